@@ -1,0 +1,1 @@
+"""The national federation hub: region registry, directory, cross-region transfers, settlement."""

@@ -1,0 +1,1 @@
+"""Accounts, real-name records, channel bindings and consents of one region."""

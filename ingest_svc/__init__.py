@@ -1,0 +1,1 @@
+"""Behaviour catalog, scoring rules, data partners and event ingestion of one region."""

@@ -1,0 +1,1 @@
+"""Benefits catalog, redemptions, vouchers and charity projects of one region."""

@@ -1,0 +1,88 @@
+"""SQLAlchemy engines for PostgreSQL and SQLite alike, and alembic migrations per service."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+# One fixed key per service for PostgreSQL's advisory lock, so replicas starting together migrate one at a time.
+_MIGRATION_LOCK_BASE = 0x43415242  # "CARB"
+
+
+def normalize_url(url: str) -> str:
+    """postgres:// and postgresql:// become postgresql+psycopg:// (psycopg 3 is the driver we ship)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; busy_timeout makes writers queue instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    # Take the write lock at BEGIN so two writers never deadlock upgrading read locks (SQLAlchemy docs recipe).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None}
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+        return engine
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(service_package: str, engine: Engine) -> Config:
+    """Alembic configured in code: migrations live in <service_package>/migrations, one version table per service."""
+    config = Config()
+    config.set_main_option("script_location", f"{service_package}:migrations")
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    config.attributes["version_table"] = f"alembic_version_{service_package}"
+    return config
+
+
+def migrate(service_package: str, engine: Engine) -> None:
+    """Brings the service's schema to head. Idempotent; safe when several replicas start at once on PostgreSQL."""
+    config = alembic_config(service_package, engine)
+    with engine.connect() as connection:
+        lock_key = _MIGRATION_LOCK_BASE + sum(service_package.encode())
+        if not is_sqlite(engine):
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key})
+        try:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+        finally:
+            if not is_sqlite(engine):
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key})
+                connection.commit()

@@ -1,0 +1,37 @@
+"""`python -m <service>` for every service: settings, logs, telemetry, database, migrations, then serve."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import Engine
+
+from service_kit import db, logs, telemetry
+from service_kit.server import PortInUse, Registration, serve
+from service_kit.settings import Settings, SettingsError
+
+log = logging.getLogger("carbon.runner")
+
+BuildRegistrations = Callable[[Settings, Engine], Sequence[Registration]]
+
+
+def run_service(service_package: str, build: BuildRegistrations) -> int:
+    try:
+        settings = Settings.from_env(service_package)
+    except SettingsError as error:
+        print(f"{service_package}: {error}", file=sys.stderr)
+        return 2
+    logs.configure(settings)
+    telemetry.configure(settings)
+    engine = db.make_engine(settings.effective_database_url())
+    if settings.migrate_on_start:
+        db.migrate(service_package, engine)
+    try:
+        serve(settings, build(settings, engine), on_stop=engine.dispose)
+    except PortInUse as error:
+        log.error("cannot start", extra={"error": str(error)})
+        print(f"{service_package}: {error}", file=sys.stderr)
+        return 3
+    return 0

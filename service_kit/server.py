@@ -1,0 +1,112 @@
+"""The one place that starts a gRPC server: health checking, reflection, error mapping, graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service_kit import telemetry
+from service_kit.interceptors import ErrorMappingInterceptor
+from service_kit.settings import Settings
+from service_kit.status import error_domain
+
+log = logging.getLogger("carbon.server")
+
+# Bound every message: a batch of several thousand events fits easily, a runaway client does not.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One gRPC service to serve: the generated add_*_to_server function, the servicer, its full name."""
+
+    add_to_server: Callable[[Any, grpc.Server], None]
+    servicer: Any
+    full_name: str
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    health: health.HealthServicer
+    port: int
+    service_names: list[str]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, grace_s: float = 0) -> None:
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+
+
+def start_server(settings: Settings, registrations: Sequence[Registration]) -> RunningServer:
+    """Builds, binds and starts a server; every service is marked SERVING. Port 0 picks a free port."""
+    interceptors = [*telemetry.server_interceptors(), ErrorMappingInterceptor(error_domain(settings.service))]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=settings.service),
+        interceptors=interceptors,
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # Replicas of one service may share a port (SO_REUSEPORT) only when asked to; otherwise a second
+            # process on the same port must fail loudly.
+            ("grpc.so_reuseport", 1 if settings.extra.get("CARBON_REUSE_PORT") == "1" else 0),
+        ],
+    )
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [registration.full_name for registration in registrations]
+    for registration in registrations:
+        registration.add_to_server(registration.servicer, server)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    try:
+        port = server.add_insecure_port(settings.address)
+    except RuntimeError as error:
+        raise PortInUse(f"cannot listen on {settings.address}: {error}") from None
+    if port == 0:
+        raise PortInUse(f"cannot listen on {settings.address}: the port is in use")
+    server.start()
+    for name in ["", *names]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, health_servicer, port, names)
+
+
+def serve(settings: Settings, registrations: Sequence[Registration], on_stop: Callable[[], None] | None = None) -> None:
+    """Runs until SIGTERM or SIGINT, then reports NOT_SERVING, drains in-flight RPCs and returns."""
+    running = start_server(settings, registrations)
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    log.info(
+        "serving", extra={"address": f"{settings.host}:{running.port}", "services": ",".join(running.service_names)}
+    )
+    print(f"READY {settings.service} {settings.region_code} {settings.host}:{running.port}", flush=True)
+    stop_requested.wait()
+    running.stop(settings.grace_period_s)
+    if on_stop is not None:
+        on_stop()
+    log.info("stopped")

@@ -1,0 +1,83 @@
+"""OpenTelemetry tracing and metrics, with trace context carried over gRPC metadata.
+
+Off by default (CARBON_TELEMETRY=none): the gRPC instrumentation costs ~110 µs per RPC here, so it is only wired
+in when an exporter is chosen. With it on, a request from the gateway keeps one trace id through every service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from service_kit.settings import Settings
+
+_enabled = False
+
+
+def configure(settings: Settings) -> None:
+    """Installs the tracer and meter providers chosen by settings.telemetry_exporter (none, console, otlp)."""
+    global _enabled
+    if settings.telemetry_exporter == "none":
+        return
+    resource = Resource.create(
+        {"service.name": settings.service, "service.namespace": "carbon-account", "carbon.region": settings.region_code}
+    )
+    span_exporter: SpanExporter
+    if settings.telemetry_exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        endpoint = settings.otlp_endpoint or None
+        span_exporter = OTLPSpanExporter(endpoint=endpoint)
+        metric_reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint))
+    else:
+        span_exporter = ConsoleSpanExporter()
+        metric_reader = PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=60_000)
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[metric_reader]))
+    _enabled = True
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def server_interceptors() -> list[Any]:
+    """The OpenTelemetry server interceptor (extracts trace context from metadata), when telemetry is on."""
+    if not _enabled:
+        return []
+    from opentelemetry.instrumentation.grpc import server_interceptor
+
+    return [server_interceptor()]  # type: ignore[no-untyped-call]
+
+
+def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
+    """Wraps a client channel so outgoing calls carry the current trace context, when telemetry is on."""
+    if not _enabled:
+        return channel
+    from opentelemetry.instrumentation.grpc import client_interceptor
+
+    return grpc.intercept_channel(channel, client_interceptor())  # type: ignore[no-untyped-call]
+
+
+def current_trace_id() -> str:
+    """The current span's trace id as 32 hex digits, or "" outside a trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+def tracer(name: str) -> Any:
+    return trace.get_tracer(name)
+
+
+def meter(name: str) -> metrics.Meter:
+    return metrics.get_meter(name)
