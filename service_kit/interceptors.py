@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from service_kit.errors import DomainError
-from service_kit.status import internal_status, status_for_error
+from service_kit.status import internal_status, status_for, status_for_error
 from service_kit.telemetry import current_trace_id
 
 log = logging.getLogger("carbon.rpc")
@@ -56,6 +56,13 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if isinstance(error, DomainError):
             log.info("rpc refused", extra={"method": method, "reason": error.reason, "code": error.code.name})
             context.abort_with_status(status_for_error(error, self._domain))
+        if isinstance(error, NotImplementedError):
+            # The generated servicer base raises this for a method the service has not built yet.
+            context.abort_with_status(
+                status_for(
+                    grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented", "UNIMPLEMENTED", self._domain, {}
+                )
+            )
         trace_id = current_trace_id()
         log.error("rpc crashed", exc_info=error, extra={"method": method, "trace_id": trace_id})
         context.abort_with_status(internal_status(self._domain, trace_id))

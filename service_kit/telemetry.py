@@ -13,35 +13,42 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 
 from service_kit.settings import Settings
 
 _enabled = False
 
 
-def configure(settings: Settings) -> None:
-    """Installs the tracer and meter providers chosen by settings.telemetry_exporter (none, console, otlp)."""
+def configure(settings: Settings, span_exporter: SpanExporter | None = None) -> None:
+    """Installs the tracer and meter providers chosen by settings.telemetry_exporter (none, console, otlp).
+
+    Tests pass their own span_exporter (an in-memory one) to see the spans.
+    """
     global _enabled
-    if settings.telemetry_exporter == "none":
+    if settings.telemetry_exporter == "none" and span_exporter is None:
         return
     resource = Resource.create(
         {"service.name": settings.service, "service.namespace": "carbon-account", "carbon.region": settings.region_code}
     )
-    span_exporter: SpanExporter
-    if settings.telemetry_exporter == "otlp":
+    processor: SpanProcessor
+    if span_exporter is not None:
+        # Tests: export each span as it ends, so assertions need no waiting.
+        processor = SimpleSpanProcessor(span_exporter)
+        metric_reader = PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=3_600_000)
+    elif settings.telemetry_exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         endpoint = settings.otlp_endpoint or None
-        span_exporter = OTLPSpanExporter(endpoint=endpoint)
+        processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))
         metric_reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint))
     else:
-        span_exporter = ConsoleSpanExporter()
+        processor = BatchSpanProcessor(ConsoleSpanExporter())
         metric_reader = PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=60_000)
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    tracer_provider.add_span_processor(processor)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[metric_reader]))
     _enabled = True
@@ -49,6 +56,12 @@ def configure(settings: Settings) -> None:
 
 def enabled() -> bool:
     return _enabled
+
+
+def disable() -> None:
+    """Stops wiring instrumentation into new servers and channels (tests that turned it on turn it off)."""
+    global _enabled
+    _enabled = False
 
 
 def server_interceptors() -> list[Any]:
@@ -65,8 +78,10 @@ def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
     if not _enabled:
         return channel
     from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
-    return grpc.intercept_channel(channel, client_interceptor())  # type: ignore[no-untyped-call]
+    # The instrumentation's own intercept_channel: its interceptor is not a grpc.*ClientInterceptor subclass.
+    return intercept_channel(channel, client_interceptor())  # type: ignore[no-any-return,no-untyped-call]
 
 
 def current_trace_id() -> str:

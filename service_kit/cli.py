@@ -1,0 +1,80 @@
+"""The `carbon` command: `carbon up` runs the embedded system, `carbon status` reports on a running one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from service_kit import embedded, health
+from service_kit.topology import DEFAULT_BASE_PORT, DEFAULT_REGIONS, REGISTRY_FILE, Registry, plan
+
+
+def print_table(registry: Registry, data_dir: Path, states: dict[str, str] | None = None) -> None:
+    rows = [("process", "region", "address", "state" if states else "")]
+    names = {
+        region.region_code: f"{region.region_code} {region.name_en} {region.name_zh}" for region in registry.regions
+    }
+    for spec in registry.processes():
+        region = "national" if spec.service == "gateway" else names[spec.region_code]
+        rows.append((spec.service, region, spec.address, (states or {}).get(spec.label, "")))
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print(f"data: {data_dir}  (SQLite files, logs/ per process, {REGISTRY_FILE})")
+    print(
+        f"gateway: {registry.gateway_address}  (gRPC with reflection: "
+        f"grpcurl -plaintext {registry.gateway_address} list)"
+    )
+
+
+def _up(args: argparse.Namespace) -> int:
+    regions = [code.strip() for code in args.regions.split(",") if code.strip()]
+    try:
+        registry = plan(regions, host=args.host, base_port=args.base_port)
+    except ValueError as error:
+        print(f"carbon up: {error}", file=sys.stderr)
+        return 2
+    return embedded.run(registry, Path(args.data_dir), print_table)
+
+
+def _status(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    path = data_dir / REGISTRY_FILE
+    if not path.exists():
+        print(f"carbon status: no system has run from {data_dir} (no {REGISTRY_FILE}); start one with `carbon up`.")
+        return 1
+    registry = Registry.load(path)
+    specs = registry.processes()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        states = list(pool.map(lambda spec: health.check(spec.address, timeout_s=args.timeout), specs))
+    print_table(registry, data_dir, {spec.label: state for spec, state in zip(specs, states, strict=True)})
+    serving = sum(state == "SERVING" for state in states)
+    print(f"{serving}/{len(specs)} SERVING")
+    return 0 if serving == len(specs) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carbon", description="Personal carbon accounts (个人碳账户 / 碳普惠).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run the gateway and regional platforms on localhost (SQLite, no Redis)")
+    up.add_argument("--data-dir", default="data", help="folder for SQLite files, logs and the registry (default: data)")
+    up.add_argument("--regions", default=",".join(DEFAULT_REGIONS), help="comma-separated GB/T 2260 region codes")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, help="gateway port; regions follow in tens")
+    up.set_defaults(run=_up)
+    status = commands.add_parser("status", help="health of a running embedded system")
+    status.add_argument("--data-dir", default="data")
+    status.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each process")
+    status.set_defaults(run=_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

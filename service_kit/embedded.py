@@ -1,0 +1,202 @@
+"""The embedded system: the gateway and each region's four services as separate processes on localhost.
+
+SQLite files under one data folder, no Redis. Starts everything, waits until every process reports SERVING, prints
+where to look, and on Ctrl-C (or SIGTERM) stops them all, newest first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from service_kit import health
+from service_kit.topology import REGISTRY_FILE, ProcessSpec, Registry
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+class EmbeddedError(RuntimeError):
+    """The system cannot start; the message says why in words a person can act on."""
+
+
+@dataclass
+class Child:
+    spec: ProcessSpec
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def _die_with_parent() -> None:
+    # Linux: the child gets SIGTERM if `carbon up` dies without cleaning up (kill -9), so nothing is orphaned.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports_free(registry: Registry) -> None:
+    busy = [spec for spec in registry.processes() if port_in_use(spec.host, spec.port)]
+    if busy:
+        where = ", ".join(f"{spec.port} ({spec.label})" for spec in busy[:3])
+        if len(busy) > 3:
+            where += f" and {len(busy) - 3} more"
+        raise EmbeddedError(
+            f"port in use: {where} on {busy[0].host}. Is another `carbon up` running? "
+            "Check with `carbon status`, stop it, or choose other ports with --base-port."
+        )
+
+
+def child_environment(spec: ProcessSpec, registry: Registry, data_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
+    env = {key: value for key, value in base.items() if not key.startswith("CARBON_")}
+    # Telemetry, log level and secrets pass through; everything that shapes the topology is set here.
+    env.update({k: v for k, v in base.items() if k in {"CARBON_TELEMETRY", "CARBON_LOG_LEVEL"}})
+    env.update({k: v for k, v in base.items() if k.startswith("CARBON_SECRET_")})
+    env.update(
+        {
+            "CARBON_REGION": spec.region_code if spec.service != "gateway" else "000000",
+            "CARBON_HOST": spec.host,
+            "CARBON_PORT": str(spec.port),
+            "CARBON_DATA_DIR": str(data_dir),
+            "CARBON_REGISTRY_FILE": str(data_dir / REGISTRY_FILE),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    region = next((r for r in registry.regions if r.region_code == spec.region_code), None)
+    if region is not None:
+        env["CARBON_IDENTITY_ADDRESS"] = region.identity_address
+        env["CARBON_LEDGER_ADDRESS"] = region.ledger_address
+        env["CARBON_REWARDS_ADDRESS"] = region.rewards_address
+    return env
+
+
+class Supervisor:
+    def __init__(self, registry: Registry, data_dir: Path, out: IO[str] = sys.stdout) -> None:
+        self.registry = registry
+        self.data_dir = data_dir.resolve()
+        self.children: list[Child] = []
+        self._out = out
+
+    def start(self) -> None:
+        check_ports_free(self.registry)
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.registry.save(self.data_dir / REGISTRY_FILE)
+        for spec in self.registry.processes():
+            log_path = self.data_dir / "logs" / f"{spec.label.replace('/', '-')}.log"
+            with log_path.open("ab") as log_file:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", spec.service],
+                    env=child_environment(spec, self.registry, self.data_dir, os.environ),
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            self.children.append(Child(spec, process, log_path))
+
+    def wait_until_serving(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = list(self.children)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            while pending:
+                for child in pending:
+                    if child.process.poll() is not None:
+                        raise EmbeddedError(
+                            f"{child.spec.label} exited with code {child.process.returncode} while starting; "
+                            f"last lines of {child.log_path}:\n{_tail(child.log_path)}"
+                        )
+                states = list(pool.map(lambda c: health.check(c.spec.address, timeout_s=0.5), pending))
+                pending = [child for child, state in zip(pending, states, strict=True) if state != "SERVING"]
+                if pending and time.monotonic() > deadline:
+                    names = ", ".join(child.spec.label for child in pending)
+                    raise EmbeddedError(f"not SERVING after {timeout_s:.0f} s: {names} (see {self.data_dir}/logs)")
+                if pending:
+                    time.sleep(0.1)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in reversed(self.children):
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        self.children.clear()
+
+    def first_exited(self) -> Child | None:
+        return next((child for child in self.children if child.process.poll() is not None), None)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def run(registry: Registry, data_dir: Path, print_table: Callable[[Registry, Path], None]) -> int:
+    """`carbon up`: start, wait, print, then stay until Ctrl-C/SIGTERM or a child dies. Returns the exit code."""
+    supervisor = Supervisor(registry, data_dir)
+    stop = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    started = time.monotonic()
+    try:
+        supervisor.start()
+        supervisor.wait_until_serving()
+        print_table(registry, supervisor.data_dir)
+        print(
+            f"all {len(supervisor.children)} processes SERVING in {time.monotonic() - started:.1f} s; "
+            "Ctrl-C stops them.",
+            flush=True,
+        )
+        while not stop:
+            crashed = supervisor.first_exited()
+            if crashed is not None:
+                print(
+                    f"{crashed.spec.label} exited with code {crashed.process.returncode}; stopping the system.\n"
+                    f"{_tail(crashed.log_path)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+            time.sleep(0.2)
+        print("stopping...", flush=True)
+        return 0
+    except EmbeddedError as error:
+        print(f"carbon up: {error}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        supervisor.stop()
+        if stop:
+            print("stopped.", flush=True)

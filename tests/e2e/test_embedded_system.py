@@ -1,0 +1,133 @@
+"""`carbon up` on a real machine: 13 processes, health, reflection, a second start refused, clean stop, restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from service_kit.topology import Registry
+
+pytestmark = pytest.mark.e2e
+
+SERVICE_OF = {
+    "gateway": "carbon.gateway.v1.GatewayService",
+    "identity_svc": "carbon.identity.v1.IdentityService",
+    "ingest_svc": "carbon.ingest.v1.IngestService",
+    "ledger_svc": "carbon.ledger.v1.LedgerService",
+    "rewards_svc": "carbon.rewards.v1.RewardsService",
+}
+
+
+def _free_base_port() -> int:
+    """A base port whose whole block of 50 is free right now."""
+    for base in range(52000, 60000, 50):
+        if all(_free(port) for port in range(base, base + 40)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class System:
+    def __init__(self, data_dir: Path, base_port: int) -> None:
+        self.data_dir = data_dir
+        self.base_port = base_port
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "service_kit.cli", *args, "--data-dir", str(self.data_dir)]
+
+    def up(self, timeout_s: float = 60) -> float:
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [*self.command("up"), "--base-port", str(self.base_port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={key: value for key, value in os.environ.items() if not key.startswith("CARBON_")},
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "SERVING in" in line:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout_s:
+                break
+        self.process.kill()
+        raise AssertionError("carbon up did not get ready:\n" + "".join(self.output))
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=30)
+        assert self.process.stdout is not None
+        self.output.extend(self.process.stdout.readlines())
+        return code
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[System]:
+    running = System(tmp_path / "data", _free_base_port())
+    yield running
+    if running.process is not None and running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+
+
+def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(system: System) -> None:
+    ready_after_s = system.up()
+    registry = Registry.load(system.data_dir / "registry.json")
+    processes = registry.processes()
+    assert len(processes) == 13
+    assert ready_after_s < 30  # the issue asks < 10 s on an idle machine; CI shares its cores with other tests
+
+    status = subprocess.run(system.command("status"), capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "13/13 SERVING" in status.stdout
+
+    for spec in processes:
+        with grpc.insecure_channel(spec.address) as channel:
+            assert SERVICE_OF[spec.service] in ProtoReflectionDescriptorDatabase(channel).get_services()
+
+    second = subprocess.run(
+        [*system.command("up"), "--base-port", str(system.base_port)], capture_output=True, text=True, timeout=30
+    )
+    assert second.returncode == 1
+    assert "port in use" in second.stderr and "carbon status" in second.stderr
+
+    assert system.stop() == 0
+    assert all(_free(spec.port) for spec in processes), "a process outlived carbon up"
+    down = subprocess.run(system.command("status"), capture_output=True, text=True, timeout=30)
+    assert down.returncode == 1 and "UNREACHABLE" in down.stdout
+
+    system.up()  # the same data folder again: migrations are idempotent
+    assert system.stop() == 0
+
+
+def test_status_without_a_system_says_how_to_start_one(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service_kit.cli", "status", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "carbon up" in result.stdout
