@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from sqlalchemy import Engine
 
+from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from service_kit.server import Registration
 from service_kit.settings import Settings
 
