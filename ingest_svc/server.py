@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from carbon.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from sqlalchemy import Engine
 
+from carbon.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from service_kit.server import Registration
 from service_kit.settings import Settings
 

@@ -1,0 +1,155 @@
+"""An event as the domain sees it, the per-event rejection reasons, and field validation (one event at a time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ingest_svc.domain.rules import MILLI, Behaviour, RuleBook, RuleVersion
+from service_kit.accounts import is_account_number
+
+CHINA_STANDARD_TIME = ZoneInfo("Asia/Shanghai")
+MAX_EVENT_ID_LENGTH = 128
+MAX_EVIDENCE_LENGTH = 512
+
+# Reasons of one event's result (EventResult.reason).
+UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+ACCOUNT_CLOSED = "ACCOUNT_CLOSED"
+CONSENT_MISSING = "CONSENT_MISSING"
+UNKNOWN_BEHAVIOUR = "UNKNOWN_BEHAVIOUR"
+BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER = "BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER"
+REGION_NOT_ALLOWED_FOR_PARTNER = "REGION_NOT_ALLOWED_FOR_PARTNER"
+INVALID_QUANTITY = "INVALID_QUANTITY"
+INVALID_EVENT_ID = "INVALID_EVENT_ID"
+INVALID_ACCOUNT_REF = "INVALID_ACCOUNT_REF"
+INVALID_REGION = "INVALID_REGION"
+INVALID_OCCURRED_AT = "INVALID_OCCURRED_AT"
+INVALID_TIER = "INVALID_TIER"
+INVALID_EVIDENCE_REF = "INVALID_EVIDENCE_REF"
+NO_RULE_IN_FORCE = "NO_RULE_IN_FORCE"
+IMPLAUSIBLE = "IMPLAUSIBLE"
+TOO_OLD = "TOO_OLD"
+IN_FUTURE = "IN_FUTURE"
+DAILY_CAP_REACHED = "DAILY_CAP_REACHED"
+DUPLICATE_EVENT = "DUPLICATE_EVENT"
+LEDGER_REJECTED = "LEDGER_REJECTED"
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """carbon.common.v1.AccountRef: exactly one of account number, channel binding, phone number."""
+
+    account_number: str = ""
+    platform: str = ""
+    platform_user_id: str = ""
+    phone_number: str = ""
+
+    @property
+    def kind(self) -> str:
+        if self.account_number:
+            return "account_number"
+        if self.platform or self.platform_user_id:
+            return "binding"
+        if self.phone_number:
+            return "phone_number"
+        return ""
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    account: AccountRef
+    behaviour: str
+    quantity_milli: int
+    occurred_at: datetime | None  # aware, UTC
+    region_code: str
+    evidence_ref: str = ""
+    tier: str = ""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """How far from now an event's time may be: older than the window is TOO_OLD, later than the skew IN_FUTURE."""
+
+    window: timedelta = timedelta(days=7)
+    future_skew: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class PartnerScope:
+    allowed_behaviours: frozenset[str]
+    allowed_regions: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ValidEvent:
+    event: Event
+    behaviour: Behaviour
+    rule: RuleVersion
+
+    @property
+    def day(self) -> date:
+        assert self.event.occurred_at is not None
+        return cst_day(self.event.occurred_at)
+
+
+def cst_day(moment: datetime) -> date:
+    """The calendar day in China Standard Time that a moment falls on ("per day" in every rule)."""
+    return moment.astimezone(CHINA_STANDARD_TIME).date()
+
+
+def validate(
+    event: Event, scope: PartnerScope, book: RuleBook, now: datetime, acceptance: Acceptance
+) -> ValidEvent | Rejection:
+    """Checks one event's fields, the partner's permission, the rule in force and plausibility; never raises."""
+    if not event.event_id or len(event.event_id) > MAX_EVENT_ID_LENGTH or not event.event_id.isprintable():
+        return Rejection(INVALID_EVENT_ID, f"event_id: must be 1-{MAX_EVENT_ID_LENGTH} printable characters")
+    account = event.account
+    if account.kind == "":
+        return Rejection(INVALID_ACCOUNT_REF, "account: one of account_number, binding, phone_number is required")
+    if account.kind == "account_number" and not is_account_number(account.account_number):
+        return Rejection(INVALID_ACCOUNT_REF, "account.account_number: not a 16-digit account number")
+    if account.kind == "binding" and not (account.platform and account.platform_user_id):
+        return Rejection(INVALID_ACCOUNT_REF, "account.binding: platform and platform_user_id are both required")
+    if len(event.region_code) != 6 or not event.region_code.isdigit():
+        return Rejection(INVALID_REGION, "region_code: must be a 6-digit GB/T 2260 code")
+    if len(event.evidence_ref) > MAX_EVIDENCE_LENGTH:
+        return Rejection(INVALID_EVIDENCE_REF, f"evidence_ref: at most {MAX_EVIDENCE_LENGTH} characters")
+    behaviour = book.behaviour_in_region(event.behaviour, event.region_code)
+    if behaviour is None:
+        return Rejection(UNKNOWN_BEHAVIOUR, f"behaviour: {event.behaviour!r} is not offered in {event.region_code}")
+    if event.behaviour not in scope.allowed_behaviours:
+        return Rejection(BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER, f"behaviour: this partner may not report {event.behaviour}")
+    if event.region_code not in scope.allowed_regions:
+        return Rejection(REGION_NOT_ALLOWED_FOR_PARTNER, f"region_code: partner may not report {event.region_code}")
+    if event.occurred_at is None:
+        return Rejection(INVALID_OCCURRED_AT, "occurred_at: required")
+    if event.occurred_at > now + acceptance.future_skew:
+        return Rejection(IN_FUTURE, "occurred_at: in the future beyond the allowed clock skew")
+    if event.occurred_at < now - acceptance.window:
+        return Rejection(TOO_OLD, f"occurred_at: older than the acceptance window of {acceptance.window.days} days")
+    if event.quantity_milli <= 0:
+        return Rejection(INVALID_QUANTITY, "quantity_milli: must be positive (thousandths of the unit)")
+    rule = book.rule_for(event.behaviour, event.region_code, event.occurred_at)
+    if rule is None:
+        return Rejection(NO_RULE_IN_FORCE, f"occurred_at: no rule for {event.behaviour} was in force then")
+    if behaviour.tiered:
+        if event.tier not in rule.tier_points:
+            return Rejection(INVALID_TIER, f"tier: must be one of {', '.join(sorted(rule.tier_points))}")
+        if event.quantity_milli % MILLI:
+            return Rejection(INVALID_QUANTITY, f"quantity_milli: whole {behaviour.unit}s only (multiples of 1000)")
+    elif event.tier:
+        return Rejection(INVALID_TIER, f"tier: {event.behaviour} has no tiers")
+    if rule.max_quantity_milli and event.quantity_milli > rule.max_quantity_milli:
+        return Rejection(
+            IMPLAUSIBLE,
+            f"quantity_milli: {event.quantity_milli} exceeds the plausible {rule.max_quantity_milli} per event",
+        )
+    return ValidEvent(event, behaviour, rule)

@@ -1,0 +1,87 @@
+"""Points and grams of CO2e for accepted events, with daily caps per account, behaviour and CST day.
+
+Integer arithmetic only. Quantities are thousandths of a unit and factors milligrams per unit, so
+    points     = points_per_unit x counted_milli // 1000
+    co2e_grams = co2e_milligrams_per_unit x counted_milli // 1_000_000
+Both round down: a score never overstates what happened (2.5 km at 3 points/km earns 7 points).
+Only the counted quantity (up to the cap) earns points or CO2e: a cap is also a plausibility guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from ingest_svc.domain.events import DAILY_CAP_REACHED, ValidEvent
+from ingest_svc.domain.rules import MILLI, RuleVersion
+
+CapKey = tuple[str, str, date]  # (account number, behaviour, CST day)
+
+
+@dataclass(frozen=True)
+class Score:
+    event: ValidEvent
+    account_number: str
+    counted_milli: int
+    points: int
+    co2e_grams: int
+    # "" or DAILY_CAP_REACHED (nothing or only part of the quantity counted).
+    reason: str
+    message: str
+    counted_before_milli: int
+
+    @property
+    def cap_key(self) -> CapKey:
+        return (self.account_number, self.event.rule.behaviour, self.event.day)
+
+
+def points_per_unit(rule: RuleVersion, tier: str) -> int:
+    return rule.tier_points[tier] if rule.tier_points else rule.points_per_unit
+
+
+def points_for(rule: RuleVersion, tier: str, counted_milli: int) -> int:
+    return points_per_unit(rule, tier) * counted_milli // MILLI
+
+
+def co2e_grams_for(rule: RuleVersion, counted_milli: int) -> int:
+    return rule.co2e_milligrams_per_unit * counted_milli // (MILLI * MILLI)
+
+
+def score_events(
+    events: Iterable[tuple[ValidEvent, str]], counted_so_far: Mapping[CapKey, int]
+) -> tuple[list[Score], dict[CapKey, int]]:
+    """Scores (event, account number) pairs in order; returns the scores and the new counted totals per cap key.
+
+    `counted_so_far` is what earlier batches counted (missing keys count zero); events earlier in the same batch
+    count toward the cap of later ones.
+    """
+    totals: dict[CapKey, int] = {}
+    scores = []
+    for valid, account_number in events:
+        rule = valid.rule
+        key: CapKey = (account_number, rule.behaviour, valid.day)
+        before = totals.get(key, counted_so_far.get(key, 0))
+        quantity = valid.event.quantity_milli
+        counted = max(0, min(quantity, rule.daily_cap_milli - before)) if rule.daily_cap_milli else quantity
+        reason = message = ""
+        if counted < quantity:
+            reason = DAILY_CAP_REACHED
+            message = (
+                f"daily cap of {rule.daily_cap_milli} reached: counted {counted} of {quantity} "
+                f"({before} counted earlier on {valid.day.isoformat()} CST)"
+            )
+        totals[key] = before + counted
+        scores.append(
+            Score(
+                event=valid,
+                account_number=account_number,
+                counted_milli=counted,
+                points=points_for(rule, valid.event.tier, counted),
+                co2e_grams=co2e_grams_for(rule, counted),
+                reason=reason,
+                message=message,
+                counted_before_milli=before,
+            )
+        )
+    return scores, totals
