@@ -24,7 +24,8 @@ REGION_NAMES: dict[str, tuple[str, str]] = {
 # Each region's services, in start order, with their offset from the region's base port.
 REGIONAL_SERVICES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc")
 DEFAULT_REGIONS = ("330000", "110000", "310000")
-DEFAULT_BASE_PORT = 50050
+# Below the Linux ephemeral range (32768-60999), so no outgoing connection can be holding one of these ports.
+DEFAULT_BASE_PORT = 18050
 PORTS_PER_REGION = 10
 REGISTRY_FILE = "registry.json"
 
