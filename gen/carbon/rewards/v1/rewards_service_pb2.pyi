@@ -100,6 +100,7 @@ class Reward(_message.Message):
     VOUCHER_LIFETIME_DAYS_FIELD_NUMBER: _builtins.int
     RETIRED_FIELD_NUMBER: _builtins.int
     TERMS_FIELD_NUMBER: _builtins.int
+    DIVISIBLE_FIELD_NUMBER: _builtins.int
     reward_id: _builtins.str
     name_en: _builtins.str
     name_zh: _builtins.str
@@ -115,6 +116,10 @@ class Reward(_message.Message):
     voucher_lifetime_days: _builtins.int
     retired: _builtins.bool
     terms: _builtins.str
+    divisible: _builtins.bool
+    """Sold in any whole multiple of one unit (transit top-up: 100 points = 1 CNY each): one voucher covers the
+    redeemed quantity and limits count redemptions. Otherwise each unit gets its own voucher and limits count units.
+    """
     @_builtins.property
     def region_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Empty: redeemable nationwide."""
@@ -143,10 +148,11 @@ class Reward(_message.Message):
         voucher_lifetime_days: _builtins.int = ...,
         retired: _builtins.bool = ...,
         terms: _builtins.str = ...,
+        divisible: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["available_from", b"available_from", "available_until", b"available_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_from", b"available_from", "available_until", b"available_until", "category", b"category", "face_value_cents", b"face_value_cents", "limit_lifetime", b"limit_lifetime", "limit_per_day", b"limit_per_day", "limit_per_month", b"limit_per_month", "name_en", b"name_en", "name_zh", b"name_zh", "price_points", b"price_points", "provider", b"provider", "region_codes", b"region_codes", "retired", b"retired", "reward_id", b"reward_id", "stock", b"stock", "terms", b"terms", "voucher_lifetime_days", b"voucher_lifetime_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_from", b"available_from", "available_until", b"available_until", "category", b"category", "divisible", b"divisible", "face_value_cents", b"face_value_cents", "limit_lifetime", b"limit_lifetime", "limit_per_day", b"limit_per_day", "limit_per_month", b"limit_per_month", "name_en", b"name_en", "name_zh", b"name_zh", "price_points", b"price_points", "provider", b"provider", "region_codes", b"region_codes", "retired", b"retired", "reward_id", b"reward_id", "stock", b"stock", "terms", b"terms", "voucher_lifetime_days", b"voucher_lifetime_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -858,6 +864,7 @@ class RecommendRewardsRequest(_message.Message):
     account_number: _builtins.str
     region_code: _builtins.str
     max_results: _builtins.int
+    """Per group (affordable, not yet affordable); 0 means 5, at most 50."""
     def __init__(
         self,
         *,
