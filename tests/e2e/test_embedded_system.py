@@ -15,6 +15,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from service_kit.topology import Registry
 
 pytestmark = pytest.mark.e2e
@@ -106,6 +107,16 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
     for spec in processes:
         with grpc.insecure_channel(spec.address) as channel:
             assert SERVICE_OF[spec.service] in ProtoReflectionDescriptorDatabase(channel).get_services()
+
+    with grpc.insecure_channel(registry.gateway_address) as channel:
+        regions = gateway_service_pb2_grpc.GatewayServiceStub(channel).ListRegions(
+            gateway_service_pb2.ListRegionsRequest(), timeout=10
+        )
+    assert {(region.region_code, region.health) for region in regions.regions} == {
+        ("110000", "SERVING"),
+        ("310000", "SERVING"),
+        ("330000", "SERVING"),
+    }
 
     second = subprocess.run(
         [*system.command("up"), "--base-port", str(system.base_port)], capture_output=True, text=True, timeout=30
