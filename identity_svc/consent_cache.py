@@ -1,0 +1,185 @@
+"""Read-through cache of consent timelines for CheckConsents: Redis when configured, in-process otherwise.
+
+Never the source of truth. A per-account generation number closes the race between a reader filling the cache with
+what it read and a writer invalidating after its commit: the reader notes the generation before reading the
+database, and its fill is dropped if the generation moved meanwhile. Entries also expire after a TTL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import redis
+
+from identity_svc.domain import AccountState, ConsentAction, ConsentEvent, ConsentTimeline, DataCategory
+
+log = logging.getLogger("carbon.identity.cache")
+
+DEFAULT_TTL_S = 300
+IN_PROCESS_MAX_ENTRIES = 100_000
+
+
+class ConsentCache(Protocol):
+    def lookup(self, account_numbers: Sequence[str]) -> tuple[dict[str, ConsentTimeline], dict[str, int]]:
+        """The cached timelines, and for each miss the generation to hand back to fill()."""
+        ...
+
+    def fill(self, timelines: dict[str, ConsentTimeline], generations: dict[str, int]) -> None: ...
+
+    def invalidate(self, account_numbers: Iterable[str]) -> None:
+        """Called after a commit that changed an account's consents or state."""
+        ...
+
+
+def encode(timeline: ConsentTimeline, generation: int) -> str:
+    events = [
+        [int(event.category), int(event.action), to_micros(event.effective_at), event.sequence]
+        for event in timeline.events
+    ]
+    return json.dumps({"g": generation, "k": timeline.known, "s": int(timeline.state), "e": events})
+
+
+def decode(raw: str | bytes) -> tuple[ConsentTimeline, int]:
+    data: dict[str, Any] = json.loads(raw)
+    events = tuple(
+        ConsentEvent(DataCategory(category), ConsentAction(action), from_micros(micros), sequence)
+        for category, action, micros, sequence in data["e"]
+    )
+    return ConsentTimeline(bool(data["k"]), AccountState(data["s"]), events), int(data["g"])
+
+
+def to_micros(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+class InProcessConsentCache:
+    """For one process (the embedded mode). Replicas of one service need Redis, or they miss each other's changes."""
+
+    def __init__(self, ttl_s: float = DEFAULT_TTL_S, max_entries: int = IN_PROCESS_MAX_ENTRIES) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[int, float, ConsentTimeline]] = OrderedDict()
+        self._generations: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, account_numbers: Sequence[str]) -> tuple[dict[str, ConsentTimeline], dict[str, int]]:
+        hits: dict[str, ConsentTimeline] = {}
+        misses: dict[str, int] = {}
+        now = time.monotonic()
+        with self._lock:
+            for number in account_numbers:
+                generation = self._generations.get(number, 0)
+                entry = self._entries.get(number)
+                if entry is not None and entry[0] == generation and entry[1] > now:
+                    hits[number] = entry[2]
+                else:
+                    misses[number] = generation
+        return hits, misses
+
+    def fill(self, timelines: dict[str, ConsentTimeline], generations: dict[str, int]) -> None:
+        expires = time.monotonic() + self._ttl_s
+        with self._lock:
+            for number, timeline in timelines.items():
+                generation = generations.get(number)
+                if generation is None or self._generations.get(number, 0) != generation:
+                    continue
+                self._entries[number] = (generation, expires, timeline)
+                self._entries.move_to_end(number)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, account_numbers: Iterable[str]) -> None:
+        with self._lock:
+            for number in account_numbers:
+                self._generations[number] = self._generations.get(number, 0) + 1
+                self._entries.pop(number, None)
+
+
+_FILL_IF_GENERATION = """
+local current = redis.call('GET', KEYS[2])
+if (current or '0') == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return 0
+"""
+
+
+class RedisConsentCache:
+    """Keys: <prefix>consent:<account> (the timeline) and <prefix>consent-gen:<account> (its generation)."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl_s: int = DEFAULT_TTL_S) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+        self._fill_script = client.register_script(_FILL_IF_GENERATION)
+
+    def _data_key(self, number: str) -> str:
+        return f"{self._prefix}consent:{number}"
+
+    def _generation_key(self, number: str) -> str:
+        return f"{self._prefix}consent-gen:{number}"
+
+    def lookup(self, account_numbers: Sequence[str]) -> tuple[dict[str, ConsentTimeline], dict[str, int]]:
+        numbers = list(dict.fromkeys(account_numbers))
+        if not numbers:
+            return {}, {}
+        keys = [self._data_key(n) for n in numbers] + [self._generation_key(n) for n in numbers]
+        try:
+            values = self._client.mget(keys)
+        except redis.RedisError as error:
+            log.warning("consent cache unavailable, reading the database", extra={"error": type(error).__name__})
+            return {}, {}
+        hits: dict[str, ConsentTimeline] = {}
+        misses: dict[str, int] = {}
+        for index, number in enumerate(numbers):
+            raw, raw_generation = values[index], values[len(numbers) + index]
+            generation = int(raw_generation or 0)
+            if raw is not None:
+                timeline, cached_generation = decode(raw)
+                if cached_generation == generation:
+                    hits[number] = timeline
+                    continue
+            misses[number] = generation
+        return hits, misses
+
+    def fill(self, timelines: dict[str, ConsentTimeline], generations: dict[str, int]) -> None:
+        if not timelines:
+            return
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for number, timeline in timelines.items():
+                if number not in generations:
+                    continue
+                generation = generations[number]
+                self._fill_script(
+                    keys=[self._data_key(number), self._generation_key(number)],
+                    args=[str(generation), encode(timeline, generation), self._ttl_s],
+                    client=pipe,
+                )
+            pipe.execute()
+        except redis.RedisError as error:
+            log.warning("consent cache fill failed", extra={"error": type(error).__name__})
+
+    def invalidate(self, account_numbers: Iterable[str]) -> None:
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for number in account_numbers:
+                pipe.incr(self._generation_key(number))
+                pipe.expire(self._generation_key(number), 2 * self._ttl_s)
+                pipe.delete(self._data_key(number))
+            pipe.execute()
+        except redis.RedisError as error:
+            # The entry may now be stale until its TTL runs out; say so loudly.
+            log.error("consent cache invalidation failed", extra={"error": type(error).__name__})

@@ -1,0 +1,86 @@
+"""Shared test helpers for identity_svc: sample ID numbers, a movable clock, an in-memory ledger, openings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from identity_svc.crypto import KeyRing
+from identity_svc.domain import Binding, Channel, Opening, PointsDisposition, id_check_char
+from identity_svc.ledger_client import PointsBalance
+from service_kit.errors import FailedPrecondition
+
+# The GB 11643 sample and a few more numbers with valid check digits (computed, not real people).
+SAMPLE_ID = "11010519491231002X"
+
+
+def with_check_digit(first17: str) -> str:
+    return first17 + id_check_char(first17)
+
+
+ZHEJIANG_ID = with_check_digit("33010619900307123")
+SHANGHAI_ID = with_check_digit("31011519550610456")
+
+
+class FakeClock:
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 3, 15, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@dataclass
+class MemoryLedger:
+    """Stands in for carbon.ledger.v1 where a test is not about the ledger."""
+
+    balances: dict[str, int] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)
+    posted: dict[str, tuple[str, PointsDisposition, int]] = field(default_factory=dict)
+
+    def balance(self, account_number: str) -> PointsBalance:
+        return PointsBalance(self.balances.get(account_number, 0), self.held.get(account_number, 0))
+
+    def dispose(
+        self, transfer_id: str, account_number: str, disposition: PointsDisposition, amount_points: int
+    ) -> None:
+        if transfer_id in self.posted:
+            return
+        if self.balances.get(account_number, 0) < amount_points:
+            raise FailedPrecondition("POINTS_DISPOSAL_FAILED", "insufficient points")
+        self.balances[account_number] -= amount_points
+        self.posted[transfer_id] = (account_number, disposition, amount_points)
+
+
+def make_keys() -> KeyRing:
+    return KeyRing(b"h" * 32, b"n" * 32, {"k1": os.urandom(32)}, "k1")
+
+
+def opening(
+    request_id: str = "open-1",
+    *,
+    id_number: str = SAMPLE_ID,
+    name: str = "张三",
+    phone: str = "13812345678",
+    channel: Channel = Channel.INTERNET_PLATFORM,
+    platform: str = "alipay",
+    user: str = "2088001",
+    centre: str = "",
+    staff: str = "",
+) -> Opening:
+    community = channel is Channel.COMMUNITY_CENTRE
+    return Opening(
+        request_id=request_id,
+        channel=channel,
+        name=name,
+        id_number=id_number,
+        phone_number=phone,
+        binding=None if community else Binding(platform, user),
+        community_centre_id=centre if community else "",
+        staff_id=staff if community else "",
+    )
