@@ -2,23 +2,263 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
 from sqlalchemy import Engine
 
-from carbon.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from carbon.ingest.v1 import ingest_service_pb2 as pb
+from carbon.ingest.v1 import ingest_service_pb2_grpc
+from ingest_svc import limits, wire
+from ingest_svc.admin import Partners, Rules
+from ingest_svc.catalog import load_catalog
+from ingest_svc.clients import IdentityClient, LedgerClient
+from ingest_svc.domain.events import Acceptance
+from ingest_svc.domain.partners import Partner
+from ingest_svc.domain.scoring import points_per_unit
+from ingest_svc.secret_box import EMBEDDED_DEFAULT_KEY, SecretBox
+from ingest_svc.service import Batch, Result, Submissions
+from service_kit.errors import DomainError, InvalidArgument
 from service_kit.server import Registration
 from service_kit.settings import Settings
 
-SERVICE_NAME = ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IngestService"].full_name
+log = logging.getLogger("carbon.ingest")
+Clock = Callable[[], datetime]
+_OUTCOMES = {"ACCEPTED": pb.EVENT_OUTCOME_ACCEPTED, "DUPLICATE": pb.EVENT_OUTCOME_DUPLICATE}
+
+
+def _outcome(name: str) -> pb.EventOutcome.ValueType:
+    return _OUTCOMES.get(name, pb.EVENT_OUTCOME_REJECTED) if name else pb.EVENT_OUTCOME_UNSPECIFIED
+
+
+def _result(result: Result) -> pb.EventResult:
+    return pb.EventResult(
+        event_id=result.event_id,
+        outcome=_outcome(result.outcome),
+        points=result.points,
+        co2e_grams=result.co2e_grams,
+        ledger_transfer_id=result.transfer_id,
+        reason=result.reason,
+        message=result.message,
+        first_outcome=_outcome(result.first_outcome),
+    )
+
+
+def _partner(partner: Partner) -> pb.Partner:
+    return pb.Partner(
+        partner_id=partner.partner_id,
+        name=partner.name,
+        kind=pb.PartnerKind.Value(f"PARTNER_KIND_{partner.kind}"),
+        allowed_behaviours=list(partner.allowed_behaviours),
+        allowed_regions=list(partner.allowed_regions),
+        rate_limit_per_second=partner.rate_limit_per_second,
+        active_key_id=partner.active_key_id,
+        active=partner.active,
+    )
+
+
+def _page(token: str, field: str) -> int:
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise InvalidArgument(field, "not a page token from this service")
+    return int(token)
 
 
 class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
-    """Methods not yet built answer UNIMPLEMENTED (the generated base class)."""
+    def __init__(self, submissions: Submissions, rules: Rules, partners: Partners) -> None:
+        self._submissions = submissions
+        self._rules = rules
+        self._partners = partners
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
-        self._settings = settings
-        self._engine = engine
+    def _batch(self, request: pb.SubmitEventsRequest) -> Batch:
+        return Batch(
+            partner_id=request.partner_id,
+            batch_id=request.batch_id,
+            events=[wire.event(e) for e in request.events],
+            key_id=request.key_id,
+            signature=request.signature,
+            canonical=wire.request_canonical_bytes(request),
+        )
+
+    def SubmitEvents(self, request: pb.SubmitEventsRequest, context: grpc.ServicerContext) -> pb.SubmitEventsResponse:
+        results = self._submissions.submit(self._batch(request))
+        return pb.SubmitEventsResponse(results=[_result(r) for r in results])
+
+    def StreamEvents(
+        self, request_iterator: Iterator[pb.StreamEventsRequest], context: grpc.ServicerContext
+    ) -> pb.StreamEventsResponse:
+        summary = pb.StreamEventsResponse()
+        for message in request_iterator:
+            summary.batches += 1
+            for result in self._submissions.submit(self._batch(message.batch)):
+                if result.outcome == "ACCEPTED":
+                    summary.accepted += 1
+                    summary.points += result.points
+                elif result.outcome == "DUPLICATE":
+                    summary.duplicates += 1
+                else:
+                    summary.rejected += 1
+        return summary
+
+    def ExplainScore(self, request: pb.ExplainScoreRequest, context: grpc.ServicerContext) -> pb.ExplainScoreResponse:
+        result, row, rule = self._submissions.explain(request.partner_id, request.event_id)
+        response = pb.ExplainScoreResponse(
+            result=_result(result),
+            behaviour=row["behaviour"],
+            rule_version_id=row["rule_version_id"],
+            counted_before_today=row["counted_before_milli"],
+            consent_allowed=True,
+            consent_reason="consent for the behaviour's data category was in force at the event's time",
+        )
+        if rule is not None:
+            response.points_per_unit = points_per_unit(rule, row["tier"])
+            response.co2e_factor = rule.co2e_factor_text()
+            response.co2e_source = rule.co2e_source
+            response.cap_per_day = rule.daily_cap_milli
+        response.explanation = (
+            f"{row['behaviour']} x {row['quantity_milli']}/1000 scored by {row['rule_version_id']}: "
+            f"{row['counted_before_milli']} counted earlier that CST day ({row['day']}), cap {response.cap_per_day}, "
+            f"counted {row['counted_milli']} -> {row['points']} points, {row['co2e_grams']} g CO2e"
+            + (f"; {row['reason']}" if row["reason"] else "")
+        )
+        return response
+
+    def ListBehaviours(
+        self, request: pb.ListBehavioursRequest, context: grpc.ServicerContext
+    ) -> pb.ListBehavioursResponse:
+        start = _page(request.page_token, "page_token")
+        size = request.page_size if 0 < request.page_size <= 500 else 100
+        everything = self._rules.behaviours(request.region_code)
+        chunk = everything[start : start + size]
+        token = str(start + size) if start + size < len(everything) else ""
+        return pb.ListBehavioursResponse(behaviours=[wire.behaviour(b) for b in chunk], next_page_token=token)
+
+    def CreateRuleVersion(
+        self, request: pb.CreateRuleVersionRequest, context: grpc.ServicerContext
+    ) -> pb.CreateRuleVersionResponse:
+        if not request.HasField("rule") or not request.rule.HasField("effective_from"):
+            raise InvalidArgument("rule.effective_from", "required")
+        return pb.CreateRuleVersionResponse(rule=wire.rule(self._rules.create(wire.rule_from(request.rule))))
+
+    def ListRuleVersions(
+        self, request: pb.ListRuleVersionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListRuleVersionsResponse:
+        start = _page(request.page_token, "page_token")
+        size = request.page_size if 0 < request.page_size <= 500 else 100
+        everything = self._rules.versions(request.behaviour, request.region_code)
+        chunk = everything[start : start + size]
+        token = str(start + size) if start + size < len(everything) else ""
+        return pb.ListRuleVersionsResponse(rules=[wire.rule(r) for r in chunk], next_page_token=token)
+
+    def RegisterPartner(
+        self, request: pb.RegisterPartnerRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterPartnerResponse:
+        given = request.partner
+        kind = pb.PartnerKind.Name(given.kind).removeprefix("PARTNER_KIND_")
+        partner = Partner(
+            partner_id=given.partner_id,
+            name=given.name,
+            kind="" if kind == "UNSPECIFIED" else kind,
+            allowed_behaviours=tuple(given.allowed_behaviours),
+            allowed_regions=tuple(given.allowed_regions),
+            rate_limit_per_second=given.rate_limit_per_second,
+        )
+        known = set(self._rules.book().behaviours)
+        registered, secret = self._partners.register(request.request_id, partner, known)
+        return pb.RegisterPartnerResponse(partner=_partner(registered), secret=secret)
+
+    def GetPartner(self, request: pb.GetPartnerRequest, context: grpc.ServicerContext) -> pb.GetPartnerResponse:
+        return pb.GetPartnerResponse(partner=_partner(self._partners.get(request.partner_id)))
+
+    def ListPartners(self, request: pb.ListPartnersRequest, context: grpc.ServicerContext) -> pb.ListPartnersResponse:
+        size = request.page_size if 0 < request.page_size <= 500 else 100
+        found = self._partners.page(request.page_token, size)
+        token = found[-1].partner_id if len(found) == size else ""
+        return pb.ListPartnersResponse(partners=[_partner(p) for p in found], next_page_token=token)
+
+    def RotatePartnerSecret(
+        self, request: pb.RotatePartnerSecretRequest, context: grpc.ServicerContext
+    ) -> pb.RotatePartnerSecretResponse:
+        key_id, secret, old_until = self._partners.rotate(request.request_id, request.partner_id)
+        return pb.RotatePartnerSecretResponse(
+            key_id=key_id, secret=secret, previous_key_valid_until=wire.timestamp(old_until)
+        )
+
+    def GetStatistics(
+        self, request: pb.GetStatisticsRequest, context: grpc.ServicerContext
+    ) -> pb.GetStatisticsResponse:
+        rows = self._rules.statistics(
+            request.region_code,
+            wire.day_from(request.from_day, "from_day"),
+            wire.day_from(request.to_day, "to_day"),
+            request.behaviour,
+        )
+        return pb.GetStatisticsResponse(
+            rows=[
+                pb.StatisticsRow(
+                    region_code=r["region_code"],
+                    behaviour=r["behaviour"],
+                    day=wire.day(r["day"]),
+                    events=r["events"],
+                    points=r["points"],
+                    co2e_grams=r["co2e_grams"],
+                )
+                for r in rows
+            ]
+        )
 
 
-def registrations(settings: Settings, engine: Engine) -> list[Registration]:
-    servicer = IngestServiceServicer(settings, engine)  # type: ignore[abstract]  # unbuilt methods: UNIMPLEMENTED
+def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> tuple[Submissions, Rules, Partners]:
+    """Wires the use cases from settings: catalog synced, accelerators chosen, clients with deadlines."""
+    now = clock or (lambda: datetime.now(UTC))
+    catalog = load_catalog()
+    rules = Rules(engine, now)
+    rules.sync_catalog(catalog)
+    key = settings.secret("ingest_partner_key").reveal()
+    if not key:
+        log.warning("no CARBON_SECRET_INGEST_PARTNER_KEY: partner secrets use the embedded development key")
+    grace_h = int(settings.extra.get("CARBON_INGEST_KEY_GRACE_HOURS", "24"))
+    partners = Partners(engine, SecretBox(key or EMBEDDED_DEFAULT_KEY), now, timedelta(hours=grace_h))
+    prefix = settings.extra.get("CARBON_INGEST_REDIS_PREFIX", f"carbon:ingest:{settings.region_code}:")
+    dedupe, rate_limiter = limits.build(settings.redis_url, prefix)
+    deadline_s = int(settings.extra.get("CARBON_INGEST_RPC_DEADLINE_MS", "10000")) / 1000
+    submissions = Submissions(
+        engine,
+        rules,
+        partners,
+        IdentityClient(settings.extra.get("CARBON_IDENTITY_ADDRESS", ""), deadline_s),
+        LedgerClient(settings.extra.get("CARBON_LEDGER_ADDRESS", ""), deadline_s),
+        dedupe,
+        rate_limiter,
+        now,
+        Acceptance(
+            window=timedelta(days=catalog.acceptance.window_days),
+            future_skew=timedelta(seconds=catalog.acceptance.future_skew_seconds),
+        ),
+    )
+    return submissions, rules, partners
+
+
+def _resume_in_background(submissions: Submissions) -> None:
+    def run() -> None:
+        try:
+            finished = submissions.resume_pending()
+            if finished:
+                log.info("credited events left pending by an earlier run", extra={"events": finished})
+        except DomainError as error:
+            log.warning("could not resume pending credits yet", extra={"reason": error.reason})
+
+    threading.Thread(target=run, name="ingest-resume", daemon=True).start()
+
+
+def registrations(settings: Settings, engine: Engine, clock: Clock | None = None) -> list[Registration]:
+    submissions, rules, partners = build(settings, engine, clock)
+    if settings.extra.get("CARBON_INGEST_RESUME_ON_START", "1") != "0":
+        _resume_in_background(submissions)
+    servicer = IngestServiceServicer(submissions, rules, partners)
     return [Registration(ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, servicer, SERVICE_NAME)]

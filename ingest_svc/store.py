@@ -1,5 +1,332 @@
-"""Tables and queries of ingest_svc (SQLAlchemy 2.x): the only module that knows SQL."""
+"""Tables and queries of ingest_svc (SQLAlchemy 2.x): the only module that knows SQL.
 
-from sqlalchemy import MetaData
+Works on PostgreSQL and SQLite alike (both support INSERT .. ON CONFLICT and RETURNING). Times are stored UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 
 metadata = MetaData()
+
+behaviours = Table(
+    "ingest_behaviours",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name_en", String(200), nullable=False),
+    Column("name_zh", String(200), nullable=False),
+    Column("unit", String(32), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("region_code", String(6), nullable=False, server_default=""),
+    Column("tiered", Boolean, nullable=False, server_default="0"),
+)
+
+rule_versions = Table(
+    "ingest_rule_versions",
+    metadata,
+    Column("rule_version_id", String(128), primary_key=True),
+    Column("behaviour", String(64), nullable=False),
+    Column("region_code", String(6), nullable=False, server_default=""),
+    Column("effective_from", DateTime(timezone=True), nullable=False),
+    Column("points_per_unit", BigInteger, nullable=False),
+    Column("co2e_milligrams_per_unit", BigInteger, nullable=False),
+    Column("co2e_unit", String(200), nullable=False),
+    Column("co2e_source", Text, nullable=False),
+    Column("co2e_derivation", Text, nullable=False, server_default=""),
+    Column("daily_cap_milli", BigInteger, nullable=False),
+    Column("max_quantity_milli", BigInteger, nullable=False),
+    Column("tier_points", Text, nullable=False, server_default="{}"),  # JSON object
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+partners = Table(
+    "ingest_partners",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("allowed_behaviours", Text, nullable=False),  # JSON list
+    Column("allowed_regions", Text, nullable=False),  # JSON list
+    Column("rate_limit_per_second", Integer, nullable=False),
+    Column("active_key_id", String(64), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+partner_keys = Table(
+    "ingest_partner_keys",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("key_id", String(64), primary_key=True),
+    # AES-256-GCM ciphertext of the secret (see docs/adr/0402-partner-secrets-encrypted-at-rest.md).
+    Column("secret_ciphertext", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("valid_until", DateTime(timezone=True), nullable=True),
+    Column("request_id", String(128), nullable=True, unique=True),
+)
+
+# One row per accepted event; (partner_id, event_id) is the idempotency key and the last word on duplicates.
+events = Table(
+    "ingest_events",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("batch_id", String(128), nullable=False),
+    Column("account_number", String(16), nullable=False),
+    Column("behaviour", String(64), nullable=False),
+    Column("region_code", String(6), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("day", Date, nullable=False),  # China Standard Time
+    Column("quantity_milli", BigInteger, nullable=False),
+    Column("tier", String(32), nullable=False),
+    Column("evidence_ref", String(512), nullable=False),
+    Column("rule_version_id", String(128), nullable=False),
+    Column("counted_before_milli", BigInteger, nullable=False),
+    Column("counted_milli", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("co2e_grams", BigInteger, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("transfer_id", String(64), nullable=False),
+    # PENDING (to credit) -> CREDITED; NO_CREDIT for zero points; LEDGER_FAILED when the ledger refused it.
+    Column("status", String(16), nullable=False),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_ingest_events_pending", "status", "accepted_at"),
+)
+
+cap_counters = Table(
+    "ingest_cap_counters",
+    metadata,
+    Column("account_number", String(16), primary_key=True),
+    Column("behaviour", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("counted_milli", BigInteger, nullable=False),
+)
+
+daily_stats = Table(
+    "ingest_daily_stats",
+    metadata,
+    Column("region_code", String(6), primary_key=True),
+    Column("behaviour", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("co2e_grams", BigInteger, nullable=False),
+)
+
+CHUNK_ROWS = 500
+CapKey = tuple[str, str, date]
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes: they were stored as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK_ROWS) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- rules ---------------------------------------------------------------------------------------------------------
+
+
+def insert_behaviours_if_missing(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(_insert(conn, behaviours).on_conflict_do_nothing(), list(rows))
+
+
+def all_behaviours(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in conn.execute(select(behaviours).order_by(behaviours.c.code))]
+
+
+def insert_rule_if_missing(conn: Connection, row: Mapping[str, Any]) -> bool:
+    result = conn.execute(
+        _insert(conn, rule_versions).on_conflict_do_nothing().returning(rule_versions.c.rule_version_id), [dict(row)]
+    )
+    return result.first() is not None
+
+
+def rule_by_id(conn: Connection, rule_version_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(rule_versions).where(rule_versions.c.rule_version_id == rule_version_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def all_rules(conn: Connection) -> list[dict[str, Any]]:
+    query = select(rule_versions).order_by(
+        rule_versions.c.behaviour, rule_versions.c.region_code, rule_versions.c.effective_from
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+# --- partners ------------------------------------------------------------------------------------------------------
+
+
+def insert_partner(conn: Connection, row: Mapping[str, Any], key_row: Mapping[str, Any]) -> bool:
+    """False when the partner id exists already (nothing written)."""
+    inserted = conn.execute(
+        _insert(conn, partners).on_conflict_do_nothing().returning(partners.c.partner_id), [dict(row)]
+    ).first()
+    if inserted is None:
+        return False
+    conn.execute(partner_keys.insert(), [dict(key_row)])
+    return True
+
+
+def partner_row(conn: Connection, partner_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(partners).where(partners.c.partner_id == partner_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def list_partner_rows(conn: Connection, after: str, limit: int) -> list[dict[str, Any]]:
+    query = select(partners).where(partners.c.partner_id > after).order_by(partners.c.partner_id).limit(limit)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def key_rows(conn: Connection, partner_id: str) -> list[dict[str, Any]]:
+    query = select(partner_keys).where(partner_keys.c.partner_id == partner_id)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def key_by_request(conn: Connection, request_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(partner_keys).where(partner_keys.c.request_id == request_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def rotate_key(conn: Connection, partner_id: str, new_key: Mapping[str, Any], old_valid_until: datetime) -> None:
+    conn.execute(
+        update(partner_keys)
+        .where(partner_keys.c.partner_id == partner_id, partner_keys.c.valid_until.is_(None))
+        .values(valid_until=old_valid_until)
+    )
+    conn.execute(partner_keys.insert(), [dict(new_key)])
+    conn.execute(update(partners).where(partners.c.partner_id == partner_id).values(active_key_id=new_key["key_id"]))
+
+
+# --- events, caps, statistics ----------------------------------------------------------------------------------------
+
+
+def find_events(conn: Connection, partner_id: str, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    query = select(events).where(events.c.partner_id == partner_id, events.c.event_id.in_(bindparam("ids")))
+    for chunk in _chunks(event_ids):
+        for row in conn.execute(query, {"ids": list(chunk)}):
+            found[row.event_id] = dict(row._mapping)
+    return found
+
+
+def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Inserts accepted events; returns the ids actually inserted (a concurrent twin makes one a no-op)."""
+    if not rows:
+        return set()
+    statement = _insert(conn, events).on_conflict_do_nothing().returning(events.c.event_id)
+    return {row.event_id for row in conn.execute(statement, list(rows))}
+
+
+def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, int]:
+    """Creates missing counters and locks them all (sorted, so two batches never deadlock) for this transaction."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return {}
+    rows = [{"account_number": a, "behaviour": b, "day": d, "counted_milli": 0} for a, b, d in ordered]
+    conn.execute(_insert(conn, cap_counters).on_conflict_do_nothing(), rows)
+    counted: dict[CapKey, int] = {}
+    accounts = sorted({key[0] for key in ordered})
+    query = select(cap_counters).where(cap_counters.c.account_number.in_(bindparam("accounts")))
+    if conn.dialect.name == "postgresql":
+        query = query.order_by(cap_counters.c.account_number, cap_counters.c.behaviour, cap_counters.c.day)
+        query = query.with_for_update()
+    wanted = set(ordered)
+    for chunk in _chunks(accounts):
+        for row in conn.execute(query, {"accounts": list(chunk)}):
+            key = (row.account_number, row.behaviour, row.day)
+            if key in wanted:
+                counted[key] = row.counted_milli
+    return counted
+
+
+def set_cap_counters(conn: Connection, totals: Mapping[CapKey, int]) -> None:
+    if totals:
+        statement = (
+            update(cap_counters)
+            .where(
+                cap_counters.c.account_number == bindparam("a"),
+                cap_counters.c.behaviour == bindparam("b"),
+                cap_counters.c.day == bindparam("d"),
+            )
+            .values(counted_milli=bindparam("n"))
+        )
+        conn.execute(statement, [{"a": a, "b": b, "d": d, "n": n} for (a, b, d), n in sorted(totals.items())])
+
+
+def add_statistics(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    statement = _insert(conn, daily_stats)
+    statement = statement.on_conflict_do_update(
+        index_elements=[daily_stats.c.region_code, daily_stats.c.behaviour, daily_stats.c.day],
+        set_={
+            "events": daily_stats.c.events + statement.excluded.events,
+            "points": daily_stats.c.points + statement.excluded.points,
+            "co2e_grams": daily_stats.c.co2e_grams + statement.excluded.co2e_grams,
+        },
+    )
+    conn.execute(statement, sorted(rows, key=lambda r: (r["region_code"], r["behaviour"], r["day"])))
+
+
+def set_status(conn: Connection, partner_id: str, event_ids: Sequence[str], status: str) -> None:
+    statement = (
+        update(events)
+        .where(events.c.partner_id == partner_id, events.c.event_id.in_(bindparam("ids")))
+        .values(status=status)
+    )
+    for chunk in _chunks(event_ids):
+        conn.execute(statement, {"ids": list(chunk)})
+
+
+def pending_events(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    query = select(events).where(events.c.status == "PENDING").order_by(events.c.accepted_at).limit(limit)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def statistics(
+    conn: Connection, region_code: str, from_day: date | None, to_day: date | None, behaviour: str
+) -> list[dict[str, Any]]:
+    query = select(daily_stats)
+    if region_code:
+        query = query.where(daily_stats.c.region_code == region_code)
+    if behaviour:
+        query = query.where(daily_stats.c.behaviour == behaviour)
+    if from_day:
+        query = query.where(daily_stats.c.day >= from_day)
+    if to_day:
+        query = query.where(daily_stats.c.day <= to_day)
+    query = query.order_by(daily_stats.c.day, daily_stats.c.region_code, daily_stats.c.behaviour)
+    return [dict(row._mapping) for row in conn.execute(query)]

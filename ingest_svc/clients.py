@@ -1,0 +1,163 @@
+"""Small gRPC clients of the identity and ledger services: one batched call each, always with a deadline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carbon.common.v1 import common_pb2
+from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+from ingest_svc.domain.events import AccountRef
+from service_kit.errors import Unavailable
+from service_kit.telemetry import instrument_channel
+
+DEFAULT_DEADLINE_S = 10.0
+ISSUANCE_ACCOUNT = "system:issuance"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    account_number: str  # "" when not found
+    closed: bool
+
+
+@dataclass(frozen=True)
+class ConsentQuestion:
+    account_number: str
+    category: str  # DataCategory name without prefix
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ConsentAnswer:
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class EarnCredit:
+    transfer_id: str
+    account_number: str
+    points: int
+    earned_at: datetime
+    co2e_grams: int
+    reference: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CreditResult:
+    transfer_id: str
+    credited: bool  # POSTED or ALREADY_POSTED
+    failure_reason: str
+    failure_message: str
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _ref(ref: AccountRef) -> common_pb2.AccountRef:
+    if ref.account_number:
+        return common_pb2.AccountRef(account_number=ref.account_number)
+    if ref.phone_number:
+        return common_pb2.AccountRef(phone_number=ref.phone_number)
+    return common_pb2.AccountRef(
+        binding=common_pb2.ChannelBinding(platform=ref.platform, platform_user_id=ref.platform_user_id)
+    )
+
+
+def _require(address: str, service: str) -> None:
+    if not address:
+        raise Unavailable("DEPENDENCY_NOT_CONFIGURED", f"no address for the {service} service is configured")
+
+
+class IdentityClient:
+    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+        self._address = address
+        self._channel = instrument_channel(grpc.insecure_channel(address or "127.0.0.1:9"))
+        self._stub = identity_service_pb2_grpc.IdentityServiceStub(self._channel)
+        self._deadline_s = deadline_s
+
+    def resolve(self, refs: Sequence[AccountRef]) -> list[Resolved]:
+        if not refs:
+            return []
+        _require(self._address, "identity")
+        request = identity_service_pb2.BatchResolveAccountsRequest(refs=[_ref(ref) for ref in refs])
+        try:
+            response = self._stub.BatchResolveAccounts(request, timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            raise Unavailable("IDENTITY_UNAVAILABLE", f"identity service: {error.code().name}") from None
+        closed = identity_service_pb2.ACCOUNT_STATE_CLOSED
+        return [Resolved(a.account_number if a.found else "", a.state == closed) for a in response.accounts]
+
+    def check_consents(self, questions: Sequence[ConsentQuestion]) -> list[ConsentAnswer]:
+        if not questions:
+            return []
+        _require(self._address, "identity")
+        request = identity_service_pb2.CheckConsentsRequest(
+            questions=[
+                identity_service_pb2.ConsentQuestion(
+                    account_number=q.account_number,
+                    category=common_pb2.DataCategory.Value(f"DATA_CATEGORY_{q.category}"),
+                    at=_timestamp(q.at),
+                )
+                for q in questions
+            ]
+        )
+        try:
+            response = self._stub.CheckConsents(request, timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            raise Unavailable("IDENTITY_UNAVAILABLE", f"identity service: {error.code().name}") from None
+        return [ConsentAnswer(a.allowed, a.reason) for a in response.answers]
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class LedgerClient:
+    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+        self._address = address
+        self._channel = instrument_channel(grpc.insecure_channel(address or "127.0.0.1:9"))
+        self._stub = ledger_service_pb2_grpc.LedgerServiceStub(self._channel)
+        self._deadline_s = deadline_s
+
+    def credit(self, credits: Sequence[EarnCredit]) -> list[CreditResult]:
+        """One PostTransfers call: debit system:issuance, credit each account (code EARN)."""
+        if not credits:
+            return []
+        _require(self._address, "ledger")
+        request = ledger_service_pb2.PostTransfersRequest(
+            transfers=[
+                ledger_service_pb2.Transfer(
+                    transfer_id=c.transfer_id,
+                    debit_account=ISSUANCE_ACCOUNT,
+                    credit_account=c.account_number,
+                    amount_points=c.points,
+                    code=ledger_service_pb2.TRANSFER_CODE_EARN,
+                    earned_at=_timestamp(c.earned_at),
+                    reference=c.reference,
+                    co2e_grams=c.co2e_grams,
+                    metadata=c.metadata,
+                )
+                for c in credits
+            ]
+        )
+        try:
+            response = self._stub.PostTransfers(request, timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            raise Unavailable("LEDGER_UNAVAILABLE", f"ledger service: {error.code().name}") from None
+        ok = {ledger_service_pb2.TRANSFER_STATUS_POSTED, ledger_service_pb2.TRANSFER_STATUS_ALREADY_POSTED}
+        return [
+            CreditResult(r.transfer_id, r.status in ok, r.failure_reason, r.failure_message) for r in response.results
+        ]
+
+    def close(self) -> None:
+        self._channel.close()

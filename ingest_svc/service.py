@@ -1,0 +1,355 @@
+"""Submission use cases: a signed batch of events -> one result per event, credited to the ledger exactly once.
+
+Order per batch: partner + signature + rate limit (batch-level) -> field validation (per event) -> duplicate fast
+path -> ONE identity call to resolve accounts -> ONE to check consents -> ONE local transaction (dedupe by the
+unique key, caps, scores, statistics; events stored PENDING) -> ONE ledger PostTransfers -> mark CREDITED.
+No transaction is held open across a remote call. See docs/adr/0401-exactly-once-crediting.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ingest_svc import admin, store
+from ingest_svc.clients import ConsentQuestion, EarnCredit, IdentityClient, LedgerClient
+from ingest_svc.domain import events as ev
+from ingest_svc.domain.events import Acceptance, Event, Rejection, ValidEvent, validate
+from ingest_svc.domain.partners import key_for_verification
+from ingest_svc.domain.scoring import Score, score_events
+from ingest_svc.domain.signing import signature_matches
+from ingest_svc.limits import Dedupe, RateLimiter
+from service_kit.errors import InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
+
+log = logging.getLogger("carbon.ingest")
+
+MAX_BATCH_EVENTS = 5000
+RACE_RETRIES = 3
+ACCEPTED, DUPLICATE, REJECTED = "ACCEPTED", "DUPLICATE", "REJECTED"
+PENDING, CREDITED, NO_CREDIT, LEDGER_FAILED = "PENDING", "CREDITED", "NO_CREDIT", "LEDGER_FAILED"
+CRASH_ENV = "CARBON_TEST_CRASH_AT"
+
+
+@dataclass(frozen=True)
+class Batch:
+    partner_id: str
+    batch_id: str
+    events: Sequence[Event]
+    key_id: str
+    signature: str
+    canonical: bytes  # the signed bytes (domain.signing.canonical_bytes)
+
+
+@dataclass(frozen=True)
+class Result:
+    event_id: str
+    outcome: str
+    points: int = 0
+    co2e_grams: int = 0
+    transfer_id: str = ""
+    reason: str = ""
+    message: str = ""
+    first_outcome: str = ""
+
+
+class _Race(Exception):
+    """A concurrent batch inserted one of our event ids between our read and our insert: redo the transaction."""
+
+
+def transfer_id_for(partner_id: str, event_id: str) -> str:
+    """Deterministic ledger transfer id: a resubmission after a crash posts the same id (ledger idempotency)."""
+    digest = hashlib.sha256(f"{partner_id}\x1f{event_id}".encode()).hexdigest()
+    return f"earn-{digest[:40]}"
+
+
+def _crash_point(name: str) -> None:
+    """Fault-test hook: CARBON_TEST_CRASH_AT=<name> kills the process here, as a power cut would."""
+    if os.environ.get(CRASH_ENV) == name:
+        os._exit(86)
+
+
+def _duplicate(row: dict[str, Any]) -> Result:
+    first = ACCEPTED if row["status"] != LEDGER_FAILED else REJECTED
+    return Result(
+        event_id=row["event_id"],
+        outcome=DUPLICATE,
+        points=row["points"],
+        co2e_grams=row["co2e_grams"],
+        transfer_id=row["transfer_id"],
+        reason=ev.DUPLICATE_EVENT,
+        message=f"first accepted at {store.utc(row['accepted_at']).isoformat()}",
+        first_outcome=first,
+    )
+
+
+def _credit(row: dict[str, Any]) -> EarnCredit:
+    return EarnCredit(
+        transfer_id=row["transfer_id"],
+        account_number=row["account_number"],
+        points=row["points"],
+        earned_at=store.utc(row["occurred_at"]),
+        co2e_grams=row["co2e_grams"],
+        reference=row["event_id"],
+        metadata={"partner_id": row["partner_id"], "behaviour": row["behaviour"], "rule": row["rule_version_id"]},
+    )
+
+
+class Submissions:
+    def __init__(
+        self,
+        engine: Engine,
+        rules: admin.Rules,
+        partners: admin.Partners,
+        identity: IdentityClient,
+        ledger: LedgerClient,
+        dedupe: Dedupe,
+        rate_limiter: RateLimiter,
+        clock: Callable[[], datetime],
+        acceptance: Acceptance,
+    ) -> None:
+        self._engine = engine
+        self._rules = rules
+        self._partners = partners
+        self._identity = identity
+        self._ledger = ledger
+        self._dedupe = dedupe
+        self._rate = rate_limiter
+        self._clock = clock
+        self._acceptance = acceptance
+
+    def submit(self, batch: Batch) -> list[Result]:
+        now = self._clock()
+        if len(batch.events) > MAX_BATCH_EVENTS:
+            raise InvalidArgument("events", f"at most {MAX_BATCH_EVENTS} events per batch", reason="BATCH_TOO_LARGE")
+        partner = self._authenticate(batch, now)
+        if not self._rate.allow(partner.partner_id, partner.rate_limit_per_second, len(batch.events), _ms(now)):
+            raise ResourceExhausted(
+                "RATE_LIMITED", f"partner {partner.partner_id} is over {partner.rate_limit_per_second} events/s"
+            )
+        book = self._rules.book()
+        results: list[Result | None] = [None] * len(batch.events)
+        valid: dict[int, ValidEvent] = {}
+        first_index: dict[str, int] = {}
+        for index, event in enumerate(batch.events):
+            checked = validate(event, partner.scope, book, now, self._acceptance)
+            if isinstance(checked, Rejection):
+                results[index] = Result(event.event_id, REJECTED, reason=checked.reason, message=checked.message)
+            elif event.event_id in first_index:
+                results[index] = Result(
+                    event.event_id, DUPLICATE, reason=ev.DUPLICATE_EVENT, message="repeated within the batch"
+                )
+            else:
+                first_index[event.event_id] = index
+                valid[index] = checked
+        # Fast path: events the accelerator has seen skip identity; the database gives their first result.
+        seen = self._dedupe.seen(partner.partner_id, [valid[i].event.event_id for i in valid])
+        fresh = [i for i in valid if valid[i].event.event_id not in seen]
+        known_rows: dict[str, dict[str, Any]] = {}
+        if seen:
+            with self._engine.connect() as conn:
+                known_rows = store.find_events(conn, partner.partner_id, sorted(seen))
+        known = {i: known_rows[valid[i].event.event_id] for i in valid if valid[i].event.event_id in known_rows}
+        fresh += [i for i in valid if valid[i].event.event_id in seen and i not in known]
+        accounts = self._resolve_and_check_consent(sorted(fresh), valid, results)
+        scored, duplicates = self._record(batch, partner.partner_id, list(accounts), valid, accounts, now)
+        duplicates.update(known)
+        for index, row in duplicates.items():
+            results[index] = _duplicate(row)
+        to_credit = [row for row in duplicates.values() if row["status"] == PENDING]
+        to_credit += [row for row in scored.values() if row["status"] == PENDING]
+        self._post_credits(partner.partner_id, to_credit)
+        for index, row in scored.items():
+            results[index] = Result(
+                row["event_id"],
+                ACCEPTED if row["status"] != LEDGER_FAILED else REJECTED,
+                row["points"],
+                row["co2e_grams"],
+                row["transfer_id"] if row["points"] else "",
+                row["reason"],
+                row["message"],
+            )
+        self._dedupe.remember(partner.partner_id, [row["event_id"] for row in scored.values()])
+        out = [r for r in results if r is not None]
+        assert len(out) == len(batch.events), "every event has exactly one result"
+        return out
+
+    def _authenticate(self, batch: Batch, now: datetime) -> admin.Partner:
+        partner, keys = self._partners.for_verification(batch.partner_id)
+        if partner is None or not partner.active:
+            raise Unauthenticated("UNKNOWN_PARTNER", "partner_id: unknown or inactive partner")
+        key = key_for_verification(keys, batch.key_id, now)
+        if key is None:
+            raise Unauthenticated("UNKNOWN_KEY", "key_id: not a valid signing key of this partner (expired?)")
+        if not signature_matches(key.secret, batch.canonical, batch.signature):
+            raise Unauthenticated("BAD_SIGNATURE", "signature: does not match the batch")
+        return partner
+
+    def _resolve_and_check_consent(
+        self, fresh: list[int], valid: dict[int, ValidEvent], results: list[Result | None]
+    ) -> dict[int, str]:
+        """Index -> account number for events whose account exists and whose owner consented at the event's time."""
+        resolved = self._identity.resolve([valid[i].event.account for i in fresh])
+        open_accounts: dict[int, str] = {}
+        for index, account in zip(fresh, resolved, strict=True):
+            event_id = valid[index].event.event_id
+            if not account.account_number:
+                results[index] = Result(event_id, REJECTED, reason=ev.UNKNOWN_ACCOUNT, message="account: not found")
+            elif account.closed:
+                results[index] = Result(event_id, REJECTED, reason=ev.ACCOUNT_CLOSED, message="account: closed")
+            else:
+                open_accounts[index] = account.account_number
+        order = list(open_accounts)
+        answers = self._identity.check_consents(
+            [ConsentQuestion(open_accounts[i], valid[i].behaviour.category, _when(valid[i])) for i in order]
+        )
+        allowed: dict[int, str] = {}
+        for index, answer in zip(order, answers, strict=True):
+            if answer.allowed:
+                allowed[index] = open_accounts[index]
+                continue
+            reason = answer.reason if answer.reason in (ev.UNKNOWN_ACCOUNT, ev.ACCOUNT_CLOSED) else ev.CONSENT_MISSING
+            category = valid[index].behaviour.category
+            results[index] = Result(
+                valid[index].event.event_id,
+                REJECTED,
+                reason=reason,
+                message=f"no {category} consent at the event's time ({answer.reason or 'not granted'})",
+            )
+        return allowed
+
+    def _record(
+        self,
+        batch: Batch,
+        partner_id: str,
+        indexes: list[int],
+        valid: dict[int, ValidEvent],
+        accounts: dict[int, str],
+        now: datetime,
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+        """One transaction: duplicates by the unique key, caps, scores, statistics. Returns (scored, duplicates)."""
+        for attempt in range(RACE_RETRIES):
+            try:
+                with self._engine.begin() as conn:
+                    existing = store.find_events(conn, partner_id, [valid[i].event.event_id for i in indexes])
+                    duplicates = {
+                        i: existing[valid[i].event.event_id] for i in indexes if valid[i].event.event_id in existing
+                    }
+                    new = [i for i in indexes if i not in duplicates and i in accounts]
+                    counted = store.lock_cap_counters(
+                        conn, [(accounts[i], valid[i].rule.behaviour, valid[i].day) for i in new]
+                    )
+                    scores, totals = score_events([(valid[i], accounts[i]) for i in new], counted)
+                    rows = {i: _row(batch.batch_id, partner_id, s, now) for i, s in zip(new, scores, strict=True)}
+                    inserted = store.insert_events(conn, list(rows.values()))
+                    if len(inserted) != len(rows):
+                        raise _Race()
+                    store.set_cap_counters(conn, totals)
+                    store.add_statistics(conn, _statistics(scores))
+                _crash_point("after_commit")
+                return rows, duplicates
+            except _Race:
+                log.info("event id race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
+        raise ResourceExhausted("CONTENTION", "the same events are being submitted concurrently; retry")
+
+    def _post_credits(self, partner_id: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        outcomes = self._ledger.credit([_credit(row) for row in rows])
+        _crash_point("after_ledger")
+        by_id = {o.transfer_id: o for o in outcomes}
+        credited = [row["event_id"] for row in rows if by_id[row["transfer_id"]].credited]
+        failed = [row for row in rows if not by_id[row["transfer_id"]].credited]
+        with self._engine.begin() as conn:
+            store.set_status(conn, partner_id, credited, CREDITED)
+            store.set_status(conn, partner_id, [row["event_id"] for row in failed], LEDGER_FAILED)
+        for row in rows:
+            row["status"] = CREDITED if by_id[row["transfer_id"]].credited else LEDGER_FAILED
+        for row in failed:
+            outcome = by_id[row["transfer_id"]]
+            row["reason"], row["message"] = ev.LEDGER_REJECTED, f"{outcome.failure_reason}: {outcome.failure_message}"
+            log.error("ledger refused an earn credit", extra={"transfer_id": row["transfer_id"]})
+
+    def resume_pending(self, limit: int = 1000) -> int:
+        """Credits events left PENDING by a crash (startup recovery); returns how many were finished."""
+        with self._engine.connect() as conn:
+            rows = store.pending_events(conn, limit)
+        by_partner: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_partner.setdefault(row["partner_id"], []).append(row)
+        for partner_id, partner_rows in by_partner.items():
+            self._post_credits(partner_id, partner_rows)
+        return len(rows)
+
+    def explain(self, partner_id: str, event_id: str) -> tuple[Result, dict[str, Any], admin.RuleVersion | None]:
+        with self._engine.connect() as conn:
+            found = store.find_events(conn, partner_id, [event_id])
+        row = found.get(event_id)
+        if row is None:
+            raise NotFound("EVENT_NOT_FOUND", f"event_id: no accepted event {event_id!r} from {partner_id!r}")
+        result = Result(
+            event_id,
+            ACCEPTED if row["status"] != LEDGER_FAILED else REJECTED,
+            row["points"],
+            row["co2e_grams"],
+            row["transfer_id"] if row["points"] else "",
+            row["reason"],
+            row["message"],
+        )
+        return result, row, self._rules.by_id(row["rule_version_id"])
+
+
+def _when(valid: ValidEvent) -> datetime:
+    assert valid.event.occurred_at is not None
+    return valid.event.occurred_at
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _row(batch_id: str, partner_id: str, score: Score, now: datetime) -> dict[str, Any]:
+    event = score.event.event
+    return {
+        "partner_id": partner_id,
+        "event_id": event.event_id,
+        "batch_id": batch_id,
+        "account_number": score.account_number,
+        "behaviour": event.behaviour,
+        "region_code": event.region_code,
+        "occurred_at": _when(score.event).astimezone(UTC),
+        "day": score.event.day,
+        "quantity_milli": event.quantity_milli,
+        "tier": event.tier,
+        "evidence_ref": event.evidence_ref,
+        "rule_version_id": score.event.rule.rule_version_id,
+        "counted_before_milli": score.counted_before_milli,
+        "counted_milli": score.counted_milli,
+        "points": score.points,
+        "co2e_grams": score.co2e_grams,
+        "reason": score.reason,
+        "message": score.message,
+        "transfer_id": transfer_id_for(partner_id, event.event_id),
+        "status": PENDING if score.points > 0 else NO_CREDIT,
+        "accepted_at": now.astimezone(UTC),
+    }
+
+
+def _statistics(scores: list[Score]) -> list[dict[str, Any]]:
+    totals: dict[tuple[str, str, Any], list[int]] = {}
+    for score in scores:
+        key = (score.event.event.region_code, score.event.rule.behaviour, score.event.day)
+        entry = totals.setdefault(key, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += score.points
+        entry[2] += score.co2e_grams
+    return [
+        {"region_code": r, "behaviour": b, "day": d, "events": n, "points": p, "co2e_grams": g}
+        for (r, b, d), (n, p, g) in totals.items()
+    ]

@@ -1,0 +1,262 @@
+"""Submission end to end through the ingest server (fake identity and ledger over real gRPC), SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from conftest import START, Harness
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carbon.ingest.v1 import ingest_service_pb2 as pb
+from service_kit.accounts import new_account_number
+from service_kit.status import error_details
+
+A, D, R = pb.EVENT_OUTCOME_ACCEPTED, pb.EVENT_OUTCOME_DUPLICATE, pb.EVENT_OUTCOME_REJECTED
+
+
+def test_mr_li_two_trips_a_day_for_30_days_earns_600_points(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    total = 0
+    for day in range(30):
+        at = START + timedelta(days=day)
+        harness.clock.now = at + timedelta(hours=1)
+        results = harness.submit([harness.event(li, at=at), harness.event(li, at=at + timedelta(minutes=30))])
+        assert [r.outcome for r in results] == [A, A]
+        total += sum(r.points for r in results)
+    assert total == 600
+    assert harness.ledger.balances[li] == 600
+    assert harness.ledger.calls == 30, "one ledger call per batch"
+
+
+def test_ms_zhang_20_supervisor_days_earn_1000_points(harness: Harness) -> None:
+    harness.register()
+    zhang = harness.open_account("310000")
+    harness.clock.now = START + timedelta(days=6)
+
+    def supervised(day: int) -> pb.Event:
+        return harness.event(zhang, "sorting_supervisor_day", at=START + timedelta(days=day), region="310000")
+
+    results = harness.submit([supervised(d) for d in range(6)])
+    harness.clock.now = START + timedelta(days=13)
+    results += harness.submit(
+        [
+            harness.event(zhang, "sorting_supervisor_day", at=START + timedelta(days=d), region="310000")
+            for d in range(7, 14)
+        ]
+    )
+    harness.clock.now = START + timedelta(days=20)
+    results += harness.submit(
+        [
+            harness.event(zhang, "sorting_supervisor_day", at=START + timedelta(days=d), region="310000")
+            for d in range(14, 21)
+        ]
+    )
+    assert len(results) == 20 and all(r.outcome == A for r in results)
+    assert sum(r.points for r in results) == 1000 == harness.ledger.balances[zhang]
+
+
+def test_a_mixed_batch_gets_one_result_per_event_and_bad_ones_change_nothing(harness: Harness) -> None:
+    harness.register()
+    good = harness.open_account()
+    no_consent = harness.open_account(consent=())
+    events = [
+        harness.event(good),
+        harness.event(good, "bike_km", 300_000),
+        harness.event(good, "flying_less"),
+        harness.event(good, at=harness.clock.now + timedelta(hours=1)),
+        harness.event(good, at=harness.clock.now - timedelta(days=8)),
+        harness.event("1100001234567897"),
+        harness.event(no_consent),
+        harness.event(good, "ev_charging_kwh"),
+        harness.event(good, quantity_milli=0),
+        harness.event(good, "bike_km", 2500),
+    ]
+    events[5] = harness.event(new_account_number("110000"))  # well formed, never opened
+    results = harness.submit(events)
+    assert [(r.outcome, r.reason) for r in results] == [
+        (A, ""),
+        (R, "IMPLAUSIBLE"),
+        (R, "UNKNOWN_BEHAVIOUR"),
+        (R, "IN_FUTURE"),
+        (R, "TOO_OLD"),
+        (R, "UNKNOWN_ACCOUNT"),
+        (R, "CONSENT_MISSING"),
+        (R, "BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER"),
+        (R, "INVALID_QUANTITY"),
+        (A, ""),
+    ]
+    assert [r.points for r in results if r.outcome == A] == [10, 7]
+    assert harness.ledger.balances[good] == 17
+    assert no_consent not in harness.ledger.balances
+
+
+def test_a_replayed_batch_returns_duplicates_with_the_first_result_and_credits_once(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    events = [harness.event(li), harness.event(li)]
+    first = harness.submit(events)
+    again = harness.submit(events)
+    assert [r.outcome for r in again] == [D, D]
+    assert [r.first_outcome for r in again] == [A, A]
+    assert [r.points for r in again] == [r.points for r in first]
+    assert [r.ledger_transfer_id for r in again] == [r.ledger_transfer_id for r in first]
+    assert harness.ledger.balances[li] == 20
+
+
+def test_a_repeated_event_id_within_one_batch_counts_once(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    event = harness.event(li)
+    results = harness.submit([event, event])
+    assert [r.outcome for r in results] == [A, D]
+    assert harness.ledger.balances[li] == 10
+
+
+def test_a_wrong_signature_is_refused_and_records_nothing(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    request = harness.request([harness.event(li)])
+    request.events[0].quantity_milli = 2000  # tampered after signing
+    with pytest.raises(grpc.RpcError) as caught:
+        harness.stub.SubmitEvents(request)
+    details = error_details(caught.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.UNAUTHENTICATED, "BAD_SIGNATURE")
+    assert harness.ledger.calls == 0
+
+
+def test_an_unknown_partner_is_refused(harness: Harness) -> None:
+    harness.register()
+    harness.partner_id = "nobody"
+    with pytest.raises(grpc.RpcError) as caught:
+        harness.submit([])
+    assert error_details(caught.value).reason == "UNKNOWN_PARTNER"
+
+
+def test_a_rotated_key_keeps_working_for_the_grace_period_only(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    old_secret = harness.secret
+    rotated = harness.stub.RotatePartnerSecret(pb.RotatePartnerSecretRequest(request_id="r1", partner_id="bus-co"))
+    assert rotated.key_id == "k2"
+    assert harness.submit([harness.event(li)])[0].outcome == A  # still signed with k1
+    harness.clock.advance(timedelta(hours=25))
+    with pytest.raises(grpc.RpcError) as caught:
+        harness.submit([harness.event(li)])
+    assert error_details(caught.value).reason == "UNKNOWN_KEY"
+    harness.key_id, harness.secret = rotated.key_id, rotated.secret
+    assert harness.submit([harness.event(li)])[0].outcome == A
+    assert old_secret != rotated.secret
+
+
+def test_caps_count_per_cst_day_across_batches(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    evening = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)  # 23:30 CST
+    harness.clock.now = evening + timedelta(hours=2)
+    first = harness.submit([harness.event(li, "bike_km", 25_000, at=evening)])
+    second = harness.submit(
+        [
+            harness.event(li, "bike_km", 10_000, at=evening + timedelta(minutes=20)),  # 23:50 CST, same day
+            harness.event(li, "bike_km", 10_000, at=evening + timedelta(minutes=40)),  # 00:10 CST, next day
+        ]
+    )
+    assert first[0].points == 75
+    assert (second[0].points, second[0].reason) == (15, "DAILY_CAP_REACHED")
+    assert (second[1].points, second[1].reason) == (30, "")
+    third = harness.submit([harness.event(li, "bike_km", 1000, at=evening + timedelta(minutes=25))])
+    assert (third[0].outcome, third[0].points, third[0].reason) == (A, 0, "DAILY_CAP_REACHED")
+
+
+def test_a_rule_changed_mid_month_scores_events_by_their_time(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    change = START + timedelta(days=15)
+    stamp = Timestamp()
+    stamp.FromDatetime(change)
+    created = harness.stub.CreateRuleVersion(
+        pb.CreateRuleVersionRequest(
+            request_id="double-transit",
+            rule=pb.RuleVersion(
+                behaviour="transit_trip",
+                effective_from=stamp,
+                points_per_unit=20,
+                co2e_milligrams_per_unit=515_500,
+                co2e_source="test: a doubled transit rule",
+                daily_cap_milli=10_000,
+                max_quantity_milli=1000,
+            ),
+        )
+    )
+    assert created.rule.rule_version_id.startswith("transit_trip@national@")
+    harness.clock.now = change + timedelta(days=2)
+    results = harness.submit(
+        [harness.event(li, at=change - timedelta(days=1)), harness.event(li, at=change + timedelta(hours=1))]
+    )
+    assert [r.points for r in results] == [10, 20]
+
+
+def test_consent_revoked_mid_month_stops_scoring_from_then(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    revoked_at = START + timedelta(days=14)
+    harness.identity.consents.append((li, 1, False, revoked_at))
+    harness.clock.now = revoked_at + timedelta(days=2)
+    results = harness.submit(
+        [harness.event(li, at=revoked_at - timedelta(hours=1)), harness.event(li, at=revoked_at + timedelta(hours=1))]
+    )
+    assert [(r.outcome, r.reason) for r in results] == [(A, ""), (R, "CONSENT_MISSING")]
+
+
+def test_a_partner_may_not_report_a_behaviour_it_is_not_allowed(harness: Harness) -> None:
+    harness.register(behaviours=("bike_km",))
+    li = harness.open_account()
+    results = harness.submit([harness.event(li, "transit_trip")])
+    assert results[0].reason == "BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER"
+
+
+def test_a_rate_limited_partner_is_told_to_back_off(harness: Harness) -> None:
+    harness.register(rate=1)  # burst of 10 events
+    li = harness.open_account()
+    harness.submit([harness.event(li) for _ in range(10)])
+    with pytest.raises(grpc.RpcError) as caught:
+        harness.submit([harness.event(li)])
+    assert error_details(caught.value).code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_explain_score_names_rule_factor_and_cap_state(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    harness.submit([harness.event(li, "bike_km", 29_000, event_id="ride-1")])
+    harness.submit([harness.event(li, "bike_km", 5_000, event_id="ride-2")])
+    explained = harness.stub.ExplainScore(pb.ExplainScoreRequest(partner_id="bus-co", event_id="ride-2"))
+    assert explained.result.points == 3 and explained.result.reason == "DAILY_CAP_REACHED"
+    assert explained.cap_per_day == 30_000 and explained.counted_before_today == 29_000
+    assert explained.co2e_factor.startswith("104.7 g") and "UK government" in explained.co2e_source
+    assert explained.consent_allowed
+
+
+def test_statistics_sum_points_and_co2e_by_region_behaviour_and_day(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    harness.submit([harness.event(li), harness.event(li), harness.event(li, "bike_km", 2000)])
+    rows = harness.stub.GetStatistics(pb.GetStatisticsRequest(region_code="110000")).rows
+    by_behaviour = {r.behaviour: (r.events, r.points, r.co2e_grams) for r in rows}
+    assert by_behaviour == {"transit_trip": (2, 20, 1030), "bike_km": (1, 6, 209)}
+
+
+def test_green_appliances_score_by_tier(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    results = harness.submit(
+        [harness.event(li, "green_appliance", tier="tier_1"), harness.event(li, "green_appliance", tier="tier_4")]
+    )
+    assert [r.points for r in results] == [50, 200]
+
+
+def test_listing_behaviours_includes_a_regions_extras(harness: Harness) -> None:
+    zhejiang = harness.stub.ListBehaviours(pb.ListBehavioursRequest(region_code="330000", page_size=500))
+    codes = {b.code for b in zhejiang.behaviours}
+    assert "water_governance_volunteer" in codes and "recycling_kg" not in codes
