@@ -91,7 +91,7 @@ def test_a_ledger_outage_leaves_the_close_resumable(services: IdentityServices, 
     def outage(*args: object) -> None:
         raise Unavailable("LEDGER_UNAVAILABLE", "down")
 
-    ledger.dispose = outage  # type: ignore[method-assign]
+    ledger.dispose = outage  # type: ignore[method-assign, assignment]
     with pytest.raises(Unavailable):
         services.closing.close("c1", account, int(PointsDisposition.DONATE), "resident")
     [answer] = services.consents.check([Question(account, TRANSIT, services.accounts.clock())])
