@@ -1,0 +1,220 @@
+"""IdentityService over gRPC on a real port: translation, error statuses with reasons, and no personal data in logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, MemoryLedger
+
+from carbon.common.v1 import common_pb2
+from carbon.identity.v1 import identity_service_pb2 as pb
+from carbon.identity.v1 import identity_service_pb2_grpc
+from identity_svc.server import SERVICE_NAME, IdentityServices, IdentityServiceServicer
+from service_kit.logs import JsonFormatter
+from service_kit.server import Registration, start_server
+from service_kit.settings import Settings
+from service_kit.status import error_details
+
+ALIPAY = common_pb2.CHANNEL_INTERNET_PLATFORM
+TRANSIT = common_pb2.DATA_CATEGORY_TRANSIT
+
+
+@pytest.fixture
+def stub(services: IdentityServices) -> Iterator[identity_service_pb2_grpc.IdentityServiceStub]:
+    registration = Registration(
+        identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, IdentityServiceServicer(services), SERVICE_NAME
+    )
+    running = start_server(Settings(service="identity_svc", port=0, max_workers=4), [registration])
+    channel = grpc.insecure_channel(running.address)
+    try:
+        yield identity_service_pb2_grpc.IdentityServiceStub(channel)
+    finally:
+        channel.close()
+        running.stop()
+
+
+def _open(
+    stub: identity_service_pb2_grpc.IdentityServiceStub,
+    request_id: str,
+    id_number: str = SAMPLE_ID,
+    user: str = "2088001",
+    phone: str = "13812345678",
+) -> pb.OpenAccountResponse:
+    return stub.OpenAccount(
+        pb.OpenAccountRequest(
+            request_id=request_id,
+            channel=ALIPAY,
+            name="张三",
+            id_number=id_number,
+            phone_number=phone,
+            binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id=user),
+        ),
+        timeout=10,
+    )
+
+
+def _stamp(clock: FakeClock, **delta: float) -> Timestamp:
+    from datetime import timedelta
+
+    stamp = Timestamp()
+    stamp.FromDatetime(clock.now + timedelta(**delta))
+    return stamp
+
+
+def test_opening_and_reading_an_account_over_grpc(stub: identity_service_pb2_grpc.IdentityServiceStub) -> None:
+    opened = _open(stub, "r1")
+    assert opened.created and opened.account.state == pb.ACCOUNT_STATE_OPEN
+    fetched = stub.GetAccount(pb.GetAccountRequest(account_number=opened.account.account_number), timeout=10)
+    assert fetched.account.masked_id_number == "1101**********002X"
+    assert fetched.account.masked_phone_number == "138****5678"
+    assert fetched.account.masked_name == "张*"
+    assert fetched.account.opened_via == ALIPAY
+    again = stub.OpenAccount(
+        pb.OpenAccountRequest(
+            request_id="r2",
+            channel=common_pb2.CHANNEL_COMMUNITY_CENTRE,
+            name="张三",
+            id_number=SAMPLE_ID,
+            phone_number="13812345678",
+            community_centre_id="pudong-001",
+            staff_id="staff-7",
+        ),
+        timeout=10,
+    )
+    assert not again.created and again.account.account_number == opened.account.account_number
+
+
+def test_bad_input_is_invalid_argument_naming_the_field(stub: identity_service_pb2_grpc.IdentityServiceStub) -> None:
+    wrong_check_digit = SAMPLE_ID[:17] + "1"
+    with pytest.raises(grpc.RpcError) as failed:
+        _open(stub, "r1", id_number=wrong_check_digit)
+    details = error_details(failed.value)
+    assert (details.code, details.reason, details.metadata["field"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ID_NUMBER",
+        "id_number",
+    )
+    assert wrong_check_digit not in details.message
+    with pytest.raises(grpc.RpcError) as bad_phone:
+        _open(stub, "r2", phone="12345678901")
+    assert error_details(bad_phone.value).reason == "INVALID_PHONE_NUMBER"
+    with pytest.raises(grpc.RpcError) as nothing:
+        stub.ResolveAccount(pb.ResolveAccountRequest(), timeout=10)
+    assert error_details(nothing.value).code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_unknown_accounts_are_not_found(stub: identity_service_pb2_grpc.IdentityServiceStub) -> None:
+    with pytest.raises(grpc.RpcError) as failed:
+        stub.ResolveAccount(pb.ResolveAccountRequest(id_number=ZHEJIANG_ID), timeout=10)
+    details = error_details(failed.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_ACCOUNT")
+
+
+def test_batch_resolution_and_consent_checks_over_grpc(
+    stub: identity_service_pb2_grpc.IdentityServiceStub, clock: FakeClock
+) -> None:
+    account = _open(stub, "r1").account.account_number
+    resolved = stub.BatchResolveAccounts(
+        pb.BatchResolveAccountsRequest(
+            refs=[
+                common_pb2.AccountRef(binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id="2088001")),
+                common_pb2.AccountRef(phone_number="13900000000"),
+                common_pb2.AccountRef(account_number=account),
+            ]
+        ),
+        timeout=10,
+    )
+    assert [(a.found, a.account_number) for a in resolved.accounts] == [(True, account), (False, ""), (True, account)]
+    stub.GrantConsent(
+        pb.GrantConsentRequest(
+            request_id="g1", account_number=account, category=TRANSIT, channel=ALIPAY, recorded_by="alipay"
+        ),
+        timeout=10,
+    )
+    clock.advance(days=1)
+    revoked = stub.RevokeConsent(
+        pb.RevokeConsentRequest(
+            request_id="v1", account_number=account, category=TRANSIT, channel=ALIPAY, recorded_by="resident"
+        ),
+        timeout=10,
+    )
+    assert revoked.consent.action == pb.CONSENT_ACTION_REVOKE
+    answers = stub.CheckConsents(
+        pb.CheckConsentsRequest(
+            questions=[
+                pb.ConsentQuestion(account_number=account, category=TRANSIT, at=_stamp(clock, hours=-1)),
+                pb.ConsentQuestion(account_number=account, category=TRANSIT, at=_stamp(clock, hours=1)),
+            ]
+        ),
+        timeout=10,
+    ).answers
+    assert [(a.allowed, a.reason) for a in answers] == [(True, ""), (False, "CONSENT_REVOKED")]
+    listed = stub.ListConsents(pb.ListConsentsRequest(account_number=account, page_size=1), timeout=10)
+    assert [c.action for c in listed.consents] == [pb.CONSENT_ACTION_REVOKE] and listed.next_page_token
+
+
+def test_closing_with_points_needs_a_disposition_over_grpc(
+    stub: identity_service_pb2_grpc.IdentityServiceStub, ledger: MemoryLedger
+) -> None:
+    account = _open(stub, "r1").account.account_number
+    ledger.balances[account] = 500
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.CloseAccount(pb.CloseAccountRequest(request_id="c1", account_number=account, requested_by="r"), timeout=10)
+    details = error_details(refused.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "POINTS_DISPOSITION_REQUIRED")
+    closed = stub.CloseAccount(
+        pb.CloseAccountRequest(
+            request_id="c2", account_number=account, points_disposition=pb.POINTS_DISPOSITION_DONATE, requested_by="r"
+        ),
+        timeout=10,
+    )
+    assert (closed.account.state, closed.disposed_points, closed.account.masked_name) == (
+        pb.ACCOUNT_STATE_CLOSED,
+        500,
+        "",
+    )
+
+
+def test_no_personal_data_reaches_the_logs(
+    stub: identity_service_pb2_grpc.IdentityServiceStub,
+    ledger: MemoryLedger,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    personal = [SAMPLE_ID, ZHEJIANG_ID, SHANGHAI_ID, "张三", "13812345678", "13712345678", "2088001"]
+    caplog.set_level(logging.DEBUG)
+    account = _open(stub, "r1").account.account_number
+    _open(stub, "r2", user="2088001-b")
+    _open(stub, "r3", id_number=ZHEJIANG_ID, user="z", phone="13712345678")
+    for failing in (SAMPLE_ID[:17] + "1", SHANGHAI_ID[:17] + ("0" if SHANGHAI_ID[17] != "0" else "1")):
+        with pytest.raises(grpc.RpcError) as refused:
+            _open(stub, "bad", id_number=failing)
+        personal.append(failing)
+        assert failing not in (refused.value.details() or "")
+    with pytest.raises(grpc.RpcError):
+        stub.ResolveAccount(pb.ResolveAccountRequest(id_number=SHANGHAI_ID), timeout=10)
+    stub.ResolveAccount(pb.ResolveAccountRequest(phone_number="13812345678"), timeout=10)
+    stub.GrantConsent(
+        pb.GrantConsentRequest(
+            request_id="g1", account_number=account, category=TRANSIT, channel=ALIPAY, recorded_by="alipay"
+        ),
+        timeout=10,
+    )
+    ledger.balances[account] = 10
+    stub.CloseAccount(
+        pb.CloseAccountRequest(
+            request_id="c1", account_number=account, points_disposition=pb.POINTS_DISPOSITION_FORFEIT, requested_by="r"
+        ),
+        timeout=10,
+    )
+    formatter = JsonFormatter("identity_svc", "330000")
+    lines = [formatter.format(record) for record in caplog.records]
+    assert any("account opened" in line for line in lines)  # the flow did log
+    everything = "\n".join(lines) + "\n".join(json.dumps(record.__dict__, default=str) for record in caplog.records)
+    for value in personal:
+        assert value not in everything, "personal data in the logs"
