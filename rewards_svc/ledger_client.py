@@ -1,0 +1,192 @@
+"""The ledger as rewards_svc sees it: a few calls over gRPC (carbon.ledger.v1), each with a deadline.
+
+Failures come back as two kinds: LedgerRefused (final: the ledger said no, with its status code and reason) and
+LedgerUnavailable (the outcome is unknown or the ledger is down: retry with the same idempotency key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+from google.protobuf import duration_pb2
+
+from carbon.ledger.v1 import ledger_service_pb2 as pb
+from carbon.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from service_kit.settings import Settings
+from service_kit.status import error_details
+from service_kit.telemetry import instrument_channel
+
+REDEMPTION_ACCOUNT = "system:redemption"
+DONATION_ACCOUNT = "system:donation"
+DEFAULT_DEADLINE_S = 5.0
+
+_FINAL_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.OUT_OF_RANGE,
+}
+
+
+class LedgerRefused(Exception):
+    """The ledger refused the call for good."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
+        super().__init__(f"{code.name} {reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.metadata = metadata
+
+
+class LedgerUnavailable(Exception):
+    """The ledger did not answer in time or is down; whether the call took effect is unknown."""
+
+
+class HoldState:
+    PENDING = "PENDING"
+    COMMITTED = "COMMITTED"
+    RELEASED = "RELEASED"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True)
+class HoldView:
+    hold_id: str
+    state: str
+    amount_points: int
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """A posted (or already posted) transfer, or a failed one with the ledger's reason."""
+
+    posted: bool
+    failure_reason: str = ""
+    failure_message: str = ""
+
+
+class Ledger(Protocol):
+    def hold(self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str) -> HoldView: ...
+    def commit_hold(self, hold_id: str, credit_account: str) -> HoldView: ...
+    def release_hold(self, hold_id: str) -> HoldView: ...
+    def get_hold(self, hold_id: str) -> HoldView | None: ...
+    def refund(self, refund_id: str, original_transfer_id: str, amount_points: int, reason: str) -> TransferOutcome: ...
+    def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome: ...
+    def available_points(self, account: str) -> int: ...
+
+
+_HOLD_STATES = {
+    pb.HOLD_STATE_PENDING: HoldState.PENDING,
+    pb.HOLD_STATE_COMMITTED: HoldState.COMMITTED,
+    pb.HOLD_STATE_RELEASED: HoldState.RELEASED,
+    pb.HOLD_STATE_EXPIRED: HoldState.EXPIRED,
+}
+
+
+def _view(info: pb.HoldInfo) -> HoldView:
+    return HoldView(info.hold_id, _HOLD_STATES.get(info.state, HoldState.PENDING), info.amount_points)
+
+
+def _outcome(result: pb.TransferResult) -> TransferOutcome:
+    if result.status in (pb.TRANSFER_STATUS_POSTED, pb.TRANSFER_STATUS_ALREADY_POSTED):
+        return TransferOutcome(True)
+    return TransferOutcome(False, result.failure_reason or "TRANSFER_FAILED", result.failure_message)
+
+
+def _translate(error: grpc.RpcError) -> Exception:
+    details = error_details(error)
+    if details.code in _FINAL_CODES:
+        return LedgerRefused(details.code, details.reason, details.message, details.metadata)
+    return LedgerUnavailable(f"ledger {details.code.name}: {details.message}")
+
+
+class GrpcLedger:
+    """The ledger over one long-lived channel (create it after any fork)."""
+
+    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+        self._channel = instrument_channel(grpc.insecure_channel(address))
+        self._stub = pb_grpc.LedgerServiceStub(self._channel)
+        self._deadline_s = deadline_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GrpcLedger:
+        address = settings.extra.get("CARBON_LEDGER_ADDRESS", "")
+        if not address:
+            raise ValueError("CARBON_LEDGER_ADDRESS is not set: rewards_svc needs its region's ledger")
+        deadline_s = float(settings.extra.get("CARBON_LEDGER_DEADLINE_S", DEFAULT_DEADLINE_S))
+        return cls(address, deadline_s)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def hold(self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str) -> HoldView:
+        request = pb.HoldRequest(
+            hold_id=hold_id,
+            account=account,
+            amount_points=amount_points,
+            timeout=duration_pb2.Duration(seconds=timeout_s),
+            code=pb.TRANSFER_CODE_REDEEM,
+            reference=reference,
+        )
+        try:
+            return _view(self._stub.Hold(request, timeout=self._deadline_s).hold)
+        except grpc.RpcError as error:
+            raise _translate(error) from None
+
+    def commit_hold(self, hold_id: str, credit_account: str) -> HoldView:
+        request = pb.CommitHoldRequest(hold_id=hold_id, credit_account=credit_account)
+        try:
+            return _view(self._stub.CommitHold(request, timeout=self._deadline_s).hold)
+        except grpc.RpcError as error:
+            raise _translate(error) from None
+
+    def release_hold(self, hold_id: str) -> HoldView:
+        try:
+            return _view(self._stub.ReleaseHold(pb.ReleaseHoldRequest(hold_id=hold_id), timeout=self._deadline_s).hold)
+        except grpc.RpcError as error:
+            raise _translate(error) from None
+
+    def get_hold(self, hold_id: str) -> HoldView | None:
+        try:
+            return _view(self._stub.GetHold(pb.GetHoldRequest(hold_id=hold_id), timeout=self._deadline_s).hold)
+        except grpc.RpcError as error:
+            translated = _translate(error)
+            if isinstance(translated, LedgerRefused) and translated.code == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise translated from None
+
+    def refund(self, refund_id: str, original_transfer_id: str, amount_points: int, reason: str) -> TransferOutcome:
+        request = pb.RefundTransferRequest(
+            refund_id=refund_id, original_transfer_id=original_transfer_id, amount_points=amount_points, reason=reason
+        )
+        try:
+            return _outcome(self._stub.RefundTransfer(request, timeout=self._deadline_s).result)
+        except grpc.RpcError as error:
+            raise _translate(error) from None
+
+    def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome:
+        transfer = pb.Transfer(
+            transfer_id=transfer_id,
+            debit_account=account,
+            credit_account=DONATION_ACCOUNT,
+            amount_points=amount_points,
+            code=pb.TRANSFER_CODE_DONATE,
+            reference=reference,
+        )
+        try:
+            response = self._stub.PostTransfers(pb.PostTransfersRequest(transfers=[transfer]), timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            raise _translate(error) from None
+        return _outcome(response.results[0])
+
+    def available_points(self, account: str) -> int:
+        try:
+            response = self._stub.GetBalance(pb.GetBalanceRequest(account=account), timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            raise _translate(error) from None
+        return int(response.balance.available_points)

@@ -1,0 +1,399 @@
+"""Use cases of rewards_svc: the catalog, vouchers, charity, recommendations and the recovery pass.
+
+One method per operation; transaction boundaries are here and never span a ledger call. Redeem and cancel live in
+redemption.py and are reached through `self.redemptions`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from rewards_svc import store
+from rewards_svc.catalog import Catalog
+from rewards_svc.domain import (
+    CATEGORIES,
+    REGION_CODE_PATTERN,
+    CharityProject,
+    Clock,
+    Recommendation,
+    Redemption,
+    RedemptionState,
+    Reward,
+    Voucher,
+    VoucherState,
+    apply_update,
+    check_open,
+    donation_transfer_id,
+    donation_units,
+    fingerprint,
+    normalize_voucher_code,
+    recommend,
+    require_request_id,
+    validate_reward,
+)
+from rewards_svc.ledger_client import Ledger, LedgerRefused, LedgerUnavailable
+from rewards_svc.redemption import Checkpoint, Redemptions, idempotency_reused, mirror, no_checkpoint
+from service_kit.accounts import is_account_number
+from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+
+log = logging.getLogger("carbon.rewards")
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+RECOVERY_BATCH = 200
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def page_size(requested: int, field: str = "page_size") -> int:
+    if requested < 0:
+        raise InvalidArgument(field, "must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def require_account(account_number: str) -> None:
+    if not is_account_number(account_number):
+        raise InvalidArgument("account_number", "a 16-digit account number with a valid check digit")
+
+
+@dataclass(frozen=True)
+class Donation:
+    donation_id: str
+    project: CharityProject
+    units: int
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    redemptions_resolved: int = 0
+    cancels_finished: int = 0
+    donations_finished: int = 0
+    vouchers_expired: int = 0
+    unresolved: int = 0
+
+
+class RewardsService:
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        region_code: str,
+        clock: Clock = system_clock,
+        *,
+        hold_timeout_s: int = 600,
+        checkpoint: Checkpoint = no_checkpoint,
+    ) -> None:
+        self._engine = engine
+        self._ledger = ledger
+        self._region_code = region_code
+        self._clock = clock
+        self.redemptions = Redemptions(engine, ledger, clock, hold_timeout_s=hold_timeout_s, checkpoint=checkpoint)
+
+    @property
+    def region_code(self) -> str:
+        return self._region_code
+
+    # --- catalog -------------------------------------------------------------------------------------------------
+
+    def seed(self, catalog: Catalog) -> int:
+        """Adds the catalog's rewards and projects that are not in the database yet; never overwrites."""
+        with self._engine.begin() as connection:
+            added = store.add_missing_rewards(connection, catalog.rewards, self._clock())
+            return added + store.add_missing_projects(connection, catalog.projects)
+
+    def get_reward(self, reward_id: str) -> Reward:
+        with self._engine.connect() as connection:
+            reward = store.get_reward(connection, reward_id)
+        if reward is None:
+            raise NotFound("REWARD_NOT_FOUND", f"no reward {reward_id}", {"reward_id": reward_id})
+        return reward
+
+    def list_rewards(
+        self, region_code: str, category: str, include_retired: bool, size: int, after_id: str
+    ) -> tuple[list[Reward], str]:
+        if region_code and not REGION_CODE_PATTERN.match(region_code):
+            raise InvalidArgument("region_code", "a 6-digit GB/T 2260 region code")
+        if category and category not in CATEGORIES:
+            raise InvalidArgument("category", f"one of {', '.join(CATEGORIES)}")
+        limit = page_size(size)
+        found: list[Reward] = []
+        cursor = after_id
+        with self._engine.connect() as connection:
+            while len(found) < limit:
+                batch = store.list_rewards(
+                    connection, category=category, include_retired=include_retired, after_id=cursor, limit=limit
+                )
+                if not batch:
+                    return found, ""
+                cursor = batch[-1].reward_id
+                found += [r for r in batch if not region_code or not r.region_codes or region_code in r.region_codes]
+        found = found[:limit]
+        return found, found[-1].reward_id
+
+    def create_reward(self, request_id: str, reward: Reward) -> Reward:
+        require_request_id(request_id)
+        validate_reward(reward)
+        if reward.retired:
+            raise InvalidArgument("reward.retired", "a new reward cannot be retired")
+        digest = fingerprint(asdict(reward))
+        now = self._clock()
+        with self._engine.begin() as connection:
+            claimed = store.claim_request(connection, "create_reward", request_id, digest, reward.reward_id, now)
+            if claimed is None:
+                if not store.insert_reward(connection, reward, now):
+                    raise AlreadyExists("REWARD_EXISTS", f"reward {reward.reward_id} exists")
+            elif claimed[0] != digest:
+                raise idempotency_reused(request_id)
+        return self.get_reward(reward.reward_id)
+
+    def update_reward(self, request_id: str, changes: Reward, mask: list[str]) -> Reward:
+        """Changes the masked fields; a new price applies to new redemptions only (each keeps its own price)."""
+        require_request_id(request_id)
+        digest = fingerprint(changes.reward_id, sorted(mask), {name: getattr(changes, name) for name in mask})
+        now = self._clock()
+        with self._engine.begin() as connection:
+            claimed = store.claim_request(connection, "update_reward", request_id, digest, changes.reward_id, now)
+            if claimed is None:
+                current = store.get_reward(connection, changes.reward_id, lock=True)
+                if current is None:
+                    raise NotFound("REWARD_NOT_FOUND", f"no reward {changes.reward_id}")
+                store.save_reward(connection, apply_update(current, changes, mask), now)
+            elif claimed[0] != digest:
+                raise idempotency_reused(request_id)
+        return self.get_reward(changes.reward_id)
+
+    def retire_reward(self, request_id: str, reward_id: str) -> Reward:
+        require_request_id(request_id)
+        now = self._clock()
+        with self._engine.begin() as connection:
+            claimed = store.claim_request(
+                connection, "retire_reward", request_id, fingerprint(reward_id), reward_id, now
+            )
+            if claimed is not None and claimed[0] != fingerprint(reward_id):
+                raise idempotency_reused(request_id)
+            current = store.get_reward(connection, reward_id, lock=True)
+            if current is None:
+                raise NotFound("REWARD_NOT_FOUND", f"no reward {reward_id}")
+            if not current.retired:
+                store.save_reward(connection, dataclasses.replace(current, retired=True), now)
+        return self.get_reward(reward_id)
+
+    # --- redemptions and vouchers --------------------------------------------------------------------------------
+
+    def redeem(
+        self, request_id: str, account_number: str, reward_id: str, quantity: int, region_code: str
+    ) -> Redemption:
+        return self.redemptions.redeem(
+            request_id, account_number, reward_id, quantity, region_code or self._region_code
+        )
+
+    def get_redemption(self, redemption_id: str) -> Redemption:
+        redemption = self.redemptions.find(redemption_id=redemption_id)
+        if redemption is None:
+            raise NotFound("REDEMPTION_NOT_FOUND", f"no redemption {redemption_id}")
+        return redemption
+
+    def list_vouchers(
+        self, account_number: str, states: list[str], size: int, after_id: int
+    ) -> tuple[list[Voucher], int]:
+        require_account(account_number)
+        limit = page_size(size)
+        with self._engine.begin() as connection:
+            store.expire_vouchers(connection, self._clock(), account_number=account_number)
+            rows = store.list_vouchers(connection, account_number, states, after_id, limit)
+        next_after = rows[-1][0] if len(rows) == limit else 0
+        return [voucher for _id, voucher in rows], next_after
+
+    def use_voucher(self, request_id: str, code: str, merchant_id: str) -> Voucher:
+        """A merchant uses a voucher, once; a retry of the same request returns the same answer."""
+        require_request_id(request_id)
+        code = normalize_voucher_code(code)
+        if not 0 < len(merchant_id) <= 128:
+            raise InvalidArgument("merchant_id", "required, at most 128 characters")
+        digest = fingerprint(code, merchant_id)
+        now = self._clock()
+        with self._engine.begin() as connection:
+            store.expire_vouchers(connection, now, code=code)
+        with self._engine.begin() as connection:
+            claimed = store.claim_request(connection, "use_voucher", request_id, digest, code, now)
+            if claimed is not None and claimed[0] != digest:
+                raise idempotency_reused(request_id)
+            found = store.get_voucher(connection, code, lock=True)
+            if found is None or found[1] != RedemptionState.COMPLETED:
+                raise NotFound("VOUCHER_NOT_FOUND", "no such voucher")
+            if claimed is None:
+                check_open(found[0], now)
+                store.set_voucher_state(
+                    connection, code, [VoucherState.ISSUED], VoucherState.USED, used_at=now, merchant_id=merchant_id
+                )
+            found = store.get_voucher(connection, code)
+        assert found is not None
+        return found[0]
+
+    def cancel_voucher(self, request_id: str, code: str, reason: str) -> tuple[Voucher, int]:
+        return self.redemptions.cancel_voucher(request_id, code, reason)
+
+    # --- charity -------------------------------------------------------------------------------------------------
+
+    def list_projects(self) -> list[CharityProject]:
+        with self._engine.connect() as connection:
+            return store.list_projects(connection, self._region_code)
+
+    def _project(self, project_id: str) -> CharityProject:
+        with self._engine.connect() as connection:
+            found = store.list_projects(connection, self._region_code, project_id)
+        if not found:
+            raise NotFound("PROJECT_NOT_FOUND", f"no charity project {project_id}", {"project_id": project_id})
+        return found[0]
+
+    def donate(self, request_id: str, account_number: str, project_id: str, amount_points: int) -> Donation:
+        """Points to a charity project (ledger transfer to system:donation); impact counted once it posts."""
+        require_request_id(request_id)
+        require_account(account_number)
+        if not project_id:
+            raise InvalidArgument("project_id", "required")
+        units = donation_units(self._project(project_id), amount_points)
+        with self._engine.connect() as connection:
+            row = store.get_donation(connection, request_id=request_id)
+        if row is None:
+            donation_id = uuid.uuid4().hex
+            try:
+                with self._engine.begin() as connection:
+                    store.insert_donation(
+                        connection,
+                        donation_id=donation_id,
+                        request_id=request_id,
+                        account_number=account_number,
+                        project_id=project_id,
+                        region_code=self._region_code,
+                        amount_points=amount_points,
+                        units=units,
+                        state="PENDING",
+                        failure_reason="",
+                        created_at=self._clock(),
+                    )
+            except IntegrityError:
+                return self.donate(request_id, account_number, project_id, amount_points)
+        else:
+            if (row.account_number, row.project_id, row.amount_points) != (account_number, project_id, amount_points):
+                raise idempotency_reused(request_id)
+            donation_id = row.donation_id
+        self.finish_donation(donation_id)
+        return Donation(donation_id, self._project(project_id), units)
+
+    def finish_donation(self, donation_id: str) -> None:
+        """Posts a PENDING donation (idempotent by its transfer id) and counts its impact; raises why it failed."""
+        with self._engine.connect() as connection:
+            row = store.get_donation(connection, donation_id=donation_id)
+        if row.state == "PENDING":
+            try:
+                outcome = self._ledger.donate(
+                    donation_transfer_id(donation_id), row.account_number, row.amount_points, donation_id
+                )
+            except LedgerUnavailable:
+                raise Unavailable(
+                    "DONATION_PENDING", "the ledger did not answer; retry with the same request_id"
+                ) from None
+            except LedgerRefused as refused:
+                with self._engine.begin() as connection:
+                    store.set_donation_state(connection, donation_id, "FAILED", refused.reason)
+                raise mirror(refused) from None
+            with self._engine.begin() as connection:
+                if not outcome.posted:
+                    store.set_donation_state(connection, donation_id, "FAILED", outcome.failure_reason)
+                elif store.set_donation_state(connection, donation_id, "COMPLETED"):
+                    store.add_impact(connection, row.project_id, row.region_code, row.units, row.amount_points)
+            with self._engine.connect() as connection:
+                row = store.get_donation(connection, donation_id=donation_id)
+        if row.state == "FAILED":
+            raise FailedPrecondition(row.failure_reason, f"donation failed: {row.failure_reason}")
+
+    # --- recommendations -----------------------------------------------------------------------------------------
+
+    def recommend(self, account_number: str, region_code: str, max_results: int) -> tuple[int, list[Recommendation]]:
+        require_account(account_number)
+        region_code = region_code or self._region_code
+        if not REGION_CODE_PATTERN.match(region_code):
+            raise InvalidArgument("region_code", "a 6-digit GB/T 2260 region code")
+        if not 0 <= max_results <= 50:
+            raise InvalidArgument("max_results", "between 0 (default 5) and 50")
+        try:
+            available = self._ledger.available_points(account_number)
+        except LedgerUnavailable:
+            raise Unavailable("LEDGER_UNAVAILABLE", "the ledger did not answer; try again") from None
+        except LedgerRefused as refused:
+            raise mirror(refused) from None
+        with self._engine.connect() as connection:
+            rewards = store.list_rewards(connection)
+        return available, recommend(rewards, available, region_code, self._clock(), max_results or 5)
+
+    # --- recovery ------------------------------------------------------------------------------------------------
+
+    def recover(self, min_age_s: float = 0) -> RecoveryReport:
+        """Finishes what a crash or an unanswered ledger call left halfway; safe beside live requests."""
+        now = self._clock()
+        resolved = cancels = donations = unresolved = 0
+        with self._engine.connect() as connection:
+            pending = store.redemption_ids_in_state(
+                connection, RedemptionState.PENDING, now - timedelta(seconds=min_age_s), RECOVERY_BATCH
+            )
+            cancelling = store.voucher_codes_in_state(connection, VoucherState.CANCELLING, RECOVERY_BATCH)
+            pending_donations = store.pending_donation_ids(connection, RECOVERY_BATCH)
+        for redemption_id in pending:
+            try:
+                self.redemptions.resolve(redemption_id)
+                resolved += 1
+            except LedgerUnavailable:
+                unresolved += 1
+        for code in cancelling:
+            try:
+                with self._engine.connect() as connection:
+                    found = store.get_voucher(connection, code)
+                assert found is not None
+                self.redemptions.finish_cancel(code, found[2])
+                cancels += 1
+            except (Unavailable, FailedPrecondition, InvalidArgument, NotFound):
+                unresolved += 1
+        for donation_id in pending_donations:
+            try:
+                self.finish_donation(donation_id)
+                donations += 1
+            except FailedPrecondition:
+                donations += 1
+            except (Unavailable, InvalidArgument, NotFound):
+                unresolved += 1
+        with self._engine.begin() as connection:
+            expired = store.expire_vouchers(connection, now)
+        report = RecoveryReport(resolved, cancels, donations, expired, unresolved)
+        if report != RecoveryReport():
+            log.info("recovery pass", extra=asdict(report))
+        return report
+
+
+def start_recovery_loop(service: RewardsService, interval_s: float, min_age_s: float) -> threading.Event:
+    """A daemon thread: one full recovery pass now (retried until the ledger answers), then one per interval for
+    work older than min_age_s. Set the returned event to stop it."""
+    stop = threading.Event()
+
+    def run() -> None:
+        first = True
+        while not stop.is_set():
+            try:
+                report = service.recover(0 if first else min_age_s)
+                first = first and report.unresolved > 0
+            except Exception:
+                log.exception("recovery pass crashed")
+            stop.wait(1.0 if first else interval_s)
+
+    threading.Thread(target=run, name="rewards-recovery", daemon=True).start()
+    return stop
