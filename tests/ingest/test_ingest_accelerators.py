@@ -1,0 +1,90 @@
+"""Dedupe fast path and rate limits, in Redis and in-process; flushing Redis never creates a duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from conftest import Harness, make_harness
+
+from carbon.ingest.v1 import ingest_service_pb2 as pb
+from ingest_svc.limits import InProcessDedupe, InProcessRateLimiter, RedisDedupe, RedisRateLimiter
+
+
+@pytest.fixture
+def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    for key in client.scan_iter(f"{redis_prefix}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def redis_harness(sqlite_url: str, redis_url: str, redis_prefix: str, redis_client: redis.Redis) -> Iterator[Harness]:
+    yield from make_harness(sqlite_url, {"CARBON_INGEST_REDIS_PREFIX": redis_prefix}, redis_url=redis_url)
+
+
+@pytest.mark.redis
+def test_redis_flushed_mid_run_creates_no_duplicate(
+    redis_harness: Harness, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    harness = redis_harness
+    harness.register()
+    li = harness.open_account()
+    events = [harness.event(li), harness.event(li)]
+    harness.submit(events)
+    assert list(redis_client.scan_iter(f"{redis_prefix}seen:*")), "accepted events are remembered in Redis"
+    for key in redis_client.scan_iter(f"{redis_prefix}*"):
+        redis_client.delete(key)
+    again = harness.submit(events)
+    assert [r.outcome for r in again] == [pb.EVENT_OUTCOME_DUPLICATE] * 2
+    assert harness.ledger.balances[li] == 20
+
+
+@pytest.mark.redis
+def test_the_redis_fast_path_skips_identity_for_known_events(redis_harness: Harness) -> None:
+    harness = redis_harness
+    harness.register()
+    li = harness.open_account()
+    events = [harness.event(li)]
+    harness.submit(events)
+    calls = dict(harness.identity.calls)
+    assert harness.submit(events)[0].outcome == pb.EVENT_OUTCOME_DUPLICATE
+    assert harness.identity.calls == calls
+
+
+def test_the_in_process_fast_path_skips_identity_for_known_events(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    events = [harness.event(li)]
+    harness.submit(events)
+    calls = dict(harness.identity.calls)
+    assert harness.submit(events)[0].outcome == pb.EVENT_OUTCOME_DUPLICATE
+    assert harness.identity.calls == calls
+
+
+@pytest.mark.redis
+def test_redis_and_in_process_dedupe_agree(redis_client: redis.Redis, redis_prefix: str) -> None:
+    for dedupe in (InProcessDedupe(), RedisDedupe(redis_client, redis_prefix)):
+        assert dedupe.seen("p", ["a", "b"]) == set()
+        dedupe.remember("p", ["a"])
+        assert dedupe.seen("p", ["a", "b"]) == {"a"}
+        assert dedupe.seen("q", ["a"]) == set()
+
+
+@pytest.mark.redis
+def test_redis_and_in_process_token_buckets_agree(redis_client: redis.Redis, redis_prefix: str) -> None:
+    for limiter in (InProcessRateLimiter(), RedisRateLimiter(redis_client, redis_prefix)):
+        assert limiter.allow("p", 10, 100, now_ms=0)  # burst: 10 s of rate
+        assert not limiter.allow("p", 10, 1, now_ms=0)
+        assert not limiter.allow("p", 10, 10, now_ms=500)
+        assert limiter.allow("p", 10, 10, now_ms=1000)
+        assert limiter.allow("other", 10, 100, now_ms=1000)
+
+
+def test_in_process_dedupe_forgets_the_oldest_when_full() -> None:
+    dedupe = InProcessDedupe(capacity=2)
+    dedupe.remember("p", ["a", "b", "c"])
+    assert dedupe.seen("p", ["a", "b", "c"]) == {"b", "c"}
