@@ -218,6 +218,20 @@ class AccountService:
             staff_id=opening.staff_id or None,
             opened_at=now,
         )
+        if created:
+            # Everything the view shows is at hand: spare the round trips of reading it back.
+            return AccountView(
+                account_number=number,
+                region_code=self.region_code,
+                state=AccountState.OPEN,
+                masked_name=mask_name(opening.name),
+                masked_id_number=mask_id_number(opening.id_number),
+                masked_phone_number=mask_phone_number(opening.phone_number),
+                bindings=[opening.binding] if opening.binding else [],
+                opened_at=now,
+                closed_at=None,
+                opened_via=opening.channel,
+            ), created
         fresh = store.account(conn, number)
         assert fresh is not None
         return self.view(conn, fresh), created
