@@ -184,7 +184,8 @@ def _insert_ignore(connection: Connection, table: Table, rows: Sequence[dict[str
         return 0
     dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
     statement = dialect.insert(table).values(list(rows)).on_conflict_do_nothing()
-    return connection.execute(statement).rowcount or 0
+    # RETURNING, not rowcount: psycopg reports -1 for a multi-row VALUES insert.
+    return len(connection.execute(statement.returning(*table.primary_key.columns)).all())
 
 
 # --- rewards -------------------------------------------------------------------------------------------------------

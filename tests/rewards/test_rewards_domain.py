@@ -130,12 +130,13 @@ def test_an_update_changes_only_the_masked_fields_and_never_a_retired_reward() -
 
 
 def test_bad_rewards_name_the_field() -> None:
-    for changes, field in [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"price_points": 0}, "reward.price_points"),
         ({"region_codes": ("11",)}, "reward.region_codes"),
         ({"stock": -2}, "reward.stock"),
         ({"category": "FOOD"}, "reward.category"),
-    ]:
+    ]
+    for changes, field in cases:
         with pytest.raises(InvalidArgument) as bad:
             validate_reward(reward(**changes))
         assert bad.value.field == field
