@@ -236,6 +236,19 @@ class AccountService:
         assert fresh is not None
         return self.view(conn, fresh), created
 
+    def reencrypt_records(self, batch_size: int = 500) -> int:
+        """Key rotation: re-seals one batch of real-name records under the current key id; returns how many."""
+        with self.engine.begin() as conn:
+            rows = store.accounts_sealed_with_other_keys(conn, self.keys.current_key_id, batch_size)
+            for row in rows:
+                associated = row.account_number.encode()
+                plaintext = self.keys.open(Sealed(row.record_key_id, bytes(row.record_blob)), associated)
+                sealed = self.keys.seal(plaintext, associated)
+                store.update_account(conn, row.account_number, record_key_id=sealed.key_id, record_blob=sealed.blob)
+        if rows:
+            log.info("records re-encrypted", extra={"count": len(rows), "key_id": self.keys.current_key_id})
+        return len(rows)
+
     # -- read ----------------------------------------------------------------------------------------------------
 
     def get_account(self, account_number: str) -> AccountView:

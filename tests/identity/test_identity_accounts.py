@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, opening
+from identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, opening
 from sqlalchemy import Engine, select
 
 from identity_svc import store
+from identity_svc.consent_cache import InProcessConsentCache
+from identity_svc.crypto import KeyRing
 from identity_svc.domain import AccountState, Binding, Channel
-from identity_svc.server import IdentityServices
+from identity_svc.server import IdentityServices, build_services
 from identity_svc.service import Ref
 from service_kit.accounts import is_account_number, new_account_number, region_of
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
+from service_kit.settings import Settings
 
 
 def test_opening_creates_an_account_in_the_home_region_with_masked_data(services: IdentityServices) -> None:
@@ -147,3 +152,22 @@ def test_an_account_opened_without_a_phone_gets_the_first_one_given_later(servic
     )
     assert second.masked_phone_number == "137****5678"
     assert services.accounts.resolve(Ref("phone_number", "13712345678")).account_number == first.account_number
+
+
+def test_rotating_the_encryption_key_re_seals_records_in_batches(engine: Engine, clock: FakeClock) -> None:
+    k1, k2 = os.urandom(32), os.urandom(32)
+    before = KeyRing(b"h" * 32, b"n" * 32, {"k1": k1}, "k1")
+    after = KeyRing(b"h" * 32, b"n" * 32, {"k2": k2, "k1": k1}, "k2")
+    settings = Settings(service="identity_svc")
+    old = build_services(settings, engine, keys=before, cache=InProcessConsentCache(), clock=clock)
+    view, _ = old.accounts.open_account(opening("r1"))
+    old.accounts.open_account(opening("r2", id_number=ZHEJIANG_ID, user="u2"))
+    new = build_services(settings, engine, keys=after, cache=InProcessConsentCache(), clock=clock)
+    assert new.accounts.get_account(view.account_number).masked_name == "张*"  # the old key still decrypts
+    assert new.accounts.reencrypt_records(batch_size=1) == 1
+    assert new.accounts.reencrypt_records(batch_size=10) == 1
+    assert new.accounts.reencrypt_records() == 0
+    with engine.connect() as conn:
+        key_ids = set(conn.execute(select(store.accounts.c.record_key_id)).scalars())
+    assert key_ids == {"k2"}
+    assert new.accounts.get_account(view.account_number).masked_id_number == "1101**********002X"

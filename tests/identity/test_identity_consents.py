@@ -158,3 +158,24 @@ def test_closed_accounts_refuse_new_consents(services: IdentityServices) -> None
     with pytest.raises(FailedPrecondition) as closed:
         grant(services, account, "g1")
     assert closed.value.reason == "ACCOUNT_CLOSED"
+
+
+@pytest.mark.redis
+def test_a_configured_redis_url_puts_the_cache_in_redis_under_the_configured_prefix(
+    engine: object, keys: object, clock: FakeClock, redis_url: str, redis_prefix: str
+) -> None:
+    from identity_svc.server import build_services
+    from service_kit.settings import Settings
+
+    env = {"CARBON_REDIS_URL": redis_url, "CARBON_IDENTITY_REDIS_PREFIX": redis_prefix}
+    settings = Settings.from_env("identity_svc", env)
+    services = build_services(settings, engine, keys=keys, clock=clock)  # type: ignore[arg-type]
+    assert isinstance(services.consents.cache, RedisConsentCache)
+    account = services.accounts.open_account(opening())[0].account_number
+    services.consents.check([Question(account, TRANSIT, clock.now)])
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.exists(f"{redis_prefix}consent:{account}")
+    finally:
+        for key in client.scan_iter(f"{redis_prefix}*"):
+            client.delete(key)
