@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 import grpc
 import pytest
+from rewards_fake_ledger import FakeLedger, FakeLedgerServicer
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from carbon.ledger.v1 import ledger_service_pb2 as ledger_pb2
+from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_pb2_grpc
+from carbon.rewards.v1 import rewards_service_pb2_grpc as rewards_pb2_grpc
 from rewards_svc.catalog import load_catalog
-from rewards_svc.ledger_client import HoldState, HoldView, LedgerRefused, LedgerUnavailable, TransferOutcome
 from rewards_svc.redemption import Checkpoint, no_checkpoint
+from rewards_svc.server import SERVICE_NAME, RewardsServiceServicer, build_service
 from rewards_svc.service import RewardsService
 from service_kit import db
+from service_kit.server import Registration, start_server
+from service_kit.settings import Settings
 
 # 2026-03-10 10:00 in Beijing time.
 START = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -30,103 +39,6 @@ class ManualClock:
 
     def advance(self, **kwargs: float) -> None:
         self.now += timedelta(**kwargs)
-
-
-@dataclass
-class FakeHold:
-    account: str
-    amount_points: int
-    state: str
-
-
-@dataclass
-class FakeLedger:
-    """Balances, holds and transfers in memory, with the real ledger's idempotency; `down` makes it unreachable."""
-
-    balances: dict[str, int] = field(default_factory=dict)
-    holds: dict[str, FakeHold] = field(default_factory=dict)
-    transfers: dict[str, tuple[str, str, int]] = field(default_factory=dict)
-    down: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _reachable(self) -> None:
-        if self.down:
-            raise LedgerUnavailable("ledger down (fake)")
-
-    def fund(self, account: str, points: int) -> None:
-        self.balances[account] = self.balances.get(account, 0) + points
-
-    def available(self, account: str) -> int:
-        held = sum(h.amount_points for h in self.holds.values() if h.account == account and h.state == "PENDING")
-        return self.balances.get(account, 0) - held
-
-    def hold(self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str) -> HoldView:
-        with self.lock:
-            self._reachable()
-            if hold_id not in self.holds:
-                if self.available(account) < amount_points:
-                    raise LedgerRefused(
-                        grpc.StatusCode.FAILED_PRECONDITION,
-                        "INSUFFICIENT_POINTS",
-                        "not enough points",
-                        {"missing_points": str(amount_points - self.available(account))},
-                    )
-                self.holds[hold_id] = FakeHold(account, amount_points, HoldState.PENDING)
-            found = self.holds[hold_id]
-            return HoldView(hold_id, found.state, found.amount_points)
-
-    def commit_hold(self, hold_id: str, credit_account: str) -> HoldView:
-        with self.lock:
-            self._reachable()
-            found = self.holds[hold_id]
-            if found.state == HoldState.PENDING:
-                found.state = HoldState.COMMITTED
-                self.balances[found.account] -= found.amount_points
-                self.fund(credit_account, found.amount_points)
-                self.transfers[hold_id] = (found.account, credit_account, found.amount_points)
-            elif found.state != HoldState.COMMITTED:
-                raise LedgerRefused(grpc.StatusCode.FAILED_PRECONDITION, "HOLD_NOT_PENDING", found.state, {})
-            return HoldView(hold_id, found.state, found.amount_points)
-
-    def release_hold(self, hold_id: str) -> HoldView:
-        with self.lock:
-            self._reachable()
-            found = self.holds[hold_id]
-            if found.state == HoldState.PENDING:
-                found.state = HoldState.RELEASED
-            return HoldView(hold_id, found.state, found.amount_points)
-
-    def get_hold(self, hold_id: str) -> HoldView | None:
-        with self.lock:
-            self._reachable()
-            found = self.holds.get(hold_id)
-            return None if found is None else HoldView(hold_id, found.state, found.amount_points)
-
-    def refund(self, refund_id: str, original_transfer_id: str, amount_points: int, reason: str) -> TransferOutcome:
-        with self.lock:
-            self._reachable()
-            if refund_id not in self.transfers:
-                debit, credit, _amount = self.transfers[original_transfer_id]
-                self.transfers[refund_id] = (credit, debit, amount_points)
-                self.balances[credit] -= amount_points
-                self.fund(debit, amount_points)
-            return TransferOutcome(True)
-
-    def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome:
-        with self.lock:
-            self._reachable()
-            if transfer_id not in self.transfers:
-                if self.available(account) < amount_points:
-                    return TransferOutcome(False, "INSUFFICIENT_POINTS", "not enough points")
-                self.transfers[transfer_id] = (account, "system:donation", amount_points)
-                self.balances[account] -= amount_points
-                self.fund("system:donation", amount_points)
-            return TransferOutcome(True)
-
-    def available_points(self, account: str) -> int:
-        with self.lock:
-            self._reachable()
-            return self.available(account)
 
 
 class Crash(BaseException):
@@ -172,3 +84,126 @@ def make_service(database_url: str, ledger: FakeLedger, clock: ManualClock) -> I
 @pytest.fixture
 def service(make_service: MakeService) -> RewardsService:
     return make_service()
+
+
+def real_ledger_ready() -> bool:
+    """True once ledger_svc serves holds; until then the gRPC tests run against FakeLedgerServicer."""
+    from ledger_svc.server import LedgerServiceServicer
+
+    return all(name in LedgerServiceServicer.__dict__ for name in ("Hold", "CommitHold", "GetHold", "RefundTransfer"))
+
+
+@dataclass
+class Platform:
+    """One region's ledger and rewards services, each a real gRPC server on a real port."""
+
+    region: str
+    ledger_address: str
+    rewards_address: str
+    ledger: ledger_pb2_grpc.LedgerServiceStub
+    rewards: rewards_pb2_grpc.RewardsServiceStub
+    real_ledger: bool
+
+    def fund(self, account: str, points: int) -> None:
+        response = self.ledger.PostTransfers(
+            ledger_pb2.PostTransfersRequest(
+                transfers=[
+                    ledger_pb2.Transfer(
+                        transfer_id=f"earn-{uuid.uuid4().hex}",
+                        debit_account="system:issuance",
+                        credit_account=account,
+                        amount_points=points,
+                        code=ledger_pb2.TRANSFER_CODE_EARN,
+                    )
+                ]
+            ),
+            timeout=10,
+        )
+        assert response.results[0].status == ledger_pb2.TRANSFER_STATUS_POSTED, response
+
+    def available(self, account: str) -> int:
+        balance = self.ledger.GetBalance(ledger_pb2.GetBalanceRequest(account=account), timeout=10).balance
+        return int(balance.available_points)
+
+
+class StartPlatform(Protocol):
+    def __call__(
+        self, region: str, ledger_url: str = "", rewards_url: str = "", serve_rewards: bool = True
+    ) -> Platform: ...
+
+
+@pytest.fixture
+def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
+    cleanups: list[Callable[[], None]] = []
+
+    def start(region: str, ledger_url: str = "", rewards_url: str = "", serve_rewards: bool = True) -> Platform:
+        real = real_ledger_ready()
+        ledger_settings = Settings(service="ledger_svc", region_code=region, port=0, max_workers=64)
+        if real:
+            from ledger_svc.server import registrations as ledger_registrations
+
+            ledger_engine = db.make_engine(ledger_url or f"sqlite:///{tmp_path / f'ledger-{region}.db'}")
+            db.migrate("ledger_svc", ledger_engine)
+            ledger_server = start_server(ledger_settings, ledger_registrations(ledger_settings, ledger_engine))
+            cleanups.append(ledger_engine.dispose)
+        else:
+            fake = FakeLedgerServicer(FakeLedger())  # type: ignore[abstract]  # the rest: UNIMPLEMENTED
+            name = "carbon.ledger.v1.LedgerService"
+            ledger_server = start_server(
+                ledger_settings, [Registration(ledger_pb2_grpc.add_LedgerServiceServicer_to_server, fake, name)]
+            )
+        cleanups.append(ledger_server.stop)
+        ledger_channel = grpc.insecure_channel(ledger_server.address)
+        cleanups.append(ledger_channel.close)
+        rewards_address = ""
+        rewards_stub: rewards_pb2_grpc.RewardsServiceStub | None = None
+        if serve_rewards:
+            settings = Settings(
+                service="rewards_svc",
+                region_code=region,
+                port=0,
+                max_workers=64,
+                extra={"CARBON_LEDGER_ADDRESS": ledger_server.address},
+            )
+            rewards_engine = db.make_engine(
+                rewards_url or f"sqlite:///{tmp_path / f'rewards-{region}.db'}", pool_size=40
+            )
+            db.migrate("rewards_svc", rewards_engine)
+            rewards_servicer = RewardsServiceServicer(build_service(settings, rewards_engine))
+            rewards_server = start_server(
+                settings,
+                [Registration(rewards_pb2_grpc.add_RewardsServiceServicer_to_server, rewards_servicer, SERVICE_NAME)],
+            )
+            cleanups.extend([rewards_engine.dispose, rewards_server.stop])
+            rewards_channel = grpc.insecure_channel(rewards_server.address)
+            cleanups.append(rewards_channel.close)
+            rewards_address = rewards_server.address
+            rewards_stub = rewards_pb2_grpc.RewardsServiceStub(rewards_channel)
+        return Platform(
+            region,
+            ledger_server.address,
+            rewards_address,
+            ledger_pb2_grpc.LedgerServiceStub(ledger_channel),
+            rewards_stub,  # type: ignore[arg-type]
+            real,
+        )
+
+    yield start
+    for cleanup in reversed(cleanups):
+        cleanup()
+
+
+@pytest.fixture
+def second_postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """Another fresh schema, for the second service of a test (the ledger beside rewards)."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(postgres_server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

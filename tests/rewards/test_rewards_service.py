@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import Crash, FakeLedger, MakeService, ManualClock, crash_at
+from conftest import Crash, MakeService, ManualClock, crash_at
+from rewards_fake_ledger import FakeLedger
 
 from rewards_svc.domain import RedemptionState, VoucherState
 from rewards_svc.service import RewardsService
