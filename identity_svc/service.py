@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row
@@ -88,7 +88,8 @@ class AccountService:
         self.cache = cache
         self.clock = clock
 
-    def today_in_china(self) -> Any:
+    def today_in_china(self) -> date:
+        """Birth dates are calendar days in China Standard Time."""
         return (self.clock().astimezone(UTC) + CHINA_STANDARD_TIME).date()
 
     # -- views ---------------------------------------------------------------------------------------------------
