@@ -719,6 +719,7 @@ class Balance(_message.Message):
     """Spendable now: total minus held, expired lots excluded."""
     held_points: _builtins.int
     total_points: _builtins.int
+    """available + held: the points the account still owns (expired lots not yet swept are excluded)."""
     expiring_within_30_days_points: _builtins.int
     def __init__(
         self,
@@ -796,6 +797,7 @@ class StatementEntry(_message.Message):
     reference: _builtins.str
     co2e_grams: _builtins.int
     balance_after_points: _builtins.int
+    """The account's balance after this entry; 0 for system accounts (they are sharded, see docs/adr/0101)."""
     @_builtins.property
     def posted_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1165,6 +1167,7 @@ class CheckConservationResponse(_message.Message):
     NET_TRANSFERRED_POINTS_FIELD_NUMBER: _builtins.int
     ADJUSTED_POINTS_FIELD_NUMBER: _builtins.int
     SUM_OF_ALL_BALANCES_POINTS_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
     balanced: _builtins.bool
     issued_points: _builtins.int
     outstanding_points: _builtins.int
@@ -1175,6 +1178,12 @@ class CheckConservationResponse(_message.Message):
     adjusted_points: _builtins.int
     sum_of_all_balances_points: _builtins.int
     """Must be zero."""
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why balanced is false, one line per failed check (also checks lots + holds against user balances, and every
+        balance against the sum of its journal entries).
+        """
+
     def __init__(
         self,
         *,
@@ -1187,10 +1196,11 @@ class CheckConservationResponse(_message.Message):
         net_transferred_points: _builtins.int = ...,
         adjusted_points: _builtins.int = ...,
         sum_of_all_balances_points: _builtins.int = ...,
+        problems: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_points", b"adjusted_points", "balanced", b"balanced", "donated_points", b"donated_points", "expired_points", b"expired_points", "issued_points", b"issued_points", "net_transferred_points", b"net_transferred_points", "outstanding_points", b"outstanding_points", "redeemed_points", b"redeemed_points", "sum_of_all_balances_points", b"sum_of_all_balances_points"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_points", b"adjusted_points", "balanced", b"balanced", "donated_points", b"donated_points", "expired_points", b"expired_points", "issued_points", b"issued_points", "net_transferred_points", b"net_transferred_points", "outstanding_points", b"outstanding_points", "problems", b"problems", "redeemed_points", b"redeemed_points", "sum_of_all_balances_points", b"sum_of_all_balances_points"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

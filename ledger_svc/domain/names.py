@@ -1,0 +1,71 @@
+"""Account names and transfer codes: what a well-formed posting may name."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from service_kit.accounts import SYSTEM_PREFIX, is_account_number, region_of
+
+
+class SystemKind:
+    ISSUANCE = "system:issuance"
+    REDEMPTION = "system:redemption"
+    EXPIRY = "system:expiry"
+    DONATION = "system:donation"
+    CLEARING = "system:clearing"
+    ADJUSTMENT = "system:adjustment"
+
+
+SYSTEM_ACCOUNTS: tuple[str, ...] = (
+    SystemKind.ISSUANCE,
+    SystemKind.REDEMPTION,
+    SystemKind.EXPIRY,
+    SystemKind.DONATION,
+    SystemKind.CLEARING,
+    SystemKind.ADJUSTMENT,
+)
+_SYSTEM_SET = frozenset(SYSTEM_ACCOUNTS)
+
+
+class TransferCode(IntEnum):
+    """Mirrors carbon.ledger.v1.TransferCode (the wire values)."""
+
+    EARN = 1
+    REDEEM = 2
+    EXPIRE = 3
+    DONATE = 4
+    TRANSFER_OUT = 5
+    TRANSFER_IN = 6
+    ADJUST = 7
+    REFUND = 8
+    FORFEIT = 9
+
+
+VALID_CODES = frozenset(int(code) for code in TransferCode)
+
+MAX_ID_LENGTH = 128
+MAX_REFERENCE_LENGTH = 256
+MAX_METADATA_ENTRIES = 32
+MAX_METADATA_BYTES = 4096
+
+
+def is_system_account(name: str) -> bool:
+    return name in _SYSTEM_SET
+
+
+def is_user_account(name: str, region_code: str) -> bool:
+    """A 16-digit account number (Luhn-checked) whose home region is this ledger's."""
+    return is_account_number(name) and region_of(name) == region_code
+
+
+def account_problem(name: str, region_code: str) -> str | None:
+    """Why `name` cannot be an account of this ledger, or None when it can."""
+    if not name:
+        return "is required"
+    if name.startswith(SYSTEM_PREFIX):
+        return None if name in _SYSTEM_SET else f"unknown system account {name!r}"
+    if not is_account_number(name):
+        return "must be a 16-digit account number or system:<kind>"
+    if region_of(name) != region_code:
+        return f"belongs to region {region_of(name)}, not this ledger's region {region_code}"
+    return None

@@ -1,0 +1,71 @@
+"""What every use case needs: the engine, this ledger's region, the clock, the lot validity, and a retrying
+transaction (PostgreSQL may abort a transaction on a serialization failure or deadlock; SQLite may be busy)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from ledger_svc.domain.time import DEFAULT_VALIDITY_MONTHS, Clock, system_clock, to_us
+from ledger_svc.store.journal import seal
+from service_kit.settings import Settings, SettingsError
+
+log = logging.getLogger("carbon.ledger")
+T = TypeVar("T")
+MAX_ATTEMPTS = 8
+# serialization_failure, deadlock_detected, unique_violation (two requests racing with one idempotency key:
+# the retry finds the winner's row and answers as a replay).
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
+
+
+@dataclass
+class LedgerContext:
+    engine: Engine
+    region_code: str
+    clock: Clock = system_clock
+    validity_months: int = DEFAULT_VALIDITY_MONTHS
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine, clock: Clock = system_clock) -> LedgerContext:
+        raw = settings.extra.get("CARBON_LEDGER_VALIDITY_MONTHS", str(DEFAULT_VALIDITY_MONTHS))
+        if not raw.isdigit() or not 1 <= int(raw) <= 120:
+            raise SettingsError(f"CARBON_LEDGER_VALIDITY_MONTHS must be 1..120, got {raw!r}")
+        return cls(engine, settings.region_code, clock, int(raw))
+
+    def now_us(self) -> int:
+        return to_us(self.clock())
+
+    def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Runs `work` in one transaction, retrying it from the start when the database says so."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except DBAPIError as error:
+                if attempt == MAX_ATTEMPTS or not _retryable(error):
+                    raise
+                log.info("transaction retried", extra={"attempt": attempt, "sqlstate": _sqlstate(error)})
+                # Back off a little, with jitter, so the transactions that collided do not collide again.
+                time.sleep(random.uniform(0, 0.002 * attempt))
+        raise AssertionError("unreachable")
+
+    def seal_journal(self) -> int:
+        """Chains committed batches into blocks; skipped (0) when another transaction is sealing."""
+        return self.transaction(seal)
+
+
+def _sqlstate(error: DBAPIError) -> str:
+    return str(getattr(error.orig, "sqlstate", "") or "")
+
+
+def _retryable(error: DBAPIError) -> bool:
+    if _sqlstate(error) in RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(error.orig)

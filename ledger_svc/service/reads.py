@@ -1,0 +1,115 @@
+"""Read use cases: GetBalance, ListStatementEntries, ListLots, ListExpiringPoints."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import date
+
+from ledger_svc.domain.balance import BalanceView, LotView, balance_view, expiring_by_day
+from ledger_svc.domain.names import VALID_CODES, account_problem, is_system_account
+from ledger_svc.domain.time import US_PER_DAY
+from ledger_svc.service.context import LedgerContext
+from ledger_svc.store import reads
+from ledger_svc.store.reads import StatementRow
+from service_kit.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+MAX_EXPIRING_WINDOW_US = 3 * 366 * US_PER_DAY
+
+
+def _check_account(account: str, ctx: LedgerContext) -> None:
+    problem = account_problem(account, ctx.region_code)
+    if problem:
+        raise InvalidArgument("account", problem, reason="INVALID_ACCOUNT")
+
+
+def _page_size(page_size: int) -> int:
+    if page_size < 0:
+        raise InvalidArgument("page_size", "must not be negative")
+    return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _encode_token(kind: str, value: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
+
+
+def _decode_token(kind: str, token: str) -> int | None:
+    if not token:
+        return None
+    try:
+        prefix, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if prefix != kind:
+            raise ValueError(prefix)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidArgument("page_token", "is not a token this call returned") from None
+
+
+def get_balance(ctx: LedgerContext, account: str) -> BalanceView:
+    _check_account(account, ctx)
+    now_us = ctx.now_us()
+    with ctx.engine.connect() as conn:
+        if is_system_account(account):
+            points = reads.system_balance(conn, account)
+            return BalanceView(points, 0, points, 0)
+        lots = reads.lot_views(conn, account, now_us)
+        held = reads.live_held_points(conn, account, now_us)
+    return balance_view(lots, held, now_us)
+
+
+@dataclass(frozen=True)
+class StatementPage:
+    entries: list[StatementRow]
+    next_page_token: str
+
+
+def list_statement_entries(
+    ctx: LedgerContext, account: str, page_size: int, page_token: str, codes: list[int], start_us: int, end_us: int
+) -> StatementPage:
+    _check_account(account, ctx)
+    size = _page_size(page_size)
+    before_seq = _decode_token("seq", page_token)
+    for code in codes:
+        if code not in VALID_CODES:
+            raise InvalidArgument("codes", f"{code} is not a known transfer code", reason="INVALID_CODE")
+    if start_us and end_us and end_us <= start_us:
+        raise InvalidArgument("end_time", "must be after start_time")
+    with ctx.engine.connect() as conn:
+        rows = reads.statement(conn, account, size + 1, before_seq, codes, start_us, end_us)
+    more = len(rows) > size
+    rows = rows[:size]
+    return StatementPage(rows, _encode_token("seq", rows[-1].seq) if more else "")
+
+
+@dataclass(frozen=True)
+class LotPage:
+    lots: list[LotView]
+    next_page_token: str
+
+
+def list_lots(ctx: LedgerContext, account: str, page_size: int, page_token: str, include_empty: bool) -> LotPage:
+    _check_account(account, ctx)
+    if is_system_account(account):
+        raise InvalidArgument("account", "system accounts hold no lots")
+    size = _page_size(page_size)
+    offset = _decode_token("lot", page_token) or 0
+    with ctx.engine.connect() as conn:
+        views = reads.lot_views(conn, account, ctx.now_us(), include_empty)
+    page = views[offset : offset + size]
+    more = offset + size < len(views)
+    return LotPage(page, _encode_token("lot", offset + size) if more else "")
+
+
+def list_expiring_points(ctx: LedgerContext, account: str, within_us: int) -> list[tuple[date, int]]:
+    _check_account(account, ctx)
+    if not 0 <= within_us <= MAX_EXPIRING_WINDOW_US:
+        raise InvalidArgument("within", "must be between 0 (30 days) and 3 years")
+    now_us = ctx.now_us()
+    if is_system_account(account):
+        return []
+    with ctx.engine.connect() as conn:
+        views = reads.lot_views(conn, account, now_us)
+    return expiring_by_day(views, now_us, within_us or 30 * US_PER_DAY)

@@ -1,0 +1,145 @@
+"""Holds and the lots they reserve; releasing timed-out holds set-based."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+
+from ledger_svc.domain.holds import Hold, HoldState
+from ledger_svc.domain.lots import Portion, UserAccount
+from ledger_svc.store.accounts import chunks, lots_by_id
+from ledger_svc.store.tables import hold_lots, holds, lots
+
+
+def load_hold(conn: Connection, hold_id: str) -> Hold | None:
+    row = conn.execute(select(holds).where(holds.c.hold_id == hold_id)).first()
+    if row is None:
+        return None
+    portion_rows = list(
+        conn.execute(select(hold_lots).where(hold_lots.c.hold_id == hold_id).order_by(hold_lots.c.position))
+    )
+    keys = lots_by_id(conn, (portion.lot_id for portion in portion_rows))
+    return Hold(
+        hold_id=row.hold_id,
+        account=row.account,
+        amount_points=row.amount_points,
+        state=HoldState(row.state),
+        expires_at_us=row.expires_at_us,
+        code=row.code,
+        fingerprint=row.fingerprint,
+        created_at_us=row.created_at_us,
+        reference=row.reference,
+        metadata_json=row.metadata_json,
+        committed_points=row.committed_points,
+        credit_account=row.credit_account,
+        lots=[Portion(keys[portion.lot_id], portion.amount_points, portion.lot_id) for portion in portion_rows],
+    )
+
+
+def existing_hold_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunks(sorted(set(ids))):
+        found.update(conn.execute(select(holds.c.hold_id).where(holds.c.hold_id.in_(part))).scalars())
+    return found
+
+
+def insert_hold(conn: Connection, hold: Hold) -> None:
+    conn.execute(
+        insert(holds).values(
+            hold_id=hold.hold_id,
+            account=hold.account,
+            amount_points=hold.amount_points,
+            state=int(hold.state),
+            expires_at_us=hold.expires_at_us,
+            committed_points=0,
+            credit_account="",
+            code=hold.code,
+            reference=hold.reference,
+            metadata_json=hold.metadata_json,
+            fingerprint=hold.fingerprint,
+            created_at_us=hold.created_at_us,
+        )
+    )
+    assert all(portion.lot_id is not None for portion in hold.lots)
+    conn.execute(
+        insert(hold_lots),
+        [
+            {
+                "hold_id": hold.hold_id,
+                "position": position,
+                "lot_id": portion.lot_id,
+                "amount_points": portion.amount_points,
+            }
+            for position, portion in enumerate(hold.lots)
+        ],
+    )
+
+
+def resolve_hold(conn: Connection, hold: Hold, now_us: int) -> None:
+    conn.execute(
+        update(holds)
+        .where(holds.c.hold_id == hold.hold_id)
+        .values(
+            state=int(hold.state),
+            committed_points=hold.committed_points,
+            credit_account=hold.credit_account,
+            resolved_at_us=now_us,
+        )
+    )
+
+
+def expired_hold_accounts(conn: Connection, now_us: int, limit: int) -> list[str]:
+    """Accounts with pending holds past their timeout (the sweeper's work list)."""
+    rows = conn.execute(
+        select(holds.c.account)
+        .where(holds.c.state == int(HoldState.PENDING), holds.c.expires_at_us <= now_us)
+        .order_by(holds.c.expires_at_us)
+        .limit(limit)
+    ).scalars()
+    return sorted(set(rows))
+
+
+def release_expired_holds(
+    conn: Connection, users: Mapping[str, UserAccount], accounts: Iterable[str], now_us: int
+) -> int:
+    """Releases timed-out pending holds of locked accounts: points back to their lots, held points down (in the
+    in-memory accounts; the caller writes them). Returns how many holds were released."""
+    names = sorted(set(accounts))
+    if not names:
+        return 0
+    expired: list[tuple[str, str, int]] = []
+    for part in chunks(names):
+        expired.extend(
+            (row.hold_id, row.account, row.amount_points)
+            for row in conn.execute(
+                select(holds.c.hold_id, holds.c.account, holds.c.amount_points).where(
+                    holds.c.account.in_(part), holds.c.state == int(HoldState.PENDING), holds.c.expires_at_us <= now_us
+                )
+            )
+        )
+    if not expired:
+        return 0
+    per_lot: dict[int, int] = defaultdict(int)
+    hold_ids = [hold_id for hold_id, _, _ in expired]
+    for part in chunks(hold_ids):
+        for row in conn.execute(
+            select(hold_lots.c.lot_id, func.sum(hold_lots.c.amount_points).label("points"))
+            .where(hold_lots.c.hold_id.in_(part))
+            .group_by(hold_lots.c.lot_id)
+        ):
+            per_lot[row.lot_id] += int(row.points)
+    conn.execute(
+        update(lots)
+        .where(lots.c.lot_id == bindparam("id"))
+        .values(remaining_points=lots.c.remaining_points + bindparam("d")),
+        [{"id": lot_id, "d": points} for lot_id, points in sorted(per_lot.items())],
+    )
+    for _, account, amount in expired:
+        users[account].held_points -= amount
+    for part in chunks(sorted(hold_ids)):
+        conn.execute(
+            update(holds).where(holds.c.hold_id.in_(part)).values(state=int(HoldState.EXPIRED), resolved_at_us=now_us)
+        )
+    return len(expired)

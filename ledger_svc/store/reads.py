@@ -1,0 +1,168 @@
+"""Read models: lots as readers see them, balances, the statement, system balances, conservation sums."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, or_, select
+
+from ledger_svc.domain.balance import LotView
+from ledger_svc.domain.holds import HoldState
+from ledger_svc.domain.lots import LotKey
+from ledger_svc.store.tables import accounts, hold_lots, holds, lots, system_balances, transfers
+
+
+def lot_views(conn: Connection, account: str, now_us: int, include_empty: bool = False) -> list[LotView]:
+    """The account's lots, FIFO order; points of timed-out, unswept holds count as back in their lots."""
+    returned: dict[int, int] = defaultdict(int)
+    for row in conn.execute(
+        select(hold_lots.c.lot_id, func.sum(hold_lots.c.amount_points).label("points"))
+        .join(holds, holds.c.hold_id == hold_lots.c.hold_id)
+        .where(holds.c.account == account, holds.c.state == int(HoldState.PENDING), holds.c.expires_at_us <= now_us)
+        .group_by(hold_lots.c.lot_id)
+    ):
+        returned[row.lot_id] = int(row.points)
+    query = select(lots).where(lots.c.account == account)
+    if not include_empty and not returned:
+        query = query.where(lots.c.remaining_points > 0)
+    views = []
+    for row in conn.execute(query):
+        remaining = row.remaining_points + returned.get(row.lot_id, 0)
+        if remaining > 0 or include_empty:
+            key = LotKey(row.account, row.expires_at_us, row.earned_on)
+            views.append(LotView(row.lot_id, key, row.credited_points, remaining))
+    views.sort(key=lambda view: (view.key, view.lot_id))
+    return views
+
+
+def live_held_points(conn: Connection, account: str, now_us: int) -> int:
+    return int(
+        conn.execute(
+            select(func.coalesce(func.sum(holds.c.amount_points), 0)).where(
+                holds.c.account == account, holds.c.state == int(HoldState.PENDING), holds.c.expires_at_us > now_us
+            )
+        ).scalar_one()
+    )
+
+
+def system_balance(conn: Connection, account: str) -> int:
+    return int(
+        conn.execute(
+            select(func.coalesce(func.sum(system_balances.c.balance_points), 0)).where(
+                system_balances.c.account == account
+            )
+        ).scalar_one()
+    )
+
+
+@dataclass(frozen=True)
+class StatementRow:
+    seq: int
+    transfer_id: str
+    code: int
+    amount_points: int  # signed: + credit to the account, - debit
+    counterparty_account: str
+    posted_at_us: int
+    reference: str
+    co2e_grams: int
+    balance_after_points: int
+
+
+def statement(
+    conn: Connection, account: str, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
+) -> list[StatementRow]:
+    """Newest first. start_us/end_us bound posted_at (0: unbounded); before_seq pages."""
+    query = select(transfers).where(or_(transfers.c.debit_account == account, transfers.c.credit_account == account))
+    if before_seq is not None:
+        query = query.where(transfers.c.seq < before_seq)
+    if codes:
+        query = query.where(transfers.c.code.in_(codes))
+    if start_us:
+        query = query.where(transfers.c.posted_at_us >= start_us)
+    if end_us:
+        query = query.where(transfers.c.posted_at_us < end_us)
+    rows = []
+    for row in conn.execute(query.order_by(transfers.c.seq.desc()).limit(limit)):
+        credit = row.credit_account == account
+        rows.append(
+            StatementRow(
+                seq=row.seq,
+                transfer_id=row.transfer_id,
+                code=row.code,
+                amount_points=row.amount_points if credit else -row.amount_points,
+                counterparty_account=row.debit_account if credit else row.credit_account,
+                posted_at_us=row.posted_at_us,
+                reference=row.reference,
+                co2e_grams=row.co2e_grams,
+                balance_after_points=(row.credit_balance_after if credit else row.debit_balance_after) or 0,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ConservationSums:
+    user_balances_points: int
+    user_held_points: int
+    system_balances: dict[str, int]
+    lot_points: int
+    pending_hold_points: int
+    pending_hold_lot_points: int
+    journal_mismatches: int
+
+
+def conservation_sums(conn: Connection) -> ConservationSums:
+    user_total, held_total = conn.execute(
+        select(
+            func.coalesce(func.sum(accounts.c.balance_points), 0), func.coalesce(func.sum(accounts.c.held_points), 0)
+        )
+    ).one()
+    system = {
+        row.account: int(row.points)
+        for row in conn.execute(
+            select(system_balances.c.account, func.sum(system_balances.c.balance_points).label("points")).group_by(
+                system_balances.c.account
+            )
+        )
+    }
+    lot_total = conn.execute(select(func.coalesce(func.sum(lots.c.remaining_points), 0))).scalar_one()
+    pending = holds.c.state == int(HoldState.PENDING)
+    hold_total = conn.execute(select(func.coalesce(func.sum(holds.c.amount_points), 0)).where(pending)).scalar_one()
+    hold_lot_total = conn.execute(
+        select(func.coalesce(func.sum(hold_lots.c.amount_points), 0))
+        .join(holds, holds.c.hold_id == hold_lots.c.hold_id)
+        .where(pending)
+    ).scalar_one()
+    return ConservationSums(
+        int(user_total),
+        int(held_total),
+        system,
+        int(lot_total),
+        int(hold_total),
+        int(hold_lot_total),
+        _journal_mismatches(conn, system),
+    )
+
+
+def _journal_mismatches(conn: Connection, system: dict[str, int]) -> int:
+    """Accounts whose balance differs from the sum of their journal entries (credits minus debits)."""
+    net: dict[str, int] = defaultdict(int)
+    for row in conn.execute(
+        select(transfers.c.credit_account, func.sum(transfers.c.amount_points).label("points")).group_by(
+            transfers.c.credit_account
+        )
+    ):
+        net[row.credit_account] += int(row.points)
+    for row in conn.execute(
+        select(transfers.c.debit_account, func.sum(transfers.c.amount_points).label("points")).group_by(
+            transfers.c.debit_account
+        )
+    ):
+        net[row.debit_account] -= int(row.points)
+    balances = {
+        row.account: row.balance_points for row in conn.execute(select(accounts.c.account, accounts.c.balance_points))
+    }
+    balances.update(system)
+    names = set(net) | set(balances)
+    return sum(1 for name in names if net.get(name, 0) != balances.get(name, 0))

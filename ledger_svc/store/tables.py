@@ -1,0 +1,171 @@
+"""The ledger's tables. Instants are UTC microseconds (`*_us`), identical on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+# An autoincrementing 64-bit key on PostgreSQL that is SQLite's rowid alias there.
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+# User accounts, created on first use. balance = points in lots + held points (pending holds).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account", String(32), primary_key=True),
+    Column("balance_points", BigInteger, nullable=False),
+    Column("held_points", BigInteger, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    CheckConstraint("balance_points >= 0", name="ck_accounts_balance_not_negative"),
+    CheckConstraint("held_points >= 0 AND held_points <= balance_points", name="ck_accounts_held_within_balance"),
+)
+
+# System accounts are split into shards, each changed at most once per transaction (see ADR 0101).
+system_balances = Table(
+    "system_balances",
+    metadata,
+    Column("account", String(32), nullable=False),
+    Column("shard", SmallInteger, nullable=False),
+    Column("balance_points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account", "shard", name="pk_system_balances"),
+)
+
+lots = Table(
+    "lots",
+    metadata,
+    Column("lot_id", Serial, primary_key=True, autoincrement=True),
+    Column("account", String(32), nullable=False),
+    Column("earned_on", Date, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+    Column("credited_points", BigInteger, nullable=False),
+    Column("remaining_points", BigInteger, nullable=False),
+    Column("expired_points", BigInteger, nullable=False, server_default=text("0")),
+    UniqueConstraint("account", "expires_at_us", "earned_on", name="uq_lots_key"),
+    CheckConstraint("remaining_points >= 0", name="ck_lots_remaining_not_negative"),
+    Index(
+        "ix_lots_expiring",
+        "expires_at_us",
+        postgresql_where=text("remaining_points > 0"),
+        sqlite_where=text("remaining_points > 0"),
+    ),
+)
+
+# The journal: one row per posted transfer; a batch of rows is one block of the hash chain.
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("transfer_id", String(128), nullable=False, unique=True),
+    Column("batch_id", BigInteger, nullable=False),
+    Column("debit_account", String(32), nullable=False),
+    Column("credit_account", String(32), nullable=False),
+    Column("amount_points", BigInteger, nullable=False),
+    Column("code", SmallInteger, nullable=False),
+    Column("reference", String(256), nullable=False),
+    Column("co2e_grams", BigInteger, nullable=False),
+    Column("metadata_json", Text, nullable=False),
+    Column("earned_at_us", BigInteger, nullable=False),
+    Column("posted_at_us", BigInteger, nullable=False),
+    Column("fingerprint", String(32), nullable=False),
+    Column("debit_balance_after", BigInteger),
+    Column("credit_balance_after", BigInteger),
+    Column("refund_of", String(128)),
+    CheckConstraint("amount_points > 0", name="ck_transfers_amount_positive"),
+    Index("ix_transfers_debit", "debit_account", "seq"),
+    Index("ix_transfers_credit", "credit_account", "seq"),
+    Index(
+        "ix_transfers_refund_of",
+        "refund_of",
+        postgresql_where=text("refund_of IS NOT NULL"),
+        sqlite_where=text("refund_of IS NOT NULL"),
+    ),
+)
+
+# Which lots a transfer took (side D) or filled (side C): a refund restores exactly these.
+transfer_lots = Table(
+    "transfer_lots",
+    metadata,
+    Column("transfer_id", String(128), nullable=False),
+    Column("side", String(1), nullable=False),
+    Column("position", SmallInteger, nullable=False),
+    Column("lot_id", BigInteger, nullable=False),
+    Column("amount_points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("transfer_id", "side", "position", name="pk_transfer_lots"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("hold_id", String(128), primary_key=True),
+    Column("account", String(32), nullable=False),
+    Column("amount_points", BigInteger, nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+    Column("committed_points", BigInteger, nullable=False),
+    Column("credit_account", String(32), nullable=False),
+    Column("code", SmallInteger, nullable=False),
+    Column("reference", String(256), nullable=False),
+    Column("metadata_json", Text, nullable=False),
+    Column("fingerprint", String(32), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("resolved_at_us", BigInteger),
+    Index("ix_holds_account_state", "account", "state"),
+    Index(
+        "ix_holds_pending_expiry",
+        "expires_at_us",
+        postgresql_where=text("state = 1"),
+        sqlite_where=text("state = 1"),
+    ),
+)
+
+hold_lots = Table(
+    "hold_lots",
+    metadata,
+    Column("hold_id", String(128), nullable=False),
+    Column("position", SmallInteger, nullable=False),
+    Column("lot_id", BigInteger, nullable=False),
+    Column("amount_points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("hold_id", "position", name="pk_hold_lots"),
+)
+
+# One row per committed batch; sealing chains it into a block (block_no, prev_hash, block_hash).
+journal_batches = Table(
+    "journal_batches",
+    metadata,
+    Column("batch_id", Serial, primary_key=True, autoincrement=True),
+    Column("entries_count", Integer, nullable=False),
+    Column("entries_hash", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("block_no", BigInteger, unique=True),
+    Column("prev_hash", String(64)),
+    Column("block_hash", String(64)),
+    Index(
+        "ix_journal_batches_unsealed",
+        "batch_id",
+        postgresql_where=text("block_no IS NULL"),
+        sqlite_where=text("block_no IS NULL"),
+    ),
+)
+
+chain_head = Table(
+    "chain_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("last_block_no", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
