@@ -18,9 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from rewards_svc import store
 from rewards_svc.domain import (
+    UNLIMITED_STOCK,
     Clock,
     Redemption,
     RedemptionState,
+    Reward,
     Voucher,
     VoucherState,
     check_open,
@@ -51,6 +53,10 @@ log = logging.getLogger("carbon.rewards.redemption")
 
 # A test hook: called with a step name ("after_hold", "after_vouchers", "after_refund_claim"); see __main__.
 Checkpoint = Callable[[str], None]
+
+
+def _limited(reward: Reward) -> bool:
+    return bool(reward.limit_per_day or reward.limit_per_month or reward.limit_lifetime)
 
 
 def no_checkpoint(_step: str) -> None:
@@ -147,7 +153,10 @@ class Redemptions:
         redemption_id = uuid.uuid4().hex
         refusal: FailedPrecondition | None = None
         with self._engine.begin() as connection:
-            reward = store.get_reward(connection, reward_id, lock=True)
+            reward = store.get_reward(connection, reward_id)
+            if reward is not None and (reward.stock != UNLIMITED_STOCK or _limited(reward)):
+                # Counted stock and per-account limits need redemptions of this reward one at a time.
+                reward = store.get_reward(connection, reward_id, lock=True)
             if reward is None:
                 raise NotFound("REWARD_NOT_FOUND", f"no reward {reward_id}", {"reward_id": reward_id})
             day_start, month_start = period_starts(now)
