@@ -2,47 +2,106 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import grpc
 from sqlalchemy import Engine
 
-from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+from carbon.gateway.v1 import gateway_service_pb2 as pb
+from carbon.gateway.v1 import gateway_service_pb2_grpc
+from gateway.callers import Caller, GatewayConfig
+from gateway.clients import RegionClients
+from gateway.domain import State, Timing, Transfer, TransferRequest
+from gateway.postings import timestamp
+from gateway.recovery import Recovery
 from gateway.registry import RegionRegistry
+from gateway.transfers import TransferService
 from service_kit import health
 from service_kit.errors import InvalidArgument
 from service_kit.server import Registration
 from service_kit.settings import Settings
 from service_kit.topology import REGIONAL_SERVICES, RegionEntry
 
-SERVICE_NAME = gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 HEALTH_TIMEOUT_S = 0.5
+STATE_PREFIX = "CROSS_REGION_TRANSFER_STATE_"
+log = logging.getLogger("carbon.gateway")
 
 
 class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     """Methods not yet built answer UNIMPLEMENTED (the generated base class)."""
 
-    def __init__(self, settings: Settings, engine: Engine, registry: RegionRegistry) -> None:
-        self._settings = settings
-        self._engine = engine
+    def __init__(self, registry: RegionRegistry, config: GatewayConfig, transfers: TransferService) -> None:
         self._registry = registry
+        self._config = config
+        self._transfers = transfers
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="region-health")
 
-    def ListRegions(
-        self, request: gateway_service_pb2.ListRegionsRequest, context: grpc.ServicerContext
-    ) -> gateway_service_pb2.ListRegionsResponse:
+    def _caller(self, context: grpc.ServicerContext) -> Caller:
+        names = cast(list[bytes], (context.auth_context() or {}).get("x509_common_name", []))
+        subjects = [f"CN={name.decode()}" for name in names]
+        return self._config.authenticate(list(context.invocation_metadata() or []), subjects)
+
+    def ListRegions(self, request: pb.ListRegionsRequest, context: grpc.ServicerContext) -> pb.ListRegionsResponse:
+        self._caller(context)
         page_size = _page_size(request.page_size)
         codes = [code for code in self._registry.sorted_codes() if code > request.page_token]
         page = [self._registry.regions[code] for code in codes[:page_size]]
         states = list(self._probe_pool.map(_region_health, page))
         next_token = page[-1].region_code if len(codes) > page_size else ""
-        return gateway_service_pb2.ListRegionsResponse(
+        return pb.ListRegionsResponse(
             regions=[_region_message(entry, state) for entry, state in zip(page, states, strict=True)],
             next_page_token=next_token,
         )
+
+    def CreateCrossRegionTransfer(
+        self, request: pb.CreateCrossRegionTransferRequest, context: grpc.ServicerContext
+    ) -> pb.CreateCrossRegionTransferResponse:
+        caller = self._caller(context)
+        transfer = self._transfers.create(
+            caller,
+            TransferRequest(request.transfer_id, request.from_account, request.to_account, request.amount_points),
+        )
+        return pb.CreateCrossRegionTransferResponse(transfer=transfer_message(transfer))
+
+    def GetCrossRegionTransfer(
+        self, request: pb.GetCrossRegionTransferRequest, context: grpc.ServicerContext
+    ) -> pb.GetCrossRegionTransferResponse:
+        transfer = self._transfers.get(self._caller(context), request.transfer_id)
+        return pb.GetCrossRegionTransferResponse(transfer=transfer_message(transfer))
+
+    def ListCrossRegionTransfers(
+        self, request: pb.ListCrossRegionTransfersRequest, context: grpc.ServicerContext
+    ) -> pb.ListCrossRegionTransfersResponse:
+        caller = self._caller(context)
+        page_size = _page_size(request.page_size)
+        state = None
+        if request.state:
+            state = State(pb.CrossRegionTransferState.Name(request.state).removeprefix(STATE_PREFIX))
+        page, next_token = self._transfers.list(caller, request.account_number, state, page_size, request.page_token)
+        return pb.ListCrossRegionTransfersResponse(
+            transfers=[transfer_message(transfer) for transfer in page], next_page_token=next_token
+        )
+
+
+def transfer_message(transfer: Transfer) -> pb.CrossRegionTransfer:
+    return pb.CrossRegionTransfer(
+        transfer_id=transfer.transfer_id,
+        from_account=transfer.request.from_account,
+        to_account=transfer.request.to_account,
+        amount_points=transfer.request.amount_points,
+        state=pb.CrossRegionTransferState.Value(STATE_PREFIX + transfer.state.value),
+        failure_reason=transfer.failure_reason,
+        created_at=timestamp(transfer.created_at),
+        expires_at=timestamp(transfer.expires_at),
+        finished_at=timestamp(transfer.finished_at) if transfer.finished_at else None,
+    )
 
 
 def _page_size(requested: int) -> int:
@@ -60,8 +119,8 @@ def _region_health(entry: RegionEntry) -> str:
     return "SERVING" if all(state == "SERVING" for state in states) else "NOT_SERVING"
 
 
-def _region_message(entry: RegionEntry, state: str) -> gateway_service_pb2.Region:
-    return gateway_service_pb2.Region(
+def _region_message(entry: RegionEntry, state: str) -> pb.Region:
+    return pb.Region(
         region_code=entry.region_code,
         name_en=entry.name_en,
         name_zh=entry.name_zh,
@@ -80,6 +139,43 @@ def load_registry(settings: Settings) -> RegionRegistry:
     return RegionRegistry.load(Path(path))
 
 
+def load_config(settings: Settings) -> GatewayConfig:
+    path = settings.extra.get("CARBON_GATEWAY_CONFIG", "")
+    if not path:
+        log.warning("no CARBON_GATEWAY_CONFIG: the gateway is open, every caller acts as the national operator")
+        return GatewayConfig()
+    return GatewayConfig.load(Path(path))
+
+
+def _ms(settings: Settings, name: str, default_ms: int) -> timedelta:
+    raw = settings.extra.get(name, "")
+    return timedelta(milliseconds=int(raw) if raw else default_ms)
+
+
+def build_transfers(
+    settings: Settings, engine: Engine, registry: RegionRegistry, config: GatewayConfig
+) -> TransferService:
+    timing = Timing(
+        transfer_life=_ms(settings, "CARBON_GATEWAY_TRANSFER_LIFE_MS", 60_000),
+        call_timeout=_ms(settings, "CARBON_GATEWAY_CALL_TIMEOUT_MS", 5_000),
+        margin=_ms(settings, "CARBON_GATEWAY_MARGIN_MS", 2_000),
+    )
+    return TransferService(
+        engine,
+        RegionClients(registry),
+        config,
+        timing,
+        crash_at=settings.extra.get("CARBON_TEST_CRASH_AT", ""),
+        retry_max=_ms(settings, "CARBON_GATEWAY_RETRY_MAX_MS", 30_000),
+    )
+
+
 def registrations(settings: Settings, engine: Engine) -> list[Registration]:
-    servicer = GatewayServiceServicer(settings, engine, load_registry(settings))  # type: ignore[abstract]  # unbuilt: UNIMPLEMENTED
+    registry = load_registry(settings)
+    config = load_config(settings)
+    transfers = build_transfers(settings, engine, registry, config)
+    interval = _ms(settings, "CARBON_GATEWAY_RECOVERY_INTERVAL_MS", 1_000)
+    if interval > timedelta(0):
+        Recovery(transfers).start(interval.total_seconds())
+    servicer = GatewayServiceServicer(registry, config, transfers)  # type: ignore[abstract]  # unbuilt: UNIMPLEMENTED
     return [Registration(gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server, servicer, SERVICE_NAME)]

@@ -58,7 +58,14 @@ def test_a_malformed_registry_file_names_itself(tmp_path: Path) -> None:
 def gateway(tmp_path: Path) -> Iterator[RunningServer]:
     path = tmp_path / "registry.json"
     plan(["330000", "110000", "310000"], base_port=19050).save(path)
-    settings = Settings.from_env("gateway", {"CARBON_REGISTRY_FILE": str(path), "CARBON_DATA_DIR": str(tmp_path)})
+    settings = Settings.from_env(
+        "gateway",
+        {
+            "CARBON_REGISTRY_FILE": str(path),
+            "CARBON_DATA_DIR": str(tmp_path),
+            "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
+        },
+    )
     running = start_server(settings, registrations(settings, make_engine(f"sqlite:///{tmp_path / 'gw.db'}")))
     yield running
     running.stop()

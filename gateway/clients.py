@@ -1,0 +1,110 @@
+"""Channels and stubs to each region's services, and the classification of what comes back.
+
+One channel per address, created on first use (never at import, never before a fork) and reused. Reconnect backoff
+is short so a region that restarts is reachable again within a second.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+
+from carbon.identity.v1 import identity_service_pb2_grpc
+from carbon.ledger.v1 import ledger_service_pb2_grpc
+from carbon.rewards.v1 import rewards_service_pb2_grpc
+from gateway.registry import RegionRegistry
+from service_kit.errors import Unavailable
+from service_kit.status import error_details
+
+# Codes after which the outcome of a mutation is not known: retry with the same idempotency key.
+RETRY_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.enable_retries", 0),
+]
+
+Response = TypeVar("Response")
+
+
+@dataclass
+class RemoteError(Exception):
+    """A region answered with an error (final) or did not answer in time (retry: the outcome is unknown)."""
+
+    region_code: str
+    code: grpc.StatusCode
+    reason: str
+    message: str
+
+    @property
+    def final(self) -> bool:
+        return self.code not in RETRY_CODES
+
+    def __str__(self) -> str:
+        return f"region {self.region_code}: {self.code.name} {self.reason} {self.message}"
+
+    def as_unavailable(self) -> Unavailable:
+        return Unavailable(
+            "REGION_UNAVAILABLE", f"region {self.region_code} did not answer", {"region": self.region_code}
+        )
+
+
+class RegionClients:
+    def __init__(self, registry: RegionRegistry) -> None:
+        self.registry = registry
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def _channel(self, address: str) -> grpc.Channel:
+        with self._lock:
+            channel = self._channels.get(address)
+            if channel is None:
+                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                self._channels[address] = channel
+            return channel
+
+    def ledger(self, region_code: str) -> ledger_service_pb2_grpc.LedgerServiceStub:
+        return ledger_service_pb2_grpc.LedgerServiceStub(
+            self._channel(self.registry.region(region_code).ledger_address)
+        )
+
+    def identity(self, region_code: str) -> identity_service_pb2_grpc.IdentityServiceStub:
+        address = self.registry.region(region_code).identity_address
+        return identity_service_pb2_grpc.IdentityServiceStub(self._channel(address))
+
+    def rewards(self, region_code: str) -> rewards_service_pb2_grpc.RewardsServiceStub:
+        address = self.registry.region(region_code).rewards_address
+        return rewards_service_pb2_grpc.RewardsServiceStub(self._channel(address))
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+
+
+def call(region_code: str, method: Callable[..., Response], request: Any, timeout_s: float) -> Response:
+    """One unary call with a deadline; every failure becomes a RemoteError carrying the region and reason."""
+    if timeout_s <= 0:
+        raise RemoteError(region_code, grpc.StatusCode.DEADLINE_EXCEEDED, "NO_TIME_LEFT", "no time left for the call")
+    try:
+        return method(request, timeout=timeout_s)
+    except grpc.RpcError as error:
+        details = error_details(error)
+        raise RemoteError(region_code, details.code, details.reason, details.message) from None

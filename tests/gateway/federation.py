@@ -1,0 +1,272 @@
+"""A federation of real processes for gateway tests: per region a ledger process and an identity server, a gateway.
+
+The ledger is ledger_svc once it serves holds, else the durable stand-in ledger_double.py; either runs as its own
+process so a test can kill -9 it. Ports are below the ephemeral range so a restarted process gets its port back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from carbon.common.v1 import common_pb2
+from carbon.gateway.v1 import gateway_service_pb2 as gw
+from carbon.gateway.v1 import gateway_service_pb2_grpc
+from carbon.identity.v1 import identity_service_pb2 as idpb
+from carbon.identity.v1 import identity_service_pb2_grpc
+from carbon.ledger.v1 import ledger_service_pb2 as lpb
+from carbon.ledger.v1 import ledger_service_pb2_grpc
+from gateway.callers import key_digest_hex
+from identity_svc.crypto import KeyRing
+from identity_svc.domain import id_check_char
+from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
+from identity_svc.server import IdentityServiceServicer, build_services
+from service_kit import health
+from service_kit.db import make_engine, migrate
+from service_kit.server import Registration, RunningServer, start_server
+from service_kit.settings import Settings
+from service_kit.topology import RegionEntry, Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+DOUBLE = Path(__file__).with_name("ledger_double.py")
+KEYS = {"zj": "zj-platform-key", "bj": "bj-platform-key", "ops": "ops-key"}
+NATIONAL_KEY = b"n" * 32
+
+
+def ledger_command() -> list[str]:
+    from ledger_svc import server as ledger_server
+
+    built = getattr(ledger_server, "LedgerServiceServicer", None)
+    real = built is not None and "Hold" in vars(built)
+    return [sys.executable, "-m", "ledger_svc"] if real else [sys.executable, str(DOUBLE)]
+
+
+def free_port() -> int:
+    """A free port below the ephemeral range (32768-60999), so no client socket can take it while a server is down."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = 20, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def id_number(serial: int) -> str:
+    first17 = f"330106199003{serial % 28 + 1:02d}{serial % 1000:03d}"
+    return first17 + id_check_char(first17)
+
+
+def metadata(caller: str) -> tuple[tuple[str, str | bytes], ...]:
+    return (("authorization", f"Bearer {KEYS[caller]}"),)
+
+
+class Federation:
+    def __init__(self, root: Path, regions: list[str], gateway_db_url: str = "", between_persons: bool = True) -> None:
+        self.root = root
+        self.regions = regions
+        self.gateway_db_url = gateway_db_url or f"sqlite:///{root / 'gateway.db'}"
+        self.ledger_ports = {code: free_port() for code in regions}
+        self.ledgers: dict[str, subprocess.Popen[bytes] | None] = {}
+        self.identities: dict[str, RunningServer] = {}
+        self.identity_ports: dict[str, int] = {}
+        self.gateway_proc: subprocess.Popen[bytes] | None = None
+        self.gateway_port = free_port()
+        self._serial = 0
+        self._channels: dict[str, grpc.Channel] = {}
+        self.registry_path = root / "registry.json"
+        self.config_path = root / "gateway-config.json"
+        for code in regions:
+            self.start_identity(code)
+            self.start_ledger(code)
+        entries = [
+            RegionEntry(
+                code, code, code, f"127.0.0.1:{self.identity_ports[code]}", "127.0.0.1:1",
+                f"127.0.0.1:{self.ledger_ports[code]}", "127.0.0.1:1",
+            )
+            for code in regions
+        ]  # fmt: skip
+        Registry(f"127.0.0.1:{self.gateway_port}", entries).save(self.registry_path)
+        self.config_path.write_text(
+            json.dumps(
+                {
+                    "callers": [
+                        {"id": "zj", "region": "330000", "role": "platform", "key_sha256": key_digest_hex(KEYS["zj"])},
+                        {"id": "bj", "region": "110000", "role": "platform", "key_sha256": key_digest_hex(KEYS["bj"])},
+                        {
+                            "id": "ops",
+                            "region": "000000",
+                            "role": "operator",
+                            "key_sha256": key_digest_hex(KEYS["ops"]),
+                        },
+                    ],
+                    "policies": {code: {"transfers_between_persons": between_persons} for code in regions},
+                }
+            )
+        )
+
+    # --- processes ---
+    def start_identity(self, code: str) -> None:
+        settings = Settings(service="identity_svc", region_code=code, port=self.identity_ports.get(code, 0))
+        engine = make_engine(f"sqlite:///{self.root / f'identity-{code}.db'}")
+        migrate("identity_svc", engine)
+        keys = KeyRing(b"h" * 32, NATIONAL_KEY, {"k1": b"k" * 32}, "k1")
+        servicer = IdentityServiceServicer(build_services(settings, engine, keys=keys))
+        registration = Registration(
+            identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, servicer, IDENTITY_SERVICE
+        )
+        running = start_server(settings, [registration])
+        self.identities[code] = running
+        self.identity_ports[code] = running.port
+
+    def stop_identity(self, code: str) -> None:
+        self.identities[code].stop()
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CARBON_")}
+        env.update({"CARBON_LOG_LEVEL": "WARNING", "CARBON_GRACE_PERIOD_S": "0", "PYTHONPATH": str(ROOT)})
+        env.update(extra)
+        return env
+
+    def start_ledger(self, code: str, crash_at: str = "") -> None:
+        env = self._env(
+            CARBON_PORT=str(self.ledger_ports[code]),
+            CARBON_REGION=code,
+            CARBON_DATABASE_URL=f"sqlite:///{self.root / f'ledger-{code}.db'}",
+            CARBON_DATA_DIR=str(self.root),
+            CARBON_TEST_CRASH_AT=crash_at,
+        )
+        log = (self.root / f"ledger-{code}.log").open("ab")
+        self.ledgers[code] = subprocess.Popen(ledger_command(), env=env, cwd=ROOT, stdout=log, stderr=log)
+        address = f"127.0.0.1:{self.ledger_ports[code]}"
+        wait_for(lambda: health.check(address, timeout_s=0.5) == "SERVING", what=f"ledger {code}")
+
+    def kill_ledger(self, code: str) -> None:
+        process = self.ledgers[code]
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+
+    def start_gateway(self, crash_at: str = "", **extra: str) -> None:
+        env = self._env(
+            CARBON_PORT=str(self.gateway_port),
+            CARBON_DATABASE_URL=self.gateway_db_url,
+            CARBON_REGISTRY_FILE=str(self.registry_path),
+            CARBON_GATEWAY_CONFIG=str(self.config_path),
+            CARBON_GATEWAY_RECOVERY_INTERVAL_MS="100",
+            CARBON_GATEWAY_RETRY_MAX_MS="300",
+            CARBON_TEST_CRASH_AT=crash_at,
+            **extra,
+        )
+        log = (self.root / "gateway.log").open("ab")
+        self.gateway_proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway"], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
+        address = f"127.0.0.1:{self.gateway_port}"
+        wait_for(lambda: health.check(address, timeout_s=0.5) == "SERVING", what="gateway")
+
+    def wait_gateway_exit(self) -> int:
+        assert self.gateway_proc is not None
+        return self.gateway_proc.wait(20)
+
+    def kill_gateway(self) -> None:
+        if self.gateway_proc is not None and self.gateway_proc.poll() is None:
+            self.gateway_proc.send_signal(signal.SIGKILL)
+            self.gateway_proc.wait(10)
+
+    def close(self) -> None:
+        self.kill_gateway()
+        for code in self.regions:
+            self.kill_ledger(code)
+            self.identities[code].stop()
+        for channel in self._channels.values():
+            channel.close()
+
+    # --- clients ---
+    def _channel(self, address: str) -> grpc.Channel:
+        if address not in self._channels:
+            self._channels[address] = grpc.insecure_channel(address)
+        return self._channels[address]
+
+    def gateway(self, address: str = "") -> gateway_service_pb2_grpc.GatewayServiceStub:
+        return gateway_service_pb2_grpc.GatewayServiceStub(self._channel(address or f"127.0.0.1:{self.gateway_port}"))
+
+    def ledger(self, code: str) -> ledger_service_pb2_grpc.LedgerServiceStub:
+        return ledger_service_pb2_grpc.LedgerServiceStub(self._channel(f"127.0.0.1:{self.ledger_ports[code]}"))
+
+    def open_account(self, code: str, person: int | None = None) -> str:
+        self._serial += 1
+        person = self._serial if person is None else person
+        stub = identity_service_pb2_grpc.IdentityServiceStub(self._channel(f"127.0.0.1:{self.identity_ports[code]}"))
+        response = stub.OpenAccount(
+            idpb.OpenAccountRequest(
+                request_id=f"open-{code}-{self._serial}",
+                channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
+                name="张三",
+                id_number=id_number(person),
+                phone_number=f"138{person:08d}",
+                binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id=f"u{code}{self._serial}"),
+            ),
+            timeout=10,
+        )
+        return str(response.account.account_number)
+
+    def earn(self, code: str, account: str, points: int) -> None:
+        self._serial += 1
+        transfer = lpb.Transfer(
+            transfer_id=f"earn-{self._serial}-{account}", debit_account="system:issuance", credit_account=account,
+            amount_points=points, code=lpb.TRANSFER_CODE_EARN,
+        )  # fmt: skip
+        result = self.ledger(code).PostTransfers(lpb.PostTransfersRequest(transfers=[transfer]), timeout=10).results[0]
+        assert result.status == lpb.TRANSFER_STATUS_POSTED, result
+
+    def spend(self, code: str, account: str, points: int) -> None:
+        self._serial += 1
+        transfer = lpb.Transfer(
+            transfer_id=f"spend-{self._serial}", debit_account=account, credit_account="system:redemption",
+            amount_points=points, code=lpb.TRANSFER_CODE_REDEEM,
+        )  # fmt: skip
+        result = self.ledger(code).PostTransfers(lpb.PostTransfersRequest(transfers=[transfer]), timeout=10).results[0]
+        assert result.status == lpb.TRANSFER_STATUS_POSTED, result
+
+    def balance(self, code: str, account: str) -> lpb.Balance:
+        return self.ledger(code).GetBalance(lpb.GetBalanceRequest(account=account), timeout=10).balance
+
+    def conserved(self, code: str) -> bool:
+        return bool(self.ledger(code).CheckConservation(lpb.CheckConservationRequest(), timeout=10).balanced)
+
+    def clearing_sum(self) -> int:
+        return sum(self.balance(code, "system:clearing").total_points for code in self.regions)
+
+    def transfer(self, transfer_id: str, from_account: str, to_account: str, points: int, caller: str = "zj") -> Any:
+        request = gw.CreateCrossRegionTransferRequest(
+            transfer_id=transfer_id, from_account=from_account, to_account=to_account, amount_points=points
+        )
+        return self.gateway().CreateCrossRegionTransfer(request, metadata=metadata(caller), timeout=30).transfer
+
+    def get_transfer(self, transfer_id: str, caller: str = "ops") -> Any:
+        request = gw.GetCrossRegionTransferRequest(transfer_id=transfer_id)
+        return self.gateway().GetCrossRegionTransfer(request, metadata=metadata(caller), timeout=10).transfer
