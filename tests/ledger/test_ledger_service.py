@@ -248,7 +248,7 @@ def test_carried_lots_keep_their_expiry_dates(ledger: LedgerContext) -> None:
     transfer_in = TransferRequest("in1", "system:clearing", A, 50, 6, carried_lots=carried)
     assert postings.post_transfers(ledger, [transfer_in])[0].status is Status.POSTED
     lots = reads.list_lots(ledger, A, 0, "", False).lots
-    assert [(lot.key.earned_on, lot.key.expires_at_us, lot.remaining_points) for lot in lots][0] == (
+    assert (lots[0].key.earned_on, lots[0].key.expires_at_us, lots[0].remaining_points) == (
         date(2025, 1, 2),
         expires,
         30,
