@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Insert, Table, bindparam, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger_svc.domain.book import LotDelta
@@ -14,6 +14,37 @@ from ledger_svc.domain.lots import LotKey, LotState, UserAccount
 from ledger_svc.store.tables import accounts, lots, system_balances
 
 SYSTEM_SHARDS = 8
+
+# PostgreSQL fast paths: one statement over arrays (unnest) instead of a freshly compiled multi-row VALUES.
+# Rows are taken in key order so row locks are always acquired in the same order.
+_PG_LOCK_USERS = text(
+    """
+    INSERT INTO accounts (account, balance_points, held_points, created_at_us)
+    SELECT name, 0, 0, :now FROM unnest(CAST(:names AS text[])) AS name ORDER BY name
+    ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points
+    RETURNING account, balance_points, held_points
+    """
+)
+_PG_UPSERT_LOTS = text(
+    """
+    INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points, expired_points)
+    SELECT a, d, e, c, r, 0
+    FROM unnest(CAST(:account AS text[]), CAST(:earned_on AS date[]), CAST(:expires_at_us AS bigint[]),
+                CAST(:credited_points AS bigint[]), CAST(:remaining_points AS bigint[])) AS v(a, d, e, c, r)
+    ORDER BY a, e, d
+    ON CONFLICT (account, expires_at_us, earned_on) DO UPDATE
+    SET remaining_points = lots.remaining_points + excluded.remaining_points,
+        credited_points = lots.credited_points + excluded.credited_points
+    RETURNING lot_id, account, expires_at_us, earned_on
+    """
+)
+_PG_WRITE_USERS = text(
+    """
+    UPDATE accounts SET balance_points = v.b, held_points = v.h
+    FROM unnest(CAST(:names AS text[]), CAST(:balances AS bigint[]), CAST(:helds AS bigint[])) AS v(n, b, h)
+    WHERE accounts.account = v.n
+    """
+)
 # Keeps IN lists and multi-row statements within every driver's parameter limits.
 CHUNK = 1000
 
@@ -37,6 +68,10 @@ def lock_users(conn: Connection, names: Iterable[str], now_us: int) -> dict[str,
     """
     ordered = sorted(set(names))
     result: dict[str, UserAccount] = {}
+    if ordered and conn.dialect.name == "postgresql":
+        for row in conn.execute(_PG_LOCK_USERS, {"names": ordered, "now": now_us}):
+            result[row.account] = UserAccount(row.account, row.balance_points, row.held_points)
+        return result
     for part in chunks(ordered):
         insert: Insert = dialect_insert(conn, accounts).values(
             [{"account": name, "balance_points": 0, "held_points": 0, "created_at_us": now_us} for name in part]
@@ -95,6 +130,14 @@ def write_lot_deltas(conn: Connection, users: Mapping[str, UserAccount], deltas:
             known,
         )
     unknown.sort(key=lambda row: (row["account"], row["expires_at_us"], row["earned_on"]))
+    if unknown and conn.dialect.name == "postgresql":
+        columns = {
+            name: [row[name] for row in unknown]
+            for name in ("account", "earned_on", "expires_at_us", "credited_points", "remaining_points")
+        }
+        for row in conn.execute(_PG_UPSERT_LOTS, columns):
+            users[row.account].lots[LotKey(row.account, row.expires_at_us, row.earned_on)].lot_id = row.lot_id
+        return
     for part in chunks(unknown, 500):
         insert: Insert = dialect_insert(conn, lots).values(part)
         excluded = insert.excluded  # type: ignore[attr-defined]
@@ -117,7 +160,16 @@ def write_users(conn: Connection, users: Mapping[str, UserAccount], before: Mapp
         for name, state in sorted(users.items())
         if before.get(name) != (state.balance_points, state.held_points)
     ]
-    if changed:
+    if changed and conn.dialect.name == "postgresql":
+        conn.execute(
+            _PG_WRITE_USERS,
+            {
+                "names": [row["name"] for row in changed],
+                "balances": [row["balance"] for row in changed],
+                "helds": [row["held"] for row in changed],
+            },
+        )
+    elif changed:
         conn.execute(
             update(accounts)
             .where(accounts.c.account == bindparam("name"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ledger_support import REGION, MovableClock, migrated_engine
+from ledger_support import REGION, MovableClock, migrated_engine  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import Engine
 
 from ledger_svc.service.context import LedgerContext

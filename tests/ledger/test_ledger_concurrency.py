@@ -6,7 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from ledger_support import REGION, MovableClock, account_number, earn, migrated_engine, spend
+from ledger_support import REGION, MovableClock, account_number, earn, migrated_engine, spend  # type: ignore[import-not-found,unused-ignore]
 
 from ledger_svc.domain.posting import Status
 from ledger_svc.service import holds, ops, postings, reads

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from ledger_support import ISSUANCE, REDEMPTION, REGION, START, account_number
+from ledger_support import ISSUANCE, REDEMPTION, REGION, START, account_number  # type: ignore[import-not-found,unused-ignore]
 
 from ledger_svc.domain.book import Book
 from ledger_svc.domain.journal import GENESIS_HASH, JournalEntry, block_hash, entries_hash

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from ledger_support import ISSUANCE, REDEMPTION, REGION, MovableClock, account_number
+from ledger_support import ISSUANCE, REDEMPTION, REGION, MovableClock, account_number  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import Engine
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from ledger_support import EXPIRY, ISSUANCE, REDEMPTION, START, MovableClock, account_number, earn, spend
+from ledger_support import EXPIRY, ISSUANCE, REDEMPTION, START, MovableClock, account_number, earn, spend  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import text
 
 from ledger_svc.domain.holds import HoldState

@@ -1,0 +1,104 @@
+"""Benchmark (a): batched earn credits through the real gRPC API (batches of 1,000) against raw SQLAlchemy
+executemany of the same number of rows into one plain table, in the same PostgreSQL, in the same run."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from bench_ledger_support import account_number, ledger_process, private_schema  # type: ignore[import-not-found,unused-ignore]
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, create_engine, insert
+
+from carbon.ledger.v1 import ledger_service_pb2 as pb
+from carbon.ledger.v1 import ledger_service_pb2_grpc
+
+BATCH = 1000
+BATCHES = 40
+CLIENTS = 2
+USERS = 200_000
+
+
+def _batch(index: int) -> pb.PostTransfersRequest:
+    return pb.PostTransfersRequest(
+        transfers=[
+            pb.Transfer(
+                transfer_id=f"earn-{index}-{item}",
+                debit_account="system:issuance",
+                credit_account=account_number((index * BATCH + item) * 7919 % USERS + 1),
+                amount_points=10,
+                code=pb.TRANSFER_CODE_EARN,
+                reference=f"event-{index}-{item}",
+                co2e_grams=515,
+            )
+            for item in range(BATCH)
+        ]
+    )
+
+
+def bench_ledger(url: str) -> float:
+    requests = [_batch(index) for index in range(BATCHES + 2)]
+    with ledger_process(url) as ledger, grpc.insecure_channel(ledger.address) as channel:
+        stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+        for warmup in requests[:2]:
+            stub.PostTransfers(warmup, timeout=60)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            responses = list(pool.map(lambda request: stub.PostTransfers(request, timeout=120), requests[2:]))
+        elapsed = time.perf_counter() - started
+    posted = sum(
+        1 for response in responses for result in response.results if result.status == pb.TRANSFER_STATUS_POSTED
+    )
+    assert posted == BATCH * BATCHES, posted
+    return posted / elapsed
+
+
+def bench_raw(url: str) -> float:
+    engine = create_engine(url)
+    metadata = MetaData()
+    table = Table(
+        "raw_rows",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("account", String(32), nullable=False),
+        Column("amount_points", BigInteger, nullable=False),
+        Column("reference", String(64), nullable=False),
+    )
+    metadata.create_all(engine)
+    batches = [
+        [
+            {"account": account_number(i % USERS + 1), "amount_points": 10, "reference": f"event-{b}-{i}"}
+            for i in range(BATCH)
+        ]
+        for b in range(BATCHES)
+    ]
+    started = time.perf_counter()
+    for rows in batches:
+        with engine.begin() as conn:
+            conn.execute(insert(table), rows)
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return BATCH * BATCHES / elapsed
+
+
+def main() -> None:
+    with private_schema("bench_earn") as url:
+        raw = bench_raw(url)
+        ours = bench_ledger(url)
+    print(f"raw executemany: {raw:,.0f} rows/s")
+    print(f"ledger PostTransfers (gRPC, batches of {BATCH}, {CLIENTS} clients): {ours:,.0f} transfers/s")
+    print(
+        json.dumps(
+            {
+                "bench": "ledger_earn",
+                "ledger_transfers_per_s": round(ours),
+                "raw_rows_per_s": round(raw),
+                "ratio": round(ours / raw, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
