@@ -7,7 +7,7 @@ AES-GCM blob (see crypto.py), and closing an account nulls all of them (ADR 0202
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -15,8 +15,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -34,26 +32,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.types import TypeDecorator
+
+from service_kit.db import UtcDateTime
 
 metadata = MetaData()
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Stores naive UTC (SQLite has no time zones), returns aware UTC."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: store UTC-aware values only")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
 
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -6,7 +6,7 @@ Every function takes an open Connection; the service layer owns the transactions
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -14,8 +14,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -23,7 +21,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     and_,
     func,
     insert,
@@ -41,25 +38,9 @@ from rewards_svc.domain import (
     Voucher,
     VoucherState,
 )
+from service_kit.db import UtcDateTime
 
 metadata = MetaData()
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stored as naive UTC (SQLite keeps no zone), always read back timezone-aware."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
 
 
 rewards = Table(
@@ -77,13 +58,13 @@ rewards = Table(
     Column("limit_per_day", Integer, nullable=False),
     Column("limit_per_month", Integer, nullable=False),
     Column("limit_lifetime", Integer, nullable=False),
-    Column("available_from", UTCDateTime, nullable=True),
-    Column("available_until", UTCDateTime, nullable=True),
+    Column("available_from", UtcDateTime, nullable=True),
+    Column("available_until", UtcDateTime, nullable=True),
     Column("voucher_lifetime_days", Integer, nullable=False),
     Column("divisible", Boolean, nullable=False),
     Column("retired", Boolean, nullable=False),
     Column("terms", Text, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 redemptions = Table(
@@ -101,8 +82,8 @@ redemptions = Table(
     Column("state", String(16), nullable=False),
     Column("failure_reason", String(64), nullable=False),
     Column("hold_id", String(80), nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_redemptions_account_reward", "account_number", "reward_id", "created_at"),
     Index("ix_redemptions_state", "state"),
 )
@@ -119,11 +100,11 @@ vouchers = Table(
     Column("units", Integer, nullable=False),
     Column("price_points", BigInteger, nullable=False),
     Column("state", String(16), nullable=False),
-    Column("issued_at", UTCDateTime, nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-    Column("used_at", UTCDateTime, nullable=True),
+    Column("issued_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
     Column("merchant_id", String(128), nullable=False),
-    Column("cancelled_at", UTCDateTime, nullable=True),
+    Column("cancelled_at", UtcDateTime, nullable=True),
     Column("refund_id", String(128), nullable=False),
     Column("terms", Text, nullable=False),
     Index("ux_vouchers_redemption_seq", "redemption_id", "seq", unique=True),
@@ -162,7 +143,7 @@ donations = Table(
     Column("units", BigInteger, nullable=False),
     Column("state", String(16), nullable=False),
     Column("failure_reason", String(64), nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
     Index("ix_donations_state", "state"),
 )
 
@@ -174,7 +155,7 @@ idempotency_keys = Table(
     Column("request_id", String(128), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("result_ref", String(128), nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 

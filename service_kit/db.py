@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import DateTime, Dialect, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 # One fixed key per service for PostgreSQL's advisory lock, so replicas starting together migrate one at a time.
 _MIGRATION_LOCK_BASE = 0x43415242  # "CARB"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment stored as naive UTC (SQLite keeps no zone) and always read back timezone-aware.
+
+    Refuses naive datetimes on the way in: a naive value is a bug (whose local time?), not something to guess.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store timezone-aware values only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 def normalize_url(url: str) -> str:

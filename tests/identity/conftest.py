@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from identity_helpers import FakeClock, MemoryLedger, make_keys
 from sqlalchemy import Engine
 
 from identity_svc.consent_cache import ConsentCache, InProcessConsentCache
@@ -13,6 +12,7 @@ from identity_svc.crypto import KeyRing
 from identity_svc.server import IdentityServices, build_services
 from service_kit.db import make_engine, migrate
 from service_kit.settings import Settings
+from tests.identity.identity_helpers import FakeClock, MemoryLedger, make_keys
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, opening
 from sqlalchemy import Engine, select
 
 from identity_svc import store
@@ -17,6 +16,7 @@ from identity_svc.service import Ref
 from service_kit.accounts import is_account_number, new_account_number, region_of
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
 from service_kit.settings import Settings
+from tests.identity.identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, opening
 
 
 def test_opening_creates_an_account_in_the_home_region_with_masked_data(services: IdentityServices) -> None:

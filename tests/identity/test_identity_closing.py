@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from identity_helpers import SAMPLE_ID, FakeClock, MemoryLedger, opening
 from sqlalchemy import Engine, select
 
 from identity_svc import store
@@ -14,6 +13,7 @@ from identity_svc.domain import AccountState, ConsentAction, DataCategory, Point
 from identity_svc.server import IdentityServices
 from identity_svc.service import Ref
 from service_kit.errors import FailedPrecondition, InvalidArgument, Unavailable
+from tests.identity.identity_helpers import SAMPLE_ID, FakeClock, MemoryLedger, opening
 
 TRANSIT = int(DataCategory.TRANSIT)
 

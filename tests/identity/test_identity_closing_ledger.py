@@ -7,7 +7,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from identity_helpers import FakeClock, make_keys, opening
 from sqlalchemy import Engine
 
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
@@ -20,6 +19,7 @@ from service_kit.db import make_engine, migrate
 from service_kit.errors import FailedPrecondition, Unavailable
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
+from tests.identity.identity_helpers import FakeClock, make_keys, opening
 
 
 def _ledger_is_built() -> bool:

@@ -6,7 +6,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from identity_helpers import FakeClock, MemoryLedger, make_keys, opening, with_check_digit
 from sqlalchemy import func, select
 
 from identity_svc import store
@@ -15,6 +14,7 @@ from identity_svc.domain import Channel, Opening
 from identity_svc.server import build_services
 from service_kit.db import make_engine, migrate
 from service_kit.settings import Settings
+from tests.identity.identity_helpers import FakeClock, MemoryLedger, make_keys, opening, with_check_digit
 
 ROUNDS = 8
 

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 import redis
-from identity_helpers import ZHEJIANG_ID, FakeClock, opening
 
 from identity_svc.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
 from identity_svc.consents import Question
@@ -14,6 +13,7 @@ from identity_svc.domain import Channel, ConsentAction, DataCategory
 from identity_svc.server import IdentityServices
 from service_kit.accounts import new_account_number
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from tests.identity.identity_helpers import ZHEJIANG_ID, FakeClock, opening
 
 TRANSIT = int(DataCategory.TRANSIT)
 APP = int(Channel.INTERNET_PLATFORM)

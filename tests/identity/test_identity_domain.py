@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from identity_helpers import SAMPLE_ID, ZHEJIANG_ID, with_check_digit
 
 from identity_svc.domain import (
     AccountState,
@@ -28,6 +27,7 @@ from identity_svc.domain import (
 )
 from identity_svc.regions import is_known_area_code
 from service_kit.errors import InvalidArgument
+from tests.identity.identity_helpers import SAMPLE_ID, ZHEJIANG_ID, with_check_digit
 
 TODAY = date(2026, 3, 15)
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, MemoryLedger
 
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as pb
@@ -19,6 +18,7 @@ from service_kit.logs import JsonFormatter
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
+from tests.identity.identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, MemoryLedger
 
 ALIPAY = common_pb2.CHANNEL_INTERNET_PLATFORM
 TRANSIT = common_pb2.DATA_CATEGORY_TRANSIT

@@ -11,7 +11,6 @@ from typing import Protocol
 
 import grpc
 import pytest
-from rewards_fake_ledger import FakeLedger, FakeLedgerServicer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -25,6 +24,7 @@ from rewards_svc.service import RewardsService
 from service_kit import db
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
+from tests.rewards.rewards_fake_ledger import FakeLedger, FakeLedgerServicer
 
 # 2026-03-10 10:00 in Beijing time.
 START = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)

@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from conftest import Platform, StartPlatform
 
 from carbon.ledger.v1 import ledger_service_pb2 as ledger_pb2
 from carbon.rewards.v1 import rewards_service_pb2 as pb
 from service_kit.accounts import new_account_number
 from service_kit.status import error_details
+from tests.rewards.conftest import Platform, StartPlatform
 
 
 def redeem(platform: Platform, account: str, reward_id: str, quantity: int = 1) -> pb.Redemption:

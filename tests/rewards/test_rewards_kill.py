@@ -11,12 +11,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Platform, StartPlatform
 
 from carbon.rewards.v1 import rewards_service_pb2 as pb
 from carbon.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 from rewards_svc.server import CRASH_EXIT_CODE
 from service_kit.accounts import new_account_number
+from tests.rewards.conftest import Platform, StartPlatform
 
 ROOT = Path(__file__).resolve().parents[2]
 

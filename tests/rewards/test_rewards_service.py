@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import Crash, MakeService, ManualClock, crash_at
-from rewards_fake_ledger import FakeLedger
 
 from rewards_svc.domain import RedemptionState, VoucherState
 from rewards_svc.service import RewardsService
 from service_kit.accounts import new_account_number
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from tests.rewards.conftest import Crash, MakeService, ManualClock, crash_at
+from tests.rewards.rewards_fake_ledger import FakeLedger
 
 
 def funded(ledger: FakeLedger, region: str, points: int) -> str:

@@ -30,11 +30,3 @@ def test_migrations_are_idempotent(database_url: str, service: str) -> None:
     assert set(inspect(engine).get_table_names()) == tables_once
     assert f"alembic_version_{service}" in tables_once
     engine.dispose()
-
-
-def test_every_service_keeps_its_own_version_table(database_url: str) -> None:
-    engine = make_engine(database_url)
-    for service in SERVICES:
-        migrate(service, engine)
-    assert {f"alembic_version_{service}" for service in SERVICES} <= set(inspect(engine).get_table_names())
-    engine.dispose()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from rewards_svc.store import UTCDateTime
+from service_kit.db import UtcDateTime
 
 revision: str = "rewards_0001"
 down_revision: str | None = "rewards_0000"
@@ -32,13 +32,13 @@ def upgrade() -> None:
         sa.Column("limit_per_day", sa.Integer, nullable=False),
         sa.Column("limit_per_month", sa.Integer, nullable=False),
         sa.Column("limit_lifetime", sa.Integer, nullable=False),
-        sa.Column("available_from", UTCDateTime, nullable=True),
-        sa.Column("available_until", UTCDateTime, nullable=True),
+        sa.Column("available_from", UtcDateTime, nullable=True),
+        sa.Column("available_until", UtcDateTime, nullable=True),
         sa.Column("voucher_lifetime_days", sa.Integer, nullable=False),
         sa.Column("divisible", sa.Boolean, nullable=False),
         sa.Column("retired", sa.Boolean, nullable=False),
         sa.Column("terms", sa.Text, nullable=False),
-        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UtcDateTime, nullable=False),
     )
     op.create_table(
         "redemptions",
@@ -54,8 +54,8 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("failure_reason", sa.String(64), nullable=False),
         sa.Column("hold_id", sa.String(80), nullable=False),
-        sa.Column("created_at", UTCDateTime, nullable=False),
-        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.Column("updated_at", UtcDateTime, nullable=False),
     )
     op.create_index("ix_redemptions_account_reward", "redemptions", ["account_number", "reward_id", "created_at"])
     op.create_index("ix_redemptions_state", "redemptions", ["state"])
@@ -72,11 +72,11 @@ def upgrade() -> None:
         sa.Column("units", sa.Integer, nullable=False),
         sa.Column("price_points", sa.BigInteger, nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("issued_at", UTCDateTime, nullable=False),
-        sa.Column("expires_at", UTCDateTime, nullable=False),
-        sa.Column("used_at", UTCDateTime, nullable=True),
+        sa.Column("issued_at", UtcDateTime, nullable=False),
+        sa.Column("expires_at", UtcDateTime, nullable=False),
+        sa.Column("used_at", UtcDateTime, nullable=True),
         sa.Column("merchant_id", sa.String(128), nullable=False),
-        sa.Column("cancelled_at", UTCDateTime, nullable=True),
+        sa.Column("cancelled_at", UtcDateTime, nullable=True),
         sa.Column("refund_id", sa.String(128), nullable=False),
         sa.Column("terms", sa.Text, nullable=False),
     )
@@ -109,7 +109,7 @@ def upgrade() -> None:
         sa.Column("units", sa.BigInteger, nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("failure_reason", sa.String(64), nullable=False),
-        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
     )
     op.create_index("ix_donations_state", "donations", ["state"])
     op.create_table(
@@ -118,7 +118,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(128), primary_key=True),
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("result_ref", sa.String(128), nullable=False),
-        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
     )
 
 
