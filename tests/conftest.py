@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,19 +54,35 @@ def postgres_server_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, empty schema for one test, as a URL whose search_path points at it; dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:16]}"
+def fresh_postgres_url(postgres_server_url: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty schemas on demand (one per service in a multi-service test); all dropped afterwards.
+
+    Each URL's search_path points at its own schema, so a service sees only its tables.
+    """
     admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(postgres_server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    schemas: list[str] = []
+
+    def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        schemas.append(schema)
+        url = make_url(postgres_server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        return url.render_as_string(hide_password=False)
+
     try:
-        yield url.render_as_string(hide_password=False)
+        yield make
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            for schema in schemas:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(fresh_postgres_url: Callable[[], str]) -> str:
+    """A fresh, empty schema for one test, as a URL whose search_path points at it; dropped afterwards."""
+    return fresh_postgres_url()
 
 
 @pytest.fixture

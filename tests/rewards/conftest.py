@@ -11,8 +11,6 @@ from typing import Protocol
 
 import grpc
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from carbon.ledger.v1 import ledger_service_pb2 as ledger_pb2
 from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_pb2_grpc
@@ -194,16 +192,6 @@ def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
 
 
 @pytest.fixture
-def second_postgres_url(postgres_server_url: str) -> Iterator[str]:
+def second_postgres_url(fresh_postgres_url: Callable[[], str]) -> str:
     """Another fresh schema, for the second service of a test (the ledger beside rewards)."""
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(postgres_server_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    return fresh_postgres_url()
