@@ -1,0 +1,88 @@
+"""Benchmark (c): the expiry sweep of 1 million expired lots (seconds), beside the same-run time to insert those
+lots with raw SQL (the baseline: the sweep also writes a transfer, a lot record and balances per lot)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+
+from bench_ledger_support import REGION, private_schema  # type: ignore[import-not-found,unused-ignore]
+from sqlalchemy import text
+
+from ledger_svc.service import ops
+from ledger_svc.service.context import LedgerContext
+from service_kit import db
+
+LOTS = int(os.environ.get("CARBON_BENCH_EXPIRY_LOTS", "1000000"))
+LOTS_PER_ACCOUNT = 10
+NOW = datetime(2026, 3, 15, 2, 0, tzinfo=UTC)
+# Lots earned 2023-01-01 .. 2023-01-10 expire 2025-01-01 .. 2025-01-10 (CST): all expired by NOW.
+SEED = """
+WITH a AS (
+  SELECT g AS n, '{region}' || lpad(g::text, 10, '0') AS account FROM generate_series(1, :accounts) g
+)
+INSERT INTO {table}
+SELECT {columns}
+FROM a CROSS JOIN generate_series(0, :per_account - 1) d
+"""
+
+
+def main() -> None:
+    accounts = LOTS // LOTS_PER_ACCOUNT
+    with private_schema("bench_expiry") as url:
+        engine = db.make_engine(url)
+        db.migrate("ledger_svc", engine)
+        params = {"accounts": accounts, "per_account": LOTS_PER_ACCOUNT}
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE raw_lots (account text, day int, points bigint)"))
+            started = time.perf_counter()
+            conn.execute(
+                text(SEED.format(region=REGION, table="raw_lots", columns="account, d, 10")),
+                params,
+            )
+            raw_s = time.perf_counter() - started
+            lot_columns = (
+                "nextval('lots_lot_id_seq'), account, date '2023-01-01' + d, "
+                "extract(epoch from (timestamp '2025-01-01' + d * interval '1 day' - interval '8 hours'))::bigint"
+                " * 1000000, 10, 10, 0"
+            )
+            conn.execute(text(SEED.format(region=REGION, table="lots", columns=lot_columns)), params)
+            conn.execute(
+                text(
+                    f"INSERT INTO accounts SELECT '{REGION}' || lpad(g::text, 10, '0'), :points, 0, 0 "
+                    "FROM generate_series(1, :accounts) g"
+                ),
+                {"accounts": accounts, "points": 10 * LOTS_PER_ACCOUNT},
+            )
+            conn.execute(
+                text("INSERT INTO system_balances VALUES ('system:issuance', 0, :total)"),
+                {"total": -10 * LOTS},
+            )
+            conn.execute(text("ANALYZE"))
+        ledger = LedgerContext(engine, REGION, lambda: NOW)
+        started = time.perf_counter()
+        outcome = ops.expire_points(ledger, None, batch_size=10_000, max_batches=0)
+        sweep_s = time.perf_counter() - started
+        assert outcome.lots_expired == LOTS and outcome.done, outcome
+        balanced = ops.check_conservation(ledger).balanced
+        engine.dispose()
+    print(f"seeded raw rows: {LOTS:,} in {raw_s:.1f} s (baseline)")
+    print(f"expiry sweep: {LOTS:,} lots, {outcome.points_expired:,} points in {sweep_s:.1f} s; balanced={balanced}")
+    print(
+        json.dumps(
+            {
+                "bench": "ledger_expiry",
+                "lots": LOTS,
+                "sweep_s": round(sweep_s, 1),
+                "lots_per_s": round(LOTS / sweep_s),
+                "baseline_raw_insert_s": round(raw_s, 1),
+                "ratio": round(raw_s / sweep_s, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

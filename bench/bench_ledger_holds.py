@@ -1,0 +1,98 @@
+"""Benchmark (b): hold+commit pairs through the real gRPC API with 32 concurrent clients (pairs/s and p99),
+beside psycopg single-row update transactions/s at the same concurrency in the same PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import psycopg
+from bench_ledger_support import (  # type: ignore[import-not-found,unused-ignore]
+    account_number,
+    database_url,
+    ledger_process,
+    percentile,
+    private_schema,
+)
+
+from carbon.ledger.v1 import ledger_service_pb2 as pb
+from carbon.ledger.v1 import ledger_service_pb2_grpc
+
+CLIENTS = 32
+PAIRS_PER_CLIENT = 40
+UPDATES_PER_CLIENT = 200
+
+
+def bench_pairs(url: str) -> tuple[float, float]:
+    with ledger_process(url, max_workers=CLIENTS) as ledger, grpc.insecure_channel(ledger.address) as channel:
+        stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+        stub.PostTransfers(
+            pb.PostTransfersRequest(
+                transfers=[
+                    pb.Transfer(
+                        transfer_id=f"seed-{c}",
+                        debit_account="system:issuance",
+                        credit_account=account_number(c + 1),
+                        amount_points=10 * PAIRS_PER_CLIENT,
+                        code=pb.TRANSFER_CODE_EARN,
+                    )
+                    for c in range(CLIENTS)
+                ]
+            ),
+            timeout=60,
+        )
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def client(c: int) -> None:
+            own: list[float] = []
+            for p in range(PAIRS_PER_CLIENT):
+                started = time.perf_counter()
+                hold_id = f"h-{c}-{p}"
+                stub.Hold(pb.HoldRequest(hold_id=hold_id, account=account_number(c + 1), amount_points=10), timeout=30)
+                stub.CommitHold(pb.CommitHoldRequest(hold_id=hold_id, credit_account="system:redemption"), timeout=30)
+                own.append(time.perf_counter() - started)
+            with lock:
+                latencies.extend(own)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(client, range(CLIENTS)))
+        elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, percentile(latencies, 0.99) * 1000
+
+
+def bench_updates(url: str) -> float:
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE counters (id int PRIMARY KEY, value bigint NOT NULL)")
+        conn.execute("INSERT INTO counters SELECT g, 0 FROM generate_series(1, %s) g", (CLIENTS,))
+
+    def client(c: int) -> None:
+        with psycopg.connect(dsn) as own:
+            for _ in range(UPDATES_PER_CLIENT):
+                own.execute("UPDATE counters SET value = value + 1 WHERE id = %s", (c + 1,))
+                own.commit()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(client, range(CLIENTS)))
+    return CLIENTS * UPDATES_PER_CLIENT / (time.perf_counter() - started)
+
+
+def main() -> None:
+    assert database_url()
+    with private_schema("bench_holds") as url:
+        updates = bench_updates(url)
+        pairs, p99_ms = bench_pairs(url)
+    print(f"psycopg single-row update transactions ({CLIENTS} clients): {updates:,.0f} tx/s")
+    print(f"hold+commit pairs ({CLIENTS} clients): {pairs:,.0f} pairs/s, p99 {p99_ms:.1f} ms")
+    figures = {"bench": "ledger_holds", "pairs_per_s": round(pairs), "p99_ms": round(p99_ms, 1)}
+    print(json.dumps({**figures, "baseline_update_tx_per_s": round(updates), "ratio": round(pairs / updates, 3)}))
+
+
+if __name__ == "__main__":
+    main()
