@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import grpc
 import redis
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine
 
 from carbon.common.v1 import common_pb2
@@ -24,6 +22,7 @@ from identity_svc.service import AccountService, AccountView, Clock, Ref, Resolv
 from service_kit.errors import InvalidArgument
 from service_kit.server import Registration
 from service_kit.settings import Settings
+from service_kit.wire import from_timestamp, to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 log = logging.getLogger("carbon.identity")
@@ -34,18 +33,6 @@ class IdentityServices:
     accounts: AccountService
     consents: ConsentService
     closing: ClosingService
-
-
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def _moment(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def _account(view: AccountView) -> pb.Account:
@@ -59,8 +46,8 @@ def _account(view: AccountView) -> pb.Account:
         bindings=[
             common_pb2.ChannelBinding(platform=b.platform, platform_user_id=b.platform_user_id) for b in view.bindings
         ],
-        opened_at=_timestamp(view.opened_at),
-        closed_at=_timestamp(view.closed_at),
+        opened_at=to_timestamp(view.opened_at),
+        closed_at=to_timestamp(view.closed_at),
         opened_via=common_pb2.Channel.ValueType(view.opened_via),
     )
 
@@ -70,7 +57,7 @@ def _consent(record: ConsentRecord) -> pb.ConsentRecord:
         account_number=record.account_number,
         category=common_pb2.DataCategory.ValueType(record.category),
         action=pb.ConsentAction.ValueType(record.action),
-        effective_at=_timestamp(record.effective_at),
+        effective_at=to_timestamp(record.effective_at),
         channel=common_pb2.Channel.ValueType(record.channel),
         recorded_by=record.recorded_by,
     )
@@ -152,7 +139,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
             category=request.category,
             channel=request.channel,
             recorded_by=request.recorded_by,
-            effective_at=_moment(request.effective_at) if request.HasField("effective_at") else None,
+            effective_at=from_timestamp(request.effective_at) if request.HasField("effective_at") else None,
         )
         return _consent(record)
 
@@ -172,7 +159,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         self, request: pb.CheckConsentsRequest, context: grpc.ServicerContext
     ) -> pb.CheckConsentsResponse:
         questions = [
-            Question(q.account_number, q.category, _moment(q.at) if q.HasField("at") else None)
+            Question(q.account_number, q.category, from_timestamp(q.at) if q.HasField("at") else None)
             for q in request.questions
         ]
         verdicts = self._consents.check(questions)

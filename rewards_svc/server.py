@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 
 import grpc
-from google.protobuf import timestamp_pb2
 from sqlalchemy import Engine
 
 from carbon.rewards.v1 import rewards_service_pb2 as pb
@@ -19,21 +17,10 @@ from rewards_svc.service import RewardsService, start_recovery_loop
 from service_kit.errors import InvalidArgument
 from service_kit.server import Registration
 from service_kit.settings import Settings
+from service_kit.wire import optional_moment, to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RewardsService"].full_name
 CRASH_EXIT_CODE = 86
-
-
-def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if moment is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def _moment(message: pb.Reward, name: str) -> datetime | None:
-    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None  # type: ignore[arg-type]
 
 
 def _category(value: int) -> str:
@@ -54,8 +41,8 @@ def reward_message(reward: Reward) -> pb.Reward:
         limit_per_day=reward.limit_per_day,
         limit_per_month=reward.limit_per_month,
         limit_lifetime=reward.limit_lifetime,
-        available_from=_timestamp(reward.available_from),
-        available_until=_timestamp(reward.available_until),
+        available_from=to_timestamp(reward.available_from),
+        available_until=to_timestamp(reward.available_until),
         voucher_lifetime_days=reward.voucher_lifetime_days,
         retired=reward.retired,
         terms=reward.terms,
@@ -77,8 +64,8 @@ def reward_from_message(message: pb.Reward) -> Reward:
         limit_per_day=message.limit_per_day,
         limit_per_month=message.limit_per_month,
         limit_lifetime=message.limit_lifetime,
-        available_from=_moment(message, "available_from"),
-        available_until=_moment(message, "available_until"),
+        available_from=optional_moment(message, "available_from"),
+        available_until=optional_moment(message, "available_until"),
         voucher_lifetime_days=message.voucher_lifetime_days,
         divisible=message.divisible,
         retired=message.retired,
@@ -92,9 +79,9 @@ def voucher_message(voucher: Voucher) -> pb.Voucher:
         reward_id=voucher.reward_id,
         account_number=voucher.account_number,
         state=pb.VoucherState.Value(f"VOUCHER_STATE_{visible_state(voucher.state)}"),
-        issued_at=_timestamp(voucher.issued_at),
-        expires_at=_timestamp(voucher.expires_at),
-        used_at=_timestamp(voucher.used_at),
+        issued_at=to_timestamp(voucher.issued_at),
+        expires_at=to_timestamp(voucher.expires_at),
+        used_at=to_timestamp(voucher.used_at),
         terms=voucher.terms,
         price_points=voucher.price_points,
     )
@@ -110,7 +97,7 @@ def redemption_message(redemption: Redemption) -> pb.Redemption:
         state=pb.RedemptionState.Value(f"REDEMPTION_STATE_{redemption.state}"),
         failure_reason=redemption.failure_reason,
         vouchers=[voucher_message(voucher) for voucher in redemption.vouchers],
-        created_at=_timestamp(redemption.created_at),
+        created_at=to_timestamp(redemption.created_at),
     )
 
 
