@@ -205,6 +205,12 @@ def claim(conn: Connection, transfer_id: str, now: datetime, lease_until: dateti
     return result.rowcount == 1
 
 
+def renew_lease(conn: Connection, transfer_id: str, lease_until: datetime) -> None:
+    conn.execute(
+        update(transfers).where(transfers.c.transfer_id == transfer_id).values(lease_until=_naive(lease_until))
+    )
+
+
 def release_lease(conn: Connection, transfer_id: str) -> None:
     conn.execute(update(transfers).where(transfers.c.transfer_id == transfer_id).values(lease_until=None))
 

@@ -73,7 +73,9 @@ class TransferService:
 
     @property
     def lease(self) -> timedelta:
-        return 2 * self.timing.call_timeout + self.timing.margin
+        """How long a driver owns a transfer per step; renewed before each step, so a crashed driver's lease
+        runs out within one call timeout and the recovery loop takes over."""
+        return self.timing.call_timeout + self.timing.margin
 
     # --- use cases -------------------------------------------------------------------------------------------
 
@@ -193,6 +195,8 @@ class TransferService:
                 transfer = self._load(transfer_id)
                 if transfer.finished or transfer.state is State.UNKNOWN:
                     break
+                with self.engine.begin() as conn:
+                    store.renew_lease(conn, transfer_id, self.clock() + self.lease)
                 self._step(transfer)
             else:
                 log.error("transfer did not settle within the step bound", extra={"transfer_id": transfer_id})

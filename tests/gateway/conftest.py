@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-# This folder is called "gateway" too, and pytest puts tests/ on sys.path: make the service package win.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path[:1]:
-    sys.path.insert(0, _ROOT)
-for _name in [name for name in sys.modules if name == "gateway" or name.startswith("gateway.")]:
-    if getattr(sys.modules[_name], "__file__", None) is None:
-        del sys.modules[_name]
+import pytest
 
-import pytest  # noqa: E402
-from federation import Federation  # noqa: E402
-
-from gateway.server import registrations  # noqa: E402
-from service_kit.db import make_engine, migrate  # noqa: E402
-from service_kit.server import RunningServer, start_server  # noqa: E402
-from service_kit.settings import Settings  # noqa: E402
+from gateway.server import registrations
+from service_kit.db import make_engine, migrate
+from service_kit.server import RunningServer, start_server
+from service_kit.settings import Settings
+from tests.gateway.federation import Federation
 
 REGIONS = ["330000", "110000"]
 

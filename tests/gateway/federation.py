@@ -44,12 +44,12 @@ KEYS = {"zj": "zj-platform-key", "bj": "bj-platform-key", "ops": "ops-key"}
 NATIONAL_KEY = b"n" * 32
 
 
-def ledger_command() -> list[str]:
+def ledger_command(use_double: bool) -> list[str]:
     from ledger_svc import server as ledger_server
 
     built = getattr(ledger_server, "LedgerServiceServicer", None)
     real = built is not None and "Hold" in vars(built)
-    return [sys.executable, "-m", "ledger_svc"] if real else [sys.executable, str(DOUBLE)]
+    return [sys.executable, "-m", "ledger_svc"] if real and not use_double else [sys.executable, str(DOUBLE)]
 
 
 def free_port() -> int:
@@ -85,8 +85,17 @@ def metadata(caller: str) -> tuple[tuple[str, str | bytes], ...]:
 
 
 class Federation:
-    def __init__(self, root: Path, regions: list[str], gateway_db_url: str = "", between_persons: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        regions: list[str],
+        gateway_db_url: str = "",
+        between_persons: bool = True,
+        use_double: bool = False,
+    ) -> None:
+        """use_double: run the ledger stand-in even when ledger_svc is built (it has crash hooks ledger_svc lacks)."""
         self.root = root
+        self.use_double = use_double
         self.regions = regions
         self.gateway_db_url = gateway_db_url or f"sqlite:///{root / 'gateway.db'}"
         self.ledger_ports = {code: free_port() for code in regions}
@@ -160,7 +169,9 @@ class Federation:
             CARBON_TEST_CRASH_AT=crash_at,
         )
         log = (self.root / f"ledger-{code}.log").open("ab")
-        self.ledgers[code] = subprocess.Popen(ledger_command(), env=env, cwd=ROOT, stdout=log, stderr=log)
+        self.ledgers[code] = subprocess.Popen(
+            ledger_command(self.use_double), env=env, cwd=ROOT, stdout=log, stderr=log
+        )
         address = f"127.0.0.1:{self.ledger_ports[code]}"
         wait_for(lambda: health.check(address, timeout_s=0.5) == "SERVING", what=f"ledger {code}")
 
@@ -178,9 +189,11 @@ class Federation:
             CARBON_GATEWAY_CONFIG=str(self.config_path),
             CARBON_GATEWAY_RECOVERY_INTERVAL_MS="100",
             CARBON_GATEWAY_RETRY_MAX_MS="300",
+            CARBON_GATEWAY_CALL_TIMEOUT_MS="1000",
+            CARBON_GATEWAY_MARGIN_MS="200",
             CARBON_TEST_CRASH_AT=crash_at,
-            **extra,
         )
+        env.update(extra)
         log = (self.root / "gateway.log").open("ab")
         self.gateway_proc = subprocess.Popen(
             [sys.executable, "-m", "gateway"], env=env, cwd=ROOT, stdout=log, stderr=log

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from federation import Federation, metadata
 
 from carbon.gateway.v1 import gateway_service_pb2 as gw
 from service_kit.accounts import new_account_number
 from service_kit.server import RunningServer
 from service_kit.status import error_details
+from tests.gateway.federation import Federation, metadata
 
 COMMITTED = gw.CROSS_REGION_TRANSFER_STATE_COMMITTED
 RELEASED = gw.CROSS_REGION_TRANSFER_STATE_RELEASED
