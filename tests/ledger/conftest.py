@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ledger_support import REGION, MovableClock, migrated_engine  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import Engine
 
 from ledger_svc.service.context import LedgerContext
+from tests.ledger.ledger_support import REGION, MovableClock, migrated_engine
 
 
 @pytest.fixture

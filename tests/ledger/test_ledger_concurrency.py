@@ -6,11 +6,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from ledger_support import REGION, MovableClock, account_number, earn, migrated_engine, spend  # type: ignore[import-not-found,unused-ignore]
 
 from ledger_svc.domain.posting import Status
 from ledger_svc.service import holds, ops, postings, reads
 from ledger_svc.service.context import LedgerContext
+from tests.ledger.ledger_support import REGION, MovableClock, account_number, earn, migrated_engine, spend
 
 pytestmark = pytest.mark.postgres
 

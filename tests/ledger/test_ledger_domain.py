@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from ledger_support import ISSUANCE, REDEMPTION, REGION, START, account_number  # type: ignore[import-not-found,unused-ignore]
-
 from ledger_svc.domain.book import Book
 from ledger_svc.domain.journal import GENESIS_HASH, JournalEntry, block_hash, entries_hash
 from ledger_svc.domain.lots import LotKey, LotState, Portion, UserAccount, split_fifo
 from ledger_svc.domain.names import account_problem
 from ledger_svc.domain.posting import Status, TransferRequest, post_batch
 from ledger_svc.domain.time import add_months, day_of, lot_expiry_us, start_of_day_us, to_us
+from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, START, account_number
 
 A = account_number(1)
 NOW_US = to_us(START)

@@ -10,12 +10,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from ledger_support import REDEMPTION, REGION, MovableClock, account_number, earn, migrated_engine, spend  # type: ignore[import-not-found,unused-ignore]
 
 from ledger_svc.domain.posting import Status
 from ledger_svc.service import holds, ops, postings, reads
 from ledger_svc.service.context import LedgerContext
 from service_kit.errors import DomainError
+from tests.ledger.ledger_support import REDEMPTION, REGION, MovableClock, account_number, earn, migrated_engine, spend
 
 ACCOUNTS = [account_number(n) for n in range(1, 4)]
 accounts = st.sampled_from(ACCOUNTS)

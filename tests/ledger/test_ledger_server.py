@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from ledger_support import ISSUANCE, REDEMPTION, REGION, MovableClock, account_number  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import Engine
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
@@ -16,6 +15,7 @@ from ledger_svc.server import registrations
 from service_kit.server import start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
+from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, MovableClock, account_number
 
 A = account_number(1)
 

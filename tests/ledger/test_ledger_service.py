@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from ledger_support import EXPIRY, ISSUANCE, REDEMPTION, START, MovableClock, account_number, earn, spend  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import text
 
 from ledger_svc.domain.holds import HoldState
@@ -14,6 +13,7 @@ from ledger_svc.domain.time import lot_expiry_us, to_us
 from ledger_svc.service import holds, ops, postings, reads
 from ledger_svc.service.context import LedgerContext
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from tests.ledger.ledger_support import EXPIRY, ISSUANCE, REDEMPTION, START, MovableClock, account_number, earn, spend
 
 A = account_number(1)
 B = account_number(2)
