@@ -1,170 +1,109 @@
 """End-to-end ingest throughput vs raw batched inserts into the same PostgreSQL, measured in the same run.
 
-partner client -> ingest (PostgreSQL) -> real identity (BatchResolveAccounts + CheckConsents) -> ledger credit.
-The ledger is an in-process fake gRPC server until ledger_svc's servicer is committed (printed as "ledger").
-Last line: one JSON object with the figures and "ratio".
+partner client -> ingest -> identity (BatchResolveAccounts + CheckConsents) -> ledger (PostTransfers), each service
+its own `python -m` process on PostgreSQL (+ Redis for ingest and identity), as deployed. Batches of 500 events from
+CARBON_BENCH_CLIENTS concurrent partner clients (default 2). Afterwards the ledger must hold exactly the points the
+results report (GetBalance) and balance (CheckConservation). Prints each process's CPU share of the timed phase.
+CARBON_BENCH_PROFILE=<dir> writes a py-spy profile per process. Last line: one JSON object with "ratio".
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
-import sys
-import tempfile
 import time
-import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import grpc
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from bench_ingest_support import (
+    cpu_seconds,
+    ledger_totals,
+    open_accounts,
+    p99_ms,
+    private_schemas,
+    profiled,
+    region,
+    register_partner,
+    server_cpu_seconds,
+    signed,
+    trips,
+)
+from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ingest"))
-from conftest import FakeLedger
-
-from carbon.common.v1 import common_pb2
-from carbon.identity.v1 import identity_service_pb2 as ipb
-from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ingest.v1 import ingest_service_pb2 as pb
-from carbon.ingest.v1 import ingest_service_pb2_grpc
-from carbon.ledger.v1 import ledger_service_pb2_grpc
-from identity_svc.domain import id_check_char
-from identity_svc.server import registrations as identity_registrations
-from ingest_svc import server as ingest_server
-from ingest_svc.wire import sign_request, timestamp
-from service_kit.db import make_engine, migrate, normalize_url
-from service_kit.server import Registration, start_server
-from service_kit.settings import Settings
+from service_kit.db import make_engine
 
 BATCH = 500
-BATCHES = int(os.environ.get("CARBON_BENCH_BATCHES", "20"))
-ACCOUNTS = 200
-
-
-def schema_url(base: str, schema: str) -> str:
-    return make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+BATCHES = int(os.environ.get("CARBON_BENCH_BATCHES", "40"))
+CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "2"))
+ACCOUNTS = int(os.environ.get("CARBON_BENCH_ACCOUNTS", "1000"))
+WARMUP_BATCHES = 2
 
 
 def main() -> None:
-    base = normalize_url(os.environ.get("CARBON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    schemas = [f"bench_ingest_{uuid.uuid4().hex[:8]}", f"bench_raw_{uuid.uuid4().hex[:8]}"]
-    with admin.connect() as conn:
-        for schema in schemas:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        figures = run(base, schemas)
-    finally:
-        with admin.connect() as conn:
-            for schema in schemas:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with private_schemas("ingest", "identity", "ledger", "raw") as urls:
+        figures = run(urls)
     print(json.dumps(figures))
 
 
-def run(base: str, schemas: list[str]) -> dict[str, object]:
-    tmp = Path(tempfile.mkdtemp())
-    identity_settings = Settings(service="identity_svc", region_code="110000", data_dir=tmp)
-    identity_engine = make_engine(identity_settings.effective_database_url())
-    migrate("identity_svc", identity_engine)
-    identity = start_server(identity_settings, identity_registrations(identity_settings, identity_engine))
-    ledger = FakeLedger()  # type: ignore[abstract]
-    ledger_server = start_server(
-        Settings(service="ledger_svc"),
-        [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, ledger, "ledger")],
-    )
-    engine = make_engine(schema_url(base, schemas[0]))
-    migrate("ingest_svc", engine)
-    settings = Settings(
-        service="ingest_svc",
-        region_code="110000",
-        extra={"CARBON_IDENTITY_ADDRESS": identity.address, "CARBON_LEDGER_ADDRESS": ledger_server.address},
-    )
-    ingest = start_server(settings, ingest_server.registrations(settings, engine))
-    stub = ingest_service_pb2_grpc.IngestServiceStub(grpc.insecure_channel(ingest.address))
-    ids = identity_service_pb2_grpc.IdentityServiceStub(grpc.insecure_channel(identity.address))
+def run(urls: dict[str, str]) -> dict[str, object]:
     now = datetime.now(UTC)
-    accounts = []
-    for i in range(ACCOUNTS):
-        first17 = f"110105198001{i // 28 + 1:02d}{i % 28 + 1:02d}"[:14] + f"{i % 1000:03d}"
-        opened = ids.OpenAccount(
-            ipb.OpenAccountRequest(
-                request_id=f"open-{i}",
-                channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
-                name="李明",
-                id_number=first17 + id_check_char(first17),
-                phone_number=f"139{i:08d}",
-                binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id=f"u{i}"),
-            )
-        )
-        accounts.append(opened.account.account_number)
-        ids.GrantConsent(
-            ipb.GrantConsentRequest(
-                request_id=f"c-{i}",
-                account_number=opened.account.account_number,
-                category=common_pb2.DATA_CATEGORY_TRANSIT,
-                channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
-                recorded_by="alipay",
-                effective_at=timestamp(now - timedelta(days=8)),
-            )
-        )
-    secret = stub.RegisterPartner(
-        pb.RegisterPartnerRequest(
-            request_id="bench",
-            partner=pb.Partner(
-                partner_id="metro",
-                name="Metro",
-                kind=pb.PARTNER_KIND_TRANSIT_OPERATOR,
-                allowed_behaviours=["transit_trip"],
-                allowed_regions=["110000"],
-            ),
-        )
-    ).secret
-    requests = []
-    for b in range(BATCHES):
-        events = [
-            pb.Event(
-                event_id=f"e{b}-{i}",
-                account=common_pb2.AccountRef(account_number=accounts[(b * BATCH + i) % ACCOUNTS]),
-                behaviour="transit_trip",
-                quantity_milli=1000,
-                occurred_at=timestamp(now - timedelta(days=(b * BATCH + i) // (ACCOUNTS * 10) % 6, minutes=5)),
-                region_code="110000",
-            )
-            for i in range(BATCH)
+    with region(urls) as services:
+        accounts = open_accounts(services.identity, ACCOUNTS, now - timedelta(days=8))
+        secret = register_partner(services.ingest)
+        requests = [
+            signed(trips(accounts, b * BATCH, BATCH, now), f"b{b}", secret) for b in range(WARMUP_BATCHES + BATCHES)
         ]
-        requests.append(
-            sign_request(pb.SubmitEventsRequest(partner_id="metro", batch_id=f"b{b}", events=events), "k1", secret)
-        )
-    latencies = []
-    accepted = 0
-    started = time.perf_counter()
-    for request in requests:
-        t0 = time.perf_counter()
-        results = stub.SubmitEvents(request, timeout=60).results
-        latencies.append(time.perf_counter() - t0)
-        accepted += sum(1 for r in results if r.outcome == pb.EVENT_OUTCOME_ACCEPTED)
-    e2e_s = time.perf_counter() - started
-    raw_rate = raw_inserts(schema_url(base, schemas[1]), BATCH * BATCHES)
-    for running in (ingest, identity, ledger_server):
-        running.stop()
-    engine.dispose()
-    identity_engine.dispose()
+        for request in requests[:WARMUP_BATCHES]:
+            services.ingest.SubmitEvents(request, timeout=60)
+
+        def submit(request: pb.SubmitEventsRequest) -> tuple[float, int, int]:
+            t0 = time.perf_counter()
+            results = services.ingest.SubmitEvents(request, timeout=120).results
+            accepted = [r for r in results if r.outcome == pb.EVENT_OUTCOME_ACCEPTED]
+            return time.perf_counter() - t0, len(accepted), sum(r.points for r in accepted)
+
+        cpu_before, servers_before = cpu_seconds(services.processes), server_cpu_seconds()
+        expected_s = BATCHES * BATCH / 4000 + 2
+        with profiled(services.processes, expected_s):
+            started = time.perf_counter()
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                outcomes = list(pool.map(submit, requests[WARMUP_BATCHES:]))
+            e2e_s = time.perf_counter() - started
+        cpu_after, servers_after = cpu_seconds(services.processes), server_cpu_seconds()
+        balance_points, balanced = ledger_totals(services.ledger, accounts)
+    accepted = sum(o[1] for o in outcomes)
+    points = sum(o[2] for o in outcomes)
+    warmup_points = WARMUP_BATCHES * BATCH * 10
+    raw_rate = raw_inserts(urls["raw"], BATCH * BATCHES)
     e2e_rate = accepted / e2e_s
+    cpu_share = {name: round((cpu_after[name] - cpu_before[name]) / e2e_s, 2) for name in cpu_before}
+    cpu_share.update({name: round((servers_after[name] - servers_before[name]) / e2e_s, 2) for name in servers_after})
+    print(f"raw batched inserts : {raw_rate:10.0f} rows/s (executemany, {BATCH} rows per commit)")
+    print(f"end-to-end ingest   : {e2e_rate:10.0f} accepted events/s ({CLIENTS} clients, batches of {BATCH})")
+    print(
+        f"ratio               : {e2e_rate / raw_rate:10.3f}   p99 batch latency {p99_ms([o[0] for o in outcomes])} ms"
+    )
+    print(f"cores busy per process during the run: {cpu_share}")
+    print(f"ledger: {balance_points} points on the accounts, conservation {'holds' if balanced else 'BROKEN'}")
+    assert accepted == BATCH * BATCHES, f"only {accepted} of {BATCH * BATCHES} accepted"
+    assert balance_points == points + warmup_points, "the ledger holds exactly the points ingest reported"
+    assert balanced, "the ledger's books balance"
     return {
         "events": BATCH * BATCHES,
         "accepted": accepted,
+        "clients": CLIENTS,
         "e2e_events_per_s": round(e2e_rate),
         "raw_insert_rows_per_s": round(raw_rate),
-        "p99_batch_ms": round(statistics.quantiles(latencies, n=100)[98] * 1000, 1),
-        "ledger": "fake in-process gRPC (ledger_svc not yet committed)",
+        "p99_batch_ms": p99_ms([o[0] for o in outcomes]),
+        "ledger": "ledger_svc (real, own process, PostgreSQL)",
+        "cores_busy": cpu_share,
         "ratio": round(e2e_rate / raw_rate, 3),
     }
 
 
 def raw_inserts(url: str, rows: int) -> float:
+    """The baseline: the same number of rows, batches of 500, one executemany and one commit per batch."""
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
-from conftest import Harness, make_harness
 
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from ingest_svc.limits import InProcessDedupe, InProcessRateLimiter, RedisDedupe, RedisRateLimiter
+from tests.ingest.ingest_harness import Harness, make_harness
 
 
 @pytest.fixture
@@ -22,8 +23,12 @@ def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def redis_harness(sqlite_url: str, redis_url: str, redis_prefix: str, redis_client: redis.Redis) -> Iterator[Harness]:
-    yield from make_harness(sqlite_url, {"CARBON_INGEST_REDIS_PREFIX": redis_prefix}, redis_url=redis_url)
+def redis_harness(
+    sqlite_url: str, redis_url: str, redis_prefix: str, redis_client: redis.Redis, tmp_path: Path
+) -> Iterator[Harness]:
+    yield from make_harness(
+        sqlite_url, {"CARBON_INGEST_REDIS_PREFIX": redis_prefix}, redis_url=redis_url, data_dir=tmp_path
+    )
 
 
 @pytest.mark.redis
@@ -40,7 +45,7 @@ def test_redis_flushed_mid_run_creates_no_duplicate(
         redis_client.delete(key)
     again = harness.submit(events)
     assert [r.outcome for r in again] == [pb.EVENT_OUTCOME_DUPLICATE] * 2
-    assert harness.ledger.balances[li] == 20
+    assert harness.ledger.balance(li) == 20
 
 
 @pytest.mark.redis
@@ -50,9 +55,9 @@ def test_the_redis_fast_path_skips_identity_for_known_events(redis_harness: Harn
     li = harness.open_account()
     events = [harness.event(li)]
     harness.submit(events)
-    calls = dict(harness.identity.calls)
+    calls = dict(harness.fake_identity.calls)
     assert harness.submit(events)[0].outcome == pb.EVENT_OUTCOME_DUPLICATE
-    assert harness.identity.calls == calls
+    assert harness.fake_identity.calls == calls
 
 
 def test_the_in_process_fast_path_skips_identity_for_known_events(harness: Harness) -> None:
@@ -60,9 +65,9 @@ def test_the_in_process_fast_path_skips_identity_for_known_events(harness: Harne
     li = harness.open_account()
     events = [harness.event(li)]
     harness.submit(events)
-    calls = dict(harness.identity.calls)
+    calls = dict(harness.fake_identity.calls)
     assert harness.submit(events)[0].outcome == pb.EVENT_OUTCOME_DUPLICATE
-    assert harness.identity.calls == calls
+    assert harness.fake_identity.calls == calls
 
 
 @pytest.mark.redis

@@ -1,4 +1,5 @@
-"""Exactly once across a crash: a real `python -m ingest_svc` killed at a hook point, restarted, resubmitted."""
+"""Exactly once across a crash: a real `python -m ingest_svc` killed at a hook point, restarted, resubmitted;
+the real identity and ledger servers answer it, and the ledger's balances and conservation are the proof."""
 
 from __future__ import annotations
 
@@ -11,17 +12,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import FakeIdentity, FakeLedger
 
 from carbon.common.v1 import common_pb2
-from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from carbon.ingest.v1 import ingest_service_pb2_grpc
-from carbon.ledger.v1 import ledger_service_pb2_grpc
 from ingest_svc.wire import sign_request, timestamp
-from service_kit.accounts import new_account_number
-from service_kit.server import Registration, RunningServer, start_server
-from service_kit.settings import Settings
+from tests.ingest.ingest_harness import Harness, make_harness, real_clock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,42 +52,32 @@ class Ingest:
 
 
 @pytest.fixture
-def fakes() -> Iterator[tuple[FakeIdentity, FakeLedger, list[RunningServer]]]:
-    identity, ledger = FakeIdentity(), FakeLedger()  # type: ignore[abstract]
-    servers = [
-        start_server(
-            Settings(service="identity_svc"),
-            [Registration(identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, identity, "identity")],
-        ),
-        start_server(
-            Settings(service="ledger_svc"),
-            [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, ledger, "ledger")],
-        ),
-    ]
-    yield identity, ledger, servers
-    for server in servers:
-        server.stop()
+def region(tmp_path: Path) -> Iterator[Harness]:
+    # An in-process ingest is started too (the harness needs one); the crashing ingest is a separate process
+    # sharing nothing with it but the identity and ledger servers.
+    yield from make_harness(
+        f"sqlite:///{tmp_path / 'harness-ingest.db'}", data_dir=tmp_path, real_identity=True, clock=real_clock()
+    )
 
 
 @pytest.mark.parametrize("crash_at", ["after_commit", "after_ledger"])
 def test_a_batch_interrupted_by_a_crash_and_resubmitted_credits_each_event_once(
-    crash_at: str, tmp_path: Path, fakes: tuple[FakeIdentity, FakeLedger, list[RunningServer]]
+    crash_at: str, tmp_path: Path, region: Harness
 ) -> None:
-    identity, ledger, servers = fakes
+    harness = region
+    harness.clock.now = datetime.now(UTC)  # the ingest process uses the system clock
+    _ingest, identity_server, ledger_server = harness.servers
     env = {
         **os.environ,
         "CARBON_REGION": "110000",
         "CARBON_DATABASE_URL": f"sqlite:///{tmp_path / 'ingest.db'}",
-        "CARBON_IDENTITY_ADDRESS": servers[0].address,
-        "CARBON_LEDGER_ADDRESS": servers[1].address,
+        "CARBON_IDENTITY_ADDRESS": identity_server.address,
+        "CARBON_LEDGER_ADDRESS": ledger_server.address,
         "CARBON_LOG_LEVEL": "WARNING",
         "CARBON_INGEST_RESUME_ON_START": "0",  # the resubmission, not the startup sweep, finishes the batch here
     }
     env.pop("CARBON_REDIS_URL", None)
-    accounts = [new_account_number("110000") for _ in range(3)]
-    for number in accounts:
-        identity.accounts[number] = False
-        identity.consents.append((number, common_pb2.DATA_CATEGORY_TRANSIT, True, datetime(2020, 1, 1, tzinfo=UTC)))
+    accounts = [harness.open_account(consent=(common_pb2.DATA_CATEGORY_TRANSIT,)) for _ in range(3)]
     now = datetime.now(UTC)
     events = [
         pb.Event(
@@ -127,7 +113,7 @@ def test_a_batch_interrupted_by_a_crash_and_resubmitted_credits_each_event_once(
         assert first.process.wait(timeout=20) == 86, "killed at the hook"
     finally:
         first.stop()
-    assert len(ledger.transfers) == (6 if crash_at == "after_ledger" else 0)
+    assert harness.ledger.issued() == (60 if crash_at == "after_ledger" else 0)
 
     second = Ingest(env)
     try:
@@ -138,5 +124,6 @@ def test_a_batch_interrupted_by_a_crash_and_resubmitted_credits_each_event_once(
     assert [r.outcome for r in results] == [pb.EVENT_OUTCOME_DUPLICATE] * 6
     assert [r.first_outcome for r in results] == [pb.EVENT_OUTCOME_ACCEPTED] * 6
     assert [r.outcome for r in again] == [pb.EVENT_OUTCOME_DUPLICATE] * 6
-    assert len(ledger.transfers) == 6
-    assert [ledger.balances[a] for a in accounts] == [20, 20, 20], "each event credited exactly once"
+    assert [harness.ledger.balance(a) for a in accounts] == [20, 20, 20], "each event credited exactly once"
+    assert harness.ledger.issued() == 60
+    assert harness.ledger.calls == (2 if crash_at == "after_ledger" else 1), "the replay re-posts, the ledger dedupes"

@@ -1,0 +1,317 @@
+"""Shared pieces of the ingest benchmarks: private schemas, the three services as real processes (identity, ledger,
+ingest on PostgreSQL + Redis, as deployed), accounts with consent, a partner, signed requests, py-spy profiles."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import grpc
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from carbon.common.v1 import common_pb2
+from carbon.identity.v1 import identity_service_pb2 as ipb
+from carbon.identity.v1 import identity_service_pb2_grpc
+from carbon.ingest.v1 import ingest_service_pb2 as pb
+from carbon.ingest.v1 import ingest_service_pb2_grpc
+from carbon.ledger.v1 import ledger_service_pb2 as lpb
+from carbon.ledger.v1 import ledger_service_pb2_grpc
+from identity_svc.domain import id_check_char
+from ingest_svc.wire import sign_request, timestamp
+from service_kit.db import normalize_url
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "110000"
+PARTNER = "metro"
+TRIPS_PER_DAY = 10  # transit_trip's daily cap: every benchmark event earns points
+DAYS = 6  # within the 7-day acceptance window
+
+
+def database_url() -> str:
+    return normalize_url(os.environ.get("CARBON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+
+
+def redis_url() -> str:
+    return os.environ.get("CARBON_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@contextmanager
+def private_schemas(*names: str) -> Iterator[dict[str, str]]:
+    """One fresh schema per name (URL with its search_path), dropped afterwards."""
+    server_url = database_url()
+    schemas = {name: f"bench_{name}_{uuid.uuid4().hex[:8]}" for name in names}
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for schema in schemas.values():
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield {
+            name: make_url(server_url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+            for name, schema in schemas.items()
+        }
+    finally:
+        with admin.connect() as conn:
+            for schema in schemas.values():
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@dataclass
+class Process:
+    name: str
+    process: subprocess.Popen[str]
+    address: str
+
+
+@contextmanager
+def service_process(package: str, env: dict[str, str]) -> Iterator[Process]:
+    """`python -m <package>` on a free port; stopped with SIGTERM afterwards."""
+    full_env = {
+        **os.environ,
+        "CARBON_REGION": REGION,
+        "CARBON_PORT": "0",
+        "CARBON_LOG_LEVEL": "WARNING",
+        "CARBON_MAX_WORKERS": "16",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", package], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("READY"):
+            break
+    else:
+        raise RuntimeError(f"{package} exited with {process.wait()} before READY")
+    try:
+        yield Process(package, process, line.split()[-1])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@dataclass
+class Region:
+    """identity, ledger and ingest of one region, each its own process, with stubs to all three."""
+
+    processes: list[Process]
+    ingest: ingest_service_pb2_grpc.IngestServiceStub
+    identity: identity_service_pb2_grpc.IdentityServiceStub
+    ledger: ledger_service_pb2_grpc.LedgerServiceStub
+    channels: list[grpc.Channel] = field(default_factory=list)
+
+
+@contextmanager
+def region(urls: dict[str, str], ingest_env: dict[str, str] | None = None) -> Iterator[Region]:
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    identity_keys = {
+        "CARBON_SECRET_IDENTITY_HMAC_KEY": secrets.token_hex(32),
+        "CARBON_SECRET_NATIONAL_PERSON_KEY": secrets.token_hex(32),
+    }
+    from identity_svc.crypto import generate_encryption_key
+
+    identity_keys["CARBON_SECRET_IDENTITY_ENCRYPTION_KEYS"] = "k1:" + generate_encryption_key()
+    with ExitStack() as stack:
+        ledger = stack.enter_context(service_process("ledger_svc", {"CARBON_DATABASE_URL": urls["ledger"]}))
+        identity = stack.enter_context(
+            service_process(
+                "identity_svc",
+                {
+                    "CARBON_DATABASE_URL": urls["identity"],
+                    "CARBON_REDIS_URL": redis_url(),
+                    "CARBON_IDENTITY_REDIS_PREFIX": f"{prefix}identity:",
+                    **identity_keys,
+                },
+            )
+        )
+        ingest = stack.enter_context(
+            service_process(
+                "ingest_svc",
+                {
+                    "CARBON_DATABASE_URL": urls["ingest"],
+                    "CARBON_REDIS_URL": redis_url(),
+                    "CARBON_INGEST_REDIS_PREFIX": f"{prefix}ingest:",
+                    "CARBON_IDENTITY_ADDRESS": identity.address,
+                    "CARBON_LEDGER_ADDRESS": ledger.address,
+                    **(ingest_env or {}),
+                },
+            )
+        )
+        stack.callback(_drop_redis_keys, prefix)
+        channels = [grpc.insecure_channel(p.address) for p in (ingest, identity, ledger)]
+        for channel in channels:
+            stack.callback(channel.close)
+        yield Region(
+            [ingest, identity, ledger],
+            ingest_service_pb2_grpc.IngestServiceStub(channels[0]),
+            identity_service_pb2_grpc.IdentityServiceStub(channels[1]),
+            ledger_service_pb2_grpc.LedgerServiceStub(channels[2]),
+            channels,
+        )
+
+
+def _drop_redis_keys(prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url())
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+    client.close()
+
+
+def open_accounts(identity: identity_service_pb2_grpc.IdentityServiceStub, count: int, since: datetime) -> list[str]:
+    def one(i: int) -> str:
+        first17 = f"110105{1950 + i // 336:04d}{i // 28 % 12 + 1:02d}{i % 28 + 1:02d}{i % 1000:03d}"
+        opened = identity.OpenAccount(
+            ipb.OpenAccountRequest(
+                request_id=f"open-{i}",
+                channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
+                name="李明",
+                id_number=first17 + id_check_char(first17),
+                phone_number=f"139{i:08d}",
+                binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id=f"u{i}"),
+            )
+        )
+        number = str(opened.account.account_number)
+        identity.GrantConsent(
+            ipb.GrantConsentRequest(
+                request_id=f"c-{i}",
+                account_number=number,
+                category=common_pb2.DATA_CATEGORY_TRANSIT,
+                channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
+                recorded_by="alipay",
+                effective_at=timestamp(since),
+            )
+        )
+        return number
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def register_partner(ingest: ingest_service_pb2_grpc.IngestServiceStub) -> str:
+    return str(
+        ingest.RegisterPartner(
+            pb.RegisterPartnerRequest(
+                request_id="bench",
+                partner=pb.Partner(
+                    partner_id=PARTNER,
+                    name="Metro",
+                    kind=pb.PARTNER_KIND_TRANSIT_OPERATOR,
+                    allowed_behaviours=["transit_trip"],
+                    allowed_regions=[REGION],
+                ),
+            )
+        ).secret
+    )
+
+
+def trips(accounts: list[str], first: int, count: int, now: datetime) -> list[pb.Event]:
+    """Trip events numbered first..first+count, spread so no account passes the daily cap on any day."""
+    per_day = len(accounts) * TRIPS_PER_DAY
+    assert first + count <= per_day * DAYS, "more events than the accounts can earn in the window"
+    return [
+        pb.Event(
+            event_id=f"e{n}",
+            account=common_pb2.AccountRef(account_number=accounts[n % len(accounts)]),
+            behaviour="transit_trip",
+            quantity_milli=1000,
+            occurred_at=timestamp(now - timedelta(days=n // per_day, minutes=5)),
+            region_code=REGION,
+        )
+        for n in range(first, first + count)
+    ]
+
+
+def signed(events: list[pb.Event], batch_id: str, secret: str) -> pb.SubmitEventsRequest:
+    return sign_request(pb.SubmitEventsRequest(partner_id=PARTNER, batch_id=batch_id, events=events), "k1", secret)
+
+
+def ledger_totals(ledger: ledger_service_pb2_grpc.LedgerServiceStub, accounts: list[str]) -> tuple[int, bool]:
+    """Sum of the accounts' balances and whether the ledger's books balance."""
+    total = sum(ledger.GetBalance(lpb.GetBalanceRequest(account=a)).balance.total_points for a in accounts)
+    return total, ledger.CheckConservation(lpb.CheckConservationRequest()).balanced
+
+
+def p99_ms(latencies_s: list[float]) -> float:
+    if len(latencies_s) < 2:
+        return round(latencies_s[0] * 1000, 1) if latencies_s else 0.0
+    return round(statistics.quantiles(latencies_s, n=100)[98] * 1000, 1)
+
+
+@contextmanager
+def profiled(processes: list[Process], seconds: float) -> Iterator[None]:
+    """With CARBON_BENCH_PROFILE=<dir>: py-spy samples every service process for the timed phase."""
+    folder = os.environ.get("CARBON_BENCH_PROFILE", "")
+    if not folder:
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    spies = [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(p.process.pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(Path(folder) / f"{p.name}.txt"),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for p in processes
+    ]
+    time.sleep(0.5)  # py-spy attaches; not synchronisation of the system under test
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.wait(timeout=seconds + 30)
+
+
+def cpu_seconds(processes: list[Process]) -> dict[str, float]:
+    """User+system CPU seconds each process has used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for p in processes:
+        fields = Path(f"/proc/{p.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out[p.name] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def server_cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by every postgres and redis-server process on this machine (0 when not local)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {"postgres": 0.0, "redis": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        key = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis") else ""
+        if key:
+            fields = raw.rsplit(")", 1)[1].split()
+            out[key] += (int(fields[11]) + int(fields[12])) / ticks
+    return out
