@@ -15,10 +15,12 @@ from carbon.gateway.v1 import gateway_service_pb2 as pb
 from carbon.gateway.v1 import gateway_service_pb2_grpc
 from gateway.callers import Caller, GatewayConfig
 from gateway.clients import RegionClients
-from gateway.domain import State, Timing, Transfer, TransferRequest
-from gateway.postings import timestamp
+from gateway.directory import directory_entry
+from gateway.domain import Position, State, Timing, Transfer, TransferRequest
+from gateway.postings import moment, timestamp
 from gateway.recovery import Recovery
 from gateway.registry import RegionRegistry
+from gateway.settlement import settlement_report
 from gateway.transfers import TransferService
 from service_kit import health
 from service_kit.errors import InvalidArgument
@@ -88,6 +90,64 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         return pb.ListCrossRegionTransfersResponse(
             transfers=[transfer_message(transfer) for transfer in page], next_page_token=next_token
         )
+
+    def GetSettlementReport(
+        self, request: pb.GetSettlementReportRequest, context: grpc.ServicerContext
+    ) -> pb.GetSettlementReportResponse:
+        self._caller(context)
+        if not request.HasField("period_start"):
+            raise InvalidArgument("period_start", "is required")
+        if not request.HasField("period_end"):
+            raise InvalidArgument("period_end", "is required")
+        report = settlement_report(
+            self._transfers.clients,
+            moment(request.period_start),
+            moment(request.period_end),
+            _deadline_s(context, self._transfers.timing.call_timeout.total_seconds()),
+        )
+        return pb.GetSettlementReportResponse(
+            gross=[_position(position) for position in report.gross],
+            net=[_position(position) for position in report.net],
+            clearing_balanced=report.clearing_balanced,
+        )
+
+    def GetDirectoryEntry(
+        self, request: pb.GetDirectoryEntryRequest, context: grpc.ServicerContext
+    ) -> pb.GetDirectoryEntryResponse:
+        accounts = directory_entry(
+            self._transfers.clients,
+            self._caller(context),
+            request.account_number,
+            _deadline_s(context, self._transfers.timing.call_timeout.total_seconds()),
+        )
+        return pb.GetDirectoryEntryResponse(
+            accounts=[
+                pb.DirectoryAccount(
+                    account_number=account.account_number,
+                    region_code=account.region_code,
+                    available_points=account.available_points,
+                    held_points=account.held_points,
+                    error_reason=account.error_reason,
+                )
+                for account in accounts
+            ],
+            total_available_points=sum(account.available_points for account in accounts),
+        )
+
+
+def _deadline_s(context: grpc.ServicerContext, cap_s: float) -> float:
+    """The caller's deadline propagates: downstream calls end before it does."""
+    remaining = context.time_remaining()
+    return cap_s if remaining is None else max(min(cap_s, remaining - 0.05), 0.0)
+
+
+def _position(position: Position) -> pb.SettlementPosition:
+    return pb.SettlementPosition(
+        debtor_region=position.debtor_region,
+        creditor_region=position.creditor_region,
+        points=position.points,
+        amount_cents=position.amount_cents,
+    )
 
 
 def transfer_message(transfer: Transfer) -> pb.CrossRegionTransfer:

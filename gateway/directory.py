@@ -1,0 +1,82 @@
+"""The national directory: all of one person's accounts across regions, with balances.
+
+The person is found by the national person key (a keyed hash of the ID number, the same in every region), read from
+identity in the account's home region. A region that does not answer is reported in the list, never as a failed call.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from carbon.identity.v1 import identity_service_pb2 as identity
+from carbon.ledger.v1 import ledger_service_pb2 as ledger
+from gateway.callers import Caller
+from gateway.clients import RegionClients, RemoteError, call
+from gateway.transfers import person_key
+from service_kit.errors import FailedPrecondition, NotFound
+
+
+@dataclass(frozen=True)
+class DirectoryAccount:
+    account_number: str
+    region_code: str
+    available_points: int = 0
+    held_points: int = 0
+    error_reason: str = ""
+
+
+def directory_entry(
+    clients: RegionClients, caller: Caller, account_number: str, timeout_s: float
+) -> list[DirectoryAccount]:
+    home = clients.registry.route(account_number).region_code
+    caller.require_region(home, "account_number")
+    try:
+        found = call(
+            home,
+            clients.identity(home).GetAccount,
+            identity.GetAccountRequest(account_number=account_number),
+            timeout_s,
+        )
+    except RemoteError as error:
+        if error.final:
+            raise NotFound("UNKNOWN_ACCOUNT", f"no account {account_number}", {"field": "account_number"}) from None
+        raise error.as_unavailable() from None
+    key = person_key(found.account)
+    if not key:
+        raise FailedPrecondition(
+            "PERSON_KEY_UNAVAILABLE", "identity does not expose the national person key of this account"
+        )
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        per_region = pool.map(
+            lambda code: _region_accounts(clients, code, key, timeout_s), clients.registry.sorted_codes()
+        )
+        return [account for accounts in per_region for account in accounts]
+
+
+def _region_accounts(clients: RegionClients, code: str, key: str, timeout_s: float) -> list[DirectoryAccount]:
+    try:
+        found = call(
+            code,
+            clients.identity(code).FindAccountsByPersonKey,
+            identity.FindAccountsByPersonKeyRequest(person_key=key),
+            timeout_s,
+        )
+    except RemoteError as error:
+        return [DirectoryAccount("", code, error_reason=error.reason or "REGION_UNAVAILABLE")]
+    accounts = []
+    for account in found.accounts:
+        try:
+            balance = call(
+                code,
+                clients.ledger(code).GetBalance,
+                ledger.GetBalanceRequest(account=account.account_number),
+                timeout_s,
+            ).balance
+        except RemoteError as error:
+            accounts.append(
+                DirectoryAccount(account.account_number, code, error_reason=error.reason or "LEDGER_UNAVAILABLE")
+            )
+            continue
+        accounts.append(DirectoryAccount(account.account_number, code, balance.available_points, balance.held_points))
+    return accounts
