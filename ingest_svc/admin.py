@@ -26,6 +26,9 @@ log = logging.getLogger("carbon.ingest")
 __all__ = ["Partner", "Partners", "RuleVersion", "Rules"]
 
 RULEBOOK_TTL_S = 30.0
+# Partners and their decrypted keys are cached per process. A key or partner unknown to the cache is looked up again
+# before a batch is refused, so a key rotated by another replica works at once; deactivation lags at most this long.
+PARTNER_CACHE_TTL_S = 5.0
 BEHAVIOUR_FIELDS = ("code", "name_en", "name_zh", "unit", "category", "region_code", "tiered")
 MAX_PAGE = 500
 
@@ -210,6 +213,12 @@ class Partners:
         self._box = box
         self._clock = clock
         self._grace = grace
+        self._cache: dict[str, tuple[float, Partner, list[PartnerKey]]] = {}
+        self._cache_lock = threading.Lock()
+
+    def _forget(self, partner_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(partner_id, None)
 
     def register(self, request_id: str, partner: Partner, known_behaviours: set[str]) -> tuple[Partner, str]:
         """Returns the partner and its first secret; a retry with the same request id returns the same pair."""
@@ -273,7 +282,21 @@ class Partners:
         with self._engine.connect() as conn:
             return [_partner(r) for r in store.list_partner_rows(conn, after, max(1, min(limit, MAX_PAGE)))]
 
-    def for_verification(self, partner_id: str) -> tuple[Partner | None, list[PartnerKey]]:
+    def for_verification(self, partner_id: str, fresh: bool = False) -> tuple[Partner | None, list[PartnerKey]]:
+        """The partner and its decrypted keys, from the cache unless `fresh` or older than PARTNER_CACHE_TTL_S."""
+        if not fresh:
+            with self._cache_lock:
+                cached = self._cache.get(partner_id)
+            if cached is not None and time.monotonic() - cached[0] < PARTNER_CACHE_TTL_S:
+                return cached[1], cached[2]
+        loaded_at = time.monotonic()
+        partner, keys = self._load_for_verification(partner_id)
+        if partner is not None:
+            with self._cache_lock:
+                self._cache[partner_id] = (loaded_at, partner, keys)
+        return partner, keys
+
+    def _load_for_verification(self, partner_id: str) -> tuple[Partner | None, list[PartnerKey]]:
         with self._engine.connect() as conn:
             row = store.partner_row(conn, partner_id)
             if row is None:
@@ -319,4 +342,5 @@ class Partners:
                 },
                 (now + self._grace).astimezone(UTC),
             )
+        self._forget(partner_id)
         return key_id, secret, now + self._grace

@@ -240,6 +240,7 @@ def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> tup
             window=timedelta(days=catalog.acceptance.window_days),
             future_skew=timedelta(seconds=catalog.acceptance.future_skew_seconds),
         ),
+        settings.region_code,
     )
     return submissions, rules, partners
 

@@ -26,6 +26,7 @@ from ingest_svc.domain.partners import key_for_verification
 from ingest_svc.domain.scoring import Score, score_events
 from ingest_svc.domain.signing import signature_matches
 from ingest_svc.limits import Dedupe, RateLimiter
+from service_kit.accounts import region_of
 from service_kit.errors import InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
 
 log = logging.getLogger("carbon.ingest")
@@ -113,6 +114,7 @@ class Submissions:
         rate_limiter: RateLimiter,
         clock: Callable[[], datetime],
         acceptance: Acceptance,
+        region_code: str = "",
     ) -> None:
         self._engine = engine
         self._rules = rules
@@ -123,6 +125,7 @@ class Submissions:
         self._rate = rate_limiter
         self._clock = clock
         self._acceptance = acceptance
+        self._region_code = region_code  # "" accepts accounts of any region (tests of the domain only)
 
     def submit(self, batch: Batch) -> list[Result]:
         now = self._clock()
@@ -181,7 +184,14 @@ class Submissions:
         return out
 
     def _authenticate(self, batch: Batch, now: datetime) -> admin.Partner:
-        partner, keys = self._partners.for_verification(batch.partner_id)
+        try:
+            return self._verify(batch, now, fresh=False)
+        except Unauthenticated:
+            # The cache may predate a new partner or key (registered or rotated by another replica): look again.
+            return self._verify(batch, now, fresh=True)
+
+    def _verify(self, batch: Batch, now: datetime, fresh: bool) -> admin.Partner:
+        partner, keys = self._partners.for_verification(batch.partner_id, fresh)
         if partner is None or not partner.active:
             raise Unauthenticated("UNKNOWN_PARTNER", "partner_id: unknown or inactive partner")
         key = key_for_verification(keys, batch.key_id, now)
@@ -203,6 +213,14 @@ class Submissions:
                 results[index] = Result(event_id, REJECTED, reason=ev.UNKNOWN_ACCOUNT, message="account: not found")
             elif account.closed:
                 results[index] = Result(event_id, REJECTED, reason=ev.ACCOUNT_CLOSED, message="account: closed")
+            elif self._region_code and region_of(account.account_number) != self._region_code:
+                results[index] = Result(
+                    event_id,
+                    REJECTED,
+                    reason=ev.ACCOUNT_NOT_IN_REGION,
+                    message=f"account: its home region is {region_of(account.account_number)}, "
+                    f"not this platform's {self._region_code}; submit it to its home region",
+                )
             else:
                 open_accounts[index] = account.account_number
         order = list(open_accounts)

@@ -16,6 +16,8 @@ MAX_EVIDENCE_LENGTH = 512
 # Reasons of one event's result (EventResult.reason).
 UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
 ACCOUNT_CLOSED = "ACCOUNT_CLOSED"
+# The account's home region is not this platform's: only its home region's ledger can credit it (the gateway routes).
+ACCOUNT_NOT_IN_REGION = "ACCOUNT_NOT_IN_REGION"
 CONSENT_MISSING = "CONSENT_MISSING"
 UNKNOWN_BEHAVIOUR = "UNKNOWN_BEHAVIOUR"
 BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER = "BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER"

@@ -86,6 +86,8 @@ class FakeLedger(ledger_service_pb2_grpc.LedgerServiceServicer):
         self.down = False
         self.gate: threading.Event | None = None
         self.entered = threading.Event()
+        self.finished = threading.Event()  # set when a PostTransfers call has posted its transfers
+        self._lock = threading.Lock()
 
     def PostTransfers(
         self, request: lpb.PostTransfersRequest, context: grpc.ServicerContext
@@ -96,19 +98,21 @@ class FakeLedger(ledger_service_pb2_grpc.LedgerServiceServicer):
             self.gate.wait(timeout=30)
         if self.down:
             context.abort(grpc.StatusCode.UNAVAILABLE, "ledger is down")
-        results = []
-        for t in request.transfers:
-            body = t.SerializeToString(deterministic=True)
-            if t.transfer_id in self.transfers:
-                same = self.transfers[t.transfer_id] == body
-                status = lpb.TRANSFER_STATUS_ALREADY_POSTED if same else lpb.TRANSFER_STATUS_FAILED
-                reason = "" if same else "IDEMPOTENCY_KEY_REUSED"
-                results.append(lpb.TransferResult(transfer_id=t.transfer_id, status=status, failure_reason=reason))
-                continue
-            self.transfers[t.transfer_id] = body
-            self.balances[t.credit_account] = self.balances.get(t.credit_account, 0) + t.amount_points
-            self.balances[t.debit_account] = self.balances.get(t.debit_account, 0) - t.amount_points
-            results.append(lpb.TransferResult(transfer_id=t.transfer_id, status=lpb.TRANSFER_STATUS_POSTED))
+        with self._lock:
+            results = []
+            for t in request.transfers:
+                body = t.SerializeToString(deterministic=True)
+                if t.transfer_id in self.transfers:
+                    same = self.transfers[t.transfer_id] == body
+                    status = lpb.TRANSFER_STATUS_ALREADY_POSTED if same else lpb.TRANSFER_STATUS_FAILED
+                    reason = "" if same else "IDEMPOTENCY_KEY_REUSED"
+                    results.append(lpb.TransferResult(transfer_id=t.transfer_id, status=status, failure_reason=reason))
+                    continue
+                self.transfers[t.transfer_id] = body
+                self.balances[t.credit_account] = self.balances.get(t.credit_account, 0) + t.amount_points
+                self.balances[t.debit_account] = self.balances.get(t.debit_account, 0) - t.amount_points
+                results.append(lpb.TransferResult(transfer_id=t.transfer_id, status=lpb.TRANSFER_STATUS_POSTED))
+        self.finished.set()
         return lpb.PostTransfersResponse(results=results)
 
 

@@ -262,3 +262,11 @@ def test_listing_behaviours_includes_a_regions_extras(harness: Harness) -> None:
     zhejiang = harness.stub.ListBehaviours(pb.ListBehavioursRequest(region_code="330000", page_size=500))
     codes = {b.code for b in zhejiang.behaviours}
     assert "water_governance_volunteer" in codes and "recycling_kg" not in codes
+
+
+def test_an_account_of_another_region_is_rejected_not_credited(harness: Harness) -> None:
+    harness.register()
+    shanghai = harness.open_account("310000")  # this platform is Beijing's: only Shanghai's ledger can credit her
+    results = harness.submit([harness.event(shanghai)])
+    assert [(r.outcome, r.reason) for r in results] == [(R, "ACCOUNT_NOT_IN_REGION")]
+    assert harness.ledger.calls == 0
