@@ -92,10 +92,12 @@ class Federation:
         gateway_db_url: str = "",
         between_persons: bool = True,
         use_double: bool = False,
+        ledger_db_urls: dict[str, str] | None = None,
     ) -> None:
         """use_double: run the ledger stand-in even when ledger_svc is built (it has crash hooks ledger_svc lacks)."""
         self.root = root
         self.use_double = use_double
+        self.ledger_db_urls = ledger_db_urls or {code: f"sqlite:///{root / f'ledger-{code}.db'}" for code in regions}
         self.regions = regions
         self.gateway_db_url = gateway_db_url or f"sqlite:///{root / 'gateway.db'}"
         self.ledger_ports = {code: free_port() for code in regions}
@@ -164,7 +166,7 @@ class Federation:
         env = self._env(
             CARBON_PORT=str(self.ledger_ports[code]),
             CARBON_REGION=code,
-            CARBON_DATABASE_URL=f"sqlite:///{self.root / f'ledger-{code}.db'}",
+            CARBON_DATABASE_URL=self.ledger_db_urls[code],
             CARBON_DATA_DIR=str(self.root),
             CARBON_TEST_CRASH_AT=crash_at,
         )

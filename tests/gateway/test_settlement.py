@@ -1,4 +1,4 @@
-"""Settlement is rebuilt from the regions' clearing entries and nets multilaterally; the directory reports per region."""
+"""Settlement is rebuilt from the clearing entries and netted multilaterally; the directory reports per region."""
 
 from __future__ import annotations
 
