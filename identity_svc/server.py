@@ -49,6 +49,7 @@ def _account(view: AccountView) -> pb.Account:
         opened_at=to_timestamp(view.opened_at),
         closed_at=to_timestamp(view.closed_at),
         opened_via=common_pb2.Channel.ValueType(view.opened_via),
+        person_key=view.person_key,
     )
 
 

@@ -55,6 +55,8 @@ class AccountView:
     opened_at: datetime
     closed_at: datetime | None
     opened_via: Channel
+    # Pseudonymous and linkable across regions: for the gateway's directory and same-person checks, never shown.
+    person_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class AccountService:
             opened_at=row.opened_at,
             closed_at=row.closed_at,
             opened_via=Channel(row.opened_via),
+            person_key=row.person_key or "",
         )
 
     def seal_record(self, account_number: str, name: str, id_number: str, phone_number: str) -> Sealed:
@@ -232,6 +235,7 @@ class AccountService:
                 opened_at=now,
                 closed_at=None,
                 opened_via=opening.channel,
+                person_key=self.keys.person_key(opening.id_number),
             ), created
         fresh = store.account(conn, number)
         assert fresh is not None

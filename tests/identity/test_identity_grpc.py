@@ -89,6 +89,18 @@ def test_opening_and_reading_an_account_over_grpc(stub: identity_service_pb2_grp
     assert not again.created and again.account.account_number == opened.account.account_number
 
 
+def test_the_person_key_links_accounts_without_the_id_number(
+    stub: identity_service_pb2_grpc.IdentityServiceStub,
+) -> None:
+    opened = _open(stub, "r-key")
+    person_key = opened.account.person_key
+    fetched = stub.GetAccount(pb.GetAccountRequest(account_number=opened.account.account_number), timeout=10)
+    assert fetched.account.person_key == person_key
+    assert len(person_key) == 64 and SAMPLE_ID not in person_key
+    found = stub.FindAccountsByPersonKey(pb.FindAccountsByPersonKeyRequest(person_key=person_key), timeout=10)
+    assert [account.account_number for account in found.accounts] == [opened.account.account_number]
+
+
 def test_bad_input_is_invalid_argument_naming_the_field(stub: identity_service_pb2_grpc.IdentityServiceStub) -> None:
     wrong_check_digit = SAMPLE_ID[:17] + "1"
     with pytest.raises(grpc.RpcError) as failed:

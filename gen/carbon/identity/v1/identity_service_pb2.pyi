@@ -93,6 +93,7 @@ class Account(_message.Message):
     OPENED_AT_FIELD_NUMBER: _builtins.int
     CLOSED_AT_FIELD_NUMBER: _builtins.int
     OPENED_VIA_FIELD_NUMBER: _builtins.int
+    PERSON_KEY_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
     region_code: _builtins.str
     state: Global___AccountState.ValueType
@@ -103,6 +104,10 @@ class Account(_message.Message):
     masked_phone_number: _builtins.str
     """e.g. "138****5678"."""
     opened_via: _common_pb2.Channel.ValueType
+    person_key: _builtins.str
+    """The national person key: HMAC-SHA256 of the ID number under the national key, the same in every region, so the
+    gateway can link one person's accounts across regions without the raw number. Empty once the account is closed.
+    """
     @_builtins.property
     def bindings(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ChannelBinding]: ...
     @_builtins.property
@@ -122,10 +127,11 @@ class Account(_message.Message):
         opened_at: _timestamp_pb2.Timestamp | None = ...,
         closed_at: _timestamp_pb2.Timestamp | None = ...,
         opened_via: _common_pb2.Channel.ValueType = ...,
+        person_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "opened_at", b"opened_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "bindings", b"bindings", "closed_at", b"closed_at", "masked_id_number", b"masked_id_number", "masked_name", b"masked_name", "masked_phone_number", b"masked_phone_number", "opened_at", b"opened_at", "opened_via", b"opened_via", "region_code", b"region_code", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "bindings", b"bindings", "closed_at", b"closed_at", "masked_id_number", b"masked_id_number", "masked_name", b"masked_name", "masked_phone_number", b"masked_phone_number", "opened_at", b"opened_at", "opened_via", b"opened_via", "person_key", b"person_key", "region_code", b"region_code", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
