@@ -1,0 +1,12 @@
+-- Runs once, when the PostgreSQL volume is first created (docker-entrypoint-initdb.d).
+-- One database per service and region: no service can read another's tables.
+-- Adding a region to compose.yaml means adding its four databases here.
+CREATE DATABASE gateway;
+CREATE DATABASE identity_330000;
+CREATE DATABASE ingest_330000;
+CREATE DATABASE ledger_330000;
+CREATE DATABASE rewards_330000;
+CREATE DATABASE identity_110000;
+CREATE DATABASE ingest_110000;
+CREATE DATABASE ledger_110000;
+CREATE DATABASE rewards_110000;
