@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service_kit import telemetry
+from service_kit import telemetry, tls
 from service_kit.interceptors import ErrorMappingInterceptor
 from service_kit.settings import Settings
 from service_kit.status import error_domain
@@ -28,11 +28,15 @@ MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Registration:
-    """One gRPC service to serve: the generated add_*_to_server function, the servicer, its full name."""
+    """One gRPC service to serve: the generated add_*_to_server function, the servicer, its full name.
+
+    on_stop runs after the server has drained, e.g. to stop a background recovery thread the servicer started.
+    """
 
     add_to_server: Callable[[Any, grpc.Server], None]
     servicer: Any
     full_name: str
+    on_stop: Callable[[], None] | None = None
 
 
 class PortInUse(RuntimeError):
@@ -45,14 +49,21 @@ class RunningServer:
     health: health.HealthServicer
     port: int
     service_names: list[str]
+    stop_hooks: list[Callable[[], None]]
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def stop(self, grace_s: float = 0) -> None:
+        """NOT_SERVING first (load balancers move away), then drain in-flight RPCs, then the stop hooks."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
+        for hook in self.stop_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("stop hook failed")
 
 
 def start_server(settings: Settings, registrations: Sequence[Registration]) -> RunningServer:
@@ -78,8 +89,12 @@ def start_server(settings: Settings, registrations: Sequence[Registration]) -> R
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
+    credentials = tls.server_credentials(settings)
     try:
-        port = server.add_insecure_port(settings.address)
+        if credentials is None:
+            port = server.add_insecure_port(settings.address)
+        else:
+            port = server.add_secure_port(settings.address, credentials)
     except RuntimeError as error:
         raise PortInUse(f"cannot listen on {settings.address}: {error}") from None
     if port == 0:
@@ -87,7 +102,8 @@ def start_server(settings: Settings, registrations: Sequence[Registration]) -> R
     server.start()
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, health_servicer, port, names)
+    hooks = [registration.on_stop for registration in registrations if registration.on_stop is not None]
+    return RunningServer(server, health_servicer, port, names, hooks)
 
 
 def serve(settings: Settings, registrations: Sequence[Registration], on_stop: Callable[[], None] | None = None) -> None:

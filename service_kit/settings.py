@@ -77,6 +77,11 @@ class Settings:
     # none | console | otlp
     telemetry_exporter: str = "none"
     otlp_endpoint: str = ""
+    # This process's certificate and key (PEM): served on its port, and presented as its identity when it calls
+    # others. With tls_ca_file set, peers are verified against it both ways: servers require client certificates.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
     secrets: Mapping[str, Secret] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -93,6 +98,8 @@ class Settings:
         log_format = env.get("CARBON_LOG_FORMAT", "json").lower()
         if log_format not in {"json", "text"}:
             raise SettingsError(f"CARBON_LOG_FORMAT must be json or text, got {log_format!r}")
+        if bool(env.get("CARBON_TLS_CERT_FILE")) != bool(env.get("CARBON_TLS_KEY_FILE")):
+            raise SettingsError("CARBON_TLS_CERT_FILE and CARBON_TLS_KEY_FILE must be set together")
         secrets = {
             key.removeprefix("CARBON_SECRET_").lower(): Secret(value)
             for key, value in env.items()
@@ -115,6 +122,9 @@ class Settings:
             log_format=log_format,
             telemetry_exporter=exporter,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            tls_cert_file=env.get("CARBON_TLS_CERT_FILE", ""),
+            tls_key_file=env.get("CARBON_TLS_KEY_FILE", ""),
+            tls_ca_file=env.get("CARBON_TLS_CA_FILE", ""),
             secrets=secrets,
             extra=extra,
         )
