@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -91,6 +92,26 @@ def child_environment(spec: ProcessSpec, registry: Registry, data_dir: Path, bas
     return env
 
 
+NATIONAL_PERSON_KEY_FILE = "national-person-key"
+NATIONAL_PERSON_KEY_VARIABLE = "CARBON_SECRET_NATIONAL_PERSON_KEY"
+
+
+def national_person_key(data_dir: Path, env: Mapping[str, str]) -> str:
+    """The one national person key every region's identity service shares (so one person links across regions).
+
+    Taken from the environment when given; otherwise made once per data folder and kept there (mode 0600).
+    """
+    if env.get(NATIONAL_PERSON_KEY_VARIABLE):
+        return env[NATIONAL_PERSON_KEY_VARIABLE]
+    path = data_dir / NATIONAL_PERSON_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as key_file:
+            key_file.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
 class Supervisor:
     def __init__(self, registry: Registry, data_dir: Path, out: IO[str] = sys.stdout) -> None:
         self.registry = registry
@@ -102,12 +123,13 @@ class Supervisor:
         check_ports_free(self.registry)
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.registry.save(self.data_dir / REGISTRY_FILE)
+        base_env = {**os.environ, NATIONAL_PERSON_KEY_VARIABLE: national_person_key(self.data_dir, os.environ)}
         for spec in self.registry.processes():
             log_path = self.data_dir / "logs" / f"{spec.label.replace('/', '-')}.log"
             with log_path.open("ab") as log_file:
                 process = subprocess.Popen(
                     [sys.executable, "-m", spec.service],
-                    env=child_environment(spec, self.registry, self.data_dir, os.environ),
+                    env=child_environment(spec, self.registry, self.data_dir, base_env),
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

@@ -15,7 +15,9 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from service_kit.topology import Registry
 
 pytestmark = pytest.mark.e2e
@@ -117,6 +119,24 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
         ("310000", "SERVING"),
         ("330000", "SERVING"),
     }
+
+    person_keys = set()
+    for region in registry.regions:
+        with grpc.insecure_channel(region.identity_address) as channel:
+            opened = identity_service_pb2_grpc.IdentityServiceStub(channel).OpenAccount(
+                identity_service_pb2.OpenAccountRequest(
+                    request_id=f"e2e-{region.region_code}",
+                    channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
+                    name="张三",
+                    id_number="11010519491231002X",
+                    phone_number="13812345678",
+                    binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id="2088-e2e"),
+                ),
+                timeout=10,
+            )
+        assert opened.account.account_number.startswith(region.region_code)
+        person_keys.add(opened.account.person_key)
+    assert len(person_keys) == 1, "one person must have one national key in every region"
 
     second = subprocess.run(
         [*system.command("up"), "--base-port", str(system.base_port)], capture_output=True, text=True, timeout=30
