@@ -31,6 +31,8 @@ class LedgerContext:
     region_code: str
     clock: Clock = system_clock
     validity_months: int = DEFAULT_VALIDITY_MONTHS
+    # Credit-only batches on PostgreSQL take the set-based path (ADR 0102); tests turn it off to compare.
+    credit_fast_path: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine, clock: Clock = system_clock) -> LedgerContext:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from sqlalchemy import Connection
 
 from ledger_svc.domain.book import Book
+from ledger_svc.domain.credits import plan_credits
 from ledger_svc.domain.lots import Portion, Refusal, UserAccount
 from ledger_svc.domain.names import MAX_ID_LENGTH, TransferCode, is_system_account, is_user_account
 from ledger_svc.domain.posting import (
@@ -20,6 +21,7 @@ from ledger_svc.domain.posting import (
     post_batch,
 )
 from ledger_svc.service.context import LedgerContext
+from ledger_svc.service.credits import post_credits
 from ledger_svc.store import accounts as account_store
 from ledger_svc.store import holds as hold_store
 from ledger_svc.store import journal
@@ -38,7 +40,14 @@ def post_transfers(ctx: LedgerContext, requests: list[TransferRequest]) -> list[
             f"at most {MAX_BATCH_TRANSFERS} transfers per call, got {len(requests)}",
             reason="BATCH_TOO_LARGE",
         )
-    results = ctx.transaction(lambda conn: _post(conn, ctx, requests))
+    results = None
+    if ctx.credit_fast_path and ctx.engine.dialect.name == "postgresql":
+        now_us = ctx.now_us()
+        credits = plan_credits(requests, ctx.region_code, ctx.validity_months, now_us)
+        if credits is not None:
+            results = post_credits(ctx, credits, now_us)
+    if results is None:
+        results = ctx.transaction(lambda conn: _post(conn, ctx, requests))
     if any(result.status is Status.POSTED for result in results):
         ctx.seal_journal()
     return results

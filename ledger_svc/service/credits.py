@@ -1,0 +1,88 @@
+"""PostTransfers for credit-only batches on PostgreSQL (ADR 0102): set-based, no read of user lots; one query finds
+the ids already used and only those are read back and compared (a race on an id is a unique violation: retried)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Connection
+
+from ledger_svc.domain.credits import Credit, credit_results
+from ledger_svc.domain.journal import entries_hash_of_fields
+from ledger_svc.domain.posting import ItemResult
+from ledger_svc.service.context import LedgerContext
+from ledger_svc.store import accounts as account_store
+from ledger_svc.store import credits as credit_store
+from ledger_svc.store import journal
+
+
+class _GeneralPath(Exception):
+    """Something the fast path does not handle (an id taken by a hold): the general path posts the batch."""
+
+
+def post_credits(ctx: LedgerContext, credits: list[Credit], now_us: int) -> list[ItemResult] | None:
+    """Results per item, or None when the general path must post the batch instead."""
+    try:
+        return ctx.transaction(lambda conn: _post(conn, credits, now_us))
+    except _GeneralPath:
+        return None
+
+
+def _post(conn: Connection, credits: list[Credit], now_us: int) -> list[ItemResult]:
+    posted_ids, held_ids = credit_store.taken_ids(conn, [credit.transfer_id for credit in credits])
+    if held_ids:
+        raise _GeneralPath
+    stored = journal.load_postings(conn, posted_ids) if posted_ids else {}
+    fresh = [credit for credit in credits if credit.transfer_id not in stored] if stored else credits
+    if not fresh:
+        return credit_results(credits, stored, [], {}, now_us)
+    per_account: dict[str, int] = {}
+    per_lot: dict[tuple[str, int, date], int] = {}
+    per_system: dict[str, int] = {}
+    for credit in fresh:
+        account, points = credit.credit_account, credit.amount_points
+        per_account[account] = per_account.get(account, 0) + points
+        lot = (account, credit.expires_at_us, credit.earned_on)
+        per_lot[lot] = per_lot.get(lot, 0) + points
+        per_system[credit.debit_account] = per_system.get(credit.debit_account, 0) - points
+    # Lock order (ADR 0100): user accounts, then lots, then system shards.
+    balances = credit_store.credit_users(conn, per_account, now_us)
+    running = {name: balances[name] - points for name, points in per_account.items()}
+    balances_after: list[int] = []
+    for credit in fresh:
+        running[credit.credit_account] += credit.amount_points
+        balances_after.append(running[credit.credit_account])
+    digest, count = entries_hash_of_fields(
+        [
+            (
+                c.transfer_id,
+                c.debit_account,
+                c.credit_account,
+                c.amount_points,
+                c.code,
+                now_us,
+                c.reference,
+                c.co2e_grams,
+                c.metadata_json,
+            )
+            for c in fresh
+        ]
+    )
+    batch_id = credit_store.insert_batch(conn, digest, count, now_us)
+    credit_store.copy_transfers(conn, batch_id, fresh, balances_after, now_us)
+    lot_ids = credit_store.upsert_lots(conn, per_lot)
+    credit_store.copy_transfer_lots(
+        conn,
+        (
+            (
+                credit.transfer_id,
+                "C",
+                0,
+                lot_ids[credit.credit_account, credit.expires_at_us, credit.earned_on],
+                credit.amount_points,
+            )
+            for credit in fresh
+        ),
+    )
+    account_store.apply_system_deltas(conn, per_system)
+    return credit_results(credits, stored, balances_after, lot_ids, now_us)

@@ -1,0 +1,136 @@
+"""PostgreSQL writes of a credit-only batch: COPY for the per-item rows, one upsert over arrays per table for the
+sums; no statement per item.
+
+Lock order as everywhere (ADR 0100): user accounts (sorted), then lots (sorted), then system shards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import psycopg
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from ledger_svc.domain.credits import Credit
+
+# Ids of the batch already taken, by a posted transfer ('t') or by a hold ('h'): one probe per id and table.
+_TAKEN_IDS = text(
+    """
+    SELECT transfer_id, 't' FROM transfers WHERE transfer_id = ANY(CAST(:ids AS text[]))
+    UNION ALL SELECT hold_id, 'h' FROM holds WHERE hold_id = ANY(CAST(:ids AS text[]))
+    """
+)
+_COPY_TRANSFERS = (
+    "COPY transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,"
+    " co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, credit_balance_after) FROM STDIN"
+)
+_COPY_TRANSFER_LOTS = "COPY transfer_lots (transfer_id, side, position, lot_id, amount_points) FROM STDIN"
+_INSERT_BATCH = text(
+    "INSERT INTO journal_batches (entries_count, entries_hash, created_at_us) VALUES (:count, :hash, :now) "
+    "RETURNING batch_id"
+)
+_UPSERT_LOTS = text(
+    """
+    INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points, expired_points)
+    SELECT a, d, e, p, p, 0
+    FROM unnest(CAST(:accounts AS text[]), CAST(:days AS date[]), CAST(:expires AS bigint[]),
+                CAST(:points AS bigint[])) AS v(a, d, e, p)
+    ORDER BY a, e, d
+    ON CONFLICT (account, expires_at_us, earned_on) DO UPDATE
+    SET remaining_points = lots.remaining_points + excluded.remaining_points,
+        credited_points = lots.credited_points + excluded.credited_points
+    RETURNING lot_id, account, expires_at_us, earned_on
+    """
+)
+# Creates, locks (in account order) and credits the accounts in one statement; returns the new balances.
+_CREDIT_USERS = text(
+    """
+    INSERT INTO accounts (account, balance_points, held_points, created_at_us)
+    SELECT n, p, 0, :now FROM unnest(CAST(:names AS text[]), CAST(:points AS bigint[])) AS v(n, p) ORDER BY n
+    ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points + excluded.balance_points
+    RETURNING account, balance_points
+    """
+)
+
+
+def taken_ids(conn: Connection, ids: list[str]) -> tuple[set[str], set[str]]:
+    """Ids among `ids` already used by posted transfers, and by holds."""
+    posted: set[str] = set()
+    held: set[str] = set()
+    for transfer_id, kind in conn.execute(_TAKEN_IDS, {"ids": ids}):
+        (posted if kind == "t" else held).add(transfer_id)
+    return posted, held
+
+
+def insert_batch(conn: Connection, entries_hash: str, entries_count: int, now_us: int) -> int:
+    return int(conn.execute(_INSERT_BATCH, {"count": entries_count, "hash": entries_hash, "now": now_us}).scalar_one())
+
+
+def copy_transfers(
+    conn: Connection, batch_id: int, credits: list[Credit], balances_after: list[int], now_us: int
+) -> None:
+    """The journal rows by COPY. An id another transaction commits meanwhile is a unique violation: the whole
+    transaction is retried and then finds that id taken."""
+    with _copy(conn, _COPY_TRANSFERS) as copy:
+        for credit, balance_after in zip(credits, balances_after, strict=True):
+            copy.write_row(
+                (
+                    credit.transfer_id,
+                    batch_id,
+                    credit.debit_account,
+                    credit.credit_account,
+                    credit.amount_points,
+                    credit.code,
+                    credit.reference,
+                    credit.co2e_grams,
+                    credit.metadata_json,
+                    credit.earned_at_us,
+                    now_us,
+                    credit.fingerprint,
+                    balance_after,
+                )
+            )
+
+
+def upsert_lots(conn: Connection, per_lot: dict[tuple[str, int, date], int]) -> dict[tuple[str, int, date], int]:
+    """Adds each lot's credited points (creating lots on first use); returns lot ids by (account, expiry, day)."""
+    keys = sorted(per_lot)
+    rows = conn.execute(
+        _UPSERT_LOTS,
+        {
+            "accounts": [key[0] for key in keys],
+            "expires": [key[1] for key in keys],
+            "days": [key[2] for key in keys],
+            "points": [per_lot[key] for key in keys],
+        },
+    )
+    return {(row[1], row[2], row[3]): row[0] for row in rows}
+
+
+def copy_transfer_lots(conn: Connection, rows: Iterable[tuple[str, str, int, int, int]]) -> None:
+    with _copy(conn, _COPY_TRANSFER_LOTS) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+@contextmanager
+def _copy(conn: Connection, statement: str) -> Iterator[psycopg.Copy]:
+    """COPY in the connection's transaction (SQLAlchemy has no API for it); driver errors are raised as
+    SQLAlchemy's, so the transaction's retry on unique violations, deadlocks and serialization failures applies."""
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            yield copy
+    except psycopg.Error as error:
+        raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
+
+
+def credit_users(conn: Connection, per_account: dict[str, int], now_us: int) -> dict[str, int]:
+    """Adds each account's points (creating accounts on first use); returns the balances after the batch."""
+    names = sorted(per_account)
+    rows = conn.execute(_CREDIT_USERS, {"names": names, "points": [per_account[name] for name in names], "now": now_us})
+    return {row[0]: row[1] for row in rows}
