@@ -61,6 +61,18 @@ def _partner(partner: Partner) -> pb.Partner:
     )
 
 
+def _stream_progress(summary: pb.StreamEventsResponse, index: int, batch_id: str) -> dict[str, str]:
+    return {
+        "batches_committed": str(summary.batches),
+        "accepted": str(summary.accepted),
+        "duplicates": str(summary.duplicates),
+        "rejected": str(summary.rejected),
+        "points": str(summary.points),
+        "failed_batch_index": str(index),
+        "failed_batch_id": batch_id,
+    }
+
+
 def _page(token: str, field: str) -> int:
     if not token:
         return 0
@@ -92,10 +104,19 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     def StreamEvents(
         self, request_iterator: Iterator[pb.StreamEventsRequest], context: grpc.ServicerContext
     ) -> pb.StreamEventsResponse:
+        """Each batch commits on its own. A batch refused as a whole (bad signature, too large, rate limited, a
+        dependency down) ends the stream with that batch's status; its ErrorInfo metadata carries the summary of the
+        batches committed before it and the failed batch's index and id, so the feed resumes there
+        (docs/adr/0404-stream-failure-reports-what-was-committed.md)."""
         summary = pb.StreamEventsResponse()
-        for message in request_iterator:
+        for index, message in enumerate(request_iterator):
+            try:
+                results = self._submissions.submit(self._batch(message.batch))
+            except DomainError as error:
+                error.metadata.update(_stream_progress(summary, index, message.batch.batch_id))
+                raise
             summary.batches += 1
-            for result in self._submissions.submit(self._batch(message.batch)):
+            for result in results:
                 if result.outcome == "ACCEPTED":
                     summary.accepted += 1
                     summary.points += result.points

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,6 +127,10 @@ class Submissions:
         self._clock = clock
         self._acceptance = acceptance
         self._region_code = region_code  # "" accepts accounts of any region (tests of the domain only)
+        # Transfer ids this process is posting right now: a concurrent duplicate leaves them to their first request
+        # instead of posting the same id twice at once (a crash empties it; then the resubmission re-posts).
+        self._in_flight: set[str] = set()
+        self._in_flight_lock = threading.Lock()
 
     def submit(self, batch: Batch) -> list[Result]:
         now = self._clock()
@@ -165,9 +170,12 @@ class Submissions:
         duplicates.update(known)
         for index, row in duplicates.items():
             results[index] = _duplicate(row)
-        to_credit = [row for row in duplicates.values() if row["status"] == PENDING]
-        to_credit += [row for row in scored.values() if row["status"] == PENDING]
-        self._post_credits(partner.partner_id, to_credit)
+        own = [row for row in scored.values() if row["status"] == PENDING]
+        try:
+            to_credit = self._claim([row for row in duplicates.values() if row["status"] == PENDING]) + own
+            self._post_credits(partner.partner_id, to_credit)
+        finally:
+            self._release([row["transfer_id"] for row in to_credit])
         for index, row in scored.items():
             results[index] = Result(
                 row["event_id"],
@@ -253,6 +261,7 @@ class Submissions:
     ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
         """One transaction: duplicates by the unique key, caps, scores, statistics. Returns (scored, duplicates)."""
         for attempt in range(RACE_RETRIES):
+            claimed: list[dict[str, Any]] = []
             try:
                 with self._engine.begin() as conn:
                     existing = store.find_events(conn, partner_id, [valid[i].event.event_id for i in indexes])
@@ -268,13 +277,29 @@ class Submissions:
                     inserted = store.insert_events(conn, list(rows.values()))
                     if len(inserted) != len(rows):
                         raise _Race()
+                    # Claimed before the commit makes them visible, so no concurrent duplicate re-posts them.
+                    claimed = self._claim([r for r in rows.values() if r["status"] == PENDING])
                     store.set_cap_counters(conn, totals)
                     store.add_statistics(conn, _statistics(scores))
                 _crash_point("after_commit")
                 return rows, duplicates
             except _Race:
                 log.info("event id race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
+            except BaseException:
+                self._release([row["transfer_id"] for row in claimed])
+                raise
         raise ResourceExhausted("CONTENTION", "the same events are being submitted concurrently; retry")
+
+    def _claim(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows whose transfer this process is not posting already, now marked as being posted."""
+        with self._in_flight_lock:
+            free = [row for row in rows if row["transfer_id"] not in self._in_flight]
+            self._in_flight.update(row["transfer_id"] for row in free)
+        return free
+
+    def _release(self, transfer_ids: list[str]) -> None:
+        with self._in_flight_lock:
+            self._in_flight.difference_update(transfer_ids)
 
     def _post_credits(self, partner_id: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -297,13 +322,19 @@ class Submissions:
     def resume_pending(self, limit: int = 1000) -> int:
         """Credits events left PENDING by a crash (startup recovery); returns how many were finished."""
         with self._engine.connect() as conn:
-            rows = store.pending_events(conn, limit)
+            rows = self._claim(store.pending_events(conn, limit))
+        try:
+            self._resume(rows)
+        finally:
+            self._release([row["transfer_id"] for row in rows])
+        return len(rows)
+
+    def _resume(self, rows: list[dict[str, Any]]) -> None:
         by_partner: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_partner.setdefault(row["partner_id"], []).append(row)
         for partner_id, partner_rows in by_partner.items():
             self._post_credits(partner_id, partner_rows)
-        return len(rows)
 
     def explain(self, partner_id: str, event_id: str) -> tuple[Result, dict[str, Any], admin.RuleVersion | None]:
         with self._engine.connect() as conn:

@@ -8,6 +8,7 @@ conversion was a third of ingest's CPU per batch).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -242,33 +243,10 @@ _PG_FIND_EVENTS = text(
     f"SELECT {', '.join(_EVENT_COLUMNS)} FROM ingest_events "
     "WHERE partner_id = :partner_id AND event_id = ANY(CAST(:ids AS text[]))"
 )
-_PG_TYPES = {
-    "partner_id": "text",
-    "event_id": "text",
-    "batch_id": "text",
-    "account_number": "text",
-    "behaviour": "text",
-    "region_code": "text",
-    "occurred_at": "timestamptz",
-    "day": "date",
-    "quantity_milli": "bigint",
-    "tier": "text",
-    "evidence_ref": "text",
-    "rule_version_id": "text",
-    "counted_before_milli": "bigint",
-    "counted_milli": "bigint",
-    "points": "bigint",
-    "co2e_grams": "bigint",
-    "reason": "text",
-    "message": "text",
-    "transfer_id": "text",
-    "status": "text",
-    "accepted_at": "timestamptz",
-}
-assert set(_PG_TYPES) == set(_EVENT_COLUMNS), "every column of ingest_events has its array type"
+# The batch travels as one JSON document that PostgreSQL expands with the table's own row type: json.dumps is C code,
+# while binding 21 arrays of 500 elements cost psycopg ~25 ms of Python per batch (ListDumper, measured with py-spy).
 _PG_INSERT_EVENTS = text(
-    f"INSERT INTO ingest_events ({', '.join(_EVENT_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {_PG_TYPES[c]}[])' for c in _EVENT_COLUMNS)}) "
+    "INSERT INTO ingest_events SELECT * FROM json_populate_recordset(NULL::ingest_events, CAST(:rows AS json)) "
     "ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING event_id"
 )
 # Creates missing counters and locks all (in key order: two batches never deadlock) in one statement.
@@ -292,6 +270,12 @@ _PG_SET_CAPS = text(
 _PG_SET_STATUS = text(
     "UPDATE ingest_events SET status = :status WHERE partner_id = :partner_id AND event_id = ANY(CAST(:ids AS text[]))"
 )
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _postgres(conn: Connection) -> bool:
@@ -318,8 +302,8 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     if not rows:
         return set()
     if _postgres(conn):
-        columns = {c: [row[c] for row in rows] for c in _EVENT_COLUMNS}
-        return {row.event_id for row in conn.execute(_PG_INSERT_EVENTS, columns)}
+        document = json.dumps([{c: row[c] for c in _EVENT_COLUMNS} for row in rows], default=_json_value)
+        return {row.event_id for row in conn.execute(_PG_INSERT_EVENTS, {"rows": document})}
     statement = _insert(conn, events).on_conflict_do_nothing().returning(events.c.event_id)
     return {row.event_id for row in conn.execute(statement, list(rows))}
 

@@ -270,3 +270,27 @@ def test_an_account_of_another_region_is_rejected_not_credited(harness: Harness)
     results = harness.submit([harness.event(shanghai)])
     assert [(r.outcome, r.reason) for r in results] == [(R, "ACCOUNT_NOT_IN_REGION")]
     assert harness.ledger.calls == 0
+
+
+def test_a_bad_batch_mid_stream_reports_what_the_batches_before_it_committed(harness: Harness) -> None:
+    harness.register()
+    li = harness.open_account()
+    first = harness.request([harness.event(li), harness.event(li)], batch_id="s1")
+    forged = harness.request([harness.event(li)], batch_id="s2")
+    forged.signature = "00" * 32
+    never_read = harness.request([harness.event(li)], batch_id="s3")
+    stream = (pb.StreamEventsRequest(batch=b) for b in (first, forged, never_read))
+    with pytest.raises(grpc.RpcError) as raised:
+        harness.stub.StreamEvents(stream)
+    details = error_details(raised.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.UNAUTHENTICATED, "BAD_SIGNATURE")
+    assert details.metadata == {
+        "batches_committed": "1",
+        "accepted": "2",
+        "duplicates": "0",
+        "rejected": "0",
+        "points": "20",
+        "failed_batch_index": "1",
+        "failed_batch_id": "s2",
+    }
+    assert harness.ledger.balance(li) == 20, "the batch before the bad one is committed and credited"

@@ -105,6 +105,9 @@ class IngestServiceServicer:
 
     def StreamEvents(self, request_iterator, context):
         """The same for long-running feeds: many signed batches on one stream, one summary at the end.
+        Each batch commits on its own. A batch refused as a whole ends the stream with that batch's status; its
+        ErrorInfo metadata holds the summary of the batches committed before it (batches_committed, accepted,
+        duplicates, rejected, points) and failed_batch_index / failed_batch_id, where the feed resumes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

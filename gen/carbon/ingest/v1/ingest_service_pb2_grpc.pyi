@@ -36,7 +36,11 @@ class IngestServiceStub:
     SubmitEvents: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.SubmitEventsRequest, _ingest_service_pb2.SubmitEventsResponse]
     """Scores and credits a batch of events (up to 5,000), one result per event; a bad event never fails its neighbours."""
     StreamEvents: _grpc.StreamUnaryMultiCallable[_ingest_service_pb2.StreamEventsRequest, _ingest_service_pb2.StreamEventsResponse]
-    """The same for long-running feeds: many signed batches on one stream, one summary at the end."""
+    """The same for long-running feeds: many signed batches on one stream, one summary at the end.
+    Each batch commits on its own. A batch refused as a whole ends the stream with that batch's status; its
+    ErrorInfo metadata holds the summary of the batches committed before it (batches_committed, accepted,
+    duplicates, rejected, points) and failed_batch_index / failed_batch_id, where the feed resumes.
+    """
     ExplainScore: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ExplainScoreRequest, _ingest_service_pb2.ExplainScoreResponse]
     """Why an event scored what it scored: rule version, factor, cap state, consent."""
     ListBehaviours: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListBehavioursRequest, _ingest_service_pb2.ListBehavioursResponse]
@@ -59,7 +63,11 @@ class IngestServiceAsyncStub(IngestServiceStub):
     SubmitEvents: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.SubmitEventsRequest, _ingest_service_pb2.SubmitEventsResponse]  # type: ignore[assignment]
     """Scores and credits a batch of events (up to 5,000), one result per event; a bad event never fails its neighbours."""
     StreamEvents: _aio.StreamUnaryMultiCallable[_ingest_service_pb2.StreamEventsRequest, _ingest_service_pb2.StreamEventsResponse]  # type: ignore[assignment]
-    """The same for long-running feeds: many signed batches on one stream, one summary at the end."""
+    """The same for long-running feeds: many signed batches on one stream, one summary at the end.
+    Each batch commits on its own. A batch refused as a whole ends the stream with that batch's status; its
+    ErrorInfo metadata holds the summary of the batches committed before it (batches_committed, accepted,
+    duplicates, rejected, points) and failed_batch_index / failed_batch_id, where the feed resumes.
+    """
     ExplainScore: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ExplainScoreRequest, _ingest_service_pb2.ExplainScoreResponse]  # type: ignore[assignment]
     """Why an event scored what it scored: rule version, factor, cap state, consent."""
     ListBehaviours: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListBehavioursRequest, _ingest_service_pb2.ListBehavioursResponse]  # type: ignore[assignment]
@@ -91,7 +99,11 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_ingest_service_pb2.StreamEventsRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.StreamEventsResponse, _abc.Awaitable[_ingest_service_pb2.StreamEventsResponse]]:
-        """The same for long-running feeds: many signed batches on one stream, one summary at the end."""
+        """The same for long-running feeds: many signed batches on one stream, one summary at the end.
+        Each batch commits on its own. A batch refused as a whole ends the stream with that batch's status; its
+        ErrorInfo metadata holds the summary of the batches committed before it (batches_committed, accepted,
+        duplicates, rejected, points) and failed_batch_index / failed_batch_id, where the feed resumes.
+        """
 
     @_abc_1.abstractmethod
     def ExplainScore(
