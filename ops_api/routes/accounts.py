@@ -1,0 +1,172 @@
+"""Finding residents' accounts (masked), their balance, statement, lots and expiring points; opening an account at
+a community centre."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from google.protobuf.duration_pb2 import Duration
+from pydantic import Field
+
+from carbon.common.v1 import common_pb2
+from carbon.identity.v1 import identity_service_pb2 as ipb
+from carbon.ledger.v1 import ledger_service_pb2 as lpb
+from ops_api.audit import audited
+from ops_api.auth import Role
+from ops_api.context import Ctx, CurrentStaff, RequestId, idempotency_key
+from ops_api.problems import Problem, invalid
+from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
+from ops_api.wire import to_json
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+
+
+@router.get("/search", summary="Find accounts by number, phone or channel binding (masked)")
+def search_accounts(
+    context: Ctx,
+    staff: CurrentStaff,
+    account_number: Annotated[str, Query(pattern=r"^[0-9]{16}$")] = "",
+    phone_number: Annotated[str, Query(pattern=r"^[0-9]{11}$")] = "",
+    platform: Annotated[str, Query(max_length=32)] = "",
+    platform_user_id: Annotated[str, Query(max_length=128)] = "",
+    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$", description="search one region only")] = "",
+) -> Json:
+    given = [bool(account_number), bool(phone_number), bool(platform or platform_user_id)]
+    if sum(given) != 1:
+        raise invalid("account_number", "give exactly one of account_number, phone_number, platform+platform_user_id")
+    if account_number:
+        return {"accounts": [get_account(context, staff, account_number)["account"]]}
+    if (platform and not platform_user_id) or (platform_user_id and not platform):
+        raise invalid("platform_user_id", "a channel binding needs both platform and platform_user_id")
+    if staff.role is Role.COMMUNITY_STAFF:
+        region_code = region_code or staff.region_code
+    codes = [region_code] if region_code else context.services.registry.sorted_codes()
+    found = []
+    for code in codes:
+        region = context.services.region(code)
+        staff.require_region(code, "region_code")
+        stub = context.services.identity(region)
+        request = (
+            ipb.ResolveAccountRequest(phone_number=phone_number)
+            if phone_number
+            else ipb.ResolveAccountRequest(
+                binding=common_pb2.ChannelBinding(platform=platform, platform_user_id=platform_user_id)
+            )
+        )
+        try:
+            resolved = context.services.call("identity", stub.ResolveAccount, request)
+        except Problem as problem:
+            if problem.status == 404:
+                continue
+            raise
+        account = context.services.call(
+            "identity", stub.GetAccount, ipb.GetAccountRequest(account_number=resolved.account_number)
+        )
+        found.append(to_json(account.account))
+    return {"accounts": found}
+
+
+@router.get("/{account_number}", summary="One account, personal data masked")
+def get_account(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
+    region = account_home(context, staff, account_number)
+    stub = context.services.identity(region)
+    response = context.services.call("identity", stub.GetAccount, ipb.GetAccountRequest(account_number=account_number))
+    return {"account": to_json(response.account)}
+
+
+@router.get("/{account_number}/balance", summary="Available, held and soon-expiring points")
+def get_balance(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
+    region = account_home(context, staff, account_number)
+    stub = context.services.ledger(region)
+    response = context.services.call("ledger", stub.GetBalance, lpb.GetBalanceRequest(account=account_number))
+    return {"balance": to_json(response.balance)}
+
+
+@router.get("/{account_number}/statement", summary="Journal entries of the account, newest first")
+def list_statement(
+    context: Ctx,
+    staff: CurrentStaff,
+    account_number: AccountNumber,
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+) -> Json:
+    region = account_home(context, staff, account_number)
+    stub = context.services.ledger(region)
+    request = lpb.ListStatementEntriesRequest(account=account_number, page_size=page_size, page_token=page_token)
+    response = context.services.call("ledger", stub.ListStatementEntries, request)
+    return {"entries": [to_json(e) for e in response.entries], "next_page_token": response.next_page_token}
+
+
+@router.get("/{account_number}/lots", summary="Point lots with their earned day and expiry")
+def list_lots(
+    context: Ctx,
+    staff: CurrentStaff,
+    account_number: AccountNumber,
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+    include_empty: bool = False,
+) -> Json:
+    region = account_home(context, staff, account_number)
+    stub = context.services.ledger(region)
+    request = lpb.ListLotsRequest(
+        account=account_number, page_size=page_size, page_token=page_token, include_empty=include_empty
+    )
+    response = context.services.call("ledger", stub.ListLots, request)
+    return {"lots": [to_json(lot) for lot in response.lots], "next_page_token": response.next_page_token}
+
+
+@router.get("/{account_number}/expiring-points", summary="Points expiring within the next days, by day")
+def list_expiring_points(
+    context: Ctx,
+    staff: CurrentStaff,
+    account_number: AccountNumber,
+    within_days: Annotated[int, Query(ge=1, le=3660)] = 30,
+) -> Json:
+    region = account_home(context, staff, account_number)
+    stub = context.services.ledger(region)
+    request = lpb.ListExpiringPointsRequest(account=account_number, within=Duration(seconds=within_days * 86_400))
+    response = context.services.call("ledger", stub.ListExpiringPoints, request)
+    return {"expiring": [to_json(e) for e in response.expiring], "next_page_token": ""}
+
+
+class OpenAccountBody(Body):
+    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    name: str = Field(min_length=1, max_length=64)
+    id_number: str = Field(pattern=r"^[0-9]{17}[0-9Xx]$", description="18-character resident ID number")
+    phone_number: str = Field(pattern=r"^[0-9]{11}$")
+    centre_id: str = Field(
+        default="", max_length=64, description="the community centre; community staff: their own (default)"
+    )
+
+
+@router.post("", status_code=201, summary="Open an account for a resident at a community centre (offline channel)")
+def open_account(context: Ctx, staff: CurrentStaff, rid: RequestId, body: OpenAccountBody) -> Json:
+    staff.require(Role.COMMUNITY_STAFF, Role.OPERATOR, Role.ADMIN)
+    region = context.services.region(body.region_code)
+    staff.require_region(body.region_code, "region_code")
+    centre = body.centre_id
+    if staff.role is Role.COMMUNITY_STAFF:
+        if centre and centre != staff.centre_id:
+            raise Problem(403, "STAFF_CENTRE_MISMATCH", f"centre_id: staff work at centre {staff.centre_id}")
+        centre = staff.centre_id
+    if not centre:
+        raise invalid("centre_id", "name the community centre where the resident was verified")
+    request = ipb.OpenAccountRequest(
+        request_id=idempotency_key(staff, rid),
+        channel=common_pb2.CHANNEL_COMMUNITY_CENTRE,
+        name=body.name,
+        id_number=body.id_number.upper(),
+        phone_number=body.phone_number,
+        community_centre_id=centre,
+        staff_id=staff.user_id,
+    )
+    stub = context.services.identity(region)
+
+    def run() -> Json:
+        response = context.services.call("identity", stub.OpenAccount, request)
+        return {"account": to_json(response.account), "created": response.created}
+
+    # Personal data stays out of the audit log: the row names the centre and region, the response the account.
+    details = {"region_code": body.region_code, "centre_id": centre}
+    return audited(context, staff, rid, "account.open", f"region:{body.region_code}", run, details=details)

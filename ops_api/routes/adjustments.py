@@ -1,0 +1,94 @@
+"""Four-eyes manual adjustments: request, approve (by someone else), reject, list (see ops_api/adjustments.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import Field
+
+from ops_api import adjustments
+from ops_api.audit import audited
+from ops_api.auth import Role
+from ops_api.context import Ctx, CurrentStaff, RequestId
+from ops_api.problems import invalid
+from ops_api.routes.common import Body, Json, PageSize, PageToken
+
+router = APIRouter(prefix="/v1/adjustments", tags=["adjustments (four eyes)"])
+AdjustmentId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
+
+
+class AdjustmentBody(Body):
+    account_number: str = Field(pattern=r"^[0-9]{16}$")
+    amount_points: int = Field(
+        ge=-10_000_000, le=10_000_000, description="positive credits the account, negative debits it; not zero"
+    )
+    reason: str = Field(min_length=3, max_length=1000, description="why, for the approver and the audit log")
+
+
+class DecisionBody(Body):
+    reason: str = Field(default="", max_length=1000)
+
+
+@router.post("", status_code=201, summary="Request a manual adjustment (needs another person's approval)")
+def request_adjustment(context: Ctx, staff: CurrentStaff, rid: RequestId, body: AdjustmentBody) -> Json:
+    staff.require(Role.OPERATOR, Role.ADMIN)
+    if body.amount_points == 0:
+        raise invalid("amount_points", "must not be zero", 422)
+    region = context.services.home(body.account_number)
+
+    def run() -> Json:
+        found, _created = adjustments.request_adjustment(
+            context, staff, rid, body.account_number, region.region_code, body.amount_points, body.reason
+        )
+        return {"adjustment": found}
+
+    details = {"amount_points": body.amount_points}
+    return audited(
+        context, staff, rid, "adjustment.request", body.account_number, run, reason=body.reason, details=details
+    )
+
+
+@router.post("/{adjustment_id}/approve", summary="Approve someone else's adjustment; the ledger posts it")
+def approve_adjustment(
+    context: Ctx, staff: CurrentStaff, rid: RequestId, adjustment_id: AdjustmentId, body: DecisionBody
+) -> Json:
+    staff.require(Role.OPERATOR, Role.ADMIN)
+
+    def run() -> Json:
+        return {"adjustment": adjustments.approve(context, staff, adjustment_id, body.reason)}
+
+    target = f"adjustment:{adjustment_id}"
+    return audited(context, staff, rid, "adjustment.approve", target, run, reason=body.reason)
+
+
+@router.post("/{adjustment_id}/reject", summary="Reject someone else's adjustment")
+def reject_adjustment(
+    context: Ctx, staff: CurrentStaff, rid: RequestId, adjustment_id: AdjustmentId, body: DecisionBody
+) -> Json:
+    staff.require(Role.OPERATOR, Role.ADMIN)
+
+    def run() -> Json:
+        return {"adjustment": adjustments.reject(context, staff, adjustment_id, body.reason)}
+
+    return audited(context, staff, rid, "adjustment.reject", f"adjustment:{adjustment_id}", run, reason=body.reason)
+
+
+@router.get("/{adjustment_id}", summary="One adjustment request")
+def get_adjustment(context: Ctx, staff: CurrentStaff, adjustment_id: AdjustmentId) -> Json:
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    return {"adjustment": adjustments.get(context, adjustment_id)}
+
+
+@router.get("", summary="Adjustment requests, newest first")
+def list_adjustments(
+    context: Ctx,
+    staff: CurrentStaff,
+    state: Annotated[str, Query(pattern=r"^(|PENDING|APPROVED|POSTED|FAILED|REJECTED)$")] = "",
+    account_number: Annotated[str, Query(pattern=r"^[0-9]{16}$")] = "",
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+) -> Json:
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    rows, next_token = adjustments.list_adjustments(context, state, account_number, page_size or 50, page_token)
+    return {"adjustments": rows, "next_page_token": next_token}

@@ -1,0 +1,39 @@
+"""What several route modules share: page parameters, account routing with the staff member's region checked."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict
+
+from ops_api.auth import Staff
+from ops_api.context import OpsContext
+from service_kit.topology import RegionEntry
+
+PageSize = Annotated[int, Query(ge=0, le=1000, description="0: the service's default page size")]
+PageToken = Annotated[str, Query(max_length=512, description="next_page_token of the previous page")]
+AccountNumber = Annotated[
+    str, Path(pattern=r"^[0-9]{16}$", description="16-digit account number (region code first, Luhn check digit)")
+]
+RegionCode = Annotated[str, Path(pattern=r"^[0-9]{6}$", description="GB/T 2260 region code")]
+Json = dict[str, Any]
+
+
+class Body(BaseModel):
+    """Request bodies refuse unknown fields: a typo must not be silently ignored on a mutation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def account_home(context: OpsContext, staff: Staff, account_number: str) -> RegionEntry:
+    """The account's home region (from its number), refused for community staff of another region."""
+    region = context.services.home(account_number)
+    staff.require_region(region.region_code)
+    return region
+
+
+def region_for(context: OpsContext, staff: Staff, region_code: str) -> RegionEntry:
+    region = context.services.region(region_code)
+    staff.require_region(region.region_code, "region_code")
+    return region

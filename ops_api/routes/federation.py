@@ -1,0 +1,124 @@
+"""Across regions, through the gateway: the region list, a person's directory, cross-region transfers, settlement.
+
+Where the gateway has not built a call yet, its UNIMPLEMENTED comes back as 501 problem details.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import Field
+
+from carbon.gateway.v1 import gateway_service_pb2 as gpb
+from ops_api.audit import audited
+from ops_api.auth import Role
+from ops_api.context import Ctx, CurrentStaff, RequestId, idempotency_key
+from ops_api.problems import invalid
+from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
+from ops_api.wire import timestamp, to_json
+
+router = APIRouter(prefix="/v1", tags=["federation"])
+
+
+@router.get("/regions", summary="The federated regions and where their services listen")
+def list_regions(context: Ctx, staff: CurrentStaff, page_size: PageSize = 0, page_token: PageToken = "") -> Json:
+    codes = context.services.registry.sorted_codes()
+    start = int(page_token) if page_token.isdigit() else 0
+    size = page_size or 100
+    regions = [
+        {"region_code": e.region_code, "name_en": e.name_en, "name_zh": e.name_zh}
+        for e in (context.services.registry.regions[c] for c in codes[start : start + size])
+    ]
+    return {"regions": regions, "next_page_token": str(start + size) if start + size < len(codes) else ""}
+
+
+@router.get("/accounts/{account_number}/directory", summary="All of the person's accounts across regions")
+def get_directory_entry(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    account_home(context, staff, account_number)
+    stub = context.services.gateway()
+    request = gpb.GetDirectoryEntryRequest(account_number=account_number)
+    return to_json(context.services.call("gateway", stub.GetDirectoryEntry, request))
+
+
+class TransferBody(Body):
+    from_account: str = Field(pattern=r"^[0-9]{16}$")
+    to_account: str = Field(pattern=r"^[0-9]{16}$")
+    amount_points: int = Field(ge=1, le=100_000_000)
+    reason: str = Field(min_length=1, max_length=500, description="why ops moves these points, for the audit log")
+
+
+@router.post("/cross-region-transfers", status_code=201, summary="Move points between regions (via the gateway)")
+def create_cross_region_transfer(context: Ctx, staff: CurrentStaff, rid: RequestId, body: TransferBody) -> Json:
+    staff.require(Role.OPERATOR, Role.ADMIN)
+    context.services.home(body.from_account)
+    context.services.home(body.to_account)
+    stub = context.services.gateway()
+    request = gpb.CreateCrossRegionTransferRequest(
+        transfer_id=idempotency_key(staff, rid),
+        from_account=body.from_account,
+        to_account=body.to_account,
+        amount_points=body.amount_points,
+    )
+
+    def run() -> Json:
+        return {"transfer": to_json(context.services.call("gateway", stub.CreateCrossRegionTransfer, request).transfer)}
+
+    target = f"{body.from_account}->{body.to_account}"
+    details = {"amount_points": body.amount_points}
+    return audited(context, staff, rid, "transfer.create", target, run, reason=body.reason, details=details)
+
+
+@router.get("/cross-region-transfers/{transfer_id}", summary="One cross-region transfer")
+def get_cross_region_transfer(
+    context: Ctx, staff: CurrentStaff, transfer_id: Annotated[str, Path(min_length=1, max_length=128)]
+) -> Json:
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    stub = context.services.gateway()
+    request = gpb.GetCrossRegionTransferRequest(transfer_id=transfer_id)
+    return {"transfer": to_json(context.services.call("gateway", stub.GetCrossRegionTransfer, request).transfer)}
+
+
+class TransferState(StrEnum):
+    CREATED = "CREATED"
+    HELD = "HELD"
+    CREDITED = "CREDITED"
+    COMMITTED = "COMMITTED"
+    RELEASED = "RELEASED"
+    UNKNOWN = "UNKNOWN"
+
+
+@router.get("/cross-region-transfers", summary="Cross-region transfers of an account")
+def list_cross_region_transfers(
+    context: Ctx,
+    staff: CurrentStaff,
+    account_number: Annotated[str, Query(pattern=r"^[0-9]{16}$")] = "",
+    state: TransferState | None = None,
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+) -> Json:
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    stub = context.services.gateway()
+    request = gpb.ListCrossRegionTransfersRequest(
+        account_number=account_number,
+        state=gpb.CrossRegionTransferState.Value(f"CROSS_REGION_TRANSFER_STATE_{state.value}") if state else 0,  # type: ignore[arg-type]
+        page_size=page_size,
+        page_token=page_token,
+    )
+    response = context.services.call("gateway", stub.ListCrossRegionTransfers, request)
+    return {"transfers": [to_json(t) for t in response.transfers], "next_page_token": response.next_page_token}
+
+
+@router.get("/settlement-report", summary="What regions owe each other for a period, gross and netted")
+def get_settlement_report(context: Ctx, staff: CurrentStaff, period_start: datetime, period_end: datetime) -> Json:
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    if period_start.tzinfo is None or period_end.tzinfo is None:
+        raise invalid("period_start", "give times with a UTC offset, e.g. 2026-03-01T00:00:00+08:00")
+    if period_end <= period_start:
+        raise invalid("period_end", "must be after period_start")
+    stub = context.services.gateway()
+    request = gpb.GetSettlementReportRequest(period_start=timestamp(period_start), period_end=timestamp(period_end))
+    return to_json(context.services.call("gateway", stub.GetSettlementReport, request))
