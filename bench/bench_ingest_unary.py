@@ -1,0 +1,75 @@
+"""Single-event unary SubmitEvents from 32 concurrent partner clients: events/s and p99 latency.
+
+The same deployment as bench_ingest.py (identity, ledger, ingest as processes on PostgreSQL + Redis); each call carries
+one signed event, so every event pays a full RPC chain (ingest -> identity x2 -> ledger). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from bench_ingest_support import (
+    cpu_seconds,
+    ledger_totals,
+    open_accounts,
+    p99_ms,
+    private_schemas,
+    region,
+    register_partner,
+    signed,
+    trips,
+)
+
+from carbon.ingest.v1 import ingest_service_pb2 as pb
+
+CLIENTS = 32
+EVENTS = int(os.environ.get("CARBON_BENCH_EVENTS", "3000"))
+ACCOUNTS = 200
+
+
+def main() -> None:
+    with private_schemas("ingest", "identity", "ledger") as urls:
+        figures = run(urls)
+    print(json.dumps(figures))
+
+
+def run(urls: dict[str, str]) -> dict[str, object]:
+    now = datetime.now(UTC)
+    with region(urls) as services:
+        accounts = open_accounts(services.identity, ACCOUNTS, now - timedelta(days=8))
+        secret = register_partner(services.ingest)
+        requests = [signed([event], f"u{n}", secret) for n, event in enumerate(trips(accounts, 0, EVENTS, now))]
+        services.ingest.SubmitEvents(requests[0], timeout=30)  # warm-up
+
+        def submit(request: pb.SubmitEventsRequest) -> tuple[float, int]:
+            t0 = time.perf_counter()
+            (result,) = services.ingest.SubmitEvents(request, timeout=60).results
+            return time.perf_counter() - t0, result.points
+
+        cpu_before = cpu_seconds(services.processes)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            outcomes = list(pool.map(submit, requests[1:]))
+        elapsed = time.perf_counter() - started
+        cpu_after = cpu_seconds(services.processes)
+        balance_points, balanced = ledger_totals(services.ledger, accounts)
+    rate = len(outcomes) / elapsed
+    cpu_share = {name: round((cpu_after[name] - cpu_before[name]) / elapsed, 2) for name in cpu_before}
+    print(f"single-event unary  : {rate:10.0f} events/s ({CLIENTS} concurrent clients, {len(outcomes)} events)")
+    print(f"p99 latency         : {p99_ms([o[0] for o in outcomes])} ms; cores busy {cpu_share}")
+    assert balance_points == sum(o[1] for o in outcomes) + 10 and balanced, "ledger holds what ingest reported"
+    return {
+        "clients": CLIENTS,
+        "events": len(outcomes),
+        "events_per_s": round(rate),
+        "p99_ms": p99_ms([o[0] for o in outcomes]),
+        "cores_busy": cpu_share,
+    }
+
+
+if __name__ == "__main__":
+    main()
