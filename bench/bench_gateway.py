@@ -79,7 +79,7 @@ def main() -> None:
     )
     try:
         fed.start_gateway(CARBON_GATEWAY_CALL_TIMEOUT_MS="5000", CARBON_GATEWAY_MARGIN_MS="2000")
-        pairs = [(fed.open_account("330000"), fed.open_account("110000")) for _ in range(CLIENTS)]
+        pairs = [(source, target) for source, target in (fed.open_person(REGIONS) for _ in range(CLIENTS))]
         for source, _ in pairs:
             fed.earn("330000", source, 10 * CLIENTS * PER_CLIENT * 4)
         total = CLIENTS * PER_CLIENT

@@ -13,7 +13,6 @@ from carbon.identity.v1 import identity_service_pb2 as identity
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from gateway.callers import Caller
 from gateway.clients import RegionClients, RemoteError, call
-from gateway.transfers import person_key
 from service_kit.errors import FailedPrecondition, NotFound
 
 
@@ -42,7 +41,7 @@ def directory_entry(
         if error.final:
             raise NotFound("UNKNOWN_ACCOUNT", f"no account {account_number}", {"field": "account_number"}) from None
         raise error.as_unavailable() from None
-    key = person_key(found.account)
+    key = found.account.person_key
     if not key:
         raise FailedPrecondition(
             "PERSON_KEY_UNAVAILABLE", "identity does not expose the national person key of this account"
@@ -63,7 +62,7 @@ def _region_accounts(clients: RegionClients, code: str, key: str, timeout_s: flo
             timeout_s,
         )
     except RemoteError as error:
-        return [DirectoryAccount("", code, error_reason=error.reason or "REGION_UNAVAILABLE")]
+        return [DirectoryAccount("", code, error_reason=_reason(error))]
     accounts = []
     for account in found.accounts:
         try:
@@ -74,9 +73,12 @@ def _region_accounts(clients: RegionClients, code: str, key: str, timeout_s: flo
                 timeout_s,
             ).balance
         except RemoteError as error:
-            accounts.append(
-                DirectoryAccount(account.account_number, code, error_reason=error.reason or "LEDGER_UNAVAILABLE")
-            )
+            accounts.append(DirectoryAccount(account.account_number, code, error_reason=_reason(error)))
             continue
         accounts.append(DirectoryAccount(account.account_number, code, balance.available_points, balance.held_points))
     return accounts
+
+
+def _reason(error: RemoteError) -> str:
+    """REGION_UNAVAILABLE when the region did not answer, else what it refused with."""
+    return (error.reason or error.code.name) if error.final else "REGION_UNAVAILABLE"

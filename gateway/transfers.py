@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from carbon.identity.v1 import identity_service_pb2 as identity
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from gateway import postings, store
 from gateway.callers import Caller, GatewayConfig, Role
@@ -35,7 +34,8 @@ from gateway.domain import (
     require_cross_region,
     validate_request,
 )
-from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from gateway.ownership import check_accounts
+from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
 
 log = logging.getLogger("carbon.gateway.transfers")
 
@@ -88,7 +88,7 @@ class TransferService:
         existing = self._replay(request)
         if existing is not None:
             return existing
-        self._check_accounts(request)
+        check_accounts(self.clients, self.config, request, self.timing.call_timeout.total_seconds())
         now = self.clock()
         expires_at = now + self.timing.transfer_life
         transfer = Transfer(
@@ -140,46 +140,6 @@ class TransferService:
                 {"transfer_id": request.transfer_id},
             )
         return existing if existing.finished else self.drive(request.transfer_id)
-
-    def _check_accounts(self, request: TransferRequest) -> None:
-        """Both accounts exist and are open, and belong to one person unless both regions' policies allow."""
-        accounts = []
-        for field, number, region in (
-            ("from_account", request.from_account, request.from_region),
-            ("to_account", request.to_account, request.to_region),
-        ):
-            try:
-                response = call(
-                    region,
-                    self.clients.identity(region).GetAccount,
-                    identity.GetAccountRequest(account_number=number),
-                    self.timing.call_timeout.total_seconds(),
-                )
-            except RemoteError as error:
-                if (error.final and error.reason in ("UNKNOWN_ACCOUNT", "ACCOUNT_NOT_FOUND")) or error.code.name == (
-                    "NOT_FOUND"
-                ):
-                    raise NotFound("UNKNOWN_ACCOUNT", f"{field}: no account {number}", {"field": field}) from None
-                raise error.as_unavailable() from None
-            if response.account.state != identity.ACCOUNT_STATE_OPEN:
-                raise FailedPrecondition("ACCOUNT_CLOSED", f"{field}: account {number} is closed", {"field": field})
-            accounts.append(response.account)
-        between_persons = (
-            self.config.policy(request.from_region).transfers_between_persons
-            and self.config.policy(request.to_region).transfers_between_persons
-        )
-        if between_persons:
-            return
-        keys = [person_key(account) for account in accounts]
-        if not all(keys):
-            raise FailedPrecondition(
-                "PERSON_KEY_UNAVAILABLE",
-                "identity does not expose the national person key, so one person's ownership cannot be checked",
-            )
-        if keys[0] != keys[1]:
-            raise PermissionDenied(
-                "TRANSFER_BETWEEN_PERSONS", "points move only between one person's own accounts in these regions"
-            )
 
     # --- the engine ------------------------------------------------------------------------------------------
 
@@ -397,10 +357,3 @@ class TransferService:
         with self.engine.begin() as conn:
             store.advance(conn, transfer.transfer_id, expected, state, failure_reason=reason, finished_at=self.clock())
         log.info("transfer finished", extra={"transfer_id": transfer.transfer_id, "state": state.value})
-
-
-def person_key(account: identity.Account) -> str:
-    """The national person key when identity exposes it on Account (field `person_key`), else ""."""
-    if "person_key" in account.DESCRIPTOR.fields_by_name:
-        return str(getattr(account, "person_key"))  # noqa: B009  # absent from older contracts
-    return ""

@@ -90,7 +90,7 @@ class Federation:
         root: Path,
         regions: list[str],
         gateway_db_url: str = "",
-        between_persons: bool = True,
+        between_persons: bool = False,
         use_double: bool = False,
         ledger_db_urls: dict[str, str] | None = None,
     ) -> None:
@@ -248,6 +248,12 @@ class Federation:
             timeout=10,
         )
         return str(response.account.account_number)
+
+    def open_person(self, codes: list[str]) -> list[str]:
+        """One person (one ID number) opens an account in each of `codes`: identity gives them one person key."""
+        self._serial += 1
+        person = self._serial
+        return [self.open_account(code, person) for code in codes]
 
     def earn(self, code: str, account: str, points: int) -> None:
         self._serial += 1

@@ -41,7 +41,7 @@ def hooked(tmp_path: Path) -> Iterator[Federation]:
 
 
 def funded(fed: Federation, points: int) -> tuple[str, str]:
-    source, target = fed.open_account("330000"), fed.open_account("110000")
+    source, target = fed.open_person(["330000", "110000"])
     fed.earn("330000", source, points)
     return source, target
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -12,6 +13,7 @@ from carbon.gateway.v1 import gateway_service_pb2 as gw
 from gateway.domain import Position, net_positions
 from service_kit.server import RunningServer
 from service_kit.status import error_details
+from tests.gateway.conftest import start_inprocess_gateway
 from tests.gateway.federation import Federation, metadata
 
 
@@ -39,7 +41,7 @@ def report(federation: Federation, start: datetime, end: datetime) -> gw.GetSett
 def test_settlement_reports_gross_and_net_flows_from_the_ledgers(
     federation: Federation, gateway: RunningServer
 ) -> None:
-    zj, bj = federation.open_account("330000"), federation.open_account("110000")
+    zj, bj = federation.open_person(["330000", "110000"])
     federation.earn("330000", zj, 1_000)
     federation.earn("110000", bj, 1_000)
     start = datetime.now(UTC) - timedelta(minutes=1)
@@ -60,12 +62,30 @@ def test_a_settlement_period_must_end_after_it_starts(federation: Federation, ga
     assert (details.code, details.metadata["field"]) == (grpc.StatusCode.INVALID_ARGUMENT, "period_end")
 
 
-def test_the_directory_needs_the_national_person_key_from_identity(
-    federation: Federation, gateway: RunningServer
-) -> None:
-    account = federation.open_account("330000")
-    request = gw.GetDirectoryEntryRequest(account_number=account)
+def test_the_directory_lists_one_persons_accounts_and_reports_a_region_that_is_down(tmp_path: Path) -> None:
+    federation = Federation(tmp_path, ["330000", "110000", "310000"])
+    running = start_inprocess_gateway(federation)
+    try:
+        zj, bj, sh = federation.open_person(["330000", "110000", "310000"])
+        federation.open_account("110000")  # someone else: not listed
+        federation.earn("330000", zj, 500)
+        federation.earn("110000", bj, 70)
+        federation.earn("310000", sh, 9)
+        federation.kill_ledger("310000")
+        request = gw.GetDirectoryEntryRequest(account_number=zj)
+        entry = federation.gateway().GetDirectoryEntry(request, metadata=metadata("zj"), timeout=10)
+    finally:
+        running.stop()
+        federation.close()
+    listed = {(a.region_code, a.account_number): (a.available_points, a.error_reason) for a in entry.accounts}
+    assert listed == {("330000", zj): (500, ""), ("110000", bj): (70, ""), ("310000", sh): (0, "REGION_UNAVAILABLE")}
+    assert entry.total_available_points == 570
+
+
+def test_the_directory_is_for_the_callers_own_region(federation: Federation, gateway: RunningServer) -> None:
+    zj = federation.open_account("330000")
     with pytest.raises(grpc.RpcError) as caught:
-        federation.gateway().GetDirectoryEntry(request, metadata=metadata("zj"), timeout=10)
-    # Until identity's Account carries person_key the gateway cannot find the person's other accounts.
-    assert error_details(caught.value).reason == "PERSON_KEY_UNAVAILABLE"
+        federation.gateway().GetDirectoryEntry(
+            gw.GetDirectoryEntryRequest(account_number=zj), metadata=metadata("bj"), timeout=10
+        )
+    assert error_details(caught.value).reason == "CALLER_REGION_MISMATCH"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 
@@ -9,6 +11,7 @@ from carbon.gateway.v1 import gateway_service_pb2 as gw
 from service_kit.accounts import new_account_number
 from service_kit.server import RunningServer
 from service_kit.status import error_details
+from tests.gateway.conftest import start_inprocess_gateway
 from tests.gateway.federation import Federation, metadata
 
 COMMITTED = gw.CROSS_REGION_TRANSFER_STATE_COMMITTED
@@ -16,8 +19,7 @@ RELEASED = gw.CROSS_REGION_TRANSFER_STATE_RELEASED
 
 
 def funded(fed: Federation, points: int) -> tuple[str, str]:
-    source = fed.open_account("330000")
-    target = fed.open_account("110000")
+    source, target = fed.open_person(["330000", "110000"])
     fed.earn("330000", source, points)
     return source, target
 
@@ -110,3 +112,26 @@ def test_a_region_down_is_unavailable_for_its_accounts_only(federation: Federati
     )
     assert list(listed.transfers) == []
     assert federation.balance("330000", source).available_points == 1_000
+
+
+def test_points_move_only_between_one_persons_accounts(federation: Federation, gateway: RunningServer) -> None:
+    source = federation.open_account("330000")
+    stranger = federation.open_account("110000")
+    federation.earn("330000", source, 1_000)
+    with pytest.raises(grpc.RpcError) as caught:
+        federation.transfer("t9", source, stranger, 100)
+    details = error_details(caught.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "DIFFERENT_PERSONS")
+    assert federation.balance("330000", source).available_points == 1_000
+
+
+def test_both_regions_policies_may_allow_transfers_between_persons(tmp_path: Path) -> None:
+    federation = Federation(tmp_path, ["330000", "110000"], between_persons=True)
+    running = start_inprocess_gateway(federation)
+    try:
+        source, stranger = federation.open_account("330000"), federation.open_account("110000")
+        federation.earn("330000", source, 1_000)
+        assert federation.transfer("t10", source, stranger, 100).state == COMMITTED
+    finally:
+        running.stop()
+        federation.close()
