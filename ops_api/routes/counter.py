@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import Field
 
 from carbon.common.v1 import common_pb2
+from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from ingest_svc.wire import sign_request
@@ -125,3 +126,45 @@ def list_vouchers(
     )
     response = context.services.call("rewards", stub.ListVouchers, request)
     return {"vouchers": [to_json(v) for v in response.vouchers], "next_page_token": response.next_page_token}
+
+
+class DataCategory(StrEnum):
+    TRANSIT = "TRANSIT"
+    CYCLING = "CYCLING"
+    EV_CHARGING = "EV_CHARGING"
+    FOOD_DELIVERY = "FOOD_DELIVERY"
+    SHOPPING = "SHOPPING"
+    GARBAGE_SORTING = "GARBAGE_SORTING"
+    COMMUNITY_ACTIVITY = "COMMUNITY_ACTIVITY"
+    UTILITIES = "UTILITIES"
+
+
+class ConsentBody(Body):
+    category: DataCategory
+    grant: bool = Field(description="true: the resident grants consent; false: revokes it")
+
+
+@router.post("/{account_number}/consents", summary="Record a resident's consent (or revocation) given at the counter")
+def record_consent(
+    context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: AccountNumber, body: ConsentBody
+) -> Json:
+    staff.require(*COUNTER_ROLES)
+    region = account_home(context, staff, account_number)
+    stub = context.services.identity(region)
+    fields: dict[str, Any] = {
+        "request_id": idempotency_key(staff, rid),
+        "account_number": account_number,
+        "category": common_pb2.DataCategory.Value(f"DATA_CATEGORY_{body.category.value}"),
+        "channel": common_pb2.CHANNEL_COMMUNITY_CENTRE,
+        "recorded_by": f"staff:{staff.user_id}",
+    }
+
+    def run() -> Json:
+        if body.grant:
+            granted = context.services.call("identity", stub.GrantConsent, ipb.GrantConsentRequest(**fields))
+            return {"consent": to_json(granted.consent)}
+        revoked = context.services.call("identity", stub.RevokeConsent, ipb.RevokeConsentRequest(**fields))
+        return {"consent": to_json(revoked.consent)}
+
+    action = "consent.grant" if body.grant else "consent.revoke"
+    return audited(context, staff, rid, action, account_number, run, details={"category": body.category.value})
