@@ -175,9 +175,11 @@ class Ops:
             assert granted.status_code == 200, granted.text
         return number
 
-    def plant_trees(self, account: str, who: str = "zj-staff", quantity: int = 1) -> Any:
-        body = {"behaviour": "tree_planting", "quantity": quantity}
-        return self.post(who, f"/v1/accounts/{account}/community-events", body)
+    def plant_trees(self, account: str, who: str = "zj-staff", times: int = 1) -> Any:
+        """`times` separate plantings (one event each; one planting is the most a single event may claim)."""
+        for _ in range(times):
+            response = self.post(who, f"/v1/accounts/{account}/community-events", {"behaviour": "tree_planting"})
+        return response
 
 
 def make_ops(federation: Federation, *, rate_limit_per_minute: int = 100_000, redis_url: str = "") -> Ops:
