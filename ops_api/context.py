@@ -88,3 +88,10 @@ RequestId = Annotated[str, Depends(request_id)]
 def idempotency_key(staff: Staff, rid: str) -> str:
     """The request id as the downstream services' idempotency key, scoped to the staff member who sent it."""
     return f"ops:{staff.user_id}:{rid}"
+
+
+def compact_key(staff: Staff, rid: str) -> str:
+    """The same key for callers with a narrower id alphabet (the gateway's transfer ids: 1-64 of [A-Za-z0-9._-])."""
+    import hashlib
+
+    return "ops-" + hashlib.sha256(idempotency_key(staff, rid).encode("utf-8")).hexdigest()[:40]

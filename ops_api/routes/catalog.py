@@ -33,7 +33,7 @@ class RewardBody(Body):
     category: Category
     price_points: int = Field(ge=1, le=10_000_000)
     face_value_cents: int = Field(default=0, ge=0, le=100_000_000)
-    provider: str = Field(default="", max_length=200)
+    provider: str = Field(min_length=1, max_length=200)
     region_codes: list[Annotated[str, Field(pattern=r"^[0-9]{6}$")]] = Field(default_factory=list, max_length=50)
     stock: int = Field(default=-1, ge=-1, le=1_000_000_000, description="-1: unlimited")
     limit_per_day: int = Field(default=0, ge=0, le=1000)

@@ -15,7 +15,7 @@ from pydantic import Field
 from carbon.gateway.v1 import gateway_service_pb2 as gpb
 from ops_api.audit import audited
 from ops_api.auth import Role
-from ops_api.context import Ctx, CurrentStaff, RequestId, idempotency_key
+from ops_api.context import Ctx, CurrentStaff, RequestId, compact_key
 from ops_api.problems import invalid
 from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
 from ops_api.wire import timestamp, to_json
@@ -58,7 +58,7 @@ def create_cross_region_transfer(context: Ctx, staff: CurrentStaff, rid: Request
     context.services.home(body.to_account)
     stub = context.services.gateway()
     request = gpb.CreateCrossRegionTransferRequest(
-        transfer_id=idempotency_key(staff, rid),
+        transfer_id=compact_key(staff, rid),
         from_account=body.from_account,
         to_account=body.to_account,
         amount_points=body.amount_points,

@@ -39,13 +39,14 @@ def list_rules(
     staff: CurrentStaff,
     region_code: RegionCode,
     behaviour: Annotated[str, Query(max_length=64)] = "",
+    national: Annotated[bool, Query(description="the national rules instead of this region's own")] = False,
     page_size: PageSize = 0,
     page_token: PageToken = "",
 ) -> Json:
     region = region_for(context, staff, region_code)
     stub = context.services.ingest(region)
     request = inpb.ListRuleVersionsRequest(
-        behaviour=behaviour, region_code=region_code, page_size=page_size, page_token=page_token
+        behaviour=behaviour, region_code="" if national else region_code, page_size=page_size, page_token=page_token
     )
     response = context.services.call("ingest", stub.ListRuleVersions, request)
     return {"rules": [to_json(r) for r in response.rules], "next_page_token": response.next_page_token}

@@ -148,6 +148,7 @@ class Ops:
     federation: Federation
     people: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    last_person: int = 0
 
     def headers(self, who: str, request_id: str = "") -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -160,9 +161,11 @@ class Ops:
     def post(self, who: str, path: str, body: dict[str, Any] | None = None, request_id: str = "") -> Any:
         return self.client.post(path, headers=self.headers(who, request_id), json=body or {})
 
-    def open_account(self, who: str = "zj-staff", region: str = "330000", consent: bool = True) -> str:
-        person = next(self.people)
-        first17 = f"{region[:4]}0619{70 + person % 30}0{person % 9 + 1}1{person % 9 + 1}{person % 1000:03d}"
+    def open_account(self, who: str = "zj-staff", region: str = "330000", consent: bool = True, person: int = 0) -> str:
+        """Opens an account for a new resident (or for `person` again, in another region)."""
+        person = person or next(self.people)
+        self.last_person = person
+        first17 = f"33010619{70 + person % 30}0{person % 9 + 1}1{person % 9 + 1}{person % 1000:03d}"
         body = {"region_code": region, "name": "王秀英", "id_number": first17 + id_check_char(first17),
                 "phone_number": f"139{person:08d}"}  # fmt: skip
         if who in {"op1", "op2", "admin"}:
