@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,11 +85,8 @@ def start_federation(root: Path) -> Federation:
     entries = []
     for code in REGIONS:
         started = {}
-        for service, build, extra in (
-            ("identity_svc", identity_registrations, {}),
-            ("ledger_svc", ledger_registrations, {}),
-        ):
-            server, engine = _serve(root, service, code, build, extra)
+        for service, build in (("identity_svc", identity_registrations), ("ledger_svc", ledger_registrations)):
+            server, engine = _serve(root, service, code, build)
             federation.servers.append(server)
             federation.engines.append(engine)
             started[service] = server.address
@@ -174,7 +171,9 @@ class Ops:
         assert response.status_code == 201, response.text
         number = str(response.json()["account"]["account_number"])
         if consent:
-            granted = self.post(who, f"/v1/accounts/{number}/consents", {"category": "COMMUNITY_ACTIVITY", "grant": True})
+            granted = self.post(
+                who, f"/v1/accounts/{number}/consents", {"category": "COMMUNITY_ACTIVITY", "grant": True}
+            )
             assert granted.status_code == 200, granted.text
         return number
 
@@ -216,7 +215,7 @@ class RunningApi:
     thread: threading.Thread
 
 
-def serve_uvicorn(app: FastAPI) -> Iterator[RunningApi]:
+def serve_uvicorn(app: FastAPI) -> Generator[RunningApi, None, None]:
     """The app on real uvicorn on a free port, in a thread; stops when the generator closes."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off")
     server = uvicorn.Server(config)

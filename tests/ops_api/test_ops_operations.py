@@ -26,8 +26,13 @@ def test_catalog_create_update_retire(ops: Ops) -> None:
 def test_rules_list_and_new_version_for_admins_only(ops: Ops) -> None:
     rules = ops.get("viewer", "/v1/regions/330000/rules", behaviour="tree_planting", national=True).json()["rules"]
     assert rules and rules[0]["behaviour"] == "tree_planting"
-    body = {"behaviour": "tree_planting", "effective_from": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-            "points_per_unit": 220, "co2e_milligrams_per_unit": 1_000_000, "co2e_source": "provincial method 2026"}  # fmt: skip
+    body = {
+        "behaviour": "tree_planting",
+        "effective_from": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        "points_per_unit": 220,
+        "co2e_milligrams_per_unit": 1_000_000,
+        "co2e_source": "provincial method 2026",
+    }
     assert ops.post("op1", "/v1/regions/330000/rules", body).status_code == 403
     created = ops.post("admin", "/v1/regions/330000/rules", body)
     assert created.status_code == 201, created.text
