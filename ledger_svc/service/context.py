@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -23,6 +24,10 @@ MAX_ATTEMPTS = 8
 # serialization_failure, deadlock_detected, unique_violation (two requests racing with one idempotency key:
 # the retry finds the winner's row and answers as a replay).
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
+# The background sealer chains what committed in the last few milliseconds in one transaction, and stops after
+# a second without work (it starts again on the next commit).
+SEAL_DELAY_S = 0.02
+SEALER_IDLE_S = 1.0
 
 
 @dataclass
@@ -33,6 +38,9 @@ class LedgerContext:
     validity_months: int = DEFAULT_VALIDITY_MONTHS
     # Credit-only batches on PostgreSQL take the set-based path (ADR 0102); tests turn it off to compare.
     credit_fast_path: bool = True
+    _sealer_wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False, compare=False)
+    _sealer_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _sealer: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine, clock: Clock = system_clock) -> LedgerContext:
@@ -61,6 +69,33 @@ class LedgerContext:
     def seal_journal(self) -> int:
         """Chains committed batches into blocks; skipped (0) when another transaction is sealing."""
         return self.transaction(seal)
+
+    def seal_soon(self) -> None:
+        """After a commit: chains the new batch into a block shortly, off the caller's path (ADR 0101). On SQLite,
+        which has one writer at a time anyway, it seals at once."""
+        if self.engine.dialect.name == "sqlite":
+            self.seal_journal()
+            return
+        self._sealer_wake.set()
+        with self._sealer_lock:
+            if self._sealer is None or not self._sealer.is_alive():
+                self._sealer = threading.Thread(target=self._seal_in_background, name="ledger-sealer", daemon=True)
+                self._sealer.start()
+
+    def _seal_in_background(self) -> None:
+        while True:
+            if not self._sealer_wake.wait(SEALER_IDLE_S):
+                with self._sealer_lock:
+                    if not self._sealer_wake.is_set():
+                        self._sealer = None
+                        return
+            time.sleep(SEAL_DELAY_S)  # let a few more commits land: one sealing transaction for all of them
+            self._sealer_wake.clear()
+            try:
+                while self.seal_journal():
+                    pass
+            except Exception as error:  # the next commit or VerifyJournal seals what is left
+                log.warning("background sealing failed", extra={"error": str(error)})
 
 
 def _sqlstate(error: DBAPIError) -> str:

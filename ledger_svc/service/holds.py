@@ -113,7 +113,7 @@ def commit_hold(ctx: LedgerContext, hold_id: str, amount_points: int, credit_acc
         raise InvalidArgument("amount_points", "must not be negative (0 commits the whole hold)")
     outcome = ctx.transaction(lambda conn: _commit(conn, ctx, hold_id, amount_points, credit_account))
     if outcome[1].status is Status.POSTED:
-        ctx.seal_journal()
+        ctx.seal_soon()
     return outcome
 
 
@@ -122,10 +122,10 @@ def _commit(
 ) -> tuple[Hold, ItemResult]:
     now_us = ctx.now_us()
     credit_is_user = not is_system_account(credit_account)
-    found = hold_store.load_hold(conn, hold_id)
-    if found is None:
+    held_account = hold_store.hold_account(conn, hold_id)
+    if held_account is None:
         raise NotFound("HOLD_NOT_FOUND", f"no hold {hold_id!r}", {"hold_id": hold_id})
-    users = account_store.lock_users(conn, [found.account, *([credit_account] if credit_is_user else [])], now_us)
+    users = account_store.lock_users(conn, [held_account, *([credit_account] if credit_is_user else [])], now_us)
     current = hold_store.load_hold(conn, hold_id)  # re-read under the lock: it may have been resolved meanwhile
     assert current is not None
     if current.state is HoldState.COMMITTED:
@@ -186,10 +186,10 @@ def release_hold(ctx: LedgerContext, hold_id: str) -> Hold:
 
 def _release(conn: Connection, ctx: LedgerContext, hold_id: str) -> Hold:
     now_us = ctx.now_us()
-    found = hold_store.load_hold(conn, hold_id)
-    if found is None:
+    held_account = hold_store.hold_account(conn, hold_id)
+    if held_account is None:
         raise NotFound("HOLD_NOT_FOUND", f"no hold {hold_id!r}", {"hold_id": hold_id})
-    users = account_store.lock_users(conn, [found.account], now_us)
+    users = account_store.lock_users(conn, [held_account], now_us)
     current = hold_store.load_hold(conn, hold_id)
     assert current is not None
     if current.state is HoldState.COMMITTED:

@@ -49,7 +49,7 @@ def post_transfers(ctx: LedgerContext, requests: list[TransferRequest]) -> list[
     if results is None:
         results = ctx.transaction(lambda conn: _post(conn, ctx, requests))
     if any(result.status is Status.POSTED for result in results):
-        ctx.seal_journal()
+        ctx.seal_soon()
     return results
 
 
@@ -114,7 +114,7 @@ def refund_transfer(
         lambda conn: _refund(conn, ctx, refund_id, original_transfer_id, amount_points, reason, fingerprint)
     )
     if result.status is Status.POSTED:
-        ctx.seal_journal()
+        ctx.seal_soon()
     return result
 
 

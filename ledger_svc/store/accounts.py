@@ -13,7 +13,7 @@ from ledger_svc.domain.book import LotDelta
 from ledger_svc.domain.lots import LotKey, LotState, UserAccount
 from ledger_svc.store.tables import accounts, lots, system_balances
 
-SYSTEM_SHARDS = 8
+SYSTEM_SHARDS = 64
 
 # PostgreSQL fast paths: one statement over arrays (unnest) instead of a freshly compiled multi-row VALUES.
 # Rows are taken in key order so row locks are always acquired in the same order.

@@ -8,19 +8,33 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from ledger_svc.domain.holds import Hold, HoldState
-from ledger_svc.domain.lots import Portion, UserAccount
-from ledger_svc.store.accounts import chunks, lots_by_id
+from ledger_svc.domain.lots import LotKey, Portion, UserAccount
+from ledger_svc.store.accounts import chunks
 from ledger_svc.store.tables import hold_lots, holds, lots
 
 
 def load_hold(conn: Connection, hold_id: str) -> Hold | None:
-    row = conn.execute(select(holds).where(holds.c.hold_id == hold_id)).first()
-    if row is None:
+    """The hold with its reserved portions and their lots' keys, in one query."""
+    rows = conn.execute(
+        select(
+            holds,
+            hold_lots.c.lot_id.label("portion_lot_id"),
+            hold_lots.c.amount_points.label("portion_points"),
+            lots.c.account.label("lot_account"),
+            lots.c.expires_at_us.label("lot_expires_at_us"),
+            lots.c.earned_on.label("lot_earned_on"),
+        )
+        .select_from(
+            holds.outerjoin(hold_lots, hold_lots.c.hold_id == holds.c.hold_id).outerjoin(
+                lots, lots.c.lot_id == hold_lots.c.lot_id
+            )
+        )
+        .where(holds.c.hold_id == hold_id)
+        .order_by(hold_lots.c.position)
+    ).all()
+    if not rows:
         return None
-    portion_rows = list(
-        conn.execute(select(hold_lots).where(hold_lots.c.hold_id == hold_id).order_by(hold_lots.c.position))
-    )
-    keys = lots_by_id(conn, (portion.lot_id for portion in portion_rows))
+    row = rows[0]
     return Hold(
         hold_id=row.hold_id,
         account=row.account,
@@ -34,8 +48,21 @@ def load_hold(conn: Connection, hold_id: str) -> Hold | None:
         metadata_json=row.metadata_json,
         committed_points=row.committed_points,
         credit_account=row.credit_account,
-        lots=[Portion(keys[portion.lot_id], portion.amount_points, portion.lot_id) for portion in portion_rows],
+        lots=[
+            Portion(
+                LotKey(portion.lot_account, portion.lot_expires_at_us, portion.lot_earned_on),
+                portion.portion_points,
+                portion.portion_lot_id,
+            )
+            for portion in rows
+            if portion.portion_lot_id is not None
+        ],
     )
+
+
+def hold_account(conn: Connection, hold_id: str) -> str | None:
+    """The held account (to lock it before reading the hold under the lock)."""
+    return conn.execute(select(holds.c.account).where(holds.c.hold_id == hold_id)).scalar_one_or_none()
 
 
 def existing_hold_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
@@ -106,7 +133,8 @@ def release_expired_holds(
 ) -> int:
     """Releases timed-out pending holds of locked accounts: points back to their lots, held points down (in the
     in-memory accounts; the caller writes them). Returns how many holds were released."""
-    names = sorted(set(accounts))
+    # An account holding no points has no pending hold, timed out or not: no query needed.
+    names = sorted({name for name in accounts if users[name].held_points > 0})
     if not names:
         return 0
     expired: list[tuple[str, str, int]] = []

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from ledger_svc.domain.journal import GENESIS_HASH, JournalEntry, block_hash, entries_hash
 from ledger_svc.domain.lots import LotKey, Portion
@@ -149,6 +149,10 @@ def refunded_by_lot(conn: Connection, original_transfer_id: str) -> tuple[int, d
 def seal(conn: Connection) -> int:
     """Chains unsealed batches into blocks, in batch order. Returns how many were sealed (0 if another
     transaction is sealing right now: it will pick these up, or the next call will)."""
+    if conn.dialect.name == "postgresql":
+        # The sealer never waits long for a lock: it gives up (the next seal picks the batches up) rather than
+        # take part in a lock cycle, e.g. with DDL such as a schema being dropped.
+        conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
     head = conn.execute(select(chain_head).where(chain_head.c.id == 1).with_for_update(skip_locked=True)).first()
     if head is None:
         return 0
