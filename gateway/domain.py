@@ -100,6 +100,8 @@ class Transfer:
     held_lots: list[HeldLot] = field(default_factory=list)
     attempts: int = 0
     next_attempt_at: datetime | None = None
+    # Lots the destination recreates instead of held_lots: an unwind gives back the very lots that came over.
+    carry_lots: list[HeldLot] = field(default_factory=list)
 
     @property
     def transfer_id(self) -> str:
@@ -173,6 +175,76 @@ def may_decide_commit(now: datetime, hold_expires_at: datetime, timing: Timing) 
 def hold_timeout_ms(created_at: datetime, expires_at: datetime) -> int:
     """The hold lives as long as the transfer; fixed at creation so a re-sent Hold carries the same body."""
     return max(int((expires_at - created_at).total_seconds() * 1000), 1)
+
+
+class AnywhereState(StrEnum):
+    """Redeem anywhere: points over to the reward's region, the redemption there, or the points back."""
+
+    CREATED = "CREATED"  # recorded; the transfer there is (being) made
+    TRANSFERRED = "TRANSFERRED"  # the points are in the target account; redeem next
+    REDEEMED = "REDEEMED"  # done: vouchers issued
+    UNWINDING = "UNWINDING"  # the redemption was refused; the points go back with their lots
+    UNWOUND = "UNWOUND"  # done: refused, points back in the source account
+    FAILED = "FAILED"  # done: the transfer there was refused, nothing moved
+    STRANDED = "STRANDED"  # done: the transfer back was refused; the points stay in the person's target account
+
+
+ANYWHERE_FINISHED = frozenset(
+    {AnywhereState.REDEEMED, AnywhereState.UNWOUND, AnywhereState.FAILED, AnywhereState.STRANDED}
+)
+ANYWHERE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,56}$")  # room for the derived transfer ids
+
+
+@dataclass(frozen=True)
+class AnywhereRequest:
+    request_id: str
+    source_account: str
+    target_account: str
+    reward_id: str
+    quantity: int
+
+    def fingerprint(self) -> str:
+        body = f"{self.request_id}|{self.source_account}|{self.target_account}|{self.reward_id}|{self.quantity}"
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    def there(self, amount_points: int) -> TransferRequest:
+        return TransferRequest(f"ra.{self.request_id}", self.source_account, self.target_account, amount_points)
+
+    def back(self, amount_points: int) -> TransferRequest:
+        return TransferRequest(f"ra.{self.request_id}.back", self.target_account, self.source_account, amount_points)
+
+    @property
+    def redeem_request_id(self) -> str:
+        return f"ra.{self.request_id}"
+
+
+@dataclass
+class Anywhere:
+    request: AnywhereRequest
+    caller_id: str
+    amount_points: int
+    state: AnywhereState
+    created_at: datetime
+    failure_reason: str = ""
+    redemption_id: str = ""
+    voucher_codes: list[str] = field(default_factory=list)
+    finished_at: datetime | None = None
+    attempts: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ANYWHERE_FINISHED
+
+
+def validate_anywhere(request: AnywhereRequest) -> None:
+    if not ANYWHERE_ID_PATTERN.match(request.request_id):
+        raise InvalidArgument("request_id", "must be 1-56 characters of A-Z a-z 0-9 . _ -")
+    if not request.reward_id or len(request.reward_id) > 64:
+        raise InvalidArgument("reward_id", "must be 1-64 characters")
+    if not 1 <= request.quantity <= 1000:
+        raise InvalidArgument("quantity", "must be between 1 and 1000")
+    if request.source_account == request.target_account:
+        raise InvalidArgument("target_account", "must differ from source_account")
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def credit_request(transfer: Transfer) -> ledger.PostTransfersRequest:
                 credit_account=transfer.request.to_account,
                 amount_points=transfer.request.amount_points,
                 code=ledger.TRANSFER_CODE_TRANSFER_IN,
-                carried_lots=lot_portions(transfer.held_lots),
+                carried_lots=lot_portions(transfer.carry_lots or transfer.held_lots),
                 reference=reference(transfer.request),
                 metadata={"from_account": transfer.request.from_account},
             )

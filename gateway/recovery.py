@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway import store
+from gateway.anywhere import RedeemAnywhereService
 from gateway.domain import State
 from gateway.transfers import TransferService
 
@@ -43,9 +44,15 @@ class TokenBucket:
 
 class Recovery:
     def __init__(
-        self, service: TransferService, batch_size: int = 100, checks_per_s: float = 50, burst: int = 100
+        self,
+        service: TransferService,
+        anywhere: RedeemAnywhereService | None = None,
+        batch_size: int = 100,
+        checks_per_s: float = 50,
+        burst: int = 100,
     ) -> None:
         self.service = service
+        self.anywhere = anywhere
         self.batch_size = batch_size
         self.bucket = TokenBucket(checks_per_s, burst)
         self._stop = threading.Event()
@@ -76,6 +83,23 @@ class Recovery:
                 self.service.drive(transfer_id)
             except Exception:  # one broken transfer must not stop the others
                 log.exception("recovery of a transfer failed", extra={"transfer_id": transfer_id})
+            driven += 1
+        return driven + self._run_anywhere(now)
+
+    def _run_anywhere(self, now: datetime) -> int:
+        """Unfinished redeem-anywhere requests after their transfers (a request waits for its transfer)."""
+        if self.anywhere is None:
+            return 0
+        with self.service.engine.connect() as conn:
+            due = store.due_unfinished(conn, now, self.batch_size, store.anywhere)
+        driven = 0
+        for request_id in due:
+            if not self.bucket.take():
+                break
+            try:
+                self.anywhere.drive(request_id)
+            except Exception:
+                log.exception("recovery of a redeem-anywhere request failed", extra={"request_id": request_id})
             driven += 1
         return driven
 

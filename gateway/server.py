@@ -13,10 +13,11 @@ from sqlalchemy import Engine
 
 from carbon.gateway.v1 import gateway_service_pb2 as pb
 from carbon.gateway.v1 import gateway_service_pb2_grpc
+from gateway.anywhere import RedeemAnywhereService
 from gateway.callers import Caller, GatewayConfig
 from gateway.clients import RegionClients
 from gateway.directory import directory_entry
-from gateway.domain import Position, State, Timing, Transfer, TransferRequest
+from gateway.domain import AnywhereRequest, Position, State, Timing, Transfer, TransferRequest
 from gateway.postings import moment, timestamp
 from gateway.recovery import Recovery
 from gateway.registry import RegionRegistry
@@ -37,12 +38,17 @@ log = logging.getLogger("carbon.gateway")
 
 
 class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
-    """Methods not yet built answer UNIMPLEMENTED (the generated base class)."""
-
-    def __init__(self, registry: RegionRegistry, config: GatewayConfig, transfers: TransferService) -> None:
+    def __init__(
+        self,
+        registry: RegionRegistry,
+        config: GatewayConfig,
+        transfers: TransferService,
+        anywhere: RedeemAnywhereService | None = None,
+    ) -> None:
         self._registry = registry
         self._config = config
         self._transfers = transfers
+        self._anywhere = anywhere or RedeemAnywhereService(transfers)
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="region-health")
 
     def _caller(self, context: grpc.ServicerContext) -> Caller:
@@ -89,6 +95,24 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         page, next_token = self._transfers.list(caller, request.account_number, state, page_size, request.page_token)
         return pb.ListCrossRegionTransfersResponse(
             transfers=[transfer_message(transfer) for transfer in page], next_page_token=next_token
+        )
+
+    def RedeemAnywhere(
+        self, request: pb.RedeemAnywhereRequest, context: grpc.ServicerContext
+    ) -> pb.RedeemAnywhereResponse:
+        caller = self._caller(context)
+        item, transfer = self._anywhere.redeem(
+            caller,
+            AnywhereRequest(
+                request.request_id,
+                request.source_account,
+                request.target_account,
+                request.reward_id,
+                request.quantity or 1,
+            ),
+        )
+        return pb.RedeemAnywhereResponse(
+            transfer=transfer_message(transfer), redemption_id=item.redemption_id, voucher_codes=item.voucher_codes
         )
 
     def GetSettlementReport(
@@ -234,8 +258,17 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
     registry = load_registry(settings)
     config = load_config(settings)
     transfers = build_transfers(settings, engine, registry, config)
+    anywhere = RedeemAnywhereService(transfers)
+    recovery = Recovery(transfers, anywhere)
     interval = _ms(settings, "CARBON_GATEWAY_RECOVERY_INTERVAL_MS", 1_000)
     if interval > timedelta(0):
-        Recovery(transfers).start(interval.total_seconds())
-    servicer = GatewayServiceServicer(registry, config, transfers)  # type: ignore[abstract]  # unbuilt: UNIMPLEMENTED
-    return [Registration(gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server, servicer, SERVICE_NAME)]
+        recovery.start(interval.total_seconds())
+    servicer = GatewayServiceServicer(registry, config, transfers, anywhere)
+    return [
+        Registration(
+            gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server,
+            servicer,
+            SERVICE_NAME,
+            on_stop=recovery.stop,
+        )
+    ]

@@ -28,7 +28,18 @@ from sqlalchemy import (
     update,
 )
 
-from gateway.domain import FINISHED, Decision, HeldLot, State, Transfer, TransferRequest
+from gateway.domain import (
+    ANYWHERE_FINISHED,
+    FINISHED,
+    Anywhere,
+    AnywhereRequest,
+    AnywhereState,
+    Decision,
+    HeldLot,
+    State,
+    Transfer,
+    TransferRequest,
+)
 
 metadata = MetaData()
 
@@ -53,6 +64,29 @@ transfers = Table(
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", DateTime),
     # Whoever drives a transfer (a request thread or the recovery loop) leases it, so two never race a step.
+    Column("lease_until", DateTime),
+    Column("carry_lots", Text),
+)
+
+anywhere = Table(
+    "xr_redeem_anywhere",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("caller_id", String(64), nullable=False),
+    Column("source_account", String(16), nullable=False),
+    Column("target_account", String(16), nullable=False),
+    Column("reward_id", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("amount_points", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("failure_reason", String(64), nullable=False),
+    Column("redemption_id", String(64), nullable=False),
+    Column("voucher_codes", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime),
     Column("lease_until", DateTime),
 )
 
@@ -104,6 +138,7 @@ def _transfer(row: Row[Any]) -> Transfer:
         held_lots=_lots(row.held_lots),
         attempts=row.attempts,
         next_attempt_at=_aware(row.next_attempt_at),
+        carry_lots=_lots(row.carry_lots),
     )
 
 
@@ -127,6 +162,7 @@ def insert_transfer(conn: Connection, transfer: Transfer, lease_until: datetime)
             attempts=0,
             next_attempt_at=_naive(transfer.next_attempt_at),
             lease_until=_naive(lease_until),
+            carry_lots=_lots_json(transfer.carry_lots),
         )
     )
 
@@ -193,47 +229,47 @@ def decide(
     return result.rowcount == 1
 
 
-def claim(conn: Connection, transfer_id: str, now: datetime, lease_until: datetime) -> bool:
+def _key(table: Table) -> Column[Any]:
+    return table.c.transfer_id if table is transfers else table.c.request_id
+
+
+def claim(conn: Connection, key: str, now: datetime, lease_until: datetime, table: Table = transfers) -> bool:
     result = conn.execute(
-        update(transfers)
-        .where(
-            transfers.c.transfer_id == transfer_id,
-            or_(transfers.c.lease_until.is_(None), transfers.c.lease_until < _naive(now)),
-        )
+        update(table)
+        .where(_key(table) == key, or_(table.c.lease_until.is_(None), table.c.lease_until < _naive(now)))
         .values(lease_until=_naive(lease_until))
     )
     return result.rowcount == 1
 
 
-def renew_lease(conn: Connection, transfer_id: str, lease_until: datetime) -> None:
-    conn.execute(
-        update(transfers).where(transfers.c.transfer_id == transfer_id).values(lease_until=_naive(lease_until))
-    )
+def renew_lease(conn: Connection, key: str, lease_until: datetime, table: Table = transfers) -> None:
+    conn.execute(update(table).where(_key(table) == key).values(lease_until=_naive(lease_until)))
 
 
-def release_lease(conn: Connection, transfer_id: str) -> None:
-    conn.execute(update(transfers).where(transfers.c.transfer_id == transfer_id).values(lease_until=None))
+def release_lease(conn: Connection, key: str, table: Table = transfers) -> None:
+    conn.execute(update(table).where(_key(table) == key).values(lease_until=None))
 
 
-def postpone(conn: Connection, transfer_id: str, next_attempt_at: datetime) -> None:
+def postpone(conn: Connection, key: str, next_attempt_at: datetime, table: Table = transfers) -> None:
     """A step could not run now (a region is down): try again later, counting attempts for backoff."""
     conn.execute(
-        update(transfers)
-        .where(transfers.c.transfer_id == transfer_id)
-        .values(next_attempt_at=_naive(next_attempt_at), attempts=transfers.c.attempts + 1, lease_until=None)
+        update(table)
+        .where(_key(table) == key)
+        .values(next_attempt_at=_naive(next_attempt_at), attempts=table.c.attempts + 1, lease_until=None)
     )
 
 
-def due_unfinished(conn: Connection, now: datetime, limit: int) -> list[str]:
+def due_unfinished(conn: Connection, now: datetime, limit: int, table: Table = transfers) -> list[str]:
     moment = _naive(now)
+    finished = FINISHED if table is transfers else ANYWHERE_FINISHED
     query = (
-        select(transfers.c.transfer_id)
+        select(_key(table))
         .where(
-            transfers.c.state.not_in([state.value for state in FINISHED]),
-            or_(transfers.c.next_attempt_at.is_(None), transfers.c.next_attempt_at <= moment),
-            or_(transfers.c.lease_until.is_(None), transfers.c.lease_until < moment),
+            table.c.state.not_in([state.value for state in finished]),
+            or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= moment),
+            or_(table.c.lease_until.is_(None), table.c.lease_until < moment),
         )
-        .order_by(transfers.c.created_at)
+        .order_by(table.c.created_at)
         .limit(limit)
     )
     return list(conn.execute(query).scalars())
@@ -254,3 +290,76 @@ def list_transfers(
         conditions.append(transfers.c.state == state.value)
     query = select(transfers).where(and_(*conditions)).order_by(transfers.c.transfer_id).limit(page_size)
     return [_transfer(row) for row in conn.execute(query)]
+
+
+# --- redeem anywhere ---------------------------------------------------------------------------------------------
+
+
+def insert_anywhere(conn: Connection, item: Anywhere, lease_until: datetime) -> None:
+    """Raises IntegrityError when the request id exists (the caller re-reads and compares fingerprints)."""
+    conn.execute(
+        insert(anywhere).values(
+            request_id=item.request.request_id,
+            fingerprint=item.request.fingerprint(),
+            caller_id=item.caller_id,
+            source_account=item.request.source_account,
+            target_account=item.request.target_account,
+            reward_id=item.request.reward_id,
+            quantity=item.request.quantity,
+            amount_points=item.amount_points,
+            state=item.state.value,
+            failure_reason="",
+            redemption_id="",
+            voucher_codes="[]",
+            created_at=_naive(item.created_at),
+            attempts=0,
+            lease_until=_naive(lease_until),
+        )
+    )
+
+
+def get_anywhere(conn: Connection, request_id: str) -> Anywhere | None:
+    row = conn.execute(select(anywhere).where(anywhere.c.request_id == request_id)).first()
+    if row is None:
+        return None
+    created_at = _aware(row.created_at)
+    assert created_at is not None
+    return Anywhere(
+        request=AnywhereRequest(row.request_id, row.source_account, row.target_account, row.reward_id, row.quantity),
+        caller_id=row.caller_id,
+        amount_points=row.amount_points,
+        state=AnywhereState(row.state),
+        created_at=created_at,
+        failure_reason=row.failure_reason,
+        redemption_id=row.redemption_id,
+        voucher_codes=list(json.loads(row.voucher_codes)),
+        finished_at=_aware(row.finished_at),
+        attempts=row.attempts,
+    )
+
+
+def advance_anywhere(
+    conn: Connection,
+    request_id: str,
+    expected: AnywhereState,
+    state: AnywhereState,
+    *,
+    failure_reason: str | None = None,
+    redemption_id: str | None = None,
+    voucher_codes: Sequence[str] | None = None,
+    finished_at: datetime | None = None,
+) -> bool:
+    """Compare-and-set on the state; False if another driver moved it first."""
+    values: dict[str, Any] = {"state": state.value, "attempts": 0, "next_attempt_at": None}
+    if failure_reason is not None:
+        values["failure_reason"] = failure_reason[:64]
+    if redemption_id is not None:
+        values["redemption_id"] = redemption_id
+    if voucher_codes is not None:
+        values["voucher_codes"] = json.dumps(list(voucher_codes))
+    if finished_at is not None:
+        values["finished_at"] = _naive(finished_at)
+    result = conn.execute(
+        update(anywhere).where(anywhere.c.request_id == request_id, anywhere.c.state == expected.value).values(**values)
+    )
+    return result.rowcount == 1

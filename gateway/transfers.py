@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -23,6 +23,7 @@ from gateway.callers import Caller, GatewayConfig, Role
 from gateway.clients import RegionClients, RemoteError, call
 from gateway.domain import (
     Decision,
+    HeldLot,
     State,
     Timing,
     Transfer,
@@ -89,11 +90,19 @@ class TransferService:
         if existing is not None:
             return existing
         check_accounts(self.clients, self.config, request, self.timing.call_timeout.total_seconds())
+        return self.start(request, caller.caller_id)
+
+    def start(self, request: TransferRequest, caller_id: str, carry_lots: Sequence[HeldLot] = ()) -> Transfer:
+        """Records (once) and drives a checked transfer; for callers inside the gateway such as redeem anywhere."""
+        existing = self._replay(request)
+        if existing is not None:
+            return existing
         now = self.clock()
         expires_at = now + self.timing.transfer_life
         transfer = Transfer(
-            request, caller.caller_id, State.CREATED, Decision.NONE, now, expires_at, hold_timeout_ms(now, expires_at)
+            request, caller_id, State.CREATED, Decision.NONE, now, expires_at, hold_timeout_ms(now, expires_at)
         )
+        transfer.carry_lots = list(carry_lots)
         try:
             with self.engine.begin() as conn:
                 store.insert_transfer(conn, transfer, lease_until=now + self.lease)
@@ -148,11 +157,12 @@ class TransferService:
         now = self.clock()
         if not leased:
             with self.engine.begin() as conn:
-                if not store.claim(conn, transfer_id, now, now + self.lease):
-                    return self._load(transfer_id)  # someone else is driving it right now
+                claimed = store.claim(conn, transfer_id, now, now + self.lease)
+            if not claimed:  # someone else is driving it right now (read outside the write transaction)
+                return self.load(transfer_id)
         try:
             for _ in range(MAX_STEPS):
-                transfer = self._load(transfer_id)
+                transfer = self.load(transfer_id)
                 if transfer.finished or transfer.state is State.UNKNOWN:
                     break
                 with self.engine.begin() as conn:
@@ -161,22 +171,22 @@ class TransferService:
             else:
                 log.error("transfer did not settle within the step bound", extra={"transfer_id": transfer_id})
         except Postponed:
-            transfer = self._load(transfer_id)
+            transfer = self.load(transfer_id)
             delay = min(timedelta(milliseconds=200 * 2 ** min(transfer.attempts, 10)), self.retry_max)
             with self.engine.begin() as conn:
                 store.postpone(conn, transfer_id, self.clock() + delay)
-            return self._load(transfer_id)
+            return self.load(transfer_id)
         with self.engine.begin() as conn:
             store.release_lease(conn, transfer_id)
-        return self._load(transfer_id)
+        return self.load(transfer_id)
 
-    def _load(self, transfer_id: str) -> Transfer:
+    def load(self, transfer_id: str) -> Transfer:
         with self.engine.connect() as conn:
             transfer = store.get_transfer(conn, transfer_id)
         assert transfer is not None, transfer_id
         return transfer
 
-    def _crash_point(self, name: str) -> None:
+    def crash_point(self, name: str) -> None:
         """Test hook (CARBON_TEST_CRASH_AT): die like kill -9 at a named point of the protocol."""
         if self.crash_at == name:
             log.warning("test hook: crashing", extra={"at": name})
@@ -241,7 +251,7 @@ class TransferService:
                 hold_expires_at=postings.moment(hold.expires_at),
                 held_lots=postings.held_lots(list(hold.lots)),
             )
-        self._crash_point("after_hold")
+        self.crash_point("after_hold")
 
     def _decide(self, transfer: Transfer) -> None:
         assert transfer.hold_expires_at is not None
@@ -249,7 +259,7 @@ class TransferService:
             self._set_decision(transfer, Decision.NONE, Decision.ABORT, "HOLD_TOO_CLOSE_TO_EXPIRY")
             return
         self._set_decision(transfer, Decision.NONE, Decision.COMMIT)
-        self._crash_point("after_decision")
+        self.crash_point("after_decision")
 
     def _credit(self, transfer: Transfer) -> None:
         region = transfer.request.to_region
@@ -266,10 +276,10 @@ class TransferService:
             return
         with self.engine.begin() as conn:
             store.advance(conn, transfer.transfer_id, State.HELD, State.CREDITED)
-        self._crash_point("after_credit")
+        self.crash_point("after_credit")
 
     def _commit(self, transfer: Transfer) -> None:
-        self._crash_point("before_commit")
+        self.crash_point("before_commit")
         region = transfer.request.from_region
         stub = self.clients.ledger(region)
         try:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,13 @@ from carbon.identity.v1 import identity_service_pb2 as idpb
 from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
+from carbon.rewards.v1 import rewards_service_pb2_grpc
 from gateway.callers import key_digest_hex
 from identity_svc.crypto import KeyRing
 from identity_svc.domain import id_check_char
 from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
 from identity_svc.server import IdentityServiceServicer, build_services
+from rewards_svc.server import registrations as rewards_registrations
 from service_kit import health
 from service_kit.db import make_engine, migrate
 from service_kit.server import Registration, RunningServer, start_server
@@ -93,6 +96,7 @@ class Federation:
         between_persons: bool = False,
         use_double: bool = False,
         ledger_db_urls: dict[str, str] | None = None,
+        rewards: bool = False,
     ) -> None:
         """use_double: run the ledger stand-in even when ledger_svc is built (it has crash hooks ledger_svc lacks)."""
         self.root = root
@@ -110,13 +114,16 @@ class Federation:
         self._channels: dict[str, grpc.Channel] = {}
         self.registry_path = root / "registry.json"
         self.config_path = root / "gateway-config.json"
+        self.rewards_servers: dict[str, RunningServer] = {}
         for code in regions:
             self.start_identity(code)
             self.start_ledger(code)
+            if rewards:
+                self.start_rewards(code)
         entries = [
             RegionEntry(
                 code, code, code, f"127.0.0.1:{self.identity_ports[code]}", "127.0.0.1:1",
-                f"127.0.0.1:{self.ledger_ports[code]}", "127.0.0.1:1",
+                f"127.0.0.1:{self.ledger_ports[code]}", self.rewards_address(code),
             )
             for code in regions
         ]  # fmt: skip
@@ -152,6 +159,24 @@ class Federation:
         running = start_server(settings, [registration])
         self.identities[code] = running
         self.identity_ports[code] = running.port
+
+    def start_rewards(self, code: str) -> None:
+        """rewards_svc in-process, spending through the region's ledger process."""
+        settings = Settings(
+            service="rewards_svc",
+            region_code=code,
+            extra={"CARBON_LEDGER_ADDRESS": f"127.0.0.1:{self.ledger_ports[code]}", "CARBON_RECOVERY_INTERVAL_S": "60"},
+        )
+        engine = make_engine(f"sqlite:///{self.root / f'rewards-{code}.db'}")
+        migrate("rewards_svc", engine)
+        self.rewards_servers[code] = start_server(settings, rewards_registrations(settings, engine))
+
+    def rewards_address(self, code: str) -> str:
+        running = self.rewards_servers.get(code)
+        return running.address if running else "127.0.0.1:1"
+
+    def rewards(self, code: str) -> rewards_service_pb2_grpc.RewardsServiceStub:
+        return rewards_service_pb2_grpc.RewardsServiceStub(self._channel(self.rewards_address(code)))
 
     def stop_identity(self, code: str) -> None:
         self.identities[code].stop()
@@ -217,6 +242,8 @@ class Federation:
         for code in self.regions:
             self.kill_ledger(code)
             self.identities[code].stop()
+        for running in self.rewards_servers.values():
+            running.stop()
         for channel in self._channels.values():
             channel.close()
 
@@ -255,12 +282,14 @@ class Federation:
         person = self._serial
         return [self.open_account(code, person) for code in codes]
 
-    def earn(self, code: str, account: str, points: int) -> None:
+    def earn(self, code: str, account: str, points: int, earned_at: datetime | None = None) -> None:
         self._serial += 1
         transfer = lpb.Transfer(
             transfer_id=f"earn-{self._serial}-{account}", debit_account="system:issuance", credit_account=account,
             amount_points=points, code=lpb.TRANSFER_CODE_EARN,
         )  # fmt: skip
+        if earned_at is not None:
+            transfer.earned_at.FromDatetime(earned_at)
         result = self.ledger(code).PostTransfers(lpb.PostTransfersRequest(transfers=[transfer]), timeout=10).results[0]
         assert result.status == lpb.TRANSFER_STATUS_POSTED, result
 
