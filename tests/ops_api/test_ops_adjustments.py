@@ -72,3 +72,8 @@ def test_community_staff_cannot_request_adjustments(ops: Ops) -> None:
     account = ops.open_account()
     response = ops.post("zj-staff", "/v1/adjustments", {"account_number": account, "amount_points": 5, "reason": "x"})
     assert response.status_code in {403, 422}
+
+
+def test_an_out_of_range_page_token_is_not_a_server_error(ops: Ops) -> None:
+    response = ops.get("viewer", "/v1/adjustments", page_token="9" * 40)
+    assert response.status_code == 200, response.text
