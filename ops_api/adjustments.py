@@ -147,7 +147,7 @@ def list_adjustments(
     context: OpsContext, state: str, account_number: str, page_size: int, page_token: str
 ) -> tuple[list[dict[str, Any]], str]:
     """Newest first, paged by (requested_at, id) offset token."""
-    offset = int(page_token) if page_token.isdigit() and len(page_token) <= 9 else 0
+    offset = int(page_token) if page_token.isascii() and page_token.isdigit() and len(page_token) <= 9 else 0
     query = select(adjustments).order_by(adjustments.c.requested_at.desc(), adjustments.c.adjustment_id)
     if state:
         query = query.where(adjustments.c.state == state)

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["federation"])
 @router.get("/regions", summary="The federated regions and where their services listen")
 def list_regions(context: Ctx, staff: CurrentStaff, page_size: PageSize = 0, page_token: PageToken = "") -> Json:
     codes = context.services.registry.sorted_codes()
-    start = int(page_token) if page_token.isdigit() else 0
+    start = int(page_token) if page_token.isascii() and page_token.isdigit() and len(page_token) <= 9 else 0
     size = page_size or 100
     regions = [
         {"region_code": e.region_code, "name_en": e.name_en, "name_zh": e.name_zh}

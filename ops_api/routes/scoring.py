@@ -194,7 +194,7 @@ def get_statistics(
     )
     rows = [to_json(row) for row in context.services.call("ingest", stub.GetStatistics, request).rows]
     # GetStatistics is not paged; the API pages its rows by offset so every list here pages the same way.
-    start = int(page_token) if page_token.isdigit() else 0
+    start = int(page_token) if page_token.isascii() and page_token.isdigit() and len(page_token) <= 9 else 0
     size = page_size or 500
     page = rows[start : start + size]
     more = start + size < len(rows)

@@ -122,6 +122,6 @@ def list_audit_log(
     page_token: PageToken = "",
 ) -> Json:
     staff.require(Role.ADMIN)
-    after = int(page_token) if page_token.isdigit() and len(page_token) < 19 else 0
+    after = int(page_token) if page_token.isascii() and page_token.isdigit() and len(page_token) < 19 else 0
     rows, last = audit.list_entries(context, page_size or 100, after, actor, action)
     return {"entries": rows, "next_page_token": str(last) if last else ""}
