@@ -2,8 +2,11 @@
 
 Configuration (CARBON_GATEWAY_CONFIG, a JSON file):
     {"callers": [{"id": "zj-platform", "region": "330000", "role": "platform",
-                  "key_sha256": "<hex sha256 of the API key>", "tls_subject": "CN=zj-platform"}],
+                  "key_sha256": "<hex sha256 of the API key>", "tls_common_name": "zj-platform.gov.cn",
+                  "rate_per_s": 200, "burst": 400}],
+     "rate_limit": {"rate_per_s": 100, "burst": 200},
      "policies": {"330000": {"transfers_between_persons": false}}}
+A caller is known by the common name of its verified client certificate (mTLS) or else by its API key.
 Only a digest of each key is configured, so the file holds no secret. Without callers the gateway runs open
 (embedded mode): every call acts as the national operator, and a warning says so at start.
 """
@@ -52,10 +55,17 @@ OPEN_CALLER = Caller("open", "000000", Role.OPERATOR)
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    rate_per_s: float = 100.0
+    burst: int = 200
+
+
+@dataclass(frozen=True)
 class CallerEntry:
     caller: Caller
     key_digest: bytes
-    tls_subject: str = ""
+    tls_common_name: str = ""
+    rate_limit: RateLimit | None = None  # None: the config's default
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class RegionPolicy:
 class GatewayConfig:
     callers: Sequence[CallerEntry] = ()
     policies: dict[str, RegionPolicy] = field(default_factory=dict)
+    rate_limit: RateLimit = RateLimit()
 
     @property
     def open(self) -> bool:
@@ -76,11 +87,13 @@ class GatewayConfig:
     def load(cls, path: Path) -> GatewayConfig:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
+            default = _rate_limit(raw.get("rate_limit", {}), RateLimit())
             callers = [
                 CallerEntry(
                     Caller(str(item["id"]), str(item["region"]), Role(item["role"])),
                     bytes.fromhex(item.get("key_sha256", "")),
-                    str(item.get("tls_subject", "")),
+                    str(item.get("tls_common_name", "") or str(item.get("tls_subject", "")).removeprefix("CN=")),
+                    _rate_limit(item, default) if "rate_per_s" in item or "burst" in item else None,
                 )
                 for item in raw.get("callers", [])
             ]
@@ -92,18 +105,24 @@ class GatewayConfig:
             raise ValueError(f"gateway config: no file at {path}") from None
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"gateway config: {path} is malformed: {error}") from None
-        return cls(callers, policies)
+        return cls(callers, policies, default)
 
     def policy(self, region_code: str) -> RegionPolicy:
         return self.policies.get(region_code, RegionPolicy())
 
-    def authenticate(self, metadata: Sequence[tuple[str, str | bytes]], tls_subjects: Sequence[str] = ()) -> Caller:
-        """The caller behind a call: an mTLS certificate subject, else `authorization: Bearer <key>`."""
+    def rate_limit_of(self, caller: Caller) -> RateLimit:
+        for entry in self.callers:
+            if entry.caller == caller and entry.rate_limit is not None:
+                return entry.rate_limit
+        return self.rate_limit
+
+    def authenticate(self, metadata: Sequence[tuple[str, str | bytes]], common_name: str = "") -> Caller:
+        """The caller behind a call: the verified client certificate's common name, else `Bearer <key>`."""
         if self.open:
             return OPEN_CALLER
-        for subject in tls_subjects:
+        if common_name:
             for entry in self.callers:
-                if entry.tls_subject and hmac.compare_digest(entry.tls_subject.encode(), subject.encode()):
+                if entry.tls_common_name and hmac.compare_digest(entry.tls_common_name.encode(), common_name.encode()):
                     return entry.caller
         header = next((str(value) for key, value in metadata if key == "authorization"), "")
         scheme, _, key = header.partition(" ")
@@ -119,6 +138,14 @@ class GatewayConfig:
         if match is None:
             raise Unauthenticated("CREDENTIALS_INVALID", "the API key is not known")
         return match
+
+
+def _rate_limit(raw: dict[str, object], default: RateLimit) -> RateLimit:
+    rate = float(str(raw.get("rate_per_s", default.rate_per_s)))
+    burst = int(str(raw.get("burst", default.burst)))
+    if rate <= 0 or burst < 1:
+        raise ValueError("rate_per_s must be positive and burst at least 1")
+    return RateLimit(rate, burst)
 
 
 def key_digest_hex(api_key: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
@@ -17,7 +17,9 @@ from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
 from gateway.registry import RegionRegistry
+from service_kit import tls
 from service_kit.errors import Unavailable
+from service_kit.settings import Settings
 from service_kit.status import error_details
 
 # Codes after which the outcome of a mutation is not known: retry with the same idempotency key.
@@ -51,6 +53,7 @@ class RemoteError(Exception):
     code: grpc.StatusCode
     reason: str
     message: str
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def final(self) -> bool:
@@ -66,8 +69,9 @@ class RemoteError(Exception):
 
 
 class RegionClients:
-    def __init__(self, registry: RegionRegistry) -> None:
+    def __init__(self, registry: RegionRegistry, settings: Settings | None = None) -> None:
         self.registry = registry
+        self._settings = settings
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
@@ -75,9 +79,17 @@ class RegionClients:
         with self._lock:
             channel = self._channels.get(address)
             if channel is None:
-                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                channel = (
+                    tls.open_channel(address, self._settings, CHANNEL_OPTIONS)  # mTLS to the regions when configured
+                    if self._settings is not None
+                    else grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                )
                 self._channels[address] = channel
             return channel
+
+    def channel(self, region_code: str, service: str) -> grpc.Channel:
+        """The channel to one of a region's services by kind: identity, ingest, ledger or rewards."""
+        return self._channel(getattr(self.registry.region(region_code), f"{service}_address"))
 
     def ledger(self, region_code: str) -> ledger_service_pb2_grpc.LedgerServiceStub:
         return ledger_service_pb2_grpc.LedgerServiceStub(
@@ -107,4 +119,10 @@ def call(region_code: str, method: Callable[..., Response], request: Any, timeou
         return method(request, timeout=timeout_s)
     except grpc.RpcError as error:
         details = error_details(error)
-        raise RemoteError(region_code, details.code, details.reason, details.message) from None
+        raise RemoteError(region_code, details.code, details.reason, details.message, dict(details.metadata)) from None
+
+
+def deadline_s(context: grpc.ServicerContext, cap_s: float, margin_s: float = 0.05) -> float:
+    """The caller's deadline propagates: a downstream call ends `margin_s` before the caller stops waiting."""
+    remaining = context.time_remaining()
+    return cap_s if remaining is None else max(min(cap_s, remaining - margin_s), 0.0)

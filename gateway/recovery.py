@@ -9,37 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import datetime, timedelta
 
 from gateway import store
 from gateway.anywhere import RedeemAnywhereService
 from gateway.domain import State
+from gateway.ratelimit import TokenBucket
 from gateway.transfers import TransferService
 
 log = logging.getLogger("carbon.gateway.recovery")
 UNKNOWN_RECHECK = timedelta(minutes=5)
-
-
-class TokenBucket:
-    """At most `rate_per_s` takes per second on average, bursts up to `burst`."""
-
-    def __init__(self, rate_per_s: float, burst: int) -> None:
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate_per_s)
-            self._stamp = now
-            if self._tokens < 1:
-                return False
-            self._tokens -= 1
-            return True
 
 
 class Recovery:

@@ -6,7 +6,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
 
 import grpc
 from sqlalchemy import Engine
@@ -15,10 +14,13 @@ from carbon.gateway.v1 import gateway_service_pb2 as pb
 from carbon.gateway.v1 import gateway_service_pb2_grpc
 from gateway.anywhere import RedeemAnywhereService
 from gateway.callers import Caller, GatewayConfig
-from gateway.clients import RegionClients
+from gateway.clients import RegionClients, deadline_s
 from gateway.directory import directory_entry
 from gateway.domain import AnywhereRequest, Position, State, Timing, Transfer, TransferRequest
+from gateway.forwarding import add_generic_handler, forwarding_handlers
+from gateway.front_door import FrontDoor
 from gateway.postings import moment, timestamp
+from gateway.ratelimit import build_limiter
 from gateway.recovery import Recovery
 from gateway.registry import RegionRegistry
 from gateway.settlement import settlement_report
@@ -41,20 +43,18 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     def __init__(
         self,
         registry: RegionRegistry,
-        config: GatewayConfig,
+        front_door: FrontDoor,
         transfers: TransferService,
         anywhere: RedeemAnywhereService | None = None,
     ) -> None:
         self._registry = registry
-        self._config = config
+        self._front_door = front_door
         self._transfers = transfers
         self._anywhere = anywhere or RedeemAnywhereService(transfers)
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="region-health")
 
     def _caller(self, context: grpc.ServicerContext) -> Caller:
-        names = cast(list[bytes], (context.auth_context() or {}).get("x509_common_name", []))
-        subjects = [f"CN={name.decode()}" for name in names]
-        return self._config.authenticate(list(context.invocation_metadata() or []), subjects)
+        return self._front_door.caller(context)
 
     def ListRegions(self, request: pb.ListRegionsRequest, context: grpc.ServicerContext) -> pb.ListRegionsResponse:
         self._caller(context)
@@ -127,7 +127,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             self._transfers.clients,
             moment(request.period_start),
             moment(request.period_end),
-            _deadline_s(context, self._transfers.timing.call_timeout.total_seconds()),
+            deadline_s(context, self._transfers.timing.call_timeout.total_seconds()),
         )
         return pb.GetSettlementReportResponse(
             gross=[_position(position) for position in report.gross],
@@ -142,7 +142,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             self._transfers.clients,
             self._caller(context),
             request.account_number,
-            _deadline_s(context, self._transfers.timing.call_timeout.total_seconds()),
+            deadline_s(context, self._transfers.timing.call_timeout.total_seconds()),
         )
         return pb.GetDirectoryEntryResponse(
             accounts=[
@@ -157,12 +157,6 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             ],
             total_available_points=sum(account.available_points for account in accounts),
         )
-
-
-def _deadline_s(context: grpc.ServicerContext, cap_s: float) -> float:
-    """The caller's deadline propagates: downstream calls end before it does."""
-    remaining = context.time_remaining()
-    return cap_s if remaining is None else max(min(cap_s, remaining - 0.05), 0.0)
 
 
 def _position(position: Position) -> pb.SettlementPosition:
@@ -246,7 +240,7 @@ def build_transfers(
     )
     return TransferService(
         engine,
-        RegionClients(registry),
+        RegionClients(registry, settings),
         config,
         timing,
         crash_at=settings.extra.get("CARBON_TEST_CRASH_AT", ""),
@@ -263,12 +257,20 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
     interval = _ms(settings, "CARBON_GATEWAY_RECOVERY_INTERVAL_MS", 1_000)
     if interval > timedelta(0):
         recovery.start(interval.total_seconds())
-    servicer = GatewayServiceServicer(registry, config, transfers, anywhere)
+    front_door = FrontDoor(
+        config, build_limiter(settings.redis_url, settings.extra.get("CARBON_REDIS_PREFIX", "carbon:gateway:"))
+    )
+    servicer = GatewayServiceServicer(registry, front_door, transfers, anywhere)
+    forwarding = [
+        Registration(add_generic_handler, handler, name)
+        for name, handler in forwarding_handlers(front_door, transfers.clients, transfers.timing).items()
+    ]
     return [
+        *forwarding,
         Registration(
             gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server,
             servicer,
             SERVICE_NAME,
             on_stop=recovery.stop,
-        )
+        ),
     ]

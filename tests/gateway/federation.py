@@ -253,6 +253,9 @@ class Federation:
             self._channels[address] = grpc.insecure_channel(address)
         return self._channels[address]
 
+    def gateway_channel(self) -> grpc.Channel:
+        return self._channel(f"127.0.0.1:{self.gateway_port}")
+
     def gateway(self, address: str = "") -> gateway_service_pb2_grpc.GatewayServiceStub:
         return gateway_service_pb2_grpc.GatewayServiceStub(self._channel(address or f"127.0.0.1:{self.gateway_port}"))
 
