@@ -60,6 +60,14 @@ def main() -> None:
                 text("INSERT INTO system_balances VALUES ('system:issuance', 0, :total)"),
                 {"total": -10 * LOTS},
             )
+            # The journal of the seed: one earn per lot, so the ledger conserves (balances = journal sums).
+            conn.execute(
+                text(
+                    "INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code,"
+                    " reference, co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint)"
+                    " SELECT 'seed:' || lot_id, 0, 'system:issuance', account, 10, 1, '', 0, '', 0, 0, '' FROM lots"
+                )
+            )
             conn.execute(text("ANALYZE"))
         ledger = LedgerContext(engine, REGION, lambda: NOW)
         started = time.perf_counter()

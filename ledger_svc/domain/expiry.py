@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
 from ledger_svc.domain.names import SystemKind, TransferCode
@@ -47,3 +49,14 @@ def expire_lots(users: Mapping[str, UserAccount], lots: list[ExpiringLot], now_u
             )
         )
     return postings
+
+
+# One swept lot as the PostgreSQL sweep reads it back: (lot_id, account, expires_at_us, earned_on, points, expired
+# before). Tuples, not objects: a sweep handles millions.
+SweptLot = tuple[int, str, int, date, int, int]
+
+
+def expire_fingerprint(transfer_id: str, points: int) -> str:
+    """`fingerprint_of(["expire", transfer_id, points])` for ids of digits and colons (nothing JSON escapes)."""
+    body = f'["expire","{transfer_id}",{points}]'
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()

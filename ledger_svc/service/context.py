@@ -36,8 +36,9 @@ class LedgerContext:
     region_code: str
     clock: Clock = system_clock
     validity_months: int = DEFAULT_VALIDITY_MONTHS
-    # Credit-only batches on PostgreSQL take the set-based path (ADR 0102); tests turn it off to compare.
+    # Credit-only batches and the expiry sweep on PostgreSQL are set-based (ADR 0102); tests turn them off to compare.
     credit_fast_path: bool = True
+    set_based_expiry: bool = True
     _sealer_wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False, compare=False)
     _sealer_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _sealer: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from ledger_svc.domain.expiry import expire_lots
 from ledger_svc.domain.names import SystemKind
 from ledger_svc.domain.time import day_of, start_of_day_us
+from ledger_svc.service import expiry as set_based
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import accounts as account_store
 from ledger_svc.store import expiry as expiry_store
@@ -43,8 +44,16 @@ def expire_points(ctx: LedgerContext, as_of: date | None, batch_size: int, max_b
     size = batch_size or DEFAULT_EXPIRY_BATCH
     cutoff_us = start_of_day_us(day)
     lots_total = points_total = batches = 0
+    set_based_sweep = ctx.set_based_expiry and ctx.engine.dialect.name == "postgresql"
+    after = set_based.START_KEY
     while True:
-        lots_done, points_done, full = ctx.transaction(lambda conn: _expire_batch(conn, ctx, cutoff_us, size))
+        if set_based_sweep:
+            # The key moves on only once its batch committed (a retried batch starts from the same place).
+            lots_done, points_done, full, after = ctx.transaction(
+                lambda conn, start=after: set_based.expire_batch(conn, ctx, cutoff_us, size, start)  # type: ignore[misc]
+            )
+        else:
+            lots_done, points_done, full = ctx.transaction(lambda conn: _expire_batch(conn, ctx, cutoff_us, size))
         lots_total += lots_done
         points_total += points_done
         batches += 1

@@ -74,7 +74,7 @@ def copy_transfers(
 ) -> None:
     """The journal rows by COPY. An id another transaction commits meanwhile is a unique violation: the whole
     transaction is retried and then finds that id taken."""
-    with _copy(conn, _COPY_TRANSFERS) as copy:
+    with copy_into(conn, _COPY_TRANSFERS) as copy:
         for credit, balance_after in zip(credits, balances_after, strict=True):
             copy.write_row(
                 (
@@ -111,13 +111,13 @@ def upsert_lots(conn: Connection, per_lot: dict[tuple[str, int, date], int]) -> 
 
 
 def copy_transfer_lots(conn: Connection, rows: Iterable[tuple[str, str, int, int, int]]) -> None:
-    with _copy(conn, _COPY_TRANSFER_LOTS) as copy:
+    with copy_into(conn, _COPY_TRANSFER_LOTS) as copy:
         for row in rows:
             copy.write_row(row)
 
 
 @contextmanager
-def _copy(conn: Connection, statement: str) -> Iterator[psycopg.Copy]:
+def copy_into(conn: Connection, statement: str) -> Iterator[psycopg.Copy]:
     """COPY in the connection's transaction (SQLAlchemy has no API for it); driver errors are raised as
     SQLAlchemy's, so the transaction's retry on unique violations, deadlocks and serialization failures applies."""
     driver = conn.connection.driver_connection

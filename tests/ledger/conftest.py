@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine
@@ -33,3 +33,19 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def ledger(engine: Engine, clock: MovableClock) -> LedgerContext:
     return LedgerContext(engine, REGION, clock)
+
+
+@pytest.fixture
+def two_ledgers(
+    postgres_url: str, fresh_postgres_url: Callable[[], str]
+) -> Iterator[tuple[LedgerContext, LedgerContext]]:
+    """One clock over two PostgreSQL databases: a ledger with the set-based paths (ADR 0102), one without."""
+    clock = MovableClock()
+    fast_engine = migrated_engine(postgres_url)
+    general_engine = migrated_engine(fresh_postgres_url())
+    yield (
+        LedgerContext(fast_engine, REGION, clock),
+        LedgerContext(general_engine, REGION, clock, credit_fast_path=False, set_based_expiry=False),
+    )
+    fast_engine.dispose()
+    general_engine.dispose()

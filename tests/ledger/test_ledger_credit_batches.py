@@ -4,43 +4,24 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
 
 from ledger_svc.domain.posting import ItemResult, Status, TransferRequest
 from ledger_svc.service import holds, ops, postings, reads
 from ledger_svc.service.context import LedgerContext
 from tests.ledger.ledger_support import (
     ISSUANCE,
-    REGION,
     START,
-    MovableClock,
     account_number,
     earn,
-    migrated_engine,
     spend,
 )
 
 pytestmark = pytest.mark.postgres
 ACCOUNTS = [account_number(n) for n in range(1, 9)]
-
-
-@pytest.fixture
-def two_ledgers(postgres_url: str, fresh_postgres_url: object) -> Iterator[tuple[LedgerContext, LedgerContext]]:
-    """The same clock over two databases: one ledger with the credit fast path, one without."""
-    clock = MovableClock()
-    fast_engine: Engine = migrated_engine(postgres_url)
-    general_engine: Engine = migrated_engine(fresh_postgres_url())  # type: ignore[operator]
-    yield (
-        LedgerContext(fast_engine, REGION, clock),
-        LedgerContext(general_engine, REGION, clock, credit_fast_path=False),
-    )
-    fast_engine.dispose()
-    general_engine.dispose()
 
 
 def _random_batch(rng: random.Random, number: int, used: list[TransferRequest]) -> list[TransferRequest]:

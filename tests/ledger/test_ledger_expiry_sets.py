@@ -1,0 +1,77 @@
+"""The set-based expiry sweep on PostgreSQL writes exactly what the general sweep writes."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from datetime import timedelta
+
+import pytest
+
+from ledger_svc.domain.expiry import expire_fingerprint
+from ledger_svc.domain.posting import Status, fingerprint_of
+from ledger_svc.service import holds, ops, postings, reads
+from ledger_svc.service.context import LedgerContext
+from service_kit.errors import DomainError
+from tests.ledger.ledger_support import EXPIRY, START, account_number, earn, spend
+
+pytestmark = pytest.mark.postgres
+ACCOUNTS = [account_number(n) for n in range(1, 7)]
+
+
+def test_the_expiry_fingerprint_is_the_general_one() -> None:
+    assert expire_fingerprint("expire:12:0", 30) == fingerprint_of(["expire", "expire:12:0", 30])
+
+
+def _statement(ledger: LedgerContext, account: str) -> list[tuple[object, ...]]:
+    entries = reads.list_statement_entries(ledger, account, 500, "", [], 0, 0).entries
+    return [(e.transfer_id, e.amount_points, e.balance_after_points, e.reference) for e in entries]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_ledgers_swept_both_ways_end_the_same(
+    two_ledgers: tuple[LedgerContext, LedgerContext], seed: int
+) -> None:
+    fast, general = two_ledgers
+    rng = random.Random(seed)
+    for number in range(30):
+        batch = [
+            earn(f"e{number}-{item}", rng.choice(ACCOUNTS), rng.randint(1, 90), earned_at=START - timedelta(days=d))
+            for item, d in enumerate(rng.choices([0, 5, 300, 700, 725], k=rng.randint(1, 8)))
+        ]
+        if rng.random() < 0.4:
+            batch.append(spend(f"s{number}", rng.choice(ACCOUNTS), rng.randint(1, 60)))
+        for ledger in (fast, general):
+            postings.post_transfers(ledger, batch)
+    for number, account in enumerate(ACCOUNTS[:3]):
+        for ledger in (fast, general):
+            with contextlib.suppress(DomainError):  # not enough points: the same on both
+                holds.hold(ledger, holds.HoldRequest(f"h{number}", account, 5))
+    fast.clock.advance(days=20)  # type: ignore[attr-defined]
+    fast_outcome = ops.expire_points(fast, None, batch_size=7, max_batches=0)
+    general_outcome = ops.expire_points(general, None, batch_size=7, max_batches=0)
+    assert fast_outcome == general_outcome
+    assert fast_outcome.lots_expired > 0
+    assert ops.expire_points(fast, None, batch_size=7, max_batches=0).lots_expired == 0  # idempotent per day
+    for account in ACCOUNTS:
+        assert reads.get_balance(fast, account) == reads.get_balance(general, account)
+        assert _statement(fast, account) == _statement(general, account)
+    assert reads.get_balance(fast, EXPIRY) == reads.get_balance(general, EXPIRY)
+    for ledger in (fast, general):
+        assert ops.verify_journal(ledger).ok
+        assert ops.check_conservation(ledger).balanced, ops.check_conservation(ledger).problems
+
+
+def test_a_set_based_sweep_stops_after_max_batches_and_resumes(ledger: LedgerContext) -> None:
+    old = START - timedelta(days=740)
+    results = postings.post_transfers(ledger, [earn(f"e{n}", ACCOUNTS[n % 6], 10, earned_at=old) for n in range(30)])
+    assert {r.status for r in results} == {Status.FAILED}  # already expired: refused
+    postings.post_transfers(
+        ledger, [earn(f"f{n}", ACCOUNTS[n % 6], 10, earned_at=START - timedelta(days=n)) for n in range(30)]
+    )
+    ledger.clock.advance(days=735)  # type: ignore[attr-defined]
+    first = ops.expire_points(ledger, None, batch_size=4, max_batches=2)
+    assert (first.lots_expired, first.done) == (8, False)
+    rest = ops.expire_points(ledger, None, batch_size=4, max_batches=0)
+    assert rest.done and first.lots_expired + rest.lots_expired == 30
+    assert ops.check_conservation(ledger).balanced and ops.verify_journal(ledger).ok
