@@ -144,8 +144,8 @@ def main() -> int:
             processes.append(spawn("ledger_svc", ledger_port, urls["ledger"], {}))
             ledger_address = f"127.0.0.1:{ledger_port}"
         else:
-            sys.path.insert(0, str(ROOT / "tests" / "rewards"))
-            from rewards_fake_ledger import FakeLedger, FakeLedgerServicer
+            sys.path.insert(0, str(ROOT))
+            from tests.rewards.rewards_fake_ledger import FakeLedger, FakeLedgerServicer
 
             fake = FakeLedgerServicer(FakeLedger())  # type: ignore[abstract]
             running = start_server(

@@ -8,13 +8,13 @@ See docs/adr/0300-redemption-state-machine.md.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
 
 import grpc
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine
 
 from rewards_svc import store
 from rewards_svc.domain import (
@@ -23,6 +23,7 @@ from rewards_svc.domain import (
     Redemption,
     RedemptionState,
     Reward,
+    Usage,
     Voucher,
     VoucherState,
     check_open,
@@ -111,28 +112,24 @@ class Redemptions:
         self, request_id: str, account_number: str, reward_id: str, quantity: int, region_code: str
     ) -> Redemption:
         validate_redeem(account_number, reward_id, quantity, region_code, request_id)
-        existing = self.find(request_id=request_id)
-        if existing is None:
-            try:
-                redemption = self._reserve(request_id, account_number, reward_id, quantity, region_code)
-            except IntegrityError:  # the same request_id raced in beside us
-                existing = self.find(request_id=request_id)
-                if existing is None:
-                    raise
-            else:
-                return self._drive(redemption)
-        if not existing.same_request(account_number, reward_id, quantity, region_code):
-            raise idempotency_reused(request_id)
-        return self._replay(existing)
+        # One pooled connection for the whole redemption (the pool is sized to the worker threads); no transaction
+        # is open while the ledger is called.
+        with self._engine.connect() as connection:
+            reserved = self._reserve(connection, request_id, account_number, reward_id, quantity, region_code)
+            if isinstance(reserved, Redemption):
+                if not reserved.same_request(account_number, reward_id, quantity, region_code):
+                    raise idempotency_reused(request_id)
+                return self._replay(connection, reserved)
+            return self._drive(connection, *reserved)
 
     def find(self, *, redemption_id: str = "", request_id: str = "") -> Redemption | None:
         with self._engine.connect() as connection:
-            return store.get_redemption(connection, redemption_id=redemption_id, request_id=request_id)
+            return store.redemptions.get(connection, redemption_id=redemption_id, request_id=request_id)
 
-    def _replay(self, redemption: Redemption) -> Redemption:
+    def _replay(self, connection: Connection, redemption: Redemption) -> Redemption:
         if redemption.state == RedemptionState.PENDING:
             try:
-                redemption = self.resolve(redemption.redemption_id)
+                redemption = self._resolve(connection, redemption.redemption_id)
             except LedgerUnavailable:
                 raise pending_error(redemption.redemption_id) from None
         if redemption.state == RedemptionState.FAILED:
@@ -146,21 +143,37 @@ class Redemptions:
         return redemption
 
     def _reserve(
-        self, request_id: str, account_number: str, reward_id: str, quantity: int, region_code: str
-    ) -> Redemption:
-        """One local transaction: the checks, the PENDING redemption and the stock it takes; or a FAILED record."""
+        self,
+        connection: Connection,
+        request_id: str,
+        account_number: str,
+        reward_id: str,
+        quantity: int,
+        region_code: str,
+    ) -> Redemption | tuple[Redemption, Reward]:
+        """One local transaction: the checks, the PENDING redemption and the stock it takes; or a FAILED record.
+
+        Returns the new redemption with the reward it was checked against, or the redemption stored first under
+        this request id (a retry: nothing is written). Raises the refusal of a new request.
+        """
         now = self._clock()
         redemption_id = uuid.uuid4().hex
         refusal: FailedPrecondition | None = None
-        with self._engine.begin() as connection:
-            reward = store.get_reward(connection, reward_id)
+        with connection.begin():
+            reward = store.rewards.get(connection, reward_id)
             if reward is not None and (reward.stock != UNLIMITED_STOCK or _limited(reward)):
                 # Counted stock and per-account limits need redemptions of this reward one at a time.
-                reward = store.get_reward(connection, reward_id, lock=True)
+                reward = store.rewards.get(connection, reward_id, lock=True)
             if reward is None:
+                existing = store.redemptions.get(connection, request_id=request_id)
+                if existing is not None:
+                    return existing
                 raise NotFound("REWARD_NOT_FOUND", f"no reward {reward_id}", {"reward_id": reward_id})
-            day_start, month_start = period_starts(now)
-            usage = store.usage(connection, account_number, reward_id, day_start, month_start)
+            if _limited(reward):
+                day_start, month_start = period_starts(now)
+                usage = store.redemptions.usage(connection, account_number, reward_id, day_start, month_start)
+            else:
+                usage = Usage(0, 0, 0)
             try:
                 check_redeemable(reward, region_code, quantity, usage, now)
             except FailedPrecondition as error:
@@ -179,15 +192,18 @@ class Redemptions:
                 hold_id=hold_id_for(redemption_id),
                 created_at=now,
             )
-            store.insert_redemption(connection, redemption, limit_units(reward, quantity))
-            if refusal is None:
-                store.change_stock(connection, reward_id, -quantity)
+            if not store.redemptions.insert(connection, redemption, limit_units(reward, quantity)):
+                existing = store.redemptions.get(connection, request_id=request_id)
+                assert existing is not None  # the insert met it
+                return existing
+            if refusal is None and reward.stock != UNLIMITED_STOCK:
+                store.rewards.change_stock(connection, reward_id, -quantity)
         if refusal is not None:
             raise refusal
-        return redemption
+        return redemption, reward
 
-    def _drive(self, redemption: Redemption) -> Redemption:
-        """The forward path of a fresh redemption."""
+    def _drive(self, connection: Connection, redemption: Redemption, reward: Reward) -> Redemption:
+        """The forward path of a fresh redemption; the answer is built from what was written, not read back."""
         try:
             self._ledger.hold(
                 redemption.hold_id,
@@ -197,103 +213,113 @@ class Redemptions:
                 reference=redemption.redemption_id,
             )
         except LedgerRefused as refused:
-            self._unwind(redemption.redemption_id, refused.reason or "HOLD_REFUSED")
+            self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
             raise mirror(refused) from None
         except LedgerUnavailable:
-            return self._replay(redemption)
+            return self._replay(connection, redemption)
         self._checkpoint("after_hold")
-        if not self._issue_vouchers(redemption.redemption_id):
+        issued = self._issue_vouchers(connection, redemption, reward)
+        if issued is None:
             # Someone else unwound it while our hold was on its way: give the points back.
             self._release_quietly(redemption.hold_id)
-            return self._replay(self._get(redemption.redemption_id))
+            return self._replay(connection, self._get(connection, redemption.redemption_id))
         self._checkpoint("after_vouchers")
         try:
             self._ledger.commit_hold(redemption.hold_id, REDEMPTION_ACCOUNT)
         except (LedgerRefused, LedgerUnavailable):
-            return self._replay(self._get(redemption.redemption_id))
-        self._complete(redemption.redemption_id)
-        return self._get(redemption.redemption_id)
+            return self._replay(connection, self._get(connection, redemption.redemption_id))
+        if not self._complete(connection, redemption.redemption_id):
+            return self._get(connection, redemption.redemption_id)  # another finisher moved it first
+        return dataclasses.replace(redemption, state=RedemptionState.COMPLETED, vouchers=issued)
 
     def resolve(self, redemption_id: str) -> Redemption:
         """Finishes or unwinds a PENDING redemption from the ledger's hold. Raises LedgerUnavailable."""
-        redemption = self._get(redemption_id)
+        with self._engine.connect() as connection:
+            return self._resolve(connection, redemption_id)
+
+    def _resolve(self, connection: Connection, redemption_id: str) -> Redemption:
+        redemption = self._get(connection, redemption_id)
         if redemption.state != RedemptionState.PENDING:
             return redemption
         hold = self._ledger.get_hold(redemption.hold_id)
         if hold is None or hold.state in (HoldState.RELEASED, HoldState.EXPIRED):
-            self._unwind(redemption_id, "HOLD_NOT_PLACED" if hold is None else f"HOLD_{hold.state}")
+            self._unwind(connection, redemption_id, "HOLD_NOT_PLACED" if hold is None else f"HOLD_{hold.state}")
         elif hold.state == HoldState.PENDING:
-            if self._issue_vouchers(redemption_id):
+            if self._issue_vouchers(connection, redemption) is not None:
                 try:
                     self._ledger.commit_hold(redemption.hold_id, REDEMPTION_ACCOUNT)
                 except LedgerRefused:
                     after = self._ledger.get_hold(redemption.hold_id)
                     if after is None or after.state != HoldState.COMMITTED:
                         self._release_quietly(redemption.hold_id)
-                        self._unwind(redemption_id, "HOLD_COMMIT_REFUSED")
-                        return self._get(redemption_id)
-                self._complete(redemption_id)
+                        self._unwind(connection, redemption_id, "HOLD_COMMIT_REFUSED")
+                        return self._get(connection, redemption_id)
+                self._complete(connection, redemption_id)
         else:  # committed: the points are gone, so the vouchers must exist
-            self._issue_vouchers(redemption_id)
-            self._complete(redemption_id)
-        return self._get(redemption_id)
+            self._issue_vouchers(connection, redemption)
+            self._complete(connection, redemption_id)
+        return self._get(connection, redemption_id)
 
-    def _get(self, redemption_id: str) -> Redemption:
-        redemption = self.find(redemption_id=redemption_id)
+    def _get(self, connection: Connection, redemption_id: str) -> Redemption:
+        with connection.begin():
+            redemption = store.redemptions.get(connection, redemption_id=redemption_id)
         if redemption is None:
             raise NotFound("REDEMPTION_NOT_FOUND", f"no redemption {redemption_id}")
         return redemption
 
-    def _issue_vouchers(self, redemption_id: str) -> bool:
-        """Creates the vouchers once; False when the redemption is no longer PENDING."""
-        now = self._clock()
-        with self._engine.begin() as connection:
-            redemption = store.get_redemption(connection, redemption_id=redemption_id, lock=True)
-            if redemption is None or redemption.state != RedemptionState.PENDING:
-                return False
-            if redemption.vouchers:
-                return True
-            reward = store.get_reward(connection, redemption.reward_id)
-            assert reward is not None  # a foreign key
-            store.insert_vouchers(
-                connection,
-                [
-                    Voucher(
-                        code=new_voucher_code(),
-                        redemption_id=redemption_id,
-                        seq=plan.seq,
-                        reward_id=reward.reward_id,
-                        account_number=redemption.account_number,
-                        units=plan.units,
-                        price_points=plan.price_points,
-                        state=VoucherState.ISSUED,
-                        issued_at=now,
-                        expires_at=voucher_expiry(now, reward.voucher_lifetime_days),
-                        used_at=None,
-                        terms=reward.terms,
-                    )
-                    for plan in plan_vouchers(reward, redemption.quantity, redemption.price_points)
-                ],
-            )
-        return True
+    def _issue_vouchers(
+        self, connection: Connection, redemption: Redemption, reward: Reward | None = None
+    ) -> tuple[Voucher, ...] | None:
+        """Creates the vouchers once, under the redemption's row lock; None when it is no longer PENDING.
 
-    def _complete(self, redemption_id: str) -> None:
-        with self._engine.begin() as connection:
-            store.set_redemption_state(
+        `reward` is the one the redemption was checked against (its terms and voucher lifetime); read when absent.
+        """
+        now = self._clock()
+        redemption_id = redemption.redemption_id
+        with connection.begin():
+            if store.redemptions.lock_state(connection, redemption_id) != RedemptionState.PENDING:
+                return None
+            if reward is None:
+                reward = store.rewards.get(connection, redemption.reward_id)
+                assert reward is not None  # a foreign key
+            planned = tuple(
+                Voucher(
+                    code=new_voucher_code(),
+                    redemption_id=redemption_id,
+                    seq=plan.seq,
+                    reward_id=reward.reward_id,
+                    account_number=redemption.account_number,
+                    units=plan.units,
+                    price_points=plan.price_points,
+                    state=VoucherState.ISSUED,
+                    issued_at=now,
+                    expires_at=voucher_expiry(now, reward.voucher_lifetime_days),
+                    used_at=None,
+                    terms=reward.terms,
+                )
+                for plan in plan_vouchers(reward, redemption.quantity, redemption.price_points)
+            )
+            if store.vouchers.insert_new(connection, planned) == len(planned):
+                return planned
+            return tuple(store.vouchers.of_redemption(connection, redemption_id))  # issued by an earlier attempt
+
+    def _complete(self, connection: Connection, redemption_id: str) -> bool:
+        with connection.begin():
+            return store.redemptions.set_state(
                 connection, redemption_id, RedemptionState.PENDING, RedemptionState.COMPLETED, self._clock()
             )
 
-    def _unwind(self, redemption_id: str, reason: str) -> None:
+    def _unwind(self, connection: Connection, redemption_id: str, reason: str) -> None:
         """PENDING → FAILED, once: the stock comes back and any vouchers issued are cancelled."""
         now = self._clock()
-        with self._engine.begin() as connection:
-            redemption = store.get_redemption(connection, redemption_id=redemption_id, lock=True)
-            if redemption is None or not store.set_redemption_state(
+        with connection.begin():
+            redemption = store.redemptions.get(connection, redemption_id=redemption_id)
+            if redemption is None or not store.redemptions.set_state(
                 connection, redemption_id, RedemptionState.PENDING, RedemptionState.FAILED, now, reason
             ):
                 return
-            store.change_stock(connection, redemption.reward_id, redemption.quantity)
-            store.cancel_vouchers_of_redemption(connection, redemption_id, now)
+            store.rewards.change_stock(connection, redemption.reward_id, redemption.quantity)
+            store.vouchers.cancel_of_redemption(connection, redemption_id, now)
         log.info("redemption unwound", extra={"redemption_id": redemption_id, "reason": reason})
 
     def _release_quietly(self, hold_id: str) -> None:
@@ -311,18 +337,18 @@ class Redemptions:
         code = normalize_voucher_code(code)
         now = self._clock()
         with self._engine.begin() as connection:
-            store.expire_vouchers(connection, now, code=code)
+            store.vouchers.expire(connection, now, code=code)
         with self._engine.begin() as connection:
-            claimed = store.claim_request(connection, "cancel_voucher", request_id, fingerprint(code), code, now)
-            if claimed is not None and claimed[0] != fingerprint(code):
+            claimed = store.requests.claim(connection, "cancel_voucher", request_id, fingerprint(code), code, now)
+            if claimed is not None and claimed.fingerprint != fingerprint(code):
                 raise idempotency_reused(request_id)
-            found = store.get_voucher(connection, code, lock=True)
+            found = store.vouchers.get(connection, code, lock=True)
             if found is None or found[1] != RedemptionState.COMPLETED:
                 raise NotFound("VOUCHER_NOT_FOUND", "no such voucher")
-            voucher, _state, hold_id = found
+            voucher, _state, hold_id, _refund_id = found
             if claimed is None or voucher.state == VoucherState.ISSUED:  # new, or a refused refund being retried
                 check_open(voucher, now)
-                store.set_voucher_state(
+                store.vouchers.set_state(
                     connection,
                     code,
                     [VoucherState.ISSUED],
@@ -331,14 +357,14 @@ class Redemptions:
                     refund_id=refund_id_for(hold_id, voucher.seq),
                 )
         self._checkpoint("after_cancel_claim")
-        return self.finish_cancel(code, hold_id, reason)
+        return self.finish_cancel(code, reason)
 
-    def finish_cancel(self, code: str, hold_id: str, reason: str = "voucher cancelled") -> tuple[Voucher, int]:
+    def finish_cancel(self, code: str, reason: str = "voucher cancelled") -> tuple[Voucher, int]:
+        """Posts the refund of a CANCELLING voucher (idempotent by its refund id), then CANCELLED and stock back."""
         with self._engine.connect() as connection:
-            found = store.get_voucher(connection, code)
-            refund_id = store.refund_id_of(connection, code)
+            found = store.vouchers.get(connection, code)
         assert found is not None
-        voucher = found[0]
+        voucher, _state, hold_id, refund_id = found
         if voucher.state == VoucherState.CANCELLING:
             try:
                 outcome = self._ledger.refund(refund_id, hold_id, voucher.price_points, reason or "voucher cancelled")
@@ -353,14 +379,16 @@ class Redemptions:
                 self._reopen(code)
                 raise FailedPrecondition(outcome.failure_reason, outcome.failure_message or "refund refused")
             with self._engine.begin() as connection:
-                if store.set_voucher_state(connection, code, [VoucherState.CANCELLING], VoucherState.CANCELLED):
-                    store.change_stock(connection, voucher.reward_id, voucher.units)
-        with self._engine.connect() as connection:
-            found = store.get_voucher(connection, code)
-        assert found is not None
-        refunded = found[0].price_points if found[0].state == VoucherState.CANCELLED else 0
-        return found[0], refunded
+                if store.vouchers.set_state(connection, code, [VoucherState.CANCELLING], VoucherState.CANCELLED):
+                    store.rewards.change_stock(connection, voucher.reward_id, voucher.units)
+                found = store.vouchers.get(connection, code)
+            assert found is not None
+            voucher = found[0]
+        refunded = voucher.price_points if voucher.state == VoucherState.CANCELLED else 0
+        return voucher, refunded
 
     def _reopen(self, code: str) -> None:
         with self._engine.begin() as connection:
-            store.set_voucher_state(connection, code, [VoucherState.CANCELLING], VoucherState.ISSUED, cancelled_at=None)
+            store.vouchers.set_state(
+                connection, code, [VoucherState.CANCELLING], VoucherState.ISSUED, cancelled_at=None
+            )

@@ -13,7 +13,8 @@ from rewards_svc.catalog import load_catalog
 from rewards_svc.domain import CharityProject, Redemption, Reward, Voucher, VoucherState, visible_state
 from rewards_svc.ledger_client import GrpcLedger
 from rewards_svc.redemption import Checkpoint, no_checkpoint
-from rewards_svc.service import RewardsService, start_recovery_loop
+from rewards_svc.service import RecoveryLoop, RewardsService
+from service_kit import db
 from service_kit.errors import InvalidArgument
 from service_kit.server import Registration
 from service_kit.settings import Settings
@@ -248,12 +249,30 @@ def build_service(settings: Settings, engine: Engine) -> RewardsService:
     return service
 
 
+def pooled_engine(settings: Settings, engine: Engine) -> Engine:
+    """An engine whose pool has a connection for every worker thread (a redemption keeps one from start to end).
+
+    The runner's engine keeps the kit's default pool; on PostgreSQL rewards opens its own, sized to
+    CARBON_MAX_WORKERS. SQLite serialises writers anyway and keeps the engine it was given.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine
+    return db.make_engine(engine.url.render_as_string(hide_password=False), pool_size=settings.max_workers)
+
+
 def registrations(settings: Settings, engine: Engine) -> list[Registration]:
-    service = build_service(settings, engine)
-    start_recovery_loop(
+    pooled = pooled_engine(settings, engine)
+    service = build_service(settings, pooled)
+    recovery = RecoveryLoop(
         service,
         interval_s=float(settings.extra.get("CARBON_RECOVERY_INTERVAL_S", "30")),
         min_age_s=float(settings.extra.get("CARBON_RECOVERY_MIN_AGE_S", "60")),
-    )
+    ).start()
+
+    def stop() -> None:
+        recovery.stop()
+        if pooled is not engine:
+            pooled.dispose()
+
     servicer = RewardsServiceServicer(service)
-    return [Registration(pb_grpc.add_RewardsServiceServicer_to_server, servicer, SERVICE_NAME)]
+    return [Registration(pb_grpc.add_RewardsServiceServicer_to_server, servicer, SERVICE_NAME, on_stop=stop)]

@@ -10,10 +10,12 @@ import dataclasses
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from rewards_svc import store
@@ -49,6 +51,8 @@ log = logging.getLogger("carbon.rewards")
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 RECOVERY_BATCH = 200
+
+T = TypeVar("T")
 
 
 def system_clock() -> datetime:
@@ -108,12 +112,12 @@ class RewardsService:
     def seed(self, catalog: Catalog) -> int:
         """Adds the catalog's rewards and projects that are not in the database yet; never overwrites."""
         with self._engine.begin() as connection:
-            added = store.add_missing_rewards(connection, catalog.rewards, self._clock())
-            return added + store.add_missing_projects(connection, catalog.projects)
+            added = store.rewards.add_missing(connection, catalog.rewards, self._clock())
+            return added + store.charity.add_missing_projects(connection, catalog.projects)
 
     def get_reward(self, reward_id: str) -> Reward:
         with self._engine.connect() as connection:
-            reward = store.get_reward(connection, reward_id)
+            reward = store.rewards.get(connection, reward_id)
         if reward is None:
             raise NotFound("REWARD_NOT_FOUND", f"no reward {reward_id}", {"reward_id": reward_id})
         return reward
@@ -130,7 +134,7 @@ class RewardsService:
         cursor = after_id
         with self._engine.connect() as connection:
             while len(found) < limit:
-                batch = store.list_rewards(
+                batch = store.rewards.list_page(
                     connection, category=category, include_retired=include_retired, after_id=cursor, limit=limit
                 )
                 if not batch:
@@ -148,13 +152,15 @@ class RewardsService:
         digest = fingerprint(asdict(reward))
         now = self._clock()
         with self._engine.begin() as connection:
-            claimed = store.claim_request(connection, "create_reward", request_id, digest, reward.reward_id, now)
-            if claimed is None:
-                if not store.insert_reward(connection, reward, now):
-                    raise AlreadyExists("REWARD_EXISTS", f"reward {reward.reward_id} exists")
-            elif claimed[0] != digest:
-                raise idempotency_reused(request_id)
-        return self.get_reward(reward.reward_id)
+            claimed = store.requests.claim(connection, "create_reward", request_id, digest, reward.reward_id, now)
+            if claimed is not None:
+                return first_response(
+                    claimed, digest, request_id, Reward, lambda: store.rewards.get(connection, reward.reward_id)
+                )
+            if not store.rewards.insert(connection, reward, now):
+                raise AlreadyExists("REWARD_EXISTS", f"reward {reward.reward_id} exists")
+            store.requests.keep_response(connection, "create_reward", request_id, reward)
+        return reward
 
     def update_reward(self, request_id: str, changes: Reward, mask: list[str]) -> Reward:
         """Changes the masked fields; a new price applies to new redemptions only (each keeps its own price)."""
@@ -162,31 +168,37 @@ class RewardsService:
         digest = fingerprint(changes.reward_id, sorted(mask), {name: getattr(changes, name) for name in mask})
         now = self._clock()
         with self._engine.begin() as connection:
-            claimed = store.claim_request(connection, "update_reward", request_id, digest, changes.reward_id, now)
-            if claimed is None:
-                current = store.get_reward(connection, changes.reward_id, lock=True)
-                if current is None:
-                    raise NotFound("REWARD_NOT_FOUND", f"no reward {changes.reward_id}")
-                store.save_reward(connection, apply_update(current, changes, mask), now)
-            elif claimed[0] != digest:
-                raise idempotency_reused(request_id)
-        return self.get_reward(changes.reward_id)
+            claimed = store.requests.claim(connection, "update_reward", request_id, digest, changes.reward_id, now)
+            if claimed is not None:
+                return first_response(
+                    claimed, digest, request_id, Reward, lambda: store.rewards.get(connection, changes.reward_id)
+                )
+            current = store.rewards.get(connection, changes.reward_id, lock=True)
+            if current is None:
+                raise NotFound("REWARD_NOT_FOUND", f"no reward {changes.reward_id}")
+            updated = apply_update(current, changes, mask)
+            store.rewards.save(connection, updated, now)
+            store.requests.keep_response(connection, "update_reward", request_id, updated)
+        return updated
 
     def retire_reward(self, request_id: str, reward_id: str) -> Reward:
         require_request_id(request_id)
+        digest = fingerprint(reward_id)
         now = self._clock()
         with self._engine.begin() as connection:
-            claimed = store.claim_request(
-                connection, "retire_reward", request_id, fingerprint(reward_id), reward_id, now
-            )
-            if claimed is not None and claimed[0] != fingerprint(reward_id):
-                raise idempotency_reused(request_id)
-            current = store.get_reward(connection, reward_id, lock=True)
+            claimed = store.requests.claim(connection, "retire_reward", request_id, digest, reward_id, now)
+            if claimed is not None:
+                return first_response(
+                    claimed, digest, request_id, Reward, lambda: store.rewards.get(connection, reward_id)
+                )
+            current = store.rewards.get(connection, reward_id, lock=True)
             if current is None:
                 raise NotFound("REWARD_NOT_FOUND", f"no reward {reward_id}")
+            retired = dataclasses.replace(current, retired=True)
             if not current.retired:
-                store.save_reward(connection, dataclasses.replace(current, retired=True), now)
-        return self.get_reward(reward_id)
+                store.rewards.save(connection, retired, now)
+            store.requests.keep_response(connection, "retire_reward", request_id, retired)
+        return retired
 
     # --- redemptions and vouchers --------------------------------------------------------------------------------
 
@@ -209,13 +221,13 @@ class RewardsService:
         require_account(account_number)
         limit = page_size(size)
         with self._engine.begin() as connection:
-            store.expire_vouchers(connection, self._clock(), account_number=account_number)
-            rows = store.list_vouchers(connection, account_number, states, after_id, limit)
+            store.vouchers.expire(connection, self._clock(), account_number=account_number)
+            rows = store.vouchers.list_page(connection, account_number, states, after_id, limit)
         next_after = rows[-1][0] if len(rows) == limit else 0
         return [voucher for _id, voucher in rows], next_after
 
     def use_voucher(self, request_id: str, code: str, merchant_id: str) -> Voucher:
-        """A merchant uses a voucher, once; a retry of the same request returns the same answer."""
+        """A merchant uses a voucher, once; a retry of the same request returns the first answer."""
         require_request_id(request_id)
         code = normalize_voucher_code(code)
         if not 0 < len(merchant_id) <= 128:
@@ -223,22 +235,21 @@ class RewardsService:
         digest = fingerprint(code, merchant_id)
         now = self._clock()
         with self._engine.begin() as connection:
-            store.expire_vouchers(connection, now, code=code)
+            store.vouchers.expire(connection, now, code=code)
         with self._engine.begin() as connection:
-            claimed = store.claim_request(connection, "use_voucher", request_id, digest, code, now)
-            if claimed is not None and claimed[0] != digest:
-                raise idempotency_reused(request_id)
-            found = store.get_voucher(connection, code, lock=True)
+            claimed = store.requests.claim(connection, "use_voucher", request_id, digest, code, now)
+            if claimed is not None:
+                return first_response(claimed, digest, request_id, Voucher, lambda: _voucher(connection, code))
+            found = store.vouchers.get(connection, code, lock=True)
             if found is None or found[1] != RedemptionState.COMPLETED:
                 raise NotFound("VOUCHER_NOT_FOUND", "no such voucher")
-            if claimed is None:
-                check_open(found[0], now)
-                store.set_voucher_state(
-                    connection, code, [VoucherState.ISSUED], VoucherState.USED, used_at=now, merchant_id=merchant_id
-                )
-            found = store.get_voucher(connection, code)
-        assert found is not None
-        return found[0]
+            check_open(found[0], now)
+            store.vouchers.set_state(
+                connection, code, [VoucherState.ISSUED], VoucherState.USED, used_at=now, merchant_id=merchant_id
+            )
+            used = dataclasses.replace(found[0], state=VoucherState.USED, used_at=now)
+            store.requests.keep_response(connection, "use_voucher", request_id, used)
+        return used
 
     def cancel_voucher(self, request_id: str, code: str, reason: str) -> tuple[Voucher, int]:
         return self.redemptions.cancel_voucher(request_id, code, reason)
@@ -247,11 +258,11 @@ class RewardsService:
 
     def list_projects(self) -> list[CharityProject]:
         with self._engine.connect() as connection:
-            return store.list_projects(connection, self._region_code)
+            return store.charity.list_projects(connection, self._region_code)
 
     def _project(self, project_id: str) -> CharityProject:
         with self._engine.connect() as connection:
-            found = store.list_projects(connection, self._region_code, project_id)
+            found = store.charity.list_projects(connection, self._region_code, project_id)
         if not found:
             raise NotFound("PROJECT_NOT_FOUND", f"no charity project {project_id}", {"project_id": project_id})
         return found[0]
@@ -264,12 +275,12 @@ class RewardsService:
             raise InvalidArgument("project_id", "required")
         units = donation_units(self._project(project_id), amount_points)
         with self._engine.connect() as connection:
-            row = store.get_donation(connection, request_id=request_id)
+            row = store.charity.get_donation(connection, request_id=request_id)
         if row is None:
             donation_id = uuid.uuid4().hex
             try:
                 with self._engine.begin() as connection:
-                    store.insert_donation(
+                    store.charity.insert_donation(
                         connection,
                         donation_id=donation_id,
                         request_id=request_id,
@@ -294,7 +305,7 @@ class RewardsService:
     def finish_donation(self, donation_id: str) -> None:
         """Posts a PENDING donation (idempotent by its transfer id) and counts its impact; raises why it failed."""
         with self._engine.connect() as connection:
-            row = store.get_donation(connection, donation_id=donation_id)
+            row = store.charity.get_donation(connection, donation_id=donation_id)
         if row.state == "PENDING":
             try:
                 outcome = self._ledger.donate(
@@ -306,15 +317,15 @@ class RewardsService:
                 ) from None
             except LedgerRefused as refused:
                 with self._engine.begin() as connection:
-                    store.set_donation_state(connection, donation_id, "FAILED", refused.reason)
+                    store.charity.set_donation_state(connection, donation_id, "FAILED", refused.reason)
                 raise mirror(refused) from None
             with self._engine.begin() as connection:
                 if not outcome.posted:
-                    store.set_donation_state(connection, donation_id, "FAILED", outcome.failure_reason)
-                elif store.set_donation_state(connection, donation_id, "COMPLETED"):
-                    store.add_impact(connection, row.project_id, row.region_code, row.units, row.amount_points)
+                    store.charity.set_donation_state(connection, donation_id, "FAILED", outcome.failure_reason)
+                elif store.charity.set_donation_state(connection, donation_id, "COMPLETED"):
+                    store.charity.add_impact(connection, row.project_id, row.region_code, row.units, row.amount_points)
             with self._engine.connect() as connection:
-                row = store.get_donation(connection, donation_id=donation_id)
+                row = store.charity.get_donation(connection, donation_id=donation_id)
         if row.state == "FAILED":
             raise FailedPrecondition(row.failure_reason, f"donation failed: {row.failure_reason}")
 
@@ -334,7 +345,7 @@ class RewardsService:
         except LedgerRefused as refused:
             raise mirror(refused) from None
         with self._engine.connect() as connection:
-            rewards = store.list_rewards(connection)
+            rewards = store.rewards.list_page(connection)
         return available, recommend(rewards, available, region_code, self._clock(), max_results or 5)
 
     # --- recovery ------------------------------------------------------------------------------------------------
@@ -344,11 +355,11 @@ class RewardsService:
         now = self._clock()
         resolved = cancels = donations = unresolved = 0
         with self._engine.connect() as connection:
-            pending = store.redemption_ids_in_state(
+            pending = store.redemptions.ids_in_state(
                 connection, RedemptionState.PENDING, now - timedelta(seconds=min_age_s), RECOVERY_BATCH
             )
-            cancelling = store.voucher_codes_in_state(connection, VoucherState.CANCELLING, RECOVERY_BATCH)
-            pending_donations = store.pending_donation_ids(connection, RECOVERY_BATCH)
+            cancelling = store.vouchers.codes_in_state(connection, VoucherState.CANCELLING, RECOVERY_BATCH)
+            pending_donations = store.charity.pending_donation_ids(connection, RECOVERY_BATCH)
         for redemption_id in pending:
             try:
                 self.redemptions.resolve(redemption_id)
@@ -357,10 +368,7 @@ class RewardsService:
                 unresolved += 1
         for code in cancelling:
             try:
-                with self._engine.connect() as connection:
-                    found = store.get_voucher(connection, code)
-                assert found is not None
-                self.redemptions.finish_cancel(code, found[2])
+                self.redemptions.finish_cancel(code)
                 cancels += 1
             except (Unavailable, FailedPrecondition, InvalidArgument, NotFound):
                 unresolved += 1
@@ -373,27 +381,61 @@ class RewardsService:
             except (Unavailable, InvalidArgument, NotFound):
                 unresolved += 1
         with self._engine.begin() as connection:
-            expired = store.expire_vouchers(connection, now)
+            expired = store.vouchers.expire(connection, now)
         report = RecoveryReport(resolved, cancels, donations, expired, unresolved)
         if report != RecoveryReport():
             log.info("recovery pass", extra=asdict(report))
         return report
 
 
-def start_recovery_loop(service: RewardsService, interval_s: float, min_age_s: float) -> threading.Event:
-    """A daemon thread: one full recovery pass now (retried until the ledger answers), then one per interval for
-    work older than min_age_s. Set the returned event to stop it."""
-    stop = threading.Event()
+def first_response(
+    claimed: store.requests.Claimed, digest: str, request_id: str, kind: type[T], current: Callable[[], T | None]
+) -> T:
+    """What the first request with this id returned; a different body under the same id is refused.
 
-    def run() -> None:
+    A request claimed before responses were kept (migration rewards_0002) gets the current state, as it did then.
+    """
+    if claimed.fingerprint != digest:
+        raise idempotency_reused(request_id)
+    if claimed.response:
+        return store.requests.decode(claimed.response, kind)
+    found = current()
+    if found is None:
+        raise NotFound("NOT_FOUND", f"request {request_id} left nothing to return")
+    return found
+
+
+def _voucher(connection: Connection, code: str) -> Voucher | None:
+    found = store.vouchers.get(connection, code)
+    return None if found is None else found[0]
+
+
+class RecoveryLoop:
+    """A daemon thread: one full recovery pass now (retried until the ledger answers), then one per interval for
+    work older than min_age_s. `stop` ends it and waits for a pass in progress (the server's stop hook)."""
+
+    def __init__(self, service: RewardsService, interval_s: float, min_age_s: float) -> None:
+        self._service = service
+        self._interval_s = interval_s
+        self._min_age_s = min_age_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rewards-recovery", daemon=True)
+
+    def start(self) -> RecoveryLoop:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
         first = True
-        while not stop.is_set():
+        while not self._stop.is_set():
             try:
-                report = service.recover(0 if first else min_age_s)
+                report = self._service.recover(0 if first else self._min_age_s)
                 first = first and report.unresolved > 0
             except Exception:
                 log.exception("recovery pass crashed")
-            stop.wait(1.0 if first else interval_s)
-
-    threading.Thread(target=run, name="rewards-recovery", daemon=True).start()
-    return stop
+            self._stop.wait(1.0 if first else self._interval_s)

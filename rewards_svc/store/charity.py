@@ -1,0 +1,84 @@
+"""Queries on charity: projects, their impact counters per region, donations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+
+from rewards_svc.domain import CharityProject
+from rewards_svc.store.tables import donation_table, impact_table, insert_ignore, project_table
+
+
+def add_missing_projects(connection: Connection, items: Sequence[CharityProject]) -> int:
+    rows = [
+        {
+            "project_id": project.project_id,
+            "name_en": project.name_en,
+            "name_zh": project.name_zh,
+            "points_per_unit": project.points_per_unit,
+            "impact_unit": project.impact_unit,
+        }
+        for project in items
+    ]
+    return insert_ignore(connection, project_table, rows)
+
+
+def list_projects(connection: Connection, region_code: str, project_id: str = "") -> list[CharityProject]:
+    impact = impact_table.alias("impact")
+    query = (
+        select(project_table, impact.c.units, impact.c.donated_points)
+        .outerjoin(impact, and_(impact.c.project_id == project_table.c.project_id, impact.c.region_code == region_code))
+        .order_by(project_table.c.project_id)
+    )
+    if project_id:
+        query = query.where(project_table.c.project_id == project_id)
+    return [
+        CharityProject(
+            row.project_id,
+            row.name_en,
+            row.name_zh,
+            row.points_per_unit,
+            row.impact_unit,
+            row.units or 0,
+            row.donated_points or 0,
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def insert_donation(connection: Connection, **values: Any) -> None:
+    connection.execute(insert(donation_table).values(**values))
+
+
+def get_donation(connection: Connection, *, donation_id: str = "", request_id: str = "") -> Any:
+    column = donation_table.c.donation_id if donation_id else donation_table.c.request_id
+    return connection.execute(select(donation_table).where(column == (donation_id or request_id))).first()
+
+
+def set_donation_state(connection: Connection, donation_id: str, to_state: str, reason: str = "") -> bool:
+    result = connection.execute(
+        update(donation_table)
+        .where(and_(donation_table.c.donation_id == donation_id, donation_table.c.state == "PENDING"))
+        .values(state=to_state, failure_reason=reason)
+    )
+    return result.rowcount == 1
+
+
+def add_impact(connection: Connection, project_id: str, region_code: str, units: int, points: int) -> None:
+    insert_ignore(
+        connection,
+        impact_table,
+        [{"project_id": project_id, "region_code": region_code, "units": 0, "donated_points": 0}],
+    )
+    connection.execute(
+        update(impact_table)
+        .where(and_(impact_table.c.project_id == project_id, impact_table.c.region_code == region_code))
+        .values(units=impact_table.c.units + units, donated_points=impact_table.c.donated_points + points)
+    )
+
+
+def pending_donation_ids(connection: Connection, limit: int) -> list[str]:
+    query = select(donation_table.c.donation_id).where(donation_table.c.state == "PENDING").limit(limit)
+    return list(connection.execute(query).scalars())

@@ -1,0 +1,120 @@
+"""Queries on redemptions: the per-account usage that limits count, and the guarded state moves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from rewards_svc.domain import COUNTED_STATES, Redemption, Usage
+from rewards_svc.store import vouchers
+from rewards_svc.store.tables import redemption_table
+
+
+def usage(
+    connection: Connection, account_number: str, reward_id: str, day_start: datetime, month_start: datetime
+) -> Usage:
+    counted = and_(
+        redemption_table.c.account_number == account_number,
+        redemption_table.c.reward_id == reward_id,
+        redemption_table.c.state.in_(COUNTED_STATES),
+    )
+    units = redemption_table.c.limit_units
+
+    def total(*conditions: Any) -> Any:
+        return (
+            func.coalesce(func.sum(units).filter(*conditions), 0) if conditions else func.coalesce(func.sum(units), 0)
+        )
+
+    row = connection.execute(
+        select(
+            total(redemption_table.c.created_at >= day_start),
+            total(redemption_table.c.created_at >= month_start),
+            total(),
+        ).where(counted)
+    ).one()
+    return Usage(int(row[0]), int(row[1]), int(row[2]))
+
+
+def insert(connection: Connection, redemption: Redemption, limit_units: int) -> bool:
+    """False when a redemption with this request id exists (a retry, or a race with one): nothing was written."""
+    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
+    statement = (
+        dialect.insert(redemption_table)
+        .values(
+            redemption_id=redemption.redemption_id,
+            request_id=redemption.request_id,
+            account_number=redemption.account_number,
+            reward_id=redemption.reward_id,
+            quantity=redemption.quantity,
+            region_code=redemption.region_code,
+            price_points=redemption.price_points,
+            amount_points=redemption.amount_points,
+            limit_units=limit_units,
+            state=redemption.state,
+            failure_reason=redemption.failure_reason,
+            hold_id=redemption.hold_id,
+            created_at=redemption.created_at,
+            updated_at=redemption.created_at,
+        )
+        .on_conflict_do_nothing(index_elements=["request_id"])
+        .returning(redemption_table.c.redemption_id)
+    )
+    return connection.execute(statement).first() is not None
+
+
+def _from_row(row: Any, items: tuple[Any, ...]) -> Redemption:
+    return Redemption(
+        redemption_id=row.redemption_id,
+        request_id=row.request_id,
+        account_number=row.account_number,
+        reward_id=row.reward_id,
+        quantity=row.quantity,
+        region_code=row.region_code,
+        price_points=row.price_points,
+        amount_points=row.amount_points,
+        state=row.state,
+        failure_reason=row.failure_reason,
+        hold_id=row.hold_id,
+        created_at=row.created_at,
+        vouchers=items,
+    )
+
+
+def get(connection: Connection, *, redemption_id: str = "", request_id: str = "") -> Redemption | None:
+    """A redemption with its vouchers, by either id."""
+    column = redemption_table.c.redemption_id if redemption_id else redemption_table.c.request_id
+    row = connection.execute(select(redemption_table).where(column == (redemption_id or request_id))).first()
+    if row is None:
+        return None
+    return _from_row(row, tuple(vouchers.of_redemption(connection, row.redemption_id)))
+
+
+def lock_state(connection: Connection, redemption_id: str) -> str | None:
+    """The state of a redemption, its row locked until the transaction ends (no one moves it meanwhile)."""
+    query = select(redemption_table.c.state).where(redemption_table.c.redemption_id == redemption_id)
+    return connection.execute(query.with_for_update()).scalar()
+
+
+def set_state(
+    connection: Connection, redemption_id: str, from_state: str, to_state: str, now: datetime, reason: str = ""
+) -> bool:
+    """Moves a redemption from one state to the next; False when another worker moved it first."""
+    result = connection.execute(
+        update(redemption_table)
+        .where(and_(redemption_table.c.redemption_id == redemption_id, redemption_table.c.state == from_state))
+        .values(state=to_state, failure_reason=reason, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def ids_in_state(connection: Connection, state: str, updated_before: datetime, limit: int) -> list[str]:
+    query = (
+        select(redemption_table.c.redemption_id)
+        .where(and_(redemption_table.c.state == state, redemption_table.c.updated_at <= updated_before))
+        .order_by(redemption_table.c.created_at)
+        .limit(limit)
+    )
+    return list(connection.execute(query).scalars())

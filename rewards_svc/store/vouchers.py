@@ -1,0 +1,139 @@
+"""Queries on vouchers: issue, look up, list, and the guarded state moves (use, cancel, expire)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from rewards_svc.domain import RedemptionState, Voucher, VoucherState
+from rewards_svc.store.tables import redemption_table, voucher_table
+
+
+def from_row(row: Any) -> Voucher:
+    return Voucher(
+        code=row.code,
+        redemption_id=row.redemption_id,
+        seq=row.seq,
+        reward_id=row.reward_id,
+        account_number=row.account_number,
+        units=row.units,
+        price_points=row.price_points,
+        state=row.state,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+        terms=row.terms,
+    )
+
+
+def insert_new(connection: Connection, items: Sequence[Voucher]) -> int:
+    """Issues vouchers whose (redemption, seq) is not issued yet; returns how many were added."""
+    if not items:
+        return 0
+    rows = [
+        {
+            "code": item.code,
+            "redemption_id": item.redemption_id,
+            "seq": item.seq,
+            "reward_id": item.reward_id,
+            "account_number": item.account_number,
+            "units": item.units,
+            "price_points": item.price_points,
+            "state": item.state,
+            "issued_at": item.issued_at,
+            "expires_at": item.expires_at,
+            "used_at": None,
+            "merchant_id": "",
+            "cancelled_at": None,
+            "refund_id": "",
+            "terms": item.terms,
+        }
+        for item in items
+    ]
+    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
+    statement = (
+        dialect.insert(voucher_table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["redemption_id", "seq"])
+        .returning(voucher_table.c.voucher_id)
+    )
+    return len(connection.execute(statement).all())
+
+
+def of_redemption(connection: Connection, redemption_id: str) -> list[Voucher]:
+    query = select(voucher_table).where(voucher_table.c.redemption_id == redemption_id).order_by(voucher_table.c.seq)
+    return [from_row(row) for row in connection.execute(query)]
+
+
+def get(connection: Connection, code: str, *, lock: bool = False) -> tuple[Voucher, str, str, str] | None:
+    """The voucher, its redemption's state and hold id, and the voucher's refund id."""
+    query = (
+        select(voucher_table, redemption_table.c.state.label("redemption_state"), redemption_table.c.hold_id)
+        .join(redemption_table, redemption_table.c.redemption_id == voucher_table.c.redemption_id)
+        .where(voucher_table.c.code == code)
+    )
+    if lock:
+        query = query.with_for_update(of=voucher_table)
+    row = connection.execute(query).first()
+    return None if row is None else (from_row(row), row.redemption_state, row.hold_id, row.refund_id)
+
+
+def list_page(
+    connection: Connection, account_number: str, states: Sequence[str], after_id: int, limit: int
+) -> list[tuple[int, Voucher]]:
+    """Vouchers of completed redemptions, newest first."""
+    query = (
+        select(voucher_table)
+        .join(redemption_table, redemption_table.c.redemption_id == voucher_table.c.redemption_id)
+        .where(
+            and_(
+                voucher_table.c.account_number == account_number,
+                redemption_table.c.state == RedemptionState.COMPLETED,
+            )
+        )
+        .order_by(voucher_table.c.voucher_id.desc())
+        .limit(limit)
+    )
+    if states:
+        query = query.where(voucher_table.c.state.in_(states))
+    if after_id:
+        query = query.where(voucher_table.c.voucher_id < after_id)
+    return [(row.voucher_id, from_row(row)) for row in connection.execute(query)]
+
+
+def set_state(connection: Connection, code: str, from_states: Sequence[str], to_state: str, **values: Any) -> bool:
+    result = connection.execute(
+        update(voucher_table)
+        .where(and_(voucher_table.c.code == code, voucher_table.c.state.in_(from_states)))
+        .values(state=to_state, **values)
+    )
+    return result.rowcount == 1
+
+
+def cancel_of_redemption(connection: Connection, redemption_id: str, now: datetime) -> None:
+    connection.execute(
+        update(voucher_table)
+        .where(and_(voucher_table.c.redemption_id == redemption_id, voucher_table.c.state == VoucherState.ISSUED))
+        .values(state=VoucherState.CANCELLED, cancelled_at=now)
+    )
+
+
+def expire(connection: Connection, now: datetime, *, account_number: str = "", code: str = "") -> int:
+    """Marks ISSUED vouchers past their expiry EXPIRED (all, one account's, or one code)."""
+    condition = and_(voucher_table.c.state == VoucherState.ISSUED, voucher_table.c.expires_at <= now)
+    if account_number:
+        condition = and_(condition, voucher_table.c.account_number == account_number)
+    if code:
+        condition = and_(condition, voucher_table.c.code == code)
+    return connection.execute(update(voucher_table).where(condition).values(state=VoucherState.EXPIRED)).rowcount or 0
+
+
+def codes_in_state(connection: Connection, state: str, limit: int) -> list[str]:
+    query = (
+        select(voucher_table.c.code).where(voucher_table.c.state == state).order_by(voucher_table.c.voucher_id)
+    ).limit(limit)
+    return list(connection.execute(query).scalars())
