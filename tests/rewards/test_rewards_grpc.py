@@ -185,3 +185,18 @@ def test_a_hundred_redemptions_of_ten_in_stock_give_exactly_ten_vouchers(
     assert sum(platform.available(a) for a in accounts) == 90 * 100
     reward = platform.rewards.GetReward(pb.GetRewardRequest(reward_id="limited-edition"), timeout=10).reward
     assert reward.stock == 0
+
+
+def test_retried_mutations_answer_as_the_first_time_over_grpc(start_platform: StartPlatform) -> None:
+    platform = start_platform("330000")
+    account = new_account_number("330000")
+    platform.fund(account, 500)
+    code = redeem(platform, account, "museum-free-reservation").vouchers[0].code
+    use = pb.UseVoucherRequest(request_id="u1", code=code, merchant_id="m")
+    first = platform.rewards.UseVoucher(use, timeout=10)
+    assert platform.rewards.UseVoucher(use, timeout=10) == first
+    other = pb.UseVoucherRequest(request_id="u1", code=code, merchant_id="n")
+    assert refused(platform.rewards.UseVoucher, other) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    retire = pb.RetireRewardRequest(request_id="x1", reward_id="museum-free-reservation")
+    retired = platform.rewards.RetireReward(retire, timeout=10)
+    assert platform.rewards.RetireReward(retire, timeout=10) == retired
