@@ -8,7 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from service_kit import embedded, health
-from service_kit.topology import DEFAULT_BASE_PORT, DEFAULT_REGIONS, REGISTRY_FILE, Registry, plan
+from service_kit.topology import (
+    DEFAULT_BASE_PORT,
+    DEFAULT_REGIONS,
+    NATIONAL_SERVICES,
+    REGISTRY_FILE,
+    Registry,
+    plan,
+)
 
 
 def print_table(registry: Registry, data_dir: Path, states: dict[str, str] | None = None) -> None:
@@ -17,7 +24,7 @@ def print_table(registry: Registry, data_dir: Path, states: dict[str, str] | Non
         region.region_code: f"{region.region_code} {region.name_en} {region.name_zh}" for region in registry.regions
     }
     for spec in registry.processes():
-        region = "national" if spec.service == "gateway" else names[spec.region_code]
+        region = "national" if spec.service in NATIONAL_SERVICES else names[spec.region_code]
         rows.append((spec.service, region, spec.address, (states or {}).get(spec.label, "")))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
@@ -48,7 +55,7 @@ def _status(args: argparse.Namespace) -> int:
     registry = Registry.load(path)
     specs = registry.processes()
     with ThreadPoolExecutor(max_workers=8) as pool:
-        states = list(pool.map(lambda spec: health.check(spec.address, timeout_s=args.timeout), specs))
+        states = list(pool.map(lambda spec: health.probe(spec.service, spec.address, timeout_s=args.timeout), specs))
     print_table(registry, data_dir, {spec.label: state for spec, state in zip(specs, states, strict=True)})
     serving = sum(state == "SERVING" for state in states)
     print(f"{serving}/{len(specs)} SERVING")

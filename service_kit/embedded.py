@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import grpc
+
 from service_kit import health
 from service_kit.topology import REGISTRY_FILE, ProcessSpec, Registry
 
@@ -49,7 +51,10 @@ def _die_with_parent() -> None:
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """True when something listens on the port. SO_REUSEADDR lets connections of a stopped system (TIME_WAIT) pass:
+    only a live listener makes the bind fail."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -76,7 +81,7 @@ def child_environment(spec: ProcessSpec, registry: Registry, data_dir: Path, bas
     env.update({k: v for k, v in base.items() if k.startswith("CARBON_SECRET_")})
     env.update(
         {
-            "CARBON_REGION": spec.region_code if spec.service != "gateway" else "000000",
+            "CARBON_REGION": spec.region_code,
             "CARBON_HOST": spec.host,
             "CARBON_PORT": str(spec.port),
             "CARBON_DATA_DIR": str(data_dir),
@@ -112,6 +117,39 @@ def national_person_key(data_dir: Path, env: Mapping[str, str]) -> str:
     return path.read_text().strip()
 
 
+COMMUNITY_PARTNER_ID = "community-centre"
+COMMUNITY_BEHAVIOURS = ("tree_planting", "sorting_supervisor_day")
+OPS_ADMIN_TOKEN_FILE = "ops-admin-token"
+OPS_TOKEN_REFRESH_AFTER_S = 60 * 24 * 3600  # tokens live 90 days; renew well before
+
+
+def register_community_partners(registry: Registry) -> dict[str, str]:
+    """Registers the community-centre data partner in every region's ingest; returns its signing secret by region.
+
+    Idempotent by request id: on a later start ingest answers with the first registration and the same secret.
+    """
+    from carbon.ingest.v1 import ingest_service_pb2 as ingest_pb
+    from carbon.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+
+    secrets_by_region: dict[str, str] = {}
+    for region in registry.regions:
+        partner = ingest_pb.Partner(
+            partner_id=COMMUNITY_PARTNER_ID,
+            name="Community centres (ops counter)",
+            kind=ingest_pb.PARTNER_KIND_COMMUNITY_CENTRE,
+            allowed_behaviours=list(COMMUNITY_BEHAVIOURS),
+            allowed_regions=[region.region_code],
+            rate_limit_per_second=100,
+        )
+        with grpc.insecure_channel(region.ingest_address) as channel:
+            response = ingest_grpc.IngestServiceStub(channel).RegisterPartner(
+                ingest_pb.RegisterPartnerRequest(request_id=f"carbon-up:{COMMUNITY_PARTNER_ID}", partner=partner),
+                timeout=10,
+            )
+        secrets_by_region[region.region_code] = response.secret
+    return secrets_by_region
+
+
 class Supervisor:
     def __init__(self, registry: Registry, data_dir: Path, out: IO[str] = sys.stdout) -> None:
         self.registry = registry
@@ -123,20 +161,59 @@ class Supervisor:
         check_ports_free(self.registry)
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.registry.save(self.data_dir / REGISTRY_FILE)
-        base_env = {**os.environ, NATIONAL_PERSON_KEY_VARIABLE: national_person_key(self.data_dir, os.environ)}
+        self.base_env = {**os.environ, NATIONAL_PERSON_KEY_VARIABLE: national_person_key(self.data_dir, os.environ)}
         for spec in self.registry.processes():
-            log_path = self.data_dir / "logs" / f"{spec.label.replace('/', '-')}.log"
-            with log_path.open("ab") as log_file:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", spec.service],
-                    env=child_environment(spec, self.registry, self.data_dir, base_env),
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
-                )
-            self.children.append(Child(spec, process, log_path))
+            if spec.service != "ops_api":
+                self._spawn(spec, self.base_env)
+
+    def start_ops_api(self) -> Path | None:
+        """Starts the ops HTTP API once the regions serve (it signs community events as their partner).
+
+        Returns the file holding an admin bearer token for the embedded system, or None when no API is planned.
+        """
+        spec = next((spec for spec in self.registry.processes() if spec.service == "ops_api"), None)
+        if spec is None:
+            return None
+        env = dict(self.base_env)
+        for region_code, secret in register_community_partners(self.registry).items():
+            env[f"CARBON_SECRET_COMMUNITY_PARTNER_{region_code}"] = secret
+        child = self._spawn(spec, env)
+        self.wait_until_serving()
+        return self._ops_admin_token(child, env)
+
+    def _ops_admin_token(self, child: Child, env: Mapping[str, str]) -> Path:
+        token_file = self.data_dir / OPS_ADMIN_TOKEN_FILE
+        if token_file.exists() and time.time() - token_file.stat().st_mtime < OPS_TOKEN_REFRESH_AFTER_S:
+            return token_file
+        command_env = child_environment(child.spec, self.registry, self.data_dir, env)
+        ops = [sys.executable, "-m", "ops_api"]
+        # "exists" on a later start is fine: the user was made the first time.
+        subprocess.run([*ops, "create-user", "admin", "--role", "admin"], env=command_env, capture_output=True)
+        issued = subprocess.run(
+            [*ops, "create-token", "admin", "--label", "carbon-up"], env=command_env, capture_output=True, text=True
+        )
+        if issued.returncode != 0:
+            raise EmbeddedError(f"could not issue an ops admin token: {issued.stderr.strip()}")
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(issued.stdout.strip() + "\n")
+        return token_file
+
+    def _spawn(self, spec: ProcessSpec, env: Mapping[str, str]) -> Child:
+        log_path = self.data_dir / "logs" / f"{spec.label.replace('/', '-')}.log"
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", spec.service],
+                env=child_environment(spec, self.registry, self.data_dir, env),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        child = Child(spec, process, log_path)
+        self.children.append(child)
+        return child
 
     def wait_until_serving(self, timeout_s: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
@@ -149,7 +226,7 @@ class Supervisor:
                             f"{child.spec.label} exited with code {child.process.returncode} while starting; "
                             f"last lines of {child.log_path}:\n{_tail(child.log_path)}"
                         )
-                states = list(pool.map(lambda c: health.check(c.spec.address, timeout_s=0.5), pending))
+                states = list(pool.map(lambda c: health.probe(c.spec.service, c.spec.address, timeout_s=0.5), pending))
                 pending = [child for child, state in zip(pending, states, strict=True) if state != "SERVING"]
                 if pending and time.monotonic() > deadline:
                     names = ", ".join(child.spec.label for child in pending)
@@ -196,7 +273,10 @@ def run(registry: Registry, data_dir: Path, print_table: Callable[[Registry, Pat
     try:
         supervisor.start()
         supervisor.wait_until_serving()
+        token_file = supervisor.start_ops_api()
         print_table(registry, supervisor.data_dir)
+        if token_file is not None:
+            print(f"ops HTTP API: http://{registry.ops_api_address}/docs  (admin bearer token in {token_file})")
         print(
             f"all {len(supervisor.children)} processes SERVING in {time.monotonic() - started:.1f} s; "
             "Ctrl-C stops them.",

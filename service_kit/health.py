@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -16,3 +19,21 @@ def check(address: str, service: str = "", timeout_s: float = 1.0) -> str:
         except grpc.RpcError:
             return "UNREACHABLE"
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+
+def check_http(address: str, path: str = "/healthz", timeout_s: float = 1.0) -> str:
+    """SERVING when an HTTP service answers 200 on its health path; NOT_SERVING or UNREACHABLE otherwise."""
+    try:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout_s) as response:
+            return "SERVING" if response.status == 200 else "NOT_SERVING"
+    except urllib.error.HTTPError:
+        return "NOT_SERVING"
+    except (urllib.error.URLError, OSError):
+        return "UNREACHABLE"
+
+
+def probe(service: str, address: str, timeout_s: float = 1.0) -> str:
+    """Health of one of our processes: the ops HTTP API over HTTP, every gRPC service over gRPC health."""
+    if service == "ops_api":
+        return check_http(address, timeout_s=timeout_s)
+    return check(address, timeout_s=timeout_s)

@@ -25,7 +25,8 @@ def run_service(service_package: str, build: BuildRegistrations) -> int:
         return 2
     logs.configure(settings)
     telemetry.configure(settings)
-    engine = db.make_engine(settings.effective_database_url())
+    # One connection per worker thread, so no handler ever waits for the pool.
+    engine = db.make_engine(settings.effective_database_url(), pool_size=settings.max_workers)
     if settings.migrate_on_start:
         db.migrate(service_package, engine)
     try:

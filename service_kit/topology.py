@@ -23,6 +23,7 @@ REGION_NAMES: dict[str, tuple[str, str]] = {
 
 # Each region's services, in start order, with their offset from the region's base port.
 REGIONAL_SERVICES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc")
+NATIONAL_SERVICES = ("gateway", "ops_api")
 DEFAULT_REGIONS = ("330000", "110000", "310000")
 # Below the Linux ephemeral range (32768-60999), so no outgoing connection can be holding one of these ports.
 DEFAULT_BASE_PORT = 18050
@@ -43,7 +44,7 @@ class ProcessSpec:
 
     @property
     def label(self) -> str:
-        return self.service if self.service == "gateway" else f"{self.service}/{self.region_code}"
+        return self.service if self.service in NATIONAL_SERVICES else f"{self.service}/{self.region_code}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class RegionEntry:
 class Registry:
     gateway_address: str
     regions: list[RegionEntry] = field(default_factory=list)
+    # The ops HTTP API, when this system runs one ("" otherwise).
+    ops_api_address: str = ""
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -68,14 +71,18 @@ class Registry:
     @classmethod
     def load(cls, path: Path) -> Registry:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return cls(raw["gateway_address"], [RegionEntry(**region) for region in raw["regions"]])
+        regions = [RegionEntry(**region) for region in raw["regions"]]
+        return cls(raw["gateway_address"], regions, raw.get("ops_api_address", ""))
 
     def processes(self) -> list[ProcessSpec]:
+        """Every process of the system, in start order (the ops API last: it needs the others)."""
         specs = [_spec("gateway", "000000", self.gateway_address)]
         for region in self.regions:
             for service in REGIONAL_SERVICES:
                 address = getattr(region, f"{service.removesuffix('_svc')}_address")
                 specs.append(_spec(service, region.region_code, address))
+        if self.ops_api_address:
+            specs.append(_spec("ops_api", "000000", self.ops_api_address))
         return specs
 
 
@@ -85,7 +92,8 @@ def _spec(service: str, region_code: str, address: str) -> ProcessSpec:
 
 
 def plan(regions: list[str], host: str = "127.0.0.1", base_port: int = DEFAULT_BASE_PORT) -> Registry:
-    """The embedded layout: gateway on base_port; region i's services on base_port + 10*(i+1) + 1..4."""
+    """The embedded layout: the ops HTTP API on base_port - 1, the gateway on base_port, region i's services on
+    base_port + 10*(i+1) + 1..4."""
     entries = []
     for index, code in enumerate(regions):
         if len(code) != 6 or not code.isdigit():
@@ -106,4 +114,4 @@ def plan(regions: list[str], host: str = "127.0.0.1", base_port: int = DEFAULT_B
         )
     if len(set(regions)) != len(regions):
         raise ValueError(f"each region may appear once, got {','.join(regions)}")
-    return Registry(f"{host}:{base_port}", entries)
+    return Registry(f"{host}:{base_port}", entries, ops_api_address=f"{host}:{base_port - 1}")
