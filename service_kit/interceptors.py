@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import grpc
 
 from service_kit.errors import DomainError
 from service_kit.status import internal_status, status_for, status_for_error
-from service_kit.telemetry import current_trace_id
+from service_kit.telemetry import RpcMetrics, current_trace_id
 
 log = logging.getLogger("carbon.rpc")
 
@@ -20,8 +21,9 @@ Handler = Callable[[Any, grpc.ServicerContext], Any]
 class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """DomainError -> its status code with an ErrorInfo; anything else -> INTERNAL with a generic message, logged."""
 
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, metrics: RpcMetrics | None = None) -> None:
         self._domain = domain
+        self._metrics = metrics
 
     def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -69,26 +71,50 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
     def _wrap_unary(self, behaviour: Handler, method: str) -> Handler:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
             try:
-                return behaviour(request, context)
+                response = behaviour(request, context)
             except Exception as error:
+                self._record(method, started, context, error)
                 # context.abort raises a plain Exception once the status is set: let it through untouched.
                 if _already_aborted(context):
                     raise
                 self._fail(context, error, method)
+            self._record(method, started, context, None)
+            return response
 
         return wrapped
 
     def _wrap_stream(self, behaviour: Handler, method: str) -> Handler:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            started = time.perf_counter()
             try:
                 yield from behaviour(request, context)
             except Exception as error:
+                self._record(method, started, context, error)
                 if _already_aborted(context):
                     raise
                 self._fail(context, error, method)
+            self._record(method, started, context, None)
 
         return wrapped
+
+    def _record(self, method: str, started: float, context: grpc.ServicerContext, error: Exception | None) -> None:
+        if self._metrics is not None:
+            self._metrics.record(method, _status_name(context, error), time.perf_counter() - started)
+
+
+def _status_name(context: grpc.ServicerContext, error: Exception | None) -> str:
+    if error is None:
+        return "OK"
+    if isinstance(error, DomainError):
+        return error.code.name
+    if isinstance(error, NotImplementedError):
+        return "UNIMPLEMENTED"
+    if _already_aborted(context):
+        code = getattr(getattr(context, "_state", None), "code", None)
+        return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+    return "INTERNAL"
 
 
 def _already_aborted(context: grpc.ServicerContext) -> bool:

@@ -68,7 +68,8 @@ class RunningServer:
 
 def start_server(settings: Settings, registrations: Sequence[Registration]) -> RunningServer:
     """Builds, binds and starts a server; every service is marked SERVING. Port 0 picks a free port."""
-    interceptors = [*telemetry.server_interceptors(), ErrorMappingInterceptor(error_domain(settings.service))]
+    error_mapping = ErrorMappingInterceptor(error_domain(settings.service), telemetry.rpc_metrics(settings.service))
+    interceptors = [*telemetry.server_interceptors(), error_mapping]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=settings.service),
         interceptors=interceptors,

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
@@ -21,10 +21,13 @@ from service_kit.settings import Settings
 _enabled = False
 
 
-def configure(settings: Settings, span_exporter: SpanExporter | None = None) -> None:
+def configure(
+    settings: Settings, span_exporter: SpanExporter | None = None, metric_reader: MetricReader | None = None
+) -> None:
     """Installs the tracer and meter providers chosen by settings.telemetry_exporter (none, console, otlp).
 
-    Tests pass their own span_exporter (an in-memory one) to see the spans.
+    Tests pass their own span_exporter and metric_reader (in-memory ones) to see what is recorded. OpenTelemetry's
+    global providers can be set once per process, so tests configure once (a module-scoped fixture).
     """
     global _enabled
     if settings.telemetry_exporter == "none" and span_exporter is None:
@@ -36,7 +39,9 @@ def configure(settings: Settings, span_exporter: SpanExporter | None = None) -> 
     if span_exporter is not None:
         # Tests: export each span as it ends, so assertions need no waiting.
         processor = SimpleSpanProcessor(span_exporter)
-        metric_reader = PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=3_600_000)
+        metric_reader = metric_reader or PeriodicExportingMetricReader(
+            ConsoleMetricExporter(), export_interval_millis=3_600_000
+        )
     elif settings.telemetry_exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -96,3 +101,23 @@ def tracer(name: str) -> Any:
 
 def meter(name: str) -> metrics.Meter:
     return metrics.get_meter(name)
+
+
+class RpcMetrics:
+    """rpc.server.calls (count) and rpc.server.duration (seconds), by method and status code."""
+
+    def __init__(self, service: str) -> None:
+        meter_ = metrics.get_meter("carbon.rpc")
+        self._service = service
+        self._calls = meter_.create_counter("rpc.server.calls", unit="{call}", description="RPCs handled")
+        self._duration = meter_.create_histogram("rpc.server.duration", unit="s", description="time to handle an RPC")
+
+    def record(self, method: str, status: str, seconds: float) -> None:
+        attributes = {"rpc.method": method, "rpc.grpc.status": status, "service": self._service}
+        self._calls.add(1, attributes)
+        self._duration.record(seconds, attributes)
+
+
+def rpc_metrics(service: str) -> RpcMetrics | None:
+    """Per-RPC metrics when telemetry is on; None (no cost on the hot path) when it is off."""
+    return RpcMetrics(service) if _enabled else None
