@@ -72,6 +72,12 @@ def spawn(module: str, port: int, database_url: str, extra: dict[str, str]) -> s
     raise RuntimeError(f"{module} did not start")
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_clients(work: Callable[[int], None], count: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     lock = threading.Lock()
@@ -193,7 +199,13 @@ def main() -> int:
             assert response.redemption.state == pb.REDEMPTION_STATE_COMPLETED
 
         run_clients(lambda index: redeem(REDEMPTIONS + index), CLIENTS * 4)  # warm-up
+        names = ["ledger_svc", "rewards_svc"] if real else ["rewards_svc"]
+        cpu_before = [process_cpu_s(process.pid) for process in processes]
         elapsed, latencies = run_clients(redeem, REDEMPTIONS)
+        cpu_ms = {
+            name: 1000 * (process_cpu_s(process.pid) - before) / REDEMPTIONS
+            for name, process, before in zip(names, processes, cpu_before, strict=True)
+        }
         rate = REDEMPTIONS / elapsed
         p50 = latencies[len(latencies) // 2] * 1000
         p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
@@ -216,6 +228,7 @@ def main() -> int:
     print(f"baseline: psycopg single-row UPDATE transactions, {CLIENTS} connections   {baseline:10,.0f} /s")
     print(f"redemptions (rewards + ledger over gRPC), {CLIENTS} clients          {rate:10,.0f} /s")
     print(f"redemption latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print("CPU per redemption: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms.items()))
     print(
         json.dumps(
             {
@@ -228,6 +241,7 @@ def main() -> int:
                 "baseline_update_tx_per_s": round(baseline, 1),
                 "ratio": round(rate / baseline, 4),
                 "real_ledger": real,
+                "cpu_ms_per_redemption": {name: round(ms, 3) for name, ms in cpu_ms.items()},
             }
         )
     )

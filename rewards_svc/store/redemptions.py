@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, Insert, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rewards_svc.domain import COUNTED_STATES, Redemption, Usage
@@ -38,31 +38,49 @@ def usage(
     return Usage(int(row[0]), int(row[1]), int(row[2]))
 
 
+def _insert_new(dialect: Any) -> Insert:
+    statement = dialect.insert(redemption_table).on_conflict_do_nothing(index_elements=["request_id"])
+    return statement.returning(redemption_table.c.redemption_id)  # type: ignore[no-any-return]
+
+
+# Built once (the hot path of every redemption); the dialects spell ON CONFLICT alike but are separate classes.
+_INSERT = {"postgresql": _insert_new(postgresql), "sqlite": _insert_new(sqlite)}
+_LOCK_STATE = (
+    select(redemption_table.c.state)
+    .where(redemption_table.c.redemption_id == bindparam("redemption_id"))
+    .with_for_update()
+)
+_SET_STATE = (
+    update(redemption_table)
+    .where(
+        and_(
+            redemption_table.c.redemption_id == bindparam("b_redemption_id"),
+            redemption_table.c.state == bindparam("from_state"),
+        )
+    )
+    .values(state=bindparam("to_state"), failure_reason=bindparam("reason"), updated_at=bindparam("now"))
+)
+
+
 def insert(connection: Connection, redemption: Redemption, limit_units: int) -> bool:
     """False when a redemption with this request id exists (a retry, or a race with one): nothing was written."""
-    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
-    statement = (
-        dialect.insert(redemption_table)
-        .values(
-            redemption_id=redemption.redemption_id,
-            request_id=redemption.request_id,
-            account_number=redemption.account_number,
-            reward_id=redemption.reward_id,
-            quantity=redemption.quantity,
-            region_code=redemption.region_code,
-            price_points=redemption.price_points,
-            amount_points=redemption.amount_points,
-            limit_units=limit_units,
-            state=redemption.state,
-            failure_reason=redemption.failure_reason,
-            hold_id=redemption.hold_id,
-            created_at=redemption.created_at,
-            updated_at=redemption.created_at,
-        )
-        .on_conflict_do_nothing(index_elements=["request_id"])
-        .returning(redemption_table.c.redemption_id)
-    )
-    return connection.execute(statement).first() is not None
+    row = {
+        "redemption_id": redemption.redemption_id,
+        "request_id": redemption.request_id,
+        "account_number": redemption.account_number,
+        "reward_id": redemption.reward_id,
+        "quantity": redemption.quantity,
+        "region_code": redemption.region_code,
+        "price_points": redemption.price_points,
+        "amount_points": redemption.amount_points,
+        "limit_units": limit_units,
+        "state": redemption.state,
+        "failure_reason": redemption.failure_reason,
+        "hold_id": redemption.hold_id,
+        "created_at": redemption.created_at,
+        "updated_at": redemption.created_at,
+    }
+    return connection.execute(_INSERT[connection.dialect.name], row).first() is not None
 
 
 def _from_row(row: Any, items: tuple[Any, ...]) -> Redemption:
@@ -94,20 +112,15 @@ def get(connection: Connection, *, redemption_id: str = "", request_id: str = ""
 
 def lock_state(connection: Connection, redemption_id: str) -> str | None:
     """The state of a redemption, its row locked until the transaction ends (no one moves it meanwhile)."""
-    query = select(redemption_table.c.state).where(redemption_table.c.redemption_id == redemption_id)
-    return connection.execute(query.with_for_update()).scalar()
+    return connection.execute(_LOCK_STATE, {"redemption_id": redemption_id}).scalar()
 
 
 def set_state(
     connection: Connection, redemption_id: str, from_state: str, to_state: str, now: datetime, reason: str = ""
 ) -> bool:
     """Moves a redemption from one state to the next; False when another worker moved it first."""
-    result = connection.execute(
-        update(redemption_table)
-        .where(and_(redemption_table.c.redemption_id == redemption_id, redemption_table.c.state == from_state))
-        .values(state=to_state, failure_reason=reason, updated_at=now)
-    )
-    return result.rowcount == 1
+    values = {"b_redemption_id": redemption_id, "from_state": from_state, "to_state": to_state, "reason": reason}
+    return connection.execute(_SET_STATE, {**values, "now": now}).rowcount == 1
 
 
 def ids_in_state(connection: Connection, state: str, updated_before: datetime, limit: int) -> list[str]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 
 from rewards_svc.domain import Reward
 from rewards_svc.store.tables import insert_ignore, reward_table
@@ -74,11 +74,13 @@ def save(connection: Connection, reward: Reward, now: datetime) -> None:
     )
 
 
+# Built once: every redemption reads its reward, and building a statement costs more Python than running it.
+_GET = select(reward_table).where(reward_table.c.reward_id == bindparam("reward_id"))
+_GET_LOCKED = _GET.with_for_update()
+
+
 def get(connection: Connection, reward_id: str, *, lock: bool = False) -> Reward | None:
-    query = select(reward_table).where(reward_table.c.reward_id == reward_id)
-    if lock:
-        query = query.with_for_update()
-    row = connection.execute(query).first()
+    row = connection.execute(_GET_LOCKED if lock else _GET, {"reward_id": reward_id}).first()
     return None if row is None else from_row(row)
 
 

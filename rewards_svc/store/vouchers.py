@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, Insert, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rewards_svc.domain import RedemptionState, Voucher, VoucherState
@@ -28,6 +28,14 @@ def from_row(row: Any) -> Voucher:
         used_at=row.used_at,
         terms=row.terms,
     )
+
+
+def _insert_new(dialect: Any) -> Insert:
+    statement = dialect.insert(voucher_table).on_conflict_do_nothing(index_elements=["redemption_id", "seq"])
+    return statement.returning(voucher_table.c.voucher_id)  # type: ignore[no-any-return]
+
+
+_INSERT = {"postgresql": _insert_new(postgresql), "sqlite": _insert_new(sqlite)}
 
 
 def insert_new(connection: Connection, items: Sequence[Voucher]) -> int:
@@ -54,14 +62,9 @@ def insert_new(connection: Connection, items: Sequence[Voucher]) -> int:
         }
         for item in items
     ]
-    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
-    statement = (
-        dialect.insert(voucher_table)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["redemption_id", "seq"])
-        .returning(voucher_table.c.voucher_id)
-    )
-    return len(connection.execute(statement).all())
+    # One cached statement run with many parameter sets: SQLAlchemy sends it as one multi-row INSERT
+    # ("insertmanyvalues"); a multi-row .values() would be compiled anew every time.
+    return len(connection.execute(_INSERT[connection.dialect.name], rows).all())
 
 
 def of_redemption(connection: Connection, redemption_id: str) -> list[Voucher]:
