@@ -349,6 +349,11 @@ def recommend(
     ]
 
 
+def require_account(account_number: str) -> None:
+    if not is_account_number(account_number):
+        raise InvalidArgument("account_number", "a 16-digit account number with a valid check digit")
+
+
 def require_request_id(request_id: str) -> None:
     if not request_id or len(request_id) > MAX_REQUEST_ID_LENGTH:
         raise InvalidArgument("request_id", f"required, at most {MAX_REQUEST_ID_LENGTH} characters")

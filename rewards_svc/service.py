@@ -1,7 +1,7 @@
-"""Use cases of rewards_svc: the catalog, vouchers, charity, recommendations and the recovery pass.
+"""Use cases of rewards_svc: the catalog, vouchers, recommendations and the recovery pass.
 
 One method per operation; transaction boundaries are here and never span a ledger call. Redeem and cancel live in
-redemption.py and are reached through `self.redemptions`.
+redemption.py (`self.redemptions`), donations in charity.py (`self.charity`).
 """
 
 from __future__ import annotations
@@ -9,17 +9,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from rewards_svc import store
 from rewards_svc.catalog import Catalog
+from rewards_svc.charity import Charity, Donation
 from rewards_svc.domain import (
     CATEGORIES,
     REGION_CODE_PATTERN,
@@ -33,17 +32,15 @@ from rewards_svc.domain import (
     VoucherState,
     apply_update,
     check_open,
-    donation_transfer_id,
-    donation_units,
     fingerprint,
     normalize_voucher_code,
     recommend,
+    require_account,
     require_request_id,
     validate_reward,
 )
 from rewards_svc.ledger_client import Ledger, LedgerRefused, LedgerUnavailable
 from rewards_svc.redemption import Checkpoint, Redemptions, idempotency_reused, mirror, no_checkpoint
-from service_kit.accounts import is_account_number
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger("carbon.rewards")
@@ -63,18 +60,6 @@ def page_size(requested: int, field: str = "page_size") -> int:
     if requested < 0:
         raise InvalidArgument(field, "must not be negative")
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def require_account(account_number: str) -> None:
-    if not is_account_number(account_number):
-        raise InvalidArgument("account_number", "a 16-digit account number with a valid check digit")
-
-
-@dataclass(frozen=True)
-class Donation:
-    donation_id: str
-    project: CharityProject
-    units: int
 
 
 @dataclass(frozen=True)
@@ -101,6 +86,7 @@ class RewardsService:
         self._ledger = ledger
         self._region_code = region_code
         self._clock = clock
+        self.charity = Charity(engine, ledger, region_code, clock)
         self.redemptions = Redemptions(engine, ledger, clock, hold_timeout_s=hold_timeout_s, checkpoint=checkpoint)
 
     @property
@@ -254,80 +240,13 @@ class RewardsService:
     def cancel_voucher(self, request_id: str, code: str, reason: str) -> tuple[Voucher, int]:
         return self.redemptions.cancel_voucher(request_id, code, reason)
 
-    # --- charity -------------------------------------------------------------------------------------------------
+    # --- charity (rewards_svc/charity.py) -------------------------------------------------------------------------
 
     def list_projects(self) -> list[CharityProject]:
-        with self._engine.connect() as connection:
-            return store.charity.list_projects(connection, self._region_code)
-
-    def _project(self, project_id: str) -> CharityProject:
-        with self._engine.connect() as connection:
-            found = store.charity.list_projects(connection, self._region_code, project_id)
-        if not found:
-            raise NotFound("PROJECT_NOT_FOUND", f"no charity project {project_id}", {"project_id": project_id})
-        return found[0]
+        return self.charity.list_projects()
 
     def donate(self, request_id: str, account_number: str, project_id: str, amount_points: int) -> Donation:
-        """Points to a charity project (ledger transfer to system:donation); impact counted once it posts."""
-        require_request_id(request_id)
-        require_account(account_number)
-        if not project_id:
-            raise InvalidArgument("project_id", "required")
-        units = donation_units(self._project(project_id), amount_points)
-        with self._engine.connect() as connection:
-            row = store.charity.get_donation(connection, request_id=request_id)
-        if row is None:
-            donation_id = uuid.uuid4().hex
-            try:
-                with self._engine.begin() as connection:
-                    store.charity.insert_donation(
-                        connection,
-                        donation_id=donation_id,
-                        request_id=request_id,
-                        account_number=account_number,
-                        project_id=project_id,
-                        region_code=self._region_code,
-                        amount_points=amount_points,
-                        units=units,
-                        state="PENDING",
-                        failure_reason="",
-                        created_at=self._clock(),
-                    )
-            except IntegrityError:
-                return self.donate(request_id, account_number, project_id, amount_points)
-        else:
-            if (row.account_number, row.project_id, row.amount_points) != (account_number, project_id, amount_points):
-                raise idempotency_reused(request_id)
-            donation_id = row.donation_id
-        self.finish_donation(donation_id)
-        return Donation(donation_id, self._project(project_id), units)
-
-    def finish_donation(self, donation_id: str) -> None:
-        """Posts a PENDING donation (idempotent by its transfer id) and counts its impact; raises why it failed."""
-        with self._engine.connect() as connection:
-            row = store.charity.get_donation(connection, donation_id=donation_id)
-        if row.state == "PENDING":
-            try:
-                outcome = self._ledger.donate(
-                    donation_transfer_id(donation_id), row.account_number, row.amount_points, donation_id
-                )
-            except LedgerUnavailable:
-                raise Unavailable(
-                    "DONATION_PENDING", "the ledger did not answer; retry with the same request_id"
-                ) from None
-            except LedgerRefused as refused:
-                with self._engine.begin() as connection:
-                    store.charity.set_donation_state(connection, donation_id, "FAILED", refused.reason)
-                raise mirror(refused) from None
-            with self._engine.begin() as connection:
-                if not outcome.posted:
-                    store.charity.set_donation_state(connection, donation_id, "FAILED", outcome.failure_reason)
-                elif store.charity.set_donation_state(connection, donation_id, "COMPLETED"):
-                    store.charity.add_impact(connection, row.project_id, row.region_code, row.units, row.amount_points)
-            with self._engine.connect() as connection:
-                row = store.charity.get_donation(connection, donation_id=donation_id)
-        if row.state == "FAILED":
-            raise FailedPrecondition(row.failure_reason, f"donation failed: {row.failure_reason}")
+        return self.charity.donate(request_id, account_number, project_id, amount_points)
 
     # --- recommendations -----------------------------------------------------------------------------------------
 
@@ -374,7 +293,7 @@ class RewardsService:
                 unresolved += 1
         for donation_id in pending_donations:
             try:
-                self.finish_donation(donation_id)
+                self.charity.finish_donation(donation_id)
                 donations += 1
             except FailedPrecondition:
                 donations += 1

@@ -1,0 +1,110 @@
+"""Charity use cases: donate points to a project (a ledger transfer to system:donation) and count its impact."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from rewards_svc import store
+from rewards_svc.domain import (
+    CharityProject,
+    Clock,
+    donation_transfer_id,
+    donation_units,
+    require_account,
+    require_request_id,
+)
+from rewards_svc.ledger_client import Ledger, LedgerRefused, LedgerUnavailable
+from rewards_svc.redemption import idempotency_reused, mirror
+from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+
+
+@dataclass(frozen=True)
+class Donation:
+    donation_id: str
+    project: CharityProject
+    units: int
+
+
+class Charity:
+    def __init__(self, engine: Engine, ledger: Ledger, region_code: str, clock: Clock) -> None:
+        self._engine = engine
+        self._ledger = ledger
+        self._region_code = region_code
+        self._clock = clock
+
+    def list_projects(self) -> list[CharityProject]:
+        with self._engine.connect() as connection:
+            return store.charity.list_projects(connection, self._region_code)
+
+    def _project(self, project_id: str) -> CharityProject:
+        with self._engine.connect() as connection:
+            found = store.charity.list_projects(connection, self._region_code, project_id)
+        if not found:
+            raise NotFound("PROJECT_NOT_FOUND", f"no charity project {project_id}", {"project_id": project_id})
+        return found[0]
+
+    def donate(self, request_id: str, account_number: str, project_id: str, amount_points: int) -> Donation:
+        """Points to a charity project (ledger transfer to system:donation); impact counted once it posts."""
+        require_request_id(request_id)
+        require_account(account_number)
+        if not project_id:
+            raise InvalidArgument("project_id", "required")
+        units = donation_units(self._project(project_id), amount_points)
+        with self._engine.connect() as connection:
+            row = store.charity.get_donation(connection, request_id=request_id)
+        if row is None:
+            donation_id = uuid.uuid4().hex
+            try:
+                with self._engine.begin() as connection:
+                    store.charity.insert_donation(
+                        connection,
+                        donation_id=donation_id,
+                        request_id=request_id,
+                        account_number=account_number,
+                        project_id=project_id,
+                        region_code=self._region_code,
+                        amount_points=amount_points,
+                        units=units,
+                        state="PENDING",
+                        failure_reason="",
+                        created_at=self._clock(),
+                    )
+            except IntegrityError:
+                return self.donate(request_id, account_number, project_id, amount_points)
+        else:
+            if (row.account_number, row.project_id, row.amount_points) != (account_number, project_id, amount_points):
+                raise idempotency_reused(request_id)
+            donation_id = row.donation_id
+        self.finish_donation(donation_id)
+        return Donation(donation_id, self._project(project_id), units)
+
+    def finish_donation(self, donation_id: str) -> None:
+        """Posts a PENDING donation (idempotent by its transfer id) and counts its impact; raises why it failed."""
+        with self._engine.connect() as connection:
+            row = store.charity.get_donation(connection, donation_id=donation_id)
+        if row.state == "PENDING":
+            try:
+                outcome = self._ledger.donate(
+                    donation_transfer_id(donation_id), row.account_number, row.amount_points, donation_id
+                )
+            except LedgerUnavailable:
+                raise Unavailable(
+                    "DONATION_PENDING", "the ledger did not answer; retry with the same request_id"
+                ) from None
+            except LedgerRefused as refused:
+                with self._engine.begin() as connection:
+                    store.charity.set_donation_state(connection, donation_id, "FAILED", refused.reason)
+                raise mirror(refused) from None
+            with self._engine.begin() as connection:
+                if not outcome.posted:
+                    store.charity.set_donation_state(connection, donation_id, "FAILED", outcome.failure_reason)
+                elif store.charity.set_donation_state(connection, donation_id, "COMPLETED"):
+                    store.charity.add_impact(connection, row.project_id, row.region_code, row.units, row.amount_points)
+            with self._engine.connect() as connection:
+                row = store.charity.get_donation(connection, donation_id=donation_id)
+        if row.state == "FAILED":
+            raise FailedPrecondition(row.failure_reason, f"donation failed: {row.failure_reason}")
