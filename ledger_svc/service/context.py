@@ -39,6 +39,8 @@ class LedgerContext:
     # Credit-only batches and the expiry sweep on PostgreSQL are set-based (ADR 0102); tests turn them off to compare.
     credit_fast_path: bool = True
     set_based_expiry: bool = True
+    # Hold, CommitHold to a system account and ReleaseHold on PostgreSQL in a few statements each (ADR 0103).
+    set_based_holds: bool = True
     _sealer_wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False, compare=False)
     _sealer_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _sealer: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
@@ -59,7 +61,7 @@ class LedgerContext:
             try:
                 with self.engine.begin() as conn:
                     return work(conn)
-            except DBAPIError as error:
+            except Exception as error:  # SQLAlchemy's DBAPIError, or the driver's own error on the fast paths
                 if attempt == MAX_ATTEMPTS or not _retryable(error):
                     raise
                 log.info("transaction retried", extra={"attempt": attempt, "sqlstate": _sqlstate(error)})
@@ -99,11 +101,12 @@ class LedgerContext:
                 log.warning("background sealing failed", extra={"error": str(error)})
 
 
-def _sqlstate(error: DBAPIError) -> str:
-    return str(getattr(error.orig, "sqlstate", "") or "")
+def _sqlstate(error: Exception) -> str:
+    driver_error = error.orig if isinstance(error, DBAPIError) else error
+    return str(getattr(driver_error, "sqlstate", "") or "")
 
 
-def _retryable(error: DBAPIError) -> bool:
+def _retryable(error: Exception) -> bool:
     if _sqlstate(error) in RETRYABLE_SQLSTATES:
         return True
-    return "database is locked" in str(error.orig)
+    return isinstance(error, DBAPIError) and "database is locked" in str(error.orig)

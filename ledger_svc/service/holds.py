@@ -11,12 +11,14 @@ from ledger_svc.domain.holds import DEFAULT_HOLD_TIMEOUT_US, MAX_HOLD_TIMEOUT_US
 from ledger_svc.domain.lots import LotKey, Portion, Refusal, split_fifo
 from ledger_svc.domain.names import VALID_CODES, TransferCode, account_problem, is_system_account
 from ledger_svc.domain.posting import ItemResult, Posting, Status, fingerprint_of, metadata_json
+from ledger_svc.service import holds_pg
 from ledger_svc.service.context import LedgerContext
+from ledger_svc.service.holds_pg import checked_commit_amount, reused
 from ledger_svc.service.postings import _require_id, write_book
 from ledger_svc.store import accounts as account_store
 from ledger_svc.store import holds as hold_store
 from ledger_svc.store import journal
-from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 
 MAX_SWEEP_BATCH = 5000
 
@@ -61,7 +63,31 @@ def hold(ctx: LedgerContext, request: HoldRequest) -> Hold:
         sorted(request.metadata),
     ]
     fingerprint = fingerprint_of(body)
+    if _set_based(ctx):
+        return ctx.transaction(
+            lambda conn: holds_pg.hold(conn, _pending(request, code, timeout_us, fingerprint, ctx.now_us()))
+        )
     return ctx.transaction(lambda conn: _hold(conn, ctx, request, code, timeout_us, fingerprint))
+
+
+def _set_based(ctx: LedgerContext) -> bool:
+    """Whether holds take the few-statement path of PostgreSQL (ADR 0103)."""
+    return ctx.set_based_holds and ctx.engine.dialect.name == "postgresql"
+
+
+def _pending(request: HoldRequest, code: int, timeout_us: int, fingerprint: str, now_us: int) -> Hold:
+    return Hold(
+        hold_id=request.hold_id,
+        account=request.account,
+        amount_points=request.amount_points,
+        state=HoldState.PENDING,
+        expires_at_us=now_us + timeout_us,
+        code=code,
+        fingerprint=fingerprint,
+        created_at_us=now_us,
+        reference=request.reference,
+        metadata_json=metadata_json(dict(request.metadata)),
+    )
 
 
 def _hold(
@@ -73,9 +99,9 @@ def _hold(
     if existing is not None:
         if existing.fingerprint == fingerprint:
             return existing
-        raise _reused("hold_id", request.hold_id)
+        raise reused("hold_id", request.hold_id)
     if journal.load_postings(conn, [request.hold_id]):
-        raise _reused("hold_id", request.hold_id)
+        raise reused("hold_id", request.hold_id)
     before = account_store.snapshot(users)
     hold_store.release_expired_holds(conn, users, [request.account], now_us)
     account_store.load_spendable_lots(conn, users, now_us)
@@ -85,19 +111,8 @@ def _hold(
     except Refusal as refusal:
         raise FailedPrecondition(refusal.reason, refusal.message, {"account": request.account}) from None
     account_store.write_lot_deltas(conn, users, book.lot_deltas)
-    created = Hold(
-        hold_id=request.hold_id,
-        account=request.account,
-        amount_points=request.amount_points,
-        state=HoldState.PENDING,
-        expires_at_us=now_us + timeout_us,
-        code=code,
-        fingerprint=fingerprint,
-        created_at_us=now_us,
-        reference=request.reference,
-        metadata_json=metadata_json(dict(request.metadata)),
-        lots=portions,
-    )
+    created = _pending(request, code, timeout_us, fingerprint, now_us)
+    created.lots = portions
     hold_store.insert_hold(conn, created)
     account_store.write_users(conn, users, before)
     return created
@@ -111,7 +126,12 @@ def commit_hold(ctx: LedgerContext, hold_id: str, amount_points: int, credit_acc
         raise InvalidArgument("credit_account", problem, reason="INVALID_ACCOUNT")
     if amount_points < 0:
         raise InvalidArgument("amount_points", "must not be negative (0 commits the whole hold)")
-    outcome = ctx.transaction(lambda conn: _commit(conn, ctx, hold_id, amount_points, credit_account))
+    if _set_based(ctx) and is_system_account(credit_account):
+        outcome = ctx.transaction(
+            lambda conn: holds_pg.commit_to_system(conn, ctx, hold_id, amount_points, credit_account)
+        )
+    else:
+        outcome = ctx.transaction(lambda conn: _commit(conn, ctx, hold_id, amount_points, credit_account))
     if outcome[1].status is Status.POSTED:
         ctx.seal_soon()
     return outcome
@@ -132,16 +152,10 @@ def _commit(
         if current.is_same_commit(amount_points, credit_account):
             posting = journal.load_postings(conn, [hold_id])[hold_id]
             return current, ItemResult(hold_id, Status.ALREADY_POSTED, posting=posting)
-        raise _reused("hold_id", hold_id, "the hold was committed before with a different amount or credit account")
+        raise reused("hold_id", hold_id, "the hold was committed before with a different amount or credit account")
     if credit_account == current.account:
         raise InvalidArgument("credit_account", "must differ from the held account")
-    try:
-        current.check_commit(now_us)
-        amount = current.commit_amount(amount_points)
-    except Refusal as refusal:
-        if refusal.reason == "INVALID_AMOUNT":
-            raise InvalidArgument("amount_points", refusal.message) from None
-        raise FailedPrecondition(refusal.reason, refusal.message, {"hold_id": hold_id}) from None
+    amount = checked_commit_amount(current, amount_points, now_us)
     before = account_store.snapshot(users)
     book = Book(now_us, users)
     committed, rest = split_fifo(current.lots, amount)
@@ -181,6 +195,8 @@ def _commit(
 
 def release_hold(ctx: LedgerContext, hold_id: str) -> Hold:
     _require_id("hold_id", hold_id)
+    if _set_based(ctx):
+        return ctx.transaction(lambda conn: holds_pg.release(conn, ctx, hold_id))
     return ctx.transaction(lambda conn: _release(conn, ctx, hold_id))
 
 
@@ -230,8 +246,3 @@ def sweep_expired_holds(ctx: LedgerContext, batch_size: int) -> int:
         return released
 
     return ctx.transaction(sweep)
-
-
-def _reused(field: str, value: str, detail: str = "") -> AlreadyExists:
-    message = detail or f"{value!r} was used before with a different body"
-    return AlreadyExists("IDEMPOTENCY_KEY_REUSED", f"{field} {value!r}: {message}", {"field": field})

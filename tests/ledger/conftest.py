@@ -45,7 +45,9 @@ def two_ledgers(
     general_engine = migrated_engine(fresh_postgres_url())
     yield (
         LedgerContext(fast_engine, REGION, clock),
-        LedgerContext(general_engine, REGION, clock, credit_fast_path=False, set_based_expiry=False),
+        LedgerContext(
+            general_engine, REGION, clock, credit_fast_path=False, set_based_expiry=False, set_based_holds=False
+        ),
     )
     fast_engine.dispose()
     general_engine.dispose()

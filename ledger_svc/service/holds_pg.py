@@ -1,0 +1,122 @@
+"""Hold, CommitHold (to a system account) and ReleaseHold on PostgreSQL in two or three statements each (ADR 0103).
+
+The same rules and answers as the general path in `service/holds.py`, which SQLite (and a commit to a user account)
+takes: a test runs the same random sequences through both and compares everything.
+"""
+
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import Connection
+
+from ledger_svc.domain.holds import Hold, HoldState
+from ledger_svc.domain.journal import entries_hash
+from ledger_svc.domain.lots import Refusal, split_fifo
+from ledger_svc.domain.posting import ItemResult, Posting, Status, fingerprint_of
+from ledger_svc.service.context import LedgerContext
+from ledger_svc.store import holds_pg, journal
+from ledger_svc.store.accounts import SYSTEM_SHARDS
+from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+
+
+def hold(conn: Connection, created: Hold) -> Hold:
+    """Records `created` (a pending hold without lots yet), or answers a replay of it."""
+    locked, taken = holds_pg.lock_for_hold(conn, created.account, created.hold_id, created.created_at_us)
+    if taken:
+        existing = holds_pg.load_hold(conn, created.hold_id)
+        if existing is not None and existing.fingerprint == created.fingerprint:
+            return existing
+        raise reused("hold_id", created.hold_id)
+    if locked.held_points > 0:  # an account holding nothing has no timed-out hold to release
+        holds_pg.release_expired(conn, [created.account], created.created_at_us)
+    available, portions = holds_pg.take_hold(conn, created)
+    if available < created.amount_points:
+        raise FailedPrecondition(
+            "INSUFFICIENT_POINTS",
+            f"account {created.account} has {available} spendable points, {created.amount_points} needed",
+            {"account": created.account},
+        )
+    created.lots = portions
+    return created
+
+
+def commit_to_system(
+    conn: Connection, ctx: LedgerContext, hold_id: str, amount_points: int, credit_account: str
+) -> tuple[Hold, ItemResult]:
+    now_us = ctx.now_us()
+    current, balance_points = _locked_hold(conn, hold_id, now_us)
+    if current.state is HoldState.COMMITTED:
+        if current.is_same_commit(amount_points, credit_account):
+            posting = journal.load_postings(conn, [hold_id])[hold_id]
+            return current, ItemResult(hold_id, Status.ALREADY_POSTED, posting=posting)
+        raise reused("hold_id", hold_id, "the hold was committed before with a different amount or credit account")
+    amount = checked_commit_amount(current, amount_points, now_us)
+    committed, back = split_fifo(current.lots, amount)
+    posting = Posting(
+        transfer_id=hold_id,
+        debit_account=current.account,
+        credit_account=credit_account,
+        amount_points=amount,
+        code=current.code,
+        posted_at_us=now_us,
+        fingerprint=fingerprint_of(["commit", hold_id, credit_account, amount]),
+        reference=current.reference,
+        metadata_json=current.metadata_json,
+        debit_balance_after=balance_points - amount,
+        debit_lots=committed,
+    )
+    digest, _ = entries_hash([journal.entry_of(posting)])
+    current.state = HoldState.COMMITTED
+    current.committed_points = amount
+    current.credit_account = credit_account
+    holds_pg.commit_to_system(
+        conn,
+        current,
+        committed,
+        back,
+        digest=digest,
+        fingerprint=posting.fingerprint,
+        balance_after=balance_points - amount,
+        shard=random.randrange(SYSTEM_SHARDS),
+        now_us=now_us,
+    )
+    return current, ItemResult(hold_id, Status.POSTED, posting=posting)
+
+
+def release(conn: Connection, ctx: LedgerContext, hold_id: str) -> Hold:
+    now_us = ctx.now_us()
+    current, _ = _locked_hold(conn, hold_id, now_us)
+    if current.state is HoldState.COMMITTED:
+        raise FailedPrecondition("HOLD_COMMITTED", f"hold {hold_id!r} was committed", {"hold_id": hold_id})
+    if current.state is not HoldState.PENDING:
+        return current  # released or expired before: releasing again changes nothing
+    current.state = HoldState.EXPIRED if current.state_at(now_us) is HoldState.EXPIRED else HoldState.RELEASED
+    holds_pg.resolve_without_posting(conn, current, current.lots, now_us)
+    return current
+
+
+def _locked_hold(conn: Connection, hold_id: str, now_us: int) -> tuple[Hold, int]:
+    """The hold, read under its account's lock (it may have been resolved meanwhile), and that account's balance."""
+    found = holds_pg.lock_hold_account(conn, hold_id, now_us)
+    if found is None:
+        raise NotFound("HOLD_NOT_FOUND", f"no hold {hold_id!r}", {"hold_id": hold_id})
+    current = holds_pg.load_hold(conn, hold_id)
+    assert current is not None, "a hold is never deleted"
+    return current, found[1].balance_points
+
+
+def checked_commit_amount(current: Hold, amount_points: int, now_us: int) -> int:
+    """The points a commit of a pending hold moves, or the error that refuses it."""
+    try:
+        current.check_commit(now_us)
+        return current.commit_amount(amount_points)
+    except Refusal as refusal:
+        if refusal.reason == "INVALID_AMOUNT":
+            raise InvalidArgument("amount_points", refusal.message) from None
+        raise FailedPrecondition(refusal.reason, refusal.message, {"hold_id": current.hold_id}) from None
+
+
+def reused(field: str, value: str, detail: str = "") -> AlreadyExists:
+    message = detail or f"{value!r} was used before with a different body"
+    return AlreadyExists("IDEMPOTENCY_KEY_REUSED", f"{field} {value!r}: {message}", {"field": field})
