@@ -165,7 +165,8 @@ def main() -> int:
             stoppers.append(running.stop)
             ledger_address = running.address
         rewards_port = free_port()
-        processes.append(spawn("rewards_svc", rewards_port, urls["rewards"], {"CARBON_LEDGER_ADDRESS": ledger_address}))
+        rewards_extra = {"CARBON_LEDGER_ADDRESS": ledger_address, "CARBON_MAX_WORKERS": str(CLIENTS)}
+        processes.append(spawn("rewards_svc", rewards_port, urls["rewards"], rewards_extra))
         ledger_channel = grpc.insecure_channel(ledger_address)
         rewards_channel = grpc.insecure_channel(f"127.0.0.1:{rewards_port}")
         ledger = ledger_pb2_grpc.LedgerServiceStub(ledger_channel)
@@ -211,6 +212,10 @@ def main() -> int:
         p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
         ledger_channel.close()
         rewards_channel.close()
+        for process in processes:  # the baseline gets the database (and its connection slots) to itself
+            process.terminate()
+            process.wait(15)
+        processes.clear()
         baseline = baseline_updates_per_s(urls["baseline"])
     finally:
         for process in processes:

@@ -250,12 +250,13 @@ def build_service(settings: Settings, engine: Engine) -> RewardsService:
 
 
 def pooled_engine(settings: Settings, engine: Engine) -> Engine:
-    """An engine whose pool has a connection for every worker thread (a redemption keeps one from start to end).
+    """An engine with a pooled connection for every worker thread (a redemption keeps one from start to end).
 
-    The runner's engine keeps the kit's default pool; on PostgreSQL rewards opens its own, sized to
-    CARBON_MAX_WORKERS. SQLite serialises writers anyway and keeps the engine it was given.
+    The kit's runner already sizes its pool so; an in-process caller's smaller pool gets a sized engine beside it.
+    SQLite serialises writers anyway and keeps the engine it was given.
     """
-    if engine.dialect.name == "sqlite":
+    size = getattr(engine.pool, "size", None)
+    if engine.dialect.name == "sqlite" or (size is not None and size() >= settings.max_workers):
         return engine
     return db.make_engine(engine.url.render_as_string(hide_password=False), pool_size=settings.max_workers)
 

@@ -31,9 +31,12 @@ def test_the_recovery_thread_stops_with_the_server(tmp_path: Path) -> None:
 
 
 def test_on_postgresql_the_pool_has_a_connection_for_every_worker(postgres_url: str) -> None:
-    given = db.make_engine(postgres_url)
-    pooled = pooled_engine(Settings(service="rewards_svc", max_workers=24), given)
-    assert pooled is not given and pooled.pool.size() == 24  # type: ignore[attr-defined]
-    assert pooled.url == given.url
-    pooled.dispose()
-    given.dispose()
+    settings = Settings(service="rewards_svc", max_workers=24)
+    small = db.make_engine(postgres_url, pool_size=10)
+    pooled = pooled_engine(settings, small)
+    assert pooled is not small and pooled.pool.size() == 24  # type: ignore[attr-defined]
+    assert pooled.url == small.url
+    sized = db.make_engine(postgres_url, pool_size=24)
+    assert pooled_engine(settings, sized) is sized
+    for engine in (pooled, small, sized):
+        engine.dispose()
