@@ -1,7 +1,9 @@
 -- Runs once, when the PostgreSQL volume is first created (docker-entrypoint-initdb.d).
--- One database per service and region: no service can read another's tables.
+-- One database per service and region (and one for the national gateway and ops API each): no service can read
+-- another's tables.
 -- Adding a region to compose.yaml means adding its four databases here.
 CREATE DATABASE gateway;
+CREATE DATABASE ops_api;
 CREATE DATABASE identity_330000;
 CREATE DATABASE ingest_330000;
 CREATE DATABASE ledger_330000;

@@ -27,7 +27,7 @@ import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service_kit.settings import Settings, SettingsError
-from service_kit.topology import REGIONAL_SERVICES, Registry
+from service_kit.topology import NATIONAL_SERVICES, REGIONAL_SERVICES, Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -37,7 +37,10 @@ NATIONAL = K8S / "national"
 OVERLAYS = K8S / "overlays"
 COMPOSE = DEPLOY / "compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
-SERVICE_PACKAGES = ("gateway", *REGIONAL_SERVICES)
+SERVICE_PACKAGES = (*NATIONAL_SERVICES, *REGIONAL_SERVICES)
+# Served over HTTP (uvicorn) with an unauthenticated GET /healthz; the others serve gRPC and its health protocol.
+HTTP_SERVICES = ("ops_api",)
+HEALTH_PATH = "/healthz"
 MIGRATE_IN_IMAGE = "/opt/carbon/migrate.py"
 
 Doc = dict[str, Any]
@@ -173,7 +176,12 @@ def check_variable(name: str, package: str, readers: dict[str, set[str]]) -> str
     if name.startswith("CARBON_SECRET_"):
         # settings.secret("<lower name>") reads CARBON_SECRET_<NAME>; the name appears as a string literal.
         secret = name.removeprefix("CARBON_SECRET_").lower()
-        if f'"{secret}"' in package_source(package) or f"'{secret}'" in package_source(package):
+        source = package_source(package)
+        if f'"{secret}"' in source or f"'{secret}'" in source:
+            return None
+        # A secret per region, CARBON_SECRET_<NAME>_<region code>: read as f"<name>_{region_code}".
+        per_region = re.fullmatch(r"(\w+)_(\d{6})", secret)
+        if per_region and re.search(rf"""f["']{per_region.group(1)}_\{{""", source):
             return None
         return f"{name}: no secret named {secret!r} in {package}"
     if name not in readers:
@@ -200,6 +208,9 @@ def test_every_json_registry_is_what_registry_save_writes() -> None:
     for path in (DEPLOY / "registry.compose.json", NATIONAL / "registry.json"):
         registry = Registry.load(path)
         assert registry.regions, path
+        # Both deployments run the ops API, so both registries name it (Registry.processes() lists it then).
+        assert registry.ops_api_address, f"{path}: no ops_api_address"
+        assert [spec.service for spec in registry.processes()].count("ops_api") == 1, path
         codes = [region.region_code for region in registry.regions]
         assert len(codes) == len(set(codes)), f"{path}: a region listed twice"
         # Registry.load then save gives the same document: no field the loader drops silently.
@@ -230,18 +241,58 @@ def test_every_deployment_runs_a_real_service_package() -> None:
     assert packages == set(SERVICE_PACKAGES)
 
 
-def test_every_deployment_has_grpc_readiness_and_liveness_probes_on_its_serving_port() -> None:
+def test_http_services_are_the_packages_that_serve_http_with_a_health_route() -> None:
+    serving_http = {p for p in SERVICE_PACKAGES if re.search(r"^import uvicorn", package_source(p), re.MULTILINE)}
+    assert serving_http == set(HTTP_SERVICES)
+    for package in HTTP_SERVICES:
+        assert f'.get("{HEALTH_PATH}"' in package_source(package), f"{package}: no GET {HEALTH_PATH} route"
+
+
+def probe_problem(probe: Doc, package: str, port: int) -> str | None:
+    """Why a probe does not check `package` the way it serves on `port`, or None when it does."""
+    kinds = {"grpc", "httpGet", "tcpSocket", "exec"} & set(probe)
+    if package in HTTP_SERVICES:
+        if kinds != {"httpGet"}:
+            return f"not an HTTP probe ({sorted(kinds)})"
+        http = probe["httpGet"]
+        if http.get("path") != HEALTH_PATH or http.get("scheme", "HTTP") != "HTTP":
+            return f"httpGet {http.get('scheme', 'HTTP')} {http.get('path')}, not HTTP {HEALTH_PATH}"
+        return None if http.get("port") == port else f"checks port {http.get('port')}, serves on {port}"
+    if kinds != {"grpc"}:
+        return f"not a native gRPC probe ({sorted(kinds)})"
+    if probe["grpc"].get("service", "") != "":
+        return "the server sets the overall status ''"
+    return None if probe["grpc"].get("port") == port else f"checks port {probe['grpc'].get('port')}, serves on {port}"
+
+
+def test_every_deployment_has_readiness_liveness_and_startup_probes_on_its_serving_port() -> None:
+    checked = set()
     for path, deployment in deployments():
         container = main_container(deployment)
+        package = package_of(container["command"])
         ports = {port["containerPort"] for port in container["ports"]}
         listen = env_value(container, "CARBON_PORT")
         assert listen is not None and int(listen) in ports, f"{path}: CARBON_PORT {listen} is not a containerPort"
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             assert probe in container, f"{path}: no {probe}"
-            assert "grpc" in container[probe], f"{path}: {probe} is not a native gRPC probe"
-            assert container[probe]["grpc"]["port"] == int(listen), f"{path}: {probe} checks another port"
-            assert container[probe]["grpc"].get("service", "") == "", "the server sets the overall status ''"
+            problem = probe_problem(container[probe], package, int(listen))
+            assert problem is None, f"{path}: {probe}: {problem}"
         assert env_value(container, "CARBON_HOST") == "0.0.0.0", f"{path}: must listen beyond loopback for probes"
+        checked.add(package)
+    assert set(HTTP_SERVICES) < checked
+
+
+def test_the_probe_check_rejects_the_wrong_kind_path_or_port() -> None:
+    grpc_probe = {"grpc": {"port": 50051}}
+    http_probe = {"httpGet": {"path": HEALTH_PATH, "port": 8080}}
+    assert probe_problem(grpc_probe, "ledger_svc", 50051) is None
+    assert probe_problem(http_probe, "ops_api", 8080) is None
+    assert probe_problem(http_probe, "ledger_svc", 8080)  # a gRPC server answers no HTTP/1.1 GET
+    assert probe_problem({"grpc": {"port": 8080}}, "ops_api", 8080)  # uvicorn has no gRPC health service
+    assert probe_problem({"tcpSocket": {"port": 8080}}, "ops_api", 8080)
+    assert probe_problem({"httpGet": {"path": "/health", "port": 8080}}, "ops_api", 8080)
+    assert probe_problem(http_probe, "ops_api", 18049)
+    assert probe_problem({"grpc": {"port": 50051, "service": "x"}}, "gateway", 50051)
 
 
 def test_every_pod_runs_as_non_root_under_the_restricted_pod_security_standard() -> None:
@@ -331,6 +382,55 @@ def test_migrate_script_migrates_and_waits(tmp_path: Path, monkeypatch: pytest.M
     assert migrate.main(["ledger_svc"]) == 2  # the base's placeholder region stops the Job too
 
 
+def test_migrate_script_migrates_the_ops_api_as_a_national_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate = load_script("migrate")
+    monkeypatch.setenv("CARBON_DATABASE_URL", f"sqlite:///{tmp_path / 'ops_api.db'}")
+    monkeypatch.setenv("CARBON_REGION", "000000")  # the carbon-national ConfigMap's
+    assert migrate.main(["--wait", "--timeout", "0", "ops_api"]) == 1
+    assert migrate.main(["ops_api"]) == 0
+    assert migrate.main(["--wait", "--timeout", "0", "ops_api"]) == 0
+
+
+def test_community_partner_script_registers_the_partner_in_its_region_and_prints_the_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from carbon.ingest.v1 import ingest_service_pb2 as ingest_pb
+    from carbon.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+    from ops_api.settings import OpsSettings
+
+    received: list[Any] = []
+
+    class FakeIngest(ingest_grpc.IngestServiceServicer):
+        def RegisterPartner(self, request: Any, context: grpc.ServicerContext) -> Any:
+            received.append(request)
+            return ingest_pb.RegisterPartnerResponse(partner=request.partner, secret="s3cret-" + request.request_id)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    # Only RegisterPartner: the stubs mark every method abstract, the base class answers UNIMPLEMENTED for the rest.
+    ingest_grpc.add_IngestServiceServicer_to_server(FakeIngest(), server)  # type: ignore[abstract]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    script = load_script("community_partner")
+    try:
+        env = {"CARBON_REGION": "330000", "CARBON_PORT": str(port)}  # as inside the region's ingest container
+        assert script.main([], env) == 0
+        assert script.main([], env) == 0
+        assert script.main(["--region", "UNSET"], env) == 2
+        assert script.main([], {**env, "CARBON_PORT": "9"}) == 1  # nothing serves: an error, no secret printed
+    finally:
+        server.stop(0)
+    printed = capsys.readouterr().out.split()
+    assert len(printed) == 2 and printed[0] == printed[1] and printed[0].startswith("s3cret-")
+    first, again = received
+    assert first.request_id == again.request_id, "one idempotency key: a second run gets the same secret"
+    partner = first.partner
+    assert partner.partner_id == OpsSettings.from_env({"CARBON_REGION": "000000"}).community_partner_id
+    assert partner.kind == ingest_pb.PARTNER_KIND_COMMUNITY_CENTRE
+    assert list(partner.allowed_regions) == ["330000"] and partner.allowed_behaviours
+
+
 # ---------------------------------------------------------------- Services, PDBs, Jobs
 
 
@@ -378,7 +478,7 @@ def _k8s_settings() -> Iterator[tuple[str, str, str]]:
             for item in container.get("env", []):
                 yield f"{path}:{container['name']}", item["name"], package
     for kustomization in kustomizations():
-        packages = ["gateway"] if kustomization.parent == NATIONAL else list(REGIONAL_SERVICES)
+        packages = list(NATIONAL_SERVICES) if kustomization.parent == NATIONAL else list(REGIONAL_SERVICES)
         for generator, literals in generator_literals(kustomization).items():
             for name in literals:
                 for package in packages:
@@ -416,6 +516,13 @@ def test_the_variable_check_rejects_what_no_service_reads() -> None:
     assert check_variable("CARBON_REWARDS_ADDRESS", "gateway", readers)  # set by `carbon up`, read by nobody yet
     assert check_variable("CARBON_SECRET_IDENTITY_HMAC_KEY", "identity_svc", readers) is None
     assert check_variable("CARBON_LEDGER_ADDRESS", "ingest_svc", readers) is None
+    assert check_variable("CARBON_OPS_RATE_LIMIT_PER_MINUTE", "gateway", readers)  # the ops API's, not the gateway's
+    assert check_variable("CARBON_OPS_RATE_LIMIT_PER_MINUTE", "ops_api", readers) is None
+    # Secrets per region: only where the code reads f"<name>_{region}".
+    assert check_variable("CARBON_SECRET_COMMUNITY_PARTNER_330000", "ops_api", readers) is None
+    assert check_variable("CARBON_SECRET_COMMUNITY_PARTNER_330000", "ingest_svc", readers)
+    assert check_variable("CARBON_SECRET_COMMUNITY_PARTNERS_330000", "ops_api", readers)
+    assert check_variable("CARBON_SECRET_GATEWAY_API_KEY_330000", "ops_api", readers)
 
 
 def test_every_referenced_secret_is_documented_and_none_is_filled_in() -> None:
@@ -484,24 +591,54 @@ def test_the_national_registry_points_at_the_overlays_services() -> None:
     registry = Registry.load(NATIONAL / "registry.json")
     services = {doc["metadata"]["name"]: doc for path, doc in of_kind("Service") if path.parent == BASE}
     assert {region.region_code for region in registry.regions} == {p.name for p in overlays()}
+    national = {doc["metadata"]["name"]: doc for path, doc in of_kind("Service") if path.parent == NATIONAL}
+    national_deployments = {
+        package_of(main_container(d)["command"]): d for p, d in of_kind("Deployment") if p.parent == NATIONAL
+    }
+    assert set(national_deployments) == set(NATIONAL_SERVICES)
+    listed = set()
     for spec in registry.processes():
         name, namespace, *rest = spec.host.split(".")
         assert rest == ["svc", "cluster", "local"], spec
-        expected = "gateway" if spec.service == "gateway" else spec.service.removesuffix("_svc")
-        assert name == expected, spec
-        if spec.service == "gateway":
-            assert namespace == "carbon-national"
-            continue
-        assert namespace == f"carbon-{spec.region_code}", spec
-        assert spec.port in {port["port"] for port in services[name]["spec"]["ports"]}, spec
-    [gateway] = [d for p, d in of_kind("Deployment") if p.parent == NATIONAL]
-    container = main_container(gateway)
-    mount = container["volumeMounts"][-1]
-    assert env_value(container, "CARBON_REGISTRY_FILE") == f"{mount['mountPath']}/registry.json"
-    volume = next(v for v in pod_spec(gateway)["volumes"] if v["name"] == mount["name"])
+        assert name == spec.service.removesuffix("_svc").replace("_", "-"), spec
+        if spec.service in NATIONAL_SERVICES:
+            assert namespace == "carbon-national", spec
+            service = national[name]
+            container = main_container(national_deployments[spec.service])
+            # The Service's port leads to the port the process listens on.
+            [port] = [port for port in service["spec"]["ports"] if port["port"] == spec.port]
+            [target] = [p for p in container["ports"] if p["name"] == port["targetPort"]]
+            assert str(target["containerPort"]) == env_value(container, "CARBON_PORT"), spec
+        else:
+            assert namespace == f"carbon-{spec.region_code}", spec
+            assert spec.port in {port["port"] for port in services[name]["spec"]["ports"]}, spec
+        listed.add(spec.service)
+    assert set(NATIONAL_SERVICES) <= listed
+    # Both national processes read this registry, mounted from the generated ConfigMap.
     generated = yaml_docs(NATIONAL / "kustomization.yaml")[0]["configMapGenerator"]
-    [registry_generator] = [g for g in generated if g["name"] == volume["configMap"]["name"]]
-    assert registry_generator["files"] == ["registry.json"]
+    for deployment in national_deployments.values():
+        container = main_container(deployment)
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == "registry"]
+        assert env_value(container, "CARBON_REGISTRY_FILE") == f"{mount['mountPath']}/registry.json"
+        volume = next(v for v in pod_spec(deployment)["volumes"] if v["name"] == mount["name"])
+        [registry_generator] = [g for g in generated if g["name"] == volume["configMap"]["name"]]
+        assert registry_generator["files"] == ["registry.json"]
+
+
+def test_the_ops_api_holds_the_community_partner_secret_of_every_region() -> None:
+    from service_kit.embedded import COMMUNITY_PARTNER_ID
+
+    [ops] = [d for p, d in of_kind("Deployment") if package_of(main_container(d)["command"]) == "ops_api"]
+    env = {item["name"]: item for item in main_container(ops)["env"]}
+    # It signs as the partner deploy/community_partner.py registers.
+    assert env_value(main_container(ops), "CARBON_OPS_COMMUNITY_PARTNER_ID") == COMMUNITY_PARTNER_ID
+    for overlay in overlays():
+        item = env.get(f"CARBON_SECRET_COMMUNITY_PARTNER_{overlay.name}")
+        assert item is not None, f"ops-api: no community-centre partner secret for region {overlay.name}"
+        ref = item["valueFrom"]["secretKeyRef"]
+        assert ref["key"] == f"community-partner-{overlay.name}" and not ref.get("optional"), ref
+    regional = {name.rsplit("_", 1)[1] for name in env if name.startswith("CARBON_SECRET_COMMUNITY_PARTNER_")}
+    assert regional == {overlay.name for overlay in overlays()}, "a partner secret for a region with no overlay"
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed: kustomize rendering not checked")
@@ -555,8 +692,12 @@ def test_compose_runs_the_gateway_and_two_regions_of_four_services() -> None:
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
         assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).resolve() == DOCKERFILE
         layout[(package, settings.region_code)] = name
-    expected = {("gateway", "000000")} | {(s, r) for s in REGIONAL_SERVICES for r in ("330000", "110000")}
+    expected = {(s, "000000") for s in NATIONAL_SERVICES} | {
+        (s, r) for s in REGIONAL_SERVICES for r in ("330000", "110000")
+    }
     assert set(layout) == expected
+    # The ops API calls the gateway and, through the registry, every region: it starts once they serve.
+    assert "gateway" in compose()["services"][layout[("ops_api", "000000")]]["depends_on"]
 
 
 def test_compose_addresses_point_at_the_right_service_of_the_same_region() -> None:
@@ -579,10 +720,11 @@ def test_compose_addresses_point_at_the_right_service_of_the_same_region() -> No
         assert str(target["environment"]["CARBON_PORT"]) == str(spec.port), spec
         if spec.service != "gateway":
             assert target["environment"]["CARBON_REGION"] == spec.region_code, spec
-    gateway = services["gateway"]
-    mounts = {m.split(":")[1]: m.split(":")[0] for m in gateway["volumes"]}
-    mounted = mounts[gateway["environment"]["CARBON_REGISTRY_FILE"]]
-    assert (DEPLOY / mounted).resolve() == (DEPLOY / "registry.compose.json").resolve()
+    assert {spec.service for spec in registry.processes()} == set(SERVICE_PACKAGES)
+    for name in ("gateway", registry.ops_api_address.rpartition(":")[0]):
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in services[name]["volumes"]}
+        mounted = mounts[services[name]["environment"]["CARBON_REGISTRY_FILE"]]
+        assert (DEPLOY / mounted).resolve() == (DEPLOY / "registry.compose.json").resolve(), f"compose {name}"
 
 
 def test_compose_databases_are_created_by_the_init_script_one_per_service() -> None:
@@ -598,10 +740,13 @@ def test_compose_databases_are_created_by_the_init_script_one_per_service() -> N
     assert sorted(used) == sorted(created)
 
 
-def _healthcheck_code() -> str:
-    tests = {tuple(s["healthcheck"]["test"][:3]) for s in compose_carbon_services().values()}
-    assert tests == {("CMD", "python", "-c")}, "every service checks gRPC health with python -c"
-    [code] = {s["healthcheck"]["test"][3] for s in compose_carbon_services().values()}
+def _healthcheck_code(http: bool = False) -> str:
+    """The one `python -c` health check the gRPC services share, or the HTTP services' one."""
+    checked = [s for s in compose_carbon_services().values() if (package_of(s["command"]) in HTTP_SERVICES) == http]
+    assert checked
+    tests = {tuple(s["healthcheck"]["test"][:3]) for s in checked}
+    assert tests == {("CMD", "python", "-c")}, "every service checks its health with python -c"
+    [code] = {s["healthcheck"]["test"][3] for s in checked}
     return str(code)
 
 
@@ -623,12 +768,43 @@ def test_compose_healthcheck_reports_the_grpc_health_status(status: str) -> None
     assert (result.returncode == 0) == (status == "SERVING"), result.stderr
 
 
-def test_compose_healthcheck_fails_when_nothing_listens() -> None:
-    env = {**os.environ, "CARBON_PORT": "9"}  # discard: nothing serves gRPC there
+@pytest.mark.parametrize("http", [False, True], ids=["grpc", "http"])
+def test_compose_healthcheck_fails_when_nothing_listens(http: bool) -> None:
+    env = {**os.environ, "CARBON_PORT": "9"}  # discard: nothing serves there
     result = subprocess.run(
-        [sys.executable, "-c", _healthcheck_code()], env=env, capture_output=True, timeout=30, check=False
+        [sys.executable, "-c", _healthcheck_code(http)], env=env, capture_output=True, timeout=30, check=False
     )
     assert result.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "healthy"), [(HEALTH_PATH, 200, True), (HEALTH_PATH, 503, False), ("/", 200, False)]
+)
+def test_compose_http_healthcheck_asks_the_health_route(path: str, status: int, healthy: bool) -> None:
+    """A stand-in server answers `status` on `path` only (404 elsewhere): the check must ask /healthz for a 200."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if self.path == path else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {**os.environ, "CARBON_PORT": str(server.server_address[1])}
+        result = subprocess.run(
+            [sys.executable, "-c", _healthcheck_code(http=True)], env=env, capture_output=True, timeout=30, check=False
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (result.returncode == 0) == healthy, result.stderr
 
 
 def test_dev_secrets_are_keys_the_services_accept() -> None:
@@ -636,9 +812,20 @@ def test_dev_secrets_are_keys_the_services_accept() -> None:
 
     env = load_script("dev_secrets").dev_env()
     compose_secrets = {
-        name for service in compose_carbon_services().values() for name in service["environment"] if "SECRET" in name
+        name: str(value)
+        for service in compose_carbon_services().values()
+        for name, value in service["environment"].items()
+        if "SECRET" in name
     }
-    assert compose_secrets | {"POSTGRES_PASSWORD"} == set(env), "compose needs exactly what dev_secrets.py prints"
+    # ${NAME:?...} must be set (dev_secrets.py prints it); ${NAME:-} is optional, issued by a running service (the
+    # community-centre partner's secret comes from ingest's RegisterPartner) and documented in deploy/README.md.
+    required = {name for name, value in compose_secrets.items() if re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", value)}
+    optional = {name for name, value in compose_secrets.items() if value == f"${{{name}:-}}"}
+    assert required | optional == set(compose_secrets), "every compose secret is ${NAME:?...} or ${NAME:-}"
+    assert required | {"POSTGRES_PASSWORD"} == set(env), "compose needs exactly what dev_secrets.py prints"
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for name in optional:
+        assert f"{name}=" in readme, f"deploy/README.md does not say how to set {name} for compose"
     settings = Settings.from_env("identity_svc", {**env, "CARBON_DATABASE_URL": "postgresql://x@db/identity"})
     load_keyring(settings)  # raises KeyConfigurationError on a missing or malformed key
     assert env != load_script("dev_secrets").dev_env(), "fresh keys every run"
