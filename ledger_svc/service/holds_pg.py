@@ -6,7 +6,7 @@ takes: a test runs the same random sequences through both and compares everythin
 
 from __future__ import annotations
 
-import random
+from dataclasses import replace
 
 from sqlalchemy import Connection
 
@@ -16,7 +16,7 @@ from ledger_svc.domain.lots import Refusal, split_fifo
 from ledger_svc.domain.posting import ItemResult, Posting, Status, fingerprint_of
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import holds_pg, journal
-from ledger_svc.store.accounts import SYSTEM_SHARDS
+from ledger_svc.store.accounts import shard_of_this_thread
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 
@@ -46,64 +46,73 @@ def commit_to_system(
 ) -> tuple[Hold, ItemResult]:
     now_us = ctx.now_us()
     current, balance_points = _locked_hold(conn, hold_id, now_us)
-    if current.state is HoldState.COMMITTED:
-        if current.is_same_commit(amount_points, credit_account):
-            posting = journal.load_postings(conn, [hold_id])[hold_id]
-            return current, ItemResult(hold_id, Status.ALREADY_POSTED, posting=posting)
-        raise reused("hold_id", hold_id, "the hold was committed before with a different amount or credit account")
-    amount = checked_commit_amount(current, amount_points, now_us)
-    committed, back = split_fifo(current.lots, amount)
-    posting = Posting(
-        transfer_id=hold_id,
-        debit_account=current.account,
-        credit_account=credit_account,
-        amount_points=amount,
-        code=current.code,
-        posted_at_us=now_us,
-        fingerprint=fingerprint_of(["commit", hold_id, credit_account, amount]),
-        reference=current.reference,
-        metadata_json=current.metadata_json,
-        debit_balance_after=balance_points - amount,
-        debit_lots=committed,
-    )
-    digest, _ = entries_hash([journal.entry_of(posting)])
-    current.state = HoldState.COMMITTED
-    current.committed_points = amount
-    current.credit_account = credit_account
-    holds_pg.commit_to_system(
-        conn,
-        current,
-        committed,
-        back,
-        digest=digest,
-        fingerprint=posting.fingerprint,
-        balance_after=balance_points - amount,
-        shard=random.randrange(SYSTEM_SHARDS),
-        now_us=now_us,
-    )
-    return current, ItemResult(hold_id, Status.POSTED, posting=posting)
+    while True:
+        if current.state is HoldState.COMMITTED:
+            if current.is_same_commit(amount_points, credit_account):
+                posting = journal.load_postings(conn, [hold_id])[hold_id]
+                return current, ItemResult(hold_id, Status.ALREADY_POSTED, posting=posting)
+            raise reused("hold_id", hold_id, "the hold was committed before with a different amount or credit account")
+        amount = checked_commit_amount(current, amount_points, now_us)
+        committed, back = split_fifo(current.lots, amount)
+        posting = Posting(
+            transfer_id=hold_id,
+            debit_account=current.account,
+            credit_account=credit_account,
+            amount_points=amount,
+            code=current.code,
+            posted_at_us=now_us,
+            fingerprint=fingerprint_of(["commit", hold_id, credit_account, amount]),
+            reference=current.reference,
+            metadata_json=current.metadata_json,
+            debit_balance_after=balance_points - amount,
+            debit_lots=committed,
+        )
+        digest, _ = entries_hash([journal.entry_of(posting)])
+        resolved = replace(current, state=HoldState.COMMITTED, committed_points=amount, credit_account=credit_account)
+        if holds_pg.commit_to_system(
+            conn,
+            resolved,
+            committed,
+            back,
+            digest=digest,
+            fingerprint=posting.fingerprint,
+            balance_after=balance_points - amount,
+            shard=shard_of_this_thread(),
+            now_us=now_us,
+        ):
+            return resolved, ItemResult(hold_id, Status.POSTED, posting=posting)
+        current = _reread(conn, hold_id)
 
 
 def release(conn: Connection, ctx: LedgerContext, hold_id: str) -> Hold:
     now_us = ctx.now_us()
     current, _ = _locked_hold(conn, hold_id, now_us)
-    if current.state is HoldState.COMMITTED:
-        raise FailedPrecondition("HOLD_COMMITTED", f"hold {hold_id!r} was committed", {"hold_id": hold_id})
-    if current.state is not HoldState.PENDING:
-        return current  # released or expired before: releasing again changes nothing
-    current.state = HoldState.EXPIRED if current.state_at(now_us) is HoldState.EXPIRED else HoldState.RELEASED
-    holds_pg.resolve_without_posting(conn, current, current.lots, now_us)
-    return current
+    while True:
+        if current.state is HoldState.COMMITTED:
+            raise FailedPrecondition("HOLD_COMMITTED", f"hold {hold_id!r} was committed", {"hold_id": hold_id})
+        if current.state is not HoldState.PENDING:
+            return current  # released or expired before: releasing again changes nothing
+        state = HoldState.EXPIRED if current.state_at(now_us) is HoldState.EXPIRED else HoldState.RELEASED
+        resolved = replace(current, state=state)
+        if holds_pg.resolve_without_posting(conn, resolved, resolved.lots, now_us):
+            return resolved
+        current = _reread(conn, hold_id)
 
 
 def _locked_hold(conn: Connection, hold_id: str, now_us: int) -> tuple[Hold, int]:
-    """The hold, read under its account's lock (it may have been resolved meanwhile), and that account's balance."""
-    found = holds_pg.lock_hold_account(conn, hold_id, now_us)
+    """Locks the held account; the hold as read then (it may have been resolved while we waited for the lock: the
+    guarded writes then change nothing and it is read again) and the account's balance."""
+    found = holds_pg.lock_and_read_hold(conn, hold_id, now_us)
     if found is None:
         raise NotFound("HOLD_NOT_FOUND", f"no hold {hold_id!r}", {"hold_id": hold_id})
+    return found
+
+
+def _reread(conn: Connection, hold_id: str) -> Hold:
+    """The hold read again under its account's lock: no longer pending, so the next decision is final."""
     current = holds_pg.load_hold(conn, hold_id)
-    assert current is not None, "a hold is never deleted"
-    return current, found[1].balance_points
+    assert current is not None and current.state is not HoldState.PENDING, "a pending hold's write cannot miss"
+    return current
 
 
 def checked_commit_amount(current: Hold, amount_points: int, now_us: int) -> int:

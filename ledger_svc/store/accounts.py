@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,6 +16,10 @@ from ledger_svc.domain.lots import LotKey, LotState, UserAccount
 from ledger_svc.store.tables import accounts, lots, system_balances
 
 SYSTEM_SHARDS = 64
+# Each thread writes its own shard (a process starts at a random one): the transactions of one server's worker
+# threads never wait for each other on a shard's row lock (a random shard per transaction collided often).
+_next_shard = itertools.count(random.randrange(SYSTEM_SHARDS))
+_thread_shard = threading.local()
 
 # PostgreSQL fast paths: one statement over arrays (unnest) instead of a freshly compiled multi-row VALUES.
 # Rows are taken in key order so row locks are always acquired in the same order.
@@ -183,10 +189,10 @@ def snapshot(users: Mapping[str, UserAccount]) -> dict[str, tuple[int, int]]:
 
 
 def apply_system_deltas(conn: Connection, deltas: Mapping[str, int]) -> None:
-    """Adds each system account's net change of the transaction to one random shard: one row lock per account
+    """Adds each system account's net change of the transaction to this thread's shard: one row lock per account
     per transaction, spread over shards, so the issuance account is never a per-event (or global) lock."""
     rows = [
-        {"account": name, "shard": random.randrange(SYSTEM_SHARDS), "balance_points": delta}
+        {"account": name, "shard": shard_of_this_thread(), "balance_points": delta}
         for name, delta in sorted(deltas.items())
         if delta
     ]
@@ -200,6 +206,13 @@ def apply_system_deltas(conn: Connection, deltas: Mapping[str, int]) -> None:
             set_={"balance_points": system_balances.c.balance_points + excluded.balance_points},
         )
     )
+
+
+def shard_of_this_thread() -> int:
+    shard: int | None = getattr(_thread_shard, "shard", None)
+    if shard is None:
+        shard = _thread_shard.shard = next(_next_shard) % SYSTEM_SHARDS
+    return shard
 
 
 def lots_by_id(conn: Connection, lot_ids: Iterable[int]) -> dict[int, LotKey]:

@@ -82,47 +82,64 @@ SELECT total.available, picked.lot_id, picked.expires_at_us, picked.earned_on, p
 FROM total LEFT JOIN picked ON true ORDER BY picked.position
 """
 
-# Locks the account a hold holds from (no row: no such hold).
-_LOCK_HOLD_ACCOUNT = """
-WITH held AS (SELECT account FROM holds WHERE hold_id = %(id)s)
-INSERT INTO accounts (account, balance_points, held_points, created_at_us) SELECT account, 0, 0, %(now)s FROM held
-ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points
-RETURNING account, balance_points, held_points
+# Locks the account a hold holds from and reads the hold with its portions (no row: no such hold). The hold is read
+# as of before the lock: if it was resolved meanwhile, the guarded write below changes nothing and the caller
+# reads it again (a resolved hold never changes again, and only its state, amount and credit account ever change).
+_LOCK_AND_READ_HOLD = """
+WITH held AS (
+    SELECT account FROM holds WHERE hold_id = %(id)s
+), locked AS (
+    INSERT INTO accounts (account, balance_points, held_points, created_at_us) SELECT account, 0, 0, %(now)s FROM held
+    ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points
+    RETURNING balance_points
+)
+SELECT locked.balance_points, h.account, h.amount_points, h.state, h.expires_at_us, h.code, h.fingerprint,
+       h.created_at_us, h.reference, h.metadata_json, h.committed_points, h.credit_account,
+       hl.lot_id, hl.amount_points, l.expires_at_us, l.earned_on
+FROM locked JOIN holds h ON h.hold_id = %(id)s
+LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN lots l ON l.lot_id = hl.lot_id
+ORDER BY hl.position
 """
-
 _LOAD_HOLD = """
-SELECT h.account, h.amount_points, h.state, h.expires_at_us, h.code, h.fingerprint, h.created_at_us, h.reference,
+SELECT 0, h.account, h.amount_points, h.state, h.expires_at_us, h.code, h.fingerprint, h.created_at_us, h.reference,
        h.metadata_json, h.committed_points, h.credit_account, hl.lot_id, hl.amount_points, l.expires_at_us, l.earned_on
 FROM holds h LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN lots l ON l.lot_id = hl.lot_id
 WHERE h.hold_id = %(id)s ORDER BY hl.position
 """
 
-# Resolves a pending hold: the uncommitted portions go back to their lots, held points and balance drop. With
-# points to commit to a system account it also posts transfer id = hold id (one journal batch, its lot records)
-# and adds the amount to one shard of the credit account.
+# Resolves a hold that is still pending (nothing happens otherwise; the count says which): the uncommitted portions
+# go back to their lots, held points and balance drop. A commit to a system account also posts transfer id = hold id
+# (one journal batch, its lot records) and adds the amount to one shard of the credit account.
 _RESOLVE = """
-WITH back AS (
-    SELECT * FROM unnest(%(back_ids)s::bigint[], %(back_points)s::bigint[]) AS b(lot_id, points)
+WITH hold_update AS (
+    UPDATE holds SET state = %(state)s::smallint, committed_points = %(amount)s::bigint, credit_account = %(credit)s,
+                     resolved_at_us = %(now)s::bigint
+    WHERE hold_id = %(id)s AND state = 1
+    RETURNING hold_id
+), back AS (
+    SELECT b.* FROM unnest(%(back_ids)s::bigint[], %(back_points)s::bigint[]) AS b(lot_id, points), hold_update
 ), lot_update AS (
     UPDATE lots SET remaining_points = lots.remaining_points + back.points FROM back WHERE lots.lot_id = back.lot_id
 ), account_update AS (
     UPDATE accounts SET balance_points = accounts.balance_points - %(amount)s::bigint,
                         held_points = accounts.held_points - %(held)s::bigint
-    WHERE account = %(account)s
-), hold_update AS (
-    UPDATE holds SET state = %(state)s::smallint, committed_points = %(amount)s::bigint, credit_account = %(credit)s,
-                     resolved_at_us = %(now)s::bigint
-    WHERE hold_id = %(id)s
+    FROM hold_update WHERE account = %(account)s
 )
-SELECT 1
+SELECT count(*) FROM hold_update
 """
 _COMMIT_TO_SYSTEM = """
-WITH back AS (
-    SELECT * FROM unnest(%(back_ids)s::bigint[], %(back_points)s::bigint[]) AS b(lot_id, points)
+WITH hold_update AS (
+    UPDATE holds SET state = 2, committed_points = %(amount)s::bigint, credit_account = %(credit)s,
+                     resolved_at_us = %(now)s::bigint
+    WHERE hold_id = %(id)s AND state = 1
+    RETURNING hold_id
+), back AS (
+    SELECT b.* FROM unnest(%(back_ids)s::bigint[], %(back_points)s::bigint[]) AS b(lot_id, points), hold_update
 ), lot_update AS (
     UPDATE lots SET remaining_points = lots.remaining_points + back.points FROM back WHERE lots.lot_id = back.lot_id
 ), batch AS (
-    INSERT INTO journal_batches (entries_count, entries_hash, created_at_us) VALUES (1, %(digest)s, %(now)s::bigint)
+    INSERT INTO journal_batches (entries_count, entries_hash, created_at_us)
+    SELECT 1, %(digest)s, %(now)s::bigint FROM hold_update
     RETURNING batch_id
 ), transfer_insert AS (
     INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,
@@ -133,21 +150,17 @@ WITH back AS (
 ), portion_insert AS (
     INSERT INTO transfer_lots (transfer_id, side, position, lot_id, amount_points)
     SELECT %(id)s, 'D', (t.ord - 1)::smallint, t.lot_id, t.points
-    FROM unnest(%(taken_ids)s::bigint[], %(taken_points)s::bigint[]) WITH ORDINALITY AS t(lot_id, points, ord)
+    FROM unnest(%(taken_ids)s::bigint[], %(taken_points)s::bigint[]) WITH ORDINALITY AS t(lot_id, points, ord), batch
 ), account_update AS (
     UPDATE accounts SET balance_points = accounts.balance_points - %(amount)s::bigint,
                         held_points = accounts.held_points - %(held)s::bigint
-    WHERE account = %(account)s
-), hold_update AS (
-    UPDATE holds SET state = 2, committed_points = %(amount)s::bigint, credit_account = %(credit)s,
-                     resolved_at_us = %(now)s::bigint
-    WHERE hold_id = %(id)s
+    FROM hold_update WHERE account = %(account)s
 ), shard_update AS (
-    INSERT INTO system_balances (account, shard, balance_points) VALUES (%(credit)s, %(shard)s::smallint,
-                                                                         %(amount)s::bigint)
+    INSERT INTO system_balances (account, shard, balance_points)
+    SELECT %(credit)s, %(shard)s::smallint, %(amount)s::bigint FROM hold_update
     ON CONFLICT (account, shard) DO UPDATE SET balance_points = system_balances.balance_points + excluded.balance_points
 )
-SELECT 1
+SELECT count(*) FROM hold_update
 """
 
 
@@ -162,11 +175,17 @@ def _cursor(conn: Connection) -> Any:
     return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
 
+def _first_rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of a transaction's first statement, sent in one round trip with the driver's BEGIN (a pipeline)."""
+    driver = conn.connection.driver_connection
+    with driver.pipeline(), driver.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(sql, params, prepare=True)
+        return list(cursor.fetchall())
+
+
 def lock_for_hold(conn: Connection, account: str, hold_id: str, now_us: int) -> tuple[Locked, bool]:
     """Locks `account`; returns its balances and whether `hold_id` is already a hold's or a transfer's id."""
-    with _cursor(conn) as cursor:
-        cursor.execute(_LOCK_FOR_HOLD, {"account": account, "id": hold_id, "now": now_us}, prepare=True)
-        balance, held, taken = cursor.fetchone()
+    ((balance, held, taken),) = _first_rows(conn, _LOCK_FOR_HOLD, {"account": account, "id": hold_id, "now": now_us})
     return Locked(balance, held), bool(taken)
 
 
@@ -202,11 +221,10 @@ def take_hold(conn: Connection, hold: Hold) -> tuple[int, list[Portion]]:
     return int(rows[0][0]), portions
 
 
-def lock_hold_account(conn: Connection, hold_id: str, now_us: int) -> tuple[str, Locked] | None:
-    with _cursor(conn) as cursor:
-        cursor.execute(_LOCK_HOLD_ACCOUNT, {"id": hold_id, "now": now_us}, prepare=True)
-        row = cursor.fetchone()
-    return None if row is None else (row[0], Locked(row[1], row[2]))
+def lock_and_read_hold(conn: Connection, hold_id: str, now_us: int) -> tuple[Hold, int] | None:
+    """Locks the held account; returns the hold as of before the lock, and the account's balance (current)."""
+    rows = _first_rows(conn, _LOCK_AND_READ_HOLD, {"id": hold_id, "now": now_us})
+    return None if not rows else (_hold_of(hold_id, rows), rows[0][0])
 
 
 def load_hold(conn: Connection, hold_id: str) -> Hold | None:
@@ -214,14 +232,16 @@ def load_hold(conn: Connection, hold_id: str) -> Hold | None:
     with _cursor(conn) as cursor:
         cursor.execute(_LOAD_HOLD, {"id": hold_id}, prepare=True)
         rows = cursor.fetchall()
-    if not rows:
-        return None
+    return _hold_of(hold_id, rows) if rows else None
+
+
+def _hold_of(hold_id: str, rows: list[tuple[Any, ...]]) -> Hold:
     account, amount, state, expires_at_us, code, fingerprint, created_at_us, reference, metadata, committed, credit = (
-        rows[0][:11]
+        rows[0][1:12]
     )
     lots: list[Portion] = []
     for row in rows:
-        lot_id, points, lot_expires_at_us, earned_on = row[11:]
+        lot_id, points, lot_expires_at_us, earned_on = row[12:]
         if lot_id is not None:
             lots.append(Portion(LotKey(account, lot_expires_at_us, earned_on), points, lot_id))
     return Hold(
@@ -241,8 +261,9 @@ def load_hold(conn: Connection, hold_id: str) -> Hold | None:
     )
 
 
-def resolve_without_posting(conn: Connection, hold: Hold, back: list[Portion], now_us: int) -> None:
-    """A release (or an expiry found on release): every portion goes back, nothing is spent."""
+def resolve_without_posting(conn: Connection, hold: Hold, back: list[Portion], now_us: int) -> bool:
+    """A release (or an expiry found on release): every portion goes back, nothing is spent. False (and nothing
+    written) if the hold is no longer pending."""
     params = {
         **_back(back),
         "id": hold.hold_id,
@@ -255,6 +276,7 @@ def resolve_without_posting(conn: Connection, hold: Hold, back: list[Portion], n
     }
     with _cursor(conn) as cursor:
         cursor.execute(_RESOLVE, params, prepare=True)
+        return bool(cursor.fetchone()[0])
 
 
 def commit_to_system(
@@ -268,8 +290,9 @@ def commit_to_system(
     balance_after: int,
     shard: int,
     now_us: int,
-) -> None:
-    """Posts the committed part of a hold to a system account and returns the rest to the lots, in one statement."""
+) -> bool:
+    """Posts the committed part of a hold to a system account and returns the rest to the lots, in one statement.
+    False (and nothing written) if the hold is no longer pending."""
     params = {
         **_back(back),
         "id": hold.hold_id,
@@ -290,6 +313,7 @@ def commit_to_system(
     }
     with _cursor(conn) as cursor:
         cursor.execute(_COMMIT_TO_SYSTEM, params, prepare=True)
+        return bool(cursor.fetchone()[0])
 
 
 def _back(portions: list[Portion]) -> dict[str, list[Any]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import random
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -139,3 +141,31 @@ def test_random_hold_sequences_give_the_same_answers_and_ledger_on_both_paths(
         general_check.entries_checked,
     )
     assert ops.check_conservation(fast).balanced and ops.check_conservation(general).balanced
+
+
+def test_racing_commits_and_releases_resolve_each_hold_exactly_once(ledger: LedgerContext) -> None:
+    account = ACCOUNTS[0]
+    postings.post_transfers(ledger, [earn("e1", account, 1000)])
+    for number in range(12):
+        holds.hold(ledger, holds.HoldRequest(f"h{number}", account, 40))
+    start = threading.Barrier(3)
+
+    def resolve(how: int, hold_id: str) -> str:
+        start.wait()
+        try:
+            if how == 2:
+                return holds.release_hold(ledger, hold_id).state.name
+            return holds.commit_hold(ledger, hold_id, 0, REDEMPTION)[1].status.name
+        except DomainError as error:
+            return error.reason
+
+    with ThreadPoolExecutor(3) as pool:
+        for number in range(12):
+            outcomes = sorted(pool.map(resolve, range(3), [f"h{number}"] * 3))
+            # Whoever locks first resolves the hold; the others see it resolved.
+            committed_first = ["ALREADY_POSTED", "HOLD_COMMITTED", "POSTED"]
+            assert outcomes in (committed_first, ["HOLD_RELEASED", "HOLD_RELEASED", "RELEASED"])
+    redeemed = sum(1 for number in range(12) if holds.get_hold(ledger, f"h{number}").state.name == "COMMITTED")
+    assert reads.get_balance(ledger, account).total_points == 1000 - 40 * redeemed
+    assert reads.get_balance(ledger, account).held_points == 0
+    assert ops.verify_journal(ledger).ok and ops.check_conservation(ledger).balanced
