@@ -242,8 +242,12 @@ class Redemptions:
         if redemption.state != RedemptionState.PENDING:
             return redemption
         hold = self._ledger.get_hold(redemption.hold_id)
-        if hold is None or hold.state in (HoldState.RELEASED, HoldState.EXPIRED):
-            self._unwind(connection, redemption_id, "HOLD_NOT_PLACED" if hold is None else f"HOLD_{hold.state}")
+        if hold is None:
+            # The Hold may still be on its way (a retry racing the first attempt): unwind only if no voucher
+            # proves it landed since we looked.
+            self._unwind(connection, redemption_id, "HOLD_NOT_PLACED", unless_vouchers_issued=True)
+        elif hold.state in (HoldState.RELEASED, HoldState.EXPIRED):
+            self._unwind(connection, redemption_id, f"HOLD_{hold.state}")
         elif hold.state == HoldState.PENDING:
             if self._issue_vouchers(connection, redemption) is not None:
                 try:
@@ -309,11 +313,22 @@ class Redemptions:
                 connection, redemption_id, RedemptionState.PENDING, RedemptionState.COMPLETED, self._clock()
             )
 
-    def _unwind(self, connection: Connection, redemption_id: str, reason: str) -> None:
-        """PENDING → FAILED, once: the stock comes back and any vouchers issued are cancelled."""
+    def _unwind(
+        self, connection: Connection, redemption_id: str, reason: str, *, unless_vouchers_issued: bool = False
+    ) -> None:
+        """PENDING → FAILED, once: the stock comes back and any vouchers issued are cancelled.
+
+        With unless_vouchers_issued (we saw no hold), issued vouchers prove the hold was placed after we looked and
+        may be committed any moment: then nothing changes, and the next resolve reads the hold again.
+        """
         now = self._clock()
         with connection.begin():
+            if store.redemptions.lock_state(connection, redemption_id) != RedemptionState.PENDING:
+                return
             redemption = store.redemptions.get(connection, redemption_id=redemption_id)
+            if redemption is not None and unless_vouchers_issued and redemption.vouchers:
+                log.warning("unwind skipped: vouchers prove the hold landed", extra={"redemption_id": redemption_id})
+                return
             if redemption is None or not store.redemptions.set_state(
                 connection, redemption_id, RedemptionState.PENDING, RedemptionState.FAILED, now, reason
             ):

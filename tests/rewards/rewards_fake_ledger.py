@@ -31,6 +31,8 @@ class FakeLedger:
     holds: dict[str, FakeHold] = field(default_factory=dict)
     transfers: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     down: bool = False
+    # Hold ids whose next GetHold answers "no such hold": a read that happened before an in-flight Hold landed.
+    stale_once: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _reachable(self) -> None:
@@ -83,6 +85,9 @@ class FakeLedger:
     def get_hold(self, hold_id: str) -> HoldView | None:
         with self.lock:
             self._reachable()
+            if hold_id in self.stale_once:
+                self.stale_once.discard(hold_id)
+                return None
             found = self.holds.get(hold_id)
             return None if found is None else HoldView(hold_id, found.state, found.amount_points)
 

@@ -190,6 +190,28 @@ def test_a_crash_between_hold_and_commit_is_finished_by_recovery(
     assert len(redemption.vouchers) == 1 and ledger.balances[account] == 0
 
 
+def test_a_stale_no_hold_reading_never_unwinds_a_redemption_whose_vouchers_are_issued(
+    make_service: MakeService, ledger: FakeLedger
+) -> None:
+    # A retry's resolve read "no hold" just before the first attempt's Hold landed; the first attempt then issued
+    # the vouchers and is about to commit. Unwinding now would cancel the vouchers of points about to be taken.
+    account = funded(ledger, "310000", 7200)
+    with pytest.raises(Crash):
+        make_service(crash_at("after_vouchers")).redeem("r1", account, "shanghai-health-check", 1, "310000")
+    restarted = make_service()
+    pending = restarted.redemptions.find(request_id="r1")
+    assert pending is not None and pending.state == RedemptionState.PENDING
+    ledger.stale_once.add(pending.hold_id)
+    assert restarted.redemptions.resolve(pending.redemption_id).state == RedemptionState.PENDING
+    after_stale_read = restarted.redemptions.find(request_id="r1")
+    assert after_stale_read is not None
+    assert all(voucher.state == VoucherState.ISSUED for voucher in after_stale_read.vouchers)
+    restarted.recover()
+    done = restarted.redemptions.find(request_id="r1")
+    assert done is not None and done.state == RedemptionState.COMPLETED
+    assert ledger.balances[account] == 0 and len(done.vouchers) == 1
+
+
 def test_an_unanswered_hold_is_unwound_when_the_ledger_never_placed_it(
     service: RewardsService, ledger: FakeLedger
 ) -> None:
