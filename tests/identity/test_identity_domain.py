@@ -81,6 +81,7 @@ def test_historical_area_codes_stay_valid() -> None:
     assert not is_known_area_code("000000")
     assert validate_id_number(with_check_digit("34262219800101001"), TODAY)
 
+
 # Area codes read from the Ministry of Civil Affairs lists in github.com/cn/GB2260 (mca/<revision>.tsv).
 VERIFIED_AREA_CODES = [
     ("110105", "北京市朝阳区, 198012 to 202012"),
