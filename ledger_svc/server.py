@@ -56,24 +56,48 @@ def _proto_date(day: date) -> common_pb2.Date:
     return common_pb2.Date(year=day.year, month=day.month, day=day.day)
 
 
-def _portion(portion: Portion) -> pb.LotPortion:
+class _SubMessages:
+    """Dates and instants built once per response: a batch's results repeat a few of them a thousand times
+    (a message assigned into another is copied, so sharing them is safe)."""
+
+    def __init__(self) -> None:
+        self._timestamps: dict[int, timestamp_pb2.Timestamp] = {}
+        self._dates: dict[date, common_pb2.Date] = {}
+
+    def timestamp(self, instant_us: int) -> timestamp_pb2.Timestamp:
+        found = self._timestamps.get(instant_us)
+        if found is None:
+            found = self._timestamps[instant_us] = _timestamp(instant_us)
+        return found
+
+    def date(self, day: date) -> common_pb2.Date:
+        found = self._dates.get(day)
+        if found is None:
+            found = self._dates[day] = _proto_date(day)
+        return found
+
+
+def _portion(portion: Portion, cache: _SubMessages | None = None) -> pb.LotPortion:
+    cache = cache or _SubMessages()
     return pb.LotPortion(
         lot_id=str(portion.lot_id or ""),
-        earned_on=_proto_date(portion.key.earned_on),
-        expires_at=_timestamp(portion.key.expires_at_us),
+        earned_on=cache.date(portion.key.earned_on),
+        expires_at=cache.timestamp(portion.key.expires_at_us),
         amount_points=portion.amount_points,
     )
 
 
 def _transfer_request(index: int, message: pb.Transfer) -> TransferRequest:
-    carried = tuple(
-        CarriedLot(
-            _date(lot.earned_on, f"transfers[{index}].carried_lots[{position}].earned_on"),
-            _us(lot.expires_at),
-            lot.amount_points,
+    carried: tuple[CarriedLot, ...] = ()
+    if message.carried_lots:
+        carried = tuple(
+            CarriedLot(
+                _date(lot.earned_on, f"transfers[{index}].carried_lots[{position}].earned_on"),
+                _us(lot.expires_at),
+                lot.amount_points,
+            )
+            for position, lot in enumerate(message.carried_lots)
         )
-        for position, lot in enumerate(message.carried_lots)
-    )
     return TransferRequest(
         transfer_id=message.transfer_id,
         debit_account=message.debit_account,
@@ -85,21 +109,21 @@ def _transfer_request(index: int, message: pb.Transfer) -> TransferRequest:
         carried_lots=carried,
         reference=message.reference,
         co2e_grams=message.co2e_grams,
-        metadata=tuple(sorted(message.metadata.items())),
+        metadata=tuple(sorted(message.metadata.items())) if message.metadata else (),
     )
 
 
-def _result(result: ItemResult) -> pb.TransferResult:
-    message = pb.TransferResult(
+def _result(result: ItemResult, cache: _SubMessages | None = None) -> pb.TransferResult:
+    cache = cache or _SubMessages()
+    posting = result.posting
+    return pb.TransferResult(
         transfer_id=result.transfer_id,
         status=_STATUS[result.status],
         failure_reason=result.failure_reason,
         failure_message=result.failure_message,
-        lots=[_portion(portion) for portion in result.lots],
+        lots=[_portion(portion, cache) for portion in result.lots],
+        posted_at=cache.timestamp(posting.posted_at_us) if posting is not None else None,
     )
-    if result.posting is not None:
-        message.posted_at.CopyFrom(_timestamp(result.posting.posted_at_us))
-    return message
 
 
 def _transfer(posting: Posting) -> pb.Transfer:
@@ -140,7 +164,8 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     ) -> pb.PostTransfersResponse:
         items = [_transfer_request(index, message) for index, message in enumerate(request.transfers)]
         results = postings.post_transfers(self._ctx, items)
-        return pb.PostTransfersResponse(results=[_result(result) for result in results])
+        cache = _SubMessages()
+        return pb.PostTransfersResponse(results=[_result(result, cache) for result in results])
 
     def GetTransfer(self, request: pb.GetTransferRequest, context: grpc.ServicerContext) -> pb.GetTransferResponse:
         posting = postings.get_transfer(self._ctx, request.transfer_id)

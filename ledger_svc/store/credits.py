@@ -27,17 +27,22 @@ _COPY_TRANSFERS = (
     "COPY transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,"
     " co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, credit_balance_after) FROM STDIN"
 )
+# COPY's text format: a backslash, tab, newline or carriage return inside a value is written as an escape.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _COPY_TRANSFER_LOTS = "COPY transfer_lots (transfer_id, side, position, lot_id, amount_points) FROM STDIN"
 _INSERT_BATCH = text(
     "INSERT INTO journal_batches (entries_count, entries_hash, created_at_us) VALUES (:count, :hash, :now) "
     "RETURNING batch_id"
 )
+# Columns travel as comma-joined text (account numbers, days and numbers have no commas): one string parameter
+# each, dumped by the driver in C, where a Python list is dumped element by element.
 _UPSERT_LOTS = text(
     """
     INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points, expired_points)
     SELECT a, d, e, p, p, 0
-    FROM unnest(CAST(:accounts AS text[]), CAST(:days AS date[]), CAST(:expires AS bigint[]),
-                CAST(:points AS bigint[])) AS v(a, d, e, p)
+    FROM unnest(string_to_array(:accounts, ','), CAST(string_to_array(:days, ',') AS date[]),
+                CAST(string_to_array(:expires, ',') AS bigint[]),
+                CAST(string_to_array(:points, ',') AS bigint[])) AS v(a, d, e, p)
     ORDER BY a, e, d
     ON CONFLICT (account, expires_at_us, earned_on) DO UPDATE
     SET remaining_points = lots.remaining_points + excluded.remaining_points,
@@ -49,7 +54,8 @@ _UPSERT_LOTS = text(
 _CREDIT_USERS = text(
     """
     INSERT INTO accounts (account, balance_points, held_points, created_at_us)
-    SELECT n, p, 0, :now FROM unnest(CAST(:names AS text[]), CAST(:points AS bigint[])) AS v(n, p) ORDER BY n
+    SELECT n, p, 0, :now
+    FROM unnest(string_to_array(:names, ','), CAST(string_to_array(:points, ',') AS bigint[])) AS v(n, p) ORDER BY n
     ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points + excluded.balance_points
     RETURNING account, balance_points
     """
@@ -74,25 +80,15 @@ def copy_transfers(
 ) -> None:
     """The journal rows by COPY. An id another transaction commits meanwhile is a unique violation: the whole
     transaction is retried and then finds that id taken."""
+    # Accounts are validated names and fingerprints hex: only the free-text fields need COPY's escapes.
+    lines = [
+        f"{c.transfer_id.translate(_COPY_ESCAPES)}\t{batch_id}\t{c.debit_account}\t{c.credit_account}\t"
+        f"{c.amount_points}\t{c.code}\t{c.reference.translate(_COPY_ESCAPES)}\t{c.co2e_grams}\t"
+        f"{c.metadata_json.translate(_COPY_ESCAPES)}\t{c.earned_at_us}\t{now_us}\t{c.fingerprint}\t{balance_after}\n"
+        for c, balance_after in zip(credits, balances_after, strict=True)
+    ]
     with copy_into(conn, _COPY_TRANSFERS) as copy:
-        for credit, balance_after in zip(credits, balances_after, strict=True):
-            copy.write_row(
-                (
-                    credit.transfer_id,
-                    batch_id,
-                    credit.debit_account,
-                    credit.credit_account,
-                    credit.amount_points,
-                    credit.code,
-                    credit.reference,
-                    credit.co2e_grams,
-                    credit.metadata_json,
-                    credit.earned_at_us,
-                    now_us,
-                    credit.fingerprint,
-                    balance_after,
-                )
-            )
+        copy.write("".join(lines))
 
 
 def upsert_lots(conn: Connection, per_lot: dict[tuple[str, int, date], int]) -> dict[tuple[str, int, date], int]:
@@ -101,19 +97,22 @@ def upsert_lots(conn: Connection, per_lot: dict[tuple[str, int, date], int]) -> 
     rows = conn.execute(
         _UPSERT_LOTS,
         {
-            "accounts": [key[0] for key in keys],
-            "expires": [key[1] for key in keys],
-            "days": [key[2] for key in keys],
-            "points": [per_lot[key] for key in keys],
+            "accounts": ",".join([key[0] for key in keys]),
+            "expires": ",".join([str(key[1]) for key in keys]),
+            "days": ",".join([key[2].isoformat() for key in keys]),
+            "points": ",".join([str(per_lot[key]) for key in keys]),
         },
     )
     return {(row[1], row[2], row[3]): row[0] for row in rows}
 
 
 def copy_transfer_lots(conn: Connection, rows: Iterable[tuple[str, str, int, int, int]]) -> None:
+    lines = [
+        f"{transfer_id.translate(_COPY_ESCAPES)}\t{side}\t{position}\t{lot_id}\t{points}\n"
+        for transfer_id, side, position, lot_id, points in rows
+    ]
     with copy_into(conn, _COPY_TRANSFER_LOTS) as copy:
-        for row in rows:
-            copy.write_row(row)
+        copy.write("".join(lines))
 
 
 @contextmanager
@@ -132,5 +131,6 @@ def copy_into(conn: Connection, statement: str) -> Iterator[psycopg.Copy]:
 def credit_users(conn: Connection, per_account: dict[str, int], now_us: int) -> dict[str, int]:
     """Adds each account's points (creating accounts on first use); returns the balances after the batch."""
     names = sorted(per_account)
-    rows = conn.execute(_CREDIT_USERS, {"names": names, "points": [per_account[name] for name in names], "now": now_us})
+    points = ",".join([str(per_account[name]) for name in names])
+    rows = conn.execute(_CREDIT_USERS, {"names": ",".join(names), "points": points, "now": now_us})
     return {row[0]: row[1] for row in rows}

@@ -129,3 +129,14 @@ def test_the_same_credit_batch_racing_posts_once(ledger: LedgerContext) -> None:
     assert all(set(statuses) <= {Status.POSTED, Status.ALREADY_POSTED} for statuses in outcomes)
     assert sum(reads.get_balance(ledger, account).total_points for account in ACCOUNTS[:5]) == 1400
     assert ops.verify_journal(ledger).ok and ops.check_conservation(ledger).balanced
+
+
+def test_free_text_with_copy_escapes_reads_back_unchanged(ledger: LedgerContext) -> None:
+    tricky = "tab\there, line\nbreak, return\r, back\\slash \\N 引用"
+    posted = postings.post_transfers(
+        ledger, [earn(f"c\t{n}\\", ACCOUNTS[n], 5, reference=tricky, metadata=(("k", tricky),)) for n in range(2)]
+    )
+    assert {r.status for r in posted} == {Status.POSTED}
+    stored = postings.get_transfer(ledger, "c\t0\\")
+    assert (stored.reference, stored.metadata_json) == (tricky, posted[0].posting.metadata_json)  # type: ignore[union-attr]
+    assert ops.verify_journal(ledger).ok
