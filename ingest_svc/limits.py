@@ -9,21 +9,29 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from datetime import date
 from typing import Protocol
 
 import redis
 
 from ingest_svc.domain.partners import BURST_SECONDS, take_tokens
 
-# Keys live as long as an event can still be accepted (7-day window) plus a day of margin.
+# A day's set lives as long as an event of that day can still be accepted (7-day window) plus a day of margin, counted
+# from the last event remembered in it.
 DEDUPE_TTL_S = 8 * 24 * 3600
 IN_PROCESS_DEDUPE_ENTRIES = 1_000_000
 
 
-class Dedupe(Protocol):
-    def seen(self, partner_id: str, event_ids: Sequence[str]) -> set[str]: ...
+# (event id, the CST day it happened): a resubmission of an event repeats both, so the day buckets the fast path.
+SeenKey = tuple[str, date]
 
-    def remember(self, partner_id: str, event_ids: Sequence[str]) -> None: ...
+
+class Dedupe(Protocol):
+    def seen(self, partner_id: str, events: Sequence[SeenKey]) -> set[str]:
+        """The event ids of `events` remembered before (a miss is allowed: the database decides)."""
+        ...
+
+    def remember(self, partner_id: str, events: Sequence[SeenKey]) -> None: ...
 
 
 class RateLimiter(Protocol):
@@ -38,41 +46,63 @@ class InProcessDedupe:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def seen(self, partner_id: str, event_ids: Sequence[str]) -> set[str]:
+    def seen(self, partner_id: str, events: Sequence[SeenKey]) -> set[str]:
         with self._lock:
-            return {event_id for event_id in event_ids if (partner_id, event_id) in self._seen}
+            return {event_id for event_id, _ in events if (partner_id, event_id) in self._seen}
 
-    def remember(self, partner_id: str, event_ids: Sequence[str]) -> None:
+    def remember(self, partner_id: str, events: Sequence[SeenKey]) -> None:
         with self._lock:
-            for event_id in event_ids:
+            for event_id, _ in events:
                 self._seen[(partner_id, event_id)] = None
                 self._seen.move_to_end((partner_id, event_id))
             while len(self._seen) > self._capacity:
                 self._seen.popitem(last=False)
 
 
+# The members of one day's set that are among ARGV: usually none, so the reply costs nothing to parse.
+_SEEN_IN_SET = """
+local found = {}
+for i = 1, #ARGV do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then found[#found + 1] = ARGV[i] end
+end
+return found
+"""
+
+
 class RedisDedupe:
-    """One key per accepted event under the prefix, with a TTL; one pipeline round trip per batch."""
+    """One set per partner and CST day of the events (<prefix>seen:<partner>:<day>), with a TTL beyond the acceptance
+    window; per batch one command per distinct day (SADD to remember, a membership script to look up). One key per
+    event cost a SET and its parsed reply per event (~14% of ingest's CPU per batch)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
+        self._seen_script = client.register_script(_SEEN_IN_SET)
 
-    def _key(self, partner_id: str, event_id: str) -> str:
-        return f"{self._prefix}seen:{partner_id}:{event_id}"
+    def _key(self, partner_id: str, day: date) -> str:
+        return f"{self._prefix}seen:{partner_id}:{day.isoformat()}"
 
-    def seen(self, partner_id: str, event_ids: Sequence[str]) -> set[str]:
-        if not event_ids:
+    def _by_key(self, partner_id: str, events: Sequence[SeenKey]) -> dict[str, list[str]]:
+        by_day: dict[date, list[str]] = {}
+        for event_id, day in events:
+            by_day.setdefault(day, []).append(event_id)
+        return {self._key(partner_id, day): ids for day, ids in by_day.items()}
+
+    def seen(self, partner_id: str, events: Sequence[SeenKey]) -> set[str]:
+        if not events:
             return set()
-        values = self._redis.mget([self._key(partner_id, event_id) for event_id in event_ids])
-        return {event_id for event_id, value in zip(event_ids, values, strict=True) if value is not None}
+        pipe = self._redis.pipeline(transaction=False)
+        for key, ids in self._by_key(partner_id, events).items():
+            self._seen_script(keys=[key], args=ids, client=pipe)
+        return {raw.decode() for found in pipe.execute() for raw in found}
 
-    def remember(self, partner_id: str, event_ids: Sequence[str]) -> None:
-        if not event_ids:
+    def remember(self, partner_id: str, events: Sequence[SeenKey]) -> None:
+        if not events:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for event_id in event_ids:
-            pipe.set(self._key(partner_id, event_id), b"1", ex=DEDUPE_TTL_S)
+        for key, ids in self._by_key(partner_id, events).items():
+            pipe.sadd(key, *ids)
+            pipe.expire(key, DEDUPE_TTL_S)
         pipe.execute()
 
 

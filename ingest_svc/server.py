@@ -88,13 +88,14 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self._partners = partners
 
     def _batch(self, request: pb.SubmitEventsRequest) -> Batch:
+        events, canonical = wire.batch_events(request)
         return Batch(
             partner_id=request.partner_id,
             batch_id=request.batch_id,
-            events=[wire.event(e) for e in request.events],
+            events=events,
             key_id=request.key_id,
             signature=request.signature,
-            canonical=wire.request_canonical_bytes(request),
+            canonical=canonical,
         )
 
     def SubmitEvents(self, request: pb.SubmitEventsRequest, context: grpc.ServicerContext) -> pb.SubmitEventsResponse:

@@ -157,7 +157,7 @@ class Submissions:
                 first_index[event.event_id] = index
                 valid[index] = checked
         # Fast path: events the accelerator has seen skip identity; the database gives their first result.
-        seen = self._dedupe.seen(partner.partner_id, [valid[i].event.event_id for i in valid])
+        seen = self._dedupe.seen(partner.partner_id, [(v.event.event_id, v.day) for v in valid.values()])
         fresh = [i for i in valid if valid[i].event.event_id not in seen]
         known_rows: dict[str, dict[str, Any]] = {}
         if seen:
@@ -186,7 +186,7 @@ class Submissions:
                 row["reason"],
                 row["message"],
             )
-        self._dedupe.remember(partner.partner_id, [row["event_id"] for row in scored.values()])
+        self._dedupe.remember(partner.partner_id, [(row["event_id"], row["day"]) for row in scored.values()])
         out = [r for r in results if r is not None]
         assert len(out) == len(batch.events), "every event has exactly one result"
         return out

@@ -1,14 +1,11 @@
 """Tables and queries of ingest_svc (SQLAlchemy 2.x): the only module that knows SQL.
 
 Works on PostgreSQL and SQLite alike (both support INSERT .. ON CONFLICT and RETURNING). Times are stored UTC.
-On PostgreSQL the per-batch statements take arrays (unnest, = ANY): one statement text per query whatever the batch
-size, so neither SQLAlchemy nor psycopg re-compiles or re-parses a 500-row VALUES list or IN list per batch (that
-conversion was a third of ingest's CPU per batch).
+On PostgreSQL the per-batch statements on events and caps live in store_pg (one JSON document per statement).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,10 +26,11 @@ from sqlalchemy import (
     Text,
     bindparam,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+
+from ingest_svc import store_pg
 
 metadata = MetaData()
 
@@ -238,46 +236,6 @@ def rotate_key(conn: Connection, partner_id: str, new_key: Mapping[str, Any], ol
 # --- events, caps, statistics ----------------------------------------------------------------------------------------
 
 
-_EVENT_COLUMNS = [c.name for c in events.columns]
-_PG_FIND_EVENTS = text(
-    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM ingest_events "
-    "WHERE partner_id = :partner_id AND event_id = ANY(CAST(:ids AS text[]))"
-)
-# The batch travels as one JSON document that PostgreSQL expands with the table's own row type: json.dumps is C code,
-# while binding 21 arrays of 500 elements cost psycopg ~25 ms of Python per batch (ListDumper, measured with py-spy).
-_PG_INSERT_EVENTS = text(
-    "INSERT INTO ingest_events SELECT * FROM json_populate_recordset(NULL::ingest_events, CAST(:rows AS json)) "
-    "ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING event_id"
-)
-# Creates missing counters and locks all (in key order: two batches never deadlock) in one statement.
-_PG_LOCK_CAPS = text(
-    """
-    INSERT INTO ingest_cap_counters (account_number, behaviour, day, counted_milli)
-    SELECT a, b, d, 0 FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:d AS date[])) AS v(a, b, d)
-    ORDER BY a, b, d
-    ON CONFLICT (account_number, behaviour, day) DO UPDATE SET counted_milli = ingest_cap_counters.counted_milli
-    RETURNING account_number, behaviour, day, counted_milli
-    """
-)
-_PG_SET_CAPS = text(
-    """
-    UPDATE ingest_cap_counters SET counted_milli = v.n
-    FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:d AS date[]), CAST(:n AS bigint[])) AS v(a, b, d, n)
-    WHERE ingest_cap_counters.account_number = v.a AND ingest_cap_counters.behaviour = v.b
-      AND ingest_cap_counters.day = v.d
-    """
-)
-_PG_SET_STATUS = text(
-    "UPDATE ingest_events SET status = :status WHERE partner_id = :partner_id AND event_id = ANY(CAST(:ids AS text[]))"
-)
-
-
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
@@ -287,9 +245,7 @@ def find_events(conn: Connection, partner_id: str, event_ids: Sequence[str]) -> 
     if not event_ids:
         return found
     if _postgres(conn):
-        for row in conn.execute(_PG_FIND_EVENTS, {"partner_id": partner_id, "ids": list(event_ids)}):
-            found[row.event_id] = dict(row._mapping)
-        return found
+        return store_pg.find_events(conn, partner_id, event_ids)
     query = select(events).where(events.c.partner_id == partner_id, events.c.event_id.in_(bindparam("ids")))
     for chunk in _chunks(event_ids):
         for row in conn.execute(query, {"ids": list(chunk)}):
@@ -302,8 +258,7 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     if not rows:
         return set()
     if _postgres(conn):
-        document = json.dumps([{c: row[c] for c in _EVENT_COLUMNS} for row in rows], default=_json_value)
-        return {row.event_id for row in conn.execute(_PG_INSERT_EVENTS, {"rows": document})}
+        return store_pg.insert_events(conn, rows)
     statement = _insert(conn, events).on_conflict_do_nothing().returning(events.c.event_id)
     return {row.event_id for row in conn.execute(statement, list(rows))}
 
@@ -314,8 +269,7 @@ def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, 
     if not ordered:
         return {}
     if _postgres(conn):
-        params = {"a": [k[0] for k in ordered], "b": [k[1] for k in ordered], "d": [k[2] for k in ordered]}
-        return {(r.account_number, r.behaviour, r.day): r.counted_milli for r in conn.execute(_PG_LOCK_CAPS, params)}
+        return store_pg.lock_cap_counters(conn, ordered)
     rows = [{"account_number": a, "behaviour": b, "day": d, "counted_milli": 0} for a, b, d in ordered]
     conn.execute(_insert(conn, cap_counters).on_conflict_do_nothing(), rows)
     counted: dict[CapKey, int] = {}
@@ -335,16 +289,7 @@ def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, 
 
 def set_cap_counters(conn: Connection, totals: Mapping[CapKey, int]) -> None:
     if totals and _postgres(conn):
-        ordered = sorted(totals.items())
-        conn.execute(
-            _PG_SET_CAPS,
-            {
-                "a": [k[0] for k, _ in ordered],
-                "b": [k[1] for k, _ in ordered],
-                "d": [k[2] for k, _ in ordered],
-                "n": [n for _, n in ordered],
-            },
-        )
+        store_pg.set_cap_counters(conn, sorted(totals.items()))
     elif totals:
         statement = (
             update(cap_counters)
@@ -377,7 +322,7 @@ def set_status(conn: Connection, partner_id: str, event_ids: Sequence[str], stat
     if not event_ids:
         return
     if _postgres(conn):
-        conn.execute(_PG_SET_STATUS, {"status": status, "partner_id": partner_id, "ids": list(event_ids)})
+        store_pg.set_status(conn, partner_id, event_ids, status)
         return
     statement = (
         update(events)

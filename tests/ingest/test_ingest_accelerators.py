@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 import redis
 
 from carbon.ingest.v1 import ingest_service_pb2 as pb
-from ingest_svc.limits import InProcessDedupe, InProcessRateLimiter, RedisDedupe, RedisRateLimiter
+from ingest_svc.limits import DEDUPE_TTL_S, InProcessDedupe, InProcessRateLimiter, RedisDedupe, RedisRateLimiter
 from tests.ingest.ingest_harness import Harness, make_harness
 
 
@@ -72,11 +73,19 @@ def test_the_in_process_fast_path_skips_identity_for_known_events(harness: Harne
 
 @pytest.mark.redis
 def test_redis_and_in_process_dedupe_agree(redis_client: redis.Redis, redis_prefix: str) -> None:
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
     for dedupe in (InProcessDedupe(), RedisDedupe(redis_client, redis_prefix)):
-        assert dedupe.seen("p", ["a", "b"]) == set()
-        dedupe.remember("p", ["a"])
-        assert dedupe.seen("p", ["a", "b"]) == {"a"}
-        assert dedupe.seen("q", ["a"]) == set()
+        assert dedupe.seen("p", [("a", d1), ("b", d1)]) == set()
+        dedupe.remember("p", [("a", d1), ("c", d2)])
+        assert dedupe.seen("p", [("a", d1), ("b", d1), ("c", d2)]) == {"a", "c"}
+        assert dedupe.seen("q", [("a", d1)]) == set()
+
+
+@pytest.mark.redis
+def test_redis_dedupe_sets_expire_after_the_acceptance_window(redis_client: redis.Redis, redis_prefix: str) -> None:
+    RedisDedupe(redis_client, redis_prefix).remember("p", [("a", date(2026, 3, 1))])
+    (key,) = redis_client.scan_iter(f"{redis_prefix}seen:*")
+    assert 7 * 24 * 3600 < redis_client.ttl(key) <= DEDUPE_TTL_S
 
 
 @pytest.mark.redis
@@ -91,5 +100,6 @@ def test_redis_and_in_process_token_buckets_agree(redis_client: redis.Redis, red
 
 def test_in_process_dedupe_forgets_the_oldest_when_full() -> None:
     dedupe = InProcessDedupe(capacity=2)
-    dedupe.remember("p", ["a", "b", "c"])
-    assert dedupe.seen("p", ["a", "b", "c"]) == {"b", "c"}
+    day = date(2026, 3, 1)
+    dedupe.remember("p", [("a", day), ("b", day), ("c", day)])
+    assert dedupe.seen("p", [("a", day), ("b", day), ("c", day)]) == {"b", "c"}

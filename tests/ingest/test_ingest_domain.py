@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carbon.common.v1 import common_pb2
+from carbon.ingest.v1 import ingest_service_pb2 as pb
+from ingest_svc import wire
 from ingest_svc.catalog import load_catalog
 from ingest_svc.domain import events as ev
 from ingest_svc.domain.events import Acceptance, AccountRef, Event, PartnerScope, Rejection, ValidEvent, validate
@@ -182,3 +187,31 @@ def test_the_token_bucket_refills_at_the_rate_up_to_the_burst() -> None:
     assert not allowed
     _, tokens, _ = take_tokens(0.0, 0, 10**9, 100, 0)
     assert tokens == 1000  # capped at 10 s of rate
+
+
+def test_the_servers_one_pass_encoding_equals_the_documented_canonical_bytes() -> None:
+    stamp = Timestamp(seconds=1_772_337_600, nanos=123_456_789)
+    request = pb.SubmitEventsRequest(
+        partner_id="bus-co",
+        batch_id="b-1",
+        events=[
+            pb.Event(event_id="e1", account=common_pb2.AccountRef(account_number="11000012345678"), occurred_at=stamp),
+            pb.Event(
+                event_id="e2 电",
+                account=common_pb2.AccountRef(binding=common_pb2.ChannelBinding(platform="ali", platform_user_id="u")),
+                behaviour="green_appliance",
+                quantity_milli=2000,
+                region_code="110000",
+                evidence_ref="receipt/1",
+                tier="tier_1",
+            ),
+            pb.Event(event_id="e3", account=common_pb2.AccountRef(phone_number="13900000000"), occurred_at=stamp),
+            pb.Event(event_id="e4"),
+        ],
+    )
+    events, encoded = wire.batch_events(request)
+    signed = [wire.signed_event(message) for message in request.events]
+    assert encoded == canonical_bytes("bus-co", "b-1", signed)
+    assert events[0].occurred_at == stamp.ToDatetime(tzinfo=UTC)
+    assert events[1].account.platform_user_id == "u" and events[1].occurred_at is None
+    assert events[2].account.phone_number == "13900000000" and events[3].account.kind == ""
