@@ -24,6 +24,7 @@ log = logging.getLogger("carbon.identity.cache")
 
 DEFAULT_TTL_S = 300
 IN_PROCESS_MAX_ENTRIES = 100_000
+DECODED_MAX_ENTRIES = 100_000
 
 
 class ConsentCache(Protocol):
@@ -124,6 +125,17 @@ class RedisConsentCache:
         self._prefix = prefix
         self._ttl_s = ttl_s
         self._fill_script = client.register_script(_FILL_IF_GENERATION)
+        # Entries as read from Redis -> decoded: a hit costs a dict lookup, not JSON + datetimes per consent record.
+        # Keyed by the exact bytes (generation included), so it can never answer for anything Redis no longer holds.
+        self._decoded: dict[bytes | str, tuple[ConsentTimeline, int]] = {}
+
+    def _decode(self, raw: bytes | str) -> tuple[ConsentTimeline, int]:
+        found = self._decoded.get(raw)
+        if found is None:
+            if len(self._decoded) >= DECODED_MAX_ENTRIES:
+                self._decoded.clear()
+            found = self._decoded[raw] = decode(raw)
+        return found
 
     def _data_key(self, number: str) -> str:
         return f"{self._prefix}consent:{number}"
@@ -147,7 +159,7 @@ class RedisConsentCache:
             raw, raw_generation = values[index], values[len(numbers) + index]
             generation = int(raw_generation or 0)
             if raw is not None:
-                timeline, cached_generation = decode(raw)
+                timeline, cached_generation = self._decode(raw)
                 if cached_generation == generation:
                     hits[number] = timeline
                     continue

@@ -221,16 +221,16 @@ class ConsentService:
     def check(self, questions: Sequence[Question]) -> list[ConsentVerdict]:
         if len(questions) > MAX_QUESTIONS:
             raise InvalidArgument("questions", f"at most {MAX_QUESTIONS} per call", reason="BATCH_TOO_LARGE")
+        categories: dict[int, DataCategory] = {}
         for index, question in enumerate(questions):
-            validate_category(question.category, f"questions[{index}].category")
+            if question.category not in categories:
+                categories[question.category] = validate_category(question.category, f"questions[{index}].category")
             if question.at is None:
                 raise InvalidArgument(f"questions[{index}].at", "is required", reason="INVALID_EVENT_TIME")
         timelines = self.timelines([question.account_number for question in questions])
         unknown = ConsentTimeline(known=False)
         return [
-            decide_consent(
-                timelines.get(question.account_number, unknown), DataCategory(question.category), question.at
-            )
+            decide_consent(timelines.get(question.account_number, unknown), categories[question.category], question.at)
             for question in questions
             if question.at is not None
         ]

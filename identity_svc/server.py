@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import grpc
 import redis
@@ -159,10 +160,16 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
     def CheckConsents(
         self, request: pb.CheckConsentsRequest, context: grpc.ServicerContext
     ) -> pb.CheckConsentsResponse:
-        questions = [
-            Question(q.account_number, q.category, from_timestamp(q.at) if q.HasField("at") else None)
-            for q in request.questions
-        ]
+        moments: dict[tuple[int, int], datetime] = {}  # a batch repeats instants: convert each once
+        questions = []
+        for q in request.questions:
+            at: datetime | None = None
+            if q.HasField("at"):
+                key = (q.at.seconds, q.at.nanos)
+                at = moments.get(key)
+                if at is None:
+                    at = moments[key] = from_timestamp(q.at)
+            questions.append(Question(q.account_number, q.category, at))
         verdicts = self._consents.check(questions)
         return pb.CheckConsentsResponse(
             answers=[pb.ConsentAnswer(allowed=verdict.allowed, reason=verdict.reason) for verdict in verdicts]

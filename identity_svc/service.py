@@ -295,6 +295,10 @@ class AccountService:
         if len(refs) > MAX_RESOLVE_BATCH:
             raise InvalidArgument("refs", f"at most {MAX_RESOLVE_BATCH} per call", reason="BATCH_TOO_LARGE")
         numbers = [ref.value for ref in refs if ref.kind == "account_number"]
+        # Account numbers are answered from the consent timeline cache when it holds them (it is invalidated by every
+        # opening and closing, docs/adr/0203): ingest resolves each batch's accounts just before checking consents.
+        cached = self._cached(numbers)
+        numbers = [number for number in numbers if number not in cached]
         binding_keys = [(ref.value, ref.platform_user_id) for ref in refs if ref.kind == "binding"]
         phone_hashes = {ref.value: self.keys.phone_hash(ref.value) for ref in refs if ref.kind == "phone_number"}
         id_hashes = {ref.value: self.keys.id_hash(ref.value) for ref in refs if ref.kind == "id_number"}
@@ -308,6 +312,9 @@ class AccountService:
         for ref in refs:
             number: str | None = None
             if ref.kind == "account_number":
+                if ref.value in cached:
+                    results.append(cached[ref.value])
+                    continue
                 number = ref.value
             elif ref.kind == "binding":
                 number = by_binding.get((ref.value, ref.platform_user_id))
@@ -322,3 +329,12 @@ class AccountService:
             row = accounts.get(number) if number else None
             results.append(Resolved(row.account_number, public_state(row.state)) if row is not None else None)
         return results
+
+    def _cached(self, numbers: Sequence[str]) -> dict[str, Resolved | None]:
+        if not numbers:
+            return {}
+        timelines, _ = self.cache.lookup([number for number in dict.fromkeys(numbers) if is_account_number(number)])
+        return {
+            number: Resolved(number, public_state(timeline.state)) if timeline.known else None
+            for number, timeline in timelines.items()
+        }

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
 from identity_svc.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
 from identity_svc.consents import Question
-from identity_svc.domain import Channel, ConsentAction, DataCategory
+from identity_svc.domain import AccountState, Channel, ConsentAction, DataCategory, PointsDisposition
 from identity_svc.server import IdentityServices
+from identity_svc.service import Ref, Resolved
 from service_kit.accounts import new_account_number
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.identity.identity_helpers import ZHEJIANG_ID, FakeClock, opening
@@ -140,6 +141,22 @@ def test_checks_are_served_from_the_cache_and_see_every_change(
     later = [Question(account, TRANSIT, clock.now + timedelta(seconds=1))]
     assert services.consents.check(later)[0].reason == "CONSENT_REVOKED"
     assert services.consents.check(question)[0].allowed
+
+
+def test_resolving_account_numbers_uses_the_cache_and_sees_opening_and_closing(
+    make_services: object, cache: ConsentCache
+) -> None:
+    services: IdentityServices = make_services(cache=cache)  # type: ignore[operator]
+    unknown = new_account_number("330000")
+    assert services.accounts.resolve_many([Ref("account_number", unknown)]) == [None]
+    account = services.accounts.open_account(opening())[0].account_number
+    services.consents.check([Question(account, TRANSIT, datetime.now(UTC))])  # fills the cache
+    services.consents.check([Question(unknown, TRANSIT, datetime.now(UTC))])  # caches "unknown" too
+    assert set(cache.lookup([account, unknown])[0]) == {account, unknown}
+    resolved = services.accounts.resolve_many([Ref("account_number", account), Ref("account_number", unknown)])
+    assert resolved == [Resolved(account, AccountState.OPEN), None]
+    services.closing.close("c1", account, int(PointsDisposition.FORFEIT), "resident")
+    assert services.accounts.resolve_many([Ref("account_number", account)]) == [Resolved(account, AccountState.CLOSED)]
 
 
 def test_a_fill_racing_an_invalidation_is_dropped(cache: ConsentCache, services: IdentityServices) -> None:
