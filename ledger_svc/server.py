@@ -113,17 +113,33 @@ def _transfer_request(index: int, message: pb.Transfer) -> TransferRequest:
     )
 
 
-def _result(result: ItemResult, cache: _SubMessages | None = None) -> pb.TransferResult:
-    cache = cache or _SubMessages()
+def _result(result: ItemResult) -> pb.TransferResult:
+    message = pb.TransferResult()
+    _fill_result(message, result, _SubMessages())
+    return message
+
+
+def _fill_result(message: pb.TransferResult, result: ItemResult, cache: _SubMessages) -> None:
+    """Fills a result in place (`results.add()` then fill: no message built twice)."""
+    message.transfer_id = result.transfer_id
+    message.status = _STATUS[result.status]
+    if result.failure_reason:
+        message.failure_reason = result.failure_reason
+    if result.failure_message:
+        message.failure_message = result.failure_message
     posting = result.posting
-    return pb.TransferResult(
-        transfer_id=result.transfer_id,
-        status=_STATUS[result.status],
-        failure_reason=result.failure_reason,
-        failure_message=result.failure_message,
-        lots=[_portion(portion, cache) for portion in result.lots],
-        posted_at=cache.timestamp(posting.posted_at_us) if posting is not None else None,
-    )
+    if posting is None:
+        return
+    message.posted_at.CopyFrom(cache.timestamp(posting.posted_at_us))
+    add_lot = message.lots.add
+    for portion in posting.debit_lots or posting.credit_lots:
+        key = portion.key
+        add_lot(
+            lot_id=str(portion.lot_id or ""),
+            earned_on=cache.date(key.earned_on),
+            expires_at=cache.timestamp(key.expires_at_us),
+            amount_points=portion.amount_points,
+        )
 
 
 def _transfer(posting: Posting) -> pb.Transfer:
@@ -164,8 +180,11 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     ) -> pb.PostTransfersResponse:
         items = [_transfer_request(index, message) for index, message in enumerate(request.transfers)]
         results = postings.post_transfers(self._ctx, items)
-        cache = _SubMessages()
-        return pb.PostTransfersResponse(results=[_result(result, cache) for result in results])
+        response = pb.PostTransfersResponse()
+        add_result, cache = response.results.add, _SubMessages()
+        for result in results:
+            _fill_result(add_result(), result, cache)
+        return response
 
     def GetTransfer(self, request: pb.GetTransferRequest, context: grpc.ServicerContext) -> pb.GetTransferResponse:
         posting = postings.get_transfer(self._ctx, request.transfer_id)

@@ -56,6 +56,15 @@ class TransferRequest:
 
     def fingerprint(self) -> str:
         """What "the same body" means for idempotency: every field except `linked`."""
+        if not self.carried_lots and not self.metadata:
+            # The common earn credit: the very bytes `fingerprint_of(body)` hashes, formatted directly.
+            return _blake2b_hex(
+                f'["transfer",{_json_str(self.debit_account)},{_json_str(self.credit_account)},{self.amount_points:d},'
+                f"{self.code:d},{self.earned_at_us:d},[],{_json_str(self.reference)},{self.co2e_grams:d},[]]"
+            )
+        return self.json_fingerprint()
+
+    def json_fingerprint(self) -> str:
         body = [
             "transfer",
             self.debit_account,
@@ -79,8 +88,15 @@ class TransferRequest:
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
+_json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
 def fingerprint_of(body: object) -> str:
-    return hashlib.blake2b(_COMPACT_JSON.encode(body).encode(), digest_size=16).hexdigest()
+    return _blake2b_hex(_COMPACT_JSON.encode(body))
+
+
+def _blake2b_hex(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def metadata_json(metadata: Mapping[str, str]) -> str:

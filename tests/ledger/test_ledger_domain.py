@@ -140,3 +140,9 @@ def test_changing_any_entry_changes_the_block_hash() -> None:
     first, count = entries_hash([entry])
     assert entries_hash([tampered])[0] != first
     assert block_hash(GENESIS_HASH, 1, first, count) != block_hash(GENESIS_HASH, 2, first, count)
+
+
+def test_the_direct_fingerprint_of_a_plain_credit_is_the_json_one() -> None:
+    for reference in ["", "event-7", 'quote " back\\slash', "引用\t\n", "\x00\x1f\u2028"]:
+        request = TransferRequest(f"t-{reference}", ISSUANCE, account_number(3), 515, 1, False, 1234, (), reference, 9)
+        assert request.fingerprint() == request.json_fingerprint()
