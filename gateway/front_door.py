@@ -6,9 +6,9 @@ from __future__ import annotations
 import grpc
 
 from gateway.callers import Caller, GatewayConfig
-from gateway.ratelimit import Limiter
 from service_kit import tls
 from service_kit.errors import ResourceExhausted
+from service_kit.ratelimit import Limiter
 
 
 class FrontDoor:

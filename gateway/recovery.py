@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from gateway import store
 from gateway.anywhere import RedeemAnywhereService
 from gateway.domain import State
-from gateway.ratelimit import TokenBucket
 from gateway.transfers import TransferService
+from service_kit.ratelimit import TokenBucket
 
 log = logging.getLogger("carbon.gateway.recovery")
 UNKNOWN_RECHECK = timedelta(minutes=5)

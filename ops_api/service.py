@@ -35,7 +35,8 @@ def build_context(settings: OpsSettings, engine: Engine) -> OpsContext:
         registry = RegionRegistry.load(settings.registry_file)
         gateway_address = Registry.load(settings.registry_file).gateway_address
     services = Services(registry, gateway_address, settings.call_timeout_ms / 1000, settings.gateway_api_key().reveal())
-    limiter = RateLimiter(settings.rate_limit_per_minute, settings.base.redis_url)
+    prefix = settings.base.extra.get("CARBON_REDIS_PREFIX", "carbon:ops:")
+    limiter = RateLimiter(settings.rate_limit_per_minute, settings.base.redis_url, prefix)
     return OpsContext(settings, engine, services, limiter)
 
 

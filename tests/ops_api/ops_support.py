@@ -184,8 +184,12 @@ class Ops:
         return response
 
 
-def make_ops(federation: Federation, *, rate_limit_per_minute: int = 100_000, redis_url: str = "") -> Ops:
-    base = Settings(service="ops_api", redis_url=redis_url)
+def make_ops(
+    federation: Federation, *, rate_limit_per_minute: int = 100_000, redis_url: str = "", redis_prefix: str = ""
+) -> Ops:
+    base = Settings(
+        service="ops_api", redis_url=redis_url, extra={"CARBON_REDIS_PREFIX": redis_prefix} if redis_prefix else {}
+    )
     secrets = {f"community_partner_{code}": Secret(secret) for code, secret in federation.partner_secrets.items()}
     settings = OpsSettings(
         base=base,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import redis
+
 from tests.ops_api.ops_support import Federation, Ops, make_ops
 
 
@@ -104,11 +106,11 @@ def test_requests_above_the_per_token_limit_get_429_with_retry_after(federation:
         limited.engine.dispose()
 
 
-def test_rate_limits_are_shared_through_redis(federation: Federation, redis_url: str, redis_prefix: str) -> None:
-    first = make_ops(federation, rate_limit_per_minute=2, redis_url=redis_url)
+def test_rate_limits_are_kept_in_redis(federation: Federation, redis_url: str, redis_prefix: str) -> None:
+    first = make_ops(federation, rate_limit_per_minute=2, redis_url=redis_url, redis_prefix=redis_prefix)
     try:
-        first.app.state.ops.limiter.prefix = redis_prefix
         assert [first.get("viewer", "/v1/me").status_code for _ in range(3)] == [200, 200, 429]
+        assert redis.Redis.from_url(redis_url).keys(f"{redis_prefix}rate:*"), "the buckets live in Redis"
     finally:
         first.client.close()
         first.engine.dispose()

@@ -1,6 +1,7 @@
-"""Token buckets: per caller at the front door (Redis when configured, shared by every gateway replica; in-process
-otherwise) and for the recovery loop's status checks. Redis is an accelerator: when it fails, the in-process bucket
-decides, so an outage of Redis never closes the front door.
+"""Token buckets: per caller or partner, shared by every replica through Redis when configured, in-process otherwise.
+
+Redis is an accelerator: when it fails, the in-process bucket decides, so a Redis outage never closes a service's
+door. One place for the algorithm (the gateway's callers, ingest's partners, the ops API's tokens all use it).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from typing import Protocol
 
 import redis
 
-log = logging.getLogger("carbon.gateway.ratelimit")
+log = logging.getLogger("carbon.ratelimit")
 
 
 class TokenBucket:
-    """At most `rate_per_s` takes per second on average, bursts up to `burst`."""
+    """At most `rate_per_s` tokens per second on average, bursts up to `burst`; a new bucket is full."""
 
     def __init__(self, rate_per_s: float, burst: int) -> None:
         self.rate_per_s = rate_per_s
@@ -25,38 +26,46 @@ class TokenBucket:
         self._stamp = time.monotonic()
         self._lock = threading.Lock()
 
-    def take(self) -> bool:
+    def take(self, cost: int = 1) -> bool:
         with self._lock:
             now = time.monotonic()
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate_per_s)
             self._stamp = now
-            if self._tokens < 1:
+            if self._tokens < cost:
                 return False
-            self._tokens -= 1
+            self._tokens -= cost
             return True
+
+    def seconds_until(self, cost: int = 1) -> float:
+        """How long until `cost` tokens are there (0 when they are now)."""
+        with self._lock:
+            return max(0.0, (cost - self._tokens) / self.rate_per_s)
 
 
 class Limiter(Protocol):
-    def allow(self, caller_id: str, rate_per_s: float, burst: int) -> bool: ...
+    def allow(self, key: str, rate_per_s: float, burst: int, cost: int = 1) -> bool: ...
 
 
 class InProcessLimiter:
+    """One bucket per key in this process."""
+
     def __init__(self) -> None:
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
 
-    def allow(self, caller_id: str, rate_per_s: float, burst: int) -> bool:
+    def allow(self, key: str, rate_per_s: float, burst: int, cost: int = 1) -> bool:
         with self._lock:
-            bucket = self._buckets.get(caller_id)
+            bucket = self._buckets.get(key)
             if bucket is None or (bucket.rate_per_s, bucket.burst) != (rate_per_s, burst):
-                bucket = self._buckets[caller_id] = TokenBucket(rate_per_s, burst)
-        return bucket.take()
+                bucket = self._buckets[key] = TokenBucket(rate_per_s, burst)
+        return bucket.take(cost)
 
 
-# One atomic take; Redis's own clock, so replicas with skewed clocks share one bucket fairly. A new bucket is full.
+# One atomic take on Redis's own clock, so replicas with skewed clocks share one bucket fairly. A new bucket is full.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp_ms')
@@ -64,8 +73,8 @@ local tokens = tonumber(state[1]) or burst
 local stamp_ms = tonumber(state[2]) or now_ms
 tokens = math.min(burst, tokens + math.max(0, now_ms - stamp_ms) * rate / 1000.0)
 local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= cost then
+  tokens = tokens - cost
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp_ms', tostring(now_ms))
@@ -75,17 +84,19 @@ return allowed
 
 
 class RedisLimiter:
+    """Buckets in Redis under `prefix`, shared by every replica; in-process when Redis does not answer."""
+
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._prefix = prefix
         self._script = client.register_script(_TAKE)
         self._fallback = InProcessLimiter()
 
-    def allow(self, caller_id: str, rate_per_s: float, burst: int) -> bool:
+    def allow(self, key: str, rate_per_s: float, burst: int, cost: int = 1) -> bool:
         try:
-            return bool(self._script(keys=[f"{self._prefix}rate:{caller_id}"], args=[rate_per_s, burst]))
+            return bool(self._script(keys=[f"{self._prefix}rate:{key}"], args=[rate_per_s, burst, cost]))
         except redis.RedisError as error:
             log.warning("redis rate limit unavailable; deciding in-process", extra={"error": str(error)})
-            return self._fallback.allow(caller_id, rate_per_s, burst)
+            return self._fallback.allow(key, rate_per_s, burst, cost)
 
 
 def build_limiter(redis_url: str, prefix: str) -> Limiter:

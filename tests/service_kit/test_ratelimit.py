@@ -1,0 +1,37 @@
+"""One token bucket for every service: in-process, shared through Redis, and in-process again when Redis is down."""
+
+import pytest
+import redis
+
+from service_kit.ratelimit import InProcessLimiter, RedisLimiter, TokenBucket, build_limiter
+
+
+def test_a_bucket_allows_its_burst_then_refuses() -> None:
+    bucket = TokenBucket(rate_per_s=0.001, burst=3)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    assert bucket.seconds_until() > 0
+
+
+def test_a_batch_costs_as_many_tokens_as_it_has_items() -> None:
+    limiter = InProcessLimiter()
+    assert limiter.allow("partner-a", rate_per_s=0.001, burst=500, cost=400)
+    assert not limiter.allow("partner-a", rate_per_s=0.001, burst=500, cost=200)
+    assert limiter.allow("partner-b", rate_per_s=0.001, burst=500, cost=200), "buckets are per key"
+
+
+def test_without_redis_the_limiter_is_in_process() -> None:
+    assert isinstance(build_limiter("", "x:"), InProcessLimiter)
+
+
+@pytest.mark.redis
+def test_replicas_share_one_bucket_through_redis(redis_url: str, redis_prefix: str) -> None:
+    first = build_limiter(redis_url, redis_prefix)
+    second = build_limiter(redis_url, redis_prefix)
+    assert first.allow("caller", 0.001, 2) and second.allow("caller", 0.001, 2)
+    assert not first.allow("caller", 0.001, 2) and not second.allow("caller", 0.001, 2)
+
+
+def test_when_redis_is_down_the_process_decides() -> None:
+    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2)
+    limiter = RedisLimiter(unreachable, "x:")
+    assert [limiter.allow("caller", 0.001, 2) for _ in range(3)] == [True, True, False]
