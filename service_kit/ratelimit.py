@@ -12,6 +12,8 @@ import time
 from typing import Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger("carbon.ratelimit")
 
@@ -83,6 +85,11 @@ return allowed
 """
 
 
+# After Redis fails, decide in-process for this long before trying it again: an outage then costs one timeout per
+# interval, not one per request.
+REDIS_RETRY_AFTER_S = 5.0
+
+
 class RedisLimiter:
     """Buckets in Redis under `prefix`, shared by every replica; in-process when Redis does not answer."""
 
@@ -90,17 +97,24 @@ class RedisLimiter:
         self._prefix = prefix
         self._script = client.register_script(_TAKE)
         self._fallback = InProcessLimiter()
+        self._redis_down_until = 0.0
 
     def allow(self, key: str, rate_per_s: float, burst: int, cost: int = 1) -> bool:
-        try:
-            return bool(self._script(keys=[f"{self._prefix}rate:{key}"], args=[rate_per_s, burst, cost]))
-        except redis.RedisError as error:
-            log.warning("redis rate limit unavailable; deciding in-process", extra={"error": str(error)})
-            return self._fallback.allow(key, rate_per_s, burst, cost)
+        if time.monotonic() >= self._redis_down_until:
+            try:
+                return bool(self._script(keys=[f"{self._prefix}rate:{key}"], args=[rate_per_s, burst, cost]))
+            except redis.RedisError as error:
+                self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+                log.warning("redis rate limit unavailable; deciding in-process", extra={"error": str(error)})
+        return self._fallback.allow(key, rate_per_s, burst, cost)
+
+
+def redis_client(redis_url: str) -> redis.Redis:
+    """A client that fails fast (no retries with backoff): callers of an accelerator fall back instead of waiting."""
+    return redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
 
 
 def build_limiter(redis_url: str, prefix: str) -> Limiter:
     if not redis_url:
         return InProcessLimiter()
-    client = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-    return RedisLimiter(client, prefix)
+    return RedisLimiter(redis_client(redis_url), prefix)
