@@ -12,8 +12,8 @@ import time
 from typing import Protocol
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from service_kit import redis_client
 
 log = logging.getLogger("carbon.ratelimit")
 
@@ -117,4 +117,4 @@ def redis_client(redis_url: str) -> redis.Redis:
 def build_limiter(redis_url: str, prefix: str) -> Limiter:
     if not redis_url:
         return InProcessLimiter()
-    return RedisLimiter(redis_client(redis_url), prefix)
+    return RedisLimiter(redis_client.connect(redis_url), prefix)

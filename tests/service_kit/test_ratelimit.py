@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from service_kit.ratelimit import InProcessLimiter, RedisLimiter, TokenBucket, build_limiter, redis_client
+from service_kit.ratelimit import InProcessLimiter, RedisLimiter, TokenBucket, build_limiter
+from service_kit.redis_client import connect
 
 
 def test_a_bucket_allows_its_burst_then_refuses() -> None:
@@ -33,7 +34,7 @@ def test_replicas_share_one_bucket_through_redis(redis_url: str, redis_prefix: s
 
 
 def test_when_redis_is_down_the_process_decides_without_waiting() -> None:
-    limiter = RedisLimiter(redis_client("redis://127.0.0.1:1/0"), "x:")  # nothing listens on port 1
+    limiter = RedisLimiter(connect("redis://127.0.0.1:1/0"), "x:")  # nothing listens on port 1
     started = time.monotonic()
     assert [limiter.allow("caller", 0.001, 2) for _ in range(3)] == [True, True, False]
     assert time.monotonic() - started < 1.0, "an outage must not stall every request"
