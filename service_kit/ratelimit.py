@@ -109,11 +109,6 @@ class RedisLimiter:
         return self._fallback.allow(key, rate_per_s, burst, cost)
 
 
-def redis_client(redis_url: str) -> redis.Redis:
-    """A client that fails fast (no retries with backoff): callers of an accelerator fall back instead of waiting."""
-    return redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
-
-
 def build_limiter(redis_url: str, prefix: str) -> Limiter:
     if not redis_url:
         return InProcessLimiter()
