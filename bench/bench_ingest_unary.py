@@ -1,7 +1,8 @@
 """Single-event unary SubmitEvents from 32 concurrent partner clients: events/s and p99 latency.
 
 The same deployment as bench_ingest.py (identity, ledger, ingest as processes on PostgreSQL + Redis); each call carries
-one signed event, so every event pays a full RPC chain (ingest -> identity x2 -> ledger). Last line: one JSON object.
+one signed event, so every event pays a full RPC chain (ingest -> identity x2 -> ledger). CARBON_BENCH_PROFILE=<dir>
+writes a py-spy profile per process. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bench_ingest_support import (
     open_accounts,
     p99_ms,
     private_schemas,
+    profiled,
     region,
     register_partner,
     signed,
@@ -51,10 +53,11 @@ def run(urls: dict[str, str]) -> dict[str, object]:
             return time.perf_counter() - t0, result.points
 
         cpu_before = cpu_seconds(services.processes)
-        started = time.perf_counter()
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            outcomes = list(pool.map(submit, requests[1:]))
-        elapsed = time.perf_counter() - started
+        with profiled(services.processes, EVENTS / 150 + 2):
+            started = time.perf_counter()
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                outcomes = list(pool.map(submit, requests[1:]))
+            elapsed = time.perf_counter() - started
         cpu_after = cpu_seconds(services.processes)
         balance_points, balanced = ledger_totals(services.ledger, accounts)
     rate = len(outcomes) / elapsed

@@ -8,25 +8,25 @@ No transaction is held open across a remote call. See docs/adr/0401-exactly-once
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
-from ingest_svc import admin, store
-from ingest_svc.clients import ConsentQuestion, EarnCredit, IdentityClient, LedgerClient
+from ingest_svc import admin, records, store
+from ingest_svc.clients import ConsentQuestion, IdentityClient, LedgerClient
 from ingest_svc.domain import events as ev
 from ingest_svc.domain.events import Acceptance, Event, Rejection, ValidEvent, validate
 from ingest_svc.domain.partners import key_for_verification
-from ingest_svc.domain.scoring import Score, score_events
+from ingest_svc.domain.scoring import score_events
 from ingest_svc.domain.signing import signature_matches
 from ingest_svc.limits import Dedupe, RateLimiter
+from ingest_svc.records import PENDING
 from service_kit.accounts import region_of
 from service_kit.errors import InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
 
@@ -35,7 +35,7 @@ log = logging.getLogger("carbon.ingest")
 MAX_BATCH_EVENTS = 5000
 RACE_RETRIES = 3
 ACCEPTED, DUPLICATE, REJECTED = "ACCEPTED", "DUPLICATE", "REJECTED"
-PENDING, CREDITED, NO_CREDIT, LEDGER_FAILED = "PENDING", "CREDITED", "NO_CREDIT", "LEDGER_FAILED"
+CREDITED, LEDGER_FAILED = "CREDITED", "LEDGER_FAILED"
 CRASH_ENV = "CARBON_TEST_CRASH_AT"
 
 
@@ -65,12 +65,6 @@ class _Race(Exception):
     """A concurrent batch inserted one of our event ids between our read and our insert: redo the transaction."""
 
 
-def transfer_id_for(partner_id: str, event_id: str) -> str:
-    """Deterministic ledger transfer id: a resubmission after a crash posts the same id (ledger idempotency)."""
-    digest = hashlib.sha256(f"{partner_id}\x1f{event_id}".encode()).hexdigest()
-    return f"earn-{digest[:40]}"
-
-
 def _crash_point(name: str) -> None:
     """Fault-test hook: CARBON_TEST_CRASH_AT=<name> kills the process here, as a power cut would."""
     if os.environ.get(CRASH_ENV) == name:
@@ -88,18 +82,6 @@ def _duplicate(row: dict[str, Any]) -> Result:
         reason=ev.DUPLICATE_EVENT,
         message=f"first accepted at {store.utc(row['accepted_at']).isoformat()}",
         first_outcome=first,
-    )
-
-
-def _credit(row: dict[str, Any]) -> EarnCredit:
-    return EarnCredit(
-        transfer_id=row["transfer_id"],
-        account_number=row["account_number"],
-        points=row["points"],
-        earned_at=store.utc(row["occurred_at"]),
-        co2e_grams=row["co2e_grams"],
-        reference=row["event_id"],
-        metadata={"partner_id": row["partner_id"], "behaviour": row["behaviour"], "rule": row["rule_version_id"]},
     )
 
 
@@ -166,7 +148,9 @@ class Submissions:
         known = {i: known_rows[valid[i].event.event_id] for i in valid if valid[i].event.event_id in known_rows}
         fresh += [i for i in valid if valid[i].event.event_id in seen and i not in known]
         accounts = self._resolve_and_check_consent(sorted(fresh), valid, results)
-        scored, duplicates = self._record(batch, partner.partner_id, list(accounts), valid, accounts, now)
+        # Nothing of this batch seen before: insert without looking first (a conflict redoes it with the look).
+        optimistic = not seen
+        scored, duplicates = self._record(batch, partner.partner_id, list(accounts), valid, accounts, now, optimistic)
         duplicates.update(known)
         for index, row in duplicates.items():
             results[index] = _duplicate(row)
@@ -233,7 +217,7 @@ class Submissions:
                 open_accounts[index] = account.account_number
         order = list(open_accounts)
         answers = self._identity.check_consents(
-            [ConsentQuestion(open_accounts[i], valid[i].behaviour.category, _when(valid[i])) for i in order]
+            [ConsentQuestion(open_accounts[i], valid[i].behaviour.category, records.when(valid[i])) for i in order]
         )
         allowed: dict[int, str] = {}
         for index, answer in zip(order, answers, strict=True):
@@ -258,13 +242,20 @@ class Submissions:
         valid: dict[int, ValidEvent],
         accounts: dict[int, str],
         now: datetime,
+        optimistic: bool,
     ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
-        """One transaction: duplicates by the unique key, caps, scores, statistics. Returns (scored, duplicates)."""
-        for attempt in range(RACE_RETRIES):
+        """One transaction: duplicates by the unique key, caps, scores, statistics. Returns (scored, duplicates).
+
+        Optimistic: the first attempt skips the look-up of existing events; if the insert then meets one, the
+        transaction rolls back (nothing of it stays) and the next attempt looks first, as a concurrent race does.
+        """
+        for attempt in range(RACE_RETRIES + optimistic):
             claimed: list[dict[str, Any]] = []
+            looked = not (optimistic and attempt == 0)
             try:
                 with self._engine.begin() as conn:
-                    existing = store.find_events(conn, partner_id, [valid[i].event.event_id for i in indexes])
+                    ids = [valid[i].event.event_id for i in indexes]
+                    existing = store.find_events(conn, partner_id, ids) if looked else {}
                     duplicates = {
                         i: existing[valid[i].event.event_id] for i in indexes if valid[i].event.event_id in existing
                     }
@@ -273,18 +264,20 @@ class Submissions:
                         conn, [(accounts[i], valid[i].rule.behaviour, valid[i].day) for i in new]
                     )
                     scores, totals = score_events([(valid[i], accounts[i]) for i in new], counted)
-                    rows = {i: _row(batch.batch_id, partner_id, s, now) for i, s in zip(new, scores, strict=True)}
+                    batch_id = batch.batch_id
+                    rows = {i: records.row(batch_id, partner_id, s, now) for i, s in zip(new, scores, strict=True)}
                     inserted = store.insert_events(conn, list(rows.values()))
                     if len(inserted) != len(rows):
                         raise _Race()
                     # Claimed before the commit makes them visible, so no concurrent duplicate re-posts them.
                     claimed = self._claim([r for r in rows.values() if r["status"] == PENDING])
                     store.set_cap_counters(conn, totals)
-                    store.add_statistics(conn, _statistics(scores))
+                    store.add_statistics(conn, records.statistics(scores))
                 _crash_point("after_commit")
                 return rows, duplicates
             except _Race:
-                log.info("event id race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
+                if looked:
+                    log.info("event id race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
             except BaseException:
                 self._release([row["transfer_id"] for row in claimed])
                 raise
@@ -304,7 +297,7 @@ class Submissions:
     def _post_credits(self, partner_id: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        outcomes = self._ledger.credit([_credit(row) for row in rows])
+        outcomes = self._ledger.credit([records.credit(row) for row in rows])
         _crash_point("after_ledger")
         by_id = {o.transfer_id: o for o in outcomes}
         credited = [row["event_id"] for row in rows if by_id[row["transfer_id"]].credited]
@@ -354,51 +347,5 @@ class Submissions:
         return result, row, self._rules.by_id(row["rule_version_id"])
 
 
-def _when(valid: ValidEvent) -> datetime:
-    assert valid.event.occurred_at is not None
-    return valid.event.occurred_at
-
-
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def _row(batch_id: str, partner_id: str, score: Score, now: datetime) -> dict[str, Any]:
-    event = score.event.event
-    return {
-        "partner_id": partner_id,
-        "event_id": event.event_id,
-        "batch_id": batch_id,
-        "account_number": score.account_number,
-        "behaviour": event.behaviour,
-        "region_code": event.region_code,
-        "occurred_at": _when(score.event).astimezone(UTC),
-        "day": score.event.day,
-        "quantity_milli": event.quantity_milli,
-        "tier": event.tier,
-        "evidence_ref": event.evidence_ref,
-        "rule_version_id": score.event.rule.rule_version_id,
-        "counted_before_milli": score.counted_before_milli,
-        "counted_milli": score.counted_milli,
-        "points": score.points,
-        "co2e_grams": score.co2e_grams,
-        "reason": score.reason,
-        "message": score.message,
-        "transfer_id": transfer_id_for(partner_id, event.event_id),
-        "status": PENDING if score.points > 0 else NO_CREDIT,
-        "accepted_at": now.astimezone(UTC),
-    }
-
-
-def _statistics(scores: list[Score]) -> list[dict[str, Any]]:
-    totals: dict[tuple[str, str, Any], list[int]] = {}
-    for score in scores:
-        key = (score.event.event.region_code, score.event.rule.behaviour, score.event.day)
-        entry = totals.setdefault(key, [0, 0, 0])
-        entry[0] += 1
-        entry[1] += score.points
-        entry[2] += score.co2e_grams
-    return [
-        {"region_code": r, "behaviour": b, "day": d, "events": n, "points": p, "co2e_grams": g}
-        for (r, b, d), (n, p, g) in totals.items()
-    ]

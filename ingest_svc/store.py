@@ -303,19 +303,29 @@ def set_cap_counters(conn: Connection, totals: Mapping[CapKey, int]) -> None:
         conn.execute(statement, [{"a": a, "b": b, "d": d, "n": n} for (a, b, d), n in sorted(totals.items())])
 
 
+_STATISTICS_UPSERTS: dict[str, Any] = {}
+
+
+def _statistics_upsert(conn: Connection) -> Any:
+    """Built once per dialect: constructing the upsert (and its cache key) per batch cost more than running it."""
+    statement = _STATISTICS_UPSERTS.get(conn.dialect.name)
+    if statement is None:
+        statement = _insert(conn, daily_stats)
+        statement = _STATISTICS_UPSERTS[conn.dialect.name] = statement.on_conflict_do_update(
+            index_elements=[daily_stats.c.region_code, daily_stats.c.behaviour, daily_stats.c.day],
+            set_={
+                "events": daily_stats.c.events + statement.excluded.events,
+                "points": daily_stats.c.points + statement.excluded.points,
+                "co2e_grams": daily_stats.c.co2e_grams + statement.excluded.co2e_grams,
+            },
+        )
+    return statement
+
+
 def add_statistics(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    if not rows:
-        return
-    statement = _insert(conn, daily_stats)
-    statement = statement.on_conflict_do_update(
-        index_elements=[daily_stats.c.region_code, daily_stats.c.behaviour, daily_stats.c.day],
-        set_={
-            "events": daily_stats.c.events + statement.excluded.events,
-            "points": daily_stats.c.points + statement.excluded.points,
-            "co2e_grams": daily_stats.c.co2e_grams + statement.excluded.co2e_grams,
-        },
-    )
-    conn.execute(statement, sorted(rows, key=lambda r: (r["region_code"], r["behaviour"], r["day"])))
+    if rows:
+        ordered = sorted(rows, key=lambda r: (r["region_code"], r["behaviour"], r["day"]))
+        conn.execute(_statistics_upsert(conn), ordered)
 
 
 def set_status(conn: Connection, partner_id: str, event_ids: Sequence[str], status: str) -> None:

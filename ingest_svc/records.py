@@ -1,0 +1,78 @@
+"""Rows of accepted events: what the store writes for a score, what the ledger is asked to credit, statistics."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest_svc import store
+from ingest_svc.clients import EarnCredit
+from ingest_svc.domain.events import ValidEvent
+from ingest_svc.domain.scoring import Score
+
+PENDING, NO_CREDIT = "PENDING", "NO_CREDIT"
+
+
+def transfer_id_for(partner_id: str, event_id: str) -> str:
+    """Deterministic ledger transfer id: a resubmission after a crash posts the same id (ledger idempotency)."""
+    digest = hashlib.sha256(f"{partner_id}\x1f{event_id}".encode()).hexdigest()
+    return f"earn-{digest[:40]}"
+
+
+def credit(row: dict[str, Any]) -> EarnCredit:
+    return EarnCredit(
+        transfer_id=row["transfer_id"],
+        account_number=row["account_number"],
+        points=row["points"],
+        earned_at=store.utc(row["occurred_at"]),
+        co2e_grams=row["co2e_grams"],
+        reference=row["event_id"],
+        metadata={"partner_id": row["partner_id"], "behaviour": row["behaviour"], "rule": row["rule_version_id"]},
+    )
+
+
+def when(valid: ValidEvent) -> datetime:
+    assert valid.event.occurred_at is not None
+    return valid.event.occurred_at
+
+
+def row(batch_id: str, partner_id: str, score: Score, now: datetime) -> dict[str, Any]:
+    event = score.event.event
+    return {
+        "partner_id": partner_id,
+        "event_id": event.event_id,
+        "batch_id": batch_id,
+        "account_number": score.account_number,
+        "behaviour": event.behaviour,
+        "region_code": event.region_code,
+        "occurred_at": when(score.event).astimezone(UTC),
+        "day": score.event.day,
+        "quantity_milli": event.quantity_milli,
+        "tier": event.tier,
+        "evidence_ref": event.evidence_ref,
+        "rule_version_id": score.event.rule.rule_version_id,
+        "counted_before_milli": score.counted_before_milli,
+        "counted_milli": score.counted_milli,
+        "points": score.points,
+        "co2e_grams": score.co2e_grams,
+        "reason": score.reason,
+        "message": score.message,
+        "transfer_id": transfer_id_for(partner_id, event.event_id),
+        "status": PENDING if score.points > 0 else NO_CREDIT,
+        "accepted_at": now.astimezone(UTC),
+    }
+
+
+def statistics(scores: list[Score]) -> list[dict[str, Any]]:
+    totals: dict[tuple[str, str, Any], list[int]] = {}
+    for score in scores:
+        key = (score.event.event.region_code, score.event.rule.behaviour, score.event.day)
+        entry = totals.setdefault(key, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += score.points
+        entry[2] += score.co2e_grams
+    return [
+        {"region_code": r, "behaviour": b, "day": d, "events": n, "points": p, "co2e_grams": g}
+        for (r, b, d), (n, p, g) in totals.items()
+    ]
