@@ -35,7 +35,6 @@ def expire_batch(
     # The general path's order (lot key, then id) gives each transfer the same balance-after.
     swept.sort(key=lambda lot: (lot[1], lot[2], lot[3], lot[0]))
     balances = {name: balance for name, (balance, _) in locked.items()}
-    per_account: dict[str, int] = {}
     transfers: list[tuple[str, str, str, int, int, str, int, str, int, int, str, int]] = []
     lot_rows: list[tuple[str, str, int, int, int]] = []
     entries: list[EntryFields] = []
@@ -45,7 +44,6 @@ def expire_batch(
         balance = balances[account] - points
         assert balance >= locked[account][1], "expiry took held points"
         balances[account] = balance
-        per_account[account] = per_account.get(account, 0) + points
         total += points
         transfer_id = f"expire:{lot_id}:{expired_before}"
         reference = f"lot:{lot_id}"
@@ -73,7 +71,6 @@ def expire_batch(
         batch_id = credit_store.insert_batch(conn, digest, count, now_us)
         expiry_sets.copy_expiry_transfers(conn, transfers, batch_id)
         expiry_sets.copy_expiry_lots(conn, lot_rows)
-        expiry_sets.subtract_from_accounts(conn, per_account)
         account_store.apply_system_deltas(conn, {SystemKind.EXPIRY: total})
     last_id, _, last_expiry = candidates[-1]
     return len(swept), total, len(candidates) == size, (last_expiry, last_id)

@@ -1,5 +1,5 @@
-"""The expiry sweep on PostgreSQL, set-based: a batch of expired lots is emptied by one UPDATE, its transfers and
-lot records go in by COPY, balances by one UPDATE over arrays. Lock order as everywhere: accounts, lots, shards."""
+"""The expiry sweep on PostgreSQL, set-based: a batch of expired lots is emptied, and their accounts debited, by one
+statement; its transfers and lot records go in by COPY. Lock order as everywhere: accounts, lots, shards."""
 
 from __future__ import annotations
 
@@ -21,27 +21,29 @@ _CANDIDATES = text(
 _LOCK_ACCOUNTS = text(
     """
     SELECT account, balance_points, held_points FROM accounts
-    WHERE account = ANY(CAST(:names AS text[])) ORDER BY account FOR UPDATE
+    WHERE account = ANY(string_to_array(:names, ',')) ORDER BY account FOR UPDATE
     """
 )
-# Under the accounts' locks no one else writes these lots; the CTE keeps what each held before it is emptied.
+# Under the accounts' locks no one else writes these lots, so they need no lock of their own before the UPDATE
+# (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied, and the
+# accounts lose what their lots lost in the same statement.
 _EMPTY_LOTS = text(
     """
     WITH swept AS (
         SELECT lot_id, remaining_points AS points, expired_points AS before FROM lots
-        WHERE lot_id = ANY(CAST(:ids AS bigint[])) AND remaining_points > 0 AND expires_at_us <= :cutoff
-        ORDER BY lot_id FOR UPDATE
+        WHERE lot_id = ANY(CAST(string_to_array(:ids, ',') AS bigint[]))
+          AND remaining_points > 0 AND expires_at_us <= :cutoff
+    ), emptied AS (
+        UPDATE lots SET remaining_points = 0, expired_points = swept.before + swept.points
+        FROM swept WHERE lots.lot_id = swept.lot_id
+        RETURNING lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on, swept.points, swept.before
+    ), per_account AS (
+        SELECT account, sum(points)::bigint AS points FROM emptied GROUP BY account
+    ), subtracted AS (
+        UPDATE accounts SET balance_points = accounts.balance_points - per_account.points
+        FROM per_account WHERE accounts.account = per_account.account
     )
-    UPDATE lots SET remaining_points = 0, expired_points = swept.before + swept.points
-    FROM swept WHERE lots.lot_id = swept.lot_id
-    RETURNING lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on, swept.points, swept.before
-    """
-)
-_SUBTRACT = text(
-    """
-    UPDATE accounts SET balance_points = accounts.balance_points - v.p
-    FROM unnest(CAST(:names AS text[]), CAST(:points AS bigint[])) AS v(n, p)
-    WHERE accounts.account = v.n
+    SELECT lot_id, account, expires_at_us, earned_on, points, before FROM emptied
     """
 )
 
@@ -56,18 +58,14 @@ def expired_lot_candidates(
 
 
 def lock_accounts(conn: Connection, names: list[str]) -> dict[str, tuple[int, int]]:
-    rows = conn.execute(_LOCK_ACCOUNTS, {"names": sorted(set(names))})
+    rows = conn.execute(_LOCK_ACCOUNTS, {"names": ",".join(sorted(set(names)))})
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
 def empty_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[SweptLot]:
-    rows = conn.execute(_EMPTY_LOTS, {"ids": lot_ids, "cutoff": cutoff_us})
+    """Empties the lots (of locked accounts) and takes what they held off their accounts' balances."""
+    rows = conn.execute(_EMPTY_LOTS, {"ids": ",".join(map(str, lot_ids)), "cutoff": cutoff_us})
     return [(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows]
-
-
-def subtract_from_accounts(conn: Connection, per_account: dict[str, int]) -> None:
-    names = sorted(per_account)
-    conn.execute(_SUBTRACT, {"names": names, "points": [per_account[name] for name in names]})
 
 
 _COPY_TRANSFERS = (
@@ -82,12 +80,16 @@ def copy_expiry_transfers(
 ) -> None:
     """Rows without the batch id: (transfer_id, debit, credit, points, code, reference, co2e, metadata, earned_at,
     posted_at, fingerprint, debit_balance_after)."""
+    # Ids, accounts, references and fingerprints the sweep made itself: nothing in them needs COPY's escapes.
+    lines = [
+        f"{r[0]}\t{batch_id}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\t{r[10]}\t{r[11]}\n"
+        for r in rows
+    ]
     with copy_into(conn, _COPY_TRANSFERS) as copy:
-        for row in rows:
-            copy.write_row((row[0], batch_id, *row[1:]))
+        copy.write("".join(lines))
 
 
 def copy_expiry_lots(conn: Connection, rows: list[tuple[str, str, int, int, int]]) -> None:
+    lines = [f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\n" for r in rows]
     with copy_into(conn, _COPY_TRANSFER_LOTS) as copy:
-        for row in rows:
-            copy.write_row(row)
+        copy.write("".join(lines))
