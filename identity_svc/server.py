@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import grpc
-import redis
 from sqlalchemy import Engine
 
 from carbon.common.v1 import common_pb2
@@ -20,6 +19,7 @@ from identity_svc.crypto import KeyRing, load_keyring
 from identity_svc.domain import Binding, ConsentAction, validate_opening
 from identity_svc.ledger_client import GrpcPointsLedger, PointsLedger
 from identity_svc.service import AccountService, AccountView, Clock, Ref, Resolved, system_clock
+from service_kit import redis_client
 from service_kit.errors import InvalidArgument
 from service_kit.server import Registration
 from service_kit.settings import Settings
@@ -186,7 +186,7 @@ def consent_cache_for(settings: Settings) -> ConsentCache:
     if not settings.redis_url:
         return InProcessConsentCache()
     prefix = settings.extra.get("CARBON_IDENTITY_REDIS_PREFIX", f"carbon:identity:{settings.region_code}:")
-    return RedisConsentCache(redis.Redis.from_url(settings.redis_url), prefix)
+    return RedisConsentCache(redis_client.connect(settings.redis_url), prefix)
 
 
 def build_services(

@@ -14,7 +14,8 @@ from typing import Protocol
 
 import redis
 
-from ingest_svc.domain.partners import BURST_SECONDS, take_tokens
+from service_kit import redis_client
+from service_kit.ratelimit import Limiter, build_limiter
 
 # A day's set lives as long as an event of that day can still be accepted (7-day window) plus a day of margin, counted
 # from the last event remembered in it.
@@ -32,10 +33,6 @@ class Dedupe(Protocol):
         ...
 
     def remember(self, partner_id: str, events: Sequence[SeenKey]) -> None: ...
-
-
-class RateLimiter(Protocol):
-    def allow(self, partner_id: str, rate_per_second: int, events: int, now_ms: int) -> bool: ...
 
 
 class InProcessDedupe:
@@ -106,58 +103,8 @@ class RedisDedupe:
         pipe.execute()
 
 
-class InProcessRateLimiter:
-    def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, partner_id: str, rate_per_second: int, events: int, now_ms: int) -> bool:
-        if rate_per_second <= 0:
-            return True
-        with self._lock:
-            tokens, last_ms = self._buckets.get(partner_id, (float(rate_per_second * BURST_SECONDS), now_ms))
-            allowed, tokens, last_ms = take_tokens(tokens, last_ms, now_ms, rate_per_second, events)
-            self._buckets[partner_id] = (tokens, last_ms)
-            return allowed
-
-
-# The same arithmetic as domain.partners.take_tokens, atomic in Redis. A missing bucket starts full.
-_TOKEN_BUCKET = """
-local rate = tonumber(ARGV[1])
-local now_ms = tonumber(ARGV[2])
-local wanted = tonumber(ARGV[3])
-local capacity = rate * tonumber(ARGV[4])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'last_ms')
-local tokens = tonumber(state[1]) or capacity
-local last_ms = tonumber(state[2]) or now_ms
-local elapsed = math.max(0, now_ms - last_ms)
-tokens = math.min(capacity, tokens + elapsed * rate / 1000.0)
-local allowed = 0
-if wanted <= tokens then
-  tokens = tokens - wanted
-  allowed = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'last_ms', tostring(now_ms))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
-return allowed
-"""
-
-
-class RedisRateLimiter:
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
-        self._prefix = prefix
-        self._script = client.register_script(_TOKEN_BUCKET)
-
-    def allow(self, partner_id: str, rate_per_second: int, events: int, now_ms: int) -> bool:
-        if rate_per_second <= 0:
-            return True
-        key = f"{self._prefix}rate:{partner_id}"
-        return bool(self._script(keys=[key], args=[rate_per_second, now_ms, events, BURST_SECONDS]))
-
-
-def build(redis_url: str, prefix: str) -> tuple[Dedupe, RateLimiter]:
-    """Redis-backed accelerators when a URL is configured, in-process ones otherwise."""
+def build(redis_url: str, prefix: str) -> tuple[Dedupe, Limiter]:
+    """Redis-backed accelerators when a URL is configured, in-process ones otherwise (the kit's token bucket)."""
     if not redis_url:
-        return InProcessDedupe(), InProcessRateLimiter()
-    client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
-    return RedisDedupe(client, prefix), RedisRateLimiter(client, prefix)
+        return InProcessDedupe(), build_limiter("", prefix)
+    return RedisDedupe(redis_client.connect(redis_url), prefix), build_limiter(redis_url, prefix)

@@ -22,13 +22,14 @@ from ingest_svc import admin, records, store
 from ingest_svc.clients import ConsentQuestion, IdentityClient, LedgerClient
 from ingest_svc.domain import events as ev
 from ingest_svc.domain.events import Acceptance, Event, Rejection, ValidEvent, validate
-from ingest_svc.domain.partners import key_for_verification
+from ingest_svc.domain.partners import BURST_SECONDS, key_for_verification
 from ingest_svc.domain.scoring import score_events
 from ingest_svc.domain.signing import signature_matches
-from ingest_svc.limits import Dedupe, RateLimiter
+from ingest_svc.limits import Dedupe
 from ingest_svc.records import PENDING
 from service_kit.accounts import region_of
 from service_kit.errors import InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
+from service_kit.ratelimit import Limiter
 
 log = logging.getLogger("carbon.ingest")
 
@@ -94,7 +95,7 @@ class Submissions:
         identity: IdentityClient,
         ledger: LedgerClient,
         dedupe: Dedupe,
-        rate_limiter: RateLimiter,
+        rate_limiter: Limiter,
         clock: Callable[[], datetime],
         acceptance: Acceptance,
         region_code: str = "",
@@ -119,7 +120,7 @@ class Submissions:
         if len(batch.events) > MAX_BATCH_EVENTS:
             raise InvalidArgument("events", f"at most {MAX_BATCH_EVENTS} events per batch", reason="BATCH_TOO_LARGE")
         partner = self._authenticate(batch, now)
-        if not self._rate.allow(partner.partner_id, partner.rate_limit_per_second, len(batch.events), _ms(now)):
+        if not self._within_rate(partner.partner_id, partner.rate_limit_per_second, len(batch.events), now):
             raise ResourceExhausted(
                 "RATE_LIMITED", f"partner {partner.partner_id} is over {partner.rate_limit_per_second} events/s"
             )
@@ -174,6 +175,13 @@ class Submissions:
         out = [r for r in results if r is not None]
         assert len(out) == len(batch.events), "every event has exactly one result"
         return out
+
+    def _within_rate(self, partner_id: str, rate_per_second: int, events: int, now: datetime) -> bool:
+        """A partner's events per second, with BURST_SECONDS of burst; 0 means unlimited."""
+        if rate_per_second <= 0:
+            return True
+        burst = rate_per_second * BURST_SECONDS
+        return self._rate.allow(partner_id, rate_per_second, burst, cost=events, now_s=now.timestamp())
 
     def _authenticate(self, batch: Batch, now: datetime) -> admin.Partner:
         try:
@@ -345,7 +353,3 @@ class Submissions:
             row["message"],
         )
         return result, row, self._rules.by_id(row["rule_version_id"])
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)

@@ -55,17 +55,3 @@ def key_for_verification(keys: Sequence[PartnerKey], key_id: str, now: datetime)
         if key.key_id == key_id and (key.valid_until is None or now < key.valid_until):
             return key
     return None
-
-
-def take_tokens(tokens: float, last_ms: int, now_ms: int, rate_per_second: int, wanted: int) -> tuple[bool, float, int]:
-    """Token bucket: refill at `rate_per_second` up to BURST_SECONDS of capacity, then take `wanted` if there.
-
-    Returns (allowed, tokens left, the time they were counted). The same arithmetic runs in Redis (limits.py).
-    Tokens are not points, so a float is harmless here.
-    """
-    capacity = float(rate_per_second * BURST_SECONDS)
-    elapsed_ms = max(0, now_ms - last_ms)
-    tokens = min(capacity, tokens + elapsed_ms * rate_per_second / 1000.0)
-    if wanted <= tokens:
-        return True, tokens - wanted, now_ms
-    return False, tokens, now_ms

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from carbon.ingest.v1 import ingest_service_pb2 as pb
-from ingest_svc.limits import DEDUPE_TTL_S, InProcessDedupe, InProcessRateLimiter, RedisDedupe, RedisRateLimiter
+from ingest_svc.limits import DEDUPE_TTL_S, InProcessDedupe, RedisDedupe
 from tests.ingest.ingest_harness import Harness, make_harness
 
 
@@ -86,16 +86,6 @@ def test_redis_dedupe_sets_expire_after_the_acceptance_window(redis_client: redi
     RedisDedupe(redis_client, redis_prefix).remember("p", [("a", date(2026, 3, 1))])
     (key,) = redis_client.scan_iter(f"{redis_prefix}seen:*")
     assert 7 * 24 * 3600 < redis_client.ttl(key) <= DEDUPE_TTL_S
-
-
-@pytest.mark.redis
-def test_redis_and_in_process_token_buckets_agree(redis_client: redis.Redis, redis_prefix: str) -> None:
-    for limiter in (InProcessRateLimiter(), RedisRateLimiter(redis_client, redis_prefix)):
-        assert limiter.allow("p", 10, 100, now_ms=0)  # burst: 10 s of rate
-        assert not limiter.allow("p", 10, 1, now_ms=0)
-        assert not limiter.allow("p", 10, 10, now_ms=500)
-        assert limiter.allow("p", 10, 10, now_ms=1000)
-        assert limiter.allow("other", 10, 100, now_ms=1000)
 
 
 def test_in_process_dedupe_forgets_the_oldest_when_full() -> None:

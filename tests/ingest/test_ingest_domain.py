@@ -13,7 +13,7 @@ from ingest_svc import wire
 from ingest_svc.catalog import load_catalog
 from ingest_svc.domain import events as ev
 from ingest_svc.domain.events import Acceptance, AccountRef, Event, PartnerScope, Rejection, ValidEvent, validate
-from ingest_svc.domain.partners import PartnerKey, key_for_verification, take_tokens
+from ingest_svc.domain.partners import PartnerKey, key_for_verification
 from ingest_svc.domain.rules import RuleBook, RuleVersion
 from ingest_svc.domain.scoring import score_events
 from ingest_svc.domain.signing import SignedEvent, canonical_bytes, sign, signature_matches
@@ -178,15 +178,6 @@ def test_an_old_key_is_valid_only_within_its_grace_period() -> None:
     assert key_for_verification([old, new], "k1", NOW + timedelta(hours=2)) is None
     assert key_for_verification([old, new], "k2", NOW + timedelta(days=999)) == new
     assert key_for_verification([old, new], "k3", NOW) is None
-
-
-def test_the_token_bucket_refills_at_the_rate_up_to_the_burst() -> None:
-    allowed, tokens, _ = take_tokens(0.0, 0, 1000, 100, 100)
-    assert allowed and tokens == 0
-    allowed, _, _ = take_tokens(0.0, 0, 500, 100, 100)
-    assert not allowed
-    _, tokens, _ = take_tokens(0.0, 0, 10**9, 100, 0)
-    assert tokens == 1000  # capped at 10 s of rate
 
 
 def test_the_servers_one_pass_encoding_equals_the_documented_canonical_bytes() -> None:

@@ -21,6 +21,22 @@ def test_a_batch_costs_as_many_tokens_as_it_has_items() -> None:
     assert limiter.allow("partner-b", rate_per_s=0.001, burst=500, cost=200), "buckets are per key"
 
 
+@pytest.mark.parametrize("where", ["in-process", pytest.param("redis", marks=pytest.mark.redis)])
+def test_buckets_refill_at_the_rate_up_to_the_burst_on_the_callers_clock(
+    where: str, request: pytest.FixtureRequest
+) -> None:
+    if where == "redis":
+        limiter = build_limiter(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
+    else:
+        limiter = build_limiter("", "")
+    assert limiter.allow("p", 10, 100, cost=100, now_s=0)  # a new bucket is full: 100 tokens
+    assert not limiter.allow("p", 10, 100, cost=1, now_s=0)
+    assert not limiter.allow("p", 10, 100, cost=10, now_s=0.5)  # 5 tokens back after half a second
+    assert limiter.allow("p", 10, 100, cost=10, now_s=1.0)  # 10 after a second
+    assert limiter.allow("other", 10, 100, cost=100, now_s=1.0)
+    assert not limiter.allow("p", 10, 100, cost=101, now_s=10**6), "never more than the burst"
+
+
 def test_without_redis_the_limiter_is_in_process() -> None:
     assert isinstance(build_limiter("", "x:"), InProcessLimiter)
 
