@@ -43,17 +43,13 @@ def expire_points(ctx: LedgerContext, as_of: date | None, batch_size: int, max_b
         raise InvalidArgument("max_batches", "must not be negative (0: until done)")
     size = batch_size or DEFAULT_EXPIRY_BATCH
     cutoff_us = start_of_day_us(day)
+    if ctx.set_based_expiry and ctx.engine.dialect.name == "postgresql":
+        lots_total, points_total, done = set_based.sweep(ctx, cutoff_us, size, max_batches)
+        ctx.seal_journal()
+        return ExpiryOutcome(lots_total, points_total, done)
     lots_total = points_total = batches = 0
-    set_based_sweep = ctx.set_based_expiry and ctx.engine.dialect.name == "postgresql"
-    after = set_based.START_KEY
     while True:
-        if set_based_sweep:
-            # The key moves on only once its batch committed (a retried batch starts from the same place).
-            lots_done, points_done, full, after = ctx.transaction(
-                lambda conn, start=after: set_based.expire_batch(conn, ctx, cutoff_us, size, start)  # type: ignore[misc]
-            )
-        else:
-            lots_done, points_done, full = ctx.transaction(lambda conn: _expire_batch(conn, ctx, cutoff_us, size))
+        lots_done, points_done, full = ctx.transaction(lambda conn: _expire_batch(conn, ctx, cutoff_us, size))
         lots_total += lots_done
         points_total += points_done
         batches += 1

@@ -75,3 +75,25 @@ def test_a_set_based_sweep_stops_after_max_batches_and_resumes(ledger: LedgerCon
     rest = ops.expire_points(ledger, None, batch_size=4, max_batches=0)
     assert rest.done and first.lots_expired + rest.lots_expired == 30
     assert ops.check_conservation(ledger).balanced and ops.verify_journal(ledger).ok
+
+
+def test_batches_swept_side_by_side_end_as_one_at_a_time(two_ledgers: tuple[LedgerContext, LedgerContext]) -> None:
+    fast, general = two_ledgers
+    many = [account_number(n) for n in range(100, 160)]
+    for day in (0, 1, 2):
+        batch = [
+            earn(f"e{day}-{n}", account, 10 + n, earned_at=START - timedelta(days=day))
+            for n, account in enumerate(many)
+        ]
+        for ledger in (fast, general):
+            postings.post_transfers(ledger, batch)
+    fast.clock.advance(days=735)  # type: ignore[attr-defined]
+    # Batches of 9 lots: those within a day share no account (they run side by side), those across days may.
+    fast_outcome = ops.expire_points(fast, None, batch_size=9, max_batches=0)
+    assert fast_outcome == ops.expire_points(general, None, batch_size=9, max_batches=0)
+    assert (fast_outcome.lots_expired, fast_outcome.done) == (180, True)
+    for account in many:
+        assert _statement(fast, account) == _statement(general, account)
+        assert reads.get_balance(fast, account) == reads.get_balance(general, account)
+    for ledger in (fast, general):
+        assert ops.verify_journal(ledger).ok and ops.check_conservation(ledger).balanced
