@@ -24,12 +24,21 @@ from carbon.ledger.v1 import ledger_service_pb2_grpc
 CLIENTS = 32
 PAIRS_PER_CLIENT = 40
 UPDATES_PER_CLIENT = 200
+# The server is CPU-bound (one core, the GIL): 16 worker threads ran 20-30% more pairs than 32 (less time handing the
+# GIL over). Two processes on one port (SO_REUSEPORT, 8 or 16 threads each) ran no faster on this 2-core machine,
+# where PostgreSQL and the clients need the other core.
+SERVER_PROCESSES = 1
+SERVER_THREADS = 16
+# Each client has its own channel (its own connection), so the kernel spreads clients over the processes.
+_OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
 
 def bench_pairs(url: str) -> tuple[float, float, float]:
-    with ledger_process(url, max_workers=CLIENTS) as ledger, grpc.insecure_channel(ledger.address) as channel:
-        stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
-        stub.PostTransfers(
+    with (
+        ledger_process(url, max_workers=SERVER_THREADS, processes=SERVER_PROCESSES) as ledger,
+        grpc.insecure_channel(ledger.address) as channel,
+    ):
+        ledger_service_pb2_grpc.LedgerServiceStub(channel).PostTransfers(
             pb.PostTransfersRequest(
                 transfers=[
                     pb.Transfer(
@@ -49,19 +58,29 @@ def bench_pairs(url: str) -> tuple[float, float, float]:
 
         def client(c: int) -> None:
             own: list[float] = []
+            with grpc.insecure_channel(ledger.address, options=_OWN_CONNECTION) as own_channel:
+                pairs(c, ledger_service_pb2_grpc.LedgerServiceStub(own_channel), own)
+            with lock:
+                latencies.extend(own)
+
+        def pairs(c: int, stub: ledger_service_pb2_grpc.LedgerServiceStub, own: list[float]) -> None:
+            stub.GetBalance(pb.GetBalanceRequest(account=account_number(c + 1)), timeout=30)  # connected before timing
+            ready.wait()
             for p in range(PAIRS_PER_CLIENT):
                 started = time.perf_counter()
                 hold_id = f"h-{c}-{p}"
                 stub.Hold(pb.HoldRequest(hold_id=hold_id, account=account_number(c + 1), amount_points=10), timeout=30)
                 stub.CommitHold(pb.CommitHoldRequest(hold_id=hold_id, credit_account="system:redemption"), timeout=30)
                 own.append(time.perf_counter() - started)
-            with lock:
-                latencies.extend(own)
 
-        started = time.perf_counter()
+        ready = threading.Barrier(CLIENTS + 1, timeout=60)
         with ThreadPoolExecutor(CLIENTS) as pool:
-            list(pool.map(client, range(CLIENTS)))
-        elapsed = time.perf_counter() - started
+            running = [pool.submit(client, c) for c in range(CLIENTS)]
+            ready.wait()
+            started = time.perf_counter()
+            for future in running:
+                future.result()
+            elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
 
 

@@ -50,13 +50,14 @@ def private_schema(prefix: str) -> Iterator[str]:
 
 @dataclass
 class LedgerProcess:
-    process: subprocess.Popen[str]
+    processes: list[subprocess.Popen[str]]
     address: str
 
 
 @contextmanager
-def ledger_process(url: str, max_workers: int = 16) -> Iterator[LedgerProcess]:
-    """`python -m ledger_svc` on a free port, as in production; stopped with SIGTERM afterwards."""
+def ledger_process(url: str, max_workers: int = 16, processes: int = 1) -> Iterator[LedgerProcess]:
+    """`python -m ledger_svc` on a free port, as in production; stopped with SIGTERM afterwards. With `processes` > 1,
+    that many servers share the port (SO_REUSEPORT; the kernel spreads connections, not calls, over them)."""
     env = {
         **os.environ,
         "CARBON_DATABASE_URL": url,
@@ -64,20 +65,28 @@ def ledger_process(url: str, max_workers: int = 16) -> Iterator[LedgerProcess]:
         "CARBON_PORT": "0",
         "CARBON_LOG_LEVEL": "WARNING",
         "CARBON_MAX_WORKERS": str(max_workers),
+        "CARBON_REUSE_PORT": "1" if processes > 1 else "0",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ledger_svc"], env=env, stdout=subprocess.PIPE, text=True, bufsize=1
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("READY"):
-        process.kill()
-        raise RuntimeError(f"ledger did not start: {line!r}")
+    started: list[subprocess.Popen[str]] = []
+    address = ""
     try:
-        yield LedgerProcess(process, line.split()[-1])
+        for _ in range(processes):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "ledger_svc"], env=env, stdout=subprocess.PIPE, text=True, bufsize=1
+            )
+            started.append(process)
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if not line.startswith("READY"):
+                raise RuntimeError(f"ledger did not start: {line!r}")
+            address = address or line.split()[-1]
+            env["CARBON_PORT"] = address.rsplit(":", 1)[-1]
+        yield LedgerProcess(started, address)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait(timeout=30)
 
 
 def percentile(values: list[float], fraction: float) -> float:
