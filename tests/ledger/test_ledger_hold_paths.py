@@ -169,3 +169,24 @@ def test_racing_commits_and_releases_resolve_each_hold_exactly_once(ledger: Ledg
     assert reads.get_balance(ledger, account).total_points == 1000 - 40 * redeemed
     assert reads.get_balance(ledger, account).held_points == 0
     assert ops.verify_journal(ledger).ok and ops.check_conservation(ledger).balanced
+
+
+def test_concurrent_holds_covering_ten_give_exactly_ten(ledger: LedgerContext) -> None:
+    account = ACCOUNTS[1]
+    postings.post_transfers(ledger, [earn("e1", account, 60), earn("e2", account, 40, earned_at=START - timedelta(1))])
+    start = threading.Barrier(8)
+
+    def place(number: int) -> str:
+        if number < 8:
+            start.wait()
+        try:
+            return holds.hold(ledger, holds.HoldRequest(f"h{number}", account, 10)).state.name
+        except DomainError as error:
+            return error.reason
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(place, range(32)))
+    assert outcomes.count("PENDING") == 10 and outcomes.count("INSUFFICIENT_POINTS") == 22
+    balance = reads.get_balance(ledger, account)
+    assert (balance.available_points, balance.held_points, balance.total_points) == (0, 100, 100)
+    assert ops.check_conservation(ledger).balanced
