@@ -14,15 +14,16 @@ REGION_CODE_LENGTH = 6
 SYSTEM_PREFIX = "system:"
 
 
+# Luhn's doubled digit (2d, minus 9 when over 9), by digit: a table keeps the hot path (every transfer's account
+# names are checked) free of per-digit arithmetic.
+_DOUBLED = {str(digit): (2 * digit - 9 if digit > 4 else 2 * digit) for digit in range(10)}
+_PLAIN = {str(digit): digit for digit in range(10)}
+
+
 def luhn_check_digit(digits: str) -> str:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 0:  # doubled positions, counted from the right of the payload
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+    reversed_digits = digits[::-1]
+    # Doubled positions are counted from the right of the payload: the 1st, 3rd, 5th ...
+    total = sum(map(_DOUBLED.__getitem__, reversed_digits[0::2])) + sum(map(_PLAIN.__getitem__, reversed_digits[1::2]))
     return str((10 - total % 10) % 10)
 
 
