@@ -17,6 +17,9 @@ from carbon.ledger.v1 import ledger_service_pb2_grpc
 BATCH = 1000
 BATCHES = 40
 CLIENTS = 2
+# The ledger as deployed scales with processes sharing a port (SO_REUSEPORT, ARCHITECTURE.md), one per core here;
+# one process is measured in the same run beside it.
+SERVER_PROCESSES = 2
 USERS = 200_000
 
 
@@ -37,16 +40,27 @@ def _batch(index: int) -> pb.PostTransfersRequest:
     )
 
 
-def bench_ledger(url: str) -> float:
+def bench_ledger(url: str, processes: int) -> float:
     requests = [_batch(index) for index in range(BATCHES + 2)]
-    with ledger_process(url) as ledger, grpc.insecure_channel(ledger.address) as channel:
-        stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
-        for warmup in requests[:2]:
+    with ledger_process(url, processes=processes) as ledger:
+        # One channel (one connection) per client: with several server processes on the port (SO_REUSEPORT), the
+        # kernel spreads connections, not calls.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        channels = [grpc.insecure_channel(ledger.address, options=options) for _ in range(CLIENTS)]
+        stubs = [ledger_service_pb2_grpc.LedgerServiceStub(channel) for channel in channels]
+        for stub, warmup in zip(stubs, requests[:2], strict=True):
             stub.PostTransfers(warmup, timeout=60)
         started = time.perf_counter()
         with ThreadPoolExecutor(CLIENTS) as pool:
-            responses = list(pool.map(lambda request: stub.PostTransfers(request, timeout=120), requests[2:]))
+            responses = list(
+                pool.map(
+                    lambda indexed: stubs[indexed[0] % CLIENTS].PostTransfers(indexed[1], timeout=120),
+                    enumerate(requests[2:]),
+                )
+            )
         elapsed = time.perf_counter() - started
+        for channel in channels:
+            channel.close()
     posted = sum(
         1 for response in responses for result in response.results if result.status == pb.TRANSFER_STATUS_POSTED
     )
@@ -85,15 +99,26 @@ def bench_raw(url: str) -> float:
 def main() -> None:
     with private_schema("bench_earn") as url:
         raw = bench_raw(url)
-        ours = bench_ledger(url)
+        one_process = bench_ledger(url, processes=1)
+    with private_schema("bench_earn") as url:
+        ours = bench_ledger(url, processes=SERVER_PROCESSES)
     print(f"raw executemany: {raw:,.0f} rows/s")
-    print(f"ledger PostTransfers (gRPC, batches of {BATCH}, {CLIENTS} clients): {ours:,.0f} transfers/s")
+    print(
+        f"ledger PostTransfers (gRPC, batches of {BATCH}, {CLIENTS} clients), 1 process: {one_process:,.0f} transfers/s"
+    )
+    print(
+        f"ledger PostTransfers (gRPC, batches of {BATCH}, {CLIENTS} clients), "
+        f"{SERVER_PROCESSES} processes on one port: {ours:,.0f} transfers/s"
+    )
     print(
         json.dumps(
             {
                 "bench": "ledger_earn",
                 "ledger_transfers_per_s": round(ours),
+                "server_processes": SERVER_PROCESSES,
+                "one_process_transfers_per_s": round(one_process),
                 "raw_rows_per_s": round(raw),
+                "ratio_one_process": round(one_process / raw, 3),
                 "ratio": round(ours / raw, 3),
             }
         )
