@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from service_kit.topology import Registry
 
 pytestmark = pytest.mark.e2e
@@ -90,6 +91,50 @@ class System:
         assert self.process.stdout is not None
         self.output.extend(self.process.stdout.readlines())
         return code
+
+
+def _points_earned_in_zhejiang_buy_the_beijing_bus_pass(registry: Registry, accounts: dict[str, str]) -> None:
+    """Earn in 330000, then one gateway call moves the points to 110000 and redeems the Beijing-only bus pass."""
+    zhejiang = next(region for region in registry.regions if region.region_code == "330000")
+    with grpc.insecure_channel(zhejiang.ledger_address) as channel:
+        earned = ledger_service_pb2_grpc.LedgerServiceStub(channel).PostTransfers(
+            ledger_service_pb2.PostTransfersRequest(
+                transfers=[
+                    ledger_service_pb2.Transfer(
+                        transfer_id="e2e-earn",
+                        debit_account="system:issuance",
+                        credit_account=accounts["330000"],
+                        amount_points=12_500,
+                        code=ledger_service_pb2.TRANSFER_CODE_EARN,
+                    )
+                ]
+            ),
+            timeout=10,
+        )
+    assert earned.results[0].status == ledger_service_pb2.TRANSFER_STATUS_POSTED
+    with grpc.insecure_channel(registry.gateway_address) as channel:
+        redeemed = gateway_service_pb2_grpc.GatewayServiceStub(channel).RedeemAnywhere(
+            gateway_service_pb2.RedeemAnywhereRequest(
+                request_id="e2e-bus-pass",
+                source_account=accounts["330000"],
+                target_account=accounts["110000"],
+                reward_id="beijing-bus-pass",
+                quantity=1,
+            ),
+            timeout=30,
+        )
+    assert redeemed.redemption_id and len(redeemed.voucher_codes) == 1
+    balances = {}
+    for region in registry.regions:
+        with grpc.insecure_channel(region.ledger_address) as channel:
+            stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+            if region.region_code in ("330000", "110000"):
+                balance = stub.GetBalance(
+                    ledger_service_pb2.GetBalanceRequest(account=accounts[region.region_code]), timeout=10
+                )
+                balances[region.region_code] = balance.balance.total_points
+            assert stub.CheckConservation(ledger_service_pb2.CheckConservationRequest(), timeout=30).balanced
+    assert balances == {"330000": 500, "110000": 0}
 
 
 def _a_resident_earns_at_the_community_counter(registry: Registry, data_dir: Path) -> None:
@@ -166,6 +211,7 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
     }
 
     person_keys = set()
+    accounts: dict[str, str] = {}
     for region in registry.regions:
         with grpc.insecure_channel(region.identity_address) as channel:
             opened = identity_service_pb2_grpc.IdentityServiceStub(channel).OpenAccount(
@@ -181,7 +227,10 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
             )
         assert opened.account.account_number.startswith(region.region_code)
         person_keys.add(opened.account.person_key)
+        accounts[region.region_code] = opened.account.account_number
     assert len(person_keys) == 1, "one person must have one national key in every region"
+
+    _points_earned_in_zhejiang_buy_the_beijing_bus_pass(registry, accounts)
 
     _a_resident_earns_at_the_community_counter(registry, system.data_dir)
 
