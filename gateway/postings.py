@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carbon.common.v1 import common_pb2
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
@@ -19,16 +18,7 @@ from gateway.domain import (
     reference,
     reversal_id,
 )
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def moment(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)
+from service_kit.wire import from_timestamp, to_timestamp
 
 
 def held_lots(lots: list[ledger.LotPortion]) -> list[HeldLot]:
@@ -36,7 +26,7 @@ def held_lots(lots: list[ledger.LotPortion]) -> list[HeldLot]:
         HeldLot(
             lot.lot_id,
             date(lot.earned_on.year, lot.earned_on.month, lot.earned_on.day).isoformat() if lot.earned_on.year else "",
-            moment(lot.expires_at),
+            from_timestamp(lot.expires_at),
             lot.amount_points,
         )
         for lot in lots
@@ -51,7 +41,7 @@ def lot_portions(lots: list[HeldLot]) -> list[ledger.LotPortion]:
             ledger.LotPortion(
                 lot_id=lot.lot_id,
                 earned_on=common_pb2.Date(year=earned.year, month=earned.month, day=earned.day) if earned else None,
-                expires_at=timestamp(lot.expires_at),
+                expires_at=to_timestamp(lot.expires_at),
                 amount_points=lot.amount_points,
             )
         )

@@ -19,7 +19,6 @@ from gateway.directory import directory_entry
 from gateway.domain import AnywhereRequest, Position, State, Timing, Transfer, TransferRequest
 from gateway.forwarding import add_generic_handler, forwarding_handlers
 from gateway.front_door import FrontDoor
-from gateway.postings import moment, timestamp
 from gateway.recovery import Recovery
 from gateway.registry import RegionRegistry
 from gateway.settlement import settlement_report
@@ -30,6 +29,7 @@ from service_kit.ratelimit import build_limiter
 from service_kit.server import Registration
 from service_kit.settings import Settings
 from service_kit.topology import REGIONAL_SERVICES, RegionEntry
+from service_kit.wire import from_timestamp, to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 DEFAULT_PAGE_SIZE = 50
@@ -125,8 +125,8 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             raise InvalidArgument("period_end", "is required")
         report = settlement_report(
             self._transfers.clients,
-            moment(request.period_start),
-            moment(request.period_end),
+            from_timestamp(request.period_start),
+            from_timestamp(request.period_end),
             deadline_s(context, self._transfers.timing.call_timeout.total_seconds()),
         )
         return pb.GetSettlementReportResponse(
@@ -176,9 +176,9 @@ def transfer_message(transfer: Transfer) -> pb.CrossRegionTransfer:
         amount_points=transfer.request.amount_points,
         state=pb.CrossRegionTransferState.Value(STATE_PREFIX + transfer.state.value),
         failure_reason=transfer.failure_reason,
-        created_at=timestamp(transfer.created_at),
-        expires_at=timestamp(transfer.expires_at),
-        finished_at=timestamp(transfer.finished_at) if transfer.finished_at else None,
+        created_at=to_timestamp(transfer.created_at),
+        expires_at=to_timestamp(transfer.expires_at),
+        finished_at=to_timestamp(transfer.finished_at) if transfer.finished_at else None,
     )
 
 

@@ -14,8 +14,8 @@ from datetime import datetime
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from gateway.clients import RegionClients, RemoteError, call
 from gateway.domain import CLEARING_ACCOUNT, Position, net_positions, parse_reference
-from gateway.postings import timestamp
 from service_kit.errors import InvalidArgument
+from service_kit.wire import to_timestamp
 
 PAGE_SIZE = 500
 MAX_PAGES = 10_000
@@ -45,8 +45,8 @@ def settlement_report(clients: RegionClients, start: datetime, end: datetime, ti
                         account=CLEARING_ACCOUNT,
                         page_size=PAGE_SIZE,
                         page_token=token,
-                        start_time=timestamp(start),
-                        end_time=timestamp(end),
+                        start_time=to_timestamp(start),
+                        end_time=to_timestamp(end),
                     ),
                     timeout_s,
                 )

@@ -37,6 +37,7 @@ from gateway.domain import (
 )
 from gateway.ownership import check_accounts
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
+from service_kit.wire import from_timestamp
 
 log = logging.getLogger("carbon.gateway.transfers")
 
@@ -248,7 +249,7 @@ class TransferService:
                 transfer.transfer_id,
                 State.CREATED,
                 State.HELD,
-                hold_expires_at=postings.moment(hold.expires_at),
+                hold_expires_at=from_timestamp(hold.expires_at),
                 held_lots=postings.held_lots(list(hold.lots)),
             )
         self.crash_point("after_hold")

@@ -15,6 +15,7 @@ from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from ingest_svc.domain.events import AccountRef
 from service_kit.errors import Unavailable
 from service_kit.telemetry import instrument_channel
+from service_kit.wire import to_timestamp
 
 DEFAULT_DEADLINE_S = 10.0
 ISSUANCE_ACCOUNT = "system:issuance"
@@ -56,12 +57,6 @@ class CreditResult:
     credited: bool  # POSTED or ALREADY_POSTED
     failure_reason: str
     failure_message: str
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def _ref(ref: AccountRef) -> common_pb2.AccountRef:
@@ -115,7 +110,7 @@ class IdentityClient:
         for q in questions:
             stamp = stamps.get(q.at)
             if stamp is None:
-                stamp = stamps[q.at] = _timestamp(q.at)
+                stamp = stamps[q.at] = to_timestamp(q.at)
             category = categories.get(q.category)
             if category is None:
                 category = categories[q.category] = common_pb2.DataCategory.Value(f"DATA_CATEGORY_{q.category}")
@@ -151,7 +146,7 @@ class LedgerClient:
         for c in credits:
             stamp = stamps.get(c.earned_at)
             if stamp is None:
-                stamp = stamps[c.earned_at] = _timestamp(c.earned_at)
+                stamp = stamps[c.earned_at] = to_timestamp(c.earned_at)
             add(
                 transfer_id=c.transfer_id,
                 debit_account=ISSUANCE_ACCOUNT,

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 
+@overload
+def to_timestamp(moment: datetime) -> Timestamp: ...
+
+
+@overload
+def to_timestamp(moment: None) -> None: ...
+
+
 def to_timestamp(moment: datetime | None) -> Timestamp | None:
-    """An aware datetime as a Timestamp; None stays None (an unset message field)."""
+    """A datetime as a Timestamp (aware ones converted to UTC; naive ones taken as UTC); None stays None."""
     if moment is None:
         return None
     stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
+    stamp.FromDatetime(moment)
     return stamp
 
 
