@@ -23,7 +23,7 @@ from gateway.recovery import Recovery
 from gateway.registry import RegionRegistry
 from gateway.settlement import settlement_report
 from gateway.transfers import TransferService
-from service_kit import health
+from service_kit import health, paging
 from service_kit.errors import InvalidArgument
 from service_kit.ratelimit import build_limiter
 from service_kit.server import Registration
@@ -32,8 +32,6 @@ from service_kit.topology import REGIONAL_SERVICES, RegionEntry
 from service_kit.wire import from_timestamp, to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 HEALTH_TIMEOUT_S = 0.5
 STATE_PREFIX = "CROSS_REGION_TRANSFER_STATE_"
 log = logging.getLogger("carbon.gateway")
@@ -58,7 +56,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
 
     def ListRegions(self, request: pb.ListRegionsRequest, context: grpc.ServicerContext) -> pb.ListRegionsResponse:
         self._caller(context)
-        page_size = _page_size(request.page_size)
+        page_size = paging.page_size(request.page_size)
         codes = [code for code in self._registry.sorted_codes() if code > request.page_token]
         page = [self._registry.regions[code] for code in codes[:page_size]]
         states = list(self._probe_pool.map(_region_health, page))
@@ -88,7 +86,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self, request: pb.ListCrossRegionTransfersRequest, context: grpc.ServicerContext
     ) -> pb.ListCrossRegionTransfersResponse:
         caller = self._caller(context)
-        page_size = _page_size(request.page_size)
+        page_size = paging.page_size(request.page_size)
         state = None
         if request.state:
             state = State(pb.CrossRegionTransferState.Name(request.state).removeprefix(STATE_PREFIX))
@@ -180,12 +178,6 @@ def transfer_message(transfer: Transfer) -> pb.CrossRegionTransfer:
         expires_at=to_timestamp(transfer.expires_at),
         finished_at=to_timestamp(transfer.finished_at) if transfer.finished_at else None,
     )
-
-
-def _page_size(requested: int) -> int:
-    if requested < 0:
-        raise InvalidArgument("page_size", "must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def _region_health(entry: RegionEntry) -> str:

@@ -29,14 +29,13 @@ from identity_svc.domain import (
     validate_identifier,
 )
 from identity_svc.service import Clock, unknown_account
+from service_kit import paging
 from service_kit.accounts import is_account_number
 from service_kit.errors import FailedPrecondition, InvalidArgument
 
 log = logging.getLogger("carbon.identity.consent")
 
 MAX_QUESTIONS = 10_000
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 # A consent may not take effect later than this after it is recorded (clock skew between callers).
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
@@ -193,9 +192,7 @@ class ConsentService:
         return row
 
     def history(self, account_number: str, page_size: int, page_token: str) -> tuple[list[ConsentRecord], str]:
-        if page_size < 0:
-            raise InvalidArgument("page_size", "may not be negative")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = paging.page_size(page_size)
         after = _after(page_token)
         with self.engine.connect() as conn:
             if store.account(conn, account_number) is None:

@@ -42,11 +42,10 @@ from rewards_svc.domain import (
 from rewards_svc.ledger_client import Ledger, LedgerRefused, LedgerUnavailable
 from rewards_svc.redemption import Checkpoint, Redemptions, idempotency_reused, mirror, no_checkpoint
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from service_kit.paging import page_size
 
 log = logging.getLogger("carbon.rewards")
 
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 RECOVERY_BATCH = 200
 
 T = TypeVar("T")
@@ -54,12 +53,6 @@ T = TypeVar("T")
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
-
-
-def page_size(requested: int, field: str = "page_size") -> int:
-    if requested < 0:
-        raise InvalidArgument(field, "must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 @dataclass(frozen=True)

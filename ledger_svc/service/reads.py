@@ -13,10 +13,9 @@ from ledger_svc.domain.time import US_PER_DAY
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import reads
 from ledger_svc.store.reads import StatementRow
+from service_kit import paging
 from service_kit.errors import InvalidArgument
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 MAX_EXPIRING_WINDOW_US = 3 * 366 * US_PER_DAY
 
 
@@ -24,12 +23,6 @@ def _check_account(account: str, ctx: LedgerContext) -> None:
     problem = account_problem(account, ctx.region_code)
     if problem:
         raise InvalidArgument("account", problem, reason="INVALID_ACCOUNT")
-
-
-def _page_size(page_size: int) -> int:
-    if page_size < 0:
-        raise InvalidArgument("page_size", "must not be negative")
-    return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def _encode_token(kind: str, value: int) -> str:
@@ -70,7 +63,7 @@ def list_statement_entries(
     ctx: LedgerContext, account: str, page_size: int, page_token: str, codes: list[int], start_us: int, end_us: int
 ) -> StatementPage:
     _check_account(account, ctx)
-    size = _page_size(page_size)
+    size = paging.page_size(page_size)
     before_seq = _decode_token("seq", page_token)
     for code in codes:
         if code not in VALID_CODES:
@@ -94,7 +87,7 @@ def list_lots(ctx: LedgerContext, account: str, page_size: int, page_token: str,
     _check_account(account, ctx)
     if is_system_account(account):
         raise InvalidArgument("account", "system accounts hold no lots")
-    size = _page_size(page_size)
+    size = paging.page_size(page_size)
     offset = _decode_token("lot", page_token) or 0
     with ctx.engine.connect() as conn:
         views = reads.lot_views(conn, account, ctx.now_us(), include_empty)
