@@ -30,8 +30,9 @@ from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from identity_svc.domain import id_check_char
-from ingest_svc.wire import sign_request, timestamp
+from ingest_svc.wire import sign_request
 from service_kit.db import normalize_url
+from service_kit.wire import to_timestamp
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "110000"
@@ -193,7 +194,7 @@ def open_accounts(identity: identity_service_pb2_grpc.IdentityServiceStub, count
                 category=common_pb2.DATA_CATEGORY_TRANSIT,
                 channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
                 recorded_by="alipay",
-                effective_at=timestamp(since),
+                effective_at=to_timestamp(since),
             )
         )
         return number
@@ -229,7 +230,7 @@ def trips(accounts: list[str], first: int, count: int, now: datetime) -> list[pb
             account=common_pb2.AccountRef(account_number=accounts[n % len(accounts)]),
             behaviour="transit_trip",
             quantity_milli=1000,
-            occurred_at=timestamp(now - timedelta(days=n // per_day, minutes=5)),
+            occurred_at=to_timestamp(now - timedelta(days=n // per_day, minutes=5)),
             region_code=REGION,
         )
         for n in range(first, first + count)

@@ -24,6 +24,7 @@ from ingest_svc.service import Batch, Result, Submissions
 from service_kit.errors import DomainError, InvalidArgument
 from service_kit.server import Registration
 from service_kit.settings import Settings
+from service_kit.wire import to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IngestService"].full_name
 log = logging.getLogger("carbon.ingest")
@@ -208,7 +209,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     ) -> pb.RotatePartnerSecretResponse:
         key_id, secret, old_until = self._partners.rotate(request.request_id, request.partner_id)
         return pb.RotatePartnerSecretResponse(
-            key_id=key_id, secret=secret, previous_key_valid_until=wire.timestamp(old_until)
+            key_id=key_id, secret=secret, previous_key_valid_until=to_timestamp(old_until)
         )
 
     def GetStatistics(

@@ -5,24 +5,17 @@ from __future__ import annotations
 import struct
 from datetime import UTC, date, datetime, timedelta
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from ingest_svc.domain.events import AccountRef, Event
 from ingest_svc.domain.rules import Behaviour, RuleVersion
 from ingest_svc.domain.signing import DOMAIN_TAG, SignedEvent, sign
 from service_kit.errors import InvalidArgument
+from service_kit.wire import to_timestamp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _U32 = struct.Struct(">I").pack
 _NUMBERS = struct.Struct(">qqI").pack
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def signed_event(message: pb.Event) -> SignedEvent:
@@ -126,7 +119,7 @@ def rule(value: RuleVersion) -> pb.RuleVersion:
         rule_version_id=value.rule_version_id,
         behaviour=value.behaviour,
         region_code=value.region_code,
-        effective_from=timestamp(value.effective_from),
+        effective_from=to_timestamp(value.effective_from),
         points_per_unit=value.points_per_unit,
         co2e_milligrams_per_unit=value.co2e_milligrams_per_unit,
         co2e_source=value.co2e_source,

@@ -24,12 +24,13 @@ from carbon.ledger.v1 import ledger_service_pb2_grpc
 from identity_svc.domain import id_check_char
 from identity_svc.server import registrations as identity_registrations
 from ingest_svc import server as ingest_server
-from ingest_svc.wire import sign_request, timestamp
+from ingest_svc.wire import sign_request
 from ledger_svc.server import registrations as ledger_registrations
 from service_kit.accounts import new_account_number
 from service_kit.db import make_engine, migrate
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
+from service_kit.wire import to_timestamp
 
 START = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)  # 12:00 CST
 
@@ -227,7 +228,7 @@ class Harness:
                     category=category,  # type: ignore[arg-type]
                     channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
                     recorded_by="alipay",
-                    effective_at=timestamp(since),
+                    effective_at=to_timestamp(since),
                 )
             )
         return number
@@ -265,7 +266,7 @@ class Harness:
             account=common_pb2.AccountRef(account_number=account),
             behaviour=behaviour,
             quantity_milli=quantity_milli,
-            occurred_at=timestamp(at or self.clock.now - timedelta(minutes=1)),
+            occurred_at=to_timestamp(at or self.clock.now - timedelta(minutes=1)),
             region_code=region or self.region,
             tier=tier,
         )

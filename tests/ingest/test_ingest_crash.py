@@ -16,7 +16,8 @@ import pytest
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from carbon.ingest.v1 import ingest_service_pb2_grpc
-from ingest_svc.wire import sign_request, timestamp
+from ingest_svc.wire import sign_request
+from service_kit.wire import to_timestamp
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ def test_a_batch_interrupted_by_a_crash_and_resubmitted_credits_each_event_once(
             account=common_pb2.AccountRef(account_number=accounts[i % 3]),
             behaviour="transit_trip",
             quantity_milli=1000,
-            occurred_at=timestamp(now - timedelta(minutes=10 + i)),
+            occurred_at=to_timestamp(now - timedelta(minutes=10 + i)),
             region_code="110000",
         )
         for i in range(6)

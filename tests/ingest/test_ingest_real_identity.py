@@ -12,7 +12,7 @@ import pytest
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as pb
-from ingest_svc.wire import timestamp
+from service_kit.wire import to_timestamp
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
 
 A, D = pb.EVENT_OUTCOME_ACCEPTED, pb.EVENT_OUTCOME_DUPLICATE
@@ -92,7 +92,7 @@ def test_consent_revoked_in_identity_stops_scoring_from_then(real_harness: Harne
             category=common_pb2.DATA_CATEGORY_TRANSIT,
             channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
             recorded_by="alipay",
-            effective_at=timestamp(revoked_at),
+            effective_at=to_timestamp(revoked_at),
         )
     )
     results = harness.submit(
