@@ -37,7 +37,7 @@ def when(valid: ValidEvent) -> datetime:
     return valid.event.occurred_at
 
 
-def row(batch_id: str, partner_id: str, score: Score, now: datetime) -> dict[str, Any]:
+def row(batch_id: str, partner_id: str, score: Score, now: datetime, credit_batch_id: str) -> dict[str, Any]:
     event = score.event.event
     return {
         "partner_id": partner_id,
@@ -61,6 +61,7 @@ def row(batch_id: str, partner_id: str, score: Score, now: datetime) -> dict[str
         "transfer_id": transfer_id_for(partner_id, event.event_id),
         "status": PENDING if score.points > 0 else NO_CREDIT,
         "accepted_at": now.astimezone(UTC),
+        "credit_batch_id": credit_batch_id if score.points > 0 else "",
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,11 +157,16 @@ class Submissions:
         for index, row in duplicates.items():
             results[index] = _duplicate(row)
         own = [row for row in scored.values() if row["status"] == PENDING]
+        # Events of other credit batches still owed (a crash before their ledger call): their batches are finished
+        # whole, so a partial resubmission never leaves part of a batch owed behind a POSTED marker.
+        owed = sorted({row["credit_batch_id"] for row in duplicates.values() if row["status"] == PENDING})
+        claimed = self._claim(owed)
         try:
-            to_credit = self._claim([row for row in duplicates.values() if row["status"] == PENDING]) + own
-            self._post_credits(partner.partner_id, to_credit)
+            if own:
+                self._finish(store.CreditBatch(own[0]["credit_batch_id"], partner.partner_id, []), own)
+            self._finish_owed(claimed)
         finally:
-            self._release([row["transfer_id"] for row in to_credit])
+            self._release(claimed + ([own[0]["credit_batch_id"]] if own else []))
         for index, row in scored.items():
             results[index] = Result(
                 row["event_id"],
@@ -258,7 +264,7 @@ class Submissions:
         transaction rolls back (nothing of it stays) and the next attempt looks first, as a concurrent race does.
         """
         for attempt in range(RACE_RETRIES + optimistic):
-            claimed: list[dict[str, Any]] = []
+            claimed: list[str] = []
             looked = not (optimistic and attempt == 0)
             try:
                 with self._engine.begin() as conn:
@@ -272,13 +278,19 @@ class Submissions:
                         conn, [(accounts[i], valid[i].rule.behaviour, valid[i].day) for i in new]
                     )
                     scores, totals = score_events([(valid[i], accounts[i]) for i in new], counted)
-                    batch_id = batch.batch_id
-                    rows = {i: records.row(batch_id, partner_id, s, now) for i, s in zip(new, scores, strict=True)}
+                    credit_batch_id = uuid.uuid4().hex
+                    rows = {
+                        i: records.row(batch.batch_id, partner_id, s, now, credit_batch_id)
+                        for i, s in zip(new, scores, strict=True)
+                    }
                     inserted = store.insert_events(conn, list(rows.values()))
                     if len(inserted) != len(rows):
                         raise _Race()
-                    # Claimed before the commit makes them visible, so no concurrent duplicate re-posts them.
-                    claimed = self._claim([r for r in rows.values() if r["status"] == PENDING])
+                    owed = [r["event_id"] for r in rows.values() if r["status"] == PENDING]
+                    if owed:
+                        store.insert_credit_batch(conn, store.CreditBatch(credit_batch_id, partner_id, owed), now)
+                        # Claimed before the commit makes it visible, so no concurrent duplicate re-posts it.
+                        claimed = self._claim([credit_batch_id])
                     store.set_cap_counters(conn, totals)
                     store.add_statistics(conn, records.statistics(scores))
                 _crash_point("after_commit")
@@ -287,55 +299,62 @@ class Submissions:
                 if looked:
                     log.info("event id race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
             except BaseException:
-                self._release([row["transfer_id"] for row in claimed])
+                self._release(claimed)
                 raise
         raise ResourceExhausted("CONTENTION", "the same events are being submitted concurrently; retry")
 
-    def _claim(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The rows whose transfer this process is not posting already, now marked as being posted."""
+    def _claim(self, credit_batch_ids: list[str]) -> list[str]:
+        """The credit batches this process is not posting already, now marked as being posted."""
         with self._in_flight_lock:
-            free = [row for row in rows if row["transfer_id"] not in self._in_flight]
-            self._in_flight.update(row["transfer_id"] for row in free)
+            free = [batch_id for batch_id in credit_batch_ids if batch_id not in self._in_flight]
+            self._in_flight.update(free)
         return free
 
-    def _release(self, transfer_ids: list[str]) -> None:
+    def _release(self, credit_batch_ids: list[str]) -> None:
         with self._in_flight_lock:
-            self._in_flight.difference_update(transfer_ids)
+            self._in_flight.difference_update(credit_batch_ids)
 
-    def _post_credits(self, partner_id: str, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
+    def _finish_owed(self, credit_batch_ids: list[str]) -> int:
+        """Posts claimed credit batches that an earlier request left owed (their events read back from the store);
+        returns how many events were posted."""
+        if not credit_batch_ids:
+            return 0
+        with self._engine.connect() as conn:
+            batches = store.pending_credit_batches(conn, len(credit_batch_ids), credit_batch_ids)
+            owed = [(b, store.find_events(conn, b.partner_id, b.event_ids)) for b in batches]
+        pending = [(batch, [r for r in rows.values() if r["status"] == PENDING]) for batch, rows in owed]
+        for batch, rows in pending:
+            self._finish(batch, rows)
+        return sum(len(rows) for _, rows in pending)
+
+    def _finish(self, batch: store.CreditBatch, rows: list[dict[str, Any]]) -> None:
+        """One ledger call for a credit batch's events, then one short transaction marks the batch POSTED."""
         outcomes = self._ledger.credit([records.credit(row) for row in rows])
         _crash_point("after_ledger")
         by_id = {o.transfer_id: o for o in outcomes}
-        credited = [row["event_id"] for row in rows if by_id[row["transfer_id"]].credited]
         failed = [row for row in rows if not by_id[row["transfer_id"]].credited]
         with self._engine.begin() as conn:
-            store.set_status(conn, partner_id, credited, CREDITED)
-            store.set_status(conn, partner_id, [row["event_id"] for row in failed], LEDGER_FAILED)
+            store.mark_credit_batch_posted(conn, batch.credit_batch_id, self._clock())
+            store.set_status(conn, batch.partner_id, [row["event_id"] for row in failed], LEDGER_FAILED)
         for row in rows:
             row["status"] = CREDITED if by_id[row["transfer_id"]].credited else LEDGER_FAILED
         for row in failed:
             outcome = by_id[row["transfer_id"]]
             row["reason"], row["message"] = ev.LEDGER_REJECTED, f"{outcome.failure_reason}: {outcome.failure_message}"
-            log.error("ledger refused an earn credit", extra={"transfer_id": row["transfer_id"]})
+            log.error(
+                "ledger refused an earn credit",
+                extra={"transfer_id": row["transfer_id"], "reason": outcome.failure_reason},
+            )
 
     def resume_pending(self, limit: int = 1000) -> int:
-        """Credits events left PENDING by a crash (startup recovery); returns how many were finished."""
+        """Posts credit batches left owed by a crash (startup recovery); returns how many events were posted."""
         with self._engine.connect() as conn:
-            rows = self._claim(store.pending_events(conn, limit))
+            batches = store.pending_credit_batches(conn, limit)
+        claimed = self._claim([b.credit_batch_id for b in batches])
         try:
-            self._resume(rows)
+            return self._finish_owed(claimed)
         finally:
-            self._release([row["transfer_id"] for row in rows])
-        return len(rows)
-
-    def _resume(self, rows: list[dict[str, Any]]) -> None:
-        by_partner: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_partner.setdefault(row["partner_id"], []).append(row)
-        for partner_id, partner_rows in by_partner.items():
-            self._post_credits(partner_id, partner_rows)
+            self._release(claimed)
 
     def explain(self, partner_id: str, event_id: str) -> tuple[Result, dict[str, Any], admin.RuleVersion | None]:
         with self._engine.connect() as conn:

@@ -6,7 +6,9 @@ On PostgreSQL the per-batch statements on events and caps live in store_pg (one 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,6 +27,8 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
+    literal,
     select,
     update,
 )
@@ -114,10 +118,24 @@ events = Table(
     Column("reason", String(64), nullable=False),
     Column("message", Text, nullable=False),
     Column("transfer_id", String(64), nullable=False),
-    # PENDING (to credit) -> CREDITED; NO_CREDIT for zero points; LEDGER_FAILED when the ledger refused it.
+    # As written: PENDING (to credit) or NO_CREDIT (zero points); LEDGER_FAILED when the ledger refused it. A PENDING
+    # event whose credit batch is POSTED reads as CREDITED (docs/adr/0405-credit-batches-as-an-outbox.md).
     Column("status", String(16), nullable=False),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
-    Index("ix_ingest_events_pending", "status", "accepted_at"),
+    Column("credit_batch_id", String(40), nullable=False, server_default=""),
+)
+
+# The outbox: one row per recording transaction that owes the ledger credits, listing the events it owes.
+credit_batches = Table(
+    "ingest_credit_batches",
+    metadata,
+    Column("credit_batch_id", String(40), primary_key=True),
+    Column("partner_id", String(64), nullable=False),
+    Column("event_ids", Text, nullable=False),  # JSON list of the batch's PENDING events
+    Column("state", String(16), nullable=False),  # PENDING -> POSTED
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=True),
+    Index("ix_ingest_credit_batches_state", "state", "created_at"),
 )
 
 cap_counters = Table(
@@ -141,6 +159,7 @@ daily_stats = Table(
 )
 
 CHUNK_ROWS = 500
+PENDING, POSTED, CREDITED = "PENDING", "POSTED", "CREDITED"
 CapKey = tuple[str, str, date]
 
 
@@ -240,13 +259,24 @@ def _postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def _events_with_effective_status() -> Any:
+    """Event rows as the service reads them: a PENDING event whose credit batch was POSTED reads CREDITED."""
+    posted = (events.c.status == PENDING) & (credit_batches.c.state == POSTED)
+    status = case((posted, literal(CREDITED)), else_=events.c.status).label("status")
+    columns = [column for column in events.c if column.name != "status"]
+    joined = events.outerjoin(credit_batches, credit_batches.c.credit_batch_id == events.c.credit_batch_id)
+    return select(*columns, status).select_from(joined)
+
+
 def find_events(conn: Connection, partner_id: str, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     if not event_ids:
         return found
     if _postgres(conn):
         return store_pg.find_events(conn, partner_id, event_ids)
-    query = select(events).where(events.c.partner_id == partner_id, events.c.event_id.in_(bindparam("ids")))
+    query = _events_with_effective_status().where(
+        events.c.partner_id == partner_id, events.c.event_id.in_(bindparam("ids"))
+    )
     for chunk in _chunks(event_ids):
         for row in conn.execute(query, {"ids": list(chunk)}):
             found[row.event_id] = dict(row._mapping)
@@ -329,10 +359,8 @@ def add_statistics(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def set_status(conn: Connection, partner_id: str, event_ids: Sequence[str], status: str) -> None:
+    """Only for the rare per-event outcome (LEDGER_FAILED): crediting marks the whole credit batch instead."""
     if not event_ids:
-        return
-    if _postgres(conn):
-        store_pg.set_status(conn, partner_id, event_ids, status)
         return
     statement = (
         update(events)
@@ -343,9 +371,42 @@ def set_status(conn: Connection, partner_id: str, event_ids: Sequence[str], stat
         conn.execute(statement, {"ids": list(chunk)})
 
 
-def pending_events(conn: Connection, limit: int) -> list[dict[str, Any]]:
-    query = select(events).where(events.c.status == "PENDING").order_by(events.c.accepted_at).limit(limit)
-    return [dict(row._mapping) for row in conn.execute(query)]
+# --- credit batches (the outbox) -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreditBatch:
+    credit_batch_id: str
+    partner_id: str
+    event_ids: list[str]
+
+
+def insert_credit_batch(conn: Connection, batch: CreditBatch, now: datetime) -> None:
+    row = {
+        "credit_batch_id": batch.credit_batch_id,
+        "partner_id": batch.partner_id,
+        "event_ids": json.dumps(batch.event_ids),
+        "state": PENDING,
+        "created_at": now,
+    }
+    conn.execute(credit_batches.insert(), [row])
+
+
+def mark_credit_batch_posted(conn: Connection, credit_batch_id: str, now: datetime) -> None:
+    conn.execute(
+        update(credit_batches)
+        .where(credit_batches.c.credit_batch_id == credit_batch_id, credit_batches.c.state == PENDING)
+        .values(state=POSTED, posted_at=now)
+    )
+
+
+def pending_credit_batches(conn: Connection, limit: int, ids: Sequence[str] = ()) -> list[CreditBatch]:
+    """The oldest credit batches still owed to the ledger (or, given `ids`, those of them still owed)."""
+    query = select(credit_batches).where(credit_batches.c.state == PENDING)
+    if ids:
+        query = query.where(credit_batches.c.credit_batch_id.in_(list(ids)))
+    query = query.order_by(credit_batches.c.created_at).limit(limit)
+    return [CreditBatch(r.credit_batch_id, r.partner_id, json.loads(r.event_ids)) for r in conn.execute(query)]
 
 
 def statistics(

@@ -1,4 +1,4 @@
-"""PostgreSQL statements of the per-batch path (events, caps, statuses): each takes the batch as ONE JSON document.
+"""PostgreSQL statements of the per-batch path (events and caps): each takes the batch as ONE JSON document.
 
 One statement text per query whatever the batch size, so neither SQLAlchemy nor psycopg re-compiles or re-parses a
 500-row VALUES list per batch; and json.dumps is C code, while psycopg binds Python lists element by element
@@ -20,11 +20,17 @@ CapKey = tuple[str, str, date]
 _EVENT_COLUMNS = (
     "partner_id, event_id, batch_id, account_number, behaviour, region_code, occurred_at, day, quantity_milli, tier, "
     "evidence_ref, rule_version_id, counted_before_milli, counted_milli, points, co2e_grams, reason, message, "
-    "transfer_id, status, accepted_at"
+    "transfer_id, status, accepted_at, credit_batch_id"
 )
-_IDS = "ARRAY(SELECT json_array_elements_text(CAST(:ids AS json)))"
+# A PENDING event whose credit batch was POSTED reads CREDITED (docs/adr/0405-credit-batches-as-an-outbox.md).
+# Joined from the id list, so both key columns reach the primary-key index whatever the statistics say.
 _FIND_EVENTS = text(
-    f"SELECT {_EVENT_COLUMNS} FROM ingest_events WHERE partner_id = :partner_id AND event_id = ANY({_IDS})"
+    "SELECT "
+    + ", ".join(f"e.{c}" for c in _EVENT_COLUMNS.replace(" status,", "").split(", "))
+    + ", CASE WHEN e.status = 'PENDING' AND c.state = 'POSTED' THEN 'CREDITED' ELSE e.status END AS status "
+    "FROM json_array_elements_text(CAST(:ids AS json)) AS ids(event_id) "
+    "JOIN ingest_events AS e ON e.partner_id = :partner_id AND e.event_id = ids.event_id "
+    "LEFT JOIN ingest_credit_batches AS c ON c.credit_batch_id = e.credit_batch_id"
 )
 _INSERT_EVENTS = text(
     f"INSERT INTO ingest_events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} "
@@ -49,9 +55,6 @@ _SET_CAPS = text(
     WHERE ingest_cap_counters.account_number = v.a AND ingest_cap_counters.behaviour = v.b
       AND ingest_cap_counters.day = v.d
     """
-)
-_SET_STATUS = text(
-    f"UPDATE ingest_events SET status = :status WHERE partner_id = :partner_id AND event_id = ANY({_IDS})"
 )
 
 
@@ -91,7 +94,3 @@ def lock_cap_counters(conn: Connection, ordered: Sequence[CapKey]) -> dict[CapKe
 
 def set_cap_counters(conn: Connection, ordered: Sequence[tuple[CapKey, int]]) -> None:
     conn.execute(_SET_CAPS, {"keys": json.dumps([(a, b, d.isoformat(), n) for (a, b, d), n in ordered])})
-
-
-def set_status(conn: Connection, partner_id: str, event_ids: Sequence[str], status: str) -> None:
-    conn.execute(_SET_STATUS, {"status": status, "partner_id": partner_id, "ids": json.dumps(list(event_ids))})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,11 +62,8 @@ def region(tmp_path: Path) -> Iterator[Harness]:
     )
 
 
-@pytest.mark.parametrize("crash_at", ["after_commit", "after_ledger"])
-def test_a_batch_interrupted_by_a_crash_and_resubmitted_credits_each_event_once(
-    crash_at: str, tmp_path: Path, region: Harness
-) -> None:
-    harness = region
+def _env(harness: Harness, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An ingest process's environment, wired to the harness's identity and ledger servers; no Redis."""
     harness.clock.now = datetime.now(UTC)  # the ingest process uses the system clock
     _ingest, identity_server, ledger_server = harness.servers
     env = {
@@ -75,56 +73,100 @@ def test_a_batch_interrupted_by_a_crash_and_resubmitted_credits_each_event_once(
         "CARBON_IDENTITY_ADDRESS": identity_server.address,
         "CARBON_LEDGER_ADDRESS": ledger_server.address,
         "CARBON_LOG_LEVEL": "WARNING",
-        "CARBON_INGEST_RESUME_ON_START": "0",  # the resubmission, not the startup sweep, finishes the batch here
+        **extra,
     }
     env.pop("CARBON_REDIS_URL", None)
-    accounts = [harness.open_account(consent=(common_pb2.DATA_CATEGORY_TRANSIT,)) for _ in range(3)]
+    return env
+
+
+def _trips(accounts: list[str], count: int) -> list[pb.Event]:
     now = datetime.now(UTC)
-    events = [
+    return [
         pb.Event(
             event_id=f"trip-{i}",
-            account=common_pb2.AccountRef(account_number=accounts[i % 3]),
+            account=common_pb2.AccountRef(account_number=accounts[i % len(accounts)]),
             behaviour="transit_trip",
             quantity_milli=1000,
             occurred_at=to_timestamp(now - timedelta(minutes=10 + i)),
             region_code="110000",
         )
-        for i in range(6)
+        for i in range(count)
     ]
 
+
+def _register_metro(stub: ingest_service_pb2_grpc.IngestServiceStub) -> str:
+    partner = pb.Partner(
+        partner_id="metro",
+        name="Metro",
+        kind=pb.PARTNER_KIND_TRANSIT_OPERATOR,
+        allowed_behaviours=["transit_trip"],
+        allowed_regions=["110000"],
+    )
+    return str(stub.RegisterPartner(pb.RegisterPartnerRequest(request_id="reg", partner=partner)).secret)
+
+
+def _signed(events: list[pb.Event], batch_id: str, secret: str) -> pb.SubmitEventsRequest:
+    return sign_request(pb.SubmitEventsRequest(partner_id="metro", batch_id=batch_id, events=events), "k1", secret)
+
+
+def _crash_during_first_batch(env: dict[str, str], crash_at: str, events: list[pb.Event]) -> str:
+    """Registers the partner, submits the batch to an ingest killed at `crash_at`; returns the partner's secret."""
     first = Ingest({**env, "CARBON_TEST_CRASH_AT": crash_at})
     try:
-        registered = first.stub.RegisterPartner(
-            pb.RegisterPartnerRequest(
-                request_id="reg",
-                partner=pb.Partner(
-                    partner_id="metro",
-                    name="Metro",
-                    kind=pb.PARTNER_KIND_TRANSIT_OPERATOR,
-                    allowed_behaviours=["transit_trip"],
-                    allowed_regions=["110000"],
-                ),
-            )
-        )
-        request = sign_request(
-            pb.SubmitEventsRequest(partner_id="metro", batch_id="b1", events=events), "k1", registered.secret
-        )
+        secret = _register_metro(first.stub)
         with pytest.raises(grpc.RpcError):
-            first.stub.SubmitEvents(request, timeout=20)
+            first.stub.SubmitEvents(_signed(events, "b1", secret), timeout=20)
         assert first.process.wait(timeout=20) == 86, "killed at the hook"
     finally:
         first.stop()
+    return secret
+
+
+@pytest.mark.parametrize("resubmitted", [6, 2], ids=["whole", "part"])
+@pytest.mark.parametrize("crash_at", ["after_commit", "after_ledger"])
+def test_a_batch_interrupted_by_a_crash_and_resubmitted_credits_each_event_once(
+    crash_at: str, resubmitted: int, tmp_path: Path, region: Harness
+) -> None:
+    """Resubmitting only part of the batch finishes all of it: events are owed per credit batch, never per event."""
+    harness = region
+    # The resubmission, not the startup sweep, finishes the batch here.
+    env = _env(harness, tmp_path, CARBON_INGEST_RESUME_ON_START="0")
+    accounts = [harness.open_account(consent=(common_pb2.DATA_CATEGORY_TRANSIT,)) for _ in range(3)]
+    events = _trips(accounts, 6)
+    secret = _crash_during_first_batch(env, crash_at, events)
     assert harness.ledger.issued() == (60 if crash_at == "after_ledger" else 0)
 
     second = Ingest(env)
+    request = _signed(events[:resubmitted], "b1" if resubmitted == len(events) else "b1-part", secret)
     try:
         results = second.stub.SubmitEvents(request, timeout=20).results
         again = second.stub.SubmitEvents(request, timeout=20).results
     finally:
         second.stop()
-    assert [r.outcome for r in results] == [pb.EVENT_OUTCOME_DUPLICATE] * 6
-    assert [r.first_outcome for r in results] == [pb.EVENT_OUTCOME_ACCEPTED] * 6
-    assert [r.outcome for r in again] == [pb.EVENT_OUTCOME_DUPLICATE] * 6
+    assert [r.outcome for r in results] == [pb.EVENT_OUTCOME_DUPLICATE] * resubmitted
+    assert [r.first_outcome for r in results] == [pb.EVENT_OUTCOME_ACCEPTED] * resubmitted
+    assert [r.outcome for r in again] == [pb.EVENT_OUTCOME_DUPLICATE] * resubmitted
     assert [harness.ledger.balance(a) for a in accounts] == [20, 20, 20], "each event credited exactly once"
     assert harness.ledger.issued() == 60
     assert harness.ledger.calls == (2 if crash_at == "after_ledger" else 1), "the replay re-posts, the ledger dedupes"
+
+
+def test_the_startup_sweep_credits_a_batch_left_owed_by_a_crash(tmp_path: Path, region: Harness) -> None:
+    harness = region
+    env = _env(harness, tmp_path)
+    accounts = [harness.open_account(consent=(common_pb2.DATA_CATEGORY_TRANSIT,)) for _ in range(2)]
+    events = _trips(accounts, 4)
+    secret = _crash_during_first_batch(env, "after_commit", events)
+    assert harness.ledger.issued() == 0
+
+    second = Ingest(env)  # nobody resubmits: the sweep at start finishes the credit batch
+    try:
+        deadline = time.monotonic() + 20
+        while harness.ledger.issued() < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the ledger: the sweep runs on its own thread
+        results = second.stub.SubmitEvents(_signed(events, "b1", secret), timeout=20).results
+    finally:
+        second.stop()
+    assert [harness.ledger.balance(a) for a in accounts] == [20, 20]
+    assert harness.ledger.issued() == 40 and harness.ledger.calls == 1
+    assert [r.first_outcome for r in results] == [pb.EVENT_OUTCOME_ACCEPTED] * 4
