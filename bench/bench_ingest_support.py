@@ -277,6 +277,7 @@ def profiled(processes: list[Process], seconds: float) -> Iterator[None]:
                 "--output",
                 str(Path(folder) / f"{p.name}.txt"),
                 "--nonblocking",
+                "--gil",  # only threads holding the GIL: where the process spends its Python CPU, not its waits
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -210,43 +210,58 @@ class Submissions:
     def _resolve_and_check_consent(
         self, fresh: list[int], valid: dict[int, ValidEvent], results: list[Result | None]
     ) -> dict[int, str]:
-        """Index -> account number for events whose account exists and whose owner consented at the event's time."""
-        resolved = self._identity.resolve([valid[i].event.account for i in fresh])
-        open_accounts: dict[int, str] = {}
-        for index, account in zip(fresh, resolved, strict=True):
-            event_id = valid[index].event.event_id
+        """Index -> account number for events whose account exists and whose owner consented at the event's time.
+
+        Only channel bindings and phone numbers are resolved first: an account number goes straight to the consent
+        check, which also answers UNKNOWN_ACCOUNT and ACCOUNT_CLOSED (one identity call instead of two per batch).
+        """
+        by_reference = [i for i in fresh if not valid[i].event.account.account_number]
+        numbers = {i: valid[i].event.account.account_number for i in fresh if valid[i].event.account.account_number}
+        resolved = self._identity.resolve([valid[i].event.account for i in by_reference])
+        for index, account in zip(by_reference, resolved, strict=True):
             if not account.account_number:
-                results[index] = Result(event_id, REJECTED, reason=ev.UNKNOWN_ACCOUNT, message="account: not found")
+                results[index] = self._rejected(valid[index], ev.UNKNOWN_ACCOUNT)
             elif account.closed:
-                results[index] = Result(event_id, REJECTED, reason=ev.ACCOUNT_CLOSED, message="account: closed")
-            elif self._region_code and region_of(account.account_number) != self._region_code:
+                results[index] = self._rejected(valid[index], ev.ACCOUNT_CLOSED)
+            else:
+                numbers[index] = account.account_number
+        in_region: dict[int, str] = {}
+        for index in sorted(numbers):
+            home = region_of(numbers[index])
+            if self._region_code and home != self._region_code:
                 results[index] = Result(
-                    event_id,
+                    valid[index].event.event_id,
                     REJECTED,
                     reason=ev.ACCOUNT_NOT_IN_REGION,
-                    message=f"account: its home region is {region_of(account.account_number)}, "
+                    message=f"account: its home region is {home}, "
                     f"not this platform's {self._region_code}; submit it to its home region",
                 )
             else:
-                open_accounts[index] = account.account_number
-        order = list(open_accounts)
+                in_region[index] = numbers[index]
+        order = list(in_region)
         answers = self._identity.check_consents(
-            [ConsentQuestion(open_accounts[i], valid[i].behaviour.category, records.when(valid[i])) for i in order]
+            [ConsentQuestion(in_region[i], valid[i].behaviour.category, records.when(valid[i])) for i in order]
         )
         allowed: dict[int, str] = {}
         for index, answer in zip(order, answers, strict=True):
             if answer.allowed:
-                allowed[index] = open_accounts[index]
-                continue
-            reason = answer.reason if answer.reason in (ev.UNKNOWN_ACCOUNT, ev.ACCOUNT_CLOSED) else ev.CONSENT_MISSING
-            category = valid[index].behaviour.category
-            results[index] = Result(
-                valid[index].event.event_id,
-                REJECTED,
-                reason=reason,
-                message=f"no {category} consent at the event's time ({answer.reason or 'not granted'})",
-            )
+                allowed[index] = in_region[index]
+            elif answer.reason in (ev.UNKNOWN_ACCOUNT, ev.ACCOUNT_CLOSED):
+                results[index] = self._rejected(valid[index], answer.reason)
+            else:
+                category = valid[index].behaviour.category
+                results[index] = Result(
+                    valid[index].event.event_id,
+                    REJECTED,
+                    reason=ev.CONSENT_MISSING,
+                    message=f"no {category} consent at the event's time ({answer.reason or 'not granted'})",
+                )
         return allowed
+
+    @staticmethod
+    def _rejected(valid: ValidEvent, reason: str) -> Result:
+        message = "account: not found" if reason == ev.UNKNOWN_ACCOUNT else "account: closed"
+        return Result(valid.event.event_id, REJECTED, reason=reason, message=message)
 
     def _record(
         self,

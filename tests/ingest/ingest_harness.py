@@ -69,6 +69,11 @@ class FakeIdentity(identity_service_pb2_grpc.IdentityServiceServicer):
         self.calls["consent"] += 1
         answers = []
         for q in request.questions:
+            if q.account_number not in self.accounts or self.accounts[q.account_number]:
+                # As the real identity service answers: the account itself first (unknown, or closed).
+                reason = "UNKNOWN_ACCOUNT" if q.account_number not in self.accounts else "ACCOUNT_CLOSED"
+                answers.append(ipb.ConsentAnswer(allowed=False, reason=reason))
+                continue
             at = q.at.ToDatetime(tzinfo=UTC)
             history = [c for c in self.consents if c[0] == q.account_number and c[1] == q.category and c[3] <= at]
             allowed = bool(history) and history[-1][2]

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from service_kit.accounts import new_account_number
 from service_kit.status import error_details
@@ -93,6 +94,22 @@ def test_a_mixed_batch_gets_one_result_per_event_and_bad_ones_change_nothing(har
     assert [r.points for r in results if r.outcome == A] == [10, 7]
     assert harness.ledger.balance(good) == 17
     assert harness.ledger.balance(no_consent) == 0
+
+
+def test_identity_is_asked_once_per_batch_and_resolves_only_bindings(harness: Harness) -> None:
+    harness.register()
+    by_number, by_binding = harness.open_account(), harness.open_account()
+    harness.fake_identity.bindings[("alipay", "u-7")] = by_binding
+    binding = common_pb2.AccountRef(binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id="u-7"))
+    numbers_only = [harness.event(by_number) for _ in range(3)] + [harness.event(new_account_number("110000"))]
+    calls = harness.fake_identity.calls
+    assert [r.reason for r in harness.submit(numbers_only)] == ["", "", "", "UNKNOWN_ACCOUNT"]
+    assert calls == {"resolve": 0, "consent": 1}, "account numbers need no resolving: the consent check knows them"
+    with_binding = harness.event(by_number)
+    with_binding.account.CopyFrom(binding)
+    assert [r.outcome for r in harness.submit([harness.event(by_number), with_binding])] == [A, A]
+    assert calls == {"resolve": 1, "consent": 2}
+    assert harness.ledger.balance(by_binding) == 10
 
 
 def test_a_replayed_batch_returns_duplicates_with_the_first_result_and_credits_once(harness: Harness) -> None:
