@@ -25,6 +25,9 @@ log = logging.getLogger("carbon.identity.cache")
 DEFAULT_TTL_S = 300
 IN_PROCESS_MAX_ENTRIES = 100_000
 DECODED_MAX_ENTRIES = 100_000
+# The generation of a miss whose real generation could not be read (Redis down): never filled, since the reader
+# noted nothing a later invalidation could be compared with.
+UNKNOWN_GENERATION = -1
 
 
 class ConsentCache(Protocol):
@@ -152,7 +155,7 @@ class RedisConsentCache:
             values = self._client.mget(keys)
         except redis.RedisError as error:
             log.warning("consent cache unavailable, reading the database", extra={"error": type(error).__name__})
-            return {}, {}
+            return {}, dict.fromkeys(numbers, UNKNOWN_GENERATION)
         hits: dict[str, ConsentTimeline] = {}
         misses: dict[str, int] = {}
         for index, number in enumerate(numbers):
@@ -172,9 +175,9 @@ class RedisConsentCache:
         try:
             pipe = self._client.pipeline(transaction=False)
             for number, timeline in timelines.items():
-                if number not in generations:
+                generation = generations.get(number, UNKNOWN_GENERATION)
+                if generation == UNKNOWN_GENERATION:
                     continue
-                generation = generations[number]
                 self._fill_script(
                     keys=[self._data_key(number), self._generation_key(number)],
                     args=[str(generation), encode(timeline, generation), self._ttl_s],

@@ -196,3 +196,17 @@ def test_a_configured_redis_url_puts_the_cache_in_redis_under_the_configured_pre
     finally:
         for key in client.scan_iter(f"{redis_prefix}*"):
             client.delete(key)
+
+
+def test_checks_read_the_database_when_redis_is_down(make_services: object, clock: FakeClock) -> None:
+    from service_kit import redis_client
+
+    # Port 1 refuses at once: every lookup, fill and invalidation fails as during an outage.
+    cache = RedisConsentCache(redis_client.connect("redis://127.0.0.1:1/0"), "carbon:test:down:")
+    services: IdentityServices = make_services(cache=cache)  # type: ignore[operator]
+    account = services.accounts.open_account(opening())[0].account_number
+    grant(services, account, "g1")
+    answers = services.consents.check(
+        [Question(account, TRANSIT, clock.now), Question(new_account_number("330000"), TRANSIT, clock.now)]
+    )
+    assert [(a.allowed, a.reason) for a in answers] == [(True, ""), (False, "UNKNOWN_ACCOUNT")]
