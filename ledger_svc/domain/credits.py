@@ -19,7 +19,14 @@ from ledger_svc.domain.names import (
     account_problem,
     is_system_account,
 )
-from ledger_svc.domain.posting import EARNED_AT_TOLERANCE_US, ItemResult, Posting, Status, TransferRequest
+from ledger_svc.domain.posting import (
+    EARNED_AT_TOLERANCE_US,
+    ItemResult,
+    Posting,
+    Status,
+    TransferRequest,
+    fingerprint_metadata,
+)
 from ledger_svc.domain.time import day_of, lot_expiry_us
 
 
@@ -49,6 +56,8 @@ def plan_credits(
     users: set[str] = set()
     ids: set[str] = set()
     days: dict[int, tuple[date, int]] = {}
+    # A batch repeats a few metadata (partner, behaviour, rule): their stored text and fingerprint part once each.
+    metadata_texts: dict[tuple[tuple[str, str], ...], tuple[str, str]] = {(): ("", "[]")}
     credits: list[Credit] = []
     latest_us = now_us + EARNED_AT_TOLERANCE_US
     for request in requests:
@@ -73,7 +82,13 @@ def plan_credits(
                 return None
             users.add(credit_account)
         ids.add(transfer_id)
-        metadata = request.metadata_json() if request.metadata else ""
+        texts = metadata_texts.get(request.metadata)
+        if texts is None:
+            texts = metadata_texts[request.metadata] = (
+                request.metadata_json(),
+                fingerprint_metadata(request.metadata),
+            )
+        metadata, metadata_body = texts
         if len(metadata) > MAX_METADATA_BYTES:
             return None
         earned_at_us = request.earned_at_us or now_us
@@ -97,7 +112,7 @@ def plan_credits(
                 request.co2e_grams,
                 metadata,
                 request.earned_at_us,
-                request.fingerprint(),
+                request.fingerprint(metadata_body),
                 lot[1],
                 lot[0],
             )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from ledger_svc.domain.book import Book
 from ledger_svc.domain.journal import GENESIS_HASH, JournalEntry, block_hash, entries_hash
 from ledger_svc.domain.lots import LotKey, LotState, Portion, UserAccount, split_fifo
 from ledger_svc.domain.names import account_problem
-from ledger_svc.domain.posting import Status, TransferRequest, post_batch
+from ledger_svc.domain.posting import Status, TransferRequest, fingerprint_metadata, metadata_json, post_batch
 from ledger_svc.domain.time import add_months, day_of, lot_expiry_us, start_of_day_us, to_us
 from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, START, account_number
 
@@ -142,7 +143,26 @@ def test_changing_any_entry_changes_the_block_hash() -> None:
     assert block_hash(GENESIS_HASH, 1, first, count) != block_hash(GENESIS_HASH, 2, first, count)
 
 
+_TRICKY_TEXTS = ["", "event-7", 'quote " back\\slash', "引用\t\n", "\x00\x1f\u2028", "\ud800 lone", "😀/</"]
+
+
 def test_the_direct_fingerprint_of_a_plain_credit_is_the_json_one() -> None:
-    for reference in ["", "event-7", 'quote " back\\slash', "引用\t\n", "\x00\x1f\u2028"]:
+    for reference in _TRICKY_TEXTS:
         request = TransferRequest(f"t-{reference}", ISSUANCE, account_number(3), 515, 1, False, 1234, (), reference, 9)
         assert request.fingerprint() == request.json_fingerprint()
+
+
+def test_the_direct_fingerprint_of_a_credit_with_metadata_is_the_json_one() -> None:
+    for text in _TRICKY_TEXTS:
+        metadata = (("rule", "r1"), (text, text), ("behaviour", text), ("rule", "r0"))
+        request = TransferRequest("t", ISSUANCE, account_number(3), 515, 1, False, 1234, (), "ref", 9, metadata)
+        assert request.fingerprint() == request.json_fingerprint()
+        assert request.fingerprint(fingerprint_metadata(metadata)) == request.json_fingerprint()
+
+
+def test_metadata_json_is_json_dumps_compact_with_sorted_keys() -> None:
+    for text in _TRICKY_TEXTS:
+        metadata = {"rule": "r1", text: text, "behaviour": text, "a" + text: ""}
+        expected = json.dumps(dict(sorted(metadata.items())), separators=(",", ":"), ensure_ascii=False)
+        assert metadata_json(metadata) == expected
+    assert metadata_json({}) == ""
