@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from ingest_svc import admin, records, store
 from ingest_svc.clients import ConsentQuestion, IdentityClient, LedgerClient
@@ -275,8 +276,9 @@ class Submissions:
     ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
         """One transaction: duplicates by the unique key, caps, scores, statistics. Returns (scored, duplicates).
 
-        Optimistic: the first attempt skips the look-up of existing events; if the insert then meets one, the
-        transaction rolls back (nothing of it stays) and the next attempt looks first, as a concurrent race does.
+        Optimistic: the first attempt skips the look-up of existing events and writes them by COPY; if one exists
+        after all, the transaction rolls back (nothing of it stays) and the next attempt looks first, as a
+        concurrent race does. A race on a new cap counter redoes the transaction the same way.
         """
         for attempt in range(RACE_RETRIES + optimistic):
             claimed: list[str] = []
@@ -298,21 +300,22 @@ class Submissions:
                         i: records.row(batch.batch_id, partner_id, s, now, credit_batch_id)
                         for i, s in zip(new, scores, strict=True)
                     }
-                    inserted = store.insert_events(conn, list(rows.values()))
-                    if len(inserted) != len(rows):
+                    inserted = store.insert_events(conn, list(rows.values()), surely_new=not looked)
+                    if len(inserted) != len(rows) or not store.write_cap_counters(conn, counted, totals):
                         raise _Race()
                     owed = [r["event_id"] for r in rows.values() if r["status"] == PENDING]
                     if owed:
                         store.insert_credit_batch(conn, store.CreditBatch(credit_batch_id, partner_id, owed), now)
-                        # Claimed before the commit makes it visible, so no concurrent duplicate re-posts it.
-                        claimed = self._claim([credit_batch_id])
-                    store.set_cap_counters(conn, totals)
                     store.add_statistics(conn, records.statistics(scores))
+                    # Claimed before the commit makes it visible, so no concurrent duplicate re-posts it.
+                    claimed = self._claim([credit_batch_id] if owed else [])
                 _crash_point("after_commit")
                 return rows, duplicates
-            except _Race:
-                if looked:
-                    log.info("event id race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
+            except (_Race, IntegrityError) as race:
+                self._release(claimed)
+                if isinstance(race, IntegrityError) and looked:
+                    raise
+                log.info("event id or cap counter race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
             except BaseException:
                 self._release(claimed)
                 raise

@@ -283,10 +283,17 @@ def find_events(conn: Connection, partner_id: str, event_ids: Sequence[str]) -> 
     return found
 
 
-def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Inserts accepted events; returns the ids actually inserted (a concurrent twin makes one a no-op)."""
+def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]], surely_new: bool = False) -> set[str]:
+    """Inserts accepted events; returns the ids actually inserted (a concurrent twin makes one a no-op).
+
+    `surely_new`: nothing suggests any exists, so PostgreSQL writes them by COPY, and one that does exist fails the
+    transaction with an IntegrityError (the caller redoes it without this promise).
+    """
     if not rows:
         return set()
+    if _postgres(conn) and surely_new:
+        store_pg.copy_events(conn, rows)
+        return {row["event_id"] for row in rows}
     if _postgres(conn):
         return store_pg.insert_events(conn, rows)
     statement = _insert(conn, events).on_conflict_do_nothing().returning(events.c.event_id)
@@ -294,20 +301,17 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
 
 
 def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, int]:
-    """Creates missing counters and locks them all (sorted, so two batches never deadlock) for this transaction."""
+    """The counters that exist among `keys`, locked for this transaction (sorted, so two batches never deadlock).
+    A missing key has counted nothing yet; write_cap_counters creates it."""
     ordered = sorted(set(keys))
     if not ordered:
         return {}
     if _postgres(conn):
         return store_pg.lock_cap_counters(conn, ordered)
-    rows = [{"account_number": a, "behaviour": b, "day": d, "counted_milli": 0} for a, b, d in ordered]
-    conn.execute(_insert(conn, cap_counters).on_conflict_do_nothing(), rows)
+    # SQLite: the transaction (BEGIN IMMEDIATE) already holds the database's only write lock.
     counted: dict[CapKey, int] = {}
     accounts = sorted({key[0] for key in ordered})
     query = select(cap_counters).where(cap_counters.c.account_number.in_(bindparam("accounts")))
-    if conn.dialect.name == "postgresql":
-        query = query.order_by(cap_counters.c.account_number, cap_counters.c.behaviour, cap_counters.c.day)
-        query = query.with_for_update()
     wanted = set(ordered)
     for chunk in _chunks(accounts):
         for row in conn.execute(query, {"accounts": list(chunk)}):
@@ -317,20 +321,22 @@ def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, 
     return counted
 
 
-def set_cap_counters(conn: Connection, totals: Mapping[CapKey, int]) -> None:
-    if totals and _postgres(conn):
-        store_pg.set_cap_counters(conn, sorted(totals.items()))
-    elif totals:
-        statement = (
-            update(cap_counters)
-            .where(
-                cap_counters.c.account_number == bindparam("a"),
-                cap_counters.c.behaviour == bindparam("b"),
-                cap_counters.c.day == bindparam("d"),
-            )
-            .values(counted_milli=bindparam("n"))
-        )
-        conn.execute(statement, [{"a": a, "b": b, "d": d, "n": n} for (a, b, d), n in sorted(totals.items())])
+def write_cap_counters(conn: Connection, locked: Mapping[CapKey, int], totals: Mapping[CapKey, int]) -> bool:
+    """Writes the new totals once each: locked counters updated, missing ones created. False (write nothing more;
+    roll back) when a concurrent batch created one of the missing counters first."""
+    changes = [(key, total, key not in locked) for key, total in sorted(totals.items()) if total != locked.get(key)]
+    if not changes:
+        return True
+    if _postgres(conn):
+        return store_pg.write_cap_counters(conn, changes)
+    statement = _insert(conn, cap_counters)
+    statement = statement.on_conflict_do_update(
+        index_elements=[cap_counters.c.account_number, cap_counters.c.behaviour, cap_counters.c.day],
+        set_={"counted_milli": statement.excluded.counted_milli},
+    )
+    rows = [{"account_number": a, "behaviour": b, "day": d, "counted_milli": n} for (a, b, d), n, _fresh in changes]
+    conn.execute(statement, rows)
+    return True
 
 
 _STATISTICS_UPSERTS: dict[str, Any] = {}

@@ -38,3 +38,27 @@ def test_32_concurrent_single_event_submissions_with_duplicates_credit_each_even
     assert all(r.first_outcome == pb.EVENT_OUTCOME_ACCEPTED for r in results if r.outcome == pb.EVENT_OUTCOME_DUPLICATE)
     assert [harness.ledger.balance(a) for a in accounts] == [60, 60, 60, 60]
     assert harness.ledger.issued() == 10 * DISTINCT_EVENTS
+
+
+def test_concurrent_batches_on_the_same_accounts_and_day_never_pass_the_daily_cap(harness: Harness) -> None:
+    """16 batches at once, 3 trips each for the same 2 accounts on one day: the cap of 10 trips holds exactly,
+    also when they race to create the day's counters."""
+    harness.register()
+    accounts = [harness.open_account() for _ in range(2)]
+    batches = [
+        harness.request([harness.event(a, event_id=f"b{b}-{a}-{i}") for a in accounts for i in range(3)], f"b{b}")
+        for b in range(16)
+    ]
+    start = threading.Barrier(len(batches))
+
+    def submit(request: pb.SubmitEventsRequest) -> list[pb.EventResult]:
+        start.wait(timeout=30)
+        return list(harness.stub.SubmitEvents(request, timeout=60).results)
+
+    with ThreadPoolExecutor(len(batches)) as pool:
+        results = [r for batch in pool.map(submit, batches) for r in batch]
+
+    assert all(r.outcome == pb.EVENT_OUTCOME_ACCEPTED for r in results)
+    assert sum(1 for r in results if r.points) == 20, "10 counted trips per account"
+    assert sum(1 for r in results if r.reason == "DAILY_CAP_REACHED") == 16 * 6 - 20
+    assert [harness.ledger.balance(a) for a in accounts] == [100, 100]
