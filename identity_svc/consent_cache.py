@@ -111,6 +111,26 @@ class InProcessConsentCache:
                 self._entries.pop(number, None)
 
 
+# Each account's generation and entry ("" when absent) as one string, "<generation>\n<entry>\n..." in the order of
+# the keys (entries: first half, generations: second half). One reply instead of two per account: redis-py parses
+# replies in Python, and a batch of 500 accounts cost ~2.6 µs of client CPU per account as an MGET, ~0.9 as this.
+# Both are read in one script run, so an entry and its generation are as consistent as with one MGET. Entries are
+# JSON without newlines (json.dumps escapes them). MGET in slices: Lua's unpack has a limit near 8,000 values.
+_LOOKUP = """
+local n = #KEYS / 2
+local out = {}
+for first = 1, n, 1000 do
+  local last = math.min(first + 999, n)
+  local entries = redis.call('MGET', unpack(KEYS, first, last))
+  local generations = redis.call('MGET', unpack(KEYS, n + first, n + last))
+  for i = 1, last - first + 1 do
+    out[#out + 1] = generations[i] or '0'
+    out[#out + 1] = entries[i] or ''
+  end
+end
+return table.concat(out, '\\n')
+"""
+
 _FILL_IF_GENERATION = """
 local current = redis.call('GET', KEYS[2])
 if (current or '0') == ARGV[1] then
@@ -128,6 +148,7 @@ class RedisConsentCache:
         self._prefix = prefix
         self._ttl_s = ttl_s
         self._fill_script = client.register_script(_FILL_IF_GENERATION)
+        self._lookup_script = client.register_script(_LOOKUP)
         # Entries as read from Redis -> decoded: a hit costs a dict lookup, not JSON + datetimes per consent record.
         # Keyed by the exact bytes (generation included), so it can never answer for anything Redis no longer holds.
         self._decoded: dict[bytes | str, tuple[ConsentTimeline, int]] = {}
@@ -150,18 +171,22 @@ class RedisConsentCache:
         numbers = list(dict.fromkeys(account_numbers))
         if not numbers:
             return {}, {}
-        keys = [self._data_key(n) for n in numbers] + [self._generation_key(n) for n in numbers]
+        # Keys as bytes: redis-py passes bytes through instead of type-checking and encoding each one.
+        prefix = self._prefix
+        keys = [f"{prefix}consent:{n}".encode() for n in numbers] + [
+            f"{prefix}consent-gen:{n}".encode() for n in numbers
+        ]
         try:
-            values = self._client.mget(keys)
+            reply = self._lookup_script(keys=keys, client=self._client)
         except redis.RedisError as error:
             log.warning("consent cache unavailable, reading the database", extra={"error": type(error).__name__})
             return {}, dict.fromkeys(numbers, UNKNOWN_GENERATION)
+        fields = reply.split(b"\n")
         hits: dict[str, ConsentTimeline] = {}
         misses: dict[str, int] = {}
-        for index, number in enumerate(numbers):
-            raw, raw_generation = values[index], values[len(numbers) + index]
-            generation = int(raw_generation or 0)
-            if raw is not None:
+        for number, raw_generation, raw in zip(numbers, fields[0::2], fields[1::2], strict=True):
+            generation = int(raw_generation)
+            if raw:
                 timeline, cached_generation = self._decode(raw)
                 if cached_generation == generation:
                     hits[number] = timeline

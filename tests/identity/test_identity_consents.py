@@ -9,10 +9,17 @@ import redis
 
 from identity_svc.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
 from identity_svc.consents import Question
-from identity_svc.domain import AccountState, Channel, ConsentAction, DataCategory, PointsDisposition
+from identity_svc.domain import (
+    AccountState,
+    Channel,
+    ConsentAction,
+    ConsentTimeline,
+    DataCategory,
+    PointsDisposition,
+)
 from identity_svc.server import IdentityServices
 from identity_svc.service import Ref, Resolved
-from service_kit.accounts import new_account_number
+from service_kit.accounts import luhn_check_digit, new_account_number
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.identity.identity_helpers import ZHEJIANG_ID, FakeClock, opening
 
@@ -210,3 +217,22 @@ def test_checks_read_the_database_when_redis_is_down(make_services: object, cloc
         [Question(account, TRANSIT, clock.now), Question(new_account_number("330000"), TRANSIT, clock.now)]
     )
     assert [(a.allowed, a.reason) for a in answers] == [(True, ""), (False, "UNKNOWN_ACCOUNT")]
+
+
+@pytest.mark.redis
+def test_one_redis_lookup_of_thousands_of_accounts_answers_each(redis_url: str, redis_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    cache = RedisConsentCache(client, redis_prefix)
+    numbers = [f"330000{index:09d}" for index in range(2_500)]  # more than one slice of the lookup script
+    numbers = [number + luhn_check_digit(number) for number in numbers]
+    try:
+        cache.invalidate(numbers[::3])
+        _, generations = cache.lookup(numbers)
+        assert generations == {number: 1 if index % 3 == 0 else 0 for index, number in enumerate(numbers)}
+        cache.fill({number: ConsentTimeline(True) for number in numbers[::2]}, generations)
+        hits, misses = cache.lookup(numbers)
+        assert hits == {number: ConsentTimeline(True) for number in numbers[::2]}
+        assert misses == {number: generations[number] for number in numbers[1::2]}
+    finally:
+        for key in client.scan_iter(f"{redis_prefix}*"):
+            client.delete(key)
