@@ -22,6 +22,7 @@ from ingest_svc.domain.scoring import points_per_unit
 from ingest_svc.secret_box import EMBEDDED_DEFAULT_KEY, SecretBox
 from ingest_svc.service import Batch, Result, Submissions
 from service_kit.errors import DomainError, InvalidArgument
+from service_kit.paging import page_size
 from service_kit.server import Registration
 from service_kit.settings import Settings
 from service_kit.wire import to_timestamp
@@ -155,7 +156,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: pb.ListBehavioursRequest, context: grpc.ServicerContext
     ) -> pb.ListBehavioursResponse:
         start = _page(request.page_token, "page_token")
-        size = request.page_size if 0 < request.page_size <= 500 else 100
+        size = page_size(request.page_size, default=100)
         everything = self._rules.behaviours(request.region_code)
         chunk = everything[start : start + size]
         token = str(start + size) if start + size < len(everything) else ""
@@ -172,7 +173,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: pb.ListRuleVersionsRequest, context: grpc.ServicerContext
     ) -> pb.ListRuleVersionsResponse:
         start = _page(request.page_token, "page_token")
-        size = request.page_size if 0 < request.page_size <= 500 else 100
+        size = page_size(request.page_size, default=100)
         everything = self._rules.versions(request.behaviour, request.region_code)
         chunk = everything[start : start + size]
         token = str(start + size) if start + size < len(everything) else ""
@@ -199,7 +200,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         return pb.GetPartnerResponse(partner=_partner(self._partners.get(request.partner_id)))
 
     def ListPartners(self, request: pb.ListPartnersRequest, context: grpc.ServicerContext) -> pb.ListPartnersResponse:
-        size = request.page_size if 0 < request.page_size <= 500 else 100
+        size = page_size(request.page_size, default=100)
         found = self._partners.page(request.page_token, size)
         token = found[-1].partner_id if len(found) == size else ""
         return pb.ListPartnersResponse(partners=[_partner(p) for p in found], next_page_token=token)

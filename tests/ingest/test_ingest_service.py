@@ -281,6 +281,18 @@ def test_listing_behaviours_includes_a_regions_extras(harness: Harness) -> None:
     assert "water_governance_volunteer" in codes and "recycling_kg" not in codes
 
 
+def test_list_calls_page_as_every_service_does(harness: Harness) -> None:
+    """0 is the default page, above the maximum is clamped, a negative size is refused (service_kit.paging)."""
+    everything = harness.stub.ListBehaviours(pb.ListBehavioursRequest(region_code="330000", page_size=10_000))
+    assert len(everything.behaviours) > 2 and not everything.next_page_token
+    first = harness.stub.ListBehaviours(pb.ListBehavioursRequest(region_code="330000", page_size=2))
+    assert len(first.behaviours) == 2 and first.next_page_token
+    with pytest.raises(grpc.RpcError) as refused:
+        harness.stub.ListPartners(pb.ListPartnersRequest(page_size=-1))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_size" in error_details(refused.value).message
+
+
 def test_an_account_of_another_region_is_rejected_not_credited(harness: Harness) -> None:
     harness.register()
     shanghai = harness.open_account("310000")  # this platform is Beijing's: only Shanghai's ledger can credit her
