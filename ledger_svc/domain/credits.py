@@ -43,8 +43,7 @@ class Credit(NamedTuple):
     metadata_json: str
     earned_at_us: int
     fingerprint: str
-    expires_at_us: int
-    earned_on: date
+    lot: LotKey
 
 
 def plan_credits(
@@ -113,8 +112,7 @@ def plan_credits(
                 metadata,
                 request.earned_at_us,
                 request.fingerprint(metadata_body),
-                lot[1],
-                lot[0],
+                LotKey(credit_account, lot[1], lot[0]),
             )
         )
     return credits
@@ -124,36 +122,39 @@ def credit_results(
     credits: list[Credit],
     stored: dict[str, Posting],
     balances_after: list[int],
-    lot_ids: dict[tuple[str, int, date], int],
+    lot_ids: list[int],
     now_us: int,
 ) -> list[ItemResult]:
     """Per-item results exactly as the general path gives them: POSTED with the lot filled, or for an id used
-    before ALREADY_POSTED (same body) with the first result, or IDEMPOTENCY_KEY_REUSED."""
+    before ALREADY_POSTED (same body) with the first result, or IDEMPOTENCY_KEY_REUSED. `balances_after` and
+    `lot_ids` hold one value per posted credit, in order."""
     results: list[ItemResult] = []
     posted = 0
     for credit in credits:
-        first = stored.get(credit.transfer_id)
+        first = stored.get(credit.transfer_id) if stored else None
         if first is not None:
             results.append(_replay(credit, first))
             continue
-        key = LotKey(credit.credit_account, credit.expires_at_us, credit.earned_on)
+        # Positional, in field order: with keywords these two calls took twice as long as the rest of the loop.
         posting = Posting(
-            transfer_id=credit.transfer_id,
-            debit_account=credit.debit_account,
-            credit_account=credit.credit_account,
-            amount_points=credit.amount_points,
-            code=credit.code,
-            posted_at_us=now_us,
-            fingerprint=credit.fingerprint,
-            reference=credit.reference,
-            co2e_grams=credit.co2e_grams,
-            metadata_json=credit.metadata_json,
-            earned_at_us=credit.earned_at_us,
-            credit_balance_after=balances_after[posted],
-            credit_lots=[Portion(key, credit.amount_points, lot_ids[key])],
+            credit.transfer_id,
+            credit.debit_account,
+            credit.credit_account,
+            credit.amount_points,
+            credit.code,
+            now_us,
+            credit.fingerprint,
+            credit.reference,
+            credit.co2e_grams,
+            credit.metadata_json,
+            credit.earned_at_us,
+            None,  # debit_balance_after: a system account keeps no running balance
+            balances_after[posted],
+            [],
+            [Portion(credit.lot, credit.amount_points, lot_ids[posted])],
         )
         posted += 1
-        results.append(ItemResult(credit.transfer_id, Status.POSTED, posting=posting))
+        results.append(ItemResult(credit.transfer_id, Status.POSTED, "", "", posting))
     return results
 
 

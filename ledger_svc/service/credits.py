@@ -3,12 +3,11 @@ the ids already used and only those are read back and compared (a race on an id 
 
 from __future__ import annotations
 
-from datetime import date
-
 from sqlalchemy import Connection
 
 from ledger_svc.domain.credits import Credit, credit_results
 from ledger_svc.domain.journal import entries_hash_of_fields
+from ledger_svc.domain.lots import LotKey
 from ledger_svc.domain.posting import ItemResult
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import accounts as account_store
@@ -35,15 +34,14 @@ def _post(conn: Connection, credits: list[Credit], now_us: int) -> list[ItemResu
     stored = journal.load_postings(conn, posted_ids) if posted_ids else {}
     fresh = [credit for credit in credits if credit.transfer_id not in stored] if stored else credits
     if not fresh:
-        return credit_results(credits, stored, [], {}, now_us)
+        return credit_results(credits, stored, [], [], now_us)
     per_account: dict[str, int] = {}
-    per_lot: dict[tuple[str, int, date], int] = {}
+    per_lot: dict[LotKey, int] = {}
     per_system: dict[str, int] = {}
     for credit in fresh:
         account, points = credit.credit_account, credit.amount_points
         per_account[account] = per_account.get(account, 0) + points
-        lot = (account, credit.expires_at_us, credit.earned_on)
-        per_lot[lot] = per_lot.get(lot, 0) + points
+        per_lot[credit.lot] = per_lot.get(credit.lot, 0) + points
         per_system[credit.debit_account] = per_system.get(credit.debit_account, 0) - points
     # Lock order (ADR 0100): user accounts, then lots, then system shards.
     balances = credit_store.credit_users(conn, per_account, now_us)
@@ -71,18 +69,7 @@ def _post(conn: Connection, credits: list[Credit], now_us: int) -> list[ItemResu
     batch_id = credit_store.insert_batch(conn, digest, count, now_us)
     credit_store.copy_transfers(conn, batch_id, fresh, balances_after, now_us)
     lot_ids = credit_store.upsert_lots(conn, per_lot)
-    credit_store.copy_transfer_lots(
-        conn,
-        (
-            (
-                credit.transfer_id,
-                "C",
-                0,
-                lot_ids[credit.credit_account, credit.expires_at_us, credit.earned_on],
-                credit.amount_points,
-            )
-            for credit in fresh
-        ),
-    )
+    credit_lot_ids = [lot_ids[credit.lot] for credit in fresh]
+    credit_store.copy_transfer_lots(conn, fresh, credit_lot_ids)
     account_store.apply_system_deltas(conn, per_system)
-    return credit_results(credits, stored, balances_after, lot_ids, now_us)
+    return credit_results(credits, stored, balances_after, credit_lot_ids, now_us)

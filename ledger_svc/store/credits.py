@@ -6,7 +6,7 @@ Lock order as everywhere (ADR 0100): user accounts (sorted), then lots (sorted),
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 
@@ -15,6 +15,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger_svc.domain.credits import Credit
+from ledger_svc.domain.lots import LotKey
 
 # Ids of the batch already taken, by a posted transfer ('t') or by a hold ('h'): one probe per id and table.
 _TAKEN_IDS = text(
@@ -66,9 +67,29 @@ def taken_ids(conn: Connection, ids: list[str]) -> tuple[set[str], set[str]]:
     """Ids among `ids` already used by posted transfers, and by holds."""
     posted: set[str] = set()
     held: set[str] = set()
-    for transfer_id, kind in conn.execute(_TAKEN_IDS, {"ids": ids}):
+    for transfer_id, kind in conn.execute(_TAKEN_IDS, {"ids": _text_array(ids)}):
         (posted if kind == "t" else held).add(transfer_id)
     return posted, held
+
+
+def _text_array(values: list[str]) -> str:
+    """`values` as one PostgreSQL array literal: the driver dumps a list element by element (about 1 µs an id),
+    one string in C. Each element is double-quoted; inside quotes only a quote and a backslash need escaping."""
+    if not values:
+        return "{}"
+    joined = "".join(values)
+    if '"' in joined or "\\" in joined:
+        values = [value.replace("\\", "\\\\").replace('"', '\\"') for value in values]
+    return '{"' + '","'.join(values) + '"}'
+
+
+def _copy_texts(values: list[str]) -> list[str]:
+    """Free-text values as COPY text. Nearly always none holds a character COPY escapes: that is checked once
+    over the whole column, and each value is translated only when one does."""
+    joined = "".join(values)
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        return [value.translate(_COPY_ESCAPES) for value in values]
+    return values
 
 
 def insert_batch(conn: Connection, entries_hash: str, entries_count: int, now_us: int) -> int:
@@ -81,17 +102,21 @@ def copy_transfers(
     """The journal rows by COPY. An id another transaction commits meanwhile is a unique violation: the whole
     transaction is retried and then finds that id taken."""
     # Accounts are validated names and fingerprints hex: only the free-text fields need COPY's escapes.
+    ids = _copy_texts([c.transfer_id for c in credits])
+    references = _copy_texts([c.reference for c in credits])
+    metadata = _copy_texts([c.metadata_json for c in credits])
     lines = [
-        f"{c.transfer_id.translate(_COPY_ESCAPES)}\t{batch_id}\t{c.debit_account}\t{c.credit_account}\t"
-        f"{c.amount_points}\t{c.code}\t{c.reference.translate(_COPY_ESCAPES)}\t{c.co2e_grams}\t"
-        f"{c.metadata_json.translate(_COPY_ESCAPES)}\t{c.earned_at_us}\t{now_us}\t{c.fingerprint}\t{balance_after}\n"
-        for c, balance_after in zip(credits, balances_after, strict=True)
+        f"{transfer_id}\t{batch_id}\t{c.debit_account}\t{c.credit_account}\t{c.amount_points}\t{c.code}\t"
+        f"{reference}\t{c.co2e_grams}\t{metadata_json}\t{c.earned_at_us}\t{now_us}\t{c.fingerprint}\t{balance_after}\n"
+        for c, transfer_id, reference, metadata_json, balance_after in zip(
+            credits, ids, references, metadata, balances_after, strict=True
+        )
     ]
     with copy_into(conn, _COPY_TRANSFERS) as copy:
         copy.write("".join(lines))
 
 
-def upsert_lots(conn: Connection, per_lot: dict[tuple[str, int, date], int]) -> dict[tuple[str, int, date], int]:
+def upsert_lots(conn: Connection, per_lot: dict[LotKey, int]) -> dict[tuple[str, int, date], int]:
     """Adds each lot's credited points (creating lots on first use); returns lot ids by (account, expiry, day)."""
     keys = sorted(per_lot)
     rows = conn.execute(
@@ -106,10 +131,12 @@ def upsert_lots(conn: Connection, per_lot: dict[tuple[str, int, date], int]) -> 
     return {(row[1], row[2], row[3]): row[0] for row in rows}
 
 
-def copy_transfer_lots(conn: Connection, rows: Iterable[tuple[str, str, int, int, int]]) -> None:
+def copy_transfer_lots(conn: Connection, credits: list[Credit], lot_ids: list[int]) -> None:
+    """Each credit's one lot record (credit side, position 0): its points went into the lot `lot_ids` names."""
+    ids = _copy_texts([c.transfer_id for c in credits])
     lines = [
-        f"{transfer_id.translate(_COPY_ESCAPES)}\t{side}\t{position}\t{lot_id}\t{points}\n"
-        for transfer_id, side, position, lot_id, points in rows
+        f"{transfer_id}\tC\t0\t{lot_id}\t{c.amount_points}\n"
+        for c, transfer_id, lot_id in zip(credits, ids, lot_ids, strict=True)
     ]
     with copy_into(conn, _COPY_TRANSFER_LOTS) as copy:
         copy.write("".join(lines))

@@ -140,3 +140,14 @@ def test_free_text_with_copy_escapes_reads_back_unchanged(ledger: LedgerContext)
     stored = postings.get_transfer(ledger, "c\t0\\")
     assert (stored.reference, stored.metadata_json) == (tricky, posted[0].posting.metadata_json)  # type: ignore[union-attr]
     assert ops.verify_journal(ledger).ok
+
+
+def test_ids_with_array_literal_characters_are_found_again(ledger: LedgerContext) -> None:
+    ids = ['q"uote', "back\\slash", "a,b", "{brace}", " spaced ", "NULL", 'both\\"', "引用"]
+    batch = [earn(transfer_id, ACCOUNTS[n % 4], 3) for n, transfer_id in enumerate(ids)]
+    assert {r.status for r in postings.post_transfers(ledger, batch)} == {Status.POSTED}
+    again = postings.post_transfers(ledger, [*batch, earn("fresh", ACCOUNTS[0], 1)])
+    assert [r.status for r in again] == [Status.ALREADY_POSTED] * len(ids) + [Status.POSTED]
+    holds.hold(ledger, holds.HoldRequest('h"1\\', ACCOUNTS[0], 1))
+    reused = postings.post_transfers(ledger, [earn('h"1\\', ACCOUNTS[1], 5)])
+    assert [(r.status, r.failure_reason) for r in reused] == [(Status.FAILED, "IDEMPOTENCY_KEY_REUSED")]
