@@ -251,6 +251,11 @@ class ConsentVerdict:
 
 
 ALLOWED = ConsentVerdict(True)
+# One instance per answer: a batch decides hundreds of questions and needs no new object for each.
+UNKNOWN_ACCOUNT = ConsentVerdict(False, "UNKNOWN_ACCOUNT")
+ACCOUNT_CLOSED = ConsentVerdict(False, "ACCOUNT_CLOSED")
+CONSENT_MISSING = ConsentVerdict(False, "CONSENT_MISSING")
+CONSENT_REVOKED = ConsentVerdict(False, "CONSENT_REVOKED")
 
 
 def decide_consent(timeline: ConsentTimeline, category: DataCategory, at: datetime) -> ConsentVerdict:
@@ -259,9 +264,9 @@ def decide_consent(timeline: ConsentTimeline, category: DataCategory, at: dateti
     An event before a revocation still scores (the consent held when it happened); one after it does not.
     """
     if not timeline.known:
-        return ConsentVerdict(False, "UNKNOWN_ACCOUNT")
+        return UNKNOWN_ACCOUNT
     if timeline.state is not AccountState.OPEN:
-        return ConsentVerdict(False, "ACCOUNT_CLOSED")
+        return ACCOUNT_CLOSED
     in_force: ConsentEvent | None = None
     for event in timeline.events:
         if event.category is not category or event.effective_at > at:
@@ -269,9 +274,9 @@ def decide_consent(timeline: ConsentTimeline, category: DataCategory, at: dateti
         if in_force is None or (event.effective_at, event.sequence) > (in_force.effective_at, in_force.sequence):
             in_force = event
     if in_force is None:
-        return ConsentVerdict(False, "CONSENT_MISSING")
+        return CONSENT_MISSING
     if in_force.action is ConsentAction.REVOKE:
-        return ConsentVerdict(False, "CONSENT_REVOKED")
+        return CONSENT_REVOKED
     return ALLOWED
 
 
