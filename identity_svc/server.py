@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,9 +15,9 @@ from carbon.identity.v1 import identity_service_pb2 as pb
 from carbon.identity.v1 import identity_service_pb2_grpc
 from identity_svc.closing import ClosingService
 from identity_svc.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
-from identity_svc.consents import ConsentRecord, ConsentService, Question
+from identity_svc.consents import ConsentRecord, ConsentService
 from identity_svc.crypto import KeyRing, load_keyring
-from identity_svc.domain import Binding, ConsentAction, validate_opening
+from identity_svc.domain import Binding, ConsentAction, ConsentVerdict, validate_opening
 from identity_svc.ledger_client import GrpcPointsLedger, PointsLedger
 from identity_svc.service import AccountService, AccountView, Clock, Ref, Resolved, system_clock
 from service_kit import redis_client
@@ -72,6 +73,25 @@ def _ref(message: pb.ResolveAccountRequest | common_pb2.AccountRef, oneof: str, 
     if kind == "binding":
         return Ref("binding", message.binding.platform, message.binding.platform_user_id)
     return Ref(kind, getattr(message, kind))
+
+
+# Each distinct verdict encoded once as a CheckConsentsResponse holding just that answer. Repeated fields concatenate
+# on the wire, so joining these is the encoding of the response with all the answers in order; upb parses it in C.
+# Building a ConsentAnswer message per question cost ~0.45 us, this ~0.05 (same bytes: tests/identity compares).
+_ENCODED_ANSWERS: dict[tuple[bool, str], bytes] = {}
+
+
+def _encoded_answer(verdict: ConsentVerdict) -> bytes:
+    key = (verdict.allowed, verdict.reason)
+    encoded = _ENCODED_ANSWERS.get(key)
+    if encoded is None:
+        answer = pb.ConsentAnswer(allowed=verdict.allowed, reason=verdict.reason)
+        encoded = _ENCODED_ANSWERS[key] = pb.CheckConsentsResponse(answers=[answer]).SerializeToString()
+    return encoded
+
+
+def _answers(verdicts: Sequence[ConsentVerdict]) -> pb.CheckConsentsResponse:
+    return pb.CheckConsentsResponse.FromString(b"".join([_encoded_answer(verdict) for verdict in verdicts]))
 
 
 class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer):
@@ -160,20 +180,23 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
     def CheckConsents(
         self, request: pb.CheckConsentsRequest, context: grpc.ServicerContext
     ) -> pb.CheckConsentsResponse:
-        moments: dict[tuple[int, int], datetime] = {}  # a batch repeats instants: convert each once
-        questions = []
+        # Read as three columns, no object per question; a batch repeats instants: each is converted once.
+        moments: dict[tuple[int, int], datetime] = {}
+        account_numbers: list[str] = []
+        categories: list[int] = []
+        ats: list[datetime | None] = []
         for q in request.questions:
+            account_numbers.append(q.account_number)
+            categories.append(q.category)
             at: datetime | None = None
             if q.HasField("at"):
-                key = (q.at.seconds, q.at.nanos)
+                stamp = q.at
+                key = (stamp.seconds, stamp.nanos)
                 at = moments.get(key)
                 if at is None:
-                    at = moments[key] = from_timestamp(q.at)
-            questions.append(Question(q.account_number, q.category, at))
-        verdicts = self._consents.check(questions)
-        return pb.CheckConsentsResponse(
-            answers=[pb.ConsentAnswer(allowed=verdict.allowed, reason=verdict.reason) for verdict in verdicts]
-        )
+                    at = moments[key] = from_timestamp(stamp)
+            ats.append(at)
+        return _answers(self._consents.check_columns(account_numbers, categories, ats))
 
     def CloseAccount(self, request: pb.CloseAccountRequest, context: grpc.ServicerContext) -> pb.CloseAccountResponse:
         view, disposed = self._closing.close(

@@ -18,7 +18,7 @@ from service_kit.logs import JsonFormatter
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
-from tests.identity.identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, MemoryLedger
+from tests.identity.identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, MemoryLedger, opening
 
 ALIPAY = common_pb2.CHANNEL_INTERNET_PLATFORM
 TRANSIT = common_pb2.DATA_CATEGORY_TRANSIT
@@ -230,3 +230,27 @@ def test_no_personal_data_reaches_the_logs(
     everything = "\n".join(lines) + "\n".join(json.dumps(record.__dict__, default=str) for record in caplog.records)
     for value in personal:
         assert value not in everything, "personal data in the logs"
+
+
+def test_consent_answers_are_encoded_as_built_message_by_message(services: IdentityServices, clock: FakeClock) -> None:
+    from identity_svc.domain import ConsentAction
+
+    open_account = services.accounts.open_account
+    account = open_account(opening())[0].account_number
+    closed = open_account(opening("open-2", id_number=ZHEJIANG_ID, user="2088002"))[0].account_number
+    services.consents.record(
+        ConsentAction.GRANT, request_id="g1", account_number=account, category=TRANSIT, channel=ALIPAY,
+        recorded_by="alipay", effective_at=None,
+    )  # fmt: skip
+    services.closing.close("c1", closed, 3, "resident")
+    cycling = common_pb2.DATA_CATEGORY_CYCLING
+    asked = [(account, TRANSIT), (account, cycling), (closed, TRANSIT), ("3300001234567890", TRANSIT), ("x", cycling)]
+    request = pb.CheckConsentsRequest(
+        questions=[pb.ConsentQuestion(account_number=n, category=c, at=_stamp(clock, hours=1)) for n, c in asked * 3]
+    )
+    response = IdentityServiceServicer(services).CheckConsents(request, None)  # type: ignore[arg-type]
+    reasons = ["", "CONSENT_MISSING", "ACCOUNT_CLOSED", "UNKNOWN_ACCOUNT", "UNKNOWN_ACCOUNT"] * 3
+    built = pb.CheckConsentsResponse(answers=[pb.ConsentAnswer(allowed=not r, reason=r) for r in reasons])
+    assert response.SerializeToString() == built.SerializeToString()
+    empty = IdentityServiceServicer(services).CheckConsents(pb.CheckConsentsRequest(), None)  # type: ignore[arg-type]
+    assert empty.SerializeToString() == b""
