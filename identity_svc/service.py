@@ -302,12 +302,18 @@ class AccountService:
         binding_keys = [(ref.value, ref.platform_user_id) for ref in refs if ref.kind == "binding"]
         phone_hashes = {ref.value: self.keys.phone_hash(ref.value) for ref in refs if ref.kind == "phone_number"}
         id_hashes = {ref.value: self.keys.id_hash(ref.value) for ref in refs if ref.kind == "id_number"}
-        with self.engine.connect() as conn:
-            by_binding = store.bindings_by_keys(conn, binding_keys)
-            by_phone = store.open_accounts_by_phone_hashes(conn, phone_hashes.values())
-            id_rows = [store.account_by_id_hash(conn, digest) for digest in set(id_hashes.values())]
-            by_id = {row.id_hash: row.account_number for row in id_rows if row is not None}
-            accounts = store.accounts_by_numbers(conn, [*numbers, *by_binding.values(), *by_id.values()])
+        by_binding: dict[tuple[str, str], str] = {}
+        by_phone: dict[str, list[Row[Any]]] = {}
+        by_id: dict[str, str] = {}
+        accounts: dict[str, Row[Any]] = {}
+        # No connection is checked out when the cache answered every reference (ingest's warm path).
+        if numbers or binding_keys or phone_hashes or id_hashes:
+            with self.engine.connect() as conn:
+                by_binding = store.bindings_by_keys(conn, binding_keys)
+                by_phone = store.open_accounts_by_phone_hashes(conn, phone_hashes.values())
+                id_rows = [store.account_by_id_hash(conn, digest) for digest in set(id_hashes.values())]
+                by_id = {row.id_hash: row.account_number for row in id_rows if row is not None}
+                accounts = store.accounts_by_numbers(conn, [*numbers, *by_binding.values(), *by_id.values()])
         results: list[Resolved | None] = []
         for ref in refs:
             number: str | None = None
@@ -333,7 +339,8 @@ class AccountService:
     def _cached(self, numbers: Sequence[str]) -> dict[str, Resolved | None]:
         if not numbers:
             return {}
-        timelines, _ = self.cache.lookup([number for number in dict.fromkeys(numbers) if is_account_number(number)])
+        # Malformed numbers are simply misses: the cache holds only numbers ConsentService.timelines validated.
+        timelines, _ = self.cache.lookup(list(dict.fromkeys(numbers)))
         return {
             number: Resolved(number, public_state(timeline.state)) if timeline.known else None
             for number, timeline in timelines.items()

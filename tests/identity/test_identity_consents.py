@@ -236,3 +236,32 @@ def test_one_redis_lookup_of_thousands_of_accounts_answers_each(redis_url: str, 
     finally:
         for key in client.scan_iter(f"{redis_prefix}*"):
             client.delete(key)
+
+
+def test_warm_checks_and_resolves_take_no_database_connection(
+    make_services: object, cache: ConsentCache, clock: FakeClock
+) -> None:
+    from sqlalchemy import event
+
+    services: IdentityServices = make_services(cache=cache)  # type: ignore[operator]
+    account = services.accounts.open_account(opening())[0].account_number
+    grant(services, account, "g1")
+    unknown = new_account_number("330000")
+    questions = [Question(account, TRANSIT, clock.now), Question(unknown, TRANSIT, clock.now)]
+    refs = [Ref("account_number", account), Ref("account_number", unknown)]
+    services.consents.check(questions)  # fills the cache
+    checkouts: list[object] = []
+
+    def checked_out(*args: object) -> None:
+        checkouts.append(args)
+
+    engine = services.consents.engine
+    event.listen(engine, "checkout", checked_out)
+    try:
+        answers = services.consents.check(questions)
+        resolved = services.accounts.resolve_many(refs)
+    finally:
+        event.remove(engine, "checkout", checked_out)
+    assert [a.reason for a in answers] == ["", "UNKNOWN_ACCOUNT"]
+    assert resolved == [Resolved(account, AccountState.OPEN), None]
+    assert checkouts == []
