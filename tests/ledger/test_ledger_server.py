@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import grpc
 import pytest
@@ -11,6 +12,9 @@ from sqlalchemy import Engine
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
+from ledger_svc import server
+from ledger_svc.domain.lots import LotKey, Portion
+from ledger_svc.domain.posting import ItemResult, Posting, Status, TransferRequest
 from ledger_svc.server import registrations
 from service_kit.server import start_server
 from service_kit.settings import Settings
@@ -18,6 +22,7 @@ from service_kit.status import error_details
 from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, MovableClock, account_number
 
 A = account_number(1)
+B = account_number(2)
 
 
 @pytest.fixture
@@ -115,3 +120,53 @@ def test_unknown_hold_is_not_found(stub: ledger_service_pb2_grpc.LedgerServiceSt
     with pytest.raises(grpc.RpcError) as caught:
         stub.GetHold(pb.GetHoldRequest(hold_id="nope"), timeout=10)
     assert error_details(caught.value).reason == "HOLD_NOT_FOUND"
+
+
+def test_results_filled_from_a_shared_template_are_the_results_built_field_by_field() -> None:
+    day, at_us, until_us = date(2026, 3, 15), 1_773_000_000_123_456, 1_836_000_000_000_000
+    results = [
+        ItemResult("t1", Status.POSTED, posting=_posting("t1", at_us, Portion(LotKey(A, until_us, day), 10, 7))),
+        ItemResult("t2", Status.ALREADY_POSTED, posting=_posting("t2", at_us, Portion(LotKey(B, until_us, day), 3, 8))),
+        ItemResult("t3", Status.POSTED, posting=_posting("t3", 0, Portion(LotKey(A, 0, date(1970, 1, 1)), 0))),
+        ItemResult("t4", Status.FAILED, "INVALID_AMOUNT", "amount_points must be positive"),
+    ]
+    response = pb.PostTransfersResponse()
+    cache = server._SubMessages()
+    for result in results:
+        server._fill_result(response.results.add(), result, cache)
+    expected = pb.PostTransfersResponse(results=[_result_field_by_field(result) for result in results])
+    assert response.SerializeToString() == expected.SerializeToString()
+
+
+def test_a_transfer_message_becomes_the_request_with_sorted_metadata() -> None:
+    message = _earn("t1", 5)
+    message.metadata.update({"rule": "r2", "behaviour": "metro", "引用": "x"})
+    message.earned_at.FromMicroseconds(1_773_000_000_123_456)
+    request = server._transfer_request(0, message)
+    assert request == TransferRequest(
+        transfer_id="t1",
+        debit_account=ISSUANCE,
+        credit_account=A,
+        amount_points=5,
+        code=1,
+        earned_at_us=1_773_000_000_123_456,
+        co2e_grams=120,
+        metadata=tuple(sorted(message.metadata.items())),
+    )
+
+
+def _posting(transfer_id: str, posted_at_us: int, lot: Portion) -> Posting:
+    return Posting(transfer_id, ISSUANCE, lot.key.account, 10, 1, posted_at_us, "f", credit_lots=[lot])
+
+
+def _result_field_by_field(result: ItemResult) -> pb.TransferResult:
+    message = pb.TransferResult(
+        transfer_id=result.transfer_id,
+        status=server._STATUS[result.status],
+        failure_reason=result.failure_reason,
+        failure_message=result.failure_message,
+    )
+    if result.posting is not None:
+        message.posted_at.CopyFrom(server._timestamp(result.posting.posted_at_us))
+        message.lots.extend(server._portion(portion) for portion in result.lots)
+    return message
