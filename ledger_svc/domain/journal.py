@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 
 GENESIS_HASH = "0" * 64
 
@@ -62,12 +63,30 @@ def block_hash(previous_hash: str, block_no: int, batch_entries_hash: str, entri
 EntryFields = tuple[str, str, str, int, int, int, str, int, str]
 
 
+# A field's 4-byte big-endian length as the 4 characters that encode to it in latin-1, for lengths below 1024.
+_PREFIX = [length.to_bytes(4, "big").decode("latin-1") for length in range(1024)]
+
+
 def entries_hash_of_fields(rows: list[EntryFields]) -> tuple[str, int]:
-    """`entries_hash` over tuples: the same bytes into one buffer, for batches of thousands."""
-    buffer = bytearray()
-    for row in sorted(rows, key=lambda fields: fields[0]):
-        for part in (row[0], row[1], row[2], str(row[3]), str(row[4]), str(row[5]), row[6], str(row[7]), row[8]):
-            raw = part.encode()
-            buffer += len(raw).to_bytes(4, "big")
-            buffer += raw
-    return hashlib.sha256(buffer).hexdigest(), len(rows)
+    """`entries_hash` over tuples, for batches of thousands: the same bytes, as one string encoded once. An entry
+    whose text is ASCII is formatted directly (latin-1 encodes ASCII and the prefix characters byte for byte, and an
+    ASCII field's length is its byte count): faster than encoding and prefixing nine fields one by one."""
+    prefix = _PREFIX
+    parts: list[str] = []
+    for row in sorted(rows, key=itemgetter(0)):
+        transfer_id, debit, credit, amount, code, posted_at, reference, co2e, metadata = row
+        names_ascii = transfer_id.isascii() and debit.isascii() and credit.isascii()
+        if names_ascii and reference.isascii() and metadata.isascii():
+            amount_text, code_text, posted_text, co2e_text = str(amount), str(code), str(posted_at), str(co2e)
+            try:
+                parts.append(
+                    f"{prefix[len(transfer_id)]}{transfer_id}{prefix[len(debit)]}{debit}{prefix[len(credit)]}{credit}"
+                    f"{prefix[len(amount_text)]}{amount_text}{prefix[len(code_text)]}{code_text}"
+                    f"{prefix[len(posted_text)]}{posted_text}{prefix[len(reference)]}{reference}"
+                    f"{prefix[len(co2e_text)]}{co2e_text}{prefix[len(metadata)]}{metadata}"
+                )
+                continue
+            except IndexError:  # a field of 1024 characters or more
+                pass
+        parts.append(canonical_bytes(JournalEntry(*row)).decode("latin-1"))
+    return hashlib.sha256("".join(parts).encode("latin-1")).hexdigest(), len(rows)

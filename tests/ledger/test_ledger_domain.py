@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import date
 
 from ledger_svc.domain.book import Book
-from ledger_svc.domain.journal import GENESIS_HASH, JournalEntry, block_hash, entries_hash
+from ledger_svc.domain.journal import (
+    GENESIS_HASH,
+    EntryFields,
+    JournalEntry,
+    block_hash,
+    entries_hash,
+    entries_hash_of_fields,
+)
 from ledger_svc.domain.lots import LotKey, LotState, Portion, UserAccount, split_fifo
 from ledger_svc.domain.names import account_problem
 from ledger_svc.domain.posting import Status, TransferRequest, fingerprint_metadata, metadata_json, post_batch
@@ -166,3 +174,28 @@ def test_metadata_json_is_json_dumps_compact_with_sorted_keys() -> None:
         expected = json.dumps(dict(sorted(metadata.items())), separators=(",", ":"), ensure_ascii=False)
         assert metadata_json(metadata) == expected
     assert metadata_json({}) == ""
+
+
+def test_the_batch_hash_of_field_tuples_is_the_hash_of_the_entries() -> None:
+    rng = random.Random(5)
+    alphabet = ["a", "0", "\t", "\x00", "\x7f", "\x80", "é", "ÿ", "引", "😀", "\u2028", '"', "\\"]
+
+    def text(length: int) -> str:
+        return "".join(rng.choice(alphabet) if rng.random() < 0.2 else "a" for _ in range(length))
+
+    for _ in range(40):
+        rows: list[EntryFields] = [
+            (
+                text(rng.randint(0, 40)),
+                rng.choice([ISSUANCE, text(15)]),
+                text(16),
+                rng.randint(-(10**12), 10**12),
+                rng.randint(0, 9),
+                rng.randint(0, 2**62),
+                text(rng.choice([0, 7, 255, 256, 4097, 70_000])),
+                rng.randint(0, 10**6),
+                text(rng.choice([0, 60, 4096, 5000])),
+            )
+            for _ in range(rng.randint(0, 20))
+        ]
+        assert entries_hash_of_fields(rows) == entries_hash(JournalEntry(*row) for row in rows)
