@@ -112,7 +112,7 @@ def _transfer_request(index: int, message: pb.Transfer) -> TransferRequest:
             )
             for position, lot in enumerate(message.carried_lots)
         )
-    # A map's keys are unique, so sorting the keys sorts the pairs; its items() view is three times slower.
+    # A map's keys are unique, so sorting the keys sorts the pairs; its items() view iterates in Python code.
     metadata = message.metadata
     # Positional, in field order: a frozen dataclass takes keywords a third slower.
     return TransferRequest(
@@ -142,7 +142,7 @@ def _fill_result(message: pb.TransferResult, result: ItemResult, cache: _SubMess
     posting = result.posting
     portions = (posting.debit_lots or posting.credit_lots) if posting is not None else []
     if posting is not None and len(portions) == 1 and not result.failure_reason and not result.failure_message:
-        # Every earn credit: copying a shared template is cheaper than setting the instant and the dates again.
+        # One lot, as for every credit of a batch: copying a shared template beats setting instant and dates again.
         portion = portions[0]
         message.MergeFrom(cache.one_lot_result(status, posting.posted_at_us, portion.key))
         message.transfer_id = result.transfer_id
