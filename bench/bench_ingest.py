@@ -37,6 +37,7 @@ BATCH = 500
 BATCHES = int(os.environ.get("CARBON_BENCH_BATCHES", "40"))
 CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "2"))
 ACCOUNTS = int(os.environ.get("CARBON_BENCH_ACCOUNTS", "1000"))
+REPLICAS = int(os.environ.get("CARBON_BENCH_REPLICAS", "1"))
 WARMUP_BATCHES = 2
 
 
@@ -48,18 +49,19 @@ def main() -> None:
 
 def run(urls: dict[str, str]) -> dict[str, object]:
     now = datetime.now(UTC)
-    with region(urls) as services:
+    with region(urls, replicas=REPLICAS) as services:
         accounts = open_accounts(services.identity, ACCOUNTS, now - timedelta(days=8))
         secret = register_partner(services.ingest)
         requests = [
             signed(trips(accounts, b * BATCH, BATCH, now), f"b{b}", secret) for b in range(WARMUP_BATCHES + BATCHES)
         ]
-        for request in requests[:WARMUP_BATCHES]:
-            services.ingest.SubmitEvents(request, timeout=60)
+        for number, request in enumerate(requests[:WARMUP_BATCHES]):
+            services.ingests[number % REPLICAS].SubmitEvents(request, timeout=60)
 
-        def submit(request: pb.SubmitEventsRequest) -> tuple[float, int, int]:
+        def submit(numbered: tuple[int, pb.SubmitEventsRequest]) -> tuple[float, int, int]:
+            number, request = numbered
             t0 = time.perf_counter()
-            results = services.ingest.SubmitEvents(request, timeout=120).results
+            results = services.ingests[number % REPLICAS].SubmitEvents(request, timeout=120).results
             accepted = [r for r in results if r.outcome == pb.EVENT_OUTCOME_ACCEPTED]
             return time.perf_counter() - t0, len(accepted), sum(r.points for r in accepted)
 
@@ -68,7 +70,7 @@ def run(urls: dict[str, str]) -> dict[str, object]:
         with profiled(services.processes, expected_s):
             started = time.perf_counter()
             with ThreadPoolExecutor(CLIENTS) as pool:
-                outcomes = list(pool.map(submit, requests[WARMUP_BATCHES:]))
+                outcomes = list(pool.map(submit, enumerate(requests[WARMUP_BATCHES:])))
             e2e_s = time.perf_counter() - started
         cpu_after, servers_after = cpu_seconds(services.processes), server_cpu_seconds()
         balance_points, balanced = ledger_totals(services.ledger, accounts)
@@ -80,7 +82,10 @@ def run(urls: dict[str, str]) -> dict[str, object]:
     cpu_share = {name: round((cpu_after[name] - cpu_before[name]) / e2e_s, 2) for name in cpu_before}
     cpu_share.update({name: round((servers_after[name] - servers_before[name]) / e2e_s, 2) for name in servers_after})
     print(f"raw batched inserts : {raw_rate:10.0f} rows/s (executemany, {BATCH} rows per commit)")
-    print(f"end-to-end ingest   : {e2e_rate:10.0f} accepted events/s ({CLIENTS} clients, batches of {BATCH})")
+    print(
+        f"end-to-end ingest   : {e2e_rate:10.0f} accepted events/s "
+        f"({CLIENTS} clients, batches of {BATCH}, {REPLICAS} ingest + ledger replicas)"
+    )
     print(
         f"ratio               : {e2e_rate / raw_rate:10.3f}   p99 batch latency {p99_ms([o[0] for o in outcomes])} ms"
     )
@@ -93,6 +98,7 @@ def run(urls: dict[str, str]) -> dict[str, object]:
         "events": BATCH * BATCHES,
         "accepted": accepted,
         "clients": CLIENTS,
+        "replicas": REPLICAS,
         "e2e_events_per_s": round(e2e_rate),
         "raw_insert_rows_per_s": round(raw_rate),
         "p99_batch_ms": p99_ms([o[0] for o in outcomes]),

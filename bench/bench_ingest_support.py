@@ -80,8 +80,9 @@ class Process:
 
 
 @contextmanager
-def service_process(package: str, env: dict[str, str]) -> Iterator[Process]:
-    """`python -m <package>` on a free port; stopped with SIGTERM afterwards."""
+def service_process(package: str, env: dict[str, str], replica: int = 0) -> Iterator[Process]:
+    """`python -m <package>` on a free port; stopped with SIGTERM afterwards. Named <package>#<n> from the second
+    replica on."""
     full_env = {
         **os.environ,
         "CARBON_REGION": REGION,
@@ -100,7 +101,7 @@ def service_process(package: str, env: dict[str, str]) -> Iterator[Process]:
     else:
         raise RuntimeError(f"{package} exited with {process.wait()} before READY")
     try:
-        yield Process(package, process, line.split()[-1])
+        yield Process(f"{package}#{replica + 1}" if replica else package, process, line.split()[-1])
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -108,17 +109,24 @@ def service_process(package: str, env: dict[str, str]) -> Iterator[Process]:
 
 @dataclass
 class Region:
-    """identity, ledger and ingest of one region, each its own process, with stubs to all three."""
+    """identity, ledger and ingest of one region as processes, with stubs: `ingests` has one stub per ingest replica
+    (`ingest` is the first); identity and ledger stubs reach the first replica of each."""
 
     processes: list[Process]
-    ingest: ingest_service_pb2_grpc.IngestServiceStub
+    ingests: list[ingest_service_pb2_grpc.IngestServiceStub]
     identity: identity_service_pb2_grpc.IdentityServiceStub
     ledger: ledger_service_pb2_grpc.LedgerServiceStub
     channels: list[grpc.Channel] = field(default_factory=list)
 
+    @property
+    def ingest(self) -> ingest_service_pb2_grpc.IngestServiceStub:
+        return self.ingests[0]
+
 
 @contextmanager
-def region(urls: dict[str, str], ingest_env: dict[str, str] | None = None) -> Iterator[Region]:
+def region(urls: dict[str, str], ingest_env: dict[str, str] | None = None, replicas: int = 1) -> Iterator[Region]:
+    """One identity process; `replicas` ledger and ingest processes, ingest i calling ledger i (as replicas behind a
+    connection-balancing service end up), all on the same databases."""
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     identity_keys = {
         "CARBON_SECRET_IDENTITY_HMAC_KEY": secrets.token_hex(32),
@@ -128,7 +136,10 @@ def region(urls: dict[str, str], ingest_env: dict[str, str] | None = None) -> It
 
     identity_keys["CARBON_SECRET_IDENTITY_ENCRYPTION_KEYS"] = "k1:" + generate_encryption_key()
     with ExitStack() as stack:
-        ledger = stack.enter_context(service_process("ledger_svc", {"CARBON_DATABASE_URL": urls["ledger"]}))
+        ledgers = [
+            stack.enter_context(service_process("ledger_svc", {"CARBON_DATABASE_URL": urls["ledger"]}, replica))
+            for replica in range(replicas)
+        ]
         identity = stack.enter_context(
             service_process(
                 "identity_svc",
@@ -140,28 +151,32 @@ def region(urls: dict[str, str], ingest_env: dict[str, str] | None = None) -> It
                 },
             )
         )
-        ingest = stack.enter_context(
-            service_process(
-                "ingest_svc",
-                {
-                    "CARBON_DATABASE_URL": urls["ingest"],
-                    "CARBON_REDIS_URL": redis_url(),
-                    "CARBON_INGEST_REDIS_PREFIX": f"{prefix}ingest:",
-                    "CARBON_IDENTITY_ADDRESS": identity.address,
-                    "CARBON_LEDGER_ADDRESS": ledger.address,
-                    **(ingest_env or {}),
-                },
+        ingests = [
+            stack.enter_context(
+                service_process(
+                    "ingest_svc",
+                    {
+                        "CARBON_DATABASE_URL": urls["ingest"],
+                        "CARBON_REDIS_URL": redis_url(),
+                        "CARBON_INGEST_REDIS_PREFIX": f"{prefix}ingest:",
+                        "CARBON_IDENTITY_ADDRESS": identity.address,
+                        "CARBON_LEDGER_ADDRESS": ledger.address,
+                        **(ingest_env or {}),
+                    },
+                    replica,
+                )
             )
-        )
+            for replica, ledger in enumerate(ledgers)
+        ]
         stack.callback(_drop_redis_keys, prefix)
-        channels = [grpc.insecure_channel(p.address) for p in (ingest, identity, ledger)]
+        channels = [grpc.insecure_channel(p.address) for p in (*ingests, identity, ledgers[0])]
         for channel in channels:
             stack.callback(channel.close)
         yield Region(
-            [ingest, identity, ledger],
-            ingest_service_pb2_grpc.IngestServiceStub(channels[0]),
-            identity_service_pb2_grpc.IdentityServiceStub(channels[1]),
-            ledger_service_pb2_grpc.LedgerServiceStub(channels[2]),
+            [*ingests, identity, *ledgers],
+            [ingest_service_pb2_grpc.IngestServiceStub(channel) for channel in channels[:replicas]],
+            identity_service_pb2_grpc.IdentityServiceStub(channels[-2]),
+            ledger_service_pb2_grpc.LedgerServiceStub(channels[-1]),
             channels,
         )
 
