@@ -257,6 +257,21 @@ def test_explain_score_names_rule_factor_and_cap_state(harness: Harness) -> None
     assert explained.consent_allowed
 
 
+def test_ids_with_backslashes_and_quotes_are_stored_exactly(harness: Harness) -> None:
+    """Free text reaches PostgreSQL by COPY, whose text format gives backslashes a meaning: they must be escaped."""
+    harness.register()
+    li = harness.open_account()
+    odd = [r"trip\N", r"c:\rides\7", 'it\'s "quoted"', "tab\\t-like"]
+    events = [harness.event(li, event_id=event_id) for event_id in odd]
+    events[1].evidence_ref = r"s3:\\bucket\key"
+    assert [r.outcome for r in harness.submit(events)] == [A] * 4
+    for event_id in odd:
+        explained = harness.stub.ExplainScore(pb.ExplainScoreRequest(partner_id="bus-co", event_id=event_id))
+        assert explained.result.event_id == event_id and explained.result.points == 10
+    assert [r.outcome for r in harness.submit(events)] == [pb.EVENT_OUTCOME_DUPLICATE] * 4
+    assert harness.ledger.balance(li) == 40
+
+
 def test_statistics_sum_points_and_co2e_by_region_behaviour_and_day(harness: Harness) -> None:
     harness.register()
     li = harness.open_account()
