@@ -159,6 +159,7 @@ daily_stats = Table(
 )
 
 CHUNK_ROWS = 500
+COPY_MIN_ROWS = 32  # below this, COPY's extra round trips cost more than the INSERT's per-row work saves
 PENDING, POSTED, CREDITED = "PENDING", "POSTED", "CREDITED"
 CapKey = tuple[str, str, date]
 
@@ -291,7 +292,7 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]], surely_ne
     """
     if not rows:
         return set()
-    if _postgres(conn) and surely_new:
+    if _postgres(conn) and surely_new and len(rows) >= COPY_MIN_ROWS:
         store_pg.copy_events(conn, rows)
         return {row["event_id"] for row in rows}
     if _postgres(conn):
@@ -387,6 +388,16 @@ class CreditBatch:
     event_ids: list[str]
 
 
+# Built once: a statement constructed per call costs SQLAlchemy its cache key every time, which single-event
+# submissions pay per event.
+_INSERT_CREDIT_BATCH = credit_batches.insert()
+_MARK_CREDIT_BATCH_POSTED = (
+    update(credit_batches)
+    .where(credit_batches.c.credit_batch_id == bindparam("b"), credit_batches.c.state == PENDING)
+    .values(state=POSTED, posted_at=bindparam("now"))
+)
+
+
 def insert_credit_batch(conn: Connection, batch: CreditBatch, now: datetime) -> None:
     row = {
         "credit_batch_id": batch.credit_batch_id,
@@ -395,15 +406,11 @@ def insert_credit_batch(conn: Connection, batch: CreditBatch, now: datetime) -> 
         "state": PENDING,
         "created_at": now,
     }
-    conn.execute(credit_batches.insert(), [row])
+    conn.execute(_INSERT_CREDIT_BATCH, [row])
 
 
 def mark_credit_batch_posted(conn: Connection, credit_batch_id: str, now: datetime) -> None:
-    conn.execute(
-        update(credit_batches)
-        .where(credit_batches.c.credit_batch_id == credit_batch_id, credit_batches.c.state == PENDING)
-        .values(state=POSTED, posted_at=now)
-    )
+    conn.execute(_MARK_CREDIT_BATCH_POSTED, {"b": credit_batch_id, "now": now})
 
 
 def pending_credit_batches(conn: Connection, limit: int, ids: Sequence[str] = ()) -> list[CreditBatch]:
