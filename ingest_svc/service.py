@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ingest_svc import admin, records, store
 from ingest_svc.clients import ConsentQuestion, IdentityClient, LedgerClient
+from ingest_svc.coalescing import Coalescer
 from ingest_svc.domain import events as ev
 from ingest_svc.domain.events import Acceptance, Event, Rejection, ValidEvent, validate
 from ingest_svc.domain.partners import BURST_SECONDS, key_for_verification
@@ -36,6 +37,8 @@ from service_kit.ratelimit import Limiter
 log = logging.getLogger("carbon.ingest")
 
 MAX_BATCH_EVENTS = 5000
+# Batches this small are grouped with concurrent ones of the same partner (see ingest_svc/coalescing.py).
+COALESCE_MAX_EVENTS = 64
 RACE_RETRIES = 3
 ACCEPTED, DUPLICATE, REJECTED = "ACCEPTED", "DUPLICATE", "REJECTED"
 CREDITED, LEDGER_FAILED = "CREDITED", "LEDGER_FAILED"
@@ -64,6 +67,15 @@ class Result:
     first_outcome: str = ""
 
 
+@dataclass(frozen=True)
+class _Admitted:
+    """A batch that passed the whole-batch checks, with its partner and the time it arrived."""
+
+    batch: Batch
+    partner: admin.Partner
+    now: datetime
+
+
 class _Race(Exception):
     """A concurrent batch inserted one of our event ids between our read and our insert: redo the transaction."""
 
@@ -72,6 +84,24 @@ def _crash_point(name: str) -> None:
     """Fault-test hook: CARBON_TEST_CRASH_AT=<name> kills the process here, as a power cut would."""
     if os.environ.get(CRASH_ENV) == name:
         os._exit(86)
+
+
+def _repeat_of(first: Result | None) -> Result:
+    """The answer to an event that another batch of the same group carried first: what a later submission of it
+    would have been told (a DUPLICATE of an accepted event, else the same answer)."""
+    assert first is not None
+    if first.outcome != ACCEPTED:
+        return first
+    return Result(
+        first.event_id,
+        DUPLICATE,
+        first.points,
+        first.co2e_grams,
+        first.transfer_id,
+        ev.DUPLICATE_EVENT,
+        "submitted concurrently with its first submission",
+        first_outcome=ACCEPTED,
+    )
 
 
 def _duplicate(row: dict[str, Any]) -> Result:
@@ -116,8 +146,16 @@ class Submissions:
         # instead of posting the same id twice at once (a crash empties it; then the resubmission re-posts).
         self._in_flight: set[str] = set()
         self._in_flight_lock = threading.Lock()
+        self._coalescer: Coalescer[_Admitted, list[Result]] = Coalescer(self._process, max_size=MAX_BATCH_EVENTS)
 
     def submit(self, batch: Batch) -> list[Result]:
+        admitted = self._admit(batch)
+        if len(batch.events) <= COALESCE_MAX_EVENTS:
+            return self._coalescer.submit(admitted.partner.partner_id, admitted, len(batch.events))
+        return self._process([admitted])[0]
+
+    def _admit(self, batch: Batch) -> _Admitted:
+        """The checks of a batch as a whole: size, signature, rate limit (each raises for the whole batch)."""
         now = self._clock()
         if len(batch.events) > MAX_BATCH_EVENTS:
             raise InvalidArgument("events", f"at most {MAX_BATCH_EVENTS} events per batch", reason="BATCH_TOO_LARGE")
@@ -126,15 +164,27 @@ class Submissions:
             raise ResourceExhausted(
                 "RATE_LIMITED", f"partner {partner.partner_id} is over {partner.rate_limit_per_second} events/s"
             )
+        return _Admitted(batch, partner, now)
+
+    def _process(self, group: Sequence[_Admitted]) -> list[list[Result]]:
+        """Admitted batches of one partner, processed as one: one result list per batch, in order."""
+        partner = group[0].partner
+        now = self._clock()
         book = self._rules.book()
-        results: list[Result | None] = [None] * len(batch.events)
+        events = [event for admitted in group for event in admitted.batch.events]
+        owners = [n for n, admitted in enumerate(group) for _ in admitted.batch.events]
+        results: list[Result | None] = [None] * len(events)
         valid: dict[int, ValidEvent] = {}
         first_index: dict[str, int] = {}
-        for index, event in enumerate(batch.events):
-            checked = validate(event, partner.scope, book, now, self._acceptance)
+        repeats: dict[int, int] = {}  # index -> the same event's first index, in another batch of the group
+        for index, event in enumerate(events):
+            checked = validate(event, partner.scope, book, group[owners[index]].now, self._acceptance)
             if isinstance(checked, Rejection):
                 results[index] = Result(event.event_id, REJECTED, reason=checked.reason, message=checked.message)
             elif event.event_id in first_index:
+                first = first_index[event.event_id]
+                if owners[first] != owners[index]:
+                    repeats[index] = first
                 results[index] = Result(
                     event.event_id, DUPLICATE, reason=ev.DUPLICATE_EVENT, message="repeated within the batch"
                 )
@@ -153,7 +203,10 @@ class Submissions:
         accounts = self._resolve_and_check_consent(sorted(fresh), valid, results)
         # Nothing of this batch seen before: insert without looking first (a conflict redoes it with the look).
         optimistic = not seen
-        scored, duplicates = self._record(batch, partner.partner_id, list(accounts), valid, accounts, now, optimistic)
+        batch_ids = [group[owner].batch.batch_id for owner in owners]
+        scored, duplicates = self._record(
+            batch_ids, partner.partner_id, list(accounts), valid, accounts, now, optimistic
+        )
         duplicates.update(known)
         for index, row in duplicates.items():
             results[index] = _duplicate(row)
@@ -179,8 +232,12 @@ class Submissions:
                 row["message"],
             )
         self._dedupe.remember(partner.partner_id, [(row["event_id"], row["day"]) for row in scored.values()])
-        out = [r for r in results if r is not None]
-        assert len(out) == len(batch.events), "every event has exactly one result"
+        for index, first in repeats.items():
+            results[index] = _repeat_of(results[first])
+        out: list[list[Result]] = [[] for _ in group]
+        for index, result in enumerate(results):
+            assert result is not None, "every event has exactly one result"
+            out[owners[index]].append(result)
         return out
 
     def _within_rate(self, partner_id: str, rate_per_second: int, events: int, now: datetime) -> bool:
@@ -266,7 +323,7 @@ class Submissions:
 
     def _record(
         self,
-        batch: Batch,
+        batch_ids: list[str],
         partner_id: str,
         indexes: list[int],
         valid: dict[int, ValidEvent],
@@ -297,7 +354,7 @@ class Submissions:
                     scores, totals = score_events([(valid[i], accounts[i]) for i in new], counted)
                     credit_batch_id = uuid.uuid4().hex
                     rows = {
-                        i: records.row(batch.batch_id, partner_id, s, now, credit_batch_id)
+                        i: records.row(batch_ids[i], partner_id, s, now, credit_batch_id)
                         for i, s in zip(new, scores, strict=True)
                     }
                     inserted = store.insert_events(conn, list(rows.values()), surely_new=not looked)
