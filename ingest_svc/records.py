@@ -20,16 +20,29 @@ def transfer_id_for(partner_id: str, event_id: str) -> str:
     return f"earn-{digest[:40]}"
 
 
-def credit(row: dict[str, Any]) -> EarnCredit:
-    return EarnCredit(
-        transfer_id=row["transfer_id"],
-        account_number=row["account_number"],
-        points=row["points"],
-        earned_at=store.utc(row["occurred_at"]),
-        co2e_grams=row["co2e_grams"],
-        reference=row["event_id"],
-        metadata={"partner_id": row["partner_id"], "behaviour": row["behaviour"], "rule": row["rule_version_id"]},
-    )
+def credits(rows: list[dict[str, Any]]) -> list[EarnCredit]:
+    """What the ledger is asked to credit for stored rows; rows of one partner, behaviour and rule share one metadata
+    mapping (never mutated), built once per batch instead of once per event."""
+    shared: dict[tuple[str, str, str], dict[str, str]] = {}
+    out = []
+    for row in rows:
+        key = (row["partner_id"], row["behaviour"], row["rule_version_id"])
+        metadata = shared.get(key)
+        if metadata is None:
+            metadata = shared[key] = {"partner_id": key[0], "behaviour": key[1], "rule": key[2]}
+        occurred_at = row["occurred_at"]
+        out.append(
+            EarnCredit(
+                row["transfer_id"],
+                row["account_number"],
+                row["points"],
+                occurred_at if occurred_at.tzinfo is UTC else store.utc(occurred_at),
+                row["co2e_grams"],
+                row["event_id"],
+                metadata,
+            )
+        )
+    return out
 
 
 def when(valid: ValidEvent) -> datetime:

@@ -404,7 +404,7 @@ class Submissions:
 
     def _finish(self, batch: store.CreditBatch, rows: list[dict[str, Any]]) -> None:
         """One ledger call for a credit batch's events, then one short transaction marks the batch POSTED."""
-        outcomes = self._ledger.credit([records.credit(row) for row in rows])
+        outcomes = self._ledger.credit(records.credits(rows))
         _crash_point("after_ledger")
         by_id = {o.transfer_id: o for o in outcomes}
         failed = [row for row in rows if not by_id[row["transfer_id"]].credited]
