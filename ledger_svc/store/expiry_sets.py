@@ -9,11 +9,12 @@ from ledger_svc.domain.expiry import SweptLot
 from ledger_svc.store.credits import copy_into
 
 # Keyset order: each batch starts after the last lot of the previous one, so a sweep never rescans the index
-# entries it emptied (they stay there, dead, until vacuum).
+# entries it emptied (they stay there, dead, until vacuum). `has_points` (= remaining_points > 0) is what the
+# partial index ix_lots_expiring is on: the planner uses the index only when the query names it.
 _CANDIDATES = text(
     """
     SELECT lot_id, account, expires_at_us FROM lots
-    WHERE remaining_points > 0 AND expires_at_us <= :cutoff AND (expires_at_us, lot_id) > (:after_expiry, :after_id)
+    WHERE has_points AND expires_at_us <= :cutoff AND (expires_at_us, lot_id) > (:after_expiry, :after_id)
     ORDER BY expires_at_us, lot_id LIMIT :limit
     """
 )
