@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, Select, and_, func, or_, select
 
 from ledger_svc.domain.balance import LotView
 from ledger_svc.domain.holds import HoldState
 from ledger_svc.domain.lots import LotKey
-from ledger_svc.store.tables import accounts, hold_lots, holds, lots, system_balances, transfers
+from ledger_svc.domain.names import SystemKind
+from ledger_svc.store.tables import ISSUANCE_LEFT_OUT, accounts, hold_lots, holds, lots, system_balances, transfers
 
 
 def lot_views(conn: Connection, account: str, now_us: int, include_empty: bool = False) -> list[LotView]:
@@ -73,17 +75,8 @@ def statement(
     conn: Connection, account: str, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
 ) -> list[StatementRow]:
     """Newest first. start_us/end_us bound posted_at (0: unbounded); before_seq pages."""
-    query = select(transfers).where(or_(transfers.c.debit_account == account, transfers.c.credit_account == account))
-    if before_seq is not None:
-        query = query.where(transfers.c.seq < before_seq)
-    if codes:
-        query = query.where(transfers.c.code.in_(codes))
-    if start_us:
-        query = query.where(transfers.c.posted_at_us >= start_us)
-    if end_us:
-        query = query.where(transfers.c.posted_at_us < end_us)
     rows = []
-    for row in conn.execute(query.order_by(transfers.c.seq.desc()).limit(limit)):
+    for row in conn.execute(statement_query(account, limit, before_seq, codes, start_us, end_us)):
         credit = row.credit_account == account
         rows.append(
             StatementRow(
@@ -99,6 +92,27 @@ def statement(
             )
         )
     return rows
+
+
+def statement_query(
+    account: str, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
+) -> Select[tuple[Any, ...]]:
+    """The statement's query, newest first (a test reads its plan)."""
+    debits = transfers.c.debit_account == account
+    if account != SystemKind.ISSUANCE:
+        # Always true here, and said so the planner may use ix_transfers_debit, which leaves issuance out (ADR
+        # 0105). Issuance's own statement reads the journal newest first (nearly every transfer is an earn).
+        debits = and_(debits, ISSUANCE_LEFT_OUT)
+    query = select(transfers).where(or_(debits, transfers.c.credit_account == account))
+    if before_seq is not None:
+        query = query.where(transfers.c.seq < before_seq)
+    if codes:
+        query = query.where(transfers.c.code.in_(codes))
+    if start_us:
+        query = query.where(transfers.c.posted_at_us >= start_us)
+    if end_us:
+        query = query.where(transfers.c.posted_at_us < end_us)
+    return query.order_by(transfers.c.seq.desc()).limit(limit)
 
 
 @dataclass(frozen=True)
