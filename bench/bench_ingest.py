@@ -1,10 +1,14 @@
 """End-to-end ingest throughput vs raw batched inserts into the same PostgreSQL, measured in the same run.
 
-partner client -> ingest -> identity (BatchResolveAccounts + CheckConsents) -> ledger (PostTransfers), each service
-its own `python -m` process on PostgreSQL (+ Redis for ingest and identity), as deployed. Batches of 500 events from
-CARBON_BENCH_CLIENTS concurrent partner clients (default 2). Afterwards the ledger must hold exactly the points the
-results report (GetBalance) and balance (CheckConservation). Prints each process's CPU share of the timed phase.
-CARBON_BENCH_PROFILE=<dir> writes a py-spy profile per process. Last line: one JSON object with "ratio".
+partner client -> ingest -> identity (CheckConsents) -> ledger (PostTransfers), each service its own `python -m`
+process on PostgreSQL (+ Redis for ingest and identity). Batches of 500 events. Two shapes, each on fresh schemas:
+  - as deployed (the headline, "ratio"): CARBON_BENCH_REPLICAS (default 2, one per core as ARCHITECTURE.md and
+    deploy/ run them) ingest and ledger processes, ingest i calling ledger i, fed by CARBON_BENCH_CLIENTS (default 4)
+    concurrent partner clients spread over the ingests;
+  - one process per service with 2 clients ("ratio_one_process").
+Afterwards each ledger must hold exactly the points the results report (GetBalance) and balance (CheckConservation).
+Prints each process's CPU share of the timed phase. CARBON_BENCH_PROFILE=<dir> writes a py-spy profile per process
+of the deployed shape. Last line: one JSON object with "ratio".
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from bench_ingest_support import (
@@ -35,77 +40,102 @@ from service_kit.db import make_engine
 
 BATCH = 500
 BATCHES = int(os.environ.get("CARBON_BENCH_BATCHES", "40"))
-CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "2"))
+CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "4"))
 ACCOUNTS = int(os.environ.get("CARBON_BENCH_ACCOUNTS", "1000"))
-REPLICAS = int(os.environ.get("CARBON_BENCH_REPLICAS", "1"))
+REPLICAS = int(os.environ.get("CARBON_BENCH_REPLICAS", "2"))
 WARMUP_BATCHES = 2
 
 
 def main() -> None:
-    with private_schemas("ingest", "identity", "ledger", "raw") as urls:
-        figures = run(urls)
-    print(json.dumps(figures))
+    # The baseline's best of 3 (each on a fresh table): a short run swings by a quarter, and the fastest is the
+    # least flattering denominator for our ratio.
+    rates = []
+    for _ in range(3):
+        with private_schemas("raw") as urls:
+            rates.append(raw_inserts(urls["raw"], BATCH * BATCHES))
+    raw_rate = max(rates)
+    print(
+        f"raw batched inserts : {raw_rate:10.0f} rows/s (executemany, {BATCH} rows per commit; "
+        f"best of {', '.join(f'{r:.0f}' for r in rates)})"
+    )
+    with private_schemas("ingest", "identity", "ledger") as urls:
+        deployed = run(urls, REPLICAS, CLIENTS, profile=True)
+    with private_schemas("ingest", "identity", "ledger") as urls:
+        single = run(urls, 1, 2, profile=False)
+    for name, shape in (("as deployed", deployed), ("one process each", single)):
+        print(f"{name:17s}: ratio {shape.e2e_events_per_s / raw_rate:.3f}")
+    print(
+        json.dumps(
+            {
+                "events": BATCH * BATCHES,
+                "raw_insert_rows_per_s": round(raw_rate),
+                **asdict(deployed),
+                "one_process": asdict(single),
+                "ledger": "ledger_svc (real, own process, PostgreSQL)",
+                "ratio": round(deployed.e2e_events_per_s / raw_rate, 3),
+                "ratio_one_process": round(single.e2e_events_per_s / raw_rate, 3),
+            }
+        )
+    )
 
 
-def run(urls: dict[str, str]) -> dict[str, object]:
+@dataclass(frozen=True)
+class Shape:
+    e2e_events_per_s: int
+    p99_batch_ms: float
+    clients: int
+    replicas: int
+    cores_busy: dict[str, float]
+
+
+def run(urls: dict[str, str], replicas: int, clients: int, profile: bool) -> Shape:
     now = datetime.now(UTC)
-    with region(urls, replicas=REPLICAS) as services:
+    with region(urls, replicas=replicas) as services:
         accounts = open_accounts(services.identity, ACCOUNTS, now - timedelta(days=8))
         secret = register_partner(services.ingest)
         requests = [
             signed(trips(accounts, b * BATCH, BATCH, now), f"b{b}", secret) for b in range(WARMUP_BATCHES + BATCHES)
         ]
         for number, request in enumerate(requests[:WARMUP_BATCHES]):
-            services.ingests[number % REPLICAS].SubmitEvents(request, timeout=60)
+            services.ingests[number % replicas].SubmitEvents(request, timeout=60)
 
         def submit(numbered: tuple[int, pb.SubmitEventsRequest]) -> tuple[float, int, int]:
             number, request = numbered
             t0 = time.perf_counter()
-            results = services.ingests[number % REPLICAS].SubmitEvents(request, timeout=120).results
+            results = services.ingests[number % replicas].SubmitEvents(request, timeout=120).results
             accepted = [r for r in results if r.outcome == pb.EVENT_OUTCOME_ACCEPTED]
             return time.perf_counter() - t0, len(accepted), sum(r.points for r in accepted)
 
         cpu_before, servers_before = cpu_seconds(services.processes), server_cpu_seconds()
+        client_before = time.process_time()
         expected_s = BATCHES * BATCH / 4000 + 2
-        with profiled(services.processes, expected_s):
+        with profiled(services.processes if profile else [], expected_s):
             started = time.perf_counter()
-            with ThreadPoolExecutor(CLIENTS) as pool:
+            with ThreadPoolExecutor(clients) as pool:
                 outcomes = list(pool.map(submit, enumerate(requests[WARMUP_BATCHES:])))
             e2e_s = time.perf_counter() - started
         cpu_after, servers_after = cpu_seconds(services.processes), server_cpu_seconds()
+        client_cpu = time.process_time() - client_before
         balance_points, balanced = ledger_totals(services.ledger, accounts)
     accepted = sum(o[1] for o in outcomes)
     points = sum(o[2] for o in outcomes)
     warmup_points = WARMUP_BATCHES * BATCH * 10
-    raw_rate = raw_inserts(urls["raw"], BATCH * BATCHES)
     e2e_rate = accepted / e2e_s
     cpu_share = {name: round((cpu_after[name] - cpu_before[name]) / e2e_s, 2) for name in cpu_before}
     cpu_share.update({name: round((servers_after[name] - servers_before[name]) / e2e_s, 2) for name in servers_after})
-    print(f"raw batched inserts : {raw_rate:10.0f} rows/s (executemany, {BATCH} rows per commit)")
+    cpu_share["bench_clients"] = round(client_cpu / e2e_s, 2)  # the partner clients share the machine too
+    latencies = [o[0] for o in outcomes]
     print(
         f"end-to-end ingest   : {e2e_rate:10.0f} accepted events/s "
-        f"({CLIENTS} clients, batches of {BATCH}, {REPLICAS} ingest + ledger replicas)"
-    )
-    print(
-        f"ratio               : {e2e_rate / raw_rate:10.3f}   p99 batch latency {p99_ms([o[0] for o in outcomes])} ms"
+        f"({clients} clients, batches of {BATCH}, {replicas} ingest + ledger processes), "
+        f"p99 batch latency {p99_ms(latencies)} ms"
     )
     print(f"cores busy per process during the run: {cpu_share}")
     print(f"ledger: {balance_points} points on the accounts, conservation {'holds' if balanced else 'BROKEN'}")
     assert accepted == BATCH * BATCHES, f"only {accepted} of {BATCH * BATCHES} accepted"
     assert balance_points == points + warmup_points, "the ledger holds exactly the points ingest reported"
     assert balanced, "the ledger's books balance"
-    return {
-        "events": BATCH * BATCHES,
-        "accepted": accepted,
-        "clients": CLIENTS,
-        "replicas": REPLICAS,
-        "e2e_events_per_s": round(e2e_rate),
-        "raw_insert_rows_per_s": round(raw_rate),
-        "p99_batch_ms": p99_ms([o[0] for o in outcomes]),
-        "ledger": "ledger_svc (real, own process, PostgreSQL)",
-        "cores_busy": cpu_share,
-        "ratio": round(e2e_rate / raw_rate, 3),
-    }
+    return Shape(round(e2e_rate), p99_ms(latencies), clients, replicas, cpu_share)
 
 
 def raw_inserts(url: str, rows: int) -> float:
