@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -21,27 +21,25 @@ DEFAULT_DEADLINE_S = 10.0
 ISSUANCE_ACCOUNT = "system:issuance"
 
 
-@dataclass(frozen=True)
-class Resolved:
+# Values passed to and from the clients are named tuples: built once or twice per event, and a frozen dataclass's
+# __init__ (object.__setattr__ per field) cost about four times as much. Immutable all the same.
+class Resolved(NamedTuple):
     account_number: str  # "" when not found
     closed: bool
 
 
-@dataclass(frozen=True)
-class ConsentQuestion:
+class ConsentQuestion(NamedTuple):
     account_number: str
     category: str  # DataCategory name without prefix
     at: datetime
 
 
-@dataclass(frozen=True)
-class ConsentAnswer:
+class ConsentAnswer(NamedTuple):
     allowed: bool
     reason: str
 
 
-@dataclass(frozen=True)
-class EarnCredit:
+class EarnCredit(NamedTuple):
     transfer_id: str
     account_number: str
     points: int
@@ -51,8 +49,7 @@ class EarnCredit:
     metadata: dict[str, str]
 
 
-@dataclass(frozen=True)
-class CreditResult:
+class CreditResult(NamedTuple):
     transfer_id: str
     credited: bool  # POSTED or ALREADY_POSTED
     failure_reason: str
@@ -137,27 +134,31 @@ class LedgerClient:
         if not credits:
             return []
         _require(self._address, "ledger")
-        # Built in place with one Timestamp per distinct instant: constructing a Transfer (and a Timestamp) per item
-        # and copying it into the list cost about twice as much Python per credit.
+        # Each transfer starts as a copy of a template holding what credits of one metadata mapping share (issuance,
+        # EARN, the metadata map), then gets its own fields: same message and bytes as add(**fields, metadata=...),
+        # which rebuilt the map per transfer (~1.8 -> ~0.7 us per credit). One Timestamp per distinct instant.
         request = ledger_service_pb2.PostTransfersRequest()
         add = request.transfers.add
         stamps: dict[datetime, Timestamp] = {}
+        templates: dict[int, ledger_service_pb2.Transfer] = {}  # by id(): the credits hold their mappings alive
         earn = ledger_service_pb2.TRANSFER_CODE_EARN
         for c in credits:
             stamp = stamps.get(c.earned_at)
             if stamp is None:
                 stamp = stamps[c.earned_at] = to_timestamp(c.earned_at)
-            add(
-                transfer_id=c.transfer_id,
-                debit_account=ISSUANCE_ACCOUNT,
-                credit_account=c.account_number,
-                amount_points=c.points,
-                code=earn,
-                earned_at=stamp,
-                reference=c.reference,
-                co2e_grams=c.co2e_grams,
-                metadata=c.metadata,
-            )
+            template = templates.get(id(c.metadata))
+            if template is None:
+                template = templates[id(c.metadata)] = ledger_service_pb2.Transfer(
+                    debit_account=ISSUANCE_ACCOUNT, code=earn, metadata=c.metadata
+                )
+            transfer = add()
+            transfer.CopyFrom(template)
+            transfer.transfer_id = c.transfer_id
+            transfer.credit_account = c.account_number
+            transfer.amount_points = c.points
+            transfer.earned_at.CopyFrom(stamp)
+            transfer.reference = c.reference
+            transfer.co2e_grams = c.co2e_grams
         try:
             response = self._stub.PostTransfers(request, timeout=self._deadline_s)
         except grpc.RpcError as error:
