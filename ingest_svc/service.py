@@ -171,6 +171,7 @@ class Submissions:
         partner = group[0].partner
         now = self._clock()
         book = self._rules.book()
+        scope = partner.scope  # built per call (two frozensets): once per group, not per event
         events = [event for admitted in group for event in admitted.batch.events]
         owners = [n for n, admitted in enumerate(group) for _ in admitted.batch.events]
         results: list[Result | None] = [None] * len(events)
@@ -178,7 +179,7 @@ class Submissions:
         first_index: dict[str, int] = {}
         repeats: dict[int, int] = {}  # index -> the same event's first index, in another batch of the group
         for index, event in enumerate(events):
-            checked = validate(event, partner.scope, book, group[owners[index]].now, self._acceptance)
+            checked = validate(event, scope, book, group[owners[index]].now, self._acceptance)
             if isinstance(checked, Rejection):
                 results[index] = Result(event.event_id, REJECTED, reason=checked.reason, message=checked.message)
             elif event.event_id in first_index:

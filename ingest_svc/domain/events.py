@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from typing import NamedTuple
 
 from ingest_svc.domain.rules import MILLI, Behaviour, RuleBook, RuleVersion
 from service_kit.accounts import is_account_number
@@ -13,6 +15,10 @@ from service_kit.accounts import is_account_number
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 MAX_EVENT_ID_LENGTH = 128
 MAX_EVIDENCE_LENGTH = 512
+# Partners report the same riders day after day: a well-formedness answer (a Luhn sum, half of validation's CPU) is
+# remembered per distinct account number, within a bound.
+KNOWN_ACCOUNT_NUMBERS = 65536
+_is_account_number = lru_cache(maxsize=KNOWN_ACCOUNT_NUMBERS)(is_account_number)
 
 # Reasons of one event's result (EventResult.reason).
 UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
@@ -91,8 +97,9 @@ class PartnerScope:
     allowed_regions: frozenset[str]
 
 
-@dataclass(frozen=True)
-class ValidEvent:
+class ValidEvent(NamedTuple):
+    """A named tuple, not a frozen dataclass: one per event, and the dataclass's __init__ cost ~3x as much."""
+
     event: Event
     behaviour: Behaviour
     rule: RuleVersion
@@ -111,12 +118,15 @@ def validate(
     if not event.event_id or len(event.event_id) > MAX_EVENT_ID_LENGTH or not event.event_id.isprintable():
         return Rejection(INVALID_EVENT_ID, f"event_id: must be 1-{MAX_EVENT_ID_LENGTH} printable characters")
     account = event.account
-    if account.kind == "":
+    # AccountRef.kind's cases in its order, each field read once (the property was evaluated for every check).
+    if account.account_number:
+        if not _is_account_number(account.account_number):
+            return Rejection(INVALID_ACCOUNT_REF, "account.account_number: not a 16-digit account number")
+    elif account.platform or account.platform_user_id:
+        if not (account.platform and account.platform_user_id):
+            return Rejection(INVALID_ACCOUNT_REF, "account.binding: platform and platform_user_id are both required")
+    elif not account.phone_number:
         return Rejection(INVALID_ACCOUNT_REF, "account: one of account_number, binding, phone_number is required")
-    if account.kind == "account_number" and not is_account_number(account.account_number):
-        return Rejection(INVALID_ACCOUNT_REF, "account.account_number: not a 16-digit account number")
-    if account.kind == "binding" and not (account.platform and account.platform_user_id):
-        return Rejection(INVALID_ACCOUNT_REF, "account.binding: platform and platform_user_id are both required")
     if len(event.region_code) != 6 or not event.region_code.isdigit():
         return Rejection(INVALID_REGION, "region_code: must be a 6-digit GB/T 2260 code")
     if len(event.evidence_ref) > MAX_EVIDENCE_LENGTH:
