@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,32 +51,41 @@ def when(valid: ValidEvent) -> datetime:
     return valid.event.occurred_at
 
 
-def row(batch_id: str, partner_id: str, score: Score, now: datetime, credit_batch_id: str) -> dict[str, Any]:
-    event = score.event.event
-    return {
-        "partner_id": partner_id,
-        "event_id": event.event_id,
-        "batch_id": batch_id,
-        "account_number": score.account_number,
-        "behaviour": event.behaviour,
-        "region_code": event.region_code,
-        "occurred_at": when(score.event).astimezone(UTC),
-        "day": score.event.day,
-        "quantity_milli": event.quantity_milli,
-        "tier": event.tier,
-        "evidence_ref": event.evidence_ref,
-        "rule_version_id": score.event.rule.rule_version_id,
-        "counted_before_milli": score.counted_before_milli,
-        "counted_milli": score.counted_milli,
-        "points": score.points,
-        "co2e_grams": score.co2e_grams,
-        "reason": score.reason,
-        "message": score.message,
-        "transfer_id": transfer_id_for(partner_id, event.event_id),
-        "status": PENDING if score.points > 0 else NO_CREDIT,
-        "accepted_at": now.astimezone(UTC),
-        "credit_batch_id": credit_batch_id if score.points > 0 else "",
-    }
+def rows(
+    batch_ids: list[str], partner_id: str, scored: Iterable[tuple[int, Score]], now: datetime, credit_batch_id: str
+) -> dict[int, dict[str, Any]]:
+    """The store's row of each (index, score), by index; what every row of the batch shares is computed once."""
+    accepted_at = now.astimezone(UTC)
+    out: dict[int, dict[str, Any]] = {}
+    for index, score in scored:
+        valid = score.event
+        event = valid.event
+        credited = score.points > 0
+        out[index] = {
+            "partner_id": partner_id,
+            "event_id": event.event_id,
+            "batch_id": batch_ids[index],
+            "account_number": score.account_number,
+            "behaviour": event.behaviour,
+            "region_code": event.region_code,
+            "occurred_at": when(valid).astimezone(UTC),
+            "day": valid.day,
+            "quantity_milli": event.quantity_milli,
+            "tier": event.tier,
+            "evidence_ref": event.evidence_ref,
+            "rule_version_id": valid.rule.rule_version_id,
+            "counted_before_milli": score.counted_before_milli,
+            "counted_milli": score.counted_milli,
+            "points": score.points,
+            "co2e_grams": score.co2e_grams,
+            "reason": score.reason,
+            "message": score.message,
+            "transfer_id": transfer_id_for(partner_id, event.event_id),
+            "status": PENDING if credited else NO_CREDIT,
+            "accepted_at": accepted_at,
+            "credit_batch_id": credit_batch_id if credited else "",
+        }
+    return out
 
 
 def statistics(scores: list[Score]) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -48,6 +48,35 @@ def _result(result: Result) -> pb.EventResult:
         message=result.message,
         first_outcome=_outcome(result.first_outcome),
     )
+
+
+# _outcome as one look-up ("" has no outcome; every other name not listed is a rejection).
+_OUTCOME_OF = {"": pb.EVENT_OUTCOME_UNSPECIFIED, **_OUTCOMES}
+
+
+def _response(results: Sequence[Result]) -> pb.SubmitEventsResponse:
+    """The same message as SubmitEventsResponse(results=[_result(r) ...]), built in place field by field with empty
+    fields left unset (proto3 scalars have no presence): a message per result copied into the list cost ~3x."""
+    response = pb.SubmitEventsResponse()
+    add = response.results.add
+    outcome_of, rejected = _OUTCOME_OF.get, pb.EVENT_OUTCOME_REJECTED
+    for result in results:
+        message = add()
+        message.event_id = result.event_id
+        message.outcome = outcome_of(result.outcome, rejected)
+        if result.points:
+            message.points = result.points
+        if result.co2e_grams:
+            message.co2e_grams = result.co2e_grams
+        if result.transfer_id:
+            message.ledger_transfer_id = result.transfer_id
+        if result.reason:
+            message.reason = result.reason
+        if result.message:
+            message.message = result.message
+        if result.first_outcome:
+            message.first_outcome = outcome_of(result.first_outcome, rejected)
+    return response
 
 
 def _partner(partner: Partner) -> pb.Partner:
@@ -102,7 +131,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
 
     def SubmitEvents(self, request: pb.SubmitEventsRequest, context: grpc.ServicerContext) -> pb.SubmitEventsResponse:
         results = self._submissions.submit(self._batch(request))
-        return pb.SubmitEventsResponse(results=[_result(r) for r in results])
+        return _response(results)
 
     def StreamEvents(
         self, request_iterator: Iterator[pb.StreamEventsRequest], context: grpc.ServicerContext

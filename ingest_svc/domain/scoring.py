@@ -10,8 +10,8 @@ Only the counted quantity (up to the cap) earns points or CO2e: a cap is also a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from ingest_svc.domain.events import DAILY_CAP_REACHED, ValidEvent
 from ingest_svc.domain.rules import MILLI, RuleVersion
@@ -19,8 +19,9 @@ from ingest_svc.domain.rules import MILLI, RuleVersion
 CapKey = tuple[str, str, date]  # (account number, behaviour, CST day)
 
 
-@dataclass(frozen=True)
-class Score:
+class Score(NamedTuple):
+    """A named tuple, not a frozen dataclass: one per event, and the dataclass's __init__ cost ~4x as much."""
+
     event: ValidEvent
     account_number: str
     counted_milli: int

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from carbon.ingest.v1 import ingest_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
+from ingest_svc import server
 from ingest_svc.clients import ISSUANCE_ACCOUNT, EarnCredit, LedgerClient
+from ingest_svc.domain import events as ev
+from ingest_svc.service import ACCEPTED, DUPLICATE, REJECTED, Result
 from service_kit.wire import to_timestamp
 
 AT = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
@@ -59,3 +63,20 @@ def test_credit_request_from_templates_is_the_field_by_field_request() -> None:
     assert capturing.request.SerializeToString() == expected.SerializeToString()
     assert [(r.transfer_id, r.credited) for r in results] == [(c.transfer_id, True) for c in credits]
     client.close()
+
+
+def test_submit_response_built_in_place_is_the_message_per_result_response() -> None:
+    results = [
+        Result("e1", ACCEPTED, 3, 120, "earn-1"),
+        Result("e2", ACCEPTED, 0, 0, "", ev.DAILY_CAP_REACHED, "daily cap of 10000 reached"),
+        Result("e3", DUPLICATE, 3, 120, "earn-3", ev.DUPLICATE_EVENT, "first accepted at ...", ACCEPTED),
+        Result("e4", DUPLICATE, 0, 0, "", ev.DUPLICATE_EVENT, "first accepted at ...", REJECTED),
+        Result("e5", REJECTED, reason=ev.CONSENT_MISSING, message="no TRANSIT consent"),
+        Result("e6", ""),
+    ]
+
+    built = server._response(results)
+
+    expected = pb.SubmitEventsResponse(results=[server._result(r) for r in results])
+    assert built == expected
+    assert built.SerializeToString() == expected.SerializeToString()
