@@ -6,16 +6,13 @@ Lock order as everywhere (ADR 0100): user accounts (sorted), then lots (sorted),
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 
-import psycopg
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
 
 from ledger_svc.domain.credits import Credit
 from ledger_svc.domain.lots import LotKey
+from service_kit.pg_copy import COPY_ESCAPES, copy_into
 
 # Ids of the batch already taken, by a posted transfer ('t') or by a hold ('h'): one probe per id and table.
 _TAKEN_IDS = text(
@@ -28,8 +25,6 @@ _COPY_TRANSFERS = (
     "COPY transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,"
     " co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, credit_balance_after) FROM STDIN"
 )
-# COPY's text format: a backslash, tab, newline or carriage return inside a value is written as an escape.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _COPY_TRANSFER_LOTS = "COPY transfer_lots (transfer_id, side, position, lot_id, amount_points) FROM STDIN"
 _INSERT_BATCH = text(
     "INSERT INTO journal_batches (entries_count, entries_hash, created_at_us) VALUES (:count, :hash, :now) "
@@ -88,7 +83,7 @@ def _copy_texts(values: list[str]) -> list[str]:
     over the whole column, and each value is translated only when one does."""
     joined = "".join(values)
     if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
-        return [value.translate(_COPY_ESCAPES) for value in values]
+        return [value.translate(COPY_ESCAPES) for value in values]
     return values
 
 
@@ -140,19 +135,6 @@ def copy_transfer_lots(conn: Connection, credits: list[Credit], lot_ids: list[in
     ]
     with copy_into(conn, _COPY_TRANSFER_LOTS) as copy:
         copy.write("".join(lines))
-
-
-@contextmanager
-def copy_into(conn: Connection, statement: str) -> Iterator[psycopg.Copy]:
-    """COPY in the connection's transaction (SQLAlchemy has no API for it); driver errors are raised as
-    SQLAlchemy's, so the transaction's retry on unique violations, deadlocks and serialization failures applies."""
-    driver = conn.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
-    try:
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            yield copy
-    except psycopg.Error as error:
-        raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
 
 def credit_users(conn: Connection, per_account: dict[str, int], now_us: int) -> dict[str, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from ledger_svc.domain.expiry import SweptLot
-from ledger_svc.store.credits import copy_into
+from service_kit.pg_copy import copy_into
 
 # Keyset order: each batch starts after the last lot of the previous one, so a sweep never rescans the index
 # entries it emptied (they stay there, dead, until vacuum). `has_points` (= remaining_points > 0) is what the
