@@ -111,7 +111,11 @@ class IdentityClient:
             category = categories.get(q.category)
             if category is None:
                 category = categories[q.category] = common_pb2.DataCategory.Value(f"DATA_CATEGORY_{q.category}")
-            add(account_number=q.account_number, category=category, at=stamp)  # type: ignore[arg-type]
+            # Field by field: cheaper than keyword arguments, the same message.
+            question = add()
+            question.account_number = q.account_number
+            question.category = category  # type: ignore[assignment]
+            question.at.CopyFrom(stamp)
         try:
             response = self._stub.CheckConsents(request, timeout=self._deadline_s)
         except grpc.RpcError as error:
@@ -164,8 +168,12 @@ class LedgerClient:
         except grpc.RpcError as error:
             raise Unavailable("LEDGER_UNAVAILABLE", f"ledger service: {error.code().name}") from None
         ok = {ledger_service_pb2.TRANSFER_STATUS_POSTED, ledger_service_pb2.TRANSFER_STATUS_ALREADY_POSTED}
+        # A credited transfer has no failure to report: its failure fields are not read (each read makes a string).
         return [
-            CreditResult(r.transfer_id, r.status in ok, r.failure_reason, r.failure_message) for r in response.results
+            CreditResult(r.transfer_id, True, "", "")
+            if r.status in ok
+            else CreditResult(r.transfer_id, False, r.failure_reason, r.failure_message)
+            for r in response.results
         ]
 
     def close(self) -> None:

@@ -59,6 +59,9 @@ def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
     append = parts.append
     events: list[Event] = []
     moments: dict[tuple[int, int], datetime] = {}
+    # Encodings of the fields a batch repeats (behaviour; region, evidence and tier together), once per distinct value.
+    behaviours: dict[str, bytes] = {}
+    tails: dict[tuple[str, str, str], bytes] = {}
     for message in messages:
         ref = message.account
         which = ref.WhichOneof("ref")
@@ -87,7 +90,13 @@ def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
         quantity = message.quantity_milli
         region, evidence, tier = message.region_code, message.evidence_ref, message.tier
         behaviour = message.behaviour
-        append(_str(behaviour) + _NUMBERS(quantity, seconds, nanos) + _str(region) + _str(evidence) + _str(tier))
+        head = behaviours.get(behaviour)
+        if head is None:
+            head = behaviours[behaviour] = _str(behaviour)
+        tail = tails.get((region, evidence, tier))
+        if tail is None:
+            tail = tails[(region, evidence, tier)] = _str(region) + _str(evidence) + _str(tier)
+        append(head + _NUMBERS(quantity, seconds, nanos) + tail)
         events.append(Event(event_id, account, behaviour, quantity, occurred, region, evidence, tier))
     return events, b"".join(parts)
 

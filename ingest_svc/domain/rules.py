@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,6 +73,8 @@ class RuleBook:
             self._rules.setdefault((rule.behaviour, rule.region_code), []).append(rule)
         for versions in self._rules.values():
             versions.sort(key=lambda r: r.effective_from)
+        # Each list's starts, for a binary search per event (walking the versions compared aware datetimes in Python).
+        self._starts = {key: [r.effective_from for r in versions] for key, versions in self._rules.items()}
 
     def behaviour_in_region(self, code: str, region_code: str) -> Behaviour | None:
         """The behaviour if it is offered where the event happened (national ones everywhere)."""
@@ -83,20 +86,13 @@ class RuleBook:
     def rule_for(self, behaviour: str, region_code: str, occurred_at: datetime) -> RuleVersion | None:
         """The version in force when the event happened: a regional version wins over the national one."""
         for scope in (region_code, ""):
-            chosen = _latest_before(self._rules.get((behaviour, scope), []), occurred_at)
-            if chosen is not None:
-                return chosen
+            starts = self._starts.get((behaviour, scope))
+            if starts:
+                # The last version starting at or before the event (of equal starts, the last, as a walk would pick).
+                position = bisect_right(starts, occurred_at)
+                if position:
+                    return self._rules[(behaviour, scope)][position - 1]
         return None
 
     def all_rules(self) -> list[RuleVersion]:
         return [rule for versions in self._rules.values() for rule in versions]
-
-
-def _latest_before(versions: list[RuleVersion], at: datetime) -> RuleVersion | None:
-    chosen = None
-    for rule in versions:
-        if rule.effective_from <= at:
-            chosen = rule
-        else:
-            break
-    return chosen
