@@ -139,7 +139,7 @@ class LedgerClient:
             return []
         _require(self._address, "ledger")
         # Each transfer starts as a copy of a template holding what credits of one metadata mapping share (issuance,
-        # EARN, the metadata map), then gets its own fields: same message and bytes as add(**fields, metadata=...),
+        # EARN, the metadata map), then gets its own fields: the same message as add(**fields, metadata=...),
         # which rebuilt the map per transfer (~1.8 -> ~0.7 us per credit). One Timestamp per distinct instant.
         request = ledger_service_pb2.PostTransfersRequest()
         add = request.transfers.add

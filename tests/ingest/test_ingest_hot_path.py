@@ -59,8 +59,9 @@ def test_credit_request_from_templates_is_the_field_by_field_request() -> None:
         ]
     )
     assert capturing.request == expected
+    # Deterministic bytes: without it the metadata map's entries come in hash order, which varies between maps
+    # however they are built (it did before this shortcut too; the ledger reads the map by sorted keys).
     assert capturing.request.SerializeToString(deterministic=True) == expected.SerializeToString(deterministic=True)
-    assert capturing.request.SerializeToString() == expected.SerializeToString()
     assert [(r.transfer_id, r.credited) for r in results] == [(c.transfer_id, True) for c in credits]
     client.close()
 
