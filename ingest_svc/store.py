@@ -302,9 +302,9 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]], surely_ne
 
 
 def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, int]:
-    """The counters that exist among `keys`, locked for this transaction (sorted, so two batches never deadlock).
-    A missing key has counted nothing yet; write_cap_counters creates it."""
-    ordered = sorted(set(keys))
+    """The counters that exist among `keys`, locked for this transaction (in key order, which the statement
+    sorts, so two batches never deadlock). A missing key has counted nothing yet; write_cap_counters creates it."""
+    ordered = list(set(keys))
     if not ordered:
         return {}
     if _postgres(conn):
@@ -325,7 +325,8 @@ def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, 
 def write_cap_counters(conn: Connection, locked: Mapping[CapKey, int], totals: Mapping[CapKey, int]) -> bool:
     """Writes the new totals once each: locked counters updated, missing ones created. False (write nothing more;
     roll back) when a concurrent batch created one of the missing counters first."""
-    changes = [(key, total, key not in locked) for key, total in sorted(totals.items()) if total != locked.get(key)]
+    # Unsorted: the statement inserts new counters in key order and updates only counters this transaction locked.
+    changes = [(key, total, key not in locked) for key, total in totals.items() if total != locked.get(key)]
     if not changes:
         return True
     if _postgres(conn):

@@ -133,14 +133,16 @@ class _IsoCache:
         return found
 
 
-def lock_cap_counters(conn: Connection, ordered: Sequence[CapKey]) -> dict[CapKey, int]:
-    keys = json.dumps([(a, b, d.isoformat()) for a, b, d in ordered])
+def lock_cap_counters(conn: Connection, keys_to_lock: Sequence[CapKey]) -> dict[CapKey, int]:
+    iso = _IsoCache()
+    keys = json.dumps([(a, b, iso(d)) for a, b, d in keys_to_lock])
     # Unpacked by position: a Row's attribute access costs several times more, for every counter of the batch.
     return {(a, b, d): n for a, b, d, n in conn.execute(_LOCK_CAPS, {"keys": keys})}
 
 
 def write_cap_counters(conn: Connection, changes: Sequence[tuple[CapKey, int, bool]]) -> bool:
-    """(key, new total, fresh) in key order; False when a fresh counter had been inserted by a concurrent batch."""
-    keys = json.dumps([(a, b, d.isoformat(), n, fresh) for (a, b, d), n, fresh in changes])
+    """(key, new total, fresh); False when a fresh counter had been inserted by a concurrent batch."""
+    iso = _IsoCache()
+    keys = json.dumps([(a, b, iso(d), n, fresh) for (a, b, d), n, fresh in changes])
     inserted = conn.execute(_WRITE_CAPS, {"keys": keys}).scalar_one()
     return int(inserted) == sum(1 for _key, _n, fresh in changes if fresh)
