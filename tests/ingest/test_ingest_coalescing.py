@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -30,18 +30,26 @@ class Recorder:
         return [item.upper() for item in items]
 
 
-def _wait_for(condition: object, timeout_s: float = 10) -> None:
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+    while not condition() and time.monotonic() < deadline:
         time.sleep(0.005)  # polling the coalescer's state: the members are threads started by the test
+
+
+def _occupy_the_slot(
+    pool: ThreadPoolExecutor, coalescer: Coalescer[str, str], recorder: Recorder, item: str = "a"
+) -> Future[str]:
+    """Submits `item` for metro and returns once its group is being processed (held there by the recorder)."""
+    first = pool.submit(coalescer.submit, "metro", item, 1)
+    assert recorder.entered.wait(timeout=10)
+    return first
 
 
 def test_arrivals_while_the_slot_is_busy_are_processed_as_one_group_each_getting_its_own_answer() -> None:
     recorder = Recorder()
     coalescer: Coalescer[str, str] = Coalescer(recorder, slots_per_key=1)
     with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(coalescer.submit, "metro", "a", 1)
-        assert recorder.entered.wait(timeout=10)
+        first = _occupy_the_slot(pool, coalescer, recorder)
         later = [pool.submit(coalescer.submit, "metro", item, 1) for item in "bcde"]
         _wait_for(lambda: len(coalescer._open["metro"].items) == 4)
         recorder.release.set()
@@ -54,8 +62,7 @@ def test_partners_are_never_grouped_together_and_groups_respect_the_size_limit()
     recorder = Recorder()
     coalescer: Coalescer[str, str] = Coalescer(recorder, slots_per_key=1, max_size=3)
     with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(coalescer.submit, "metro", "m0", 1)
-        assert recorder.entered.wait(timeout=10)
+        first = _occupy_the_slot(pool, coalescer, recorder, "m0")
         bikes = pool.submit(coalescer.submit, "bikes", "b0", 1)  # its own key: its own slot, at once
         assert bikes.result(timeout=10) == "B0"
         # Each weighs 2, so no two fit in a group of 3, whenever they arrive.
@@ -71,8 +78,7 @@ def test_a_failing_group_raises_to_every_member() -> None:
     recorder = Recorder()
     coalescer: Coalescer[str, str] = Coalescer(recorder, slots_per_key=1)
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(coalescer.submit, "metro", "a", 1)
-        assert recorder.entered.wait(timeout=10)
+        first = _occupy_the_slot(pool, coalescer, recorder)
         doomed = [pool.submit(coalescer.submit, "metro", item, 1) for item in ("boom", "x")]
         _wait_for(lambda: len(coalescer._open["metro"].items) == 2)
         recorder.release.set()
