@@ -33,49 +33,45 @@ Clock = Callable[[], datetime]
 _OUTCOMES = {"ACCEPTED": pb.EVENT_OUTCOME_ACCEPTED, "DUPLICATE": pb.EVENT_OUTCOME_DUPLICATE}
 
 
-def _outcome(name: str) -> pb.EventOutcome.ValueType:
-    return _OUTCOMES.get(name, pb.EVENT_OUTCOME_REJECTED) if name else pb.EVENT_OUTCOME_UNSPECIFIED
-
-
-def _result(result: Result) -> pb.EventResult:
-    return pb.EventResult(
-        event_id=result.event_id,
-        outcome=_outcome(result.outcome),
-        points=result.points,
-        co2e_grams=result.co2e_grams,
-        ledger_transfer_id=result.transfer_id,
-        reason=result.reason,
-        message=result.message,
-        first_outcome=_outcome(result.first_outcome),
-    )
-
-
-# _outcome as one look-up ("" has no outcome; every other name not listed is a rejection).
+# Outcome names as wire enums: "" has none, and every name not listed is a rejection.
 _OUTCOME_OF = {"": pb.EVENT_OUTCOME_UNSPECIFIED, **_OUTCOMES}
 
 
+def _outcome(name: str) -> pb.EventOutcome.ValueType:
+    return _OUTCOME_OF.get(name, pb.EVENT_OUTCOME_REJECTED)
+
+
+def _fill_result(message: pb.EventResult, result: Result) -> None:
+    """Sets a fresh EventResult field by field, leaving empty fields unset (proto3 scalars have no presence, so it is
+    the same message as constructing it with every field): in place, no message per result is built and copied."""
+    message.event_id = result.event_id
+    message.outcome = _outcome(result.outcome)
+    if result.points:
+        message.points = result.points
+    if result.co2e_grams:
+        message.co2e_grams = result.co2e_grams
+    if result.transfer_id:
+        message.ledger_transfer_id = result.transfer_id
+    if result.reason:
+        message.reason = result.reason
+    if result.message:
+        message.message = result.message
+    if result.first_outcome:
+        message.first_outcome = _outcome(result.first_outcome)
+
+
+def _result(result: Result) -> pb.EventResult:
+    message = pb.EventResult()
+    _fill_result(message, result)
+    return message
+
+
 def _response(results: Sequence[Result]) -> pb.SubmitEventsResponse:
-    """The same message as SubmitEventsResponse(results=[_result(r) ...]), built in place field by field with empty
-    fields left unset (proto3 scalars have no presence): a message per result copied into the list cost ~3x."""
+    """One EventResult per result, each filled in place (a message per result copied into the list cost ~3x)."""
     response = pb.SubmitEventsResponse()
     add = response.results.add
-    outcome_of, rejected = _OUTCOME_OF.get, pb.EVENT_OUTCOME_REJECTED
     for result in results:
-        message = add()
-        message.event_id = result.event_id
-        message.outcome = outcome_of(result.outcome, rejected)
-        if result.points:
-            message.points = result.points
-        if result.co2e_grams:
-            message.co2e_grams = result.co2e_grams
-        if result.transfer_id:
-            message.ledger_transfer_id = result.transfer_id
-        if result.reason:
-            message.reason = result.reason
-        if result.message:
-            message.message = result.message
-        if result.first_outcome:
-            message.first_outcome = outcome_of(result.first_outcome, rejected)
+        _fill_result(add(), result)
     return response
 
 

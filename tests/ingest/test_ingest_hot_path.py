@@ -78,6 +78,21 @@ def test_submit_response_built_in_place_is_the_message_per_result_response() -> 
 
     built = server._response(results)
 
-    expected = pb.SubmitEventsResponse(results=[server._result(r) for r in results])
+    # Built the plain way, every field given (the in-place builder leaves empty ones unset): the same message.
+    expected = pb.SubmitEventsResponse(
+        results=[
+            pb.EventResult(
+                event_id=r.event_id,
+                outcome=server._outcome(r.outcome),
+                points=r.points,
+                co2e_grams=r.co2e_grams,
+                ledger_transfer_id=r.transfer_id,
+                reason=r.reason,
+                message=r.message,
+                first_outcome=server._outcome(r.first_outcome),
+            )
+            for r in results
+        ]
+    )
     assert built == expected
     assert built.SerializeToString() == expected.SerializeToString()
