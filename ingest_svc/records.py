@@ -12,8 +12,6 @@ from ingest_svc.clients import EarnCredit
 from ingest_svc.domain.events import ValidEvent
 from ingest_svc.domain.scoring import Score
 
-PENDING, NO_CREDIT = "PENDING", "NO_CREDIT"
-
 
 def transfer_id_for(partner_id: str, event_id: str) -> str:
     """Deterministic ledger transfer id: a resubmission after a crash posts the same id (ledger idempotency)."""
@@ -81,7 +79,7 @@ def rows(
             "reason": score.reason,
             "message": score.message,
             "transfer_id": transfer_id_for(partner_id, event.event_id),
-            "status": PENDING if credited else NO_CREDIT,
+            "status": store.PENDING if credited else store.NO_CREDIT,
             "accepted_at": accepted_at,
             "credit_batch_id": credit_batch_id if credited else "",
         }

@@ -1,9 +1,11 @@
 """Submission use cases: a signed batch of events -> one result per event, credited to the ledger exactly once.
 
-Order per batch: partner + signature + rate limit (batch-level) -> field validation (per event) -> duplicate fast
-path -> ONE identity call to resolve accounts -> ONE to check consents -> ONE local transaction (dedupe by the
-unique key, caps, scores, statistics; events stored PENDING) -> ONE ledger PostTransfers -> mark CREDITED.
-No transaction is held open across a remote call. See docs/adr/0401-exactly-once-crediting.md.
+Order per batch: partner + signature + rate limit (batch-level; small batches of one partner are then grouped, see
+ingest_svc/coalescing.py) -> field validation (per event) -> duplicate fast path -> ONE identity call (consents;
+only bindings and phone numbers are resolved first) -> ONE local transaction (dedupe by the unique key, caps,
+scores, statistics; events stored PENDING with one owed credit batch) -> ONE ledger PostTransfers -> the credit
+batch marked POSTED. No transaction is held open across a remote call. See docs/adr/0401-exactly-once-crediting.md
+and 0405-credit-batches-as-an-outbox.md.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ingest_svc.domain.partners import BURST_SECONDS, key_for_verification
 from ingest_svc.domain.scoring import score_events
 from ingest_svc.domain.signing import signature_matches
 from ingest_svc.limits import Dedupe
-from ingest_svc.records import PENDING
+from ingest_svc.store import CREDITED, LEDGER_FAILED, PENDING
 from service_kit.accounts import region_of
 from service_kit.errors import InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
 from service_kit.ratelimit import Limiter
@@ -41,7 +43,6 @@ MAX_BATCH_EVENTS = 5000
 COALESCE_MAX_EVENTS = 64
 RACE_RETRIES = 3
 ACCEPTED, DUPLICATE, REJECTED = "ACCEPTED", "DUPLICATE", "REJECTED"
-CREDITED, LEDGER_FAILED = "CREDITED", "LEDGER_FAILED"
 CRASH_ENV = "CARBON_TEST_CRASH_AT"
 
 
@@ -78,7 +79,8 @@ class _Admitted:
 
 
 class _Race(Exception):
-    """A concurrent batch inserted one of our event ids between our read and our insert: redo the transaction."""
+    """A concurrent batch inserted one of our event ids or cap counters between our read and our write: redo the
+    transaction."""
 
 
 def _crash_point(name: str) -> None:
@@ -102,6 +104,19 @@ def _repeat_of(first: Result | None) -> Result:
         ev.DUPLICATE_EVENT,
         "submitted concurrently with its first submission",
         first_outcome=ACCEPTED,
+    )
+
+
+def _result_of(row: dict[str, Any]) -> Result:
+    """The result a stored event was given (REJECTED when the ledger refused its credit)."""
+    return Result(
+        row["event_id"],
+        ACCEPTED if row["status"] != LEDGER_FAILED else REJECTED,
+        row["points"],
+        row["co2e_grams"],
+        row["transfer_id"] if row["points"] else "",
+        row["reason"],
+        row["message"],
     )
 
 
@@ -143,8 +158,8 @@ class Submissions:
         self._clock = clock
         self._acceptance = acceptance
         self._region_code = region_code  # "" accepts accounts of any region (tests of the domain only)
-        # Transfer ids this process is posting right now: a concurrent duplicate leaves them to their first request
-        # instead of posting the same id twice at once (a crash empties it; then the resubmission re-posts).
+        # Credit batches this process is posting right now: a concurrent duplicate leaves them to their first request
+        # instead of posting the same transfers twice at once (a crash empties it; then the resubmission re-posts).
         self._in_flight: set[str] = set()
         self._in_flight_lock = threading.Lock()
         self._coalescer: Coalescer[_Admitted, list[Result]] = Coalescer(self._process, max_size=MAX_BATCH_EVENTS)
@@ -224,15 +239,7 @@ class Submissions:
         finally:
             self._release(claimed + ([own[0]["credit_batch_id"]] if own else []))
         for index, row in scored.items():
-            results[index] = Result(
-                row["event_id"],
-                ACCEPTED if row["status"] != LEDGER_FAILED else REJECTED,
-                row["points"],
-                row["co2e_grams"],
-                row["transfer_id"] if row["points"] else "",
-                row["reason"],
-                row["message"],
-            )
+            results[index] = _result_of(row)
         self._dedupe.remember(partner.partner_id, [(row["event_id"], row["day"]) for row in scored.values()])
         for index, first in repeats.items():
             results[index] = _repeat_of(results[first])
@@ -436,13 +443,4 @@ class Submissions:
         row = found.get(event_id)
         if row is None:
             raise NotFound("EVENT_NOT_FOUND", f"event_id: no accepted event {event_id!r} from {partner_id!r}")
-        result = Result(
-            event_id,
-            ACCEPTED if row["status"] != LEDGER_FAILED else REJECTED,
-            row["points"],
-            row["co2e_grams"],
-            row["transfer_id"] if row["points"] else "",
-            row["reason"],
-            row["message"],
-        )
-        return result, row, self._rules.by_id(row["rule_version_id"])
+        return _result_of(row), row, self._rules.by_id(row["rule_version_id"])

@@ -160,7 +160,9 @@ daily_stats = Table(
 
 CHUNK_ROWS = 500
 COPY_MIN_ROWS = 32  # below this, COPY's extra round trips cost more than the INSERT's per-row work saves
-PENDING, POSTED, CREDITED = "PENDING", "POSTED", "CREDITED"
+# Event statuses as stored (PENDING, NO_CREDIT, LEDGER_FAILED) and as read (CREDITED); credit batch states.
+PENDING, NO_CREDIT, CREDITED, LEDGER_FAILED = "PENDING", "NO_CREDIT", "CREDITED", "LEDGER_FAILED"
+POSTED = "POSTED"
 CapKey = tuple[str, str, date]
 
 
@@ -260,7 +262,7 @@ def _postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _events_with_effective_status() -> Any:
+def _read_events() -> Any:
     """Event rows as the service reads them: a PENDING event whose credit batch was POSTED reads CREDITED."""
     posted = (events.c.status == PENDING) & (credit_batches.c.state == POSTED)
     status = case((posted, literal(CREDITED)), else_=events.c.status).label("status")
@@ -269,17 +271,20 @@ def _events_with_effective_status() -> Any:
     return select(*columns, status).select_from(joined)
 
 
+# Built once, like the other per-batch statements (the PostgreSQL twin is store_pg._FIND_EVENTS).
+_FIND_EVENTS = _read_events().where(
+    events.c.partner_id == bindparam("partner_id"), events.c.event_id.in_(bindparam("ids"))
+)
+
+
 def find_events(conn: Connection, partner_id: str, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     if not event_ids:
         return found
     if _postgres(conn):
         return store_pg.find_events(conn, partner_id, event_ids)
-    query = _events_with_effective_status().where(
-        events.c.partner_id == partner_id, events.c.event_id.in_(bindparam("ids"))
-    )
     for chunk in _chunks(event_ids):
-        for row in conn.execute(query, {"ids": list(chunk)}):
+        for row in conn.execute(_FIND_EVENTS, {"partner_id": partner_id, "ids": list(chunk)}):
             found[row.event_id] = dict(row._mapping)
     return found
 

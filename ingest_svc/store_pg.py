@@ -1,4 +1,5 @@
-"""PostgreSQL statements of the per-batch path (events and caps): each takes the batch as ONE JSON document.
+"""PostgreSQL statements of the per-batch path (events and caps): each takes the batch as ONE JSON document (new
+events go by COPY instead).
 
 One statement text per query whatever the batch size, so neither SQLAlchemy nor psycopg re-compiles or re-parses a
 500-row VALUES list per batch; and json.dumps is C code, while psycopg binds Python lists element by element
