@@ -199,6 +199,42 @@ def _hold(hold: Hold, now_us: int) -> pb.HoldInfo:
     )
 
 
+_CREDIT_COLUMNS = ("credit_accounts", "amount_points", "earned_at_us", "references", "co2e_grams")
+
+
+def _credit_requests(request: pb.PostCreditsRequest) -> list[TransferRequest]:
+    """PostCredits' columns as the transfers they stand for (each column read once, in C)."""
+    items: list[TransferRequest] = []
+    for number, group in enumerate(request.groups):
+        ids = list(group.transfer_ids)
+        columns = [list(getattr(group, name)) for name in _CREDIT_COLUMNS]
+        for name, column in zip(_CREDIT_COLUMNS, columns, strict=True):
+            if len(column) != len(ids):
+                raise InvalidArgument(
+                    f"groups[{number}].{name}", f"has {len(column)} entries for {len(ids)} transfer_ids"
+                )
+        debit, code, metadata = group.debit_account, int(group.code), group.metadata
+        shared = tuple([(key, metadata[key]) for key in sorted(metadata)]) if metadata else ()
+        accounts, points, earned, references, grams = columns
+        items.extend(
+            [
+                # Positional, in field order, as _transfer_request builds them (linked: False, no carried lots).
+                TransferRequest(transfer_id, debit, account, amount, code, False, at_us, (), reference, co2e, shared)
+                for transfer_id, account, amount, at_us, reference, co2e in zip(
+                    ids, accounts, points, earned, references, grams, strict=True
+                )
+            ]
+        )
+    return items
+
+
+def _credit_lot_id(result: ItemResult) -> str:
+    posting = result.posting
+    if posting is None or not posting.credit_lots:
+        return ""
+    return str(posting.credit_lots[0].lot_id or "")
+
+
 class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     def __init__(self, ctx: LedgerContext) -> None:
         self._ctx = ctx
@@ -212,6 +248,18 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         add_result, cache = response.results.add, _SubMessages()
         for result in results:
             _fill_result(add_result(), result, cache)
+        return response
+
+    def PostCredits(self, request: pb.PostCreditsRequest, context: grpc.ServicerContext) -> pb.PostCreditsResponse:
+        results = postings.post_transfers(self._ctx, _credit_requests(request))
+        response = pb.PostCreditsResponse()
+        response.statuses.extend([_STATUS[result.status] for result in results])
+        response.lot_ids.extend([_credit_lot_id(result) for result in results])
+        response.posted_at_us.extend([result.posting.posted_at_us if result.posting else 0 for result in results])
+        add_failure = response.failures.add
+        for index, result in enumerate(results):
+            if result.status is Status.FAILED:
+                add_failure(index=index, reason=result.failure_reason, message=result.failure_message)
         return response
 
     def GetTransfer(self, request: pb.GetTransferRequest, context: grpc.ServicerContext) -> pb.GetTransferResponse:

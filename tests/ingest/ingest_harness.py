@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as ipb
@@ -92,7 +93,7 @@ class FakeLedger(ledger_service_pb2_grpc.LedgerServiceServicer):
         self.down = False
         self.gate: threading.Event | None = None
         self.entered = threading.Event()
-        self.finished = threading.Event()  # set when a PostTransfers call has posted its transfers
+        self.finished = threading.Event()  # set when a PostTransfers (or PostCredits) call has posted its transfers
         self._lock = threading.Lock()
 
     def PostTransfers(
@@ -121,19 +122,63 @@ class FakeLedger(ledger_service_pb2_grpc.LedgerServiceServicer):
         self.finished.set()
         return lpb.PostTransfersResponse(results=results)
 
+    def PostCredits(self, request: lpb.PostCreditsRequest, context: grpc.ServicerContext) -> lpb.PostCreditsResponse:
+        return credit_columns(self.PostTransfers(credit_transfers(request), context))
+
+
+def credit_transfers(request: lpb.PostCreditsRequest) -> lpb.PostTransfersRequest:
+    """PostCredits' columns as the Transfer messages they stand for."""
+    return lpb.PostTransfersRequest(
+        transfers=[
+            lpb.Transfer(
+                transfer_id=transfer_id,
+                debit_account=group.debit_account,
+                credit_account=account,
+                amount_points=points,
+                code=group.code,
+                earned_at=Timestamp(seconds=at_us // 1_000_000, nanos=at_us % 1_000_000 * 1000) if at_us else None,
+                reference=reference,
+                co2e_grams=grams,
+                metadata=group.metadata,
+            )
+            for group in request.groups
+            for transfer_id, account, points, at_us, reference, grams in zip(
+                group.transfer_ids,
+                group.credit_accounts,
+                group.amount_points,
+                group.earned_at_us,
+                group.references,
+                group.co2e_grams,
+                strict=True,
+            )
+        ]
+    )
+
+
+def credit_columns(response: lpb.PostTransfersResponse) -> lpb.PostCreditsResponse:
+    """PostTransfers' results as PostCredits' columns."""
+    return lpb.PostCreditsResponse(
+        statuses=[r.status for r in response.results],
+        lot_ids=[r.lots[0].lot_id if r.lots else "" for r in response.results],
+        posted_at_us=[r.posted_at.seconds * 1_000_000 + r.posted_at.nanos // 1000 for r in response.results],
+        failures=[
+            lpb.CreditFailure(index=index, reason=r.failure_reason, message=r.failure_message)
+            for index, r in enumerate(response.results)
+            if r.status == lpb.TRANSFER_STATUS_FAILED
+        ],
+    )
+
 
 class CountingLedger:
-    """The real ledger servicer, counting PostTransfers calls (ingest must make one per batch, never one per event)."""
+    """The real ledger servicer, counting PostCredits calls (ingest must make one per batch, never one per event)."""
 
     def __init__(self, servicer: ledger_service_pb2_grpc.LedgerServiceServicer) -> None:
         self._servicer = servicer
         self.calls = 0
 
-    def PostTransfers(
-        self, request: lpb.PostTransfersRequest, context: grpc.ServicerContext
-    ) -> lpb.PostTransfersResponse:
+    def PostCredits(self, request: lpb.PostCreditsRequest, context: grpc.ServicerContext) -> lpb.PostCreditsResponse:
         self.calls += 1
-        return self._servicer.PostTransfers(request, context)  # type: ignore[arg-type,return-value]
+        return self._servicer.PostCredits(request, context)  # type: ignore[arg-type,return-value]
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._servicer, name)

@@ -319,6 +319,169 @@ class PostTransfersResponse(_message.Message):
 Global___PostTransfersResponse: _TypeAlias = PostTransfersResponse  # noqa: Y015
 
 @_typing.final
+class CreditGroup(_message.Message):
+    """Credits sharing their debit account, code and metadata. The repeated fields are columns, one entry per credit, all
+    of the same length; each credit is the Transfer with those fields (not linked, no carried lots).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DEBIT_ACCOUNT_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    TRANSFER_IDS_FIELD_NUMBER: _builtins.int
+    CREDIT_ACCOUNTS_FIELD_NUMBER: _builtins.int
+    AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
+    EARNED_AT_US_FIELD_NUMBER: _builtins.int
+    REFERENCES_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    debit_account: _builtins.str
+    code: Global___TransferCode.ValueType
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def transfer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def credit_accounts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def amount_points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def earned_at_us(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Transfer.earned_at in microseconds since the Unix epoch; 0 means now."""
+
+    @_builtins.property
+    def references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def co2e_grams(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        debit_account: _builtins.str = ...,
+        code: Global___TransferCode.ValueType = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        transfer_ids: _abc.Iterable[_builtins.str] | None = ...,
+        credit_accounts: _abc.Iterable[_builtins.str] | None = ...,
+        amount_points: _abc.Iterable[_builtins.int] | None = ...,
+        earned_at_us: _abc.Iterable[_builtins.int] | None = ...,
+        references: _abc.Iterable[_builtins.str] | None = ...,
+        co2e_grams: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_points", b"amount_points", "co2e_grams", b"co2e_grams", "code", b"code", "credit_accounts", b"credit_accounts", "debit_account", b"debit_account", "earned_at_us", b"earned_at_us", "metadata", b"metadata", "references", b"references", "transfer_ids", b"transfer_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditGroup: _TypeAlias = CreditGroup  # noqa: Y015
+
+@_typing.final
+class PostCreditsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreditGroup]:
+        """Up to 8,000 credits in all, one batch."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___CreditGroup] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostCreditsRequest: _TypeAlias = PostCreditsRequest  # noqa: Y015
+
+@_typing.final
+class PostCreditsResponse(_message.Message):
+    """One entry per credit in request order (group after group): the columns of PostTransfers' results."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    LOT_IDS_FIELD_NUMBER: _builtins.int
+    POSTED_AT_US_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TransferStatus.ValueType]: ...
+    @_builtins.property
+    def lot_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The lot each credit filled ("" when it failed)."""
+
+    @_builtins.property
+    def posted_at_us(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """TransferResult.posted_at in microseconds since the Unix epoch (0 when it failed)."""
+
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreditFailure]:
+        """The credits that failed, by position."""
+
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[Global___TransferStatus.ValueType] | None = ...,
+        lot_ids: _abc.Iterable[_builtins.str] | None = ...,
+        posted_at_us: _abc.Iterable[_builtins.int] | None = ...,
+        failures: _abc.Iterable[Global___CreditFailure] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failures", b"failures", "lot_ids", b"lot_ids", "posted_at_us", b"posted_at_us", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostCreditsResponse: _TypeAlias = PostCreditsResponse  # noqa: Y015
+
+@_typing.final
+class CreditFailure(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    reason: _builtins.str
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditFailure: _TypeAlias = CreditFailure  # noqa: Y015
+
+@_typing.final
 class GetTransferRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

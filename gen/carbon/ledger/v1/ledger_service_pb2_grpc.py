@@ -41,6 +41,11 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostTransfersRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostTransfersResponse.FromString,
                 _registered_method=True)
+        self.PostCredits = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/PostCredits',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostCreditsRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostCreditsResponse.FromString,
+                _registered_method=True)
         self.GetTransfer = channel.unary_unary(
                 '/carbon.ledger.v1.LedgerService/GetTransfer',
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetTransferRequest.SerializeToString,
@@ -121,6 +126,15 @@ class LedgerServiceServicer:
     def PostTransfers(self, request, context):
         """Posts a batch of transfers (up to 8,000) with one result per item. Items flagged `linked` succeed or fail
         together with the items after them up to and including the first unflagged one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PostCredits(self, request, context):
+        """Posts credits from system accounts to user accounts sent as columns (the shape of a feed of earn credits): each
+        credit is validated, posted and answered exactly as the same transfer sent to PostTransfers, in one batch.
+        Only the encoding differs: no message per credit either way.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,6 +243,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostTransfersRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostTransfersResponse.SerializeToString,
             ),
+            'PostCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.PostCredits,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostCreditsRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostCreditsResponse.SerializeToString,
+            ),
             'GetTransfer': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTransfer,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetTransferRequest.FromString,
@@ -329,6 +348,33 @@ class LedgerService:
             '/carbon.ledger.v1.LedgerService/PostTransfers',
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostTransfersRequest.SerializeToString,
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostTransfersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PostCredits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/PostCredits',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostCreditsRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.PostCreditsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,11 @@ class LedgerServiceStub:
     """Posts a batch of transfers (up to 8,000) with one result per item. Items flagged `linked` succeed or fail
     together with the items after them up to and including the first unflagged one.
     """
+    PostCredits: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.PostCreditsRequest, _ledger_service_pb2.PostCreditsResponse]
+    """Posts credits from system accounts to user accounts sent as columns (the shape of a feed of earn credits): each
+    credit is validated, posted and answered exactly as the same transfer sent to PostTransfers, in one batch.
+    Only the encoding differs: no message per credit either way.
+    """
     GetTransfer: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetTransferRequest, _ledger_service_pb2.GetTransferResponse]
     """Returns a posted transfer by its id."""
     RefundTransfer: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.RefundTransferRequest, _ledger_service_pb2.RefundTransferResponse]
@@ -75,6 +80,11 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     PostTransfers: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.PostTransfersRequest, _ledger_service_pb2.PostTransfersResponse]  # type: ignore[assignment]
     """Posts a batch of transfers (up to 8,000) with one result per item. Items flagged `linked` succeed or fail
     together with the items after them up to and including the first unflagged one.
+    """
+    PostCredits: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.PostCreditsRequest, _ledger_service_pb2.PostCreditsResponse]  # type: ignore[assignment]
+    """Posts credits from system accounts to user accounts sent as columns (the shape of a feed of earn credits): each
+    credit is validated, posted and answered exactly as the same transfer sent to PostTransfers, in one batch.
+    Only the encoding differs: no message per credit either way.
     """
     GetTransfer: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetTransferRequest, _ledger_service_pb2.GetTransferResponse]  # type: ignore[assignment]
     """Returns a posted transfer by its id."""
@@ -115,6 +125,17 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_ledger_service_pb2.PostTransfersResponse, _abc.Awaitable[_ledger_service_pb2.PostTransfersResponse]]:
         """Posts a batch of transfers (up to 8,000) with one result per item. Items flagged `linked` succeed or fail
         together with the items after them up to and including the first unflagged one.
+        """
+
+    @_abc_1.abstractmethod
+    def PostCredits(
+        self,
+        request: _ledger_service_pb2.PostCreditsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.PostCreditsResponse, _abc.Awaitable[_ledger_service_pb2.PostCreditsResponse]]:
+        """Posts credits from system accounts to user accounts sent as columns (the shape of a feed of earn credits): each
+        credit is validated, posted and answered exactly as the same transfer sent to PostTransfers, in one batch.
+        Only the encoding differs: no message per credit either way.
         """
 
     @_abc_1.abstractmethod
