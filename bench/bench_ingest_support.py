@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -270,12 +271,12 @@ def p99_ms(latencies_s: list[float]) -> float:
 
 @contextmanager
 def profiled(processes: list[Process], seconds: float) -> Iterator[None]:
-    """With CARBON_BENCH_PROFILE=<dir>: py-spy samples every service process for the timed phase."""
+    """With CARBON_BENCH_PROFILE=<dir>: py-spy samples every service process for the timed phase. With
+    CARBON_BENCH_PERF=<file>: `perf record` samples the whole machine for it."""
     folder = os.environ.get("CARBON_BENCH_PROFILE", "")
-    if not folder:
+    if not folder and not os.environ.get("CARBON_BENCH_PERF"):
         yield
         return
-    Path(folder).mkdir(parents=True, exist_ok=True)
     spies = [
         subprocess.Popen(
             [
@@ -297,12 +298,25 @@ def profiled(processes: list[Process], seconds: float) -> Iterator[None]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for p in processes
+        for p in (processes if folder else [])
     ]
-    time.sleep(0.5)  # py-spy attaches; not synchronisation of the system under test
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    perf_file = os.environ.get("CARBON_BENCH_PERF", "")
+    if perf_file:  # the whole machine, PostgreSQL included, which py-spy cannot see; stopped with the phase
+        spies.append(
+            subprocess.Popen(
+                ["perf", "record", "-a", "-g", "-F", "499", "-o", perf_file],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    time.sleep(0.5)  # the profilers attach; not synchronisation of the system under test
     try:
         yield
     finally:
+        if perf_file:
+            spies[-1].send_signal(signal.SIGINT)
         for spy in spies:
             spy.wait(timeout=seconds + 30)
 
