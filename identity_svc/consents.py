@@ -225,9 +225,14 @@ class ConsentService:
         )
 
     def check_columns(
-        self, account_numbers: Sequence[str], categories: Sequence[int], moments: Sequence[datetime | None]
+        self,
+        account_numbers: Sequence[str],
+        categories: Sequence[int],
+        moments: Sequence[datetime | None],
+        fields: tuple[str, str] = ("questions[{}].category", "questions[{}].at"),
     ) -> list[ConsentVerdict]:
-        """check() with the questions given as three columns, so the servicer builds no object per question."""
+        """check() with the questions given as three columns, so the servicer builds no object per question.
+        `fields`: how an error names question i's category and time (formatted with i)."""
         if len(account_numbers) > MAX_QUESTIONS:
             raise InvalidArgument("questions", f"at most {MAX_QUESTIONS} per call", reason="BATCH_TOO_LARGE")
         assert len(account_numbers) == len(categories) == len(moments), "columns of one batch"
@@ -235,7 +240,7 @@ class ConsentService:
         distinct = set(categories)
         chosen = {value: DataCategory(value) for value in distinct if value in DataCategory._value2member_map_}
         if len(chosen) < len(distinct) or None in moments:
-            _reject_first_invalid(categories, moments)
+            _reject_first_invalid(categories, moments, fields)
         timelines = self.timelines(account_numbers)
         unknown = ConsentTimeline(known=False)
         # Every moment is set (checked above).
@@ -246,10 +251,12 @@ class ConsentService:
         ]
 
 
-def _reject_first_invalid(categories: Sequence[int], moments: Sequence[datetime | None]) -> NoReturn:
+def _reject_first_invalid(
+    categories: Sequence[int], moments: Sequence[datetime | None], fields: tuple[str, str]
+) -> NoReturn:
     """Raises for the first question, in order, with an unknown category or no time (category before time)."""
     for index, (category, at) in enumerate(zip(categories, moments, strict=True)):
-        validate_category(category, f"questions[{index}].category")
+        validate_category(category, fields[0].format(index))
         if at is None:
-            raise InvalidArgument(f"questions[{index}].at", "is required", reason="INVALID_EVENT_TIME")
+            raise InvalidArgument(fields[1].format(index), "is required", reason="INVALID_EVENT_TIME")
     raise AssertionError("no question was invalid")

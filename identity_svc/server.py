@@ -24,7 +24,7 @@ from service_kit import redis_client
 from service_kit.errors import InvalidArgument
 from service_kit.server import Registration
 from service_kit.settings import Settings
-from service_kit.wire import from_timestamp, to_timestamp
+from service_kit.wire import from_timestamp, from_unix_us, to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 log = logging.getLogger("carbon.identity")
@@ -197,6 +197,28 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
                     at = moments[key] = from_timestamp(stamp)
             ats.append(at)
         return _answers(self._consents.check_columns(account_numbers, categories, ats))
+
+    def CheckConsentColumns(
+        self, request: pb.CheckConsentColumnsRequest, context: grpc.ServicerContext
+    ) -> pb.CheckConsentColumnsResponse:
+        account_numbers = list(request.account_numbers)
+        categories, stamps = list(request.categories), list(request.at_us)
+        for name, column in (("categories", categories), ("at_us", stamps)):
+            if len(column) != len(account_numbers):
+                raise InvalidArgument(name, f"has {len(column)} entries for {len(account_numbers)} account_numbers")
+        moments: dict[int, datetime] = {}  # a batch repeats instants: each is converted once
+        ats: list[datetime | None] = []
+        for stamp in stamps:
+            at = moments.get(stamp)
+            if at is None and stamp:  # 0 is no time: check_columns refuses it, naming the question
+                at = moments[stamp] = from_unix_us(stamp)
+            ats.append(at)
+        verdicts = self._consents.check_columns(
+            account_numbers, categories, ats, fields=("categories[{}]", "at_us[{}]")
+        )
+        return pb.CheckConsentColumnsResponse(
+            allowed=[verdict.allowed for verdict in verdicts], reasons=[verdict.reason for verdict in verdicts]
+        )
 
     def CloseAccount(self, request: pb.CloseAccountRequest, context: grpc.ServicerContext) -> pb.CloseAccountResponse:
         view, disposed = self._closing.close(

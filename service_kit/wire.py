@@ -36,6 +36,11 @@ def to_unix_us(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
+def from_unix_us(instant_us: int) -> datetime:
+    """Microseconds since the Unix epoch as an aware UTC datetime (the inverse of to_unix_us)."""
+    return _EPOCH + timedelta(microseconds=instant_us)
+
+
 def from_timestamp(stamp: Timestamp) -> datetime:
     """A Timestamp as an aware UTC datetime."""
     return stamp.ToDatetime(tzinfo=UTC)

@@ -254,3 +254,76 @@ def test_consent_answers_are_encoded_as_built_message_by_message(services: Ident
     assert response.SerializeToString() == built.SerializeToString()
     empty = IdentityServiceServicer(services).CheckConsents(pb.CheckConsentsRequest(), None)  # type: ignore[arg-type]
     assert empty.SerializeToString() == b""
+
+
+def test_consent_columns_answer_as_consent_questions(
+    stub: identity_service_pb2_grpc.IdentityServiceStub, services: IdentityServices, clock: FakeClock
+) -> None:
+    from identity_svc.domain import ConsentAction
+
+    open_account = services.accounts.open_account
+    account = open_account(opening())[0].account_number
+    closed = open_account(opening("open-2", id_number=ZHEJIANG_ID, user="2088002"))[0].account_number
+    services.consents.record(
+        ConsentAction.GRANT, request_id="g1", account_number=account, category=TRANSIT, channel=ALIPAY,
+        recorded_by="alipay", effective_at=None,
+    )  # fmt: skip
+    services.closing.close("c1", closed, 3, "resident")
+    cycling = common_pb2.DATA_CATEGORY_CYCLING
+    asked = [
+        (account, TRANSIT, _stamp(clock, hours=1)),
+        (account, TRANSIT, _stamp(clock, hours=-1)),  # before the grant
+        (account, cycling, _stamp(clock, hours=1)),
+        (closed, TRANSIT, _stamp(clock, hours=1)),
+        ("3300001234567890", TRANSIT, _stamp(clock, hours=1)),
+        ("x", cycling, _stamp(clock, hours=2)),
+    ]
+    by_message = stub.CheckConsents(
+        pb.CheckConsentsRequest(
+            questions=[pb.ConsentQuestion(account_number=n, category=c, at=t) for n, c, t in asked]
+        ),
+        timeout=10,
+    ).answers
+
+    by_column = stub.CheckConsentColumns(
+        pb.CheckConsentColumnsRequest(
+            account_numbers=[n for n, _c, _t in asked],
+            categories=[c for _n, c, _t in asked],
+            at_us=[t.seconds * 1_000_000 + t.nanos // 1000 for _n, _c, t in asked],
+        ),
+        timeout=10,
+    )
+
+    assert list(zip(by_column.allowed, by_column.reasons, strict=True)) == [(a.allowed, a.reason) for a in by_message]
+    assert by_column.reasons[:3] == ["", "CONSENT_MISSING", "CONSENT_MISSING"]
+
+
+@pytest.mark.parametrize(
+    ("categories", "at_us", "field", "reason"),
+    [
+        ([TRANSIT, TRANSIT], [1, 1, 1], "categories", "INVALID_ARGUMENT"),
+        ([TRANSIT, TRANSIT, TRANSIT], [1, 1], "at_us", "INVALID_ARGUMENT"),
+        ([TRANSIT, TRANSIT, 99], [1, 1, 1], "categories[2]", "INVALID_CATEGORY"),
+        ([TRANSIT, TRANSIT, TRANSIT], [1, 0, 1], "at_us[1]", "INVALID_EVENT_TIME"),
+    ],
+)
+def test_malformed_consent_columns_are_refused_naming_the_entry(
+    stub: identity_service_pb2_grpc.IdentityServiceStub,
+    categories: list[int],
+    at_us: list[int],
+    field: str,
+    reason: str,
+) -> None:
+    request = pb.CheckConsentColumnsRequest(
+        account_numbers=["1100001234567890"] * 3,
+        categories=categories,  # type: ignore[arg-type]
+        at_us=at_us,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CheckConsentColumns(request, timeout=10)
+    details = error_details(caught.value)
+    assert (details.code, details.metadata.get("field"), details.reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        field,
+        reason,
+    )

@@ -82,6 +82,22 @@ class FakeIdentity(identity_service_pb2_grpc.IdentityServiceServicer):
             answers.append(ipb.ConsentAnswer(allowed=allowed, reason=reason))
         return ipb.CheckConsentsResponse(answers=answers)
 
+    def CheckConsentColumns(
+        self, request: ipb.CheckConsentColumnsRequest, context: object
+    ) -> ipb.CheckConsentColumnsResponse:
+        questions = [
+            ipb.ConsentQuestion(
+                account_number=number,
+                category=category,
+                at=Timestamp(seconds=at_us // 1_000_000, nanos=at_us % 1_000_000 * 1000),
+            )
+            for number, category, at_us in zip(request.account_numbers, request.categories, request.at_us, strict=True)
+        ]
+        answers = self.CheckConsents(ipb.CheckConsentsRequest(questions=questions), context).answers
+        return ipb.CheckConsentColumnsResponse(
+            allowed=[a.allowed for a in answers], reasons=[a.reason for a in answers]
+        )
+
 
 class FakeLedger(ledger_service_pb2_grpc.LedgerServiceServicer):
     """A ledger that can misbehave: `down` answers UNAVAILABLE; `gate` (when set) holds every call until opened."""

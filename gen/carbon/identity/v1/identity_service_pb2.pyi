@@ -697,6 +697,64 @@ class CheckConsentsResponse(_message.Message):
 Global___CheckConsentsResponse: _TypeAlias = CheckConsentsResponse  # noqa: Y015
 
 @_typing.final
+class CheckConsentColumnsRequest(_message.Message):
+    """Question i is (account_numbers[i], categories[i], at_us[i]); the three columns have the same length."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBERS_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    AT_US_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.DataCategory.ValueType]: ...
+    @_builtins.property
+    def at_us(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """ConsentQuestion.at in microseconds since the Unix epoch; required (0 is refused)."""
+
+    def __init__(
+        self,
+        *,
+        account_numbers: _abc.Iterable[_builtins.str] | None = ...,
+        categories: _abc.Iterable[_common_pb2.DataCategory.ValueType] | None = ...,
+        at_us: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_numbers", b"account_numbers", "at_us", b"at_us", "categories", b"categories"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckConsentColumnsRequest: _TypeAlias = CheckConsentColumnsRequest  # noqa: Y015
+
+@_typing.final
+class CheckConsentColumnsResponse(_message.Message):
+    """One entry per question, in order: ConsentAnswer's fields as columns."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def allowed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]: ...
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        allowed: _abc.Iterable[_builtins.bool] | None = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "reasons", b"reasons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckConsentColumnsResponse: _TypeAlias = CheckConsentColumnsResponse  # noqa: Y015
+
+@_typing.final
 class CloseAccountRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

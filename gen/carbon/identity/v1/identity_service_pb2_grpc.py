@@ -81,6 +81,11 @@ class IdentityServiceStub:
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentsRequest.SerializeToString,
                 response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentsResponse.FromString,
                 _registered_method=True)
+        self.CheckConsentColumns = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/CheckConsentColumns',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentColumnsRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentColumnsResponse.FromString,
+                _registered_method=True)
         self.CloseAccount = channel.unary_unary(
                 '/carbon.identity.v1.IdentityService/CloseAccount',
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountRequest.SerializeToString,
@@ -153,6 +158,14 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckConsentColumns(self, request, context):
+        """CheckConsents with the questions and answers sent as columns (ingest asks a whole batch at once): the same
+        answers, no message per question either way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CloseAccount(self, request, context):
         """Closes an account (PIPL right to erasure): personal data destroyed, history kept pseudonymously.
         """
@@ -207,6 +220,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.CheckConsents,
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentsRequest.FromString,
                     response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentsResponse.SerializeToString,
+            ),
+            'CheckConsentColumns': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckConsentColumns,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentColumnsRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentColumnsResponse.SerializeToString,
             ),
             'CloseAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseAccount,
@@ -459,6 +477,33 @@ class IdentityService:
             '/carbon.identity.v1.IdentityService/CheckConsents',
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentsRequest.SerializeToString,
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckConsentColumns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/CheckConsentColumns',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentColumnsRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.CheckConsentColumnsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,10 @@ class IdentityServiceStub:
     """The consent history of an account, newest first."""
     CheckConsents: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.CheckConsentsRequest, _identity_service_pb2.CheckConsentsResponse]
     """"May this source's event of category C score for account A at time T?", many questions per call."""
+    CheckConsentColumns: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.CheckConsentColumnsRequest, _identity_service_pb2.CheckConsentColumnsResponse]
+    """CheckConsents with the questions and answers sent as columns (ingest asks a whole batch at once): the same
+    answers, no message per question either way.
+    """
     CloseAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.CloseAccountRequest, _identity_service_pb2.CloseAccountResponse]
     """Closes an account (PIPL right to erasure): personal data destroyed, history kept pseudonymously."""
 
@@ -75,6 +79,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """The consent history of an account, newest first."""
     CheckConsents: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.CheckConsentsRequest, _identity_service_pb2.CheckConsentsResponse]  # type: ignore[assignment]
     """"May this source's event of category C score for account A at time T?", many questions per call."""
+    CheckConsentColumns: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.CheckConsentColumnsRequest, _identity_service_pb2.CheckConsentColumnsResponse]  # type: ignore[assignment]
+    """CheckConsents with the questions and answers sent as columns (ingest asks a whole batch at once): the same
+    answers, no message per question either way.
+    """
     CloseAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.CloseAccountRequest, _identity_service_pb2.CloseAccountResponse]  # type: ignore[assignment]
     """Closes an account (PIPL right to erasure): personal data destroyed, history kept pseudonymously."""
 
@@ -151,6 +159,16 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.CheckConsentsResponse, _abc.Awaitable[_identity_service_pb2.CheckConsentsResponse]]:
         """"May this source's event of category C score for account A at time T?", many questions per call."""
+
+    @_abc_1.abstractmethod
+    def CheckConsentColumns(
+        self,
+        request: _identity_service_pb2.CheckConsentColumnsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.CheckConsentColumnsResponse, _abc.Awaitable[_identity_service_pb2.CheckConsentColumnsResponse]]:
+        """CheckConsents with the questions and answers sent as columns (ingest asks a whole batch at once): the same
+        answers, no message per question either way.
+        """
 
     @_abc_1.abstractmethod
     def CloseAccount(
