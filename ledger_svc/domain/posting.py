@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -17,12 +18,17 @@ from ledger_svc.domain.names import (
     MAX_METADATA_ENTRIES,
     MAX_REFERENCE_LENGTH,
     VALID_CODES,
+    TransferCode,
     account_problem,
     is_system_account,
 )
-from ledger_svc.domain.time import US_PER_DAY, day_of, lot_expiry_us
+from ledger_svc.domain.time import DEFAULT_VALIDITY_MONTHS, US_PER_DAY, day_of, lot_expiry_us
 
 MAX_BATCH_TRANSFERS = 8000
+# The validity a reader assumes for an earn the journal keeps no lot record of (ADR 0106). A constant, not the
+# setting: changing CARBON_LEDGER_VALIDITY_MONTHS must not change which lot earlier earns read as filling (a ledger
+# set to another validity writes its earns' records, as every ledger did before).
+IMPLIED_LOT_VALIDITY_MONTHS = DEFAULT_VALIDITY_MONTHS
 # A behaviour's clock may run a little ahead of ours; more than this is a wrong timestamp.
 EARNED_AT_TOLERANCE_US = US_PER_DAY
 
@@ -156,6 +162,37 @@ class ItemResult:
         if self.posting is None:
             return []
         return self.posting.debit_lots or self.posting.credit_lots
+
+
+def implied_credit_lot(
+    code: int, debit_account: str, credit_account: str, earned_at_us: int, posted_at_us: int
+) -> LotKey | None:
+    """The lot an EARN from a system account to a user account fills when it is fresh points of its earning day:
+    the journal keeps no lot record for such a credit (ADR 0106). None for any other transfer."""
+    if code != TransferCode.EARN or not is_system_account(debit_account) or is_system_account(credit_account):
+        return None
+    expires_at_us, earned_on = _implied_lot_dates((earned_at_us or posted_at_us) // _US_PER_HOUR)
+    return LotKey(credit_account, expires_at_us, earned_on)
+
+
+_US_PER_HOUR = 3_600_000_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _implied_lot_dates(hour: int) -> tuple[int, date]:
+    # CST days change on a UTC hour: one computation per hour serves a replayed batch's or a statement's earns.
+    earned_on = day_of(hour * _US_PER_HOUR)
+    return lot_expiry_us(earned_on, IMPLIED_LOT_VALIDITY_MONTHS), earned_on
+
+
+def credit_lots_implied(posting: Posting) -> bool:
+    """Whether the posting's credit side is exactly its implied lot: then no lot record is written for it."""
+    if len(posting.credit_lots) != 1:
+        return False
+    portion = posting.credit_lots[0]
+    return portion.amount_points == posting.amount_points and portion.key == implied_credit_lot(
+        posting.code, posting.debit_account, posting.credit_account, posting.earned_at_us, posting.posted_at_us
+    )
 
 
 def check_request(request: TransferRequest, region_code: str) -> None:

@@ -51,6 +51,14 @@ _PG_WRITE_USERS = text(
     WHERE accounts.account = v.n
     """
 )
+# Lot ids of lots named by key, for any number of keys in one statement (each key one probe of uq_lots_key).
+_PG_LOT_IDS_BY_KEY = text(
+    """
+    SELECT lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on
+    FROM unnest(CAST(:accounts AS text[]), CAST(:expires AS bigint[]), CAST(:days AS date[])) AS v(a, e, d)
+    JOIN lots ON lots.account = v.a AND lots.expires_at_us = v.e AND lots.earned_on = v.d
+    """
+)
 # Keeps IN lists and multi-row statements within every driver's parameter limits.
 CHUNK = 1000
 
@@ -224,6 +232,32 @@ def lots_by_id(conn: Connection, lot_ids: Iterable[int]) -> dict[int, LotKey]:
         )
         for row in rows:
             found[row.lot_id] = LotKey(row.account, row.expires_at_us, row.earned_on)
+    return found
+
+
+def lot_ids_by_key(conn: Connection, keys: Iterable[LotKey]) -> dict[LotKey, int]:
+    """Ids of the existing lots among `keys`: one statement on PostgreSQL, one per chunk of keys on SQLite."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    if conn.dialect.name == "postgresql":
+        columns = {
+            "accounts": [key.account for key in wanted],
+            "expires": [key.expires_at_us for key in wanted],
+            "days": [key.earned_on for key in wanted],
+        }
+        return {LotKey(row[1], row[2], row[3]): row[0] for row in conn.execute(_PG_LOT_IDS_BY_KEY, columns)}
+    found: dict[LotKey, int] = {}
+    for part in chunks(wanted, 300):
+        rows = conn.execute(
+            select(lots.c.lot_id, lots.c.account, lots.c.expires_at_us, lots.c.earned_on).where(
+                tuple_(lots.c.account, lots.c.expires_at_us, lots.c.earned_on).in_(
+                    [(key.account, key.expires_at_us, key.earned_on) for key in part]
+                )
+            )
+        )
+        for row in rows:
+            found[LotKey(row.account, row.expires_at_us, row.earned_on)] = row.lot_id
     return found
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from ledger_svc.domain.journal import GENESIS_HASH, JournalEntry, block_hash, entries_hash
 from ledger_svc.domain.lots import LotKey, Portion
-from ledger_svc.domain.posting import ItemResult, Posting, Status
-from ledger_svc.store.accounts import chunks, lots_by_id
+from ledger_svc.domain.posting import ItemResult, Posting, Status, credit_lots_implied, implied_credit_lot
+from ledger_svc.store.accounts import chunks, lot_ids_by_key, lots_by_id
 from ledger_svc.store.tables import chain_head, journal_batches, transfer_lots, transfers
 
 SEAL_BATCHES_PER_CALL = 2000
@@ -32,7 +32,8 @@ def entry_of(posting: Posting) -> JournalEntry:
 
 
 def insert_postings(conn: Connection, postings: list[Posting], now_us: int) -> None:
-    """One journal batch (a future block) with its transfers and the lots each took or filled."""
+    """One journal batch (a future block) with its transfers and the lots each took or filled (an earn's one lot
+    is implied by the transfer and not written, ADR 0106)."""
     if not postings:
         return
     digest, count = entries_hash(entry_of(posting) for posting in postings)
@@ -73,7 +74,7 @@ def insert_postings(conn: Connection, postings: list[Posting], now_us: int) -> N
             "amount_points": portion.amount_points,
         }
         for p in postings
-        for side, portions in (("D", p.debit_lots), ("C", p.credit_lots))
+        for side, portions in (("D", p.debit_lots), ("C", [] if credit_lots_implied(p) else p.credit_lots))
         for position, portion in enumerate(portions)
     ]
     if lot_rows:
@@ -82,7 +83,8 @@ def insert_postings(conn: Connection, postings: list[Posting], now_us: int) -> N
 
 
 def load_postings(conn: Connection, transfer_ids: Iterable[str]) -> dict[str, Posting]:
-    """Posted transfers by id, with their lots (for replays, refunds and GetTransfer)."""
+    """Posted transfers by id, with their lots (for replays, refunds and GetTransfer). An earn stored without lot
+    records (ADR 0106) filled its implied lot: found by key, one look-up for all of them."""
     found: dict[str, Posting] = {}
     ids = sorted(set(transfer_ids))
     for part in chunks(ids):
@@ -119,6 +121,20 @@ def load_postings(conn: Connection, transfer_ids: Iterable[str]) -> dict[str, Po
         posting = found[row.transfer_id]
         portion = Portion(keys[row.lot_id], row.amount_points, row.lot_id)
         (posting.debit_lots if row.side == "D" else posting.credit_lots).append(portion)
+    implied: dict[str, LotKey] = {}
+    for posting in found.values():
+        if not posting.credit_lots:
+            key = implied_credit_lot(
+                posting.code, posting.debit_account, posting.credit_account, posting.earned_at_us, posting.posted_at_us
+            )
+            if key is not None:
+                implied[posting.transfer_id] = key
+    if implied:
+        lot_ids = lot_ids_by_key(conn, implied.values())
+        for transfer_id, key in implied.items():
+            assert key in lot_ids, f"transfer {transfer_id!r} filled lot {key}, which does not exist"
+            posting = found[transfer_id]
+            posting.credit_lots.append(Portion(key, posting.amount_points, lot_ids[key]))
     return found
 
 

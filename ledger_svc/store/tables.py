@@ -116,7 +116,8 @@ transfers = Table(
     ),
 )
 
-# Which lots a transfer took (side D) or filled (side C): a refund restores exactly these.
+# Which lots a transfer took (side D) or filled (side C): a refund restores exactly these. An earn's one lot is
+# implied by the transfer and has no row (ADR 0106; journal.load_postings).
 transfer_lots = Table(
     "transfer_lots",
     metadata,
