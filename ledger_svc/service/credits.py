@@ -1,5 +1,10 @@
-"""PostTransfers for credit-only batches on PostgreSQL (ADR 0102): set-based, no read of user lots; one query finds
-the ids already used and only those are read back and compared (a race on an id is a unique violation: retried)."""
+"""PostTransfers for credit-only batches on PostgreSQL (ADR 0102): set-based, no read of user lots.
+
+Optimistic about ids (ADR 0106): the first attempt only asks whether a hold took one of them and writes the journal
+by COPY, whose unique key on transfer_id finds an id posted before. Then the transaction rolls back and every later
+attempt (a fresh transaction) looks the ids up first, reads back the transfers that used them and compares bodies,
+exactly as a race on an id is retried.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from sqlalchemy import Connection
 from ledger_svc.domain.credits import Credit, credit_results
 from ledger_svc.domain.journal import entries_hash_of_fields
 from ledger_svc.domain.lots import LotKey
-from ledger_svc.domain.posting import ItemResult
+from ledger_svc.domain.names import TransferCode
+from ledger_svc.domain.posting import IMPLIED_LOT_VALIDITY_MONTHS, ItemResult, Posting
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import accounts as account_store
 from ledger_svc.store import credits as credit_store
@@ -21,17 +27,34 @@ class _GeneralPath(Exception):
 
 def post_credits(ctx: LedgerContext, credits: list[Credit], now_us: int) -> list[ItemResult] | None:
     """Results per item, or None when the general path must post the batch instead."""
+    # Earns fill the lot their transfer implies and need no lot record, unless this ledger's validity differs.
+    earns_implied = ctx.validity_months == IMPLIED_LOT_VALIDITY_MONTHS
+    attempts = 0
+
+    def attempt(conn: Connection) -> list[ItemResult]:
+        nonlocal attempts
+        attempts += 1
+        return _post(conn, credits, now_us, attempts == 1, earns_implied)
+
     try:
-        return ctx.transaction(lambda conn: _post(conn, credits, now_us))
+        return ctx.transaction(attempt)
     except _GeneralPath:
         return None
 
 
-def _post(conn: Connection, credits: list[Credit], now_us: int) -> list[ItemResult]:
-    posted_ids, held_ids = credit_store.taken_ids(conn, [credit.transfer_id for credit in credits])
-    if held_ids:
-        raise _GeneralPath
-    stored = journal.load_postings(conn, posted_ids) if posted_ids else {}
+def _post(
+    conn: Connection, credits: list[Credit], now_us: int, optimistic: bool, earns_implied: bool
+) -> list[ItemResult]:
+    ids = [credit.transfer_id for credit in credits]
+    stored: dict[str, Posting] = {}
+    if optimistic:
+        if credit_store.any_held(conn, ids):
+            raise _GeneralPath
+    else:
+        posted_ids, held_ids = credit_store.taken_ids(conn, ids)
+        if held_ids:
+            raise _GeneralPath
+        stored = journal.load_postings(conn, posted_ids) if posted_ids else {}
     fresh = [credit for credit in credits if credit.transfer_id not in stored] if stored else credits
     if not fresh:
         return credit_results(credits, stored, [], [], now_us)
@@ -70,6 +93,12 @@ def _post(conn: Connection, credits: list[Credit], now_us: int) -> list[ItemResu
     credit_store.copy_transfers(conn, batch_id, fresh, balances_after, now_us)
     lot_ids = credit_store.upsert_lots(conn, per_lot)
     credit_lot_ids = [lot_ids[credit.lot] for credit in fresh]
-    credit_store.copy_transfer_lots(conn, fresh, credit_lot_ids)
+    recorded = [
+        (credit, lot_id)
+        for credit, lot_id in zip(fresh, credit_lot_ids, strict=True)
+        if credit.code != TransferCode.EARN or not earns_implied
+    ]
+    if recorded:
+        credit_store.copy_transfer_lots(conn, [credit for credit, _ in recorded], [lot_id for _, lot_id in recorded])
     account_store.apply_system_deltas(conn, per_system)
     return credit_results(credits, stored, balances_after, credit_lot_ids, now_us)

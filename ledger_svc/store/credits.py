@@ -21,6 +21,22 @@ _TAKEN_IDS = text(
     UNION ALL SELECT hold_id, 'h' FROM holds WHERE hold_id = ANY(CAST(:ids AS text[]))
     """
 )
+# Whether a hold took one of the batch's ids (the unique key on transfers cannot tell: a hold is not a transfer).
+# Hold ids and credit ids are usually named apart ('rewards:redeem:...', 'earn-...'): when no hold id lies between
+# the batch's least and greatest id (in the column's collation) one index probe answers for the whole batch; only
+# otherwise is each id probed. (A CASE evaluates the second sub-query only when it needs it.)
+_ANY_HELD = text(
+    """
+    SELECT CASE
+        WHEN NOT EXISTS (
+            SELECT FROM holds
+            WHERE hold_id >= (SELECT min(id) FROM unnest(CAST(:ids AS text[])) AS id)
+              AND hold_id <= (SELECT max(id) FROM unnest(CAST(:ids AS text[])) AS id)
+        ) THEN false
+        ELSE EXISTS (SELECT FROM holds WHERE hold_id = ANY(CAST(:ids AS text[])))
+    END
+    """
+)
 _COPY_TRANSFERS = (
     "COPY transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,"
     " co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, credit_balance_after) FROM STDIN"
@@ -65,6 +81,11 @@ def taken_ids(conn: Connection, ids: list[str]) -> tuple[set[str], set[str]]:
     for transfer_id, kind in conn.execute(_TAKEN_IDS, {"ids": _text_array(ids)}):
         (posted if kind == "t" else held).add(transfer_id)
     return posted, held
+
+
+def any_held(conn: Connection, ids: list[str]) -> bool:
+    """Whether a hold uses any of `ids`."""
+    return bool(conn.execute(_ANY_HELD, {"ids": _text_array(ids)}).scalar_one())
 
 
 def _text_array(values: list[str]) -> str:
@@ -127,7 +148,8 @@ def upsert_lots(conn: Connection, per_lot: dict[LotKey, int]) -> dict[tuple[str,
 
 
 def copy_transfer_lots(conn: Connection, credits: list[Credit], lot_ids: list[int]) -> None:
-    """Each credit's one lot record (credit side, position 0): its points went into the lot `lot_ids` names."""
+    """Each credit's one lot record (credit side, position 0): its points went into the lot `lot_ids` names.
+    Only for credits whose lot the transfer does not imply (not earns, ADR 0106)."""
     ids = _copy_texts([c.transfer_id for c in credits])
     lines = [
         f"{transfer_id}\tC\t0\t{lot_id}\t{c.amount_points}\n"
