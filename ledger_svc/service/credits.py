@@ -1,9 +1,9 @@
 """PostTransfers for credit-only batches on PostgreSQL (ADR 0102): set-based, no read of user lots.
 
-Optimistic about ids (ADR 0106): the first attempt only asks whether a hold took one of them and writes the journal
-by COPY, whose unique key on transfer_id finds an id posted before. Then the transaction rolls back and every later
-attempt (a fresh transaction) looks the ids up first, reads back the transfers that used them and compares bodies,
-exactly as a race on an id is retried.
+Optimistic about ids (ADR 0106): the first attempt only asks whether a hold took one of them (and whether the first
+was posted: a batch sent again is looked up at once) and writes the journal by COPY, whose unique key on transfer_id
+finds an id posted before. Then the transaction rolls back and every later attempt (a fresh transaction) looks the
+ids up first, reads back the transfers that used them and compares bodies, exactly as a race on an id is retried.
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ def _post(
     ids = [credit.transfer_id for credit in credits]
     stored: dict[str, Posting] = {}
     if optimistic:
-        if credit_store.any_held(conn, ids):
+        held, first_posted = credit_store.held_or_replayed(conn, ids)
+        if held:
             raise _GeneralPath
-    else:
+        optimistic = not first_posted  # a batch sent again: look its ids up now
+    if not optimistic:
         posted_ids, held_ids = credit_store.taken_ids(conn, ids)
         if held_ids:
             raise _GeneralPath

@@ -21,11 +21,13 @@ _TAKEN_IDS = text(
     UNION ALL SELECT hold_id, 'h' FROM holds WHERE hold_id = ANY(CAST(:ids AS text[]))
     """
 )
-# Whether a hold took one of the batch's ids (the unique key on transfers cannot tell: a hold is not a transfer).
-# Hold ids and credit ids are usually named apart ('rewards:redeem:...', 'earn-...'): when no hold id lies between
-# the batch's least and greatest id (in the column's collation) one index probe answers for the whole batch; only
-# otherwise is each id probed. (A CASE evaluates the second sub-query only when it needs it.)
-_ANY_HELD = text(
+# The optimistic attempt's one question (ADR 0106): did a hold take one of the batch's ids (the unique key on
+# transfers cannot tell: a hold is not a transfer), and was the batch's first id posted (a batch sent again whole,
+# looked up at once rather than after a rolled-back COPY)? Hold ids and credit ids are usually named apart
+# ('rewards:redeem:...', 'earn-...'): when no hold id lies between the batch's least and greatest id (in the
+# column's collation) one index probe answers for the whole batch; only otherwise is each id probed (a CASE
+# evaluates the second sub-query only when it needs it).
+_HELD_OR_REPLAYED = text(
     """
     SELECT CASE
         WHEN NOT EXISTS (
@@ -34,7 +36,8 @@ _ANY_HELD = text(
               AND hold_id <= (SELECT max(id) FROM unnest(CAST(:ids AS text[])) AS id)
         ) THEN false
         ELSE EXISTS (SELECT FROM holds WHERE hold_id = ANY(CAST(:ids AS text[])))
-    END
+    END,
+    EXISTS (SELECT FROM transfers WHERE transfer_id = :first)
     """
 )
 _COPY_TRANSFERS = (
@@ -83,9 +86,10 @@ def taken_ids(conn: Connection, ids: list[str]) -> tuple[set[str], set[str]]:
     return posted, held
 
 
-def any_held(conn: Connection, ids: list[str]) -> bool:
-    """Whether a hold uses any of `ids`."""
-    return bool(conn.execute(_ANY_HELD, {"ids": _text_array(ids)}).scalar_one())
+def held_or_replayed(conn: Connection, ids: list[str]) -> tuple[bool, bool]:
+    """Whether a hold uses any of `ids`, and whether a posted transfer uses the first."""
+    held, first_posted = conn.execute(_HELD_OR_REPLAYED, {"ids": _text_array(ids), "first": ids[0]}).one()
+    return bool(held), bool(first_posted)
 
 
 def _text_array(values: list[str]) -> str:
