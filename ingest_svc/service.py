@@ -1,11 +1,11 @@
 """Submission use cases: a signed batch of events -> one result per event, credited to the ledger exactly once.
 
 Order per batch: partner + signature + rate limit (batch-level; small batches of one partner are then grouped, see
-ingest_svc/coalescing.py) -> field validation (per event) -> duplicate fast path -> ONE identity call (consents;
-only bindings and phone numbers are resolved first) -> ONE local transaction (dedupe by the unique key, caps,
-scores, statistics; events stored PENDING with one owed credit batch) -> ONE ledger PostTransfers -> the credit
-batch marked POSTED. No transaction is held open across a remote call. See docs/adr/0401-exactly-once-crediting.md
-and 0405-credit-batches-as-an-outbox.md.
+ingest_svc/coalescing.py) -> field validation (per event) -> duplicate fast path -> ONE identity call (consents as
+columns; only bindings and phone numbers are resolved first) -> ONE local transaction (dedupe by the unique key,
+caps, scores, statistics; events stored PENDING with one owed credit batch) -> ONE ledger PostCredits (credits as
+columns, docs/adr/0408-columnar-calls-between-services.md) -> the credit batch marked POSTED. No transaction is
+held open across a remote call. See docs/adr/0401-exactly-once-crediting.md and 0405-credit-batches-as-an-outbox.md.
 """
 
 from __future__ import annotations
