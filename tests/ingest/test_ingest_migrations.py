@@ -69,3 +69,22 @@ def test_upgrading_gathers_pending_events_into_an_owed_credit_batch(database_url
         assert store.pending_credit_batches(conn, 10) == []
         assert store.find_events(conn, "metro", ["e1"])["e1"]["status"] == "CREDITED"
     engine.dispose()
+
+
+def test_upgrading_keeps_cap_counters_and_gives_their_table_room_on_postgresql(database_url: str) -> None:
+    engine = make_engine(database_url)
+    config = alembic_config("ingest_svc", engine)
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "ingest_0002")
+        conn.commit()
+    key = ("1100000000000001", "transit_trip", date(2026, 11, 1))
+    with engine.begin() as conn:
+        store.write_cap_counters(conn, {}, {key: 1500})
+    migrate("ingest_svc", engine)
+    with engine.begin() as conn:
+        assert store.lock_cap_counters(conn, [key]) == {key: 1500}
+        if engine.dialect.name == "postgresql":
+            options = conn.execute(text("SELECT reloptions FROM pg_class WHERE oid = 'ingest_cap_counters'::regclass"))
+            assert options.scalar_one() == ["fillfactor=70"]
+    engine.dispose()
