@@ -1,7 +1,8 @@
 """Tables and queries of ingest_svc (SQLAlchemy 2.x): the only module that knows SQL.
 
 Works on PostgreSQL and SQLite alike (both support INSERT .. ON CONFLICT and RETURNING). Times are stored UTC.
-On PostgreSQL the per-batch statements on events and caps live in store_pg (one JSON document per statement).
+On PostgreSQL the per-batch statements on events and caps live in store_pg (the batch as one parameter per column
+or one JSON document).
 """
 
 from __future__ import annotations
@@ -310,18 +311,18 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]], surely_ne
 
 
 def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, int]:
-    """The counters that exist among `keys`, locked for this transaction (in key order, which the statement
-    sorts, so two batches never deadlock). A missing key has counted nothing yet; write_cap_counters creates it."""
-    ordered = list(set(keys))
-    if not ordered:
+    """The counters that exist among `keys`, locked for this transaction (in key order, which store_pg sorts, so
+    two batches never deadlock). A missing key has counted nothing yet; write_cap_counters creates it."""
+    unique = list(set(keys))
+    if not unique:
         return {}
     if _postgres(conn):
-        return store_pg.lock_cap_counters(conn, ordered)
+        return store_pg.lock_cap_counters(conn, unique)
     # SQLite: the transaction (BEGIN IMMEDIATE) already holds the database's only write lock.
     counted: dict[CapKey, int] = {}
-    accounts = sorted({key[0] for key in ordered})
+    accounts = sorted({key[0] for key in unique})
     query = select(cap_counters).where(cap_counters.c.account_number.in_(bindparam("accounts")))
-    wanted = set(ordered)
+    wanted = set(unique)
     for chunk in _chunks(accounts):
         for row in conn.execute(query, {"accounts": list(chunk)}):
             key = (row.account_number, row.behaviour, row.day)
@@ -333,7 +334,7 @@ def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, 
 def write_cap_counters(conn: Connection, locked: Mapping[CapKey, int], totals: Mapping[CapKey, int]) -> bool:
     """Writes the new totals once each: locked counters updated, missing ones created. False (write nothing more;
     roll back) when a concurrent batch created one of the missing counters first."""
-    # Unsorted: the statement inserts new counters in key order and updates only counters this transaction locked.
+    # Unsorted: store_pg inserts new counters in key order and updates only counters this transaction locked.
     changes = [(key, total, key not in locked) for key, total in totals.items() if total != locked.get(key)]
     if not changes:
         return True

@@ -1,5 +1,5 @@
 """PostgreSQL statements of the per-batch path (events and caps): each takes the batch as ONE JSON document (new
-events go by COPY instead).
+events go by COPY instead, cap counters as comma-joined text columns).
 
 One statement text per query whatever the batch size, so neither SQLAlchemy nor psycopg re-compiles or re-parses a
 500-row VALUES list per batch; and json.dumps is C code, while psycopg binds Python lists element by element
@@ -43,33 +43,42 @@ _INSERT_EVENTS = text(
 _COPY_EVENTS = f"COPY ingest_events ({_EVENT_COLUMNS}) FROM STDIN"
 _COPY_SPECIALS = ("\\", "\t", "\n", "\r")
 _FREE_TEXT_COLUMNS = ("partner_id", "event_id", "batch_id", "tier", "evidence_ref", "rule_version_id", "message")
-# Locks the counters that exist, in key order (two batches never deadlock); missing ones are inserted at the end.
+# Cap counters travel as comma-joined text columns, unnested by the statements: no JSON to parse per row and per
+# probe (docs/adr/0407-cap-counters-as-text-columns.md). Account numbers, behaviour codes, ISO days and totals hold
+# no comma (_column checks the text ones).
+# Locks the counters that exist, in the order of the keys (lock_cap_counters sorts them, so two batches never
+# deadlock). The LATERAL subquery probes the key index once per key whatever the planner estimates; a join with
+# exact row counts became a hash join over the whole table.
 _LOCK_CAPS = text(
     """
-    SELECT c.account_number, c.behaviour, c.day, c.counted_milli
-    FROM json_array_elements(CAST(:keys AS json)) AS k
-    JOIN ingest_cap_counters AS c
-      ON c.account_number = k->>0 AND c.behaviour = k->>1 AND c.day = CAST(k->>2 AS date)
-    ORDER BY 1, 2, 3
-    FOR UPDATE OF c
+    SELECT k.a, k.b, k.d, c.counted_milli
+    FROM unnest(string_to_array(:accounts, ','), string_to_array(:behaviours, ','),
+                CAST(string_to_array(:days, ',') AS date[])) AS k(a, b, d)
+    CROSS JOIN LATERAL (
+        SELECT counted_milli FROM ingest_cap_counters
+        WHERE account_number = k.a AND behaviour = k.b AND day = k.d
+        FOR UPDATE
+    ) AS c
     """
 )
-# One write per counter: new ones inserted (a twin a concurrent batch inserted first shows in the count), locked
-# ones updated. Replaces an upsert-to-lock followed by an update, which wrote every counter twice.
+# One write per counter. New ones are inserted in key order (a twin a concurrent batch inserted first shows in the
+# count); locked ones are overwritten by ON CONFLICT, found through the key index with no join, so no plan to get
+# wrong (an UPDATE joined to the same columns took a hash join over the whole table on mid-sized tables).
 _WRITE_CAPS = text(
     """
-    WITH v AS (
-        SELECT k->>0 AS a, k->>1 AS b, CAST(k->>2 AS date) AS d, CAST(k->>3 AS bigint) AS n,
-               CAST(k->>4 AS boolean) AS fresh
-        FROM json_array_elements(CAST(:keys AS json)) AS k
-    ), inserted AS (
+    WITH inserted AS (
         INSERT INTO ingest_cap_counters (account_number, behaviour, day, counted_milli)
-        SELECT a, b, d, n FROM v WHERE fresh ORDER BY a, b, d
+        SELECT * FROM unnest(string_to_array(:fresh_accounts, ','), string_to_array(:fresh_behaviours, ','),
+                             CAST(string_to_array(:fresh_days, ',') AS date[]),
+                             CAST(string_to_array(:fresh_totals, ',') AS bigint[]))
         ON CONFLICT (account_number, behaviour, day) DO NOTHING
         RETURNING 1
     ), updated AS (
-        UPDATE ingest_cap_counters AS c SET counted_milli = v.n
-        FROM v WHERE NOT v.fresh AND c.account_number = v.a AND c.behaviour = v.b AND c.day = v.d
+        INSERT INTO ingest_cap_counters (account_number, behaviour, day, counted_milli)
+        SELECT * FROM unnest(string_to_array(:locked_accounts, ','), string_to_array(:locked_behaviours, ','),
+                             CAST(string_to_array(:locked_days, ',') AS date[]),
+                             CAST(string_to_array(:locked_totals, ',') AS bigint[]))
+        ON CONFLICT (account_number, behaviour, day) DO UPDATE SET counted_milli = excluded.counted_milli
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM inserted)
@@ -135,15 +144,39 @@ class _IsoCache:
 
 
 def lock_cap_counters(conn: Connection, keys_to_lock: Sequence[CapKey]) -> dict[CapKey, int]:
-    iso = _IsoCache()
-    keys = json.dumps([(a, b, iso(d)) for a, b, d in keys_to_lock])
+    # Key order (Python's, the same in every process) is the lock order: the statement locks in input order.
+    params = _cap_columns(sorted(keys_to_lock), "")
     # Unpacked by position: a Row's attribute access costs several times more, for every counter of the batch.
-    return {(a, b, d): n for a, b, d, n in conn.execute(_LOCK_CAPS, {"keys": keys})}
+    return {(a, b, d): n for a, b, d, n in conn.execute(_LOCK_CAPS, params)}
 
 
 def write_cap_counters(conn: Connection, changes: Sequence[tuple[CapKey, int, bool]]) -> bool:
     """(key, new total, fresh); False when a fresh counter had been inserted by a concurrent batch."""
+    fresh = sorted((key, n) for key, n, is_fresh in changes if is_fresh)  # created in key order, like the locks
+    locked = [(key, n) for key, n, is_fresh in changes if not is_fresh]
+    params = {
+        **_cap_columns([key for key, _n in fresh], "fresh_"),
+        "fresh_totals": ",".join([str(n) for _key, n in fresh]),
+        **_cap_columns([key for key, _n in locked], "locked_"),
+        "locked_totals": ",".join([str(n) for _key, n in locked]),
+    }
+    inserted = conn.execute(_WRITE_CAPS, params).scalar_one()
+    return int(inserted) == len(fresh)
+
+
+def _cap_columns(keys: Sequence[CapKey], prefix: str) -> dict[str, str]:
     iso = _IsoCache()
-    keys = json.dumps([(a, b, iso(d), n, fresh) for (a, b, d), n, fresh in changes])
-    inserted = conn.execute(_WRITE_CAPS, {"keys": keys}).scalar_one()
-    return int(inserted) == sum(1 for _key, _n, fresh in changes if fresh)
+    return {
+        f"{prefix}accounts": _column([a for a, _b, _d in keys]),
+        f"{prefix}behaviours": _column([b for _a, b, _d in keys]),
+        f"{prefix}days": ",".join([iso(d) for _a, _b, d in keys]),
+    }
+
+
+def _column(values: list[str]) -> str:
+    """Comma-joined values for string_to_array. Account numbers and behaviour codes hold no comma; one that did
+    would shift every later value, so it is refused (one count over the joined text, in C)."""
+    joined = ",".join(values)
+    if joined.count(",") != max(len(values) - 1, 0):
+        raise ValueError("a cap counter key holds a comma")
+    return joined
