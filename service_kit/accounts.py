@@ -27,13 +27,20 @@ def luhn_check_digit(digits: str) -> str:
     return str((10 - total % 10) % 10)
 
 
+# An account number's positions are fixed, so is its Luhn sum: the digits at even positions (0, 2, ... 14: the 1st,
+# 3rd ... from the right of the 15-digit payload) are doubled, those at odd positions (the check digit among them)
+# are not, and the number is valid when the sum is a multiple of 10. Summed as ASCII codes in C: a bytes table maps
+# each digit's code to its doubled digit's code, and the 16 codes carry 16 * ord("0") = 768, so the sum of the codes
+# ends in 8 exactly when the digits' sum ends in 0. The same answers as luhn_check_digit (a test compares them).
+_DOUBLED_ASCII = bytes.maketrans(b"0123456789", b"0246813579")
+_ASCII_ZEROS_REMAINDER = ACCOUNT_NUMBER_LENGTH * ord("0") % 10
+
+
 def is_account_number(value: str) -> bool:
-    return (
-        len(value) == ACCOUNT_NUMBER_LENGTH
-        and value.isascii()
-        and value.isdigit()
-        and luhn_check_digit(value[:-1]) == value[-1]
-    )
+    if len(value) != ACCOUNT_NUMBER_LENGTH or not value.isascii() or not value.isdigit():
+        return False
+    codes = value.encode()
+    return (sum(codes[0::2].translate(_DOUBLED_ASCII)) + sum(codes[1::2])) % 10 == _ASCII_ZEROS_REMAINDER
 
 
 def region_of(account_number: str) -> str:
