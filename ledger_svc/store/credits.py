@@ -50,7 +50,8 @@ _INSERT_BATCH = text(
     "RETURNING batch_id"
 )
 # Columns travel as comma-joined text (account numbers, days and numbers have no commas): one string parameter
-# each, dumped by the driver in C, where a Python list is dumped element by element.
+# each, dumped by the driver in C, where a Python list is dumped element by element. Rows are locked in byte order
+# of the account (`COLLATE "C"`, the columns' own collation, ADR 0107), the order Python's sorted() gives.
 _UPSERT_LOTS = text(
     """
     INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points, expired_points)
@@ -58,7 +59,7 @@ _UPSERT_LOTS = text(
     FROM unnest(string_to_array(:accounts, ','), CAST(string_to_array(:days, ',') AS date[]),
                 CAST(string_to_array(:expires, ',') AS bigint[]),
                 CAST(string_to_array(:points, ',') AS bigint[])) AS v(a, d, e, p)
-    ORDER BY a, e, d
+    ORDER BY a COLLATE "C", e, d
     ON CONFLICT (account, expires_at_us, earned_on) DO UPDATE
     SET remaining_points = lots.remaining_points + excluded.remaining_points,
         credited_points = lots.credited_points + excluded.credited_points
@@ -70,7 +71,8 @@ _CREDIT_USERS = text(
     """
     INSERT INTO accounts (account, balance_points, held_points, created_at_us)
     SELECT n, p, 0, :now
-    FROM unnest(string_to_array(:names, ','), CAST(string_to_array(:points, ',') AS bigint[])) AS v(n, p) ORDER BY n
+    FROM unnest(string_to_array(:names, ','), CAST(string_to_array(:points, ',') AS bigint[])) AS v(n, p)
+    ORDER BY n COLLATE "C"
     ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points + excluded.balance_points
     RETURNING account, balance_points
     """

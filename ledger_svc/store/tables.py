@@ -24,6 +24,15 @@ from sqlalchemy import (
 from ledger_svc.domain.names import SystemKind
 
 metadata = MetaData()
+
+
+def opaque_key(length: int) -> String:
+    """An identifier whose order means nothing (account numbers, transfer ids): compared byte by byte (`COLLATE "C"`,
+    memcmp) on PostgreSQL instead of through the database's locale (strcoll) in every index probe and insert. SQLite
+    compares bytes already. ADR 0107; a statement that orders or ranges over such a column gets byte order too."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 # An autoincrementing 64-bit key on PostgreSQL that is SQLite's rowid alias there.
 Serial = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -35,7 +44,7 @@ Serial = BigInteger().with_variant(Integer(), "sqlite")
 accounts = Table(
     "accounts",
     metadata,
-    Column("account", String(32), primary_key=True),
+    Column("account", opaque_key(32), primary_key=True),
     Column("balance_points", BigInteger, nullable=False),
     Column("held_points", BigInteger, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
@@ -58,7 +67,7 @@ lots = Table(
     "lots",
     metadata,
     Column("lot_id", Serial, primary_key=True, autoincrement=True),
-    Column("account", String(32), nullable=False),
+    Column("account", opaque_key(32), nullable=False),
     Column("earned_on", Date, nullable=False),
     Column("expires_at_us", BigInteger, nullable=False),
     Column("credited_points", BigInteger, nullable=False),
@@ -88,10 +97,10 @@ transfers = Table(
     "transfers",
     metadata,
     Column("seq", Serial, primary_key=True, autoincrement=True),
-    Column("transfer_id", String(128), nullable=False, unique=True),
+    Column("transfer_id", opaque_key(128), nullable=False, unique=True),
     Column("batch_id", BigInteger, nullable=False),
-    Column("debit_account", String(32), nullable=False),
-    Column("credit_account", String(32), nullable=False),
+    Column("debit_account", opaque_key(32), nullable=False),
+    Column("credit_account", opaque_key(32), nullable=False),
     Column("amount_points", BigInteger, nullable=False),
     Column("code", SmallInteger, nullable=False),
     Column("reference", String(256), nullable=False),
