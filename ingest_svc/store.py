@@ -39,6 +39,14 @@ from ingest_svc import store_pg
 
 metadata = MetaData()
 
+
+def opaque_key(length: int) -> String:
+    """An identifier whose order means nothing (partner and event ids, account numbers, behaviour codes): compared
+    byte by byte (`COLLATE "C"`, memcmp) on PostgreSQL instead of through the database's locale (strcoll) in every
+    index probe and insert. SQLite compares bytes already. ADR 0409, migration ingest_0004."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 behaviours = Table(
     "ingest_behaviours",
     metadata,
@@ -100,8 +108,8 @@ partner_keys = Table(
 events = Table(
     "ingest_events",
     metadata,
-    Column("partner_id", String(64), primary_key=True),
-    Column("event_id", String(128), primary_key=True),
+    Column("partner_id", opaque_key(64), primary_key=True),
+    Column("event_id", opaque_key(128), primary_key=True),
     Column("batch_id", String(128), nullable=False),
     Column("account_number", String(16), nullable=False),
     Column("behaviour", String(64), nullable=False),
@@ -142,8 +150,8 @@ credit_batches = Table(
 cap_counters = Table(
     "ingest_cap_counters",
     metadata,
-    Column("account_number", String(16), primary_key=True),
-    Column("behaviour", String(64), primary_key=True),
+    Column("account_number", opaque_key(16), primary_key=True),
+    Column("behaviour", opaque_key(64), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("counted_milli", BigInteger, nullable=False),
     # Room on each page so that a batch's update of a counter stays on its page with no new index entry (HOT): a

@@ -1,0 +1,106 @@
+"""Event keys and cap counter keys compare byte by byte on PostgreSQL (ADR 0409): the migration gives the columns the
+collation store.py declares, events and counters survive the upgrade, and the batch statements still probe the key
+indexes under custom and generic plans."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from alembic import command
+from sqlalchemy import Connection, Engine, String, text
+
+from ingest_svc import store, store_pg
+from service_kit.db import alembic_config, make_engine, migrate
+from tests.ingest.test_ingest_migrations import _event
+
+BYTE_ORDERED = {
+    ("ingest_events", "partner_id"),
+    ("ingest_events", "event_id"),
+    ("ingest_cap_counters", "account_number"),
+    ("ingest_cap_counters", "behaviour"),
+}
+
+
+def _declared_postgresql_collations() -> dict[tuple[str, str], str | None]:
+    declared: dict[tuple[str, str], str | None] = {}
+    for table in store.metadata.sorted_tables:
+        for column in table.columns:
+            kind = column.type._variant_mapping.get("postgresql", column.type)
+            if isinstance(kind, String):
+                declared[(table.name, column.name)] = kind.collation
+    return declared
+
+
+def _column_collations(conn: Connection) -> dict[tuple[str, str], str | None]:
+    rows = conn.execute(
+        text(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name NOT LIKE 'alembic%'"
+            " AND data_type IN ('character varying', 'text')"
+        )
+    )
+    return {(table, column): collation for table, column, collation in rows}
+
+
+def test_the_tables_declare_byte_order_for_the_opaque_keys_on_postgresql_only() -> None:
+    declared = _declared_postgresql_collations()
+    assert {key for key, collation in declared.items() if collation == "C"} == BYTE_ORDERED
+    assert all(store.metadata.tables[t].c[c].type.collation is None for t, c in BYTE_ORDERED)  # type: ignore[attr-defined]
+
+
+def test_upgrading_keeps_events_and_cap_counters(database_url: str) -> None:
+    engine = make_engine(database_url)
+    _alembic(engine, "upgrade", "ingest_0003")
+    key = ("1100000000000001", "transit_trip", date(2026, 11, 1))
+    row = _event("e1", "PENDING")
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"INSERT INTO ingest_events ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})"), row
+        )
+        store.write_cap_counters(conn, {}, {key: 1500})
+    migrate("ingest_svc", engine)
+    with engine.begin() as conn:
+        assert list(store.find_events(conn, "metro", ["e1", "e2"])) == ["e1"]
+        assert store.lock_cap_counters(conn, [key]) == {key: 1500}
+        if engine.dialect.name == "postgresql":
+            assert _column_collations(conn) == _declared_postgresql_collations()
+    if engine.dialect.name == "postgresql":
+        _alembic(engine, "downgrade", "ingest_0003")
+        with engine.connect() as conn:
+            assert all(collation is None for collation in _column_collations(conn).values())
+    engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+def test_batch_statements_probe_the_key_indexes(postgres_url: str, plan_cache_mode: str) -> None:
+    engine = make_engine(postgres_url)
+    migrate("ingest_svc", engine)
+    statements = {
+        "find": (store_pg._FIND_EVENTS, "(text, text)", "('[\"e1\", \"e2\"]', 'metro')"),
+        "lock": (store_pg._LOCK_CAPS, "(text, text, text)", "('1100000000000001', 'transit_trip', '2026-11-01')"),
+    }
+    plans: dict[str, str] = {}
+    with engine.begin() as conn:
+        conn.execute(text(f"SET LOCAL plan_cache_mode = {plan_cache_mode}"))
+        conn.execute(text("SET LOCAL enable_seqscan = off"))  # tiny tables: otherwise read sequentially by cost
+        for name, (statement, types, values) in statements.items():
+            sql = statement.text
+            for number, parameter in enumerate(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", sql)), start=1):
+                sql = sql.replace(f":{parameter}", f"${number}")
+            conn.execute(text(f"PREPARE {name}{types} AS {sql}"))
+            plans[name] = "\n".join(row[0] for row in conn.execute(text(f"EXPLAIN EXECUTE {name}{values}")))
+    engine.dispose()
+    assert "Index Scan using ingest_events_pkey" in plans["find"], plans["find"]
+    assert "Index Scan using ingest_cap_counters_pkey" in plans["lock"], plans["lock"]
+    assert all("Seq Scan" not in plan for plan in plans.values()), plans
+
+
+def _alembic(engine: Engine, action: str, revision: str) -> None:
+    config = alembic_config("ingest_svc", engine)
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        getattr(command, action)(config, revision)
+        conn.commit()
