@@ -16,6 +16,7 @@ from service_kit.wire import to_timestamp
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _U32 = struct.Struct(">I").pack
 _NUMBERS = struct.Struct(">qqI").pack
+_new = tuple.__new__
 
 
 def signed_event(message: pb.Event) -> SignedEvent:
@@ -52,13 +53,13 @@ def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
     """The request's events as domain values and its canonical (signed) bytes, in one pass over the messages.
 
     Byte for byte domain.signing.canonical_bytes (a test holds them equal); this path is per event on every batch,
-    so it skips the intermediate SignedEvent and protobuf's Python Timestamp.ToDatetime.
+    so it skips the intermediate SignedEvent and protobuf's Python Timestamp.ToDatetime. Each event's encoding goes
+    into the list as its pieces (lengths, UTF-8, numbers), joined once for the batch: no bytes concatenated per field.
     """
     messages = request.events
     parts = [DOMAIN_TAG, _str(request.partner_id), _str(request.batch_id), _U32(len(messages))]
-    append = parts.append
     events: list[Event] = []
-    moments: dict[tuple[int, int], datetime] = {}
+    append = events.append
     # Encodings of the fields a batch repeats (behaviour; region, evidence and tier together), once per distinct value.
     behaviours: dict[str, bytes] = {}
     tails: dict[tuple[str, str, str], bytes] = {}
@@ -66,27 +67,31 @@ def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
         ref = message.account
         which = ref.WhichOneof("ref")
         event_id = message.event_id
-        append(_str(event_id))
+        raw_id = event_id.encode("utf-8")
         if which == "account_number":
-            account = AccountRef(ref.account_number)  # positional: keywords cost a named tuple more
-            append(b"\x01" + _str(ref.account_number))
+            number = ref.account_number
+            raw = number.encode("utf-8")
+            # Named tuples built by tuple.__new__: the same values as Event(...)/AccountRef(...), without their
+            # generated __new__ (a Python-level call per tuple, ~half of building them).
+            account = _new(AccountRef, (number, "", "", ""))
+            parts += (_U32(len(raw_id)), raw_id, b"\x01", _U32(len(raw)), raw)
         elif which == "binding":
             binding = ref.binding
-            account = AccountRef("", binding.platform, binding.platform_user_id)
-            append(b"\x02" + _str(binding.platform) + _str(binding.platform_user_id))
+            platform, user = binding.platform, binding.platform_user_id
+            account = _new(AccountRef, ("", platform, user, ""))
+            parts += (_U32(len(raw_id)), raw_id, b"\x02", _str(platform), _str(user))
         elif which == "phone_number":
-            account = AccountRef("", "", "", ref.phone_number)
-            append(b"\x03" + _str(ref.phone_number))
+            phone = ref.phone_number
+            account = _new(AccountRef, ("", "", "", phone))
+            parts += (_U32(len(raw_id)), raw_id, b"\x03", _str(phone))
         else:
-            account = AccountRef()
-            append(b"\x00")
+            account = _new(AccountRef, ("", "", "", ""))
+            parts += (_U32(len(raw_id)), raw_id, b"\x00")
         stamp = message.occurred_at
         seconds, nanos = stamp.seconds, stamp.nanos
-        occurred: datetime | None = None
-        if message.HasField("occurred_at"):
-            occurred = moments.get((seconds, nanos))
-            if occurred is None:
-                occurred = moments[(seconds, nanos)] = _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+        # Positional timedelta(days, seconds, microseconds): keywords cost ~40% more. No cache per distinct time: a
+        # real feed's events happen at distinct instants.
+        occurred = _EPOCH + timedelta(0, seconds, nanos // 1000) if message.HasField("occurred_at") else None
         quantity = message.quantity_milli
         region, evidence, tier = message.region_code, message.evidence_ref, message.tier
         behaviour = message.behaviour
@@ -96,8 +101,8 @@ def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
         tail = tails.get((region, evidence, tier))
         if tail is None:
             tail = tails[(region, evidence, tier)] = _str(region) + _str(evidence) + _str(tier)
-        append(head + _NUMBERS(quantity, seconds, nanos) + tail)
-        events.append(Event(event_id, account, behaviour, quantity, occurred, region, evidence, tier))
+        parts += (head, _NUMBERS(quantity, seconds, nanos), tail)
+        append(_new(Event, (event_id, account, behaviour, quantity, occurred, region, evidence, tier)))
     return events, b"".join(parts)
 
 

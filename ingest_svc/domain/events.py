@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -13,6 +14,7 @@ from service_kit.accounts import is_account_number
 # UTC+8 with no daylight saving since 1991, as the ledger reckons its days (ledger_svc.domain.time.CST); a fixed offset
 # converts several times faster than the tz database, and no accepted event is old enough to need its history.
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+_UTC_TO_CST = timedelta(hours=8)
 MAX_EVENT_ID_LENGTH = 128
 MAX_EVIDENCE_LENGTH = 512
 # Partners report the same riders day after day: a well-formedness answer (a Luhn sum, half of validation's CPU) is
@@ -108,6 +110,9 @@ class ValidEvent(NamedTuple):
 
 def cst_day(moment: datetime) -> date:
     """The calendar day in China Standard Time that a moment falls on ("per day" in every rule)."""
+    if moment.tzinfo is UTC:
+        # The same day as astimezone (a fixed +8 h offset), a sixth of its cost: once per event of every batch.
+        return (moment + _UTC_TO_CST).date()
     return moment.astimezone(CHINA_STANDARD_TIME).date()
 
 
@@ -115,50 +120,68 @@ def validate(
     event: Event, scope: PartnerScope, book: RuleBook, now: datetime, acceptance: Acceptance
 ) -> ValidEvent | Rejection:
     """Checks one event's fields, the partner's permission, the rule in force and plausibility; never raises."""
-    if not event.event_id or len(event.event_id) > MAX_EVENT_ID_LENGTH or not event.event_id.isprintable():
-        return Rejection(INVALID_EVENT_ID, f"event_id: must be 1-{MAX_EVENT_ID_LENGTH} printable characters")
-    account = event.account
-    # AccountRef.kind's cases in its order, each field read once (the property was evaluated for every check).
-    if account.account_number:
-        if not _is_account_number(account.account_number):
-            return Rejection(INVALID_ACCOUNT_REF, "account.account_number: not a 16-digit account number")
-    elif account.platform or account.platform_user_id:
-        if not (account.platform and account.platform_user_id):
-            return Rejection(INVALID_ACCOUNT_REF, "account.binding: platform and platform_user_id are both required")
-    elif not account.phone_number:
-        return Rejection(INVALID_ACCOUNT_REF, "account: one of account_number, binding, phone_number is required")
-    if len(event.region_code) != 6 or not event.region_code.isdigit():
-        return Rejection(INVALID_REGION, "region_code: must be a 6-digit GB/T 2260 code")
-    if len(event.evidence_ref) > MAX_EVIDENCE_LENGTH:
-        return Rejection(INVALID_EVIDENCE_REF, f"evidence_ref: at most {MAX_EVIDENCE_LENGTH} characters")
-    behaviour = book.behaviour_in_region(event.behaviour, event.region_code)
-    if behaviour is None:
-        return Rejection(UNKNOWN_BEHAVIOUR, f"behaviour: {event.behaviour!r} is not offered in {event.region_code}")
-    if event.behaviour not in scope.allowed_behaviours:
-        return Rejection(BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER, f"behaviour: this partner may not report {event.behaviour}")
-    if event.region_code not in scope.allowed_regions:
-        return Rejection(REGION_NOT_ALLOWED_FOR_PARTNER, f"region_code: partner may not report {event.region_code}")
-    if event.occurred_at is None:
-        return Rejection(INVALID_OCCURRED_AT, "occurred_at: required")
-    if event.occurred_at > now + acceptance.future_skew:
-        return Rejection(IN_FUTURE, "occurred_at: in the future beyond the allowed clock skew")
-    if event.occurred_at < now - acceptance.window:
-        return Rejection(TOO_OLD, f"occurred_at: older than the acceptance window of {acceptance.window.days} days")
-    if event.quantity_milli <= 0:
-        return Rejection(INVALID_QUANTITY, "quantity_milli: must be positive (thousandths of the unit)")
-    rule = book.rule_for(event.behaviour, event.region_code, event.occurred_at)
-    if rule is None:
-        return Rejection(NO_RULE_IN_FORCE, f"occurred_at: no rule for {event.behaviour} was in force then")
-    if behaviour.tiered:
-        if event.tier not in rule.tier_points:
-            return Rejection(INVALID_TIER, f"tier: must be one of {', '.join(sorted(rule.tier_points))}")
-        if event.quantity_milli % MILLI:
-            return Rejection(INVALID_QUANTITY, f"quantity_milli: whole {behaviour.unit}s only (multiples of 1000)")
-    elif event.tier:
-        return Rejection(INVALID_TIER, f"tier: {event.behaviour} has no tiers")
-    if rule.max_quantity_milli and event.quantity_milli > rule.max_quantity_milli:
-        return Rejection(
-            IMPLAUSIBLE,
-            f"quantity_milli: {event.quantity_milli} exceeds the plausible {rule.max_quantity_milli} per event",
-        )
-    return ValidEvent(event, behaviour, rule, cst_day(event.occurred_at))
+    return validator(scope, book, now, acceptance)(event)
+
+
+def validator(
+    scope: PartnerScope, book: RuleBook, now: datetime, acceptance: Acceptance
+) -> Callable[[Event], ValidEvent | Rejection]:
+    """validate() for the events of one batch: what they share (the acceptance bounds, the partner's scope, the
+    book's look-ups) is computed once, not per event."""
+    latest = now + acceptance.future_skew
+    earliest = now - acceptance.window
+    allowed_behaviours, allowed_regions = scope.allowed_behaviours, scope.allowed_regions
+    behaviour_in_region, rule_for = book.behaviour_in_region, book.rule_for
+
+    def check(event: Event) -> ValidEvent | Rejection:
+        event_id, account, code, quantity, occurred_at, region_code, evidence_ref, tier = event
+        if not event_id or len(event_id) > MAX_EVENT_ID_LENGTH or not event_id.isprintable():
+            return Rejection(INVALID_EVENT_ID, f"event_id: must be 1-{MAX_EVENT_ID_LENGTH} printable characters")
+        # AccountRef.kind's cases in its order, each field read once (the property was evaluated for every check).
+        if account.account_number:
+            if not _is_account_number(account.account_number):
+                return Rejection(INVALID_ACCOUNT_REF, "account.account_number: not a 16-digit account number")
+        elif account.platform or account.platform_user_id:
+            if not (account.platform and account.platform_user_id):
+                return Rejection(
+                    INVALID_ACCOUNT_REF, "account.binding: platform and platform_user_id are both required"
+                )
+        elif not account.phone_number:
+            return Rejection(INVALID_ACCOUNT_REF, "account: one of account_number, binding, phone_number is required")
+        if len(region_code) != 6 or not region_code.isdigit():
+            return Rejection(INVALID_REGION, "region_code: must be a 6-digit GB/T 2260 code")
+        if len(evidence_ref) > MAX_EVIDENCE_LENGTH:
+            return Rejection(INVALID_EVIDENCE_REF, f"evidence_ref: at most {MAX_EVIDENCE_LENGTH} characters")
+        behaviour = behaviour_in_region(code, region_code)
+        if behaviour is None:
+            return Rejection(UNKNOWN_BEHAVIOUR, f"behaviour: {code!r} is not offered in {region_code}")
+        if code not in allowed_behaviours:
+            return Rejection(BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER, f"behaviour: this partner may not report {code}")
+        if region_code not in allowed_regions:
+            return Rejection(REGION_NOT_ALLOWED_FOR_PARTNER, f"region_code: partner may not report {region_code}")
+        if occurred_at is None:
+            return Rejection(INVALID_OCCURRED_AT, "occurred_at: required")
+        if occurred_at > latest:
+            return Rejection(IN_FUTURE, "occurred_at: in the future beyond the allowed clock skew")
+        if occurred_at < earliest:
+            return Rejection(TOO_OLD, f"occurred_at: older than the acceptance window of {acceptance.window.days} days")
+        if quantity <= 0:
+            return Rejection(INVALID_QUANTITY, "quantity_milli: must be positive (thousandths of the unit)")
+        rule = rule_for(code, region_code, occurred_at)
+        if rule is None:
+            return Rejection(NO_RULE_IN_FORCE, f"occurred_at: no rule for {code} was in force then")
+        if behaviour.tiered:
+            if tier not in rule.tier_points:
+                return Rejection(INVALID_TIER, f"tier: must be one of {', '.join(sorted(rule.tier_points))}")
+            if quantity % MILLI:
+                return Rejection(INVALID_QUANTITY, f"quantity_milli: whole {behaviour.unit}s only (multiples of 1000)")
+        elif tier:
+            return Rejection(INVALID_TIER, f"tier: {code} has no tiers")
+        if rule.max_quantity_milli and quantity > rule.max_quantity_milli:
+            return Rejection(
+                IMPLAUSIBLE,
+                f"quantity_milli: {quantity} exceeds the plausible {rule.max_quantity_milli} per event",
+            )
+        return ValidEvent(event, behaviour, rule, cst_day(occurred_at))
+
+    return check
