@@ -3,14 +3,45 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
 
 from ingest_svc import store
 from ingest_svc.clients import EarnCredit
 from ingest_svc.domain.events import ValidEvent
 from ingest_svc.domain.scoring import Score
+
+
+class EventRow(NamedTuple):
+    """A new event's row as the store writes it, fields in the table's column order (store_pg's COPY line).
+
+    A named tuple, not a dict: one per accepted event, read back by position when the COPY line, the ledger's
+    credits and the results are built (a 22-key dict per event was built only to be looked up key by key).
+    """
+
+    partner_id: str
+    event_id: str
+    batch_id: str
+    account_number: str
+    behaviour: str
+    region_code: str
+    occurred_at: datetime  # aware, UTC
+    day: date
+    quantity_milli: int
+    tier: str
+    evidence_ref: str
+    rule_version_id: str
+    counted_before_milli: int
+    counted_milli: int
+    points: int
+    co2e_grams: int
+    reason: str
+    message: str
+    transfer_id: str
+    status: str
+    accepted_at: datetime  # aware, UTC
+    credit_batch_id: str
 
 
 def transfer_id_for(partner_id: str, event_id: str) -> str:
@@ -19,29 +50,35 @@ def transfer_id_for(partner_id: str, event_id: str) -> str:
     return f"earn-{digest[:40]}"
 
 
-def credits(rows: list[dict[str, Any]]) -> list[EarnCredit]:
+def credits(rows: Iterable[EventRow]) -> list[EarnCredit]:
     """What the ledger is asked to credit for stored rows; rows of one partner, behaviour and rule share one metadata
     mapping (never mutated), built once per batch instead of once per event."""
     shared: dict[tuple[str, str, str], dict[str, str]] = {}
-    out = []
+    out: list[EarnCredit] = []
+    append = out.append
     for row in rows:
-        key = (row["partner_id"], row["behaviour"], row["rule_version_id"])
+        key = (row.partner_id, row.behaviour, row.rule_version_id)
         metadata = shared.get(key)
         if metadata is None:
             metadata = shared[key] = {"partner_id": key[0], "behaviour": key[1], "rule": key[2]}
-        occurred_at = row["occurred_at"]
-        out.append(
+        occurred_at = row.occurred_at
+        append(
             EarnCredit(
-                row["transfer_id"],
-                row["account_number"],
-                row["points"],
+                row.transfer_id,
+                row.account_number,
+                row.points,
                 occurred_at if occurred_at.tzinfo is UTC else store.utc(occurred_at),
-                row["co2e_grams"],
-                row["event_id"],
+                row.co2e_grams,
+                row.event_id,
                 metadata,
             )
         )
     return out
+
+
+def stored_row(row: Mapping[str, Any]) -> EventRow:
+    """A row read back from the store (store.find_events) as an EventRow."""
+    return EventRow._make([row[name] for name in EventRow._fields])
 
 
 def when(valid: ValidEvent) -> datetime:
@@ -51,38 +88,43 @@ def when(valid: ValidEvent) -> datetime:
 
 def rows(
     batch_ids: list[str], partner_id: str, scored: Iterable[tuple[int, Score]], now: datetime, credit_batch_id: str
-) -> dict[int, dict[str, Any]]:
+) -> dict[int, EventRow]:
     """The store's row of each (index, score), by index; what every row of the batch shares is computed once."""
     accepted_at = now.astimezone(UTC)
-    out: dict[int, dict[str, Any]] = {}
-    for index, score in scored:
-        valid = score.event
-        event = valid.event
-        credited = score.points > 0
-        out[index] = {
-            "partner_id": partner_id,
-            "event_id": event.event_id,
-            "batch_id": batch_ids[index],
-            "account_number": score.account_number,
-            "behaviour": event.behaviour,
-            "region_code": event.region_code,
-            "occurred_at": when(valid).astimezone(UTC),
-            "day": valid.day,
-            "quantity_milli": event.quantity_milli,
-            "tier": event.tier,
-            "evidence_ref": event.evidence_ref,
-            "rule_version_id": valid.rule.rule_version_id,
-            "counted_before_milli": score.counted_before_milli,
-            "counted_milli": score.counted_milli,
-            "points": score.points,
-            "co2e_grams": score.co2e_grams,
-            "reason": score.reason,
-            "message": score.message,
-            "transfer_id": transfer_id_for(partner_id, event.event_id),
-            "status": store.PENDING if credited else store.NO_CREDIT,
-            "accepted_at": accepted_at,
-            "credit_batch_id": credit_batch_id if credited else "",
-        }
+    make = EventRow._make
+    pending, no_credit = store.PENDING, store.NO_CREDIT
+    out: dict[int, EventRow] = {}
+    for index, (valid, account_number, counted, points, grams, reason, message, before) in scored:
+        event, _behaviour, rule, day = valid
+        event_id = event.event_id
+        occurred_at = event.occurred_at
+        assert occurred_at is not None
+        out[index] = make(
+            (
+                partner_id,
+                event_id,
+                batch_ids[index],
+                account_number,
+                event.behaviour,
+                event.region_code,
+                occurred_at.astimezone(UTC),
+                day,
+                event.quantity_milli,
+                event.tier,
+                event.evidence_ref,
+                rule.rule_version_id,
+                before,
+                counted,
+                points,
+                grams,
+                reason,
+                message,
+                transfer_id_for(partner_id, event_id),
+                pending if points > 0 else no_credit,
+                accepted_at,
+                credit_batch_id if points > 0 else "",
+            )
+        )
     return out
 
 

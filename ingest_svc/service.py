@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -26,12 +26,13 @@ from ingest_svc import admin, records, store
 from ingest_svc.clients import ConsentQuestion, IdentityClient, LedgerClient
 from ingest_svc.coalescing import Coalescer
 from ingest_svc.domain import events as ev
-from ingest_svc.domain.events import Acceptance, Event, Rejection, ValidEvent, validate
+from ingest_svc.domain.events import Acceptance, Event, Rejection, ValidEvent, validator
 from ingest_svc.domain.partners import BURST_SECONDS, key_for_verification
 from ingest_svc.domain.scoring import score_events
 from ingest_svc.domain.signing import signature_matches
-from ingest_svc.limits import Dedupe
-from ingest_svc.store import CREDITED, LEDGER_FAILED, PENDING
+from ingest_svc.limits import Dedupe, SeenKey
+from ingest_svc.records import EventRow
+from ingest_svc.store import LEDGER_FAILED, PENDING
 from service_kit.accounts import region_of
 from service_kit.errors import InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
 from service_kit.ratelimit import Limiter
@@ -107,16 +108,16 @@ def _repeat_of(first: Result | None) -> Result:
     )
 
 
-def _result_of(row: dict[str, Any]) -> Result:
+def _result_of(row: EventRow) -> Result:
     """The result a stored event was given (REJECTED when the ledger refused its credit)."""
     return Result(
-        row["event_id"],
-        ACCEPTED if row["status"] != LEDGER_FAILED else REJECTED,
-        row["points"],
-        row["co2e_grams"],
-        row["transfer_id"] if row["points"] else "",
-        row["reason"],
-        row["message"],
+        row.event_id,
+        ACCEPTED if row.status != LEDGER_FAILED else REJECTED,
+        row.points,
+        row.co2e_grams,
+        row.transfer_id if row.points else "",
+        row.reason,
+        row.message,
     )
 
 
@@ -188,65 +189,81 @@ class Submissions:
         now = self._clock()
         book = self._rules.book()
         scope = partner.scope  # built per call (two frozensets): once per group, not per event
-        events = [event for admitted in group for event in admitted.batch.events]
-        owners = [n for n, admitted in enumerate(group) for _ in admitted.batch.events]
-        results: list[Result | None] = [None] * len(events)
+        owners: list[int] = []  # index -> its batch's position in the group
+        batch_ids: list[str] = []
+        for n, admitted in enumerate(group):
+            owners += [n] * len(admitted.batch.events)
+            batch_ids += [admitted.batch.batch_id] * len(admitted.batch.events)
+        results: list[Result | None] = [None] * len(owners)
         valid: dict[int, ValidEvent] = {}
+        seen_keys: list[SeenKey] = []  # (event id, day) of each valid event, for the dedupe accelerator
         first_index: dict[str, int] = {}
         repeats: dict[int, int] = {}  # index -> the same event's first index, in another batch of the group
-        for index, event in enumerate(events):
-            checked = validate(event, scope, book, group[owners[index]].now, self._acceptance)
-            if isinstance(checked, Rejection):
-                results[index] = Result(event.event_id, REJECTED, reason=checked.reason, message=checked.message)
-            elif event.event_id in first_index:
-                first = first_index[event.event_id]
-                if owners[first] != owners[index]:
-                    repeats[index] = first
-                results[index] = Result(
-                    event.event_id, DUPLICATE, reason=ev.DUPLICATE_EVENT, message="repeated within the batch"
-                )
-            else:
-                first_index[event.event_id] = index
-                valid[index] = checked
+        index = 0
+        for n, admitted in enumerate(group):
+            check = validator(scope, book, admitted.now, self._acceptance)
+            for event in admitted.batch.events:
+                checked = check(event)
+                event_id = event.event_id
+                if isinstance(checked, Rejection):
+                    results[index] = Result(event_id, REJECTED, reason=checked.reason, message=checked.message)
+                elif event_id in first_index:
+                    first = first_index[event_id]
+                    if owners[first] != n:
+                        repeats[index] = first
+                    results[index] = Result(
+                        event_id, DUPLICATE, reason=ev.DUPLICATE_EVENT, message="repeated within the batch"
+                    )
+                else:
+                    first_index[event_id] = index
+                    valid[index] = checked
+                    seen_keys.append((event_id, checked.day))
+                index += 1
         # Fast path: events the accelerator has seen skip identity; the database gives their first result.
-        seen = self._dedupe.seen(partner.partner_id, [(v.event.event_id, v.day) for v in valid.values()])
-        fresh = [i for i in valid if valid[i].event.event_id not in seen]
-        known_rows: dict[str, dict[str, Any]] = {}
+        seen = self._dedupe.seen(partner.partner_id, seen_keys)
+        known: dict[int, dict[str, Any]] = {}
         if seen:
+            fresh = [i for i in valid if valid[i].event.event_id not in seen]
             with self._engine.connect() as conn:
                 known_rows = store.find_events(conn, partner.partner_id, sorted(seen))
-        known = {i: known_rows[valid[i].event.event_id] for i in valid if valid[i].event.event_id in known_rows}
-        fresh += [i for i in valid if valid[i].event.event_id in seen and i not in known]
-        accounts = self._resolve_and_check_consent(sorted(fresh), valid, results)
+            known = {i: known_rows[valid[i].event.event_id] for i in valid if valid[i].event.event_id in known_rows}
+            fresh += [i for i in valid if valid[i].event.event_id in seen and i not in known]
+            fresh.sort()
+        else:
+            fresh = list(valid)  # in index order
+        accounts = self._resolve_and_check_consent(fresh, valid, results)
         # Nothing of this batch seen before: insert without looking first (a conflict redoes it with the look).
         optimistic = not seen
-        batch_ids = [group[owner].batch.batch_id for owner in owners]
         scored, duplicates = self._record(
             batch_ids, partner.partner_id, list(accounts), valid, accounts, now, optimistic
         )
         duplicates.update(known)
-        for index, row in duplicates.items():
-            results[index] = _duplicate(row)
-        own = [row for row in scored.values() if row["status"] == PENDING]
+        for index, found in duplicates.items():
+            results[index] = _duplicate(found)
+        own = [row for row in scored.values() if row.status == PENDING]
         # Events of other credit batches still owed (a crash before their ledger call): their batches are finished
         # whole, so a partial resubmission never leaves part of a batch owed behind a POSTED marker.
-        owed = sorted({row["credit_batch_id"] for row in duplicates.values() if row["status"] == PENDING})
+        owed = sorted({found["credit_batch_id"] for found in duplicates.values() if found["status"] == PENDING})
         claimed = self._claim(owed)
+        refused: dict[str, EventRow] = {}
         try:
             if own:
-                self._finish(store.CreditBatch(own[0]["credit_batch_id"], partner.partner_id, []), own)
+                refused = self._finish(store.CreditBatch(own[0].credit_batch_id, partner.partner_id, []), own)
             self._finish_owed(claimed)
         finally:
-            self._release(claimed + ([own[0]["credit_batch_id"]] if own else []))
+            self._release(claimed + ([own[0].credit_batch_id] if own else []))
         for index, row in scored.items():
-            results[index] = _result_of(row)
-        self._dedupe.remember(partner.partner_id, [(row["event_id"], row["day"]) for row in scored.values()])
+            results[index] = _result_of(refused.get(row.event_id, row) if refused else row)
+        self._dedupe.remember(partner.partner_id, [(row.event_id, row.day) for row in scored.values()])
         for index, first in repeats.items():
             results[index] = _repeat_of(results[first])
+        assert None not in results, "every event has exactly one result"
+        done = cast(list[Result], results)
+        if len(group) == 1:
+            return [done]
         out: list[list[Result]] = [[] for _ in group]
-        for index, result in enumerate(results):
-            assert result is not None, "every event has exactly one result"
-            out[owners[index]].append(result)
+        for owner, result in zip(owners, done, strict=True):
+            out[owner].append(result)
         return out
 
     def _within_rate(self, partner_id: str, rate_per_second: int, events: int, now: datetime) -> bool:
@@ -282,8 +299,14 @@ class Submissions:
         Only channel bindings and phone numbers are resolved first: an account number goes straight to the consent
         check, which also answers UNKNOWN_ACCOUNT and ACCOUNT_CLOSED (one identity call instead of two per batch).
         """
-        by_reference = [i for i in fresh if not valid[i].event.account.account_number]
-        numbers = {i: valid[i].event.account.account_number for i in fresh if valid[i].event.account.account_number}
+        by_reference: list[int] = []
+        numbers: dict[int, str] = {}
+        for index in fresh:
+            number = valid[index].event.account.account_number
+            if number:
+                numbers[index] = number
+            else:
+                by_reference.append(index)
         resolved = self._identity.resolve([valid[i].event.account for i in by_reference])
         for index, account in zip(by_reference, resolved, strict=True):
             if not account.account_number:
@@ -292,9 +315,11 @@ class Submissions:
                 results[index] = self._rejected(valid[index], ev.ACCOUNT_CLOSED)
             else:
                 numbers[index] = account.account_number
-        in_region: dict[int, str] = {}
+        order: list[int] = []  # the indexes of the accounts in this region, in index order
+        questions: list[ConsentQuestion] = []
         for index in sorted(numbers):
-            home = region_of(numbers[index])
+            number = numbers[index]
+            home = region_of(number)
             if self._region_code and home != self._region_code:
                 results[index] = Result(
                     valid[index].event.event_id,
@@ -304,15 +329,13 @@ class Submissions:
                     f"not this platform's {self._region_code}; submit it to its home region",
                 )
             else:
-                in_region[index] = numbers[index]
-        order = list(in_region)
-        answers = self._identity.check_consents(
-            [ConsentQuestion(in_region[i], valid[i].behaviour.category, records.when(valid[i])) for i in order]
-        )
+                order.append(index)
+                questions.append(ConsentQuestion(number, valid[index].behaviour.category, records.when(valid[index])))
+        answers = self._identity.check_consents(questions)
         allowed: dict[int, str] = {}
         for index, answer in zip(order, answers, strict=True):
             if answer.allowed:
-                allowed[index] = in_region[index]
+                allowed[index] = numbers[index]
             elif answer.reason in (ev.UNKNOWN_ACCOUNT, ev.ACCOUNT_CLOSED):
                 results[index] = self._rejected(valid[index], answer.reason)
             else:
@@ -339,7 +362,7 @@ class Submissions:
         accounts: dict[int, str],
         now: datetime,
         optimistic: bool,
-    ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+    ) -> tuple[dict[int, EventRow], dict[int, dict[str, Any]]]:
         """One transaction: duplicates by the unique key, caps, scores, statistics. Returns (scored, duplicates).
 
         Optimistic: the first attempt skips the look-up of existing events and writes them by COPY; if one exists
@@ -351,22 +374,23 @@ class Submissions:
             looked = not (optimistic and attempt == 0)
             try:
                 with self._engine.begin() as conn:
-                    ids = [valid[i].event.event_id for i in indexes]
-                    existing = store.find_events(conn, partner_id, ids) if looked else {}
-                    duplicates = {
-                        i: existing[valid[i].event.event_id] for i in indexes if valid[i].event.event_id in existing
-                    }
+                    duplicates: dict[int, dict[str, Any]] = {}
+                    if looked:
+                        ids = [valid[i].event.event_id for i in indexes]
+                        existing = store.find_events(conn, partner_id, ids)
+                        duplicates = {
+                            i: existing[valid[i].event.event_id] for i in indexes if valid[i].event.event_id in existing
+                        }
                     new = [i for i in indexes if i not in duplicates and i in accounts]
-                    counted = store.lock_cap_counters(
-                        conn, [(accounts[i], valid[i].rule.behaviour, valid[i].day) for i in new]
-                    )
-                    scores, totals = score_events([(valid[i], accounts[i]) for i in new], counted)
+                    pairs = [(valid[i], accounts[i]) for i in new]
+                    counted = store.lock_cap_counters(conn, [(a, v.rule.behaviour, v.day) for v, a in pairs])
+                    scores, totals = score_events(pairs, counted)
                     credit_batch_id = uuid.uuid4().hex
                     rows = records.rows(batch_ids, partner_id, zip(new, scores, strict=True), now, credit_batch_id)
                     inserted = store.insert_events(conn, list(rows.values()), surely_new=not looked)
                     if len(inserted) != len(rows) or not store.write_cap_counters(conn, counted, totals):
                         raise _Race()
-                    owed = [r["event_id"] for r in rows.values() if r["status"] == PENDING]
+                    owed = [r.event_id for r in rows.values() if r.status == PENDING]
                     if owed:
                         store.insert_credit_batch(conn, store.CreditBatch(credit_batch_id, partner_id, owed), now)
                     store.add_statistics(conn, records.statistics(scores))
@@ -403,29 +427,35 @@ class Submissions:
         with self._engine.connect() as conn:
             batches = store.pending_credit_batches(conn, len(credit_batch_ids), credit_batch_ids)
             owed = [(b, store.find_events(conn, b.partner_id, b.event_ids)) for b in batches]
-        pending = [(batch, [r for r in rows.values() if r["status"] == PENDING]) for batch, rows in owed]
+        pending = [
+            (batch, [records.stored_row(r) for r in rows.values() if r["status"] == PENDING]) for batch, rows in owed
+        ]
         for batch, rows in pending:
             self._finish(batch, rows)
         return sum(len(rows) for _, rows in pending)
 
-    def _finish(self, batch: store.CreditBatch, rows: list[dict[str, Any]]) -> None:
-        """One ledger call for a credit batch's events, then one short transaction marks the batch POSTED."""
+    def _finish(self, batch: store.CreditBatch, rows: list[EventRow]) -> dict[str, EventRow]:
+        """One ledger call for a credit batch's events, then one short transaction marks the batch POSTED. Returns
+        the rows the ledger refused, by event id, as they now read (LEDGER_FAILED with the ledger's reason)."""
         outcomes = self._ledger.credit(records.credits(rows))
         _crash_point("after_ledger")
-        by_id = {o.transfer_id: o for o in outcomes}
-        failed = [row for row in rows if not by_id[row["transfer_id"]].credited]
+        # The client answers in the order of the credits, one per row (no look-up by transfer id needed).
+        failed = [(row, outcome) for row, outcome in zip(rows, outcomes, strict=True) if not outcome.credited]
         with self._engine.begin() as conn:
             store.mark_credit_batch_posted(conn, batch.credit_batch_id, self._clock())
-            store.set_status(conn, batch.partner_id, [row["event_id"] for row in failed], LEDGER_FAILED)
-        for row in rows:
-            row["status"] = CREDITED if by_id[row["transfer_id"]].credited else LEDGER_FAILED
-        for row in failed:
-            outcome = by_id[row["transfer_id"]]
-            row["reason"], row["message"] = ev.LEDGER_REJECTED, f"{outcome.failure_reason}: {outcome.failure_message}"
+            store.set_status(conn, batch.partner_id, [row.event_id for row, _ in failed], LEDGER_FAILED)
+        refused: dict[str, EventRow] = {}
+        for row, outcome in failed:
+            refused[row.event_id] = row._replace(
+                status=LEDGER_FAILED,
+                reason=ev.LEDGER_REJECTED,
+                message=f"{outcome.failure_reason}: {outcome.failure_message}",
+            )
             log.error(
                 "ledger refused an earn credit",
-                extra={"transfer_id": row["transfer_id"], "reason": outcome.failure_reason},
+                extra={"transfer_id": row.transfer_id, "reason": outcome.failure_reason},
             )
+        return refused
 
     def resume_pending(self, limit: int = 1000) -> int:
         """Posts credit batches left owed by a crash (startup recovery); returns how many events were posted."""
@@ -443,4 +473,4 @@ class Submissions:
         row = found.get(event_id)
         if row is None:
             raise NotFound("EVENT_NOT_FOUND", f"event_id: no accepted event {event_id!r} from {partner_id!r}")
-        return _result_of(row), row, self._rules.by_id(row["rule_version_id"])
+        return _result_of(records.stored_row(row)), row, self._rules.by_id(row["rule_version_id"])

@@ -301,8 +301,9 @@ def find_events(conn: Connection, partner_id: str, event_ids: Sequence[str]) -> 
     return found
 
 
-def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]], surely_new: bool = False) -> set[str]:
-    """Inserts accepted events; returns the ids actually inserted (a concurrent twin makes one a no-op).
+def insert_events(conn: Connection, rows: Sequence[Any], surely_new: bool = False) -> set[str]:
+    """Inserts accepted events (records.EventRow: named tuples in column order); returns the ids actually inserted
+    (a concurrent twin makes one a no-op).
 
     `surely_new`: nothing suggests any exists, so PostgreSQL writes them by COPY, and one that does exist fails the
     transaction with an IntegrityError (the caller redoes it without this promise).
@@ -311,11 +312,12 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]], surely_ne
         return set()
     if _postgres(conn) and surely_new and len(rows) >= COPY_MIN_ROWS:
         store_pg.copy_events(conn, rows)
-        return {row["event_id"] for row in rows}
+        return {row.event_id for row in rows}
+    mappings = [row._asdict() for row in rows]
     if _postgres(conn):
-        return store_pg.insert_events(conn, rows)
+        return store_pg.insert_events(conn, mappings)
     statement = _insert(conn, events).on_conflict_do_nothing().returning(events.c.event_id)
-    return {row.event_id for row in conn.execute(statement, list(rows))}
+    return {row.event_id for row in conn.execute(statement, mappings)}
 
 
 def lock_cap_counters(conn: Connection, keys: Iterable[CapKey]) -> dict[CapKey, int]:
