@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from service_kit.accounts import SYSTEM_PREFIX, is_account_number, region_of
+from service_kit.accounts import REGION_CODE_LENGTH, SYSTEM_PREFIX, is_account_number, region_of
 
 
 class SystemKind:
@@ -55,7 +55,7 @@ def is_system_account(name: str) -> bool:
 
 def is_user_account(name: str, region_code: str) -> bool:
     """A 16-digit account number (Luhn-checked) whose home region is this ledger's."""
-    return is_account_number(name) and region_of(name) == region_code
+    return name[:REGION_CODE_LENGTH] == region_code and is_account_number(name)
 
 
 def account_problem(name: str, region_code: str) -> str | None:
