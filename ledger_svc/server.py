@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
+from functools import partial
+from itertools import repeat
 
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -207,32 +210,36 @@ def _credit_requests(request: pb.PostCreditsRequest) -> list[TransferRequest]:
     items: list[TransferRequest] = []
     for number, group in enumerate(request.groups):
         ids = list(group.transfer_ids)
+        count = len(ids)
         columns = [list(getattr(group, name)) for name in _CREDIT_COLUMNS]
         for name, column in zip(_CREDIT_COLUMNS, columns, strict=True):
-            if len(column) != len(ids):
-                raise InvalidArgument(
-                    f"groups[{number}].{name}", f"has {len(column)} entries for {len(ids)} transfer_ids"
-                )
+            if len(column) != count:
+                raise InvalidArgument(f"groups[{number}].{name}", f"has {len(column)} entries for {count} transfer_ids")
         debit, code, metadata = group.debit_account, int(group.code), group.metadata
         shared = tuple([(key, metadata[key]) for key in sorted(metadata)]) if metadata else ()
         accounts, points, earned, references, grams = columns
-        items.extend(
-            [
-                # Positional, in field order, as _transfer_request builds them (linked: False, no carried lots).
-                TransferRequest(transfer_id, debit, account, amount, code, False, at_us, (), reference, co2e, shared)
-                for transfer_id, account, amount, at_us, reference, co2e in zip(
-                    ids, accounts, points, earned, references, grams, strict=True
-                )
-            ]
+        # In field order, as _transfer_request builds them (linked: False, no carried lots), each built from the
+        # zipped row by tuple.__new__ in C (the class's __new__ is a Python call per transfer).
+        rows = zip(
+            ids,
+            repeat(debit, count),
+            accounts,
+            points,
+            repeat(code, count),
+            repeat(False, count),
+            earned,
+            repeat((), count),
+            references,
+            grams,
+            repeat(shared, count),
+            strict=True,
         )
+        items.extend(map(_new_transfer_request, rows))
     return items
 
 
-def _credit_lot_id(result: ItemResult) -> str:
-    posting = result.posting
-    if posting is None or not posting.credit_lots:
-        return ""
-    return str(posting.credit_lots[0].lot_id or "")
+# TransferRequest(*row), for a row of its fields in order.
+_new_transfer_request: Callable[[tuple[object, ...]], TransferRequest] = partial(tuple.__new__, TransferRequest)
 
 
 class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
@@ -251,15 +258,18 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         return response
 
     def PostCredits(self, request: pb.PostCreditsRequest, context: grpc.ServicerContext) -> pb.PostCreditsResponse:
-        results = postings.post_transfers(self._ctx, _credit_requests(request))
+        columns = postings.post_credit_columns(self._ctx, _credit_requests(request))
         response = pb.PostCreditsResponse()
-        response.statuses.extend([_STATUS[result.status] for result in results])
-        response.lot_ids.extend([_credit_lot_id(result) for result in results])
-        response.posted_at_us.extend([result.posting.posted_at_us if result.posting else 0 for result in results])
+        statuses = columns.statuses
+        if statuses.count(Status.POSTED) == len(statuses):  # new credits (list.count compares by identity first)
+            response.statuses.extend(repeat(pb.TRANSFER_STATUS_POSTED, len(statuses)))
+        else:  # an enum member hashes in Python: looked up per item only when they differ
+            response.statuses.extend([_STATUS[status] for status in statuses])
+        response.lot_ids.extend(columns.lot_ids)
+        response.posted_at_us.extend(columns.posted_at_us)
         add_failure = response.failures.add
-        for index, result in enumerate(results):
-            if result.status is Status.FAILED:
-                add_failure(index=index, reason=result.failure_reason, message=result.failure_message)
+        for index, reason, message in columns.failures:
+            add_failure(index=index, reason=reason, message=message)
         return response
 
     def GetTransfer(self, request: pb.GetTransferRequest, context: grpc.ServicerContext) -> pb.GetTransferResponse:

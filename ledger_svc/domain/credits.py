@@ -6,9 +6,12 @@ plain tuples and written set-based (ADR 0102). Anything else goes down the gener
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
+from operator import itemgetter
 from typing import NamedTuple
 
+from ledger_svc.domain.journal import LENGTH_PREFIXES, JournalEntry, canonical_bytes
 from ledger_svc.domain.lots import LotKey, Portion
 from ledger_svc.domain.names import (
     MAX_ID_LENGTH,
@@ -16,16 +19,18 @@ from ledger_svc.domain.names import (
     MAX_METADATA_ENTRIES,
     MAX_REFERENCE_LENGTH,
     VALID_CODES,
-    account_problem,
     is_system_account,
+    is_user_account,
 )
 from ledger_svc.domain.posting import (
+    CREDIT_FINGERPRINT_BODY,
     EARNED_AT_TOLERANCE_US,
     ItemResult,
     Posting,
     Status,
     TransferRequest,
     fingerprint_metadata,
+    json_string,
 )
 from ledger_svc.domain.time import day_of, lot_expiry_us
 
@@ -46,73 +51,106 @@ class Credit(NamedTuple):
     lot: LotKey
 
 
+_US_PER_HOUR = 3_600_000_000
+_transfer_id = itemgetter(0)
+# Named tuples built by tuple.__new__ with their fields in order: calling the class runs a Python __new__ per
+# tuple, and plan_credits builds two per credit.
+_new_tuple = tuple.__new__
+
+
 def plan_credits(
     requests: list[TransferRequest], region_code: str, validity_months: int, now_us: int
 ) -> list[Credit] | None:
     """The items as credits when every one is a well-formed, unlinked credit from a system account to a user
     account, into a lot that has not expired, with an id used once in the batch. None otherwise: the general path
     then posts the batch and names what is wrong with each item."""
+    if len(set(map(_transfer_id, requests))) != len(requests):
+        return None
     users: set[str] = set()
-    ids: set[str] = set()
+    # By debit account (known to be a system account): its JSON text in the fingerprint body.
+    debit_texts: dict[str, str] = {}
+    # CST days change on the hour: the lot's (earned day, expiry) per UTC hour, entered once found unexpired.
     days: dict[int, tuple[date, int]] = {}
-    # A batch repeats a few metadata (partner, behaviour, rule): their stored text and fingerprint part once each.
+    # A batch repeats a few metadata (partner, behaviour, rule), and a columnar request one object per group: their
+    # stored text and fingerprint part are found once per object.
     metadata_texts: dict[tuple[tuple[str, str], ...], tuple[str, str]] = {(): ("", "[]")}
+    last_metadata: tuple[tuple[str, str], ...] | None = None
+    metadata_text = metadata_body = ""
     credits: list[Credit] = []
+    append = credits.append
+    new, blake2b, json_str, body_format = _new_tuple, hashlib.blake2b, json_string, CREDIT_FINGERPRINT_BODY
     latest_us = now_us + EARNED_AT_TOLERANCE_US
     for request in requests:
-        transfer_id = request.transfer_id
-        credit_account = request.credit_account
+        transfer_id, debit, account, points, code, linked, earned_at_us, carried, reference, grams, metadata = request
         if (
-            request.linked
-            or request.carried_lots
+            linked
+            or carried
             or not transfer_id
             or len(transfer_id) > MAX_ID_LENGTH
-            or transfer_id in ids
-            or not is_system_account(request.debit_account)
-            or request.amount_points <= 0
-            or request.code not in VALID_CODES
-            or request.co2e_grams < 0
-            or len(request.reference) > MAX_REFERENCE_LENGTH
-            or len(request.metadata) > MAX_METADATA_ENTRIES
+            or points <= 0
+            or code not in VALID_CODES
+            or grams < 0
+            or len(reference) > MAX_REFERENCE_LENGTH
         ):
             return None
-        if credit_account not in users:
-            if is_system_account(credit_account) or account_problem(credit_account, region_code) is not None:
+        debit_json = debit_texts.get(debit)
+        if debit_json is None:
+            if not is_system_account(debit):
                 return None
-            users.add(credit_account)
-        ids.add(transfer_id)
-        texts = metadata_texts.get(request.metadata)
-        if texts is None:
-            texts = metadata_texts[request.metadata] = (
-                request.metadata_json(),
-                fingerprint_metadata(request.metadata),
-            )
-        metadata, metadata_body = texts
-        if len(metadata) > MAX_METADATA_BYTES:
+            debit_json = debit_texts[debit] = json_str(debit)
+        if account not in users:
+            if not is_user_account(account, region_code):
+                return None
+            users.add(account)
+        if metadata is not last_metadata:
+            if len(metadata) > MAX_METADATA_ENTRIES:
+                return None
+            texts = metadata_texts.get(metadata)
+            if texts is None:
+                texts = metadata_texts[metadata] = (request.metadata_json(), fingerprint_metadata(metadata))
+            metadata_text, metadata_body = texts
+            if len(metadata_text) > MAX_METADATA_BYTES:
+                return None
+            last_metadata = metadata
+        at_us = earned_at_us or now_us
+        if at_us > latest_us:
             return None
-        earned_at_us = request.earned_at_us or now_us
-        if earned_at_us > latest_us:
-            return None
-        day_key = earned_at_us // 3_600_000_000  # CST days change on the hour: cache per UTC hour
-        lot = days.get(day_key)
+        lot = days.get(at_us // _US_PER_HOUR)
         if lot is None:
-            earned_on = day_of(earned_at_us)
-            lot = days[day_key] = (earned_on, lot_expiry_us(earned_on, validity_months))
-        if lot[1] <= now_us:
-            return None
-        credits.append(
-            Credit(
-                transfer_id,
-                request.debit_account,
-                credit_account,
-                request.amount_points,
-                request.code,
-                request.reference,
-                request.co2e_grams,
-                metadata,
-                request.earned_at_us,
-                request.fingerprint(metadata_body),
-                LotKey(credit_account, lot[1], lot[0]),
+            earned_on = day_of(at_us)
+            lot = (earned_on, lot_expiry_us(earned_on, validity_months))
+            if lot[1] <= now_us:
+                return None
+            days[at_us // _US_PER_HOUR] = lot
+        # The very bytes TransferRequest.fingerprint hashes (a test compares).
+        body = body_format % (
+            debit_json,
+            json_str(account),
+            points,
+            code,
+            earned_at_us,
+            json_str(reference),
+            grams,
+            metadata_body,
+        )
+        fingerprint = blake2b(body.encode(), digest_size=16).hexdigest()
+        lot_key = new(LotKey, (account, lot[1], lot[0]))
+        append(
+            new(
+                Credit,
+                (
+                    transfer_id,
+                    debit,
+                    account,
+                    points,
+                    code,
+                    reference,
+                    grams,
+                    metadata_text,
+                    earned_at_us,
+                    fingerprint,
+                    lot_key,
+                ),
             )
         )
     return credits
@@ -167,3 +205,108 @@ def _replay(credit: Credit, first: Posting) -> ItemResult:
         "IDEMPOTENCY_KEY_REUSED",
         f"transfer_id {credit.transfer_id!r} was used before with a different body",
     )
+
+
+def credits_entries_hash(credits: list[Credit], posted_at_us: int) -> tuple[str, int]:
+    """`entries_hash_of_fields` of the journal entries the credits become when posted at `posted_at_us`: the same
+    bytes, with what credits share (debit account, code and instant, metadata) prefixed once per distinct value."""
+    prefix = LENGTH_PREFIXES
+    posted_text = str(posted_at_us)
+    debits: dict[str, str | None] = {}
+    codes: dict[int, str] = {}
+    metadata_segments: dict[str, str | None] = {}
+    parts: list[str] = []
+    append = parts.append
+    for credit in sorted(credits, key=_transfer_id):
+        transfer_id, debit, account, points, code, reference, grams, metadata, _, _, _ = credit
+        debit_segment = debits.get(debit)
+        if debit_segment is None and debit not in debits:
+            debit_segment = debits[debit] = _segment(debit)
+        metadata_segment = metadata_segments.get(metadata)
+        if metadata_segment is None and metadata not in metadata_segments:
+            metadata_segment = metadata_segments[metadata] = _segment(metadata)
+        code_segment = codes.get(code)
+        if code_segment is None:
+            code_text = str(code)
+            code_segment = codes[code] = f"{prefix[len(code_text)]}{code_text}{prefix[len(posted_text)]}{posted_text}"
+        if (
+            debit_segment is not None
+            and metadata_segment is not None
+            and transfer_id.isascii()
+            and account.isascii()
+            and reference.isascii()
+        ):
+            points_text, grams_text = str(points), str(grams)
+            try:
+                append(
+                    f"{prefix[len(transfer_id)]}{transfer_id}{debit_segment}{prefix[len(account)]}{account}"
+                    f"{prefix[len(points_text)]}{points_text}{code_segment}{prefix[len(reference)]}{reference}"
+                    f"{prefix[len(grams_text)]}{grams_text}{metadata_segment}"
+                )
+                continue
+            except IndexError:  # a field of 1024 characters or more
+                pass
+        entry = JournalEntry(transfer_id, debit, account, points, code, posted_at_us, reference, grams, metadata)
+        append(canonical_bytes(entry).decode("latin-1"))
+    return hashlib.sha256("".join(parts).encode("latin-1")).hexdigest(), len(credits)
+
+
+def _segment(text: str) -> str | None:
+    """A field as its canonical bytes (length prefix, then text) decoded as latin-1, or None unless it is ASCII."""
+    return len(text).to_bytes(4, "big").decode("latin-1") + text if text.isascii() else None
+
+
+class CreditColumns(NamedTuple):
+    """PostCredits' answer: per item its status, the id of the lot it filled ("" when it failed) and when it was
+    posted (0 when it failed), and the failures as (position, reason, message). Exactly what the items'
+    `ItemResult`s say (`credit_columns`), which is what PostTransfers answers."""
+
+    statuses: list[Status]
+    lot_ids: list[str]
+    posted_at_us: list[int]
+    failures: list[tuple[int, str, str]]
+
+
+def credit_columns(results: list[ItemResult]) -> CreditColumns:
+    return CreditColumns(
+        [result.status for result in results],
+        [_credit_lot_id(result.posting) for result in results],
+        [result.posting.posted_at_us if result.posting else 0 for result in results],
+        [
+            (index, result.failure_reason, result.failure_message)
+            for index, result in enumerate(results)
+            if result.status is Status.FAILED
+        ],
+    )
+
+
+def _credit_lot_id(posting: Posting | None) -> str:
+    if posting is None or not posting.credit_lots:
+        return ""
+    return str(posting.credit_lots[0].lot_id or "")
+
+
+class PostedCredits(NamedTuple):
+    """A credit batch the set-based path posted: the planned credits, the first postings of the ids used before, and
+    for each credit posted now (those not in `stored`, in order) the account's balance after it and its lot's id."""
+
+    credits: list[Credit]
+    stored: dict[str, Posting]
+    balances_after: list[int]
+    lot_ids: list[int]
+    posted_at_us: int
+
+    @property
+    def any_posted(self) -> bool:
+        return bool(self.lot_ids)
+
+    def results(self) -> list[ItemResult]:
+        return credit_results(self.credits, self.stored, self.balances_after, self.lot_ids, self.posted_at_us)
+
+    def columns(self) -> CreditColumns:
+        """`credit_columns(self.results())`, without a Posting and an ItemResult per credit when every one is new
+        (lot ids come from a sequence, never 0)."""
+        if self.stored:
+            return credit_columns(self.results())
+        count = len(self.credits)
+        return CreditColumns([Status.POSTED] * count, list(map(str, self.lot_ids)), [self.posted_at_us] * count, [])

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from sqlalchemy import Connection
 
 from ledger_svc.domain.book import Book
-from ledger_svc.domain.credits import plan_credits
+from ledger_svc.domain.credits import CreditColumns, PostedCredits, credit_columns, plan_credits
 from ledger_svc.domain.lots import Portion, Refusal, UserAccount
 from ledger_svc.domain.names import MAX_ID_LENGTH, TransferCode, is_system_account, is_user_account
 from ledger_svc.domain.posting import (
@@ -32,6 +32,18 @@ _RESERVED = "reserved-by-hold"
 
 
 def post_transfers(ctx: LedgerContext, requests: list[TransferRequest]) -> list[ItemResult]:
+    posted = _post_batch(ctx, requests)
+    return posted.results() if isinstance(posted, PostedCredits) else posted
+
+
+def post_credit_columns(ctx: LedgerContext, requests: list[TransferRequest]) -> CreditColumns:
+    """PostTransfers for PostCredits: the same batch posted the same way, answered as the columns PostCredits sends
+    (from the set-based path without a result object per credit)."""
+    posted = _post_batch(ctx, requests)
+    return posted.columns() if isinstance(posted, PostedCredits) else credit_columns(posted)
+
+
+def _post_batch(ctx: LedgerContext, requests: list[TransferRequest]) -> PostedCredits | list[ItemResult]:
     if not requests:
         raise InvalidArgument("transfers", "at least one transfer is required")
     if len(requests) > MAX_BATCH_TRANSFERS:
@@ -40,14 +52,16 @@ def post_transfers(ctx: LedgerContext, requests: list[TransferRequest]) -> list[
             f"at most {MAX_BATCH_TRANSFERS} transfers per call, got {len(requests)}",
             reason="BATCH_TOO_LARGE",
         )
-    results = None
     if ctx.credit_fast_path and ctx.engine.dialect.name == "postgresql":
         now_us = ctx.now_us()
         credits = plan_credits(requests, ctx.region_code, ctx.validity_months, now_us)
         if credits is not None:
-            results = post_credits(ctx, credits, now_us)
-    if results is None:
-        results = ctx.transaction(lambda conn: _post(conn, ctx, requests))
+            posted = post_credits(ctx, credits, now_us)
+            if posted is not None:
+                if posted.any_posted:
+                    ctx.seal_soon()
+                return posted
+    results = ctx.transaction(lambda conn: _post(conn, ctx, requests))
     if any(result.status is Status.POSTED for result in results):
         ctx.seal_soon()
     return results
