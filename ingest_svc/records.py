@@ -12,6 +12,8 @@ from ingest_svc.clients import EarnCredit
 from ingest_svc.domain.events import ValidEvent
 from ingest_svc.domain.scoring import Score
 
+_new = tuple.__new__  # a named tuple without its generated __new__ (domain.events._new): rows and credits per event
+
 
 class EventRow(NamedTuple):
     """A new event's row as the store writes it, fields in the table's column order (store_pg's COPY line).
@@ -63,14 +65,17 @@ def credits(rows: Iterable[EventRow]) -> list[EarnCredit]:
             metadata = shared[key] = {"partner_id": key[0], "behaviour": key[1], "rule": key[2]}
         occurred_at = row.occurred_at
         append(
-            EarnCredit(
-                row.transfer_id,
-                row.account_number,
-                row.points,
-                occurred_at if occurred_at.tzinfo is UTC else store.utc(occurred_at),
-                row.co2e_grams,
-                row.event_id,
-                metadata,
+            _new(
+                EarnCredit,
+                (
+                    row.transfer_id,
+                    row.account_number,
+                    row.points,
+                    occurred_at if occurred_at.tzinfo is UTC else store.utc(occurred_at),
+                    row.co2e_grams,
+                    row.event_id,
+                    metadata,
+                ),
             )
         )
     return out
@@ -91,7 +96,6 @@ def rows(
 ) -> dict[int, EventRow]:
     """The store's row of each (index, score), by index; what every row of the batch shares is computed once."""
     accepted_at = now.astimezone(UTC)
-    make = EventRow._make
     pending, no_credit = store.PENDING, store.NO_CREDIT
     out: dict[int, EventRow] = {}
     for index, (valid, account_number, counted, points, grams, reason, message, before) in scored:
@@ -99,7 +103,8 @@ def rows(
         event_id = event.event_id
         occurred_at = event.occurred_at
         assert occurred_at is not None
-        out[index] = make(
+        out[index] = _new(
+            EventRow,
             (
                 partner_id,
                 event_id,
@@ -123,7 +128,7 @@ def rows(
                 pending if points > 0 else no_credit,
                 accepted_at,
                 credit_batch_id if points > 0 else "",
-            )
+            ),
         )
     return out
 

@@ -45,6 +45,7 @@ COALESCE_MAX_EVENTS = 64
 RACE_RETRIES = 3
 ACCEPTED, DUPLICATE, REJECTED = "ACCEPTED", "DUPLICATE", "REJECTED"
 CRASH_ENV = "CARBON_TEST_CRASH_AT"
+_new = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,19 @@ def _repeat_of(first: Result | None) -> Result:
 
 def _result_of(row: EventRow) -> Result:
     """The result a stored event was given (REJECTED when the ledger refused its credit)."""
-    return Result(
-        row.event_id,
-        ACCEPTED if row.status != LEDGER_FAILED else REJECTED,
-        row.points,
-        row.co2e_grams,
-        row.transfer_id if row.points else "",
-        row.reason,
-        row.message,
+    # Result(...) without its generated __new__ (domain.events._new): one per accepted event of every batch.
+    return _new(
+        Result,
+        (
+            row.event_id,
+            ACCEPTED if row.status != LEDGER_FAILED else REJECTED,
+            row.points,
+            row.co2e_grams,
+            row.transfer_id if row.points else "",
+            row.reason,
+            row.message,
+            "",
+        ),
     )
 
 

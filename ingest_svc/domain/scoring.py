@@ -17,6 +17,7 @@ from ingest_svc.domain.events import DAILY_CAP_REACHED, ValidEvent
 from ingest_svc.domain.rules import MILLI, RuleVersion
 
 CapKey = tuple[str, str, date]  # (account number, behaviour, CST day)
+_new = tuple.__new__  # Score(...) without its generated __new__ (events._new)
 
 
 class Score(NamedTuple):
@@ -78,9 +79,9 @@ def score_events(
                 f"({before} counted earlier on {day.isoformat()} CST)"
             )
         totals[key] = before + counted
-        # points_for and co2e_grams_for, inlined (two calls per event); Score built by position.
+        # points_for and co2e_grams_for, inlined (two calls per event).
         tier_points = rule.tier_points
         points = (tier_points[valid.event.tier] if tier_points else rule.points_per_unit) * counted // MILLI
         grams = rule.co2e_milligrams_per_unit * counted // (MILLI * MILLI)
-        append(Score(valid, account_number, counted, points, grams, reason, message, before))
+        append(_new(Score, (valid, account_number, counted, points, grams, reason, message, before)))
     return scores, totals

@@ -153,6 +153,7 @@ def test_scores_are_the_rule_arithmetic_with_the_daily_cap() -> None:
             )
         )
     assert scores == expected
+    assert {type(s) for s in scores} == {Score} and {type(p[0]) for p in pairs} == {ValidEvent}
     assert any(s.reason for s in scores) and any(not s.reason for s in scores)
     assert totals == {key: n for key, n in running.items() if key in totals} and len(totals) == len(
         {(a, v.rule.behaviour, v.day) for v, a in pairs}

@@ -67,6 +67,7 @@ def test_event_rows_hold_the_plain_rows_values_in_column_order() -> None:
     rows, plain = _rows()
 
     assert [row._asdict() for row in rows.values()] == plain
+    assert {type(row) for row in rows.values()} == {records.EventRow}
     assert list(records.EventRow._fields) == COLUMNS
     assert list(rows) == list(range(1, 2 * len(plain), 2))
     assert {row.status for row in rows.values()} == {store.PENDING, store.NO_CREDIT}
@@ -149,6 +150,7 @@ def test_credits_of_event_rows_are_the_plain_credits() -> None:
         if p["status"] == store.PENDING
     ]
     assert all(c.earned_at.tzinfo is UTC for c in credits)
+    assert {type(c) for c in credits} == {EarnCredit}
 
 
 class _Consenting:
