@@ -70,8 +70,24 @@ def _response(results: Sequence[Result]) -> pb.SubmitEventsResponse:
     """One EventResult per result, each filled in place (a message per result copied into the list cost ~3x)."""
     response = pb.SubmitEventsResponse()
     add = response.results.add
-    for result in results:
-        _fill_result(add(), result)
+    outcome_of, rejected = _OUTCOME_OF.get, pb.EVENT_OUTCOME_REJECTED
+    # _fill_result inlined, the result unpacked: no call and no attribute read per field of every result.
+    for event_id, outcome, points, co2e_grams, transfer_id, reason, text, first_outcome in results:
+        message = add()
+        message.event_id = event_id
+        message.outcome = outcome_of(outcome, rejected)
+        if points:
+            message.points = points
+        if co2e_grams:
+            message.co2e_grams = co2e_grams
+        if transfer_id:
+            message.ledger_transfer_id = transfer_id
+        if reason:
+            message.reason = reason
+        if text:
+            message.message = text
+        if first_outcome:
+            message.first_outcome = outcome_of(first_outcome, rejected)
     return response
 
 

@@ -128,9 +128,9 @@ def _copy_text(rows: Sequence[Any]) -> str:
     return "".join(
         [
             f"{partner_id}\t{event_id}\t{batch_id}\t{account_number}\t{behaviour}\t{region_code}\t"
-            f"{occurred_at.isoformat()}\t{iso(day)}\t{quantity_milli}\t{tier}\t{evidence_ref}\t{rule_version_id}\t"
+            f"{occurred_at.isoformat()}\t{iso[day]}\t{quantity_milli}\t{tier}\t{evidence_ref}\t{rule_version_id}\t"
             f"{counted_before_milli}\t{counted_milli}\t{points}\t{co2e_grams}\t{reason}\t{message}\t{transfer_id}\t"
-            f"{status}\t{iso(accepted_at)}\t{credit_batch_id}\n"
+            f"{status}\t{iso[accepted_at]}\t{credit_batch_id}\n"
             for (
                 partner_id,
                 event_id,
@@ -164,17 +164,16 @@ def _escaped(row: Any) -> Any:
     return row._replace(**{c: getattr(row, c).translate(COPY_ESCAPES) for c in _FREE_TEXT_COLUMNS})
 
 
-class _IsoCache:
-    """ISO 8601 text of dates and times: a batch repeats its days and its accepted_at, so each is formatted once."""
+class _IsoCache(dict[date | datetime, str]):
+    """ISO 8601 text of dates and times: a batch repeats its days and its accepted_at, so each is formatted once.
+    A dict formatting what it misses: `iso[value]` is a plain look-up in C, with no Python call per value."""
 
-    def __init__(self) -> None:
-        self._texts: dict[date | datetime, str] = {}
+    def __missing__(self, value: date | datetime) -> str:
+        text_ = self[value] = value.isoformat()
+        return text_
 
     def __call__(self, value: date | datetime) -> str:
-        found = self._texts.get(value)
-        if found is None:
-            found = self._texts[value] = value.isoformat()
-        return found
+        return self[value]
 
 
 def lock_cap_counters(conn: Connection, keys_to_lock: Sequence[CapKey]) -> dict[CapKey, int]:

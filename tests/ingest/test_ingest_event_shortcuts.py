@@ -104,7 +104,7 @@ def _valid_events() -> list[ValidEvent]:
     for n in range(60):
         behaviour = ["transit_trip", "bike_km", "green_appliance"][n % 3]
         event = Event(
-            event_id=f"e-{n}",
+            event_id=f"e-{n}" if n % 2 else f"e-{n}-电",
             account=AccountRef(ACCOUNTS[n % 3]),
             behaviour=behaviour,
             quantity_milli=1000 if behaviour != "bike_km" else 2500 + 777 * n,
