@@ -19,8 +19,8 @@ from ledger_svc.domain.names import (
     MAX_METADATA_ENTRIES,
     MAX_REFERENCE_LENGTH,
     VALID_CODES,
+    all_user_accounts,
     is_system_account,
-    is_user_account,
 )
 from ledger_svc.domain.posting import (
     CREDIT_FINGERPRINT_BODY,
@@ -53,6 +53,7 @@ class Credit(NamedTuple):
 
 _US_PER_HOUR = 3_600_000_000
 _transfer_id = itemgetter(0)
+_credit_account = itemgetter(2)
 # Named tuples built by tuple.__new__ with their fields in order: calling the class runs a Python __new__ per
 # tuple, and plan_credits builds two per credit.
 _new_tuple = tuple.__new__
@@ -66,7 +67,8 @@ def plan_credits(
     then posts the batch and names what is wrong with each item."""
     if len(set(map(_transfer_id, requests))) != len(requests):
         return None
-    users: set[str] = set()
+    if not all_user_accounts(set(map(_credit_account, requests)), region_code):
+        return None
     # By debit account (known to be a system account): its JSON text in the fingerprint body.
     debit_texts: dict[str, str] = {}
     # CST days change on the hour: the lot's (earned day, expiry) per UTC hour, entered once found unexpired.
@@ -98,10 +100,6 @@ def plan_credits(
             if not is_system_account(debit):
                 return None
             debit_json = debit_texts[debit] = json_str(debit)
-        if account not in users:
-            if not is_user_account(account, region_code):
-                return None
-            users.add(account)
         if metadata is not last_metadata:
             if len(metadata) > MAX_METADATA_ENTRIES:
                 return None

@@ -17,6 +17,7 @@ from ledger_svc.domain.credits import (
 )
 from ledger_svc.domain.journal import EntryFields, JournalEntry, entries_hash, entries_hash_of_fields
 from ledger_svc.domain.lots import LotKey
+from ledger_svc.domain.names import all_user_accounts, is_user_account
 from ledger_svc.domain.posting import CarriedLot, Posting, Status, TransferRequest, metadata_json
 from ledger_svc.domain.time import DEFAULT_VALIDITY_MONTHS, day_of, lot_expiry_us, to_us
 from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, START, account_number
@@ -164,3 +165,13 @@ def test_the_columns_of_replayed_and_reused_ids_are_what_their_results_say() -> 
     assert columns.lot_ids[0] == "11" and columns.lot_ids[5] == "14"
     nothing_new = PostedCredits(credits[1:2], {credits[1].transfer_id: same_body}, [], [], NOW_US)
     assert not nothing_new.any_posted and nothing_new.columns() == credit_columns(nothing_new.results())
+
+
+def test_a_batch_of_names_is_all_user_accounts_exactly_when_each_is_one() -> None:
+    rng = random.Random(6)
+    names = [account_number(n) for n in range(1, 40)] + [account_number(n, region="110000") for n in range(1, 5)]
+    names += [ISSUANCE, "", "33000012345678X0", account_number(7)[:-1] + "0", account_number(8)[:-1] + "1"]
+    for region in (REGION, "110000", "33000", "3300000", ""):
+        for _ in range(2_000):
+            batch = set(rng.sample(names, rng.randint(0, 6)))
+            assert all_user_accounts(batch, region) == all(is_user_account(name, region) for name in batch), batch
