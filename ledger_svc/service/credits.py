@@ -22,7 +22,8 @@ from ledger_svc.store import credits as credit_store
 from ledger_svc.store import journal
 
 _EARN = int(TransferCode.EARN)
-_lot_of = itemgetter(10)  # Credit.lot
+# Credit's fields by position, for map() in C.
+_debit_of, _points_of, _code_of, _lot_of = itemgetter(1), itemgetter(3), itemgetter(4), itemgetter(10)
 
 
 class _GeneralPath(Exception):
@@ -65,11 +66,16 @@ def _post(conn: Connection, credits: list[Credit], now_us: int, optimistic: bool
         return PostedCredits(credits, stored, [], [], now_us)
     per_account: dict[str, int] = {}
     per_lot: dict[LotKey, int] = {}
-    per_system: dict[str, int] = {}
-    for _, debit, account, points, _, _, _, _, _, _, lot in fresh:
+    for _, _, account, points, _, _, _, _, _, _, lot in fresh:
         per_account[account] = per_account.get(account, 0) + points
         per_lot[lot] = per_lot.get(lot, 0) + points
-        per_system[debit] = per_system.get(debit, 0) - points
+    per_system: dict[str, int] = {}
+    debits = set(map(_debit_of, fresh))
+    if len(debits) == 1:  # nearly always: system:issuance
+        per_system[debits.pop()] = -sum(map(_points_of, fresh))
+    else:
+        for credit in fresh:
+            per_system[credit.debit_account] = per_system.get(credit.debit_account, 0) - credit.amount_points
     # Lock order (ADR 0100): user accounts, then lots, then system shards.
     balances = credit_store.credit_users(conn, per_account, now_us)
     running = {name: balances[name] - points for name, points in per_account.items()}
@@ -84,11 +90,14 @@ def _post(conn: Connection, credits: list[Credit], now_us: int, optimistic: bool
     credit_store.copy_transfers(conn, batch_id, fresh, balances_after, now_us)
     lot_ids = credit_store.upsert_lots(conn, per_lot)
     credit_lot_ids = list(map(lot_ids.__getitem__, map(_lot_of, fresh)))
-    recorded = (
-        [(credit, lot_id) for credit, lot_id in zip(fresh, credit_lot_ids, strict=True) if credit.code != _EARN]
-        if earns_implied
-        else list(zip(fresh, credit_lot_ids, strict=True))
-    )
+    if earns_implied and list(map(_code_of, fresh)).count(_EARN) == len(fresh):
+        recorded = []  # earns only: every lot is implied
+    else:
+        recorded = [
+            (credit, lot_id)
+            for credit, lot_id in zip(fresh, credit_lot_ids, strict=True)
+            if credit.code != _EARN or not earns_implied
+        ]
     if recorded:
         credit_store.copy_transfer_lots(conn, [credit for credit, _ in recorded], [lot_id for _, lot_id in recorded])
     account_store.apply_system_deltas(conn, per_system)
