@@ -9,10 +9,8 @@ from typing import Any, NamedTuple
 
 from ingest_svc import store
 from ingest_svc.clients import EarnCredit
-from ingest_svc.domain.events import ValidEvent
+from ingest_svc.domain.events import ValidEvent, new_tuple
 from ingest_svc.domain.scoring import Score
-
-_new = tuple.__new__  # a named tuple without its generated __new__ (domain.events._new): rows and credits per event
 
 
 class EventRow(NamedTuple):
@@ -65,7 +63,7 @@ def credits(rows: Iterable[EventRow]) -> list[EarnCredit]:
             metadata = shared[key] = {"partner_id": key[0], "behaviour": key[1], "rule": key[2]}
         occurred_at = row.occurred_at
         append(
-            _new(
+            new_tuple(
                 EarnCredit,
                 (
                     row.transfer_id,
@@ -105,7 +103,7 @@ def rows(
         event_id = event.event_id
         occurred_at = event.occurred_at
         assert occurred_at is not None
-        out[index] = _new(
+        out[index] = new_tuple(
             EventRow,
             (
                 partner_id,

@@ -26,7 +26,7 @@ from ingest_svc import admin, records, store
 from ingest_svc.clients import ConsentQuestion, IdentityClient, LedgerClient
 from ingest_svc.coalescing import Coalescer
 from ingest_svc.domain import events as ev
-from ingest_svc.domain.events import Acceptance, Event, Rejection, ValidEvent, validator
+from ingest_svc.domain.events import Acceptance, Event, Rejection, ValidEvent, new_tuple, validator
 from ingest_svc.domain.partners import BURST_SECONDS, key_for_verification
 from ingest_svc.domain.scoring import score_events
 from ingest_svc.domain.signing import signature_matches
@@ -45,7 +45,6 @@ COALESCE_MAX_EVENTS = 64
 RACE_RETRIES = 3
 ACCEPTED, DUPLICATE, REJECTED = "ACCEPTED", "DUPLICATE", "REJECTED"
 CRASH_ENV = "CARBON_TEST_CRASH_AT"
-_new = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -111,8 +110,8 @@ def _repeat_of(first: Result | None) -> Result:
 
 def _result_of(row: EventRow) -> Result:
     """The result a stored event was given (REJECTED when the ledger refused its credit)."""
-    # Result(...) without its generated __new__ (domain.events._new): one per accepted event of every batch.
-    return _new(
+    # Result(...) without its generated __new__ (domain.events.new_tuple): one per accepted event of every batch.
+    return new_tuple(
         Result,
         (
             row.event_id,

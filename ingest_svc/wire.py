@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
-from ingest_svc.domain.events import AccountRef, Event
+from ingest_svc.domain.events import AccountRef, Event, new_tuple
 from ingest_svc.domain.rules import Behaviour, RuleVersion
 from ingest_svc.domain.signing import DOMAIN_TAG, SignedEvent, sign
 from service_kit.errors import InvalidArgument
@@ -16,7 +16,6 @@ from service_kit.wire import to_timestamp
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _U32 = struct.Struct(">I").pack
 _NUMBERS = struct.Struct(">qqI").pack
-_new = tuple.__new__
 
 
 def signed_event(message: pb.Event) -> SignedEvent:
@@ -71,21 +70,21 @@ def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
         if which == "account_number":
             number = ref.account_number
             raw = number.encode("utf-8")
-            # Named tuples built by tuple.__new__: the same values as Event(...)/AccountRef(...), without their
+            # Named tuples built by new_tuple: the same values as Event(...)/AccountRef(...), without their
             # generated __new__ (a Python-level call per tuple, ~half of building them).
-            account = _new(AccountRef, (number, "", "", ""))
+            account = new_tuple(AccountRef, (number, "", "", ""))
             parts += (_U32(len(raw_id)), raw_id, b"\x01", _U32(len(raw)), raw)
         elif which == "binding":
             binding = ref.binding
             platform, user = binding.platform, binding.platform_user_id
-            account = _new(AccountRef, ("", platform, user, ""))
+            account = new_tuple(AccountRef, ("", platform, user, ""))
             parts += (_U32(len(raw_id)), raw_id, b"\x02", _str(platform), _str(user))
         elif which == "phone_number":
             phone = ref.phone_number
-            account = _new(AccountRef, ("", "", "", phone))
+            account = new_tuple(AccountRef, ("", "", "", phone))
             parts += (_U32(len(raw_id)), raw_id, b"\x03", _str(phone))
         else:
-            account = _new(AccountRef, ("", "", "", ""))
+            account = new_tuple(AccountRef, ("", "", "", ""))
             parts += (_U32(len(raw_id)), raw_id, b"\x00")
         stamp = message.occurred_at
         seconds, nanos = stamp.seconds, stamp.nanos
@@ -102,7 +101,7 @@ def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
         if tail is None:
             tail = tails[(region, evidence, tier)] = _str(region) + _str(evidence) + _str(tier)
         parts += (head, _NUMBERS(quantity, seconds, nanos), tail)
-        append(_new(Event, (event_id, account, behaviour, quantity, occurred, region, evidence, tier)))
+        append(new_tuple(Event, (event_id, account, behaviour, quantity, occurred, region, evidence, tier)))
     return events, b"".join(parts)
 
 

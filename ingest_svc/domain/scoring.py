@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import NamedTuple
 
-from ingest_svc.domain.events import DAILY_CAP_REACHED, ValidEvent
+from ingest_svc.domain.events import DAILY_CAP_REACHED, ValidEvent, new_tuple
 from ingest_svc.domain.rules import MILLI, RuleVersion
 
 CapKey = tuple[str, str, date]  # (account number, behaviour, CST day)
-_new = tuple.__new__  # Score(...) without its generated __new__ (events._new)
 
 
 class Score(NamedTuple):
@@ -83,5 +82,5 @@ def score_events(
         tier_points = rule.tier_points
         points = (tier_points[valid.event.tier] if tier_points else rule.points_per_unit) * counted // MILLI
         grams = rule.co2e_milligrams_per_unit * counted // (MILLI * MILLI)
-        append(_new(Score, (valid, account_number, counted, points, grams, reason, message, before)))
+        append(new_tuple(Score, (valid, account_number, counted, points, grams, reason, message, before)))
     return scores, totals
