@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import grpc
@@ -11,7 +12,13 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from service_kit.errors import FailedPrecondition, InvalidArgument
-from service_kit.server import Registration, RunningServer, start_server
+from service_kit.server import (
+    YOUNG_GENERATION_THRESHOLD,
+    Registration,
+    RunningServer,
+    start_server,
+    tune_garbage_collector,
+)
 from service_kit.settings import Settings
 from service_kit.status import INTERNAL_MESSAGE, error_details
 
@@ -127,3 +134,14 @@ def test_a_stopped_server_reports_not_serving_then_goes_away() -> None:
         response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=LEDGER), timeout=5)
     assert response.status == health_pb2.HealthCheckResponse.NOT_SERVING
     running.stop()
+
+
+def test_a_ready_service_freezes_what_it_built_and_collects_young_objects_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_threshold() == (YOUNG_GENERATION_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0, "startup objects are out of later collections"
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
