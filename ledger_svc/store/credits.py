@@ -150,7 +150,7 @@ def upsert_lots(conn: Connection, per_lot: dict[LotKey, int]) -> dict[tuple[str,
             "points": ",".join([str(per_lot[key]) for key in keys]),
         },
     )
-    return {(row[1], row[2], row[3]): row[0] for row in rows}
+    return {(account, expires, day): lot_id for lot_id, account, expires, day in rows.all()}  # all(): one fetch
 
 
 def copy_transfer_lots(conn: Connection, credits: list[Credit], lot_ids: list[int]) -> None:
@@ -170,4 +170,4 @@ def credit_users(conn: Connection, per_account: dict[str, int], now_us: int) -> 
     names = sorted(per_account)
     points = ",".join([str(per_account[name]) for name in names])
     rows = conn.execute(_CREDIT_USERS, {"names": ",".join(names), "points": points, "now": now_us})
-    return {row[0]: row[1] for row in rows}
+    return dict(rows.all())  # (account, balance) pairs, fetched at once
