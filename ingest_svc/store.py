@@ -36,15 +36,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ingest_svc import store_pg
+from service_kit.db import opaque_key
 
 metadata = MetaData()
-
-
-def opaque_key(length: int) -> String:
-    """An identifier whose order means nothing (partner and event ids, account numbers, behaviour codes): compared
-    byte by byte (`COLLATE "C"`, memcmp) on PostgreSQL instead of through the database's locale (strcoll) in every
-    index probe and insert. SQLite compares bytes already. ADR 0409, migration ingest_0004."""
-    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 behaviours = Table(

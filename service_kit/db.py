@@ -9,13 +9,21 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Dialect, Engine, create_engine, event, text
+from sqlalchemy import DateTime, Dialect, Engine, String, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 # One fixed key per service for PostgreSQL's advisory lock, so replicas starting together migrate one at a time.
 _MIGRATION_LOCK_BASE = 0x43415242  # "CARB"
+
+
+def opaque_key(length: int) -> String:
+    """An identifier whose order means nothing (ids, account numbers, codes): compared byte by byte (`COLLATE "C"`,
+    memcmp) on PostgreSQL instead of through the database's locale (strcoll) in every index probe and insert. SQLite
+    compares bytes already. A statement that orders or ranges over such a column gets byte order too. ADRs 0107 and
+    0409."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 class UtcDateTime(TypeDecorator[datetime]):

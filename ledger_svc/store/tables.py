@@ -22,17 +22,9 @@ from sqlalchemy import (
 )
 
 from ledger_svc.domain.names import SystemKind
+from service_kit.db import opaque_key
 
 metadata = MetaData()
-
-
-def opaque_key(length: int) -> String:
-    """An identifier whose order means nothing (account numbers, transfer ids): compared byte by byte (`COLLATE "C"`,
-    memcmp) on PostgreSQL instead of through the database's locale (strcoll) in every index probe and insert. SQLite
-    compares bytes already. ADR 0107; a statement that orders or ranges over such a column gets byte order too."""
-    return String(length).with_variant(String(length, collation="C"), "postgresql")
-
-
 # An autoincrementing 64-bit key on PostgreSQL that is SQLite's rowid alias there.
 Serial = BigInteger().with_variant(Integer(), "sqlite")
 

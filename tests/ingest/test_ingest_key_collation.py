@@ -9,10 +9,11 @@ from datetime import date
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, Engine, String, text
+from sqlalchemy import Engine, text
 
 from ingest_svc import store, store_pg
 from service_kit.db import alembic_config, make_engine, migrate
+from tests.collations import column_collations, declared_postgresql_collations
 from tests.ingest.test_ingest_migrations import _event
 
 BYTE_ORDERED = {
@@ -23,29 +24,8 @@ BYTE_ORDERED = {
 }
 
 
-def _declared_postgresql_collations() -> dict[tuple[str, str], str | None]:
-    declared: dict[tuple[str, str], str | None] = {}
-    for table in store.metadata.sorted_tables:
-        for column in table.columns:
-            kind = column.type._variant_mapping.get("postgresql", column.type)
-            if isinstance(kind, String):
-                declared[(table.name, column.name)] = kind.collation
-    return declared
-
-
-def _column_collations(conn: Connection) -> dict[tuple[str, str], str | None]:
-    rows = conn.execute(
-        text(
-            "SELECT table_name, column_name, collation_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name NOT LIKE 'alembic%'"
-            " AND data_type IN ('character varying', 'text')"
-        )
-    )
-    return {(table, column): collation for table, column, collation in rows}
-
-
 def test_the_tables_declare_byte_order_for_the_opaque_keys_on_postgresql_only() -> None:
-    declared = _declared_postgresql_collations()
+    declared = declared_postgresql_collations(store.metadata)
     assert {key for key, collation in declared.items() if collation == "C"} == BYTE_ORDERED
     assert all(store.metadata.tables[t].c[c].type.collation is None for t, c in BYTE_ORDERED)  # type: ignore[attr-defined]
 
@@ -65,11 +45,11 @@ def test_upgrading_keeps_events_and_cap_counters(database_url: str) -> None:
         assert list(store.find_events(conn, "metro", ["e1", "e2"])) == ["e1"]
         assert store.lock_cap_counters(conn, [key]) == {key: 1500}
         if engine.dialect.name == "postgresql":
-            assert _column_collations(conn) == _declared_postgresql_collations()
+            assert column_collations(conn) == declared_postgresql_collations(store.metadata)
     if engine.dialect.name == "postgresql":
         _alembic(engine, "downgrade", "ingest_0003")
         with engine.connect() as conn:
-            assert all(collation is None for collation in _column_collations(conn).values())
+            assert all(collation is None for collation in column_collations(conn).values())
     engine.dispose()
 
 

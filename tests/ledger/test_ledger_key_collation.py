@@ -8,11 +8,12 @@ import re
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, Engine, String, text
+from sqlalchemy import Engine, text
 
 from ledger_svc.store import credits as credit_store
 from ledger_svc.store.tables import metadata
 from service_kit.db import alembic_config, make_engine, migrate
+from tests.collations import column_collations, declared_postgresql_collations
 from tests.ledger.ledger_support import account_number, migrated_engine
 
 BYTE_ORDERED = {
@@ -24,29 +25,8 @@ BYTE_ORDERED = {
 }
 
 
-def _declared_postgresql_collations() -> dict[tuple[str, str], str | None]:
-    declared: dict[tuple[str, str], str | None] = {}
-    for table in metadata.sorted_tables:
-        for column in table.columns:
-            kind = column.type._variant_mapping.get("postgresql", column.type)
-            if isinstance(kind, String):
-                declared[(table.name, column.name)] = kind.collation
-    return declared
-
-
-def _column_collations(conn: Connection) -> dict[tuple[str, str], str | None]:
-    rows = conn.execute(
-        text(
-            "SELECT table_name, column_name, collation_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name NOT LIKE 'alembic%'"
-            " AND data_type IN ('character varying', 'text')"
-        )
-    )
-    return {(table, column): collation for table, column, collation in rows}
-
-
 def test_the_tables_declare_byte_order_for_the_opaque_keys_on_postgresql_only() -> None:
-    declared = _declared_postgresql_collations()
+    declared = declared_postgresql_collations(metadata)
     assert {key for key, collation in declared.items() if collation == "C"} == BYTE_ORDERED
     assert all(metadata.tables[table].c[column].type.collation is None for table, column in BYTE_ORDERED)  # type: ignore[attr-defined]
 
@@ -55,7 +35,7 @@ def test_the_tables_declare_byte_order_for_the_opaque_keys_on_postgresql_only() 
 def test_migrated_columns_have_the_declared_collations(postgres_url: str) -> None:
     engine = migrated_engine(postgres_url)
     with engine.connect() as conn:
-        assert _column_collations(conn) == _declared_postgresql_collations()
+        assert column_collations(conn) == declared_postgresql_collations(metadata)
     engine.dispose()
 
 
@@ -83,13 +63,13 @@ def test_upgrading_keeps_accounts_lots_and_transfers(database_url: str) -> None:
         if engine.dialect.name == "postgresql":
             assert credit_store.credit_users(conn, {name: 3}, 0) == {name: 10}
             assert credit_store.taken_ids(conn, ["earn-1", "earn-2"]) == ({"earn-1"}, set())
-            assert _column_collations(conn)[("transfers", "transfer_id")] == "C"
+            assert column_collations(conn)[("transfers", "transfer_id")] == "C"
     assert [tuple(row) for row in balances] == [(name, 7)]
     assert [tuple(row) for row in credited] == [(name,)]
     if engine.dialect.name == "postgresql":
         _downgrade(engine, "ledger_0003")
         with engine.connect() as conn:
-            assert all(collation is None for collation in _column_collations(conn).values())
+            assert all(collation is None for collation in column_collations(conn).values())
     engine.dispose()
 
 
