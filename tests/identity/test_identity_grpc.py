@@ -232,7 +232,8 @@ def test_no_personal_data_reaches_the_logs(
         assert value not in everything, "personal data in the logs"
 
 
-def test_consent_answers_are_encoded_as_built_message_by_message(services: IdentityServices, clock: FakeClock) -> None:
+def _granted_and_closed(services: IdentityServices) -> tuple[str, str]:
+    """Two accounts: one with a TRANSIT grant from now on, one closed."""
     from identity_svc.domain import ConsentAction
 
     open_account = services.accounts.open_account
@@ -243,6 +244,11 @@ def test_consent_answers_are_encoded_as_built_message_by_message(services: Ident
         recorded_by="alipay", effective_at=None,
     )  # fmt: skip
     services.closing.close("c1", closed, 3, "resident")
+    return account, closed
+
+
+def test_consent_answers_are_encoded_as_built_message_by_message(services: IdentityServices, clock: FakeClock) -> None:
+    account, closed = _granted_and_closed(services)
     cycling = common_pb2.DATA_CATEGORY_CYCLING
     asked = [(account, TRANSIT), (account, cycling), (closed, TRANSIT), ("3300001234567890", TRANSIT), ("x", cycling)]
     request = pb.CheckConsentsRequest(
@@ -259,16 +265,7 @@ def test_consent_answers_are_encoded_as_built_message_by_message(services: Ident
 def test_consent_columns_answer_as_consent_questions(
     stub: identity_service_pb2_grpc.IdentityServiceStub, services: IdentityServices, clock: FakeClock
 ) -> None:
-    from identity_svc.domain import ConsentAction
-
-    open_account = services.accounts.open_account
-    account = open_account(opening())[0].account_number
-    closed = open_account(opening("open-2", id_number=ZHEJIANG_ID, user="2088002"))[0].account_number
-    services.consents.record(
-        ConsentAction.GRANT, request_id="g1", account_number=account, category=TRANSIT, channel=ALIPAY,
-        recorded_by="alipay", effective_at=None,
-    )  # fmt: skip
-    services.closing.close("c1", closed, 3, "resident")
+    account, closed = _granted_and_closed(services)
     cycling = common_pb2.DATA_CATEGORY_CYCLING
     asked = [
         (account, TRANSIT, _stamp(clock, hours=1)),
