@@ -8,7 +8,6 @@ System accounts of a region's ledger are named "system:<kind>" and never leave t
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection
 
 ACCOUNT_NUMBER_LENGTH = 16
 REGION_CODE_LENGTH = 6
@@ -42,34 +41,6 @@ def is_account_number(value: str) -> bool:
         return False
     codes = value.encode()
     return (sum(codes[0::2].translate(_DOUBLED_ASCII)) + sum(codes[1::2])) % 10 == _ASCII_ZEROS_REMAINDER
-
-
-# A batch of numbers at once (the ledger checks every distinct account of a credit batch): the digits as byte values
-# (doubled where Luhn doubles), all numbers end to end as one integer, 16 bytes a number. Multiplied by
-# 0x0101...01 (16 one-bytes), the product's byte 15 places above a number's lowest byte is the sum of that number's
-# 16 bytes: each product byte sums 16 consecutive bytes, at most 16 * 9 = 144, so no byte ever carries into the next.
-_DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
-_DOUBLED_VALUES = bytes.maketrans(bytes(range(10)), bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
-_SUM_OF_16_BYTES = int.from_bytes(b"\x01" * ACCOUNT_NUMBER_LENGTH, "big")
-_MULTIPLE_OF_10 = bytes(0 if value % 10 == 0 else 1 for value in range(256))  # translate table: 0 when valid
-
-
-def all_account_numbers(values: Collection[str]) -> bool:
-    """Whether every value is an account number: `is_account_number` of each, in a few passes in C over all."""
-    count = len(values)
-    if count == 0:
-        return True
-    if min(map(len, values)) != ACCOUNT_NUMBER_LENGTH or max(map(len, values)) != ACCOUNT_NUMBER_LENGTH:
-        return False
-    joined = "".join(values)
-    if not joined.isascii() or not joined.isdigit():
-        return False
-    digits = bytearray(joined.encode().translate(_DIGIT_VALUES))
-    # Every number starts at an even offset (16 is even): its doubled positions are the even ones of the whole.
-    digits[0::2] = digits[0::2].translate(_DOUBLED_VALUES)
-    product = int.from_bytes(digits, "big") * _SUM_OF_16_BYTES
-    sums = product.to_bytes(len(digits) + ACCOUNT_NUMBER_LENGTH - 1, "big")[ACCOUNT_NUMBER_LENGTH - 1 :: 16]
-    return sums.translate(_MULTIPLE_OF_10).count(0) == count
 
 
 def region_of(account_number: str) -> str:

@@ -6,12 +6,10 @@ plain tuples and written set-based (ADR 0102). Anything else goes down the gener
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 from operator import itemgetter
 from typing import NamedTuple
 
-from ledger_svc.domain.journal import LENGTH_PREFIXES, JournalEntry, canonical_bytes
 from ledger_svc.domain.lots import LotKey, Portion
 from ledger_svc.domain.names import (
     MAX_ID_LENGTH,
@@ -19,18 +17,16 @@ from ledger_svc.domain.names import (
     MAX_METADATA_ENTRIES,
     MAX_REFERENCE_LENGTH,
     VALID_CODES,
-    all_user_accounts,
     is_system_account,
+    is_user_account,
 )
 from ledger_svc.domain.posting import (
-    CREDIT_FINGERPRINT_BODY,
     EARNED_AT_TOLERANCE_US,
     ItemResult,
     Posting,
     Status,
     TransferRequest,
     fingerprint_metadata,
-    json_string,
 )
 from ledger_svc.domain.time import day_of, lot_expiry_us
 
@@ -67,10 +63,9 @@ def plan_credits(
     then posts the batch and names what is wrong with each item."""
     if len(set(map(_transfer_id, requests))) != len(requests):
         return None
-    if not all_user_accounts(set(map(_credit_account, requests)), region_code):
+    if not all(is_user_account(account, region_code) for account in set(map(_credit_account, requests))):
         return None
-    # By debit account (known to be a system account): its JSON text in the fingerprint body.
-    debit_texts: dict[str, str] = {}
+    debits: set[str] = set()  # checked to be system accounts
     # CST days change on the hour: the lot's (earned day, expiry) per UTC hour, entered once found unexpired.
     days: dict[int, tuple[date, int]] = {}
     # A batch repeats a few metadata (partner, behaviour, rule), and a columnar request one object per group: their
@@ -80,7 +75,7 @@ def plan_credits(
     metadata_text = metadata_body = ""
     credits: list[Credit] = []
     append = credits.append
-    new, blake2b, json_str, body_format = _new_tuple, hashlib.blake2b, json_string, CREDIT_FINGERPRINT_BODY
+    new = _new_tuple
     latest_us = now_us + EARNED_AT_TOLERANCE_US
     for request in requests:
         transfer_id, debit, account, points, code, linked, earned_at_us, carried, reference, grams, metadata = request
@@ -95,11 +90,10 @@ def plan_credits(
             or len(reference) > MAX_REFERENCE_LENGTH
         ):
             return None
-        debit_json = debit_texts.get(debit)
-        if debit_json is None:
+        if debit not in debits:
             if not is_system_account(debit):
                 return None
-            debit_json = debit_texts[debit] = json_str(debit)
+            debits.add(debit)
         if metadata is not last_metadata:
             if len(metadata) > MAX_METADATA_ENTRIES:
                 return None
@@ -120,19 +114,8 @@ def plan_credits(
             if lot[1] <= now_us:
                 return None
             days[at_us // _US_PER_HOUR] = lot
-        # The very bytes TransferRequest.fingerprint hashes (a test compares).
-        body = body_format % (
-            debit_json,
-            json_str(account),
-            points,
-            code,
-            earned_at_us,
-            json_str(reference),
-            grams,
-            metadata_body,
-        )
-        fingerprint = blake2b(body.encode(), digest_size=16).hexdigest()
         lot_key = new(LotKey, (account, lot[1], lot[0]))
+        fingerprint = request.fingerprint(metadata_body)
         append(
             new(
                 Credit,
@@ -203,55 +186,6 @@ def _replay(credit: Credit, first: Posting) -> ItemResult:
         "IDEMPOTENCY_KEY_REUSED",
         f"transfer_id {credit.transfer_id!r} was used before with a different body",
     )
-
-
-def credits_entries_hash(credits: list[Credit], posted_at_us: int) -> tuple[str, int]:
-    """`entries_hash_of_fields` of the journal entries the credits become when posted at `posted_at_us`: the same
-    bytes, with what credits share (debit account, code and instant, metadata) prefixed once per distinct value."""
-    prefix = LENGTH_PREFIXES
-    posted_text = str(posted_at_us)
-    debits: dict[str, str | None] = {}
-    codes: dict[int, str] = {}
-    metadata_segments: dict[str, str | None] = {}
-    parts: list[str] = []
-    append = parts.append
-    for credit in sorted(credits, key=_transfer_id):
-        transfer_id, debit, account, points, code, reference, grams, metadata, _, _, _ = credit
-        debit_segment = debits.get(debit)
-        if debit_segment is None and debit not in debits:
-            debit_segment = debits[debit] = _segment(debit)
-        metadata_segment = metadata_segments.get(metadata)
-        if metadata_segment is None and metadata not in metadata_segments:
-            metadata_segment = metadata_segments[metadata] = _segment(metadata)
-        code_segment = codes.get(code)
-        if code_segment is None:
-            code_text = str(code)
-            code_segment = codes[code] = f"{prefix[len(code_text)]}{code_text}{prefix[len(posted_text)]}{posted_text}"
-        if (
-            debit_segment is not None
-            and metadata_segment is not None
-            and transfer_id.isascii()
-            and account.isascii()
-            and reference.isascii()
-        ):
-            points_text, grams_text = str(points), str(grams)
-            try:
-                append(
-                    f"{prefix[len(transfer_id)]}{transfer_id}{debit_segment}{prefix[len(account)]}{account}"
-                    f"{prefix[len(points_text)]}{points_text}{code_segment}{prefix[len(reference)]}{reference}"
-                    f"{prefix[len(grams_text)]}{grams_text}{metadata_segment}"
-                )
-                continue
-            except IndexError:  # a field of 1024 characters or more
-                pass
-        entry = JournalEntry(transfer_id, debit, account, points, code, posted_at_us, reference, grams, metadata)
-        append(canonical_bytes(entry).decode("latin-1"))
-    return hashlib.sha256("".join(parts).encode("latin-1")).hexdigest(), len(credits)
-
-
-def _segment(text: str) -> str | None:
-    """A field as its canonical bytes (length prefix, then text) decoded as latin-1, or None unless it is ASCII."""
-    return len(text).to_bytes(4, "big").decode("latin-1") + text if text.isascii() else None
 
 
 class CreditColumns(NamedTuple):

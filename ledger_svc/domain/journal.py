@@ -64,14 +64,14 @@ EntryFields = tuple[str, str, str, int, int, int, str, int, str]
 
 
 # A field's 4-byte big-endian length as the 4 characters that encode to it in latin-1, for lengths below 1024.
-LENGTH_PREFIXES = [length.to_bytes(4, "big").decode("latin-1") for length in range(1024)]
+_PREFIX = [length.to_bytes(4, "big").decode("latin-1") for length in range(1024)]
 
 
 def entries_hash_of_fields(rows: list[EntryFields]) -> tuple[str, int]:
     """`entries_hash` over tuples, for batches of thousands: the same bytes, as one string encoded once. An entry
     whose text is ASCII is formatted directly (latin-1 encodes ASCII and the prefix characters byte for byte, and an
     ASCII field's length is its byte count): faster than encoding and prefixing nine fields one by one."""
-    prefix = LENGTH_PREFIXES
+    prefix = _PREFIX
     parts: list[str] = []
     for row in sorted(rows, key=itemgetter(0)):
         transfer_id, debit, credit, amount, code, posted_at, reference, co2e, metadata = row

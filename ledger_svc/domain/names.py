@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from enum import IntEnum
-from itertools import repeat
 
-from service_kit.accounts import (
-    REGION_CODE_LENGTH,
-    SYSTEM_PREFIX,
-    all_account_numbers,
-    is_account_number,
-    region_of,
-)
+from service_kit.accounts import REGION_CODE_LENGTH, SYSTEM_PREFIX, is_account_number, region_of
 
 
 class SystemKind:
@@ -64,17 +56,6 @@ def is_system_account(name: str) -> bool:
 def is_user_account(name: str, region_code: str) -> bool:
     """A 16-digit account number (Luhn-checked) whose home region is this ledger's."""
     return name[:REGION_CODE_LENGTH] == region_code and is_account_number(name)
-
-
-def all_user_accounts(names: Collection[str], region_code: str) -> bool:
-    """`is_user_account` of every name, the Luhn checks of them all at once (`all_account_numbers`)."""
-    if not names:
-        return True
-    return (
-        len(region_code) == REGION_CODE_LENGTH
-        and all(map(str.startswith, names, repeat(region_code)))
-        and all_account_numbers(names)
-    )
 
 
 def account_problem(name: str, region_code: str) -> str | None:

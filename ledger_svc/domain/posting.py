@@ -71,14 +71,14 @@ class TransferRequest(NamedTuple):
             if metadata_body is None:
                 metadata_body = fingerprint_metadata(self.metadata)
             return _blake2b_hex(
-                CREDIT_FINGERPRINT_BODY
+                _CREDIT_FINGERPRINT_BODY
                 % (
-                    json_string(self.debit_account),
-                    json_string(self.credit_account),
+                    _json_str(self.debit_account),
+                    _json_str(self.credit_account),
                     self.amount_points,
                     self.code,
                     self.earned_at_us,
-                    json_string(self.reference),
+                    _json_str(self.reference),
                     self.co2e_grams,
                     metadata_body,
                 )
@@ -112,9 +112,9 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 # The fingerprint body of a transfer without carried lots, from its JSON-encoded names and reference, its integers
 # and its metadata's part: the text `fingerprint_of` writes for it. %d writes an int (an IntEnum code too) as
 # f"{n:d}" does, without the format-spec call that cost 0.3 us per body.
-CREDIT_FINGERPRINT_BODY = '["transfer",%s,%s,%d,%d,%d,[],%s,%d,%s]'
+_CREDIT_FINGERPRINT_BODY = '["transfer",%s,%s,%d,%d,%d,[],%s,%d,%s]'
 # What json.dumps writes for a string (ensure_ascii, the default): the C function it calls.
-json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 
 def fingerprint_of(body: object) -> str:

@@ -12,7 +12,8 @@ from operator import itemgetter
 
 from sqlalchemy import Connection
 
-from ledger_svc.domain.credits import Credit, PostedCredits, credits_entries_hash
+from ledger_svc.domain.credits import Credit, PostedCredits
+from ledger_svc.domain.journal import entries_hash_of_fields
 from ledger_svc.domain.lots import LotKey
 from ledger_svc.domain.names import TransferCode
 from ledger_svc.domain.posting import IMPLIED_LOT_VALIDITY_MONTHS, Posting
@@ -22,8 +23,7 @@ from ledger_svc.store import credits as credit_store
 from ledger_svc.store import journal
 
 _EARN = int(TransferCode.EARN)
-# Credit's fields by position, for map() in C.
-_debit_of, _points_of, _code_of, _lot_of = itemgetter(1), itemgetter(3), itemgetter(4), itemgetter(10)
+_lot_of = itemgetter(10)  # Credit.lot, for map() in C
 
 
 class _GeneralPath(Exception):
@@ -66,16 +66,11 @@ def _post(conn: Connection, credits: list[Credit], now_us: int, optimistic: bool
         return PostedCredits(credits, stored, [], [], now_us)
     per_account: dict[str, int] = {}
     per_lot: dict[LotKey, int] = {}
-    for _, _, account, points, _, _, _, _, _, _, lot in fresh:
+    per_system: dict[str, int] = {}
+    for _, debit, account, points, _, _, _, _, _, _, lot in fresh:
         per_account[account] = per_account.get(account, 0) + points
         per_lot[lot] = per_lot.get(lot, 0) + points
-    per_system: dict[str, int] = {}
-    debits = set(map(_debit_of, fresh))
-    if len(debits) == 1:  # nearly always: system:issuance
-        per_system[debits.pop()] = -sum(map(_points_of, fresh))
-    else:
-        for credit in fresh:
-            per_system[credit.debit_account] = per_system.get(credit.debit_account, 0) - credit.amount_points
+        per_system[debit] = per_system.get(debit, 0) - points
     # Lock order (ADR 0100): user accounts, then lots, then system shards.
     balances = credit_store.credit_users(conn, per_account, now_us)
     running = {name: balances[name] - points for name, points in per_account.items()}
@@ -85,19 +80,31 @@ def _post(conn: Connection, credits: list[Credit], now_us: int, optimistic: bool
         balance = running[credit.credit_account] + credit.amount_points
         running[credit.credit_account] = balance
         append_balance(balance)
-    digest, count = credits_entries_hash(fresh, now_us)
+    digest, count = entries_hash_of_fields(
+        [
+            (
+                c.transfer_id,
+                c.debit_account,
+                c.credit_account,
+                c.amount_points,
+                c.code,
+                now_us,
+                c.reference,
+                c.co2e_grams,
+                c.metadata_json,
+            )
+            for c in fresh
+        ]
+    )
     batch_id = credit_store.insert_batch(conn, digest, count, now_us)
     credit_store.copy_transfers(conn, batch_id, fresh, balances_after, now_us)
     lot_ids = credit_store.upsert_lots(conn, per_lot)
     credit_lot_ids = list(map(lot_ids.__getitem__, map(_lot_of, fresh)))
-    if earns_implied and list(map(_code_of, fresh)).count(_EARN) == len(fresh):
-        recorded = []  # earns only: every lot is implied
-    else:
-        recorded = [
-            (credit, lot_id)
-            for credit, lot_id in zip(fresh, credit_lot_ids, strict=True)
-            if credit.code != _EARN or not earns_implied
-        ]
+    recorded = [
+        (credit, lot_id)
+        for credit, lot_id in zip(fresh, credit_lot_ids, strict=True)
+        if credit.code != _EARN or not earns_implied
+    ]
     if recorded:
         credit_store.copy_transfer_lots(conn, [credit for credit, _ in recorded], [lot_id for _, lot_id in recorded])
     account_store.apply_system_deltas(conn, per_system)
