@@ -95,8 +95,6 @@ def rows(
     """The store's row of each (index, score), by index; what every row of the batch shares is computed once."""
     accepted_at = now.astimezone(UTC)
     pending, no_credit = store.PENDING, store.NO_CREDIT
-    # transfer_id_for with the partner's part encoded once per batch (UTF-8 of a concatenation is the concatenation).
-    prefix, sha256 = f"{partner_id}\x1f".encode(), hashlib.sha256
     out: dict[int, EventRow] = {}
     for index, (valid, account_number, counted, points, grams, reason, message, before) in scored:
         event, _behaviour, rule, day = valid
@@ -124,7 +122,7 @@ def rows(
                 grams,
                 reason,
                 message,
-                "earn-" + sha256(prefix + event_id.encode()).hexdigest()[:40],
+                transfer_id_for(partner_id, event_id),
                 pending if points > 0 else no_credit,
                 accepted_at,
                 credit_batch_id if points > 0 else "",

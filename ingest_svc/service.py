@@ -263,11 +263,8 @@ class Submissions:
         for index, first in repeats.items():
             results[index] = _repeat_of(results[first])
         assert None not in results, "every event has exactly one result"
-        done = cast(list[Result], results)
-        if len(group) == 1:
-            return [done]
         out: list[list[Result]] = [[] for _ in group]
-        for owner, result in zip(owners, done, strict=True):
+        for owner, result in zip(owners, cast(list[Result], results), strict=True):
             out[owner].append(result)
         return out
 

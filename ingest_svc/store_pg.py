@@ -97,9 +97,9 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
         [
             {
                 **row,
-                "occurred_at": iso(row["occurred_at"]),
-                "day": iso(row["day"]),
-                "accepted_at": iso(row["accepted_at"]),
+                "occurred_at": iso[row["occurred_at"]],
+                "day": iso[row["day"]],
+                "accepted_at": iso[row["accepted_at"]],
             }
             for row in rows
         ]
@@ -172,9 +172,6 @@ class _IsoCache(dict[date | datetime, str]):
         text_ = self[value] = value.isoformat()
         return text_
 
-    def __call__(self, value: date | datetime) -> str:
-        return self[value]
-
 
 def lock_cap_counters(conn: Connection, keys_to_lock: Sequence[CapKey]) -> dict[CapKey, int]:
     # Key order (Python's, the same in every process) is the lock order: the statement locks in input order.
@@ -202,7 +199,7 @@ def _cap_columns(keys: Sequence[CapKey], prefix: str) -> dict[str, str]:
     return {
         f"{prefix}accounts": _column([a for a, _b, _d in keys]),
         f"{prefix}behaviours": _column([b for _a, b, _d in keys]),
-        f"{prefix}days": ",".join([iso(d) for _a, _b, d in keys]),
+        f"{prefix}days": ",".join([iso[d] for _a, _b, d in keys]),
     }
 
 
