@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, TextClause, text
 
 from ingest_svc import store, store_pg
 from service_kit.db import make_engine, migrate
+from tests.plans import parameter_names, prepared_plan
 
 DAY = date(2026, 11, 1)
 TABLE_ROWS = 30_000  # a mid-sized table: where a join with exact row counts turned into a hash join over all of it
@@ -112,15 +113,9 @@ def test_cap_statements_probe_the_key_index_on_a_mid_sized_table(postgres_url: s
 
 
 def _plan(conn: Connection, statement: TextClause, params: dict[str, str]) -> str:
-    """The statement's plan when PostgreSQL runs it prepared (as psycopg does from the 5th run on)."""
-    names = sorted(params)
-    sql = str(statement)
-    for position, name in enumerate(names, 1):
-        sql = sql.replace(f":{name}", f"${position}")
-    conn.execute(text(f"PREPARE cap_statement ({', '.join('text' for _ in names)}) AS {sql}"))
+    """The statement's plan when PostgreSQL runs it prepared, every parameter text."""
+    names = parameter_names(statement)
     # EXECUTE takes no bound parameters: the test's values are literals (digits, letters, commas, dashes).
     assert all(value.replace(",", "").replace("-", "").replace("_", "").isalnum() for value in params.values())
-    arguments = ", ".join(f"'{params[name]}'" for name in names)
-    rows = conn.exec_driver_sql(f"EXPLAIN EXECUTE cap_statement ({arguments})")
-    conn.execute(text("DEALLOCATE cap_statement"))
-    return "\n".join(row[0] for row in rows)
+    types = f"({', '.join('text' for _ in names)})"
+    return prepared_plan(conn, "cap_statement", statement, types, f"({', '.join(repr(params[n]) for n in names)})")

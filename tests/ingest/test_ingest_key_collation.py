@@ -4,7 +4,6 @@ indexes under custom and generic plans."""
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 import pytest
@@ -15,6 +14,7 @@ from ingest_svc import store, store_pg
 from service_kit.db import alembic_config, make_engine, migrate
 from tests.collations import column_collations, declared_postgresql_collations
 from tests.ingest.test_ingest_migrations import _event
+from tests.plans import prepared_plan
 
 BYTE_ORDERED = {
     ("ingest_events", "partner_id"),
@@ -67,11 +67,7 @@ def test_batch_statements_probe_the_key_indexes(postgres_url: str, plan_cache_mo
         conn.execute(text(f"SET LOCAL plan_cache_mode = {plan_cache_mode}"))
         conn.execute(text("SET LOCAL enable_seqscan = off"))  # tiny tables: otherwise read sequentially by cost
         for name, (statement, types, values) in statements.items():
-            sql = statement.text
-            for number, parameter in enumerate(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", sql)), start=1):
-                sql = sql.replace(f":{parameter}", f"${number}")
-            conn.execute(text(f"PREPARE {name}{types} AS {sql}"))
-            plans[name] = "\n".join(row[0] for row in conn.execute(text(f"EXPLAIN EXECUTE {name}{values}")))
+            plans[name] = prepared_plan(conn, name, statement, types, values)
     engine.dispose()
     assert "Index Scan using ingest_events_pkey" in plans["find"], plans["find"]
     assert "Index Scan using ingest_cap_counters_pkey" in plans["lock"], plans["lock"]

@@ -4,8 +4,6 @@ their indexes under custom and generic plans."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from alembic import command
 from sqlalchemy import Engine, text
@@ -15,6 +13,7 @@ from ledger_svc.store.tables import metadata
 from service_kit.db import alembic_config, make_engine, migrate
 from tests.collations import column_collations, declared_postgresql_collations
 from tests.ledger.ledger_support import account_number, migrated_engine
+from tests.plans import prepared_plan
 
 BYTE_ORDERED = {
     ("accounts", "account"),
@@ -100,12 +99,7 @@ def test_id_and_account_statements_probe_their_indexes(postgres_url: str, plan_c
         conn.execute(text(f"SET LOCAL plan_cache_mode = {plan_cache_mode}"))
         conn.execute(text("SET LOCAL enable_seqscan = off"))  # tiny tables: otherwise read sequentially by cost
         for name, (statement, types, values) in statements.items():
-            sql = statement.text
-            # The statement's :names in order of first appearance (a cast's `::` is not one).
-            for number, parameter in enumerate(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", sql)), start=1):
-                sql = sql.replace(f":{parameter}", f"${number}")
-            conn.execute(text(f"PREPARE {name}{types} AS {sql}"))
-            plans[name] = "\n".join(row[0] for row in conn.execute(text(f"EXPLAIN EXECUTE {name}{values}")))
+            plans[name] = prepared_plan(conn, name, statement, types, values)
     engine.dispose()
     assert "transfers_transfer_id_key" in plans["taken"] and "holds_pkey" in plans["taken"], plans["taken"]
     assert "Index Cond: ((hold_id >= $0) AND (hold_id <= $1))" in plans["held"], plans["held"]
