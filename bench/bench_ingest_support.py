@@ -31,8 +31,8 @@ from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from identity_svc.domain import id_check_char
-from ingest_svc.wire import sign_request
 from service_kit.db import normalize_url
+from service_kit.partner_signing import sign_request
 from service_kit.wire import to_timestamp
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,9 +16,9 @@ import grpc
 from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
-from gateway.registry import RegionRegistry
-from service_kit import tls
+from service_kit.channels import open_channel
 from service_kit.errors import Unavailable
+from service_kit.regions import RegionRegistry
 from service_kit.settings import Settings
 from service_kit.status import error_details
 
@@ -35,12 +35,8 @@ RETRY_CODES = frozenset(
         grpc.StatusCode.UNIMPLEMENTED,
     }
 )
-CHANNEL_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.enable_retries", 0),
-]
+# The gateway retries by its own rules (same idempotency key, bounded by the transfer's deadline).
+CHANNEL_OPTIONS = [("grpc.enable_retries", 0)]
 
 Response = TypeVar("Response")
 
@@ -79,11 +75,7 @@ class RegionClients:
         with self._lock:
             channel = self._channels.get(address)
             if channel is None:
-                channel = (
-                    tls.open_channel(address, self._settings, CHANNEL_OPTIONS)  # mTLS to the regions when configured
-                    if self._settings is not None
-                    else grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-                )
+                channel = open_channel(address, self._settings, CHANNEL_OPTIONS)
                 self._channels[address] = channel
             return channel
 

@@ -20,12 +20,12 @@ from gateway.domain import AnywhereRequest, Position, State, Timing, Transfer, T
 from gateway.forwarding import add_generic_handler, forwarding_handlers
 from gateway.front_door import FrontDoor
 from gateway.recovery import Recovery
-from gateway.registry import RegionRegistry
 from gateway.settlement import settlement_report
 from gateway.transfers import TransferService
 from service_kit import health, paging
 from service_kit.errors import InvalidArgument
 from service_kit.ratelimit import build_limiter
+from service_kit.regions import RegionRegistry
 from service_kit.server import Registration
 from service_kit.settings import Settings
 from service_kit.topology import REGIONAL_SERVICES, RegionEntry

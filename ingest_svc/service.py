@@ -29,12 +29,12 @@ from ingest_svc.domain import events as ev
 from ingest_svc.domain.events import Acceptance, Event, Rejection, ValidEvent, new_tuple, validator
 from ingest_svc.domain.partners import BURST_SECONDS, key_for_verification
 from ingest_svc.domain.scoring import score_events
-from ingest_svc.domain.signing import signature_matches
 from ingest_svc.limits import Dedupe, SeenKey
 from ingest_svc.records import EventRow
 from ingest_svc.store import LEDGER_FAILED, PENDING
 from service_kit.accounts import region_of
 from service_kit.errors import InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
+from service_kit.partner_signing import signature_matches
 from service_kit.ratelimit import Limiter
 
 log = logging.getLogger("carbon.ingest")
@@ -54,7 +54,7 @@ class Batch:
     events: Sequence[Event]
     key_id: str
     signature: str
-    canonical: bytes  # the signed bytes (domain.signing.canonical_bytes)
+    canonical: bytes  # the signed bytes (service_kit.partner_signing.canonical_bytes)
 
 
 class Result(NamedTuple):

@@ -1,4 +1,4 @@
-"""carbon.ingest.v1 messages <-> domain values, and batch signing for partner clients (tests, bench, partners)."""
+"""carbon.ingest.v1 messages <-> domain values."""
 
 from __future__ import annotations
 
@@ -9,38 +9,13 @@ from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from ingest_svc.domain.events import AccountRef, Event, new_tuple
 from ingest_svc.domain.rules import Behaviour, RuleVersion
-from ingest_svc.domain.signing import DOMAIN_TAG, SignedEvent, sign
 from service_kit.errors import InvalidArgument
+from service_kit.partner_signing import DOMAIN_TAG
 from service_kit.wire import to_timestamp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _U32 = struct.Struct(">I").pack
 _NUMBERS = struct.Struct(">qqI").pack
-
-
-def signed_event(message: pb.Event) -> SignedEvent:
-    """The signed fields of one event, as domain.signing defines them (the reference the fast encoder is tested on)."""
-    ref = message.account
-    which = ref.WhichOneof("ref") or ""
-    parts: tuple[str, ...] = ()
-    if which == "account_number":
-        parts = (ref.account_number,)
-    elif which == "binding":
-        parts = (ref.binding.platform, ref.binding.platform_user_id)
-    elif which == "phone_number":
-        parts = (ref.phone_number,)
-    return SignedEvent(
-        event_id=message.event_id,
-        account_kind=which,
-        account_parts=parts,
-        behaviour=message.behaviour,
-        quantity_milli=message.quantity_milli,
-        occurred_seconds=message.occurred_at.seconds,
-        occurred_nanos=message.occurred_at.nanos,
-        region_code=message.region_code,
-        evidence_ref=message.evidence_ref,
-        tier=message.tier,
-    )
 
 
 def _str(value: str) -> bytes:
@@ -51,9 +26,10 @@ def _str(value: str) -> bytes:
 def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
     """The request's events as domain values and its canonical (signed) bytes, in one pass over the messages.
 
-    Byte for byte domain.signing.canonical_bytes (a test holds them equal); this path is per event on every batch,
-    so it skips the intermediate SignedEvent and protobuf's Python Timestamp.ToDatetime. Each event's encoding goes
-    into the list as its pieces (lengths, UTF-8, numbers), joined once for the batch: no bytes concatenated per field.
+    Byte for byte service_kit.partner_signing.canonical_bytes (a test holds them equal); this path is per event on
+    every batch, so it skips the intermediate SignedEvent and protobuf's Python Timestamp.ToDatetime. Each event's
+    encoding goes into the list as its pieces (lengths, UTF-8, numbers), joined once for the batch: no bytes
+    concatenated per field.
     """
     messages = request.events
     parts = [DOMAIN_TAG, _str(request.partner_id), _str(request.batch_id), _U32(len(messages))]
@@ -103,17 +79,6 @@ def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
         parts += (head, _NUMBERS(quantity, seconds, nanos), tail)
         append(new_tuple(Event, (event_id, account, behaviour, quantity, occurred, region, evidence, tier)))
     return events, b"".join(parts)
-
-
-def request_canonical_bytes(request: pb.SubmitEventsRequest) -> bytes:
-    return batch_events(request)[1]
-
-
-def sign_request(request: pb.SubmitEventsRequest, key_id: str, secret: str) -> pb.SubmitEventsRequest:
-    """Sets key_id and signature in place (what a partner does before sending) and returns the request."""
-    request.key_id = key_id
-    request.signature = sign(secret.encode("utf-8"), request_canonical_bytes(request))
-    return request
 
 
 def behaviour(value: Behaviour) -> pb.Behaviour:

@@ -17,9 +17,9 @@ from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
-from gateway.registry import RegionRegistry
 from ops_api.problems import Problem, from_rpc_error
 from service_kit.errors import DomainError
+from service_kit.regions import RegionRegistry
 from service_kit.topology import RegionEntry
 
 Response = TypeVar("Response")

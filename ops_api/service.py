@@ -7,13 +7,13 @@ import logging
 import uvicorn
 from sqlalchemy import Engine
 
-from gateway.registry import RegionRegistry
 from ops_api.app import create_app
 from ops_api.clients import Services
 from ops_api.context import OpsContext
 from ops_api.ratelimit import RateLimiter
 from ops_api.settings import SERVICE, OpsSettings
 from service_kit import db, logs
+from service_kit.regions import RegionRegistry
 from service_kit.topology import Registry
 
 log = logging.getLogger("carbon.ops_api")

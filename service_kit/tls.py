@@ -9,7 +9,6 @@ from pathlib import Path
 
 import grpc
 
-from service_kit import telemetry
 from service_kit.settings import Settings
 
 
@@ -27,20 +26,6 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         root_certificates=root,
         require_client_auth=root is not None,
     )
-
-
-def open_channel(address: str, settings: Settings, options: list[tuple[str, int]] | None = None) -> grpc.Channel:
-    """A client channel to another service: TLS (with this process's certificate) when configured, traced when on."""
-    if settings.tls_ca_file:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=_read(settings.tls_ca_file),
-            private_key=_read(settings.tls_key_file) if settings.tls_key_file else None,
-            certificate_chain=_read(settings.tls_cert_file) if settings.tls_cert_file else None,
-        )
-        channel = grpc.secure_channel(address, credentials, options=options)
-    else:
-        channel = grpc.insecure_channel(address, options=options)
-    return telemetry.instrument_channel(channel)
 
 
 def peer_common_name(context: grpc.ServicerContext) -> str:

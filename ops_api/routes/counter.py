@@ -17,13 +17,13 @@ from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
-from ingest_svc.wire import sign_request
 from ops_api.audit import audited
 from ops_api.auth import Role
 from ops_api.context import Ctx, CurrentStaff, RequestId, idempotency_key
 from ops_api.problems import Problem
 from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
 from ops_api.wire import timestamp, to_json
+from service_kit.partner_signing import sign_request
 
 router = APIRouter(prefix="/v1/accounts", tags=["community counter"])
 COUNTER_ROLES = (Role.COMMUNITY_STAFF, Role.OPERATOR, Role.ADMIN)

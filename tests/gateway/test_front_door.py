@@ -19,11 +19,11 @@ from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from gateway.server import registrations
 from service_kit.accounts import new_account_number
+from service_kit.channels import open_channel
 from service_kit.db import make_engine, migrate
 from service_kit.server import RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
-from service_kit.tls import open_channel
 from service_kit.topology import plan
 from tests.gateway.conftest import start_inprocess_gateway
 from tests.gateway.federation import Federation, metadata

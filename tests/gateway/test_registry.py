@@ -9,11 +9,11 @@ import grpc
 import pytest
 
 from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
-from gateway.registry import RegionRegistry
 from gateway.server import registrations
 from service_kit.accounts import new_account_number
 from service_kit.db import make_engine
 from service_kit.errors import FailedPrecondition, InvalidArgument
+from service_kit.regions import RegionRegistry
 from service_kit.server import RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details

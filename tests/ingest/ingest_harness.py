@@ -25,10 +25,10 @@ from carbon.ledger.v1 import ledger_service_pb2_grpc
 from identity_svc.domain import id_check_char
 from identity_svc.server import registrations as identity_registrations
 from ingest_svc import server as ingest_server
-from ingest_svc.wire import sign_request
 from ledger_svc.server import registrations as ledger_registrations
 from service_kit.accounts import new_account_number
 from service_kit.db import make_engine, migrate
+from service_kit.partner_signing import sign_request
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.wire import to_timestamp

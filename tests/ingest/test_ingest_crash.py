@@ -17,7 +17,7 @@ import pytest
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from carbon.ingest.v1 import ingest_service_pb2_grpc
-from ingest_svc.wire import sign_request
+from service_kit.partner_signing import sign_request
 from service_kit.wire import to_timestamp
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
 

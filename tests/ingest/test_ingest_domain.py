@@ -15,8 +15,8 @@ from ingest_svc.domain.events import Acceptance, AccountRef, Event, PartnerScope
 from ingest_svc.domain.partners import PartnerKey, key_for_verification
 from ingest_svc.domain.rules import RuleBook, RuleVersion
 from ingest_svc.domain.scoring import score_events
-from ingest_svc.domain.signing import SignedEvent, canonical_bytes, sign, signature_matches
 from service_kit.accounts import new_account_number
+from service_kit.partner_signing import SignedEvent, canonical_bytes, sign, signature_matches, signed_event
 
 CATALOG = load_catalog()
 BOOK = RuleBook(CATALOG.behaviours, CATALOG.rules)
@@ -200,7 +200,7 @@ def test_the_servers_one_pass_encoding_equals_the_documented_canonical_bytes() -
         ],
     )
     events, encoded = wire.batch_events(request)
-    signed = [wire.signed_event(message) for message in request.events]
+    signed = [signed_event(message) for message in request.events]
     assert encoded == canonical_bytes("bus-co", "b-1", signed)
     assert events[0].occurred_at == stamp.ToDatetime(tzinfo=UTC)
     assert events[1].account.platform_user_id == "u" and events[1].occurred_at is None

@@ -15,8 +15,8 @@ from ingest_svc.domain import events as ev
 from ingest_svc.domain.events import Acceptance, AccountRef, Event, PartnerScope, ValidEvent, validate
 from ingest_svc.domain.rules import RuleBook
 from ingest_svc.domain.scoring import Score, co2e_grams_for, points_for, score_events
-from ingest_svc.domain.signing import canonical_bytes
 from service_kit.accounts import new_account_number
+from service_kit.partner_signing import canonical_bytes, signed_event
 
 CATALOG = load_catalog()
 BOOK = RuleBook(CATALOG.behaviours, CATALOG.rules)
@@ -86,7 +86,7 @@ def test_batch_events_builds_the_plain_events_and_the_documented_bytes() -> None
     assert [e.occurred_at.tzinfo if e.occurred_at else None for e in events] == [
         e.occurred_at.tzinfo if e.occurred_at else None for e in plain
     ]
-    assert encoded == canonical_bytes("bus-co", "b-电", [wire.signed_event(m) for m in request.events])
+    assert encoded == canonical_bytes("bus-co", "b-电", [signed_event(m) for m in request.events])
 
 
 def test_the_cst_day_shortcut_is_the_day_astimezone_gives() -> None:

@@ -13,10 +13,11 @@ import pytest
 
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
-from ingest_svc import records, store, store_pg, wire
+from ingest_svc import records, store, store_pg
 from ingest_svc.clients import EarnCredit
 from ingest_svc.domain import events as ev
 from ingest_svc.domain.scoring import Score, score_events
+from service_kit.partner_signing import sign_request
 from service_kit.pg_copy import COPY_ESCAPES
 from tests.ingest.test_ingest_event_shortcuts import ACCOUNTS, NOW, _valid_events
 
@@ -188,7 +189,7 @@ def test_credits_the_ledger_refuses_read_rejected_now_and_on_resubmission(databa
     ledger = _CapturingLedger(refuse=frozenset(refused))
     submissions._identity._stub = _Consenting()  # type: ignore[assignment]
     submissions._ledger._stub = ledger  # type: ignore[assignment]
-    request = wire.sign_request(
+    request = sign_request(
         pb.SubmitEventsRequest(
             partner_id="bus-co",
             batch_id="b-1",

@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+from service_kit.channels import open_channel
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
-from service_kit.tls import open_channel, peer_common_name
+from service_kit.tls import peer_common_name
 
 LEDGER = ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 

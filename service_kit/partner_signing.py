@@ -1,5 +1,8 @@
 """Partner batch signatures: HMAC-SHA256 over a documented, language-neutral canonical encoding.
 
+Ingest verifies them; partner clients (the ops API's community counter, `carbon up`, tests, benchmarks) make them.
+This is the reference encoding; ingest's hot path has a faster one that a test holds byte-for-byte equal.
+
 Canonical bytes of (partner_id, batch_id, events), all integers big-endian:
     b"carbon.ingest.v1/batch\\n"
     str(partner_id) str(batch_id) u32(number of events)
@@ -20,6 +23,8 @@ import hmac
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from carbon.ingest.v1 import ingest_service_pb2 as pb
 
 DOMAIN_TAG = b"carbon.ingest.v1/batch\n"
 _KINDS = {"": 0, "account_number": 1, "binding": 2, "phone_number": 3}
@@ -68,3 +73,40 @@ def sign(secret: bytes, canonical: bytes) -> str:
 def signature_matches(secret: bytes, canonical: bytes, signature_hex: str) -> bool:
     expected = sign(secret, canonical)
     return hmac.compare_digest(expected.encode("ascii"), signature_hex.strip().lower().encode("ascii", "replace"))
+
+
+def signed_event(message: pb.Event) -> SignedEvent:
+    """The signed fields of one carbon.ingest.v1.Event."""
+    ref = message.account
+    which = ref.WhichOneof("ref") or ""
+    parts: tuple[str, ...] = ()
+    if which == "account_number":
+        parts = (ref.account_number,)
+    elif which == "binding":
+        parts = (ref.binding.platform, ref.binding.platform_user_id)
+    elif which == "phone_number":
+        parts = (ref.phone_number,)
+    return SignedEvent(
+        event_id=message.event_id,
+        account_kind=which,
+        account_parts=parts,
+        behaviour=message.behaviour,
+        quantity_milli=message.quantity_milli,
+        occurred_seconds=message.occurred_at.seconds,
+        occurred_nanos=message.occurred_at.nanos,
+        region_code=message.region_code,
+        evidence_ref=message.evidence_ref,
+        tier=message.tier,
+    )
+
+
+def request_canonical_bytes(request: pb.SubmitEventsRequest) -> bytes:
+    """The canonical bytes a SubmitEventsRequest's signature covers."""
+    return canonical_bytes(request.partner_id, request.batch_id, map(signed_event, request.events))
+
+
+def sign_request(request: pb.SubmitEventsRequest, key_id: str, secret: str) -> pb.SubmitEventsRequest:
+    """Sets key_id and signature in place (what a partner does before sending) and returns the request."""
+    request.key_id = key_id
+    request.signature = sign(secret.encode("utf-8"), request_canonical_bytes(request))
+    return request
