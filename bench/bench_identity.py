@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from identity_svc.consent_cache import InProcessConsentCache
-from identity_svc.consents import Question
-from identity_svc.crypto import KeyRing
-from identity_svc.domain import Binding, Channel, ConsentAction, DataCategory, Opening, id_check_char
+from identity_svc.domain.accounts import Binding, Channel, Opening
+from identity_svc.domain.consents import ConsentAction, DataCategory, Question
+from identity_svc.domain.real_name import id_check_char
+from identity_svc.keys import KeyRing
 from identity_svc.server import build_services
+from identity_svc.store.consent_cache import InProcessConsentCache
 from service_kit.db import make_engine, migrate, normalize_url
 from service_kit.settings import Settings
 

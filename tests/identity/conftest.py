@@ -1,15 +1,17 @@
-"""Fixtures for identity_svc: keys, a movable clock, migrated databases, services wired with an in-memory ledger."""
+"""Fixtures for identity_svc: keys, a movable clock, migrated databases, services wired with an in-memory ledger,
+and each kind of consent cache."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 from sqlalchemy import Engine
 
-from identity_svc.consent_cache import ConsentCache, InProcessConsentCache
-from identity_svc.crypto import KeyRing
+from identity_svc.keys import KeyRing
 from identity_svc.server import IdentityServices, build_services
+from identity_svc.store.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
 from service_kit.db import make_engine, migrate
 from service_kit.settings import Settings
 from tests.identity.identity_helpers import FakeClock, MemoryLedger, make_keys
@@ -55,3 +57,14 @@ def make_services(engine: Engine, keys: KeyRing, clock: FakeClock, ledger: Memor
 @pytest.fixture
 def services(make_services: ServicesFactory) -> IdentityServices:
     return make_services()
+
+
+@pytest.fixture(params=["in-process", pytest.param("redis", marks=pytest.mark.redis)])
+def cache(request: pytest.FixtureRequest) -> ConsentCache:
+    if request.param == "in-process":
+        return InProcessConsentCache()
+    url = request.getfixturevalue("redis_url")
+    prefix = request.getfixturevalue("redis_prefix")
+    client = redis.Redis.from_url(url)
+    request.addfinalizer(lambda: [client.delete(key) for key in client.scan_iter(f"{prefix}*")])
+    return RedisConsentCache(client, prefix)

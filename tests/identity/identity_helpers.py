@@ -1,4 +1,5 @@
-"""Shared test helpers for identity_svc: sample ID numbers, a movable clock, an in-memory ledger, openings."""
+"""Shared test helpers for identity_svc: sample ID numbers, a movable clock, an in-memory ledger, openings, and a
+granted and a closed account."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from identity_svc.crypto import KeyRing
-from identity_svc.domain import Binding, Channel, Opening, PointsDisposition, id_check_char
-from identity_svc.ledger_client import PointsBalance
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from identity_svc.clients import PointsBalance
+from identity_svc.domain.accounts import Binding, Channel, Opening
+from identity_svc.domain.closing import PointsDisposition
+from identity_svc.domain.consents import ConsentAction, DataCategory
+from identity_svc.domain.real_name import id_check_char
+from identity_svc.keys import KeyRing
+from identity_svc.server import IdentityServices
 from service_kit.errors import FailedPrecondition
 
 # The GB 11643 sample and a few more numbers with valid check digits (computed, not real people).
@@ -57,6 +64,13 @@ class MemoryLedger:
         self.posted[transfer_id] = (account_number, disposition, amount_points)
 
 
+def stamp(clock: FakeClock, **delta: float) -> Timestamp:
+    """The clock's time moved by `delta`, as a protobuf Timestamp."""
+    moment = Timestamp()
+    moment.FromDatetime(clock.now + timedelta(**delta))
+    return moment
+
+
 def make_keys() -> KeyRing:
     return KeyRing(b"h" * 32, b"n" * 32, {"k1": os.urandom(32)}, "k1")
 
@@ -84,3 +98,16 @@ def opening(
         community_centre_id=centre if community else "",
         staff_id=staff if community else "",
     )
+
+
+def granted_and_closed(services: IdentityServices) -> tuple[str, str]:
+    """Two accounts: one with a TRANSIT grant from now on, one closed."""
+    open_account = services.accounts.open_account
+    account = open_account(opening())[0].account_number
+    closed = open_account(opening("open-2", id_number=ZHEJIANG_ID, user="2088002"))[0].account_number
+    services.consents.record(
+        ConsentAction.GRANT, request_id="g1", account_number=account, category=int(DataCategory.TRANSIT),
+        channel=int(Channel.INTERNET_PLATFORM), recorded_by="alipay", effective_at=None,
+    )  # fmt: skip
+    services.closing.close("c1", closed, int(PointsDisposition.NONE), "resident")
+    return account, closed

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine, select
 
 from identity_svc import store
-from identity_svc.consents import Question
-from identity_svc.domain import AccountState, ConsentAction, DataCategory, PointsDisposition
+from identity_svc.domain.accounts import AccountState, Ref
+from identity_svc.domain.closing import PointsDisposition
+from identity_svc.domain.consents import ConsentAction, DataCategory, Question
 from identity_svc.server import IdentityServices
-from identity_svc.service import Ref
 from service_kit.errors import FailedPrecondition, InvalidArgument, Unavailable
 from tests.identity.identity_helpers import SAMPLE_ID, FakeClock, MemoryLedger, opening
 
@@ -49,7 +49,7 @@ def test_closing_donates_the_points_and_destroys_the_personal_data(
     assert view.state is AccountState.CLOSED and view.closed_at == clock.now
     assert (view.masked_name, view.masked_id_number, view.masked_phone_number, list(view.bindings)) == ("", "", "", [])
     with engine.connect() as conn:
-        row = conn.execute(select(store.accounts).where(store.accounts.c.account_number == account)).one()
+        row = conn.execute(select(store.tables.accounts).where(store.tables.accounts.c.account_number == account)).one()
     assert (row.id_hash, row.person_key, row.phone_hash, row.record_blob, row.record_key_id) == (None,) * 5
     assert services.accounts.resolve_many(
         [Ref("id_number", SAMPLE_ID), Ref("binding", "alipay", "2088001"), Ref("phone_number", "13812345678")]

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis
 
-from identity_svc.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
-from identity_svc.consents import Question
-from identity_svc.domain import (
-    AccountState,
-    Channel,
-    ConsentAction,
-    ConsentTimeline,
-    DataCategory,
-    PointsDisposition,
-)
+from identity_svc.domain.accounts import AccountState, Channel, Ref, Resolved
+from identity_svc.domain.consents import ConsentAction, DataCategory, Question
 from identity_svc.server import IdentityServices
-from identity_svc.service import Ref, Resolved
-from service_kit.accounts import luhn_check_digit, new_account_number
+from identity_svc.service.consents import next_page_token, page_after
+from identity_svc.store.consent_cache import ConsentCache, RedisConsentCache
+from service_kit.accounts import new_account_number
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.identity.identity_helpers import ZHEJIANG_ID, FakeClock, opening
 
 TRANSIT = int(DataCategory.TRANSIT)
+
+
 APP = int(Channel.INTERNET_PLATFORM)
 
 
@@ -120,17 +115,6 @@ def test_a_backdated_grant_applies_from_its_effective_time(services: IdentitySer
     assert answer.allowed
 
 
-@pytest.fixture(params=["in-process", pytest.param("redis", marks=pytest.mark.redis)])
-def cache(request: pytest.FixtureRequest) -> ConsentCache:
-    if request.param == "in-process":
-        return InProcessConsentCache()
-    url = request.getfixturevalue("redis_url")
-    prefix = request.getfixturevalue("redis_prefix")
-    client = redis.Redis.from_url(url)
-    request.addfinalizer(lambda: [client.delete(key) for key in client.scan_iter(f"{prefix}*")])
-    return RedisConsentCache(client, prefix)
-
-
 def test_checks_are_served_from_the_cache_and_see_every_change(
     make_services: object, cache: ConsentCache, clock: FakeClock
 ) -> None:
@@ -150,59 +134,12 @@ def test_checks_are_served_from_the_cache_and_see_every_change(
     assert services.consents.check(question)[0].allowed
 
 
-def test_resolving_account_numbers_uses_the_cache_and_sees_opening_and_closing(
-    make_services: object, cache: ConsentCache
-) -> None:
-    services: IdentityServices = make_services(cache=cache)  # type: ignore[operator]
-    unknown = new_account_number("330000")
-    assert services.accounts.resolve_many([Ref("account_number", unknown)]) == [None]
-    account = services.accounts.open_account(opening())[0].account_number
-    services.consents.check([Question(account, TRANSIT, datetime.now(UTC))])  # fills the cache
-    services.consents.check([Question(unknown, TRANSIT, datetime.now(UTC))])  # caches "unknown" too
-    assert set(cache.lookup([account, unknown])[0]) == {account, unknown}
-    resolved = services.accounts.resolve_many([Ref("account_number", account), Ref("account_number", unknown)])
-    assert resolved == [Resolved(account, AccountState.OPEN), None]
-    services.closing.close("c1", account, int(PointsDisposition.FORFEIT), "resident")
-    assert services.accounts.resolve_many([Ref("account_number", account)]) == [Resolved(account, AccountState.CLOSED)]
-
-
-def test_a_fill_racing_an_invalidation_is_dropped(cache: ConsentCache, services: IdentityServices) -> None:
-    account = services.accounts.open_account(opening())[0].account_number
-    stale = services.consents.timelines([account])[account]
-    cache.invalidate([account])
-    _, generations = cache.lookup([account])
-    cache.invalidate([account])  # a writer committed after this reader read the database
-    cache.fill({account: stale}, generations)
-    assert cache.lookup([account])[0] == {}
-
-
 def test_closed_accounts_refuse_new_consents(services: IdentityServices) -> None:
     account = services.accounts.open_account(opening(id_number=ZHEJIANG_ID))[0].account_number
     services.closing.close("c1", account, 3, "resident")
     with pytest.raises(FailedPrecondition) as closed:
         grant(services, account, "g1")
     assert closed.value.reason == "ACCOUNT_CLOSED"
-
-
-@pytest.mark.redis
-def test_a_configured_redis_url_puts_the_cache_in_redis_under_the_configured_prefix(
-    engine: object, keys: object, clock: FakeClock, redis_url: str, redis_prefix: str
-) -> None:
-    from identity_svc.server import build_services
-    from service_kit.settings import Settings
-
-    env = {"CARBON_REDIS_URL": redis_url, "CARBON_IDENTITY_REDIS_PREFIX": redis_prefix}
-    settings = Settings.from_env("identity_svc", env)
-    services = build_services(settings, engine, keys=keys, clock=clock)  # type: ignore[arg-type]
-    assert isinstance(services.consents.cache, RedisConsentCache)
-    account = services.accounts.open_account(opening())[0].account_number
-    services.consents.check([Question(account, TRANSIT, clock.now)])
-    client = redis.Redis.from_url(redis_url)
-    try:
-        assert client.exists(f"{redis_prefix}consent:{account}")
-    finally:
-        for key in client.scan_iter(f"{redis_prefix}*"):
-            client.delete(key)
 
 
 def test_checks_read_the_database_when_redis_is_down(make_services: object, clock: FakeClock) -> None:
@@ -217,25 +154,6 @@ def test_checks_read_the_database_when_redis_is_down(make_services: object, cloc
         [Question(account, TRANSIT, clock.now), Question(new_account_number("330000"), TRANSIT, clock.now)]
     )
     assert [(a.allowed, a.reason) for a in answers] == [(True, ""), (False, "UNKNOWN_ACCOUNT")]
-
-
-@pytest.mark.redis
-def test_one_redis_lookup_of_thousands_of_accounts_answers_each(redis_url: str, redis_prefix: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    cache = RedisConsentCache(client, redis_prefix)
-    numbers = [f"330000{index:09d}" for index in range(2_500)]  # more than one slice of the lookup script
-    numbers = [number + luhn_check_digit(number) for number in numbers]
-    try:
-        cache.invalidate(numbers[::3])
-        _, generations = cache.lookup(numbers)
-        assert generations == {number: 1 if index % 3 == 0 else 0 for index, number in enumerate(numbers)}
-        cache.fill({number: ConsentTimeline(True) for number in numbers[::2]}, generations)
-        hits, misses = cache.lookup(numbers)
-        assert hits == {number: ConsentTimeline(True) for number in numbers[::2]}
-        assert misses == {number: generations[number] for number in numbers[1::2]}
-    finally:
-        for key in client.scan_iter(f"{redis_prefix}*"):
-            client.delete(key)
 
 
 def test_warm_checks_and_resolves_take_no_database_connection(
@@ -265,3 +183,12 @@ def test_warm_checks_and_resolves_take_no_database_connection(
     assert [a.reason for a in answers] == ["", "UNKNOWN_ACCOUNT"]
     assert resolved == [Resolved(account, AccountState.OPEN), None]
     assert checkouts == []
+
+
+def test_a_page_token_names_the_last_records_time_then_its_id() -> None:
+    at = datetime(2026, 3, 15, 2, 0, 0, 123456, tzinfo=UTC)
+
+    token = next_page_token(at, 42)
+
+    assert base64.urlsafe_b64decode(token) == b"1773540000123456:42"
+    assert page_after(token) == (at, 42)

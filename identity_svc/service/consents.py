@@ -6,91 +6,81 @@ import base64
 import binascii
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NoReturn, cast
 
 from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from identity_svc import store
-from identity_svc.consent_cache import ConsentCache, from_micros, to_micros
-from identity_svc.crypto import KeyRing
-from identity_svc.domain import (
+from identity_svc.domain.accounts import (
     AccountState,
     Channel,
+    unknown_account,
+    validate_account_number,
+    validate_channel,
+    validate_identifier,
+)
+from identity_svc.domain.consents import (
+    MAX_QUESTIONS,
+    UNKNOWN_TIMELINE,
     ConsentAction,
     ConsentEvent,
+    ConsentRecord,
     ConsentTimeline,
     ConsentVerdict,
     DataCategory,
+    Question,
     decide_consent,
     validate_category,
-    validate_identifier,
+    validate_effective_at,
 )
-from identity_svc.service import Clock, unknown_account
+from identity_svc.keys import KeyRing
+from identity_svc.store.consent_cache import ConsentCache
 from service_kit import paging
 from service_kit.accounts import is_account_number
+from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, InvalidArgument
+from service_kit.wire import from_unix_us, to_unix_us
 
 log = logging.getLogger("carbon.identity.consent")
 
-MAX_QUESTIONS = 10_000
-# A consent may not take effect later than this after it is recorded (clock skew between callers).
-MAX_FUTURE_SKEW = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class ConsentRecord:
-    account_number: str
-    category: DataCategory
-    action: ConsentAction
-    effective_at: datetime
-    channel: Channel
-    recorded_by: str
-
-
-@dataclass(frozen=True)
-class Question:
-    account_number: str
-    category: int
-    at: datetime | None
+# Two writers recording under one new request id race on its unique key; the loser's retry returns the winner's.
+_WRITE_ATTEMPTS = 2
 
 
 def _record(row: Row[Any]) -> ConsentRecord:
     return ConsentRecord(
-        row.account_number,
-        DataCategory(row.category),
-        ConsentAction(row.action),
-        row.effective_at,
-        Channel(row.channel),
-        row.recorded_by,
+        account_number=row.account_number,
+        category=DataCategory(row.category),
+        action=ConsentAction(row.action),
+        effective_at=row.effective_at,
+        channel=Channel(row.channel),
+        recorded_by=row.recorded_by,
     )
 
 
-def _token(row: Row[Any]) -> str:
-    micros = to_micros(row.effective_at)
-    return base64.urlsafe_b64encode(f"{micros}:{row.id}".encode()).decode()
+def next_page_token(effective_at: datetime, record_id: int) -> str:
+    """Where the next page of a history starts: "<effective_at in µs since the epoch>:<record id>", base64url."""
+    return base64.urlsafe_b64encode(f"{to_unix_us(effective_at)}:{record_id}".encode()).decode()
 
 
-def _after(token: str) -> tuple[datetime, int] | None:
+def page_after(token: str) -> tuple[datetime, int] | None:
+    """The (effective_at, record id) a page token names; None for the first page."""
     if not token:
         return None
     try:
-        micros, last_id = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        return from_micros(int(micros)), int(last_id)
+        effective_at_us, record_id = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        return from_unix_us(int(effective_at_us)), int(record_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgument("page_token", "is not a token this service issued", reason="INVALID_PAGE_TOKEN") from None
 
 
-def timeline_from(row: Row[Any] | None, history: Sequence[Any]) -> ConsentTimeline:
+def timeline_from(row: Row[Any] | None, events: Sequence[ConsentEvent]) -> ConsentTimeline:
+    """An account's timeline from its row (None: unknown) and its consent history, oldest first."""
     if row is None:
-        return ConsentTimeline(known=False)
-    events = tuple(
-        ConsentEvent(DataCategory(item.category), ConsentAction(item.action), item.effective_at, int(item.id))
-        for item in history
-    )
-    return ConsentTimeline(True, AccountState(row.state), events)
+        return UNKNOWN_TIMELINE
+    return ConsentTimeline(known=True, state=AccountState(row.state), events=tuple(events))
 
 
 class ConsentService:
@@ -112,17 +102,12 @@ class ConsentService:
         effective_at: datetime | None,
     ) -> ConsentRecord:
         validate_identifier(request_id, "request_id")
-        if not is_account_number(account_number):
-            raise InvalidArgument(
-                "account_number", "must be a 16-digit account number", reason="INVALID_ACCOUNT_NUMBER"
-            )
+        validate_account_number(account_number)
         chosen_category = validate_category(category)
-        if channel not in Channel._value2member_map_:
-            raise InvalidArgument("channel", "must be a known channel", reason="INVALID_CHANNEL")
+        validate_channel(channel)
         validate_identifier(recorded_by, "recorded_by")
         now = self.clock()
-        if effective_at is not None and effective_at > now + MAX_FUTURE_SKEW:
-            raise InvalidArgument("effective_at", "may not be in the future", reason="INVALID_EFFECTIVE_AT")
+        in_force_from = validate_effective_at(effective_at, now)
         fingerprint = self.keys.fingerprint(
             "consent",
             account_number,
@@ -132,16 +117,24 @@ class ConsentService:
             recorded_by,
             effective_at.isoformat() if effective_at else "",
         )
-        for attempt in range(2):
+        values = {
+            "request_id": request_id,
+            "fingerprint": fingerprint,
+            "account_number": account_number,
+            "category": int(chosen_category),
+            "action": int(action),
+            "effective_at": in_force_from,
+            "recorded_at": now,
+            "channel": channel,
+            "recorded_by": recorded_by,
+        }
+        for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
-                    row = self._record_in(
-                        conn, action, request_id, account_number, chosen_category, channel, recorded_by,
-                        effective_at or now, now, fingerprint,
-                    )  # fmt: skip
+                    row = self._record_in(conn, values)
                 break
             except IntegrityError:
-                if attempt == 1:
+                if attempt == _WRITE_ATTEMPTS - 1:
                     raise
         self.cache.invalidate([account_number])
         log.info(
@@ -150,57 +143,37 @@ class ConsentService:
         )
         return _record(row)
 
-    def _record_in(
-        self,
-        conn: Connection,
-        action: ConsentAction,
-        request_id: str,
-        account_number: str,
-        category: DataCategory,
-        channel: int,
-        recorded_by: str,
-        effective_at: datetime,
-        now: datetime,
-        fingerprint: str,
-    ) -> Row[Any]:
-        prior = store.consent_by_request(conn, request_id)
+    @staticmethod
+    def _record_in(conn: Connection, values: dict[str, Any]) -> Row[Any]:
+        """The record stored first under this request id, or a new one on an open account."""
+        prior = store.consents.consent_by_request(conn, values["request_id"])
         if prior is not None:
-            if prior.fingerprint != fingerprint:
+            if prior.fingerprint != values["fingerprint"]:
                 raise InvalidArgument(
                     "request_id", "was used before with a different request", reason="IDEMPOTENCY_KEY_REUSED"
                 )
             return prior
-        account = store.account_for_update(conn, account_number)
+        account = store.accounts.account_for_update(conn, values["account_number"])
         if account is None:
             raise unknown_account()
         if account.state != AccountState.OPEN:
             raise FailedPrecondition("ACCOUNT_CLOSED", "the account is closed")
-        store.insert_consent(
-            conn,
-            request_id=request_id,
-            fingerprint=fingerprint,
-            account_number=account_number,
-            category=int(category),
-            action=int(action),
-            effective_at=effective_at,
-            recorded_at=now,
-            channel=channel,
-            recorded_by=recorded_by,
-        )
-        row = store.consent_by_request(conn, request_id)
+        store.consents.insert_consent(conn, **values)
+        row = store.consents.consent_by_request(conn, values["request_id"])
         assert row is not None
         return row
 
     def history(self, account_number: str, page_size: int, page_token: str) -> tuple[list[ConsentRecord], str]:
         size = paging.page_size(page_size)
-        after = _after(page_token)
+        after = page_after(page_token)
         with self.engine.connect() as conn:
-            if store.account(conn, account_number) is None:
+            if store.accounts.account(conn, account_number) is None:
                 raise unknown_account()
-            rows = store.consent_page(conn, account_number, after, size + 1)
+            rows = store.consents.consent_page(conn, account_number, after, size + 1)
         more = len(rows) > size
         rows = rows[:size]
-        return [_record(row) for row in rows], _token(rows[-1]) if more else ""
+        token = next_page_token(rows[-1].effective_at, rows[-1].id) if more else ""
+        return [_record(row) for row in rows], token
 
     def timelines(self, account_numbers: Sequence[str]) -> dict[str, ConsentTimeline]:
         """Read-through: cache hits, then one database read for all the misses together."""
@@ -210,8 +183,8 @@ class ConsentService:
         misses = {number: generation for number, generation in misses.items() if is_account_number(number)}
         if misses:
             with self.engine.connect() as conn:
-                rows = store.accounts_by_numbers(conn, misses)
-                histories = store.consent_histories(conn, rows)
+                rows = store.accounts.accounts_by_numbers(conn, misses)
+                histories = store.consents.consent_histories(conn, rows)
             loaded = {number: timeline_from(rows.get(number), histories.get(number, [])) for number in misses}
             self.cache.fill(loaded, misses)
             hits.update(loaded)
@@ -242,11 +215,10 @@ class ConsentService:
         if len(chosen) < len(distinct) or None in moments:
             _reject_first_invalid(categories, moments, fields)
         timelines = self.timelines(account_numbers)
-        unknown = ConsentTimeline(known=False)
         # Every moment is set (checked above).
         at_each = cast(Sequence[datetime], moments)
         return [
-            decide_consent(timelines.get(number, unknown), chosen[category], at)
+            decide_consent(timelines.get(number, UNKNOWN_TIMELINE), chosen[category], at)
             for number, category, at in zip(account_numbers, categories, at_each, strict=True)
         ]
 

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from identity_svc import store
-from identity_svc.consent_cache import InProcessConsentCache
-from identity_svc.domain import Channel, Opening
+from identity_svc.domain.accounts import Channel, Opening
 from identity_svc.server import build_services
+from identity_svc.store.consent_cache import InProcessConsentCache
+from identity_svc.store.tables import accounts, channel_bindings
 from service_kit.db import make_engine, migrate
 from service_kit.settings import Settings
 from tests.identity.identity_helpers import FakeClock, MemoryLedger, make_keys, opening, with_check_digit
@@ -53,7 +53,7 @@ def test_simultaneous_openings_for_one_person_give_one_account(postgres_url: str
                 assert results[0][0] == results[1][0]
                 assert sorted(created for _, created in results) == [False, True]
         with engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(store.accounts)).scalar_one() == ROUNDS
-            assert conn.execute(select(func.count()).select_from(store.channel_bindings)).scalar_one() == 2 * ROUNDS
+            assert conn.execute(select(func.count()).select_from(accounts)).scalar_one() == ROUNDS
+            assert conn.execute(select(func.count()).select_from(channel_bindings)).scalar_one() == 2 * ROUNDS
     finally:
         engine.dispose()

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, select
 
 from identity_svc import store
-from identity_svc.consent_cache import InProcessConsentCache
-from identity_svc.crypto import KeyRing
-from identity_svc.domain import AccountState, Binding, Channel
+from identity_svc.domain.accounts import AccountState, Binding, Channel, Ref, Resolved
+from identity_svc.domain.closing import PointsDisposition
+from identity_svc.domain.consents import DataCategory, Question
+from identity_svc.keys import KeyRing
 from identity_svc.server import IdentityServices, build_services
-from identity_svc.service import Ref
+from identity_svc.store.consent_cache import ConsentCache, InProcessConsentCache
 from service_kit.accounts import is_account_number, new_account_number, region_of
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
 from service_kit.settings import Settings
 from tests.identity.identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, opening
+
+TRANSIT = int(DataCategory.TRANSIT)
 
 
 def test_opening_creates_an_account_in_the_home_region_with_masked_data(services: IdentityServices) -> None:
@@ -35,7 +39,7 @@ def test_opening_creates_an_account_in_the_home_region_with_masked_data(services
 def test_no_column_holds_the_raw_id_number_name_or_phone(services: IdentityServices, engine: Engine) -> None:
     services.accounts.open_account(opening())
     with engine.connect() as conn:
-        rows = [tuple(row) for table in store.metadata.sorted_tables for row in conn.execute(select(table))]
+        rows = [tuple(row) for table in store.tables.metadata.sorted_tables for row in conn.execute(select(table))]
     flat = repr(rows)
     for secret in (SAMPLE_ID, "张三", "13812345678"):
         assert secret not in flat
@@ -168,6 +172,22 @@ def test_rotating_the_encryption_key_re_seals_records_in_batches(engine: Engine,
     assert new.accounts.reencrypt_records(batch_size=10) == 1
     assert new.accounts.reencrypt_records() == 0
     with engine.connect() as conn:
-        key_ids = set(conn.execute(select(store.accounts.c.record_key_id)).scalars())
+        key_ids = set(conn.execute(select(store.tables.accounts.c.record_key_id)).scalars())
     assert key_ids == {"k2"}
     assert new.accounts.get_account(view.account_number).masked_id_number == "1101**********002X"
+
+
+def test_resolving_account_numbers_uses_the_cache_and_sees_opening_and_closing(
+    make_services: object, cache: ConsentCache
+) -> None:
+    services: IdentityServices = make_services(cache=cache)  # type: ignore[operator]
+    unknown = new_account_number("330000")
+    assert services.accounts.resolve_many([Ref("account_number", unknown)]) == [None]
+    account = services.accounts.open_account(opening())[0].account_number
+    services.consents.check([Question(account, TRANSIT, datetime.now(UTC))])  # fills the cache
+    services.consents.check([Question(unknown, TRANSIT, datetime.now(UTC))])  # caches "unknown" too
+    assert set(cache.lookup([account, unknown])[0]) == {account, unknown}
+    resolved = services.accounts.resolve_many([Ref("account_number", account), Ref("account_number", unknown)])
+    assert resolved == [Resolved(account, AccountState.OPEN), None]
+    services.closing.close("c1", account, int(PointsDisposition.FORFEIT), "resident")
+    assert services.accounts.resolve_many([Ref("account_number", account)]) == [Resolved(account, AccountState.CLOSED)]

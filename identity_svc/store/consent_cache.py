@@ -13,12 +13,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import redis
 
-from identity_svc.domain import AccountState, ConsentAction, ConsentEvent, ConsentTimeline, DataCategory
+from identity_svc.domain.accounts import AccountState
+from identity_svc.domain.consents import ConsentAction, ConsentEvent, ConsentTimeline, DataCategory
+from service_kit.wire import from_unix_us, to_unix_us
 
 log = logging.getLogger("carbon.identity.cache")
 
@@ -43,8 +44,10 @@ class ConsentCache(Protocol):
 
 
 def encode(timeline: ConsentTimeline, generation: int) -> str:
+    """A timeline as the JSON Redis holds: {"g": generation, "k": known, "s": state, "e": events}, each event a list
+    [category, action, effective_at in µs since the epoch, sequence] in that order (decode reads it so)."""
     events = [
-        [int(event.category), int(event.action), to_micros(event.effective_at), event.sequence]
+        [int(event.category), int(event.action), to_unix_us(event.effective_at), event.sequence]
         for event in timeline.events
     ]
     return json.dumps({"g": generation, "k": timeline.known, "s": int(timeline.state), "e": events})
@@ -53,19 +56,16 @@ def encode(timeline: ConsentTimeline, generation: int) -> str:
 def decode(raw: str | bytes) -> tuple[ConsentTimeline, int]:
     data: dict[str, Any] = json.loads(raw)
     events = tuple(
-        ConsentEvent(DataCategory(category), ConsentAction(action), from_micros(micros), sequence)
-        for category, action, micros, sequence in data["e"]
+        ConsentEvent(
+            category=DataCategory(category),
+            action=ConsentAction(action),
+            effective_at=from_unix_us(effective_at_us),
+            sequence=sequence,
+        )
+        for category, action, effective_at_us, sequence in data["e"]
     )
-    return ConsentTimeline(bool(data["k"]), AccountState(data["s"]), events), int(data["g"])
-
-
-def to_micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+    timeline = ConsentTimeline(known=bool(data["k"]), state=AccountState(data["s"]), events=events)
+    return timeline, int(data["g"])
 
 
 class InProcessConsentCache:
@@ -112,10 +112,10 @@ class InProcessConsentCache:
 
 
 # Each account's generation and entry ("" when absent) as one string, "<generation>\n<entry>\n..." in the order of
-# the keys (entries: first half, generations: second half). One reply instead of two per account: redis-py parses
-# replies in Python, and a batch of 500 accounts cost ~2.6 µs of client CPU per account as an MGET, ~0.9 as this.
-# Both are read in one script run, so an entry and its generation are as consistent as with one MGET. Entries are
-# JSON without newlines (json.dumps escapes them). MGET in slices: Lua's unpack has a limit near 8,000 values.
+# the keys (entries: first half, generations: second half): one reply to parse instead of two per account, since
+# redis-py parses replies in Python and that parse was most of the lookup's cost (ADR 0203). Both are read in one
+# script run, so an entry and its generation are as consistent as with one MGET. Entries are JSON without newlines
+# (json.dumps escapes them). MGET in slices: Lua's unpack has a limit near 8,000 values.
 _LOOKUP = """
 local n = #KEYS / 2
 local out = {}

@@ -1,4 +1,5 @@
-"""Closing with a balance against the real ledger (ledger_svc started in-process on a real port)."""
+"""The ledger client against a scripted ledger, and closing with a balance against the real ledger (ledger_svc
+started in-process on a real port)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from sqlalchemy import Engine
 
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
-from identity_svc.consent_cache import InProcessConsentCache
-from identity_svc.domain import AccountState, PointsDisposition
-from identity_svc.ledger_client import GrpcPointsLedger, PointsBalance
+from identity_svc.clients import GrpcPointsLedger, PointsBalance
+from identity_svc.domain.accounts import AccountState
+from identity_svc.domain.closing import PointsDisposition
 from identity_svc.server import build_services
+from identity_svc.store.consent_cache import InProcessConsentCache
 from service_kit.db import make_engine, migrate
 from service_kit.errors import FailedPrecondition, Unavailable
 from service_kit.server import Registration, start_server

@@ -1,4 +1,5 @@
-"""The region's ledger as identity_svc needs it when closing an account: read a balance, dispose of the points."""
+"""Clients of other services: the region's ledger, as identity_svc needs it when closing an account (read a balance,
+dispose of the points)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Protocol
 import grpc
 
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
-from identity_svc.domain import PointsDisposition
-from service_kit import telemetry
+from identity_svc.domain.closing import PointsDisposition
+from service_kit.channels import open_channel
 from service_kit.errors import FailedPrecondition, Unavailable
+from service_kit.settings import Settings
 
 LEDGER_TIMEOUT_S = 5.0
 DONATION_ACCOUNT = "system:donation"
@@ -40,11 +42,13 @@ def _unavailable(error: grpc.RpcError) -> Unavailable:
 
 
 class GrpcPointsLedger:
-    """carbon.ledger.v1 over gRPC. The channel is created on first use, never at import (fork safety)."""
+    """carbon.ledger.v1 over gRPC. The channel is created on first use, never at import (fork safety); with settings
+    naming a CA it is mutual TLS with this process's certificate."""
 
-    def __init__(self, address: str, timeout_s: float = LEDGER_TIMEOUT_S) -> None:
+    def __init__(self, address: str, timeout_s: float = LEDGER_TIMEOUT_S, settings: Settings | None = None) -> None:
         self._address = address
         self._timeout_s = timeout_s
+        self._settings = settings
         self._stub: ledger_service_pb2_grpc.LedgerServiceStub | None = None
         self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
@@ -52,7 +56,7 @@ class GrpcPointsLedger:
     def _ledger(self) -> ledger_service_pb2_grpc.LedgerServiceStub:
         with self._lock:
             if self._stub is None:
-                self._channel = telemetry.instrument_channel(grpc.insecure_channel(self._address))
+                self._channel = open_channel(self._address, self._settings)
                 self._stub = ledger_service_pb2_grpc.LedgerServiceStub(self._channel)
             return self._stub
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from identity_svc.crypto import KEY_FILE_NAME, KeyConfigurationError, KeyRing, load_keyring
+from identity_svc.keys import KEY_FILE_NAME, KeyConfigurationError, KeyRing, load_keyring
 from service_kit.settings import Settings
 from tests.identity.identity_helpers import SAMPLE_ID
 

@@ -1,4 +1,5 @@
-"""IdentityService over gRPC on a real port: translation, error statuses with reasons, and no personal data in logs."""
+"""IdentityService over gRPC on a real port: translation, error statuses with reasons, no personal data in logs, and
+the wiring build_services does from settings."""
 
 from __future__ import annotations
 
@@ -8,19 +9,32 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
+import redis
 
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as pb
 from carbon.identity.v1 import identity_service_pb2_grpc
+from identity_svc.domain.consents import Question
 from identity_svc.server import SERVICE_NAME, IdentityServices, IdentityServiceServicer
+from identity_svc.store.consent_cache import RedisConsentCache
 from service_kit.logs import JsonFormatter
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
-from tests.identity.identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, MemoryLedger, opening
+from tests.identity.identity_helpers import (
+    SAMPLE_ID,
+    SHANGHAI_ID,
+    ZHEJIANG_ID,
+    FakeClock,
+    MemoryLedger,
+    granted_and_closed,
+    opening,
+    stamp,
+)
 
 ALIPAY = common_pb2.CHANNEL_INTERNET_PLATFORM
+
+
 TRANSIT = common_pb2.DATA_CATEGORY_TRANSIT
 
 
@@ -56,14 +70,6 @@ def _open(
         ),
         timeout=10,
     )
-
-
-def _stamp(clock: FakeClock, **delta: float) -> Timestamp:
-    from datetime import timedelta
-
-    stamp = Timestamp()
-    stamp.FromDatetime(clock.now + timedelta(**delta))
-    return stamp
 
 
 def test_opening_and_reading_an_account_over_grpc(stub: identity_service_pb2_grpc.IdentityServiceStub) -> None:
@@ -159,8 +165,8 @@ def test_batch_resolution_and_consent_checks_over_grpc(
     answers = stub.CheckConsents(
         pb.CheckConsentsRequest(
             questions=[
-                pb.ConsentQuestion(account_number=account, category=TRANSIT, at=_stamp(clock, hours=-1)),
-                pb.ConsentQuestion(account_number=account, category=TRANSIT, at=_stamp(clock, hours=1)),
+                pb.ConsentQuestion(account_number=account, category=TRANSIT, at=stamp(clock, hours=-1)),
+                pb.ConsentQuestion(account_number=account, category=TRANSIT, at=stamp(clock, hours=1)),
             ]
         ),
         timeout=10,
@@ -232,48 +238,18 @@ def test_no_personal_data_reaches_the_logs(
         assert value not in everything, "personal data in the logs"
 
 
-def _granted_and_closed(services: IdentityServices) -> tuple[str, str]:
-    """Two accounts: one with a TRANSIT grant from now on, one closed."""
-    from identity_svc.domain import ConsentAction
-
-    open_account = services.accounts.open_account
-    account = open_account(opening())[0].account_number
-    closed = open_account(opening("open-2", id_number=ZHEJIANG_ID, user="2088002"))[0].account_number
-    services.consents.record(
-        ConsentAction.GRANT, request_id="g1", account_number=account, category=TRANSIT, channel=ALIPAY,
-        recorded_by="alipay", effective_at=None,
-    )  # fmt: skip
-    services.closing.close("c1", closed, 3, "resident")
-    return account, closed
-
-
-def test_consent_answers_are_encoded_as_built_message_by_message(services: IdentityServices, clock: FakeClock) -> None:
-    account, closed = _granted_and_closed(services)
-    cycling = common_pb2.DATA_CATEGORY_CYCLING
-    asked = [(account, TRANSIT), (account, cycling), (closed, TRANSIT), ("3300001234567890", TRANSIT), ("x", cycling)]
-    request = pb.CheckConsentsRequest(
-        questions=[pb.ConsentQuestion(account_number=n, category=c, at=_stamp(clock, hours=1)) for n, c in asked * 3]
-    )
-    response = IdentityServiceServicer(services).CheckConsents(request, None)  # type: ignore[arg-type]
-    reasons = ["", "CONSENT_MISSING", "ACCOUNT_CLOSED", "UNKNOWN_ACCOUNT", "UNKNOWN_ACCOUNT"] * 3
-    built = pb.CheckConsentsResponse(answers=[pb.ConsentAnswer(allowed=not r, reason=r) for r in reasons])
-    assert response.SerializeToString() == built.SerializeToString()
-    empty = IdentityServiceServicer(services).CheckConsents(pb.CheckConsentsRequest(), None)  # type: ignore[arg-type]
-    assert empty.SerializeToString() == b""
-
-
 def test_consent_columns_answer_as_consent_questions(
     stub: identity_service_pb2_grpc.IdentityServiceStub, services: IdentityServices, clock: FakeClock
 ) -> None:
-    account, closed = _granted_and_closed(services)
+    account, closed = granted_and_closed(services)
     cycling = common_pb2.DATA_CATEGORY_CYCLING
     asked = [
-        (account, TRANSIT, _stamp(clock, hours=1)),
-        (account, TRANSIT, _stamp(clock, hours=-1)),  # before the grant
-        (account, cycling, _stamp(clock, hours=1)),
-        (closed, TRANSIT, _stamp(clock, hours=1)),
-        ("3300001234567890", TRANSIT, _stamp(clock, hours=1)),
-        ("x", cycling, _stamp(clock, hours=2)),
+        (account, TRANSIT, stamp(clock, hours=1)),
+        (account, TRANSIT, stamp(clock, hours=-1)),  # before the grant
+        (account, cycling, stamp(clock, hours=1)),
+        (closed, TRANSIT, stamp(clock, hours=1)),
+        ("3300001234567890", TRANSIT, stamp(clock, hours=1)),
+        ("x", cycling, stamp(clock, hours=2)),
     ]
     by_message = stub.CheckConsents(
         pb.CheckConsentsRequest(
@@ -324,3 +300,24 @@ def test_malformed_consent_columns_are_refused_naming_the_entry(
         field,
         reason,
     )
+
+
+@pytest.mark.redis
+def test_a_configured_redis_url_puts_the_cache_in_redis_under_the_configured_prefix(
+    engine: object, keys: object, clock: FakeClock, redis_url: str, redis_prefix: str
+) -> None:
+    from identity_svc.server import build_services
+    from service_kit.settings import Settings
+
+    env = {"CARBON_REDIS_URL": redis_url, "CARBON_IDENTITY_REDIS_PREFIX": redis_prefix}
+    settings = Settings.from_env("identity_svc", env)
+    services = build_services(settings, engine, keys=keys, clock=clock)  # type: ignore[arg-type]
+    assert isinstance(services.consents.cache, RedisConsentCache)
+    account = services.accounts.open_account(opening())[0].account_number
+    services.consents.check([Question(account, TRANSIT, clock.now)])
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.exists(f"{redis_prefix}consent:{account}")
+    finally:
+        for key in client.scan_iter(f"{redis_prefix}*"):
+            client.delete(key)

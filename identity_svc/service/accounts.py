@@ -1,0 +1,347 @@
+"""Account use cases: open (per channel), get, resolve, find by person key, re-encrypt after a key rotation."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError
+
+from identity_svc import store
+from identity_svc.domain.accounts import (
+    AccountState,
+    AccountView,
+    Binding,
+    Channel,
+    Opening,
+    Ref,
+    Resolved,
+    public_state,
+    unknown_account,
+    validate_account_number,
+    validate_person_key,
+)
+from identity_svc.domain.real_name import (
+    mask_id_number,
+    mask_name,
+    mask_phone_number,
+    validate_id_number,
+    validate_phone_number,
+)
+from identity_svc.keys import KeyRing, Sealed
+from identity_svc.store.consent_cache import ConsentCache
+from service_kit.accounts import new_account_number
+from service_kit.clock import Clock, china_day
+from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+
+log = logging.getLogger("carbon.identity")
+
+MAX_RESOLVE_BATCH = 10_000
+# Concurrent openings for one person, binding or request race on unique keys; the loser retries and sees the winner.
+_WRITE_ATTEMPTS = 4
+
+
+class AccountService:
+    def __init__(self, engine: Engine, keys: KeyRing, region_code: str, cache: ConsentCache, clock: Clock) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.region_code = region_code
+        self.cache = cache
+        self.clock = clock
+
+    def today_in_china(self) -> date:
+        """Birth dates are calendar days in China Standard Time."""
+        return china_day(self.clock())
+
+    # -- views ---------------------------------------------------------------------------------------------------
+
+    def view(self, conn: Connection, row: Row[Any], bindings: Sequence[Binding] | None = None) -> AccountView:
+        record: dict[str, str] = {}
+        if row.record_blob is not None:
+            sealed = Sealed(row.record_key_id, bytes(row.record_blob))
+            record = json.loads(self.keys.open(sealed, row.account_number.encode()))
+        if bindings is None:
+            bindings = store.accounts.bindings_of(conn, [row.account_number])[row.account_number]
+        return AccountView(
+            account_number=row.account_number,
+            region_code=row.region_code,
+            state=public_state(row.state),
+            masked_name=mask_name(record.get("name", "")),
+            masked_id_number=mask_id_number(record.get("id_number", "")),
+            masked_phone_number=mask_phone_number(record.get("phone_number", "")),
+            bindings=list(bindings),
+            opened_at=row.opened_at,
+            closed_at=row.closed_at,
+            opened_via=Channel(row.opened_via),
+            person_key=row.person_key or "",
+        )
+
+    def seal_record(self, account_number: str, name: str, id_number: str, phone_number: str) -> Sealed:
+        plaintext = json.dumps({"name": name, "id_number": id_number, "phone_number": phone_number}).encode()
+        return self.keys.seal(plaintext, account_number.encode())
+
+    # -- open ----------------------------------------------------------------------------------------------------
+
+    def open_account(self, opening: Opening) -> tuple[AccountView, bool]:
+        """Opens an account, or binds the channel to the person's existing one (created=False). Idempotent."""
+        id_hash = self.keys.id_hash(opening.id_number)
+        fingerprint = self._opening_fingerprint(opening)
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    view, created = self._open_in(conn, opening, id_hash, fingerprint)
+                break
+            except IntegrityError:
+                # A concurrent opening for the same person, binding or request won: the retry sees its result.
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+        self.cache.invalidate([view.account_number])
+        log.info(
+            "account opened" if created else "channel bound to existing account",
+            extra={"account_number": view.account_number, "channel": opening.channel.name},
+        )
+        return view, created
+
+    def _opening_fingerprint(self, opening: Opening) -> str:
+        return self.keys.fingerprint(
+            "open",
+            str(int(opening.channel)),
+            opening.name,
+            opening.id_number,
+            opening.phone_number,
+            opening.binding.platform if opening.binding else "",
+            opening.binding.platform_user_id if opening.binding else "",
+            opening.community_centre_id,
+            opening.staff_id,
+        )
+
+    def _open_in(self, conn: Connection, opening: Opening, id_hash: str, fingerprint: str) -> tuple[AccountView, bool]:
+        """One transaction: replay a retried request, else create or reuse the person's account, bind the channel,
+        and record the opening."""
+        prior = store.accounts.opening(conn, opening.request_id)
+        if prior is not None:
+            return self._replayed(conn, prior, fingerprint)
+        now = self.clock()
+        existing = store.accounts.account_by_id_hash(conn, id_hash)
+        if existing is None:
+            number = self._create_account(conn, opening, id_hash, now)
+        else:
+            number = self._reuse_account(conn, existing, opening)
+        if opening.binding is not None:
+            self._bind(conn, opening.binding, number, opening.channel, now)
+        store.accounts.insert_opening(
+            conn,
+            request_id=opening.request_id,
+            fingerprint=fingerprint,
+            account_number=number,
+            created=existing is None,
+            channel=int(opening.channel),
+            community_centre_id=opening.community_centre_id or None,
+            staff_id=opening.staff_id or None,
+            opened_at=now,
+        )
+        if existing is None:
+            # Everything the view shows is at hand: spare the round trips of reading it back.
+            return self._new_account_view(number, opening, now), True
+        fresh = store.accounts.account(conn, number)
+        assert fresh is not None
+        return self.view(conn, fresh), False
+
+    def _replayed(self, conn: Connection, prior: Row[Any], fingerprint: str) -> tuple[AccountView, bool]:
+        """The first answer to a request id, or why it cannot be given again."""
+        if prior.fingerprint == store.accounts.ERASED_FINGERPRINT:
+            raise FailedPrecondition("ACCOUNT_CLOSED", "the account this request opened has been closed")
+        if prior.fingerprint != fingerprint:
+            raise InvalidArgument(
+                "request_id", "was used before with a different request", reason="IDEMPOTENCY_KEY_REUSED"
+            )
+        row = store.accounts.account(conn, prior.account_number)
+        assert row is not None
+        return self.view(conn, row), bool(prior.created)
+
+    def _create_account(self, conn: Connection, opening: Opening, id_hash: str, now: datetime) -> str:
+        number = new_account_number(self.region_code)
+        sealed = self.seal_record(number, opening.name, opening.id_number, opening.phone_number)
+        store.accounts.insert_account(
+            conn,
+            account_number=number,
+            region_code=self.region_code,
+            state=int(AccountState.OPEN),
+            id_hash=id_hash,
+            person_key=self.keys.person_key(opening.id_number),
+            phone_hash=self.keys.phone_hash(opening.phone_number) if opening.phone_number else None,
+            record_key_id=sealed.key_id,
+            record_blob=sealed.blob,
+            opened_via=int(opening.channel),
+            opened_at=now,
+        )
+        return number
+
+    def _reuse_account(self, conn: Connection, row: Row[Any], opening: Opening) -> str:
+        """The person's existing account, given the first phone number it hears of if it was opened without one."""
+        number: str = row.account_number
+        if row.state != AccountState.OPEN:
+            raise FailedPrecondition("ACCOUNT_CLOSING", "the person's account is being closed")
+        if row.phone_hash is None and opening.phone_number:
+            sealed = self.seal_record(number, opening.name, opening.id_number, opening.phone_number)
+            store.accounts.update_account(
+                conn,
+                number,
+                phone_hash=self.keys.phone_hash(opening.phone_number),
+                record_key_id=sealed.key_id,
+                record_blob=sealed.blob,
+            )
+        return number
+
+    @staticmethod
+    def _bind(conn: Connection, binding: Binding, number: str, channel: Channel, now: datetime) -> None:
+        bound = store.accounts.binding(conn, binding.platform, binding.platform_user_id)
+        if bound is None:
+            store.accounts.insert_binding(
+                conn,
+                platform=binding.platform,
+                platform_user_id=binding.platform_user_id,
+                account_number=number,
+                channel=int(channel),
+                bound_at=now,
+            )
+        elif bound.account_number != number:
+            raise AlreadyExists("BINDING_IN_USE", "this platform user is bound to another account")
+
+    def _new_account_view(self, number: str, opening: Opening, now: datetime) -> AccountView:
+        return AccountView(
+            account_number=number,
+            region_code=self.region_code,
+            state=AccountState.OPEN,
+            masked_name=mask_name(opening.name),
+            masked_id_number=mask_id_number(opening.id_number),
+            masked_phone_number=mask_phone_number(opening.phone_number),
+            bindings=[opening.binding] if opening.binding else [],
+            opened_at=now,
+            closed_at=None,
+            opened_via=opening.channel,
+            person_key=self.keys.person_key(opening.id_number),
+        )
+
+    def reencrypt_records(self, batch_size: int = 500) -> int:
+        """Key rotation: re-seals one batch of real-name records under the current key id; returns how many."""
+        with self.engine.begin() as conn:
+            rows = store.accounts.accounts_sealed_with_other_keys(conn, self.keys.current_key_id, batch_size)
+            for row in rows:
+                associated = row.account_number.encode()
+                plaintext = self.keys.open(Sealed(row.record_key_id, bytes(row.record_blob)), associated)
+                sealed = self.keys.seal(plaintext, associated)
+                store.accounts.update_account(
+                    conn, row.account_number, record_key_id=sealed.key_id, record_blob=sealed.blob
+                )
+        if rows:
+            log.info("records re-encrypted", extra={"count": len(rows), "key_id": self.keys.current_key_id})
+        return len(rows)
+
+    # -- read ----------------------------------------------------------------------------------------------------
+
+    def get_account(self, account_number: str) -> AccountView:
+        validate_account_number(account_number)
+        with self.engine.connect() as conn:
+            row = store.accounts.account(conn, account_number)
+            if row is None:
+                raise unknown_account()
+            return self.view(conn, row)
+
+    def find_by_person_key(self, person_key: str) -> list[AccountView]:
+        validate_person_key(person_key)
+        with self.engine.connect() as conn:
+            rows = store.accounts.accounts_by_person_key(conn, person_key)
+            bindings = store.accounts.bindings_of(conn, [row.account_number for row in rows])
+            return [self.view(conn, row, bindings[row.account_number]) for row in rows]
+
+    def resolve(self, ref: Ref, field_prefix: str = "") -> Resolved:
+        """One reference; malformed values are INVALID_ARGUMENT naming the field, unknown ones NOT_FOUND."""
+        if ref.kind == "phone_number":
+            validate_phone_number(ref.value, field_prefix + "phone_number")
+        elif ref.kind == "id_number":
+            validate_id_number(ref.value, self.today_in_china(), field_prefix + "id_number")
+        elif ref.kind == "account_number":
+            validate_account_number(ref.value, field_prefix + "account_number")
+        found = self.resolve_many([ref])[0]
+        if found is None:
+            raise unknown_account()
+        return found
+
+    def resolve_many(self, refs: Sequence[Ref]) -> list[Resolved | None]:
+        """Many references in a few queries, one per kind. Malformed values simply match nothing."""
+        if len(refs) > MAX_RESOLVE_BATCH:
+            raise InvalidArgument("refs", f"at most {MAX_RESOLVE_BATCH} per call", reason="BATCH_TOO_LARGE")
+        numbers = [ref.value for ref in refs if ref.kind == "account_number"]
+        # Account numbers are answered from the consent timeline cache when it holds them (it is invalidated by every
+        # opening and closing, docs/adr/0203): ingest resolves each batch's accounts just before checking consents.
+        found = _Lookups(
+            cached=self._cached(numbers),
+            binding_keys=[(ref.value, ref.platform_user_id) for ref in refs if ref.kind == "binding"],
+            phone_hashes={ref.value: self.keys.phone_hash(ref.value) for ref in refs if ref.kind == "phone_number"},
+            id_hashes={ref.value: self.keys.id_hash(ref.value) for ref in refs if ref.kind == "id_number"},
+        )
+        uncached = [number for number in numbers if number not in found.cached]
+        # No connection is checked out when the cache answered every reference (ingest's warm path).
+        if uncached or found.binding_keys or found.phone_hashes or found.id_hashes:
+            with self.engine.connect() as conn:
+                found.read(conn, uncached)
+        return [found.answer(ref) for ref in refs]
+
+    def _cached(self, numbers: Sequence[str]) -> dict[str, Resolved | None]:
+        if not numbers:
+            return {}
+        # Malformed numbers are simply misses: the cache holds only numbers ConsentService.timelines validated.
+        timelines, _ = self.cache.lookup(list(dict.fromkeys(numbers)))
+        return {
+            number: Resolved(number, public_state(timeline.state)) if timeline.known else None
+            for number, timeline in timelines.items()
+        }
+
+
+def _resolved(row: Row[Any]) -> Resolved:
+    return Resolved(account_number=row.account_number, state=public_state(row.state))
+
+
+@dataclass
+class _Lookups:
+    """What one batch of references asks for, by kind, and what the cache and the database found."""
+
+    cached: dict[str, Resolved | None]
+    binding_keys: list[tuple[str, str]]
+    phone_hashes: dict[str, str]
+    id_hashes: dict[str, str]
+    by_binding: dict[tuple[str, str], str] = field(default_factory=dict)
+    by_phone_hash: dict[str, list[Row[Any]]] = field(default_factory=dict)
+    by_id_hash: dict[str, str] = field(default_factory=dict)
+    rows_by_number: dict[str, Row[Any]] = field(default_factory=dict)
+
+    def read(self, conn: Connection, account_numbers: Sequence[str]) -> None:
+        self.by_binding = store.accounts.bindings_by_keys(conn, self.binding_keys)
+        self.by_phone_hash = store.accounts.open_accounts_by_phone_hashes(conn, self.phone_hashes.values())
+        id_rows = [store.accounts.account_by_id_hash(conn, digest) for digest in set(self.id_hashes.values())]
+        self.by_id_hash = {row.id_hash: row.account_number for row in id_rows if row is not None}
+        wanted = [*account_numbers, *self.by_binding.values(), *self.by_id_hash.values()]
+        self.rows_by_number = store.accounts.accounts_by_numbers(conn, wanted)
+
+    def answer(self, ref: Ref) -> Resolved | None:
+        number: str | None = None
+        if ref.kind == "account_number":
+            if ref.value in self.cached:
+                return self.cached[ref.value]
+            number = ref.value
+        elif ref.kind == "binding":
+            number = self.by_binding.get((ref.value, ref.platform_user_id))
+        elif ref.kind == "id_number":
+            number = self.by_id_hash.get(self.id_hashes[ref.value])
+        elif ref.kind == "phone_number":
+            matches = self.by_phone_hash.get(self.phone_hashes[ref.value], [])
+            # A phone shared by several residents (a family at a community centre) names no single account.
+            return _resolved(matches[0]) if len(matches) == 1 else None
+        row = self.rows_by_number.get(number) if number else None
+        return _resolved(row) if row is not None else None
