@@ -30,7 +30,7 @@ from carbon.ingest.v1 import ingest_service_pb2 as pb
 from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
-from identity_svc.domain import id_check_char
+from identity_svc.domain.real_name import id_check_char
 from service_kit.db import normalize_url
 from service_kit.partner_signing import sign_request
 from service_kit.wire import to_timestamp
@@ -133,7 +133,7 @@ def region(urls: dict[str, str], ingest_env: dict[str, str] | None = None, repli
         "CARBON_SECRET_IDENTITY_HMAC_KEY": secrets.token_hex(32),
         "CARBON_SECRET_NATIONAL_PERSON_KEY": secrets.token_hex(32),
     }
-    from identity_svc.crypto import generate_encryption_key
+    from identity_svc.keys import generate_encryption_key
 
     identity_keys["CARBON_SECRET_IDENTITY_ENCRYPTION_KEYS"] = "k1:" + generate_encryption_key()
     with ExitStack() as stack:

@@ -907,7 +907,7 @@ def test_compose_http_healthcheck_asks_the_health_route(path: str, status: int, 
 
 
 def test_dev_secrets_are_keys_the_services_accept() -> None:
-    from identity_svc.crypto import load_keyring
+    from identity_svc.keys import load_keyring
 
     env = load_script("dev_secrets").dev_env()
     compose_secrets = {

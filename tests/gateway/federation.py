@@ -30,8 +30,8 @@ from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
 from gateway.callers import key_digest_hex
-from identity_svc.crypto import KeyRing
-from identity_svc.domain import id_check_char
+from identity_svc.domain.real_name import id_check_char
+from identity_svc.keys import KeyRing
 from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
 from identity_svc.server import IdentityServiceServicer, build_services
 from rewards_svc.server import registrations as rewards_registrations

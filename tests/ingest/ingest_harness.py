@@ -22,7 +22,7 @@ from carbon.ingest.v1 import ingest_service_pb2 as pb
 from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
-from identity_svc.domain import id_check_char
+from identity_svc.domain.real_name import id_check_char
 from identity_svc.server import registrations as identity_registrations
 from ingest_svc import server as ingest_server
 from ledger_svc.server import registrations as ledger_registrations

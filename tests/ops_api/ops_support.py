@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
 from carbon.ingest.v1 import ingest_service_pb2_grpc
 from gateway.server import registrations as gateway_registrations
-from identity_svc.domain import id_check_char
+from identity_svc.domain.real_name import id_check_char
 from identity_svc.server import registrations as identity_registrations
 from ingest_svc.server import registrations as ingest_registrations
 from ledger_svc.server import registrations as ledger_registrations
