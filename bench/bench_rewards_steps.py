@@ -2,7 +2,7 @@
 
 Two measurements in one run, both with 32 concurrent clients against the same `python -m ledger_svc` on PostgreSQL:
 (a) the ledger alone: Hold + CommitHold pairs over gRPC, as rewards calls them;
-(b) RewardsService.redeem in this process (no rewards gRPC hop) over that ledger, timed per step through a timing
+(b) Redemptions.redeem in this process (no rewards gRPC hop) over that ledger, timed per step through a timing
     proxy around the ledger client and the service's checkpoints, with the SQL statements and commits counted.
 
     CARBON_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python bench/bench_rewards_steps.py
@@ -35,13 +35,13 @@ from sqlalchemy.engine import make_url
 
 from carbon.ledger.v1 import ledger_service_pb2 as ledger_pb2
 from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_pb2_grpc
-from rewards_svc.catalog import load_catalog
-from rewards_svc.domain import Reward
-from rewards_svc.ledger_client import GrpcLedger, HoldView, Ledger
-from rewards_svc.service import RewardsService
+from rewards_svc.clients import GrpcLedger, HoldView, Ledger
+from rewards_svc.domain.catalog import Reward
+from rewards_svc.server import build_services
 from service_kit import db
 from service_kit.accounts import new_account_number
 from service_kit.db import normalize_url
+from service_kit.settings import Settings
 
 REDEMPTIONS = int(os.environ.get("BENCH_REDEMPTIONS", "2000"))
 PAIRS = int(os.environ.get("BENCH_PAIRS", "2000"))
@@ -151,18 +151,19 @@ def redeem_steps(ledger_address: str, url: str, accounts: list[str]) -> dict[str
     db.migrate("rewards_svc", engine)
     grpc_ledger = GrpcLedger(ledger_address)
     ledger: Ledger = TimedLedger(grpc_ledger, steps)  # type: ignore[assignment]
-    service = RewardsService(engine, ledger, REGION, checkpoint=lambda _step: None)
-    service.seed(load_catalog())
+    services = build_services(
+        Settings(service="rewards_svc", region_code=REGION), engine, ledger=ledger, checkpoint=lambda _step: None
+    )
     item = Reward(
         reward_id="bench-item", name_en="Bench item", name_zh="", category="PRACTICAL", price_points=100,
         face_value_cents=100, provider="bench", region_codes=(), stock=-1, limit_per_day=0, limit_per_month=0,
         limit_lifetime=0, available_from=None, available_until=None, voucher_lifetime_days=30,
     )  # fmt: skip
-    service.create_reward("bench-create", item)
+    services.catalog.create_reward("bench-create", item)
 
     def redeem(index: int) -> None:
         steps.start()
-        service.redeem(f"steps-{index}", accounts[index % len(accounts)], "bench-item", 1, REGION)
+        services.redemptions.redeem(f"steps-{index}", accounts[index % len(accounts)], "bench-item", 1, REGION)
         steps.mark("rewards: after commit (complete, answer)")
 
     run_clients(lambda index: redeem(REDEMPTIONS + index), CLIENTS * 2)  # warm-up

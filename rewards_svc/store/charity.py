@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
-from rewards_svc.domain import CharityProject
+from rewards_svc.domain.charity import CharityProject, DonationState
 from rewards_svc.store.tables import donation_table, impact_table, insert_ignore, project_table
 
 
@@ -36,13 +36,13 @@ def list_projects(connection: Connection, region_code: str, project_id: str = ""
         query = query.where(project_table.c.project_id == project_id)
     return [
         CharityProject(
-            row.project_id,
-            row.name_en,
-            row.name_zh,
-            row.points_per_unit,
-            row.impact_unit,
-            row.units or 0,
-            row.donated_points or 0,
+            project_id=row.project_id,
+            name_en=row.name_en,
+            name_zh=row.name_zh,
+            points_per_unit=row.points_per_unit,
+            impact_unit=row.impact_unit,
+            units_region=row.units or 0,
+            donated_points_region=row.donated_points or 0,
         )
         for row in connection.execute(query)
     ]
@@ -60,7 +60,7 @@ def get_donation(connection: Connection, *, donation_id: str = "", request_id: s
 def set_donation_state(connection: Connection, donation_id: str, to_state: str, reason: str = "") -> bool:
     result = connection.execute(
         update(donation_table)
-        .where(and_(donation_table.c.donation_id == donation_id, donation_table.c.state == "PENDING"))
+        .where(and_(donation_table.c.donation_id == donation_id, donation_table.c.state == DonationState.PENDING))
         .values(state=to_state, failure_reason=reason)
     )
     return result.rowcount == 1
@@ -80,5 +80,5 @@ def add_impact(connection: Connection, project_id: str, region_code: str, units:
 
 
 def pending_donation_ids(connection: Connection, limit: int) -> list[str]:
-    query = select(donation_table.c.donation_id).where(donation_table.c.state == "PENDING").limit(limit)
+    query = select(donation_table.c.donation_id).where(donation_table.c.state == DonationState.PENDING).limit(limit)
     return list(connection.execute(query).scalars())

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, and_, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 
-from rewards_svc.domain import COUNTED_STATES, Redemption, Usage
+from rewards_svc.domain.limits import Usage
+from rewards_svc.domain.redemption import COUNTED_STATES, Redemption
 from rewards_svc.store import vouchers
-from rewards_svc.store.tables import redemption_table
+from rewards_svc.store.tables import insert_if_absent, redemption_table
 
 
 def usage(
@@ -30,21 +30,16 @@ def usage(
 
     row = connection.execute(
         select(
-            total(redemption_table.c.created_at >= day_start),
-            total(redemption_table.c.created_at >= month_start),
-            total(),
+            total(redemption_table.c.created_at >= day_start).label("today"),
+            total(redemption_table.c.created_at >= month_start).label("this_month"),
+            total().label("lifetime"),
         ).where(counted)
     ).one()
-    return Usage(int(row[0]), int(row[1]), int(row[2]))
+    return Usage(today=int(row.today), this_month=int(row.this_month), lifetime=int(row.lifetime))
 
 
-def _insert_new(dialect: Any) -> Insert:
-    statement = dialect.insert(redemption_table).on_conflict_do_nothing(index_elements=["request_id"])
-    return statement.returning(redemption_table.c.redemption_id)  # type: ignore[no-any-return]
-
-
-# Built once (the hot path of every redemption); the dialects spell ON CONFLICT alike but are separate classes.
-_INSERT = {"postgresql": _insert_new(postgresql), "sqlite": _insert_new(sqlite)}
+# Built once: every redemption runs these.
+_INSERT = insert_if_absent(redemption_table, ["request_id"], redemption_table.c.redemption_id)
 _LOCK_STATE = (
     select(redemption_table.c.state)
     .where(redemption_table.c.redemption_id == bindparam("redemption_id"))

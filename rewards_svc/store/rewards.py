@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select, update
 
-from rewards_svc.domain import Reward
+from rewards_svc.domain.catalog import UNLIMITED_STOCK, Reward
 from rewards_svc.store.tables import insert_ignore, reward_table
 
 
@@ -103,6 +103,6 @@ def change_stock(connection: Connection, reward_id: str, delta: int) -> None:
     """Adds delta to a counted stock; unlimited stock (-1) stays unlimited."""
     connection.execute(
         update(reward_table)
-        .where(and_(reward_table.c.reward_id == reward_id, reward_table.c.stock != -1))
+        .where(and_(reward_table.c.reward_id == reward_id, reward_table.c.stock != UNLIMITED_STOCK))
         .values(stock=reward_table.c.stock + delta)
     )

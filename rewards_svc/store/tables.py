@@ -1,4 +1,4 @@
-"""The tables of rewards_svc (SQLAlchemy 2.x Core) and the one insert-if-absent every query module uses."""
+"""The tables of rewards_svc (SQLAlchemy 2.x Core) and the insert-if-absent statements every query module uses."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     ForeignKey,
     Index,
+    Insert,
     Integer,
     MetaData,
     String,
@@ -151,3 +152,14 @@ def insert_ignore(connection: Connection, table: Table, rows: Sequence[dict[str,
     statement = dialect.insert(table).values(list(rows)).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg reports -1 for a multi-row VALUES insert.
     return len(connection.execute(statement.returning(*table.primary_key.columns)).all())
+
+
+def insert_if_absent(table: Table, conflict_columns: Sequence[str], returning: Column[Any]) -> dict[str, Insert]:
+    """INSERT ... ON CONFLICT (conflict_columns) DO NOTHING RETURNING `returning`, by dialect name: built once for a
+    hot path (building a statement costs more Python than running it), with values bound per call. The dialects
+    spell ON CONFLICT alike but are separate classes."""
+    dialects: dict[str, Any] = {"postgresql": postgresql, "sqlite": sqlite}
+    return {
+        name: dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns)).returning(returning)
+        for name, dialect in dialects.items()
+    }

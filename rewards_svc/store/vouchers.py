@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, select, update
 
-from rewards_svc.domain import RedemptionState, Voucher, VoucherState
-from rewards_svc.store.tables import redemption_table, voucher_table
+from rewards_svc.domain.redemption import RedemptionState
+from rewards_svc.domain.vouchers import Voucher, VoucherState
+from rewards_svc.store.tables import insert_if_absent, redemption_table, voucher_table
 
 
 def from_row(row: Any) -> Voucher:
@@ -30,12 +31,7 @@ def from_row(row: Any) -> Voucher:
     )
 
 
-def _insert_new(dialect: Any) -> Insert:
-    statement = dialect.insert(voucher_table).on_conflict_do_nothing(index_elements=["redemption_id", "seq"])
-    return statement.returning(voucher_table.c.voucher_id)  # type: ignore[no-any-return]
-
-
-_INSERT = {"postgresql": _insert_new(postgresql), "sqlite": _insert_new(sqlite)}
+_INSERT = insert_if_absent(voucher_table, ["redemption_id", "seq"], voucher_table.c.voucher_id)
 
 
 def insert_new(connection: Connection, items: Sequence[Voucher]) -> int:
@@ -72,7 +68,17 @@ def of_redemption(connection: Connection, redemption_id: str) -> list[Voucher]:
     return [from_row(row) for row in connection.execute(query)]
 
 
-def get(connection: Connection, code: str, *, lock: bool = False) -> tuple[Voucher, str, str, str] | None:
+@dataclass(frozen=True)
+class StoredVoucher:
+    """A voucher with what its use and cancel need from its row and its redemption's."""
+
+    voucher: Voucher
+    redemption_state: str
+    hold_id: str
+    refund_id: str
+
+
+def get(connection: Connection, code: str, *, lock: bool = False) -> StoredVoucher | None:
     """The voucher, its redemption's state and hold id, and the voucher's refund id."""
     query = (
         select(voucher_table, redemption_table.c.state.label("redemption_state"), redemption_table.c.hold_id)
@@ -82,12 +88,24 @@ def get(connection: Connection, code: str, *, lock: bool = False) -> tuple[Vouch
     if lock:
         query = query.with_for_update(of=voucher_table)
     row = connection.execute(query).first()
-    return None if row is None else (from_row(row), row.redemption_state, row.hold_id, row.refund_id)
+    if row is None:
+        return None
+    return StoredVoucher(
+        voucher=from_row(row), redemption_state=row.redemption_state, hold_id=row.hold_id, refund_id=row.refund_id
+    )
+
+
+@dataclass(frozen=True)
+class ListedVoucher:
+    """A voucher in a listing, with the row id the next page starts after."""
+
+    voucher_id: int
+    voucher: Voucher
 
 
 def list_page(
     connection: Connection, account_number: str, states: Sequence[str], after_id: int, limit: int
-) -> list[tuple[int, Voucher]]:
+) -> list[ListedVoucher]:
     """Vouchers of completed redemptions, newest first."""
     query = (
         select(voucher_table)
@@ -105,7 +123,7 @@ def list_page(
         query = query.where(voucher_table.c.state.in_(states))
     if after_id:
         query = query.where(voucher_table.c.voucher_id < after_id)
-    return [(row.voucher_id, from_row(row)) for row in connection.execute(query)]
+    return [ListedVoucher(voucher_id=row.voucher_id, voucher=from_row(row)) for row in connection.execute(query)]
 
 
 def set_state(connection: Connection, code: str, from_states: Sequence[str], to_state: str, **values: Any) -> bool:

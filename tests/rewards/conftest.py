@@ -1,4 +1,5 @@
-"""Fixtures for rewards_svc: a controllable clock, an in-memory stand-in for the ledger, a migrated service."""
+"""Fixtures for rewards_svc: a controllable clock, an in-memory stand-in for the ledger, migrated services, and one
+region's ledger and rewards servers on real ports."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ import pytest
 from carbon.ledger.v1 import ledger_service_pb2 as ledger_pb2
 from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc as rewards_pb2_grpc
-from rewards_svc.catalog import load_catalog
-from rewards_svc.redemption import Checkpoint, no_checkpoint
-from rewards_svc.server import SERVICE_NAME, RewardsServiceServicer, build_service
-from rewards_svc.service import RewardsService
+from rewards_svc.server import SERVICE_NAME, RewardsServices, RewardsServiceServicer, build_services
+from rewards_svc.service.checkpoints import Checkpoint, no_checkpoint
 from service_kit import db
+from service_kit.accounts import new_account_number
+from service_kit.errors import FailedPrecondition
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from tests.rewards.rewards_fake_ledger import FakeLedger, FakeLedgerServicer
@@ -61,26 +62,39 @@ def ledger() -> FakeLedger:
     return FakeLedger()
 
 
+def funded(ledger: FakeLedger, region: str, points: int) -> str:
+    """A new account of the region with `points` in the fake ledger."""
+    account = new_account_number(region)
+    ledger.fund(account, points)
+    return account
+
+
+def refusal(call: object, *args: object) -> str:
+    """The reason of the FailedPrecondition the call raises."""
+    with pytest.raises(FailedPrecondition) as refused:
+        call(*args)  # type: ignore[operator]
+    return refused.value.reason
+
+
 class MakeService(Protocol):
-    def __call__(self, checkpoint: Checkpoint = no_checkpoint) -> RewardsService: ...
+    def __call__(self, checkpoint: Checkpoint = no_checkpoint) -> RewardsServices: ...
 
 
 @pytest.fixture
 def make_service(database_url: str, ledger: FakeLedger, clock: ManualClock) -> Iterator[MakeService]:
     engine = db.make_engine(database_url)
     db.migrate("rewards_svc", engine)
+    settings = Settings(service="rewards_svc", region_code="330000")
 
-    def make(checkpoint: Checkpoint = no_checkpoint) -> RewardsService:
-        service = RewardsService(engine, ledger, "330000", clock, checkpoint=checkpoint)
-        service.seed(load_catalog())
-        return service
+    def make(checkpoint: Checkpoint = no_checkpoint) -> RewardsServices:
+        return build_services(settings, engine, ledger=ledger, clock=clock, checkpoint=checkpoint)
 
     yield make
     engine.dispose()
 
 
 @pytest.fixture
-def service(make_service: MakeService) -> RewardsService:
+def service(make_service: MakeService) -> RewardsServices:
     return make_service()
 
 
@@ -167,7 +181,7 @@ def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
                 rewards_url or f"sqlite:///{tmp_path / f'rewards-{region}.db'}", pool_size=40
             )
             db.migrate("rewards_svc", rewards_engine)
-            rewards_servicer = RewardsServiceServicer(build_service(settings, rewards_engine))
+            rewards_servicer = RewardsServiceServicer(build_services(settings, rewards_engine))
             rewards_server = start_server(
                 settings,
                 [Registration(rewards_pb2_grpc.add_RewardsServiceServicer_to_server, rewards_servicer, SERVICE_NAME)],

@@ -12,7 +12,7 @@ import grpc
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
-from rewards_svc.ledger_client import HoldState, HoldView, LedgerRefused, LedgerUnavailable, TransferOutcome
+from rewards_svc.clients import HoldState, HoldView, LedgerRefused, LedgerUnavailable, TransferOutcome
 from service_kit.errors import FailedPrecondition, NotFound
 
 

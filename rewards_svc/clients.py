@@ -1,4 +1,5 @@
-"""The ledger as rewards_svc sees it: a few calls over gRPC (carbon.ledger.v1), each with a deadline.
+"""Clients of other services: the ledger as rewards_svc sees it, a few calls over gRPC (carbon.ledger.v1), each with
+a deadline.
 
 Failures come back as two kinds: LedgerRefused (final: the ledger said no, with its status code and reason) and
 LedgerUnavailable (the outcome is unknown or the ledger is down: retry with the same idempotency key).
@@ -14,9 +15,10 @@ from google.protobuf import duration_pb2
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from service_kit.channels import open_channel
+from service_kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from service_kit.settings import Settings
 from service_kit.status import error_details
-from service_kit.telemetry import instrument_channel
 
 REDEMPTION_ACCOUNT = "system:redemption"
 DONATION_ACCOUNT = "system:donation"
@@ -41,6 +43,15 @@ class LedgerRefused(Exception):
         self.reason = reason
         self.message = message
         self.metadata = metadata
+
+    def as_domain_error(self) -> DomainError:
+        """The refusal as rewards' own error, keeping its code and reason (INSUFFICIENT_POINTS stays that)."""
+        metadata = dict(self.metadata)
+        if self.code == grpc.StatusCode.INVALID_ARGUMENT:
+            return InvalidArgument(metadata.pop("field", "account_number"), self.message, self.reason, metadata)
+        if self.code == grpc.StatusCode.NOT_FOUND:
+            return NotFound(self.reason or "NOT_FOUND", self.message, metadata)
+        return FailedPrecondition(self.reason or "LEDGER_REFUSED", self.message, metadata)
 
 
 class LedgerUnavailable(Exception):
@@ -89,13 +100,16 @@ _HOLD_STATES = {
 
 
 def _view(info: pb.HoldInfo) -> HoldView:
-    return HoldView(info.hold_id, _HOLD_STATES.get(info.state, HoldState.PENDING), info.amount_points)
+    state = _HOLD_STATES.get(info.state, HoldState.PENDING)
+    return HoldView(hold_id=info.hold_id, state=state, amount_points=info.amount_points)
 
 
 def _outcome(result: pb.TransferResult) -> TransferOutcome:
     if result.status in (pb.TRANSFER_STATUS_POSTED, pb.TRANSFER_STATUS_ALREADY_POSTED):
-        return TransferOutcome(True)
-    return TransferOutcome(False, result.failure_reason or "TRANSFER_FAILED", result.failure_message)
+        return TransferOutcome(posted=True)
+    return TransferOutcome(
+        posted=False, failure_reason=result.failure_reason or "TRANSFER_FAILED", failure_message=result.failure_message
+    )
 
 
 def _translate(error: grpc.RpcError) -> Exception:
@@ -106,10 +120,11 @@ def _translate(error: grpc.RpcError) -> Exception:
 
 
 class GrpcLedger:
-    """The ledger over one long-lived channel (create it after any fork)."""
+    """The ledger over one long-lived channel (create it after any fork); with settings naming a CA it is mutual TLS
+    with this process's certificate."""
 
-    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
-        self._channel = instrument_channel(grpc.insecure_channel(address))
+    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
+        self._channel = open_channel(address, settings)
         self._stub = pb_grpc.LedgerServiceStub(self._channel)
         self._deadline_s = deadline_s
 
@@ -119,7 +134,7 @@ class GrpcLedger:
         if not address:
             raise ValueError("CARBON_LEDGER_ADDRESS is not set: rewards_svc needs its region's ledger")
         deadline_s = float(settings.extra.get("CARBON_LEDGER_DEADLINE_S", DEFAULT_DEADLINE_S))
-        return cls(address, deadline_s)
+        return cls(address, deadline_s, settings)
 
     def close(self) -> None:
         self._channel.close()

@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from rewards_svc import store
-from rewards_svc.domain import (
+from rewards_svc.clients import Ledger, LedgerRefused, LedgerUnavailable
+from rewards_svc.domain.charity import (
     CharityProject,
-    Clock,
+    Donation,
+    DonationState,
     donation_transfer_id,
     donation_units,
-    require_account,
-    require_request_id,
 )
-from rewards_svc.ledger_client import Ledger, LedgerRefused, LedgerUnavailable
-from rewards_svc.redemption import idempotency_reused, mirror
+from rewards_svc.domain.requests import require_account, require_request_id
+from rewards_svc.service.idempotency import idempotency_reused
+from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-
-
-@dataclass(frozen=True)
-class Donation:
-    donation_id: str
-    project: CharityProject
-    units: int
 
 
 class Charity:
@@ -69,7 +62,7 @@ class Charity:
                         region_code=self._region_code,
                         amount_points=amount_points,
                         units=units,
-                        state="PENDING",
+                        state=DonationState.PENDING,
                         failure_reason="",
                         created_at=self._clock(),
                     )
@@ -80,13 +73,13 @@ class Charity:
                 raise idempotency_reused(request_id)
             donation_id = row.donation_id
         self.finish_donation(donation_id)
-        return Donation(donation_id, self._project(project_id), units)
+        return Donation(donation_id=donation_id, project=self._project(project_id), units=units)
 
     def finish_donation(self, donation_id: str) -> None:
         """Posts a PENDING donation (idempotent by its transfer id) and counts its impact; raises why it failed."""
         with self._engine.connect() as connection:
             row = store.charity.get_donation(connection, donation_id=donation_id)
-        if row.state == "PENDING":
+        if row.state == DonationState.PENDING:
             try:
                 outcome = self._ledger.donate(
                     donation_transfer_id(donation_id), row.account_number, row.amount_points, donation_id
@@ -97,14 +90,16 @@ class Charity:
                 ) from None
             except LedgerRefused as refused:
                 with self._engine.begin() as connection:
-                    store.charity.set_donation_state(connection, donation_id, "FAILED", refused.reason)
-                raise mirror(refused) from None
+                    store.charity.set_donation_state(connection, donation_id, DonationState.FAILED, refused.reason)
+                raise refused.as_domain_error() from None
             with self._engine.begin() as connection:
                 if not outcome.posted:
-                    store.charity.set_donation_state(connection, donation_id, "FAILED", outcome.failure_reason)
-                elif store.charity.set_donation_state(connection, donation_id, "COMPLETED"):
+                    store.charity.set_donation_state(
+                        connection, donation_id, DonationState.FAILED, outcome.failure_reason
+                    )
+                elif store.charity.set_donation_state(connection, donation_id, DonationState.COMPLETED):
                     store.charity.add_impact(connection, row.project_id, row.region_code, row.units, row.amount_points)
             with self._engine.connect() as connection:
                 row = store.charity.get_donation(connection, donation_id=donation_id)
-        if row.state == "FAILED":
+        if row.state == DonationState.FAILED:
             raise FailedPrecondition(row.failure_reason, f"donation failed: {row.failure_reason}")

@@ -1,18 +1,20 @@
-"""Reads the reviewed seed catalog (catalog.yaml) into rewards and charity projects, checking every entry."""
+"""Reads the reviewed seed catalog (seed_catalog.yaml, beside this module) into rewards and charity projects,
+checking every entry. Seeding adds what the database lacks and never overwrites (ops changes win)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rewards_svc.domain import CharityProject, Reward, utc, validate_reward
+from rewards_svc.domain.catalog import Reward, validate_reward
+from rewards_svc.domain.charity import CharityProject
 from service_kit.errors import InvalidArgument
 
-CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
+CATALOG_PATH = Path(__file__).with_name("seed_catalog.yaml")
 
 
 class CatalogError(ValueError):
@@ -20,7 +22,7 @@ class CatalogError(ValueError):
 
 
 @dataclass(frozen=True)
-class Catalog:
+class SeedCatalog:
     rewards: list[Reward]
     projects: list[CharityProject]
 
@@ -31,7 +33,7 @@ def _moment(value: Any, where: str) -> datetime | None:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     if moment.tzinfo is None:
         raise CatalogError(f"{where}: give the time zone, e.g. +08:00")
-    return utc(moment)
+    return moment.astimezone(UTC)
 
 
 def _reward(entry: dict[str, Any], defaults: dict[str, Any]) -> Reward:
@@ -82,7 +84,7 @@ def _project(entry: dict[str, Any]) -> CharityProject:
     return project
 
 
-def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+def load_catalog(path: Path = CATALOG_PATH) -> SeedCatalog:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict):
         raise CatalogError(f"{path}: expected a mapping at the top")
@@ -93,4 +95,4 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
         duplicates = sorted({item for item in ids if ids.count(item) > 1})
         if duplicates:
             raise CatalogError(f"{path}: {kind} ids appear twice: {', '.join(duplicates)}")
-    return Catalog(rewards, projects)
+    return SeedCatalog(rewards=rewards, projects=projects)

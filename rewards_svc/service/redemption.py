@@ -1,0 +1,308 @@
+"""Redeem: points for vouchers, as a state machine that survives a crash at any step (docs/adr/0300).
+
+Reserve (one local transaction: PENDING redemption + stock) → ledger Hold → issue vouchers (local) → ledger
+CommitHold → COMPLETED. `resolve` finishes or unwinds a PENDING redemption from the ledger's hold state; the recovery
+pass and a retried request both use it. No database transaction is open during a ledger call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+
+from rewards_svc import store
+from rewards_svc.clients import REDEMPTION_ACCOUNT, HoldState, Ledger, LedgerRefused, LedgerUnavailable
+from rewards_svc.domain.catalog import Reward, has_counted_stock, reward_not_found
+from rewards_svc.domain.limits import NO_USAGE, is_limited, limit_units, period_starts
+from rewards_svc.domain.redemption import (
+    RedeemRequest,
+    Redemption,
+    RedemptionState,
+    check_redeemable,
+    new_redemption,
+    validate_redeem,
+    vouchers_for,
+)
+from rewards_svc.domain.vouchers import Voucher
+from rewards_svc.service.checkpoints import Checkpoint, no_checkpoint
+from rewards_svc.service.idempotency import idempotency_reused
+from service_kit.clock import Clock
+from service_kit.errors import FailedPrecondition, NotFound, Unavailable
+
+log = logging.getLogger("carbon.rewards.redemption")
+
+
+def pending_error(redemption_id: str) -> Unavailable:
+    return Unavailable(
+        "REDEMPTION_PENDING",
+        "the ledger did not answer; retry with the same request_id to finish",
+        {"redemption_id": redemption_id},
+    )
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A new PENDING redemption and the reward it was checked against (its terms and voucher lifetime)."""
+
+    redemption: Redemption
+    reward: Reward
+
+
+class Redemptions:
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        region_code: str,
+        clock: Clock,
+        *,
+        hold_timeout_s: int = 600,
+        checkpoint: Checkpoint = no_checkpoint,
+    ) -> None:
+        self._engine = engine
+        self._ledger = ledger
+        self._region_code = region_code
+        self._clock = clock
+        self._hold_timeout_s = hold_timeout_s
+        self._checkpoint = checkpoint
+
+    def redeem(
+        self, request_id: str, account_number: str, reward_id: str, quantity: int, region_code: str
+    ) -> Redemption:
+        """Redeems in `region_code`, or in this service's region when it is empty."""
+        request = RedeemRequest(
+            request_id=request_id,
+            account_number=account_number,
+            reward_id=reward_id,
+            quantity=quantity,
+            region_code=region_code or self._region_code,
+        )
+        validate_redeem(request)
+        # One pooled connection for the whole redemption (the pool is sized to the worker threads); no transaction
+        # is open while the ledger is called.
+        with self._engine.connect() as connection:
+            reserved = self._reserve(connection, request)
+            if isinstance(reserved, Reserved):
+                return self._drive(connection, reserved.redemption, reserved.reward)
+            if not reserved.same_request(request):
+                raise idempotency_reused(request_id)
+            return self._replay(connection, reserved)
+
+    def get(self, redemption_id: str) -> Redemption:
+        redemption = self.find(redemption_id=redemption_id)
+        if redemption is None:
+            raise NotFound("REDEMPTION_NOT_FOUND", f"no redemption {redemption_id}")
+        return redemption
+
+    def find(self, *, redemption_id: str = "", request_id: str = "") -> Redemption | None:
+        with self._engine.connect() as connection:
+            return store.redemptions.get(connection, redemption_id=redemption_id, request_id=request_id)
+
+    def _replay(self, connection: Connection, redemption: Redemption) -> Redemption:
+        """The answer for a redemption stored earlier: finished if it can be, else why not."""
+        if redemption.state == RedemptionState.PENDING:
+            try:
+                redemption = self._resolve(connection, redemption.redemption_id)
+            except LedgerUnavailable:
+                raise pending_error(redemption.redemption_id) from None
+        if redemption.state == RedemptionState.FAILED:
+            raise FailedPrecondition(
+                redemption.failure_reason,
+                f"redemption {redemption.redemption_id} failed: {redemption.failure_reason}",
+                {"redemption_id": redemption.redemption_id},
+            )
+        if redemption.state == RedemptionState.PENDING:
+            raise pending_error(redemption.redemption_id)
+        return redemption
+
+    # --- step 1: reserve ------------------------------------------------------------------------------------------
+
+    def _reserve(self, connection: Connection, request: RedeemRequest) -> Reserved | Redemption:
+        """One local transaction: the checks, the PENDING redemption and the stock it takes; or a FAILED record.
+
+        Returns the new redemption with the reward it was checked against, or the redemption stored first under
+        this request id (a retry: nothing is written). Raises the refusal of a new request.
+        """
+        now = self._clock()
+        redemption_id = uuid.uuid4().hex
+        with connection.begin():
+            reward = self._reward_to_check(connection, request.reward_id)
+            if reward is None:
+                existing = store.redemptions.get(connection, request_id=request.request_id)
+                if existing is not None:
+                    return existing
+                raise reward_not_found(request.reward_id)
+            refusal = self._refusal(connection, request, reward, now)
+            redemption = new_redemption(redemption_id, request, reward, now, refusal.reason if refusal else "")
+            if not store.redemptions.insert(connection, redemption, limit_units(reward, request.quantity)):
+                existing = store.redemptions.get(connection, request_id=request.request_id)
+                assert existing is not None  # the insert met it
+                return existing
+            if refusal is None and has_counted_stock(reward):
+                store.rewards.change_stock(connection, reward.reward_id, -request.quantity)
+        if refusal is not None:
+            raise refusal
+        return Reserved(redemption=redemption, reward=reward)
+
+    @staticmethod
+    def _reward_to_check(connection: Connection, reward_id: str) -> Reward | None:
+        reward = store.rewards.get(connection, reward_id)
+        if reward is not None and (has_counted_stock(reward) or is_limited(reward)):
+            # Counted stock and per-account limits need redemptions of this reward one at a time.
+            reward = store.rewards.get(connection, reward_id, lock=True)
+        return reward
+
+    @staticmethod
+    def _refusal(
+        connection: Connection, request: RedeemRequest, reward: Reward, now: datetime
+    ) -> FailedPrecondition | None:
+        """Why the reward cannot be redeemed now, if it cannot; usage is counted only where limits apply."""
+        usage = NO_USAGE
+        if is_limited(reward):
+            day_start, month_start = period_starts(now)
+            usage = store.redemptions.usage(
+                connection, request.account_number, reward.reward_id, day_start, month_start
+            )
+        try:
+            check_redeemable(reward, request.region_code, request.quantity, usage, now)
+        except FailedPrecondition as refusal:
+            return refusal
+        return None
+
+    # --- steps 2 to 5: hold, vouchers, commit, complete -----------------------------------------------------------
+
+    def _drive(self, connection: Connection, redemption: Redemption, reward: Reward) -> Redemption:
+        """The forward path of a fresh redemption; the answer is built from what was written, not read back."""
+        try:
+            self._ledger.hold(
+                redemption.hold_id,
+                redemption.account_number,
+                redemption.amount_points,
+                self._hold_timeout_s,
+                reference=redemption.redemption_id,
+            )
+        except LedgerRefused as refused:
+            self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
+            raise refused.as_domain_error() from None
+        except LedgerUnavailable:
+            return self._replay(connection, redemption)
+        self._checkpoint("after_hold")
+        issued = self._issue_vouchers(connection, redemption, reward)
+        if issued is None:
+            # Someone else unwound it while our hold was on its way: give the points back.
+            self._release_quietly(redemption.hold_id)
+            return self._replay(connection, self._get(connection, redemption.redemption_id))
+        self._checkpoint("after_vouchers")
+        try:
+            self._ledger.commit_hold(redemption.hold_id, REDEMPTION_ACCOUNT)
+        except (LedgerRefused, LedgerUnavailable):
+            return self._replay(connection, self._get(connection, redemption.redemption_id))
+        if not self._complete(connection, redemption.redemption_id):
+            return self._get(connection, redemption.redemption_id)  # another finisher moved it first
+        return dataclasses.replace(redemption, state=RedemptionState.COMPLETED, vouchers=issued)
+
+    def resolve(self, redemption_id: str) -> Redemption:
+        """Finishes or unwinds a PENDING redemption from the ledger's hold. Raises LedgerUnavailable."""
+        with self._engine.connect() as connection:
+            return self._resolve(connection, redemption_id)
+
+    def _resolve(self, connection: Connection, redemption_id: str) -> Redemption:
+        redemption = self._get(connection, redemption_id)
+        if redemption.state != RedemptionState.PENDING:
+            return redemption
+        hold = self._ledger.get_hold(redemption.hold_id)
+        if hold is None:
+            # The Hold may still be on its way (a retry racing the first attempt): unwind only if no voucher
+            # proves it landed since we looked.
+            self._unwind(connection, redemption_id, "HOLD_NOT_PLACED", unless_vouchers_issued=True)
+        elif hold.state in (HoldState.RELEASED, HoldState.EXPIRED):
+            self._unwind(connection, redemption_id, f"HOLD_{hold.state}")
+        elif hold.state == HoldState.PENDING:
+            self._go_forward(connection, redemption)
+        else:  # committed: the points are gone, so the vouchers must exist
+            self._issue_vouchers(connection, redemption)
+            self._complete(connection, redemption_id)
+        return self._get(connection, redemption_id)
+
+    def _go_forward(self, connection: Connection, redemption: Redemption) -> None:
+        """A PENDING hold: issue the vouchers if missing and commit; a refused commit that did not land unwinds."""
+        if self._issue_vouchers(connection, redemption) is None:
+            return
+        try:
+            self._ledger.commit_hold(redemption.hold_id, REDEMPTION_ACCOUNT)
+        except LedgerRefused:
+            after = self._ledger.get_hold(redemption.hold_id)
+            if after is None or after.state != HoldState.COMMITTED:
+                self._release_quietly(redemption.hold_id)
+                self._unwind(connection, redemption.redemption_id, "HOLD_COMMIT_REFUSED")
+                return
+        self._complete(connection, redemption.redemption_id)
+
+    def _get(self, connection: Connection, redemption_id: str) -> Redemption:
+        with connection.begin():
+            redemption = store.redemptions.get(connection, redemption_id=redemption_id)
+        if redemption is None:
+            raise NotFound("REDEMPTION_NOT_FOUND", f"no redemption {redemption_id}")
+        return redemption
+
+    def _issue_vouchers(
+        self, connection: Connection, redemption: Redemption, reward: Reward | None = None
+    ) -> tuple[Voucher, ...] | None:
+        """Creates the vouchers once, under the redemption's row lock; None when it is no longer PENDING.
+
+        `reward` is the one the redemption was checked against (its terms and voucher lifetime); read when absent.
+        """
+        now = self._clock()
+        redemption_id = redemption.redemption_id
+        with connection.begin():
+            if store.redemptions.lock_state(connection, redemption_id) != RedemptionState.PENDING:
+                return None
+            if reward is None:
+                reward = store.rewards.get(connection, redemption.reward_id)
+                assert reward is not None  # a foreign key
+            planned = vouchers_for(redemption, reward, now)
+            if store.vouchers.insert_new(connection, planned) == len(planned):
+                return planned
+            return tuple(store.vouchers.of_redemption(connection, redemption_id))  # issued by an earlier attempt
+
+    def _complete(self, connection: Connection, redemption_id: str) -> bool:
+        with connection.begin():
+            return store.redemptions.set_state(
+                connection, redemption_id, RedemptionState.PENDING, RedemptionState.COMPLETED, self._clock()
+            )
+
+    def _unwind(
+        self, connection: Connection, redemption_id: str, reason: str, *, unless_vouchers_issued: bool = False
+    ) -> None:
+        """PENDING → FAILED, once: the stock comes back and any vouchers issued are cancelled.
+
+        With unless_vouchers_issued (we saw no hold), issued vouchers prove the hold was placed after we looked and
+        may be committed any moment: then nothing changes, and the next resolve reads the hold again.
+        """
+        now = self._clock()
+        with connection.begin():
+            if store.redemptions.lock_state(connection, redemption_id) != RedemptionState.PENDING:
+                return
+            redemption = store.redemptions.get(connection, redemption_id=redemption_id)
+            if redemption is not None and unless_vouchers_issued and redemption.vouchers:
+                log.warning("unwind skipped: vouchers prove the hold landed", extra={"redemption_id": redemption_id})
+                return
+            if redemption is None or not store.redemptions.set_state(
+                connection, redemption_id, RedemptionState.PENDING, RedemptionState.FAILED, now, reason
+            ):
+                return
+            store.rewards.change_stock(connection, redemption.reward_id, redemption.quantity)
+            store.vouchers.cancel_of_redemption(connection, redemption_id, now)
+        log.info("redemption unwound", extra={"redemption_id": redemption_id, "reason": reason})
+
+    def _release_quietly(self, hold_id: str) -> None:
+        try:
+            self._ledger.release_hold(hold_id)
+        except (LedgerRefused, LedgerUnavailable) as error:
+            # The hold times out on its own; nothing is lost, the points are only locked until then.
+            log.warning("hold release failed", extra={"hold_id": hold_id, "error": str(error)})

@@ -1,0 +1,66 @@
+"""Recovery of redemptions left halfway: a crash between hold and commit, a stale "no hold" reading, an unanswered
+hold the ledger never placed."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewards_svc.domain.redemption import RedemptionState
+from rewards_svc.domain.vouchers import VoucherState
+from rewards_svc.server import RewardsServices
+from service_kit.errors import Unavailable
+from tests.rewards.conftest import Crash, MakeService, crash_at, funded
+from tests.rewards.rewards_fake_ledger import FakeLedger
+
+
+@pytest.mark.parametrize("step", ["after_hold", "after_vouchers"])
+def test_a_crash_between_hold_and_commit_is_finished_by_recovery(
+    make_service: MakeService, ledger: FakeLedger, step: str
+) -> None:
+    account = funded(ledger, "310000", 7200)
+    with pytest.raises(Crash):
+        make_service(crash_at(step)).redemptions.redeem("r1", account, "shanghai-health-check", 1, "310000")
+    restarted = make_service()
+    report = restarted.recovery.recover()
+    assert report.redemptions_resolved == 1
+    redemption = restarted.redemptions.find(request_id="r1")
+    assert redemption is not None and redemption.state == RedemptionState.COMPLETED
+    assert len(redemption.vouchers) == 1 and ledger.balances[account] == 0
+
+
+def test_a_stale_no_hold_reading_never_unwinds_a_redemption_whose_vouchers_are_issued(
+    make_service: MakeService, ledger: FakeLedger
+) -> None:
+    # A retry's resolve read "no hold" just before the first attempt's Hold landed; the first attempt then issued
+    # the vouchers and is about to commit. Unwinding now would cancel the vouchers of points about to be taken.
+    account = funded(ledger, "310000", 7200)
+    with pytest.raises(Crash):
+        make_service(crash_at("after_vouchers")).redemptions.redeem("r1", account, "shanghai-health-check", 1, "310000")
+    restarted = make_service()
+    pending = restarted.redemptions.find(request_id="r1")
+    assert pending is not None and pending.state == RedemptionState.PENDING
+    ledger.stale_once.add(pending.hold_id)
+    assert restarted.redemptions.resolve(pending.redemption_id).state == RedemptionState.PENDING
+    after_stale_read = restarted.redemptions.find(request_id="r1")
+    assert after_stale_read is not None
+    assert all(voucher.state == VoucherState.ISSUED for voucher in after_stale_read.vouchers)
+    restarted.recovery.recover()
+    done = restarted.redemptions.find(request_id="r1")
+    assert done is not None and done.state == RedemptionState.COMPLETED
+    assert ledger.balances[account] == 0 and len(done.vouchers) == 1
+
+
+def test_an_unanswered_hold_is_unwound_when_the_ledger_never_placed_it(
+    service: RewardsServices, ledger: FakeLedger
+) -> None:
+    account = funded(ledger, "310000", 7200)
+    ledger.down = True
+    with pytest.raises(Unavailable):
+        service.redemptions.redeem("r1", account, "shanghai-health-check", 1, "310000")
+    assert service.catalog.get_reward("shanghai-health-check").stock == 1999
+    ledger.down = False
+    service.recovery.recover()
+    redemption = service.redemptions.find(request_id="r1")
+    assert redemption is not None and redemption.state == RedemptionState.FAILED
+    assert service.catalog.get_reward("shanghai-health-check").stock == 2000
+    assert ledger.available(account) == 7200
