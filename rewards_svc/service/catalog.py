@@ -10,17 +10,21 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from rewards_svc import store
-from rewards_svc.domain.catalog import Reward, apply_update, available_in, retire, validate_category, validate_reward
+from rewards_svc.domain.catalog import (
+    Reward,
+    apply_update,
+    available_in,
+    retire,
+    reward_not_found,
+    validate_category,
+    validate_reward,
+)
 from rewards_svc.domain.requests import fingerprint, require_region_code, require_request_id
 from rewards_svc.domain.seed_catalog import SeedCatalog
 from rewards_svc.service.idempotency import once
 from service_kit.clock import Clock
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
 from service_kit.paging import page_size
-
-
-def reward_not_found(reward_id: str) -> NotFound:
-    return NotFound("REWARD_NOT_FOUND", f"no reward {reward_id}", {"reward_id": reward_id})
 
 
 class Catalog:
