@@ -199,8 +199,9 @@ class SubmitEventsRequest(_message.Message):
     not registered or not active.
     """
     batch_id: _builtins.str
-    """Optional. The partner's id for this batch, any text; signed and stored with each event for tracing. Batches are
-    not deduplicated by it (idempotency is per event); no limit beyond the 32 MiB message bound.
+    """Optional. The partner's id for this batch, at most 128 characters (a bound only the store enforces yet: a longer
+    one fails the batch with INTERNAL on PostgreSQL); signed and stored with each event for tracing. Batches are not
+    deduplicated by it (idempotency is per event).
     """
     key_id: _builtins.str
     """Required. The id of the secret that signed: the partner's active key (Partner.active_key_id) or an earlier key
@@ -805,7 +806,9 @@ class Partner(_message.Message):
     partner_id: _builtins.str
     """Required. 2-64 characters of a-z 0-9 _ . -, starting with a letter or digit, e.g. "hz-metro"."""
     name: _builtins.str
-    """Required (not blank). Display name."""
+    """Required (not blank). Display name, at most 200 characters (a bound only the store enforces yet: a longer one
+    fails with INTERNAL on PostgreSQL).
+    """
     kind: Global___PartnerKind.ValueType
     """Required (not UNSPECIFIED). What kind of organisation it is."""
     rate_limit_per_second: _builtins.int
@@ -855,7 +858,9 @@ class RegisterPartnerRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PARTNER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Required (not empty). Idempotency key of the registration."""
+    """Required (not empty). Idempotency key of the registration, at most 128 characters (a bound only the store
+    enforces yet: a longer one fails with INTERNAL on PostgreSQL).
+    """
     @_builtins.property
     def partner(self) -> Global___Partner:
         """Required. The partner (active_key_id and active are ignored)."""
@@ -1013,7 +1018,9 @@ class RotatePartnerSecretRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PARTNER_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Required (not empty). Idempotency key of the rotation."""
+    """Required (not empty). Idempotency key of the rotation, unique across partners, at most 128 characters (a bound
+    only the store enforces yet: a longer one fails with INTERNAL on PostgreSQL).
+    """
     partner_id: _builtins.str
     """Required. The partner whose secret to rotate."""
     def __init__(

@@ -88,8 +88,8 @@ class IngestServiceStub:
     """
     RegisterPartner: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.RegisterPartnerRequest, _ingest_service_pb2.RegisterPartnerResponse]
     """Registers a data partner with what it may report, and issues its first signing secret (key id "k1").
-    Idempotency: request_id: a retry with the same request_id returns the stored partner and the same secret (the
-    body of the retry is not compared).
+    Idempotency: request_id with partner.partner_id: a retry returns the stored partner and the same secret (the
+    rest of the retry's body is not compared).
     Errors: INVALID_ARGUMENT (request_id; partner.partner_id, kind, name, allowed_behaviours, allowed_regions,
     rate_limit_per_second); ALREADY_EXISTS PARTNER_EXISTS (the partner_id was registered by another request).
     """
@@ -177,8 +177,8 @@ class IngestServiceAsyncStub(IngestServiceStub):
     """
     RegisterPartner: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.RegisterPartnerRequest, _ingest_service_pb2.RegisterPartnerResponse]  # type: ignore[assignment]
     """Registers a data partner with what it may report, and issues its first signing secret (key id "k1").
-    Idempotency: request_id: a retry with the same request_id returns the stored partner and the same secret (the
-    body of the retry is not compared).
+    Idempotency: request_id with partner.partner_id: a retry returns the stored partner and the same secret (the
+    rest of the retry's body is not compared).
     Errors: INVALID_ARGUMENT (request_id; partner.partner_id, kind, name, allowed_behaviours, allowed_regions,
     rate_limit_per_second); ALREADY_EXISTS PARTNER_EXISTS (the partner_id was registered by another request).
     """
@@ -305,8 +305,8 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.RegisterPartnerResponse, _abc.Awaitable[_ingest_service_pb2.RegisterPartnerResponse]]:
         """Registers a data partner with what it may report, and issues its first signing secret (key id "k1").
-        Idempotency: request_id: a retry with the same request_id returns the stored partner and the same secret (the
-        body of the retry is not compared).
+        Idempotency: request_id with partner.partner_id: a retry returns the stored partner and the same secret (the
+        rest of the retry's body is not compared).
         Errors: INVALID_ARGUMENT (request_id; partner.partner_id, kind, name, allowed_behaviours, allowed_regions,
         rate_limit_per_second); ALREADY_EXISTS PARTNER_EXISTS (the partner_id was registered by another request).
         """

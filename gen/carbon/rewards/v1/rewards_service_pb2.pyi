@@ -182,8 +182,8 @@ class Reward(_message.Message):
     """
     @_builtins.property
     def region_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Optional. 6-digit region codes, each once, where it may be redeemed (RedeemRequest.region_code). Empty:
-        redeemable nationwide.
+        """Optional. 6-digit region codes, each once, where it may be redeemed (RedeemRequest.region_code); at most 100
+        (a bound only the store enforces yet: more fail with INTERNAL on PostgreSQL). Empty: redeemable nationwide.
         """
 
     @_builtins.property
