@@ -262,8 +262,10 @@ class EventResult(_message.Message):
     co2e_grams: _builtins.int
     """Grams of CO2e avoided, rounded down (for a DUPLICATE: as first computed); 0 when REJECTED."""
     ledger_transfer_id: _builtins.str
-    """The ledger transfer that credited the points: "earn-" + the first 40 lowercase hex digits of
-    SHA-256(partner_id + U+001F + event_id), the same on every resubmission. Empty when nothing was credited.
+    """The ledger transfer of the event's credit: "earn-" + the first 40 lowercase hex digits of
+    SHA-256(partner_id + U+001F + event_id), the same on every resubmission. Set when the event earned points (for
+    LEDGER_REJECTED: the transfer the ledger refused); empty otherwise, except that a DUPLICATE of an event that
+    earned no points shows the id although nothing was posted under it.
     """
     reason: _builtins.str
     """Machine-readable reason, UPPER_SNAKE_CASE. For REJECTED: INVALID_EVENT_ID, INVALID_ACCOUNT_REF, INVALID_REGION,
