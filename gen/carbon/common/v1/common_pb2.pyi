@@ -24,30 +24,59 @@ class _DataCategory:
 class _DataCategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DataCategory.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DATA_CATEGORY_UNSPECIFIED: _DataCategory.ValueType  # 0
+    """Not a category: refused wherever a category is required (INVALID_ARGUMENT INVALID_CATEGORY)."""
     DATA_CATEGORY_TRANSIT: _DataCategory.ValueType  # 1
+    """Bus and metro trips, e.g. transit_trip."""
     DATA_CATEGORY_CYCLING: _DataCategory.ValueType  # 2
+    """Shared-bike rides, e.g. bike_km."""
     DATA_CATEGORY_EV_CHARGING: _DataCategory.ValueType  # 3
+    """Electric-vehicle charging, e.g. ev_charging_kwh."""
     DATA_CATEGORY_FOOD_DELIVERY: _DataCategory.ValueType  # 4
+    """Delivery orders and meals, e.g. clean_plate."""
     DATA_CATEGORY_SHOPPING: _DataCategory.ValueType  # 5
+    """Purchases, e.g. green_appliance, reusable_bag."""
     DATA_CATEGORY_GARBAGE_SORTING: _DataCategory.ValueType  # 6
+    """Sorting and recycling, e.g. garbage_sorting, sorting_supervisor_day, recycling_kg."""
     DATA_CATEGORY_COMMUNITY_ACTIVITY: _DataCategory.ValueType  # 7
+    """Volunteering and community activities, e.g. tree_planting, water_governance_volunteer."""
     DATA_CATEGORY_UTILITIES: _DataCategory.ValueType  # 8
+    """Household utilities, e.g. solar_water_heater_day."""
 
 class DataCategory(_DataCategory, metaclass=_DataCategoryEnumTypeWrapper):
     """Types shared by every carbon.* service.
 
-    The categories of personal data a resident consents to, one switch each (PIPL art. 28-29).
+    Conventions of every file in carbon.*.v1 (docs/contract/README.md says more):
+    - Field comments start with "Required", "Optional" or "Ignored" in request messages, and state format, unit,
+      bounds and default. proto3 scalars have no presence: an empty string or a zero is "not set".
+    - Strings are UTF-8; "characters" means Unicode code points, "bytes" means UTF-8 bytes.
+    - Points, grams of CO2e and cents are whole numbers (int64); no float enters money, points or CO2e.
+    - Instants are google.protobuf.Timestamp (UTC); "a day" is a calendar day in China Standard Time (UTC+8).
+    - Errors are a google.rpc.Status with exactly one google.rpc.ErrorInfo (reason in UPPER_SNAKE_CASE, domain
+      "<service>.carbon-account", metadata["field"] naming the bad field of an INVALID_ARGUMENT).
+
+    The categories of personal data a resident consents to, one switch each (PIPL art. 28-29). Each behaviour of the
+    catalog belongs to one category (Behaviour.category; the behaviours named below are examples from the catalog);
+    an event scores only while its owner's consent for that category is in force.
     """
 
 DATA_CATEGORY_UNSPECIFIED: DataCategory.ValueType  # 0
+"""Not a category: refused wherever a category is required (INVALID_ARGUMENT INVALID_CATEGORY)."""
 DATA_CATEGORY_TRANSIT: DataCategory.ValueType  # 1
+"""Bus and metro trips, e.g. transit_trip."""
 DATA_CATEGORY_CYCLING: DataCategory.ValueType  # 2
+"""Shared-bike rides, e.g. bike_km."""
 DATA_CATEGORY_EV_CHARGING: DataCategory.ValueType  # 3
+"""Electric-vehicle charging, e.g. ev_charging_kwh."""
 DATA_CATEGORY_FOOD_DELIVERY: DataCategory.ValueType  # 4
+"""Delivery orders and meals, e.g. clean_plate."""
 DATA_CATEGORY_SHOPPING: DataCategory.ValueType  # 5
+"""Purchases, e.g. green_appliance, reusable_bag."""
 DATA_CATEGORY_GARBAGE_SORTING: DataCategory.ValueType  # 6
+"""Sorting and recycling, e.g. garbage_sorting, sorting_supervisor_day, recycling_kg."""
 DATA_CATEGORY_COMMUNITY_ACTIVITY: DataCategory.ValueType  # 7
+"""Volunteering and community activities, e.g. tree_planting, water_governance_volunteer."""
 DATA_CATEGORY_UTILITIES: DataCategory.ValueType  # 8
+"""Household utilities, e.g. solar_water_heater_day."""
 Global___DataCategory: _TypeAlias = DataCategory  # noqa: Y015
 
 class _Channel:
@@ -57,36 +86,50 @@ class _Channel:
 class _ChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Channel.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CHANNEL_UNSPECIFIED: _Channel.ValueType  # 0
+    """Not a channel: refused wherever a channel is required (INVALID_ARGUMENT INVALID_CHANNEL)."""
     CHANNEL_INTERNET_PLATFORM: _Channel.ValueType  # 1
-    """Alipay, WeChat Pay, Taobao, JD."""
+    """Alipay, WeChat Pay, Taobao, JD. Opening through it requires a ChannelBinding."""
     CHANNEL_GOVERNMENT_APP: _Channel.ValueType  # 2
-    """浙里办, 北京通 and other government apps."""
+    """浙里办, 北京通 and other government apps. Opening through it requires a ChannelBinding."""
     CHANNEL_COMMUNITY_CENTRE: _Channel.ValueType  # 3
-    """Offline community centre, staff-verified."""
+    """Offline community centre, staff-verified. Opening through it requires a phone number, the centre's id and the
+    staff member's id, and takes no ChannelBinding.
+    """
 
 class Channel(_Channel, metaclass=_ChannelEnumTypeWrapper):
-    """The three ways a resident opens an account."""
+    """The three ways a resident opens an account, and the channel a consent was recorded through."""
 
 CHANNEL_UNSPECIFIED: Channel.ValueType  # 0
+"""Not a channel: refused wherever a channel is required (INVALID_ARGUMENT INVALID_CHANNEL)."""
 CHANNEL_INTERNET_PLATFORM: Channel.ValueType  # 1
-"""Alipay, WeChat Pay, Taobao, JD."""
+"""Alipay, WeChat Pay, Taobao, JD. Opening through it requires a ChannelBinding."""
 CHANNEL_GOVERNMENT_APP: Channel.ValueType  # 2
-"""浙里办, 北京通 and other government apps."""
+"""浙里办, 北京通 and other government apps. Opening through it requires a ChannelBinding."""
 CHANNEL_COMMUNITY_CENTRE: Channel.ValueType  # 3
-"""Offline community centre, staff-verified."""
+"""Offline community centre, staff-verified. Opening through it requires a phone number, the centre's id and the
+staff member's id, and takes no ChannelBinding.
+"""
 Global___Channel: _TypeAlias = Channel  # noqa: Y015
 
 @_typing.final
 class ChannelBinding(_message.Message):
-    """A platform user bound to an account: (platform, platform_user_id) is unique per region."""
+    """A platform user bound to an account: (platform, platform_user_id) is unique per region and names at most one
+    account there.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PLATFORM_FIELD_NUMBER: _builtins.int
     PLATFORM_USER_ID_FIELD_NUMBER: _builtins.int
     platform: _builtins.str
-    """Platform code, lower case: "alipay", "wechat_pay", "taobao", "jd", "zheliban", "beijingtong"."""
+    """Required. Platform code: 2-32 characters of a-z 0-9 _, starting with a letter (checked when an account is
+    opened; elsewhere an unknown code simply matches no account), e.g. "alipay", "wechat_pay", "taobao", "jd",
+    "zheliban", "beijingtong".
+    """
     platform_user_id: _builtins.str
+    """Required. The platform's own id of the user: 1-128 printable characters, opaque and compared exactly
+    (case-sensitive, no trimming).
+    """
     def __init__(
         self,
         *,
@@ -103,7 +146,9 @@ Global___ChannelBinding: _TypeAlias = ChannelBinding  # noqa: Y015
 
 @_typing.final
 class AccountRef(_message.Message):
-    """Names one account by any of the ways callers know it."""
+    """Names one account by any of the ways callers know it. Exactly one of the three is set; with none set the reference
+    names no account (INVALID_ACCOUNT_REF).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -111,10 +156,17 @@ class AccountRef(_message.Message):
     BINDING_FIELD_NUMBER: _builtins.int
     PHONE_NUMBER_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
-    """Account number; its first two digits are the home province (GB/T 2260)."""
+    """Account number: 16 ASCII digits = 6-digit home region (GB/T 2260, e.g. 330000) + 9 digits + a Luhn check
+    digit. The home region decides where the account lives; the gateway routes by it.
+    """
     phone_number: _builtins.str
+    """11-digit mainland mobile number without country code or separators, e.g. "13812345678". It names an account
+    only when exactly one open account of the region has it (a phone shared by a family names none).
+    """
     @_builtins.property
-    def binding(self) -> Global___ChannelBinding: ...
+    def binding(self) -> Global___ChannelBinding:
+        """A platform user bound to the account (both parts required)."""
+
     def __init__(
         self,
         *,
@@ -134,7 +186,9 @@ Global___AccountRef: _TypeAlias = AccountRef  # noqa: Y015
 
 @_typing.final
 class Date(_message.Message):
-    """A calendar day in China Standard Time."""
+    """A calendar day in China Standard Time. Where a Date is optional, all three fields zero (or the message unset)
+    means "not given"; otherwise it must be a real calendar day (INVALID_ARGUMENT naming the field).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -142,8 +196,11 @@ class Date(_message.Message):
     MONTH_FIELD_NUMBER: _builtins.int
     DAY_FIELD_NUMBER: _builtins.int
     year: _builtins.int
+    """Year, 1-9999."""
     month: _builtins.int
+    """Month of the year, 1-12."""
     day: _builtins.int
+    """Day of the month, 1-31 and valid for the month and year (29 February only in leap years)."""
     def __init__(
         self,
         *,

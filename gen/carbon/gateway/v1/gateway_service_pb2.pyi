@@ -27,28 +27,49 @@ class _CrossRegionTransferState:
 class _CrossRegionTransferStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CrossRegionTransferState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CROSS_REGION_TRANSFER_STATE_UNSPECIFIED: _CrossRegionTransferState.ValueType  # 0
+    """Not a state; in ListCrossRegionTransfersRequest it means "all"."""
     CROSS_REGION_TRANSFER_STATE_CREATED: _CrossRegionTransferState.ValueType  # 1
+    """Recorded; the hold in the source region is not confirmed yet."""
     CROSS_REGION_TRANSFER_STATE_HELD: _CrossRegionTransferState.ValueType  # 2
+    """The points are held in the source region."""
     CROSS_REGION_TRANSFER_STATE_CREDITED: _CrossRegionTransferState.ValueType  # 3
+    """The destination account was credited; the source hold's commit is pending."""
     CROSS_REGION_TRANSFER_STATE_COMMITTED: _CrossRegionTransferState.ValueType  # 4
+    """Final: the points moved."""
     CROSS_REGION_TRANSFER_STATE_RELEASED: _CrossRegionTransferState.ValueType  # 5
+    """Final: nothing moved (the hold released, or the destination's credit reversed); failure_reason says why."""
     CROSS_REGION_TRANSFER_STATE_UNKNOWN: _CrossRegionTransferState.ValueType  # 6
-    """The outcome of a step is not yet known; the recovery loop resolves it before its deadline."""
+    """The destination was credited but the source could be neither debited nor the credit reversed: the points exist
+    in both regions until an operator resolves it. The gateway raises an alert (XRT_UNKNOWN) and repeats it every 5
+    minutes; it does not resolve this state by itself.
+    """
 
-class CrossRegionTransferState(_CrossRegionTransferState, metaclass=_CrossRegionTransferStateEnumTypeWrapper): ...
+class CrossRegionTransferState(_CrossRegionTransferState, metaclass=_CrossRegionTransferStateEnumTypeWrapper):
+    """Where a cross-region transfer stands."""
 
 CROSS_REGION_TRANSFER_STATE_UNSPECIFIED: CrossRegionTransferState.ValueType  # 0
+"""Not a state; in ListCrossRegionTransfersRequest it means "all"."""
 CROSS_REGION_TRANSFER_STATE_CREATED: CrossRegionTransferState.ValueType  # 1
+"""Recorded; the hold in the source region is not confirmed yet."""
 CROSS_REGION_TRANSFER_STATE_HELD: CrossRegionTransferState.ValueType  # 2
+"""The points are held in the source region."""
 CROSS_REGION_TRANSFER_STATE_CREDITED: CrossRegionTransferState.ValueType  # 3
+"""The destination account was credited; the source hold's commit is pending."""
 CROSS_REGION_TRANSFER_STATE_COMMITTED: CrossRegionTransferState.ValueType  # 4
+"""Final: the points moved."""
 CROSS_REGION_TRANSFER_STATE_RELEASED: CrossRegionTransferState.ValueType  # 5
+"""Final: nothing moved (the hold released, or the destination's credit reversed); failure_reason says why."""
 CROSS_REGION_TRANSFER_STATE_UNKNOWN: CrossRegionTransferState.ValueType  # 6
-"""The outcome of a step is not yet known; the recovery loop resolves it before its deadline."""
+"""The destination was credited but the source could be neither debited nor the credit reversed: the points exist
+in both regions until an operator resolves it. The gateway raises an alert (XRT_UNKNOWN) and repeats it every 5
+minutes; it does not resolve this state by itself.
+"""
 Global___CrossRegionTransferState: _TypeAlias = CrossRegionTransferState  # noqa: Y015
 
 @_typing.final
 class Region(_message.Message):
+    """A federated region and where its services listen."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REGION_CODE_FIELD_NUMBER: _builtins.int
@@ -60,14 +81,23 @@ class Region(_message.Message):
     REWARDS_ADDRESS_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
     region_code: _builtins.str
+    """6-digit GB/T 2260 code, e.g. "330000"."""
     name_en: _builtins.str
+    """English name, e.g. "Zhejiang"."""
     name_zh: _builtins.str
+    """Chinese name, e.g. "浙江"."""
     identity_address: _builtins.str
+    """host:port of the region's IdentityService."""
     ingest_address: _builtins.str
+    """host:port of the region's IngestService (partners submit events there)."""
     ledger_address: _builtins.str
+    """host:port of the region's LedgerService."""
     rewards_address: _builtins.str
+    """host:port of the region's RewardsService."""
     health: _builtins.str
-    """SERVING, NOT_SERVING or UNKNOWN, as last seen."""
+    """"SERVING" when all four services answered their health check within 0.5 s during this call, else
+    "NOT_SERVING".
+    """
     def __init__(
         self,
         *,
@@ -90,12 +120,16 @@ Global___Region: _TypeAlias = Region  # noqa: Y015
 
 @_typing.final
 class ListRegionsRequest(_message.Message):
+    """A page of regions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """Optional. At most this many regions; 0 means 50, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first."""
     def __init__(
         self,
         *,
@@ -112,13 +146,18 @@ Global___ListRegionsRequest: _TypeAlias = ListRegionsRequest  # noqa: Y015
 
 @_typing.final
 class ListRegionsResponse(_message.Message):
+    """A page of regions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REGIONS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """The last region code of this page; empty on the last page."""
     @_builtins.property
-    def regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Region]: ...
+    def regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Region]:
+        """Ordered by region code."""
+
     def __init__(
         self,
         *,
@@ -135,6 +174,8 @@ Global___ListRegionsResponse: _TypeAlias = ListRegionsResponse  # noqa: Y015
 
 @_typing.final
 class DirectoryAccount(_message.Message):
+    """One account of the person, with its balance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
@@ -143,11 +184,15 @@ class DirectoryAccount(_message.Message):
     HELD_POINTS_FIELD_NUMBER: _builtins.int
     ERROR_REASON_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """The account number; empty when the region did not answer."""
     region_code: _builtins.str
+    """The account's (or the silent region's) 6-digit code."""
     available_points: _builtins.int
+    """Spendable points now (ledger Balance.available_points); 0 when error_reason is set."""
     held_points: _builtins.int
+    """Points held by pending holds; 0 when error_reason is set."""
     error_reason: _builtins.str
-    """Set when the region did not answer."""
+    """Empty when answered; REGION_UNAVAILABLE when the region did not answer; else the region's refusal reason."""
     def __init__(
         self,
         *,
@@ -167,11 +212,15 @@ Global___DirectoryAccount: _TypeAlias = DirectoryAccount  # noqa: Y015
 
 @_typing.final
 class GetDirectoryEntryRequest(_message.Message):
+    """Whose accounts to list."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
-    """Any of the person's account numbers; the person is found by the national person key."""
+    """Required. Any of the person's account numbers (16 digits); the person is found by the national person key. The
+    caller must act for its region.
+    """
     def __init__(
         self,
         *,
@@ -187,13 +236,18 @@ Global___GetDirectoryEntryRequest: _TypeAlias = GetDirectoryEntryRequest  # noqa
 
 @_typing.final
 class GetDirectoryEntryResponse(_message.Message):
+    """The person's accounts."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNTS_FIELD_NUMBER: _builtins.int
     TOTAL_AVAILABLE_POINTS_FIELD_NUMBER: _builtins.int
     total_available_points: _builtins.int
+    """The sum of available_points over the entries."""
     @_builtins.property
-    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectoryAccount]: ...
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectoryAccount]:
+        """One entry per account found, region by region in code order (the given account included)."""
+
     def __init__(
         self,
         *,
@@ -210,6 +264,8 @@ Global___GetDirectoryEntryResponse: _TypeAlias = GetDirectoryEntryResponse  # no
 
 @_typing.final
 class CrossRegionTransfer(_message.Message):
+    """A transfer of points between two regions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_ID_FIELD_NUMBER: _builtins.int
@@ -222,17 +278,35 @@ class CrossRegionTransfer(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
+    """The caller's idempotency key."""
     from_account: _builtins.str
+    """The source account (region A)."""
     to_account: _builtins.str
+    """The destination account (region B)."""
     amount_points: _builtins.int
+    """Points moved."""
     state: Global___CrossRegionTransferState.ValueType
+    """Where it stands."""
     failure_reason: _builtins.str
+    """Why it ended as it did: for RELEASED the source ledger's refusal of the hold (e.g. INSUFFICIENT_POINTS),
+    TRANSFER_EXPIRED, HOLD_TOO_CLOSE_TO_EXPIRY, HOLD_<hold state>, CREDIT_REFUSED_<reason> or
+    HOLD_EXPIRED_CREDIT_REVERSED; for COMMITTED, COMMITTED_BY_LATE_DEBIT when the source hold expired after the
+    credit and the source was debited plainly (else empty); for UNKNOWN, REVERSAL_REFUSED_<reason>.
+    """
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was recorded."""
+
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Until when the source hold lives: created_at plus the transfer's life (60 seconds unless the gateway configures
+        CARBON_GATEWAY_TRANSFER_LIFE_MS). A transfer not yet credited by then is released.
+        """
+
     @_builtins.property
-    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it reached COMMITTED, RELEASED or UNKNOWN; unset before."""
+
     def __init__(
         self,
         *,
@@ -256,6 +330,8 @@ Global___CrossRegionTransfer: _TypeAlias = CrossRegionTransfer  # noqa: Y015
 
 @_typing.final
 class CreateCrossRegionTransferRequest(_message.Message):
+    """A transfer to make."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_ID_FIELD_NUMBER: _builtins.int
@@ -263,10 +339,15 @@ class CreateCrossRegionTransferRequest(_message.Message):
     TO_ACCOUNT_FIELD_NUMBER: _builtins.int
     AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
-    """Idempotency key chosen by the caller."""
+    """Required. Idempotency key chosen by the caller, unique at the gateway: 1-64 characters of A-Z a-z 0-9 . _ -."""
     from_account: _builtins.str
+    """Required. The source account (16 digits) in a federated region the caller may act for."""
     to_account: _builtins.str
+    """Required. The destination account (16 digits) in another federated region, belonging to the same person (by the
+    national person key) unless both regions' policy allows transfers between persons.
+    """
     amount_points: _builtins.int
+    """Required. Points to move, 1-10,000,000,000."""
     def __init__(
         self,
         *,
@@ -285,11 +366,15 @@ Global___CreateCrossRegionTransferRequest: _TypeAlias = CreateCrossRegionTransfe
 
 @_typing.final
 class CreateCrossRegionTransferResponse(_message.Message):
+    """The transfer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def transfer(self) -> Global___CrossRegionTransfer: ...
+    def transfer(self) -> Global___CrossRegionTransfer:
+        """As it stands when the call returns (usually COMMITTED or RELEASED)."""
+
     def __init__(
         self,
         *,
@@ -305,10 +390,13 @@ Global___CreateCrossRegionTransferResponse: _TypeAlias = CreateCrossRegionTransf
 
 @_typing.final
 class GetCrossRegionTransferRequest(_message.Message):
+    """Which transfer to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_ID_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
+    """Required. The transfer's id."""
     def __init__(
         self,
         *,
@@ -324,11 +412,15 @@ Global___GetCrossRegionTransferRequest: _TypeAlias = GetCrossRegionTransferReque
 
 @_typing.final
 class GetCrossRegionTransferResponse(_message.Message):
+    """One transfer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def transfer(self) -> Global___CrossRegionTransfer: ...
+    def transfer(self) -> Global___CrossRegionTransfer:
+        """The transfer as it stands."""
+
     def __init__(
         self,
         *,
@@ -344,6 +436,8 @@ Global___GetCrossRegionTransferResponse: _TypeAlias = GetCrossRegionTransferResp
 
 @_typing.final
 class ListCrossRegionTransfersRequest(_message.Message):
+    """A page of transfers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
@@ -351,9 +445,13 @@ class ListCrossRegionTransfersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """Required unless the caller is a national operator: only transfers from or to this account (16 digits)."""
     state: Global___CrossRegionTransferState.ValueType
+    """Optional. Only transfers in this state; UNSPECIFIED for all."""
     page_size: _builtins.int
+    """Optional. At most this many transfers; 0 means 50, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page (with the same filters); empty for the first."""
     def __init__(
         self,
         *,
@@ -372,13 +470,18 @@ Global___ListCrossRegionTransfersRequest: _TypeAlias = ListCrossRegionTransfersR
 
 @_typing.final
 class ListCrossRegionTransfersResponse(_message.Message):
+    """A page of transfers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """The last transfer_id of this page; empty on the last page."""
     @_builtins.property
-    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CrossRegionTransfer]: ...
+    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CrossRegionTransfer]:
+        """Ordered by transfer_id."""
+
     def __init__(
         self,
         *,
@@ -395,6 +498,8 @@ Global___ListCrossRegionTransfersResponse: _TypeAlias = ListCrossRegionTransfers
 
 @_typing.final
 class RedeemAnywhereRequest(_message.Message):
+    """A reward of another region, paid with points of this one."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -403,12 +508,17 @@ class RedeemAnywhereRequest(_message.Message):
     REWARD_ID_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-56 characters of A-Z a-z 0-9 . _ - (the derived ids add a prefix and a suffix)."""
     source_account: _builtins.str
-    """Where the points are."""
+    """Required. Where the points are: an account (16 digits) in a federated region the caller may act for."""
     target_account: _builtins.str
-    """The same person's account in the reward's region."""
+    """Required. The same person's account in the reward's region (another federated region); the vouchers are issued
+    to it.
+    """
     reward_id: _builtins.str
+    """Required. A reward of target_account's region, 1-64 characters; its price there times quantity is transferred."""
     quantity: _builtins.int
+    """Optional. Units, 1-1,000; 0 means 1."""
     def __init__(
         self,
         *,
@@ -428,16 +538,23 @@ Global___RedeemAnywhereRequest: _TypeAlias = RedeemAnywhereRequest  # noqa: Y015
 
 @_typing.final
 class RedeemAnywhereResponse(_message.Message):
+    """The redemption and the transfer that paid for it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_FIELD_NUMBER: _builtins.int
     REDEMPTION_ID_FIELD_NUMBER: _builtins.int
     VOUCHER_CODES_FIELD_NUMBER: _builtins.int
     redemption_id: _builtins.str
+    """The redemption's id in the target region (RewardsService.GetRedemption there)."""
     @_builtins.property
-    def transfer(self) -> Global___CrossRegionTransfer: ...
+    def transfer(self) -> Global___CrossRegionTransfer:
+        """The transfer of the price from source to target, COMMITTED."""
+
     @_builtins.property
-    def voucher_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def voucher_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The codes of the vouchers issued."""
+
     def __init__(
         self,
         *,
@@ -455,6 +572,8 @@ Global___RedeemAnywhereResponse: _TypeAlias = RedeemAnywhereResponse  # noqa: Y0
 
 @_typing.final
 class SettlementPosition(_message.Message):
+    """What one region owes another."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DEBTOR_REGION_FIELD_NUMBER: _builtins.int
@@ -462,9 +581,13 @@ class SettlementPosition(_message.Message):
     POINTS_FIELD_NUMBER: _builtins.int
     AMOUNT_CENTS_FIELD_NUMBER: _builtins.int
     debtor_region: _builtins.str
+    """The region that owes: its residents' points left it."""
     creditor_region: _builtins.str
+    """The region owed: it credited those points."""
     points: _builtins.int
+    """Points owed."""
     amount_cents: _builtins.int
+    """The same in CNY cents at the reference rate (100 points = 1 CNY, so one point is one cent)."""
     def __init__(
         self,
         *,
@@ -483,14 +606,20 @@ Global___SettlementPosition: _TypeAlias = SettlementPosition  # noqa: Y015
 
 @_typing.final
 class GetSettlementReportRequest(_message.Message):
+    """The period to settle."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PERIOD_START_FIELD_NUMBER: _builtins.int
     PERIOD_END_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def period_start(self) -> _timestamp_pb2.Timestamp: ...
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Required. First instant included (clearing entries posted at or after it)."""
+
     @_builtins.property
-    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """Required. First instant excluded; after period_start."""
+
     def __init__(
         self,
         *,
@@ -507,20 +636,26 @@ Global___GetSettlementReportRequest: _TypeAlias = GetSettlementReportRequest  # 
 
 @_typing.final
 class GetSettlementReportResponse(_message.Message):
+    """The settlement of one period."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     GROSS_FIELD_NUMBER: _builtins.int
     NET_FIELD_NUMBER: _builtins.int
     CLEARING_BALANCED_FIELD_NUMBER: _builtins.int
     clearing_balanced: _builtins.bool
-    """True when the clearing accounts of all regions sum to zero."""
+    """True when the clearing accounts of all regions sum to zero now (over all time, not only the period); a transfer
+    in flight or UNKNOWN makes it false.
+    """
     @_builtins.property
     def gross(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementPosition]:
-        """Gross flows between each pair of regions."""
+        """Gross flows between each pair of regions (transfers in less their reversals, per pair), non-zero ones only,
+        ordered by (debtor_region, creditor_region).
+        """
 
     @_builtins.property
     def net(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementPosition]:
-        """After multilateral netting."""
+        """After multilateral netting: at most one fewer payments than regions with a net position, largest first."""
 
     def __init__(
         self,

@@ -26,8 +26,21 @@ if _version_not_supported:
 
 
 class GatewayServiceStub:
-    """The national federation hub: regions, the directory, cross-region transfers and settlement. The regional
-    services (identity, ingest, ledger, rewards) are also served here, routed by account number.
+    """The national federation hub: regions, the directory, cross-region transfers and settlement. The gateway also
+    serves some regional methods, routed to the home region of the account they name: carbon.ledger.v1.LedgerService
+    GetBalance, ListStatementEntries, ListLots, ListExpiringPoints (field account); carbon.identity.v1.IdentityService
+    GetAccount and carbon.rewards.v1.RewardsService ListVouchers, Redeem (field account_number). Their refusals pass
+    through with code, reason and metadata (ErrorInfo.domain becomes the gateway's).
+    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that,
+    metadata "authorization: Bearer <api key>". A caller has a role (platform: its own region's accounts; partner;
+    operator: any region) and a rate limit. A gateway configured without callers is open: every call acts as the
+    national operator (the embedded default). See docs/contract/README.md.
+    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID;
+    RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller, rate_per_s: back off and retry). Where a method names an account,
+    also: INVALID_ARGUMENT (not a 16-digit account number with a valid check digit, field named); FAILED_PRECONDITION
+    REGION_NOT_FEDERATED (its region is not in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (the caller may
+    not act for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
+    ErrorInfo.domain: "gateway.carbon-account".
     """
 
     def __init__(self, channel):
@@ -74,51 +87,106 @@ class GatewayServiceStub:
 
 
 class GatewayServiceServicer:
-    """The national federation hub: regions, the directory, cross-region transfers and settlement. The regional
-    services (identity, ingest, ledger, rewards) are also served here, routed by account number.
+    """The national federation hub: regions, the directory, cross-region transfers and settlement. The gateway also
+    serves some regional methods, routed to the home region of the account they name: carbon.ledger.v1.LedgerService
+    GetBalance, ListStatementEntries, ListLots, ListExpiringPoints (field account); carbon.identity.v1.IdentityService
+    GetAccount and carbon.rewards.v1.RewardsService ListVouchers, Redeem (field account_number). Their refusals pass
+    through with code, reason and metadata (ErrorInfo.domain becomes the gateway's).
+    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that,
+    metadata "authorization: Bearer <api key>". A caller has a role (platform: its own region's accounts; partner;
+    operator: any region) and a rate limit. A gateway configured without callers is open: every call acts as the
+    national operator (the embedded default). See docs/contract/README.md.
+    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID;
+    RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller, rate_per_s: back off and retry). Where a method names an account,
+    also: INVALID_ARGUMENT (not a 16-digit account number with a valid check digit, field named); FAILED_PRECONDITION
+    REGION_NOT_FEDERATED (its region is not in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (the caller may
+    not act for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
+    ErrorInfo.domain: "gateway.carbon-account".
     """
 
     def ListRegions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The federated regions and where their services listen, ordered by region code, with their health probed now.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (page_size negative).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetDirectoryEntry(self, request, context):
-        """All of one person's accounts across regions, with balances.
+        """All of one person's accounts across the federated regions, with balances: the person is found by the national
+        person key of the given account, read from identity in its home region. A region that does not answer is listed
+        as one entry with error_reason REGION_UNAVAILABLE, not as a failed call.
+        Idempotency: read-only.
+        Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION
+        PERSON_KEY_UNAVAILABLE (e.g. a closed account).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateCrossRegionTransfer(self, request, context):
-        """Moves points between regions; every step idempotent by transfer id, finished or unwound after any crash.
+        """Moves points from a person's account in region A to their account in region B: a hold in A, a credit in B that
+        keeps the lots' expiry dates, then the hold committed in A (docs/adr/0601). Answers once the transfer finished,
+        or with its current state when a region stopped answering (the recovery loop then finishes it; read it with
+        GetCrossRegionTransfer). A refusal after the checks below is an outcome, not an error: the transfer ends RELEASED
+        with failure_reason (e.g. INSUFFICIENT_POINTS).
+        Idempotency: transfer_id: the same body again returns the transfer (driving it on if unfinished); another body
+        is refused.
+        Errors: the front door's and the accounts' (from_account, to_account); INVALID_ARGUMENT (transfer_id;
+        amount_points; to_account equal to from_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS (unless both regions' policy allows transfers between
+        persons), PERSON_KEY_UNAVAILABLE; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. The caller must act for from_account's
+        region.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCrossRegionTransfer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One cross-region transfer as it is now.
+        Idempotency: read-only.
+        Errors: the front door's; NOT_FOUND TRANSFER_NOT_FOUND (also when the caller may act for neither region, so ids
+        of others cannot be probed).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListCrossRegionTransfers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Cross-region transfers from or to one account (or all, for a national operator), ordered by transfer_id.
+        Idempotency: read-only.
+        Errors: the front door's and the account's (account_number); INVALID_ARGUMENT (account_number missing for a
+        caller that is not a national operator; page_size negative).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RedeemAnywhere(self, request, context):
-        """Redeems a reward of region B with points held in region A, in one call.
+        """Redeems a reward of region B with points held in region A, in one call: a cross-region transfer of the price
+        from source to target (transfer id "ra.<request_id>"), then Redeem in B with request id "ra.<request_id>". If B
+        refuses, the points go back with their lots (transfer "ra.<request_id>.back").
+        Idempotency: request_id: the same body again returns the first outcome; another body is refused.
+        Errors: the front door's and the accounts' (source_account, target_account); INVALID_ARGUMENT (request_id,
+        reward_id, quantity; target_account equal to source_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT,
+        REWARD_NOT_FOUND; FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS, PERSON_KEY_UNAVAILABLE, and when it ended
+        without vouchers: the reason (the transfer's failure_reason, e.g. INSUFFICIENT_POINTS, or region B's refusal,
+        e.g. OUT_OF_STOCK; REDEEM_ANYWHERE_FAILED when none is known) with metadata request_id and state (FAILED: nothing
+        moved; UNWOUND: the points came back; STRANDED: they stay in the target account); ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REDEEM_ANYWHERE_PENDING (retry with the same request_id). The caller must act
+        for source_account's region.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSettlementReport(self, request, context):
-        """What each region owes each other region for a period, netted multilaterally.
+        """What each region owes each other region for a period, netted multilaterally, rebuilt from every region's clearing
+        account (100 points = 1 CNY).
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
+        period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -171,8 +239,21 @@ def add_GatewayServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class GatewayService:
-    """The national federation hub: regions, the directory, cross-region transfers and settlement. The regional
-    services (identity, ingest, ledger, rewards) are also served here, routed by account number.
+    """The national federation hub: regions, the directory, cross-region transfers and settlement. The gateway also
+    serves some regional methods, routed to the home region of the account they name: carbon.ledger.v1.LedgerService
+    GetBalance, ListStatementEntries, ListLots, ListExpiringPoints (field account); carbon.identity.v1.IdentityService
+    GetAccount and carbon.rewards.v1.RewardsService ListVouchers, Redeem (field account_number). Their refusals pass
+    through with code, reason and metadata (ErrorInfo.domain becomes the gateway's).
+    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that,
+    metadata "authorization: Bearer <api key>". A caller has a role (platform: its own region's accounts; partner;
+    operator: any region) and a rate limit. A gateway configured without callers is open: every call acts as the
+    national operator (the embedded default). See docs/contract/README.md.
+    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID;
+    RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller, rate_per_s: back off and retry). Where a method names an account,
+    also: INVALID_ARGUMENT (not a 16-digit account number with a valid check digit, field named); FAILED_PRECONDITION
+    REGION_NOT_FEDERATED (its region is not in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (the caller may
+    not act for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
+    ErrorInfo.domain: "gateway.carbon-account".
     """
 
     @staticmethod

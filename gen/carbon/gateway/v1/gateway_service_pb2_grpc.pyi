@@ -27,8 +27,21 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class GatewayServiceStub:
-    """The national federation hub: regions, the directory, cross-region transfers and settlement. The regional
-    services (identity, ingest, ledger, rewards) are also served here, routed by account number.
+    """The national federation hub: regions, the directory, cross-region transfers and settlement. The gateway also
+    serves some regional methods, routed to the home region of the account they name: carbon.ledger.v1.LedgerService
+    GetBalance, ListStatementEntries, ListLots, ListExpiringPoints (field account); carbon.identity.v1.IdentityService
+    GetAccount and carbon.rewards.v1.RewardsService ListVouchers, Redeem (field account_number). Their refusals pass
+    through with code, reason and metadata (ErrorInfo.domain becomes the gateway's).
+    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that,
+    metadata "authorization: Bearer <api key>". A caller has a role (platform: its own region's accounts; partner;
+    operator: any region) and a rate limit. A gateway configured without callers is open: every call acts as the
+    national operator (the embedded default). See docs/contract/README.md.
+    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID;
+    RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller, rate_per_s: back off and retry). Where a method names an account,
+    also: INVALID_ARGUMENT (not a 16-digit account number with a valid check digit, field named); FAILED_PRECONDITION
+    REGION_NOT_FEDERATED (its region is not in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (the caller may
+    not act for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
+    ErrorInfo.domain: "gateway.carbon-account".
     """
 
     @_typing.overload
@@ -36,39 +49,163 @@ class GatewayServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GatewayServiceAsyncStub: ...
     ListRegions: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListRegionsRequest, _gateway_service_pb2.ListRegionsResponse]
+    """The federated regions and where their services listen, ordered by region code, with their health probed now.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (page_size negative).
+    """
     GetDirectoryEntry: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetDirectoryEntryRequest, _gateway_service_pb2.GetDirectoryEntryResponse]
-    """All of one person's accounts across regions, with balances."""
+    """All of one person's accounts across the federated regions, with balances: the person is found by the national
+    person key of the given account, read from identity in its home region. A region that does not answer is listed
+    as one entry with error_reason REGION_UNAVAILABLE, not as a failed call.
+    Idempotency: read-only.
+    Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION
+    PERSON_KEY_UNAVAILABLE (e.g. a closed account).
+    """
     CreateCrossRegionTransfer: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.CreateCrossRegionTransferRequest, _gateway_service_pb2.CreateCrossRegionTransferResponse]
-    """Moves points between regions; every step idempotent by transfer id, finished or unwound after any crash."""
+    """Moves points from a person's account in region A to their account in region B: a hold in A, a credit in B that
+    keeps the lots' expiry dates, then the hold committed in A (docs/adr/0601). Answers once the transfer finished,
+    or with its current state when a region stopped answering (the recovery loop then finishes it; read it with
+    GetCrossRegionTransfer). A refusal after the checks below is an outcome, not an error: the transfer ends RELEASED
+    with failure_reason (e.g. INSUFFICIENT_POINTS).
+    Idempotency: transfer_id: the same body again returns the transfer (driving it on if unfinished); another body
+    is refused.
+    Errors: the front door's and the accounts' (from_account, to_account); INVALID_ARGUMENT (transfer_id;
+    amount_points; to_account equal to from_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS (unless both regions' policy allows transfers between
+    persons), PERSON_KEY_UNAVAILABLE; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. The caller must act for from_account's
+    region.
+    """
     GetCrossRegionTransfer: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetCrossRegionTransferRequest, _gateway_service_pb2.GetCrossRegionTransferResponse]
+    """One cross-region transfer as it is now.
+    Idempotency: read-only.
+    Errors: the front door's; NOT_FOUND TRANSFER_NOT_FOUND (also when the caller may act for neither region, so ids
+    of others cannot be probed).
+    """
     ListCrossRegionTransfers: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListCrossRegionTransfersRequest, _gateway_service_pb2.ListCrossRegionTransfersResponse]
+    """Cross-region transfers from or to one account (or all, for a national operator), ordered by transfer_id.
+    Idempotency: read-only.
+    Errors: the front door's and the account's (account_number); INVALID_ARGUMENT (account_number missing for a
+    caller that is not a national operator; page_size negative).
+    """
     RedeemAnywhere: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.RedeemAnywhereRequest, _gateway_service_pb2.RedeemAnywhereResponse]
-    """Redeems a reward of region B with points held in region A, in one call."""
+    """Redeems a reward of region B with points held in region A, in one call: a cross-region transfer of the price
+    from source to target (transfer id "ra.<request_id>"), then Redeem in B with request id "ra.<request_id>". If B
+    refuses, the points go back with their lots (transfer "ra.<request_id>.back").
+    Idempotency: request_id: the same body again returns the first outcome; another body is refused.
+    Errors: the front door's and the accounts' (source_account, target_account); INVALID_ARGUMENT (request_id,
+    reward_id, quantity; target_account equal to source_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT,
+    REWARD_NOT_FOUND; FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS, PERSON_KEY_UNAVAILABLE, and when it ended
+    without vouchers: the reason (the transfer's failure_reason, e.g. INSUFFICIENT_POINTS, or region B's refusal,
+    e.g. OUT_OF_STOCK; REDEEM_ANYWHERE_FAILED when none is known) with metadata request_id and state (FAILED: nothing
+    moved; UNWOUND: the points came back; STRANDED: they stay in the target account); ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REDEEM_ANYWHERE_PENDING (retry with the same request_id). The caller must act
+    for source_account's region.
+    """
     GetSettlementReport: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetSettlementReportRequest, _gateway_service_pb2.GetSettlementReportResponse]
-    """What each region owes each other region for a period, netted multilaterally."""
+    """What each region owes each other region for a period, netted multilaterally, rebuilt from every region's clearing
+    account (100 points = 1 CNY).
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
+    period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
-    """The national federation hub: regions, the directory, cross-region transfers and settlement. The regional
-    services (identity, ingest, ledger, rewards) are also served here, routed by account number.
+    """The national federation hub: regions, the directory, cross-region transfers and settlement. The gateway also
+    serves some regional methods, routed to the home region of the account they name: carbon.ledger.v1.LedgerService
+    GetBalance, ListStatementEntries, ListLots, ListExpiringPoints (field account); carbon.identity.v1.IdentityService
+    GetAccount and carbon.rewards.v1.RewardsService ListVouchers, Redeem (field account_number). Their refusals pass
+    through with code, reason and metadata (ErrorInfo.domain becomes the gateway's).
+    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that,
+    metadata "authorization: Bearer <api key>". A caller has a role (platform: its own region's accounts; partner;
+    operator: any region) and a rate limit. A gateway configured without callers is open: every call acts as the
+    national operator (the embedded default). See docs/contract/README.md.
+    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID;
+    RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller, rate_per_s: back off and retry). Where a method names an account,
+    also: INVALID_ARGUMENT (not a 16-digit account number with a valid check digit, field named); FAILED_PRECONDITION
+    REGION_NOT_FEDERATED (its region is not in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (the caller may
+    not act for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
+    ErrorInfo.domain: "gateway.carbon-account".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListRegions: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListRegionsRequest, _gateway_service_pb2.ListRegionsResponse]  # type: ignore[assignment]
+    """The federated regions and where their services listen, ordered by region code, with their health probed now.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (page_size negative).
+    """
     GetDirectoryEntry: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetDirectoryEntryRequest, _gateway_service_pb2.GetDirectoryEntryResponse]  # type: ignore[assignment]
-    """All of one person's accounts across regions, with balances."""
+    """All of one person's accounts across the federated regions, with balances: the person is found by the national
+    person key of the given account, read from identity in its home region. A region that does not answer is listed
+    as one entry with error_reason REGION_UNAVAILABLE, not as a failed call.
+    Idempotency: read-only.
+    Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION
+    PERSON_KEY_UNAVAILABLE (e.g. a closed account).
+    """
     CreateCrossRegionTransfer: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.CreateCrossRegionTransferRequest, _gateway_service_pb2.CreateCrossRegionTransferResponse]  # type: ignore[assignment]
-    """Moves points between regions; every step idempotent by transfer id, finished or unwound after any crash."""
+    """Moves points from a person's account in region A to their account in region B: a hold in A, a credit in B that
+    keeps the lots' expiry dates, then the hold committed in A (docs/adr/0601). Answers once the transfer finished,
+    or with its current state when a region stopped answering (the recovery loop then finishes it; read it with
+    GetCrossRegionTransfer). A refusal after the checks below is an outcome, not an error: the transfer ends RELEASED
+    with failure_reason (e.g. INSUFFICIENT_POINTS).
+    Idempotency: transfer_id: the same body again returns the transfer (driving it on if unfinished); another body
+    is refused.
+    Errors: the front door's and the accounts' (from_account, to_account); INVALID_ARGUMENT (transfer_id;
+    amount_points; to_account equal to from_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS (unless both regions' policy allows transfers between
+    persons), PERSON_KEY_UNAVAILABLE; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. The caller must act for from_account's
+    region.
+    """
     GetCrossRegionTransfer: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetCrossRegionTransferRequest, _gateway_service_pb2.GetCrossRegionTransferResponse]  # type: ignore[assignment]
+    """One cross-region transfer as it is now.
+    Idempotency: read-only.
+    Errors: the front door's; NOT_FOUND TRANSFER_NOT_FOUND (also when the caller may act for neither region, so ids
+    of others cannot be probed).
+    """
     ListCrossRegionTransfers: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListCrossRegionTransfersRequest, _gateway_service_pb2.ListCrossRegionTransfersResponse]  # type: ignore[assignment]
+    """Cross-region transfers from or to one account (or all, for a national operator), ordered by transfer_id.
+    Idempotency: read-only.
+    Errors: the front door's and the account's (account_number); INVALID_ARGUMENT (account_number missing for a
+    caller that is not a national operator; page_size negative).
+    """
     RedeemAnywhere: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.RedeemAnywhereRequest, _gateway_service_pb2.RedeemAnywhereResponse]  # type: ignore[assignment]
-    """Redeems a reward of region B with points held in region A, in one call."""
+    """Redeems a reward of region B with points held in region A, in one call: a cross-region transfer of the price
+    from source to target (transfer id "ra.<request_id>"), then Redeem in B with request id "ra.<request_id>". If B
+    refuses, the points go back with their lots (transfer "ra.<request_id>.back").
+    Idempotency: request_id: the same body again returns the first outcome; another body is refused.
+    Errors: the front door's and the accounts' (source_account, target_account); INVALID_ARGUMENT (request_id,
+    reward_id, quantity; target_account equal to source_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT,
+    REWARD_NOT_FOUND; FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS, PERSON_KEY_UNAVAILABLE, and when it ended
+    without vouchers: the reason (the transfer's failure_reason, e.g. INSUFFICIENT_POINTS, or region B's refusal,
+    e.g. OUT_OF_STOCK; REDEEM_ANYWHERE_FAILED when none is known) with metadata request_id and state (FAILED: nothing
+    moved; UNWOUND: the points came back; STRANDED: they stay in the target account); ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REDEEM_ANYWHERE_PENDING (retry with the same request_id). The caller must act
+    for source_account's region.
+    """
     GetSettlementReport: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetSettlementReportRequest, _gateway_service_pb2.GetSettlementReportResponse]  # type: ignore[assignment]
-    """What each region owes each other region for a period, netted multilaterally."""
+    """What each region owes each other region for a period, netted multilaterally, rebuilt from every region's clearing
+    account (100 points = 1 CNY).
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
+    period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
+    """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The national federation hub: regions, the directory, cross-region transfers and settlement. The regional
-    services (identity, ingest, ledger, rewards) are also served here, routed by account number.
+    """The national federation hub: regions, the directory, cross-region transfers and settlement. The gateway also
+    serves some regional methods, routed to the home region of the account they name: carbon.ledger.v1.LedgerService
+    GetBalance, ListStatementEntries, ListLots, ListExpiringPoints (field account); carbon.identity.v1.IdentityService
+    GetAccount and carbon.rewards.v1.RewardsService ListVouchers, Redeem (field account_number). Their refusals pass
+    through with code, reason and metadata (ErrorInfo.domain becomes the gateway's).
+    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that,
+    metadata "authorization: Bearer <api key>". A caller has a role (platform: its own region's accounts; partner;
+    operator: any region) and a rate limit. A gateway configured without callers is open: every call acts as the
+    national operator (the embedded default). See docs/contract/README.md.
+    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID;
+    RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller, rate_per_s: back off and retry). Where a method names an account,
+    also: INVALID_ARGUMENT (not a 16-digit account number with a valid check digit, field named); FAILED_PRECONDITION
+    REGION_NOT_FEDERATED (its region is not in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (the caller may
+    not act for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
+    ErrorInfo.domain: "gateway.carbon-account".
     """
 
     @_abc_1.abstractmethod
@@ -76,7 +213,11 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _gateway_service_pb2.ListRegionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_gateway_service_pb2.ListRegionsResponse, _abc.Awaitable[_gateway_service_pb2.ListRegionsResponse]]: ...
+    ) -> _typing.Union[_gateway_service_pb2.ListRegionsResponse, _abc.Awaitable[_gateway_service_pb2.ListRegionsResponse]]:
+        """The federated regions and where their services listen, ordered by region code, with their health probed now.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (page_size negative).
+        """
 
     @_abc_1.abstractmethod
     def GetDirectoryEntry(
@@ -84,7 +225,13 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_service_pb2.GetDirectoryEntryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.GetDirectoryEntryResponse, _abc.Awaitable[_gateway_service_pb2.GetDirectoryEntryResponse]]:
-        """All of one person's accounts across regions, with balances."""
+        """All of one person's accounts across the federated regions, with balances: the person is found by the national
+        person key of the given account, read from identity in its home region. A region that does not answer is listed
+        as one entry with error_reason REGION_UNAVAILABLE, not as a failed call.
+        Idempotency: read-only.
+        Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION
+        PERSON_KEY_UNAVAILABLE (e.g. a closed account).
+        """
 
     @_abc_1.abstractmethod
     def CreateCrossRegionTransfer(
@@ -92,21 +239,43 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_service_pb2.CreateCrossRegionTransferRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.CreateCrossRegionTransferResponse, _abc.Awaitable[_gateway_service_pb2.CreateCrossRegionTransferResponse]]:
-        """Moves points between regions; every step idempotent by transfer id, finished or unwound after any crash."""
+        """Moves points from a person's account in region A to their account in region B: a hold in A, a credit in B that
+        keeps the lots' expiry dates, then the hold committed in A (docs/adr/0601). Answers once the transfer finished,
+        or with its current state when a region stopped answering (the recovery loop then finishes it; read it with
+        GetCrossRegionTransfer). A refusal after the checks below is an outcome, not an error: the transfer ends RELEASED
+        with failure_reason (e.g. INSUFFICIENT_POINTS).
+        Idempotency: transfer_id: the same body again returns the transfer (driving it on if unfinished); another body
+        is refused.
+        Errors: the front door's and the accounts' (from_account, to_account); INVALID_ARGUMENT (transfer_id;
+        amount_points; to_account equal to from_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS (unless both regions' policy allows transfers between
+        persons), PERSON_KEY_UNAVAILABLE; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. The caller must act for from_account's
+        region.
+        """
 
     @_abc_1.abstractmethod
     def GetCrossRegionTransfer(
         self,
         request: _gateway_service_pb2.GetCrossRegionTransferRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_gateway_service_pb2.GetCrossRegionTransferResponse, _abc.Awaitable[_gateway_service_pb2.GetCrossRegionTransferResponse]]: ...
+    ) -> _typing.Union[_gateway_service_pb2.GetCrossRegionTransferResponse, _abc.Awaitable[_gateway_service_pb2.GetCrossRegionTransferResponse]]:
+        """One cross-region transfer as it is now.
+        Idempotency: read-only.
+        Errors: the front door's; NOT_FOUND TRANSFER_NOT_FOUND (also when the caller may act for neither region, so ids
+        of others cannot be probed).
+        """
 
     @_abc_1.abstractmethod
     def ListCrossRegionTransfers(
         self,
         request: _gateway_service_pb2.ListCrossRegionTransfersRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_gateway_service_pb2.ListCrossRegionTransfersResponse, _abc.Awaitable[_gateway_service_pb2.ListCrossRegionTransfersResponse]]: ...
+    ) -> _typing.Union[_gateway_service_pb2.ListCrossRegionTransfersResponse, _abc.Awaitable[_gateway_service_pb2.ListCrossRegionTransfersResponse]]:
+        """Cross-region transfers from or to one account (or all, for a national operator), ordered by transfer_id.
+        Idempotency: read-only.
+        Errors: the front door's and the account's (account_number); INVALID_ARGUMENT (account_number missing for a
+        caller that is not a national operator; page_size negative).
+        """
 
     @_abc_1.abstractmethod
     def RedeemAnywhere(
@@ -114,7 +283,19 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_service_pb2.RedeemAnywhereRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.RedeemAnywhereResponse, _abc.Awaitable[_gateway_service_pb2.RedeemAnywhereResponse]]:
-        """Redeems a reward of region B with points held in region A, in one call."""
+        """Redeems a reward of region B with points held in region A, in one call: a cross-region transfer of the price
+        from source to target (transfer id "ra.<request_id>"), then Redeem in B with request id "ra.<request_id>". If B
+        refuses, the points go back with their lots (transfer "ra.<request_id>.back").
+        Idempotency: request_id: the same body again returns the first outcome; another body is refused.
+        Errors: the front door's and the accounts' (source_account, target_account); INVALID_ARGUMENT (request_id,
+        reward_id, quantity; target_account equal to source_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT,
+        REWARD_NOT_FOUND; FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS, PERSON_KEY_UNAVAILABLE, and when it ended
+        without vouchers: the reason (the transfer's failure_reason, e.g. INSUFFICIENT_POINTS, or region B's refusal,
+        e.g. OUT_OF_STOCK; REDEEM_ANYWHERE_FAILED when none is known) with metadata request_id and state (FAILED: nothing
+        moved; UNWOUND: the points came back; STRANDED: they stay in the target account); ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REDEEM_ANYWHERE_PENDING (retry with the same request_id). The caller must act
+        for source_account's region.
+        """
 
     @_abc_1.abstractmethod
     def GetSettlementReport(
@@ -122,6 +303,11 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_service_pb2.GetSettlementReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.GetSettlementReportResponse, _abc.Awaitable[_gateway_service_pb2.GetSettlementReportResponse]]:
-        """What each region owes each other region for a period, netted multilaterally."""
+        """What each region owes each other region for a period, netted multilaterally, rebuilt from every region's clearing
+        account (100 points = 1 CNY).
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
+        period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
+        """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

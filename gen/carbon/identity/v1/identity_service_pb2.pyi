@@ -28,14 +28,21 @@ class _AccountState:
 class _AccountStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccountState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ACCOUNT_STATE_UNSPECIFIED: _AccountState.ValueType  # 0
+    """Not a state; never returned."""
     ACCOUNT_STATE_OPEN: _AccountState.ValueType  # 1
+    """Open: events score and points move."""
     ACCOUNT_STATE_CLOSED: _AccountState.ValueType  # 2
+    """Closed, or being closed: nothing scores any more; personal data is destroyed once the closure finishes."""
 
-class AccountState(_AccountState, metaclass=_AccountStateEnumTypeWrapper): ...
+class AccountState(_AccountState, metaclass=_AccountStateEnumTypeWrapper):
+    """The life of an account."""
 
 ACCOUNT_STATE_UNSPECIFIED: AccountState.ValueType  # 0
+"""Not a state; never returned."""
 ACCOUNT_STATE_OPEN: AccountState.ValueType  # 1
+"""Open: events score and points move."""
 ACCOUNT_STATE_CLOSED: AccountState.ValueType  # 2
+"""Closed, or being closed: nothing scores any more; personal data is destroyed once the closure finishes."""
 Global___AccountState: _TypeAlias = AccountState  # noqa: Y015
 
 class _PointsDisposition:
@@ -45,19 +52,25 @@ class _PointsDisposition:
 class _PointsDispositionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PointsDisposition.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     POINTS_DISPOSITION_UNSPECIFIED: _PointsDisposition.ValueType  # 0
+    """Treated as NONE."""
     POINTS_DISPOSITION_DONATE: _PointsDisposition.ValueType  # 1
+    """Donated: moved to the region's donation account (ledger code DONATE)."""
     POINTS_DISPOSITION_FORFEIT: _PointsDisposition.ValueType  # 2
+    """Forfeited: moved to the region's adjustment account (ledger code FORFEIT)."""
     POINTS_DISPOSITION_NONE: _PointsDisposition.ValueType  # 3
-    """Only valid when the balance is zero."""
+    """Nothing to dispose of: only valid when no spendable points remain (else POINTS_DISPOSITION_REQUIRED)."""
 
 class PointsDisposition(_PointsDisposition, metaclass=_PointsDispositionEnumTypeWrapper):
     """What happens to points left on an account that is closed."""
 
 POINTS_DISPOSITION_UNSPECIFIED: PointsDisposition.ValueType  # 0
+"""Treated as NONE."""
 POINTS_DISPOSITION_DONATE: PointsDisposition.ValueType  # 1
+"""Donated: moved to the region's donation account (ledger code DONATE)."""
 POINTS_DISPOSITION_FORFEIT: PointsDisposition.ValueType  # 2
+"""Forfeited: moved to the region's adjustment account (ledger code FORFEIT)."""
 POINTS_DISPOSITION_NONE: PointsDisposition.ValueType  # 3
-"""Only valid when the balance is zero."""
+"""Nothing to dispose of: only valid when no spendable points remain (else POINTS_DISPOSITION_REQUIRED)."""
 Global___PointsDisposition: _TypeAlias = PointsDisposition  # noqa: Y015
 
 class _ConsentAction:
@@ -67,14 +80,21 @@ class _ConsentAction:
 class _ConsentActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentAction.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CONSENT_ACTION_UNSPECIFIED: _ConsentAction.ValueType  # 0
+    """Not an action; never returned."""
     CONSENT_ACTION_GRANT: _ConsentAction.ValueType  # 1
+    """The resident allows events of the category to score from effective_at."""
     CONSENT_ACTION_REVOKE: _ConsentAction.ValueType  # 2
+    """The resident withdraws it from effective_at."""
 
-class ConsentAction(_ConsentAction, metaclass=_ConsentActionEnumTypeWrapper): ...
+class ConsentAction(_ConsentAction, metaclass=_ConsentActionEnumTypeWrapper):
+    """Grant or revoke."""
 
 CONSENT_ACTION_UNSPECIFIED: ConsentAction.ValueType  # 0
+"""Not an action; never returned."""
 CONSENT_ACTION_GRANT: ConsentAction.ValueType  # 1
+"""The resident allows events of the category to score from effective_at."""
 CONSENT_ACTION_REVOKE: ConsentAction.ValueType  # 2
+"""The resident withdraws it from effective_at."""
 Global___ConsentAction: _TypeAlias = ConsentAction  # noqa: Y015
 
 @_typing.final
@@ -95,25 +115,40 @@ class Account(_message.Message):
     OPENED_VIA_FIELD_NUMBER: _builtins.int
     PERSON_KEY_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """16 ASCII digits: the 6-digit home region, 9 random digits, a Luhn check digit."""
     region_code: _builtins.str
+    """The home region, a 6-digit GB/T 2260 code (the account number's first six digits)."""
     state: Global___AccountState.ValueType
+    """OPEN or CLOSED."""
     masked_name: _builtins.str
-    """e.g. "张*"."""
+    """The first character of the real name, then one "*" per further character (at least one), e.g. "张*"; empty
+    once closed.
+    """
     masked_id_number: _builtins.str
-    """e.g. "3301**********123X"."""
+    """The ID number's first four and last four characters around ten "*", e.g. "3301**********123X"; empty once
+    closed.
+    """
     masked_phone_number: _builtins.str
-    """e.g. "138****5678"."""
+    """First three and last four digits around "****", e.g. "138****5678"; empty when there is none or once closed."""
     opened_via: _common_pb2.Channel.ValueType
+    """The channel it was first opened through."""
     person_key: _builtins.str
-    """The national person key: HMAC-SHA256 of the ID number under the national key, the same in every region, so the
-    gateway can link one person's accounts across regions without the raw number. Empty once the account is closed.
+    """The national person key: HMAC-SHA256 of the ID number under the national key, as 64 lower-case hex digits, the
+    same in every region, so the gateway can link one person's accounts across regions without the raw number.
+    Empty once the account is closed.
     """
     @_builtins.property
-    def bindings(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ChannelBinding]: ...
+    def bindings(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ChannelBinding]:
+        """The platform users bound to the account; empty once closed."""
+
     @_builtins.property
-    def opened_at(self) -> _timestamp_pb2.Timestamp: ...
+    def opened_at(self) -> _timestamp_pb2.Timestamp:
+        """When the account was opened."""
+
     @_builtins.property
-    def closed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was closed; unset while open."""
+
     def __init__(
         self,
         *,
@@ -139,6 +174,8 @@ Global___Account: _TypeAlias = Account  # noqa: Y015
 
 @_typing.final
 class OpenAccountRequest(_message.Message):
+    """An account to open, or a channel to bind to the person's existing account."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -150,19 +187,34 @@ class OpenAccountRequest(_message.Message):
     COMMUNITY_CENTRE_ID_FIELD_NUMBER: _builtins.int
     STAFF_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key."""
+    """Required. Idempotency key: 1-128 printable characters, not blank."""
     channel: _common_pb2.Channel.ValueType
+    """Required. The channel the resident opens through (else INVALID_CHANNEL)."""
     name: _builtins.str
+    """Required. The real name: 1-50 characters after trimming (NFC), letters of any script with the separators of
+    transliterated names (· • . - ' and space), starting with a letter; else INVALID_NAME.
+    """
     id_number: _builtins.str
-    """18-character resident ID number (GB 11643)."""
+    """Required. 18-character resident ID number (GB 11643): 17 digits and a check digit or upper-case X (ISO 7064
+    MOD 11-2), a known GB/T 2260 area code (current or historical), a real birth date from 1900-01-01 to today
+    (China Standard Time); else INVALID_ID_NUMBER.
+    """
     phone_number: _builtins.str
-    """11-digit mobile number."""
+    """Required at a community centre, else optional: 11 digits starting with an allocated mainland mobile prefix, no
+    country code or separators; else INVALID_PHONE_NUMBER. Binds the phone to an account that has none.
+    """
     community_centre_id: _builtins.str
-    """Required for the community-centre channel."""
+    """Required at a community centre (1-128 printable characters), empty otherwise: the centre's id."""
     staff_id: _builtins.str
+    """Required at a community centre (1-128 printable characters), empty otherwise: the id of the staff member who
+    verified the resident's identity on site.
+    """
     @_builtins.property
     def binding(self) -> _common_pb2.ChannelBinding:
-        """Required for the internet-platform and government-app channels."""
+        """Required for the internet-platform and government-app channels, refused at a community centre (INVALID_BINDING):
+        the platform user to bind; platform 2-32 of a-z 0-9 _ starting with a letter, platform_user_id 1-128 printable
+        characters.
+        """
 
     def __init__(
         self,
@@ -186,6 +238,8 @@ Global___OpenAccountRequest: _TypeAlias = OpenAccountRequest  # noqa: Y015
 
 @_typing.final
 class OpenAccountResponse(_message.Message):
+    """The account, opened or found."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
@@ -193,7 +247,9 @@ class OpenAccountResponse(_message.Message):
     created: _builtins.bool
     """False when the person already had an account here and the channel was bound to it."""
     @_builtins.property
-    def account(self) -> Global___Account: ...
+    def account(self) -> Global___Account:
+        """The account, masked."""
+
     def __init__(
         self,
         *,
@@ -210,10 +266,13 @@ Global___OpenAccountResponse: _TypeAlias = OpenAccountResponse  # noqa: Y015
 
 @_typing.final
 class GetAccountRequest(_message.Message):
+    """Which account to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """Required. 16 digits with a valid Luhn check digit (else INVALID_ACCOUNT_NUMBER)."""
     def __init__(
         self,
         *,
@@ -229,11 +288,15 @@ Global___GetAccountRequest: _TypeAlias = GetAccountRequest  # noqa: Y015
 
 @_typing.final
 class GetAccountResponse(_message.Message):
+    """One account."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def account(self) -> Global___Account: ...
+    def account(self) -> Global___Account:
+        """The account, masked."""
+
     def __init__(
         self,
         *,
@@ -249,6 +312,8 @@ Global___GetAccountResponse: _TypeAlias = GetAccountResponse  # noqa: Y015
 
 @_typing.final
 class ResolveAccountRequest(_message.Message):
+    """One way of naming an account."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BINDING_FIELD_NUMBER: _builtins.int
@@ -256,10 +321,15 @@ class ResolveAccountRequest(_message.Message):
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     phone_number: _builtins.str
+    """11-digit mobile number; names the account only when exactly one open account of the region has it."""
     id_number: _builtins.str
+    """18-character resident ID number (validated as in OpenAccountRequest.id_number)."""
     account_number: _builtins.str
+    """16-digit account number (to learn whether it exists and its state)."""
     @_builtins.property
-    def binding(self) -> _common_pb2.ChannelBinding: ...
+    def binding(self) -> _common_pb2.ChannelBinding:
+        """A platform user; not format-checked (an unknown binding is UNKNOWN_ACCOUNT)."""
+
     def __init__(
         self,
         *,
@@ -280,12 +350,16 @@ Global___ResolveAccountRequest: _TypeAlias = ResolveAccountRequest  # noqa: Y015
 
 @_typing.final
 class ResolveAccountResponse(_message.Message):
+    """The account found."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """Its account number."""
     state: Global___AccountState.ValueType
+    """OPEN or CLOSED."""
     def __init__(
         self,
         *,
@@ -302,11 +376,15 @@ Global___ResolveAccountResponse: _TypeAlias = ResolveAccountResponse  # noqa: Y0
 
 @_typing.final
 class BatchResolveAccountsRequest(_message.Message):
+    """Many references to resolve."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REFS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def refs(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.AccountRef]: ...
+    def refs(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.AccountRef]:
+        """Required: up to 10,000 references, each with one of its fields set."""
+
     def __init__(
         self,
         *,
@@ -322,15 +400,19 @@ Global___BatchResolveAccountsRequest: _TypeAlias = BatchResolveAccountsRequest  
 
 @_typing.final
 class ResolvedAccount(_message.Message):
+    """One reference's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     FOUND_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
-    """Empty when not found."""
+    """The account number; empty when not found."""
     state: Global___AccountState.ValueType
+    """OPEN or CLOSED; UNSPECIFIED when not found."""
     found: _builtins.bool
+    """Whether the reference names an account of this region."""
     def __init__(
         self,
         *,
@@ -348,6 +430,8 @@ Global___ResolvedAccount: _TypeAlias = ResolvedAccount  # noqa: Y015
 
 @_typing.final
 class BatchResolveAccountsResponse(_message.Message):
+    """The answers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNTS_FIELD_NUMBER: _builtins.int
@@ -370,10 +454,13 @@ Global___BatchResolveAccountsResponse: _TypeAlias = BatchResolveAccountsResponse
 
 @_typing.final
 class FindAccountsByPersonKeyRequest(_message.Message):
+    """Whose accounts to find."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PERSON_KEY_FIELD_NUMBER: _builtins.int
     person_key: _builtins.str
+    """Required. 64 lower-case hex digits (Account.person_key); else INVALID_PERSON_KEY."""
     def __init__(
         self,
         *,
@@ -389,11 +476,17 @@ Global___FindAccountsByPersonKeyRequest: _TypeAlias = FindAccountsByPersonKeyReq
 
 @_typing.final
 class FindAccountsByPersonKeyResponse(_message.Message):
+    """The person's accounts here."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Account]: ...
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Account]:
+        """The person's account in this region, if any: at most one (one person, one account per region; closing an
+        account erases its key).
+        """
+
     def __init__(
         self,
         *,
@@ -409,6 +502,8 @@ Global___FindAccountsByPersonKeyResponse: _TypeAlias = FindAccountsByPersonKeyRe
 
 @_typing.final
 class ConsentRecord(_message.Message):
+    """One grant or revocation in an account's history."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
@@ -418,13 +513,21 @@ class ConsentRecord(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     RECORDED_BY_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """The account."""
     category: _common_pb2.DataCategory.ValueType
+    """The data category."""
     action: Global___ConsentAction.ValueType
+    """GRANT or REVOKE."""
     channel: _common_pb2.Channel.ValueType
+    """The channel it was recorded through (for a revocation by account closure: the channel the account was opened
+    through).
+    """
     recorded_by: _builtins.str
-    """Who recorded it: platform code, staff id, or the resident."""
+    """Who recorded it: platform code, staff id, the resident, or "account-closure" for the revocations a closure makes."""
     @_builtins.property
-    def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """From when it is in force."""
+
     def __init__(
         self,
         *,
@@ -445,6 +548,8 @@ Global___ConsentRecord: _TypeAlias = ConsentRecord  # noqa: Y015
 
 @_typing.final
 class GrantConsentRequest(_message.Message):
+    """A consent to grant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -454,13 +559,20 @@ class GrantConsentRequest(_message.Message):
     RECORDED_BY_FIELD_NUMBER: _builtins.int
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-128 printable characters, not blank."""
     account_number: _builtins.str
+    """Required. 16-digit account number of this region (else INVALID_ACCOUNT_NUMBER)."""
     category: _common_pb2.DataCategory.ValueType
+    """Required. The data category (else INVALID_CATEGORY)."""
     channel: _common_pb2.Channel.ValueType
+    """Required. The channel the resident consented through (else INVALID_CHANNEL)."""
     recorded_by: _builtins.str
+    """Required. Who records it: platform code, staff id or "resident"; 1-128 printable characters, not blank."""
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp:
-        """Defaults to now."""
+        """Optional. From when it is in force; defaults to now. May lie in the past; at most 5 minutes in the future
+        (else INVALID_EFFECTIVE_AT).
+        """
 
     def __init__(
         self,
@@ -482,11 +594,15 @@ Global___GrantConsentRequest: _TypeAlias = GrantConsentRequest  # noqa: Y015
 
 @_typing.final
 class GrantConsentResponse(_message.Message):
+    """The recorded grant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONSENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def consent(self) -> Global___ConsentRecord: ...
+    def consent(self) -> Global___ConsentRecord:
+        """The record as stored."""
+
     def __init__(
         self,
         *,
@@ -502,6 +618,8 @@ Global___GrantConsentResponse: _TypeAlias = GrantConsentResponse  # noqa: Y015
 
 @_typing.final
 class RevokeConsentRequest(_message.Message):
+    """A consent to withdraw."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -511,12 +629,21 @@ class RevokeConsentRequest(_message.Message):
     RECORDED_BY_FIELD_NUMBER: _builtins.int
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-128 printable characters, not blank."""
     account_number: _builtins.str
+    """Required. 16-digit account number of this region (else INVALID_ACCOUNT_NUMBER)."""
     category: _common_pb2.DataCategory.ValueType
+    """Required. The data category (else INVALID_CATEGORY)."""
     channel: _common_pb2.Channel.ValueType
+    """Required. The channel the resident withdrew through (else INVALID_CHANNEL)."""
     recorded_by: _builtins.str
+    """Required. Who records it: platform code, staff id or "resident"; 1-128 printable characters, not blank."""
     @_builtins.property
-    def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional. From when it is in force; defaults to now; at most 5 minutes in the future (else
+        INVALID_EFFECTIVE_AT).
+        """
+
     def __init__(
         self,
         *,
@@ -537,11 +664,15 @@ Global___RevokeConsentRequest: _TypeAlias = RevokeConsentRequest  # noqa: Y015
 
 @_typing.final
 class RevokeConsentResponse(_message.Message):
+    """The recorded revocation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONSENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def consent(self) -> Global___ConsentRecord: ...
+    def consent(self) -> Global___ConsentRecord:
+        """The record as stored."""
+
     def __init__(
         self,
         *,
@@ -557,14 +688,19 @@ Global___RevokeConsentResponse: _TypeAlias = RevokeConsentResponse  # noqa: Y015
 
 @_typing.final
 class ListConsentsRequest(_message.Message):
+    """A page of an account's consent history."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """Required. The account (an unknown one is NOT_FOUND UNKNOWN_ACCOUNT)."""
     page_size: _builtins.int
+    """Optional. At most this many records; 0 means 50, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first (else INVALID_PAGE_TOKEN)."""
     def __init__(
         self,
         *,
@@ -582,13 +718,18 @@ Global___ListConsentsRequest: _TypeAlias = ListConsentsRequest  # noqa: Y015
 
 @_typing.final
 class ListConsentsResponse(_message.Message):
+    """A page of consent records."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONSENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Opaque; empty on the last page."""
     @_builtins.property
-    def consents(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsentRecord]: ...
+    def consents(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsentRecord]:
+        """Newest first."""
+
     def __init__(
         self,
         *,
@@ -605,16 +746,20 @@ Global___ListConsentsResponse: _TypeAlias = ListConsentsResponse  # noqa: Y015
 
 @_typing.final
 class ConsentQuestion(_message.Message):
+    """One consent question."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """The account; a malformed or unknown number is answered UNKNOWN_ACCOUNT, not refused."""
     category: _common_pb2.DataCategory.ValueType
+    """Required. The category of the event's behaviour (else INVALID_CATEGORY)."""
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp:
-        """When the behaviour happened."""
+        """Required. When the behaviour happened (else INVALID_EVENT_TIME)."""
 
     def __init__(
         self,
@@ -633,13 +778,18 @@ Global___ConsentQuestion: _TypeAlias = ConsentQuestion  # noqa: Y015
 
 @_typing.final
 class ConsentAnswer(_message.Message):
+    """One answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ALLOWED_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
+    """Whether an event of the category at that time may score."""
     reason: _builtins.str
-    """When not allowed: CONSENT_MISSING, CONSENT_REVOKED, UNKNOWN_ACCOUNT or ACCOUNT_CLOSED."""
+    """When not allowed: CONSENT_MISSING (never granted before that time), CONSENT_REVOKED, UNKNOWN_ACCOUNT or
+    ACCOUNT_CLOSED (closed or being closed); empty when allowed.
+    """
     def __init__(
         self,
         *,
@@ -656,11 +806,15 @@ Global___ConsentAnswer: _TypeAlias = ConsentAnswer  # noqa: Y015
 
 @_typing.final
 class CheckConsentsRequest(_message.Message):
+    """The questions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     QUESTIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsentQuestion]: ...
+    def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsentQuestion]:
+        """Required: up to 10,000 questions."""
+
     def __init__(
         self,
         *,
@@ -676,6 +830,8 @@ Global___CheckConsentsRequest: _TypeAlias = CheckConsentsRequest  # noqa: Y015
 
 @_typing.final
 class CheckConsentsResponse(_message.Message):
+    """The answers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ANSWERS_FIELD_NUMBER: _builtins.int
@@ -706,12 +862,18 @@ class CheckConsentColumnsRequest(_message.Message):
     CATEGORIES_FIELD_NUMBER: _builtins.int
     AT_US_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def account_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def account_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required: up to 10,000 entries, one per question (ConsentQuestion.account_number)."""
+
     @_builtins.property
-    def categories(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.DataCategory.ValueType]: ...
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.DataCategory.ValueType]:
+        """Required: as many entries as account_numbers (ConsentQuestion.category)."""
+
     @_builtins.property
     def at_us(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """ConsentQuestion.at in microseconds since the Unix epoch; required (0 is refused)."""
+        """Required: as many entries as account_numbers. ConsentQuestion.at in microseconds since the Unix epoch (UTC);
+        0 is refused.
+        """
 
     def __init__(
         self,
@@ -737,9 +899,13 @@ class CheckConsentColumnsResponse(_message.Message):
     ALLOWED_FIELD_NUMBER: _builtins.int
     REASONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def allowed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]: ...
+    def allowed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
+        """ConsentAnswer.allowed of each question."""
+
     @_builtins.property
-    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ConsentAnswer.reason of each question ("" when allowed)."""
+
     def __init__(
         self,
         *,
@@ -756,6 +922,8 @@ Global___CheckConsentColumnsResponse: _TypeAlias = CheckConsentColumnsResponse  
 
 @_typing.final
 class CloseAccountRequest(_message.Message):
+    """An account to close."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -763,10 +931,15 @@ class CloseAccountRequest(_message.Message):
     POINTS_DISPOSITION_FIELD_NUMBER: _builtins.int
     REQUESTED_BY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-128 printable characters, not blank."""
     account_number: _builtins.str
+    """Required. 16-digit account number of this region (else INVALID_ACCOUNT_NUMBER)."""
     points_disposition: Global___PointsDisposition.ValueType
+    """Optional while the account has no spendable points (UNSPECIFIED and NONE then mean the same); required (DONATE
+    or FORFEIT) when it has some. An unknown value is INVALID_DISPOSITION.
+    """
     requested_by: _builtins.str
-    """Who asked, for the record."""
+    """Required. Who asked, for the record: 1-128 printable characters, not blank."""
     def __init__(
         self,
         *,
@@ -785,14 +958,18 @@ Global___CloseAccountRequest: _TypeAlias = CloseAccountRequest  # noqa: Y015
 
 @_typing.final
 class CloseAccountResponse(_message.Message):
+    """The closed account."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     DISPOSED_POINTS_FIELD_NUMBER: _builtins.int
     disposed_points: _builtins.int
-    """Points donated or forfeited on closing."""
+    """Points donated or forfeited on closing (the spendable balance at the time; 0 when there were none)."""
     @_builtins.property
-    def account(self) -> Global___Account: ...
+    def account(self) -> Global___Account:
+        """The account: state CLOSED, personal fields empty."""
+
     def __init__(
         self,
         *,

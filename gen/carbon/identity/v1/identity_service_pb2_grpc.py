@@ -27,7 +27,9 @@ if _version_not_supported:
 
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only.
+    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
+    GetAccount (routed by the account number); the others are called inside the regional platform.
+    ErrorInfo.domain: "identity.carbon-account".
     """
 
     def __init__(self, channel):
@@ -95,64 +97,100 @@ class IdentityServiceStub:
 
 class IdentityServiceServicer:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only.
+    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
+    GetAccount (routed by the account number); the others are called inside the regional platform.
+    ErrorInfo.domain: "identity.carbon-account".
     """
 
     def OpenAccount(self, request, context):
-        """Opens an account, or binds a new channel to the person's existing account in this region (idempotent).
+        """Opens an account, or binds a new channel to the person's existing account in this region (one person, one
+        account per region, recognised by the ID number).
+        Idempotency: request_id: a retry with the same body returns the first answer; another body under the same
+        request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, community_centre_id, staff_id; INVALID_CHANNEL, INVALID_NAME,
+        INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
+        (the platform user is bound to another account); FAILED_PRECONDITION ACCOUNT_CLOSING (the person's account is
+        being closed), ACCOUNT_CLOSED (the account this request_id opened was closed since).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAccount(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResolveAccount(self, request, context):
-        """Finds the account behind a channel binding, a phone number or an ID number.
+        """Finds the account behind a channel binding, a phone number, an ID number or an account number.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_REF when nothing is set; INVALID_PHONE_NUMBER, INVALID_ID_NUMBER,
+        INVALID_ACCOUNT_NUMBER for a malformed value); NOT_FOUND UNKNOWN_ACCOUNT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BatchResolveAccounts(self, request, context):
-        """Resolves many references at once (ingest resolves a whole batch in one call).
+        """Resolves many references at once (ingest resolves a whole batch in one call); a malformed or unknown reference is
+        answered found = false.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 refs; INVALID_ACCOUNT_REF, field refs[i], when a reference
+        sets nothing).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def FindAccountsByPersonKey(self, request, context):
-        """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number).
+        """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number);
+        empty when there are none.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT INVALID_PERSON_KEY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GrantConsent(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Records the resident's consent to one data category, in force from effective_at.
+        Idempotency: request_id: a retry with the same body returns the first record; another body under the same
+        request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
+        INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeConsent(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Records the withdrawal of a consent from effective_at: events before it still score, later ones do not.
+        Idempotency: as GrantConsent.
+        Errors: as GrantConsent.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListConsents(self, request, context):
-        """The consent history of an account, newest first.
+        """The consent history of an account, newest first (by effective_at, then recording order).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative; INVALID_PAGE_TOKEN); NOT_FOUND UNKNOWN_ACCOUNT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CheckConsents(self, request, context):
-        """"May this source's event of category C score for account A at time T?", many questions per call.
+        """"May this source's event of category C score for account A at time T?", many questions per call, one answer
+        each in order. The grant or revocation in force at T decides.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 questions; INVALID_CATEGORY, field questions[i].category;
+        INVALID_EVENT_TIME, field questions[i].at, when a time is missing).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,13 +199,26 @@ class IdentityServiceServicer:
     def CheckConsentColumns(self, request, context):
         """CheckConsents with the questions and answers sent as columns (ingest asks a whole batch at once): the same
         answers, no message per question either way.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (categories or at_us of another length than account_numbers; BATCH_TOO_LARGE over
+        10,000 questions; INVALID_CATEGORY, field categories[i]; INVALID_EVENT_TIME, field at_us[i], for 0).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CloseAccount(self, request, context):
-        """Closes an account (PIPL right to erasure): personal data destroyed, history kept pseudonymously.
+        """Closes an account (PIPL right to erasure): the remaining points are donated or forfeited in the ledger, consents
+        revoked, channel bindings dropped, the real-name record and keyed hashes destroyed; the history stays
+        pseudonymously. The account number is never reused.
+        Idempotency: request_id: a retry resumes or returns the finished closure; another account or disposition under
+        the same request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, requested_by; INVALID_ACCOUNT_NUMBER, INVALID_DISPOSITION;
+        IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED, ACCOUNT_CLOSING (another
+        close request is in progress), POINTS_HELD (a redemption holds points), POINTS_DISPOSITION_REQUIRED (points
+        remain and the disposition is NONE or unset), POINTS_DISPOSAL_FAILED (the ledger refused; the account stays
+        open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
+        LEDGER_NOT_CONFIGURED (retry with the same request_id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -241,7 +292,9 @@ def add_IdentityServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IdentityService:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only.
+    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
+    GetAccount (routed by the account number); the others are called inside the regional platform.
+    ErrorInfo.domain: "identity.carbon-account".
     """
 
     @staticmethod

@@ -28,7 +28,9 @@ GRPC_VERSION: str
 
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only.
+    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
+    GetAccount (routed by the account number); the others are called inside the regional platform.
+    ErrorInfo.domain: "identity.carbon-account".
     """
 
     @_typing.overload
@@ -36,59 +38,177 @@ class IdentityServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IdentityServiceAsyncStub: ...
     OpenAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.OpenAccountRequest, _identity_service_pb2.OpenAccountResponse]
-    """Opens an account, or binds a new channel to the person's existing account in this region (idempotent)."""
+    """Opens an account, or binds a new channel to the person's existing account in this region (one person, one
+    account per region, recognised by the ID number).
+    Idempotency: request_id: a retry with the same body returns the first answer; another body under the same
+    request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, community_centre_id, staff_id; INVALID_CHANNEL, INVALID_NAME,
+    INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
+    (the platform user is bound to another account); FAILED_PRECONDITION ACCOUNT_CLOSING (the person's account is
+    being closed), ACCOUNT_CLOSED (the account this request_id opened was closed since).
+    """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]
+    """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
+    """
     ResolveAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ResolveAccountRequest, _identity_service_pb2.ResolveAccountResponse]
-    """Finds the account behind a channel binding, a phone number or an ID number."""
+    """Finds the account behind a channel binding, a phone number, an ID number or an account number.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_REF when nothing is set; INVALID_PHONE_NUMBER, INVALID_ID_NUMBER,
+    INVALID_ACCOUNT_NUMBER for a malformed value); NOT_FOUND UNKNOWN_ACCOUNT.
+    """
     BatchResolveAccounts: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.BatchResolveAccountsRequest, _identity_service_pb2.BatchResolveAccountsResponse]
-    """Resolves many references at once (ingest resolves a whole batch in one call)."""
+    """Resolves many references at once (ingest resolves a whole batch in one call); a malformed or unknown reference is
+    answered found = false.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 refs; INVALID_ACCOUNT_REF, field refs[i], when a reference
+    sets nothing).
+    """
     FindAccountsByPersonKey: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.FindAccountsByPersonKeyRequest, _identity_service_pb2.FindAccountsByPersonKeyResponse]
-    """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number)."""
+    """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number);
+    empty when there are none.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT INVALID_PERSON_KEY.
+    """
     GrantConsent: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GrantConsentRequest, _identity_service_pb2.GrantConsentResponse]
+    """Records the resident's consent to one data category, in force from effective_at.
+    Idempotency: request_id: a retry with the same body returns the first record; another body under the same
+    request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
+    INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+    """
     RevokeConsent: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeConsentRequest, _identity_service_pb2.RevokeConsentResponse]
+    """Records the withdrawal of a consent from effective_at: events before it still score, later ones do not.
+    Idempotency: as GrantConsent.
+    Errors: as GrantConsent.
+    """
     ListConsents: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListConsentsRequest, _identity_service_pb2.ListConsentsResponse]
-    """The consent history of an account, newest first."""
+    """The consent history of an account, newest first (by effective_at, then recording order).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative; INVALID_PAGE_TOKEN); NOT_FOUND UNKNOWN_ACCOUNT.
+    """
     CheckConsents: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.CheckConsentsRequest, _identity_service_pb2.CheckConsentsResponse]
-    """"May this source's event of category C score for account A at time T?", many questions per call."""
+    """"May this source's event of category C score for account A at time T?", many questions per call, one answer
+    each in order. The grant or revocation in force at T decides.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 questions; INVALID_CATEGORY, field questions[i].category;
+    INVALID_EVENT_TIME, field questions[i].at, when a time is missing).
+    """
     CheckConsentColumns: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.CheckConsentColumnsRequest, _identity_service_pb2.CheckConsentColumnsResponse]
     """CheckConsents with the questions and answers sent as columns (ingest asks a whole batch at once): the same
     answers, no message per question either way.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (categories or at_us of another length than account_numbers; BATCH_TOO_LARGE over
+    10,000 questions; INVALID_CATEGORY, field categories[i]; INVALID_EVENT_TIME, field at_us[i], for 0).
     """
     CloseAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.CloseAccountRequest, _identity_service_pb2.CloseAccountResponse]
-    """Closes an account (PIPL right to erasure): personal data destroyed, history kept pseudonymously."""
+    """Closes an account (PIPL right to erasure): the remaining points are donated or forfeited in the ledger, consents
+    revoked, channel bindings dropped, the real-name record and keyed hashes destroyed; the history stays
+    pseudonymously. The account number is never reused.
+    Idempotency: request_id: a retry resumes or returns the finished closure; another account or disposition under
+    the same request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, requested_by; INVALID_ACCOUNT_NUMBER, INVALID_DISPOSITION;
+    IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED, ACCOUNT_CLOSING (another
+    close request is in progress), POINTS_HELD (a redemption holds points), POINTS_DISPOSITION_REQUIRED (points
+    remain and the disposition is NONE or unset), POINTS_DISPOSAL_FAILED (the ledger refused; the account stays
+    open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
+    LEDGER_NOT_CONFIGURED (retry with the same request_id).
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only.
+    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
+    GetAccount (routed by the account number); the others are called inside the regional platform.
+    ErrorInfo.domain: "identity.carbon-account".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     OpenAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.OpenAccountRequest, _identity_service_pb2.OpenAccountResponse]  # type: ignore[assignment]
-    """Opens an account, or binds a new channel to the person's existing account in this region (idempotent)."""
+    """Opens an account, or binds a new channel to the person's existing account in this region (one person, one
+    account per region, recognised by the ID number).
+    Idempotency: request_id: a retry with the same body returns the first answer; another body under the same
+    request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, community_centre_id, staff_id; INVALID_CHANNEL, INVALID_NAME,
+    INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
+    (the platform user is bound to another account); FAILED_PRECONDITION ACCOUNT_CLOSING (the person's account is
+    being closed), ACCOUNT_CLOSED (the account this request_id opened was closed since).
+    """
     GetAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]  # type: ignore[assignment]
+    """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
+    """
     ResolveAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ResolveAccountRequest, _identity_service_pb2.ResolveAccountResponse]  # type: ignore[assignment]
-    """Finds the account behind a channel binding, a phone number or an ID number."""
+    """Finds the account behind a channel binding, a phone number, an ID number or an account number.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_REF when nothing is set; INVALID_PHONE_NUMBER, INVALID_ID_NUMBER,
+    INVALID_ACCOUNT_NUMBER for a malformed value); NOT_FOUND UNKNOWN_ACCOUNT.
+    """
     BatchResolveAccounts: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.BatchResolveAccountsRequest, _identity_service_pb2.BatchResolveAccountsResponse]  # type: ignore[assignment]
-    """Resolves many references at once (ingest resolves a whole batch in one call)."""
+    """Resolves many references at once (ingest resolves a whole batch in one call); a malformed or unknown reference is
+    answered found = false.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 refs; INVALID_ACCOUNT_REF, field refs[i], when a reference
+    sets nothing).
+    """
     FindAccountsByPersonKey: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.FindAccountsByPersonKeyRequest, _identity_service_pb2.FindAccountsByPersonKeyResponse]  # type: ignore[assignment]
-    """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number)."""
+    """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number);
+    empty when there are none.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT INVALID_PERSON_KEY.
+    """
     GrantConsent: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GrantConsentRequest, _identity_service_pb2.GrantConsentResponse]  # type: ignore[assignment]
+    """Records the resident's consent to one data category, in force from effective_at.
+    Idempotency: request_id: a retry with the same body returns the first record; another body under the same
+    request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
+    INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+    """
     RevokeConsent: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeConsentRequest, _identity_service_pb2.RevokeConsentResponse]  # type: ignore[assignment]
+    """Records the withdrawal of a consent from effective_at: events before it still score, later ones do not.
+    Idempotency: as GrantConsent.
+    Errors: as GrantConsent.
+    """
     ListConsents: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListConsentsRequest, _identity_service_pb2.ListConsentsResponse]  # type: ignore[assignment]
-    """The consent history of an account, newest first."""
+    """The consent history of an account, newest first (by effective_at, then recording order).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative; INVALID_PAGE_TOKEN); NOT_FOUND UNKNOWN_ACCOUNT.
+    """
     CheckConsents: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.CheckConsentsRequest, _identity_service_pb2.CheckConsentsResponse]  # type: ignore[assignment]
-    """"May this source's event of category C score for account A at time T?", many questions per call."""
+    """"May this source's event of category C score for account A at time T?", many questions per call, one answer
+    each in order. The grant or revocation in force at T decides.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 questions; INVALID_CATEGORY, field questions[i].category;
+    INVALID_EVENT_TIME, field questions[i].at, when a time is missing).
+    """
     CheckConsentColumns: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.CheckConsentColumnsRequest, _identity_service_pb2.CheckConsentColumnsResponse]  # type: ignore[assignment]
     """CheckConsents with the questions and answers sent as columns (ingest asks a whole batch at once): the same
     answers, no message per question either way.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (categories or at_us of another length than account_numbers; BATCH_TOO_LARGE over
+    10,000 questions; INVALID_CATEGORY, field categories[i]; INVALID_EVENT_TIME, field at_us[i], for 0).
     """
     CloseAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.CloseAccountRequest, _identity_service_pb2.CloseAccountResponse]  # type: ignore[assignment]
-    """Closes an account (PIPL right to erasure): personal data destroyed, history kept pseudonymously."""
+    """Closes an account (PIPL right to erasure): the remaining points are donated or forfeited in the ledger, consents
+    revoked, channel bindings dropped, the real-name record and keyed hashes destroyed; the history stays
+    pseudonymously. The account number is never reused.
+    Idempotency: request_id: a retry resumes or returns the finished closure; another account or disposition under
+    the same request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, requested_by; INVALID_ACCOUNT_NUMBER, INVALID_DISPOSITION;
+    IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED, ACCOUNT_CLOSING (another
+    close request is in progress), POINTS_HELD (a redemption holds points), POINTS_DISPOSITION_REQUIRED (points
+    remain and the disposition is NONE or unset), POINTS_DISPOSAL_FAILED (the ledger refused; the account stays
+    open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
+    LEDGER_NOT_CONFIGURED (retry with the same request_id).
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only.
+    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
+    GetAccount (routed by the account number); the others are called inside the regional platform.
+    ErrorInfo.domain: "identity.carbon-account".
     """
 
     @_abc_1.abstractmethod
@@ -97,14 +217,26 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.OpenAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.OpenAccountResponse, _abc.Awaitable[_identity_service_pb2.OpenAccountResponse]]:
-        """Opens an account, or binds a new channel to the person's existing account in this region (idempotent)."""
+        """Opens an account, or binds a new channel to the person's existing account in this region (one person, one
+        account per region, recognised by the ID number).
+        Idempotency: request_id: a retry with the same body returns the first answer; another body under the same
+        request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, community_centre_id, staff_id; INVALID_CHANNEL, INVALID_NAME,
+        INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
+        (the platform user is bound to another account); FAILED_PRECONDITION ACCOUNT_CLOSING (the person's account is
+        being closed), ACCOUNT_CLOSED (the account this request_id opened was closed since).
+        """
 
     @_abc_1.abstractmethod
     def GetAccount(
         self,
         request: _identity_service_pb2.GetAccountRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_identity_service_pb2.GetAccountResponse, _abc.Awaitable[_identity_service_pb2.GetAccountResponse]]: ...
+    ) -> _typing.Union[_identity_service_pb2.GetAccountResponse, _abc.Awaitable[_identity_service_pb2.GetAccountResponse]]:
+        """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
+        """
 
     @_abc_1.abstractmethod
     def ResolveAccount(
@@ -112,7 +244,11 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.ResolveAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.ResolveAccountResponse, _abc.Awaitable[_identity_service_pb2.ResolveAccountResponse]]:
-        """Finds the account behind a channel binding, a phone number or an ID number."""
+        """Finds the account behind a channel binding, a phone number, an ID number or an account number.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_REF when nothing is set; INVALID_PHONE_NUMBER, INVALID_ID_NUMBER,
+        INVALID_ACCOUNT_NUMBER for a malformed value); NOT_FOUND UNKNOWN_ACCOUNT.
+        """
 
     @_abc_1.abstractmethod
     def BatchResolveAccounts(
@@ -120,7 +256,12 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.BatchResolveAccountsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.BatchResolveAccountsResponse, _abc.Awaitable[_identity_service_pb2.BatchResolveAccountsResponse]]:
-        """Resolves many references at once (ingest resolves a whole batch in one call)."""
+        """Resolves many references at once (ingest resolves a whole batch in one call); a malformed or unknown reference is
+        answered found = false.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 refs; INVALID_ACCOUNT_REF, field refs[i], when a reference
+        sets nothing).
+        """
 
     @_abc_1.abstractmethod
     def FindAccountsByPersonKey(
@@ -128,21 +269,35 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.FindAccountsByPersonKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.FindAccountsByPersonKeyResponse, _abc.Awaitable[_identity_service_pb2.FindAccountsByPersonKeyResponse]]:
-        """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number)."""
+        """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number);
+        empty when there are none.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT INVALID_PERSON_KEY.
+        """
 
     @_abc_1.abstractmethod
     def GrantConsent(
         self,
         request: _identity_service_pb2.GrantConsentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_identity_service_pb2.GrantConsentResponse, _abc.Awaitable[_identity_service_pb2.GrantConsentResponse]]: ...
+    ) -> _typing.Union[_identity_service_pb2.GrantConsentResponse, _abc.Awaitable[_identity_service_pb2.GrantConsentResponse]]:
+        """Records the resident's consent to one data category, in force from effective_at.
+        Idempotency: request_id: a retry with the same body returns the first record; another body under the same
+        request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
+        INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+        """
 
     @_abc_1.abstractmethod
     def RevokeConsent(
         self,
         request: _identity_service_pb2.RevokeConsentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_identity_service_pb2.RevokeConsentResponse, _abc.Awaitable[_identity_service_pb2.RevokeConsentResponse]]: ...
+    ) -> _typing.Union[_identity_service_pb2.RevokeConsentResponse, _abc.Awaitable[_identity_service_pb2.RevokeConsentResponse]]:
+        """Records the withdrawal of a consent from effective_at: events before it still score, later ones do not.
+        Idempotency: as GrantConsent.
+        Errors: as GrantConsent.
+        """
 
     @_abc_1.abstractmethod
     def ListConsents(
@@ -150,7 +305,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.ListConsentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.ListConsentsResponse, _abc.Awaitable[_identity_service_pb2.ListConsentsResponse]]:
-        """The consent history of an account, newest first."""
+        """The consent history of an account, newest first (by effective_at, then recording order).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative; INVALID_PAGE_TOKEN); NOT_FOUND UNKNOWN_ACCOUNT.
+        """
 
     @_abc_1.abstractmethod
     def CheckConsents(
@@ -158,7 +316,12 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.CheckConsentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.CheckConsentsResponse, _abc.Awaitable[_identity_service_pb2.CheckConsentsResponse]]:
-        """"May this source's event of category C score for account A at time T?", many questions per call."""
+        """"May this source's event of category C score for account A at time T?", many questions per call, one answer
+        each in order. The grant or revocation in force at T decides.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 questions; INVALID_CATEGORY, field questions[i].category;
+        INVALID_EVENT_TIME, field questions[i].at, when a time is missing).
+        """
 
     @_abc_1.abstractmethod
     def CheckConsentColumns(
@@ -168,6 +331,9 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_identity_service_pb2.CheckConsentColumnsResponse, _abc.Awaitable[_identity_service_pb2.CheckConsentColumnsResponse]]:
         """CheckConsents with the questions and answers sent as columns (ingest asks a whole batch at once): the same
         answers, no message per question either way.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (categories or at_us of another length than account_numbers; BATCH_TOO_LARGE over
+        10,000 questions; INVALID_CATEGORY, field categories[i]; INVALID_EVENT_TIME, field at_us[i], for 0).
         """
 
     @_abc_1.abstractmethod
@@ -176,6 +342,17 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.CloseAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.CloseAccountResponse, _abc.Awaitable[_identity_service_pb2.CloseAccountResponse]]:
-        """Closes an account (PIPL right to erasure): personal data destroyed, history kept pseudonymously."""
+        """Closes an account (PIPL right to erasure): the remaining points are donated or forfeited in the ledger, consents
+        revoked, channel bindings dropped, the real-name record and keyed hashes destroyed; the history stays
+        pseudonymously. The account number is never reused.
+        Idempotency: request_id: a retry resumes or returns the finished closure; another account or disposition under
+        the same request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, requested_by; INVALID_ACCOUNT_NUMBER, INVALID_DISPOSITION;
+        IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED, ACCOUNT_CLOSING (another
+        close request is in progress), POINTS_HELD (a redemption holds points), POINTS_DISPOSITION_REQUIRED (points
+        remain and the disposition is NONE or unset), POINTS_DISPOSAL_FAILED (the ledger refused; the account stays
+        open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
+        LEDGER_NOT_CONFIGURED (retry with the same request_id).
+        """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

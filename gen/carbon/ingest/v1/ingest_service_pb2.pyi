@@ -28,16 +28,29 @@ class _EventOutcome:
 class _EventOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventOutcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EVENT_OUTCOME_UNSPECIFIED: _EventOutcome.ValueType  # 0
+    """Not an outcome; never sent in a result (a DUPLICATE's first_outcome may be unset, see there)."""
     EVENT_OUTCOME_ACCEPTED: _EventOutcome.ValueType  # 1
+    """Scored and credited: points and co2e_grams are what the account earned (0 points, reason DAILY_CAP_REACHED, when
+    the daily cap had been reached).
+    """
     EVENT_OUTCOME_DUPLICATE: _EventOutcome.ValueType  # 2
+    """(partner_id, event_id) was seen before: nothing changed; the fields repeat the first result."""
     EVENT_OUTCOME_REJECTED: _EventOutcome.ValueType  # 3
+    """Not credited; reason says why."""
 
-class EventOutcome(_EventOutcome, metaclass=_EventOutcomeEnumTypeWrapper): ...
+class EventOutcome(_EventOutcome, metaclass=_EventOutcomeEnumTypeWrapper):
+    """What became of one event."""
 
 EVENT_OUTCOME_UNSPECIFIED: EventOutcome.ValueType  # 0
+"""Not an outcome; never sent in a result (a DUPLICATE's first_outcome may be unset, see there)."""
 EVENT_OUTCOME_ACCEPTED: EventOutcome.ValueType  # 1
+"""Scored and credited: points and co2e_grams are what the account earned (0 points, reason DAILY_CAP_REACHED, when
+the daily cap had been reached).
+"""
 EVENT_OUTCOME_DUPLICATE: EventOutcome.ValueType  # 2
+"""(partner_id, event_id) was seen before: nothing changed; the fields repeat the first result."""
 EVENT_OUTCOME_REJECTED: EventOutcome.ValueType  # 3
+"""Not credited; reason says why."""
 Global___EventOutcome: _TypeAlias = EventOutcome  # noqa: Y015
 
 class _PartnerKind:
@@ -47,30 +60,54 @@ class _PartnerKind:
 class _PartnerKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PartnerKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PARTNER_KIND_UNSPECIFIED: _PartnerKind.ValueType  # 0
+    """Not a kind: refused by RegisterPartner (INVALID_ARGUMENT partner.kind)."""
     PARTNER_KIND_TRANSIT_OPERATOR: _PartnerKind.ValueType  # 1
+    """Bus and metro operators."""
     PARTNER_KIND_BIKE_SHARE: _PartnerKind.ValueType  # 2
+    """Shared-bike operators."""
     PARTNER_KIND_CHARGER_NETWORK: _PartnerKind.ValueType  # 3
+    """Electric-vehicle charging networks."""
     PARTNER_KIND_DELIVERY_PLATFORM: _PartnerKind.ValueType  # 4
+    """Food delivery platforms."""
     PARTNER_KIND_SORTING_STATION: _PartnerKind.ValueType  # 5
+    """Garbage sorting and recycling stations."""
     PARTNER_KIND_COMMUNITY_CENTRE: _PartnerKind.ValueType  # 6
+    """Community centres reporting residents' activities."""
     PARTNER_KIND_RETAILER: _PartnerKind.ValueType  # 7
+    """Shops and e-commerce."""
     PARTNER_KIND_UTILITY: _PartnerKind.ValueType  # 8
+    """Water, power and gas utilities."""
 
-class PartnerKind(_PartnerKind, metaclass=_PartnerKindEnumTypeWrapper): ...
+class PartnerKind(_PartnerKind, metaclass=_PartnerKindEnumTypeWrapper):
+    """What kind of organisation a data partner is (informational: what it may report is Partner.allowed_behaviours)."""
 
 PARTNER_KIND_UNSPECIFIED: PartnerKind.ValueType  # 0
+"""Not a kind: refused by RegisterPartner (INVALID_ARGUMENT partner.kind)."""
 PARTNER_KIND_TRANSIT_OPERATOR: PartnerKind.ValueType  # 1
+"""Bus and metro operators."""
 PARTNER_KIND_BIKE_SHARE: PartnerKind.ValueType  # 2
+"""Shared-bike operators."""
 PARTNER_KIND_CHARGER_NETWORK: PartnerKind.ValueType  # 3
+"""Electric-vehicle charging networks."""
 PARTNER_KIND_DELIVERY_PLATFORM: PartnerKind.ValueType  # 4
+"""Food delivery platforms."""
 PARTNER_KIND_SORTING_STATION: PartnerKind.ValueType  # 5
+"""Garbage sorting and recycling stations."""
 PARTNER_KIND_COMMUNITY_CENTRE: PartnerKind.ValueType  # 6
+"""Community centres reporting residents' activities."""
 PARTNER_KIND_RETAILER: PartnerKind.ValueType  # 7
+"""Shops and e-commerce."""
 PARTNER_KIND_UTILITY: PartnerKind.ValueType  # 8
+"""Water, power and gas utilities."""
 Global___PartnerKind: _TypeAlias = PartnerKind  # noqa: Y015
 
 @_typing.final
 class Event(_message.Message):
+    """One low-carbon behaviour of one resident, as a data partner reports it. Every field is covered by the batch
+    signature (docs/contract/signing.md). A field that fails validation makes the event REJECTED with the reason named
+    below; nothing of it is stored.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
@@ -82,19 +119,50 @@ class Event(_message.Message):
     EVIDENCE_REF_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """The partner's own id; (partner, event id) is the idempotency key."""
+    """Required. The partner's own id of the event: 1-128 printable characters (no control or separator characters
+    except the ASCII space), compared exactly. (partner_id, event_id) is the idempotency key, for ever.
+    Else INVALID_EVENT_ID.
+    """
     behaviour: _builtins.str
-    """Behaviour code from the catalog, e.g. "transit_trip", "bike_km", "ev_charging_kwh"."""
+    """Required. Behaviour code from the catalog (ListBehaviours), e.g. "transit_trip", "bike_km", "ev_charging_kwh":
+    offered in region_code (else UNKNOWN_BEHAVIOUR) and one of the partner's allowed_behaviours (else
+    BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER).
+    """
     quantity_milli: _builtins.int
-    """In the behaviour's unit, in thousandths (1 trip = 1000; 2.5 km = 2500) so no float enters scoring."""
+    """Required, positive. The quantity in thousandths of the behaviour's unit (1 trip = 1000; 2.5 km = 2500), so no
+    float enters scoring; whole units (a multiple of 1000) for tiered behaviours; else INVALID_QUANTITY. At most the
+    rule's max_quantity_milli (else IMPLAUSIBLE). Points = points_per_unit x counted quantity / 1000, rounded down;
+    only the part within the daily cap counts.
+    """
     region_code: _builtins.str
+    """Required. Where the behaviour happened: a 6-digit GB/T 2260 code (else INVALID_REGION), one of the partner's
+    allowed_regions (else REGION_NOT_ALLOWED_FOR_PARTNER). It selects regional behaviours and regional rule versions.
+    """
     evidence_ref: _builtins.str
+    """Optional. The partner's reference to its evidence (a receipt, a trip record): at most 512 characters (else
+    INVALID_EVIDENCE_REF); stored with the event, never interpreted.
+    """
     tier: _builtins.str
-    """For tiered behaviours such as green appliances: "tier_1" .. "tier_4"."""
+    """Required for tiered behaviours (such as green_appliance) and empty for all others, else INVALID_TIER: one of the
+    tier names of the rule in force, e.g. "tier_1" .. "tier_4" (RuleVersion.tier_points).
+    """
     @_builtins.property
-    def account(self) -> _common_pb2.AccountRef: ...
+    def account(self) -> _common_pb2.AccountRef:
+        """Required. Whose behaviour it was. An account_number must belong to this region (else ACCOUNT_NOT_IN_REGION:
+        send it to its home region); a binding or phone number is resolved in this region. INVALID_ACCOUNT_REF when
+        none is set, a binding lacks a part or an account number is malformed; UNKNOWN_ACCOUNT, ACCOUNT_CLOSED; and
+        CONSENT_MISSING unless the owner's consent for the behaviour's data category was in force at occurred_at.
+        """
+
     @_builtins.property
-    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """Required (else INVALID_OCCURRED_AT). When the behaviour happened: at most 7 days before the service's clock
+        (else TOO_OLD) and at most 5 minutes after it (else IN_FUTURE); both bounds are the catalog's acceptance block
+        (window_days, future_skew_seconds). Its day in China Standard Time is the day daily caps count and the day the
+        points are earned (they expire two years later); the rule version in force at this instant scores the event
+        (NO_RULE_IN_FORCE when none was). Stored to the microsecond; the signature covers the full nanoseconds.
+        """
+
     def __init__(
         self,
         *,
@@ -117,6 +185,8 @@ Global___Event: _TypeAlias = Event  # noqa: Y015
 
 @_typing.final
 class SubmitEventsRequest(_message.Message):
+    """A signed batch of events from one data partner."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTNER_ID_FIELD_NUMBER: _builtins.int
@@ -125,14 +195,33 @@ class SubmitEventsRequest(_message.Message):
     KEY_ID_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
     partner_id: _builtins.str
+    """Required. The registered partner's id (Partner.partner_id); signed. UNAUTHENTICATED UNKNOWN_PARTNER when it is
+    not registered or not active.
+    """
     batch_id: _builtins.str
-    """The partner's id for this batch (for tracing and signature replay protection)."""
+    """Optional. The partner's id for this batch, at most 128 characters (a bound only the store enforces yet: a longer
+    one fails the batch with INTERNAL on PostgreSQL); signed and stored with each event for tracing. Batches are not
+    deduplicated by it (idempotency is per event).
+    """
     key_id: _builtins.str
-    """Key id of the partner secret used to sign."""
+    """Required. The id of the secret that signed: the partner's active key (Partner.active_key_id) or an earlier key
+    within the grace period of the rotation that replaced it (RotatePartnerSecretResponse.previous_key_valid_until);
+    else UNAUTHENTICATED UNKNOWN_KEY. It is not itself covered by the signature.
+    """
     signature: _builtins.str
-    """HMAC-SHA256 over the canonical bytes of (partner_id, batch_id, events), hex."""
+    """Required. Lowercase hex (64 characters) of HMAC-SHA256 keyed with the secret's UTF-8 bytes over the canonical
+    bytes of (partner_id, batch_id, events), byte for byte as docs/contract/signing.md specifies, with known-answer
+    vectors in docs/contract/signing-vectors.json. Compared in constant time after trimming white space and lowering
+    case; a mismatch is UNAUTHENTICATED BAD_SIGNATURE.
+    """
     @_builtins.property
-    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]:
+        """Optional. Up to 5,000 events (more: INVALID_ARGUMENT BATCH_TOO_LARGE); an empty batch is answered with no
+        results. A batch's events count against the partner's rate limit together, so a batch larger than ten seconds'
+        worth of Partner.rate_limit_per_second is always refused RATE_LIMITED. An event_id repeated within the batch
+        counts once; its later copies are answered DUPLICATE.
+        """
+
     def __init__(
         self,
         *,
@@ -152,6 +241,8 @@ Global___SubmitEventsRequest: _TypeAlias = SubmitEventsRequest  # noqa: Y015
 
 @_typing.final
 class EventResult(_message.Message):
+    """The answer for one event, in the order of the request's events."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
@@ -163,17 +254,33 @@ class EventResult(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     FIRST_OUTCOME_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
+    """The event's id, as sent."""
     outcome: Global___EventOutcome.ValueType
+    """ACCEPTED, DUPLICATE or REJECTED."""
     points: _builtins.int
+    """Points credited (for a DUPLICATE: by the first submission); 0 when REJECTED."""
     co2e_grams: _builtins.int
+    """Grams of CO2e avoided, rounded down (for a DUPLICATE: as first computed); 0 when REJECTED."""
     ledger_transfer_id: _builtins.str
+    """The ledger transfer of the event's credit: "earn-" + the first 40 lowercase hex digits of
+    SHA-256(partner_id + U+001F + event_id), the same on every resubmission. Set when the event earned points (for
+    LEDGER_REJECTED: the transfer the ledger refused); empty otherwise, except that a DUPLICATE of an event that
+    earned no points shows the id although nothing was posted under it.
+    """
     reason: _builtins.str
-    """For REJECTED: UNKNOWN_ACCOUNT, CONSENT_MISSING, UNKNOWN_BEHAVIOUR, BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER,
-    INVALID_QUANTITY, IMPLAUSIBLE, TOO_OLD, IN_FUTURE, ...; for ACCEPTED with zero points: DAILY_CAP_REACHED.
+    """Machine-readable reason, UPPER_SNAKE_CASE. For REJECTED: INVALID_EVENT_ID, INVALID_ACCOUNT_REF, INVALID_REGION,
+    INVALID_EVIDENCE_REF, UNKNOWN_BEHAVIOUR, BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER, REGION_NOT_ALLOWED_FOR_PARTNER,
+    INVALID_OCCURRED_AT, IN_FUTURE, TOO_OLD, INVALID_QUANTITY, NO_RULE_IN_FORCE, INVALID_TIER, IMPLAUSIBLE,
+    UNKNOWN_ACCOUNT, ACCOUNT_CLOSED, ACCOUNT_NOT_IN_REGION, CONSENT_MISSING, LEDGER_REJECTED (the ledger refused the
+    credit; the event is stored). For DUPLICATE: DUPLICATE_EVENT. For ACCEPTED: DAILY_CAP_REACHED when the cap cut
+    the counted quantity, else empty.
     """
     message: _builtins.str
+    """Human-readable detail in English, for logs and people; its wording may change: do not parse it."""
     first_outcome: Global___EventOutcome.ValueType
-    """For DUPLICATE: the first result's outcome."""
+    """For DUPLICATE: the outcome first given (ACCEPTED, or REJECTED for LEDGER_REJECTED); unset when the first copy is
+    in the same request (its own result is in this response).
+    """
     def __init__(
         self,
         *,
@@ -196,11 +303,15 @@ Global___EventResult: _TypeAlias = EventResult  # noqa: Y015
 
 @_typing.final
 class SubmitEventsResponse(_message.Message):
+    """The results of one batch."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___EventResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___EventResult]:
+        """Exactly one result per request event, in request order."""
+
     def __init__(
         self,
         *,
@@ -222,7 +333,9 @@ class StreamEventsRequest(_message.Message):
 
     BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def batch(self) -> Global___SubmitEventsRequest: ...
+    def batch(self) -> Global___SubmitEventsRequest:
+        """Required. A complete signed batch, exactly as sent to SubmitEvents (each batch signed on its own)."""
+
     def __init__(
         self,
         *,
@@ -238,6 +351,8 @@ Global___StreamEventsRequest: _TypeAlias = StreamEventsRequest  # noqa: Y015
 
 @_typing.final
 class StreamEventsResponse(_message.Message):
+    """The summary of a stream whose batches were all committed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCHES_FIELD_NUMBER: _builtins.int
@@ -246,10 +361,15 @@ class StreamEventsResponse(_message.Message):
     REJECTED_FIELD_NUMBER: _builtins.int
     POINTS_FIELD_NUMBER: _builtins.int
     batches: _builtins.int
+    """Batches committed."""
     accepted: _builtins.int
+    """Events ACCEPTED over all batches."""
     duplicates: _builtins.int
+    """Events answered DUPLICATE."""
     rejected: _builtins.int
+    """Events REJECTED."""
     points: _builtins.int
+    """Points credited by the accepted events."""
     def __init__(
         self,
         *,
@@ -269,12 +389,16 @@ Global___StreamEventsResponse: _TypeAlias = StreamEventsResponse  # noqa: Y015
 
 @_typing.final
 class ExplainScoreRequest(_message.Message):
+    """Which stored event to explain."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTNER_ID_FIELD_NUMBER: _builtins.int
     EVENT_ID_FIELD_NUMBER: _builtins.int
     partner_id: _builtins.str
+    """Required. The partner that submitted the event."""
     event_id: _builtins.str
+    """Required. The partner's event id."""
     def __init__(
         self,
         *,
@@ -291,6 +415,8 @@ Global___ExplainScoreRequest: _TypeAlias = ExplainScoreRequest  # noqa: Y015
 
 @_typing.final
 class ExplainScoreResponse(_message.Message):
+    """How a stored event was scored."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
@@ -305,17 +431,29 @@ class ExplainScoreResponse(_message.Message):
     CONSENT_REASON_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
     behaviour: _builtins.str
+    """The behaviour code the event reported."""
     rule_version_id: _builtins.str
+    """The rule version that scored it: "<behaviour>@<region_code or national>@<effective_from as YYYYMMDDTHHMMSSZ UTC>"."""
     points_per_unit: _builtins.int
+    """Points per whole unit under that version (for a tiered behaviour: the event's tier's points)."""
     co2e_factor: _builtins.str
+    """The CO2e factor as exact decimal text with its unit, e.g. "515.5 g CO2 avoided per trip"."""
     co2e_source: _builtins.str
+    """The public source of the factor."""
     cap_per_day: _builtins.int
+    """The version's daily cap in thousandths of the unit (0: no cap)."""
     counted_before_today: _builtins.int
+    """Thousandths of the unit this account had counted for the behaviour earlier the same day (China Standard Time)."""
     consent_allowed: _builtins.bool
+    """Always true: only events whose consent was in force are stored."""
     consent_reason: _builtins.str
+    """Human-readable statement of the consent check, in English."""
     explanation: _builtins.str
+    """The whole computation in one English sentence, for people; do not parse it."""
     @_builtins.property
-    def result(self) -> Global___EventResult: ...
+    def result(self) -> Global___EventResult:
+        """The event's result: ACCEPTED, or REJECTED with reason LEDGER_REJECTED."""
+
     def __init__(
         self,
         *,
@@ -341,6 +479,8 @@ Global___ExplainScoreResponse: _TypeAlias = ExplainScoreResponse  # noqa: Y015
 
 @_typing.final
 class Behaviour(_message.Message):
+    """A low-carbon behaviour of the catalog."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CODE_FIELD_NUMBER: _builtins.int
@@ -350,12 +490,19 @@ class Behaviour(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     REGION_CODE_FIELD_NUMBER: _builtins.int
     code: _builtins.str
+    """Stable code, lower-case snake_case, e.g. "transit_trip"."""
     name_en: _builtins.str
+    """English name."""
     name_zh: _builtins.str
+    """Chinese name."""
     unit: _builtins.str
+    """The unit quantities are counted in, e.g. "trip", "km", "kWh", "time", "item", "day", "kg"; Event.quantity_milli
+    is in thousandths of it.
+    """
     category: _common_pb2.DataCategory.ValueType
+    """The consent category an event of this behaviour needs."""
     region_code: _builtins.str
-    """Empty for national behaviours."""
+    """Empty for national behaviours; else the only region (6-digit code) that offers it."""
     def __init__(
         self,
         *,
@@ -376,15 +523,21 @@ Global___Behaviour: _TypeAlias = Behaviour  # noqa: Y015
 
 @_typing.final
 class ListBehavioursRequest(_message.Message):
+    """A page of the catalog."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REGION_CODE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     region_code: _builtins.str
-    """Also lists this region's extras."""
+    """Optional. A 6-digit region code: its extras are listed after the national behaviours. Not validated: an unknown
+    region adds none.
+    """
     page_size: _builtins.int
+    """Optional. At most this many behaviours; 0 means 100, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first."""
     def __init__(
         self,
         *,
@@ -402,13 +555,18 @@ Global___ListBehavioursRequest: _TypeAlias = ListBehavioursRequest  # noqa: Y015
 
 @_typing.final
 class ListBehavioursResponse(_message.Message):
+    """A page of behaviours."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BEHAVIOURS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Opaque; empty on the last page."""
     @_builtins.property
-    def behaviours(self) -> _containers.RepeatedCompositeFieldContainer[Global___Behaviour]: ...
+    def behaviours(self) -> _containers.RepeatedCompositeFieldContainer[Global___Behaviour]:
+        """The behaviours of this page."""
+
     def __init__(
         self,
         *,
@@ -425,6 +583,8 @@ Global___ListBehavioursResponse: _TypeAlias = ListBehavioursResponse  # noqa: Y0
 
 @_typing.final
 class RuleVersion(_message.Message):
+    """What one behaviour earns and avoids from effective_from on, nationally or in one region."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -458,22 +618,42 @@ class RuleVersion(_message.Message):
     MAX_QUANTITY_MILLI_FIELD_NUMBER: _builtins.int
     TIER_POINTS_FIELD_NUMBER: _builtins.int
     rule_version_id: _builtins.str
+    """Output only (ignored on create): "<behaviour>@<region_code or national>@<effective_from, UTC, as
+    YYYYMMDDTHHMMSSZ>", e.g. "transit_trip@national@20221231T160000Z". One version per id.
+    """
     behaviour: _builtins.str
+    """Required. A behaviour code of the catalog (else INVALID_ARGUMENT UNKNOWN_BEHAVIOUR)."""
     region_code: _builtins.str
-    """Empty for the national rule."""
+    """Optional. Empty for the national rule, else a 6-digit region code; a regional behaviour's rule must name its
+    region. A regional version wins over the national one for events in that region.
+    """
     points_per_unit: _builtins.int
+    """Optional, not negative. Points per whole unit (ignored for tiered behaviours, which use tier_points)."""
     co2e_milligrams_per_unit: _builtins.int
-    """Grams of CO2e avoided per unit, in thousandths (exact decimal stored as an integer)."""
+    """Optional, not negative. Grams of CO2e avoided per unit, in thousandths (milligrams per unit, an exact decimal
+    stored as an integer): co2e_grams = this x counted quantity_milli / 1,000,000, rounded down.
+    """
     co2e_source: _builtins.str
+    """Required (not blank). The public document the factor comes from."""
     daily_cap_milli: _builtins.int
-    """Counted units per day (China Standard Time), in thousandths; 0 means no cap."""
+    """Optional, not negative. Units counted per account and behaviour per day (China Standard Time), in thousandths;
+    0 means no cap. The part of an event beyond the cap earns nothing (DAILY_CAP_REACHED).
+    """
     max_quantity_milli: _builtins.int
-    """Largest plausible quantity of one event, in thousandths."""
+    """Optional, not negative. Largest plausible quantity of one event, in thousandths (larger: IMPLAUSIBLE); 0 means
+    no limit.
+    """
     @_builtins.property
-    def effective_from(self) -> _timestamp_pb2.Timestamp: ...
+    def effective_from(self) -> _timestamp_pb2.Timestamp:
+        """Required. When the version takes effect; not in the past at creation (else RETROACTIVE_RULE). The version in
+        force at an event's occurred_at scores it. Precision: whole seconds identify the version.
+        """
+
     @_builtins.property
     def tier_points(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
-        """Points for tiered behaviours by tier name."""
+        """Points per whole unit by tier name, e.g. {"tier_1": 50, ..., "tier_4": 200}: required (non-empty) exactly for
+        tiered behaviours, else INVALID_ARGUMENT INVALID_TIER.
+        """
 
     def __init__(
         self,
@@ -499,13 +679,18 @@ Global___RuleVersion: _TypeAlias = RuleVersion  # noqa: Y015
 
 @_typing.final
 class CreateRuleVersionRequest(_message.Message):
+    """A new rule version."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     RULE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Ignored: the version's id (behaviour, scope, effective_from) is its idempotency key."""
     @_builtins.property
-    def rule(self) -> Global___RuleVersion: ...
+    def rule(self) -> Global___RuleVersion:
+        """Required. The version to add (rule_version_id is derived, not read)."""
+
     def __init__(
         self,
         *,
@@ -522,11 +707,15 @@ Global___CreateRuleVersionRequest: _TypeAlias = CreateRuleVersionRequest  # noqa
 
 @_typing.final
 class CreateRuleVersionResponse(_message.Message):
+    """The created (or already stored, identical) version."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RULE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def rule(self) -> Global___RuleVersion: ...
+    def rule(self) -> Global___RuleVersion:
+        """The stored version with its rule_version_id."""
+
     def __init__(
         self,
         *,
@@ -542,6 +731,8 @@ Global___CreateRuleVersionResponse: _TypeAlias = CreateRuleVersionResponse  # no
 
 @_typing.final
 class ListRuleVersionsRequest(_message.Message):
+    """A page of rule versions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BEHAVIOUR_FIELD_NUMBER: _builtins.int
@@ -549,9 +740,13 @@ class ListRuleVersionsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     behaviour: _builtins.str
+    """Optional. Only this behaviour's versions; empty for all."""
     region_code: _builtins.str
+    """Optional. Only versions of this exact scope (a 6-digit code); empty for every scope, national included."""
     page_size: _builtins.int
+    """Optional. At most this many versions; 0 means 100, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first."""
     def __init__(
         self,
         *,
@@ -570,13 +765,18 @@ Global___ListRuleVersionsRequest: _TypeAlias = ListRuleVersionsRequest  # noqa: 
 
 @_typing.final
 class ListRuleVersionsResponse(_message.Message):
+    """A page of rule versions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RULES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Opaque; empty on the last page."""
     @_builtins.property
-    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleVersion]: ...
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleVersion]:
+        """The versions of this page."""
+
     def __init__(
         self,
         *,
@@ -593,6 +793,8 @@ Global___ListRuleVersionsResponse: _TypeAlias = ListRuleVersionsResponse  # noqa
 
 @_typing.final
 class Partner(_message.Message):
+    """A data partner of this region's ingest."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTNER_ID_FIELD_NUMBER: _builtins.int
@@ -604,16 +806,31 @@ class Partner(_message.Message):
     ACTIVE_KEY_ID_FIELD_NUMBER: _builtins.int
     ACTIVE_FIELD_NUMBER: _builtins.int
     partner_id: _builtins.str
+    """Required. 2-64 characters of a-z 0-9 _ . -, starting with a letter or digit, e.g. "hz-metro"."""
     name: _builtins.str
+    """Required (not blank). Display name, at most 200 characters (a bound only the store enforces yet: a longer one
+    fails with INTERNAL on PostgreSQL).
+    """
     kind: Global___PartnerKind.ValueType
+    """Required (not UNSPECIFIED). What kind of organisation it is."""
     rate_limit_per_second: _builtins.int
-    """Events per second the partner may submit."""
+    """Optional, not negative. Events per second on average; a burst may use ten seconds' worth; each batch costs its
+    number of events. 0 means unlimited.
+    """
     active_key_id: _builtins.str
+    """Output only: the key id batches are signed with now, "k1" at registration and "k<n>" after the (n-1)th rotation."""
     active: _builtins.bool
+    """Output only: whether the partner may submit (true from registration; no method of this service changes it)."""
     @_builtins.property
-    def allowed_behaviours(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def allowed_behaviours(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required, at least one: behaviour codes of the catalog the partner may report (stored sorted, without repeats)."""
+
     @_builtins.property
-    def allowed_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def allowed_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required, at least one: 6-digit region codes where the partner's events may happen (stored sorted, without
+        repeats).
+        """
+
     def __init__(
         self,
         *,
@@ -636,13 +853,20 @@ Global___Partner: _TypeAlias = Partner  # noqa: Y015
 
 @_typing.final
 class RegisterPartnerRequest(_message.Message):
+    """A partner to register."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PARTNER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required (not empty). Idempotency key of the registration, at most 128 characters (a bound only the store
+    enforces yet: a longer one fails with INTERNAL on PostgreSQL).
+    """
     @_builtins.property
-    def partner(self) -> Global___Partner: ...
+    def partner(self) -> Global___Partner:
+        """Required. The partner (active_key_id and active are ignored)."""
+
     def __init__(
         self,
         *,
@@ -659,14 +883,20 @@ Global___RegisterPartnerRequest: _TypeAlias = RegisterPartnerRequest  # noqa: Y0
 
 @_typing.final
 class RegisterPartnerResponse(_message.Message):
+    """The registered partner and its first secret."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTNER_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     secret: _builtins.str
-    """Shown once."""
+    """The signing secret of key "k1": 43 characters of URL-safe base64 (32 random bytes). Sign with its UTF-8 bytes.
+    Returned by this call and its retries with the same request_id only; store it safely.
+    """
     @_builtins.property
-    def partner(self) -> Global___Partner: ...
+    def partner(self) -> Global___Partner:
+        """The partner as stored, with active_key_id "k1"."""
+
     def __init__(
         self,
         *,
@@ -683,10 +913,13 @@ Global___RegisterPartnerResponse: _TypeAlias = RegisterPartnerResponse  # noqa: 
 
 @_typing.final
 class GetPartnerRequest(_message.Message):
+    """Which partner to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTNER_ID_FIELD_NUMBER: _builtins.int
     partner_id: _builtins.str
+    """Required. The partner's id."""
     def __init__(
         self,
         *,
@@ -702,11 +935,15 @@ Global___GetPartnerRequest: _TypeAlias = GetPartnerRequest  # noqa: Y015
 
 @_typing.final
 class GetPartnerResponse(_message.Message):
+    """One partner."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTNER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def partner(self) -> Global___Partner: ...
+    def partner(self) -> Global___Partner:
+        """The partner."""
+
     def __init__(
         self,
         *,
@@ -722,12 +959,16 @@ Global___GetPartnerResponse: _TypeAlias = GetPartnerResponse  # noqa: Y015
 
 @_typing.final
 class ListPartnersRequest(_message.Message):
+    """A page of partners."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """Optional. At most this many partners; 0 means 100, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first."""
     def __init__(
         self,
         *,
@@ -744,13 +985,18 @@ Global___ListPartnersRequest: _TypeAlias = ListPartnersRequest  # noqa: Y015
 
 @_typing.final
 class ListPartnersResponse(_message.Message):
+    """A page of partners."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTNERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Set whenever the page is full (the next page may be empty); empty after the last partner."""
     @_builtins.property
-    def partners(self) -> _containers.RepeatedCompositeFieldContainer[Global___Partner]: ...
+    def partners(self) -> _containers.RepeatedCompositeFieldContainer[Global___Partner]:
+        """The partners of this page, ordered by partner_id."""
+
     def __init__(
         self,
         *,
@@ -767,12 +1013,18 @@ Global___ListPartnersResponse: _TypeAlias = ListPartnersResponse  # noqa: Y015
 
 @_typing.final
 class RotatePartnerSecretRequest(_message.Message):
+    """A new signing secret for a partner."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PARTNER_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required (not empty). Idempotency key of the rotation, unique across partners, at most 128 characters (a bound
+    only the store enforces yet: a longer one fails with INTERNAL on PostgreSQL).
+    """
     partner_id: _builtins.str
+    """Required. The partner whose secret to rotate."""
     def __init__(
         self,
         *,
@@ -789,16 +1041,23 @@ Global___RotatePartnerSecretRequest: _TypeAlias = RotatePartnerSecretRequest  # 
 
 @_typing.final
 class RotatePartnerSecretResponse(_message.Message):
+    """The new key."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_ID_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     PREVIOUS_KEY_VALID_UNTIL_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
+    """The new active key id, "k<n>" (n = the number of keys the partner now has)."""
     secret: _builtins.str
-    """Shown once."""
+    """The new secret: 43 characters of URL-safe base64 (32 random bytes). Returned by this call and its retries with
+    the same request_id only.
+    """
     @_builtins.property
-    def previous_key_valid_until(self) -> _timestamp_pb2.Timestamp: ...
+    def previous_key_valid_until(self) -> _timestamp_pb2.Timestamp:
+        """Until when batches signed with the previous key still verify."""
+
     def __init__(
         self,
         *,
@@ -816,6 +1075,8 @@ Global___RotatePartnerSecretResponse: _TypeAlias = RotatePartnerSecretResponse  
 
 @_typing.final
 class StatisticsRow(_message.Message):
+    """Totals of one region, behaviour and day."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REGION_CODE_FIELD_NUMBER: _builtins.int
@@ -825,12 +1086,19 @@ class StatisticsRow(_message.Message):
     POINTS_FIELD_NUMBER: _builtins.int
     CO2E_GRAMS_FIELD_NUMBER: _builtins.int
     region_code: _builtins.str
+    """Where the events happened (Event.region_code)."""
     behaviour: _builtins.str
+    """The behaviour code."""
     events: _builtins.int
+    """Events scored (accepted, including those the daily cap counted as zero)."""
     points: _builtins.int
+    """Points they earned."""
     co2e_grams: _builtins.int
+    """Grams of CO2e they avoided."""
     @_builtins.property
-    def day(self) -> _common_pb2.Date: ...
+    def day(self) -> _common_pb2.Date:
+        """The day the events happened, China Standard Time."""
+
     def __init__(
         self,
         *,
@@ -851,6 +1119,8 @@ Global___StatisticsRow: _TypeAlias = StatisticsRow  # noqa: Y015
 
 @_typing.final
 class GetStatisticsRequest(_message.Message):
+    """Which totals to read; every filter is optional and they combine."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REGION_CODE_FIELD_NUMBER: _builtins.int
@@ -858,11 +1128,17 @@ class GetStatisticsRequest(_message.Message):
     TO_DAY_FIELD_NUMBER: _builtins.int
     BEHAVIOUR_FIELD_NUMBER: _builtins.int
     region_code: _builtins.str
+    """Optional. Only events that happened in this region (6-digit code); empty for all."""
     behaviour: _builtins.str
+    """Optional. Only this behaviour; empty for all."""
     @_builtins.property
-    def from_day(self) -> _common_pb2.Date: ...
+    def from_day(self) -> _common_pb2.Date:
+        """Optional. First day included (China Standard Time); unset or all zero for no lower bound."""
+
     @_builtins.property
-    def to_day(self) -> _common_pb2.Date: ...
+    def to_day(self) -> _common_pb2.Date:
+        """Optional. Last day included; unset or all zero for no upper bound."""
+
     def __init__(
         self,
         *,
@@ -881,11 +1157,15 @@ Global___GetStatisticsRequest: _TypeAlias = GetStatisticsRequest  # noqa: Y015
 
 @_typing.final
 class GetStatisticsResponse(_message.Message):
+    """The totals."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ROWS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatisticsRow]: ...
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatisticsRow]:
+        """One row per (day, region_code, behaviour) with events, in that order."""
+
     def __init__(
         self,
         *,

@@ -27,6 +27,11 @@ if _version_not_supported:
 
 class IngestServiceStub:
     """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics.
+    One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
+    batch with its signature (docs/contract/signing.md); the other methods (explanation, catalog, partners,
+    statistics) carry no caller check of their own: reach them only from the regional platform's network. The gateway
+    does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
+    ErrorInfo.domain: "ingest.carbon-account".
     """
 
     def __init__(self, channel):
@@ -94,78 +99,129 @@ class IngestServiceStub:
 
 class IngestServiceServicer:
     """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics.
+    One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
+    batch with its signature (docs/contract/signing.md); the other methods (explanation, catalog, partners,
+    statistics) carry no caller check of their own: reach them only from the regional platform's network. The gateway
+    does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
+    ErrorInfo.domain: "ingest.carbon-account".
     """
 
     def SubmitEvents(self, request, context):
-        """Scores and credits a batch of events (up to 5,000), one result per event; a bad event never fails its neighbours.
+        """Scores and credits a signed batch of events, one result per event in request order; a bad event never fails its
+        neighbours (its result is REJECTED with a reason). Whole-batch checks, in this order: size, partner and key,
+        signature, the partner's rate limit; a batch failing one is refused as a whole and changes nothing.
+        Idempotency: per event, by (partner_id, event_id), for ever: an event seen before is answered DUPLICATE with its
+        first result and is never credited twice. Events REJECTED by validation are not stored and may be sent again.
+        After a lost answer, RESOURCE_EXHAUSTED or UNAVAILABLE, resend the same batch.
+        Errors: INVALID_ARGUMENT BATCH_TOO_LARGE (more than 5,000 events); UNAUTHENTICATED UNKNOWN_PARTNER,
+        UNKNOWN_KEY, BAD_SIGNATURE; RESOURCE_EXHAUSTED RATE_LIMITED (back off), CONTENTION (the same events are being
+        submitted concurrently: retry); UNAVAILABLE IDENTITY_UNAVAILABLE, IDENTITY_BAD_ANSWER, LEDGER_UNAVAILABLE,
+        LEDGER_BAD_ANSWER, DEPENDENCY_NOT_CONFIGURED (resend: events already recorded are credited exactly once).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamEvents(self, request_iterator, context):
-        """The same for long-running feeds: many signed batches on one stream, one summary at the end.
-        Each batch commits on its own. A batch refused as a whole ends the stream with that batch's status; its
+        """The same for long-running feeds: many signed batches on one stream, one summary at the end. Each batch is
+        checked, committed and credited on its own exactly as by SubmitEvents; per-event results are not returned
+        (ExplainScore reads one back). A batch refused as a whole ends the stream with that batch's status; its
         ErrorInfo metadata holds the summary of the batches committed before it (batches_committed, accepted,
-        duplicates, rejected, points) and failed_batch_index / failed_batch_id, where the feed resumes.
+        duplicates, rejected, points) and failed_batch_index (0-based) and failed_batch_id, where the feed resumes.
+        Idempotency: as SubmitEvents, per event; resending from failed_batch_index on is safe.
+        Errors: those of SubmitEvents, each with the progress metadata above.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExplainScore(self, request, context):
-        """Why an event scored what it scored: rule version, factor, cap state, consent.
+        """Why a stored event scored what it scored: rule version, factor, cap state. Stored events are the ACCEPTED ones
+        (zero points included) and those the ledger refused (LEDGER_REJECTED); events rejected by validation are not.
+        Idempotency: read-only.
+        Errors: NOT_FOUND EVENT_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListBehaviours(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The behaviour catalog: the national behaviours and, with region_code, that region's extras, ordered by
+        (region_code, code) with the national ones first.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateRuleVersion(self, request, context):
-        """Adds a new version of a behaviour's rule, effective from a given time (national or for one region).
+        """Adds a new version of a behaviour's rule, effective from a given time (national or for one region). A version is
+        never edited: every event keeps the version in force when it happened.
+        Idempotency: by the version's id (behaviour, scope and effective_from to the second): the same terms again return
+        the stored version; request_id is not read.
+        Errors: INVALID_ARGUMENT (rule.effective_from missing; UNKNOWN_BEHAVIOUR; rule.region_code; RETROACTIVE_RULE
+        when effective_from is in the past; a negative number; INVALID_TIER for rule.tier_points; rule.co2e_source
+        empty); ALREADY_EXISTS RULE_VERSION_EXISTS (that id exists with other terms).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListRuleVersions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RegisterPartner(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Registers a data partner with what it may report, and issues its first signing secret (key id "k1").
+        Idempotency: request_id with partner.partner_id: a retry returns the stored partner and the same secret (the
+        rest of the retry's body is not compared).
+        Errors: INVALID_ARGUMENT (request_id; partner.partner_id, kind, name, allowed_behaviours, allowed_regions,
+        rate_limit_per_second); ALREADY_EXISTS PARTNER_EXISTS (the partner_id was registered by another request).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPartner(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One partner.
+        Idempotency: read-only.
+        Errors: NOT_FOUND PARTNER_NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPartners(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Partners ordered by partner_id.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RotatePartnerSecret(self, request, context):
-        """Issues a new signing secret; the old one stays valid for a grace period.
+        """Issues a new signing secret under a new key id; the previous key stays valid for a grace period (24 hours unless
+        the region configures CARBON_INGEST_KEY_GRACE_HOURS), so batches in flight still verify.
+        Idempotency: request_id: a retry returns the same key id and secret.
+        Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS REQUEST_ID_REUSED (the
+        request_id rotated another partner's key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetStatistics(self, request, context):
-        """Points and grams of CO2e per region, behaviour and day.
+        """Points, grams of CO2e and events scored per region, behaviour and day (China Standard Time), ordered by
+        (day, region_code, behaviour). Not paged: narrow the days for large answers.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (from_day or to_day not a calendar day).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -239,6 +295,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IngestService:
     """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics.
+    One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
+    batch with its signature (docs/contract/signing.md); the other methods (explanation, catalog, partners,
+    statistics) carry no caller check of their own: reach them only from the regional platform's network. The gateway
+    does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
+    ErrorInfo.domain: "ingest.carbon-account".
     """
 
     @staticmethod

@@ -27,63 +27,193 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class IngestServiceStub:
-    """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics."""
+    """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics.
+    One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
+    batch with its signature (docs/contract/signing.md); the other methods (explanation, catalog, partners,
+    statistics) carry no caller check of their own: reach them only from the regional platform's network. The gateway
+    does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
+    ErrorInfo.domain: "ingest.carbon-account".
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IngestServiceAsyncStub: ...
     SubmitEvents: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.SubmitEventsRequest, _ingest_service_pb2.SubmitEventsResponse]
-    """Scores and credits a batch of events (up to 5,000), one result per event; a bad event never fails its neighbours."""
+    """Scores and credits a signed batch of events, one result per event in request order; a bad event never fails its
+    neighbours (its result is REJECTED with a reason). Whole-batch checks, in this order: size, partner and key,
+    signature, the partner's rate limit; a batch failing one is refused as a whole and changes nothing.
+    Idempotency: per event, by (partner_id, event_id), for ever: an event seen before is answered DUPLICATE with its
+    first result and is never credited twice. Events REJECTED by validation are not stored and may be sent again.
+    After a lost answer, RESOURCE_EXHAUSTED or UNAVAILABLE, resend the same batch.
+    Errors: INVALID_ARGUMENT BATCH_TOO_LARGE (more than 5,000 events); UNAUTHENTICATED UNKNOWN_PARTNER,
+    UNKNOWN_KEY, BAD_SIGNATURE; RESOURCE_EXHAUSTED RATE_LIMITED (back off), CONTENTION (the same events are being
+    submitted concurrently: retry); UNAVAILABLE IDENTITY_UNAVAILABLE, IDENTITY_BAD_ANSWER, LEDGER_UNAVAILABLE,
+    LEDGER_BAD_ANSWER, DEPENDENCY_NOT_CONFIGURED (resend: events already recorded are credited exactly once).
+    """
     StreamEvents: _grpc.StreamUnaryMultiCallable[_ingest_service_pb2.StreamEventsRequest, _ingest_service_pb2.StreamEventsResponse]
-    """The same for long-running feeds: many signed batches on one stream, one summary at the end.
-    Each batch commits on its own. A batch refused as a whole ends the stream with that batch's status; its
+    """The same for long-running feeds: many signed batches on one stream, one summary at the end. Each batch is
+    checked, committed and credited on its own exactly as by SubmitEvents; per-event results are not returned
+    (ExplainScore reads one back). A batch refused as a whole ends the stream with that batch's status; its
     ErrorInfo metadata holds the summary of the batches committed before it (batches_committed, accepted,
-    duplicates, rejected, points) and failed_batch_index / failed_batch_id, where the feed resumes.
+    duplicates, rejected, points) and failed_batch_index (0-based) and failed_batch_id, where the feed resumes.
+    Idempotency: as SubmitEvents, per event; resending from failed_batch_index on is safe.
+    Errors: those of SubmitEvents, each with the progress metadata above.
     """
     ExplainScore: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ExplainScoreRequest, _ingest_service_pb2.ExplainScoreResponse]
-    """Why an event scored what it scored: rule version, factor, cap state, consent."""
+    """Why a stored event scored what it scored: rule version, factor, cap state. Stored events are the ACCEPTED ones
+    (zero points included) and those the ledger refused (LEDGER_REJECTED); events rejected by validation are not.
+    Idempotency: read-only.
+    Errors: NOT_FOUND EVENT_NOT_FOUND.
+    """
     ListBehaviours: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListBehavioursRequest, _ingest_service_pb2.ListBehavioursResponse]
+    """The behaviour catalog: the national behaviours and, with region_code, that region's extras, ordered by
+    (region_code, code) with the national ones first.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+    """
     CreateRuleVersion: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.CreateRuleVersionRequest, _ingest_service_pb2.CreateRuleVersionResponse]
-    """Adds a new version of a behaviour's rule, effective from a given time (national or for one region)."""
+    """Adds a new version of a behaviour's rule, effective from a given time (national or for one region). A version is
+    never edited: every event keeps the version in force when it happened.
+    Idempotency: by the version's id (behaviour, scope and effective_from to the second): the same terms again return
+    the stored version; request_id is not read.
+    Errors: INVALID_ARGUMENT (rule.effective_from missing; UNKNOWN_BEHAVIOUR; rule.region_code; RETROACTIVE_RULE
+    when effective_from is in the past; a negative number; INVALID_TIER for rule.tier_points; rule.co2e_source
+    empty); ALREADY_EXISTS RULE_VERSION_EXISTS (that id exists with other terms).
+    """
     ListRuleVersions: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListRuleVersionsRequest, _ingest_service_pb2.ListRuleVersionsResponse]
+    """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+    """
     RegisterPartner: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.RegisterPartnerRequest, _ingest_service_pb2.RegisterPartnerResponse]
+    """Registers a data partner with what it may report, and issues its first signing secret (key id "k1").
+    Idempotency: request_id with partner.partner_id: a retry returns the stored partner and the same secret (the
+    rest of the retry's body is not compared).
+    Errors: INVALID_ARGUMENT (request_id; partner.partner_id, kind, name, allowed_behaviours, allowed_regions,
+    rate_limit_per_second); ALREADY_EXISTS PARTNER_EXISTS (the partner_id was registered by another request).
+    """
     GetPartner: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.GetPartnerRequest, _ingest_service_pb2.GetPartnerResponse]
+    """One partner.
+    Idempotency: read-only.
+    Errors: NOT_FOUND PARTNER_NOT_FOUND.
+    """
     ListPartners: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListPartnersRequest, _ingest_service_pb2.ListPartnersResponse]
+    """Partners ordered by partner_id.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative).
+    """
     RotatePartnerSecret: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.RotatePartnerSecretRequest, _ingest_service_pb2.RotatePartnerSecretResponse]
-    """Issues a new signing secret; the old one stays valid for a grace period."""
+    """Issues a new signing secret under a new key id; the previous key stays valid for a grace period (24 hours unless
+    the region configures CARBON_INGEST_KEY_GRACE_HOURS), so batches in flight still verify.
+    Idempotency: request_id: a retry returns the same key id and secret.
+    Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS REQUEST_ID_REUSED (the
+    request_id rotated another partner's key).
+    """
     GetStatistics: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.GetStatisticsRequest, _ingest_service_pb2.GetStatisticsResponse]
-    """Points and grams of CO2e per region, behaviour and day."""
+    """Points, grams of CO2e and events scored per region, behaviour and day (China Standard Time), ordered by
+    (day, region_code, behaviour). Not paged: narrow the days for large answers.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (from_day or to_day not a calendar day).
+    """
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
-    """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics."""
+    """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics.
+    One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
+    batch with its signature (docs/contract/signing.md); the other methods (explanation, catalog, partners,
+    statistics) carry no caller check of their own: reach them only from the regional platform's network. The gateway
+    does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
+    ErrorInfo.domain: "ingest.carbon-account".
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitEvents: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.SubmitEventsRequest, _ingest_service_pb2.SubmitEventsResponse]  # type: ignore[assignment]
-    """Scores and credits a batch of events (up to 5,000), one result per event; a bad event never fails its neighbours."""
+    """Scores and credits a signed batch of events, one result per event in request order; a bad event never fails its
+    neighbours (its result is REJECTED with a reason). Whole-batch checks, in this order: size, partner and key,
+    signature, the partner's rate limit; a batch failing one is refused as a whole and changes nothing.
+    Idempotency: per event, by (partner_id, event_id), for ever: an event seen before is answered DUPLICATE with its
+    first result and is never credited twice. Events REJECTED by validation are not stored and may be sent again.
+    After a lost answer, RESOURCE_EXHAUSTED or UNAVAILABLE, resend the same batch.
+    Errors: INVALID_ARGUMENT BATCH_TOO_LARGE (more than 5,000 events); UNAUTHENTICATED UNKNOWN_PARTNER,
+    UNKNOWN_KEY, BAD_SIGNATURE; RESOURCE_EXHAUSTED RATE_LIMITED (back off), CONTENTION (the same events are being
+    submitted concurrently: retry); UNAVAILABLE IDENTITY_UNAVAILABLE, IDENTITY_BAD_ANSWER, LEDGER_UNAVAILABLE,
+    LEDGER_BAD_ANSWER, DEPENDENCY_NOT_CONFIGURED (resend: events already recorded are credited exactly once).
+    """
     StreamEvents: _aio.StreamUnaryMultiCallable[_ingest_service_pb2.StreamEventsRequest, _ingest_service_pb2.StreamEventsResponse]  # type: ignore[assignment]
-    """The same for long-running feeds: many signed batches on one stream, one summary at the end.
-    Each batch commits on its own. A batch refused as a whole ends the stream with that batch's status; its
+    """The same for long-running feeds: many signed batches on one stream, one summary at the end. Each batch is
+    checked, committed and credited on its own exactly as by SubmitEvents; per-event results are not returned
+    (ExplainScore reads one back). A batch refused as a whole ends the stream with that batch's status; its
     ErrorInfo metadata holds the summary of the batches committed before it (batches_committed, accepted,
-    duplicates, rejected, points) and failed_batch_index / failed_batch_id, where the feed resumes.
+    duplicates, rejected, points) and failed_batch_index (0-based) and failed_batch_id, where the feed resumes.
+    Idempotency: as SubmitEvents, per event; resending from failed_batch_index on is safe.
+    Errors: those of SubmitEvents, each with the progress metadata above.
     """
     ExplainScore: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ExplainScoreRequest, _ingest_service_pb2.ExplainScoreResponse]  # type: ignore[assignment]
-    """Why an event scored what it scored: rule version, factor, cap state, consent."""
+    """Why a stored event scored what it scored: rule version, factor, cap state. Stored events are the ACCEPTED ones
+    (zero points included) and those the ledger refused (LEDGER_REJECTED); events rejected by validation are not.
+    Idempotency: read-only.
+    Errors: NOT_FOUND EVENT_NOT_FOUND.
+    """
     ListBehaviours: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListBehavioursRequest, _ingest_service_pb2.ListBehavioursResponse]  # type: ignore[assignment]
+    """The behaviour catalog: the national behaviours and, with region_code, that region's extras, ordered by
+    (region_code, code) with the national ones first.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+    """
     CreateRuleVersion: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.CreateRuleVersionRequest, _ingest_service_pb2.CreateRuleVersionResponse]  # type: ignore[assignment]
-    """Adds a new version of a behaviour's rule, effective from a given time (national or for one region)."""
+    """Adds a new version of a behaviour's rule, effective from a given time (national or for one region). A version is
+    never edited: every event keeps the version in force when it happened.
+    Idempotency: by the version's id (behaviour, scope and effective_from to the second): the same terms again return
+    the stored version; request_id is not read.
+    Errors: INVALID_ARGUMENT (rule.effective_from missing; UNKNOWN_BEHAVIOUR; rule.region_code; RETROACTIVE_RULE
+    when effective_from is in the past; a negative number; INVALID_TIER for rule.tier_points; rule.co2e_source
+    empty); ALREADY_EXISTS RULE_VERSION_EXISTS (that id exists with other terms).
+    """
     ListRuleVersions: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListRuleVersionsRequest, _ingest_service_pb2.ListRuleVersionsResponse]  # type: ignore[assignment]
+    """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+    """
     RegisterPartner: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.RegisterPartnerRequest, _ingest_service_pb2.RegisterPartnerResponse]  # type: ignore[assignment]
+    """Registers a data partner with what it may report, and issues its first signing secret (key id "k1").
+    Idempotency: request_id with partner.partner_id: a retry returns the stored partner and the same secret (the
+    rest of the retry's body is not compared).
+    Errors: INVALID_ARGUMENT (request_id; partner.partner_id, kind, name, allowed_behaviours, allowed_regions,
+    rate_limit_per_second); ALREADY_EXISTS PARTNER_EXISTS (the partner_id was registered by another request).
+    """
     GetPartner: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.GetPartnerRequest, _ingest_service_pb2.GetPartnerResponse]  # type: ignore[assignment]
+    """One partner.
+    Idempotency: read-only.
+    Errors: NOT_FOUND PARTNER_NOT_FOUND.
+    """
     ListPartners: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListPartnersRequest, _ingest_service_pb2.ListPartnersResponse]  # type: ignore[assignment]
+    """Partners ordered by partner_id.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative).
+    """
     RotatePartnerSecret: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.RotatePartnerSecretRequest, _ingest_service_pb2.RotatePartnerSecretResponse]  # type: ignore[assignment]
-    """Issues a new signing secret; the old one stays valid for a grace period."""
+    """Issues a new signing secret under a new key id; the previous key stays valid for a grace period (24 hours unless
+    the region configures CARBON_INGEST_KEY_GRACE_HOURS), so batches in flight still verify.
+    Idempotency: request_id: a retry returns the same key id and secret.
+    Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS REQUEST_ID_REUSED (the
+    request_id rotated another partner's key).
+    """
     GetStatistics: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.GetStatisticsRequest, _ingest_service_pb2.GetStatisticsResponse]  # type: ignore[assignment]
-    """Points and grams of CO2e per region, behaviour and day."""
+    """Points, grams of CO2e and events scored per region, behaviour and day (China Standard Time), ordered by
+    (day, region_code, behaviour). Not paged: narrow the days for large answers.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (from_day or to_day not a calendar day).
+    """
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics."""
+    """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics.
+    One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
+    batch with its signature (docs/contract/signing.md); the other methods (explanation, catalog, partners,
+    statistics) carry no caller check of their own: reach them only from the regional platform's network. The gateway
+    does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
+    ErrorInfo.domain: "ingest.carbon-account".
+    """
 
     @_abc_1.abstractmethod
     def SubmitEvents(
@@ -91,7 +221,17 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_service_pb2.SubmitEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.SubmitEventsResponse, _abc.Awaitable[_ingest_service_pb2.SubmitEventsResponse]]:
-        """Scores and credits a batch of events (up to 5,000), one result per event; a bad event never fails its neighbours."""
+        """Scores and credits a signed batch of events, one result per event in request order; a bad event never fails its
+        neighbours (its result is REJECTED with a reason). Whole-batch checks, in this order: size, partner and key,
+        signature, the partner's rate limit; a batch failing one is refused as a whole and changes nothing.
+        Idempotency: per event, by (partner_id, event_id), for ever: an event seen before is answered DUPLICATE with its
+        first result and is never credited twice. Events REJECTED by validation are not stored and may be sent again.
+        After a lost answer, RESOURCE_EXHAUSTED or UNAVAILABLE, resend the same batch.
+        Errors: INVALID_ARGUMENT BATCH_TOO_LARGE (more than 5,000 events); UNAUTHENTICATED UNKNOWN_PARTNER,
+        UNKNOWN_KEY, BAD_SIGNATURE; RESOURCE_EXHAUSTED RATE_LIMITED (back off), CONTENTION (the same events are being
+        submitted concurrently: retry); UNAVAILABLE IDENTITY_UNAVAILABLE, IDENTITY_BAD_ANSWER, LEDGER_UNAVAILABLE,
+        LEDGER_BAD_ANSWER, DEPENDENCY_NOT_CONFIGURED (resend: events already recorded are credited exactly once).
+        """
 
     @_abc_1.abstractmethod
     def StreamEvents(
@@ -99,10 +239,13 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_ingest_service_pb2.StreamEventsRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.StreamEventsResponse, _abc.Awaitable[_ingest_service_pb2.StreamEventsResponse]]:
-        """The same for long-running feeds: many signed batches on one stream, one summary at the end.
-        Each batch commits on its own. A batch refused as a whole ends the stream with that batch's status; its
+        """The same for long-running feeds: many signed batches on one stream, one summary at the end. Each batch is
+        checked, committed and credited on its own exactly as by SubmitEvents; per-event results are not returned
+        (ExplainScore reads one back). A batch refused as a whole ends the stream with that batch's status; its
         ErrorInfo metadata holds the summary of the batches committed before it (batches_committed, accepted,
-        duplicates, rejected, points) and failed_batch_index / failed_batch_id, where the feed resumes.
+        duplicates, rejected, points) and failed_batch_index (0-based) and failed_batch_id, where the feed resumes.
+        Idempotency: as SubmitEvents, per event; resending from failed_batch_index on is safe.
+        Errors: those of SubmitEvents, each with the progress metadata above.
         """
 
     @_abc_1.abstractmethod
@@ -111,14 +254,23 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_service_pb2.ExplainScoreRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.ExplainScoreResponse, _abc.Awaitable[_ingest_service_pb2.ExplainScoreResponse]]:
-        """Why an event scored what it scored: rule version, factor, cap state, consent."""
+        """Why a stored event scored what it scored: rule version, factor, cap state. Stored events are the ACCEPTED ones
+        (zero points included) and those the ledger refused (LEDGER_REJECTED); events rejected by validation are not.
+        Idempotency: read-only.
+        Errors: NOT_FOUND EVENT_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListBehaviours(
         self,
         request: _ingest_service_pb2.ListBehavioursRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ingest_service_pb2.ListBehavioursResponse, _abc.Awaitable[_ingest_service_pb2.ListBehavioursResponse]]: ...
+    ) -> _typing.Union[_ingest_service_pb2.ListBehavioursResponse, _abc.Awaitable[_ingest_service_pb2.ListBehavioursResponse]]:
+        """The behaviour catalog: the national behaviours and, with region_code, that region's extras, ordered by
+        (region_code, code) with the national ones first.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+        """
 
     @_abc_1.abstractmethod
     def CreateRuleVersion(
@@ -126,35 +278,60 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_service_pb2.CreateRuleVersionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.CreateRuleVersionResponse, _abc.Awaitable[_ingest_service_pb2.CreateRuleVersionResponse]]:
-        """Adds a new version of a behaviour's rule, effective from a given time (national or for one region)."""
+        """Adds a new version of a behaviour's rule, effective from a given time (national or for one region). A version is
+        never edited: every event keeps the version in force when it happened.
+        Idempotency: by the version's id (behaviour, scope and effective_from to the second): the same terms again return
+        the stored version; request_id is not read.
+        Errors: INVALID_ARGUMENT (rule.effective_from missing; UNKNOWN_BEHAVIOUR; rule.region_code; RETROACTIVE_RULE
+        when effective_from is in the past; a negative number; INVALID_TIER for rule.tier_points; rule.co2e_source
+        empty); ALREADY_EXISTS RULE_VERSION_EXISTS (that id exists with other terms).
+        """
 
     @_abc_1.abstractmethod
     def ListRuleVersions(
         self,
         request: _ingest_service_pb2.ListRuleVersionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ingest_service_pb2.ListRuleVersionsResponse, _abc.Awaitable[_ingest_service_pb2.ListRuleVersionsResponse]]: ...
+    ) -> _typing.Union[_ingest_service_pb2.ListRuleVersionsResponse, _abc.Awaitable[_ingest_service_pb2.ListRuleVersionsResponse]]:
+        """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+        """
 
     @_abc_1.abstractmethod
     def RegisterPartner(
         self,
         request: _ingest_service_pb2.RegisterPartnerRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ingest_service_pb2.RegisterPartnerResponse, _abc.Awaitable[_ingest_service_pb2.RegisterPartnerResponse]]: ...
+    ) -> _typing.Union[_ingest_service_pb2.RegisterPartnerResponse, _abc.Awaitable[_ingest_service_pb2.RegisterPartnerResponse]]:
+        """Registers a data partner with what it may report, and issues its first signing secret (key id "k1").
+        Idempotency: request_id with partner.partner_id: a retry returns the stored partner and the same secret (the
+        rest of the retry's body is not compared).
+        Errors: INVALID_ARGUMENT (request_id; partner.partner_id, kind, name, allowed_behaviours, allowed_regions,
+        rate_limit_per_second); ALREADY_EXISTS PARTNER_EXISTS (the partner_id was registered by another request).
+        """
 
     @_abc_1.abstractmethod
     def GetPartner(
         self,
         request: _ingest_service_pb2.GetPartnerRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ingest_service_pb2.GetPartnerResponse, _abc.Awaitable[_ingest_service_pb2.GetPartnerResponse]]: ...
+    ) -> _typing.Union[_ingest_service_pb2.GetPartnerResponse, _abc.Awaitable[_ingest_service_pb2.GetPartnerResponse]]:
+        """One partner.
+        Idempotency: read-only.
+        Errors: NOT_FOUND PARTNER_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListPartners(
         self,
         request: _ingest_service_pb2.ListPartnersRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ingest_service_pb2.ListPartnersResponse, _abc.Awaitable[_ingest_service_pb2.ListPartnersResponse]]: ...
+    ) -> _typing.Union[_ingest_service_pb2.ListPartnersResponse, _abc.Awaitable[_ingest_service_pb2.ListPartnersResponse]]:
+        """Partners ordered by partner_id.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative).
+        """
 
     @_abc_1.abstractmethod
     def RotatePartnerSecret(
@@ -162,7 +339,12 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_service_pb2.RotatePartnerSecretRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.RotatePartnerSecretResponse, _abc.Awaitable[_ingest_service_pb2.RotatePartnerSecretResponse]]:
-        """Issues a new signing secret; the old one stays valid for a grace period."""
+        """Issues a new signing secret under a new key id; the previous key stays valid for a grace period (24 hours unless
+        the region configures CARBON_INGEST_KEY_GRACE_HOURS), so batches in flight still verify.
+        Idempotency: request_id: a retry returns the same key id and secret.
+        Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS REQUEST_ID_REUSED (the
+        request_id rotated another partner's key).
+        """
 
     @_abc_1.abstractmethod
     def GetStatistics(
@@ -170,6 +352,10 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_service_pb2.GetStatisticsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.GetStatisticsResponse, _abc.Awaitable[_ingest_service_pb2.GetStatisticsResponse]]:
-        """Points and grams of CO2e per region, behaviour and day."""
+        """Points, grams of CO2e and events scored per region, behaviour and day (China Standard Time), ordered by
+        (day, region_code, behaviour). Not paged: narrow the days for large answers.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (from_day or to_day not a calendar day).
+        """
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -29,29 +29,56 @@ class _TransferCode:
 class _TransferCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TransferCode.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     TRANSFER_CODE_UNSPECIFIED: _TransferCode.ValueType  # 0
+    """Not a code: refused (INVALID_CODE); in HoldRequest it means REDEEM."""
     TRANSFER_CODE_EARN: _TransferCode.ValueType  # 1
+    """Points earned for a behaviour (ingest: system:issuance to the user)."""
     TRANSFER_CODE_REDEEM: _TransferCode.ValueType  # 2
+    """Points spent on a reward (rewards: a hold committed to system:redemption)."""
     TRANSFER_CODE_EXPIRE: _TransferCode.ValueType  # 3
+    """What remained of an expired lot (the sweep: the user to system:expiry)."""
     TRANSFER_CODE_DONATE: _TransferCode.ValueType  # 4
+    """Points donated to charity (the user to system:donation)."""
     TRANSFER_CODE_TRANSFER_OUT: _TransferCode.ValueType  # 5
+    """Points leaving for another region (the gateway: a hold committed to system:clearing)."""
     TRANSFER_CODE_TRANSFER_IN: _TransferCode.ValueType  # 6
+    """Points arriving from another region (the gateway: system:clearing to the user, with carried lots)."""
     TRANSFER_CODE_ADJUST: _TransferCode.ValueType  # 7
+    """A manual correction between a user account and system:adjustment, asked for by one member of the operations
+    staff and approved by another (the ops HTTP API).
+    """
     TRANSFER_CODE_REFUND: _TransferCode.ValueType  # 8
+    """Points given back for a cancelled redemption or debit (RefundTransfer)."""
     TRANSFER_CODE_FORFEIT: _TransferCode.ValueType  # 9
+    """Points forfeited when an account is closed (the user to system:adjustment)."""
 
 class TransferCode(_TransferCode, metaclass=_TransferCodeEnumTypeWrapper):
-    """What a transfer is for."""
+    """What a transfer is for, as statements and conservation report it. Any code may be posted between any two accounts
+    of the ledger; whatever its code, a credit from a system account to a user account without carried lots is fresh
+    points of earned_at's day.
+    """
 
 TRANSFER_CODE_UNSPECIFIED: TransferCode.ValueType  # 0
+"""Not a code: refused (INVALID_CODE); in HoldRequest it means REDEEM."""
 TRANSFER_CODE_EARN: TransferCode.ValueType  # 1
+"""Points earned for a behaviour (ingest: system:issuance to the user)."""
 TRANSFER_CODE_REDEEM: TransferCode.ValueType  # 2
+"""Points spent on a reward (rewards: a hold committed to system:redemption)."""
 TRANSFER_CODE_EXPIRE: TransferCode.ValueType  # 3
+"""What remained of an expired lot (the sweep: the user to system:expiry)."""
 TRANSFER_CODE_DONATE: TransferCode.ValueType  # 4
+"""Points donated to charity (the user to system:donation)."""
 TRANSFER_CODE_TRANSFER_OUT: TransferCode.ValueType  # 5
+"""Points leaving for another region (the gateway: a hold committed to system:clearing)."""
 TRANSFER_CODE_TRANSFER_IN: TransferCode.ValueType  # 6
+"""Points arriving from another region (the gateway: system:clearing to the user, with carried lots)."""
 TRANSFER_CODE_ADJUST: TransferCode.ValueType  # 7
+"""A manual correction between a user account and system:adjustment, asked for by one member of the operations
+staff and approved by another (the ops HTTP API).
+"""
 TRANSFER_CODE_REFUND: TransferCode.ValueType  # 8
+"""Points given back for a cancelled redemption or debit (RefundTransfer)."""
 TRANSFER_CODE_FORFEIT: TransferCode.ValueType  # 9
+"""Points forfeited when an account is closed (the user to system:adjustment)."""
 Global___TransferCode: _TypeAlias = TransferCode  # noqa: Y015
 
 class _SystemAccount:
@@ -61,23 +88,39 @@ class _SystemAccount:
 class _SystemAccountEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SystemAccount.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     SYSTEM_ACCOUNT_UNSPECIFIED: _SystemAccount.ValueType  # 0
+    """Not an account."""
     SYSTEM_ACCOUNT_ISSUANCE: _SystemAccount.ValueType  # 1
+    """"system:issuance": where earned points come from."""
     SYSTEM_ACCOUNT_REDEMPTION: _SystemAccount.ValueType  # 2
+    """"system:redemption": where redeemed points go."""
     SYSTEM_ACCOUNT_EXPIRY: _SystemAccount.ValueType  # 3
+    """"system:expiry": where expired points go."""
     SYSTEM_ACCOUNT_DONATION: _SystemAccount.ValueType  # 4
+    """"system:donation": where donated points go."""
     SYSTEM_ACCOUNT_CLEARING: _SystemAccount.ValueType  # 5
+    """"system:clearing": the counterpart of points moving to and from other regions."""
     SYSTEM_ACCOUNT_ADJUSTMENT: _SystemAccount.ValueType  # 6
+    """"system:adjustment": the counterpart of corrections and forfeits."""
 
 class SystemAccount(_SystemAccount, metaclass=_SystemAccountEnumTypeWrapper):
-    """The per-region system accounts; as account names they are written "system:issuance" and so on."""
+    """The per-region system accounts; as account names they are written "system:issuance" and so on. Their balances
+    may be negative (issuance is), and they carry no lots.
+    """
 
 SYSTEM_ACCOUNT_UNSPECIFIED: SystemAccount.ValueType  # 0
+"""Not an account."""
 SYSTEM_ACCOUNT_ISSUANCE: SystemAccount.ValueType  # 1
+""""system:issuance": where earned points come from."""
 SYSTEM_ACCOUNT_REDEMPTION: SystemAccount.ValueType  # 2
+""""system:redemption": where redeemed points go."""
 SYSTEM_ACCOUNT_EXPIRY: SystemAccount.ValueType  # 3
+""""system:expiry": where expired points go."""
 SYSTEM_ACCOUNT_DONATION: SystemAccount.ValueType  # 4
+""""system:donation": where donated points go."""
 SYSTEM_ACCOUNT_CLEARING: SystemAccount.ValueType  # 5
+""""system:clearing": the counterpart of points moving to and from other regions."""
 SYSTEM_ACCOUNT_ADJUSTMENT: SystemAccount.ValueType  # 6
+""""system:adjustment": the counterpart of corrections and forfeits."""
 Global___SystemAccount: _TypeAlias = SystemAccount  # noqa: Y015
 
 class _TransferStatus:
@@ -87,18 +130,25 @@ class _TransferStatus:
 class _TransferStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TransferStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     TRANSFER_STATUS_UNSPECIFIED: _TransferStatus.ValueType  # 0
+    """Not a status; never returned."""
     TRANSFER_STATUS_POSTED: _TransferStatus.ValueType  # 1
+    """Posted by this request."""
     TRANSFER_STATUS_ALREADY_POSTED: _TransferStatus.ValueType  # 2
     """The id was posted before with the same body: this is the first result."""
     TRANSFER_STATUS_FAILED: _TransferStatus.ValueType  # 3
+    """Not posted; failure_reason says why. Nothing changed."""
 
-class TransferStatus(_TransferStatus, metaclass=_TransferStatusEnumTypeWrapper): ...
+class TransferStatus(_TransferStatus, metaclass=_TransferStatusEnumTypeWrapper):
+    """The state of a posting request."""
 
 TRANSFER_STATUS_UNSPECIFIED: TransferStatus.ValueType  # 0
+"""Not a status; never returned."""
 TRANSFER_STATUS_POSTED: TransferStatus.ValueType  # 1
+"""Posted by this request."""
 TRANSFER_STATUS_ALREADY_POSTED: TransferStatus.ValueType  # 2
 """The id was posted before with the same body: this is the first result."""
 TRANSFER_STATUS_FAILED: TransferStatus.ValueType  # 3
+"""Not posted; failure_reason says why. Nothing changed."""
 Global___TransferStatus: _TypeAlias = TransferStatus  # noqa: Y015
 
 class _HoldState:
@@ -108,18 +158,27 @@ class _HoldState:
 class _HoldStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HoldState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     HOLD_STATE_UNSPECIFIED: _HoldState.ValueType  # 0
+    """Not a state; never returned."""
     HOLD_STATE_PENDING: _HoldState.ValueType  # 1
+    """Reserved, awaiting commit or release."""
     HOLD_STATE_COMMITTED: _HoldState.ValueType  # 2
+    """Committed (all or part); any rest went back."""
     HOLD_STATE_RELEASED: _HoldState.ValueType  # 3
+    """Released: the points went back."""
     HOLD_STATE_EXPIRED: _HoldState.ValueType  # 4
     """Timed out; counts as released."""
 
-class HoldState(_HoldState, metaclass=_HoldStateEnumTypeWrapper): ...
+class HoldState(_HoldState, metaclass=_HoldStateEnumTypeWrapper):
+    """The life of a hold."""
 
 HOLD_STATE_UNSPECIFIED: HoldState.ValueType  # 0
+"""Not a state; never returned."""
 HOLD_STATE_PENDING: HoldState.ValueType  # 1
+"""Reserved, awaiting commit or release."""
 HOLD_STATE_COMMITTED: HoldState.ValueType  # 2
+"""Committed (all or part); any rest went back."""
 HOLD_STATE_RELEASED: HoldState.ValueType  # 3
+"""Released: the points went back."""
 HOLD_STATE_EXPIRED: HoldState.ValueType  # 4
 """Timed out; counts as released."""
 Global___HoldState: _TypeAlias = HoldState  # noqa: Y015
@@ -135,11 +194,19 @@ class LotPortion(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
     lot_id: _builtins.str
+    """The lot's id, decimal text; output only (ignored in Transfer.carried_lots)."""
     amount_points: _builtins.int
+    """Required in carried_lots, positive (else INVALID_CARRIED_LOTS). Points in this slice."""
     @_builtins.property
-    def earned_on(self) -> _common_pb2.Date: ...
+    def earned_on(self) -> _common_pb2.Date:
+        """Required in carried_lots (a real calendar day). The day (China Standard Time) the points were earned."""
+
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Required in carried_lots, and in the future there (else LOT_ALREADY_EXPIRED). When the points expire: they are
+        spendable strictly before it.
+        """
+
     def __init__(
         self,
         *,
@@ -158,6 +225,10 @@ Global___LotPortion: _TypeAlias = LotPortion  # noqa: Y015
 
 @_typing.final
 class Transfer(_message.Message):
+    """A transfer of points from one account to another of the same ledger. A refused item's TransferResult names the
+    reason (below) and nothing of it is posted.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -192,28 +263,50 @@ class Transfer(_message.Message):
     CO2E_GRAMS_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
-    """Client-chosen idempotency key, unique per region."""
+    """Required. Client-chosen idempotency key, unique per region among transfers, holds and refunds: 1-128 characters
+    (else MISSING_TRANSFER_ID or INVALID_TRANSFER_ID).
+    """
     debit_account: _builtins.str
+    """Required. The account that gives the points: a user account number of this region (its spendable lots, soonest
+    expiry first: INSUFFICIENT_POINTS when short) or a system account name; else INVALID_ACCOUNT.
+    """
     credit_account: _builtins.str
+    """Required. The account that receives them, as debit_account; the two must differ (else SAME_ACCOUNT)."""
     amount_points: _builtins.int
+    """Required, positive (else INVALID_AMOUNT). Whole points; no upper bound beyond int64."""
     code: Global___TransferCode.ValueType
+    """Required, one of the TransferCode values other than UNSPECIFIED (else INVALID_CODE)."""
     linked: _builtins.bool
-    """Chains this item to the next one in the batch: all succeed or none."""
+    """Optional. Chains this item to the next one in the batch: all succeed or none (LINKED_TRANSFER_FAILED). The last
+    item of a batch must not be flagged (LINKED_CHAIN_OPEN).
+    """
     reference: _builtins.str
-    """The event, redemption or transfer this posting belongs to."""
+    """Optional. The event, redemption or transfer this posting belongs to: at most 256 characters (else
+    INVALID_REFERENCE); shown in statements.
+    """
     co2e_grams: _builtins.int
+    """Optional, not negative (else INVALID_CO2E). Grams of CO2e the behaviour behind an earn avoided."""
     @_builtins.property
     def earned_at(self) -> _timestamp_pb2.Timestamp:
-        """When the points were earned (earn credits: the behaviour's time; decides the lot day). Defaults to now."""
-
-    @_builtins.property
-    def carried_lots(self) -> _containers.RepeatedCompositeFieldContainer[Global___LotPortion]:
-        """For credits that carry points from elsewhere (cross-region transfer-in): the lots to recreate, keeping their
-        expiry dates. Their amounts must sum to amount_points.
+        """Optional, defaults to now. When fresh points (a credit from a system account to a user account without carried
+        lots) were earned: its day in China Standard Time is the lot's earned day and decides its expiry. At most one day
+        in the future (else INVALID_EARNED_AT); so old that the lot has expired is LOT_ALREADY_EXPIRED. Ignored for other
+        transfers: points moving between user accounts keep their lots' dates.
         """
 
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def carried_lots(self) -> _containers.RepeatedCompositeFieldContainer[Global___LotPortion]:
+        """Optional. For credits that carry points from elsewhere (cross-region transfer-in): the lots to recreate in the
+        user credit account, keeping their earned days and expiry dates. Each amount positive and their sum exactly
+        amount_points, only for a user credit account (else INVALID_CARRIED_LOTS).
+        """
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Optional. Free key-value pairs kept with the posting: at most 32 entries, their JSON text at most 4,096
+        characters (else INVALID_METADATA).
+        """
+
     def __init__(
         self,
         *,
@@ -239,6 +332,8 @@ Global___Transfer: _TypeAlias = Transfer  # noqa: Y015
 
 @_typing.final
 class TransferResult(_message.Message):
+    """The answer for one transfer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_ID_FIELD_NUMBER: _builtins.int
@@ -248,17 +343,25 @@ class TransferResult(_message.Message):
     POSTED_AT_FIELD_NUMBER: _builtins.int
     LOTS_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
+    """The transfer's id, as sent."""
     status: Global___TransferStatus.ValueType
+    """POSTED, ALREADY_POSTED or FAILED."""
     failure_reason: _builtins.str
-    """For FAILED: a reason code such as INSUFFICIENT_POINTS, IDEMPOTENCY_KEY_REUSED, LINKED_TRANSFER_FAILED,
-    INVALID_AMOUNT, UNKNOWN_ACCOUNT.
+    """For FAILED: MISSING_TRANSFER_ID, INVALID_TRANSFER_ID, INVALID_ACCOUNT, SAME_ACCOUNT, INVALID_AMOUNT, INVALID_CODE,
+    INVALID_CO2E, INVALID_REFERENCE, INVALID_METADATA, INVALID_CARRIED_LOTS, INVALID_EARNED_AT, LOT_ALREADY_EXPIRED,
+    INSUFFICIENT_POINTS, IDEMPOTENCY_KEY_REUSED, LINKED_TRANSFER_FAILED, LINKED_CHAIN_OPEN; empty otherwise.
     """
     failure_message: _builtins.str
+    """Human-readable detail in English; do not parse it."""
     @_builtins.property
-    def posted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def posted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the transfer was posted (for ALREADY_POSTED: the first time); unset for FAILED."""
+
     @_builtins.property
     def lots(self) -> _containers.RepeatedCompositeFieldContainer[Global___LotPortion]:
-        """The lots a debit took (soonest-expiring first) or a credit filled."""
+        """The lots a debit of a user account took (soonest-expiring first), or else the lots a credit to a user account
+        filled; empty for FAILED and between system accounts.
+        """
 
     def __init__(
         self,
@@ -280,11 +383,15 @@ Global___TransferResult: _TypeAlias = TransferResult  # noqa: Y015
 
 @_typing.final
 class PostTransfersRequest(_message.Message):
+    """A batch of transfers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transfer]: ...
+    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transfer]:
+        """Required: 1-8,000 transfers, posted in order."""
+
     def __init__(
         self,
         *,
@@ -300,11 +407,15 @@ Global___PostTransfersRequest: _TypeAlias = PostTransfersRequest  # noqa: Y015
 
 @_typing.final
 class PostTransfersResponse(_message.Message):
+    """The results."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TransferResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TransferResult]:
+        """One per transfer, in request order."""
+
     def __init__(
         self,
         *,
@@ -356,23 +467,37 @@ class CreditGroup(_message.Message):
     REFERENCES_FIELD_NUMBER: _builtins.int
     CO2E_GRAMS_FIELD_NUMBER: _builtins.int
     debit_account: _builtins.str
+    """Required. Transfer.debit_account of every credit of the group (a system account, e.g. "system:issuance")."""
     code: Global___TransferCode.ValueType
+    """Required. Transfer.code of every credit (EARN for earn credits)."""
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
-    @_builtins.property
-    def transfer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
-    @_builtins.property
-    def credit_accounts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
-    @_builtins.property
-    def amount_points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
-    @_builtins.property
-    def earned_at_us(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Transfer.earned_at in microseconds since the Unix epoch; 0 means now."""
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Optional. Transfer.metadata of every credit."""
 
     @_builtins.property
-    def references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def transfer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required: Transfer.transfer_id of each credit."""
+
     @_builtins.property
-    def co2e_grams(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def credit_accounts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required: Transfer.credit_account of each credit, as many as transfer_ids."""
+
+    @_builtins.property
+    def amount_points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Required: Transfer.amount_points of each credit, as many as transfer_ids."""
+
+    @_builtins.property
+    def earned_at_us(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Required (as many as transfer_ids): Transfer.earned_at in microseconds since the Unix epoch (UTC); 0 means now."""
+
+    @_builtins.property
+    def references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required (as many as transfer_ids, "" for none): Transfer.reference of each credit."""
+
+    @_builtins.property
+    def co2e_grams(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Required (as many as transfer_ids): Transfer.co2e_grams of each credit."""
+
     def __init__(
         self,
         *,
@@ -396,12 +521,14 @@ Global___CreditGroup: _TypeAlias = CreditGroup  # noqa: Y015
 
 @_typing.final
 class PostCreditsRequest(_message.Message):
+    """Credits as columns."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     GROUPS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreditGroup]:
-        """Up to 8,000 credits in all, one batch."""
+        """Required: 1-8,000 credits in all, one batch, posted group after group."""
 
     def __init__(
         self,
@@ -427,10 +554,12 @@ class PostCreditsResponse(_message.Message):
     POSTED_AT_US_FIELD_NUMBER: _builtins.int
     FAILURES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TransferStatus.ValueType]: ...
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TransferStatus.ValueType]:
+        """TransferResult.status of each credit."""
+
     @_builtins.property
     def lot_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The lot each credit filled ("" when it failed)."""
+        """The lot each credit filled, decimal text ("" when it failed)."""
 
     @_builtins.property
     def posted_at_us(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
@@ -458,14 +587,19 @@ Global___PostCreditsResponse: _TypeAlias = PostCreditsResponse  # noqa: Y015
 
 @_typing.final
 class CreditFailure(_message.Message):
+    """A credit that failed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INDEX_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
+    """Its position among all credits of the request, 0-based, group after group."""
     reason: _builtins.str
+    """TransferResult.failure_reason."""
     message: _builtins.str
+    """TransferResult.failure_message."""
     def __init__(
         self,
         *,
@@ -483,10 +617,13 @@ Global___CreditFailure: _TypeAlias = CreditFailure  # noqa: Y015
 
 @_typing.final
 class GetTransferRequest(_message.Message):
+    """Which transfer to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_ID_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
+    """Required. The transfer id (or a committed hold's id)."""
     def __init__(
         self,
         *,
@@ -502,14 +639,22 @@ Global___GetTransferRequest: _TypeAlias = GetTransferRequest  # noqa: Y015
 
 @_typing.final
 class GetTransferResponse(_message.Message):
+    """A posted transfer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def transfer(self) -> Global___Transfer: ...
+    def transfer(self) -> Global___Transfer:
+        """The transfer as posted (linked is always false; carried_lots lists the lots a credit from a system account
+        filled).
+        """
+
     @_builtins.property
-    def result(self) -> Global___TransferResult: ...
+    def result(self) -> Global___TransferResult:
+        """Its result: status POSTED, the posting time and the lots."""
+
     def __init__(
         self,
         *,
@@ -526,6 +671,8 @@ Global___GetTransferResponse: _TypeAlias = GetTransferResponse  # noqa: Y015
 
 @_typing.final
 class RefundTransferRequest(_message.Message):
+    """A refund of a posted debit."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REFUND_ID_FIELD_NUMBER: _builtins.int
@@ -533,11 +680,15 @@ class RefundTransferRequest(_message.Message):
     AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     refund_id: _builtins.str
-    """Idempotency key of the refund itself."""
+    """Required. Idempotency key of the refund itself: 1-128 characters, unique among transfer, hold and refund ids."""
     original_transfer_id: _builtins.str
+    """Required. The transfer to refund (1-128 characters): a posted debit of a user account's lots."""
     amount_points: _builtins.int
-    """0 means the whole original amount."""
+    """Optional, not negative. Points to refund; 0 means all that is still refundable (the original amount less earlier
+    refunds of it).
+    """
     reason: _builtins.str
+    """Optional. Why, for the record (stored as metadata "reason"): at most 256 characters."""
     def __init__(
         self,
         *,
@@ -556,11 +707,15 @@ Global___RefundTransferRequest: _TypeAlias = RefundTransferRequest  # noqa: Y015
 
 @_typing.final
 class RefundTransferResponse(_message.Message):
+    """The refund."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def result(self) -> Global___TransferResult: ...
+    def result(self) -> Global___TransferResult:
+        """POSTED or ALREADY_POSTED, with the lots the points went back to."""
+
     def __init__(
         self,
         *,
@@ -576,6 +731,8 @@ Global___RefundTransferResponse: _TypeAlias = RefundTransferResponse  # noqa: Y0
 
 @_typing.final
 class HoldInfo(_message.Message):
+    """A hold as it is now."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_ID_FIELD_NUMBER: _builtins.int
@@ -588,14 +745,23 @@ class HoldInfo(_message.Message):
     REFERENCE_FIELD_NUMBER: _builtins.int
     LOTS_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
+    """The hold's id."""
     account: _builtins.str
+    """The held user account."""
     amount_points: _builtins.int
+    """Points reserved."""
     state: Global___HoldState.ValueType
+    """Its state now: PENDING past expires_at reads EXPIRED."""
     committed_points: _builtins.int
+    """Points moved by the commit; 0 unless COMMITTED."""
     code: Global___TransferCode.ValueType
+    """The code its commit posts with."""
     reference: _builtins.str
+    """The reference its commit posts with."""
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it times out."""
+
     @_builtins.property
     def lots(self) -> _containers.RepeatedCompositeFieldContainer[Global___LotPortion]:
         """The lots reserved, soonest-expiring first."""
@@ -623,6 +789,8 @@ Global___HoldInfo: _TypeAlias = HoldInfo  # noqa: Y015
 
 @_typing.final
 class HoldRequest(_message.Message):
+    """A reservation of points."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -653,15 +821,23 @@ class HoldRequest(_message.Message):
     REFERENCE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
-    """Idempotency key."""
+    """Required. Idempotency key: 1-128 characters, unique among transfer, hold and refund ids of the region."""
     account: _builtins.str
+    """Required. A user account number of this region (else INVALID_ACCOUNT)."""
     amount_points: _builtins.int
+    """Required, positive (else INVALID_AMOUNT). Points to reserve."""
     code: Global___TransferCode.ValueType
+    """Optional. The code its commit will post with; UNSPECIFIED means REDEEM (else INVALID_CODE)."""
     reference: _builtins.str
+    """Optional. The reference its commit will post with: at most 256 characters."""
     @_builtins.property
-    def timeout(self) -> _duration_pb2.Duration: ...
+    def timeout(self) -> _duration_pb2.Duration:
+        """Optional. How long the hold lives: 0 or unset means 15 minutes; at most 7 days; not negative."""
+
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Optional. Metadata its commit will post with; no limit beyond the 32 MiB message bound."""
+
     def __init__(
         self,
         *,
@@ -683,11 +859,15 @@ Global___HoldRequest: _TypeAlias = HoldRequest  # noqa: Y015
 
 @_typing.final
 class HoldResponse(_message.Message):
+    """The hold."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def hold(self) -> Global___HoldInfo: ...
+    def hold(self) -> Global___HoldInfo:
+        """The hold (for a repeated request: as it is now)."""
+
     def __init__(
         self,
         *,
@@ -703,16 +883,21 @@ Global___HoldResponse: _TypeAlias = HoldResponse  # noqa: Y015
 
 @_typing.final
 class CommitHoldRequest(_message.Message):
+    """A commit of a hold."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
     CREDIT_ACCOUNT_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
+    """Required. The hold's id (1-128 characters); also the id of the transfer the commit posts."""
     amount_points: _builtins.int
-    """0 means the whole hold."""
+    """Optional, not negative, at most the held amount. 0 means the whole hold."""
     credit_account: _builtins.str
-    """Where the committed points go, e.g. "system:redemption" or "system:clearing"."""
+    """Required. Where the committed points go: an account of this ledger other than the held one, e.g.
+    "system:redemption" or "system:clearing".
+    """
     def __init__(
         self,
         *,
@@ -730,14 +915,20 @@ Global___CommitHoldRequest: _TypeAlias = CommitHoldRequest  # noqa: Y015
 
 @_typing.final
 class CommitHoldResponse(_message.Message):
+    """The committed hold."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def hold(self) -> Global___HoldInfo: ...
+    def hold(self) -> Global___HoldInfo:
+        """The hold, COMMITTED."""
+
     @_builtins.property
-    def result(self) -> Global___TransferResult: ...
+    def result(self) -> Global___TransferResult:
+        """The commit's transfer: POSTED, or ALREADY_POSTED for a repeat."""
+
     def __init__(
         self,
         *,
@@ -754,10 +945,13 @@ Global___CommitHoldResponse: _TypeAlias = CommitHoldResponse  # noqa: Y015
 
 @_typing.final
 class ReleaseHoldRequest(_message.Message):
+    """A release of a hold."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_ID_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
+    """Required. The hold's id (1-128 characters)."""
     def __init__(
         self,
         *,
@@ -773,11 +967,15 @@ Global___ReleaseHoldRequest: _TypeAlias = ReleaseHoldRequest  # noqa: Y015
 
 @_typing.final
 class ReleaseHoldResponse(_message.Message):
+    """The released hold."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def hold(self) -> Global___HoldInfo: ...
+    def hold(self) -> Global___HoldInfo:
+        """The hold: RELEASED, or EXPIRED when it had timed out before."""
+
     def __init__(
         self,
         *,
@@ -793,10 +991,13 @@ Global___ReleaseHoldResponse: _TypeAlias = ReleaseHoldResponse  # noqa: Y015
 
 @_typing.final
 class GetHoldRequest(_message.Message):
+    """Which hold to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_ID_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
+    """Required. The hold's id (1-128 characters)."""
     def __init__(
         self,
         *,
@@ -812,11 +1013,15 @@ Global___GetHoldRequest: _TypeAlias = GetHoldRequest  # noqa: Y015
 
 @_typing.final
 class GetHoldResponse(_message.Message):
+    """One hold."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def hold(self) -> Global___HoldInfo: ...
+    def hold(self) -> Global___HoldInfo:
+        """The hold as it is now."""
+
     def __init__(
         self,
         *,
@@ -832,10 +1037,15 @@ Global___GetHoldResponse: _TypeAlias = GetHoldResponse  # noqa: Y015
 
 @_typing.final
 class SweepExpiredHoldsRequest(_message.Message):
+    """How many expired holds to sweep."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
     batch_size: _builtins.int
+    """Optional, not negative. How many expired holds (soonest first) select the accounts to sweep; 0 means 1,000; more
+    than 5,000 means 5,000.
+    """
     def __init__(
         self,
         *,
@@ -851,10 +1061,13 @@ Global___SweepExpiredHoldsRequest: _TypeAlias = SweepExpiredHoldsRequest  # noqa
 
 @_typing.final
 class SweepExpiredHoldsResponse(_message.Message):
+    """What the sweep did."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLDS_RELEASED_FIELD_NUMBER: _builtins.int
     holds_released: _builtins.int
+    """Holds released by this call."""
     def __init__(
         self,
         *,
@@ -870,6 +1083,8 @@ Global___SweepExpiredHoldsResponse: _TypeAlias = SweepExpiredHoldsResponse  # no
 
 @_typing.final
 class Balance(_message.Message):
+    """An account's points at one instant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
@@ -878,12 +1093,17 @@ class Balance(_message.Message):
     TOTAL_POINTS_FIELD_NUMBER: _builtins.int
     EXPIRING_WITHIN_30_DAYS_POINTS_FIELD_NUMBER: _builtins.int
     account: _builtins.str
+    """The account, as asked."""
     available_points: _builtins.int
-    """Spendable now: total minus held, expired lots excluded."""
+    """Spendable now: the points of unexpired lots (held points excluded). For a system account: its balance (it may
+    be negative).
+    """
     held_points: _builtins.int
+    """Points reserved by pending holds that have not timed out; 0 for system accounts."""
     total_points: _builtins.int
     """available + held: the points the account still owns (expired lots not yet swept are excluded)."""
     expiring_within_30_days_points: _builtins.int
+    """Of the available points, those in lots expiring within 30 days from now; 0 for system accounts."""
     def __init__(
         self,
         *,
@@ -903,10 +1123,13 @@ Global___Balance: _TypeAlias = Balance  # noqa: Y015
 
 @_typing.final
 class GetBalanceRequest(_message.Message):
+    """Whose balance to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     account: _builtins.str
+    """Required. A user account number of this region or a system account name."""
     def __init__(
         self,
         *,
@@ -922,11 +1145,15 @@ Global___GetBalanceRequest: _TypeAlias = GetBalanceRequest  # noqa: Y015
 
 @_typing.final
 class GetBalanceResponse(_message.Message):
+    """The balance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BALANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def balance(self) -> Global___Balance: ...
+    def balance(self) -> Global___Balance:
+        """The balance now."""
+
     def __init__(
         self,
         *,
@@ -942,6 +1169,8 @@ Global___GetBalanceResponse: _TypeAlias = GetBalanceResponse  # noqa: Y015
 
 @_typing.final
 class StatementEntry(_message.Message):
+    """One journal entry as one account sees it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_ID_FIELD_NUMBER: _builtins.int
@@ -953,16 +1182,23 @@ class StatementEntry(_message.Message):
     CO2E_GRAMS_FIELD_NUMBER: _builtins.int
     BALANCE_AFTER_POINTS_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
+    """The transfer's id."""
     code: Global___TransferCode.ValueType
+    """What it was for."""
     amount_points: _builtins.int
     """Positive for credits to the account, negative for debits."""
     counterparty_account: _builtins.str
+    """The other account of the transfer."""
     reference: _builtins.str
+    """The transfer's reference."""
     co2e_grams: _builtins.int
+    """The transfer's grams of CO2e."""
     balance_after_points: _builtins.int
     """The account's balance after this entry; 0 for system accounts (they are sharded, see docs/adr/0101)."""
     @_builtins.property
-    def posted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def posted_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was posted."""
+
     def __init__(
         self,
         *,
@@ -985,6 +1221,8 @@ Global___StatementEntry: _TypeAlias = StatementEntry  # noqa: Y015
 
 @_typing.final
 class ListStatementEntriesRequest(_message.Message):
+    """A page of an account's statement."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
@@ -994,14 +1232,23 @@ class ListStatementEntriesRequest(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     account: _builtins.str
+    """Required. A user account number of this region or a system account name."""
     page_size: _builtins.int
+    """Optional. At most this many entries; 0 means 50, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page (with the same filters); empty for the first."""
     @_builtins.property
-    def codes(self) -> _containers.RepeatedScalarFieldContainer[Global___TransferCode.ValueType]: ...
+    def codes(self) -> _containers.RepeatedScalarFieldContainer[Global___TransferCode.ValueType]:
+        """Optional. Only entries with these codes (each a known code, else INVALID_CODE); empty for all."""
+
     @_builtins.property
-    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Only entries posted at or after this instant."""
+
     @_builtins.property
-    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Only entries posted before this instant; after start_time when both are set."""
+
     def __init__(
         self,
         *,
@@ -1022,13 +1269,18 @@ Global___ListStatementEntriesRequest: _TypeAlias = ListStatementEntriesRequest  
 
 @_typing.final
 class ListStatementEntriesResponse(_message.Message):
+    """A page of statement entries."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ENTRIES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Opaque; empty on the last page."""
     @_builtins.property
-    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementEntry]: ...
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementEntry]:
+        """Newest first."""
+
     def __init__(
         self,
         *,
@@ -1045,6 +1297,8 @@ Global___ListStatementEntriesResponse: _TypeAlias = ListStatementEntriesResponse
 
 @_typing.final
 class Lot(_message.Message):
+    """A lot: the points one user account earned (or received) on one day, expiring together."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOT_ID_FIELD_NUMBER: _builtins.int
@@ -1055,14 +1309,23 @@ class Lot(_message.Message):
     REMAINING_POINTS_FIELD_NUMBER: _builtins.int
     EXPIRED_FIELD_NUMBER: _builtins.int
     lot_id: _builtins.str
+    """The lot's id, decimal text."""
     account: _builtins.str
+    """The user account."""
     credited_points: _builtins.int
+    """Points credited to it by posted transfers; points a refund restored or a hold's commit moved in are not counted."""
     remaining_points: _builtins.int
+    """Points left in it (points of timed-out holds included)."""
     expired: _builtins.bool
+    """Whether expires_at has passed (the points are no longer spendable; the sweep moves them to system:expiry)."""
     @_builtins.property
-    def earned_on(self) -> _common_pb2.Date: ...
+    def earned_on(self) -> _common_pb2.Date:
+        """The day (China Standard Time) its points were earned."""
+
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When its points expire (the start of the same day two years later, China Standard Time, by default)."""
+
     def __init__(
         self,
         *,
@@ -1084,6 +1347,8 @@ Global___Lot: _TypeAlias = Lot  # noqa: Y015
 
 @_typing.final
 class ListLotsRequest(_message.Message):
+    """A page of lots."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
@@ -1091,9 +1356,13 @@ class ListLotsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     INCLUDE_EMPTY_FIELD_NUMBER: _builtins.int
     account: _builtins.str
+    """Required. A user account number of this region."""
     page_size: _builtins.int
+    """Optional. At most this many lots; 0 means 50, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page (with the same include_empty); empty for the first."""
     include_empty: _builtins.bool
+    """Optional. Also list lots with no points left."""
     def __init__(
         self,
         *,
@@ -1112,13 +1381,18 @@ Global___ListLotsRequest: _TypeAlias = ListLotsRequest  # noqa: Y015
 
 @_typing.final
 class ListLotsResponse(_message.Message):
+    """A page of lots."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Opaque; empty on the last page."""
     @_builtins.property
-    def lots(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lot]: ...
+    def lots(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lot]:
+        """In spending order."""
+
     def __init__(
         self,
         *,
@@ -1135,13 +1409,18 @@ Global___ListLotsResponse: _TypeAlias = ListLotsResponse  # noqa: Y015
 
 @_typing.final
 class ExpiringPoints(_message.Message):
+    """Points that expire on one day."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPIRES_ON_FIELD_NUMBER: _builtins.int
     AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
     amount_points: _builtins.int
+    """Points expiring then."""
     @_builtins.property
-    def expires_on(self) -> _common_pb2.Date: ...
+    def expires_on(self) -> _common_pb2.Date:
+        """The day (China Standard Time) the points expire at the start of: the day before it is the last day to spend them."""
+
     def __init__(
         self,
         *,
@@ -1158,13 +1437,18 @@ Global___ExpiringPoints: _TypeAlias = ExpiringPoints  # noqa: Y015
 
 @_typing.final
 class ListExpiringPointsRequest(_message.Message):
+    """Whose expiring points to list."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     WITHIN_FIELD_NUMBER: _builtins.int
     account: _builtins.str
+    """Required. A user account number of this region (a system account is answered with an empty list)."""
     @_builtins.property
-    def within(self) -> _duration_pb2.Duration: ...
+    def within(self) -> _duration_pb2.Duration:
+        """Optional. The window from now: 0 or unset means 30 days; at most 3 years (1,098 days); not negative."""
+
     def __init__(
         self,
         *,
@@ -1181,11 +1465,15 @@ Global___ListExpiringPointsRequest: _TypeAlias = ListExpiringPointsRequest  # no
 
 @_typing.final
 class ListExpiringPointsResponse(_message.Message):
+    """The expiring points."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPIRING_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def expiring(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExpiringPoints]: ...
+    def expiring(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExpiringPoints]:
+        """One entry per expiry day within the window, soonest first; days without points are left out."""
+
     def __init__(
         self,
         *,
@@ -1201,18 +1489,22 @@ Global___ListExpiringPointsResponse: _TypeAlias = ListExpiringPointsResponse  # 
 
 @_typing.final
 class ExpirePointsRequest(_message.Message):
+    """One expiry sweep."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AS_OF_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
     MAX_BATCHES_FIELD_NUMBER: _builtins.int
     batch_size: _builtins.int
-    """Lots per transaction."""
+    """Optional. Lots per transaction: 0 means 1,000; at most 10,000."""
     max_batches: _builtins.int
-    """Stop after this many batches (0: until done); call again to resume."""
+    """Optional, not negative. Stop after this many batches (0: until done); call again to resume."""
     @_builtins.property
     def as_of(self) -> _common_pb2.Date:
-        """Expire every lot whose expires_at is at or before the start of this day (CST). Defaults to today."""
+        """Optional. Expire every lot whose expires_at is at or before the start of this day (China Standard Time); not
+        after today. Defaults to today.
+        """
 
     def __init__(
         self,
@@ -1231,13 +1523,17 @@ Global___ExpirePointsRequest: _TypeAlias = ExpirePointsRequest  # noqa: Y015
 
 @_typing.final
 class ExpirePointsResponse(_message.Message):
+    """What the sweep did."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOTS_EXPIRED_FIELD_NUMBER: _builtins.int
     POINTS_EXPIRED_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
     lots_expired: _builtins.int
+    """Lots emptied by this call."""
     points_expired: _builtins.int
+    """Points moved to system:expiry by this call."""
     done: _builtins.bool
     """False when max_batches stopped the sweep early."""
     def __init__(
@@ -1257,6 +1553,8 @@ Global___ExpirePointsResponse: _TypeAlias = ExpirePointsResponse  # noqa: Y015
 
 @_typing.final
 class VerifyJournalRequest(_message.Message):
+    """No parameters: the whole journal is verified."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1272,6 +1570,8 @@ Global___VerifyJournalRequest: _TypeAlias = VerifyJournalRequest  # noqa: Y015
 
 @_typing.final
 class VerifyJournalResponse(_message.Message):
+    """The verification's outcome."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OK_FIELD_NUMBER: _builtins.int
@@ -1280,11 +1580,15 @@ class VerifyJournalResponse(_message.Message):
     FIRST_BROKEN_BLOCK_FIELD_NUMBER: _builtins.int
     PROBLEM_FIELD_NUMBER: _builtins.int
     ok: _builtins.bool
+    """Whether every block's hash matches its entries and its predecessor."""
     blocks_checked: _builtins.int
+    """Blocks checked."""
     entries_checked: _builtins.int
+    """Journal entries checked."""
     first_broken_block: _builtins.int
-    """0 when ok."""
+    """The first block whose hash does not match; 0 when ok."""
     problem: _builtins.str
+    """What is wrong, in English; empty when ok."""
     def __init__(
         self,
         *,
@@ -1304,6 +1608,8 @@ Global___VerifyJournalResponse: _TypeAlias = VerifyJournalResponse  # noqa: Y015
 
 @_typing.final
 class CheckConservationRequest(_message.Message):
+    """No parameters: the whole region is checked."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1319,6 +1625,8 @@ Global___CheckConservationRequest: _TypeAlias = CheckConservationRequest  # noqa
 
 @_typing.final
 class CheckConservationResponse(_message.Message):
+    """The conservation check. All sums are over the whole ledger, in points."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BALANCED_FIELD_NUMBER: _builtins.int
@@ -1332,19 +1640,29 @@ class CheckConservationResponse(_message.Message):
     SUM_OF_ALL_BALANCES_POINTS_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
     balanced: _builtins.bool
+    """True when every check below holds (problems is empty)."""
     issued_points: _builtins.int
+    """Points ever issued: minus the balance of system:issuance."""
     outstanding_points: _builtins.int
+    """The sum of all user balances (held points included)."""
     redeemed_points: _builtins.int
+    """The balance of system:redemption."""
     expired_points: _builtins.int
+    """The balance of system:expiry."""
     donated_points: _builtins.int
+    """The balance of system:donation."""
     net_transferred_points: _builtins.int
+    """The balance of system:clearing: points that left for other regions less those that arrived from them (negative
+    when more arrived than left).
+    """
     adjusted_points: _builtins.int
+    """The balance of system:adjustment."""
     sum_of_all_balances_points: _builtins.int
     """Must be zero."""
     @_builtins.property
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Why balanced is false, one line per failed check (also checks lots + holds against user balances, and every
-        balance against the sum of its journal entries).
+        """Why balanced is false, one English line per failed check (also checks lots + holds against user balances, and
+        every balance against the sum of its journal entries).
         """
 
     def __init__(

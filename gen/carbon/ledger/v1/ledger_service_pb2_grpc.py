@@ -27,7 +27,16 @@ if _version_not_supported:
 
 class LedgerServiceStub:
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
-    Account names are either user account numbers or system accounts named "system:<kind>" (see SystemAccount).
+    Account names are either user account numbers of this region (16 digits, home region = this ledger's) or the
+    system accounts "system:issuance", "system:redemption", "system:expiry", "system:donation", "system:clearing" and
+    "system:adjustment" (see SystemAccount). Points earned on a day (China Standard Time) form a lot that expires at
+    the start of the same day two years later (the region's validity, CARBON_LEDGER_VALIDITY_MONTHS, default 24);
+    spending takes the soonest-expiring lots first.
+    Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
+    "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
+    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints (routed by the account); the
+    other methods are called inside the regional platform (ingest, rewards, identity) and by the gateway, and carry no
+    caller check of their own yet. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     def __init__(self, channel):
@@ -120,12 +129,26 @@ class LedgerServiceStub:
 
 class LedgerServiceServicer:
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
-    Account names are either user account numbers or system accounts named "system:<kind>" (see SystemAccount).
+    Account names are either user account numbers of this region (16 digits, home region = this ledger's) or the
+    system accounts "system:issuance", "system:redemption", "system:expiry", "system:donation", "system:clearing" and
+    "system:adjustment" (see SystemAccount). Points earned on a day (China Standard Time) form a lot that expires at
+    the start of the same day two years later (the region's validity, CARBON_LEDGER_VALIDITY_MONTHS, default 24);
+    spending takes the soonest-expiring lots first.
+    Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
+    "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
+    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints (routed by the account); the
+    other methods are called inside the regional platform (ingest, rewards, identity) and by the gateway, and carry no
+    caller check of their own yet. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     def PostTransfers(self, request, context):
-        """Posts a batch of transfers (up to 8,000) with one result per item. Items flagged `linked` succeed or fail
-        together with the items after them up to and including the first unflagged one.
+        """Posts a batch of transfers in one transaction, one result per item in request order. An item that fails
+        (TransferResult.failure_reason) fails alone and changes nothing, unless flagged: items flagged `linked` succeed
+        or fail together with the items after them up to and including the first unflagged one.
+        Idempotency: per item, transfer_id: the same body again (every field but linked) is ALREADY_POSTED with the
+        first result and changes nothing; another body is FAILED IDEMPOTENCY_KEY_REUSED.
+        Errors: INVALID_ARGUMENT (no transfers; BATCH_TOO_LARGE over 8,000; transfers[i].carried_lots[j].earned_on not a
+        calendar day). Refusals of single items are results, not errors.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,101 +158,159 @@ class LedgerServiceServicer:
         """Posts credits from system accounts to user accounts sent as columns (the shape of a feed of earn credits): each
         credit is validated, posted and answered exactly as the same transfer sent to PostTransfers, in one batch.
         Only the encoding differs: no message per credit either way.
+        Idempotency: per credit, its transfer id, as PostTransfers.
+        Errors: INVALID_ARGUMENT (a column with another length than transfer_ids, field groups[i].<column>; no credits;
+        BATCH_TOO_LARGE over 8,000 credits in all). Refusals of single credits are in PostCreditsResponse.failures.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTransfer(self, request, context):
-        """Returns a posted transfer by its id.
+        """Returns a posted transfer by its id (a committed hold's transfer has the hold's id).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (transfer_id empty); NOT_FOUND TRANSFER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RefundTransfer(self, request, context):
-        """Restores the points of a posted debit to the lots it took them from (original expiry dates).
+        """Restores the points of a posted debit of a user account to the lots it took them from, with their original
+        expiry dates (the latest-expiring first; points of a lot that expired meanwhile come back expired). The original
+        credit account pays them back. Posted as code REFUND with reference = original_transfer_id.
+        Idempotency: refund_id: the same (original, amount, reason) again is ALREADY_POSTED with the first result.
+        Errors: INVALID_ARGUMENT (refund_id or original_transfer_id empty or over 128 characters; amount_points
+        negative; reason over 256 characters); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; NOT_FOUND TRANSFER_NOT_FOUND;
+        FAILED_PRECONDITION NOT_REFUNDABLE (not a debit of a user account's lots, or itself a refund or an expiry),
+        REFUND_EXCEEDS_ORIGINAL, INSUFFICIENT_POINTS (a user account that received the points no longer has them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Hold(self, request, context):
-        """Reserves points on an account until commit, release or timeout.
+        """Reserves points of a user account (soonest-expiring lots first) until commit, release or timeout. Held points
+        are not spendable; a hold that times out counts as released at once.
+        Idempotency: hold_id: the same body again returns the hold as it is now; another body is refused.
+        Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters; INVALID_ACCOUNT (a system account included);
+        INVALID_AMOUNT; timeout negative or over 7 days; INVALID_CODE; reference over 256 characters);
+        FAILED_PRECONDITION INSUFFICIENT_POINTS; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (the id is another hold's or a
+        transfer's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CommitHold(self, request, context):
-        """Moves all or part of a hold's points to the credit account; the rest is released.
+        """Moves all or part of a pending hold's points to the credit account as one transfer whose transfer_id is the
+        hold_id and whose code and reference are the hold's; the rest is released. A user credit account receives the
+        lots with their expiry dates.
+        Idempotency: hold_id: the same commit (amount and credit account) again is answered with result ALREADY_POSTED.
+        Errors: INVALID_ARGUMENT (hold_id; INVALID_ACCOUNT for credit_account; credit_account the held account;
+        amount_points negative or above the hold); NOT_FOUND HOLD_NOT_FOUND; FAILED_PRECONDITION HOLD_RELEASED,
+        HOLD_EXPIRED (timed out before the commit); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (committed before with another
+        amount or credit account).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseHold(self, request, context):
-        """Releases a hold's points back to the account.
+        """Releases a pending hold's points back to the account's lots.
+        Idempotency: hold_id: releasing a released or expired hold returns it unchanged.
+        Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters); NOT_FOUND HOLD_NOT_FOUND; FAILED_PRECONDITION
+        HOLD_COMMITTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetHold(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One hold, in its state now (a pending hold past its timeout reads EXPIRED).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters); NOT_FOUND HOLD_NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SweepExpiredHolds(self, request, context):
-        """Cleans up holds whose timeout has passed (they already count as released on reads).
+        """Cleans up holds whose timeout has passed (they already count as released on reads): their points go back to the
+        lots in the stored state too. One transaction: the accounts of the batch_size soonest-expired holds, each with
+        all its expired holds.
+        Idempotency: safe to repeat: a swept hold is not swept again.
+        Errors: INVALID_ARGUMENT (batch_size negative).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetBalance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """An account's balance now. A well-formed account number of this region that never received points has a zero
+        balance (no NOT_FOUND).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT INVALID_ACCOUNT (empty, malformed, of another region, or an unknown system account).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListStatementEntries(self, request, context):
-        """The journal for one account, newest first.
+        """The journal entries of one account, newest first. Holds appear only once committed (as the commit's transfer).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; INVALID_CODE in codes; end_time not after start_time; page_size
+        negative; page_token not from this call).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListLots(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The lots of a user account in spending order (soonest expiry first, then the earlier earned day). By default
+        only lots with points left, including expired lots the sweep has not emptied yet (Lot.expired).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; a system account; page_size negative; page_token not from this call).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListExpiringPoints(self, request, context):
-        """"N points expire on date D" for reminders.
+        """"N points expire on date D" for reminders: the points left in lots expiring within the window, per day.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; within negative or longer than 3 years).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExpirePoints(self, request, context):
-        """Moves what remains of expired lots to the expiry account; set-based, batched, resumable, idempotent per day.
+        """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
+        "expire:<lot id>:<points swept from it before>", reference "lot:<lot id>"); set-based, in batches of one
+        transaction each, resumable.
+        Idempotency: per day: a swept lot is empty, so a rerun moves nothing more.
+        Errors: INVALID_ARGUMENT (as_of not a calendar day or after today; batch_size outside 0-10,000; max_batches
+        negative).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def VerifyJournal(self, request, context):
-        """Recomputes the hash chain of the journal and reports the first broken block.
+        """Recomputes the hash chain of the journal (sealing pending entries first) and reports the first broken block.
+        Idempotency: read-only (it seals entries that were waiting to be chained).
+        Errors: none of its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CheckConservation(self, request, context):
-        """issued = outstanding + redeemed + expired + donated + net transferred, and the sum of all balances is zero.
+        """issued = outstanding + redeemed + expired + donated + net transferred + adjusted, and the sum of all balances is
+        zero; also lots and holds against user balances, and every balance against its journal entries.
+        Idempotency: read-only.
+        Errors: none of its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -328,7 +409,16 @@ def add_LedgerServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class LedgerService:
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
-    Account names are either user account numbers or system accounts named "system:<kind>" (see SystemAccount).
+    Account names are either user account numbers of this region (16 digits, home region = this ledger's) or the
+    system accounts "system:issuance", "system:redemption", "system:expiry", "system:donation", "system:clearing" and
+    "system:adjustment" (see SystemAccount). Points earned on a day (China Standard Time) form a lot that expires at
+    the start of the same day two years later (the region's validity, CARBON_LEDGER_VALIDITY_MONTHS, default 24);
+    spending takes the soonest-expiring lots first.
+    Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
+    "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
+    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints (routed by the account); the
+    other methods are called inside the regional platform (ingest, rewards, identity) and by the gateway, and carry no
+    caller check of their own yet. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     @staticmethod

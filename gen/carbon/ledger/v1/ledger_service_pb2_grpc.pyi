@@ -28,7 +28,16 @@ GRPC_VERSION: str
 
 class LedgerServiceStub:
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
-    Account names are either user account numbers or system accounts named "system:<kind>" (see SystemAccount).
+    Account names are either user account numbers of this region (16 digits, home region = this ledger's) or the
+    system accounts "system:issuance", "system:redemption", "system:expiry", "system:donation", "system:clearing" and
+    "system:adjustment" (see SystemAccount). Points earned on a day (China Standard Time) form a lot that expires at
+    the start of the same day two years later (the region's validity, CARBON_LEDGER_VALIDITY_MONTHS, default 24);
+    spending takes the soonest-expiring lots first.
+    Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
+    "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
+    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints (routed by the account); the
+    other methods are called inside the regional platform (ingest, rewards, identity) and by the gateway, and carry no
+    caller check of their own yet. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     @_typing.overload
@@ -36,85 +45,257 @@ class LedgerServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> LedgerServiceAsyncStub: ...
     PostTransfers: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.PostTransfersRequest, _ledger_service_pb2.PostTransfersResponse]
-    """Posts a batch of transfers (up to 8,000) with one result per item. Items flagged `linked` succeed or fail
-    together with the items after them up to and including the first unflagged one.
+    """Posts a batch of transfers in one transaction, one result per item in request order. An item that fails
+    (TransferResult.failure_reason) fails alone and changes nothing, unless flagged: items flagged `linked` succeed
+    or fail together with the items after them up to and including the first unflagged one.
+    Idempotency: per item, transfer_id: the same body again (every field but linked) is ALREADY_POSTED with the
+    first result and changes nothing; another body is FAILED IDEMPOTENCY_KEY_REUSED.
+    Errors: INVALID_ARGUMENT (no transfers; BATCH_TOO_LARGE over 8,000; transfers[i].carried_lots[j].earned_on not a
+    calendar day). Refusals of single items are results, not errors.
     """
     PostCredits: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.PostCreditsRequest, _ledger_service_pb2.PostCreditsResponse]
     """Posts credits from system accounts to user accounts sent as columns (the shape of a feed of earn credits): each
     credit is validated, posted and answered exactly as the same transfer sent to PostTransfers, in one batch.
     Only the encoding differs: no message per credit either way.
+    Idempotency: per credit, its transfer id, as PostTransfers.
+    Errors: INVALID_ARGUMENT (a column with another length than transfer_ids, field groups[i].<column>; no credits;
+    BATCH_TOO_LARGE over 8,000 credits in all). Refusals of single credits are in PostCreditsResponse.failures.
     """
     GetTransfer: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetTransferRequest, _ledger_service_pb2.GetTransferResponse]
-    """Returns a posted transfer by its id."""
+    """Returns a posted transfer by its id (a committed hold's transfer has the hold's id).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (transfer_id empty); NOT_FOUND TRANSFER_NOT_FOUND.
+    """
     RefundTransfer: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.RefundTransferRequest, _ledger_service_pb2.RefundTransferResponse]
-    """Restores the points of a posted debit to the lots it took them from (original expiry dates)."""
+    """Restores the points of a posted debit of a user account to the lots it took them from, with their original
+    expiry dates (the latest-expiring first; points of a lot that expired meanwhile come back expired). The original
+    credit account pays them back. Posted as code REFUND with reference = original_transfer_id.
+    Idempotency: refund_id: the same (original, amount, reason) again is ALREADY_POSTED with the first result.
+    Errors: INVALID_ARGUMENT (refund_id or original_transfer_id empty or over 128 characters; amount_points
+    negative; reason over 256 characters); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; NOT_FOUND TRANSFER_NOT_FOUND;
+    FAILED_PRECONDITION NOT_REFUNDABLE (not a debit of a user account's lots, or itself a refund or an expiry),
+    REFUND_EXCEEDS_ORIGINAL, INSUFFICIENT_POINTS (a user account that received the points no longer has them).
+    """
     Hold: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.HoldRequest, _ledger_service_pb2.HoldResponse]
-    """Reserves points on an account until commit, release or timeout."""
+    """Reserves points of a user account (soonest-expiring lots first) until commit, release or timeout. Held points
+    are not spendable; a hold that times out counts as released at once.
+    Idempotency: hold_id: the same body again returns the hold as it is now; another body is refused.
+    Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters; INVALID_ACCOUNT (a system account included);
+    INVALID_AMOUNT; timeout negative or over 7 days; INVALID_CODE; reference over 256 characters);
+    FAILED_PRECONDITION INSUFFICIENT_POINTS; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (the id is another hold's or a
+    transfer's).
+    """
     CommitHold: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.CommitHoldRequest, _ledger_service_pb2.CommitHoldResponse]
-    """Moves all or part of a hold's points to the credit account; the rest is released."""
+    """Moves all or part of a pending hold's points to the credit account as one transfer whose transfer_id is the
+    hold_id and whose code and reference are the hold's; the rest is released. A user credit account receives the
+    lots with their expiry dates.
+    Idempotency: hold_id: the same commit (amount and credit account) again is answered with result ALREADY_POSTED.
+    Errors: INVALID_ARGUMENT (hold_id; INVALID_ACCOUNT for credit_account; credit_account the held account;
+    amount_points negative or above the hold); NOT_FOUND HOLD_NOT_FOUND; FAILED_PRECONDITION HOLD_RELEASED,
+    HOLD_EXPIRED (timed out before the commit); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (committed before with another
+    amount or credit account).
+    """
     ReleaseHold: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ReleaseHoldRequest, _ledger_service_pb2.ReleaseHoldResponse]
-    """Releases a hold's points back to the account."""
+    """Releases a pending hold's points back to the account's lots.
+    Idempotency: hold_id: releasing a released or expired hold returns it unchanged.
+    Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters); NOT_FOUND HOLD_NOT_FOUND; FAILED_PRECONDITION
+    HOLD_COMMITTED.
+    """
     GetHold: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetHoldRequest, _ledger_service_pb2.GetHoldResponse]
+    """One hold, in its state now (a pending hold past its timeout reads EXPIRED).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters); NOT_FOUND HOLD_NOT_FOUND.
+    """
     SweepExpiredHolds: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.SweepExpiredHoldsRequest, _ledger_service_pb2.SweepExpiredHoldsResponse]
-    """Cleans up holds whose timeout has passed (they already count as released on reads)."""
+    """Cleans up holds whose timeout has passed (they already count as released on reads): their points go back to the
+    lots in the stored state too. One transaction: the accounts of the batch_size soonest-expired holds, each with
+    all its expired holds.
+    Idempotency: safe to repeat: a swept hold is not swept again.
+    Errors: INVALID_ARGUMENT (batch_size negative).
+    """
     GetBalance: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetBalanceRequest, _ledger_service_pb2.GetBalanceResponse]
+    """An account's balance now. A well-formed account number of this region that never received points has a zero
+    balance (no NOT_FOUND).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT INVALID_ACCOUNT (empty, malformed, of another region, or an unknown system account).
+    """
     ListStatementEntries: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ListStatementEntriesRequest, _ledger_service_pb2.ListStatementEntriesResponse]
-    """The journal for one account, newest first."""
+    """The journal entries of one account, newest first. Holds appear only once committed (as the commit's transfer).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; INVALID_CODE in codes; end_time not after start_time; page_size
+    negative; page_token not from this call).
+    """
     ListLots: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ListLotsRequest, _ledger_service_pb2.ListLotsResponse]
+    """The lots of a user account in spending order (soonest expiry first, then the earlier earned day). By default
+    only lots with points left, including expired lots the sweep has not emptied yet (Lot.expired).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; a system account; page_size negative; page_token not from this call).
+    """
     ListExpiringPoints: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ListExpiringPointsRequest, _ledger_service_pb2.ListExpiringPointsResponse]
-    """"N points expire on date D" for reminders."""
+    """"N points expire on date D" for reminders: the points left in lots expiring within the window, per day.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; within negative or longer than 3 years).
+    """
     ExpirePoints: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ExpirePointsRequest, _ledger_service_pb2.ExpirePointsResponse]
-    """Moves what remains of expired lots to the expiry account; set-based, batched, resumable, idempotent per day."""
+    """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
+    "expire:<lot id>:<points swept from it before>", reference "lot:<lot id>"); set-based, in batches of one
+    transaction each, resumable.
+    Idempotency: per day: a swept lot is empty, so a rerun moves nothing more.
+    Errors: INVALID_ARGUMENT (as_of not a calendar day or after today; batch_size outside 0-10,000; max_batches
+    negative).
+    """
     VerifyJournal: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.VerifyJournalRequest, _ledger_service_pb2.VerifyJournalResponse]
-    """Recomputes the hash chain of the journal and reports the first broken block."""
+    """Recomputes the hash chain of the journal (sealing pending entries first) and reports the first broken block.
+    Idempotency: read-only (it seals entries that were waiting to be chained).
+    Errors: none of its own.
+    """
     CheckConservation: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.CheckConservationRequest, _ledger_service_pb2.CheckConservationResponse]
-    """issued = outstanding + redeemed + expired + donated + net transferred, and the sum of all balances is zero."""
+    """issued = outstanding + redeemed + expired + donated + net transferred + adjusted, and the sum of all balances is
+    zero; also lots and holds against user balances, and every balance against its journal entries.
+    Idempotency: read-only.
+    Errors: none of its own.
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
-    Account names are either user account numbers or system accounts named "system:<kind>" (see SystemAccount).
+    Account names are either user account numbers of this region (16 digits, home region = this ledger's) or the
+    system accounts "system:issuance", "system:redemption", "system:expiry", "system:donation", "system:clearing" and
+    "system:adjustment" (see SystemAccount). Points earned on a day (China Standard Time) form a lot that expires at
+    the start of the same day two years later (the region's validity, CARBON_LEDGER_VALIDITY_MONTHS, default 24);
+    spending takes the soonest-expiring lots first.
+    Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
+    "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
+    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints (routed by the account); the
+    other methods are called inside the regional platform (ingest, rewards, identity) and by the gateway, and carry no
+    caller check of their own yet. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PostTransfers: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.PostTransfersRequest, _ledger_service_pb2.PostTransfersResponse]  # type: ignore[assignment]
-    """Posts a batch of transfers (up to 8,000) with one result per item. Items flagged `linked` succeed or fail
-    together with the items after them up to and including the first unflagged one.
+    """Posts a batch of transfers in one transaction, one result per item in request order. An item that fails
+    (TransferResult.failure_reason) fails alone and changes nothing, unless flagged: items flagged `linked` succeed
+    or fail together with the items after them up to and including the first unflagged one.
+    Idempotency: per item, transfer_id: the same body again (every field but linked) is ALREADY_POSTED with the
+    first result and changes nothing; another body is FAILED IDEMPOTENCY_KEY_REUSED.
+    Errors: INVALID_ARGUMENT (no transfers; BATCH_TOO_LARGE over 8,000; transfers[i].carried_lots[j].earned_on not a
+    calendar day). Refusals of single items are results, not errors.
     """
     PostCredits: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.PostCreditsRequest, _ledger_service_pb2.PostCreditsResponse]  # type: ignore[assignment]
     """Posts credits from system accounts to user accounts sent as columns (the shape of a feed of earn credits): each
     credit is validated, posted and answered exactly as the same transfer sent to PostTransfers, in one batch.
     Only the encoding differs: no message per credit either way.
+    Idempotency: per credit, its transfer id, as PostTransfers.
+    Errors: INVALID_ARGUMENT (a column with another length than transfer_ids, field groups[i].<column>; no credits;
+    BATCH_TOO_LARGE over 8,000 credits in all). Refusals of single credits are in PostCreditsResponse.failures.
     """
     GetTransfer: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetTransferRequest, _ledger_service_pb2.GetTransferResponse]  # type: ignore[assignment]
-    """Returns a posted transfer by its id."""
+    """Returns a posted transfer by its id (a committed hold's transfer has the hold's id).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (transfer_id empty); NOT_FOUND TRANSFER_NOT_FOUND.
+    """
     RefundTransfer: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.RefundTransferRequest, _ledger_service_pb2.RefundTransferResponse]  # type: ignore[assignment]
-    """Restores the points of a posted debit to the lots it took them from (original expiry dates)."""
+    """Restores the points of a posted debit of a user account to the lots it took them from, with their original
+    expiry dates (the latest-expiring first; points of a lot that expired meanwhile come back expired). The original
+    credit account pays them back. Posted as code REFUND with reference = original_transfer_id.
+    Idempotency: refund_id: the same (original, amount, reason) again is ALREADY_POSTED with the first result.
+    Errors: INVALID_ARGUMENT (refund_id or original_transfer_id empty or over 128 characters; amount_points
+    negative; reason over 256 characters); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; NOT_FOUND TRANSFER_NOT_FOUND;
+    FAILED_PRECONDITION NOT_REFUNDABLE (not a debit of a user account's lots, or itself a refund or an expiry),
+    REFUND_EXCEEDS_ORIGINAL, INSUFFICIENT_POINTS (a user account that received the points no longer has them).
+    """
     Hold: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.HoldRequest, _ledger_service_pb2.HoldResponse]  # type: ignore[assignment]
-    """Reserves points on an account until commit, release or timeout."""
+    """Reserves points of a user account (soonest-expiring lots first) until commit, release or timeout. Held points
+    are not spendable; a hold that times out counts as released at once.
+    Idempotency: hold_id: the same body again returns the hold as it is now; another body is refused.
+    Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters; INVALID_ACCOUNT (a system account included);
+    INVALID_AMOUNT; timeout negative or over 7 days; INVALID_CODE; reference over 256 characters);
+    FAILED_PRECONDITION INSUFFICIENT_POINTS; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (the id is another hold's or a
+    transfer's).
+    """
     CommitHold: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.CommitHoldRequest, _ledger_service_pb2.CommitHoldResponse]  # type: ignore[assignment]
-    """Moves all or part of a hold's points to the credit account; the rest is released."""
+    """Moves all or part of a pending hold's points to the credit account as one transfer whose transfer_id is the
+    hold_id and whose code and reference are the hold's; the rest is released. A user credit account receives the
+    lots with their expiry dates.
+    Idempotency: hold_id: the same commit (amount and credit account) again is answered with result ALREADY_POSTED.
+    Errors: INVALID_ARGUMENT (hold_id; INVALID_ACCOUNT for credit_account; credit_account the held account;
+    amount_points negative or above the hold); NOT_FOUND HOLD_NOT_FOUND; FAILED_PRECONDITION HOLD_RELEASED,
+    HOLD_EXPIRED (timed out before the commit); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (committed before with another
+    amount or credit account).
+    """
     ReleaseHold: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ReleaseHoldRequest, _ledger_service_pb2.ReleaseHoldResponse]  # type: ignore[assignment]
-    """Releases a hold's points back to the account."""
+    """Releases a pending hold's points back to the account's lots.
+    Idempotency: hold_id: releasing a released or expired hold returns it unchanged.
+    Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters); NOT_FOUND HOLD_NOT_FOUND; FAILED_PRECONDITION
+    HOLD_COMMITTED.
+    """
     GetHold: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetHoldRequest, _ledger_service_pb2.GetHoldResponse]  # type: ignore[assignment]
+    """One hold, in its state now (a pending hold past its timeout reads EXPIRED).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters); NOT_FOUND HOLD_NOT_FOUND.
+    """
     SweepExpiredHolds: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.SweepExpiredHoldsRequest, _ledger_service_pb2.SweepExpiredHoldsResponse]  # type: ignore[assignment]
-    """Cleans up holds whose timeout has passed (they already count as released on reads)."""
+    """Cleans up holds whose timeout has passed (they already count as released on reads): their points go back to the
+    lots in the stored state too. One transaction: the accounts of the batch_size soonest-expired holds, each with
+    all its expired holds.
+    Idempotency: safe to repeat: a swept hold is not swept again.
+    Errors: INVALID_ARGUMENT (batch_size negative).
+    """
     GetBalance: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetBalanceRequest, _ledger_service_pb2.GetBalanceResponse]  # type: ignore[assignment]
+    """An account's balance now. A well-formed account number of this region that never received points has a zero
+    balance (no NOT_FOUND).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT INVALID_ACCOUNT (empty, malformed, of another region, or an unknown system account).
+    """
     ListStatementEntries: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ListStatementEntriesRequest, _ledger_service_pb2.ListStatementEntriesResponse]  # type: ignore[assignment]
-    """The journal for one account, newest first."""
+    """The journal entries of one account, newest first. Holds appear only once committed (as the commit's transfer).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; INVALID_CODE in codes; end_time not after start_time; page_size
+    negative; page_token not from this call).
+    """
     ListLots: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ListLotsRequest, _ledger_service_pb2.ListLotsResponse]  # type: ignore[assignment]
+    """The lots of a user account in spending order (soonest expiry first, then the earlier earned day). By default
+    only lots with points left, including expired lots the sweep has not emptied yet (Lot.expired).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; a system account; page_size negative; page_token not from this call).
+    """
     ListExpiringPoints: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ListExpiringPointsRequest, _ledger_service_pb2.ListExpiringPointsResponse]  # type: ignore[assignment]
-    """"N points expire on date D" for reminders."""
+    """"N points expire on date D" for reminders: the points left in lots expiring within the window, per day.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; within negative or longer than 3 years).
+    """
     ExpirePoints: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ExpirePointsRequest, _ledger_service_pb2.ExpirePointsResponse]  # type: ignore[assignment]
-    """Moves what remains of expired lots to the expiry account; set-based, batched, resumable, idempotent per day."""
+    """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
+    "expire:<lot id>:<points swept from it before>", reference "lot:<lot id>"); set-based, in batches of one
+    transaction each, resumable.
+    Idempotency: per day: a swept lot is empty, so a rerun moves nothing more.
+    Errors: INVALID_ARGUMENT (as_of not a calendar day or after today; batch_size outside 0-10,000; max_batches
+    negative).
+    """
     VerifyJournal: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.VerifyJournalRequest, _ledger_service_pb2.VerifyJournalResponse]  # type: ignore[assignment]
-    """Recomputes the hash chain of the journal and reports the first broken block."""
+    """Recomputes the hash chain of the journal (sealing pending entries first) and reports the first broken block.
+    Idempotency: read-only (it seals entries that were waiting to be chained).
+    Errors: none of its own.
+    """
     CheckConservation: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.CheckConservationRequest, _ledger_service_pb2.CheckConservationResponse]  # type: ignore[assignment]
-    """issued = outstanding + redeemed + expired + donated + net transferred, and the sum of all balances is zero."""
+    """issued = outstanding + redeemed + expired + donated + net transferred + adjusted, and the sum of all balances is
+    zero; also lots and holds against user balances, and every balance against its journal entries.
+    Idempotency: read-only.
+    Errors: none of its own.
+    """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
-    Account names are either user account numbers or system accounts named "system:<kind>" (see SystemAccount).
+    Account names are either user account numbers of this region (16 digits, home region = this ledger's) or the
+    system accounts "system:issuance", "system:redemption", "system:expiry", "system:donation", "system:clearing" and
+    "system:adjustment" (see SystemAccount). Points earned on a day (China Standard Time) form a lot that expires at
+    the start of the same day two years later (the region's validity, CARBON_LEDGER_VALIDITY_MONTHS, default 24);
+    spending takes the soonest-expiring lots first.
+    Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
+    "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
+    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints (routed by the account); the
+    other methods are called inside the regional platform (ingest, rewards, identity) and by the gateway, and carry no
+    caller check of their own yet. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     @_abc_1.abstractmethod
@@ -123,8 +304,13 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.PostTransfersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.PostTransfersResponse, _abc.Awaitable[_ledger_service_pb2.PostTransfersResponse]]:
-        """Posts a batch of transfers (up to 8,000) with one result per item. Items flagged `linked` succeed or fail
-        together with the items after them up to and including the first unflagged one.
+        """Posts a batch of transfers in one transaction, one result per item in request order. An item that fails
+        (TransferResult.failure_reason) fails alone and changes nothing, unless flagged: items flagged `linked` succeed
+        or fail together with the items after them up to and including the first unflagged one.
+        Idempotency: per item, transfer_id: the same body again (every field but linked) is ALREADY_POSTED with the
+        first result and changes nothing; another body is FAILED IDEMPOTENCY_KEY_REUSED.
+        Errors: INVALID_ARGUMENT (no transfers; BATCH_TOO_LARGE over 8,000; transfers[i].carried_lots[j].earned_on not a
+        calendar day). Refusals of single items are results, not errors.
         """
 
     @_abc_1.abstractmethod
@@ -136,6 +322,9 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Posts credits from system accounts to user accounts sent as columns (the shape of a feed of earn credits): each
         credit is validated, posted and answered exactly as the same transfer sent to PostTransfers, in one batch.
         Only the encoding differs: no message per credit either way.
+        Idempotency: per credit, its transfer id, as PostTransfers.
+        Errors: INVALID_ARGUMENT (a column with another length than transfer_ids, field groups[i].<column>; no credits;
+        BATCH_TOO_LARGE over 8,000 credits in all). Refusals of single credits are in PostCreditsResponse.failures.
         """
 
     @_abc_1.abstractmethod
@@ -144,7 +333,10 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.GetTransferRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.GetTransferResponse, _abc.Awaitable[_ledger_service_pb2.GetTransferResponse]]:
-        """Returns a posted transfer by its id."""
+        """Returns a posted transfer by its id (a committed hold's transfer has the hold's id).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (transfer_id empty); NOT_FOUND TRANSFER_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def RefundTransfer(
@@ -152,7 +344,15 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.RefundTransferRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.RefundTransferResponse, _abc.Awaitable[_ledger_service_pb2.RefundTransferResponse]]:
-        """Restores the points of a posted debit to the lots it took them from (original expiry dates)."""
+        """Restores the points of a posted debit of a user account to the lots it took them from, with their original
+        expiry dates (the latest-expiring first; points of a lot that expired meanwhile come back expired). The original
+        credit account pays them back. Posted as code REFUND with reference = original_transfer_id.
+        Idempotency: refund_id: the same (original, amount, reason) again is ALREADY_POSTED with the first result.
+        Errors: INVALID_ARGUMENT (refund_id or original_transfer_id empty or over 128 characters; amount_points
+        negative; reason over 256 characters); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; NOT_FOUND TRANSFER_NOT_FOUND;
+        FAILED_PRECONDITION NOT_REFUNDABLE (not a debit of a user account's lots, or itself a refund or an expiry),
+        REFUND_EXCEEDS_ORIGINAL, INSUFFICIENT_POINTS (a user account that received the points no longer has them).
+        """
 
     @_abc_1.abstractmethod
     def Hold(
@@ -160,7 +360,14 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.HoldRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.HoldResponse, _abc.Awaitable[_ledger_service_pb2.HoldResponse]]:
-        """Reserves points on an account until commit, release or timeout."""
+        """Reserves points of a user account (soonest-expiring lots first) until commit, release or timeout. Held points
+        are not spendable; a hold that times out counts as released at once.
+        Idempotency: hold_id: the same body again returns the hold as it is now; another body is refused.
+        Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters; INVALID_ACCOUNT (a system account included);
+        INVALID_AMOUNT; timeout negative or over 7 days; INVALID_CODE; reference over 256 characters);
+        FAILED_PRECONDITION INSUFFICIENT_POINTS; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (the id is another hold's or a
+        transfer's).
+        """
 
     @_abc_1.abstractmethod
     def CommitHold(
@@ -168,7 +375,15 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.CommitHoldRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.CommitHoldResponse, _abc.Awaitable[_ledger_service_pb2.CommitHoldResponse]]:
-        """Moves all or part of a hold's points to the credit account; the rest is released."""
+        """Moves all or part of a pending hold's points to the credit account as one transfer whose transfer_id is the
+        hold_id and whose code and reference are the hold's; the rest is released. A user credit account receives the
+        lots with their expiry dates.
+        Idempotency: hold_id: the same commit (amount and credit account) again is answered with result ALREADY_POSTED.
+        Errors: INVALID_ARGUMENT (hold_id; INVALID_ACCOUNT for credit_account; credit_account the held account;
+        amount_points negative or above the hold); NOT_FOUND HOLD_NOT_FOUND; FAILED_PRECONDITION HOLD_RELEASED,
+        HOLD_EXPIRED (timed out before the commit); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (committed before with another
+        amount or credit account).
+        """
 
     @_abc_1.abstractmethod
     def ReleaseHold(
@@ -176,14 +391,22 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.ReleaseHoldRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.ReleaseHoldResponse, _abc.Awaitable[_ledger_service_pb2.ReleaseHoldResponse]]:
-        """Releases a hold's points back to the account."""
+        """Releases a pending hold's points back to the account's lots.
+        Idempotency: hold_id: releasing a released or expired hold returns it unchanged.
+        Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters); NOT_FOUND HOLD_NOT_FOUND; FAILED_PRECONDITION
+        HOLD_COMMITTED.
+        """
 
     @_abc_1.abstractmethod
     def GetHold(
         self,
         request: _ledger_service_pb2.GetHoldRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ledger_service_pb2.GetHoldResponse, _abc.Awaitable[_ledger_service_pb2.GetHoldResponse]]: ...
+    ) -> _typing.Union[_ledger_service_pb2.GetHoldResponse, _abc.Awaitable[_ledger_service_pb2.GetHoldResponse]]:
+        """One hold, in its state now (a pending hold past its timeout reads EXPIRED).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (hold_id empty or over 128 characters); NOT_FOUND HOLD_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def SweepExpiredHolds(
@@ -191,14 +414,24 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.SweepExpiredHoldsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.SweepExpiredHoldsResponse, _abc.Awaitable[_ledger_service_pb2.SweepExpiredHoldsResponse]]:
-        """Cleans up holds whose timeout has passed (they already count as released on reads)."""
+        """Cleans up holds whose timeout has passed (they already count as released on reads): their points go back to the
+        lots in the stored state too. One transaction: the accounts of the batch_size soonest-expired holds, each with
+        all its expired holds.
+        Idempotency: safe to repeat: a swept hold is not swept again.
+        Errors: INVALID_ARGUMENT (batch_size negative).
+        """
 
     @_abc_1.abstractmethod
     def GetBalance(
         self,
         request: _ledger_service_pb2.GetBalanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ledger_service_pb2.GetBalanceResponse, _abc.Awaitable[_ledger_service_pb2.GetBalanceResponse]]: ...
+    ) -> _typing.Union[_ledger_service_pb2.GetBalanceResponse, _abc.Awaitable[_ledger_service_pb2.GetBalanceResponse]]:
+        """An account's balance now. A well-formed account number of this region that never received points has a zero
+        balance (no NOT_FOUND).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT INVALID_ACCOUNT (empty, malformed, of another region, or an unknown system account).
+        """
 
     @_abc_1.abstractmethod
     def ListStatementEntries(
@@ -206,14 +439,23 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.ListStatementEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.ListStatementEntriesResponse, _abc.Awaitable[_ledger_service_pb2.ListStatementEntriesResponse]]:
-        """The journal for one account, newest first."""
+        """The journal entries of one account, newest first. Holds appear only once committed (as the commit's transfer).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; INVALID_CODE in codes; end_time not after start_time; page_size
+        negative; page_token not from this call).
+        """
 
     @_abc_1.abstractmethod
     def ListLots(
         self,
         request: _ledger_service_pb2.ListLotsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ledger_service_pb2.ListLotsResponse, _abc.Awaitable[_ledger_service_pb2.ListLotsResponse]]: ...
+    ) -> _typing.Union[_ledger_service_pb2.ListLotsResponse, _abc.Awaitable[_ledger_service_pb2.ListLotsResponse]]:
+        """The lots of a user account in spending order (soonest expiry first, then the earlier earned day). By default
+        only lots with points left, including expired lots the sweep has not emptied yet (Lot.expired).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; a system account; page_size negative; page_token not from this call).
+        """
 
     @_abc_1.abstractmethod
     def ListExpiringPoints(
@@ -221,7 +463,10 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.ListExpiringPointsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.ListExpiringPointsResponse, _abc.Awaitable[_ledger_service_pb2.ListExpiringPointsResponse]]:
-        """"N points expire on date D" for reminders."""
+        """"N points expire on date D" for reminders: the points left in lots expiring within the window, per day.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; within negative or longer than 3 years).
+        """
 
     @_abc_1.abstractmethod
     def ExpirePoints(
@@ -229,7 +474,13 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.ExpirePointsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.ExpirePointsResponse, _abc.Awaitable[_ledger_service_pb2.ExpirePointsResponse]]:
-        """Moves what remains of expired lots to the expiry account; set-based, batched, resumable, idempotent per day."""
+        """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
+        "expire:<lot id>:<points swept from it before>", reference "lot:<lot id>"); set-based, in batches of one
+        transaction each, resumable.
+        Idempotency: per day: a swept lot is empty, so a rerun moves nothing more.
+        Errors: INVALID_ARGUMENT (as_of not a calendar day or after today; batch_size outside 0-10,000; max_batches
+        negative).
+        """
 
     @_abc_1.abstractmethod
     def VerifyJournal(
@@ -237,7 +488,10 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.VerifyJournalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.VerifyJournalResponse, _abc.Awaitable[_ledger_service_pb2.VerifyJournalResponse]]:
-        """Recomputes the hash chain of the journal and reports the first broken block."""
+        """Recomputes the hash chain of the journal (sealing pending entries first) and reports the first broken block.
+        Idempotency: read-only (it seals entries that were waiting to be chained).
+        Errors: none of its own.
+        """
 
     @_abc_1.abstractmethod
     def CheckConservation(
@@ -245,6 +499,10 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_service_pb2.CheckConservationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.CheckConservationResponse, _abc.Awaitable[_ledger_service_pb2.CheckConservationResponse]]:
-        """issued = outstanding + redeemed + expired + donated + net transferred, and the sum of all balances is zero."""
+        """issued = outstanding + redeemed + expired + donated + net transferred + adjusted, and the sum of all balances is
+        zero; also lots and holds against user balances, and every balance against its journal entries.
+        Idempotency: read-only.
+        Errors: none of its own.
+        """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -27,16 +27,25 @@ class _RewardCategory:
 class _RewardCategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RewardCategory.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     REWARD_CATEGORY_UNSPECIFIED: _RewardCategory.ValueType  # 0
+    """Not a category: refused on a reward (INVALID_ARGUMENT reward.category); in ListRewardsRequest it means "all"."""
     REWARD_CATEGORY_PRACTICAL: _RewardCategory.ValueType  # 1
+    """Everyday benefits: transit top-ups, bill reductions, supermarket vouchers."""
     REWARD_CATEGORY_CULTURE_TOURISM: _RewardCategory.ValueType  # 2
+    """Culture and tourism: tickets, museum reservations."""
     REWARD_CATEGORY_CHARITY: _RewardCategory.ValueType  # 3
+    """Charity in kind (e.g. a tree planted) sold as a reward."""
 
-class RewardCategory(_RewardCategory, metaclass=_RewardCategoryEnumTypeWrapper): ...
+class RewardCategory(_RewardCategory, metaclass=_RewardCategoryEnumTypeWrapper):
+    """The three groups of benefits."""
 
 REWARD_CATEGORY_UNSPECIFIED: RewardCategory.ValueType  # 0
+"""Not a category: refused on a reward (INVALID_ARGUMENT reward.category); in ListRewardsRequest it means "all"."""
 REWARD_CATEGORY_PRACTICAL: RewardCategory.ValueType  # 1
+"""Everyday benefits: transit top-ups, bill reductions, supermarket vouchers."""
 REWARD_CATEGORY_CULTURE_TOURISM: RewardCategory.ValueType  # 2
+"""Culture and tourism: tickets, museum reservations."""
 REWARD_CATEGORY_CHARITY: RewardCategory.ValueType  # 3
+"""Charity in kind (e.g. a tree planted) sold as a reward."""
 Global___RewardCategory: _TypeAlias = RewardCategory  # noqa: Y015
 
 class _RedemptionState:
@@ -46,16 +55,29 @@ class _RedemptionState:
 class _RedemptionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RedemptionState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     REDEMPTION_STATE_UNSPECIFIED: _RedemptionState.ValueType  # 0
+    """Not a state; never returned."""
     REDEMPTION_STATE_PENDING: _RedemptionState.ValueType  # 1
+    """Points held, vouchers not yet confirmed: the service finishes or unwinds it (a retry with the same request_id,
+    or its recovery pass).
+    """
     REDEMPTION_STATE_COMPLETED: _RedemptionState.ValueType  # 2
+    """Points spent, vouchers issued."""
     REDEMPTION_STATE_FAILED: _RedemptionState.ValueType  # 3
+    """Refused or unwound: no points spent, stock restored; failure_reason says why."""
 
-class RedemptionState(_RedemptionState, metaclass=_RedemptionStateEnumTypeWrapper): ...
+class RedemptionState(_RedemptionState, metaclass=_RedemptionStateEnumTypeWrapper):
+    """The life of a redemption."""
 
 REDEMPTION_STATE_UNSPECIFIED: RedemptionState.ValueType  # 0
+"""Not a state; never returned."""
 REDEMPTION_STATE_PENDING: RedemptionState.ValueType  # 1
+"""Points held, vouchers not yet confirmed: the service finishes or unwinds it (a retry with the same request_id,
+or its recovery pass).
+"""
 REDEMPTION_STATE_COMPLETED: RedemptionState.ValueType  # 2
+"""Points spent, vouchers issued."""
 REDEMPTION_STATE_FAILED: RedemptionState.ValueType  # 3
+"""Refused or unwound: no points spent, stock restored; failure_reason says why."""
 Global___RedemptionState: _TypeAlias = RedemptionState  # noqa: Y015
 
 class _VoucherState:
@@ -65,22 +87,37 @@ class _VoucherState:
 class _VoucherStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VoucherState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     VOUCHER_STATE_UNSPECIFIED: _VoucherState.ValueType  # 0
+    """Not a state; in ListVouchersRequest it means "all"."""
     VOUCHER_STATE_ISSUED: _VoucherState.ValueType  # 1
+    """Issued, usable until expires_at."""
     VOUCHER_STATE_USED: _VoucherState.ValueType  # 2
+    """Used by a merchant."""
     VOUCHER_STATE_CANCELLED: _VoucherState.ValueType  # 3
+    """Cancelled (its points refunded, or the refund on its way)."""
     VOUCHER_STATE_EXPIRED: _VoucherState.ValueType  # 4
+    """Past expires_at unused; its points are not refunded."""
 
-class VoucherState(_VoucherState, metaclass=_VoucherStateEnumTypeWrapper): ...
+class VoucherState(_VoucherState, metaclass=_VoucherStateEnumTypeWrapper):
+    """The life of a voucher."""
 
 VOUCHER_STATE_UNSPECIFIED: VoucherState.ValueType  # 0
+"""Not a state; in ListVouchersRequest it means "all"."""
 VOUCHER_STATE_ISSUED: VoucherState.ValueType  # 1
+"""Issued, usable until expires_at."""
 VOUCHER_STATE_USED: VoucherState.ValueType  # 2
+"""Used by a merchant."""
 VOUCHER_STATE_CANCELLED: VoucherState.ValueType  # 3
+"""Cancelled (its points refunded, or the refund on its way)."""
 VOUCHER_STATE_EXPIRED: VoucherState.ValueType  # 4
+"""Past expires_at unused; its points are not refunded."""
 Global___VoucherState: _TypeAlias = VoucherState  # noqa: Y015
 
 @_typing.final
 class Reward(_message.Message):
+    """A benefit of the catalog. In CreateReward every field is read (except retired); in UpdateReward only reward_id and
+    the fields named in the mask.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REWARD_ID_FIELD_NUMBER: _builtins.int
@@ -102,32 +139,61 @@ class Reward(_message.Message):
     TERMS_FIELD_NUMBER: _builtins.int
     DIVISIBLE_FIELD_NUMBER: _builtins.int
     reward_id: _builtins.str
+    """Required. 1-64 characters: lower-case letters, digits, _ and -, starting with a letter or digit, e.g.
+    "transit-topup". Never changes.
+    """
     name_en: _builtins.str
+    """Required. English name, 1-200 characters."""
     name_zh: _builtins.str
+    """Optional. Chinese name, at most 200 characters."""
     category: Global___RewardCategory.ValueType
+    """Required. PRACTICAL, CULTURE_TOURISM or CHARITY."""
     price_points: _builtins.int
+    """Required. Points per unit, 1-10,000,000. A redemption keeps the price of its moment."""
     face_value_cents: _builtins.int
+    """Optional, not negative. What one unit is worth, in CNY cents (fen), for display and settlement."""
     provider: _builtins.str
+    """Required. Who provides it, 1-200 characters."""
     stock: _builtins.int
-    """-1: unlimited."""
+    """Required, at least -1. Units left; -1: unlimited; 0: out of stock."""
     limit_per_day: _builtins.int
+    """Optional, not negative. Per account and day (China Standard Time); 0: no limit. Counts units, or redemptions of
+    a divisible reward, of redemptions pending or completed.
+    """
     limit_per_month: _builtins.int
+    """Optional, not negative. Per account and calendar month (China Standard Time), counted as limit_per_day; 0: no
+    limit.
+    """
     limit_lifetime: _builtins.int
+    """Optional, not negative. Per account for ever, counted as limit_per_day; 0: no limit."""
     voucher_lifetime_days: _builtins.int
+    """Required, 1-3,660. A voucher is valid to the end of the day (China Standard Time) this many days after its
+    issue day.
+    """
     retired: _builtins.bool
+    """Output only: whether RetireReward withdrew it (a retired reward cannot be redeemed or updated). Must be false in
+    CreateReward.
+    """
     terms: _builtins.str
+    """Optional. Terms shown on its vouchers, at most 4,000 characters."""
     divisible: _builtins.bool
     """Sold in any whole multiple of one unit (transit top-up: 100 points = 1 CNY each): one voucher covers the
     redeemed quantity and limits count redemptions. Otherwise each unit gets its own voucher and limits count units.
     """
     @_builtins.property
     def region_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Empty: redeemable nationwide."""
+        """Optional. 6-digit region codes, each once, where it may be redeemed (RedeemRequest.region_code); at most 100
+        (a bound only the store enforces yet: more fail with INTERNAL on PostgreSQL). Empty: redeemable nationwide.
+        """
 
     @_builtins.property
-    def available_from(self) -> _timestamp_pb2.Timestamp: ...
+    def available_from(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Redeemable from this instant on (unset: already)."""
+
     @_builtins.property
-    def available_until(self) -> _timestamp_pb2.Timestamp: ...
+    def available_until(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Redeemable before this instant (unset: no end); after available_from when both are set."""
+
     def __init__(
         self,
         *,
@@ -160,6 +226,8 @@ Global___Reward: _TypeAlias = Reward  # noqa: Y015
 
 @_typing.final
 class ListRewardsRequest(_message.Message):
+    """A page of the catalog."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REGION_CODE_FIELD_NUMBER: _builtins.int
@@ -168,10 +236,17 @@ class ListRewardsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     region_code: _builtins.str
+    """Optional. Only rewards redeemable in this region (6 digits): nationwide ones and those listing it; empty for
+    all.
+    """
     category: Global___RewardCategory.ValueType
+    """Optional. Only this category; UNSPECIFIED for all."""
     include_retired: _builtins.bool
+    """Optional. Also list retired rewards."""
     page_size: _builtins.int
+    """Optional. At most this many rewards; 0 means 50, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page (with the same filters); empty for the first."""
     def __init__(
         self,
         *,
@@ -191,13 +266,18 @@ Global___ListRewardsRequest: _TypeAlias = ListRewardsRequest  # noqa: Y015
 
 @_typing.final
 class ListRewardsResponse(_message.Message):
+    """A page of rewards."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REWARDS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Set whenever the page is full (the next page may be empty); empty after the last reward."""
     @_builtins.property
-    def rewards(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reward]: ...
+    def rewards(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reward]:
+        """Ordered by reward_id."""
+
     def __init__(
         self,
         *,
@@ -214,10 +294,13 @@ Global___ListRewardsResponse: _TypeAlias = ListRewardsResponse  # noqa: Y015
 
 @_typing.final
 class GetRewardRequest(_message.Message):
+    """Which reward to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REWARD_ID_FIELD_NUMBER: _builtins.int
     reward_id: _builtins.str
+    """Required. The reward's id."""
     def __init__(
         self,
         *,
@@ -233,11 +316,15 @@ Global___GetRewardRequest: _TypeAlias = GetRewardRequest  # noqa: Y015
 
 @_typing.final
 class GetRewardResponse(_message.Message):
+    """One reward."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REWARD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reward(self) -> Global___Reward: ...
+    def reward(self) -> Global___Reward:
+        """The reward."""
+
     def __init__(
         self,
         *,
@@ -253,13 +340,18 @@ Global___GetRewardResponse: _TypeAlias = GetRewardResponse  # noqa: Y015
 
 @_typing.final
 class CreateRewardRequest(_message.Message):
+    """A reward to add."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REWARD_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-128 characters."""
     @_builtins.property
-    def reward(self) -> Global___Reward: ...
+    def reward(self) -> Global___Reward:
+        """Required. The reward, retired false."""
+
     def __init__(
         self,
         *,
@@ -276,11 +368,15 @@ Global___CreateRewardRequest: _TypeAlias = CreateRewardRequest  # noqa: Y015
 
 @_typing.final
 class CreateRewardResponse(_message.Message):
+    """The added reward."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REWARD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reward(self) -> Global___Reward: ...
+    def reward(self) -> Global___Reward:
+        """The reward as stored."""
+
     def __init__(
         self,
         *,
@@ -296,17 +392,26 @@ Global___CreateRewardResponse: _TypeAlias = CreateRewardResponse  # noqa: Y015
 
 @_typing.final
 class UpdateRewardRequest(_message.Message):
+    """A change to a reward."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REWARD_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-128 characters."""
     @_builtins.property
-    def reward(self) -> Global___Reward: ...
+    def reward(self) -> Global___Reward:
+        """Required. reward_id names the reward; the fields named in update_mask hold the new values (the others are not
+        read). The updated reward is validated as a whole.
+        """
+
     @_builtins.property
     def update_mask(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Fields of reward to change, e.g. "price_points", "stock"."""
+        """Required, at least one: names of Reward fields to change, e.g. "price_points", "stock"; any field but reward_id
+        and retired.
+        """
 
     def __init__(
         self,
@@ -325,11 +430,15 @@ Global___UpdateRewardRequest: _TypeAlias = UpdateRewardRequest  # noqa: Y015
 
 @_typing.final
 class UpdateRewardResponse(_message.Message):
+    """The changed reward."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REWARD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reward(self) -> Global___Reward: ...
+    def reward(self) -> Global___Reward:
+        """The reward as stored."""
+
     def __init__(
         self,
         *,
@@ -345,12 +454,16 @@ Global___UpdateRewardResponse: _TypeAlias = UpdateRewardResponse  # noqa: Y015
 
 @_typing.final
 class RetireRewardRequest(_message.Message):
+    """A reward to retire."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REWARD_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-128 characters."""
     reward_id: _builtins.str
+    """Required. The reward's id."""
     def __init__(
         self,
         *,
@@ -367,11 +480,15 @@ Global___RetireRewardRequest: _TypeAlias = RetireRewardRequest  # noqa: Y015
 
 @_typing.final
 class RetireRewardResponse(_message.Message):
+    """The retired reward."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REWARD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reward(self) -> Global___Reward: ...
+    def reward(self) -> Global___Reward:
+        """The reward, retired true."""
+
     def __init__(
         self,
         *,
@@ -387,6 +504,8 @@ Global___RetireRewardResponse: _TypeAlias = RetireRewardResponse  # noqa: Y015
 
 @_typing.final
 class Voucher(_message.Message):
+    """A voucher: the proof of a redeemed benefit."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CODE_FIELD_NUMBER: _builtins.int
@@ -399,17 +518,31 @@ class Voucher(_message.Message):
     TERMS_FIELD_NUMBER: _builtins.int
     PRICE_POINTS_FIELD_NUMBER: _builtins.int
     code: _builtins.str
+    """20 characters of Crockford's base32 (0-9 and A-Z without I, L, O, U) in five groups of four joined by "-", e.g.
+    "7K3M-Q9TD-2HXA-VB6P-R0NE"; 100 random bits. On input, case, spaces and hyphens do not matter.
+    """
     reward_id: _builtins.str
+    """The reward it was redeemed for."""
     account_number: _builtins.str
+    """The account that redeemed it."""
     state: Global___VoucherState.ValueType
+    """ISSUED, USED, CANCELLED or EXPIRED."""
     terms: _builtins.str
+    """The reward's terms when it was issued."""
     price_points: _builtins.int
+    """The points it cost: the unit price, or for a divisible reward quantity x unit price (refunded on cancel)."""
     @_builtins.property
-    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was issued."""
+
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it stops being valid: the end of the day (China Standard Time) voucher_lifetime_days after its issue day."""
+
     @_builtins.property
-    def used_at(self) -> _timestamp_pb2.Timestamp: ...
+    def used_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was used; unset unless USED."""
+
     def __init__(
         self,
         *,
@@ -433,6 +566,8 @@ Global___Voucher: _TypeAlias = Voucher  # noqa: Y015
 
 @_typing.final
 class Redemption(_message.Message):
+    """One redemption of a reward."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REDEMPTION_ID_FIELD_NUMBER: _builtins.int
@@ -445,16 +580,27 @@ class Redemption(_message.Message):
     VOUCHERS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     redemption_id: _builtins.str
+    """32 lower-case hex digits."""
     account_number: _builtins.str
+    """The account that redeemed."""
     reward_id: _builtins.str
+    """The reward."""
     quantity: _builtins.int
+    """Units redeemed, 1-1,000."""
     price_points: _builtins.int
+    """The unit price at the moment of redemption (points spent = quantity x price_points)."""
     state: Global___RedemptionState.ValueType
+    """PENDING, COMPLETED or FAILED."""
     failure_reason: _builtins.str
+    """For FAILED: the refusal's reason (e.g. OUT_OF_STOCK, INSUFFICIENT_POINTS, HOLD_EXPIRED); empty otherwise."""
     @_builtins.property
-    def vouchers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Voucher]: ...
+    def vouchers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Voucher]:
+        """For COMPLETED: its vouchers (one per unit, or one for a divisible reward), in order."""
+
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was requested."""
+
     def __init__(
         self,
         *,
@@ -478,6 +624,8 @@ Global___Redemption: _TypeAlias = Redemption  # noqa: Y015
 
 @_typing.final
 class RedeemRequest(_message.Message):
+    """A reward to redeem."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -486,13 +634,19 @@ class RedeemRequest(_message.Message):
     QUANTITY_FIELD_NUMBER: _builtins.int
     REGION_CODE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key."""
+    """Required. Idempotency key: 1-128 characters."""
     account_number: _builtins.str
+    """Required. 16-digit account number of this region (its points are held in this region's ledger)."""
     reward_id: _builtins.str
+    """Required. The reward's id."""
     quantity: _builtins.int
-    """For divisible rewards such as transit top-up (100 points each)."""
+    """Optional. Units, 1-1,000; 0 means 1. A divisible reward (transit top-up, 100 points each) issues one voucher for
+    all of them.
+    """
     region_code: _builtins.str
-    """Where the redemption happens."""
+    """Optional. Where the redemption happens (6 digits), checked against Reward.region_codes; empty means this
+    service's region.
+    """
     def __init__(
         self,
         *,
@@ -512,11 +666,15 @@ Global___RedeemRequest: _TypeAlias = RedeemRequest  # noqa: Y015
 
 @_typing.final
 class RedeemResponse(_message.Message):
+    """The redemption."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REDEMPTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def redemption(self) -> Global___Redemption: ...
+    def redemption(self) -> Global___Redemption:
+        """COMPLETED with its vouchers (a refusal is an error, not a FAILED redemption here)."""
+
     def __init__(
         self,
         *,
@@ -532,10 +690,13 @@ Global___RedeemResponse: _TypeAlias = RedeemResponse  # noqa: Y015
 
 @_typing.final
 class GetRedemptionRequest(_message.Message):
+    """Which redemption to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REDEMPTION_ID_FIELD_NUMBER: _builtins.int
     redemption_id: _builtins.str
+    """Required. The redemption's id."""
     def __init__(
         self,
         *,
@@ -551,11 +712,15 @@ Global___GetRedemptionRequest: _TypeAlias = GetRedemptionRequest  # noqa: Y015
 
 @_typing.final
 class GetRedemptionResponse(_message.Message):
+    """One redemption."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REDEMPTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def redemption(self) -> Global___Redemption: ...
+    def redemption(self) -> Global___Redemption:
+        """The redemption in any state."""
+
     def __init__(
         self,
         *,
@@ -571,6 +736,8 @@ Global___GetRedemptionResponse: _TypeAlias = GetRedemptionResponse  # noqa: Y015
 
 @_typing.final
 class ListVouchersRequest(_message.Message):
+    """A page of an account's vouchers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
@@ -578,9 +745,13 @@ class ListVouchersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """Required. 16-digit account number with a valid check digit."""
     state: Global___VoucherState.ValueType
+    """Optional. Only vouchers in this state; UNSPECIFIED for all."""
     page_size: _builtins.int
+    """Optional. At most this many vouchers; 0 means 50, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """Optional. The next_page_token of the previous page (with the same filters); empty for the first."""
     def __init__(
         self,
         *,
@@ -599,13 +770,18 @@ Global___ListVouchersRequest: _TypeAlias = ListVouchersRequest  # noqa: Y015
 
 @_typing.final
 class ListVouchersResponse(_message.Message):
+    """A page of vouchers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VOUCHERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Opaque; set whenever the page is full (the next page may be empty); empty after the last voucher."""
     @_builtins.property
-    def vouchers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Voucher]: ...
+    def vouchers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Voucher]:
+        """Newest first."""
+
     def __init__(
         self,
         *,
@@ -622,14 +798,19 @@ Global___ListVouchersResponse: _TypeAlias = ListVouchersResponse  # noqa: Y015
 
 @_typing.final
 class UseVoucherRequest(_message.Message):
+    """A voucher to use."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-128 characters."""
     code: _builtins.str
+    """Required. The voucher code (case, spaces and hyphens ignored)."""
     merchant_id: _builtins.str
+    """Required. The merchant's id, 1-128 characters."""
     def __init__(
         self,
         *,
@@ -647,11 +828,15 @@ Global___UseVoucherRequest: _TypeAlias = UseVoucherRequest  # noqa: Y015
 
 @_typing.final
 class UseVoucherResponse(_message.Message):
+    """The used voucher."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VOUCHER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def voucher(self) -> Global___Voucher: ...
+    def voucher(self) -> Global___Voucher:
+        """The voucher, USED."""
+
     def __init__(
         self,
         *,
@@ -667,14 +852,19 @@ Global___UseVoucherResponse: _TypeAlias = UseVoucherResponse  # noqa: Y015
 
 @_typing.final
 class CancelVoucherRequest(_message.Message):
+    """A voucher to cancel."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-128 characters."""
     code: _builtins.str
+    """Required. The voucher code (case, spaces and hyphens ignored)."""
     reason: _builtins.str
+    """Optional. Why, kept as the ledger refund's reason: at most 256 characters; empty means "voucher cancelled"."""
     def __init__(
         self,
         *,
@@ -692,13 +882,18 @@ Global___CancelVoucherRequest: _TypeAlias = CancelVoucherRequest  # noqa: Y015
 
 @_typing.final
 class CancelVoucherResponse(_message.Message):
+    """The cancelled voucher."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VOUCHER_FIELD_NUMBER: _builtins.int
     REFUNDED_POINTS_FIELD_NUMBER: _builtins.int
     refunded_points: _builtins.int
+    """Points returned to the account: the voucher's price_points."""
     @_builtins.property
-    def voucher(self) -> Global___Voucher: ...
+    def voucher(self) -> Global___Voucher:
+        """The voucher, CANCELLED."""
+
     def __init__(
         self,
         *,
@@ -715,6 +910,8 @@ Global___CancelVoucherResponse: _TypeAlias = CancelVoucherResponse  # noqa: Y015
 
 @_typing.final
 class CharityProject(_message.Message):
+    """A charity project points can be donated to."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PROJECT_ID_FIELD_NUMBER: _builtins.int
@@ -726,15 +923,21 @@ class CharityProject(_message.Message):
     UNITS_NATIONAL_FIELD_NUMBER: _builtins.int
     DONATED_POINTS_REGION_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
+    """The project's id, e.g. "trees"."""
     name_en: _builtins.str
+    """English name."""
     name_zh: _builtins.str
+    """Chinese name."""
     points_per_unit: _builtins.int
-    """Points per impact unit: 1,000 per tree, 5,000 per children's book."""
+    """Points per impact unit (positive): 1,000 per tree, 5,000 per children's book."""
     impact_unit: _builtins.str
+    """What one unit of impact is, e.g. "tree", "book"."""
     units_region: _builtins.int
-    """Impact in this region and nationwide (nationwide filled by the gateway)."""
+    """Units donated in this region."""
     units_national: _builtins.int
+    """Units donated nationwide: reserved for the gateway, which does not serve this method yet; always 0 today."""
     donated_points_region: _builtins.int
+    """Points donated to the project in this region."""
     def __init__(
         self,
         *,
@@ -757,12 +960,16 @@ Global___CharityProject: _TypeAlias = CharityProject  # noqa: Y015
 
 @_typing.final
 class ListCharityProjectsRequest(_message.Message):
+    """All charity projects."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """Ignored: every project is returned in one answer."""
     page_token: _builtins.str
+    """Ignored."""
     def __init__(
         self,
         *,
@@ -779,13 +986,18 @@ Global___ListCharityProjectsRequest: _TypeAlias = ListCharityProjectsRequest  # 
 
 @_typing.final
 class ListCharityProjectsResponse(_message.Message):
+    """The charity projects."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PROJECTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Always empty."""
     @_builtins.property
-    def projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___CharityProject]: ...
+    def projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___CharityProject]:
+        """Every project, ordered by project_id."""
+
     def __init__(
         self,
         *,
@@ -802,6 +1014,8 @@ Global___ListCharityProjectsResponse: _TypeAlias = ListCharityProjectsResponse  
 
 @_typing.final
 class DonateRequest(_message.Message):
+    """A donation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -809,9 +1023,13 @@ class DonateRequest(_message.Message):
     PROJECT_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """Required. Idempotency key: 1-128 characters."""
     account_number: _builtins.str
+    """Required. 16-digit account number of this region."""
     project_id: _builtins.str
+    """Required. The project's id."""
     amount_points: _builtins.int
+    """Required. A positive multiple of the project's points_per_unit (1,000 points = 1 tree)."""
     def __init__(
         self,
         *,
@@ -830,15 +1048,21 @@ Global___DonateRequest: _TypeAlias = DonateRequest  # noqa: Y015
 
 @_typing.final
 class DonateResponse(_message.Message):
+    """The donation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DONATION_ID_FIELD_NUMBER: _builtins.int
     PROJECT_FIELD_NUMBER: _builtins.int
     UNITS_FIELD_NUMBER: _builtins.int
     donation_id: _builtins.str
+    """32 lower-case hex digits."""
     units: _builtins.int
+    """Impact units the donation bought: amount_points / points_per_unit."""
     @_builtins.property
-    def project(self) -> Global___CharityProject: ...
+    def project(self) -> Global___CharityProject:
+        """The project, with this region's impact after the donation."""
+
     def __init__(
         self,
         *,
@@ -856,15 +1080,19 @@ Global___DonateResponse: _TypeAlias = DonateResponse  # noqa: Y015
 
 @_typing.final
 class RecommendRewardsRequest(_message.Message):
+    """Whose recommendations to compute."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     REGION_CODE_FIELD_NUMBER: _builtins.int
     MAX_RESULTS_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
+    """Required. 16-digit account number of this region."""
     region_code: _builtins.str
+    """Optional. Only rewards redeemable in this region (6 digits); empty means this service's region."""
     max_results: _builtins.int
-    """Per group (affordable, not yet affordable); 0 means 5, at most 50."""
+    """Optional. Per group (affordable, not yet affordable); 0 means 5, at most 50."""
     def __init__(
         self,
         *,
@@ -882,15 +1110,21 @@ Global___RecommendRewardsRequest: _TypeAlias = RecommendRewardsRequest  # noqa: 
 
 @_typing.final
 class Recommendation(_message.Message):
+    """One recommended reward."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REWARD_FIELD_NUMBER: _builtins.int
     AFFORDABLE_FIELD_NUMBER: _builtins.int
     MISSING_POINTS_FIELD_NUMBER: _builtins.int
     affordable: _builtins.bool
+    """Whether the account's available points cover one unit."""
     missing_points: _builtins.int
+    """Points still missing for one unit; 0 when affordable."""
     @_builtins.property
-    def reward(self) -> Global___Reward: ...
+    def reward(self) -> Global___Reward:
+        """The reward (redeemable now in the region: not retired, in stock, within its availability)."""
+
     def __init__(
         self,
         *,
@@ -908,13 +1142,18 @@ Global___Recommendation: _TypeAlias = Recommendation  # noqa: Y015
 
 @_typing.final
 class RecommendRewardsResponse(_message.Message):
+    """The recommendations."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AVAILABLE_POINTS_FIELD_NUMBER: _builtins.int
     RECOMMENDATIONS_FIELD_NUMBER: _builtins.int
     available_points: _builtins.int
+    """The account's spendable points now (ledger GetBalance)."""
     @_builtins.property
-    def recommendations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Recommendation]: ...
+    def recommendations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Recommendation]:
+        """Affordable rewards first, dearest first; then those out of reach, nearest first; at most max_results of each."""
+
     def __init__(
         self,
         *,

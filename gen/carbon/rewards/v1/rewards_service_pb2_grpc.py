@@ -26,7 +26,12 @@ if _version_not_supported:
 
 
 class RewardsServiceStub:
-    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region.
+    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region. Points move in the
+    region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
+    come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
+    INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
+    account number); the catalog methods are for the region's operators and carry no caller check of their own.
+    ErrorInfo.domain: "rewards.carbon-account".
     """
 
     def __init__(self, channel):
@@ -103,87 +108,146 @@ class RewardsServiceStub:
 
 
 class RewardsServiceServicer:
-    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region.
+    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region. Points move in the
+    region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
+    come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
+    INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
+    account number); the catalog methods are for the region's operators and carry no caller check of their own.
+    ErrorInfo.domain: "rewards.carbon-account".
     """
 
     def ListRewards(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Rewards ordered by reward_id, optionally filtered.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (region_code not 6 digits; category; page_size negative).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetReward(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One reward, retired or not.
+        Idempotency: read-only.
+        Errors: NOT_FOUND REWARD_NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateReward(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Adds a reward to the catalog.
+        Idempotency: request_id (per operation): the same reward again returns the first answer; another body under the
+        same request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id; any reward field out of bounds; reward.retired set);
+        ALREADY_EXISTS REWARD_EXISTS (the reward_id exists), IDEMPOTENCY_KEY_REUSED.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateReward(self, request, context):
-        """A new price applies to new redemptions only.
+        """Changes the fields named in update_mask. A new price applies to new redemptions only.
+        Idempotency: request_id (per operation), as CreateReward.
+        Errors: INVALID_ARGUMENT (request_id; update_mask empty or naming reward_id, retired or an unknown field; the
+        updated reward out of bounds); NOT_FOUND REWARD_NOT_FOUND; FAILED_PRECONDITION REWARD_RETIRED; ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RetireReward(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Withdraws a reward from redemption for good (it stays readable); retiring a retired reward changes nothing.
+        Idempotency: request_id (per operation), as CreateReward.
+        Errors: INVALID_ARGUMENT (request_id); NOT_FOUND REWARD_NOT_FOUND; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Redeem(self, request, context):
-        """All or nothing: stock, limits and region checked, points held, voucher issued, hold committed.
+        """All or nothing: stock, limits and region checked, points held, vouchers issued, hold committed. A refused
+        redemption is recorded FAILED with its reason and changes nothing else.
+        Idempotency: request_id: the same (account, reward, quantity, region) again returns the first outcome (the
+        redemption, or its refusal); another body under the same request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, account_number, reward_id, quantity, region_code); NOT_FOUND
+        REWARD_NOT_FOUND; FAILED_PRECONDITION REWARD_RETIRED, NOT_AVAILABLE_IN_REGION, NOT_YET_AVAILABLE,
+        NO_LONGER_AVAILABLE, LIMIT_REACHED (metadata period, limit, used), OUT_OF_STOCK, INSUFFICIENT_POINTS and the
+        ledger's other refusals; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REDEMPTION_PENDING (the ledger did not
+        answer: retry with the same request_id to finish or unwind it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRedemption(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One redemption.
+        Idempotency: read-only.
+        Errors: NOT_FOUND REDEMPTION_NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListVouchers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """An account's vouchers of completed redemptions, newest first (vouchers past their expiry are marked EXPIRED
+        first).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account_number; page_size negative; page_token not from this call).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UseVoucher(self, request, context):
         """A merchant verifies and uses a voucher code, once.
+        Idempotency: request_id (per operation): the same (code, merchant) again returns the first answer.
+        Errors: INVALID_ARGUMENT (request_id, code, merchant_id); NOT_FOUND VOUCHER_NOT_FOUND; FAILED_PRECONDITION
+        VOUCHER_ALREADY_USED, VOUCHER_CANCELLED, VOUCHER_EXPIRED; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelVoucher(self, request, context):
-        """Returns an unused voucher's points to their original lots.
+        """Returns an unused voucher's points to their original lots (ledger RefundTransfer) and its unit to the stock.
+        Idempotency: request_id (per operation) and the voucher itself: a voucher is refunded at most once, whichever
+        request asks; the same request again returns the voucher CANCELLED.
+        Errors: INVALID_ARGUMENT (request_id, code; reason over 256 characters); NOT_FOUND VOUCHER_NOT_FOUND;
+        FAILED_PRECONDITION VOUCHER_ALREADY_USED, VOUCHER_CANCELLED, VOUCHER_EXPIRED and the ledger's refusals of the
+        refund; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REFUND_PENDING (retry with the same request_id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListCharityProjects(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The charity projects with this region's impact, ordered by project_id; not paged (all projects in one answer).
+        Idempotency: read-only.
+        Errors: none of its own.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Donate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Donates points to a charity project (a ledger transfer to system:donation, code DONATE); the project's impact
+        counts it once posted.
+        Idempotency: request_id: the same (account, project, amount) again returns the first donation.
+        Errors: INVALID_ARGUMENT (request_id, account_number, project_id; amount_points not a positive multiple of the
+        project's points_per_unit); NOT_FOUND PROJECT_NOT_FOUND; FAILED_PRECONDITION INSUFFICIENT_POINTS and the
+        ledger's other refusals; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE DONATION_PENDING (retry with the same
+        request_id).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RecommendRewards(self, request, context):
         """What the account can afford now, and the nearest rewards it cannot with the points still missing.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account_number, region_code, max_results; the ledger's INVALID_ACCOUNT); UNAVAILABLE
+        LEDGER_UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -266,7 +330,12 @@ def add_RewardsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RewardsService:
-    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region.
+    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region. Points move in the
+    region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
+    come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
+    INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
+    account number); the catalog methods are for the region's operators and carry no caller check of their own.
+    ErrorInfo.domain: "rewards.carbon-account".
     """
 
     @staticmethod

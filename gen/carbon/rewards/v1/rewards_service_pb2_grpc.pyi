@@ -27,78 +27,244 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RewardsServiceStub:
-    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region."""
+    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region. Points move in the
+    region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
+    come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
+    INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
+    account number); the catalog methods are for the region's operators and carry no caller check of their own.
+    ErrorInfo.domain: "rewards.carbon-account".
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RewardsServiceAsyncStub: ...
     ListRewards: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.ListRewardsRequest, _rewards_service_pb2.ListRewardsResponse]
+    """Rewards ordered by reward_id, optionally filtered.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (region_code not 6 digits; category; page_size negative).
+    """
     GetReward: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.GetRewardRequest, _rewards_service_pb2.GetRewardResponse]
+    """One reward, retired or not.
+    Idempotency: read-only.
+    Errors: NOT_FOUND REWARD_NOT_FOUND.
+    """
     CreateReward: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.CreateRewardRequest, _rewards_service_pb2.CreateRewardResponse]
+    """Adds a reward to the catalog.
+    Idempotency: request_id (per operation): the same reward again returns the first answer; another body under the
+    same request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id; any reward field out of bounds; reward.retired set);
+    ALREADY_EXISTS REWARD_EXISTS (the reward_id exists), IDEMPOTENCY_KEY_REUSED.
+    """
     UpdateReward: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.UpdateRewardRequest, _rewards_service_pb2.UpdateRewardResponse]
-    """A new price applies to new redemptions only."""
+    """Changes the fields named in update_mask. A new price applies to new redemptions only.
+    Idempotency: request_id (per operation), as CreateReward.
+    Errors: INVALID_ARGUMENT (request_id; update_mask empty or naming reward_id, retired or an unknown field; the
+    updated reward out of bounds); NOT_FOUND REWARD_NOT_FOUND; FAILED_PRECONDITION REWARD_RETIRED; ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED.
+    """
     RetireReward: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.RetireRewardRequest, _rewards_service_pb2.RetireRewardResponse]
+    """Withdraws a reward from redemption for good (it stays readable); retiring a retired reward changes nothing.
+    Idempotency: request_id (per operation), as CreateReward.
+    Errors: INVALID_ARGUMENT (request_id); NOT_FOUND REWARD_NOT_FOUND; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED.
+    """
     Redeem: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.RedeemRequest, _rewards_service_pb2.RedeemResponse]
-    """All or nothing: stock, limits and region checked, points held, voucher issued, hold committed."""
+    """All or nothing: stock, limits and region checked, points held, vouchers issued, hold committed. A refused
+    redemption is recorded FAILED with its reason and changes nothing else.
+    Idempotency: request_id: the same (account, reward, quantity, region) again returns the first outcome (the
+    redemption, or its refusal); another body under the same request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, account_number, reward_id, quantity, region_code); NOT_FOUND
+    REWARD_NOT_FOUND; FAILED_PRECONDITION REWARD_RETIRED, NOT_AVAILABLE_IN_REGION, NOT_YET_AVAILABLE,
+    NO_LONGER_AVAILABLE, LIMIT_REACHED (metadata period, limit, used), OUT_OF_STOCK, INSUFFICIENT_POINTS and the
+    ledger's other refusals; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REDEMPTION_PENDING (the ledger did not
+    answer: retry with the same request_id to finish or unwind it).
+    """
     GetRedemption: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.GetRedemptionRequest, _rewards_service_pb2.GetRedemptionResponse]
+    """One redemption.
+    Idempotency: read-only.
+    Errors: NOT_FOUND REDEMPTION_NOT_FOUND.
+    """
     ListVouchers: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.ListVouchersRequest, _rewards_service_pb2.ListVouchersResponse]
+    """An account's vouchers of completed redemptions, newest first (vouchers past their expiry are marked EXPIRED
+    first).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account_number; page_size negative; page_token not from this call).
+    """
     UseVoucher: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.UseVoucherRequest, _rewards_service_pb2.UseVoucherResponse]
-    """A merchant verifies and uses a voucher code, once."""
+    """A merchant verifies and uses a voucher code, once.
+    Idempotency: request_id (per operation): the same (code, merchant) again returns the first answer.
+    Errors: INVALID_ARGUMENT (request_id, code, merchant_id); NOT_FOUND VOUCHER_NOT_FOUND; FAILED_PRECONDITION
+    VOUCHER_ALREADY_USED, VOUCHER_CANCELLED, VOUCHER_EXPIRED; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED.
+    """
     CancelVoucher: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.CancelVoucherRequest, _rewards_service_pb2.CancelVoucherResponse]
-    """Returns an unused voucher's points to their original lots."""
+    """Returns an unused voucher's points to their original lots (ledger RefundTransfer) and its unit to the stock.
+    Idempotency: request_id (per operation) and the voucher itself: a voucher is refunded at most once, whichever
+    request asks; the same request again returns the voucher CANCELLED.
+    Errors: INVALID_ARGUMENT (request_id, code; reason over 256 characters); NOT_FOUND VOUCHER_NOT_FOUND;
+    FAILED_PRECONDITION VOUCHER_ALREADY_USED, VOUCHER_CANCELLED, VOUCHER_EXPIRED and the ledger's refusals of the
+    refund; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REFUND_PENDING (retry with the same request_id).
+    """
     ListCharityProjects: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.ListCharityProjectsRequest, _rewards_service_pb2.ListCharityProjectsResponse]
+    """The charity projects with this region's impact, ordered by project_id; not paged (all projects in one answer).
+    Idempotency: read-only.
+    Errors: none of its own.
+    """
     Donate: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.DonateRequest, _rewards_service_pb2.DonateResponse]
+    """Donates points to a charity project (a ledger transfer to system:donation, code DONATE); the project's impact
+    counts it once posted.
+    Idempotency: request_id: the same (account, project, amount) again returns the first donation.
+    Errors: INVALID_ARGUMENT (request_id, account_number, project_id; amount_points not a positive multiple of the
+    project's points_per_unit); NOT_FOUND PROJECT_NOT_FOUND; FAILED_PRECONDITION INSUFFICIENT_POINTS and the
+    ledger's other refusals; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE DONATION_PENDING (retry with the same
+    request_id).
+    """
     RecommendRewards: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.RecommendRewardsRequest, _rewards_service_pb2.RecommendRewardsResponse]
-    """What the account can afford now, and the nearest rewards it cannot with the points still missing."""
+    """What the account can afford now, and the nearest rewards it cannot with the points still missing.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account_number, region_code, max_results; the ledger's INVALID_ACCOUNT); UNAVAILABLE
+    LEDGER_UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class RewardsServiceAsyncStub(RewardsServiceStub):
-    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region."""
+    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region. Points move in the
+    region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
+    come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
+    INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
+    account number); the catalog methods are for the region's operators and carry no caller check of their own.
+    ErrorInfo.domain: "rewards.carbon-account".
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListRewards: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.ListRewardsRequest, _rewards_service_pb2.ListRewardsResponse]  # type: ignore[assignment]
+    """Rewards ordered by reward_id, optionally filtered.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (region_code not 6 digits; category; page_size negative).
+    """
     GetReward: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.GetRewardRequest, _rewards_service_pb2.GetRewardResponse]  # type: ignore[assignment]
+    """One reward, retired or not.
+    Idempotency: read-only.
+    Errors: NOT_FOUND REWARD_NOT_FOUND.
+    """
     CreateReward: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.CreateRewardRequest, _rewards_service_pb2.CreateRewardResponse]  # type: ignore[assignment]
+    """Adds a reward to the catalog.
+    Idempotency: request_id (per operation): the same reward again returns the first answer; another body under the
+    same request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id; any reward field out of bounds; reward.retired set);
+    ALREADY_EXISTS REWARD_EXISTS (the reward_id exists), IDEMPOTENCY_KEY_REUSED.
+    """
     UpdateReward: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.UpdateRewardRequest, _rewards_service_pb2.UpdateRewardResponse]  # type: ignore[assignment]
-    """A new price applies to new redemptions only."""
+    """Changes the fields named in update_mask. A new price applies to new redemptions only.
+    Idempotency: request_id (per operation), as CreateReward.
+    Errors: INVALID_ARGUMENT (request_id; update_mask empty or naming reward_id, retired or an unknown field; the
+    updated reward out of bounds); NOT_FOUND REWARD_NOT_FOUND; FAILED_PRECONDITION REWARD_RETIRED; ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED.
+    """
     RetireReward: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.RetireRewardRequest, _rewards_service_pb2.RetireRewardResponse]  # type: ignore[assignment]
+    """Withdraws a reward from redemption for good (it stays readable); retiring a retired reward changes nothing.
+    Idempotency: request_id (per operation), as CreateReward.
+    Errors: INVALID_ARGUMENT (request_id); NOT_FOUND REWARD_NOT_FOUND; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED.
+    """
     Redeem: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.RedeemRequest, _rewards_service_pb2.RedeemResponse]  # type: ignore[assignment]
-    """All or nothing: stock, limits and region checked, points held, voucher issued, hold committed."""
+    """All or nothing: stock, limits and region checked, points held, vouchers issued, hold committed. A refused
+    redemption is recorded FAILED with its reason and changes nothing else.
+    Idempotency: request_id: the same (account, reward, quantity, region) again returns the first outcome (the
+    redemption, or its refusal); another body under the same request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, account_number, reward_id, quantity, region_code); NOT_FOUND
+    REWARD_NOT_FOUND; FAILED_PRECONDITION REWARD_RETIRED, NOT_AVAILABLE_IN_REGION, NOT_YET_AVAILABLE,
+    NO_LONGER_AVAILABLE, LIMIT_REACHED (metadata period, limit, used), OUT_OF_STOCK, INSUFFICIENT_POINTS and the
+    ledger's other refusals; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REDEMPTION_PENDING (the ledger did not
+    answer: retry with the same request_id to finish or unwind it).
+    """
     GetRedemption: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.GetRedemptionRequest, _rewards_service_pb2.GetRedemptionResponse]  # type: ignore[assignment]
+    """One redemption.
+    Idempotency: read-only.
+    Errors: NOT_FOUND REDEMPTION_NOT_FOUND.
+    """
     ListVouchers: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.ListVouchersRequest, _rewards_service_pb2.ListVouchersResponse]  # type: ignore[assignment]
+    """An account's vouchers of completed redemptions, newest first (vouchers past their expiry are marked EXPIRED
+    first).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account_number; page_size negative; page_token not from this call).
+    """
     UseVoucher: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.UseVoucherRequest, _rewards_service_pb2.UseVoucherResponse]  # type: ignore[assignment]
-    """A merchant verifies and uses a voucher code, once."""
+    """A merchant verifies and uses a voucher code, once.
+    Idempotency: request_id (per operation): the same (code, merchant) again returns the first answer.
+    Errors: INVALID_ARGUMENT (request_id, code, merchant_id); NOT_FOUND VOUCHER_NOT_FOUND; FAILED_PRECONDITION
+    VOUCHER_ALREADY_USED, VOUCHER_CANCELLED, VOUCHER_EXPIRED; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED.
+    """
     CancelVoucher: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.CancelVoucherRequest, _rewards_service_pb2.CancelVoucherResponse]  # type: ignore[assignment]
-    """Returns an unused voucher's points to their original lots."""
+    """Returns an unused voucher's points to their original lots (ledger RefundTransfer) and its unit to the stock.
+    Idempotency: request_id (per operation) and the voucher itself: a voucher is refunded at most once, whichever
+    request asks; the same request again returns the voucher CANCELLED.
+    Errors: INVALID_ARGUMENT (request_id, code; reason over 256 characters); NOT_FOUND VOUCHER_NOT_FOUND;
+    FAILED_PRECONDITION VOUCHER_ALREADY_USED, VOUCHER_CANCELLED, VOUCHER_EXPIRED and the ledger's refusals of the
+    refund; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REFUND_PENDING (retry with the same request_id).
+    """
     ListCharityProjects: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.ListCharityProjectsRequest, _rewards_service_pb2.ListCharityProjectsResponse]  # type: ignore[assignment]
+    """The charity projects with this region's impact, ordered by project_id; not paged (all projects in one answer).
+    Idempotency: read-only.
+    Errors: none of its own.
+    """
     Donate: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.DonateRequest, _rewards_service_pb2.DonateResponse]  # type: ignore[assignment]
+    """Donates points to a charity project (a ledger transfer to system:donation, code DONATE); the project's impact
+    counts it once posted.
+    Idempotency: request_id: the same (account, project, amount) again returns the first donation.
+    Errors: INVALID_ARGUMENT (request_id, account_number, project_id; amount_points not a positive multiple of the
+    project's points_per_unit); NOT_FOUND PROJECT_NOT_FOUND; FAILED_PRECONDITION INSUFFICIENT_POINTS and the
+    ledger's other refusals; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE DONATION_PENDING (retry with the same
+    request_id).
+    """
     RecommendRewards: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.RecommendRewardsRequest, _rewards_service_pb2.RecommendRewardsResponse]  # type: ignore[assignment]
-    """What the account can afford now, and the nearest rewards it cannot with the points still missing."""
+    """What the account can afford now, and the nearest rewards it cannot with the points still missing.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account_number, region_code, max_results; the ledger's INVALID_ACCOUNT); UNAVAILABLE
+    LEDGER_UNAVAILABLE.
+    """
 
 class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
-    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region."""
+    """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region. Points move in the
+    region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
+    come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
+    INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
+    account number); the catalog methods are for the region's operators and carry no caller check of their own.
+    ErrorInfo.domain: "rewards.carbon-account".
+    """
 
     @_abc_1.abstractmethod
     def ListRewards(
         self,
         request: _rewards_service_pb2.ListRewardsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_rewards_service_pb2.ListRewardsResponse, _abc.Awaitable[_rewards_service_pb2.ListRewardsResponse]]: ...
+    ) -> _typing.Union[_rewards_service_pb2.ListRewardsResponse, _abc.Awaitable[_rewards_service_pb2.ListRewardsResponse]]:
+        """Rewards ordered by reward_id, optionally filtered.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (region_code not 6 digits; category; page_size negative).
+        """
 
     @_abc_1.abstractmethod
     def GetReward(
         self,
         request: _rewards_service_pb2.GetRewardRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_rewards_service_pb2.GetRewardResponse, _abc.Awaitable[_rewards_service_pb2.GetRewardResponse]]: ...
+    ) -> _typing.Union[_rewards_service_pb2.GetRewardResponse, _abc.Awaitable[_rewards_service_pb2.GetRewardResponse]]:
+        """One reward, retired or not.
+        Idempotency: read-only.
+        Errors: NOT_FOUND REWARD_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def CreateReward(
         self,
         request: _rewards_service_pb2.CreateRewardRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_rewards_service_pb2.CreateRewardResponse, _abc.Awaitable[_rewards_service_pb2.CreateRewardResponse]]: ...
+    ) -> _typing.Union[_rewards_service_pb2.CreateRewardResponse, _abc.Awaitable[_rewards_service_pb2.CreateRewardResponse]]:
+        """Adds a reward to the catalog.
+        Idempotency: request_id (per operation): the same reward again returns the first answer; another body under the
+        same request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id; any reward field out of bounds; reward.retired set);
+        ALREADY_EXISTS REWARD_EXISTS (the reward_id exists), IDEMPOTENCY_KEY_REUSED.
+        """
 
     @_abc_1.abstractmethod
     def UpdateReward(
@@ -106,14 +272,23 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rewards_service_pb2.UpdateRewardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rewards_service_pb2.UpdateRewardResponse, _abc.Awaitable[_rewards_service_pb2.UpdateRewardResponse]]:
-        """A new price applies to new redemptions only."""
+        """Changes the fields named in update_mask. A new price applies to new redemptions only.
+        Idempotency: request_id (per operation), as CreateReward.
+        Errors: INVALID_ARGUMENT (request_id; update_mask empty or naming reward_id, retired or an unknown field; the
+        updated reward out of bounds); NOT_FOUND REWARD_NOT_FOUND; FAILED_PRECONDITION REWARD_RETIRED; ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED.
+        """
 
     @_abc_1.abstractmethod
     def RetireReward(
         self,
         request: _rewards_service_pb2.RetireRewardRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_rewards_service_pb2.RetireRewardResponse, _abc.Awaitable[_rewards_service_pb2.RetireRewardResponse]]: ...
+    ) -> _typing.Union[_rewards_service_pb2.RetireRewardResponse, _abc.Awaitable[_rewards_service_pb2.RetireRewardResponse]]:
+        """Withdraws a reward from redemption for good (it stays readable); retiring a retired reward changes nothing.
+        Idempotency: request_id (per operation), as CreateReward.
+        Errors: INVALID_ARGUMENT (request_id); NOT_FOUND REWARD_NOT_FOUND; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED.
+        """
 
     @_abc_1.abstractmethod
     def Redeem(
@@ -121,21 +296,39 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rewards_service_pb2.RedeemRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rewards_service_pb2.RedeemResponse, _abc.Awaitable[_rewards_service_pb2.RedeemResponse]]:
-        """All or nothing: stock, limits and region checked, points held, voucher issued, hold committed."""
+        """All or nothing: stock, limits and region checked, points held, vouchers issued, hold committed. A refused
+        redemption is recorded FAILED with its reason and changes nothing else.
+        Idempotency: request_id: the same (account, reward, quantity, region) again returns the first outcome (the
+        redemption, or its refusal); another body under the same request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, account_number, reward_id, quantity, region_code); NOT_FOUND
+        REWARD_NOT_FOUND; FAILED_PRECONDITION REWARD_RETIRED, NOT_AVAILABLE_IN_REGION, NOT_YET_AVAILABLE,
+        NO_LONGER_AVAILABLE, LIMIT_REACHED (metadata period, limit, used), OUT_OF_STOCK, INSUFFICIENT_POINTS and the
+        ledger's other refusals; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REDEMPTION_PENDING (the ledger did not
+        answer: retry with the same request_id to finish or unwind it).
+        """
 
     @_abc_1.abstractmethod
     def GetRedemption(
         self,
         request: _rewards_service_pb2.GetRedemptionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_rewards_service_pb2.GetRedemptionResponse, _abc.Awaitable[_rewards_service_pb2.GetRedemptionResponse]]: ...
+    ) -> _typing.Union[_rewards_service_pb2.GetRedemptionResponse, _abc.Awaitable[_rewards_service_pb2.GetRedemptionResponse]]:
+        """One redemption.
+        Idempotency: read-only.
+        Errors: NOT_FOUND REDEMPTION_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListVouchers(
         self,
         request: _rewards_service_pb2.ListVouchersRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_rewards_service_pb2.ListVouchersResponse, _abc.Awaitable[_rewards_service_pb2.ListVouchersResponse]]: ...
+    ) -> _typing.Union[_rewards_service_pb2.ListVouchersResponse, _abc.Awaitable[_rewards_service_pb2.ListVouchersResponse]]:
+        """An account's vouchers of completed redemptions, newest first (vouchers past their expiry are marked EXPIRED
+        first).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account_number; page_size negative; page_token not from this call).
+        """
 
     @_abc_1.abstractmethod
     def UseVoucher(
@@ -143,7 +336,11 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rewards_service_pb2.UseVoucherRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rewards_service_pb2.UseVoucherResponse, _abc.Awaitable[_rewards_service_pb2.UseVoucherResponse]]:
-        """A merchant verifies and uses a voucher code, once."""
+        """A merchant verifies and uses a voucher code, once.
+        Idempotency: request_id (per operation): the same (code, merchant) again returns the first answer.
+        Errors: INVALID_ARGUMENT (request_id, code, merchant_id); NOT_FOUND VOUCHER_NOT_FOUND; FAILED_PRECONDITION
+        VOUCHER_ALREADY_USED, VOUCHER_CANCELLED, VOUCHER_EXPIRED; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED.
+        """
 
     @_abc_1.abstractmethod
     def CancelVoucher(
@@ -151,21 +348,39 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rewards_service_pb2.CancelVoucherRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rewards_service_pb2.CancelVoucherResponse, _abc.Awaitable[_rewards_service_pb2.CancelVoucherResponse]]:
-        """Returns an unused voucher's points to their original lots."""
+        """Returns an unused voucher's points to their original lots (ledger RefundTransfer) and its unit to the stock.
+        Idempotency: request_id (per operation) and the voucher itself: a voucher is refunded at most once, whichever
+        request asks; the same request again returns the voucher CANCELLED.
+        Errors: INVALID_ARGUMENT (request_id, code; reason over 256 characters); NOT_FOUND VOUCHER_NOT_FOUND;
+        FAILED_PRECONDITION VOUCHER_ALREADY_USED, VOUCHER_CANCELLED, VOUCHER_EXPIRED and the ledger's refusals of the
+        refund; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REFUND_PENDING (retry with the same request_id).
+        """
 
     @_abc_1.abstractmethod
     def ListCharityProjects(
         self,
         request: _rewards_service_pb2.ListCharityProjectsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_rewards_service_pb2.ListCharityProjectsResponse, _abc.Awaitable[_rewards_service_pb2.ListCharityProjectsResponse]]: ...
+    ) -> _typing.Union[_rewards_service_pb2.ListCharityProjectsResponse, _abc.Awaitable[_rewards_service_pb2.ListCharityProjectsResponse]]:
+        """The charity projects with this region's impact, ordered by project_id; not paged (all projects in one answer).
+        Idempotency: read-only.
+        Errors: none of its own.
+        """
 
     @_abc_1.abstractmethod
     def Donate(
         self,
         request: _rewards_service_pb2.DonateRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_rewards_service_pb2.DonateResponse, _abc.Awaitable[_rewards_service_pb2.DonateResponse]]: ...
+    ) -> _typing.Union[_rewards_service_pb2.DonateResponse, _abc.Awaitable[_rewards_service_pb2.DonateResponse]]:
+        """Donates points to a charity project (a ledger transfer to system:donation, code DONATE); the project's impact
+        counts it once posted.
+        Idempotency: request_id: the same (account, project, amount) again returns the first donation.
+        Errors: INVALID_ARGUMENT (request_id, account_number, project_id; amount_points not a positive multiple of the
+        project's points_per_unit); NOT_FOUND PROJECT_NOT_FOUND; FAILED_PRECONDITION INSUFFICIENT_POINTS and the
+        ledger's other refusals; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; UNAVAILABLE DONATION_PENDING (retry with the same
+        request_id).
+        """
 
     @_abc_1.abstractmethod
     def RecommendRewards(
@@ -173,6 +388,10 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rewards_service_pb2.RecommendRewardsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rewards_service_pb2.RecommendRewardsResponse, _abc.Awaitable[_rewards_service_pb2.RecommendRewardsResponse]]:
-        """What the account can afford now, and the nearest rewards it cannot with the points still missing."""
+        """What the account can afford now, and the nearest rewards it cannot with the points still missing.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account_number, region_code, max_results; the ledger's INVALID_ACCOUNT); UNAVAILABLE
+        LEDGER_UNAVAILABLE.
+        """
 
 def add_RewardsServiceServicer_to_server(servicer: RewardsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
