@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
+from typing import Any
 
 from service_kit.errors import PermissionDenied, Unauthenticated
 
-log = logging.getLogger("carbon.gateway.callers")
+# What the gateway reads of a call's metadata: (key, value) pairs as gRPC hands them over.
+CallMetadata = Sequence[tuple[str, str | bytes]]
 
 
 class Role(StrEnum):
@@ -51,7 +50,7 @@ class Caller:
             )
 
 
-OPEN_CALLER = Caller("open", "000000", Role.OPERATOR)
+OPEN_CALLER = Caller(caller_id="open", region_code="000000", role=Role.OPERATOR)
 
 
 @dataclass(frozen=True)
@@ -84,31 +83,22 @@ class GatewayConfig:
         return not self.callers
 
     @classmethod
-    def load(cls, path: Path) -> GatewayConfig:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            default = _rate_limit(raw.get("rate_limit", {}), RateLimit())
-            callers = [
-                CallerEntry(
-                    Caller(str(item["id"]), str(item["region"]), Role(item["role"])),
-                    bytes.fromhex(item.get("key_sha256", "")),
-                    str(item.get("tls_common_name", "") or str(item.get("tls_subject", "")).removeprefix("CN=")),
-                    _rate_limit(item, default) if "rate_per_s" in item or "burst" in item else None,
-                )
-                for item in raw.get("callers", [])
-            ]
-            policies = {
-                str(code): RegionPolicy(bool(policy.get("transfers_between_persons", False)))
-                for code, policy in raw.get("policies", {}).items()
-            }
-        except FileNotFoundError:
-            raise ValueError(f"gateway config: no file at {path}") from None
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"gateway config: {path} is malformed: {error}") from None
-        return cls(callers, policies, default)
+    def from_json(cls, raw: Mapping[str, Any]) -> GatewayConfig:
+        """The configuration from its parsed JSON; KeyError, TypeError or ValueError when it is malformed."""
+        default = _rate_limit(raw.get("rate_limit", {}), RateLimit())
+        callers = [_caller_entry(item, default) for item in raw.get("callers", [])]
+        policies = {
+            str(code): RegionPolicy(transfers_between_persons=bool(policy.get("transfers_between_persons", False)))
+            for code, policy in raw.get("policies", {}).items()
+        }
+        return cls(callers=callers, policies=policies, rate_limit=default)
 
     def policy(self, region_code: str) -> RegionPolicy:
         return self.policies.get(region_code, RegionPolicy())
+
+    def allows_transfers_between_persons(self, from_region: str, to_region: str) -> bool:
+        """Points may move between different persons' accounts only where both regions' policies say so."""
+        return self.policy(from_region).transfers_between_persons and self.policy(to_region).transfers_between_persons
 
     def rate_limit_of(self, caller: Caller) -> RateLimit:
         for entry in self.callers:
@@ -116,7 +106,7 @@ class GatewayConfig:
                 return entry.rate_limit
         return self.rate_limit
 
-    def authenticate(self, metadata: Sequence[tuple[str, str | bytes]], common_name: str = "") -> Caller:
+    def authenticate(self, metadata: CallMetadata, common_name: str = "") -> Caller:
         """The caller behind a call: the verified client certificate's common name, else `Bearer <key>`."""
         if self.open:
             return OPEN_CALLER
@@ -140,13 +130,25 @@ class GatewayConfig:
         return match
 
 
-def _rate_limit(raw: dict[str, object], default: RateLimit) -> RateLimit:
+def _caller_entry(item: Mapping[str, Any], default: RateLimit) -> CallerEntry:
+    # `tls_subject` ("CN=<name>") is the older spelling of `tls_common_name`.
+    common_name = str(item.get("tls_common_name", "") or str(item.get("tls_subject", "")).removeprefix("CN="))
+    return CallerEntry(
+        caller=Caller(caller_id=str(item["id"]), region_code=str(item["region"]), role=Role(item["role"])),
+        key_digest=bytes.fromhex(item.get("key_sha256", "")),
+        tls_common_name=common_name,
+        rate_limit=_rate_limit(item, default) if "rate_per_s" in item or "burst" in item else None,
+    )
+
+
+def _rate_limit(raw: Mapping[str, object], default: RateLimit) -> RateLimit:
     rate = float(str(raw.get("rate_per_s", default.rate_per_s)))
     burst = int(str(raw.get("burst", default.burst)))
     if rate <= 0 or burst < 1:
         raise ValueError("rate_per_s must be positive and burst at least 1")
-    return RateLimit(rate, burst)
+    return RateLimit(rate_per_s=rate, burst=burst)
 
 
 def key_digest_hex(api_key: str) -> str:
+    """What the configuration holds for an API key: its SHA-256, in hex."""
     return hashlib.sha256(api_key.encode()).hexdigest()

@@ -1,15 +1,20 @@
-"""Rules of the gateway, pure Python: the cross-region transfer state machine, its deadlines, and netting.
+"""Cross-region transfers: the request, the stored transfer, its state machine, the ids and deadlines of its steps.
 
-Nothing here does I/O; transfers.py drives the steps, store.py persists them, clients.py talks to the regions.
+CREATED --Hold in A--> HELD --decision COMMIT--> credit B --> CREDITED --CommitHold in A--> COMMITTED
+   any refusal before the decision: decision ABORT --ReleaseHold in A--> RELEASED (with the reason)
+   A's hold expired after B was credited: debit A plainly, else take B's credit back (REVERSE), else UNKNOWN.
+See docs/adr/0601-cross-region-transfer-protocol.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from service_kit.accounts import region_of
 from service_kit.errors import InvalidArgument
@@ -17,7 +22,9 @@ from service_kit.errors import InvalidArgument
 TRANSFER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_TRANSFER_POINTS = 10_000_000_000
 CLEARING_ACCOUNT = "system:clearing"
-POINTS_PER_CNY = 100  # the reference rate: 100 points = 1 CNY = 100 cents, so one point is one cent
+# Retries of a step that found a region down back off from this delay, doubling per attempt up to 2**10 times it.
+FIRST_RETRY_DELAY = timedelta(milliseconds=200)
+MAX_RETRY_DOUBLINGS = 10
 
 
 class State(StrEnum):
@@ -40,6 +47,17 @@ class Decision(StrEnum):
     REVERSE = "REVERSE"
 
 
+class Step(StrEnum):
+    """What a transfer does next; each step is idempotent at the region it calls."""
+
+    HOLD = "HOLD"  # hold the points in A
+    DECIDE = "DECIDE"  # record COMMIT if the hold outlives the rest of the protocol, else ABORT
+    CREDIT = "CREDIT"  # credit B from its clearing account, recreating the held lots
+    COMMIT = "COMMIT"  # commit A's hold to A's clearing account (or debit A late if the hold ran out)
+    RELEASE = "RELEASE"  # release A's hold: the transfer was aborted
+    REVERSE = "REVERSE"  # take B's credit back: A could be neither committed nor debited
+
+
 @dataclass(frozen=True)
 class Timing:
     """The deadlines of the protocol. Every downstream call ends before the hold does, minus `margin`."""
@@ -52,6 +70,12 @@ class Timing:
     def rest_after_decision(self) -> timedelta:
         """What crediting B and committing A may take at worst: the hold must outlive this to decide COMMIT."""
         return 2 * self.call_timeout + 2 * self.margin
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a driver owns a transfer per step; renewed before each step, so a crashed driver's lease runs
+        out within one call timeout and the recovery loop takes over."""
+        return self.call_timeout + self.margin
 
 
 @dataclass(frozen=True)
@@ -111,6 +135,46 @@ class Transfer:
     def finished(self) -> bool:
         return self.state in FINISHED
 
+    @property
+    def settled(self) -> bool:
+        """Nothing more the gateway can do on its own: finished, or UNKNOWN until an operator settles it."""
+        return self.finished or self.state is State.UNKNOWN
+
+
+def new_transfer(
+    request: TransferRequest, caller_id: str, now: datetime, timing: Timing, carry_lots: Sequence[HeldLot] = ()
+) -> Transfer:
+    """A transfer as first recorded: CREATED, living `timing.transfer_life` from now."""
+    expires_at = now + timing.transfer_life
+    return Transfer(
+        request=request,
+        caller_id=caller_id,
+        state=State.CREATED,
+        decision=Decision.NONE,
+        created_at=now,
+        expires_at=expires_at,
+        hold_timeout_ms=hold_timeout_ms(now, expires_at),
+        carry_lots=list(carry_lots),
+    )
+
+
+def next_step(transfer: Transfer) -> Step:
+    """The step an unsettled transfer takes next, from its state and its durable decision."""
+    state, decision = transfer.state, transfer.decision
+    if decision is Decision.NONE and state is State.CREATED:
+        return Step.HOLD
+    if decision is Decision.NONE and state is State.HELD:
+        return Step.DECIDE
+    if decision is Decision.COMMIT and state is State.HELD:
+        return Step.CREDIT
+    if decision is Decision.ABORT and state in (State.CREATED, State.HELD):
+        return Step.RELEASE
+    if decision is Decision.COMMIT and state is State.CREDITED:
+        return Step.COMMIT
+    if decision is Decision.REVERSE and state is State.CREDITED:
+        return Step.REVERSE
+    raise AssertionError(f"transfer {transfer.transfer_id}: no step for {(state, decision)}")
+
 
 def validate_request(request: TransferRequest) -> None:
     """Raises InvalidArgument naming the first bad field. Account numbers are checked by the registry."""
@@ -124,8 +188,8 @@ def validate_request(request: TransferRequest) -> None:
         raise InvalidArgument("to_account", "must differ from from_account")
 
 
-def require_cross_region(request: TransferRequest) -> None:
-    if request.from_region == request.to_region:
+def require_cross_region(from_account: str, to_account: str) -> None:
+    if region_of(from_account) == region_of(to_account):
         raise InvalidArgument("to_account", "must be in another region than from_account (use the region's ledger)")
 
 
@@ -146,17 +210,25 @@ def reversal_id(transfer_id: str) -> str:
     return f"xrt:{transfer_id}:in-reversal"
 
 
+class ClearingReference(NamedTuple):
+    """What every posting of a cross-region transfer names, so settlement can be rebuilt from the ledgers alone."""
+
+    from_region: str
+    to_region: str
+    transfer_id: str
+
+
 def reference(request: TransferRequest) -> str:
-    """Written on every posting of the transfer so settlement can be rebuilt from the ledgers alone."""
+    """The reference written on every posting of the transfer: "xrt/<from region>/<to region>/<transfer id>"."""
     return f"xrt/{request.from_region}/{request.to_region}/{request.transfer_id}"
 
 
-def parse_reference(value: str) -> tuple[str, str, str] | None:
-    """(from_region, to_region, transfer_id) of a cross-region posting's reference, or None for anything else."""
+def parse_reference(value: str) -> ClearingReference | None:
+    """The cross-region transfer a posting's reference names, or None for any other reference."""
     parts = value.split("/")
     if len(parts) != 4 or parts[0] != "xrt" or not (parts[1].isdigit() and parts[2].isdigit()):
         return None
-    return parts[1], parts[2], parts[3]
+    return ClearingReference(from_region=parts[1], to_region=parts[2], transfer_id=parts[3])
 
 
 def call_deadline(now: datetime, hold_expires_at: datetime | None, timing: Timing) -> float:
@@ -177,110 +249,7 @@ def hold_timeout_ms(created_at: datetime, expires_at: datetime) -> int:
     return max(int((expires_at - created_at).total_seconds() * 1000), 1)
 
 
-class AnywhereState(StrEnum):
-    """Redeem anywhere: points over to the reward's region, the redemption there, or the points back."""
-
-    CREATED = "CREATED"  # recorded; the transfer there is (being) made
-    TRANSFERRED = "TRANSFERRED"  # the points are in the target account; redeem next
-    REDEEMED = "REDEEMED"  # done: vouchers issued
-    UNWINDING = "UNWINDING"  # the redemption was refused; the points go back with their lots
-    UNWOUND = "UNWOUND"  # done: refused, points back in the source account
-    FAILED = "FAILED"  # done: the transfer there was refused, nothing moved
-    STRANDED = "STRANDED"  # done: the transfer back was refused; the points stay in the person's target account
-
-
-ANYWHERE_FINISHED = frozenset(
-    {AnywhereState.REDEEMED, AnywhereState.UNWOUND, AnywhereState.FAILED, AnywhereState.STRANDED}
-)
-ANYWHERE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,56}$")  # room for the derived transfer ids
-
-
-@dataclass(frozen=True)
-class AnywhereRequest:
-    request_id: str
-    source_account: str
-    target_account: str
-    reward_id: str
-    quantity: int
-
-    def fingerprint(self) -> str:
-        body = f"{self.request_id}|{self.source_account}|{self.target_account}|{self.reward_id}|{self.quantity}"
-        return hashlib.sha256(body.encode()).hexdigest()
-
-    def there(self, amount_points: int) -> TransferRequest:
-        return TransferRequest(f"ra.{self.request_id}", self.source_account, self.target_account, amount_points)
-
-    def back(self, amount_points: int) -> TransferRequest:
-        return TransferRequest(f"ra.{self.request_id}.back", self.target_account, self.source_account, amount_points)
-
-    @property
-    def redeem_request_id(self) -> str:
-        return f"ra.{self.request_id}"
-
-
-@dataclass
-class Anywhere:
-    request: AnywhereRequest
-    caller_id: str
-    amount_points: int
-    state: AnywhereState
-    created_at: datetime
-    failure_reason: str = ""
-    redemption_id: str = ""
-    voucher_codes: list[str] = field(default_factory=list)
-    finished_at: datetime | None = None
-    attempts: int = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ANYWHERE_FINISHED
-
-
-def validate_anywhere(request: AnywhereRequest) -> None:
-    if not ANYWHERE_ID_PATTERN.match(request.request_id):
-        raise InvalidArgument("request_id", "must be 1-56 characters of A-Z a-z 0-9 . _ -")
-    if not request.reward_id or len(request.reward_id) > 64:
-        raise InvalidArgument("reward_id", "must be 1-64 characters")
-    if not 1 <= request.quantity <= 1000:
-        raise InvalidArgument("quantity", "must be between 1 and 1000")
-    if request.source_account == request.target_account:
-        raise InvalidArgument("target_account", "must differ from source_account")
-
-
-@dataclass(frozen=True)
-class Position:
-    debtor_region: str
-    creditor_region: str
-    points: int
-
-    @property
-    def amount_cents(self) -> int:
-        return self.points * 100 // POINTS_PER_CNY
-
-
-def net_positions(gross: dict[tuple[str, str], int]) -> list[Position]:
-    """Multilateral netting: each region's net position, then debtors paired with creditors, largest first.
-
-    gross[(a, b)] = points region a owes region b. The result settles the same net amounts with at most
-    (regions - 1) payments.
-    """
-    net: dict[str, int] = {}
-    for (debtor, creditor), points in gross.items():
-        net[debtor] = net.get(debtor, 0) - points
-        net[creditor] = net.get(creditor, 0) + points
-    debtors = sorted(((-value, code) for code, value in net.items() if value < 0), reverse=True)
-    creditors = sorted(((value, code) for code, value in net.items() if value > 0), reverse=True)
-    owed = [points for points, _ in debtors]
-    due = [points for points, _ in creditors]
-    positions: list[Position] = []
-    i = j = 0
-    while i < len(owed) and j < len(due):
-        amount = min(owed[i], due[j])
-        positions.append(Position(debtors[i][1], creditors[j][1], amount))
-        owed[i] -= amount
-        due[j] -= amount
-        if owed[i] == 0:
-            i += 1
-        if due[j] == 0:
-            j += 1
-    return positions
+def retry_delay(attempts: int, retry_max: timedelta) -> timedelta:
+    """How long a step waits after `attempts` failed tries to reach a region: doubling, capped at `retry_max`."""
+    doubling: int = 2 ** min(attempts, MAX_RETRY_DOUBLINGS)
+    return min(FIRST_RETRY_DELAY * doubling, retry_max)

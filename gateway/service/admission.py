@@ -1,24 +1,21 @@
-"""Who is calling, and may they call now: authentication (mTLS common name or API key) and the per-caller rate
-limit, in one place for every method the gateway serves."""
+"""Admission at the gateway's front door: who is calling (the verified client certificate's name or an API key) and
+whether they may call now (a token bucket per caller), in one place for every method the gateway serves."""
 
 from __future__ import annotations
 
-import grpc
-
-from gateway.callers import Caller, GatewayConfig
-from service_kit import tls
+from gateway.domain.callers import Caller, CallMetadata, GatewayConfig
 from service_kit.errors import ResourceExhausted
 from service_kit.ratelimit import Limiter
 
 
-class FrontDoor:
+class Admission:
     def __init__(self, config: GatewayConfig, limiter: Limiter) -> None:
         self.config = config
         self.limiter = limiter
 
-    def caller(self, context: grpc.ServicerContext) -> Caller:
+    def admit(self, metadata: CallMetadata, common_name: str) -> Caller:
         """The authenticated caller; RESOURCE_EXHAUSTED / RATE_LIMITED when its bucket is empty."""
-        caller = self.config.authenticate(list(context.invocation_metadata() or []), tls.peer_common_name(context))
+        caller = self.config.authenticate(metadata, common_name)
         limit = self.config.rate_limit_of(caller)
         if not self.limiter.allow(caller.caller_id, limit.rate_per_s, limit.burst):
             raise ResourceExhausted(

@@ -1,10 +1,8 @@
 """Cross-region transfers: record first, then drive the steps, each idempotent by an id derived from the transfer id.
 
-CREATED --Hold in A--> HELD --decision COMMIT--> credit B --> CREDITED --CommitHold in A--> COMMITTED
-   any refusal before the decision: decision ABORT --ReleaseHold in A--> RELEASED (with the reason)
-   A's hold expired after B was credited: debit A plainly, else take B's credit back, else UNKNOWN (alert).
-Every state change is one short local transaction; no transaction is open while a region is called.
-See docs/adr/0601-cross-region-transfer-protocol.md.
+The state machine is gateway.domain.transfers (next_step); this module runs each step against the regions' ledgers
+in short local transactions, never holding one open while a region is called. See
+docs/adr/0601-cross-region-transfer-protocol.md.
 """
 
 from __future__ import annotations
@@ -12,49 +10,48 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
-from gateway import postings, store
-from gateway.callers import Caller, GatewayConfig, Role
+from gateway import wire
 from gateway.clients import RegionClients, RemoteError, call
-from gateway.domain import (
+from gateway.domain.callers import Caller, GatewayConfig, Role
+from gateway.domain.transfers import (
+    FINISHED,
     Decision,
     HeldLot,
     State,
+    Step,
     Timing,
     Transfer,
     TransferRequest,
     call_deadline,
-    hold_id,
-    hold_timeout_ms,
     may_decide_commit,
+    new_transfer,
+    next_step,
     require_cross_region,
     validate_request,
 )
-from gateway.ownership import check_accounts
+from gateway.service.accounts import check_accounts
+from gateway.service.sagas import LeasedSagas, Postponed
+from gateway.store import tables
+from gateway.store import transfers as store
+from service_kit.clock import Clock, system_clock
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
 from service_kit.wire import from_timestamp
 
 log = logging.getLogger("carbon.gateway.transfers")
-
-Clock = Callable[[], datetime]
-MAX_STEPS = 12  # a transfer needs at most 6 steps; the bound turns a logic error into a log line, not a spin
 HOLD_GONE = (ledger.HOLD_STATE_RELEASED, ledger.HOLD_STATE_EXPIRED)
 
 
-def system_clock() -> datetime:
-    return datetime.now(UTC)
+class TransferService(LeasedSagas[Transfer]):
+    table = tables.transfers
+    finished_states = frozenset(state.value for state in FINISHED)
+    max_steps = 12  # a transfer needs at most 6 steps
 
-
-class Postponed(Exception):
-    """A region did not answer: the step is retried later by the recovery loop."""
-
-
-class TransferService:
     def __init__(
         self,
         engine: Engine,
@@ -65,19 +62,11 @@ class TransferService:
         crash_at: str = "",
         retry_max: timedelta = timedelta(seconds=30),
     ) -> None:
-        self.engine = engine
+        self.timing = timing or Timing()
+        super().__init__(engine, clock, self.timing.lease, retry_max)
         self.clients = clients
         self.config = config
-        self.timing = timing or Timing()
-        self.clock = clock
         self.crash_at = crash_at
-        self.retry_max = retry_max
-
-    @property
-    def lease(self) -> timedelta:
-        """How long a driver owns a transfer per step; renewed before each step, so a crashed driver's lease
-        runs out within one call timeout and the recovery loop takes over."""
-        return self.timing.call_timeout + self.timing.margin
 
     # --- use cases -------------------------------------------------------------------------------------------
 
@@ -85,7 +74,7 @@ class TransferService:
         validate_request(request)
         self.clients.registry.route(request.from_account, "from_account")
         self.clients.registry.route(request.to_account, "to_account")
-        require_cross_region(request)
+        require_cross_region(request.from_account, request.to_account)
         caller.require_region(request.from_region, "from_account")
         existing = self._replay(request)
         if existing is not None:
@@ -99,11 +88,7 @@ class TransferService:
         if existing is not None:
             return existing
         now = self.clock()
-        expires_at = now + self.timing.transfer_life
-        transfer = Transfer(
-            request, caller_id, State.CREATED, Decision.NONE, now, expires_at, hold_timeout_ms(now, expires_at)
-        )
-        transfer.carry_lots = list(carry_lots)
+        transfer = new_transfer(request, caller_id, now, self.timing, carry_lots)
         try:
             with self.engine.begin() as conn:
                 store.insert_transfer(conn, transfer, lease_until=now + self.lease)
@@ -125,9 +110,10 @@ class TransferService:
             raise NotFound("TRANSFER_NOT_FOUND", f"no transfer {transfer_id}", {"transfer_id": transfer_id})
         return transfer
 
-    def list(
+    def list_page(
         self, caller: Caller, account_number: str, state: State | None, page_size: int, page_token: str
     ) -> tuple[list[Transfer], str]:
+        """A page of transfers and the next page's token ("" after the last page)."""
         if account_number:
             region = self.clients.registry.route(account_number).region_code
             caller.require_region(region, "account_number")
@@ -151,47 +137,38 @@ class TransferService:
             )
         return existing if existing.finished else self.drive(request.transfer_id)
 
-    # --- the engine ------------------------------------------------------------------------------------------
+    # --- the saga ----------------------------------------------------------------------------------------------
 
-    def drive(self, transfer_id: str, leased: bool = False) -> Transfer:
-        """Runs the transfer's steps until it finishes or a region does not answer. Safe to call any time."""
-        now = self.clock()
-        if not leased:
-            with self.engine.begin() as conn:
-                claimed = store.claim(conn, transfer_id, now, now + self.lease)
-            if not claimed:  # someone else is driving it right now (read outside the write transaction)
-                return self.load(transfer_id)
-        try:
-            for _ in range(MAX_STEPS):
-                transfer = self.load(transfer_id)
-                if transfer.finished or transfer.state is State.UNKNOWN:
-                    break
-                with self.engine.begin() as conn:
-                    store.renew_lease(conn, transfer_id, self.clock() + self.lease)
-                self._step(transfer)
-            else:
-                log.error("transfer did not settle within the step bound", extra={"transfer_id": transfer_id})
-        except Postponed:
-            transfer = self.load(transfer_id)
-            delay = min(timedelta(milliseconds=200 * 2 ** min(transfer.attempts, 10)), self.retry_max)
-            with self.engine.begin() as conn:
-                store.postpone(conn, transfer_id, self.clock() + delay)
-            return self.load(transfer_id)
-        with self.engine.begin() as conn:
-            store.release_lease(conn, transfer_id)
-        return self.load(transfer_id)
-
-    def load(self, transfer_id: str) -> Transfer:
+    def load(self, key: str) -> Transfer:
         with self.engine.connect() as conn:
-            transfer = store.get_transfer(conn, transfer_id)
-        assert transfer is not None, transfer_id
+            transfer = store.get_transfer(conn, key)
+        assert transfer is not None, key
         return transfer
+
+    def settled(self, saga: Transfer) -> bool:
+        return saga.settled
+
+    def attempts(self, saga: Transfer) -> int:
+        return saga.attempts
+
+    def step(self, saga: Transfer) -> None:
+        steps: dict[Step, Callable[[Transfer], None]] = {
+            Step.HOLD: self._hold,
+            Step.DECIDE: self._decide,
+            Step.CREDIT: self._credit,
+            Step.COMMIT: self._commit,
+            Step.RELEASE: self._release,
+            Step.REVERSE: self._reverse,
+        }
+        steps[next_step(saga)](saga)
 
     def crash_point(self, name: str) -> None:
         """Test hook (CARBON_TEST_CRASH_AT): die like kill -9 at a named point of the protocol."""
         if self.crash_at == name:
             log.warning("test hook: crashing", extra={"at": name})
             os._exit(137)
+
+    # --- the steps -----------------------------------------------------------------------------------------------
 
     def _deadline(self, transfer: Transfer) -> float:
         return call_deadline(self.clock(), transfer.hold_expires_at or transfer.expires_at, self.timing)
@@ -200,24 +177,8 @@ class TransferService:
         """Once COMMIT is recorded the credit must happen even if the hold ran out (compensation then follows)."""
         return self._deadline(transfer) or self.timing.call_timeout.total_seconds()
 
-    def _step(self, transfer: Transfer) -> None:
-        key = (transfer.state, transfer.decision)
-        if key == (State.CREATED, Decision.NONE):
-            self._hold(transfer)
-        elif key == (State.HELD, Decision.NONE):
-            self._decide(transfer)
-        elif key == (State.HELD, Decision.COMMIT):
-            self._credit(transfer)
-        elif transfer.decision is Decision.ABORT and transfer.state in (State.CREATED, State.HELD):
-            self._release(transfer)
-        elif key == (State.CREDITED, Decision.COMMIT):
-            self._commit(transfer)
-        elif key == (State.CREDITED, Decision.REVERSE):
-            self._reverse(transfer)
-        else:
-            raise AssertionError(f"transfer {transfer.transfer_id}: no step for {key}")
-
     def _remote(self, region: str, method: Callable[..., object], request: object, timeout_s: float) -> object:
+        """A region's answer; its final refusal raises RemoteError, no answer at all postpones the step."""
         try:
             return call(region, method, request, timeout_s)
         except RemoteError as error:
@@ -231,10 +192,9 @@ class TransferService:
             self._set_decision(transfer, Decision.NONE, Decision.ABORT, "TRANSFER_EXPIRED")
             return
         region = transfer.request.from_region
+        stub = self.clients.ledger(region)
         try:
-            response = self._remote(
-                region, self.clients.ledger(region).Hold, postings.hold_request(transfer), self._deadline(transfer)
-            )
+            response = self._remote(region, stub.Hold, wire.hold_request(transfer), self._deadline(transfer))
         except RemoteError as error:
             self._set_decision(transfer, Decision.NONE, Decision.ABORT, error.reason or error.code.name)
             return
@@ -250,7 +210,7 @@ class TransferService:
                 State.CREATED,
                 State.HELD,
                 hold_expires_at=from_timestamp(hold.expires_at),
-                held_lots=postings.held_lots(list(hold.lots)),
+                held_lots=wire.held_lots(list(hold.lots)),
             )
         self.crash_point("after_hold")
 
@@ -263,14 +223,10 @@ class TransferService:
         self.crash_point("after_decision")
 
     def _credit(self, transfer: Transfer) -> None:
-        region = transfer.request.to_region
-        request = postings.credit_request(transfer)
-        response = self._remote(
-            region, self.clients.ledger(region).PostTransfers, request, self._after_decision_deadline(transfer)
+        reason = self._post(
+            transfer.request.to_region, wire.credit_request(transfer), self._after_decision_deadline(transfer)
         )
-        assert isinstance(response, ledger.PostTransfersResponse)
-        ok, reason = postings.posted(response)
-        if not ok:
+        if reason:
             # B definitely refused (nothing moved there): the COMMIT decision is overturned and A released.
             log.warning("destination refused the credit", extra={"transfer_id": transfer.transfer_id, "reason": reason})
             self._set_decision(transfer, Decision.COMMIT, Decision.ABORT, f"CREDIT_REFUSED_{reason}")
@@ -281,45 +237,41 @@ class TransferService:
 
     def _commit(self, transfer: Transfer) -> None:
         self.crash_point("before_commit")
+        if self._hold_committed(transfer):
+            self._finish(transfer, State.CREDITED, State.COMMITTED, "")
+            return
+        self._late_debit(transfer)
+
+    def _hold_committed(self, transfer: Transfer) -> bool:
+        """Commits A's hold; after a refusal, asks for the hold: committed before (True), or gone (False)."""
         region = transfer.request.from_region
         stub = self.clients.ledger(region)
         try:
             response = self._remote(
-                region, stub.CommitHold, postings.commit_request(transfer), self._after_decision_deadline(transfer)
+                region, stub.CommitHold, wire.commit_request(transfer), self._after_decision_deadline(transfer)
             )
             assert isinstance(response, ledger.CommitHoldResponse)
-            committed = True
+            return True
         except RemoteError as error:
             log.warning(
                 "commit refused; asking for the hold",
                 extra={"transfer_id": transfer.transfer_id, "reason": error.reason},
             )
-            found = self._remote(
-                region,
-                stub.GetHold,
-                ledger.GetHoldRequest(hold_id=hold_id(transfer.transfer_id)),
-                self.timing.call_timeout.total_seconds(),
-            )
-            assert isinstance(found, ledger.GetHoldResponse)
-            committed = found.hold.state == ledger.HOLD_STATE_COMMITTED
-            if not committed and found.hold.state not in HOLD_GONE:
-                raise Postponed(f"hold is {ledger.HoldState.Name(found.hold.state)} after a refused commit") from None
-        if committed:
-            self._finish(transfer, State.CREDITED, State.COMMITTED, "")
-            return
-        self._late_debit(transfer)
+        found = self._remote(
+            region, stub.GetHold, wire.get_hold_request(transfer), self.timing.call_timeout.total_seconds()
+        )
+        assert isinstance(found, ledger.GetHoldResponse)
+        if found.hold.state == ledger.HOLD_STATE_COMMITTED:
+            return True
+        if found.hold.state not in HOLD_GONE:
+            raise Postponed(f"hold is {ledger.HoldState.Name(found.hold.state)} after a refused commit")
+        return False
 
     def _late_debit(self, transfer: Transfer) -> None:
-        region = transfer.request.from_region
-        response = self._remote(
-            region,
-            self.clients.ledger(region).PostTransfers,
-            postings.late_debit_request(transfer),
-            self.timing.call_timeout.total_seconds(),
+        reason = self._post(
+            transfer.request.from_region, wire.late_debit_request(transfer), self.timing.call_timeout.total_seconds()
         )
-        assert isinstance(response, ledger.PostTransfersResponse)
-        ok, reason = postings.posted(response)
-        if ok:
+        if not reason:
             log.warning(
                 "hold expired after the credit; source debited late", extra={"transfer_id": transfer.transfer_id}
             )
@@ -328,16 +280,10 @@ class TransferService:
         self._set_decision(transfer, Decision.COMMIT, Decision.REVERSE, f"LATE_DEBIT_REFUSED_{reason}")
 
     def _reverse(self, transfer: Transfer) -> None:
-        region = transfer.request.to_region
-        response = self._remote(
-            region,
-            self.clients.ledger(region).PostTransfers,
-            postings.reversal_request(transfer),
-            self.timing.call_timeout.total_seconds(),
+        reason = self._post(
+            transfer.request.to_region, wire.reversal_request(transfer), self.timing.call_timeout.total_seconds()
         )
-        assert isinstance(response, ledger.PostTransfersResponse)
-        ok, reason = postings.posted(response)
-        if ok:
+        if not reason:
             self._finish(transfer, State.CREDITED, State.RELEASED, "HOLD_EXPIRED_CREDIT_REVERSED")
             return
         log.error(
@@ -352,13 +298,19 @@ class TransferService:
             self._remote(
                 region,
                 self.clients.ledger(region).ReleaseHold,
-                ledger.ReleaseHoldRequest(hold_id=hold_id(transfer.transfer_id)),
+                wire.release_request(transfer),
                 self.timing.call_timeout.total_seconds(),
             )
         except RemoteError as error:
             # No hold (it never landed), or already released / expired: the points are free either way.
             log.info("release answered", extra={"transfer_id": transfer.transfer_id, "reason": error.reason})
         self._finish(transfer, transfer.state, State.RELEASED, transfer.failure_reason)
+
+    def _post(self, region: str, request: ledger.PostTransfersRequest, timeout_s: float) -> str:
+        """Posts one transfer in a region's ledger: "" when it is posted (now or before), else the refusal's reason."""
+        response = self._remote(region, self.clients.ledger(region).PostTransfers, request, timeout_s)
+        assert isinstance(response, ledger.PostTransfersResponse)
+        return wire.refusal_reason(response)
 
     def _set_decision(self, transfer: Transfer, expected: Decision, decision: Decision, reason: str = "") -> None:
         with self.engine.begin() as conn:

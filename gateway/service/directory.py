@@ -7,22 +7,13 @@ identity in the account's home region. A region that does not answer is reported
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from carbon.identity.v1 import identity_service_pb2 as identity
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
-from gateway.callers import Caller
 from gateway.clients import RegionClients, RemoteError, call
+from gateway.domain.callers import Caller
+from gateway.domain.directory import DirectoryAccount
 from service_kit.errors import FailedPrecondition, NotFound
-
-
-@dataclass(frozen=True)
-class DirectoryAccount:
-    account_number: str
-    region_code: str
-    available_points: int = 0
-    held_points: int = 0
-    error_reason: str = ""
 
 
 def directory_entry(
@@ -62,7 +53,7 @@ def _region_accounts(clients: RegionClients, code: str, key: str, timeout_s: flo
             timeout_s,
         )
     except RemoteError as error:
-        return [DirectoryAccount("", code, error_reason=_reason(error))]
+        return [DirectoryAccount(account_number="", region_code=code, error_reason=_reason(error))]
     accounts = []
     for account in found.accounts:
         try:
@@ -73,9 +64,18 @@ def _region_accounts(clients: RegionClients, code: str, key: str, timeout_s: flo
                 timeout_s,
             ).balance
         except RemoteError as error:
-            accounts.append(DirectoryAccount(account.account_number, code, error_reason=_reason(error)))
+            accounts.append(
+                DirectoryAccount(account_number=account.account_number, region_code=code, error_reason=_reason(error))
+            )
             continue
-        accounts.append(DirectoryAccount(account.account_number, code, balance.available_points, balance.held_points))
+        accounts.append(
+            DirectoryAccount(
+                account_number=account.account_number,
+                region_code=code,
+                available_points=balance.available_points,
+                held_points=balance.held_points,
+            )
+        )
     return accounts
 
 

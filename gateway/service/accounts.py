@@ -1,15 +1,13 @@
-"""Whose accounts a transfer joins: both exist and are open, and belong to one person unless policy allows otherwise.
-
-One person is recognised by identity's national person key (Account.person_key, a keyed hash of the ID number that
-is the same in every region); the raw ID number never reaches the gateway.
-"""
+"""The accounts a transfer joins, read from identity in their home regions: both exist and are open, and belong to
+one person unless both regions' policies allow otherwise (the rule: gateway.domain.ownership)."""
 
 from __future__ import annotations
 
 from carbon.identity.v1 import identity_service_pb2 as identity
-from gateway.callers import GatewayConfig
 from gateway.clients import RegionClients, RemoteError, call
-from gateway.domain import TransferRequest
+from gateway.domain.callers import GatewayConfig
+from gateway.domain.ownership import require_one_person
+from gateway.domain.transfers import TransferRequest
 from service_kit.errors import FailedPrecondition, NotFound
 
 NOT_FOUND_REASONS = ("UNKNOWN_ACCOUNT", "ACCOUNT_NOT_FOUND")
@@ -34,19 +32,9 @@ def check_accounts(clients: RegionClients, config: GatewayConfig, request: Trans
     """Read-only: a region that is down answers UNAVAILABLE and nothing is stored."""
     source = open_account(clients, request.from_region, request.from_account, "from_account", timeout_s)
     target = open_account(clients, request.to_region, request.to_account, "to_account", timeout_s)
-    if (
-        config.policy(request.from_region).transfers_between_persons
-        and config.policy(request.to_region).transfers_between_persons
-    ):
-        return
-    if not source.person_key or not target.person_key:
-        raise FailedPrecondition(
-            "PERSON_KEY_UNAVAILABLE",
-            "identity does not expose the national person key, so one person's ownership cannot be checked",
-        )
-    if source.person_key != target.person_key:
-        raise FailedPrecondition(
-            "DIFFERENT_PERSONS",
-            "points move only between one person's own accounts unless both regions' policy allows otherwise",
-            {"from_region": request.from_region, "to_region": request.to_region},
-        )
+    require_one_person(
+        request,
+        source.person_key,
+        target.person_key,
+        config.allows_transfers_between_persons(request.from_region, request.to_region),
+    )
