@@ -10,9 +10,15 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.ops_api.ops_support import Federation, Ops, RunningApi, make_ops, serve_uvicorn
+from tests.ops_api.ops_support import Federation, Ops, RunningApi, make_ops, running_federation, serve_uvicorn
 
 EXAMPLES_PER_OPERATION = 12
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    """Books of the fuzzer's own: generated input must not disturb the functional tests' federation."""
+    yield from running_federation(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

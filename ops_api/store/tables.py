@@ -1,7 +1,4 @@
-"""The ops API's own tables: staff users and their tokens, the audit log, four-eyes adjustment requests.
-
-Nothing here touches another service's data; balances, accounts and journals stay behind their services' gRPC APIs.
-"""
+"""The ops API's own tables: staff users and their tokens, the audit log, four-eyes adjustment requests."""
 
 from __future__ import annotations
 

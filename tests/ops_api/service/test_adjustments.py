@@ -1,4 +1,4 @@
-"""Four-eyes manual adjustments."""
+"""Four-eyes manual adjustments: requested by one person, decided by another, posted once."""
 
 from __future__ import annotations
 
