@@ -67,9 +67,7 @@ class LeasedSagas(ABC, Generic[Saga]):
         try:
             self._run_steps(key)
         except Postponed:
-            delay = retry_delay(self.attempts(self.load(key)), self.retry_max)
-            with self.engine.begin() as conn:
-                leases.postpone(conn, self.table, key, self.clock() + delay)
+            self.postpone(key, retry_delay(self.attempts(self.load(key)), self.retry_max))
         else:
             with self.engine.begin() as conn:
                 leases.release_lease(conn, self.table, key)
@@ -91,5 +89,6 @@ class LeasedSagas(ABC, Generic[Saga]):
             return leases.due_unfinished(conn, self.table, self.finished_states, self.clock(), limit)
 
     def postpone(self, key: str, delay: timedelta) -> None:
+        """Not before `delay` from now, and without a lease: the next attempt is the recovery loop's."""
         with self.engine.begin() as conn:
             leases.postpone(conn, self.table, key, self.clock() + delay)
