@@ -1,7 +1,7 @@
-"""Channels and stubs to each region's services, and the classification of what comes back.
+"""Clients of the regions: channels and stubs to each region's services, and the classification of what comes back.
 
-One channel per address, created on first use (never at import, never before a fork) and reused. Reconnect backoff
-is short so a region that restarts is reachable again within a second.
+One channel per address (service_kit.channels.open_channel), created on first use (never at import, never before a
+fork) and reused.
 """
 
 from __future__ import annotations
@@ -114,7 +114,6 @@ def call(region_code: str, method: Callable[..., Response], request: Any, timeou
         raise RemoteError(region_code, details.code, details.reason, details.message, dict(details.metadata)) from None
 
 
-def deadline_s(context: grpc.ServicerContext, cap_s: float, margin_s: float = 0.05) -> float:
+def deadline_s(time_remaining_s: float | None, cap_s: float, margin_s: float = 0.05) -> float:
     """The caller's deadline propagates: a downstream call ends `margin_s` before the caller stops waiting."""
-    remaining = context.time_remaining()
-    return cap_s if remaining is None else max(min(cap_s, remaining - margin_s), 0.0)
+    return cap_s if time_remaining_s is None else max(min(cap_s, time_remaining_s - margin_s), 0.0)

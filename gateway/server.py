@@ -1,122 +1,114 @@
-"""gRPC servicer for carbon.gateway.v1.GatewayService: translates messages, holds no rules."""
+"""gRPC servicers of the gateway: carbon.gateway.v1.GatewayService and the forwarded regional methods.
+
+They admit the caller, translate messages (wire.py) and call the use cases in service/; no rules live here.
+registrations() wires the gateway from its settings.
+"""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from sqlalchemy import Engine
 
 from carbon.gateway.v1 import gateway_service_pb2 as pb
 from carbon.gateway.v1 import gateway_service_pb2_grpc
-from gateway.anywhere import RedeemAnywhereService
-from gateway.callers import Caller, GatewayConfig
+from gateway import wire
 from gateway.clients import RegionClients, deadline_s
-from gateway.directory import directory_entry
-from gateway.domain import AnywhereRequest, Position, State, Timing, Transfer, TransferRequest
-from gateway.forwarding import add_generic_handler, forwarding_handlers
-from gateway.front_door import FrontDoor
-from gateway.recovery import Recovery
-from gateway.settlement import settlement_report
-from gateway.transfers import TransferService
-from service_kit import health, paging
+from gateway.domain.callers import Caller
+from gateway.service.admission import Admission
+from gateway.service.cross_region_transfers import TransferService
+from gateway.service.directory import directory_entry
+from gateway.service.forwarding import ROUTES, SERVICE_NAMES, Forwarder, Route
+from gateway.service.recovery import Recovery
+from gateway.service.redeem_anywhere import RedeemAnywhereService
+from gateway.service.settlement import settlement_report
+from gateway.settings import GatewaySettings
+from service_kit import health, paging, tls
 from service_kit.errors import InvalidArgument
 from service_kit.ratelimit import build_limiter
 from service_kit.regions import RegionRegistry
 from service_kit.server import Registration
 from service_kit.settings import Settings
 from service_kit.topology import REGIONAL_SERVICES, RegionEntry
-from service_kit.wire import from_timestamp, to_timestamp
+from service_kit.wire import from_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 HEALTH_TIMEOUT_S = 0.5
-STATE_PREFIX = "CROSS_REGION_TRANSFER_STATE_"
-log = logging.getLogger("carbon.gateway")
+
+
+def admit(admission: Admission, context: grpc.ServicerContext) -> Caller:
+    """The caller behind a call, from its metadata and its verified client certificate."""
+    return admission.admit(list(context.invocation_metadata() or []), tls.peer_common_name(context))
 
 
 class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     def __init__(
         self,
         registry: RegionRegistry,
-        front_door: FrontDoor,
+        admission: Admission,
         transfers: TransferService,
         anywhere: RedeemAnywhereService | None = None,
     ) -> None:
         self._registry = registry
-        self._front_door = front_door
+        self._admission = admission
         self._transfers = transfers
         self._anywhere = anywhere or RedeemAnywhereService(transfers)
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="region-health")
 
-    def _caller(self, context: grpc.ServicerContext) -> Caller:
-        return self._front_door.caller(context)
+    def _deadline_s(self, context: grpc.ServicerContext) -> float:
+        return deadline_s(context.time_remaining(), self._transfers.timing.call_timeout.total_seconds())
 
     def ListRegions(self, request: pb.ListRegionsRequest, context: grpc.ServicerContext) -> pb.ListRegionsResponse:
-        self._caller(context)
+        admit(self._admission, context)
         page_size = paging.page_size(request.page_size)
         codes = [code for code in self._registry.sorted_codes() if code > request.page_token]
         page = [self._registry.regions[code] for code in codes[:page_size]]
         states = list(self._probe_pool.map(_region_health, page))
         next_token = page[-1].region_code if len(codes) > page_size else ""
         return pb.ListRegionsResponse(
-            regions=[_region_message(entry, state) for entry, state in zip(page, states, strict=True)],
+            regions=[wire.region_message(entry, state) for entry, state in zip(page, states, strict=True)],
             next_page_token=next_token,
         )
 
     def CreateCrossRegionTransfer(
         self, request: pb.CreateCrossRegionTransferRequest, context: grpc.ServicerContext
     ) -> pb.CreateCrossRegionTransferResponse:
-        caller = self._caller(context)
-        transfer = self._transfers.create(
-            caller,
-            TransferRequest(request.transfer_id, request.from_account, request.to_account, request.amount_points),
-        )
-        return pb.CreateCrossRegionTransferResponse(transfer=transfer_message(transfer))
+        transfer = self._transfers.create(admit(self._admission, context), wire.transfer_request(request))
+        return pb.CreateCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
 
     def GetCrossRegionTransfer(
         self, request: pb.GetCrossRegionTransferRequest, context: grpc.ServicerContext
     ) -> pb.GetCrossRegionTransferResponse:
-        transfer = self._transfers.get(self._caller(context), request.transfer_id)
-        return pb.GetCrossRegionTransferResponse(transfer=transfer_message(transfer))
+        transfer = self._transfers.get(admit(self._admission, context), request.transfer_id)
+        return pb.GetCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
 
     def ListCrossRegionTransfers(
         self, request: pb.ListCrossRegionTransfersRequest, context: grpc.ServicerContext
     ) -> pb.ListCrossRegionTransfersResponse:
-        caller = self._caller(context)
+        caller = admit(self._admission, context)
         page_size = paging.page_size(request.page_size)
-        state = None
-        if request.state:
-            state = State(pb.CrossRegionTransferState.Name(request.state).removeprefix(STATE_PREFIX))
-        page, next_token = self._transfers.list(caller, request.account_number, state, page_size, request.page_token)
+        page, next_token = self._transfers.list_page(
+            caller, request.account_number, wire.transfer_state(request.state), page_size, request.page_token
+        )
         return pb.ListCrossRegionTransfersResponse(
-            transfers=[transfer_message(transfer) for transfer in page], next_page_token=next_token
+            transfers=[wire.transfer_message(transfer) for transfer in page], next_page_token=next_token
         )
 
     def RedeemAnywhere(
         self, request: pb.RedeemAnywhereRequest, context: grpc.ServicerContext
     ) -> pb.RedeemAnywhereResponse:
-        caller = self._caller(context)
-        item, transfer = self._anywhere.redeem(
-            caller,
-            AnywhereRequest(
-                request.request_id,
-                request.source_account,
-                request.target_account,
-                request.reward_id,
-                request.quantity or 1,
-            ),
-        )
-        return pb.RedeemAnywhereResponse(
-            transfer=transfer_message(transfer), redemption_id=item.redemption_id, voucher_codes=item.voucher_codes
-        )
+        item, paid_by = self._anywhere.redeem(admit(self._admission, context), wire.redeem_anywhere_request(request))
+        return wire.redeem_anywhere_response(item, paid_by)
 
     def GetSettlementReport(
         self, request: pb.GetSettlementReportRequest, context: grpc.ServicerContext
     ) -> pb.GetSettlementReportResponse:
-        self._caller(context)
+        admit(self._admission, context)
         if not request.HasField("period_start"):
             raise InvalidArgument("period_start", "is required")
         if not request.HasField("period_end"):
@@ -125,11 +117,11 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             self._transfers.clients,
             from_timestamp(request.period_start),
             from_timestamp(request.period_end),
-            deadline_s(context, self._transfers.timing.call_timeout.total_seconds()),
+            self._deadline_s(context),
         )
         return pb.GetSettlementReportResponse(
-            gross=[_position(position) for position in report.gross],
-            net=[_position(position) for position in report.net],
+            gross=[wire.position_message(position) for position in report.gross],
+            net=[wire.position_message(position) for position in report.net],
             clearing_balanced=report.clearing_balanced,
         )
 
@@ -137,47 +129,9 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self, request: pb.GetDirectoryEntryRequest, context: grpc.ServicerContext
     ) -> pb.GetDirectoryEntryResponse:
         accounts = directory_entry(
-            self._transfers.clients,
-            self._caller(context),
-            request.account_number,
-            deadline_s(context, self._transfers.timing.call_timeout.total_seconds()),
+            self._transfers.clients, admit(self._admission, context), request.account_number, self._deadline_s(context)
         )
-        return pb.GetDirectoryEntryResponse(
-            accounts=[
-                pb.DirectoryAccount(
-                    account_number=account.account_number,
-                    region_code=account.region_code,
-                    available_points=account.available_points,
-                    held_points=account.held_points,
-                    error_reason=account.error_reason,
-                )
-                for account in accounts
-            ],
-            total_available_points=sum(account.available_points for account in accounts),
-        )
-
-
-def _position(position: Position) -> pb.SettlementPosition:
-    return pb.SettlementPosition(
-        debtor_region=position.debtor_region,
-        creditor_region=position.creditor_region,
-        points=position.points,
-        amount_cents=position.amount_cents,
-    )
-
-
-def transfer_message(transfer: Transfer) -> pb.CrossRegionTransfer:
-    return pb.CrossRegionTransfer(
-        transfer_id=transfer.transfer_id,
-        from_account=transfer.request.from_account,
-        to_account=transfer.request.to_account,
-        amount_points=transfer.request.amount_points,
-        state=pb.CrossRegionTransferState.Value(STATE_PREFIX + transfer.state.value),
-        failure_reason=transfer.failure_reason,
-        created_at=to_timestamp(transfer.created_at),
-        expires_at=to_timestamp(transfer.expires_at),
-        finished_at=to_timestamp(transfer.finished_at) if transfer.finished_at else None,
-    )
+        return wire.directory_response(accounts)
 
 
 def _region_health(entry: RegionEntry) -> str:
@@ -189,76 +143,62 @@ def _region_health(entry: RegionEntry) -> str:
     return "SERVING" if all(state == "SERVING" for state in states) else "NOT_SERVING"
 
 
-def _region_message(entry: RegionEntry, state: str) -> pb.Region:
-    return pb.Region(
-        region_code=entry.region_code,
-        name_en=entry.name_en,
-        name_zh=entry.name_zh,
-        identity_address=entry.identity_address,
-        ingest_address=entry.ingest_address,
-        ledger_address=entry.ledger_address,
-        rewards_address=entry.rewards_address,
-        health=state,
-    )
+# --- the regional methods, forwarded --------------------------------------------------------------------------------
 
 
-def load_registry(settings: Settings) -> RegionRegistry:
-    path = settings.extra.get("CARBON_REGISTRY_FILE", "")
-    if not path:
-        return RegionRegistry({})
-    return RegionRegistry.load(Path(path))
+def forwarding_handlers(admission: Admission, forwarder: Forwarder) -> dict[str, grpc.GenericRpcHandler[Any, Any]]:
+    """One generic handler per regional service name, serving the methods ROUTES lists for it."""
+    per_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
+    for route in ROUTES:
+        per_service.setdefault(SERVICE_NAMES[route.service], {})[route.method] = grpc.unary_unary_rpc_method_handler(
+            _forwarded(admission, forwarder, route),
+            request_deserializer=route.request.FromString,
+            response_serializer=route.response.SerializeToString,
+        )
+    return {
+        service: grpc.method_handlers_generic_handler(service, handlers) for service, handlers in per_service.items()
+    }
 
 
-def load_config(settings: Settings) -> GatewayConfig:
-    path = settings.extra.get("CARBON_GATEWAY_CONFIG", "")
-    if not path:
-        log.warning("no CARBON_GATEWAY_CONFIG: the gateway is open, every caller acts as the national operator")
-        return GatewayConfig()
-    return GatewayConfig.load(Path(path))
+def _forwarded(
+    admission: Admission, forwarder: Forwarder, route: Route
+) -> Callable[[Message, grpc.ServicerContext], Message]:
+    def behaviour(request: Message, context: grpc.ServicerContext) -> Message:
+        return forwarder.forward(route, request, admit(admission, context), context.time_remaining())
+
+    return behaviour
 
 
-def _ms(settings: Settings, name: str, default_ms: int) -> timedelta:
-    raw = settings.extra.get(name, "")
-    return timedelta(milliseconds=int(raw) if raw else default_ms)
+def add_generic_handler(handler: grpc.GenericRpcHandler[Any, Any], server: grpc.Server) -> None:
+    server.add_generic_rpc_handlers((handler,))
 
 
-def build_transfers(
-    settings: Settings, engine: Engine, registry: RegionRegistry, config: GatewayConfig
-) -> TransferService:
-    timing = Timing(
-        transfer_life=_ms(settings, "CARBON_GATEWAY_TRANSFER_LIFE_MS", 60_000),
-        call_timeout=_ms(settings, "CARBON_GATEWAY_CALL_TIMEOUT_MS", 5_000),
-        margin=_ms(settings, "CARBON_GATEWAY_MARGIN_MS", 2_000),
-    )
-    return TransferService(
-        engine,
-        RegionClients(registry, settings),
-        config,
-        timing,
-        crash_at=settings.extra.get("CARBON_TEST_CRASH_AT", ""),
-        retry_max=_ms(settings, "CARBON_GATEWAY_RETRY_MAX_MS", 30_000),
-    )
+# --- wiring -----------------------------------------------------------------------------------------------------------
 
 
 def registrations(settings: Settings, engine: Engine) -> list[Registration]:
-    registry = load_registry(settings)
-    config = load_config(settings)
-    transfers = build_transfers(settings, engine, registry, config)
+    own = GatewaySettings.from_settings(settings)
+    registry = own.load_registry()
+    transfers = TransferService(
+        engine,
+        RegionClients(registry, settings),
+        own.load_config(),
+        own.timing,
+        crash_at=own.crash_at,
+        retry_max=own.retry_max,
+    )
     anywhere = RedeemAnywhereService(transfers)
     recovery = Recovery(transfers, anywhere)
-    interval = _ms(settings, "CARBON_GATEWAY_RECOVERY_INTERVAL_MS", 1_000)
-    if interval > timedelta(0):
-        recovery.start(interval.total_seconds())
-    front_door = FrontDoor(
-        config, build_limiter(settings.redis_url, settings.extra.get("CARBON_REDIS_PREFIX", "carbon:gateway:"))
-    )
-    servicer = GatewayServiceServicer(registry, front_door, transfers, anywhere)
-    forwarding = [
-        Registration(add_generic_handler, handler, name)
-        for name, handler in forwarding_handlers(front_door, transfers.clients, transfers.timing).items()
-    ]
+    if own.recovery_interval > timedelta(0):
+        recovery.start(own.recovery_interval.total_seconds())
+    admission = Admission(transfers.config, build_limiter(settings.redis_url, own.redis_prefix))
+    forwarder = Forwarder(transfers.clients, transfers.timing)
+    servicer = GatewayServiceServicer(registry, admission, transfers, anywhere)
     return [
-        *forwarding,
+        *(
+            Registration(add_generic_handler, handler, name)
+            for name, handler in forwarding_handlers(admission, forwarder).items()
+        ),
         Registration(
             gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server,
             servicer,

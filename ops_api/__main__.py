@@ -11,15 +11,38 @@ import argparse
 import sys
 from datetime import timedelta
 
-from ops_api.auth import create_user, issue_token
-from ops_api.context import utc_now
+import uvicorn
+
+from ops_api.app import create_app
+from ops_api.context import build_context, open_engine
 from ops_api.problems import Problem
-from ops_api.service import open_engine, serve
-from ops_api.settings import OpsSettings
+from ops_api.service.staff import create_user, issue_token
+from ops_api.settings import SERVICE, OpsSettings
+from service_kit import logs
+from service_kit.clock import system_clock
 from service_kit.settings import SettingsError
 
+DEFAULT_PORT = 18049
 
-def main(argv: list[str] | None = None) -> int:
+
+def serve(settings: OpsSettings) -> int:
+    """Settings -> database (migrated) -> clients -> app -> uvicorn, until it is stopped."""
+    logs.configure(settings.base)
+    engine = open_engine(settings)
+    context = build_context(settings, engine)
+    port = settings.base.port or DEFAULT_PORT
+    config = uvicorn.Config(create_app(context), host=settings.base.host, port=port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    print(f"READY {SERVICE} 000000 {settings.base.host}:{port}", flush=True)
+    try:
+        server.run()
+    finally:
+        context.close()
+        engine.dispose()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ops_api", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="serve the HTTP API (the default)")
@@ -33,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("user_id")
     token.add_argument("--label", default="cli")
     token.add_argument("--valid-days", type=int, default=90)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         settings = OpsSettings.from_env()
     except SettingsError as error:
@@ -45,13 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "create-user":
             created = create_user(
-                engine, utc_now(), args.user_id, args.role, display_name=args.name, region_code=args.region,
+                engine, system_clock(), args.user_id, args.role, display_name=args.name, region_code=args.region,
                 centre_id=args.centre, created_by="cli",
             )  # fmt: skip
             print(f"created {created.user_id} ({created.role.value})")
         else:
-            _, secret = issue_token(engine, utc_now(), args.user_id, args.label, timedelta(days=args.valid_days))
-            print(secret)
+            issued = issue_token(engine, system_clock(), args.user_id, args.label, timedelta(days=args.valid_days))
+            print(issued.token)
     except Problem as problem:
         print(f"ops_api: {problem.detail}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
@@ -9,17 +10,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ops_api import problems
-from ops_api.context import OpsContext, request_id_from_header
+from ops_api.context import OpsContext
+from ops_api.domain.requests import request_id_from_header
 from ops_api.problems import Problem
 from ops_api.routes import accounts, adjustments, books, catalog, counter, federation, scoring, staff
 
+PROBLEM_JSON = "application/problem+json"
 DESCRIPTION = """Internal operations and community-centre staff: accounts (masked), balances, statements, lots,
 community events, the points counter, catalog, behaviour rules, partners, four-eyes adjustments, expiry sweeps,
 cross-region transfers, settlement, conservation and journal checks, statistics.
 
 Authenticate with `Authorization: Bearer <token>`. Send `X-Request-Id` on mutations: it is their idempotency key.
 Errors are RFC 9457 problem details (`application/problem+json`) with the services' reason codes."""
+
+log = logging.getLogger("carbon.ops_api")
 
 
 def create_app(context: OpsContext) -> FastAPI:
@@ -39,15 +43,15 @@ def create_app(context: OpsContext) -> FastAPI:
             request.state.request_id = request_id_from_header(request.headers.get("x-request-id"))
         except Problem as problem:
             request.state.request_id = ""
-            return await problems.handle_problem(request, problem)
+            return await handle_problem(request, problem)
         response = await call_next(request)
         response.headers["X-Request-Id"] = request.state.request_id
         return response
 
-    app.add_exception_handler(Problem, problems.handle_problem)
-    app.add_exception_handler(RequestValidationError, problems.handle_validation)
-    app.add_exception_handler(StarletteHTTPException, problems.handle_http)
-    app.add_exception_handler(Exception, problems.handle_unexpected)
+    app.add_exception_handler(Problem, handle_problem)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(StarletteHTTPException, handle_http)
+    app.add_exception_handler(Exception, handle_unexpected)
 
     @app.get("/healthz", tags=["health"], summary="Liveness (no authentication)")
     def health() -> JSONResponse:
@@ -56,3 +60,41 @@ def create_app(context: OpsContext) -> FastAPI:
     for module in (accounts, counter, catalog, scoring, books, adjustments, federation, staff):
         app.include_router(module.router)
     return app
+
+
+# --- every error as problem details -----------------------------------------------------------------------------------
+
+
+def _response(problem: Problem, request: Request) -> JSONResponse:
+    request_id = str(getattr(request.state, "request_id", ""))
+    headers = {**problem.headers, "X-Request-Id": request_id} if request_id else problem.headers
+    return JSONResponse(
+        problem.body(request.url.path, request_id), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+async def handle_problem(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, Problem)
+    return _response(error, request)
+
+
+async def handle_validation(request: Request, error: Exception) -> JSONResponse:
+    """A body, query or path that fails the API's own schema: 422, naming the first field at fault."""
+    assert isinstance(error, RequestValidationError)
+    first = error.errors()[0] if error.errors() else {}
+    field = ".".join(str(part) for part in first.get("loc", ()) if part not in {"body", "query", "path", "header"})
+    message = str(first.get("msg", "invalid"))
+    problem = Problem(422, "INVALID_ARGUMENT", f"{field or 'request'}: {message}", {"field": field or "request"})
+    return _response(problem, request)
+
+
+async def handle_http(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    reason = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP_ERROR")
+    problem = Problem(error.status_code, reason, str(error.detail), headers=error.headers)
+    return _response(problem, request)
+
+
+async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return _response(Problem(500, "INTERNAL", "internal error; the failure was logged with its request id"), request)

@@ -1,13 +1,13 @@
-"""gRPC stubs for each region's services and the gateway, and the one way the API calls them.
+"""Clients of the services the API calls: each region's identity, ingest, ledger and rewards, and the gateway.
 
-Channels are created on first use (never at import, never before a fork) and reused. Every call carries a deadline;
-every failure comes back as a Problem with the service's reason code (problems.from_rpc_error).
+Channels come from service_kit.channels.open_channel, created on first use (never at import, never before a fork)
+and reused. Every call carries a deadline; every failure comes back as a Problem with the service's reason code.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -17,42 +17,29 @@ from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
-from ops_api.problems import Problem, from_rpc_error
+from ops_api.problems import Problem, from_rpc_error, problem_from_domain
+from service_kit.channels import open_channel
 from service_kit.errors import DomainError
 from service_kit.regions import RegionRegistry
+from service_kit.settings import Settings
 from service_kit.topology import RegionEntry
 
 Response = TypeVar("Response")
-CHANNEL_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
 
 
-def problem_from_domain(error: DomainError) -> Problem:
-    """Registry refusals (bad account number, region not federated) as problems, same mapping as gRPC errors."""
-    from ops_api.problems import HTTP_STATUS
+class Channels:
+    """One channel per address, shared by the API's clients."""
 
-    return Problem(HTTP_STATUS.get(error.code, 500), error.reason, error.message, error.metadata)
-
-
-class Services:
-    def __init__(self, registry: RegionRegistry, gateway_address: str, timeout_s: float, gateway_key: str = "") -> None:
-        self.registry = registry
-        self.gateway_address = gateway_address
-        self.timeout_s = timeout_s
-        self._gateway_metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {gateway_key}"),) if gateway_key else ()
-        )
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
-    def _channel(self, address: str) -> grpc.Channel:
+    def to(self, address: str) -> grpc.Channel:
         with self._lock:
             channel = self._channels.get(address)
             if channel is None:
-                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                channel = open_channel(address, self._settings)
                 self._channels[address] = channel
             return channel
 
@@ -62,7 +49,29 @@ class Services:
                 channel.close()
             self._channels.clear()
 
-    # --- where ---
+
+def call(
+    service: str,
+    method: Callable[..., Response],
+    request: Any,
+    timeout_s: float,
+    metadata: Sequence[tuple[str, str]] = (),
+) -> Response:
+    """One unary call with a deadline; an RpcError becomes a Problem carrying the service's reason."""
+    try:
+        return method(request, timeout=timeout_s, metadata=tuple(metadata))
+    except grpc.RpcError as error:
+        raise from_rpc_error(error, service) from None
+
+
+class RegionClients:
+    """The regional services, found by region code or by an account number's home region."""
+
+    def __init__(self, registry: RegionRegistry, channels: Channels, timeout_s: float) -> None:
+        self.registry = registry
+        self._channels = channels
+        self.timeout_s = timeout_s
+
     def region(self, region_code: str) -> RegionEntry:
         try:
             return self.registry.region(region_code)
@@ -75,29 +84,36 @@ class Services:
         except DomainError as error:
             raise problem_from_domain(error) from None
 
-    # --- stubs ---
     def identity(self, region: RegionEntry) -> identity_service_pb2_grpc.IdentityServiceStub:
-        return identity_service_pb2_grpc.IdentityServiceStub(self._channel(region.identity_address))
+        return identity_service_pb2_grpc.IdentityServiceStub(self._channels.to(region.identity_address))
 
     def ingest(self, region: RegionEntry) -> ingest_service_pb2_grpc.IngestServiceStub:
-        return ingest_service_pb2_grpc.IngestServiceStub(self._channel(region.ingest_address))
+        return ingest_service_pb2_grpc.IngestServiceStub(self._channels.to(region.ingest_address))
 
     def ledger(self, region: RegionEntry) -> ledger_service_pb2_grpc.LedgerServiceStub:
-        return ledger_service_pb2_grpc.LedgerServiceStub(self._channel(region.ledger_address))
+        return ledger_service_pb2_grpc.LedgerServiceStub(self._channels.to(region.ledger_address))
 
     def rewards(self, region: RegionEntry) -> rewards_service_pb2_grpc.RewardsServiceStub:
-        return rewards_service_pb2_grpc.RewardsServiceStub(self._channel(region.rewards_address))
+        return rewards_service_pb2_grpc.RewardsServiceStub(self._channels.to(region.rewards_address))
 
-    def gateway(self) -> gateway_service_pb2_grpc.GatewayServiceStub:
-        if not self.gateway_address:
-            raise Problem(503, "GATEWAY_NOT_CONFIGURED", "the registry names no gateway address")
-        return gateway_service_pb2_grpc.GatewayServiceStub(self._channel(self.gateway_address))
-
-    # --- calling ---
     def call(self, service: str, method: Callable[..., Response], request: Any, timeout_s: float = 0) -> Response:
-        """One unary call with a deadline; an RpcError becomes a Problem carrying the service's reason."""
-        metadata = self._gateway_metadata if service == "gateway" else ()
-        try:
-            return method(request, timeout=timeout_s or self.timeout_s, metadata=metadata)
-        except grpc.RpcError as error:
-            raise from_rpc_error(error, service) from None
+        """`service` names the answering service in problems (identity, ingest, ledger or rewards)."""
+        return call(service, method, request, timeout_s or self.timeout_s)
+
+
+class GatewayClient:
+    """The gateway, with the API's key when the gateway authenticates callers."""
+
+    def __init__(self, address: str, channels: Channels, timeout_s: float, api_key: str = "") -> None:
+        self.address = address
+        self._channels = channels
+        self.timeout_s = timeout_s
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+    def stub(self) -> gateway_service_pb2_grpc.GatewayServiceStub:
+        if not self.address:
+            raise Problem(503, "GATEWAY_NOT_CONFIGURED", "the registry names no gateway address")
+        return gateway_service_pb2_grpc.GatewayServiceStub(self._channels.to(self.address))
+
+    def call(self, method: Callable[..., Response], request: Any) -> Response:
+        return call("gateway", method, request, self.timeout_s, self._metadata)

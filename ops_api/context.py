@@ -1,97 +1,58 @@
-"""What every route needs, built once in create_app(): settings, the ops database, gRPC clients, the rate limiter.
-
-Also the FastAPI dependencies: the authenticated staff member behind a request, and the request id.
-"""
+"""What every route needs, built once from the settings: the ops database, the clients of the other services, the
+rate limiter and the clock."""
 
 from __future__ import annotations
 
-import re
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from ops_api.auth import Staff, authenticate
-from ops_api.clients import Services
-from ops_api.problems import Problem
-from ops_api.ratelimit import RateLimiter
-from ops_api.settings import OpsSettings
-
-REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+from ops_api.clients import Channels, GatewayClient, RegionClients
+from ops_api.service.rate_limits import RateLimiter
+from ops_api.settings import SERVICE, OpsSettings
+from service_kit import db
+from service_kit.clock import Clock, system_clock
+from service_kit.regions import RegionRegistry
+from service_kit.topology import Registry
 
 
 @dataclass
 class OpsContext:
     settings: OpsSettings
     engine: Engine
-    services: Services
+    regions: RegionClients
+    gateway: GatewayClient
     limiter: RateLimiter
-    clock: Callable[[], datetime] = utc_now
+    channels: Channels
+    clock: Clock = system_clock
+
+    def close(self) -> None:
+        self.channels.close()
 
 
-def request_id_from_header(value: str | None) -> str:
-    """The caller's X-Request-Id (the idempotency key of a mutation), or a fresh one."""
-    if value is None or value == "":
-        return uuid.uuid4().hex
-    if not REQUEST_ID.match(value):
-        raise Problem(
-            400,
-            "INVALID_ARGUMENT",
-            "X-Request-Id: 1-64 characters: letters, digits, '.', '_', ':' or '-'",
-            {"field": "X-Request-Id"},
-        )
-    return value
+def open_engine(settings: OpsSettings) -> Engine:
+    """The ops database, migrated to head unless CARBON_MIGRATE_ON_START says otherwise."""
+    engine = db.make_engine(settings.base.effective_database_url())
+    if settings.base.migrate_on_start:
+        db.migrate(SERVICE, engine)
+    return engine
 
 
-def ops(request: Request) -> OpsContext:
-    context: OpsContext = request.app.state.ops
-    return context
-
-
-_bearer = HTTPBearer(auto_error=False, description="A staff token from `python -m ops_api create-token`.")
-
-
-def current_staff(
-    request: Request,
-    context: Annotated[OpsContext, Depends(ops)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Staff:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Problem(
-            401, "CREDENTIALS_MISSING", "send `Authorization: Bearer <token>`", headers={"WWW-Authenticate": "Bearer"}
-        )
-    staff = authenticate(context.engine, context.clock(), credentials.credentials)
-    context.limiter.check(staff.token_id)
-    request.state.staff = staff
-    return staff
-
-
-def request_id(request: Request) -> str:
-    value: str = request.state.request_id
-    return value
-
-
-Ctx = Annotated[OpsContext, Depends(ops)]
-CurrentStaff = Annotated[Staff, Depends(current_staff)]
-RequestId = Annotated[str, Depends(request_id)]
-
-
-def idempotency_key(staff: Staff, rid: str) -> str:
-    """The request id as the downstream services' idempotency key, scoped to the staff member who sent it."""
-    return f"ops:{staff.user_id}:{rid}"
-
-
-def compact_key(staff: Staff, rid: str) -> str:
-    """The same key for callers with a narrower id alphabet (the gateway's transfer ids: 1-64 of [A-Za-z0-9._-])."""
-    import hashlib
-
-    return "ops-" + hashlib.sha256(idempotency_key(staff, rid).encode("utf-8")).hexdigest()[:40]
+def build_context(settings: OpsSettings, engine: Engine) -> OpsContext:
+    """Regions and the gateway address from the registry file; without one, no regions (health still answers)."""
+    registry = RegionRegistry({})
+    gateway_address = ""
+    if settings.registry_file is not None:
+        registry = RegionRegistry.load(settings.registry_file)
+        gateway_address = Registry.load(settings.registry_file).gateway_address
+    channels = Channels(settings.base)
+    timeout_s = settings.call_timeout_ms / 1000
+    prefix = settings.base.extra.get("CARBON_REDIS_PREFIX", "carbon:ops:")
+    return OpsContext(
+        settings=settings,
+        engine=engine,
+        regions=RegionClients(registry, channels, timeout_s),
+        gateway=GatewayClient(gateway_address, channels, timeout_s, settings.gateway_api_key().reveal()),
+        limiter=RateLimiter(settings.rate_limit_per_minute, settings.base.redis_url, prefix),
+        channels=channels,
+    )

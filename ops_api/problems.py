@@ -1,8 +1,10 @@
-"""RFC 9457 problem details, and the one mapping from gRPC status codes to HTTP statuses.
+"""Problems: the ops API's errors (RFC 9457 problem details), and the one mapping onto them from gRPC statuses and
+the kit's domain errors.
 
-A problem carries the same machine-readable reason as the gRPC ErrorInfo it came from, so a client of the HTTP API
-and a client of the gRPC API branch on the same codes. See docs/adr/0800-ops-http-api.md for the choices
-(FAILED_PRECONDITION is 409; our own request-schema errors are 422, a service's INVALID_ARGUMENT is 400).
+Every layer of the API raises Problem; app.py renders it as application/problem+json. A problem carries the same
+machine-readable reason as the gRPC ErrorInfo it came from, so a client of the HTTP API and a client of the gRPC API
+branch on the same codes. See docs/adr/0800-ops-http-api.md for the choices (FAILED_PRECONDITION is 409; our own
+request-schema errors are 422, a service's INVALID_ARGUMENT is 400).
 """
 
 from __future__ import annotations
@@ -11,14 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service_kit.errors import DomainError
 from service_kit.status import error_details
-
-PROBLEM_JSON = "application/problem+json"
 
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -102,37 +99,6 @@ def invalid(field: str, message: str, status: int = 400) -> Problem:
     return Problem(status, "INVALID_ARGUMENT", f"{field}: {message}", {"field": field})
 
 
-def _response(problem: Problem, request: Request) -> JSONResponse:
-    request_id = str(getattr(request.state, "request_id", ""))
-    headers = {**problem.headers, "X-Request-Id": request_id} if request_id else problem.headers
-    return JSONResponse(
-        problem.body(request.url.path, request_id), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers
-    )
-
-
-async def handle_problem(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, Problem)
-    return _response(error, request)
-
-
-async def handle_validation(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    first = error.errors()[0] if error.errors() else {}
-    field = ".".join(str(part) for part in first.get("loc", ()) if part not in {"body", "query", "path", "header"})
-    message = str(first.get("msg", "invalid"))
-    problem = Problem(422, "INVALID_ARGUMENT", f"{field or 'request'}: {message}", {"field": field or "request"})
-    return _response(problem, request)
-
-
-async def handle_http(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, StarletteHTTPException)
-    reason = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP_ERROR")
-    problem = Problem(error.status_code, reason, str(error.detail), headers=error.headers)
-    return _response(problem, request)
-
-
-async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
-    import logging
-
-    logging.getLogger("carbon.ops_api").exception("unhandled error", extra={"path": request.url.path})
-    return _response(Problem(500, "INTERNAL", "internal error; the failure was logged with its request id"), request)
+def problem_from_domain(error: DomainError) -> Problem:
+    """A refusal of the kit (a bad account number, a region not federated) as a problem, mapped like gRPC errors."""
+    return Problem(HTTP_STATUS.get(error.code, 500), error.reason, error.message, error.metadata)

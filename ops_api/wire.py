@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carbon.common.v1 import common_pb2
+from ops_api.problems import invalid
 
 
 def to_json(message: Message) -> dict[str, Any]:
@@ -49,9 +50,7 @@ def _scalar(field: Any, value: Any) -> Any:
 
 
 def timestamp(moment: datetime, field: str = "time") -> Timestamp:
-    """A moment as a Timestamp; naive means UTC; years outside 1970-2999 are refused as bad input."""
-    from ops_api.problems import invalid
-
+    """A moment as a Timestamp; naive means UTC; years outside 1971-2999 are refused as bad input."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     if not 1971 <= moment.year <= 2999:

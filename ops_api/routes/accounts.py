@@ -12,11 +12,12 @@ from pydantic import Field
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
-from ops_api.audit import audited
-from ops_api.auth import Role
-from ops_api.context import Ctx, CurrentStaff, RequestId, idempotency_key
+from ops_api.domain.requests import idempotency_key
+from ops_api.domain.staff import Role
 from ops_api.problems import Problem, invalid
 from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
+from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.service.audit import audited
 from ops_api.wire import to_json
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -41,12 +42,12 @@ def search_accounts(
         raise invalid("platform_user_id", "a channel binding needs both platform and platform_user_id")
     if staff.role is Role.COMMUNITY_STAFF:
         region_code = region_code or staff.region_code
-    codes = [region_code] if region_code else context.services.registry.sorted_codes()
+    codes = [region_code] if region_code else context.regions.registry.sorted_codes()
     found = []
     for code in codes:
-        region = context.services.region(code)
+        region = context.regions.region(code)
         staff.require_region(code, "region_code")
-        stub = context.services.identity(region)
+        stub = context.regions.identity(region)
         request = (
             ipb.ResolveAccountRequest(phone_number=phone_number)
             if phone_number
@@ -55,12 +56,12 @@ def search_accounts(
             )
         )
         try:
-            resolved = context.services.call("identity", stub.ResolveAccount, request)
+            resolved = context.regions.call("identity", stub.ResolveAccount, request)
         except Problem as problem:
             if problem.status == 404:
                 continue
             raise
-        account = context.services.call(
+        account = context.regions.call(
             "identity", stub.GetAccount, ipb.GetAccountRequest(account_number=resolved.account_number)
         )
         found.append(to_json(account.account))
@@ -70,16 +71,16 @@ def search_accounts(
 @router.get("/{account_number}", summary="One account, personal data masked")
 def get_account(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
     region = account_home(context, staff, account_number)
-    stub = context.services.identity(region)
-    response = context.services.call("identity", stub.GetAccount, ipb.GetAccountRequest(account_number=account_number))
+    stub = context.regions.identity(region)
+    response = context.regions.call("identity", stub.GetAccount, ipb.GetAccountRequest(account_number=account_number))
     return {"account": to_json(response.account)}
 
 
 @router.get("/{account_number}/balance", summary="Available, held and soon-expiring points")
 def get_balance(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
     region = account_home(context, staff, account_number)
-    stub = context.services.ledger(region)
-    response = context.services.call("ledger", stub.GetBalance, lpb.GetBalanceRequest(account=account_number))
+    stub = context.regions.ledger(region)
+    response = context.regions.call("ledger", stub.GetBalance, lpb.GetBalanceRequest(account=account_number))
     return {"balance": to_json(response.balance)}
 
 
@@ -92,9 +93,9 @@ def list_statement(
     page_token: PageToken = "",
 ) -> Json:
     region = account_home(context, staff, account_number)
-    stub = context.services.ledger(region)
+    stub = context.regions.ledger(region)
     request = lpb.ListStatementEntriesRequest(account=account_number, page_size=page_size, page_token=page_token)
-    response = context.services.call("ledger", stub.ListStatementEntries, request)
+    response = context.regions.call("ledger", stub.ListStatementEntries, request)
     return {"entries": [to_json(e) for e in response.entries], "next_page_token": response.next_page_token}
 
 
@@ -108,11 +109,11 @@ def list_lots(
     include_empty: bool = False,
 ) -> Json:
     region = account_home(context, staff, account_number)
-    stub = context.services.ledger(region)
+    stub = context.regions.ledger(region)
     request = lpb.ListLotsRequest(
         account=account_number, page_size=page_size, page_token=page_token, include_empty=include_empty
     )
-    response = context.services.call("ledger", stub.ListLots, request)
+    response = context.regions.call("ledger", stub.ListLots, request)
     return {"lots": [to_json(lot) for lot in response.lots], "next_page_token": response.next_page_token}
 
 
@@ -124,9 +125,9 @@ def list_expiring_points(
     within_days: Annotated[int, Query(ge=1, le=3660)] = 30,
 ) -> Json:
     region = account_home(context, staff, account_number)
-    stub = context.services.ledger(region)
+    stub = context.regions.ledger(region)
     request = lpb.ListExpiringPointsRequest(account=account_number, within=Duration(seconds=within_days * 86_400))
-    response = context.services.call("ledger", stub.ListExpiringPoints, request)
+    response = context.regions.call("ledger", stub.ListExpiringPoints, request)
     return {"expiring": [to_json(e) for e in response.expiring], "next_page_token": ""}
 
 
@@ -143,7 +144,7 @@ class OpenAccountBody(Body):
 @router.post("", status_code=201, summary="Open an account for a resident at a community centre (offline channel)")
 def open_account(context: Ctx, staff: CurrentStaff, rid: RequestId, body: OpenAccountBody) -> Json:
     staff.require(Role.COMMUNITY_STAFF, Role.OPERATOR, Role.ADMIN)
-    region = context.services.region(body.region_code)
+    region = context.regions.region(body.region_code)
     staff.require_region(body.region_code, "region_code")
     centre = body.centre_id
     if staff.role is Role.COMMUNITY_STAFF:
@@ -161,10 +162,10 @@ def open_account(context: Ctx, staff: CurrentStaff, rid: RequestId, body: OpenAc
         community_centre_id=centre,
         staff_id=staff.user_id,
     )
-    stub = context.services.identity(region)
+    stub = context.regions.identity(region)
 
     def run() -> Json:
-        response = context.services.call("identity", stub.OpenAccount, request)
+        response = context.regions.call("identity", stub.OpenAccount, request)
         return {"account": to_json(response.account), "created": response.created}
 
     # Personal data stays out of the audit log: the row names the centre and region, the response the account.

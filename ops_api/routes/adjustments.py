@@ -1,21 +1,32 @@
-"""Four-eyes manual adjustments: request, approve (by someone else), reject, list (see ops_api/adjustments.py)."""
+"""Four-eyes manual adjustments: request, approve (by someone else), reject, list (ops_api.service.adjustments)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
-from ops_api import adjustments
-from ops_api.audit import audited
-from ops_api.auth import Role
-from ops_api.context import Ctx, CurrentStaff, RequestId
+from ops_api.domain.adjustments import Adjustment
+from ops_api.domain.staff import Role
 from ops_api.problems import invalid
 from ops_api.routes.common import Body, Json, PageSize, PageToken
+from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.service import adjustments
+from ops_api.service.audit import audited
 
 router = APIRouter(prefix="/v1/adjustments", tags=["adjustments (four eyes)"])
 AdjustmentId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
+
+
+def adjustment_json(adjustment: Adjustment) -> Json:
+    """Every field of the request, times in ISO format (or null)."""
+    fields = asdict(adjustment)
+    fields["state"] = adjustment.state.value
+    for key in ("requested_at", "decided_at"):
+        fields[key] = fields[key].isoformat() if fields[key] is not None else None
+    return fields
 
 
 class AdjustmentBody(Body):
@@ -35,13 +46,13 @@ def request_adjustment(context: Ctx, staff: CurrentStaff, rid: RequestId, body: 
     staff.require(Role.OPERATOR, Role.ADMIN)
     if body.amount_points == 0:
         raise invalid("amount_points", "must not be zero", 422)
-    region = context.services.home(body.account_number)
+    region = context.regions.home(body.account_number)
 
     def run() -> Json:
-        found, _created = adjustments.request_adjustment(
+        found = adjustments.request_adjustment(
             context, staff, rid, body.account_number, region.region_code, body.amount_points, body.reason
         )
-        return {"adjustment": found}
+        return {"adjustment": adjustment_json(found)}
 
     details = {"amount_points": body.amount_points}
     return audited(
@@ -56,7 +67,7 @@ def approve_adjustment(
     staff.require(Role.OPERATOR, Role.ADMIN)
 
     def run() -> Json:
-        return {"adjustment": adjustments.approve(context, staff, adjustment_id, body.reason)}
+        return {"adjustment": adjustment_json(adjustments.approve(context, staff, adjustment_id, body.reason))}
 
     target = f"adjustment:{adjustment_id}"
     return audited(context, staff, rid, "adjustment.approve", target, run, reason=body.reason)
@@ -69,7 +80,7 @@ def reject_adjustment(
     staff.require(Role.OPERATOR, Role.ADMIN)
 
     def run() -> Json:
-        return {"adjustment": adjustments.reject(context, staff, adjustment_id, body.reason)}
+        return {"adjustment": adjustment_json(adjustments.reject(context, staff, adjustment_id, body.reason))}
 
     return audited(context, staff, rid, "adjustment.reject", f"adjustment:{adjustment_id}", run, reason=body.reason)
 
@@ -77,7 +88,7 @@ def reject_adjustment(
 @router.get("/{adjustment_id}", summary="One adjustment request")
 def get_adjustment(context: Ctx, staff: CurrentStaff, adjustment_id: AdjustmentId) -> Json:
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
-    return {"adjustment": adjustments.get(context, adjustment_id)}
+    return {"adjustment": adjustment_json(adjustments.get(context, adjustment_id))}
 
 
 @router.get("", summary="Adjustment requests, newest first")
@@ -91,4 +102,4 @@ def list_adjustments(
 ) -> Json:
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
     rows, next_token = adjustments.list_adjustments(context, state, account_number, page_size or 50, page_token)
-    return {"adjustments": rows, "next_page_token": next_token}
+    return {"adjustments": [adjustment_json(row) for row in rows], "next_page_token": next_token}

@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
-from ops_api.audit import audited
-from ops_api.auth import Role
-from ops_api.context import Ctx, CurrentStaff, RequestId
+from ops_api.domain.staff import Role
 from ops_api.routes.common import Body, Json, RegionCode, region_for
+from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.service.audit import audited
 from ops_api.wire import proto_date, to_json
 
 router = APIRouter(prefix="/v1/regions/{region_code}", tags=["books"])
@@ -31,13 +31,13 @@ def run_expiry_sweep(
 ) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
     region = region_for(context, staff, region_code)
-    stub = context.services.ledger(region)
+    stub = context.regions.ledger(region)
     request = lpb.ExpirePointsRequest(batch_size=body.batch_size, max_batches=body.max_batches)
     if body.as_of:
         request.as_of.CopyFrom(proto_date(body.as_of))
 
     def run() -> Json:
-        return to_json(context.services.call("ledger", stub.ExpirePoints, request, timeout_s=SWEEP_TIMEOUT_S))
+        return to_json(context.regions.call("ledger", stub.ExpirePoints, request, timeout_s=SWEEP_TIMEOUT_S))
 
     details = body.model_dump(mode="json")
     return audited(context, staff, rid, "ledger.expire_points", f"region:{region_code}", run, details=details)
@@ -46,13 +46,13 @@ def run_expiry_sweep(
 @router.get("/conservation", summary="Do the region's books balance (issued = outstanding + spent, sum zero)?")
 def check_conservation(context: Ctx, staff: CurrentStaff, region_code: RegionCode) -> Json:
     region = region_for(context, staff, region_code)
-    stub = context.services.ledger(region)
-    return to_json(context.services.call("ledger", stub.CheckConservation, lpb.CheckConservationRequest()))
+    stub = context.regions.ledger(region)
+    return to_json(context.regions.call("ledger", stub.CheckConservation, lpb.CheckConservationRequest()))
 
 
 @router.get("/journal-verification", summary="Recompute the journal's hash chain")
 def verify_journal(context: Ctx, staff: CurrentStaff, region_code: RegionCode) -> Json:
     region = region_for(context, staff, region_code)
-    stub = context.services.ledger(region)
+    stub = context.regions.ledger(region)
     request = lpb.VerifyJournalRequest()
-    return to_json(context.services.call("ledger", stub.VerifyJournal, request, timeout_s=SWEEP_TIMEOUT_S))
+    return to_json(context.regions.call("ledger", stub.VerifyJournal, request, timeout_s=SWEEP_TIMEOUT_S))

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Path
 from pydantic import Field
 
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
-from ops_api.audit import audited
-from ops_api.auth import Role
-from ops_api.context import Ctx, CurrentStaff, RequestId, idempotency_key
+from ops_api.domain.requests import idempotency_key
+from ops_api.domain.staff import Role
 from ops_api.routes.common import Body, Json, PageSize, PageToken, RegionCode, region_for
+from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.service.audit import audited
 from ops_api.wire import timestamp, to_json
 
 router = APIRouter(prefix="/v1/regions/{region_code}/rewards", tags=["catalog"])
@@ -82,7 +83,7 @@ def list_rewards(
     include_retired: bool = False,
 ) -> Json:
     region = region_for(context, staff, region_code)
-    stub = context.services.rewards(region)
+    stub = context.regions.rewards(region)
     request = rpb.ListRewardsRequest(
         region_code=region_code,
         category=rpb.RewardCategory.Value(f"REWARD_CATEGORY_{category.value}") if category else 0,  # type: ignore[arg-type]
@@ -90,15 +91,15 @@ def list_rewards(
         page_size=page_size,
         page_token=page_token,
     )
-    response = context.services.call("rewards", stub.ListRewards, request)
+    response = context.regions.call("rewards", stub.ListRewards, request)
     return {"rewards": [to_json(r) for r in response.rewards], "next_page_token": response.next_page_token}
 
 
 @router.get("/{reward_id}", summary="One reward")
 def get_reward(context: Ctx, staff: CurrentStaff, region_code: RegionCode, reward_id: RewardId) -> Json:
     region = region_for(context, staff, region_code)
-    stub = context.services.rewards(region)
-    response = context.services.call("rewards", stub.GetReward, rpb.GetRewardRequest(reward_id=reward_id))
+    stub = context.regions.rewards(region)
+    response = context.regions.call("rewards", stub.GetReward, rpb.GetRewardRequest(reward_id=reward_id))
     return {"reward": to_json(response.reward)}
 
 
@@ -106,11 +107,11 @@ def get_reward(context: Ctx, staff: CurrentStaff, region_code: RegionCode, rewar
 def create_reward(context: Ctx, staff: CurrentStaff, rid: RequestId, region_code: RegionCode, body: RewardBody) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
     region = region_for(context, staff, region_code)
-    stub = context.services.rewards(region)
+    stub = context.regions.rewards(region)
     request = rpb.CreateRewardRequest(request_id=idempotency_key(staff, rid), reward=reward_message(body))
 
     def run() -> Json:
-        return {"reward": to_json(context.services.call("rewards", stub.CreateReward, request).reward)}
+        return {"reward": to_json(context.regions.call("rewards", stub.CreateReward, request).reward)}
 
     target = f"{region_code}/reward:{body.reward_id}"
     return audited(context, staff, rid, "reward.create", target, run, details=body.model_dump(mode="json"))
@@ -143,10 +144,10 @@ def update_reward(
     request = rpb.UpdateRewardRequest(
         request_id=idempotency_key(staff, rid), reward=reward, update_mask=sorted(changes)
     )
-    stub = context.services.rewards(region)
+    stub = context.regions.rewards(region)
 
     def run() -> Json:
-        return {"reward": to_json(context.services.call("rewards", stub.UpdateReward, request).reward)}
+        return {"reward": to_json(context.regions.call("rewards", stub.UpdateReward, request).reward)}
 
     return audited(context, staff, rid, "reward.update", f"{region_code}/reward:{reward_id}", run, details=changes)
 
@@ -157,10 +158,10 @@ def retire_reward(
 ) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
     region = region_for(context, staff, region_code)
-    stub = context.services.rewards(region)
+    stub = context.regions.rewards(region)
     request = rpb.RetireRewardRequest(request_id=idempotency_key(staff, rid), reward_id=reward_id)
 
     def run() -> Json:
-        return {"reward": to_json(context.services.call("rewards", stub.RetireReward, request).reward)}
+        return {"reward": to_json(context.regions.call("rewards", stub.RetireReward, request).reward)}
 
     return audited(context, staff, rid, "reward.retire", f"{region_code}/reward:{reward_id}", run)

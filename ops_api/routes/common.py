@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict
 
-from ops_api.auth import Staff
 from ops_api.context import OpsContext
+from ops_api.domain.staff import Staff
 from service_kit.topology import RegionEntry
 
 PageSize = Annotated[int, Query(ge=0, le=1000, description="0: the service's default page size")]
@@ -28,12 +28,12 @@ class Body(BaseModel):
 
 def account_home(context: OpsContext, staff: Staff, account_number: str) -> RegionEntry:
     """The account's home region (from its number), refused for community staff of another region."""
-    region = context.services.home(account_number)
+    region = context.regions.home(account_number)
     staff.require_region(region.region_code)
     return region
 
 
 def region_for(context: OpsContext, staff: Staff, region_code: str) -> RegionEntry:
-    region = context.services.region(region_code)
+    region = context.regions.region(region_code)
     staff.require_region(region.region_code, "region_code")
     return region

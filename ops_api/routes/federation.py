@@ -13,11 +13,12 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
 from carbon.gateway.v1 import gateway_service_pb2 as gpb
-from ops_api.audit import audited
-from ops_api.auth import Role
-from ops_api.context import Ctx, CurrentStaff, RequestId, compact_key
+from ops_api.domain.requests import compact_key
+from ops_api.domain.staff import Role
 from ops_api.problems import invalid
 from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
+from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.service.audit import audited
 from ops_api.wire import timestamp, to_json
 
 router = APIRouter(prefix="/v1", tags=["federation"])
@@ -25,12 +26,12 @@ router = APIRouter(prefix="/v1", tags=["federation"])
 
 @router.get("/regions", summary="The federated regions and where their services listen")
 def list_regions(context: Ctx, staff: CurrentStaff, page_size: PageSize = 0, page_token: PageToken = "") -> Json:
-    codes = context.services.registry.sorted_codes()
+    codes = context.regions.registry.sorted_codes()
     start = int(page_token) if page_token.isascii() and page_token.isdigit() and len(page_token) <= 9 else 0
     size = page_size or 100
     regions = [
         {"region_code": e.region_code, "name_en": e.name_en, "name_zh": e.name_zh}
-        for e in (context.services.registry.regions[c] for c in codes[start : start + size])
+        for e in (context.regions.registry.regions[c] for c in codes[start : start + size])
     ]
     return {"regions": regions, "next_page_token": str(start + size) if start + size < len(codes) else ""}
 
@@ -39,9 +40,9 @@ def list_regions(context: Ctx, staff: CurrentStaff, page_size: PageSize = 0, pag
 def get_directory_entry(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
     account_home(context, staff, account_number)
-    stub = context.services.gateway()
+    stub = context.gateway.stub()
     request = gpb.GetDirectoryEntryRequest(account_number=account_number)
-    return to_json(context.services.call("gateway", stub.GetDirectoryEntry, request))
+    return to_json(context.gateway.call(stub.GetDirectoryEntry, request))
 
 
 class TransferBody(Body):
@@ -54,9 +55,9 @@ class TransferBody(Body):
 @router.post("/cross-region-transfers", status_code=201, summary="Move points between regions (via the gateway)")
 def create_cross_region_transfer(context: Ctx, staff: CurrentStaff, rid: RequestId, body: TransferBody) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
-    context.services.home(body.from_account)
-    context.services.home(body.to_account)
-    stub = context.services.gateway()
+    context.regions.home(body.from_account)
+    context.regions.home(body.to_account)
+    stub = context.gateway.stub()
     request = gpb.CreateCrossRegionTransferRequest(
         transfer_id=compact_key(staff, rid),
         from_account=body.from_account,
@@ -65,7 +66,7 @@ def create_cross_region_transfer(context: Ctx, staff: CurrentStaff, rid: Request
     )
 
     def run() -> Json:
-        return {"transfer": to_json(context.services.call("gateway", stub.CreateCrossRegionTransfer, request).transfer)}
+        return {"transfer": to_json(context.gateway.call(stub.CreateCrossRegionTransfer, request).transfer)}
 
     target = f"{body.from_account}->{body.to_account}"
     details = {"amount_points": body.amount_points}
@@ -77,9 +78,9 @@ def get_cross_region_transfer(
     context: Ctx, staff: CurrentStaff, transfer_id: Annotated[str, Path(min_length=1, max_length=128)]
 ) -> Json:
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
-    stub = context.services.gateway()
+    stub = context.gateway.stub()
     request = gpb.GetCrossRegionTransferRequest(transfer_id=transfer_id)
-    return {"transfer": to_json(context.services.call("gateway", stub.GetCrossRegionTransfer, request).transfer)}
+    return {"transfer": to_json(context.gateway.call(stub.GetCrossRegionTransfer, request).transfer)}
 
 
 class TransferState(StrEnum):
@@ -101,14 +102,14 @@ def list_cross_region_transfers(
     page_token: PageToken = "",
 ) -> Json:
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
-    stub = context.services.gateway()
+    stub = context.gateway.stub()
     request = gpb.ListCrossRegionTransfersRequest(
         account_number=account_number,
         state=gpb.CrossRegionTransferState.Value(f"CROSS_REGION_TRANSFER_STATE_{state.value}") if state else 0,  # type: ignore[arg-type]
         page_size=page_size,
         page_token=page_token,
     )
-    response = context.services.call("gateway", stub.ListCrossRegionTransfers, request)
+    response = context.gateway.call(stub.ListCrossRegionTransfers, request)
     return {"transfers": [to_json(t) for t in response.transfers], "next_page_token": response.next_page_token}
 
 
@@ -119,6 +120,6 @@ def get_settlement_report(context: Ctx, staff: CurrentStaff, period_start: datet
         raise invalid("period_start", "give times with a UTC offset, e.g. 2026-03-01T00:00:00+08:00")
     if period_end <= period_start:
         raise invalid("period_end", "must be after period_start")
-    stub = context.services.gateway()
+    stub = context.gateway.stub()
     request = gpb.GetSettlementReportRequest(period_start=timestamp(period_start), period_end=timestamp(period_end))
-    return to_json(context.services.call("gateway", stub.GetSettlementReport, request))
+    return to_json(context.gateway.call(stub.GetSettlementReport, request))

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
-from ops_api.audit import audited
-from ops_api.auth import Role
-from ops_api.context import Ctx, CurrentStaff, RequestId, idempotency_key
+from ops_api.domain.requests import idempotency_key
+from ops_api.domain.staff import Role
 from ops_api.problems import invalid
 from ops_api.routes.common import Body, Json, PageSize, PageToken, RegionCode, region_for
+from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.service.audit import audited
 from ops_api.wire import proto_date, timestamp, to_json
 
 router = APIRouter(prefix="/v1/regions/{region_code}", tags=["behaviour rules, partners, statistics"])
@@ -27,9 +28,9 @@ def list_behaviours(
     context: Ctx, staff: CurrentStaff, region_code: RegionCode, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> Json:
     region = region_for(context, staff, region_code)
-    stub = context.services.ingest(region)
+    stub = context.regions.ingest(region)
     request = inpb.ListBehavioursRequest(region_code=region_code, page_size=page_size, page_token=page_token)
-    response = context.services.call("ingest", stub.ListBehaviours, request)
+    response = context.regions.call("ingest", stub.ListBehaviours, request)
     return {"behaviours": [to_json(b) for b in response.behaviours], "next_page_token": response.next_page_token}
 
 
@@ -44,11 +45,11 @@ def list_rules(
     page_token: PageToken = "",
 ) -> Json:
     region = region_for(context, staff, region_code)
-    stub = context.services.ingest(region)
+    stub = context.regions.ingest(region)
     request = inpb.ListRuleVersionsRequest(
         behaviour=behaviour, region_code="" if national else region_code, page_size=page_size, page_token=page_token
     )
-    response = context.services.call("ingest", stub.ListRuleVersions, request)
+    response = context.regions.call("ingest", stub.ListRuleVersions, request)
     return {"rules": [to_json(r) for r in response.rules], "next_page_token": response.next_page_token}
 
 
@@ -81,11 +82,11 @@ def create_rule(context: Ctx, staff: CurrentStaff, rid: RequestId, region_code: 
         max_quantity_milli=body.max_quantity_milli,
         tier_points=body.tier_points,
     )
-    stub = context.services.ingest(region)
+    stub = context.regions.ingest(region)
     request = inpb.CreateRuleVersionRequest(request_id=idempotency_key(staff, rid), rule=rule)
 
     def run() -> Json:
-        return {"rule": to_json(context.services.call("ingest", stub.CreateRuleVersion, request).rule)}
+        return {"rule": to_json(context.regions.call("ingest", stub.CreateRuleVersion, request).rule)}
 
     target = f"{region_code}/rule:{body.behaviour}"
     return audited(context, staff, rid, "rule.create", target, run, details=body.model_dump(mode="json"))
@@ -117,9 +118,9 @@ def list_partners(
 ) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
     region = region_for(context, staff, region_code)
-    stub = context.services.ingest(region)
+    stub = context.regions.ingest(region)
     request = inpb.ListPartnersRequest(page_size=page_size, page_token=page_token)
-    response = context.services.call("ingest", stub.ListPartners, request)
+    response = context.regions.call("ingest", stub.ListPartners, request)
     return {"partners": [to_json(p) for p in response.partners], "next_page_token": response.next_page_token}
 
 
@@ -127,8 +128,8 @@ def list_partners(
 def get_partner(context: Ctx, staff: CurrentStaff, region_code: RegionCode, partner_id: PartnerId) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
     region = region_for(context, staff, region_code)
-    stub = context.services.ingest(region)
-    response = context.services.call("ingest", stub.GetPartner, inpb.GetPartnerRequest(partner_id=partner_id))
+    stub = context.regions.ingest(region)
+    response = context.regions.call("ingest", stub.GetPartner, inpb.GetPartnerRequest(partner_id=partner_id))
     return {"partner": to_json(response.partner)}
 
 
@@ -146,11 +147,11 @@ def register_partner(
         allowed_regions=body.allowed_regions,
         rate_limit_per_second=body.rate_limit_per_second,
     )
-    stub = context.services.ingest(region)
+    stub = context.regions.ingest(region)
     request = inpb.RegisterPartnerRequest(request_id=idempotency_key(staff, rid), partner=partner)
 
     def run() -> Json:
-        response = context.services.call("ingest", stub.RegisterPartner, request)
+        response = context.regions.call("ingest", stub.RegisterPartner, request)
         return {"partner": to_json(response.partner), "secret": response.secret}
 
     target = f"{region_code}/partner:{body.partner_id}"
@@ -163,11 +164,11 @@ def rotate_partner_secret(
 ) -> Json:
     staff.require(Role.ADMIN)
     region = region_for(context, staff, region_code)
-    stub = context.services.ingest(region)
+    stub = context.regions.ingest(region)
     request = inpb.RotatePartnerSecretRequest(request_id=idempotency_key(staff, rid), partner_id=partner_id)
 
     def run() -> Json:
-        return to_json(context.services.call("ingest", stub.RotatePartnerSecret, request))
+        return to_json(context.regions.call("ingest", stub.RotatePartnerSecret, request))
 
     return audited(context, staff, rid, "partner.rotate_secret", f"{region_code}/partner:{partner_id}", run)
 
@@ -188,11 +189,11 @@ def get_statistics(
     if (to_day - from_day).days > 366:
         raise invalid("to_day", "at most 366 days per query")
     region = region_for(context, staff, region_code)
-    stub = context.services.ingest(region)
+    stub = context.regions.ingest(region)
     request = inpb.GetStatisticsRequest(
         region_code=region_code, from_day=proto_date(from_day), to_day=proto_date(to_day), behaviour=behaviour
     )
-    rows = [to_json(row) for row in context.services.call("ingest", stub.GetStatistics, request).rows]
+    rows = [to_json(row) for row in context.regions.call("ingest", stub.GetStatistics, request).rows]
     # GetStatistics is not paged; the API pages its rows by offset so every list here pages the same way.
     start = int(page_token) if page_token.isascii() and page_token.isdigit() and len(page_token) <= 9 else 0
     size = page_size or 500

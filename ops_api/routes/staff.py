@@ -7,15 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import Field
-from sqlalchemy import select
 
-from ops_api import audit
-from ops_api.audit import audited
-from ops_api.auth import Role, create_user, issue_token, revoke_token
-from ops_api.context import Ctx, CurrentStaff, RequestId
+from ops_api.domain.staff import Role
 from ops_api.problems import Problem
 from ops_api.routes.common import Body, Json, PageSize, PageToken
-from ops_api.store import staff_users
+from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.service import audit
+from ops_api.service.audit import audited
+from ops_api.service.staff import create_user, issue_token, list_users, revoke_token
 
 router = APIRouter(prefix="/v1", tags=["staff and audit"])
 UserId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
@@ -69,15 +68,8 @@ def add_staff_user(context: Ctx, staff: CurrentStaff, rid: RequestId, body: Staf
 @router.get("/staff-users", summary="Staff users (admin)")
 def list_staff_users(context: Ctx, staff: CurrentStaff, page_size: PageSize = 0, page_token: PageToken = "") -> Json:
     staff.require(Role.ADMIN)
-    size = page_size or 100
-    query = select(staff_users).order_by(staff_users.c.user_id).limit(size + 1)
-    if page_token:
-        query = query.where(staff_users.c.user_id > page_token)
-    with context.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(query)]
-    more = len(rows) > size
-    users = [{k: (v.isoformat() if k == "created_at" else v) for k, v in row.items()} for row in rows[:size]]
-    return {"staff_users": users, "next_page_token": users[-1]["user_id"] if more else ""}
+    users, next_token = list_users(context.engine, page_size or 100, page_token)
+    return {"staff_users": users, "next_page_token": next_token}
 
 
 class TokenBody(Body):
@@ -90,10 +82,8 @@ def add_token(context: Ctx, staff: CurrentStaff, rid: RequestId, user_id: UserId
     staff.require(Role.ADMIN)
 
     def run() -> Json:
-        token_id, token = issue_token(
-            context.engine, context.clock(), user_id, body.label, timedelta(days=body.valid_days)
-        )
-        return {"token_id": token_id, "token": token}
+        issued = issue_token(context.engine, context.clock(), user_id, body.label, timedelta(days=body.valid_days))
+        return {"token_id": issued.token_id, "token": issued.token}
 
     return audited(context, staff, rid, "staff.issue_token", f"staff:{user_id}", run, details={"label": body.label})
 

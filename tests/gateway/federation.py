@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2 as gw
@@ -29,7 +30,7 @@ from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
-from gateway.callers import key_digest_hex
+from gateway.domain.callers import key_digest_hex
 from identity_svc.domain.real_name import id_check_char
 from identity_svc.keys import KeyRing
 from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
@@ -39,6 +40,7 @@ from service_kit import health
 from service_kit.db import make_engine, migrate
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
+from service_kit.status import error_details
 from service_kit.topology import RegionEntry, Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +87,14 @@ def id_number(serial: int) -> str:
 
 def metadata(caller: str) -> tuple[tuple[str, str | bytes], ...]:
     return (("authorization", f"Bearer {KEYS[caller]}"),)
+
+
+def refusal(call: object) -> tuple[grpc.StatusCode, str, dict[str, str]]:
+    with pytest.raises(grpc.RpcError) as caught:
+        assert callable(call)
+        call()
+    details = error_details(caught.value)
+    return details.code, details.reason, dict(details.metadata)
 
 
 class Federation:

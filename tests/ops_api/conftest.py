@@ -1,22 +1,21 @@
-"""One federation per test module (fuzzing must not disturb the functional tests' books)."""
+"""One federation for the functional tests of the ops API, and a fresh API (its own database and tokens) per module.
+
+The fuzz tests start a federation of their own (tests/ops_api/test_fuzz.py), so generated input never disturbs the
+functional tests' books.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.ops_api.ops_support import Federation, Ops, make_ops, start_federation
+from tests.ops_api.ops_support import Federation, Ops, make_ops, running_federation
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
-    running = start_federation(Path(tmp_path_factory.mktemp("ops-federation")))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_federation(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

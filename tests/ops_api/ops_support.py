@@ -6,12 +6,13 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -25,11 +26,11 @@ from identity_svc.server import registrations as identity_registrations
 from ingest_svc.server import registrations as ingest_registrations
 from ledger_svc.server import registrations as ledger_registrations
 from ops_api.app import create_app
-from ops_api.auth import create_user, issue_token
-from ops_api.context import utc_now
-from ops_api.service import build_context
+from ops_api.context import build_context
+from ops_api.service.staff import create_user, issue_token
 from ops_api.settings import OpsSettings
 from rewards_svc.server import registrations as rewards_registrations
+from service_kit.clock import system_clock
 from service_kit.db import make_engine, migrate
 from service_kit.server import RunningServer, start_server
 from service_kit.settings import Secret, Settings
@@ -45,6 +46,10 @@ STAFF = {
     "zj-staff": ("community_staff", "330000", "zj-gongshu-1"),
     "bj-staff": ("community_staff", "110000", "bj-dongcheng-2"),
 }
+
+
+PEOPLE = itertools.count(1)
+REQUEST_IDS = itertools.count(1)
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float = 20, what: str = "condition") -> Any:
@@ -116,6 +121,15 @@ def start_federation(root: Path) -> Federation:
     return federation
 
 
+def running_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    """A federation for a fixture: started in a fresh folder, stopped when the fixture ends."""
+    running = start_federation(Path(tmp_path_factory.mktemp("ops-federation")))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def register_community_partner(ingest_address: str) -> str:
     with grpc.insecure_channel(ingest_address) as channel:
         response = ingest_service_pb2_grpc.IngestServiceStub(channel).RegisterPartner(
@@ -143,8 +157,9 @@ class Ops:
     engine: Engine
     tokens: dict[str, str]
     federation: Federation
-    people: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Shared by every Ops over a federation: residents and request ids stay unique across test modules.
+    people: itertools.count[int] = field(default_factory=lambda: PEOPLE)
+    ids: itertools.count[int] = field(default_factory=lambda: REQUEST_IDS)
     last_person: int = 0
 
     def headers(self, who: str, request_id: str = "") -> dict[str, str]:
@@ -204,8 +219,8 @@ def make_ops(
     app = create_app(context)
     tokens = {}
     for user_id, (role, region, centre) in STAFF.items():
-        create_user(engine, utc_now(), user_id, role, region_code=region, centre_id=centre)
-        tokens[user_id] = issue_token(engine, utc_now(), user_id, "tests")[1]
+        create_user(engine, system_clock(), user_id, role, region_code=region, centre_id=centre)
+        tokens[user_id] = issue_token(engine, system_clock(), user_id, "tests").token
     return Ops(app, TestClient(app, raise_server_exceptions=False), engine, tokens, federation)
 
 

@@ -1,0 +1,322 @@
+"""Cross-region transfers: record first, then drive the steps, each idempotent by an id derived from the transfer id.
+
+The state machine is gateway.domain.transfers (next_step); this module runs each step against the regions' ledgers
+in short local transactions, never holding one open while a region is called. See
+docs/adr/0601-cross-region-transfer-protocol.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from carbon.ledger.v1 import ledger_service_pb2 as ledger
+from gateway import wire
+from gateway.clients import RegionClients, RemoteError, call
+from gateway.domain.callers import Caller, GatewayConfig, Role
+from gateway.domain.transfers import (
+    FINISHED,
+    Decision,
+    HeldLot,
+    State,
+    Step,
+    Timing,
+    Transfer,
+    TransferRequest,
+    call_deadline,
+    may_decide_commit,
+    new_transfer,
+    next_step,
+    require_cross_region,
+    validate_request,
+)
+from gateway.service.accounts import check_accounts
+from gateway.service.sagas import LeasedSagas, Postponed
+from gateway.store import tables
+from gateway.store import transfers as store
+from service_kit.clock import Clock, system_clock
+from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
+from service_kit.wire import from_timestamp
+
+log = logging.getLogger("carbon.gateway.transfers")
+HOLD_GONE = (ledger.HOLD_STATE_RELEASED, ledger.HOLD_STATE_EXPIRED)
+
+
+class TransferService(LeasedSagas[Transfer]):
+    table = tables.transfers
+    finished_states = frozenset(state.value for state in FINISHED)
+    max_steps = 12  # a transfer needs at most 6 steps
+
+    def __init__(
+        self,
+        engine: Engine,
+        clients: RegionClients,
+        config: GatewayConfig,
+        timing: Timing | None = None,
+        clock: Clock = system_clock,
+        crash_at: str = "",
+        retry_max: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.timing = timing or Timing()
+        super().__init__(engine, clock, self.timing.lease, retry_max)
+        self.clients = clients
+        self.config = config
+        self.crash_at = crash_at
+
+    # --- use cases -------------------------------------------------------------------------------------------
+
+    def create(self, caller: Caller, request: TransferRequest) -> Transfer:
+        validate_request(request)
+        self.clients.registry.route(request.from_account, "from_account")
+        self.clients.registry.route(request.to_account, "to_account")
+        require_cross_region(request.from_account, request.to_account)
+        caller.require_region(request.from_region, "from_account")
+        existing = self._replay(request)
+        if existing is not None:
+            return existing
+        check_accounts(self.clients, self.config, request, self.timing.call_timeout.total_seconds())
+        return self.start(request, caller.caller_id)
+
+    def start(self, request: TransferRequest, caller_id: str, carry_lots: Sequence[HeldLot] = ()) -> Transfer:
+        """Records (once) and drives a checked transfer; for callers inside the gateway such as redeem anywhere."""
+        existing = self._replay(request)
+        if existing is not None:
+            return existing
+        now = self.clock()
+        transfer = new_transfer(request, caller_id, now, self.timing, carry_lots)
+        try:
+            with self.engine.begin() as conn:
+                store.insert_transfer(conn, transfer, lease_until=now + self.lease)
+        except IntegrityError:
+            replayed = self._replay(request)
+            assert replayed is not None
+            return replayed
+        log.info("transfer recorded", extra={"transfer_id": request.transfer_id, "points": request.amount_points})
+        return self.drive(request.transfer_id, leased=True)
+
+    def get(self, caller: Caller, transfer_id: str) -> Transfer:
+        with self.engine.connect() as conn:
+            transfer = store.get_transfer(conn, transfer_id)
+        if transfer is None or not (
+            caller.may_act_for_region(transfer.request.from_region)
+            or caller.may_act_for_region(transfer.request.to_region)
+        ):
+            # Another region's transfer is reported as absent, so ids of others cannot be probed.
+            raise NotFound("TRANSFER_NOT_FOUND", f"no transfer {transfer_id}", {"transfer_id": transfer_id})
+        return transfer
+
+    def list_page(
+        self, caller: Caller, account_number: str, state: State | None, page_size: int, page_token: str
+    ) -> tuple[list[Transfer], str]:
+        """A page of transfers and the next page's token ("" after the last page)."""
+        if account_number:
+            region = self.clients.registry.route(account_number).region_code
+            caller.require_region(region, "account_number")
+        elif caller.role is not Role.OPERATOR:
+            raise InvalidArgument("account_number", "is required unless the caller is a national operator")
+        with self.engine.connect() as conn:
+            page = store.list_transfers(conn, account_number, state, page_size + 1, page_token)
+        next_token = page[page_size - 1].transfer_id if len(page) > page_size else ""
+        return page[:page_size], next_token
+
+    def _replay(self, request: TransferRequest) -> Transfer | None:
+        with self.engine.connect() as conn:
+            existing = store.get_transfer(conn, request.transfer_id)
+        if existing is None:
+            return None
+        if existing.request.fingerprint() != request.fingerprint():
+            raise AlreadyExists(
+                "IDEMPOTENCY_KEY_REUSED",
+                f"transfer {request.transfer_id} exists with a different body",
+                {"transfer_id": request.transfer_id},
+            )
+        return existing if existing.finished else self.drive(request.transfer_id)
+
+    # --- the saga ----------------------------------------------------------------------------------------------
+
+    def load(self, key: str) -> Transfer:
+        with self.engine.connect() as conn:
+            transfer = store.get_transfer(conn, key)
+        assert transfer is not None, key
+        return transfer
+
+    def settled(self, saga: Transfer) -> bool:
+        return saga.settled
+
+    def attempts(self, saga: Transfer) -> int:
+        return saga.attempts
+
+    def step(self, saga: Transfer) -> None:
+        steps: dict[Step, Callable[[Transfer], None]] = {
+            Step.HOLD: self._hold,
+            Step.DECIDE: self._decide,
+            Step.CREDIT: self._credit,
+            Step.COMMIT: self._commit,
+            Step.RELEASE: self._release,
+            Step.REVERSE: self._reverse,
+        }
+        steps[next_step(saga)](saga)
+
+    def crash_point(self, name: str) -> None:
+        """Test hook (CARBON_TEST_CRASH_AT): die like kill -9 at a named point of the protocol."""
+        if self.crash_at == name:
+            log.warning("test hook: crashing", extra={"at": name})
+            os._exit(137)
+
+    # --- the steps -----------------------------------------------------------------------------------------------
+
+    def _deadline(self, transfer: Transfer) -> float:
+        return call_deadline(self.clock(), transfer.hold_expires_at or transfer.expires_at, self.timing)
+
+    def _after_decision_deadline(self, transfer: Transfer) -> float:
+        """Once COMMIT is recorded the credit must happen even if the hold ran out (compensation then follows)."""
+        return self._deadline(transfer) or self.timing.call_timeout.total_seconds()
+
+    def _remote(self, region: str, method: Callable[..., object], request: object, timeout_s: float) -> object:
+        """A region's answer; its final refusal raises RemoteError, no answer at all postpones the step."""
+        try:
+            return call(region, method, request, timeout_s)
+        except RemoteError as error:
+            if error.final:
+                raise
+            log.warning("region did not answer; step postponed", extra={"error": str(error)})
+            raise Postponed(str(error)) from None
+
+    def _hold(self, transfer: Transfer) -> None:
+        if self.clock() >= transfer.expires_at:
+            self._set_decision(transfer, Decision.NONE, Decision.ABORT, "TRANSFER_EXPIRED")
+            return
+        region = transfer.request.from_region
+        stub = self.clients.ledger(region)
+        try:
+            response = self._remote(region, stub.Hold, wire.hold_request(transfer), self._deadline(transfer))
+        except RemoteError as error:
+            self._set_decision(transfer, Decision.NONE, Decision.ABORT, error.reason or error.code.name)
+            return
+        assert isinstance(response, ledger.HoldResponse)
+        hold = response.hold
+        if hold.state != ledger.HOLD_STATE_PENDING:
+            self._set_decision(transfer, Decision.NONE, Decision.ABORT, f"HOLD_{ledger.HoldState.Name(hold.state)}")
+            return
+        with self.engine.begin() as conn:
+            store.advance(
+                conn,
+                transfer.transfer_id,
+                State.CREATED,
+                State.HELD,
+                hold_expires_at=from_timestamp(hold.expires_at),
+                held_lots=wire.held_lots(list(hold.lots)),
+            )
+        self.crash_point("after_hold")
+
+    def _decide(self, transfer: Transfer) -> None:
+        assert transfer.hold_expires_at is not None
+        if not may_decide_commit(self.clock(), transfer.hold_expires_at, self.timing):
+            self._set_decision(transfer, Decision.NONE, Decision.ABORT, "HOLD_TOO_CLOSE_TO_EXPIRY")
+            return
+        self._set_decision(transfer, Decision.NONE, Decision.COMMIT)
+        self.crash_point("after_decision")
+
+    def _credit(self, transfer: Transfer) -> None:
+        reason = self._post(
+            transfer.request.to_region, wire.credit_request(transfer), self._after_decision_deadline(transfer)
+        )
+        if reason:
+            # B definitely refused (nothing moved there): the COMMIT decision is overturned and A released.
+            log.warning("destination refused the credit", extra={"transfer_id": transfer.transfer_id, "reason": reason})
+            self._set_decision(transfer, Decision.COMMIT, Decision.ABORT, f"CREDIT_REFUSED_{reason}")
+            return
+        with self.engine.begin() as conn:
+            store.advance(conn, transfer.transfer_id, State.HELD, State.CREDITED)
+        self.crash_point("after_credit")
+
+    def _commit(self, transfer: Transfer) -> None:
+        self.crash_point("before_commit")
+        if self._hold_committed(transfer):
+            self._finish(transfer, State.CREDITED, State.COMMITTED, "")
+            return
+        self._late_debit(transfer)
+
+    def _hold_committed(self, transfer: Transfer) -> bool:
+        """Commits A's hold; after a refusal, asks for the hold: committed before (True), or gone (False)."""
+        region = transfer.request.from_region
+        stub = self.clients.ledger(region)
+        try:
+            response = self._remote(
+                region, stub.CommitHold, wire.commit_request(transfer), self._after_decision_deadline(transfer)
+            )
+            assert isinstance(response, ledger.CommitHoldResponse)
+            return True
+        except RemoteError as error:
+            log.warning(
+                "commit refused; asking for the hold",
+                extra={"transfer_id": transfer.transfer_id, "reason": error.reason},
+            )
+        found = self._remote(
+            region, stub.GetHold, wire.get_hold_request(transfer), self.timing.call_timeout.total_seconds()
+        )
+        assert isinstance(found, ledger.GetHoldResponse)
+        if found.hold.state == ledger.HOLD_STATE_COMMITTED:
+            return True
+        if found.hold.state not in HOLD_GONE:
+            raise Postponed(f"hold is {ledger.HoldState.Name(found.hold.state)} after a refused commit")
+        return False
+
+    def _late_debit(self, transfer: Transfer) -> None:
+        reason = self._post(
+            transfer.request.from_region, wire.late_debit_request(transfer), self.timing.call_timeout.total_seconds()
+        )
+        if not reason:
+            log.warning(
+                "hold expired after the credit; source debited late", extra={"transfer_id": transfer.transfer_id}
+            )
+            self._finish(transfer, State.CREDITED, State.COMMITTED, "COMMITTED_BY_LATE_DEBIT")
+            return
+        self._set_decision(transfer, Decision.COMMIT, Decision.REVERSE, f"LATE_DEBIT_REFUSED_{reason}")
+
+    def _reverse(self, transfer: Transfer) -> None:
+        reason = self._post(
+            transfer.request.to_region, wire.reversal_request(transfer), self.timing.call_timeout.total_seconds()
+        )
+        if not reason:
+            self._finish(transfer, State.CREDITED, State.RELEASED, "HOLD_EXPIRED_CREDIT_REVERSED")
+            return
+        log.error(
+            "ALERT cross-region transfer UNKNOWN: credit in destination could be neither paid for nor reversed",
+            extra={"transfer_id": transfer.transfer_id, "reason": reason, "alert": "XRT_UNKNOWN"},
+        )
+        self._finish(transfer, State.CREDITED, State.UNKNOWN, f"REVERSAL_REFUSED_{reason}")
+
+    def _release(self, transfer: Transfer) -> None:
+        region = transfer.request.from_region
+        try:
+            self._remote(
+                region,
+                self.clients.ledger(region).ReleaseHold,
+                wire.release_request(transfer),
+                self.timing.call_timeout.total_seconds(),
+            )
+        except RemoteError as error:
+            # No hold (it never landed), or already released / expired: the points are free either way.
+            log.info("release answered", extra={"transfer_id": transfer.transfer_id, "reason": error.reason})
+        self._finish(transfer, transfer.state, State.RELEASED, transfer.failure_reason)
+
+    def _post(self, region: str, request: ledger.PostTransfersRequest, timeout_s: float) -> str:
+        """Posts one transfer in a region's ledger: "" when it is posted (now or before), else the refusal's reason."""
+        response = self._remote(region, self.clients.ledger(region).PostTransfers, request, timeout_s)
+        assert isinstance(response, ledger.PostTransfersResponse)
+        return wire.refusal_reason(response)
+
+    def _set_decision(self, transfer: Transfer, expected: Decision, decision: Decision, reason: str = "") -> None:
+        with self.engine.begin() as conn:
+            store.decide(conn, transfer.transfer_id, transfer.state, expected, decision, reason)
+
+    def _finish(self, transfer: Transfer, expected: State, state: State, reason: str) -> None:
+        with self.engine.begin() as conn:
+            store.advance(conn, transfer.transfer_id, expected, state, failure_reason=reason, finished_at=self.clock())
+        log.info("transfer finished", extra={"transfer_id": transfer.transfer_id, "state": state.value})

@@ -1,0 +1,66 @@
+"""The gateway's own settings, read from the CARBON_* variables the kit's Settings does not know (`.extra`), and the
+two files they name: the region registry and the callers' configuration."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from gateway.domain.callers import GatewayConfig
+from gateway.domain.transfers import Timing
+from service_kit.regions import RegionRegistry
+from service_kit.settings import Settings
+
+log = logging.getLogger("carbon.gateway")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    registry_file: str  # CARBON_REGISTRY_FILE; empty: no regions
+    config_file: str  # CARBON_GATEWAY_CONFIG; empty: the gateway is open
+    timing: Timing
+    retry_max: timedelta  # the longest a step waits before it tries a region again
+    recovery_interval: timedelta  # zero: no recovery thread (tests drive recovery themselves)
+    crash_at: str  # CARBON_TEST_CRASH_AT: a test hook, empty in production
+    redis_prefix: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewaySettings:
+        extra = settings.extra
+        return cls(
+            registry_file=extra.get("CARBON_REGISTRY_FILE", ""),
+            config_file=extra.get("CARBON_GATEWAY_CONFIG", ""),
+            timing=Timing(
+                transfer_life=_ms(extra, "CARBON_GATEWAY_TRANSFER_LIFE_MS", 60_000),
+                call_timeout=_ms(extra, "CARBON_GATEWAY_CALL_TIMEOUT_MS", 5_000),
+                margin=_ms(extra, "CARBON_GATEWAY_MARGIN_MS", 2_000),
+            ),
+            retry_max=_ms(extra, "CARBON_GATEWAY_RETRY_MAX_MS", 30_000),
+            recovery_interval=_ms(extra, "CARBON_GATEWAY_RECOVERY_INTERVAL_MS", 1_000),
+            crash_at=extra.get("CARBON_TEST_CRASH_AT", ""),
+            redis_prefix=extra.get("CARBON_REDIS_PREFIX", "carbon:gateway:"),
+        )
+
+    def load_registry(self) -> RegionRegistry:
+        return RegionRegistry.load(Path(self.registry_file)) if self.registry_file else RegionRegistry({})
+
+    def load_config(self) -> GatewayConfig:
+        if not self.config_file:
+            log.warning("no CARBON_GATEWAY_CONFIG: the gateway is open, every caller acts as the national operator")
+            return GatewayConfig()
+        path = Path(self.config_file)
+        try:
+            return GatewayConfig.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ValueError(f"gateway config: no file at {path}") from None
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"gateway config: {path} is malformed: {error}") from None
+
+
+def _ms(extra: Mapping[str, str], name: str, default_ms: int) -> timedelta:
+    raw = extra.get(name, "")
+    return timedelta(milliseconds=int(raw) if raw else default_ms)

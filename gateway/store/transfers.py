@@ -1,0 +1,156 @@
+"""Cross-region transfers in xr_transfers: recorded once, then moved step by step by compare-and-set."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+
+from gateway.domain.transfers import Decision, HeldLot, State, Transfer, TransferRequest
+from gateway.store.tables import transfers
+
+
+def lots_json(lots: Sequence[HeldLot]) -> str:
+    return json.dumps(
+        [
+            {
+                "lot_id": lot.lot_id,
+                "earned_on": lot.earned_on,
+                "expires_at": lot.expires_at.isoformat(),
+                "amount_points": lot.amount_points,
+            }
+            for lot in lots
+        ]
+    )
+
+
+def lots_from_json(raw: str | None) -> list[HeldLot]:
+    return [
+        HeldLot(
+            lot_id=item["lot_id"],
+            earned_on=item["earned_on"],
+            expires_at=datetime.fromisoformat(item["expires_at"]),
+            amount_points=item["amount_points"],
+        )
+        for item in json.loads(raw or "[]")
+    ]
+
+
+def _transfer(row: Row[Any]) -> Transfer:
+    return Transfer(
+        request=TransferRequest(
+            transfer_id=row.transfer_id,
+            from_account=row.from_account,
+            to_account=row.to_account,
+            amount_points=row.amount_points,
+        ),
+        caller_id=row.caller_id,
+        state=State(row.state),
+        decision=Decision(row.decision),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        hold_timeout_ms=row.hold_timeout_ms,
+        failure_reason=row.failure_reason,
+        finished_at=row.finished_at,
+        hold_expires_at=row.hold_expires_at,
+        held_lots=lots_from_json(row.held_lots),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        carry_lots=lots_from_json(row.carry_lots),
+    )
+
+
+def insert_transfer(conn: Connection, transfer: Transfer, lease_until: datetime) -> None:
+    """Raises IntegrityError when the id exists (the caller re-reads and compares fingerprints)."""
+    conn.execute(
+        insert(transfers).values(
+            transfer_id=transfer.transfer_id,
+            fingerprint=transfer.request.fingerprint(),
+            caller_id=transfer.caller_id,
+            from_account=transfer.request.from_account,
+            to_account=transfer.request.to_account,
+            amount_points=transfer.request.amount_points,
+            state=transfer.state.value,
+            decision=transfer.decision.value,
+            failure_reason=transfer.failure_reason,
+            created_at=transfer.created_at,
+            expires_at=transfer.expires_at,
+            hold_timeout_ms=transfer.hold_timeout_ms,
+            held_lots="[]",
+            attempts=0,
+            next_attempt_at=transfer.next_attempt_at,
+            lease_until=lease_until,
+            carry_lots=lots_json(transfer.carry_lots),
+        )
+    )
+
+
+def get_transfer(conn: Connection, transfer_id: str) -> Transfer | None:
+    row = conn.execute(select(transfers).where(transfers.c.transfer_id == transfer_id)).first()
+    return None if row is None else _transfer(row)
+
+
+def advance(
+    conn: Connection,
+    transfer_id: str,
+    expected: State,
+    state: State,
+    *,
+    failure_reason: str | None = None,
+    finished_at: datetime | None = None,
+    hold_expires_at: datetime | None = None,
+    held_lots: Sequence[HeldLot] | None = None,
+) -> bool:
+    """Moves a transfer from `expected` to `state` (compare-and-set); False if someone else moved it first."""
+    values: dict[str, Any] = {"state": state.value, "attempts": 0, "next_attempt_at": None}
+    if failure_reason is not None:
+        values["failure_reason"] = failure_reason
+    if finished_at is not None:
+        values["finished_at"] = finished_at
+    if hold_expires_at is not None:
+        values["hold_expires_at"] = hold_expires_at
+    if held_lots is not None:
+        values["held_lots"] = lots_json(held_lots)
+    result = conn.execute(
+        update(transfers)
+        .where(transfers.c.transfer_id == transfer_id, transfers.c.state == expected.value)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def decide(
+    conn: Connection,
+    transfer_id: str,
+    state: State,
+    expected: Decision,
+    decision: Decision,
+    failure_reason: str = "",
+) -> bool:
+    """Records a durable decision (compare-and-set on state and the previous decision)."""
+    result = conn.execute(
+        update(transfers)
+        .where(
+            transfers.c.transfer_id == transfer_id,
+            transfers.c.state == state.value,
+            transfers.c.decision == expected.value,
+        )
+        .values(decision=decision.value, failure_reason=failure_reason)
+    )
+    return result.rowcount == 1
+
+
+def list_transfers(
+    conn: Connection, account_number: str, state: State | None, page_size: int, after_id: str
+) -> list[Transfer]:
+    """A page in transfer id order after `after_id`: all transfers, or those from or to one account, in one state."""
+    conditions = [transfers.c.transfer_id > after_id]
+    if account_number:
+        conditions.append(or_(transfers.c.from_account == account_number, transfers.c.to_account == account_number))
+    if state is not None:
+        conditions.append(transfers.c.state == state.value)
+    query = select(transfers).where(and_(*conditions)).order_by(transfers.c.transfer_id).limit(page_size)
+    return [_transfer(row) for row in conn.execute(query)]

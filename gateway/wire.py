@@ -1,0 +1,247 @@
+"""Protobuf <-> the gateway's values: its own API's messages, and the messages it sends the regions.
+
+The ledger messages of a transfer step are built from the stored transfer alone, so a re-sent step is identical and
+the receiving ledger deduplicates it by the id derived from the transfer id.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from google.protobuf.duration_pb2 import Duration
+
+from carbon.common.v1 import common_pb2
+from carbon.gateway.v1 import gateway_service_pb2 as pb
+from carbon.ledger.v1 import ledger_service_pb2 as ledger
+from carbon.rewards.v1 import rewards_service_pb2 as rewards
+from gateway.domain.directory import DirectoryAccount
+from gateway.domain.redeem_anywhere import RedeemAnywhere, RedeemAnywhereRequest
+from gateway.domain.settlement import Position
+from gateway.domain.transfers import (
+    CLEARING_ACCOUNT,
+    HeldLot,
+    State,
+    Transfer,
+    TransferRequest,
+    credit_id,
+    hold_id,
+    late_debit_id,
+    reference,
+    reversal_id,
+)
+from service_kit.topology import RegionEntry
+from service_kit.wire import from_timestamp, to_timestamp
+
+STATE_PREFIX = "CROSS_REGION_TRANSFER_STATE_"
+POSTED = (ledger.TRANSFER_STATUS_POSTED, ledger.TRANSFER_STATUS_ALREADY_POSTED)
+
+# --- the gateway's own API ------------------------------------------------------------------------------------------
+
+
+def transfer_request(request: pb.CreateCrossRegionTransferRequest) -> TransferRequest:
+    return TransferRequest(
+        transfer_id=request.transfer_id,
+        from_account=request.from_account,
+        to_account=request.to_account,
+        amount_points=request.amount_points,
+    )
+
+
+def transfer_state(value: pb.CrossRegionTransferState.ValueType) -> State | None:
+    """The state a list is filtered by; None when the request names none."""
+    return State(pb.CrossRegionTransferState.Name(value).removeprefix(STATE_PREFIX)) if value else None
+
+
+def transfer_message(transfer: Transfer) -> pb.CrossRegionTransfer:
+    return pb.CrossRegionTransfer(
+        transfer_id=transfer.transfer_id,
+        from_account=transfer.request.from_account,
+        to_account=transfer.request.to_account,
+        amount_points=transfer.request.amount_points,
+        state=pb.CrossRegionTransferState.Value(STATE_PREFIX + transfer.state.value),
+        failure_reason=transfer.failure_reason,
+        created_at=to_timestamp(transfer.created_at),
+        expires_at=to_timestamp(transfer.expires_at),
+        finished_at=to_timestamp(transfer.finished_at) if transfer.finished_at else None,
+    )
+
+
+def redeem_anywhere_request(request: pb.RedeemAnywhereRequest) -> RedeemAnywhereRequest:
+    return RedeemAnywhereRequest(
+        request_id=request.request_id,
+        source_account=request.source_account,
+        target_account=request.target_account,
+        reward_id=request.reward_id,
+        quantity=request.quantity or 1,
+    )
+
+
+def redeem_anywhere_response(item: RedeemAnywhere, paid_by: Transfer) -> pb.RedeemAnywhereResponse:
+    return pb.RedeemAnywhereResponse(
+        transfer=transfer_message(paid_by), redemption_id=item.redemption_id, voucher_codes=item.voucher_codes
+    )
+
+
+def position_message(position: Position) -> pb.SettlementPosition:
+    return pb.SettlementPosition(
+        debtor_region=position.debtor_region,
+        creditor_region=position.creditor_region,
+        points=position.points,
+        amount_cents=position.amount_cents,
+    )
+
+
+def directory_response(accounts: list[DirectoryAccount]) -> pb.GetDirectoryEntryResponse:
+    return pb.GetDirectoryEntryResponse(
+        accounts=[
+            pb.DirectoryAccount(
+                account_number=account.account_number,
+                region_code=account.region_code,
+                available_points=account.available_points,
+                held_points=account.held_points,
+                error_reason=account.error_reason,
+            )
+            for account in accounts
+        ],
+        total_available_points=sum(account.available_points for account in accounts),
+    )
+
+
+def region_message(entry: RegionEntry, health: str) -> pb.Region:
+    return pb.Region(
+        region_code=entry.region_code,
+        name_en=entry.name_en,
+        name_zh=entry.name_zh,
+        identity_address=entry.identity_address,
+        ingest_address=entry.ingest_address,
+        ledger_address=entry.ledger_address,
+        rewards_address=entry.rewards_address,
+        health=health,
+    )
+
+
+# --- to the regions' ledgers and rewards ----------------------------------------------------------------------------
+
+
+def held_lots(lots: list[ledger.LotPortion]) -> list[HeldLot]:
+    return [
+        HeldLot(
+            lot_id=lot.lot_id,
+            earned_on=date(lot.earned_on.year, lot.earned_on.month, lot.earned_on.day).isoformat()
+            if lot.earned_on.year
+            else "",
+            expires_at=from_timestamp(lot.expires_at),
+            amount_points=lot.amount_points,
+        )
+        for lot in lots
+    ]
+
+
+def lot_portions(lots: list[HeldLot]) -> list[ledger.LotPortion]:
+    portions = []
+    for lot in lots:
+        earned = date.fromisoformat(lot.earned_on) if lot.earned_on else None
+        portions.append(
+            ledger.LotPortion(
+                lot_id=lot.lot_id,
+                earned_on=common_pb2.Date(year=earned.year, month=earned.month, day=earned.day) if earned else None,
+                expires_at=to_timestamp(lot.expires_at),
+                amount_points=lot.amount_points,
+            )
+        )
+    return portions
+
+
+def hold_request(transfer: Transfer) -> ledger.HoldRequest:
+    duration = Duration()
+    duration.FromMilliseconds(transfer.hold_timeout_ms)
+    return ledger.HoldRequest(
+        hold_id=hold_id(transfer.transfer_id),
+        account=transfer.request.from_account,
+        amount_points=transfer.request.amount_points,
+        timeout=duration,
+        code=ledger.TRANSFER_CODE_TRANSFER_OUT,
+        reference=reference(transfer.request),
+        metadata={"to_account": transfer.request.to_account},
+    )
+
+
+def commit_request(transfer: Transfer) -> ledger.CommitHoldRequest:
+    return ledger.CommitHoldRequest(hold_id=hold_id(transfer.transfer_id), credit_account=CLEARING_ACCOUNT)
+
+
+def release_request(transfer: Transfer) -> ledger.ReleaseHoldRequest:
+    return ledger.ReleaseHoldRequest(hold_id=hold_id(transfer.transfer_id))
+
+
+def get_hold_request(transfer: Transfer) -> ledger.GetHoldRequest:
+    return ledger.GetHoldRequest(hold_id=hold_id(transfer.transfer_id))
+
+
+def credit_request(transfer: Transfer) -> ledger.PostTransfersRequest:
+    """Region B issues the points against its clearing account, recreating the source lots' expiry dates."""
+    return _one_posting(
+        ledger.Transfer(
+            transfer_id=credit_id(transfer.transfer_id),
+            debit_account=CLEARING_ACCOUNT,
+            credit_account=transfer.request.to_account,
+            amount_points=transfer.request.amount_points,
+            code=ledger.TRANSFER_CODE_TRANSFER_IN,
+            carried_lots=lot_portions(transfer.carry_lots or transfer.held_lots),
+            reference=reference(transfer.request),
+            metadata={"from_account": transfer.request.from_account},
+        )
+    )
+
+
+def late_debit_request(transfer: Transfer) -> ledger.PostTransfersRequest:
+    """Compensation 1: the hold expired after B was credited, so A is debited plainly instead."""
+    return _one_posting(
+        ledger.Transfer(
+            transfer_id=late_debit_id(transfer.transfer_id),
+            debit_account=transfer.request.from_account,
+            credit_account=CLEARING_ACCOUNT,
+            amount_points=transfer.request.amount_points,
+            code=ledger.TRANSFER_CODE_TRANSFER_OUT,
+            reference=reference(transfer.request),
+            metadata={"to_account": transfer.request.to_account, "compensates": hold_id(transfer.transfer_id)},
+        )
+    )
+
+
+def reversal_request(transfer: Transfer) -> ledger.PostTransfersRequest:
+    """Compensation 2: A could not be debited, so B's credit is taken back into B's clearing account."""
+    return _one_posting(
+        ledger.Transfer(
+            transfer_id=reversal_id(transfer.transfer_id),
+            debit_account=transfer.request.to_account,
+            credit_account=CLEARING_ACCOUNT,
+            amount_points=transfer.request.amount_points,
+            code=ledger.TRANSFER_CODE_TRANSFER_OUT,
+            reference=reference(transfer.request),
+            metadata={"reverses": credit_id(transfer.transfer_id)},
+        )
+    )
+
+
+def _one_posting(transfer: ledger.Transfer) -> ledger.PostTransfersRequest:
+    return ledger.PostTransfersRequest(transfers=[transfer])
+
+
+def refusal_reason(response: ledger.PostTransfersResponse) -> str:
+    """Why the ledger refused the single posting of the request; "" when it is posted now or was before."""
+    result = response.results[0]
+    if result.status in POSTED:
+        return ""
+    return result.failure_reason or "TRANSFER_FAILED"
+
+
+def redeem_request(item: RedeemAnywhere, region_code: str) -> rewards.RedeemRequest:
+    """The redemption in the reward's region, deduplicated there by the id derived from the request id."""
+    return rewards.RedeemRequest(
+        request_id=item.request.redeem_request_id,
+        account_number=item.request.target_account,
+        reward_id=item.request.reward_id,
+        quantity=item.request.quantity,
+        region_code=region_code,
+    )

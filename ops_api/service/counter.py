@@ -1,0 +1,104 @@
+"""The community centre counter: community events recorded for residents, redemptions, consents given in person.
+
+Community events go through ingest like any partner's events: the API signs them as the community-centre partner
+(its secret from CARBON_SECRET_COMMUNITY_PARTNER), so rules, caps, consent and dedupe apply unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from carbon.common.v1 import common_pb2
+from carbon.identity.v1 import identity_service_pb2 as ipb
+from carbon.ingest.v1 import ingest_service_pb2 as inpb
+from carbon.rewards.v1 import rewards_service_pb2 as rpb
+from ops_api.context import OpsContext
+from ops_api.domain.requests import idempotency_key
+from ops_api.domain.staff import Staff
+from ops_api.problems import Problem
+from ops_api.wire import timestamp
+from service_kit.partner_signing import sign_request
+from service_kit.topology import RegionEntry
+
+MILLI_PER_UNIT = 1000
+
+
+def submit_community_event(
+    context: OpsContext, region: RegionEntry, request: inpb.SubmitEventsRequest
+) -> inpb.EventResult:
+    """The event's result from the region's ingest; a rejection is 422 with ingest's reason."""
+    result = context.regions.call("ingest", context.regions.ingest(region).SubmitEvents, request).results[0]
+    if result.outcome == inpb.EVENT_OUTCOME_REJECTED:
+        raise Problem(422, result.reason or "REJECTED", result.message or "the event was rejected", domain="ingest")
+    return result
+
+
+def community_event_request(
+    context: OpsContext,
+    staff: Staff,
+    rid: str,
+    region: RegionEntry,
+    *,
+    account_number: str,
+    behaviour: str,
+    quantity: int,
+    occurred_at: datetime | None,
+    evidence_ref: str,
+) -> inpb.SubmitEventsRequest:
+    """A batch of the one event, keyed by the request id and signed with the region's community-partner secret;
+    503 when the secret is not configured."""
+    secret = context.settings.community_partner_secret(region.region_code)
+    if not secret:
+        raise Problem(
+            503,
+            "COMMUNITY_PARTNER_NOT_CONFIGURED",
+            "set CARBON_SECRET_COMMUNITY_PARTNER (the community-centre partner's signing secret)",
+            {"region": region.region_code},
+        )
+    key = idempotency_key(staff, rid)
+    event = inpb.Event(
+        event_id=key,
+        account=common_pb2.AccountRef(account_number=account_number),
+        behaviour=behaviour,
+        quantity_milli=quantity * MILLI_PER_UNIT,
+        occurred_at=timestamp(occurred_at or context.clock()),
+        region_code=region.region_code,
+        evidence_ref=evidence_ref or f"centre:{staff.centre_id or 'ops'}/staff:{staff.user_id}",
+    )
+    request = inpb.SubmitEventsRequest(partner_id=context.settings.community_partner_id, batch_id=key, events=[event])
+    sign_request(request, context.settings.community_partner_key_id, secret.reveal())
+    return request
+
+
+def redeem(
+    context: OpsContext, staff: Staff, rid: str, account_number: str, region: RegionEntry, reward_id: str, quantity: int
+) -> rpb.Redemption:
+    stub = context.regions.rewards(region)
+    request = rpb.RedeemRequest(
+        request_id=idempotency_key(staff, rid),
+        account_number=account_number,
+        reward_id=reward_id,
+        quantity=quantity,
+        region_code=region.region_code,
+    )
+
+    return context.regions.call("rewards", stub.Redeem, request).redemption
+
+
+def record_consent(
+    context: OpsContext, staff: Staff, rid: str, account_number: str, region: RegionEntry, category: str, grant: bool
+) -> ipb.ConsentRecord:
+    """A consent the resident gave (grant) or withdrew at the counter, recorded in identity as given there."""
+    stub = context.regions.identity(region)
+    fields: dict[str, Any] = {
+        "request_id": idempotency_key(staff, rid),
+        "account_number": account_number,
+        "category": common_pb2.DataCategory.Value(f"DATA_CATEGORY_{category}"),
+        "channel": common_pb2.CHANNEL_COMMUNITY_CENTRE,
+        "recorded_by": f"staff:{staff.user_id}",
+    }
+
+    if grant:
+        return context.regions.call("identity", stub.GrantConsent, ipb.GrantConsentRequest(**fields)).consent
+    return context.regions.call("identity", stub.RevokeConsent, ipb.RevokeConsentRequest(**fields)).consent

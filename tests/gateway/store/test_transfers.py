@@ -1,0 +1,36 @@
+"""Cross-region transfers in their table: stored once by id, moved step by step by compare-and-set."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from gateway.domain.transfers import Decision, HeldLot, State
+from gateway.store import transfers as store
+from tests.gateway.store.conftest import NOW, transfer
+
+
+def test_a_transfer_id_is_stored_once(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.insert_transfer(conn, transfer(), lease_until=NOW)
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        store.insert_transfer(conn, transfer(), lease_until=NOW)
+
+
+def test_a_step_moves_only_from_the_expected_state_and_keeps_the_lots(engine: Engine) -> None:
+    lots = [HeldLot("lot-1", "2025-01-02", NOW + timedelta(days=300), 400)]
+    with engine.begin() as conn:
+        store.insert_transfer(conn, transfer(), lease_until=NOW)
+        assert store.advance(conn, "t1", State.CREATED, State.HELD, hold_expires_at=NOW, held_lots=lots)
+        assert not store.advance(conn, "t1", State.CREATED, State.HELD)
+        assert store.decide(conn, "t1", State.HELD, Decision.NONE, Decision.COMMIT)
+        assert not store.decide(conn, "t1", State.HELD, Decision.NONE, Decision.ABORT)
+    with engine.connect() as conn:
+        stored = store.get_transfer(conn, "t1")
+    assert stored is not None
+    assert (stored.state, stored.decision, stored.held_lots, stored.hold_expires_at) == (
+        State.HELD, Decision.COMMIT, lots, NOW,
+    )  # fmt: skip

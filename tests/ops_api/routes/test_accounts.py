@@ -1,0 +1,45 @@
+"""Accounts: opened at a community centre, found masked, and the roles and regions around them."""
+
+from __future__ import annotations
+
+from tests.ops_api.ops_support import Ops
+
+
+def test_community_staff_opens_an_account_at_their_centre_masked(ops: Ops) -> None:
+    account = ops.open_account("zj-staff", "330000")
+    found = ops.get("viewer", f"/v1/accounts/{account}").json()["account"]
+    assert found["opened_via"] == "CHANNEL_COMMUNITY_CENTRE"
+    assert "*" in found["masked_id_number"] and "*" in found["masked_phone_number"]
+
+
+def test_account_is_found_by_phone_in_every_region_masked(ops: Ops) -> None:
+    account = ops.open_account("bj-staff", "110000", consent=False)
+    phone = f"139{ops.last_person:08d}"
+    found = ops.get("viewer", "/v1/accounts/search", phone_number=phone).json()["accounts"]
+    assert [a["account_number"] for a in found] == [account]
+    assert phone not in str(found)
+
+
+def test_community_staff_cannot_touch_another_regions_account(ops: Ops) -> None:
+    beijing = ops.open_account("bj-staff", "110000")
+    for response in (
+        ops.get("zj-staff", f"/v1/accounts/{beijing}/balance"),
+        ops.plant_trees(beijing, who="zj-staff"),
+        ops.post("zj-staff", "/v1/accounts", {"region_code": "110000", "name": "李", "id_number": "11010519491231002X",
+                                              "phone_number": "13800000000"}),
+    ):  # fmt: skip
+        assert response.status_code == 403, response.text
+        assert response.json()["reason"] == "STAFF_REGION_MISMATCH"
+
+
+def test_viewer_cannot_mutate(ops: Ops) -> None:
+    account = ops.open_account()
+    for path, body in (
+        (f"/v1/accounts/{account}/community-events", {"behaviour": "tree_planting"}),
+        (f"/v1/accounts/{account}/redemptions", {"reward_id": "museum-free-reservation"}),
+        ("/v1/adjustments", {"account_number": account, "amount_points": 5, "reason": "test"}),
+        ("/v1/regions/330000/expiry-sweeps", {}),
+    ):
+        response = ops.post("viewer", path, body)
+        assert response.status_code == 403, (path, response.text)
+        assert response.json()["reason"] == "ROLE_NOT_ALLOWED"

@@ -1,0 +1,21 @@
+"""The benefits catalog of a region: create, change, retire, list."""
+
+from __future__ import annotations
+
+from tests.ops_api.ops_support import Ops
+
+
+def test_catalog_create_update_retire(ops: Ops) -> None:
+    reward = {"reward_id": "ops-tea-set", "name_en": "Tea set", "category": "PRACTICAL", "price_points": 800,
+              "provider": "Xihu co-op"}  # fmt: skip
+    created = ops.post("op1", "/v1/regions/330000/rewards", reward)
+    assert created.status_code == 201, created.text
+    changed = ops.client.patch(
+        "/v1/regions/330000/rewards/ops-tea-set", headers=ops.headers("op1"), json={"price_points": 900}
+    )
+    assert changed.status_code == 200, changed.text and changed.json()["reward"]["price_points"] == 900
+    retired = ops.post("op1", "/v1/regions/330000/rewards/ops-tea-set/retire")
+    assert retired.json()["reward"]["retired"] is True
+    listed = ops.get("viewer", "/v1/regions/330000/rewards", page_size=2).json()
+    assert len(listed["rewards"]) == 2 and listed["next_page_token"]
+    assert ops.post("zj-staff", "/v1/regions/330000/rewards", reward).status_code == 403

@@ -1,0 +1,24 @@
+"""The application: health without a token, problem details with the request id, bearer tokens checked."""
+
+from __future__ import annotations
+
+from tests.ops_api.ops_support import Ops
+
+
+def test_health_answers_without_a_token(ops: Ops) -> None:
+    assert ops.client.get("/healthz").json() == {"status": "SERVING"}
+
+
+def test_missing_token_is_a_401_problem_with_the_reason_and_request_id(ops: Ops) -> None:
+    response = ops.client.get("/v1/me", headers={"X-Request-Id": "abc-1"})
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "abc-1"
+    body = response.json()
+    assert body["reason"] == "CREDENTIALS_MISSING" and body["status"] == 401 and body["request_id"] == "abc-1"
+    assert {"type", "title", "detail", "instance"} <= set(body)
+
+
+def test_unknown_token_is_refused(ops: Ops) -> None:
+    response = ops.client.get("/v1/me", headers={"Authorization": "Bearer cops_nope"})
+    assert response.status_code == 401 and response.json()["reason"] == "TOKEN_INVALID"
