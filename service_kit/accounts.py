@@ -2,7 +2,8 @@
 
 The region prefix lets the gateway route without a lookup (as an IBAN carries its country); the random middle
 makes a number unguessable from anything personal; the check digit catches typing errors at the counter.
-System accounts of a region's ledger are named "system:<kind>" and never leave that ledger.
+System accounts of a region's ledger are named "system:<kind>" and never leave that ledger: this module names
+them once, for the ledger and for every service that posts to it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,17 @@ import secrets
 ACCOUNT_NUMBER_LENGTH = 16
 REGION_CODE_LENGTH = 6
 SYSTEM_PREFIX = "system:"
+
+# The system accounts of every region's ledger; the sum of all balances in a region, these included, is zero.
+ISSUANCE_ACCOUNT = "system:issuance"  # debited by every earn
+REDEMPTION_ACCOUNT = "system:redemption"  # credited by every redemption
+EXPIRY_ACCOUNT = "system:expiry"  # credited by the expiry sweep
+DONATION_ACCOUNT = "system:donation"  # credited by donations to charity projects
+CLEARING_ACCOUNT = "system:clearing"  # the other side of cross-region transfers
+ADJUSTMENT_ACCOUNT = "system:adjustment"  # the other side of four-eyes ops adjustments
+SYSTEM_ACCOUNTS = frozenset(
+    {ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, EXPIRY_ACCOUNT, DONATION_ACCOUNT, CLEARING_ACCOUNT, ADJUSTMENT_ACCOUNT}
+)
 
 
 # Luhn's doubled digit (2d, minus 9 when over 9), by digit: a table keeps the hot path (every transfer's account
@@ -56,4 +68,5 @@ def new_account_number(region_code: str) -> str:
 
 
 def is_system_account(name: str) -> bool:
-    return name.startswith(SYSTEM_PREFIX)
+    """Whether `name` is one of the system accounts (a name with the prefix but another kind is none)."""
+    return name in SYSTEM_ACCOUNTS
