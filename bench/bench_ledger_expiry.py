@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from bench_ledger_support import REGION, private_schema  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import text
 
-from ledger_svc.service import ops
+from ledger_svc.service import audit, expiry
 from ledger_svc.service.context import LedgerContext
 from service_kit import db
 
@@ -71,10 +71,10 @@ def main() -> None:
             conn.execute(text("ANALYZE"))
         ledger = LedgerContext(engine, REGION, lambda: NOW)
         started = time.perf_counter()
-        outcome = ops.expire_points(ledger, None, batch_size=10_000, max_batches=0)
+        outcome = expiry.expire_points(ledger, None, batch_size=10_000, max_batches=0)
         sweep_s = time.perf_counter() - started
         assert outcome.lots_expired == LOTS and outcome.done, outcome
-        balanced = ops.check_conservation(ledger).balanced
+        balanced = audit.check_conservation(ledger).balanced
         engine.dispose()
     print(f"seeded raw rows: {LOTS:,} in {raw_s:.1f} s (baseline)")
     print(f"expiry sweep: {LOTS:,} lots, {outcome.points_expired:,} points in {sweep_s:.1f} s; balanced={balanced}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ledger_svc.domain.lots import LotKey, LotState, Portion, Refusal, UserAccount
+from ledger_svc.domain.lots import LotKey, LotState, Portion, UserAccount
+from ledger_svc.domain.refusal import Refusal
 
 
 @dataclass

@@ -1,15 +1,17 @@
 """Credit-only batches: every item moves fresh points from a system account to a user account.
 
 Such a batch can never drive a user balance negative, so it needs no read of user lots: it is planned here as
-plain tuples and written set-based (ADR 0102). Anything else goes down the general path in `posting.py`.
+named tuples and written set-based on PostgreSQL (ADR 0102). Anything else goes down the general path in
+`posting.py`; the answers here are exactly the ones it gives.
 """
 
 from __future__ import annotations
 
-from datetime import date
-from operator import itemgetter
+from operator import attrgetter
 from typing import NamedTuple
 
+from ledger_svc.domain.fingerprints import fingerprint_metadata
+from ledger_svc.domain.journal import JournalEntry
 from ledger_svc.domain.lots import LotKey, Portion
 from ledger_svc.domain.names import (
     MAX_ID_LENGTH,
@@ -17,18 +19,18 @@ from ledger_svc.domain.names import (
     MAX_METADATA_ENTRIES,
     MAX_REFERENCE_LENGTH,
     VALID_CODES,
-    is_system_account,
     is_user_account,
 )
-from ledger_svc.domain.posting import (
+from ledger_svc.domain.time import US_PER_HOUR, LotDates, lot_dates_of_hour
+from ledger_svc.domain.transfers import (
     EARNED_AT_TOLERANCE_US,
     ItemResult,
     Posting,
     Status,
     TransferRequest,
-    fingerprint_metadata,
+    reused_id,
 )
-from ledger_svc.domain.time import day_of, lot_expiry_us
+from service_kit.accounts import is_system_account
 
 
 class Credit(NamedTuple):
@@ -47,12 +49,27 @@ class Credit(NamedTuple):
     lot: LotKey
 
 
-_US_PER_HOUR = 3_600_000_000
-_transfer_id = itemgetter(0)
-_credit_account = itemgetter(2)
-# Named tuples built by tuple.__new__ with their fields in order: calling the class runs a Python __new__ per
-# tuple, and plan_credits builds two per credit.
+# Named tuples built per credit go through tuple.__new__ with their fields in order, not the class's generated
+# __new__ (docs/adr/0008-per-item-values-are-named-tuples.md); tests pin each field order against keywords.
 _new_tuple = tuple.__new__
+_REQUEST_FIELDS = attrgetter(
+    "transfer_id",
+    "debit_account",
+    "credit_account",
+    "amount_points",
+    "code",
+    "linked",
+    "earned_at_us",
+    "carried_lots",
+    "reference",
+    "co2e_grams",
+    "metadata",
+)
+_transfer_id = attrgetter("transfer_id")
+_debit_account = attrgetter("debit_account")
+_credit_account = attrgetter("credit_account")
+# Metadata's stored text and fingerprint part, "" and "[]" when there is none.
+_MetadataTexts = dict[tuple[tuple[str, str], ...], tuple[str, str] | None]
 
 
 def plan_credits(
@@ -61,60 +78,38 @@ def plan_credits(
     """The items as credits when every one is a well-formed, unlinked credit from a system account to a user
     account, into a lot that has not expired, with an id used once in the batch. None otherwise: the general path
     then posts the batch and names what is wrong with each item."""
-    if len(set(map(_transfer_id, requests))) != len(requests):
+    if not _names_fit_credits(requests, region_code):
         return None
-    if not all(is_user_account(account, region_code) for account in set(map(_credit_account, requests))):
-        return None
-    debits: set[str] = set()  # checked to be system accounts
-    # CST days change on the hour: the lot's (earned day, expiry) per UTC hour, entered once found unexpired.
-    days: dict[int, tuple[date, int]] = {}
-    # A batch repeats a few metadata (partner, behaviour, rule), and a columnar request one object per group: their
-    # stored text and fingerprint part are found once per object.
-    metadata_texts: dict[tuple[tuple[str, str], ...], tuple[str, str]] = {(): ("", "[]")}
+    lots_by_hour: dict[int, LotDates] = {}
+    # A batch repeats a few metadata (partner, behaviour, rule), and a columnar request shares one tuple per group:
+    # each is measured and formatted once, and consecutive items with the very same tuple skip even the look-up.
+    texts_by_metadata: _MetadataTexts = {(): ("", "[]")}
     last_metadata: tuple[tuple[str, str], ...] | None = None
     metadata_text = metadata_body = ""
     credits: list[Credit] = []
-    append = credits.append
-    new = _new_tuple
+    append, new = credits.append, _new_tuple
     latest_us = now_us + EARNED_AT_TOLERANCE_US
     for request in requests:
-        transfer_id, debit, account, points, code, linked, earned_at_us, carried, reference, grams, metadata = request
-        if (
-            linked
-            or carried
-            or not transfer_id
-            or len(transfer_id) > MAX_ID_LENGTH
-            or points <= 0
-            or code not in VALID_CODES
-            or grams < 0
-            or len(reference) > MAX_REFERENCE_LENGTH
-        ):
+        transfer_id, debit, account, points, code, linked, earned_at_us, carried, reference, grams, metadata = (
+            _REQUEST_FIELDS(request)
+        )
+        if linked or carried or not transfer_id or len(transfer_id) > MAX_ID_LENGTH or points <= 0:
             return None
-        if debit not in debits:
-            if not is_system_account(debit):
-                return None
-            debits.add(debit)
+        if code not in VALID_CODES or grams < 0 or len(reference) > MAX_REFERENCE_LENGTH:
+            return None
         if metadata is not last_metadata:
-            if len(metadata) > MAX_METADATA_ENTRIES:
-                return None
-            texts = metadata_texts.get(metadata)
+            texts = _metadata_texts(request, texts_by_metadata)
             if texts is None:
-                texts = metadata_texts[metadata] = (request.metadata_json(), fingerprint_metadata(metadata))
-            metadata_text, metadata_body = texts
-            if len(metadata_text) > MAX_METADATA_BYTES:
                 return None
-            last_metadata = metadata
+            (metadata_text, metadata_body), last_metadata = texts, metadata
         at_us = earned_at_us or now_us
         if at_us > latest_us:
             return None
-        lot = days.get(at_us // _US_PER_HOUR)
-        if lot is None:
-            earned_on = day_of(at_us)
-            lot = (earned_on, lot_expiry_us(earned_on, validity_months))
-            if lot[1] <= now_us:
-                return None
-            days[at_us // _US_PER_HOUR] = lot
-        lot_key = new(LotKey, (account, lot[1], lot[0]))
+        hour = at_us // US_PER_HOUR
+        dates = lots_by_hour.get(hour) or _unexpired_lot_dates(hour, validity_months, now_us, lots_by_hour)
+        if dates is None:
+            return None
+        lot = new(LotKey, (account, dates.expires_at_us, dates.earned_on))
         fingerprint = request.fingerprint(metadata_body)
         append(
             new(
@@ -130,11 +125,62 @@ def plan_credits(
                     metadata_text,
                     earned_at_us,
                     fingerprint,
-                    lot_key,
+                    lot,
                 ),
             )
         )
     return credits
+
+
+def _names_fit_credits(requests: list[TransferRequest], region_code: str) -> bool:
+    """Whether each id is used once, every debit is a system account and every credit this ledger's user account
+    (each distinct name checked once)."""
+    if len(set(map(_transfer_id, requests))) != len(requests):
+        return False
+    if not all(map(is_system_account, set(map(_debit_account, requests)))):
+        return False
+    return all(is_user_account(account, region_code) for account in set(map(_credit_account, requests)))
+
+
+def _metadata_texts(request: TransferRequest, known: _MetadataTexts) -> tuple[str, str] | None:
+    """The request's metadata as stored text and fingerprint part, or None when it is too large to post."""
+    metadata = request.metadata
+    if metadata not in known:
+        text = request.metadata_json()
+        fits = len(metadata) <= MAX_METADATA_ENTRIES and len(text) <= MAX_METADATA_BYTES
+        known[metadata] = (text, fingerprint_metadata(metadata)) if fits else None
+    return known[metadata]
+
+
+def _unexpired_lot_dates(hour: int, validity_months: int, now_us: int, known: dict[int, LotDates]) -> LotDates | None:
+    """The dates of the lot an hour's credits fill, remembered in `known`; None when that lot has expired already."""
+    dates = lot_dates_of_hour(hour, validity_months)
+    if dates.expires_at_us <= now_us:
+        return None
+    known[hour] = dates
+    return dates
+
+
+def journal_entries(credits: list[Credit], posted_at_us: int) -> list[JournalEntry]:
+    """The audited fields of the credits, posted at `posted_at_us` (for the batch hash)."""
+    new = _new_tuple
+    return [
+        new(
+            JournalEntry,
+            (
+                c.transfer_id,
+                c.debit_account,
+                c.credit_account,
+                c.amount_points,
+                c.code,
+                posted_at_us,
+                c.reference,
+                c.co2e_grams,
+                c.metadata_json,
+            ),
+        )
+        for c in credits
+    ]
 
 
 def credit_results(
@@ -154,7 +200,7 @@ def credit_results(
         if first is not None:
             results.append(_replay(credit, first))
             continue
-        # Positional, in field order: keywords made these two calls 0.45 µs slower per credit (matched by name).
+        # Positional, in field order (a test pins it against keywords): one Posting per credit of the batch.
         posting = Posting(
             credit.transfer_id,
             credit.debit_account,
@@ -180,32 +226,33 @@ def credit_results(
 def _replay(credit: Credit, first: Posting) -> ItemResult:
     if first.fingerprint == credit.fingerprint:
         return ItemResult(credit.transfer_id, Status.ALREADY_POSTED, posting=first)
-    return ItemResult(
-        credit.transfer_id,
-        Status.FAILED,
-        "IDEMPOTENCY_KEY_REUSED",
-        f"transfer_id {credit.transfer_id!r} was used before with a different body",
-    )
+    return reused_id(credit.transfer_id)
+
+
+class CreditFailure(NamedTuple):
+    position: int  # of the item in the batch
+    reason: str
+    message: str
 
 
 class CreditColumns(NamedTuple):
     """PostCredits' answer: per item its status, the id of the lot it filled ("" when it failed) and when it was
-    posted (0 when it failed), and the failures as (position, reason, message). Exactly what the items'
-    `ItemResult`s say (`credit_columns`), which is what PostTransfers answers."""
+    posted (0 when it failed), and the failures with their positions. Exactly what the items' `ItemResult`s say
+    (`credit_columns`), which is what PostTransfers answers."""
 
     statuses: list[Status]
     lot_ids: list[str]
     posted_at_us: list[int]
-    failures: list[tuple[int, str, str]]
+    failures: list[CreditFailure]
 
 
 def credit_columns(results: list[ItemResult]) -> CreditColumns:
     return CreditColumns(
-        [result.status for result in results],
-        [_credit_lot_id(result.posting) for result in results],
-        [result.posting.posted_at_us if result.posting else 0 for result in results],
-        [
-            (index, result.failure_reason, result.failure_message)
+        statuses=[result.status for result in results],
+        lot_ids=[_credit_lot_id(result.posting) for result in results],
+        posted_at_us=[result.posting.posted_at_us if result.posting else 0 for result in results],
+        failures=[
+            CreditFailure(index, result.failure_reason, result.failure_message)
             for index, result in enumerate(results)
             if result.status is Status.FAILED
         ],

@@ -1,62 +1,132 @@
-"""The expiry sweep's rule: what is left of an expired lot moves to the expiry account, one transfer per lot."""
+"""The expiry sweep's rule: what is left of an expired lot moves to the expiry account, one transfer per lot.
+
+Both sweeps, the general one and PostgreSQL's set-based one (ADR 0102), make their transfers here: the same ids,
+fingerprints and balances-after, lot by lot in (lot key, lot id) order.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
+from typing import NamedTuple
 
+from ledger_svc.domain.fingerprints import blake2b_hex
+from ledger_svc.domain.journal import JournalEntry
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
-from ledger_svc.domain.names import SystemKind, TransferCode
-from ledger_svc.domain.posting import Posting, fingerprint_of
+from ledger_svc.domain.names import TransferCode
+from ledger_svc.domain.transfers import Posting
+from service_kit.accounts import EXPIRY_ACCOUNT
+
+_EXPIRE = int(TransferCode.EXPIRE)
 
 
-@dataclass(frozen=True)
-class ExpiringLot:
+class ExpiryCandidate(NamedTuple):
+    """A lot the sweep found with points left after its expiry, before its account is locked."""
+
     lot_id: int
-    key: LotKey
-    remaining_points: int
-    expired_points: int  # swept from this lot before (a refund can refill an expired lot)
+    account: str
+    expires_at_us: int
 
 
-def expire_transfer_id(lot: ExpiringLot) -> str:
-    """Deterministic per lot and sweep: a rerun finds the lot empty; a refilled lot gets a fresh id."""
-    return f"expire:{lot.lot_id}:{lot.expired_points}"
+class ExpiringLot(NamedTuple):
+    """An expired lot with points left, read under its account's lock. A sweep handles millions: named tuples
+    (docs/adr/0008-per-item-values-are-named-tuples.md)."""
+
+    lot_id: int
+    account: str
+    expires_at_us: int
+    earned_on: date
+    points: int  # left in the lot: what expires now
+    expired_before: int  # swept from this lot before (a refund can refill an expired lot)
+
+    @property
+    def key(self) -> LotKey:
+        return LotKey(self.account, self.expires_at_us, self.earned_on)
 
 
-def expire_lots(users: Mapping[str, UserAccount], lots: list[ExpiringLot], now_us: int) -> list[Posting]:
-    """Postings that empty `lots` into system:expiry, lowering the (locked) accounts' balances."""
-    postings: list[Posting] = []
-    for lot in sorted(lots, key=lambda item: (item.key, item.lot_id)):
-        assert lot.key.expires_at_us <= now_us, "only expired lots are swept"
-        user = users[lot.key.account]
-        user.balance_points -= lot.remaining_points
+class ExpiryTransfer(NamedTuple):
+    """The transfer that empties one expired lot into the expiry account."""
+
+    lot: ExpiringLot
+    transfer_id: str
+    reference: str
+    fingerprint: str
+    debit_balance_after: int
+
+
+_sweep_order = attrgetter("account", "expires_at_us", "earned_on", "lot_id")
+
+
+def expiry_transfers(
+    lots: Iterable[ExpiringLot], users: Mapping[str, UserAccount], now_us: int
+) -> list[ExpiryTransfer]:
+    """One transfer per lot, in lot key order then lot id (so each gets the same balance-after on every path); the
+    (locked) accounts' balances fall by what their lots lose."""
+    transfers: list[ExpiryTransfer] = []
+    for lot in sorted(lots, key=_sweep_order):
+        assert lot.expires_at_us <= now_us, "only expired lots are swept"
+        user = users[lot.account]
+        user.balance_points -= lot.points
         assert user.balance_points >= user.held_points, "expiry took held points"
-        transfer_id = expire_transfer_id(lot)
-        postings.append(
-            Posting(
-                transfer_id=transfer_id,
-                debit_account=lot.key.account,
-                credit_account=SystemKind.EXPIRY,
-                amount_points=lot.remaining_points,
-                code=int(TransferCode.EXPIRE),
-                posted_at_us=now_us,
-                fingerprint=fingerprint_of(["expire", transfer_id, lot.remaining_points]),
-                reference=f"lot:{lot.lot_id}",
-                debit_balance_after=user.balance_points,
-                debit_lots=[Portion(lot.key, lot.remaining_points, lot.lot_id)],
-            )
+        balance = user.balance_points
+        # Deterministic per lot and sweep: a rerun finds the lot empty; a refilled lot gets a fresh id.
+        transfer_id = f"expire:{lot.lot_id}:{lot.expired_before}"
+        transfers.append(
+            ExpiryTransfer(lot, transfer_id, f"lot:{lot.lot_id}", expire_fingerprint(transfer_id, lot.points), balance)
         )
-    return postings
-
-
-# One swept lot as the PostgreSQL sweep reads it back: (lot_id, account, expires_at_us, earned_on, points, expired
-# before). Tuples, not objects: a sweep handles millions.
-SweptLot = tuple[int, str, int, date, int, int]
+    return transfers
 
 
 def expire_fingerprint(transfer_id: str, points: int) -> str:
-    """`fingerprint_of(["expire", transfer_id, points])` for ids of digits and colons (nothing JSON escapes)."""
-    body = f'["expire","{transfer_id}",{points}]'
-    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+    """`fingerprint_of(["expire", transfer_id, points])`, formatted directly: an expiry id is digits and colons,
+    nothing JSON escapes (a test compares the two)."""
+    return blake2b_hex(f'["expire","{transfer_id}",{points}]')
+
+
+def expiry_posting(transfer: ExpiryTransfer, now_us: int) -> Posting:
+    lot = transfer.lot
+    return Posting(
+        transfer_id=transfer.transfer_id,
+        debit_account=lot.account,
+        credit_account=EXPIRY_ACCOUNT,
+        amount_points=lot.points,
+        code=_EXPIRE,
+        posted_at_us=now_us,
+        fingerprint=transfer.fingerprint,
+        reference=transfer.reference,
+        debit_balance_after=transfer.debit_balance_after,
+        debit_lots=[Portion(lot.key, lot.points, lot.lot_id)],
+    )
+
+
+def expiry_entry(transfer: ExpiryTransfer, now_us: int) -> JournalEntry:
+    """The transfer's audited fields, as `expiry_posting` would give them to the journal."""
+    lot = transfer.lot
+    return JournalEntry(
+        transfer_id=transfer.transfer_id,
+        debit_account=lot.account,
+        credit_account=EXPIRY_ACCOUNT,
+        amount_points=lot.points,
+        code=_EXPIRE,
+        posted_at_us=now_us,
+        reference=transfer.reference,
+        co2e_grams=0,
+        metadata_json="",
+    )
+
+
+@dataclass(frozen=True)
+class ExpiryOutcome:
+    """What a sweep (or one batch of it) did; `done` when no expired lot with points is left."""
+
+    lots_expired: int
+    points_expired: int
+    done: bool = True
+
+    def __add__(self, other: ExpiryOutcome) -> ExpiryOutcome:
+        """Both sweeps' work; done as the later one says."""
+        return ExpiryOutcome(
+            self.lots_expired + other.lots_expired, self.points_expired + other.points_expired, other.done
+        )

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ledger_svc.domain.lots import Portion, Refusal
+from ledger_svc.domain.fingerprints import fingerprint_of, metadata_json
+from ledger_svc.domain.lots import Portion
+from ledger_svc.domain.names import TransferCode
+from ledger_svc.domain.refusal import Refusal
+from ledger_svc.domain.transfers import Posting
+from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
 MAX_HOLD_TIMEOUT_US = 7 * 86_400 * 1_000_000
 DEFAULT_HOLD_TIMEOUT_US = 15 * 60 * 1_000_000
@@ -64,3 +69,103 @@ class Hold:
             and self.credit_account == credit_account
             and (requested_points or self.amount_points) == self.committed_points
         )
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    hold_id: str
+    account: str
+    amount_points: int
+    timeout_us: int = 0  # 0: the default timeout
+    code: int = 0  # 0: REDEEM
+    reference: str = ""
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def effective_code(self) -> int:
+        return self.code or int(TransferCode.REDEEM)
+
+    @property
+    def effective_timeout_us(self) -> int:
+        return self.timeout_us or DEFAULT_HOLD_TIMEOUT_US
+
+    def fingerprint(self) -> str:
+        """What "the same hold" means for idempotency: every field but the id, defaults filled in."""
+        body = [
+            "hold",
+            self.account,
+            self.amount_points,
+            self.effective_timeout_us,
+            self.effective_code,
+            self.reference,
+            sorted(self.metadata),
+        ]
+        return fingerprint_of(body)
+
+    def pending_hold(self, now_us: int) -> Hold:
+        """The hold this request places at `now_us`, before its lots are taken."""
+        return Hold(
+            hold_id=self.hold_id,
+            account=self.account,
+            amount_points=self.amount_points,
+            state=HoldState.PENDING,
+            expires_at_us=now_us + self.effective_timeout_us,
+            code=self.effective_code,
+            fingerprint=self.fingerprint(),
+            created_at_us=now_us,
+            reference=self.reference,
+            metadata_json=metadata_json(dict(self.metadata)),
+        )
+
+
+def check_repeated_commit(hold: Hold, requested_points: int, credit_account: str) -> None:
+    """A commit of a committed hold must repeat the commit that resolved it."""
+    if not hold.is_same_commit(requested_points, credit_account):
+        raise reused_key(
+            "hold_id", hold.hold_id, "the hold was committed before with a different amount or credit account"
+        )
+
+
+def checked_commit_amount(hold: Hold, amount_points: int, now_us: int) -> int:
+    """The points a commit of a pending hold moves, or the error that refuses it."""
+    try:
+        hold.check_commit(now_us)
+        return hold.commit_amount(amount_points)
+    except Refusal as refusal:
+        if refusal.reason == "INVALID_AMOUNT":
+            raise InvalidArgument("amount_points", refusal.message) from None
+        raise FailedPrecondition(refusal.reason, refusal.message, {"hold_id": hold.hold_id}) from None
+
+
+def commit_posting(
+    hold: Hold,
+    credit_account: str,
+    committed: list[Portion],
+    now_us: int,
+    debit_balance_after: int,
+    credit_balance_after: int | None = None,
+    credit_lots: list[Portion] | None = None,
+) -> Posting:
+    """The transfer a commit posts: id = hold id, the committed portions taken from the held account."""
+    amount = sum(portion.amount_points for portion in committed)
+    return Posting(
+        transfer_id=hold.hold_id,
+        debit_account=hold.account,
+        credit_account=credit_account,
+        amount_points=amount,
+        code=hold.code,
+        posted_at_us=now_us,
+        fingerprint=fingerprint_of(["commit", hold.hold_id, credit_account, amount]),
+        reference=hold.reference,
+        metadata_json=hold.metadata_json,
+        debit_balance_after=debit_balance_after,
+        credit_balance_after=credit_balance_after,
+        debit_lots=committed,
+        credit_lots=credit_lots or [],
+    )
+
+
+def reused_key(field: str, value: str, detail: str = "") -> AlreadyExists:
+    """The error for an idempotency key (hold id, commit) used before with another body."""
+    message = detail or f"{value!r} was used before with a different body"
+    return AlreadyExists("IDEMPOTENCY_KEY_REUSED", f"{field} {value!r}: {message}", {"field": field})

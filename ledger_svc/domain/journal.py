@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter
+from typing import NamedTuple
 
 GENESIS_HASH = "0" * 64
 
 
-@dataclass(frozen=True)
-class JournalEntry:
-    """The audited fields of one posted transfer."""
+class JournalEntry(NamedTuple):
+    """The audited fields of one posted transfer, in canonical order. One per transfer of every batch, hence a named
+    tuple (docs/adr/0008-per-item-values-are-named-tuples.md)."""
 
     transfer_id: str
     debit_account: str
@@ -29,8 +30,17 @@ class JournalEntry:
     metadata_json: str
 
 
+_ENTRY_FIELDS = attrgetter(*JournalEntry._fields)
+
+
+def entry_of(source: object) -> JournalEntry:
+    """The audited fields of anything that names them alike: a Posting, a row of the transfers table."""
+    return JournalEntry._make(_ENTRY_FIELDS(source))
+
+
 def canonical_bytes(entry: JournalEntry) -> bytes:
-    # Length-prefixed fields: no separator inside a value can make two entries encode alike.
+    """The entry's fields as UTF-8, each prefixed by its 4-byte big-endian length: no separator inside a value can
+    make two entries encode alike."""
     parts = (
         entry.transfer_id,
         entry.debit_account,
@@ -45,36 +55,21 @@ def canonical_bytes(entry: JournalEntry) -> bytes:
     return b"".join(len(raw).to_bytes(4, "big") + raw for raw in (part.encode() for part in parts))
 
 
-def entries_hash(entries: Iterable[JournalEntry]) -> tuple[str, int]:
-    """Hash and count of a batch's entries, taken in transfer_id order (independent of insert order)."""
-    digest = hashlib.sha256()
-    count = 0
-    for entry in sorted(entries, key=lambda item: item.transfer_id):
-        digest.update(canonical_bytes(entry))
-        count += 1
-    return digest.hexdigest(), count
-
-
-def block_hash(previous_hash: str, block_no: int, batch_entries_hash: str, entries_count: int) -> str:
-    return hashlib.sha256(f"{previous_hash}|{block_no}|{batch_entries_hash}|{entries_count}".encode()).hexdigest()
-
-
-# The audited fields as a plain tuple, in canonical order (the fast path builds these instead of entries).
-EntryFields = tuple[str, str, str, int, int, int, str, int, str]
-
-
 # A field's 4-byte big-endian length as the 4 characters that encode to it in latin-1, for lengths below 1024.
 _PREFIX = [length.to_bytes(4, "big").decode("latin-1") for length in range(1024)]
+_by_transfer_id = attrgetter("transfer_id")
 
 
-def entries_hash_of_fields(rows: list[EntryFields]) -> tuple[str, int]:
-    """`entries_hash` over tuples, for batches of thousands: the same bytes, as one string encoded once. An entry
+def entries_hash(entries: Iterable[JournalEntry]) -> tuple[str, int]:
+    """Hash and count of a batch's entries: the sha256 of their canonical bytes in transfer_id order (independent of
+    insert order). Batches hold thousands of entries, so the bytes are built as one string, encoded once: an entry
     whose text is ASCII is formatted directly (latin-1 encodes ASCII and the prefix characters byte for byte, and an
-    ASCII field's length is its byte count): faster than encoding and prefixing nine fields one by one."""
+    ASCII field's length is its byte count); any other entry is `canonical_bytes`, decoded as latin-1."""
     prefix = _PREFIX
     parts: list[str] = []
-    for row in sorted(rows, key=itemgetter(0)):
-        transfer_id, debit, credit, amount, code, posted_at, reference, co2e, metadata = row
+    ordered = sorted(entries, key=_by_transfer_id)
+    for entry in ordered:
+        transfer_id, debit, credit, amount, code, posted_at, reference, co2e, metadata = entry
         names_ascii = transfer_id.isascii() and debit.isascii() and credit.isascii()
         if names_ascii and reference.isascii() and metadata.isascii():
             amount_text, code_text, posted_text, co2e_text = str(amount), str(code), str(posted_at), str(co2e)
@@ -88,5 +83,20 @@ def entries_hash_of_fields(rows: list[EntryFields]) -> tuple[str, int]:
                 continue
             except IndexError:  # a field of 1024 characters or more
                 pass
-        parts.append(canonical_bytes(JournalEntry(*row)).decode("latin-1"))
-    return hashlib.sha256("".join(parts).encode("latin-1")).hexdigest(), len(rows)
+        parts.append(canonical_bytes(entry).decode("latin-1"))
+    return hashlib.sha256("".join(parts).encode("latin-1")).hexdigest(), len(ordered)
+
+
+def block_hash(previous_hash: str, block_no: int, batch_entries_hash: str, entries_count: int) -> str:
+    return hashlib.sha256(f"{previous_hash}|{block_no}|{batch_entries_hash}|{entries_count}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What recomputing the chain found: every block sound, or the first broken one and why."""
+
+    ok: bool
+    blocks_checked: int
+    entries_checked: int
+    first_broken_block: int = 0
+    problem: str = ""

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
+from ledger_svc.domain.refusal import Refusal
+
 
 class LotKey(NamedTuple):
     """Identity of a lot. Ordering is FIFO order: soonest expiry first, then the earlier earned day."""
@@ -29,15 +31,6 @@ class LotState:
     key: LotKey
     remaining_points: int
     lot_id: int | None = None
-
-
-class Refusal(Exception):
-    """An item the ledger will not post, with a machine-readable reason (becomes a FAILED item or an error)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass
@@ -74,17 +67,6 @@ class UserAccount:
             still_needed -= take
         assert still_needed == 0, "available points were counted but not found"
         return portions
-
-
-def merge_portions(portions: list[Portion]) -> list[Portion]:
-    """One portion per lot, in FIFO order."""
-    merged: dict[LotKey, Portion] = {}
-    for portion in portions:
-        if portion.key in merged:
-            merged[portion.key].amount_points += portion.amount_points
-        else:
-            merged[portion.key] = Portion(portion.key, portion.amount_points, portion.lot_id)
-    return [merged[key] for key in sorted(merged)]
 
 
 def split_fifo(portions: list[Portion], amount_points: int) -> tuple[list[Portion], list[Portion]]:

@@ -1,30 +1,14 @@
-"""Account names and transfer codes: what a well-formed posting may name."""
+"""What a well-formed posting may name: accounts of this ledger, transfer codes, ids and the sizes of free text.
+
+The system accounts themselves are named once for every service, in service_kit.accounts.
+"""
 
 from __future__ import annotations
 
 from enum import IntEnum
 
-from service_kit.accounts import REGION_CODE_LENGTH, SYSTEM_PREFIX, is_account_number, region_of
-
-
-class SystemKind:
-    ISSUANCE = "system:issuance"
-    REDEMPTION = "system:redemption"
-    EXPIRY = "system:expiry"
-    DONATION = "system:donation"
-    CLEARING = "system:clearing"
-    ADJUSTMENT = "system:adjustment"
-
-
-SYSTEM_ACCOUNTS: tuple[str, ...] = (
-    SystemKind.ISSUANCE,
-    SystemKind.REDEMPTION,
-    SystemKind.EXPIRY,
-    SystemKind.DONATION,
-    SystemKind.CLEARING,
-    SystemKind.ADJUSTMENT,
-)
-_SYSTEM_SET = frozenset(SYSTEM_ACCOUNTS)
+from service_kit.accounts import REGION_CODE_LENGTH, SYSTEM_ACCOUNTS, SYSTEM_PREFIX, is_account_number, region_of
+from service_kit.errors import InvalidArgument
 
 
 class TransferCode(IntEnum):
@@ -49,10 +33,6 @@ MAX_METADATA_ENTRIES = 32
 MAX_METADATA_BYTES = 4096
 
 
-def is_system_account(name: str) -> bool:
-    return name in _SYSTEM_SET
-
-
 def is_user_account(name: str, region_code: str) -> bool:
     """A 16-digit account number (Luhn-checked) whose home region is this ledger's."""
     return name[:REGION_CODE_LENGTH] == region_code and is_account_number(name)
@@ -63,9 +43,17 @@ def account_problem(name: str, region_code: str) -> str | None:
     if not name:
         return "is required"
     if name.startswith(SYSTEM_PREFIX):
-        return None if name in _SYSTEM_SET else f"unknown system account {name!r}"
+        return None if name in SYSTEM_ACCOUNTS else f"unknown system account {name!r}"
     if not is_account_number(name):
         return "must be a 16-digit account number or system:<kind>"
     if region_of(name) != region_code:
         return f"belongs to region {region_of(name)}, not this ledger's region {region_code}"
     return None
+
+
+def require_id(field: str, value: str) -> None:
+    """An idempotency key a call names (refund, hold): present and within MAX_ID_LENGTH."""
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument(field, f"is longer than {MAX_ID_LENGTH} characters")

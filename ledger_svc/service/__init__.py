@@ -1,1 +1,1 @@
-"""Use cases of the ledger, one function per operation; each owns its transaction boundary."""
+"""Use cases of the ledger, one module per group of operations; each use case owns its transaction boundary."""

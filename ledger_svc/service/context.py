@@ -14,8 +14,9 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from ledger_svc.domain.time import DEFAULT_VALIDITY_MONTHS, Clock, system_clock, to_us
-from ledger_svc.store.journal import seal
+from ledger_svc.domain.time import DEFAULT_VALIDITY_MONTHS, to_us
+from ledger_svc.store.chain import seal
+from service_kit.clock import Clock, system_clock
 from service_kit.settings import Settings, SettingsError
 
 log = logging.getLogger("carbon.ledger")
@@ -24,9 +25,8 @@ MAX_ATTEMPTS = 8
 # serialization_failure, deadlock_detected, unique_violation (two requests racing with one idempotency key:
 # the retry finds the winner's row and answers as a replay).
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
-# The background sealer chains what committed in the last quarter second in one transaction, and stops after
-# a second without work (it starts again on the next commit). At 20 ms each seal chained about one batch, and the
-# sealing transactions (five statements each) were ~9% of the ledger's CPU under the ingest benchmark.
+# The background sealer chains what committed in the last quarter second in one transaction, so that one sealing
+# transaction serves many batches (ADR 0101), and stops after a second without work (the next commit starts it).
 SEAL_DELAY_S = 0.25
 SEALER_IDLE_S = 1.0
 

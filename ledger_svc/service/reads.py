@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from ledger_svc.domain.balance import BalanceView, LotView, balance_view, expiring_by_day
-from ledger_svc.domain.names import VALID_CODES, account_problem, is_system_account
+from ledger_svc.domain.names import VALID_CODES, account_problem
 from ledger_svc.domain.time import US_PER_DAY
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import reads
 from ledger_svc.store.reads import StatementRow
 from service_kit import paging
+from service_kit.accounts import is_system_account
 from service_kit.errors import InvalidArgument
 
 MAX_EXPIRING_WINDOW_US = 3 * 366 * US_PER_DAY

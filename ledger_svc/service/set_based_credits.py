@@ -8,26 +8,39 @@ ids up first, reads back the transfers that used them and compares bodies, exact
 
 from __future__ import annotations
 
-from operator import itemgetter
+from operator import attrgetter
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
-from ledger_svc.domain.credits import Credit, PostedCredits
-from ledger_svc.domain.journal import entries_hash_of_fields
+from ledger_svc.domain.credits import Credit, PostedCredits, journal_entries
+from ledger_svc.domain.implied_lots import IMPLIED_LOT_VALIDITY_MONTHS
+from ledger_svc.domain.journal import entries_hash
 from ledger_svc.domain.lots import LotKey
 from ledger_svc.domain.names import TransferCode
-from ledger_svc.domain.posting import IMPLIED_LOT_VALIDITY_MONTHS, Posting
+from ledger_svc.domain.transfers import Posting
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import accounts as account_store
-from ledger_svc.store import credits as credit_store
 from ledger_svc.store import journal
+from ledger_svc.store import pg_credits as credit_store
 
 _EARN = int(TransferCode.EARN)
-_lot_of = itemgetter(10)  # Credit.lot, for map() in C
+# The fields a batch sums, read per credit by name in C.
+_SUMMED = attrgetter("debit_account", "credit_account", "amount_points", "lot")
+_lot = attrgetter("lot")
+_ACCOUNT_POINTS = attrgetter("credit_account", "amount_points")
 
 
 class _GeneralPath(Exception):
     """Something the fast path does not handle (an id taken by a hold): the general path posts the batch."""
+
+
+class _Sums(NamedTuple):
+    """A batch's points per user account, per lot and per system account (negative: debited)."""
+
+    per_account: dict[str, int]
+    per_lot: dict[LotKey, int]
+    per_system: dict[str, int]
 
 
 def post_credits(ctx: LedgerContext, credits: list[Credit], now_us: int) -> PostedCredits | None:
@@ -49,57 +62,18 @@ def post_credits(ctx: LedgerContext, credits: list[Credit], now_us: int) -> Post
 
 
 def _post(conn: Connection, credits: list[Credit], now_us: int, optimistic: bool, earns_implied: bool) -> PostedCredits:
-    ids = [credit.transfer_id for credit in credits]
-    stored: dict[str, Posting] = {}
-    if optimistic:
-        held, first_posted = credit_store.held_or_replayed(conn, ids)
-        if held:
-            raise _GeneralPath
-        optimistic = not first_posted  # a batch sent again: look its ids up now
-    if not optimistic:
-        posted_ids, held_ids = credit_store.taken_ids(conn, ids)
-        if held_ids:
-            raise _GeneralPath
-        stored = journal.load_postings(conn, posted_ids) if posted_ids else {}
+    stored = _posted_before(conn, [credit.transfer_id for credit in credits], optimistic)
     fresh = [credit for credit in credits if credit.transfer_id not in stored] if stored else credits
     if not fresh:
         return PostedCredits(credits, stored, [], [], now_us)
-    per_account: dict[str, int] = {}
-    per_lot: dict[LotKey, int] = {}
-    per_system: dict[str, int] = {}
-    for _, debit, account, points, _, _, _, _, _, _, lot in fresh:
-        per_account[account] = per_account.get(account, 0) + points
-        per_lot[lot] = per_lot.get(lot, 0) + points
-        per_system[debit] = per_system.get(debit, 0) - points
+    sums = _sums(fresh)
     # Lock order (ADR 0100): user accounts, then lots, then system shards.
-    balances = credit_store.credit_users(conn, per_account, now_us)
-    running = {name: balances[name] - points for name, points in per_account.items()}
-    balances_after: list[int] = []
-    append_balance = balances_after.append
-    for credit in fresh:
-        balance = running[credit.credit_account] + credit.amount_points
-        running[credit.credit_account] = balance
-        append_balance(balance)
-    digest, count = entries_hash_of_fields(
-        [
-            (
-                c.transfer_id,
-                c.debit_account,
-                c.credit_account,
-                c.amount_points,
-                c.code,
-                now_us,
-                c.reference,
-                c.co2e_grams,
-                c.metadata_json,
-            )
-            for c in fresh
-        ]
-    )
-    batch_id = credit_store.insert_batch(conn, digest, count, now_us)
+    balances = credit_store.credit_users(conn, sums.per_account, now_us)
+    balances_after = _balances_after(fresh, sums.per_account, balances)
+    batch_id = journal.insert_batch(conn, *entries_hash(journal_entries(fresh, now_us)), now_us)
     credit_store.copy_transfers(conn, batch_id, fresh, balances_after, now_us)
-    lot_ids = credit_store.upsert_lots(conn, per_lot)
-    credit_lot_ids = list(map(lot_ids.__getitem__, map(_lot_of, fresh)))
+    lot_ids = credit_store.upsert_lots(conn, sums.per_lot)
+    credit_lot_ids = list(map(lot_ids.__getitem__, map(_lot, fresh)))
     recorded = [
         (credit, lot_id)
         for credit, lot_id in zip(fresh, credit_lot_ids, strict=True)
@@ -107,5 +81,43 @@ def _post(conn: Connection, credits: list[Credit], now_us: int, optimistic: bool
     ]
     if recorded:
         credit_store.copy_transfer_lots(conn, [credit for credit, _ in recorded], [lot_id for _, lot_id in recorded])
-    account_store.apply_system_deltas(conn, per_system)
+    account_store.apply_system_deltas(conn, sums.per_system)
     return PostedCredits(credits, stored, balances_after, credit_lot_ids, now_us)
+
+
+def _posted_before(conn: Connection, ids: list[str], optimistic: bool) -> dict[str, Posting]:
+    """The first postings of ids posted before, by id. The optimistic attempt looks nothing up unless the batch's
+    first id was posted (a batch sent again); an id taken by a hold sends the batch down the general path."""
+    if optimistic:
+        held, first_posted = credit_store.held_or_replayed(conn, ids)
+        if held:
+            raise _GeneralPath
+        if not first_posted:
+            return {}
+    posted_ids, held_ids = credit_store.taken_ids(conn, ids)
+    if held_ids:
+        raise _GeneralPath
+    return journal.load_postings(conn, posted_ids) if posted_ids else {}
+
+
+def _sums(credits: list[Credit]) -> _Sums:
+    per_account: dict[str, int] = {}
+    per_lot: dict[LotKey, int] = {}
+    per_system: dict[str, int] = {}
+    for debit, account, points, lot in map(_SUMMED, credits):
+        per_account[account] = per_account.get(account, 0) + points
+        per_lot[lot] = per_lot.get(lot, 0) + points
+        per_system[debit] = per_system.get(debit, 0) - points
+    return _Sums(per_account, per_lot, per_system)
+
+
+def _balances_after(credits: list[Credit], per_account: dict[str, int], balances: dict[str, int]) -> list[int]:
+    """Each credit's account balance just after it, from the balances after the whole batch."""
+    running = {name: balances[name] - points for name, points in per_account.items()}
+    balances_after: list[int] = []
+    append = balances_after.append
+    for account, points in map(_ACCOUNT_POINTS, credits):
+        balance = running[account] + points
+        running[account] = balance
+        append(balance)
+    return balances_after

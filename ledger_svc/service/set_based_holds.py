@@ -1,7 +1,7 @@
 """Hold, CommitHold (to a system account) and ReleaseHold on PostgreSQL in two or three statements each (ADR 0103).
 
-The same rules and answers as the general path in `service/holds.py`, which SQLite (and a commit to a user account)
-takes: a test runs the same random sequences through both and compares everything.
+The same rules and answers as the general path in `holds.py`, which SQLite (and a commit to a user account) takes:
+a test runs the same random sequences through both and compares everything.
 """
 
 from __future__ import annotations
@@ -10,27 +10,34 @@ from dataclasses import replace
 
 from sqlalchemy import Connection
 
-from ledger_svc.domain.holds import Hold, HoldState
-from ledger_svc.domain.journal import entries_hash
-from ledger_svc.domain.lots import Refusal, split_fifo
-from ledger_svc.domain.posting import ItemResult, Posting, Status, fingerprint_of
+from ledger_svc.domain.holds import (
+    Hold,
+    HoldState,
+    check_repeated_commit,
+    checked_commit_amount,
+    commit_posting,
+    reused_key,
+)
+from ledger_svc.domain.journal import entries_hash, entry_of
+from ledger_svc.domain.lots import split_fifo
+from ledger_svc.domain.transfers import ItemResult, Status
 from ledger_svc.service.context import LedgerContext
-from ledger_svc.store import holds_pg, journal
+from ledger_svc.store import journal, pg_holds
 from ledger_svc.store.accounts import shard_of_this_thread
-from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from service_kit.errors import FailedPrecondition, NotFound
 
 
 def hold(conn: Connection, created: Hold) -> Hold:
     """Records `created` (a pending hold without lots yet), or answers a replay of it."""
-    locked, taken = holds_pg.lock_for_hold(conn, created.account, created.hold_id, created.created_at_us)
+    locked, taken = pg_holds.lock_for_hold(conn, created.account, created.hold_id, created.created_at_us)
     if taken:
-        existing = holds_pg.load_hold(conn, created.hold_id)
+        existing = pg_holds.load_hold(conn, created.hold_id)
         if existing is not None and existing.fingerprint == created.fingerprint:
             return existing
-        raise reused("hold_id", created.hold_id)
+        raise reused_key("hold_id", created.hold_id)
     if locked.held_points > 0:  # an account holding nothing has no timed-out hold to release
-        holds_pg.release_expired(conn, [created.account], created.created_at_us)
-    available, portions = holds_pg.take_hold(conn, created)
+        pg_holds.release_expired(conn, [created.account], created.created_at_us)
+    available, portions = pg_holds.take_hold(conn, created)
     if available < created.amount_points:
         raise FailedPrecondition(
             "INSUFFICIENT_POINTS",
@@ -48,28 +55,17 @@ def commit_to_system(
     current, balance_points = _locked_hold(conn, hold_id, now_us)
     while True:
         if current.state is HoldState.COMMITTED:
-            if current.is_same_commit(amount_points, credit_account):
-                posting = journal.load_postings(conn, [hold_id])[hold_id]
-                return current, ItemResult(hold_id, Status.ALREADY_POSTED, posting=posting)
-            raise reused("hold_id", hold_id, "the hold was committed before with a different amount or credit account")
+            check_repeated_commit(current, amount_points, credit_account)
+            posting = journal.load_postings(conn, [hold_id])[hold_id]
+            return current, ItemResult(hold_id, Status.ALREADY_POSTED, posting=posting)
         amount = checked_commit_amount(current, amount_points, now_us)
         committed, back = split_fifo(current.lots, amount)
-        posting = Posting(
-            transfer_id=hold_id,
-            debit_account=current.account,
-            credit_account=credit_account,
-            amount_points=amount,
-            code=current.code,
-            posted_at_us=now_us,
-            fingerprint=fingerprint_of(["commit", hold_id, credit_account, amount]),
-            reference=current.reference,
-            metadata_json=current.metadata_json,
-            debit_balance_after=balance_points - amount,
-            debit_lots=committed,
+        posting = commit_posting(
+            current, credit_account, committed, now_us, debit_balance_after=balance_points - amount
         )
-        digest, _ = entries_hash([journal.entry_of(posting)])
+        digest, _ = entries_hash([entry_of(posting)])
         resolved = replace(current, state=HoldState.COMMITTED, committed_points=amount, credit_account=credit_account)
-        if holds_pg.commit_to_system(
+        if pg_holds.commit_to_system(
             conn,
             resolved,
             committed,
@@ -94,7 +90,7 @@ def release(conn: Connection, ctx: LedgerContext, hold_id: str) -> Hold:
             return current  # released or expired before: releasing again changes nothing
         state = HoldState.EXPIRED if current.state_at(now_us) is HoldState.EXPIRED else HoldState.RELEASED
         resolved = replace(current, state=state)
-        if holds_pg.resolve_without_posting(conn, resolved, resolved.lots, now_us):
+        if pg_holds.resolve_without_posting(conn, resolved, resolved.lots, now_us):
             return resolved
         current = _reread(conn, hold_id)
 
@@ -102,7 +98,7 @@ def release(conn: Connection, ctx: LedgerContext, hold_id: str) -> Hold:
 def _locked_hold(conn: Connection, hold_id: str, now_us: int) -> tuple[Hold, int]:
     """Locks the held account; the hold as read then (it may have been resolved while we waited for the lock: the
     guarded writes then change nothing and it is read again) and the account's balance."""
-    found = holds_pg.lock_and_read_hold(conn, hold_id, now_us)
+    found = pg_holds.lock_and_read_hold(conn, hold_id, now_us)
     if found is None:
         raise NotFound("HOLD_NOT_FOUND", f"no hold {hold_id!r}", {"hold_id": hold_id})
     return found
@@ -110,22 +106,6 @@ def _locked_hold(conn: Connection, hold_id: str, now_us: int) -> tuple[Hold, int
 
 def _reread(conn: Connection, hold_id: str) -> Hold:
     """The hold read again under its account's lock: no longer pending, so the next decision is final."""
-    current = holds_pg.load_hold(conn, hold_id)
+    current = pg_holds.load_hold(conn, hold_id)
     assert current is not None and current.state is not HoldState.PENDING, "a pending hold's write cannot miss"
     return current
-
-
-def checked_commit_amount(current: Hold, amount_points: int, now_us: int) -> int:
-    """The points a commit of a pending hold moves, or the error that refuses it."""
-    try:
-        current.check_commit(now_us)
-        return current.commit_amount(amount_points)
-    except Refusal as refusal:
-        if refusal.reason == "INVALID_AMOUNT":
-            raise InvalidArgument("amount_points", refusal.message) from None
-        raise FailedPrecondition(refusal.reason, refusal.message, {"hold_id": current.hold_id}) from None
-
-
-def reused(field: str, value: str, detail: str = "") -> AlreadyExists:
-    message = detail or f"{value!r} was used before with a different body"
-    return AlreadyExists("IDEMPOTENCY_KEY_REUSED", f"{field} {value!r}: {message}", {"field": field})

@@ -1,4 +1,8 @@
-"""Use cases that post transfers: PostTransfers (batches), GetTransfer, RefundTransfer."""
+"""Use cases that post and read transfers: PostTransfers and PostCredits (batches), GetTransfer.
+
+A batch takes PostgreSQL's set-based path when every item is a fresh credit (ADR 0102, `set_based_credits`), and the
+general path otherwise: lock the accounts, load their spendable lots into a Book, post there, write the changes.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,16 @@ from sqlalchemy import Connection
 
 from ledger_svc.domain.book import Book
 from ledger_svc.domain.credits import CreditColumns, PostedCredits, credit_columns, plan_credits
-from ledger_svc.domain.lots import Portion, Refusal, UserAccount
-from ledger_svc.domain.names import MAX_ID_LENGTH, TransferCode, is_system_account, is_user_account
-from ledger_svc.domain.posting import (
-    MAX_BATCH_TRANSFERS,
-    ItemResult,
-    Posting,
-    Status,
-    TransferRequest,
-    fingerprint_of,
-    metadata_json,
-    post_batch,
-)
+from ledger_svc.domain.lots import UserAccount
+from ledger_svc.domain.names import is_user_account
+from ledger_svc.domain.posting import post_batch
+from ledger_svc.domain.transfers import MAX_BATCH_TRANSFERS, ItemResult, Posting, Status, TransferRequest
 from ledger_svc.service.context import LedgerContext
-from ledger_svc.service.credits import post_credits
+from ledger_svc.service.set_based_credits import post_credits
 from ledger_svc.store import accounts as account_store
 from ledger_svc.store import holds as hold_store
 from ledger_svc.store import journal
-from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from service_kit.errors import InvalidArgument, NotFound
 
 # A fingerprint no body has: ids held by holds are taken, whatever the body.
 _RESERVED = "reserved-by-hold"
@@ -68,6 +64,7 @@ def _post_batch(ctx: LedgerContext, requests: list[TransferRequest]) -> PostedCr
 
 
 def _post(conn: Connection, ctx: LedgerContext, requests: list[TransferRequest]) -> list[ItemResult]:
+    """The general path, in one transaction: lock, load, post in the Book, write."""
     now_us = ctx.now_us()
     region = ctx.region_code
     debited = {r.debit_account for r in requests if is_user_account(r.debit_account, region)}
@@ -111,111 +108,3 @@ def get_transfer(ctx: LedgerContext, transfer_id: str) -> Posting:
     if found is None:
         raise NotFound("TRANSFER_NOT_FOUND", f"no transfer {transfer_id!r}", {"transfer_id": transfer_id})
     return found
-
-
-def refund_transfer(
-    ctx: LedgerContext, refund_id: str, original_transfer_id: str, amount_points: int, reason: str
-) -> ItemResult:
-    """Restores the points of a posted debit to the lots it took them from, latest-expiring first."""
-    _require_id("refund_id", refund_id)
-    _require_id("original_transfer_id", original_transfer_id)
-    if amount_points < 0:
-        raise InvalidArgument("amount_points", "must not be negative (0 refunds the whole remaining amount)")
-    if len(reason) > 256:
-        raise InvalidArgument("reason", "is longer than 256 characters")
-    fingerprint = fingerprint_of(["refund", original_transfer_id, amount_points, reason])
-    result = ctx.transaction(
-        lambda conn: _refund(conn, ctx, refund_id, original_transfer_id, amount_points, reason, fingerprint)
-    )
-    if result.status is Status.POSTED:
-        ctx.seal_soon()
-    return result
-
-
-def _refund(
-    conn: Connection,
-    ctx: LedgerContext,
-    refund_id: str,
-    original_id: str,
-    amount_points: int,
-    reason: str,
-    fingerprint: str,
-) -> ItemResult:
-    now_us = ctx.now_us()
-    found = journal.load_postings(conn, [refund_id, original_id])
-    if refund_id in found or hold_store.existing_hold_ids(conn, [refund_id]):
-        if refund_id in found and found[refund_id].fingerprint == fingerprint:
-            return ItemResult(refund_id, Status.ALREADY_POSTED, posting=found[refund_id])
-        raise AlreadyExists("IDEMPOTENCY_KEY_REUSED", f"refund_id {refund_id!r} was used before with a different body")
-    original = found.get(original_id)
-    if original is None:
-        raise NotFound("TRANSFER_NOT_FOUND", f"no transfer {original_id!r}", {"transfer_id": original_id})
-    if not original.debit_lots or original.refund_of is not None or original.code == TransferCode.EXPIRE:
-        raise FailedPrecondition("NOT_REFUNDABLE", f"transfer {original_id!r} is not a debit of a user account's lots")
-    user_names = [original.debit_account]
-    if not is_system_account(original.credit_account):
-        user_names.append(original.credit_account)
-    users = account_store.lock_users(conn, user_names, now_us)
-    before = account_store.snapshot(users)
-    payer = original.credit_account
-    if not is_system_account(payer):
-        hold_store.release_expired_holds(conn, users, [payer], now_us)
-        account_store.load_spendable_lots(conn, {payer: users[payer]}, now_us)
-    refunded_points, refunded_per_lot = journal.refunded_by_lot(conn, original_id)
-    refundable = original.amount_points - refunded_points
-    amount = amount_points or refundable
-    if refundable == 0 or amount > refundable:
-        raise FailedPrecondition(
-            "REFUND_EXCEEDS_ORIGINAL",
-            f"{refundable} of transfer {original_id!r} can still be refunded, {amount} asked",
-            {"refundable_points": refundable},
-        )
-    restore = _restore_portions(original.debit_lots, refunded_per_lot, amount)
-    book = Book(now_us, users)
-    try:
-        if is_system_account(payer):
-            book.system_change(payer, -amount)
-        else:
-            book.take_lots(payer, amount)
-        placed = book.put_lots(original.debit_account, restore, fresh=False)
-    except Refusal as refusal:
-        raise FailedPrecondition(refusal.reason, refusal.message) from None
-    posting = Posting(
-        transfer_id=refund_id,
-        debit_account=payer,
-        credit_account=original.debit_account,
-        amount_points=amount,
-        code=int(TransferCode.REFUND),
-        posted_at_us=now_us,
-        fingerprint=fingerprint,
-        reference=original_id,
-        metadata_json=metadata_json({"reason": reason} if reason else {}),
-        debit_balance_after=None if is_system_account(payer) else users[payer].balance_points,
-        credit_balance_after=users[original.debit_account].balance_points,
-        credit_lots=placed,
-        refund_of=original_id,
-    )
-    write_book(conn, book, users, before, [posting], now_us)
-    return ItemResult(refund_id, Status.POSTED, posting=posting)
-
-
-def _restore_portions(taken: list[Portion], refunded_per_lot: Mapping[int, int], amount_points: int) -> list[Portion]:
-    """The latest-expiring points taken come back first (the user keeps the longest-lived points)."""
-    restore: list[Portion] = []
-    still_needed = amount_points
-    for portion in sorted(taken, key=lambda item: item.key, reverse=True):
-        assert portion.lot_id is not None
-        left = portion.amount_points - refunded_per_lot.get(portion.lot_id, 0)
-        give = min(left, still_needed)
-        if give > 0:
-            restore.append(Portion(portion.key, give, portion.lot_id))
-            still_needed -= give
-    assert still_needed == 0, "refundable points were counted but not found in the original lots"
-    return restore
-
-
-def _require_id(field: str, value: str) -> None:
-    if not value:
-        raise InvalidArgument(field, "is required")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidArgument(field, f"is longer than {MAX_ID_LENGTH} characters")

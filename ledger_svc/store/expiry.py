@@ -1,12 +1,11 @@
-"""The expiry sweep's queries: expired lots with points left, in expiry order, and emptying them."""
+"""The general expiry sweep's queries (any database): expired lots with points left, in expiry order; emptying them."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from ledger_svc.domain.expiry import ExpiringLot
-from ledger_svc.domain.lots import LotKey
-from ledger_svc.store.accounts import chunks
+from ledger_svc.store.dialects import chunks
 from ledger_svc.store.tables import lots
 
 
@@ -30,8 +29,16 @@ def expiring_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[
         for row in conn.execute(
             select(lots).where(lots.c.lot_id.in_(part), lots.c.remaining_points > 0, lots.c.expires_at_us <= cutoff_us)
         ):
-            key = LotKey(row.account, row.expires_at_us, row.earned_on)
-            found.append(ExpiringLot(row.lot_id, key, row.remaining_points, row.expired_points))
+            found.append(
+                ExpiringLot(
+                    lot_id=row.lot_id,
+                    account=row.account,
+                    expires_at_us=row.expires_at_us,
+                    earned_on=row.earned_on,
+                    points=row.remaining_points,
+                    expired_before=row.expired_points,
+                )
+            )
     return found
 
 
@@ -43,5 +50,5 @@ def empty_lots(conn: Connection, expired: list[ExpiringLot]) -> None:
             remaining_points=lots.c.remaining_points - bindparam("points"),
             expired_points=lots.c.expired_points + bindparam("points"),
         ),
-        [{"id": lot.lot_id, "points": lot.remaining_points} for lot in sorted(expired, key=lambda item: item.lot_id)],
+        [{"id": lot.lot_id, "points": lot.points} for lot in sorted(expired, key=lambda item: item.lot_id)],
     )

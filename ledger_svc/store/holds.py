@@ -9,7 +9,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from ledger_svc.domain.holds import Hold, HoldState
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
-from ledger_svc.store.accounts import chunks
+from ledger_svc.store.dialects import chunks
 from ledger_svc.store.tables import hold_lots, holds, lots
 
 

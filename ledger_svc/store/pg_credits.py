@@ -1,12 +1,10 @@
-"""PostgreSQL writes of a credit-only batch: COPY for the per-item rows, one upsert over arrays per table for the
-sums; no statement per item.
+"""PostgreSQL statements of a credit-only batch (ADR 0102): COPY for the per-item rows, one upsert over arrays per
+table for the sums, no statement per item; and the look-ups of ids the batch may not use.
 
 Lock order as everywhere (ADR 0100): user accounts (sorted), then lots (sorted), then system shards.
 """
 
 from __future__ import annotations
-
-from datetime import date
 
 from sqlalchemy import Connection, text
 
@@ -45,10 +43,6 @@ _COPY_TRANSFERS = (
     " co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, credit_balance_after) FROM STDIN"
 )
 _COPY_TRANSFER_LOTS = "COPY transfer_lots (transfer_id, side, position, lot_id, amount_points) FROM STDIN"
-_INSERT_BATCH = text(
-    "INSERT INTO journal_batches (entries_count, entries_hash, created_at_us) VALUES (:count, :hash, :now) "
-    "RETURNING batch_id"
-)
 # Columns travel as comma-joined text (account numbers, days and numbers have no commas): one string parameter
 # each, dumped by the driver in C, where a Python list is dumped element by element. Rows are locked in byte order
 # of the account (`COLLATE "C"`, the columns' own collation, ADR 0107), the order Python's sorted() gives.
@@ -95,8 +89,8 @@ def held_or_replayed(conn: Connection, ids: list[str]) -> tuple[bool, bool]:
 
 
 def _text_array(values: list[str]) -> str:
-    """`values` as one PostgreSQL array literal: the driver dumps a list element by element (about 1 µs an id),
-    one string in C. Each element is double-quoted; inside quotes only a quote and a backslash need escaping."""
+    """`values` as one PostgreSQL array literal: the driver dumps a list element by element in Python, one string
+    in C. Each element is double-quoted; inside quotes only a quote and a backslash need escaping."""
     if not values:
         return "{}"
     joined = "".join(values)
@@ -112,10 +106,6 @@ def _copy_texts(values: list[str]) -> list[str]:
     if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
         return [value.translate(COPY_ESCAPES) for value in values]
     return values
-
-
-def insert_batch(conn: Connection, entries_hash: str, entries_count: int, now_us: int) -> int:
-    return int(conn.execute(_INSERT_BATCH, {"count": entries_count, "hash": entries_hash, "now": now_us}).scalar_one())
 
 
 def copy_transfers(
@@ -138,19 +128,23 @@ def copy_transfers(
         copy.write("".join(lines))
 
 
-def upsert_lots(conn: Connection, per_lot: dict[LotKey, int]) -> dict[tuple[str, int, date], int]:
-    """Adds each lot's credited points (creating lots on first use); returns lot ids by (account, expiry, day)."""
+def upsert_lots(conn: Connection, per_lot: dict[LotKey, int]) -> dict[LotKey, int]:
+    """Adds each lot's credited points (creating lots on first use); returns the lot ids by key."""
     keys = sorted(per_lot)
     rows = conn.execute(
         _UPSERT_LOTS,
         {
-            "accounts": ",".join([key[0] for key in keys]),
-            "expires": ",".join([str(key[1]) for key in keys]),
-            "days": ",".join([key[2].isoformat() for key in keys]),
+            "accounts": ",".join([key.account for key in keys]),
+            "expires": ",".join([str(key.expires_at_us) for key in keys]),
+            "days": ",".join([key.earned_on.isoformat() for key in keys]),
             "points": ",".join([str(per_lot[key]) for key in keys]),
         },
     )
-    return {(account, expires, day): lot_id for lot_id, account, expires, day in rows.all()}  # all(): one fetch
+    new = tuple.__new__  # a LotKey per lot of the batch (docs/adr/0008-per-item-values-are-named-tuples.md)
+    return {
+        new(LotKey, (account, expires_at_us, earned_on)): lot_id
+        for lot_id, account, expires_at_us, earned_on in rows.all()  # all(): fetched at once
+    }
 
 
 def copy_transfer_lots(conn: Connection, credits: list[Credit], lot_ids: list[int]) -> None:

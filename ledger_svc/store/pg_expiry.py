@@ -1,11 +1,14 @@
-"""The expiry sweep on PostgreSQL, set-based: a batch of expired lots is emptied, and their accounts debited, by one
-statement; its transfers and lot records go in by COPY. Lock order as everywhere: accounts, lots, shards."""
+"""The expiry sweep on PostgreSQL, set-based (ADR 0102): a batch of expired lots is emptied, and their accounts debited,
+by one statement; its transfers and lot records go in by COPY. Lock order as everywhere: accounts, lots, shards."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from ledger_svc.domain.expiry import SweptLot
+from ledger_svc.domain.expiry import ExpiringLot, ExpiryCandidate, ExpiryTransfer
+from ledger_svc.domain.lots import UserAccount
+from ledger_svc.domain.names import TransferCode
+from service_kit.accounts import EXPIRY_ACCOUNT
 from service_kit.pg_copy import copy_into
 
 # Keyset order: each batch starts after the last lot of the previous one, so a sweep never rescans the index
@@ -27,7 +30,7 @@ _LOCK_ACCOUNTS = text(
 )
 # Under the accounts' locks no one else writes these lots, so they need no lock of their own before the UPDATE
 # (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied, and the
-# accounts lose what their lots lost in the same statement.
+# accounts lose what their lots lost in the same statement. The result's columns are ExpiringLot's, in its order.
 _EMPTY_LOTS = text(
     """
     WITH swept AS (
@@ -44,53 +47,54 @@ _EMPTY_LOTS = text(
         UPDATE accounts SET balance_points = accounts.balance_points - per_account.points
         FROM per_account WHERE accounts.account = per_account.account
     )
-    SELECT lot_id, account, expires_at_us, earned_on, points, before FROM emptied
+    SELECT lot_id, account, expires_at_us, earned_on, points, before AS expired_before FROM emptied
     """
 )
-
-
-def expired_lot_candidates(
-    conn: Connection, cutoff_us: int, limit: int, after: tuple[int, int]
-) -> list[tuple[int, str, int]]:
-    """Up to `limit` (lot_id, account, expires_at_us) of lots with points left that expired by the cutoff, in
-    (expiry, id) order after `after`."""
-    parameters = {"cutoff": cutoff_us, "limit": limit, "after_expiry": after[0], "after_id": after[1]}
-    return [(row[0], row[1], row[2]) for row in conn.execute(_CANDIDATES, parameters)]
-
-
-def lock_accounts(conn: Connection, names: list[str]) -> dict[str, tuple[int, int]]:
-    rows = conn.execute(_LOCK_ACCOUNTS, {"names": ",".join(sorted(set(names)))})
-    return {row[0]: (row[1], row[2]) for row in rows}
-
-
-def empty_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[SweptLot]:
-    """Empties the lots (of locked accounts) and takes what they held off their accounts' balances."""
-    rows = conn.execute(_EMPTY_LOTS, {"ids": ",".join(map(str, lot_ids)), "cutoff": cutoff_us})
-    return [(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows]
-
-
 _COPY_TRANSFERS = (
     "COPY transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,"
     " co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, debit_balance_after) FROM STDIN"
 )
 _COPY_TRANSFER_LOTS = "COPY transfer_lots (transfer_id, side, position, lot_id, amount_points) FROM STDIN"
+_EXPIRE = int(TransferCode.EXPIRE)
 
 
-def copy_expiry_transfers(
-    conn: Connection, rows: list[tuple[str, str, str, int, int, str, int, str, int, int, str, int]], batch_id: int
-) -> None:
-    """Rows without the batch id: (transfer_id, debit, credit, points, code, reference, co2e, metadata, earned_at,
-    posted_at, fingerprint, debit_balance_after)."""
+def expired_lot_candidates(
+    conn: Connection, cutoff_us: int, limit: int, after: ExpiryCandidate | None
+) -> list[ExpiryCandidate]:
+    """Up to `limit` lots with points left that expired by the cutoff, in (expiry, id) order after `after` (None:
+    from the first)."""
+    after_expiry, after_id = (after.expires_at_us, after.lot_id) if after else (-(2**63), -(2**63))
+    parameters = {"cutoff": cutoff_us, "limit": limit, "after_expiry": after_expiry, "after_id": after_id}
+    return [
+        ExpiryCandidate(row.lot_id, row.account, row.expires_at_us) for row in conn.execute(_CANDIDATES, parameters)
+    ]
+
+
+def lock_accounts(conn: Connection, names: list[str]) -> dict[str, UserAccount]:
+    rows = conn.execute(_LOCK_ACCOUNTS, {"names": ",".join(sorted(set(names)))})
+    return {row.account: UserAccount(row.account, row.balance_points, row.held_points) for row in rows}
+
+
+def empty_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[ExpiringLot]:
+    """Empties the lots (of locked accounts) that still hold expired points and takes what they held off their
+    accounts' balances; returns them as they were."""
+    rows = conn.execute(_EMPTY_LOTS, {"ids": ",".join(map(str, lot_ids)), "cutoff": cutoff_us})
+    return list(map(ExpiringLot._make, rows))
+
+
+def copy_expiry_transfers(conn: Connection, transfers: list[ExpiryTransfer], batch_id: int, now_us: int) -> None:
     # Ids, accounts, references and fingerprints the sweep made itself: nothing in them needs COPY's escapes.
     lines = [
-        f"{r[0]}\t{batch_id}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\t{r[10]}\t{r[11]}\n"
-        for r in rows
+        f"{t.transfer_id}\t{batch_id}\t{t.lot.account}\t{EXPIRY_ACCOUNT}\t{t.lot.points}\t{_EXPIRE}\t{t.reference}"
+        f"\t0\t\t0\t{now_us}\t{t.fingerprint}\t{t.debit_balance_after}\n"
+        for t in transfers
     ]
     with copy_into(conn, _COPY_TRANSFERS) as copy:
         copy.write("".join(lines))
 
 
-def copy_expiry_lots(conn: Connection, rows: list[tuple[str, str, int, int, int]]) -> None:
-    lines = [f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\n" for r in rows]
+def copy_expiry_lots(conn: Connection, transfers: list[ExpiryTransfer]) -> None:
+    """Each transfer's one lot record: it took all that was left of its lot (debit side, position 0)."""
+    lines = [f"{t.transfer_id}\tD\t0\t{t.lot.lot_id}\t{t.lot.points}\n" for t in transfers]
     with copy_into(conn, _COPY_TRANSFER_LOTS) as copy:
         copy.write("".join(lines))

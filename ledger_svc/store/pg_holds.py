@@ -1,7 +1,7 @@
 """Holds on PostgreSQL in a few statements each (ADR 0103): lock, read, then one statement of CTEs that writes.
 
 These statements go straight to the driver (psycopg prepares them after a few uses), skipping SQLAlchemy's
-per-statement work: a hold+commit pair is ~10 statements' worth of round trips, not ~20, and little Python.
+per-statement work: a hold+commit pair is half the general path's statements, and little Python.
 Every statement runs under the row lock of the held account, taken by the first one, so a later statement's
 snapshot sees every change to that account's lots and holds (ADR 0100's lock order is unchanged).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection
 
 from ledger_svc.domain.holds import Hold, HoldState
@@ -26,7 +27,7 @@ WITH locked AS (
 )
 SELECT balance_points, held_points,
        EXISTS (SELECT 1 FROM holds WHERE hold_id = %(id)s)
-       OR EXISTS (SELECT 1 FROM transfers WHERE transfer_id = %(id)s)
+       OR EXISTS (SELECT 1 FROM transfers WHERE transfer_id = %(id)s) AS taken
 FROM locked
 """
 
@@ -95,23 +96,24 @@ WITH held AS (
 )
 SELECT locked.balance_points, h.account, h.amount_points, h.state, h.expires_at_us, h.code, h.fingerprint,
        h.created_at_us, h.reference, h.metadata_json, h.committed_points, h.credit_account,
-       hl.lot_id, hl.amount_points, l.expires_at_us, l.earned_on
+       hl.lot_id, hl.amount_points AS portion_points, l.expires_at_us AS lot_expires_at_us, l.earned_on AS lot_earned_on
 FROM locked JOIN holds h ON h.hold_id = %(id)s
 LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN lots l ON l.lot_id = hl.lot_id
 ORDER BY hl.position
 """
 _LOAD_HOLD = """
-SELECT 0, h.account, h.amount_points, h.state, h.expires_at_us, h.code, h.fingerprint, h.created_at_us, h.reference,
-       h.metadata_json, h.committed_points, h.credit_account, hl.lot_id, hl.amount_points, l.expires_at_us, l.earned_on
+SELECT h.account, h.amount_points, h.state, h.expires_at_us, h.code, h.fingerprint, h.created_at_us, h.reference,
+       h.metadata_json, h.committed_points, h.credit_account,
+       hl.lot_id, hl.amount_points AS portion_points, l.expires_at_us AS lot_expires_at_us, l.earned_on AS lot_earned_on
 FROM holds h LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN lots l ON l.lot_id = hl.lot_id
 WHERE h.hold_id = %(id)s ORDER BY hl.position
 """
 
-# Resolves a hold that is still pending (nothing happens otherwise; the count says which): the uncommitted portions
-# go back to their lots, held points and balance drop. A commit to a system account also posts transfer id = hold id
-# (one journal batch, its lot records) and adds the amount to one shard of the credit account.
-_RESOLVE = """
-WITH hold_update AS (
+# Resolves a hold that is still pending: the uncommitted portions go back to their lots, held points and balance drop.
+# Every other part joins hold_update, guarded by `state = 1`: a hold resolved meanwhile writes nothing (the count
+# says which). A commit to a system account adds its own parts to this.
+_RESOLVE_PENDING = """
+hold_update AS (
     UPDATE holds SET state = %(state)s::smallint, committed_points = %(amount)s::bigint, credit_account = %(credit)s,
                      resolved_at_us = %(now)s::bigint
     WHERE hold_id = %(id)s AND state = 1
@@ -124,20 +126,11 @@ WITH hold_update AS (
     UPDATE accounts SET balance_points = accounts.balance_points - %(amount)s::bigint,
                         held_points = accounts.held_points - %(held)s::bigint
     FROM hold_update WHERE account = %(account)s
-)
-SELECT count(*) FROM hold_update
-"""
-_COMMIT_TO_SYSTEM = """
-WITH hold_update AS (
-    UPDATE holds SET state = 2, committed_points = %(amount)s::bigint, credit_account = %(credit)s,
-                     resolved_at_us = %(now)s::bigint
-    WHERE hold_id = %(id)s AND state = 1
-    RETURNING hold_id
-), back AS (
-    SELECT b.* FROM unnest(%(back_ids)s::bigint[], %(back_points)s::bigint[]) AS b(lot_id, points), hold_update
-), lot_update AS (
-    UPDATE lots SET remaining_points = lots.remaining_points + back.points FROM back WHERE lots.lot_id = back.lot_id
-), batch AS (
+)"""
+_RESOLVE = f"WITH {_RESOLVE_PENDING}\nSELECT count(*) AS resolved FROM hold_update"
+# A commit to a system account also posts transfer id = hold id (one journal batch, its lot records) and adds the
+# amount to one shard of the credit account.
+_COMMIT_TO_SYSTEM = f"""WITH {_RESOLVE_PENDING}, batch AS (
     INSERT INTO journal_batches (entries_count, entries_hash, created_at_us)
     SELECT 1, %(digest)s, %(now)s::bigint FROM hold_update
     RETURNING batch_id
@@ -151,16 +144,12 @@ WITH hold_update AS (
     INSERT INTO transfer_lots (transfer_id, side, position, lot_id, amount_points)
     SELECT %(id)s, 'D', (t.ord - 1)::smallint, t.lot_id, t.points
     FROM unnest(%(taken_ids)s::bigint[], %(taken_points)s::bigint[]) WITH ORDINALITY AS t(lot_id, points, ord), batch
-), account_update AS (
-    UPDATE accounts SET balance_points = accounts.balance_points - %(amount)s::bigint,
-                        held_points = accounts.held_points - %(held)s::bigint
-    FROM hold_update WHERE account = %(account)s
 ), shard_update AS (
     INSERT INTO system_balances (account, shard, balance_points)
     SELECT %(credit)s, %(shard)s::smallint, %(amount)s::bigint FROM hold_update
     ON CONFLICT (account, shard) DO UPDATE SET balance_points = system_balances.balance_points + excluded.balance_points
 )
-SELECT count(*) FROM hold_update
+SELECT count(*) AS resolved FROM hold_update
 """
 
 
@@ -171,13 +160,14 @@ class Locked:
 
 
 def _cursor(conn: Connection) -> Any:
-    """The driver's cursor on the transaction's own connection."""
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    """A cursor on the transaction's own driver connection whose rows name their columns."""
+    return conn.connection.driver_connection.cursor(row_factory=namedtuple_row)  # type: ignore[union-attr]
 
 
-def _first_rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Rows of a transaction's first statement. (Sending it in one psycopg pipeline with BEGIN saved a round trip
-    but cost ~20% more Python per pair, and the server is CPU-bound.)"""
+def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[Any]:
+    """All rows of one prepared statement. (A transaction's first statement is not sent in one pipeline with the
+    driver's BEGIN: that saved a round trip but cost more Python per call than it saved, and the server is
+    CPU-bound.)"""
     with _cursor(conn) as cursor:
         cursor.execute(sql, params, prepare=True)
         return list(cursor.fetchall())
@@ -185,15 +175,14 @@ def _first_rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[tupl
 
 def lock_for_hold(conn: Connection, account: str, hold_id: str, now_us: int) -> tuple[Locked, bool]:
     """Locks `account`; returns its balances and whether `hold_id` is already a hold's or a transfer's id."""
-    ((balance, held, taken),) = _first_rows(conn, _LOCK_FOR_HOLD, {"account": account, "id": hold_id, "now": now_us})
-    return Locked(balance, held), bool(taken)
+    (row,) = _rows(conn, _LOCK_FOR_HOLD, {"account": account, "id": hold_id, "now": now_us})
+    return Locked(row.balance_points, row.held_points), bool(row.taken)
 
 
 def release_expired(conn: Connection, accounts: list[str], now_us: int) -> dict[str, int]:
     """Releases the timed-out pending holds of locked accounts; returns the points released per account."""
-    with _cursor(conn) as cursor:
-        cursor.execute(_RELEASE_EXPIRED, {"accounts": accounts, "now": now_us}, prepare=True)
-        return {account: int(points) for account, points, _ in cursor.fetchall()}
+    rows = _rows(conn, _RELEASE_EXPIRED, {"accounts": accounts, "now": now_us})
+    return {row.account: int(row.points) for row in rows}
 
 
 def take_hold(conn: Connection, hold: Hold) -> tuple[int, list[Portion]]:
@@ -210,54 +199,48 @@ def take_hold(conn: Connection, hold: Hold) -> tuple[int, list[Portion]]:
         "fingerprint": hold.fingerprint,
         "now": hold.created_at_us,
     }
-    with _cursor(conn) as cursor:
-        cursor.execute(_TAKE_HOLD, params, prepare=True)
-        rows = cursor.fetchall()
+    rows = _rows(conn, _TAKE_HOLD, params)
     portions = [
-        Portion(LotKey(hold.account, expires_at_us, earned_on), take, lot_id)
-        for _, lot_id, expires_at_us, earned_on, take in rows
-        if lot_id is not None
+        Portion(LotKey(hold.account, row.expires_at_us, row.earned_on), row.take, row.lot_id)
+        for row in rows
+        if row.lot_id is not None
     ]
-    return int(rows[0][0]), portions
+    return int(rows[0].available), portions
 
 
 def lock_and_read_hold(conn: Connection, hold_id: str, now_us: int) -> tuple[Hold, int] | None:
     """Locks the held account; returns the hold as of before the lock, and the account's balance (current)."""
-    rows = _first_rows(conn, _LOCK_AND_READ_HOLD, {"id": hold_id, "now": now_us})
-    return None if not rows else (_hold_of(hold_id, rows), rows[0][0])
+    rows = _rows(conn, _LOCK_AND_READ_HOLD, {"id": hold_id, "now": now_us})
+    return None if not rows else (_hold_of(hold_id, rows), rows[0].balance_points)
 
 
 def load_hold(conn: Connection, hold_id: str) -> Hold | None:
     """The hold with its reserved portions (as `store.holds.load_hold`), in one prepared query."""
-    with _cursor(conn) as cursor:
-        cursor.execute(_LOAD_HOLD, {"id": hold_id}, prepare=True)
-        rows = cursor.fetchall()
+    rows = _rows(conn, _LOAD_HOLD, {"id": hold_id})
     return _hold_of(hold_id, rows) if rows else None
 
 
-def _hold_of(hold_id: str, rows: list[tuple[Any, ...]]) -> Hold:
-    account, amount, state, expires_at_us, code, fingerprint, created_at_us, reference, metadata, committed, credit = (
-        rows[0][1:12]
-    )
-    lots: list[Portion] = []
-    for row in rows:
-        lot_id, points, lot_expires_at_us, earned_on = row[12:]
-        if lot_id is not None:
-            lots.append(Portion(LotKey(account, lot_expires_at_us, earned_on), points, lot_id))
+def _hold_of(hold_id: str, rows: list[Any]) -> Hold:
+    """The hold from its rows: one per portion (or one without a portion), the hold's columns alike in each."""
+    first = rows[0]
     return Hold(
         hold_id=hold_id,
-        account=account,
-        amount_points=amount,
-        state=HoldState(state),
-        expires_at_us=expires_at_us,
-        code=code,
-        fingerprint=fingerprint,
-        created_at_us=created_at_us,
-        reference=reference,
-        metadata_json=metadata,
-        committed_points=committed,
-        credit_account=credit,
-        lots=lots,
+        account=first.account,
+        amount_points=first.amount_points,
+        state=HoldState(first.state),
+        expires_at_us=first.expires_at_us,
+        code=first.code,
+        fingerprint=first.fingerprint,
+        created_at_us=first.created_at_us,
+        reference=first.reference,
+        metadata_json=first.metadata_json,
+        committed_points=first.committed_points,
+        credit_account=first.credit_account,
+        lots=[
+            Portion(LotKey(first.account, row.lot_expires_at_us, row.lot_earned_on), row.portion_points, row.lot_id)
+            for row in rows
+            if row.lot_id is not None
+        ],
     )
 
 
@@ -274,9 +257,8 @@ def resolve_without_posting(conn: Connection, hold: Hold, back: list[Portion], n
         "credit": hold.credit_account,
         "now": now_us,
     }
-    with _cursor(conn) as cursor:
-        cursor.execute(_RESOLVE, params, prepare=True)
-        return bool(cursor.fetchone()[0])
+    (row,) = _rows(conn, _RESOLVE, params)
+    return bool(row.resolved)
 
 
 def commit_to_system(
@@ -297,6 +279,7 @@ def commit_to_system(
         **_back(back),
         "id": hold.hold_id,
         "account": hold.account,
+        "state": int(hold.state),
         "credit": hold.credit_account,
         "amount": hold.committed_points,
         "held": hold.amount_points,
@@ -311,9 +294,8 @@ def commit_to_system(
         "shard": shard,
         "now": now_us,
     }
-    with _cursor(conn) as cursor:
-        cursor.execute(_COMMIT_TO_SYSTEM, params, prepare=True)
-        return bool(cursor.fetchone()[0])
+    (row,) = _rows(conn, _COMMIT_TO_SYSTEM, params)
+    return bool(row.resolved)
 
 
 def _back(portions: list[Portion]) -> dict[str, list[Any]]:

@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, func, or_, select
 
 from ledger_svc.domain.balance import LotView
+from ledger_svc.domain.conservation import ConservationSums
 from ledger_svc.domain.holds import HoldState
 from ledger_svc.domain.lots import LotKey
-from ledger_svc.domain.names import SystemKind
 from ledger_svc.store.tables import ISSUANCE_LEFT_OUT, accounts, hold_lots, holds, lots, system_balances, transfers
+from service_kit.accounts import ISSUANCE_ACCOUNT
 
 
 def lot_views(conn: Connection, account: str, now_us: int, include_empty: bool = False) -> list[LotView]:
@@ -99,7 +100,7 @@ def statement_query(
 ) -> Select[tuple[Any, ...]]:
     """The statement's query, newest first (a test reads its plan)."""
     debits = transfers.c.debit_account == account
-    if account != SystemKind.ISSUANCE:
+    if account != ISSUANCE_ACCOUNT:
         # Always true here, and said so the planner may use ix_transfers_debit, which leaves issuance out (ADR
         # 0105). Issuance's own statement reads the journal newest first (nearly every transfer is an earn).
         debits = and_(debits, ISSUANCE_LEFT_OUT)
@@ -113,17 +114,6 @@ def statement_query(
     if end_us:
         query = query.where(transfers.c.posted_at_us < end_us)
     return query.order_by(transfers.c.seq.desc()).limit(limit)
-
-
-@dataclass(frozen=True)
-class ConservationSums:
-    user_balances_points: int
-    user_held_points: int
-    system_balances: dict[str, int]
-    lot_points: int
-    pending_hold_points: int
-    pending_hold_lot_points: int
-    journal_mismatches: int
 
 
 def conservation_sums(conn: Connection) -> ConservationSums:

@@ -21,7 +21,7 @@ from sqlalchemy import (
     text,
 )
 
-from ledger_svc.domain.names import SystemKind
+from service_kit.accounts import ISSUANCE_ACCOUNT
 from service_kit.db import opaque_key
 
 metadata = MetaData()
@@ -82,7 +82,7 @@ lots = Table(
 )
 
 # ix_transfers_debit's predicate; a query can use the index only if its WHERE implies this.
-ISSUANCE_LEFT_OUT = text(f"debit_account <> '{SystemKind.ISSUANCE}'")
+ISSUANCE_LEFT_OUT = text(f"debit_account <> '{ISSUANCE_ACCOUNT}'")
 
 # The journal: one row per posted transfer; a batch of rows is one block of the hash chain.
 transfers = Table(

@@ -1,0 +1,89 @@
+"""PostgreSQL statements over arrays (unnest) for accounts and lots: one statement per call, whatever the number of
+rows, where the general statements in accounts.py compile a multi-row VALUES anew. Rows are taken in key order, so
+row locks are always acquired in the same order (ADR 0100)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from ledger_svc.domain.lots import LotKey, UserAccount
+
+_LOCK_USERS = text(
+    """
+    INSERT INTO accounts (account, balance_points, held_points, created_at_us)
+    SELECT name, 0, 0, :now FROM unnest(CAST(:names AS text[])) AS name ORDER BY name
+    ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points
+    RETURNING account, balance_points, held_points
+    """
+)
+_UPSERT_LOTS = text(
+    """
+    INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points, expired_points)
+    SELECT a, d, e, c, r, 0
+    FROM unnest(CAST(:account AS text[]), CAST(:earned_on AS date[]), CAST(:expires_at_us AS bigint[]),
+                CAST(:credited_points AS bigint[]), CAST(:remaining_points AS bigint[])) AS v(a, d, e, c, r)
+    ORDER BY a, e, d
+    ON CONFLICT (account, expires_at_us, earned_on) DO UPDATE
+    SET remaining_points = lots.remaining_points + excluded.remaining_points,
+        credited_points = lots.credited_points + excluded.credited_points
+    RETURNING lot_id, account, expires_at_us, earned_on
+    """
+)
+_WRITE_USERS = text(
+    """
+    UPDATE accounts SET balance_points = v.b, held_points = v.h
+    FROM unnest(CAST(:names AS text[]), CAST(:balances AS bigint[]), CAST(:helds AS bigint[])) AS v(n, b, h)
+    WHERE accounts.account = v.n
+    """
+)
+# Each key one probe of uq_lots_key.
+_LOT_IDS_BY_KEY = text(
+    """
+    SELECT lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on
+    FROM unnest(CAST(:accounts AS text[]), CAST(:expires AS bigint[]), CAST(:days AS date[])) AS v(a, e, d)
+    JOIN lots ON lots.account = v.a AND lots.expires_at_us = v.e AND lots.earned_on = v.d
+    """
+)
+
+
+def lock_users(conn: Connection, ordered_names: list[str], now_us: int) -> dict[str, UserAccount]:
+    rows = conn.execute(_LOCK_USERS, {"names": ordered_names, "now": now_us})
+    return {row.account: UserAccount(row.account, row.balance_points, row.held_points) for row in rows}
+
+
+def upsert_lots(conn: Connection, rows: list[dict[str, Any]]) -> dict[LotKey, int]:
+    """Adds the rows' points to their lots (creating them); the lot ids by key."""
+    columns = {
+        name: [row[name] for row in rows]
+        for name in ("account", "earned_on", "expires_at_us", "credited_points", "remaining_points")
+    }
+    return {
+        LotKey(row.account, row.expires_at_us, row.earned_on): row.lot_id for row in conn.execute(_UPSERT_LOTS, columns)
+    }
+
+
+def write_users(conn: Connection, changed: list[UserAccount]) -> None:
+    """Writes the balance and held points of each account."""
+    conn.execute(
+        _WRITE_USERS,
+        {
+            "names": [user.account for user in changed],
+            "balances": [user.balance_points for user in changed],
+            "helds": [user.held_points for user in changed],
+        },
+    )
+
+
+def lot_ids_by_key(conn: Connection, keys: list[LotKey]) -> dict[LotKey, int]:
+    columns: dict[str, list[str] | list[int] | list[date]] = {
+        "accounts": [key.account for key in keys],
+        "expires": [key.expires_at_us for key in keys],
+        "days": [key.earned_on for key in keys],
+    }
+    return {
+        LotKey(row.account, row.expires_at_us, row.earned_on): row.lot_id
+        for row in conn.execute(_LOT_IDS_BY_KEY, columns)
+    }
