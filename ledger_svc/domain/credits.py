@@ -22,14 +22,7 @@ from ledger_svc.domain.names import (
     is_user_account,
 )
 from ledger_svc.domain.time import US_PER_HOUR, LotDates, lot_dates_of_hour
-from ledger_svc.domain.transfers import (
-    EARNED_AT_TOLERANCE_US,
-    ItemResult,
-    Posting,
-    Status,
-    TransferRequest,
-    reused_id,
-)
+from ledger_svc.domain.transfers import EARNED_AT_TOLERANCE_US, ItemResult, Posting, Status, TransferRequest, reused_id
 from service_kit.accounts import is_system_account
 
 

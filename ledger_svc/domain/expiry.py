@@ -85,24 +85,8 @@ def expire_fingerprint(transfer_id: str, points: int) -> str:
     return blake2b_hex(f'["expire","{transfer_id}",{points}]')
 
 
-def expiry_posting(transfer: ExpiryTransfer, now_us: int) -> Posting:
-    lot = transfer.lot
-    return Posting(
-        transfer_id=transfer.transfer_id,
-        debit_account=lot.account,
-        credit_account=EXPIRY_ACCOUNT,
-        amount_points=lot.points,
-        code=_EXPIRE,
-        posted_at_us=now_us,
-        fingerprint=transfer.fingerprint,
-        reference=transfer.reference,
-        debit_balance_after=transfer.debit_balance_after,
-        debit_lots=[Portion(lot.key, lot.points, lot.lot_id)],
-    )
-
-
 def expiry_entry(transfer: ExpiryTransfer, now_us: int) -> JournalEntry:
-    """The transfer's audited fields, as `expiry_posting` would give them to the journal."""
+    """The transfer's audited fields (what the set-based sweep hashes and writes)."""
     lot = transfer.lot
     return JournalEntry(
         transfer_id=transfer.transfer_id,
@@ -114,6 +98,17 @@ def expiry_entry(transfer: ExpiryTransfer, now_us: int) -> JournalEntry:
         reference=transfer.reference,
         co2e_grams=0,
         metadata_json="",
+    )
+
+
+def expiry_posting(transfer: ExpiryTransfer, now_us: int) -> Posting:
+    """The transfer as the general sweep posts it: its entry, and the one lot it empties."""
+    lot = transfer.lot
+    return Posting(
+        **expiry_entry(transfer, now_us)._asdict(),
+        fingerprint=transfer.fingerprint,
+        debit_balance_after=transfer.debit_balance_after,
+        debit_lots=[Portion(lot.key, lot.points, lot.lot_id)],
     )
 
 

@@ -17,14 +17,7 @@ from ledger_svc.domain.names import (
 )
 from ledger_svc.domain.refusal import Refusal
 from ledger_svc.domain.time import day_of, lot_expiry_us
-from ledger_svc.domain.transfers import (
-    EARNED_AT_TOLERANCE_US,
-    ItemResult,
-    Posting,
-    Status,
-    TransferRequest,
-    reused_id,
-)
+from ledger_svc.domain.transfers import EARNED_AT_TOLERANCE_US, ItemResult, Posting, Status, TransferRequest, reused_id
 from service_kit.accounts import is_system_account
 
 

@@ -101,14 +101,14 @@ def commit_hold(ctx: LedgerContext, hold_id: str, amount_points: int, credit_acc
     if amount_points < 0:
         raise InvalidArgument("amount_points", "must not be negative (0 commits the whole hold)")
     if _set_based(ctx) and is_system_account(credit_account):
-        outcome = ctx.transaction(
+        hold, result = ctx.transaction(
             lambda conn: set_based_holds.commit_to_system(conn, ctx, hold_id, amount_points, credit_account)
         )
     else:
-        outcome = ctx.transaction(lambda conn: _commit(conn, ctx, hold_id, amount_points, credit_account))
-    if outcome[1].status is Status.POSTED:
+        hold, result = ctx.transaction(lambda conn: _commit(conn, ctx, hold_id, amount_points, credit_account))
+    if result.status is Status.POSTED:
         ctx.seal_soon()
-    return outcome
+    return hold, result
 
 
 def _commit(

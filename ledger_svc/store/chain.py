@@ -10,6 +10,8 @@ from ledger_svc.domain.journal import GENESIS_HASH, JournalEntry, Verification, 
 from ledger_svc.store.tables import chain_head, journal_batches, transfers
 
 SEAL_BATCHES_PER_CALL = 2000
+# The hash and count of a batch whose transfers are all gone.
+_NO_ENTRIES = entries_hash([])
 
 
 def seal(conn: Connection) -> int:
@@ -66,7 +68,7 @@ def verify(conn: Connection) -> Verification:
             batch_id, batch_entries = current_entries
             recomputed[batch_id] = entries_hash(batch_entries)
             current_entries = next(entry_stream, None)
-        digest, count = recomputed.pop(batch.batch_id, (entries_hash([])[0], 0))
+        digest, count = recomputed.pop(batch.batch_id, _NO_ENTRIES)
         if batch.prev_hash != previous:
             return Verification(False, blocks, entries, batch.block_no, "previous-block hash does not match")
         if (digest, count) != (batch.entries_hash, batch.entries_count):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
@@ -137,11 +138,10 @@ def release_expired_holds(
     names = sorted({name for name in accounts if users[name].held_points > 0})
     if not names:
         return 0
-    expired: list[tuple[str, str, int]] = []
+    expired: list[Any] = []  # rows: hold_id, account, amount_points
     for part in chunks(names):
         expired.extend(
-            (row.hold_id, row.account, row.amount_points)
-            for row in conn.execute(
+            conn.execute(
                 select(holds.c.hold_id, holds.c.account, holds.c.amount_points).where(
                     holds.c.account.in_(part), holds.c.state == int(HoldState.PENDING), holds.c.expires_at_us <= now_us
                 )
@@ -150,7 +150,7 @@ def release_expired_holds(
     if not expired:
         return 0
     per_lot: dict[int, int] = defaultdict(int)
-    hold_ids = [hold_id for hold_id, _, _ in expired]
+    hold_ids = [row.hold_id for row in expired]
     for part in chunks(hold_ids):
         for row in conn.execute(
             select(hold_lots.c.lot_id, func.sum(hold_lots.c.amount_points).label("points"))
@@ -164,8 +164,8 @@ def release_expired_holds(
         .values(remaining_points=lots.c.remaining_points + bindparam("d")),
         [{"id": lot_id, "d": points} for lot_id, points in sorted(per_lot.items())],
     )
-    for _, account, amount in expired:
-        users[account].held_points -= amount
+    for row in expired:
+        users[row.account].held_points -= row.amount_points
     for part in chunks(sorted(hold_ids)):
         conn.execute(
             update(holds).where(holds.c.hold_id.in_(part)).values(state=int(HoldState.EXPIRED), resolved_at_us=now_us)

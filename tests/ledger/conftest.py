@@ -36,6 +36,14 @@ def ledger(engine: Engine, clock: MovableClock) -> LedgerContext:
 
 
 @pytest.fixture
+def pg_ledger(postgres_url: str, clock: MovableClock) -> Iterator[LedgerContext]:
+    """A ledger on PostgreSQL only (the set-based paths' own statements)."""
+    engine = migrated_engine(postgres_url)
+    yield LedgerContext(engine, REGION, clock)
+    engine.dispose()
+
+
+@pytest.fixture
 def two_ledgers(
     postgres_url: str, fresh_postgres_url: Callable[[], str]
 ) -> Iterator[tuple[LedgerContext, LedgerContext]]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine
 
 from ledger_svc.domain.journal import JournalEntry, canonical_bytes
-from ledger_svc.domain.time import to_us
+from ledger_svc.domain.lots import LotKey, LotState, UserAccount
+from ledger_svc.domain.time import lot_expiry_us, to_us
 from ledger_svc.domain.transfers import TransferRequest
+from ledger_svc.service import audit, reads
+from ledger_svc.service.context import LedgerContext
 from service_kit import db
 from service_kit.accounts import EXPIRY_ACCOUNT, ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, luhn_check_digit
 
@@ -78,3 +81,22 @@ def plain_entries_hash(entries: Iterable[JournalEntry]) -> tuple[str, int]:
     for entry in ordered:
         digest.update(canonical_bytes(entry))
     return digest.hexdigest(), len(ordered)
+
+
+def account_with_lots(account: str, *lots: tuple[date, int]) -> UserAccount:
+    """A locked account as the general path sees it: one lot per (earned day, points), ids from 1, 24 months valid."""
+    user = UserAccount(account, sum(points for _, points in lots), 0)
+    for lot_id, (earned_on, points) in enumerate(lots, start=1):
+        key = LotKey(account, lot_expiry_us(earned_on, 24), earned_on)
+        user.lots[key] = LotState(key, points, lot_id)
+    return user
+
+
+def available_points(ledger: LedgerContext, account: str) -> int:
+    return reads.get_balance(ledger, account).available_points
+
+
+def assert_conserved(ledger: LedgerContext) -> None:
+    result = audit.check_conservation(ledger)
+    assert result.balanced, result.problems
+    assert result.sum_of_all_balances_points == 0

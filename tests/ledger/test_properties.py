@@ -19,8 +19,6 @@ from service_kit.errors import DomainError
 from tests.ledger.ledger_support import REDEMPTION, REGION, MovableClock, account_number, earn, migrated_engine, spend
 
 ACCOUNTS = [account_number(n) for n in range(1, 4)]
-
-
 accounts = st.sampled_from(ACCOUNTS)
 
 

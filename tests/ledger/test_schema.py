@@ -16,15 +16,7 @@ from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import pg_credits as credit_store
 from ledger_svc.store import reads as read_store
 from ledger_svc.store.tables import lots, metadata
-from tests.ledger.ledger_support import (
-    REGION,
-    START,
-    MovableClock,
-    account_number,
-    earn,
-    migrated_engine,
-    spend,
-)
+from tests.ledger.ledger_support import REGION, START, MovableClock, account_number, earn, migrated_engine, spend
 
 A = account_number(1)
 

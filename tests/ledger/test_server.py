@@ -21,8 +21,6 @@ from service_kit.status import error_details
 from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, MovableClock, account_number, migrated_engine
 
 A = account_number(1)
-
-
 B = account_number(2)
 
 
@@ -124,8 +122,6 @@ def test_unknown_hold_is_not_found(stub: ledger_service_pb2_grpc.LedgerServiceSt
 
 
 Stub = ledger_service_pb2_grpc.LedgerServiceStub
-
-
 METADATA = {"partner_id": "metro", "behaviour": "transit_trip"}
 
 

@@ -18,8 +18,6 @@ from ledger_svc.domain.transfers import CarriedLot, ItemResult, Posting, Status,
 from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, START, account_number, plain_entries_hash
 
 NOW_US = to_us(START)
-
-
 _TRICKY_TEXTS = ["", "event-7", 'quote " back\\slash', "引用\t\n", "\x00\x1f\u2028", "\ud800 lone", "😀/</", "é" * 256]
 
 

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from ledger_svc.domain.lots import LotKey, LotState, Portion, UserAccount, split_fifo
-from ledger_svc.domain.time import lot_expiry_us, to_us
-from tests.ledger.ledger_support import START, account_number
+from ledger_svc.domain.lots import LotKey, Portion, split_fifo
+from ledger_svc.domain.time import to_us
+from tests.ledger.ledger_support import START, account_number, account_with_lots
 
 A = account_number(1)
-
-
 NOW_US = to_us(START)
 
 
-def _account_with_lots(*lots: tuple[date, int]) -> UserAccount:
-    user = UserAccount(A, sum(points for _, points in lots), 0)
-    for lot_id, (earned_on, points) in enumerate(lots, start=1):
-        key = LotKey(A, lot_expiry_us(earned_on, 24), earned_on)
-        user.lots[key] = LotState(key, points, lot_id)
-    return user
-
-
 def test_spending_takes_soonest_expiring_lot_first() -> None:
-    user = _account_with_lots((date(2025, 6, 1), 50), (date(2024, 12, 1), 30))
+    user = account_with_lots(A, (date(2025, 6, 1), 50), (date(2024, 12, 1), 30))
     portions = user.plan_fifo(40, NOW_US)
     assert [(portion.key.earned_on, portion.amount_points) for portion in portions] == [
         (date(2024, 12, 1), 30),

@@ -5,28 +5,18 @@ from __future__ import annotations
 from datetime import date
 
 from ledger_svc.domain.book import Book
-from ledger_svc.domain.lots import LotKey, LotState, UserAccount
+from ledger_svc.domain.lots import UserAccount
 from ledger_svc.domain.posting import post_batch
-from ledger_svc.domain.time import lot_expiry_us, to_us
+from ledger_svc.domain.time import to_us
 from ledger_svc.domain.transfers import Status, TransferRequest
-from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, START, account_number
+from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, START, account_number, account_with_lots
 
 A = account_number(1)
-
-
 NOW_US = to_us(START)
 
 
-def _account_with_lots(*lots: tuple[date, int]) -> UserAccount:
-    user = UserAccount(A, sum(points for _, points in lots), 0)
-    for lot_id, (earned_on, points) in enumerate(lots, start=1):
-        key = LotKey(A, lot_expiry_us(earned_on, 24), earned_on)
-        user.lots[key] = LotState(key, points, lot_id)
-    return user
-
-
 def test_expired_lots_are_never_spendable() -> None:
-    user = _account_with_lots((date(2024, 1, 1), 100), (date(2025, 1, 1), 5))
+    user = account_with_lots(A, (date(2024, 1, 1), 100), (date(2025, 1, 1), 5))
     assert user.available_points(NOW_US) == 5
     book = Book(NOW_US, {A: user})
     results = post_batch(book, [TransferRequest("t1", A, REDEMPTION, 6, 2)], {}, REGION, 24)

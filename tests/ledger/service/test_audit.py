@@ -9,8 +9,6 @@ from ledger_svc.service.context import LedgerContext
 from tests.ledger.ledger_support import account_number, earn
 
 A = account_number(1)
-
-
 B = account_number(2)
 
 

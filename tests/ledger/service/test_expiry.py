@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from ledger_svc.service import audit, expiry, reads, refunds, transfers
+from ledger_svc.service import expiry, reads, refunds, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store.tables import lots
 from service_kit.errors import InvalidArgument
@@ -16,21 +16,13 @@ from tests.ledger.ledger_support import (
     START,
     MovableClock,
     account_number,
+    assert_conserved,
+    available_points,
     earn,
     spend,
 )
 
 A = account_number(1)
-
-
-def _available(ledger: LedgerContext, account: str) -> int:
-    return reads.get_balance(ledger, account).available_points
-
-
-def _assert_conserved(ledger: LedgerContext) -> None:
-    result = audit.check_conservation(ledger)
-    assert result.balanced, result.problems
-    assert result.sum_of_all_balances_points == 0
 
 
 def test_expiry_sweep_moves_expired_points_and_is_idempotent(ledger: LedgerContext, clock: MovableClock) -> None:
@@ -47,8 +39,8 @@ def test_expiry_sweep_moves_expired_points_and_is_idempotent(ledger: LedgerConte
     again = expiry.expire_points(ledger, None, 0, 0)
     assert (again.lots_expired, again.points_expired, again.done) == (0, 0, True)
     assert reads.get_balance(ledger, EXPIRY).total_points == 15
-    assert _available(ledger, A) == 100
-    _assert_conserved(ledger)
+    assert available_points(ledger, A) == 100
+    assert_conserved(ledger)
 
 
 def test_expiry_as_of_a_future_day_is_refused(ledger: LedgerContext) -> None:

@@ -8,25 +8,22 @@ import pytest
 
 from ledger_svc.domain.holds import HoldRequest, HoldState
 from ledger_svc.domain.transfers import Status
-from ledger_svc.service import audit, holds, reads, transfers
+from ledger_svc.service import holds, reads, transfers
 from ledger_svc.service.context import LedgerContext
 from service_kit.errors import AlreadyExists, FailedPrecondition
-from tests.ledger.ledger_support import REDEMPTION, START, MovableClock, account_number, earn, spend
+from tests.ledger.ledger_support import (
+    REDEMPTION,
+    START,
+    MovableClock,
+    account_number,
+    assert_conserved,
+    available_points,
+    earn,
+    spend,
+)
 
 A = account_number(1)
-
-
 B = account_number(2)
-
-
-def _available(ledger: LedgerContext, account: str) -> int:
-    return reads.get_balance(ledger, account).available_points
-
-
-def _assert_conserved(ledger: LedgerContext) -> None:
-    result = audit.check_conservation(ledger)
-    assert result.balanced, result.problems
-    assert result.sum_of_all_balances_points == 0
 
 
 def test_hold_then_partial_commit_moves_part_and_releases_the_rest(ledger: LedgerContext) -> None:
@@ -39,7 +36,7 @@ def test_hold_then_partial_commit_moves_part_and_releases_the_rest(ledger: Ledge
     assert sum(p.amount_points for p in result.lots) == 45 and held.lots
     assert transfers.get_transfer(ledger, "h1").amount_points == 45
     assert reads.get_balance(ledger, A).available_points == 55
-    _assert_conserved(ledger)
+    assert_conserved(ledger)
 
 
 def test_a_hold_resolves_exactly_once(ledger: LedgerContext) -> None:
@@ -54,8 +51,8 @@ def test_a_hold_resolves_exactly_once(ledger: LedgerContext) -> None:
     with pytest.raises(FailedPrecondition) as committed:
         holds.release_hold(ledger, "h1")
     assert committed.value.reason == "HOLD_COMMITTED"
-    assert _available(ledger, A) == 70
-    _assert_conserved(ledger)
+    assert available_points(ledger, A) == 70
+    assert_conserved(ledger)
 
 
 def test_hold_with_same_id_and_other_body_is_already_exists(ledger: LedgerContext) -> None:
@@ -78,7 +75,7 @@ def test_released_hold_gives_the_points_back(ledger: LedgerContext) -> None:
     with pytest.raises(FailedPrecondition) as caught:
         holds.commit_hold(ledger, "h1", 0, REDEMPTION)
     assert caught.value.reason == "HOLD_RELEASED"
-    assert _available(ledger, A) == 100
+    assert available_points(ledger, A) == 100
 
 
 def test_an_expired_hold_counts_as_released_at_once_and_the_sweep_cleans_up(
@@ -96,7 +93,7 @@ def test_an_expired_hold_counts_as_released_at_once_and_the_sweep_cleans_up(
     assert holds.sweep_expired_holds(ledger, 0) == 1
     assert holds.sweep_expired_holds(ledger, 0) == 0
     assert holds.get_hold(ledger, "h1").state is HoldState.EXPIRED
-    _assert_conserved(ledger)
+    assert_conserved(ledger)
 
 
 def test_an_expired_hold_is_spendable_by_a_debit_before_the_sweep(ledger: LedgerContext, clock: MovableClock) -> None:
@@ -104,7 +101,7 @@ def test_an_expired_hold_is_spendable_by_a_debit_before_the_sweep(ledger: Ledger
     holds.hold(ledger, HoldRequest("h1", A, 100, timeout_us=1_000_000))
     clock.advance(seconds=2)
     assert transfers.post_transfers(ledger, [spend("s1", A, 100)])[0].status is Status.POSTED
-    _assert_conserved(ledger)
+    assert_conserved(ledger)
 
 
 def test_mr_li_earns_a_month_of_transit_and_redeems_a_supermarket_voucher(ledger: LedgerContext) -> None:
@@ -115,13 +112,13 @@ def test_mr_li_earns_a_month_of_transit_and_redeems_a_supermarket_voucher(ledger
         for trip in (1, 2)
     ]
     assert all(r.status is Status.POSTED for r in transfers.post_transfers(ledger, trips))
-    assert _available(ledger, A) == 600
+    assert available_points(ledger, A) == 600
     with pytest.raises(FailedPrecondition) as caught:
         holds.hold(ledger, HoldRequest("voucher", A, 1000))
     assert caught.value.reason == "INSUFFICIENT_POINTS"
     holds.hold(ledger, HoldRequest("top-up", A, 100))
     holds.commit_hold(ledger, "top-up", 0, REDEMPTION)
-    assert _available(ledger, A) == 500
+    assert available_points(ledger, A) == 500
 
 
 def test_ms_zhang_saves_six_months_for_the_health_check(ledger: LedgerContext) -> None:
@@ -131,5 +128,5 @@ def test_ms_zhang_saves_six_months_for_the_health_check(ledger: LedgerContext) -
     holds.hold(ledger, HoldRequest("health-check", B, 7200))
     _, result = holds.commit_hold(ledger, "health-check", 0, REDEMPTION)
     assert result.status is Status.POSTED and len(result.lots) == 6
-    assert _available(ledger, B) == 0
-    _assert_conserved(ledger)
+    assert available_points(ledger, B) == 0
+    assert_conserved(ledger)

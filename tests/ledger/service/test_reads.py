@@ -11,14 +11,7 @@ from ledger_svc.domain.time import to_us
 from ledger_svc.service import holds, reads, transfers
 from ledger_svc.service.context import LedgerContext
 from service_kit.errors import InvalidArgument
-from tests.ledger.ledger_support import (
-    ISSUANCE,
-    START,
-    MovableClock,
-    account_number,
-    earn,
-    spend,
-)
+from tests.ledger.ledger_support import ISSUANCE, START, MovableClock, account_number, earn, spend
 
 A = account_number(1)
 

@@ -12,21 +12,9 @@ from ledger_svc.domain.transfers import Status
 from ledger_svc.service import audit, holds, reads, refunds, transfers
 from ledger_svc.service.context import LedgerContext
 from service_kit.errors import AlreadyExists, FailedPrecondition, NotFound
-from tests.ledger.ledger_support import (
-    REDEMPTION,
-    START,
-    account_number,
-    earn,
-    spend,
-)
+from tests.ledger.ledger_support import REDEMPTION, START, account_number, assert_conserved, earn, spend
 
 A = account_number(1)
-
-
-def _assert_conserved(ledger: LedgerContext) -> None:
-    result = audit.check_conservation(ledger)
-    assert result.balanced, result.problems
-    assert result.sum_of_all_balances_points == 0
 
 
 def test_refund_restores_points_to_their_original_lots_and_expiry(ledger: LedgerContext) -> None:
@@ -53,7 +41,7 @@ def test_refund_restores_points_to_their_original_lots_and_expiry(ledger: Ledger
         refunds.refund_transfer(ledger, "r1", "h1", 31, "voucher failed")
     with pytest.raises(NotFound):
         refunds.refund_transfer(ledger, "r4", "nope", 0, "")
-    _assert_conserved(ledger)
+    assert_conserved(ledger)
 
 
 ALICE, BOB, CAROL = (account_number(n) for n in (1, 2, 3))

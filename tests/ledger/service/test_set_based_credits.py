@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -20,12 +20,9 @@ from ledger_svc.store import pg_credits as credit_store
 from ledger_svc.store.tables import lots
 from tests.ledger.ledger_support import (
     ISSUANCE,
-    REGION,
     START,
-    MovableClock,
     account_number,
     earn,
-    migrated_engine,
     spend,
 )
 
@@ -162,13 +159,6 @@ def test_ids_with_array_literal_characters_are_found_again(ledger: LedgerContext
 
 
 ALICE, BOB, CAROL = (account_number(n) for n in (1, 2, 3))
-
-
-@pytest.fixture
-def pg_ledger(postgres_url: str, clock: MovableClock) -> Iterator[LedgerContext]:
-    engine = migrated_engine(postgres_url)
-    yield LedgerContext(engine, REGION, clock)
-    engine.dispose()
 
 
 def _lots_of(result: ItemResult) -> list[tuple[object, ...]]:

@@ -19,8 +19,6 @@ from service_kit.errors import DomainError
 from tests.ledger.ledger_support import EXPIRY, ISSUANCE, REDEMPTION, START, account_number, earn, spend
 
 pytestmark = pytest.mark.postgres
-
-
 ACCOUNTS = [account_number(n) for n in range(1, 6)]
 
 

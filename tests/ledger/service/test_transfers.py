@@ -8,42 +8,40 @@ import pytest
 
 from ledger_svc.domain.time import lot_expiry_us
 from ledger_svc.domain.transfers import CarriedLot, Status, TransferRequest
-from ledger_svc.service import audit, reads, transfers
+from ledger_svc.service import reads, transfers
 from ledger_svc.service.context import LedgerContext
 from service_kit.errors import InvalidArgument
-from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, START, MovableClock, account_number, earn, spend
+from tests.ledger.ledger_support import (
+    ISSUANCE,
+    REDEMPTION,
+    START,
+    MovableClock,
+    account_number,
+    assert_conserved,
+    available_points,
+    earn,
+    spend,
+)
 
 A = account_number(1)
-
-
 B = account_number(2)
-
-
-def _available(ledger: LedgerContext, account: str) -> int:
-    return reads.get_balance(ledger, account).available_points
-
-
-def _assert_conserved(ledger: LedgerContext) -> None:
-    result = audit.check_conservation(ledger)
-    assert result.balanced, result.problems
-    assert result.sum_of_all_balances_points == 0
 
 
 def test_earn_then_spend_moves_points_and_keeps_the_sum_zero(ledger: LedgerContext) -> None:
     results = transfers.post_transfers(ledger, [earn("e1", A, 100), spend("s1", A, 40)])
     assert [r.status for r in results] == [Status.POSTED, Status.POSTED]
-    assert _available(ledger, A) == 60
+    assert available_points(ledger, A) == 60
     assert reads.get_balance(ledger, ISSUANCE).total_points == -100
     assert reads.get_balance(ledger, REDEMPTION).total_points == 40
-    _assert_conserved(ledger)
+    assert_conserved(ledger)
 
 
 def test_spending_more_than_the_balance_fails_and_changes_nothing(ledger: LedgerContext) -> None:
     transfers.post_transfers(ledger, [earn("e1", A, 10)])
     [result] = transfers.post_transfers(ledger, [spend("s1", A, 11)])
     assert (result.status, result.failure_reason) == (Status.FAILED, "INSUFFICIENT_POINTS")
-    assert _available(ledger, A) == 10
-    _assert_conserved(ledger)
+    assert available_points(ledger, A) == 10
+    assert_conserved(ledger)
 
 
 def test_replay_returns_the_first_result_and_a_changed_body_is_refused(ledger: LedgerContext) -> None:
@@ -55,7 +53,7 @@ def test_replay_returns_the_first_result_and_a_changed_body_is_refused(ledger: L
     assert again.posting.posted_at_us == first.posting.posted_at_us
     assert [p.lot_id for p in again.lots] == [p.lot_id for p in first.lots]
     assert changed.failure_reason == "IDEMPOTENCY_KEY_REUSED"
-    assert _available(ledger, A) == 10
+    assert available_points(ledger, A) == 10
 
 
 def test_linked_items_are_all_or_nothing(ledger: LedgerContext) -> None:
@@ -69,10 +67,10 @@ def test_linked_items_are_all_or_nothing(ledger: LedgerContext) -> None:
         "LINKED_TRANSFER_FAILED",
         "",
     ]
-    assert (_available(ledger, A), _available(ledger, B)) == (0, 6)
+    assert (available_points(ledger, A), available_points(ledger, B)) == (0, 6)
     # The failed ids were not used: posting them now works.
     assert transfers.post_transfers(ledger, [earn("e1", A, 50)])[0].status is Status.POSTED
-    _assert_conserved(ledger)
+    assert_conserved(ledger)
 
 
 def test_spending_takes_soonest_expiring_lot_first_and_records_it(ledger: LedgerContext, clock: MovableClock) -> None:
@@ -97,7 +95,7 @@ def test_spending_takes_soonest_expiring_lot_first_and_records_it(ledger: Ledger
 def test_expired_points_are_not_spendable_before_the_sweep(ledger: LedgerContext, clock: MovableClock) -> None:
     transfers.post_transfers(ledger, [earn("old", A, 20, earned_at=START - timedelta(days=700))])
     clock.advance(days=40)
-    assert _available(ledger, A) == 0
+    assert available_points(ledger, A) == 0
     [result] = transfers.post_transfers(ledger, [spend("s1", A, 1)])
     assert result.failure_reason == "INSUFFICIENT_POINTS"
 

@@ -13,8 +13,6 @@ from ledger_svc.store.tables import lots, transfer_lots
 from tests.ledger.ledger_support import REGION, START, MovableClock, account_number, earn, migrated_engine
 
 ALICE, BOB, CAROL = (account_number(n) for n in (1, 2, 3))
-
-
 ADJUSTMENT = "system:adjustment"
 
 
