@@ -34,7 +34,12 @@ def balance_view(lots: list[LotView], held_points: int, now_us: int) -> BalanceV
     live = [lot for lot in lots if lot.key.expires_at_us > now_us]
     available = sum(lot.remaining_points for lot in live)
     expiring = sum(lot.remaining_points for lot in live if lot.key.expires_at_us <= now_us + EXPIRING_SOON_US)
-    return BalanceView(available, held_points, available + held_points, expiring)
+    return BalanceView(
+        available_points=available,
+        held_points=held_points,
+        total_points=available + held_points,
+        expiring_within_30_days_points=expiring,
+    )
 
 
 def expiring_by_day(lots: list[LotView], now_us: int, within_us: int) -> list[tuple[date, int]]:

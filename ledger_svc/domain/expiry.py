@@ -123,5 +123,7 @@ class ExpiryOutcome:
     def __add__(self, other: ExpiryOutcome) -> ExpiryOutcome:
         """Both sweeps' work; done as the later one says."""
         return ExpiryOutcome(
-            self.lots_expired + other.lots_expired, self.points_expired + other.points_expired, other.done
+            lots_expired=self.lots_expired + other.lots_expired,
+            points_expired=self.points_expired + other.points_expired,
+            done=other.done,
         )

@@ -48,7 +48,7 @@ def expire_points(ctx: LedgerContext, as_of: date | None, batch_size: int, max_b
 
 
 def _sweep(ctx: LedgerContext, cutoff_us: int, size: int, max_batches: int) -> ExpiryOutcome:
-    total = ExpiryOutcome(0, 0, done=False)
+    total = ExpiryOutcome(lots_expired=0, points_expired=0, done=False)
     batches = 0
     while not total.done and not (max_batches and batches >= max_batches):
         total += ctx.transaction(lambda conn: _expire_batch(conn, ctx, cutoff_us, size))
@@ -60,7 +60,7 @@ def _expire_batch(conn: Connection, ctx: LedgerContext, cutoff_us: int, size: in
     now_us = ctx.now_us()
     candidates = expiry_store.expired_lot_candidates(conn, cutoff_us, size)
     if not candidates:
-        return ExpiryOutcome(0, 0)
+        return ExpiryOutcome(lots_expired=0, points_expired=0)
     # Lock order as everywhere: accounts (sorted) first, then their lots, then system shards.
     lots = expiry_store.expiring_lots(conn, candidates, cutoff_us)
     users = account_store.lock_users(conn, {lot.account for lot in lots}, now_us)
@@ -72,4 +72,4 @@ def _expire_batch(conn: Connection, ctx: LedgerContext, cutoff_us: int, size: in
     journal.insert_postings(conn, [expiry_posting(transfer, now_us) for transfer in transfers], now_us)
     account_store.write_users(conn, users, before)
     account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: points})
-    return ExpiryOutcome(len(lots), points, done=len(candidates) < size)
+    return ExpiryOutcome(lots_expired=len(lots), points_expired=points, done=len(candidates) < size)

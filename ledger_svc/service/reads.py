@@ -48,7 +48,9 @@ def get_balance(ctx: LedgerContext, account: str) -> BalanceView:
     with ctx.engine.connect() as conn:
         if is_system_account(account):
             points = reads.system_balance(conn, account)
-            return BalanceView(points, 0, points, 0)
+            return BalanceView(
+                available_points=points, held_points=0, total_points=points, expiring_within_30_days_points=0
+            )
         lots = reads.lot_views(conn, account, now_us)
         held = reads.live_held_points(conn, account, now_us)
     return balance_view(lots, held, now_us)

@@ -108,7 +108,7 @@ def _sums(credits: list[Credit]) -> _Sums:
         per_account[account] = per_account.get(account, 0) + points
         per_lot[lot] = per_lot.get(lot, 0) + points
         per_system[debit] = per_system.get(debit, 0) - points
-    return _Sums(per_account, per_lot, per_system)
+    return _Sums(per_account=per_account, per_lot=per_lot, per_system=per_system)
 
 
 def _balances_after(credits: list[Credit], per_account: dict[str, int], balances: dict[str, int]) -> list[int]:

@@ -37,7 +37,7 @@ def sweep(ctx: LedgerContext, cutoff_us: int, size: int, max_batches: int) -> Ex
     after: ExpiryCandidate | None = None
     batches = 0
     done = False
-    total = ExpiryOutcome(0, 0)
+    total = ExpiryOutcome(lots_expired=0, points_expired=0)
     in_flight: list[_InFlight] = []
 
     def finish(entry: _InFlight) -> None:
@@ -67,7 +67,7 @@ def sweep(ctx: LedgerContext, cutoff_us: int, size: int, max_batches: int) -> Ex
                 entry.outcome.exception()  # wait for every batch before reporting any failure
         while in_flight:
             finish(in_flight[0])
-    return ExpiryOutcome(total.lots_expired, total.points_expired, done)
+    return ExpiryOutcome(lots_expired=total.lots_expired, points_expired=total.points_expired, done=done)
 
 
 def _sweep_batch(
@@ -80,10 +80,11 @@ def _sweep_batch(
     swept = pg_expiry.empty_lots(conn, [candidate.lot_id for candidate in candidates], cutoff_us)
     # The statement took the points off the accounts already; the transfers' balances-after are counted here.
     transfers = expiry_transfers(swept, users, now_us)
+    points = sum(transfer.lot.points for transfer in transfers)
     if transfers:
         digest, count = entries_hash([expiry_entry(transfer, now_us) for transfer in transfers])
         batch_id = journal.insert_batch(conn, digest, count, now_us)
         pg_expiry.copy_expiry_transfers(conn, transfers, batch_id, now_us)
         pg_expiry.copy_expiry_lots(conn, transfers)
-        account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: sum(t.lot.points for t in transfers)})
-    return ExpiryOutcome(len(transfers), sum(t.lot.points for t in transfers), done=False)
+        account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: points})
+    return ExpiryOutcome(lots_expired=len(transfers), points_expired=points, done=False)

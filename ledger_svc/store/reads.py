@@ -34,7 +34,9 @@ def lot_views(conn: Connection, account: str, now_us: int, include_empty: bool =
         remaining = row.remaining_points + returned.get(row.lot_id, 0)
         if remaining > 0 or include_empty:
             key = LotKey(row.account, row.expires_at_us, row.earned_on)
-            views.append(LotView(row.lot_id, key, row.credited_points, remaining))
+            views.append(
+                LotView(lot_id=row.lot_id, key=key, credited_points=row.credited_points, remaining_points=remaining)
+            )
     views.sort(key=lambda view: (view.key, view.lot_id))
     return views
 
@@ -139,13 +141,13 @@ def conservation_sums(conn: Connection) -> ConservationSums:
         .where(pending)
     ).scalar_one()
     return ConservationSums(
-        int(user_total),
-        int(held_total),
-        system,
-        int(lot_total),
-        int(hold_total),
-        int(hold_lot_total),
-        _journal_mismatches(conn, system),
+        user_balances_points=int(user_total),
+        user_held_points=int(held_total),
+        system_balances=system,
+        lot_points=int(lot_total),
+        pending_hold_points=int(hold_total),
+        pending_hold_lot_points=int(hold_lot_total),
+        journal_mismatches=_journal_mismatches(conn, system),
     )
 
 

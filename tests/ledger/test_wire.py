@@ -145,3 +145,14 @@ def _result_field_by_field(result: ItemResult) -> pb.TransferResult:
         message.posted_at.CopyFrom(wire.timestamp(result.posting.posted_at_us))
         message.lots.extend(wire.portion_message(portion) for portion in result.lots)
     return message
+
+
+def test_a_batch_of_new_credits_answers_every_status_posted() -> None:
+    columns = CreditColumns([Status.POSTED] * 3, ["11", "12", "13"], [5, 5, 5], [])
+
+    response = wire.post_credits_response(columns)
+
+    assert list(response.statuses) == [wire.STATUS[status] for status in columns.statuses]
+    assert response == pb.PostCreditsResponse(
+        statuses=[pb.TRANSFER_STATUS_POSTED] * 3, lot_ids=["11", "12", "13"], posted_at_us=[5, 5, 5]
+    )
