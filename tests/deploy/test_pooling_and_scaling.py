@@ -54,7 +54,7 @@ def test_pgbouncer_pools_transactions_and_keeps_prepared_statements_across_them(
     # sends `DEALLOCATE name`, which PgBouncer does not translate. The image installs the same psycopg[binary].
     assert psycopg.pq.version() >= 170000 and capabilities.has_send_close_prepared()
     # What makes prepared statements matter here: the ledger prepares its hold statements on purpose.
-    assert "prepare=True" in (ROOT / "ledger_svc" / "store" / "holds_pg.py").read_text(encoding="utf-8")
+    assert "prepare=True" in (ROOT / "ledger_svc" / "store" / "pg_holds.py").read_text(encoding="utf-8")
 
 
 def _databases_ini(docs: list[Doc]) -> dict[str, dict[str, str]]:
