@@ -7,8 +7,10 @@ named tuples and written set-based on PostgreSQL (ADR 0102). Anything else goes 
 
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from itertools import repeat
+from typing import Any, NamedTuple
 
 from ledger_svc.domain.fingerprints import fingerprint_metadata
 from ledger_svc.domain.journal import JournalEntry
@@ -45,22 +47,7 @@ class Credit(NamedTuple):
 # Named tuples built per credit go through tuple.__new__ with their fields in order, not the class's generated
 # __new__ (docs/adr/0008-per-item-values-are-named-tuples.md); tests pin each field order against keywords.
 _new_tuple = tuple.__new__
-_REQUEST_FIELDS = attrgetter(
-    "transfer_id",
-    "debit_account",
-    "credit_account",
-    "amount_points",
-    "code",
-    "linked",
-    "earned_at_us",
-    "carried_lots",
-    "reference",
-    "co2e_grams",
-    "metadata",
-)
-_transfer_id = attrgetter("transfer_id")
-_debit_account = attrgetter("debit_account")
-_credit_account = attrgetter("credit_account")
+_new_journal_entry: Callable[[tuple[Any, ...]], JournalEntry] = partial(tuple.__new__, JournalEntry)
 # Metadata's stored text and fingerprint part, "" and "[]" when there is none.
 _MetadataTexts = dict[tuple[tuple[str, str], ...], tuple[str, str] | None]
 
@@ -71,7 +58,10 @@ def plan_credits(
     """The items as credits when every one is a well-formed, unlinked credit from a system account to a user
     account, into a lot that has not expired, with an id used once in the batch. None otherwise: the general path
     then posts the batch and names what is wrong with each item."""
-    if not _names_fit_credits(requests, region_code):
+    if not requests:
+        return []
+    columns = _by_field(requests, TransferRequest._fields)
+    if any(columns["linked"]) or any(columns["carried_lots"]) or not _names_fit_credits(columns, region_code):
         return None
     lots_by_hour: dict[int, LotDates] = {}
     # A batch repeats a few metadata (partner, behaviour, rule), and a columnar request shares one tuple per group:
@@ -82,13 +72,11 @@ def plan_credits(
     credits: list[Credit] = []
     append, new = credits.append, _new_tuple
     latest_us = now_us + EARNED_AT_TOLERANCE_US
-    for request in requests:
-        transfer_id, debit, account, points, code, linked, earned_at_us, carried, reference, grams, metadata = (
-            _REQUEST_FIELDS(request)
-        )
-        if linked or carried or not transfer_id or len(transfer_id) > MAX_ID_LENGTH or points <= 0:
+    items = _credit_fields(requests, columns)
+    for request, transfer_id, debit, account, points, code, earned_at_us, reference, grams, metadata in items:
+        if not transfer_id or len(transfer_id) > MAX_ID_LENGTH or points <= 0 or code not in VALID_CODES:
             return None
-        if code not in VALID_CODES or grams < 0 or len(reference) > MAX_REFERENCE_LENGTH:
+        if grams < 0 or len(reference) > MAX_REFERENCE_LENGTH:
             return None
         if metadata is not last_metadata:
             texts = _metadata_texts(request, texts_by_metadata)
@@ -104,35 +92,60 @@ def plan_credits(
             return None
         lot = new(LotKey, (account, dates.expires_at_us, dates.earned_on))
         fingerprint = request.fingerprint(metadata_body)
-        append(
-            new(
-                Credit,
-                (
-                    transfer_id,
-                    debit,
-                    account,
-                    points,
-                    code,
-                    reference,
-                    grams,
-                    metadata_text,
-                    earned_at_us,
-                    fingerprint,
-                    lot,
-                ),
-            )
+        row = (
+            transfer_id,
+            debit,
+            account,
+            points,
+            code,
+            reference,
+            grams,
+            metadata_text,
+            earned_at_us,
+            fingerprint,
+            lot,
         )
+        append(new(Credit, row))
     return credits
 
 
-def _names_fit_credits(requests: list[TransferRequest], region_code: str) -> bool:
+def _by_field(rows: Sequence[tuple[Any, ...]], fields: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
+    """Named tuples of one type field by field: each column named by its field (zip(*rows) transposes them in C, and
+    a loop over zipped columns reads no attribute per row)."""
+    if not rows:
+        return {name: () for name in fields}
+    return dict(zip(fields, zip(*rows, strict=True), strict=True))
+
+
+def credits_by_field(credits: list[Credit]) -> dict[str, tuple[Any, ...]]:
+    return _by_field(credits, Credit._fields)
+
+
+def _credit_fields(requests: list[TransferRequest], columns: dict[str, tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """Per request: the request, and the fields a credit takes from it or checks, from their named columns."""
+    return zip(
+        requests,
+        columns["transfer_id"],
+        columns["debit_account"],
+        columns["credit_account"],
+        columns["amount_points"],
+        columns["code"],
+        columns["earned_at_us"],
+        columns["reference"],
+        columns["co2e_grams"],
+        columns["metadata"],
+        strict=True,
+    )
+
+
+def _names_fit_credits(columns: dict[str, tuple[Any, ...]], region_code: str) -> bool:
     """Whether each id is used once, every debit is a system account and every credit this ledger's user account
     (each distinct name checked once)."""
-    if len(set(map(_transfer_id, requests))) != len(requests):
+    if len(set(columns["transfer_id"])) != len(columns["transfer_id"]):
         return False
-    if not all(map(is_system_account, set(map(_debit_account, requests)))):
+    if not all(map(is_system_account, set(columns["debit_account"]))):
         return False
-    return all(is_user_account(account, region_code) for account in set(map(_credit_account, requests)))
+    return all(is_user_account(account, region_code) for account in set(columns["credit_account"]))
 
 
 def _metadata_texts(request: TransferRequest, known: _MetadataTexts) -> tuple[str, str] | None:
@@ -154,26 +167,20 @@ def _unexpired_lot_dates(hour: int, validity_months: int, now_us: int, known: di
     return dates
 
 
-def journal_entries(credits: list[Credit], posted_at_us: int) -> list[JournalEntry]:
-    """The audited fields of the credits, posted at `posted_at_us` (for the batch hash)."""
-    new = _new_tuple
-    return [
-        new(
-            JournalEntry,
-            (
-                c.transfer_id,
-                c.debit_account,
-                c.credit_account,
-                c.amount_points,
-                c.code,
-                posted_at_us,
-                c.reference,
-                c.co2e_grams,
-                c.metadata_json,
-            ),
-        )
-        for c in credits
-    ]
+def journal_entries(columns: dict[str, tuple[Any, ...]], posted_at_us: int) -> list[JournalEntry]:
+    """The audited fields of credits (`credits_by_field`), posted at `posted_at_us`, for the batch hash."""
+    rows = zip(
+        columns["transfer_id"],
+        columns["debit_account"],
+        columns["credit_account"],
+        columns["amount_points"],
+        columns["code"],
+        repeat(posted_at_us),
+        columns["reference"],
+        columns["co2e_grams"],
+        columns["metadata_json"],
+    )
+    return list(map(_new_journal_entry, rows))
 
 
 def credit_results(

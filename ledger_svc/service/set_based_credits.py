@@ -8,12 +8,11 @@ ids up first, reads back the transfers that used them and compares bodies, exact
 
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
-from ledger_svc.domain.credits import Credit, PostedCredits, journal_entries
+from ledger_svc.domain.credits import Credit, PostedCredits, credits_by_field, journal_entries
 from ledger_svc.domain.implied_lots import IMPLIED_LOT_VALIDITY_MONTHS
 from ledger_svc.domain.journal import entries_hash
 from ledger_svc.domain.lots import LotKey
@@ -25,10 +24,6 @@ from ledger_svc.store import journal
 from ledger_svc.store import pg_credits as credit_store
 
 _EARN = int(TransferCode.EARN)
-# The fields a batch sums, read per credit by name in C.
-_SUMMED = attrgetter("debit_account", "credit_account", "amount_points", "lot")
-_lot = attrgetter("lot")
-_ACCOUNT_POINTS = attrgetter("credit_account", "amount_points")
 
 
 class _GeneralPath(Exception):
@@ -66,18 +61,19 @@ def _post(conn: Connection, credits: list[Credit], now_us: int, optimistic: bool
     fresh = [credit for credit in credits if credit.transfer_id not in stored] if stored else credits
     if not fresh:
         return PostedCredits(credits, stored, [], [], now_us)
-    sums = _sums(fresh)
+    columns = credits_by_field(fresh)
+    sums = _sums(columns)
     # Lock order (ADR 0100): user accounts, then lots, then system shards.
     balances = credit_store.credit_users(conn, sums.per_account, now_us)
-    balances_after = _balances_after(fresh, sums.per_account, balances)
-    batch_id = journal.insert_batch(conn, *entries_hash(journal_entries(fresh, now_us)), now_us)
+    balances_after = _balances_after(columns, sums.per_account, balances)
+    batch_id = journal.insert_batch(conn, *entries_hash(journal_entries(columns, now_us)), now_us)
     credit_store.copy_transfers(conn, batch_id, fresh, balances_after, now_us)
     lot_ids = credit_store.upsert_lots(conn, sums.per_lot)
-    credit_lot_ids = list(map(lot_ids.__getitem__, map(_lot, fresh)))
+    credit_lot_ids = list(map(lot_ids.__getitem__, columns["lot"]))
     recorded = [
         (credit, lot_id)
-        for credit, lot_id in zip(fresh, credit_lot_ids, strict=True)
-        if credit.code != _EARN or not earns_implied
+        for credit, lot_id, code in zip(fresh, credit_lot_ids, columns["code"], strict=True)
+        if code != _EARN or not earns_implied
     ]
     if recorded:
         credit_store.copy_transfer_lots(conn, [credit for credit, _ in recorded], [lot_id for _, lot_id in recorded])
@@ -100,23 +96,28 @@ def _posted_before(conn: Connection, ids: list[str], optimistic: bool) -> dict[s
     return journal.load_postings(conn, posted_ids) if posted_ids else {}
 
 
-def _sums(credits: list[Credit]) -> _Sums:
+def _sums(columns: dict[str, tuple[Any, ...]]) -> _Sums:
     per_account: dict[str, int] = {}
     per_lot: dict[LotKey, int] = {}
     per_system: dict[str, int] = {}
-    for debit, account, points, lot in map(_SUMMED, credits):
+    summed = zip(
+        columns["debit_account"], columns["credit_account"], columns["amount_points"], columns["lot"], strict=True
+    )
+    for debit, account, points, lot in summed:
         per_account[account] = per_account.get(account, 0) + points
         per_lot[lot] = per_lot.get(lot, 0) + points
         per_system[debit] = per_system.get(debit, 0) - points
     return _Sums(per_account=per_account, per_lot=per_lot, per_system=per_system)
 
 
-def _balances_after(credits: list[Credit], per_account: dict[str, int], balances: dict[str, int]) -> list[int]:
+def _balances_after(
+    columns: dict[str, tuple[Any, ...]], per_account: dict[str, int], balances: dict[str, int]
+) -> list[int]:
     """Each credit's account balance just after it, from the balances after the whole batch."""
     running = {name: balances[name] - points for name, points in per_account.items()}
     balances_after: list[int] = []
     append = balances_after.append
-    for account, points in map(_ACCOUNT_POINTS, credits):
+    for account, points in zip(columns["credit_account"], columns["amount_points"], strict=True):
         balance = running[account] + points
         running[account] = balance
         append(balance)

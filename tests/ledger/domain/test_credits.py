@@ -9,7 +9,14 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 
-from ledger_svc.domain.credits import Credit, PostedCredits, credit_columns, journal_entries, plan_credits
+from ledger_svc.domain.credits import (
+    Credit,
+    PostedCredits,
+    credit_columns,
+    credits_by_field,
+    journal_entries,
+    plan_credits,
+)
 from ledger_svc.domain.fingerprints import metadata_json
 from ledger_svc.domain.journal import JournalEntry, entries_hash
 from ledger_svc.domain.lots import LotKey, Portion
@@ -121,7 +128,7 @@ def test_the_batch_hash_of_credits_is_the_hash_of_their_journal_entries() -> Non
             credits = [c._replace(reference=rng.choice(_STORABLE_TEXTS) * 400) for c in credits]
         posted_at_us = rng.choice([NOW_US, 0, 10**17])
 
-        entries = journal_entries(credits, posted_at_us)
+        entries = journal_entries(credits_by_field(credits), posted_at_us)
 
         assert entries == [
             JournalEntry(
