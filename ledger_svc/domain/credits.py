@@ -92,7 +92,7 @@ def plan_credits(
             return None
         lot = new(LotKey, (account, dates.expires_at_us, dates.earned_on))
         fingerprint = request.fingerprint(metadata_body)
-        row = (
+        row = (  # Credit's fields, in order
             transfer_id,
             debit,
             account,
@@ -118,6 +118,7 @@ def _by_field(rows: Sequence[tuple[Any, ...]], fields: tuple[str, ...]) -> dict[
 
 
 def credits_by_field(credits: list[Credit]) -> dict[str, tuple[Any, ...]]:
+    """The credits as one column per Credit field, by name."""
     return _by_field(credits, Credit._fields)
 
 

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -73,6 +74,12 @@ class LedgerContext:
     def seal_journal(self) -> int:
         """Chains committed batches into blocks; skipped (0) when another transaction is sealing."""
         return self.transaction(seal)
+
+    def seal_everything(self) -> None:
+        """Chains every batch committed so far, waiting for a sealing transaction under way (the background
+        sealer's) instead of leaving its batches to it."""
+        while self.transaction(partial(seal, wait=True)):
+            pass
 
     def seal_soon(self) -> None:
         """After a commit: chains the new batch into a block shortly, off the caller's path (ADR 0101). On SQLite,

@@ -14,14 +14,15 @@ SEAL_BATCHES_PER_CALL = 2000
 _NO_ENTRIES = entries_hash([])
 
 
-def seal(conn: Connection) -> int:
-    """Chains unsealed batches into blocks, in batch order. Returns how many were sealed (0 if another
-    transaction is sealing right now: it will pick these up, or the next call will)."""
-    if conn.dialect.name == "postgresql":
-        # The sealer never waits long for a lock: it gives up (the next seal picks the batches up) rather than
-        # take part in a lock cycle, e.g. with DDL such as a schema being dropped.
+def seal(conn: Connection, *, wait: bool = False) -> int:
+    """Chains unsealed batches into blocks, in batch order. Returns how many were sealed: 0 if another transaction
+    is sealing right now (it will pick these up, or the next call will), unless `wait`: then it waits for that
+    transaction and seals what it left."""
+    if conn.dialect.name == "postgresql" and not wait:
+        # The background sealer never waits long for a lock: it gives up (the next seal picks the batches up)
+        # rather than take part in a lock cycle, e.g. with DDL such as a schema being dropped.
         conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
-    head = conn.execute(select(chain_head).where(chain_head.c.id == 1).with_for_update(skip_locked=True)).first()
+    head = conn.execute(select(chain_head).where(chain_head.c.id == 1).with_for_update(skip_locked=not wait)).first()
     if head is None:
         return 0
     pending = conn.execute(

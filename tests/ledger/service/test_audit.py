@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 from sqlalchemy import text
 
 from ledger_svc.service import audit, transfers
@@ -22,3 +27,36 @@ def test_verify_journal_finds_the_first_tampered_block(ledger: LedgerContext) ->
     broken = audit.verify_journal(ledger)
     assert (broken.ok, broken.first_broken_block) == (False, 2)
     assert not audit.check_conservation(ledger).balanced
+
+
+@pytest.mark.postgres
+def test_verify_journal_waits_for_a_seal_under_way_and_checks_every_batch(pg_ledger: LedgerContext) -> None:
+    ledger = pg_ledger
+    # The connection closes first on the way out: a verification still waiting for its lock then ends too.
+    with ThreadPoolExecutor(1) as pool, ledger.engine.connect() as sealing:
+        # Another transaction sealing: it holds the chain head while the batches commit.
+        sealing.execute(text("SELECT id FROM chain_head WHERE id = 1 FOR UPDATE"))
+        sealing_pid = sealing.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        for index in range(3):
+            transfers.post_transfers(ledger, [earn(f"e{index}", A, 10), earn(f"f{index}", B, 1)])
+        verifying = pool.submit(audit.verify_journal, ledger)
+        _wait_until(lambda: verifying.done() or _blocked_by(ledger, sealing_pid))
+        sealing.rollback()
+        verified = verifying.result(timeout=60)
+    assert (verified.ok, verified.blocks_checked, verified.entries_checked) == (True, 3, 6)
+
+
+def _blocked_by(ledger: LedgerContext, pid: int) -> bool:
+    """Whether some backend waits for a lock the backend `pid` holds."""
+    with ledger.engine.connect() as conn:
+        blocked = conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"), {"pid": pid}
+        ).scalar_one()
+    return bool(blocked)
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
