@@ -18,7 +18,6 @@ from gateway.domain.directory import DirectoryAccount
 from gateway.domain.redeem_anywhere import RedeemAnywhere, RedeemAnywhereRequest
 from gateway.domain.settlement import Position
 from gateway.domain.transfers import (
-    CLEARING_ACCOUNT,
     HeldLot,
     State,
     Transfer,
@@ -29,6 +28,7 @@ from gateway.domain.transfers import (
     reference,
     reversal_id,
 )
+from service_kit.accounts import CLEARING_ACCOUNT
 from service_kit.topology import RegionEntry
 from service_kit.wire import from_timestamp, to_timestamp
 

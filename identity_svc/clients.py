@@ -11,13 +11,12 @@ import grpc
 
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from identity_svc.domain.closing import PointsDisposition
+from service_kit.accounts import ADJUSTMENT_ACCOUNT, DONATION_ACCOUNT
 from service_kit.channels import open_channel
 from service_kit.errors import FailedPrecondition, Unavailable
 from service_kit.settings import Settings
 
 LEDGER_TIMEOUT_S = 5.0
-DONATION_ACCOUNT = "system:donation"
-ADJUSTMENT_ACCOUNT = "system:adjustment"
 
 
 @dataclass(frozen=True)

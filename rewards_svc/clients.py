@@ -15,13 +15,12 @@ from google.protobuf import duration_pb2
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from service_kit.accounts import DONATION_ACCOUNT
 from service_kit.channels import open_channel
 from service_kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from service_kit.settings import Settings
 from service_kit.status import error_details
 
-REDEMPTION_ACCOUNT = "system:redemption"
-DONATION_ACCOUNT = "system:donation"
 DEFAULT_DEADLINE_S = 5.0
 
 _FINAL_CODES = {

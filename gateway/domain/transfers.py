@@ -21,7 +21,6 @@ from service_kit.errors import InvalidArgument
 
 TRANSFER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_TRANSFER_POINTS = 10_000_000_000
-CLEARING_ACCOUNT = "system:clearing"
 # A step that found a region down is retried after this delay, doubled per failed attempt (MAX_RETRY_DOUBLINGS times
 # at most) and capped by the gateway's retry_max.
 FIRST_RETRY_DELAY = timedelta(milliseconds=200)

@@ -12,7 +12,7 @@ from datetime import datetime
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from gateway.clients import RegionClients, RemoteError, call
 from gateway.domain.settlement import ClearingFlows, Position
-from gateway.domain.transfers import CLEARING_ACCOUNT
+from service_kit.accounts import CLEARING_ACCOUNT
 from service_kit.errors import InvalidArgument
 from service_kit.wire import to_timestamp
 

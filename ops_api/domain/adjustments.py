@@ -14,8 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from ops_api.problems import Problem
-
-ADJUSTMENT_ACCOUNT = "system:adjustment"
+from service_kit.accounts import ADJUSTMENT_ACCOUNT
 
 
 class AdjustmentState(StrEnum):

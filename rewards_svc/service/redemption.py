@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from rewards_svc import store
-from rewards_svc.clients import REDEMPTION_ACCOUNT, HoldState, Ledger, LedgerRefused, LedgerUnavailable
+from rewards_svc.clients import HoldState, Ledger, LedgerRefused, LedgerUnavailable
 from rewards_svc.domain.catalog import Reward, has_counted_stock, reward_not_found
 from rewards_svc.domain.limits import NO_USAGE, is_limited, limit_units, period_starts
 from rewards_svc.domain.redemption import (
@@ -31,6 +31,7 @@ from rewards_svc.domain.redemption import (
 from rewards_svc.domain.vouchers import Voucher
 from rewards_svc.service.checkpoints import Checkpoint, no_checkpoint
 from rewards_svc.service.idempotency import idempotency_reused
+from service_kit.accounts import REDEMPTION_ACCOUNT
 from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, NotFound, Unavailable
 

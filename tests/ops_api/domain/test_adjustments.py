@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 
 from ops_api.domain.adjustments import (
-    ADJUSTMENT_ACCOUNT,
     Adjustment,
     AdjustmentPosting,
     AdjustmentState,
@@ -17,6 +16,7 @@ from ops_api.domain.adjustments import (
     require_same_request,
 )
 from ops_api.problems import Problem
+from service_kit.accounts import ADJUSTMENT_ACCOUNT
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 ACCOUNT = "3300001234567890"
