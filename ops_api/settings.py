@@ -1,58 +1,39 @@
-"""The ops API's settings: the shared CARBON_* variables plus its own, read once in main()."""
+"""The ops API's settings: the shared CARBON_* variables (`base`) plus its own, read once in main()."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, ClassVar
 
-from service_kit.settings import Secret, Settings, SettingsError
+from pydantic import Field
+
+from service_kit.settings import EmptyIsUnset, Secret, ServiceSettings, Settings, WholeNumber
 
 SERVICE = "ops_api"
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = env.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
-    return value
+class OpsSettings(ServiceSettings):
+    service_package: ClassVar[str] = SERVICE
 
-
-@dataclass(frozen=True)
-class OpsSettings:
-    base: Settings
-    registry_file: Path | None = None
+    registry_file: Annotated[Path | None, EmptyIsUnset] = Field(default=None, validation_alias="CARBON_REGISTRY_FILE")
     # Every gRPC call gets this deadline.
-    call_timeout_ms: int = 5_000
+    call_timeout_ms: WholeNumber = Field(
+        default=5_000, validation_alias="CARBON_OPS_CALL_TIMEOUT_MS", ge=100, le=120_000
+    )
     # Requests per token per minute; above it, 429 with Retry-After.
-    rate_limit_per_minute: int = 600
+    rate_limit_per_minute: WholeNumber = Field(
+        default=600, validation_alias="CARBON_OPS_RATE_LIMIT_PER_MINUTE", ge=1, le=1_000_000
+    )
     # The community-centre partner the API submits community events as (registered in each region's ingest).
-    community_partner_id: str = "community-centre"
-    community_partner_key_id: str = "k1"
+    community_partner_id: str = Field(default="community-centre", validation_alias="CARBON_OPS_COMMUNITY_PARTNER_ID")
+    community_partner_key_id: str = Field(default="k1", validation_alias="CARBON_OPS_COMMUNITY_PARTNER_KEY_ID")
     # Secrets by name (CARBON_SECRET_<NAME>): community_partner[_<region>], gateway_api_key.
-    secrets: Mapping[str, Secret] = field(default_factory=dict)
+    secrets: Mapping[str, Secret] = Field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> OpsSettings:
-        env = os.environ if env is None else env
-        base = Settings.from_env(SERVICE, env)
-        registry = env.get("CARBON_REGISTRY_FILE", "")
-        return cls(
-            base=base,
-            registry_file=Path(registry) if registry else None,
-            call_timeout_ms=_int(env, "CARBON_OPS_CALL_TIMEOUT_MS", 5_000, 100, 120_000),
-            rate_limit_per_minute=_int(env, "CARBON_OPS_RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000),
-            community_partner_id=env.get("CARBON_OPS_COMMUNITY_PARTNER_ID", "community-centre"),
-            community_partner_key_id=env.get("CARBON_OPS_COMMUNITY_PARTNER_KEY_ID", "k1"),
-            secrets=base.secrets,
-        )
+    def from_settings(cls, base: Settings) -> OpsSettings:
+        return super().from_settings(base).model_copy(update={"secrets": base.secrets})
 
     def community_partner_secret(self, region_code: str) -> Secret:
         """CARBON_SECRET_COMMUNITY_PARTNER_<REGION> if set, else CARBON_SECRET_COMMUNITY_PARTNER."""

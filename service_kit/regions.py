@@ -1,7 +1,7 @@
 """The region registry: which regions exist and where their services listen; routes account numbers home.
 
-Loaded from the registry file (CARBON_REGISTRY_FILE, written by `carbon up` or shipped as configuration), so adding a
-region is configuration, not code.
+Loaded from the registry file (written by `carbon up` or shipped as configuration; the gateway and the ops API name
+it in their settings), so adding a region is configuration, not code.
 """
 
 from __future__ import annotations
