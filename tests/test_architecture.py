@@ -13,6 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_PACKAGES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "gateway", "ops_api")
 KIT = "service_kit"
+# The one place that tunes the cyclic garbage collector for a service process (ADR 0007).
+GC_TUNING = ROOT / "service_kit" / "server.py"
+GC_SETTERS = {"freeze", "set_threshold", "disable", "enable"}
 
 
 def imported_packages(source: str) -> Iterator[tuple[int, str]]:
@@ -70,3 +73,28 @@ def test_no_service_imports_another_service() -> None:
 def test_the_kit_imports_no_service() -> None:
     violations = forbidden_imports(KIT)
     assert not violations, "the kit imports a service package:\n" + "\n".join(violations)
+
+
+def garbage_collector_settings(source: str) -> list[int]:
+    """Lines that call gc.freeze / set_threshold / disable / enable."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "gc"
+        and node.func.attr in GC_SETTERS
+    ]
+
+
+def test_the_garbage_collector_is_tuned_in_the_kit_only() -> None:
+    assert garbage_collector_settings("import gc\ngc.collect()\ngc.set_threshold(1, 2, 3)\n") == [3]
+    assert garbage_collector_settings(GC_TUNING.read_text(encoding="utf-8")), "the kit's tuning moved: update this test"
+    elsewhere = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for package in SERVICE_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line in garbage_collector_settings(path.read_text(encoding="utf-8"))
+    ]
+    assert not elsewhere, "tune the collector once, in service_kit.server.serve:\n" + "\n".join(elsewhere)
