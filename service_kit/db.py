@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Dialect, Engine, String, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Engine, String, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -101,18 +102,39 @@ def alembic_config(service_package: str, engine: Engine) -> Config:
     return config
 
 
+# Builds an empty database's schema as the migrations would, on the connection given, and returns True; or returns
+# False and leaves the database to alembic. None in production: every database is migrated by alembic. The tests
+# set one that replays a migrated template (tests/schema_templates.py, docs/adr/0009-test-databases.md).
+SchemaCopier = Callable[[str, Connection], bool]
+_schema_copier: SchemaCopier | None = None
+
+
+def copy_empty_schemas_with(copier: SchemaCopier | None) -> SchemaCopier | None:
+    """Makes `migrate` offer each database to `copier` first; returns the copier it replaces."""
+    global _schema_copier
+    replaced, _schema_copier = _schema_copier, copier
+    return replaced
+
+
 def migrate(service_package: str, engine: Engine) -> None:
     """Brings the service's schema to head. Idempotent; safe when several replicas start at once on PostgreSQL."""
-    config = alembic_config(service_package, engine)
     with engine.connect() as connection:
         lock_key = _MIGRATION_LOCK_BASE + sum(service_package.encode())
         if not is_sqlite(engine):
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key})
         try:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            copier = _schema_copier
+            if copier is None or not copier(service_package, connection):
+                upgrade(service_package, connection)
             connection.commit()
         finally:
             if not is_sqlite(engine):
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key})
                 connection.commit()
+
+
+def upgrade(service_package: str, connection: Connection, revision: str = "head") -> None:
+    """Runs the service's alembic migrations up to `revision` on the connection (the caller commits)."""
+    config = alembic_config(service_package, connection.engine)
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)

@@ -1,8 +1,11 @@
-"""Fixtures for real services: PostgreSQL and Redis from environment URLs, else testcontainers, else a loud skip.
+"""Fixtures for real services: PostgreSQL and Redis, fresh databases built from migrated templates.
 
-CARBON_TEST_DATABASE_URL / CARBON_TEST_REDIS_URL name the servers. Where they are unset and a Docker engine answers,
-testcontainers starts them. Otherwise the tests that need them are skipped with the reason, unless
-CARBON_REQUIRE_SERVICES=1 (CI), where their absence fails the run.
+Where the servers come from, first that answers: CARBON_TEST_DATABASE_URL / CARBON_TEST_REDIS_URL; the standard local
+addresses (postgresql://postgres@127.0.0.1:5432/test, redis://127.0.0.1:6379/0); testcontainers, where a Docker engine
+answers. Otherwise the tests that need them are skipped with the reason, loudly, unless CARBON_REQUIRE_SERVICES=1
+(CI), where their absence fails the run. Under pytest-xdist each worker has a PostgreSQL database of its own on that
+server (test_gw0, test_gw1, ..., created when missing). Every empty database a test migrates is built from a template
+migrated once per service and dialect (tests/schema_templates.py); docs/adr/0009-test-databases.md says why.
 """
 
 from __future__ import annotations
@@ -12,13 +15,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 
+from service_kit import db
 from service_kit.db import normalize_url
+from tests.schema_templates import SchemaTemplates
 
 REQUIRE_SERVICES = os.environ.get("CARBON_REQUIRE_SERVICES") == "1"
+LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+PROBE_TIMEOUT_S = 2
 
 
 def _docker_available() -> bool:
@@ -31,22 +42,66 @@ def _docker_available() -> bool:
         return False
 
 
-def _unavailable(what: str, variable: str) -> None:
-    message = f"no {what}: set {variable} or run a Docker engine for testcontainers"
+def _postgres_answers(url: str) -> bool:
+    try:
+        psycopg.connect(url, connect_timeout=PROBE_TIMEOUT_S).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+def _redis_answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=PROBE_TIMEOUT_S, socket_timeout=PROBE_TIMEOUT_S)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _unavailable(what: str, variable: str, local_url: str) -> None:
+    message = f"no {what}: set {variable}, run one at {local_url}, or run a Docker engine for testcontainers"
     if REQUIRE_SERVICES:
         pytest.fail(f"CARBON_REQUIRE_SERVICES=1 but {message}", pytrace=False)
     pytest.skip(f"SKIPPED LOUDLY: {message}")
 
 
+def database_of_this_worker(server_url: str, worker: str | None) -> str:
+    """The URL itself, or under pytest-xdist a database of the worker's own beside it (created when missing), so
+    parallel workers never share a database's advisory locks or plans."""
+    if not worker:
+        return server_url
+    url = make_url(server_url)
+    own = f"{url.database}_{worker}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": own}).first()
+            if exists is None:
+                try:
+                    connection.execute(text(f'CREATE DATABASE "{own}"'))
+                except ProgrammingError as error:  # another session created it in between: fine
+                    if not isinstance(error.orig, psycopg.errors.DuplicateDatabase):
+                        raise
+    finally:
+        admin.dispose()
+    return url.set(database=own).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """URL of a PostgreSQL database the tests may create schemas in."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
     url = os.environ.get("CARBON_TEST_DATABASE_URL")
     if url:
-        yield normalize_url(url)
+        yield database_of_this_worker(normalize_url(url), worker)
+        return
+    if _postgres_answers(LOCAL_POSTGRES_URL):
+        yield database_of_this_worker(normalize_url(LOCAL_POSTGRES_URL), worker)
         return
     if not _docker_available():
-        _unavailable("PostgreSQL", "CARBON_TEST_DATABASE_URL")
+        _unavailable("PostgreSQL", "CARBON_TEST_DATABASE_URL", LOCAL_POSTGRES_URL)
     from testcontainers.postgres import PostgresContainer
 
     with PostgresContainer("postgres:16-alpine", driver="psycopg") as container:
@@ -103,8 +158,11 @@ def redis_server_url() -> Iterator[str]:
     if url:
         yield url
         return
+    if _redis_answers(LOCAL_REDIS_URL):
+        yield LOCAL_REDIS_URL
+        return
     if not _docker_available():
-        _unavailable("Redis", "CARBON_TEST_REDIS_URL")
+        _unavailable("Redis", "CARBON_TEST_REDIS_URL", LOCAL_REDIS_URL)
     from testcontainers.redis import RedisContainer
 
     with RedisContainer("redis:7-alpine") as container:
@@ -120,3 +178,25 @@ def redis_url(redis_server_url: str) -> str:
 @pytest.fixture
 def redis_prefix() -> str:
     return f"test:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def schema_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaTemplates]:
+    """service_kit.db.migrate builds every empty database from a template migrated once per service and dialect."""
+    templates = SchemaTemplates(tmp_path_factory.mktemp("schema-templates"))
+    replaced = db.copy_empty_schemas_with(templates)
+    try:
+        yield templates
+    finally:
+        db.copy_empty_schemas_with(replaced)
+        templates.drop()
+
+
+@pytest.fixture
+def real_migrations() -> Iterator[None]:
+    """For a test of the migrations themselves: service_kit.db.migrate runs alembic even on an empty database."""
+    replaced = db.copy_empty_schemas_with(None)
+    try:
+        yield
+    finally:
+        db.copy_empty_schemas_with(replaced)

