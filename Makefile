@@ -16,8 +16,12 @@ install: $(STAMP)
 up: $(STAMP)
 	$(VENV)/bin/carbon up
 
+# One pytest-xdist worker per core, at most two: two workers' tests together hold at most ~50 PostgreSQL connections,
+# within PostgreSQL's default limit of 100 (docs/adr/0009-test-databases.md).
+TEST_WORKERS ?= --numprocesses=auto --maxprocesses=2
+
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

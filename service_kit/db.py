@@ -75,6 +75,9 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+    """An engine for a service's database. On PostgreSQL it opens at most `pool_size` connections, no overflow: what a
+    process may hold is then its pool size, and PostgreSQL's connection limit is a sum of pool sizes one can add up
+    (a thread holds one connection at a time; one more waits for a free one)."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -86,7 +89,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

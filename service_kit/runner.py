@@ -15,6 +15,14 @@ from service_kit.settings import Settings, SettingsError
 log = logging.getLogger("carbon.runner")
 
 BuildRegistrations = Callable[[Settings, Engine], Sequence[Registration]]
+# A service's own threads beside the gRPC workers: the ledger's sealer, the rewards and gateway recovery loops,
+# ingest's resume pass.
+BACKGROUND_THREADS = 2
+
+
+def pool_size_for(settings: Settings) -> int:
+    """A connection for every worker thread and background thread, so none ever waits for the pool."""
+    return settings.max_workers + BACKGROUND_THREADS
 
 
 def run_service(service_package: str, build: BuildRegistrations) -> int:
@@ -25,8 +33,7 @@ def run_service(service_package: str, build: BuildRegistrations) -> int:
         return 2
     logs.configure(settings)
     telemetry.configure(settings)
-    # One connection per worker thread, so no handler ever waits for the pool.
-    engine = db.make_engine(settings.effective_database_url(), pool_size=settings.max_workers)
+    engine = db.make_engine(settings.effective_database_url(), pool_size=pool_size_for(settings))
     if settings.migrate_on_start:
         db.migrate(service_package, engine)
     try:
