@@ -10,7 +10,7 @@ from service_kit.errors import (
     Unauthenticated,
     Unavailable,
 )
-from service_kit.settings import Secret, Settings
+from service_kit.settings import Secret, ServiceSettings, Settings, SettingsError
 
 __all__ = [
     "AlreadyExists",
@@ -20,7 +20,9 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "Secret",
+    "ServiceSettings",
     "Settings",
+    "SettingsError",
     "Unauthenticated",
     "Unavailable",
 ]
