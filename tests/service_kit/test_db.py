@@ -1,7 +1,9 @@
 """Engines and migrations work the same on SQLite (embedded) and PostgreSQL, and migrating twice is harmless."""
 
+import threading
+
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from service_kit.db import make_engine, migrate, normalize_url
 
@@ -30,4 +32,23 @@ def test_migrations_are_idempotent(database_url: str, service: str) -> None:
     migrate(service, engine)
     assert set(inspect(engine).get_table_names()) == tables_once
     assert f"alembic_version_{service}" in tables_once
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_postgres_engine_opens_no_more_than_its_pool_size(postgres_url: str) -> None:
+    engine = make_engine(postgres_url, pool_size=2)
+    held = [engine.connect(), engine.connect()]
+    third: list[Connection] = []
+    waiter = threading.Thread(target=lambda: third.append(engine.connect()))
+    waiter.start()
+    waiter.join(timeout=0.5)
+    assert waiter.is_alive() and not third, "a third connection was opened beside a full pool"
+
+    held.pop().close()
+    waiter.join(timeout=30)
+
+    assert len(third) == 1, "the waiting thread got the connection given back"
+    for connection in [*held, *third]:
+        connection.close()
     engine.dispose()
