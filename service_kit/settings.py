@@ -3,7 +3,7 @@
 pydantic-settings parses and checks the values; every field that comes from the environment names its variable
 (`validation_alias`), so that name is what an error message shows. `Settings` holds what every service reads; a
 service that has variables of its own declares them on a `ServiceSettings` subclass, which carries the shared
-settings as `base`.
+settings as `base`. docs/adr/0010-settings-on-pydantic-settings.md.
 """
 
 from __future__ import annotations
