@@ -1,12 +1,12 @@
 """Tests migrate each service once per dialect, then build every empty database by replaying that migration.
 
 Alembic costs tens of milliseconds of CPU per service per database (loading the revision scripts, running them,
-reflecting), and hundreds of tests each start from an empty database. `SchemaTemplates` migrates a template database per service and
-dialect the first time one is asked for, recording every statement alembic sent to the driver, and from then on
-answers `service_kit.db.migrate` for an empty database by sending the same statements again on its connection: the
-same DDL in the same order, so the same schema (tests/service_kit/test_schema_templates.py compares them). A database
-that is not empty (a migration test that ran alembic to some older revision first) is left to alembic.
-docs/adr/0009-test-databases.md.
+reflecting), and hundreds of tests each start from an empty database. `SchemaTemplates` migrates a template database
+per service and dialect the first time one is asked for, recording every statement alembic sent to the driver, and
+from then on answers `service_kit.db.migrate` for an empty database by sending the same statements again on its
+connection: the same DDL in the same order, so the same schema (tests/service_kit/test_schema_templates.py compares
+them). A database that is not empty (a migration test that ran alembic to some older revision first) is left to
+alembic. docs/adr/0009-test-databases.md.
 """
 
 from __future__ import annotations
