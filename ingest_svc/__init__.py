@@ -1,1 +1,2 @@
-"""Behaviour catalog, scoring rules, data partners and event ingestion of one region."""
+"""Ingest of one region: the behaviour catalog and its versioned rules, data partners and their signing keys, and
+the submission of behaviour events, scored and credited to the region's ledger exactly once."""

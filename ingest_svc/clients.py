@@ -1,10 +1,12 @@
-"""Small gRPC clients of the identity and ledger services: one batched call each, always with a deadline."""
+"""Clients of the region's identity and ledger services: one batched call each, always with a deadline, over
+channels from service_kit.channels.open_channel (created on first use, reused)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar, cast
 
 import grpc
 
@@ -12,16 +14,18 @@ from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from ingest_svc.domain.events import AccountRef
+from service_kit.channels import open_channel
 from service_kit.errors import Unavailable
-from service_kit.telemetry import instrument_channel
+from service_kit.settings import Settings
 from service_kit.wire import to_unix_us
 
 DEFAULT_DEADLINE_S = 10.0
 ISSUANCE_ACCOUNT = "system:issuance"
+# The ledger's metadata map of a credit as (key, value) pairs: a value, so credits are grouped by it.
+CreditMetadata = tuple[tuple[str, str], ...]
+Stub = TypeVar("Stub")
 
 
-# Values passed to and from the clients are named tuples: built once or twice per event, and a frozen dataclass's
-# __init__ (object.__setattr__ per field) cost about four times as much. Immutable all the same.
 class Resolved(NamedTuple):
     account_number: str  # "" when not found
     closed: bool
@@ -45,7 +49,7 @@ class EarnCredit(NamedTuple):
     earned_at: datetime
     co2e_grams: int
     reference: str
-    metadata: dict[str, str]
+    metadata: CreditMetadata
 
 
 class CreditResult(NamedTuple):
@@ -57,46 +61,62 @@ class CreditResult(NamedTuple):
 
 _EARN = ledger_service_pb2.TRANSFER_CODE_EARN
 _CREDITED = frozenset({ledger_service_pb2.TRANSFER_STATUS_POSTED, ledger_service_pb2.TRANSFER_STATUS_ALREADY_POSTED})
-_UNSET = CreditResult("", False, "", "")
 
 
-def _ref(ref: AccountRef) -> common_pb2.AccountRef:
-    if ref.account_number:
-        return common_pb2.AccountRef(account_number=ref.account_number)
-    if ref.phone_number:
-        return common_pb2.AccountRef(phone_number=ref.phone_number)
-    return common_pb2.AccountRef(
-        binding=common_pb2.ChannelBinding(platform=ref.platform, platform_user_id=ref.platform_user_id)
-    )
+class _Peer(Generic[Stub]):
+    """One peer service at one address: its stub on a channel opened on first use; calls fail UNAVAILABLE when no
+    address is configured or the call fails."""
 
-
-def _require(address: str, service: str) -> None:
-    if not address:
-        raise Unavailable("DEPENDENCY_NOT_CONFIGURED", f"no address for the {service} service is configured")
-
-
-class IdentityClient:
-    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+    def __init__(
+        self,
+        service: str,
+        make_stub: Callable[[grpc.Channel], Stub],
+        address: str,
+        deadline_s: float,
+        settings: Settings | None,
+    ) -> None:
+        self._service = service
+        self._make_stub = make_stub
         self._address = address
-        self._channel = instrument_channel(grpc.insecure_channel(address or "127.0.0.1:9"))
-        self._stub = identity_service_pb2_grpc.IdentityServiceStub(self._channel)
         self._deadline_s = deadline_s
+        self._settings = settings
+        self._channel: grpc.Channel | None = None
+        self._stub: Stub | None = None
+        self._lock = threading.Lock()
+
+    def stub(self) -> Stub:
+        if not self._address:
+            raise Unavailable("DEPENDENCY_NOT_CONFIGURED", f"no address for the {self._service} service is configured")
+        with self._lock:
+            if self._stub is None:
+                self._channel = open_channel(self._address, self._settings)
+                self._stub = self._make_stub(self._channel)
+            return self._stub
+
+    def failed(self, error: grpc.RpcError) -> Unavailable:
+        return Unavailable(f"{self._service.upper()}_UNAVAILABLE", f"{self._service} service: {error.code().name}")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+            self._channel = self._stub = None
+
+
+class IdentityClient(_Peer[identity_service_pb2_grpc.IdentityServiceStub]):
+    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
+        super().__init__("identity", identity_service_pb2_grpc.IdentityServiceStub, address, deadline_s, settings)
 
     def resolve(self, refs: Sequence[AccountRef]) -> list[Resolved]:
         if not refs:
             return []
-        _require(self._address, "identity")
         request = identity_service_pb2.BatchResolveAccountsRequest()
-        add = request.refs.add
         for ref in refs:
-            if ref.account_number:
-                add(account_number=ref.account_number)
-            else:
-                request.refs.append(_ref(ref))
+            request.refs.append(_ref(ref))
         try:
-            response = self._stub.BatchResolveAccounts(request, timeout=self._deadline_s)
+            response = self.stub().BatchResolveAccounts(request, timeout=self._deadline_s)
         except grpc.RpcError as error:
-            raise Unavailable("IDENTITY_UNAVAILABLE", f"identity service: {error.code().name}") from None
+            raise self.failed(error) from None
         closed = identity_service_pb2.ACCOUNT_STATE_CLOSED
         return [Resolved(a.account_number if a.found else "", a.state == closed) for a in response.accounts]
 
@@ -104,7 +124,6 @@ class IdentityClient:
         """One CheckConsentColumns call: the questions and answers travel as columns, no message per question."""
         if not questions:
             return []
-        _require(self._address, "identity")
         instants: dict[datetime, int] = {}
         categories: dict[str, int] = {}
         for q in questions:
@@ -118,73 +137,85 @@ class IdentityClient:
             at_us=[instants[q.at] for q in questions],
         )
         try:
-            response = self._stub.CheckConsentColumns(request, timeout=self._deadline_s)
+            response = self.stub().CheckConsentColumns(request, timeout=self._deadline_s)
         except grpc.RpcError as error:
-            raise Unavailable("IDENTITY_UNAVAILABLE", f"identity service: {error.code().name}") from None
+            raise self.failed(error) from None
         if len(response.allowed) != len(questions) or len(response.reasons) != len(questions):
             raise Unavailable("IDENTITY_BAD_ANSWER", f"identity answered {len(response.allowed)} of {len(questions)}")
         return list(map(ConsentAnswer, response.allowed, response.reasons))
 
-    def close(self) -> None:
-        self._channel.close()
 
-
-class LedgerClient:
-    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
-        self._address = address
-        self._channel = instrument_channel(grpc.insecure_channel(address or "127.0.0.1:9"))
-        self._stub = ledger_service_pb2_grpc.LedgerServiceStub(self._channel)
-        self._deadline_s = deadline_s
+class LedgerClient(_Peer[ledger_service_pb2_grpc.LedgerServiceStub]):
+    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
+        super().__init__("ledger", ledger_service_pb2_grpc.LedgerServiceStub, address, deadline_s, settings)
 
     def credit(self, credits: Sequence[EarnCredit]) -> list[CreditResult]:
         """One PostCredits call: debit system:issuance, credit each account (code EARN); results in `credits` order.
 
-        Sent as columns, one group per metadata mapping (credits of one partner, behaviour and rule share one
-        mapping object, see records.credits): no message per credit is built here or parsed by the ledger.
+        Sent as columns, one group per distinct metadata: no message per credit is built here or parsed by the ledger.
         """
         if not credits:
             return []
-        _require(self._address, "ledger")
+        groups = _positions_by_metadata(credits)
         request = ledger_service_pb2.PostCreditsRequest()
-        groups: dict[int, tuple[ledger_service_pb2.CreditGroup, list[int]]] = {}  # by id(): credits hold them alive
-        instants: dict[datetime, int] = {}
-        for position, c in enumerate(credits):
-            found = groups.get(id(c.metadata))
-            if found is None:
-                group = request.groups.add(debit_account=ISSUANCE_ACCOUNT, code=_EARN, metadata=c.metadata)
-                found = groups[id(c.metadata)] = (group, [])
-            found[1].append(position)
-        for group, positions in groups.values():
-            chosen = [credits[p] for p in positions]
-            earned = []
-            for c in chosen:
-                instant = instants.get(c.earned_at)
-                if instant is None:
-                    instant = instants[c.earned_at] = to_unix_us(c.earned_at)
-                earned.append(instant)
-            group.transfer_ids.extend([c.transfer_id for c in chosen])
-            group.credit_accounts.extend([c.account_number for c in chosen])
-            group.amount_points.extend([c.points for c in chosen])
-            group.earned_at_us.extend(earned)
-            group.references.extend([c.reference for c in chosen])
-            group.co2e_grams.extend([c.co2e_grams for c in chosen])
+        for metadata, positions in groups.items():
+            _add_group(request, metadata, [credits[p] for p in positions])
         try:
-            response = self._stub.PostCredits(request, timeout=self._deadline_s)
+            response = self.stub().PostCredits(request, timeout=self._deadline_s)
         except grpc.RpcError as error:
-            raise Unavailable("LEDGER_UNAVAILABLE", f"ledger service: {error.code().name}") from None
-        order = [p for _group, positions in groups.values() for p in positions]
+            raise self.failed(error) from None
+        order = [p for positions in groups.values() for p in positions]  # the credits in the request's order
         if len(response.statuses) != len(order):
             raise Unavailable("LEDGER_BAD_ANSWER", f"ledger answered {len(response.statuses)} of {len(order)} credits")
         failures = {f.index: f for f in response.failures}
-        results: list[CreditResult] = [_UNSET] * len(credits)
+        results: list[CreditResult | None] = [None] * len(credits)
         for index, (position, status) in enumerate(zip(order, response.statuses, strict=True)):
+            transfer_id = credits[position].transfer_id
             failure = failures.get(index)
             if failure is None and status in _CREDITED:
-                results[position] = CreditResult(credits[position].transfer_id, True, "", "")
+                results[position] = CreditResult(transfer_id, True, "", "")
             else:
                 reason, message = (failure.reason, failure.message) if failure else ("UNKNOWN", f"status {status}")
-                results[position] = CreditResult(credits[position].transfer_id, False, reason, message)
-        return results
+                results[position] = CreditResult(transfer_id, False, reason, message)
+        return cast(list[CreditResult], results)
 
-    def close(self) -> None:
-        self._channel.close()
+
+def _ref(ref: AccountRef) -> common_pb2.AccountRef:
+    if ref.account_number:
+        return common_pb2.AccountRef(account_number=ref.account_number)
+    if ref.phone_number:
+        return common_pb2.AccountRef(phone_number=ref.phone_number)
+    return common_pb2.AccountRef(
+        binding=common_pb2.ChannelBinding(platform=ref.platform, platform_user_id=ref.platform_user_id)
+    )
+
+
+def _positions_by_metadata(credits: Sequence[EarnCredit]) -> dict[CreditMetadata, list[int]]:
+    """The credits' positions grouped by their metadata, groups in order of first appearance."""
+    groups: dict[CreditMetadata, list[int]] = {}
+    for position, credit in enumerate(credits):
+        positions = groups.get(credit.metadata)
+        if positions is None:
+            positions = groups[credit.metadata] = []
+        positions.append(position)
+    return groups
+
+
+def _add_group(
+    request: ledger_service_pb2.PostCreditsRequest, metadata: CreditMetadata, members: list[EarnCredit]
+) -> None:
+    """One CreditGroup: what its credits share once, the rest as parallel columns."""
+    instants: dict[datetime, int] = {}
+    earned = []
+    for c in members:
+        instant = instants.get(c.earned_at)
+        if instant is None:
+            instant = instants[c.earned_at] = to_unix_us(c.earned_at)
+        earned.append(instant)
+    group = request.groups.add(debit_account=ISSUANCE_ACCOUNT, code=_EARN, metadata=dict(metadata))
+    group.transfer_ids.extend([c.transfer_id for c in members])
+    group.credit_accounts.extend([c.account_number for c in members])
+    group.amount_points.extend([c.points for c in members])
+    group.earned_at_us.extend(earned)
+    group.references.extend([c.reference for c in members])
+    group.co2e_grams.extend([c.co2e_grams for c in members])

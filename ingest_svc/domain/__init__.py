@@ -1,1 +1,2 @@
-"""The pure rules of ingest: behaviours, rule versions, scoring, caps, plausibility and batch signatures (no I/O)."""
+"""The rules of ingest, pure Python with no I/O: events and their validation, behaviours and rule versions, scoring
+with daily caps, partners and their keys, the catalog, and what an accepted event records and answers."""

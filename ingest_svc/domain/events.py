@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
 from ingest_svc.domain.rules import MILLI, Behaviour, RuleBook, RuleVersion
 from service_kit.accounts import is_account_number
+from service_kit.clock import china_day
 
-# UTC+8 with no daylight saving since 1991, as the ledger reckons its days (ledger_svc.domain.time.CST); a fixed offset
-# converts several times faster than the tz database, and no accepted event is old enough to need its history.
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
-_UTC_TO_CST = timedelta(hours=8)
-# new_tuple(Kind, values) builds a named tuple from all its values, in field order, without the generated __new__ (a
-# Python-level call, ~half the cost of building one): the same object, for the tuples made per event of every batch.
-# Unlike Kind(...) it does not check the number of values: use it only where the values are spelled out in full.
+# The values made for every event of every batch are named tuples (docs/adr/0008-per-item-values-are-named-tuples.md).
+# new_tuple(Kind, values) builds one from all its values in field order without calling the generated __new__: the
+# same object as Kind(*values), for the places that build one per event. Unlike Kind(...) it does not count the
+# values, so use it only where they are spelled out in full, and pin the field order with a test.
 new_tuple = tuple.__new__
 MAX_EVENT_ID_LENGTH = 128
 MAX_EVIDENCE_LENGTH = 512
-# Partners report the same riders day after day: a well-formedness answer (a Luhn sum, half of validation's CPU) is
+# Partners report the same riders day after day, and the Luhn sum is most of an event's field checks: the answer is
 # remembered per distinct account number, within a bound.
 KNOWN_ACCOUNT_NUMBERS = 65536
 _is_account_number = lru_cache(maxsize=KNOWN_ACCOUNT_NUMBERS)(is_account_number)
@@ -51,8 +49,6 @@ DUPLICATE_EVENT = "DUPLICATE_EVENT"
 LEDGER_REJECTED = "LEDGER_REJECTED"
 
 
-# AccountRef and Event are named tuples, not frozen dataclasses: both are built per event of every batch, and the
-# dataclasses' __init__ (object.__setattr__ per field) cost 1.4 us per event of the two. Immutable all the same.
 class AccountRef(NamedTuple):
     """carbon.common.v1.AccountRef: exactly one of account number, channel binding, phone number."""
 
@@ -104,20 +100,13 @@ class PartnerScope:
 
 
 class ValidEvent(NamedTuple):
-    """A named tuple, not a frozen dataclass: one per event, and the dataclass's __init__ cost ~3x as much."""
-
     event: Event
     behaviour: Behaviour
     rule: RuleVersion
     day: date  # the CST day the event happened on: caps, statistics and dedupe keys count per day
 
 
-def cst_day(moment: datetime) -> date:
-    """The calendar day in China Standard Time that a moment falls on ("per day" in every rule)."""
-    if moment.tzinfo is UTC:
-        # The same day as astimezone (a fixed +8 h offset), a sixth of its cost: once per event of every batch.
-        return (moment + _UTC_TO_CST).date()
-    return moment.astimezone(CHINA_STANDARD_TIME).date()
+Validator = Callable[[Event], ValidEvent | Rejection]
 
 
 def validate(
@@ -127,9 +116,7 @@ def validate(
     return validator(scope, book, now, acceptance)(event)
 
 
-def validator(
-    scope: PartnerScope, book: RuleBook, now: datetime, acceptance: Acceptance
-) -> Callable[[Event], ValidEvent | Rejection]:
+def validator(scope: PartnerScope, book: RuleBook, now: datetime, acceptance: Acceptance) -> Validator:
     """validate() for the events of one batch: what they share (the acceptance bounds, the partner's scope, the
     book's look-ups) is computed once, not per event."""
     latest = now + acceptance.future_skew
@@ -139,23 +126,9 @@ def validator(
 
     def check(event: Event) -> ValidEvent | Rejection:
         event_id, account, code, quantity, occurred_at, region_code, evidence_ref, tier = event
-        if not event_id or len(event_id) > MAX_EVENT_ID_LENGTH or not event_id.isprintable():
-            return Rejection(INVALID_EVENT_ID, f"event_id: must be 1-{MAX_EVENT_ID_LENGTH} printable characters")
-        # AccountRef.kind's cases in its order, each field read once (the property was evaluated for every check).
-        if account.account_number:
-            if not _is_account_number(account.account_number):
-                return Rejection(INVALID_ACCOUNT_REF, "account.account_number: not a 16-digit account number")
-        elif account.platform or account.platform_user_id:
-            if not (account.platform and account.platform_user_id):
-                return Rejection(
-                    INVALID_ACCOUNT_REF, "account.binding: platform and platform_user_id are both required"
-                )
-        elif not account.phone_number:
-            return Rejection(INVALID_ACCOUNT_REF, "account: one of account_number, binding, phone_number is required")
-        if len(region_code) != 6 or not region_code.isdigit():
-            return Rejection(INVALID_REGION, "region_code: must be a 6-digit GB/T 2260 code")
-        if len(evidence_ref) > MAX_EVIDENCE_LENGTH:
-            return Rejection(INVALID_EVIDENCE_REF, f"evidence_ref: at most {MAX_EVIDENCE_LENGTH} characters")
+        malformed = _malformed(event_id, account, region_code, evidence_ref)
+        if malformed is not None:
+            return malformed
         behaviour = behaviour_in_region(code, region_code)
         if behaviour is None:
             return Rejection(UNKNOWN_BEHAVIOUR, f"behaviour: {code!r} is not offered in {region_code}")
@@ -183,9 +156,28 @@ def validator(
             return Rejection(INVALID_TIER, f"tier: {code} has no tiers")
         if rule.max_quantity_milli and quantity > rule.max_quantity_milli:
             return Rejection(
-                IMPLAUSIBLE,
-                f"quantity_milli: {quantity} exceeds the plausible {rule.max_quantity_milli} per event",
+                IMPLAUSIBLE, f"quantity_milli: {quantity} exceeds the plausible {rule.max_quantity_milli} per event"
             )
-        return new_tuple(ValidEvent, (event, behaviour, rule, cst_day(occurred_at)))  # ValidEvent(...), see new_tuple
+        return new_tuple(ValidEvent, (event, behaviour, rule, china_day(occurred_at)))
 
     return check
+
+
+def _malformed(event_id: str, account: AccountRef, region_code: str, evidence_ref: str) -> Rejection | None:
+    """The first field that is not well formed, whatever the rules say."""
+    if not event_id or len(event_id) > MAX_EVENT_ID_LENGTH or not event_id.isprintable():
+        return Rejection(INVALID_EVENT_ID, f"event_id: must be 1-{MAX_EVENT_ID_LENGTH} printable characters")
+    # AccountRef.kind's cases in its order, each field read once.
+    if account.account_number:
+        if not _is_account_number(account.account_number):
+            return Rejection(INVALID_ACCOUNT_REF, "account.account_number: not a 16-digit account number")
+    elif account.platform or account.platform_user_id:
+        if not (account.platform and account.platform_user_id):
+            return Rejection(INVALID_ACCOUNT_REF, "account.binding: platform and platform_user_id are both required")
+    elif not account.phone_number:
+        return Rejection(INVALID_ACCOUNT_REF, "account: one of account_number, binding, phone_number is required")
+    if len(region_code) != 6 or not region_code.isdigit():
+        return Rejection(INVALID_REGION, "region_code: must be a 6-digit GB/T 2260 code")
+    if len(evidence_ref) > MAX_EVIDENCE_LENGTH:
+        return Rejection(INVALID_EVIDENCE_REF, f"evidence_ref: at most {MAX_EVIDENCE_LENGTH} characters")
+    return None

@@ -20,8 +20,6 @@ CapKey = tuple[str, str, date]  # (account number, behaviour, CST day)
 
 
 class Score(NamedTuple):
-    """A named tuple, not a frozen dataclass: one per event, and the dataclass's __init__ cost ~4x as much."""
-
     event: ValidEvent
     account_number: str
     counted_milli: int
@@ -37,16 +35,19 @@ class Score(NamedTuple):
         return (self.account_number, self.event.rule.behaviour, self.event.day)
 
 
+class DailyTotal(NamedTuple):
+    """What a batch adds to one region's statistics of one behaviour on one CST day."""
+
+    region_code: str
+    behaviour: str
+    day: date
+    events: int
+    points: int
+    co2e_grams: int
+
+
 def points_per_unit(rule: RuleVersion, tier: str) -> int:
     return rule.tier_points[tier] if rule.tier_points else rule.points_per_unit
-
-
-def points_for(rule: RuleVersion, tier: str, counted_milli: int) -> int:
-    return points_per_unit(rule, tier) * counted_milli // MILLI
-
-
-def co2e_grams_for(rule: RuleVersion, counted_milli: int) -> int:
-    return rule.co2e_milligrams_per_unit * counted_milli // (MILLI * MILLI)
 
 
 def score_events(
@@ -78,9 +79,19 @@ def score_events(
                 f"({before} counted earlier on {day.isoformat()} CST)"
             )
         totals[key] = before + counted
-        # points_for and co2e_grams_for, inlined (two calls per event).
-        tier_points = rule.tier_points
-        points = (tier_points[valid.event.tier] if tier_points else rule.points_per_unit) * counted // MILLI
+        points = points_per_unit(rule, valid.event.tier) * counted // MILLI
         grams = rule.co2e_milligrams_per_unit * counted // (MILLI * MILLI)
         append(new_tuple(Score, (valid, account_number, counted, points, grams, reason, message, before)))
     return scores, totals
+
+
+def daily_totals(scores: Iterable[Score]) -> list[DailyTotal]:
+    """The scores summed per region, behaviour and CST day, in the order each key first appears."""
+    sums: dict[tuple[str, str, date], list[int]] = {}
+    for score in scores:
+        key = (score.event.event.region_code, score.event.rule.behaviour, score.event.day)
+        entry = sums.setdefault(key, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += score.points
+        entry[2] += score.co2e_grams
+    return [DailyTotal(region, behaviour, day, *counts) for (region, behaviour, day), counts in sums.items()]

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
 
@@ -24,3 +25,21 @@ def real_harness(database_url: str, tmp_path: Path) -> Iterator[Harness]:
 @pytest.fixture
 def shanghai_harness(database_url: str, tmp_path: Path) -> Iterator[Harness]:
     yield from make_harness(database_url, data_dir=tmp_path, region="310000")
+
+
+@pytest.fixture
+def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    for key in client.scan_iter(f"{redis_prefix}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def redis_harness(
+    sqlite_url: str, redis_url: str, redis_prefix: str, redis_client: redis.Redis, tmp_path: Path
+) -> Iterator[Harness]:
+    yield from make_harness(
+        sqlite_url, {"CARBON_INGEST_REDIS_PREFIX": redis_prefix}, redis_url=redis_url, data_dir=tmp_path
+    )

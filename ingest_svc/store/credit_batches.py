@@ -1,0 +1,57 @@
+"""The outbox of credits owed to the ledger: one row per recording transaction that owes any, listing its events
+(docs/adr/0405-credit-batches-as-an-outbox.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from ingest_svc.domain.event_rows import PENDING
+from ingest_svc.store.tables import credit_batches
+
+POSTED = "POSTED"  # a credit batch's state after PENDING
+
+
+@dataclass(frozen=True)
+class CreditBatch:
+    credit_batch_id: str
+    partner_id: str
+    event_ids: list[str]
+
+
+# Built once: a statement constructed per call costs SQLAlchemy its cache key every time, which single-event
+# submissions pay per event.
+_INSERT = credit_batches.insert()
+_MARK_POSTED = (
+    update(credit_batches)
+    .where(credit_batches.c.credit_batch_id == bindparam("b"), credit_batches.c.state == PENDING)
+    .values(state=POSTED, posted_at=bindparam("now"))
+)
+
+
+def insert_credit_batch(conn: Connection, batch: CreditBatch, now: datetime) -> None:
+    row = {
+        "credit_batch_id": batch.credit_batch_id,
+        "partner_id": batch.partner_id,
+        "event_ids": json.dumps(batch.event_ids),
+        "state": PENDING,
+        "created_at": now,
+    }
+    conn.execute(_INSERT, [row])
+
+
+def mark_credit_batch_posted(conn: Connection, credit_batch_id: str, now: datetime) -> None:
+    conn.execute(_MARK_POSTED, {"b": credit_batch_id, "now": now})
+
+
+def pending_credit_batches(conn: Connection, limit: int, ids: Sequence[str] = ()) -> list[CreditBatch]:
+    """The oldest credit batches still owed to the ledger (or, given `ids`, those of them still owed)."""
+    query = select(credit_batches).where(credit_batches.c.state == PENDING)
+    if ids:
+        query = query.where(credit_batches.c.credit_batch_id.in_(list(ids)))
+    query = query.order_by(credit_batches.c.created_at).limit(limit)
+    return [CreditBatch(r.credit_batch_id, r.partner_id, json.loads(r.event_ids)) for r in conn.execute(query)]
