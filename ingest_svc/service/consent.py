@@ -11,6 +11,8 @@ from ingest_svc.domain.batches import Candidate
 from ingest_svc.domain.results import Result, rejected
 from service_kit.accounts import region_of
 
+# A candidate with the number of the account it credits.
+Owned = tuple[Candidate, str]
 _ACCOUNT_PROBLEMS = {ev.UNKNOWN_ACCOUNT: "account: not found", ev.ACCOUNT_CLOSED: "account: closed"}
 
 
@@ -19,10 +21,10 @@ class ConsentCheck:
         self._identity = identity
         self._region_code = region_code  # "" accepts accounts of any region (tests of the domain only)
 
-    def owners(self, candidates: Mapping[str, Candidate], outcomes: dict[str, Result]) -> dict[str, str]:
-        """Event id -> account number, in the candidates' order, of the events whose account exists in this region
-        and consented to the behaviour's data category at the event's time. Every other candidate's rejection is
-        put in `outcomes`.
+    def owners(self, candidates: Mapping[str, Candidate], outcomes: dict[str, Result]) -> dict[str, Owned]:
+        """By event id, in the candidates' order: the events whose account exists in this region and consented to
+        the behaviour's data category at the event's time, with their account number. Every other candidate's
+        rejection is put in `outcomes`.
 
         An account number goes straight to the consent check, which also answers UNKNOWN_ACCOUNT and
         ACCOUNT_CLOSED: one identity call per batch instead of two.
@@ -75,11 +77,11 @@ def _consented(
     answers: list[ConsentAnswer],
     candidates: Mapping[str, Candidate],
     outcomes: dict[str, Result],
-) -> dict[str, str]:
-    owners: dict[str, str] = {}
+) -> dict[str, Owned]:
+    owners: dict[str, Owned] = {}
     for (event_id, question), answer in zip(questions.items(), answers, strict=True):
         if answer.allowed:
-            owners[event_id] = question.account_number
+            owners[event_id] = (candidates[event_id], question.account_number)
         elif answer.reason in _ACCOUNT_PROBLEMS:
             outcomes[event_id] = rejected(event_id, answer.reason, _ACCOUNT_PROBLEMS[answer.reason])
         else:

@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from ingest_svc.domain.batches import Candidate
 from ingest_svc.domain.event_rows import PENDING, EventRow, event_rows
 from ingest_svc.domain.scoring import daily_totals, score_events
+from ingest_svc.service.consent import Owned
 from ingest_svc.service.crash_points import CrashPoint
 from ingest_svc.service.crediting import InFlight
 from ingest_svc.store import caps, credit_batches, events, statistics
@@ -45,15 +45,8 @@ class Recorder:
         self._in_flight = in_flight
         self._crash_point = crash_point
 
-    def record(
-        self,
-        partner_id: str,
-        candidates: Mapping[str, Candidate],
-        owners: Mapping[str, str],
-        now: datetime,
-        optimistic: bool,
-    ) -> Recorded:
-        """Records the candidates that have an owner (event id -> account number), in one transaction.
+    def record(self, partner_id: str, owned: Mapping[str, Owned], now: datetime, optimistic: bool) -> Recorded:
+        """Records the owned candidates (by event id, in order) in one transaction.
 
         Optimistic: the first attempt skips the look-up of existing events and writes them by COPY; if one exists
         after all, the transaction rolls back (nothing of it stays) and the next attempt looks first, as a
@@ -62,26 +55,19 @@ class Recorder:
         for attempt in range(RACE_RETRIES + optimistic):
             look_first = not (optimistic and attempt == 0)
             try:
-                return self._attempt(partner_id, candidates, owners, now, look_first)
+                return self._attempt(partner_id, owned, now, look_first)
             except (_Race, IntegrityError) as race:
                 if isinstance(race, IntegrityError) and look_first:
                     raise
                 log.info("event id or cap counter race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
         raise ResourceExhausted("CONTENTION", "the same events are being submitted concurrently; retry")
 
-    def _attempt(
-        self,
-        partner_id: str,
-        candidates: Mapping[str, Candidate],
-        owners: Mapping[str, str],
-        now: datetime,
-        look_first: bool,
-    ) -> Recorded:
+    def _attempt(self, partner_id: str, owned: Mapping[str, Owned], now: datetime, look_first: bool) -> Recorded:
         claimed: list[str] = []
         try:
             with self._engine.begin() as conn:
-                duplicates = events.find_events(conn, partner_id, list(owners)) if look_first else {}
-                new = [(candidates[e], number) for e, number in owners.items() if e not in duplicates]
+                duplicates = events.find_events(conn, partner_id, list(owned)) if look_first else {}
+                new = [pair for event_id, pair in owned.items() if event_id not in duplicates]
                 rows, owed = _write(conn, partner_id, new, now, surely_new=not look_first)
                 # Claimed before the commit makes it visible, so no concurrent duplicate posts it meanwhile.
                 claimed = self._in_flight.claim([owed.credit_batch_id] if owed else [])
@@ -93,7 +79,7 @@ class Recorder:
 
 
 def _write(
-    conn: Connection, partner_id: str, new: list[tuple[Candidate, str]], now: datetime, surely_new: bool
+    conn: Connection, partner_id: str, new: list[Owned], now: datetime, surely_new: bool
 ) -> tuple[list[EventRow], CreditBatch | None]:
     """Scores the new events under their locked cap counters and writes everything they change."""
     counted = caps.lock_cap_counters(conn, [(number, c.valid.rule.behaviour, c.valid.day) for c, number in new])

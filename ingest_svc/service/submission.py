@@ -80,7 +80,7 @@ class Submissions:
         fresh = _without(checked.candidates, known.rows)
         owners = self._consent.owners(fresh, outcomes)
         # Nothing of this group seen before: insert without looking first (a conflict redoes it with the look).
-        written = self._recorder.record(partner_id, fresh, owners, now, optimistic=not known.any_seen)
+        written = self._recorder.record(partner_id, owners, now, optimistic=not known.any_seen)
         stored_before = {**known.rows, **written.duplicates}
         refused = self._crediting.settle(written.credit_batch, written.rows, stored_before)
         _add_recorded(outcomes, written, refused)

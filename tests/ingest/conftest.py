@@ -7,8 +7,29 @@ from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy import Engine
 
+from service_kit.db import make_engine, migrate
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
+
+
+def _migrated(url: str) -> Iterator[Engine]:
+    engine = make_engine(url)
+    migrate("ingest_svc", engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """Ingest's schema, migrated, on SQLite and on PostgreSQL."""
+    yield from _migrated(database_url)
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    """Ingest's schema, migrated, on PostgreSQL."""
+    yield from _migrated(postgres_url)
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, text
 
 from ingest_svc.store import caps, events, pg, tables
-from service_kit.db import alembic_config, make_engine, migrate
+from service_kit.db import make_engine, migrate
 from tests.collations import column_collations, declared_postgresql_collations
-from tests.ingest.test_migrations import _event
+from tests.ingest.test_migrations import _event, alembic
 from tests.plans import prepared_plan
 
 BYTE_ORDERED = {
@@ -32,7 +31,7 @@ def test_the_tables_declare_byte_order_for_the_opaque_keys_on_postgresql_only() 
 
 def test_upgrading_keeps_events_and_cap_counters(database_url: str) -> None:
     engine = make_engine(database_url)
-    _alembic(engine, "upgrade", "ingest_0003")
+    alembic(engine, "upgrade", "ingest_0003")
     key = ("1100000000000001", "transit_trip", date(2026, 11, 1))
     row = _event("e1", "PENDING")
     with engine.begin() as conn:
@@ -47,7 +46,7 @@ def test_upgrading_keeps_events_and_cap_counters(database_url: str) -> None:
         if engine.dialect.name == "postgresql":
             assert column_collations(conn) == declared_postgresql_collations(tables.metadata)
     if engine.dialect.name == "postgresql":
-        _alembic(engine, "downgrade", "ingest_0003")
+        alembic(engine, "downgrade", "ingest_0003")
         with engine.connect() as conn:
             assert all(collation is None for collation in column_collations(conn).values())
     engine.dispose()
@@ -55,9 +54,8 @@ def test_upgrading_keeps_events_and_cap_counters(database_url: str) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
-def test_batch_statements_probe_the_key_indexes(postgres_url: str, plan_cache_mode: str) -> None:
-    engine = make_engine(postgres_url)
-    migrate("ingest_svc", engine)
+def test_batch_statements_probe_the_key_indexes(postgres_engine: Engine, plan_cache_mode: str) -> None:
+    engine = postgres_engine
     statements = {
         "find": (pg._FIND_EVENTS, "(text, text)", "('[\"e1\", \"e2\"]', 'metro')"),
         "lock": (pg._LOCK_CAPS, "(text, text, text)", "('1100000000000001', 'transit_trip', '2026-11-01')"),
@@ -68,15 +66,6 @@ def test_batch_statements_probe_the_key_indexes(postgres_url: str, plan_cache_mo
         conn.execute(text("SET LOCAL enable_seqscan = off"))  # tiny tables: otherwise read sequentially by cost
         for name, (statement, types, values) in statements.items():
             plans[name] = prepared_plan(conn, name, statement, types, values)
-    engine.dispose()
     assert "Index Scan using ingest_events_pkey" in plans["find"], plans["find"]
     assert "Index Scan using ingest_cap_counters_pkey" in plans["lock"], plans["lock"]
     assert all("Seq Scan" not in plan for plan in plans.values()), plans
-
-
-def _alembic(engine: Engine, action: str, revision: str) -> None:
-    config = alembic_config("ingest_svc", engine)
-    with engine.connect() as conn:
-        config.attributes["connection"] = conn
-        getattr(command, action)(config, revision)
-        conn.commit()

@@ -39,13 +39,18 @@ def harness_on_fake_ledger(
         yield harness, ledger
 
 
+def _two_trips(harness: Harness) -> tuple[str, list[pb.Event]]:
+    """A registered partner's two trips of one new account."""
+    harness.register()
+    li = harness.open_account()
+    return li, [harness.event(li), harness.event(li)]
+
+
 def test_a_ledger_that_is_down_fails_the_batch_and_the_resubmission_credits_once(
     harness_on_fake_ledger: tuple[Harness, FakeLedger],
 ) -> None:
     harness, ledger = harness_on_fake_ledger
-    harness.register()
-    li = harness.open_account()
-    events = [harness.event(li), harness.event(li)]
+    li, events = _two_trips(harness)
     ledger.down = True
     with pytest.raises(grpc.RpcError) as raised:
         harness.submit(events)
@@ -63,9 +68,7 @@ def test_a_ledger_slower_than_the_deadline_that_posts_late_is_not_credited_twice
     harness_on_fake_ledger: tuple[Harness, FakeLedger],
 ) -> None:
     harness, ledger = harness_on_fake_ledger
-    harness.register()
-    li = harness.open_account()
-    events = [harness.event(li), harness.event(li)]
+    li, events = _two_trips(harness)
     ledger.gate = threading.Event()  # holds the first PostTransfers past ingest's 300 ms deadline
     with pytest.raises(grpc.RpcError) as raised:
         harness.submit(events)

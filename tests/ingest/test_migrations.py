@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from ingest_svc.store import caps, credit_batches, events
 from service_kit.db import alembic_config, make_engine, migrate
@@ -40,11 +40,7 @@ def _event(event_id: str, status: str) -> dict[str, object]:
 
 def test_upgrading_gathers_pending_events_into_an_owed_credit_batch(database_url: str) -> None:
     engine = make_engine(database_url)
-    config = alembic_config("ingest_svc", engine)
-    with engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "ingest_0001")
-        conn.commit()
+    alembic(engine, "upgrade", "ingest_0001")
     columns = ", ".join(_event("x", "PENDING"))
     values = ", ".join(f":{name}" for name in _event("x", "PENDING"))
     with engine.begin() as conn:
@@ -73,11 +69,7 @@ def test_upgrading_gathers_pending_events_into_an_owed_credit_batch(database_url
 
 def test_upgrading_keeps_cap_counters_and_gives_their_table_room_on_postgresql(database_url: str) -> None:
     engine = make_engine(database_url)
-    config = alembic_config("ingest_svc", engine)
-    with engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "ingest_0002")
-        conn.commit()
+    alembic(engine, "upgrade", "ingest_0002")
     key = ("1100000000000001", "transit_trip", date(2026, 11, 1))
     with engine.begin() as conn:
         caps.write_cap_counters(conn, {}, {key: 1500})
@@ -88,3 +80,12 @@ def test_upgrading_keeps_cap_counters_and_gives_their_table_room_on_postgresql(d
             options = conn.execute(text("SELECT reloptions FROM pg_class WHERE oid = 'ingest_cap_counters'::regclass"))
             assert options.scalar_one() == ["fillfactor=70"]
     engine.dispose()
+
+
+def alembic(engine: Engine, action: str, revision: str) -> None:
+    """Runs one alembic command ("upgrade" or "downgrade") of ingest's migrations to `revision`."""
+    config = alembic_config("ingest_svc", engine)
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        getattr(command, action)(config, revision)
+        conn.commit()

@@ -74,10 +74,11 @@ def test_regional_extras_are_offered_only_in_their_region() -> None:
     assert book.behaviour_in_region("water_governance_volunteer", "110000") is None
 
 
-def test_a_derived_factor_without_derivation_is_refused(tmp_path: Path) -> None:
+def _catalog_of_one(tmp_path: Path, co2e: str) -> Path:
+    """A catalog file with one national behaviour whose only version has the given co2e mapping."""
     path = tmp_path / "catalog.yaml"
     path.write_text(
-        """
+        f"""
 behaviours:
   - code: x
     name_en: X
@@ -87,30 +88,20 @@ behaviours:
     versions:
       - effective_from: "2023-01-01T00:00:00+08:00"
         points_per_unit: 1
-        co2e: {grams_per_unit: "1.5", unit: g, source: s, derived: true}
+        co2e: {co2e}
 """,
         encoding="utf-8",
     )
+    return path
+
+
+def test_a_derived_factor_without_derivation_is_refused(tmp_path: Path) -> None:
+    path = _catalog_of_one(tmp_path, '{grams_per_unit: "1.5", unit: g, source: s, derived: true}')
     with pytest.raises(CatalogError, match="derivation"):
         load_catalog(path)
 
 
 def test_a_factor_with_more_than_three_decimals_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "catalog.yaml"
-    path.write_text(
-        """
-behaviours:
-  - code: x
-    name_en: X
-    name_zh: X
-    unit: time
-    category: TRANSIT
-    versions:
-      - effective_from: "2023-01-01T00:00:00+08:00"
-        points_per_unit: 1
-        co2e: {grams_per_unit: "1.0005", unit: g, source: s}
-""",
-        encoding="utf-8",
-    )
+    path = _catalog_of_one(tmp_path, '{grams_per_unit: "1.0005", unit: g, source: s}')
     with pytest.raises(CatalogError, match="three decimals"):
         load_catalog(path)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 from typing import Any
 
+from sqlalchemy import Engine
+
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as pb
@@ -15,7 +17,6 @@ from ingest_svc.domain import events as ev
 from ingest_svc.domain.event_rows import PENDING, transfer_id_for
 from ingest_svc.domain.partners import Partner
 from ingest_svc.service.crediting import earn_credits
-from service_kit.db import make_engine, migrate
 from service_kit.partner_signing import sign_request
 from service_kit.settings import Settings
 from service_kit.wire import to_timestamp
@@ -54,9 +55,7 @@ class _Consenting:
         return ipb.CheckConsentColumnsResponse(allowed=[True] * count, reasons=[""] * count)
 
 
-def test_credits_the_ledger_refuses_read_rejected_now_and_on_resubmission(database_url: str) -> None:
-    engine = make_engine(database_url)
-    migrate("ingest_svc", engine)
+def test_credits_the_ledger_refuses_read_rejected_now_and_on_resubmission(engine: Engine) -> None:
     settings = Settings(
         service="ingest_svc",
         region_code="110000",
@@ -90,35 +89,27 @@ def test_credits_the_ledger_refuses_read_rejected_now_and_on_resubmission(databa
         "k1",
         secret,
     )
-    try:
-        first = list(servicer.SubmitEvents(request, None).results)  # type: ignore[arg-type]
-        again = list(servicer.SubmitEvents(request, None).results)  # type: ignore[arg-type]
-        explained = servicer.ExplainScore(
-            pb.ExplainScoreRequest(partner_id="bus-co", event_id=ids[3]),
-            None,  # type: ignore[arg-type]
-        )
-    finally:
-        engine.dispose()
+    first = list(servicer.SubmitEvents(request, None).results)  # type: ignore[arg-type]
+    again = list(servicer.SubmitEvents(request, None).results)  # type: ignore[arg-type]
+    explained = servicer.ExplainScore(
+        pb.ExplainScoreRequest(partner_id="bus-co", event_id=ids[3]),
+        None,  # type: ignore[arg-type]
+    )
 
     def plain(event_id: str) -> pb.EventResult:
         transfer_id = transfer_id_for("bus-co", event_id)
-        if transfer_id in refused:
-            return pb.EventResult(
-                event_id=event_id,
-                outcome=pb.EVENT_OUTCOME_REJECTED,
-                points=10,
-                co2e_grams=515,
-                ledger_transfer_id=transfer_id,
-                reason=ev.LEDGER_REJECTED,
-                message=f"UNKNOWN_ACCOUNT: {transfer_id}: no such account",
-            )
-        return pb.EventResult(
+        result = pb.EventResult(
             event_id=event_id,
             outcome=pb.EVENT_OUTCOME_ACCEPTED,
             points=10,
             co2e_grams=515,
             ledger_transfer_id=transfer_id,
         )
+        if transfer_id in refused:
+            result.outcome = pb.EVENT_OUTCOME_REJECTED
+            result.reason = ev.LEDGER_REJECTED
+            result.message = f"UNKNOWN_ACCOUNT: {transfer_id}: no such account"
+        return result
 
     assert first == [plain(i) for i in ids]
     assert [(r.outcome, r.first_outcome) for r in again] == [

@@ -220,9 +220,7 @@ def test_redis_flushed_mid_run_creates_no_duplicate(
     assert harness.ledger.balance(li) == 20
 
 
-@pytest.mark.redis
-def test_the_redis_fast_path_skips_identity_for_known_events(redis_harness: Harness) -> None:
-    harness = redis_harness
+def _known_events_skip_identity(harness: Harness) -> None:
     harness.register()
     li = harness.open_account()
     events = [harness.event(li)]
@@ -230,13 +228,12 @@ def test_the_redis_fast_path_skips_identity_for_known_events(redis_harness: Harn
     calls = dict(harness.fake_identity.calls)
     assert harness.submit(events)[0].outcome == pb.EVENT_OUTCOME_DUPLICATE
     assert harness.fake_identity.calls == calls
+
+
+@pytest.mark.redis
+def test_the_redis_fast_path_skips_identity_for_known_events(redis_harness: Harness) -> None:
+    _known_events_skip_identity(redis_harness)
 
 
 def test_the_in_process_fast_path_skips_identity_for_known_events(harness: Harness) -> None:
-    harness.register()
-    li = harness.open_account()
-    events = [harness.event(li)]
-    harness.submit(events)
-    calls = dict(harness.fake_identity.calls)
-    assert harness.submit(events)[0].outcome == pb.EVENT_OUTCOME_DUPLICATE
-    assert harness.fake_identity.calls == calls
+    _known_events_skip_identity(harness)

@@ -4,7 +4,7 @@ the statements probe the key index whatever the planner estimates and do what th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -12,20 +12,11 @@ from sqlalchemy import Connection, Engine, TextClause, text
 
 from ingest_svc.domain.scoring import CapKey
 from ingest_svc.store import caps, pg
-from service_kit.db import make_engine, migrate
 from tests.plans import parameter_names, prepared_plan
 
 DAY = date(2026, 11, 1)
 TABLE_ROWS = 30_000  # a mid-sized table: where a join with exact row counts turned into a hash join over all of it
 BATCH_KEYS = 500
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    migrate("ingest_svc", engine)
-    yield engine
-    engine.dispose()
 
 
 def _key(n: int, behaviour: str = "transit_trip", day: date = DAY) -> CapKey:
@@ -46,10 +37,11 @@ def test_counters_written_are_locked_and_read_back_and_overwritten_once(engine: 
 
 
 @pytest.mark.postgres
-def test_a_new_counter_a_concurrent_batch_created_first_is_reported_and_not_overwritten(postgres_url: str) -> None:
+def test_a_new_counter_a_concurrent_batch_created_first_is_reported_and_not_overwritten(
+    postgres_engine: Engine,
+) -> None:
     """(SQLite needs no such check: a batch's transaction holds the database's only write lock.)"""
-    engine = make_engine(postgres_url)
-    migrate("ingest_svc", engine)
+    engine = postgres_engine
     taken, free = _key(7), _key(8)
     with engine.connect() as conn:
         locked = caps.lock_cap_counters(conn, [taken, free])
@@ -59,35 +51,29 @@ def test_a_new_counter_a_concurrent_batch_created_first_is_reported_and_not_over
         conn.rollback()  # as the service does before it redoes the batch
     with engine.begin() as conn:
         assert caps.lock_cap_counters(conn, [taken, free]) == {taken: 400}
-    engine.dispose()
 
 
 @pytest.mark.postgres
-def test_cap_counters_keep_room_for_hot_updates_on_a_migrated_database(postgres_url: str) -> None:
-    engine = make_engine(postgres_url)
-    migrate("ingest_svc", engine)
+def test_cap_counters_keep_room_for_hot_updates_on_a_migrated_database(postgres_engine: Engine) -> None:
+    engine = postgres_engine
     with engine.connect() as conn:
         options = conn.execute(
             text("SELECT reloptions FROM pg_class WHERE oid = 'ingest_cap_counters'::regclass")
         ).scalar_one()
-    engine.dispose()
     assert options == ["fillfactor=70"]
 
 
 @pytest.mark.postgres
-def test_a_behaviour_code_with_a_comma_is_refused_not_split(postgres_url: str) -> None:
-    engine = make_engine(postgres_url)
-    migrate("ingest_svc", engine)
+def test_a_behaviour_code_with_a_comma_is_refused_not_split(postgres_engine: Engine) -> None:
+    engine = postgres_engine
     with engine.begin() as conn, pytest.raises(ValueError, match="comma"):
         caps.lock_cap_counters(conn, [_key(1, "bike,km")])
-    engine.dispose()
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
-def test_cap_statements_probe_the_key_index_on_a_mid_sized_table(postgres_url: str, plan_cache_mode: str) -> None:
-    engine = make_engine(postgres_url)
-    migrate("ingest_svc", engine)
+def test_cap_statements_probe_the_key_index_on_a_mid_sized_table(postgres_engine: Engine, plan_cache_mode: str) -> None:
+    engine = postgres_engine
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -109,7 +95,6 @@ def test_cap_statements_probe_the_key_index_on_a_mid_sized_table(postgres_url: s
             "locked_totals": ",".join("2000" for _ in keys),
         }
         write_plan = _plan(conn, pg._WRITE_CAPS, write)
-    engine.dispose()
     assert "Seq Scan" not in lock_plan and "Index Scan using ingest_cap_counters_pkey" in lock_plan
     assert "Seq Scan" not in write_plan and "Hash" not in write_plan
 
@@ -124,9 +109,8 @@ def _plan(conn: Connection, statement: TextClause, params: dict[str, str]) -> st
 
 
 @pytest.mark.postgres
-def test_the_postgresql_cap_statements_read_and_write_what_the_portable_ones_do(postgres_url: str) -> None:
-    engine = make_engine(postgres_url)
-    migrate("ingest_svc", engine)
+def test_the_postgresql_cap_statements_read_and_write_what_the_portable_ones_do(postgres_engine: Engine) -> None:
+    engine = postgres_engine
 
     def run(first: int, lock: Callable[..., dict[CapKey, int]], write: Callable[..., object]) -> list[int]:
         """Four of six counters exist; all six are locked and written; what each counter reads afterwards."""
@@ -142,6 +126,5 @@ def test_the_postgresql_cap_statements_read_and_write_what_the_portable_ones_do(
 
     postgresql = run(100, pg.lock_cap_counters, pg.write_cap_counters)
     portable = run(200, caps.read_cap_counters_portably, caps.write_cap_counters_portably)
-    engine.dispose()
     assert postgresql == portable
     assert postgresql[:6] == [0, 1000, 2000, 3000, -1, -1]

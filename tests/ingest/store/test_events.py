@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 from ingest_svc.domain.event_rows import CREDITED, NO_CREDIT, EventRow
 from ingest_svc.store import credit_batches, events, pg
 from ingest_svc.store.credit_batches import CreditBatch
-from service_kit.db import make_engine, migrate
 from service_kit.pg_copy import COPY_ESCAPES
 from tests.ingest.examples import NOW, rows_and_plain_rows
 
@@ -75,14 +74,6 @@ def test_the_copy_text_is_the_plainly_escaped_rows(changes: dict[str, str], monk
     assert _copied(rows_list, monkeypatch) == _plain_copy_text(plain)
 
 
-@pytest.fixture
-def postgres(postgres_url: str) -> Iterator[Engine]:
-    engine = make_engine(postgres_url)
-    migrate("ingest_svc", engine)
-    yield engine
-    engine.dispose()
-
-
 def _rows_of(partner_id: str) -> list[EventRow]:
     """The example rows under another partner id, one of them with each of COPY's special characters."""
     rows, _plain = rows_and_plain_rows()
@@ -92,11 +83,13 @@ def _rows_of(partner_id: str) -> list[EventRow]:
 
 
 @pytest.mark.postgres
-def test_events_written_by_copy_and_by_json_read_back_as_the_portable_insert_writes_them(postgres: Engine) -> None:
+def test_events_written_by_copy_and_by_json_read_back_as_the_portable_insert_writes_them(
+    postgres_engine: Engine,
+) -> None:
     written = {"copy": _rows_of("copy"), "json": _rows_of("json"), "portable": _rows_of("portable")}
     assert len(written["copy"]) >= events.COPY_MIN_ROWS
 
-    with postgres.begin() as conn:
+    with postgres_engine.begin() as conn:
         pg.copy_events(conn, written["copy"])
         inserted = {
             "json": pg.insert_events(conn, written["json"]),
@@ -106,7 +99,7 @@ def test_events_written_by_copy_and_by_json_read_back_as_the_portable_insert_wri
             "json": pg.insert_events(conn, written["json"][:10]),
             "portable": events.insert_events_portably(conn, written["portable"][:10]),
         }
-    with postgres.connect() as conn:
+    with postgres_engine.connect() as conn:
         read = {p: events.find_events_portably(conn, p, [r.event_id for r in rows]) for p, rows in written.items()}
 
     assert inserted == {p: {r.event_id for r in written[p]} for p in inserted}
@@ -115,19 +108,19 @@ def test_events_written_by_copy_and_by_json_read_back_as_the_portable_insert_wri
 
 
 @pytest.mark.postgres
-def test_finding_events_on_postgresql_is_the_portable_find(postgres: Engine) -> None:
+def test_finding_events_on_postgresql_is_the_portable_find(postgres_engine: Engine) -> None:
     rows = _rows_of("metro")
     ids = [r.event_id for r in rows]
-    with postgres.begin() as conn:
+    with postgres_engine.begin() as conn:
         pg.copy_events(conn, rows)
         credit_batches.insert_credit_batch(conn, CreditBatch("cb-1", "metro", ids), NOW)
     wanted = [*ids[::3], "never-submitted"]
 
-    with postgres.connect() as conn:
+    with postgres_engine.connect() as conn:
         owed = events.find_events(conn, "metro", wanted)
-    with postgres.begin() as conn:
+    with postgres_engine.begin() as conn:
         credit_batches.mark_credit_batch_posted(conn, "cb-1", NOW)
-    with postgres.connect() as conn:
+    with postgres_engine.connect() as conn:
         credited = (events.find_events(conn, "metro", wanted), events.find_events_portably(conn, "metro", wanted))
         of_another_partner = events.find_events_portably(conn, "other-partner", wanted)
 
