@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from ingest_svc.domain import events as ev
-from ingest_svc.domain.events import Acceptance, AccountRef, Event, PartnerScope, Rejection, validate
+from ingest_svc.domain.events import Acceptance, AccountRef, Event, PartnerScope, Rejection, ValidEvent, validate
 from service_kit.clock import CHINA_STANDARD_TIME, china_day
 from tests.ingest.examples import ALL, BOOK, NOW, event
 
@@ -61,3 +61,16 @@ def test_an_event_counts_on_the_day_astimezone_gives_in_china_standard_time() ->
     moments += [m.astimezone(cst) for m in moments[:50]]  # aware but not UTC
 
     assert [china_day(m) for m in moments] == [m.astimezone(CHINA_STANDARD_TIME).date() for m in moments]
+
+
+def test_a_valid_event_carries_its_behaviour_rule_and_day_in_field_order() -> None:
+    trip = event()
+
+    checked = validate(trip, ALL, BOOK, NOW, Acceptance())
+
+    rule = BOOK.rule_for("transit_trip", "110000", NOW)
+    assert rule is not None and trip.occurred_at is not None
+    assert checked == ValidEvent(
+        event=trip, behaviour=BOOK.behaviours["transit_trip"], rule=rule, day=china_day(trip.occurred_at)
+    )
+    assert type(checked) is ValidEvent

@@ -32,13 +32,13 @@ def test_credits_of_event_rows_are_the_plain_credits() -> None:
 
     assert credits == [
         EarnCredit(
-            p["transfer_id"],
-            p["account_number"],
-            p["points"],
-            p["occurred_at"],
-            p["co2e_grams"],
-            p["event_id"],
-            (("partner_id", p["partner_id"]), ("behaviour", p["behaviour"]), ("rule", p["rule_version_id"])),
+            transfer_id=p["transfer_id"],
+            account_number=p["account_number"],
+            points=p["points"],
+            earned_at=p["occurred_at"],
+            co2e_grams=p["co2e_grams"],
+            reference=p["event_id"],
+            metadata=(("partner_id", p["partner_id"]), ("behaviour", p["behaviour"]), ("rule", p["rule_version_id"])),
         )
         for p in plain
         if p["status"] == PENDING
