@@ -1,4 +1,4 @@
-"""Data partners: what each may report, which signing keys are valid when, and the token-bucket arithmetic."""
+"""Data partners: what each may report, which signing keys are valid when, and how much burst their rate allows."""
 
 from __future__ import annotations
 
