@@ -14,13 +14,13 @@ from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from ingest_svc.domain.events import AccountRef
+from service_kit.accounts import ISSUANCE_ACCOUNT
 from service_kit.channels import open_channel
 from service_kit.errors import Unavailable
 from service_kit.settings import Settings
 from service_kit.wire import to_unix_us
 
 DEFAULT_DEADLINE_S = 10.0
-ISSUANCE_ACCOUNT = "system:issuance"
 # The ledger's metadata map of a credit as (key, value) pairs: a value, so credits are grouped by it.
 CreditMetadata = tuple[tuple[str, str], ...]
 Stub = TypeVar("Stub")

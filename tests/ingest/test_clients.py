@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
-from ingest_svc.clients import ISSUANCE_ACCOUNT, CreditResult, EarnCredit, LedgerClient
+from ingest_svc.clients import CreditResult, EarnCredit, LedgerClient
+from service_kit.accounts import ISSUANCE_ACCOUNT
 from service_kit.wire import to_timestamp
 from tests.ingest.ingest_harness import CapturingLedger, credit_transfers
 
