@@ -142,29 +142,6 @@ class FakeLedger(ledger_service_pb2_grpc.LedgerServiceServicer):
         return credit_columns(self.PostTransfers(credit_transfers(request), context))
 
 
-class CapturingLedger:
-    """A ledger stub for a client's `_stub`: answers PostCredits with every credit posted except those whose id is in
-    `refuse`, and keeps the last request."""
-
-    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
-        self.request = lpb.PostCreditsRequest()
-        self.refuse = refuse
-
-    def PostCredits(self, request: lpb.PostCreditsRequest, timeout: float) -> lpb.PostCreditsResponse:
-        self.request = request
-        ids = [transfer_id for group in request.groups for transfer_id in group.transfer_ids]
-        return lpb.PostCreditsResponse(
-            statuses=[lpb.TRANSFER_STATUS_FAILED if i in self.refuse else lpb.TRANSFER_STATUS_POSTED for i in ids],
-            lot_ids=["" if i in self.refuse else "7" for i in ids],
-            posted_at_us=[0 if i in self.refuse else 1 for i in ids],
-            failures=[
-                lpb.CreditFailure(index=n, reason="UNKNOWN_ACCOUNT", message=f"{i}: no such account")
-                for n, i in enumerate(ids)
-                if i in self.refuse
-            ],
-        )
-
-
 def credit_transfers(request: lpb.PostCreditsRequest) -> lpb.PostTransfersRequest:
     """PostCredits' columns as the Transfer messages they stand for."""
     return lpb.PostTransfersRequest(

@@ -8,7 +8,8 @@ from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from ingest_svc.clients import CreditResult, EarnCredit, LedgerClient
 from service_kit.accounts import ISSUANCE_ACCOUNT
 from service_kit.wire import to_timestamp
-from tests.ingest.ingest_harness import CapturingLedger, credit_transfers
+from tests.ingest.ingest_harness import credit_transfers
+from tests.ingest.stub_peers import CapturingLedger
 
 AT = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
 

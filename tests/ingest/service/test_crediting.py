@@ -4,12 +4,10 @@ REJECTED now, on resubmission and when explained."""
 from __future__ import annotations
 
 from datetime import UTC, timedelta
-from typing import Any
 
 from sqlalchemy import Engine
 
 from carbon.common.v1 import common_pb2
-from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from ingest_svc import server
 from ingest_svc.clients import EarnCredit
@@ -21,7 +19,7 @@ from service_kit.partner_signing import sign_request
 from service_kit.settings import Settings
 from service_kit.wire import to_timestamp
 from tests.ingest.examples import ACCOUNTS, NOW, rows_and_plain_rows
-from tests.ingest.ingest_harness import CapturingLedger
+from tests.ingest.stub_peers import CapturingLedger, ConsentingIdentity
 
 
 def test_credits_of_event_rows_are_the_plain_credits() -> None:
@@ -47,14 +45,6 @@ def test_credits_of_event_rows_are_the_plain_credits() -> None:
     assert {type(c) for c in credits} == {EarnCredit}
 
 
-class _Consenting:
-    """Identity's CheckConsentColumns answering yes to every question."""
-
-    def CheckConsentColumns(self, request: Any, timeout: float) -> Any:
-        count = len(request.account_numbers)
-        return ipb.CheckConsentColumnsResponse(allowed=[True] * count, reasons=[""] * count)
-
-
 def test_credits_the_ledger_refuses_read_rejected_now_and_on_resubmission(engine: Engine) -> None:
     settings = Settings(
         service="ingest_svc",
@@ -68,7 +58,7 @@ def test_credits_the_ledger_refuses_read_rejected_now_and_on_resubmission(engine
     )
     ids = [f"e-{n}" for n in range(40)]  # enough for COPY on PostgreSQL
     refused = {transfer_id_for("bus-co", i) for i in ids[3::7]}
-    ingest.identity._stub = _Consenting()  # type: ignore[assignment]
+    ingest.identity._stub = ConsentingIdentity()  # type: ignore[assignment]
     ingest.ledger._stub = CapturingLedger(refuse=frozenset(refused))  # type: ignore[assignment]
     request = sign_request(
         pb.SubmitEventsRequest(
