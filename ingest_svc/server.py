@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TypeVar
 
 import grpc
@@ -29,6 +28,7 @@ from ingest_svc.service.recording import Recorder
 from ingest_svc.service.rules import Rules
 from ingest_svc.service.statistics import Statistics
 from ingest_svc.service.submission import Submissions
+from ingest_svc.settings import IngestSettings
 from ingest_svc.store.dedupe import build_dedupe
 from ingest_svc.store.secret_box import EMBEDDED_DEFAULT_KEY, SecretBox
 from service_kit.clock import Clock, system_clock
@@ -48,6 +48,7 @@ Item = TypeVar("Item")
 class Ingest:
     """The use cases of one ingest service and the clients they call, wired (build)."""
 
+    settings: IngestSettings
     engine: Engine
     identity: IdentityClient
     ledger: LedgerClient
@@ -193,34 +194,31 @@ def _offset_page(everything: Sequence[Item], token: str, requested_size: int) ->
 
 def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ingest:
     """Wires the use cases from settings: catalog synced, accelerators chosen, clients with deadlines."""
+    own = IngestSettings.from_settings(settings)
     now = clock or system_clock
-    extra = settings.extra
     catalog = load_catalog()
     rules = Rules(engine, now)
     rules.sync_catalog(catalog)
     key = settings.secret("ingest_partner_key").reveal()
     if not key:
         log.warning("no CARBON_SECRET_INGEST_PARTNER_KEY: partner secrets use the embedded development key")
-    grace = timedelta(hours=int(extra.get("CARBON_INGEST_KEY_GRACE_HOURS", "24")))
-    partners = Partners(engine, SecretBox(key or EMBEDDED_DEFAULT_KEY), now, grace)
-    prefix = extra.get("CARBON_INGEST_REDIS_PREFIX", f"carbon:ingest:{settings.region_code}:")
-    deadline_s = int(extra.get("CARBON_INGEST_RPC_DEADLINE_MS", "10000")) / 1000
-    identity = IdentityClient(extra.get("CARBON_IDENTITY_ADDRESS", ""), deadline_s, settings)
-    ledger = LedgerClient(extra.get("CARBON_LEDGER_ADDRESS", ""), deadline_s, settings)
-    in_flight, crash_point = InFlight(), crash_points(extra.get("CARBON_TEST_CRASH_AT", ""))
+    partners = Partners(engine, SecretBox(key or EMBEDDED_DEFAULT_KEY), now, own.key_grace)
+    identity = IdentityClient(own.identity_address, own.rpc_deadline_s, settings)
+    ledger = LedgerClient(own.ledger_address, own.rpc_deadline_s, settings)
+    in_flight, crash_point = InFlight(), crash_points(own.crash_at)
     crediting = Crediting(engine, ledger, now, in_flight, crash_point)
     submissions = Submissions(
         engine,
         rules,
-        Admission(partners, build_limiter(settings.redis_url, prefix), now),
+        Admission(partners, build_limiter(settings.redis_url, own.redis_key_prefix), now),
         ConsentCheck(identity, settings.region_code),
         Recorder(engine, in_flight, crash_point),
         crediting,
-        build_dedupe(settings.redis_url, prefix),
+        build_dedupe(settings.redis_url, own.redis_key_prefix),
         now,
         catalog.acceptance,
     )
-    return Ingest(engine, identity, ledger, submissions, crediting, rules, partners, Statistics(engine))
+    return Ingest(own, engine, identity, ledger, submissions, crediting, rules, partners, Statistics(engine))
 
 
 def _resume_in_background(crediting: Crediting) -> None:
@@ -237,7 +235,7 @@ def _resume_in_background(crediting: Crediting) -> None:
 
 def registrations(settings: Settings, engine: Engine, clock: Clock | None = None) -> list[Registration]:
     ingest = build(settings, engine, clock)
-    if settings.extra.get("CARBON_INGEST_RESUME_ON_START", "1") != "0":
+    if ingest.settings.resume_on_start:
         _resume_in_background(ingest.crediting)
     servicer = IngestServiceServicer(ingest)
     return [Registration(ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, servicer, SERVICE_NAME)]
