@@ -6,6 +6,9 @@ Secrets (CARBON_SECRET_<NAME>):
   identity_encryption_keys   "<key id>:<base64 of 32 bytes>[,<key id>:<base64>...]"; the first encrypts, all decrypt
 In the embedded mode (no database URL: SQLite under the data folder) missing keys are generated once into a key file
 in the data folder, with a warning. Anywhere else a missing key stops the service from starting. See ADR 0201.
+
+The resident-authorization signing key (Ed25519, PEM) comes from the file CARBON_RESIDENT_AUTH_KEY_FILE names; the
+gateway holds its public half (ADR 0205).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from service_kit.settings import Settings, SettingsError
 
@@ -35,6 +40,7 @@ MIN_HMAC_KEY_CHARS = 32
 AES_KEY_BYTES = 32
 NONCE_BYTES = 12
 KEY_ID_MAX_CHARS = 32
+HASH_KEY_ID_CHARS = 16
 
 
 class KeyConfigurationError(SettingsError):
@@ -55,6 +61,8 @@ class KeyRing:
         self._national_key = national_key
         self._aead = {key_id: AESGCM(key) for key_id, key in encryption_keys.items()}
         self.current_key_id = current
+        # Names the HMAC key without revealing it, so a stored name hash says which key made it (ADR 0204).
+        self.hash_key_id = self._mac(hmac_key, b"key-id:", "")[:HASH_KEY_ID_CHARS]
 
     def __repr__(self) -> str:
         return f"KeyRing(current_key_id={self.current_key_id!r})"
@@ -68,6 +76,11 @@ class KeyRing:
 
     def phone_hash(self, phone_number: str) -> str:
         return self._mac(self._hmac_key, b"phone:", phone_number)
+
+    def name_hash(self, account_number: str, name: str) -> str:
+        """The keyed hash of an account's real name (normalised by the caller), salted with the account number so
+        that equal names on two accounts do not show as equal hashes."""
+        return self._mac(self._hmac_key, b"name:", f"{account_number}\x1f{name}")
 
     def fingerprint(self, *parts: str) -> str:
         """Keyed digest of a request's content, to tell a retry from a reused request id without storing the data."""
@@ -158,3 +171,20 @@ def load_keyring(settings: Settings) -> KeyRing:
             )
     keys, current = parse_encryption_keys(configured[ENCRYPTION_SECRET], f"CARBON_SECRET_{ENCRYPTION_SECRET.upper()}")
     return KeyRing(configured[HMAC_SECRET].encode(), configured[NATIONAL_SECRET].encode(), keys, current)
+
+
+def load_signing_key(path: Path, variable: str) -> Ed25519PrivateKey:
+    """An Ed25519 private key from an unencrypted PEM file; errors name the variable and the file, never the key."""
+    try:
+        pem = path.read_bytes()
+    except OSError as error:
+        raise KeyConfigurationError(f"{variable}: cannot read {path}: {error.strerror}") from None
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise KeyConfigurationError(f"{variable}: {path} is not an unencrypted PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyConfigurationError(f"{variable}: {path} must hold an Ed25519 key")
+    if path.stat().st_mode & 0o077:
+        log.warning("a signing key file is readable by others than its owner", extra={"key_file": str(path)})
+    return key

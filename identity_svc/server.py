@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
 from carbon.identity.v1 import identity_service_pb2 as pb
 from carbon.identity.v1 import identity_service_pb2_grpc
+from identity_svc.callers import requester
 from identity_svc.clients import GrpcPointsLedger, PointsLedger
 from identity_svc.domain.accounts import validate_opening
 from identity_svc.domain.consents import ConsentAction
-from identity_svc.keys import KeyRing, load_keyring
+from identity_svc.domain.requesters import regional_identity
+from identity_svc.domain.resident_authorizations import validate_authorization_request
+from identity_svc.keys import KeyRing, load_keyring, load_signing_key
 from identity_svc.service.accounts import AccountService
+from identity_svc.service.bindings import BindingService
 from identity_svc.service.closing import ClosingService
 from identity_svc.service.consents import ConsentService
+from identity_svc.service.resident_authorizations import ResidentAuthorizationService
+from identity_svc.settings import IdentitySettings
 from identity_svc.store.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
 from identity_svc.wire import (
     account_message,
     answers_message,
     binding_from,
+    binding_record_message,
     column_answers_message,
     column_moments,
     consent_message,
@@ -32,9 +41,11 @@ from service_kit import redis_client
 from service_kit.clock import Clock, system_clock
 from service_kit.server import Registration
 from service_kit.settings import Settings
-from service_kit.wire import from_timestamp
+from service_kit.wire import from_timestamp, to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
+
+log = logging.getLogger("carbon.identity")
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,8 @@ class IdentityServices:
     accounts: AccountService
     consents: ConsentService
     closing: ClosingService
+    bindings: BindingService
+    resident_authorizations: ResidentAuthorizationService
 
 
 class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer):
@@ -49,6 +62,8 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         self._accounts = services.accounts
         self._consents = services.consents
         self._closing = services.closing
+        self._bindings = services.bindings
+        self._resident_authorizations = services.resident_authorizations
 
     def OpenAccount(self, request: pb.OpenAccountRequest, context: grpc.ServicerContext) -> pb.OpenAccountResponse:
         opening = validate_opening(
@@ -62,7 +77,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
             staff_id=request.staff_id,
             today=self._accounts.today_in_china(),
         )
-        view, created = self._accounts.open_account(opening)
+        view, created = self._accounts.open_account(opening, requester(context))
         return pb.OpenAccountResponse(account=account_message(view), created=created)
 
     def GetAccount(self, request: pb.GetAccountRequest, context: grpc.ServicerContext) -> pb.GetAccountResponse:
@@ -88,6 +103,30 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
     ) -> pb.FindAccountsByPersonKeyResponse:
         views = self._accounts.find_by_person_key(request.person_key)
         return pb.FindAccountsByPersonKeyResponse(accounts=[account_message(view) for view in views])
+
+    def ListBindings(self, request: pb.ListBindingsRequest, context: grpc.ServicerContext) -> pb.ListBindingsResponse:
+        records, token = self._bindings.list_bindings(request.account_number, request.page_size, request.page_token)
+        return pb.ListBindingsResponse(
+            bindings=[binding_record_message(record) for record in records], next_page_token=token
+        )
+
+    def IssueResidentAuthorization(
+        self, request: pb.IssueResidentAuthorizationRequest, context: grpc.ServicerContext
+    ) -> pb.IssueResidentAuthorizationResponse:
+        wanted = validate_authorization_request(
+            request_id=request.request_id,
+            account_number=request.account_number,
+            operation=request.operation,
+            amount_points=request.amount_points,
+            to_account=request.to_account,
+            reward_id=request.reward_id,
+            quantity=request.quantity,
+            staff_id=request.staff_id,
+        )
+        issued = self._resident_authorizations.issue(wanted, requester(context))
+        return pb.IssueResidentAuthorizationResponse(
+            authorization=issued.token, expires_at=to_timestamp(issued.expires_at), token_id=issued.token_id
+        )
 
     def _record(
         self, action: ConsentAction, request: pb.GrantConsentRequest | pb.RevokeConsentRequest
@@ -132,7 +171,11 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
 
     def CloseAccount(self, request: pb.CloseAccountRequest, context: grpc.ServicerContext) -> pb.CloseAccountResponse:
         view, disposed = self._closing.close(
-            request.request_id, request.account_number, request.points_disposition, request.requested_by
+            request.request_id,
+            request.account_number,
+            request.points_disposition,
+            request.requested_by,
+            requester(context),
         )
         return pb.CloseAccountResponse(account=account_message(view), disposed_points=disposed)
 
@@ -158,7 +201,23 @@ def build_services(
     if ledger is None and settings.extra.get("CARBON_LEDGER_ADDRESS"):
         ledger = GrpcPointsLedger(settings.extra["CARBON_LEDGER_ADDRESS"], settings=settings)
     accounts = AccountService(engine, keys, settings.region_code, cache, clock)
-    return IdentityServices(accounts, ConsentService(engine, keys, cache, clock), ClosingService(accounts, ledger))
+    issuer = regional_identity(settings.region_code, "identity")
+    return IdentityServices(
+        accounts,
+        ConsentService(engine, keys, cache, clock),
+        ClosingService(accounts, ledger),
+        BindingService(accounts),
+        ResidentAuthorizationService(accounts, resident_authorization_key(settings), issuer),
+    )
+
+
+def resident_authorization_key(settings: Settings) -> Ed25519PrivateKey | None:
+    """The signing key CARBON_RESIDENT_AUTH_KEY_FILE names; without one, resident authorizations are refused."""
+    path = IdentitySettings.from_settings(settings).resident_auth_key_file
+    if path is None:
+        log.warning("no resident authorization key (CARBON_RESIDENT_AUTH_KEY_FILE): IssueResidentAuthorization refuses")
+        return None
+    return load_signing_key(path, "CARBON_RESIDENT_AUTH_KEY_FILE")
 
 
 def registrations(settings: Settings, engine: Engine) -> list[Registration]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as pb
 from identity_svc.domain.accounts import AccountView, Binding, Ref, Resolved
+from identity_svc.domain.bindings import BindingRecord
 from identity_svc.domain.consents import ConsentRecord, ConsentVerdict
 from service_kit.errors import InvalidArgument
 from service_kit.wire import from_timestamp, from_unix_us, to_timestamp
@@ -28,6 +29,16 @@ def account_message(view: AccountView) -> pb.Account:
         closed_at=to_timestamp(view.closed_at),
         opened_via=common_pb2.Channel.ValueType(view.opened_via),
         person_key=view.person_key,
+    )
+
+
+def binding_record_message(record: BindingRecord) -> pb.BindingRecord:
+    return pb.BindingRecord(
+        platform=record.platform,
+        masked_platform_user_id=record.masked_platform_user_id,
+        channel=common_pb2.Channel.ValueType(record.channel),
+        bound_at=to_timestamp(record.bound_at),
+        bound_by=record.bound_by,
     )
 
 

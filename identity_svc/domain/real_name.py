@@ -9,7 +9,7 @@ import unicodedata
 from datetime import date
 
 from identity_svc.domain.area_codes import is_known_area_code
-from service_kit.errors import InvalidArgument
+from service_kit.errors import FailedPrecondition, InvalidArgument
 
 ID_NUMBER_LENGTH = 18
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -67,9 +67,15 @@ def validate_phone_number(value: str, field_name: str = "phone_number") -> str:
     return value
 
 
+def normalize_name(value: str) -> str:
+    """The form names are kept and compared in: Unicode NFC, surrounding whitespace removed; nothing else changes
+    (case, inner spaces and separators count, as they do on an ID card)."""
+    return unicodedata.normalize("NFC", value.strip())
+
+
 def validate_name(value: str, field_name: str = "name") -> str:
     """A real name: 1-50 letters (any script), with the separators of transliterated names (·, space, hyphen)."""
-    name = unicodedata.normalize("NFC", value.strip())
+    name = normalize_name(value)
     if not name:
         raise InvalidArgument(field_name, "is required", reason="INVALID_NAME")
     if len(name) > NAME_MAX_CHARS:
@@ -90,3 +96,12 @@ def mask_phone_number(phone_number: str) -> str:
 
 def mask_name(name: str) -> str:
     return name[0] + "*" * max(1, len(name) - 1) if name else ""
+
+
+class NameMismatch(FailedPrecondition):
+    """An opening named a person who has an account here under another name. The account number is for the audit
+    only: it never reaches the caller, who may be trying someone else's ID number."""
+
+    def __init__(self, account_number: str) -> None:
+        super().__init__("NAME_MISMATCH", "the name does not match the name on record for this ID number")
+        self.account_number = account_number

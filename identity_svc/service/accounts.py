@@ -1,11 +1,12 @@
-"""Account use cases: open (per channel), get, resolve, find by person key, re-encrypt after a key rotation."""
+"""Account use cases: open (per channel; on an existing person only under the name on record), get, resolve, find by
+person key, re-encrypt after a key rotation."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -26,14 +27,19 @@ from identity_svc.domain.accounts import (
     validate_account_number,
     validate_person_key,
 )
+from identity_svc.domain.bindings import BindingEvent, BindingEventKind
 from identity_svc.domain.real_name import (
+    NameMismatch,
     mask_id_number,
     mask_name,
     mask_phone_number,
+    normalize_name,
     validate_id_number,
     validate_phone_number,
 )
+from identity_svc.domain.requesters import UNIDENTIFIED, Requester
 from identity_svc.keys import KeyRing, Sealed
+from identity_svc.service.lookups import Lookups
 from identity_svc.store.consent_cache import ConsentCache
 from service_kit.accounts import new_account_number
 from service_kit.clock import Clock, china_day
@@ -60,11 +66,16 @@ class AccountService:
 
     # -- views ---------------------------------------------------------------------------------------------------
 
+    def record(self, row: Row[Any]) -> dict[str, str]:
+        """The account's real-name record decrypted (name, id_number, phone_number); empty once erased."""
+        if row.record_blob is None:
+            return {}
+        sealed = Sealed(row.record_key_id, bytes(row.record_blob))
+        record: dict[str, str] = json.loads(self.keys.open(sealed, row.account_number.encode()))
+        return record
+
     def view(self, conn: Connection, row: Row[Any], bindings: Sequence[Binding] | None = None) -> AccountView:
-        record: dict[str, str] = {}
-        if row.record_blob is not None:
-            sealed = Sealed(row.record_key_id, bytes(row.record_blob))
-            record = json.loads(self.keys.open(sealed, row.account_number.encode()))
+        record = self.record(row)
         if bindings is None:
             bindings = store.accounts.bindings_of(conn, [row.account_number])[row.account_number]
         return AccountView(
@@ -87,19 +98,27 @@ class AccountService:
 
     # -- open ----------------------------------------------------------------------------------------------------
 
-    def open_account(self, opening: Opening) -> tuple[AccountView, bool]:
-        """Opens an account, or binds the channel to the person's existing one (created=False). Idempotent."""
+    def open_account(self, opening: Opening, requester: Requester = UNIDENTIFIED) -> tuple[AccountView, bool]:
+        """Opens an account, or binds the channel to the person's existing one (created=False) when the name matches
+        the one on record. Idempotent."""
         id_hash = self.keys.id_hash(opening.id_number)
         fingerprint = self._opening_fingerprint(opening)
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
-                    view, created = self._open_in(conn, opening, id_hash, fingerprint)
+                    view, created = self._open_in(conn, opening, requester, id_hash, fingerprint)
                 break
             except IntegrityError:
                 # A concurrent opening for the same person, binding or request won: the retry sees its result.
                 if attempt == _WRITE_ATTEMPTS - 1:
                     raise
+            except NameMismatch as refused:
+                # The opening's transaction rolled back, so nothing was bound; the attempt is recorded on its own.
+                with self.engine.begin() as conn:
+                    kind = BindingEventKind.REFUSED_NAME_MISMATCH
+                    store.bindings.insert_events(conn, [self._event(kind, refused.account_number, opening, requester)])
+                log.warning("opening refused: the name does not match", extra={"channel": opening.channel.name})
+                raise
         self.cache.invalidate([view.account_number])
         log.info(
             "account opened" if created else "channel bound to existing account",
@@ -120,9 +139,11 @@ class AccountService:
             opening.staff_id,
         )
 
-    def _open_in(self, conn: Connection, opening: Opening, id_hash: str, fingerprint: str) -> tuple[AccountView, bool]:
+    def _open_in(
+        self, conn: Connection, opening: Opening, requester: Requester, id_hash: str, fingerprint: str
+    ) -> tuple[AccountView, bool]:
         """One transaction: replay a retried request, else create or reuse the person's account, bind the channel,
-        and record the opening."""
+        and record the opening and what it bound."""
         prior = store.accounts.opening(conn, opening.request_id)
         if prior is not None:
             return self._replayed(conn, prior, fingerprint)
@@ -130,10 +151,16 @@ class AccountService:
         existing = store.accounts.account_by_id_hash(conn, id_hash)
         if existing is None:
             number = self._create_account(conn, opening, id_hash, now)
+            changed = True
         else:
-            number = self._reuse_account(conn, existing, opening)
+            number = existing.account_number
+            self._require_name_on_record(conn, existing, opening.name)
+            changed = self._reuse_account(conn, existing, opening)
         if opening.binding is not None:
-            self._bind(conn, opening.binding, number, opening.channel, now)
+            changed = self._bind(conn, opening.binding, number, opening.channel, now) or changed
+        if changed:
+            kind = BindingEventKind.OPENED if existing is None else BindingEventKind.BOUND
+            store.bindings.insert_events(conn, [self._event(kind, number, opening, requester)])
         store.accounts.insert_opening(
             conn,
             request_id=opening.request_id,
@@ -177,29 +204,50 @@ class AccountService:
             phone_hash=self.keys.phone_hash(opening.phone_number) if opening.phone_number else None,
             record_key_id=sealed.key_id,
             record_blob=sealed.blob,
+            name_hash=self.keys.name_hash(number, opening.name),
+            name_hash_key=self.keys.hash_key_id,
             opened_via=int(opening.channel),
             opened_at=now,
         )
         return number
 
-    def _reuse_account(self, conn: Connection, row: Row[Any], opening: Opening) -> str:
-        """The person's existing account, given the first phone number it hears of if it was opened without one."""
+    def name_hash_on_record(self, conn: Connection, row: Row[Any]) -> str:
+        """The account's name hash under the current HMAC key. A NULL hash (an account opened before names were
+        hashed) or another key's is recomputed from the sealed record and stored, so no row is ever unusable."""
+        if row.name_hash is not None and row.name_hash_key == self.keys.hash_key_id:
+            return str(row.name_hash)
+        digest = self.keys.name_hash(row.account_number, normalize_name(self.record(row).get("name", "")))
+        store.accounts.update_account(conn, row.account_number, name_hash=digest, name_hash_key=self.keys.hash_key_id)
+        return digest
+
+    def _require_name_on_record(self, conn: Connection, row: Row[Any], name: str) -> None:
+        """Checked before anything else about the account, so a wrong name learns nothing more (not even whether it
+        is being closed)."""
+        given = self.keys.name_hash(row.account_number, name)
+        if not hmac.compare_digest(given, self.name_hash_on_record(conn, row)):
+            raise NameMismatch(row.account_number)
+
+    def _reuse_account(self, conn: Connection, row: Row[Any], opening: Opening) -> bool:
+        """Gives the person's existing account the first phone number it hears of if it was opened without one;
+        True when it did."""
         number: str = row.account_number
         if row.state != AccountState.OPEN:
             raise FailedPrecondition("ACCOUNT_CLOSING", "the person's account is being closed")
-        if row.phone_hash is None and opening.phone_number:
-            sealed = self.seal_record(number, opening.name, opening.id_number, opening.phone_number)
-            store.accounts.update_account(
-                conn,
-                number,
-                phone_hash=self.keys.phone_hash(opening.phone_number),
-                record_key_id=sealed.key_id,
-                record_blob=sealed.blob,
-            )
-        return number
+        if row.phone_hash is not None or not opening.phone_number:
+            return False
+        sealed = self.seal_record(number, opening.name, opening.id_number, opening.phone_number)
+        store.accounts.update_account(
+            conn,
+            number,
+            phone_hash=self.keys.phone_hash(opening.phone_number),
+            record_key_id=sealed.key_id,
+            record_blob=sealed.blob,
+        )
+        return True
 
     @staticmethod
-    def _bind(conn: Connection, binding: Binding, number: str, channel: Channel, now: datetime) -> None:
+    def _bind(conn: Connection, binding: Binding, number: str, channel: Channel, now: datetime) -> bool:
+        """Binds the platform user to the account; True when the binding is new."""
         bound = store.accounts.binding(conn, binding.platform, binding.platform_user_id)
         if bound is None:
             store.accounts.insert_binding(
@@ -210,8 +258,24 @@ class AccountService:
                 channel=int(channel),
                 bound_at=now,
             )
-        elif bound.account_number != number:
+            return True
+        if bound.account_number != number:
             raise AlreadyExists("BINDING_IN_USE", "this platform user is bound to another account")
+        return False
+
+    def _event(self, kind: BindingEventKind, number: str, opening: Opening, requester: Requester) -> BindingEvent:
+        return BindingEvent(
+            account_number=number,
+            kind=kind,
+            channel=opening.channel,
+            platform=opening.binding.platform if opening.binding else "",
+            platform_user_id=opening.binding.platform_user_id if opening.binding else "",
+            community_centre_id=opening.community_centre_id,
+            request_id=opening.request_id,
+            requester=requester,
+            staff_id=opening.staff_id,
+            occurred_at=self.clock(),
+        )
 
     def _new_account_view(self, number: str, opening: Opening, now: datetime) -> AccountView:
         return AccountView(
@@ -280,7 +344,7 @@ class AccountService:
         numbers = [ref.value for ref in refs if ref.kind == "account_number"]
         # Account numbers are answered from the consent timeline cache when it holds them (it is invalidated by every
         # opening and closing, docs/adr/0203): ingest resolves each batch's accounts just before checking consents.
-        found = _Lookups(
+        found = Lookups(
             cached=self._cached(numbers),
             binding_keys=[(ref.value, ref.platform_user_id) for ref in refs if ref.kind == "binding"],
             phone_hashes={ref.value: self.keys.phone_hash(ref.value) for ref in refs if ref.kind == "phone_number"},
@@ -302,46 +366,3 @@ class AccountService:
             number: Resolved(number, public_state(timeline.state)) if timeline.known else None
             for number, timeline in timelines.items()
         }
-
-
-def _resolved(row: Row[Any]) -> Resolved:
-    return Resolved(account_number=row.account_number, state=public_state(row.state))
-
-
-@dataclass
-class _Lookups:
-    """What one batch of references asks for, by kind, and what the cache and the database found."""
-
-    cached: dict[str, Resolved | None]
-    binding_keys: list[tuple[str, str]]
-    phone_hashes: dict[str, str]
-    id_hashes: dict[str, str]
-    by_binding: dict[tuple[str, str], str] = field(default_factory=dict)
-    by_phone_hash: dict[str, list[Row[Any]]] = field(default_factory=dict)
-    by_id_hash: dict[str, str] = field(default_factory=dict)
-    rows_by_number: dict[str, Row[Any]] = field(default_factory=dict)
-
-    def read(self, conn: Connection, account_numbers: Sequence[str]) -> None:
-        self.by_binding = store.accounts.bindings_by_keys(conn, self.binding_keys)
-        self.by_phone_hash = store.accounts.open_accounts_by_phone_hashes(conn, self.phone_hashes.values())
-        id_rows = [store.accounts.account_by_id_hash(conn, digest) for digest in set(self.id_hashes.values())]
-        self.by_id_hash = {row.id_hash: row.account_number for row in id_rows if row is not None}
-        wanted = [*account_numbers, *self.by_binding.values(), *self.by_id_hash.values()]
-        self.rows_by_number = store.accounts.accounts_by_numbers(conn, wanted)
-
-    def answer(self, ref: Ref) -> Resolved | None:
-        number: str | None = None
-        if ref.kind == "account_number":
-            if ref.value in self.cached:
-                return self.cached[ref.value]
-            number = ref.value
-        elif ref.kind == "binding":
-            number = self.by_binding.get((ref.value, ref.platform_user_id))
-        elif ref.kind == "id_number":
-            number = self.by_id_hash.get(self.id_hashes[ref.value])
-        elif ref.kind == "phone_number":
-            matches = self.by_phone_hash.get(self.phone_hashes[ref.value], [])
-            # A phone shared by several residents (a family at a community centre) names no single account.
-            return _resolved(matches[0]) if len(matches) == 1 else None
-        row = self.rows_by_number.get(number) if number else None
-        return _resolved(row) if row is not None else None

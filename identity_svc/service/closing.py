@@ -3,7 +3,8 @@
 Three steps, none holding a transaction across the ledger call (ADR 0202):
 1. record the closure (PENDING, with the amount) and mark the account CLOSING, so no new event scores;
 2. move the points in the ledger with a transfer id derived from the request id (a retry re-posts the same one);
-3. erase: null the keyed hashes and the sealed real-name record, drop channel bindings, revoke consents, CLOSED.
+3. erase: null the keyed hashes and the sealed real-name record, drop channel bindings (recorded in the binding
+   audit, whose platform user ids are erased too), revoke consents, CLOSED.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from identity_svc.clients import PointsLedger
 from identity_svc.domain.accounts import (
     AccountState,
     AccountView,
+    Channel,
     unknown_account,
     validate_account_number,
     validate_identifier,
 )
+from identity_svc.domain.bindings import BindingEvent, BindingEventKind
 from identity_svc.domain.closing import (
     CLOSED_BY,
     ClosureState,
@@ -33,6 +36,7 @@ from identity_svc.domain.closing import (
     validate_disposition,
 )
 from identity_svc.domain.consents import ConsentAction, ConsentTimeline, granted_categories
+from identity_svc.domain.requesters import UNIDENTIFIED, Requester
 from identity_svc.service.accounts import AccountService
 from service_kit.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 
@@ -45,7 +49,12 @@ class ClosingService:
         self.ledger = ledger
 
     def close(
-        self, request_id: str, account_number: str, disposition: int, requested_by: str
+        self,
+        request_id: str,
+        account_number: str,
+        disposition: int,
+        requested_by: str,
+        requester: Requester = UNIDENTIFIED,
     ) -> tuple[AccountView, int]:
         validate_identifier(request_id, "request_id")
         validate_account_number(account_number)
@@ -61,7 +70,7 @@ class ClosingService:
         if amount > 0:
             self._dispose(request_id, account_number, chosen, amount)
         with self.accounts.engine.begin() as conn:
-            self._erase(conn, request_id, account_number)
+            self._erase(conn, request_id, account_number, requester)
         self.accounts.cache.invalidate([account_number])
         log.info(
             "account closed",
@@ -133,13 +142,13 @@ class ClosingService:
             store.accounts.update_account(conn, account_number, state=int(AccountState.OPEN))
         self.accounts.cache.invalidate([account_number])
 
-    def _erase(self, conn: Connection, request_id: str, account_number: str) -> None:
+    def _erase(self, conn: Connection, request_id: str, account_number: str, requester: Requester) -> None:
         """Step 3: what erasure destroys and what stays is ADR 0202's list."""
         now = self.accounts.clock()
         row = store.accounts.account_for_update(conn, account_number)
         assert row is not None
         self._revoke_consents_in_force(conn, account_number, row.opened_via, now)
-        store.accounts.delete_bindings(conn, account_number)
+        self._unbind(conn, request_id, account_number, requester, now)
         store.accounts.erase_opening_details(conn, account_number)
         store.accounts.update_account(
             conn,
@@ -151,8 +160,33 @@ class ClosingService:
             phone_hash=None,
             record_key_id=None,
             record_blob=None,
+            name_hash=None,
+            name_hash_key=None,
         )
         store.closures.update_closure(conn, request_id, state=ClosureState.DONE, finished_at=now)
+
+    @staticmethod
+    def _unbind(conn: Connection, request_id: str, account_number: str, requester: Requester, now: datetime) -> None:
+        """Each binding's removal is recorded (by platform: the platform user ids go with the personal data)."""
+        bound = store.accounts.bindings_with_channels(conn, account_number)
+        events = [
+            BindingEvent(
+                account_number=account_number,
+                kind=BindingEventKind.UNBOUND_AT_CLOSING,
+                channel=Channel(channel),
+                platform=platform,
+                platform_user_id="",
+                community_centre_id="",
+                request_id=request_id,
+                requester=requester,
+                staff_id="",
+                occurred_at=now,
+            )
+            for platform, channel in bound
+        ]
+        store.accounts.delete_bindings(conn, account_number)
+        store.bindings.erase_platform_user_ids(conn, account_number)
+        store.bindings.insert_events(conn, events)
 
     @staticmethod
     def _revoke_consents_in_force(conn: Connection, account_number: str, channel: int, now: datetime) -> None:

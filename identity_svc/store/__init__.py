@@ -1,11 +1,21 @@
 """Tables and queries of identity_svc (SQLAlchemy 2.x Core), and the consent cache (Redis or in-process): the only
 package that knows SQL or Redis.
 
-One module per aggregate (`store.accounts`, `store.consents`, `store.closures`), the tables in `store.tables`; every
-query takes an open Connection, the service layer owns the transactions.
+One module per aggregate (`store.accounts`, `store.bindings`, `store.consents`, `store.closures`,
+`store.resident_authorizations`), the tables in `store.tables`; every query takes an open Connection, the service
+layer owns the transactions.
 """
 
-from identity_svc.store import accounts, closures, consent_cache, consents, tables
+from identity_svc.store import accounts, bindings, closures, consent_cache, consents, resident_authorizations, tables
 from identity_svc.store.tables import metadata
 
-__all__ = ["accounts", "closures", "consent_cache", "consents", "metadata", "tables"]
+__all__ = [
+    "accounts",
+    "bindings",
+    "closures",
+    "consent_cache",
+    "consents",
+    "metadata",
+    "resident_authorizations",
+    "tables",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Row, delete, insert, or_, select, tuple_, update
 
 from identity_svc.domain.accounts import AccountState, Binding
 from identity_svc.store.tables import accounts, channel_bindings, openings
@@ -67,6 +67,21 @@ def accounts_sealed_with_other_keys(conn: Connection, current_key_id: str, limit
     return conn.execute(query).all()
 
 
+def accounts_needing_name_hash(conn: Connection, hash_key_id: str, limit: int) -> Sequence[Any]:
+    """Accounts with a real-name record whose name hash is missing or was made with another HMAC key."""
+    stale = or_(
+        accounts.c.name_hash.is_(None), accounts.c.name_hash_key.is_(None), accounts.c.name_hash_key != hash_key_id
+    )
+    query = (
+        select(accounts)
+        .where(accounts.c.record_blob.is_not(None), stale)
+        .order_by(accounts.c.account_number)
+        .limit(limit)
+        .with_for_update()
+    )
+    return conn.execute(query).all()
+
+
 def binding(conn: Connection, platform: str, platform_user_id: str) -> Row[Any] | None:
     query = select(channel_bindings).where(
         channel_bindings.c.platform == platform, channel_bindings.c.platform_user_id == platform_user_id
@@ -98,6 +113,16 @@ def bindings_of(conn: Connection, account_numbers: Iterable[str]) -> dict[str, l
     for row in conn.execute(query):
         found[row.account_number].append(Binding(platform=row.platform, platform_user_id=row.platform_user_id))
     return found
+
+
+def bindings_with_channels(conn: Connection, account_number: str) -> list[tuple[str, int]]:
+    """(platform, channel) of each of the account's bindings, in the order they were made."""
+    query = (
+        select(channel_bindings.c.platform, channel_bindings.c.channel)
+        .where(channel_bindings.c.account_number == account_number)
+        .order_by(channel_bindings.c.bound_at, channel_bindings.c.platform, channel_bindings.c.platform_user_id)
+    )
+    return [(row.platform, int(row.channel)) for row in conn.execute(query)]
 
 
 def insert_binding(conn: Connection, **values: Any) -> None:

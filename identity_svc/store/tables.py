@@ -1,7 +1,7 @@
 """The tables of identity_svc (SQLAlchemy 2.x Core).
 
-No column holds a raw ID number, name or phone number: lookups go by keyed hash, the real-name record is one
-AES-GCM blob (see identity_svc/keys.py), and closing an account nulls all of them (ADR 0202).
+No column holds a raw ID number, name or phone number: lookups and the name check go by keyed hash, the real-name
+record is one AES-GCM blob (see identity_svc/keys.py), and closing an account nulls all of them (ADR 0202).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ accounts = Table(
     # The real-name record, AES-GCM sealed under the key id.
     Column("record_key_id", String(32)),
     Column("record_blob", LargeBinary),
+    # Keyed hash of the normalised name (KeyRing.name_hash) and the id of the HMAC key that made it: NULL or another
+    # key's means "recompute from the record" (ADR 0204). NULL once closed.
+    Column("name_hash", String(64)),
+    Column("name_hash_key", String(16)),
     Column("opened_via", SmallInteger, nullable=False),
     Column("opened_at", UtcDateTime, nullable=False),
     Column("closed_at", UtcDateTime),
@@ -96,4 +100,46 @@ closures = Table(
     Column("requested_by", String(128), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),
+)
+
+# The audit of binding changes and refused bindings (ADR 0204); platform_user_id is erased when the account closes.
+binding_events = Table(
+    "binding_events",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("account_number", String(16), ForeignKey("accounts.account_number"), nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("channel", SmallInteger, nullable=False),
+    Column("platform", String(32)),
+    Column("platform_user_id", String(128)),
+    Column("community_centre_id", String(128)),
+    Column("request_id", String(128)),
+    # Who asked: the calling service's identity (SPIFFE ID), the gateway's external caller and its platform, staff.
+    Column("caller_service", String(255)),
+    Column("caller", String(128)),
+    Column("caller_platform", String(32)),
+    Column("staff_id", String(128)),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Index("ix_binding_events_account", "account_number", "id"),
+)
+
+# Resident authorizations issued (ADR 0205): the operation, who asked and the token's own values, so that a retry
+# signs the same token again. The key is per account: operation ids are chosen by callers.
+resident_authorizations = Table(
+    "resident_authorizations",
+    metadata,
+    Column("account_number", String(16), ForeignKey("accounts.account_number"), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("operation", SmallInteger, nullable=False),
+    Column("amount_points", BigInteger, nullable=False),
+    Column("to_account", String(16), nullable=False),
+    Column("reward_id", String(64)),
+    Column("quantity", Integer, nullable=False),
+    Column("platform", String(32)),
+    Column("staff_id", String(128)),
+    Column("caller_service", String(255), nullable=False),
+    Column("caller", String(128)),
+    Column("token_id", String(36), nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
 )

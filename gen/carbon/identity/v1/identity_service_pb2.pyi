@@ -73,6 +73,30 @@ POINTS_DISPOSITION_NONE: PointsDisposition.ValueType  # 3
 """Nothing to dispose of: only valid when no spendable points remain (else POINTS_DISPOSITION_REQUIRED)."""
 Global___PointsDisposition: _TypeAlias = PointsDisposition  # noqa: Y015
 
+class _ResidentOperation:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResidentOperationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResidentOperation.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESIDENT_OPERATION_UNSPECIFIED: _ResidentOperation.ValueType  # 0
+    """Not an operation; refused (INVALID_OPERATION)."""
+    RESIDENT_OPERATION_CROSS_REGION_TRANSFER: _ResidentOperation.ValueType  # 1
+    """GatewayService.CreateCrossRegionTransfer (claim op "cross_region_transfer")."""
+    RESIDENT_OPERATION_REDEEM_ANYWHERE: _ResidentOperation.ValueType  # 2
+    """GatewayService.RedeemAnywhere (claim op "redeem_anywhere")."""
+
+class ResidentOperation(_ResidentOperation, metaclass=_ResidentOperationEnumTypeWrapper):
+    """An operation that moves a resident's points and needs their say."""
+
+RESIDENT_OPERATION_UNSPECIFIED: ResidentOperation.ValueType  # 0
+"""Not an operation; refused (INVALID_OPERATION)."""
+RESIDENT_OPERATION_CROSS_REGION_TRANSFER: ResidentOperation.ValueType  # 1
+"""GatewayService.CreateCrossRegionTransfer (claim op "cross_region_transfer")."""
+RESIDENT_OPERATION_REDEEM_ANYWHERE: ResidentOperation.ValueType  # 2
+"""GatewayService.RedeemAnywhere (claim op "redeem_anywhere")."""
+Global___ResidentOperation: _TypeAlias = ResidentOperation  # noqa: Y015
+
 class _ConsentAction:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -192,7 +216,9 @@ class OpenAccountRequest(_message.Message):
     """Required. The channel the resident opens through (else INVALID_CHANNEL)."""
     name: _builtins.str
     """Required. The real name: 1-50 characters after trimming (NFC), letters of any script with the separators of
-    transliterated names (· • . - ' and space), starting with a letter; else INVALID_NAME.
+    transliterated names (· • . - ' and space), starting with a letter; else INVALID_NAME. On a person who has an
+    account here it must be the name on record after the same normalisation (else NAME_MISMATCH): case, inner
+    spaces and separators count.
     """
     id_number: _builtins.str
     """Required. 18-character resident ID number (GB 11643): 17 digits and a check digit or upper-case X (ISO 7064
@@ -499,6 +525,200 @@ class FindAccountsByPersonKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FindAccountsByPersonKeyResponse: _TypeAlias = FindAccountsByPersonKeyResponse  # noqa: Y015
+
+@_typing.final
+class ListBindingsRequest(_message.Message):
+    """Which page of an account's bindings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    account_number: _builtins.str
+    """Required. 16-digit account number of this region (an unknown one is NOT_FOUND UNKNOWN_ACCOUNT)."""
+    page_size: _builtins.int
+    """Optional. At most this many bindings; 0 means 50, more than 500 means 500; negative is INVALID_ARGUMENT."""
+    page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first (else INVALID_PAGE_TOKEN)."""
+    def __init__(
+        self,
+        *,
+        account_number: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBindingsRequest: _TypeAlias = ListBindingsRequest  # noqa: Y015
+
+@_typing.final
+class BindingRecord(_message.Message):
+    """One platform user bound to an account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    MASKED_PLATFORM_USER_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    BOUND_AT_FIELD_NUMBER: _builtins.int
+    BOUND_BY_FIELD_NUMBER: _builtins.int
+    platform: _builtins.str
+    """The platform code, e.g. "alipay"."""
+    masked_platform_user_id: _builtins.str
+    """The platform's user id, masked: its first two and last two characters around "****" ("****" alone when it has
+    at most four characters).
+    """
+    channel: _common_pb2.Channel.ValueType
+    """The channel it was bound through."""
+    bound_by: _builtins.str
+    """Who asked: the gateway's external caller id (a platform or operator id), else "staff:" and the staff id masked
+    like a platform user id, else the calling service's identity (a SPIFFE ID); empty for bindings made before
+    bindings were audited.
+    """
+    @_builtins.property
+    def bound_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was bound."""
+
+    def __init__(
+        self,
+        *,
+        platform: _builtins.str = ...,
+        masked_platform_user_id: _builtins.str = ...,
+        channel: _common_pb2.Channel.ValueType = ...,
+        bound_at: _timestamp_pb2.Timestamp | None = ...,
+        bound_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bound_at", b"bound_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound_at", b"bound_at", "bound_by", b"bound_by", "channel", b"channel", "masked_platform_user_id", b"masked_platform_user_id", "platform", b"platform"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindingRecord: _TypeAlias = BindingRecord  # noqa: Y015
+
+@_typing.final
+class ListBindingsResponse(_message.Message):
+    """A page of bindings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BINDINGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Opaque; empty on the last page."""
+    @_builtins.property
+    def bindings(self) -> _containers.RepeatedCompositeFieldContainer[Global___BindingRecord]:
+        """Oldest first; empty for a closed account (closing removes its bindings)."""
+
+    def __init__(
+        self,
+        *,
+        bindings: _abc.Iterable[Global___BindingRecord] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bindings", b"bindings", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBindingsResponse: _TypeAlias = ListBindingsResponse  # noqa: Y015
+
+@_typing.final
+class IssueResidentAuthorizationRequest(_message.Message):
+    """The operation a resident asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
+    TO_ACCOUNT_FIELD_NUMBER: _builtins.int
+    REWARD_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    STAFF_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required. The operation's own id, which the token carries as request_id: the transfer_id of a cross-region
+    transfer, the request_id of a redemption anywhere; 1-128 printable characters, not blank. Also the idempotency
+    key of this call, per account.
+    """
+    account_number: _builtins.str
+    """Required. The account the points leave: 16 digits, of this region (else INVALID_ACCOUNT_NUMBER); open."""
+    operation: Global___ResidentOperation.ValueType
+    """Required. What the resident asked for (else INVALID_OPERATION)."""
+    amount_points: _builtins.int
+    """Required. Points the operation moves, 1-10,000,000,000 (else INVALID_AMOUNT); for a redemption anywhere the
+    reward's price in the target region times quantity.
+    """
+    to_account: _builtins.str
+    """Required. Where the points go: 16 digits with a valid check digit, not account_number (else INVALID_ARGUMENT
+    naming to_account).
+    """
+    reward_id: _builtins.str
+    """Redemption anywhere only (required there, refused otherwise): the reward, 1-64 printable characters."""
+    quantity: _builtins.int
+    """Redemption anywhere only: units, 1-1,000; 0 means 1 (else INVALID_QUANTITY). Must be 0 otherwise."""
+    staff_id: _builtins.str
+    """Required when the ops API asks for counter staff (1-128 printable characters: the staff member acting for the
+    resident, recorded in the act claim); must be empty when a platform asks.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        operation: Global___ResidentOperation.ValueType = ...,
+        amount_points: _builtins.int = ...,
+        to_account: _builtins.str = ...,
+        reward_id: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        staff_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "amount_points", b"amount_points", "operation", b"operation", "quantity", b"quantity", "request_id", b"request_id", "reward_id", b"reward_id", "staff_id", b"staff_id", "to_account", b"to_account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueResidentAuthorizationRequest: _TypeAlias = IssueResidentAuthorizationRequest  # noqa: Y015
+
+@_typing.final
+class IssueResidentAuthorizationResponse(_message.Message):
+    """The authorization to hand to the gateway with the operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTHORIZATION_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    authorization: _builtins.str
+    """The signed token (compact JWS), for the operation's resident_authorization field."""
+    token_id: _builtins.str
+    """Its jti claim."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it expires (its exp claim)."""
+
+    def __init__(
+        self,
+        *,
+        authorization: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        token_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorization", b"authorization", "expires_at", b"expires_at", "token_id", b"token_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueResidentAuthorizationResponse: _TypeAlias = IssueResidentAuthorizationResponse  # noqa: Y015
 
 @_typing.final
 class ConsentRecord(_message.Message):

@@ -63,6 +63,16 @@ class IdentityServiceStub:
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.FindAccountsByPersonKeyRequest.SerializeToString,
                 response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.FindAccountsByPersonKeyResponse.FromString,
                 _registered_method=True)
+        self.ListBindings = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/ListBindings',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListBindingsRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListBindingsResponse.FromString,
+                _registered_method=True)
+        self.IssueResidentAuthorization = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/IssueResidentAuthorization',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.IssueResidentAuthorizationRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.IssueResidentAuthorizationResponse.FromString,
+                _registered_method=True)
         self.GrantConsent = channel.unary_unary(
                 '/carbon.identity.v1.IdentityService/GrantConsent',
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GrantConsentRequest.SerializeToString,
@@ -104,13 +114,17 @@ class IdentityServiceServicer:
 
     def OpenAccount(self, request, context):
         """Opens an account, or binds a new channel to the person's existing account in this region (one person, one
-        account per region, recognised by the ID number).
+        account per region, recognised by the ID number). On an existing person the name must match the name on record
+        (compared after Unicode NFC normalisation and trimming surrounding whitespace, otherwise exactly; the service
+        keeps only a keyed hash of it): a mismatch binds nothing, changes nothing else, and is recorded in the account's
+        binding audit. Every binding made is recorded with who asked (ListBindings shows it).
         Idempotency: request_id: a retry with the same body returns the first answer; another body under the same
         request_id is refused.
         Errors: INVALID_ARGUMENT (request_id, community_centre_id, staff_id; INVALID_CHANNEL, INVALID_NAME,
         INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
-        (the platform user is bound to another account); FAILED_PRECONDITION ACCOUNT_CLOSING (the person's account is
-        being closed), ACCOUNT_CLOSED (the account this request_id opened was closed since).
+        (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
+        person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
+        this request_id opened was closed since).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -151,6 +165,55 @@ class IdentityServiceServicer:
         empty when there are none.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT INVALID_PERSON_KEY.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBindings(self, request, context):
+        """The channel bindings of an account (the platform users that name it), with when each was bound and who asked,
+        oldest first; personal values masked. The resident sees through their platform which platforms can act for them.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative; INVALID_ACCOUNT_NUMBER, INVALID_PAGE_TOKEN); NOT_FOUND
+        UNKNOWN_ACCOUNT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueResidentAuthorization(self, request, context):
+        """Issues a resident authorization: a short-lived signed token saying that the resident asked for one operation
+        moving their points (a cross-region transfer or a redemption in another region), which the gateway requires
+        before it moves them. Only two callers obtain one: the national gateway speaking for a channel platform (its
+        forwarded x-carbon-caller-platform) that holds a binding on the account, i.e. the resident's own platform; and
+        the ops API acting for counter staff, who name themselves in staff_id (recorded in the token's act claim).
+        The token is a JWT (RFC 7519) signed with EdDSA (Ed25519), header {"alg": "EdDSA", "typ": "JWT", "kid": the
+        issuing identity service's SPIFFE ID}, verifiable with the region's public key (the gateway's
+        CARBON_RESIDENT_AUTH_JWKS_FILE, key id = kid). Its claims, the contract the gateway verifies:
+        iss            the issuing identity service's SPIFFE ID, spiffe://carbon-account/region/<region>/identity
+        (the region of the source account: account_number's first six digits)
+        aud            "carbon-account/gateway"
+        sub            account_number (the source of the points)
+        op             "cross_region_transfer" or "redeem_anywhere"
+        amount_points  the points the operation moves (integer)
+        to_account     where they go (CreateCrossRegionTransfer.to_account, RedeemAnywhere.target_account)
+        request_id     the operation's id (CreateCrossRegionTransfer.transfer_id, RedeemAnywhere.request_id)
+        reward_id      redeem_anywhere only: the reward, and
+        quantity       redeem_anywhere only: its units (integer, at least 1)
+        iat, exp       issued at and expiry, seconds since the Unix epoch; exp = iat + 300 (5 minutes)
+        jti            a unique token id (UUID)
+        platform       when a platform asked: its platform code (e.g. "alipay")
+        act            when counter staff asked (RFC 8693 actor): {"sub": "<staff_id>"}
+        Exactly one of platform and act is present.
+        Idempotency: (account_number, request_id): a retry with the same body from the same caller returns the same
+        token while it is valid, and a fresh one (new jti and expiry, same operation) once it has expired; another body
+        or caller under the same request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, staff_id, reward_id, to_account; INVALID_ACCOUNT_NUMBER,
+        INVALID_OPERATION, INVALID_AMOUNT, INVALID_QUANTITY; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED (closed or being closed); PERMISSION_DENIED PLATFORM_NOT_BOUND (the platform
+        holds no binding on the account; metadata platform), CALLER_CANNOT_AUTHORIZE (neither the gateway speaking
+        for a platform nor the ops API); UNAVAILABLE RESIDENT_AUTHORIZATION_NOT_CONFIGURED (no signing key:
+        CARBON_RESIDENT_AUTH_KEY_FILE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -251,6 +314,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.FindAccountsByPersonKey,
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.FindAccountsByPersonKeyRequest.FromString,
                     response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.FindAccountsByPersonKeyResponse.SerializeToString,
+            ),
+            'ListBindings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBindings,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListBindingsRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListBindingsResponse.SerializeToString,
+            ),
+            'IssueResidentAuthorization': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueResidentAuthorization,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.IssueResidentAuthorizationRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.IssueResidentAuthorizationResponse.SerializeToString,
             ),
             'GrantConsent': grpc.unary_unary_rpc_method_handler(
                     servicer.GrantConsent,
@@ -422,6 +495,60 @@ class IdentityService:
             '/carbon.identity.v1.IdentityService/FindAccountsByPersonKey',
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.FindAccountsByPersonKeyRequest.SerializeToString,
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.FindAccountsByPersonKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBindings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/ListBindings',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListBindingsRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListBindingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueResidentAuthorization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/IssueResidentAuthorization',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.IssueResidentAuthorizationRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.IssueResidentAuthorizationResponse.FromString,
             options,
             channel_credentials,
             insecure,

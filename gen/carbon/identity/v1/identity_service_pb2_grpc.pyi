@@ -39,13 +39,17 @@ class IdentityServiceStub:
     def __new__(cls, channel: _aio.Channel) -> IdentityServiceAsyncStub: ...
     OpenAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.OpenAccountRequest, _identity_service_pb2.OpenAccountResponse]
     """Opens an account, or binds a new channel to the person's existing account in this region (one person, one
-    account per region, recognised by the ID number).
+    account per region, recognised by the ID number). On an existing person the name must match the name on record
+    (compared after Unicode NFC normalisation and trimming surrounding whitespace, otherwise exactly; the service
+    keeps only a keyed hash of it): a mismatch binds nothing, changes nothing else, and is recorded in the account's
+    binding audit. Every binding made is recorded with who asked (ListBindings shows it).
     Idempotency: request_id: a retry with the same body returns the first answer; another body under the same
     request_id is refused.
     Errors: INVALID_ARGUMENT (request_id, community_centre_id, staff_id; INVALID_CHANNEL, INVALID_NAME,
     INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
-    (the platform user is bound to another account); FAILED_PRECONDITION ACCOUNT_CLOSING (the person's account is
-    being closed), ACCOUNT_CLOSED (the account this request_id opened was closed since).
+    (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
+    person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
+    this request_id opened was closed since).
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]
     """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
@@ -70,6 +74,47 @@ class IdentityServiceStub:
     empty when there are none.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT INVALID_PERSON_KEY.
+    """
+    ListBindings: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListBindingsRequest, _identity_service_pb2.ListBindingsResponse]
+    """The channel bindings of an account (the platform users that name it), with when each was bound and who asked,
+    oldest first; personal values masked. The resident sees through their platform which platforms can act for them.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative; INVALID_ACCOUNT_NUMBER, INVALID_PAGE_TOKEN); NOT_FOUND
+    UNKNOWN_ACCOUNT.
+    """
+    IssueResidentAuthorization: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.IssueResidentAuthorizationRequest, _identity_service_pb2.IssueResidentAuthorizationResponse]
+    """Issues a resident authorization: a short-lived signed token saying that the resident asked for one operation
+    moving their points (a cross-region transfer or a redemption in another region), which the gateway requires
+    before it moves them. Only two callers obtain one: the national gateway speaking for a channel platform (its
+    forwarded x-carbon-caller-platform) that holds a binding on the account, i.e. the resident's own platform; and
+    the ops API acting for counter staff, who name themselves in staff_id (recorded in the token's act claim).
+    The token is a JWT (RFC 7519) signed with EdDSA (Ed25519), header {"alg": "EdDSA", "typ": "JWT", "kid": the
+    issuing identity service's SPIFFE ID}, verifiable with the region's public key (the gateway's
+    CARBON_RESIDENT_AUTH_JWKS_FILE, key id = kid). Its claims, the contract the gateway verifies:
+      iss            the issuing identity service's SPIFFE ID, spiffe://carbon-account/region/<region>/identity
+                     (the region of the source account: account_number's first six digits)
+      aud            "carbon-account/gateway"
+      sub            account_number (the source of the points)
+      op             "cross_region_transfer" or "redeem_anywhere"
+      amount_points  the points the operation moves (integer)
+      to_account     where they go (CreateCrossRegionTransfer.to_account, RedeemAnywhere.target_account)
+      request_id     the operation's id (CreateCrossRegionTransfer.transfer_id, RedeemAnywhere.request_id)
+      reward_id      redeem_anywhere only: the reward, and
+      quantity       redeem_anywhere only: its units (integer, at least 1)
+      iat, exp       issued at and expiry, seconds since the Unix epoch; exp = iat + 300 (5 minutes)
+      jti            a unique token id (UUID)
+      platform       when a platform asked: its platform code (e.g. "alipay")
+      act            when counter staff asked (RFC 8693 actor): {"sub": "<staff_id>"}
+    Exactly one of platform and act is present.
+    Idempotency: (account_number, request_id): a retry with the same body from the same caller returns the same
+    token while it is valid, and a fresh one (new jti and expiry, same operation) once it has expired; another body
+    or caller under the same request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, staff_id, reward_id, to_account; INVALID_ACCOUNT_NUMBER,
+    INVALID_OPERATION, INVALID_AMOUNT, INVALID_QUANTITY; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED (closed or being closed); PERMISSION_DENIED PLATFORM_NOT_BOUND (the platform
+    holds no binding on the account; metadata platform), CALLER_CANNOT_AUTHORIZE (neither the gateway speaking
+    for a platform nor the ops API); UNAVAILABLE RESIDENT_AUTHORIZATION_NOT_CONFIGURED (no signing key:
+    CARBON_RESIDENT_AUTH_KEY_FILE).
     """
     GrantConsent: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GrantConsentRequest, _identity_service_pb2.GrantConsentResponse]
     """Records the resident's consent to one data category, in force from effective_at.
@@ -127,13 +172,17 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     OpenAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.OpenAccountRequest, _identity_service_pb2.OpenAccountResponse]  # type: ignore[assignment]
     """Opens an account, or binds a new channel to the person's existing account in this region (one person, one
-    account per region, recognised by the ID number).
+    account per region, recognised by the ID number). On an existing person the name must match the name on record
+    (compared after Unicode NFC normalisation and trimming surrounding whitespace, otherwise exactly; the service
+    keeps only a keyed hash of it): a mismatch binds nothing, changes nothing else, and is recorded in the account's
+    binding audit. Every binding made is recorded with who asked (ListBindings shows it).
     Idempotency: request_id: a retry with the same body returns the first answer; another body under the same
     request_id is refused.
     Errors: INVALID_ARGUMENT (request_id, community_centre_id, staff_id; INVALID_CHANNEL, INVALID_NAME,
     INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
-    (the platform user is bound to another account); FAILED_PRECONDITION ACCOUNT_CLOSING (the person's account is
-    being closed), ACCOUNT_CLOSED (the account this request_id opened was closed since).
+    (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
+    person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
+    this request_id opened was closed since).
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]  # type: ignore[assignment]
     """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
@@ -158,6 +207,47 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     empty when there are none.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT INVALID_PERSON_KEY.
+    """
+    ListBindings: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListBindingsRequest, _identity_service_pb2.ListBindingsResponse]  # type: ignore[assignment]
+    """The channel bindings of an account (the platform users that name it), with when each was bound and who asked,
+    oldest first; personal values masked. The resident sees through their platform which platforms can act for them.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (page_size negative; INVALID_ACCOUNT_NUMBER, INVALID_PAGE_TOKEN); NOT_FOUND
+    UNKNOWN_ACCOUNT.
+    """
+    IssueResidentAuthorization: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.IssueResidentAuthorizationRequest, _identity_service_pb2.IssueResidentAuthorizationResponse]  # type: ignore[assignment]
+    """Issues a resident authorization: a short-lived signed token saying that the resident asked for one operation
+    moving their points (a cross-region transfer or a redemption in another region), which the gateway requires
+    before it moves them. Only two callers obtain one: the national gateway speaking for a channel platform (its
+    forwarded x-carbon-caller-platform) that holds a binding on the account, i.e. the resident's own platform; and
+    the ops API acting for counter staff, who name themselves in staff_id (recorded in the token's act claim).
+    The token is a JWT (RFC 7519) signed with EdDSA (Ed25519), header {"alg": "EdDSA", "typ": "JWT", "kid": the
+    issuing identity service's SPIFFE ID}, verifiable with the region's public key (the gateway's
+    CARBON_RESIDENT_AUTH_JWKS_FILE, key id = kid). Its claims, the contract the gateway verifies:
+      iss            the issuing identity service's SPIFFE ID, spiffe://carbon-account/region/<region>/identity
+                     (the region of the source account: account_number's first six digits)
+      aud            "carbon-account/gateway"
+      sub            account_number (the source of the points)
+      op             "cross_region_transfer" or "redeem_anywhere"
+      amount_points  the points the operation moves (integer)
+      to_account     where they go (CreateCrossRegionTransfer.to_account, RedeemAnywhere.target_account)
+      request_id     the operation's id (CreateCrossRegionTransfer.transfer_id, RedeemAnywhere.request_id)
+      reward_id      redeem_anywhere only: the reward, and
+      quantity       redeem_anywhere only: its units (integer, at least 1)
+      iat, exp       issued at and expiry, seconds since the Unix epoch; exp = iat + 300 (5 minutes)
+      jti            a unique token id (UUID)
+      platform       when a platform asked: its platform code (e.g. "alipay")
+      act            when counter staff asked (RFC 8693 actor): {"sub": "<staff_id>"}
+    Exactly one of platform and act is present.
+    Idempotency: (account_number, request_id): a retry with the same body from the same caller returns the same
+    token while it is valid, and a fresh one (new jti and expiry, same operation) once it has expired; another body
+    or caller under the same request_id is refused.
+    Errors: INVALID_ARGUMENT (request_id, staff_id, reward_id, to_account; INVALID_ACCOUNT_NUMBER,
+    INVALID_OPERATION, INVALID_AMOUNT, INVALID_QUANTITY; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED (closed or being closed); PERMISSION_DENIED PLATFORM_NOT_BOUND (the platform
+    holds no binding on the account; metadata platform), CALLER_CANNOT_AUTHORIZE (neither the gateway speaking
+    for a platform nor the ops API); UNAVAILABLE RESIDENT_AUTHORIZATION_NOT_CONFIGURED (no signing key:
+    CARBON_RESIDENT_AUTH_KEY_FILE).
     """
     GrantConsent: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GrantConsentRequest, _identity_service_pb2.GrantConsentResponse]  # type: ignore[assignment]
     """Records the resident's consent to one data category, in force from effective_at.
@@ -218,13 +308,17 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.OpenAccountResponse, _abc.Awaitable[_identity_service_pb2.OpenAccountResponse]]:
         """Opens an account, or binds a new channel to the person's existing account in this region (one person, one
-        account per region, recognised by the ID number).
+        account per region, recognised by the ID number). On an existing person the name must match the name on record
+        (compared after Unicode NFC normalisation and trimming surrounding whitespace, otherwise exactly; the service
+        keeps only a keyed hash of it): a mismatch binds nothing, changes nothing else, and is recorded in the account's
+        binding audit. Every binding made is recorded with who asked (ListBindings shows it).
         Idempotency: request_id: a retry with the same body returns the first answer; another body under the same
         request_id is refused.
         Errors: INVALID_ARGUMENT (request_id, community_centre_id, staff_id; INVALID_CHANNEL, INVALID_NAME,
         INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
-        (the platform user is bound to another account); FAILED_PRECONDITION ACCOUNT_CLOSING (the person's account is
-        being closed), ACCOUNT_CLOSED (the account this request_id opened was closed since).
+        (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
+        person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
+        this request_id opened was closed since).
         """
 
     @_abc_1.abstractmethod
@@ -273,6 +367,59 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         empty when there are none.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT INVALID_PERSON_KEY.
+        """
+
+    @_abc_1.abstractmethod
+    def ListBindings(
+        self,
+        request: _identity_service_pb2.ListBindingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.ListBindingsResponse, _abc.Awaitable[_identity_service_pb2.ListBindingsResponse]]:
+        """The channel bindings of an account (the platform users that name it), with when each was bound and who asked,
+        oldest first; personal values masked. The resident sees through their platform which platforms can act for them.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (page_size negative; INVALID_ACCOUNT_NUMBER, INVALID_PAGE_TOKEN); NOT_FOUND
+        UNKNOWN_ACCOUNT.
+        """
+
+    @_abc_1.abstractmethod
+    def IssueResidentAuthorization(
+        self,
+        request: _identity_service_pb2.IssueResidentAuthorizationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.IssueResidentAuthorizationResponse, _abc.Awaitable[_identity_service_pb2.IssueResidentAuthorizationResponse]]:
+        """Issues a resident authorization: a short-lived signed token saying that the resident asked for one operation
+        moving their points (a cross-region transfer or a redemption in another region), which the gateway requires
+        before it moves them. Only two callers obtain one: the national gateway speaking for a channel platform (its
+        forwarded x-carbon-caller-platform) that holds a binding on the account, i.e. the resident's own platform; and
+        the ops API acting for counter staff, who name themselves in staff_id (recorded in the token's act claim).
+        The token is a JWT (RFC 7519) signed with EdDSA (Ed25519), header {"alg": "EdDSA", "typ": "JWT", "kid": the
+        issuing identity service's SPIFFE ID}, verifiable with the region's public key (the gateway's
+        CARBON_RESIDENT_AUTH_JWKS_FILE, key id = kid). Its claims, the contract the gateway verifies:
+          iss            the issuing identity service's SPIFFE ID, spiffe://carbon-account/region/<region>/identity
+                         (the region of the source account: account_number's first six digits)
+          aud            "carbon-account/gateway"
+          sub            account_number (the source of the points)
+          op             "cross_region_transfer" or "redeem_anywhere"
+          amount_points  the points the operation moves (integer)
+          to_account     where they go (CreateCrossRegionTransfer.to_account, RedeemAnywhere.target_account)
+          request_id     the operation's id (CreateCrossRegionTransfer.transfer_id, RedeemAnywhere.request_id)
+          reward_id      redeem_anywhere only: the reward, and
+          quantity       redeem_anywhere only: its units (integer, at least 1)
+          iat, exp       issued at and expiry, seconds since the Unix epoch; exp = iat + 300 (5 minutes)
+          jti            a unique token id (UUID)
+          platform       when a platform asked: its platform code (e.g. "alipay")
+          act            when counter staff asked (RFC 8693 actor): {"sub": "<staff_id>"}
+        Exactly one of platform and act is present.
+        Idempotency: (account_number, request_id): a retry with the same body from the same caller returns the same
+        token while it is valid, and a fresh one (new jti and expiry, same operation) once it has expired; another body
+        or caller under the same request_id is refused.
+        Errors: INVALID_ARGUMENT (request_id, staff_id, reward_id, to_account; INVALID_ACCOUNT_NUMBER,
+        INVALID_OPERATION, INVALID_AMOUNT, INVALID_QUANTITY; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED (closed or being closed); PERMISSION_DENIED PLATFORM_NOT_BOUND (the platform
+        holds no binding on the account; metadata platform), CALLER_CANNOT_AUTHORIZE (neither the gateway speaking
+        for a platform nor the ops API); UNAVAILABLE RESIDENT_AUTHORIZATION_NOT_CONFIGURED (no signing key:
+        CARBON_RESIDENT_AUTH_KEY_FILE).
         """
 
     @_abc_1.abstractmethod
