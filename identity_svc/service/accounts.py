@@ -204,26 +204,30 @@ class AccountService:
             phone_hash=self.keys.phone_hash(opening.phone_number) if opening.phone_number else None,
             record_key_id=sealed.key_id,
             record_blob=sealed.blob,
-            name_hash=self.keys.name_hash(number, opening.name),
+            name_hash=self.name_hash(number, opening.name),
             name_hash_key=self.keys.hash_key_id,
             opened_via=int(opening.channel),
             opened_at=now,
         )
         return number
 
+    def name_hash(self, account_number: str, name: str) -> str:
+        """Names are compared normalised (NFC, no surrounding whitespace), as the proto says."""
+        return self.keys.name_hash(account_number, normalize_name(name))
+
     def name_hash_on_record(self, conn: Connection, row: Row[Any]) -> str:
         """The account's name hash under the current HMAC key. A NULL hash (an account opened before names were
         hashed) or another key's is recomputed from the sealed record and stored, so no row is ever unusable."""
         if row.name_hash is not None and row.name_hash_key == self.keys.hash_key_id:
             return str(row.name_hash)
-        digest = self.keys.name_hash(row.account_number, normalize_name(self.record(row).get("name", "")))
+        digest = self.name_hash(row.account_number, self.record(row).get("name", ""))
         store.accounts.update_account(conn, row.account_number, name_hash=digest, name_hash_key=self.keys.hash_key_id)
         return digest
 
     def _require_name_on_record(self, conn: Connection, row: Row[Any], name: str) -> None:
         """Checked before anything else about the account, so a wrong name learns nothing more (not even whether it
         is being closed)."""
-        given = self.keys.name_hash(row.account_number, name)
+        given = self.name_hash(row.account_number, name)
         if not hmac.compare_digest(given, self.name_hash_on_record(conn, row)):
             raise NameMismatch(row.account_number)
 

@@ -1,9 +1,10 @@
-"""Fixtures for identity_svc: keys, a movable clock, migrated databases, services wired with an in-memory ledger,
-and each kind of consent cache."""
+"""Fixtures for identity_svc: keys (and a resident-authorization signing key in a file), a movable clock, migrated
+databases, services wired with an in-memory ledger, and each kind of consent cache."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -14,7 +15,7 @@ from identity_svc.server import IdentityServices, build_services
 from identity_svc.store.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
 from service_kit.db import make_engine, migrate
 from service_kit.settings import Settings
-from tests.identity.identity_helpers import FakeClock, MemoryLedger, make_keys
+from tests.identity.identity_helpers import FakeClock, MemoryLedger, make_keys, write_signing_key
 
 
 @pytest.fixture
@@ -25,6 +26,11 @@ def keys() -> KeyRing:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def signing_key_file(tmp_path: Path) -> Path:
+    return write_signing_key(tmp_path / "resident-auth-330000.pem")
 
 
 @pytest.fixture
@@ -44,9 +50,12 @@ ServicesFactory = Callable[..., IdentityServices]
 
 
 @pytest.fixture
-def make_services(engine: Engine, keys: KeyRing, clock: FakeClock, ledger: MemoryLedger) -> ServicesFactory:
+def make_services(
+    engine: Engine, keys: KeyRing, clock: FakeClock, ledger: MemoryLedger, signing_key_file: Path
+) -> ServicesFactory:
     def make(cache: ConsentCache | None = None, region_code: str = "330000") -> IdentityServices:
-        settings = Settings(service="identity_svc", region_code=region_code)
+        extra = {"CARBON_RESIDENT_AUTH_KEY_FILE": str(signing_key_file)}
+        settings = Settings(service="identity_svc", region_code=region_code, extra=extra)
         return build_services(
             settings, engine, keys=keys, cache=cache or InProcessConsentCache(), ledger=ledger, clock=clock
         )

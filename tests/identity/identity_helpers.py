@@ -1,20 +1,27 @@
-"""Shared test helpers for identity_svc: sample ID numbers, a movable clock, an in-memory ledger, openings, and a
-granted and a closed account."""
+"""Shared test helpers for identity_svc: sample ID numbers, a movable clock, an in-memory ledger, openings, a granted
+and a closed account, the callers identity hears from, and a signing key with its public JWKS."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from google.protobuf.timestamp_pb2 import Timestamp
+from jwt.algorithms import OKPAlgorithm
 
 from identity_svc.clients import PointsBalance
 from identity_svc.domain.accounts import Binding, Channel, Opening
 from identity_svc.domain.closing import PointsDisposition
 from identity_svc.domain.consents import ConsentAction, DataCategory
 from identity_svc.domain.real_name import id_check_char
-from identity_svc.keys import KeyRing
+from identity_svc.domain.requesters import GATEWAY_IDENTITY, OPS_API_IDENTITY, Requester, regional_identity
+from identity_svc.keys import KeyRing, load_signing_key
 from identity_svc.server import IdentityServices
 from service_kit.errors import FailedPrecondition
 
@@ -111,3 +118,35 @@ def granted_and_closed(services: IdentityServices) -> tuple[str, str]:
     )  # fmt: skip
     services.closing.close("c1", closed, int(PointsDisposition.NONE), "resident")
     return account, closed
+
+
+# The gateway speaking for two platforms' callers, the ops API, and a regional service that may not ask for much.
+VIA_ALIPAY = Requester(GATEWAY_IDENTITY, caller="alipay-zj", platform="alipay")
+VIA_WECHAT = Requester(GATEWAY_IDENTITY, caller="wechat-pay-zj", platform="wechat_pay")
+OPS_API = Requester(OPS_API_IDENTITY)
+INGEST = Requester(regional_identity("330000", "ingest"))
+ISSUER = regional_identity("330000", "identity")
+
+
+def write_signing_key(path: Path) -> Path:
+    """A fresh Ed25519 key as an unencrypted PEM file readable by its owner only, as carbon up writes them."""
+    pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    return path
+
+
+def public_jwks(key_file: Path, kid: str = ISSUER) -> dict[str, Any]:
+    """The JWKS the gateway would hold for this key: one OKP/Ed25519 public key whose kid is the issuer."""
+    public = load_signing_key(key_file, "key").public_key()
+    return {"keys": [{**OKPAlgorithm.to_jwk(public, as_dict=True), "kid": kid}]}
+
+
+def verified_claims(token: str, jwks: dict[str, Any], issuer: str = ISSUER, **options: Any) -> dict[str, Any]:
+    """What the gateway does with a token: the key by its kid, then signature, audience, issuer and expiry."""
+    key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token)["kid"]].key
+    claims: dict[str, Any] = jwt.decode(
+        token, key, algorithms=["EdDSA"], audience="carbon-account/gateway", issuer=issuer, **options
+    )
+    return claims

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC
 
 import grpc
 import pytest
@@ -17,6 +18,7 @@ from carbon.identity.v1 import identity_service_pb2_grpc
 from identity_svc.domain.consents import Question
 from identity_svc.server import SERVICE_NAME, IdentityServices, IdentityServiceServicer
 from identity_svc.store.consent_cache import RedisConsentCache
+from service_kit.accounts import new_account_number
 from service_kit.logs import JsonFormatter
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
@@ -58,15 +60,17 @@ def _open(
     id_number: str = SAMPLE_ID,
     user: str = "2088001",
     phone: str = "13812345678",
+    name: str = "张三",
+    platform: str = "alipay",
 ) -> pb.OpenAccountResponse:
     return stub.OpenAccount(
         pb.OpenAccountRequest(
             request_id=request_id,
             channel=ALIPAY,
-            name="张三",
+            name=name,
             id_number=id_number,
             phone_number=phone,
-            binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id=user),
+            binding=common_pb2.ChannelBinding(platform=platform, platform_user_id=user),
         ),
         timeout=10,
     )
@@ -204,9 +208,11 @@ def test_no_personal_data_reaches_the_logs(
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    personal = [SAMPLE_ID, ZHEJIANG_ID, SHANGHAI_ID, "张三", "13812345678", "13712345678", "2088001"]
+    personal = [SAMPLE_ID, ZHEJIANG_ID, SHANGHAI_ID, "张三", "李四", "13812345678", "13712345678", "2088001", "wx-9"]
     caplog.set_level(logging.DEBUG)
     account = _open(stub, "r1").account.account_number
+    with pytest.raises(grpc.RpcError):
+        _open(stub, "hijack", name="李四", platform="wechat_pay", user="wx-9")
     _open(stub, "r2", user="2088001-b")
     _open(stub, "r3", id_number=ZHEJIANG_ID, user="z", phone="13712345678")
     for failing in (SAMPLE_ID[:17] + "1", SHANGHAI_ID[:17] + ("0" if SHANGHAI_ID[17] != "0" else "1")):
@@ -321,3 +327,61 @@ def test_a_configured_redis_url_puts_the_cache_in_redis_under_the_configured_pre
     finally:
         for key in client.scan_iter(f"{redis_prefix}*"):
             client.delete(key)
+
+
+def test_a_name_mismatch_is_failed_precondition_and_names_no_account(
+    stub: identity_service_pb2_grpc.IdentityServiceStub,
+) -> None:
+    account = _open(stub, "r1").account.account_number
+    with pytest.raises(grpc.RpcError) as refused:
+        _open(stub, "hijack", name="李四", platform="wechat_pay", user="wx-9")
+    details = error_details(refused.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NAME_MISMATCH")
+    assert account not in details.message + repr(details.metadata)
+    resolved = stub.BatchResolveAccounts(
+        pb.BatchResolveAccountsRequest(
+            refs=[
+                common_pb2.AccountRef(binding=common_pb2.ChannelBinding(platform="wechat_pay", platform_user_id="wx-9"))
+            ]
+        ),
+        timeout=10,
+    )
+    assert not resolved.accounts[0].found
+
+
+def test_bindings_are_listed_masked_over_grpc(
+    stub: identity_service_pb2_grpc.IdentityServiceStub, clock: FakeClock
+) -> None:
+    account = _open(stub, "r1", user="2088001234").account.account_number
+    _open(stub, "r2", platform="wechat_pay", user="wx-0077")
+
+    listed = stub.ListBindings(pb.ListBindingsRequest(account_number=account), timeout=10)
+
+    assert [(b.platform, b.masked_platform_user_id, b.channel) for b in listed.bindings] == [
+        ("alipay", "20****34", ALIPAY),
+        ("wechat_pay", "wx****77", ALIPAY),
+    ]
+    assert listed.bindings[0].bound_at.ToDatetime(tzinfo=UTC) == clock.now and not listed.next_page_token
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ListBindings(pb.ListBindingsRequest(account_number=account, page_token="forged"), timeout=10)
+    assert error_details(refused.value).reason == "INVALID_PAGE_TOKEN"
+
+
+def test_a_resident_authorization_request_is_checked_before_anything_else_over_grpc(
+    stub: identity_service_pb2_grpc.IdentityServiceStub,
+) -> None:
+    account = _open(stub, "r1").account.account_number
+    request = pb.IssueResidentAuthorizationRequest(
+        request_id="xfer-1", account_number=account, amount_points=100, to_account=new_account_number("110000")
+    )
+    with pytest.raises(grpc.RpcError) as malformed:
+        stub.IssueResidentAuthorization(request, timeout=10)
+    assert (error_details(malformed.value).reason, error_details(malformed.value).metadata["field"]) == (
+        "INVALID_OPERATION",
+        "operation",
+    )
+    request.operation = pb.RESIDENT_OPERATION_CROSS_REGION_TRANSFER
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.IssueResidentAuthorization(request, timeout=10)
+    details = error_details(refused.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_CANNOT_AUTHORIZE")
