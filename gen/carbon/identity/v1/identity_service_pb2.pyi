@@ -661,9 +661,11 @@ class IssueResidentAuthorizationRequest(_message.Message):
     naming to_account).
     """
     reward_id: _builtins.str
-    """Redemption anywhere only (required there, refused otherwise): the reward, 1-64 printable characters."""
+    """Required for a redemption anywhere, refused otherwise: the reward, 1-64 printable characters."""
     quantity: _builtins.int
-    """Redemption anywhere only: units, 1-1,000; 0 means 1 (else INVALID_QUANTITY). Must be 0 otherwise."""
+    """Optional, for a redemption anywhere only: units, 1-1,000; 0 means 1 (else INVALID_QUANTITY). Must be 0 for a
+    transfer.
+    """
     staff_id: _builtins.str
     """Required when the ops API asks for counter staff (1-128 printable characters: the staff member acting for the
     resident, recorded in the act claim); must be empty when a platform asks.
