@@ -162,7 +162,7 @@ def test_a_retry_gets_the_same_token_while_it_is_valid(
 
 
 def test_a_retry_after_expiry_gets_a_fresh_token_for_the_same_operation(
-    services: IdentityServices, account: str, clock: FakeClock, signing_key_file: Path
+    services: IdentityServices, account: str, clock: FakeClock
 ) -> None:
     first = services.resident_authorizations.issue(_transfer(account), VIA_ALIPAY)
     clock.advance(minutes=5)
