@@ -1,17 +1,21 @@
 """The one way a service opens a gRPC channel to another: TLS (mutual, with this process's certificate) when
-configured, traced when telemetry is on, with the same reconnect and message-size options everywhere.
+configured, traced when telemetry is on, with the same reconnect and message-size options everywhere, and this
+process's identity on every call: its certificate under mTLS, else its service token (service_kit/identities.py).
 
 Channels are created on first use (never at import, never before a fork) and reused by their owner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from service_kit import telemetry
+from service_kit.identities import TOKEN_METADATA_KEY, TokenMinter, load_private_key
 from service_kit.settings import Settings
 
 # Bound every message: a batch of several thousand events fits easily, a runaway peer does not.
@@ -36,12 +40,76 @@ def _credentials(settings: Settings) -> grpc.ChannelCredentials | None:
     )
 
 
+_minters: dict[tuple[str, str], TokenMinter] = {}
+_minters_lock = threading.Lock()
+
+
+def minter_for(identity: str, key_file: str) -> TokenMinter:
+    """One minter per identity and key in the process, shared by all its channels (one signature per few minutes)."""
+    with _minters_lock:
+        minter = _minters.get((identity, key_file))
+        if minter is None:
+            minter = TokenMinter(identity, load_private_key(key_file))
+            _minters[(identity, key_file)] = minter
+        return minter
+
+
+class _ClientCallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+    def __init__(self, details: grpc.ClientCallDetails, metadata: tuple[tuple[str, str | bytes], ...]) -> None:
+        self.method = details.method
+        self.timeout = details.timeout
+        self.credentials = details.credentials
+        self.wait_for_ready = details.wait_for_ready
+        self.compression = details.compression
+        self.metadata = metadata
+
+
+class TokenInterceptor(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Adds the caller's current service token to every call's metadata."""
+
+    def __init__(self, token: Callable[[], str]) -> None:
+        self._token = token
+
+    def token_for(self, method: str) -> str:
+        """The token to send with a call of `method` (this process's own, whatever the method)."""
+        return self._token()
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = (*(details.metadata or ()), (TOKEN_METADATA_KEY, self.token_for(details.method)))
+        return _ClientCallDetails(details, metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: grpc.ClientCallDetails, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: grpc.ClientCallDetails, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: grpc.ClientCallDetails, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: grpc.ClientCallDetails, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+def _with_identity(channel: grpc.Channel, settings: Settings | None) -> grpc.Channel:
+    """Under mTLS the certificate is the identity; otherwise the token, when this process has an identity and key."""
+    if settings is None or settings.tls_cert_file or not settings.service_key_file or not settings.identity:
+        return channel
+    minter = minter_for(settings.identity, settings.service_key_file)
+    return grpc.intercept_channel(channel, TokenInterceptor(minter.token))
+
+
 def open_channel(
     address: str, settings: Settings | None = None, options: Sequence[tuple[str, int | str]] = ()
 ) -> grpc.Channel:
     """A client channel to `address`. With settings naming a CA, TLS that verifies the peer against it and presents
-    this process's certificate; otherwise plaintext (the embedded default on localhost). `options` add to or
-    override the standard ones."""
+    this process's certificate; otherwise plaintext (the embedded default on localhost). Every call carries this
+    process's identity (its certificate, else its service token). `options` add to or override the standard ones."""
     merged: dict[str, int | str] = dict(STANDARD_OPTIONS)
     merged.update(dict(options))
     channel_options = list(merged.items())
@@ -50,4 +118,4 @@ def open_channel(
         channel = grpc.insecure_channel(address, options=channel_options)
     else:
         channel = grpc.secure_channel(address, credentials, options=channel_options)
-    return telemetry.instrument_channel(channel)
+    return telemetry.instrument_channel(_with_identity(channel, settings))

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service_kit import telemetry, tls
+from service_kit.access import access_interceptor
 from service_kit.interceptors import ErrorMappingInterceptor
 from service_kit.settings import Settings
 from service_kit.status import error_domain
@@ -74,7 +75,9 @@ class RunningServer:
 def start_server(settings: Settings, registrations: Sequence[Registration]) -> RunningServer:
     """Builds, binds and starts a server; every service is marked SERVING. Port 0 picks a free port."""
     error_mapping = ErrorMappingInterceptor(error_domain(settings.service), telemetry.rpc_metrics(settings.service))
-    interceptors = [*telemetry.server_interceptors(), error_mapping]
+    # Innermost: a refused call is still counted and traced, and no servicer runs before the caller is known.
+    access = access_interceptor(settings, error_domain(settings.service))
+    interceptors = [*telemetry.server_interceptors(), error_mapping, access]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=settings.service),
         interceptors=interceptors,

@@ -19,6 +19,8 @@ from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from service_kit.identities import identity_of_service
+
 REGION_CODE_LENGTH = 6
 SECRET_PREFIX = "CARBON_SECRET_"
 
@@ -138,6 +140,13 @@ class Settings(_FromArguments):
     tls_cert_file: str = Field(default="", validation_alias="CARBON_TLS_CERT_FILE")
     tls_key_file: str = Field(default="", validation_alias="CARBON_TLS_KEY_FILE")
     tls_ca_file: str = Field(default="", validation_alias="CARBON_TLS_CA_FILE")
+    # Who this process is (a SPIFFE ID, service_kit/identities.py); empty means the ID its service and region give.
+    service_identity: str = Field(default="", validation_alias="CARBON_SERVICE_IDENTITY")
+    # This process's Ed25519 private key (PEM): it signs the token that proves its identity to the services it calls.
+    service_key_file: str = Field(default="", validation_alias="CARBON_SERVICE_KEY_FILE")
+    # The trust bundle (JSON, SPIFFE ID -> public key) the tokens of callers are verified against. Without it (and
+    # without mTLS) a regional service refuses every call but health checks: it cannot tell who is calling.
+    trust_bundle_file: str = Field(default="", validation_alias="CARBON_TRUST_BUNDLE_FILE")
     # CARBON_SECRET_<NAME> by lower-case name; read them with secret(name).
     secrets: Mapping[str, Secret] = Field(default_factory=dict)
     # Every other CARBON_* variable (secrets excepted), for what a service reads beyond these fields.
@@ -178,6 +187,11 @@ class Settings(_FromArguments):
         }
         extra = {key: value for key, value in env.items() if key.startswith("CARBON_") and "SECRET" not in key}
         return _read(cls, env, service=service, secrets=secrets, extra=extra)
+
+    @property
+    def identity(self) -> str:
+        """This process's SPIFFE ID: the configured one, else the one its service and region give ("" if none)."""
+        return self.service_identity or identity_of_service(self.service, self.region_code)
 
     @property
     def address(self) -> str:

@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+from service_kit import identities
 from service_kit.errors import FailedPrecondition, InvalidArgument
 from service_kit.server import (
     YOUNG_GENERATION_THRESHOLD,
@@ -21,6 +22,7 @@ from service_kit.server import (
 )
 from service_kit.settings import Settings
 from service_kit.status import INTERNAL_MESSAGE, error_details
+from tests.service_identities import TRUST
 
 LEDGER = ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
@@ -47,7 +49,7 @@ class ProbeLedger(ledger_service_pb2_grpc.LedgerServiceServicer):
 @pytest.fixture
 def server() -> Iterator[RunningServer]:
     running = start_server(
-        Settings(service="ledger_svc", port=0),
+        TRUST.server(Settings(service="ledger_svc", port=0)),
         [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, ProbeLedger(), LEDGER)],  # type: ignore[abstract]
     )
     yield running
@@ -56,7 +58,8 @@ def server() -> Iterator[RunningServer]:
 
 @pytest.fixture
 def ledger(server: RunningServer) -> Iterator[ledger_service_pb2_grpc.LedgerServiceStub]:
-    with grpc.insecure_channel(server.address) as channel:
+    # The ops API may call both methods used here (GetBalance, VerifyJournal).
+    with TRUST.channel(server.address, identities.OPS_API) as channel:
         yield ledger_service_pb2_grpc.LedgerServiceStub(channel)
 
 

@@ -14,10 +14,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
-from service_kit import telemetry
+from service_kit import identities, telemetry
 from service_kit.logs import JsonFormatter
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
+from tests.service_identities import TRUST
 
 LEDGER = ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 log = logging.getLogger("carbon.test.telemetry")
@@ -63,11 +64,11 @@ def test_each_rpc_is_counted_and_timed_by_method_and_status(
     captured: tuple[InMemorySpanExporter, InMemoryMetricReader],
 ) -> None:
     running = start_server(
-        Settings(service="ledger_svc"),
+        TRUST.server(Settings(service="ledger_svc")),
         [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, LoggingLedger(), LEDGER)],  # type: ignore[abstract]
     )
     try:
-        with grpc.insecure_channel(running.address) as channel:
+        with TRUST.channel(running.address, identities.OPS_API) as channel:
             stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
             stub.GetBalance(ledger_service_pb2.GetBalanceRequest(account="x"), timeout=5)
             with pytest.raises(grpc.RpcError):
@@ -91,13 +92,13 @@ def test_the_server_span_continues_the_callers_trace_and_logs_carry_its_id(spans
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     running = start_server(
-        Settings(service="ledger_svc"),
+        TRUST.server(Settings(service="ledger_svc")),
         [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, LoggingLedger(), LEDGER)],  # type: ignore[abstract]
     )
     try:
         with (
             telemetry.tracer("test").start_as_current_span("gateway-request") as root,
-            grpc.insecure_channel(running.address) as raw_channel,
+            TRUST.channel(running.address, identities.OPS_API) as raw_channel,
         ):
             channel = telemetry.instrument_channel(raw_channel)
             ledger_service_pb2_grpc.LedgerServiceStub(channel).GetBalance(

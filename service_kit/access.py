@@ -1,0 +1,343 @@
+"""Who may call what: the one table of gRPC methods and the service identities allowed to call them, the server
+interceptor that authenticates and authorizes every call against it, and the verified caller of the running call.
+
+A regional service answers only the callers the table names for the method: the gateway and the ops API by their
+national IDs, the other services of its own region by kind (a ledger never answers another region's ingest).
+Health checks and reflection are open; a method missing from the table is refused (fail closed). The national
+gateway serves external callers, whom its own front door (gateway/domain/callers.py) authenticates: there the
+interceptor only records the service identity a caller proved, if any. docs/access.md renders the table;
+docs/adr/0011-service-identities-and-access-table.md gives the reasons.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from service_kit import identities
+from service_kit.identities import GATEWAY, OPS_API, IdentityError, TokenInvalid, TokenVerifier
+from service_kit.settings import Settings
+from service_kit.status import status_for
+
+log = logging.getLogger("carbon.access")
+
+CALLER_METADATA_KEY = "x-carbon-caller"
+CALLER_PLATFORM_METADATA_KEY = "x-carbon-caller-platform"
+
+# Who may be named in the table: the national services by kind, a regional one by kind (of the callee's region).
+GATEWAY_KIND = "gateway"
+OPS_API_KIND = "ops-api"
+# The national services that call on behalf of an external caller, and so may name it in metadata.
+_FORWARDERS = frozenset({GATEWAY, OPS_API})
+
+_PUBLIC = frozenset({GATEWAY_KIND, OPS_API_KIND})
+_OPS = frozenset({OPS_API_KIND})
+
+
+def _service(package: str, methods: Mapping[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    return {f"/{package}/{method}": kinds for method, kinds in methods.items()}
+
+
+# The table. Each entry: full method name -> the caller kinds allowed. Finer rules inside a method (who may debit
+# system:issuance or carry lots in through PostTransfers; who may look an account up by ID number) are checked by
+# the service with current_caller(), and named in docs/access.md.
+ACCESS: dict[str, frozenset[str]] = {
+    **_service(
+        "carbon.ledger.v1.LedgerService",
+        {
+            "PostTransfers": frozenset({"ingest", "rewards", "identity", GATEWAY_KIND, OPS_API_KIND}),
+            "PostCredits": frozenset({"ingest", OPS_API_KIND}),
+            "GetTransfer": frozenset({"rewards", GATEWAY_KIND, OPS_API_KIND}),
+            "RefundTransfer": frozenset({"rewards", OPS_API_KIND}),
+            "Hold": frozenset({"rewards", GATEWAY_KIND}),
+            "CommitHold": frozenset({"rewards", GATEWAY_KIND}),
+            "ReleaseHold": frozenset({"rewards", GATEWAY_KIND}),
+            "GetHold": frozenset({"rewards", GATEWAY_KIND, OPS_API_KIND}),
+            "SweepExpiredHolds": _OPS,
+            "GetBalance": frozenset({"identity", "rewards", GATEWAY_KIND, OPS_API_KIND}),
+            "ListStatementEntries": _PUBLIC,
+            "ListLots": _PUBLIC,
+            "ListExpiringPoints": _PUBLIC,
+            "ExpirePoints": _OPS,
+            "VerifyJournal": _OPS,
+            "CheckConservation": _OPS,
+        },
+    ),
+    **_service(
+        "carbon.identity.v1.IdentityService",
+        {
+            "OpenAccount": _PUBLIC,
+            "GetAccount": _PUBLIC,
+            "ResolveAccount": _PUBLIC,
+            "BatchResolveAccounts": frozenset({"ingest", GATEWAY_KIND, OPS_API_KIND}),
+            "FindAccountsByPersonKey": _PUBLIC,
+            "ListBindings": _PUBLIC,
+            "IssueResidentAuthorization": _PUBLIC,
+            "GrantConsent": _PUBLIC,
+            "RevokeConsent": _PUBLIC,
+            "ListConsents": _PUBLIC,
+            "CheckConsents": frozenset({"ingest"}),
+            "CheckConsentColumns": frozenset({"ingest"}),
+            "CloseAccount": _PUBLIC,
+        },
+    ),
+    **_service(
+        "carbon.ingest.v1.IngestService",
+        {
+            "SubmitEvents": _PUBLIC,
+            "StreamEvents": _PUBLIC,
+            "ExplainScore": _PUBLIC,
+            "ListBehaviours": _PUBLIC,
+            "CreateRuleVersion": _OPS,
+            "ListRuleVersions": _PUBLIC,
+            "RegisterPartner": _OPS,
+            "GetPartner": _OPS,
+            "ListPartners": _OPS,
+            "RotatePartnerSecret": _OPS,
+            "GetStatistics": _OPS,
+        },
+    ),
+    **_service(
+        "carbon.rewards.v1.RewardsService",
+        {
+            "ListRewards": _PUBLIC,
+            "GetReward": _PUBLIC,
+            "CreateReward": _OPS,
+            "UpdateReward": _OPS,
+            "RetireReward": _OPS,
+            "Redeem": _PUBLIC,
+            "GetRedemption": _PUBLIC,
+            "ListVouchers": _PUBLIC,
+            "UseVoucher": _PUBLIC,
+            "CancelVoucher": _PUBLIC,
+            "ListCharityProjects": _PUBLIC,
+            "Donate": _PUBLIC,
+            "RecommendRewards": _PUBLIC,
+        },
+    ),
+}
+
+# Open to anyone who reaches the port: liveness probes and service discovery carry no identity.
+OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.")
+
+
+def is_open(method: str) -> bool:
+    return method.lstrip("/").startswith(OPEN_SERVICES)
+
+
+def allowed(caller_identity: str, method: str, region_code: str) -> bool:
+    """Whether the table lets `caller_identity` call `method` on a service of `region_code`."""
+    kinds = ACCESS.get(method)
+    if kinds is None:
+        return False
+    try:
+        caller = identities.parse(caller_identity)
+    except IdentityError:
+        return False
+    if caller.is_national:
+        return caller.kind in kinds
+    return caller.region_code == region_code and caller.kind in kinds
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The verified caller of the running call: its service `identity` (SPIFFE ID, "" when none was proved) and,
+    only when that service is the gateway or the ops API, the external `caller` it acts for and that caller's
+    `platform` (metadata x-carbon-caller and x-carbon-caller-platform; from anyone else they are ignored)."""
+
+    identity: str = ""
+    caller: str = ""
+    platform: str = ""
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.identity == GATEWAY
+
+    @property
+    def is_ops_api(self) -> bool:
+        return self.identity == OPS_API
+
+    def is_regional(self, region_code: str, kind: str) -> bool:
+        return bool(self.identity) and self.identity == identities.regional(region_code, kind)
+
+
+UNIDENTIFIED = Caller()
+_current: contextvars.ContextVar[Caller] = contextvars.ContextVar("carbon_caller", default=UNIDENTIFIED)
+
+
+def current_caller() -> Caller:
+    """The verified caller of the call being served (UNIDENTIFIED outside a call, e.g. a use case run by a tool)."""
+    return _current.get()
+
+
+def caller_from_metadata(identity: str, metadata: Mapping[str, str]) -> Caller:
+    """The caller record for a proved identity: forwarded names kept only from the gateway or the ops API."""
+    if identity not in _FORWARDERS:
+        return Caller(identity=identity)
+    return Caller(
+        identity=identity,
+        caller=metadata.get(CALLER_METADATA_KEY, ""),
+        platform=metadata.get(CALLER_PLATFORM_METADATA_KEY, ""),
+    )
+
+
+# --- the server side -----------------------------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """An authentication or authorization failure, as the status the caller gets."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.metadata = metadata
+
+
+def peer_spiffe_id(context: grpc.ServicerContext) -> str:
+    """The SPIFFE ID in the URI SAN of the client certificate verified for this call, or "" (no mTLS, or no such
+    SAN). The certificate's identity decides, not merely that it chains to the CA."""
+    auth = context.auth_context()
+    for key in ("peer_spiffe_id", "peer_uri"):
+        for value in auth.get(key, ()):
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            if text.startswith(identities.PREFIX):
+                return text
+    return ""
+
+
+class Authenticator:
+    """Turns a call's credentials into a verified identity: the mTLS certificate's SAN when there is one, else the
+    token in metadata, verified against the trust bundle (cached: a hot caller costs a dict look-up)."""
+
+    def __init__(self, verifier: TokenVerifier | None) -> None:
+        self._verifier = verifier
+
+    def identity(self, context: grpc.ServicerContext, metadata: Mapping[str, str]) -> str:
+        from_certificate = peer_spiffe_id(context)
+        if from_certificate:
+            return from_certificate
+        token = metadata.get(identities.TOKEN_METADATA_KEY)
+        if not token:
+            raise Refused(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "SERVICE_IDENTITY_MISSING",
+                "the call carries no service identity (mTLS certificate or x-carbon-service-token)",
+                {},
+            )
+        if self._verifier is None:
+            raise Refused(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "SERVICE_TOKEN_INVALID",
+                "this service has no trust bundle to verify service tokens against",
+                {},
+            )
+        try:
+            return self._verifier.verify(token)
+        except TokenInvalid as error:
+            raise Refused(grpc.StatusCode.UNAUTHENTICATED, "SERVICE_TOKEN_INVALID", str(error), {}) from None
+
+
+Handler = Callable[[Any, grpc.ServicerContext], Any]
+
+
+class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Authenticates and authorizes every call before the servicer runs, and makes the caller current for it.
+
+    `enforce` False (the gateway's front door) records a proved identity but refuses nothing itself."""
+
+    def __init__(self, authenticator: Authenticator, region_code: str, domain: str, enforce: bool = True) -> None:
+        self._authenticator = authenticator
+        self._region_code = region_code
+        self._domain = domain
+        self._enforce = enforce
+
+    def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        method: str = details.method
+        if handler is None or is_open(method):
+            return handler
+        for kind, factory in _FACTORIES.items():
+            behaviour = getattr(handler, kind)
+            if behaviour is not None:
+                wrap = self._wrap_stream if kind.endswith("_stream") else self._wrap
+                return factory(
+                    wrap(behaviour, method),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+        return handler
+
+    def admit(self, context: grpc.ServicerContext, method: str) -> Caller:
+        """The caller of this call, or Refused."""
+        metadata = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
+        try:
+            identity = self._authenticator.identity(context, metadata)
+        except Refused:
+            if self._enforce:
+                raise
+            return UNIDENTIFIED
+        if self._enforce and not allowed(identity, method, self._region_code):
+            raise Refused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CALLER_NOT_ALLOWED",
+                f"{identity} may not call {method}",
+                {"caller": identity, "method": method},
+            )
+        return caller_from_metadata(identity, metadata)
+
+    def _refuse(self, context: grpc.ServicerContext, refused: Refused, method: str) -> None:
+        log.info("call refused", extra={"method": method, "reason": refused.reason, **refused.metadata})
+        context.abort_with_status(
+            status_for(refused.code, refused.message, refused.reason, self._domain, refused.metadata)
+        )
+
+    def _wrap(self, behaviour: Handler, method: str) -> Handler:
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                caller = self.admit(context, method)
+            except Refused as refused:
+                self._refuse(context, refused, method)
+            token = _current.set(caller)
+            try:
+                return behaviour(request, context)
+            finally:
+                _current.reset(token)
+
+        return wrapped
+
+    def _wrap_stream(self, behaviour: Handler, method: str) -> Handler:
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                caller = self.admit(context, method)
+            except Refused as refused:
+                self._refuse(context, refused, method)
+            _current.set(caller)
+            try:
+                yield from behaviour(request, context)
+            finally:
+                _current.set(UNIDENTIFIED)
+
+        return wrapped
+
+
+_FACTORIES: dict[str, Callable[..., grpc.RpcMethodHandler]] = {  # type: ignore[type-arg]
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
+
+
+def access_interceptor(settings: Settings, domain: str) -> AccessInterceptor:
+    """The interceptor for a server with these settings: enforcing the table unless the server is the gateway."""
+    verifier = TokenVerifier.from_file(settings.trust_bundle_file) if settings.trust_bundle_file else None
+    return AccessInterceptor(
+        Authenticator(verifier), settings.region_code, domain, enforce=settings.service != "gateway"
+    )
