@@ -80,8 +80,10 @@ class TokenInterceptor(
         return self._token()
 
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        metadata = (*(details.metadata or ()), (TOKEN_METADATA_KEY, self.token_for(details.method)))
-        return _ClientCallDetails(details, metadata)
+        token = self.token_for(details.method)
+        if not token:
+            return details
+        return _ClientCallDetails(details, (*(details.metadata or ()), (TOKEN_METADATA_KEY, token)))
 
     def intercept_unary_unary(self, continuation: Any, details: grpc.ClientCallDetails, request: Any) -> Any:
         return continuation(self._details(details), request)

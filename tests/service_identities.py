@@ -66,11 +66,20 @@ class TestTrust:
         """A channel whose every call presents `spiffe_id`."""
         return open_channel(address, self.caller(spiffe_id))
 
+    def env(self, spiffe_id: str) -> dict[str, str]:
+        """The variables a service process started by a test needs to be `spiffe_id` and trust the test bundle."""
+        return {
+            "CARBON_SERVICE_IDENTITY": spiffe_id,
+            "CARBON_SERVICE_KEY_FILE": self.key_file(spiffe_id),
+            "CARBON_TRUST_BUNDLE_FILE": str(self.bundle_file),
+        }
+
     def token(self, spiffe_id: str) -> str:
         return minter_for(spiffe_id, self.key_file(spiffe_id)).token()
 
-    def allowed_channel(self, address: str, region_code: str) -> grpc.Channel:
-        """A channel that presents, per call, an identity the access table allows for the method in `region_code`."""
+    def allowed_channel(self, address: str, region_code: str = "") -> grpc.Channel:
+        """A channel that presents, per call, an identity the access table allows for the method in `region_code`
+        (without one, only the national callers are considered)."""
         return grpc.intercept_channel(open_channel(address), _PerMethod(self, region_code))
 
 
@@ -83,6 +92,9 @@ class _PerMethod(TokenInterceptor):
         self._region_code = region_code
 
     def token_for(self, method: str) -> str:
+        # Methods outside the table (the gateway's own) are for external callers: no service token.
+        if method not in access.ACCESS:
+            return ""
         return self._trust.token(allowed_caller(method, self._region_code))
 
 
@@ -94,7 +106,7 @@ def allowed_caller(method: str, region_code: str) -> str:
             return spiffe_id
     kinds = sorted(access.ACCESS.get(method, ()))
     regional = [kind for kind in kinds if kind in identities.REGIONAL_KINDS]
-    if not regional:
+    if not regional or not region_code:
         raise LookupError(f"the access table allows nobody to call {method}")
     return identities.regional(region_code, regional[0])
 

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from gateway.server import registrations
+from service_kit import identities
 from service_kit.db import make_engine, migrate
 from service_kit.server import RunningServer, start_server
 from service_kit.settings import Settings
 from tests.gateway.federation import Federation
+from tests.service_identities import TRUST
 
 REGIONS = ["330000", "110000"]
 
@@ -29,6 +31,7 @@ def start_inprocess_gateway(fed: Federation, **extra: str) -> RunningServer:
         "CARBON_REGISTRY_FILE": str(fed.registry_path),
         "CARBON_GATEWAY_CONFIG": str(fed.config_path),
         "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
+        **TRUST.env(identities.GATEWAY),
         **extra,
     }
     settings = Settings.from_env("gateway", env)

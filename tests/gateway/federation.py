@@ -36,12 +36,13 @@ from identity_svc.keys import KeyRing
 from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
 from identity_svc.server import IdentityServiceServicer, build_services
 from rewards_svc.server import registrations as rewards_registrations
-from service_kit import health
+from service_kit import health, identities
 from service_kit.db import make_engine, migrate
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
 from service_kit.topology import RegionEntry, Registry
+from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = Path(__file__).with_name("ledger_double.py")
@@ -158,7 +159,9 @@ class Federation:
 
     # --- processes ---
     def start_identity(self, code: str) -> None:
-        settings = Settings(service="identity_svc", region_code=code, port=self.identity_ports.get(code, 0))
+        settings = TRUST.server(
+            Settings(service="identity_svc", region_code=code, port=self.identity_ports.get(code, 0))
+        )
         engine = make_engine(f"sqlite:///{self.root / f'identity-{code}.db'}")
         migrate("identity_svc", engine)
         keys = KeyRing(b"h" * 32, NATIONAL_KEY, {"k1": b"k" * 32}, "k1")
@@ -172,10 +175,15 @@ class Federation:
 
     def start_rewards(self, code: str) -> None:
         """rewards_svc in-process, spending through the region's ledger process."""
-        settings = Settings(
-            service="rewards_svc",
-            region_code=code,
-            extra={"CARBON_LEDGER_ADDRESS": f"127.0.0.1:{self.ledger_ports[code]}", "CARBON_RECOVERY_INTERVAL_S": "60"},
+        settings = TRUST.server(
+            Settings(
+                service="rewards_svc",
+                region_code=code,
+                extra={
+                    "CARBON_LEDGER_ADDRESS": f"127.0.0.1:{self.ledger_ports[code]}",
+                    "CARBON_RECOVERY_INTERVAL_S": "60",
+                },
+            )
         )
         engine = make_engine(f"sqlite:///{self.root / f'rewards-{code}.db'}")
         migrate("rewards_svc", engine)
@@ -204,6 +212,7 @@ class Federation:
             CARBON_DATABASE_URL=self.ledger_db_urls[code],
             CARBON_DATA_DIR=str(self.root),
             CARBON_TEST_CRASH_AT=crash_at,
+            **TRUST.env(identities.regional(code, "ledger")),
         )
         log = (self.root / f"ledger-{code}.log").open("ab")
         self.ledgers[code] = subprocess.Popen(
@@ -229,6 +238,7 @@ class Federation:
             CARBON_GATEWAY_CALL_TIMEOUT_MS="1000",
             CARBON_GATEWAY_MARGIN_MS="200",
             CARBON_TEST_CRASH_AT=crash_at,
+            **TRUST.env(identities.GATEWAY),
         )
         env.update(extra)
         log = (self.root / "gateway.log").open("ab")
@@ -260,7 +270,7 @@ class Federation:
     # --- clients ---
     def _channel(self, address: str) -> grpc.Channel:
         if address not in self._channels:
-            self._channels[address] = grpc.insecure_channel(address)
+            self._channels[address] = TRUST.allowed_channel(address)
         return self._channels[address]
 
     def gateway_channel(self) -> grpc.Channel:

@@ -22,6 +22,10 @@ from service_kit.errors import FailedPrecondition, Unavailable
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from tests.identity.identity_helpers import FakeClock, make_keys, opening
+from tests.service_identities import TRUST
+
+# The identity service of region 330000, as the ledger clients under test present it.
+IDENTITY = TRUST.server(Settings(service="identity_svc", region_code="330000"))
 
 
 def _ledger_is_built() -> bool:
@@ -79,8 +83,8 @@ def test_the_grpc_ledger_client_reads_balances_and_posts_one_disposal(engine: En
     registration = Registration(
         ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, scripted, "carbon.ledger.v1.LedgerService"
     )
-    running = start_server(Settings(service="ledger_svc", max_workers=2), [registration])
-    client = GrpcPointsLedger(running.address)
+    running = start_server(TRUST.server(Settings(service="ledger_svc", max_workers=2)), [registration])
+    client = GrpcPointsLedger(running.address, settings=IDENTITY)
     try:
         assert client.balance("3300000000000000") == PointsBalance(0, 0)  # never credited
         scripted.balances["acct"] = 70
@@ -100,7 +104,7 @@ def test_the_grpc_ledger_client_reads_balances_and_posts_one_disposal(engine: En
         client.close()
         running.stop()
     with pytest.raises(Unavailable) as down:
-        GrpcPointsLedger(running.address, timeout_s=1).balance("acct")
+        GrpcPointsLedger(running.address, timeout_s=1, settings=IDENTITY).balance("acct")
     assert down.value.reason == "LEDGER_UNAVAILABLE"
 
 
@@ -108,7 +112,7 @@ def test_the_grpc_ledger_client_reads_balances_and_posts_one_disposal(engine: En
 def ledger_address(tmp_path: Path) -> Iterator[str]:
     from ledger_svc.server import registrations
 
-    settings = Settings(service="ledger_svc", region_code="330000", data_dir=tmp_path, max_workers=4)
+    settings = TRUST.server(Settings(service="ledger_svc", region_code="330000", data_dir=tmp_path, max_workers=4))
     engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
     migrate("ledger_svc", engine)
     running = start_server(settings, registrations(settings, engine))
@@ -133,7 +137,7 @@ def _earn(stub: ledger_service_pb2_grpc.LedgerServiceStub, account: str, amount_
 
 @needs_real_ledger
 def test_closing_with_a_balance_donates_it_in_the_real_ledger(engine: Engine, ledger_address: str) -> None:
-    client = GrpcPointsLedger(ledger_address)
+    client = GrpcPointsLedger(ledger_address, settings=IDENTITY)
     services = build_services(
         Settings(service="identity_svc"),
         engine,
@@ -142,7 +146,7 @@ def test_closing_with_a_balance_donates_it_in_the_real_ledger(engine: Engine, le
         ledger=client,
         clock=FakeClock(),
     )
-    channel = grpc.insecure_channel(ledger_address)
+    channel = TRUST.allowed_channel(ledger_address, "330000")
     stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
     try:
         account = services.accounts.open_account(opening())[0].account_number

@@ -33,6 +33,7 @@ from tests.identity.identity_helpers import (
     opening,
     stamp,
 )
+from tests.service_identities import TRUST
 
 ALIPAY = common_pb2.CHANNEL_INTERNET_PLATFORM
 
@@ -45,8 +46,8 @@ def stub(services: IdentityServices) -> Iterator[identity_service_pb2_grpc.Ident
     registration = Registration(
         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, IdentityServiceServicer(services), SERVICE_NAME
     )
-    running = start_server(Settings(service="identity_svc", port=0, max_workers=4), [registration])
-    channel = grpc.insecure_channel(running.address)
+    running = start_server(TRUST.server(Settings(service="identity_svc", port=0, max_workers=4)), [registration])
+    channel = TRUST.allowed_channel(running.address, "330000")
     try:
         yield identity_service_pb2_grpc.IdentityServiceStub(channel)
     finally:

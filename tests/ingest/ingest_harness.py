@@ -32,6 +32,7 @@ from service_kit.partner_signing import sign_request
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.wire import to_timestamp
+from tests.service_identities import TRUST
 
 START = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)  # 12:00 CST
 
@@ -202,7 +203,7 @@ class CountingLedger:
 
 def start_real_ledger(database_url: str, region: str, clock: Clock) -> tuple[RunningServer, CountingLedger, object]:
     """ledger_svc in-process on its own port, on the given database, with the tests' clock."""
-    settings = Settings(service="ledger_svc", region_code=region)
+    settings = TRUST.server(Settings(service="ledger_svc", region_code=region))
     engine = make_engine(database_url)
     migrate("ledger_svc", engine)
     registration = ledger_registrations(settings, engine, clock)[0]
@@ -213,7 +214,7 @@ def start_real_ledger(database_url: str, region: str, clock: Clock) -> tuple[Run
 
 def start_real_identity(data_dir: Path, region: str) -> tuple[RunningServer, object]:
     """identity_svc in-process on SQLite in `data_dir` (embedded keys generated there)."""
-    settings = Settings(service="identity_svc", region_code=region, data_dir=data_dir)
+    settings = TRUST.server(Settings(service="identity_svc", region_code=region, data_dir=data_dir))
     engine = make_engine(settings.effective_database_url())
     migrate("identity_svc", engine)
     return start_server(settings, identity_registrations(settings, engine)), engine
@@ -365,7 +366,7 @@ def make_harness(
     else:
         identity = FakeIdentity()  # type: ignore[abstract]  # implements only what ingest calls
         identity_server = start_server(
-            Settings(service="identity_svc"),
+            TRUST.server(Settings(service="identity_svc", region_code=region)),
             [Registration(identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, identity, "identity")],
         )
     sqlite = database_url.startswith("sqlite")
@@ -374,19 +375,21 @@ def make_harness(
     engines.append(ledger_engine)
     engine = make_engine(database_url)
     migrate("ingest_svc", engine)
-    settings = Settings(
-        service="ingest_svc",
-        region_code=region,
-        redis_url=redis_url,
-        extra={
-            "CARBON_IDENTITY_ADDRESS": identity_server.address,
-            "CARBON_LEDGER_ADDRESS": ledger_server.address,
-            "CARBON_INGEST_RESUME_ON_START": "0",
-            **(extra or {}),
-        },
+    settings = TRUST.server(
+        Settings(
+            service="ingest_svc",
+            region_code=region,
+            redis_url=redis_url,
+            extra={
+                "CARBON_IDENTITY_ADDRESS": identity_server.address,
+                "CARBON_LEDGER_ADDRESS": ledger_server.address,
+                "CARBON_INGEST_RESUME_ON_START": "0",
+                **(extra or {}),
+            },
+        )
     )
     ingest = start_server(settings, ingest_server.registrations(settings, engine, clock))
-    channels = [grpc.insecure_channel(s.address) for s in (ingest, ledger_server, identity_server)]
+    channels = [TRUST.allowed_channel(s.address, region) for s in (ingest, ledger_server, identity_server)]
     harness = Harness(
         ingest_service_pb2_grpc.IngestServiceStub(channels[0]),
         identity,

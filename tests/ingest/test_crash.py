@@ -17,9 +17,11 @@ import pytest
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from carbon.ingest.v1 import ingest_service_pb2_grpc
+from service_kit import identities
 from service_kit.partner_signing import sign_request
 from service_kit.wire import to_timestamp
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
+from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +45,7 @@ class Ingest:
                 break
         else:
             raise AssertionError(f"ingest_svc exited with {self.process.wait()} before READY")
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = TRUST.allowed_channel(self.address, "110000")
         self.stub = ingest_service_pb2_grpc.IngestServiceStub(self.channel)
 
     def stop(self) -> None:
@@ -73,6 +75,7 @@ def _env(harness: Harness, tmp_path: Path, **extra: str) -> dict[str, str]:
         "CARBON_IDENTITY_ADDRESS": identity_server.address,
         "CARBON_LEDGER_ADDRESS": ledger_server.address,
         "CARBON_LOG_LEVEL": "WARNING",
+        **TRUST.env(identities.regional("110000", "ingest")),
         **extra,
     }
     env.pop("CARBON_REDIS_URL", None)

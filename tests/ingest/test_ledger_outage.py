@@ -16,13 +16,14 @@ from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
 from tests.ingest.ingest_harness import FakeLedger, Harness, make_harness
+from tests.service_identities import TRUST
 
 
 @pytest.fixture
 def outside() -> Iterator[tuple[FakeLedger, str]]:
     ledger = FakeLedger()  # type: ignore[abstract]
     server = start_server(
-        Settings(service="ledger_svc"),
+        TRUST.server(Settings(service="ledger_svc", region_code="110000")),
         [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, ledger, "ledger")],
     )
     yield ledger, server.address

@@ -19,6 +19,7 @@ from service_kit.server import start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
 from tests.ledger.ledger_support import ISSUANCE, REDEMPTION, REGION, MovableClock, account_number, migrated_engine
+from tests.service_identities import TRUST
 
 A = account_number(1)
 B = account_number(2)
@@ -26,9 +27,9 @@ B = account_number(2)
 
 @pytest.fixture
 def stub(sqlite_engine: Engine, clock: MovableClock) -> Iterator[ledger_service_pb2_grpc.LedgerServiceStub]:
-    settings = Settings(service="ledger_svc", region_code=REGION, port=0)
+    settings = TRUST.server(Settings(service="ledger_svc", region_code=REGION, port=0))
     running = start_server(settings, registrations(settings, sqlite_engine, clock))
-    with grpc.insecure_channel(running.address) as channel:
+    with TRUST.allowed_channel(running.address, REGION) as channel:
         yield ledger_service_pb2_grpc.LedgerServiceStub(channel)
     running.stop()
 
@@ -134,10 +135,10 @@ def twin_stubs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
         fresh: Callable[[], str] = request.getfixturevalue("fresh_postgres_url")
         urls = [fresh(), fresh()]
     clock = MovableClock()
-    settings = Settings(service="ledger_svc", region_code=REGION, port=0)
+    settings = TRUST.server(Settings(service="ledger_svc", region_code=REGION, port=0))
     engines = [migrated_engine(url) for url in urls]
     servers = [start_server(settings, registrations(settings, engine, clock)) for engine in engines]
-    channels = [grpc.insecure_channel(running.address) for running in servers]
+    channels = [TRUST.allowed_channel(running.address, REGION) for running in servers]
     yield Stub(channels[0]), Stub(channels[1])
     for channel, running, engine in zip(channels, servers, engines, strict=True):
         channel.close()

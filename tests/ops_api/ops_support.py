@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -35,6 +34,7 @@ from service_kit.db import make_engine, migrate
 from service_kit.server import RunningServer, start_server
 from service_kit.settings import Secret, Settings
 from service_kit.topology import RegionEntry, Registry
+from tests.service_identities import TRUST
 
 REGIONS = ("330000", "110000")
 PARTNER = "community-centre"
@@ -79,7 +79,9 @@ class Federation:
 
 
 def _serve(root: Path, service: str, code: str, build: Any, extra: dict[str, str] | None = None) -> tuple[Any, Any]:
-    settings = Settings(service=service, region_code=code, data_dir=root, extra=extra or {}, max_workers=32)
+    settings = TRUST.server(
+        Settings(service=service, region_code=code, data_dir=root, extra=extra or {}, max_workers=32)
+    )
     engine = make_engine(f"sqlite:///{root / f'{service}-{code}.db'}")
     migrate(service, engine)
     return start_server(settings, build(settings, engine)), engine
@@ -108,7 +110,7 @@ def start_federation(root: Path) -> Federation:
                 started["ledger_svc"], started["rewards_svc"],
             )
         )  # fmt: skip
-        federation.partner_secrets[code] = register_community_partner(started["ingest_svc"])
+        federation.partner_secrets[code] = register_community_partner(started["ingest_svc"], code)
     Registry("127.0.0.1:1", entries).save(federation.registry_path)
     gateway_extra = {
         "CARBON_REGISTRY_FILE": str(federation.registry_path),
@@ -130,8 +132,8 @@ def running_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed
         running.stop()
 
 
-def register_community_partner(ingest_address: str) -> str:
-    with grpc.insecure_channel(ingest_address) as channel:
+def register_community_partner(ingest_address: str, region_code: str) -> str:
+    with TRUST.allowed_channel(ingest_address, region_code) as channel:
         response = ingest_service_pb2_grpc.IngestServiceStub(channel).RegisterPartner(
             inpb.RegisterPartnerRequest(
                 request_id="register-community-centre",
@@ -202,8 +204,10 @@ class Ops:
 def make_ops(
     federation: Federation, *, rate_limit_per_minute: int = 100_000, redis_url: str = "", redis_prefix: str = ""
 ) -> Ops:
-    base = Settings(
-        service="ops_api", redis_url=redis_url, extra={"CARBON_REDIS_PREFIX": redis_prefix} if redis_prefix else {}
+    base = TRUST.server(
+        Settings(
+            service="ops_api", redis_url=redis_url, extra={"CARBON_REDIS_PREFIX": redis_prefix} if redis_prefix else {}
+        )
     )
     secrets = {f"community_partner_{code}": Secret(secret) for code, secret in federation.partner_secrets.items()}
     settings = OpsSettings(

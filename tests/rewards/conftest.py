@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-import grpc
 import pytest
 
 from carbon.ledger.v1 import ledger_service_pb2 as ledger_pb2
@@ -24,6 +23,7 @@ from service_kit.errors import FailedPrecondition
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from tests.rewards.rewards_fake_ledger import FakeLedger, FakeLedgerServicer
+from tests.service_identities import TRUST
 
 # 2026-03-10 10:00 in Beijing time.
 START = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -150,7 +150,7 @@ def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
 
     def start(region: str, ledger_url: str = "", rewards_url: str = "", serve_rewards: bool = True) -> Platform:
         real = real_ledger_ready()
-        ledger_settings = Settings(service="ledger_svc", region_code=region, port=0, max_workers=64)
+        ledger_settings = TRUST.server(Settings(service="ledger_svc", region_code=region, port=0, max_workers=64))
         if real:
             from ledger_svc.server import registrations as ledger_registrations
 
@@ -165,17 +165,19 @@ def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
                 ledger_settings, [Registration(ledger_pb2_grpc.add_LedgerServiceServicer_to_server, fake, name)]
             )
         cleanups.append(ledger_server.stop)
-        ledger_channel = grpc.insecure_channel(ledger_server.address)
+        ledger_channel = TRUST.allowed_channel(ledger_server.address, region)
         cleanups.append(ledger_channel.close)
         rewards_address = ""
         rewards_stub: rewards_pb2_grpc.RewardsServiceStub | None = None
         if serve_rewards:
-            settings = Settings(
-                service="rewards_svc",
-                region_code=region,
-                port=0,
-                max_workers=64,
-                extra={"CARBON_LEDGER_ADDRESS": ledger_server.address},
+            settings = TRUST.server(
+                Settings(
+                    service="rewards_svc",
+                    region_code=region,
+                    port=0,
+                    max_workers=64,
+                    extra={"CARBON_LEDGER_ADDRESS": ledger_server.address},
+                )
             )
             rewards_engine = db.make_engine(
                 rewards_url or f"sqlite:///{tmp_path / f'rewards-{region}.db'}", pool_size=40
@@ -187,7 +189,7 @@ def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
                 [Registration(rewards_pb2_grpc.add_RewardsServiceServicer_to_server, rewards_servicer, SERVICE_NAME)],
             )
             cleanups.extend([rewards_engine.dispose, rewards_server.stop])
-            rewards_channel = grpc.insecure_channel(rewards_server.address)
+            rewards_channel = TRUST.allowed_channel(rewards_server.address, region)
             cleanups.append(rewards_channel.close)
             rewards_address = rewards_server.address
             rewards_stub = rewards_pb2_grpc.RewardsServiceStub(rewards_channel)

@@ -15,8 +15,10 @@ import pytest
 from carbon.rewards.v1 import rewards_service_pb2 as pb
 from carbon.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 from rewards_svc.server import CRASH_EXIT_CODE
+from service_kit import identities
 from service_kit.accounts import new_account_number
 from tests.rewards.conftest import Platform, StartPlatform
+from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +31,7 @@ def start_rewards(platform: Platform, database_url: str, port: int, crash_at: st
         "CARBON_REGION": platform.region,
         "CARBON_LEDGER_ADDRESS": platform.ledger_address,
         "CARBON_RECOVERY_INTERVAL_S": "1",
+        **TRUST.env(identities.regional(platform.region, "rewards")),
     }
     env.pop("CARBON_TEST_CRASH_AT", None)
     if crash_at:
@@ -80,7 +83,7 @@ def test_a_kill_between_hold_and_commit_leaves_voucher_and_points_gone_or_neithe
     doomed = start_rewards(platform, database_url, port, crash_at=step)
     processes.append(doomed)
     wait_ready(doomed)
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with TRUST.allowed_channel(f"127.0.0.1:{port}", "310000") as channel:
         stub = pb_grpc.RewardsServiceStub(channel)
         request = pb.RedeemRequest(
             request_id="zhang-1", account_number=zhang, reward_id="shanghai-health-check", region_code="310000"
@@ -92,7 +95,7 @@ def test_a_kill_between_hold_and_commit_leaves_voucher_and_points_gone_or_neithe
     restarted = start_rewards(platform, database_url, port)
     processes.append(restarted)
     wait_ready(restarted)
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with TRUST.allowed_channel(f"127.0.0.1:{port}", "310000") as channel:
         stub = pb_grpc.RewardsServiceStub(channel)
         end = time.monotonic() + 15
         vouchers: list[pb.Voucher] = []
