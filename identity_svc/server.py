@@ -11,11 +11,11 @@ from sqlalchemy import Engine
 
 from carbon.identity.v1 import identity_service_pb2 as pb
 from carbon.identity.v1 import identity_service_pb2_grpc
+from identity_svc import callers
 from identity_svc.callers import requester
 from identity_svc.clients import GrpcPointsLedger, PointsLedger
 from identity_svc.domain.accounts import validate_opening
 from identity_svc.domain.consents import ConsentAction
-from identity_svc.domain.requesters import regional_identity
 from identity_svc.domain.resident_authorizations import validate_authorization_request
 from identity_svc.keys import KeyRing, load_keyring, load_signing_key
 from identity_svc.service.accounts import AccountService
@@ -37,7 +37,7 @@ from identity_svc.wire import (
     ref_from,
     resolved_message,
 )
-from service_kit import redis_client
+from service_kit import identities, redis_client
 from service_kit.clock import Clock, system_clock
 from service_kit.server import Registration
 from service_kit.settings import Settings
@@ -86,6 +86,8 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
     def ResolveAccount(
         self, request: pb.ResolveAccountRequest, context: grpc.ServicerContext
     ) -> pb.ResolveAccountResponse:
+        if request.WhichOneof("by") == "id_number":
+            callers.require_ops_api_for_id_number("by.id_number")
         found = self._accounts.resolve(ref_from(request, "by", "by"))
         return pb.ResolveAccountResponse(
             account_number=found.account_number, state=pb.AccountState.ValueType(found.state)
@@ -201,7 +203,7 @@ def build_services(
     if ledger is None and settings.extra.get("CARBON_LEDGER_ADDRESS"):
         ledger = GrpcPointsLedger(settings.extra["CARBON_LEDGER_ADDRESS"], settings=settings)
     accounts = AccountService(engine, keys, settings.region_code, cache, clock)
-    issuer = regional_identity(settings.region_code, "identity")
+    issuer = identities.regional(settings.region_code, "identity")
     return IdentityServices(
         accounts,
         ConsentService(engine, keys, cache, clock),

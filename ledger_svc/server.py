@@ -7,10 +7,11 @@ from sqlalchemy import Engine
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
-from ledger_svc import wire
+from ledger_svc import callers, wire
 from ledger_svc.domain.transfers import ItemResult, Status
 from ledger_svc.service import audit, expiry, holds, reads, refunds, transfers
 from ledger_svc.service.context import LedgerContext
+from service_kit.access import current_caller
 from service_kit.clock import Clock, system_clock
 from service_kit.server import Registration
 from service_kit.settings import Settings
@@ -25,6 +26,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     def PostTransfers(
         self, request: pb.PostTransfersRequest, context: grpc.ServicerContext
     ) -> pb.PostTransfersResponse:
+        callers.check_transfers(current_caller(), self._ctx.region_code, request.transfers)
         items = [wire.transfer_request(index, message) for index, message in enumerate(request.transfers)]
         return wire.post_transfers_response(transfers.post_transfers(self._ctx, items))
 

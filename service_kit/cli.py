@@ -7,7 +7,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from service_kit import embedded, health
+from service_kit import embedded, embedded_trust, health
 from service_kit.topology import (
     DEFAULT_BASE_PORT,
     DEFAULT_REGIONS,
@@ -43,7 +43,7 @@ def _up(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"carbon up: {error}", file=sys.stderr)
         return 2
-    return embedded.run(registry, Path(args.data_dir), print_table)
+    return embedded.run(registry, Path(args.data_dir), print_table, mtls=args.mtls)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -54,8 +54,10 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     registry = Registry.load(path)
     specs = registry.processes()
+    trust = embedded_trust.load(data_dir)
+    operator = trust.settings() if trust is not None else None
     with ThreadPoolExecutor(max_workers=8) as pool:
-        states = list(pool.map(lambda spec: health.probe(spec.service, spec.address, timeout_s=args.timeout), specs))
+        states = list(pool.map(lambda spec: health.probe(spec.service, spec.address, args.timeout, operator), specs))
     print_table(registry, data_dir, {spec.label: state for spec, state in zip(specs, states, strict=True)})
     serving = sum(state == "SERVING" for state in states)
     print(f"{serving}/{len(specs)} SERVING")
@@ -70,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--regions", default=",".join(DEFAULT_REGIONS), help="comma-separated GB/T 2260 region codes")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, help="gateway port; regions follow in tens")
+    up.add_argument(
+        "--mtls",
+        action="store_true",
+        help="mutual TLS between all processes (a CA and per-process certificates generated into the data folder)",
+    )
     up.set_defaults(run=_up)
     status = commands.add_parser("status", help="health of a running embedded system")
     status.add_argument("--data-dir", default="data")

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import grpc
-
-from service_kit import health
+from service_kit import embedded_trust, health
+from service_kit.channels import open_channel
+from service_kit.embedded_trust import EmbeddedTrust
+from service_kit.identities import identity_of_service
+from service_kit.settings import Settings
 from service_kit.topology import REGISTRY_FILE, ProcessSpec, Registry
 
 START_TIMEOUT_S = 60.0
@@ -74,7 +76,9 @@ def check_ports_free(registry: Registry) -> None:
         )
 
 
-def child_environment(spec: ProcessSpec, registry: Registry, data_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
+def child_environment(
+    spec: ProcessSpec, registry: Registry, data_dir: Path, base: Mapping[str, str], trust: EmbeddedTrust | None = None
+) -> dict[str, str]:
     env = {key: value for key, value in base.items() if not key.startswith("CARBON_")}
     # Telemetry, log level and secrets pass through; everything that shapes the topology is set here.
     env.update({k: v for k, v in base.items() if k in {"CARBON_TELEMETRY", "CARBON_LOG_LEVEL"}})
@@ -89,6 +93,9 @@ def child_environment(spec: ProcessSpec, registry: Registry, data_dir: Path, bas
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if trust is not None:
+        # Who the child is and how it proves it: its key (and certificate under mTLS), and the bundle it checks.
+        env.update(trust.env(identity_of_service(spec.service, spec.region_code)))
     region = next((r for r in registry.regions if r.region_code == spec.region_code), None)
     if region is not None:
         env["CARBON_IDENTITY_ADDRESS"] = region.identity_address
@@ -123,9 +130,10 @@ OPS_ADMIN_TOKEN_FILE = "ops-admin-token"
 OPS_TOKEN_REFRESH_AFTER_S = 60 * 24 * 3600  # tokens live 90 days; renew well before
 
 
-def register_community_partners(registry: Registry) -> dict[str, str]:
+def register_community_partners(registry: Registry, operator: Settings | None) -> dict[str, str]:
     """Registers the community-centre data partner in every region's ingest; returns its signing secret by region.
 
+    Partner administration is the ops API's (the access table): the supervisor calls as it (`operator`).
     Idempotent by request id: on a later start ingest answers with the first registration and the same secret.
     """
     from carbon.ingest.v1 import ingest_service_pb2 as ingest_pb
@@ -141,7 +149,7 @@ def register_community_partners(registry: Registry) -> dict[str, str]:
             allowed_regions=[region.region_code],
             rate_limit_per_second=100,
         )
-        with grpc.insecure_channel(region.ingest_address) as channel:
+        with open_channel(region.ingest_address, operator) as channel:
             response = ingest_grpc.IngestServiceStub(channel).RegisterPartner(
                 ingest_pb.RegisterPartnerRequest(request_id=f"carbon-up:{COMMUNITY_PARTNER_ID}", partner=partner),
                 timeout=10,
@@ -151,16 +159,20 @@ def register_community_partners(registry: Registry) -> dict[str, str]:
 
 
 class Supervisor:
-    def __init__(self, registry: Registry, data_dir: Path, out: IO[str] = sys.stdout) -> None:
+    def __init__(self, registry: Registry, data_dir: Path, out: IO[str] = sys.stdout, mtls: bool = False) -> None:
         self.registry = registry
         self.data_dir = data_dir.resolve()
         self.children: list[Child] = []
         self._out = out
+        self.mtls = mtls
+        self.trust: EmbeddedTrust | None = None
 
     def start(self) -> None:
         check_ports_free(self.registry)
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.registry.save(self.data_dir / REGISTRY_FILE)
+        codes = [region.region_code for region in self.registry.regions]
+        self.trust = embedded_trust.prepare(self.data_dir, codes, self.mtls)
         self.base_env = {**os.environ, NATIONAL_PERSON_KEY_VARIABLE: national_person_key(self.data_dir, os.environ)}
         for spec in self.registry.processes():
             if spec.service != "ops_api":
@@ -175,17 +187,21 @@ class Supervisor:
         if spec is None:
             return None
         env = dict(self.base_env)
-        for region_code, secret in register_community_partners(self.registry).items():
+        for region_code, secret in register_community_partners(self.registry, self.operator()).items():
             env[f"CARBON_SECRET_COMMUNITY_PARTNER_{region_code}"] = secret
         child = self._spawn(spec, env)
         self.wait_until_serving()
         return self._ops_admin_token(child, env)
 
+    def operator(self) -> Settings | None:
+        """How the supervisor calls the children: as the ops API (None before start)."""
+        return self.trust.settings() if self.trust is not None else None
+
     def _ops_admin_token(self, child: Child, env: Mapping[str, str]) -> Path:
         token_file = self.data_dir / OPS_ADMIN_TOKEN_FILE
         if token_file.exists() and time.time() - token_file.stat().st_mtime < OPS_TOKEN_REFRESH_AFTER_S:
             return token_file
-        command_env = child_environment(child.spec, self.registry, self.data_dir, env)
+        command_env = child_environment(child.spec, self.registry, self.data_dir, env, self.trust)
         ops = [sys.executable, "-m", "ops_api"]
         # "exists" on a later start is fine: the user was made the first time.
         subprocess.run([*ops, "create-user", "admin", "--role", "admin"], env=command_env, capture_output=True)
@@ -204,7 +220,7 @@ class Supervisor:
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", spec.service],
-                env=child_environment(spec, self.registry, self.data_dir, env),
+                env=child_environment(spec, self.registry, self.data_dir, env, self.trust),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -218,6 +234,7 @@ class Supervisor:
     def wait_until_serving(self, timeout_s: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
         pending = list(self.children)
+        operator = self.operator()
         with ThreadPoolExecutor(max_workers=8) as pool:
             while pending:
                 for child in pending:
@@ -226,7 +243,7 @@ class Supervisor:
                             f"{child.spec.label} exited with code {child.process.returncode} while starting; "
                             f"last lines of {child.log_path}:\n{_tail(child.log_path)}"
                         )
-                states = list(pool.map(lambda c: health.probe(c.spec.service, c.spec.address, timeout_s=0.5), pending))
+                states = list(pool.map(lambda c: health.probe(c.spec.service, c.spec.address, 0.5, operator), pending))
                 pending = [child for child, state in zip(pending, states, strict=True) if state != "SERVING"]
                 if pending and time.monotonic() > deadline:
                     names = ", ".join(child.spec.label for child in pending)
@@ -258,9 +275,9 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def run(registry: Registry, data_dir: Path, print_table: Callable[[Registry, Path], None]) -> int:
+def run(registry: Registry, data_dir: Path, print_table: Callable[[Registry, Path], None], mtls: bool = False) -> int:
     """`carbon up`: start, wait, print, then stay until Ctrl-C/SIGTERM or a child dies. Returns the exit code."""
-    supervisor = Supervisor(registry, data_dir)
+    supervisor = Supervisor(registry, data_dir, mtls=mtls)
     stop = False
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -275,6 +292,8 @@ def run(registry: Registry, data_dir: Path, print_table: Callable[[Registry, Pat
         supervisor.wait_until_serving()
         token_file = supervisor.start_ops_api()
         print_table(registry, supervisor.data_dir)
+        if supervisor.trust is not None:
+            print(f"service identities: {supervisor.trust.folder}" + ("  (mTLS between all processes)" if mtls else ""))
         if token_file is not None:
             print(f"ops HTTP API: http://{registry.ops_api_address}/docs  (admin bearer token in {token_file})")
         print(

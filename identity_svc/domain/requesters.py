@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The national services' identities (design of issue 13: SPIFFE-style URIs), as the kit verifies them.
-GATEWAY_IDENTITY = "spiffe://carbon-account/national/gateway"
-OPS_API_IDENTITY = "spiffe://carbon-account/national/ops-api"
-
-
-def regional_identity(region_code: str, kind: str) -> str:
-    """The SPIFFE ID of a regional service, e.g. spiffe://carbon-account/region/330000/identity."""
-    return f"spiffe://carbon-account/region/{region_code}/{kind}"
+from service_kit.identities import GATEWAY, OPS_API
 
 
 @dataclass(frozen=True)
@@ -26,16 +19,16 @@ class Requester:
 
     @property
     def is_gateway(self) -> bool:
-        return self.service == GATEWAY_IDENTITY
+        return self.service == GATEWAY
 
     @property
     def is_ops_api(self) -> bool:
-        return self.service == OPS_API_IDENTITY
+        return self.service == OPS_API
 
 
 def requester(service: str, caller: str = "", platform: str = "") -> Requester:
     """Builds a Requester, dropping forwarded values unless the direct caller is the gateway."""
-    if service != GATEWAY_IDENTITY:
+    if service != GATEWAY:
         return Requester(service=service)
     return Requester(service=service, caller=caller, platform=platform)
 

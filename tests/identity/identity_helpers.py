@@ -20,10 +20,12 @@ from identity_svc.domain.accounts import Binding, Channel, Opening
 from identity_svc.domain.closing import PointsDisposition
 from identity_svc.domain.consents import ConsentAction, DataCategory
 from identity_svc.domain.real_name import id_check_char
-from identity_svc.domain.requesters import GATEWAY_IDENTITY, OPS_API_IDENTITY, Requester, regional_identity
+from identity_svc.domain.requesters import Requester
 from identity_svc.keys import KeyRing, load_signing_key
 from identity_svc.server import IdentityServices
 from service_kit.errors import FailedPrecondition
+from service_kit.identities import GATEWAY, regional
+from service_kit.identities import OPS_API as OPS_API_IDENTITY
 
 # The GB 11643 sample and a few more numbers with valid check digits (computed, not real people).
 SAMPLE_ID = "11010519491231002X"
@@ -121,11 +123,11 @@ def granted_and_closed(services: IdentityServices) -> tuple[str, str]:
 
 
 # The gateway speaking for two platforms' callers, the ops API, and a regional service that may not ask for much.
-VIA_ALIPAY = Requester(GATEWAY_IDENTITY, caller="alipay-zj", platform="alipay")
-VIA_WECHAT = Requester(GATEWAY_IDENTITY, caller="wechat-pay-zj", platform="wechat_pay")
+VIA_ALIPAY = Requester(GATEWAY, caller="alipay-zj", platform="alipay")
+VIA_WECHAT = Requester(GATEWAY, caller="wechat-pay-zj", platform="wechat_pay")
 OPS_API = Requester(OPS_API_IDENTITY)
-INGEST = Requester(regional_identity("330000", "ingest"))
-ISSUER = regional_identity("330000", "identity")
+INGEST = Requester(regional("330000", "ingest"))
+ISSUER = regional("330000", "identity")
 
 
 def write_signing_key(path: Path) -> Path:

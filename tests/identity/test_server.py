@@ -18,9 +18,10 @@ from carbon.identity.v1 import identity_service_pb2_grpc
 from identity_svc.domain.consents import Question
 from identity_svc.server import SERVICE_NAME, IdentityServices, IdentityServiceServicer
 from identity_svc.store.consent_cache import RedisConsentCache
+from service_kit import identities
 from service_kit.accounts import new_account_number
 from service_kit.logs import JsonFormatter
-from service_kit.server import Registration, start_server
+from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
 from tests.identity.identity_helpers import (
@@ -42,17 +43,22 @@ TRANSIT = common_pb2.DATA_CATEGORY_TRANSIT
 
 
 @pytest.fixture
-def stub(services: IdentityServices) -> Iterator[identity_service_pb2_grpc.IdentityServiceStub]:
+def server(services: IdentityServices) -> Iterator[RunningServer]:
     registration = Registration(
         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, IdentityServiceServicer(services), SERVICE_NAME
     )
     running = start_server(TRUST.server(Settings(service="identity_svc", port=0, max_workers=4)), [registration])
-    channel = TRUST.allowed_channel(running.address, "330000")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def stub(server: RunningServer) -> Iterator[identity_service_pb2_grpc.IdentityServiceStub]:
+    channel = TRUST.allowed_channel(server.address, "330000")
     try:
         yield identity_service_pb2_grpc.IdentityServiceStub(channel)
     finally:
         channel.close()
-        running.stop()
 
 
 def _open(
@@ -383,6 +389,37 @@ def test_a_resident_authorization_request_is_checked_before_anything_else_over_g
     )
     request.operation = pb.RESIDENT_OPERATION_CROSS_REGION_TRANSFER
     with pytest.raises(grpc.RpcError) as refused:
-        stub.IssueResidentAuthorization(request, timeout=10)
-    details = error_details(refused.value)
-    assert (details.code, details.reason) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_CANNOT_AUTHORIZE")
+        stub.IssueResidentAuthorization(request, timeout=10)  # as the ops API, naming no staff member
+    assert error_details(refused.value).metadata["field"] == "staff_id"
+
+
+def test_resident_authorizations_go_by_the_verified_caller_over_grpc(
+    stub: identity_service_pb2_grpc.IdentityServiceStub, server: RunningServer
+) -> None:
+    """The gateway speaking for the resident's own platform, or the ops API for counter staff; nobody else."""
+    account = _open(stub, "r1").account.account_number  # bound to alipay
+    request = pb.IssueResidentAuthorizationRequest(
+        request_id="xfer-1",
+        account_number=account,
+        amount_points=100,
+        to_account=new_account_number("110000"),
+        operation=pb.RESIDENT_OPERATION_CROSS_REGION_TRANSFER,
+    )
+    with TRUST.channel(server.address, identities.GATEWAY) as channel:
+        gateway = identity_service_pb2_grpc.IdentityServiceStub(channel)
+        issued = gateway.IssueResidentAuthorization(request, metadata=_forwarded("alipay"), timeout=10)
+        with pytest.raises(grpc.RpcError) as other_platform:
+            gateway.IssueResidentAuthorization(request, metadata=_forwarded("jd"), timeout=10)
+    assert issued.authorization and issued.token_id
+    assert error_details(other_platform.value).reason == "PLATFORM_NOT_BOUND"
+    request.request_id, request.staff_id = "xfer-2", "staff-7"
+    assert stub.IssueResidentAuthorization(request, timeout=10).authorization  # the ops API for counter staff
+    ingest_channel = TRUST.channel(server.address, identities.regional("330000", "ingest"))
+    with ingest_channel, pytest.raises(grpc.RpcError) as ingest:
+        identity_service_pb2_grpc.IdentityServiceStub(ingest_channel).IssueResidentAuthorization(request, timeout=10)
+    details = error_details(ingest.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_NOT_ALLOWED")
+
+
+def _forwarded(platform: str) -> tuple[tuple[str, str], ...]:
+    return (("x-carbon-caller", f"{platform}-zj"), ("x-carbon-caller-platform", platform))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from identity_svc.domain.requesters import GATEWAY_IDENTITY, OPS_API_IDENTITY, requester
+from identity_svc.domain.requesters import requester
 from identity_svc.domain.resident_authorizations import (
     Asker,
     ResidentOperation,
@@ -15,6 +15,7 @@ from identity_svc.domain.resident_authorizations import (
 )
 from service_kit.accounts import new_account_number
 from service_kit.errors import InvalidArgument, PermissionDenied
+from service_kit.identities import GATEWAY, OPS_API
 
 SOURCE = new_account_number("330000")
 TARGET = new_account_number("110000")
@@ -66,7 +67,7 @@ def test_the_op_claims_name_the_operations() -> None:
 
 
 def test_the_gateway_asks_for_the_platform_it_speaks_for_when_that_platform_is_bound() -> None:
-    via_gateway = requester(GATEWAY_IDENTITY, caller="alipay-zj", platform="alipay")
+    via_gateway = requester(GATEWAY, caller="alipay-zj", platform="alipay")
     assert asker(via_gateway, "", {"alipay", "jd"}) == Asker(platform="alipay")
     with pytest.raises(PermissionDenied) as refused:
         asker(via_gateway, "", {"jd"})
@@ -74,13 +75,13 @@ def test_the_gateway_asks_for_the_platform_it_speaks_for_when_that_platform_is_b
 
 
 def test_a_gateway_caller_that_is_no_platform_is_refused() -> None:
-    operator = requester(GATEWAY_IDENTITY, caller="ops-national")
+    operator = requester(GATEWAY, caller="ops-national")
     with pytest.raises(PermissionDenied) as refused:
         asker(operator, "", {"alipay"})
     assert refused.value.reason == "PLATFORM_NOT_BOUND"
 
 
 def test_forwarded_values_count_only_from_the_gateway() -> None:
-    posing = requester(OPS_API_IDENTITY, caller="alipay-zj", platform="alipay")
+    posing = requester(OPS_API, caller="alipay-zj", platform="alipay")
     assert (posing.caller, posing.platform) == ("", "")
     assert asker(posing, "staff-1", set()) == Asker(staff_id="staff-1")
