@@ -4,10 +4,13 @@
     docker compose -f deploy/compose.yaml exec ingest-330000 python /opt/carbon/community_partner.py
 
 Run it inside the region's ingest container: the region is its CARBON_REGION and ingest listens on
-127.0.0.1:$CARBON_PORT (or pass --ingest HOST:PORT and --region CODE). The registration is the one `carbon up` makes
-(service_kit.embedded.register_community_partners: partner "community-centre", community behaviours, this region
-only), idempotent by its request id: running it again prints the same secret. The ops API needs that secret as
-CARBON_SECRET_COMMUNITY_PARTNER_<region> (deploy/README.md); the output is the secret alone, for `$(...)`.
+127.0.0.1:$CARBON_PORT (or pass --ingest HOST:PORT and --region CODE). Partner administration answers only the ops
+API's identity (docs/access.md): the script calls with the identity its environment names (CARBON_SERVICE_IDENTITY,
+CARBON_SERVICE_KEY_FILE or the CARBON_TLS_* certificate), so give it the ops API's. The registration is the one
+`carbon up` makes (service_kit.embedded.register_community_partners: partner "community-centre", community
+behaviours, this region only), idempotent by its request id: running it again prints the same secret. The ops API
+needs that secret as CARBON_SECRET_COMMUNITY_PARTNER_<region> (deploy/README.md); the output is the secret alone,
+for `$(...)`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import grpc
 
 from service_kit.embedded import register_community_partners
+from service_kit.settings import Settings
 from service_kit.topology import RegionEntry, Registry
 
 
@@ -38,7 +42,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 2
     region = RegionEntry(args.region, "", "", "", ingest_address=args.ingest, ledger_address="", rewards_address="")
     try:
-        secrets = register_community_partners(Registry(gateway_address="", regions=[region]))
+        operator = Settings.from_env("ops_api", env)
+        secrets = register_community_partners(Registry(gateway_address="", regions=[region]), operator)
     except grpc.RpcError as error:
         print(f"community_partner: {args.ingest}: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
