@@ -7,7 +7,7 @@ fork) and reused.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ import grpc
 from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
+from service_kit.access import CALLER_METADATA_KEY, CALLER_PLATFORM_METADATA_KEY
 from service_kit.channels import open_channel
 from service_kit.errors import Unavailable
 from service_kit.regions import RegionRegistry
@@ -103,15 +104,33 @@ class RegionClients:
             self._channels.clear()
 
 
-def call(region_code: str, method: Callable[..., Response], request: Any, timeout_s: float) -> Response:
-    """One unary call with a deadline; every failure becomes a RemoteError carrying the region and reason."""
+def call(
+    region_code: str,
+    method: Callable[..., Response],
+    request: Any,
+    timeout_s: float,
+    metadata: Sequence[tuple[str, str]] = (),
+) -> Response:
+    """One unary call with a deadline; every failure becomes a RemoteError carrying the region and reason.
+    `metadata` adds to what the channel sends (this process's identity), e.g. the external caller it acts for."""
     if timeout_s <= 0:
         raise RemoteError(region_code, grpc.StatusCode.DEADLINE_EXCEEDED, "NO_TIME_LEFT", "no time left for the call")
     try:
+        if metadata:
+            return method(request, timeout=timeout_s, metadata=tuple(metadata))
         return method(request, timeout=timeout_s)
     except grpc.RpcError as error:
         details = error_details(error)
         raise RemoteError(region_code, details.code, details.reason, details.message, dict(details.metadata)) from None
+
+
+def acting_for(caller_id: str, platform: str = "") -> tuple[tuple[str, str], ...]:
+    """The metadata naming the external caller a forwarded call is made for (service_kit.access reads it from the
+    gateway only): x-carbon-caller and, for a channel platform, x-carbon-caller-platform."""
+    names = [(CALLER_METADATA_KEY, caller_id)]
+    if platform:
+        names.append((CALLER_PLATFORM_METADATA_KEY, platform))
+    return tuple(names)
 
 
 def deadline_s(time_remaining_s: float | None, cap_s: float, margin_s: float = 0.05) -> float:

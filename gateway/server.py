@@ -53,8 +53,11 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         admission: Admission,
         transfers: TransferService,
         anywhere: RedeemAnywhereService | None = None,
+        probe_settings: Settings | None = None,
     ) -> None:
         self._registry = registry
+        # The regions' health is asked with the gateway's own TLS material when they speak TLS.
+        self._probe_settings = probe_settings
         self._admission = admission
         self._transfers = transfers
         self._anywhere = anywhere or RedeemAnywhereService(transfers)
@@ -68,7 +71,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         page_size = paging.page_size(request.page_size)
         codes = [code for code in self._registry.sorted_codes() if code > request.page_token]
         page = [self._registry.regions[code] for code in codes[:page_size]]
-        states = list(self._probe_pool.map(_region_health, page))
+        states = list(self._probe_pool.map(lambda entry: _region_health(entry, self._probe_settings), page))
         next_token = page[-1].region_code if len(codes) > page_size else ""
         return pb.ListRegionsResponse(
             regions=[wire.region_message(entry, state) for entry, state in zip(page, states, strict=True)],
@@ -134,10 +137,12 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         return wire.directory_response(accounts)
 
 
-def _region_health(entry: RegionEntry) -> str:
+def _region_health(entry: RegionEntry, settings: Settings | None) -> str:
     """SERVING when all four of the region's services are; NOT_SERVING when any answers otherwise."""
     states = [
-        health.check(getattr(entry, f"{service.removesuffix('_svc')}_address"), timeout_s=HEALTH_TIMEOUT_S)
+        health.check(
+            getattr(entry, f"{service.removesuffix('_svc')}_address"), timeout_s=HEALTH_TIMEOUT_S, settings=settings
+        )
         for service in REGIONAL_SERVICES
     ]
     return "SERVING" if all(state == "SERVING" for state in states) else "NOT_SERVING"
@@ -193,7 +198,7 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
         recovery.start(own.recovery_interval.total_seconds())
     admission = Admission(transfers.config, build_limiter(settings.redis_url, own.redis_prefix))
     forwarder = Forwarder(transfers.clients, transfers.timing)
-    servicer = GatewayServiceServicer(registry, admission, transfers, anywhere)
+    servicer = GatewayServiceServicer(registry, admission, transfers, anywhere, settings)
     return [
         *(
             Registration(add_generic_handler, handler, name)

@@ -341,3 +341,42 @@ def access_interceptor(settings: Settings, domain: str) -> AccessInterceptor:
     return AccessInterceptor(
         Authenticator(verifier), settings.region_code, domain, enforce=settings.service != "gateway"
     )
+
+
+# --- the table as documentation -------------------------------------------------------------------------------------
+
+_CALLER_COLUMNS = (GATEWAY_KIND, OPS_API_KIND, "identity", "ingest", "ledger", "rewards")
+# The finer rules a service checks inside a method, named beside the method in docs/access.md.
+FINER_RULES = {
+    "/carbon.ledger.v1.LedgerService/PostTransfers": (
+        "items with carried lots: the gateway only; items debiting a system account without carried lots (fresh "
+        "points, e.g. from system:issuance): this region's ingest and the ops API only"
+    ),
+    "/carbon.identity.v1.IdentityService/ResolveAccount": "by id_number: the ops API only",
+}
+
+
+def render_markdown() -> str:
+    """docs/access.md: the table above, one row per method, a column per kind of caller."""
+    lines = [
+        "# Who may call what",
+        "",
+        "Generated from `service_kit/access.py` (`python -m service_kit.access > docs/access.md`); a test checks that",
+        "this file matches the code. A regional service answers `gateway` and `ops-api` (the national services) and",
+        "the services of **its own region** of the kinds marked; a call from anyone else is refused with",
+        "PERMISSION_DENIED `CALLER_NOT_ALLOWED`, a call without a verified identity with UNAUTHENTICATED",
+        "(`SERVICE_IDENTITY_MISSING`, `SERVICE_TOKEN_INVALID`). Health checks and reflection are open; a method",
+        "missing here is refused. The gateway's own methods are for external callers, whom its front door admits.",
+        "Why: docs/adr/0011-service-identities-and-access-table.md.",
+        "",
+        "| method | " + " | ".join(_CALLER_COLUMNS) + " | finer rule in the service |",
+        "|---|" + "---|" * len(_CALLER_COLUMNS) + "---|",
+    ]
+    for method in sorted(ACCESS):
+        marks = ["x" if kind in ACCESS[method] else "" for kind in _CALLER_COLUMNS]
+        lines.append(f"| `{method.lstrip('/')}` | " + " | ".join(marks) + f" | {FINER_RULES.get(method, '')} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

@@ -236,25 +236,37 @@ class TokenInvalid(Exception):
 _MAX_CACHED_TOKENS = 10_000
 
 
+# How often a server looks at its trust bundle file for a change (a rotated or withdrawn key), on the hot path.
+BUNDLE_RECHECK_S = 30.0
+
+
 class TokenVerifier:
     """Checks tokens against a trust bundle and remembers the good ones until they expire.
 
-    Given the bundle's file, a token that does not verify (an ID not in the bundle, or a key rotated) makes the
-    verifier re-read the file when it changed, so keys can be added or rotated without restarting servers."""
+    Given the bundle's file, the verifier re-reads it when it changed: at once when a token does not verify (an ID
+    added, a key rotated), and otherwise every BUNDLE_RECHECK_S, forgetting every token verified so far, so a
+    withdrawn key stops working within that time even for tokens it had accepted."""
 
-    def __init__(self, bundle: TrustBundle, path: str | Path | None = None) -> None:
+    def __init__(
+        self, bundle: TrustBundle, path: str | Path | None = None, recheck_s: float = BUNDLE_RECHECK_S
+    ) -> None:
         self._bundle = bundle
         self._path = Path(path) if path is not None else None
         self._loaded_mtime = self._mtime()
+        self._recheck_s = recheck_s
+        self._recheck_at = time.monotonic() + recheck_s
         self._lock = threading.Lock()
         self._verified: dict[str, tuple[str, float]] = {}
 
     @classmethod
-    def from_file(cls, path: str | Path) -> TokenVerifier:
-        return cls(TrustBundle.load(path), path)
+    def from_file(cls, path: str | Path, recheck_s: float = BUNDLE_RECHECK_S) -> TokenVerifier:
+        return cls(TrustBundle.load(path), path, recheck_s)
 
     def verify(self, token: str) -> str:
         """The ID the token proves, or TokenInvalid."""
+        if self._path is not None and time.monotonic() >= self._recheck_at:
+            self._recheck_at = time.monotonic() + self._recheck_s
+            self._reloaded()
         cached = self._verified.get(token)
         if cached is not None and time.time() < cached[1] + CLOCK_LEEWAY_S:
             return cached[0]
@@ -276,13 +288,14 @@ class TokenVerifier:
             return 0.0
 
     def _reloaded(self) -> bool:
-        """Re-reads the bundle file if it changed since it was read; whether it did."""
+        """Re-reads the bundle file if it changed since it was read, forgetting verified tokens; whether it did."""
         with self._lock:
             mtime = self._mtime()
             if self._path is None or mtime == self._loaded_mtime:
                 return False
             self._bundle = TrustBundle.load(self._path)
             self._loaded_mtime = mtime
+            self._verified = {}
             return True
 
     def _check(self, token: str) -> tuple[str, float]:

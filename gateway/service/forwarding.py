@@ -15,8 +15,8 @@ from google.protobuf.message import Message
 from carbon.identity.v1 import identity_service_pb2 as identity
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
-from gateway.clients import RegionClients, RemoteError, call, deadline_s
-from gateway.domain.callers import Caller
+from gateway.clients import RegionClients, RemoteError, acting_for, call, deadline_s
+from gateway.domain.callers import Caller, Role
 from gateway.domain.transfers import Timing
 from service_kit.errors import DomainError
 
@@ -69,6 +69,11 @@ class Refused(DomainError):
         self.code = error.code
 
 
+def forwarded_for(caller: Caller) -> tuple[tuple[str, str], ...]:
+    """Who the region is told the call is for: the caller's id, and for a channel platform that platform too."""
+    return acting_for(caller.caller_id, caller.caller_id if caller.role is Role.PLATFORM else "")
+
+
 class Forwarder:
     def __init__(self, clients: RegionClients, timing: Timing) -> None:
         self.clients = clients
@@ -88,7 +93,7 @@ class Forwarder:
             response_deserializer=route.response.FromString,
         )
         try:
-            response: Message = call(region, stub, request, timeout_s)
+            response: Message = call(region, stub, request, timeout_s, forwarded_for(caller))
         except RemoteError as error:
             raise Refused(error) if error.final else error.as_unavailable() from None
         return response

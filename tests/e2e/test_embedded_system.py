@@ -20,6 +20,9 @@ from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+from service_kit import embedded_trust, identities
+from service_kit.channels import open_channel
+from service_kit.status import error_details
 from service_kit.topology import Registry
 
 pytestmark = pytest.mark.e2e
@@ -60,9 +63,10 @@ def _free(port: int) -> bool:
 
 
 class System:
-    def __init__(self, data_dir: Path, base_port: int) -> None:
+    def __init__(self, data_dir: Path, base_port: int, mtls: bool = False) -> None:
         self.data_dir = data_dir
         self.base_port = base_port
+        self.mtls = mtls
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []
 
@@ -72,7 +76,7 @@ class System:
     def up(self, timeout_s: float = UP_DEADLINE_S) -> None:
         started = time.monotonic()
         self.process = subprocess.Popen(
-            [*self.command("up"), "--base-port", str(self.base_port)],
+            [*self.command("up"), "--base-port", str(self.base_port), *(["--mtls"] if self.mtls else [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -88,6 +92,13 @@ class System:
         self.process.kill()
         raise AssertionError("carbon up did not get ready:\n" + "".join(self.output))
 
+    def channel(self, address: str, spiffe_id: str = identities.OPS_API) -> grpc.Channel:
+        """A channel presenting one of the system's identities (by default the ops API's, as an operator's tools),
+        with the TLS material of this run."""
+        trust = embedded_trust.load(self.data_dir)
+        assert trust is not None and trust.mtls == self.mtls
+        return open_channel(address, trust.settings(spiffe_id))
+
     def stop(self) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGINT)
@@ -97,10 +108,12 @@ class System:
         return code
 
 
-def _points_earned_in_zhejiang_buy_the_beijing_bus_pass(registry: Registry, accounts: dict[str, str]) -> None:
+def _points_earned_in_zhejiang_buy_the_beijing_bus_pass(
+    system: System, registry: Registry, accounts: dict[str, str]
+) -> None:
     """Earn in 330000, then one gateway call moves the points to 110000 and redeems the Beijing-only bus pass."""
     zhejiang = next(region for region in registry.regions if region.region_code == "330000")
-    with grpc.insecure_channel(zhejiang.ledger_address) as channel:
+    with system.channel(zhejiang.ledger_address, identities.OPS_API) as channel:
         earned = ledger_service_pb2_grpc.LedgerServiceStub(channel).PostTransfers(
             ledger_service_pb2.PostTransfersRequest(
                 transfers=[
@@ -116,7 +129,7 @@ def _points_earned_in_zhejiang_buy_the_beijing_bus_pass(registry: Registry, acco
             timeout=10,
         )
     assert earned.results[0].status == ledger_service_pb2.TRANSFER_STATUS_POSTED
-    with grpc.insecure_channel(registry.gateway_address) as channel:
+    with system.channel(registry.gateway_address) as channel:
         redeemed = gateway_service_pb2_grpc.GatewayServiceStub(channel).RedeemAnywhere(
             gateway_service_pb2.RedeemAnywhereRequest(
                 request_id="e2e-bus-pass",
@@ -130,7 +143,7 @@ def _points_earned_in_zhejiang_buy_the_beijing_bus_pass(registry: Registry, acco
     assert redeemed.redemption_id and len(redeemed.voucher_codes) == 1
     balances = {}
     for region in registry.regions:
-        with grpc.insecure_channel(region.ledger_address) as channel:
+        with system.channel(region.ledger_address) as channel:
             stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
             if region.region_code in ("330000", "110000"):
                 balance = stub.GetBalance(
@@ -178,9 +191,57 @@ def _a_resident_earns_at_the_community_counter(registry: Registry, data_dir: Pat
         assert unauthenticated.status_code == 401
 
 
-@pytest.fixture
-def system(tmp_path: Path) -> Iterator[System]:
-    running = System(tmp_path / "data", _free_base_port())
+def _a_process_with_the_wrong_identity_is_refused_and_the_books_stay(
+    system: System, registry: Registry, accounts: dict[str, str]
+) -> None:
+    """Another region's ingest, and this region's rewards, cannot mint; rewards cannot carry lots in; without any
+    identity (plaintext only: under mTLS there is no connection without a certificate) nothing is answered."""
+    zhejiang = next(region for region in registry.regions if region.region_code == "330000")
+    mint = ledger_service_pb2.PostTransfersRequest(
+        transfers=[
+            ledger_service_pb2.Transfer(
+                transfer_id="e2e-forged-earn",
+                debit_account="system:issuance",
+                credit_account=accounts["330000"],
+                amount_points=1_000_000,
+                code=ledger_service_pb2.TRANSFER_CODE_EARN,
+            )
+        ]
+    )
+    carry = ledger_service_pb2.PostTransfersRequest()
+    carry.CopyFrom(mint)
+    carry.transfers[0].transfer_id = "e2e-forged-carry"
+    carry.transfers[0].debit_account = "system:clearing"
+    carry.transfers[0].carried_lots.add(amount_points=1_000_000, earned_on=common_pb2.Date(year=2026, month=1, day=2))
+    attempts = [
+        (identities.regional("110000", "ingest"), mint, "PERMISSION_DENIED", "CALLER_NOT_ALLOWED"),
+        (identities.regional("330000", "rewards"), mint, "PERMISSION_DENIED", "CALLER_NOT_ALLOWED"),
+        (identities.regional("330000", "rewards"), carry, "PERMISSION_DENIED", "CALLER_NOT_ALLOWED"),
+    ]
+    with system.channel(zhejiang.ledger_address) as channel:
+        before = _balance(channel, accounts["330000"])
+    for spiffe_id, request, code, reason in attempts:
+        with system.channel(zhejiang.ledger_address, spiffe_id) as channel, pytest.raises(grpc.RpcError) as refused:
+            ledger_service_pb2_grpc.LedgerServiceStub(channel).PostTransfers(request, timeout=10)
+        details = error_details(refused.value)
+        assert (details.code.name, details.reason) == (code, reason), spiffe_id
+    if not system.mtls:
+        with grpc.insecure_channel(zhejiang.ledger_address) as channel, pytest.raises(grpc.RpcError) as refused:
+            ledger_service_pb2_grpc.LedgerServiceStub(channel).PostTransfers(mint, timeout=10)
+        assert error_details(refused.value).reason == "SERVICE_IDENTITY_MISSING"
+    with system.channel(zhejiang.ledger_address) as channel:
+        assert _balance(channel, accounts["330000"]) == before
+
+
+def _balance(channel: grpc.Channel, account: str) -> int:
+    stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+    return int(stub.GetBalance(ledger_service_pb2.GetBalanceRequest(account=account), timeout=10).balance.total_points)
+
+
+@pytest.fixture(params=["plaintext", "mtls"])
+def system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[System]:
+    """The whole system as `carbon up` runs it: service tokens on plaintext, and once under mutual TLS."""
+    running = System(tmp_path / "data", _free_base_port(), mtls=request.param == "mtls")
     yield running
     if running.process is not None and running.process.poll() is None:
         running.process.kill()
@@ -201,10 +262,10 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
     for spec in processes:
         if spec.service == "ops_api":
             continue
-        with grpc.insecure_channel(spec.address) as channel:
+        with system.channel(spec.address) as channel:
             assert SERVICE_OF[spec.service] in ProtoReflectionDescriptorDatabase(channel).get_services()
 
-    with grpc.insecure_channel(registry.gateway_address) as channel:
+    with system.channel(registry.gateway_address) as channel:
         regions = gateway_service_pb2_grpc.GatewayServiceStub(channel).ListRegions(
             gateway_service_pb2.ListRegionsRequest(), timeout=10
         )
@@ -217,7 +278,7 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
     person_keys = set()
     accounts: dict[str, str] = {}
     for region in registry.regions:
-        with grpc.insecure_channel(region.identity_address) as channel:
+        with system.channel(region.identity_address) as channel:
             opened = identity_service_pb2_grpc.IdentityServiceStub(channel).OpenAccount(
                 identity_service_pb2.OpenAccountRequest(
                     request_id=f"e2e-{region.region_code}",
@@ -234,7 +295,9 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
         accounts[region.region_code] = opened.account.account_number
     assert len(person_keys) == 1, "one person must have one national key in every region"
 
-    _points_earned_in_zhejiang_buy_the_beijing_bus_pass(registry, accounts)
+    _points_earned_in_zhejiang_buy_the_beijing_bus_pass(system, registry, accounts)
+
+    _a_process_with_the_wrong_identity_is_refused_and_the_books_stay(system, registry, accounts)
 
     _a_resident_earns_at_the_community_counter(registry, system.data_dir)
 
