@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 import grpc
 import redis
 from sqlalchemy import create_engine, text
@@ -31,6 +32,7 @@ from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from identity_svc.domain.real_name import id_check_char
+from service_kit import identities
 from service_kit.db import normalize_url
 from service_kit.partner_signing import sign_request
 from service_kit.wire import to_timestamp
@@ -90,6 +92,7 @@ def service_process(package: str, env: dict[str, str], replica: int = 0) -> Iter
         "CARBON_PORT": "0",
         "CARBON_LOG_LEVEL": "WARNING",
         "CARBON_MAX_WORKERS": "16",
+        **bench_trust_support.env(package, REGION),
         **env,
     }
     process = subprocess.Popen(
@@ -170,7 +173,10 @@ def region(urls: dict[str, str], ingest_env: dict[str, str] | None = None, repli
             for replica, ledger in enumerate(ledgers)
         ]
         stack.callback(_drop_redis_keys, prefix)
-        channels = [grpc.insecure_channel(p.address) for p in (*ingests, identity, ledgers[0])]
+        # The benchmark's own calls (partners, accounts, events, reads) are the ops API's to make.
+        channels = [
+            bench_trust_support.channel(p.address, identities.OPS_API) for p in (*ingests, identity, ledgers[0])
+        ]
         for channel in channels:
             stack.callback(channel.close)
         yield Region(

@@ -7,12 +7,18 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
-from bench_ledger_support import account_number, ledger_process, private_schema  # type: ignore[import-not-found,unused-ignore]
+import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
+from bench_ledger_support import (  # type: ignore[import-not-found,unused-ignore]
+    REGION,
+    account_number,
+    ledger_process,
+    private_schema,
+)
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, create_engine, insert
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
+from service_kit import identities
 
 BATCH = 1000
 BATCHES = 40
@@ -46,7 +52,8 @@ def bench_ledger(url: str, processes: int) -> float:
         # One channel (one connection) per client: with several server processes on the port (SO_REUSEPORT), the
         # kernel spreads connections, not calls.
         options = [("grpc.use_local_subchannel_pool", 1)]
-        channels = [grpc.insecure_channel(ledger.address, options=options) for _ in range(CLIENTS)]
+        ingest = identities.regional(REGION, "ingest")  # who credits earned points in production
+        channels = [bench_trust_support.channel(ledger.address, ingest, options) for _ in range(CLIENTS)]
         stubs = [ledger_service_pb2_grpc.LedgerServiceStub(channel) for channel in channels]
         for stub, warmup in zip(stubs, requests[:2], strict=True):
             stub.PostTransfers(warmup, timeout=60)

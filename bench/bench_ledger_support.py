@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -66,6 +67,7 @@ def ledger_process(url: str, max_workers: int = 16, processes: int = 1) -> Itera
         "CARBON_LOG_LEVEL": "WARNING",
         "CARBON_MAX_WORKERS": str(max_workers),
         "CARBON_REUSE_PORT": "1" if processes > 1 else "0",
+        **bench_trust_support.env("ledger_svc", REGION),
     }
     started: list[subprocess.Popen[str]] = []
     address = ""

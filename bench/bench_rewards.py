@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
+import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -31,6 +31,7 @@ from carbon.ledger.v1 import ledger_service_pb2 as ledger_pb2
 from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2 as pb
 from carbon.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
+from service_kit import identities
 from service_kit.accounts import new_account_number
 from service_kit.db import normalize_url
 from service_kit.server import Registration, start_server
@@ -59,6 +60,7 @@ def real_ledger_ready() -> bool:
 def spawn(module: str, port: int, database_url: str, extra: dict[str, str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CARBON_PORT": str(port), "CARBON_DATABASE_URL": database_url, "CARBON_REGION": REGION}
     env.update({"CARBON_LOG_LEVEL": "WARNING", "CARBON_MAX_WORKERS": "64", **extra})
+    env.update(bench_trust_support.env(module, REGION))
     process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=subprocess.PIPE)
     assert process.stdout is not None
     deadline = time.monotonic() + 30
@@ -155,7 +157,7 @@ def main() -> int:
 
             fake = FakeLedgerServicer(FakeLedger())  # type: ignore[abstract]
             running = start_server(
-                Settings(service="ledger_svc", max_workers=64),
+                bench_trust_support.server(Settings(service="ledger_svc", region_code=REGION, max_workers=64)),
                 [
                     Registration(
                         ledger_pb2_grpc.add_LedgerServiceServicer_to_server, fake, "carbon.ledger.v1.LedgerService"
@@ -167,8 +169,9 @@ def main() -> int:
         rewards_port = free_port()
         rewards_extra = {"CARBON_LEDGER_ADDRESS": ledger_address, "CARBON_MAX_WORKERS": str(CLIENTS)}
         processes.append(spawn("rewards_svc", rewards_port, urls["rewards"], rewards_extra))
-        ledger_channel = grpc.insecure_channel(ledger_address)
-        rewards_channel = grpc.insecure_channel(f"127.0.0.1:{rewards_port}")
+        # The seed is earned points (ingest's to credit); the catalogue and redemptions are the ops API's to call.
+        ledger_channel = bench_trust_support.channel(ledger_address, identities.regional(REGION, "ingest"))
+        rewards_channel = bench_trust_support.channel(f"127.0.0.1:{rewards_port}", identities.OPS_API)
         ledger = ledger_pb2_grpc.LedgerServiceStub(ledger_channel)
         rewards = pb_grpc.RewardsServiceStub(rewards_channel)
 

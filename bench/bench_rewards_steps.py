@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import grpc
+import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 from bench_rewards import (  # type: ignore[import-not-found,unused-ignore]
     ACCOUNTS,
     CLIENTS,
@@ -38,7 +38,7 @@ from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_pb2_grpc
 from rewards_svc.clients import GrpcLedger, HoldView, Ledger
 from rewards_svc.domain.catalog import Reward
 from rewards_svc.server import build_services
-from service_kit import db
+from service_kit import db, identities
 from service_kit.accounts import new_account_number
 from service_kit.db import normalize_url
 from service_kit.settings import Settings
@@ -149,11 +149,10 @@ def redeem_steps(ledger_address: str, url: str, accounts: list[str]) -> dict[str
     steps = StepTimes()
     engine = db.make_engine(url, pool_size=CLIENTS)
     db.migrate("rewards_svc", engine)
-    grpc_ledger = GrpcLedger(ledger_address)
+    settings = bench_trust_support.server(Settings(service="rewards_svc", region_code=REGION))
+    grpc_ledger = GrpcLedger(ledger_address, settings=settings)
     ledger: Ledger = TimedLedger(grpc_ledger, steps)  # type: ignore[assignment]
-    services = build_services(
-        Settings(service="rewards_svc", region_code=REGION), engine, ledger=ledger, checkpoint=lambda _step: None
-    )
+    services = build_services(settings, engine, ledger=ledger, checkpoint=lambda _step: None)
     item = Reward(
         reward_id="bench-item", name_en="Bench item", name_zh="", category="PRACTICAL", price_points=100,
         face_value_cents=100, provider="bench", region_codes=(), stock=-1, limit_per_day=0, limit_per_month=0,
@@ -197,7 +196,8 @@ def main() -> int:
     process = spawn("ledger_svc", ledger_port, urls["ledger"], {})
     try:
         address = f"127.0.0.1:{ledger_port}"
-        channel = grpc.insecure_channel(address)
+        # Seeding is ingest's (earned points); the Hold/CommitHold pairs then run as rewards would.
+        channel = bench_trust_support.channel(address, identities.regional(REGION, "ingest"))
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
         accounts = [new_account_number(REGION) for _ in range(ACCOUNTS)]
         stub.PostTransfers(
@@ -212,8 +212,10 @@ def main() -> int:
             ),
             timeout=60,
         )  # fmt: skip
-        pairs = ledger_pairs(stub, accounts)
         channel.close()
+        rewards_channel = bench_trust_support.channel(address, identities.regional(REGION, "rewards"))
+        pairs = ledger_pairs(ledger_pb2_grpc.LedgerServiceStub(rewards_channel), accounts)
+        rewards_channel.close()
         steps = redeem_steps(address, urls["rewards"], accounts)
     finally:
         process.terminate()
