@@ -338,9 +338,13 @@ _FACTORIES: dict[str, Callable[..., grpc.RpcMethodHandler]] = {  # type: ignore[
 def access_interceptor(settings: Settings, domain: str) -> AccessInterceptor:
     """The interceptor for a server with these settings: enforcing the table unless the server is the gateway."""
     verifier = TokenVerifier.from_file(settings.trust_bundle_file) if settings.trust_bundle_file else None
-    return AccessInterceptor(
-        Authenticator(verifier), settings.region_code, domain, enforce=settings.service != "gateway"
-    )
+    enforce = settings.service != "gateway"
+    if enforce and verifier is None and not settings.tls_ca_file:
+        log.warning(
+            "no trust bundle (CARBON_TRUST_BUNDLE_FILE) and no mTLS: every call but health checks will be refused",
+            extra={"service": settings.service},
+        )
+    return AccessInterceptor(Authenticator(verifier), settings.region_code, domain, enforce=enforce)
 
 
 # --- the table as documentation -------------------------------------------------------------------------------------

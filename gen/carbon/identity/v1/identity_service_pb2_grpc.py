@@ -28,7 +28,9 @@ if _version_not_supported:
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform.
+    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
+    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
+    PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 
@@ -108,7 +110,9 @@ class IdentityServiceStub:
 class IdentityServiceServicer:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform.
+    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
+    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
+    PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 
@@ -366,7 +370,9 @@ def add_IdentityServiceServicer_to_server(servicer, server):
 class IdentityService:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform.
+    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
+    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
+    PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 

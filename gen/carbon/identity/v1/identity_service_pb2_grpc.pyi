@@ -29,7 +29,9 @@ GRPC_VERSION: str
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform.
+    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
+    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
+    PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 
@@ -165,7 +167,9 @@ class IdentityServiceStub:
 class IdentityServiceAsyncStub(IdentityServiceStub):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform.
+    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
+    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
+    PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 
@@ -297,7 +301,9 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform.
+    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
+    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
+    PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 

@@ -28,8 +28,9 @@ if _version_not_supported:
 class IngestServiceStub:
     """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics.
     One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
-    batch with its signature (docs/contract/signing.md); the other methods (explanation, catalog, partners,
-    statistics) carry no caller check of their own: reach them only from the regional platform's network. The gateway
+    batch with its signature (docs/contract/signing.md). Every call also proves the calling service's identity (mTLS
+    certificate or x-carbon-service-token) and answers only the callers docs/access.md names for the method (partner
+    and rule administration: the ops API); others get UNAUTHENTICATED or PERMISSION_DENIED CALLER_NOT_ALLOWED. The gateway
     does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
     ErrorInfo.domain: "ingest.carbon-account".
     """
@@ -100,8 +101,9 @@ class IngestServiceStub:
 class IngestServiceServicer:
     """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics.
     One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
-    batch with its signature (docs/contract/signing.md); the other methods (explanation, catalog, partners,
-    statistics) carry no caller check of their own: reach them only from the regional platform's network. The gateway
+    batch with its signature (docs/contract/signing.md). Every call also proves the calling service's identity (mTLS
+    certificate or x-carbon-service-token) and answers only the callers docs/access.md names for the method (partner
+    and rule administration: the ops API); others get UNAUTHENTICATED or PERMISSION_DENIED CALLER_NOT_ALLOWED. The gateway
     does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
     ErrorInfo.domain: "ingest.carbon-account".
     """
@@ -296,8 +298,9 @@ def add_IngestServiceServicer_to_server(servicer, server):
 class IngestService:
     """Turns data partners' behaviour events into points: catalog, rules, partners, submission, explanation, statistics.
     One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
-    batch with its signature (docs/contract/signing.md); the other methods (explanation, catalog, partners,
-    statistics) carry no caller check of their own: reach them only from the regional platform's network. The gateway
+    batch with its signature (docs/contract/signing.md). Every call also proves the calling service's identity (mTLS
+    certificate or x-carbon-service-token) and answers only the callers docs/access.md names for the method (partner
+    and rule administration: the ops API); others get UNAUTHENTICATED or PERMISSION_DENIED CALLER_NOT_ALLOWED. The gateway
     does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
     ErrorInfo.domain: "ingest.carbon-account".
     """

@@ -31,7 +31,8 @@ class RewardsServiceStub:
     region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
     come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
     INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
-    account number); the catalog methods are for the region's operators and carry no caller check of their own.
+    account number); the catalog methods are for the ops API. Every call proves the calling service's identity and
+    answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "rewards.carbon-account".
     """
 
@@ -131,7 +132,8 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
     come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
     INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
-    account number); the catalog methods are for the region's operators and carry no caller check of their own.
+    account number); the catalog methods are for the ops API. Every call proves the calling service's identity and
+    answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "rewards.carbon-account".
     """
 
@@ -227,7 +229,8 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
     region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
     come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
     INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
-    account number); the catalog methods are for the region's operators and carry no caller check of their own.
+    account number); the catalog methods are for the ops API. Every call proves the calling service's identity and
+    answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "rewards.carbon-account".
     """
 
