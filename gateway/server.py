@@ -1,18 +1,23 @@
-"""gRPC servicers of the gateway: carbon.gateway.v1.GatewayService and the forwarded regional methods.
+"""gRPC servicers of the gateway: carbon.gateway.v1.GatewayService, the forwarded regional methods, and the refusal
+of every other method.
 
 They admit the caller, translate messages (wire.py) and call the use cases in service/; no rules live here.
-registrations() wires the gateway from its settings.
+registrations() wires the gateway from its settings; reflection shows only what the gateway serves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.descriptor import FileDescriptor
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 from sqlalchemy import Engine
 
 from carbon.gateway.v1 import gateway_service_pb2 as pb
@@ -23,7 +28,7 @@ from gateway.domain.callers import Caller
 from gateway.service.admission import Admission
 from gateway.service.cross_region_transfers import TransferService
 from gateway.service.directory import directory_entry
-from gateway.service.forwarding import ROUTES, SERVICE_NAMES, Forwarder, Route
+from gateway.service.forwarding import ROUTE_FILES, ROUTES, SERVICE_NAMES, Forwarder, NotServed, Route
 from gateway.service.recovery import Recovery
 from gateway.service.redeem_anywhere import RedeemAnywhereService
 from gateway.service.settlement import settlement_report
@@ -41,9 +46,11 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 HEALTH_TIMEOUT_S = 0.5
 
 
-def admit(admission: Admission, context: grpc.ServicerContext) -> Caller:
-    """The caller behind a call, from its metadata and its verified client certificate."""
-    return admission.admit(list(context.invocation_metadata() or []), tls.peer_common_name(context))
+def admit(admission: Admission, context: grpc.ServicerContext, method: str) -> Caller:
+    """The caller behind a call of one of GatewayService's methods, from its metadata and its verified client
+    certificate, allowed to call it."""
+    path = f"/{SERVICE_NAME}/{method}"
+    return admission.admit(list(context.invocation_metadata() or []), tls.peer_common_name(context), path)
 
 
 class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
@@ -67,33 +74,38 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         return deadline_s(context.time_remaining(), self._transfers.timing.call_timeout.total_seconds())
 
     def ListRegions(self, request: pb.ListRegionsRequest, context: grpc.ServicerContext) -> pb.ListRegionsResponse:
-        admit(self._admission, context)
+        caller = admit(self._admission, context, "ListRegions")
         page_size = paging.page_size(request.page_size)
         codes = [code for code in self._registry.sorted_codes() if code > request.page_token]
         page = [self._registry.regions[code] for code in codes[:page_size]]
         states = list(self._probe_pool.map(lambda entry: _region_health(entry, self._probe_settings), page))
         next_token = page[-1].region_code if len(codes) > page_size else ""
         return pb.ListRegionsResponse(
-            regions=[wire.region_message(entry, state) for entry, state in zip(page, states, strict=True)],
+            regions=[
+                wire.region_message(entry, state, addresses=caller.operator)
+                for entry, state in zip(page, states, strict=True)
+            ],
             next_page_token=next_token,
         )
 
     def CreateCrossRegionTransfer(
         self, request: pb.CreateCrossRegionTransferRequest, context: grpc.ServicerContext
     ) -> pb.CreateCrossRegionTransferResponse:
-        transfer = self._transfers.create(admit(self._admission, context), wire.transfer_request(request))
+        transfer = self._transfers.create(
+            admit(self._admission, context, "CreateCrossRegionTransfer"), wire.transfer_request(request)
+        )
         return pb.CreateCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
 
     def GetCrossRegionTransfer(
         self, request: pb.GetCrossRegionTransferRequest, context: grpc.ServicerContext
     ) -> pb.GetCrossRegionTransferResponse:
-        transfer = self._transfers.get(admit(self._admission, context), request.transfer_id)
+        transfer = self._transfers.get(admit(self._admission, context, "GetCrossRegionTransfer"), request.transfer_id)
         return pb.GetCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
 
     def ListCrossRegionTransfers(
         self, request: pb.ListCrossRegionTransfersRequest, context: grpc.ServicerContext
     ) -> pb.ListCrossRegionTransfersResponse:
-        caller = admit(self._admission, context)
+        caller = admit(self._admission, context, "ListCrossRegionTransfers")
         page_size = paging.page_size(request.page_size)
         page, next_token = self._transfers.list_page(
             caller, request.account_number, wire.transfer_state(request.state), page_size, request.page_token
@@ -105,13 +117,15 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     def RedeemAnywhere(
         self, request: pb.RedeemAnywhereRequest, context: grpc.ServicerContext
     ) -> pb.RedeemAnywhereResponse:
-        item, paid_by = self._anywhere.redeem(admit(self._admission, context), wire.redeem_anywhere_request(request))
+        item, paid_by = self._anywhere.redeem(
+            admit(self._admission, context, "RedeemAnywhere"), wire.redeem_anywhere_request(request)
+        )
         return wire.redeem_anywhere_response(item, paid_by)
 
     def GetSettlementReport(
         self, request: pb.GetSettlementReportRequest, context: grpc.ServicerContext
     ) -> pb.GetSettlementReportResponse:
-        admit(self._admission, context)
+        admit(self._admission, context, "GetSettlementReport")
         if not request.HasField("period_start"):
             raise InvalidArgument("period_start", "is required")
         if not request.HasField("period_end"):
@@ -132,7 +146,10 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self, request: pb.GetDirectoryEntryRequest, context: grpc.ServicerContext
     ) -> pb.GetDirectoryEntryResponse:
         accounts = directory_entry(
-            self._transfers.clients, admit(self._admission, context), request.account_number, self._deadline_s(context)
+            self._transfers.clients,
+            admit(self._admission, context, "GetDirectoryEntry"),
+            request.account_number,
+            self._deadline_s(context),
         )
         return wire.directory_response(accounts)
 
@@ -148,34 +165,84 @@ def _region_health(entry: RegionEntry, settings: Settings | None) -> str:
     return "SERVING" if all(state == "SERVING" for state in states) else "NOT_SERVING"
 
 
-# --- the regional methods, forwarded --------------------------------------------------------------------------------
+# --- the regional methods, forwarded; the rest refused with a reason ----------------------------------------------
 
-
-def forwarding_handlers(admission: Admission, forwarder: Forwarder) -> dict[str, grpc.GenericRpcHandler[Any, Any]]:
-    """One generic handler per regional service name, serving the methods ROUTES lists for it."""
-    per_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
-    for route in ROUTES:
-        per_service.setdefault(SERVICE_NAMES[route.service], {})[route.method] = grpc.unary_unary_rpc_method_handler(
-            _forwarded(admission, forwarder, route),
-            request_deserializer=route.request.FromString,
-            response_serializer=route.response.SerializeToString,
-        )
-    return {
-        service: grpc.method_handlers_generic_handler(service, handlers) for service, handlers in per_service.items()
+NOT_SERVED_REASON = "METHOD_NOT_SERVED_BY_GATEWAY"
+# Services of the gateway's own that the catch-all leaves alone (their handlers answer, or gRPC's own refusal does).
+_OWN_SERVICES = frozenset(
+    {
+        SERVICE_NAME,
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
     }
+)
 
 
-def _forwarded(
-    admission: Admission, forwarder: Forwarder, route: Route
-) -> Callable[[Message, grpc.ServicerContext], Message]:
-    def behaviour(request: Message, context: grpc.ServicerContext) -> Message:
-        return forwarder.forward(route, request, admit(admission, context), context.time_remaining())
+class ForwardingHandler(grpc.GenericRpcHandler):  # type: ignore[type-arg]
+    """Every method ROUTES lists, request and response as bytes; any other method of a regional service (or of no
+    service at all) is UNIMPLEMENTED with ErrorInfo reason METHOD_NOT_SERVED_BY_GATEWAY."""
 
-    return behaviour
+    def __init__(self, forwarder: Forwarder) -> None:
+        self._handlers = {route.path: _handler(forwarder, route) for route in ROUTES}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        handler = self._handlers.get(method)
+        if handler is not None:
+            return handler
+        if method.lstrip("/").partition("/")[0] in _OWN_SERVICES:
+            return None
+        return grpc.stream_stream_rpc_method_handler(functools.partial(_not_served, method.lstrip("/")))
+
+
+def _handler(forwarder: Forwarder, route: Route) -> grpc.RpcMethodHandler[Any, Any]:
+    if route.client_streaming:
+        return grpc.stream_unary_rpc_method_handler(
+            lambda requests, context: forwarder.client_stream(route, requests, context)
+        )
+    return grpc.unary_unary_rpc_method_handler(lambda request, context: forwarder.unary(route, request, context))
+
+
+def _not_served(method: str, _requests: Iterator[bytes], _context: grpc.ServicerContext) -> Iterator[bytes]:
+    raise NotServed(
+        NOT_SERVED_REASON,
+        f"the gateway does not serve {method}: only the public methods of the regional services are served here",
+        {"method": method},
+    )
+    yield b""  # a generator: the stream handler kind that fits calls of every arity
 
 
 def add_generic_handler(handler: grpc.GenericRpcHandler[Any, Any], server: grpc.Server) -> None:
     server.add_generic_rpc_handlers((handler,))
+
+
+def reflection_pool() -> descriptor_pool.DescriptorPool:
+    """The descriptors the gateway's reflection shows: its own service, health, reflection, and each regional service
+    with only the methods it serves (a method it refuses is not advertised)."""
+    served = {route.path.lstrip("/") for route in ROUTES}
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(file: FileDescriptor) -> None:
+        if file.name in added:
+            return
+        for dependency in file.dependencies:
+            add(dependency)
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        for service in proto.service:
+            full_name = f"{proto.package}.{service.name}"
+            if full_name in SERVICE_NAMES.values():
+                kept = [method for method in service.method if f"{full_name}/{method.name}" in served]
+                del service.method[:]
+                service.method.extend(kept)
+        pool.Add(proto)
+        added.add(file.name)
+
+    for file in (pb.DESCRIPTOR, health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR, *ROUTE_FILES):
+        add(file)
+    return pool
 
 
 # --- wiring -----------------------------------------------------------------------------------------------------------
@@ -197,17 +264,23 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
     if own.recovery_interval > timedelta(0):
         recovery.start(own.recovery_interval.total_seconds())
     admission = Admission(transfers.config, build_limiter(settings.redis_url, own.redis_prefix))
-    forwarder = Forwarder(transfers.clients, transfers.timing)
+    forwarding = ForwardingHandler(Forwarder(transfers.clients, admission, own.forward_timeout.total_seconds()))
     servicer = GatewayServiceServicer(registry, admission, transfers, anywhere, settings)
+    pool = reflection_pool()
+    regional = list(SERVICE_NAMES.values())
     return [
-        *(
-            Registration(add_generic_handler, handler, name)
-            for name, handler in forwarding_handlers(admission, forwarder).items()
-        ),
+        # One handler serves every regional service; the first registration adds it, the others only name theirs.
+        Registration(add_generic_handler, forwarding, regional[0], reflection_pool=pool),
+        *(Registration(_served_by_forwarding, forwarding, name) for name in regional[1:]),
         Registration(
             gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server,
             servicer,
             SERVICE_NAME,
             on_stop=recovery.stop,
+            reflection_pool=pool,
         ),
     ]
+
+
+def _served_by_forwarding(_handler: grpc.GenericRpcHandler[Any, Any], _server: grpc.Server) -> None:
+    """The forwarding handler is added once (by the first regional service's registration)."""

@@ -21,8 +21,9 @@ log = logging.getLogger("carbon.gateway")
 @dataclass(frozen=True)
 class GatewaySettings:
     registry_file: str  # CARBON_REGISTRY_FILE; empty: no regions
-    config_file: str  # CARBON_GATEWAY_CONFIG; empty: the gateway is open
+    config_file: str  # CARBON_GATEWAY_CONFIG: who may call (required: the gateway never runs open)
     timing: Timing
+    forward_timeout: timedelta  # a forwarded unary call that arrives without a deadline gets this one
     retry_max: timedelta  # the longest a step waits before it tries a region again
     recovery_interval: timedelta  # zero: no recovery thread (tests drive recovery themselves)
     crash_at: str  # CARBON_TEST_CRASH_AT: a test hook, empty in production
@@ -39,6 +40,7 @@ class GatewaySettings:
                 call_timeout=_ms(extra, "CARBON_GATEWAY_CALL_TIMEOUT_MS", 5_000),
                 margin=_ms(extra, "CARBON_GATEWAY_MARGIN_MS", 2_000),
             ),
+            forward_timeout=_ms(extra, "CARBON_GATEWAY_FORWARD_TIMEOUT_MS", 60_000),
             retry_max=_ms(extra, "CARBON_GATEWAY_RETRY_MAX_MS", 30_000),
             recovery_interval=_ms(extra, "CARBON_GATEWAY_RECOVERY_INTERVAL_MS", 1_000),
             crash_at=extra.get("CARBON_TEST_CRASH_AT", ""),
@@ -50,8 +52,10 @@ class GatewaySettings:
 
     def load_config(self) -> GatewayConfig:
         if not self.config_file:
-            log.warning("no CARBON_GATEWAY_CONFIG: the gateway is open, every caller acts as the national operator")
-            return GatewayConfig()
+            raise ValueError(
+                "CARBON_GATEWAY_CONFIG is not set: the gateway needs its callers' configuration and never runs open "
+                "(see gateway/domain/callers.py; `carbon up` writes one into the data folder)"
+            )
         path = Path(self.config_file)
         try:
             return GatewayConfig.from_json(json.loads(path.read_text(encoding="utf-8")))

@@ -107,17 +107,15 @@ def directory_response(accounts: list[DirectoryAccount]) -> pb.GetDirectoryEntry
     )
 
 
-def region_message(entry: RegionEntry, health: str) -> pb.Region:
-    return pb.Region(
-        region_code=entry.region_code,
-        name_en=entry.name_en,
-        name_zh=entry.name_zh,
-        identity_address=entry.identity_address,
-        ingest_address=entry.ingest_address,
-        ledger_address=entry.ledger_address,
-        rewards_address=entry.rewards_address,
-        health=health,
-    )
+def region_message(entry: RegionEntry, health: str, addresses: bool) -> pb.Region:
+    """A region as listed; its services' internal addresses only for a caller that operates them (`addresses`)."""
+    message = pb.Region(region_code=entry.region_code, name_en=entry.name_en, name_zh=entry.name_zh, health=health)
+    if addresses:
+        message.identity_address = entry.identity_address
+        message.ingest_address = entry.ingest_address
+        message.ledger_address = entry.ledger_address
+        message.rewards_address = entry.rewards_address
+    return message
 
 
 # --- to the regions' ledgers and rewards ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -37,12 +38,15 @@ class Registration:
     """One gRPC service to serve: the generated add_*_to_server function, the servicer, its full name.
 
     on_stop runs after the server has drained, e.g. to stop a background recovery thread the servicer started.
+    reflection_pool describes the services as served when that is not the generated descriptors (the gateway serves
+    part of the regional services); None: the default pool.
     """
 
     add_to_server: Callable[[Any, grpc.Server], None]
     servicer: Any
     full_name: str
     on_stop: Callable[[], None] | None = None
+    reflection_pool: DescriptorPool | None = None
 
 
 class PortInUse(RuntimeError):
@@ -95,8 +99,9 @@ def start_server(settings: Settings, registrations: Sequence[Registration]) -> R
     names = [registration.full_name for registration in registrations]
     for registration in registrations:
         registration.add_to_server(registration.servicer, server)
+    pool = next((item.reflection_pool for item in registrations if item.reflection_pool is not None), None)
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server, pool
     )
     credentials = tls.server_credentials(settings)
     try:

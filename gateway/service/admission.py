@@ -1,21 +1,26 @@
-"""Admission at the gateway's front door: who is calling (the verified client certificate's name or an API key) and
-whether they may call now (a token bucket per caller), in one place for every method the gateway serves."""
+"""Admission at the gateway's front door, in one place for every method the gateway serves: who is calling (the
+verified client certificate's name or an API key), whether that caller may use this method, and whether it may call
+now (a token bucket per caller)."""
 
 from __future__ import annotations
 
 from gateway.domain.callers import Caller, CallMetadata, GatewayConfig
+from service_kit.clock import Clock, system_clock
 from service_kit.errors import ResourceExhausted
 from service_kit.ratelimit import Limiter
 
 
 class Admission:
-    def __init__(self, config: GatewayConfig, limiter: Limiter) -> None:
+    def __init__(self, config: GatewayConfig, limiter: Limiter, clock: Clock = system_clock) -> None:
         self.config = config
         self.limiter = limiter
+        self.clock = clock
 
-    def admit(self, metadata: CallMetadata, common_name: str) -> Caller:
-        """The authenticated caller; RESOURCE_EXHAUSTED / RATE_LIMITED when its bucket is empty."""
-        caller = self.config.authenticate(metadata, common_name)
+    def admit(self, metadata: CallMetadata, common_name: str, method: str) -> Caller:
+        """The authenticated caller, allowed `method` ("/pkg.Service/Method"); RESOURCE_EXHAUSTED / RATE_LIMITED when
+        its bucket is empty."""
+        caller = self.config.authenticate(metadata, common_name, self.clock())
+        caller.require_method(method)
         limit = self.config.rate_limit_of(caller)
         if not self.limiter.allow(caller.caller_id, limit.rate_per_s, limit.burst):
             raise ResourceExhausted(

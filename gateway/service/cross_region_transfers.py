@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from gateway import wire
 from gateway.clients import RegionClients, RemoteError, call
-from gateway.domain.callers import Caller, GatewayConfig, Role
+from gateway.domain.callers import Caller, GatewayConfig
 from gateway.domain.transfers import (
     FINISHED,
     Decision,
@@ -117,7 +117,7 @@ class TransferService(LeasedSagas[Transfer]):
         if account_number:
             region = self.clients.registry.route(account_number).region_code
             caller.require_region(region, "account_number")
-        elif caller.role is not Role.OPERATOR:
+        elif not caller.operator:
             raise InvalidArgument("account_number", "is required unless the caller is a national operator")
         with self.engine.connect() as conn:
             page = store.list_transfers(conn, account_number, state, page_size + 1, page_token)

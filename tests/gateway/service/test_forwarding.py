@@ -10,7 +10,7 @@ from carbon.identity.v1 import identity_service_pb2 as idpb
 from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
-from gateway.service.forwarding import ROUTES, SERVICE_NAMES
+from gateway.service.forwarding import NOT_SERVED, ROUTES, SERVICE_NAMES
 from service_kit.server import RunningServer
 from tests.gateway.federation import Federation, metadata, refusal
 
@@ -60,5 +60,19 @@ def test_every_route_names_the_regional_methods_messages_and_an_account_field_of
         method = pool.FindServiceByName(SERVICE_NAMES[route.service]).FindMethodByName(route.method)
         assert method.input_type.full_name == route.request.DESCRIPTOR.full_name, route.path
         assert method.output_type.full_name == route.response.DESCRIPTOR.full_name, route.path
-        assert route.account_field in route.request.DESCRIPTOR.fields_by_name, route.path
+        assert method.client_streaming == route.client_streaming, route.path
+        assert not method.server_streaming, route.path
+        fields = route.request.DESCRIPTOR.fields_by_name
+        assert route.account_field == "" or route.account_field in fields, route.path
+        assert all(name in fields for name in route.operator_only_fields), route.path
     assert len({route.path for route in ROUTES}) == len(ROUTES)
+
+
+def test_every_regional_method_is_either_forwarded_or_deliberately_not_served() -> None:
+    pool = descriptor_pool.Default()
+    every = {
+        f"{name}/{method.name}" for name in SERVICE_NAMES.values() for method in pool.FindServiceByName(name).methods
+    }
+    forwarded = {route.path.lstrip("/") for route in ROUTES}
+    assert forwarded.isdisjoint(NOT_SERVED)
+    assert forwarded | set(NOT_SERVED) == every
