@@ -188,7 +188,7 @@ def test_the_regions_refusal_comes_back_unchanged_with_all_its_trailing_metadata
         "identity.carbon-account",
     )
     assert details.message == "account is closed" and details.metadata == {"account_number": "x"}
-    trailing = dict(caught.value.trailing_metadata())  # type: ignore[attr-defined]
+    trailing: dict[str, Any] = {key: value for key, value in caught.value.trailing_metadata()}  # type: ignore[attr-defined]
     assert trailing["x-region-note"] == "kept" and "grpc-status-details-bin" in trailing
 
 
