@@ -188,7 +188,8 @@ def test_the_regions_refusal_comes_back_unchanged_with_all_its_trailing_metadata
         "identity.carbon-account",
     )
     assert details.message == "account is closed" and details.metadata == {"account_number": "x"}
-    trailing: dict[str, Any] = {key: value for key, value in caught.value.trailing_metadata()}  # type: ignore[attr-defined]
+    error: Any = caught.value
+    trailing = {str(key): value for key, value in error.trailing_metadata()}
     assert trailing["x-region-note"] == "kept" and "grpc-status-details-bin" in trailing
 
 
