@@ -22,6 +22,13 @@ from typing import IO
 
 from service_kit import embedded_trust, health
 from service_kit.channels import open_channel
+from service_kit.embedded_front_door import (
+    PLATFORM,
+    front_door_environment,
+    key_file,
+    write_gateway_callers,
+    write_resident_auth_keys,
+)
 from service_kit.embedded_trust import EmbeddedTrust
 from service_kit.identities import identity_of_service
 from service_kit.settings import Settings
@@ -93,6 +100,7 @@ def child_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    env.update(front_door_environment(spec.service, spec.region_code, data_dir))
     if trust is not None:
         # Who the child is and how it proves it: its key (and certificate under mTLS), and the bundle it checks.
         env.update(trust.env(identity_of_service(spec.service, spec.region_code)))
@@ -174,6 +182,8 @@ class Supervisor:
         codes = [region.region_code for region in self.registry.regions]
         self.trust = embedded_trust.prepare(self.data_dir, codes, self.mtls)
         self.base_env = {**os.environ, NATIONAL_PERSON_KEY_VARIABLE: national_person_key(self.data_dir, os.environ)}
+        write_gateway_callers(self.data_dir, self.registry)
+        write_resident_auth_keys(self.data_dir, self.registry)
         for spec in self.registry.processes():
             if spec.service != "ops_api":
                 self._spawn(spec, self.base_env)
@@ -296,6 +306,11 @@ def run(registry: Registry, data_dir: Path, print_table: Callable[[Registry, Pat
             print(f"service identities: {supervisor.trust.folder}" + ("  (mTLS between all processes)" if mtls else ""))
         if token_file is not None:
             print(f"ops HTTP API: http://{registry.ops_api_address}/docs  (admin bearer token in {token_file})")
+        platform_key = key_file(supervisor.data_dir, PLATFORM)
+        print(
+            f"gateway: {registry.gateway_address}  (a platform's key, `authorization: Bearer <key>`, in {platform_key};"
+            " every caller in gateway-callers.json)"
+        )
         print(
             f"all {len(supervisor.children)} processes SERVING in {time.monotonic() - started:.1f} s; "
             "Ctrl-C stops them.",

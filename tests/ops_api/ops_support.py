@@ -4,6 +4,7 @@ servers on SQLite, the real gateway, and the ops API on top (through TestClient,
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
 from carbon.ingest.v1 import ingest_service_pb2_grpc
+from gateway.domain.callers import key_digest_hex
 from gateway.server import registrations as gateway_registrations
 from identity_svc.domain.real_name import id_check_char
 from identity_svc.server import registrations as identity_registrations
@@ -38,6 +40,8 @@ from tests.service_identities import TRUST
 
 REGIONS = ("330000", "110000")
 PARTNER = "community-centre"
+# The ops API's key at the gateway (a national operator there).
+GATEWAY_KEY = "ops-api-gateway-key"
 STAFF = {
     "admin": ("admin", "", ""),
     "op1": ("operator", "", ""),
@@ -112,7 +116,10 @@ def start_federation(root: Path) -> Federation:
         )  # fmt: skip
         federation.partner_secrets[code] = register_community_partner(started["ingest_svc"], code)
     Registry("127.0.0.1:1", entries).save(federation.registry_path)
+    callers = [{"id": "ops-api", "role": "operator", "key_sha256": key_digest_hex(GATEWAY_KEY)}]
+    (root / "gateway-callers.json").write_text(json.dumps({"callers": callers}))
     gateway_extra = {
+        "CARBON_GATEWAY_CONFIG": str(root / "gateway-callers.json"),
         "CARBON_REGISTRY_FILE": str(federation.registry_path),
         "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
     }
@@ -210,6 +217,7 @@ def make_ops(
         )
     )
     secrets = {f"community_partner_{code}": Secret(secret) for code, secret in federation.partner_secrets.items()}
+    secrets["gateway_api_key"] = Secret(GATEWAY_KEY)
     settings = OpsSettings(
         base=base,
         registry_file=federation.registry_path,
