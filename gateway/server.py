@@ -31,6 +31,7 @@ from gateway.service.directory import directory_entry
 from gateway.service.forwarding import ROUTE_FILES, ROUTES, SERVICE_NAMES, Forwarder, NotServed, Route
 from gateway.service.recovery import Recovery
 from gateway.service.redeem_anywhere import RedeemAnywhereService
+from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.settlement import settlement_report
 from gateway.settings import GatewaySettings
 from service_kit import health, paging, tls
@@ -91,9 +92,8 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     def CreateCrossRegionTransfer(
         self, request: pb.CreateCrossRegionTransferRequest, context: grpc.ServicerContext
     ) -> pb.CreateCrossRegionTransferResponse:
-        transfer = self._transfers.create(
-            admit(self._admission, context, "CreateCrossRegionTransfer"), wire.transfer_request(request)
-        )
+        caller = admit(self._admission, context, "CreateCrossRegionTransfer")
+        transfer = self._transfers.create(caller, wire.transfer_request(request), request.resident_authorization)
         return pb.CreateCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
 
     def GetCrossRegionTransfer(
@@ -117,8 +117,9 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     def RedeemAnywhere(
         self, request: pb.RedeemAnywhereRequest, context: grpc.ServicerContext
     ) -> pb.RedeemAnywhereResponse:
+        caller = admit(self._admission, context, "RedeemAnywhere")
         item, paid_by = self._anywhere.redeem(
-            admit(self._admission, context, "RedeemAnywhere"), wire.redeem_anywhere_request(request)
+            caller, wire.redeem_anywhere_request(request), request.resident_authorization
         )
         return wire.redeem_anywhere_response(item, paid_by)
 
@@ -258,6 +259,7 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
         own.timing,
         crash_at=own.crash_at,
         retry_max=own.retry_max,
+        residents=ResidentAuthorizations.from_file(own.resident_auth_jwks_file),
     )
     anywhere = RedeemAnywhereService(transfers)
     recovery = Recovery(transfers, anywhere)

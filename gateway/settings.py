@@ -21,6 +21,7 @@ log = logging.getLogger("carbon.gateway")
 @dataclass(frozen=True)
 class GatewaySettings:
     registry_file: str  # CARBON_REGISTRY_FILE; empty: no regions
+    resident_auth_jwks_file: str  # CARBON_RESIDENT_AUTH_JWKS_FILE: the regions' keys for resident authorizations
     config_file: str  # CARBON_GATEWAY_CONFIG: who may call (required: the gateway never runs open)
     timing: Timing
     forward_timeout: timedelta  # a forwarded unary call that arrives without a deadline gets this one
@@ -35,6 +36,7 @@ class GatewaySettings:
         return cls(
             registry_file=extra.get("CARBON_REGISTRY_FILE", ""),
             config_file=extra.get("CARBON_GATEWAY_CONFIG", ""),
+            resident_auth_jwks_file=extra.get("CARBON_RESIDENT_AUTH_JWKS_FILE", ""),
             timing=Timing(
                 transfer_life=_ms(extra, "CARBON_GATEWAY_TRANSFER_LIFE_MS", 60_000),
                 call_timeout=_ms(extra, "CARBON_GATEWAY_CALL_TIMEOUT_MS", 5_000),

@@ -63,6 +63,7 @@ def transfer_message(transfer: Transfer) -> pb.CrossRegionTransfer:
         created_at=to_timestamp(transfer.created_at),
         expires_at=to_timestamp(transfer.expires_at),
         finished_at=to_timestamp(transfer.finished_at) if transfer.finished_at else None,
+        authorized_by=transfer.authorized_by,
     )
 
 

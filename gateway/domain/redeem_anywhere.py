@@ -94,6 +94,7 @@ class RedeemAnywhere:
     voucher_codes: list[str] = field(default_factory=list)
     finished_at: datetime | None = None
     attempts: int = 0
+    authorized_by: str = ""  # who asked on the resident's behalf, as on the transfers it makes
 
     @property
     def finished(self) -> bool:

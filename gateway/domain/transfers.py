@@ -126,6 +126,8 @@ class Transfer:
     next_attempt_at: datetime | None = None
     # Lots the destination recreates instead of held_lots: an unwind gives back the very lots that came over.
     carry_lots: list[HeldLot] = field(default_factory=list)
+    # Who asked on the resident's behalf: "platform:<code>" or "staff:<staff id>" (their authorization's actor).
+    authorized_by: str = ""
 
     @property
     def transfer_id(self) -> str:
@@ -142,7 +144,12 @@ class Transfer:
 
 
 def new_transfer(
-    request: TransferRequest, caller_id: str, now: datetime, timing: Timing, carry_lots: Sequence[HeldLot] = ()
+    request: TransferRequest,
+    caller_id: str,
+    now: datetime,
+    timing: Timing,
+    carry_lots: Sequence[HeldLot] = (),
+    authorized_by: str = "",
 ) -> Transfer:
     """A transfer as first recorded: CREATED, living `timing.transfer_life` from now."""
     expires_at = now + timing.transfer_life
@@ -155,6 +162,7 @@ def new_transfer(
         expires_at=expires_at,
         hold_timeout_ms=hold_timeout_ms(now, expires_at),
         carry_lots=list(carry_lots),
+        authorized_by=authorized_by,
     )
 
 

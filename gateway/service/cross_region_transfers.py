@@ -19,6 +19,7 @@ from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from gateway import wire
 from gateway.clients import RegionClients, RemoteError, call
 from gateway.domain.callers import Caller, GatewayConfig
+from gateway.domain.resident_authorizations import CROSS_REGION_TRANSFER, Operation
 from gateway.domain.transfers import (
     FINISHED,
     Decision,
@@ -36,6 +37,7 @@ from gateway.domain.transfers import (
     validate_request,
 )
 from gateway.service.accounts import check_accounts
+from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
 from gateway.store import tables
 from gateway.store import transfers as store
@@ -61,8 +63,10 @@ class TransferService(LeasedSagas[Transfer]):
         clock: Clock = system_clock,
         crash_at: str = "",
         retry_max: timedelta = timedelta(seconds=30),
+        residents: ResidentAuthorizations | None = None,
     ) -> None:
         self.timing = timing or Timing()
+        self.residents = residents or ResidentAuthorizations(None)
         super().__init__(engine, clock, self.timing.lease, retry_max)
         self.clients = clients
         self.config = config
@@ -70,25 +74,39 @@ class TransferService(LeasedSagas[Transfer]):
 
     # --- use cases -------------------------------------------------------------------------------------------
 
-    def create(self, caller: Caller, request: TransferRequest) -> Transfer:
+    def create(self, caller: Caller, request: TransferRequest, resident_authorization: str) -> Transfer:
         validate_request(request)
         self.clients.registry.route(request.from_account, "from_account")
         self.clients.registry.route(request.to_account, "to_account")
         require_cross_region(request.from_account, request.to_account)
         caller.require_region(request.from_region, "from_account")
+        operation = Operation(
+            CROSS_REGION_TRANSFER,
+            request.from_account,
+            request.to_account,
+            request.transfer_id,
+            request.amount_points,
+        )
+        authorized_by = self.residents.check(resident_authorization, operation)
         existing = self._replay(request)
         if existing is not None:
             return existing
         check_accounts(self.clients, self.config, request, self.timing.call_timeout.total_seconds())
-        return self.start(request, caller.caller_id)
+        return self.start(request, caller.caller_id, authorized_by=authorized_by)
 
-    def start(self, request: TransferRequest, caller_id: str, carry_lots: Sequence[HeldLot] = ()) -> Transfer:
+    def start(
+        self,
+        request: TransferRequest,
+        caller_id: str,
+        carry_lots: Sequence[HeldLot] = (),
+        authorized_by: str = "",
+    ) -> Transfer:
         """Records (once) and drives a checked transfer; for callers inside the gateway such as redeem anywhere."""
         existing = self._replay(request)
         if existing is not None:
             return existing
         now = self.clock()
-        transfer = new_transfer(request, caller_id, now, self.timing, carry_lots)
+        transfer = new_transfer(request, caller_id, now, self.timing, carry_lots, authorized_by)
         try:
             with self.engine.begin() as conn:
                 store.insert_transfer(conn, transfer, lease_until=now + self.lease)

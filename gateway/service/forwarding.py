@@ -97,7 +97,6 @@ def _routes() -> tuple[Route, ...]:
         Route("ingest", "ExplainScore", g.ExplainScoreRequest, g.ExplainScoreResponse),
         Route("ingest", "ListBehaviours", g.ListBehavioursRequest, g.ListBehavioursResponse),
         Route("ingest", "ListRuleVersions", g.ListRuleVersionsRequest, g.ListRuleVersionsResponse),
-        Route("ingest", "GetStatistics", g.GetStatisticsRequest, g.GetStatisticsResponse),
         Route("ledger", "GetBalance", le.GetBalanceRequest, le.GetBalanceResponse, "account"),
         Route(
             "ledger", "ListStatementEntries", le.ListStatementEntriesRequest, le.ListStatementEntriesResponse, "account"
@@ -129,7 +128,8 @@ _LEDGER_NOT_SERVED = (
 )
 # What the gateway deliberately does not serve, and why: a region's internal calls between its own services
 # (identity for ingest and the gateway, holds for rewards and the gateway's sagas), the ledger's postings and
-# operations, and administration (partners, rules, the rewards catalog), which the ops API does in the region itself.
+# operations, and administration (partners, rules, statistics, the rewards catalog), which the ops API does in the
+# region itself.
 # A call to one is UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY; reflection does not list it.
 NOT_SERVED = frozenset(
     {
@@ -139,7 +139,14 @@ NOT_SERVED = frozenset(
         ),
         *(
             f"{SERVICE_NAMES['ingest']}/{name}"
-            for name in ("CreateRuleVersion", "RegisterPartner", "GetPartner", "ListPartners", "RotatePartnerSecret")
+            for name in (
+                "CreateRuleVersion",
+                "RegisterPartner",
+                "GetPartner",
+                "ListPartners",
+                "RotatePartnerSecret",
+                "GetStatistics",
+            )
         ),
         *(f"{SERVICE_NAMES['ledger']}/{name}" for name in _LEDGER_NOT_SERVED),
         *(f"{SERVICE_NAMES['rewards']}/{name}" for name in ("CreateReward", "UpdateReward", "RetireReward")),

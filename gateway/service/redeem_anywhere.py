@@ -22,6 +22,7 @@ from gateway.domain.redeem_anywhere import (
     RedeemAnywhereState,
     validate_redeem_anywhere,
 )
+from gateway.domain.resident_authorizations import REDEEM_ANYWHERE, Operation
 from gateway.domain.transfers import State, Transfer, require_cross_region
 from gateway.service.accounts import check_accounts
 from gateway.service.cross_region_transfers import TransferService
@@ -43,22 +44,40 @@ class RedeemAnywhereService(LeasedSagas[RedeemAnywhere]):
         self.transfers = transfers
         self.clients = transfers.clients
 
-    def redeem(self, caller: Caller, request: RedeemAnywhereRequest) -> tuple[RedeemAnywhere, Transfer]:
+    def redeem(
+        self, caller: Caller, request: RedeemAnywhereRequest, resident_authorization: str
+    ) -> tuple[RedeemAnywhere, Transfer]:
         """The finished redemption and the transfer that paid for it; refusals raise with the reason."""
         validate_redeem_anywhere(request)
         source_region = self.clients.registry.route(request.source_account, "source_account").region_code
         target_region = self.clients.registry.route(request.target_account, "target_account").region_code
         require_cross_region(request.source_account, request.target_account)
         caller.require_region(source_region, "source_account")
+        timeout_s = self.transfers.timing.call_timeout.total_seconds()
+        with self.engine.connect() as conn:
+            stored = store.get_redeem_anywhere(conn, request.request_id)
+        # The resident authorized a price: the one recorded, or for a new request the reward's price now.
+        amount_points = stored.amount_points if stored else self._price(target_region, request, timeout_s)
+        operation = Operation(
+            REDEEM_ANYWHERE,
+            request.source_account,
+            request.target_account,
+            request.request_id,
+            amount_points,
+            request.reward_id,
+            request.quantity,
+        )
+        authorized_by = self.transfers.residents.check(resident_authorization, operation)
         item = self._replay(request)
         if item is None:
-            item = self._record(caller, request, target_region)
+            item = self._record(caller, request, amount_points, authorized_by)
         return self._outcome(item)
 
-    def _record(self, caller: Caller, request: RedeemAnywhereRequest, target_region: str) -> RedeemAnywhere:
-        """Prices the reward and checks the accounts (read-only), then records the request once and drives it."""
+    def _record(
+        self, caller: Caller, request: RedeemAnywhereRequest, amount_points: int, authorized_by: str
+    ) -> RedeemAnywhere:
+        """Checks the accounts (read-only), then records the request once and drives it."""
         timeout_s = self.transfers.timing.call_timeout.total_seconds()
-        amount_points = self._price(target_region, request, timeout_s)
         check_accounts(self.clients, self.transfers.config, request.there(amount_points), timeout_s)
         now = self.clock()
         fresh = RedeemAnywhere(
@@ -67,6 +86,7 @@ class RedeemAnywhereService(LeasedSagas[RedeemAnywhere]):
             amount_points=amount_points,
             state=RedeemAnywhereState.CREATED,
             created_at=now,
+            authorized_by=authorized_by,
         )
         try:
             with self.engine.begin() as conn:
@@ -146,7 +166,9 @@ class RedeemAnywhereService(LeasedSagas[RedeemAnywhere]):
             self._transfer_back(saga)
 
     def _transfer_there(self, item: RedeemAnywhere) -> None:
-        there = self.transfers.start(item.request.there(item.amount_points), item.caller_id)
+        there = self.transfers.start(
+            item.request.there(item.amount_points), item.caller_id, authorized_by=item.authorized_by
+        )
         if there.state is State.COMMITTED:
             self._advance(item, RedeemAnywhereState.TRANSFERRED)
             self.transfers.crash_point("anywhere_after_transfer")
@@ -186,7 +208,12 @@ class RedeemAnywhereService(LeasedSagas[RedeemAnywhere]):
     def _transfer_back(self, item: RedeemAnywhere) -> None:
         """The points go back carrying the lots that came over, so they keep their earned days and expiry dates."""
         there = self.transfers.load(item.request.there(item.amount_points).transfer_id)
-        back = self.transfers.start(item.request.back(item.amount_points), item.caller_id, carry_lots=there.held_lots)
+        back = self.transfers.start(
+            item.request.back(item.amount_points),
+            item.caller_id,
+            carry_lots=there.held_lots,
+            authorized_by=item.authorized_by,
+        )
         if back.state is State.COMMITTED:
             self._advance(item, RedeemAnywhereState.UNWOUND, finished=True)
         elif back.state is State.RELEASED:

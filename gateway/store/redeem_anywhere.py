@@ -32,6 +32,7 @@ def insert_redeem_anywhere(conn: Connection, item: RedeemAnywhere, lease_until: 
             created_at=item.created_at,
             attempts=0,
             lease_until=lease_until,
+            authorized_by=item.authorized_by,
         )
     )
 
@@ -57,6 +58,7 @@ def get_redeem_anywhere(conn: Connection, request_id: str) -> RedeemAnywhere | N
         voucher_codes=list(json.loads(row.voucher_codes)),
         finished_at=row.finished_at,
         attempts=row.attempts,
+        authorized_by=row.authorized_by,
     )
 
 

@@ -36,6 +36,8 @@ transfers = Table(
     Column("lease_until", UtcDateTime()),
     # JSON list of lots the destination recreates instead of held_lots (an unwind returns the lots that came over).
     Column("carry_lots", Text),
+    # Who asked on the resident's behalf ("platform:<code>", "staff:<staff id>"), from their authorization.
+    Column("authorized_by", String(200), nullable=False, server_default=""),
 )
 
 redeem_anywhere = Table(
@@ -59,4 +61,5 @@ redeem_anywhere = Table(
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UtcDateTime()),
     Column("lease_until", UtcDateTime()),
+    Column("authorized_by", String(200), nullable=False, server_default=""),
 )

@@ -60,6 +60,7 @@ def _transfer(row: Row[Any]) -> Transfer:
         attempts=row.attempts,
         next_attempt_at=row.next_attempt_at,
         carry_lots=lots_from_json(row.carry_lots),
+        authorized_by=row.authorized_by,
     )
 
 
@@ -84,6 +85,7 @@ def insert_transfer(conn: Connection, transfer: Transfer, lease_until: datetime)
             next_attempt_at=transfer.next_attempt_at,
             lease_until=lease_until,
             carry_lots=lots_json(transfer.carry_lots),
+            authorized_by=transfer.authorized_by,
         )
     )
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
 from carbon.gateway.v1 import gateway_service_pb2 as gpb
+from carbon.identity.v1 import identity_service_pb2 as ipb
 from ops_api.domain.requests import compact_key
 from ops_api.domain.staff import Role
 from ops_api.problems import invalid
@@ -55,7 +56,7 @@ class TransferBody(Body):
 @router.post("/cross-region-transfers", status_code=201, summary="Move points between regions (via the gateway)")
 def create_cross_region_transfer(context: Ctx, staff: CurrentStaff, rid: RequestId, body: TransferBody) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
-    context.regions.home(body.from_account)
+    source = context.regions.home(body.from_account)
     context.regions.home(body.to_account)
     stub = context.gateway.stub()
     request = gpb.CreateCrossRegionTransferRequest(
@@ -66,6 +67,18 @@ def create_cross_region_transfer(context: Ctx, staff: CurrentStaff, rid: Request
     )
 
     def run() -> Json:
+        # The resident asked at the counter: the source region authorizes this one transfer, naming the staff member.
+        authorization = ipb.IssueResidentAuthorizationRequest(
+            request_id=request.transfer_id,
+            account_number=body.from_account,
+            operation=ipb.RESIDENT_OPERATION_CROSS_REGION_TRANSFER,
+            amount_points=body.amount_points,
+            to_account=body.to_account,
+            staff_id=staff.user_id,
+        )
+        identity = context.regions.identity(source)
+        issued = context.regions.call("identity", identity.IssueResidentAuthorization, authorization)
+        request.resident_authorization = issued.authorization
         return {"transfer": to_json(context.gateway.call(stub.CreateCrossRegionTransfer, request).transfer)}
 
     target = f"{body.from_account}->{body.to_account}"

@@ -30,6 +30,7 @@ def start_inprocess_gateway(fed: Federation, **extra: str) -> RunningServer:
         "CARBON_PORT": str(fed.gateway_port),
         "CARBON_REGISTRY_FILE": str(fed.registry_path),
         "CARBON_GATEWAY_CONFIG": str(fed.config_path),
+        "CARBON_RESIDENT_AUTH_JWKS_FILE": str(fed.jwks_path),
         "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
         **TRUST.env(identities.GATEWAY),
         **extra,

@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
 
 from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2 as gw
@@ -86,6 +89,19 @@ def id_number(serial: int) -> str:
     return first17 + id_check_char(first17)
 
 
+def resident_jwks(keys: dict[str, Ed25519PrivateKey]) -> dict[str, Any]:
+    """The public JWKS of the regions' authorization keys, key id = the issuing identity service's SPIFFE ID."""
+    return {
+        "keys": [
+            {
+                **OKPAlgorithm.to_jwk(key.public_key(), as_dict=True),
+                "kid": f"spiffe://carbon-account/region/{code}/identity",
+            }
+            for code, key in keys.items()
+        ]
+    }
+
+
 def metadata(caller: str) -> tuple[tuple[str, str | bytes], ...]:
     return (("authorization", f"Bearer {KEYS[caller]}"),)
 
@@ -126,6 +142,10 @@ class Federation:
         self.registry_path = root / "registry.json"
         self.config_path = root / "gateway-config.json"
         self.rewards_servers: dict[str, RunningServer] = {}
+        # Each region's identity signs its residents' authorizations; the gateway verifies them with this JWKS.
+        self.resident_keys = {code: Ed25519PrivateKey.generate() for code in regions}
+        self.jwks_path = root / "resident-auth-jwks.json"
+        self.jwks_path.write_text(json.dumps(resident_jwks(self.resident_keys)))
         for code in regions:
             self.start_identity(code)
             self.start_ledger(code)
@@ -233,6 +253,7 @@ class Federation:
             CARBON_DATABASE_URL=self.gateway_db_url,
             CARBON_REGISTRY_FILE=str(self.registry_path),
             CARBON_GATEWAY_CONFIG=str(self.config_path),
+            CARBON_RESIDENT_AUTH_JWKS_FILE=str(self.jwks_path),
             CARBON_GATEWAY_RECOVERY_INTERVAL_MS="100",
             CARBON_GATEWAY_RETRY_MAX_MS="300",
             CARBON_GATEWAY_CALL_TIMEOUT_MS="1000",
@@ -334,9 +355,29 @@ class Federation:
     def clearing_sum(self) -> int:
         return sum(self.balance(code, "system:clearing").total_points for code in self.regions)
 
+    def authorize(
+        self, operation: str, account: str, to_account: str, request_id: str, points: int, **extra: Any
+    ) -> str:
+        """The resident's authorization as their region's identity issues it (IssueResidentAuthorization's claims),
+        through the resident's platform unless `act` names counter staff."""
+        now = int(time.time())
+        issuer = f"spiffe://carbon-account/region/{account[:6]}/identity"
+        claims: dict[str, Any] = {
+            "iss": issuer, "aud": "carbon-account/gateway", "sub": account, "op": operation, "amount_points": points,
+            "to_account": to_account, "request_id": request_id, "iat": now, "exp": now + 300,
+            "jti": f"{request_id}-{now}", **({"platform": "alipay"} if "act" not in extra else {}), **extra,
+        }  # fmt: skip
+        return jwt.encode(claims, self.resident_keys[account[:6]], algorithm="EdDSA", headers={"kid": issuer})
+
     def transfer(self, transfer_id: str, from_account: str, to_account: str, points: int, caller: str = "zj") -> Any:
         request = gw.CreateCrossRegionTransferRequest(
-            transfer_id=transfer_id, from_account=from_account, to_account=to_account, amount_points=points
+            transfer_id=transfer_id,
+            from_account=from_account,
+            to_account=to_account,
+            amount_points=points,
+            resident_authorization=self.authorize(
+                "cross_region_transfer", from_account, to_account, transfer_id, points
+            ),
         )
         return self.gateway().CreateCrossRegionTransfer(request, metadata=metadata(caller), timeout=30).transfer
 

@@ -48,8 +48,14 @@ def lots_by_expiry(fed: Federation, code: str, account: str) -> Counter[str]:
 
 
 def redeem_anywhere(fed: Federation, request_id: str, source: str, target: str) -> gw.RedeemAnywhereResponse:
+    token = fed.authorize("redeem_anywhere", source, target, request_id, 12_000, reward_id=BUS_PASS, quantity=1)
     request = gw.RedeemAnywhereRequest(
-        request_id=request_id, source_account=source, target_account=target, reward_id=BUS_PASS, quantity=1
+        request_id=request_id,
+        source_account=source,
+        target_account=target,
+        reward_id=BUS_PASS,
+        quantity=1,
+        resident_authorization=token,
     )
     response: gw.RedeemAnywhereResponse = fed.gateway().RedeemAnywhere(request, metadata=metadata("zj"), timeout=30)
     return response

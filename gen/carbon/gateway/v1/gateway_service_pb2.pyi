@@ -277,6 +277,7 @@ class CrossRegionTransfer(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    AUTHORIZED_BY_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
     """The caller's idempotency key."""
     from_account: _builtins.str
@@ -292,6 +293,11 @@ class CrossRegionTransfer(_message.Message):
     TRANSFER_EXPIRED, HOLD_TOO_CLOSE_TO_EXPIRY, HOLD_<hold state>, CREDIT_REFUSED_<reason> or
     HOLD_EXPIRED_CREDIT_REVERSED; for COMMITTED, COMMITTED_BY_LATE_DEBIT when the source hold expired after the
     credit and the source was debited plainly (else empty); for UNKNOWN, REVERSAL_REFUSED_<reason>.
+    """
+    authorized_by: _builtins.str
+    """Who asked on the resident's behalf, from their authorization: "platform:<platform code>" when the resident's own
+    platform obtained it, "staff:<staff id>" for counter staff acting for the resident in person. The transfers of a
+    redeem-anywhere carry its value. Empty for transfers recorded before authorizations were required.
     """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
@@ -319,10 +325,11 @@ class CrossRegionTransfer(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        authorized_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "finished_at", b"finished_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_points", b"amount_points", "created_at", b"created_at", "expires_at", b"expires_at", "failure_reason", b"failure_reason", "finished_at", b"finished_at", "from_account", b"from_account", "state", b"state", "to_account", b"to_account", "transfer_id", b"transfer_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_points", b"amount_points", "authorized_by", b"authorized_by", "created_at", b"created_at", "expires_at", b"expires_at", "failure_reason", b"failure_reason", "finished_at", b"finished_at", "from_account", b"from_account", "state", b"state", "to_account", b"to_account", "transfer_id", b"transfer_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -338,6 +345,7 @@ class CreateCrossRegionTransferRequest(_message.Message):
     FROM_ACCOUNT_FIELD_NUMBER: _builtins.int
     TO_ACCOUNT_FIELD_NUMBER: _builtins.int
     AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
+    RESIDENT_AUTHORIZATION_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
     """Required. Idempotency key chosen by the caller, unique at the gateway: 1-64 characters of A-Z a-z 0-9 . _ -."""
     from_account: _builtins.str
@@ -348,6 +356,14 @@ class CreateCrossRegionTransferRequest(_message.Message):
     """
     amount_points: _builtins.int
     """Required. Points to move, 1-10,000,000,000."""
+    resident_authorization: _builtins.str
+    """Required. The resident's authorization of exactly this transfer: the token from_account's identity service
+    issued (IdentityService.IssueResidentAuthorization with operation cross_region_transfer, this account,
+    amount_points, to_account and request_id = transfer_id), unexpired. Missing: PERMISSION_DENIED
+    RESIDENT_AUTHORIZATION_REQUIRED; not signed by that region for the gateway: RESIDENT_AUTHORIZATION_INVALID
+    (metadata problem); past its exp: RESIDENT_AUTHORIZATION_EXPIRED (ask again with the same request id); for another
+    operation: RESIDENT_AUTHORIZATION_MISMATCH (metadata claim). Checked on every call, retries included.
+    """
     def __init__(
         self,
         *,
@@ -355,10 +371,11 @@ class CreateCrossRegionTransferRequest(_message.Message):
         from_account: _builtins.str = ...,
         to_account: _builtins.str = ...,
         amount_points: _builtins.int = ...,
+        resident_authorization: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_points", b"amount_points", "from_account", b"from_account", "to_account", b"to_account", "transfer_id", b"transfer_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_points", b"amount_points", "from_account", b"from_account", "resident_authorization", b"resident_authorization", "to_account", b"to_account", "transfer_id", b"transfer_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -507,6 +524,7 @@ class RedeemAnywhereRequest(_message.Message):
     TARGET_ACCOUNT_FIELD_NUMBER: _builtins.int
     REWARD_ID_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
+    RESIDENT_AUTHORIZATION_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Required. Idempotency key: 1-56 characters of A-Z a-z 0-9 . _ - (the derived ids add a prefix and a suffix)."""
     source_account: _builtins.str
@@ -519,6 +537,12 @@ class RedeemAnywhereRequest(_message.Message):
     """Required. A reward of target_account's region, 1-64 characters; its price there times quantity is transferred."""
     quantity: _builtins.int
     """Optional. Units, 1-1,000; 0 means 1."""
+    resident_authorization: _builtins.str
+    """Required. The resident's authorization of exactly this redemption: the token source_account's identity service
+    issued (operation redeem_anywhere, this account, to_account = target_account, request_id, reward_id, quantity,
+    and amount_points = the reward's price times quantity), unexpired; refused as in
+    CreateCrossRegionTransferRequest.resident_authorization.
+    """
     def __init__(
         self,
         *,
@@ -527,10 +551,11 @@ class RedeemAnywhereRequest(_message.Message):
         target_account: _builtins.str = ...,
         reward_id: _builtins.str = ...,
         quantity: _builtins.int = ...,
+        resident_authorization: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity", "request_id", b"request_id", "reward_id", b"reward_id", "source_account", b"source_account", "target_account", b"target_account"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity", "request_id", b"request_id", "resident_authorization", b"resident_authorization", "reward_id", b"reward_id", "source_account", b"source_account", "target_account", b"target_account"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
