@@ -23,9 +23,12 @@ from typing import IO
 from service_kit import embedded_trust, health
 from service_kit.channels import open_channel
 from service_kit.embedded_front_door import (
+    DEMO_PARTNER_BEHAVIOURS,
+    PARTNER,
     PLATFORM,
     front_door_environment,
     key_file,
+    write_demo_partner_secrets,
     write_gateway_callers,
     write_resident_auth_keys,
 )
@@ -145,21 +148,42 @@ def register_community_partners(registry: Registry, operator: Settings | None) -
     Idempotent by request id: on a later start ingest answers with the first registration and the same secret.
     """
     from carbon.ingest.v1 import ingest_service_pb2 as ingest_pb
+
+    return register_partner(
+        registry,
+        COMMUNITY_PARTNER_ID,
+        "Community centres (ops counter)",
+        ingest_pb.PARTNER_KIND_COMMUNITY_CENTRE,
+        COMMUNITY_BEHAVIOURS,
+        operator,
+    )
+
+
+def register_partner(
+    registry: Registry,
+    partner_id: str,
+    name: str,
+    kind: int,
+    behaviours: tuple[str, ...],
+    operator: Settings | None,
+) -> dict[str, str]:
+    """Registers one data partner in every region's ingest (idempotent by request id); its secret by region."""
+    from carbon.ingest.v1 import ingest_service_pb2 as ingest_pb
     from carbon.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 
     secrets_by_region: dict[str, str] = {}
     for region in registry.regions:
         partner = ingest_pb.Partner(
-            partner_id=COMMUNITY_PARTNER_ID,
-            name="Community centres (ops counter)",
-            kind=ingest_pb.PARTNER_KIND_COMMUNITY_CENTRE,
-            allowed_behaviours=list(COMMUNITY_BEHAVIOURS),
+            partner_id=partner_id,
+            name=name,
+            kind=kind,  # type: ignore[arg-type]
+            allowed_behaviours=list(behaviours),
             allowed_regions=[region.region_code],
             rate_limit_per_second=100,
         )
         with open_channel(region.ingest_address, operator) as channel:
             response = ingest_grpc.IngestServiceStub(channel).RegisterPartner(
-                ingest_pb.RegisterPartnerRequest(request_id=f"carbon-up:{COMMUNITY_PARTNER_ID}", partner=partner),
+                ingest_pb.RegisterPartnerRequest(request_id=f"carbon-up:{partner_id}", partner=partner),
                 timeout=10,
             )
         secrets_by_region[region.region_code] = response.secret
@@ -199,6 +223,7 @@ class Supervisor:
         env = dict(self.base_env)
         for region_code, secret in register_community_partners(self.registry, self.operator()).items():
             env[f"CARBON_SECRET_COMMUNITY_PARTNER_{region_code}"] = secret
+        self._register_demo_partner()
         child = self._spawn(spec, env)
         self.wait_until_serving()
         return self._ops_admin_token(child, env)
@@ -206,6 +231,21 @@ class Supervisor:
     def operator(self) -> Settings | None:
         """How the supervisor calls the children: as the ops API (None before start)."""
         return self.trust.settings() if self.trust is not None else None
+
+    def _register_demo_partner(self) -> None:
+        """The data partner the gateway's demo-partner key belongs to, with its signing secrets in the data folder."""
+        from carbon.ingest.v1 import ingest_service_pb2 as ingest_pb
+
+        demo_id, _role, _platform, _file = PARTNER
+        registered = register_partner(
+            self.registry,
+            demo_id,
+            "Demo data partner",
+            ingest_pb.PARTNER_KIND_CHARGER_NETWORK,
+            DEMO_PARTNER_BEHAVIOURS,
+            self.operator(),
+        )
+        write_demo_partner_secrets(self.data_dir, registered)
 
     def _ops_admin_token(self, child: Child, env: Mapping[str, str]) -> Path:
         token_file = self.data_dir / OPS_ADMIN_TOKEN_FILE

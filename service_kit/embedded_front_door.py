@@ -29,10 +29,14 @@ from service_kit.topology import Registry
 
 GATEWAY_CALLERS_FILE = "gateway-callers.json"
 RESIDENT_AUTH_JWKS_FILE = "resident-auth-jwks.json"
-# The callers `carbon up` configures: (caller id, role, channel platform, key file).
+DEMO_PARTNER_SECRETS_FILE = "demo-partner-secrets.json"
+# The callers `carbon up` configures: (caller id, role, channel platform, key file). The national platform and the
+# data partner act in every region, the provincial one in the first region of the registry only.
 PLATFORM = ("demo-platform", "platform", "alipay", "gateway-platform-key")
+PROVINCIAL_PLATFORM = ("demo-provincial-platform", "platform", "gov_app", "gateway-provincial-platform-key")
 PARTNER = ("demo-partner", "partner", "", "gateway-partner-key")
 OPS_API = ("ops-api", "operator", "", "gateway-ops-api-key")
+DEMO_PARTNER_BEHAVIOURS = ("transit_trip", "bike_km", "ev_charging_kwh")
 
 
 def _write_private(path: Path, content: bytes) -> None:
@@ -48,10 +52,12 @@ def key_file(data_dir: Path, caller: tuple[str, str, str, str]) -> Path:
 
 def write_gateway_callers(data_dir: Path, registry: Registry) -> Path:
     """The gateway's caller configuration (keys made on the first start); returns its path."""
-    regions = [region.region_code for region in registry.regions]
+    every = [region.region_code for region in registry.regions]
     callers: list[dict[str, Any]] = []
-    for caller_id, role, platform, _ in (PLATFORM, PARTNER, OPS_API):
-        path = key_file(data_dir, (caller_id, role, platform, _))
+    for caller in (PLATFORM, PROVINCIAL_PLATFORM, PARTNER, OPS_API):
+        caller_id, role, platform, _ = caller
+        regions = every[:1] if caller is PROVINCIAL_PLATFORM else every
+        path = key_file(data_dir, caller)
         if not path.exists():
             _write_private(path, (secrets.token_urlsafe(32) + "\n").encode())
         digest = hashlib.sha256(path.read_text().strip().encode()).hexdigest()
@@ -98,3 +104,13 @@ def front_door_environment(service: str, region_code: str, data_dir: Path) -> di
     if service == "ops_api":
         return {"CARBON_SECRET_GATEWAY_API_KEY": key_file(data_dir, OPS_API).read_text().strip()}
     return {}
+
+
+def write_demo_partner_secrets(data_dir: Path, secrets_by_region: dict[str, str]) -> Path:
+    """The demo data partner's signing secrets by region (key id "k1"), readable by their owner only."""
+    path = data_dir / DEMO_PARTNER_SECRETS_FILE
+    content = json.dumps({code: {"key_id": "k1", "secret": secret} for code, secret in secrets_by_region.items()})
+    if path.exists():
+        path.unlink()
+    _write_private(path, (content + "\n").encode())
+    return path

@@ -109,9 +109,10 @@ class System:
 
 
 def _points_earned_in_zhejiang_buy_the_beijing_bus_pass(
-    system: System, registry: Registry, accounts: dict[str, str]
+    system: System, registry: Registry, accounts: dict[str, str], key: str
 ) -> None:
-    """Earn in 330000, then one gateway call moves the points to 110000 and redeems the Beijing-only bus pass."""
+    """Earn in 330000, then the resident's platform (`key`) has the resident authorize the redemption and one gateway
+    call moves the points to 110000 and redeems the Beijing-only bus pass."""
     zhejiang = next(region for region in registry.regions if region.region_code == "330000")
     with system.channel(zhejiang.ledger_address, identities.OPS_API) as channel:
         earned = ledger_service_pb2_grpc.LedgerServiceStub(channel).PostTransfers(
@@ -129,7 +130,25 @@ def _points_earned_in_zhejiang_buy_the_beijing_bus_pass(
             timeout=10,
         )
     assert earned.results[0].status == ledger_service_pb2.TRANSFER_STATUS_POSTED
+    platform = (("authorization", f"Bearer {key}"),)
     with system.channel(registry.gateway_address) as channel:
+        authorization = (
+            identity_service_pb2_grpc.IdentityServiceStub(channel)
+            .IssueResidentAuthorization(
+                identity_service_pb2.IssueResidentAuthorizationRequest(
+                    request_id="e2e-bus-pass",
+                    account_number=accounts["330000"],
+                    operation=identity_service_pb2.RESIDENT_OPERATION_REDEEM_ANYWHERE,
+                    amount_points=12_000,
+                    to_account=accounts["110000"],
+                    reward_id="beijing-bus-pass",
+                    quantity=1,
+                ),
+                metadata=platform,
+                timeout=30,
+            )
+            .authorization
+        )
         redeemed = gateway_service_pb2_grpc.GatewayServiceStub(channel).RedeemAnywhere(
             gateway_service_pb2.RedeemAnywhereRequest(
                 request_id="e2e-bus-pass",
@@ -137,7 +156,9 @@ def _points_earned_in_zhejiang_buy_the_beijing_bus_pass(
                 target_account=accounts["110000"],
                 reward_id="beijing-bus-pass",
                 quantity=1,
+                resident_authorization=authorization,
             ),
+            metadata=platform,
             timeout=30,
         )
     assert redeemed.redemption_id and len(redeemed.voucher_codes) == 1
@@ -265,9 +286,13 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
         with system.channel(spec.address) as channel:
             assert SERVICE_OF[spec.service] in ProtoReflectionDescriptorDatabase(channel).get_services()
 
+    platform_key = (system.data_dir / "gateway-platform-key").read_text().strip()
+    assert "gateway-platform-key" in "".join(system.output)  # the start-up table says where the key is
     with system.channel(registry.gateway_address) as channel:
         regions = gateway_service_pb2_grpc.GatewayServiceStub(channel).ListRegions(
-            gateway_service_pb2.ListRegionsRequest(), timeout=10
+            gateway_service_pb2.ListRegionsRequest(),
+            metadata=(("authorization", f"Bearer {platform_key}"),),
+            timeout=10,
         )
     assert {(region.region_code, region.health) for region in regions.regions} == {
         ("110000", "SERVING"),
@@ -295,7 +320,7 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
         accounts[region.region_code] = opened.account.account_number
     assert len(person_keys) == 1, "one person must have one national key in every region"
 
-    _points_earned_in_zhejiang_buy_the_beijing_bus_pass(system, registry, accounts)
+    _points_earned_in_zhejiang_buy_the_beijing_bus_pass(system, registry, accounts, platform_key)
 
     _a_process_with_the_wrong_identity_is_refused_and_the_books_stay(system, registry, accounts)
 

@@ -1,0 +1,243 @@
+"""A new integrator's day, against `carbon up`, knowing only the gateway's address, the keys `carbon up` handed out and
+the protos: a platform opens accounts and records consent, a data partner submits a signed batch, the platform redeems,
+uses and cancels vouchers, donates and moves points across regions with the resident's authorization. Then what an
+outsider without the right credentials tries is refused with a reason and the books do not change.
+
+Only the stubs generated from protos/ (gen/) are imported, no service package: the batch signature is computed from
+docs/contract/signing.md, as a partner in any language would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from carbon.common.v1 import common_pb2
+from carbon.gateway.v1 import gateway_service_pb2 as gw
+from carbon.gateway.v1 import gateway_service_pb2_grpc
+from carbon.identity.v1 import identity_service_pb2 as idpb
+from carbon.identity.v1 import identity_service_pb2_grpc
+from carbon.ingest.v1 import ingest_service_pb2 as inpb
+from carbon.ingest.v1 import ingest_service_pb2_grpc
+from carbon.ledger.v1 import ledger_service_pb2 as lpb
+from carbon.ledger.v1 import ledger_service_pb2_grpc
+from carbon.rewards.v1 import rewards_service_pb2 as rpb
+from carbon.rewards.v1 import rewards_service_pb2_grpc
+from tests.e2e.test_embedded_system import UP_DEADLINE_S, System, _free_base_port
+
+pytestmark = pytest.mark.e2e
+
+ZJ, BJ = "330000", "110000"
+ID_NUMBER = "110105194912310029"  # valid check digit; the person opens in two regions
+
+
+def sign(request: inpb.SubmitEventsRequest, secret: str) -> str:
+    """docs/contract/signing.md: HMAC-SHA256 over the canonical bytes of (partner_id, batch_id, events)."""
+
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return struct.pack(">I", len(raw)) + raw
+
+    out = bytearray(b"carbon.ingest.v1/batch\n" + text(request.partner_id) + text(request.batch_id))
+    out += struct.pack(">I", len(request.events))
+    for event in request.events:
+        out += text(event.event_id)
+        kind = event.account.WhichOneof("ref") if event.HasField("account") else None
+        if kind == "account_number":
+            out += b"\x01" + text(event.account.account_number)
+        elif kind == "binding":
+            out += b"\x02" + text(event.account.binding.platform) + text(event.account.binding.platform_user_id)
+        elif kind == "phone_number":
+            out += b"\x03" + text(event.account.phone_number)
+        else:
+            out += b"\x00"
+        out += text(event.behaviour) + struct.pack(">q", event.quantity_milli)
+        out += struct.pack(">qI", event.occurred_at.seconds, event.occurred_at.nanos)
+        out += text(event.region_code) + text(event.evidence_ref) + text(event.tier)
+    return hmac.new(secret.encode(), bytes(out), hashlib.sha256).hexdigest()
+
+
+class Outsider:
+    """Someone holding the gateway's address and one key."""
+
+    def __init__(self, channel: grpc.Channel, key: str) -> None:
+        self.key = key
+        self.identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
+        self.ingest = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        self.ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+        self.rewards = rewards_service_pb2_grpc.RewardsServiceStub(channel)
+        self.gateway = gateway_service_pb2_grpc.GatewayServiceStub(channel)
+
+    def md(self, region: str = "") -> tuple[tuple[str, str], ...]:
+        auth = (("authorization", f"Bearer {self.key}"),) if self.key else ()
+        return (*auth, ("x-carbon-region", region)) if region else auth
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    running = System(tmp_path_factory.mktemp("outsider") / "data", _free_base_port())
+    running.up()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def channel(system: System) -> Iterator[grpc.Channel]:
+    address = json.loads((system.data_dir / "registry.json").read_text())["gateway_address"]
+    with grpc.insecure_channel(address) as opened:
+        yield opened
+
+
+def key(system: System, name: str) -> str:
+    return (system.data_dir / name).read_text().strip()
+
+
+def open_account(platform: Outsider, region: str) -> str:
+    request = idpb.OpenAccountRequest(
+        request_id=f"outsider-open-{region}",
+        channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
+        name="张三",
+        id_number=ID_NUMBER,
+        phone_number="13812345678",
+        binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id="2088-outsider"),
+    )
+    return str(platform.identity.OpenAccount(request, metadata=platform.md(region), timeout=30).account.account_number)
+
+
+def submit_charging(partner: Outsider, data_dir: Path, account: str) -> inpb.SubmitEventsResponse:
+    """Four days of 100 kWh charging (the daily cap), 500 points each."""
+    secret = json.loads((data_dir / "demo-partner-secrets.json").read_text())[ZJ]
+    batch = inpb.SubmitEventsRequest(partner_id="demo-partner", batch_id="outsider-1", key_id=secret["key_id"])
+    now = datetime.now(UTC)
+    for day in range(1, 5):
+        event = batch.events.add(
+            event_id=f"charge-{day}", behaviour="ev_charging_kwh", quantity_milli=100_000, region_code=ZJ
+        )
+        event.account.account_number = account
+        event.occurred_at.FromDatetime(now - timedelta(days=day))
+    batch.signature = sign(batch, secret["secret"])
+    return partner.ingest.SubmitEvents(batch, metadata=partner.md(ZJ), timeout=60)
+
+
+def redeem_topup(platform: Outsider, account: str, request_id: str) -> str:
+    request = rpb.RedeemRequest(request_id=request_id, account_number=account, reward_id="transit-topup", quantity=1)
+    redemption = platform.rewards.Redeem(request, metadata=platform.md(), timeout=30).redemption
+    return str(redemption.vouchers[0].code)
+
+
+def balance(platform: Outsider, account: str) -> Any:
+    return platform.ledger.GetBalance(lpb.GetBalanceRequest(account=account), metadata=platform.md(), timeout=30)
+
+
+@pytest.mark.timeout(3 * UP_DEADLINE_S)
+def test_an_outsider_does_everything_through_the_gateway_alone(system: System, channel: grpc.Channel) -> None:
+    platform = Outsider(channel, key(system, "gateway-platform-key"))
+    partner = Outsider(channel, key(system, "gateway-partner-key"))
+    zj, bj = open_account(platform, ZJ), open_account(platform, BJ)
+    consent = idpb.GrantConsentRequest(
+        request_id="outsider-consent", account_number=zj, category=common_pb2.DATA_CATEGORY_EV_CHARGING,
+        channel=common_pb2.CHANNEL_INTERNET_PLATFORM, recorded_by="alipay",
+    )  # fmt: skip
+    consent.effective_at.FromDatetime(datetime.now(UTC) - timedelta(days=8))
+    platform.identity.GrantConsent(consent, metadata=platform.md(), timeout=30)
+
+    results = submit_charging(partner, system.data_dir, zj).results
+    assert [result.outcome for result in results] == [inpb.EVENT_OUTCOME_ACCEPTED] * 4, results
+    assert balance(platform, zj).balance.available_points == 2_000
+
+    used, cancelled = redeem_topup(platform, zj, "outsider-topup-1"), redeem_topup(platform, zj, "outsider-topup-2")
+    use = rpb.UseVoucherRequest(request_id="outsider-use", code=used, merchant_id="hz-metro")
+    assert platform.rewards.UseVoucher(use, metadata=platform.md(ZJ), timeout=30).voucher.state == (
+        rpb.VOUCHER_STATE_USED
+    )
+    cancel = rpb.CancelVoucherRequest(request_id="outsider-cancel", code=cancelled, reason="changed my mind")
+    platform.rewards.CancelVoucher(cancel, metadata=platform.md(ZJ), timeout=30)
+    donate = rpb.DonateRequest(request_id="outsider-tree", account_number=zj, project_id="trees", amount_points=1_000)
+    platform.rewards.Donate(donate, metadata=platform.md(), timeout=30)
+    assert balance(platform, zj).balance.available_points == 900  # 2,000 - 100 used - 1,000 donated
+
+    authorization = platform.identity.IssueResidentAuthorization(
+        idpb.IssueResidentAuthorizationRequest(
+            request_id="outsider-move", account_number=zj, operation=idpb.RESIDENT_OPERATION_CROSS_REGION_TRANSFER,
+            amount_points=400, to_account=bj,
+        ),
+        metadata=platform.md(),
+        timeout=30,
+    ).authorization  # fmt: skip
+    moved = platform.gateway.CreateCrossRegionTransfer(
+        gw.CreateCrossRegionTransferRequest(
+            transfer_id="outsider-move", from_account=zj, to_account=bj, amount_points=400,
+            resident_authorization=authorization,
+        ),
+        metadata=platform.md(),
+        timeout=60,
+    ).transfer  # fmt: skip
+    assert moved.state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED and moved.authorized_by == "platform:alipay"
+    assert balance(platform, zj).balance.available_points == 500
+    assert balance(platform, bj).balance.available_points == 400
+
+    regions = platform.gateway.ListRegions(gw.ListRegionsRequest(), metadata=platform.md(), timeout=30).regions
+    assert {region.health for region in regions} == {"SERVING"}
+    assert not any(region.ledger_address for region in regions)  # a platform needs no internal address
+    services = ProtoReflectionDescriptorDatabase(channel).get_services()
+    assert {"carbon.identity.v1.IdentityService", "carbon.ingest.v1.IngestService"} <= set(services)
+
+
+def refusal(call: Any) -> tuple[grpc.StatusCode, str]:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    status = rpc_status.from_call(caught.value)  # type: ignore[arg-type]
+    assert status is not None, caught.value
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    return caught.value.code(), info.reason  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(3 * UP_DEADLINE_S)
+def test_outsiders_without_the_right_credentials_are_refused_and_the_books_do_not_change(
+    system: System, channel: grpc.Channel
+) -> None:
+    ops = Outsider(channel, key(system, "gateway-ops-api-key"))
+    account = open_account(Outsider(channel, key(system, "gateway-platform-key")), BJ)
+    before = balance(ops, account).balance
+    anonymous, wrong = Outsider(channel, ""), Outsider(channel, "not-a-key")
+    partner = Outsider(channel, key(system, "gateway-partner-key"))
+    provincial = Outsider(channel, key(system, "gateway-provincial-platform-key"))  # acts for the first region only
+    mint = lpb.PostTransfersRequest(
+        transfers=[lpb.Transfer(transfer_id="mint", debit_account="system:issuance", credit_account=account,
+                                amount_points=1_000_000, code=lpb.TRANSFER_CODE_EARN)]
+    )  # fmt: skip
+    bind = idpb.OpenAccountRequest(
+        request_id="hijack", channel=common_pb2.CHANNEL_INTERNET_PLATFORM, name="李四", id_number=ID_NUMBER,
+        binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id="2088-thief"),
+    )  # fmt: skip
+    read = lpb.GetBalanceRequest(account=account)
+    cases = [
+        (lambda: anonymous.ledger.GetBalance(read, metadata=anonymous.md(), timeout=30), "CREDENTIALS_MISSING"),
+        (lambda: wrong.ledger.GetBalance(read, metadata=wrong.md(), timeout=30), "CREDENTIALS_INVALID"),
+        (lambda: wrong.identity.OpenAccount(bind, metadata=wrong.md(BJ), timeout=30), "CREDENTIALS_INVALID"),
+        (lambda: partner.ledger.GetBalance(read, metadata=partner.md(), timeout=30), "METHOD_NOT_ALLOWED_FOR_CALLER"),
+        (lambda: provincial.ledger.GetBalance(read, metadata=provincial.md(), timeout=30), "CALLER_REGION_MISMATCH"),
+        (lambda: ops.ledger.PostTransfers(mint, metadata=ops.md(BJ), timeout=30), "METHOD_NOT_SERVED_BY_GATEWAY"),
+        (
+            lambda: partner.identity.OpenAccount(bind, metadata=partner.md(BJ), timeout=30),
+            "METHOD_NOT_ALLOWED_FOR_CALLER",
+        ),
+    ]
+    for call, reason in cases:
+        assert refusal(call)[1] == reason
+    after = balance(ops, account).balance
+    assert (after.available_points, after.total_points) == (before.available_points, before.total_points)
