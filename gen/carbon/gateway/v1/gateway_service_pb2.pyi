@@ -68,7 +68,7 @@ Global___CrossRegionTransferState: _TypeAlias = CrossRegionTransferState  # noqa
 
 @_typing.final
 class Region(_message.Message):
-    """A federated region and where its services listen."""
+    """A federated region and, for an operator, where its services listen."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -87,13 +87,13 @@ class Region(_message.Message):
     name_zh: _builtins.str
     """Chinese name, e.g. "浙江"."""
     identity_address: _builtins.str
-    """host:port of the region's IdentityService."""
+    """host:port of the region's IdentityService; empty unless the caller is an operator."""
     ingest_address: _builtins.str
-    """host:port of the region's IngestService (partners submit events there)."""
+    """host:port of the region's IngestService; empty unless the caller is an operator."""
     ledger_address: _builtins.str
-    """host:port of the region's LedgerService."""
+    """host:port of the region's LedgerService; empty unless the caller is an operator."""
     rewards_address: _builtins.str
-    """host:port of the region's RewardsService."""
+    """host:port of the region's RewardsService; empty unless the caller is an operator."""
     health: _builtins.str
     """"SERVING" when all four services answered their health check within 0.5 s during this call, else
     "NOT_SERVING".

@@ -26,21 +26,38 @@ if _version_not_supported:
 
 
 class GatewayServiceStub:
-    """The national federation hub: regions, the directory, cross-region transfers and settlement. The gateway also
-    serves some regional methods, routed to the home region of the account they name: carbon.ledger.v1.LedgerService
-    GetBalance, ListStatementEntries, ListLots, ListExpiringPoints (field account); carbon.identity.v1.IdentityService
-    GetAccount and carbon.rewards.v1.RewardsService ListVouchers, Redeem (field account_number). Their refusals pass
-    through with code, reason and metadata (ErrorInfo.domain becomes the gateway's).
-    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that,
-    metadata "authorization: Bearer <api key>". A caller has a role (platform: its own region's accounts; partner;
-    operator: any region) and a rate limit. A gateway configured without callers is open: every call acts as the
-    national operator (the embedded default). See docs/contract/README.md.
-    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID;
-    RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller, rate_per_s: back off and retry). Where a method names an account,
-    also: INVALID_ARGUMENT (not a 16-digit account number with a valid check digit, field named); FAILED_PRECONDITION
-    REGION_NOT_FEDERATED (its region is not in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (the caller may
-    not act for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
-    ErrorInfo.domain: "gateway.carbon-account".
+    """The national federation hub and the one front door to the regions: regions, the directory, cross-region transfers
+    and settlement, and every public method of the regional services, served on the gateway's address under their own
+    names (carbon.identity.v1.IdentityService, carbon.ingest.v1.IngestService, carbon.ledger.v1.LedgerService,
+    carbon.rewards.v1.RewardsService) and forwarded to one region:
+    - a method whose request names an account goes to that account's home region (the field: account_number, or
+    account for the ledger);
+    - the others (OpenAccount, ResolveAccount by binding or phone, SubmitEvents, StreamEvents, ExplainScore,
+    ListBehaviours, ListRuleVersions, ListRewards, GetReward, GetRedemption, UseVoucher, CancelVoucher,
+    ListCharityProjects) go to the region named in metadata "x-carbon-region: <6-digit region code>" (missing:
+    INVALID_ARGUMENT, field x-carbon-region; naming another region than the request's account: INVALID_ARGUMENT
+    REGION_MISMATCH). ResolveAccount by ID number is the national operator's only (PERMISSION_DENIED
+    LOOKUP_NOT_ALLOWED_FOR_CALLER).
+    A forwarded call reaches the region with the caller's deadline and metadata (request ids, trace context), never its
+    credentials, plus "x-carbon-caller: <caller id>" and "x-carbon-caller-platform: <channel platform>". The region's
+    answer comes back unchanged: response, metadata, and on failure its code, message and trailing metadata with the
+    ErrorInfo of the region's domain. StreamEvents is relayed batch by batch at the region's pace. A regional method
+    the gateway does not serve (a region's internal calls such as PostTransfers, Hold or CheckConsents; ExpirePoints and
+    other operations; partner, rule and catalog administration) is not listed by its reflection and is refused
+    UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY (metadata method), as is any unknown method.
+    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that, metadata
+    "authorization: Bearer <api key>" (the key as issued, compared by its SHA-256 digest; a caller may hold several
+    keys, each valid until its configured not_after). Each caller has a role (platform, partner, operator), the regions
+    it acts for, the methods it may call and a rate limit; there is no anonymous or open mode. See
+    docs/adr/0603-gateway-front-door.md and docs/contract/README.md.
+    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID,
+    CREDENTIALS_EXPIRED (metadata caller, not_after: use the key that replaced it); PERMISSION_DENIED
+    METHOD_NOT_ALLOWED_FOR_CALLER (metadata caller, method); RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller,
+    rate_per_s: back off and retry). Where a method names an account or a region, also: INVALID_ARGUMENT (not a 16-digit
+    account number with a valid check digit, field named); FAILED_PRECONDITION REGION_NOT_FEDERATED (its region is not
+    in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (metadata field, caller, region: the caller may not act
+    for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
+    ErrorInfo.domain: "gateway.carbon-account" (a forwarded method's own refusals keep their region's domain).
     """
 
     def __init__(self, channel):
@@ -87,25 +104,43 @@ class GatewayServiceStub:
 
 
 class GatewayServiceServicer:
-    """The national federation hub: regions, the directory, cross-region transfers and settlement. The gateway also
-    serves some regional methods, routed to the home region of the account they name: carbon.ledger.v1.LedgerService
-    GetBalance, ListStatementEntries, ListLots, ListExpiringPoints (field account); carbon.identity.v1.IdentityService
-    GetAccount and carbon.rewards.v1.RewardsService ListVouchers, Redeem (field account_number). Their refusals pass
-    through with code, reason and metadata (ErrorInfo.domain becomes the gateway's).
-    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that,
-    metadata "authorization: Bearer <api key>". A caller has a role (platform: its own region's accounts; partner;
-    operator: any region) and a rate limit. A gateway configured without callers is open: every call acts as the
-    national operator (the embedded default). See docs/contract/README.md.
-    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID;
-    RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller, rate_per_s: back off and retry). Where a method names an account,
-    also: INVALID_ARGUMENT (not a 16-digit account number with a valid check digit, field named); FAILED_PRECONDITION
-    REGION_NOT_FEDERATED (its region is not in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (the caller may
-    not act for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
-    ErrorInfo.domain: "gateway.carbon-account".
+    """The national federation hub and the one front door to the regions: regions, the directory, cross-region transfers
+    and settlement, and every public method of the regional services, served on the gateway's address under their own
+    names (carbon.identity.v1.IdentityService, carbon.ingest.v1.IngestService, carbon.ledger.v1.LedgerService,
+    carbon.rewards.v1.RewardsService) and forwarded to one region:
+    - a method whose request names an account goes to that account's home region (the field: account_number, or
+    account for the ledger);
+    - the others (OpenAccount, ResolveAccount by binding or phone, SubmitEvents, StreamEvents, ExplainScore,
+    ListBehaviours, ListRuleVersions, ListRewards, GetReward, GetRedemption, UseVoucher, CancelVoucher,
+    ListCharityProjects) go to the region named in metadata "x-carbon-region: <6-digit region code>" (missing:
+    INVALID_ARGUMENT, field x-carbon-region; naming another region than the request's account: INVALID_ARGUMENT
+    REGION_MISMATCH). ResolveAccount by ID number is the national operator's only (PERMISSION_DENIED
+    LOOKUP_NOT_ALLOWED_FOR_CALLER).
+    A forwarded call reaches the region with the caller's deadline and metadata (request ids, trace context), never its
+    credentials, plus "x-carbon-caller: <caller id>" and "x-carbon-caller-platform: <channel platform>". The region's
+    answer comes back unchanged: response, metadata, and on failure its code, message and trailing metadata with the
+    ErrorInfo of the region's domain. StreamEvents is relayed batch by batch at the region's pace. A regional method
+    the gateway does not serve (a region's internal calls such as PostTransfers, Hold or CheckConsents; ExpirePoints and
+    other operations; partner, rule and catalog administration) is not listed by its reflection and is refused
+    UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY (metadata method), as is any unknown method.
+    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that, metadata
+    "authorization: Bearer <api key>" (the key as issued, compared by its SHA-256 digest; a caller may hold several
+    keys, each valid until its configured not_after). Each caller has a role (platform, partner, operator), the regions
+    it acts for, the methods it may call and a rate limit; there is no anonymous or open mode. See
+    docs/adr/0603-gateway-front-door.md and docs/contract/README.md.
+    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID,
+    CREDENTIALS_EXPIRED (metadata caller, not_after: use the key that replaced it); PERMISSION_DENIED
+    METHOD_NOT_ALLOWED_FOR_CALLER (metadata caller, method); RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller,
+    rate_per_s: back off and retry). Where a method names an account or a region, also: INVALID_ARGUMENT (not a 16-digit
+    account number with a valid check digit, field named); FAILED_PRECONDITION REGION_NOT_FEDERATED (its region is not
+    in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (metadata field, caller, region: the caller may not act
+    for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
+    ErrorInfo.domain: "gateway.carbon-account" (a forwarded method's own refusals keep their region's domain).
     """
 
     def ListRegions(self, request, context):
-        """The federated regions and where their services listen, ordered by region code, with their health probed now.
+        """The federated regions, ordered by region code, with their health probed now; where their services listen only for
+        an operator (the addresses are empty for other callers: they reach the regions through the gateway).
         Idempotency: read-only.
         Errors: the front door's; INVALID_ARGUMENT (page_size negative).
         """
@@ -239,21 +274,38 @@ def add_GatewayServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class GatewayService:
-    """The national federation hub: regions, the directory, cross-region transfers and settlement. The gateway also
-    serves some regional methods, routed to the home region of the account they name: carbon.ledger.v1.LedgerService
-    GetBalance, ListStatementEntries, ListLots, ListExpiringPoints (field account); carbon.identity.v1.IdentityService
-    GetAccount and carbon.rewards.v1.RewardsService ListVouchers, Redeem (field account_number). Their refusals pass
-    through with code, reason and metadata (ErrorInfo.domain becomes the gateway's).
-    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that,
-    metadata "authorization: Bearer <api key>". A caller has a role (platform: its own region's accounts; partner;
-    operator: any region) and a rate limit. A gateway configured without callers is open: every call acts as the
-    national operator (the embedded default). See docs/contract/README.md.
-    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID;
-    RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller, rate_per_s: back off and retry). Where a method names an account,
-    also: INVALID_ARGUMENT (not a 16-digit account number with a valid check digit, field named); FAILED_PRECONDITION
-    REGION_NOT_FEDERATED (its region is not in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (the caller may
-    not act for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
-    ErrorInfo.domain: "gateway.carbon-account".
+    """The national federation hub and the one front door to the regions: regions, the directory, cross-region transfers
+    and settlement, and every public method of the regional services, served on the gateway's address under their own
+    names (carbon.identity.v1.IdentityService, carbon.ingest.v1.IngestService, carbon.ledger.v1.LedgerService,
+    carbon.rewards.v1.RewardsService) and forwarded to one region:
+    - a method whose request names an account goes to that account's home region (the field: account_number, or
+    account for the ledger);
+    - the others (OpenAccount, ResolveAccount by binding or phone, SubmitEvents, StreamEvents, ExplainScore,
+    ListBehaviours, ListRuleVersions, ListRewards, GetReward, GetRedemption, UseVoucher, CancelVoucher,
+    ListCharityProjects) go to the region named in metadata "x-carbon-region: <6-digit region code>" (missing:
+    INVALID_ARGUMENT, field x-carbon-region; naming another region than the request's account: INVALID_ARGUMENT
+    REGION_MISMATCH). ResolveAccount by ID number is the national operator's only (PERMISSION_DENIED
+    LOOKUP_NOT_ALLOWED_FOR_CALLER).
+    A forwarded call reaches the region with the caller's deadline and metadata (request ids, trace context), never its
+    credentials, plus "x-carbon-caller: <caller id>" and "x-carbon-caller-platform: <channel platform>". The region's
+    answer comes back unchanged: response, metadata, and on failure its code, message and trailing metadata with the
+    ErrorInfo of the region's domain. StreamEvents is relayed batch by batch at the region's pace. A regional method
+    the gateway does not serve (a region's internal calls such as PostTransfers, Hold or CheckConsents; ExpirePoints and
+    other operations; partner, rule and catalog administration) is not listed by its reflection and is refused
+    UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY (metadata method), as is any unknown method.
+    Every call is authenticated: the verified client certificate's common name (mutual TLS) or, failing that, metadata
+    "authorization: Bearer <api key>" (the key as issued, compared by its SHA-256 digest; a caller may hold several
+    keys, each valid until its configured not_after). Each caller has a role (platform, partner, operator), the regions
+    it acts for, the methods it may call and a rate limit; there is no anonymous or open mode. See
+    docs/adr/0603-gateway-front-door.md and docs/contract/README.md.
+    Errors of every method (the front door): UNAUTHENTICATED CREDENTIALS_MISSING, CREDENTIALS_INVALID,
+    CREDENTIALS_EXPIRED (metadata caller, not_after: use the key that replaced it); PERMISSION_DENIED
+    METHOD_NOT_ALLOWED_FOR_CALLER (metadata caller, method); RESOURCE_EXHAUSTED RATE_LIMITED (metadata caller,
+    rate_per_s: back off and retry). Where a method names an account or a region, also: INVALID_ARGUMENT (not a 16-digit
+    account number with a valid check digit, field named); FAILED_PRECONDITION REGION_NOT_FEDERATED (its region is not
+    in the registry); PERMISSION_DENIED CALLER_REGION_MISMATCH (metadata field, caller, region: the caller may not act
+    for that region); UNAVAILABLE REGION_UNAVAILABLE (metadata region: the region did not answer).
+    ErrorInfo.domain: "gateway.carbon-account" (a forwarded method's own refusals keep their region's domain).
     """
 
     @staticmethod

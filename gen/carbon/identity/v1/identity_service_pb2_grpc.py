@@ -27,10 +27,11 @@ if _version_not_supported:
 
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
-    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED).
+    masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
+    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
+    CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 
@@ -109,10 +110,11 @@ class IdentityServiceStub:
 
 class IdentityServiceServicer:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
-    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED).
+    masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
+    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
+    CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 
@@ -369,10 +371,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IdentityService:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
-    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED).
+    masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
+    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
+    CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 

@@ -28,10 +28,11 @@ GRPC_VERSION: str
 
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
-    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED).
+    masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
+    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
+    CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 
@@ -166,10 +167,11 @@ class IdentityServiceStub:
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
-    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED).
+    masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
+    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
+    CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 
@@ -300,10 +302,11 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
-    masked only; error messages name the field and the rule broken, never the value. Of its methods the gateway serves
-    GetAccount (routed by the account number); the others are called inside the regional platform. Every call proves
-    the calling service's identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED).
+    masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
+    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
+    CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
     """
 

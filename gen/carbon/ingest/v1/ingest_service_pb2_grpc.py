@@ -30,8 +30,10 @@ class IngestServiceStub:
     One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
     batch with its signature (docs/contract/signing.md). Every call also proves the calling service's identity (mTLS
     certificate or x-carbon-service-token) and answers only the callers docs/access.md names for the method (partner
-    and rule administration: the ops API); others get UNAUTHENTICATED or PERMISSION_DENIED CALLER_NOT_ALLOWED. The gateway
-    does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
+    and rule administration: the ops API); others get UNAUTHENTICATED or PERMISSION_DENIED CALLER_NOT_ALLOWED. Partners
+    reach SubmitEvents, StreamEvents, ExplainScore, ListBehaviours and ListRuleVersions through the gateway (metadata
+    x-carbon-region names the region; see carbon.gateway.v1.GatewayService); the administration methods are not
+    served there.
     ErrorInfo.domain: "ingest.carbon-account".
     """
 
@@ -103,8 +105,10 @@ class IngestServiceServicer:
     One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
     batch with its signature (docs/contract/signing.md). Every call also proves the calling service's identity (mTLS
     certificate or x-carbon-service-token) and answers only the callers docs/access.md names for the method (partner
-    and rule administration: the ops API); others get UNAUTHENTICATED or PERMISSION_DENIED CALLER_NOT_ALLOWED. The gateway
-    does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
+    and rule administration: the ops API); others get UNAUTHENTICATED or PERMISSION_DENIED CALLER_NOT_ALLOWED. Partners
+    reach SubmitEvents, StreamEvents, ExplainScore, ListBehaviours and ListRuleVersions through the gateway (metadata
+    x-carbon-region names the region; see carbon.gateway.v1.GatewayService); the administration methods are not
+    served there.
     ErrorInfo.domain: "ingest.carbon-account".
     """
 
@@ -300,8 +304,10 @@ class IngestService:
     One IngestService per region; it credits only accounts whose home region is its own. Partners authenticate each
     batch with its signature (docs/contract/signing.md). Every call also proves the calling service's identity (mTLS
     certificate or x-carbon-service-token) and answers only the callers docs/access.md names for the method (partner
-    and rule administration: the ops API); others get UNAUTHENTICATED or PERMISSION_DENIED CALLER_NOT_ALLOWED. The gateway
-    does not serve this service yet: partners call their region's ingest address (GatewayService.ListRegions).
+    and rule administration: the ops API); others get UNAUTHENTICATED or PERMISSION_DENIED CALLER_NOT_ALLOWED. Partners
+    reach SubmitEvents, StreamEvents, ExplainScore, ListBehaviours and ListRuleVersions through the gateway (metadata
+    x-carbon-region names the region; see carbon.gateway.v1.GatewayService); the administration methods are not
+    served there.
     ErrorInfo.domain: "ingest.carbon-account".
     """
 

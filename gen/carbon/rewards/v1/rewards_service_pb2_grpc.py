@@ -29,9 +29,10 @@ class RewardsServiceStub:
     """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region. Points move in the
     region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
     come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
-    INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
-    account number); the catalog methods are for the ops API. Every call proves the calling service's identity and
-    answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
+    INVALID_ACCOUNT for an account of another region). The gateway serves every method but CreateReward,
+    UpdateReward and RetireReward to external callers (see carbon.gateway.v1.GatewayService); those catalog methods are
+    for the ops API. Every call proves the calling service's identity and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "rewards.carbon-account".
     """
 
@@ -112,9 +113,10 @@ class RewardsServiceServicer:
     """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region. Points move in the
     region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
     come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
-    INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
-    account number); the catalog methods are for the ops API. Every call proves the calling service's identity and
-    answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
+    INVALID_ACCOUNT for an account of another region). The gateway serves every method but CreateReward,
+    UpdateReward and RetireReward to external callers (see carbon.gateway.v1.GatewayService); those catalog methods are
+    for the ops API. Every call proves the calling service's identity and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "rewards.carbon-account".
     """
 
@@ -335,9 +337,10 @@ class RewardsService:
     """What points buy: the benefits catalog, redemptions, vouchers and charity projects of one region. Points move in the
     region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
     come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
-    INVALID_ACCOUNT for an account of another region). The gateway serves Redeem and ListVouchers (routed by the
-    account number); the catalog methods are for the ops API. Every call proves the calling service's identity and
-    answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
+    INVALID_ACCOUNT for an account of another region). The gateway serves every method but CreateReward,
+    UpdateReward and RetireReward to external callers (see carbon.gateway.v1.GatewayService); those catalog methods are
+    for the ops API. Every call proves the calling service's identity and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "rewards.carbon-account".
     """
 
