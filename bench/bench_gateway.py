@@ -1,135 +1,167 @@
-"""Cross-region transfers per second through the gateway vs in-region hold+commit pairs, same run, PostgreSQL.
+"""What the front door costs: the same calls through the gateway and straight to the region, same run, as deployed.
 
-The gateway (`python -m gateway`) and both regions' ledgers (`python -m ledger_svc`) run as processes on PostgreSQL
-(CARBON_BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/test), each in a schema of its own that is
-dropped afterwards; identity runs in-process. 16 concurrent clients (CARBON_BENCH_CLIENTS) each make
-CARBON_BENCH_TRANSFERS transfers (default 40); the baseline is the same number of Hold + CommitHold pairs sent
-straight to region A's ledger by as many clients. Last line: one JSON object with the figures and "ratio"
-(cross-region time / in-region time).
+One region's identity, ledger and ingest run as processes on PostgreSQL and Redis (bench_ingest_support.py), and the
+gateway as a process in front of them, authenticating its callers as production does (bearer keys checked against
+the configured digests, method and region scopes, the per-caller rate limit in Redis). Two comparisons:
+- a unary read: LedgerService.GetBalance by CARBON_BENCH_CLIENTS concurrent clients (default 8), each making
+  CARBON_BENCH_READS calls (default 300), as a platform through the gateway vs straight to the ledger;
+- SubmitEvents: signed batches of 500 transit trips (fresh events each, every one credited), CARBON_BENCH_BATCHES
+  per path (default 12) from 4 concurrent clients, as the data partner through the gateway vs straight to ingest.
+Each comparison alternates the two paths in two rounds, so drift of the machine hits both. Last line: one JSON
+object with the figures and `read_ratio` and `submit_ratio` (throughput through the gateway / straight).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from google.protobuf.duration_pb2 import Duration
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+import grpc
+from bench_ingest_support import (
+    REGION,
+    open_accounts,
+    p99_ms,
+    private_schemas,
+    redis_url,
+    region,
+    register_partner,
+    service_process,
+    signed,
+    trips,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from carbon.gateway.v1 import gateway_service_pb2 as gw
+from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
-from service_kit.db import normalize_url
-from tests.gateway.federation import Federation
+from carbon.ledger.v1 import ledger_service_pb2_grpc
+from gateway.domain.callers import key_digest_hex
+from service_kit.topology import RegionEntry, Registry
 
-URL = normalize_url(os.environ.get("CARBON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "16"))
-PER_CLIENT = int(os.environ.get("CARBON_BENCH_TRANSFERS", "40"))
-REGIONS = ["330000", "110000"]
-
-
-def schema_url(schema: str) -> str:
-    return make_url(URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-
-
-def p99_ms(latencies: list[float]) -> float:
-    ordered = sorted(latencies)
-    return round(ordered[max(int(len(ordered) * 0.99) - 1, 0)] * 1000, 1)
+CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "8"))
+READS = int(os.environ.get("CARBON_BENCH_READS", "300"))
+BATCHES = int(os.environ.get("CARBON_BENCH_BATCHES", "12"))
+BATCH_SIZE = 500
+SUBMITTERS = 4
+ACCOUNTS = 400  # enough daily-cap room for every event of both paths
+PLATFORM_KEY, PARTNER_KEY = "bench-platform-key", "bench-partner-key"
+Metadata = tuple[tuple[str, str], ...]
 
 
-def timed(
-    clients: int, work: list[list[tuple[str, ...]]], one: Callable[[tuple[str, ...]], None]
-) -> tuple[float, list[float]]:
+def timed(clients: int, work: list[Callable[[], object]]) -> tuple[float, list[float]]:
+    """Runs the calls on `clients` threads; elapsed seconds and each call's latency."""
     latencies: list[float] = []
 
-    def run(items: list[tuple[str, ...]]) -> None:
-        for item in items:
-            began = time.perf_counter()
-            one(item)
-            latencies.append(time.perf_counter() - began)
+    def one(call: Callable[[], object]) -> None:
+        began = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - began)
 
     began = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(run, work))
+        list(pool.map(one, work))
     return time.perf_counter() - began, latencies
 
 
+def gateway_config(root: Path, addresses: dict[str, str]) -> dict[str, str]:
+    entry = RegionEntry(REGION, "Beijing", "北京", addresses["identity"], addresses["ingest"], addresses["ledger"], "")
+    Registry("127.0.0.1:1", [entry]).save(root / "registry.json")
+    limit = {"rate_per_s": 1_000_000, "burst": 1_000_000}
+    callers = [
+        {"id": "platform", "role": "platform", "platform": "alipay", "regions": [REGION],
+         "keys": [{"sha256": key_digest_hex(PLATFORM_KEY)}], **limit},
+        {"id": "metro", "role": "partner", "regions": [REGION], "keys": [{"sha256": key_digest_hex(PARTNER_KEY)}],
+         **limit},
+    ]  # fmt: skip
+    (root / "callers.json").write_text(json.dumps({"callers": callers}))
+    return {
+        "CARBON_REGION": "000000",
+        "CARBON_REGISTRY_FILE": str(root / "registry.json"),
+        "CARBON_GATEWAY_CONFIG": str(root / "callers.json"),
+        "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
+        "CARBON_REDIS_URL": redis_url(),
+        "CARBON_REDIS_PREFIX": f"bench:gw:{os.getpid()}:",
+    }
+
+
+def compare(direct: list[Callable[[], object]], through: list[Callable[[], object]], clients: int) -> dict[str, float]:
+    """Both paths in two alternating rounds; calls per second and p99 of each."""
+    half_d, half_t = len(direct) // 2, len(through) // 2
+    d1, lat_d1 = timed(clients, direct[:half_d])
+    t1, lat_t1 = timed(clients, through[:half_t])
+    d2, lat_d2 = timed(clients, direct[half_d:])
+    t2, lat_t2 = timed(clients, through[half_t:])
+    direct_per_s, through_per_s = len(direct) / (d1 + d2), len(through) / (t1 + t2)
+    return {
+        "direct_per_s": round(direct_per_s, 1),
+        "direct_p99_ms": p99_ms(lat_d1 + lat_d2),
+        "gateway_per_s": round(through_per_s, 1),
+        "gateway_p99_ms": p99_ms(lat_t1 + lat_t2),
+        "ratio": round(through_per_s / direct_per_s, 2),
+    }
+
+
 def main() -> None:
-    tag = uuid.uuid4().hex[:8]
-    schemas = {name: f"bench_gw_{name}_{tag}" for name in ["gateway", *REGIONS]}
-    admin = create_engine(URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        for schema in schemas.values():
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     root = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    fed = Federation(
-        root,
-        REGIONS,
-        gateway_db_url=schema_url(schemas["gateway"]),
-        ledger_db_urls={code: schema_url(schemas[code]) for code in REGIONS},
+    with private_schemas("identity", "ledger", "ingest", "gateway") as urls, region(urls) as reg:
+        addresses = {"identity": reg.processes[-2].address, "ledger": reg.processes[-1].address}
+        addresses["ingest"] = reg.processes[0].address
+        env = {**gateway_config(root, addresses), "CARBON_DATABASE_URL": urls["gateway"]}
+        now = datetime.now(UTC)
+        accounts = open_accounts(reg.identity, ACCOUNTS, now - timedelta(days=8))
+        secret = register_partner(reg.ingest)
+        with service_process("gateway", env) as gateway, grpc.insecure_channel(gateway.address) as channel:
+            gw_ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+            gw_ingest = ingest_service_pb2_grpc.IngestServiceStub(channel)
+            platform: Metadata = (("authorization", f"Bearer {PLATFORM_KEY}"),)
+            partner: Metadata = (("authorization", f"Bearer {PARTNER_KEY}"), ("x-carbon-region", REGION))
+
+            def read(stub: ledger_service_pb2_grpc.LedgerServiceStub, n: int, md: Metadata) -> Callable[[], object]:
+                request = lpb.GetBalanceRequest(account=accounts[n % len(accounts)])
+                return lambda: stub.GetBalance(request, metadata=md, timeout=30)
+
+            for n in range(50):  # warm both paths: channels, connection pools, caches
+                read(reg.ledger, n, ())()
+                read(gw_ledger, n, platform)()
+            total = CLIENTS * READS
+            reads = compare(
+                [read(reg.ledger, n, ()) for n in range(total)],
+                [read(gw_ledger, n, platform) for n in range(total)],
+                CLIENTS,
+            )
+
+            def submit(
+                stub: ingest_service_pb2_grpc.IngestServiceStub, index: int, md: Metadata
+            ) -> Callable[[], object]:
+                batch = signed(trips(accounts, index * BATCH_SIZE, BATCH_SIZE, now), f"b{index}", secret)
+
+                def call() -> None:
+                    results = stub.SubmitEvents(batch, metadata=md, timeout=120).results
+                    assert all(result.points > 0 for result in results), results[:3]
+
+                return call
+
+            direct_batches = [submit(reg.ingest, i, ()) for i in range(BATCHES)]
+            gateway_batches = [submit(gw_ingest, BATCHES + i, partner) for i in range(BATCHES)]
+            submits = compare(direct_batches, gateway_batches, SUBMITTERS)
+    figures = {
+        "read_clients": CLIENTS,
+        "reads_per_path": total,
+        **{f"read_{key}": value for key, value in reads.items()},
+        "batches_per_path": BATCHES,
+        "batch_size": BATCH_SIZE,
+        **{f"submit_{key}": value for key, value in submits.items()},
+    }
+    print(
+        f"GetBalance: direct {reads['direct_per_s']}/s, through the gateway {reads['gateway_per_s']}/s"
+        f" ({reads['ratio']}x); SubmitEvents x{BATCH_SIZE}: direct {submits['direct_per_s']} batches/s, through the"
+        f" gateway {submits['gateway_per_s']} batches/s ({submits['ratio']}x)"
     )
-    try:
-        fed.start_gateway(CARBON_GATEWAY_CALL_TIMEOUT_MS="5000", CARBON_GATEWAY_MARGIN_MS="2000")
-        pairs = [(source, target) for source, target in (fed.open_person(REGIONS) for _ in range(CLIENTS))]
-        for source, _ in pairs:
-            fed.earn("330000", source, 10 * CLIENTS * PER_CLIENT * 4)
-        total = CLIENTS * PER_CLIENT
-
-        xrt_work: list[list[tuple[str, ...]]] = [
-            [(f"b{tag}-{c}-{i}", *pairs[c]) for i in range(PER_CLIENT)] for c in range(CLIENTS)
-        ]
-
-        def cross(item: tuple[str, ...]) -> None:
-            transfer_id, source, target = item
-            result = fed.transfer(transfer_id, source, target, 10)
-            assert result.state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED, result
-
-        ledger = fed.ledger("330000")
-        timeout = Duration(seconds=60)
-
-        def pair(item: tuple[str, ...]) -> None:
-            hold_id, source = item
-            ledger.Hold(
-                lpb.HoldRequest(hold_id=hold_id, account=source, amount_points=10, timeout=timeout,
-                                code=lpb.TRANSFER_CODE_REDEEM), timeout=10,
-            )  # fmt: skip
-            ledger.CommitHold(lpb.CommitHoldRequest(hold_id=hold_id, credit_account="system:redemption"), timeout=10)
-
-        base_work: list[list[tuple[str, ...]]] = [
-            [(f"h{tag}-{c}-{i}", pairs[c][0]) for i in range(PER_CLIENT)] for c in range(CLIENTS)
-        ]
-        base_s, base_lat = timed(CLIENTS, base_work, pair)
-        xrt_s, xrt_lat = timed(CLIENTS, xrt_work, cross)
-        assert fed.clearing_sum() == 0 and all(fed.conserved(code) for code in REGIONS)
-        figures = {
-            "clients": CLIENTS,
-            "transfers": total,
-            "cross_region_per_s": round(total / xrt_s, 1),
-            "cross_region_p99_ms": p99_ms(xrt_lat),
-            "in_region_pairs_per_s": round(total / base_s, 1),
-            "in_region_p99_ms": p99_ms(base_lat),
-            "ratio": round(xrt_s / base_s, 2),
-        }
-        print(
-            f"cross-region: {figures['cross_region_per_s']}/s p99 {figures['cross_region_p99_ms']} ms; in-region"
-            f" hold+commit: {figures['in_region_pairs_per_s']}/s p99 {figures['in_region_p99_ms']} ms"
-        )
-        print(json.dumps(figures))
-    finally:
-        fed.close()
-        with admin.connect() as conn:
-            for schema in schemas.values():
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
