@@ -38,7 +38,7 @@ from tests.e2e.test_embedded_system import UP_DEADLINE_S, System, _free_base_por
 pytestmark = pytest.mark.e2e
 
 ZJ, BJ = "330000", "110000"
-ID_NUMBER = "110105194912310029"  # valid check digit; the person opens in two regions
+ID_NUMBER = "11010519491231002X"  # valid check digit (GB 11643); the person opens in two regions
 
 
 def sign(request: inpb.SubmitEventsRequest, secret: str) -> str:
