@@ -172,7 +172,7 @@ def load_script(name: str) -> ModuleType:
 
 _SOURCE_DIRS = ("service_kit", *SERVICE_PACKAGES)
 # The embedded supervisor *sets* variables for its children; only code that reads a name makes it meaningful.
-_SETTERS = {ROOT / "service_kit" / "embedded.py"}
+_SETTERS = {ROOT / "service_kit" / "embedded.py", ROOT / "service_kit" / "embedded_front_door.py"}
 
 
 def variables_read() -> dict[str, set[str]]:
