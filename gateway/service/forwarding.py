@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from carbon.identity.v1 import identity_service_pb2 as identity
 from carbon.ingest.v1 import ingest_service_pb2 as ingest
@@ -205,7 +205,10 @@ class Forwarder:
         named = next((str(value) for key, value in metadata if key == REGION_KEY), "")
         account = ""
         if route.account_field or route.operator_only_fields:
-            parsed = route.request.FromString(request)
+            try:
+                parsed = route.request.FromString(request)
+            except DecodeError:
+                raise InvalidArgument("request", f"is not a {route.request.DESCRIPTOR.full_name}") from None
             for field in route.operator_only_fields:
                 if parsed.HasField(field) and not caller.operator:
                     raise PermissionDenied(

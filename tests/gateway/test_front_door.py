@@ -216,6 +216,9 @@ def test_methods_the_gateway_does_not_serve_are_refused_with_a_reason_and_not_ad
     code, reason, meta = refusal(lambda: stub.PostTransfers(earn, metadata=bearer("ops"), timeout=5))
     assert (code, reason) == (grpc.StatusCode.UNIMPLEMENTED, "METHOD_NOT_SERVED_BY_GATEWAY")
     assert meta["method"] == "carbon.ledger.v1.LedgerService/PostTransfers"
+    garbled = front_door.channel.unary_unary("/carbon.ledger.v1.LedgerService/GetBalance", None, None)
+    code, _, meta = refusal(lambda: garbled(b"\xff\xff", metadata=bearer("ops"), timeout=5))
+    assert (code, meta["field"]) == (grpc.StatusCode.INVALID_ARGUMENT, "request")
     nowhere = front_door.channel.unary_unary("/no.such.Service/Nothing", None, None)
     code, reason, _ = refusal(lambda: nowhere(b"", timeout=5))
     assert (code, reason) == (grpc.StatusCode.UNIMPLEMENTED, "METHOD_NOT_SERVED_BY_GATEWAY")
