@@ -33,6 +33,7 @@ from ops_api.settings import OpsSettings
 from rewards_svc.server import registrations as rewards_registrations
 from service_kit.clock import system_clock
 from service_kit.db import make_engine, migrate
+from service_kit.embedded_front_door import resident_auth_key_file, write_resident_auth_keys
 from service_kit.server import RunningServer, start_server
 from service_kit.settings import Secret, Settings
 from service_kit.topology import RegionEntry, Registry
@@ -93,11 +94,17 @@ def _serve(root: Path, service: str, code: str, build: Any, extra: dict[str, str
 
 def start_federation(root: Path) -> Federation:
     federation = Federation(root, root / "registry.json", {})
+    # Each region's identity signs resident authorizations (counter staff's, for cross-region transfers); the
+    # gateway verifies them with the regions' public keys, as `carbon up` sets them up.
+    jwks = write_resident_auth_keys(
+        root, Registry("", [RegionEntry(code, code, code, "", "", "", "") for code in REGIONS])
+    )
     entries = []
     for code in REGIONS:
         started = {}
         for service, build in (("identity_svc", identity_registrations), ("ledger_svc", ledger_registrations)):
-            server, engine = _serve(root, service, code, build)
+            signing = {"CARBON_RESIDENT_AUTH_KEY_FILE": str(resident_auth_key_file(root, code))}
+            server, engine = _serve(root, service, code, build, signing if service == "identity_svc" else None)
             federation.servers.append(server)
             federation.engines.append(engine)
             started[service] = server.address
@@ -120,6 +127,7 @@ def start_federation(root: Path) -> Federation:
     (root / "gateway-callers.json").write_text(json.dumps({"callers": callers}))
     gateway_extra = {
         "CARBON_GATEWAY_CONFIG": str(root / "gateway-callers.json"),
+        "CARBON_RESIDENT_AUTH_JWKS_FILE": str(jwks),
         "CARBON_REGISTRY_FILE": str(federation.registry_path),
         "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
     }
