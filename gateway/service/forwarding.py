@@ -25,11 +25,13 @@ from carbon.identity.v1 import identity_service_pb2 as identity
 from carbon.ingest.v1 import ingest_service_pb2 as ingest
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
-from gateway.clients import RegionClients
+from gateway.clients import RegionClients, acting_for
 from gateway.domain.callers import Caller
 from gateway.service.admission import Admission
 from service_kit import telemetry, tls
+from service_kit.access import CALLER_METADATA_KEY, CALLER_PLATFORM_METADATA_KEY
 from service_kit.errors import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
+from service_kit.identities import TOKEN_METADATA_KEY
 
 # The regional services the gateway forwards to, by the name the registry gives their addresses.
 SERVICE_NAMES = {
@@ -39,13 +41,14 @@ SERVICE_NAMES = {
     "rewards": rewards.DESCRIPTOR.services_by_name["RewardsService"].full_name,
 }
 
-# Metadata the gateway reads from its callers and sends to the regions (documented in gateway_service.proto).
+# The metadata entry naming the region of a call whose request names no account (documented in gateway_service.proto).
 REGION_KEY = "x-carbon-region"
-CALLER_KEY = "x-carbon-caller"
-CALLER_PLATFORM_KEY = "x-carbon-caller-platform"
-# Metadata of the caller's that stays at the gateway: its credentials, what the gateway itself asserts to the region,
-# and what gRPC sets per hop. Trace context stays too when the gateway traces: its own span then carries it on.
-_STAYS = frozenset({"authorization", CALLER_KEY, CALLER_PLATFORM_KEY, "x-carbon-service-token", "user-agent"})
+# Metadata of the caller's that stays at the gateway: its credentials, what only the gateway asserts to the region
+# (its own service identity, the external caller it acts for), and what gRPC sets per hop. Trace context stays too
+# when the gateway traces: its own span then carries it on.
+_STAYS = frozenset(
+    {"authorization", CALLER_METADATA_KEY, CALLER_PLATFORM_METADATA_KEY, TOKEN_METADATA_KEY, "user-agent"}
+)
 _TRACE_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
 
 
@@ -239,10 +242,7 @@ def outbound(metadata: Sequence[tuple[str, Any]], caller: Caller) -> tuple[tuple
     """What the region receives: the caller's own metadata (request ids, trace context, ...) and who the caller is."""
     stays = _STAYS | _TRACE_KEYS if telemetry.enabled() else _STAYS
     kept = [(key, value) for key, value in metadata if key not in stays and not key.startswith((":", "grpc-"))]
-    kept.append((CALLER_KEY, caller.caller_id))
-    if caller.platform:
-        kept.append((CALLER_PLATFORM_KEY, caller.platform))
-    return tuple(kept)
+    return (*kept, *acting_for(caller.caller_id, caller.platform))
 
 
 def _passable(metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
