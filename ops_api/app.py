@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ops_api.context import OpsContext
 from ops_api.domain.requests import request_id_from_header
 from ops_api.problems import Problem
-from ops_api.routes import accounts, adjustments, books, catalog, counter, federation, scoring, staff
+from ops_api.routes import accounts, adjustments, books, catalog, counter, dashboard, federation, scoring, staff
+from ops_api.routes.console import mount_console
 
 PROBLEM_JSON = "application/problem+json"
 DESCRIPTION = """Internal operations and community-centre staff: accounts (masked), balances, statements, lots,
@@ -31,7 +32,7 @@ def create_app(context: OpsContext) -> FastAPI:
         title="carbon-account ops API",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -57,8 +58,9 @@ def create_app(context: OpsContext) -> FastAPI:
     def health() -> JSONResponse:
         return JSONResponse({"status": "SERVING"})
 
-    for module in (accounts, counter, catalog, scoring, books, adjustments, federation, staff):
+    for module in (accounts, counter, catalog, scoring, books, adjustments, federation, staff, dashboard):
         app.include_router(module.router)
+    mount_console(app)
     return app
 
 

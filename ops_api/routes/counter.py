@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi import Path as FastApiPath
 from pydantic import Field
 
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
@@ -96,6 +97,24 @@ def list_vouchers(
     )
     response = context.regions.call("rewards", stub.ListVouchers, request)
     return {"vouchers": [to_json(v) for v in response.vouchers], "next_page_token": response.next_page_token}
+
+
+VoucherCode = Annotated[
+    str, FastApiPath(pattern=r"^[A-Za-z0-9-]{4,64}$", description="the code printed on the voucher")
+]
+
+
+@router.post("/{account_number}/vouchers/{code}/use", summary="Use (redeem in person) a voucher at the counter")
+def use_voucher(
+    context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: AccountNumber, code: VoucherCode
+) -> Json:
+    staff.require(*COUNTER_ROLES)
+    region = account_home(context, staff, account_number)
+
+    def run() -> Json:
+        return {"voucher": to_json(counter.use_voucher(context, staff, rid, account_number, region, code))}
+
+    return audited(context, staff, rid, "voucher.use", account_number, run, details={"centre_id": staff.centre_id})
 
 
 class DataCategory(StrEnum):

@@ -173,6 +173,20 @@ def rotate_partner_secret(
     return audited(context, staff, rid, "partner.rotate_secret", f"{region_code}/partner:{partner_id}", run)
 
 
+@router.get("/score-explanation", summary="Why an event scored what it did (rule version, factor, cap, consent)")
+def explain_score(
+    context: Ctx,
+    staff: CurrentStaff,
+    region_code: RegionCode,
+    partner_id: Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")],
+    event_id: Annotated[str, Query(min_length=1, max_length=128)],
+) -> Json:
+    region = region_for(context, staff, region_code)
+    stub = context.regions.ingest(region)
+    request = inpb.ExplainScoreRequest(partner_id=partner_id, event_id=event_id)
+    return to_json(context.regions.call("ingest", stub.ExplainScore, request))
+
+
 @router.get("/statistics", summary="Events, points and grams of CO2e by behaviour and day")
 def get_statistics(
     context: Ctx,

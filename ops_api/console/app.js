@@ -1,0 +1,97 @@
+// The console: log in with a staff token, then the pages the staff member's role may use (hash routes).
+import { api, forget, must, remember, session } from "./api.js";
+import { counterPage } from "./counter.js";
+import { t, toggleLang, translate } from "./i18n.js";
+import { adjustmentsPage, auditPage, catalogPage, dashboardPage, explainPage, partnersPage, settlementPage } from "./ops.js";
+import { field, h, onSubmit } from "./ui.js";
+
+const COUNTER = ["community_staff", "operator", "admin"];
+const ALL = ["viewer", "community_staff", "operator", "admin"];
+
+/** @type {Array<{path: string, key: string, roles: string[], render: (main: HTMLElement) => Promise<void>}>} */
+const PAGES = [
+  { path: "counter", key: "nav_counter", roles: COUNTER, render: counterPage },
+  { path: "dashboard", key: "nav_dashboard", roles: ALL, render: dashboardPage },
+  { path: "settlement", key: "nav_settlement", roles: ["viewer", "operator", "admin"], render: settlementPage },
+  { path: "explain", key: "nav_explain", roles: ALL, render: explainPage },
+  { path: "partners", key: "nav_partners", roles: ["operator", "admin"], render: partnersPage },
+  { path: "catalog", key: "nav_catalog", roles: ALL, render: catalogPage },
+  { path: "adjustments", key: "nav_adjustments", roles: ["viewer", "operator", "admin"], render: adjustmentsPage },
+  { path: "audit", key: "nav_audit", roles: ["admin"], render: auditPage },
+];
+
+const main = /** @type {HTMLElement} */ (document.getElementById("app"));
+
+function allowed() {
+  const role = session.me ? session.me.role : "";
+  return PAGES.filter((page) => page.roles.includes(role));
+}
+
+function renderNav() {
+  const current = location.hash.replace(/^#\//, "");
+  const nav = /** @type {HTMLElement} */ (document.getElementById("nav"));
+  nav.replaceChildren(...allowed().map((page) =>
+    h("a", { href: `#/${page.path}`, "aria-current": page.path === current ? "page" : false, text: t(page.key) })));
+  const who = /** @type {HTMLElement} */ (document.getElementById("who"));
+  const me = session.me;
+  who.textContent = me ? `${me.user_id} · ${me.role}${me.region_code ? ` · ${me.region_code}/${me.centre_id}` : ""}` : "";
+  /** @type {HTMLElement} */ (document.getElementById("logout")).hidden = !me;
+}
+
+async function route() {
+  translate();
+  /** @type {HTMLElement} */ (document.getElementById("lang")).textContent = t("switch");
+  if (!session.me) return loginPage();
+  const pages = allowed();
+  const wanted = location.hash.replace(/^#\//, "");
+  const page = PAGES.find((p) => p.path === wanted);
+  if (!page) {
+    location.hash = `#/${pages[0].path}`;
+    return;
+  }
+  renderNav();
+  if (!page.roles.includes(session.me.role)) {
+    main.replaceChildren(h("div", { class: "problem", role: "alert", text: t("forbidden_page") }));
+    return;
+  }
+  main.replaceChildren(h("p", { text: t("loading") }));
+  await page.render(main);
+  main.focus();
+}
+
+function loginPage() {
+  renderNav();
+  const token = h("input", { id: "token", type: "password", autocomplete: "off", required: true, size: 60 });
+  const out = h("div");
+  const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline", id: "login" },
+    field("login_token", token), h("button", { class: "primary", type: "submit", text: t("login_go") })));
+  onSubmit(form, out, async () => {
+    remember(/** @type {HTMLInputElement} */ (token).value.trim());
+    try {
+      session.me = await must(api.GET("/v1/me"));
+    } catch (error) {
+      forget();
+      throw error;
+    }
+    await route();
+  });
+  main.replaceChildren(h("h1", { text: t("login_title") }), form, out);
+  token.focus();
+}
+
+async function start() {
+  document.getElementById("lang")?.addEventListener("click", () => { toggleLang(); route(); });
+  document.getElementById("logout")?.addEventListener("click", () => { forget(); location.hash = ""; route(); });
+  window.addEventListener("hashchange", () => { route(); });
+  document.documentElement.lang = document.documentElement.lang || "zh-CN";
+  if (session.token) {
+    try {
+      session.me = await must(api.GET("/v1/me"));
+    } catch {
+      forget();
+    }
+  }
+  await route();
+}
+
+start();

@@ -1,0 +1,48 @@
+"""The web console and the API's own docs pages, every asset served from this process (no CDN: ADR 0801)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
+VENDOR = "/console/vendor"
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/console/", status_code=307)
+
+
+@router.get("/docs")
+def swagger_ui() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="carbon-account ops API",
+        swagger_js_url=f"{VENDOR}/swagger-ui-bundle.js",
+        swagger_css_url=f"{VENDOR}/swagger-ui.css",
+        swagger_favicon_url=f"{VENDOR}/favicon.svg",
+    )
+
+
+@router.get("/redoc")
+def redoc() -> HTMLResponse:
+    return get_redoc_html(
+        openapi_url="/openapi.json",
+        title="carbon-account ops API",
+        redoc_js_url=f"{VENDOR}/redoc.standalone.js",
+        redoc_favicon_url=f"{VENDOR}/favicon.svg",
+        with_google_fonts=False,
+    )
+
+
+def mount_console(app: FastAPI) -> None:
+    """The console's pages at /console/, /docs and /redoc, and / sending a browser to the console."""
+    app.include_router(router)
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
