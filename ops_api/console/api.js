@@ -1,11 +1,11 @@
 // The typed client of the ops API: openapi-fetch over the types openapi-typescript generates from /openapi.json
-// (api.d.ts, checked in CI against the document), so a page calling a path, parameter or field the API does not
+// (openapi.d.ts, checked in CI against the document), so a page calling a path, parameter or field the API does not
 // have fails the type check.
 import createClient from "./vendor/openapi-fetch.mjs";
 
 const TOKEN_KEY = "carbon-ops-token";
 
-/** @typedef {import("./api").components["schemas"]} Schemas */
+/** @typedef {import("./openapi").components["schemas"]} Schemas */
 
 export const session = {
   token: sessionStorage.getItem(TOKEN_KEY) || "",
@@ -13,7 +13,7 @@ export const session = {
   me: null,
 };
 
-/** @type {import("openapi-fetch").Client<import("./api").paths>} */
+/** @type {import("openapi-fetch").Client<import("./openapi").paths>} */
 export const api = createClient({ baseUrl: location.origin });
 
 api.use({

@@ -8,7 +8,7 @@ import { field, h, isoDay, onSubmit, printOut, showNotice, showProblem, table } 
 const CONSENTS = ["COMMUNITY_ACTIVITY", "GARBAGE_SORTING", "TRANSIT"];
 const BEHAVIOURS = ["tree_planting", "sorting_supervisor_day"];
 
-/** @typedef {import("./api").components["schemas"]} Schemas */
+/** @typedef {import("./openapi").components["schemas"]} Schemas */
 
 /** @param {HTMLElement} main */
 export async function counterPage(main) {

@@ -5,7 +5,7 @@ import { lang, t } from "./i18n.js";
 import { field, h, isoDay, onSubmit, showNotice, showProblem, table } from "./ui.js";
 import * as echarts from "./vendor/echarts.esm.min.js";
 
-/** @typedef {import("./api").components["schemas"]} Schemas */
+/** @typedef {import("./openapi").components["schemas"]} Schemas */
 
 /** Regions the staff member may see (community staff: their own). */
 async function visibleRegions() {
@@ -94,7 +94,7 @@ export async function settlementPage(main) {
   const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline" },
     field("from_day", from), field("to_day", to), h("button", { class: "primary", type: "submit", text: t("show") })));
   const show = async () => {
-    const query = { from_time: `${val(from)}T00:00:00+08:00`, to_time: `${val(to)}T00:00:00+08:00` };
+    const query = { period_start: `${val(from)}T00:00:00+08:00`, period_end: `${val(to)}T00:00:00+08:00` };
     const report = await must(api.GET("/v1/settlement-report", { params: { query } }));
     const columns = /** @type {Array<[string, (row: any) => any, boolean?]>} */ ([["debtor", (p) => p.debtor_region],
       ["creditor", (p) => p.creditor_region], ["amount", (p) => p.amount_points, true]]);
@@ -165,7 +165,7 @@ export async function catalogPage(main) {
         ["amount", (r) => r.price_points, true], ["state", (r) => r.state]], rewards.rewards),
       h("h2", { text: t("rules") }),
       table([["rule_version", (r) => r.rule_version_id], ["behaviour", (r) => r.behaviour],
-        ["amount", (r) => r.points_per_unit, true], ["from_day", (r) => r.effective_from ?? ""]], rules.rule_versions));
+        ["amount", (r) => r.points_per_unit, true], ["from_day", (r) => r.effective_from ?? ""]], rules.rules));
   };
   region.addEventListener("change", () => { show(); });
   main.replaceChildren(h("h1", { text: t("nav_catalog") }), field("region", region), out);
@@ -214,6 +214,6 @@ export async function adjustmentsPage(main) {
 /** @param {HTMLElement} main */
 export async function auditPage(main) {
   const entries = (await must(api.GET("/v1/audit-log", { params: { query: { page_size: 200 } } }))).entries;
-  main.replaceChildren(h("h1", { text: t("nav_audit") }), table([["when", (e) => e.at], ["who", (e) => `${e.user_id} (${e.role})`],
+  main.replaceChildren(h("h1", { text: t("nav_audit") }), table([["when", (e) => e.at], ["who", (e) => `${e.actor} (${e.role})`],
     ["action", (e) => e.action], ["target", (e) => e.target], ["reason", (e) => e.reason], ["outcome", (e) => e.outcome]], entries));
 }

@@ -39,7 +39,8 @@ def _install_chromium() -> None:
         _unavailable(f"{CHROMIUM} is missing and `apt-get install chromium` did not install it")
 
 
-def _install_node_packages() -> None:
+def require_node_packages() -> None:
+    """playwright-core, openapi-typescript and tsc from npm (`npm ci` when missing)."""
     if (ROOT / "node_modules" / "playwright-core").exists():
         return
     if shutil.which("npm"):
@@ -52,7 +53,7 @@ def _install_node_packages() -> None:
 def browser_ready() -> Path:
     """Chromium and playwright-core installed; the screenshot folder made."""
     _install_chromium()
-    _install_node_packages()
+    require_node_packages()
     SCREENSHOTS.mkdir(exist_ok=True)
     return CHROMIUM
 
