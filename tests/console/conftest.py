@@ -1,6 +1,7 @@
-"""The console in a real browser: the ops API (with its console) on real uvicorn over a federation of real services,
-Debian's Chromium (installed when missing), playwright-core from npm. Screenshots go to console-screenshots/ (in
-.gitignore, kept by CI as test artifacts).
+"""The console in a real browser against the real system: `carbon up` (every service its own process), the console
+address and admin token read from the start-up table as a new user reads them, Debian's Chromium (installed when
+missing) driven by playwright-core from npm. Screenshots go to console-screenshots/ (in .gitignore; CI keeps them
+as test artifacts).
 
 Skips only when Chromium or node's packages cannot be installed here; in CI (CI set) that is a failure instead.
 """
@@ -8,18 +9,33 @@ Skips only when Chromium or node's packages cannot be installed here; in CI (CI 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
-
-from tests.ops_api.ops_support import Federation, Ops, RunningApi, make_ops, running_federation, serve_uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CARBON_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = ROOT / "console-screenshots"
+# A deadline against a hang, not a measurement: ten processes start on cores other tests share.
+UP_DEADLINE_S = 180
+REGIONS = "330000,110000"
+# Staff the scenarios act as, besides the admin carbon up made: (role, region, centre).
+STAFF = {
+    "zj-staff": ("community_staff", "330000", "zj-gongshu-1"),
+    "op1": ("operator", "", ""),
+    "op2": ("operator", "", ""),
+    "viewer": ("viewer", "", ""),
+}
 
 
 def _unavailable(what: str) -> None:
@@ -32,9 +48,8 @@ def _install_chromium() -> None:
     if CHROMIUM.exists():
         return
     if shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "chromium", "fonts-noto-cjk"], capture_output=True, timeout=600
-        )
+        install = ["apt-get", "install", "-y", "-qq", "chromium", "fonts-noto-cjk"]
+        subprocess.run(install, capture_output=True, timeout=600)
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing and `apt-get install chromium` did not install it")
 
@@ -58,21 +73,81 @@ def browser_ready() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def console_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
-    yield from running_federation(tmp_path_factory)
+@dataclass
+class Console:
+    url: str
+    tokens: dict[str, str]
+    output: list[str] = field(default_factory=list)
+
+    def api(self, who: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[who]}"}, timeout=30)
+
+
+def _free_base_port() -> int:
+    """A gateway port with the block around it free (the ops API sits one below, regions follow in tens)."""
+    for base in range(32000, 20000, -50):
+        if all(_free(port) for port in range(base - 1, base + 40)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _start_up(data_dir: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    """`carbon up` until it says every process is SERVING; its output so far."""
+    command = [sys.executable, "-m", "service_kit.cli", "up", "--data-dir", str(data_dir)]
+    command += ["--regions", REGIONS, "--base-port", str(_free_base_port())]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CARBON_")}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert process.stdout is not None
+    output: list[str] = []
+    started = time.monotonic()
+    for line in process.stdout:
+        output.append(line)
+        if "SERVING in" in line:
+            return process, output
+        if time.monotonic() - started > UP_DEADLINE_S:
+            break
+    process.kill()
+    process.wait()
+    raise AssertionError("carbon up did not get ready:\n" + "".join(output))
+
+
+def _add_staff(console: Console) -> None:
+    with console.api("admin") as admin:
+        for user_id, (role, region, centre) in STAFF.items():
+            body = {"user_id": user_id, "role": role, "region_code": region, "centre_id": centre}
+            added = admin.post("/v1/staff-users", json=body, headers={"X-Request-Id": f"add-{user_id}"})
+            assert added.status_code == 201, added.text
+            issued = admin.post(f"/v1/staff-users/{user_id}/tokens", json={"label": "browser tests"})
+            assert issued.status_code == 201, issued.text
+            console.tokens[user_id] = issued.json()["token"]
 
 
 @pytest.fixture(scope="module")
-def console_ops(console_federation: Federation) -> Iterator[Ops]:
-    api = make_ops(console_federation)
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """The system as `carbon up` starts it, with the console's address and admin token from its start-up table."""
+    process, output = _start_up(tmp_path_factory.mktemp("carbon-up"))
     try:
-        yield api
+        text = "".join(output)
+        url = re.search(r"web console:\s+(http://\S+)/console/", text)
+        token = re.search(r"admin token:\s+(cops_\S+)", text)
+        assert url and token, f"the start-up table names no console address or admin token:\n{text}"
+        running = Console(url.group(1), {"admin": token.group(1)}, output)
+        _add_staff(running)
+        yield running
     finally:
-        api.client.close()
-        api.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def console(console_ops: Ops) -> Iterator[RunningApi]:
-    yield from serve_uvicorn(console_ops.app)
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -40,10 +40,12 @@ await scenario(async (b) => {
   await shot(page, "counter-found");
 
   // Record tree planting three times (one planting per event): the balance grows in large type.
+  let eventId = "";
   for (let i = 0; i < 3; i += 1) {
     await page.locator("#record-behaviour").selectOption("tree_planting");
     await page.locator("#record-quantity").press("Enter");
     await page.locator("#record-result .notice").waitFor();
+    eventId = eventId || (await page.locator("#record-result .notice").innerText()).match(/\((.+)\)/)[1];
   }
   const balance = Number(await page.locator("#balance").innerText());
   assert.ok(balance > 0, `balance after planting: ${balance}`);
@@ -83,5 +85,5 @@ await scenario(async (b) => {
   await page.locator("#summary-result .notice").waitFor();
   const summary = await page.evaluate(() => window.__printed.at(-1));
   assert.ok(summary.includes(number), summary);
-  console.log(JSON.stringify({ account: number, balance, voucher: code }));
+  console.log(JSON.stringify({ account: number, balance, voucher: code, event_id: eventId }));
 });
