@@ -20,10 +20,16 @@ api.use({
   onRequest({ request }) {
     if (session.token) request.headers.set("Authorization", `Bearer ${session.token}`);
     // A fresh id per action: it is the idempotency key downstream, so a retried click cannot act twice.
-    if (request.method !== "GET") request.headers.set("X-Request-Id", crypto.randomUUID());
+    if (request.method !== "GET") request.headers.set("X-Request-Id", newRequestId());
     return request;
   },
 });
+
+/** 128 random bits in hex; crypto.randomUUID exists only on https or localhost, a centre's LAN address is neither. */
+function newRequestId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 /** A refusal or failure as the API described it (RFC 9457 problem details). */
 export class ProblemError extends Error {

@@ -1,7 +1,7 @@
 // The console: log in with a staff token, then the pages the staff member's role may use (hash routes).
 import { api, forget, must, remember, session } from "./api.js";
 import { counterPage } from "./counter.js";
-import { t, toggleLang, translate } from "./i18n.js";
+import { lang, t, toggleLang, translate } from "./i18n.js";
 import { adjustmentsPage, auditPage, catalogPage, dashboardPage, explainPage, partnersPage, settlementPage } from "./ops.js";
 import { field, h, onSubmit } from "./ui.js";
 
@@ -83,7 +83,7 @@ async function start() {
   document.getElementById("lang")?.addEventListener("click", () => { toggleLang(); route(); });
   document.getElementById("logout")?.addEventListener("click", () => { forget(); location.hash = ""; route(); });
   window.addEventListener("hashchange", () => { route(); });
-  document.documentElement.lang = document.documentElement.lang || "zh-CN";
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   if (session.token) {
     try {
       session.me = await must(api.GET("/v1/me"));

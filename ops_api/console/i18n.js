@@ -27,7 +27,7 @@ const TEXT = {
     rotate: "轮换密钥", secret_once: "新密钥（只显示一次）", rewards: "商品", rules: "规则版本",
     adjust_request: "申请调账", reason: "原因", approve: "批准", reject: "驳回", request_go: "提交申请",
     who: "操作人", action: "动作", target: "对象", outcome: "结果", status: "状态", id: "编号",
-    forbidden_page: "您的角色不能使用此页面", loading: "加载中…", done: "完成",
+    forbidden_page: "您的角色不能使用此页面", field: "项目", value: "内容", loading: "加载中…", done: "完成",
   },
   en: {
     brand: "Carbon account console", skip: "Skip to content", logout: "Log out", switch: "中文",
@@ -59,7 +59,7 @@ const TEXT = {
     rotate: "Rotate secret", secret_once: "New secret (shown once)", rewards: "Rewards", rules: "Rule versions",
     adjust_request: "Request an adjustment", reason: "Reason", approve: "Approve", reject: "Reject",
     request_go: "Submit request", who: "Who", action: "Action", target: "Target", outcome: "Outcome",
-    status: "Status", id: "Id", forbidden_page: "Your role cannot use this page", loading: "Loading…", done: "Done",
+    status: "Status", id: "Id", forbidden_page: "Your role cannot use this page", field: "Field", value: "Value", loading: "Loading…", done: "Done",
   },
 };
 

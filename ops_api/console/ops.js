@@ -118,7 +118,7 @@ export async function explainPage(main) {
   onSubmit(form, out, async () => {
     const e = await must(api.GET("/v1/regions/{region_code}/score-explanation", {
       params: { path: { region_code: val(region) }, query: { partner_id: val(partner), event_id: val(event) } } }));
-    out.replaceChildren(table([["id", (row) => row[0]], ["status", (row) => row[1]]],
+    out.replaceChildren(table([["field", (row) => row[0]], ["value", (row) => row[1]]],
       Object.entries({ ...e, result: e.result ? `${e.result.outcome} ${e.result.points} ${e.result.reason}` : "" })));
   });
   main.replaceChildren(h("h1", { text: t("nav_explain") }), form, out);
