@@ -49,6 +49,12 @@ export class ProblemError extends Error {
  */
 export async function must(pending) {
   const { data, error, response } = await pending;
+  if (response.status === 401 && session.me) {
+    // The token expired or was revoked while the page was open: back to the sign-in page.
+    forget();
+    location.hash = "";
+    location.reload();
+  }
   if (!response.ok || data === undefined) throw new ProblemError(response.status, error);
   return data;
 }

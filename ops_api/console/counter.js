@@ -7,6 +7,8 @@ import { field, h, isoDay, onSubmit, printOut, showNotice, showProblem, table } 
 
 const CONSENTS = ["COMMUNITY_ACTIVITY", "GARBAGE_SORTING", "TRANSIT"];
 const BEHAVIOURS = ["tree_planting", "sorting_supervisor_day"];
+// Points expiring within this many days are listed by day under the balance.
+const EXPIRING_DAYS = 90;
 
 /** @typedef {import("./openapi").components["schemas"]} Schemas */
 
@@ -89,9 +91,10 @@ function openPanel(regions, me, resident) {
 /** The chosen resident: balance in large type, then what the counter can do for them. */
 async function showResident(/** @type {HTMLElement} */ resident, /** @type {string} */ number) {
   const path = { account_number: number };
-  const [account, balance] = await Promise.all([
+  const [account, balance, expiring] = await Promise.all([
     must(api.GET("/v1/accounts/{account_number}", { params: { path } })),
     must(api.GET("/v1/accounts/{account_number}/balance", { params: { path } })),
+    must(api.GET("/v1/accounts/{account_number}/expiring-points", { params: { path, query: { within_days: EXPIRING_DAYS } } })),
   ]);
   const a = account.account;
   const b = balance.balance;
@@ -100,7 +103,11 @@ async function showResident(/** @type {HTMLElement} */ resident, /** @type {stri
       h("h2", { text: `${t("resident")} ${a.masked_name} · ${a.account_number} · ${a.masked_phone_number}` }),
       h("div", {}, t("balance")),
       h("div", { class: "balance", id: "balance" }, String(b.available_points)),
-      h("div", { class: "expiring", id: "expiring" }, `${t("expiring")}: ${b.expiring_within_30_days_points} ${t("points")}`)),
+      h("div", { class: "expiring", id: "expiring" }, `${t("expiring")}: ${b.expiring_within_30_days_points} ${t("points")}`),
+      expiring.expiring.length
+        ? h("ul", { class: "expiring-days", id: "expiring-days", "aria-label": t("expiring_days") },
+          ...expiring.expiring.map((e) => h("li", { text: `${e.expires_on}: ${e.amount_points} ${t("points")}` })))
+        : null),
     recordPanel(resident, number),
     await redeemPanel(resident, number, a.region_code),
     await vouchersPanel(resident, number),
