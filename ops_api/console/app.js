@@ -2,8 +2,10 @@
 import { api, forget, must, remember, session } from "./api.js";
 import { counterPage } from "./counter.js";
 import { lang, t, toggleLang, translate } from "./i18n.js";
-import { adjustmentsPage, auditPage, catalogPage, dashboardPage, explainPage, partnersPage, settlementPage } from "./ops.js";
-import { field, h, onSubmit } from "./ui.js";
+import {
+  adjustmentsPage, auditPage, catalogPage, dashboardPage, explainPage, partnersPage, settlementPage, staffPage,
+} from "./ops.js";
+import { field, h, onSubmit, showProblem } from "./ui.js";
 
 const COUNTER = ["community_staff", "operator", "admin"];
 const ALL = ["viewer", "community_staff", "operator", "admin"];
@@ -18,9 +20,11 @@ const PAGES = [
   { path: "catalog", key: "nav_catalog", roles: ALL, render: catalogPage },
   { path: "adjustments", key: "nav_adjustments", roles: ["viewer", "operator", "admin"], render: adjustmentsPage },
   { path: "audit", key: "nav_audit", roles: ["admin"], render: auditPage },
+  { path: "staff", key: "nav_staff", roles: ["admin"], render: staffPage },
 ];
 
 const main = /** @type {HTMLElement} */ (document.getElementById("app"));
+let generation = 0;
 
 function allowed() {
   const role = session.me ? session.me.role : "";
@@ -54,12 +58,23 @@ async function route() {
     main.replaceChildren(h("div", { class: "problem", role: "alert", text: t("forbidden_page") }));
     return;
   }
+  // Each page renders off-screen and is shown only if no later navigation started meanwhile, so a slow page
+  // cannot overwrite the one the user went on to.
+  const current = ++generation;
   main.replaceChildren(h("p", { text: t("loading") }));
-  await page.render(main);
-  main.focus();
+  const view = h("div", { class: "view" });
+  try {
+    await page.render(view);
+  } catch (error) {
+    showProblem(view, error);
+  }
+  if (current !== generation) return;
+  main.replaceChildren(view);
+  /** @type {HTMLElement} */ (main.querySelector("[autofocus]") || main).focus();
 }
 
 function loginPage() {
+  generation += 1;
   renderNav();
   const token = h("input", { id: "token", type: "password", autocomplete: "off", required: true, size: 60 });
   const out = h("div");

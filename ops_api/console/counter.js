@@ -21,12 +21,11 @@ export async function counterPage(main) {
   main.replaceChildren(
     h("div", { class: "counter" }, findPanel(resident), openPanel(mine, me, resident), resident),
   );
-  /** @type {HTMLElement} */ (main.querySelector("#find-query")).focus();
 }
 
 /** @param {HTMLElement} resident */
 function findPanel(resident) {
-  const query = h("input", { id: "find-query", inputmode: "numeric", pattern: "[0-9]{11}|[0-9]{16}", required: true });
+  const query = h("input", { id: "find-query", inputmode: "numeric", pattern: "[0-9]{11}|[0-9]{16}", required: true, autofocus: true });
   const out = h("div", { id: "find-result" });
   const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline", id: "find" },
     field("find_query", query), h("button", { class: "primary", type: "submit", text: t("find_go") })));

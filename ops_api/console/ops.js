@@ -83,7 +83,13 @@ function chart(/** @type {HTMLElement} */ where, /** @type {any} */ option) {
     where.replaceChildren(h("p", { text: t("no_data") }));
     return;
   }
-  echarts.init(where, undefined, { renderer: "canvas" }).setOption(option);
+  // Pages render off-screen first (app.js): ECharts needs the element's size, so it draws once the element has one.
+  const observer = new ResizeObserver((entries) => {
+    if (!entries.some((entry) => entry.contentRect.width > 0)) return;
+    observer.disconnect();
+    echarts.init(where, undefined, { renderer: "canvas" }).setOption(option);
+  });
+  observer.observe(where);
 }
 
 /** @param {HTMLElement} main */
@@ -216,4 +222,44 @@ export async function auditPage(main) {
   const entries = (await must(api.GET("/v1/audit-log", { params: { query: { page_size: 200 } } }))).entries;
   main.replaceChildren(h("h1", { text: t("nav_audit") }), table([["when", (e) => e.at], ["who", (e) => `${e.actor} (${e.role})`],
     ["action", (e) => e.action], ["target", (e) => e.target], ["reason", (e) => e.reason], ["outcome", (e) => e.outcome]], entries));
+}
+
+/** Staff users (admin): add one (community staff with their region and centre), issue a token shown once. */
+/** @param {HTMLElement} main */
+export async function staffPage(main) {
+  const regions = await visibleRegions();
+  const list = h("div", { id: "staff-users" });
+  const out = h("div", { id: "staff-result" });
+  const userId = h("input", { id: "staff-id", required: true, pattern: "[a-z0-9][a-z0-9._\\-]{0,31}" });
+  const role = h("select", { id: "staff-role" },
+    ...["community_staff", "viewer", "operator", "admin"].map((r) => h("option", { value: r, text: r })));
+  const region = regionSelect(regions, "staff-region");
+  const centre = h("input", { id: "staff-centre" });
+  const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline", id: "staff-add" }, field("id", userId),
+    field("role", role), field("region", region), field("centre", centre),
+    h("button", { class: "primary", type: "submit", text: t("staff_add") })));
+  const issue = async (/** @type {string} */ id) => {
+    try {
+      const issued = await must(api.POST("/v1/staff-users/{user_id}/tokens", { params: { path: { user_id: id } }, body: {} }));
+      showNotice(out, `${t("token_once")} ${id}: ${issued.token}`);
+    } catch (error) {
+      showProblem(out, error);
+    }
+  };
+  const show = async () => {
+    const users = (await must(api.GET("/v1/staff-users"))).staff_users;
+    list.replaceChildren(table([["id", (u) => u.user_id], ["role", (u) => u.role], ["region", (u) => u.region_code],
+      ["centre", (u) => u.centre_id], ["token", (u) => h("button", { type: "button", class: "issue-token",
+        "data-user": u.user_id, text: t("token_issue"), onclick: () => issue(u.user_id) })]], users));
+  };
+  onSubmit(form, out, async () => {
+    const chosen = /** @type {Schemas["Role"]} */ (val(role));
+    const local = chosen === "community_staff";
+    await must(api.POST("/v1/staff-users", { body: { user_id: val(userId), role: chosen,
+      region_code: local ? val(region) : "", centre_id: local ? val(centre) : "" } }));
+    await show();
+    await issue(val(userId));
+  });
+  main.replaceChildren(h("h1", { text: t("nav_staff") }), form, out, list);
+  await show();
 }

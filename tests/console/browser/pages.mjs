@@ -1,7 +1,8 @@
 // Every operations page opens for the admin with real content, and a screenshot of each is kept: settlement, the
-// explanation of the counter's first event, partners and keys, catalog and rule versions, adjustments, audit log.
+// explanation of the counter's first event, partners and keys, catalog and rule versions, adjustments, audit log,
+// staff users (a community staff member added there signs in with the token it shows, to their counter).
 import assert from "node:assert/strict";
-import { base, data, loggedIn, scenario, shot } from "./support.mjs";
+import { base, data, loggedIn, scenario, shot, tokens } from "./support.mjs";
 
 await scenario(async (b) => {
   const page = await loggedIn(b, "admin");
@@ -34,4 +35,18 @@ await scenario(async (b) => {
   await open("audit", "main tbody tr");
   assert.match(await page.locator("main").innerText(), /account\.open/);
   await shot(page, "ops-audit");
+
+  await open("staff", "#staff-users tbody tr");
+  await page.locator("#staff-id").fill("zj-xihu-desk");
+  await page.locator("#staff-region").selectOption("330000");
+  await page.locator("#staff-centre").fill("zj-xihu-3");
+  await page.locator("#staff-centre").press("Enter");
+  const issued = page.locator("#staff-result .notice");
+  await issued.waitFor();
+  const token = (await issued.innerText()).match(/cops_\S+/)[0];
+  await shot(page, "ops-staff");
+  tokens["zj-xihu-desk"] = token;
+  const desk = await loggedIn(b, "zj-xihu-desk");
+  await desk.waitForURL(/#\/counter$/);
+  assert.match(await desk.locator("#who").innerText(), /330000\/zj-xihu-3/);
 });
