@@ -98,6 +98,12 @@ def test_pages_load_every_asset_from_this_process(client: TestClient, page: str)
         assert client.get(url).status_code == 200, url
 
 
+def test_the_console_tells_the_browser_to_load_nothing_from_elsewhere(client: TestClient) -> None:
+    policy = client.get("/console/").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self';" in policy
+    assert client.get("/console/app.js").headers["content-security-policy"] == policy
+
+
 def test_the_root_opens_the_console(client: TestClient) -> None:
     answer = client.get("/", follow_redirects=False)
     assert (answer.status_code, answer.headers["location"]) == (307, "/console/")

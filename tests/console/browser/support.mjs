@@ -27,6 +27,10 @@ export async function loggedIn(b, who, { lang = "zh" } = {}) {
   }, lang);
   const page = await context.newPage();
   page.on("pageerror", (error) => { throw error; });
+  // Everything the console needs comes from its own origin: anything its Content-Security-Policy blocks is a bug.
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) throw new Error(`blocked by the CSP: ${message.text()}`);
+  });
   await page.goto(`${base}/`);
   await page.locator("#token").fill(tokens[who]);
   await page.keyboard.press("Enter");
