@@ -73,6 +73,7 @@ def test_counter_journey_dashboard_roles_four_eyes_and_every_page(browser_ready:
         after = admin.get(f"/v1/accounts/{journey['account']}/balance").json()["balance"]
     assert after["available_points"] == balance["available_points"] + 50
     run_scenario("pages", console, browser_ready, journey)
+    run_scenario("docs", console, browser_ready)
 
     shots = {path.stem for path in SCREENSHOTS.glob("*.png")}
-    assert {"counter-redeemed", "dashboard-zh", "dashboard-en", "ops-audit", "roles-viewer-no-counter"} <= shots
+    assert {"counter-redeemed", "dashboard-zh", "dashboard-en", "ops-audit", "ops-staff", "docs-redoc"} <= shots

@@ -102,6 +102,9 @@ def test_the_console_tells_the_browser_to_load_nothing_from_elsewhere(client: Te
     policy = client.get("/console/").headers["content-security-policy"]
     assert "default-src 'self'" in policy and "script-src 'self';" in policy
     assert client.get("/console/app.js").headers["content-security-policy"] == policy
+    for docs in ("/docs", "/redoc"):
+        assert "img-src 'self' data:;" in client.get(docs).headers["content-security-policy"], docs
+    assert "validatorUrl" in client.get("/docs").text
 
 
 def test_the_root_opens_the_console(client: TestClient) -> None:
