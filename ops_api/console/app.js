@@ -94,7 +94,18 @@ function loginPage() {
   token.focus();
 }
 
+const LARGER_KEY = "carbon-ops-larger";
+
+/** Even larger type on the counter pages, for residents reading along; the choice stays in this browser. */
+function applyLarger(/** @type {boolean} */ on) {
+  document.body.classList.toggle("larger", on);
+  document.getElementById("larger")?.setAttribute("aria-pressed", String(on));
+  localStorage.setItem(LARGER_KEY, on ? "1" : "0");
+}
+
 async function start() {
+  applyLarger(localStorage.getItem(LARGER_KEY) === "1");
+  document.getElementById("larger")?.addEventListener("click", () => applyLarger(!document.body.classList.contains("larger")));
   document.getElementById("lang")?.addEventListener("click", () => { toggleLang(); route(); });
   document.getElementById("logout")?.addEventListener("click", () => { forget(); location.hash = ""; route(); });
   window.addEventListener("hashchange", () => { route(); });

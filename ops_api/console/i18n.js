@@ -4,7 +4,7 @@ const LANG_KEY = "carbon-ops-lang";
 /** @type {Record<string, Record<string, string>>} */
 const TEXT = {
   zh: {
-    brand: "个人碳账户控制台", skip: "跳到内容", logout: "退出", switch: "English",
+    brand: "个人碳账户控制台", skip: "跳到内容", larger: "大字", logout: "退出", switch: "English",
     login_title: "登录", login_token: "令牌（启动表中打印的管理员令牌）", login_go: "登录", login_bad: "令牌无效",
     nav_counter: "柜台", nav_dashboard: "运营看板", nav_settlement: "区域结算", nav_explain: "积分解释",
     nav_partners: "合作方与密钥", nav_catalog: "商品与规则版本", nav_adjustments: "四眼调账", nav_audit: "审计日志", nav_staff: "工作人员",
@@ -31,7 +31,7 @@ const TEXT = {
     forbidden_page: "您的角色不能使用此页面", field: "项目", value: "内容", loading: "加载中…", done: "完成",
   },
   en: {
-    brand: "Carbon account console", skip: "Skip to content", logout: "Log out", switch: "中文",
+    brand: "Carbon account console", skip: "Skip to content", larger: "Larger text", logout: "Log out", switch: "中文",
     login_title: "Log in", login_token: "Token (the admin token printed in the start-up table)", login_go: "Log in",
     login_bad: "Token not accepted",
     nav_counter: "Counter", nav_dashboard: "Dashboard", nav_settlement: "Settlement", nav_explain: "Score explanation",

@@ -51,6 +51,13 @@ await scenario(async (b) => {
   assert.ok(balance > 0, `balance after planting: ${balance}`);
   const fontSize = await page.locator("#balance").evaluate((n) => parseFloat(getComputedStyle(n).fontSize));
   assert.ok(fontSize >= 48, `the balance is in large type: ${fontSize}px`);
+  const textSize = () => page.locator("#record-quantity").evaluate((n) => parseFloat(getComputedStyle(n).fontSize));
+  const before = await textSize();
+  assert.ok(before >= 20, `counter fields in large type: ${before}px`);
+  await page.locator("#larger").focus();
+  await page.keyboard.press("Enter");
+  assert.ok((await textSize()) > before, "the larger-text switch enlarges the counter");
+  await page.locator("#larger").press("Enter");
   await shot(page, "counter-recorded");
 
   // Redeem the cheapest reward and print its voucher.
