@@ -8,12 +8,15 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ops_api.context import OpsContext
 from ops_api.domain.requests import request_id_from_header
+from ops_api.openapi import problem_responses, type_router, typed_openapi
 from ops_api.problems import Problem
-from ops_api.routes import accounts, adjustments, books, catalog, counter, federation, scoring, staff
+from ops_api.routes import accounts, adjustments, books, catalog, counter, dashboard, federation, scoring, staff
+from ops_api.routes.console import mount_console
 
 PROBLEM_JSON = "application/problem+json"
 DESCRIPTION = """Internal operations and community-centre staff: accounts (masked), balances, statements, lots,
@@ -26,12 +29,16 @@ Errors are RFC 9457 problem details (`application/problem+json`) with the servic
 log = logging.getLogger("carbon.ops_api")
 
 
+class Health(BaseModel):
+    status: str = Field(description="SERVING while the process answers")
+
+
 def create_app(context: OpsContext) -> FastAPI:
     app = FastAPI(
         title="carbon-account ops API",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -53,12 +60,22 @@ def create_app(context: OpsContext) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, handle_http)
     app.add_exception_handler(Exception, handle_unexpected)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness (no authentication)")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="Liveness (no authentication)",
+        operation_id="health",
+        response_model=Health,
+        responses=problem_responses(500),
+    )
     def health() -> JSONResponse:
         return JSONResponse({"status": "SERVING"})
 
-    for module in (accounts, counter, catalog, scoring, books, adjustments, federation, staff):
+    for module in (accounts, counter, catalog, scoring, books, adjustments, federation, staff, dashboard):
+        type_router(module.router)
         app.include_router(module.router)
+    app.openapi = lambda: typed_openapi(app)  # type: ignore[method-assign]
+    mount_console(app)
     return app
 
 

@@ -345,7 +345,11 @@ def run(registry: Registry, data_dir: Path, print_table: Callable[[Registry, Pat
         if supervisor.trust is not None:
             print(f"service identities: {supervisor.trust.folder}" + ("  (mTLS between all processes)" if mtls else ""))
         if token_file is not None:
-            print(f"ops HTTP API: http://{registry.ops_api_address}/docs  (admin bearer token in {token_file})")
+            # A person on their own machine logs in to the console with this token (it stays in the 0600 file too).
+            token = token_file.read_text().strip()
+            print(f"web console:  http://{registry.ops_api_address}/console/  (log in with the admin token below)")
+            print(f"admin token:  {token}  (also in {token_file})")
+            print(f"ops HTTP API: http://{registry.ops_api_address}/docs")
         platform_key = key_file(supervisor.data_dir, PLATFORM)
         print(
             f"gateway: {registry.gateway_address}  (a platform's key, `authorization: Bearer <key>`, in {platform_key};"

@@ -17,13 +17,25 @@ from ops_api.domain.staff import Role
 from ops_api.problems import Problem, invalid
 from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.schemas import envelope, page
 from ops_api.service.audit import audited
 from ops_api.wire import to_json
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
+AccountList = envelope("AccountList", "The accounts found (personal data masked).", accounts=list[ipb.Account])
+AccountResponse = envelope("AccountResponse", "One account (personal data masked).", account=ipb.Account)
+BalanceResponse = envelope("BalanceResponse", "The account's balance.", balance=lpb.Balance)
+StatementPage = page("StatementPage", "entries", lpb.StatementEntry, "Journal entries, newest first.")
+LotPage = page("LotPage", "lots", lpb.Lot, "Point lots.")
+ExpiringPage = page("ExpiringPointsPage", "expiring", lpb.ExpiringPoints, "Points expiring, by day.")
+OpenedAccount = envelope(
+    "OpenedAccount", "The account, and whether this call opened it (false: the person had one).",
+    account=ipb.Account, created=bool,
+)  # fmt: skip
 
-@router.get("/search", summary="Find accounts by number, phone or channel binding (masked)")
+
+@router.get("/search", summary="Find accounts by number, phone or channel binding (masked)", response_model=AccountList)
 def search_accounts(
     context: Ctx,
     staff: CurrentStaff,
@@ -68,7 +80,7 @@ def search_accounts(
     return {"accounts": found}
 
 
-@router.get("/{account_number}", summary="One account, personal data masked")
+@router.get("/{account_number}", summary="One account, personal data masked", response_model=AccountResponse)
 def get_account(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
     region = account_home(context, staff, account_number)
     stub = context.regions.identity(region)
@@ -76,7 +88,9 @@ def get_account(context: Ctx, staff: CurrentStaff, account_number: AccountNumber
     return {"account": to_json(response.account)}
 
 
-@router.get("/{account_number}/balance", summary="Available, held and soon-expiring points")
+@router.get(
+    "/{account_number}/balance", summary="Available, held and soon-expiring points", response_model=BalanceResponse
+)
 def get_balance(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
     region = account_home(context, staff, account_number)
     stub = context.regions.ledger(region)
@@ -84,7 +98,9 @@ def get_balance(context: Ctx, staff: CurrentStaff, account_number: AccountNumber
     return {"balance": to_json(response.balance)}
 
 
-@router.get("/{account_number}/statement", summary="Journal entries of the account, newest first")
+@router.get(
+    "/{account_number}/statement", summary="Journal entries of the account, newest first", response_model=StatementPage
+)
 def list_statement(
     context: Ctx,
     staff: CurrentStaff,
@@ -99,7 +115,7 @@ def list_statement(
     return {"entries": [to_json(e) for e in response.entries], "next_page_token": response.next_page_token}
 
 
-@router.get("/{account_number}/lots", summary="Point lots with their earned day and expiry")
+@router.get("/{account_number}/lots", summary="Point lots with their earned day and expiry", response_model=LotPage)
 def list_lots(
     context: Ctx,
     staff: CurrentStaff,
@@ -117,7 +133,11 @@ def list_lots(
     return {"lots": [to_json(lot) for lot in response.lots], "next_page_token": response.next_page_token}
 
 
-@router.get("/{account_number}/expiring-points", summary="Points expiring within the next days, by day")
+@router.get(
+    "/{account_number}/expiring-points",
+    summary="Points expiring within the next days, by day",
+    response_model=ExpiringPage,
+)
 def list_expiring_points(
     context: Ctx,
     staff: CurrentStaff,
@@ -141,7 +161,12 @@ class OpenAccountBody(Body):
     )
 
 
-@router.post("", status_code=201, summary="Open an account for a resident at a community centre (offline channel)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Open an account for a resident at a community centre (offline channel)",
+    response_model=OpenedAccount,
+)
 def open_account(context: Ctx, staff: CurrentStaff, rid: RequestId, body: OpenAccountBody) -> Json:
     staff.require(Role.COMMUNITY_STAFF, Role.OPERATOR, Role.ADMIN)
     region = context.regions.region(body.region_code)

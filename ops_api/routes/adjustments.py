@@ -6,18 +6,43 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from ops_api.domain.adjustments import Adjustment
+from ops_api.domain.adjustments import Adjustment, AdjustmentState
 from ops_api.domain.staff import Role
 from ops_api.problems import invalid
 from ops_api.routes.common import Body, Json, PageSize, PageToken
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.schemas import envelope, page
 from ops_api.service import adjustments
 from ops_api.service.audit import audited
 
 router = APIRouter(prefix="/v1/adjustments", tags=["adjustments (four eyes)"])
 AdjustmentId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
+
+
+class AdjustmentModel(BaseModel):
+    """A manual adjustment request and, once decided, its decision and ledger transfer."""
+
+    model_config = ConfigDict(title="Adjustment")
+    adjustment_id: str
+    request_id: str
+    account_number: str
+    region_code: str
+    amount_points: int = Field(description="positive credits the account, negative debits it")
+    reason: str
+    state: AdjustmentState
+    requested_by: str
+    requested_at: str
+    decided_by: str
+    decided_at: str | None
+    decision_reason: str
+    transfer_id: str
+    failure_reason: str
+
+
+AdjustmentResponse = envelope("AdjustmentResponse", "One adjustment request.", adjustment=AdjustmentModel)
+AdjustmentPage = page("AdjustmentPage", "adjustments", AdjustmentModel, "Adjustment requests, newest first.")
 
 
 def adjustment_json(adjustment: Adjustment) -> Json:
@@ -41,7 +66,12 @@ class DecisionBody(Body):
     reason: str = Field(default="", max_length=1000)
 
 
-@router.post("", status_code=201, summary="Request a manual adjustment (needs another person's approval)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Request a manual adjustment (needs another person's approval)",
+    response_model=AdjustmentResponse,
+)
 def request_adjustment(context: Ctx, staff: CurrentStaff, rid: RequestId, body: AdjustmentBody) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
     if body.amount_points == 0:
@@ -60,7 +90,11 @@ def request_adjustment(context: Ctx, staff: CurrentStaff, rid: RequestId, body: 
     )
 
 
-@router.post("/{adjustment_id}/approve", summary="Approve someone else's adjustment; the ledger posts it")
+@router.post(
+    "/{adjustment_id}/approve",
+    summary="Approve someone else's adjustment; the ledger posts it",
+    response_model=AdjustmentResponse,
+)
 def approve_adjustment(
     context: Ctx, staff: CurrentStaff, rid: RequestId, adjustment_id: AdjustmentId, body: DecisionBody
 ) -> Json:
@@ -73,7 +107,7 @@ def approve_adjustment(
     return audited(context, staff, rid, "adjustment.approve", target, run, reason=body.reason)
 
 
-@router.post("/{adjustment_id}/reject", summary="Reject someone else's adjustment")
+@router.post("/{adjustment_id}/reject", summary="Reject someone else's adjustment", response_model=AdjustmentResponse)
 def reject_adjustment(
     context: Ctx, staff: CurrentStaff, rid: RequestId, adjustment_id: AdjustmentId, body: DecisionBody
 ) -> Json:
@@ -85,13 +119,13 @@ def reject_adjustment(
     return audited(context, staff, rid, "adjustment.reject", f"adjustment:{adjustment_id}", run, reason=body.reason)
 
 
-@router.get("/{adjustment_id}", summary="One adjustment request")
+@router.get("/{adjustment_id}", summary="One adjustment request", response_model=AdjustmentResponse)
 def get_adjustment(context: Ctx, staff: CurrentStaff, adjustment_id: AdjustmentId) -> Json:
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
     return {"adjustment": adjustment_json(adjustments.get(context, adjustment_id))}
 
 
-@router.get("", summary="Adjustment requests, newest first")
+@router.get("", summary="Adjustment requests, newest first", response_model=AdjustmentPage)
 def list_adjustments(
     context: Ctx,
     staff: CurrentStaff,

@@ -14,10 +14,14 @@ from ops_api.domain.requests import idempotency_key
 from ops_api.domain.staff import Role
 from ops_api.routes.common import Body, Json, PageSize, PageToken, RegionCode, region_for
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.schemas import envelope, page
 from ops_api.service.audit import audited
 from ops_api.wire import timestamp, to_json
 
 router = APIRouter(prefix="/v1/regions/{region_code}/rewards", tags=["catalog"])
+
+RewardResponse = envelope("RewardResponse", "One reward.", reward=rpb.Reward)
+RewardPage = page("RewardPage", "rewards", rpb.Reward, "The region's rewards.")
 RewardId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
@@ -72,7 +76,7 @@ def reward_message(body: RewardBody) -> rpb.Reward:
     return reward
 
 
-@router.get("", summary="The region's rewards")
+@router.get("", summary="The region's rewards", response_model=RewardPage)
 def list_rewards(
     context: Ctx,
     staff: CurrentStaff,
@@ -95,7 +99,7 @@ def list_rewards(
     return {"rewards": [to_json(r) for r in response.rewards], "next_page_token": response.next_page_token}
 
 
-@router.get("/{reward_id}", summary="One reward")
+@router.get("/{reward_id}", summary="One reward", response_model=RewardResponse)
 def get_reward(context: Ctx, staff: CurrentStaff, region_code: RegionCode, reward_id: RewardId) -> Json:
     region = region_for(context, staff, region_code)
     stub = context.regions.rewards(region)
@@ -103,7 +107,7 @@ def get_reward(context: Ctx, staff: CurrentStaff, region_code: RegionCode, rewar
     return {"reward": to_json(response.reward)}
 
 
-@router.post("", status_code=201, summary="Add a reward to the catalog")
+@router.post("", status_code=201, summary="Add a reward to the catalog", response_model=RewardResponse)
 def create_reward(context: Ctx, staff: CurrentStaff, rid: RequestId, region_code: RegionCode, body: RewardBody) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
     region = region_for(context, staff, region_code)
@@ -128,7 +132,11 @@ class RewardUpdateBody(Body):
     terms: str | None = Field(default=None, max_length=2000)
 
 
-@router.patch("/{reward_id}", summary="Change a reward (a new price applies to new redemptions only)")
+@router.patch(
+    "/{reward_id}",
+    summary="Change a reward (a new price applies to new redemptions only)",
+    response_model=RewardResponse,
+)
 def update_reward(
     context: Ctx,
     staff: CurrentStaff,
@@ -152,7 +160,7 @@ def update_reward(
     return audited(context, staff, rid, "reward.update", f"{region_code}/reward:{reward_id}", run, details=changes)
 
 
-@router.post("/{reward_id}/retire", summary="Retire a reward: no new redemptions")
+@router.post("/{reward_id}/retire", summary="Retire a reward: no new redemptions", response_model=RewardResponse)
 def retire_reward(
     context: Ctx, staff: CurrentStaff, rid: RequestId, region_code: RegionCode, reward_id: RewardId
 ) -> Json:

@@ -8,17 +8,27 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi import Path as FastApiPath
 from pydantic import Field
 
+from carbon.identity.v1 import identity_service_pb2 as ipb
+from carbon.ingest.v1 import ingest_service_pb2 as inpb
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from ops_api.domain.staff import Role
 from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.schemas import envelope, page
 from ops_api.service import counter
 from ops_api.service.audit import audited
 from ops_api.wire import to_json
 
 router = APIRouter(prefix="/v1/accounts", tags=["community counter"])
+
+EventResultResponse = envelope("CommunityEventResult", "How ingest scored the event.", result=inpb.EventResult)
+RedemptionResponse = envelope("RedemptionResponse", "The redemption and its vouchers.", redemption=rpb.Redemption)
+VoucherPage = page("VoucherPage", "vouchers", rpb.Voucher, "The account's vouchers.")
+VoucherResponse = envelope("VoucherResponse", "The voucher after the call.", voucher=rpb.Voucher)
+ConsentResponse = envelope("ConsentResponse", "The consent as recorded.", consent=ipb.ConsentRecord)
 COUNTER_ROLES = (Role.COMMUNITY_STAFF, Role.OPERATOR, Role.ADMIN)
 
 
@@ -34,7 +44,11 @@ class CommunityEventBody(Body):
     evidence_ref: str = Field(default="", max_length=200, description="sign-in sheet, photo id, ...")
 
 
-@router.post("/{account_number}/community-events", summary="Record a community event (tree planting, supervisor day)")
+@router.post(
+    "/{account_number}/community-events",
+    summary="Record a community event (tree planting, supervisor day)",
+    response_model=EventResultResponse,
+)
 def record_community_event(
     context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: AccountNumber, body: CommunityEventBody
 ) -> Json:
@@ -64,7 +78,12 @@ class RedeemBody(Body):
     quantity: int = Field(default=1, ge=1, le=1000)
 
 
-@router.post("/{account_number}/redemptions", status_code=201, summary="Redeem at the community points counter")
+@router.post(
+    "/{account_number}/redemptions",
+    status_code=201,
+    summary="Redeem at the community points counter",
+    response_model=RedemptionResponse,
+)
 def redeem(context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: AccountNumber, body: RedeemBody) -> Json:
     staff.require(*COUNTER_ROLES)
     region = account_home(context, staff, account_number)
@@ -77,7 +96,7 @@ def redeem(context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: Ac
     return audited(context, staff, rid, "reward.redeem", account_number, run, details=details)
 
 
-@router.get("/{account_number}/vouchers", summary="The account's vouchers")
+@router.get("/{account_number}/vouchers", summary="The account's vouchers", response_model=VoucherPage)
 def list_vouchers(
     context: Ctx,
     staff: CurrentStaff,
@@ -98,6 +117,28 @@ def list_vouchers(
     return {"vouchers": [to_json(v) for v in response.vouchers], "next_page_token": response.next_page_token}
 
 
+VoucherCode = Annotated[
+    str, FastApiPath(pattern=r"^[A-Za-z0-9-]{4,64}$", description="the code printed on the voucher")
+]
+
+
+@router.post(
+    "/{account_number}/vouchers/{code}/use",
+    summary="Use (redeem in person) a voucher at the counter",
+    response_model=VoucherResponse,
+)
+def use_voucher(
+    context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: AccountNumber, code: VoucherCode
+) -> Json:
+    staff.require(*COUNTER_ROLES)
+    region = account_home(context, staff, account_number)
+
+    def run() -> Json:
+        return {"voucher": to_json(counter.use_voucher(context, staff, rid, account_number, region, code))}
+
+    return audited(context, staff, rid, "voucher.use", account_number, run, details={"centre_id": staff.centre_id})
+
+
 class DataCategory(StrEnum):
     TRANSIT = "TRANSIT"
     CYCLING = "CYCLING"
@@ -114,7 +155,11 @@ class ConsentBody(Body):
     grant: bool = Field(description="true: the resident grants consent; false: revokes it")
 
 
-@router.post("/{account_number}/consents", summary="Record a resident's consent (or revocation) given at the counter")
+@router.post(
+    "/{account_number}/consents",
+    summary="Record a resident's consent (or revocation) given at the counter",
+    response_model=ConsentResponse,
+)
 def record_consent(
     context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: AccountNumber, body: ConsentBody
 ) -> Json:

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from carbon.gateway.v1 import gateway_service_pb2 as gpb
 from carbon.identity.v1 import identity_service_pb2 as ipb
@@ -19,13 +19,29 @@ from ops_api.domain.staff import Role
 from ops_api.problems import invalid
 from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.schemas import envelope, message_model, page
 from ops_api.service.audit import audited
 from ops_api.wire import timestamp, to_json
 
 router = APIRouter(prefix="/v1", tags=["federation"])
 
 
-@router.get("/regions", summary="The federated regions and where their services listen")
+class Region(BaseModel):
+    region_code: str = Field(description="GB/T 2260 region code")
+    name_en: str
+    name_zh: str
+
+
+RegionPage = page("RegionPage", "regions", Region, "The federated regions.")
+DirectoryEntry = message_model(gpb.GetDirectoryEntryResponse.DESCRIPTOR)
+TransferResponse = envelope(
+    "CrossRegionTransferResponse", "One cross-region transfer.", transfer=gpb.CrossRegionTransfer
+)
+TransferPage = page("CrossRegionTransferPage", "transfers", gpb.CrossRegionTransfer, "Cross-region transfers.")
+SettlementReport = message_model(gpb.GetSettlementReportResponse.DESCRIPTOR)
+
+
+@router.get("/regions", summary="The federated regions and where their services listen", response_model=RegionPage)
 def list_regions(context: Ctx, staff: CurrentStaff, page_size: PageSize = 0, page_token: PageToken = "") -> Json:
     codes = context.regions.registry.sorted_codes()
     start = int(page_token) if page_token.isascii() and page_token.isdigit() and len(page_token) <= 9 else 0
@@ -37,7 +53,11 @@ def list_regions(context: Ctx, staff: CurrentStaff, page_size: PageSize = 0, pag
     return {"regions": regions, "next_page_token": str(start + size) if start + size < len(codes) else ""}
 
 
-@router.get("/accounts/{account_number}/directory", summary="All of the person's accounts across regions")
+@router.get(
+    "/accounts/{account_number}/directory",
+    summary="All of the person's accounts across regions",
+    response_model=DirectoryEntry,
+)
 def get_directory_entry(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
     account_home(context, staff, account_number)
@@ -53,7 +73,12 @@ class TransferBody(Body):
     reason: str = Field(min_length=1, max_length=500, description="why ops moves these points, for the audit log")
 
 
-@router.post("/cross-region-transfers", status_code=201, summary="Move points between regions (via the gateway)")
+@router.post(
+    "/cross-region-transfers",
+    status_code=201,
+    summary="Move points between regions (via the gateway)",
+    response_model=TransferResponse,
+)
 def create_cross_region_transfer(context: Ctx, staff: CurrentStaff, rid: RequestId, body: TransferBody) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
     source = context.regions.home(body.from_account)
@@ -86,7 +111,9 @@ def create_cross_region_transfer(context: Ctx, staff: CurrentStaff, rid: Request
     return audited(context, staff, rid, "transfer.create", target, run, reason=body.reason, details=details)
 
 
-@router.get("/cross-region-transfers/{transfer_id}", summary="One cross-region transfer")
+@router.get(
+    "/cross-region-transfers/{transfer_id}", summary="One cross-region transfer", response_model=TransferResponse
+)
 def get_cross_region_transfer(
     context: Ctx, staff: CurrentStaff, transfer_id: Annotated[str, Path(min_length=1, max_length=128)]
 ) -> Json:
@@ -105,7 +132,7 @@ class TransferState(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
-@router.get("/cross-region-transfers", summary="Cross-region transfers of an account")
+@router.get("/cross-region-transfers", summary="Cross-region transfers of an account", response_model=TransferPage)
 def list_cross_region_transfers(
     context: Ctx,
     staff: CurrentStaff,
@@ -126,7 +153,11 @@ def list_cross_region_transfers(
     return {"transfers": [to_json(t) for t in response.transfers], "next_page_token": response.next_page_token}
 
 
-@router.get("/settlement-report", summary="What regions owe each other for a period, gross and netted")
+@router.get(
+    "/settlement-report",
+    summary="What regions owe each other for a period, gross and netted",
+    response_model=SettlementReport,
+)
 def get_settlement_report(context: Ctx, staff: CurrentStaff, period_start: datetime, period_end: datetime) -> Json:
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
     if period_start.tzinfo is None or period_end.tzinfo is None:

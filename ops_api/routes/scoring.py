@@ -15,15 +15,30 @@ from ops_api.domain.staff import Role
 from ops_api.problems import invalid
 from ops_api.routes.common import Body, Json, PageSize, PageToken, RegionCode, region_for
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.schemas import envelope, message_model, page
 from ops_api.service.audit import audited
 from ops_api.wire import proto_date, timestamp, to_json
 
 router = APIRouter(prefix="/v1/regions/{region_code}", tags=["behaviour rules, partners, statistics"])
+
+BehaviourPage = page("BehaviourPage", "behaviours", inpb.Behaviour, "The behaviour catalog.")
+RulePage = page("RulePage", "rules", inpb.RuleVersion, "Rule versions, newest first.")
+RuleResponse = envelope("RuleResponse", "The rule version added.", rule=inpb.RuleVersion)
+PartnerPage = page("PartnerPage", "partners", inpb.Partner, "The region's data partners.")
+PartnerResponse = envelope("PartnerResponse", "One data partner.", partner=inpb.Partner)
+RegisteredPartner = envelope(
+    "RegisteredPartner", "The partner and its signing secret (shown this once).", partner=inpb.Partner, secret=str
+)
+RotatedSecret = message_model(inpb.RotatePartnerSecretResponse.DESCRIPTOR)
+ScoreExplanation = message_model(inpb.ExplainScoreResponse.DESCRIPTOR)
+StatisticsPage = page("StatisticsPage", "rows", inpb.StatisticsRow, "Rows per day, region and behaviour.")
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 PartnerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
-@router.get("/behaviours", summary="The behaviour catalog (national plus this region's extras)")
+@router.get(
+    "/behaviours", summary="The behaviour catalog (national plus this region's extras)", response_model=BehaviourPage
+)
 def list_behaviours(
     context: Ctx, staff: CurrentStaff, region_code: RegionCode, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> Json:
@@ -34,7 +49,7 @@ def list_behaviours(
     return {"behaviours": [to_json(b) for b in response.behaviours], "next_page_token": response.next_page_token}
 
 
-@router.get("/rules", summary="Rule versions, newest first")
+@router.get("/rules", summary="Rule versions, newest first", response_model=RulePage)
 def list_rules(
     context: Ctx,
     staff: CurrentStaff,
@@ -67,7 +82,9 @@ class RuleBody(Body):
     )
 
 
-@router.post("/rules", status_code=201, summary="Add a rule version, effective from a given time")
+@router.post(
+    "/rules", status_code=201, summary="Add a rule version, effective from a given time", response_model=RuleResponse
+)
 def create_rule(context: Ctx, staff: CurrentStaff, rid: RequestId, region_code: RegionCode, body: RuleBody) -> Json:
     staff.require(Role.ADMIN)
     region = region_for(context, staff, region_code)
@@ -112,7 +129,7 @@ class PartnerBody(Body):
     rate_limit_per_second: int = Field(default=0, ge=0, le=100_000)
 
 
-@router.get("/partners", summary="Data partners registered in the region")
+@router.get("/partners", summary="Data partners registered in the region", response_model=PartnerPage)
 def list_partners(
     context: Ctx, staff: CurrentStaff, region_code: RegionCode, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> Json:
@@ -124,7 +141,7 @@ def list_partners(
     return {"partners": [to_json(p) for p in response.partners], "next_page_token": response.next_page_token}
 
 
-@router.get("/partners/{partner_id}", summary="One data partner")
+@router.get("/partners/{partner_id}", summary="One data partner", response_model=PartnerResponse)
 def get_partner(context: Ctx, staff: CurrentStaff, region_code: RegionCode, partner_id: PartnerId) -> Json:
     staff.require(Role.OPERATOR, Role.ADMIN)
     region = region_for(context, staff, region_code)
@@ -133,7 +150,12 @@ def get_partner(context: Ctx, staff: CurrentStaff, region_code: RegionCode, part
     return {"partner": to_json(response.partner)}
 
 
-@router.post("/partners", status_code=201, summary="Register a data partner; its secret is shown once")
+@router.post(
+    "/partners",
+    status_code=201,
+    summary="Register a data partner; its secret is shown once",
+    response_model=RegisteredPartner,
+)
 def register_partner(
     context: Ctx, staff: CurrentStaff, rid: RequestId, region_code: RegionCode, body: PartnerBody
 ) -> Json:
@@ -158,7 +180,11 @@ def register_partner(
     return audited(context, staff, rid, "partner.register", target, run, details=body.model_dump(mode="json"))
 
 
-@router.post("/partners/{partner_id}/rotate-secret", summary="New signing secret; the old one has a grace period")
+@router.post(
+    "/partners/{partner_id}/rotate-secret",
+    summary="New signing secret; the old one has a grace period",
+    response_model=RotatedSecret,
+)
 def rotate_partner_secret(
     context: Ctx, staff: CurrentStaff, rid: RequestId, region_code: RegionCode, partner_id: PartnerId
 ) -> Json:
@@ -173,7 +199,27 @@ def rotate_partner_secret(
     return audited(context, staff, rid, "partner.rotate_secret", f"{region_code}/partner:{partner_id}", run)
 
 
-@router.get("/statistics", summary="Events, points and grams of CO2e by behaviour and day")
+@router.get(
+    "/score-explanation",
+    summary="Why an event scored what it did (rule version, factor, cap, consent)",
+    response_model=ScoreExplanation,
+)
+def explain_score(
+    context: Ctx,
+    staff: CurrentStaff,
+    region_code: RegionCode,
+    partner_id: Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")],
+    event_id: Annotated[str, Query(min_length=1, max_length=128)],
+) -> Json:
+    region = region_for(context, staff, region_code)
+    stub = context.regions.ingest(region)
+    request = inpb.ExplainScoreRequest(partner_id=partner_id, event_id=event_id)
+    return to_json(context.regions.call("ingest", stub.ExplainScore, request))
+
+
+@router.get(
+    "/statistics", summary="Events, points and grams of CO2e by behaviour and day", response_model=StatisticsPage
+)
 def get_statistics(
     context: Ctx,
     staff: CurrentStaff,

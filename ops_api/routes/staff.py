@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ops_api.domain.staff import Role
 from ops_api.problems import Problem
 from ops_api.routes.common import Body, Json, PageSize, PageToken
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
+from ops_api.schemas import page
 from ops_api.service import audit
 from ops_api.service.audit import audited
 from ops_api.service.staff import create_user, issue_token, list_users, revoke_token
@@ -20,7 +21,52 @@ router = APIRouter(prefix="/v1", tags=["staff and audit"])
 UserId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
 
 
-@router.get("/me", summary="The staff member behind the token")
+class Me(BaseModel):
+    """A staff member: community staff carry their region and centre, other roles empty strings."""
+
+    user_id: str
+    role: Role
+    region_code: str
+    centre_id: str
+
+
+class StaffUser(Me):
+    display_name: str
+    active: int = Field(description="1: may sign in; 0: disabled")
+    created_at: str
+    created_by: str
+
+
+class IssuedToken(BaseModel):
+    token_id: str
+    token: str = Field(description="the bearer token; shown this once, only its digest is kept")
+
+
+class RevokedToken(BaseModel):
+    token_id: str
+    revoked: bool
+
+
+class AuditEntry(BaseModel):
+    """One mutation, refused ones too; personal data never goes in."""
+
+    audit_id: int
+    at: str
+    actor: str
+    role: str
+    action: str
+    target: str
+    reason: str
+    request_id: str
+    outcome: str
+    details: dict[str, Any]
+
+
+StaffUserPage = page("StaffUserPage", "staff_users", StaffUser, "Staff users in user id order.")
+AuditPage = page("AuditPage", "entries", AuditEntry, "Audit entries, newest first.")
+
+
+@router.get("/me", summary="The staff member behind the token", response_model=Me)
 def whoami(staff: CurrentStaff) -> Json:
     return {
         "user_id": staff.user_id,
@@ -38,7 +84,7 @@ class StaffUserBody(Body):
     centre_id: str = Field(default="", pattern=r"^(|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
 
 
-@router.post("/staff-users", status_code=201, summary="Add a staff user (admin)")
+@router.post("/staff-users", status_code=201, summary="Add a staff user (admin)", response_model=Me)
 def add_staff_user(context: Ctx, staff: CurrentStaff, rid: RequestId, body: StaffUserBody) -> Json:
     staff.require(Role.ADMIN)
 
@@ -65,7 +111,7 @@ def add_staff_user(context: Ctx, staff: CurrentStaff, rid: RequestId, body: Staf
     )
 
 
-@router.get("/staff-users", summary="Staff users (admin)")
+@router.get("/staff-users", summary="Staff users (admin)", response_model=StaffUserPage)
 def list_staff_users(context: Ctx, staff: CurrentStaff, page_size: PageSize = 0, page_token: PageToken = "") -> Json:
     staff.require(Role.ADMIN)
     users, next_token = list_users(context.engine, page_size or 100, page_token)
@@ -77,8 +123,13 @@ class TokenBody(Body):
     valid_days: int = Field(default=90, ge=1, le=366)
 
 
-@router.post("/staff-users/{user_id}/tokens", status_code=201, summary="Issue a bearer token (shown once; admin)")
-def add_token(context: Ctx, staff: CurrentStaff, rid: RequestId, user_id: UserId, body: TokenBody) -> Json:
+@router.post(
+    "/staff-users/{user_id}/tokens",
+    status_code=201,
+    summary="Issue a bearer token (shown once; admin)",
+    response_model=IssuedToken,
+)
+def issue_staff_token(context: Ctx, staff: CurrentStaff, rid: RequestId, user_id: UserId, body: TokenBody) -> Json:
     staff.require(Role.ADMIN)
 
     def run() -> Json:
@@ -88,8 +139,8 @@ def add_token(context: Ctx, staff: CurrentStaff, rid: RequestId, user_id: UserId
     return audited(context, staff, rid, "staff.issue_token", f"staff:{user_id}", run, details={"label": body.label})
 
 
-@router.post("/tokens/{token_id}/revoke", summary="Revoke a token (admin)")
-def revoke(
+@router.post("/tokens/{token_id}/revoke", summary="Revoke a token (admin)", response_model=RevokedToken)
+def revoke_staff_token(
     context: Ctx, staff: CurrentStaff, rid: RequestId, token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 ) -> Json:
     staff.require(Role.ADMIN)
@@ -102,7 +153,7 @@ def revoke(
     return audited(context, staff, rid, "staff.revoke_token", f"token:{token_id}", run)
 
 
-@router.get("/audit-log", summary="Every mutation: who, when, what, why, outcome (admin)")
+@router.get("/audit-log", summary="Every mutation: who, when, what, why, outcome (admin)", response_model=AuditPage)
 def list_audit_log(
     context: Ctx,
     staff: CurrentStaff,

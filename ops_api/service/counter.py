@@ -86,6 +86,32 @@ def redeem(
     return context.regions.call("rewards", stub.Redeem, request).redemption
 
 
+def use_voucher(
+    context: OpsContext, staff: Staff, rid: str, account_number: str, region: RegionEntry, code: str
+) -> rpb.Voucher:
+    """The voucher used at the staff member's centre; one of another account is refused as not found, so a code
+    read out at the counter cannot be spent for someone else."""
+    stub = context.regions.rewards(region)
+    if not _owns_voucher(context, region, account_number, code):
+        raise Problem(404, "VOUCHER_NOT_FOUND", f"code: no voucher {code} for this account", {"field": "code"})
+    request = rpb.UseVoucherRequest(
+        request_id=idempotency_key(staff, rid), code=code, merchant_id=f"centre:{staff.centre_id or 'ops'}"
+    )
+    return context.regions.call("rewards", stub.UseVoucher, request).voucher
+
+
+def _owns_voucher(context: OpsContext, region: RegionEntry, account_number: str, code: str) -> bool:
+    stub = context.regions.rewards(region)
+    request = rpb.ListVouchersRequest(account_number=account_number)
+    while True:
+        page = context.regions.call("rewards", stub.ListVouchers, request)
+        if any(voucher.code == code for voucher in page.vouchers):
+            return True
+        if not page.next_page_token:
+            return False
+        request.page_token = page.next_page_token
+
+
 def record_consent(
     context: OpsContext, staff: Staff, rid: str, account_number: str, region: RegionEntry, category: str, grant: bool
 ) -> ipb.ConsentRecord:

@@ -1,0 +1,21 @@
+// The operations dashboard draws non-empty charts from the real system's figures (after the counter journey's
+// events), in Chinese and after the switch in English.
+import assert from "node:assert/strict";
+import { loggedIn, scenario, shot } from "./support.mjs";
+
+await scenario(async (b) => {
+  const page = await loggedIn(b, "admin");
+  await page.goto(`${page.url().split("#")[0]}#/dashboard`);
+  for (const id of ["chart-day", "chart-behaviour", "chart-region"]) {
+    const chart = page.locator(`#${id}`);
+    await chart.locator("canvas").waitFor();
+    assert.ok(Number(await chart.getAttribute("data-points")) > 0, `${id} has data`);
+  }
+  const issued = await page.locator("#national .card .value").first().innerText();
+  assert.ok(Number(issued.replace(/,/g, "")) > 0, `national issued points: ${issued}`);
+  await shot(page, "dashboard-zh");
+  await page.locator("#lang").click();
+  await page.locator("h1", { hasText: "Dashboard" }).waitFor();
+  await page.locator("#chart-day canvas").waitFor();
+  await shot(page, "dashboard-en");
+});

@@ -1,0 +1,33 @@
+// Role limits as the API has them: a viewer gets no counter, community staff no audit log and no resident of
+// another region (the refusal and its reason shown), the admin everything.
+import assert from "node:assert/strict";
+import { base, data, loggedIn, scenario, shot } from "./support.mjs";
+
+const links = (page) => page.locator("#nav a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
+
+await scenario(async (b) => {
+  const viewer = await loggedIn(b, "viewer");
+  await viewer.waitForURL(/#\/dashboard$/);
+  assert.ok(!(await links(viewer)).includes("#/counter"), "a viewer has no counter");
+  await viewer.goto(`${base}/console/#/counter`);
+  await viewer.locator("main .problem").waitFor();
+  await shot(viewer, "roles-viewer-no-counter");
+
+  const staff = await loggedIn(b, "zj-staff");
+  const staffLinks = await links(staff);
+  assert.ok(staffLinks.includes("#/counter") && !staffLinks.includes("#/audit"), staffLinks.join(" "));
+  await staff.locator("#find-query").fill(data.other_region_account);
+  await staff.locator("#find-query").press("Enter");
+  const refusal = staff.locator("#find-result .problem");
+  await refusal.waitFor();
+  assert.match(await refusal.innerText(), /STAFF_REGION_MISMATCH/);
+  await shot(staff, "roles-staff-other-region-refused");
+  await staff.goto(`${base}/console/#/dashboard`);
+  await staff.locator("#chart-region").waitFor();
+  const regions = await staff.locator("#dashboard tbody tr").count();
+  assert.equal(regions, 1, "community staff see their own region only");
+
+  const admin = await loggedIn(b, "admin");
+  const adminLinks = await links(admin);
+  for (const page of ["#/counter", "#/dashboard", "#/partners", "#/audit"]) assert.ok(adminLinks.includes(page), page);
+});
