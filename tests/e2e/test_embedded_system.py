@@ -108,6 +108,30 @@ class System:
         return code
 
 
+def _one_person_opens_an_account_in_every_region(system: System, registry: Registry) -> dict[str, str]:
+    """The account numbers by region; one person has one national key in every region."""
+    person_keys = set()
+    accounts: dict[str, str] = {}
+    for region in registry.regions:
+        with system.channel(region.identity_address) as channel:
+            opened = identity_service_pb2_grpc.IdentityServiceStub(channel).OpenAccount(
+                identity_service_pb2.OpenAccountRequest(
+                    request_id=f"e2e-{region.region_code}",
+                    channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
+                    name="张三",
+                    id_number="11010519491231002X",
+                    phone_number="13812345678",
+                    binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id="2088-e2e"),
+                ),
+                timeout=10,
+            )
+        assert opened.account.account_number.startswith(region.region_code)
+        person_keys.add(opened.account.person_key)
+        accounts[region.region_code] = opened.account.account_number
+    assert len(person_keys) == 1, "one person must have one national key in every region"
+    return accounts
+
+
 def _points_earned_in_zhejiang_buy_the_beijing_bus_pass(
     system: System, registry: Registry, accounts: dict[str, str], key: str
 ) -> None:
@@ -300,25 +324,7 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
         ("330000", "SERVING"),
     }
 
-    person_keys = set()
-    accounts: dict[str, str] = {}
-    for region in registry.regions:
-        with system.channel(region.identity_address) as channel:
-            opened = identity_service_pb2_grpc.IdentityServiceStub(channel).OpenAccount(
-                identity_service_pb2.OpenAccountRequest(
-                    request_id=f"e2e-{region.region_code}",
-                    channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
-                    name="张三",
-                    id_number="11010519491231002X",
-                    phone_number="13812345678",
-                    binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id="2088-e2e"),
-                ),
-                timeout=10,
-            )
-        assert opened.account.account_number.startswith(region.region_code)
-        person_keys.add(opened.account.person_key)
-        accounts[region.region_code] = opened.account.account_number
-    assert len(person_keys) == 1, "one person must have one national key in every region"
+    accounts = _one_person_opens_an_account_in_every_region(system, registry)
 
     _points_earned_in_zhejiang_buy_the_beijing_bus_pass(system, registry, accounts, platform_key)
 
