@@ -34,6 +34,7 @@ from carbon.ledger.v1 import ledger_service_pb2_grpc
 from identity_svc.domain.real_name import id_check_char
 from service_kit import identities
 from service_kit.db import normalize_url
+from service_kit.logs import ready_address
 from service_kit.partner_signing import sign_request
 from service_kit.wire import to_timestamp
 
@@ -100,12 +101,13 @@ def service_process(package: str, env: dict[str, str], replica: int = 0) -> Iter
     )
     assert process.stdout is not None
     for line in process.stdout:
-        if line.startswith("READY"):
+        address = ready_address(line)
+        if address:
             break
     else:
         raise RuntimeError(f"{package} exited with {process.wait()} before READY")
     try:
-        yield Process(f"{package}#{replica + 1}" if replica else package, process, line.split()[-1])
+        yield Process(f"{package}#{replica + 1}" if replica else package, process, address)
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from service_kit.accounts import luhn_check_digit
 from service_kit.db import normalize_url
+from service_kit.logs import ready_address
 
 REGION = "330000"
 
@@ -79,9 +80,10 @@ def ledger_process(url: str, max_workers: int = 16, processes: int = 1) -> Itera
             started.append(process)
             assert process.stdout is not None
             line = process.stdout.readline()
-            if not line.startswith("READY"):
+            ready = ready_address(line)
+            if not ready:
                 raise RuntimeError(f"ledger did not start: {line!r}")
-            address = address or line.split()[-1]
+            address = address or ready
             env["CARBON_PORT"] = address.rsplit(":", 1)[-1]
         yield LedgerProcess(started, address)
     finally:

@@ -34,6 +34,7 @@ from carbon.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 from service_kit import identities
 from service_kit.accounts import new_account_number
 from service_kit.db import normalize_url
+from service_kit.logs import ready_address
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 
@@ -66,7 +67,7 @@ def spawn(module: str, port: int, database_url: str, extra: dict[str, str]) -> s
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = process.stdout.readline()
-        if line.startswith(b"READY"):
+        if ready_address(line.decode()):
             return process
         if not line and process.poll() is not None:
             break

@@ -18,22 +18,26 @@ from ops_api.context import build_context, open_engine
 from ops_api.problems import Problem
 from ops_api.service.staff import create_user, issue_token
 from ops_api.settings import SERVICE, OpsSettings
-from service_kit import logs
+from service_kit import logs, telemetry
 from service_kit.clock import system_clock
 from service_kit.settings import SettingsError
 
 DEFAULT_PORT = 18049
+# Probes call the liveness route many times a minute; as traces they would outnumber the requests.
+UNTRACED_PATHS = "/healthz"
 
 
 def serve(settings: OpsSettings) -> int:
     """Settings -> database (migrated) -> clients -> app -> uvicorn, until it is stopped."""
-    logs.configure(settings.base)
     engine = open_engine(settings)
     context = build_context(settings, engine)
     port = settings.base.port or DEFAULT_PORT
-    config = uvicorn.Config(create_app(context), host=settings.base.host, port=port, log_config=None, access_log=False)
+    app = create_app(context)
+    telemetry.instrument_http_app(app, excluded_paths=UNTRACED_PATHS)
+    # log_config=None: uvicorn's loggers go through the root handler (JSON lines), its access log included.
+    config = uvicorn.Config(app, host=settings.base.host, port=port, log_config=None, access_log=True, use_colors=False)
     server = uvicorn.Server(config)
-    print(f"READY {SERVICE} 000000 {settings.base.host}:{port}", flush=True)
+    logs.announce_ready(settings.base, SERVICE, "000000", f"{settings.base.host}:{port}")
     try:
         server.run()
     finally:
@@ -63,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = OpsSettings.from_env()
+        if args.command in (None, "serve"):
+            logs.configure(settings.base)
+            telemetry.configure(settings.base)
     except SettingsError as error:
         print(f"ops_api: {error}", file=sys.stderr)
         return 2

@@ -86,12 +86,22 @@ def check_ports_free(registry: Registry) -> None:
         )
 
 
+# What passes from `carbon up`'s environment to every child beside OpenTelemetry's OTEL_* variables and secrets.
+PASSED_THROUGH = frozenset({"CARBON_LOG_LEVEL", "CARBON_LOG_FORMAT"})
+PROMETHEUS_PORT = "OTEL_EXPORTER_PROMETHEUS_PORT"
+
+
 def child_environment(
     spec: ProcessSpec, registry: Registry, data_dir: Path, base: Mapping[str, str], trust: EmbeddedTrust | None = None
 ) -> dict[str, str]:
-    env = {key: value for key, value in base.items() if not key.startswith("CARBON_")}
-    # Telemetry, log level and secrets pass through; everything that shapes the topology is set here.
-    env.update({k: v for k, v in base.items() if k in {"CARBON_TELEMETRY", "CARBON_LOG_LEVEL"}})
+    # Each child names itself (service.name from its service), so a name given to `carbon up` is not passed on.
+    env = {key: value for key, value in base.items() if not key.startswith("CARBON_") and key != "OTEL_SERVICE_NAME"}
+    # Log level and format and secrets pass through; everything that shapes the topology is set here.
+    env.update({k: v for k, v in base.items() if k in PASSED_THROUGH})
+    if base.get(PROMETHEUS_PORT):
+        # One scrape port per process: the given port for the first, the next ones for the others, in plan order.
+        position = [process.label for process in registry.processes()].index(spec.label)
+        env[PROMETHEUS_PORT] = str(int(base[PROMETHEUS_PORT]) + position)
     env.update({k: v for k, v in base.items() if k.startswith("CARBON_SECRET_")})
     env.update(
         {

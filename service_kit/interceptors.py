@@ -101,20 +101,20 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
     def _record(self, method: str, started: float, context: grpc.ServicerContext, error: Exception | None) -> None:
         if self._metrics is not None:
-            self._metrics.record(method, _status_name(context, error), time.perf_counter() - started)
+            self._metrics.record(method, _status_code(context, error), time.perf_counter() - started)
 
 
-def _status_name(context: grpc.ServicerContext, error: Exception | None) -> str:
+def _status_code(context: grpc.ServicerContext, error: Exception | None) -> grpc.StatusCode:
     if error is None:
-        return "OK"
+        return grpc.StatusCode.OK
     if isinstance(error, DomainError):
-        return error.code.name
+        return error.code
     if isinstance(error, NotImplementedError):
-        return "UNIMPLEMENTED"
+        return grpc.StatusCode.UNIMPLEMENTED
     if _already_aborted(context):
         code = getattr(getattr(context, "_state", None), "code", None)
-        return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-    return "INTERNAL"
+        return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+    return grpc.StatusCode.INTERNAL
 
 
 def _already_aborted(context: grpc.ServicerContext) -> bool:

@@ -28,11 +28,11 @@ def pool_size_for(settings: Settings) -> int:
 def run_service(service_package: str, build: BuildRegistrations) -> int:
     try:
         settings = Settings.from_env(service_package)
+        logs.configure(settings)
+        telemetry.configure(settings)
     except SettingsError as error:
         print(f"{service_package}: {error}", file=sys.stderr)
         return 2
-    logs.configure(settings)
-    telemetry.configure(settings)
     engine = db.make_engine(settings.effective_database_url(), pool_size=pool_size_for(settings))
     if settings.migrate_on_start:
         db.migrate(service_package, engine)

@@ -17,7 +17,7 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service_kit import telemetry, tls
+from service_kit import logs, telemetry, tls
 from service_kit.access import access_interceptor
 from service_kit.interceptors import ErrorMappingInterceptor
 from service_kit.settings import Settings
@@ -78,7 +78,7 @@ class RunningServer:
 
 def start_server(settings: Settings, registrations: Sequence[Registration]) -> RunningServer:
     """Builds, binds and starts a server; every service is marked SERVING. Port 0 picks a free port."""
-    error_mapping = ErrorMappingInterceptor(error_domain(settings.service), telemetry.rpc_metrics(settings.service))
+    error_mapping = ErrorMappingInterceptor(error_domain(settings.service), telemetry.rpc_metrics())
     # Innermost: a refused call is still counted and traced, and no servicer runs before the caller is known.
     access = access_interceptor(settings, error_domain(settings.service))
     interceptors = [*telemetry.server_interceptors(), error_mapping, access]
@@ -146,7 +146,7 @@ def serve(settings: Settings, registrations: Sequence[Registration], on_stop: Ca
     log.info(
         "serving", extra={"address": f"{settings.host}:{running.port}", "services": ",".join(running.service_names)}
     )
-    print(f"READY {settings.service} {settings.region_code} {settings.host}:{running.port}", flush=True)
+    logs.announce_ready(settings, settings.service, settings.region_code, f"{settings.host}:{running.port}")
     stop_requested.wait()
     running.stop(settings.grace_period_s)
     if on_stop is not None:

@@ -133,8 +133,7 @@ class Settings(_FromArguments):
     grace_period_s: WholeNumber = Field(default=5, validation_alias="CARBON_GRACE_PERIOD_S", ge=0, le=600)
     log_level: str = Field(default="INFO", validation_alias="CARBON_LOG_LEVEL")
     log_format: Literal["json", "text"] = Field(default="json", validation_alias="CARBON_LOG_FORMAT")
-    telemetry_exporter: Literal["none", "console", "otlp"] = Field(default="none", validation_alias="CARBON_TELEMETRY")
-    otlp_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    # Telemetry is configured by OpenTelemetry's own OTEL_* variables (service_kit/telemetry.py), not here.
     # This process's certificate and key (PEM): served on its port, and presented as its identity when it calls
     # others. With tls_ca_file set, peers are verified against it both ways: servers require client certificates.
     tls_cert_file: str = Field(default="", validation_alias="CARBON_TLS_CERT_FILE")
@@ -164,7 +163,7 @@ class Settings(_FromArguments):
     def _upper_case(cls, value: str) -> str:
         return value.upper()
 
-    @field_validator("log_format", "telemetry_exporter", mode="before")
+    @field_validator("log_format", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

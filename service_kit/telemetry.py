@@ -1,62 +1,133 @@
-"""OpenTelemetry tracing and metrics, with trace context carried over gRPC metadata.
+"""OpenTelemetry for every process, configured by the standard OTEL_* variables (docs/adr/0011-observability.md).
 
-Off by default (CARBON_TELEMETRY=none): the gRPC instrumentation costs ~110 µs per RPC here, so it is only wired
-in when an exporter is chosen. With it on, a request from the gateway keeps one trace id through every service.
+`OTEL_TRACES_EXPORTER` and `OTEL_METRICS_EXPORTER` name exporters the way the SDK's own environment configuration
+does (entry points: otlp, console, prometheus); `OTEL_SDK_DISABLED=true` turns everything off. Unlike the SDK's
+default (otlp), an unset exporter here means none: the embedded system and the tests run without a collector, and an
+exporter that cannot connect would only log errors. The SDK's classes read the rest themselves: OTEL_SERVICE_NAME,
+OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_EXPORTER_OTLP_*, OTEL_EXPORTER_PROMETHEUS_HOST/PORT,
+OTEL_METRIC_EXPORT_INTERVAL, OTEL_BSP_*.
+
+With either signal on, the standard instrumentations are wired in: gRPC (servers and channels, health checks
+excluded), SQLAlchemy (queries and pool usage), Redis, and thread pools (a span started before `submit` stays the
+parent of what the task does). With both off nothing is instrumented: each instrumentation costs on every call.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from importlib.metadata import entry_points
 from typing import Any
 
 import grpc
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
-from service_kit.settings import Settings
+from service_kit.settings import Settings, SettingsError
+
+TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
+METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
+# Health probes and reflection are called many times a minute; as spans they would outnumber the requests.
+UNTRACED_GRPC_PREFIX = "grpc."
 
 _enabled = False
 
 
+class Signals:
+    """What the environment asks for: span processors and metric readers, each built from its entry point."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.processors: list[SpanProcessor] = [
+            BatchSpanProcessor(_load("traces", name, env)) for name in _names(env, TRACES_EXPORTER)
+        ]
+        self.readers: list[MetricReader] = [
+            _reader(_load("metrics", name, env)) for name in _names(env, METRICS_EXPORTER)
+        ]
+
+
+def _names(env: Mapping[str, str], variable: str) -> list[str]:
+    names = [name.strip().lower() for name in env.get(variable, "none").split(",") if name.strip()]
+    return [name for name in names if name != "none"]
+
+
+def _load(signal: str, name: str, env: Mapping[str, str]) -> Any:
+    """The exporter class registered under `name` (as the SDK resolves it: otlp means OTLP over the protocol that
+    OTEL_EXPORTER_OTLP_PROTOCOL names, gRPC by default)."""
+    if name == "otlp":
+        protocol = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        name = "otlp_proto_http" if (protocol or "grpc") == "http/protobuf" else "otlp_proto_grpc"
+    found = entry_points(group=f"opentelemetry_{signal}_exporter", name=name)
+    if not found:
+        variable = TRACES_EXPORTER if signal == "traces" else METRICS_EXPORTER
+        raise SettingsError(f"{variable}: no {signal} exporter named {name!r} is installed")
+    return next(iter(found)).load()
+
+
+def _reader(exporter_class: type) -> MetricReader:
+    """A pull exporter (Prometheus) is a reader itself; a push exporter is read every OTEL_METRIC_EXPORT_INTERVAL."""
+    if issubclass(exporter_class, MetricReader):
+        return exporter_class()
+    exporter: MetricExporter = exporter_class()  # type: ignore[assignment]
+    return PeriodicExportingMetricReader(exporter)
+
+
+def _resource(settings: Settings, env: Mapping[str, str]) -> Resource:
+    attributes: dict[str, str] = {"service.namespace": "carbon-account", "carbon.region": settings.region_code}
+    if not env.get("OTEL_SERVICE_NAME"):
+        attributes[SERVICE_NAME] = settings.service
+    # Resource.create adds OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME from the environment.
+    return Resource.create(attributes)
+
+
 def configure(
-    settings: Settings, span_exporter: SpanExporter | None = None, metric_reader: MetricReader | None = None
-) -> None:
-    """Installs the tracer and meter providers chosen by settings.telemetry_exporter (none, console, otlp).
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    span_exporter: SpanExporter | None = None,
+    metric_reader: MetricReader | None = None,
+) -> bool:
+    """Installs the tracer and meter providers and the instrumentations the OTEL_* variables ask for; True if any.
 
     Tests pass their own span_exporter and metric_reader (in-memory ones) to see what is recorded. OpenTelemetry's
     global providers can be set once per process, so tests configure once (a module-scoped fixture).
+    Raises SettingsError naming the variable when an exporter is not installed.
     """
     global _enabled
-    if settings.telemetry_exporter == "none" and span_exporter is None:
-        return
-    resource = Resource.create(
-        {"service.name": settings.service, "service.namespace": "carbon-account", "carbon.region": settings.region_code}
-    )
-    processor: SpanProcessor
+    env = os.environ if env is None else env
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    signals = Signals(env)
     if span_exporter is not None:
         # Tests: export each span as it ends, so assertions need no waiting.
-        processor = SimpleSpanProcessor(span_exporter)
-        metric_reader = metric_reader or PeriodicExportingMetricReader(
-            ConsoleMetricExporter(), export_interval_millis=3_600_000
-        )
-    elif settings.telemetry_exporter == "otlp":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        endpoint = settings.otlp_endpoint or None
-        processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))
-        metric_reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint))
-    else:
-        processor = BatchSpanProcessor(ConsoleSpanExporter())
-        metric_reader = PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=60_000)
+        signals.processors.append(SimpleSpanProcessor(span_exporter))
+    if metric_reader is not None:
+        signals.readers.append(metric_reader)
+    if not signals.processors and not signals.readers:
+        return False
+    resource = _resource(settings, env)
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(processor)
+    for processor in signals.processors:
+        tracer_provider.add_span_processor(processor)
     trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[metric_reader]))
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=signals.readers))
+    _instrument_libraries()
     _enabled = True
+    return True
+
+
+def _instrument_libraries() -> None:
+    """The standard instrumentations that patch a library once per process (gRPC is wired per server and channel)."""
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    for instrumentor in (ThreadingInstrumentor(), RedisInstrumentor(), SQLAlchemyInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            # SQLAlchemy: every engine created from now on (engines are made after telemetry in every main()).
+            instrumentor.instrument()
 
 
 def enabled() -> bool:
@@ -69,13 +140,19 @@ def disable() -> None:
     _enabled = False
 
 
+def _grpc_filter() -> Any:
+    from opentelemetry.instrumentation.grpc import filters
+
+    return filters.negate(filters.any_of(filters.health_check(), filters.service_prefix(UNTRACED_GRPC_PREFIX)))
+
+
 def server_interceptors() -> list[Any]:
     """The OpenTelemetry server interceptor (extracts trace context from metadata), when telemetry is on."""
     if not _enabled:
         return []
     from opentelemetry.instrumentation.grpc import server_interceptor
 
-    return [server_interceptor()]  # type: ignore[no-untyped-call]
+    return [server_interceptor(filter_=_grpc_filter())]  # type: ignore[no-untyped-call]
 
 
 def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
@@ -86,7 +163,17 @@ def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
     from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
     # The instrumentation's own intercept_channel: its interceptor is not a grpc.*ClientInterceptor subclass.
-    return intercept_channel(channel, client_interceptor())  # type: ignore[no-any-return,no-untyped-call]
+    interceptor = client_interceptor(filter_=_grpc_filter())  # type: ignore[no-untyped-call]
+    return intercept_channel(channel, interceptor)  # type: ignore[no-any-return,no-untyped-call]
+
+
+def instrument_http_app(app: Any, excluded_paths: str) -> None:
+    """Traces and measures a FastAPI app's requests (http.server.* metrics), except the comma-separated paths."""
+    if not _enabled:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=excluded_paths)
 
 
 def current_trace_id() -> str:
@@ -95,29 +182,41 @@ def current_trace_id() -> str:
     return format(context.trace_id, "032x") if context.is_valid else ""
 
 
+def current_span_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return format(context.span_id, "016x") if context.is_valid else ""
+
+
 def tracer(name: str) -> Any:
     return trace.get_tracer(name)
 
 
 def meter(name: str) -> metrics.Meter:
+    """A meter for a service's own instruments; no-op until configure() installs a provider, so instruments can be
+    created at any time and cost next to nothing while telemetry is off."""
     return metrics.get_meter(name)
 
 
 class RpcMetrics:
-    """rpc.server.calls (count) and rpc.server.duration (seconds), by method and status code."""
+    """The semantic-convention RPC server metric: rpc.server.duration (milliseconds; its count is the number of
+    calls), by rpc.system, rpc.service, rpc.method and rpc.grpc.status_code."""
 
-    def __init__(self, service: str) -> None:
-        meter_ = metrics.get_meter("carbon.rpc")
-        self._service = service
-        self._calls = meter_.create_counter("rpc.server.calls", unit="{call}", description="RPCs handled")
-        self._duration = meter_.create_histogram("rpc.server.duration", unit="s", description="time to handle an RPC")
+    def __init__(self) -> None:
+        self._duration = metrics.get_meter("carbon.rpc").create_histogram(
+            "rpc.server.duration", unit="ms", description="Measures the duration of inbound RPC."
+        )
 
-    def record(self, method: str, status: str, seconds: float) -> None:
-        attributes = {"rpc.method": method, "rpc.grpc.status": status, "service": self._service}
-        self._calls.add(1, attributes)
-        self._duration.record(seconds, attributes)
+    def record(self, full_method: str, status: grpc.StatusCode, seconds: float) -> None:
+        service, _, method = full_method.lstrip("/").rpartition("/")
+        attributes = {
+            "rpc.system": "grpc",
+            "rpc.service": service,
+            "rpc.method": method,
+            "rpc.grpc.status_code": status.value[0],
+        }
+        self._duration.record(seconds * 1000.0, attributes)
 
 
-def rpc_metrics(service: str) -> RpcMetrics | None:
+def rpc_metrics() -> RpcMetrics | None:
     """Per-RPC metrics when telemetry is on; None (no cost on the hot path) when it is off."""
-    return RpcMetrics(service) if _enabled else None
+    return RpcMetrics() if _enabled else None

@@ -212,7 +212,8 @@ def calls_the_code_makes(world: Cluster) -> list[tuple[Pod, Pod, int, str]]:
                     and d["metadata"]["namespace"] == namespace
                 )
                 endpoint = config["data"].get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                if endpoint and config["data"].get("CARBON_TELEMETRY") == "otlp":
+                exporters = {config["data"].get(f"OTEL_{signal}_EXPORTER") for signal in ("TRACES", "METRICS")}
+                if endpoint and "otlp" in exporters:
                     name, callee_namespace, port = _host_port(urlparse(endpoint).netloc)
                     calls += [(caller, pod, port, "telemetry") for pod in world.behind(callee_namespace, name)]
         if doc["metadata"]["name"] == "pgbouncer":

@@ -18,6 +18,7 @@ from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from carbon.ingest.v1 import ingest_service_pb2_grpc
 from service_kit import identities
+from service_kit.logs import ready_address
 from service_kit.partner_signing import sign_request
 from service_kit.wire import to_timestamp
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
@@ -40,8 +41,9 @@ class Ingest:
         )
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            if line.startswith("READY "):
-                self.address = line.split()[-1]
+            address = ready_address(line)
+            if address:
+                self.address = address
                 break
         else:
             raise AssertionError(f"ingest_svc exited with {self.process.wait()} before READY")

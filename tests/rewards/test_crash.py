@@ -17,6 +17,7 @@ from carbon.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 from rewards_svc.server import CRASH_EXIT_CODE
 from service_kit import identities
 from service_kit.accounts import new_account_number
+from service_kit.logs import ready_address
 from tests.rewards.conftest import Platform, StartPlatform
 from tests.service_identities import TRUST
 
@@ -46,7 +47,7 @@ def wait_ready(process: subprocess.Popen[bytes], deadline_s: float = 20) -> None
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         line = process.stdout.readline()
-        if line.startswith(b"READY"):
+        if ready_address(line.decode()):
             return
         if not line and process.poll() is not None:
             break

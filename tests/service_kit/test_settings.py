@@ -18,7 +18,7 @@ def test_defaults_are_the_embedded_mode() -> None:
     assert settings.data_dir == Path("data")
     assert settings.migrate_on_start
     assert (settings.max_workers, settings.max_concurrent_rpcs, settings.grace_period_s) == (16, 256, 5)
-    assert (settings.log_level, settings.log_format, settings.telemetry_exporter) == ("INFO", "json", "none")
+    assert (settings.log_level, settings.log_format) == ("INFO", "json")
     assert (settings.tls_cert_file, settings.tls_key_file, settings.tls_ca_file) == ("", "", "")
     assert settings.effective_database_url().startswith("sqlite:///")
     assert settings.effective_database_url().endswith("ledger_svc-330000.db")
@@ -36,10 +36,8 @@ def test_environment_overrides_are_read() -> None:
             "CARBON_DATA_DIR": "/srv/carbon",
             "CARBON_MIGRATE_ON_START": "0",
             "CARBON_MAX_WORKERS": "4",
-            "CARBON_TELEMETRY": "OTLP",
             "CARBON_LOG_LEVEL": "debug",
             "CARBON_LOG_FORMAT": "Text",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
         },
     )
     assert (settings.region_code, settings.port) == ("110000", 50123)
@@ -48,8 +46,7 @@ def test_environment_overrides_are_read() -> None:
     assert settings.data_dir == Path("/srv/carbon")
     assert not settings.migrate_on_start
     assert settings.max_workers == 4
-    assert (settings.telemetry_exporter, settings.log_level, settings.log_format) == ("otlp", "DEBUG", "text")
-    assert settings.otlp_endpoint == "http://collector:4317"
+    assert (settings.log_level, settings.log_format) == ("DEBUG", "text")
     assert settings.extra["CARBON_LEDGER_ADDRESS"] == "127.0.0.1:50063"
 
 
@@ -66,7 +63,6 @@ def test_an_empty_number_variable_keeps_the_default() -> None:
         ("CARBON_PORT", "http", "valid integer"),
         ("CARBON_PORT", "70000", "less than or equal to 65535"),
         ("CARBON_MAX_WORKERS", "0", "greater than or equal to 1"),
-        ("CARBON_TELEMETRY", "jaeger", "'none', 'console' or 'otlp'"),
         ("CARBON_LOG_FORMAT", "xml", "'json' or 'text'"),
         ("CARBON_MIGRATE_ON_START", "perhaps", "valid boolean"),
     ],

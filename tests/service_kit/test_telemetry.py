@@ -10,14 +10,15 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from service_kit import identities, telemetry
-from service_kit.logs import JsonFormatter
+from service_kit.logs import JsonFormatter, announce_ready, ready_address
 from service_kit.server import Registration, start_server
-from service_kit.settings import Settings
+from service_kit.settings import Settings, SettingsError
 from tests.service_identities import TRUST
 
 LEDGER = ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
@@ -75,14 +76,17 @@ def test_each_rpc_is_counted_and_timed_by_method_and_status(
                 stub.VerifyJournal(ledger_service_pb2.VerifyJournalRequest(), timeout=5)
     finally:
         running.stop()
-    calls = {
-        (point.attributes["rpc.method"].rsplit("/", 1)[-1], point.attributes["rpc.grpc.status"]): point.value
-        for point in _metric_points(captured[1], "rpc.server.calls")
+    durations = {
+        (
+            point.attributes["rpc.service"],
+            point.attributes["rpc.method"],
+            point.attributes["rpc.grpc.status_code"],
+        ): point
+        for point in _metric_points(captured[1], "rpc.server.duration")
     }
-    assert calls[("GetBalance", "OK")] >= 1
-    assert calls[("VerifyJournal", "UNIMPLEMENTED")] >= 1
-    durations = _metric_points(captured[1], "rpc.server.duration")
-    assert durations and all(point.count >= 1 and point.sum >= 0 for point in durations)
+    assert durations[(LEDGER, "GetBalance", grpc.StatusCode.OK.value[0])].count >= 1
+    assert durations[(LEDGER, "VerifyJournal", grpc.StatusCode.UNIMPLEMENTED.value[0])].count >= 1
+    assert all(point.attributes["rpc.system"] == "grpc" and point.sum >= 0 for point in durations.values())
 
 
 def test_the_server_span_continues_the_callers_trace_and_logs_carry_its_id(spans: InMemorySpanExporter) -> None:
@@ -114,3 +118,66 @@ def test_the_server_span_continues_the_callers_trace_and_logs_carry_its_id(spans
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["trace_id"] == trace_id
     assert line["msg"] == "balance asked"
+
+
+def test_health_checks_and_reflection_are_not_traced(spans: InMemorySpanExporter) -> None:
+    running = start_server(
+        Settings(service="ledger_svc"),
+        [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, LoggingLedger(), LEDGER)],  # type: ignore[abstract]
+    )
+    try:
+        with grpc.insecure_channel(running.address) as raw_channel:
+            channel = telemetry.instrument_channel(raw_channel)
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=LEDGER), timeout=5)
+            ledger_service_pb2_grpc.LedgerServiceStub(channel).GetBalance(
+                ledger_service_pb2.GetBalanceRequest(account="x"), timeout=5
+            )
+    finally:
+        running.stop()
+    names = [span.name for span in spans.get_finished_spans()]
+    assert f"/{LEDGER}/GetBalance" in names  # the client's and the server's span of the real call
+    assert not [name for name in names if "grpc.health" in name]
+
+
+def test_exporters_are_chosen_by_the_standard_variables() -> None:
+    assert telemetry.Signals({}).processors == [] and telemetry.Signals({}).readers == []
+    chosen = telemetry.Signals({"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none,console"})
+    assert (len(chosen.processors), len(chosen.readers)) == (1, 1)
+    with pytest.raises(SettingsError, match="OTEL_TRACES_EXPORTER: no traces exporter named 'jaeger'"):
+        telemetry.Signals({"OTEL_TRACES_EXPORTER": "jaeger"})
+    disabled = {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"}
+    assert telemetry.configure(Settings(service="ledger_svc"), env=disabled) is False
+
+
+def test_log_lines_are_json_with_the_trace_and_no_colour_codes(spans: InMemorySpanExporter) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("ops_api", "000000"))
+    uvicorn_log = logging.getLogger("carbon.test.uvicorn-like")
+    uvicorn_log.addHandler(handler)
+    try:
+        with telemetry.tracer("test").start_as_current_span("request") as span:
+            uvicorn_log.warning("Uvicorn running on %s", "http://x", extra={"color_message": "\x1b[1m%s\x1b[0m"})
+        uvicorn_log.warning("outside a trace", extra={"rows": 3})
+    finally:
+        uvicorn_log.removeHandler(handler)
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["msg"] == "Uvicorn running on http://x" and "color_message" not in inside
+    assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
+    assert (inside["level"], inside["service"], inside["region"]) == ("WARNING", "ops_api", "000000")
+    assert inside["ts"].endswith("+00:00")
+    assert "trace_id" not in outside and outside["rows"] == 3
+    assert "\x1b" not in stream.getvalue()
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_the_ready_line_is_in_the_log_format_and_gives_the_address(log_format: str) -> None:
+    out = io.StringIO()
+    settings = Settings(service="ledger_svc", log_format=log_format)  # type: ignore[arg-type]
+    announce_ready(settings, "ledger_svc", "330000", "127.0.0.1:50051", out=out)
+    line = out.getvalue()
+    if log_format == "json":
+        assert json.loads(line)["msg"] == "READY"
+    assert ready_address(line) == "127.0.0.1:50051"
+    assert ready_address('{"msg": "serving"}') is None and ready_address("READYING") is None
