@@ -217,6 +217,7 @@ def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ing
         build_dedupe(settings.redis_url, own.redis_key_prefix),
         now,
         catalog.acceptance,
+        settings.region_code,
     )
     return Ingest(own, engine, identity, ledger, submissions, crediting, rules, partners, Statistics(engine))
 

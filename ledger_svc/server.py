@@ -11,6 +11,7 @@ from ledger_svc import callers, wire
 from ledger_svc.domain.transfers import ItemResult, Status
 from ledger_svc.service import audit, expiry, holds, reads, refunds, transfers
 from ledger_svc.service.context import LedgerContext
+from ledger_svc.service.metrics import LedgerMetrics
 from service_kit.access import current_caller
 from service_kit.clock import Clock, system_clock
 from service_kit.server import Registration
@@ -22,16 +23,21 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     def __init__(self, ctx: LedgerContext) -> None:
         self._ctx = ctx
+        self._metrics = LedgerMetrics(ctx.region_code)
 
     def PostTransfers(
         self, request: pb.PostTransfersRequest, context: grpc.ServicerContext
     ) -> pb.PostTransfersResponse:
         callers.check_transfers(current_caller(), self._ctx.region_code, request.transfers)
         items = [wire.transfer_request(index, message) for index, message in enumerate(request.transfers)]
-        return wire.post_transfers_response(transfers.post_transfers(self._ctx, items))
+        results = transfers.post_transfers(self._ctx, items)
+        self._metrics.posted(results)
+        return wire.post_transfers_response(results)
 
     def PostCredits(self, request: pb.PostCreditsRequest, context: grpc.ServicerContext) -> pb.PostCreditsResponse:
-        columns = transfers.post_credit_columns(self._ctx, wire.credit_requests(request))
+        items = wire.credit_requests(request)
+        columns = transfers.post_credit_columns(self._ctx, items)
+        self._metrics.credited(items, columns.statuses)
         return wire.post_credits_response(columns)
 
     def GetTransfer(self, request: pb.GetTransferRequest, context: grpc.ServicerContext) -> pb.GetTransferResponse:
@@ -53,6 +59,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
 
     def CommitHold(self, request: pb.CommitHoldRequest, context: grpc.ServicerContext) -> pb.CommitHoldResponse:
         hold, result = holds.commit_hold(self._ctx, request.hold_id, request.amount_points, request.credit_account)
+        self._metrics.posted([result])
         return pb.CommitHoldResponse(
             hold=wire.hold_message(hold, self._ctx.now_us()), result=wire.result_message(result)
         )
@@ -101,6 +108,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     def ExpirePoints(self, request: pb.ExpirePointsRequest, context: grpc.ServicerContext) -> pb.ExpirePointsResponse:
         as_of = wire.calendar_date(request.as_of, "as_of") if request.HasField("as_of") else None
         outcome = expiry.expire_points(self._ctx, as_of, request.batch_size, request.max_batches)
+        self._metrics.expired(outcome.points_expired)
         return wire.expire_response(outcome)
 
     def VerifyJournal(

@@ -22,6 +22,7 @@ from ingest_svc.service.admission import MAX_BATCH_EVENTS, Admission, Admitted, 
 from ingest_svc.service.coalescing import Coalescer
 from ingest_svc.service.consent import ConsentCheck
 from ingest_svc.service.crediting import Crediting
+from ingest_svc.service.metrics import IngestMetrics
 from ingest_svc.service.recording import Recorded, Recorder
 from ingest_svc.service.rules import Rules
 from ingest_svc.store import events
@@ -51,6 +52,7 @@ class Submissions:
         dedupe: Dedupe,
         clock: Clock,
         acceptance: Acceptance,
+        region_code: str = "",
     ) -> None:
         self._engine = engine
         self._rules = rules
@@ -62,12 +64,17 @@ class Submissions:
         self._clock = clock
         self._acceptance = acceptance
         self._coalescer: Coalescer[Admitted, list[Result]] = Coalescer(self.process, max_size=MAX_BATCH_EVENTS)
+        self._metrics = IngestMetrics(region_code)
 
     def submit(self, batch: Batch) -> list[Result]:
         admitted = self._admission.admit(batch)
+        partner_id = admitted.partner.partner_id
         if len(batch.events) <= COALESCE_MAX_EVENTS:
-            return self._coalescer.submit(admitted.partner.partner_id, admitted, len(batch.events))
-        return self.process([admitted])[0]
+            results = self._coalescer.submit(partner_id, admitted, len(batch.events))
+        else:
+            results = self.process([admitted])[0]
+        self._metrics.answered(partner_id, results)
+        return results
 
     def process(self, group: Sequence[Admitted]) -> list[list[Result]]:
         """Admitted batches of one partner, processed as one: one result list per batch, in order."""

@@ -181,3 +181,45 @@ def test_the_ready_line_is_in_the_log_format_and_gives_the_address(log_format: s
         assert json.loads(line)["msg"] == "READY"
     assert ready_address(line) == "127.0.0.1:50051"
     assert ready_address('{"msg": "serving"}') is None and ready_address("READYING") is None
+
+
+def _total(reader: InMemoryMetricReader, name: str, **attributes: str) -> int:
+    return sum(
+        point.value
+        for point in _metric_points(reader, name)
+        if all(point.attributes.get(key.replace("_", ".")) == value for key, value in attributes.items())
+    )
+
+
+def test_the_domain_metrics_count_points_and_events(
+    captured: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    from ingest_svc.domain.results import ACCEPTED, REJECTED, Result
+    from ingest_svc.service.metrics import IngestMetrics
+    from ledger_svc.domain.transfers import ItemResult, Posting, Status
+    from ledger_svc.service.metrics import LedgerMetrics
+
+    reader = captured[1]
+    before = {name: _total(reader, name) for name in ("carbon.points.issued", "carbon.points.redeemed")}
+    ledger = LedgerMetrics("440000")
+
+    def result(code: int, points: int, status: Status = Status.POSTED) -> ItemResult:
+        posting = Posting(f"t{code}{points}", "a", "b", points, code, 0, "f")
+        return ItemResult(posting.transfer_id, status, posting=posting)
+
+    ledger.posted([result(1, 500), result(1, 70, Status.ALREADY_POSTED), result(2, 300), result(8, 9)])
+    ledger.expired(42)
+    assert _total(reader, "carbon.points.issued") - before["carbon.points.issued"] == 500
+    assert _total(reader, "carbon.points.redeemed") - before["carbon.points.redeemed"] == 300
+    assert _total(reader, "carbon.points.expired", carbon_region="440000") == 42
+    IngestMetrics("440000").answered(
+        "bike-share",
+        [
+            Result("e1", ACCEPTED, points=10, co2e_grams=1200),
+            Result("e2", ACCEPTED, points=5, co2e_grams=300),
+            Result("e3", REJECTED, reason="CONSENT_MISSING"),
+        ],
+    )
+    assert _total(reader, "carbon.events", carbon_region="440000", carbon_outcome=ACCEPTED) == 2
+    assert _total(reader, "carbon.events", carbon_region="440000", carbon_reason="CONSENT_MISSING") == 1
+    assert _total(reader, "carbon.co2e", carbon_region="440000", carbon_partner="bike-share") == 1500
