@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, DateTime, Dialect, Engine, String, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Engine, String, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -83,13 +84,15 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
+        # sqlalchemy.create_engine looked up at the call: the SQLAlchemy instrumentation (service_kit/telemetry.py)
+        # wraps it when telemetry is on, after this module was imported.
+        engine = sqlalchemy.create_engine(
             url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    return sqlalchemy.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
