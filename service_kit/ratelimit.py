@@ -98,7 +98,7 @@ REDIS_RETRY_AFTER_S = 5.0
 class RedisLimiter:
     """Buckets in Redis under `prefix`, shared by every replica; in-process when Redis does not answer."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis_client.Client, prefix: str) -> None:
         self._prefix = prefix
         self._script = client.register_script(_TAKE)
         self._fallback = InProcessLimiter()

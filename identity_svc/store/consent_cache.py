@@ -13,12 +13,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from identity_svc.domain.accounts import AccountState
 from identity_svc.domain.consents import ConsentAction, ConsentEvent, ConsentTimeline, DataCategory
+from service_kit.redis_client import Client, hash_tag, is_cluster
 from service_kit.wire import from_unix_us, to_unix_us
 
 log = logging.getLogger("carbon.identity.cache")
@@ -141,10 +143,13 @@ return 0
 
 
 class RedisConsentCache:
-    """Keys: <prefix>consent:<account> (the timeline) and <prefix>consent-gen:<account> (its generation)."""
+    """Keys: <prefix>consent:{<account>} (the timeline) and <prefix>consent-gen:{<account>} (its generation), both
+    tagged with the account so that in a Redis Cluster they share a slot (the fill script reads one, writes the
+    other; a lookup reads both together)."""
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl_s: int = DEFAULT_TTL_S) -> None:
+    def __init__(self, client: Client, prefix: str, ttl_s: int = DEFAULT_TTL_S) -> None:
         self._client = client
+        self._cluster = is_cluster(client)
         self._prefix = prefix
         self._ttl_s = ttl_s
         self._fill_script = client.register_script(_FILL_IF_GENERATION)
@@ -162,26 +167,33 @@ class RedisConsentCache:
         return found
 
     def _data_key(self, number: str) -> str:
-        return f"{self._prefix}consent:{number}"
+        return f"{self._prefix}consent:{hash_tag(number)}"
 
     def _generation_key(self, number: str) -> str:
-        return f"{self._prefix}consent-gen:{number}"
+        return f"{self._prefix}consent-gen:{hash_tag(number)}"
+
+    def _read(self, numbers: list[str]) -> list[bytes]:
+        """Per account its generation then its entry (b"" when absent), as the lookup script answers."""
+        if self._cluster:
+            # Accounts spread over the cluster's slots: one MGET per slot (redis-py groups them). An account's two
+            # keys share its slot, so they are read by the same MGET, as consistent as in the script.
+            pairs = [key for n in numbers for key in (self._generation_key(n), self._data_key(n))]
+            values = cast(RedisCluster, self._client).mget_nonatomic(pairs)
+            return [value or (b"0" if index % 2 == 0 else b"") for index, value in enumerate(values)]
+        # Keys as bytes: redis-py passes bytes through instead of type-checking and encoding each one.
+        keys = [self._data_key(n).encode() for n in numbers] + [self._generation_key(n).encode() for n in numbers]
+        reply: bytes = self._lookup_script(keys=keys, client=self._client)
+        return reply.split(b"\n")
 
     def lookup(self, account_numbers: Sequence[str]) -> tuple[dict[str, ConsentTimeline], dict[str, int]]:
         numbers = list(dict.fromkeys(account_numbers))
         if not numbers:
             return {}, {}
-        # Keys as bytes: redis-py passes bytes through instead of type-checking and encoding each one.
-        prefix = self._prefix
-        keys = [f"{prefix}consent:{n}".encode() for n in numbers] + [
-            f"{prefix}consent-gen:{n}".encode() for n in numbers
-        ]
         try:
-            reply = self._lookup_script(keys=keys, client=self._client)
+            fields = self._read(numbers)
         except redis.RedisError as error:
             log.warning("consent cache unavailable, reading the database", extra={"error": type(error).__name__})
             return {}, dict.fromkeys(numbers, UNKNOWN_GENERATION)
-        fields = reply.split(b"\n")
         hits: dict[str, ConsentTimeline] = {}
         misses: dict[str, int] = {}
         for number, raw_generation, raw in zip(numbers, fields[0::2], fields[1::2], strict=True):
@@ -203,11 +215,14 @@ class RedisConsentCache:
                 generation = generations.get(number, UNKNOWN_GENERATION)
                 if generation == UNKNOWN_GENERATION:
                     continue
-                self._fill_script(
-                    keys=[self._data_key(number), self._generation_key(number)],
-                    args=[str(generation), encode(timeline, generation), self._ttl_s],
-                    client=pipe,
-                )
+                keys = [self._data_key(number), self._generation_key(number)]
+                args: list[str | int] = [str(generation), encode(timeline, generation), self._ttl_s]
+                if self._cluster:
+                    # A cluster pipeline neither loads a missing script by its hash nor offers eval(): the script
+                    # is sent itself, routed by its keys' slot.
+                    pipe.execute_command("EVAL", _FILL_IF_GENERATION, len(keys), *keys, *args)
+                else:
+                    self._fill_script(keys=keys, args=args, client=pipe)
             pipe.execute()
         except redis.RedisError as error:
             log.warning("consent cache fill failed", extra={"error": type(error).__name__})

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
 
-import redis
-
 from service_kit import redis_client
 
 # A day's set lives as long as an event of that day can still be accepted (7-day window) plus a day of margin, counted
@@ -56,16 +54,18 @@ class InProcessDedupe:
 
 
 class RedisDedupe:
-    """One set per partner and CST day of the events (<prefix>seen:<partner>:<day>), with a TTL beyond the acceptance
+    """One set per partner and CST day of the events (<prefix>seen:{<partner>}:<day>), with a TTL beyond the acceptance
     window; per batch one command per distinct day (SADD to remember, SMISMEMBER to look up; Redis 6.2 or later),
     not one key per event, and no Lua script (redis-py would send SCRIPT EXISTS first, a round trip per batch)."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis_client.Client, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
 
     def _key(self, partner_id: str, day: date) -> str:
-        return f"{self._prefix}seen:{partner_id}:{day.isoformat()}"
+        # Tagged with the partner: in a Redis Cluster a batch's sets (one per day) share a slot, so a batch is one
+        # round trip to one node; partners spread over the nodes.
+        return f"{self._prefix}seen:{redis_client.hash_tag(partner_id)}:{day.isoformat()}"
 
     def _by_key(self, partner_id: str, events: Sequence[SeenKey]) -> dict[str, list[str]]:
         by_day: dict[date, list[str]] = {}

@@ -330,7 +330,7 @@ def test_a_configured_redis_url_puts_the_cache_in_redis_under_the_configured_pre
     services.consents.check([Question(account, TRANSIT, clock.now)])
     client = redis.Redis.from_url(redis_url)
     try:
-        assert client.exists(f"{redis_prefix}consent:{account}")
+        assert client.exists(f"{redis_prefix}consent:{{{account}}}")
     finally:
         for key in client.scan_iter(f"{redis_prefix}*"):
             client.delete(key)
