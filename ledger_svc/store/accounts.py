@@ -59,14 +59,21 @@ def load_spendable_lots(conn: Connection, users: Mapping[str, UserAccount], now_
 
 def write_lot_deltas(conn: Connection, users: Mapping[str, UserAccount], deltas: Mapping[LotKey, LotDelta]) -> None:
     """Applies lot changes: UPDATE by id for lots the transaction read, upsert for the others; learns new ids."""
-    known: list[dict[str, int]] = []
+    known: list[dict[str, Any]] = []
     unknown: list[dict[str, Any]] = []
     for key, delta in deltas.items():
         if delta.remaining_points == 0 and delta.credited_points == 0:
             continue
         lot = users[key.account].lots[key]
         if lot.lot_id is not None:
-            known.append({"id": lot.lot_id, "d_remaining": delta.remaining_points, "d_credited": delta.credited_points})
+            known.append(
+                {
+                    "id": lot.lot_id,
+                    "lot_account": key.account,
+                    "d_remaining": delta.remaining_points,
+                    "d_credited": delta.credited_points,
+                }
+            )
         else:
             unknown.append(
                 {
@@ -86,10 +93,12 @@ def write_lot_deltas(conn: Connection, users: Mapping[str, UserAccount], deltas:
             users[key.account].lots[key].lot_id = lot_id
 
 
-def _update_lots_by_id(conn: Connection, rows: list[dict[str, int]]) -> None:
+def _update_lots_by_id(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    # The account beside the id: on Citus the lots are distributed by account, and a statement that names it goes to
+    # one shard (docs/scale-plan.md, section 3).
     conn.execute(
         update(lots)
-        .where(lots.c.lot_id == bindparam("id"))
+        .where(lots.c.lot_id == bindparam("id"), lots.c.account == bindparam("lot_account"))
         .values(
             remaining_points=lots.c.remaining_points + bindparam("d_remaining"),
             credited_points=lots.c.credited_points + bindparam("d_credited"),
