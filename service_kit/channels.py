@@ -7,6 +7,7 @@ Channels are created on first use (never at import, never before a fork) and reu
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +21,23 @@ from service_kit.settings import Settings
 
 # Bound every message: a batch of several thousand events fits easily, a runaway peer does not.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+# gRPC's own retry policy (a service config), not a loop around calls: a call that fails UNAVAILABLE (the peer is
+# restarting, or refused it before doing anything) is tried again, with backoff, within the call's own deadline.
+# Every mutation between the services carries its idempotency key (transfer, hold and request ids), so a second
+# attempt can never apply twice. A caller with rules of its own (the gateway's sagas) passes grpc.enable_retries=0.
+RETRY_POLICY = {
+    "maxAttempts": 3,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+# While most calls to a peer fail, the channel stops retrying (tokens refill with successes), so an outage does not
+# triple the load on what is left.
+RETRY_THROTTLING = {"maxTokens": 10, "tokenRatio": 0.1}
+SERVICE_CONFIG = json.dumps(
+    {"methodConfig": [{"name": [{}], "retryPolicy": RETRY_POLICY}], "retryThrottling": RETRY_THROTTLING}
+)
 # A peer that restarts is reachable again within a second; the default backoff reaches minutes.
 STANDARD_OPTIONS: tuple[tuple[str, int | str], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -27,6 +45,8 @@ STANDARD_OPTIONS: tuple[tuple[str, int | str], ...] = (
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", SERVICE_CONFIG),
 )
 
 
