@@ -143,6 +143,9 @@ def test_exporters_are_chosen_by_the_standard_variables() -> None:
     assert telemetry.Signals({}).processors == [] and telemetry.Signals({}).readers == []
     chosen = telemetry.Signals({"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none,console"})
     assert (len(chosen.processors), len(chosen.readers)) == (1, 1)
+    # Never installed: stop their export threads (a periodic reader would complain it has no provider).
+    chosen.processors[0].shutdown()
+    chosen.readers[0].shutdown()
     with pytest.raises(SettingsError, match="OTEL_TRACES_EXPORTER: no traces exporter named 'jaeger'"):
         telemetry.Signals({"OTEL_TRACES_EXPORTER": "jaeger"})
     disabled = {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"}
