@@ -39,7 +39,7 @@ def run_service(service_package: str, build: BuildRegistrations) -> int:
     try:
         serve(settings, build(settings, engine), on_stop=engine.dispose)
     except PortInUse as error:
+        # One line in the log format: the stream stays JSON (a second, plain copy would break it).
         log.error("cannot start", extra={"error": str(error)})
-        print(f"{service_package}: {error}", file=sys.stderr)
         return 3
     return 0

@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
@@ -30,6 +31,7 @@ from tests.e2e.test_embedded_system import _free_base_port
 pytestmark = pytest.mark.e2e
 
 REGIONS = ["330000", "110000"]
+CLIENT, SERVER = trace_pb2.Span.SPAN_KIND_CLIENT, trace_pb2.Span.SPAN_KIND_SERVER
 # A deadline against a hang, not a measurement (bench/ measures).
 EXPORT_DEADLINE_S = 60
 
@@ -167,10 +169,10 @@ def test_a_directory_lookup_through_the_gateway_is_one_trace_across_the_processe
     ids = {span.span_id for span in spans}
     assert [span for span in spans if span.parent_span_id not in ids] == [root]
     # The regions' server spans are children of the gateway's client spans (the context crossed the thread pool).
-    gateway_clients = {span.span_id for span in spans if span.service == "gateway" and span.kind == 3}
-    region_servers = [span for span in spans if span.service != "gateway" and span.kind == 2]
+    gateway_clients = {span.span_id for span in spans if span.service == "gateway" and span.kind == CLIENT}
+    region_servers = [span for span in spans if span.service != "gateway" and span.kind == SERVER]
     assert region_servers and all(span.parent_span_id in gateway_clients for span in region_servers)
     # The regions' database statements are spans of the trace too (SQLAlchemy instrumented).
-    assert [span for span in spans if span.service == "ledger_svc" and span.kind == 3 and "SELECT" in span.name]
+    assert [span for span in spans if span.service == "ledger_svc" and span.kind == CLIENT and "SELECT" in span.name]
     # Health probes (the supervisor's, every 100 ms while starting) are never traced.
     assert not [span for span in receiver[0].snapshot() if "grpc.health" in span.name]
