@@ -119,7 +119,9 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     def CheckConservation(
         self, request: pb.CheckConservationRequest, context: grpc.ServicerContext
     ) -> pb.CheckConservationResponse:
-        return wire.conservation_response(audit.check_conservation(self._ctx))
+        outcome = audit.check_conservation(self._ctx)
+        self._metrics.checked(outcome)
+        return wire.conservation_response(outcome)
 
 
 def registrations(settings: Settings, engine: Engine, clock: Clock = system_clock) -> list[Registration]:

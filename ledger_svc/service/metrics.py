@@ -1,4 +1,5 @@
-"""The ledger's domain metrics: points issued (earn credits), redeemed and expired, as they are posted.
+"""The ledger's domain metrics: points issued (earn credits), redeemed and expired, as they are posted, and the
+outcome of the last conservation check (whether the books balance, and the points outstanding).
 
 Counted where a call posted them (status POSTED: a replay answered ALREADY_POSTED is not counted again). The
 instruments are OpenTelemetry's and cost next to nothing while telemetry is off (service_kit/telemetry.py).
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
+from ledger_svc.domain.conservation import Conservation
 from ledger_svc.domain.transfers import ItemResult, Status, TransferRequest
 from service_kit import telemetry
 
@@ -24,6 +26,12 @@ class LedgerMetrics:
             kind: meter.create_counter(f"carbon.points.{kind}", unit="{point}", description=f"points {kind}")
             for kind in ("issued", "redeemed", "expired")
         }
+        self._balanced = meter.create_gauge(
+            "carbon.ledger.balanced", unit="1", description="1 when the last conservation check balanced, else 0"
+        )
+        self._outstanding = meter.create_gauge(
+            "carbon.ledger.outstanding", unit="{point}", description="points held by accounts at the last check"
+        )
 
     def _add(self, kind: str, points: int) -> None:
         if points:
@@ -50,3 +58,8 @@ class LedgerMetrics:
 
     def expired(self, points: int) -> None:
         self._add("expired", points)
+
+    def checked(self, outcome: Conservation) -> None:
+        """A conservation check's outcome (CheckConservation, which operators run on a schedule)."""
+        self._balanced.set(1 if outcome.balanced else 0, self._attributes)
+        self._outstanding.set(outcome.outstanding_points, self._attributes)

@@ -117,10 +117,13 @@ def test_a_ledger_serves_its_metrics_for_prometheus_and_logs_json_only(tmp_path:
             ),
             timeout=10,
         )
+        assert stub.CheckConservation(ledger_service_pb2.CheckConservationRequest(), timeout=30).balanced
     scraped = _scrape(metrics_port)
     calls = _samples(scraped, "rpc_server_duration_milliseconds_count")
     assert any('rpc_method="PostTransfers"' in labels and 'rpc_grpc_status_code="0"' in labels for labels, _ in calls)
     assert [value for _, value in _samples(scraped, "carbon_points_issued_total")] == [250.0]
+    assert [value for _, value in _samples(scraped, "carbon_ledger_balanced")] == [1.0]
+    assert [value for _, value in _samples(scraped, "carbon_ledger_outstanding")] == [250.0]
     pool_usage = [line for line in scraped.splitlines() if line.startswith("db_client_connections_usage")]
     assert any('state="used"' in line for line in pool_usage), "the pool's usage (SQLAlchemy instrumentation)"
     lines = ledger.stop()
