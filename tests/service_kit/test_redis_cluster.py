@@ -36,11 +36,16 @@ CREATE_OPTIONS = ("--cluster-replicas", "0", "--cluster-yes")
 CLUSTER_DEADLINE_S = 60
 
 
+# Client and cluster-bus ports from a range of their own: below the blocks the end-to-end tests take (20000 on) and
+# the embedded system's defaults (18049 on), outside the kernel's ephemeral range.
+PORT_RANGE = range(16000, 18000)
+
+
 def _free_ports(count: int) -> list[int]:
-    """Ports whose cluster bus port (port + 10000) is free too."""
+    """`count` free ports, each with the next one free too (its cluster bus port)."""
     ports: list[int] = []
-    for port in range(21000, 30000):
-        if all(_free(candidate) for candidate in (port, port + 10000)):
+    for port in range(PORT_RANGE.start, PORT_RANGE.stop, 2):
+        if _free(port) and _free(port + 1):
             ports.append(port)
             if len(ports) == count:
                 return ports
@@ -61,7 +66,7 @@ def _start_node(folder: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             "redis-server",
-            "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+            "--port", str(port), "--cluster-port", str(port + 1), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
             "--save", "", "--appendonly", "no", "--dir", str(folder),
         ],
