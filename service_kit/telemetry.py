@@ -1,4 +1,4 @@
-"""OpenTelemetry for every process, configured by the standard OTEL_* variables (docs/adr/0011-observability.md).
+"""OpenTelemetry for every process, configured by the standard OTEL_* variables (docs/adr/0012-observability.md).
 
 `OTEL_TRACES_EXPORTER` and `OTEL_METRICS_EXPORTER` name exporters the way the SDK's own environment configuration
 does (entry points: otlp, console, prometheus); `OTEL_SDK_DISABLED=true` turns everything off. Unlike the SDK's

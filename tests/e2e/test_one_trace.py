@@ -24,7 +24,10 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from service_kit import embedded_trust, identities
+from service_kit.channels import open_channel
 from service_kit.embedded import Supervisor
+from service_kit.settings import Settings
 from service_kit.topology import Registry, plan
 from tests.e2e.test_embedded_system import _free_base_port
 
@@ -112,9 +115,16 @@ def system(
         supervisor.stop()
 
 
-def _open_account(registry: Registry) -> str:
+def _operator(data_dir: Path) -> Settings:
+    """The identity the system's own tools present (the ops API's), as `carbon up` prepared it."""
+    trust = embedded_trust.load(data_dir)
+    assert trust is not None
+    return trust.settings(identities.OPS_API)
+
+
+def _open_account(registry: Registry, operator: Settings) -> str:
     zhejiang = next(region for region in registry.regions if region.region_code == "330000")
-    with grpc.insecure_channel(zhejiang.identity_address) as channel:
+    with open_channel(zhejiang.identity_address, operator) as channel:
         opened = identity_service_pb2_grpc.IdentityServiceStub(channel).OpenAccount(
             identity_service_pb2.OpenAccountRequest(
                 request_id="trace-open",
@@ -143,9 +153,10 @@ def _trace_of(receiver: Receiver, trace_id: str, expected: set[tuple[str, str]])
 def test_a_directory_lookup_through_the_gateway_is_one_trace_across_the_processes(
     system: tuple[Registry, Supervisor], receiver: tuple[Receiver, int]
 ) -> None:
-    registry, _supervisor = system
-    account = _open_account(registry)
-    with grpc.insecure_channel(registry.gateway_address) as channel:
+    registry, supervisor = system
+    operator = _operator(supervisor.data_dir)
+    account = _open_account(registry, operator)
+    with open_channel(registry.gateway_address, operator) as channel:
         entry = gateway_service_pb2_grpc.GatewayServiceStub(channel).GetDirectoryEntry(
             gateway_service_pb2.GetDirectoryEntryRequest(account_number=account), timeout=30
         )

@@ -13,15 +13,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
 
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+from service_kit import identities
 from service_kit.accounts import new_account_number
 from service_kit.embedded import child_environment
 from service_kit.logs import ready_address
 from service_kit.topology import plan
+from tests.service_identities import TRUST
 
 pytestmark = pytest.mark.e2e
 
@@ -97,11 +98,12 @@ def test_a_ledger_serves_its_metrics_for_prometheus_and_logs_json_only(tmp_path:
         "CARBON_DATA_DIR": str(tmp_path / "data"),
         "OTEL_METRICS_EXPORTER": "prometheus",
         "OTEL_EXPORTER_PROMETHEUS_PORT": str(metrics_port),
+        **TRUST.env(identities.regional("330000", "ledger")),
     }
     ledger = Process("ledger_svc", env, tmp_path / "ledger.log")
     started.append(ledger)
     assert json.loads(ledger.ready_line)["msg"] == "READY"
-    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+    with TRUST.channel(f"127.0.0.1:{grpc_port}", identities.OPS_API) as channel:
         stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
         stub.PostTransfers(
             ledger_service_pb2.PostTransfersRequest(

@@ -10,11 +10,15 @@ import grpc
 import pytest
 
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+from service_kit import identities
 from service_kit.channels import open_channel
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
+from tests.service_identities import TRUST
 
 LEDGER = ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+# A caller the access table lets read balances.
+CALLER = TRUST.caller(identities.OPS_API)
 
 
 class FlakyLedger(ledger_service_pb2_grpc.LedgerServiceServicer):
@@ -43,7 +47,7 @@ def serve() -> Iterator[object]:
 
     def start(servicer: FlakyLedger) -> str:
         registration = Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, servicer, LEDGER)
-        running.append(start_server(Settings(service="ledger_svc"), [registration]))
+        running.append(start_server(TRUST.server(Settings(service="ledger_svc")), [registration]))
         return running[-1].address
 
     yield start
@@ -58,7 +62,7 @@ def _balance(channel: grpc.Channel) -> None:
 
 def test_an_unavailable_answer_is_retried_by_the_channel(serve: object) -> None:
     ledger = FlakyLedger(failures=2)  # type: ignore[abstract]
-    with open_channel(serve(ledger)) as channel:  # type: ignore[operator]
+    with open_channel(serve(ledger), CALLER) as channel:  # type: ignore[operator]
         _balance(channel)
     assert ledger.calls == 3
 
@@ -70,7 +74,7 @@ def test_retries_stop_at_the_policys_attempts_and_other_codes_are_not_retried(se
         (down, grpc.StatusCode.UNAVAILABLE, 3),
         (refused, grpc.StatusCode.FAILED_PRECONDITION, 1),
     ):
-        with open_channel(serve(ledger)) as channel, pytest.raises(grpc.RpcError) as raised:  # type: ignore[operator]
+        with open_channel(serve(ledger), CALLER) as channel, pytest.raises(grpc.RpcError) as raised:  # type: ignore[operator]
             _balance(channel)
         assert (raised.value.code(), ledger.calls) == (code, calls)  # type: ignore[attr-defined]
 
@@ -78,7 +82,7 @@ def test_retries_stop_at_the_policys_attempts_and_other_codes_are_not_retried(se
 def test_a_caller_with_its_own_rules_turns_retries_off(serve: object) -> None:
     ledger = FlakyLedger(failures=1)  # type: ignore[abstract]
     with (
-        open_channel(serve(ledger), options=[("grpc.enable_retries", 0)]) as channel,  # type: ignore[operator]
+        open_channel(serve(ledger), CALLER, [("grpc.enable_retries", 0)]) as channel,  # type: ignore[operator]
         pytest.raises(grpc.RpcError),
     ):
         _balance(channel)

@@ -122,12 +122,11 @@ def test_the_server_span_continues_the_callers_trace_and_logs_carry_its_id(spans
 
 def test_health_checks_and_reflection_are_not_traced(spans: InMemorySpanExporter) -> None:
     running = start_server(
-        Settings(service="ledger_svc"),
+        TRUST.server(Settings(service="ledger_svc")),
         [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, LoggingLedger(), LEDGER)],  # type: ignore[abstract]
     )
     try:
-        with grpc.insecure_channel(running.address) as raw_channel:
-            channel = telemetry.instrument_channel(raw_channel)
+        with TRUST.channel(running.address, identities.OPS_API) as channel:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=LEDGER), timeout=5)
             ledger_service_pb2_grpc.LedgerServiceStub(channel).GetBalance(
                 ledger_service_pb2.GetBalanceRequest(account="x"), timeout=5
