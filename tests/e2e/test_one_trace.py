@@ -27,6 +27,7 @@ from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from service_kit import embedded_trust, identities
 from service_kit.channels import open_channel
 from service_kit.embedded import Supervisor
+from service_kit.embedded_front_door import OPS_API, key_file
 from service_kit.settings import Settings
 from service_kit.topology import Registry, plan
 from tests.e2e.test_embedded_system import _free_base_port
@@ -122,6 +123,11 @@ def _operator(data_dir: Path) -> Settings:
     return trust.settings(identities.OPS_API)
 
 
+def _gateway_key(data_dir: Path) -> str:
+    """The API key `carbon up` gave the ops API at the gateway's front door (an operator acting nationally)."""
+    return key_file(data_dir, OPS_API).read_text().strip()
+
+
 def _open_account(registry: Registry, operator: Settings) -> str:
     zhejiang = next(region for region in registry.regions if region.region_code == "330000")
     with open_channel(zhejiang.identity_address, operator) as channel:
@@ -158,7 +164,9 @@ def test_a_directory_lookup_through_the_gateway_is_one_trace_across_the_processe
     account = _open_account(registry, operator)
     with open_channel(registry.gateway_address, operator) as channel:
         entry = gateway_service_pb2_grpc.GatewayServiceStub(channel).GetDirectoryEntry(
-            gateway_service_pb2.GetDirectoryEntryRequest(account_number=account), timeout=30
+            gateway_service_pb2.GetDirectoryEntryRequest(account_number=account),
+            metadata=(("authorization", f"Bearer {_gateway_key(supervisor.data_dir)}"),),
+            timeout=30,
         )
     assert [a.account_number for a in entry.accounts if a.account_number] == [account]
 

@@ -20,6 +20,7 @@ from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from service_kit import identities
 from service_kit.accounts import new_account_number
 from service_kit.embedded import child_environment
+from service_kit.embedded_front_door import write_gateway_callers
 from service_kit.logs import ready_address
 from service_kit.topology import plan
 from tests.service_identities import TRUST
@@ -164,6 +165,7 @@ def test_carbon_up_gives_its_children_the_log_format_and_a_scrape_port_each(tmp_
         "OTEL_EXPORTER_PROMETHEUS_PORT": "9500",
         "OTEL_SERVICE_NAME": "carbon-up",
     }
+    write_gateway_callers(tmp_path, registry)  # the ops API's gateway key, which child_environment reads
     children = [child_environment(spec, registry, tmp_path, parent) for spec in registry.processes()]
     assert all(env["CARBON_LOG_FORMAT"] == "text" and env["CARBON_LOG_LEVEL"] == "DEBUG" for env in children)
     assert all("CARBON_DATABASE_URL" not in env and "OTEL_SERVICE_NAME" not in env for env in children)
