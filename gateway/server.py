@@ -36,6 +36,7 @@ from gateway.service.settlement import settlement_report
 from gateway.settings import GatewaySettings
 from service_kit import health, paging, tls
 from service_kit.errors import InvalidArgument
+from service_kit.failures import idempotent
 from service_kit.ratelimit import build_limiter
 from service_kit.regions import RegionRegistry
 from service_kit.server import Registration
@@ -74,6 +75,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     def _deadline_s(self, context: grpc.ServicerContext) -> float:
         return deadline_s(context.time_remaining(), self._transfers.timing.call_timeout.total_seconds())
 
+    @idempotent
     def ListRegions(self, request: pb.ListRegionsRequest, context: grpc.ServicerContext) -> pb.ListRegionsResponse:
         caller = admit(self._admission, context, "ListRegions")
         page_size = paging.page_size(request.page_size)
@@ -96,12 +98,14 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         transfer = self._transfers.create(caller, wire.transfer_request(request), request.resident_authorization)
         return pb.CreateCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
 
+    @idempotent
     def GetCrossRegionTransfer(
         self, request: pb.GetCrossRegionTransferRequest, context: grpc.ServicerContext
     ) -> pb.GetCrossRegionTransferResponse:
         transfer = self._transfers.get(admit(self._admission, context, "GetCrossRegionTransfer"), request.transfer_id)
         return pb.GetCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
 
+    @idempotent
     def ListCrossRegionTransfers(
         self, request: pb.ListCrossRegionTransfersRequest, context: grpc.ServicerContext
     ) -> pb.ListCrossRegionTransfersResponse:
@@ -123,6 +127,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         )
         return wire.redeem_anywhere_response(item, paid_by)
 
+    @idempotent
     def GetSettlementReport(
         self, request: pb.GetSettlementReportRequest, context: grpc.ServicerContext
     ) -> pb.GetSettlementReportResponse:
@@ -143,6 +148,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             clearing_balanced=report.clearing_balanced,
         )
 
+    @idempotent
     def GetDirectoryEntry(
         self, request: pb.GetDirectoryEntryRequest, context: grpc.ServicerContext
     ) -> pb.GetDirectoryEntryResponse:

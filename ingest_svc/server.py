@@ -33,6 +33,7 @@ from ingest_svc.store.dedupe import build_dedupe
 from ingest_svc.store.secret_box import EMBEDDED_DEFAULT_KEY, SecretBox
 from service_kit.clock import Clock, system_clock
 from service_kit.errors import DomainError, InvalidArgument
+from service_kit.failures import idempotent
 from service_kit.paging import page_size
 from service_kit.ratelimit import build_limiter
 from service_kit.server import Registration
@@ -94,6 +95,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                     summary.rejected += 1
         return summary
 
+    @idempotent
     def ExplainScore(self, request: pb.ExplainScoreRequest, context: grpc.ServicerContext) -> pb.ExplainScoreResponse:
         explained = explain(self._ingest.engine, self._rules, request.partner_id, request.event_id)
         return pb.ExplainScoreResponse(
@@ -110,6 +112,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             explanation=explained.text,
         )
 
+    @idempotent
     def ListBehaviours(
         self, request: pb.ListBehavioursRequest, context: grpc.ServicerContext
     ) -> pb.ListBehavioursResponse:
@@ -123,6 +126,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             raise InvalidArgument("rule.effective_from", "required")
         return pb.CreateRuleVersionResponse(rule=wire.rule(self._rules.create(wire.rule_from(request.rule))))
 
+    @idempotent
     def ListRuleVersions(
         self, request: pb.ListRuleVersionsRequest, context: grpc.ServicerContext
     ) -> pb.ListRuleVersionsResponse:
@@ -137,9 +141,11 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         registered, secret = self._partners.register(request.request_id, wire.partner_from(request.partner), known)
         return pb.RegisterPartnerResponse(partner=wire.partner(registered), secret=secret)
 
+    @idempotent
     def GetPartner(self, request: pb.GetPartnerRequest, context: grpc.ServicerContext) -> pb.GetPartnerResponse:
         return pb.GetPartnerResponse(partner=wire.partner(self._partners.get(request.partner_id)))
 
+    @idempotent
     def ListPartners(self, request: pb.ListPartnersRequest, context: grpc.ServicerContext) -> pb.ListPartnersResponse:
         size = page_size(request.page_size, default=100)
         found = self._partners.page(request.page_token, size)
@@ -154,6 +160,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             key_id=key_id, secret=secret, previous_key_valid_until=to_timestamp(old_until)
         )
 
+    @idempotent
     def GetStatistics(
         self, request: pb.GetStatisticsRequest, context: grpc.ServicerContext
     ) -> pb.GetStatisticsResponse:

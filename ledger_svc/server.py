@@ -13,6 +13,7 @@ from ledger_svc.service import audit, expiry, holds, reads, refunds, transfers
 from ledger_svc.service.context import LedgerContext
 from service_kit.access import current_caller
 from service_kit.clock import Clock, system_clock
+from service_kit.failures import idempotent
 from service_kit.server import Registration
 from service_kit.settings import Settings
 
@@ -34,6 +35,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         columns = transfers.post_credit_columns(self._ctx, wire.credit_requests(request))
         return wire.post_credits_response(columns)
 
+    @idempotent
     def GetTransfer(self, request: pb.GetTransferRequest, context: grpc.ServicerContext) -> pb.GetTransferResponse:
         posting = transfers.get_transfer(self._ctx, request.transfer_id)
         result = ItemResult(posting.transfer_id, Status.POSTED, posting=posting)
@@ -61,6 +63,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         hold = holds.release_hold(self._ctx, request.hold_id)
         return pb.ReleaseHoldResponse(hold=wire.hold_message(hold, self._ctx.now_us()))
 
+    @idempotent
     def GetHold(self, request: pb.GetHoldRequest, context: grpc.ServicerContext) -> pb.GetHoldResponse:
         hold = holds.get_hold(self._ctx, request.hold_id)
         return pb.GetHoldResponse(hold=wire.hold_message(hold, self._ctx.now_us()))
@@ -70,10 +73,12 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     ) -> pb.SweepExpiredHoldsResponse:
         return pb.SweepExpiredHoldsResponse(holds_released=holds.sweep_expired_holds(self._ctx, request.batch_size))
 
+    @idempotent
     def GetBalance(self, request: pb.GetBalanceRequest, context: grpc.ServicerContext) -> pb.GetBalanceResponse:
         view = reads.get_balance(self._ctx, request.account)
         return pb.GetBalanceResponse(balance=wire.balance_message(request.account, view))
 
+    @idempotent
     def ListStatementEntries(
         self, request: pb.ListStatementEntriesRequest, context: grpc.ServicerContext
     ) -> pb.ListStatementEntriesResponse:
@@ -88,10 +93,12 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         )
         return wire.statement_response(page)
 
+    @idempotent
     def ListLots(self, request: pb.ListLotsRequest, context: grpc.ServicerContext) -> pb.ListLotsResponse:
         page = reads.list_lots(self._ctx, request.account, request.page_size, request.page_token, request.include_empty)
         return wire.lots_response(page, self._ctx.now_us())
 
+    @idempotent
     def ListExpiringPoints(
         self, request: pb.ListExpiringPointsRequest, context: grpc.ServicerContext
     ) -> pb.ListExpiringPointsResponse:
@@ -103,11 +110,13 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         outcome = expiry.expire_points(self._ctx, as_of, request.batch_size, request.max_batches)
         return wire.expire_response(outcome)
 
+    @idempotent
     def VerifyJournal(
         self, request: pb.VerifyJournalRequest, context: grpc.ServicerContext
     ) -> pb.VerifyJournalResponse:
         return wire.verify_response(audit.verify_journal(self._ctx))
 
+    @idempotent
     def CheckConservation(
         self, request: pb.CheckConservationRequest, context: grpc.ServicerContext
     ) -> pb.CheckConservationResponse:

@@ -34,6 +34,7 @@ from rewards_svc.wire import (
 )
 from service_kit import db
 from service_kit.clock import Clock, system_clock
+from service_kit.failures import idempotent
 from service_kit.server import Registration
 from service_kit.settings import Settings
 
@@ -63,6 +64,7 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
         self._charity = services.charity
         self._recommendations = services.recommendations
 
+    @idempotent
     def ListRewards(self, request: pb.ListRewardsRequest, context: grpc.ServicerContext) -> pb.ListRewardsResponse:
         rewards, token = self._catalog.list_rewards(
             request.region_code,
@@ -73,6 +75,7 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
         )
         return pb.ListRewardsResponse(rewards=[reward_message(r) for r in rewards], next_page_token=token)
 
+    @idempotent
     def GetReward(self, request: pb.GetRewardRequest, context: grpc.ServicerContext) -> pb.GetRewardResponse:
         return pb.GetRewardResponse(reward=reward_message(self._catalog.get_reward(request.reward_id)))
 
@@ -96,12 +99,14 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
         )
         return pb.RedeemResponse(redemption=redemption_message(redemption))
 
+    @idempotent
     def GetRedemption(
         self, request: pb.GetRedemptionRequest, context: grpc.ServicerContext
     ) -> pb.GetRedemptionResponse:
         redemption = self._redemptions.get(request.redemption_id)
         return pb.GetRedemptionResponse(redemption=redemption_message(redemption))
 
+    @idempotent
     def ListVouchers(self, request: pb.ListVouchersRequest, context: grpc.ServicerContext) -> pb.ListVouchersResponse:
         vouchers, after = self._vouchers.list_vouchers(
             request.account_number,
@@ -123,6 +128,7 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
         voucher, refunded = self._vouchers.cancel_voucher(request.request_id, request.code, request.reason)
         return pb.CancelVoucherResponse(voucher=voucher_message(voucher), refunded_points=refunded)
 
+    @idempotent
     def ListCharityProjects(
         self, request: pb.ListCharityProjectsRequest, context: grpc.ServicerContext
     ) -> pb.ListCharityProjectsResponse:
