@@ -28,6 +28,7 @@ from rewards_svc.wire import (
     redemption_message,
     reward_from_message,
     reward_message,
+    update_mask,
     voucher_cursor,
     voucher_message,
     voucher_states,
@@ -85,7 +86,7 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
 
     def UpdateReward(self, request: pb.UpdateRewardRequest, context: grpc.ServicerContext) -> pb.UpdateRewardResponse:
         reward = self._catalog.update_reward(
-            request.request_id, reward_from_message(request.reward), list(request.update_mask)
+            request.request_id, reward_from_message(request.reward), update_mask(request)
         )
         return pb.UpdateRewardResponse(reward=reward_message(reward))
 

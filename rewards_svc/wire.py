@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from carbon.rewards.v1 import rewards_service_pb2 as pb
-from rewards_svc.domain.catalog import Recommendation, Reward
+from rewards_svc.domain.catalog import UPDATABLE_FIELDS, Recommendation, Reward
 from rewards_svc.domain.charity import CharityProject, Donation
 from rewards_svc.domain.redemption import Redemption
 from rewards_svc.domain.vouchers import Voucher, VoucherState, visible_state
 from service_kit.errors import InvalidArgument
+from service_kit.validation import mask_paths
 from service_kit.wire import optional_moment, to_timestamp
+
+
+def update_mask(request: pb.UpdateRewardRequest) -> list[str]:
+    """UpdateRewardRequest.update_mask checked at the edge: Reward fields that may change, each named once."""
+    return mask_paths(request.update_mask, UPDATABLE_FIELDS)
 
 
 def category_name(value: int) -> str:

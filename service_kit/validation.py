@@ -20,6 +20,8 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from service_kit.errors import BadRequest
+
 # google/protobuf/timestamp.proto: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
 MIN_TIMESTAMP_SECONDS = -62_135_596_800
 MAX_TIMESTAMP_SECONDS = 253_402_300_799
@@ -43,6 +45,26 @@ def violations(message: Message) -> list[Violation]:
     found: list[Violation] = []
     _check(message, "", found)
     return found
+
+
+def mask_paths(paths: Iterable[str], allowed: Iterable[str], field: str = "update_mask") -> list[str]:
+    """The paths of an update mask, each once, in order; BadRequest naming every path not in `allowed` (and an empty
+    mask), before anything reads a field by a path's name."""
+    permitted = set(allowed)
+    chosen = list(dict.fromkeys(paths))
+    if not chosen:
+        raise BadRequest([(field, "name at least one field to change")])
+    wrong = [
+        (
+            f"{field}[{index}]",
+            f"{path[:64]!r} is not a field that can be changed; one of {', '.join(sorted(permitted))}",
+        )
+        for index, path in enumerate(chosen)
+        if path not in permitted
+    ]
+    if wrong:
+        raise BadRequest(wrong)
+    return chosen
 
 
 def _passes(message: Message) -> bool:
