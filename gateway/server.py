@@ -79,10 +79,11 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     def ListRegions(self, request: pb.ListRegionsRequest, context: grpc.ServicerContext) -> pb.ListRegionsResponse:
         caller = admit(self._admission, context, "ListRegions")
         page_size = paging.page_size(request.page_size)
-        codes = [code for code in self._registry.sorted_codes() if code > request.page_token]
+        after = paging.decode_text(request.page_token, "regions") or ""
+        codes = [code for code in self._registry.sorted_codes() if code > after]
         page = [self._registry.regions[code] for code in codes[:page_size]]
         states = list(self._probe_pool.map(lambda entry: _region_health(entry, self._probe_settings), page))
-        next_token = page[-1].region_code if len(codes) > page_size else ""
+        next_token = paging.encode_token("regions", page[-1].region_code) if len(codes) > page_size else ""
         return pb.ListRegionsResponse(
             regions=[
                 wire.region_message(entry, state, addresses=caller.operator)
@@ -112,8 +113,13 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         caller = admit(self._admission, context, "ListCrossRegionTransfers")
         page_size = paging.page_size(request.page_size)
         page, next_token = self._transfers.list_page(
-            caller, request.account_number, wire.transfer_state(request.state), page_size, request.page_token
+            caller,
+            request.account_number,
+            wire.transfer_state(request.state),
+            page_size,
+            paging.decode_text(request.page_token, "cross_region_transfers") or "",
         )
+        next_token = paging.encode_token("cross_region_transfers", next_token) if next_token else ""
         return pb.ListCrossRegionTransfersResponse(
             transfers=[wire.transfer_message(transfer) for transfer in page], next_page_token=next_token
         )

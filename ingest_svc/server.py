@@ -31,6 +31,7 @@ from ingest_svc.service.submission import Submissions
 from ingest_svc.settings import IngestSettings
 from ingest_svc.store.dedupe import build_dedupe
 from ingest_svc.store.secret_box import EMBEDDED_DEFAULT_KEY, SecretBox
+from service_kit import paging
 from service_kit.clock import Clock, system_clock
 from service_kit.errors import DomainError, InvalidArgument
 from service_kit.failures import idempotent
@@ -116,7 +117,8 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     def ListBehaviours(
         self, request: pb.ListBehavioursRequest, context: grpc.ServicerContext
     ) -> pb.ListBehavioursResponse:
-        chunk, token = _offset_page(self._rules.behaviours(request.region_code), request.page_token, request.page_size)
+        behaviours = self._rules.behaviours(request.region_code)
+        chunk, token = _offset_page(behaviours, "behaviours", request.page_token, request.page_size)
         return pb.ListBehavioursResponse(behaviours=[wire.behaviour(b) for b in chunk], next_page_token=token)
 
     def CreateRuleVersion(
@@ -131,7 +133,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: pb.ListRuleVersionsRequest, context: grpc.ServicerContext
     ) -> pb.ListRuleVersionsResponse:
         versions = self._rules.versions(request.behaviour, request.region_code)
-        chunk, token = _offset_page(versions, request.page_token, request.page_size)
+        chunk, token = _offset_page(versions, "rule_versions", request.page_token, request.page_size)
         return pb.ListRuleVersionsResponse(rules=[wire.rule(r) for r in chunk], next_page_token=token)
 
     def RegisterPartner(
@@ -148,8 +150,8 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     @idempotent
     def ListPartners(self, request: pb.ListPartnersRequest, context: grpc.ServicerContext) -> pb.ListPartnersResponse:
         size = page_size(request.page_size, default=100)
-        found = self._partners.page(request.page_token, size)
-        token = found[-1].partner_id if len(found) == size else ""
+        found = self._partners.page(paging.decode_text(request.page_token, "partners") or "", size)
+        token = paging.encode_token("partners", found[-1].partner_id) if len(found) == size else ""
         return pb.ListPartnersResponse(partners=[wire.partner(p) for p in found], next_page_token=token)
 
     def RotatePartnerSecret(
@@ -190,13 +192,12 @@ def _stream_progress(summary: pb.StreamEventsResponse, index: int, batch_id: str
     }
 
 
-def _offset_page(everything: Sequence[Item], token: str, requested_size: int) -> tuple[Sequence[Item], str]:
-    """A page of a list that fits in memory: the token is the offset of the next page."""
-    if token and not token.isdigit():
-        raise InvalidArgument("page_token", "not a page token from this service")
-    start = int(token) if token else 0
+def _offset_page(everything: Sequence[Item], kind: str, token: str, requested_size: int) -> tuple[Sequence[Item], str]:
+    """A page of a list that fits in memory: the token holds the offset of the next page."""
+    start = paging.decode_int(token, kind) or 0
     size = page_size(requested_size, default=100)
-    return everything[start : start + size], str(start + size) if start + size < len(everything) else ""
+    more = start + size < len(everything)
+    return everything[start : start + size], paging.encode_token(kind, start + size) if more else ""
 
 
 def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ingest:

@@ -26,12 +26,15 @@ from rewards_svc.wire import (
     project_message,
     recommendations_message,
     redemption_message,
+    reward_cursor,
     reward_from_message,
     reward_message,
+    reward_token,
     update_mask,
     voucher_cursor,
     voucher_message,
     voucher_states,
+    voucher_token,
 )
 from service_kit import db
 from service_kit.clock import Clock, system_clock
@@ -72,9 +75,9 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
             category_name(request.category),
             request.include_retired,
             request.page_size,
-            request.page_token,
+            reward_cursor(request.page_token),
         )
-        return pb.ListRewardsResponse(rewards=[reward_message(r) for r in rewards], next_page_token=token)
+        return pb.ListRewardsResponse(rewards=[reward_message(r) for r in rewards], next_page_token=reward_token(token))
 
     @idempotent
     def GetReward(self, request: pb.GetRewardRequest, context: grpc.ServicerContext) -> pb.GetRewardResponse:
@@ -116,7 +119,7 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
             voucher_cursor(request.page_token),
         )
         return pb.ListVouchersResponse(
-            vouchers=[voucher_message(v) for v in vouchers], next_page_token=str(after) if after else ""
+            vouchers=[voucher_message(v) for v in vouchers], next_page_token=voucher_token(after)
         )
 
     def UseVoucher(self, request: pb.UseVoucherRequest, context: grpc.ServicerContext) -> pb.UseVoucherResponse:
