@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.region import Region, start_region
 from tests.faults.servers import PrivatePostgres, PrivateRedis
 
 
@@ -26,3 +27,8 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def region(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
+    yield from start_region(postgres_server_url, tmp_path_factory.mktemp("region"))
