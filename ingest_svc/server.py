@@ -31,9 +31,9 @@ from ingest_svc.service.submission import Submissions
 from ingest_svc.settings import IngestSettings
 from ingest_svc.store.dedupe import build_dedupe
 from ingest_svc.store.secret_box import EMBEDDED_DEFAULT_KEY, SecretBox
-from service_kit import paging
+from service_kit import failures, paging
 from service_kit.clock import Clock, system_clock
-from service_kit.errors import DomainError, InvalidArgument
+from service_kit.errors import DomainError, InvalidArgument, Unavailable
 from service_kit.failures import idempotent
 from service_kit.paging import page_size
 from service_kit.ratelimit import build_limiter
@@ -85,6 +85,13 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             except DomainError as error:
                 error.metadata.update(_stream_progress(summary, index, message.batch.batch_id))
                 raise
+            except Exception as error:
+                # A database or Redis outage ends the stream as UNAVAILABLE with the same progress report.
+                failure = failures.classify(error)
+                if failure is None or failure.code != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                progress = _stream_progress(summary, index, message.batch.batch_id)
+                raise Unavailable(failure.reason, failure.message, progress, failure.retry_delay) from error
             summary.batches += 1
             for result in results:
                 if result.outcome == ACCEPTED:

@@ -21,9 +21,13 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
 class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
+    """Every method is idempotent as the proto documents it (reads, or writes keyed by their ids), so the kit runs
+    any of them again after a deadlock or a lost connection (service_kit/failures.py)."""
+
     def __init__(self, ctx: LedgerContext) -> None:
         self._ctx = ctx
 
+    @idempotent
     def PostTransfers(
         self, request: pb.PostTransfersRequest, context: grpc.ServicerContext
     ) -> pb.PostTransfersResponse:
@@ -31,6 +35,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         items = [wire.transfer_request(index, message) for index, message in enumerate(request.transfers)]
         return wire.post_transfers_response(transfers.post_transfers(self._ctx, items))
 
+    @idempotent
     def PostCredits(self, request: pb.PostCreditsRequest, context: grpc.ServicerContext) -> pb.PostCreditsResponse:
         columns = transfers.post_credit_columns(self._ctx, wire.credit_requests(request))
         return wire.post_credits_response(columns)
@@ -41,6 +46,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         result = ItemResult(posting.transfer_id, Status.POSTED, posting=posting)
         return pb.GetTransferResponse(transfer=wire.transfer_message(posting), result=wire.result_message(result))
 
+    @idempotent
     def RefundTransfer(
         self, request: pb.RefundTransferRequest, context: grpc.ServicerContext
     ) -> pb.RefundTransferResponse:
@@ -49,16 +55,19 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         )
         return pb.RefundTransferResponse(result=wire.result_message(result))
 
+    @idempotent
     def Hold(self, request: pb.HoldRequest, context: grpc.ServicerContext) -> pb.HoldResponse:
         created = holds.hold(self._ctx, wire.hold_request(request))
         return pb.HoldResponse(hold=wire.hold_message(created, self._ctx.now_us()))
 
+    @idempotent
     def CommitHold(self, request: pb.CommitHoldRequest, context: grpc.ServicerContext) -> pb.CommitHoldResponse:
         hold, result = holds.commit_hold(self._ctx, request.hold_id, request.amount_points, request.credit_account)
         return pb.CommitHoldResponse(
             hold=wire.hold_message(hold, self._ctx.now_us()), result=wire.result_message(result)
         )
 
+    @idempotent
     def ReleaseHold(self, request: pb.ReleaseHoldRequest, context: grpc.ServicerContext) -> pb.ReleaseHoldResponse:
         hold = holds.release_hold(self._ctx, request.hold_id)
         return pb.ReleaseHoldResponse(hold=wire.hold_message(hold, self._ctx.now_us()))
@@ -68,6 +77,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         hold = holds.get_hold(self._ctx, request.hold_id)
         return pb.GetHoldResponse(hold=wire.hold_message(hold, self._ctx.now_us()))
 
+    @idempotent
     def SweepExpiredHolds(
         self, request: pb.SweepExpiredHoldsRequest, context: grpc.ServicerContext
     ) -> pb.SweepExpiredHoldsResponse:
@@ -105,6 +115,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         within_us = wire.duration_us(request.within, "within")
         return wire.expiring_response(reads.list_expiring_points(self._ctx, request.account, within_us))
 
+    @idempotent
     def ExpirePoints(self, request: pb.ExpirePointsRequest, context: grpc.ServicerContext) -> pb.ExpirePointsResponse:
         as_of = wire.calendar_date(request.as_of, "as_of") if request.HasField("as_of") else None
         outcome = expiry.expire_points(self._ctx, as_of, request.batch_size, request.max_batches)

@@ -49,6 +49,12 @@ def test_a_database_restart_is_unavailable_then_ok(harness: Harness, private_pos
         unavailable(lambda: harness.stub.SubmitEvents(harness.request(during, "during")))
         unavailable(lambda: harness.ledger.stub.GetBalance(lpb.GetBalanceRequest(account=account)))
         unavailable(lambda: harness.stub.GetPartner(pb.GetPartnerRequest(partner_id=harness.partner_id)))
+    stream = iter([pb.StreamEventsRequest(batch=harness.request(during, "during"))])
+    with pytest.raises(grpc.RpcError) as ended:
+        harness.stub.StreamEvents(stream)
+    report = error_details(ended.value)
+    assert (report.code, report.reason) == (grpc.StatusCode.UNAVAILABLE, DATABASE_UNAVAILABLE)
+    assert (report.metadata["batches_committed"], report.metadata["failed_batch_index"]) == ("0", "0")
 
     private_postgres.start()
     results = harness.submit(during)
