@@ -35,7 +35,10 @@ def unavailable(call: Callable[[], object]) -> None:
     assert details.retry_delay is not None and details.retry_delay.total_seconds() > 0, details
 
 
-def test_a_database_restart_is_unavailable_then_ok(harness: Harness, private_postgres: PrivatePostgres) -> None:
+@pytest.mark.parametrize("mode", ["fast", "immediate"])  # a restart, and a crash
+def test_a_database_restart_is_unavailable_then_ok(
+    harness: Harness, private_postgres: PrivatePostgres, mode: str
+) -> None:
     harness.register()
     account = harness.open_account()
     before = [harness.event(account) for _ in range(3)]
@@ -43,7 +46,7 @@ def test_a_database_restart_is_unavailable_then_ok(harness: Harness, private_pos
     earned = harness.ledger.balance(account)
     assert earned > 0
 
-    private_postgres.stop()
+    private_postgres.stop(mode)
     during = [harness.event(account) for _ in range(2)]
     for _ in range(3):  # every call, not only the first one that meets a dead pooled connection
         unavailable(lambda: harness.stub.SubmitEvents(harness.request(during, "during")))
