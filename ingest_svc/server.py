@@ -139,7 +139,10 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     def ListRuleVersions(
         self, request: pb.ListRuleVersionsRequest, context: grpc.ServicerContext
     ) -> pb.ListRuleVersionsResponse:
-        versions = self._rules.versions(request.behaviour, request.region_code)
+        if request.in_force:
+            versions = self._rules.in_force(request.behaviour, request.region_code)
+        else:
+            versions = self._rules.versions(request.behaviour, request.region_code)
         chunk, token = _offset_page(versions, "rule_versions", request.page_token, request.page_size)
         return pb.ListRuleVersionsResponse(rules=[wire.rule(r) for r in chunk], next_page_token=token)
 
