@@ -1,17 +1,26 @@
 """Redis stopped, flushed and started again under running services (issue 14, defect 3): Redis only accelerates
-(ingest's dedupe fast path and rate limits, identity's consent cache), so with it gone every batch is still answered
-OK, a committed batch is never answered with an error, duplicates are still refused by the database, and the books
-are right throughout."""
+(ingest's dedupe fast path and rate limits, identity's consent cache, the gateway's rate limits), so with it gone
+every batch is still answered OK, a committed batch is never answered with an error, duplicates are still refused by
+the database, and the books are right throughout."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+import redis
 
+from carbon.gateway.v1 import gateway_service_pb2 as gw
+from carbon.gateway.v1 import gateway_service_pb2_grpc
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as pb
+from gateway.server import registrations as gateway_registrations
+from service_kit.db import make_engine
+from service_kit.server import start_server
+from service_kit.settings import Settings
+from service_kit.topology import plan
 from service_kit.wire import to_timestamp
 from tests.faults.servers import PrivateRedis
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
@@ -87,3 +96,34 @@ def test_consents_are_granted_and_checked_with_redis_stopped(harness: Harness, p
     assert harness.identity_stub.CheckConsents(ipb.CheckConsentsRequest(questions=[later])).answers[0].allowed
     private_redis.start()
     assert harness.identity_stub.CheckConsents(ipb.CheckConsentsRequest(questions=[later])).answers[0].allowed
+
+
+def test_the_gateway_admits_callers_with_redis_stopped(private_redis: PrivateRedis, tmp_path: Path) -> None:
+    """The gateway's rate limits live in Redis; stopped, the process's own buckets decide and calls go on."""
+    registry = tmp_path / "registry.json"
+    plan(["330000", "110000"], base_port=19450).save(registry)
+    settings = Settings.from_env(
+        "gateway",
+        {
+            "CARBON_REGISTRY_FILE": str(registry),
+            "CARBON_DATA_DIR": str(tmp_path),
+            "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
+            "CARBON_REDIS_URL": private_redis.url(),
+        },
+    )
+    assert settings.redis_url == private_redis.url()
+    engine = make_engine(f"sqlite:///{tmp_path / 'gw.db'}")
+    running = start_server(settings, gateway_registrations(settings, engine))
+    try:
+        with grpc.insecure_channel(running.address) as channel:
+            stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
+            assert stub.ListRegions(gw.ListRegionsRequest(), timeout=10).regions
+            assert redis.Redis.from_url(private_redis.url()).keys("carbon:gateway:rate:*")  # the bucket is in Redis
+            private_redis.stop()
+            for _ in range(3):
+                assert stub.ListRegions(gw.ListRegionsRequest(), timeout=10).regions
+            private_redis.start()
+            assert stub.ListRegions(gw.ListRegionsRequest(), timeout=10).regions
+    finally:
+        running.stop()
+        engine.dispose()
