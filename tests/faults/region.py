@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from rewards_svc.server import registrations as rewards_registrations
 from service_kit.db import make_engine, migrate
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
-from service_kit.topology import plan
+from service_kit.topology import Registry, plan
 
 REGION = "110000"
 Registrations = Callable[[Settings, Any], list[Registration]]
@@ -52,6 +52,25 @@ def _start(
     return start_server(settings, build(settings, engine)), engine
 
 
+def _registry(servers: dict[str, RunningServer]) -> Registry:
+    """The planned layout of REGION and 330000, with REGION's services at the addresses they listen on: the gateway
+    forwards to them for real; 330000 has nothing listening (its accounts are UNAVAILABLE)."""
+    planned = plan([REGION, "330000"], base_port=19350)
+    regions = [
+        replace(
+            entry,
+            identity_address=servers["identity_svc"].address,
+            ingest_address=servers["ingest_svc"].address,
+            ledger_address=servers["ledger_svc"].address,
+            rewards_address=servers["rewards_svc"].address,
+        )
+        if entry.region_code == REGION
+        else entry
+        for entry in planned.regions
+    ]
+    return replace(planned, regions=regions)
+
+
 def start_region(postgres_server_url: str, data_dir: Path) -> Iterator[Region]:
     """ledger, identity, ingest, rewards and the gateway of one region, each on a PostgreSQL schema of its own;
     everything stopped and dropped afterwards."""
@@ -74,7 +93,7 @@ def start_region(postgres_server_url: str, data_dir: Path) -> Iterator[Region]:
             servers[name], engine = _start(name, build, _schema_url(postgres_server_url, schemas), peers, data_dir)
             engines.append(engine)
         registry = data_dir / "registry.json"
-        plan([REGION, "330000"], base_port=19350).save(registry)
+        _registry(servers).save(registry)
         gateway_extra = {"CARBON_REGISTRY_FILE": str(registry), "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0"}
         servers["gateway"], engine = _start(
             "gateway", gateway_registrations, _schema_url(postgres_server_url, schemas), gateway_extra, data_dir
