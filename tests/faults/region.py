@@ -22,6 +22,7 @@ from service_kit.db import make_engine, migrate
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.topology import Registry, plan
+from tests.service_identities import TRUST
 
 REGION = "110000"
 Registrations = Callable[[Settings, Any], list[Registration]]
@@ -46,7 +47,9 @@ def _schema_url(admin_url: str, schemas: list[str]) -> str:
 def _start(
     name: str, build: Registrations, database_url: str, extra: dict[str, str], data_dir: Path
 ) -> tuple[RunningServer, Any]:
-    settings = Settings.from_env(name, {"CARBON_REGION": REGION, "CARBON_DATA_DIR": str(data_dir / name), **extra})
+    settings = TRUST.server(
+        Settings.from_env(name, {"CARBON_REGION": REGION, "CARBON_DATA_DIR": str(data_dir / name), **extra})
+    )
     engine = make_engine(database_url)
     migrate(name, engine)
     return start_server(settings, build(settings, engine)), engine
@@ -99,7 +102,8 @@ def start_region(postgres_server_url: str, data_dir: Path) -> Iterator[Region]:
             "gateway", gateway_registrations, _schema_url(postgres_server_url, schemas), gateway_extra, data_dir
         )
         engines.append(engine)
-        channels = {name: grpc.insecure_channel(server.address) for name, server in servers.items()}
+        # Each call presents an identity the access table allows for its method: the calls reach the services.
+        channels = {name: TRUST.allowed_channel(server.address, REGION) for name, server in servers.items()}
         yield Region(servers, channels)
         for channel in channels.values():
             channel.close()

@@ -20,6 +20,7 @@ from service_kit.failures import CACHE_UNAVAILABLE, DATABASE_CONFLICT, DATABASE_
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
+from tests.service_identities import TRUST
 
 LEDGER = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 GET_BALANCE = f"/{LEDGER}/GetBalance"
@@ -71,10 +72,10 @@ def servicer() -> FailingLedger:
 @pytest.fixture
 def channel(servicer: FailingLedger) -> Iterator[grpc.Channel]:
     running: RunningServer = start_server(
-        Settings(service="ledger_svc", port=0),
+        TRUST.server(Settings(service="ledger_svc", port=0)),
         [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, servicer, LEDGER)],
     )
-    with grpc.insecure_channel(running.address) as open_channel:
+    with TRUST.allowed_channel(running.address, "330000") as open_channel:
         yield open_channel
     running.stop()
 
