@@ -3,6 +3,7 @@ its own, for the tests that send them whatever a client might: the fuzz and the 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -13,11 +14,13 @@ import grpc
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from gateway.domain.callers import key_digest_hex
 from gateway.server import registrations as gateway_registrations
 from identity_svc.server import registrations as identity_registrations
 from ingest_svc.server import registrations as ingest_registrations
 from ledger_svc.server import registrations as ledger_registrations
 from rewards_svc.server import registrations as rewards_registrations
+from service_kit.channels import TokenInterceptor, _ClientCallDetails
 from service_kit.db import make_engine, migrate
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
@@ -53,6 +56,28 @@ def _start(
     engine = make_engine(database_url)
     migrate(name, engine)
     return start_server(settings, build(settings, engine)), engine
+
+
+OPERATOR_KEY = "fault-tests"
+
+
+def operator_config(folder: Path) -> Path:
+    """The gateway's callers: one national operator, known by OPERATOR_KEY."""
+    path = folder / "callers.json"
+    callers = [{"id": "ops", "role": "operator", "key_sha256": key_digest_hex(OPERATOR_KEY)}]
+    path.write_text(json.dumps({"callers": callers}), encoding="utf-8")
+    return path
+
+
+class OperatorKey(TokenInterceptor):
+    """Presents OPERATOR_KEY to the gateway on every call."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: "")
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = (*(details.metadata or ()), ("authorization", f"Bearer {OPERATOR_KEY}"))
+        return _ClientCallDetails(details, metadata)
 
 
 def _registry(servers: dict[str, RunningServer]) -> Registry:
@@ -97,13 +122,18 @@ def start_region(postgres_server_url: str, data_dir: Path) -> Iterator[Region]:
             engines.append(engine)
         registry = data_dir / "registry.json"
         _registry(servers).save(registry)
-        gateway_extra = {"CARBON_REGISTRY_FILE": str(registry), "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0"}
+        gateway_extra = {
+            "CARBON_REGISTRY_FILE": str(registry),
+            "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
+            "CARBON_GATEWAY_CONFIG": str(operator_config(data_dir)),
+        }
         servers["gateway"], engine = _start(
             "gateway", gateway_registrations, _schema_url(postgres_server_url, schemas), gateway_extra, data_dir
         )
         engines.append(engine)
         # Each call presents an identity the access table allows for its method: the calls reach the services.
         channels = {name: TRUST.allowed_channel(server.address, REGION) for name, server in servers.items()}
+        channels["gateway"] = grpc.intercept_channel(grpc.insecure_channel(servers["gateway"].address), OperatorKey())
         yield Region(servers, channels)
         for channel in channels.values():
             channel.close()

@@ -22,6 +22,7 @@ from service_kit.server import start_server
 from service_kit.settings import Settings
 from service_kit.topology import plan
 from service_kit.wire import to_timestamp
+from tests.faults.region import OperatorKey, operator_config
 from tests.faults.servers import PrivateRedis
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
 
@@ -109,13 +110,14 @@ def test_the_gateway_admits_callers_with_redis_stopped(private_redis: PrivateRed
             "CARBON_DATA_DIR": str(tmp_path),
             "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
             "CARBON_REDIS_URL": private_redis.url(),
+            "CARBON_GATEWAY_CONFIG": str(operator_config(tmp_path)),
         },
     )
     assert settings.redis_url == private_redis.url()
     engine = make_engine(f"sqlite:///{tmp_path / 'gw.db'}")
     running = start_server(settings, gateway_registrations(settings, engine))
     try:
-        with grpc.insecure_channel(running.address) as channel:
+        with grpc.intercept_channel(grpc.insecure_channel(running.address), OperatorKey()) as channel:
             stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
             assert stub.ListRegions(gw.ListRegionsRequest(), timeout=10).regions
             assert redis.Redis.from_url(private_redis.url()).keys("carbon:gateway:rate:*")  # the bucket is in Redis
