@@ -36,6 +36,7 @@ from gateway.service.settlement import settlement_report
 from gateway.settings import GatewaySettings
 from service_kit import health, paging, tls
 from service_kit.errors import InvalidArgument
+from service_kit.failures import idempotent
 from service_kit.ratelimit import build_limiter
 from service_kit.regions import RegionRegistry
 from service_kit.server import Registration
@@ -74,13 +75,15 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     def _deadline_s(self, context: grpc.ServicerContext) -> float:
         return deadline_s(context.time_remaining(), self._transfers.timing.call_timeout.total_seconds())
 
+    @idempotent
     def ListRegions(self, request: pb.ListRegionsRequest, context: grpc.ServicerContext) -> pb.ListRegionsResponse:
         caller = admit(self._admission, context, "ListRegions")
         page_size = paging.page_size(request.page_size)
-        codes = [code for code in self._registry.sorted_codes() if code > request.page_token]
+        after = paging.decode_text(request.page_token, "regions") or ""
+        codes = [code for code in self._registry.sorted_codes() if code > after]
         page = [self._registry.regions[code] for code in codes[:page_size]]
         states = list(self._probe_pool.map(lambda entry: _region_health(entry, self._probe_settings), page))
-        next_token = page[-1].region_code if len(codes) > page_size else ""
+        next_token = paging.encode_token("regions", page[-1].region_code) if len(codes) > page_size else ""
         return pb.ListRegionsResponse(
             regions=[
                 wire.region_message(entry, state, addresses=caller.operator)
@@ -96,20 +99,27 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         transfer = self._transfers.create(caller, wire.transfer_request(request), request.resident_authorization)
         return pb.CreateCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
 
+    @idempotent
     def GetCrossRegionTransfer(
         self, request: pb.GetCrossRegionTransferRequest, context: grpc.ServicerContext
     ) -> pb.GetCrossRegionTransferResponse:
         transfer = self._transfers.get(admit(self._admission, context, "GetCrossRegionTransfer"), request.transfer_id)
         return pb.GetCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
 
+    @idempotent
     def ListCrossRegionTransfers(
         self, request: pb.ListCrossRegionTransfersRequest, context: grpc.ServicerContext
     ) -> pb.ListCrossRegionTransfersResponse:
         caller = admit(self._admission, context, "ListCrossRegionTransfers")
         page_size = paging.page_size(request.page_size)
         page, next_token = self._transfers.list_page(
-            caller, request.account_number, wire.transfer_state(request.state), page_size, request.page_token
+            caller,
+            request.account_number,
+            wire.transfer_state(request.state),
+            page_size,
+            paging.decode_text(request.page_token, "cross_region_transfers") or "",
         )
+        next_token = paging.encode_token("cross_region_transfers", next_token) if next_token else ""
         return pb.ListCrossRegionTransfersResponse(
             transfers=[wire.transfer_message(transfer) for transfer in page], next_page_token=next_token
         )
@@ -123,6 +133,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         )
         return wire.redeem_anywhere_response(item, paid_by)
 
+    @idempotent
     def GetSettlementReport(
         self, request: pb.GetSettlementReportRequest, context: grpc.ServicerContext
     ) -> pb.GetSettlementReportResponse:
@@ -143,6 +154,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             clearing_balanced=report.clearing_balanced,
         )
 
+    @idempotent
     def GetDirectoryEntry(
         self, request: pb.GetDirectoryEntryRequest, context: grpc.ServicerContext
     ) -> pb.GetDirectoryEntryResponse:

@@ -39,6 +39,7 @@ from identity_svc.wire import (
 )
 from service_kit import identities, redis_client
 from service_kit.clock import Clock, system_clock
+from service_kit.failures import idempotent
 from service_kit.server import Registration
 from service_kit.settings import Settings
 from service_kit.wire import from_timestamp, to_timestamp
@@ -80,9 +81,11 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         view, created = self._accounts.open_account(opening, requester(context))
         return pb.OpenAccountResponse(account=account_message(view), created=created)
 
+    @idempotent
     def GetAccount(self, request: pb.GetAccountRequest, context: grpc.ServicerContext) -> pb.GetAccountResponse:
         return pb.GetAccountResponse(account=account_message(self._accounts.get_account(request.account_number)))
 
+    @idempotent
     def ResolveAccount(
         self, request: pb.ResolveAccountRequest, context: grpc.ServicerContext
     ) -> pb.ResolveAccountResponse:
@@ -93,6 +96,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
             account_number=found.account_number, state=pb.AccountState.ValueType(found.state)
         )
 
+    @idempotent
     def BatchResolveAccounts(
         self, request: pb.BatchResolveAccountsRequest, context: grpc.ServicerContext
     ) -> pb.BatchResolveAccountsResponse:
@@ -106,6 +110,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         views = self._accounts.find_by_person_key(request.person_key)
         return pb.FindAccountsByPersonKeyResponse(accounts=[account_message(view) for view in views])
 
+    @idempotent
     def ListBindings(self, request: pb.ListBindingsRequest, context: grpc.ServicerContext) -> pb.ListBindingsResponse:
         records, token = self._bindings.list_bindings(request.account_number, request.page_size, request.page_token)
         return pb.ListBindingsResponse(
@@ -152,16 +157,19 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
     ) -> pb.RevokeConsentResponse:
         return pb.RevokeConsentResponse(consent=self._record(ConsentAction.REVOKE, request))
 
+    @idempotent
     def ListConsents(self, request: pb.ListConsentsRequest, context: grpc.ServicerContext) -> pb.ListConsentsResponse:
         records, token = self._consents.history(request.account_number, request.page_size, request.page_token)
         return pb.ListConsentsResponse(consents=[consent_message(record) for record in records], next_page_token=token)
 
+    @idempotent
     def CheckConsents(
         self, request: pb.CheckConsentsRequest, context: grpc.ServicerContext
     ) -> pb.CheckConsentsResponse:
         account_numbers, categories, moments = question_columns(request)
         return answers_message(self._consents.check_columns(account_numbers, categories, moments))
 
+    @idempotent
     def CheckConsentColumns(
         self, request: pb.CheckConsentColumnsRequest, context: grpc.ServicerContext
     ) -> pb.CheckConsentColumnsResponse:

@@ -11,7 +11,7 @@ from identity_svc.domain.accounts import AccountView, Binding, Ref, Resolved
 from identity_svc.domain.bindings import BindingRecord
 from identity_svc.domain.consents import ConsentRecord, ConsentVerdict
 from service_kit.errors import InvalidArgument
-from service_kit.wire import from_timestamp, from_unix_us, to_timestamp
+from service_kit.wire import check_unix_us, from_timestamp, from_unix_us, to_timestamp
 
 
 def account_message(view: AccountView) -> pb.Account:
@@ -104,6 +104,7 @@ def column_moments(request: pb.CheckConsentColumnsRequest) -> list[datetime | No
     for name, column in (("categories", request.categories), ("at_us", request.at_us)):
         if len(column) != count:
             raise InvalidArgument(name, f"has {len(column)} entries for {count} account_numbers")
+    check_unix_us(request.at_us, "at_us")
     moments: dict[int, datetime] = {}
     ats: list[datetime | None] = []
     for stamp in request.at_us:

@@ -31,8 +31,10 @@ from ingest_svc.service.submission import Submissions
 from ingest_svc.settings import IngestSettings
 from ingest_svc.store.dedupe import build_dedupe
 from ingest_svc.store.secret_box import EMBEDDED_DEFAULT_KEY, SecretBox
+from service_kit import failures, paging
 from service_kit.clock import Clock, system_clock
-from service_kit.errors import DomainError, InvalidArgument
+from service_kit.errors import DomainError, InvalidArgument, Unavailable
+from service_kit.failures import idempotent
 from service_kit.paging import page_size
 from service_kit.ratelimit import build_limiter
 from service_kit.server import Registration
@@ -83,6 +85,13 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             except DomainError as error:
                 error.metadata.update(_stream_progress(summary, index, message.batch.batch_id))
                 raise
+            except Exception as error:
+                # A database or Redis outage ends the stream as UNAVAILABLE with the same progress report.
+                failure = failures.classify(error)
+                if failure is None or failure.code != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                progress = _stream_progress(summary, index, message.batch.batch_id)
+                raise Unavailable(failure.reason, failure.message, progress, failure.retry_delay) from error
             summary.batches += 1
             for result in results:
                 if result.outcome == ACCEPTED:
@@ -94,6 +103,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                     summary.rejected += 1
         return summary
 
+    @idempotent
     def ExplainScore(self, request: pb.ExplainScoreRequest, context: grpc.ServicerContext) -> pb.ExplainScoreResponse:
         explained = explain(self._ingest.engine, self._rules, request.partner_id, request.event_id)
         return pb.ExplainScoreResponse(
@@ -110,10 +120,12 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             explanation=explained.text,
         )
 
+    @idempotent
     def ListBehaviours(
         self, request: pb.ListBehavioursRequest, context: grpc.ServicerContext
     ) -> pb.ListBehavioursResponse:
-        chunk, token = _offset_page(self._rules.behaviours(request.region_code), request.page_token, request.page_size)
+        behaviours = self._rules.behaviours(request.region_code)
+        chunk, token = _offset_page(behaviours, "behaviours", request.page_token, request.page_size)
         return pb.ListBehavioursResponse(behaviours=[wire.behaviour(b) for b in chunk], next_page_token=token)
 
     def CreateRuleVersion(
@@ -123,11 +135,15 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             raise InvalidArgument("rule.effective_from", "required")
         return pb.CreateRuleVersionResponse(rule=wire.rule(self._rules.create(wire.rule_from(request.rule))))
 
+    @idempotent
     def ListRuleVersions(
         self, request: pb.ListRuleVersionsRequest, context: grpc.ServicerContext
     ) -> pb.ListRuleVersionsResponse:
-        versions = self._rules.versions(request.behaviour, request.region_code)
-        chunk, token = _offset_page(versions, request.page_token, request.page_size)
+        if request.in_force:
+            versions = self._rules.in_force(request.behaviour, request.region_code)
+        else:
+            versions = self._rules.versions(request.behaviour, request.region_code)
+        chunk, token = _offset_page(versions, "rule_versions", request.page_token, request.page_size)
         return pb.ListRuleVersionsResponse(rules=[wire.rule(r) for r in chunk], next_page_token=token)
 
     def RegisterPartner(
@@ -137,13 +153,15 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         registered, secret = self._partners.register(request.request_id, wire.partner_from(request.partner), known)
         return pb.RegisterPartnerResponse(partner=wire.partner(registered), secret=secret)
 
+    @idempotent
     def GetPartner(self, request: pb.GetPartnerRequest, context: grpc.ServicerContext) -> pb.GetPartnerResponse:
         return pb.GetPartnerResponse(partner=wire.partner(self._partners.get(request.partner_id)))
 
+    @idempotent
     def ListPartners(self, request: pb.ListPartnersRequest, context: grpc.ServicerContext) -> pb.ListPartnersResponse:
         size = page_size(request.page_size, default=100)
-        found = self._partners.page(request.page_token, size)
-        token = found[-1].partner_id if len(found) == size else ""
+        found = self._partners.page(paging.decode_text(request.page_token, "partners") or "", size)
+        token = paging.encode_token("partners", found[-1].partner_id) if len(found) == size else ""
         return pb.ListPartnersResponse(partners=[wire.partner(p) for p in found], next_page_token=token)
 
     def RotatePartnerSecret(
@@ -154,6 +172,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             key_id=key_id, secret=secret, previous_key_valid_until=to_timestamp(old_until)
         )
 
+    @idempotent
     def GetStatistics(
         self, request: pb.GetStatisticsRequest, context: grpc.ServicerContext
     ) -> pb.GetStatisticsResponse:
@@ -183,13 +202,12 @@ def _stream_progress(summary: pb.StreamEventsResponse, index: int, batch_id: str
     }
 
 
-def _offset_page(everything: Sequence[Item], token: str, requested_size: int) -> tuple[Sequence[Item], str]:
-    """A page of a list that fits in memory: the token is the offset of the next page."""
-    if token and not token.isdigit():
-        raise InvalidArgument("page_token", "not a page token from this service")
-    start = int(token) if token else 0
+def _offset_page(everything: Sequence[Item], kind: str, token: str, requested_size: int) -> tuple[Sequence[Item], str]:
+    """A page of a list that fits in memory: the token holds the offset of the next page."""
+    start = paging.decode_int(token, kind) or 0
     size = page_size(requested_size, default=100)
-    return everything[start : start + size], str(start + size) if start + size < len(everything) else ""
+    more = start + size < len(everything)
+    return everything[start : start + size], paging.encode_token(kind, start + size) if more else ""
 
 
 def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ingest:

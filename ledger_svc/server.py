@@ -14,6 +14,7 @@ from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
 from service_kit.access import current_caller
 from service_kit.clock import Clock, system_clock
+from service_kit.failures import idempotent
 from service_kit.server import Registration
 from service_kit.settings import Settings
 
@@ -21,10 +22,14 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
 class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
+    """Every method is idempotent as the proto documents it (reads, or writes keyed by their ids), so the kit runs
+    any of them again after a deadlock or a lost connection (service_kit/failures.py)."""
+
     def __init__(self, ctx: LedgerContext) -> None:
         self._ctx = ctx
         self._metrics = LedgerMetrics(ctx.region_code)
 
+    @idempotent
     def PostTransfers(
         self, request: pb.PostTransfersRequest, context: grpc.ServicerContext
     ) -> pb.PostTransfersResponse:
@@ -34,17 +39,20 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         self._metrics.posted(results)
         return wire.post_transfers_response(results)
 
+    @idempotent
     def PostCredits(self, request: pb.PostCreditsRequest, context: grpc.ServicerContext) -> pb.PostCreditsResponse:
         items = wire.credit_requests(request)
         columns = transfers.post_credit_columns(self._ctx, items)
         self._metrics.credited(items, columns.statuses)
         return wire.post_credits_response(columns)
 
+    @idempotent
     def GetTransfer(self, request: pb.GetTransferRequest, context: grpc.ServicerContext) -> pb.GetTransferResponse:
         posting = transfers.get_transfer(self._ctx, request.transfer_id)
         result = ItemResult(posting.transfer_id, Status.POSTED, posting=posting)
         return pb.GetTransferResponse(transfer=wire.transfer_message(posting), result=wire.result_message(result))
 
+    @idempotent
     def RefundTransfer(
         self, request: pb.RefundTransferRequest, context: grpc.ServicerContext
     ) -> pb.RefundTransferResponse:
@@ -53,10 +61,12 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         )
         return pb.RefundTransferResponse(result=wire.result_message(result))
 
+    @idempotent
     def Hold(self, request: pb.HoldRequest, context: grpc.ServicerContext) -> pb.HoldResponse:
         created = holds.hold(self._ctx, wire.hold_request(request))
         return pb.HoldResponse(hold=wire.hold_message(created, self._ctx.now_us()))
 
+    @idempotent
     def CommitHold(self, request: pb.CommitHoldRequest, context: grpc.ServicerContext) -> pb.CommitHoldResponse:
         hold, result = holds.commit_hold(self._ctx, request.hold_id, request.amount_points, request.credit_account)
         self._metrics.posted([result])
@@ -64,23 +74,28 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
             hold=wire.hold_message(hold, self._ctx.now_us()), result=wire.result_message(result)
         )
 
+    @idempotent
     def ReleaseHold(self, request: pb.ReleaseHoldRequest, context: grpc.ServicerContext) -> pb.ReleaseHoldResponse:
         hold = holds.release_hold(self._ctx, request.hold_id)
         return pb.ReleaseHoldResponse(hold=wire.hold_message(hold, self._ctx.now_us()))
 
+    @idempotent
     def GetHold(self, request: pb.GetHoldRequest, context: grpc.ServicerContext) -> pb.GetHoldResponse:
         hold = holds.get_hold(self._ctx, request.hold_id)
         return pb.GetHoldResponse(hold=wire.hold_message(hold, self._ctx.now_us()))
 
+    @idempotent
     def SweepExpiredHolds(
         self, request: pb.SweepExpiredHoldsRequest, context: grpc.ServicerContext
     ) -> pb.SweepExpiredHoldsResponse:
         return pb.SweepExpiredHoldsResponse(holds_released=holds.sweep_expired_holds(self._ctx, request.batch_size))
 
+    @idempotent
     def GetBalance(self, request: pb.GetBalanceRequest, context: grpc.ServicerContext) -> pb.GetBalanceResponse:
         view = reads.get_balance(self._ctx, request.account)
         return pb.GetBalanceResponse(balance=wire.balance_message(request.account, view))
 
+    @idempotent
     def ListStatementEntries(
         self, request: pb.ListStatementEntriesRequest, context: grpc.ServicerContext
     ) -> pb.ListStatementEntriesResponse:
@@ -95,27 +110,32 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         )
         return wire.statement_response(page)
 
+    @idempotent
     def ListLots(self, request: pb.ListLotsRequest, context: grpc.ServicerContext) -> pb.ListLotsResponse:
         page = reads.list_lots(self._ctx, request.account, request.page_size, request.page_token, request.include_empty)
         return wire.lots_response(page, self._ctx.now_us())
 
+    @idempotent
     def ListExpiringPoints(
         self, request: pb.ListExpiringPointsRequest, context: grpc.ServicerContext
     ) -> pb.ListExpiringPointsResponse:
         within_us = wire.duration_us(request.within, "within")
         return wire.expiring_response(reads.list_expiring_points(self._ctx, request.account, within_us))
 
+    @idempotent
     def ExpirePoints(self, request: pb.ExpirePointsRequest, context: grpc.ServicerContext) -> pb.ExpirePointsResponse:
         as_of = wire.calendar_date(request.as_of, "as_of") if request.HasField("as_of") else None
         outcome = expiry.expire_points(self._ctx, as_of, request.batch_size, request.max_batches)
         self._metrics.expired(outcome.points_expired)
         return wire.expire_response(outcome)
 
+    @idempotent
     def VerifyJournal(
         self, request: pb.VerifyJournalRequest, context: grpc.ServicerContext
     ) -> pb.VerifyJournalResponse:
         return wire.verify_response(audit.verify_journal(self._ctx))
 
+    @idempotent
     def CheckConservation(
         self, request: pb.CheckConservationRequest, context: grpc.ServicerContext
     ) -> pb.CheckConservationResponse:

@@ -23,6 +23,7 @@ from ledger_svc.domain.lots import LotKey, Portion
 from ledger_svc.domain.transfers import CarriedLot, ItemResult, Posting, Status, TransferRequest
 from ledger_svc.service.reads import LotPage, StatementPage
 from service_kit.errors import InvalidArgument
+from service_kit.wire import check_unix_us
 
 STATUS = {
     Status.POSTED: pb.TRANSFER_STATUS_POSTED,
@@ -149,6 +150,7 @@ def credit_requests(request: pb.PostCreditsRequest) -> list[TransferRequest]:
             if len(column) != count:
                 raise InvalidArgument(f"groups[{number}].{name}", f"has {len(column)} entries for {count} transfer_ids")
         accounts, points, earned, references, grams = columns
+        check_unix_us(earned, f"groups[{number}].earned_at_us")
         debit, code, shared = group.debit_account, int(group.code), _sorted_metadata(group.metadata)
         # TransferRequest's fields in order: linked False, no carried lots, the group's metadata.
         rows = zip(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
@@ -14,9 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ops_api.context import OpsContext
 from ops_api.domain.requests import request_id_from_header
 from ops_api.openapi import problem_responses, type_router, typed_openapi
-from ops_api.problems import Problem
+from ops_api.problems import HTTP_STATUS, Problem
 from ops_api.routes import accounts, adjustments, books, catalog, counter, dashboard, federation, scoring, staff
 from ops_api.routes.console import mount_console
+from service_kit import failures
 
 PROBLEM_JSON = "application/problem+json"
 DESCRIPTION = """Internal operations and community-centre staff: accounts (masked), balances, statements, lots,
@@ -113,5 +115,13 @@ async def handle_http(request: Request, error: Exception) -> JSONResponse:
 
 
 async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
+    """The ops API's own database or Redis down is 503 with Retry-After (service_kit/failures.py), not a 500."""
+    failure = failures.classify(error)
+    if failure is not None:
+        log.warning("request failed on infrastructure", extra={"path": request.url.path, "reason": failure.reason})
+        delay = failure.retry_delay
+        headers = {"Retry-After": str(max(1, math.ceil(delay.total_seconds())))} if delay is not None else {}
+        status = HTTP_STATUS.get(failure.code, 503)
+        return _response(Problem(status, failure.reason, failure.message, headers=headers), request)
     log.exception("unhandled error", extra={"path": request.url.path})
     return _response(Problem(500, "INTERNAL", "internal error; the failure was logged with its request id"), request)

@@ -26,14 +26,19 @@ from rewards_svc.wire import (
     project_message,
     recommendations_message,
     redemption_message,
+    reward_cursor,
     reward_from_message,
     reward_message,
+    reward_token,
+    update_mask,
     voucher_cursor,
     voucher_message,
     voucher_states,
+    voucher_token,
 )
 from service_kit import db
 from service_kit.clock import Clock, system_clock
+from service_kit.failures import idempotent
 from service_kit.server import Registration
 from service_kit.settings import Settings
 
@@ -63,16 +68,18 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
         self._charity = services.charity
         self._recommendations = services.recommendations
 
+    @idempotent
     def ListRewards(self, request: pb.ListRewardsRequest, context: grpc.ServicerContext) -> pb.ListRewardsResponse:
         rewards, token = self._catalog.list_rewards(
             request.region_code,
             category_name(request.category),
             request.include_retired,
             request.page_size,
-            request.page_token,
+            reward_cursor(request.page_token),
         )
-        return pb.ListRewardsResponse(rewards=[reward_message(r) for r in rewards], next_page_token=token)
+        return pb.ListRewardsResponse(rewards=[reward_message(r) for r in rewards], next_page_token=reward_token(token))
 
+    @idempotent
     def GetReward(self, request: pb.GetRewardRequest, context: grpc.ServicerContext) -> pb.GetRewardResponse:
         return pb.GetRewardResponse(reward=reward_message(self._catalog.get_reward(request.reward_id)))
 
@@ -82,7 +89,7 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
 
     def UpdateReward(self, request: pb.UpdateRewardRequest, context: grpc.ServicerContext) -> pb.UpdateRewardResponse:
         reward = self._catalog.update_reward(
-            request.request_id, reward_from_message(request.reward), list(request.update_mask)
+            request.request_id, reward_from_message(request.reward), update_mask(request)
         )
         return pb.UpdateRewardResponse(reward=reward_message(reward))
 
@@ -96,12 +103,14 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
         )
         return pb.RedeemResponse(redemption=redemption_message(redemption))
 
+    @idempotent
     def GetRedemption(
         self, request: pb.GetRedemptionRequest, context: grpc.ServicerContext
     ) -> pb.GetRedemptionResponse:
         redemption = self._redemptions.get(request.redemption_id)
         return pb.GetRedemptionResponse(redemption=redemption_message(redemption))
 
+    @idempotent
     def ListVouchers(self, request: pb.ListVouchersRequest, context: grpc.ServicerContext) -> pb.ListVouchersResponse:
         vouchers, after = self._vouchers.list_vouchers(
             request.account_number,
@@ -110,7 +119,7 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
             voucher_cursor(request.page_token),
         )
         return pb.ListVouchersResponse(
-            vouchers=[voucher_message(v) for v in vouchers], next_page_token=str(after) if after else ""
+            vouchers=[voucher_message(v) for v in vouchers], next_page_token=voucher_token(after)
         )
 
     def UseVoucher(self, request: pb.UseVoucherRequest, context: grpc.ServicerContext) -> pb.UseVoucherResponse:
@@ -123,6 +132,7 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
         voucher, refunded = self._vouchers.cancel_voucher(request.request_id, request.code, request.reason)
         return pb.CancelVoucherResponse(voucher=voucher_message(voucher), refunded_points=refunded)
 
+    @idempotent
     def ListCharityProjects(
         self, request: pb.ListCharityProjectsRequest, context: grpc.ServicerContext
     ) -> pb.ListCharityProjectsResponse:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from carbon.rewards.v1 import rewards_service_pb2 as pb
-from rewards_svc.domain.catalog import Recommendation, Reward
+from rewards_svc.domain.catalog import UPDATABLE_FIELDS, Recommendation, Reward
 from rewards_svc.domain.charity import CharityProject, Donation
 from rewards_svc.domain.redemption import Redemption
 from rewards_svc.domain.vouchers import Voucher, VoucherState, visible_state
-from service_kit.errors import InvalidArgument
+from service_kit import paging
+from service_kit.validation import mask_paths
 from service_kit.wire import optional_moment, to_timestamp
+
+
+def update_mask(request: pb.UpdateRewardRequest) -> list[str]:
+    """UpdateRewardRequest.update_mask checked at the edge: Reward fields that may change, each named once."""
+    return mask_paths(request.update_mask, UPDATABLE_FIELDS)
 
 
 def category_name(value: int) -> str:
@@ -109,11 +115,21 @@ def voucher_states(state: int) -> list[str]:
 
 
 def voucher_cursor(token: str) -> int:
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise InvalidArgument("page_token", "not a token this service gave out")
-    return int(token)
+    """ListVouchersRequest.page_token: the position after which the page starts (0: the first page)."""
+    return paging.decode_int(token, "vouchers") or 0
+
+
+def voucher_token(after: int) -> str:
+    return paging.encode_token("vouchers", after) if after else ""
+
+
+def reward_cursor(token: str) -> str:
+    """ListRewardsRequest.page_token: the reward id after which the page starts ("" for the first page)."""
+    return paging.decode_text(token, "rewards") or ""
+
+
+def reward_token(last_id: str) -> str:
+    return paging.encode_token("rewards", last_id) if last_id else ""
 
 
 def recommendations_message(

@@ -12,6 +12,7 @@ docs/adr/0011-service-identities-and-access-table.md gives the reasons.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -299,6 +300,8 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         )
 
     def _wrap(self, behaviour: Handler, method: str) -> Handler:
+        # wraps: the method's marks (failures.idempotent) stay visible to the error-mapping interceptor outside.
+        @functools.wraps(behaviour)
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             try:
                 caller = self.admit(context, method)

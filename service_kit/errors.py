@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import grpc
 
@@ -11,6 +12,10 @@ class DomainError(Exception):
     """An expected failure with a machine-readable reason (UPPER_SNAKE_CASE) and the values that vary."""
 
     code: grpc.StatusCode = grpc.StatusCode.FAILED_PRECONDITION
+    # Sent as google.rpc.RetryInfo when set (UNAVAILABLE and RESOURCE_EXHAUSTED get a default one at the edge).
+    retry_delay: timedelta | None = None
+    # Sent as google.rpc.BadRequest field violations: (field path, what is wrong with it).
+    violations: Sequence[tuple[str, str]] = ()
 
     def __init__(self, reason: str, message: str, metadata: Mapping[str, object] | None = None) -> None:
         super().__init__(message)
@@ -32,6 +37,15 @@ class InvalidArgument(DomainError):
     ) -> None:
         super().__init__(reason, f"{field}: {message}", {"field": field, **(metadata or {})})
         self.field = field
+
+
+class BadRequest(InvalidArgument):
+    """Several bad fields at once: the first names the error, the BadRequest detail lists them all."""
+
+    def __init__(self, violations: Sequence[tuple[str, str]], reason: str = "INVALID_ARGUMENT") -> None:
+        field, message = violations[0]
+        super().__init__(field, message, reason, {"violations": len(violations)})
+        self.violations = list(violations)
 
 
 class NotFound(DomainError):
@@ -59,11 +73,31 @@ class Unavailable(DomainError):
 
     code = grpc.StatusCode.UNAVAILABLE
 
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, object] | None = None,
+        retry_delay: timedelta | None = None,
+    ) -> None:
+        super().__init__(reason, message, metadata)
+        self.retry_delay = retry_delay
+
 
 class ResourceExhausted(DomainError):
     """Rate limit or quota: retry after backing off."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, object] | None = None,
+        retry_delay: timedelta | None = None,
+    ) -> None:
+        super().__init__(reason, message, metadata)
+        self.retry_delay = retry_delay
 
 
 def require(condition: bool, field: str, message: str) -> None:

@@ -15,9 +15,8 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from service_kit import logs, telemetry, tls
+from service_kit import logs, reflection, telemetry, tls
 from service_kit.access import access_interceptor
 from service_kit.interceptors import ErrorMappingInterceptor
 from service_kit.settings import Settings
@@ -100,9 +99,7 @@ def start_server(settings: Settings, registrations: Sequence[Registration]) -> R
     for registration in registrations:
         registration.add_to_server(registration.servicer, server)
     pool = next((item.reflection_pool for item in registrations if item.reflection_pool is not None), None)
-    reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server, pool
-    )
+    reflection.enable([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], server, pool)
     credentials = tls.server_credentials(settings)
     try:
         if credentials is None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import overload
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from service_kit.errors import BadRequest
 
 
 @overload
@@ -34,6 +37,23 @@ def to_unix_us(moment: datetime) -> int:
     """An aware datetime as whole microseconds since the Unix epoch (the columnar encoding of an instant); exact,
     as Timestamp.FromDatetime is."""
     return (moment - _EPOCH) // _MICROSECOND
+
+
+# The instants a datetime can hold (0001-01-01 .. 9999-12-31 UTC), in microseconds since the Unix epoch.
+MIN_UNIX_US = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+MAX_UNIX_US = (datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+
+
+def check_unix_us(column: Sequence[int], field: str) -> None:
+    """Refuses (INVALID_ARGUMENT naming the entry) a column of microsecond instants with one outside what a
+    datetime holds: a request's int64 times are checked at the edge as Timestamps are (validation.py)."""
+    if column and (min(column) < MIN_UNIX_US or max(column) > MAX_UNIX_US):
+        wrong = [
+            (f"{field}[{index}]", "must lie within 0001-01-01 and 9999-12-31 (UTC)")
+            for index, value in enumerate(column)
+            if not MIN_UNIX_US <= value <= MAX_UNIX_US
+        ]
+        raise BadRequest(wrong)
 
 
 def from_unix_us(instant_us: int) -> datetime:

@@ -4,6 +4,8 @@ now (a token bucket per caller)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from gateway.domain.callers import Caller, CallMetadata, GatewayConfig
 from service_kit.clock import Clock, system_clock
 from service_kit.errors import ResourceExhausted
@@ -27,5 +29,7 @@ class Admission:
                 "RATE_LIMITED",
                 f"caller {caller.caller_id} is over its rate limit ({limit.rate_per_s:g}/s); back off and retry",
                 {"caller": caller.caller_id, "rate_per_s": f"{limit.rate_per_s:g}"},
+                # RetryInfo: the time one token takes to refill.
+                retry_delay=timedelta(seconds=1 / limit.rate_per_s if limit.rate_per_s > 0 else 1),
             )
         return caller

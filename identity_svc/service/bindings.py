@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 
 from identity_svc import store
@@ -11,7 +9,6 @@ from identity_svc.domain.accounts import Channel, unknown_account, validate_acco
 from identity_svc.domain.bindings import BindingRecord, bound_by, mask_identifier
 from identity_svc.service.accounts import AccountService
 from service_kit import paging
-from service_kit.errors import InvalidArgument
 
 log = logging.getLogger("carbon.identity.bindings")
 
@@ -22,19 +19,11 @@ MAX_OFFSET = 1_000_000
 def next_page_token(offset: int) -> str:
     """An offset, not the last binding's key: that key holds a platform user id, which callers only see masked. An
     account's bindings are few and only grow at the end (closing removes them all), so offsets stay put."""
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+    return paging.encode_token("bindings", offset)
 
 
 def page_offset(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        prefix, offset = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        if prefix != "o" or not offset.isdigit() or int(offset) > MAX_OFFSET:
-            raise ValueError(token)
-        return int(offset)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgument("page_token", "is not a token this service issued", reason="INVALID_PAGE_TOKEN") from None
+    return paging.decode_int(token, "bindings", MAX_OFFSET) or 0
 
 
 class BindingService:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -41,7 +39,7 @@ from service_kit import paging
 from service_kit.accounts import is_account_number
 from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, InvalidArgument
-from service_kit.wire import from_unix_us, to_unix_us
+from service_kit.wire import MAX_UNIX_US, MIN_UNIX_US, from_unix_us, to_unix_us
 
 log = logging.getLogger("carbon.identity.consent")
 
@@ -61,19 +59,19 @@ def _record(row: Row[Any]) -> ConsentRecord:
 
 
 def next_page_token(effective_at: datetime, record_id: int) -> str:
-    """Where the next page of a history starts: "<effective_at in µs since the epoch>:<record id>", base64url."""
-    return base64.urlsafe_b64encode(f"{to_unix_us(effective_at)}:{record_id}".encode()).decode()
+    """Where the next page of a history starts: effective_at in µs since the epoch and the record id."""
+    return paging.encode_token("consents", to_unix_us(effective_at), record_id)
 
 
 def page_after(token: str) -> tuple[datetime, int] | None:
     """The (effective_at, record id) a page token names; None for the first page."""
-    if not token:
+    cursor = paging.decode_token(token, "consents", int, int)
+    if cursor is None:
         return None
-    try:
-        effective_at_us, record_id = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        return from_unix_us(int(effective_at_us)), int(record_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgument("page_token", "is not a token this service issued", reason="INVALID_PAGE_TOKEN") from None
+    effective_at_us, record_id = int(cursor[0]), int(cursor[1])
+    if not MIN_UNIX_US <= effective_at_us <= MAX_UNIX_US:
+        raise InvalidArgument("page_token", "is not a page token of this list", reason="INVALID_PAGE_TOKEN")
+    return from_unix_us(effective_at_us), record_id
 
 
 def timeline_from(row: Row[Any] | None, events: Sequence[ConsentEvent]) -> ConsentTimeline:

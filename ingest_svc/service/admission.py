@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ingest_svc.domain.events import Event
 from ingest_svc.domain.partners import BURST_SECONDS, Partner, key_for_verification
@@ -49,8 +49,12 @@ class Admission:
             raise InvalidArgument("events", f"at most {MAX_BATCH_EVENTS} events per batch", reason="BATCH_TOO_LARGE")
         partner = self._authenticate(batch, now)
         if not self._within_rate(partner, len(batch.events), now):
+            # RetryInfo: the time the bucket takes to refill this batch's events.
+            refill = timedelta(seconds=len(batch.events) / partner.rate_limit_per_second)
             raise ResourceExhausted(
-                "RATE_LIMITED", f"partner {partner.partner_id} is over {partner.rate_limit_per_second} events/s"
+                "RATE_LIMITED",
+                f"partner {partner.partner_id} is over {partner.rate_limit_per_second} events/s",
+                retry_delay=refill,
             )
         return Admitted(batch, partner, now)
 

@@ -67,6 +67,16 @@ class Rules:
             if not b.region_code or b.region_code == region_code
         ]
 
+    def in_force(self, behaviour: str, region_code: str) -> list[RuleVersion]:
+        """Per behaviour (the one named, or each one offered in the region), the version that would score an event
+        happening now in the region: its own version, else the national one."""
+        if not region_code:
+            raise InvalidArgument("region_code", "is required with in_force")
+        book, now = self.book(), self._clock()
+        codes = [behaviour] if behaviour else sorted(b.code for b in self.behaviours(region_code))
+        found = (book.rule_for(code, region_code, now) for code in codes)
+        return [rule for rule in found if rule is not None]
+
     def create(self, rule: RuleVersion) -> RuleVersion:
         """Adds a version effective from now or later. Repeating the same version returns it; a different body errs."""
         self._check_new(rule)

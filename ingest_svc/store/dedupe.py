@@ -1,16 +1,21 @@
 """The duplicate fast path: the events recently accepted, remembered in Redis when configured, else in-process.
 
 Never the source of truth. A flushed or missing entry only costs a slower path: the events table's unique key
-(partner_id, event_id) still refuses the duplicate.
+(partner_id, event_id) still refuses the duplicate. So Redis down is a miss, never a failed batch: a batch whose
+events were committed and credited must not be answered with an error because Redis could not remember them.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
+
+import redis
 
 from service_kit import redis_client
 
@@ -18,6 +23,9 @@ from service_kit import redis_client
 # from the last event remembered in it.
 DEDUPE_TTL_S = 8 * 24 * 3600
 IN_PROCESS_DEDUPE_ENTRIES = 1_000_000
+# After Redis fails, skip it for this long: an outage then costs one timeout per interval, not one per batch.
+REDIS_RETRY_AFTER_S = 5.0
+log = logging.getLogger("carbon.ingest.dedupe")
 
 
 # (event id, the CST day it happened): a resubmission of an event repeats both, so the day buckets the fast path.
@@ -61,6 +69,14 @@ class RedisDedupe:
     def __init__(self, client: redis_client.Client, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
+        self._down_until = 0.0
+
+    def _usable(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, error: redis.RedisError, doing: str) -> None:
+        self._down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+        log.warning("redis dedupe unavailable; the database decides", extra={"doing": doing, "error": str(error)})
 
     def _key(self, partner_id: str, day: date) -> str:
         # Tagged with the partner: in a Redis Cluster a batch's sets (one per day) share a slot, so a batch is one
@@ -74,27 +90,37 @@ class RedisDedupe:
         return {self._key(partner_id, day): ids for day, ids in by_day.items()}
 
     def seen(self, partner_id: str, events: Sequence[SeenKey]) -> set[str]:
-        if not events:
+        """Redis down or slow: nothing seen (the record phase finds the duplicates)."""
+        if not events or not self._usable():
             return set()
         pipe = self._redis.pipeline(transaction=False)
         by_key = self._by_key(partner_id, events)
         for key, ids in by_key.items():
             pipe.smismember(key, ids)
+        try:
+            answers = pipe.execute()
+        except redis.RedisError as error:
+            self._failed(error, "seen")
+            return set()
         return {
             event_id
-            for ids, flags in zip(by_key.values(), pipe.execute(), strict=True)
+            for ids, flags in zip(by_key.values(), answers, strict=True)
             for event_id, flag in zip(ids, flags, strict=True)
             if flag
         }
 
     def remember(self, partner_id: str, events: Sequence[SeenKey]) -> None:
-        if not events:
+        """Redis down or slow: not remembered (a resubmission takes the slower path)."""
+        if not events or not self._usable():
             return
         pipe = self._redis.pipeline(transaction=False)
         for key, ids in self._by_key(partner_id, events).items():
             pipe.sadd(key, *ids)
             pipe.expire(key, DEDUPE_TTL_S)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.RedisError as error:
+            self._failed(error, "remember")
 
 
 def build_dedupe(redis_url: str, prefix: str) -> Dedupe:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import date
 
@@ -24,22 +22,6 @@ def _check_account(account: str, ctx: LedgerContext) -> None:
     problem = account_problem(account, ctx.region_code)
     if problem:
         raise InvalidArgument("account", problem, reason="INVALID_ACCOUNT")
-
-
-def _encode_token(kind: str, value: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
-
-
-def _decode_token(kind: str, token: str) -> int | None:
-    if not token:
-        return None
-    try:
-        prefix, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if prefix != kind:
-            raise ValueError(prefix)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgument("page_token", "is not a token this call returned") from None
 
 
 def get_balance(ctx: LedgerContext, account: str) -> BalanceView:
@@ -67,7 +49,7 @@ def list_statement_entries(
 ) -> StatementPage:
     _check_account(account, ctx)
     size = paging.page_size(page_size)
-    before_seq = _decode_token("seq", page_token)
+    before_seq = paging.decode_int(page_token, "statement")
     for code in codes:
         if code not in VALID_CODES:
             raise InvalidArgument("codes", f"{code} is not a known transfer code", reason="INVALID_CODE")
@@ -77,7 +59,7 @@ def list_statement_entries(
         rows = reads.statement(conn, account, size + 1, before_seq, codes, start_us, end_us)
     more = len(rows) > size
     rows = rows[:size]
-    return StatementPage(rows, _encode_token("seq", rows[-1].seq) if more else "")
+    return StatementPage(rows, paging.encode_token("statement", rows[-1].seq) if more else "")
 
 
 @dataclass(frozen=True)
@@ -91,12 +73,12 @@ def list_lots(ctx: LedgerContext, account: str, page_size: int, page_token: str,
     if is_system_account(account):
         raise InvalidArgument("account", "system accounts hold no lots")
     size = paging.page_size(page_size)
-    offset = _decode_token("lot", page_token) or 0
+    offset = paging.decode_int(page_token, "lots") or 0
     with ctx.engine.connect() as conn:
         views = reads.lot_views(conn, account, ctx.now_us(), include_empty)
     page = views[offset : offset + size]
     more = offset + size < len(views)
-    return LotPage(page, _encode_token("lot", offset + size) if more else "")
+    return LotPage(page, paging.encode_token("lots", offset + size) if more else "")
 
 
 def list_expiring_points(ctx: LedgerContext, account: str, within_us: int) -> list[tuple[date, int]]:

@@ -12,7 +12,7 @@ from pydantic import Field
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from ops_api.domain.requests import idempotency_key
 from ops_api.domain.staff import Role
-from ops_api.routes.common import Body, Json, PageSize, PageToken, RegionCode, region_for
+from ops_api.routes.common import Body, Json, PageSize, PageToken, RegionCode, enum_name, region_for
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
 from ops_api.schemas import envelope, page
 from ops_api.service.audit import audited
@@ -25,10 +25,15 @@ RewardPage = page("RewardPage", "rewards", rpb.Reward, "The region's rewards.")
 RewardId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-class Category(StrEnum):
-    PRACTICAL = "PRACTICAL"
-    CULTURE_TOURISM = "CULTURE_TOURISM"
-    CHARITY = "CHARITY"
+class RewardCategory(StrEnum):
+    """carbon.rewards.v1.RewardCategory by its full name, as responses show it."""
+
+    PRACTICAL = "REWARD_CATEGORY_PRACTICAL"
+    CULTURE_TOURISM = "REWARD_CATEGORY_CULTURE_TOURISM"
+    CHARITY = "REWARD_CATEGORY_CHARITY"
+
+
+Category = Annotated[RewardCategory, enum_name("REWARD_CATEGORY_")]
 
 
 class RewardBody(Body):
@@ -56,7 +61,7 @@ def reward_message(body: RewardBody) -> rpb.Reward:
         reward_id=body.reward_id,
         name_en=body.name_en,
         name_zh=body.name_zh,
-        category=rpb.RewardCategory.Value(f"REWARD_CATEGORY_{body.category.value}"),
+        category=rpb.RewardCategory.Value(body.category.value),
         price_points=body.price_points,
         face_value_cents=body.face_value_cents,
         provider=body.provider,
@@ -90,7 +95,7 @@ def list_rewards(
     stub = context.regions.rewards(region)
     request = rpb.ListRewardsRequest(
         region_code=region_code,
-        category=rpb.RewardCategory.Value(f"REWARD_CATEGORY_{category.value}") if category else 0,  # type: ignore[arg-type]
+        category=rpb.RewardCategory.Value(category.value) if category else 0,  # type: ignore[arg-type]
         include_retired=include_retired,
         page_size=page_size,
         page_token=page_token,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from ops_api.context import OpsContext
 from ops_api.domain.staff import Staff
@@ -18,6 +19,19 @@ AccountNumber = Annotated[
 ]
 RegionCode = Annotated[str, Path(pattern=r"^[0-9]{6}$", description="GB/T 2260 region code")]
 Json = dict[str, Any]
+
+
+def enum_name(prefix: str) -> BeforeValidator:
+    """An enum value is named on input as responses name it, in full ("REWARD_CATEGORY_PRACTICAL"); the short name
+    ("PRACTICAL") that earlier versions took is still read, as the same value (docs/contract/CHANGELOG.md)."""
+
+    def full(value: object) -> object:
+        if isinstance(value, str) and value and not value.startswith(prefix):
+            return prefix + value
+        return value
+
+    check: Callable[[object], object] = full
+    return BeforeValidator(check)
 
 
 class Body(BaseModel):

@@ -15,7 +15,7 @@ from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from ops_api.domain.staff import Role
-from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
+from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home, enum_name
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
 from ops_api.schemas import envelope, page
 from ops_api.service import counter
@@ -103,13 +103,13 @@ def list_vouchers(
     account_number: AccountNumber,
     page_size: PageSize = 0,
     page_token: PageToken = "",
-    state: Annotated[str, Query(pattern=r"^(|ISSUED|USED|CANCELLED|EXPIRED)$")] = "",
+    state: Annotated[str, Query(pattern=r"^(|(VOUCHER_STATE_)?(ISSUED|USED|CANCELLED|EXPIRED))$")] = "",
 ) -> Json:
     region = account_home(context, staff, account_number)
     stub = context.regions.rewards(region)
     request = rpb.ListVouchersRequest(
         account_number=account_number,
-        state=rpb.VoucherState.Value(f"VOUCHER_STATE_{state}") if state else 0,  # type: ignore[arg-type]
+        state=rpb.VoucherState.Value(f"VOUCHER_STATE_{state.removeprefix('VOUCHER_STATE_')}") if state else 0,  # type: ignore[arg-type]
         page_size=page_size,
         page_token=page_token,
     )
@@ -139,15 +139,20 @@ def use_voucher(
     return audited(context, staff, rid, "voucher.use", account_number, run, details={"centre_id": staff.centre_id})
 
 
-class DataCategory(StrEnum):
-    TRANSIT = "TRANSIT"
-    CYCLING = "CYCLING"
-    EV_CHARGING = "EV_CHARGING"
-    FOOD_DELIVERY = "FOOD_DELIVERY"
-    SHOPPING = "SHOPPING"
-    GARBAGE_SORTING = "GARBAGE_SORTING"
-    COMMUNITY_ACTIVITY = "COMMUNITY_ACTIVITY"
-    UTILITIES = "UTILITIES"
+class DataCategoryName(StrEnum):
+    """carbon.common.v1.DataCategory by its full name, as responses show it."""
+
+    TRANSIT = "DATA_CATEGORY_TRANSIT"
+    CYCLING = "DATA_CATEGORY_CYCLING"
+    EV_CHARGING = "DATA_CATEGORY_EV_CHARGING"
+    FOOD_DELIVERY = "DATA_CATEGORY_FOOD_DELIVERY"
+    SHOPPING = "DATA_CATEGORY_SHOPPING"
+    GARBAGE_SORTING = "DATA_CATEGORY_GARBAGE_SORTING"
+    COMMUNITY_ACTIVITY = "DATA_CATEGORY_COMMUNITY_ACTIVITY"
+    UTILITIES = "DATA_CATEGORY_UTILITIES"
+
+
+DataCategory = Annotated[DataCategoryName, enum_name("DATA_CATEGORY_")]
 
 
 class ConsentBody(Body):

@@ -17,7 +17,7 @@ from carbon.identity.v1 import identity_service_pb2 as ipb
 from ops_api.domain.requests import compact_key
 from ops_api.domain.staff import Role
 from ops_api.problems import invalid
-from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
+from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home, enum_name
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
 from ops_api.schemas import envelope, message_model, page
 from ops_api.service.audit import audited
@@ -123,13 +123,18 @@ def get_cross_region_transfer(
     return {"transfer": to_json(context.gateway.call(stub.GetCrossRegionTransfer, request).transfer)}
 
 
-class TransferState(StrEnum):
-    CREATED = "CREATED"
-    HELD = "HELD"
-    CREDITED = "CREDITED"
-    COMMITTED = "COMMITTED"
-    RELEASED = "RELEASED"
-    UNKNOWN = "UNKNOWN"
+class CrossRegionTransferState(StrEnum):
+    """carbon.gateway.v1.CrossRegionTransferState by its full name, as responses show it."""
+
+    CREATED = "CROSS_REGION_TRANSFER_STATE_CREATED"
+    HELD = "CROSS_REGION_TRANSFER_STATE_HELD"
+    CREDITED = "CROSS_REGION_TRANSFER_STATE_CREDITED"
+    COMMITTED = "CROSS_REGION_TRANSFER_STATE_COMMITTED"
+    RELEASED = "CROSS_REGION_TRANSFER_STATE_RELEASED"
+    UNKNOWN = "CROSS_REGION_TRANSFER_STATE_UNKNOWN"
+
+
+TransferState = Annotated[CrossRegionTransferState, enum_name("CROSS_REGION_TRANSFER_STATE_")]
 
 
 @router.get("/cross-region-transfers", summary="Cross-region transfers of an account", response_model=TransferPage)
@@ -145,7 +150,7 @@ def list_cross_region_transfers(
     stub = context.gateway.stub()
     request = gpb.ListCrossRegionTransfersRequest(
         account_number=account_number,
-        state=gpb.CrossRegionTransferState.Value(f"CROSS_REGION_TRANSFER_STATE_{state.value}") if state else 0,  # type: ignore[arg-type]
+        state=gpb.CrossRegionTransferState.Value(state.value) if state else 0,  # type: ignore[arg-type]
         page_size=page_size,
         page_token=page_token,
     )

@@ -115,12 +115,13 @@ def _owns_voucher(context: OpsContext, region: RegionEntry, account_number: str,
 def record_consent(
     context: OpsContext, staff: Staff, rid: str, account_number: str, region: RegionEntry, category: str, grant: bool
 ) -> ipb.ConsentRecord:
-    """A consent the resident gave (grant) or withdrew at the counter, recorded in identity as given there."""
+    """A consent the resident gave (grant) or withdrew at the counter, recorded in identity as given there; the
+    category by its full name (DATA_CATEGORY_...)."""
     stub = context.regions.identity(region)
     fields: dict[str, Any] = {
         "request_id": idempotency_key(staff, rid),
         "account_number": account_number,
-        "category": common_pb2.DataCategory.Value(f"DATA_CATEGORY_{category}"),
+        "category": common_pb2.DataCategory.Value(category),
         "channel": common_pb2.CHANNEL_COMMUNITY_CENTRE,
         "recorded_by": f"staff:{staff.user_id}",
     }

@@ -289,8 +289,10 @@ def test_consent_columns_answer_as_consent_questions(
     [
         ([TRANSIT, TRANSIT], [1, 1, 1], "categories", "INVALID_ARGUMENT"),
         ([TRANSIT, TRANSIT, TRANSIT], [1, 1], "at_us", "INVALID_ARGUMENT"),
-        ([TRANSIT, TRANSIT, 99], [1, 1, 1], "categories[2]", "INVALID_CATEGORY"),
+        # A number the enum does not declare is refused at the kit's edge, before the service (BadRequest).
+        ([TRANSIT, TRANSIT, 99], [1, 1, 1], "categories[2]", "INVALID_ARGUMENT"),
         ([TRANSIT, TRANSIT, TRANSIT], [1, 0, 1], "at_us[1]", "INVALID_EVENT_TIME"),
+        ([TRANSIT, TRANSIT, TRANSIT], [1, 2**62, 1], "at_us[1]", "INVALID_ARGUMENT"),
     ],
 )
 def test_malformed_consent_columns_are_refused_naming_the_entry(

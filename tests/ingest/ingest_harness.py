@@ -212,9 +212,12 @@ def start_real_ledger(database_url: str, region: str, clock: Clock) -> tuple[Run
     return server, counting, engine
 
 
-def start_real_identity(data_dir: Path, region: str) -> tuple[RunningServer, object]:
-    """identity_svc in-process on SQLite in `data_dir` (embedded keys generated there)."""
-    settings = TRUST.server(Settings(service="identity_svc", region_code=region, data_dir=data_dir))
+def start_real_identity(data_dir: Path, region: str, redis_url: str = "") -> tuple[RunningServer, object]:
+    """identity_svc in-process on SQLite in `data_dir` (embedded keys generated there), its consent cache in Redis
+    when a URL is given."""
+    settings = TRUST.server(
+        Settings(service="identity_svc", region_code=region, data_dir=data_dir, redis_url=redis_url)
+    )
     engine = make_engine(settings.effective_database_url())
     migrate("identity_svc", engine)
     return start_server(settings, identity_registrations(settings, engine)), engine
@@ -356,12 +359,13 @@ def make_harness(
     real_identity: bool = False,
     clock: Clock | None = None,
 ) -> Iterator[Harness]:
-    """ingest + the real ledger (+ the real identity when asked; else the fake) for one test."""
+    """ingest + the real ledger (+ the real identity when asked; else the fake) for one test; ingest and the real
+    identity use Redis when a URL is given."""
     clock = clock or Clock()
     engines: list[object] = []
     identity: FakeIdentity | None = None
     if real_identity:
-        identity_server, identity_engine = start_real_identity(data_dir / "identity", region)
+        identity_server, identity_engine = start_real_identity(data_dir / "identity", region, redis_url)
         engines.append(identity_engine)
     else:
         identity = FakeIdentity()  # type: ignore[abstract]  # implements only what ingest calls

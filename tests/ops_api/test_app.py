@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import psycopg
+import pytest
+import sqlalchemy.exc
+
 from tests.ops_api.ops_support import Ops
 
 
@@ -22,3 +26,14 @@ def test_missing_token_is_a_401_problem_with_the_reason_and_request_id(ops: Ops)
 def test_unknown_token_is_refused(ops: Ops) -> None:
     response = ops.client.get("/v1/me", headers={"Authorization": "Bearer cops_nope"})
     assert response.status_code == 401 and response.json()["reason"] == "TOKEN_INVALID"
+
+
+def test_the_database_down_is_a_503_with_retry_after_not_a_500(ops: Ops, monkeypatch: pytest.MonkeyPatch) -> None:
+    def database_down(*_args: object, **_kwargs: object) -> None:
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, psycopg.OperationalError("connection refused"))
+
+    monkeypatch.setattr("ops_api.routes.dependencies.authenticate", database_down)
+    response = ops.client.get("/v1/me", headers={"Authorization": "Bearer cops_any"})
+    assert response.status_code == 503, response.text
+    assert response.json()["reason"] == "DATABASE_UNAVAILABLE"
+    assert int(response.headers["retry-after"]) >= 1

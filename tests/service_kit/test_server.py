@@ -148,3 +148,25 @@ def test_a_ready_service_freezes_what_it_built_and_collects_young_objects_less_o
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_reflection_v1_answers_as_v1alpha_does(server: RunningServer) -> None:
+    """grpcurl and current tools ask grpc.reflection.v1 first; the kit serves it beside v1alpha."""
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    requests = [
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=LEDGER),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.reflection.v1.ServerReflection"),
+    ]
+    with grpc.insecure_channel(server.address) as channel:
+        call = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            reflection_pb2.ServerReflectionRequest.SerializeToString,
+            reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        listed, ledger_file, v1_file = list(call(iter(requests), timeout=5))
+    names = {service.name for service in listed.list_services_response.service}
+    assert {LEDGER, "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= names
+    assert ledger_file.file_descriptor_response.file_descriptor_proto
+    assert v1_file.file_descriptor_response.file_descriptor_proto

@@ -77,5 +77,7 @@ def test_a_rate_limited_partner_is_told_to_back_off(harness: Harness) -> None:
     li = harness.open_account()
     harness.submit([harness.event(li) for _ in range(10)])
     with pytest.raises(grpc.RpcError) as caught:
-        harness.submit([harness.event(li)])
-    assert error_details(caught.value).code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        harness.submit([harness.event(li), harness.event(li)])
+    refused = error_details(caught.value)
+    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert refused.retry_delay == timedelta(seconds=2)  # two events at one a second

@@ -739,6 +739,7 @@ class ListRuleVersionsRequest(_message.Message):
     REGION_CODE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    IN_FORCE_FIELD_NUMBER: _builtins.int
     behaviour: _builtins.str
     """Optional. Only this behaviour's versions; empty for all."""
     region_code: _builtins.str
@@ -747,6 +748,11 @@ class ListRuleVersionsRequest(_message.Message):
     """Optional. At most this many versions; 0 means 100, more than 500 means 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
     """Optional. The next_page_token of the previous page; empty for the first."""
+    in_force: _builtins.bool
+    """Optional, default false: the whole history. True: only the versions in force now in region_code (required then,
+    else INVALID_ARGUMENT): per behaviour (the one named, or every behaviour offered there), the version that scores
+    an event happening now in that region, the region's own version or else the national one. Paged alike.
+    """
     def __init__(
         self,
         *,
@@ -754,10 +760,11 @@ class ListRuleVersionsRequest(_message.Message):
         region_code: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        in_force: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "page_size", b"page_size", "page_token", b"page_token", "region_code", b"region_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "in_force", b"in_force", "page_size", b"page_size", "page_token", b"page_token", "region_code", b"region_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

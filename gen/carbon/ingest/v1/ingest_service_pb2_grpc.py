@@ -175,9 +175,10 @@ class IngestServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRuleVersions(self, request, context):
-        """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered.
+        """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered; with in_force, the version
+        in force now in a region for each behaviour, ordered by behaviour.
         Idempotency: read-only.
-        Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+        Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call; in_force without region_code).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -85,9 +85,10 @@ class IngestServiceStub:
     empty); ALREADY_EXISTS RULE_VERSION_EXISTS (that id exists with other terms).
     """
     ListRuleVersions: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListRuleVersionsRequest, _ingest_service_pb2.ListRuleVersionsResponse]
-    """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered.
+    """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered; with in_force, the version
+    in force now in a region for each behaviour, ordered by behaviour.
     Idempotency: read-only.
-    Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+    Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call; in_force without region_code).
     """
     RegisterPartner: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.RegisterPartnerRequest, _ingest_service_pb2.RegisterPartnerResponse]
     """Registers a data partner with what it may report, and issues its first signing secret (key id "k1").
@@ -177,9 +178,10 @@ class IngestServiceAsyncStub(IngestServiceStub):
     empty); ALREADY_EXISTS RULE_VERSION_EXISTS (that id exists with other terms).
     """
     ListRuleVersions: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListRuleVersionsRequest, _ingest_service_pb2.ListRuleVersionsResponse]  # type: ignore[assignment]
-    """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered.
+    """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered; with in_force, the version
+    in force now in a region for each behaviour, ordered by behaviour.
     Idempotency: read-only.
-    Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+    Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call; in_force without region_code).
     """
     RegisterPartner: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.RegisterPartnerRequest, _ingest_service_pb2.RegisterPartnerResponse]  # type: ignore[assignment]
     """Registers a data partner with what it may report, and issues its first signing secret (key id "k1").
@@ -302,9 +304,10 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_service_pb2.ListRuleVersionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.ListRuleVersionsResponse, _abc.Awaitable[_ingest_service_pb2.ListRuleVersionsResponse]]:
-        """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered.
+        """Rule versions ordered by (behaviour, region_code, effective_from), optionally filtered; with in_force, the version
+        in force now in a region for each behaviour, ordered by behaviour.
         Idempotency: read-only.
-        Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call).
+        Errors: INVALID_ARGUMENT (page_size negative; page_token not from this call; in_force without region_code).
         """
 
     @_abc_1.abstractmethod
