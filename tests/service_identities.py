@@ -16,6 +16,7 @@ import atexit
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +78,12 @@ class TestTrust:
     def token(self, spiffe_id: str) -> str:
         return minter_for(spiffe_id, self.key_file(spiffe_id)).token()
 
-    def allowed_channel(self, address: str, region_code: str = "") -> grpc.Channel:
+    def allowed_channel(
+        self, address: str, region_code: str = "", options: Sequence[tuple[str, int | str]] = ()
+    ) -> grpc.Channel:
         """A channel that presents, per call, an identity the access table allows for the method in `region_code`
-        (without one, only the national callers are considered)."""
-        return grpc.intercept_channel(open_channel(address), _PerMethod(self, region_code))
+        (without one, only the national callers are considered). `options` add to the kit's channel options."""
+        return grpc.intercept_channel(open_channel(address, options=options), _PerMethod(self, region_code))
 
 
 class _PerMethod(TokenInterceptor):
