@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from service_kit import embedded, embedded_trust, health
+from service_kit.clock import format_offset, parse_offset
 from service_kit.topology import (
     DEFAULT_BASE_PORT,
     DEFAULT_REGIONS,
@@ -36,8 +40,33 @@ def print_table(registry: Registry, data_dir: Path, states: dict[str, str] | Non
     )
 
 
+def rehearsal_offset_variable(args: argparse.Namespace, env: Mapping[str, str], now: datetime) -> str:
+    """CARBON_CLOCK_OFFSET for the children from --clock-offset or --rehearse-at (else the variable as given);
+    ValueError when it cannot be used: malformed, both flags, or a production environment."""
+    if args.clock_offset and args.rehearse_at:
+        raise ValueError("give --clock-offset or --rehearse-at, not both")
+    if args.rehearse_at:
+        start = datetime.fromisoformat(args.rehearse_at)
+        if start.tzinfo is None:
+            raise ValueError(f"--rehearse-at needs a UTC offset, e.g. 2028-12-03T23:55:00+08:00 (got {start})")
+        offset = timedelta(seconds=round((start - now).total_seconds()))
+    else:
+        offset = parse_offset(args.clock_offset or env.get("CARBON_CLOCK_OFFSET", ""))
+    if offset and env.get("CARBON_ENVIRONMENT", "").lower() == "production":
+        raise ValueError("a rehearsal clock is refused when CARBON_ENVIRONMENT=production")
+    return format_offset(offset) if offset else ""
+
+
 def _up(args: argparse.Namespace) -> int:
     regions = [code.strip() for code in args.regions.split(",") if code.strip()]
+    try:
+        offset = rehearsal_offset_variable(args, os.environ, datetime.now(UTC))
+    except ValueError as error:
+        print(f"carbon up: {error}", file=sys.stderr)
+        return 2
+    if offset:
+        os.environ["CARBON_CLOCK_OFFSET"] = offset
+        print(f"rehearsal clock: every process runs {offset} from now ({datetime.now(UTC) + parse_offset(offset)})")
     try:
         registry = plan(regions, host=args.host, base_port=args.base_port)
     except ValueError as error:
@@ -76,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--mtls",
         action="store_true",
         help="mutual TLS between all processes (a CA and per-process certificates generated into the data folder)",
+    )
+    up.add_argument(
+        "--clock-offset", default="", help="rehearsal clock: shift every process's time, e.g. +730d or -2h30m"
+    )
+    up.add_argument(
+        "--rehearse-at", default="", help="rehearsal clock: start at this instant, e.g. 2028-12-03T23:55:00+08:00"
     )
     up.set_defaults(run=_up)
     status = commands.add_parser("status", help="health of a running embedded system")

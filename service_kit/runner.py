@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from service_kit import db, logs, telemetry
+from service_kit import clock, db, logs, telemetry
 from service_kit.server import PortInUse, Registration, serve
 from service_kit.settings import Settings, SettingsError
 
@@ -25,6 +25,16 @@ def pool_size_for(settings: Settings) -> int:
     return settings.max_workers + BACKGROUND_THREADS
 
 
+def start_clock(settings: Settings) -> None:
+    """Applies the rehearsal offset (if any) before anything reads the clock, and says so in the log."""
+    clock.set_rehearsal_offset(settings.clock_offset)
+    if settings.clock_offset:
+        log.warning(
+            "rehearsal clock: this process's time is shifted",
+            extra={"offset": clock.format_offset(settings.clock_offset), "now": clock.system_clock().isoformat()},
+        )
+
+
 def run_service(service_package: str, build: BuildRegistrations) -> int:
     try:
         settings = Settings.from_env(service_package)
@@ -33,6 +43,7 @@ def run_service(service_package: str, build: BuildRegistrations) -> int:
         return 2
     logs.configure(settings)
     telemetry.configure(settings)
+    start_clock(settings)
     engine = db.make_engine(settings.effective_database_url(), pool_size=pool_size_for(settings))
     if settings.migrate_on_start:
         db.migrate(service_package, engine)
