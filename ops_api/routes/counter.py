@@ -39,8 +39,14 @@ class CommunityBehaviour(StrEnum):
 
 class CommunityEventBody(Body):
     behaviour: CommunityBehaviour
-    quantity: int = Field(default=1, ge=1, le=31, description="times (tree planting) or days (supervisor)")
-    occurred_at: datetime | None = Field(default=None, description="defaults to now")
+    quantity: int = Field(
+        default=1,
+        ge=1,
+        le=31,
+        description="times (tree planting, all on the day of occurred_at) or days (supervisor: the consecutive days "
+        "ending on the day of occurred_at, one per day); each unit is one event, counted within its day's cap",
+    )
+    occurred_at: datetime | None = Field(default=None, description="defaults to now; the last day of a run of days")
     evidence_ref: str = Field(default="", max_length=200, description="sign-in sheet, photo id, ...")
 
 
@@ -67,7 +73,13 @@ def record_community_event(
     )
 
     def run() -> Json:
-        return {"result": to_json(counter.submit_community_event(context, region, request))}
+        results = counter.submit_community_event(context, region, request)
+        # `result` is the first unit's (the only one of a single record); `results` has one per unit, oldest first.
+        return {
+            "result": to_json(results[0]),
+            "results": [to_json(result) for result in results],
+            "points": sum(result.points for result in results),
+        }
 
     details = {"behaviour": body.behaviour.value, "quantity": body.quantity, "centre_id": staff.centre_id}
     return audited(context, staff, rid, "community_event.record", account_number, run, details=details)

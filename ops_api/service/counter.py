@@ -6,7 +6,7 @@ Community events go through ingest like any partner's events: the API signs them
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from carbon.common.v1 import common_pb2
@@ -22,16 +22,21 @@ from service_kit.partner_signing import sign_request
 from service_kit.topology import RegionEntry
 
 MILLI_PER_UNIT = 1000
+# Behaviours counted in days: a record of N days is the N consecutive days (China time) ending on its day, one event
+# each, so the daily cap of one day per day still applies to each day. Other behaviours (times) are N events on the
+# record's day, each within that day's cap.
+PER_DAY_BEHAVIOURS = frozenset({"sorting_supervisor_day"})
 
 
 def submit_community_event(
     context: OpsContext, region: RegionEntry, request: inpb.SubmitEventsRequest
-) -> inpb.EventResult:
-    """The event's result from the region's ingest; a rejection is 422 with ingest's reason."""
-    result = context.regions.call("ingest", context.regions.ingest(region).SubmitEvents, request).results[0]
-    if result.outcome == inpb.EVENT_OUTCOME_REJECTED:
-        raise Problem(422, result.reason or "REJECTED", result.message or "the event was rejected", domain="ingest")
-    return result
+) -> list[inpb.EventResult]:
+    """The events' results from the region's ingest; when every one is rejected, 422 with the first one's reason."""
+    results = list(context.regions.call("ingest", context.regions.ingest(region).SubmitEvents, request).results)
+    if all(result.outcome == inpb.EVENT_OUTCOME_REJECTED for result in results):
+        first = results[0]
+        raise Problem(422, first.reason or "REJECTED", first.message or "the event was rejected", domain="ingest")
+    return results
 
 
 def community_event_request(
@@ -46,8 +51,8 @@ def community_event_request(
     occurred_at: datetime | None,
     evidence_ref: str,
 ) -> inpb.SubmitEventsRequest:
-    """A batch of the one event, keyed by the request id and signed with the region's community-partner secret;
-    503 when the secret is not configured."""
+    """A batch of one event per unit recorded (community_event_times), keyed by the request id and signed with the
+    region's community-partner secret; 503 when the secret is not configured."""
     secret = context.settings.community_partner_secret(region.region_code)
     if not secret:
         raise Problem(
@@ -57,18 +62,31 @@ def community_event_request(
             {"region": region.region_code},
         )
     key = idempotency_key(staff, rid)
-    event = inpb.Event(
-        event_id=key,
-        account=common_pb2.AccountRef(account_number=account_number),
-        behaviour=behaviour,
-        quantity_milli=quantity * MILLI_PER_UNIT,
-        occurred_at=timestamp(occurred_at or context.clock()),
-        region_code=region.region_code,
-        evidence_ref=evidence_ref or f"centre:{staff.centre_id or 'ops'}/staff:{staff.user_id}",
-    )
-    request = inpb.SubmitEventsRequest(partner_id=context.settings.community_partner_id, batch_id=key, events=[event])
+    times = community_event_times(behaviour, quantity, occurred_at or context.clock())
+    events = [
+        inpb.Event(
+            # One unit keeps the request's key as its event id, as before multi-unit records.
+            event_id=key if quantity == 1 else f"{key}#{index + 1}",
+            account=common_pb2.AccountRef(account_number=account_number),
+            behaviour=behaviour,
+            quantity_milli=MILLI_PER_UNIT,
+            occurred_at=timestamp(at),
+            region_code=region.region_code,
+            evidence_ref=evidence_ref or f"centre:{staff.centre_id or 'ops'}/staff:{staff.user_id}",
+        )
+        for index, at in enumerate(times)
+    ]
+    request = inpb.SubmitEventsRequest(partner_id=context.settings.community_partner_id, batch_id=key, events=events)
     sign_request(request, context.settings.community_partner_key_id, secret.reveal())
     return request
+
+
+def community_event_times(behaviour: str, quantity: int, occurred_at: datetime) -> list[datetime]:
+    """When each recorded unit happened, oldest first: the `quantity` days ending on occurred_at's day for a
+    behaviour counted in days, else `quantity` times at occurred_at."""
+    if behaviour in PER_DAY_BEHAVIOURS:
+        return [occurred_at - timedelta(days=back) for back in range(quantity - 1, -1, -1)]
+    return [occurred_at] * quantity
 
 
 def redeem(
