@@ -9,8 +9,9 @@ from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from ledger_svc import callers, wire
 from ledger_svc.domain.transfers import ItemResult, Status
-from ledger_svc.service import audit, expiry, holds, reads, refunds, transfers
+from ledger_svc.service import audit, expiry, holds, reads, refunds, scheduler, transfers
 from ledger_svc.service.context import LedgerContext
+from ledger_svc.settings import LedgerSettings
 from service_kit.access import current_caller
 from service_kit.clock import Clock, system_clock
 from service_kit.server import Registration
@@ -113,7 +114,20 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     ) -> pb.CheckConservationResponse:
         return wire.conservation_response(audit.check_conservation(self._ctx))
 
+    def ListJobRuns(self, request: pb.ListJobRunsRequest, context: grpc.ServicerContext) -> pb.ListJobRunsResponse:
+        return wire.job_runs_response(*scheduler.list_job_runs(self._ctx, request.job, request.limit))
+
 
 def registrations(settings: Settings, engine: Engine, clock: Clock = system_clock) -> list[Registration]:
-    servicer = LedgerServiceServicer(LedgerContext.from_settings(settings, engine, clock))
-    return [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, servicer, SERVICE_NAME)]
+    """The ledger service; with CARBON_LEDGER_SCHEDULER=1 also this replica's scheduler, stopped (and its lease freed)
+    after the server drains."""
+    ctx = LedgerContext.from_settings(settings, engine, clock)
+    servicer = LedgerServiceServicer(ctx)
+    own = LedgerSettings.from_settings(settings)
+    on_stop = None
+    if own.scheduler:
+        jobs = scheduler.Scheduler(ctx, own.schedule, own.lease, tick_s=own.tick_s, expiry_batch=own.expiry_batch)
+        jobs.start()
+        on_stop = jobs.stop
+    add = ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server
+    return [Registration(add, servicer, SERVICE_NAME, on_stop=on_stop)]

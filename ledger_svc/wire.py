@@ -18,6 +18,7 @@ from ledger_svc.domain.conservation import Conservation
 from ledger_svc.domain.credits import CreditColumns
 from ledger_svc.domain.expiry import ExpiryOutcome
 from ledger_svc.domain.holds import Hold, HoldRequest
+from ledger_svc.domain.jobs import JobRun
 from ledger_svc.domain.journal import Verification
 from ledger_svc.domain.lots import LotKey, Portion
 from ledger_svc.domain.transfers import CarriedLot, ItemResult, Posting, Status, TransferRequest
@@ -367,3 +368,26 @@ def conservation_response(result: Conservation) -> pb.CheckConservationResponse:
         sum_of_all_balances_points=result.sum_of_all_balances_points,
         problems=list(result.problems),
     )
+
+
+def job_runs_response(runs: list[JobRun], holder: str, until_us: int) -> pb.ListJobRunsResponse:
+    response = pb.ListJobRunsResponse(lease_holder=holder)
+    if until_us:
+        response.lease_expires_at.CopyFrom(timestamp(until_us))
+    for run in runs:
+        message = response.runs.add(
+            job=run.job.value,
+            period=run.period,
+            state=pb.JobRunState.Value(f"JOB_RUN_STATE_{run.state.value}"),  # type: ignore[arg-type]
+            started_at=timestamp(run.started_at_us),
+            updated_at=timestamp(run.updated_at_us),
+            items=run.items,
+            points=run.points,
+            batches=run.batches,
+            attempts=run.attempts,
+            holder=run.holder,
+            error=run.error,
+        )
+        if run.finished_at_us:
+            message.finished_at.CopyFrom(timestamp(run.finished_at_us))
+    return response

@@ -183,6 +183,34 @@ HOLD_STATE_EXPIRED: HoldState.ValueType  # 4
 """Timed out; counts as released."""
 Global___HoldState: _TypeAlias = HoldState  # noqa: Y015
 
+class _JobRunState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobRunStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobRunState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_RUN_STATE_UNSPECIFIED: _JobRunState.ValueType  # 0
+    """Not used."""
+    JOB_RUN_STATE_RUNNING: _JobRunState.ValueType  # 1
+    """Started and not finished: being worked on, or left by a replica that died (the next leader resumes it)."""
+    JOB_RUN_STATE_DONE: _JobRunState.ValueType  # 2
+    """Finished; a daily job's next run is the next day's, hold_timeouts runs again within the day."""
+    JOB_RUN_STATE_FAILED: _JobRunState.ValueType  # 3
+    """Stopped by an error (JobRun.error); tried again later."""
+
+class JobRunState(_JobRunState, metaclass=_JobRunStateEnumTypeWrapper):
+    """Where a job run stands."""
+
+JOB_RUN_STATE_UNSPECIFIED: JobRunState.ValueType  # 0
+"""Not used."""
+JOB_RUN_STATE_RUNNING: JobRunState.ValueType  # 1
+"""Started and not finished: being worked on, or left by a replica that died (the next leader resumes it)."""
+JOB_RUN_STATE_DONE: JobRunState.ValueType  # 2
+"""Finished; a daily job's next run is the next day's, hold_timeouts runs again within the day."""
+JOB_RUN_STATE_FAILED: JobRunState.ValueType  # 3
+"""Stopped by an error (JobRun.error); tried again later."""
+Global___JobRunState: _TypeAlias = JobRunState  # noqa: Y015
+
 @_typing.final
 class LotPortion(_message.Message):
     """A slice of a lot: points with the day they were earned and the moment they expire."""
@@ -1686,3 +1714,137 @@ class CheckConservationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckConservationResponse: _TypeAlias = CheckConservationResponse  # noqa: Y015
+
+@_typing.final
+class ListJobRunsRequest(_message.Message):
+    """Which runs to list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    """Optional. Only this job's runs: "expiry", "hold_timeouts" or "monthly_close"; empty: every job's."""
+    limit: _builtins.int
+    """Optional. At most this many runs: 0 means 20; at most 200."""
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobRunsRequest: _TypeAlias = ListJobRunsRequest  # noqa: Y015
+
+@_typing.final
+class ListJobRunsResponse(_message.Message):
+    """The runs and the scheduler's leader."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    LEASE_HOLDER_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    lease_holder: _builtins.str
+    """The replica (host:pid:suffix) that holds or last held the scheduler's lease; empty before any replica took it."""
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobRun]:
+        """Most recently worked on first."""
+
+    @_builtins.property
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When that lease ends unless renewed: after it, another replica takes over the jobs."""
+
+    def __init__(
+        self,
+        *,
+        runs: _abc.Iterable[Global___JobRun] | None = ...,
+        lease_holder: _builtins.str = ...,
+        lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at", "lease_holder", b"lease_holder", "runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobRunsResponse: _TypeAlias = ListJobRunsResponse  # noqa: Y015
+
+@_typing.final
+class JobRun(_message.Message):
+    """One run of a scheduled job for one period: its state, progress and outcome. A run left RUNNING by a replica that
+    died is resumed by the next leader (attempts counts the starts); its counts are what committed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    BATCHES_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    """"expiry", "hold_timeouts" or "monthly_close"."""
+    period: _builtins.str
+    """The China day ("2026-12-03") or the month ("2026-11") the run is for."""
+    state: Global___JobRunState.ValueType
+    """Where the run stands."""
+    items: _builtins.int
+    """Lots expired (expiry), holds released (hold_timeouts); 0 for monthly_close."""
+    points: _builtins.int
+    """Points expired (expiry); points outstanding at the close (monthly_close); 0 for hold_timeouts."""
+    batches: _builtins.int
+    """Transactions that made progress."""
+    attempts: _builtins.int
+    """How many times a leader started or resumed it (hold_timeouts: its runs that day)."""
+    holder: _builtins.str
+    """The replica that last worked on it."""
+    error: _builtins.str
+    """Why it failed, in English; empty unless FAILED. A failed run is tried again a few minutes later."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was first started."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last made progress or changed state."""
+
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last finished (DONE or FAILED); unset while RUNNING for the first time."""
+
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        period: _builtins.str = ...,
+        state: Global___JobRunState.ValueType = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        items: _builtins.int = ...,
+        points: _builtins.int = ...,
+        batches: _builtins.int = ...,
+        attempts: _builtins.int = ...,
+        holder: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "batches", b"batches", "error", b"error", "finished_at", b"finished_at", "holder", b"holder", "items", b"items", "job", b"job", "period", b"period", "points", b"points", "started_at", b"started_at", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobRun: _TypeAlias = JobRun  # noqa: Y015

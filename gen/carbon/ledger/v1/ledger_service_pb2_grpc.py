@@ -129,6 +129,11 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationResponse.FromString,
                 _registered_method=True)
+        self.ListJobRuns = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/ListJobRuns',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -324,6 +329,19 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobRuns(self, request, context):
+        """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
+        The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
+        "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
+        and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
+        For operators (`carbon jobs`).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -406,6 +424,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.CheckConservation,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationResponse.SerializeToString,
+            ),
+            'ListJobRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobRuns,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -855,6 +878,33 @@ class LedgerService:
             '/carbon.ledger.v1.LedgerService/CheckConservation',
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationRequest.SerializeToString,
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/ListJobRuns',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -159,6 +159,15 @@ class LedgerServiceStub:
     Idempotency: read-only.
     Errors: none of its own.
     """
+    ListJobRuns: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ListJobRunsRequest, _ledger_service_pb2.ListJobRunsResponse]
+    """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
+    The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
+    "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
+    and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
+    For operators (`carbon jobs`).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
@@ -290,6 +299,15 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     zero; also lots and holds against user balances, and every balance against its journal entries.
     Idempotency: read-only.
     Errors: none of its own.
+    """
+    ListJobRuns: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ListJobRunsRequest, _ledger_service_pb2.ListJobRunsResponse]  # type: ignore[assignment]
+    """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
+    The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
+    "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
+    and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
+    For operators (`carbon jobs`).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
     """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -515,6 +533,21 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         zero; also lots and holds against user balances, and every balance against its journal entries.
         Idempotency: read-only.
         Errors: none of its own.
+        """
+
+    @_abc_1.abstractmethod
+    def ListJobRuns(
+        self,
+        request: _ledger_service_pb2.ListJobRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.ListJobRunsResponse, _abc.Awaitable[_ledger_service_pb2.ListJobRunsResponse]]:
+        """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
+        The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
+        "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
+        and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
+        For operators (`carbon jobs`).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
         """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
