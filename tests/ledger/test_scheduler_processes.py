@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
-from ledger_svc.domain.jobs import Job, RunState
+from ledger_svc.domain.jobs import Job, JobRun, RunState
 from ledger_svc.service import audit, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import jobs as job_store
@@ -106,7 +106,7 @@ def seed(engine: Engine) -> int:
     return sum(1 + n % 7 for n in range(EXPIRED_LOTS))
 
 
-def expiry_run(engine: Engine) -> job_store.JobRun | None:
+def expiry_run(engine: Engine) -> JobRun | None:
     day = china_day(datetime.now(UTC) + timedelta(days=60)).isoformat()
     with engine.connect() as conn:
         return job_store.load_run(conn, Job.EXPIRY, day)
