@@ -109,6 +109,9 @@ def child_environment(
     if trust is not None:
         # Who the child is and how it proves it: its key (and certificate under mTLS), and the bundle it checks.
         env.update(trust.env(identity_of_service(spec.service, spec.region_code)))
+    if spec.service == "ledger_svc":
+        # Each region's ledger runs its scheduled jobs (expiry after midnight, hold timeouts, month end).
+        env["CARBON_LEDGER_SCHEDULER"] = "1"
     region = next((r for r in registry.regions if r.region_code == spec.region_code), None)
     if region is not None:
         env["CARBON_IDENTITY_ADDRESS"] = region.identity_address
