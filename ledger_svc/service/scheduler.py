@@ -53,6 +53,7 @@ class Scheduler:
         tick_s: float = 5.0,
         expiry_batch: int = 1000,
         holder: str = "",
+        jobs: frozenset[Job] = frozenset(Job),
     ) -> None:
         self._ctx = ctx
         self._schedule = schedule
@@ -60,6 +61,7 @@ class Scheduler:
         self._tick_s = tick_s
         self._expiry_batch = expiry_batch
         self.holder = holder or replica_name()
+        self._jobs = jobs
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         meter = telemetry.meter("carbon.ledger.jobs")
@@ -115,6 +117,8 @@ class Scheduler:
             raise LeaseLost
 
     def _maybe_run(self, job: Job, period: str, every: timedelta | None, work: Callable[[str], None]) -> None:
+        if job not in self._jobs:
+            return
         with self._ctx.engine.connect() as conn:
             run = job_store.load_run(conn, job, period)
         if not is_due(run, self._ctx.now_us(), every, self._schedule):
