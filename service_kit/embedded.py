@@ -91,7 +91,7 @@ def child_environment(
 ) -> dict[str, str]:
     env = {key: value for key, value in base.items() if not key.startswith("CARBON_")}
     # Telemetry, log level, the clock and secrets pass through; everything that shapes the topology is set here.
-    # The rehearsal clock reaches every child, so the whole system's time shifts together (ADR 0015).
+    # The rehearsal clock reaches every child, so the whole system's time shifts together (ADR 0012).
     passed = {"CARBON_TELEMETRY", "CARBON_LOG_LEVEL", "CARBON_CLOCK_OFFSET", "CARBON_ENVIRONMENT"}
     env.update({k: v for k, v in base.items() if k in passed})
     env.update({k: v for k, v in base.items() if k.startswith("CARBON_SECRET_")})
