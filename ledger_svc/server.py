@@ -99,6 +99,12 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         within_us = wire.duration_us(request.within, "within")
         return wire.expiring_response(reads.list_expiring_points(self._ctx, request.account, within_us))
 
+    def GetMonthlySummary(
+        self, request: pb.GetMonthlySummaryRequest, context: grpc.ServicerContext
+    ) -> pb.GetMonthlySummaryResponse:
+        summary = reads.get_monthly_summary(self._ctx, request.account, request.year, request.month)
+        return wire.monthly_summary_response(summary)
+
     def ExpirePoints(self, request: pb.ExpirePointsRequest, context: grpc.ServicerContext) -> pb.ExpirePointsResponse:
         as_of = wire.calendar_date(request.as_of, "as_of") if request.HasField("as_of") else None
         outcome = expiry.expire_points(self._ctx, as_of, request.batch_size, request.max_batches)

@@ -106,6 +106,7 @@ def _routes() -> tuple[Route, ...]:
         ),
         Route("ledger", "ListLots", le.ListLotsRequest, le.ListLotsResponse, "account"),
         Route("ledger", "ListExpiringPoints", le.ListExpiringPointsRequest, le.ListExpiringPointsResponse, "account"),
+        Route("ledger", "GetMonthlySummary", le.GetMonthlySummaryRequest, le.GetMonthlySummaryResponse, "account"),
         Route("rewards", "ListRewards", r.ListRewardsRequest, r.ListRewardsResponse),
         Route("rewards", "GetReward", r.GetRewardRequest, r.GetRewardResponse),
         Route("rewards", "Redeem", r.RedeemRequest, r.RedeemResponse, "account_number"),

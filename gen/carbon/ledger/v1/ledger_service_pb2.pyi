@@ -1848,3 +1848,153 @@ class JobRun(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobRun: _TypeAlias = JobRun  # noqa: Y015
+
+@_typing.final
+class GetMonthlySummaryRequest(_message.Message):
+    """Which account and month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    account: _builtins.str
+    """Required. A user account number of this region."""
+    year: _builtins.int
+    """Required. The year, 2000-9999."""
+    month: _builtins.int
+    """Required. The month, 1-12, not after the current month (China Standard Time)."""
+    def __init__(
+        self,
+        *,
+        account: _builtins.str = ...,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMonthlySummaryRequest: _TypeAlias = GetMonthlySummaryRequest  # noqa: Y015
+
+@_typing.final
+class GetMonthlySummaryResponse(_message.Message):
+    """The month's summary."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    EARNED_POINTS_FIELD_NUMBER: _builtins.int
+    REDEEMED_POINTS_FIELD_NUMBER: _builtins.int
+    REFUNDED_POINTS_FIELD_NUMBER: _builtins.int
+    EXPIRED_POINTS_FIELD_NUMBER: _builtins.int
+    DONATED_POINTS_FIELD_NUMBER: _builtins.int
+    TRANSFERRED_OUT_POINTS_FIELD_NUMBER: _builtins.int
+    TRANSFERRED_IN_POINTS_FIELD_NUMBER: _builtins.int
+    ADJUSTED_POINTS_FIELD_NUMBER: _builtins.int
+    FORFEITED_POINTS_FIELD_NUMBER: _builtins.int
+    NET_CHANGE_POINTS_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    BY_BEHAVIOUR_FIELD_NUMBER: _builtins.int
+    EXPIRING_SOON_FIELD_NUMBER: _builtins.int
+    account: _builtins.str
+    """The account."""
+    year: _builtins.int
+    """The year summarised."""
+    month: _builtins.int
+    """The month summarised."""
+    earned_points: _builtins.int
+    """EARN credits."""
+    redeemed_points: _builtins.int
+    """REDEEM debits (rewards and vouchers)."""
+    refunded_points: _builtins.int
+    """REFUND credits (redemptions given back)."""
+    expired_points: _builtins.int
+    """EXPIRE debits (lots two years old swept)."""
+    donated_points: _builtins.int
+    """DONATE debits."""
+    transferred_out_points: _builtins.int
+    """TRANSFER_OUT debits (to the person's account in another region)."""
+    transferred_in_points: _builtins.int
+    """TRANSFER_IN credits."""
+    adjusted_points: _builtins.int
+    """ADJUST credits less ADJUST debits (operator corrections); may be negative."""
+    forfeited_points: _builtins.int
+    """FORFEIT debits (an account closed with points left)."""
+    net_change_points: _builtins.int
+    """Every credit less every debit of the month; may be negative."""
+    co2e_grams: _builtins.int
+    """Grams of CO2e avoided by the month's credits."""
+    @_builtins.property
+    def by_behaviour(self) -> _containers.RepeatedCompositeFieldContainer[Global___BehaviourSummary]:
+        """The month's earn credits by behaviour, the most CO2e first."""
+
+    @_builtins.property
+    def expiring_soon(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExpiringPoints]:
+        """Points expiring in the next three months (92 days from now), by expiry day, soonest first."""
+
+    def __init__(
+        self,
+        *,
+        account: _builtins.str = ...,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        earned_points: _builtins.int = ...,
+        redeemed_points: _builtins.int = ...,
+        refunded_points: _builtins.int = ...,
+        expired_points: _builtins.int = ...,
+        donated_points: _builtins.int = ...,
+        transferred_out_points: _builtins.int = ...,
+        transferred_in_points: _builtins.int = ...,
+        adjusted_points: _builtins.int = ...,
+        forfeited_points: _builtins.int = ...,
+        net_change_points: _builtins.int = ...,
+        co2e_grams: _builtins.int = ...,
+        by_behaviour: _abc.Iterable[Global___BehaviourSummary] | None = ...,
+        expiring_soon: _abc.Iterable[Global___ExpiringPoints] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "adjusted_points", b"adjusted_points", "by_behaviour", b"by_behaviour", "co2e_grams", b"co2e_grams", "donated_points", b"donated_points", "earned_points", b"earned_points", "expired_points", b"expired_points", "expiring_soon", b"expiring_soon", "forfeited_points", b"forfeited_points", "month", b"month", "net_change_points", b"net_change_points", "redeemed_points", b"redeemed_points", "refunded_points", b"refunded_points", "transferred_in_points", b"transferred_in_points", "transferred_out_points", b"transferred_out_points", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMonthlySummaryResponse: _TypeAlias = GetMonthlySummaryResponse  # noqa: Y015
+
+@_typing.final
+class BehaviourSummary(_message.Message):
+    """One behaviour's earn credits in a month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEHAVIOUR_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    behaviour: _builtins.str
+    """The behaviour code (e.g. "transit_trip") the credits' metadata names; empty for credits that name none."""
+    credits: _builtins.int
+    """How many earn credits."""
+    points: _builtins.int
+    """Their points."""
+    co2e_grams: _builtins.int
+    """Their grams of CO2e avoided."""
+    def __init__(
+        self,
+        *,
+        behaviour: _builtins.str = ...,
+        credits: _builtins.int = ...,
+        points: _builtins.int = ...,
+        co2e_grams: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "co2e_grams", b"co2e_grams", "credits", b"credits", "points", b"points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BehaviourSummary: _TypeAlias = BehaviourSummary  # noqa: Y015

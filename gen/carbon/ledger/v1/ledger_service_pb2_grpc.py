@@ -114,6 +114,11 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsResponse.FromString,
                 _registered_method=True)
+        self.GetMonthlySummary = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/GetMonthlySummary',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryResponse.FromString,
+                _registered_method=True)
         self.ExpirePoints = channel.unary_unary(
                 '/carbon.ledger.v1.LedgerService/ExpirePoints',
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ExpirePointsRequest.SerializeToString,
@@ -298,6 +303,20 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMonthlySummary(self, request, context):
+        """A user account's month (China Standard Time) in one message: points earned, redeemed, refunded, expired,
+        donated, transferred out and in, adjusted and forfeited, the net change, grams of CO2e by behaviour, and the
+        points expiring in the next three months (92 days from now). Each sum is the sum of the month's
+        ListStatementEntries rows of that code (start_time and end_time the month's bounds). The current month so far
+        is allowed; a later month is not.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account: INVALID_ACCOUNT, or a system account; year outside 2000-9999; month outside
+        1-12 or after the current month).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExpirePoints(self, request, context):
         """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
         "expire:<lot id>:<points swept from it before>", reference "lot:<lot id>"); set-based, in batches of one
@@ -409,6 +428,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.ListExpiringPoints,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsResponse.SerializeToString,
+            ),
+            'GetMonthlySummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMonthlySummary,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryResponse.SerializeToString,
             ),
             'ExpirePoints': grpc.unary_unary_rpc_method_handler(
                     servicer.ExpirePoints,
@@ -797,6 +821,33 @@ class LedgerService:
             '/carbon.ledger.v1.LedgerService/ListExpiringPoints',
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsRequest.SerializeToString,
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMonthlySummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/GetMonthlySummary',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -140,6 +140,16 @@ class LedgerServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; within negative or longer than 3 years).
     """
+    GetMonthlySummary: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetMonthlySummaryRequest, _ledger_service_pb2.GetMonthlySummaryResponse]
+    """A user account's month (China Standard Time) in one message: points earned, redeemed, refunded, expired,
+    donated, transferred out and in, adjusted and forfeited, the net change, grams of CO2e by behaviour, and the
+    points expiring in the next three months (92 days from now). Each sum is the sum of the month's
+    ListStatementEntries rows of that code (start_time and end_time the month's bounds). The current month so far
+    is allowed; a later month is not.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account: INVALID_ACCOUNT, or a system account; year outside 2000-9999; month outside
+    1-12 or after the current month).
+    """
     ExpirePoints: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ExpirePointsRequest, _ledger_service_pb2.ExpirePointsResponse]
     """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
     "expire:<lot id>:<points swept from it before>", reference "lot:<lot id>"); set-based, in batches of one
@@ -280,6 +290,16 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """"N points expire on date D" for reminders: the points left in lots expiring within the window, per day.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; within negative or longer than 3 years).
+    """
+    GetMonthlySummary: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetMonthlySummaryRequest, _ledger_service_pb2.GetMonthlySummaryResponse]  # type: ignore[assignment]
+    """A user account's month (China Standard Time) in one message: points earned, redeemed, refunded, expired,
+    donated, transferred out and in, adjusted and forfeited, the net change, grams of CO2e by behaviour, and the
+    points expiring in the next three months (92 days from now). Each sum is the sum of the month's
+    ListStatementEntries rows of that code (start_time and end_time the month's bounds). The current month so far
+    is allowed; a later month is not.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account: INVALID_ACCOUNT, or a system account; year outside 2000-9999; month outside
+    1-12 or after the current month).
     """
     ExpirePoints: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ExpirePointsRequest, _ledger_service_pb2.ExpirePointsResponse]  # type: ignore[assignment]
     """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
@@ -496,6 +516,22 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """"N points expire on date D" for reminders: the points left in lots expiring within the window, per day.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; within negative or longer than 3 years).
+        """
+
+    @_abc_1.abstractmethod
+    def GetMonthlySummary(
+        self,
+        request: _ledger_service_pb2.GetMonthlySummaryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.GetMonthlySummaryResponse, _abc.Awaitable[_ledger_service_pb2.GetMonthlySummaryResponse]]:
+        """A user account's month (China Standard Time) in one message: points earned, redeemed, refunded, expired,
+        donated, transferred out and in, adjusted and forfeited, the net change, grams of CO2e by behaviour, and the
+        points expiring in the next three months (92 days from now). Each sum is the sum of the month's
+        ListStatementEntries rows of that code (start_time and end_time the month's bounds). The current month so far
+        is allowed; a later month is not.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account: INVALID_ACCOUNT, or a system account; year outside 2000-9999; month outside
+        1-12 or after the current month).
         """
 
     @_abc_1.abstractmethod
