@@ -9,10 +9,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi import Path as FastApiPath
+from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
+from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from ops_api.domain.staff import Role
 from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home
@@ -83,6 +85,30 @@ def record_community_event(
 
     details = {"behaviour": body.behaviour.value, "quantity": body.quantity, "centre_id": staff.centre_id}
     return audited(context, staff, rid, "community_event.record", account_number, run, details=details)
+
+
+@router.get(
+    "/{account_number}/monthly-summary",
+    summary="A resident's month: points earned, spent, expired, donated, moved; CO2e by behaviour; soon expiring",
+    response_model=None,
+)
+def monthly_summary(
+    context: Ctx,
+    staff: CurrentStaff,
+    account_number: AccountNumber,
+    year: Annotated[int, Query(ge=2000, le=9999)],
+    month: Annotated[int, Query(ge=1, le=12)],
+    format: Annotated[str, Query(pattern=r"^(json|text)$", description="text: a page to print for the resident")] = (
+        "json"
+    ),
+) -> Json | PlainTextResponse:
+    region = account_home(context, staff, account_number)
+    stub = context.regions.ledger(region)
+    request = lpb.GetMonthlySummaryRequest(account=account_number, year=year, month=month)
+    summary = context.regions.call("ledger", stub.GetMonthlySummary, request)
+    if format == "text":
+        return PlainTextResponse(counter.printable_summary(summary))
+    return {"summary": to_json(summary)}
 
 
 class RedeemBody(Body):

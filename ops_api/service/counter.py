@@ -12,6 +12,7 @@ from typing import Any
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
+from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from ops_api.context import OpsContext
 from ops_api.domain.requests import idempotency_key
@@ -146,3 +147,38 @@ def record_consent(
     if grant:
         return context.regions.call("identity", stub.GrantConsent, ipb.GrantConsentRequest(**fields)).consent
     return context.regions.call("identity", stub.RevokeConsent, ipb.RevokeConsentRequest(**fields)).consent
+
+
+# The printable summary's lines: (Chinese, English, field of GetMonthlySummaryResponse).
+SUMMARY_LINES = (
+    ("获得积分", "Points earned", "earned_points"),
+    ("兑换使用", "Points redeemed", "redeemed_points"),
+    ("退回积分", "Points refunded", "refunded_points"),
+    ("过期积分", "Points expired", "expired_points"),
+    ("公益捐赠", "Points donated", "donated_points"),
+    ("转出其他地区", "Moved to another region", "transferred_out_points"),
+    ("转入", "Moved in from another region", "transferred_in_points"),
+    ("人工调整", "Adjusted by staff", "adjusted_points"),
+    ("本月变化", "Change this month", "net_change_points"),
+)
+
+
+def printable_summary(summary: lpb.GetMonthlySummaryResponse) -> str:
+    """The month on one page in large plain lines, Chinese first: what a resident takes home from the counter."""
+    lines = [
+        f"个人碳账户 月度账单 / Monthly carbon account summary  {summary.year}年{summary.month}月",
+        f"账户 Account: {summary.account}",
+        "",
+    ]
+    lines += [f"{zh} / {en}: {getattr(summary, name):,}" for zh, en, name in SUMMARY_LINES]
+    lines += ["", f"减少碳排放 CO2e avoided: {summary.co2e_grams:,} 克 g"]
+    lines += [
+        f"  {b.behaviour or '-'}: {b.credits:,} 次, {b.points:,} 分, {b.co2e_grams:,} 克" for b in summary.by_behaviour
+    ]
+    lines += ["", "三个月内将过期的积分 / Points expiring in the next 3 months:"]
+    expiring = [
+        f"  {e.expires_on.year}-{e.expires_on.month:02d}-{e.expires_on.day:02d}: {e.amount_points:,}"
+        for e in summary.expiring_soon
+    ]
+    lines += expiring or ["  无 / none"]
+    return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from service_kit.clock import set_rehearsal_offset
+from service_kit.clock import china_day, set_rehearsal_offset
 from tests.ops_api.ops_support import Ops
 
 
@@ -84,3 +84,16 @@ def test_redeem_at_the_counter_and_list_vouchers(ops: Ops) -> None:
     assert len(vouchers) == 1
     short = ops.post("zj-staff", f"/v1/accounts/{account}/redemptions", {"reward_id": "green-appliance-subsidy"})
     assert short.status_code == 409 and short.json()["reason"] == "INSUFFICIENT_POINTS"
+
+
+def test_the_monthly_summary_at_the_counter_as_data_and_as_a_page_to_print(ops: Ops) -> None:
+    account = ops.open_account()
+    ops.plant_trees(account, times=2)
+    month = china_day(datetime.now(UTC))
+    path = f"/v1/accounts/{account}/monthly-summary"
+    summary = ops.get("zj-staff", path, year=month.year, month=month.month).json()["summary"]
+    assert summary["earned_points"] == 400 and summary["by_behaviour"][0]["behaviour"] == "tree_planting"
+    page = ops.get("zj-staff", path, year=month.year, month=month.month, format="text")
+    assert page.headers["content-type"].startswith("text/plain")
+    assert "获得积分 / Points earned: 400" in page.text and account in page.text
+    assert ops.get("zj-staff", path, year=month.year, month=13).status_code == 422
