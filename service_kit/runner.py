@@ -15,9 +15,10 @@ from service_kit.settings import Settings, SettingsError
 log = logging.getLogger("carbon.runner")
 
 BuildRegistrations = Callable[[Settings, Engine], Sequence[Registration]]
-# A service's own threads beside the gRPC workers: the ledger's sealer, the rewards and gateway recovery loops,
-# ingest's resume pass.
-BACKGROUND_THREADS = 2
+# Connections a service's own threads hold beside the gRPC workers': the ledger's sealer and its scheduler (whose
+# expiry sweep holds up to three: the candidates' read and two batches in flight), the rewards and gateway recovery
+# loops, ingest's resume pass.
+BACKGROUND_THREADS = 4
 
 
 def pool_size_for(settings: Settings) -> int:
