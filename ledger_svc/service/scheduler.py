@@ -123,6 +123,7 @@ class Scheduler:
             run = job_store.load_run(conn, job, period)
         if not is_due(run, self._ctx.now_us(), every, self._schedule):
             return
+        self._keep_lease()  # the job before may have taken a while
         self._ctx.transaction(lambda conn: job_store.start_run(conn, job, period, self.holder, self._ctx.now_us()))
         started = time.monotonic()
         log.info("job run started", extra={"job": job.value, "period": period, "holder": self.holder})

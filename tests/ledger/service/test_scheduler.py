@@ -13,6 +13,7 @@ from ledger_svc.domain.jobs import Job, RunState, Schedule, close_period, expiry
 from ledger_svc.domain.time import add_months, start_of_day_us, to_us
 from ledger_svc.service import holds, reads, scheduler, transfers
 from ledger_svc.service.context import LedgerContext
+from ledger_svc.store.tables import system_balances
 from service_kit.clock import start_of_china_day
 from service_kit.errors import InvalidArgument
 from tests.ledger.ledger_support import EXPIRY, MovableClock, account_number, assert_conserved, earn
@@ -109,6 +110,25 @@ def test_the_month_is_closed_once_after_it_ends_with_the_points_outstanding(
     assert [(run.period, run.state, run.points, run.attempts) for run in found if run.period == "2026-03"] == [
         ("2026-03", RunState.DONE, 70, 1)
     ]
+
+
+def test_a_failed_run_records_its_error_and_is_tried_again_later(ledger: LedgerContext, clock: MovableClock) -> None:
+    transfers.post_transfers(ledger, [earn("e1", A, 70)])
+    with ledger.engine.begin() as conn:  # a balance no journal entry explains: conservation fails
+        conn.execute(system_balances.insert().values(account="system:adjustment", shard=7, balance_points=5))
+    leader = replica(ledger, "a")
+    clock.now = at(date(2026, 4, 1), minutes=31)
+    assert leader.tick()
+    (failed,) = [run for run in scheduler.list_job_runs(ledger, "monthly_close", 0)[0] if run.period == "2026-03"]
+    assert failed.state == RunState.FAILED and "conservation" in failed.error and failed.attempts == 1
+    with ledger.engine.begin() as conn:
+        conn.execute(system_balances.delete().where(system_balances.c.shard == 7))
+    clock.advance(minutes=4)
+    assert leader.tick() and runs(ledger, Job.MONTHLY_CLOSE)["2026-03"][0] == RunState.FAILED, "not retried at once"
+    clock.advance(minutes=2)
+    assert leader.tick()
+    (done,) = [run for run in scheduler.list_job_runs(ledger, "monthly_close", 0)[0] if run.period == "2026-03"]
+    assert (done.state, done.error, done.attempts, done.points) == (RunState.DONE, "", 2, 70)
 
 
 def test_the_periods_follow_china_time() -> None:
