@@ -4,7 +4,9 @@ by batch and a rerun finds only what is left, and an import skips the batches a 
 (events are idempotent by partner and event id anyway, so a resent batch is answered DUPLICATE).
 
 The commands talk to a running system over gRPC (addresses from the registry file `carbon up` writes, or given), or
-to databases by URL (migrate); the kit imports no service package, so they go through the contracts only.
+to databases by URL (migrate); the kit imports no service package, so they go through the contracts only. They call
+as the ops API (the operator's tools, ADR 0011): with the identity `carbon up` prepared in the data folder, else the
+one CARBON_SERVICE_IDENTITY and CARBON_SERVICE_KEY_FILE (and TLS files) name.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carbon.common.v1 import common_pb2
@@ -28,7 +31,7 @@ from carbon.ingest.v1 import ingest_service_pb2 as inpb
 from carbon.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
-from service_kit import db
+from service_kit import db, embedded_trust
 from service_kit.channels import open_channel
 from service_kit.partner_signing import sign_request
 from service_kit.settings import Settings
@@ -54,6 +57,13 @@ def progress(out: TextIO, label: str, done: int, total: int | None = None, extra
         line = f"\r{label} {done:,} {extra}"
     out.write(line)
     out.flush()
+
+
+def _channel(address: str, data_dir: str) -> grpc.Channel:
+    """A channel presenting the operator's identity (see the module's docstring)."""
+    trust = embedded_trust.load(Path(data_dir))
+    settings = trust.settings() if trust is not None else Settings.from_env("ops_api")
+    return open_channel(address, settings)
 
 
 def _registry(data_dir: str) -> Registry:
@@ -109,7 +119,7 @@ def expire(args: argparse.Namespace) -> int:
     totals: dict[str, tuple[int, int]] = {}
     try:
         for region in _regions(args):
-            totals[region.region_code] = _expire_region(region, as_of, args.batch_size)
+            totals[region.region_code] = _expire_region(region, as_of, args.batch_size, args.data_dir)
     except KeyboardInterrupt:
         print("\ninterrupted: what is shown committed; run `carbon expire` again to continue")
         _expiry_summary(totals)
@@ -118,10 +128,12 @@ def expire(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expire_region(region: RegionEntry, as_of: common_pb2.Date | None, batch_size: int) -> tuple[int, int]:
+def _expire_region(
+    region: RegionEntry, as_of: common_pb2.Date | None, batch_size: int, data_dir: str
+) -> tuple[int, int]:
     lots = points = 0
     started = time.monotonic()
-    with open_channel(region.ledger_address) as channel:
+    with _channel(region.ledger_address, data_dir) as channel:
         stub = ledger_grpc.LedgerServiceStub(channel)
         while True:
             request = lpb.ExpirePointsRequest(batch_size=batch_size, max_batches=EXPIRY_STEP_BATCHES)
@@ -153,7 +165,7 @@ def _calendar_date(text: str) -> common_pb2.Date:
 def jobs(args: argparse.Namespace) -> int:
     """Each region's scheduled job runs and the replica leading its scheduler."""
     for region in _regions(args):
-        with open_channel(region.ledger_address) as channel:
+        with _channel(region.ledger_address, args.data_dir) as channel:
             stub = ledger_grpc.LedgerServiceStub(channel)
             listed = stub.ListJobRuns(lpb.ListJobRunsRequest(job=args.job, limit=args.limit), timeout=RPC_TIMEOUT_S)
         until = listed.lease_expires_at.ToDatetime().isoformat() if listed.HasField("lease_expires_at") else "-"
@@ -185,7 +197,7 @@ def import_events(args: argparse.Namespace, secret: str) -> int:
     reasons: Counter[str] = Counter()
     sent = skip
     try:
-        with open_channel(address) as channel:
+        with _channel(address, args.data_dir) as channel:
             stub = ingest_grpc.IngestServiceStub(channel)
             for start in range(skip, len(events), args.batch_size):
                 chunk = events[start : start + args.batch_size]

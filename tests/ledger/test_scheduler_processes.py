@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -25,9 +24,11 @@ from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import jobs as job_store
 from ledger_svc.store.tables import lots
 from ledger_svc.store.tables import transfers as journal
+from service_kit import identities
 from service_kit.clock import china_day, system_clock
 from tests.ledger.ledger_support import REGION, account_number, earn, migrated_engine
 from tests.rewards.test_crash import free_port
+from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPIRED_LOTS = 6_000
@@ -53,6 +54,7 @@ class Replica:
             "CARBON_LEDGER_EXPIRY_BATCH": "10",
             "CARBON_LEDGER_EXPIRY_AFTER_MINUTES": "0",
             "CARBON_LOG_FORMAT": "text",
+            **TRUST.env(identities.regional(REGION, "ledger")),
         }
         self.log = log
         with log.open("wb") as out:
@@ -153,7 +155,7 @@ def test_the_leader_killed_mid_sweep_is_replaced_and_nothing_expires_twice(
     assert left == FRESH_LOTS
     checked = audit.check_conservation(LedgerContext(engine, REGION, system_clock))
     assert checked.balanced and checked.expired_points == points, checked.problems
-    with grpc.insecure_channel(f"127.0.0.1:{survivor.port}") as channel:
+    with TRUST.channel(f"127.0.0.1:{survivor.port}", identities.OPS_API) as channel:
         listed = pb_grpc.LedgerServiceStub(channel).ListJobRuns(pb.ListJobRunsRequest(job="expiry"), timeout=10)
     assert listed.runs[0].state == pb.JOB_RUN_STATE_DONE and listed.runs[0].items == EXPIRED_LOTS
     assert f":{survivor.pid}:" in listed.lease_holder

@@ -7,16 +7,17 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from service_kit import identities
 from service_kit.cli import main
 from service_kit.clock import set_rehearsal_offset
 from service_kit.operations import read_events
 from service_kit.topology import Registry
 from tests.ops_api.ops_support import PARTNER, Federation, Ops
+from tests.service_identities import TRUST
 
 REGION = "330000"
 
@@ -26,12 +27,19 @@ def ledger_address(federation: Federation) -> str:
     return next(region.ledger_address for region in registry.regions if region.region_code == REGION)
 
 
+@pytest.fixture(autouse=True)
+def operator_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands call as the ops API, with the key the test trust bundle knows (as an operator's environment)."""
+    for name, value in TRUST.env(identities.OPS_API).items():
+        monkeypatch.setenv(name, value)
+
+
 def test_carbon_expire_sweeps_on_a_rehearsal_clock_and_jobs_lists_each_region(
     ops: Ops, capsys: pytest.CaptureFixture[str]
 ) -> None:
     account = ops.open_account()
     earned = datetime.now(UTC) - timedelta(days=700)
-    with grpc.insecure_channel(ledger_address(ops.federation)) as channel:
+    with TRUST.channel(ledger_address(ops.federation), identities.OPS_API) as channel:
         transfer = lpb.Transfer(
             transfer_id=f"old-{account}", debit_account="system:issuance", credit_account=account,
             amount_points=40, code=lpb.TRANSFER_CODE_EARN,
