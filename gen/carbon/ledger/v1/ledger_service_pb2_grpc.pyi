@@ -35,13 +35,13 @@ class LedgerServiceStub:
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
-    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints to external callers (routed by
-    the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the regional platform
-    (ingest, rewards, identity) and by the gateway. Every call proves the calling service's identity (mTLS certificate
-    or x-carbon-service-token) and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only from the gateway, and credits
-    from a system account without carried lots only from this region's ingest and the ops API. ErrorInfo.domain:
-    "ledger.carbon-account".
+    The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
+    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
+    service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
+    from the gateway, and credits from a system account without carried lots only from this region's ingest and the
+    ops API. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     @_typing.overload
@@ -189,13 +189,13 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
-    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints to external callers (routed by
-    the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the regional platform
-    (ingest, rewards, identity) and by the gateway. Every call proves the calling service's identity (mTLS certificate
-    or x-carbon-service-token) and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only from the gateway, and credits
-    from a system account without carried lots only from this region's ingest and the ops API. ErrorInfo.domain:
-    "ledger.carbon-account".
+    The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
+    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
+    service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
+    from the gateway, and credits from a system account without carried lots only from this region's ingest and the
+    ops API. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -339,13 +339,13 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
-    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints to external callers (routed by
-    the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the regional platform
-    (ingest, rewards, identity) and by the gateway. Every call proves the calling service's identity (mTLS certificate
-    or x-carbon-service-token) and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only from the gateway, and credits
-    from a system account without carried lots only from this region's ingest and the ops API. ErrorInfo.domain:
-    "ledger.carbon-account".
+    The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
+    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
+    service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
+    from the gateway, and credits from a system account without carried lots only from this region's ingest and the
+    ops API. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     @_abc_1.abstractmethod
