@@ -26,7 +26,16 @@ from ops_api.wire import to_json
 
 router = APIRouter(prefix="/v1/accounts", tags=["community counter"])
 
-EventResultResponse = envelope("CommunityEventResult", "How ingest scored the event.", result=inpb.EventResult)
+EventResultResponse = envelope(
+    "CommunityEventResult",
+    "How ingest scored the record: the first unit's result, one result per unit (oldest first), their points.",
+    result=inpb.EventResult,
+    results=list[inpb.EventResult],
+    points=int,
+)
+MonthlySummaryResponse = envelope(
+    "MonthlySummaryResponse", "The resident's month.", summary=lpb.GetMonthlySummaryResponse
+)
 RedemptionResponse = envelope("RedemptionResponse", "The redemption and its vouchers.", redemption=rpb.Redemption)
 VoucherPage = page("VoucherPage", "vouchers", rpb.Voucher, "The account's vouchers.")
 VoucherResponse = envelope("VoucherResponse", "The voucher after the call.", voucher=rpb.Voucher)
@@ -91,6 +100,7 @@ def record_community_event(
     "/{account_number}/monthly-summary",
     summary="A resident's month: points earned, spent, expired, donated, moved; CO2e by behaviour; soon expiring",
     response_model=None,
+    responses={200: {"model": MonthlySummaryResponse, "content": {"text/plain": {}}}},
 )
 def monthly_summary(
     context: Ctx,
