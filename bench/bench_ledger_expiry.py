@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 
 from bench_ledger_support import REGION, private_schema  # type: ignore[import-not-found,unused-ignore]
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from ledger_svc.service import audit, expiry
 from ledger_svc.service.context import LedgerContext
@@ -29,46 +29,47 @@ FROM a CROSS JOIN generate_series(0, :per_account - 1) d
 """
 
 
+def seed(engine: Engine, lots: int) -> float:
+    """`lots` expired lots (LOTS_PER_ACCOUNT per account) with their accounts, balances and earn journal, on a
+    migrated ledger; also raw_lots, the same rows in a plain table. Returns the seconds raw_lots' insert took."""
+    accounts = lots // LOTS_PER_ACCOUNT
+    params = {"accounts": accounts, "per_account": LOTS_PER_ACCOUNT}
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE raw_lots (account text, day int, points bigint)"))
+        started = time.perf_counter()
+        conn.execute(text(SEED.format(region=REGION, table="raw_lots", columns="account, d, 10")), params)
+        raw_s = time.perf_counter() - started
+        lot_columns = (
+            "nextval('lots_lot_id_seq'), account, date '2023-01-01' + d, "
+            "extract(epoch from (timestamp '2025-01-01' + d * interval '1 day' - interval '8 hours'))::bigint"
+            " * 1000000, 10, 10, 0"
+        )
+        conn.execute(text(SEED.format(region=REGION, table="lots", columns=lot_columns)), params)
+        conn.execute(
+            text(
+                f"INSERT INTO accounts SELECT '{REGION}' || lpad(g::text, 10, '0'), :points, 0, 0 "
+                "FROM generate_series(1, :accounts) g"
+            ),
+            {"accounts": accounts, "points": 10 * LOTS_PER_ACCOUNT},
+        )
+        conn.execute(text("INSERT INTO system_balances VALUES ('system:issuance', 0, :total)"), {"total": -10 * lots})
+        # The journal of the seed: one earn per lot, so the ledger conserves (balances = journal sums).
+        conn.execute(
+            text(
+                "INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code,"
+                " reference, co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint)"
+                " SELECT 'seed:' || lot_id, 0, 'system:issuance', account, 10, 1, '', 0, '', 0, 0, '' FROM lots"
+            )
+        )
+        conn.execute(text("ANALYZE"))
+    return raw_s
+
+
 def main() -> None:
-    accounts = LOTS // LOTS_PER_ACCOUNT
     with private_schema("bench_expiry") as url:
         engine = db.make_engine(url)
         db.migrate("ledger_svc", engine)
-        params = {"accounts": accounts, "per_account": LOTS_PER_ACCOUNT}
-        with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE raw_lots (account text, day int, points bigint)"))
-            started = time.perf_counter()
-            conn.execute(
-                text(SEED.format(region=REGION, table="raw_lots", columns="account, d, 10")),
-                params,
-            )
-            raw_s = time.perf_counter() - started
-            lot_columns = (
-                "nextval('lots_lot_id_seq'), account, date '2023-01-01' + d, "
-                "extract(epoch from (timestamp '2025-01-01' + d * interval '1 day' - interval '8 hours'))::bigint"
-                " * 1000000, 10, 10, 0"
-            )
-            conn.execute(text(SEED.format(region=REGION, table="lots", columns=lot_columns)), params)
-            conn.execute(
-                text(
-                    f"INSERT INTO accounts SELECT '{REGION}' || lpad(g::text, 10, '0'), :points, 0, 0 "
-                    "FROM generate_series(1, :accounts) g"
-                ),
-                {"accounts": accounts, "points": 10 * LOTS_PER_ACCOUNT},
-            )
-            conn.execute(
-                text("INSERT INTO system_balances VALUES ('system:issuance', 0, :total)"),
-                {"total": -10 * LOTS},
-            )
-            # The journal of the seed: one earn per lot, so the ledger conserves (balances = journal sums).
-            conn.execute(
-                text(
-                    "INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code,"
-                    " reference, co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint)"
-                    " SELECT 'seed:' || lot_id, 0, 'system:issuance', account, 10, 1, '', 0, '', 0, 0, '' FROM lots"
-                )
-            )
-            conn.execute(text("ANALYZE"))
+        raw_s = seed(engine, LOTS)
         ledger = LedgerContext(engine, REGION, lambda: NOW)
         started = time.perf_counter()
         outcome = expiry.expire_points(ledger, None, batch_size=10_000, max_batches=0)

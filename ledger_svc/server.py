@@ -9,9 +9,10 @@ from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from ledger_svc import callers, wire
 from ledger_svc.domain.transfers import ItemResult, Status
-from ledger_svc.service import audit, expiry, holds, reads, refunds, transfers
+from ledger_svc.service import audit, expiry, holds, reads, refunds, scheduler, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
+from ledger_svc.settings import LedgerSettings
 from service_kit.access import current_caller
 from service_kit.clock import Clock, system_clock
 from service_kit.failures import idempotent
@@ -123,6 +124,13 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         return wire.expiring_response(reads.list_expiring_points(self._ctx, request.account, within_us))
 
     @idempotent
+    def GetMonthlySummary(
+        self, request: pb.GetMonthlySummaryRequest, context: grpc.ServicerContext
+    ) -> pb.GetMonthlySummaryResponse:
+        summary = reads.get_monthly_summary(self._ctx, request.account, request.year, request.month)
+        return wire.monthly_summary_response(summary)
+
+    @idempotent
     def ExpirePoints(self, request: pb.ExpirePointsRequest, context: grpc.ServicerContext) -> pb.ExpirePointsResponse:
         as_of = wire.calendar_date(request.as_of, "as_of") if request.HasField("as_of") else None
         outcome = expiry.expire_points(self._ctx, as_of, request.batch_size, request.max_batches)
@@ -143,7 +151,21 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         self._metrics.checked(outcome)
         return wire.conservation_response(outcome)
 
+    @idempotent
+    def ListJobRuns(self, request: pb.ListJobRunsRequest, context: grpc.ServicerContext) -> pb.ListJobRunsResponse:
+        return wire.job_runs_response(*scheduler.list_job_runs(self._ctx, request.job, request.limit))
+
 
 def registrations(settings: Settings, engine: Engine, clock: Clock = system_clock) -> list[Registration]:
-    servicer = LedgerServiceServicer(LedgerContext.from_settings(settings, engine, clock))
-    return [Registration(ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server, servicer, SERVICE_NAME)]
+    """The ledger service; with CARBON_LEDGER_SCHEDULER=1 also this replica's scheduler, stopped (and its lease freed)
+    after the server drains."""
+    ctx = LedgerContext.from_settings(settings, engine, clock)
+    servicer = LedgerServiceServicer(ctx)
+    own = LedgerSettings.from_settings(settings)
+    on_stop = None
+    if own.scheduler:
+        jobs = scheduler.Scheduler(ctx, own.schedule, own.lease, tick_s=own.tick_s, expiry_batch=own.expiry_batch)
+        jobs.start()
+        on_stop = jobs.stop
+    add = ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server
+    return [Registration(add, servicer, SERVICE_NAME, on_stop=on_stop)]

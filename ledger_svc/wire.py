@@ -18,8 +18,10 @@ from ledger_svc.domain.conservation import Conservation
 from ledger_svc.domain.credits import CreditColumns
 from ledger_svc.domain.expiry import ExpiryOutcome
 from ledger_svc.domain.holds import Hold, HoldRequest
+from ledger_svc.domain.jobs import JobRun
 from ledger_svc.domain.journal import Verification
 from ledger_svc.domain.lots import LotKey, Portion
+from ledger_svc.domain.summary import MonthlySummary
 from ledger_svc.domain.transfers import CarriedLot, ItemResult, Posting, Status, TransferRequest
 from ledger_svc.service.reads import LotPage, StatementPage
 from service_kit.errors import InvalidArgument
@@ -368,4 +370,51 @@ def conservation_response(result: Conservation) -> pb.CheckConservationResponse:
         adjusted_points=result.adjusted_points,
         sum_of_all_balances_points=result.sum_of_all_balances_points,
         problems=list(result.problems),
+    )
+
+
+def job_runs_response(runs: list[JobRun], holder: str, until_us: int) -> pb.ListJobRunsResponse:
+    response = pb.ListJobRunsResponse(lease_holder=holder)
+    if until_us:
+        response.lease_expires_at.CopyFrom(timestamp(until_us))
+    for run in runs:
+        message = response.runs.add(
+            job=run.job.value,
+            period=run.period,
+            state=pb.JobRunState.Value(f"JOB_RUN_STATE_{run.state.value}"),  # type: ignore[arg-type]
+            started_at=timestamp(run.started_at_us),
+            updated_at=timestamp(run.updated_at_us),
+            items=run.items,
+            points=run.points,
+            batches=run.batches,
+            attempts=run.attempts,
+            holder=run.holder,
+            error=run.error,
+        )
+        if run.finished_at_us:
+            message.finished_at.CopyFrom(timestamp(run.finished_at_us))
+    return response
+
+
+def monthly_summary_response(summary: MonthlySummary) -> pb.GetMonthlySummaryResponse:
+    return pb.GetMonthlySummaryResponse(
+        account=summary.account,
+        year=summary.month.year,
+        month=summary.month.month,
+        earned_points=summary.earned_points,
+        redeemed_points=summary.redeemed_points,
+        refunded_points=summary.refunded_points,
+        expired_points=summary.expired_points,
+        donated_points=summary.donated_points,
+        transferred_out_points=summary.transferred_out_points,
+        transferred_in_points=summary.transferred_in_points,
+        adjusted_points=summary.adjusted_points,
+        forfeited_points=summary.forfeited_points,
+        net_change_points=summary.net_change_points,
+        co2e_grams=summary.co2e_grams,
+        by_behaviour=[
+            pb.BehaviourSummary(behaviour=b.behaviour, credits=b.events, points=b.points, co2e_grams=b.co2e_grams)
+            for b in summary.by_behaviour
+        ],
+        expiring_soon=[pb.ExpiringPoints(expires_on=proto_date(day), amount_points=p) for day, p in summary.expiring],
     )

@@ -20,6 +20,7 @@ from ops_api.service.staff import create_user, issue_token
 from ops_api.settings import SERVICE, OpsSettings
 from service_kit import logs, telemetry
 from service_kit.clock import system_clock
+from service_kit.runner import start_clock
 from service_kit.settings import SettingsError
 
 DEFAULT_PORT = 18049
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"ops_api: {error}", file=sys.stderr)
         return 2
+    start_clock(settings.base)
     if args.command in (None, "serve"):
         return serve(settings)
     engine = open_engine(settings)

@@ -64,9 +64,11 @@ ACCESS: dict[str, frozenset[str]] = {
             "ListStatementEntries": _PUBLIC,
             "ListLots": _PUBLIC,
             "ListExpiringPoints": _PUBLIC,
+            "GetMonthlySummary": _PUBLIC,
             "ExpirePoints": _OPS,
             "VerifyJournal": _OPS,
             "CheckConservation": _OPS,
+            "ListJobRuns": _OPS,
         },
     ),
     **_service(

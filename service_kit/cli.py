@@ -1,13 +1,20 @@
-"""The `carbon` command: `carbon up` runs the embedded system, `carbon status` reports on a running one."""
+"""The `carbon` command: `carbon up` runs the embedded system, `carbon status` reports on a running one; the
+operator commands (migrate, expire, jobs, import) are in service_kit/operations.py."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from service_kit import embedded, embedded_trust, health
+import grpc
+
+from service_kit import embedded, embedded_trust, health, operations
+from service_kit.clock import format_offset, parse_offset
 from service_kit.topology import (
     DEFAULT_BASE_PORT,
     DEFAULT_REGIONS,
@@ -36,8 +43,33 @@ def print_table(registry: Registry, data_dir: Path, states: dict[str, str] | Non
     )
 
 
+def rehearsal_offset_variable(args: argparse.Namespace, env: Mapping[str, str], now: datetime) -> str:
+    """CARBON_CLOCK_OFFSET for the children from --clock-offset or --rehearse-at (else the variable as given);
+    ValueError when it cannot be used: malformed, both flags, or a production environment."""
+    if args.clock_offset and args.rehearse_at:
+        raise ValueError("give --clock-offset or --rehearse-at, not both")
+    if args.rehearse_at:
+        start = datetime.fromisoformat(args.rehearse_at)
+        if start.tzinfo is None:
+            raise ValueError(f"--rehearse-at needs a UTC offset, e.g. 2028-12-03T23:55:00+08:00 (got {start})")
+        offset = timedelta(seconds=round((start - now).total_seconds()))
+    else:
+        offset = parse_offset(args.clock_offset or env.get("CARBON_CLOCK_OFFSET", ""))
+    if offset and env.get("CARBON_ENVIRONMENT", "").lower() == "production":
+        raise ValueError("a rehearsal clock is refused when CARBON_ENVIRONMENT=production")
+    return format_offset(offset) if offset else ""
+
+
 def _up(args: argparse.Namespace) -> int:
     regions = [code.strip() for code in args.regions.split(",") if code.strip()]
+    try:
+        offset = rehearsal_offset_variable(args, os.environ, datetime.now(UTC))
+    except ValueError as error:
+        print(f"carbon up: {error}", file=sys.stderr)
+        return 2
+    if offset:
+        os.environ["CARBON_CLOCK_OFFSET"] = offset
+        print(f"rehearsal clock: every process runs {offset} from now ({datetime.now(UTC) + parse_offset(offset)})")
     try:
         registry = plan(regions, host=args.host, base_port=args.base_port)
     except ValueError as error:
@@ -77,17 +109,71 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="mutual TLS between all processes (a CA and per-process certificates generated into the data folder)",
     )
+    up.add_argument(
+        "--clock-offset", default="", help="rehearsal clock: shift every process's time, e.g. +730d or -2h30m"
+    )
+    up.add_argument(
+        "--rehearse-at", default="", help="rehearsal clock: start at this instant, e.g. 2028-12-03T23:55:00+08:00"
+    )
     up.set_defaults(run=_up)
     status = commands.add_parser("status", help="health of a running embedded system")
     status.add_argument("--data-dir", default="data")
     status.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each process")
     status.set_defaults(run=_status)
+    _operator_commands(commands)
     return parser
+
+
+def _operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    migrate = commands.add_parser("migrate", help="bring every database to the current schema (safe to rerun)")
+    migrate.add_argument("--data-dir", default="data")
+    migrate.add_argument("--service", default="", help="only this service's databases")
+    migrate.add_argument("--database-url", default="", help="one database by URL (with --service)")
+    migrate.set_defaults(run=operations.migrate)
+    expire = commands.add_parser("expire", help="run the expiry sweep now, with progress (safe to interrupt)")
+    expire.add_argument("--data-dir", default="data")
+    expire.add_argument("--region", default="", help="comma-separated region codes (default: every region)")
+    expire.add_argument("--as-of", default="", help="expire lots expired by the start of this China day (YYYY-MM-DD)")
+    expire.add_argument("--batch-size", type=int, default=0, help="lots per transaction (default 1,000)")
+    expire.set_defaults(run=operations.expire)
+    jobs = commands.add_parser("jobs", help="the scheduled jobs' runs and leaders of each region")
+    jobs.add_argument("--data-dir", default="data")
+    jobs.add_argument("--region", default="", help="comma-separated region codes (default: every region)")
+    jobs.add_argument("--job", default="", choices=["", "expiry", "hold_timeouts", "monthly_close"])
+    jobs.add_argument("--limit", type=int, default=10, help="runs per region (at most 200)")
+    jobs.set_defaults(run=operations.jobs)
+    imports = commands.add_parser("import", help="submit partner events from a CSV or JSONL file, signed, in batches")
+    imports.add_argument("file")
+    imports.add_argument("--partner-id", required=True)
+    imports.add_argument("--key-id", required=True, help="the partner's signing key id")
+    imports.add_argument(
+        "--secret-variable", default="CARBON_SECRET_IMPORT_PARTNER", help="the variable holding the signing secret"
+    )
+    imports.add_argument("--data-dir", default="data")
+    imports.add_argument("--region", default="", help="the region whose ingest receives the events")
+    imports.add_argument("--ingest", default="", help="the ingest address instead of the registry's")
+    imports.add_argument("--batch-size", type=int, default=operations.IMPORT_BATCH)
+    imports.add_argument("--restart", action="store_true", help="ignore the checkpoint of an earlier run")
+    imports.set_defaults(run=_import)
+
+
+def _import(args: argparse.Namespace) -> int:
+    secret = os.environ.get(args.secret_variable, "")
+    if not secret:
+        raise operations.OperationError(f"set {args.secret_variable} to the partner's signing secret")
+    return operations.import_events(args, secret)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except operations.OperationError as error:
+        print(f"carbon {args.command}: {error}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as error:
+        print(f"carbon {args.command}: {error.code().name}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def check_ports_free(registry: Registry) -> None:
 
 
 # What passes from `carbon up`'s environment to every child beside OpenTelemetry's OTEL_* variables and secrets.
-PASSED_THROUGH = frozenset({"CARBON_LOG_LEVEL", "CARBON_LOG_FORMAT"})
+PASSED_THROUGH = frozenset({"CARBON_LOG_LEVEL", "CARBON_LOG_FORMAT", "CARBON_CLOCK_OFFSET", "CARBON_ENVIRONMENT"})
 PROMETHEUS_PORT = "OTEL_EXPORTER_PROMETHEUS_PORT"
 
 
@@ -96,7 +96,8 @@ def child_environment(
 ) -> dict[str, str]:
     # Each child names itself (service.name from its service), so a name given to `carbon up` is not passed on.
     env = {key: value for key, value in base.items() if not key.startswith("CARBON_") and key != "OTEL_SERVICE_NAME"}
-    # Log level and format and secrets pass through; everything that shapes the topology is set here.
+    # Log level and format, the rehearsal clock (ADR 0014: the whole system's time shifts together) and secrets pass
+    # through; everything that shapes the topology is set here.
     env.update({k: v for k, v in base.items() if k in PASSED_THROUGH})
     if base.get(PROMETHEUS_PORT):
         # One scrape port per process: the given port for the first, the next ones for the others, in plan order.
@@ -117,6 +118,9 @@ def child_environment(
     if trust is not None:
         # Who the child is and how it proves it: its key (and certificate under mTLS), and the bundle it checks.
         env.update(trust.env(identity_of_service(spec.service, spec.region_code)))
+    if spec.service == "ledger_svc":
+        # Each region's ledger runs its scheduled jobs (expiry after midnight, hold timeouts, month end).
+        env["CARBON_LEDGER_SCHEDULER"] = "1"
     region = next((r for r in registry.regions if r.region_code == spec.region_code), None)
     if region is not None:
         env["CARBON_IDENTITY_ADDRESS"] = region.identity_address

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
@@ -19,6 +20,7 @@ from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from service_kit.clock import parse_offset
 from service_kit.identities import identity_of_service
 
 REGION_CODE_LENGTH = 6
@@ -146,6 +148,12 @@ class Settings(_FromArguments):
     # The trust bundle (JSON, SPIFFE ID -> public key) the tokens of callers are verified against. Without it (and
     # without mTLS) a regional service refuses every call but health checks: it cannot tell who is calling.
     trust_bundle_file: str = Field(default="", validation_alias="CARBON_TRUST_BUNDLE_FILE")
+    # Where this deployment runs; production refuses a rehearsal clock.
+    environment: Literal["development", "staging", "production"] = Field(
+        default="development", validation_alias="CARBON_ENVIRONMENT"
+    )
+    # The rehearsal clock's shift of the whole system's time, e.g. "+730d" (service_kit/clock.py; ADR 0014).
+    clock_offset: timedelta = Field(default=timedelta(0), validation_alias="CARBON_CLOCK_OFFSET")
     # CARBON_SECRET_<NAME> by lower-case name; read them with secret(name).
     secrets: Mapping[str, Secret] = Field(default_factory=dict)
     # Every other CARBON_* variable (secrets excepted), for what a service reads beyond these fields.
@@ -163,10 +171,21 @@ class Settings(_FromArguments):
     def _upper_case(cls, value: str) -> str:
         return value.upper()
 
-    @field_validator("log_format", mode="before")
+    @field_validator("clock_offset", mode="before")
+    @classmethod
+    def _offset_text(cls, value: object) -> object:
+        return parse_offset(value) if isinstance(value, str) else value
+
+    @field_validator("log_format", "environment", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _no_rehearsal_in_production(self) -> Self:
+        if self.clock_offset and self.environment == "production":
+            raise ValueError("CARBON_CLOCK_OFFSET (a rehearsal clock) is refused when CARBON_ENVIRONMENT=production")
+        return self
 
     @model_validator(mode="after")
     def _certificate_comes_with_its_key(self) -> Self:

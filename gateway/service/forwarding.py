@@ -106,6 +106,7 @@ def _routes() -> tuple[Route, ...]:
         ),
         Route("ledger", "ListLots", le.ListLotsRequest, le.ListLotsResponse, "account"),
         Route("ledger", "ListExpiringPoints", le.ListExpiringPointsRequest, le.ListExpiringPointsResponse, "account"),
+        Route("ledger", "GetMonthlySummary", le.GetMonthlySummaryRequest, le.GetMonthlySummaryResponse, "account"),
         Route("rewards", "ListRewards", r.ListRewardsRequest, r.ListRewardsResponse),
         Route("rewards", "GetReward", r.GetRewardRequest, r.GetRewardResponse),
         Route("rewards", "Redeem", r.RedeemRequest, r.RedeemResponse, "account_number"),
@@ -123,11 +124,7 @@ ROUTES = _routes()
 
 _LEDGER_NOT_SERVED = (
     *("PostTransfers", "PostCredits", "GetTransfer", "RefundTransfer", "Hold", "CommitHold", "ReleaseHold"),
-    *("GetHold", "SweepExpiredHolds", "ExpirePoints", "VerifyJournal", "CheckConservation"),
-)
-_LEDGER_NOT_SERVED = (
-    *("PostTransfers", "PostCredits", "GetTransfer", "RefundTransfer", "Hold", "CommitHold", "ReleaseHold"),
-    *("GetHold", "SweepExpiredHolds", "ExpirePoints", "VerifyJournal", "CheckConservation"),
+    *("GetHold", "SweepExpiredHolds", "ExpirePoints", "VerifyJournal", "CheckConservation", "ListJobRuns"),
 )
 # What the gateway deliberately does not serve, and why: a region's internal calls between its own services
 # (identity for ingest and the gateway, holds for rewards and the gateway's sagas), the ledger's postings and

@@ -73,6 +73,7 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
         acceptance=Acceptance(
             window=timedelta(days=int(acceptance.get("window_days", 7))),
             future_skew=timedelta(seconds=int(acceptance.get("future_skew_seconds", 300))),
+            counter_window=timedelta(days=int(acceptance.get("counter_window_days", 31))),
         ),
     )
 

@@ -87,16 +87,21 @@ class Rejection:
 
 @dataclass(frozen=True)
 class Acceptance:
-    """How far from now an event's time may be: older than the window is TOO_OLD, later than the skew IN_FUTURE."""
+    """How far from now an event's time may be: older than the window is TOO_OLD, later than the skew IN_FUTURE.
+    A community centre's counter records a resident's sign-in sheet, up to a month of supervisor days at once, so
+    its events have the longer counter window."""
 
     window: timedelta = timedelta(days=7)
     future_skew: timedelta = timedelta(minutes=5)
+    counter_window: timedelta = timedelta(days=31)
 
 
 @dataclass(frozen=True)
 class PartnerScope:
     allowed_behaviours: frozenset[str]
     allowed_regions: frozenset[str]
+    # A community centre's counter: its events have the acceptance's counter window.
+    counter: bool = False
 
 
 class ValidEvent(NamedTuple):
@@ -120,7 +125,8 @@ def validator(scope: PartnerScope, book: RuleBook, now: datetime, acceptance: Ac
     """validate() for the events of one batch: what they share (the acceptance bounds, the partner's scope, the
     book's look-ups) is computed once, not per event."""
     latest = now + acceptance.future_skew
-    earliest = now - acceptance.window
+    window = acceptance.counter_window if scope.counter else acceptance.window
+    earliest = now - window
     allowed_behaviours, allowed_regions = scope.allowed_behaviours, scope.allowed_regions
     behaviour_in_region, rule_for = book.behaviour_in_region, book.rule_for
 
@@ -141,7 +147,7 @@ def validator(scope: PartnerScope, book: RuleBook, now: datetime, acceptance: Ac
         if occurred_at > latest:
             return Rejection(IN_FUTURE, "occurred_at: in the future beyond the allowed clock skew")
         if occurred_at < earliest:
-            return Rejection(TOO_OLD, f"occurred_at: older than the acceptance window of {acceptance.window.days} days")
+            return Rejection(TOO_OLD, f"occurred_at: older than the acceptance window of {window.days} days")
         if quantity <= 0:
             return Rejection(INVALID_QUANTITY, "quantity_milli: must be positive (thousandths of the unit)")
         rule = rule_for(code, region_code, occurred_at)

@@ -20,6 +20,7 @@ KINDS = (
     "RETAILER",
     "UTILITY",
 )
+COMMUNITY_CENTRE = "COMMUNITY_CENTRE"
 # A burst may be this many seconds' worth of the partner's rate (a batch of 500 at 100/s fits).
 BURST_SECONDS = 10
 
@@ -37,7 +38,8 @@ class Partner:
 
     @property
     def scope(self) -> PartnerScope:
-        return PartnerScope(frozenset(self.allowed_behaviours), frozenset(self.allowed_regions))
+        counter = self.kind == COMMUNITY_CENTRE
+        return PartnerScope(frozenset(self.allowed_behaviours), frozenset(self.allowed_regions), counter)
 
 
 @dataclass(frozen=True)

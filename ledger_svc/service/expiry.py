@@ -6,6 +6,7 @@ the lots under the locks and posts one transfer per lot, here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from sqlalchemy import Connection
@@ -22,11 +23,20 @@ from service_kit.errors import InvalidArgument
 
 DEFAULT_EXPIRY_BATCH = 1000
 MAX_EXPIRY_BATCH = 10_000
+# Called with each batch's connection and outcome inside the batch's transaction (the scheduler counts progress).
+OnBatch = Callable[[Connection, ExpiryOutcome], None]
 
 
-def expire_points(ctx: LedgerContext, as_of: date | None, batch_size: int, max_batches: int) -> ExpiryOutcome:
+def _no_progress(_conn: Connection, _outcome: ExpiryOutcome) -> None:
+    pass
+
+
+def expire_points(
+    ctx: LedgerContext, as_of: date | None, batch_size: int, max_batches: int, on_batch: OnBatch = _no_progress
+) -> ExpiryOutcome:
     """Sweeps lots expired by the start of `as_of` (default today, CST) in batches of `batch_size`, one transaction
-    each: resumable at any batch boundary, and idempotent per day (a swept lot is empty, so a rerun finds nothing)."""
+    each: resumable at any batch boundary, and idempotent per day (a swept lot is empty, so a rerun finds nothing).
+    `on_batch` runs in each batch's transaction that expired something."""
     today = day_of(ctx.now_us())
     day = as_of or today
     if day > today:
@@ -40,23 +50,23 @@ def expire_points(ctx: LedgerContext, as_of: date | None, batch_size: int, max_b
     size = batch_size or DEFAULT_EXPIRY_BATCH
     cutoff_us = start_of_day_us(day)
     if ctx.set_based_expiry and ctx.engine.dialect.name == "postgresql":
-        outcome = set_based_expiry.sweep(ctx, cutoff_us, size, max_batches)
+        outcome = set_based_expiry.sweep(ctx, cutoff_us, size, max_batches, on_batch)
     else:
-        outcome = _sweep(ctx, cutoff_us, size, max_batches)
+        outcome = _sweep(ctx, cutoff_us, size, max_batches, on_batch)
     ctx.seal_journal()
     return outcome
 
 
-def _sweep(ctx: LedgerContext, cutoff_us: int, size: int, max_batches: int) -> ExpiryOutcome:
+def _sweep(ctx: LedgerContext, cutoff_us: int, size: int, max_batches: int, on_batch: OnBatch) -> ExpiryOutcome:
     total = ExpiryOutcome(lots_expired=0, points_expired=0, done=False)
     batches = 0
     while not total.done and not (max_batches and batches >= max_batches):
-        total += ctx.transaction(lambda conn: _expire_batch(conn, ctx, cutoff_us, size))
+        total += ctx.transaction(lambda conn: _expire_batch(conn, ctx, cutoff_us, size, on_batch))
         batches += 1
     return total
 
 
-def _expire_batch(conn: Connection, ctx: LedgerContext, cutoff_us: int, size: int) -> ExpiryOutcome:
+def _expire_batch(conn: Connection, ctx: LedgerContext, cutoff_us: int, size: int, on_batch: OnBatch) -> ExpiryOutcome:
     now_us = ctx.now_us()
     candidates = expiry_store.expired_lot_candidates(conn, cutoff_us, size)
     if not candidates:
@@ -72,4 +82,7 @@ def _expire_batch(conn: Connection, ctx: LedgerContext, cutoff_us: int, size: in
     journal.insert_postings(conn, [expiry_posting(transfer, now_us) for transfer in transfers], now_us)
     account_store.write_users(conn, users, before)
     account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: points})
-    return ExpiryOutcome(lots_expired=len(lots), points_expired=points, done=len(candidates) < size)
+    outcome = ExpiryOutcome(lots_expired=len(lots), points_expired=points, done=len(candidates) < size)
+    if lots:
+        on_batch(conn, outcome)
+    return outcome

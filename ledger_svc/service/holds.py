@@ -6,6 +6,8 @@ On PostgreSQL, Hold, ReleaseHold and a commit to a system account run in a few s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import Connection
 
 from ledger_svc.domain.book import Book
@@ -200,7 +202,10 @@ def get_hold(ctx: LedgerContext, hold_id: str) -> Hold:
     return found
 
 
-def sweep_expired_holds(ctx: LedgerContext, batch_size: int) -> int:
+def sweep_expired_holds(
+    ctx: LedgerContext, batch_size: int, on_batch: Callable[[Connection, int], None] | None = None
+) -> int:
+    """One transaction releasing timed-out holds; `on_batch` runs in it with the count when it released any."""
     if batch_size < 0:
         raise InvalidArgument("batch_size", "must not be negative")
     limit = min(batch_size or DEFAULT_SWEEP_BATCH, MAX_SWEEP_BATCH)
@@ -212,6 +217,8 @@ def sweep_expired_holds(ctx: LedgerContext, batch_size: int) -> int:
         before = account_store.snapshot(users)
         released = hold_store.release_expired_holds(conn, users, names, now_us)
         account_store.write_users(conn, users, before)
+        if released and on_batch is not None:
+            on_batch(conn, released)
         return released
 
     return ctx.transaction(sweep)

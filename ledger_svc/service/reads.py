@@ -1,4 +1,4 @@
-"""Read use cases: GetBalance, ListStatementEntries, ListLots, ListExpiringPoints."""
+"""Read use cases: GetBalance, ListStatementEntries, ListLots, ListExpiringPoints, GetMonthlySummary."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from ledger_svc.domain.balance import BalanceView, LotView, balance_view, expiring_by_day
+from ledger_svc.domain.jobs import month_bounds_us
 from ledger_svc.domain.names import VALID_CODES, account_problem
-from ledger_svc.domain.time import US_PER_DAY
+from ledger_svc.domain.summary import MonthlySummary, summarise
+from ledger_svc.domain.time import US_PER_DAY, day_of
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import reads
 from ledger_svc.store.reads import StatementRow
@@ -91,3 +93,29 @@ def list_expiring_points(ctx: LedgerContext, account: str, within_us: int) -> li
     with ctx.engine.connect() as conn:
         views = reads.lot_views(conn, account, now_us)
     return expiring_by_day(views, now_us, within_us or 30 * US_PER_DAY)
+
+
+# "Points expiring in the next 3 months": 92 days covers any three calendar months.
+SUMMARY_EXPIRING_WINDOW_US = 92 * US_PER_DAY
+
+
+def get_monthly_summary(ctx: LedgerContext, account: str, year: int, month: int) -> MonthlySummary:
+    """The account's month (China time) summed from its journal entries, as its statement for the month would sum,
+    with the points expiring in the next three months from now. Not a month after the current one."""
+    _check_account(account, ctx)
+    if is_system_account(account):
+        raise InvalidArgument("account", "a user account: system accounts have no monthly summary")
+    if not 2000 <= year <= 9999:
+        raise InvalidArgument("year", "must be 2000-9999")
+    if not 1 <= month <= 12:
+        raise InvalidArgument("month", "must be 1-12")
+    now_us = ctx.now_us()
+    if (year, month) > (day_of(now_us).year, day_of(now_us).month):
+        raise InvalidArgument("month", "must not be after the current month")
+    start_us, end_us = month_bounds_us(f"{year:04d}-{month:02d}")
+    with ctx.engine.connect() as conn:
+        sums = reads.month_sums(conn, account, start_us, end_us)
+        earns = reads.month_earns(conn, account, start_us, end_us)
+        views = reads.lot_views(conn, account, now_us)
+    expiring = expiring_by_day(views, now_us, SUMMARY_EXPIRING_WINDOW_US)
+    return summarise(account, date(year, month, 1), sums, earns, expiring)

@@ -3,6 +3,7 @@ sweep (`expiry.py`), written with a handful of statements per batch instead of p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple
@@ -26,14 +27,20 @@ class _InFlight(NamedTuple):
     accounts: set[str]
 
 
-def sweep(ctx: LedgerContext, cutoff_us: int, size: int, max_batches: int) -> ExpiryOutcome:
+def sweep(
+    ctx: LedgerContext,
+    cutoff_us: int,
+    size: int,
+    max_batches: int,
+    on_batch: Callable[[Connection, ExpiryOutcome], None] | None = None,
+) -> ExpiryOutcome:
     """Sweeps in batches of `size` lots (at most `max_batches`, 0: no limit).
 
     This thread reads each batch's candidates in keyset order, after the previous batch's last (expiry, lot id), and
     hands the batch to a worker. Two batches sharing an account never run at the same time, so each account's
     transfers come in key order, as in a one-batch-at-a-time sweep. A new sweep starts from the first expired lot:
     lots refilled behind an earlier sweep are found. Each batch is one transaction; a failed batch fails the sweep
-    after those in flight end."""
+    after those in flight end. `on_batch` runs in each batch's transaction that expired something."""
     after: ExpiryCandidate | None = None
     batches = 0
     done = False
@@ -58,7 +65,7 @@ def sweep(ctx: LedgerContext, cutoff_us: int, size: int, max_batches: int) -> Ex
                     finish(entry)
                 while len(in_flight) >= SWEEP_WORKERS:
                     finish(in_flight[0])
-                work = partial(_sweep_batch, ctx=ctx, candidates=candidates, cutoff_us=cutoff_us)
+                work = partial(_sweep_batch, ctx=ctx, candidates=candidates, cutoff_us=cutoff_us, on_batch=on_batch)
                 in_flight.append(_InFlight(pool.submit(ctx.transaction, work), accounts))
                 batches += 1
                 after = candidates[-1]
@@ -71,7 +78,11 @@ def sweep(ctx: LedgerContext, cutoff_us: int, size: int, max_batches: int) -> Ex
 
 
 def _sweep_batch(
-    conn: Connection, ctx: LedgerContext, candidates: list[ExpiryCandidate], cutoff_us: int
+    conn: Connection,
+    ctx: LedgerContext,
+    candidates: list[ExpiryCandidate],
+    cutoff_us: int,
+    on_batch: Callable[[Connection, ExpiryOutcome], None] | None = None,
 ) -> ExpiryOutcome:
     """Empties the candidate lots that (under their accounts' locks) still hold expired points into system:expiry."""
     now_us = ctx.now_us()
@@ -87,4 +98,7 @@ def _sweep_batch(
         pg_expiry.copy_expiry_transfers(conn, transfers, batch_id, now_us)
         pg_expiry.copy_expiry_lots(conn, transfers)
         account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: points})
-    return ExpiryOutcome(lots_expired=len(transfers), points_expired=points, done=False)
+    outcome = ExpiryOutcome(lots_expired=len(transfers), points_expired=points, done=False)
+    if transfers and on_batch is not None:
+        on_batch(conn, outcome)
+    return outcome

@@ -12,6 +12,8 @@ from ledger_svc.domain.balance import LotView
 from ledger_svc.domain.conservation import ConservationSums
 from ledger_svc.domain.holds import HoldState
 from ledger_svc.domain.lots import LotKey
+from ledger_svc.domain.names import TransferCode
+from ledger_svc.domain.summary import CodeSum, EarnGroup
 from ledger_svc.store.tables import ISSUANCE_LEFT_OUT, accounts, hold_lots, holds, lots, system_balances, transfers
 from service_kit.accounts import ISSUANCE_ACCOUNT
 
@@ -172,3 +174,49 @@ def _journal_mismatches(conn: Connection, system: dict[str, int]) -> int:
     balances.update(system)
     names = set(net) | set(balances)
     return sum(1 for name in names if net.get(name, 0) != balances.get(name, 0))
+
+
+def month_sums(conn: Connection, account: str, start_us: int, end_us: int) -> list[CodeSum]:
+    """The account's entries posted in [start_us, end_us), summed by code and side (the statement's rows)."""
+    in_month = and_(transfers.c.posted_at_us >= start_us, transfers.c.posted_at_us < end_us)
+    sums = []
+    for incoming, side in ((True, transfers.c.credit_account == account), (False, _debits_of(account))):
+        query = (
+            select(
+                transfers.c.code,
+                func.count().label("entries"),
+                func.sum(transfers.c.amount_points).label("points"),
+                func.sum(transfers.c.co2e_grams).label("co2e"),
+            )
+            .where(side, in_month)
+            .group_by(transfers.c.code)
+        )
+        for row in conn.execute(query):
+            sums.append(CodeSum(int(row.code), incoming, int(row.entries), int(row.points), int(row.co2e)))
+    return sums
+
+
+def month_earns(conn: Connection, account: str, start_us: int, end_us: int) -> list[EarnGroup]:
+    """The account's earn credits posted in [start_us, end_us), grouped by their metadata (partner, behaviour)."""
+    query = (
+        select(
+            transfers.c.metadata_json,
+            func.count().label("entries"),
+            func.sum(transfers.c.amount_points).label("points"),
+            func.sum(transfers.c.co2e_grams).label("co2e"),
+        )
+        .where(
+            transfers.c.credit_account == account,
+            transfers.c.code == int(TransferCode.EARN),
+            transfers.c.posted_at_us >= start_us,
+            transfers.c.posted_at_us < end_us,
+        )
+        .group_by(transfers.c.metadata_json)
+    )
+    return [EarnGroup(str(r.metadata_json), int(r.entries), int(r.points), int(r.co2e)) for r in conn.execute(query)]
+
+
+def _debits_of(account: str) -> Any:
+    debits = transfers.c.debit_account == account
+    # As in statement_query: said so the planner may use ix_transfers_debit, which leaves issuance out (ADR 0105).
+    return and_(debits, ISSUANCE_LEFT_OUT) if account != ISSUANCE_ACCOUNT else debits

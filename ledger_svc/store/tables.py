@@ -191,3 +191,33 @@ chain_head = Table(
     Column("last_block_no", BigInteger, nullable=False),
     Column("last_hash", String(64), nullable=False),
 )
+
+# The scheduler's leader lease, one row per lease name: the replica whose lease has not expired runs the jobs
+# (ADR 0108). The row exists from the migration on, so taking the lease is one conditional UPDATE.
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+)
+
+# One row per scheduled job and period (a China day or a month): its state, progress and last outcome.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("job", String(32), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("started_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+    Column("finished_at_us", BigInteger, nullable=False),
+    Column("items", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("batches", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("holder", String(128), nullable=False),
+    Column("error", Text, nullable=False),
+    PrimaryKeyConstraint("job", "period", name="pk_job_runs"),
+    Index("ix_job_runs_updated", "updated_at_us"),
+)

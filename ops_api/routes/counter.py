@@ -9,10 +9,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi import Path as FastApiPath
+from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
+from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from ops_api.domain.staff import Role
 from ops_api.routes.common import AccountNumber, Body, Json, PageSize, PageToken, account_home, enum_name
@@ -24,7 +26,16 @@ from ops_api.wire import to_json
 
 router = APIRouter(prefix="/v1/accounts", tags=["community counter"])
 
-EventResultResponse = envelope("CommunityEventResult", "How ingest scored the event.", result=inpb.EventResult)
+EventResultResponse = envelope(
+    "CommunityEventResult",
+    "How ingest scored the record: the first unit's result, one result per unit (oldest first), their points.",
+    result=inpb.EventResult,
+    results=list[inpb.EventResult],
+    points=int,
+)
+MonthlySummaryResponse = envelope(
+    "MonthlySummaryResponse", "The resident's month.", summary=lpb.GetMonthlySummaryResponse
+)
 RedemptionResponse = envelope("RedemptionResponse", "The redemption and its vouchers.", redemption=rpb.Redemption)
 VoucherPage = page("VoucherPage", "vouchers", rpb.Voucher, "The account's vouchers.")
 VoucherResponse = envelope("VoucherResponse", "The voucher after the call.", voucher=rpb.Voucher)
@@ -39,8 +50,14 @@ class CommunityBehaviour(StrEnum):
 
 class CommunityEventBody(Body):
     behaviour: CommunityBehaviour
-    quantity: int = Field(default=1, ge=1, le=31, description="times (tree planting) or days (supervisor)")
-    occurred_at: datetime | None = Field(default=None, description="defaults to now")
+    quantity: int = Field(
+        default=1,
+        ge=1,
+        le=31,
+        description="times (tree planting, all on the day of occurred_at) or days (supervisor: the consecutive days "
+        "ending on the day of occurred_at, one per day); each unit is one event, counted within its day's cap",
+    )
+    occurred_at: datetime | None = Field(default=None, description="defaults to now; the last day of a run of days")
     evidence_ref: str = Field(default="", max_length=200, description="sign-in sheet, photo id, ...")
 
 
@@ -67,10 +84,41 @@ def record_community_event(
     )
 
     def run() -> Json:
-        return {"result": to_json(counter.submit_community_event(context, region, request))}
+        results = counter.submit_community_event(context, region, request)
+        # `result` is the first unit's (the only one of a single record); `results` has one per unit, oldest first.
+        return {
+            "result": to_json(results[0]),
+            "results": [to_json(result) for result in results],
+            "points": sum(result.points for result in results),
+        }
 
     details = {"behaviour": body.behaviour.value, "quantity": body.quantity, "centre_id": staff.centre_id}
     return audited(context, staff, rid, "community_event.record", account_number, run, details=details)
+
+
+@router.get(
+    "/{account_number}/monthly-summary",
+    summary="A resident's month: points earned, spent, expired, donated, moved; CO2e by behaviour; soon expiring",
+    response_model=None,
+    responses={200: {"model": MonthlySummaryResponse, "content": {"text/plain": {}}}},
+)
+def monthly_summary(
+    context: Ctx,
+    staff: CurrentStaff,
+    account_number: AccountNumber,
+    year: Annotated[int, Query(ge=2000, le=9999)],
+    month: Annotated[int, Query(ge=1, le=12)],
+    format: Annotated[str, Query(pattern=r"^(json|text)$", description="text: a page to print for the resident")] = (
+        "json"
+    ),
+) -> Json | PlainTextResponse:
+    region = account_home(context, staff, account_number)
+    stub = context.regions.ledger(region)
+    request = lpb.GetMonthlySummaryRequest(account=account_number, year=year, month=month)
+    summary = context.regions.call("ledger", stub.GetMonthlySummary, request)
+    if format == "text":
+        return PlainTextResponse(counter.printable_summary(summary))
+    return {"summary": to_json(summary)}
 
 
 class RedeemBody(Body):

@@ -6,12 +6,13 @@ Community events go through ingest like any partner's events: the API signs them
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.ingest.v1 import ingest_service_pb2 as inpb
+from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from ops_api.context import OpsContext
 from ops_api.domain.requests import idempotency_key
@@ -22,16 +23,21 @@ from service_kit.partner_signing import sign_request
 from service_kit.topology import RegionEntry
 
 MILLI_PER_UNIT = 1000
+# Behaviours counted in days: a record of N days is the N consecutive days (China time) ending on its day, one event
+# each, so the daily cap of one day per day still applies to each day. Other behaviours (times) are N events on the
+# record's day, each within that day's cap.
+PER_DAY_BEHAVIOURS = frozenset({"sorting_supervisor_day"})
 
 
 def submit_community_event(
     context: OpsContext, region: RegionEntry, request: inpb.SubmitEventsRequest
-) -> inpb.EventResult:
-    """The event's result from the region's ingest; a rejection is 422 with ingest's reason."""
-    result = context.regions.call("ingest", context.regions.ingest(region).SubmitEvents, request).results[0]
-    if result.outcome == inpb.EVENT_OUTCOME_REJECTED:
-        raise Problem(422, result.reason or "REJECTED", result.message or "the event was rejected", domain="ingest")
-    return result
+) -> list[inpb.EventResult]:
+    """The events' results from the region's ingest; when every one is rejected, 422 with the first one's reason."""
+    results = list(context.regions.call("ingest", context.regions.ingest(region).SubmitEvents, request).results)
+    if all(result.outcome == inpb.EVENT_OUTCOME_REJECTED for result in results):
+        first = results[0]
+        raise Problem(422, first.reason or "REJECTED", first.message or "the event was rejected", domain="ingest")
+    return results
 
 
 def community_event_request(
@@ -46,8 +52,8 @@ def community_event_request(
     occurred_at: datetime | None,
     evidence_ref: str,
 ) -> inpb.SubmitEventsRequest:
-    """A batch of the one event, keyed by the request id and signed with the region's community-partner secret;
-    503 when the secret is not configured."""
+    """A batch of one event per unit recorded (community_event_times), keyed by the request id and signed with the
+    region's community-partner secret; 503 when the secret is not configured."""
     secret = context.settings.community_partner_secret(region.region_code)
     if not secret:
         raise Problem(
@@ -57,18 +63,31 @@ def community_event_request(
             {"region": region.region_code},
         )
     key = idempotency_key(staff, rid)
-    event = inpb.Event(
-        event_id=key,
-        account=common_pb2.AccountRef(account_number=account_number),
-        behaviour=behaviour,
-        quantity_milli=quantity * MILLI_PER_UNIT,
-        occurred_at=timestamp(occurred_at or context.clock()),
-        region_code=region.region_code,
-        evidence_ref=evidence_ref or f"centre:{staff.centre_id or 'ops'}/staff:{staff.user_id}",
-    )
-    request = inpb.SubmitEventsRequest(partner_id=context.settings.community_partner_id, batch_id=key, events=[event])
+    times = community_event_times(behaviour, quantity, occurred_at or context.clock())
+    events = [
+        inpb.Event(
+            # One unit keeps the request's key as its event id, as before multi-unit records.
+            event_id=key if quantity == 1 else f"{key}#{index + 1}",
+            account=common_pb2.AccountRef(account_number=account_number),
+            behaviour=behaviour,
+            quantity_milli=MILLI_PER_UNIT,
+            occurred_at=timestamp(at),
+            region_code=region.region_code,
+            evidence_ref=evidence_ref or f"centre:{staff.centre_id or 'ops'}/staff:{staff.user_id}",
+        )
+        for index, at in enumerate(times)
+    ]
+    request = inpb.SubmitEventsRequest(partner_id=context.settings.community_partner_id, batch_id=key, events=events)
     sign_request(request, context.settings.community_partner_key_id, secret.reveal())
     return request
+
+
+def community_event_times(behaviour: str, quantity: int, occurred_at: datetime) -> list[datetime]:
+    """When each recorded unit happened, oldest first: the `quantity` days ending on occurred_at's day for a
+    behaviour counted in days, else `quantity` times at occurred_at."""
+    if behaviour in PER_DAY_BEHAVIOURS:
+        return [occurred_at - timedelta(days=back) for back in range(quantity - 1, -1, -1)]
+    return [occurred_at] * quantity
 
 
 def redeem(
@@ -129,3 +148,38 @@ def record_consent(
     if grant:
         return context.regions.call("identity", stub.GrantConsent, ipb.GrantConsentRequest(**fields)).consent
     return context.regions.call("identity", stub.RevokeConsent, ipb.RevokeConsentRequest(**fields)).consent
+
+
+# The printable summary's lines: (Chinese, English, field of GetMonthlySummaryResponse).
+SUMMARY_LINES = (
+    ("获得积分", "Points earned", "earned_points"),
+    ("兑换使用", "Points redeemed", "redeemed_points"),
+    ("退回积分", "Points refunded", "refunded_points"),
+    ("过期积分", "Points expired", "expired_points"),
+    ("公益捐赠", "Points donated", "donated_points"),
+    ("转出其他地区", "Moved to another region", "transferred_out_points"),
+    ("转入", "Moved in from another region", "transferred_in_points"),
+    ("人工调整", "Adjusted by staff", "adjusted_points"),
+    ("本月变化", "Change this month", "net_change_points"),
+)
+
+
+def printable_summary(summary: lpb.GetMonthlySummaryResponse) -> str:
+    """The month on one page in large plain lines, Chinese first: what a resident takes home from the counter."""
+    lines = [
+        f"个人碳账户 月度账单 / Monthly carbon account summary  {summary.year}年{summary.month}月",
+        f"账户 Account: {summary.account}",
+        "",
+    ]
+    lines += [f"{zh} / {en}: {getattr(summary, name):,}" for zh, en, name in SUMMARY_LINES]
+    lines += ["", f"减少碳排放 CO2e avoided: {summary.co2e_grams:,} 克 g"]
+    lines += [
+        f"  {b.behaviour or '-'}: {b.credits:,} 次, {b.points:,} 分, {b.co2e_grams:,} 克" for b in summary.by_behaviour
+    ]
+    lines += ["", "三个月内将过期的积分 / Points expiring in the next 3 months:"]
+    expiring = [
+        f"  {e.expires_on.year}-{e.expires_on.month:02d}-{e.expires_on.day:02d}: {e.amount_points:,}"
+        for e in summary.expiring_soon
+    ]
+    lines += expiring or ["  无 / none"]
+    return "\n".join(lines) + "\n"

@@ -332,6 +332,11 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
 
     _a_resident_earns_at_the_community_counter(registry, system.data_dir)
 
+    # The operator's view of the ledgers' schedulers, called with the identity carbon up prepared.
+    jobs = subprocess.run(system.command("jobs"), capture_output=True, text=True, timeout=60)
+    assert jobs.returncode == 0, jobs.stdout + jobs.stderr
+    assert all(f"{region.region_code} " in jobs.stdout for region in registry.regions) and "leader" in jobs.stdout
+
     second = subprocess.run(
         [*system.command("up"), "--base-port", str(system.base_port)], capture_output=True, text=True, timeout=30
     )

@@ -3,6 +3,8 @@ region that is down is unavailable for its own accounts only."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import grpc
 from google.protobuf import descriptor_pool
 
@@ -11,6 +13,7 @@ from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from gateway.service.forwarding import NOT_SERVED, ROUTES, SERVICE_NAMES
+from service_kit.clock import china_day
 from service_kit.server import RunningServer
 from tests.gateway.federation import Federation, metadata, refusal
 
@@ -28,6 +31,10 @@ def test_ledger_and_identity_reads_are_forwarded_to_the_home_region(
     assert balance.balance.available_points == 250
     lots = via_gateway(federation).ListLots(lpb.ListLotsRequest(account=zj), metadata=metadata("zj"), timeout=5)
     assert sum(lot.remaining_points for lot in lots.lots) == 250
+    month = china_day(datetime.now(UTC))
+    request = lpb.GetMonthlySummaryRequest(account=zj, year=month.year, month=month.month)
+    summary = via_gateway(federation).GetMonthlySummary(request, metadata=metadata("zj"), timeout=5)
+    assert (summary.earned_points, summary.net_change_points) == (250, 250)
     identity = identity_service_pb2_grpc.IdentityServiceStub(
         federation._channel(f"127.0.0.1:{federation.gateway_port}")
     )

@@ -29,6 +29,14 @@ def test_an_event_older_than_seven_days_is_too_old() -> None:
     assert reason(event(occurred_at=NOW - timedelta(days=7, seconds=1))) == ev.TOO_OLD
 
 
+def test_a_community_centre_counter_may_record_a_month_back_and_no_further() -> None:
+    counter = PartnerScope(ALL.allowed_behaviours, ALL.allowed_regions, counter=True)
+    supervised = event("sorting_supervisor_day", 1000)
+    assert reason(supervised._replace(occurred_at=NOW - timedelta(days=20))) == ev.TOO_OLD
+    assert reason(supervised._replace(occurred_at=NOW - timedelta(days=20)), counter) == "OK"
+    assert reason(supervised._replace(occurred_at=NOW - timedelta(days=31, seconds=1)), counter) == ev.TOO_OLD
+
+
 def test_each_bad_field_is_named() -> None:
     assert reason(event(event_id="")) == ev.INVALID_EVENT_ID
     assert reason(event(account=AccountRef())) == ev.INVALID_ACCOUNT_REF

@@ -157,8 +157,9 @@ class Event(_message.Message):
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """Required (else INVALID_OCCURRED_AT). When the behaviour happened: at most 7 days before the service's clock
-        (else TOO_OLD) and at most 5 minutes after it (else IN_FUTURE); both bounds are the catalog's acceptance block
-        (window_days, future_skew_seconds). Its day in China Standard Time is the day daily caps count and the day the
+        (31 for a PARTNER_KIND_COMMUNITY_CENTRE partner, whose counter records a month's sign-in sheet; else TOO_OLD)
+        and at most 5 minutes after it (else IN_FUTURE); the bounds are the catalog's acceptance block (window_days,
+        counter_window_days, future_skew_seconds). Its day in China Standard Time is the day daily caps count and the day the
         points are earned (they expire two years later); the rule version in force at this instant scores the event
         (NO_RULE_IN_FORCE when none was). Stored to the microsecond; the signature covers the full nanoseconds.
         """

@@ -183,6 +183,34 @@ HOLD_STATE_EXPIRED: HoldState.ValueType  # 4
 """Timed out; counts as released."""
 Global___HoldState: _TypeAlias = HoldState  # noqa: Y015
 
+class _JobRunState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobRunStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobRunState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_RUN_STATE_UNSPECIFIED: _JobRunState.ValueType  # 0
+    """Not used."""
+    JOB_RUN_STATE_RUNNING: _JobRunState.ValueType  # 1
+    """Started and not finished: being worked on, or left by a replica that died (the next leader resumes it)."""
+    JOB_RUN_STATE_DONE: _JobRunState.ValueType  # 2
+    """Finished; a daily job's next run is the next day's, hold_timeouts runs again within the day."""
+    JOB_RUN_STATE_FAILED: _JobRunState.ValueType  # 3
+    """Stopped by an error (JobRun.error); tried again later."""
+
+class JobRunState(_JobRunState, metaclass=_JobRunStateEnumTypeWrapper):
+    """Where a job run stands."""
+
+JOB_RUN_STATE_UNSPECIFIED: JobRunState.ValueType  # 0
+"""Not used."""
+JOB_RUN_STATE_RUNNING: JobRunState.ValueType  # 1
+"""Started and not finished: being worked on, or left by a replica that died (the next leader resumes it)."""
+JOB_RUN_STATE_DONE: JobRunState.ValueType  # 2
+"""Finished; a daily job's next run is the next day's, hold_timeouts runs again within the day."""
+JOB_RUN_STATE_FAILED: JobRunState.ValueType  # 3
+"""Stopped by an error (JobRun.error); tried again later."""
+Global___JobRunState: _TypeAlias = JobRunState  # noqa: Y015
+
 @_typing.final
 class LotPortion(_message.Message):
     """A slice of a lot: points with the day they were earned and the moment they expire."""
@@ -1686,3 +1714,287 @@ class CheckConservationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckConservationResponse: _TypeAlias = CheckConservationResponse  # noqa: Y015
+
+@_typing.final
+class ListJobRunsRequest(_message.Message):
+    """Which runs to list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    """Optional. Only this job's runs: "expiry", "hold_timeouts" or "monthly_close"; empty: every job's."""
+    limit: _builtins.int
+    """Optional. At most this many runs: 0 means 20; at most 200."""
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobRunsRequest: _TypeAlias = ListJobRunsRequest  # noqa: Y015
+
+@_typing.final
+class ListJobRunsResponse(_message.Message):
+    """The runs and the scheduler's leader."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    LEASE_HOLDER_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    lease_holder: _builtins.str
+    """The replica (host:pid:suffix) that holds or last held the scheduler's lease; empty before any replica took it."""
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobRun]:
+        """Most recently worked on first."""
+
+    @_builtins.property
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When that lease ends unless renewed: after it, another replica takes over the jobs."""
+
+    def __init__(
+        self,
+        *,
+        runs: _abc.Iterable[Global___JobRun] | None = ...,
+        lease_holder: _builtins.str = ...,
+        lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at", "lease_holder", b"lease_holder", "runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobRunsResponse: _TypeAlias = ListJobRunsResponse  # noqa: Y015
+
+@_typing.final
+class JobRun(_message.Message):
+    """One run of a scheduled job for one period: its state, progress and outcome. A run left RUNNING by a replica that
+    died is resumed by the next leader (attempts counts the starts); its counts are what committed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    BATCHES_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    """"expiry", "hold_timeouts" or "monthly_close"."""
+    period: _builtins.str
+    """The China day ("2026-12-03") or the month ("2026-11") the run is for."""
+    state: Global___JobRunState.ValueType
+    """Where the run stands."""
+    items: _builtins.int
+    """Lots expired (expiry), holds released (hold_timeouts); 0 for monthly_close."""
+    points: _builtins.int
+    """Points expired (expiry); points outstanding at the close (monthly_close); 0 for hold_timeouts."""
+    batches: _builtins.int
+    """Transactions that made progress."""
+    attempts: _builtins.int
+    """How many times a leader started or resumed it (hold_timeouts: its runs that day)."""
+    holder: _builtins.str
+    """The replica that last worked on it."""
+    error: _builtins.str
+    """Why it failed, in English; empty unless FAILED. A failed run is tried again a few minutes later."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was first started."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last made progress or changed state."""
+
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last finished (DONE or FAILED); unset while RUNNING for the first time."""
+
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        period: _builtins.str = ...,
+        state: Global___JobRunState.ValueType = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        items: _builtins.int = ...,
+        points: _builtins.int = ...,
+        batches: _builtins.int = ...,
+        attempts: _builtins.int = ...,
+        holder: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "batches", b"batches", "error", b"error", "finished_at", b"finished_at", "holder", b"holder", "items", b"items", "job", b"job", "period", b"period", "points", b"points", "started_at", b"started_at", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobRun: _TypeAlias = JobRun  # noqa: Y015
+
+@_typing.final
+class GetMonthlySummaryRequest(_message.Message):
+    """Which account and month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    account: _builtins.str
+    """Required. A user account number of this region."""
+    year: _builtins.int
+    """Required. The year, 2000-9999."""
+    month: _builtins.int
+    """Required. The month, 1-12, not after the current month (China Standard Time)."""
+    def __init__(
+        self,
+        *,
+        account: _builtins.str = ...,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMonthlySummaryRequest: _TypeAlias = GetMonthlySummaryRequest  # noqa: Y015
+
+@_typing.final
+class GetMonthlySummaryResponse(_message.Message):
+    """The month's summary."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    EARNED_POINTS_FIELD_NUMBER: _builtins.int
+    REDEEMED_POINTS_FIELD_NUMBER: _builtins.int
+    REFUNDED_POINTS_FIELD_NUMBER: _builtins.int
+    EXPIRED_POINTS_FIELD_NUMBER: _builtins.int
+    DONATED_POINTS_FIELD_NUMBER: _builtins.int
+    TRANSFERRED_OUT_POINTS_FIELD_NUMBER: _builtins.int
+    TRANSFERRED_IN_POINTS_FIELD_NUMBER: _builtins.int
+    ADJUSTED_POINTS_FIELD_NUMBER: _builtins.int
+    FORFEITED_POINTS_FIELD_NUMBER: _builtins.int
+    NET_CHANGE_POINTS_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    BY_BEHAVIOUR_FIELD_NUMBER: _builtins.int
+    EXPIRING_SOON_FIELD_NUMBER: _builtins.int
+    account: _builtins.str
+    """The account."""
+    year: _builtins.int
+    """The year summarised."""
+    month: _builtins.int
+    """The month summarised."""
+    earned_points: _builtins.int
+    """EARN credits."""
+    redeemed_points: _builtins.int
+    """REDEEM debits (rewards and vouchers)."""
+    refunded_points: _builtins.int
+    """REFUND credits (redemptions given back)."""
+    expired_points: _builtins.int
+    """EXPIRE debits (lots two years old swept)."""
+    donated_points: _builtins.int
+    """DONATE debits."""
+    transferred_out_points: _builtins.int
+    """TRANSFER_OUT debits (to the person's account in another region)."""
+    transferred_in_points: _builtins.int
+    """TRANSFER_IN credits."""
+    adjusted_points: _builtins.int
+    """ADJUST credits less ADJUST debits (operator corrections); may be negative."""
+    forfeited_points: _builtins.int
+    """FORFEIT debits (an account closed with points left)."""
+    net_change_points: _builtins.int
+    """Every credit less every debit of the month; may be negative."""
+    co2e_grams: _builtins.int
+    """Grams of CO2e avoided by the month's credits."""
+    @_builtins.property
+    def by_behaviour(self) -> _containers.RepeatedCompositeFieldContainer[Global___BehaviourSummary]:
+        """The month's earn credits by behaviour, the most CO2e first."""
+
+    @_builtins.property
+    def expiring_soon(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExpiringPoints]:
+        """Points expiring in the next three months (92 days from now), by expiry day, soonest first."""
+
+    def __init__(
+        self,
+        *,
+        account: _builtins.str = ...,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        earned_points: _builtins.int = ...,
+        redeemed_points: _builtins.int = ...,
+        refunded_points: _builtins.int = ...,
+        expired_points: _builtins.int = ...,
+        donated_points: _builtins.int = ...,
+        transferred_out_points: _builtins.int = ...,
+        transferred_in_points: _builtins.int = ...,
+        adjusted_points: _builtins.int = ...,
+        forfeited_points: _builtins.int = ...,
+        net_change_points: _builtins.int = ...,
+        co2e_grams: _builtins.int = ...,
+        by_behaviour: _abc.Iterable[Global___BehaviourSummary] | None = ...,
+        expiring_soon: _abc.Iterable[Global___ExpiringPoints] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "adjusted_points", b"adjusted_points", "by_behaviour", b"by_behaviour", "co2e_grams", b"co2e_grams", "donated_points", b"donated_points", "earned_points", b"earned_points", "expired_points", b"expired_points", "expiring_soon", b"expiring_soon", "forfeited_points", b"forfeited_points", "month", b"month", "net_change_points", b"net_change_points", "redeemed_points", b"redeemed_points", "refunded_points", b"refunded_points", "transferred_in_points", b"transferred_in_points", "transferred_out_points", b"transferred_out_points", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMonthlySummaryResponse: _TypeAlias = GetMonthlySummaryResponse  # noqa: Y015
+
+@_typing.final
+class BehaviourSummary(_message.Message):
+    """One behaviour's earn credits in a month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEHAVIOUR_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    behaviour: _builtins.str
+    """The behaviour code (e.g. "transit_trip") the credits' metadata names; empty for credits that name none."""
+    credits: _builtins.int
+    """How many earn credits."""
+    points: _builtins.int
+    """Their points."""
+    co2e_grams: _builtins.int
+    """Their grams of CO2e avoided."""
+    def __init__(
+        self,
+        *,
+        behaviour: _builtins.str = ...,
+        credits: _builtins.int = ...,
+        points: _builtins.int = ...,
+        co2e_grams: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "co2e_grams", b"co2e_grams", "credits", b"credits", "points", b"points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BehaviourSummary: _TypeAlias = BehaviourSummary  # noqa: Y015

@@ -34,13 +34,13 @@ class LedgerServiceStub:
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
-    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints to external callers (routed by
-    the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the regional platform
-    (ingest, rewards, identity) and by the gateway. Every call proves the calling service's identity (mTLS certificate
-    or x-carbon-service-token) and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only from the gateway, and credits
-    from a system account without carried lots only from this region's ingest and the ops API. ErrorInfo.domain:
-    "ledger.carbon-account".
+    The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
+    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
+    service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
+    from the gateway, and credits from a system account without carried lots only from this region's ingest and the
+    ops API. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     def __init__(self, channel):
@@ -114,6 +114,11 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsResponse.FromString,
                 _registered_method=True)
+        self.GetMonthlySummary = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/GetMonthlySummary',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryResponse.FromString,
+                _registered_method=True)
         self.ExpirePoints = channel.unary_unary(
                 '/carbon.ledger.v1.LedgerService/ExpirePoints',
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ExpirePointsRequest.SerializeToString,
@@ -129,6 +134,11 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationResponse.FromString,
                 _registered_method=True)
+        self.ListJobRuns = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/ListJobRuns',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -140,13 +150,13 @@ class LedgerServiceServicer:
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
-    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints to external callers (routed by
-    the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the regional platform
-    (ingest, rewards, identity) and by the gateway. Every call proves the calling service's identity (mTLS certificate
-    or x-carbon-service-token) and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only from the gateway, and credits
-    from a system account without carried lots only from this region's ingest and the ops API. ErrorInfo.domain:
-    "ledger.carbon-account".
+    The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
+    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
+    service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
+    from the gateway, and credits from a system account without carried lots only from this region's ingest and the
+    ops API. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     def PostTransfers(self, request, context):
@@ -293,6 +303,20 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMonthlySummary(self, request, context):
+        """A user account's month (China Standard Time) in one message: points earned, redeemed, refunded, expired,
+        donated, transferred out and in, adjusted and forfeited, the net change, grams of CO2e by behaviour, and the
+        points expiring in the next three months (92 days from now). Each sum is the sum of the month's
+        ListStatementEntries rows of that code (start_time and end_time the month's bounds). The current month so far
+        is allowed; a later month is not.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account: INVALID_ACCOUNT, or a system account; year outside 2000-9999; month outside
+        1-12 or after the current month).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExpirePoints(self, request, context):
         """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
         "expire:<lot id>:<points swept from it before>", reference "lot:<lot id>"); set-based, in batches of one
@@ -319,6 +343,19 @@ class LedgerServiceServicer:
         zero; also lots and holds against user balances, and every balance against its journal entries.
         Idempotency: read-only.
         Errors: none of its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobRuns(self, request, context):
+        """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
+        The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
+        "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
+        and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
+        For operators (`carbon jobs`).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -392,6 +429,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListExpiringPointsResponse.SerializeToString,
             ),
+            'GetMonthlySummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMonthlySummary,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryResponse.SerializeToString,
+            ),
             'ExpirePoints': grpc.unary_unary_rpc_method_handler(
                     servicer.ExpirePoints,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ExpirePointsRequest.FromString,
@@ -406,6 +448,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.CheckConservation,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationResponse.SerializeToString,
+            ),
+            'ListJobRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobRuns,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -424,13 +471,13 @@ class LedgerService:
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
-    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints to external callers (routed by
-    the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the regional platform
-    (ingest, rewards, identity) and by the gateway. Every call proves the calling service's identity (mTLS certificate
-    or x-carbon-service-token) and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only from the gateway, and credits
-    from a system account without carried lots only from this region's ingest and the ops API. ErrorInfo.domain:
-    "ledger.carbon-account".
+    The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
+    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
+    service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
+    from the gateway, and credits from a system account without carried lots only from this region's ingest and the
+    ops API. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     @staticmethod
@@ -785,6 +832,33 @@ class LedgerService:
             _registered_method=True)
 
     @staticmethod
+    def GetMonthlySummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/GetMonthlySummary',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetMonthlySummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ExpirePoints(request,
             target,
             options=(),
@@ -855,6 +929,33 @@ class LedgerService:
             '/carbon.ledger.v1.LedgerService/CheckConservation',
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationRequest.SerializeToString,
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CheckConservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/ListJobRuns',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

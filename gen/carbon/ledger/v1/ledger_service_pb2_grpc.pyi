@@ -35,13 +35,13 @@ class LedgerServiceStub:
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
-    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints to external callers (routed by
-    the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the regional platform
-    (ingest, rewards, identity) and by the gateway. Every call proves the calling service's identity (mTLS certificate
-    or x-carbon-service-token) and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only from the gateway, and credits
-    from a system account without carried lots only from this region's ingest and the ops API. ErrorInfo.domain:
-    "ledger.carbon-account".
+    The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
+    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
+    service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
+    from the gateway, and credits from a system account without carried lots only from this region's ingest and the
+    ops API. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     @_typing.overload
@@ -140,6 +140,16 @@ class LedgerServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; within negative or longer than 3 years).
     """
+    GetMonthlySummary: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetMonthlySummaryRequest, _ledger_service_pb2.GetMonthlySummaryResponse]
+    """A user account's month (China Standard Time) in one message: points earned, redeemed, refunded, expired,
+    donated, transferred out and in, adjusted and forfeited, the net change, grams of CO2e by behaviour, and the
+    points expiring in the next three months (92 days from now). Each sum is the sum of the month's
+    ListStatementEntries rows of that code (start_time and end_time the month's bounds). The current month so far
+    is allowed; a later month is not.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account: INVALID_ACCOUNT, or a system account; year outside 2000-9999; month outside
+    1-12 or after the current month).
+    """
     ExpirePoints: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ExpirePointsRequest, _ledger_service_pb2.ExpirePointsResponse]
     """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
     "expire:<lot id>:<points swept from it before>", reference "lot:<lot id>"); set-based, in batches of one
@@ -159,6 +169,15 @@ class LedgerServiceStub:
     Idempotency: read-only.
     Errors: none of its own.
     """
+    ListJobRuns: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ListJobRunsRequest, _ledger_service_pb2.ListJobRunsResponse]
+    """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
+    The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
+    "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
+    and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
+    For operators (`carbon jobs`).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
@@ -170,13 +189,13 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
-    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints to external callers (routed by
-    the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the regional platform
-    (ingest, rewards, identity) and by the gateway. Every call proves the calling service's identity (mTLS certificate
-    or x-carbon-service-token) and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only from the gateway, and credits
-    from a system account without carried lots only from this region's ingest and the ops API. ErrorInfo.domain:
-    "ledger.carbon-account".
+    The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
+    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
+    service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
+    from the gateway, and credits from a system account without carried lots only from this region's ingest and the
+    ops API. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -272,6 +291,16 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (INVALID_ACCOUNT; within negative or longer than 3 years).
     """
+    GetMonthlySummary: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetMonthlySummaryRequest, _ledger_service_pb2.GetMonthlySummaryResponse]  # type: ignore[assignment]
+    """A user account's month (China Standard Time) in one message: points earned, redeemed, refunded, expired,
+    donated, transferred out and in, adjusted and forfeited, the net change, grams of CO2e by behaviour, and the
+    points expiring in the next three months (92 days from now). Each sum is the sum of the month's
+    ListStatementEntries rows of that code (start_time and end_time the month's bounds). The current month so far
+    is allowed; a later month is not.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account: INVALID_ACCOUNT, or a system account; year outside 2000-9999; month outside
+    1-12 or after the current month).
+    """
     ExpirePoints: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ExpirePointsRequest, _ledger_service_pb2.ExpirePointsResponse]  # type: ignore[assignment]
     """Moves what remains of expired lots to the expiry account, one EXPIRE transfer per lot (id
     "expire:<lot id>:<points swept from it before>", reference "lot:<lot id>"); set-based, in batches of one
@@ -291,6 +320,15 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     Idempotency: read-only.
     Errors: none of its own.
     """
+    ListJobRuns: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ListJobRunsRequest, _ledger_service_pb2.ListJobRunsResponse]  # type: ignore[assignment]
+    """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
+    The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
+    "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
+    and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
+    For operators (`carbon jobs`).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+    """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
@@ -301,13 +339,13 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
-    The gateway serves GetBalance, ListStatementEntries, ListLots and ListExpiringPoints to external callers (routed by
-    the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the regional platform
-    (ingest, rewards, identity) and by the gateway. Every call proves the calling service's identity (mTLS certificate
-    or x-carbon-service-token) and answers only the callers docs/access.md names (else UNAUTHENTICATED, or
-    PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only from the gateway, and credits
-    from a system account without carried lots only from this region's ingest and the ops API. ErrorInfo.domain:
-    "ledger.carbon-account".
+    The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
+    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
+    service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
+    (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
+    from the gateway, and credits from a system account without carried lots only from this region's ingest and the
+    ops API. ErrorInfo.domain: "ledger.carbon-account".
     """
 
     @_abc_1.abstractmethod
@@ -481,6 +519,22 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def GetMonthlySummary(
+        self,
+        request: _ledger_service_pb2.GetMonthlySummaryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.GetMonthlySummaryResponse, _abc.Awaitable[_ledger_service_pb2.GetMonthlySummaryResponse]]:
+        """A user account's month (China Standard Time) in one message: points earned, redeemed, refunded, expired,
+        donated, transferred out and in, adjusted and forfeited, the net change, grams of CO2e by behaviour, and the
+        points expiring in the next three months (92 days from now). Each sum is the sum of the month's
+        ListStatementEntries rows of that code (start_time and end_time the month's bounds). The current month so far
+        is allowed; a later month is not.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account: INVALID_ACCOUNT, or a system account; year outside 2000-9999; month outside
+        1-12 or after the current month).
+        """
+
+    @_abc_1.abstractmethod
     def ExpirePoints(
         self,
         request: _ledger_service_pb2.ExpirePointsRequest,
@@ -515,6 +569,21 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         zero; also lots and holds against user balances, and every balance against its journal entries.
         Idempotency: read-only.
         Errors: none of its own.
+        """
+
+    @_abc_1.abstractmethod
+    def ListJobRuns(
+        self,
+        request: _ledger_service_pb2.ListJobRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.ListJobRunsResponse, _abc.Awaitable[_ledger_service_pb2.ListJobRunsResponse]]:
+        """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
+        The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
+        "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
+        and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
+        For operators (`carbon jobs`).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
         """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,107 @@
+"""Benchmark: the scheduled expiry sweep (the scheduler's run: lease, progress counted in each batch's transaction)
+of 1 million expired lots, beside same-run baselines of raw writes of the same row count on a plain keyed copy of
+the lots, no bookkeeping at all:
+- keyed (`ratio`): each row emptied by its key (UPDATE ... WHERE id = ?) and then deleted by its key, in
+  transactions of the sweep's batch size: the least per-row writing a sweep of individual lots can do;
+- one statement (`ratio_one_statement`): one UPDATE of every row and one DELETE of them all.
+ratio = baseline seconds / sweep seconds (target >= 0.3 for the keyed baseline).
+
+CARBON_BENCH_EXPIRY_LOTS sets the lot count (default 1,000,000); CARBON_BENCH_EXPIRY_BATCH the lots per transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import timedelta
+
+from bench_ledger_expiry import LOTS, NOW, seed  # type: ignore[import-not-found,unused-ignore]
+from bench_ledger_support import REGION, private_schema  # type: ignore[import-not-found,unused-ignore]
+from sqlalchemy import Engine, text
+
+from ledger_svc.domain.jobs import Job, RunState, Schedule
+from ledger_svc.service import audit, scheduler
+from ledger_svc.service.context import LedgerContext
+from service_kit import db
+
+BATCH = int(os.environ.get("CARBON_BENCH_EXPIRY_BATCH", "10000"))
+
+
+def raw_writes(engine: Engine) -> tuple[float, float]:
+    """Seconds of one UPDATE emptying every raw row, and of one DELETE of them all."""
+    with engine.begin() as conn:
+        # The keyed copy for keyed_writes, made before raw_lots is emptied (not timed).
+        conn.execute(text("CREATE TABLE raw_keyed AS SELECT row_number() OVER () AS id, * FROM raw_lots"))
+        conn.execute(text("ALTER TABLE raw_keyed ADD PRIMARY KEY (id)"))
+        started = time.perf_counter()
+        updated = conn.execute(text("UPDATE raw_lots SET points = 0 WHERE points > 0")).rowcount
+        update_s = time.perf_counter() - started
+        started = time.perf_counter()
+        deleted = conn.execute(text("DELETE FROM raw_lots")).rowcount
+        delete_s = time.perf_counter() - started
+    assert updated == deleted == LOTS, (updated, deleted)
+    return update_s, delete_s
+
+
+def keyed_writes(engine: Engine) -> float:
+    """Seconds to empty every row of raw_keyed by its key and then delete it by its key, BATCH rows a transaction."""
+    statements = ("UPDATE raw_keyed SET points = 0 WHERE id = %s", "DELETE FROM raw_keyed WHERE id = %s")
+    started = time.perf_counter()
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        for statement in statements:
+            for first in range(1, LOTS + 1, BATCH):
+                with driver.cursor() as cursor:
+                    cursor.executemany(statement, [(n,) for n in range(first, min(first + BATCH, LOTS + 1))])
+                driver.commit()
+    finally:
+        raw.close()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    with private_schema("bench_expiry_sweep") as url:
+        engine = db.make_engine(url)
+        db.migrate("ledger_svc", engine)
+        seed(engine, LOTS)
+        update_s, delete_s = raw_writes(engine)
+        keyed_s = keyed_writes(engine)
+        ledger = LedgerContext(engine, REGION, lambda: NOW)
+        leader = scheduler.Scheduler(
+            ledger, Schedule(), timedelta(minutes=5), expiry_batch=BATCH, holder="bench", jobs=frozenset({Job.EXPIRY})
+        )
+        started = time.perf_counter()
+        assert leader.tick()
+        sweep_s = time.perf_counter() - started
+        runs, _, _ = scheduler.list_job_runs(ledger, Job.EXPIRY.value, 1)
+        run = runs[0]
+        assert (run.state, run.items) == (RunState.DONE, LOTS), run
+        balanced = audit.check_conservation(ledger).balanced
+        engine.dispose()
+    baseline_s = update_s + delete_s
+    print(f"baseline, keyed: {LOTS:,} rows updated then deleted by key in {keyed_s:.1f} s")
+    print(f"baseline, one statement: UPDATE {update_s:.1f} s + DELETE {delete_s:.1f} s = {baseline_s:.1f} s")
+    print(f"scheduled expiry sweep: {LOTS:,} lots, {run.points:,} points in {sweep_s:.1f} s; balanced={balanced}")
+    print(
+        json.dumps(
+            {
+                "bench": "expiry_sweep",
+                "lots": LOTS,
+                "batch": BATCH,
+                "sweep_s": round(sweep_s, 2),
+                "lots_per_s": round(LOTS / sweep_s),
+                "baseline_keyed_s": round(keyed_s, 2),
+                "baseline_one_statement_s": round(baseline_s, 2),
+                "ratio": round(keyed_s / sweep_s, 3),
+                "ratio_one_statement": round(baseline_s / sweep_s, 3),
+                "balanced": balanced,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

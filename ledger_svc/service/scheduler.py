@@ -1,0 +1,195 @@
+"""The region's scheduler: every ledger replica runs one; the one holding the lease runs the due jobs (ADR 0108).
+
+A tick takes or renews the lease, then works on each due run (domain/jobs.py). Long runs go in steps of a few
+batches, renewing the lease between steps and stopping when it is lost; each batch counts its progress in its own
+transaction, so a run's counts are exactly what committed. A replica that takes over a dead leader's lease resumes
+the run left RUNNING: the expiry sweep finds only lots that still hold expired points, so nothing expires twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from sqlalchemy import Connection
+
+from ledger_svc.domain.expiry import ExpiryOutcome
+from ledger_svc.domain.jobs import Job, JobRun, Schedule, close_period, expiry_period, is_due
+from ledger_svc.domain.time import US_PER_SECOND, day_of
+from ledger_svc.service import audit, expiry, holds
+from ledger_svc.service.context import LedgerContext
+from ledger_svc.store import jobs as job_store
+from service_kit import telemetry
+from service_kit.errors import InvalidArgument
+
+log = logging.getLogger("carbon.ledger.scheduler")
+# Expiry batches per step: between steps the leader renews its lease, well within the lease's length.
+EXPIRY_BATCHES_PER_STEP = 5
+HOLD_BATCH = 1000
+
+
+def replica_name() -> str:
+    """This process among the replicas: host, pid and a random suffix (a restarted pid is another holder)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class LeaseLost(Exception):
+    """Another replica holds the lease now: this one stops working on the run and leaves it to the new leader."""
+
+
+class Scheduler:
+    def __init__(
+        self,
+        ctx: LedgerContext,
+        schedule: Schedule,
+        lease: timedelta,
+        *,
+        tick_s: float = 5.0,
+        expiry_batch: int = 1000,
+        holder: str = "",
+        jobs: frozenset[Job] = frozenset(Job),
+    ) -> None:
+        self._ctx = ctx
+        self._schedule = schedule
+        self._lease_us = int(lease.total_seconds() * US_PER_SECOND)
+        self._tick_s = tick_s
+        self._expiry_batch = expiry_batch
+        self.holder = holder or replica_name()
+        self._jobs = jobs
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        meter = telemetry.meter("carbon.ledger.jobs")
+        self._items = meter.create_counter("ledger.job.items", unit="{item}", description="lots or holds a job moved")
+        self._runs = meter.create_counter("ledger.job.runs", unit="{run}", description="job runs by outcome")
+        self._duration = meter.create_histogram("ledger.job.duration", unit="s", description="time of a job run")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ledger-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ends the loop after the current step and frees the lease, so another replica takes over at once."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self._ctx.transaction(lambda conn: job_store.give_up_lease(conn, self.holder))
+        except Exception as error:  # the lease then simply expires
+            log.warning("could not give up the scheduler lease", extra={"error": str(error)})
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except LeaseLost:
+                log.info("scheduler lease lost", extra={"holder": self.holder})
+            except Exception as error:  # the database may be away for a while: the next tick tries again
+                log.warning("scheduler tick failed", extra={"error": str(error)})
+            self._stop.wait(self._tick_s)
+
+    def tick(self) -> bool:
+        """One pass: False when another replica leads; else every due run is worked on until done."""
+        if not self._renew():
+            return False
+        now_us = self._ctx.now_us()
+        day = expiry_period(now_us, self._schedule)
+        if day is not None:
+            self._maybe_run(Job.EXPIRY, day, None, self._run_expiry)
+        self._maybe_run(Job.MONTHLY_CLOSE, close_period(now_us, self._schedule), None, self._run_close)
+        today = day_of(self._ctx.now_us()).isoformat()
+        self._maybe_run(Job.HOLD_TIMEOUTS, today, self._schedule.hold_sweep_every, self._run_hold_sweep)
+        return True
+
+    def _renew(self) -> bool:
+        now_us = self._ctx.now_us()
+        return self._ctx.transaction(
+            lambda conn: job_store.take_lease(conn, self.holder, now_us, now_us + self._lease_us)
+        )
+
+    def _keep_lease(self) -> None:
+        if self._stop.is_set() or not self._renew():
+            raise LeaseLost
+
+    def _maybe_run(self, job: Job, period: str, every: timedelta | None, work: Callable[[str], None]) -> None:
+        if job not in self._jobs:
+            return
+        with self._ctx.engine.connect() as conn:
+            run = job_store.load_run(conn, job, period)
+        if not is_due(run, self._ctx.now_us(), every, self._schedule):
+            return
+        self._keep_lease()  # the job before may have taken a while
+        self._ctx.transaction(lambda conn: job_store.start_run(conn, job, period, self.holder, self._ctx.now_us()))
+        started = time.monotonic()
+        log.info("job run started", extra={"job": job.value, "period": period, "holder": self.holder})
+        try:
+            work(period)
+        except LeaseLost:
+            raise
+        except Exception as error:
+            failure = repr(error)
+            self._ctx.transaction(lambda conn: job_store.finish_run(conn, job, period, self._ctx.now_us(), failure))
+            self._runs.add(1, {"job": job.value, "outcome": "failed"})
+            log.exception("job run failed", extra={"job": job.value, "period": period})
+            return
+        self._ctx.transaction(lambda conn: job_store.finish_run(conn, job, period, self._ctx.now_us()))
+        self._runs.add(1, {"job": job.value, "outcome": "done"})
+        self._duration.record(time.monotonic() - started, {"job": job.value})
+        log.info("job run done", extra={"job": job.value, "period": period})
+
+    def _progress(self, job: Job, period: str) -> Callable[[Connection, int, int], None]:
+        def count(conn: Connection, items: int, points: int) -> None:
+            job_store.add_progress(conn, job, period, items, points, self._ctx.now_us())
+            self._items.add(items, {"job": job.value})
+
+        return count
+
+    def _run_expiry(self, period: str) -> None:
+        """Today's sweep in steps; the cutoff (the start of today) takes every lot that expired on a missed night."""
+        count = self._progress(Job.EXPIRY, period)
+
+        def on_batch(conn: Connection, outcome: ExpiryOutcome) -> None:
+            count(conn, outcome.lots_expired, outcome.points_expired)
+
+        day = date.fromisoformat(period)
+        while not expiry.expire_points(
+            self._ctx, day, self._expiry_batch, EXPIRY_BATCHES_PER_STEP, on_batch=on_batch
+        ).done:
+            self._keep_lease()
+
+    def _run_hold_sweep(self, period: str) -> None:
+        count = self._progress(Job.HOLD_TIMEOUTS, period)
+        while holds.sweep_expired_holds(self._ctx, HOLD_BATCH, lambda conn, released: count(conn, released, 0)):
+            self._keep_lease()
+
+    def _run_close(self, period: str) -> None:
+        """Month end: every batch chained into the journal's blocks and the region's points checked to balance; the
+        run records the points outstanding at the close. Other month-end work (statements) hangs off this run."""
+        self._ctx.seal_everything()
+        checked = audit.check_conservation(self._ctx)
+        if not checked.balanced:
+            raise RuntimeError(f"conservation does not hold at the close of {period}: {'; '.join(checked.problems)}")
+        count = self._progress(Job.MONTHLY_CLOSE, period)
+        self._ctx.transaction(lambda conn: count(conn, 0, checked.outstanding_points))
+
+
+DEFAULT_RUNS = 20
+MAX_RUNS = 200
+
+
+def list_job_runs(ctx: LedgerContext, job: str, limit: int) -> tuple[list[JobRun], str, int]:
+    """ListJobRuns: the runs most recently worked on (of `job`, or of all), and the lease's holder and expiry (the
+    leader, while the expiry has not passed)."""
+    if job and job not in {j.value for j in Job}:
+        raise InvalidArgument("job", f"must be empty or one of {', '.join(j.value for j in Job)}")
+    if not 0 <= limit <= MAX_RUNS:
+        raise InvalidArgument("limit", f"must be between 0 (default {DEFAULT_RUNS}) and {MAX_RUNS}")
+    with ctx.engine.connect() as conn:
+        runs = job_store.latest_runs(conn, Job(job) if job else None, limit or DEFAULT_RUNS)
+        holder, until_us = job_store.lease_holder(conn)
+    return runs, holder, until_us

@@ -1,0 +1,103 @@
+"""The `carbon` operator commands (service_kit/operations.py) against the ops tests' federation, found through its
+registry file as `carbon up` writes one: expire (on a rehearsal clock), jobs, import (interrupted and rerun)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from carbon.ledger.v1 import ledger_service_pb2 as lpb
+from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from service_kit import identities
+from service_kit.cli import main
+from service_kit.clock import set_rehearsal_offset
+from service_kit.operations import read_events
+from service_kit.topology import Registry
+from tests.ops_api.ops_support import PARTNER, Federation, Ops
+from tests.service_identities import TRUST
+
+REGION = "330000"
+
+
+def ledger_address(federation: Federation) -> str:
+    registry = Registry.load(federation.registry_path)
+    return next(region.ledger_address for region in registry.regions if region.region_code == REGION)
+
+
+@pytest.fixture(autouse=True)
+def operator_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands call as the ops API, with the key the test trust bundle knows (as an operator's environment)."""
+    for name, value in TRUST.env(identities.OPS_API).items():
+        monkeypatch.setenv(name, value)
+
+
+def test_carbon_expire_sweeps_on_a_rehearsal_clock_and_jobs_lists_each_region(
+    ops: Ops, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = ops.open_account()
+    earned = datetime.now(UTC) - timedelta(days=700)
+    with TRUST.channel(ledger_address(ops.federation), identities.OPS_API) as channel:
+        transfer = lpb.Transfer(
+            transfer_id=f"old-{account}", debit_account="system:issuance", credit_account=account,
+            amount_points=40, code=lpb.TRANSFER_CODE_EARN,
+        )  # fmt: skip
+        transfer.earned_at.FromDatetime(earned)
+        posted = ledger_grpc.LedgerServiceStub(channel).PostTransfers(lpb.PostTransfersRequest(transfers=[transfer]))
+    assert posted.results[0].status == lpb.TRANSFER_STATUS_POSTED
+    data_dir = str(ops.federation.root)
+    set_rehearsal_offset(timedelta(days=60))  # the lot earned 700 days ago has expired on the shifted clock
+    try:
+        assert main(["expire", "--data-dir", data_dir, "--region", REGION, "--batch-size", "1"]) == 0
+    finally:
+        set_rehearsal_offset(timedelta(0))
+    out = capsys.readouterr().out
+    assert "expiring 330000" in out and "total:" in out
+    summary = out.strip().splitlines()[-1]
+    assert int(summary.split()[1].replace(",", "")) >= 1 and int(summary.split()[3].replace(",", "")) >= 40
+    assert ops.get("viewer", f"/v1/accounts/{account}/balance").json()["balance"]["available_points"] == 0
+    assert main(["jobs", "--data-dir", data_dir]) == 0
+    listed = capsys.readouterr().out
+    assert "330000" in listed and "110000" in listed and "leader" in listed
+    assert main(["jobs", "--data-dir", data_dir, "--region", "999999"]) == 2
+
+
+def test_carbon_import_submits_signed_batches_and_a_rerun_skips_what_was_answered(
+    ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = ops.open_account()
+    now = datetime.now(UTC)  # after her consent: the events count
+    records = [
+        {"event_id": f"imp-{account}-{n}", "account_number": account, "behaviour": behaviour, "quantity": 1,
+         "occurred_at": (now + timedelta(seconds=n)).isoformat(), "region_code": REGION}
+        for n, behaviour in enumerate(["tree_planting", "tree_planting", "flying_less"])
+    ]  # fmt: skip
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps(record) + "\n" for record in records))
+    assert [event.quantity_milli for event in read_events(source)] == [1000, 1000, 1000]
+    monkeypatch.setenv("CARBON_SECRET_IMPORT_PARTNER", ops.federation.partner_secrets[REGION])
+    command = ["import", str(source), "--partner-id", PARTNER, "--key-id", "k1", "--region", REGION]
+    command += ["--data-dir", str(ops.federation.root), "--batch-size", "2"]
+    assert main(command) == 0
+    first = capsys.readouterr().out
+    assert "3 events: accepted 2, rejected 1" in first and "UNKNOWN_BEHAVIOUR: 1" in first
+    assert ops.get("viewer", f"/v1/accounts/{account}/balance").json()["balance"]["available_points"] == 400
+    assert main(command) == 0, "a rerun after the whole file was answered sends nothing"
+    assert "skipped the first 3 events" in capsys.readouterr().out
+    assert main([*command, "--restart"]) == 0
+    assert "3 events: duplicate 2, rejected 1" in capsys.readouterr().out, "resent: answered as duplicates"
+    assert ops.get("viewer", f"/v1/accounts/{account}/balance").json()["balance"]["available_points"] == 400
+
+
+def test_carbon_import_names_a_bad_record_and_a_missing_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "events.csv"
+    source.write_text("event_id,behaviour,occurred_at,region_code,quantity\ne1,bike_km,yesterday,330000,2\n")
+    monkeypatch.delenv("CARBON_SECRET_IMPORT_PARTNER", raising=False)
+    command = ["import", str(source), "--partner-id", "p", "--key-id", "k1", "--ingest", "127.0.0.1:1"]
+    assert main(command) == 2 and "CARBON_SECRET_IMPORT_PARTNER" in capsys.readouterr().err
+    monkeypatch.setenv("CARBON_SECRET_IMPORT_PARTNER", "s")
+    assert main(command) == 2 and "record 1" in capsys.readouterr().err
