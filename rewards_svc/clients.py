@@ -43,6 +43,12 @@ class LedgerRefused(Exception):
         self.message = message
         self.metadata = metadata
 
+    @property
+    def key_taken(self) -> bool:
+        """The idempotency key was used before with another body (ALREADY_EXISTS): not a "no" to this request, whose
+        effect may well be in the ledger already."""
+        return self.code == grpc.StatusCode.ALREADY_EXISTS
+
     def as_domain_error(self) -> DomainError:
         """The refusal as rewards' own error, keeping its code and reason (INSUFFICIENT_POINTS stays that)."""
         metadata = dict(self.metadata)
@@ -80,12 +86,22 @@ class TransferOutcome:
     failure_message: str = ""
 
 
+@dataclass(frozen=True)
+class PostedRefund:
+    """A refund the ledger has posted: of which transfer, how many points."""
+
+    refund_id: str
+    original_transfer_id: str
+    amount_points: int
+
+
 class Ledger(Protocol):
     def hold(self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str) -> HoldView: ...
     def commit_hold(self, hold_id: str, credit_account: str) -> HoldView: ...
     def release_hold(self, hold_id: str) -> HoldView: ...
     def get_hold(self, hold_id: str) -> HoldView | None: ...
     def refund(self, refund_id: str, original_transfer_id: str, amount_points: int, reason: str) -> TransferOutcome: ...
+    def find_refund(self, refund_id: str) -> PostedRefund | None: ...
     def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome: ...
     def available_points(self, account: str) -> int: ...
 
@@ -182,6 +198,20 @@ class GrpcLedger:
             return _outcome(self._stub.RefundTransfer(request, timeout=self._deadline_s).result)
         except grpc.RpcError as error:
             raise _translate(error) from None
+
+    def find_refund(self, refund_id: str) -> PostedRefund | None:
+        """The posted refund with this id (GetTransfer), or None when no refund has it."""
+        try:
+            response = self._stub.GetTransfer(pb.GetTransferRequest(transfer_id=refund_id), timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            translated = _translate(error)
+            if isinstance(translated, LedgerRefused) and translated.code == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise translated from None
+        transfer = response.transfer
+        if transfer.code != pb.TRANSFER_CODE_REFUND:
+            return None
+        return PostedRefund(transfer.transfer_id, transfer.reference, transfer.amount_points)
 
     def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome:
         transfer = pb.Transfer(

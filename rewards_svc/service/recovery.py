@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 from rewards_svc import store
 from rewards_svc.clients import LedgerUnavailable
 from rewards_svc.domain.redemption import RedemptionState
-from rewards_svc.domain.vouchers import VoucherState
 from rewards_svc.service.charity import Charity
 from rewards_svc.service.redemption import Redemptions
 from rewards_svc.service.vouchers import Vouchers
@@ -48,11 +47,11 @@ class Recovery:
     def recover(self, min_age_s: float = 0) -> RecoveryReport:
         """One pass over work older than min_age_s; safe beside live requests (every step is guarded and idempotent)."""
         now = self._clock()
+        older_than = now - timedelta(seconds=min_age_s)
         with self._engine.connect() as connection:
-            pending = store.redemptions.ids_in_state(
-                connection, RedemptionState.PENDING, now - timedelta(seconds=min_age_s), RECOVERY_BATCH
-            )
-            cancelling = store.vouchers.codes_in_state(connection, VoucherState.CANCELLING, RECOVERY_BATCH)
+            pending = store.redemptions.ids_in_state(connection, RedemptionState.PENDING, older_than, RECOVERY_BATCH)
+            # Younger cancels may have their live request's refund still on the way: recovery does not race it.
+            cancelling = store.vouchers.codes_cancelling(connection, older_than, RECOVERY_BATCH)
             pending_donations = store.charity.pending_donation_ids(connection, RECOVERY_BATCH)
         redemptions = _finish_each(pending, self._redemptions.resolve, finished=(), unresolved=(LedgerUnavailable,))
         cancels = _finish_each(

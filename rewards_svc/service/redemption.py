@@ -139,7 +139,9 @@ class Redemptions:
                     return existing
                 raise reward_not_found(request.reward_id)
             refusal = self._refusal(connection, request, reward, now)
-            redemption = new_redemption(redemption_id, request, reward, now, refusal.reason if refusal else "")
+            redemption = new_redemption(
+                redemption_id, request, reward, now, refusal.reason if refusal else "", self._hold_timeout_s
+            )
             if not store.redemptions.insert(connection, redemption, limit_units(reward, request.quantity)):
                 existing = store.redemptions.get(connection, request_id=request.request_id)
                 assert existing is not None  # the insert met it

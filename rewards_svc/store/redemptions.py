@@ -72,6 +72,7 @@ def insert(connection: Connection, redemption: Redemption, limit_units: int) -> 
         "state": redemption.state,
         "failure_reason": redemption.failure_reason,
         "hold_id": redemption.hold_id,
+        "hold_timeout_s": redemption.hold_timeout_s,
         "created_at": redemption.created_at,
         "updated_at": redemption.created_at,
     }
@@ -93,6 +94,7 @@ def _from_row(row: Any, items: tuple[Any, ...]) -> Redemption:
         hold_id=row.hold_id,
         created_at=row.created_at,
         vouchers=items,
+        hold_timeout_s=row.hold_timeout_s,
     )
 
 

@@ -12,7 +12,14 @@ import grpc
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
-from rewards_svc.clients import HoldState, HoldView, LedgerRefused, LedgerUnavailable, TransferOutcome
+from rewards_svc.clients import (
+    HoldState,
+    HoldView,
+    LedgerRefused,
+    LedgerUnavailable,
+    PostedRefund,
+    TransferOutcome,
+)
 from service_kit.errors import FailedPrecondition, NotFound
 
 
@@ -33,6 +40,8 @@ class FakeLedger:
     down: bool = False
     # Hold ids whose next GetHold answers "no such hold": a read that happened before an in-flight Hold landed.
     stale_once: set[str] = field(default_factory=set)
+    # The body each refund id was first posted with (original, amount, reason): the real ledger's fingerprint.
+    refund_bodies: dict[str, tuple[str, int, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _reachable(self) -> None:
@@ -94,12 +103,25 @@ class FakeLedger:
     def refund(self, refund_id: str, original_transfer_id: str, amount_points: int, reason: str) -> TransferOutcome:
         with self.lock:
             self._reachable()
+            body = (original_transfer_id, amount_points, reason)
+            if self.refund_bodies.setdefault(refund_id, body) != body:
+                raise LedgerRefused(
+                    grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED", "refund_id used with another body", {}
+                )
             if refund_id not in self.transfers:
                 debit, credit, _amount = self.transfers[original_transfer_id]
                 self.transfers[refund_id] = (credit, debit, amount_points)
                 self.balances[credit] -= amount_points
                 self.fund(debit, amount_points)
             return TransferOutcome(True)
+
+    def find_refund(self, refund_id: str) -> PostedRefund | None:
+        with self.lock:
+            self._reachable()
+            if refund_id not in self.refund_bodies or refund_id not in self.transfers:
+                return None
+            original, _amount, _reason = self.refund_bodies[refund_id]
+            return PostedRefund(refund_id, original, self.transfers[refund_id][2])
 
     def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome:
         with self.lock:
