@@ -31,6 +31,7 @@ class RecoveryReport:
     cancels_finished: int = 0
     donations_finished: int = 0
     vouchers_expired: int = 0
+    orphaned_holds_released: int = 0
     unresolved: int = 0
 
 
@@ -69,11 +70,16 @@ class Recovery:
         )
         with self._engine.begin() as connection:
             expired = store.vouchers.expire(connection, now)
+        try:
+            released = self._redemptions.release_orphaned_holds(RECOVERY_BATCH)
+        except LedgerUnavailable:
+            released = 0  # the next pass looks again; the hold's timeout bounds the wait
         report = RecoveryReport(
             redemptions_resolved=redemptions.finished,
             cancels_finished=cancels.finished,
             donations_finished=donations.finished,
             vouchers_expired=expired,
+            orphaned_holds_released=released,
             unresolved=redemptions.unresolved + cancels.unresolved + donations.unresolved,
         )
         if report != RecoveryReport():

@@ -135,6 +135,7 @@ class Vouchers:
         if voucher.state == VoucherState.CANCELLING:
             self._refund(found)
             with self._engine.begin() as connection:
+                store.rewards.lock_counted_stock(connection, voucher.reward_id)  # lock order: reward, then voucher
                 if store.vouchers.set_state(connection, code, [VoucherState.CANCELLING], VoucherState.CANCELLED):
                     store.rewards.change_stock(connection, voucher.reward_id, voucher.units)
                 after = store.vouchers.get(connection, code)

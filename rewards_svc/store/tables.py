@@ -69,8 +69,11 @@ redemption_table = Table(
     Column("hold_timeout_s", Integer, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Set on an unwind that did not see the hold finished: until then recovery releases a hold that lands late.
+    Column("hold_watch_until", UtcDateTime, nullable=True),
     Index("ix_redemptions_account_reward", "account_number", "reward_id", "created_at"),
     Index("ix_redemptions_state", "state"),
+    Index("ix_redemptions_hold_watch_until", "hold_watch_until"),
 )
 
 voucher_table = Table(
