@@ -28,6 +28,7 @@ class FakeHold:
     account: str
     amount_points: int
     state: str
+    timeout_s: int = 0
 
 
 @dataclass
@@ -66,7 +67,7 @@ class FakeLedger:
                         "not enough points",
                         {"missing_points": str(amount_points - self.available(account))},
                     )
-                self.holds[hold_id] = FakeHold(account, amount_points, HoldState.PENDING)
+                self.holds[hold_id] = FakeHold(account, amount_points, HoldState.PENDING, timeout_s)
             found = self.holds[hold_id]
             return HoldView(hold_id, found.state, found.amount_points)
 

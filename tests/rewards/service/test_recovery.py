@@ -82,3 +82,17 @@ def test_an_unanswered_hold_is_unwound_when_the_ledger_never_placed_it_within_th
     assert redemption is not None and redemption.state == RedemptionState.FAILED
     assert service.catalog.get_reward("shanghai-health-check").stock == 2000
     assert ledger.available(account) == 7200
+
+
+def test_a_hold_sent_again_repeats_the_timeout_first_sent(make_service: MakeService, ledger: FakeLedger) -> None:
+    # The ledger fingerprints the timeout: a Hold sent again with today's setting would be "another body".
+    account = funded(ledger, "310000", 7200)
+    ledger.down = True
+    with pytest.raises(Unavailable):
+        make_service(CARBON_HOLD_TIMEOUT_S="600").redemptions.redeem(
+            "r1", account, "shanghai-health-check", 1, "310000"
+        )
+    ledger.down = False
+    make_service(CARBON_HOLD_TIMEOUT_S="300").recovery.recover()
+    [hold] = ledger.holds.values()
+    assert (hold.timeout_s, hold.state) == (600, "COMMITTED")
