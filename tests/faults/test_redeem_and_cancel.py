@@ -1,0 +1,192 @@
+"""kill -9 during redeem and cancel: a real `python -m rewards_svc` dies at each crash point (CARBON_TEST_CRASH_AT),
+and a real `python -m ledger_svc` is killed with SIGKILL while redemptions and cancels run; after restarts and
+recovery the books agree (tests/faults/books.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from sqlalchemy import Engine
+
+from carbon.rewards.v1 import rewards_service_pb2 as pb
+from carbon.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
+from rewards_svc.server import CRASH_EXIT_CODE
+from service_kit.accounts import new_account_number
+from service_kit.db import make_engine
+from tests.faults.books import assert_rewards_agree_with_the_ledger
+from tests.gateway.federation import Federation, wait_for
+from tests.rewards.conftest import Platform
+from tests.rewards.test_crash import free_port, start_rewards, wait_ready
+
+pytestmark = pytest.mark.faults
+
+REGION = "310000"
+REWARD = "shanghai-health-check"  # 7200 points, counted stock, one per account and month
+PRICE = 7200
+
+
+class Region:
+    """One region: a ledger process (killable), a rewards process (restartable, crash hooks), their books."""
+
+    def __init__(self, root: Path) -> None:
+        self.federation = Federation(root, [REGION])
+        self.database_url = f"sqlite:///{root / 'rewards.db'}"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.channel: grpc.Channel | None = None
+        self.earned: dict[str, int] = {}
+        self._engine: Engine | None = None
+
+    @property
+    def ledger(self) -> object:
+        return self.federation.ledger(REGION)
+
+    def start_rewards(self, crash_at: str = "") -> pb_grpc.RewardsServiceStub:
+        self.stop_rewards()
+        platform = Platform(REGION, f"127.0.0.1:{self.federation.ledger_ports[REGION]}", "", None, None, True)  # type: ignore[arg-type]
+        self.process = start_rewards(
+            platform,
+            self.database_url,
+            self.port,
+            crash_at,
+            CARBON_RECOVERY_MIN_AGE_S="0",
+            CARBON_LEDGER_DEADLINE_S="2",
+            CARBON_LOG_LEVEL="WARNING",
+        )
+        wait_ready(self.process)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        return pb_grpc.RewardsServiceStub(self.channel)
+
+    def died_at_its_crash_point(self) -> bool:
+        assert self.process is not None
+        return self.process.wait(20) == CRASH_EXIT_CODE
+
+    def stop_rewards(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+    def funded(self, points: int) -> str:
+        account = new_account_number(REGION)
+        self.federation.earn(REGION, account, points)
+        self.earned[account] = points
+        return account
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.database_url)
+        return self._engine
+
+    def assert_books(self) -> None:
+        assert_rewards_agree_with_the_ledger(self.engine(), self.federation.ledger(REGION), self.earned)
+
+    def close(self) -> None:
+        self.stop_rewards()
+        if self._engine is not None:
+            self._engine.dispose()
+        self.federation.close()
+
+
+@pytest.fixture
+def region(tmp_path: Path) -> Iterator[Region]:
+    made = Region(tmp_path)
+    yield made
+    made.close()
+
+
+def redeem_request(request_id: str, account: str) -> pb.RedeemRequest:
+    return pb.RedeemRequest(request_id=request_id, account_number=account, reward_id=REWARD, region_code=REGION)
+
+
+def settled(call: object, deadline_s: float = 30) -> object:
+    """Retries `call` (the same request) while it answers UNAVAILABLE; its answer, or the final error."""
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            return call()  # type: ignore[operator]
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > end:
+                return error
+            time.sleep(0.1)
+
+
+@pytest.mark.parametrize("step", ["after_hold", "after_vouchers"])
+def test_rewards_killed_mid_redemption_finishes_it_once(region: Region, step: str) -> None:
+    zhang, wang = region.funded(PRICE), region.funded(PRICE)
+    rewards = region.start_rewards(crash_at=step)
+    with pytest.raises(grpc.RpcError):
+        rewards.Redeem(redeem_request("zhang-1", zhang), timeout=20)
+    assert region.died_at_its_crash_point()
+    rewards = region.start_rewards()
+    done = rewards.Redeem(redeem_request("zhang-1", zhang), timeout=20).redemption
+    assert done.state == pb.REDEMPTION_STATE_COMPLETED and len(done.vouchers) == 1
+    again = rewards.Redeem(redeem_request("wang-1", wang), timeout=20).redemption
+    cancelled = rewards.CancelVoucher(
+        pb.CancelVoucherRequest(request_id="c-2", code=again.vouchers[0].code, reason="moved"), timeout=20
+    )
+    assert cancelled.refunded_points == PRICE
+    region.assert_books()
+
+
+def test_rewards_killed_after_a_cancel_is_claimed_finishes_the_refund_once(region: Region) -> None:
+    li = region.funded(PRICE)
+    rewards = region.start_rewards(crash_at="after_cancel_claim")
+    code = rewards.Redeem(redeem_request("li-1", li), timeout=20).redemption.vouchers[0].code
+    with pytest.raises(grpc.RpcError):
+        rewards.CancelVoucher(pb.CancelVoucherRequest(request_id="c-1", code=code, reason="ill"), timeout=20)
+    assert region.died_at_its_crash_point()
+    rewards = region.start_rewards()  # the recovery pass at start posts the refund
+
+    def voucher_state() -> int:
+        return rewards.ListVouchers(pb.ListVouchersRequest(account_number=li), timeout=10).vouchers[0].state
+
+    wait_for(lambda: region.federation.balance(REGION, li).total_points == PRICE, what="the refund")
+    assert voucher_state() == pb.VOUCHER_STATE_CANCELLED
+    with pytest.raises(grpc.RpcError) as refused:
+        rewards.UseVoucher(pb.UseVoucherRequest(request_id="u-1", code=code, merchant_id="clinic"), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    answer = rewards.CancelVoucher(pb.CancelVoucherRequest(request_id="c-1", code=code, reason="ill"), timeout=20)
+    assert answer.refunded_points == PRICE  # the caller's retry gets the finished cancel
+    region.assert_books()
+
+
+def test_the_ledger_killed_during_redemptions_and_cancels_loses_and_creates_nothing(region: Region) -> None:
+    accounts = [region.funded(PRICE) for _ in range(12)]
+    rewards = region.start_rewards()
+
+    def customer(index: int, account: str) -> None:
+        """Redeems; every other customer then cancels. Each retries its own request while the ledger is away."""
+        redeemed = settled(lambda: rewards.Redeem(redeem_request(f"r-{index}", account), timeout=10))
+        if isinstance(redeemed, grpc.RpcError) or index % 2:
+            return
+        code = redeemed.redemption.vouchers[0].code  # type: ignore[attr-defined]
+        request = pb.CancelVoucherRequest(request_id=f"c-{index}", code=code, reason="changed plans")
+        settled(lambda: rewards.CancelVoucher(request, timeout=10))
+
+    threads = [threading.Thread(target=customer, args=item) for item in enumerate(accounts)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)  # some calls in flight
+    region.federation.kill_ledger(REGION)
+    time.sleep(0.5)
+    region.federation.start_ledger(REGION)
+    for thread in threads:
+        thread.join(60)
+    # Whatever the kill left halfway, recovery (every second here) settles it.
+    wait_for(lambda: _all_settled(region), timeout_s=30, what="recovery to settle every redemption and cancel")
+    region.assert_books()
+
+
+def _all_settled(region: Region) -> bool:
+    from tests.faults.books import rewards_books
+
+    return all(rewards_books(region.engine(), account).unsettled == 0 for account in region.earned)
