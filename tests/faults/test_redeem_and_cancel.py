@@ -107,8 +107,9 @@ def redeem_request(request_id: str, account: str) -> pb.RedeemRequest:
     return pb.RedeemRequest(request_id=request_id, account_number=account, reward_id=REWARD, region_code=REGION)
 
 
-def settled(call: object, deadline_s: float = 30) -> object:
-    """Retries `call` (the same request) while it answers UNAVAILABLE; its answer, or the final error."""
+def settled(call: object, unavailable: list[str] | None = None, deadline_s: float = 30) -> object:
+    """Retries `call` (the same request) while it answers UNAVAILABLE (noted in `unavailable`); its answer, or the
+    final error."""
     end = time.monotonic() + deadline_s
     while True:
         try:
@@ -116,6 +117,8 @@ def settled(call: object, deadline_s: float = 30) -> object:
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > end:
                 return error
+            if unavailable is not None:
+                unavailable.append(error.details() or "")
             time.sleep(0.1)
 
 
@@ -162,25 +165,30 @@ def test_rewards_killed_after_a_cancel_is_claimed_finishes_the_refund_once(regio
 def test_the_ledger_killed_during_redemptions_and_cancels_loses_and_creates_nothing(region: Region) -> None:
     accounts = [region.funded(PRICE) for _ in range(12)]
     rewards = region.start_rewards()
+    unavailable: list[str] = []
+    first_done = threading.Event()
 
     def customer(index: int, account: str) -> None:
         """Redeems; every other customer then cancels. Each retries its own request while the ledger is away."""
-        redeemed = settled(lambda: rewards.Redeem(redeem_request(f"r-{index}", account), timeout=10))
+        time.sleep(0.1 * index)  # arrivals spread over the kill and the restart
+        redeemed = settled(lambda: rewards.Redeem(redeem_request(f"r-{index}", account), timeout=10), unavailable)
+        first_done.set()
         if isinstance(redeemed, grpc.RpcError) or index % 2:
             return
         code = redeemed.redemption.vouchers[0].code  # type: ignore[attr-defined]
         request = pb.CancelVoucherRequest(request_id=f"c-{index}", code=code, reason="changed plans")
-        settled(lambda: rewards.CancelVoucher(request, timeout=10))
+        settled(lambda: rewards.CancelVoucher(request, timeout=10), unavailable)
 
     threads = [threading.Thread(target=customer, args=item) for item in enumerate(accounts)]
     for thread in threads:
         thread.start()
-    time.sleep(0.3)  # some calls in flight
+    assert first_done.wait(20)
     region.federation.kill_ledger(REGION)
-    time.sleep(0.5)
+    time.sleep(0.6)
     region.federation.start_ledger(REGION)
     for thread in threads:
         thread.join(60)
+    assert unavailable, "the kill met no request"
     # Whatever the kill left halfway, recovery (every second here) settles it.
     wait_for(lambda: _all_settled(region), timeout_s=30, what="recovery to settle every redemption and cancel")
     region.assert_books()
