@@ -87,12 +87,16 @@ class TransferOutcome:
 
 
 @dataclass(frozen=True)
-class PostedRefund:
-    """A refund the ledger has posted: of which transfer, how many points."""
+class PostedTransfer:
+    """A transfer the ledger has posted, as far as rewards checks one: its kind ("REFUND", "DONATE" or the code's
+    name), accounts, points and reference (a refund's reference is the transfer it refunds)."""
 
-    refund_id: str
-    original_transfer_id: str
+    transfer_id: str
+    kind: str
+    debit_account: str
+    credit_account: str
     amount_points: int
+    reference: str
 
 
 class Ledger(Protocol):
@@ -101,7 +105,7 @@ class Ledger(Protocol):
     def release_hold(self, hold_id: str) -> HoldView: ...
     def get_hold(self, hold_id: str) -> HoldView | None: ...
     def refund(self, refund_id: str, original_transfer_id: str, amount_points: int, reason: str) -> TransferOutcome: ...
-    def find_refund(self, refund_id: str) -> PostedRefund | None: ...
+    def find_transfer(self, transfer_id: str) -> PostedTransfer | None: ...
     def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome: ...
     def available_points(self, account: str) -> int: ...
 
@@ -199,19 +203,24 @@ class GrpcLedger:
         except grpc.RpcError as error:
             raise _translate(error) from None
 
-    def find_refund(self, refund_id: str) -> PostedRefund | None:
-        """The posted refund with this id (GetTransfer), or None when no refund has it."""
+    def find_transfer(self, transfer_id: str) -> PostedTransfer | None:
+        """The posted transfer with this id (GetTransfer), or None when there is none."""
         try:
-            response = self._stub.GetTransfer(pb.GetTransferRequest(transfer_id=refund_id), timeout=self._deadline_s)
+            response = self._stub.GetTransfer(pb.GetTransferRequest(transfer_id=transfer_id), timeout=self._deadline_s)
         except grpc.RpcError as error:
             translated = _translate(error)
             if isinstance(translated, LedgerRefused) and translated.code == grpc.StatusCode.NOT_FOUND:
                 return None
             raise translated from None
         transfer = response.transfer
-        if transfer.code != pb.TRANSFER_CODE_REFUND:
-            return None
-        return PostedRefund(transfer.transfer_id, transfer.reference, transfer.amount_points)
+        return PostedTransfer(
+            transfer_id=transfer.transfer_id,
+            kind=pb.TransferCode.Name(transfer.code).removeprefix("TRANSFER_CODE_"),
+            debit_account=transfer.debit_account,
+            credit_account=transfer.credit_account,
+            amount_points=transfer.amount_points,
+            reference=transfer.reference,
+        )
 
     def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome:
         transfer = pb.Transfer(

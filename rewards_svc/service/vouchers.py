@@ -170,10 +170,11 @@ class Vouchers:
         """Returns when the ledger holds this voucher's refund as posted; otherwise the voucher stays CANCELLING
         (not usable, not refunded) for an operator, and the caller is told."""
         try:
-            posted = self._ledger.find_refund(found.refund_id)
+            posted = self._ledger.find_transfer(found.refund_id)
         except (LedgerUnavailable, LedgerRefused):
             raise refund_pending() from None
-        if posted is not None and (posted.original_transfer_id, posted.amount_points) == (
+        if posted is not None and (posted.kind, posted.reference, posted.amount_points) == (
+            "REFUND",
             found.hold_id,
             found.voucher.price_points,
         ):

@@ -17,7 +17,7 @@ from rewards_svc.clients import (
     HoldView,
     LedgerRefused,
     LedgerUnavailable,
-    PostedRefund,
+    PostedTransfer,
     TransferOutcome,
 )
 from service_kit.errors import FailedPrecondition, NotFound
@@ -43,6 +43,9 @@ class FakeLedger:
     stale_once: set[str] = field(default_factory=set)
     # The body each refund id was first posted with (original, amount, reason): the real ledger's fingerprint.
     refund_bodies: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
+    # Donations are posted, then answered as if the answer was lost on the way back.
+    lose_donation_answers: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _reachable(self) -> None:
@@ -116,23 +119,31 @@ class FakeLedger:
                 self.fund(debit, amount_points)
             return TransferOutcome(True)
 
-    def find_refund(self, refund_id: str) -> PostedRefund | None:
+    def find_transfer(self, transfer_id: str) -> PostedTransfer | None:
         with self.lock:
             self._reachable()
-            if refund_id not in self.refund_bodies or refund_id not in self.transfers:
+            if transfer_id not in self.transfers:
                 return None
-            original, _amount, _reason = self.refund_bodies[refund_id]
-            return PostedRefund(refund_id, original, self.transfers[refund_id][2])
+            debit, credit, amount = self.transfers[transfer_id]
+            if transfer_id in self.refund_bodies:
+                return PostedTransfer(transfer_id, "REFUND", debit, credit, amount, self.refund_bodies[transfer_id][0])
+            kind = "DONATE" if credit == "system:donation" else "OTHER"
+            return PostedTransfer(transfer_id, kind, debit, credit, amount, self.references.get(transfer_id, ""))
 
     def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome:
         with self.lock:
             self._reachable()
+            if self.references.get(transfer_id, reference) != reference:
+                return TransferOutcome(False, "IDEMPOTENCY_KEY_REUSED", "transfer_id used with another body")
             if transfer_id not in self.transfers:
                 if self.available(account) < amount_points:
                     return TransferOutcome(False, "INSUFFICIENT_POINTS", "not enough points")
                 self.transfers[transfer_id] = (account, "system:donation", amount_points)
+                self.references[transfer_id] = reference
                 self.balances[account] -= amount_points
                 self.fund("system:donation", amount_points)
+            if self.lose_donation_answers:
+                raise LedgerUnavailable("answer lost (fake)")
             return TransferOutcome(True)
 
     def available_points(self, account: str) -> int:
