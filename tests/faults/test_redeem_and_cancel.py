@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -162,9 +162,28 @@ def test_rewards_killed_after_a_cancel_is_claimed_finishes_the_refund_once(regio
     region.assert_books()
 
 
-def test_the_ledger_killed_during_redemptions_and_cancels_loses_and_creates_nothing(region: Region) -> None:
+def kill_rewards_and_restart(region: Region) -> None:
+    """SIGKILL the rewards process wherever it is, then start it again on the same port."""
+    assert region.process is not None
+    region.process.kill()
+    region.process.wait(10)
+    region.start_rewards()
+
+
+def kill_ledger_and_restart(region: Region) -> None:
+    region.federation.kill_ledger(REGION)
+    time.sleep(0.6)
+    region.federation.start_ledger(REGION)
+
+
+@pytest.mark.parametrize("kill", [kill_ledger_and_restart, kill_rewards_and_restart], ids=["ledger", "rewards"])
+def test_a_process_killed_during_redemptions_and_cancels_loses_and_creates_nothing(
+    region: Region, kill: Callable[[Region], None]
+) -> None:
     accounts = [region.funded(PRICE) for _ in range(12)]
     rewards = region.start_rewards()
+    channel = grpc.insecure_channel(f"127.0.0.1:{region.port}")  # the customers' own: it outlives a restart
+    rewards = pb_grpc.RewardsServiceStub(channel)
     unavailable: list[str] = []
     first_done = threading.Event()
 
@@ -183,11 +202,10 @@ def test_the_ledger_killed_during_redemptions_and_cancels_loses_and_creates_noth
     for thread in threads:
         thread.start()
     assert first_done.wait(20)
-    region.federation.kill_ledger(REGION)
-    time.sleep(0.6)
-    region.federation.start_ledger(REGION)
+    kill(region)
     for thread in threads:
         thread.join(60)
+    channel.close()
     assert unavailable, "the kill met no request"
     # Whatever the kill left halfway, recovery (every second here) settles it.
     wait_for(lambda: _all_settled(region), timeout_s=30, what="recovery to settle every redemption and cancel")
