@@ -24,7 +24,7 @@ from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from tests.rewards.rewards_fake_ledger import FakeLedger, FakeLedgerServicer
 from tests.service_identities import TRUST
-from tests.rewards.slow_ledger import slow_ledger  # noqa: F401  (a fixture of these tests)
+from tests.rewards.slow_ledger import rewards_over_slow_ledger, slow_ledger  # noqa: F401  (fixtures)
 
 # 2026-03-10 10:00 in Beijing time.
 START = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import pytest
@@ -21,7 +21,10 @@ import pytest
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from ledger_svc.server import registrations
+from rewards_svc.clients import GrpcLedger
+from rewards_svc.server import RewardsServices, build_services
 from service_kit import db
+from service_kit.clock import Clock
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 
@@ -143,3 +146,32 @@ def slow_ledger(tmp_path: Path) -> Iterator[SlowLedger]:
     yield ledger
     ledger.faults.heal()
     stop()
+
+
+# A deadline no healthy call comes near, even on a loaded machine: only the calls a test slows down time out.
+PATIENT_S = 15.0
+# One that the calls a test slows down (by more than it) exceed.
+IMPATIENT_S = 1.0
+
+
+class MakeRewards(Protocol):
+    def __call__(self, deadline_s: float = PATIENT_S, **extra: str) -> RewardsServices: ...
+
+
+@pytest.fixture
+def rewards_over_slow_ledger(database_url: str, slow_ledger: SlowLedger, clock: Clock) -> Iterator[MakeRewards]:
+    """Rewards use cases of region 310000 over `database_url` and the slow ledger; each call makes another instance
+    (same database) whose ledger client has its own deadline and whose settings add `extra`."""
+    engine = db.make_engine(database_url)
+    db.migrate("rewards_svc", engine)
+    clients: list[GrpcLedger] = []
+
+    def make(deadline_s: float = PATIENT_S, **extra: str) -> RewardsServices:
+        clients.append(GrpcLedger(slow_ledger.address, deadline_s=deadline_s))
+        settings = Settings(service="rewards_svc", region_code="310000", extra=extra)
+        return build_services(settings, engine, ledger=clients[-1], clock=clock)
+
+    yield make
+    for client in clients:
+        client.close()
+    engine.dispose()

@@ -4,47 +4,30 @@ after its redemption was unwound is released by the next recovery pass, not afte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from rewards_svc.clients import GrpcLedger
 from rewards_svc.domain.redemption import RedemptionState
-from rewards_svc.server import RewardsServices, build_services
-from service_kit import db
+from rewards_svc.server import RewardsServices
 from service_kit.accounts import new_account_number
 from service_kit.errors import FailedPrecondition, Unavailable
-from service_kit.settings import Settings
 from tests.rewards.conftest import ManualClock
-from tests.rewards.slow_ledger import SlowLedger
+from tests.rewards.slow_ledger import IMPATIENT_S, PATIENT_S, MakeRewards, SlowLedger
 
-DEADLINE_S = 0.4
-LATE_S = 1.0
+LATE_S = IMPATIENT_S + 1.5
 WINDOW_S = 120
 REWARD = "shanghai-health-check"  # 7200 points, counted stock
 
-MakeRewards = Callable[..., RewardsServices]
-
 
 @pytest.fixture
-def make_rewards(database_url: str, slow_ledger: SlowLedger, clock: ManualClock) -> Iterator[MakeRewards]:
-    engine = db.make_engine(database_url)
-    db.migrate("rewards_svc", engine)
-    clients: list[GrpcLedger] = []
+def make_rewards(rewards_over_slow_ledger: MakeRewards) -> Iterator[MakeRewards]:
+    """Rewards with a retry window of WINDOW_S unless a test says otherwise."""
 
-    def make(**extra: str) -> RewardsServices:
-        clients.append(GrpcLedger(slow_ledger.address, deadline_s=DEADLINE_S))
-        settings = Settings(
-            service="rewards_svc",
-            region_code="310000",
-            extra={"CARBON_HOLD_RETRY_WINDOW_S": str(WINDOW_S), **extra},
-        )
-        return build_services(settings, engine, ledger=clients[-1], clock=clock)
+    def make(deadline_s: float = PATIENT_S, **extra: str) -> RewardsServices:
+        return rewards_over_slow_ledger(deadline_s, **{"CARBON_HOLD_RETRY_WINDOW_S": str(WINDOW_S), **extra})
 
     yield make
-    for client in clients:
-        client.close()
-    engine.dispose()
 
 
 def funded(ledger: SlowLedger, points: int) -> str:
@@ -114,8 +97,9 @@ def test_a_hold_landing_after_its_redemption_was_unwound_is_released_by_the_next
     rewards = make_rewards(CARBON_HOLD_RETRY_WINDOW_S="0")
     account = funded(slow_ledger, 7200)
     slow_ledger.faults.arrive_late["Hold"] = LATE_S  # lands after rewards gave up, looked, and unwound
+    impatient = make_rewards(IMPATIENT_S, CARBON_HOLD_RETRY_WINDOW_S="0")
     with pytest.raises(FailedPrecondition, match="HOLD_NOT_PLACED"):
-        rewards.redemptions.redeem("r1", account, REWARD, 1, "310000")
+        impatient.redemptions.redeem("r1", account, REWARD, 1, "310000")
     slow_ledger.faults.settle()
     slow_ledger.faults.heal()
     redemption = rewards.redemptions.find(request_id="r1")
