@@ -1,6 +1,7 @@
 """kill -9 during redeem and cancel: a real `python -m rewards_svc` dies at each crash point (CARBON_TEST_CRASH_AT),
-and a real `python -m ledger_svc` is killed with SIGKILL while redemptions and cancels run; after restarts and
-recovery the books agree (tests/faults/books.py)."""
+a real `python -m ledger_svc` dies after storing a Hold, a CommitHold or a refund and before answering, and either
+is killed with SIGKILL while redemptions and cancels run; after restarts and recovery the books agree
+(tests/faults/books.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 
 from carbon.rewards.v1 import rewards_service_pb2 as pb
 from carbon.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
+from ledger_svc.server import CRASH_EXIT_CODE as LEDGER_CRASH_EXIT_CODE
 from rewards_svc.server import CRASH_EXIT_CODE
 from service_kit.accounts import new_account_number
 from service_kit.db import make_engine
@@ -216,3 +218,52 @@ def _all_settled(region: Region) -> bool:
     from tests.faults.books import rewards_books
 
     return all(rewards_books(region.engine(), account).unsettled == 0 for account in region.earned)
+
+
+def ledger_dies_after(region: Region, point: str) -> None:
+    """The region's ledger restarted with a crash point: its next such call commits, then the process dies."""
+    region.federation.kill_ledger(REGION)
+    region.federation.start_ledger(REGION, crash_at=point)
+
+
+def ledger_died_and_restarted(region: Region) -> None:
+    process = region.federation.ledgers[REGION]
+    assert process is not None and process.wait(20) == LEDGER_CRASH_EXIT_CODE
+    region.federation.start_ledger(REGION)
+
+
+@pytest.mark.parametrize("point", ["ledger_after_hold", "ledger_after_commit"])
+def test_the_ledger_killed_after_storing_a_redemption_step_before_answering(region: Region, point: str) -> None:
+    zhao = region.funded(PRICE)
+    rewards = region.start_rewards()
+    ledger_dies_after(region, point)
+    with pytest.raises(grpc.RpcError) as pending:
+        rewards.Redeem(redeem_request("zhao-1", zhao), timeout=20)
+    assert pending.value.code() == grpc.StatusCode.UNAVAILABLE
+    ledger_died_and_restarted(region)
+    answer = settled(lambda: rewards.Redeem(redeem_request("zhao-1", zhao), timeout=20))  # the customer retries
+    assert isinstance(answer, pb.RedeemResponse), answer
+    done = answer.redemption
+    assert done.state == pb.REDEMPTION_STATE_COMPLETED and len(done.vouchers) == 1
+    region.assert_books()
+
+
+def test_the_ledger_killed_after_posting_a_refund_before_answering(region: Region) -> None:
+    # Issue 14, defect 1 with a real process death: the refund is in the ledger, the caller heard nothing.
+    qian = region.funded(PRICE)
+    rewards = region.start_rewards()
+    code = rewards.Redeem(redeem_request("qian-1", qian), timeout=20).redemption.vouchers[0].code
+    ledger_dies_after(region, "ledger_after_refund")
+    cancel = pb.CancelVoucherRequest(request_id="c-1", code=code, reason="moved to Suzhou")
+    with pytest.raises(grpc.RpcError) as pending:
+        rewards.CancelVoucher(cancel, timeout=20)
+    assert pending.value.code() == grpc.StatusCode.UNAVAILABLE
+    ledger_died_and_restarted(region)
+    # Recovery (every second, no minimum age here) finishes the cancel with the stored reason.
+    wait_for(lambda: _all_settled(region), timeout_s=30, what="recovery to finish the cancel")
+    with pytest.raises(grpc.RpcError) as refused:
+        rewards.UseVoucher(pb.UseVoucherRequest(request_id="u-1", code=code, merchant_id="clinic"), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    answer = settled(lambda: rewards.CancelVoucher(cancel, timeout=20))
+    assert isinstance(answer, pb.CancelVoucherResponse) and answer.refunded_points == PRICE, answer
+    region.assert_books()
