@@ -16,7 +16,7 @@ from rewards_svc.clients import LedgerUnavailable
 from rewards_svc.domain.redemption import RedemptionState
 from rewards_svc.service.charity import Charity
 from rewards_svc.service.redemption import Redemptions
-from rewards_svc.service.vouchers import Vouchers
+from rewards_svc.service.vouchers import RefundConflict, Vouchers
 from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
@@ -55,10 +55,11 @@ class Recovery:
             cancelling = store.vouchers.codes_cancelling(connection, older_than, RECOVERY_BATCH)
             pending_donations = store.charity.pending_donation_ids(connection, RECOVERY_BATCH)
         redemptions = _finish_each(pending, self._redemptions.resolve, finished=(), unresolved=(LedgerUnavailable,))
+        # A refund id conflict waits for an operator: logged, not retried at the first pass's pace.
         cancels = _finish_each(
             cancelling,
             self._vouchers.finish_cancel,
-            finished=(),
+            finished=(RefundConflict,),
             unresolved=(Unavailable, FailedPrecondition, InvalidArgument, NotFound),
         )
         # A donation the ledger refused is finished too: it is FAILED for good.

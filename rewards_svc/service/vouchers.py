@@ -28,6 +28,16 @@ DEFAULT_REFUND_REASON = "voucher cancelled"
 log = logging.getLogger("carbon.rewards.vouchers")
 
 
+class RefundConflict(FailedPrecondition):
+    """The ledger holds another transfer under a voucher's refund id: the voucher stays CANCELLING (neither usable
+    nor refunded) until an operator looks; retrying changes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "REFUND_ID_CONFLICT", "the ledger holds another transfer under this voucher's refund id; support will help"
+        )
+
+
 def refund_pending() -> Unavailable:
     return Unavailable("REFUND_PENDING", "the ledger did not answer; retry with the same request_id")
 
@@ -180,9 +190,7 @@ class Vouchers:
         ):
             return
         log.error("refund id taken by another transfer", extra={"refund_id": found.refund_id})
-        raise FailedPrecondition(
-            "REFUND_ID_CONFLICT", "the ledger holds another transfer under this voucher's refund id; support will help"
-        )
+        raise RefundConflict()
 
     def _reopen(self, code: str) -> None:
         with self._engine.begin() as connection:
