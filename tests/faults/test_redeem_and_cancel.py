@@ -36,9 +36,9 @@ PRICE = 7200
 class Region:
     """One region: a ledger process (killable), a rewards process (restartable, crash hooks), their books."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, database_url: str = "") -> None:
         self.federation = Federation(root, [REGION])
-        self.database_url = f"sqlite:///{root / 'rewards.db'}"
+        self.database_url = database_url or f"sqlite:///{root / 'rewards.db'}"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.channel: grpc.Channel | None = None
@@ -101,6 +101,14 @@ class Region:
 @pytest.fixture
 def region(tmp_path: Path) -> Iterator[Region]:
     made = Region(tmp_path)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def region_on_postgres(tmp_path: Path, postgres_url: str) -> Iterator[Region]:
+    """Rewards on PostgreSQL: concurrent redemptions, retries and recovery take real row locks there."""
+    made = Region(tmp_path, postgres_url)
     yield made
     made.close()
 
@@ -178,10 +186,12 @@ def kill_ledger_and_restart(region: Region) -> None:
     region.federation.start_ledger(REGION)
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("kill", [kill_ledger_and_restart, kill_rewards_and_restart], ids=["ledger", "rewards"])
 def test_a_process_killed_during_redemptions_and_cancels_loses_and_creates_nothing(
-    region: Region, kill: Callable[[Region], None]
+    region_on_postgres: Region, kill: Callable[[Region], None]
 ) -> None:
+    region = region_on_postgres
     accounts = [region.funded(PRICE) for _ in range(12)]
     region.start_rewards()
     channel = grpc.insecure_channel(f"127.0.0.1:{region.port}")  # the customers' own: it outlives a restart
