@@ -61,7 +61,7 @@ class Region:
             CARBON_LEDGER_DEADLINE_S="10",  # only a killed ledger makes a call fail here
             CARBON_LOG_LEVEL="WARNING",
         )
-        wait_ready(self.process)
+        wait_ready(self.process, deadline_s=60)  # a loaded CI machine starts processes slowly
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         return pb_grpc.RewardsServiceStub(self.channel)
 
