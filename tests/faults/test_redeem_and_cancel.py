@@ -22,9 +22,9 @@ from rewards_svc.server import CRASH_EXIT_CODE
 from service_kit.accounts import new_account_number
 from service_kit.db import make_engine
 from tests.faults.books import assert_rewards_agree_with_the_ledger
-from tests.gateway.federation import Federation, wait_for
+from tests.gateway.federation import Federation, free_port, wait_for
 from tests.rewards.conftest import Platform
-from tests.rewards.test_crash import free_port, start_rewards, wait_ready
+from tests.rewards.test_crash import start_rewards, wait_ready
 
 pytestmark = pytest.mark.faults
 
@@ -39,7 +39,7 @@ class Region:
     def __init__(self, root: Path, database_url: str = "") -> None:
         self.federation = Federation(root, [REGION])
         self.database_url = database_url or f"sqlite:///{root / 'rewards.db'}"
-        self.port = free_port()
+        self.port = free_port()  # below the ephemeral range: no client socket takes it while rewards restarts
         self.process: subprocess.Popen[bytes] | None = None
         self.channel: grpc.Channel | None = None
         self.earned: dict[str, int] = {}
