@@ -19,6 +19,7 @@ from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.identity.v1 import identity_service_pb2_grpc
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
+from service_kit import identities
 from service_kit.db import make_engine
 from service_kit.wire import to_timestamp
 from tests.faults.books import assert_journal_sound
@@ -26,6 +27,7 @@ from tests.gateway.federation import Federation
 from tests.ingest.ingest_harness import Harness
 from tests.ingest.test_crash import Ingest, _crash_during_first_batch, _env, _register_metro, _signed, _trips
 from tests.ingest.test_crash import region as region  # the fixture, reused
+from tests.service_identities import TRUST
 
 pytestmark = pytest.mark.faults
 
@@ -118,6 +120,7 @@ def test_the_ledger_killed_during_earn_credits_every_accepted_point_once(tmp_pat
             "CARBON_DATABASE_URL": f"sqlite:///{tmp_path / 'ingest.db'}",
             "CARBON_IDENTITY_ADDRESS": f"127.0.0.1:{fed.identity_ports['110000']}",
             "CARBON_LEDGER_ADDRESS": f"127.0.0.1:{fed.ledger_ports['110000']}",
+            **TRUST.env(identities.regional("110000", "ingest")),
         }
         ingest = Ingest(env)
         secret = _register_metro(ingest.stub)

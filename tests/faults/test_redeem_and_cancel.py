@@ -25,6 +25,7 @@ from tests.faults.books import assert_rewards_agree_with_the_ledger
 from tests.gateway.federation import Federation, free_port, wait_for
 from tests.rewards.conftest import Platform
 from tests.rewards.test_crash import start_rewards, wait_ready
+from tests.service_identities import TRUST
 
 pytestmark = pytest.mark.faults
 
@@ -62,7 +63,7 @@ class Region:
             CARBON_LOG_LEVEL="WARNING",
         )
         wait_ready(self.process, deadline_s=60)  # a loaded CI machine starts processes slowly
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.channel = TRUST.allowed_channel(f"127.0.0.1:{self.port}", REGION)
         return pb_grpc.RewardsServiceStub(self.channel)
 
     def died_at_its_crash_point(self) -> bool:
@@ -75,7 +76,11 @@ class Region:
             self.channel = None
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(20)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
 
     def funded(self, points: int) -> str:
         account = new_account_number(REGION)
@@ -194,7 +199,7 @@ def test_a_process_killed_during_redemptions_and_cancels_loses_and_creates_nothi
     region = region_on_postgres
     accounts = [region.funded(PRICE) for _ in range(12)]
     region.start_rewards()
-    channel = grpc.insecure_channel(f"127.0.0.1:{region.port}")  # the customers' own: it outlives a restart
+    channel = TRUST.allowed_channel(f"127.0.0.1:{region.port}", REGION)  # the customers' own: outlives a restart
     rewards = pb_grpc.RewardsServiceStub(channel)
     unavailable: list[str] = []
     first_done = threading.Event()

@@ -23,8 +23,8 @@ from service_kit.errors import FailedPrecondition
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from tests.rewards.rewards_fake_ledger import FakeLedger, FakeLedgerServicer
-from tests.service_identities import TRUST
 from tests.rewards.slow_ledger import rewards_over_slow_ledger, slow_ledger  # noqa: F401  (fixtures)
+from tests.service_identities import TRUST
 
 # 2026-03-10 10:00 in Beijing time.
 START = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)

@@ -27,6 +27,7 @@ from service_kit import db
 from service_kit.clock import Clock
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
+from tests.service_identities import TRUST
 
 
 @dataclass
@@ -121,7 +122,7 @@ class SlowLedger:
 
 def start_slow_ledger(region: str, database_url: str) -> tuple[SlowLedger, Callable[[], None]]:
     """A ledger of `region` over `database_url` (migrated here), and what stops it."""
-    settings = Settings(service="ledger_svc", region_code=region, port=0, max_workers=32)
+    settings = TRUST.server(Settings(service="ledger_svc", region_code=region, port=0, max_workers=32))
     engine = db.make_engine(database_url)
     db.migrate("ledger_svc", engine)
     faults = Faults()
@@ -130,7 +131,7 @@ def start_slow_ledger(region: str, database_url: str) -> tuple[SlowLedger, Calla
         for item in registrations(settings, engine)
     ]
     server = start_server(settings, wrapped)
-    channel = grpc.insecure_channel(server.address)
+    channel = TRUST.allowed_channel(server.address, region)
 
     def stop() -> None:
         channel.close()
@@ -167,8 +168,8 @@ def rewards_over_slow_ledger(database_url: str, slow_ledger: SlowLedger, clock: 
     clients: list[GrpcLedger] = []
 
     def make(deadline_s: float = PATIENT_S, **extra: str) -> RewardsServices:
-        clients.append(GrpcLedger(slow_ledger.address, deadline_s=deadline_s))
-        settings = Settings(service="rewards_svc", region_code="310000", extra=extra)
+        settings = TRUST.server(Settings(service="rewards_svc", region_code="310000", extra=extra))
+        clients.append(GrpcLedger(slow_ledger.address, deadline_s=deadline_s, settings=settings))
         return build_services(settings, engine, ledger=clients[-1], clock=clock)
 
     yield make
