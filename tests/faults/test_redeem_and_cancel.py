@@ -62,7 +62,7 @@ class Region:
             CARBON_LEDGER_DEADLINE_S="10",  # only a killed ledger makes a call fail here
             CARBON_LOG_LEVEL="WARNING",
         )
-        wait_ready(self.process, deadline_s=60)  # a loaded CI machine starts processes slowly
+        wait_ready(self.process)
         self.channel = TRUST.allowed_channel(f"127.0.0.1:{self.port}", REGION)
         return pb_grpc.RewardsServiceStub(self.channel)
 

@@ -46,7 +46,8 @@ def start_rewards(
     )
 
 
-def wait_ready(process: subprocess.Popen[bytes], deadline_s: float = 20) -> None:
+def wait_ready(process: subprocess.Popen[bytes], deadline_s: float = 60) -> None:
+    """Waits for READY; the deadline guards against a hang (a loaded machine starts processes slowly)."""
     assert process.stdout is not None
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
