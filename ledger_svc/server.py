@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import grpc
 from sqlalchemy import Engine
 
@@ -17,7 +19,7 @@ from service_kit.access import current_caller
 from service_kit.clock import Clock, system_clock
 from service_kit.failures import idempotent
 from service_kit.server import Registration
-from service_kit.settings import Settings
+from service_kit.settings import Settings, SettingsError
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
@@ -156,11 +158,40 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         return wire.job_runs_response(*scheduler.list_job_runs(self._ctx, request.job, request.limit))
 
 
+# Test hook (CARBON_TEST_CRASH_AT): the process dies after a call of this method has committed, before it answers,
+# as a kill -9 there would leave it; the names match tests/gateway/ledger_double.py's.
+CRASH_POINTS = {
+    "ledger_after_post": "PostTransfers",
+    "ledger_after_hold": "Hold",
+    "ledger_after_commit": "CommitHold",
+    "ledger_after_release": "ReleaseHold",
+    "ledger_after_refund": "RefundTransfer",
+}
+CRASH_EXIT_CODE = 137
+
+
+class _DiesAfter(LedgerServiceServicer):
+    """The servicer whose `method` kills the process once its work is committed, before the answer leaves."""
+
+    def __init__(self, ctx: LedgerContext, method: str) -> None:
+        super().__init__(ctx)
+        real = getattr(self, method)
+
+        def then_die(request: object, context: grpc.ServicerContext) -> object:
+            real(request, context)
+            os._exit(CRASH_EXIT_CODE)
+
+        setattr(self, method, then_die)
+
+
 def registrations(settings: Settings, engine: Engine, clock: Clock = system_clock) -> list[Registration]:
     """The ledger service; with CARBON_LEDGER_SCHEDULER=1 also this replica's scheduler, stopped (and its lease freed)
     after the server drains."""
     ctx = LedgerContext.from_settings(settings, engine, clock)
-    servicer = LedgerServiceServicer(ctx)
+    crash_at = settings.extra.get("CARBON_TEST_CRASH_AT", "")
+    if crash_at and crash_at not in CRASH_POINTS:
+        raise SettingsError(f"CARBON_TEST_CRASH_AT must be one of {', '.join(CRASH_POINTS)}, got {crash_at!r}")
+    servicer = _DiesAfter(ctx, CRASH_POINTS[crash_at]) if crash_at else LedgerServiceServicer(ctx)
     own = LedgerSettings.from_settings(settings)
     on_stop = None
     if own.scheduler:

@@ -43,6 +43,12 @@ class LedgerRefused(Exception):
         self.message = message
         self.metadata = metadata
 
+    @property
+    def key_taken(self) -> bool:
+        """The idempotency key was used before with another body (ALREADY_EXISTS): not a "no" to this request, whose
+        effect may well be in the ledger already."""
+        return self.code == grpc.StatusCode.ALREADY_EXISTS
+
     def as_domain_error(self) -> DomainError:
         """The refusal as rewards' own error, keeping its code and reason (INSUFFICIENT_POINTS stays that)."""
         metadata = dict(self.metadata)
@@ -80,12 +86,26 @@ class TransferOutcome:
     failure_message: str = ""
 
 
+@dataclass(frozen=True)
+class PostedTransfer:
+    """A transfer the ledger has posted, as far as rewards checks one: its kind ("REFUND", "DONATE" or the code's
+    name), accounts, points and reference (a refund's reference is the transfer it refunds)."""
+
+    transfer_id: str
+    kind: str
+    debit_account: str
+    credit_account: str
+    amount_points: int
+    reference: str
+
+
 class Ledger(Protocol):
     def hold(self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str) -> HoldView: ...
     def commit_hold(self, hold_id: str, credit_account: str) -> HoldView: ...
     def release_hold(self, hold_id: str) -> HoldView: ...
     def get_hold(self, hold_id: str) -> HoldView | None: ...
     def refund(self, refund_id: str, original_transfer_id: str, amount_points: int, reason: str) -> TransferOutcome: ...
+    def find_transfer(self, transfer_id: str) -> PostedTransfer | None: ...
     def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome: ...
     def available_points(self, account: str) -> int: ...
 
@@ -182,6 +202,25 @@ class GrpcLedger:
             return _outcome(self._stub.RefundTransfer(request, timeout=self._deadline_s).result)
         except grpc.RpcError as error:
             raise _translate(error) from None
+
+    def find_transfer(self, transfer_id: str) -> PostedTransfer | None:
+        """The posted transfer with this id (GetTransfer), or None when there is none."""
+        try:
+            response = self._stub.GetTransfer(pb.GetTransferRequest(transfer_id=transfer_id), timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            translated = _translate(error)
+            if isinstance(translated, LedgerRefused) and translated.code == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise translated from None
+        transfer = response.transfer
+        return PostedTransfer(
+            transfer_id=transfer.transfer_id,
+            kind=pb.TransferCode.Name(transfer.code).removeprefix("TRANSFER_CODE_"),
+            debit_account=transfer.debit_account,
+            credit_account=transfer.credit_account,
+            amount_points=transfer.amount_points,
+            reference=transfer.reference,
+        )
 
     def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome:
         transfer = pb.Transfer(

@@ -18,7 +18,7 @@ from rewards_svc.service.charity import Charity
 from rewards_svc.service.checkpoints import Checkpoint, no_checkpoint
 from rewards_svc.service.recommendations import Recommendations
 from rewards_svc.service.recovery import Recovery, RecoveryLoop
-from rewards_svc.service.redemption import Redemptions
+from rewards_svc.service.redemption import DEFAULT_HOLD_RETRY_WINDOW_S, Redemptions
 from rewards_svc.service.vouchers import Vouchers
 from rewards_svc.wire import (
     category_name,
@@ -181,7 +181,16 @@ def build_services(
     checkpoint = checkpoint or crash_checkpoint(settings)
     hold_timeout_s = int(settings.extra.get("CARBON_HOLD_TIMEOUT_S", str(DEFAULT_HOLD_TIMEOUT_S)))
     region_code = settings.region_code
-    redemptions = Redemptions(engine, ledger, region_code, clock, hold_timeout_s=hold_timeout_s, checkpoint=checkpoint)
+    retry_window_s = int(settings.extra.get("CARBON_HOLD_RETRY_WINDOW_S", str(DEFAULT_HOLD_RETRY_WINDOW_S)))
+    redemptions = Redemptions(
+        engine,
+        ledger,
+        region_code,
+        clock,
+        hold_timeout_s=hold_timeout_s,
+        hold_retry_window_s=retry_window_s,
+        checkpoint=checkpoint,
+    )
     vouchers = Vouchers(engine, ledger, clock, checkpoint=checkpoint)
     charity = Charity(engine, ledger, region_code, clock)
     services = RewardsServices(

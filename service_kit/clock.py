@@ -5,7 +5,7 @@ daylight saving since 1991, so a fixed offset serves and needs no time-zone data
 function returning the current instant) so tests can move time.
 
 The rehearsal clock: staff rehearse expiry, reminders and month end by shifting the whole system's time by one
-offset (CARBON_CLOCK_OFFSET, refused in production; docs/adr/0014-rehearsal-clock.md). Each process sets it once at
+offset (CARBON_CLOCK_OFFSET, refused in production; docs/adr/0015-rehearsal-clock.md). Each process sets it once at
 start (set_rehearsal_offset) and system_clock adds it, so every service's default clock moves together.
 """
 

@@ -96,7 +96,7 @@ def child_environment(
 ) -> dict[str, str]:
     # Each child names itself (service.name from its service), so a name given to `carbon up` is not passed on.
     env = {key: value for key, value in base.items() if not key.startswith("CARBON_") and key != "OTEL_SERVICE_NAME"}
-    # Log level and format, the rehearsal clock (ADR 0014: the whole system's time shifts together) and secrets pass
+    # Log level and format, the rehearsal clock (ADR 0015: the whole system's time shifts together) and secrets pass
     # through; everything that shapes the topology is set here.
     env.update({k: v for k, v in base.items() if k in PASSED_THROUGH})
     if base.get(PROMETHEUS_PORT):

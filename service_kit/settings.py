@@ -152,7 +152,7 @@ class Settings(_FromArguments):
     environment: Literal["development", "staging", "production"] = Field(
         default="development", validation_alias="CARBON_ENVIRONMENT"
     )
-    # The rehearsal clock's shift of the whole system's time, e.g. "+730d" (service_kit/clock.py; ADR 0014).
+    # The rehearsal clock's shift of the whole system's time, e.g. "+730d" (service_kit/clock.py; ADR 0015).
     clock_offset: timedelta = Field(default=timedelta(0), validation_alias="CARBON_CLOCK_OFFSET")
     # CARBON_SECRET_<NAME> by lower-case name; read them with secret(name).
     secrets: Mapping[str, Secret] = Field(default_factory=dict)

@@ -52,6 +52,8 @@ class Redemption:
     hold_id: str
     created_at: datetime
     vouchers: tuple[Voucher, ...] = ()
+    # The Hold's timeout as first sent; a retried Hold repeats it (0: not kept, on rows from before it was).
+    hold_timeout_s: int = 0
 
     def same_request(self, request: RedeemRequest) -> bool:
         """Whether a retry under this redemption's request id asks for the same thing."""
@@ -74,7 +76,7 @@ def validate_redeem(request: RedeemRequest) -> None:
 
 
 def new_redemption(
-    redemption_id: str, request: RedeemRequest, reward: Reward, now: datetime, refusal_reason: str
+    redemption_id: str, request: RedeemRequest, reward: Reward, now: datetime, refusal_reason: str, hold_timeout_s: int
 ) -> Redemption:
     """A redemption at the reward's price of this moment: PENDING, or FAILED with the reason it was refused (kept, so
     a retry with the same request id gets the same answer)."""
@@ -91,6 +93,7 @@ def new_redemption(
         failure_reason=refusal_reason,
         hold_id=hold_id_for(redemption_id),
         created_at=now,
+        hold_timeout_s=hold_timeout_s,
     )
 
 

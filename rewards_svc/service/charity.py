@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from rewards_svc import store
-from rewards_svc.clients import Ledger, LedgerRefused, LedgerUnavailable
+from rewards_svc.clients import Ledger, LedgerRefused, LedgerUnavailable, TransferOutcome
 from rewards_svc.domain.charity import (
     CharityProject,
     Donation,
@@ -20,6 +21,15 @@ from rewards_svc.domain.requests import require_account, require_request_id
 from rewards_svc.service.idempotency import idempotency_reused
 from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+
+log = logging.getLogger("carbon.rewards.charity")
+
+# The ledger's answer to a transfer id used before with another body.
+KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+
+
+def donation_pending() -> Unavailable:
+    return Unavailable("DONATION_PENDING", "the ledger did not answer; retry with the same request_id")
 
 
 class Charity:
@@ -75,23 +85,41 @@ class Charity:
         self.finish_donation(donation_id)
         return Donation(donation_id=donation_id, project=self._project(project_id), units=units)
 
+    def _settle_taken_key(self, transfer_id: str, account_number: str, amount_points: int) -> TransferOutcome:
+        """The donation's transfer id is taken (never a refusal: the donation may be posted). Posted when the ledger
+        holds this donation under it; otherwise the donation stays PENDING for an operator and the caller is told."""
+        try:
+            posted = self._ledger.find_transfer(transfer_id)
+        except (LedgerUnavailable, LedgerRefused):
+            raise donation_pending() from None
+        if posted is not None and (posted.kind, posted.debit_account, posted.amount_points) == (
+            "DONATE",
+            account_number,
+            amount_points,
+        ):
+            return TransferOutcome(posted=True)
+        log.error("donation transfer id taken by another transfer", extra={"transfer_id": transfer_id})
+        raise FailedPrecondition("DONATION_ID_CONFLICT", "the ledger holds another transfer under this donation's id")
+
     def finish_donation(self, donation_id: str) -> None:
         """Posts a PENDING donation (idempotent by its transfer id) and counts its impact; raises why it failed."""
         with self._engine.connect() as connection:
             row = store.charity.get_donation(connection, donation_id=donation_id)
         if row.state == DonationState.PENDING:
+            transfer_id = donation_transfer_id(donation_id)
             try:
-                outcome = self._ledger.donate(
-                    donation_transfer_id(donation_id), row.account_number, row.amount_points, donation_id
-                )
+                outcome = self._ledger.donate(transfer_id, row.account_number, row.amount_points, donation_id)
             except LedgerUnavailable:
-                raise Unavailable(
-                    "DONATION_PENDING", "the ledger did not answer; retry with the same request_id"
-                ) from None
+                raise donation_pending() from None
             except LedgerRefused as refused:
-                with self._engine.begin() as connection:
-                    store.charity.set_donation_state(connection, donation_id, DonationState.FAILED, refused.reason)
-                raise refused.as_domain_error() from None
+                if refused.key_taken:
+                    outcome = self._settle_taken_key(transfer_id, row.account_number, row.amount_points)
+                else:
+                    with self._engine.begin() as connection:
+                        store.charity.set_donation_state(connection, donation_id, DonationState.FAILED, refused.reason)
+                    raise refused.as_domain_error() from None
+            if outcome.failure_reason == KEY_REUSED:
+                outcome = self._settle_taken_key(transfer_id, row.account_number, row.amount_points)
             with self._engine.begin() as connection:
                 if not outcome.posted:
                     store.charity.set_donation_state(

@@ -14,10 +14,9 @@ from sqlalchemy import Engine
 from rewards_svc import store
 from rewards_svc.clients import LedgerUnavailable
 from rewards_svc.domain.redemption import RedemptionState
-from rewards_svc.domain.vouchers import VoucherState
 from rewards_svc.service.charity import Charity
 from rewards_svc.service.redemption import Redemptions
-from rewards_svc.service.vouchers import Vouchers
+from rewards_svc.service.vouchers import RefundConflict, Vouchers
 from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
@@ -32,6 +31,7 @@ class RecoveryReport:
     cancels_finished: int = 0
     donations_finished: int = 0
     vouchers_expired: int = 0
+    orphaned_holds_released: int = 0
     unresolved: int = 0
 
 
@@ -48,17 +48,18 @@ class Recovery:
     def recover(self, min_age_s: float = 0) -> RecoveryReport:
         """One pass over work older than min_age_s; safe beside live requests (every step is guarded and idempotent)."""
         now = self._clock()
+        older_than = now - timedelta(seconds=min_age_s)
         with self._engine.connect() as connection:
-            pending = store.redemptions.ids_in_state(
-                connection, RedemptionState.PENDING, now - timedelta(seconds=min_age_s), RECOVERY_BATCH
-            )
-            cancelling = store.vouchers.codes_in_state(connection, VoucherState.CANCELLING, RECOVERY_BATCH)
+            pending = store.redemptions.ids_in_state(connection, RedemptionState.PENDING, older_than, RECOVERY_BATCH)
+            # Younger cancels may have their live request's refund still on the way: recovery does not race it.
+            cancelling = store.vouchers.codes_cancelling(connection, older_than, RECOVERY_BATCH)
             pending_donations = store.charity.pending_donation_ids(connection, RECOVERY_BATCH)
         redemptions = _finish_each(pending, self._redemptions.resolve, finished=(), unresolved=(LedgerUnavailable,))
+        # A refund id conflict waits for an operator: logged, not retried at the first pass's pace.
         cancels = _finish_each(
             cancelling,
             self._vouchers.finish_cancel,
-            finished=(),
+            finished=(RefundConflict,),
             unresolved=(Unavailable, FailedPrecondition, InvalidArgument, NotFound),
         )
         # A donation the ledger refused is finished too: it is FAILED for good.
@@ -70,11 +71,16 @@ class Recovery:
         )
         with self._engine.begin() as connection:
             expired = store.vouchers.expire(connection, now)
+        try:
+            released = self._redemptions.release_orphaned_holds(RECOVERY_BATCH)
+        except LedgerUnavailable:
+            released = 0  # the next pass looks again; the hold's timeout bounds the wait
         report = RecoveryReport(
             redemptions_resolved=redemptions.finished,
             cancels_finished=cancels.finished,
             donations_finished=donations.finished,
             vouchers_expired=expired,
+            orphaned_holds_released=released,
             unresolved=redemptions.unresolved + cancels.unresolved + donations.unresolved,
         )
         if report != RecoveryReport():

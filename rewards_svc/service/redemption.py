@@ -11,12 +11,12 @@ import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
 from rewards_svc import store
-from rewards_svc.clients import HoldState, Ledger, LedgerRefused, LedgerUnavailable
+from rewards_svc.clients import HoldState, HoldView, Ledger, LedgerRefused, LedgerUnavailable
 from rewards_svc.domain.catalog import Reward, has_counted_stock, reward_not_found
 from rewards_svc.domain.limits import NO_USAGE, is_limited, limit_units, period_starts
 from rewards_svc.domain.redemption import (
@@ -36,6 +36,10 @@ from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, NotFound, Unavailable
 
 log = logging.getLogger("carbon.rewards.redemption")
+
+# How long after a redemption began a Hold that did not land (an outage) is placed again, while the customer may
+# still be waiting; after it the redemption fails HOLD_NOT_PLACED (docs/adr/0302).
+DEFAULT_HOLD_RETRY_WINDOW_S = 120
 
 
 def pending_error(redemption_id: str) -> Unavailable:
@@ -63,6 +67,7 @@ class Redemptions:
         clock: Clock,
         *,
         hold_timeout_s: int = 600,
+        hold_retry_window_s: int = DEFAULT_HOLD_RETRY_WINDOW_S,
         checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
         self._engine = engine
@@ -70,6 +75,7 @@ class Redemptions:
         self._region_code = region_code
         self._clock = clock
         self._hold_timeout_s = hold_timeout_s
+        self._hold_retry_window = timedelta(seconds=hold_retry_window_s)
         self._checkpoint = checkpoint
 
     def redeem(
@@ -132,6 +138,10 @@ class Redemptions:
         now = self._clock()
         redemption_id = uuid.uuid4().hex
         with connection.begin():
+            # A retry finds its redemption without locking the reward: retries never queue behind new redemptions.
+            existing = store.redemptions.get(connection, request_id=request.request_id)
+            if existing is not None:
+                return existing
             reward = self._reward_to_check(connection, request.reward_id)
             if reward is None:
                 existing = store.redemptions.get(connection, request_id=request.request_id)
@@ -139,7 +149,9 @@ class Redemptions:
                     return existing
                 raise reward_not_found(request.reward_id)
             refusal = self._refusal(connection, request, reward, now)
-            redemption = new_redemption(redemption_id, request, reward, now, refusal.reason if refusal else "")
+            redemption = new_redemption(
+                redemption_id, request, reward, now, refusal.reason if refusal else "", self._hold_timeout_s
+            )
             if not store.redemptions.insert(connection, redemption, limit_units(reward, request.quantity)):
                 existing = store.redemptions.get(connection, request_id=request.request_id)
                 assert existing is not None  # the insert met it
@@ -180,13 +192,7 @@ class Redemptions:
     def _drive(self, connection: Connection, redemption: Redemption, reward: Reward) -> Redemption:
         """The forward path of a fresh redemption; the answer is built from what was written, not read back."""
         try:
-            self._ledger.hold(
-                redemption.hold_id,
-                redemption.account_number,
-                redemption.amount_points,
-                self._hold_timeout_s,
-                reference=redemption.redemption_id,
-            )
+            self._send_hold(redemption)
         except LedgerRefused as refused:
             self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
             raise refused.as_domain_error() from None
@@ -217,10 +223,14 @@ class Redemptions:
         if redemption.state != RedemptionState.PENDING:
             return redemption
         hold = self._ledger.get_hold(redemption.hold_id)
+        if hold is None and self._clock() < redemption.created_at + self._hold_retry_window:
+            hold = self._place_hold_again(connection, redemption)
+            if hold is None:  # refused, and unwound
+                return self._get(connection, redemption_id)
         if hold is None:
             # The Hold may still be on its way (a retry racing the first attempt): unwind only if no voucher
-            # proves it landed since we looked.
-            self._unwind(connection, redemption_id, "HOLD_NOT_PLACED", unless_vouchers_issued=True)
+            # proves it landed since we looked; if it lands later, recovery releases it.
+            self._unwind(connection, redemption_id, "HOLD_NOT_PLACED", unless_vouchers_issued=True, watch=True)
         elif hold.state in (HoldState.RELEASED, HoldState.EXPIRED):
             self._unwind(connection, redemption_id, f"HOLD_{hold.state}")
         elif hold.state == HoldState.PENDING:
@@ -230,9 +240,32 @@ class Redemptions:
             self._complete(connection, redemption_id)
         return self._get(connection, redemption_id)
 
+    def _send_hold(self, redemption: Redemption) -> HoldView:
+        """The redemption's Hold, exactly as first sent (its stored timeout; the setting on rows from before)."""
+        return self._ledger.hold(
+            redemption.hold_id,
+            redemption.account_number,
+            redemption.amount_points,
+            redemption.hold_timeout_s or self._hold_timeout_s,
+            reference=redemption.redemption_id,
+        )
+
+    def _place_hold_again(self, connection: Connection, redemption: Redemption) -> HoldView | None:
+        """A Hold an outage kept from landing, sent again while the customer may be waiting (idempotent by its id:
+        a first attempt still on its way and this one place one hold). None when the ledger refused it: unwound."""
+        try:
+            return self._send_hold(redemption)
+        except LedgerRefused as refused:
+            if refused.key_taken:  # a hold under this id exists after all: read it, never a refusal
+                return self._ledger.get_hold(redemption.hold_id)
+            self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
+            return None
+
     def _go_forward(self, connection: Connection, redemption: Redemption) -> None:
         """A PENDING hold: issue the vouchers if missing and commit; a refused commit that did not land unwinds."""
         if self._issue_vouchers(connection, redemption) is None:
+            if self._get(connection, redemption.redemption_id).state == RedemptionState.FAILED:
+                self._release_quietly(redemption.hold_id)  # unwound meanwhile: this hold is an orphan
             return
         try:
             self._ledger.commit_hold(redemption.hold_id, REDEMPTION_ACCOUNT)
@@ -240,7 +273,7 @@ class Redemptions:
             after = self._ledger.get_hold(redemption.hold_id)
             if after is None or after.state != HoldState.COMMITTED:
                 self._release_quietly(redemption.hold_id)
-                self._unwind(connection, redemption.redemption_id, "HOLD_COMMIT_REFUSED")
+                self._unwind(connection, redemption.redemption_id, "HOLD_COMMIT_REFUSED", watch=True)
                 return
         self._complete(connection, redemption.redemption_id)
 
@@ -278,15 +311,27 @@ class Redemptions:
             )
 
     def _unwind(
-        self, connection: Connection, redemption_id: str, reason: str, *, unless_vouchers_issued: bool = False
+        self,
+        connection: Connection,
+        redemption_id: str,
+        reason: str,
+        *,
+        unless_vouchers_issued: bool = False,
+        watch: bool = False,
     ) -> None:
         """PENDING → FAILED, once: the stock comes back and any vouchers issued are cancelled.
 
         With unless_vouchers_issued (we saw no hold), issued vouchers prove the hold was placed after we looked and
-        may be committed any moment: then nothing changes, and the next resolve reads the hold again.
+        may be committed any moment: then nothing changes, and the next resolve reads the hold again. With watch
+        (the hold was not seen finished), recovery watches for it for the hold's timeout and releases it.
         """
         now = self._clock()
         with connection.begin():
+            found = store.redemptions.get(connection, redemption_id=redemption_id)
+            if found is None or found.state != RedemptionState.PENDING:
+                return
+            # The lock order of docs/adr/0302: the reward row (its stock), then the redemption, then its vouchers.
+            store.rewards.lock_counted_stock(connection, found.reward_id)
             if store.redemptions.lock_state(connection, redemption_id) != RedemptionState.PENDING:
                 return
             redemption = store.redemptions.get(connection, redemption_id=redemption_id)
@@ -299,7 +344,33 @@ class Redemptions:
                 return
             store.rewards.change_stock(connection, redemption.reward_id, redemption.quantity)
             store.vouchers.cancel_of_redemption(connection, redemption_id, now)
+            if watch:
+                timeout = timedelta(seconds=redemption.hold_timeout_s or self._hold_timeout_s)
+                store.redemptions.watch_hold(connection, redemption_id, now + timeout)
         log.info("redemption unwound", extra={"redemption_id": redemption_id, "reason": reason})
+
+    def release_orphaned_holds(self, limit: int) -> int:
+        """Releases the holds that landed after their redemption was unwound; stops watching those seen finished
+        and those watched past the hold's timeout (the ledger expires them). Raises LedgerUnavailable."""
+        with self._engine.connect() as connection:
+            watched = store.redemptions.watched_holds(connection, limit)
+        released = 0
+        for item in watched:
+            hold = self._ledger.get_hold(item.hold_id)
+            if hold is not None and hold.state == HoldState.PENDING:
+                try:
+                    self._ledger.release_hold(item.hold_id)
+                    released += 1
+                    log.info("orphaned hold released", extra={"redemption_id": item.redemption_id})
+                except LedgerRefused:  # committed or expired since we looked: read it again next pass
+                    continue
+            elif hold is not None and hold.state == HoldState.COMMITTED:
+                log.error("hold of a failed redemption committed", extra={"redemption_id": item.redemption_id})
+            elif hold is None and self._clock() < item.until:
+                continue
+            with self._engine.begin() as connection:
+                store.redemptions.watch_hold(connection, item.redemption_id, None)
+        return released
 
     def _release_quietly(self, hold_id: str) -> None:
         try:

@@ -4,6 +4,7 @@ back to their original lots through the ledger's RefundTransfer, its stock back 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
@@ -20,6 +21,25 @@ from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Un
 from service_kit.paging import page_size
 
 MERCHANT_ID_MAX_CHARS = 128
+# The ledger keeps at most this much of a refund's reason (RefundTransferRequest.reason).
+REFUND_REASON_MAX_CHARS = 256
+DEFAULT_REFUND_REASON = "voucher cancelled"
+
+log = logging.getLogger("carbon.rewards.vouchers")
+
+
+class RefundConflict(FailedPrecondition):
+    """The ledger holds another transfer under a voucher's refund id: the voucher stays CANCELLING (neither usable
+    nor refunded) until an operator looks; retrying changes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "REFUND_ID_CONFLICT", "the ledger holds another transfer under this voucher's refund id; support will help"
+        )
+
+
+def refund_pending() -> Unavailable:
+    return Unavailable("REFUND_PENDING", "the ledger did not answer; retry with the same request_id")
 
 
 def _completed_voucher(connection: Connection, code: str, *, lock: bool = False) -> store.vouchers.StoredVoucher:
@@ -88,6 +108,8 @@ class Vouchers:
         """An unused voucher's points back to their original lots (ledger RefundTransfer), and its stock."""
         require_request_id(request_id)
         code = normalize_voucher_code(code)
+        if len(reason) > REFUND_REASON_MAX_CHARS:
+            raise InvalidArgument("reason", f"at most {REFUND_REASON_MAX_CHARS} characters")
         now = self._clock()
         with self._engine.begin() as connection:
             store.vouchers.expire(connection, now, code=code)
@@ -101,6 +123,7 @@ class Vouchers:
             voucher = found.voucher
             if claimed is None or voucher.state == VoucherState.ISSUED:  # new, or a refused refund being retried
                 check_open(voucher, now)
+                # The refund request is decided here, once: every later attempt sends exactly this.
                 store.vouchers.set_state(
                     connection,
                     code,
@@ -108,19 +131,21 @@ class Vouchers:
                     VoucherState.CANCELLING,
                     cancelled_at=now,
                     refund_id=refund_id_for(found.hold_id, voucher.seq),
+                    refund_reason=reason or DEFAULT_REFUND_REASON,
                 )
         self._checkpoint("after_cancel_claim")
-        return self.finish_cancel(code, reason)
+        return self.finish_cancel(code)
 
-    def finish_cancel(self, code: str, reason: str = "voucher cancelled") -> tuple[Voucher, int]:
-        """Posts the refund of a CANCELLING voucher (idempotent by its refund id), then CANCELLED and stock back."""
+    def finish_cancel(self, code: str) -> tuple[Voucher, int]:
+        """Posts the refund of a CANCELLING voucher as it was first asked for, then CANCELLED and stock back."""
         with self._engine.connect() as connection:
             found = store.vouchers.get(connection, code)
         assert found is not None
         voucher = found.voucher
         if voucher.state == VoucherState.CANCELLING:
-            self._refund(found, reason)
+            self._refund(found)
             with self._engine.begin() as connection:
+                store.rewards.lock_counted_stock(connection, voucher.reward_id)  # lock order: reward, then voucher
                 if store.vouchers.set_state(connection, code, [VoucherState.CANCELLING], VoucherState.CANCELLED):
                     store.rewards.change_stock(connection, voucher.reward_id, voucher.units)
                 after = store.vouchers.get(connection, code)
@@ -129,24 +154,46 @@ class Vouchers:
         refunded = voucher.price_points if voucher.state == VoucherState.CANCELLED else 0
         return voucher, refunded
 
-    def _refund(self, found: store.vouchers.StoredVoucher, reason: str) -> None:
-        """The ledger's RefundTransfer of the voucher's points; a refusal puts the voucher back to ISSUED."""
+    def _refund(self, found: store.vouchers.StoredVoucher) -> None:
+        """The ledger's RefundTransfer of the voucher's points, repeating the stored request; only a refusal that
+        proves nothing was posted puts the voucher back to ISSUED."""
         voucher = found.voucher
         try:
             outcome = self._ledger.refund(
-                found.refund_id, found.hold_id, voucher.price_points, reason or "voucher cancelled"
+                found.refund_id, found.hold_id, voucher.price_points, found.refund_reason or DEFAULT_REFUND_REASON
             )
         except LedgerUnavailable:
-            raise Unavailable("REFUND_PENDING", "the ledger did not answer; retry with the same request_id") from None
+            raise refund_pending() from None
         except LedgerRefused as refused:
+            if refused.key_taken:
+                # The refund id is taken: by this very refund sent with another body (rows from before the reason
+                # was kept), or by something else. Never a refusal: ask the ledger what the id holds.
+                self._check_posted(found)
+                return
             self._reopen(voucher.code)
             raise refused.as_domain_error() from None
         if not outcome.posted:
             self._reopen(voucher.code)
             raise FailedPrecondition(outcome.failure_reason, outcome.failure_message or "refund refused")
 
+    def _check_posted(self, found: store.vouchers.StoredVoucher) -> None:
+        """Returns when the ledger holds this voucher's refund as posted; otherwise the voucher stays CANCELLING
+        (not usable, not refunded) for an operator, and the caller is told."""
+        try:
+            posted = self._ledger.find_transfer(found.refund_id)
+        except (LedgerUnavailable, LedgerRefused):
+            raise refund_pending() from None
+        if posted is not None and (posted.kind, posted.reference, posted.amount_points) == (
+            "REFUND",
+            found.hold_id,
+            found.voucher.price_points,
+        ):
+            return
+        log.error("refund id taken by another transfer", extra={"refund_id": found.refund_id})
+        raise RefundConflict()
+
     def _reopen(self, code: str) -> None:
         with self._engine.begin() as connection:
             store.vouchers.set_state(
-                connection, code, [VoucherState.CANCELLING], VoucherState.ISSUED, cancelled_at=None
+                connection, code, [VoucherState.CANCELLING], VoucherState.ISSUED, cancelled_at=None, refund_reason=""
             )

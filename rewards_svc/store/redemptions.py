@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -72,6 +73,7 @@ def insert(connection: Connection, redemption: Redemption, limit_units: int) -> 
         "state": redemption.state,
         "failure_reason": redemption.failure_reason,
         "hold_id": redemption.hold_id,
+        "hold_timeout_s": redemption.hold_timeout_s,
         "created_at": redemption.created_at,
         "updated_at": redemption.created_at,
     }
@@ -93,6 +95,7 @@ def _from_row(row: Any, items: tuple[Any, ...]) -> Redemption:
         hold_id=row.hold_id,
         created_at=row.created_at,
         vouchers=items,
+        hold_timeout_s=row.hold_timeout_s,
     )
 
 
@@ -126,3 +129,28 @@ def ids_in_state(connection: Connection, state: str, updated_before: datetime, l
         .limit(limit)
     )
     return list(connection.execute(query).scalars())
+
+
+def watch_hold(connection: Connection, redemption_id: str, until: datetime | None) -> None:
+    """Until `until`, recovery looks for this redemption's hold landing late (None: no longer)."""
+    connection.execute(
+        update(redemption_table).where(redemption_table.c.redemption_id == redemption_id).values(hold_watch_until=until)
+    )
+
+
+@dataclass(frozen=True)
+class WatchedHold:
+    redemption_id: str
+    hold_id: str
+    until: datetime
+
+
+def watched_holds(connection: Connection, limit: int) -> list[WatchedHold]:
+    """Unwound redemptions whose hold may still land, the longest watched first."""
+    query = (
+        select(redemption_table.c.redemption_id, redemption_table.c.hold_id, redemption_table.c.hold_watch_until)
+        .where(redemption_table.c.hold_watch_until.is_not(None))
+        .order_by(redemption_table.c.hold_watch_until)
+        .limit(limit)
+    )
+    return [WatchedHold(row[0], row[1], row[2]) for row in connection.execute(query)]

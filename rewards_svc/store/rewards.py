@@ -84,6 +84,19 @@ def get(connection: Connection, reward_id: str, *, lock: bool = False) -> Reward
     return None if row is None else from_row(row)
 
 
+_LOCK_COUNTED_STOCK = (
+    select(reward_table.c.stock)
+    .where(and_(reward_table.c.reward_id == bindparam("reward_id"), reward_table.c.stock != UNLIMITED_STOCK))
+    .with_for_update()
+)
+
+
+def lock_counted_stock(connection: Connection, reward_id: str) -> None:
+    """Locks the reward row when its stock is counted (the row `change_stock` would write), before any redemption or
+    voucher row of the same transaction: the lock order of docs/adr/0302."""
+    connection.execute(_LOCK_COUNTED_STOCK, {"reward_id": reward_id})
+
+
 def list_page(
     connection: Connection, *, category: str = "", include_retired: bool = False, after_id: str = "", limit: int = 0
 ) -> list[Reward]:

@@ -65,10 +65,15 @@ redemption_table = Table(
     Column("state", String(16), nullable=False),
     Column("failure_reason", String(64), nullable=False),
     Column("hold_id", String(80), nullable=False),
+    # The Hold's timeout as sent (0: written before it was kept); a retried Hold repeats it.
+    Column("hold_timeout_s", Integer, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Set on an unwind that did not see the hold finished: until then recovery releases a hold that lands late.
+    Column("hold_watch_until", UtcDateTime, nullable=True),
     Index("ix_redemptions_account_reward", "account_number", "reward_id", "created_at"),
     Index("ix_redemptions_state", "state"),
+    Index("ix_redemptions_hold_watch_until", "hold_watch_until"),
 )
 
 voucher_table = Table(
@@ -89,6 +94,8 @@ voucher_table = Table(
     Column("merchant_id", String(128), nullable=False),
     Column("cancelled_at", UtcDateTime, nullable=True),
     Column("refund_id", String(128), nullable=False),
+    # The RefundTransfer reason as sent; a retried refund repeats it (the ledger fingerprints it).
+    Column("refund_reason", String(256), nullable=False, server_default=""),
     Column("terms", Text, nullable=False),
     Index("ux_vouchers_redemption_seq", "redemption_id", "seq", unique=True),
     Index("ix_vouchers_account", "account_number", "voucher_id"),

@@ -76,10 +76,11 @@ class StoredVoucher:
     redemption_state: str
     hold_id: str
     refund_id: str
+    refund_reason: str
 
 
 def get(connection: Connection, code: str, *, lock: bool = False) -> StoredVoucher | None:
-    """The voucher, its redemption's state and hold id, and the voucher's refund id."""
+    """The voucher, its redemption's state and hold id, and the voucher's refund id and reason."""
     query = (
         select(voucher_table, redemption_table.c.state.label("redemption_state"), redemption_table.c.hold_id)
         .join(redemption_table, redemption_table.c.redemption_id == voucher_table.c.redemption_id)
@@ -91,7 +92,11 @@ def get(connection: Connection, code: str, *, lock: bool = False) -> StoredVouch
     if row is None:
         return None
     return StoredVoucher(
-        voucher=from_row(row), redemption_state=row.redemption_state, hold_id=row.hold_id, refund_id=row.refund_id
+        voucher=from_row(row),
+        redemption_state=row.redemption_state,
+        hold_id=row.hold_id,
+        refund_id=row.refund_id,
+        refund_reason=row.refund_reason,
     )
 
 
@@ -153,8 +158,12 @@ def expire(connection: Connection, now: datetime, *, account_number: str = "", c
     return connection.execute(update(voucher_table).where(condition).values(state=VoucherState.EXPIRED)).rowcount or 0
 
 
-def codes_in_state(connection: Connection, state: str, limit: int) -> list[str]:
+def codes_cancelling(connection: Connection, cancelled_before: datetime, limit: int) -> list[str]:
+    """CANCELLING vouchers whose cancel began before `cancelled_before`: younger ones may still have their live
+    request's refund on the way."""
     query = (
-        select(voucher_table.c.code).where(voucher_table.c.state == state).order_by(voucher_table.c.voucher_id)
+        select(voucher_table.c.code)
+        .where(and_(voucher_table.c.state == VoucherState.CANCELLING, voucher_table.c.cancelled_at <= cancelled_before))
+        .order_by(voucher_table.c.voucher_id)
     ).limit(limit)
     return list(connection.execute(query).scalars())

@@ -49,6 +49,7 @@ from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = Path(__file__).with_name("ledger_double.py")
+START_DEADLINE_S = 90
 KEYS = {"zj": "zj-platform-key", "bj": "bj-platform-key", "ops": "ops-key"}
 NATIONAL_KEY = b"n" * 32
 
@@ -239,7 +240,17 @@ class Federation:
             ledger_command(self.use_double), env=env, cwd=ROOT, stdout=log, stderr=log
         )
         address = f"127.0.0.1:{self.ledger_ports[code]}"
-        wait_for(lambda: health.check(address, timeout_s=0.5) == "SERVING", what=f"ledger {code}")
+        # A deadline against a hang: on a loaded CI machine a restarted process can take well over 20 s to serve.
+        wait_for(
+            lambda: health.check(address, timeout_s=0.5) == "SERVING" or self._exited(code),
+            timeout_s=START_DEADLINE_S,
+            what=f"ledger {code}",
+        )
+        assert not self._exited(code), f"ledger {code} exited: see {self.root / f'ledger-{code}.log'}"
+
+    def _exited(self, code: str) -> bool:
+        process = self.ledgers.get(code)
+        return process is not None and process.poll() is not None
 
     def kill_ledger(self, code: str) -> None:
         process = self.ledgers[code]
@@ -267,7 +278,7 @@ class Federation:
             [sys.executable, "-m", "gateway"], env=env, cwd=ROOT, stdout=log, stderr=log
         )
         address = f"127.0.0.1:{self.gateway_port}"
-        wait_for(lambda: health.check(address, timeout_s=0.5) == "SERVING", what="gateway")
+        wait_for(lambda: health.check(address, timeout_s=0.5) == "SERVING", timeout_s=START_DEADLINE_S, what="gateway")
 
     def wait_gateway_exit(self) -> int:
         assert self.gateway_proc is not None

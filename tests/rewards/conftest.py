@@ -23,6 +23,7 @@ from service_kit.errors import FailedPrecondition
 from service_kit.server import Registration, start_server
 from service_kit.settings import Settings
 from tests.rewards.rewards_fake_ledger import FakeLedger, FakeLedgerServicer
+from tests.rewards.slow_ledger import rewards_over_slow_ledger, slow_ledger  # noqa: F401  (fixtures)
 from tests.service_identities import TRUST
 
 # 2026-03-10 10:00 in Beijing time.
@@ -77,16 +78,16 @@ def refusal(call: object, *args: object) -> str:
 
 
 class MakeService(Protocol):
-    def __call__(self, checkpoint: Checkpoint = no_checkpoint) -> RewardsServices: ...
+    def __call__(self, checkpoint: Checkpoint = no_checkpoint, **extra: str) -> RewardsServices: ...
 
 
 @pytest.fixture
 def make_service(database_url: str, ledger: FakeLedger, clock: ManualClock) -> Iterator[MakeService]:
     engine = db.make_engine(database_url)
     db.migrate("rewards_svc", engine)
-    settings = Settings(service="rewards_svc", region_code="330000")
 
-    def make(checkpoint: Checkpoint = no_checkpoint) -> RewardsServices:
+    def make(checkpoint: Checkpoint = no_checkpoint, **extra: str) -> RewardsServices:
+        settings = Settings(service="rewards_svc", region_code="330000", extra=extra)
         return build_services(settings, engine, ledger=ledger, clock=clock, checkpoint=checkpoint)
 
     yield make

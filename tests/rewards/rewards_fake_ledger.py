@@ -12,7 +12,14 @@ import grpc
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
-from rewards_svc.clients import HoldState, HoldView, LedgerRefused, LedgerUnavailable, TransferOutcome
+from rewards_svc.clients import (
+    HoldState,
+    HoldView,
+    LedgerRefused,
+    LedgerUnavailable,
+    PostedTransfer,
+    TransferOutcome,
+)
 from service_kit.errors import FailedPrecondition, NotFound
 
 
@@ -21,6 +28,7 @@ class FakeHold:
     account: str
     amount_points: int
     state: str
+    timeout_s: int = 0
 
 
 @dataclass
@@ -33,6 +41,11 @@ class FakeLedger:
     down: bool = False
     # Hold ids whose next GetHold answers "no such hold": a read that happened before an in-flight Hold landed.
     stale_once: set[str] = field(default_factory=set)
+    # The body each refund id was first posted with (original, amount, reason): the real ledger's fingerprint.
+    refund_bodies: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
+    # Donations are posted, then answered as if the answer was lost on the way back.
+    lose_donation_answers: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _reachable(self) -> None:
@@ -57,7 +70,7 @@ class FakeLedger:
                         "not enough points",
                         {"missing_points": str(amount_points - self.available(account))},
                     )
-                self.holds[hold_id] = FakeHold(account, amount_points, HoldState.PENDING)
+                self.holds[hold_id] = FakeHold(account, amount_points, HoldState.PENDING, timeout_s)
             found = self.holds[hold_id]
             return HoldView(hold_id, found.state, found.amount_points)
 
@@ -94,6 +107,11 @@ class FakeLedger:
     def refund(self, refund_id: str, original_transfer_id: str, amount_points: int, reason: str) -> TransferOutcome:
         with self.lock:
             self._reachable()
+            body = (original_transfer_id, amount_points, reason)
+            if self.refund_bodies.setdefault(refund_id, body) != body:
+                raise LedgerRefused(
+                    grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED", "refund_id used with another body", {}
+                )
             if refund_id not in self.transfers:
                 debit, credit, _amount = self.transfers[original_transfer_id]
                 self.transfers[refund_id] = (credit, debit, amount_points)
@@ -101,15 +119,31 @@ class FakeLedger:
                 self.fund(debit, amount_points)
             return TransferOutcome(True)
 
+    def find_transfer(self, transfer_id: str) -> PostedTransfer | None:
+        with self.lock:
+            self._reachable()
+            if transfer_id not in self.transfers:
+                return None
+            debit, credit, amount = self.transfers[transfer_id]
+            if transfer_id in self.refund_bodies:
+                return PostedTransfer(transfer_id, "REFUND", debit, credit, amount, self.refund_bodies[transfer_id][0])
+            kind = "DONATE" if credit == "system:donation" else "OTHER"
+            return PostedTransfer(transfer_id, kind, debit, credit, amount, self.references.get(transfer_id, ""))
+
     def donate(self, transfer_id: str, account: str, amount_points: int, reference: str) -> TransferOutcome:
         with self.lock:
             self._reachable()
+            if self.references.get(transfer_id, reference) != reference:
+                return TransferOutcome(False, "IDEMPOTENCY_KEY_REUSED", "transfer_id used with another body")
             if transfer_id not in self.transfers:
                 if self.available(account) < amount_points:
                     return TransferOutcome(False, "INSUFFICIENT_POINTS", "not enough points")
                 self.transfers[transfer_id] = (account, "system:donation", amount_points)
+                self.references[transfer_id] = reference
                 self.balances[account] -= amount_points
                 self.fund("system:donation", amount_points)
+            if self.lose_donation_answers:
+                raise LedgerUnavailable("answer lost (fake)")
             return TransferOutcome(True)
 
     def available_points(self, account: str) -> int:

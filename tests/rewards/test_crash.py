@@ -24,7 +24,10 @@ from tests.service_identities import TRUST
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_rewards(platform: Platform, database_url: str, port: int, crash_at: str = "") -> subprocess.Popen[bytes]:
+def start_rewards(
+    platform: Platform, database_url: str, port: int, crash_at: str = "", **extra: str
+) -> subprocess.Popen[bytes]:
+    """A `python -m rewards_svc` of the platform's region over `database_url`; the fault suite uses it too."""
     env = {
         **os.environ,
         "CARBON_PORT": str(port),
@@ -33,6 +36,7 @@ def start_rewards(platform: Platform, database_url: str, port: int, crash_at: st
         "CARBON_LEDGER_ADDRESS": platform.ledger_address,
         "CARBON_RECOVERY_INTERVAL_S": "1",
         **TRUST.env(identities.regional(platform.region, "rewards")),
+        **extra,
     }
     env.pop("CARBON_TEST_CRASH_AT", None)
     if crash_at:
@@ -42,7 +46,8 @@ def start_rewards(platform: Platform, database_url: str, port: int, crash_at: st
     )
 
 
-def wait_ready(process: subprocess.Popen[bytes], deadline_s: float = 20) -> None:
+def wait_ready(process: subprocess.Popen[bytes], deadline_s: float = 60) -> None:
+    """Waits for READY; the deadline guards against a hang (a loaded machine starts processes slowly)."""
     assert process.stdout is not None
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:

@@ -1,0 +1,79 @@
+"""kill -9 during cross-region transfers (tests/gateway/federation.py: real ledger_svc processes, the gateway as a
+process): the gateway dies at each step of a transfer, and each region's ledger is SIGKILLed while transfers run.
+After restarts every account holds earned - sent + received, nothing stays held, the clearing accounts sum to 0,
+and both journals verify and conserve."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from carbon.gateway.v1 import gateway_service_pb2 as gw
+from tests.faults.books import assert_journal_sound
+from tests.gateway.federation import Federation
+from tests.gateway.test_faults import COMMITTED, finished, funded, transfer_dies_with_the_gateway
+
+pytestmark = pytest.mark.faults
+
+REGIONS = ("330000", "110000")
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Iterator[Federation]:
+    federation = Federation(tmp_path, list(REGIONS))
+    yield federation
+    federation.close()
+
+
+def assert_cross_region_books(fed: Federation, expected: dict[tuple[str, str], int]) -> None:
+    """Each (region, account) holds what is expected, all of it available; clearing sums to 0; journals sound."""
+    for (code, account), points in expected.items():
+        balance = fed.balance(code, account)
+        assert (balance.total_points, balance.available_points) == (points, points), (code, account, balance)
+    assert fed.clearing_sum() == 0
+    for code in REGIONS:
+        assert_journal_sound(fed.ledger(code))
+
+
+@pytest.mark.parametrize("crash_at", ["after_hold", "after_decision", "after_credit", "before_commit"])
+def test_the_gateway_killed_at_each_step_moves_the_points_once(fed: Federation, crash_at: str) -> None:
+    source, target = funded(fed, 1_000)
+    fed.start_gateway(crash_at=crash_at)
+    transfer_dies_with_the_gateway(fed, "x1", source, target, 400)
+    fed.start_gateway()
+    assert finished(fed, "x1").state == COMMITTED
+    assert fed.transfer("x2", source, target, 100).state == COMMITTED  # the restarted gateway carries on
+    assert_cross_region_books(fed, {("330000", source): 500, ("110000", target): 500})
+
+
+@pytest.mark.parametrize("killed", REGIONS)
+def test_a_ledger_killed_during_transfers_loses_and_creates_nothing(fed: Federation, killed: str) -> None:
+    pairs = [funded(fed, 1_000) for _ in range(4)]
+    fed.start_gateway()
+    answers: dict[str, int] = {}
+
+    def send(index: int, source: str, target: str) -> None:
+        try:
+            answers[f"t{index}"] = fed.transfer(f"t{index}", source, target, 100 * (index + 1)).state
+        except grpc.RpcError as error:
+            answers[f"t{index}"] = -int(error.code().value[0])
+
+    threads = [threading.Thread(target=send, args=(index, *pair)) for index, pair in enumerate(pairs)]
+    for thread in threads:
+        thread.start()
+    fed.kill_ledger(killed)
+    fed.start_ledger(killed)
+    for thread in threads:
+        thread.join(60)
+    expected: dict[tuple[str, str], int] = {}
+    for index, (source, target) in enumerate(pairs):
+        state = finished(fed, f"t{index}").state
+        assert state in (COMMITTED, gw.CROSS_REGION_TRANSFER_STATE_RELEASED), (index, answers)
+        moved = 100 * (index + 1) if state == COMMITTED else 0
+        expected[("330000", source)] = 1_000 - moved
+        expected[("110000", target)] = moved
+    assert_cross_region_books(fed, expected)
