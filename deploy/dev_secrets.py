@@ -13,12 +13,14 @@ database volume. For local use only; production keys live in the secret store an
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
 import os
 import secrets
 import shutil
+import sys
 from pathlib import Path
 
 from service_kit import identities
@@ -74,9 +76,27 @@ def _hand_to_containers(folder: Path) -> None:
         os.chown(path, CONTAINER_UID, CONTAINER_UID)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--keys-only",
+        metavar="FOLDER",
+        help="write only the identity keys, trust bundle, resident keys and JWKS of --registry into FOLDER (for the "
+        "secret store and the Kubernetes manifests, deploy/README.md), and print nothing",
+    )
+    parser.add_argument("--registry", default=str(REGISTRY_FILE), help="the regions to make keys for")
+    args = parser.parse_args(argv)
+    registry = Registry.load(Path(args.registry))
+    if args.keys_only:
+        write_trust(Path(args.keys_only), registry)
+        return 0
     env = dev_env()
     write_callers(env["CARBON_SECRET_GATEWAY_API_KEY"])
-    write_trust(IDENTITIES_DIR, Registry.load(REGISTRY_FILE))
+    write_trust(IDENTITIES_DIR, registry)
     for name, value in env.items():
         print(f"{name}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
