@@ -147,7 +147,8 @@ def configmap_file(docs: list[Doc], pod: Doc, container: Doc, variable: str) -> 
     """The content of the file `variable` names, mounted from a ConfigMap rendered in the same target."""
     volume, file = mounted(pod, container, env_of(container)[variable]["value"])
     assert "configMap" in volume, f"{variable}: not from a ConfigMap"
-    configmap = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"])
+    name = volume["configMap"]["name"]
+    configmap = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)
     content: str = configmap["data"][file]
     return content
 
