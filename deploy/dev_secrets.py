@@ -58,12 +58,13 @@ def write_callers(ops_key: str) -> None:
 
 def write_trust(folder: Path, registry: Registry) -> Path:
     """New service keys for every identity of the registry's regions, their trust bundle, the resident-authorization
-    keys and JWKS, all under `folder` (replaced whole: a new stack never keeps half of an old one's keys)."""
-    shutil.rmtree(folder, ignore_errors=True)
+    keys and JWKS, all under `folder`, which must be new or empty: the functions used keep keys they find, and a new
+    stack must never keep half of an old one's keys."""
+    if folder.exists() and any(folder.iterdir()):
+        raise SystemExit(f"dev_secrets: {folder} is not empty; keys are only written into a new folder")
     codes = [region.region_code for region in registry.regions]
     identities.generate_keys(folder, identities.all_identities(codes)).write(folder / BUNDLE_FILE)
     write_resident_auth_keys(folder, registry)
-    _hand_to_containers(folder)
     return folder
 
 
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     env = dev_env()
     write_callers(env["CARBON_SECRET_GATEWAY_API_KEY"])
-    write_trust(IDENTITIES_DIR, registry)
+    shutil.rmtree(IDENTITIES_DIR, ignore_errors=True)  # the compose stack's own folder, made anew on every run
+    _hand_to_containers(write_trust(IDENTITIES_DIR, registry))
     for name, value in env.items():
         print(f"{name}={value}")
     return 0

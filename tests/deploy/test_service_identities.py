@@ -108,12 +108,13 @@ def test_dev_secrets_writes_every_mounted_file_and_each_key_matches_the_bundle(t
     assert {key["kid"] for key in jwks["keys"]} == {identities.regional(code, "identity") for code in codes}
 
 
-def test_dev_secrets_makes_new_keys_on_every_run(tmp_path: Path) -> None:
+def test_dev_secrets_writes_keys_only_into_a_new_folder(tmp_path: Path) -> None:
     dev_secrets = load_script("dev_secrets")
     registry = Registry.load(DEPLOY / "registry.compose.json")
-    first = (dev_secrets.write_trust(tmp_path, registry) / "trust-bundle.json").read_text()
-    again = (dev_secrets.write_trust(tmp_path, registry) / "trust-bundle.json").read_text()
-    assert first != again, "a new stack never keeps an old one's keys"
+    first = (dev_secrets.write_trust(tmp_path / "a", registry) / "trust-bundle.json").read_text()
+    assert (dev_secrets.write_trust(tmp_path / "b", registry) / "trust-bundle.json").read_text() != first
+    with pytest.raises(SystemExit):  # it would keep the keys it found there, or overwrite an operator's files
+        dev_secrets.write_trust(tmp_path / "a", registry)
 
 
 # ---------------------------------------------------------------- Kubernetes
