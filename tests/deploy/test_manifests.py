@@ -28,7 +28,7 @@ import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service_kit.settings import Settings, SettingsError
-from service_kit.topology import NATIONAL_SERVICES, REGIONAL_SERVICES, Registry
+from service_kit.topology import NATIONAL_SERVICES, REGIONAL_SERVICES, RegionEntry, Registry
 from tests.deploy.rendering import OBSERVABILITY, namespace_of, rendered, targets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -436,7 +436,7 @@ def test_migrate_script_migrates_the_ops_api_as_a_national_service(
 
 
 def test_community_partner_script_registers_the_partner_in_its_region_and_prints_the_secret(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from carbon.ingest.v1 import ingest_service_pb2 as ingest_pb
     from carbon.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
@@ -455,12 +455,18 @@ def test_community_partner_script_registers_the_partner_in_its_region_and_prints
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     script = load_script("community_partner")
+    registry = tmp_path / "registry.json"
+    Registry("gateway:50051", [RegionEntry("330000", "", "", "", f"127.0.0.1:{port}", "", "")]).save(registry)
     try:
-        env = {"CARBON_REGION": "330000", "CARBON_PORT": str(port)}  # as inside the region's ingest container
-        assert script.main([], env) == 0
-        assert script.main([], env) == 0
+        # As inside the ops API's container: the national region, the registry, the ops API's identity.
+        env = {"CARBON_REGION": "000000", "CARBON_REGISTRY_FILE": str(registry)}
+        assert script.main(["--region", "330000"], env) == 0
+        assert script.main(["--region", "330000"], env) == 0
         assert script.main(["--region", "UNSET"], env) == 2
-        assert script.main([], {**env, "CARBON_PORT": "9"}) == 1  # nothing serves: an error, no secret printed
+        assert script.main(["--region", "000000"], env) == 2  # the national tier is no region
+        assert script.main(["--region", "110000"], env) == 2  # not in the registry, and no --ingest
+        # Nothing serves there: an error, no secret printed.
+        assert script.main(["--region", "330000", "--ingest", "127.0.0.1:9"], env) == 1
     finally:
         server.stop(0)
     printed = capsys.readouterr().out.split()
@@ -649,6 +655,7 @@ def test_every_kustomization_lists_files_that_exist() -> None:
         NATIONAL,
         OBSERVABILITY,
         COMPONENTS / "region",
+        COMPONENTS / "trust",
         *SHARED,
         *overlays(),
     }
