@@ -68,36 +68,30 @@ class Unauthenticated(DomainError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
-class Unavailable(DomainError):
+class Retryable(DomainError):
+    """An error the caller may retry: `retry_delay` becomes the answer's RetryInfo (how long to back off)."""
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, object] | None = None,
+        retry_delay: timedelta | None = None,
+    ) -> None:
+        super().__init__(reason, message, metadata)
+        self.retry_delay = retry_delay
+
+
+class Unavailable(Retryable):
     """A dependency is down; the caller may retry later."""
 
     code = grpc.StatusCode.UNAVAILABLE
 
-    def __init__(
-        self,
-        reason: str,
-        message: str,
-        metadata: Mapping[str, object] | None = None,
-        retry_delay: timedelta | None = None,
-    ) -> None:
-        super().__init__(reason, message, metadata)
-        self.retry_delay = retry_delay
 
-
-class ResourceExhausted(DomainError):
+class ResourceExhausted(Retryable):
     """Rate limit or quota: retry after backing off."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-    def __init__(
-        self,
-        reason: str,
-        message: str,
-        metadata: Mapping[str, object] | None = None,
-        retry_delay: timedelta | None = None,
-    ) -> None:
-        super().__init__(reason, message, metadata)
-        self.retry_delay = retry_delay
 
 
 def require(condition: bool, field: str, message: str) -> None:
