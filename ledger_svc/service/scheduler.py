@@ -24,6 +24,7 @@ from ledger_svc.domain.jobs import Job, JobRun, Schedule, close_period, expiry_p
 from ledger_svc.domain.time import US_PER_SECOND, day_of
 from ledger_svc.service import audit, expiry, holds
 from ledger_svc.service.context import LedgerContext
+from ledger_svc.service.metrics import LedgerMetrics
 from ledger_svc.store import jobs as job_store
 from service_kit import telemetry
 from service_kit.errors import InvalidArgument
@@ -56,6 +57,7 @@ class Scheduler:
         jobs: frozenset[Job] = frozenset(Job),
     ) -> None:
         self._ctx = ctx
+        self._points = LedgerMetrics(ctx.region_code)
         self._schedule = schedule
         self._lease_us = int(lease.total_seconds() * US_PER_SECOND)
         self._tick_s = tick_s
@@ -157,9 +159,12 @@ class Scheduler:
             count(conn, outcome.lots_expired, outcome.points_expired)
 
         day = date.fromisoformat(period)
-        while not expiry.expire_points(
-            self._ctx, day, self._expiry_batch, EXPIRY_BATCHES_PER_STEP, on_batch=on_batch
-        ).done:
+        while True:
+            step = expiry.expire_points(self._ctx, day, self._expiry_batch, EXPIRY_BATCHES_PER_STEP, on_batch=on_batch)
+            # Scheduled sweeps count in carbon.points.expired as ExpirePoints calls do, once their step committed.
+            self._points.expired(step.points_expired)
+            if step.done:
+                return
             self._keep_lease()
 
     def _run_hold_sweep(self, period: str) -> None:
