@@ -174,6 +174,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{account_number}/monthly-summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A resident's month: points earned, spent, expired, donated, moved; CO2e by behaviour; soon expiring */
+        get: operations["monthly_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{account_number}/redemptions": {
         parameters: {
             query?: never;
@@ -939,10 +956,19 @@ export interface components {
             next_page_token: string;
         };
         /**
-         * Category
-         * @enum {string}
+         * BehaviourSummary
+         * @description proto carbon.ledger.v1.BehaviourSummary
          */
-        Category: "PRACTICAL" | "CULTURE_TOURISM" | "CHARITY";
+        BehaviourSummary: {
+            /** Behaviour */
+            behaviour: string;
+            /** Co2E Grams */
+            co2e_grams: number;
+            /** Credits */
+            credits: number;
+            /** Points */
+            points: number;
+        };
         /**
          * ChannelBinding
          * @description proto carbon.common.v1.ChannelBinding
@@ -995,26 +1021,30 @@ export interface components {
             evidence_ref?: string;
             /**
              * Occurred At
-             * @description defaults to now
+             * @description defaults to now; the last day of a run of days
              */
             occurred_at?: string | null;
             /**
              * Quantity
-             * @description times (tree planting) or days (supervisor)
+             * @description times (tree planting, all on the day of occurred_at) or days (supervisor: the consecutive days ending on the day of occurred_at, one per day); each unit is one event, counted within its day's cap
              * @default 1
              */
             quantity?: number;
         };
         /**
          * CommunityEventResult
-         * @description How ingest scored the event.
+         * @description How ingest scored the record: the first unit's result, one result per unit (oldest first), their points.
          */
         CommunityEventResult: {
+            /** Points */
+            points: number;
             result: components["schemas"]["EventResult"];
+            /** Results */
+            results: components["schemas"]["EventResult"][];
         };
         /** ConsentBody */
         ConsentBody: {
-            category: components["schemas"]["DataCategory"];
+            category: components["schemas"]["DataCategoryName"];
             /**
              * Grant
              * @description true: the resident grants consent; false: revokes it
@@ -1062,6 +1092,8 @@ export interface components {
         CrossRegionTransfer: {
             /** Amount Points */
             amount_points: number;
+            /** Authorized By */
+            authorized_by: string;
             /** Created At */
             created_at: string | null;
             /** Expires At */
@@ -1099,6 +1131,12 @@ export interface components {
         CrossRegionTransferResponse: {
             transfer: components["schemas"]["CrossRegionTransfer"];
         };
+        /**
+         * CrossRegionTransferState
+         * @description carbon.gateway.v1.CrossRegionTransferState by its full name, as responses show it.
+         * @enum {string}
+         */
+        CrossRegionTransferState: "CROSS_REGION_TRANSFER_STATE_CREATED" | "CROSS_REGION_TRANSFER_STATE_HELD" | "CROSS_REGION_TRANSFER_STATE_CREDITED" | "CROSS_REGION_TRANSFER_STATE_COMMITTED" | "CROSS_REGION_TRANSFER_STATE_RELEASED" | "CROSS_REGION_TRANSFER_STATE_UNKNOWN";
         /** Dashboard */
         Dashboard: {
             /** By Behaviour */
@@ -1114,10 +1152,11 @@ export interface components {
             to_day: string;
         };
         /**
-         * DataCategory
+         * DataCategoryName
+         * @description carbon.common.v1.DataCategory by its full name, as responses show it.
          * @enum {string}
          */
-        DataCategory: "TRANSIT" | "CYCLING" | "EV_CHARGING" | "FOOD_DELIVERY" | "SHOPPING" | "GARBAGE_SORTING" | "COMMUNITY_ACTIVITY" | "UTILITIES";
+        DataCategoryName: "DATA_CATEGORY_TRANSIT" | "DATA_CATEGORY_CYCLING" | "DATA_CATEGORY_EV_CHARGING" | "DATA_CATEGORY_FOOD_DELIVERY" | "DATA_CATEGORY_SHOPPING" | "DATA_CATEGORY_GARBAGE_SORTING" | "DATA_CATEGORY_COMMUNITY_ACTIVITY" | "DATA_CATEGORY_UTILITIES";
         /** DayActivity */
         DayActivity: {
             /** Co2E Grams */
@@ -1274,6 +1313,44 @@ export interface components {
             total_available_points: number;
         };
         /**
+         * GetMonthlySummaryResponse
+         * @description proto carbon.ledger.v1.GetMonthlySummaryResponse
+         */
+        GetMonthlySummaryResponse: {
+            /** Account */
+            account: string;
+            /** Adjusted Points */
+            adjusted_points: number;
+            /** By Behaviour */
+            by_behaviour: components["schemas"]["BehaviourSummary"][];
+            /** Co2E Grams */
+            co2e_grams: number;
+            /** Donated Points */
+            donated_points: number;
+            /** Earned Points */
+            earned_points: number;
+            /** Expired Points */
+            expired_points: number;
+            /** Expiring Soon */
+            expiring_soon: components["schemas"]["ExpiringPoints"][];
+            /** Forfeited Points */
+            forfeited_points: number;
+            /** Month */
+            month: number;
+            /** Net Change Points */
+            net_change_points: number;
+            /** Redeemed Points */
+            redeemed_points: number;
+            /** Refunded Points */
+            refunded_points: number;
+            /** Transferred In Points */
+            transferred_in_points: number;
+            /** Transferred Out Points */
+            transferred_out_points: number;
+            /** Year */
+            year: number;
+        };
+        /**
          * GetSettlementReportResponse
          * @description proto carbon.gateway.v1.GetSettlementReportResponse
          */
@@ -1345,6 +1422,13 @@ export interface components {
             role: components["schemas"]["Role"];
             /** User Id */
             user_id: string;
+        };
+        /**
+         * MonthlySummaryResponse
+         * @description The resident's month.
+         */
+        MonthlySummaryResponse: {
+            summary: components["schemas"]["GetMonthlySummaryResponse"];
         };
         /** OpenAccountBody */
         OpenAccountBody: {
@@ -1671,7 +1755,7 @@ export interface components {
             available_from?: string | null;
             /** Available Until */
             available_until?: string | null;
-            category: components["schemas"]["Category"];
+            category: components["schemas"]["RewardCategory"];
             /**
              * Divisible
              * @default false
@@ -1729,6 +1813,12 @@ export interface components {
              */
             voucher_lifetime_days?: number;
         };
+        /**
+         * RewardCategory
+         * @description carbon.rewards.v1.RewardCategory by its full name, as responses show it.
+         * @enum {string}
+         */
+        RewardCategory: "REWARD_CATEGORY_PRACTICAL" | "REWARD_CATEGORY_CULTURE_TOURISM" | "REWARD_CATEGORY_CHARITY";
         /**
          * RewardPage
          * @description The region's rewards.
@@ -2062,11 +2152,6 @@ export interface components {
             /** To Account */
             to_account: string;
         };
-        /**
-         * TransferState
-         * @enum {string}
-         */
-        TransferState: "CREATED" | "HELD" | "CREDITED" | "COMMITTED" | "RELEASED" | "UNKNOWN";
         /**
          * VerifyJournalResponse
          * @description proto carbon.ledger.v1.VerifyJournalResponse
@@ -3253,6 +3338,143 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LotPage"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    monthly_summary: {
+        parameters: {
+            query: {
+                year: number;
+                month: number;
+                /** @description text: a page to print for the resident */
+                format?: string;
+            };
+            header?: never;
+            path: {
+                /** @description 16-digit account number (region code first, Luhn check digit) */
+                account_number: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MonthlySummaryResponse"];
+                    "text/plain": unknown;
                 };
             };
             /** @description Bad request */
@@ -4674,7 +4896,7 @@ export interface operations {
         parameters: {
             query?: {
                 account_number?: string;
-                state?: components["schemas"]["TransferState"] | null;
+                state?: components["schemas"]["CrossRegionTransferState"] | null;
                 /** @description 0: the service's default page size */
                 page_size?: number;
                 /** @description next_page_token of the previous page */
@@ -6471,7 +6693,7 @@ export interface operations {
                 page_size?: number;
                 /** @description next_page_token of the previous page */
                 page_token?: string;
-                category?: components["schemas"]["Category"] | null;
+                category?: components["schemas"]["RewardCategory"] | null;
                 include_retired?: boolean;
             };
             header?: never;

@@ -228,7 +228,13 @@ def test_methods_the_gateway_does_not_serve_are_refused_with_a_reason_and_not_ad
     assert "carbon.ledger.v1.LedgerService" in database.get_services()
     file: descriptor_pb2.FileDescriptorProto = database.FindFileContainingSymbol("carbon.ledger.v1.LedgerService")
     ledger_methods = {method.name for method in next(s for s in file.service if s.name == "LedgerService").method}
-    assert ledger_methods == {"GetBalance", "ListStatementEntries", "ListLots", "ListExpiringPoints"}
+    assert ledger_methods == {
+        "GetBalance",
+        "ListStatementEntries",
+        "ListLots",
+        "ListExpiringPoints",
+        "GetMonthlySummary",
+    }
 
 
 def test_callers_are_authenticated_and_kept_to_their_regions_and_methods(front_door: FrontDoor) -> None:
