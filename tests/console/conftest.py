@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.ports import DOWNWARDS, free_base_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CARBON_CHROMIUM", "/usr/bin/chromium"))
@@ -83,28 +84,10 @@ class Console:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[who]}"}, timeout=30)
 
 
-def _free_base_port() -> int:
-    """A gateway port with the block around it free (the ops API sits one below, regions follow in tens)."""
-    for base in range(32000, 20000, -50):
-        if all(_free(port) for port in range(base - 1, base + 40)):
-            return base
-    raise RuntimeError("no free port block")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _start_up(data_dir: Path) -> tuple[subprocess.Popen[str], list[str]]:
     """`carbon up` until it says every process is SERVING; its output so far."""
     command = [sys.executable, "-m", "service_kit.cli", "up", "--data-dir", str(data_dir)]
-    command += ["--regions", REGIONS, "--base-port", str(_free_base_port())]
+    command += ["--regions", REGIONS, "--base-port", str(free_base_port(DOWNWARDS))]
     env = {key: value for key, value in os.environ.items() if not key.startswith("CARBON_")}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     assert process.stdout is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from service_kit import embedded_trust, identities
 from service_kit.channels import open_channel
 from service_kit.status import error_details
 from service_kit.topology import Registry
+from tests.ports import UPWARDS, free_base_port, port_is_free
 
 pytestmark = pytest.mark.e2e
 
@@ -41,25 +41,6 @@ SERVICE_OF = {
     "ledger_svc": "carbon.ledger.v1.LedgerService",
     "rewards_svc": "carbon.rewards.v1.RewardsService",
 }
-
-
-def _free_base_port() -> int:
-    """A base port whose whole block of 50 is free right now."""
-    for base in range(20000, 32000, 50):  # below the ephemeral range, where clients never bind
-        if all(_free(port) for port in range(base, base + 40)):
-            return base
-    raise RuntimeError("no free port block")
-
-
-def _free(port: int) -> bool:
-    """Nothing listens on the port (connections left in TIME_WAIT by a stopped server do not count)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class System:
@@ -286,7 +267,7 @@ def _balance(channel: grpc.Channel, account: str) -> int:
 @pytest.fixture(params=["plaintext", "mtls"])
 def system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[System]:
     """The whole system as `carbon up` runs it: service tokens on plaintext, and once under mutual TLS."""
-    running = System(tmp_path / "data", _free_base_port(), mtls=request.param == "mtls")
+    running = System(tmp_path / "data", free_base_port(UPWARDS), mtls=request.param == "mtls")
     yield running
     if running.process is not None and running.process.poll() is None:
         running.process.kill()
@@ -344,7 +325,7 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
     assert "port in use" in second.stderr and "carbon status" in second.stderr
 
     assert system.stop() == 0
-    assert all(_free(spec.port) for spec in processes), "a process outlived carbon up"
+    assert all(port_is_free(spec.port) for spec in processes), "a process outlived carbon up"
     down = subprocess.run(system.command("status"), capture_output=True, text=True, timeout=30)
     assert down.returncode == 1 and "UNREACHABLE" in down.stdout
 

@@ -30,7 +30,7 @@ from service_kit.embedded import Supervisor
 from service_kit.embedded_front_door import OPS_API, key_file
 from service_kit.settings import Settings
 from service_kit.topology import Registry, plan
-from tests.e2e.test_embedded_system import _free_base_port
+from tests.ports import UPWARDS, free_base_port
 
 pytestmark = pytest.mark.e2e
 
@@ -106,7 +106,7 @@ def system(
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver[1]}")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")  # export within a fraction of a second, not five
-    registry = plan(REGIONS, base_port=_free_base_port())
+    registry = plan(REGIONS, base_port=free_base_port(UPWARDS))
     supervisor = Supervisor(registry, tmp_path / "data")
     try:
         supervisor.start()

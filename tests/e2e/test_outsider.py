@@ -33,7 +33,8 @@ from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from carbon.rewards.v1 import rewards_service_pb2_grpc
-from tests.e2e.test_embedded_system import UP_DEADLINE_S, System, _free_base_port
+from tests.e2e.test_embedded_system import UP_DEADLINE_S, System
+from tests.ports import UPWARDS, free_base_port
 
 pytestmark = pytest.mark.e2e
 
@@ -85,7 +86,7 @@ class Outsider:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    running = System(tmp_path_factory.mktemp("outsider") / "data", _free_base_port())
+    running = System(tmp_path_factory.mktemp("outsider") / "data", free_base_port(UPWARDS))
     running.up()
     yield running
     running.stop()
