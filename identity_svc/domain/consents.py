@@ -27,6 +27,8 @@ class DataCategory(IntEnum):
     GARBAGE_SORTING = 6
     COMMUNITY_ACTIVITY = 7
     UTILITIES = 8
+    CROSS_REGION_SHARING = 9
+    PERSONALISATION = 10
 
 
 class ConsentAction(IntEnum):

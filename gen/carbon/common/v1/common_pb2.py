@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61rbon/common/v1/common.proto\x12\x10\x63\x61rbon.common.v1\"<\n\x0e\x43hannelBinding\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x18\n\x10platform_user_id\x18\x02 \x01(\t\"z\n\nAccountRef\x12\x18\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\tH\x00\x12\x33\n\x07\x62inding\x18\x02 \x01(\x0b\x32 .carbon.common.v1.ChannelBindingH\x00\x12\x16\n\x0cphone_number\x18\x03 \x01(\tH\x00\x42\x05\n\x03ref\"0\n\x04\x44\x61te\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05*\xa5\x02\n\x0c\x44\x61taCategory\x12\x1d\n\x19\x44\x41TA_CATEGORY_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x41TA_CATEGORY_TRANSIT\x10\x01\x12\x19\n\x15\x44\x41TA_CATEGORY_CYCLING\x10\x02\x12\x1d\n\x19\x44\x41TA_CATEGORY_EV_CHARGING\x10\x03\x12\x1f\n\x1b\x44\x41TA_CATEGORY_FOOD_DELIVERY\x10\x04\x12\x1a\n\x16\x44\x41TA_CATEGORY_SHOPPING\x10\x05\x12!\n\x1d\x44\x41TA_CATEGORY_GARBAGE_SORTING\x10\x06\x12$\n DATA_CATEGORY_COMMUNITY_ACTIVITY\x10\x07\x12\x1b\n\x17\x44\x41TA_CATEGORY_UTILITIES\x10\x08*{\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43HANNEL_INTERNET_PLATFORM\x10\x01\x12\x1a\n\x16\x43HANNEL_GOVERNMENT_APP\x10\x02\x12\x1c\n\x18\x43HANNEL_COMMUNITY_CENTRE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61rbon/common/v1/common.proto\x12\x10\x63\x61rbon.common.v1\"<\n\x0e\x43hannelBinding\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x18\n\x10platform_user_id\x18\x02 \x01(\t\"z\n\nAccountRef\x12\x18\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\tH\x00\x12\x33\n\x07\x62inding\x18\x02 \x01(\x0b\x32 .carbon.common.v1.ChannelBindingH\x00\x12\x16\n\x0cphone_number\x18\x03 \x01(\tH\x00\x42\x05\n\x03ref\"0\n\x04\x44\x61te\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05*\xf0\x02\n\x0c\x44\x61taCategory\x12\x1d\n\x19\x44\x41TA_CATEGORY_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x41TA_CATEGORY_TRANSIT\x10\x01\x12\x19\n\x15\x44\x41TA_CATEGORY_CYCLING\x10\x02\x12\x1d\n\x19\x44\x41TA_CATEGORY_EV_CHARGING\x10\x03\x12\x1f\n\x1b\x44\x41TA_CATEGORY_FOOD_DELIVERY\x10\x04\x12\x1a\n\x16\x44\x41TA_CATEGORY_SHOPPING\x10\x05\x12!\n\x1d\x44\x41TA_CATEGORY_GARBAGE_SORTING\x10\x06\x12$\n DATA_CATEGORY_COMMUNITY_ACTIVITY\x10\x07\x12\x1b\n\x17\x44\x41TA_CATEGORY_UTILITIES\x10\x08\x12&\n\"DATA_CATEGORY_CROSS_REGION_SHARING\x10\t\x12!\n\x1d\x44\x41TA_CATEGORY_PERSONALISATION\x10\n*{\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43HANNEL_INTERNET_PLATFORM\x10\x01\x12\x1a\n\x16\x43HANNEL_GOVERNMENT_APP\x10\x02\x12\x1c\n\x18\x43HANNEL_COMMUNITY_CENTRE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'carbon.common.v1.common_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DATACATEGORY']._serialized_start=288
-  _globals['_DATACATEGORY']._serialized_end=581
-  _globals['_CHANNEL']._serialized_start=583
-  _globals['_CHANNEL']._serialized_end=706
+  _globals['_DATACATEGORY']._serialized_end=656
+  _globals['_CHANNEL']._serialized_start=658
+  _globals['_CHANNEL']._serialized_end=781
   _globals['_CHANNELBINDING']._serialized_start=51
   _globals['_CHANNELBINDING']._serialized_end=111
   _globals['_ACCOUNTREF']._serialized_start=113

@@ -41,6 +41,15 @@ class _DataCategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DataCate
     """Volunteering and community activities, e.g. tree_planting, water_governance_volunteer."""
     DATA_CATEGORY_UTILITIES: _DataCategory.ValueType  # 8
     """Household utilities, e.g. solar_water_heater_day."""
+    DATA_CATEGORY_CROSS_REGION_SHARING: _DataCategory.ValueType  # 9
+    """Not a behaviour's category: sharing the person's account, points and redemptions with another region's platform
+    (PIPL art. 23), checked before the national directory, a cross-region transfer or a redemption in another region
+    touches another region. Revoking it stops future sharing, not settled history.
+    """
+    DATA_CATEGORY_PERSONALISATION: _DataCategory.ValueType  # 10
+    """Not a behaviour's category: using the person's own history to choose personalised incentives (PIPL art. 24).
+    Without it the person receives only the offers everyone receives. Never granted for a minor.
+    """
 
 class DataCategory(_DataCategory, metaclass=_DataCategoryEnumTypeWrapper):
     """Types shared by every carbon.* service.
@@ -77,6 +86,15 @@ DATA_CATEGORY_COMMUNITY_ACTIVITY: DataCategory.ValueType  # 7
 """Volunteering and community activities, e.g. tree_planting, water_governance_volunteer."""
 DATA_CATEGORY_UTILITIES: DataCategory.ValueType  # 8
 """Household utilities, e.g. solar_water_heater_day."""
+DATA_CATEGORY_CROSS_REGION_SHARING: DataCategory.ValueType  # 9
+"""Not a behaviour's category: sharing the person's account, points and redemptions with another region's platform
+(PIPL art. 23), checked before the national directory, a cross-region transfer or a redemption in another region
+touches another region. Revoking it stops future sharing, not settled history.
+"""
+DATA_CATEGORY_PERSONALISATION: DataCategory.ValueType  # 10
+"""Not a behaviour's category: using the person's own history to choose personalised incentives (PIPL art. 24).
+Without it the person receives only the offers everyone receives. Never granted for a minor.
+"""
 Global___DataCategory: _TypeAlias = DataCategory  # noqa: Y015
 
 class _Channel:
