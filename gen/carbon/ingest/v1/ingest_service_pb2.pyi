@@ -1186,3 +1186,111 @@ class GetStatisticsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatisticsResponse: _TypeAlias = GetStatisticsResponse  # noqa: Y015
+
+@_typing.final
+class ListAcceptedEventsRequest(_message.Message):
+    """A page of accepted events after a position."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_POSITION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    after_position: _builtins.str
+    """Optional. ListAcceptedEventsResponse.next_position of the previous page; empty starts at the first event."""
+    page_size: _builtins.int
+    """Optional, 0-1,000; 0 means 500. Most events returned."""
+    def __init__(
+        self,
+        *,
+        after_position: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_position", b"after_position", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAcceptedEventsRequest: _TypeAlias = ListAcceptedEventsRequest  # noqa: Y015
+
+@_typing.final
+class AcceptedEvent(_message.Message):
+    """One accepted event, as a follower needs it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    BEHAVIOUR_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    ACCEPTED_AT_FIELD_NUMBER: _builtins.int
+    partner_id: _builtins.str
+    """The partner that reported it."""
+    event_id: _builtins.str
+    """The partner's event id."""
+    account_number: _builtins.str
+    """The 16-digit account it counted for."""
+    behaviour: _builtins.str
+    """The behaviour's code, e.g. "transit_trip"."""
+    points: _builtins.int
+    """Points it earned (0 when a cap left none)."""
+    co2e_grams: _builtins.int
+    """Grams of CO2e it avoided."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the behaviour happened."""
+
+    @_builtins.property
+    def accepted_at(self) -> _timestamp_pb2.Timestamp:
+        """When ingest accepted it."""
+
+    def __init__(
+        self,
+        *,
+        partner_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        behaviour: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        points: _builtins.int = ...,
+        co2e_grams: _builtins.int = ...,
+        accepted_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "account_number", b"account_number", "behaviour", b"behaviour", "co2e_grams", b"co2e_grams", "event_id", b"event_id", "occurred_at", b"occurred_at", "partner_id", b"partner_id", "points", b"points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptedEvent: _TypeAlias = AcceptedEvent  # noqa: Y015
+
+@_typing.final
+class ListAcceptedEventsResponse(_message.Message):
+    """The events after the position, oldest accepted first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_POSITION_FIELD_NUMBER: _builtins.int
+    next_position: _builtins.str
+    """Opaque; send it as after_position to continue (the same position when no event was listed)."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AcceptedEvent]:
+        """Up to page_size events."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___AcceptedEvent] | None = ...,
+        next_position: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_position", b"next_position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAcceptedEventsResponse: _TypeAlias = ListAcceptedEventsResponse  # noqa: Y015

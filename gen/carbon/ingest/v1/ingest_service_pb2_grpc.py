@@ -98,6 +98,11 @@ class IngestServiceStub:
                 request_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.GetStatisticsRequest.SerializeToString,
                 response_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.GetStatisticsResponse.FromString,
                 _registered_method=True)
+        self.ListAcceptedEvents = channel.unary_unary(
+                '/carbon.ingest.v1.IngestService/ListAcceptedEvents',
+                request_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsRequest.SerializeToString,
+                response_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -234,6 +239,18 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAcceptedEvents(self, request, context):
+        """The accepted events of this region in the order they were accepted, after a position, for services that follow
+        them incrementally (incentives builds habit profiles from them). Only events accepted at least settle_seconds
+        ago are listed, so an event committed late by a slow transaction is not skipped by a reader already past it.
+        Called inside the regional platform only (docs/access.md).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_POSITION: after_position not one this method returned; page_size over 1,000).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -291,6 +308,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetStatistics,
                     request_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.GetStatisticsRequest.FromString,
                     response_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.GetStatisticsResponse.SerializeToString,
+            ),
+            'ListAcceptedEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAcceptedEvents,
+                    request_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsRequest.FromString,
+                    response_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -599,6 +621,33 @@ class IngestService:
             '/carbon.ingest.v1.IngestService/GetStatistics',
             carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.GetStatisticsRequest.SerializeToString,
             carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.GetStatisticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAcceptedEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ingest.v1.IngestService/ListAcceptedEvents',
+            carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsRequest.SerializeToString,
+            carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

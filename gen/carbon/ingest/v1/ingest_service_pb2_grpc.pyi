@@ -120,6 +120,14 @@ class IngestServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (from_day or to_day not a calendar day).
     """
+    ListAcceptedEvents: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListAcceptedEventsRequest, _ingest_service_pb2.ListAcceptedEventsResponse]
+    """The accepted events of this region in the order they were accepted, after a position, for services that follow
+    them incrementally (incentives builds habit profiles from them). Only events accepted at least settle_seconds
+    ago are listed, so an event committed late by a slow transaction is not skipped by a reader already past it.
+    Called inside the regional platform only (docs/access.md).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_POSITION: after_position not one this method returned; page_size over 1,000).
+    """
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -212,6 +220,14 @@ class IngestServiceAsyncStub(IngestServiceStub):
     (day, region_code, behaviour). Not paged: narrow the days for large answers.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (from_day or to_day not a calendar day).
+    """
+    ListAcceptedEvents: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListAcceptedEventsRequest, _ingest_service_pb2.ListAcceptedEventsResponse]  # type: ignore[assignment]
+    """The accepted events of this region in the order they were accepted, after a position, for services that follow
+    them incrementally (incentives builds habit profiles from them). Only events accepted at least settle_seconds
+    ago are listed, so an event committed late by a slow transaction is not skipped by a reader already past it.
+    Called inside the regional platform only (docs/access.md).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_POSITION: after_position not one this method returned; page_size over 1,000).
     """
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -368,6 +384,20 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         (day, region_code, behaviour). Not paged: narrow the days for large answers.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (from_day or to_day not a calendar day).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAcceptedEvents(
+        self,
+        request: _ingest_service_pb2.ListAcceptedEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.ListAcceptedEventsResponse, _abc.Awaitable[_ingest_service_pb2.ListAcceptedEventsResponse]]:
+        """The accepted events of this region in the order they were accepted, after a position, for services that follow
+        them incrementally (incentives builds habit profiles from them). Only events accepted at least settle_seconds
+        ago are listed, so an event committed late by a slow transaction is not skipped by a reader already past it.
+        Called inside the regional platform only (docs/access.md).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_POSITION: after_position not one this method returned; page_size over 1,000).
         """
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
