@@ -168,12 +168,13 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
 
 
 def _region_health(entry: RegionEntry, settings: Settings | None) -> str:
-    """SERVING when all four of the region's services are; NOT_SERVING when any answers otherwise."""
+    """SERVING when all the region's services (those it runs) are; NOT_SERVING when any answers otherwise."""
     states = [
         health.check(
             getattr(entry, f"{service.removesuffix('_svc')}_address"), timeout_s=HEALTH_TIMEOUT_S, settings=settings
         )
         for service in REGIONAL_SERVICES
+        if getattr(entry, f"{service.removesuffix('_svc')}_address")
     ]
     return "SERVING" if all(state == "SERVING" for state in states) else "NOT_SERVING"
 

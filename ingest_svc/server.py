@@ -23,6 +23,7 @@ from ingest_svc.service.consent import ConsentCheck
 from ingest_svc.service.crash_points import crash_points
 from ingest_svc.service.crediting import Crediting, InFlight
 from ingest_svc.service.explain import explain
+from ingest_svc.service.following import Following
 from ingest_svc.service.partners import Partners
 from ingest_svc.service.recording import Recorder
 from ingest_svc.service.rules import Rules
@@ -59,6 +60,7 @@ class Ingest:
     rules: Rules
     partners: Partners
     statistics: Statistics
+    following: Following
 
 
 class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
@@ -184,6 +186,15 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         )
         return pb.GetStatisticsResponse(rows=[wire.statistics_row(total) for total in totals])
 
+    @idempotent
+    def ListAcceptedEvents(
+        self, request: pb.ListAcceptedEventsRequest, context: grpc.ServicerContext
+    ) -> pb.ListAcceptedEventsResponse:
+        found, token = self._ingest.following.page(request.page_token, request.page_size)
+        return pb.ListAcceptedEventsResponse(
+            events=[wire.accepted_event(event) for event in found], next_page_token=token
+        )
+
 
 def _batch(request: pb.SubmitEventsRequest) -> Batch:
     events, canonical = wire.batch_events(request)
@@ -237,7 +248,10 @@ def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ing
         catalog.acceptance,
         settings.region_code,
     )
-    return Ingest(own, engine, identity, ledger, submissions, crediting, rules, partners, Statistics(engine))
+    following = Following(engine, now, own.follow_settle_ms / 1000)
+    return Ingest(
+        own, engine, identity, ledger, submissions, crediting, rules, partners, Statistics(engine), following
+    )
 
 
 def _resume_in_background(crediting: Crediting) -> None:

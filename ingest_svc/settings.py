@@ -26,6 +26,8 @@ class IngestSettings(ServiceSettings):
     redis_prefix: str = Field(default="", validation_alias="CARBON_INGEST_REDIS_PREFIX")
     # Post the credit batches a crash left owed when the service starts (tests that drive it themselves turn it off).
     resume_on_start: bool = Field(default=True, validation_alias="CARBON_INGEST_RESUME_ON_START")
+    # ListAcceptedEvents lists only events accepted at least this long ago (service/following.py says why).
+    follow_settle_ms: WholeNumber = Field(default=30_000, validation_alias="CARBON_INGEST_FOLLOW_SETTLE_MS", ge=0)
     # Test hook: the named point where the process dies (service/crash_points.py); empty in production.
     crash_at: str = Field(default="", validation_alias="CARBON_TEST_CRASH_AT")
 

@@ -14,6 +14,7 @@ from ingest_svc.domain.partners import Partner
 from ingest_svc.domain.results import ACCEPTED, DUPLICATE, Result
 from ingest_svc.domain.rules import Behaviour, RuleVersion
 from ingest_svc.domain.scoring import DailyTotal
+from ingest_svc.store.accepted_events import AcceptedEvent
 from service_kit.errors import InvalidArgument
 from service_kit.partner_signing import DOMAIN_TAG
 from service_kit.wire import to_timestamp
@@ -223,4 +224,17 @@ def statistics_row(total: DailyTotal) -> pb.StatisticsRow:
         events=total.events,
         points=total.points,
         co2e_grams=total.co2e_grams,
+    )
+
+
+def accepted_event(event: AcceptedEvent) -> pb.AcceptedEvent:
+    return pb.AcceptedEvent(
+        partner_id=event.partner_id,
+        event_id=event.event_id,
+        account_number=event.account_number,
+        behaviour=event.behaviour,
+        occurred_at=to_timestamp(event.occurred_at),
+        points=event.points,
+        co2e_grams=event.co2e_grams,
+        accepted_at=to_timestamp(event.accepted_at),
     )

@@ -4,7 +4,8 @@ PostTransfers serves several callers (rewards spends and donates, identity dispo
 the gateway moves points across regions, the ops API adjusts), but two kinds of item create points in this region
 and so answer to fewer: points carried in from another region (carried lots) only from the gateway, which debited
 them at home; fresh points from a system account (system:issuance above all) only from this region's ingest, which
-scored the behaviour, and the ops API (four-eyes adjustments). docs/access.md lists both rules.
+scored the behaviour, incentives (a campaign's budget and the bonuses paid from it, ADR 0115) and the ops API
+(four-eyes adjustments). docs/access.md lists both rules.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ SYSTEM_PREFIX = "system:"
 
 def check_transfers(caller: Caller, region_code: str, transfers: Sequence[pb.Transfer]) -> None:
     """PermissionDenied CALLER_NOT_ALLOWED for the first item the caller may not post; nothing is posted then."""
-    may_issue = caller.is_ops_api or caller.is_regional(region_code, "ingest")
+    # Incentives issues a campaign's budget into the campaign's own account and pays bonuses out of it (ADR 0115).
+    may_issue = caller.is_ops_api or any(caller.is_regional(region_code, kind) for kind in ("ingest", "incentives"))
     for index, transfer in enumerate(transfers):
         if transfer.carried_lots and not caller.is_gateway:
             _refuse(caller, f"transfers[{index}].carried_lots", "only the gateway carries lots in from other regions")
@@ -28,7 +30,7 @@ def check_transfers(caller: Caller, region_code: str, transfers: Sequence[pb.Tra
             _refuse(
                 caller,
                 f"transfers[{index}].debit_account",
-                f"only this region's ingest and the ops API post from {transfer.debit_account}",
+                f"only this region's ingest, incentives and the ops API post from {transfer.debit_account}",
             )
 
 

@@ -51,7 +51,7 @@ ACCESS: dict[str, frozenset[str]] = {
     **_service(
         "carbon.ledger.v1.LedgerService",
         {
-            "PostTransfers": frozenset({"ingest", "rewards", "identity", GATEWAY_KIND, OPS_API_KIND}),
+            "PostTransfers": frozenset({"ingest", "rewards", "identity", "incentives", GATEWAY_KIND, OPS_API_KIND}),
             "PostCredits": frozenset({"ingest", OPS_API_KIND}),
             "GetTransfer": frozenset({"rewards", GATEWAY_KIND, OPS_API_KIND}),
             "RefundTransfer": frozenset({"rewards", OPS_API_KIND}),
@@ -60,7 +60,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "ReleaseHold": frozenset({"rewards", GATEWAY_KIND}),
             "GetHold": frozenset({"rewards", GATEWAY_KIND, OPS_API_KIND}),
             "SweepExpiredHolds": _OPS,
-            "GetBalance": frozenset({"identity", "rewards", GATEWAY_KIND, OPS_API_KIND}),
+            "GetBalance": frozenset({"identity", "rewards", "incentives", GATEWAY_KIND, OPS_API_KIND}),
             "ListStatementEntries": _PUBLIC,
             "ListLots": _PUBLIC,
             "ListExpiringPoints": _PUBLIC,
@@ -75,7 +75,7 @@ ACCESS: dict[str, frozenset[str]] = {
         "carbon.identity.v1.IdentityService",
         {
             "OpenAccount": _PUBLIC,
-            "GetAccount": _PUBLIC,
+            "GetAccount": frozenset({"incentives", GATEWAY_KIND, OPS_API_KIND}),
             "ResolveAccount": _PUBLIC,
             "BatchResolveAccounts": frozenset({"ingest", GATEWAY_KIND, OPS_API_KIND}),
             "FindAccountsByPersonKey": _PUBLIC,
@@ -84,7 +84,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "GrantConsent": _PUBLIC,
             "RevokeConsent": _PUBLIC,
             "ListConsents": _PUBLIC,
-            "CheckConsents": frozenset({"ingest"}),
+            "CheckConsents": frozenset({"ingest", "incentives"}),
             "CheckConsentColumns": frozenset({"ingest"}),
             "CloseAccount": _PUBLIC,
         },
@@ -103,6 +103,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "ListPartners": _OPS,
             "RotatePartnerSecret": _OPS,
             "GetStatistics": _OPS,
+            "ListAcceptedEvents": frozenset({"incentives"}),
         },
     ),
     **_service(
@@ -121,6 +122,18 @@ ACCESS: dict[str, frozenset[str]] = {
             "ListCharityProjects": _PUBLIC,
             "Donate": _PUBLIC,
             "RecommendRewards": _PUBLIC,
+        },
+    ),
+    **_service(
+        "carbon.incentives.v1.IncentivesService",
+        {
+            "CreateCampaign": _OPS,
+            "ListCampaigns": _OPS,
+            "ListOffers": _PUBLIC,
+            "ExplainOffer": _PUBLIC,
+            "AcceptOffer": _PUBLIC,
+            "SetPersonalisation": _PUBLIC,
+            "GetProfile": _PUBLIC,
         },
     ),
 }
@@ -354,12 +367,13 @@ def access_interceptor(settings: Settings, domain: str) -> AccessInterceptor:
 
 # --- the table as documentation -------------------------------------------------------------------------------------
 
-_CALLER_COLUMNS = (GATEWAY_KIND, OPS_API_KIND, "identity", "ingest", "ledger", "rewards")
+_CALLER_COLUMNS = (GATEWAY_KIND, OPS_API_KIND, "identity", "ingest", "ledger", "rewards", "incentives")
 # The finer rules a service checks inside a method, named beside the method in docs/access.md.
 FINER_RULES = {
     "/carbon.ledger.v1.LedgerService/PostTransfers": (
         "items with carried lots: the gateway only; items debiting a system account without carried lots (fresh "
-        "points, e.g. from system:issuance): this region's ingest and the ops API only"
+        "points, e.g. from system:issuance): this region's ingest, incentives (campaign budgets and bonuses, ADR "
+        "0115) and the ops API only"
     ),
     "/carbon.identity.v1.IdentityService/ResolveAccount": "by id_number: the ops API only",
 }

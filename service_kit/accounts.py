@@ -67,6 +67,27 @@ def new_account_number(region_code: str) -> str:
     return payload + luhn_check_digit(payload)
 
 
+# A campaign's budget account in its region's ledger: "campaign:" and the campaign's id (1-23 characters of a-z,
+# 0-9 and "-"). Incentives funds it from system:issuance and pays bonuses out of it. Unlike a system account it holds
+# lots and may never go negative, so a campaign can never pay out more than its budget (ADR 0115).
+CAMPAIGN_PREFIX = "campaign:"
+_CAMPAIGN_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+MAX_CAMPAIGN_ID_LENGTH = 23
+
+
+def campaign_account(campaign_id: str) -> str:
+    return CAMPAIGN_PREFIX + campaign_id
+
+
+def is_campaign_account(name: str) -> bool:
+    campaign_id = name[len(CAMPAIGN_PREFIX) :]
+    return (
+        name.startswith(CAMPAIGN_PREFIX)
+        and 0 < len(campaign_id) <= MAX_CAMPAIGN_ID_LENGTH
+        and set(campaign_id) <= _CAMPAIGN_ID_CHARACTERS
+    )
+
+
 def is_system_account(name: str) -> bool:
     """Whether `name` is one of the system accounts (a name with the prefix but another kind is none)."""
     return name in SYSTEM_ACCOUNTS

@@ -126,6 +126,7 @@ def child_environment(
         env["CARBON_IDENTITY_ADDRESS"] = region.identity_address
         env["CARBON_LEDGER_ADDRESS"] = region.ledger_address
         env["CARBON_REWARDS_ADDRESS"] = region.rewards_address
+        env["CARBON_INGEST_ADDRESS"] = region.ingest_address
     return env
 
 

@@ -30,7 +30,7 @@ TRUST_DOMAIN = "carbon-account"
 PREFIX = f"spiffe://{TRUST_DOMAIN}/"
 GATEWAY = f"{PREFIX}national/gateway"
 OPS_API = f"{PREFIX}national/ops-api"
-REGIONAL_KINDS = ("identity", "ingest", "ledger", "rewards")
+REGIONAL_KINDS = ("identity", "ingest", "ledger", "rewards", "incentives")
 TOKEN_METADATA_KEY = "x-carbon-service-token"
 TOKEN_ALGORITHM = "EdDSA"
 # Long enough that a process signs a few times an hour, short enough that a stolen token soon stops working.
@@ -46,6 +46,7 @@ _KIND_OF_PACKAGE = {
     "ingest_svc": "ingest",
     "ledger_svc": "ledger",
     "rewards_svc": "rewards",
+    "incentives_svc": "incentives",
 }
 
 

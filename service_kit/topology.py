@@ -22,7 +22,7 @@ REGION_NAMES: dict[str, tuple[str, str]] = {
 }
 
 # Each region's services, in start order, with their offset from the region's base port.
-REGIONAL_SERVICES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc")
+REGIONAL_SERVICES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "incentives_svc")
 NATIONAL_SERVICES = ("gateway", "ops_api")
 DEFAULT_REGIONS = ("330000", "110000", "310000")
 # Below the Linux ephemeral range (32768-60999), so no outgoing connection can be holding one of these ports.
@@ -56,6 +56,8 @@ class RegionEntry:
     ingest_address: str
     ledger_address: str
     rewards_address: str
+    # Empty in registries written before the incentives service existed (and in tests that run without it).
+    incentives_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class Registry:
         for region in self.regions:
             for service in REGIONAL_SERVICES:
                 address = getattr(region, f"{service.removesuffix('_svc')}_address")
-                specs.append(_spec(service, region.region_code, address))
+                if address:
+                    specs.append(_spec(service, region.region_code, address))
         if self.ops_api_address:
             specs.append(_spec("ops_api", "000000", self.ops_api_address))
         return specs
@@ -110,6 +113,7 @@ def plan(regions: list[str], host: str = "127.0.0.1", base_port: int = DEFAULT_B
                 ingest_address=addresses["ingest_svc"],
                 ledger_address=addresses["ledger_svc"],
                 rewards_address=addresses["rewards_svc"],
+                incentives_address=addresses["incentives_svc"],
             )
         )
     if len(set(regions)) != len(regions):

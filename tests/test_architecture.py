@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_PACKAGES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "gateway", "ops_api")
+SERVICE_PACKAGES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "incentives_svc", "gateway", "ops_api")
 KIT = "service_kit"
 # The one place that tunes the cyclic garbage collector for a service process (ADR 0007).
 GC_TUNING = ROOT / "service_kit" / "server.py"

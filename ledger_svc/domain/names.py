@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from service_kit.accounts import REGION_CODE_LENGTH, SYSTEM_ACCOUNTS, SYSTEM_PREFIX, is_account_number, region_of
+from service_kit.accounts import (
+    CAMPAIGN_PREFIX,
+    REGION_CODE_LENGTH,
+    SYSTEM_ACCOUNTS,
+    SYSTEM_PREFIX,
+    is_account_number,
+    is_campaign_account,
+    region_of,
+)
 from service_kit.errors import InvalidArgument
 
 
@@ -34,8 +42,11 @@ MAX_METADATA_BYTES = 4096
 
 
 def is_user_account(name: str, region_code: str) -> bool:
-    """A 16-digit account number (Luhn-checked) whose home region is this ledger's."""
-    return name[:REGION_CODE_LENGTH] == region_code and is_account_number(name)
+    """An account that holds lots and may not go negative: a 16-digit account number (Luhn-checked) whose home region
+    is this ledger's, or a campaign's budget account (service_kit.accounts.CAMPAIGN_PREFIX)."""
+    if name[:REGION_CODE_LENGTH] == region_code and is_account_number(name):
+        return True
+    return is_campaign_account(name)
 
 
 def account_problem(name: str, region_code: str) -> str | None:
@@ -44,6 +55,8 @@ def account_problem(name: str, region_code: str) -> str | None:
         return "is required"
     if name.startswith(SYSTEM_PREFIX):
         return None if name in SYSTEM_ACCOUNTS else f"unknown system account {name!r}"
+    if name.startswith(CAMPAIGN_PREFIX):
+        return None if is_campaign_account(name) else "a campaign account is campaign:<1-23 of a-z, 0-9, ->"
     if not is_account_number(name):
         return "must be a 16-digit account number or system:<kind>"
     if region_of(name) != region_code:

@@ -1193,21 +1193,21 @@ class ListAcceptedEventsRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    AFTER_POSITION_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
-    after_position: _builtins.str
-    """Optional. ListAcceptedEventsResponse.next_position of the previous page; empty starts at the first event."""
+    page_token: _builtins.str
+    """Optional. ListAcceptedEventsResponse.next_page_token of the previous page; empty starts at the first event."""
     page_size: _builtins.int
-    """Optional, 0-1,000; 0 means 500. Most events returned."""
+    """Optional, not negative; 0 means 500, above 500 means 500. Most events returned."""
     def __init__(
         self,
         *,
-        after_position: _builtins.str = ...,
+        page_token: _builtins.str = ...,
         page_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_position", b"after_position", "page_size", b"page_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1274,9 +1274,11 @@ class ListAcceptedEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
-    NEXT_POSITION_FIELD_NUMBER: _builtins.int
-    next_position: _builtins.str
-    """Opaque; send it as after_position to continue (the same position when no event was listed)."""
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Opaque; send it as page_token to continue. With no event listed it is the page_token sent (a follower keeps
+    asking from there), so it is empty only while no event was ever listed.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AcceptedEvent]:
         """Up to page_size events."""
@@ -1285,11 +1287,11 @@ class ListAcceptedEventsResponse(_message.Message):
         self,
         *,
         events: _abc.Iterable[Global___AcceptedEvent] | None = ...,
-        next_position: _builtins.str = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_position", b"next_position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

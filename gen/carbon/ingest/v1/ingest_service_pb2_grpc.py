@@ -245,7 +245,7 @@ class IngestServiceServicer:
         ago are listed, so an event committed late by a slow transaction is not skipped by a reader already past it.
         Called inside the regional platform only (docs/access.md).
         Idempotency: read-only.
-        Errors: INVALID_ARGUMENT (INVALID_POSITION: after_position not one this method returned; page_size over 1,000).
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_TOKEN: page_token not one this method returned; page_size negative).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -126,7 +126,7 @@ class IngestServiceStub:
     ago are listed, so an event committed late by a slow transaction is not skipped by a reader already past it.
     Called inside the regional platform only (docs/access.md).
     Idempotency: read-only.
-    Errors: INVALID_ARGUMENT (INVALID_POSITION: after_position not one this method returned; page_size over 1,000).
+    Errors: INVALID_ARGUMENT (INVALID_PAGE_TOKEN: page_token not one this method returned; page_size negative).
     """
 
 @_typing.type_check_only
@@ -227,7 +227,7 @@ class IngestServiceAsyncStub(IngestServiceStub):
     ago are listed, so an event committed late by a slow transaction is not skipped by a reader already past it.
     Called inside the regional platform only (docs/access.md).
     Idempotency: read-only.
-    Errors: INVALID_ARGUMENT (INVALID_POSITION: after_position not one this method returned; page_size over 1,000).
+    Errors: INVALID_ARGUMENT (INVALID_PAGE_TOKEN: page_token not one this method returned; page_size negative).
     """
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -397,7 +397,7 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         ago are listed, so an event committed late by a slow transaction is not skipped by a reader already past it.
         Called inside the regional platform only (docs/access.md).
         Idempotency: read-only.
-        Errors: INVALID_ARGUMENT (INVALID_POSITION: after_position not one this method returned; page_size over 1,000).
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_TOKEN: page_token not one this method returned; page_size negative).
         """
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -29,7 +29,9 @@ class LedgerServiceStub:
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
     Account names are either user account numbers of this region (16 digits, home region = this ledger's) or the
     system accounts "system:issuance", "system:redemption", "system:expiry", "system:donation", "system:clearing" and
-    "system:adjustment" (see SystemAccount). Points earned on a day (China Standard Time) form a lot that expires at
+    "system:adjustment" (see SystemAccount), or a campaign's budget account "campaign:<id>" (1-23 of a-z, 0-9, "-"),
+    which incentives funds from system:issuance and pays bonuses from: it holds lots and never goes negative, as a
+    user account. Points earned on a day (China Standard Time) form a lot that expires at
     the start of the same day two years later (the region's validity, CARBON_LEDGER_VALIDITY_MONTHS, default 24);
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
@@ -145,7 +147,9 @@ class LedgerServiceServicer:
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
     Account names are either user account numbers of this region (16 digits, home region = this ledger's) or the
     system accounts "system:issuance", "system:redemption", "system:expiry", "system:donation", "system:clearing" and
-    "system:adjustment" (see SystemAccount). Points earned on a day (China Standard Time) form a lot that expires at
+    "system:adjustment" (see SystemAccount), or a campaign's budget account "campaign:<id>" (1-23 of a-z, 0-9, "-"),
+    which incentives funds from system:issuance and pays bonuses from: it holds lots and never goes negative, as a
+    user account. Points earned on a day (China Standard Time) form a lot that expires at
     the start of the same day two years later (the region's validity, CARBON_LEDGER_VALIDITY_MONTHS, default 24);
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
@@ -466,7 +470,9 @@ class LedgerService:
     """The double-entry points ledger of one region: transfers, expiring lots, two-phase holds and an audited journal.
     Account names are either user account numbers of this region (16 digits, home region = this ledger's) or the
     system accounts "system:issuance", "system:redemption", "system:expiry", "system:donation", "system:clearing" and
-    "system:adjustment" (see SystemAccount). Points earned on a day (China Standard Time) form a lot that expires at
+    "system:adjustment" (see SystemAccount), or a campaign's budget account "campaign:<id>" (1-23 of a-z, 0-9, "-"),
+    which incentives funds from system:issuance and pays bonuses from: it holds lots and never goes negative, as a
+    user account. Points earned on a day (China Standard Time) form a lot that expires at
     the start of the same day two years later (the region's validity, CARBON_LEDGER_VALIDITY_MONTHS, default 24);
     spending takes the soonest-expiring lots first.
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
