@@ -249,9 +249,7 @@ def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ing
         settings.region_code,
     )
     following = Following(engine, now, own.follow_settle_ms / 1000)
-    return Ingest(
-        own, engine, identity, ledger, submissions, crediting, rules, partners, Statistics(engine), following
-    )
+    return Ingest(own, engine, identity, ledger, submissions, crediting, rules, partners, Statistics(engine), following)
 
 
 def _resume_in_background(crediting: Crediting) -> None:

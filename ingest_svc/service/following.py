@@ -34,7 +34,7 @@ class Following:
         size = paging.page_size(requested_size, default=DEFAULT_PAGE_SIZE)
         after = _position(page_token)
         with self._engine.connect() as conn:
-            found = stored.accepted_after(conn, after, self._clock.now() - self._settle, size)
+            found = stored.accepted_after(conn, after, self._clock() - self._settle, size)
         if not found:
             return found, page_token
         last = found[-1]

@@ -34,6 +34,15 @@ def accepted_after(conn: Connection, after: Position | None, until: datetime, li
         query = query.where(tuple_(*order) > tuple_(*after))
     rows = conn.execute(query.order_by(*order).limit(limit)).all()
     return [
-        AcceptedEvent(*row[:4], utc(row.occurred_at), int(row.points), int(row.co2e_grams), utc(row.accepted_at))
+        AcceptedEvent(
+            partner_id=row.partner_id,
+            event_id=row.event_id,
+            account_number=row.account_number,
+            behaviour=row.behaviour,
+            occurred_at=utc(row.occurred_at),
+            points=int(row.points),
+            co2e_grams=int(row.co2e_grams),
+            accepted_at=utc(row.accepted_at),
+        )
         for row in rows
     ]

@@ -1,0 +1,1 @@
+"""Use cases of incentives; transaction boundaries live here."""
