@@ -54,6 +54,7 @@ class FakeIdentity(identity_service_pb2_grpc.IdentityServiceServicer):
         self.bindings: dict[tuple[str, str], str] = {}
         self.consents: list[tuple[str, int, bool, datetime]] = []  # account, category, granted, at
         self.calls: dict[str, int] = {"resolve": 0, "consent": 0}
+        self.minors: set[str] = set()  # accounts GetAccount answers as a minor's (incentives never profiles them)
 
     def BatchResolveAccounts(
         self, request: ipb.BatchResolveAccountsRequest, context: object
@@ -66,6 +67,14 @@ class FakeIdentity(identity_service_pb2_grpc.IdentityServiceServicer):
             state = ipb.ACCOUNT_STATE_CLOSED if found and self.accounts[number] else ipb.ACCOUNT_STATE_OPEN
             out.append(ipb.ResolvedAccount(account_number=number if found else "", found=found, state=state))
         return ipb.BatchResolveAccountsResponse(accounts=out)
+
+    def GetAccount(self, request: ipb.GetAccountRequest, context: grpc.ServicerContext) -> ipb.GetAccountResponse:
+        number = request.account_number
+        if number not in self.accounts:
+            context.abort(grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND")
+        state = ipb.ACCOUNT_STATE_CLOSED if self.accounts[number] else ipb.ACCOUNT_STATE_OPEN
+        account = ipb.Account(account_number=number, region_code=number[:6], state=state, minor=number in self.minors)
+        return ipb.GetAccountResponse(account=account)
 
     def CheckConsents(self, request: ipb.CheckConsentsRequest, context: object) -> ipb.CheckConsentsResponse:
         self.calls["consent"] += 1
