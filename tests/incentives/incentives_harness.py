@@ -88,7 +88,8 @@ class World:
         return self.stub.ListOffers(pb.ListOffersRequest(account_number=account, max_results=10))
 
     def accept(self, account: str, offer_id: str) -> pb.Offer:
-        request = pb.AcceptOfferRequest(request_id=f"accept-{next(self.requests)}", account_number=account, offer_id=offer_id)
+        request_id = f"accept-{next(self.requests)}"
+        request = pb.AcceptOfferRequest(request_id=request_id, account_number=account, offer_id=offer_id)
         return self.stub.AcceptOffer(request).offer
 
     def balance(self, account: str) -> int:
@@ -130,4 +131,3 @@ def make_world(database_url: str, data_dir: Path) -> Iterator[World]:
             channel.close()
             running.stop()
             engine.dispose()
-

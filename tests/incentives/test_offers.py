@@ -44,7 +44,7 @@ def test_offers_rest_on_the_residents_own_history(world: World) -> None:
     assert li_offers["back on the bus"].explanation.facts[0].text == (
         f"You last did transit_trip on {day}, 10 days ago."
     )
-    assert [f.kind for f in wang_offers["back on the bus"].explanation.facts][0] == "NEVER_DONE"
+    assert wang_offers["back on the bus"].explanation.facts[0].kind == "NEVER_DONE"
 
 
 def test_the_explanation_names_real_facts_and_the_rule(world: World) -> None:
