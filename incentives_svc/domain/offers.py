@@ -110,19 +110,27 @@ def _typical_hour(profile: Profile) -> tuple[Fact, ...]:
     return (Fact("TYPICAL_HOUR", f"Most of your low-carbon actions happen around {hour:02d}:00."),)
 
 
-def offers_for(account_number: str, campaigns: list[Campaign], profile: Profile | None, now: datetime) -> list[Offer]:
-    """Every running campaign that fits, best first: targeted (they rest on the resident's own habits) before
-    untargeted, then the larger fixed bonus, then the larger percentage, then the campaign id (a stable order)."""
+def offers_for(
+    account_number: str,
+    campaigns: list[Campaign],
+    profile: Profile | None,
+    now: datetime,
+    accepted: frozenset[str] = frozenset(),
+) -> list[Offer]:
+    """Every running campaign that fits, and every offer the resident accepted (`accepted` offer ids: listed with
+    their outcome even once the campaign is spent or over, or their rule no longer holds), best first: targeted
+    (they rest on the resident's own habits) before untargeted, then the larger fixed bonus, then the larger
+    percentage, then the campaign id (a stable order)."""
     today = now.astimezone(CHINA_STANDARD_TIME).date()
     found = []
     for campaign in campaigns:
-        if not campaign.running(now):
-            continue
-        facts = facts_for(campaign, profile, today)
+        offer_id = offer_id_for(campaign.campaign_id, account_number)
+        facts = facts_for(campaign, profile, today) if campaign.running(now) else None
+        if offer_id in accepted:
+            facts = facts or ()
         if facts is None:
             continue
-        explanation = Explanation(facts, rule_text(campaign.spec))
-        found.append(Offer(offer_id_for(campaign.campaign_id, account_number), campaign, explanation))
+        found.append(Offer(offer_id, campaign, Explanation(facts, rule_text(campaign.spec))))
     found.sort(
         key=lambda o: (
             not o.targeted,

@@ -102,7 +102,7 @@ class Offers:
             campaigns = campaign_store.all_campaigns(conn)
             stored = offer_store.of_account(conn, account_number)
         views = []
-        for offer in offers_for(account_number, campaigns, profile, self._clock()):
+        for offer in offers_for(account_number, campaigns, profile, self._clock(), frozenset(stored)):
             found = stored.get(offer.offer_id)
             views.append(OfferView(offer, OfferState.OFFERED if found is None else _STATES[found.state], found))
         return views, profile

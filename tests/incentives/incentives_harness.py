@@ -9,14 +9,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 
 from carbon.incentives.v1 import incentives_service_pb2 as pb
 from carbon.incentives.v1 import incentives_service_pb2_grpc as pb_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from incentives_svc import server as incentives_server
+from incentives_svc.clients import IdentityClient, IngestClient, LedgerClient
 from incentives_svc.domain.campaigns import CampaignSpec, Scope, TargetKind, TargetRule
 from incentives_svc.server import Incentives
+from incentives_svc.service.eligibility import Eligibility
+from incentives_svc.service.following import Following
+from incentives_svc.service.payments import Payments
+from service_kit.errors import Unavailable
 from service_kit.db import make_engine, migrate
 from service_kit.server import RunningServer, start_server
 from service_kit.settings import Settings
@@ -36,6 +42,7 @@ class World:
     stub: pb_grpc.IncentivesServiceStub
     server: RunningServer
     engine: Engine
+    settings: Settings
     requests: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -92,6 +99,17 @@ class World:
         request = pb.AcceptOfferRequest(request_id=request_id, account_number=account, offer_id=offer_id)
         return self.stub.AcceptOffer(request).offer
 
+    def claim_without_paying(self) -> None:
+        """Follows the events with a follower whose ledger is unreachable: the offers they fulfil are claimed (owed
+        a bonus) and left unpaid, for a test to pay them as it likes."""
+        ingest, identity, _ = (running.address for running in self.region.servers)
+        clock = self.region.clock
+        eligibility = Eligibility(self.engine, IdentityClient(identity, self.settings))
+        unpaid = Payments(self.engine, LedgerClient("", self.settings), clock)
+        follower = Following(self.engine, IngestClient(ingest, self.settings), eligibility, unpaid, clock)
+        with pytest.raises(Unavailable):
+            follower.step()
+
     def balance(self, account: str) -> int:
         return self.region.ledger.balance(account)
 
@@ -126,7 +144,7 @@ def make_world(database_url: str, data_dir: Path) -> Iterator[World]:
         running = start_server(settings, [registration])
         channel = TRUST.allowed_channel(running.address, region.region)
         try:
-            yield World(region, incentives, pb_grpc.IncentivesServiceStub(channel), running, engine)
+            yield World(region, incentives, pb_grpc.IncentivesServiceStub(channel), running, engine, settings)
         finally:
             channel.close()
             running.stop()
