@@ -22,8 +22,8 @@ from incentives_svc.server import Incentives
 from incentives_svc.service.eligibility import Eligibility
 from incentives_svc.service.following import Following
 from incentives_svc.service.payments import Payments
-from service_kit.errors import Unavailable
 from service_kit.db import make_engine, migrate
+from service_kit.errors import Unavailable
 from service_kit.server import RunningServer, start_server
 from service_kit.settings import Settings
 from tests.ingest.ingest_harness import Harness, make_harness
