@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from service_kit import db
 from service_kit.settings import Settings, SettingsError
 
-SERVICES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "gateway", "ops_api")
+SERVICES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "incentives_svc", "gateway", "ops_api")
 
 
 def at_head(service_package: str, engine: Engine) -> bool:

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from service_kit.topology import REGIONAL_SERVICES
 from tests.deploy.rendering import NATIONAL, OBSERVABILITY, overlays, rendered, targets
 
 Doc = dict[str, Any]
@@ -261,7 +262,7 @@ def test_a_regions_services_admit_only_their_callers_in_the_code_and_the_nationa
         and pod.namespace != "carbon-national"
         and pod.labels.get("app.kubernetes.io/component") == "service"
     ]
-    assert len(regional) == 4 * len(overlays())
+    assert len(regional) == len(REGIONAL_SERVICES) * len(overlays())
     for callee in regional:
         expected = {(a.namespace, a.name) for a, b, port, _ in calls if b == callee and port == 50051}
         admitted = {(a.namespace, a.name) for a in world.pods if a != callee and world.allowed(a, callee, 50051)}

@@ -19,6 +19,7 @@ import yaml
 from psycopg import capabilities
 from psycopg._preparing import PrepareManager
 
+from service_kit.topology import REGIONAL_SERVICES
 from tests.deploy.rendering import K8S, NATIONAL, OBSERVABILITY, ROOT, rendered, targets
 
 Doc = dict[str, Any]
@@ -77,7 +78,7 @@ def test_services_pool_per_transaction_and_migrations_hold_a_session_on_the_same
         for d in docs
         if d["kind"] == "ExternalSecret" and "database-url" in d["spec"]["target"].get("template", {}).get("data", {})
     ]
-    assert len(urls) == (2 if target == NATIONAL else 4)
+    assert len(urls) == (2 if target == NATIONAL else len(REGIONAL_SERVICES))
     for templates in urls:
         service = re.fullmatch(r"postgresql://.+@pgbouncer:6432/(\w+)", templates["database-url"])
         migration = re.fullmatch(r"postgresql://.+@pgbouncer:6432/(\w+)", templates["migration-database-url"])

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.descriptor import ServiceDescriptor
 
 from carbon.identity.v1 import identity_service_pb2
+from carbon.incentives.v1 import incentives_service_pb2
 from carbon.ingest.v1 import ingest_service_pb2
 from carbon.ledger.v1 import ledger_service_pb2
 from carbon.rewards.v1 import rewards_service_pb2
@@ -35,6 +36,7 @@ SERVICES: list[ServiceDescriptor] = [
     ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"],
     ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"],
     rewards_service_pb2.DESCRIPTOR.services_by_name["RewardsService"],
+    incentives_service_pb2.DESCRIPTOR.services_by_name["IncentivesService"],
 ]
 METHODS = {f"/{service.full_name}/{method.name}": method for service in SERVICES for method in service.methods}
 CALLERS = identities.all_identities([REGION, OTHER])
