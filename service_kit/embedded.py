@@ -1,4 +1,4 @@
-"""The embedded system: the gateway and each region's four services as separate processes on localhost.
+"""The embedded system: the gateway and each region's five services as separate processes on localhost.
 
 SQLite files under one data folder, no Redis. Starts everything, waits until every process reports SERVING, prints
 where to look, and on Ctrl-C (or SIGTERM) stops them all, newest first.

@@ -99,7 +99,7 @@ def parse(spiffe_id: str) -> ServiceIdentity:
 
 
 def all_identities(region_codes: Iterable[str]) -> list[str]:
-    """Every ID of a system with these regions: the two national services and four services per region."""
+    """Every ID of a system with these regions: the two national services and five services per region."""
     ids = [GATEWAY, OPS_API]
     for code in region_codes:
         ids.extend(regional(code, kind) for kind in REGIONAL_KINDS)

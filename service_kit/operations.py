@@ -37,7 +37,7 @@ from service_kit.partner_signing import sign_request
 from service_kit.settings import Settings
 from service_kit.topology import DEFAULT_REGIONS, REGISTRY_FILE, RegionEntry, Registry, plan
 
-MIGRATED_SERVICES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc")
+MIGRATED_SERVICES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "incentives_svc")
 EXPIRY_STEP_BATCHES = 10
 RPC_TIMEOUT_S = 120
 IMPORT_BATCH = 500

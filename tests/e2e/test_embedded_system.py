@@ -40,6 +40,7 @@ SERVICE_OF = {
     "ingest_svc": "carbon.ingest.v1.IngestService",
     "ledger_svc": "carbon.ledger.v1.LedgerService",
     "rewards_svc": "carbon.rewards.v1.RewardsService",
+    "incentives_svc": "carbon.incentives.v1.IncentivesService",
 }
 
 
@@ -279,11 +280,11 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
     system.up()
     registry = Registry.load(system.data_dir / "registry.json")
     processes = registry.processes()
-    assert len(processes) == 14  # the gateway, 3 regions x 4 services, the ops HTTP API
+    assert len(processes) == 17  # the gateway, 3 regions x 5 services, the ops HTTP API
 
     status = subprocess.run(system.command("status"), capture_output=True, text=True, timeout=30)
     assert status.returncode == 0, status.stdout + status.stderr
-    assert "14/14 SERVING" in status.stdout
+    assert "17/17 SERVING" in status.stdout
 
     for spec in processes:
         if spec.service == "ops_api":
