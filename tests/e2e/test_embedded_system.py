@@ -282,7 +282,8 @@ def test_carbon_up_serves_every_process_then_stops_cleanly_and_starts_again(syst
     processes = registry.processes()
     assert len(processes) == 17  # the gateway, 3 regions x 5 services, the ops HTTP API
 
-    status = subprocess.run(system.command("status"), capture_output=True, text=True, timeout=30)
+    # Seventeen probes (mTLS handshakes among them) on a loaded machine: a generous per-process timeout.
+    status = subprocess.run(system.command("status", "--timeout", "10"), capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "17/17 SERVING" in status.stdout
 
