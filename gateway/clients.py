@@ -81,7 +81,7 @@ class RegionClients:
             return channel
 
     def channel(self, region_code: str, service: str) -> grpc.Channel:
-        """The channel to one of a region's services by kind: identity, ingest, ledger or rewards."""
+        """The channel to one of a region's services by kind: identity, ingest, ledger, rewards or incentives."""
         return self._channel(getattr(self.registry.region(region_code), f"{service}_address"))
 
     def ledger(self, region_code: str) -> ledger_service_pb2_grpc.LedgerServiceStub:

@@ -116,6 +116,7 @@ def region_message(entry: RegionEntry, health: str, addresses: bool) -> pb.Regio
         message.ingest_address = entry.ingest_address
         message.ledger_address = entry.ledger_address
         message.rewards_address = entry.rewards_address
+        message.incentives_address = entry.incentives_address
     return message
 
 

@@ -35,6 +35,7 @@ _IDENTITY = "carbon.identity.v1.IdentityService"
 _INGEST = "carbon.ingest.v1.IngestService"
 _LEDGER = "carbon.ledger.v1.LedgerService"
 _REWARDS = "carbon.rewards.v1.RewardsService"
+_INCENTIVES = "carbon.incentives.v1.IncentivesService"
 _GATEWAY = "carbon.gateway.v1.GatewayService"
 
 
@@ -51,6 +52,7 @@ ROLE_METHODS: dict[Role, frozenset[str]] = {
             f"{_IDENTITY}/*",
             f"{_LEDGER}/*",
             f"{_REWARDS}/*",
+            f"{_INCENTIVES}/*",
             f"{_INGEST}/ListBehaviours",
             *(
                 f"{_GATEWAY}/{name}"

@@ -1,4 +1,5 @@
-"""The regional services served on the gateway: every public method of identity, ingest, ledger and rewards, each
+"""The regional services served on the gateway: every public method of identity, ingest, ledger, rewards and
+incentives, each
 call admitted for the caller, routed to one region and passed through unchanged both ways.
 
 One mechanism for every method, driven by ROUTES (per method: the region's service, its messages, and the account
@@ -22,6 +23,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from carbon.identity.v1 import identity_service_pb2 as identity
+from carbon.incentives.v1 import incentives_service_pb2 as incentives
 from carbon.ingest.v1 import ingest_service_pb2 as ingest
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
@@ -39,6 +41,7 @@ SERVICE_NAMES = {
     "ingest": ingest.DESCRIPTOR.services_by_name["IngestService"].full_name,
     "ledger": ledger.DESCRIPTOR.services_by_name["LedgerService"].full_name,
     "rewards": rewards.DESCRIPTOR.services_by_name["RewardsService"].full_name,
+    "incentives": incentives.DESCRIPTOR.services_by_name["IncentivesService"].full_name,
 }
 
 # The metadata entry naming the region of a call whose request names no account (documented in gateway_service.proto).
@@ -54,7 +57,7 @@ _TRACE_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
 
 @dataclass(frozen=True)
 class Route:
-    service: str  # which of the region's services: identity, ingest, ledger or rewards
+    service: str  # which of the region's services: identity, ingest, ledger, rewards or incentives
     method: str
     request: type[Message]
     response: type[Message]
@@ -117,6 +120,26 @@ def _routes() -> tuple[Route, ...]:
         Route("rewards", "ListCharityProjects", r.ListCharityProjectsRequest, r.ListCharityProjectsResponse),
         Route("rewards", "Donate", r.DonateRequest, r.DonateResponse, "account_number"),
         Route("rewards", "RecommendRewards", r.RecommendRewardsRequest, r.RecommendRewardsResponse, "account_number"),
+        *_incentive_routes(),
+    )
+
+
+def _incentive_routes() -> tuple[Route, ...]:
+    """A resident's offers, their reasons, accepting one, the personalisation switch and the profile: routed by the
+    resident's account (campaigns are the ops API's, in the region itself)."""
+    n = incentives
+    return (
+        Route("incentives", "ListOffers", n.ListOffersRequest, n.ListOffersResponse, "account_number"),
+        Route("incentives", "ExplainOffer", n.ExplainOfferRequest, n.ExplainOfferResponse, "account_number"),
+        Route("incentives", "AcceptOffer", n.AcceptOfferRequest, n.AcceptOfferResponse, "account_number"),
+        Route(
+            "incentives",
+            "SetPersonalisation",
+            n.SetPersonalisationRequest,
+            n.SetPersonalisationResponse,
+            "account_number",
+        ),
+        Route("incentives", "GetProfile", n.GetProfileRequest, n.GetProfileResponse, "account_number"),
     )
 
 
@@ -146,14 +169,16 @@ NOT_SERVED = frozenset(
                 "ListPartners",
                 "RotatePartnerSecret",
                 "GetStatistics",
+                "ListAcceptedEvents",
             )
         ),
         *(f"{SERVICE_NAMES['ledger']}/{name}" for name in _LEDGER_NOT_SERVED),
         *(f"{SERVICE_NAMES['rewards']}/{name}" for name in ("CreateReward", "UpdateReward", "RetireReward")),
+        *(f"{SERVICE_NAMES['incentives']}/{name}" for name in ("CreateCampaign", "ListCampaigns")),
     }
 )
 # The proto files of the regional services, for the gateway's reflection.
-ROUTE_FILES = (identity.DESCRIPTOR, ingest.DESCRIPTOR, ledger.DESCRIPTOR, rewards.DESCRIPTOR)
+ROUTE_FILES = (identity.DESCRIPTOR, ingest.DESCRIPTOR, ledger.DESCRIPTOR, rewards.DESCRIPTOR, incentives.DESCRIPTOR)
 
 
 class NotServed(DomainError):

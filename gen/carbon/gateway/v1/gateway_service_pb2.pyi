@@ -80,6 +80,7 @@ class Region(_message.Message):
     LEDGER_ADDRESS_FIELD_NUMBER: _builtins.int
     REWARDS_ADDRESS_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
+    INCENTIVES_ADDRESS_FIELD_NUMBER: _builtins.int
     region_code: _builtins.str
     """6-digit GB/T 2260 code, e.g. "330000"."""
     name_en: _builtins.str
@@ -95,9 +96,11 @@ class Region(_message.Message):
     rewards_address: _builtins.str
     """host:port of the region's RewardsService; empty unless the caller is an operator."""
     health: _builtins.str
-    """"SERVING" when all four services answered their health check within 0.5 s during this call, else
-    "NOT_SERVING".
+    """"SERVING" when all the region's services (those the registry lists) answered their health check within 0.5 s
+    during this call, else "NOT_SERVING".
     """
+    incentives_address: _builtins.str
+    """host:port of the region's IncentivesService; empty unless the caller is an operator (or the region runs none)."""
     def __init__(
         self,
         *,
@@ -109,10 +112,11 @@ class Region(_message.Message):
         ledger_address: _builtins.str = ...,
         rewards_address: _builtins.str = ...,
         health: _builtins.str = ...,
+        incentives_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["health", b"health", "identity_address", b"identity_address", "ingest_address", b"ingest_address", "ledger_address", b"ledger_address", "name_en", b"name_en", "name_zh", b"name_zh", "region_code", b"region_code", "rewards_address", b"rewards_address"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["health", b"health", "identity_address", b"identity_address", "incentives_address", b"incentives_address", "ingest_address", b"ingest_address", "ledger_address", b"ledger_address", "name_en", b"name_en", "name_zh", b"name_zh", "region_code", b"region_code", "rewards_address", b"rewards_address"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -30,7 +30,8 @@ class GatewayServiceStub:
     """The national federation hub and the one front door to the regions: regions, the directory, cross-region transfers
     and settlement, and every public method of the regional services, served on the gateway's address under their own
     names (carbon.identity.v1.IdentityService, carbon.ingest.v1.IngestService, carbon.ledger.v1.LedgerService,
-    carbon.rewards.v1.RewardsService) and forwarded to one region:
+    carbon.rewards.v1.RewardsService, carbon.incentives.v1.IncentivesService: a resident's offers, explanations, the
+    personalisation switch and profile; campaigns are administered in the region) and forwarded to one region:
     - a method whose request names an account goes to that account's home region (the field: account_number, or
       account for the ledger);
     - the others (OpenAccount, ResolveAccount by binding or phone, SubmitEvents, StreamEvents, ExplainScore,
@@ -132,7 +133,8 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """The national federation hub and the one front door to the regions: regions, the directory, cross-region transfers
     and settlement, and every public method of the regional services, served on the gateway's address under their own
     names (carbon.identity.v1.IdentityService, carbon.ingest.v1.IngestService, carbon.ledger.v1.LedgerService,
-    carbon.rewards.v1.RewardsService) and forwarded to one region:
+    carbon.rewards.v1.RewardsService, carbon.incentives.v1.IncentivesService: a resident's offers, explanations, the
+    personalisation switch and profile; campaigns are administered in the region) and forwarded to one region:
     - a method whose request names an account goes to that account's home region (the field: account_number, or
       account for the ledger);
     - the others (OpenAccount, ResolveAccount by binding or phone, SubmitEvents, StreamEvents, ExplainScore,
@@ -230,7 +232,8 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """The national federation hub and the one front door to the regions: regions, the directory, cross-region transfers
     and settlement, and every public method of the regional services, served on the gateway's address under their own
     names (carbon.identity.v1.IdentityService, carbon.ingest.v1.IngestService, carbon.ledger.v1.LedgerService,
-    carbon.rewards.v1.RewardsService) and forwarded to one region:
+    carbon.rewards.v1.RewardsService, carbon.incentives.v1.IncentivesService: a resident's offers, explanations, the
+    personalisation switch and profile; campaigns are administered in the region) and forwarded to one region:
     - a method whose request names an account goes to that account's home region (the field: account_number, or
       account for the ledger);
     - the others (OpenAccount, ResolveAccount by binding or phone, SubmitEvents, StreamEvents, ExplainScore,
