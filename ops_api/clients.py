@@ -14,6 +14,7 @@ import grpc
 
 from carbon.gateway.v1 import gateway_service_pb2_grpc
 from carbon.identity.v1 import identity_service_pb2_grpc
+from carbon.incentives.v1 import incentives_service_pb2_grpc
 from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
@@ -96,8 +97,13 @@ class RegionClients:
     def rewards(self, region: RegionEntry) -> rewards_service_pb2_grpc.RewardsServiceStub:
         return rewards_service_pb2_grpc.RewardsServiceStub(self._channels.to(region.rewards_address))
 
+    def incentives(self, region: RegionEntry) -> incentives_service_pb2_grpc.IncentivesServiceStub:
+        if not region.incentives_address:
+            raise Problem(503, "INCENTIVES_NOT_CONFIGURED", f"region {region.region_code} runs no incentives service")
+        return incentives_service_pb2_grpc.IncentivesServiceStub(self._channels.to(region.incentives_address))
+
     def call(self, service: str, method: Callable[..., Response], request: Any, timeout_s: float = 0) -> Response:
-        """`service` names the answering service in problems (identity, ingest, ledger or rewards)."""
+        """`service` names the answering service in problems (identity, ingest, ledger, rewards or incentives)."""
         return call(service, method, request, timeout_s or self.timeout_s)
 
 

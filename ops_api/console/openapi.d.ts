@@ -345,6 +345,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/campaigns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create a national campaign: the same campaign, with its own budget, in every region */
+        post: operations["create_national_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/cross-region-transfers": {
         parameters: {
             query?: never;
@@ -442,6 +459,24 @@ export interface paths {
         get: operations["list_behaviours"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/regions/{region_code}/campaigns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The region's campaigns and their spend */
+        get: operations["list_campaigns"];
+        put?: never;
+        /** Create a campaign in one region and fund its budget */
+        post: operations["create_campaign"];
         delete?: never;
         options?: never;
         head?: never;
@@ -740,12 +775,16 @@ export interface components {
             bindings: components["schemas"]["ChannelBinding"][];
             /** Closed At */
             closed_at: string | null;
+            /** Guardian Account Number */
+            guardian_account_number: string;
             /** Masked Id Number */
             masked_id_number: string;
             /** Masked Name */
             masked_name: string;
             /** Masked Phone Number */
             masked_phone_number: string;
+            /** Minor */
+            minor: boolean;
             /** Opened At */
             opened_at: string | null;
             /**
@@ -968,6 +1007,109 @@ export interface components {
             credits: number;
             /** Points */
             points: number;
+        };
+        /**
+         * Campaign
+         * @description proto carbon.incentives.v1.Campaign
+         */
+        Campaign: {
+            /** Behaviour */
+            behaviour: string;
+            /** Bonus Percent */
+            bonus_percent: number;
+            /** Bonus Points */
+            bonus_points: number;
+            /** Bonuses Paid */
+            bonuses_paid: number;
+            /** Budget Account */
+            budget_account: string;
+            /** Budget Points */
+            budget_points: number;
+            /** Campaign Id */
+            campaign_id: string;
+            /** Ends At */
+            ends_at: string | null;
+            /** Exhausted */
+            exhausted: boolean;
+            /** Funded */
+            funded: boolean;
+            /** Name */
+            name: string;
+            /** Paid Points */
+            paid_points: number;
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "CAMPAIGN_SCOPE_UNSPECIFIED" | "CAMPAIGN_SCOPE_REGIONAL" | "CAMPAIGN_SCOPE_NATIONAL";
+            /** Starts At */
+            starts_at: string | null;
+            target: components["schemas"]["TargetRule"] | null;
+        };
+        /** CampaignBody */
+        CampaignBody: {
+            /**
+             * Behaviour
+             * @description a behaviour code, e.g. "transit_trip"
+             */
+            behaviour: string;
+            /**
+             * Bonus Percent
+             * @description a bonus of this % of the event's points
+             * @default 0
+             */
+            bonus_percent?: number;
+            /**
+             * Bonus Points
+             * @description a fixed bonus; or bonus_percent
+             * @default 0
+             */
+            bonus_points?: number;
+            /**
+             * Budget Points
+             * @description per region for a national campaign
+             */
+            budget_points: number;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Name */
+            name: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            target: components["schemas"]["TargetKindName"];
+            /**
+             * Target Days
+             * @description LAPSED: days without the behaviour
+             * @default 0
+             */
+            target_days?: number;
+            /**
+             * Target Weekdays
+             * @description WEEKDAY_REGULAR: weekdays of the last 28
+             * @default 0
+             */
+            target_weekdays?: number;
+        };
+        /**
+         * CampaignList
+         * @description A region's campaigns, newest first, with their spend.
+         */
+        CampaignList: {
+            /** Campaigns */
+            campaigns: components["schemas"]["Campaign"][];
+        };
+        /**
+         * CampaignResponse
+         * @description One campaign.
+         */
+        CampaignResponse: {
+            campaign: components["schemas"]["Campaign"];
         };
         /**
          * ChannelBinding
@@ -1429,6 +1571,16 @@ export interface components {
          */
         MonthlySummaryResponse: {
             summary: components["schemas"]["GetMonthlySummaryResponse"];
+        };
+        /**
+         * NationalCampaigns
+         * @description The campaign as created in each region: campaigns[i] is region_codes[i]'s.
+         */
+        NationalCampaigns: {
+            /** Campaigns */
+            campaigns: components["schemas"]["Campaign"][];
+            /** Region Codes */
+            region_codes: string[];
         };
         /** OpenAccountBody */
         OpenAccountBody: {
@@ -2081,6 +2233,27 @@ export interface components {
             points: number;
             /** Region Code */
             region_code: string;
+        };
+        /**
+         * TargetKindName
+         * @description carbon.incentives.v1.TargetKind by its full name, as responses show it.
+         * @enum {string}
+         */
+        TargetKindName: "TARGET_KIND_EVERYONE" | "TARGET_KIND_LAPSED" | "TARGET_KIND_NEVER_TRIED" | "TARGET_KIND_WEEKDAY_REGULAR";
+        /**
+         * TargetRule
+         * @description proto carbon.incentives.v1.TargetRule
+         */
+        TargetRule: {
+            /** Days */
+            days: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "TARGET_KIND_UNSPECIFIED" | "TARGET_KIND_EVERYONE" | "TARGET_KIND_LAPSED" | "TARGET_KIND_NEVER_TRIED" | "TARGET_KIND_WEEKDAY_REGULAR";
+            /** Weekdays */
+            weekdays: number;
         };
         /** TokenBody */
         TokenBody: {
@@ -4892,6 +5065,138 @@ export interface operations {
             };
         };
     };
+    create_national_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CampaignBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NationalCampaigns"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_cross_region_transfers: {
         parameters: {
             query?: {
@@ -5642,6 +5947,272 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BehaviourPage"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_campaigns: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignList"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CampaignBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignResponse"];
                 };
             };
             /** @description Bad request */

@@ -24,6 +24,7 @@ from gateway.domain.callers import key_digest_hex
 from gateway.server import registrations as gateway_registrations
 from identity_svc.domain.real_name import id_check_char
 from identity_svc.server import registrations as identity_registrations
+from incentives_svc.server import registrations as incentives_registrations
 from ingest_svc.server import registrations as ingest_registrations
 from ledger_svc.server import registrations as ledger_registrations
 from ops_api.app import create_app
@@ -115,10 +116,18 @@ def start_federation(root: Path) -> Federation:
             federation.servers.append(server)
             federation.engines.append(engine)
             started[service] = server.address
+        incentives_wiring = {
+            **wiring,
+            "CARBON_INGEST_ADDRESS": started["ingest_svc"],
+            "CARBON_INCENTIVES_FOLLOW_INTERVAL_MS": "0",
+        }
+        server, engine = _serve(root, "incentives_svc", code, incentives_registrations, incentives_wiring)
+        federation.servers.append(server)
+        federation.engines.append(engine)
         entries.append(
             RegionEntry(
                 code, f"Region {code}", code, started["identity_svc"], started["ingest_svc"],
-                started["ledger_svc"], started["rewards_svc"],
+                started["ledger_svc"], started["rewards_svc"], server.address,
             )
         )  # fmt: skip
         federation.partner_secrets[code] = register_community_partner(started["ingest_svc"], code)

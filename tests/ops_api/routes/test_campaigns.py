@@ -1,0 +1,53 @@
+"""Incentive campaigns through the ops API: operators create them (budget funded in the region's ledger), anyone
+staff lists them with their spend, a national campaign lands in every region."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.ops_api.ops_support import Ops
+
+NOW = datetime.now(UTC)
+
+
+def campaign(name: str, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "name": name,
+        "behaviour": "transit_trip",
+        "bonus_points": 50,
+        "target": "LAPSED",
+        "target_days": 7,
+        "starts_at": NOW.isoformat(),
+        "ends_at": (NOW + timedelta(days=14)).isoformat(),
+        "budget_points": 20_000,
+    }
+    return {**body, **changes}
+
+
+def test_an_operator_creates_a_funded_campaign_that_staff_see_with_its_spend(ops: Ops) -> None:
+    created = ops.post("op1", "/v1/regions/330000/campaigns", campaign("back on the bus"))
+    assert created.status_code == 201, created.text
+    made = created.json()["campaign"]
+    assert made["funded"] is True and made["budget_account"] == f"campaign:{made['campaign_id']}"
+    assert made["target"]["kind"] == "TARGET_KIND_LAPSED"
+    listed = ops.get("viewer", "/v1/regions/330000/campaigns").json()["campaigns"]
+    mine = next(c for c in listed if c["campaign_id"] == made["campaign_id"])
+    assert (mine["budget_points"], mine["paid_points"], mine["bonuses_paid"]) == (20_000, 0, 0)
+    assert ops.post("viewer", "/v1/regions/330000/campaigns", campaign("not mine")).status_code == 403
+
+
+def test_a_bad_campaign_is_refused_before_any_region_is_called(ops: Ops) -> None:
+    too_early = campaign("backwards", ends_at=(NOW - timedelta(days=1)).isoformat())
+    refused = ops.post("op1", "/v1/regions/330000/campaigns", too_early)
+    assert refused.status_code == 400, refused.text
+    assert ops.post("op1", "/v1/regions/330000/campaigns", campaign("x", target="NOBODY")).status_code == 422
+
+
+def test_a_national_campaign_is_created_in_every_region_with_its_own_budget(ops: Ops) -> None:
+    created = ops.post("op1", "/v1/campaigns", campaign("national bike week", behaviour="bike_km", target="EVERYONE"))
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    assert answer["region_codes"] == sorted(answer["region_codes"]) and len(answer["region_codes"]) >= 2
+    accounts = {c["budget_account"] for c in answer["campaigns"]}
+    assert len(accounts) == len(answer["region_codes"])
+    assert {c["scope"] for c in answer["campaigns"]} == {"CAMPAIGN_SCOPE_NATIONAL"}
