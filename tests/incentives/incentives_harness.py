@@ -24,7 +24,7 @@ from incentives_svc.service.following import Following
 from incentives_svc.service.payments import Payments
 from service_kit.db import make_engine, migrate
 from service_kit.errors import Unavailable
-from service_kit.server import RunningServer, start_server
+from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from tests.ingest.ingest_harness import Harness, make_harness
 from tests.service_identities import TRUST
@@ -138,7 +138,7 @@ def make_world(database_url: str, data_dir: Path) -> Iterator[World]:
         )
         incentives = incentives_server.build(settings, engine, region.clock)
         servicer = incentives_server.IncentivesServiceServicer(incentives)
-        registration = incentives_server.Registration(
+        registration = Registration(
             pb_grpc.add_IncentivesServiceServicer_to_server, servicer, incentives_server.SERVICE_NAME
         )
         running = start_server(settings, [registration])

@@ -292,6 +292,7 @@ def test_every_service_channel_is_opened_by_the_kit() -> None:
         "ingest_svc",
         "ledger_svc",
         "rewards_svc",
+        "incentives_svc",
         "gateway",
         "ops_api",
         "deploy",

@@ -7,7 +7,7 @@ from sqlalchemy import Connection, inspect, text
 
 from service_kit.db import make_engine, migrate, normalize_url
 
-SERVICES = ["identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "gateway", "ops_api"]
+SERVICES = ["identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "incentives_svc", "gateway", "ops_api"]
 
 
 def test_postgres_urls_use_psycopg3() -> None:

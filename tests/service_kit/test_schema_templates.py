@@ -18,7 +18,7 @@ from sqlalchemy.sql import ClauseElement
 from service_kit import db
 from tests.schema_templates import SchemaTemplates, is_empty
 
-SERVICES = ["identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "gateway", "ops_api"]
+SERVICES = ["identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "incentives_svc", "gateway", "ops_api"]
 
 
 def describe(engine: Engine) -> dict[str, Any]:
