@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.ops_api.ops_support import Ops
+import grpc
+import pytest
+
+from carbon.incentives.v1 import incentives_service_pb2 as npb
+from carbon.incentives.v1 import incentives_service_pb2_grpc
+from service_kit.channels import open_channel
+from service_kit.status import error_details
+from service_kit.topology import Registry
+from tests.ops_api.ops_support import GATEWAY_KEY, Ops
 
 NOW = datetime.now(UTC)
 
@@ -51,3 +59,18 @@ def test_a_national_campaign_is_created_in_every_region_with_its_own_budget(ops:
     accounts = {c["budget_account"] for c in answer["campaigns"]}
     assert len(accounts) == len(answer["region_codes"])
     assert {c["scope"] for c in answer["campaigns"]} == {"CAMPAIGN_SCOPE_NATIONAL"}
+
+
+def test_a_residents_offers_are_served_through_the_gateway_and_campaigns_are_not(ops: Ops) -> None:
+    made = ops.post("op1", "/v1/regions/330000/campaigns", campaign("for all", target="EVERYONE")).json()["campaign"]
+    resident = ops.open_account()
+    gateway = Registry.load(ops.federation.registry_path).gateway_address
+    key = (("authorization", f"Bearer {GATEWAY_KEY}"),)
+    with open_channel(gateway) as channel:
+        stub = incentives_service_pb2_grpc.IncentivesServiceStub(channel)
+        request = npb.ListOffersRequest(account_number=resident, max_results=10)
+        offers = stub.ListOffers(request, metadata=key, timeout=10).offers
+        assert made["campaign_id"] in [offer.campaign_id for offer in offers]
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ListCampaigns(npb.ListCampaignsRequest(), metadata=key, timeout=10)
+    assert error_details(refused.value).reason == "METHOD_NOT_SERVED_BY_GATEWAY"
