@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import Connection, Select, and_, func, select, union_all
 
 from ledger_svc.domain.balance import LotView
 from ledger_svc.domain.conservation import ConservationSums
@@ -18,8 +18,12 @@ from ledger_svc.store.tables import ISSUANCE_LEFT_OUT, accounts, hold_lots, hold
 from service_kit.accounts import ISSUANCE_ACCOUNT
 
 
-def lot_views(conn: Connection, account: str, now_us: int, include_empty: bool = False) -> list[LotView]:
-    """The account's lots, FIFO order; points of timed-out, unswept holds count as back in their lots."""
+def lot_views(
+    conn: Connection, account: str, now_us: int, include_empty: bool = False, expiring_by_us: int | None = None
+) -> list[LotView]:
+    """The account's lots, FIFO order; points of timed-out, unswept holds count as back in their lots. With
+    `expiring_by_us`, only lots that expire by then: a range of the (account, expires_at_us, ...) key, so a
+    reader that wants the soon-expiring lots reads those, not the account's whole history."""
     returned: dict[int, int] = defaultdict(int)
     for row in conn.execute(
         select(hold_lots.c.lot_id, func.sum(hold_lots.c.amount_points).label("points"))
@@ -29,6 +33,8 @@ def lot_views(conn: Connection, account: str, now_us: int, include_empty: bool =
     ):
         returned[row.lot_id] = int(row.points)
     query = select(lots).where(lots.c.account == account)
+    if expiring_by_us is not None:
+        query = query.where(lots.c.expires_at_us <= expiring_by_us)
     if not include_empty and not returned:
         query = query.where(lots.c.remaining_points > 0)
     views = []
@@ -41,6 +47,15 @@ def lot_views(conn: Connection, account: str, now_us: int, include_empty: bool =
             )
     views.sort(key=lambda view: (view.key, view.lot_id))
     return views
+
+
+def account_balance(conn: Connection, account: str) -> tuple[int, int]:
+    """The account's maintained sums (balance = points in lots + pending holds, held = pending holds): one
+    primary-key read; (0, 0) for an account that never received points."""
+    row = conn.execute(
+        select(accounts.c.balance_points, accounts.c.held_points).where(accounts.c.account == account)
+    ).one_or_none()
+    return (int(row.balance_points), int(row.held_points)) if row else (0, 0)
 
 
 def live_held_points(conn: Connection, account: str, now_us: int) -> int:
@@ -102,13 +117,31 @@ def statement(
 def statement_query(
     account: str, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
 ) -> Select[tuple[Any, ...]]:
-    """The statement's query, newest first (a test reads its plan)."""
+    """The statement's query, newest first (a test reads its plan). By keyset on the account's two indexes (ADR
+    0116): each side reads its index backwards from `before_seq` and stops after `limit` rows, and only those two
+    short lists are merged, so a page costs the page, not the account's history (an OR of the two sides made
+    PostgreSQL fetch every entry of the account and sort them all for each page)."""
     debits = transfers.c.debit_account == account
     if account != ISSUANCE_ACCOUNT:
         # Always true here, and said so the planner may use ix_transfers_debit, which leaves issuance out (ADR
         # 0105). Issuance's own statement reads the journal newest first (nearly every transfer is an earn).
         debits = and_(debits, ISSUANCE_LEFT_OUT)
-    query = select(transfers).where(or_(debits, transfers.c.credit_account == account))
+    # A transfer from an account to itself is on the credit side only, so no entry is listed twice.
+    debits = and_(debits, transfers.c.credit_account != account)
+    sides = [
+        _statement_side(side, limit, before_seq, codes, start_us, end_us)
+        for side in (transfers.c.credit_account == account, debits)
+    ]
+    both = union_all(*sides).subquery("entries")
+    return select(both).order_by(both.c.seq.desc()).limit(limit)
+
+
+def _statement_side(
+    side: Any, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
+) -> Select[tuple[Any, ...]]:
+    """One side's newest `limit` entries before `before_seq`, wrapped so that SQLite accepts its ORDER BY and
+    LIMIT inside a UNION."""
+    query = select(transfers).where(side)
     if before_seq is not None:
         query = query.where(transfers.c.seq < before_seq)
     if codes:
@@ -117,7 +150,8 @@ def statement_query(
         query = query.where(transfers.c.posted_at_us >= start_us)
     if end_us:
         query = query.where(transfers.c.posted_at_us < end_us)
-    return query.order_by(transfers.c.seq.desc()).limit(limit)
+    newest = query.order_by(transfers.c.seq.desc()).limit(limit).subquery()
+    return select(newest)
 
 
 def conservation_sums(conn: Connection) -> ConservationSums:
