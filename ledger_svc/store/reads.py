@@ -183,31 +183,23 @@ def conservation_sums(conn: Connection) -> ConservationSums:
         lot_points=int(lot_total),
         pending_hold_points=int(hold_total),
         pending_hold_lot_points=int(hold_lot_total),
-        journal_mismatches=_journal_mismatches(conn, system),
+        journal_mismatches=_journal_mismatches(conn),
     )
 
 
-def _journal_mismatches(conn: Connection, system: dict[str, int]) -> int:
-    """Accounts whose balance differs from the sum of their journal entries (credits minus debits)."""
-    net: dict[str, int] = defaultdict(int)
-    for row in conn.execute(
-        select(transfers.c.credit_account, func.sum(transfers.c.amount_points).label("points")).group_by(
-            transfers.c.credit_account
-        )
-    ):
-        net[row.credit_account] += int(row.points)
-    for row in conn.execute(
-        select(transfers.c.debit_account, func.sum(transfers.c.amount_points).label("points")).group_by(
-            transfers.c.debit_account
-        )
-    ):
-        net[row.debit_account] -= int(row.points)
-    balances = {
-        row.account: row.balance_points for row in conn.execute(select(accounts.c.account, accounts.c.balance_points))
-    }
-    balances.update(system)
-    names = set(net) | set(balances)
-    return sum(1 for name in names if net.get(name, 0) != balances.get(name, 0))
+def _journal_mismatches(conn: Connection) -> int:
+    """Accounts whose balance differs from the sum of their journal entries (credits minus debits), counted by the
+    database in one statement: each entry and each balance (negated) summed per account, the non-zero sums counted.
+    The ledger process holds no per-account map, so answering costs it no memory however many accounts there are
+    (it grew by ~200 MB at 500k accounts, issue 19)."""
+    nets = union_all(
+        select(transfers.c.credit_account.label("account"), transfers.c.amount_points.label("points")),
+        select(transfers.c.debit_account, -transfers.c.amount_points),
+        select(accounts.c.account, -accounts.c.balance_points),
+        select(system_balances.c.account, -system_balances.c.balance_points),
+    ).subquery("nets")
+    differing = select(nets.c.account).group_by(nets.c.account).having(func.sum(nets.c.points) != 0).subquery()
+    return int(conn.execute(select(func.count()).select_from(differing)).scalar_one())
 
 
 def month_sums(conn: Connection, account: str, start_us: int, end_us: int) -> list[CodeSum]:
