@@ -7,7 +7,8 @@ by its median, in this process against the same engine:
 - the baseline: one primary-key select of the account's row (`SELECT ... FROM accounts WHERE account = ?`);
 - GetBalance's use case (reads.get_balance);
 - ListStatementEntries' first page of 50 and a page of 50 from the middle of the history (by its page token);
-- for reference, a walk over the whole statement page by page (seconds, not in the ratio).
+- for reference, a walk over the whole statement page by page, and CheckConservation's use case (seconds, and the
+  peak of Python memory it allocated, by tracemalloc), neither in the ratio.
 Last line: one JSON object; `ratio` = primary-key select ÷ the slowest of balance and the two statement pages (higher
 is better; issue 19 asks for at least 1/3: a page and a balance within 3x a primary-key select).
 """
@@ -18,6 +19,7 @@ import json
 import os
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -27,7 +29,7 @@ from sqlalchemy import Engine, text
 from ledger_svc.domain.names import TransferCode
 from ledger_svc.domain.time import US_PER_DAY, to_us
 from ledger_svc.domain.transfers import TransferRequest
-from ledger_svc.service import reads, transfers
+from ledger_svc.service import audit, reads, transfers
 from ledger_svc.service.context import LedgerContext
 from service_kit import db
 from service_kit.accounts import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT
@@ -103,12 +105,20 @@ def measure(ledger: LedgerContext, engine: Engine) -> dict[str, float]:
             break
     walk_s = time.perf_counter() - walk_started
     assert walked >= ENTRIES * 0.99, walked
+    tracemalloc.start()
+    audit_started = time.perf_counter()
+    assert audit.check_conservation(ledger).balanced
+    conservation_s = time.perf_counter() - audit_started
+    conservation_peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
     return {
         "pk_select_ms": median_ms(pk_select),
         "balance_ms": median_ms(lambda: reads.get_balance(ledger, TARGET)),
         "first_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, TARGET, PAGE, "", [], 0, 0)),
         "middle_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, TARGET, PAGE, middle_token, [], 0, 0)),
         "walk_s": walk_s,
+        "conservation_s": conservation_s,
+        "conservation_peak_mb": conservation_peak_mb,
         "entries": walked,
     }
 
@@ -134,6 +144,7 @@ def main() -> None:
     for name in ("pk_select_ms", "balance_ms", "first_page_ms", "middle_page_ms"):
         print(f"{name:16s} {figures[name]:8.2f} ms (median of {REPEATS})")
     print(f"whole statement walked in pages of {PAGE}: {figures['walk_s']:.2f} s")
+    print(f"CheckConservation: {figures['conservation_s']:.2f} s, {figures['conservation_peak_mb']:.1f} MB peak")
     summary = {"bench": "ledger_reads", "lots": lots, **{k: round(v, 3) for k, v in figures.items()}}
     print(
         json.dumps(

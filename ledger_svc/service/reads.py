@@ -37,10 +37,11 @@ def get_balance(ctx: LedgerContext, account: str) -> BalanceView:
             )
         # The maintained sums, the live holds and only the lots expiring within 30 days (ADR 0117): a balance
         # costs a few index reads however long the account's history.
-        balance_points, _ = reads.account_balance(conn, account)
-        held = reads.live_held_points(conn, account, now_us)
-        soon = reads.lot_views(conn, account, now_us, expiring_by_us=now_us + EXPIRING_SOON_US)
-    return balance_from_sums(balance_points, held, soon, now_us)
+        sums = reads.account_sums(conn, account, now_us)
+        soon = reads.lot_views(
+            conn, account, now_us, expiring_by_us=now_us + EXPIRING_SOON_US, timed_out_holds=sums.timed_out_holds
+        )
+    return balance_from_sums(sums.balance_points, sums.live_held_points, soon, now_us)
 
 
 @dataclass(frozen=True)

@@ -19,19 +19,26 @@ from service_kit.accounts import ISSUANCE_ACCOUNT
 
 
 def lot_views(
-    conn: Connection, account: str, now_us: int, include_empty: bool = False, expiring_by_us: int | None = None
+    conn: Connection,
+    account: str,
+    now_us: int,
+    include_empty: bool = False,
+    expiring_by_us: int | None = None,
+    timed_out_holds: bool = True,
 ) -> list[LotView]:
     """The account's lots, FIFO order; points of timed-out, unswept holds count as back in their lots. With
     `expiring_by_us`, only lots that expire by then: a range of the (account, expires_at_us, ...) key, so a
-    reader that wants the soon-expiring lots reads those, not the account's whole history."""
+    reader that wants the soon-expiring lots reads those, not the account's whole history. A caller that knows
+    the account has no timed-out pending hold says so (`timed_out_holds=False`) and saves their look-up."""
     returned: dict[int, int] = defaultdict(int)
-    for row in conn.execute(
-        select(hold_lots.c.lot_id, func.sum(hold_lots.c.amount_points).label("points"))
-        .join(holds, holds.c.hold_id == hold_lots.c.hold_id)
-        .where(holds.c.account == account, holds.c.state == int(HoldState.PENDING), holds.c.expires_at_us <= now_us)
-        .group_by(hold_lots.c.lot_id)
-    ):
-        returned[row.lot_id] = int(row.points)
+    if timed_out_holds:
+        for row in conn.execute(
+            select(hold_lots.c.lot_id, func.sum(hold_lots.c.amount_points).label("points"))
+            .join(holds, holds.c.hold_id == hold_lots.c.hold_id)
+            .where(holds.c.account == account, holds.c.state == int(HoldState.PENDING), holds.c.expires_at_us <= now_us)
+            .group_by(hold_lots.c.lot_id)
+        ):
+            returned[row.lot_id] = int(row.points)
     query = select(lots).where(lots.c.account == account)
     if expiring_by_us is not None:
         query = query.where(lots.c.expires_at_us <= expiring_by_us)
@@ -49,13 +56,28 @@ def lot_views(
     return views
 
 
-def account_balance(conn: Connection, account: str) -> tuple[int, int]:
-    """The account's maintained sums (balance = points in lots + pending holds, held = pending holds): one
-    primary-key read; (0, 0) for an account that never received points."""
+@dataclass(frozen=True)
+class AccountSums:
+    balance_points: int  # maintained: points in lots + pending holds (timed-out ones too, until swept)
+    live_held_points: int  # pending holds that have not timed out
+    timed_out_holds: bool  # a pending hold has timed out: its points count as back in their lots
+
+
+def account_sums(conn: Connection, account: str, now_us: int) -> AccountSums:
+    """The account's maintained balance and its pending holds, live and timed out, in one round trip: a
+    primary-key read and a range of ix_holds_account_state. Zeros for an account that never received points."""
+    pending = and_(holds.c.account == account, holds.c.state == int(HoldState.PENDING))
     row = conn.execute(
-        select(accounts.c.balance_points, accounts.c.held_points).where(accounts.c.account == account)
-    ).one_or_none()
-    return (int(row.balance_points), int(row.held_points)) if row else (0, 0)
+        select(
+            select(accounts.c.balance_points).where(accounts.c.account == account).scalar_subquery().label("balance"),
+            select(func.sum(holds.c.amount_points))
+            .where(pending, holds.c.expires_at_us > now_us)
+            .scalar_subquery()
+            .label("live"),
+            select(func.count()).where(pending, holds.c.expires_at_us <= now_us).scalar_subquery().label("timed_out"),
+        )
+    ).one()
+    return AccountSums(int(row.balance or 0), int(row.live or 0), bool(row.timed_out))
 
 
 def live_held_points(conn: Connection, account: str, now_us: int) -> int:
