@@ -58,9 +58,9 @@ def _earn(transfer_id: str, account: str, days_ago: int) -> TransferRequest:
 _OTHERS_JOURNAL = """
 INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,
                        co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint)
-SELECT 'o-' || g, 0, 'system:issuance', '330000' || lpad((g % :accounts)::text, 10, '0'), 10, 1, '', 0, '',
+SELECT 'o-' || g, 0, 'system:issuance', '3300009' || lpad((g % :accounts)::text, 9, '0'), 10, 1, '', 0, '',
        :now, :now, ''
-FROM generate_series(:first, :last) g
+FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g
 """
 _OTHERS_BOOKS = [
     """INSERT INTO accounts (account, balance_points, held_points, created_at_us)
