@@ -158,12 +158,29 @@ def statement_query(
     return select(both).order_by(both.c.seq.desc()).limit(limit)
 
 
+# What a statement row shows, and no more: the journal's other columns (metadata, fingerprint, ...) would travel and
+# be decoded for every row of every page.
+_STATEMENT_COLUMNS = (
+    transfers.c.seq,
+    transfers.c.transfer_id,
+    transfers.c.code,
+    transfers.c.amount_points,
+    transfers.c.debit_account,
+    transfers.c.credit_account,
+    transfers.c.posted_at_us,
+    transfers.c.reference,
+    transfers.c.co2e_grams,
+    transfers.c.debit_balance_after,
+    transfers.c.credit_balance_after,
+)
+
+
 def _statement_side(
     side: Any, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
 ) -> Select[tuple[Any, ...]]:
     """One side's newest `limit` entries before `before_seq`, wrapped so that SQLite accepts its ORDER BY and
     LIMIT inside a UNION."""
-    query = select(transfers).where(side)
+    query = select(*_STATEMENT_COLUMNS).where(side)
     if before_seq is not None:
         query = query.where(transfers.c.seq < before_seq)
     if codes:
