@@ -12,54 +12,23 @@ CARBON_BENCH_EXPIRY_LOTS sets the lot count (default 1,000,000); CARBON_BENCH_EX
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import timedelta
 
-from bench_ledger_expiry import LOTS, NOW, seed  # type: ignore[import-not-found,unused-ignore]
+from bench_ledger_expiry import (  # type: ignore[import-not-found,unused-ignore]
+    BATCH,
+    LOTS,
+    NOW,
+    keyed_writes,
+    raw_writes,
+    seed,
+)
 from bench_ledger_support import REGION, private_schema  # type: ignore[import-not-found,unused-ignore]
-from sqlalchemy import Engine, text
 
 from ledger_svc.domain.jobs import Job, RunState, Schedule
 from ledger_svc.service import audit, scheduler
 from ledger_svc.service.context import LedgerContext
 from service_kit import db
-
-BATCH = int(os.environ.get("CARBON_BENCH_EXPIRY_BATCH", "10000"))
-
-
-def raw_writes(engine: Engine) -> tuple[float, float]:
-    """Seconds of one UPDATE emptying every raw row, and of one DELETE of them all."""
-    with engine.begin() as conn:
-        # The keyed copy for keyed_writes, made before raw_lots is emptied (not timed).
-        conn.execute(text("CREATE TABLE raw_keyed AS SELECT row_number() OVER () AS id, * FROM raw_lots"))
-        conn.execute(text("ALTER TABLE raw_keyed ADD PRIMARY KEY (id)"))
-        started = time.perf_counter()
-        updated = conn.execute(text("UPDATE raw_lots SET points = 0 WHERE points > 0")).rowcount
-        update_s = time.perf_counter() - started
-        started = time.perf_counter()
-        deleted = conn.execute(text("DELETE FROM raw_lots")).rowcount
-        delete_s = time.perf_counter() - started
-    assert updated == deleted == LOTS, (updated, deleted)
-    return update_s, delete_s
-
-
-def keyed_writes(engine: Engine) -> float:
-    """Seconds to empty every row of raw_keyed by its key and then delete it by its key, BATCH rows a transaction."""
-    statements = ("UPDATE raw_keyed SET points = 0 WHERE id = %s", "DELETE FROM raw_keyed WHERE id = %s")
-    started = time.perf_counter()
-    raw = engine.raw_connection()
-    try:
-        driver = raw.driver_connection
-        assert driver is not None
-        for statement in statements:
-            for first in range(1, LOTS + 1, BATCH):
-                with driver.cursor() as cursor:
-                    cursor.executemany(statement, [(n,) for n in range(first, min(first + BATCH, LOTS + 1))])
-                driver.commit()
-    finally:
-        raw.close()
-    return time.perf_counter() - started
 
 
 def main() -> None:

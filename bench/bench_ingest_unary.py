@@ -2,7 +2,10 @@
 
 The same deployment as bench_ingest.py (identity, ledger, ingest as processes on PostgreSQL + Redis); each call carries
 one signed event, so every event pays a full RPC chain (ingest -> identity x2 -> ledger). CARBON_BENCH_PROFILE=<dir>
-writes a py-spy profile per process. Last line: one JSON object.
+writes a py-spy profile per process. The baseline, on the same server in the same run after the services stopped:
+pgbench simple-update TPS with as many clients (bench_baseline_support.py): one small write transaction per event
+is what a single-event call asks of the database at least. Last line: one JSON object; "ratio" = events/s ÷ pgbench
+TPS (higher is better).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from bench_baseline_support import pgbench_tps  # type: ignore[import-not-found,unused-ignore]
 from bench_ingest_support import (
     cpu_seconds,
     ledger_totals,
@@ -34,9 +38,14 @@ ACCOUNTS = 200
 
 
 def main() -> None:
-    with private_schemas("ingest", "identity", "ledger") as urls:
+    with private_schemas("ingest", "identity", "ledger", "baseline") as urls:
         figures = run(urls)
-    print(json.dumps(figures))
+        baseline = pgbench_tps(urls["baseline"], CLIENTS)
+    print(f"baseline: pgbench simple-update, {CLIENTS} clients: {baseline:10.0f} tps")
+    events_per_s = figures["events_per_s"]
+    assert isinstance(events_per_s, int)
+    ratio = round(events_per_s / baseline, 4)
+    print(json.dumps({**figures, "baseline_pgbench_tps": round(baseline, 1), "ratio": ratio}))
 
 
 def run(urls: dict[str, str]) -> dict[str, object]:

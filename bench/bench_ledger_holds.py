@@ -1,5 +1,7 @@
-"""Benchmark (b): hold+commit pairs through the real gRPC API with 32 concurrent clients (pairs/s and p99),
-beside psycopg single-row update transactions/s at the same concurrency in the same PostgreSQL."""
+"""Benchmark (b): hold+commit pairs through the real gRPC API with 32 concurrent clients (pairs/s, p50, p99), beside
+the baseline: the same number of single-row UPDATE transactions (one per pair) at the same concurrency on the same
+PostgreSQL in the same run (bench_baseline_support.py). Last line: one JSON object; `ratio` = pairs/s ÷ baseline
+transactions/s (higher is better)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
-import psycopg
+from bench_baseline_support import single_row_updates_per_s  # type: ignore[import-not-found,unused-ignore]
 from bench_ledger_support import (  # type: ignore[import-not-found,unused-ignore]
     REGION,
     account_number,
@@ -28,7 +30,6 @@ CLIENTS = 32
 REWARDS = identities.regional(REGION, "rewards")
 INGEST = identities.regional(REGION, "ingest")
 PAIRS_PER_CLIENT = 40
-UPDATES_PER_CLIENT = 200
 # The server is CPU-bound (one core, the GIL): 16 worker threads ran 20-30% more pairs than 32 (less time handing the
 # GIL over). Two processes on one port (SO_REUSEPORT, 8 or 16 threads each) ran no faster on this 2-core machine,
 # where PostgreSQL and the clients need the other core.
@@ -89,28 +90,10 @@ def bench_pairs(url: str) -> tuple[float, float, float]:
     return len(latencies) / elapsed, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
 
 
-def bench_updates(url: str) -> float:
-    dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE counters (id int PRIMARY KEY, value bigint NOT NULL)")
-        conn.execute("INSERT INTO counters SELECT g, 0 FROM generate_series(1, %s) g", (CLIENTS,))
-
-    def client(c: int) -> None:
-        with psycopg.connect(dsn) as own:
-            for _ in range(UPDATES_PER_CLIENT):
-                own.execute("UPDATE counters SET value = value + 1 WHERE id = %s", (c + 1,))
-                own.commit()
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(client, range(CLIENTS)))
-    return CLIENTS * UPDATES_PER_CLIENT / (time.perf_counter() - started)
-
-
 def main() -> None:
     assert database_url()
     with private_schema("bench_holds") as url:
-        updates = bench_updates(url)
+        updates = single_row_updates_per_s(url, CLIENTS, PAIRS_PER_CLIENT)
         pairs, p50_ms, p99_ms = bench_pairs(url)
     print(f"psycopg single-row update transactions ({CLIENTS} clients): {updates:,.0f} tx/s")
     print(f"hold+commit pairs ({CLIENTS} clients): {pairs:,.0f} pairs/s, p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms")

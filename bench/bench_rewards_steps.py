@@ -4,6 +4,9 @@ Two measurements in one run, both with 32 concurrent clients against the same `p
 (a) the ledger alone: Hold + CommitHold pairs over gRPC, as rewards calls them;
 (b) Redemptions.redeem in this process (no rewards gRPC hop) over that ledger, timed per step through a timing
     proxy around the ledger client and the service's checkpoints, with the SQL statements and commits counted.
+The baseline, on the same server in the same run after the ledger stopped: pgbench simple-update TPS at the same
+concurrency (bench_baseline_support.py). Last line: one JSON object; "ratio" = in-process redemptions/s ÷ pgbench
+TPS, "ratio_ledger_pairs" = Hold+CommitHold pairs/s ÷ pgbench TPS (higher is better).
 
     CARBON_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python bench/bench_rewards_steps.py
 """
@@ -22,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
+from bench_baseline_support import pgbench_tps  # type: ignore[import-not-found,unused-ignore]
 from bench_rewards import (  # type: ignore[import-not-found,unused-ignore]
     ACCOUNTS,
     CLIENTS,
@@ -185,7 +189,7 @@ def redeem_steps(ledger_address: str, url: str, accounts: list[str]) -> dict[str
 def main() -> int:
     server_url = normalize_url(os.environ.get("CARBON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    schemas = {name: f"bench_steps_{name}_{uuid.uuid4().hex[:8]}" for name in ("rewards", "ledger")}
+    schemas = {name: f"bench_steps_{name}_{uuid.uuid4().hex[:8]}" for name in ("rewards", "ledger", "baseline")}
     urls = {}
     with admin.connect() as conn:
         for name, schema in schemas.items():
@@ -220,6 +224,9 @@ def main() -> int:
     finally:
         process.terminate()
         process.wait(15)
+    try:  # the baseline gets the database (and its connection slots) to itself
+        baseline = pgbench_tps(urls["baseline"], CLIENTS)
+    finally:
         with admin.connect() as conn:
             for schema in schemas.values():
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
@@ -235,7 +242,14 @@ def main() -> int:
         f"  SQL statements {steps['statements_per_redemption']:.1f}, commits {steps['commits_per_redemption']:.1f}, "
         f"pool checkouts {steps['checkouts_per_redemption']:.1f} per redemption"
     )
-    print(json.dumps({"bench": "rewards_steps", "clients": CLIENTS, "ledger": pairs, "redeem": steps}))
+    print(f"baseline: pgbench simple-update, {CLIENTS} clients          {baseline:10,.0f} tps")
+    figures = {"bench": "rewards_steps", "clients": CLIENTS, "ledger": pairs, "redeem": steps}
+    ratios = {
+        "baseline_pgbench_tps": round(baseline, 1),
+        "ratio": round(steps["redemptions_per_s"] / baseline, 4),
+        "ratio_ledger_pairs": round(pairs["pairs_per_s"] / baseline, 4),
+    }
+    print(json.dumps({**figures, **ratios}))
     return 0
 
 

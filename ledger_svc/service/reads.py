@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from ledger_svc.domain.balance import BalanceView, LotView, balance_view, expiring_by_day
+from ledger_svc.domain.balance import EXPIRING_SOON_US, BalanceView, LotView, balance_from_sums, expiring_by_day
 from ledger_svc.domain.jobs import month_bounds_us
 from ledger_svc.domain.names import VALID_CODES, account_problem
 from ledger_svc.domain.summary import MonthlySummary, summarise
@@ -35,9 +35,13 @@ def get_balance(ctx: LedgerContext, account: str) -> BalanceView:
             return BalanceView(
                 available_points=points, held_points=0, total_points=points, expiring_within_30_days_points=0
             )
-        lots = reads.lot_views(conn, account, now_us)
-        held = reads.live_held_points(conn, account, now_us)
-    return balance_view(lots, held, now_us)
+        # The maintained sums, the live holds and only the lots expiring within 30 days (ADR 0117): a balance
+        # costs a few index reads however long the account's history.
+        sums = reads.account_sums(conn, account, now_us)
+        soon = reads.lot_views(
+            conn, account, now_us, expiring_by_us=now_us + EXPIRING_SOON_US, timed_out_holds=sums.timed_out_holds
+        )
+    return balance_from_sums(sums.balance_points, sums.live_held_points, soon, now_us)
 
 
 @dataclass(frozen=True)
@@ -90,9 +94,10 @@ def list_expiring_points(ctx: LedgerContext, account: str, within_us: int) -> li
     now_us = ctx.now_us()
     if is_system_account(account):
         return []
+    window_us = within_us or 30 * US_PER_DAY
     with ctx.engine.connect() as conn:
-        views = reads.lot_views(conn, account, now_us)
-    return expiring_by_day(views, now_us, within_us or 30 * US_PER_DAY)
+        views = reads.lot_views(conn, account, now_us, expiring_by_us=now_us + window_us)
+    return expiring_by_day(views, now_us, window_us)
 
 
 # "Points expiring in the next 3 months": 92 days covers any three calendar months.
@@ -116,6 +121,6 @@ def get_monthly_summary(ctx: LedgerContext, account: str, year: int, month: int)
     with ctx.engine.connect() as conn:
         sums = reads.month_sums(conn, account, start_us, end_us)
         earns = reads.month_earns(conn, account, start_us, end_us)
-        views = reads.lot_views(conn, account, now_us)
+        views = reads.lot_views(conn, account, now_us, expiring_by_us=now_us + SUMMARY_EXPIRING_WINDOW_US)
     expiring = expiring_by_day(views, now_us, SUMMARY_EXPIRING_WINDOW_US)
     return summarise(account, date(year, month, 1), sums, earns, expiring)

@@ -11,10 +11,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from ledger_svc.domain.balance import balance_view
 from ledger_svc.domain.holds import HoldRequest
 from ledger_svc.domain.transfers import Status
 from ledger_svc.service import audit, expiry, holds, reads, transfers
 from ledger_svc.service.context import LedgerContext
+from ledger_svc.store import reads as read_store
 from service_kit.errors import DomainError
 from tests.ledger.ledger_support import REDEMPTION, REGION, MovableClock, account_number, earn, migrated_engine, spend
 
@@ -132,9 +134,16 @@ class LedgerMachine(RuleBasedStateMachine):
     def books_balance(self) -> None:
         result = audit.check_conservation(self.ledger)
         assert result.balanced, result.problems
+        # GetBalance reads the account's maintained sums and only its soon-expiring lots (ADR 0117); its answer is
+        # the definition's: every lot, timed-out holds' points back in their lots, live holds apart.
+        now_us = self.ledger.now_us()
         for account in ACCOUNTS:
             balance = reads.get_balance(self.ledger, account)
             assert balance.available_points >= 0 and balance.held_points >= 0
+            with self.engine.connect() as conn:
+                lots = read_store.lot_views(conn, account, now_us)
+                held = read_store.live_held_points(conn, account, now_us)
+            assert balance == balance_view(lots, held, now_us)
 
 
 LedgerMachine.TestCase.settings = settings(

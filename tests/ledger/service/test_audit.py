@@ -29,6 +29,18 @@ def test_verify_journal_finds_the_first_tampered_block(ledger: LedgerContext) ->
     assert not audit.check_conservation(ledger).balanced
 
 
+def test_check_conservation_counts_the_accounts_whose_journal_differs_from_their_balance(
+    ledger: LedgerContext,
+) -> None:
+    transfers.post_transfers(ledger, [earn("e1", A, 10), earn("e2", B, 5), earn("e3", A, 1)])
+    assert audit.check_conservation(ledger).balanced
+    with ledger.engine.begin() as conn:
+        # The journal says A earned 2 more than its balance and issuance (a system account) issued 2 more.
+        conn.execute(text("UPDATE transfers SET amount_points = 12 WHERE transfer_id = 'e1'"))
+    checked = audit.check_conservation(ledger)
+    assert "2 account balances differ from their journal entries" in checked.problems, checked.problems
+
+
 @pytest.mark.postgres
 def test_verify_journal_waits_for_a_seal_under_way_and_checks_every_batch(pg_ledger: LedgerContext) -> None:
     ledger = pg_ledger

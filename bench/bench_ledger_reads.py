@@ -1,0 +1,190 @@
+"""Benchmark: what a read of a long-lived account costs, beside one primary-key select (issue 19 item 5).
+
+A ledger on PostgreSQL is preloaded: one account with CARBON_BENCH_READS_ENTRIES journal entries (default 10,000:
+earns over 700 days, so ~700 lots, and one spend per ten earns) through the ledger's own write path (PostTransfers'
+use case, in this process), among CARBON_BENCH_READS_OTHERS other accounts' earns (default 1,000,000 over 100,000
+accounts, set-based SQL that writes what an earn writes, see `preload`), so that the account is a small share of the
+journal, as a resident's is. Then, each call repeated and timed
+by its median, in this process against the same engine:
+- the baseline: one primary-key select of the account's row (`SELECT ... FROM accounts WHERE account = ?`);
+- GetBalance's use case (reads.get_balance);
+- ListStatementEntries' first page of 50 and a page of 50 from the middle of the history (by its page token);
+- for reference, a walk over the whole statement page by page, and CheckConservation's use case (seconds, and the
+  peak of Python memory it allocated, by tracemalloc), neither in the ratio.
+Last line: one JSON object; `ratio` = primary-key select ÷ the slowest of balance and the two statement pages (higher
+is better; issue 19 asks for at least 1/3: a page and a balance within 3x a primary-key select).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bench_ledger_support import REGION, account_number, private_schema  # type: ignore[import-not-found,unused-ignore]
+from sqlalchemy import Engine, text
+
+from ledger_svc.domain.names import TransferCode
+from ledger_svc.domain.time import US_PER_DAY, to_us
+from ledger_svc.domain.transfers import TransferRequest
+from ledger_svc.service import audit, reads, transfers
+from ledger_svc.service.context import LedgerContext
+from service_kit import db
+from service_kit.accounts import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT
+
+ENTRIES = int(os.environ.get("CARBON_BENCH_READS_ENTRIES", "10000"))
+OTHERS = int(os.environ.get("CARBON_BENCH_READS_OTHERS", "1000000"))
+OTHER_ACCOUNTS = 100_000
+REPEATS = int(os.environ.get("CARBON_BENCH_READS_REPEATS", "200"))
+PAGE = 50
+NOW = datetime(2026, 3, 15, 2, 0, tzinfo=UTC)
+TARGET = account_number(1)
+
+
+def _earn(transfer_id: str, account: str, days_ago: int) -> TransferRequest:
+    earned_at_us = to_us(NOW) - days_ago * US_PER_DAY
+    return TransferRequest(
+        transfer_id, ISSUANCE_ACCOUNT, account, 10, int(TransferCode.EARN), earned_at_us=earned_at_us
+    )
+
+
+# Other accounts' earns, set-based: what the credit path leaves for an earn (a journal row debiting issuance, the
+# account's balance, its lot, issuance's balance), without the hash chain (their batch 0 is no block) and without the
+# per-batch work, so that a million of them load in seconds. Conservation holds over them.
+_OTHERS_JOURNAL = """
+INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,
+                       co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint)
+SELECT 'o-' || g, 0, 'system:issuance', '3300009' || lpad((g % :accounts)::text, 9, '0'), 10, 1, '', 0, '',
+       :now, :now, ''
+FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g
+"""
+_OTHERS_BOOKS = [
+    """INSERT INTO accounts (account, balance_points, held_points, created_at_us)
+       SELECT credit_account, sum(amount_points), 0, :now FROM transfers WHERE batch_id = 0 GROUP BY credit_account""",
+    """INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points)
+       SELECT credit_account, :day, :expires, sum(amount_points), sum(amount_points)
+       FROM transfers WHERE batch_id = 0 GROUP BY credit_account""",
+    """INSERT INTO system_balances (account, shard, balance_points)
+       SELECT 'system:issuance', 0, -sum(amount_points) FROM transfers WHERE batch_id = 0
+       ON CONFLICT (account, shard) DO UPDATE SET balance_points = system_balances.balance_points
+           + excluded.balance_points""",
+]
+
+
+def preload(ledger: LedgerContext) -> None:
+    """The target's history through the ledger's own PostTransfers use case (earns in batches of 1,000, a spend
+    after every ten earns as a batch of spends), a tenth at a time, each tenth after a tenth of the others' earns
+    (set-based): the target's entries lie among the others' as a long-lived account's do."""
+    spends = ENTRIES // 11
+    earns = ENTRIES - spends
+    now_us = to_us(NOW)
+    chunks = 10
+    for chunk in range(chunks):
+        with ledger.engine.begin() as conn:
+            first, last = chunk * OTHERS // chunks, (chunk + 1) * OTHERS // chunks - 1
+            bounds = {"first": first, "last": last, "accounts": OTHER_ACCOUNTS, "now": now_us}
+            conn.execute(text(_OTHERS_JOURNAL), bounds)
+        mine = range(chunk * earns // chunks, (chunk + 1) * earns // chunks)
+        batch = [_earn(f"t-{n}", TARGET, 700 - n * 700 // earns) for n in mine]
+        for part in range(0, len(batch), 1000):
+            transfers.post_transfers(ledger, batch[part : part + 1000])
+        spent = [
+            TransferRequest(f"s-{chunk}-{n}", TARGET, REDEMPTION_ACCOUNT, 5, int(TransferCode.REDEEM))
+            for n in range(len(batch) // 10)
+        ]
+        transfers.post_transfers(ledger, spent)  # the general path, as a batch
+    day = NOW.date()
+    with ledger.engine.begin() as conn:
+        for statement in _OTHERS_BOOKS:
+            conn.execute(text(statement), {"now": now_us, "day": day, "expires": now_us + 700 * US_PER_DAY})
+    ledger.seal_everything()
+
+
+def median_ms(call: Callable[[], object]) -> float:
+    call()  # warm: the pool's connection, prepared plans
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def measure(ledger: LedgerContext, engine: Engine) -> dict[str, float]:
+    def pk_select() -> object:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT balance_points, held_points FROM accounts WHERE account = :a"), {"a": TARGET}
+            ).one()
+
+    middle_token = ""
+    for _ in range(ENTRIES // PAGE // 2):
+        middle_token = reads.list_statement_entries(ledger, TARGET, PAGE, middle_token, [], 0, 0).next_page_token
+    walk_started = time.perf_counter()
+    token, walked = "", 0
+    while True:
+        page = reads.list_statement_entries(ledger, TARGET, PAGE, token, [], 0, 0)
+        walked += len(page.entries)
+        token = page.next_page_token
+        if not token:
+            break
+    walk_s = time.perf_counter() - walk_started
+    assert walked >= ENTRIES * 0.99, walked
+    tracemalloc.start()
+    audit_started = time.perf_counter()
+    assert audit.check_conservation(ledger).balanced
+    conservation_s = time.perf_counter() - audit_started
+    conservation_peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    return {
+        "pk_select_ms": median_ms(pk_select),
+        "balance_ms": median_ms(lambda: reads.get_balance(ledger, TARGET)),
+        "first_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, TARGET, PAGE, "", [], 0, 0)),
+        "middle_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, TARGET, PAGE, middle_token, [], 0, 0)),
+        "walk_s": walk_s,
+        "conservation_s": conservation_s,
+        "conservation_peak_mb": conservation_peak_mb,
+        "entries": walked,
+    }
+
+
+def main() -> None:
+    with private_schema("bench_reads") as url:
+        engine = db.make_engine(url)
+        db.migrate("ledger_svc", engine)
+        ledger = LedgerContext(engine, REGION, lambda: NOW)
+        started = time.perf_counter()
+        preload(ledger)
+        preload_s = time.perf_counter() - started
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+            lots = conn.execute(text("SELECT count(*) FROM lots WHERE account = :a"), {"a": TARGET}).scalar_one()
+        figures = measure(ledger, engine)
+        engine.dispose()
+    slowest = max(figures["balance_ms"], figures["first_page_ms"], figures["middle_page_ms"])
+    print(
+        f"preloaded {figures['entries']:,} entries of one account ({lots} lots)"
+        f" + {OTHERS:,} others in {preload_s:.0f} s"
+    )
+    for name in ("pk_select_ms", "balance_ms", "first_page_ms", "middle_page_ms"):
+        print(f"{name:16s} {figures[name]:8.2f} ms (median of {REPEATS})")
+    print(f"whole statement walked in pages of {PAGE}: {figures['walk_s']:.2f} s")
+    print(f"CheckConservation: {figures['conservation_s']:.2f} s, {figures['conservation_peak_mb']:.1f} MB peak")
+    summary = {"bench": "ledger_reads", "lots": lots, **{k: round(v, 3) for k, v in figures.items()}}
+    print(
+        json.dumps(
+            {
+                **summary,
+                "baseline_pk_select_ms": summary["pk_select_ms"],
+                "ratio": round(figures["pk_select_ms"] / slowest, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
