@@ -69,6 +69,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "VerifyJournal": _OPS,
             "CheckConservation": _OPS,
             "ListJobRuns": _OPS,
+            "GetPeriodFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
         },
     ),
     **_service(

@@ -178,6 +178,17 @@ class LedgerServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
     """
+    GetPeriodFigures: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetPeriodFiguresRequest, _ledger_service_pb2.GetPeriodFiguresResponse]
+    """The region's figures for one settlement period (a calendar month, China Standard Time), summed from the journal:
+    points issued, redeemed, refunded, expired, donated, transferred in and out, adjusted and forfeited, grams of CO2e
+    by behaviour. An entry belongs to the month it was posted in, unless that month was already closed when the entry
+    was chained into the journal (a late posting, e.g. a correction): then it belongs to the first month still open
+    (docs/adr/0110). A closed month answers the figures stored at its close, which never change afterwards and equal
+    a recomputation from the journal; the current or another open month answers its figures so far. For the
+    gateway's national figures.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
@@ -328,6 +339,17 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     For operators (`carbon jobs`).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+    """
+    GetPeriodFigures: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetPeriodFiguresRequest, _ledger_service_pb2.GetPeriodFiguresResponse]  # type: ignore[assignment]
+    """The region's figures for one settlement period (a calendar month, China Standard Time), summed from the journal:
+    points issued, redeemed, refunded, expired, donated, transferred in and out, adjusted and forfeited, grams of CO2e
+    by behaviour. An entry belongs to the month it was posted in, unless that month was already closed when the entry
+    was chained into the journal (a late posting, e.g. a correction): then it belongs to the first month still open
+    (docs/adr/0110). A closed month answers the figures stored at its close, which never change afterwards and equal
+    a recomputation from the journal; the current or another open month answers its figures so far. For the
+    gateway's national figures.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
     """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -584,6 +606,23 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         For operators (`carbon jobs`).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+        """
+
+    @_abc_1.abstractmethod
+    def GetPeriodFigures(
+        self,
+        request: _ledger_service_pb2.GetPeriodFiguresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.GetPeriodFiguresResponse, _abc.Awaitable[_ledger_service_pb2.GetPeriodFiguresResponse]]:
+        """The region's figures for one settlement period (a calendar month, China Standard Time), summed from the journal:
+        points issued, redeemed, refunded, expired, donated, transferred in and out, adjusted and forfeited, grams of CO2e
+        by behaviour. An entry belongs to the month it was posted in, unless that month was already closed when the entry
+        was chained into the journal (a late posting, e.g. a correction): then it belongs to the first month still open
+        (docs/adr/0110). A closed month answers the figures stored at its close, which never change afterwards and equal
+        a recomputation from the journal; the current or another open month answers its figures so far. For the
+        gateway's national figures.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
         """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
