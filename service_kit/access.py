@@ -88,6 +88,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "CheckConsents": frozenset({"ingest"}),
             "CheckConsentColumns": frozenset({"ingest"}),
             "CloseAccount": _PUBLIC,
+            "GetAccountFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
         },
     ),
     **_service(
@@ -122,6 +123,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "ListCharityProjects": _PUBLIC,
             "Donate": _PUBLIC,
             "RecommendRewards": _PUBLIC,
+            "GetCharityFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
         },
     ),
 }

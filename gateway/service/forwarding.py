@@ -4,7 +4,8 @@ call admitted for the caller, routed to one region and passed through unchanged 
 One mechanism for every method, driven by ROUTES (per method: the region's service, its messages, and the account
 field that routes it, or none: then the caller names the region in metadata x-carbon-region). Adding a method is one
 line. The request's bytes go to the region as they came (a request is parsed only to read its account field) and the
-region's answer comes back as it left: the response bytes, its metadata, and on failure its code, message and every
+region's answer comes back as it left (but ListCharityProjects, whose units_national the gateway fills in: see
+`completions`): the response bytes, its metadata, and on failure its code, message and every
 trailing metadata entry, grpc-status-details-bin (the ErrorInfo with the region's domain) included. Only a region
 that does not answer at all is the gateway's own UNAVAILABLE REGION_UNAVAILABLE, for that region only.
 
@@ -14,7 +15,7 @@ once the region's side has taken the previous one, so a slow region slows the fe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from carbon.identity.v1 import identity_service_pb2 as identity
 from carbon.ingest.v1 import ingest_service_pb2 as ingest
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
-from gateway.clients import RegionClients, acting_for
+from gateway.clients import RegionClients, acting_for, deadline_s
 from gateway.domain.callers import Caller
 from gateway.service.admission import Admission
 from service_kit import telemetry, tls
@@ -162,11 +163,23 @@ class NotServed(DomainError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
 
+# What the gateway adds to a region's answer, by method path: (answering region, answer, seconds left) -> answer.
+Completion = Callable[[str, bytes, float], bytes]
+
+
 class Forwarder:
-    def __init__(self, clients: RegionClients, admission: Admission, default_timeout_s: float) -> None:
+    def __init__(
+        self,
+        clients: RegionClients,
+        admission: Admission,
+        default_timeout_s: float,
+        completions: Mapping[str, Completion] | None = None,
+    ) -> None:
         self.clients = clients
         self.admission = admission
         self.default_timeout_s = default_timeout_s  # for a unary call that arrives without a deadline
+        # The few answers the gateway completes with what only it knows (units_national): parsed, not passed through.
+        self.completions = dict(completions or {})
 
     def unary(self, route: Route, request: bytes, context: grpc.ServicerContext) -> bytes:
         """The home region's answer to one request, for a caller allowed this method in that region."""
@@ -182,6 +195,9 @@ class Forwarder:
             pass_through_error(context, region, error)
             raise  # pass_through_error always aborts or raises
         _send_back(context, call)
+        complete = self.completions.get(route.path)
+        if complete is not None:
+            return complete(region, bytes(response), deadline_s(context.time_remaining(), self.default_timeout_s))
         return bytes(response)
 
     def client_stream(self, route: Route, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:

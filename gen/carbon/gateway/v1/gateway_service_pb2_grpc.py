@@ -101,6 +101,11 @@ class GatewayServiceStub:
                 request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportRequest.SerializeToString,
                 response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportResponse.FromString,
                 _registered_method=True)
+        self.GetNationalFigures = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/GetNationalFigures',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -227,6 +232,21 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetNationalFigures(self, request, context):
+        """The national figures of one month (China Standard Time), gathered from every federated region and summed: per
+        region, its accounts (opened, closed, open at the month's end, by channel; IdentityService.GetAccountFigures), its
+        points (issued, redeemed, expired, donated, transferred in and out, grams of CO2e by behaviour, from its journal
+        by settlement period; LedgerService.GetPeriodFigures) and its charity impact (RewardsService.GetCharityFigures),
+        then the national totals. A closed month's points are the figures stored at the region's close and never change
+        (docs/adr/0110). For national operators only.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current
+        month); UNAVAILABLE REGION_UNAVAILABLE (metadata region: every region must answer, else the sums would be wrong).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -264,6 +284,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetSettlementReport,
                     request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportRequest.FromString,
                     response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportResponse.SerializeToString,
+            ),
+            'GetNationalFigures': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNationalFigures,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -487,6 +512,33 @@ class GatewayService:
             '/carbon.gateway.v1.GatewayService/GetSettlementReport',
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportRequest.SerializeToString,
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNationalFigures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/GetNationalFigures',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresResponse.FromString,
             options,
             channel_credentials,
             insecure,
