@@ -446,5 +446,16 @@ def period_figures_response(figures: PeriodFigures) -> pb.GetPeriodFiguresRespon
                 pb.BehaviourSummary(behaviour=b.behaviour, credits=b.events, points=b.points, co2e_grams=b.co2e_grams)
                 for b in figures.by_behaviour
             ],
+            by_day=[
+                pb.DayFigures(
+                    day=proto_date(date.fromisoformat(d.day)),
+                    issued_points=d.issued_points,
+                    redeemed_points=d.redeemed_points,
+                    expired_points=d.expired_points,
+                    donated_points=d.donated_points,
+                    co2e_grams=d.co2e_grams,
+                )
+                for d in figures.by_day
+            ],
         )
     )

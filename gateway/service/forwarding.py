@@ -126,17 +126,24 @@ ROUTES = _routes()
 _LEDGER_NOT_SERVED = (
     *("PostTransfers", "PostCredits", "GetTransfer", "RefundTransfer", "Hold", "CommitHold", "ReleaseHold"),
     *("GetHold", "SweepExpiredHolds", "ExpirePoints", "VerifyJournal", "CheckConservation", "ListJobRuns"),
+    "GetPeriodFigures",
 )
 # What the gateway deliberately does not serve, and why: a region's internal calls between its own services
 # (identity for ingest and the gateway, holds for rewards and the gateway's sagas), the ledger's postings and
-# operations, and administration (partners, rules, statistics, the rewards catalog), which the ops API does in the
-# region itself.
+# operations, administration (partners, rules, statistics, the rewards catalog), which the ops API does in the
+# region itself, and a region's figures, which the gateway gathers itself (GatewayService.GetNationalFigures).
 # A call to one is UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY; reflection does not list it.
 NOT_SERVED = frozenset(
     {
         *(
             f"{SERVICE_NAMES['identity']}/{name}"
-            for name in ("BatchResolveAccounts", "FindAccountsByPersonKey", "CheckConsents", "CheckConsentColumns")
+            for name in (
+                "BatchResolveAccounts",
+                "FindAccountsByPersonKey",
+                "CheckConsents",
+                "CheckConsentColumns",
+                "GetAccountFigures",
+            )
         ),
         *(
             f"{SERVICE_NAMES['ingest']}/{name}"
@@ -150,7 +157,10 @@ NOT_SERVED = frozenset(
             )
         ),
         *(f"{SERVICE_NAMES['ledger']}/{name}" for name in _LEDGER_NOT_SERVED),
-        *(f"{SERVICE_NAMES['rewards']}/{name}" for name in ("CreateReward", "UpdateReward", "RetireReward")),
+        *(
+            f"{SERVICE_NAMES['rewards']}/{name}"
+            for name in ("CreateReward", "UpdateReward", "RetireReward", "GetCharityFigures")
+        ),
     }
 )
 # The proto files of the regional services, for the gateway's reflection.

@@ -10,7 +10,7 @@ it), each with the last journal block it includes; block numbers only grow, so "
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import NamedTuple
@@ -93,7 +93,7 @@ def check_can_close(period: str, closed: dict[str, ClosedPeriod]) -> None:
 
 
 class EntrySum(NamedTuple):
-    """Entries of one code, grouped by which sides are user accounts and whether they are late."""
+    """Entries of one code posted on one day, grouped by which sides are user accounts and whether they are late."""
 
     code: int
     to_user: bool
@@ -102,6 +102,19 @@ class EntrySum(NamedTuple):
     entries: int
     points: int
     co2e_grams: int
+    day: date
+
+
+@dataclass(frozen=True)
+class DayTotal:
+    """One day's points of a period: what the by-day charts show (ADR 0111)."""
+
+    day: str  # ISO date, China time
+    issued_points: int = 0
+    redeemed_points: int = 0
+    expired_points: int = 0
+    donated_points: int = 0
+    co2e_grams: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,7 @@ class PeriodFigures:
     forfeited_points: int = 0
     co2e_grams: int = 0
     by_behaviour: tuple[BehaviourTotal, ...] = field(default=())
+    by_day: tuple[DayTotal, ...] = field(default=())
 
     @property
     def closed(self) -> bool:
@@ -135,6 +149,7 @@ class PeriodFigures:
     def from_json(cls, text: str) -> PeriodFigures:
         values = json.loads(text)
         values["by_behaviour"] = tuple(BehaviourTotal(**item) for item in values["by_behaviour"])
+        values["by_day"] = tuple(DayTotal(**item) for item in values.get("by_day", ()))
         return cls(**values)
 
 
@@ -152,7 +167,7 @@ _FIELDS = {
 
 
 def figures(
-    period: str, sums: Iterable[EntrySum], earns: Iterable[EarnGroup], closed_at_us: int = 0, last_block_no: int = 0
+    period: str, sums: Sequence[EntrySum], earns: Iterable[EarnGroup], closed_at_us: int = 0, last_block_no: int = 0
 ) -> PeriodFigures:
     """The month's figures from its entries' sums. An entry between two user accounts (none are posted today) would
     count on both sides; one between two system accounts counts in no field."""
@@ -179,8 +194,35 @@ def figures(
         closed_at_us=closed_at_us,
         last_block_no=last_block_no,
         by_behaviour=by_behaviour(earns),
+        by_day=by_day(period, sums),
         **totals,
     )
+
+
+# The DayTotal field each code's entries add to, with the side the user account is on.
+_DAY_FIELDS = {
+    (TransferCode.EARN, True): "issued_points",
+    (TransferCode.REDEEM, False): "redeemed_points",
+    (TransferCode.EXPIRE, False): "expired_points",
+    (TransferCode.DONATE, False): "donated_points",
+}
+
+
+def by_day(period: str, sums: Iterable[EntrySum]) -> tuple[DayTotal, ...]:
+    """Issued, redeemed, expired and donated points and CO2e per posting day; late entries on the period's first day
+    (their own day lies in a closed month), so the days add up to the period's totals."""
+    days: dict[date, dict[str, int]] = {}
+    for item in sums:
+        day = first_day(period) if item.late else item.day
+        for user_side, present in ((True, item.to_user), (False, item.from_user)):
+            name = _DAY_FIELDS.get((TransferCode(item.code), user_side)) if present else None
+            if name is None:
+                continue
+            values = days.setdefault(day, {})
+            values[name] = values.get(name, 0) + item.points
+            if name == "issued_points":
+                values["co2e_grams"] = values.get("co2e_grams", 0) + item.co2e_grams
+    return tuple(DayTotal(day.isoformat(), **days[day]) for day in sorted(days))
 
 
 def first_day(period: str) -> date:

@@ -6,6 +6,7 @@ every bound. Portable statements, the same on PostgreSQL and SQLite.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, insert, not_, select
@@ -16,6 +17,9 @@ from ledger_svc.domain.summary import EarnGroup
 from ledger_svc.store.tables import chain_head, closed_periods, journal_batches, transfers
 from service_kit.accounts import SYSTEM_PREFIX
 
+EPOCH_DAY = date(1970, 1, 1)
+US_PER_DAY = 86_400 * 1_000_000
+US_TO_CHINA = 8 * 3_600 * 1_000_000  # China Standard Time is UTC+8 all year
 # Above any block number: what an entry not chained yet compares as.
 _UNCHAINED = 2**62
 
@@ -64,27 +68,30 @@ def _joined() -> Any:
 
 
 def entry_sums(conn: Connection, chosen: Selection) -> list[EntrySum]:
-    """The selected entries summed by code, by which sides are user accounts, and by lateness."""
+    """The selected entries summed by code, by which sides are user accounts, by lateness and by posting day."""
     to_user = case((transfers.c.credit_account.startswith(SYSTEM_PREFIX), 0), else_=1).label("to_user")
     from_user = case((transfers.c.debit_account.startswith(SYSTEM_PREFIX), 0), else_=1).label("from_user")
     late = case((transfers.c.posted_at_us < chosen.late_before_us, 1), else_=0).label("late")
+    # The China day as a day number since 1970-01-01: integer division on both databases.
+    day = ((transfers.c.posted_at_us + US_TO_CHINA) // US_PER_DAY).label("day")
     query = (
         select(
             transfers.c.code,
             to_user,
             from_user,
             late,
+            day,
             func.count().label("entries"),
             func.sum(transfers.c.amount_points).label("points"),
             func.sum(transfers.c.co2e_grams).label("co2e"),
         )
         .select_from(_joined())
         .where(*_where(chosen))
-        .group_by(transfers.c.code, to_user, from_user, late)
+        .group_by(transfers.c.code, to_user, from_user, late, day)
     )
     return [
         EntrySum(int(r.code), bool(r.to_user), bool(r.from_user), bool(r.late), int(r.entries), int(r.points),
-                 int(r.co2e))
+                 int(r.co2e), EPOCH_DAY + timedelta(days=int(r.day)))
         for r in conn.execute(query)
     ]  # fmt: skip
 

@@ -113,6 +113,11 @@ def test_a_closed_month_keeps_its_figures_and_a_late_posting_counts_in_the_next_
     assert periods.period_figures(ledger, 2026, 3) == march == periods.recompute_figures(ledger, "2026-03")
     april = periods.period_figures(ledger, 2026, 4)
     assert not april.closed and (april.issued_points, april.entries, april.late_entries) == (20, 3, 1)
+    # By day: the late posting on April's first day, so the days add up to the month.
+    assert [(d.day, d.issued_points) for d in april.by_day] == [("2026-04-01", 17), ("2026-04-03", 3)]
+    assert [(d.day, d.issued_points, d.redeemed_points, d.donated_points, d.co2e_grams) for d in march.by_day] == [
+        ("2026-03-04", 25, 8, 4, 330)
+    ]
 
     clock.now = MAY + timedelta(minutes=31)
     assert leader.tick()

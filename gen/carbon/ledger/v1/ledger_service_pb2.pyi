@@ -2075,6 +2075,7 @@ class PeriodFigures(_message.Message):
     FORFEITED_POINTS_FIELD_NUMBER: _builtins.int
     CO2E_GRAMS_FIELD_NUMBER: _builtins.int
     BY_BEHAVIOUR_FIELD_NUMBER: _builtins.int
+    BY_DAY_FIELD_NUMBER: _builtins.int
     year: _builtins.int
     """The year."""
     month: _builtins.int
@@ -2115,6 +2116,12 @@ class PeriodFigures(_message.Message):
     def by_behaviour(self) -> _containers.RepeatedCompositeFieldContainer[Global___BehaviourSummary]:
         """The EARN credits by behaviour, the most CO2e first (BehaviourSummary.credits counts them)."""
 
+    @_builtins.property
+    def by_day(self) -> _containers.RepeatedCompositeFieldContainer[Global___DayFigures]:
+        """The same points by the day (China Standard Time) they were posted, in day order; days without entries are left
+        out. Late entries count on the period's first day, so the days add up to the period (docs/adr/0111).
+        """
+
     def __init__(
         self,
         *,
@@ -2136,11 +2143,56 @@ class PeriodFigures(_message.Message):
         forfeited_points: _builtins.int = ...,
         co2e_grams: _builtins.int = ...,
         by_behaviour: _abc.Iterable[Global___BehaviourSummary] | None = ...,
+        by_day: _abc.Iterable[Global___DayFigures] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_points", b"adjusted_points", "by_behaviour", b"by_behaviour", "closed", b"closed", "closed_at", b"closed_at", "co2e_grams", b"co2e_grams", "donated_points", b"donated_points", "entries", b"entries", "expired_points", b"expired_points", "forfeited_points", b"forfeited_points", "issued_points", b"issued_points", "last_block_no", b"last_block_no", "late_entries", b"late_entries", "month", b"month", "redeemed_points", b"redeemed_points", "refunded_points", b"refunded_points", "transferred_in_points", b"transferred_in_points", "transferred_out_points", b"transferred_out_points", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_points", b"adjusted_points", "by_behaviour", b"by_behaviour", "by_day", b"by_day", "closed", b"closed", "closed_at", b"closed_at", "co2e_grams", b"co2e_grams", "donated_points", b"donated_points", "entries", b"entries", "expired_points", b"expired_points", "forfeited_points", b"forfeited_points", "issued_points", b"issued_points", "last_block_no", b"last_block_no", "late_entries", b"late_entries", "month", b"month", "redeemed_points", b"redeemed_points", "refunded_points", b"refunded_points", "transferred_in_points", b"transferred_in_points", "transferred_out_points", b"transferred_out_points", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PeriodFigures: _TypeAlias = PeriodFigures  # noqa: Y015
+
+@_typing.final
+class DayFigures(_message.Message):
+    """One day's points within a settlement period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    ISSUED_POINTS_FIELD_NUMBER: _builtins.int
+    REDEEMED_POINTS_FIELD_NUMBER: _builtins.int
+    EXPIRED_POINTS_FIELD_NUMBER: _builtins.int
+    DONATED_POINTS_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    issued_points: _builtins.int
+    """EARN credits to user accounts."""
+    redeemed_points: _builtins.int
+    """REDEEM debits of user accounts (refunds are not netted)."""
+    expired_points: _builtins.int
+    """EXPIRE debits of user accounts."""
+    donated_points: _builtins.int
+    """DONATE debits of user accounts."""
+    co2e_grams: _builtins.int
+    """Grams of CO2e avoided by the day's EARN credits."""
+    @_builtins.property
+    def day(self) -> _common_pb2.Date:
+        """The day (China Standard Time)."""
+
+    def __init__(
+        self,
+        *,
+        day: _common_pb2.Date | None = ...,
+        issued_points: _builtins.int = ...,
+        redeemed_points: _builtins.int = ...,
+        expired_points: _builtins.int = ...,
+        donated_points: _builtins.int = ...,
+        co2e_grams: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["co2e_grams", b"co2e_grams", "day", b"day", "donated_points", b"donated_points", "expired_points", b"expired_points", "issued_points", b"issued_points", "redeemed_points", b"redeemed_points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DayFigures: _TypeAlias = DayFigures  # noqa: Y015
