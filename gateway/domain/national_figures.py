@@ -34,6 +34,7 @@ _POINT_FIELDS = (
     "forfeited_points",
     "co2e_grams",
 )
+_DAY_FIELDS = ("issued_points", "redeemed_points", "expired_points", "donated_points", "co2e_grams")
 _CHARITY_FIELDS = ("units", "donated_points", "units_total", "donated_points_total")
 
 
@@ -65,6 +66,7 @@ def national_figures(year: int, month: int, regions: Iterable[gw.RegionFigures])
     channels: dict[int, identity.ChannelAccountFigures] = {}
     projects: dict[str, rewards.CharityProjectFigures] = {}
     behaviours: dict[str, ledger.BehaviourSummary] = {}
+    days: dict[tuple[int, int, int], ledger.DayFigures] = {}
     for region in ordered:
         total.accounts_opened += region.accounts_opened
         total.accounts_closed += region.accounts_closed
@@ -92,7 +94,13 @@ def national_figures(year: int, month: int, regions: Iterable[gw.RegionFigures])
             into_b.credits += behaviour.credits
             into_b.points += behaviour.points
             into_b.co2e_grams += behaviour.co2e_grams
+        for day in region.points.by_day:
+            key = (day.day.year, day.day.month, day.day.day)
+            into_d = days.setdefault(key, ledger.DayFigures(day=day.day))
+            for field in _DAY_FIELDS:
+                setattr(into_d, field, getattr(into_d, field) + getattr(day, field))
     total.accounts_by_channel.extend(channels[code] for code in sorted(channels))
+    total.points.by_day.extend(days[key] for key in sorted(days))
     total.charity.extend(projects[name] for name in sorted(projects))
     total.points.by_behaviour.extend(sorted(behaviours.values(), key=lambda b: (-b.co2e_grams, -b.points, b.behaviour)))
     _count_impact(total)

@@ -39,6 +39,7 @@ TransferResponse = envelope(
 )
 TransferPage = page("CrossRegionTransferPage", "transfers", gpb.CrossRegionTransfer, "Cross-region transfers.")
 SettlementReport = message_model(gpb.GetSettlementReportResponse.DESCRIPTOR)
+NationalFigures = message_model(gpb.GetNationalFiguresResponse.DESCRIPTOR)
 
 
 @router.get("/regions", summary="The federated regions and where their services listen", response_model=RegionPage)
@@ -172,3 +173,20 @@ def get_settlement_report(context: Ctx, staff: CurrentStaff, period_start: datet
     stub = context.gateway.stub()
     request = gpb.GetSettlementReportRequest(period_start=timestamp(period_start), period_end=timestamp(period_end))
     return to_json(context.gateway.call(stub.GetSettlementReport, request))
+
+
+@router.get(
+    "/national-figures",
+    summary="A month's figures of every region and the national sums (accounts, points, CO2e, charity)",
+    response_model=NationalFigures,
+)
+def get_national_figures(
+    context: Ctx,
+    staff: CurrentStaff,
+    year: Annotated[int, Query(ge=2000, le=9999)],
+    month: Annotated[int, Query(ge=1, le=12)],
+) -> Json:
+    """National figures are the national operators': community staff see their own region's dashboard instead."""
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    stub = context.gateway.stub()
+    return to_json(context.gateway.call(stub.GetNationalFigures, gpb.GetNationalFiguresRequest(year=year, month=month)))

@@ -132,6 +132,8 @@ def test_national_figures_equal_the_sums_of_three_regions_books(three: tuple[Fed
     assert (total.accounts_opened, total.accounts_open_at_end) == (3, 3)
     assert (total.trees_planted, total.books_donated, total.forest_area_milli_mu) == (3, 1, 27)
     assert not total.points.closed, "the current month is open"
+    assert sum(day.issued_points for day in total.points.by_day) == 14_000
+    assert sum(day.donated_points for day in total.points.by_day) == 8_000
 
 
 def test_the_national_charity_counter_adds_every_region_and_names_a_silent_one(

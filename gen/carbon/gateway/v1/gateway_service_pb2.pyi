@@ -765,7 +765,8 @@ class RegionFigures(_message.Message):
     @_builtins.property
     def points(self) -> _ledger_service_pb2.PeriodFigures:
         """The points of the month's settlement period. For the national sums: closed only when every region's month is
-        closed, closed_at and last_block_no unset; by_behaviour summed over the regions, the most CO2e first.
+        closed, closed_at and last_block_no unset; by_behaviour summed over the regions, the most CO2e first; by_day
+        summed per day.
         """
 
     @_builtins.property
