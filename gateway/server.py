@@ -166,6 +166,13 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         return self._figures.month(request.year, request.month, system_clock(), self._deadline_s(context))
 
     @idempotent
+    def GetExpiringAhead(
+        self, request: pb.GetExpiringAheadRequest, context: grpc.ServicerContext
+    ) -> pb.GetExpiringAheadResponse:
+        admit(self._admission, context, "GetExpiringAhead")
+        return self._figures.expiring_ahead(request.months_ahead, self._deadline_s(context))
+
+    @idempotent
     def GetDirectoryEntry(
         self, request: pb.GetDirectoryEntryRequest, context: grpc.ServicerContext
     ) -> pb.GetDirectoryEntryResponse:

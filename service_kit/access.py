@@ -70,6 +70,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "CheckConservation": _OPS,
             "ListJobRuns": _OPS,
             "GetPeriodFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
+            "GetExpiringAhead": frozenset({GATEWAY_KIND, OPS_API_KIND}),
         },
     ),
     **_service(

@@ -120,3 +120,16 @@ def units_national(answers: Iterable[rewards.ListCharityProjectsResponse]) -> di
         for project in answer.projects:
             totals[project.project_id] = totals.get(project.project_id, 0) + project.units_region
     return totals
+
+
+def national_expiring(regions: Iterable[gw.RegionExpiring]) -> list[ledger.ExpiringMonth]:
+    """The regions' expiring points summed month by month (every region answers the same months)."""
+    months: dict[tuple[int, int], ledger.ExpiringMonth] = {}
+    for region in regions:
+        for month in region.months:
+            into = months.setdefault(
+                (month.year, month.month), ledger.ExpiringMonth(year=month.year, month=month.month)
+            )
+            into.amount_points += month.amount_points
+            into.lots += month.lots
+    return [months[key] for key in sorted(months)]

@@ -16,10 +16,12 @@ from carbon.identity.v1 import identity_service_pb2 as identity
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
 from gateway.clients import RegionClients, RemoteError, call
-from gateway.domain.national_figures import national_figures, region_figures, units_national
+from gateway.domain.national_figures import national_expiring, national_figures, region_figures, units_national
+from service_kit.errors import InvalidArgument
 from service_kit.months import check_month
 
 CHARITY_PROJECTS_PATH = "/carbon.rewards.v1.RewardsService/ListCharityProjects"
+MAX_MONTHS_AHEAD = 36  # as the ledger's GetExpiringAhead
 # Regions asked at once: three calls each, each mostly waiting on the region.
 CONCURRENT_REGIONS = 8
 
@@ -42,6 +44,23 @@ class NationalFigures:
         return gw.GetNationalFiguresResponse(
             year=year, month=month, regions=regions, national=national_figures(year, month, regions)
         )
+
+    def expiring_ahead(self, months_ahead: int, timeout_s: float) -> gw.GetExpiringAheadResponse:
+        if not 0 <= months_ahead <= MAX_MONTHS_AHEAD:
+            raise InvalidArgument("months_ahead", f"must be 0 (12) to {MAX_MONTHS_AHEAD}")
+        request = ledger.GetExpiringAheadRequest(months_ahead=months_ahead)
+        codes = self._clients.registry.sorted_codes()
+        asked = {
+            code: self._pool.submit(call, code, self._clients.ledger(code).GetExpiringAhead, request, timeout_s)
+            for code in codes
+        }
+        regions = []
+        for code in codes:
+            try:
+                regions.append(gw.RegionExpiring(region_code=code, months=asked[code].result().months))
+            except RemoteError as error:
+                raise error.as_unavailable() from None
+        return gw.GetExpiringAheadResponse(regions=regions, national=national_expiring(regions))
 
     def _region(self, code: str, year: int, month: int, timeout_s: float) -> gw.RegionFigures:
         clients = self._clients

@@ -124,8 +124,9 @@ async function drawNational(/** @type {HTMLElement} */ out, /** @type {string} *
   const behaviours = p ? p.by_behaviour : [];
   chart(byBehaviour, {
     tooltip: {}, legend: {}, xAxis: { type: "category", data: behaviours.map((b) => b.behaviour) },
-    yAxis: { type: "value", name: t("co2e") },
-    series: [{ name: t("co2e"), type: "bar", data: behaviours.map((b) => b.co2e_grams) }],
+    yAxis: [{ type: "value", name: t("points") }, { type: "value", name: t("co2e") }],
+    series: [{ name: t("points"), type: "bar", data: behaviours.map((b) => b.points) },
+      { name: t("co2e"), type: "bar", yAxisIndex: 1, data: behaviours.map((b) => b.co2e_grams) }],
   });
 }
 

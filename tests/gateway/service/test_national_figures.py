@@ -88,6 +88,15 @@ def recount(federation: Federation, code: str, year: int, month: int) -> dict[st
     return {name: value for name, value in sums.items() if value}
 
 
+def points_in_lots(federation: Federation, code: str) -> int:
+    """The points left in the region's lots, read straight from its ledger database."""
+    ledger = create_engine(federation.ledger_db_urls[code])
+    with ledger.connect() as conn:
+        points = int(conn.execute(text("SELECT coalesce(sum(remaining_points), 0) FROM lots")).scalar_one())
+    ledger.dispose()
+    return points
+
+
 def reported(figures: gw.RegionFigures) -> dict[str, int]:
     points = figures.points
     sums = {
@@ -135,6 +144,18 @@ def test_national_figures_equal_the_sums_of_three_regions_books(three: tuple[Fed
     assert sum(day.issued_points for day in total.points.by_day) == 14_000
     assert sum(day.donated_points for day in total.points.by_day) == 8_000
 
+    ahead = federation.gateway().GetExpiringAhead(
+        gw.GetExpiringAheadRequest(months_ahead=36), metadata=metadata("ops"), timeout=30
+    )
+    for region in ahead.regions:
+        assert len(region.months) == 36
+        assert sum(m.amount_points for m in region.months) == points_in_lots(federation, region.region_code)
+    assert [m.amount_points for m in ahead.national] == [
+        sum(region.months[i].amount_points for region in ahead.regions) for i in range(36)
+    ]
+    # Everything earned this month expires in the month two years on (the 25th of the 36 counted from this one).
+    assert ahead.national[24].amount_points == sum(points_in_lots(federation, code) for code in (ZJ, BJ, SH))
+
 
 def test_the_national_charity_counter_adds_every_region_and_names_a_silent_one(
     three: tuple[Federation, RunningServer],
@@ -164,6 +185,9 @@ def test_the_national_charity_counter_adds_every_region_and_names_a_silent_one(
 def test_only_an_operator_may_ask_for_national_figures(three: tuple[Federation, RunningServer]) -> None:
     federation, _ = three
     code, reason, _ = refusal(lambda: national(federation, 2026, 1, caller="zj"))
+    assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "METHOD_NOT_ALLOWED_FOR_CALLER")
+    ahead = gw.GetExpiringAheadRequest(months_ahead=3)
+    code, reason, _ = refusal(lambda: federation.gateway().GetExpiringAhead(ahead, metadata=metadata("zj"), timeout=10))
     assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "METHOD_NOT_ALLOWED_FOR_CALLER")
     today = china_day(system_clock())
     following = (today.month % 12) + 1, today.year + (today.month == 12)

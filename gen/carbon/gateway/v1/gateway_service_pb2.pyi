@@ -832,3 +832,83 @@ class GetNationalFiguresResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetNationalFiguresResponse: _TypeAlias = GetNationalFiguresResponse  # noqa: Y015
+
+@_typing.final
+class GetExpiringAheadRequest(_message.Message):
+    """How far ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTHS_AHEAD_FIELD_NUMBER: _builtins.int
+    months_ahead: _builtins.int
+    """Optional. Months to look ahead, 0-36; 0 means 12. The current month counts as the first."""
+    def __init__(
+        self,
+        *,
+        months_ahead: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["months_ahead", b"months_ahead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExpiringAheadRequest: _TypeAlias = GetExpiringAheadRequest  # noqa: Y015
+
+@_typing.final
+class RegionExpiring(_message.Message):
+    """One region's points expiring ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    MONTHS_FIELD_NUMBER: _builtins.int
+    region_code: _builtins.str
+    """The region's 6-digit code."""
+    @_builtins.property
+    def months(self) -> _containers.RepeatedCompositeFieldContainer[_ledger_service_pb2.ExpiringMonth]:
+        """One entry per month from the current one on, in order."""
+
+    def __init__(
+        self,
+        *,
+        region_code: _builtins.str = ...,
+        months: _abc.Iterable[_ledger_service_pb2.ExpiringMonth] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["months", b"months", "region_code", b"region_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionExpiring: _TypeAlias = RegionExpiring  # noqa: Y015
+
+@_typing.final
+class GetExpiringAheadResponse(_message.Message):
+    """Points expiring ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGIONS_FIELD_NUMBER: _builtins.int
+    NATIONAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegionExpiring]:
+        """One entry per federated region, ordered by region code."""
+
+    @_builtins.property
+    def national(self) -> _containers.RepeatedCompositeFieldContainer[_ledger_service_pb2.ExpiringMonth]:
+        """The regions' months summed, month by month."""
+
+    def __init__(
+        self,
+        *,
+        regions: _abc.Iterable[Global___RegionExpiring] | None = ...,
+        national: _abc.Iterable[_ledger_service_pb2.ExpiringMonth] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["national", b"national", "regions", b"regions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExpiringAheadResponse: _TypeAlias = GetExpiringAheadResponse  # noqa: Y015

@@ -137,6 +137,13 @@ class GatewayServiceStub:
     Errors: the front door's; INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current
     month); UNAVAILABLE REGION_UNAVAILABLE (metadata region: every region must answer, else the sums would be wrong).
     """
+    GetExpiringAhead: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetExpiringAheadRequest, _gateway_service_pb2.GetExpiringAheadResponse]
+    """Points that will expire in each of the coming months unless residents spend them, per region and nationally,
+    from every region's lots (LedgerService.GetExpiringAhead). For national operators only.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
+    region: every region must answer).
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -246,6 +253,13 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Idempotency: read-only.
     Errors: the front door's; INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current
     month); UNAVAILABLE REGION_UNAVAILABLE (metadata region: every region must answer, else the sums would be wrong).
+    """
+    GetExpiringAhead: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetExpiringAheadRequest, _gateway_service_pb2.GetExpiringAheadResponse]  # type: ignore[assignment]
+    """Points that will expire in each of the coming months unless residents spend them, per region and nationally,
+    from every region's lots (LedgerService.GetExpiringAhead). For national operators only.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
+    region: every region must answer).
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -401,6 +415,19 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: the front door's; INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current
         month); UNAVAILABLE REGION_UNAVAILABLE (metadata region: every region must answer, else the sums would be wrong).
+        """
+
+    @_abc_1.abstractmethod
+    def GetExpiringAhead(
+        self,
+        request: _gateway_service_pb2.GetExpiringAheadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.GetExpiringAheadResponse, _abc.Awaitable[_gateway_service_pb2.GetExpiringAheadResponse]]:
+        """Points that will expire in each of the coming months unless residents spend them, per region and nationally,
+        from every region's lots (LedgerService.GetExpiringAhead). For national operators only.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
+        region: every region must answer).
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2196,3 +2196,83 @@ class DayFigures(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DayFigures: _TypeAlias = DayFigures  # noqa: Y015
+
+@_typing.final
+class GetExpiringAheadRequest(_message.Message):
+    """How far ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTHS_AHEAD_FIELD_NUMBER: _builtins.int
+    months_ahead: _builtins.int
+    """Optional. Months to look ahead, 0-36; 0 means 12. The current month counts as the first."""
+    def __init__(
+        self,
+        *,
+        months_ahead: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["months_ahead", b"months_ahead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExpiringAheadRequest: _TypeAlias = GetExpiringAheadRequest  # noqa: Y015
+
+@_typing.final
+class ExpiringMonth(_message.Message):
+    """Points expiring in one calendar month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
+    LOTS_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The year."""
+    month: _builtins.int
+    """The month, 1-12."""
+    amount_points: _builtins.int
+    """Points left in lots that expire in the month (from now on, for the current month)."""
+    lots: _builtins.int
+    """How many lots hold them."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        amount_points: _builtins.int = ...,
+        lots: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_points", b"amount_points", "lots", b"lots", "month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExpiringMonth: _TypeAlias = ExpiringMonth  # noqa: Y015
+
+@_typing.final
+class GetExpiringAheadResponse(_message.Message):
+    """What expires ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTHS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def months(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExpiringMonth]:
+        """One entry per month from the current one on, months_ahead of them, in order; months with nothing have zeros."""
+
+    def __init__(
+        self,
+        *,
+        months: _abc.Iterable[Global___ExpiringMonth] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["months", b"months"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExpiringAheadResponse: _TypeAlias = GetExpiringAheadResponse  # noqa: Y015

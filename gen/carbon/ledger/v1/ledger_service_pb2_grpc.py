@@ -144,6 +144,11 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresResponse.FromString,
                 _registered_method=True)
+        self.GetExpiringAhead = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/GetExpiringAhead',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -381,6 +386,16 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetExpiringAhead(self, request, context):
+        """The region's points still in lots that expire within the coming months, summed by the calendar month (China
+        Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -478,6 +493,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.GetPeriodFigures,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresResponse.SerializeToString,
+            ),
+            'GetExpiringAhead': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExpiringAhead,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1008,6 +1028,33 @@ class LedgerService:
             '/carbon.ledger.v1.LedgerService/GetPeriodFigures',
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresRequest.SerializeToString,
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExpiringAhead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/GetExpiringAhead',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadResponse.FromString,
             options,
             channel_credentials,
             insecure,

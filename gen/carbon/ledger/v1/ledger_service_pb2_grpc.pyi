@@ -189,6 +189,12 @@ class LedgerServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
     """
+    GetExpiringAhead: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetExpiringAheadRequest, _ledger_service_pb2.GetExpiringAheadResponse]
+    """The region's points still in lots that expire within the coming months, summed by the calendar month (China
+    Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
@@ -350,6 +356,12 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     gateway's national figures.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+    """
+    GetExpiringAhead: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetExpiringAheadRequest, _ledger_service_pb2.GetExpiringAheadResponse]  # type: ignore[assignment]
+    """The region's points still in lots that expire within the coming months, summed by the calendar month (China
+    Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
     """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -623,6 +635,18 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         gateway's national figures.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+        """
+
+    @_abc_1.abstractmethod
+    def GetExpiringAhead(
+        self,
+        request: _ledger_service_pb2.GetExpiringAheadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.GetExpiringAheadResponse, _abc.Awaitable[_ledger_service_pb2.GetExpiringAheadResponse]]:
+        """The region's points still in lots that expire within the coming months, summed by the calendar month (China
+        Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
         """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
