@@ -40,6 +40,7 @@ TransferResponse = envelope(
 TransferPage = page("CrossRegionTransferPage", "transfers", gpb.CrossRegionTransfer, "Cross-region transfers.")
 SettlementReport = message_model(gpb.GetSettlementReportResponse.DESCRIPTOR)
 NationalFigures = message_model(gpb.GetNationalFiguresResponse.DESCRIPTOR)
+ExpiringAhead = message_model(gpb.GetExpiringAheadResponse.DESCRIPTOR)
 
 
 @router.get("/regions", summary="The federated regions and where their services listen", response_model=RegionPage)
@@ -190,3 +191,16 @@ def get_national_figures(
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
     stub = context.gateway.stub()
     return to_json(context.gateway.call(stub.GetNationalFigures, gpb.GetNationalFiguresRequest(year=year, month=month)))
+
+
+@router.get(
+    "/expiring-ahead",
+    summary="Points that will expire in each coming month unless spent, per region and nationally",
+    response_model=ExpiringAhead,
+)
+def get_expiring_ahead(
+    context: Ctx, staff: CurrentStaff, months_ahead: Annotated[int, Query(ge=1, le=36)] = 12
+) -> Json:
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    stub = context.gateway.stub()
+    return to_json(context.gateway.call(stub.GetExpiringAhead, gpb.GetExpiringAheadRequest(months_ahead=months_ahead)))

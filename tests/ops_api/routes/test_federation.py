@@ -47,3 +47,17 @@ def test_national_figures_for_operators_sum_the_regions(ops: Ops) -> None:
     assert national["accounts_open_at_end"] == sum(r["accounts_open_at_end"] for r in figures["regions"]) >= 1
     refused = ops.get("zj-staff", "/v1/national-figures", year=today.year, month=today.month)
     assert refused.status_code == 403, refused.text
+
+
+def test_points_expiring_ahead_for_operators(ops: Ops) -> None:
+    account = ops.open_account("zj-staff", "330000")
+    ops.plant_trees(account)
+    answer = ops.get("viewer", "/v1/expiring-ahead", months_ahead=36)
+    assert answer.status_code == 200, answer.text
+    ahead = answer.json()
+    zhejiang = next(region for region in ahead["regions"] if region["region_code"] == "330000")
+    assert len(zhejiang["months"]) == 36 and zhejiang["months"][24]["amount_points"] >= 200
+    assert [m["amount_points"] for m in ahead["national"]] == [
+        sum(region["months"][i]["amount_points"] for region in ahead["regions"]) for i in range(36)
+    ]
+    assert ops.get("zj-staff", "/v1/expiring-ahead").status_code == 403
