@@ -397,6 +397,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/expiring-ahead": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Points that will expire in each coming month unless spent, per region and nationally */
+        get: operations["get_expiring_ahead"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -1311,6 +1328,20 @@ export interface components {
             points_expired: number;
         };
         /**
+         * ExpiringMonth
+         * @description proto carbon.ledger.v1.ExpiringMonth
+         */
+        ExpiringMonth: {
+            /** Amount Points */
+            amount_points: number;
+            /** Lots */
+            lots: number;
+            /** Month */
+            month: number;
+            /** Year */
+            year: number;
+        };
+        /**
          * ExpiringPoints
          * @description proto carbon.ledger.v1.ExpiringPoints
          */
@@ -1386,6 +1417,16 @@ export interface components {
             accounts: components["schemas"]["DirectoryAccount"][];
             /** Total Available Points */
             total_available_points: number;
+        };
+        /**
+         * GetExpiringAheadResponse
+         * @description proto carbon.gateway.v1.GetExpiringAheadResponse
+         */
+        GetExpiringAheadResponse: {
+            /** National */
+            national: components["schemas"]["ExpiringMonth"][];
+            /** Regions */
+            regions: components["schemas"]["RegionExpiring"][];
         };
         /**
          * GetMonthlySummaryResponse
@@ -1759,6 +1800,16 @@ export interface components {
              * Region Code
              * @description GB/T 2260 region code
              */
+            region_code: string;
+        };
+        /**
+         * RegionExpiring
+         * @description proto carbon.gateway.v1.RegionExpiring
+         */
+        RegionExpiring: {
+            /** Months */
+            months: components["schemas"]["ExpiringMonth"][];
+            /** Region Code */
             region_code: string;
         };
         /**
@@ -5465,6 +5516,136 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Dashboard"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_expiring_ahead: {
+        parameters: {
+            query?: {
+                months_ahead?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetExpiringAheadResponse"];
                 };
             };
             /** @description Bad request */

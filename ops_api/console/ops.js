@@ -95,6 +95,7 @@ async function drawNational(/** @type {HTMLElement} */ out, /** @type {string} *
     h("div", { class: "card" }, h("div", { text: t(key) }), h("div", { class: "value", text: value.toLocaleString() }));
   const byDay = h("div", { class: "chart", id: "chart-national-day", role: "img" });
   const byBehaviour = h("div", { class: "chart", id: "chart-national-behaviour", role: "img" });
+  const ahead = h("div", { class: "chart", id: "chart-expiring-ahead", role: "img" });
   out.replaceChildren(
     h("p", { id: "national-state", text: t(p && p.closed ? "period_closed" : "period_open") }),
     h("div", { class: "cards", id: "national-cards" }, card("accounts_open", n.accounts_open_at_end),
@@ -105,6 +106,7 @@ async function drawNational(/** @type {HTMLElement} */ out, /** @type {string} *
       card("forest_mu", n.forest_area_milli_mu / 1000)),
     h("h2", { text: t("by_day_kinds") }), byDay,
     h("h2", { text: t("by_behaviour") }), byBehaviour,
+    h("h2", { text: t("expiring_ahead") }), ahead,
     h("h2", { text: t("by_region") }),
     table([["region", (r) => r.region_code], ["accounts_open", (r) => r.accounts_open_at_end, true],
       ["issued", (r) => r.points ? r.points.issued_points : 0, true],
@@ -120,6 +122,15 @@ async function drawNational(/** @type {HTMLElement} */ out, /** @type {string} *
     series: [["issued", "issued_points"], ["redeemed_pts", "redeemed_points"], ["expired", "expired_points"],
       ["donated", "donated_points"]].map(([key, figure]) =>
       ({ name: t(key), type: "bar", data: days.map((d) => /** @type {any} */ (d)[figure]) })),
+  });
+  // Points that will expire in each of the next 24 months unless spent, stacked by region.
+  const expiring = await must(api.GET("/v1/expiring-ahead", { params: { query: { months_ahead: 24 } } }));
+  chart(ahead, {
+    tooltip: { trigger: "axis" }, legend: {},
+    xAxis: { type: "category", data: expiring.national.map((m) => `${m.year}-${String(m.month).padStart(2, "0")}`) },
+    yAxis: { type: "value", name: t("points") },
+    series: expiring.regions.map((r) => ({ name: r.region_code, type: "bar", stack: "regions",
+      data: r.months.map((m) => m.amount_points) })),
   });
   const behaviours = p ? p.by_behaviour : [];
   chart(byBehaviour, {

@@ -19,9 +19,10 @@ await scenario(async (b) => {
   await page.locator("#chart-day canvas").waitFor();
   await shot(page, "dashboard-en");
 
-  // National figures: the month's totals from every region, points by day of each kind, CO2e by behaviour.
+  // National figures: the month's totals from every region, points by day of each kind, CO2e by behaviour, and the
+  // points expiring in the coming months by region.
   await page.goto(`${page.url().split("#")[0]}#/national`);
-  for (const id of ["chart-national-day", "chart-national-behaviour"]) {
+  for (const id of ["chart-national-day", "chart-national-behaviour", "chart-expiring-ahead"]) {
     const chart = page.locator(`#${id}`);
     await chart.locator("canvas").waitFor();
     assert.ok(Number(await chart.getAttribute("data-points")) > 0, `${id} has data`);
