@@ -123,8 +123,9 @@ async function drawNational(/** @type {HTMLElement} */ out, /** @type {string} *
       ["donated", "donated_points"]].map(([key, figure]) =>
       ({ name: t(key), type: "bar", data: days.map((d) => /** @type {any} */ (d)[figure]) })),
   });
-  // Points that will expire in each of the next 24 months unless spent, stacked by region.
-  const expiring = await must(api.GET("/v1/expiring-ahead", { params: { query: { months_ahead: 24 } } }));
+  // Points that will expire in each coming month unless spent, stacked by region: 25 months, this one included, so
+  // the points earned today (they expire on this day two years on) are in the last bar.
+  const expiring = await must(api.GET("/v1/expiring-ahead", { params: { query: { months_ahead: 25 } } }));
   chart(ahead, {
     tooltip: { trigger: "axis" }, legend: {},
     xAxis: { type: "category", data: expiring.national.map((m) => `${m.year}-${String(m.month).padStart(2, "0")}`) },
