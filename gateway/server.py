@@ -29,12 +29,14 @@ from gateway.service.admission import Admission
 from gateway.service.cross_region_transfers import TransferService
 from gateway.service.directory import directory_entry
 from gateway.service.forwarding import ROUTE_FILES, ROUTES, SERVICE_NAMES, Forwarder, NotServed, Route
+from gateway.service.national_figures import CHARITY_PROJECTS_PATH, NationalFigures
 from gateway.service.recovery import Recovery
 from gateway.service.redeem_anywhere import RedeemAnywhereService
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.settlement import settlement_report
 from gateway.settings import GatewaySettings
 from service_kit import health, paging, tls
+from service_kit.clock import system_clock
 from service_kit.errors import InvalidArgument
 from service_kit.failures import idempotent
 from service_kit.ratelimit import build_limiter
@@ -63,6 +65,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         transfers: TransferService,
         anywhere: RedeemAnywhereService | None = None,
         probe_settings: Settings | None = None,
+        figures: NationalFigures | None = None,
     ) -> None:
         self._registry = registry
         # The regions' health is asked with the gateway's own TLS material when they speak TLS.
@@ -70,6 +73,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self._admission = admission
         self._transfers = transfers
         self._anywhere = anywhere or RedeemAnywhereService(transfers)
+        self._figures = figures or NationalFigures(transfers.clients)
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="region-health")
 
     def _deadline_s(self, context: grpc.ServicerContext) -> float:
@@ -153,6 +157,20 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             net=[wire.position_message(position) for position in report.net],
             clearing_balanced=report.clearing_balanced,
         )
+
+    @idempotent
+    def GetNationalFigures(
+        self, request: pb.GetNationalFiguresRequest, context: grpc.ServicerContext
+    ) -> pb.GetNationalFiguresResponse:
+        admit(self._admission, context, "GetNationalFigures")
+        return self._figures.month(request.year, request.month, system_clock(), self._deadline_s(context))
+
+    @idempotent
+    def GetExpiringAhead(
+        self, request: pb.GetExpiringAheadRequest, context: grpc.ServicerContext
+    ) -> pb.GetExpiringAheadResponse:
+        admit(self._admission, context, "GetExpiringAhead")
+        return self._figures.expiring_ahead(request.months_ahead, self._deadline_s(context))
 
     @idempotent
     def GetDirectoryEntry(
@@ -279,10 +297,19 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
     if own.recovery_interval > timedelta(0):
         recovery.start(own.recovery_interval.total_seconds())
     admission = Admission(transfers.config, build_limiter(settings.redis_url, own.redis_prefix))
-    forwarding = ForwardingHandler(Forwarder(transfers.clients, admission, own.forward_timeout.total_seconds()))
-    servicer = GatewayServiceServicer(registry, admission, transfers, anywhere, settings)
+    figures = NationalFigures(transfers.clients)
+    completions = {CHARITY_PROJECTS_PATH: figures.with_units_national}
+    forwarding = ForwardingHandler(
+        Forwarder(transfers.clients, admission, own.forward_timeout.total_seconds(), completions)
+    )
+    servicer = GatewayServiceServicer(registry, admission, transfers, anywhere, settings, figures)
     pool = reflection_pool()
     regional = list(SERVICE_NAMES.values())
+
+    def stop() -> None:
+        recovery.stop()
+        figures.close()
+
     return [
         # One handler serves every regional service; the first registration adds it, the others only name theirs.
         Registration(add_generic_handler, forwarding, regional[0], reflection_pool=pool),
@@ -291,7 +318,7 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
             gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server,
             servicer,
             SERVICE_NAME,
-            on_stop=recovery.stop,
+            on_stop=stop,
             reflection_pool=pool,
         ),
     ]

@@ -9,6 +9,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as pb
 from carbon.identity.v1 import identity_service_pb2_grpc
 from identity_svc import callers
@@ -22,6 +23,7 @@ from identity_svc.service.accounts import AccountService
 from identity_svc.service.bindings import BindingService
 from identity_svc.service.closing import ClosingService
 from identity_svc.service.consents import ConsentService
+from identity_svc.service.figures import account_figures
 from identity_svc.service.resident_authorizations import ResidentAuthorizationService
 from identity_svc.settings import IdentitySettings
 from identity_svc.store.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
@@ -178,6 +180,28 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
             list(request.account_numbers), list(request.categories), moments, fields=("categories[{}]", "at_us[{}]")
         )
         return column_answers_message(verdicts)
+
+    @idempotent
+    def GetAccountFigures(
+        self, request: pb.GetAccountFiguresRequest, context: grpc.ServicerContext
+    ) -> pb.GetAccountFiguresResponse:
+        channels = account_figures(self._accounts.engine, self._accounts.clock, request.year, request.month)
+        return pb.GetAccountFiguresResponse(
+            year=request.year,
+            month=request.month,
+            opened=sum(c.opened for c in channels),
+            closed=sum(c.closed for c in channels),
+            open_at_end=sum(c.open_at_end for c in channels),
+            by_channel=[
+                pb.ChannelAccountFigures(
+                    channel=common_pb2.Channel.ValueType(c.channel),
+                    opened=c.opened,
+                    open_at_end=c.open_at_end,
+                    closed=c.closed,
+                )
+                for c in channels
+            ],
+        )
 
     def CloseAccount(self, request: pb.CloseAccountRequest, context: grpc.ServicerContext) -> pb.CloseAccountResponse:
         view, disposed = self._closing.close(

@@ -11,7 +11,7 @@ from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from ledger_svc import callers, wire
 from ledger_svc.domain.transfers import ItemResult, Status
-from ledger_svc.service import audit, expiry, holds, reads, refunds, scheduler, transfers
+from ledger_svc.service import audit, expiring_ahead, expiry, holds, periods, reads, refunds, scheduler, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
 from ledger_svc.settings import LedgerSettings
@@ -156,6 +156,26 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     @idempotent
     def ListJobRuns(self, request: pb.ListJobRunsRequest, context: grpc.ServicerContext) -> pb.ListJobRunsResponse:
         return wire.job_runs_response(*scheduler.list_job_runs(self._ctx, request.job, request.limit))
+
+    @idempotent
+    def GetExpiringAhead(
+        self, request: pb.GetExpiringAheadRequest, context: grpc.ServicerContext
+    ) -> pb.GetExpiringAheadResponse:
+        months = expiring_ahead.expiring_ahead(self._ctx, request.months_ahead)
+        return pb.GetExpiringAheadResponse(
+            months=[
+                pb.ExpiringMonth(
+                    year=int(m.period[:4]), month=int(m.period[5:]), amount_points=m.amount_points, lots=m.lots
+                )
+                for m in months
+            ]
+        )
+
+    @idempotent
+    def GetPeriodFigures(
+        self, request: pb.GetPeriodFiguresRequest, context: grpc.ServicerContext
+    ) -> pb.GetPeriodFiguresResponse:
+        return wire.period_figures_response(periods.period_figures(self._ctx, request.year, request.month))
 
 
 # Test hook (CARBON_TEST_CRASH_AT): the process dies after a call of this method has committed, before it answers,

@@ -21,6 +21,7 @@ from ledger_svc.domain.holds import Hold, HoldRequest
 from ledger_svc.domain.jobs import JobRun
 from ledger_svc.domain.journal import Verification
 from ledger_svc.domain.lots import LotKey, Portion
+from ledger_svc.domain.periods import PeriodFigures, first_day
 from ledger_svc.domain.summary import MonthlySummary
 from ledger_svc.domain.transfers import CarriedLot, ItemResult, Posting, Status, TransferRequest
 from ledger_svc.service.reads import LotPage, StatementPage
@@ -417,4 +418,44 @@ def monthly_summary_response(summary: MonthlySummary) -> pb.GetMonthlySummaryRes
             for b in summary.by_behaviour
         ],
         expiring_soon=[pb.ExpiringPoints(expires_on=proto_date(day), amount_points=p) for day, p in summary.expiring],
+    )
+
+
+def period_figures_response(figures: PeriodFigures) -> pb.GetPeriodFiguresResponse:
+    month = first_day(figures.period)
+    return pb.GetPeriodFiguresResponse(
+        figures=pb.PeriodFigures(
+            year=month.year,
+            month=month.month,
+            closed=figures.closed,
+            closed_at=timestamp(figures.closed_at_us) if figures.closed else None,
+            last_block_no=figures.last_block_no,
+            entries=figures.entries,
+            late_entries=figures.late_entries,
+            issued_points=figures.issued_points,
+            redeemed_points=figures.redeemed_points,
+            refunded_points=figures.refunded_points,
+            expired_points=figures.expired_points,
+            donated_points=figures.donated_points,
+            transferred_out_points=figures.transferred_out_points,
+            transferred_in_points=figures.transferred_in_points,
+            adjusted_points=figures.adjusted_points,
+            forfeited_points=figures.forfeited_points,
+            co2e_grams=figures.co2e_grams,
+            by_behaviour=[
+                pb.BehaviourSummary(behaviour=b.behaviour, credits=b.events, points=b.points, co2e_grams=b.co2e_grams)
+                for b in figures.by_behaviour
+            ],
+            by_day=[
+                pb.DayFigures(
+                    day=proto_date(date.fromisoformat(d.day)),
+                    issued_points=d.issued_points,
+                    redeemed_points=d.redeemed_points,
+                    expired_points=d.expired_points,
+                    donated_points=d.donated_points,
+                    co2e_grams=d.co2e_grams,
+                )
+                for d in figures.by_day
+            ],
+        )
     )

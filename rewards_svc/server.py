@@ -139,6 +139,28 @@ class RewardsServiceServicer(pb_grpc.RewardsServiceServicer):
         projects = self._charity.list_projects()
         return pb.ListCharityProjectsResponse(projects=[project_message(p) for p in projects])
 
+    @idempotent
+    def GetCharityFigures(
+        self, request: pb.GetCharityFiguresRequest, context: grpc.ServicerContext
+    ) -> pb.GetCharityFiguresResponse:
+        figures = self._charity.month_figures(request.year, request.month)
+        return pb.GetCharityFiguresResponse(
+            year=request.year,
+            month=request.month,
+            projects=[
+                pb.CharityProjectFigures(
+                    project_id=project.project_id,
+                    impact_unit=project.impact_unit,
+                    points_per_unit=project.points_per_unit,
+                    units=units,
+                    donated_points=points,
+                    units_total=project.units_region,
+                    donated_points_total=project.donated_points_region,
+                )
+                for project, units, points in figures
+            ],
+        )
+
     def Donate(self, request: pb.DonateRequest, context: grpc.ServicerContext) -> pb.DonateResponse:
         donation = self._charity.donate(
             request.request_id, request.account_number, request.project_id, request.amount_points

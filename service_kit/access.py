@@ -69,6 +69,8 @@ ACCESS: dict[str, frozenset[str]] = {
             "VerifyJournal": _OPS,
             "CheckConservation": _OPS,
             "ListJobRuns": _OPS,
+            "GetPeriodFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
+            "GetExpiringAhead": frozenset({GATEWAY_KIND, OPS_API_KIND}),
         },
     ),
     **_service(
@@ -87,6 +89,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "CheckConsents": frozenset({"ingest"}),
             "CheckConsentColumns": frozenset({"ingest", "incentives"}),
             "CloseAccount": _PUBLIC,
+            "GetAccountFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
         },
     ),
     **_service(
@@ -122,6 +125,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "ListCharityProjects": _PUBLIC,
             "Donate": _PUBLIC,
             "RecommendRewards": _PUBLIC,
+            "GetCharityFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
         },
     ),
     **_service(

@@ -5,7 +5,8 @@ call admitted for the caller, routed to one region and passed through unchanged 
 One mechanism for every method, driven by ROUTES (per method: the region's service, its messages, and the account
 field that routes it, or none: then the caller names the region in metadata x-carbon-region). Adding a method is one
 line. The request's bytes go to the region as they came (a request is parsed only to read its account field) and the
-region's answer comes back as it left: the response bytes, its metadata, and on failure its code, message and every
+region's answer comes back as it left (but ListCharityProjects, whose units_national the gateway fills in: see
+`completions`): the response bytes, its metadata, and on failure its code, message and every
 trailing metadata entry, grpc-status-details-bin (the ErrorInfo with the region's domain) included. Only a region
 that does not answer at all is the gateway's own UNAVAILABLE REGION_UNAVAILABLE, for that region only.
 
@@ -15,7 +16,7 @@ once the region's side has taken the previous one, so a slow region slows the fe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from carbon.incentives.v1 import incentives_service_pb2 as incentives
 from carbon.ingest.v1 import ingest_service_pb2 as ingest
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
-from gateway.clients import RegionClients, acting_for
+from gateway.clients import RegionClients, acting_for, deadline_s
 from gateway.domain.callers import Caller
 from gateway.service.admission import Admission
 from service_kit import telemetry, tls
@@ -148,17 +149,24 @@ ROUTES = _routes()
 _LEDGER_NOT_SERVED = (
     *("PostTransfers", "PostCredits", "GetTransfer", "RefundTransfer", "Hold", "CommitHold", "ReleaseHold"),
     *("GetHold", "SweepExpiredHolds", "ExpirePoints", "VerifyJournal", "CheckConservation", "ListJobRuns"),
+    *("GetPeriodFigures", "GetExpiringAhead"),
 )
 # What the gateway deliberately does not serve, and why: a region's internal calls between its own services
 # (identity for ingest and the gateway, holds for rewards and the gateway's sagas), the ledger's postings and
-# operations, and administration (partners, rules, statistics, the rewards catalog), which the ops API does in the
-# region itself.
+# operations, administration (partners, rules, statistics, the rewards catalog), which the ops API does in the
+# region itself, and a region's figures, which the gateway gathers itself (GatewayService.GetNationalFigures).
 # A call to one is UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY; reflection does not list it.
 NOT_SERVED = frozenset(
     {
         *(
             f"{SERVICE_NAMES['identity']}/{name}"
-            for name in ("BatchResolveAccounts", "FindAccountsByPersonKey", "CheckConsents", "CheckConsentColumns")
+            for name in (
+                "BatchResolveAccounts",
+                "FindAccountsByPersonKey",
+                "CheckConsents",
+                "CheckConsentColumns",
+                "GetAccountFigures",
+            )
         ),
         *(
             f"{SERVICE_NAMES['ingest']}/{name}"
@@ -173,7 +181,10 @@ NOT_SERVED = frozenset(
             )
         ),
         *(f"{SERVICE_NAMES['ledger']}/{name}" for name in _LEDGER_NOT_SERVED),
-        *(f"{SERVICE_NAMES['rewards']}/{name}" for name in ("CreateReward", "UpdateReward", "RetireReward")),
+        *(
+            f"{SERVICE_NAMES['rewards']}/{name}"
+            for name in ("CreateReward", "UpdateReward", "RetireReward", "GetCharityFigures")
+        ),
         *(f"{SERVICE_NAMES['incentives']}/{name}" for name in ("CreateCampaign", "ListCampaigns")),
     }
 )
@@ -187,11 +198,23 @@ class NotServed(DomainError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
 
+# What the gateway adds to a region's answer, by method path: (answering region, answer, seconds left) -> answer.
+Completion = Callable[[str, bytes, float], bytes]
+
+
 class Forwarder:
-    def __init__(self, clients: RegionClients, admission: Admission, default_timeout_s: float) -> None:
+    def __init__(
+        self,
+        clients: RegionClients,
+        admission: Admission,
+        default_timeout_s: float,
+        completions: Mapping[str, Completion] | None = None,
+    ) -> None:
         self.clients = clients
         self.admission = admission
         self.default_timeout_s = default_timeout_s  # for a unary call that arrives without a deadline
+        # The few answers the gateway completes with what only it knows (units_national): parsed, not passed through.
+        self.completions = dict(completions or {})
 
     def unary(self, route: Route, request: bytes, context: grpc.ServicerContext) -> bytes:
         """The home region's answer to one request, for a caller allowed this method in that region."""
@@ -207,6 +230,9 @@ class Forwarder:
             pass_through_error(context, region, error)
             raise  # pass_through_error always aborts or raises
         _send_back(context, call)
+        complete = self.completions.get(route.path)
+        if complete is not None:
+            return complete(region, bytes(response), deadline_s(context.time_remaining(), self.default_timeout_s))
         return bytes(response)
 
     def client_stream(self, route: Route, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from ledger_svc.domain.expiry import ExpiryOutcome
 from ledger_svc.domain.jobs import Job, JobRun, Schedule, close_period, expiry_period, is_due
 from ledger_svc.domain.time import US_PER_SECOND, day_of
-from ledger_svc.service import audit, expiry, holds
+from ledger_svc.service import audit, expiry, holds, periods
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
 from ledger_svc.store import jobs as job_store
@@ -179,6 +179,8 @@ class Scheduler:
         checked = audit.check_conservation(self._ctx)
         if not checked.balanced:
             raise RuntimeError(f"conservation does not hold at the close of {period}: {'; '.join(checked.problems)}")
+        # The month's figures stored once, immutable after (ADR 0110); a resumed run finds it closed and goes on.
+        periods.close_through(self._ctx, period)
         count = self._progress(Job.MONTHLY_CLOSE, period)
         self._ctx.transaction(lambda conn: count(conn, 0, checked.outstanding_points))
 

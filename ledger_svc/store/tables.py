@@ -221,3 +221,14 @@ job_runs = Table(
     PrimaryKeyConstraint("job", "period", name="pk_job_runs"),
     Index("ix_job_runs_updated", "updated_at_us"),
 )
+
+# One row per closed settlement period (a month): the last journal block it includes and its figures as stored at
+# the close, never updated (ADR 0110). The primary key makes a second close of the month fail.
+closed_periods = Table(
+    "closed_periods",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("last_block_no", BigInteger, nullable=False),
+    Column("closed_at_us", BigInteger, nullable=False),
+    Column("figures_json", Text, nullable=False),
+)

@@ -3,7 +3,8 @@ import { api, forget, must, remember, session } from "./api.js";
 import { counterPage } from "./counter.js";
 import { lang, t, toggleLang, translate } from "./i18n.js";
 import {
-  adjustmentsPage, auditPage, catalogPage, dashboardPage, explainPage, partnersPage, settlementPage, staffPage,
+  adjustmentsPage, auditPage, catalogPage, dashboardPage, explainPage, nationalPage, partnersPage, settlementPage,
+  staffPage,
 } from "./ops.js";
 import { field, h, onSubmit, showProblem } from "./ui.js";
 
@@ -14,6 +15,7 @@ const ALL = ["viewer", "community_staff", "operator", "admin"];
 const PAGES = [
   { path: "counter", key: "nav_counter", roles: COUNTER, render: counterPage },
   { path: "dashboard", key: "nav_dashboard", roles: ALL, render: dashboardPage },
+  { path: "national", key: "nav_national", roles: ["viewer", "operator", "admin"], render: nationalPage },
   { path: "settlement", key: "nav_settlement", roles: ["viewer", "operator", "admin"], render: settlementPage },
   { path: "explain", key: "nav_explain", roles: ALL, render: explainPage },
   { path: "partners", key: "nav_partners", roles: ["operator", "admin"], render: partnersPage },

@@ -1,4 +1,4 @@
-// Operations pages: the dashboard (Apache ECharts, served from this process), settlement, score explanation,
+// Operations pages: the dashboard (Apache ECharts, served from this process), national figures, settlement, score explanation,
 // partners and keys, catalog and rule versions, four-eyes adjustments, the audit log.
 import { api, must, session } from "./api.js";
 import { lang, t } from "./i18n.js";
@@ -72,6 +72,73 @@ async function drawDashboard(/** @type {HTMLElement} */ out, /** @type {string} 
     series: [["issued", "issued_points"], ["redeemed_pts", "redeemed_points"], ["expired", "expired_points"],
       ["donated", "donated_points"]].map(([key, figure]) =>
       ({ name: t(key), type: "bar", data: d.by_region.map((r) => /** @type {any} */ (r)[figure]) })),
+  });
+}
+
+/** @param {HTMLElement} main */
+export async function nationalPage(main) {
+  const month = h("input", { id: "national-month", type: "month", value: isoDay(0).slice(0, 7), required: true });
+  const out = h("div", { id: "national-figures" });
+  const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline" },
+    field("month", month), h("button", { class: "primary", type: "submit", text: t("show") })));
+  onSubmit(form, out, () => drawNational(out, val(month)));
+  main.replaceChildren(h("h1", { text: t("nav_national") }), form, out);
+  await drawNational(out, val(month));
+}
+
+async function drawNational(/** @type {HTMLElement} */ out, /** @type {string} */ month) {
+  const [year, number] = month.split("-").map(Number);
+  const f = await must(api.GET("/v1/national-figures", { params: { query: { year, month: number } } }));
+  const n = f.national;
+  const p = n.points;
+  const card = (/** @type {string} */ key, /** @type {number} */ value) =>
+    h("div", { class: "card" }, h("div", { text: t(key) }), h("div", { class: "value", text: value.toLocaleString() }));
+  const byDay = h("div", { class: "chart", id: "chart-national-day", role: "img" });
+  const byBehaviour = h("div", { class: "chart", id: "chart-national-behaviour", role: "img" });
+  const ahead = h("div", { class: "chart", id: "chart-expiring-ahead", role: "img" });
+  out.replaceChildren(
+    h("p", { id: "national-state", text: t(p && p.closed ? "period_closed" : "period_open") }),
+    h("div", { class: "cards", id: "national-cards" }, card("accounts_open", n.accounts_open_at_end),
+      card("accounts_opened", n.accounts_opened), card("issued", p ? p.issued_points : 0),
+      card("redeemed_pts", p ? p.redeemed_points : 0), card("expired", p ? p.expired_points : 0),
+      card("donated", p ? p.donated_points : 0), card("transferred_in", p ? p.transferred_in_points : 0),
+      card("co2e", p ? p.co2e_grams : 0), card("trees", n.trees_planted), card("books", n.books_donated),
+      card("forest_mu", n.forest_area_milli_mu / 1000)),
+    h("h2", { text: t("by_day_kinds") }), byDay,
+    h("h2", { text: t("by_behaviour") }), byBehaviour,
+    h("h2", { text: t("expiring_ahead") }), ahead,
+    h("h2", { text: t("by_region") }),
+    table([["region", (r) => r.region_code], ["accounts_open", (r) => r.accounts_open_at_end, true],
+      ["issued", (r) => r.points ? r.points.issued_points : 0, true],
+      ["redeemed_pts", (r) => r.points ? r.points.redeemed_points : 0, true],
+      ["expired", (r) => r.points ? r.points.expired_points : 0, true],
+      ["donated", (r) => r.points ? r.points.donated_points : 0, true],
+      ["co2e", (r) => r.points ? r.points.co2e_grams : 0, true], ["trees", (r) => r.trees_planted, true]], f.regions),
+  );
+  const days = p ? p.by_day : [];
+  chart(byDay, {
+    tooltip: { trigger: "axis" }, legend: {},
+    xAxis: { type: "category", data: days.map((d) => d.day.slice(5)) }, yAxis: { type: "value" },
+    series: [["issued", "issued_points"], ["redeemed_pts", "redeemed_points"], ["expired", "expired_points"],
+      ["donated", "donated_points"]].map(([key, figure]) =>
+      ({ name: t(key), type: "bar", data: days.map((d) => /** @type {any} */ (d)[figure]) })),
+  });
+  // Points that will expire in each coming month unless spent, stacked by region: 25 months, this one included, so
+  // the points earned today (they expire on this day two years on) are in the last bar.
+  const expiring = await must(api.GET("/v1/expiring-ahead", { params: { query: { months_ahead: 25 } } }));
+  chart(ahead, {
+    tooltip: { trigger: "axis" }, legend: {},
+    xAxis: { type: "category", data: expiring.national.map((m) => `${m.year}-${String(m.month).padStart(2, "0")}`) },
+    yAxis: { type: "value", name: t("points") },
+    series: expiring.regions.map((r) => ({ name: r.region_code, type: "bar", stack: "regions",
+      data: r.months.map((m) => m.amount_points) })),
+  });
+  const behaviours = p ? p.by_behaviour : [];
+  chart(byBehaviour, {
+    tooltip: {}, legend: {}, xAxis: { type: "category", data: behaviours.map((b) => b.behaviour) },
+    yAxis: [{ type: "value", name: t("points") }, { type: "value", name: t("co2e") }],
+    series: [{ name: t("points"), type: "bar", data: behaviours.map((b) => b.points) },
+      { name: t("co2e"), type: "bar", yAxisIndex: 1, data: behaviours.map((b) => b.co2e_grams) }],
   });
 }
 

@@ -39,6 +39,8 @@ TransferResponse = envelope(
 )
 TransferPage = page("CrossRegionTransferPage", "transfers", gpb.CrossRegionTransfer, "Cross-region transfers.")
 SettlementReport = message_model(gpb.GetSettlementReportResponse.DESCRIPTOR)
+NationalFigures = message_model(gpb.GetNationalFiguresResponse.DESCRIPTOR)
+ExpiringAhead = message_model(gpb.GetExpiringAheadResponse.DESCRIPTOR)
 
 
 @router.get("/regions", summary="The federated regions and where their services listen", response_model=RegionPage)
@@ -172,3 +174,33 @@ def get_settlement_report(context: Ctx, staff: CurrentStaff, period_start: datet
     stub = context.gateway.stub()
     request = gpb.GetSettlementReportRequest(period_start=timestamp(period_start), period_end=timestamp(period_end))
     return to_json(context.gateway.call(stub.GetSettlementReport, request))
+
+
+@router.get(
+    "/national-figures",
+    summary="A month's figures of every region and the national sums (accounts, points, CO2e, charity)",
+    response_model=NationalFigures,
+)
+def get_national_figures(
+    context: Ctx,
+    staff: CurrentStaff,
+    year: Annotated[int, Query(ge=2000, le=9999)],
+    month: Annotated[int, Query(ge=1, le=12)],
+) -> Json:
+    """National figures are the national operators': community staff see their own region's dashboard instead."""
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    stub = context.gateway.stub()
+    return to_json(context.gateway.call(stub.GetNationalFigures, gpb.GetNationalFiguresRequest(year=year, month=month)))
+
+
+@router.get(
+    "/expiring-ahead",
+    summary="Points that will expire in each coming month unless spent, per region and nationally",
+    response_model=ExpiringAhead,
+)
+def get_expiring_ahead(
+    context: Ctx, staff: CurrentStaff, months_ahead: Annotated[int, Query(ge=1, le=36)] = 12
+) -> Json:
+    staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+    stub = context.gateway.stub()
+    return to_json(context.gateway.call(stub.GetExpiringAhead, gpb.GetExpiringAheadRequest(months_ahead=months_ahead)))

@@ -21,6 +21,7 @@ from rewards_svc.domain.requests import require_account, require_request_id
 from rewards_svc.service.idempotency import idempotency_reused
 from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from service_kit.months import check_month, month_bounds
 
 log = logging.getLogger("carbon.rewards.charity")
 
@@ -42,6 +43,15 @@ class Charity:
     def list_projects(self) -> list[CharityProject]:
         with self._engine.connect() as connection:
             return store.charity.list_projects(connection, self._region_code)
+
+    def month_figures(self, year: int, month: int) -> list[tuple[CharityProject, int, int]]:
+        """GetCharityFigures: every project with the units and points of the month's completed donations."""
+        check_month(year, month, self._clock())
+        start, end = month_bounds(year, month)
+        with self._engine.connect() as connection:
+            projects = store.charity.list_projects(connection, self._region_code)
+            month_sums = store.charity.month_donations(connection, self._region_code, start, end)
+        return [(project, *month_sums.get(project.project_id, (0, 0))) for project in projects]
 
     def _project(self, project_id: str) -> CharityProject:
         with self._engine.connect() as connection:

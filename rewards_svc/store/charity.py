@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 
 from rewards_svc.domain.charity import CharityProject, DonationState
 from rewards_svc.store.tables import donation_table, impact_table, insert_ignore, project_table
@@ -82,3 +83,24 @@ def add_impact(connection: Connection, project_id: str, region_code: str, units:
 def pending_donation_ids(connection: Connection, limit: int) -> list[str]:
     query = select(donation_table.c.donation_id).where(donation_table.c.state == DonationState.PENDING).limit(limit)
     return list(connection.execute(query).scalars())
+
+
+def month_donations(
+    connection: Connection, region_code: str, start: datetime, end: datetime
+) -> dict[str, tuple[int, int]]:
+    """Per project: units and points of the region's completed donations asked for in [start, end)."""
+    query = (
+        select(
+            donation_table.c.project_id,
+            func.sum(donation_table.c.units).label("units"),
+            func.sum(donation_table.c.amount_points).label("points"),
+        )
+        .where(
+            donation_table.c.region_code == region_code,
+            donation_table.c.state == DonationState.COMPLETED,
+            donation_table.c.created_at >= start,
+            donation_table.c.created_at < end,
+        )
+        .group_by(donation_table.c.project_id)
+    )
+    return {row.project_id: (int(row.units), int(row.points)) for row in connection.execute(query)}

@@ -76,4 +76,12 @@ def test_counter_journey_dashboard_roles_four_eyes_and_every_page(browser_ready:
     run_scenario("docs", console, browser_ready)
 
     shots = {path.stem for path in SCREENSHOTS.glob("*.png")}
-    assert {"counter-redeemed", "dashboard-zh", "dashboard-en", "ops-audit", "ops-staff", "docs-redoc"} <= shots
+    assert {
+        "counter-redeemed",
+        "dashboard-zh",
+        "dashboard-en",
+        "national-en",
+        "ops-audit",
+        "ops-staff",
+        "docs-redoc",
+    } <= shots

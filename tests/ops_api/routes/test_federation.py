@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from service_kit.clock import china_day, system_clock
 from tests.ops_api.ops_support import Ops
 
 
@@ -28,3 +29,35 @@ def test_cross_region_transfer_and_settlement_through_the_gateway(ops: Ops) -> N
     assert report.status_code in {200, 501}, report.text
     listed = ops.get("viewer", "/v1/cross-region-transfers", account_number=source)
     assert listed.status_code in {200, 501}, listed.text
+
+
+def test_national_figures_for_operators_sum_the_regions(ops: Ops) -> None:
+    account = ops.open_account("zj-staff", "330000")
+    ops.plant_trees(account)
+    today = china_day(system_clock())
+    answer = ops.get("viewer", "/v1/national-figures", year=today.year, month=today.month)
+    assert answer.status_code == 200, answer.text
+    figures = answer.json()
+    regions = {region["region_code"]: region for region in figures["regions"]}
+    zhejiang = regions["330000"]["points"]
+    assert zhejiang["issued_points"] >= 200
+    assert "tree_planting" in {b["behaviour"] for b in zhejiang["by_behaviour"]}
+    national = figures["national"]
+    assert national["points"]["issued_points"] == sum(r["points"]["issued_points"] for r in figures["regions"])
+    assert national["accounts_open_at_end"] == sum(r["accounts_open_at_end"] for r in figures["regions"]) >= 1
+    refused = ops.get("zj-staff", "/v1/national-figures", year=today.year, month=today.month)
+    assert refused.status_code == 403, refused.text
+
+
+def test_points_expiring_ahead_for_operators(ops: Ops) -> None:
+    account = ops.open_account("zj-staff", "330000")
+    ops.plant_trees(account)
+    answer = ops.get("viewer", "/v1/expiring-ahead", months_ahead=36)
+    assert answer.status_code == 200, answer.text
+    ahead = answer.json()
+    zhejiang = next(region for region in ahead["regions"] if region["region_code"] == "330000")
+    assert len(zhejiang["months"]) == 36 and zhejiang["months"][24]["amount_points"] >= 200
+    assert [m["amount_points"] for m in ahead["national"]] == [
+        sum(region["months"][i]["amount_points"] for region in ahead["regions"]) for i in range(36)
+    ]
+    assert ops.get("zj-staff", "/v1/expiring-ahead").status_code == 403

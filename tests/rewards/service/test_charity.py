@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from rewards_svc.server import RewardsServices
 from service_kit.errors import Unavailable
-from tests.rewards.conftest import funded, refusal
+from tests.rewards.conftest import ManualClock, funded, refusal
 from tests.rewards.rewards_fake_ledger import FakeLedger
 
 
@@ -37,3 +39,22 @@ def test_a_donation_whose_id_the_ledger_holds_with_another_body_is_settled_not_f
     done = service.charity.donate("d1", account, "trees", 3000)
     assert (done.units, done.project.donated_points_region) == (3, 3000)
     assert ledger.balances[account] == 0 and ledger.balances["system:donation"] == 3000
+
+
+def test_a_months_charity_figures_count_that_months_completed_donations(
+    service: RewardsServices, ledger: FakeLedger, clock: ManualClock
+) -> None:
+    account = funded(ledger, "330000", 20_000)
+    clock.now = datetime(2026, 3, 31, 15, 59, tzinfo=UTC)  # 23:59 on 31 March, China time
+    service.charity.donate("march", account, "trees", 2000)
+    clock.now = datetime(2026, 3, 31, 16, 0, tzinfo=UTC)  # 00:00 on 1 April
+    service.charity.donate("april", account, "trees", 3000)
+    service.charity.donate("book", account, "childrens-books", 5000)
+
+    march = {project.project_id: (units, points) for project, units, points in service.charity.month_figures(2026, 3)}
+    april = {project.project_id: (units, points) for project, units, points in service.charity.month_figures(2026, 4)}
+
+    assert march == {"trees": (2, 2000), "childrens-books": (0, 0)}
+    assert april == {"trees": (3, 3000), "childrens-books": (1, 5000)}
+    (trees, _, _) = service.charity.month_figures(2026, 3)[1]
+    assert trees.project_id == "trees" and trees.units_region == 5, "all-time units beside the month's"

@@ -106,6 +106,11 @@ class IdentityServiceStub:
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountRequest.SerializeToString,
                 response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountResponse.FromString,
                 _registered_method=True)
+        self.GetAccountFigures = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/GetAccountFigures',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -293,6 +298,16 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccountFigures(self, request, context):
+        """The region's accounts for one month (China Standard Time): opened in it and closed in it, and open at its end,
+        by the channel they were opened through. Counts only; no account is named. For the gateway's national figures.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -360,6 +375,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.CloseAccount,
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountRequest.FromString,
                     response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountResponse.SerializeToString,
+            ),
+            'GetAccountFigures': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccountFigures,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -720,6 +740,33 @@ class IdentityService:
             '/carbon.identity.v1.IdentityService/CloseAccount',
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountRequest.SerializeToString,
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccountFigures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/GetAccountFigures',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -163,6 +163,12 @@ class IdentityServiceStub:
     open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
     LEDGER_NOT_CONFIGURED (retry with the same request_id).
     """
+    GetAccountFigures: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountFiguresRequest, _identity_service_pb2.GetAccountFiguresResponse]
+    """The region's accounts for one month (China Standard Time): opened in it and closed in it, and open at its end,
+    by the channel they were opened through. Counts only; no account is named. For the gateway's national figures.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -298,6 +304,12 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     remain and the disposition is NONE or unset), POINTS_DISPOSAL_FAILED (the ledger refused; the account stays
     open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
     LEDGER_NOT_CONFIGURED (retry with the same request_id).
+    """
+    GetAccountFigures: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountFiguresRequest, _identity_service_pb2.GetAccountFiguresResponse]  # type: ignore[assignment]
+    """The region's accounts for one month (China Standard Time): opened in it and closed in it, and open at its end,
+    by the channel they were opened through. Counts only; no account is named. For the gateway's national figures.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
     """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -509,6 +521,18 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         remain and the disposition is NONE or unset), POINTS_DISPOSAL_FAILED (the ledger refused; the account stays
         open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
         LEDGER_NOT_CONFIGURED (retry with the same request_id).
+        """
+
+    @_abc_1.abstractmethod
+    def GetAccountFigures(
+        self,
+        request: _identity_service_pb2.GetAccountFiguresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.GetAccountFiguresResponse, _abc.Awaitable[_identity_service_pb2.GetAccountFiguresResponse]]:
+        """The region's accounts for one month (China Standard Time): opened in it and closed in it, and open at its end,
+        by the channel they were opened through. Counts only; no account is named. For the gateway's national figures.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1998,3 +1998,281 @@ class BehaviourSummary(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BehaviourSummary: _TypeAlias = BehaviourSummary  # noqa: Y015
+
+@_typing.final
+class GetPeriodFiguresRequest(_message.Message):
+    """Which settlement period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Required. The year, 2000-9999."""
+    month: _builtins.int
+    """Required. The month, 1-12, not after the current month (China Standard Time)."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPeriodFiguresRequest: _TypeAlias = GetPeriodFiguresRequest  # noqa: Y015
+
+@_typing.final
+class GetPeriodFiguresResponse(_message.Message):
+    """One settlement period's figures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIGURES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def figures(self) -> Global___PeriodFigures:
+        """The figures."""
+
+    def __init__(
+        self,
+        *,
+        figures: Global___PeriodFigures | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPeriodFiguresResponse: _TypeAlias = GetPeriodFiguresResponse  # noqa: Y015
+
+@_typing.final
+class PeriodFigures(_message.Message):
+    """A region's figures for one month: what its journal entries attributed to the month add up to. Points moved by user
+    accounts only; transfers between two system accounts are not counted.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    LAST_BLOCK_NO_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    LATE_ENTRIES_FIELD_NUMBER: _builtins.int
+    ISSUED_POINTS_FIELD_NUMBER: _builtins.int
+    REDEEMED_POINTS_FIELD_NUMBER: _builtins.int
+    REFUNDED_POINTS_FIELD_NUMBER: _builtins.int
+    EXPIRED_POINTS_FIELD_NUMBER: _builtins.int
+    DONATED_POINTS_FIELD_NUMBER: _builtins.int
+    TRANSFERRED_OUT_POINTS_FIELD_NUMBER: _builtins.int
+    TRANSFERRED_IN_POINTS_FIELD_NUMBER: _builtins.int
+    ADJUSTED_POINTS_FIELD_NUMBER: _builtins.int
+    FORFEITED_POINTS_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    BY_BEHAVIOUR_FIELD_NUMBER: _builtins.int
+    BY_DAY_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The year."""
+    month: _builtins.int
+    """The month, 1-12."""
+    closed: _builtins.bool
+    """True once the month is closed (ledger monthly close): the figures are those stored then and never change."""
+    last_block_no: _builtins.int
+    """For a closed month, the last journal block its figures include (VerifyJournal's numbering); 0 while open."""
+    entries: _builtins.int
+    """Journal entries counted."""
+    late_entries: _builtins.int
+    """Of them, entries posted in an earlier, already closed month and counted here instead (late postings)."""
+    issued_points: _builtins.int
+    """EARN credits to user accounts: points issued."""
+    redeemed_points: _builtins.int
+    """REDEEM debits of user accounts."""
+    refunded_points: _builtins.int
+    """REFUND credits to user accounts (redemptions given back)."""
+    expired_points: _builtins.int
+    """EXPIRE debits of user accounts."""
+    donated_points: _builtins.int
+    """DONATE debits of user accounts."""
+    transferred_out_points: _builtins.int
+    """TRANSFER_OUT debits of user accounts (points that left for another region, and reversals of arrivals)."""
+    transferred_in_points: _builtins.int
+    """TRANSFER_IN credits to user accounts (points that arrived from another region, and returns of departures)."""
+    adjusted_points: _builtins.int
+    """ADJUST credits to user accounts less ADJUST debits of them; may be negative."""
+    forfeited_points: _builtins.int
+    """FORFEIT debits of user accounts (accounts closed with points left)."""
+    co2e_grams: _builtins.int
+    """Grams of CO2e avoided by the EARN credits counted."""
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the month was closed; unset while it is open."""
+
+    @_builtins.property
+    def by_behaviour(self) -> _containers.RepeatedCompositeFieldContainer[Global___BehaviourSummary]:
+        """The EARN credits by behaviour, the most CO2e first (BehaviourSummary.credits counts them)."""
+
+    @_builtins.property
+    def by_day(self) -> _containers.RepeatedCompositeFieldContainer[Global___DayFigures]:
+        """The same points by the day (China Standard Time) they were posted, in day order; days without entries are left
+        out. Late entries count on the period's first day, so the days add up to the period (docs/adr/0111).
+        """
+
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        closed: _builtins.bool = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+        last_block_no: _builtins.int = ...,
+        entries: _builtins.int = ...,
+        late_entries: _builtins.int = ...,
+        issued_points: _builtins.int = ...,
+        redeemed_points: _builtins.int = ...,
+        refunded_points: _builtins.int = ...,
+        expired_points: _builtins.int = ...,
+        donated_points: _builtins.int = ...,
+        transferred_out_points: _builtins.int = ...,
+        transferred_in_points: _builtins.int = ...,
+        adjusted_points: _builtins.int = ...,
+        forfeited_points: _builtins.int = ...,
+        co2e_grams: _builtins.int = ...,
+        by_behaviour: _abc.Iterable[Global___BehaviourSummary] | None = ...,
+        by_day: _abc.Iterable[Global___DayFigures] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_points", b"adjusted_points", "by_behaviour", b"by_behaviour", "by_day", b"by_day", "closed", b"closed", "closed_at", b"closed_at", "co2e_grams", b"co2e_grams", "donated_points", b"donated_points", "entries", b"entries", "expired_points", b"expired_points", "forfeited_points", b"forfeited_points", "issued_points", b"issued_points", "last_block_no", b"last_block_no", "late_entries", b"late_entries", "month", b"month", "redeemed_points", b"redeemed_points", "refunded_points", b"refunded_points", "transferred_in_points", b"transferred_in_points", "transferred_out_points", b"transferred_out_points", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeriodFigures: _TypeAlias = PeriodFigures  # noqa: Y015
+
+@_typing.final
+class DayFigures(_message.Message):
+    """One day's points within a settlement period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    ISSUED_POINTS_FIELD_NUMBER: _builtins.int
+    REDEEMED_POINTS_FIELD_NUMBER: _builtins.int
+    EXPIRED_POINTS_FIELD_NUMBER: _builtins.int
+    DONATED_POINTS_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    issued_points: _builtins.int
+    """EARN credits to user accounts."""
+    redeemed_points: _builtins.int
+    """REDEEM debits of user accounts (refunds are not netted)."""
+    expired_points: _builtins.int
+    """EXPIRE debits of user accounts."""
+    donated_points: _builtins.int
+    """DONATE debits of user accounts."""
+    co2e_grams: _builtins.int
+    """Grams of CO2e avoided by the day's EARN credits."""
+    @_builtins.property
+    def day(self) -> _common_pb2.Date:
+        """The day (China Standard Time)."""
+
+    def __init__(
+        self,
+        *,
+        day: _common_pb2.Date | None = ...,
+        issued_points: _builtins.int = ...,
+        redeemed_points: _builtins.int = ...,
+        expired_points: _builtins.int = ...,
+        donated_points: _builtins.int = ...,
+        co2e_grams: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["co2e_grams", b"co2e_grams", "day", b"day", "donated_points", b"donated_points", "expired_points", b"expired_points", "issued_points", b"issued_points", "redeemed_points", b"redeemed_points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DayFigures: _TypeAlias = DayFigures  # noqa: Y015
+
+@_typing.final
+class GetExpiringAheadRequest(_message.Message):
+    """How far ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTHS_AHEAD_FIELD_NUMBER: _builtins.int
+    months_ahead: _builtins.int
+    """Optional. Months to look ahead, 0-36; 0 means 12. The current month counts as the first."""
+    def __init__(
+        self,
+        *,
+        months_ahead: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["months_ahead", b"months_ahead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExpiringAheadRequest: _TypeAlias = GetExpiringAheadRequest  # noqa: Y015
+
+@_typing.final
+class ExpiringMonth(_message.Message):
+    """Points expiring in one calendar month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    AMOUNT_POINTS_FIELD_NUMBER: _builtins.int
+    LOTS_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The year."""
+    month: _builtins.int
+    """The month, 1-12."""
+    amount_points: _builtins.int
+    """Points left in lots that expire in the month (from now on, for the current month)."""
+    lots: _builtins.int
+    """How many lots hold them."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        amount_points: _builtins.int = ...,
+        lots: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_points", b"amount_points", "lots", b"lots", "month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExpiringMonth: _TypeAlias = ExpiringMonth  # noqa: Y015
+
+@_typing.final
+class GetExpiringAheadResponse(_message.Message):
+    """What expires ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTHS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def months(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExpiringMonth]:
+        """One entry per month from the current one on, months_ahead of them, in order; months with nothing have zeros."""
+
+    def __init__(
+        self,
+        *,
+        months: _abc.Iterable[Global___ExpiringMonth] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["months", b"months"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExpiringAheadResponse: _TypeAlias = GetExpiringAheadResponse  # noqa: Y015

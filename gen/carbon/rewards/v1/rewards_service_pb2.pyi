@@ -935,7 +935,10 @@ class CharityProject(_message.Message):
     units_region: _builtins.int
     """Units donated in this region."""
     units_national: _builtins.int
-    """Units donated nationwide: reserved for the gateway, which does not serve this method yet; always 0 today."""
+    """Units donated nationwide: the sum of units_region over every federated region, filled in by the gateway when it
+    forwards ListCharityProjects (0 when asked of the region directly, and a lower bound when a region did not
+    answer the gateway: see ListCharityProjectsResponse.national_regions_missing).
+    """
     donated_points_region: _builtins.int
     """Points donated to the project in this region."""
     def __init__(
@@ -992,21 +995,29 @@ class ListCharityProjectsResponse(_message.Message):
 
     PROJECTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NATIONAL_REGIONS_MISSING_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Always empty."""
     @_builtins.property
     def projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___CharityProject]:
         """Every project, ordered by project_id."""
 
+    @_builtins.property
+    def national_regions_missing(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Set by the gateway only: the regions that did not answer when it summed units_national (their units are not in
+        it); empty when every region answered.
+        """
+
     def __init__(
         self,
         *,
         projects: _abc.Iterable[Global___CharityProject] | None = ...,
         next_page_token: _builtins.str = ...,
+        national_regions_missing: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "projects", b"projects"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["national_regions_missing", b"national_regions_missing", "next_page_token", b"next_page_token", "projects", b"projects"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1167,3 +1178,107 @@ class RecommendRewardsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecommendRewardsResponse: _TypeAlias = RecommendRewardsResponse  # noqa: Y015
+
+@_typing.final
+class GetCharityFiguresRequest(_message.Message):
+    """Which month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Required. The year, 2000-9999."""
+    month: _builtins.int
+    """Required. The month, 1-12, not after the current month (China Standard Time)."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCharityFiguresRequest: _TypeAlias = GetCharityFiguresRequest  # noqa: Y015
+
+@_typing.final
+class CharityProjectFigures(_message.Message):
+    """One project's impact in the region."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    IMPACT_UNIT_FIELD_NUMBER: _builtins.int
+    POINTS_PER_UNIT_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    DONATED_POINTS_FIELD_NUMBER: _builtins.int
+    UNITS_TOTAL_FIELD_NUMBER: _builtins.int
+    DONATED_POINTS_TOTAL_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    """The project's id, e.g. "trees"."""
+    impact_unit: _builtins.str
+    """What one unit of impact is, e.g. "tree", "book"."""
+    points_per_unit: _builtins.int
+    """Points per unit."""
+    units: _builtins.int
+    """Units of the month's completed donations."""
+    donated_points: _builtins.int
+    """Points of the month's completed donations."""
+    units_total: _builtins.int
+    """Units of every completed donation so far (CharityProject.units_region)."""
+    donated_points_total: _builtins.int
+    """Points of every completed donation so far (CharityProject.donated_points_region)."""
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        impact_unit: _builtins.str = ...,
+        points_per_unit: _builtins.int = ...,
+        units: _builtins.int = ...,
+        donated_points: _builtins.int = ...,
+        units_total: _builtins.int = ...,
+        donated_points_total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["donated_points", b"donated_points", "donated_points_total", b"donated_points_total", "impact_unit", b"impact_unit", "points_per_unit", b"points_per_unit", "project_id", b"project_id", "units", b"units", "units_total", b"units_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CharityProjectFigures: _TypeAlias = CharityProjectFigures  # noqa: Y015
+
+@_typing.final
+class GetCharityFiguresResponse(_message.Message):
+    """The region's charity impact in a month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    PROJECTS_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The year."""
+    month: _builtins.int
+    """The month."""
+    @_builtins.property
+    def projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___CharityProjectFigures]:
+        """Every project, ordered by project_id (projects without donations included, with zeros)."""
+
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        projects: _abc.Iterable[Global___CharityProjectFigures] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "projects", b"projects", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCharityFiguresResponse: _TypeAlias = GetCharityFiguresResponse  # noqa: Y015

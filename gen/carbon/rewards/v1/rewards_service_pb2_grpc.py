@@ -107,6 +107,11 @@ class RewardsServiceStub:
                 request_serializer=carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.RecommendRewardsRequest.SerializeToString,
                 response_deserializer=carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.RecommendRewardsResponse.FromString,
                 _registered_method=True)
+        self.GetCharityFigures = channel.unary_unary(
+                '/carbon.rewards.v1.RewardsService/GetCharityFigures',
+                request_serializer=carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.GetCharityFiguresRequest.SerializeToString,
+                response_deserializer=carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.GetCharityFiguresResponse.FromString,
+                _registered_method=True)
 
 
 class RewardsServiceServicer:
@@ -257,6 +262,16 @@ class RewardsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCharityFigures(self, request, context):
+        """The region's charity impact for one month (China Standard Time) per project: completed donations made in the
+        month (by when they were asked for), and in all time up to now. For the gateway's national figures.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RewardsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -324,6 +339,11 @@ def add_RewardsServiceServicer_to_server(servicer, server):
                     servicer.RecommendRewards,
                     request_deserializer=carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.RecommendRewardsRequest.FromString,
                     response_serializer=carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.RecommendRewardsResponse.SerializeToString,
+            ),
+            'GetCharityFigures': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCharityFigures,
+                    request_deserializer=carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.GetCharityFiguresRequest.FromString,
+                    response_serializer=carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.GetCharityFiguresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -685,6 +705,33 @@ class RewardsService:
             '/carbon.rewards.v1.RewardsService/RecommendRewards',
             carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.RecommendRewardsRequest.SerializeToString,
             carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.RecommendRewardsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCharityFigures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.rewards.v1.RewardsService/GetCharityFigures',
+            carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.GetCharityFiguresRequest.SerializeToString,
+            carbon_dot_rewards_dot_v1_dot_rewards__service__pb2.GetCharityFiguresResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -126,6 +126,12 @@ class RewardsServiceStub:
     Errors: INVALID_ARGUMENT (account_number, region_code, max_results; the ledger's INVALID_ACCOUNT); UNAVAILABLE
     LEDGER_UNAVAILABLE.
     """
+    GetCharityFigures: _grpc.UnaryUnaryMultiCallable[_rewards_service_pb2.GetCharityFiguresRequest, _rewards_service_pb2.GetCharityFiguresResponse]
+    """The region's charity impact for one month (China Standard Time) per project: completed donations made in the
+    month (by when they were asked for), and in all time up to now. For the gateway's national figures.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+    """
 
 @_typing.type_check_only
 class RewardsServiceAsyncStub(RewardsServiceStub):
@@ -224,6 +230,12 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (account_number, region_code, max_results; the ledger's INVALID_ACCOUNT); UNAVAILABLE
     LEDGER_UNAVAILABLE.
+    """
+    GetCharityFigures: _aio.UnaryUnaryMultiCallable[_rewards_service_pb2.GetCharityFiguresRequest, _rewards_service_pb2.GetCharityFiguresResponse]  # type: ignore[assignment]
+    """The region's charity impact for one month (China Standard Time) per project: completed donations made in the
+    month (by when they were asked for), and in all time up to now. For the gateway's national figures.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
     """
 
 class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -398,6 +410,18 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (account_number, region_code, max_results; the ledger's INVALID_ACCOUNT); UNAVAILABLE
         LEDGER_UNAVAILABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCharityFigures(
+        self,
+        request: _rewards_service_pb2.GetCharityFiguresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_service_pb2.GetCharityFiguresResponse, _abc.Awaitable[_rewards_service_pb2.GetCharityFiguresResponse]]:
+        """The region's charity impact for one month (China Standard Time) per project: completed donations made in the
+        month (by when they were asked for), and in all time up to now. For the gateway's national figures.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
         """
 
 def add_RewardsServiceServicer_to_server(servicer: RewardsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
