@@ -414,6 +414,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/expiring-ahead": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Points that will expire in each coming month unless spent, per region and nationally */
+        get: operations["get_expiring_ahead"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -423,6 +440,26 @@ export interface paths {
         };
         /** The staff member behind the token */
         get: operations["whoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/national-figures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A month's figures of every region and the national sums (accounts, points, CO2e, charity)
+         * @description National figures are the national operators': community staff see their own region's dashboard instead.
+         */
+        get: operations["get_national_figures"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1112,6 +1149,23 @@ export interface components {
             campaign: components["schemas"]["Campaign"];
         };
         /**
+         * ChannelAccountFigures
+         * @description proto carbon.identity.v1.ChannelAccountFigures
+         */
+        ChannelAccountFigures: {
+            /**
+             * Channel
+             * @enum {string}
+             */
+            channel: "CHANNEL_UNSPECIFIED" | "CHANNEL_INTERNET_PLATFORM" | "CHANNEL_GOVERNMENT_APP" | "CHANNEL_COMMUNITY_CENTRE";
+            /** Closed */
+            closed: number;
+            /** Open At End */
+            open_at_end: number;
+            /** Opened */
+            opened: number;
+        };
+        /**
          * ChannelBinding
          * @description proto carbon.common.v1.ChannelBinding
          */
@@ -1120,6 +1174,26 @@ export interface components {
             platform: string;
             /** Platform User Id */
             platform_user_id: string;
+        };
+        /**
+         * CharityProjectFigures
+         * @description proto carbon.rewards.v1.CharityProjectFigures
+         */
+        CharityProjectFigures: {
+            /** Donated Points */
+            donated_points: number;
+            /** Donated Points Total */
+            donated_points_total: number;
+            /** Impact Unit */
+            impact_unit: string;
+            /** Points Per Unit */
+            points_per_unit: number;
+            /** Project Id */
+            project_id: string;
+            /** Units */
+            units: number;
+            /** Units Total */
+            units_total: number;
         };
         /**
          * CheckConservationResponse
@@ -1313,6 +1387,24 @@ export interface components {
             /** Points */
             points: number;
         };
+        /**
+         * DayFigures
+         * @description proto carbon.ledger.v1.DayFigures
+         */
+        DayFigures: {
+            /** Co2E Grams */
+            co2e_grams: number;
+            /** Day */
+            day: string | null;
+            /** Donated Points */
+            donated_points: number;
+            /** Expired Points */
+            expired_points: number;
+            /** Issued Points */
+            issued_points: number;
+            /** Redeemed Points */
+            redeemed_points: number;
+        };
         /** DecisionBody */
         DecisionBody: {
             /**
@@ -1376,6 +1468,20 @@ export interface components {
             lots_expired: number;
             /** Points Expired */
             points_expired: number;
+        };
+        /**
+         * ExpiringMonth
+         * @description proto carbon.ledger.v1.ExpiringMonth
+         */
+        ExpiringMonth: {
+            /** Amount Points */
+            amount_points: number;
+            /** Lots */
+            lots: number;
+            /** Month */
+            month: number;
+            /** Year */
+            year: number;
         };
         /**
          * ExpiringPoints
@@ -1455,6 +1561,16 @@ export interface components {
             total_available_points: number;
         };
         /**
+         * GetExpiringAheadResponse
+         * @description proto carbon.gateway.v1.GetExpiringAheadResponse
+         */
+        GetExpiringAheadResponse: {
+            /** National */
+            national: components["schemas"]["ExpiringMonth"][];
+            /** Regions */
+            regions: components["schemas"]["RegionExpiring"][];
+        };
+        /**
          * GetMonthlySummaryResponse
          * @description proto carbon.ledger.v1.GetMonthlySummaryResponse
          */
@@ -1489,6 +1605,19 @@ export interface components {
             transferred_in_points: number;
             /** Transferred Out Points */
             transferred_out_points: number;
+            /** Year */
+            year: number;
+        };
+        /**
+         * GetNationalFiguresResponse
+         * @description proto carbon.gateway.v1.GetNationalFiguresResponse
+         */
+        GetNationalFiguresResponse: {
+            /** Month */
+            month: number;
+            national: components["schemas"]["RegionFigures"] | null;
+            /** Regions */
+            regions: components["schemas"]["RegionFigures"][];
             /** Year */
             year: number;
         };
@@ -1676,6 +1805,50 @@ export interface components {
             partner: components["schemas"]["Partner"];
         };
         /**
+         * PeriodFigures
+         * @description proto carbon.ledger.v1.PeriodFigures
+         */
+        PeriodFigures: {
+            /** Adjusted Points */
+            adjusted_points: number;
+            /** By Behaviour */
+            by_behaviour: components["schemas"]["BehaviourSummary"][];
+            /** By Day */
+            by_day: components["schemas"]["DayFigures"][];
+            /** Closed */
+            closed: boolean;
+            /** Closed At */
+            closed_at: string | null;
+            /** Co2E Grams */
+            co2e_grams: number;
+            /** Donated Points */
+            donated_points: number;
+            /** Entries */
+            entries: number;
+            /** Expired Points */
+            expired_points: number;
+            /** Forfeited Points */
+            forfeited_points: number;
+            /** Issued Points */
+            issued_points: number;
+            /** Last Block No */
+            last_block_no: number;
+            /** Late Entries */
+            late_entries: number;
+            /** Month */
+            month: number;
+            /** Redeemed Points */
+            redeemed_points: number;
+            /** Refunded Points */
+            refunded_points: number;
+            /** Transferred In Points */
+            transferred_in_points: number;
+            /** Transferred Out Points */
+            transferred_out_points: number;
+            /** Year */
+            year: number;
+        };
+        /**
          * Problem
          * @description RFC 9457 problem details, with the services' reason code.
          */
@@ -1780,6 +1953,41 @@ export interface components {
              * @description GB/T 2260 region code
              */
             region_code: string;
+        };
+        /**
+         * RegionExpiring
+         * @description proto carbon.gateway.v1.RegionExpiring
+         */
+        RegionExpiring: {
+            /** Months */
+            months: components["schemas"]["ExpiringMonth"][];
+            /** Region Code */
+            region_code: string;
+        };
+        /**
+         * RegionFigures
+         * @description proto carbon.gateway.v1.RegionFigures
+         */
+        RegionFigures: {
+            /** Accounts By Channel */
+            accounts_by_channel: components["schemas"]["ChannelAccountFigures"][];
+            /** Accounts Closed */
+            accounts_closed: number;
+            /** Accounts Open At End */
+            accounts_open_at_end: number;
+            /** Accounts Opened */
+            accounts_opened: number;
+            /** Books Donated */
+            books_donated: number;
+            /** Charity */
+            charity: components["schemas"]["CharityProjectFigures"][];
+            /** Forest Area Milli Mu */
+            forest_area_milli_mu: number;
+            points: components["schemas"]["PeriodFigures"] | null;
+            /** Region Code */
+            region_code: string;
+            /** Trees Planted */
+            trees_planted: number;
         };
         /**
          * RegionPage
@@ -5725,6 +5933,136 @@ export interface operations {
             };
         };
     };
+    get_expiring_ahead: {
+        parameters: {
+            query?: {
+                months_ahead?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetExpiringAheadResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     whoami: {
         parameters: {
             query?: never;
@@ -5781,6 +6119,137 @@ export interface operations {
             };
             /** @description Internal error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_national_figures: {
+        parameters: {
+            query: {
+                year: number;
+                month: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetNationalFiguresResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -22,54 +22,69 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from carbon.identity.v1 import identity_service_pb2 as carbon_dot_identity_dot_v1_dot_identity__service__pb2
+from carbon.ledger.v1 import ledger_service_pb2 as carbon_dot_ledger_dot_v1_dot_ledger__service__pb2
+from carbon.rewards.v1 import rewards_service_pb2 as carbon_dot_rewards_dot_v1_dot_rewards__service__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'carbon/gateway/v1/gateway_service.proto\x12\x11\x63\x61rbon.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\x06Region\x12\x13\n\x0bregion_code\x18\x01 \x01(\t\x12\x0f\n\x07name_en\x18\x02 \x01(\t\x12\x0f\n\x07name_zh\x18\x03 \x01(\t\x12\x18\n\x10identity_address\x18\x04 \x01(\t\x12\x16\n\x0eingest_address\x18\x05 \x01(\t\x12\x16\n\x0eledger_address\x18\x06 \x01(\t\x12\x17\n\x0frewards_address\x18\x07 \x01(\t\x12\x0e\n\x06health\x18\x08 \x01(\t\x12\x1a\n\x12incentives_address\x18\t \x01(\t\";\n\x12ListRegionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x13ListRegionsResponse\x12*\n\x07regions\x18\x01 \x03(\x0b\x32\x19.carbon.gateway.v1.Region\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x84\x01\n\x10\x44irectoryAccount\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\t\x12\x13\n\x0bregion_code\x18\x02 \x01(\t\x12\x18\n\x10\x61vailable_points\x18\x03 \x01(\x03\x12\x13\n\x0bheld_points\x18\x04 \x01(\x03\x12\x14\n\x0c\x65rror_reason\x18\x05 \x01(\t\"2\n\x18GetDirectoryEntryRequest\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\t\"r\n\x19GetDirectoryEntryResponse\x12\x35\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32#.carbon.gateway.v1.DirectoryAccount\x12\x1e\n\x16total_available_points\x18\x02 \x01(\x03\"\xe7\x02\n\x13\x43rossRegionTransfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x02 \x01(\t\x12\x12\n\nto_account\x18\x03 \x01(\t\x12\x15\n\ramount_points\x18\x04 \x01(\x03\x12:\n\x05state\x18\x05 \x01(\x0e\x32+.carbon.gateway.v1.CrossRegionTransferState\x12\x16\n\x0e\x66\x61ilure_reason\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rauthorized_by\x18\n \x01(\t\"\x98\x01\n CreateCrossRegionTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x02 \x01(\t\x12\x12\n\nto_account\x18\x03 \x01(\t\x12\x15\n\ramount_points\x18\x04 \x01(\x03\x12\x1e\n\x16resident_authorization\x18\x05 \x01(\t\"]\n!CreateCrossRegionTransferResponse\x12\x38\n\x08transfer\x18\x01 \x01(\x0b\x32&.carbon.gateway.v1.CrossRegionTransfer\"4\n\x1dGetCrossRegionTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"Z\n\x1eGetCrossRegionTransferResponse\x12\x38\n\x08transfer\x18\x01 \x01(\x0b\x32&.carbon.gateway.v1.CrossRegionTransfer\"\x9c\x01\n\x1fListCrossRegionTransfersRequest\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\t\x12:\n\x05state\x18\x02 \x01(\x0e\x32+.carbon.gateway.v1.CrossRegionTransferState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"v\n ListCrossRegionTransfersResponse\x12\x39\n\ttransfers\x18\x01 \x03(\x0b\x32&.carbon.gateway.v1.CrossRegionTransfer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa0\x01\n\x15RedeemAnywhereRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0esource_account\x18\x02 \x01(\t\x12\x16\n\x0etarget_account\x18\x03 \x01(\t\x12\x11\n\treward_id\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x1e\n\x16resident_authorization\x18\x06 \x01(\t\"\x80\x01\n\x16RedeemAnywhereResponse\x12\x38\n\x08transfer\x18\x01 \x01(\x0b\x32&.carbon.gateway.v1.CrossRegionTransfer\x12\x15\n\rredemption_id\x18\x02 \x01(\t\x12\x15\n\rvoucher_codes\x18\x03 \x03(\t\"j\n\x12SettlementPosition\x12\x15\n\rdebtor_region\x18\x01 \x01(\t\x12\x17\n\x0f\x63reditor_region\x18\x02 \x01(\t\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x14\n\x0c\x61mount_cents\x18\x04 \x01(\x03\"~\n\x1aGetSettlementReportRequest\x12\x30\n\x0cperiod_start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa2\x01\n\x1bGetSettlementReportResponse\x12\x34\n\x05gross\x18\x01 \x03(\x0b\x32%.carbon.gateway.v1.SettlementPosition\x12\x32\n\x03net\x18\x02 \x03(\x0b\x32%.carbon.gateway.v1.SettlementPosition\x12\x19\n\x11\x63learing_balanced\x18\x03 \x01(\x08*\xbe\x02\n\x18\x43rossRegionTransferState\x12+\n\'CROSS_REGION_TRANSFER_STATE_UNSPECIFIED\x10\x00\x12\'\n#CROSS_REGION_TRANSFER_STATE_CREATED\x10\x01\x12$\n CROSS_REGION_TRANSFER_STATE_HELD\x10\x02\x12(\n$CROSS_REGION_TRANSFER_STATE_CREDITED\x10\x03\x12)\n%CROSS_REGION_TRANSFER_STATE_COMMITTED\x10\x04\x12(\n$CROSS_REGION_TRANSFER_STATE_RELEASED\x10\x05\x12\'\n#CROSS_REGION_TRANSFER_STATE_UNKNOWN\x10\x06\x32\xc9\x06\n\x0eGatewayService\x12\\\n\x0bListRegions\x12%.carbon.gateway.v1.ListRegionsRequest\x1a&.carbon.gateway.v1.ListRegionsResponse\x12n\n\x11GetDirectoryEntry\x12+.carbon.gateway.v1.GetDirectoryEntryRequest\x1a,.carbon.gateway.v1.GetDirectoryEntryResponse\x12\x86\x01\n\x19\x43reateCrossRegionTransfer\x12\x33.carbon.gateway.v1.CreateCrossRegionTransferRequest\x1a\x34.carbon.gateway.v1.CreateCrossRegionTransferResponse\x12}\n\x16GetCrossRegionTransfer\x12\x30.carbon.gateway.v1.GetCrossRegionTransferRequest\x1a\x31.carbon.gateway.v1.GetCrossRegionTransferResponse\x12\x83\x01\n\x18ListCrossRegionTransfers\x12\x32.carbon.gateway.v1.ListCrossRegionTransfersRequest\x1a\x33.carbon.gateway.v1.ListCrossRegionTransfersResponse\x12\x65\n\x0eRedeemAnywhere\x12(.carbon.gateway.v1.RedeemAnywhereRequest\x1a).carbon.gateway.v1.RedeemAnywhereResponse\x12t\n\x13GetSettlementReport\x12-.carbon.gateway.v1.GetSettlementReportRequest\x1a..carbon.gateway.v1.GetSettlementReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'carbon/gateway/v1/gateway_service.proto\x12\x11\x63\x61rbon.gateway.v1\x1a)carbon/identity/v1/identity_service.proto\x1a%carbon/ledger/v1/ledger_service.proto\x1a\'carbon/rewards/v1/rewards_service.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\x06Region\x12\x13\n\x0bregion_code\x18\x01 \x01(\t\x12\x0f\n\x07name_en\x18\x02 \x01(\t\x12\x0f\n\x07name_zh\x18\x03 \x01(\t\x12\x18\n\x10identity_address\x18\x04 \x01(\t\x12\x16\n\x0eingest_address\x18\x05 \x01(\t\x12\x16\n\x0eledger_address\x18\x06 \x01(\t\x12\x17\n\x0frewards_address\x18\x07 \x01(\t\x12\x0e\n\x06health\x18\x08 \x01(\t\x12\x1a\n\x12incentives_address\x18\t \x01(\t\";\n\x12ListRegionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x13ListRegionsResponse\x12*\n\x07regions\x18\x01 \x03(\x0b\x32\x19.carbon.gateway.v1.Region\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x84\x01\n\x10\x44irectoryAccount\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\t\x12\x13\n\x0bregion_code\x18\x02 \x01(\t\x12\x18\n\x10\x61vailable_points\x18\x03 \x01(\x03\x12\x13\n\x0bheld_points\x18\x04 \x01(\x03\x12\x14\n\x0c\x65rror_reason\x18\x05 \x01(\t\"2\n\x18GetDirectoryEntryRequest\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\t\"r\n\x19GetDirectoryEntryResponse\x12\x35\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32#.carbon.gateway.v1.DirectoryAccount\x12\x1e\n\x16total_available_points\x18\x02 \x01(\x03\"\xe7\x02\n\x13\x43rossRegionTransfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x02 \x01(\t\x12\x12\n\nto_account\x18\x03 \x01(\t\x12\x15\n\ramount_points\x18\x04 \x01(\x03\x12:\n\x05state\x18\x05 \x01(\x0e\x32+.carbon.gateway.v1.CrossRegionTransferState\x12\x16\n\x0e\x66\x61ilure_reason\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rauthorized_by\x18\n \x01(\t\"\x98\x01\n CreateCrossRegionTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x02 \x01(\t\x12\x12\n\nto_account\x18\x03 \x01(\t\x12\x15\n\ramount_points\x18\x04 \x01(\x03\x12\x1e\n\x16resident_authorization\x18\x05 \x01(\t\"]\n!CreateCrossRegionTransferResponse\x12\x38\n\x08transfer\x18\x01 \x01(\x0b\x32&.carbon.gateway.v1.CrossRegionTransfer\"4\n\x1dGetCrossRegionTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"Z\n\x1eGetCrossRegionTransferResponse\x12\x38\n\x08transfer\x18\x01 \x01(\x0b\x32&.carbon.gateway.v1.CrossRegionTransfer\"\x9c\x01\n\x1fListCrossRegionTransfersRequest\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\t\x12:\n\x05state\x18\x02 \x01(\x0e\x32+.carbon.gateway.v1.CrossRegionTransferState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"v\n ListCrossRegionTransfersResponse\x12\x39\n\ttransfers\x18\x01 \x03(\x0b\x32&.carbon.gateway.v1.CrossRegionTransfer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa0\x01\n\x15RedeemAnywhereRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0esource_account\x18\x02 \x01(\t\x12\x16\n\x0etarget_account\x18\x03 \x01(\t\x12\x11\n\treward_id\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x1e\n\x16resident_authorization\x18\x06 \x01(\t\"\x80\x01\n\x16RedeemAnywhereResponse\x12\x38\n\x08transfer\x18\x01 \x01(\x0b\x32&.carbon.gateway.v1.CrossRegionTransfer\x12\x15\n\rredemption_id\x18\x02 \x01(\t\x12\x15\n\rvoucher_codes\x18\x03 \x03(\t\"j\n\x12SettlementPosition\x12\x15\n\rdebtor_region\x18\x01 \x01(\t\x12\x17\n\x0f\x63reditor_region\x18\x02 \x01(\t\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x14\n\x0c\x61mount_cents\x18\x04 \x01(\x03\"~\n\x1aGetSettlementReportRequest\x12\x30\n\x0cperiod_start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa2\x01\n\x1bGetSettlementReportResponse\x12\x34\n\x05gross\x18\x01 \x03(\x0b\x32%.carbon.gateway.v1.SettlementPosition\x12\x32\n\x03net\x18\x02 \x03(\x0b\x32%.carbon.gateway.v1.SettlementPosition\x12\x19\n\x11\x63learing_balanced\x18\x03 \x01(\x08\"8\n\x19GetNationalFiguresRequest\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\"\xf4\x02\n\rRegionFigures\x12\x13\n\x0bregion_code\x18\x01 \x01(\t\x12\x17\n\x0f\x61\x63\x63ounts_opened\x18\x02 \x01(\x03\x12\x17\n\x0f\x61\x63\x63ounts_closed\x18\x03 \x01(\x03\x12\x1c\n\x14\x61\x63\x63ounts_open_at_end\x18\x04 \x01(\x03\x12\x46\n\x13\x61\x63\x63ounts_by_channel\x18\x05 \x03(\x0b\x32).carbon.identity.v1.ChannelAccountFigures\x12/\n\x06points\x18\x06 \x01(\x0b\x32\x1f.carbon.ledger.v1.PeriodFigures\x12\x39\n\x07\x63harity\x18\x07 \x03(\x0b\x32(.carbon.rewards.v1.CharityProjectFigures\x12\x15\n\rtrees_planted\x18\x08 \x01(\x03\x12\x15\n\rbooks_donated\x18\t \x01(\x03\x12\x1c\n\x14\x66orest_area_milli_mu\x18\n \x01(\x03\"\xa0\x01\n\x1aGetNationalFiguresResponse\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x31\n\x07regions\x18\x03 \x03(\x0b\x32 .carbon.gateway.v1.RegionFigures\x12\x32\n\x08national\x18\x04 \x01(\x0b\x32 .carbon.gateway.v1.RegionFigures\"/\n\x17GetExpiringAheadRequest\x12\x14\n\x0cmonths_ahead\x18\x01 \x01(\x05\"V\n\x0eRegionExpiring\x12\x13\n\x0bregion_code\x18\x01 \x01(\t\x12/\n\x06months\x18\x02 \x03(\x0b\x32\x1f.carbon.ledger.v1.ExpiringMonth\"\x81\x01\n\x18GetExpiringAheadResponse\x12\x32\n\x07regions\x18\x01 \x03(\x0b\x32!.carbon.gateway.v1.RegionExpiring\x12\x31\n\x08national\x18\x02 \x03(\x0b\x32\x1f.carbon.ledger.v1.ExpiringMonth*\xbe\x02\n\x18\x43rossRegionTransferState\x12+\n\'CROSS_REGION_TRANSFER_STATE_UNSPECIFIED\x10\x00\x12\'\n#CROSS_REGION_TRANSFER_STATE_CREATED\x10\x01\x12$\n CROSS_REGION_TRANSFER_STATE_HELD\x10\x02\x12(\n$CROSS_REGION_TRANSFER_STATE_CREDITED\x10\x03\x12)\n%CROSS_REGION_TRANSFER_STATE_COMMITTED\x10\x04\x12(\n$CROSS_REGION_TRANSFER_STATE_RELEASED\x10\x05\x12\'\n#CROSS_REGION_TRANSFER_STATE_UNKNOWN\x10\x06\x32\xa9\x08\n\x0eGatewayService\x12\\\n\x0bListRegions\x12%.carbon.gateway.v1.ListRegionsRequest\x1a&.carbon.gateway.v1.ListRegionsResponse\x12n\n\x11GetDirectoryEntry\x12+.carbon.gateway.v1.GetDirectoryEntryRequest\x1a,.carbon.gateway.v1.GetDirectoryEntryResponse\x12\x86\x01\n\x19\x43reateCrossRegionTransfer\x12\x33.carbon.gateway.v1.CreateCrossRegionTransferRequest\x1a\x34.carbon.gateway.v1.CreateCrossRegionTransferResponse\x12}\n\x16GetCrossRegionTransfer\x12\x30.carbon.gateway.v1.GetCrossRegionTransferRequest\x1a\x31.carbon.gateway.v1.GetCrossRegionTransferResponse\x12\x83\x01\n\x18ListCrossRegionTransfers\x12\x32.carbon.gateway.v1.ListCrossRegionTransfersRequest\x1a\x33.carbon.gateway.v1.ListCrossRegionTransfersResponse\x12\x65\n\x0eRedeemAnywhere\x12(.carbon.gateway.v1.RedeemAnywhereRequest\x1a).carbon.gateway.v1.RedeemAnywhereResponse\x12t\n\x13GetSettlementReport\x12-.carbon.gateway.v1.GetSettlementReportRequest\x1a..carbon.gateway.v1.GetSettlementReportResponse\x12q\n\x12GetNationalFigures\x12,.carbon.gateway.v1.GetNationalFiguresRequest\x1a-.carbon.gateway.v1.GetNationalFiguresResponse\x12k\n\x10GetExpiringAhead\x12*.carbon.gateway.v1.GetExpiringAheadRequest\x1a+.carbon.gateway.v1.GetExpiringAheadResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'carbon.gateway.v1.gateway_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CROSSREGIONTRANSFERSTATE']._serialized_start=2493
-  _globals['_CROSSREGIONTRANSFERSTATE']._serialized_end=2811
-  _globals['_REGION']._serialized_start=96
-  _globals['_REGION']._serialized_end=302
-  _globals['_LISTREGIONSREQUEST']._serialized_start=304
-  _globals['_LISTREGIONSREQUEST']._serialized_end=363
-  _globals['_LISTREGIONSRESPONSE']._serialized_start=365
-  _globals['_LISTREGIONSRESPONSE']._serialized_end=455
-  _globals['_DIRECTORYACCOUNT']._serialized_start=458
-  _globals['_DIRECTORYACCOUNT']._serialized_end=590
-  _globals['_GETDIRECTORYENTRYREQUEST']._serialized_start=592
-  _globals['_GETDIRECTORYENTRYREQUEST']._serialized_end=642
-  _globals['_GETDIRECTORYENTRYRESPONSE']._serialized_start=644
-  _globals['_GETDIRECTORYENTRYRESPONSE']._serialized_end=758
-  _globals['_CROSSREGIONTRANSFER']._serialized_start=761
-  _globals['_CROSSREGIONTRANSFER']._serialized_end=1120
-  _globals['_CREATECROSSREGIONTRANSFERREQUEST']._serialized_start=1123
-  _globals['_CREATECROSSREGIONTRANSFERREQUEST']._serialized_end=1275
-  _globals['_CREATECROSSREGIONTRANSFERRESPONSE']._serialized_start=1277
-  _globals['_CREATECROSSREGIONTRANSFERRESPONSE']._serialized_end=1370
-  _globals['_GETCROSSREGIONTRANSFERREQUEST']._serialized_start=1372
-  _globals['_GETCROSSREGIONTRANSFERREQUEST']._serialized_end=1424
-  _globals['_GETCROSSREGIONTRANSFERRESPONSE']._serialized_start=1426
-  _globals['_GETCROSSREGIONTRANSFERRESPONSE']._serialized_end=1516
-  _globals['_LISTCROSSREGIONTRANSFERSREQUEST']._serialized_start=1519
-  _globals['_LISTCROSSREGIONTRANSFERSREQUEST']._serialized_end=1675
-  _globals['_LISTCROSSREGIONTRANSFERSRESPONSE']._serialized_start=1677
-  _globals['_LISTCROSSREGIONTRANSFERSRESPONSE']._serialized_end=1795
-  _globals['_REDEEMANYWHEREREQUEST']._serialized_start=1798
-  _globals['_REDEEMANYWHEREREQUEST']._serialized_end=1958
-  _globals['_REDEEMANYWHERERESPONSE']._serialized_start=1961
-  _globals['_REDEEMANYWHERERESPONSE']._serialized_end=2089
-  _globals['_SETTLEMENTPOSITION']._serialized_start=2091
-  _globals['_SETTLEMENTPOSITION']._serialized_end=2197
-  _globals['_GETSETTLEMENTREPORTREQUEST']._serialized_start=2199
-  _globals['_GETSETTLEMENTREPORTREQUEST']._serialized_end=2325
-  _globals['_GETSETTLEMENTREPORTRESPONSE']._serialized_start=2328
-  _globals['_GETSETTLEMENTREPORTRESPONSE']._serialized_end=2490
-  _globals['_GATEWAYSERVICE']._serialized_start=2814
-  _globals['_GATEWAYSERVICE']._serialized_end=3655
+  _globals['_CROSSREGIONTRANSFERSTATE']._serialized_start=3481
+  _globals['_CROSSREGIONTRANSFERSTATE']._serialized_end=3799
+  _globals['_REGION']._serialized_start=219
+  _globals['_REGION']._serialized_end=425
+  _globals['_LISTREGIONSREQUEST']._serialized_start=427
+  _globals['_LISTREGIONSREQUEST']._serialized_end=486
+  _globals['_LISTREGIONSRESPONSE']._serialized_start=488
+  _globals['_LISTREGIONSRESPONSE']._serialized_end=578
+  _globals['_DIRECTORYACCOUNT']._serialized_start=581
+  _globals['_DIRECTORYACCOUNT']._serialized_end=713
+  _globals['_GETDIRECTORYENTRYREQUEST']._serialized_start=715
+  _globals['_GETDIRECTORYENTRYREQUEST']._serialized_end=765
+  _globals['_GETDIRECTORYENTRYRESPONSE']._serialized_start=767
+  _globals['_GETDIRECTORYENTRYRESPONSE']._serialized_end=881
+  _globals['_CROSSREGIONTRANSFER']._serialized_start=884
+  _globals['_CROSSREGIONTRANSFER']._serialized_end=1243
+  _globals['_CREATECROSSREGIONTRANSFERREQUEST']._serialized_start=1246
+  _globals['_CREATECROSSREGIONTRANSFERREQUEST']._serialized_end=1398
+  _globals['_CREATECROSSREGIONTRANSFERRESPONSE']._serialized_start=1400
+  _globals['_CREATECROSSREGIONTRANSFERRESPONSE']._serialized_end=1493
+  _globals['_GETCROSSREGIONTRANSFERREQUEST']._serialized_start=1495
+  _globals['_GETCROSSREGIONTRANSFERREQUEST']._serialized_end=1547
+  _globals['_GETCROSSREGIONTRANSFERRESPONSE']._serialized_start=1549
+  _globals['_GETCROSSREGIONTRANSFERRESPONSE']._serialized_end=1639
+  _globals['_LISTCROSSREGIONTRANSFERSREQUEST']._serialized_start=1642
+  _globals['_LISTCROSSREGIONTRANSFERSREQUEST']._serialized_end=1798
+  _globals['_LISTCROSSREGIONTRANSFERSRESPONSE']._serialized_start=1800
+  _globals['_LISTCROSSREGIONTRANSFERSRESPONSE']._serialized_end=1918
+  _globals['_REDEEMANYWHEREREQUEST']._serialized_start=1921
+  _globals['_REDEEMANYWHEREREQUEST']._serialized_end=2081
+  _globals['_REDEEMANYWHERERESPONSE']._serialized_start=2084
+  _globals['_REDEEMANYWHERERESPONSE']._serialized_end=2212
+  _globals['_SETTLEMENTPOSITION']._serialized_start=2214
+  _globals['_SETTLEMENTPOSITION']._serialized_end=2320
+  _globals['_GETSETTLEMENTREPORTREQUEST']._serialized_start=2322
+  _globals['_GETSETTLEMENTREPORTREQUEST']._serialized_end=2448
+  _globals['_GETSETTLEMENTREPORTRESPONSE']._serialized_start=2451
+  _globals['_GETSETTLEMENTREPORTRESPONSE']._serialized_end=2613
+  _globals['_GETNATIONALFIGURESREQUEST']._serialized_start=2615
+  _globals['_GETNATIONALFIGURESREQUEST']._serialized_end=2671
+  _globals['_REGIONFIGURES']._serialized_start=2674
+  _globals['_REGIONFIGURES']._serialized_end=3046
+  _globals['_GETNATIONALFIGURESRESPONSE']._serialized_start=3049
+  _globals['_GETNATIONALFIGURESRESPONSE']._serialized_end=3209
+  _globals['_GETEXPIRINGAHEADREQUEST']._serialized_start=3211
+  _globals['_GETEXPIRINGAHEADREQUEST']._serialized_end=3258
+  _globals['_REGIONEXPIRING']._serialized_start=3260
+  _globals['_REGIONEXPIRING']._serialized_end=3346
+  _globals['_GETEXPIRINGAHEADRESPONSE']._serialized_start=3349
+  _globals['_GETEXPIRINGAHEADRESPONSE']._serialized_end=3478
+  _globals['_GATEWAYSERVICE']._serialized_start=3802
+  _globals['_GATEWAYSERVICE']._serialized_end=4867
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,9 @@
 isort:skip_file
 """
 
+from carbon.identity.v1 import identity_service_pb2 as _identity_service_pb2
+from carbon.ledger.v1 import ledger_service_pb2 as _ledger_service_pb2
+from carbon.rewards.v1 import rewards_service_pb2 as _rewards_service_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -700,3 +703,216 @@ class GetSettlementReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSettlementReportResponse: _TypeAlias = GetSettlementReportResponse  # noqa: Y015
+
+@_typing.final
+class GetNationalFiguresRequest(_message.Message):
+    """Which month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Required. The year, 2000-9999."""
+    month: _builtins.int
+    """Required. The month, 1-12, not after the current month (China Standard Time)."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNationalFiguresRequest: _TypeAlias = GetNationalFiguresRequest  # noqa: Y015
+
+@_typing.final
+class RegionFigures(_message.Message):
+    """One region's figures for the month, or the national sums of them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_OPENED_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_CLOSED_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_OPEN_AT_END_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_BY_CHANNEL_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    CHARITY_FIELD_NUMBER: _builtins.int
+    TREES_PLANTED_FIELD_NUMBER: _builtins.int
+    BOOKS_DONATED_FIELD_NUMBER: _builtins.int
+    FOREST_AREA_MILLI_MU_FIELD_NUMBER: _builtins.int
+    region_code: _builtins.str
+    """The region's 6-digit code; "000000" for the national sums."""
+    accounts_opened: _builtins.int
+    """Accounts opened in the month."""
+    accounts_closed: _builtins.int
+    """Accounts whose closing finished in the month."""
+    accounts_open_at_end: _builtins.int
+    """Accounts open at the month's end (or now, for the current month)."""
+    trees_planted: _builtins.int
+    """Trees planted with the month's donations: units of the projects whose impact_unit is "tree"."""
+    books_donated: _builtins.int
+    """Children's books given with the month's donations: units of the projects whose impact_unit is "book"."""
+    forest_area_milli_mu: _builtins.int
+    """Forest area those trees cover, in thousandths of a mu: 9 per tree (planted 2 m by 3 m, 6 m2 each; 1 mu is
+    2,000/3 m2; docs/adr/0608).
+    """
+    @_builtins.property
+    def accounts_by_channel(self) -> _containers.RepeatedCompositeFieldContainer[_identity_service_pb2.ChannelAccountFigures]:
+        """The accounts by the channel they were opened through, ordered by channel."""
+
+    @_builtins.property
+    def points(self) -> _ledger_service_pb2.PeriodFigures:
+        """The points of the month's settlement period. For the national sums: closed only when every region's month is
+        closed, closed_at and last_block_no unset; by_behaviour summed over the regions, the most CO2e first; by_day
+        summed per day.
+        """
+
+    @_builtins.property
+    def charity(self) -> _containers.RepeatedCompositeFieldContainer[_rewards_service_pb2.CharityProjectFigures]:
+        """Charity impact per project, ordered by project_id."""
+
+    def __init__(
+        self,
+        *,
+        region_code: _builtins.str = ...,
+        accounts_opened: _builtins.int = ...,
+        accounts_closed: _builtins.int = ...,
+        accounts_open_at_end: _builtins.int = ...,
+        accounts_by_channel: _abc.Iterable[_identity_service_pb2.ChannelAccountFigures] | None = ...,
+        points: _ledger_service_pb2.PeriodFigures | None = ...,
+        charity: _abc.Iterable[_rewards_service_pb2.CharityProjectFigures] | None = ...,
+        trees_planted: _builtins.int = ...,
+        books_donated: _builtins.int = ...,
+        forest_area_milli_mu: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["points", b"points"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts_by_channel", b"accounts_by_channel", "accounts_closed", b"accounts_closed", "accounts_open_at_end", b"accounts_open_at_end", "accounts_opened", b"accounts_opened", "books_donated", b"books_donated", "charity", b"charity", "forest_area_milli_mu", b"forest_area_milli_mu", "points", b"points", "region_code", b"region_code", "trees_planted", b"trees_planted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionFigures: _TypeAlias = RegionFigures  # noqa: Y015
+
+@_typing.final
+class GetNationalFiguresResponse(_message.Message):
+    """The month's national figures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    NATIONAL_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The year."""
+    month: _builtins.int
+    """The month."""
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegionFigures]:
+        """One entry per federated region, ordered by region code."""
+
+    @_builtins.property
+    def national(self) -> Global___RegionFigures:
+        """The sums over the regions (region_code "000000")."""
+
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        regions: _abc.Iterable[Global___RegionFigures] | None = ...,
+        national: Global___RegionFigures | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["national", b"national"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "national", b"national", "regions", b"regions", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNationalFiguresResponse: _TypeAlias = GetNationalFiguresResponse  # noqa: Y015
+
+@_typing.final
+class GetExpiringAheadRequest(_message.Message):
+    """How far ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTHS_AHEAD_FIELD_NUMBER: _builtins.int
+    months_ahead: _builtins.int
+    """Optional. Months to look ahead, 0-36; 0 means 12. The current month counts as the first."""
+    def __init__(
+        self,
+        *,
+        months_ahead: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["months_ahead", b"months_ahead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExpiringAheadRequest: _TypeAlias = GetExpiringAheadRequest  # noqa: Y015
+
+@_typing.final
+class RegionExpiring(_message.Message):
+    """One region's points expiring ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    MONTHS_FIELD_NUMBER: _builtins.int
+    region_code: _builtins.str
+    """The region's 6-digit code."""
+    @_builtins.property
+    def months(self) -> _containers.RepeatedCompositeFieldContainer[_ledger_service_pb2.ExpiringMonth]:
+        """One entry per month from the current one on, in order."""
+
+    def __init__(
+        self,
+        *,
+        region_code: _builtins.str = ...,
+        months: _abc.Iterable[_ledger_service_pb2.ExpiringMonth] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["months", b"months", "region_code", b"region_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionExpiring: _TypeAlias = RegionExpiring  # noqa: Y015
+
+@_typing.final
+class GetExpiringAheadResponse(_message.Message):
+    """Points expiring ahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGIONS_FIELD_NUMBER: _builtins.int
+    NATIONAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegionExpiring]:
+        """One entry per federated region, ordered by region code."""
+
+    @_builtins.property
+    def national(self) -> _containers.RepeatedCompositeFieldContainer[_ledger_service_pb2.ExpiringMonth]:
+        """The regions' months summed, month by month."""
+
+    def __init__(
+        self,
+        *,
+        regions: _abc.Iterable[Global___RegionExpiring] | None = ...,
+        national: _abc.Iterable[_ledger_service_pb2.ExpiringMonth] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["national", b"national", "regions", b"regions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExpiringAheadResponse: _TypeAlias = GetExpiringAheadResponse  # noqa: Y015

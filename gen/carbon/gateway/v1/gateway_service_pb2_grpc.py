@@ -102,6 +102,16 @@ class GatewayServiceStub:
                 request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportRequest.SerializeToString,
                 response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportResponse.FromString,
                 _registered_method=True)
+        self.GetNationalFigures = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/GetNationalFigures',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresResponse.FromString,
+                _registered_method=True)
+        self.GetExpiringAhead = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/GetExpiringAhead',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -229,6 +239,32 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetNationalFigures(self, request, context):
+        """The national figures of one month (China Standard Time), gathered from every federated region and summed: per
+        region, its accounts (opened, closed, open at the month's end, by channel; IdentityService.GetAccountFigures), its
+        points (issued, redeemed, expired, donated, transferred in and out, grams of CO2e by behaviour, from its journal
+        by settlement period; LedgerService.GetPeriodFigures) and its charity impact (RewardsService.GetCharityFigures),
+        then the national totals. A closed month's points are the figures stored at the region's close and never change
+        (docs/adr/0110). For national operators only.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current
+        month); UNAVAILABLE REGION_UNAVAILABLE (metadata region: every region must answer, else the sums would be wrong).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExpiringAhead(self, request, context):
+        """Points that will expire in each of the coming months unless residents spend them, per region and nationally,
+        from every region's lots (LedgerService.GetExpiringAhead). For national operators only.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
+        region: every region must answer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -266,6 +302,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetSettlementReport,
                     request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportRequest.FromString,
                     response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportResponse.SerializeToString,
+            ),
+            'GetNationalFigures': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNationalFigures,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresResponse.SerializeToString,
+            ),
+            'GetExpiringAhead': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExpiringAhead,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -490,6 +536,60 @@ class GatewayService:
             '/carbon.gateway.v1.GatewayService/GetSettlementReport',
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportRequest.SerializeToString,
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNationalFigures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/GetNationalFigures',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetNationalFiguresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExpiringAhead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/GetExpiringAhead',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -127,6 +127,24 @@ class GatewayServiceStub:
     Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
     period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
     """
+    GetNationalFigures: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetNationalFiguresRequest, _gateway_service_pb2.GetNationalFiguresResponse]
+    """The national figures of one month (China Standard Time), gathered from every federated region and summed: per
+    region, its accounts (opened, closed, open at the month's end, by channel; IdentityService.GetAccountFigures), its
+    points (issued, redeemed, expired, donated, transferred in and out, grams of CO2e by behaviour, from its journal
+    by settlement period; LedgerService.GetPeriodFigures) and its charity impact (RewardsService.GetCharityFigures),
+    then the national totals. A closed month's points are the figures stored at the region's close and never change
+    (docs/adr/0110). For national operators only.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current
+    month); UNAVAILABLE REGION_UNAVAILABLE (metadata region: every region must answer, else the sums would be wrong).
+    """
+    GetExpiringAhead: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetExpiringAheadRequest, _gateway_service_pb2.GetExpiringAheadResponse]
+    """Points that will expire in each of the coming months unless residents spend them, per region and nationally,
+    from every region's lots (LedgerService.GetExpiringAhead). For national operators only.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
+    region: every region must answer).
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -226,6 +244,24 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Idempotency: read-only.
     Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
     period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
+    """
+    GetNationalFigures: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetNationalFiguresRequest, _gateway_service_pb2.GetNationalFiguresResponse]  # type: ignore[assignment]
+    """The national figures of one month (China Standard Time), gathered from every federated region and summed: per
+    region, its accounts (opened, closed, open at the month's end, by channel; IdentityService.GetAccountFigures), its
+    points (issued, redeemed, expired, donated, transferred in and out, grams of CO2e by behaviour, from its journal
+    by settlement period; LedgerService.GetPeriodFigures) and its charity impact (RewardsService.GetCharityFigures),
+    then the national totals. A closed month's points are the figures stored at the region's close and never change
+    (docs/adr/0110). For national operators only.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current
+    month); UNAVAILABLE REGION_UNAVAILABLE (metadata region: every region must answer, else the sums would be wrong).
+    """
+    GetExpiringAhead: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetExpiringAheadRequest, _gateway_service_pb2.GetExpiringAheadResponse]  # type: ignore[assignment]
+    """Points that will expire in each of the coming months unless residents spend them, per region and nationally,
+    from every region's lots (LedgerService.GetExpiringAhead). For national operators only.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
+    region: every region must answer).
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -365,6 +401,36 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
         period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
+        """
+
+    @_abc_1.abstractmethod
+    def GetNationalFigures(
+        self,
+        request: _gateway_service_pb2.GetNationalFiguresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.GetNationalFiguresResponse, _abc.Awaitable[_gateway_service_pb2.GetNationalFiguresResponse]]:
+        """The national figures of one month (China Standard Time), gathered from every federated region and summed: per
+        region, its accounts (opened, closed, open at the month's end, by channel; IdentityService.GetAccountFigures), its
+        points (issued, redeemed, expired, donated, transferred in and out, grams of CO2e by behaviour, from its journal
+        by settlement period; LedgerService.GetPeriodFigures) and its charity impact (RewardsService.GetCharityFigures),
+        then the national totals. A closed month's points are the figures stored at the region's close and never change
+        (docs/adr/0110). For national operators only.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current
+        month); UNAVAILABLE REGION_UNAVAILABLE (metadata region: every region must answer, else the sums would be wrong).
+        """
+
+    @_abc_1.abstractmethod
+    def GetExpiringAhead(
+        self,
+        request: _gateway_service_pb2.GetExpiringAheadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.GetExpiringAheadResponse, _abc.Awaitable[_gateway_service_pb2.GetExpiringAheadResponse]]:
+        """Points that will expire in each of the coming months unless residents spend them, per region and nationally,
+        from every region's lots (LedgerService.GetExpiringAhead). For national operators only.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
+        region: every region must answer).
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1215,3 +1215,107 @@ class CloseAccountResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CloseAccountResponse: _TypeAlias = CloseAccountResponse  # noqa: Y015
+
+@_typing.final
+class GetAccountFiguresRequest(_message.Message):
+    """Which month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Required. The year, 2000-9999."""
+    month: _builtins.int
+    """Required. The month, 1-12, not after the current month (China Standard Time)."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountFiguresRequest: _TypeAlias = GetAccountFiguresRequest  # noqa: Y015
+
+@_typing.final
+class ChannelAccountFigures(_message.Message):
+    """One channel's accounts in a month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    OPENED_FIELD_NUMBER: _builtins.int
+    OPEN_AT_END_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    channel: _common_pb2.Channel.ValueType
+    """The channel the accounts were opened through."""
+    opened: _builtins.int
+    """Accounts opened in the month."""
+    open_at_end: _builtins.int
+    """Accounts opened in the month or before and not closed by its end."""
+    closed: _builtins.int
+    """Accounts whose closing (CloseAccount) finished in the month."""
+    def __init__(
+        self,
+        *,
+        channel: _common_pb2.Channel.ValueType = ...,
+        opened: _builtins.int = ...,
+        open_at_end: _builtins.int = ...,
+        closed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "closed", b"closed", "open_at_end", b"open_at_end", "opened", b"opened"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChannelAccountFigures: _TypeAlias = ChannelAccountFigures  # noqa: Y015
+
+@_typing.final
+class GetAccountFiguresResponse(_message.Message):
+    """The region's accounts in a month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    OPENED_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    OPEN_AT_END_FIELD_NUMBER: _builtins.int
+    BY_CHANNEL_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The year."""
+    month: _builtins.int
+    """The month."""
+    opened: _builtins.int
+    """Accounts opened in the month (every channel)."""
+    closed: _builtins.int
+    """Accounts whose closing finished in the month."""
+    open_at_end: _builtins.int
+    """Accounts open at the month's end (or now, for the current month)."""
+    @_builtins.property
+    def by_channel(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChannelAccountFigures]:
+        """The same by channel, ordered by channel; channels without accounts are left out."""
+
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        opened: _builtins.int = ...,
+        closed: _builtins.int = ...,
+        open_at_end: _builtins.int = ...,
+        by_channel: _abc.Iterable[Global___ChannelAccountFigures] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_channel", b"by_channel", "closed", b"closed", "month", b"month", "open_at_end", b"open_at_end", "opened", b"opened", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountFiguresResponse: _TypeAlias = GetAccountFiguresResponse  # noqa: Y015

@@ -141,6 +141,16 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.FromString,
                 _registered_method=True)
+        self.GetPeriodFigures = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/GetPeriodFigures',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresResponse.FromString,
+                _registered_method=True)
+        self.GetExpiringAhead = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/GetExpiringAhead',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -365,6 +375,31 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPeriodFigures(self, request, context):
+        """The region's figures for one settlement period (a calendar month, China Standard Time), summed from the journal:
+        points issued, redeemed, refunded, expired, donated, transferred in and out, adjusted and forfeited, grams of CO2e
+        by behaviour. An entry belongs to the month it was posted in, unless that month was already closed when the entry
+        was chained into the journal (a late posting, e.g. a correction): then it belongs to the first month still open
+        (docs/adr/0110). A closed month answers the figures stored at its close, which never change afterwards and equal
+        a recomputation from the journal; the current or another open month answers its figures so far. For the
+        gateway's national figures.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExpiringAhead(self, request, context):
+        """The region's points still in lots that expire within the coming months, summed by the calendar month (China
+        Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -457,6 +492,16 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.ListJobRuns,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.SerializeToString,
+            ),
+            'GetPeriodFigures': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPeriodFigures,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresResponse.SerializeToString,
+            ),
+            'GetExpiringAhead': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExpiringAhead,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -962,6 +1007,60 @@ class LedgerService:
             '/carbon.ledger.v1.LedgerService/ListJobRuns',
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.SerializeToString,
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPeriodFigures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/GetPeriodFigures',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetPeriodFiguresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExpiringAhead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/GetExpiringAhead',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadResponse.FromString,
             options,
             channel_credentials,
             insecure,

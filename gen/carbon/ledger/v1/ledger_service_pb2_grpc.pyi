@@ -180,6 +180,23 @@ class LedgerServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
     """
+    GetPeriodFigures: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetPeriodFiguresRequest, _ledger_service_pb2.GetPeriodFiguresResponse]
+    """The region's figures for one settlement period (a calendar month, China Standard Time), summed from the journal:
+    points issued, redeemed, refunded, expired, donated, transferred in and out, adjusted and forfeited, grams of CO2e
+    by behaviour. An entry belongs to the month it was posted in, unless that month was already closed when the entry
+    was chained into the journal (a late posting, e.g. a correction): then it belongs to the first month still open
+    (docs/adr/0110). A closed month answers the figures stored at its close, which never change afterwards and equal
+    a recomputation from the journal; the current or another open month answers its figures so far. For the
+    gateway's national figures.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+    """
+    GetExpiringAhead: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetExpiringAheadRequest, _ledger_service_pb2.GetExpiringAheadResponse]
+    """The region's points still in lots that expire within the coming months, summed by the calendar month (China
+    Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
@@ -332,6 +349,23 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     For operators (`carbon jobs`).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+    """
+    GetPeriodFigures: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetPeriodFiguresRequest, _ledger_service_pb2.GetPeriodFiguresResponse]  # type: ignore[assignment]
+    """The region's figures for one settlement period (a calendar month, China Standard Time), summed from the journal:
+    points issued, redeemed, refunded, expired, donated, transferred in and out, adjusted and forfeited, grams of CO2e
+    by behaviour. An entry belongs to the month it was posted in, unless that month was already closed when the entry
+    was chained into the journal (a late posting, e.g. a correction): then it belongs to the first month still open
+    (docs/adr/0110). A closed month answers the figures stored at its close, which never change afterwards and equal
+    a recomputation from the journal; the current or another open month answers its figures so far. For the
+    gateway's national figures.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+    """
+    GetExpiringAhead: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetExpiringAheadRequest, _ledger_service_pb2.GetExpiringAheadResponse]  # type: ignore[assignment]
+    """The region's points still in lots that expire within the coming months, summed by the calendar month (China
+    Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
     """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -590,6 +624,35 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         For operators (`carbon jobs`).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+        """
+
+    @_abc_1.abstractmethod
+    def GetPeriodFigures(
+        self,
+        request: _ledger_service_pb2.GetPeriodFiguresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.GetPeriodFiguresResponse, _abc.Awaitable[_ledger_service_pb2.GetPeriodFiguresResponse]]:
+        """The region's figures for one settlement period (a calendar month, China Standard Time), summed from the journal:
+        points issued, redeemed, refunded, expired, donated, transferred in and out, adjusted and forfeited, grams of CO2e
+        by behaviour. An entry belongs to the month it was posted in, unless that month was already closed when the entry
+        was chained into the journal (a late posting, e.g. a correction): then it belongs to the first month still open
+        (docs/adr/0110). A closed month answers the figures stored at its close, which never change afterwards and equal
+        a recomputation from the journal; the current or another open month answers its figures so far. For the
+        gateway's national figures.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+        """
+
+    @_abc_1.abstractmethod
+    def GetExpiringAhead(
+        self,
+        request: _ledger_service_pb2.GetExpiringAheadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.GetExpiringAheadResponse, _abc.Awaitable[_ledger_service_pb2.GetExpiringAheadResponse]]:
+        """The region's points still in lots that expire within the coming months, summed by the calendar month (China
+        Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
         """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
