@@ -155,7 +155,12 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
 
     @idempotent
     def ListJobRuns(self, request: pb.ListJobRunsRequest, context: grpc.ServicerContext) -> pb.ListJobRunsResponse:
-        return wire.job_runs_response(*scheduler.list_job_runs(self._ctx, request.job, request.limit))
+        listed = scheduler.list_job_runs(self._ctx, request.job, request.limit, request.period)
+        return wire.job_runs_response(*listed)
+
+    @idempotent
+    def StartJobRun(self, request: pb.StartJobRunRequest, context: grpc.ServicerContext) -> pb.StartJobRunResponse:
+        return pb.StartJobRunResponse(run=wire.job_run(scheduler.start_job_run(self._ctx, request.job, request.period)))
 
 
 # Test hook (CARBON_TEST_CRASH_AT): the process dies after a call of this method has committed, before it answers,

@@ -69,6 +69,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "VerifyJournal": _OPS,
             "CheckConservation": _OPS,
             "ListJobRuns": _OPS,
+            "StartJobRun": _OPS,
         },
     ),
     **_service(

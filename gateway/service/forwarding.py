@@ -125,6 +125,7 @@ ROUTES = _routes()
 _LEDGER_NOT_SERVED = (
     *("PostTransfers", "PostCredits", "GetTransfer", "RefundTransfer", "Hold", "CommitHold", "ReleaseHold"),
     *("GetHold", "SweepExpiredHolds", "ExpirePoints", "VerifyJournal", "CheckConservation", "ListJobRuns"),
+    "StartJobRun",
 )
 # What the gateway deliberately does not serve, and why: a region's internal calls between its own services
 # (identity for ingest and the gateway, holds for rewards and the gateway's sagas), the ledger's postings and

@@ -139,6 +139,11 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.FromString,
                 _registered_method=True)
+        self.StartJobRun = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/StartJobRun',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -361,6 +366,21 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartJobRun(self, request, context):
+        """Asks for one run of a scheduled job now, instead of waiting for its time: the region's scheduler leader works
+        on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
+        "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
+        of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
+        ended). Returns the run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+        run is not run twice). For operators (`carbon expire`, `carbon settle`, the ops API's expiry sweeps).
+        Idempotency: per job and period: asking again returns the same run and starts nothing more.
+        Errors: INVALID_ARGUMENT (job not one of the two above; period not of the job's form, after today (expiry) or
+        not before the current month (monthly_close)).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -453,6 +473,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.ListJobRuns,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.SerializeToString,
+            ),
+            'StartJobRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartJobRun,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -956,6 +981,33 @@ class LedgerService:
             '/carbon.ledger.v1.LedgerService/ListJobRuns',
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsRequest.SerializeToString,
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ListJobRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartJobRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/StartJobRun',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -178,6 +178,17 @@ class LedgerServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
     """
+    StartJobRun: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.StartJobRunRequest, _ledger_service_pb2.StartJobRunResponse]
+    """Asks for one run of a scheduled job now, instead of waiting for its time: the region's scheduler leader works
+    on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
+    "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
+    of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
+    ended). Returns the run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+    run is not run twice). For operators (`carbon expire`, `carbon settle`, the ops API's expiry sweeps).
+    Idempotency: per job and period: asking again returns the same run and starts nothing more.
+    Errors: INVALID_ARGUMENT (job not one of the two above; period not of the job's form, after today (expiry) or
+    not before the current month (monthly_close)).
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
@@ -328,6 +339,17 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     For operators (`carbon jobs`).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+    """
+    StartJobRun: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.StartJobRunRequest, _ledger_service_pb2.StartJobRunResponse]  # type: ignore[assignment]
+    """Asks for one run of a scheduled job now, instead of waiting for its time: the region's scheduler leader works
+    on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
+    "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
+    of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
+    ended). Returns the run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+    run is not run twice). For operators (`carbon expire`, `carbon settle`, the ops API's expiry sweeps).
+    Idempotency: per job and period: asking again returns the same run and starts nothing more.
+    Errors: INVALID_ARGUMENT (job not one of the two above; period not of the job's form, after today (expiry) or
+    not before the current month (monthly_close)).
     """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -584,6 +606,23 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         For operators (`carbon jobs`).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
+        """
+
+    @_abc_1.abstractmethod
+    def StartJobRun(
+        self,
+        request: _ledger_service_pb2.StartJobRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.StartJobRunResponse, _abc.Awaitable[_ledger_service_pb2.StartJobRunResponse]]:
+        """Asks for one run of a scheduled job now, instead of waiting for its time: the region's scheduler leader works
+        on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
+        "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
+        of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
+        ended). Returns the run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+        run is not run twice). For operators (`carbon expire`, `carbon settle`, the ops API's expiry sweeps).
+        Idempotency: per job and period: asking again returns the same run and starts nothing more.
+        Errors: INVALID_ARGUMENT (job not one of the two above; period not of the job's form, after today (expiry) or
+        not before the current month (monthly_close)).
         """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
