@@ -474,8 +474,45 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Run (or resume) the expiry sweep of a region */
-        post: operations["run_expiry_sweep"];
+        /**
+         * Start (or observe) the expiry sweep of a region as a scheduled job run
+         * @description The region's scheduler leader runs it within seconds, in batches that each commit; the answer is the run as it stands (QUEUED when new; a DONE run of the same day is not run again). Follow it with GET job-runs/expiry/{period}.
+         */
+        post: operations["start_expiry_sweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/regions/{region_code}/job-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The region's scheduled job runs, most recent first, and its scheduler's leader */
+        get: operations["list_job_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/regions/{region_code}/job-runs/{job}/{period}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One job run: its state and progress (lots, points, batches) */
+        get: operations["get_job_run"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1224,18 +1261,6 @@ export interface components {
             reason: string;
         };
         /**
-         * ExpirePointsResponse
-         * @description proto carbon.ledger.v1.ExpirePointsResponse
-         */
-        ExpirePointsResponse: {
-            /** Done */
-            done: boolean;
-            /** Lots Expired */
-            lots_expired: number;
-            /** Points Expired */
-            points_expired: number;
-        };
-        /**
          * ExpiringPoints
          * @description proto carbon.ledger.v1.ExpiringPoints
          */
@@ -1259,21 +1284,9 @@ export interface components {
         ExpirySweepBody: {
             /**
              * As Of
-             * @description expire lots expired by the start of this day (CST)
+             * @description expire lots expired by the start of this China day, not after today; empty: today
              */
             as_of?: string | null;
-            /**
-             * Batch Size
-             * @description lots per transaction; 0: the ledger's default
-             * @default 0
-             */
-            batch_size?: number;
-            /**
-             * Max Batches
-             * @description 0: until done; call again to resume
-             * @default 10
-             */
-            max_batches?: number;
         };
         /**
          * ExplainScoreResponse
@@ -1379,6 +1392,51 @@ export interface components {
             token: string;
             /** Token Id */
             token_id: string;
+        };
+        /**
+         * JobRun
+         * @description proto carbon.ledger.v1.JobRun
+         */
+        JobRun: {
+            /** Attempts */
+            attempts: number;
+            /** Batches */
+            batches: number;
+            /** Error */
+            error: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Holder */
+            holder: string;
+            /** Items */
+            items: number;
+            /** Job */
+            job: string;
+            /** Period */
+            period: string;
+            /** Points */
+            points: number;
+            /** Started At */
+            started_at: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "JOB_RUN_STATE_UNSPECIFIED" | "JOB_RUN_STATE_RUNNING" | "JOB_RUN_STATE_DONE" | "JOB_RUN_STATE_FAILED" | "JOB_RUN_STATE_QUEUED";
+            /** Updated At */
+            updated_at: string | null;
+        };
+        /**
+         * ListJobRunsResponse
+         * @description proto carbon.ledger.v1.ListJobRunsResponse
+         */
+        ListJobRunsResponse: {
+            /** Lease Expires At */
+            lease_expires_at: string | null;
+            /** Lease Holder */
+            lease_holder: string;
+            /** Runs */
+            runs: components["schemas"]["JobRun"][];
         };
         /**
          * Lot
@@ -5885,7 +5943,7 @@ export interface operations {
             };
         };
     };
-    run_expiry_sweep: {
+    start_expiry_sweep: {
         parameters: {
             query?: never;
             header?: never;
@@ -5902,12 +5960,282 @@ export interface operations {
         };
         responses: {
             /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRun"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_job_runs: {
+        parameters: {
+            query?: {
+                job?: string;
+                /** @description 0: 20 */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExpirePointsResponse"];
+                    "application/json": components["schemas"]["ListJobRunsResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_job_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+                /** @description the scheduled job */
+                job: string;
+                /** @description China day YYYY-MM-DD or month YYYY-MM */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRun"];
                 };
             };
             /** @description Bad request */

@@ -92,6 +92,10 @@ def _serve(root: Path, service: str, code: str, build: Any, extra: dict[str, str
     return start_server(settings, build(settings, engine)), engine
 
 
+# Each ledger runs its scheduler (as `carbon up` does), ticking often, so runs asked for are picked up at once.
+SCHEDULER = {"CARBON_LEDGER_SCHEDULER": "1", "CARBON_LEDGER_SCHEDULER_TICK_MS": "100"}
+
+
 def start_federation(root: Path) -> Federation:
     federation = Federation(root, root / "registry.json", {})
     # Each region's identity signs resident authorizations (counter staff's, for cross-region transfers); the
@@ -104,7 +108,7 @@ def start_federation(root: Path) -> Federation:
         started = {}
         for service, build in (("identity_svc", identity_registrations), ("ledger_svc", ledger_registrations)):
             signing = {"CARBON_RESIDENT_AUTH_KEY_FILE": str(resident_auth_key_file(root, code))}
-            server, engine = _serve(root, service, code, build, signing if service == "identity_svc" else None)
+            server, engine = _serve(root, service, code, build, signing if service == "identity_svc" else SCHEDULER)
             federation.servers.append(server)
             federation.engines.append(engine)
             started[service] = server.address
