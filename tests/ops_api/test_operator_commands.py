@@ -1,5 +1,5 @@
 """The `carbon` operator commands (service_kit/operations.py) against the ops tests' federation, found through its
-registry file as `carbon up` writes one: expire (on a rehearsal clock), jobs, import (interrupted and rerun)."""
+registry file as `carbon up` writes one: expire (on a rehearsal clock), jobs, settle, import (interrupted and rerun)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ from service_kit.cli import main
 from service_kit.clock import set_rehearsal_offset
 from service_kit.operations import read_events
 from service_kit.topology import Registry
-from tests.ops_api.ops_support import PARTNER, Federation, Ops
+from tests.ops_api.ops_support import PARTNER, SCHEDULED_REGION, Federation, Ops
 from tests.service_identities import TRUST
 
 REGION = "330000"
 
 
-def ledger_address(federation: Federation) -> str:
+def ledger_address(federation: Federation, code: str = REGION) -> str:
     registry = Registry.load(federation.registry_path)
-    return next(region.ledger_address for region in registry.regions if region.region_code == REGION)
+    return next(region.ledger_address for region in registry.regions if region.region_code == code)
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +101,37 @@ def test_carbon_import_names_a_bad_record_and_a_missing_secret(
     assert main(command) == 2 and "CARBON_SECRET_IMPORT_PARTNER" in capsys.readouterr().err
     monkeypatch.setenv("CARBON_SECRET_IMPORT_PARTNER", "s")
     assert main(command) == 2 and "record 1" in capsys.readouterr().err
+
+
+def test_carbon_settle_closes_a_month_once_and_a_rerun_shows_the_same_close(
+    ops: Ops, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = ops.open_account(region=SCHEDULED_REGION, who="op1")
+    with TRUST.channel(ledger_address(ops.federation, SCHEDULED_REGION), identities.OPS_API) as channel:
+        transfer = lpb.Transfer(
+            transfer_id=f"settle-{account}", debit_account="system:issuance", credit_account=account,
+            amount_points=40, code=lpb.TRANSFER_CODE_EARN,
+        )  # fmt: skip
+        ledger_grpc.LedgerServiceStub(channel).PostTransfers(lpb.PostTransfersRequest(transfers=[transfer]))
+    data_dir = str(ops.federation.root)
+    month = "2026-01"
+    assert main(["settle", "--data-dir", data_dir, "--region", SCHEDULED_REGION, "--month", month]) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    assert first.startswith(f"{SCHEDULED_REGION} {month}: DONE after 1 attempt(s)"), first
+    outstanding = int(first.split("; ")[1].split()[0].replace(",", ""))
+    conservation = ops.get("viewer", f"/v1/regions/{SCHEDULED_REGION}/conservation").json()
+    assert outstanding == conservation["outstanding_points"] >= 40, "the close records the points outstanding"
+    assert main(["settle", "--data-dir", data_dir, "--region", SCHEDULED_REGION, "--month", month]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == first, "asking again shows the same close"
+    with TRUST.channel(ledger_address(ops.federation, SCHEDULED_REGION), identities.OPS_API) as channel:
+        request = lpb.ListJobRunsRequest(job="monthly_close", period=month)
+        (run,) = ledger_grpc.LedgerServiceStub(channel).ListJobRuns(request).runs
+    assert (run.state, run.attempts) == (lpb.JOB_RUN_STATE_DONE, 1)
+
+
+def test_carbon_settle_refuses_a_bad_month(ops: Ops, capsys: pytest.CaptureFixture[str]) -> None:
+    data_dir = str(ops.federation.root)
+    assert main(["settle", "--data-dir", data_dir, "--region", SCHEDULED_REGION, "--month", "2026-1"]) == 2
+    current = datetime.now(UTC).strftime("%Y-%m")
+    assert main(["settle", "--data-dir", data_dir, "--region", SCHEDULED_REGION, "--month", current]) == 1
+    assert "period" in capsys.readouterr().err

@@ -17,14 +17,14 @@ def test_statistics_conservation_journal_and_expiry_sweep(ops: Ops) -> None:
     conservation = ops.get("viewer", "/v1/regions/330000/conservation").json()
     assert conservation["balanced"] is True and conservation["sum_of_all_balances_points"] == 0
     assert ops.get("viewer", "/v1/regions/330000/journal-verification").json()["ok"] is True
-    sweep = ops.post("op1", "/v1/regions/330000/expiry-sweeps", {})
+    sweep = ops.post("op1", "/v1/regions/110000/expiry-sweeps", {})
     assert sweep.status_code == 202, sweep.text
     run = sweep.json()
     assert run["job"] == "expiry" and run["state"] in ("JOB_RUN_STATE_QUEUED", "JOB_RUN_STATE_DONE"), run
-    progress = f"/v1/regions/330000/job-runs/expiry/{run['period']}"
+    progress = f"/v1/regions/110000/job-runs/expiry/{run['period']}"
     done = wait_for(lambda: ops.get("viewer", progress).json()["state"] == "JOB_RUN_STATE_DONE", what="sweep done")
     assert done
-    again = ops.post("op1", "/v1/regions/330000/expiry-sweeps", {})
+    again = ops.post("op1", "/v1/regions/110000/expiry-sweeps", {})
     assert (again.json()["state"], again.json()["attempts"]) == ("JOB_RUN_STATE_DONE", 1), "a done run is not rerun"
     assert ops.get("zj-staff", "/v1/regions/110000/conservation").json()["reason"] == "STAFF_REGION_MISMATCH"
 
