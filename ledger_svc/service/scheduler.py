@@ -120,7 +120,11 @@ class Scheduler:
 
     def _run_unfinished(self) -> None:
         """Runs an operator asked for (QUEUED), and runs of other periods a dead leader left RUNNING."""
-        work = {Job.EXPIRY: self._run_expiry, Job.MONTHLY_CLOSE: self._run_close, Job.HOLD_TIMEOUTS: self._run_hold_sweep}
+        work = {
+            Job.EXPIRY: self._run_expiry,
+            Job.MONTHLY_CLOSE: self._run_close,
+            Job.HOLD_TIMEOUTS: self._run_hold_sweep,
+        }
         with self._ctx.engine.connect() as conn:
             waiting = job_store.unfinished_runs(conn)
         for run in waiting:

@@ -39,8 +39,9 @@ def test_job_runs_are_listed_found_by_period_and_refused_for_a_later_day(ops: Op
     asked = ops.post("op1", "/v1/regions/110000/expiry-sweeps", {"as_of": "2026-01-02"})
     assert asked.status_code == 202, asked.text
     wait_for(
-        lambda: ops.get("viewer", "/v1/regions/110000/job-runs/expiry/2026-01-02").json()["state"]
-        == "JOB_RUN_STATE_DONE",
+        lambda: (
+            ops.get("viewer", "/v1/regions/110000/job-runs/expiry/2026-01-02").json()["state"] == "JOB_RUN_STATE_DONE"
+        ),
         what="the asked-for run done",
     )
     listed = ops.get("viewer", "/v1/regions/110000/job-runs", job="expiry").json()
