@@ -88,6 +88,10 @@ ACCESS: dict[str, frozenset[str]] = {
             "CheckConsents": frozenset({"ingest"}),
             "CheckConsentColumns": frozenset({"ingest"}),
             "CloseAccount": _PUBLIC,
+            "SetReminderPreference": _PUBLIC,
+            "QueueReminders": frozenset({"ledger", OPS_API_KIND}),
+            "ListReminderDeliveries": _OPS,
+            "RetryReminderDelivery": _OPS,
         },
     ),
     **_service(

@@ -95,6 +95,13 @@ def _routes() -> tuple[Route, ...]:
         Route("identity", "RevokeConsent", i.RevokeConsentRequest, i.RevokeConsentResponse, "account_number"),
         Route("identity", "ListConsents", i.ListConsentsRequest, i.ListConsentsResponse, "account_number"),
         Route("identity", "CloseAccount", i.CloseAccountRequest, i.CloseAccountResponse, "account_number"),
+        Route(
+            "identity",
+            "SetReminderPreference",
+            i.SetReminderPreferenceRequest,
+            i.SetReminderPreferenceResponse,
+            "account_number",
+        ),
         Route("ingest", "SubmitEvents", g.SubmitEventsRequest, g.SubmitEventsResponse),
         Route("ingest", "StreamEvents", g.StreamEventsRequest, g.StreamEventsResponse, client_streaming=True),
         Route("ingest", "ExplainScore", g.ExplainScoreRequest, g.ExplainScoreResponse),
@@ -136,7 +143,10 @@ NOT_SERVED = frozenset(
     {
         *(
             f"{SERVICE_NAMES['identity']}/{name}"
-            for name in ("BatchResolveAccounts", "FindAccountsByPersonKey", "CheckConsents", "CheckConsentColumns")
+            for name in (
+                *("BatchResolveAccounts", "FindAccountsByPersonKey", "CheckConsents", "CheckConsentColumns"),
+                *("QueueReminders", "ListReminderDeliveries", "RetryReminderDelivery"),
+            )
         ),
         *(
             f"{SERVICE_NAMES['ingest']}/{name}"
