@@ -1305,7 +1305,7 @@ class SetReminderPreferenceRequest(_message.Message):
     account_number: _builtins.str
     """Required. The account's 16-digit number."""
     reminders_off: _builtins.bool
-    """True: no reminders at all; false: reminders on (the default)."""
+    """Optional. True: no reminders at all; false (the default): reminders on."""
     def __init__(
         self,
         *,
