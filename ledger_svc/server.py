@@ -11,6 +11,7 @@ from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from ledger_svc import callers, wire
 from ledger_svc.domain.transfers import ItemResult, Status
+from ledger_svc.reminder_client import IdentityReminders
 from ledger_svc.service import audit, expiry, holds, reads, refunds, scheduler, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
@@ -200,7 +201,11 @@ def registrations(settings: Settings, engine: Engine, clock: Clock = system_cloc
     own = LedgerSettings.from_settings(settings)
     on_stop = None
     if own.scheduler:
-        jobs = scheduler.Scheduler(ctx, own.schedule, own.lease, tick_s=own.tick_s, expiry_batch=own.expiry_batch)
+        identity = settings.extra.get("CARBON_IDENTITY_ADDRESS", "")
+        jobs = scheduler.Scheduler(
+            ctx, own.schedule, own.lease, tick_s=own.tick_s, expiry_batch=own.expiry_batch,
+            reminder_queue=IdentityReminders(identity, settings) if identity else None,
+        )  # fmt: skip
         jobs.start()
         on_stop = jobs.stop
     add = ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server

@@ -22,6 +22,9 @@ class Job(StrEnum):
     HOLD_TIMEOUTS = "hold_timeouts"
     # Month end: the journal sealed and conservation checked for the month just ended, totals recorded.
     MONTHLY_CLOSE = "monthly_close"
+    # The day's reminders (ADR 0113): points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in
+    # identity's outbox by notice key, in the morning China time.
+    REMINDERS = "reminders"
 
 
 class RunState(StrEnum):
@@ -55,6 +58,7 @@ class Schedule:
     expiry_after: timedelta = timedelta(minutes=5)
     hold_sweep_every: timedelta = timedelta(minutes=1)
     close_after: timedelta = timedelta(minutes=30)
+    reminders_after: timedelta = timedelta(hours=9)
     # A failed run is tried again after this long (each try is one more attempt on the same run).
     retry_after: timedelta = timedelta(minutes=5)
 
@@ -63,6 +67,14 @@ def expiry_period(now_us: int, schedule: Schedule) -> str | None:
     """Today's expiry period once its start time has passed (00:05 China time by default), else None."""
     today = day_of(now_us)
     if now_us < start_of_day_us(today) + _us(schedule.expiry_after):
+        return None
+    return today.isoformat()
+
+
+def reminders_period(now_us: int, schedule: Schedule) -> str | None:
+    """Today's reminder period once its start time has passed (09:00 China time by default), else None."""
+    today = day_of(now_us)
+    if now_us < start_of_day_us(today) + _us(schedule.reminders_after):
         return None
     return today.isoformat()
 
@@ -96,20 +108,20 @@ def is_due(run: JobRun | None, now_us: int, every: timedelta | None, schedule: S
 
 
 # The jobs an operator may ask for by period; hold_timeouts repeats within its day by itself.
-REQUESTABLE = (Job.EXPIRY, Job.MONTHLY_CLOSE)
+REQUESTABLE = (Job.EXPIRY, Job.MONTHLY_CLOSE, Job.REMINDERS)
 
 
 def requested_period(job: Job, period: str, now_us: int, schedule: Schedule) -> str:
     """The period an operator's request names, checked: an expiry day not after today (empty: today), a close month
     before the current one (empty: the month just ended). Raises ValueError naming what is wrong."""
     today = day_of(now_us)
-    if job == Job.EXPIRY:
+    if job in (Job.EXPIRY, Job.REMINDERS):
         if not period:
             return today.isoformat()
         try:
             day = date.fromisoformat(period)
         except ValueError:
-            raise ValueError("must be a day YYYY-MM-DD for expiry") from None
+            raise ValueError(f"must be a day YYYY-MM-DD for {job.value}") from None
         if len(period) != 10 or day > today:
             raise ValueError("must be a day YYYY-MM-DD, not after today (China time)")
         return day.isoformat()

@@ -28,10 +28,11 @@ from ledger_svc.domain.jobs import (
     close_period,
     expiry_period,
     is_due,
+    reminders_period,
     requested_period,
 )
 from ledger_svc.domain.time import US_PER_SECOND, day_of
-from ledger_svc.service import audit, expiry, holds
+from ledger_svc.service import audit, expiry, holds, reminders
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
 from ledger_svc.store import jobs as job_store
@@ -64,6 +65,7 @@ class Scheduler:
         expiry_batch: int = 1000,
         holder: str = "",
         jobs: frozenset[Job] = frozenset(Job),
+        reminder_queue: reminders.ReminderQueue | None = None,
     ) -> None:
         self._ctx = ctx
         self._points = LedgerMetrics(ctx.region_code)
@@ -72,7 +74,9 @@ class Scheduler:
         self._tick_s = tick_s
         self._expiry_batch = expiry_batch
         self.holder = holder or replica_name()
-        self._jobs = jobs
+        # Without identity to queue reminders in, the reminder job does not run (and a requested run waits).
+        self._jobs = jobs if reminder_queue is not None else jobs - {Job.REMINDERS}
+        self._reminder_queue = reminder_queue
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         meter = telemetry.meter("carbon.ledger.jobs")
@@ -115,6 +119,9 @@ class Scheduler:
         self._maybe_run(Job.MONTHLY_CLOSE, close_period(now_us, self._schedule), None, self._run_close)
         today = day_of(self._ctx.now_us()).isoformat()
         self._maybe_run(Job.HOLD_TIMEOUTS, today, self._schedule.hold_sweep_every, self._run_hold_sweep)
+        reminder_day = reminders_period(now_us, self._schedule)
+        if reminder_day is not None:
+            self._maybe_run(Job.REMINDERS, reminder_day, None, self._run_reminders)
         self._run_unfinished()
         return True
 
@@ -124,6 +131,7 @@ class Scheduler:
             Job.EXPIRY: self._run_expiry,
             Job.MONTHLY_CLOSE: self._run_close,
             Job.HOLD_TIMEOUTS: self._run_hold_sweep,
+            Job.REMINDERS: self._run_reminders,
         }
         with self._ctx.engine.connect() as conn:
             waiting = job_store.unfinished_runs(conn)
@@ -193,6 +201,17 @@ class Scheduler:
         count = self._progress(Job.HOLD_TIMEOUTS, period)
         while holds.sweep_expired_holds(self._ctx, HOLD_BATCH, lambda conn, released: count(conn, released, 0)):
             self._keep_lease()
+
+    def _run_reminders(self, period: str) -> None:
+        """The day's notices into identity's outbox, counting those newly queued; the lease is kept between calls."""
+        assert self._reminder_queue is not None
+        count = self._progress(Job.REMINDERS, period)
+
+        def on_batch(sent: int, queued: int) -> None:
+            self._ctx.transaction(lambda conn: count(conn, queued, 0))
+            self._keep_lease()
+
+        reminders.remind(self._ctx, date.fromisoformat(period), self._reminder_queue, on_batch)
 
     def _run_close(self, period: str) -> None:
         """Month end: every batch chained into the journal's blocks and the region's points checked to balance; the
