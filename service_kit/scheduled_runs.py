@@ -1,8 +1,9 @@
-"""Operator commands that ask each region's scheduler for a run and follow it: `carbon settle` (the monthly close).
+"""Operator commands that ask each region's scheduler for a run and follow it: `carbon settle` (the monthly close)
+and `carbon remind` (a day's reminders).
 
 The run is the ledger's (StartJobRun, ADR 0804): the command only asks for it and watches its progress, so
 interrupting the command stops nothing but the watching, and running it again asks for the same run (idempotent per
-job and period) and shows where it stands; a finished close is not run twice, a failed one is tried again.
+job and period) and shows where it stands; a finished run is not run twice, a failed one is tried again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ POLL_S = 0.5
 QUEUED_PATIENCE_S = 60.0
 FINISHED = (lpb.JOB_RUN_STATE_DONE, lpb.JOB_RUN_STATE_FAILED)
 MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def settle(args: argparse.Namespace) -> int:
@@ -37,6 +39,22 @@ def settle(args: argparse.Namespace) -> int:
         _summary(finished)
         return 130
     _summary(finished)
+    return 1 if any(run.state == lpb.JOB_RUN_STATE_FAILED for run in finished.values()) else 0
+
+
+def remind(args: argparse.Namespace) -> int:
+    """A day's reminders (default: today's) in each chosen region: queued in identity's outbox, followed to the end."""
+    if args.day and not DAY.match(args.day):
+        raise OperationError(f"--day: expected YYYY-MM-DD, got {args.day!r}")
+    finished: dict[str, lpb.JobRun] = {}
+    try:
+        for region in chosen_regions(args):
+            finished[region.region_code] = _follow(region, "reminders", args.day, args.data_dir)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the run goes on in the ledger; run `carbon remind` again to see it finish")
+        _summary(finished, "reminders newly queued")
+        return 130
+    _summary(finished, "reminders newly queued")
     return 1 if any(run.state == lpb.JOB_RUN_STATE_FAILED for run in finished.values()) else 0
 
 
@@ -61,8 +79,9 @@ def _follow(region: RegionEntry, job: str, period: str, data_dir: str) -> lpb.Jo
     return run
 
 
-def _summary(finished: dict[str, lpb.JobRun]) -> None:
+def _summary(finished: dict[str, lpb.JobRun], counted: str = "") -> None:
     for code, run in finished.items():
         state = lpb.JobRunState.Name(run.state).removeprefix("JOB_RUN_STATE_")
-        outcome = f"{run.points:,} points outstanding at the close" if not run.error else run.error
+        counts = f"{run.items:,} {counted}" if counted else f"{run.points:,} points outstanding at the close"
+        outcome = run.error or counts
         print(f"{code} {run.period}: {state} after {run.attempts} attempt(s); {outcome}")

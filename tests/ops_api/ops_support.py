@@ -98,10 +98,11 @@ SCHEDULED_REGION = "110000"
 SCHEDULER = {"CARBON_LEDGER_SCHEDULER": "1", "CARBON_LEDGER_SCHEDULER_TICK_MS": "100"}
 
 
-def own_settings(service: str, code: str, signing: dict[str, str]) -> dict[str, str] | None:
+def own_settings(service: str, code: str, signing: dict[str, str], started: dict[str, str]) -> dict[str, str] | None:
+    """Identity's signing key; the scheduled region's ledger runs its jobs and queues reminders in its identity."""
     if service == "identity_svc":
         return signing
-    return SCHEDULER if code == SCHEDULED_REGION else None
+    return {**SCHEDULER, "CARBON_IDENTITY_ADDRESS": started["identity_svc"]} if code == SCHEDULED_REGION else None
 
 
 def start_federation(root: Path) -> Federation:
@@ -116,7 +117,7 @@ def start_federation(root: Path) -> Federation:
         started = {}
         for service, build in (("identity_svc", identity_registrations), ("ledger_svc", ledger_registrations)):
             signing = {"CARBON_RESIDENT_AUTH_KEY_FILE": str(resident_auth_key_file(root, code))}
-            server, engine = _serve(root, service, code, build, own_settings(service, code, signing))
+            server, engine = _serve(root, service, code, build, own_settings(service, code, signing, started))
             federation.servers.append(server)
             federation.engines.append(engine)
             started[service] = server.address
