@@ -25,7 +25,9 @@ Conservation = message_model(lpb.CheckConservationResponse.DESCRIPTOR)
 JournalVerification = message_model(lpb.VerifyJournalResponse.DESCRIPTOR)
 # Verifying a large journal recomputes every block's hash in one call.
 SWEEP_TIMEOUT_S = 60.0
-JobName = Annotated[str, Path(pattern=r"^(expiry|hold_timeouts|monthly_close)$", description="the scheduled job")]
+JobName = Annotated[
+    str, Path(pattern=r"^(expiry|hold_timeouts|monthly_close|reminders)$", description="the scheduled job")
+]
 Period = Annotated[
     str, Path(pattern=r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$", description="China day YYYY-MM-DD or month YYYY-MM")
 ]
@@ -69,7 +71,7 @@ def list_job_runs(
     context: Ctx,
     staff: CurrentStaff,
     region_code: RegionCode,
-    job: Annotated[str, Query(pattern=r"^(|expiry|hold_timeouts|monthly_close)$")] = "",
+    job: Annotated[str, Query(pattern=r"^(|expiry|hold_timeouts|monthly_close|reminders)$")] = "",
     limit: Annotated[int, Query(ge=0, le=200, description="0: 20")] = 0,
 ) -> Json:
     region = region_for(context, staff, region_code)

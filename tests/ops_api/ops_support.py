@@ -114,7 +114,7 @@ def start_federation(root: Path) -> Federation:
     )
     entries = []
     for code in REGIONS:
-        started = {}
+        started: dict[str, str] = {}
         for service, build in (("identity_svc", identity_registrations), ("ledger_svc", ledger_registrations)):
             signing = {"CARBON_RESIDENT_AUTH_KEY_FILE": str(resident_auth_key_file(root, code))}
             server, engine = _serve(root, service, code, build, own_settings(service, code, signing, started))

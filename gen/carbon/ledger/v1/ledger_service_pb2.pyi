@@ -1733,7 +1733,7 @@ class ListJobRunsRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     PERIOD_FIELD_NUMBER: _builtins.int
     job: _builtins.str
-    """Optional. Only this job's runs: "expiry", "hold_timeouts" or "monthly_close"; empty: every job's."""
+    """Optional. Only this job's runs: "expiry", "hold_timeouts", "monthly_close" or "reminders"; empty: every job's."""
     limit: _builtins.int
     """Optional. At most this many runs: 0 means 20; at most 200."""
     period: _builtins.str
@@ -1762,10 +1762,10 @@ class StartJobRunRequest(_message.Message):
     JOB_FIELD_NUMBER: _builtins.int
     PERIOD_FIELD_NUMBER: _builtins.int
     job: _builtins.str
-    """Required. "expiry" or "monthly_close"."""
+    """Required. "expiry", "monthly_close" or "reminders"."""
     period: _builtins.str
-    """Optional. The China day ("YYYY-MM-DD", expiry) or month ("YYYY-MM", monthly_close); empty: today's expiry, or
-    the close of the month just ended.
+    """Optional. The China day ("YYYY-MM-DD", expiry and reminders) or month ("YYYY-MM", monthly_close); empty:
+    today's, or the close of the month just ended.
     """
     def __init__(
         self,
@@ -1860,13 +1860,13 @@ class JobRun(_message.Message):
     HOLDER_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     job: _builtins.str
-    """"expiry", "hold_timeouts" or "monthly_close"."""
+    """"expiry", "hold_timeouts", "monthly_close" or "reminders"."""
     period: _builtins.str
     """The China day ("2026-12-03") or the month ("2026-11") the run is for."""
     state: Global___JobRunState.ValueType
     """Where the run stands."""
     items: _builtins.int
-    """Lots expired (expiry), holds released (hold_timeouts); 0 for monthly_close."""
+    """Lots expired (expiry), holds released (hold_timeouts), notices newly queued (reminders); 0 for monthly_close."""
     points: _builtins.int
     """Points expired (expiry); points outstanding at the close (monthly_close); 0 for hold_timeouts."""
     batches: _builtins.int

@@ -173,8 +173,9 @@ class LedgerServiceStub:
     """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
     The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
     "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
-    and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
-    For operators (`carbon jobs`).
+    "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM") and
+    "reminders" (notices of points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in the
+    region's identity outbox, daily after 09:00 China time, period = the day; ADR 0113). For operators (`carbon jobs`).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
     """
@@ -183,10 +184,11 @@ class LedgerServiceStub:
     on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
     "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
     of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
-    ended). Returns the run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
-    run is not run twice). For operators (`carbon expire`, `carbon settle`, the ops API's expiry sweeps).
+    ended); "reminders" for a China day (as expiry; needs the ledger wired to its identity service). Returns the
+    run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+    run is not run twice). For operators (`carbon settle`, `carbon remind`, the ops API's expiry sweeps).
     Idempotency: per job and period: asking again returns the same run and starts nothing more.
-    Errors: INVALID_ARGUMENT (job not one of the two above; period not of the job's form, after today (expiry) or
+    Errors: INVALID_ARGUMENT (job not one of the three above; period not of the job's form, after today (a day) or
     not before the current month (monthly_close)).
     """
 
@@ -335,8 +337,9 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
     The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
     "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
-    and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
-    For operators (`carbon jobs`).
+    "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM") and
+    "reminders" (notices of points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in the
+    region's identity outbox, daily after 09:00 China time, period = the day; ADR 0113). For operators (`carbon jobs`).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
     """
@@ -345,10 +348,11 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
     "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
     of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
-    ended). Returns the run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
-    run is not run twice). For operators (`carbon expire`, `carbon settle`, the ops API's expiry sweeps).
+    ended); "reminders" for a China day (as expiry; needs the ledger wired to its identity service). Returns the
+    run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+    run is not run twice). For operators (`carbon settle`, `carbon remind`, the ops API's expiry sweeps).
     Idempotency: per job and period: asking again returns the same run and starts nothing more.
-    Errors: INVALID_ARGUMENT (job not one of the two above; period not of the job's form, after today (expiry) or
+    Errors: INVALID_ARGUMENT (job not one of the three above; period not of the job's form, after today (a day) or
     not before the current month (monthly_close)).
     """
 
@@ -602,8 +606,9 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
         The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
         "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
-        and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
-        For operators (`carbon jobs`).
+        "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM") and
+        "reminders" (notices of points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in the
+        region's identity outbox, daily after 09:00 China time, period = the day; ADR 0113). For operators (`carbon jobs`).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
         """
@@ -618,10 +623,11 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
         "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
         of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
-        ended). Returns the run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
-        run is not run twice). For operators (`carbon expire`, `carbon settle`, the ops API's expiry sweeps).
+        ended); "reminders" for a China day (as expiry; needs the ledger wired to its identity service). Returns the
+        run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+        run is not run twice). For operators (`carbon settle`, `carbon remind`, the ops API's expiry sweeps).
         Idempotency: per job and period: asking again returns the same run and starts nothing more.
-        Errors: INVALID_ARGUMENT (job not one of the two above; period not of the job's form, after today (expiry) or
+        Errors: INVALID_ARGUMENT (job not one of the three above; period not of the job's form, after today (a day) or
         not before the current month (monthly_close)).
         """
 
