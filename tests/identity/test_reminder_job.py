@@ -4,25 +4,30 @@ notice in identity's outbox, once per notice key however often the run is repeat
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from carbon.common.v1 import common_pb2
+from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.identity.v1 import identity_service_pb2_grpc
 from identity_svc.domain.reminders import DeliveryState
-from identity_svc.server import SERVICE_NAME, IdentityServices, IdentityServiceServicer
+from identity_svc.server import SERVICE_NAME, IdentityServices, IdentityServiceServicer, registrations
 from ledger_svc.domain.jobs import Job, RunState, Schedule
 from ledger_svc.domain.time import add_months
 from ledger_svc.reminder_client import IdentityReminders
 from ledger_svc.service import scheduler, transfers
 from ledger_svc.service.context import LedgerContext
+from service_kit.db import make_engine, migrate
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
-from tests.identity.identity_helpers import opening
+from tests.identity.identity_helpers import SAMPLE_ID, opening
 from tests.ledger.ledger_support import MovableClock, earn, migrated_engine
 from tests.ledger.service.test_scheduler import LEASE, at
+from tests.ops_api.ops_support import wait_for
 from tests.service_identities import TRUST
 
 REGION = "330000"
@@ -88,3 +93,42 @@ def test_the_days_reminders_reach_identitys_outbox_once_after_nine(
     assert leader.tick()
     assert scheduler.list_job_runs(ledger, "reminders", 0, yesterday)[0][0].items == 0
     assert len(services.reminders.list(DeliveryState.PENDING, 0, "")[0]) == 3
+
+
+def test_identity_started_with_reminders_on_delivers_a_counter_residents_reminder_by_sms(tmp_path: Path) -> None:
+    """The wiring `carbon up` uses: CARBON_IDENTITY_REMINDERS=1 starts the delivery loop, SMS goes to the data dir."""
+    extra = {"CARBON_IDENTITY_REMINDERS": "1", "CARBON_REMINDER_TICK_MS": "50"}
+    settings = TRUST.server(
+        Settings(service="identity_svc", region_code=REGION, data_dir=tmp_path, port=0, max_workers=4, extra=extra)
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'identity.db'}")
+    migrate("identity_svc", engine)
+    running = start_server(settings, registrations(settings, engine))
+    try:
+        with TRUST.allowed_channel(running.address, REGION) as channel:
+            stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
+            opened = stub.OpenAccount(
+                ipb.OpenAccountRequest(
+                    request_id="counter-1", channel=common_pb2.CHANNEL_COMMUNITY_CENTRE, name="王秀英",
+                    id_number=SAMPLE_ID, phone_number="13900002222", community_centre_id="centre-1",
+                    staff_id="staff-1",
+                ),
+                timeout=10,
+            )  # fmt: skip
+            account = opened.account.account_number
+            notice = ipb.ReminderNotice(
+                notice_key=f"digest:{account}:2026-02", account_number=account, points=9, period="2026-02",
+                kind=ipb.REMINDER_KIND_MONTHLY_DIGEST,
+            )  # fmt: skip
+            queued = stub.QueueReminders(ipb.QueueRemindersRequest(notices=[notice]), timeout=10)
+            assert list(queued.outcomes) == [ipb.REMINDER_QUEUE_OUTCOME_QUEUED]
+            sms_file = tmp_path / f"sms-{REGION}.jsonl"
+            wait_for(lambda: sms_file.exists() and sms_file.read_text(encoding="utf-8").strip(), what="the SMS")
+            request = ipb.ListReminderDeliveriesRequest(state=ipb.REMINDER_DELIVERY_STATE_DELIVERED)
+            delivered = wait_for(lambda: stub.ListReminderDeliveries(request, timeout=10).deliveries, what="recorded")
+        (line,) = sms_file.read_text(encoding="utf-8").splitlines()
+        assert json.loads(line)["phone_number"] == "13900002222"
+        assert [(d.notice.notice_key, d.route, d.attempts) for d in delivered] == [(notice.notice_key, "sms", 1)]
+    finally:
+        running.stop()
+        engine.dispose()
