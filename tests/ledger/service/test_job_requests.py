@@ -83,7 +83,7 @@ def test_a_queued_run_waits_for_a_leader(ledger: LedgerContext, clock: MovableCl
     ("job", "period", "field"),
     [
         ("hold_timeouts", "", "job"),
-        ("reminders", "", "job"),
+        ("statements", "", "job"),
         ("expiry", "2028-03-12", "period"),  # tomorrow
         ("expiry", "2028-3-1", "period"),
         ("expiry", "2028-03", "period"),
