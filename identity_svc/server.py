@@ -24,6 +24,8 @@ from identity_svc.service.bindings import BindingService
 from identity_svc.service.closing import ClosingService
 from identity_svc.service.consents import ConsentService
 from identity_svc.service.figures import account_figures
+from identity_svc.service.reminder_delivery import Deliverer, FileSms, load_webhooks
+from identity_svc.service.reminders import ReminderService
 from identity_svc.service.resident_authorizations import ResidentAuthorizationService
 from identity_svc.settings import IdentitySettings
 from identity_svc.store.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
@@ -39,6 +41,7 @@ from identity_svc.wire import (
     ref_from,
     resolved_message,
 )
+from identity_svc.wire_reminders import delivery_message, delivery_state, notices_from
 from service_kit import identities, redis_client
 from service_kit.clock import Clock, system_clock
 from service_kit.failures import idempotent
@@ -58,6 +61,7 @@ class IdentityServices:
     closing: ClosingService
     bindings: BindingService
     resident_authorizations: ResidentAuthorizationService
+    reminders: ReminderService
 
 
 class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer):
@@ -67,6 +71,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         self._closing = services.closing
         self._bindings = services.bindings
         self._resident_authorizations = services.resident_authorizations
+        self._reminders = services.reminders
 
     def OpenAccount(self, request: pb.OpenAccountRequest, context: grpc.ServicerContext) -> pb.OpenAccountResponse:
         opening = validate_opening(
@@ -213,6 +218,35 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         )
         return pb.CloseAccountResponse(account=account_message(view), disposed_points=disposed)
 
+    @idempotent
+    def SetReminderPreference(
+        self, request: pb.SetReminderPreferenceRequest, context: grpc.ServicerContext
+    ) -> pb.SetReminderPreferenceResponse:
+        off = self._reminders.set_preference(request.account_number, request.reminders_off)
+        return pb.SetReminderPreferenceResponse(account_number=request.account_number, reminders_off=off)
+
+    @idempotent
+    def QueueReminders(
+        self, request: pb.QueueRemindersRequest, context: grpc.ServicerContext
+    ) -> pb.QueueRemindersResponse:
+        outcomes = self._reminders.queue(notices_from(request))
+        return pb.QueueRemindersResponse(outcomes=[int(outcome) for outcome in outcomes])  # type: ignore[misc]
+
+    @idempotent
+    def ListReminderDeliveries(
+        self, request: pb.ListReminderDeliveriesRequest, context: grpc.ServicerContext
+    ) -> pb.ListReminderDeliveriesResponse:
+        rows, token = self._reminders.list(delivery_state(request.state), request.page_size, request.page_token)
+        return pb.ListReminderDeliveriesResponse(
+            deliveries=[delivery_message(row) for row in rows], next_page_token=token
+        )
+
+    @idempotent
+    def RetryReminderDelivery(
+        self, request: pb.RetryReminderDeliveryRequest, context: grpc.ServicerContext
+    ) -> pb.RetryReminderDeliveryResponse:
+        return pb.RetryReminderDeliveryResponse(delivery=delivery_message(self._reminders.retry(request.notice_key)))
+
 
 def consent_cache_for(settings: Settings) -> ConsentCache:
     if not settings.redis_url:
@@ -242,6 +276,7 @@ def build_services(
         ClosingService(accounts, ledger),
         BindingService(accounts),
         ResidentAuthorizationService(accounts, resident_authorization_key(settings), issuer),
+        ReminderService(accounts),
     )
 
 
@@ -255,5 +290,19 @@ def resident_authorization_key(settings: Settings) -> Ed25519PrivateKey | None:
 
 
 def registrations(settings: Settings, engine: Engine) -> list[Registration]:
-    servicer = IdentityServiceServicer(build_services(settings, engine))
-    return [Registration(identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, servicer, SERVICE_NAME)]
+    """The identity service; with CARBON_IDENTITY_REMINDERS=1 also the reminder delivery loop, stopped after the
+    server drains."""
+    services = build_services(settings, engine)
+    servicer = IdentityServiceServicer(services)
+    own = IdentitySettings.from_settings(settings)
+    on_stop = None
+    if own.reminders:
+        sms_file = own.reminder_sms_file or settings.data_dir / f"sms-{settings.region_code}.jsonl"
+        deliverer = Deliverer(
+            services.accounts, load_webhooks(own.reminder_webhooks_file), FileSms(sms_file),
+            tick_s=own.reminder_tick_ms / 1000,
+        )  # fmt: skip
+        deliverer.start()
+        on_stop = deliverer.stop
+    add = identity_service_pb2_grpc.add_IdentityServiceServicer_to_server
+    return [Registration(add, servicer, SERVICE_NAME, on_stop=on_stop)]

@@ -11,6 +11,7 @@ from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from ledger_svc import callers, wire
 from ledger_svc.domain.transfers import ItemResult, Status
+from ledger_svc.reminder_client import IdentityReminders
 from ledger_svc.service import audit, expiring_ahead, expiry, holds, periods, reads, refunds, scheduler, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
@@ -155,7 +156,12 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
 
     @idempotent
     def ListJobRuns(self, request: pb.ListJobRunsRequest, context: grpc.ServicerContext) -> pb.ListJobRunsResponse:
-        return wire.job_runs_response(*scheduler.list_job_runs(self._ctx, request.job, request.limit))
+        listed = scheduler.list_job_runs(self._ctx, request.job, request.limit, request.period)
+        return wire.job_runs_response(*listed)
+
+    @idempotent
+    def StartJobRun(self, request: pb.StartJobRunRequest, context: grpc.ServicerContext) -> pb.StartJobRunResponse:
+        return pb.StartJobRunResponse(run=wire.job_run(scheduler.start_job_run(self._ctx, request.job, request.period)))
 
     @idempotent
     def GetExpiringAhead(
@@ -215,7 +221,11 @@ def registrations(settings: Settings, engine: Engine, clock: Clock = system_cloc
     own = LedgerSettings.from_settings(settings)
     on_stop = None
     if own.scheduler:
-        jobs = scheduler.Scheduler(ctx, own.schedule, own.lease, tick_s=own.tick_s, expiry_batch=own.expiry_batch)
+        identity = settings.extra.get("CARBON_IDENTITY_ADDRESS", "")
+        jobs = scheduler.Scheduler(
+            ctx, own.schedule, own.lease, tick_s=own.tick_s, expiry_batch=own.expiry_batch,
+            reminder_queue=IdentityReminders(identity, settings) if identity else None,
+        )  # fmt: skip
         jobs.start()
         on_stop = jobs.stop
     add = ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server

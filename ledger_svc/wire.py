@@ -375,26 +375,29 @@ def conservation_response(result: Conservation) -> pb.CheckConservationResponse:
 
 
 def job_runs_response(runs: list[JobRun], holder: str, until_us: int) -> pb.ListJobRunsResponse:
-    response = pb.ListJobRunsResponse(lease_holder=holder)
+    response = pb.ListJobRunsResponse(lease_holder=holder, runs=[job_run(run) for run in runs])
     if until_us:
         response.lease_expires_at.CopyFrom(timestamp(until_us))
-    for run in runs:
-        message = response.runs.add(
-            job=run.job.value,
-            period=run.period,
-            state=pb.JobRunState.Value(f"JOB_RUN_STATE_{run.state.value}"),  # type: ignore[arg-type]
-            started_at=timestamp(run.started_at_us),
-            updated_at=timestamp(run.updated_at_us),
-            items=run.items,
-            points=run.points,
-            batches=run.batches,
-            attempts=run.attempts,
-            holder=run.holder,
-            error=run.error,
-        )
-        if run.finished_at_us:
-            message.finished_at.CopyFrom(timestamp(run.finished_at_us))
     return response
+
+
+def job_run(run: JobRun) -> pb.JobRun:
+    message = pb.JobRun(
+        job=run.job.value,
+        period=run.period,
+        state=pb.JobRunState.Value(f"JOB_RUN_STATE_{run.state.value}"),  # type: ignore[arg-type]
+        started_at=timestamp(run.started_at_us),
+        updated_at=timestamp(run.updated_at_us),
+        items=run.items,
+        points=run.points,
+        batches=run.batches,
+        attempts=run.attempts,
+        holder=run.holder,
+        error=run.error,
+    )
+    if run.finished_at_us:
+        message.finished_at.CopyFrom(timestamp(run.finished_at_us))
+    return message
 
 
 def monthly_summary_response(summary: MonthlySummary) -> pb.GetMonthlySummaryResponse:

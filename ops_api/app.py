@@ -25,6 +25,7 @@ from ops_api.routes import (
     counter,
     dashboard,
     federation,
+    reminders,
     scoring,
     staff,
 )
@@ -84,7 +85,10 @@ def create_app(context: OpsContext) -> FastAPI:
     def health() -> JSONResponse:
         return JSONResponse({"status": "SERVING"})
 
-    for module in (accounts, counter, catalog, campaigns, scoring, books, adjustments, federation, staff, dashboard):
+    for module in (
+        *(accounts, counter, reminders, catalog, campaigns, scoring),
+        *(books, adjustments, federation, staff, dashboard),
+    ):
         type_router(module.router)
         app.include_router(module.router)
     app.openapi = lambda: typed_openapi(app)  # type: ignore[method-assign]

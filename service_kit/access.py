@@ -71,6 +71,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "ListJobRuns": _OPS,
             "GetPeriodFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
             "GetExpiringAhead": frozenset({GATEWAY_KIND, OPS_API_KIND}),
+            "StartJobRun": _OPS,
         },
     ),
     **_service(
@@ -90,6 +91,10 @@ ACCESS: dict[str, frozenset[str]] = {
             "CheckConsentColumns": frozenset({"ingest", "incentives"}),
             "CloseAccount": _PUBLIC,
             "GetAccountFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
+            "SetReminderPreference": _PUBLIC,
+            "QueueReminders": frozenset({"ledger", OPS_API_KIND}),
+            "ListReminderDeliveries": _OPS,
+            "RetryReminderDelivery": _OPS,
         },
     ),
     **_service(

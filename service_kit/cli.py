@@ -1,5 +1,6 @@
 """The `carbon` command: `carbon up` runs the embedded system, `carbon status` reports on a running one; the
-operator commands (migrate, expire, jobs, import) are in service_kit/operations.py."""
+operator commands (migrate, expire, jobs, import) are in service_kit/operations.py, settle and remind in
+scheduled_runs.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import grpc
 
-from service_kit import embedded, embedded_trust, health, operations
+from service_kit import embedded, embedded_trust, health, operations, scheduled_runs
 from service_kit.clock import format_offset, parse_offset
 from service_kit.topology import (
     DEFAULT_BASE_PORT,
@@ -139,9 +140,19 @@ def _operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     jobs = commands.add_parser("jobs", help="the scheduled jobs' runs and leaders of each region")
     jobs.add_argument("--data-dir", default="data")
     jobs.add_argument("--region", default="", help="comma-separated region codes (default: every region)")
-    jobs.add_argument("--job", default="", choices=["", "expiry", "hold_timeouts", "monthly_close"])
+    jobs.add_argument("--job", default="", choices=["", "expiry", "hold_timeouts", "monthly_close", "reminders"])
     jobs.add_argument("--limit", type=int, default=10, help="runs per region (at most 200)")
     jobs.set_defaults(run=operations.jobs)
+    settle = commands.add_parser("settle", help="close a month's books in each region, with progress (rerunnable)")
+    settle.add_argument("--data-dir", default="data")
+    settle.add_argument("--region", default="", help="comma-separated region codes (default: every region)")
+    settle.add_argument("--month", default="", help="YYYY-MM before the current month (default: the month just ended)")
+    settle.set_defaults(run=scheduled_runs.settle)
+    remind = commands.add_parser("remind", help="queue a day's reminders in each region, with progress (rerunnable)")
+    remind.add_argument("--data-dir", default="data")
+    remind.add_argument("--region", default="", help="comma-separated region codes (default: every region)")
+    remind.add_argument("--day", default="", help="YYYY-MM-DD, not after today (China time; default: today)")
+    remind.set_defaults(run=scheduled_runs.remind)
     imports = commands.add_parser("import", help="submit partner events from a CSV or JSONL file, signed, in batches")
     imports.add_argument("file")
     imports.add_argument("--partner-id", required=True)

@@ -119,8 +119,11 @@ def child_environment(
         # Who the child is and how it proves it: its key (and certificate under mTLS), and the bundle it checks.
         env.update(trust.env(identity_of_service(spec.service, spec.region_code)))
     if spec.service == "ledger_svc":
-        # Each region's ledger runs its scheduled jobs (expiry after midnight, hold timeouts, month end).
+        # Each region's ledger runs its scheduled jobs (expiry after midnight, hold timeouts, month end, reminders).
         env["CARBON_LEDGER_SCHEDULER"] = "1"
+    if spec.service == "identity_svc":
+        # Each region's identity delivers reminders (webhooks as CARBON_REMINDER_WEBHOOKS_FILE names, SMS to a file).
+        env["CARBON_IDENTITY_REMINDERS"] = "1"
     region = next((r for r in registry.regions if r.region_code == spec.region_code), None)
     if region is not None:
         env["CARBON_IDENTITY_ADDRESS"] = region.identity_address

@@ -59,7 +59,7 @@ def progress(out: TextIO, label: str, done: int, total: int | None = None, extra
     out.flush()
 
 
-def _channel(address: str, data_dir: str) -> grpc.Channel:
+def operator_channel(address: str, data_dir: str) -> grpc.Channel:
     """A channel presenting the operator's identity (see the module's docstring)."""
     trust = embedded_trust.load(Path(data_dir))
     settings = trust.settings() if trust is not None else Settings.from_env("ops_api")
@@ -73,7 +73,7 @@ def _registry(data_dir: str) -> Registry:
     return Registry.load(path)
 
 
-def _regions(args: argparse.Namespace) -> list[RegionEntry]:
+def chosen_regions(args: argparse.Namespace) -> list[RegionEntry]:
     regions = _registry(args.data_dir).regions
     wanted = [code for code in (args.region or "").split(",") if code]
     chosen = [region for region in regions if not wanted or region.region_code in wanted]
@@ -118,7 +118,7 @@ def expire(args: argparse.Namespace) -> int:
     as_of = _calendar_date(args.as_of) if args.as_of else None
     totals: dict[str, tuple[int, int]] = {}
     try:
-        for region in _regions(args):
+        for region in chosen_regions(args):
             totals[region.region_code] = _expire_region(region, as_of, args.batch_size, args.data_dir)
     except KeyboardInterrupt:
         print("\ninterrupted: what is shown committed; run `carbon expire` again to continue")
@@ -133,7 +133,7 @@ def _expire_region(
 ) -> tuple[int, int]:
     lots = points = 0
     started = time.monotonic()
-    with _channel(region.ledger_address, data_dir) as channel:
+    with operator_channel(region.ledger_address, data_dir) as channel:
         stub = ledger_grpc.LedgerServiceStub(channel)
         while True:
             request = lpb.ExpirePointsRequest(batch_size=batch_size, max_batches=EXPIRY_STEP_BATCHES)
@@ -164,8 +164,8 @@ def _calendar_date(text: str) -> common_pb2.Date:
 
 def jobs(args: argparse.Namespace) -> int:
     """Each region's scheduled job runs and the replica leading its scheduler."""
-    for region in _regions(args):
-        with _channel(region.ledger_address, args.data_dir) as channel:
+    for region in chosen_regions(args):
+        with operator_channel(region.ledger_address, args.data_dir) as channel:
             stub = ledger_grpc.LedgerServiceStub(channel)
             listed = stub.ListJobRuns(lpb.ListJobRunsRequest(job=args.job, limit=args.limit), timeout=RPC_TIMEOUT_S)
         until = listed.lease_expires_at.ToDatetime().isoformat() if listed.HasField("lease_expires_at") else "-"
@@ -197,7 +197,7 @@ def import_events(args: argparse.Namespace, secret: str) -> int:
     reasons: Counter[str] = Counter()
     sent = skip
     try:
-        with _channel(address, args.data_dir) as channel:
+        with operator_channel(address, args.data_dir) as channel:
             stub = ingest_grpc.IngestServiceStub(channel)
             for start in range(skip, len(events), args.batch_size):
                 chunk = events[start : start + args.batch_size]
@@ -228,7 +228,7 @@ def import_events(args: argparse.Namespace, secret: str) -> int:
 def _import_region(args: argparse.Namespace) -> RegionEntry:
     if not args.region or "," in args.region:
         raise OperationError("import: give --region (the ingest the partner reports to) or --ingest ADDRESS")
-    return _regions(args)[0]
+    return chosen_regions(args)[0]
 
 
 def _checkpoint(path: Path, digest: str) -> int:

@@ -99,6 +99,13 @@ def _routes() -> tuple[Route, ...]:
         Route("identity", "RevokeConsent", i.RevokeConsentRequest, i.RevokeConsentResponse, "account_number"),
         Route("identity", "ListConsents", i.ListConsentsRequest, i.ListConsentsResponse, "account_number"),
         Route("identity", "CloseAccount", i.CloseAccountRequest, i.CloseAccountResponse, "account_number"),
+        Route(
+            "identity",
+            "SetReminderPreference",
+            i.SetReminderPreferenceRequest,
+            i.SetReminderPreferenceResponse,
+            "account_number",
+        ),
         Route("ingest", "SubmitEvents", g.SubmitEventsRequest, g.SubmitEventsResponse),
         Route("ingest", "StreamEvents", g.StreamEventsRequest, g.StreamEventsResponse, client_streaming=True),
         Route("ingest", "ExplainScore", g.ExplainScoreRequest, g.ExplainScoreResponse),
@@ -150,6 +157,7 @@ _LEDGER_NOT_SERVED = (
     *("PostTransfers", "PostCredits", "GetTransfer", "RefundTransfer", "Hold", "CommitHold", "ReleaseHold"),
     *("GetHold", "SweepExpiredHolds", "ExpirePoints", "VerifyJournal", "CheckConservation", "ListJobRuns"),
     *("GetPeriodFigures", "GetExpiringAhead"),
+    "StartJobRun",
 )
 # What the gateway deliberately does not serve, and why: a region's internal calls between its own services
 # (identity for ingest and the gateway, holds for rewards and the gateway's sagas), the ledger's postings and
@@ -166,6 +174,8 @@ NOT_SERVED = frozenset(
                 "CheckConsents",
                 "CheckConsentColumns",
                 "GetAccountFigures",
+                *("BatchResolveAccounts", "FindAccountsByPersonKey", "CheckConsents", "CheckConsentColumns"),
+                *("QueueReminders", "ListReminderDeliveries", "RetryReminderDelivery"),
             )
         ),
         *(

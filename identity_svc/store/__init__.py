@@ -2,11 +2,20 @@
 package that knows SQL or Redis.
 
 One module per aggregate (`store.accounts`, `store.bindings`, `store.consents`, `store.closures`,
-`store.resident_authorizations`), the tables in `store.tables`; every query takes an open Connection, the service
-layer owns the transactions.
+`store.resident_authorizations`, `store.reminders`), the tables in `store.tables`; every query takes an open
+Connection, the service layer owns the transactions.
 """
 
-from identity_svc.store import accounts, bindings, closures, consent_cache, consents, resident_authorizations, tables
+from identity_svc.store import (
+    accounts,
+    bindings,
+    closures,
+    consent_cache,
+    consents,
+    reminders,
+    resident_authorizations,
+    tables,
+)
 from identity_svc.store.tables import metadata
 
 __all__ = [
@@ -16,6 +25,7 @@ __all__ = [
     "consent_cache",
     "consents",
     "metadata",
+    "reminders",
     "resident_authorizations",
     "tables",
 ]

@@ -18,6 +18,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
 )
 
 from service_kit.db import UtcDateTime
@@ -142,4 +143,36 @@ resident_authorizations = Table(
     Column("token_id", String(36), nullable=False),
     Column("issued_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
+)
+
+
+# Reminders (ADR 0113). The preference is a row only once a resident changed it: reminders are on by default.
+reminder_preferences = Table(
+    "reminder_preferences",
+    metadata,
+    Column("account_number", String(16), ForeignKey("accounts.account_number"), primary_key=True),
+    Column("reminders_off", Boolean, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# The outbox: one row per notice key, so a notice is queued (and sent) once. The delivery loop claims due PENDING
+# rows by moving next_attempt_at_us forward with a conditional UPDATE, so replicas do not send one row twice.
+reminder_outbox = Table(
+    "reminder_outbox",
+    metadata,
+    Column("notice_key", String(200), primary_key=True),
+    Column("account_number", String(16), nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("expires_on", String(10), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("route", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at_us", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("queued_at_us", BigInteger, nullable=False),
+    Column("delivered_at_us", BigInteger, nullable=False),
+    Index("ix_reminder_outbox_due", "state", "next_attempt_at_us"),
+    Index("ix_reminder_outbox_state_queued", "state", "queued_at_us", "notice_key"),
 )

@@ -22,12 +22,17 @@ class Job(StrEnum):
     HOLD_TIMEOUTS = "hold_timeouts"
     # Month end: the journal sealed and conservation checked for the month just ended, totals recorded.
     MONTHLY_CLOSE = "monthly_close"
+    # The day's reminders (ADR 0113): points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in
+    # identity's outbox by notice key, in the morning China time.
+    REMINDERS = "reminders"
 
 
 class RunState(StrEnum):
     RUNNING = "RUNNING"
     DONE = "DONE"
     FAILED = "FAILED"
+    # Asked for by an operator (StartJobRun), waiting for the leader's next tick.
+    QUEUED = "QUEUED"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Schedule:
     expiry_after: timedelta = timedelta(minutes=5)
     hold_sweep_every: timedelta = timedelta(minutes=1)
     close_after: timedelta = timedelta(minutes=30)
+    reminders_after: timedelta = timedelta(hours=9)
     # A failed run is tried again after this long (each try is one more attempt on the same run).
     retry_after: timedelta = timedelta(minutes=5)
 
@@ -61,6 +67,14 @@ def expiry_period(now_us: int, schedule: Schedule) -> str | None:
     """Today's expiry period once its start time has passed (00:05 China time by default), else None."""
     today = day_of(now_us)
     if now_us < start_of_day_us(today) + _us(schedule.expiry_after):
+        return None
+    return today.isoformat()
+
+
+def reminders_period(now_us: int, schedule: Schedule) -> str | None:
+    """Today's reminder period once its start time has passed (09:00 China time by default), else None."""
+    today = day_of(now_us)
+    if now_us < start_of_day_us(today) + _us(schedule.reminders_after):
         return None
     return today.isoformat()
 
@@ -86,11 +100,45 @@ def month_bounds_us(period: str) -> tuple[int, int]:
 def is_due(run: JobRun | None, now_us: int, every: timedelta | None, schedule: Schedule) -> bool:
     """Whether a period's run should be worked on now: never started, left RUNNING by a dead leader, FAILED long
     enough ago to try again, or (for a repeating job) DONE long enough ago to run again in the same period."""
-    if run is None or run.state == RunState.RUNNING:
+    if run is None or run.state in (RunState.RUNNING, RunState.QUEUED):
         return True
     if run.state == RunState.FAILED:
         return now_us >= run.updated_at_us + _us(schedule.retry_after)
     return every is not None and now_us >= run.finished_at_us + _us(every)
+
+
+# The jobs an operator may ask for by period; hold_timeouts repeats within its day by itself.
+REQUESTABLE = (Job.EXPIRY, Job.MONTHLY_CLOSE, Job.REMINDERS)
+
+
+def requested_period(job: Job, period: str, now_us: int, schedule: Schedule) -> str:
+    """The period an operator's request names, checked: an expiry day not after today (empty: today), a close month
+    before the current one (empty: the month just ended). Raises ValueError naming what is wrong."""
+    today = day_of(now_us)
+    if job in (Job.EXPIRY, Job.REMINDERS):
+        if not period:
+            return today.isoformat()
+        try:
+            day = date.fromisoformat(period)
+        except ValueError:
+            raise ValueError(f"must be a day YYYY-MM-DD for {job.value}") from None
+        if len(period) != 10 or day > today:
+            raise ValueError("must be a day YYYY-MM-DD, not after today (China time)")
+        return day.isoformat()
+    if job == Job.MONTHLY_CLOSE:
+        if not period:
+            first = today.replace(day=1)
+            previous = first - timedelta(days=1)
+            return f"{previous.year:04d}-{previous.month:02d}"
+        try:
+            year, month = (int(part) for part in period.split("-"))
+            date(year, month, 1)
+        except ValueError:
+            raise ValueError("must be a month YYYY-MM for monthly_close") from None
+        if len(period) != 7 or (year, month) >= (today.year, today.month):
+            raise ValueError("must be a month YYYY-MM before the current month (China time)")
+        return period
+    raise ValueError(f"runs of {job.value} cannot be asked for")
 
 
 def _us(delta: timedelta) -> int:

@@ -20,9 +20,19 @@ from datetime import date, timedelta
 from sqlalchemy import Connection
 
 from ledger_svc.domain.expiry import ExpiryOutcome
-from ledger_svc.domain.jobs import Job, JobRun, Schedule, close_period, expiry_period, is_due
+from ledger_svc.domain.jobs import (
+    REQUESTABLE,
+    Job,
+    JobRun,
+    Schedule,
+    close_period,
+    expiry_period,
+    is_due,
+    reminders_period,
+    requested_period,
+)
 from ledger_svc.domain.time import US_PER_SECOND, day_of
-from ledger_svc.service import audit, expiry, holds, periods
+from ledger_svc.service import audit, expiry, holds, periods, reminders
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
 from ledger_svc.store import jobs as job_store
@@ -55,6 +65,7 @@ class Scheduler:
         expiry_batch: int = 1000,
         holder: str = "",
         jobs: frozenset[Job] = frozenset(Job),
+        reminder_queue: reminders.ReminderQueue | None = None,
     ) -> None:
         self._ctx = ctx
         self._points = LedgerMetrics(ctx.region_code)
@@ -63,7 +74,9 @@ class Scheduler:
         self._tick_s = tick_s
         self._expiry_batch = expiry_batch
         self.holder = holder or replica_name()
-        self._jobs = jobs
+        # Without identity to queue reminders in, the reminder job does not run (and a requested run waits).
+        self._jobs = jobs if reminder_queue is not None else jobs - {Job.REMINDERS}
+        self._reminder_queue = reminder_queue
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         meter = telemetry.meter("carbon.ledger.jobs")
@@ -106,7 +119,24 @@ class Scheduler:
         self._maybe_run(Job.MONTHLY_CLOSE, close_period(now_us, self._schedule), None, self._run_close)
         today = day_of(self._ctx.now_us()).isoformat()
         self._maybe_run(Job.HOLD_TIMEOUTS, today, self._schedule.hold_sweep_every, self._run_hold_sweep)
+        reminder_day = reminders_period(now_us, self._schedule)
+        if reminder_day is not None:
+            self._maybe_run(Job.REMINDERS, reminder_day, None, self._run_reminders)
+        self._run_unfinished()
         return True
+
+    def _run_unfinished(self) -> None:
+        """Runs an operator asked for (QUEUED), and runs of other periods a dead leader left RUNNING."""
+        work = {
+            Job.EXPIRY: self._run_expiry,
+            Job.MONTHLY_CLOSE: self._run_close,
+            Job.HOLD_TIMEOUTS: self._run_hold_sweep,
+            Job.REMINDERS: self._run_reminders,
+        }
+        with self._ctx.engine.connect() as conn:
+            waiting = job_store.unfinished_runs(conn)
+        for run in waiting:
+            self._maybe_run(run.job, run.period, None, work[run.job])
 
     def _renew(self) -> bool:
         now_us = self._ctx.now_us()
@@ -172,6 +202,17 @@ class Scheduler:
         while holds.sweep_expired_holds(self._ctx, HOLD_BATCH, lambda conn, released: count(conn, released, 0)):
             self._keep_lease()
 
+    def _run_reminders(self, period: str) -> None:
+        """The day's notices into identity's outbox, counting those newly queued; the lease is kept between calls."""
+        assert self._reminder_queue is not None
+        count = self._progress(Job.REMINDERS, period)
+
+        def on_batch(sent: int, queued: int) -> None:
+            self._ctx.transaction(lambda conn: count(conn, queued, 0))
+            self._keep_lease()
+
+        reminders.remind(self._ctx, date.fromisoformat(period), self._reminder_queue, on_batch)
+
     def _run_close(self, period: str) -> None:
         """Month end: every batch chained into the journal's blocks and the region's points checked to balance; the
         run records the points outstanding at the close. Other month-end work (statements) hangs off this run."""
@@ -189,14 +230,30 @@ DEFAULT_RUNS = 20
 MAX_RUNS = 200
 
 
-def list_job_runs(ctx: LedgerContext, job: str, limit: int) -> tuple[list[JobRun], str, int]:
-    """ListJobRuns: the runs most recently worked on (of `job`, or of all), and the lease's holder and expiry (the
-    leader, while the expiry has not passed)."""
+def list_job_runs(ctx: LedgerContext, job: str, limit: int, period: str = "") -> tuple[list[JobRun], str, int]:
+    """ListJobRuns: the runs most recently worked on (of `job`, or of all; of `period`, or of all), and the lease's
+    holder and expiry (the leader, while the expiry has not passed)."""
     if job and job not in {j.value for j in Job}:
         raise InvalidArgument("job", f"must be empty or one of {', '.join(j.value for j in Job)}")
     if not 0 <= limit <= MAX_RUNS:
         raise InvalidArgument("limit", f"must be between 0 (default {DEFAULT_RUNS}) and {MAX_RUNS}")
+    if period and not job:
+        raise InvalidArgument("period", "needs job")
+    if len(period) > 16:
+        raise InvalidArgument("period", "must be a day YYYY-MM-DD or a month YYYY-MM")
     with ctx.engine.connect() as conn:
-        runs = job_store.latest_runs(conn, Job(job) if job else None, limit or DEFAULT_RUNS)
+        runs = job_store.latest_runs(conn, Job(job) if job else None, limit or DEFAULT_RUNS, period)
         holder, until_us = job_store.lease_holder(conn)
     return runs, holder, until_us
+
+
+def start_job_run(ctx: LedgerContext, job: str, period: str, schedule: Schedule | None = None) -> JobRun:
+    """StartJobRun: the period's run queued for the leader (or as it stands), idempotent per job and period."""
+    if job not in {j.value for j in REQUESTABLE}:
+        raise InvalidArgument("job", f"must be one of {', '.join(j.value for j in REQUESTABLE)}")
+    now_us = ctx.now_us()
+    try:
+        checked = requested_period(Job(job), period, now_us, schedule or Schedule())
+    except ValueError as error:
+        raise InvalidArgument("period", str(error)) from None
+    return ctx.transaction(lambda conn: job_store.queue_run(conn, Job(job), checked, now_us))

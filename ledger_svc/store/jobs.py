@@ -41,12 +41,42 @@ def load_run(conn: Connection, job: Job, period: str) -> JobRun | None:
     return None if row is None else _run(row)
 
 
-def latest_runs(conn: Connection, job: Job | None, limit: int) -> list[JobRun]:
-    """The runs most recently worked on, newest first (of one job, or of all)."""
+def latest_runs(conn: Connection, job: Job | None, limit: int, period: str = "") -> list[JobRun]:
+    """The runs most recently worked on, newest first (of one job, or of all; of one period, or of all)."""
     query = select(job_runs).order_by(job_runs.c.updated_at_us.desc(), job_runs.c.job).limit(limit)
     if job is not None:
         query = query.where(job_runs.c.job == job.value)
+    if period:
+        query = query.where(job_runs.c.period == period)
     return [_run(row) for row in conn.execute(query)]
+
+
+def unfinished_runs(conn: Connection) -> list[JobRun]:
+    """Runs QUEUED by an operator or left RUNNING, oldest first: the leader works on them beside its own periods."""
+    states = (RunState.QUEUED.value, RunState.RUNNING.value)
+    query = select(job_runs).where(job_runs.c.state.in_(states)).order_by(job_runs.c.started_at_us, job_runs.c.job)
+    return [_run(row) for row in conn.execute(query)]
+
+
+def queue_run(conn: Connection, job: Job, period: str, now_us: int) -> JobRun:
+    """An operator's request for the period's run: a new run QUEUED, a FAILED one QUEUED again, any other left as it
+    is (a DONE run is not run twice). Returns the run as it stands."""
+    conn.execute(
+        dialect_insert(conn, job_runs)
+        .values(
+            job=job.value, period=period, state=RunState.QUEUED.value, started_at_us=now_us, updated_at_us=now_us,
+            finished_at_us=0, items=0, points=0, batches=0, attempts=0, holder="", error="",
+        )
+        .on_conflict_do_nothing()
+    )  # fmt: skip
+    conn.execute(
+        update(job_runs)
+        .where(job_runs.c.job == job.value, job_runs.c.period == period, job_runs.c.state == RunState.FAILED.value)
+        .values(state=RunState.QUEUED.value, updated_at_us=now_us)
+    )
+    run = load_run(conn, job, period)
+    assert run is not None
+    return run
 
 
 def start_run(conn: Connection, job: Job, period: str, holder: str, now_us: int) -> None:

@@ -1,5 +1,6 @@
-"""The `carbon` operator commands (service_kit/operations.py) against the ops tests' federation, found through its
-registry file as `carbon up` writes one: expire (on a rehearsal clock), jobs, import (interrupted and rerun)."""
+"""The `carbon` operator commands (service_kit/operations.py, scheduled_runs.py) against the ops tests' federation,
+found through its registry file as `carbon up` writes one: expire (on a rehearsal clock), jobs, settle, remind,
+import (interrupted and rerun)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from carbon.identity.v1 import identity_service_pb2 as ipb
+from carbon.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from ledger_svc.domain.time import add_months
 from service_kit import identities
 from service_kit.cli import main
-from service_kit.clock import set_rehearsal_offset
+from service_kit.clock import china_day, set_rehearsal_offset, start_of_china_day
 from service_kit.operations import read_events
 from service_kit.topology import Registry
-from tests.ops_api.ops_support import PARTNER, Federation, Ops
+from tests.ops_api.ops_support import PARTNER, SCHEDULED_REGION, Federation, Ops
 from tests.service_identities import TRUST
 
 REGION = "330000"
 
 
-def ledger_address(federation: Federation) -> str:
+def ledger_address(federation: Federation, code: str = REGION) -> str:
     registry = Registry.load(federation.registry_path)
-    return next(region.ledger_address for region in registry.regions if region.region_code == REGION)
+    return next(region.ledger_address for region in registry.regions if region.region_code == code)
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +105,66 @@ def test_carbon_import_names_a_bad_record_and_a_missing_secret(
     assert main(command) == 2 and "CARBON_SECRET_IMPORT_PARTNER" in capsys.readouterr().err
     monkeypatch.setenv("CARBON_SECRET_IMPORT_PARTNER", "s")
     assert main(command) == 2 and "record 1" in capsys.readouterr().err
+
+
+def test_carbon_settle_closes_a_month_once_and_a_rerun_shows_the_same_close(
+    ops: Ops, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = ops.open_account(region=SCHEDULED_REGION, who="op1")
+    with TRUST.channel(ledger_address(ops.federation, SCHEDULED_REGION), identities.OPS_API) as channel:
+        transfer = lpb.Transfer(
+            transfer_id=f"settle-{account}", debit_account="system:issuance", credit_account=account,
+            amount_points=40, code=lpb.TRANSFER_CODE_EARN,
+        )  # fmt: skip
+        ledger_grpc.LedgerServiceStub(channel).PostTransfers(lpb.PostTransfersRequest(transfers=[transfer]))
+    data_dir = str(ops.federation.root)
+    month = "2026-01"
+    assert main(["settle", "--data-dir", data_dir, "--region", SCHEDULED_REGION, "--month", month]) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    assert first.startswith(f"{SCHEDULED_REGION} {month}: DONE after 1 attempt(s)"), first
+    outstanding = int(first.split("; ")[1].split()[0].replace(",", ""))
+    conservation = ops.get("viewer", f"/v1/regions/{SCHEDULED_REGION}/conservation").json()
+    assert outstanding == conservation["outstanding_points"] >= 40, "the close records the points outstanding"
+    assert main(["settle", "--data-dir", data_dir, "--region", SCHEDULED_REGION, "--month", month]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == first, "asking again shows the same close"
+    with TRUST.channel(ledger_address(ops.federation, SCHEDULED_REGION), identities.OPS_API) as channel:
+        request = lpb.ListJobRunsRequest(job="monthly_close", period=month)
+        (run,) = ledger_grpc.LedgerServiceStub(channel).ListJobRuns(request).runs
+    assert (run.state, run.attempts) == (lpb.JOB_RUN_STATE_DONE, 1)
+
+
+def test_carbon_settle_refuses_a_bad_month(ops: Ops, capsys: pytest.CaptureFixture[str]) -> None:
+    data_dir = str(ops.federation.root)
+    assert main(["settle", "--data-dir", data_dir, "--region", SCHEDULED_REGION, "--month", "2026-1"]) == 2
+    current = datetime.now(UTC).strftime("%Y-%m")
+    assert main(["settle", "--data-dir", data_dir, "--region", SCHEDULED_REGION, "--month", current]) == 1
+    assert "period" in capsys.readouterr().err
+
+
+def test_carbon_remind_queues_a_days_reminders_in_identity_once(ops: Ops, capsys: pytest.CaptureFixture[str]) -> None:
+    account = ops.open_account(region=SCHEDULED_REGION, who="op1")
+    # A run asked for yesterday (the scheduler runs only today's by itself): a lot expiring 7 days after it.
+    yesterday = china_day(datetime.now(UTC)) - timedelta(days=1)
+    expires_on = yesterday + timedelta(days=7)
+    with TRUST.channel(ledger_address(ops.federation, SCHEDULED_REGION), identities.OPS_API) as channel:
+        transfer = lpb.Transfer(
+            transfer_id=f"remind-{account}", debit_account="system:issuance", credit_account=account,
+            amount_points=25, code=lpb.TRANSFER_CODE_EARN,
+        )  # fmt: skip
+        transfer.earned_at.FromDatetime(start_of_china_day(add_months(expires_on, -24)) + timedelta(hours=12))
+        ledger_grpc.LedgerServiceStub(channel).PostTransfers(lpb.PostTransfersRequest(transfers=[transfer]))
+    data_dir = str(ops.federation.root)
+    command = ["remind", "--data-dir", data_dir, "--region", SCHEDULED_REGION, "--day", yesterday.isoformat()]
+    assert main(command) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    assert first.startswith(f"{SCHEDULED_REGION} {yesterday.isoformat()}: DONE after 1 attempt(s);"), first
+    assert main(command) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == first, "asking again shows the same run"
+    registry = Registry.load(ops.federation.registry_path)
+    identity = next(r.identity_address for r in registry.regions if r.region_code == SCHEDULED_REGION)
+    with TRUST.channel(identity, identities.OPS_API) as channel:
+        request = ipb.ListReminderDeliveriesRequest(state=ipb.REMINDER_DELIVERY_STATE_PENDING, page_size=500)
+        listed = identity_grpc.IdentityServiceStub(channel).ListReminderDeliveries(request).deliveries
+    ours = [(d.notice.points, d.route) for d in listed if d.notice.notice_key == f"expiring:{account}:{expires_on}:7"]
+    assert ours == [(25, "sms")], "the counter account is reminded by SMS"
+    assert main(["remind", "--data-dir", data_dir, "--day", "2026-1-1"]) == 2

@@ -83,3 +83,17 @@ def test_every_regional_method_is_either_forwarded_or_deliberately_not_served() 
     forwarded = {route.path.lstrip("/") for route in ROUTES}
     assert forwarded.isdisjoint(NOT_SERVED)
     assert forwarded | set(NOT_SERVED) == every
+
+
+def test_a_platform_switches_a_residents_reminders_off_through_the_gateway(
+    federation: Federation, gateway: RunningServer
+) -> None:
+    zj = federation.open_account("330000")
+    identity = identity_service_pb2_grpc.IdentityServiceStub(
+        federation._channel(f"127.0.0.1:{federation.gateway_port}")
+    )
+    request = idpb.SetReminderPreferenceRequest(account_number=zj, reminders_off=True)
+    switched = identity.SetReminderPreference(request, metadata=metadata("zj"), timeout=5)
+    assert (switched.account_number, switched.reminders_off) == (zj, True)
+    code, reason, _ = refusal(lambda: identity.SetReminderPreference(request, metadata=metadata("bj"), timeout=5))
+    assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_REGION_MISMATCH")

@@ -143,7 +143,7 @@ def test_the_periods_follow_china_time() -> None:
 
 def test_listing_runs_names_a_bad_field(ledger: LedgerContext) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        scheduler.list_job_runs(ledger, "reminders", 0)
+        scheduler.list_job_runs(ledger, "statements", 0)
     assert caught.value.field == "job"
     with pytest.raises(InvalidArgument) as caught:
         scheduler.list_job_runs(ledger, "", 201)
