@@ -208,6 +208,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{account_number}/reminder-preference": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Switch a resident's reminders (expiring points, monthly digest) off or on, as asked at the counter */
+        put: operations["set_reminder_preference"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{account_number}/statement": {
         parameters: {
             query?: never;
@@ -537,6 +554,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/regions/{region_code}/dead-reminders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Reminders whose every delivery attempt failed, oldest first */
+        get: operations["list_dead_reminders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/regions/{region_code}/dead-reminders/{notice_key}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give a dead reminder a fresh retry budget */
+        post: operations["retry_dead_reminder"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/regions/{region_code}/expiry-sweeps": {
         parameters: {
             query?: never;
@@ -546,8 +597,45 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Run (or resume) the expiry sweep of a region */
-        post: operations["run_expiry_sweep"];
+        /**
+         * Start (or observe) the expiry sweep of a region as a scheduled job run
+         * @description The region's scheduler leader runs it within seconds, in batches that each commit; the answer is the run as it stands (QUEUED when new; a DONE run of the same day is not run again). Follow it with GET job-runs/expiry/{period}.
+         */
+        post: operations["start_expiry_sweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/regions/{region_code}/job-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The region's scheduled job runs, most recent first, and its scheduler's leader */
+        get: operations["list_job_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/regions/{region_code}/job-runs/{job}/{period}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One job run: its state and progress (lots, points, batches) */
+        get: operations["get_job_run"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1458,18 +1546,6 @@ export interface components {
             reason: string;
         };
         /**
-         * ExpirePointsResponse
-         * @description proto carbon.ledger.v1.ExpirePointsResponse
-         */
-        ExpirePointsResponse: {
-            /** Done */
-            done: boolean;
-            /** Lots Expired */
-            lots_expired: number;
-            /** Points Expired */
-            points_expired: number;
-        };
-        /**
          * ExpiringMonth
          * @description proto carbon.ledger.v1.ExpiringMonth
          */
@@ -1507,21 +1583,9 @@ export interface components {
         ExpirySweepBody: {
             /**
              * As Of
-             * @description expire lots expired by the start of this day (CST)
+             * @description expire lots expired by the start of this China day, not after today; empty: today
              */
             as_of?: string | null;
-            /**
-             * Batch Size
-             * @description lots per transaction; 0: the ledger's default
-             * @default 0
-             */
-            batch_size?: number;
-            /**
-             * Max Batches
-             * @description 0: until done; call again to resume
-             * @default 10
-             */
-            max_batches?: number;
         };
         /**
          * ExplainScoreResponse
@@ -1650,6 +1714,61 @@ export interface components {
             token: string;
             /** Token Id */
             token_id: string;
+        };
+        /**
+         * JobRun
+         * @description proto carbon.ledger.v1.JobRun
+         */
+        JobRun: {
+            /** Attempts */
+            attempts: number;
+            /** Batches */
+            batches: number;
+            /** Error */
+            error: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Holder */
+            holder: string;
+            /** Items */
+            items: number;
+            /** Job */
+            job: string;
+            /** Period */
+            period: string;
+            /** Points */
+            points: number;
+            /** Started At */
+            started_at: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "JOB_RUN_STATE_UNSPECIFIED" | "JOB_RUN_STATE_RUNNING" | "JOB_RUN_STATE_DONE" | "JOB_RUN_STATE_FAILED" | "JOB_RUN_STATE_QUEUED";
+            /** Updated At */
+            updated_at: string | null;
+        };
+        /**
+         * ListJobRunsResponse
+         * @description proto carbon.ledger.v1.ListJobRunsResponse
+         */
+        ListJobRunsResponse: {
+            /** Lease Expires At */
+            lease_expires_at: string | null;
+            /** Lease Holder */
+            lease_holder: string;
+            /** Runs */
+            runs: components["schemas"]["JobRun"][];
+        };
+        /**
+         * ListReminderDeliveriesResponse
+         * @description proto carbon.identity.v1.ListReminderDeliveriesResponse
+         */
+        ListReminderDeliveriesResponse: {
+            /** Deliveries */
+            deliveries: components["schemas"]["ReminderDelivery"][];
+            /** Next Page Token */
+            next_page_token: string;
         };
         /**
          * Lot
@@ -2057,6 +2176,55 @@ export interface components {
             /** Secret */
             secret: string;
         };
+        /**
+         * ReminderDelivery
+         * @description proto carbon.identity.v1.ReminderDelivery
+         */
+        ReminderDelivery: {
+            /** Attempts */
+            attempts: number;
+            /** Last Error */
+            last_error: string;
+            notice: components["schemas"]["ReminderNotice"] | null;
+            /** Queued At */
+            queued_at: string | null;
+            /** Route */
+            route: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "REMINDER_DELIVERY_STATE_UNSPECIFIED" | "REMINDER_DELIVERY_STATE_PENDING" | "REMINDER_DELIVERY_STATE_DELIVERED" | "REMINDER_DELIVERY_STATE_DEAD" | "REMINDER_DELIVERY_STATE_SKIPPED";
+        };
+        /**
+         * ReminderNotice
+         * @description proto carbon.identity.v1.ReminderNotice
+         */
+        ReminderNotice: {
+            /** Account Number */
+            account_number: string;
+            /** Expires On */
+            expires_on: string | null;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "REMINDER_KIND_UNSPECIFIED" | "REMINDER_KIND_EXPIRING_SOON" | "REMINDER_KIND_MONTHLY_DIGEST";
+            /** Notice Key */
+            notice_key: string;
+            /** Period */
+            period: string;
+            /** Points */
+            points: number;
+        };
+        /** ReminderPreferenceBody */
+        ReminderPreferenceBody: {
+            /**
+             * Reminders Off
+             * @description true: the resident wants no reminders; false: reminders on again
+             */
+            reminders_off: boolean;
+        };
         /** RevokedToken */
         RevokedToken: {
             /** Revoked */
@@ -2312,6 +2480,16 @@ export interface components {
             tier_points: {
                 [key: string]: number;
             };
+        };
+        /**
+         * SetReminderPreferenceResponse
+         * @description proto carbon.identity.v1.SetReminderPreferenceResponse
+         */
+        SetReminderPreferenceResponse: {
+            /** Account Number */
+            account_number: string;
+            /** Reminders Off */
+            reminders_off: boolean;
         };
         /**
          * SettlementPosition
@@ -3991,6 +4169,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RedemptionResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_reminder_preference: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 16-digit account number (region code first, Luhn check digit) */
+                account_number: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReminderPreferenceBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetReminderPreferenceResponse"];
                 };
             };
             /** @description Bad request */
@@ -6925,7 +7238,277 @@ export interface operations {
             };
         };
     };
-    run_expiry_sweep: {
+    list_dead_reminders: {
+        parameters: {
+            query?: {
+                /** @description 0: the service's default page size */
+                page_size?: number;
+                /** @description next_page_token of the previous page */
+                page_token?: string;
+                state?: string;
+            };
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListReminderDeliveriesResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    retry_dead_reminder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+                /** @description the reminder's notice key */
+                notice_key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReminderDelivery"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    start_expiry_sweep: {
         parameters: {
             query?: never;
             header?: never;
@@ -6942,12 +7525,282 @@ export interface operations {
         };
         responses: {
             /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRun"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_job_runs: {
+        parameters: {
+            query?: {
+                job?: string;
+                /** @description 0: 20 */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExpirePointsResponse"];
+                    "application/json": components["schemas"]["ListJobRunsResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_job_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+                /** @description the scheduled job */
+                job: string;
+                /** @description China day YYYY-MM-DD or month YYYY-MM */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRun"];
                 };
             };
             /** @description Bad request */

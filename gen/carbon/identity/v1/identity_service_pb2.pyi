@@ -121,6 +121,94 @@ CONSENT_ACTION_REVOKE: ConsentAction.ValueType  # 2
 """The resident withdraws it from effective_at."""
 Global___ConsentAction: _TypeAlias = ConsentAction  # noqa: Y015
 
+class _ReminderKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReminderKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReminderKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REMINDER_KIND_UNSPECIFIED: _ReminderKind.ValueType  # 0
+    """Not used."""
+    REMINDER_KIND_EXPIRING_SOON: _ReminderKind.ValueType  # 1
+    """Points of the account expire soon (30 or 7 days before, by expires_on)."""
+    REMINDER_KIND_MONTHLY_DIGEST: _ReminderKind.ValueType  # 2
+    """The monthly "check your points" digest (period "YYYY-MM")."""
+
+class ReminderKind(_ReminderKind, metaclass=_ReminderKindEnumTypeWrapper):
+    """What a reminder is about."""
+
+REMINDER_KIND_UNSPECIFIED: ReminderKind.ValueType  # 0
+"""Not used."""
+REMINDER_KIND_EXPIRING_SOON: ReminderKind.ValueType  # 1
+"""Points of the account expire soon (30 or 7 days before, by expires_on)."""
+REMINDER_KIND_MONTHLY_DIGEST: ReminderKind.ValueType  # 2
+"""The monthly "check your points" digest (period "YYYY-MM")."""
+Global___ReminderKind: _TypeAlias = ReminderKind  # noqa: Y015
+
+class _ReminderQueueOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReminderQueueOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReminderQueueOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REMINDER_QUEUE_OUTCOME_UNSPECIFIED: _ReminderQueueOutcome.ValueType  # 0
+    """Not used."""
+    REMINDER_QUEUE_OUTCOME_QUEUED: _ReminderQueueOutcome.ValueType  # 1
+    """Written to the outbox: it will be sent."""
+    REMINDER_QUEUE_OUTCOME_DUPLICATE: _ReminderQueueOutcome.ValueType  # 2
+    """The notice key was queued before: nothing new."""
+    REMINDER_QUEUE_OUTCOME_OPTED_OUT: _ReminderQueueOutcome.ValueType  # 3
+    """The resident switched reminders off: recorded, never sent."""
+    REMINDER_QUEUE_OUTCOME_NO_ROUTE: _ReminderQueueOutcome.ValueType  # 4
+    """The account is unknown or closed, or has neither a platform binding nor a phone number: recorded, not sent."""
+
+class ReminderQueueOutcome(_ReminderQueueOutcome, metaclass=_ReminderQueueOutcomeEnumTypeWrapper):
+    """What became of each notice."""
+
+REMINDER_QUEUE_OUTCOME_UNSPECIFIED: ReminderQueueOutcome.ValueType  # 0
+"""Not used."""
+REMINDER_QUEUE_OUTCOME_QUEUED: ReminderQueueOutcome.ValueType  # 1
+"""Written to the outbox: it will be sent."""
+REMINDER_QUEUE_OUTCOME_DUPLICATE: ReminderQueueOutcome.ValueType  # 2
+"""The notice key was queued before: nothing new."""
+REMINDER_QUEUE_OUTCOME_OPTED_OUT: ReminderQueueOutcome.ValueType  # 3
+"""The resident switched reminders off: recorded, never sent."""
+REMINDER_QUEUE_OUTCOME_NO_ROUTE: ReminderQueueOutcome.ValueType  # 4
+"""The account is unknown or closed, or has neither a platform binding nor a phone number: recorded, not sent."""
+Global___ReminderQueueOutcome: _TypeAlias = ReminderQueueOutcome  # noqa: Y015
+
+class _ReminderDeliveryState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReminderDeliveryStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReminderDeliveryState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REMINDER_DELIVERY_STATE_UNSPECIFIED: _ReminderDeliveryState.ValueType  # 0
+    """Not used."""
+    REMINDER_DELIVERY_STATE_PENDING: _ReminderDeliveryState.ValueType  # 1
+    """Waiting for its (next) attempt."""
+    REMINDER_DELIVERY_STATE_DELIVERED: _ReminderDeliveryState.ValueType  # 2
+    """Accepted by the platform's webhook (a 2xx answer) or handed to the SMS provider."""
+    REMINDER_DELIVERY_STATE_DEAD: _ReminderDeliveryState.ValueType  # 3
+    """Every attempt of its retry budget failed: on the dead-letter list until an operator retries it."""
+    REMINDER_DELIVERY_STATE_SKIPPED: _ReminderDeliveryState.ValueType  # 4
+    """Not to be sent: reminders off, or no route (see ReminderQueueOutcome)."""
+
+class ReminderDeliveryState(_ReminderDeliveryState, metaclass=_ReminderDeliveryStateEnumTypeWrapper):
+    """Where a reminder stands in the outbox."""
+
+REMINDER_DELIVERY_STATE_UNSPECIFIED: ReminderDeliveryState.ValueType  # 0
+"""Not used."""
+REMINDER_DELIVERY_STATE_PENDING: ReminderDeliveryState.ValueType  # 1
+"""Waiting for its (next) attempt."""
+REMINDER_DELIVERY_STATE_DELIVERED: ReminderDeliveryState.ValueType  # 2
+"""Accepted by the platform's webhook (a 2xx answer) or handed to the SMS provider."""
+REMINDER_DELIVERY_STATE_DEAD: ReminderDeliveryState.ValueType  # 3
+"""Every attempt of its retry budget failed: on the dead-letter list until an operator retries it."""
+REMINDER_DELIVERY_STATE_SKIPPED: ReminderDeliveryState.ValueType  # 4
+"""Not to be sent: reminders off, or no route (see ReminderQueueOutcome)."""
+Global___ReminderDeliveryState: _TypeAlias = ReminderDeliveryState  # noqa: Y015
+
 @_typing.final
 class Account(_message.Message):
     """An account as shown outside identity_svc: personal data masked."""
@@ -1319,3 +1407,299 @@ class GetAccountFiguresResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAccountFiguresResponse: _TypeAlias = GetAccountFiguresResponse  # noqa: Y015
+
+@_typing.final
+class SetReminderPreferenceRequest(_message.Message):
+    """Which account and whether it wants reminders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    REMINDERS_OFF_FIELD_NUMBER: _builtins.int
+    account_number: _builtins.str
+    """Required. The account's 16-digit number."""
+    reminders_off: _builtins.bool
+    """Optional. True: no reminders at all; false (the default): reminders on."""
+    def __init__(
+        self,
+        *,
+        account_number: _builtins.str = ...,
+        reminders_off: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "reminders_off", b"reminders_off"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetReminderPreferenceRequest: _TypeAlias = SetReminderPreferenceRequest  # noqa: Y015
+
+@_typing.final
+class SetReminderPreferenceResponse(_message.Message):
+    """The preference as recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    REMINDERS_OFF_FIELD_NUMBER: _builtins.int
+    account_number: _builtins.str
+    """The account."""
+    reminders_off: _builtins.bool
+    """Whether its reminders are off."""
+    def __init__(
+        self,
+        *,
+        account_number: _builtins.str = ...,
+        reminders_off: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "reminders_off", b"reminders_off"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetReminderPreferenceResponse: _TypeAlias = SetReminderPreferenceResponse  # noqa: Y015
+
+@_typing.final
+class ReminderNotice(_message.Message):
+    """One reminder to send."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTICE_KEY_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    EXPIRES_ON_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    notice_key: _builtins.str
+    """Required. The notice's unique key, e.g. "expiring:3300000000000019:2026-12-31:30" or
+    "digest:3300000000000019:2026-11": 1-128 printable ASCII characters. Sent as the webhook's idempotency key.
+    """
+    account_number: _builtins.str
+    """Required. The account to remind."""
+    kind: Global___ReminderKind.ValueType
+    """Required. What the reminder is about."""
+    points: _builtins.int
+    """The points concerned: expiring (EXPIRING_SOON) or the balance (MONTHLY_DIGEST); not negative."""
+    period: _builtins.str
+    """MONTHLY_DIGEST: the month "YYYY-MM"; empty otherwise."""
+    @_builtins.property
+    def expires_on(self) -> _common_pb2.Date:
+        """EXPIRING_SOON: the China day the points expire; unset otherwise."""
+
+    def __init__(
+        self,
+        *,
+        notice_key: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        kind: Global___ReminderKind.ValueType = ...,
+        points: _builtins.int = ...,
+        expires_on: _common_pb2.Date | None = ...,
+        period: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_on", b"expires_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "expires_on", b"expires_on", "kind", b"kind", "notice_key", b"notice_key", "period", b"period", "points", b"points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReminderNotice: _TypeAlias = ReminderNotice  # noqa: Y015
+
+@_typing.final
+class QueueRemindersRequest(_message.Message):
+    """Reminders to queue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notices(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReminderNotice]:
+        """Required. 1-1,000 notices."""
+
+    def __init__(
+        self,
+        *,
+        notices: _abc.Iterable[Global___ReminderNotice] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notices", b"notices"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueRemindersRequest: _TypeAlias = QueueRemindersRequest  # noqa: Y015
+
+@_typing.final
+class QueueRemindersResponse(_message.Message):
+    """One answer per notice, in the request's order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedScalarFieldContainer[Global___ReminderQueueOutcome.ValueType]:
+        """The outcomes, as many as notices."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___ReminderQueueOutcome.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueRemindersResponse: _TypeAlias = QueueRemindersResponse  # noqa: Y015
+
+@_typing.final
+class ReminderDelivery(_message.Message):
+    """One reminder in the outbox."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTICE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    QUEUED_AT_FIELD_NUMBER: _builtins.int
+    state: Global___ReminderDeliveryState.ValueType
+    """Where it stands."""
+    route: _builtins.str
+    """"webhook:<platform>" or "sms"; empty when skipped."""
+    attempts: _builtins.int
+    """Attempts made since it was queued (or last retried by an operator)."""
+    last_error: _builtins.str
+    """Why the last attempt failed, in English; empty when none failed."""
+    @_builtins.property
+    def notice(self) -> Global___ReminderNotice:
+        """The notice."""
+
+    @_builtins.property
+    def queued_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was queued."""
+
+    def __init__(
+        self,
+        *,
+        notice: Global___ReminderNotice | None = ...,
+        state: Global___ReminderDeliveryState.ValueType = ...,
+        route: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        queued_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notice", b"notice", "queued_at", b"queued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "last_error", b"last_error", "notice", b"notice", "queued_at", b"queued_at", "route", b"route", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReminderDelivery: _TypeAlias = ReminderDelivery  # noqa: Y015
+
+@_typing.final
+class ListReminderDeliveriesRequest(_message.Message):
+    """Which deliveries to list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    state: Global___ReminderDeliveryState.ValueType
+    """Required. The state, e.g. DEAD for the dead-letter list."""
+    page_size: _builtins.int
+    """Optional. At most this many: 0 means 50; more than 500 is read as 500."""
+    page_token: _builtins.str
+    """Optional. next_page_token of the previous page."""
+    def __init__(
+        self,
+        *,
+        state: Global___ReminderDeliveryState.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReminderDeliveriesRequest: _TypeAlias = ListReminderDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class ListReminderDeliveriesResponse(_message.Message):
+    """A page of deliveries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReminderDelivery]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        deliveries: _abc.Iterable[Global___ReminderDelivery] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReminderDeliveriesResponse: _TypeAlias = ListReminderDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class RetryReminderDeliveryRequest(_message.Message):
+    """Which dead reminder to retry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTICE_KEY_FIELD_NUMBER: _builtins.int
+    notice_key: _builtins.str
+    """Required. Its notice key."""
+    def __init__(
+        self,
+        *,
+        notice_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notice_key", b"notice_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryReminderDeliveryRequest: _TypeAlias = RetryReminderDeliveryRequest  # noqa: Y015
+
+@_typing.final
+class RetryReminderDeliveryResponse(_message.Message):
+    """The reminder after the call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delivery(self) -> Global___ReminderDelivery:
+        """PENDING with no attempts when it was DEAD; otherwise as it was."""
+
+    def __init__(
+        self,
+        *,
+        delivery: Global___ReminderDelivery | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryReminderDeliveryResponse: _TypeAlias = RetryReminderDeliveryResponse  # noqa: Y015

@@ -111,6 +111,26 @@ class IdentityServiceStub:
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresRequest.SerializeToString,
                 response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresResponse.FromString,
                 _registered_method=True)
+        self.SetReminderPreference = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/SetReminderPreference',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.SetReminderPreferenceRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.SetReminderPreferenceResponse.FromString,
+                _registered_method=True)
+        self.QueueReminders = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/QueueReminders',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.QueueRemindersRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.QueueRemindersResponse.FromString,
+                _registered_method=True)
+        self.ListReminderDeliveries = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/ListReminderDeliveries',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListReminderDeliveriesRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListReminderDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RetryReminderDelivery = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/RetryReminderDelivery',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -308,6 +328,47 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetReminderPreference(self, request, context):
+        """Switches the resident's reminders (expiring-soon notices and the monthly digest) off or on again. Reminders are
+        on until switched off; a notice queued while they are off is recorded as OPTED_OUT and never sent.
+        Idempotency: setting the value the account already has changes nothing.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueueReminders(self, request, context):
+        """Queues reminders for delivery (ADR 0113): each is written to identity's outbox under its notice key and sent by
+        the region's delivery loop to the account's platform by signed webhook (its first channel binding), or by SMS
+        when the account has no platform binding. One answer per notice, in order.
+        Idempotency: notice_key: a notice already queued is answered DUPLICATE and not queued again, so each notice is
+        sent at most once per account.
+        Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 1,000 notices; field notices[i].notice_key (1-128 printable
+        characters), notices[i].account_number (INVALID_ACCOUNT_NUMBER), notices[i].kind, notices[i].points (negative)).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReminderDeliveries(self, request, context):
+        """The outbox's reminders in one delivery state (DEAD: the dead-letter list for operators), oldest first.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (state unspecified; page_size negative; INVALID_PAGE_TOKEN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryReminderDelivery(self, request, context):
+        """Gives a dead reminder a new retry budget: it is PENDING again and sent at the next delivery pass.
+        Idempotency: a reminder that is not DEAD is returned as it is.
+        Errors: INVALID_ARGUMENT (notice_key empty); NOT_FOUND REMINDER_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -380,6 +441,26 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetAccountFigures,
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresRequest.FromString,
                     response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresResponse.SerializeToString,
+            ),
+            'SetReminderPreference': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetReminderPreference,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.SetReminderPreferenceRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.SetReminderPreferenceResponse.SerializeToString,
+            ),
+            'QueueReminders': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueueReminders,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.QueueRemindersRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.QueueRemindersResponse.SerializeToString,
+            ),
+            'ListReminderDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReminderDeliveries,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListReminderDeliveriesRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListReminderDeliveriesResponse.SerializeToString,
+            ),
+            'RetryReminderDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryReminderDelivery,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -767,6 +848,114 @@ class IdentityService:
             '/carbon.identity.v1.IdentityService/GetAccountFigures',
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresRequest.SerializeToString,
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetAccountFiguresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetReminderPreference(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/SetReminderPreference',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.SetReminderPreferenceRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.SetReminderPreferenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueueReminders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/QueueReminders',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.QueueRemindersRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.QueueRemindersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReminderDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/ListReminderDeliveries',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListReminderDeliveriesRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListReminderDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryReminderDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/RetryReminderDelivery',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryResponse.FromString,
             options,
             channel_credentials,
             insecure,

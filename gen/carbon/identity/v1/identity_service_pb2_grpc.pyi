@@ -169,6 +169,31 @@ class IdentityServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
     """
+    SetReminderPreference: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.SetReminderPreferenceRequest, _identity_service_pb2.SetReminderPreferenceResponse]
+    """Switches the resident's reminders (expiring-soon notices and the monthly digest) off or on again. Reminders are
+    on until switched off; a notice queued while they are off is recorded as OPTED_OUT and never sent.
+    Idempotency: setting the value the account already has changes nothing.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+    """
+    QueueReminders: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.QueueRemindersRequest, _identity_service_pb2.QueueRemindersResponse]
+    """Queues reminders for delivery (ADR 0113): each is written to identity's outbox under its notice key and sent by
+    the region's delivery loop to the account's platform by signed webhook (its first channel binding), or by SMS
+    when the account has no platform binding. One answer per notice, in order.
+    Idempotency: notice_key: a notice already queued is answered DUPLICATE and not queued again, so each notice is
+    sent at most once per account.
+    Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 1,000 notices; field notices[i].notice_key (1-128 printable
+    characters), notices[i].account_number (INVALID_ACCOUNT_NUMBER), notices[i].kind, notices[i].points (negative)).
+    """
+    ListReminderDeliveries: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListReminderDeliveriesRequest, _identity_service_pb2.ListReminderDeliveriesResponse]
+    """The outbox's reminders in one delivery state (DEAD: the dead-letter list for operators), oldest first.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (state unspecified; page_size negative; INVALID_PAGE_TOKEN).
+    """
+    RetryReminderDelivery: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.RetryReminderDeliveryRequest, _identity_service_pb2.RetryReminderDeliveryResponse]
+    """Gives a dead reminder a new retry budget: it is PENDING again and sent at the next delivery pass.
+    Idempotency: a reminder that is not DEAD is returned as it is.
+    Errors: INVALID_ARGUMENT (notice_key empty); NOT_FOUND REMINDER_NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -310,6 +335,31 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     by the channel they were opened through. Counts only; no account is named. For the gateway's national figures.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+    """
+    SetReminderPreference: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.SetReminderPreferenceRequest, _identity_service_pb2.SetReminderPreferenceResponse]  # type: ignore[assignment]
+    """Switches the resident's reminders (expiring-soon notices and the monthly digest) off or on again. Reminders are
+    on until switched off; a notice queued while they are off is recorded as OPTED_OUT and never sent.
+    Idempotency: setting the value the account already has changes nothing.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+    """
+    QueueReminders: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.QueueRemindersRequest, _identity_service_pb2.QueueRemindersResponse]  # type: ignore[assignment]
+    """Queues reminders for delivery (ADR 0113): each is written to identity's outbox under its notice key and sent by
+    the region's delivery loop to the account's platform by signed webhook (its first channel binding), or by SMS
+    when the account has no platform binding. One answer per notice, in order.
+    Idempotency: notice_key: a notice already queued is answered DUPLICATE and not queued again, so each notice is
+    sent at most once per account.
+    Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 1,000 notices; field notices[i].notice_key (1-128 printable
+    characters), notices[i].account_number (INVALID_ACCOUNT_NUMBER), notices[i].kind, notices[i].points (negative)).
+    """
+    ListReminderDeliveries: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListReminderDeliveriesRequest, _identity_service_pb2.ListReminderDeliveriesResponse]  # type: ignore[assignment]
+    """The outbox's reminders in one delivery state (DEAD: the dead-letter list for operators), oldest first.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (state unspecified; page_size negative; INVALID_PAGE_TOKEN).
+    """
+    RetryReminderDelivery: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.RetryReminderDeliveryRequest, _identity_service_pb2.RetryReminderDeliveryResponse]  # type: ignore[assignment]
+    """Gives a dead reminder a new retry budget: it is PENDING again and sent at the next delivery pass.
+    Idempotency: a reminder that is not DEAD is returned as it is.
+    Errors: INVALID_ARGUMENT (notice_key empty); NOT_FOUND REMINDER_NOT_FOUND.
     """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -533,6 +583,55 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         by the channel they were opened through. Counts only; no account is named. For the gateway's national figures.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (year outside 2000-9999; month outside 1-12 or after the current month).
+        """
+
+    @_abc_1.abstractmethod
+    def SetReminderPreference(
+        self,
+        request: _identity_service_pb2.SetReminderPreferenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.SetReminderPreferenceResponse, _abc.Awaitable[_identity_service_pb2.SetReminderPreferenceResponse]]:
+        """Switches the resident's reminders (expiring-soon notices and the monthly digest) off or on again. Reminders are
+        on until switched off; a notice queued while they are off is recorded as OPTED_OUT and never sent.
+        Idempotency: setting the value the account already has changes nothing.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+        """
+
+    @_abc_1.abstractmethod
+    def QueueReminders(
+        self,
+        request: _identity_service_pb2.QueueRemindersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.QueueRemindersResponse, _abc.Awaitable[_identity_service_pb2.QueueRemindersResponse]]:
+        """Queues reminders for delivery (ADR 0113): each is written to identity's outbox under its notice key and sent by
+        the region's delivery loop to the account's platform by signed webhook (its first channel binding), or by SMS
+        when the account has no platform binding. One answer per notice, in order.
+        Idempotency: notice_key: a notice already queued is answered DUPLICATE and not queued again, so each notice is
+        sent at most once per account.
+        Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 1,000 notices; field notices[i].notice_key (1-128 printable
+        characters), notices[i].account_number (INVALID_ACCOUNT_NUMBER), notices[i].kind, notices[i].points (negative)).
+        """
+
+    @_abc_1.abstractmethod
+    def ListReminderDeliveries(
+        self,
+        request: _identity_service_pb2.ListReminderDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.ListReminderDeliveriesResponse, _abc.Awaitable[_identity_service_pb2.ListReminderDeliveriesResponse]]:
+        """The outbox's reminders in one delivery state (DEAD: the dead-letter list for operators), oldest first.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (state unspecified; page_size negative; INVALID_PAGE_TOKEN).
+        """
+
+    @_abc_1.abstractmethod
+    def RetryReminderDelivery(
+        self,
+        request: _identity_service_pb2.RetryReminderDeliveryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.RetryReminderDeliveryResponse, _abc.Awaitable[_identity_service_pb2.RetryReminderDeliveryResponse]]:
+        """Gives a dead reminder a new retry budget: it is PENDING again and sent at the next delivery pass.
+        Idempotency: a reminder that is not DEAD is returned as it is.
+        Errors: INVALID_ARGUMENT (notice_key empty); NOT_FOUND REMINDER_NOT_FOUND.
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -197,6 +197,10 @@ class _JobRunStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobRunSta
     """Finished; a daily job's next run is the next day's, hold_timeouts runs again within the day."""
     JOB_RUN_STATE_FAILED: _JobRunState.ValueType  # 3
     """Stopped by an error (JobRun.error); tried again later."""
+    JOB_RUN_STATE_QUEUED: _JobRunState.ValueType  # 4
+    """Asked for by an operator (StartJobRun) and waiting for the scheduler's leader, which picks it up at its next
+    tick; started_at is when it was asked for.
+    """
 
 class JobRunState(_JobRunState, metaclass=_JobRunStateEnumTypeWrapper):
     """Where a job run stands."""
@@ -209,6 +213,10 @@ JOB_RUN_STATE_DONE: JobRunState.ValueType  # 2
 """Finished; a daily job's next run is the next day's, hold_timeouts runs again within the day."""
 JOB_RUN_STATE_FAILED: JobRunState.ValueType  # 3
 """Stopped by an error (JobRun.error); tried again later."""
+JOB_RUN_STATE_QUEUED: JobRunState.ValueType  # 4
+"""Asked for by an operator (StartJobRun) and waiting for the scheduler's leader, which picks it up at its next
+tick; started_at is when it was asked for.
+"""
 Global___JobRunState: _TypeAlias = JobRunState  # noqa: Y015
 
 @_typing.final
@@ -1723,23 +1731,79 @@ class ListJobRunsRequest(_message.Message):
 
     JOB_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
     job: _builtins.str
-    """Optional. Only this job's runs: "expiry", "hold_timeouts" or "monthly_close"; empty: every job's."""
+    """Optional. Only this job's runs: "expiry", "hold_timeouts", "monthly_close" or "reminders"; empty: every job's."""
     limit: _builtins.int
     """Optional. At most this many runs: 0 means 20; at most 200."""
+    period: _builtins.str
+    """Optional. Only the run of this period ("YYYY-MM-DD" or "YYYY-MM"); needs job. Empty: every period's."""
     def __init__(
         self,
         *,
         job: _builtins.str = ...,
         limit: _builtins.int = ...,
+        period: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "limit", b"limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "limit", b"limit", "period", b"period"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListJobRunsRequest: _TypeAlias = ListJobRunsRequest  # noqa: Y015
+
+@_typing.final
+class StartJobRunRequest(_message.Message):
+    """Which run to ask for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    """Required. "expiry", "monthly_close" or "reminders"."""
+    period: _builtins.str
+    """Optional. The China day ("YYYY-MM-DD", expiry and reminders) or month ("YYYY-MM", monthly_close); empty:
+    today's, or the close of the month just ended.
+    """
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        period: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartJobRunRequest: _TypeAlias = StartJobRunRequest  # noqa: Y015
+
+@_typing.final
+class StartJobRunResponse(_message.Message):
+    """The run asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___JobRun:
+        """The run as it stands after the call (QUEUED until the leader picks it up)."""
+
+    def __init__(
+        self,
+        *,
+        run: Global___JobRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartJobRunResponse: _TypeAlias = StartJobRunResponse  # noqa: Y015
 
 @_typing.final
 class ListJobRunsResponse(_message.Message):
@@ -1796,13 +1860,13 @@ class JobRun(_message.Message):
     HOLDER_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     job: _builtins.str
-    """"expiry", "hold_timeouts" or "monthly_close"."""
+    """"expiry", "hold_timeouts", "monthly_close" or "reminders"."""
     period: _builtins.str
     """The China day ("2026-12-03") or the month ("2026-11") the run is for."""
     state: Global___JobRunState.ValueType
     """Where the run stands."""
     items: _builtins.int
-    """Lots expired (expiry), holds released (hold_timeouts); 0 for monthly_close."""
+    """Lots expired (expiry), holds released (hold_timeouts), notices newly queued (reminders); 0 for monthly_close."""
     points: _builtins.int
     """Points expired (expiry); points outstanding at the close (monthly_close); 0 for hold_timeouts."""
     batches: _builtins.int

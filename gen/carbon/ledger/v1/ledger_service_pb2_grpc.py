@@ -151,6 +151,11 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadResponse.FromString,
                 _registered_method=True)
+        self.StartJobRun = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/StartJobRun',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -366,8 +371,9 @@ class LedgerServiceServicer:
         """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
         The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
         "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
-        and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
-        For operators (`carbon jobs`).
+        "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM") and
+        "reminders" (notices of points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in the
+        region's identity outbox, daily after 09:00 China time, period = the day; ADR 0113). For operators (`carbon jobs`).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
         """
@@ -395,6 +401,22 @@ class LedgerServiceServicer:
         Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartJobRun(self, request, context):
+        """Asks for one run of a scheduled job now, instead of waiting for its time: the region's scheduler leader works
+        on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
+        "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
+        of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
+        ended); "reminders" for a China day (as expiry; needs the ledger wired to its identity service). Returns the
+        run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+        run is not run twice). For operators (`carbon settle`, `carbon remind`, the ops API's expiry sweeps).
+        Idempotency: per job and period: asking again returns the same run and starts nothing more.
+        Errors: INVALID_ARGUMENT (job not one of the three above; period not of the job's form, after today (a day) or
+        not before the current month (monthly_close)).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -502,6 +524,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.GetExpiringAhead,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadResponse.SerializeToString,
+            ),
+            'StartJobRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartJobRun,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1061,6 +1088,33 @@ class LedgerService:
             '/carbon.ledger.v1.LedgerService/GetExpiringAhead',
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadRequest.SerializeToString,
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetExpiringAheadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartJobRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/StartJobRun',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.StartJobRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

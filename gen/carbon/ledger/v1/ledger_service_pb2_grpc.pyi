@@ -175,8 +175,9 @@ class LedgerServiceStub:
     """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
     The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
     "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
-    and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
-    For operators (`carbon jobs`).
+    "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM") and
+    "reminders" (notices of points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in the
+    region's identity outbox, daily after 09:00 China time, period = the day; ADR 0113). For operators (`carbon jobs`).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
     """
@@ -196,6 +197,18 @@ class LedgerServiceStub:
     Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
+    """
+    StartJobRun: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.StartJobRunRequest, _ledger_service_pb2.StartJobRunResponse]
+    """Asks for one run of a scheduled job now, instead of waiting for its time: the region's scheduler leader works
+    on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
+    "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
+    of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
+    ended); "reminders" for a China day (as expiry; needs the ledger wired to its identity service). Returns the
+    run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+    run is not run twice). For operators (`carbon settle`, `carbon remind`, the ops API's expiry sweeps).
+    Idempotency: per job and period: asking again returns the same run and starts nothing more.
+    Errors: INVALID_ARGUMENT (job not one of the three above; period not of the job's form, after today (a day) or
+    not before the current month (monthly_close)).
     """
 
 @_typing.type_check_only
@@ -345,8 +358,9 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
     The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
     "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
-    and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
-    For operators (`carbon jobs`).
+    "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM") and
+    "reminders" (notices of points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in the
+    region's identity outbox, daily after 09:00 China time, period = the day; ADR 0113). For operators (`carbon jobs`).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
     """
@@ -366,6 +380,18 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
+    """
+    StartJobRun: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.StartJobRunRequest, _ledger_service_pb2.StartJobRunResponse]  # type: ignore[assignment]
+    """Asks for one run of a scheduled job now, instead of waiting for its time: the region's scheduler leader works
+    on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
+    "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
+    of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
+    ended); "reminders" for a China day (as expiry; needs the ledger wired to its identity service). Returns the
+    run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+    run is not run twice). For operators (`carbon settle`, `carbon remind`, the ops API's expiry sweeps).
+    Idempotency: per job and period: asking again returns the same run and starts nothing more.
+    Errors: INVALID_ARGUMENT (job not one of the three above; period not of the job's form, after today (a day) or
+    not before the current month (monthly_close)).
     """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -620,8 +646,9 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
         The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
         "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
-        and "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM").
-        For operators (`carbon jobs`).
+        "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM") and
+        "reminders" (notices of points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in the
+        region's identity outbox, daily after 09:00 China time, period = the day; ADR 0113). For operators (`carbon jobs`).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
         """
@@ -653,6 +680,24 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         Standard Time) they expire in: what will expire ahead unless residents spend it. For the gateway's national view.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (months_ahead outside 0-36).
+        """
+
+    @_abc_1.abstractmethod
+    def StartJobRun(
+        self,
+        request: _ledger_service_pb2.StartJobRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.StartJobRunResponse, _abc.Awaitable[_ledger_service_pb2.StartJobRunResponse]]:
+        """Asks for one run of a scheduled job now, instead of waiting for its time: the region's scheduler leader works
+        on it at its next tick (seconds), as it works on its own runs (resumable, progress in ListJobRuns). The jobs:
+        "expiry" for a China day (period "YYYY-MM-DD", not after today; empty: today): every lot expired by the start
+        of that day; "monthly_close" for a month (period "YYYY-MM", before the current month; empty: the month just
+        ended); "reminders" for a China day (as expiry; needs the ledger wired to its identity service). Returns the
+        run as it stands: a new one QUEUED, a FAILED one QUEUED again, any other as it is (a DONE
+        run is not run twice). For operators (`carbon settle`, `carbon remind`, the ops API's expiry sweeps).
+        Idempotency: per job and period: asking again returns the same run and starts nothing more.
+        Errors: INVALID_ARGUMENT (job not one of the three above; period not of the job's form, after today (a day) or
+        not before the current month (monthly_close)).
         """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
