@@ -29,6 +29,8 @@ def account_message(view: AccountView) -> pb.Account:
         closed_at=to_timestamp(view.closed_at),
         opened_via=common_pb2.Channel.ValueType(view.opened_via),
         person_key=view.person_key,
+        minor=view.minor,
+        guardian_account_number=view.guardian_account_number,
     )
 
 

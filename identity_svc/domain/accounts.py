@@ -16,6 +16,8 @@ from identity_svc.domain.real_name import validate_id_number, validate_name, val
 from service_kit.accounts import is_account_number
 from service_kit.errors import InvalidArgument, NotFound
 
+# PIPL art. 31: below this age a guardian consents for the person.
+AGE_OF_CONSENT = 14
 _PLATFORM_CODE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 IDENTIFIER_MAX_CHARS = 128
 PERSON_KEY_HEX_DIGITS = 64
@@ -170,6 +172,9 @@ class AccountView:
     opened_via: Channel
     # Pseudonymous and linkable across regions: for the gateway's directory and same-person checks, never shown.
     person_key: str = ""
+    # Under 14 today (China Standard Time): consents are the guardian's, and nothing personalises (ADR 0206).
+    minor: bool = False
+    guardian_account_number: str = ""
 
 
 @dataclass(frozen=True)

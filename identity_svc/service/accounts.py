@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from identity_svc import store
 from identity_svc.domain.accounts import (
+    AGE_OF_CONSENT,
     AccountState,
     AccountView,
     Binding,
@@ -30,6 +31,7 @@ from identity_svc.domain.accounts import (
 from identity_svc.domain.bindings import BindingEvent, BindingEventKind
 from identity_svc.domain.real_name import (
     NameMismatch,
+    is_under,
     mask_id_number,
     mask_name,
     mask_phone_number,
@@ -90,7 +92,13 @@ class AccountService:
             closed_at=row.closed_at,
             opened_via=Channel(row.opened_via),
             person_key=row.person_key or "",
+            minor=self.minor(record.get("id_number", "")),
+            guardian_account_number=row.guardian_account_number or "",
         )
+
+    def minor(self, id_number: str) -> bool:
+        """Under 14 today by the record's ID number; an erased record (closed account) is no one's."""
+        return bool(id_number) and is_under(id_number, AGE_OF_CONSENT, self.today_in_china())
 
     def seal_record(self, account_number: str, name: str, id_number: str, phone_number: str) -> Sealed:
         plaintext = json.dumps({"name": name, "id_number": id_number, "phone_number": phone_number}).encode()
@@ -294,6 +302,7 @@ class AccountService:
             closed_at=None,
             opened_via=opening.channel,
             person_key=self.keys.person_key(opening.id_number),
+            minor=self.minor(opening.id_number),
         )
 
     def reencrypt_records(self, batch_size: int = 500) -> int:

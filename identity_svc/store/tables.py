@@ -47,6 +47,11 @@ accounts = Table(
     Column("opened_via", SmallInteger, nullable=False),
     Column("opened_at", UtcDateTime, nullable=False),
     Column("closed_at", UtcDateTime),
+    # An account opened for a child under 14 (ADR 0206): the guardian's account (any region), the instant control
+    # passes to the holder (start of the 14th birthday, China Standard Time) and when that hand-over was recorded.
+    Column("guardian_account_number", String(16)),
+    Column("control_passes_at", UtcDateTime, index=True),
+    Column("control_passed_at", UtcDateTime),
 )
 
 channel_bindings = Table(

@@ -138,6 +138,8 @@ class Account(_message.Message):
     CLOSED_AT_FIELD_NUMBER: _builtins.int
     OPENED_VIA_FIELD_NUMBER: _builtins.int
     PERSON_KEY_FIELD_NUMBER: _builtins.int
+    MINOR_FIELD_NUMBER: _builtins.int
+    GUARDIAN_ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
     """16 ASCII digits: the 6-digit home region, 9 random digits, a Luhn check digit."""
     region_code: _builtins.str
@@ -160,6 +162,16 @@ class Account(_message.Message):
     """The national person key: HMAC-SHA256 of the ID number under the national key, as 64 lower-case hex digits, the
     same in every region, so the gateway can link one person's accounts across regions without the raw number.
     Empty once the account is closed.
+    """
+    minor: _builtins.bool
+    """True while the holder is under 14 on today's China date (the birth date in the ID number, China Standard Time):
+    PIPL art. 31, the account's consents are the guardian's to give, and its data is never used for
+    personalisation. False once closed.
+    """
+    guardian_account_number: _builtins.str
+    """The guardian's account (16 digits, possibly of another region) recorded when the account was opened for a child
+    under 14; empty for an account opened by an adult. It stays recorded after the 14th birthday, when control
+    passes to the holder (minor turns false).
     """
     @_builtins.property
     def bindings(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ChannelBinding]:
@@ -187,10 +199,12 @@ class Account(_message.Message):
         closed_at: _timestamp_pb2.Timestamp | None = ...,
         opened_via: _common_pb2.Channel.ValueType = ...,
         person_key: _builtins.str = ...,
+        minor: _builtins.bool = ...,
+        guardian_account_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "opened_at", b"opened_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "bindings", b"bindings", "closed_at", b"closed_at", "masked_id_number", b"masked_id_number", "masked_name", b"masked_name", "masked_phone_number", b"masked_phone_number", "opened_at", b"opened_at", "opened_via", b"opened_via", "person_key", b"person_key", "region_code", b"region_code", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "bindings", b"bindings", "closed_at", b"closed_at", "guardian_account_number", b"guardian_account_number", "masked_id_number", b"masked_id_number", "masked_name", b"masked_name", "masked_phone_number", b"masked_phone_number", "minor", b"minor", "opened_at", b"opened_at", "opened_via", b"opened_via", "person_key", b"person_key", "region_code", b"region_code", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,32 @@
+"""Minors and their guardians (issue 17, ADR 0206): the guardian an account for a child under 14 was opened with, when
+control passes to the holder (the start of the 14th birthday, China Standard Time) and when that hand-over was
+recorded.
+
+Revision ID: identity_0003
+Revises: identity_0002
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "identity_0003"
+down_revision: str | None = "identity_0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("accounts", sa.Column("guardian_account_number", sa.String(16)))
+    op.add_column("accounts", sa.Column("control_passes_at", sa.DateTime))
+    op.add_column("accounts", sa.Column("control_passed_at", sa.DateTime))
+    op.create_index("ix_accounts_control_passes_at", "accounts", ["control_passes_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_accounts_control_passes_at", table_name="accounts")
+    with op.batch_alter_table("accounts") as batch:
+        batch.drop_column("control_passed_at")
+        batch.drop_column("control_passes_at")
+        batch.drop_column("guardian_account_number")
