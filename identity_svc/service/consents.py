@@ -30,6 +30,7 @@ from identity_svc.domain.consents import (
     DataCategory,
     Question,
     decide_consent,
+    require_after_opening,
     validate_category,
     validate_effective_at,
 )
@@ -156,6 +157,7 @@ class ConsentService:
             raise unknown_account()
         if account.state != AccountState.OPEN:
             raise FailedPrecondition("ACCOUNT_CLOSED", "the account is closed")
+        require_after_opening(values["effective_at"], account.opened_at)
         store.consents.insert_consent(conn, **values)
         row = store.consents.consent_by_request(conn, values["request_id"])
         assert row is not None

@@ -806,8 +806,8 @@ class GrantConsentRequest(_message.Message):
     """Required. Who records it: platform code, staff id or "resident"; 1-128 printable characters, not blank."""
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp:
-        """Optional. From when it is in force; defaults to now. May lie in the past; at most 5 minutes in the future
-        (else INVALID_EFFECTIVE_AT).
+        """Optional. From when it is in force; defaults to now. May lie in the past but not before the account was opened;
+        at most 5 minutes in the future (else INVALID_EFFECTIVE_AT).
         """
 
     def __init__(
@@ -876,8 +876,8 @@ class RevokeConsentRequest(_message.Message):
     """Required. Who records it: platform code, staff id or "resident"; 1-128 printable characters, not blank."""
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp:
-        """Optional. From when it is in force; defaults to now; at most 5 minutes in the future (else
-        INVALID_EFFECTIVE_AT).
+        """Optional. From when it is in force; defaults to now; not before the account was opened, at most 5 minutes in
+        the future (else INVALID_EFFECTIVE_AT).
         """
 
     def __init__(

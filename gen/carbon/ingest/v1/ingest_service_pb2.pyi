@@ -151,7 +151,8 @@ class Event(_message.Message):
         """Required. Whose behaviour it was. An account_number must belong to this region (else ACCOUNT_NOT_IN_REGION:
         send it to its home region); a binding or phone number is resolved in this region. INVALID_ACCOUNT_REF when
         none is set, a binding lacks a part or an account number is malformed; UNKNOWN_ACCOUNT, ACCOUNT_CLOSED; and
-        CONSENT_MISSING unless the owner's consent for the behaviour's data category was in force at occurred_at.
+        CONSENT_MISSING when the owner never granted consent for the behaviour's data category before occurred_at,
+        CONSENT_REVOKED when they granted and then withdrew it before occurred_at.
         """
 
     @_builtins.property
@@ -272,9 +273,9 @@ class EventResult(_message.Message):
     """Machine-readable reason, UPPER_SNAKE_CASE. For REJECTED: INVALID_EVENT_ID, INVALID_ACCOUNT_REF, INVALID_REGION,
     INVALID_EVIDENCE_REF, UNKNOWN_BEHAVIOUR, BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER, REGION_NOT_ALLOWED_FOR_PARTNER,
     INVALID_OCCURRED_AT, IN_FUTURE, TOO_OLD, INVALID_QUANTITY, NO_RULE_IN_FORCE, INVALID_TIER, IMPLAUSIBLE,
-    UNKNOWN_ACCOUNT, ACCOUNT_CLOSED, ACCOUNT_NOT_IN_REGION, CONSENT_MISSING, LEDGER_REJECTED (the ledger refused the
-    credit; the event is stored). For DUPLICATE: DUPLICATE_EVENT. For ACCEPTED: DAILY_CAP_REACHED when the cap cut
-    the counted quantity, else empty.
+    UNKNOWN_ACCOUNT, ACCOUNT_CLOSED, ACCOUNT_NOT_IN_REGION, CONSENT_MISSING, CONSENT_REVOKED, LEDGER_REJECTED (the
+    ledger refused the credit; the event is stored). For DUPLICATE: DUPLICATE_EVENT. For ACCEPTED: DAILY_CAP_REACHED
+    when the cap cut the counted quantity, else empty.
     """
     message: _builtins.str
     """Human-readable detail in English, for logs and people; its wording may change: do not parse it."""
