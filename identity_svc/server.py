@@ -77,6 +77,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
             community_centre_id=request.community_centre_id,
             staff_id=request.staff_id,
             today=self._accounts.today_in_china(),
+            guardian_account_number=request.guardian_account_number,
         )
         view, created = self._accounts.open_account(opening, requester(context))
         return pb.OpenAccountResponse(account=account_message(view), created=created)
@@ -136,7 +137,10 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         )
 
     def _record(
-        self, action: ConsentAction, request: pb.GrantConsentRequest | pb.RevokeConsentRequest
+        self,
+        action: ConsentAction,
+        request: pb.GrantConsentRequest | pb.RevokeConsentRequest,
+        context: grpc.ServicerContext,
     ) -> pb.ConsentRecord:
         record = self._consents.record(
             action,
@@ -146,16 +150,18 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
             channel=request.channel,
             recorded_by=request.recorded_by,
             effective_at=from_timestamp(request.effective_at) if request.HasField("effective_at") else None,
+            guardian_account_number=request.guardian_account_number,
+            requester=requester(context),
         )
         return consent_message(record)
 
     def GrantConsent(self, request: pb.GrantConsentRequest, context: grpc.ServicerContext) -> pb.GrantConsentResponse:
-        return pb.GrantConsentResponse(consent=self._record(ConsentAction.GRANT, request))
+        return pb.GrantConsentResponse(consent=self._record(ConsentAction.GRANT, request, context))
 
     def RevokeConsent(
         self, request: pb.RevokeConsentRequest, context: grpc.ServicerContext
     ) -> pb.RevokeConsentResponse:
-        return pb.RevokeConsentResponse(consent=self._record(ConsentAction.REVOKE, request))
+        return pb.RevokeConsentResponse(consent=self._record(ConsentAction.REVOKE, request, context))
 
     @idempotent
     def ListConsents(self, request: pb.ListConsentsRequest, context: grpc.ServicerContext) -> pb.ListConsentsResponse:
@@ -214,7 +220,7 @@ def build_services(
     issuer = identities.regional(settings.region_code, "identity")
     return IdentityServices(
         accounts,
-        ConsentService(engine, keys, cache, clock),
+        ConsentService(engine, keys, cache, clock, accounts.record),
         ClosingService(accounts, ledger),
         BindingService(accounts),
         ResidentAuthorizationService(accounts, resident_authorization_key(settings), issuer),

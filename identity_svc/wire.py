@@ -52,6 +52,7 @@ def consent_message(record: ConsentRecord) -> pb.ConsentRecord:
         effective_at=to_timestamp(record.effective_at),
         channel=common_pb2.Channel.ValueType(record.channel),
         recorded_by=record.recorded_by,
+        guardian_account_number=record.guardian_account_number,
     )
 
 

@@ -101,6 +101,8 @@ class Opening:
     binding: Binding | None
     community_centre_id: str
     staff_id: str
+    # The guardian's account when the person is under 14 (ADR 0206); empty otherwise.
+    guardian_account_number: str = ""
 
 
 def validate_opening(
@@ -114,8 +116,11 @@ def validate_opening(
     community_centre_id: str,
     staff_id: str,
     today: date,
+    guardian_account_number: str = "",
 ) -> Opening:
     validate_identifier(request_id, "request_id")
+    if guardian_account_number:
+        validate_account_number(guardian_account_number, "guardian_account_number")
     chosen = validate_channel(channel)
     at_centre = chosen is Channel.COMMUNITY_CENTRE
     if at_centre:
@@ -131,6 +136,7 @@ def validate_opening(
         binding=binding,
         community_centre_id=community_centre_id if at_centre else "",
         staff_id=staff_id if at_centre else "",
+        guardian_account_number=guardian_account_number,
     )
 
 

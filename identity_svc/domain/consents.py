@@ -68,6 +68,8 @@ class ConsentRecord:
     effective_at: datetime
     channel: Channel
     recorded_by: str
+    # The guardian who decided for a holder under 14; empty when the holder decided.
+    guardian_account_number: str = ""
 
 
 @dataclass(frozen=True)

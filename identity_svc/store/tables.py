@@ -90,6 +90,8 @@ consents = Table(
     Column("recorded_at", UtcDateTime, nullable=False),
     Column("channel", SmallInteger, nullable=False),
     Column("recorded_by", String(128), nullable=False),
+    # The guardian who decided for a holder under 14 (ADR 0206); NULL when the holder decided.
+    Column("guardian_account_number", String(16)),
     Index("ix_consents_account_effective", "account_number", "effective_at", "id"),
 )
 

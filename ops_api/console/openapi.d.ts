@@ -740,12 +740,16 @@ export interface components {
             bindings: components["schemas"]["ChannelBinding"][];
             /** Closed At */
             closed_at: string | null;
+            /** Guardian Account Number */
+            guardian_account_number: string;
             /** Masked Id Number */
             masked_id_number: string;
             /** Masked Name */
             masked_name: string;
             /** Masked Phone Number */
             masked_phone_number: string;
+            /** Minor */
+            minor: boolean;
             /** Opened At */
             opened_at: string | null;
             /**
@@ -1050,6 +1054,12 @@ export interface components {
              * @description true: the resident grants consent; false: revokes it
              */
             grant: boolean;
+            /**
+             * Guardian Account Number
+             * @description required while the resident is under 14: the guardian present, who decides (ADR 0206)
+             * @default
+             */
+            guardian_account_number?: string;
         };
         /**
          * ConsentRecord
@@ -1075,6 +1085,8 @@ export interface components {
             channel: "CHANNEL_UNSPECIFIED" | "CHANNEL_INTERNET_PLATFORM" | "CHANNEL_GOVERNMENT_APP" | "CHANNEL_COMMUNITY_CENTRE";
             /** Effective At */
             effective_at: string | null;
+            /** Guardian Account Number */
+            guardian_account_number: string;
             /** Recorded By */
             recorded_by: string;
         };
@@ -1438,6 +1450,12 @@ export interface components {
              * @default
              */
             centre_id?: string;
+            /**
+             * Guardian Account Number
+             * @description required for a resident under 14: the account of the guardian present at the counter (ADR 0206)
+             * @default
+             */
+            guardian_account_number?: string;
             /**
              * Id Number
              * @description 18-character resident ID number

@@ -159,6 +159,11 @@ class OpenAccountBody(Body):
     centre_id: str = Field(
         default="", max_length=64, description="the community centre; community staff: their own (default)"
     )
+    guardian_account_number: str = Field(
+        default="",
+        pattern=r"^([0-9]{16})?$",
+        description="required for a resident under 14: the account of the guardian present at the counter (ADR 0206)",
+    )
 
 
 @router.post(
@@ -186,6 +191,7 @@ def open_account(context: Ctx, staff: CurrentStaff, rid: RequestId, body: OpenAc
         phone_number=body.phone_number,
         community_centre_id=centre,
         staff_id=staff.user_id,
+        guardian_account_number=body.guardian_account_number,
     )
     stub = context.regions.identity(region)
 
@@ -195,4 +201,6 @@ def open_account(context: Ctx, staff: CurrentStaff, rid: RequestId, body: OpenAc
 
     # Personal data stays out of the audit log: the row names the centre and region, the response the account.
     details = {"region_code": body.region_code, "centre_id": centre}
+    if body.guardian_account_number:
+        details["guardian_account_number"] = body.guardian_account_number
     return audited(context, staff, rid, "account.open", f"region:{body.region_code}", run, details=details)

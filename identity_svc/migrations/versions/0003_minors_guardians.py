@@ -1,6 +1,6 @@
 """Minors and their guardians (issue 17, ADR 0206): the guardian an account for a child under 14 was opened with, when
 control passes to the holder (the start of the 14th birthday, China Standard Time) and when that hand-over was
-recorded.
+recorded; and on each consent, the guardian who gave or withdrew it.
 
 Revision ID: identity_0003
 Revises: identity_0002
@@ -22,9 +22,12 @@ def upgrade() -> None:
     op.add_column("accounts", sa.Column("control_passes_at", sa.DateTime))
     op.add_column("accounts", sa.Column("control_passed_at", sa.DateTime))
     op.create_index("ix_accounts_control_passes_at", "accounts", ["control_passes_at"])
+    op.add_column("consents", sa.Column("guardian_account_number", sa.String(16)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("consents") as batch:
+        batch.drop_column("guardian_account_number")
     op.drop_index("ix_accounts_control_passes_at", table_name="accounts")
     with op.batch_alter_table("accounts") as batch:
         batch.drop_column("control_passed_at")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from identity_svc.domain.real_name import id_check_char
 from tests.ops_api.ops_support import Ops
 
 
@@ -43,3 +44,22 @@ def test_viewer_cannot_mutate(ops: Ops) -> None:
         response = ops.post("viewer", path, body)
         assert response.status_code == 403, (path, response.text)
         assert response.json()["reason"] == "ROLE_NOT_ALLOWED"
+
+
+def test_the_counter_opens_a_minors_account_with_the_guardian_present(ops: Ops) -> None:
+    guardian = ops.open_account("zj-staff", "330000", consent=False)
+    first17 = "33010620150301" + f"{next(ops.people) % 1000:03d}"
+    child = {"region_code": "330000", "name": "王小明", "id_number": first17 + id_check_char(first17),
+             "phone_number": "13900000014"}  # fmt: skip
+    alone = ops.post("zj-staff", "/v1/accounts", child)
+    assert alone.status_code == 409 and alone.json()["reason"] == "GUARDIAN_REQUIRED", alone.text
+    opened = ops.post("zj-staff", "/v1/accounts", {**child, "guardian_account_number": guardian})
+    assert opened.status_code == 201, opened.text
+    account = opened.json()["account"]
+    assert account["minor"] and account["guardian_account_number"] == guardian
+    number = account["account_number"]
+    without = ops.post("zj-staff", f"/v1/accounts/{number}/consents", {"category": "TRANSIT", "grant": True})
+    assert without.status_code == 403 and without.json()["reason"] == "GUARDIAN_NOT_ACTING", without.text
+    body = {"category": "TRANSIT", "grant": True, "guardian_account_number": guardian}
+    granted = ops.post("zj-staff", f"/v1/accounts/{number}/consents", body)
+    assert granted.status_code == 200 and granted.json()["consent"]["guardian_account_number"] == guardian

@@ -130,7 +130,8 @@ class IdentityServiceServicer:
         INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
         (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
         person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
-        this request_id opened was closed since).
+        this request_id opened was closed since), GUARDIAN_REQUIRED (the person is under 14), GUARDIAN_NOT_ELIGIBLE;
+        PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,8 +230,10 @@ class IdentityServiceServicer:
         """Records the resident's consent to one data category, in force from effective_at.
         Idempotency: request_id: a retry with the same body returns the first record; another body under the same
         request_id is refused.
-        Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
-        INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+        Errors: INVALID_ARGUMENT (request_id, recorded_by, guardian_account_number; INVALID_ACCOUNT_NUMBER,
+        INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING (the holder is
+        under 14 and the request is not the recorded guardian's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -52,7 +52,8 @@ class IdentityServiceStub:
     INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
     (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
     person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
-    this request_id opened was closed since).
+    this request_id opened was closed since), GUARDIAN_REQUIRED (the person is under 14), GUARDIAN_NOT_ELIGIBLE;
+    PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]
     """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
@@ -123,8 +124,10 @@ class IdentityServiceStub:
     """Records the resident's consent to one data category, in force from effective_at.
     Idempotency: request_id: a retry with the same body returns the first record; another body under the same
     request_id is refused.
-    Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
-    INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+    Errors: INVALID_ARGUMENT (request_id, recorded_by, guardian_account_number; INVALID_ACCOUNT_NUMBER,
+    INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING (the holder is
+    under 14 and the request is not the recorded guardian's).
     """
     RevokeConsent: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeConsentRequest, _identity_service_pb2.RevokeConsentResponse]
     """Records the withdrawal of a consent from effective_at: events before it still score, later ones do not.
@@ -188,7 +191,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
     (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
     person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
-    this request_id opened was closed since).
+    this request_id opened was closed since), GUARDIAN_REQUIRED (the person is under 14), GUARDIAN_NOT_ELIGIBLE;
+    PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]  # type: ignore[assignment]
     """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
@@ -259,8 +263,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Records the resident's consent to one data category, in force from effective_at.
     Idempotency: request_id: a retry with the same body returns the first record; another body under the same
     request_id is refused.
-    Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
-    INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+    Errors: INVALID_ARGUMENT (request_id, recorded_by, guardian_account_number; INVALID_ACCOUNT_NUMBER,
+    INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING (the holder is
+    under 14 and the request is not the recorded guardian's).
     """
     RevokeConsent: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeConsentRequest, _identity_service_pb2.RevokeConsentResponse]  # type: ignore[assignment]
     """Records the withdrawal of a consent from effective_at: events before it still score, later ones do not.
@@ -327,7 +333,8 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
         (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
         person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
-        this request_id opened was closed since).
+        this request_id opened was closed since), GUARDIAN_REQUIRED (the person is under 14), GUARDIAN_NOT_ELIGIBLE;
+        PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
         """
 
     @_abc_1.abstractmethod
@@ -440,8 +447,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records the resident's consent to one data category, in force from effective_at.
         Idempotency: request_id: a retry with the same body returns the first record; another body under the same
         request_id is refused.
-        Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
-        INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+        Errors: INVALID_ARGUMENT (request_id, recorded_by, guardian_account_number; INVALID_ACCOUNT_NUMBER,
+        INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING (the holder is
+        under 14 and the request is not the recorded guardian's).
         """
 
     @_abc_1.abstractmethod
