@@ -84,7 +84,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "GrantConsent": _PUBLIC,
             "RevokeConsent": _PUBLIC,
             "ListConsents": _PUBLIC,
-            "CheckConsents": frozenset({"ingest"}),
+            "CheckConsents": frozenset({"ingest", GATEWAY_KIND}),
             "CheckConsentColumns": frozenset({"ingest"}),
             "CloseAccount": _PUBLIC,
         },

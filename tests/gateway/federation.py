@@ -314,7 +314,8 @@ class Federation:
     def ledger(self, code: str) -> ledger_service_pb2_grpc.LedgerServiceStub:
         return ledger_service_pb2_grpc.LedgerServiceStub(self._channel(f"127.0.0.1:{self.ledger_ports[code]}"))
 
-    def open_account(self, code: str, person: int | None = None) -> str:
+    def open_account(self, code: str, person: int | None = None, sharing: bool = True) -> str:
+        """An account of a new person (or of `person`), consenting to cross-region sharing unless `sharing` is off."""
         self._serial += 1
         person = self._serial if person is None else person
         stub = identity_service_pb2_grpc.IdentityServiceStub(self._channel(f"127.0.0.1:{self.identity_ports[code]}"))
@@ -329,7 +330,28 @@ class Federation:
             ),
             timeout=10,
         )
-        return str(response.account.account_number)
+        number = str(response.account.account_number)
+        if sharing:
+            self.consent_to_sharing(number)
+        return number
+
+    def consent_to_sharing(self, account: str, grant: bool = True) -> None:
+        """Grants (or revokes) the account's consent to cross-region sharing in its home region (ADR 0610)."""
+        stub = identity_service_pb2_grpc.IdentityServiceStub(
+            self._channel(f"127.0.0.1:{self.identity_ports[account[:6]]}")
+        )
+        self._serial += 1
+        fields = {
+            "request_id": f"sharing-{account}-{self._serial}",
+            "account_number": account,
+            "category": common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING,
+            "channel": common_pb2.CHANNEL_INTERNET_PLATFORM,
+            "recorded_by": "alipay",
+        }
+        if grant:
+            stub.GrantConsent(idpb.GrantConsentRequest(**fields), timeout=10)
+        else:
+            stub.RevokeConsent(idpb.RevokeConsentRequest(**fields), timeout=10)
 
     def open_person(self, codes: list[str]) -> list[str]:
         """One person (one ID number) opens an account in each of `codes`: identity gives them one person key."""

@@ -29,7 +29,8 @@ class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
     external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
@@ -112,7 +113,8 @@ class IdentityServiceServicer:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
     external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
@@ -376,7 +378,8 @@ class IdentityService:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
     external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
