@@ -22,8 +22,8 @@ def directory_entry(
     clients: RegionClients, caller: Caller, account_number: str, timeout_s: float, now: datetime | None = None
 ) -> list[DirectoryAccount]:
     """The person's accounts in every region. The asked account's sharing consent must be in force (else
-    CONSENT_MISSING/CONSENT_REVOKED naming account_number); a region whose account lacks it is listed without the account,
-    with that reason as error_reason (ADR 0610)."""
+    CONSENT_MISSING/CONSENT_REVOKED naming account_number); a region whose account lacks it is listed without the
+    account, with that reason as error_reason (ADR 0610)."""
     now = now or datetime.now(UTC)
     home = clients.registry.route(account_number).region_code
     caller.require_region(home, "account_number")
