@@ -38,6 +38,7 @@ from identity_svc.domain.real_name import id_check_char
 from identity_svc.keys import KeyRing
 from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
 from identity_svc.server import IdentityServiceServicer, build_services
+from tests.ingest.ingest_harness import OpeningClock
 from rewards_svc.server import registrations as rewards_registrations
 from service_kit import health, identities
 from service_kit.db import make_engine, migrate
@@ -136,6 +137,7 @@ class Federation:
         self.ledgers: dict[str, subprocess.Popen[bytes] | None] = {}
         self.identities: dict[str, RunningServer] = {}
         self.identity_ports: dict[str, int] = {}
+        self.identity_clock = OpeningClock()
         self.gateway_proc: subprocess.Popen[bytes] | None = None
         self.gateway_port = free_port()
         self._serial = 0
@@ -186,7 +188,7 @@ class Federation:
         engine = make_engine(f"sqlite:///{self.root / f'identity-{code}.db'}")
         migrate("identity_svc", engine)
         keys = KeyRing(b"h" * 32, NATIONAL_KEY, {"k1": b"k" * 32}, "k1")
-        servicer = IdentityServiceServicer(build_services(settings, engine, keys=keys))
+        servicer = IdentityServiceServicer(build_services(settings, engine, keys=keys, clock=self.identity_clock))
         registration = Registration(
             identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, servicer, IDENTITY_SERVICE
         )
@@ -314,9 +316,13 @@ class Federation:
     def ledger(self, code: str) -> ledger_service_pb2_grpc.LedgerServiceStub:
         return ledger_service_pb2_grpc.LedgerServiceStub(self._channel(f"127.0.0.1:{self.ledger_ports[code]}"))
 
-    def open_account(self, code: str, person: int | None = None, sharing: bool = True) -> str:
-        """An account of a new person (or of `person`), consenting to cross-region sharing unless `sharing` is off."""
+    def open_account(
+        self, code: str, person: int | None = None, sharing: bool = True, opened_at: datetime | None = None
+    ) -> str:
+        """An account of a new person (or of `person`), consenting to cross-region sharing unless `sharing` is off;
+        opened at `opened_at` when given (no consent may take effect before the opening)."""
         self._serial += 1
+        self.identity_clock.opening_at = opened_at
         person = self._serial if person is None else person
         stub = identity_service_pb2_grpc.IdentityServiceStub(self._channel(f"127.0.0.1:{self.identity_ports[code]}"))
         response = stub.OpenAccount(
@@ -330,6 +336,7 @@ class Federation:
             ),
             timeout=10,
         )
+        self.identity_clock.opening_at = None
         number = str(response.account.account_number)
         if sharing:
             self.consent_to_sharing(number)
