@@ -38,7 +38,6 @@ from identity_svc.domain.real_name import id_check_char
 from identity_svc.keys import KeyRing
 from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
 from identity_svc.server import IdentityServiceServicer, build_services
-from tests.ingest.ingest_harness import OpeningClock
 from rewards_svc.server import registrations as rewards_registrations
 from service_kit import health, identities
 from service_kit.db import make_engine, migrate
@@ -46,6 +45,7 @@ from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
 from service_kit.topology import RegionEntry, Registry
+from tests.ingest.ingest_harness import OpeningClock
 from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
