@@ -432,6 +432,7 @@ class ExplainScoreResponse(_message.Message):
     CONSENT_ALLOWED_FIELD_NUMBER: _builtins.int
     CONSENT_REASON_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
+    CONSENT_CATEGORY_FIELD_NUMBER: _builtins.int
     behaviour: _builtins.str
     """The behaviour code the event reported."""
     rule_version_id: _builtins.str
@@ -452,6 +453,10 @@ class ExplainScoreResponse(_message.Message):
     """Human-readable statement of the consent check, in English."""
     explanation: _builtins.str
     """The whole computation in one English sentence, for people; do not parse it."""
+    consent_category: _common_pb2.DataCategory.ValueType
+    """The consent category the behaviour needs (its catalog entry's Behaviour.category, the same ListBehaviours shows),
+    which was in force for the account at the event's time; UNSPECIFIED if the behaviour left the catalog since.
+    """
     @_builtins.property
     def result(self) -> Global___EventResult:
         """The event's result: ACCEPTED, or REJECTED with reason LEDGER_REJECTED."""
@@ -470,10 +475,11 @@ class ExplainScoreResponse(_message.Message):
         consent_allowed: _builtins.bool = ...,
         consent_reason: _builtins.str = ...,
         explanation: _builtins.str = ...,
+        consent_category: _common_pb2.DataCategory.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "cap_per_day", b"cap_per_day", "co2e_factor", b"co2e_factor", "co2e_source", b"co2e_source", "consent_allowed", b"consent_allowed", "consent_reason", b"consent_reason", "counted_before_today", b"counted_before_today", "explanation", b"explanation", "points_per_unit", b"points_per_unit", "result", b"result", "rule_version_id", b"rule_version_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "cap_per_day", b"cap_per_day", "co2e_factor", b"co2e_factor", "co2e_source", b"co2e_source", "consent_allowed", b"consent_allowed", "consent_category", b"consent_category", "consent_reason", b"consent_reason", "counted_before_today", b"counted_before_today", "explanation", b"explanation", "points_per_unit", b"points_per_unit", "result", b"result", "rule_version_id", b"rule_version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
