@@ -16,12 +16,14 @@ from identity_svc.callers import requester
 from identity_svc.clients import GrpcPointsLedger, PointsLedger
 from identity_svc.domain.accounts import validate_opening
 from identity_svc.domain.consents import ConsentAction
+from identity_svc.domain.corrections import validate_correction
 from identity_svc.domain.resident_authorizations import validate_authorization_request
 from identity_svc.keys import KeyRing, load_keyring, load_signing_key
 from identity_svc.service.accounts import AccountService
 from identity_svc.service.bindings import BindingService
 from identity_svc.service.closing import ClosingService
 from identity_svc.service.consents import ConsentService
+from identity_svc.service.corrections import CorrectionService
 from identity_svc.service.resident_authorizations import ResidentAuthorizationService
 from identity_svc.settings import IdentitySettings
 from identity_svc.store.consent_cache import ConsentCache, InProcessConsentCache, RedisConsentCache
@@ -56,6 +58,7 @@ class IdentityServices:
     closing: ClosingService
     bindings: BindingService
     resident_authorizations: ResidentAuthorizationService
+    corrections: CorrectionService
 
 
 class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer):
@@ -65,6 +68,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         self._closing = services.closing
         self._bindings = services.bindings
         self._resident_authorizations = services.resident_authorizations
+        self._corrections = services.corrections
 
     def OpenAccount(self, request: pb.OpenAccountRequest, context: grpc.ServicerContext) -> pb.OpenAccountResponse:
         opening = validate_opening(
@@ -185,6 +189,21 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         )
         return column_answers_message(verdicts)
 
+    def CorrectRealNameRecord(
+        self, request: pb.CorrectRealNameRecordRequest, context: grpc.ServicerContext
+    ) -> pb.CorrectRealNameRecordResponse:
+        correction = validate_correction(
+            request_id=request.request_id,
+            account_number=request.account_number,
+            id_number=request.id_number,
+            name=request.name,
+            phone_number=request.phone_number,
+            staff_id=request.staff_id,
+            today=self._accounts.today_in_china(),
+        )
+        view = self._corrections.correct(correction, requester(context))
+        return pb.CorrectRealNameRecordResponse(account=account_message(view))
+
     def CloseAccount(self, request: pb.CloseAccountRequest, context: grpc.ServicerContext) -> pb.CloseAccountResponse:
         view, disposed = self._closing.close(
             request.request_id,
@@ -224,6 +243,7 @@ def build_services(
         ClosingService(accounts, ledger),
         BindingService(accounts),
         ResidentAuthorizationService(accounts, resident_authorization_key(settings), issuer),
+        CorrectionService(accounts),
     )
 
 

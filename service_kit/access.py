@@ -87,6 +87,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "CheckConsents": frozenset({"ingest", GATEWAY_KIND}),
             "CheckConsentColumns": frozenset({"ingest"}),
             "CloseAccount": _PUBLIC,
+            "CorrectRealNameRecord": _PUBLIC,
         },
     ),
     **_service(

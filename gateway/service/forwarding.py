@@ -95,6 +95,13 @@ def _routes() -> tuple[Route, ...]:
         Route("identity", "RevokeConsent", i.RevokeConsentRequest, i.RevokeConsentResponse, "account_number"),
         Route("identity", "ListConsents", i.ListConsentsRequest, i.ListConsentsResponse, "account_number"),
         Route("identity", "CloseAccount", i.CloseAccountRequest, i.CloseAccountResponse, "account_number"),
+        Route(
+            "identity",
+            "CorrectRealNameRecord",
+            i.CorrectRealNameRecordRequest,
+            i.CorrectRealNameRecordResponse,
+            "account_number",
+        ),
         Route("ingest", "SubmitEvents", g.SubmitEventsRequest, g.SubmitEventsResponse),
         Route("ingest", "StreamEvents", g.StreamEventsRequest, g.StreamEventsResponse, client_streaming=True),
         Route("ingest", "ExplainScore", g.ExplainScoreRequest, g.ExplainScoreResponse),

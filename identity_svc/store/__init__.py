@@ -6,7 +6,16 @@ One module per aggregate (`store.accounts`, `store.bindings`, `store.consents`, 
 layer owns the transactions.
 """
 
-from identity_svc.store import accounts, bindings, closures, consent_cache, consents, resident_authorizations, tables
+from identity_svc.store import (
+    accounts,
+    bindings,
+    closures,
+    consent_cache,
+    consents,
+    corrections,
+    resident_authorizations,
+    tables,
+)
 from identity_svc.store.tables import metadata
 
 __all__ = [
@@ -15,6 +24,7 @@ __all__ = [
     "closures",
     "consent_cache",
     "consents",
+    "corrections",
     "metadata",
     "resident_authorizations",
     "tables",

@@ -150,3 +150,19 @@ resident_authorizations = Table(
     Column("issued_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
 )
+
+# Corrections of real-name records (ADR 0207): which fields changed and on whose word; the values are in the sealed
+# record only. The request id makes a retry return the first answer (fingerprint: KeyRing.fingerprint of the body).
+record_corrections = Table(
+    "record_corrections",
+    metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("account_number", String(16), ForeignKey("accounts.account_number"), nullable=False, index=True),
+    # Comma-separated field names, e.g. "name,phone_number".
+    Column("fields", String(64), nullable=False),
+    Column("caller_service", String(255), nullable=False),
+    Column("platform", String(32)),
+    Column("staff_id", String(128)),
+    Column("corrected_at", UtcDateTime, nullable=False),
+)

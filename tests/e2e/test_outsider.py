@@ -167,9 +167,14 @@ def test_an_outsider_does_everything_through_the_gateway_alone(system: System, c
     )
     cancel = rpb.CancelVoucherRequest(request_id="outsider-cancel", code=cancelled, reason="changed my mind")
     platform.rewards.CancelVoucher(cancel, metadata=platform.md(ZJ), timeout=30)
-    donate = rpb.DonateRequest(request_id="outsider-tree", account_number=zj, project_id="trees", amount_points=100)
-    platform.rewards.Donate(donate, metadata=platform.md(), timeout=30)
-    assert balance(platform, zj).balance.available_points == 300  # 500 - 100 used - 100 donated
+    # A tree costs 1,000 points and one day of charging after opening earns 500: the gateway forwards the donation
+    # and rewards refuses it, moving nothing.
+    donate = rpb.DonateRequest(request_id="outsider-tree", account_number=zj, project_id="trees", amount_points=1_000)
+    assert refusal(lambda: platform.rewards.Donate(donate, metadata=platform.md(), timeout=30)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "INSUFFICIENT_POINTS",
+    )
+    assert balance(platform, zj).balance.available_points == 400  # 500 - 100 used
 
     authorization = platform.identity.IssueResidentAuthorization(
         idpb.IssueResidentAuthorizationRequest(
@@ -188,7 +193,7 @@ def test_an_outsider_does_everything_through_the_gateway_alone(system: System, c
         timeout=60,
     ).transfer  # fmt: skip
     assert moved.state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED and moved.authorized_by == "platform:alipay"
-    assert balance(platform, zj).balance.available_points == 100
+    assert balance(platform, zj).balance.available_points == 200
     assert balance(platform, bj).balance.available_points == 200
 
     regions = platform.gateway.ListRegions(gw.ListRegionsRequest(), metadata=platform.md(), timeout=30).regions

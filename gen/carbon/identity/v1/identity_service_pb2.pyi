@@ -1182,6 +1182,78 @@ class CheckConsentColumnsResponse(_message.Message):
 Global___CheckConsentColumnsResponse: _TypeAlias = CheckConsentColumnsResponse  # noqa: Y015
 
 @_typing.final
+class CorrectRealNameRecordRequest(_message.Message):
+    """A correction of a real-name record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    STAFF_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required. Idempotency key: 1-128 printable characters, not blank."""
+    account_number: _builtins.str
+    """Required. 16-digit account number of this region."""
+    id_number: _builtins.str
+    """Required. The person's ID number, which must be the one on the record (re-verification; else
+    REVERIFICATION_FAILED); validated as OpenAccountRequest.id_number.
+    """
+    name: _builtins.str
+    """Optional: the corrected name, validated as OpenAccountRequest.name; empty keeps the name."""
+    phone_number: _builtins.str
+    """Optional: the corrected mobile number, validated as OpenAccountRequest.phone_number; empty keeps it. At least
+    one of name and phone_number is required.
+    """
+    staff_id: _builtins.str
+    """Required when the ops API asks for counter staff (the staff member who re-verified the person on site); must be
+    empty when a platform asks.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        id_number: _builtins.str = ...,
+        name: _builtins.str = ...,
+        phone_number: _builtins.str = ...,
+        staff_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "id_number", b"id_number", "name", b"name", "phone_number", b"phone_number", "request_id", b"request_id", "staff_id", b"staff_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CorrectRealNameRecordRequest: _TypeAlias = CorrectRealNameRecordRequest  # noqa: Y015
+
+@_typing.final
+class CorrectRealNameRecordResponse(_message.Message):
+    """The corrected account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___Account:
+        """The account, masked, as it is after the correction."""
+
+    def __init__(
+        self,
+        *,
+        account: Global___Account | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CorrectRealNameRecordResponse: _TypeAlias = CorrectRealNameRecordResponse  # noqa: Y015
+
+@_typing.final
 class CloseAccountRequest(_message.Message):
     """An account to close."""
 

@@ -107,6 +107,11 @@ class IdentityServiceStub:
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountRequest.SerializeToString,
                 response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountResponse.FromString,
                 _registered_method=True)
+        self.CorrectRealNameRecord = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/CorrectRealNameRecord',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -298,6 +303,23 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CorrectRealNameRecord(self, request, context):
+        """Corrects the name or the phone number on an account's real-name record (PIPL art. 46; ADR 0207). Only the person
+        asks: through the gateway for a platform that holds a binding on the account, or through the ops API for counter
+        staff who name themselves in staff_id. The person is re-verified by the ID number on the record (read off the ID
+        card at the counter, or from the platform's real-name check). Each correction is audited with the fields changed
+        (never their values), who asked and when. A corrected name is what later openings must match; a corrected phone
+        number resolves the account from then on.
+        Idempotency: request_id: a retry with the same body returns the account as it is; another body is refused.
+        Errors: INVALID_ARGUMENT (request_id, staff_id, name or phone_number both empty; INVALID_ACCOUNT_NUMBER,
+        INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
+        PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -365,6 +387,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.CloseAccount,
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountRequest.FromString,
                     response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountResponse.SerializeToString,
+            ),
+            'CorrectRealNameRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.CorrectRealNameRecord,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -726,6 +753,33 @@ class IdentityService:
             '/carbon.identity.v1.IdentityService/CloseAccount',
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountRequest.SerializeToString,
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.CloseAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CorrectRealNameRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/CorrectRealNameRecord',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -167,6 +167,19 @@ class IdentityServiceStub:
     open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
     LEDGER_NOT_CONFIGURED (retry with the same request_id).
     """
+    CorrectRealNameRecord: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.CorrectRealNameRecordRequest, _identity_service_pb2.CorrectRealNameRecordResponse]
+    """Corrects the name or the phone number on an account's real-name record (PIPL art. 46; ADR 0207). Only the person
+    asks: through the gateway for a platform that holds a binding on the account, or through the ops API for counter
+    staff who name themselves in staff_id. The person is re-verified by the ID number on the record (read off the ID
+    card at the counter, or from the platform's real-name check). Each correction is audited with the fields changed
+    (never their values), who asked and when. A corrected name is what later openings must match; a corrected phone
+    number resolves the account from then on.
+    Idempotency: request_id: a retry with the same body returns the account as it is; another body is refused.
+    Errors: INVALID_ARGUMENT (request_id, staff_id, name or phone_number both empty; INVALID_ACCOUNT_NUMBER,
+    INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
+    PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -306,6 +319,19 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     remain and the disposition is NONE or unset), POINTS_DISPOSAL_FAILED (the ledger refused; the account stays
     open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
     LEDGER_NOT_CONFIGURED (retry with the same request_id).
+    """
+    CorrectRealNameRecord: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.CorrectRealNameRecordRequest, _identity_service_pb2.CorrectRealNameRecordResponse]  # type: ignore[assignment]
+    """Corrects the name or the phone number on an account's real-name record (PIPL art. 46; ADR 0207). Only the person
+    asks: through the gateway for a platform that holds a binding on the account, or through the ops API for counter
+    staff who name themselves in staff_id. The person is re-verified by the ID number on the record (read off the ID
+    card at the counter, or from the platform's real-name check). Each correction is audited with the fields changed
+    (never their values), who asked and when. A corrected name is what later openings must match; a corrected phone
+    number resolves the account from then on.
+    Idempotency: request_id: a retry with the same body returns the account as it is; another body is refused.
+    Errors: INVALID_ARGUMENT (request_id, staff_id, name or phone_number both empty; INVALID_ACCOUNT_NUMBER,
+    INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
+    PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
     """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -521,6 +547,25 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         remain and the disposition is NONE or unset), POINTS_DISPOSAL_FAILED (the ledger refused; the account stays
         open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
         LEDGER_NOT_CONFIGURED (retry with the same request_id).
+        """
+
+    @_abc_1.abstractmethod
+    def CorrectRealNameRecord(
+        self,
+        request: _identity_service_pb2.CorrectRealNameRecordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.CorrectRealNameRecordResponse, _abc.Awaitable[_identity_service_pb2.CorrectRealNameRecordResponse]]:
+        """Corrects the name or the phone number on an account's real-name record (PIPL art. 46; ADR 0207). Only the person
+        asks: through the gateway for a platform that holds a binding on the account, or through the ops API for counter
+        staff who name themselves in staff_id. The person is re-verified by the ID number on the record (read off the ID
+        card at the counter, or from the platform's real-name check). Each correction is audited with the fields changed
+        (never their values), who asked and when. A corrected name is what later openings must match; a corrected phone
+        number resolves the account from then on.
+        Idempotency: request_id: a retry with the same body returns the account as it is; another body is refused.
+        Errors: INVALID_ARGUMENT (request_id, staff_id, name or phone_number both empty; INVALID_ACCOUNT_NUMBER,
+        INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
+        PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
