@@ -348,17 +348,22 @@ class Federation:
             self._channel(f"127.0.0.1:{self.identity_ports[account[:6]]}")
         )
         self._serial += 1
-        fields = {
-            "request_id": f"sharing-{account}-{self._serial}",
-            "account_number": account,
-            "category": common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING,
-            "channel": common_pb2.CHANNEL_INTERNET_PLATFORM,
-            "recorded_by": "alipay",
-        }
+        request_id = f"sharing-{account}-{self._serial}"
+        sharing, via = common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING, common_pb2.CHANNEL_INTERNET_PLATFORM
         if grant:
-            stub.GrantConsent(idpb.GrantConsentRequest(**fields), timeout=10)
+            stub.GrantConsent(
+                idpb.GrantConsentRequest(
+                    request_id=request_id, account_number=account, category=sharing, channel=via, recorded_by="alipay"
+                ),
+                timeout=10,
+            )
         else:
-            stub.RevokeConsent(idpb.RevokeConsentRequest(**fields), timeout=10)
+            stub.RevokeConsent(
+                idpb.RevokeConsentRequest(
+                    request_id=request_id, account_number=account, category=sharing, channel=via, recorded_by="alipay"
+                ),
+                timeout=10,
+            )
 
     def open_person(self, codes: list[str]) -> list[str]:
         """One person (one ID number) opens an account in each of `codes`: identity gives them one person key."""
