@@ -72,8 +72,10 @@ def main() -> int:
         migrate("identity_svc", engine)
         keys = KeyRing(os.urandom(32), os.urandom(32), {"bench": os.urandom(32)}, "bench")
         now = datetime.now(UTC)
+        # Accounts are opened two days back: the consents below take effect yesterday, and none may predate its account.
+        clock = [now - timedelta(days=2)]
         services = build_services(
-            Settings(service="identity_svc"), engine, keys=keys, cache=InProcessConsentCache(), clock=lambda: now
+            Settings(service="identity_svc"), engine, keys=keys, cache=InProcessConsentCache(), clock=lambda: clock[0]
         )
         numbers = id_numbers(OPENINGS)
         openings = [
@@ -86,6 +88,7 @@ def main() -> int:
             accounts = [view.account_number for view, _ in pool.map(services.accounts.open_account, openings)]
         openings_per_s = OPENINGS / (time.perf_counter() - start)
 
+        clock[0] = now
         yesterday = now - timedelta(days=1)
         for index, account in enumerate(accounts):
             services.consents.record(

@@ -17,12 +17,14 @@ from identity_svc.callers import requester
 from identity_svc.clients import GrpcPointsLedger, PointsLedger
 from identity_svc.domain.accounts import validate_opening
 from identity_svc.domain.consents import ConsentAction
+from identity_svc.domain.corrections import validate_correction
 from identity_svc.domain.resident_authorizations import validate_authorization_request
 from identity_svc.keys import KeyRing, load_keyring, load_signing_key
 from identity_svc.service.accounts import AccountService
 from identity_svc.service.bindings import BindingService
 from identity_svc.service.closing import ClosingService
 from identity_svc.service.consents import ConsentService
+from identity_svc.service.corrections import CorrectionService
 from identity_svc.service.figures import account_figures
 from identity_svc.service.reminder_delivery import Deliverer, FileSms, load_webhooks
 from identity_svc.service.reminders import ReminderService
@@ -62,6 +64,7 @@ class IdentityServices:
     bindings: BindingService
     resident_authorizations: ResidentAuthorizationService
     reminders: ReminderService
+    corrections: CorrectionService
 
 
 class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer):
@@ -72,6 +75,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         self._bindings = services.bindings
         self._resident_authorizations = services.resident_authorizations
         self._reminders = services.reminders
+        self._corrections = services.corrections
 
     def OpenAccount(self, request: pb.OpenAccountRequest, context: grpc.ServicerContext) -> pb.OpenAccountResponse:
         opening = validate_opening(
@@ -84,6 +88,7 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
             community_centre_id=request.community_centre_id,
             staff_id=request.staff_id,
             today=self._accounts.today_in_china(),
+            guardian_account_number=request.guardian_account_number,
         )
         view, created = self._accounts.open_account(opening, requester(context))
         return pb.OpenAccountResponse(account=account_message(view), created=created)
@@ -143,7 +148,10 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         )
 
     def _record(
-        self, action: ConsentAction, request: pb.GrantConsentRequest | pb.RevokeConsentRequest
+        self,
+        action: ConsentAction,
+        request: pb.GrantConsentRequest | pb.RevokeConsentRequest,
+        context: grpc.ServicerContext,
     ) -> pb.ConsentRecord:
         record = self._consents.record(
             action,
@@ -153,16 +161,18 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
             channel=request.channel,
             recorded_by=request.recorded_by,
             effective_at=from_timestamp(request.effective_at) if request.HasField("effective_at") else None,
+            guardian_account_number=request.guardian_account_number,
+            requester=requester(context),
         )
         return consent_message(record)
 
     def GrantConsent(self, request: pb.GrantConsentRequest, context: grpc.ServicerContext) -> pb.GrantConsentResponse:
-        return pb.GrantConsentResponse(consent=self._record(ConsentAction.GRANT, request))
+        return pb.GrantConsentResponse(consent=self._record(ConsentAction.GRANT, request, context))
 
     def RevokeConsent(
         self, request: pb.RevokeConsentRequest, context: grpc.ServicerContext
     ) -> pb.RevokeConsentResponse:
-        return pb.RevokeConsentResponse(consent=self._record(ConsentAction.REVOKE, request))
+        return pb.RevokeConsentResponse(consent=self._record(ConsentAction.REVOKE, request, context))
 
     @idempotent
     def ListConsents(self, request: pb.ListConsentsRequest, context: grpc.ServicerContext) -> pb.ListConsentsResponse:
@@ -207,6 +217,21 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
                 for c in channels
             ],
         )
+
+    def CorrectRealNameRecord(
+        self, request: pb.CorrectRealNameRecordRequest, context: grpc.ServicerContext
+    ) -> pb.CorrectRealNameRecordResponse:
+        correction = validate_correction(
+            request_id=request.request_id,
+            account_number=request.account_number,
+            id_number=request.id_number,
+            name=request.name,
+            phone_number=request.phone_number,
+            staff_id=request.staff_id,
+            today=self._accounts.today_in_china(),
+        )
+        view = self._corrections.correct(correction, requester(context))
+        return pb.CorrectRealNameRecordResponse(account=account_message(view))
 
     def CloseAccount(self, request: pb.CloseAccountRequest, context: grpc.ServicerContext) -> pb.CloseAccountResponse:
         view, disposed = self._closing.close(
@@ -272,11 +297,12 @@ def build_services(
     issuer = identities.regional(settings.region_code, "identity")
     return IdentityServices(
         accounts,
-        ConsentService(engine, keys, cache, clock),
+        ConsentService(engine, keys, cache, clock, accounts.record),
         ClosingService(accounts, ledger),
         BindingService(accounts),
         ResidentAuthorizationService(accounts, resident_authorization_key(settings), issuer),
         ReminderService(accounts),
+        CorrectionService(accounts),
     )
 
 

@@ -29,6 +29,8 @@ def account_message(view: AccountView) -> pb.Account:
         closed_at=to_timestamp(view.closed_at),
         opened_via=common_pb2.Channel.ValueType(view.opened_via),
         person_key=view.person_key,
+        minor=view.minor,
+        guardian_account_number=view.guardian_account_number,
     )
 
 
@@ -50,6 +52,7 @@ def consent_message(record: ConsentRecord) -> pb.ConsentRecord:
         effective_at=to_timestamp(record.effective_at),
         channel=common_pb2.Channel.ValueType(record.channel),
         recorded_by=record.recorded_by,
+        guardian_account_number=record.guardian_account_number,
     )
 
 

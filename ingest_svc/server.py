@@ -120,6 +120,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             co2e_source=explained.co2e_source,
             cap_per_day=explained.cap_per_day,
             explanation=explained.text,
+            consent_category=wire.data_category(explained.consent_category),
         )
 
     @idempotent

@@ -85,13 +85,18 @@ def batch_events(request: pb.SubmitEventsRequest) -> tuple[list[Event], bytes]:
     return events, b"".join(parts)
 
 
+def data_category(name: str) -> common_pb2.DataCategory.ValueType:
+    """A catalog category name (TRANSIT) as the enum; UNSPECIFIED for "" (a behaviour no longer in the catalog)."""
+    return common_pb2.DataCategory.Value(f"DATA_CATEGORY_{name}") if name else common_pb2.DATA_CATEGORY_UNSPECIFIED
+
+
 def behaviour(value: Behaviour) -> pb.Behaviour:
     return pb.Behaviour(
         code=value.code,
         name_en=value.name_en,
         name_zh=value.name_zh,
         unit=value.unit,
-        category=common_pb2.DataCategory.Value(f"DATA_CATEGORY_{value.category}"),
+        category=data_category(value.category),
         region_code=value.region_code,
     )
 

@@ -39,6 +39,7 @@ from gateway.domain.transfers import (
 from gateway.service.accounts import check_accounts
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
+from gateway.service.sharing_consent import require_sharing_consent
 from gateway.store import tables
 from gateway.store import transfers as store
 from service_kit.clock import Clock, system_clock
@@ -91,7 +92,10 @@ class TransferService(LeasedSagas[Transfer]):
         existing = self._replay(request)
         if existing is not None:
             return existing
-        check_accounts(self.clients, self.config, request, self.timing.call_timeout.total_seconds())
+        timeout_s = self.timing.call_timeout.total_seconds()
+        check_accounts(self.clients, self.config, request, timeout_s)
+        sharing = (("from_account", request.from_account), ("to_account", request.to_account))
+        require_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
         return self.start(request, caller.caller_id, authorized_by=authorized_by)
 
     def start(

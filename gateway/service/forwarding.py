@@ -106,6 +106,13 @@ def _routes() -> tuple[Route, ...]:
             i.SetReminderPreferenceResponse,
             "account_number",
         ),
+        Route(
+            "identity",
+            "CorrectRealNameRecord",
+            i.CorrectRealNameRecordRequest,
+            i.CorrectRealNameRecordResponse,
+            "account_number",
+        ),
         Route("ingest", "SubmitEvents", g.SubmitEventsRequest, g.SubmitEventsResponse),
         Route("ingest", "StreamEvents", g.StreamEventsRequest, g.StreamEventsResponse, client_streaming=True),
         Route("ingest", "ExplainScore", g.ExplainScoreRequest, g.ExplainScoreResponse),

@@ -16,6 +16,8 @@ from identity_svc.domain.real_name import validate_id_number, validate_name, val
 from service_kit.accounts import is_account_number
 from service_kit.errors import InvalidArgument, NotFound
 
+# PIPL art. 31: below this age a guardian consents for the person.
+AGE_OF_CONSENT = 14
 _PLATFORM_CODE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 IDENTIFIER_MAX_CHARS = 128
 PERSON_KEY_HEX_DIGITS = 64
@@ -99,6 +101,8 @@ class Opening:
     binding: Binding | None
     community_centre_id: str
     staff_id: str
+    # The guardian's account when the person is under 14 (ADR 0206); empty otherwise.
+    guardian_account_number: str = ""
 
 
 def validate_opening(
@@ -112,8 +116,11 @@ def validate_opening(
     community_centre_id: str,
     staff_id: str,
     today: date,
+    guardian_account_number: str = "",
 ) -> Opening:
     validate_identifier(request_id, "request_id")
+    if guardian_account_number:
+        validate_account_number(guardian_account_number, "guardian_account_number")
     chosen = validate_channel(channel)
     at_centre = chosen is Channel.COMMUNITY_CENTRE
     if at_centre:
@@ -129,6 +136,7 @@ def validate_opening(
         binding=binding,
         community_centre_id=community_centre_id if at_centre else "",
         staff_id=staff_id if at_centre else "",
+        guardian_account_number=guardian_account_number,
     )
 
 
@@ -170,6 +178,9 @@ class AccountView:
     opened_via: Channel
     # Pseudonymous and linkable across regions: for the gateway's directory and same-person checks, never shown.
     person_key: str = ""
+    # Under 14 today (China Standard Time): consents are the guardian's, and nothing personalises (ADR 0206).
+    minor: bool = False
+    guardian_account_number: str = ""
 
 
 @dataclass(frozen=True)

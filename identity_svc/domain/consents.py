@@ -51,6 +51,13 @@ def validate_effective_at(effective_at: datetime | None, now: datetime) -> datet
     return effective_at
 
 
+def require_after_opening(effective_at: datetime, opened_at: datetime) -> None:
+    """No consent takes effect before its account existed: a backdated grant would let events from before the opening
+    score (issue 17). A revocation is held to the same rule: there was nothing to withdraw before."""
+    if effective_at < opened_at:
+        raise InvalidArgument("effective_at", "may not be before the account was opened", reason="INVALID_EFFECTIVE_AT")
+
+
 @dataclass(frozen=True)
 class ConsentRecord:
     """One grant or revocation as ListConsents shows it."""
@@ -61,6 +68,8 @@ class ConsentRecord:
     effective_at: datetime
     channel: Channel
     recorded_by: str
+    # The guardian who decided for a holder under 14; empty when the holder decided.
+    guardian_account_number: str = ""
 
 
 @dataclass(frozen=True)

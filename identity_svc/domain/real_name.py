@@ -59,6 +59,25 @@ def validate_id_number(value: str, today: date, field_name: str = "id_number") -
     return value
 
 
+def birth_date(id_number: str) -> date:
+    """The birth date an (already validated) ID number carries: characters 7-14, YYYYMMDD."""
+    return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+
+
+def birthday_at_age(born: date, years: int) -> date:
+    """The day a person born on `born` turns `years`; someone born on 29 February turns it on 1 March in a common
+    year (the day after 28 February, when a full year has passed)."""
+    try:
+        return born.replace(year=born.year + years)
+    except ValueError:
+        return date(born.year + years, 3, 1)
+
+
+def is_under(id_number: str, years: int, today: date) -> bool:
+    """Whether the holder of the ID number has not reached `years` on `today` (a China Standard Time calendar day)."""
+    return today < birthday_at_age(birth_date(id_number), years)
+
+
 def validate_phone_number(value: str, field_name: str = "phone_number") -> str:
     if len(value) != 11 or not value.isascii() or not value.isdigit():
         raise InvalidArgument(field_name, "must be 11 digits", reason="INVALID_PHONE_NUMBER")

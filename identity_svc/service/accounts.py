@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from identity_svc import store
 from identity_svc.domain.accounts import (
+    AGE_OF_CONSENT,
     AccountState,
     AccountView,
     Binding,
@@ -28,8 +29,10 @@ from identity_svc.domain.accounts import (
     validate_person_key,
 )
 from identity_svc.domain.bindings import BindingEvent, BindingEventKind
+from identity_svc.domain.guardians import control_passes_at, require_guardian_for_age
 from identity_svc.domain.real_name import (
     NameMismatch,
+    is_under,
     mask_id_number,
     mask_name,
     mask_phone_number,
@@ -39,6 +42,7 @@ from identity_svc.domain.real_name import (
 )
 from identity_svc.domain.requesters import UNIDENTIFIED, Requester
 from identity_svc.keys import KeyRing, Sealed
+from identity_svc.service.guardians import check_guardian, require_recorded_guardian
 from identity_svc.service.lookups import Lookups
 from identity_svc.store.consent_cache import ConsentCache
 from service_kit.accounts import new_account_number
@@ -90,7 +94,13 @@ class AccountService:
             closed_at=row.closed_at,
             opened_via=Channel(row.opened_via),
             person_key=row.person_key or "",
+            minor=self.minor(record.get("id_number", "")),
+            guardian_account_number=row.guardian_account_number or "",
         )
+
+    def minor(self, id_number: str) -> bool:
+        """Under 14 today by the record's ID number; an erased record (closed account) is no one's."""
+        return bool(id_number) and is_under(id_number, AGE_OF_CONSENT, self.today_in_china())
 
     def seal_record(self, account_number: str, name: str, id_number: str, phone_number: str) -> Sealed:
         plaintext = json.dumps({"name": name, "id_number": id_number, "phone_number": phone_number}).encode()
@@ -101,6 +111,7 @@ class AccountService:
     def open_account(self, opening: Opening, requester: Requester = UNIDENTIFIED) -> tuple[AccountView, bool]:
         """Opens an account, or binds the channel to the person's existing one (created=False) when the name matches
         the one on record. Idempotent."""
+        require_guardian_for_age(opening.id_number, opening.guardian_account_number, self.today_in_china())
         id_hash = self.keys.id_hash(opening.id_number)
         fingerprint = self._opening_fingerprint(opening)
         for attempt in range(_WRITE_ATTEMPTS):
@@ -137,6 +148,7 @@ class AccountService:
             opening.binding.platform_user_id if opening.binding else "",
             opening.community_centre_id,
             opening.staff_id,
+            opening.guardian_account_number,
         )
 
     def _open_in(
@@ -150,11 +162,15 @@ class AccountService:
         now = self.clock()
         existing = store.accounts.account_by_id_hash(conn, id_hash)
         if existing is None:
+            self._check_guardian(conn, opening, requester, now)
             number = self._create_account(conn, opening, id_hash, now)
             changed = True
         else:
             number = existing.account_number
             self._require_name_on_record(conn, existing, opening.name)
+            if opening.guardian_account_number:
+                require_recorded_guardian(existing, opening.guardian_account_number)
+                self._check_guardian(conn, opening, requester, now)
             changed = self._reuse_account(conn, existing, opening)
         if opening.binding is not None:
             changed = self._bind(conn, opening.binding, number, opening.channel, now) or changed
@@ -191,6 +207,10 @@ class AccountService:
         assert row is not None
         return self.view(conn, row), bool(prior.created)
 
+    def _check_guardian(self, conn: Connection, opening: Opening, requester: Requester, now: datetime) -> None:
+        if opening.guardian_account_number:
+            check_guardian(conn, self.record, opening.guardian_account_number, requester, now)
+
     def _create_account(self, conn: Connection, opening: Opening, id_hash: str, now: datetime) -> str:
         number = new_account_number(self.region_code)
         sealed = self.seal_record(number, opening.name, opening.id_number, opening.phone_number)
@@ -208,6 +228,8 @@ class AccountService:
             name_hash_key=self.keys.hash_key_id,
             opened_via=int(opening.channel),
             opened_at=now,
+            guardian_account_number=opening.guardian_account_number or None,
+            control_passes_at=control_passes_at(opening.id_number) if opening.guardian_account_number else None,
         )
         return number
 
@@ -294,6 +316,8 @@ class AccountService:
             closed_at=None,
             opened_via=opening.channel,
             person_key=self.keys.person_key(opening.id_number),
+            minor=self.minor(opening.id_number),
+            guardian_account_number=opening.guardian_account_number,
         )
 
     def reencrypt_records(self, batch_size: int = 500) -> int:

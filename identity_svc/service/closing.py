@@ -162,6 +162,8 @@ class ClosingService:
             record_blob=None,
             name_hash=None,
             name_hash_key=None,
+            # It dates the holder's birth (ADR 0206); the record it came from is gone too.
+            control_passes_at=None,
         )
         store.closures.update_closure(conn, request_id, state=ClosureState.DONE, finished_at=now)
 

@@ -30,10 +30,13 @@ from identity_svc.domain.consents import (
     DataCategory,
     Question,
     decide_consent,
+    require_after_opening,
     validate_category,
     validate_effective_at,
 )
+from identity_svc.domain.requesters import UNIDENTIFIED, Requester
 from identity_svc.keys import KeyRing
+from identity_svc.service.guardians import RecordReader, check_consent_change
 from identity_svc.store.consent_cache import ConsentCache
 from service_kit import paging
 from service_kit.accounts import is_account_number
@@ -55,6 +58,7 @@ def _record(row: Row[Any]) -> ConsentRecord:
         effective_at=row.effective_at,
         channel=Channel(row.channel),
         recorded_by=row.recorded_by,
+        guardian_account_number=row.guardian_account_number or "",
     )
 
 
@@ -82,11 +86,15 @@ def timeline_from(row: Row[Any] | None, events: Sequence[ConsentEvent]) -> Conse
 
 
 class ConsentService:
-    def __init__(self, engine: Engine, keys: KeyRing, cache: ConsentCache, clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, keys: KeyRing, cache: ConsentCache, clock: Clock, read_record: RecordReader
+    ) -> None:
         self.engine = engine
         self.keys = keys
         self.cache = cache
         self.clock = clock
+        # Opens a sealed real-name record: a guardian's age is checked from their ID number.
+        self.read_record = read_record
 
     def record(
         self,
@@ -98,9 +106,13 @@ class ConsentService:
         channel: int,
         recorded_by: str,
         effective_at: datetime | None,
+        guardian_account_number: str = "",
+        requester: Requester = UNIDENTIFIED,
     ) -> ConsentRecord:
         validate_identifier(request_id, "request_id")
         validate_account_number(account_number)
+        if guardian_account_number:
+            validate_account_number(guardian_account_number, "guardian_account_number")
         chosen_category = validate_category(category)
         validate_channel(channel)
         validate_identifier(recorded_by, "recorded_by")
@@ -114,6 +126,7 @@ class ConsentService:
             str(channel),
             recorded_by,
             effective_at.isoformat() if effective_at else "",
+            guardian_account_number,
         )
         values = {
             "request_id": request_id,
@@ -125,11 +138,12 @@ class ConsentService:
             "recorded_at": now,
             "channel": channel,
             "recorded_by": recorded_by,
+            "guardian_account_number": guardian_account_number or None,
         }
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
-                    row = self._record_in(conn, values)
+                    row = self._record_in(conn, values, requester)
                 break
             except IntegrityError:
                 if attempt == _WRITE_ATTEMPTS - 1:
@@ -141,8 +155,7 @@ class ConsentService:
         )
         return _record(row)
 
-    @staticmethod
-    def _record_in(conn: Connection, values: dict[str, Any]) -> Row[Any]:
+    def _record_in(self, conn: Connection, values: dict[str, Any], requester: Requester) -> Row[Any]:
         """The record stored first under this request id, or a new one on an open account."""
         prior = store.consents.consent_by_request(conn, values["request_id"])
         if prior is not None:
@@ -156,6 +169,9 @@ class ConsentService:
             raise unknown_account()
         if account.state != AccountState.OPEN:
             raise FailedPrecondition("ACCOUNT_CLOSED", "the account is closed")
+        require_after_opening(values["effective_at"], account.opened_at)
+        guardian = values["guardian_account_number"] or ""
+        check_consent_change(conn, self.read_record, account, guardian, requester, values["recorded_at"])
         store.consents.insert_consent(conn, **values)
         row = store.consents.consent_by_request(conn, values["request_id"])
         assert row is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, or_, select, tuple_, update
@@ -46,6 +47,18 @@ def open_accounts_by_phone_hashes(conn: Connection, phone_hashes: Iterable[str])
     for row in conn.execute(query.order_by(accounts.c.opened_at)):
         found.setdefault(row.phone_hash, []).append(row)
     return found
+
+
+def hand_overs_due(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
+    """Accounts whose holder turned 14 by `now` and whose hand-over is not recorded yet."""
+    query = (
+        select(accounts)
+        .where(accounts.c.control_passes_at <= now, accounts.c.control_passed_at.is_(None))
+        .order_by(accounts.c.control_passes_at)
+        .limit(limit)
+        .with_for_update()
+    )
+    return conn.execute(query).all()
 
 
 def insert_account(conn: Connection, **values: Any) -> None:

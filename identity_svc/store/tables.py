@@ -48,6 +48,11 @@ accounts = Table(
     Column("opened_via", SmallInteger, nullable=False),
     Column("opened_at", UtcDateTime, nullable=False),
     Column("closed_at", UtcDateTime),
+    # An account opened for a child under 14 (ADR 0206): the guardian's account (any region), the instant control
+    # passes to the holder (start of the 14th birthday, China Standard Time) and when that hand-over was recorded.
+    Column("guardian_account_number", String(16)),
+    Column("control_passes_at", UtcDateTime, index=True),
+    Column("control_passed_at", UtcDateTime),
 )
 
 channel_bindings = Table(
@@ -86,6 +91,8 @@ consents = Table(
     Column("recorded_at", UtcDateTime, nullable=False),
     Column("channel", SmallInteger, nullable=False),
     Column("recorded_by", String(128), nullable=False),
+    # The guardian who decided for a holder under 14 (ADR 0206); NULL when the holder decided.
+    Column("guardian_account_number", String(16)),
     Index("ix_consents_account_effective", "account_number", "effective_at", "id"),
 )
 
@@ -175,4 +182,20 @@ reminder_outbox = Table(
     Column("delivered_at_us", BigInteger, nullable=False),
     Index("ix_reminder_outbox_due", "state", "next_attempt_at_us"),
     Index("ix_reminder_outbox_state_queued", "state", "queued_at_us", "notice_key"),
+)
+
+# Corrections of real-name records (ADR 0207): which fields changed and on whose word; the values are in the sealed
+# record only. The request id makes a retry return the first answer (fingerprint: KeyRing.fingerprint of the body).
+record_corrections = Table(
+    "record_corrections",
+    metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("account_number", String(16), ForeignKey("accounts.account_number"), nullable=False, index=True),
+    # Comma-separated field names, e.g. "name,phone_number".
+    Column("fields", String(64), nullable=False),
+    Column("caller_service", String(255), nullable=False),
+    Column("platform", String(32)),
+    Column("staff_id", String(128)),
+    Column("corrected_at", UtcDateTime, nullable=False),
 )

@@ -30,6 +30,8 @@ ACCOUNT_CLOSED = "ACCOUNT_CLOSED"
 # The account's home region is not this platform's: only its home region's ledger can credit it (the gateway routes).
 ACCOUNT_NOT_IN_REGION = "ACCOUNT_NOT_IN_REGION"
 CONSENT_MISSING = "CONSENT_MISSING"
+# The consent was granted once but withdrawn before the event happened (identity's CONSENT_REVOKED).
+CONSENT_REVOKED = "CONSENT_REVOKED"
 UNKNOWN_BEHAVIOUR = "UNKNOWN_BEHAVIOUR"
 BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER = "BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER"
 REGION_NOT_ALLOWED_FOR_PARTNER = "REGION_NOT_ALLOWED_FOR_PARTNER"

@@ -86,6 +86,8 @@ def _consented(
             outcomes[event_id] = rejected(event_id, answer.reason, _ACCOUNT_PROBLEMS[answer.reason])
         else:
             category = candidates[event_id].valid.behaviour.category
+            # A withdrawn consent is named as such: the resident chose it, unlike one never asked for (issue 17).
+            reason = ev.CONSENT_REVOKED if answer.reason == ev.CONSENT_REVOKED else ev.CONSENT_MISSING
             message = f"no {category} consent at the event's time ({answer.reason or 'not granted'})"
-            outcomes[event_id] = rejected(event_id, ev.CONSENT_MISSING, message)
+            outcomes[event_id] = rejected(event_id, reason, message)
     return owners

@@ -29,6 +29,8 @@ class Explanation:
     co2e_source: str
     cap_per_day: int
     text: str
+    # The catalog's consent category for the behaviour (PIPL: consent per scenario); "" if it left the catalog.
+    consent_category: str = ""
 
 
 def explain(engine: Engine, rules: Rules, partner_id: str, event_id: str) -> Explanation:
@@ -51,4 +53,7 @@ def explain(engine: Engine, rules: Rules, partner_id: str, event_id: str) -> Exp
         f"counted {row.counted_milli} -> {row.points} points, {row.co2e_grams} g CO2e"
         + (f"; {row.reason}" if row.reason else "")
     )
-    return Explanation(recorded(row), row, CONSENT_IN_FORCE, per_unit, factor, source, cap, text)
+    behaviour = rules.book().behaviours.get(row.behaviour)
+    category = behaviour.category if behaviour is not None else ""
+    consent = f"{category} {CONSENT_IN_FORCE}" if category else CONSENT_IN_FORCE
+    return Explanation(recorded(row), row, consent, per_unit, factor, source, cap, text, category)

@@ -159,6 +159,11 @@ class OpenAccountBody(Body):
     centre_id: str = Field(
         default="", max_length=64, description="the community centre; community staff: their own (default)"
     )
+    guardian_account_number: str = Field(
+        default="",
+        pattern=r"^([0-9]{16})?$",
+        description="required for a resident under 14: the account of the guardian present at the counter (ADR 0206)",
+    )
 
 
 @router.post(
@@ -186,6 +191,7 @@ def open_account(context: Ctx, staff: CurrentStaff, rid: RequestId, body: OpenAc
         phone_number=body.phone_number,
         community_centre_id=centre,
         staff_id=staff.user_id,
+        guardian_account_number=body.guardian_account_number,
     )
     stub = context.regions.identity(region)
 
@@ -195,4 +201,42 @@ def open_account(context: Ctx, staff: CurrentStaff, rid: RequestId, body: OpenAc
 
     # Personal data stays out of the audit log: the row names the centre and region, the response the account.
     details = {"region_code": body.region_code, "centre_id": centre}
+    if body.guardian_account_number:
+        details["guardian_account_number"] = body.guardian_account_number
     return audited(context, staff, rid, "account.open", f"region:{body.region_code}", run, details=details)
+
+
+class CorrectionBody(Body):
+    id_number: str = Field(
+        pattern=r"^[0-9]{17}[0-9Xx]$", description="the ID number on the record, read off the resident's ID card"
+    )
+    name: str = Field(default="", max_length=64, description="the corrected name; empty keeps it")
+    phone_number: str = Field(default="", pattern=r"^([0-9]{11})?$", description="the corrected mobile number")
+
+
+@router.post(
+    "/{account_number}/corrections",
+    summary="Correct a resident's name or phone number, re-verified on site by their ID card (ADR 0207)",
+    response_model=AccountResponse,
+)
+def correct_record(
+    context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: AccountNumber, body: CorrectionBody
+) -> Json:
+    staff.require(Role.COMMUNITY_STAFF, Role.OPERATOR, Role.ADMIN)
+    region = account_home(context, staff, account_number)
+    request = ipb.CorrectRealNameRecordRequest(
+        request_id=idempotency_key(staff, rid),
+        account_number=account_number,
+        id_number=body.id_number.upper(),
+        name=body.name,
+        phone_number=body.phone_number,
+        staff_id=staff.user_id,
+    )
+    stub = context.regions.identity(region)
+
+    def run() -> Json:
+        return {"account": to_json(context.regions.call("identity", stub.CorrectRealNameRecord, request).account)}
+
+    # The audit row names the fields corrected, never their values.
+    fields = ",".join(name for name in ("name", "phone_number") if getattr(body, name))
+    return audited(context, staff, rid, "account.correct", account_number, run, details={"fields": fields})

@@ -208,6 +208,11 @@ DataCategory = Annotated[DataCategoryName, enum_name("DATA_CATEGORY_")]
 class ConsentBody(Body):
     category: DataCategory
     grant: bool = Field(description="true: the resident grants consent; false: revokes it")
+    guardian_account_number: str = Field(
+        default="",
+        pattern=r"^([0-9]{16})?$",
+        description="required while the resident is under 14: the guardian present, who decides (ADR 0206)",
+    )
 
 
 @router.post(
@@ -222,7 +227,9 @@ def record_consent(
     region = account_home(context, staff, account_number)
 
     def run() -> Json:
-        consent = counter.record_consent(context, staff, rid, account_number, region, body.category.value, body.grant)
+        consent = counter.record_consent(
+            context, staff, rid, account_number, region, body.category.value, body.grant, body.guardian_account_number
+        )
         return {"consent": to_json(consent)}
 
     action = "consent.grant" if body.grant else "consent.revoke"

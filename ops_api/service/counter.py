@@ -132,10 +132,17 @@ def _owns_voucher(context: OpsContext, region: RegionEntry, account_number: str,
 
 
 def record_consent(
-    context: OpsContext, staff: Staff, rid: str, account_number: str, region: RegionEntry, category: str, grant: bool
+    context: OpsContext,
+    staff: Staff,
+    rid: str,
+    account_number: str,
+    region: RegionEntry,
+    category: str,
+    grant: bool,
+    guardian_account_number: str = "",
 ) -> ipb.ConsentRecord:
     """A consent the resident gave (grant) or withdrew at the counter, recorded in identity as given there; the
-    category by its full name (DATA_CATEGORY_...)."""
+    category by its full name (DATA_CATEGORY_...). For a resident under 14 the guardian present decides (ADR 0206)."""
     stub = context.regions.identity(region)
     fields: dict[str, Any] = {
         "request_id": idempotency_key(staff, rid),
@@ -143,6 +150,7 @@ def record_consent(
         "category": common_pb2.DataCategory.Value(category),
         "channel": common_pb2.CHANNEL_COMMUNITY_CENTRE,
         "recorded_by": f"staff:{staff.user_id}",
+        "guardian_account_number": guardian_account_number,
     }
 
     if grant:

@@ -107,6 +107,17 @@ def _one_person_opens_an_account_in_every_region(system: System, registry: Regis
                 ),
                 timeout=10,
             )
+            # Redeem anywhere shares this person's data between regions only with their consent (ADR 0610).
+            identity_service_pb2_grpc.IdentityServiceStub(channel).GrantConsent(
+                identity_service_pb2.GrantConsentRequest(
+                    request_id=f"e2e-sharing-{region.region_code}",
+                    account_number=opened.account.account_number,
+                    category=common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING,
+                    channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
+                    recorded_by="alipay",
+                ),
+                timeout=10,
+            )
         assert opened.account.account_number.startswith(region.region_code)
         person_keys.add(opened.account.person_key)
         accounts[region.region_code] = opened.account.account_number

@@ -142,6 +142,17 @@ def _open_account(registry: Registry, operator: Settings) -> str:
             ),
             timeout=30,
         )
+        # The directory shares the account with the other regions only with the person's consent (ADR 0610).
+        identity_service_pb2_grpc.IdentityServiceStub(channel).GrantConsent(
+            identity_service_pb2.GrantConsentRequest(
+                request_id="trace-sharing",
+                account_number=opened.account.account_number,
+                category=common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING,
+                channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
+                recorded_by="alipay",
+            ),
+            timeout=30,
+        )
     return str(opened.account.account_number)
 
 

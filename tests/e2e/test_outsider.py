@@ -14,7 +14,7 @@ import hmac
 import json
 import struct
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,16 +116,14 @@ def open_account(platform: Outsider, region: str) -> str:
 
 
 def submit_charging(partner: Outsider, data_dir: Path, account: str) -> inpb.SubmitEventsResponse:
-    """Four days of 100 kWh charging (the daily cap), 500 points each."""
+    """100 kWh of charging (the daily cap) just now, 500 points: an event before the account was opened would not
+    score (no consent takes effect before the opening)."""
     secret = json.loads((data_dir / "demo-partner-secrets.json").read_text())[ZJ]
     batch = inpb.SubmitEventsRequest(partner_id="demo-partner", batch_id="outsider-1", key_id=secret["key_id"])
     now = datetime.now(UTC)
-    for day in range(1, 5):
-        event = batch.events.add(
-            event_id=f"charge-{day}", behaviour="ev_charging_kwh", quantity_milli=100_000, region_code=ZJ
-        )
-        event.account.account_number = account
-        event.occurred_at.FromDatetime(now - timedelta(days=day))
+    event = batch.events.add(event_id="charge-1", behaviour="ev_charging_kwh", quantity_milli=100_000, region_code=ZJ)
+    event.account.account_number = account
+    event.occurred_at.FromDatetime(now)
     batch.signature = sign(batch, secret["secret"])
     return partner.ingest.SubmitEvents(batch, metadata=partner.md(ZJ), timeout=60)
 
@@ -149,12 +147,18 @@ def test_an_outsider_does_everything_through_the_gateway_alone(system: System, c
         request_id="outsider-consent", account_number=zj, category=common_pb2.DATA_CATEGORY_EV_CHARGING,
         channel=common_pb2.CHANNEL_INTERNET_PLATFORM, recorded_by="alipay",
     )  # fmt: skip
-    consent.effective_at.FromDatetime(datetime.now(UTC) - timedelta(days=8))
     platform.identity.GrantConsent(consent, metadata=platform.md(), timeout=30)
+    for account in (zj, bj):  # both regions share this person's data in the transfer below (ADR 0610)
+        sharing = idpb.GrantConsentRequest(
+            request_id=f"outsider-sharing-{account}", account_number=account,
+            category=common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING, channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
+            recorded_by="alipay",
+        )  # fmt: skip
+        platform.identity.GrantConsent(sharing, metadata=platform.md(), timeout=30)
 
     results = submit_charging(partner, system.data_dir, zj).results
-    assert [result.outcome for result in results] == [inpb.EVENT_OUTCOME_ACCEPTED] * 4, results
-    assert balance(platform, zj).balance.available_points == 2_000
+    assert [result.outcome for result in results] == [inpb.EVENT_OUTCOME_ACCEPTED], results
+    assert balance(platform, zj).balance.available_points == 500
 
     used, cancelled = redeem_topup(platform, zj, "outsider-topup-1"), redeem_topup(platform, zj, "outsider-topup-2")
     use = rpb.UseVoucherRequest(request_id="outsider-use", code=used, merchant_id="hz-metro")
@@ -163,29 +167,34 @@ def test_an_outsider_does_everything_through_the_gateway_alone(system: System, c
     )
     cancel = rpb.CancelVoucherRequest(request_id="outsider-cancel", code=cancelled, reason="changed my mind")
     platform.rewards.CancelVoucher(cancel, metadata=platform.md(ZJ), timeout=30)
+    # A tree costs 1,000 points and one day of charging after opening earns 500: the gateway forwards the donation
+    # and rewards refuses it, moving nothing.
     donate = rpb.DonateRequest(request_id="outsider-tree", account_number=zj, project_id="trees", amount_points=1_000)
-    platform.rewards.Donate(donate, metadata=platform.md(), timeout=30)
-    assert balance(platform, zj).balance.available_points == 900  # 2,000 - 100 used - 1,000 donated
+    assert refusal(lambda: platform.rewards.Donate(donate, metadata=platform.md(), timeout=30)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "INSUFFICIENT_POINTS",
+    )
+    assert balance(platform, zj).balance.available_points == 400  # 500 - 100 used
 
     authorization = platform.identity.IssueResidentAuthorization(
         idpb.IssueResidentAuthorizationRequest(
             request_id="outsider-move", account_number=zj, operation=idpb.RESIDENT_OPERATION_CROSS_REGION_TRANSFER,
-            amount_points=400, to_account=bj,
+            amount_points=200, to_account=bj,
         ),
         metadata=platform.md(),
         timeout=30,
     ).authorization  # fmt: skip
     moved = platform.gateway.CreateCrossRegionTransfer(
         gw.CreateCrossRegionTransferRequest(
-            transfer_id="outsider-move", from_account=zj, to_account=bj, amount_points=400,
+            transfer_id="outsider-move", from_account=zj, to_account=bj, amount_points=200,
             resident_authorization=authorization,
         ),
         metadata=platform.md(),
         timeout=60,
     ).transfer  # fmt: skip
     assert moved.state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED and moved.authorized_by == "platform:alipay"
-    assert balance(platform, zj).balance.available_points == 500
-    assert balance(platform, bj).balance.available_points == 400
+    assert balance(platform, zj).balance.available_points == 200
+    assert balance(platform, bj).balance.available_points == 200
 
     regions = platform.gateway.ListRegions(gw.ListRegionsRequest(), metadata=platform.md(), timeout=30).regions
     assert {region.health for region in regions} == {"SERVING"}

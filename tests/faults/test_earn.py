@@ -78,7 +78,8 @@ def test_ingest_killed_mid_batch_credits_what_it_accepted_once(crash_at: str, tm
 def consenting_accounts(fed: Federation, code: str, count: int) -> list[str]:
     """Accounts opened at the region's identity server, each consenting to transit data since 40 days ago."""
     identity = identity_service_pb2_grpc.IdentityServiceStub(fed._channel(f"127.0.0.1:{fed.identity_ports[code]}"))
-    accounts = [fed.open_account(code) for _ in range(count)]
+    since = datetime.now(UTC) - timedelta(days=40)
+    accounts = [fed.open_account(code, opened_at=since) for _ in range(count)]
     for account in accounts:
         identity.GrantConsent(
             ipb.GrantConsentRequest(
@@ -87,7 +88,7 @@ def consenting_accounts(fed: Federation, code: str, count: int) -> list[str]:
                 category=common_pb2.DATA_CATEGORY_TRANSIT,
                 channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
                 recorded_by="alipay",
-                effective_at=to_timestamp(datetime.now(UTC) - timedelta(days=40)),
+                effective_at=to_timestamp(since),
             ),
             timeout=10,
         )

@@ -45,6 +45,7 @@ from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
 from service_kit.topology import RegionEntry, Registry
+from tests.ingest.ingest_harness import OpeningClock
 from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,6 +137,7 @@ class Federation:
         self.ledgers: dict[str, subprocess.Popen[bytes] | None] = {}
         self.identities: dict[str, RunningServer] = {}
         self.identity_ports: dict[str, int] = {}
+        self.identity_clock = OpeningClock()
         self.gateway_proc: subprocess.Popen[bytes] | None = None
         self.gateway_port = free_port()
         self._serial = 0
@@ -186,7 +188,7 @@ class Federation:
         engine = make_engine(f"sqlite:///{self.root / f'identity-{code}.db'}")
         migrate("identity_svc", engine)
         keys = KeyRing(b"h" * 32, NATIONAL_KEY, {"k1": b"k" * 32}, "k1")
-        servicer = IdentityServiceServicer(build_services(settings, engine, keys=keys))
+        servicer = IdentityServiceServicer(build_services(settings, engine, keys=keys, clock=self.identity_clock))
         registration = Registration(
             identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, servicer, IDENTITY_SERVICE
         )
@@ -314,8 +316,13 @@ class Federation:
     def ledger(self, code: str) -> ledger_service_pb2_grpc.LedgerServiceStub:
         return ledger_service_pb2_grpc.LedgerServiceStub(self._channel(f"127.0.0.1:{self.ledger_ports[code]}"))
 
-    def open_account(self, code: str, person: int | None = None) -> str:
+    def open_account(
+        self, code: str, person: int | None = None, sharing: bool = True, opened_at: datetime | None = None
+    ) -> str:
+        """An account of a new person (or of `person`), consenting to cross-region sharing unless `sharing` is off;
+        opened at `opened_at` when given (no consent may take effect before the opening)."""
         self._serial += 1
+        self.identity_clock.opening_at = opened_at
         person = self._serial if person is None else person
         stub = identity_service_pb2_grpc.IdentityServiceStub(self._channel(f"127.0.0.1:{self.identity_ports[code]}"))
         response = stub.OpenAccount(
@@ -329,7 +336,34 @@ class Federation:
             ),
             timeout=10,
         )
-        return str(response.account.account_number)
+        self.identity_clock.opening_at = None
+        number = str(response.account.account_number)
+        if sharing:
+            self.consent_to_sharing(number)
+        return number
+
+    def consent_to_sharing(self, account: str, grant: bool = True) -> None:
+        """Grants (or revokes) the account's consent to cross-region sharing in its home region (ADR 0610)."""
+        stub = identity_service_pb2_grpc.IdentityServiceStub(
+            self._channel(f"127.0.0.1:{self.identity_ports[account[:6]]}")
+        )
+        self._serial += 1
+        request_id = f"sharing-{account}-{self._serial}"
+        sharing, via = common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING, common_pb2.CHANNEL_INTERNET_PLATFORM
+        if grant:
+            stub.GrantConsent(
+                idpb.GrantConsentRequest(
+                    request_id=request_id, account_number=account, category=sharing, channel=via, recorded_by="alipay"
+                ),
+                timeout=10,
+            )
+        else:
+            stub.RevokeConsent(
+                idpb.RevokeConsentRequest(
+                    request_id=request_id, account_number=account, category=sharing, channel=via, recorded_by="alipay"
+                ),
+                timeout=10,
+            )
 
     def open_person(self, codes: list[str]) -> list[str]:
         """One person (one ID number) opens an account in each of `codes`: identity gives them one person key."""

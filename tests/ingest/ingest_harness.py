@@ -23,7 +23,7 @@ from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from identity_svc.domain.real_name import id_check_char
-from identity_svc.server import registrations as identity_registrations
+from identity_svc.server import IdentityServiceServicer, build_services
 from ingest_svc import server as ingest_server
 from ledger_svc.server import registrations as ledger_registrations
 from service_kit.accounts import new_account_number
@@ -221,7 +221,20 @@ def start_real_ledger(database_url: str, region: str, clock: Clock) -> tuple[Run
     return server, counting, engine
 
 
-def start_real_identity(data_dir: Path, region: str, redis_url: str = "") -> tuple[RunningServer, object]:
+class OpeningClock:
+    """The real identity's clock: the system time, except while the harness opens an account "in the past" (identity
+    refuses consent dated before the opening, and the harness grants consent from 60 days before START)."""
+
+    def __init__(self) -> None:
+        self.opening_at: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.opening_at or datetime.now(UTC)
+
+
+def start_real_identity(
+    data_dir: Path, region: str, redis_url: str = "", clock: OpeningClock | None = None
+) -> tuple[RunningServer, object]:
     """identity_svc in-process on SQLite in `data_dir` (embedded keys generated there), its consent cache in Redis
     when a URL is given."""
     settings = TRUST.server(
@@ -229,7 +242,9 @@ def start_real_identity(data_dir: Path, region: str, redis_url: str = "") -> tup
     )
     engine = make_engine(settings.effective_database_url())
     migrate("identity_svc", engine)
-    return start_server(settings, identity_registrations(settings, engine)), engine
+    servicer = IdentityServiceServicer(build_services(settings, engine, clock=clock or OpeningClock()))
+    registration = Registration(identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, servicer, "identity")
+    return start_server(settings, [registration]), engine
 
 
 class Books:
@@ -266,6 +281,7 @@ class Harness:
     key_id: str = ""
     secret: str = ""
     servers: list[RunningServer] = field(default_factory=list)
+    identity_clock: OpeningClock = field(default_factory=OpeningClock)
     counter: itertools.count[int] = field(default_factory=itertools.count)
     people: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
 
@@ -288,6 +304,7 @@ class Harness:
         assert self.identity_stub is not None
         person = next(self.people)
         first17 = f"{region}1980{person // 28 % 12 + 1:02d}{person % 28 + 1:02d}{person % 1000:03d}"
+        self.identity_clock.opening_at = since
         opened = self.identity_stub.OpenAccount(
             ipb.OpenAccountRequest(
                 request_id=f"open-{person}",
@@ -298,6 +315,7 @@ class Harness:
                 binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id=binding or f"user-{person}"),
             )
         )
+        self.identity_clock.opening_at = None
         number = str(opened.account.account_number)
         for category in consent:
             self.identity_stub.GrantConsent(
@@ -371,10 +389,13 @@ def make_harness(
     """ingest + the real ledger (+ the real identity when asked; else the fake) for one test; ingest and the real
     identity use Redis when a URL is given."""
     clock = clock or Clock()
+    harness_identity_clock = OpeningClock()
     engines: list[object] = []
     identity: FakeIdentity | None = None
     if real_identity:
-        identity_server, identity_engine = start_real_identity(data_dir / "identity", region, redis_url)
+        identity_server, identity_engine = start_real_identity(
+            data_dir / "identity", region, redis_url, harness_identity_clock
+        )
         engines.append(identity_engine)
     else:
         identity = FakeIdentity()  # type: ignore[abstract]  # implements only what ingest calls
@@ -412,6 +433,7 @@ def make_harness(
         identity_service_pb2_grpc.IdentityServiceStub(channels[2]),
     )
     harness.servers = [ingest, identity_server, ledger_server]
+    harness.identity_clock = harness_identity_clock
     try:
         yield harness
         harness.ledger.assert_conserved()

@@ -98,5 +98,5 @@ def test_consent_revoked_in_identity_stops_scoring_from_then(real_harness: Harne
     results = harness.submit(
         [harness.event(li, at=revoked_at - timedelta(hours=1)), harness.event(li, at=revoked_at + timedelta(hours=1))]
     )
-    assert [(r.outcome, r.reason) for r in results] == [(A, ""), (pb.EVENT_OUTCOME_REJECTED, "CONSENT_MISSING")]
+    assert [(r.outcome, r.reason) for r in results] == [(A, ""), (pb.EVENT_OUTCOME_REJECTED, "CONSENT_REVOKED")]
     assert harness.ledger.balance(li) == 10

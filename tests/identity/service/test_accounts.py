@@ -18,7 +18,14 @@ from identity_svc.store.consent_cache import ConsentCache, InProcessConsentCache
 from service_kit.accounts import is_account_number, new_account_number, region_of
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
 from service_kit.settings import Settings
-from tests.identity.identity_helpers import SAMPLE_ID, SHANGHAI_ID, ZHEJIANG_ID, FakeClock, opening
+from tests.identity.identity_helpers import (
+    SAMPLE_ID,
+    SHANGHAI_ID,
+    ZHEJIANG_ID,
+    FakeClock,
+    opening,
+    with_check_digit,
+)
 
 TRANSIT = int(DataCategory.TRANSIT)
 
@@ -191,3 +198,14 @@ def test_resolving_account_numbers_uses_the_cache_and_sees_opening_and_closing(
     assert resolved == [Resolved(account, AccountState.OPEN), None]
     services.closing.close("c1", account, int(PointsDisposition.FORFEIT), "resident")
     assert services.accounts.resolve_many([Ref("account_number", account)]) == [Resolved(account, AccountState.CLOSED)]
+
+
+def test_the_view_says_whether_the_holder_is_under_14_today(services: IdentityServices, clock: FakeClock) -> None:
+    adult, _ = services.accounts.open_account(opening())
+    assert (adult.minor, adult.guardian_account_number) == (False, "")
+    # Born 2012-03-15: the clock stands at 2026-03-15 02:00 UTC, 10:00 in China, the 14th birthday.
+    turning = with_check_digit("33010620120315123")
+    assert services.accounts.minor(turning) is False
+    clock.advance(hours=-11)  # 2026-03-14 23:00 China time: still 13
+    assert services.accounts.minor(turning) is True
+    assert services.accounts.get_account(adult.account_number).minor is False

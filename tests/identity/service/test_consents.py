@@ -29,10 +29,10 @@ def grant(services: IdentityServices, account: str, request_id: str, category: i
     )  # fmt: skip
 
 
-def revoke(services: IdentityServices, account: str, request_id: str, category: int = TRANSIT) -> None:
+def revoke(services: IdentityServices, account: str, request_id: str, category: int = TRANSIT, **kw: object) -> None:
     services.consents.record(
         ConsentAction.REVOKE, request_id=request_id, account_number=account, category=category, channel=APP,
-        recorded_by="resident", effective_at=None,
+        recorded_by="resident", effective_at=kw.get("at"),  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -110,6 +110,7 @@ def test_consent_for_an_unknown_account_is_not_found_and_a_future_time_invalid(
 
 def test_a_backdated_grant_applies_from_its_effective_time(services: IdentityServices, clock: FakeClock) -> None:
     account = services.accounts.open_account(opening())[0].account_number
+    clock.advance(days=3)
     grant(services, account, "g1", at=clock.now - timedelta(days=2))
     [answer] = services.consents.check([Question(account, TRANSIT, clock.now - timedelta(days=1))])
     assert answer.allowed
@@ -192,3 +193,18 @@ def test_a_page_token_names_the_last_records_time_then_its_id() -> None:
 
     assert paging.decode_token(token, "consents", int, int) == [1773540000123456, 42]
     assert page_after(token) == (at, 42)
+
+
+def test_no_consent_takes_effect_before_the_account_was_opened(services: IdentityServices, clock: FakeClock) -> None:
+    opened_at = clock.now
+    account = services.accounts.open_account(opening())[0].account_number
+    clock.advance(days=1)
+    for record, request_id in ((grant, "g1"), (revoke, "v1")):
+        with pytest.raises(InvalidArgument) as backdated:
+            record(services, account, request_id, at=opened_at - timedelta(seconds=1))
+        assert (backdated.value.field, backdated.value.reason) == ("effective_at", "INVALID_EFFECTIVE_AT")
+    grant(services, account, "g2", at=opened_at)
+    [before, at_opening] = services.consents.check(
+        [Question(account, TRANSIT, opened_at - timedelta(hours=1)), Question(account, TRANSIT, opened_at)]
+    )
+    assert (before.reason, at_opening.allowed) == ("CONSENT_MISSING", True)

@@ -161,7 +161,7 @@ def test_consent_revoked_mid_month_stops_scoring_from_then(harness: Harness) -> 
     results = harness.submit(
         [harness.event(li, at=revoked_at - timedelta(hours=1)), harness.event(li, at=revoked_at + timedelta(hours=1))]
     )
-    assert [(r.outcome, r.reason) for r in results] == [(A, ""), (R, "CONSENT_MISSING")]
+    assert [(r.outcome, r.reason) for r in results] == [(A, ""), (R, "CONSENT_REVOKED")]
 
 
 def test_a_partner_may_not_report_a_behaviour_it_is_not_allowed(harness: Harness) -> None:

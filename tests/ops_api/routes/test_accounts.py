@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from identity_svc.domain.real_name import id_check_char
 from tests.ops_api.ops_support import Ops
+
+SAMPLE_OTHER_ID = "11010519491231002X"
 
 
 def test_community_staff_opens_an_account_at_their_centre_masked(ops: Ops) -> None:
@@ -43,3 +46,36 @@ def test_viewer_cannot_mutate(ops: Ops) -> None:
         response = ops.post("viewer", path, body)
         assert response.status_code == 403, (path, response.text)
         assert response.json()["reason"] == "ROLE_NOT_ALLOWED"
+
+
+def test_the_counter_opens_a_minors_account_with_the_guardian_present(ops: Ops) -> None:
+    guardian = ops.open_account("zj-staff", "330000", consent=False)
+    first17 = "33010620150301" + f"{next(ops.people) % 1000:03d}"
+    child = {"region_code": "330000", "name": "王小明", "id_number": first17 + id_check_char(first17),
+             "phone_number": "13900000014"}  # fmt: skip
+    alone = ops.post("zj-staff", "/v1/accounts", child)
+    assert alone.status_code == 409 and alone.json()["reason"] == "GUARDIAN_REQUIRED", alone.text
+    opened = ops.post("zj-staff", "/v1/accounts", {**child, "guardian_account_number": guardian})
+    assert opened.status_code == 201, opened.text
+    account = opened.json()["account"]
+    assert account["minor"] and account["guardian_account_number"] == guardian
+    number = account["account_number"]
+    without = ops.post("zj-staff", f"/v1/accounts/{number}/consents", {"category": "TRANSIT", "grant": True})
+    assert without.status_code == 403 and without.json()["reason"] == "GUARDIAN_NOT_ACTING", without.text
+    body = {"category": "TRANSIT", "grant": True, "guardian_account_number": guardian}
+    granted = ops.post("zj-staff", f"/v1/accounts/{number}/consents", body)
+    assert granted.status_code == 200 and granted.json()["consent"]["guardian_account_number"] == guardian
+
+
+def test_the_counter_corrects_a_phone_number_after_checking_the_id_card(ops: Ops) -> None:
+    account = ops.open_account("zj-staff", "330000", consent=False)
+    person = ops.last_person
+    first17 = f"33010619{70 + person % 30}0{person % 9 + 1}1{person % 9 + 1}{person % 1000:03d}"
+    id_number = first17 + id_check_char(first17)
+    path = f"/v1/accounts/{account}/corrections"
+    wrong = ops.post("zj-staff", path, {"id_number": SAMPLE_OTHER_ID, "phone_number": "13700000001"})
+    assert wrong.status_code == 409 and wrong.json()["reason"] == "REVERIFICATION_FAILED", wrong.text
+    fixed = ops.post("zj-staff", path, {"id_number": id_number, "phone_number": "13700000001"})
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["account"]["masked_phone_number"] == "137****0001"
+    assert id_number not in fixed.text and "13700000001" not in fixed.text

@@ -12,6 +12,11 @@ def test_cross_region_transfer_and_settlement_through_the_gateway(ops: Ops) -> N
     source = ops.open_account("zj-staff", "330000")
     ops.plant_trees(source)
     target = ops.open_account("bj-staff", "110000", consent=False, person=ops.last_person)
+    # Both regions share the person's data in the transfer: the resident consents at each counter (ADR 0610).
+    for staff, account in (("zj-staff", source), ("bj-staff", target)):
+        sharing = {"category": "CROSS_REGION_SHARING", "grant": True}
+        granted = ops.post(staff, f"/v1/accounts/{account}/consents", sharing)
+        assert granted.status_code == 200, granted.text
     body = {"from_account": source, "to_account": target, "amount_points": 150, "reason": "resident moved to Beijing"}
     created = ops.post("op1", "/v1/cross-region-transfers", body)
     assert created.status_code in {201, 501}, created.text
