@@ -123,6 +123,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{account_number}/corrections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Correct a resident's name or phone number, re-verified on site by their ID card (ADR 0207) */
+        post: operations["correct_record"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{account_number}/directory": {
         parameters: {
             query?: never;
@@ -1354,6 +1371,12 @@ export interface components {
              * @description true: the resident grants consent; false: revokes it
              */
             grant: boolean;
+            /**
+             * Guardian Account Number
+             * @description required while the resident is under 14: the guardian present, who decides (ADR 0206)
+             * @default
+             */
+            guardian_account_number?: string;
         };
         /**
          * ConsentRecord
@@ -1379,6 +1402,8 @@ export interface components {
             channel: "CHANNEL_UNSPECIFIED" | "CHANNEL_INTERNET_PLATFORM" | "CHANNEL_GOVERNMENT_APP" | "CHANNEL_COMMUNITY_CENTRE";
             /** Effective At */
             effective_at: string | null;
+            /** Guardian Account Number */
+            guardian_account_number: string;
             /** Recorded By */
             recorded_by: string;
         };
@@ -1388,6 +1413,26 @@ export interface components {
          */
         ConsentResponse: {
             consent: components["schemas"]["ConsentRecord"];
+        };
+        /** CorrectionBody */
+        CorrectionBody: {
+            /**
+             * Id Number
+             * @description the ID number on the record, read off the resident's ID card
+             */
+            id_number: string;
+            /**
+             * Name
+             * @description the corrected name; empty keeps it
+             * @default
+             */
+            name?: string;
+            /**
+             * Phone Number
+             * @description the corrected mobile number
+             * @default
+             */
+            phone_number?: string;
         };
         /**
          * CrossRegionTransfer
@@ -1602,6 +1647,11 @@ export interface components {
             co2e_source: string;
             /** Consent Allowed */
             consent_allowed: boolean;
+            /**
+             * Consent Category
+             * @enum {string}
+             */
+            consent_category: "DATA_CATEGORY_UNSPECIFIED" | "DATA_CATEGORY_TRANSIT" | "DATA_CATEGORY_CYCLING" | "DATA_CATEGORY_EV_CHARGING" | "DATA_CATEGORY_FOOD_DELIVERY" | "DATA_CATEGORY_SHOPPING" | "DATA_CATEGORY_GARBAGE_SORTING" | "DATA_CATEGORY_COMMUNITY_ACTIVITY" | "DATA_CATEGORY_UTILITIES" | "DATA_CATEGORY_CROSS_REGION_SHARING" | "DATA_CATEGORY_PERSONALISATION";
             /** Consent Reason */
             consent_reason: string;
             /** Counted Before Today */
@@ -1838,6 +1888,12 @@ export interface components {
              * @default
              */
             centre_id?: string;
+            /**
+             * Guardian Account Number
+             * @description required for a resident under 14: the account of the guardian present at the counter (ADR 0206)
+             * @default
+             */
+            guardian_account_number?: string;
             /**
              * Id Number
              * @description 18-character resident ID number
@@ -3496,6 +3552,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConsentResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    correct_record: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 16-digit account number (region code first, Luhn check digit) */
+                account_number: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CorrectionBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountResponse"];
                 };
             };
             /** @description Bad request */

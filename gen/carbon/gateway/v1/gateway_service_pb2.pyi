@@ -191,7 +191,7 @@ class DirectoryAccount(_message.Message):
     HELD_POINTS_FIELD_NUMBER: _builtins.int
     ERROR_REASON_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
-    """The account number; empty when the region did not answer."""
+    """The account number; empty when the region did not answer or may not share it (error_reason says which)."""
     region_code: _builtins.str
     """The account's (or the silent region's) 6-digit code."""
     available_points: _builtins.int
@@ -199,7 +199,10 @@ class DirectoryAccount(_message.Message):
     held_points: _builtins.int
     """Points held by pending holds; 0 when error_reason is set."""
     error_reason: _builtins.str
-    """Empty when answered; REGION_UNAVAILABLE when the region did not answer; else the region's refusal reason."""
+    """Empty when answered; REGION_UNAVAILABLE when the region did not answer; CONSENT_MISSING or CONSENT_REVOKED when
+    the account there has no cross-region sharing consent (account_number is then empty); else the region's refusal
+    reason.
+    """
     def __init__(
         self,
         *,

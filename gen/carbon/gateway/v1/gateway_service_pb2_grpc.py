@@ -163,10 +163,14 @@ class GatewayServiceServicer:
     def GetDirectoryEntry(self, request, context):
         """All of one person's accounts across the federated regions, with balances: the person is found by the national
         person key of the given account, read from identity in its home region. A region that does not answer is listed
-        as one entry with error_reason REGION_UNAVAILABLE, not as a failed call.
+        as one entry with error_reason REGION_UNAVAILABLE, not as a failed call. Sharing across regions needs the
+        person's consent (DATA_CATEGORY_CROSS_REGION_SHARING, in force now; ADR 0610): on the given account, else the
+        call is refused; on an account elsewhere, else that region is listed without the account, error_reason
+        CONSENT_MISSING or CONSENT_REVOKED.
         Idempotency: read-only.
         Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION
-        PERSON_KEY_UNAVAILABLE (e.g. a closed account).
+        PERSON_KEY_UNAVAILABLE (e.g. a closed account), CONSENT_MISSING or CONSENT_REVOKED (no cross-region sharing
+        consent on the account; metadata field, category DATA_CATEGORY_CROSS_REGION_SHARING).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,8 +187,10 @@ class GatewayServiceServicer:
         Errors: the front door's and the accounts' (from_account, to_account); INVALID_ARGUMENT (transfer_id;
         amount_points; to_account equal to from_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT;
         FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS (unless both regions' policy allows transfers between
-        persons), PERSON_KEY_UNAVAILABLE; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. The caller must act for from_account's
-        region.
+        persons), PERSON_KEY_UNAVAILABLE, CONSENT_MISSING or CONSENT_REVOKED (no cross-region sharing consent in force
+        on from_account or to_account in its home region: metadata field, category DATA_CATEGORY_CROSS_REGION_SHARING;
+        checked for a new transfer only: one already recorded finishes whatever the consent says since); ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED. The caller must act for from_account's region.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,7 +223,9 @@ class GatewayServiceServicer:
         Idempotency: request_id: the same body again returns the first outcome; another body is refused.
         Errors: the front door's and the accounts' (source_account, target_account); INVALID_ARGUMENT (request_id,
         reward_id, quantity; target_account equal to source_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT,
-        REWARD_NOT_FOUND; FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS, PERSON_KEY_UNAVAILABLE, and when it ended
+        REWARD_NOT_FOUND; FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS, PERSON_KEY_UNAVAILABLE, CONSENT_MISSING
+        or CONSENT_REVOKED (no cross-region sharing consent on source_account or target_account, as for
+        CreateCrossRegionTransfer), and when it ended
         without vouchers: the reason (the transfer's failure_reason, e.g. INSUFFICIENT_POINTS, or region B's refusal,
         e.g. OUT_OF_STOCK; REDEEM_ANYWHERE_FAILED when none is known) with metadata request_id and state (FAILED: nothing
         moved; UNWOUND: the points came back; STRANDED: they stay in the target account); ALREADY_EXISTS

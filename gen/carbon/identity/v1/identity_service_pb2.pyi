@@ -252,11 +252,15 @@ class Account(_message.Message):
     Empty once the account is closed.
     """
     minor: _builtins.bool
-    """True while the holder is under 14 on today's date in China Standard Time (PIPL art. 31): a guardian's consent
-    governs the account, and the account is never profiled for personalised incentives.
+    """True while the holder is under 14 on today's China date (the birth date in the ID number, China Standard Time):
+    PIPL art. 31, the account's consents are the guardian's to give, and its data is never used for
+    personalisation. False once closed.
     """
     guardian_account_number: _builtins.str
-    """The guardian's account number (16 digits) while minor is true; empty otherwise."""
+    """The guardian's account (16 digits, possibly of another region) recorded when the account was opened for a child
+    under 14; empty for an account opened by an adult. It stays recorded after the 14th birthday, when control
+    passes to the holder (minor turns false).
+    """
     @_builtins.property
     def bindings(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ChannelBinding]:
         """The platform users bound to the account; empty once closed."""
@@ -308,6 +312,7 @@ class OpenAccountRequest(_message.Message):
     BINDING_FIELD_NUMBER: _builtins.int
     COMMUNITY_CENTRE_ID_FIELD_NUMBER: _builtins.int
     STAFF_ID_FIELD_NUMBER: _builtins.int
+    GUARDIAN_ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Required. Idempotency key: 1-128 printable characters, not blank."""
     channel: _common_pb2.Channel.ValueType
@@ -333,6 +338,14 @@ class OpenAccountRequest(_message.Message):
     """Required at a community centre (1-128 printable characters), empty otherwise: the id of the staff member who
     verified the resident's identity on site.
     """
+    guardian_account_number: _builtins.str
+    """Required when the person is under 14 on today's China date (else FAILED_PRECONDITION GUARDIAN_REQUIRED), refused
+    otherwise (INVALID_ARGUMENT): the guardian's account, 16 digits, an open account of this region whose holder is 18
+    or over (else FAILED_PRECONDITION GUARDIAN_NOT_ELIGIBLE; a guardian in another region is not accepted yet). The
+    guardian must be the one asking: the gateway speaking for a platform that holds a binding on the guardian's
+    account, or the ops API at a counter where the guardian is present (else PERMISSION_DENIED GUARDIAN_NOT_ACTING).
+    On a minor who already has an account it must be the guardian on record (else GUARDIAN_NOT_ELIGIBLE).
+    """
     @_builtins.property
     def binding(self) -> _common_pb2.ChannelBinding:
         """Required for the internet-platform and government-app channels, refused at a community centre (INVALID_BINDING):
@@ -351,10 +364,11 @@ class OpenAccountRequest(_message.Message):
         binding: _common_pb2.ChannelBinding | None = ...,
         community_centre_id: _builtins.str = ...,
         staff_id: _builtins.str = ...,
+        guardian_account_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "channel", b"channel", "community_centre_id", b"community_centre_id", "id_number", b"id_number", "name", b"name", "phone_number", b"phone_number", "request_id", b"request_id", "staff_id", b"staff_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "channel", b"channel", "community_centre_id", b"community_centre_id", "guardian_account_number", b"guardian_account_number", "id_number", b"id_number", "name", b"name", "phone_number", b"phone_number", "request_id", b"request_id", "staff_id", b"staff_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -832,6 +846,7 @@ class ConsentRecord(_message.Message):
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
     RECORDED_BY_FIELD_NUMBER: _builtins.int
+    GUARDIAN_ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
     """The account."""
     category: _common_pb2.DataCategory.ValueType
@@ -844,6 +859,8 @@ class ConsentRecord(_message.Message):
     """
     recorded_by: _builtins.str
     """Who recorded it: platform code, staff id, the resident, or "account-closure" for the revocations a closure makes."""
+    guardian_account_number: _builtins.str
+    """The guardian who gave or withdrew it for a holder under 14 (ADR 0206); empty when the holder decided."""
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp:
         """From when it is in force."""
@@ -857,10 +874,11 @@ class ConsentRecord(_message.Message):
         effective_at: _timestamp_pb2.Timestamp | None = ...,
         channel: _common_pb2.Channel.ValueType = ...,
         recorded_by: _builtins.str = ...,
+        guardian_account_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "action", b"action", "category", b"category", "channel", b"channel", "effective_at", b"effective_at", "recorded_by", b"recorded_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "action", b"action", "category", b"category", "channel", b"channel", "effective_at", b"effective_at", "guardian_account_number", b"guardian_account_number", "recorded_by", b"recorded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -878,6 +896,7 @@ class GrantConsentRequest(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     RECORDED_BY_FIELD_NUMBER: _builtins.int
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    GUARDIAN_ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Required. Idempotency key: 1-128 printable characters, not blank."""
     account_number: _builtins.str
@@ -888,10 +907,15 @@ class GrantConsentRequest(_message.Message):
     """Required. The channel the resident consented through (else INVALID_CHANNEL)."""
     recorded_by: _builtins.str
     """Required. Who records it: platform code, staff id or "resident"; 1-128 printable characters, not blank."""
+    guardian_account_number: _builtins.str
+    """Required while the account's holder is under 14 (recorded at opening), refused otherwise (INVALID_ARGUMENT):
+    the guardian on record, who must be the one asking, as in OpenAccountRequest.guardian_account_number (else
+    PERMISSION_DENIED GUARDIAN_NOT_ACTING). From the 14th birthday (China Standard Time) the holder decides alone.
+    """
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp:
-        """Optional. From when it is in force; defaults to now. May lie in the past; at most 5 minutes in the future
-        (else INVALID_EFFECTIVE_AT).
+        """Optional. From when it is in force; defaults to now. May lie in the past but not before the account was opened;
+        at most 5 minutes in the future (else INVALID_EFFECTIVE_AT).
         """
 
     def __init__(
@@ -903,10 +927,11 @@ class GrantConsentRequest(_message.Message):
         channel: _common_pb2.Channel.ValueType = ...,
         recorded_by: _builtins.str = ...,
         effective_at: _timestamp_pb2.Timestamp | None = ...,
+        guardian_account_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "category", b"category", "channel", b"channel", "effective_at", b"effective_at", "recorded_by", b"recorded_by", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "category", b"category", "channel", b"channel", "effective_at", b"effective_at", "guardian_account_number", b"guardian_account_number", "recorded_by", b"recorded_by", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -948,6 +973,7 @@ class RevokeConsentRequest(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     RECORDED_BY_FIELD_NUMBER: _builtins.int
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    GUARDIAN_ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Required. Idempotency key: 1-128 printable characters, not blank."""
     account_number: _builtins.str
@@ -958,10 +984,12 @@ class RevokeConsentRequest(_message.Message):
     """Required. The channel the resident withdrew through (else INVALID_CHANNEL)."""
     recorded_by: _builtins.str
     """Required. Who records it: platform code, staff id or "resident"; 1-128 printable characters, not blank."""
+    guardian_account_number: _builtins.str
+    """Required while the account's holder is under 14, refused otherwise: as GrantConsentRequest."""
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp:
-        """Optional. From when it is in force; defaults to now; at most 5 minutes in the future (else
-        INVALID_EFFECTIVE_AT).
+        """Optional. From when it is in force; defaults to now; not before the account was opened, at most 5 minutes in
+        the future (else INVALID_EFFECTIVE_AT).
         """
 
     def __init__(
@@ -973,10 +1001,11 @@ class RevokeConsentRequest(_message.Message):
         channel: _common_pb2.Channel.ValueType = ...,
         recorded_by: _builtins.str = ...,
         effective_at: _timestamp_pb2.Timestamp | None = ...,
+        guardian_account_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "category", b"category", "channel", b"channel", "effective_at", b"effective_at", "recorded_by", b"recorded_by", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "category", b"category", "channel", b"channel", "effective_at", b"effective_at", "guardian_account_number", b"guardian_account_number", "recorded_by", b"recorded_by", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1239,6 +1268,78 @@ class CheckConsentColumnsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckConsentColumnsResponse: _TypeAlias = CheckConsentColumnsResponse  # noqa: Y015
+
+@_typing.final
+class CorrectRealNameRecordRequest(_message.Message):
+    """A correction of a real-name record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    STAFF_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required. Idempotency key: 1-128 printable characters, not blank."""
+    account_number: _builtins.str
+    """Required. 16-digit account number of this region."""
+    id_number: _builtins.str
+    """Required. The person's ID number, which must be the one on the record (re-verification; else
+    REVERIFICATION_FAILED); validated as OpenAccountRequest.id_number.
+    """
+    name: _builtins.str
+    """Optional: the corrected name, validated as OpenAccountRequest.name; empty keeps the name."""
+    phone_number: _builtins.str
+    """Optional: the corrected mobile number, validated as OpenAccountRequest.phone_number; empty keeps it. At least
+    one of name and phone_number is required.
+    """
+    staff_id: _builtins.str
+    """Required when the ops API asks for counter staff (the staff member who re-verified the person on site); must be
+    empty when a platform asks.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        id_number: _builtins.str = ...,
+        name: _builtins.str = ...,
+        phone_number: _builtins.str = ...,
+        staff_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "id_number", b"id_number", "name", b"name", "phone_number", b"phone_number", "request_id", b"request_id", "staff_id", b"staff_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CorrectRealNameRecordRequest: _TypeAlias = CorrectRealNameRecordRequest  # noqa: Y015
+
+@_typing.final
+class CorrectRealNameRecordResponse(_message.Message):
+    """The corrected account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___Account:
+        """The account, masked, as it is after the correction."""
+
+    def __init__(
+        self,
+        *,
+        account: Global___Account | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CorrectRealNameRecordResponse: _TypeAlias = CorrectRealNameRecordResponse  # noqa: Y015
 
 @_typing.final
 class CloseAccountRequest(_message.Message):

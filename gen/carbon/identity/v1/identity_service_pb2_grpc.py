@@ -29,7 +29,8 @@ class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
     external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
@@ -131,13 +132,19 @@ class IdentityServiceStub:
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryRequest.SerializeToString,
                 response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryResponse.FromString,
                 _registered_method=True)
+        self.CorrectRealNameRecord = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/CorrectRealNameRecord',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
     external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
@@ -155,7 +162,8 @@ class IdentityServiceServicer:
         INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
         (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
         person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
-        this request_id opened was closed since).
+        this request_id opened was closed since), GUARDIAN_REQUIRED (the person is under 14), GUARDIAN_NOT_ELIGIBLE;
+        PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -254,8 +262,10 @@ class IdentityServiceServicer:
         """Records the resident's consent to one data category, in force from effective_at.
         Idempotency: request_id: a retry with the same body returns the first record; another body under the same
         request_id is refused.
-        Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
-        INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+        Errors: INVALID_ARGUMENT (request_id, recorded_by, guardian_account_number; INVALID_ACCOUNT_NUMBER,
+        INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING (the holder is
+        under 14 and the request is not the recorded guardian's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -369,6 +379,23 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CorrectRealNameRecord(self, request, context):
+        """Corrects the name or the phone number on an account's real-name record (PIPL art. 46; ADR 0207). Only the person
+        asks: through the gateway for a platform that holds a binding on the account, or through the ops API for counter
+        staff who name themselves in staff_id. The person is re-verified by the ID number on the record (read off the ID
+        card at the counter, or from the platform's real-name check). Each correction is audited with the fields changed
+        (never their values), who asked and when. A corrected name is what later openings must match; a corrected phone
+        number resolves the account from then on.
+        Idempotency: request_id: a retry with the same body returns the account as it is; another body is refused.
+        Errors: INVALID_ARGUMENT (request_id, staff_id, name or phone_number both empty; INVALID_ACCOUNT_NUMBER,
+        INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
+        PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -462,6 +489,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryRequest.FromString,
                     response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryResponse.SerializeToString,
             ),
+            'CorrectRealNameRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.CorrectRealNameRecord,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'carbon.identity.v1.IdentityService', rpc_method_handlers)
@@ -474,7 +506,8 @@ class IdentityService:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
     external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
@@ -956,6 +989,33 @@ class IdentityService:
             '/carbon.identity.v1.IdentityService/RetryReminderDelivery',
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryRequest.SerializeToString,
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.RetryReminderDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CorrectRealNameRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/CorrectRealNameRecord',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,7 +30,8 @@ class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
     external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
@@ -52,7 +53,8 @@ class IdentityServiceStub:
     INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
     (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
     person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
-    this request_id opened was closed since).
+    this request_id opened was closed since), GUARDIAN_REQUIRED (the person is under 14), GUARDIAN_NOT_ELIGIBLE;
+    PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]
     """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
@@ -123,8 +125,10 @@ class IdentityServiceStub:
     """Records the resident's consent to one data category, in force from effective_at.
     Idempotency: request_id: a retry with the same body returns the first record; another body under the same
     request_id is refused.
-    Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
-    INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+    Errors: INVALID_ARGUMENT (request_id, recorded_by, guardian_account_number; INVALID_ACCOUNT_NUMBER,
+    INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING (the holder is
+    under 14 and the request is not the recorded guardian's).
     """
     RevokeConsent: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeConsentRequest, _identity_service_pb2.RevokeConsentResponse]
     """Records the withdrawal of a consent from effective_at: events before it still score, later ones do not.
@@ -194,13 +198,27 @@ class IdentityServiceStub:
     Idempotency: a reminder that is not DEAD is returned as it is.
     Errors: INVALID_ARGUMENT (notice_key empty); NOT_FOUND REMINDER_NOT_FOUND.
     """
+    CorrectRealNameRecord: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.CorrectRealNameRecordRequest, _identity_service_pb2.CorrectRealNameRecordResponse]
+    """Corrects the name or the phone number on an account's real-name record (PIPL art. 46; ADR 0207). Only the person
+    asks: through the gateway for a platform that holds a binding on the account, or through the ops API for counter
+    staff who name themselves in staff_id. The person is re-verified by the ID number on the record (read off the ID
+    card at the counter, or from the platform's real-name check). Each correction is audited with the fields changed
+    (never their values), who asked and when. A corrected name is what later openings must match; a corrected phone
+    number resolves the account from then on.
+    Idempotency: request_id: a retry with the same body returns the account as it is; another body is refused.
+    Errors: INVALID_ARGUMENT (request_id, staff_id, name or phone_number both empty; INVALID_ACCOUNT_NUMBER,
+    INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
+    PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
     external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
@@ -219,7 +237,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
     (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
     person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
-    this request_id opened was closed since).
+    this request_id opened was closed since), GUARDIAN_REQUIRED (the person is under 14), GUARDIAN_NOT_ELIGIBLE;
+    PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]  # type: ignore[assignment]
     """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
@@ -290,8 +309,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Records the resident's consent to one data category, in force from effective_at.
     Idempotency: request_id: a retry with the same body returns the first record; another body under the same
     request_id is refused.
-    Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
-    INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+    Errors: INVALID_ARGUMENT (request_id, recorded_by, guardian_account_number; INVALID_ACCOUNT_NUMBER,
+    INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING (the holder is
+    under 14 and the request is not the recorded guardian's).
     """
     RevokeConsent: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeConsentRequest, _identity_service_pb2.RevokeConsentResponse]  # type: ignore[assignment]
     """Records the withdrawal of a consent from effective_at: events before it still score, later ones do not.
@@ -361,12 +382,26 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     Idempotency: a reminder that is not DEAD is returned as it is.
     Errors: INVALID_ARGUMENT (notice_key empty); NOT_FOUND REMINDER_NOT_FOUND.
     """
+    CorrectRealNameRecord: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.CorrectRealNameRecordRequest, _identity_service_pb2.CorrectRealNameRecordResponse]  # type: ignore[assignment]
+    """Corrects the name or the phone number on an account's real-name record (PIPL art. 46; ADR 0207). Only the person
+    asks: through the gateway for a platform that holds a binding on the account, or through the ops API for counter
+    staff who name themselves in staff_id. The person is re-verified by the ID number on the record (read off the ID
+    card at the counter, or from the platform's real-name check). Each correction is audited with the fields changed
+    (never their values), who asked and when. A corrected name is what later openings must match; a corrected phone
+    number resolves the account from then on.
+    Idempotency: request_id: a retry with the same body returns the account as it is; another body is refused.
+    Errors: INVALID_ARGUMENT (request_id, staff_id, name or phone_number both empty; INVALID_ACCOUNT_NUMBER,
+    INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+    FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
+    PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
     external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService). Every call proves the calling service's
+    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "identity.carbon-account".
@@ -389,7 +424,8 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
         (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
         person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
-        this request_id opened was closed since).
+        this request_id opened was closed since), GUARDIAN_REQUIRED (the person is under 14), GUARDIAN_NOT_ELIGIBLE;
+        PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
         """
 
     @_abc_1.abstractmethod
@@ -502,8 +538,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records the resident's consent to one data category, in force from effective_at.
         Idempotency: request_id: a retry with the same body returns the first record; another body under the same
         request_id is refused.
-        Errors: INVALID_ARGUMENT (request_id, recorded_by; INVALID_ACCOUNT_NUMBER, INVALID_CATEGORY, INVALID_CHANNEL,
-        INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED.
+        Errors: INVALID_ARGUMENT (request_id, recorded_by, guardian_account_number; INVALID_ACCOUNT_NUMBER,
+        INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING (the holder is
+        under 14 and the request is not the recorded guardian's).
         """
 
     @_abc_1.abstractmethod
@@ -632,6 +670,25 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Gives a dead reminder a new retry budget: it is PENDING again and sent at the next delivery pass.
         Idempotency: a reminder that is not DEAD is returned as it is.
         Errors: INVALID_ARGUMENT (notice_key empty); NOT_FOUND REMINDER_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CorrectRealNameRecord(
+        self,
+        request: _identity_service_pb2.CorrectRealNameRecordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.CorrectRealNameRecordResponse, _abc.Awaitable[_identity_service_pb2.CorrectRealNameRecordResponse]]:
+        """Corrects the name or the phone number on an account's real-name record (PIPL art. 46; ADR 0207). Only the person
+        asks: through the gateway for a platform that holds a binding on the account, or through the ops API for counter
+        staff who name themselves in staff_id. The person is re-verified by the ID number on the record (read off the ID
+        card at the counter, or from the platform's real-name check). Each correction is audited with the fields changed
+        (never their values), who asked and when. A corrected name is what later openings must match; a corrected phone
+        number resolves the account from then on.
+        Idempotency: request_id: a retry with the same body returns the account as it is; another body is refused.
+        Errors: INVALID_ARGUMENT (request_id, staff_id, name or phone_number both empty; INVALID_ACCOUNT_NUMBER,
+        INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
+        PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

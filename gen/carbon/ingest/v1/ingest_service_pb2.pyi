@@ -151,7 +151,8 @@ class Event(_message.Message):
         """Required. Whose behaviour it was. An account_number must belong to this region (else ACCOUNT_NOT_IN_REGION:
         send it to its home region); a binding or phone number is resolved in this region. INVALID_ACCOUNT_REF when
         none is set, a binding lacks a part or an account number is malformed; UNKNOWN_ACCOUNT, ACCOUNT_CLOSED; and
-        CONSENT_MISSING unless the owner's consent for the behaviour's data category was in force at occurred_at.
+        CONSENT_MISSING when the owner never granted consent for the behaviour's data category before occurred_at,
+        CONSENT_REVOKED when they granted and then withdrew it before occurred_at.
         """
 
     @_builtins.property
@@ -272,9 +273,9 @@ class EventResult(_message.Message):
     """Machine-readable reason, UPPER_SNAKE_CASE. For REJECTED: INVALID_EVENT_ID, INVALID_ACCOUNT_REF, INVALID_REGION,
     INVALID_EVIDENCE_REF, UNKNOWN_BEHAVIOUR, BEHAVIOUR_NOT_ALLOWED_FOR_PARTNER, REGION_NOT_ALLOWED_FOR_PARTNER,
     INVALID_OCCURRED_AT, IN_FUTURE, TOO_OLD, INVALID_QUANTITY, NO_RULE_IN_FORCE, INVALID_TIER, IMPLAUSIBLE,
-    UNKNOWN_ACCOUNT, ACCOUNT_CLOSED, ACCOUNT_NOT_IN_REGION, CONSENT_MISSING, LEDGER_REJECTED (the ledger refused the
-    credit; the event is stored). For DUPLICATE: DUPLICATE_EVENT. For ACCEPTED: DAILY_CAP_REACHED when the cap cut
-    the counted quantity, else empty.
+    UNKNOWN_ACCOUNT, ACCOUNT_CLOSED, ACCOUNT_NOT_IN_REGION, CONSENT_MISSING, CONSENT_REVOKED, LEDGER_REJECTED (the
+    ledger refused the credit; the event is stored). For DUPLICATE: DUPLICATE_EVENT. For ACCEPTED: DAILY_CAP_REACHED
+    when the cap cut the counted quantity, else empty.
     """
     message: _builtins.str
     """Human-readable detail in English, for logs and people; its wording may change: do not parse it."""
@@ -431,6 +432,7 @@ class ExplainScoreResponse(_message.Message):
     CONSENT_ALLOWED_FIELD_NUMBER: _builtins.int
     CONSENT_REASON_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
+    CONSENT_CATEGORY_FIELD_NUMBER: _builtins.int
     behaviour: _builtins.str
     """The behaviour code the event reported."""
     rule_version_id: _builtins.str
@@ -451,6 +453,10 @@ class ExplainScoreResponse(_message.Message):
     """Human-readable statement of the consent check, in English."""
     explanation: _builtins.str
     """The whole computation in one English sentence, for people; do not parse it."""
+    consent_category: _common_pb2.DataCategory.ValueType
+    """The consent category the behaviour needs (its catalog entry's Behaviour.category, the same ListBehaviours shows),
+    which was in force for the account at the event's time; UNSPECIFIED if the behaviour left the catalog since.
+    """
     @_builtins.property
     def result(self) -> Global___EventResult:
         """The event's result: ACCEPTED, or REJECTED with reason LEDGER_REJECTED."""
@@ -469,10 +475,11 @@ class ExplainScoreResponse(_message.Message):
         consent_allowed: _builtins.bool = ...,
         consent_reason: _builtins.str = ...,
         explanation: _builtins.str = ...,
+        consent_category: _common_pb2.DataCategory.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "cap_per_day", b"cap_per_day", "co2e_factor", b"co2e_factor", "co2e_source", b"co2e_source", "consent_allowed", b"consent_allowed", "consent_reason", b"consent_reason", "counted_before_today", b"counted_before_today", "explanation", b"explanation", "points_per_unit", b"points_per_unit", "result", b"result", "rule_version_id", b"rule_version_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "cap_per_day", b"cap_per_day", "co2e_factor", b"co2e_factor", "co2e_source", b"co2e_source", "consent_allowed", b"consent_allowed", "consent_category", b"consent_category", "consent_reason", b"consent_reason", "counted_before_today", b"counted_before_today", "explanation", b"explanation", "points_per_unit", b"points_per_unit", "result", b"result", "rule_version_id", b"rule_version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
