@@ -28,6 +28,7 @@ from carbon.rewards.v1 import rewards_service_pb2 as rewards
 from gateway.clients import RegionClients, acting_for
 from gateway.domain.callers import Caller
 from gateway.service.admission import Admission
+from gateway.service.known_accounts import KnownAccounts
 from service_kit import telemetry, tls
 from service_kit.access import CALLER_METADATA_KEY, CALLER_PLATFORM_METADATA_KEY
 from service_kit.errors import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
@@ -62,6 +63,13 @@ class Route:
     account_optional: bool = False  # the field may be unset (a oneof): then x-carbon-region routes
     operator_only_fields: tuple[str, ...] = ()  # set in a request, these make the method the national operator's
     client_streaming: bool = False
+
+    @property
+    def reads_unknown_accounts_as_empty(self) -> bool:
+        """The ledger and rewards keep no row for an account that has not moved points, so they cannot tell it from
+        a number never issued: the gateway asks identity first (KnownAccounts). Identity's own methods answer
+        UNKNOWN_ACCOUNT themselves."""
+        return bool(self.account_field) and self.service in ("ledger", "rewards")
 
     @property
     def path(self) -> str:
@@ -167,14 +175,17 @@ class Forwarder:
         self.clients = clients
         self.admission = admission
         self.default_timeout_s = default_timeout_s  # for a unary call that arrives without a deadline
+        self.known_accounts = KnownAccounts(clients)
 
     def unary(self, route: Route, request: bytes, context: grpc.ServicerContext) -> bytes:
         """The home region's answer to one request, for a caller allowed this method in that region."""
         metadata = list(context.invocation_metadata() or [])
         caller = self.admission.admit(metadata, tls.peer_common_name(context), route.path)
-        region = self._region(route, caller, request, metadata)
+        region, account = self._region(route, caller, request, metadata)
         remaining = context.time_remaining()
         timeout_s = self.default_timeout_s if remaining is None else remaining
+        if account and route.reads_unknown_accounts_as_empty:
+            self.known_accounts.require(region, account, route.account_field, timeout_s)
         method = self.clients.channel(region, route.service).unary_unary(route.path, None, None)
         try:
             response, call = method.with_call(request, timeout=timeout_s, metadata=outbound(metadata, caller))
@@ -188,7 +199,7 @@ class Forwarder:
         """The home region's answer to a client stream, relayed one message at a time."""
         metadata = list(context.invocation_metadata() or [])
         caller = self.admission.admit(metadata, tls.peer_common_name(context), route.path)
-        region = self._region(route, caller, b"", metadata)
+        region, _ = self._region(route, caller, b"", metadata)
         method = self.clients.channel(region, route.service).stream_unary(route.path, None, None)
         future = method.future(iter(requests), timeout=context.time_remaining(), metadata=outbound(metadata, caller))
         context.add_callback(future.cancel)  # the caller went away: so does the region's call
@@ -200,8 +211,11 @@ class Forwarder:
         _send_back(context, future)
         return bytes(response)
 
-    def _region(self, route: Route, caller: Caller, request: bytes, metadata: Sequence[tuple[str, Any]]) -> str:
-        """The region that answers: the account field's home region, else the caller's x-carbon-region."""
+    def _region(
+        self, route: Route, caller: Caller, request: bytes, metadata: Sequence[tuple[str, Any]]
+    ) -> tuple[str, str]:
+        """The region that answers (the account field's home region, else the caller's x-carbon-region) and the
+        account the request names ("" for none)."""
         named = next((str(value) for key, value in metadata if key == REGION_KEY), "")
         account = ""
         if route.account_field or route.operator_only_fields:
@@ -224,7 +238,7 @@ class Forwarder:
                     REGION_KEY, f"names region {named} but the account's region is {region}", "REGION_MISMATCH"
                 )
             caller.require_region(region, route.account_field)
-            return region
+            return region, account
         if not named:
             raise InvalidArgument(REGION_KEY, "metadata x-carbon-region must name the region (6 digits) to call")
         if named not in self.clients.registry.regions:
@@ -232,7 +246,7 @@ class Forwarder:
                 "REGION_NOT_FEDERATED", f"region {named} is not federated here", {"region": named, "field": REGION_KEY}
             )
         caller.require_region(named, REGION_KEY)
-        return named
+        return named, ""
 
 
 def outbound(metadata: Sequence[tuple[str, Any]], caller: Caller) -> tuple[tuple[str, str | bytes], ...]:

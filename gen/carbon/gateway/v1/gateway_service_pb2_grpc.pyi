@@ -42,7 +42,11 @@ class GatewayServiceStub:
     A forwarded call reaches the region with the caller's deadline and metadata (request ids, trace context), never its
     credentials, plus "x-carbon-caller: <caller id>" and "x-carbon-caller-platform: <channel platform>". The region's
     answer comes back unchanged: response, metadata, and on failure its code, message and trailing metadata with the
-    ErrorInfo of the region's domain. StreamEvents is relayed batch by batch at the region's pace. A regional method
+    ErrorInfo of the region's domain. Before a ledger or rewards method whose request names an account is forwarded,
+    the gateway makes sure the account exists (identity of its home region is asked once per account and gateway
+    process): a number no region issued is NOT_FOUND UNKNOWN_ACCOUNT (metadata field, account_number) and the region is
+    not called; while that identity does not answer, an account the gateway has not seen yet is UNAVAILABLE
+    REGION_UNAVAILABLE. An account opened but never credited reads as zeros. StreamEvents is relayed batch by batch at the region's pace. A regional method
     the gateway does not serve (a region's internal calls such as PostTransfers, Hold or CheckConsents; ExpirePoints and
     other operations; partner, rule and catalog administration) is not listed by its reflection and is refused
     UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY (metadata method), as is any unknown method.
@@ -144,7 +148,11 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     A forwarded call reaches the region with the caller's deadline and metadata (request ids, trace context), never its
     credentials, plus "x-carbon-caller: <caller id>" and "x-carbon-caller-platform: <channel platform>". The region's
     answer comes back unchanged: response, metadata, and on failure its code, message and trailing metadata with the
-    ErrorInfo of the region's domain. StreamEvents is relayed batch by batch at the region's pace. A regional method
+    ErrorInfo of the region's domain. Before a ledger or rewards method whose request names an account is forwarded,
+    the gateway makes sure the account exists (identity of its home region is asked once per account and gateway
+    process): a number no region issued is NOT_FOUND UNKNOWN_ACCOUNT (metadata field, account_number) and the region is
+    not called; while that identity does not answer, an account the gateway has not seen yet is UNAVAILABLE
+    REGION_UNAVAILABLE. An account opened but never credited reads as zeros. StreamEvents is relayed batch by batch at the region's pace. A regional method
     the gateway does not serve (a region's internal calls such as PostTransfers, Hold or CheckConsents; ExpirePoints and
     other operations; partner, rule and catalog administration) is not listed by its reflection and is refused
     UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY (metadata method), as is any unknown method.
@@ -242,7 +250,11 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     A forwarded call reaches the region with the caller's deadline and metadata (request ids, trace context), never its
     credentials, plus "x-carbon-caller: <caller id>" and "x-carbon-caller-platform: <channel platform>". The region's
     answer comes back unchanged: response, metadata, and on failure its code, message and trailing metadata with the
-    ErrorInfo of the region's domain. StreamEvents is relayed batch by batch at the region's pace. A regional method
+    ErrorInfo of the region's domain. Before a ledger or rewards method whose request names an account is forwarded,
+    the gateway makes sure the account exists (identity of its home region is asked once per account and gateway
+    process): a number no region issued is NOT_FOUND UNKNOWN_ACCOUNT (metadata field, account_number) and the region is
+    not called; while that identity does not answer, an account the gateway has not seen yet is UNAVAILABLE
+    REGION_UNAVAILABLE. An account opened but never credited reads as zeros. StreamEvents is relayed batch by batch at the region's pace. A regional method
     the gateway does not serve (a region's internal calls such as PostTransfers, Hold or CheckConsents; ExpirePoints and
     other operations; partner, rule and catalog administration) is not listed by its reflection and is refused
     UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY (metadata method), as is any unknown method.
