@@ -4,6 +4,7 @@ credited reads as zeros; identity is asked once per account (ADR 0612)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_every_account_keyed_ledger_and_rewards_call_of_an_unknown_account_is_no
     fed, _ = with_rewards
     unknown = new_account_number("330000")
     for name, (method, request, field) in account_keyed_calls(fed, unknown).items():
-        code, reason, meta = refusal(lambda: method(request, metadata=metadata("zj"), timeout=10))
+        code, reason, meta = refusal(functools.partial(method, request, metadata=metadata("zj"), timeout=10))
         assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_ACCOUNT"), name
         assert (meta["field"], meta["account_number"]) == (field, unknown), name
 
