@@ -278,7 +278,10 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
     if own.recovery_interval > timedelta(0):
         recovery.start(own.recovery_interval.total_seconds())
     admission = Admission(transfers.config, build_limiter(settings.redis_url, own.redis_prefix))
-    forwarding = ForwardingHandler(Forwarder(transfers.clients, admission, own.forward_timeout.total_seconds()))
+    forwarder = Forwarder(
+        transfers.clients, admission, own.forward_timeout.total_seconds(), known_accounts=transfers.known_accounts
+    )
+    forwarding = ForwardingHandler(forwarder)
     servicer = GatewayServiceServicer(registry, admission, transfers, anywhere, settings)
     pool = reflection_pool()
     regional = list(SERVICE_NAMES.values())

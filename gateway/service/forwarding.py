@@ -171,11 +171,17 @@ class NotServed(DomainError):
 
 
 class Forwarder:
-    def __init__(self, clients: RegionClients, admission: Admission, default_timeout_s: float) -> None:
+    def __init__(
+        self,
+        clients: RegionClients,
+        admission: Admission,
+        default_timeout_s: float,
+        known_accounts: KnownAccounts | None = None,
+    ) -> None:
         self.clients = clients
         self.admission = admission
         self.default_timeout_s = default_timeout_s  # for a unary call that arrives without a deadline
-        self.known_accounts = KnownAccounts(clients)
+        self.known_accounts = known_accounts or KnownAccounts(clients)
 
     def unary(self, route: Route, request: bytes, context: grpc.ServicerContext) -> bytes:
         """The home region's answer to one request, for a caller allowed this method in that region."""

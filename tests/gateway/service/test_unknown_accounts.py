@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
+from carbon.gateway.v1 import gateway_service_pb2 as gw
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
@@ -107,3 +108,19 @@ def test_identity_is_asked_once_per_account_and_a_silent_identity_is_unavailable
     request = lpb.GetBalanceRequest(account=unseen)
     code, reason, meta = refusal(lambda: ledger.GetBalance(request, metadata=metadata("zj"), timeout=10))
     assert (code, reason, meta["region"]) == (grpc.StatusCode.UNAVAILABLE, "REGION_UNAVAILABLE", "330000")
+
+
+def test_the_gateways_own_account_keyed_methods_answer_the_same_for_an_unknown_account(
+    federation: Federation, gateway: RunningServer
+) -> None:
+    unknown = new_account_number("330000")
+    stub = federation.gateway()
+    listing = gw.ListCrossRegionTransfersRequest(account_number=unknown)
+    code, reason, meta = refusal(lambda: stub.ListCrossRegionTransfers(listing, metadata=metadata("zj"), timeout=10))
+    assert (code, reason, meta["field"]) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_ACCOUNT", "account_number")
+    entry = gw.GetDirectoryEntryRequest(account_number=unknown)
+    code, reason, meta = refusal(lambda: stub.GetDirectoryEntry(entry, metadata=metadata("zj"), timeout=10))
+    assert (code, reason, meta["field"]) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_ACCOUNT", "account_number")
+    opened = federation.open_account("330000")
+    listing = gw.ListCrossRegionTransfersRequest(account_number=opened)
+    assert list(stub.ListCrossRegionTransfers(listing, metadata=metadata("zj"), timeout=10).transfers) == []

@@ -202,7 +202,8 @@ class GatewayServiceServicer:
         """Cross-region transfers from or to one account (or all, for a national operator), ordered by transfer_id.
         Idempotency: read-only.
         Errors: the front door's and the account's (account_number); INVALID_ARGUMENT (account_number missing for a
-        caller that is not a national operator; page_size negative).
+        caller that is not a national operator; page_size negative); NOT_FOUND UNKNOWN_ACCOUNT (account_number: no region
+        issued it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -109,7 +109,8 @@ class GatewayServiceStub:
     """Cross-region transfers from or to one account (or all, for a national operator), ordered by transfer_id.
     Idempotency: read-only.
     Errors: the front door's and the account's (account_number); INVALID_ARGUMENT (account_number missing for a
-    caller that is not a national operator; page_size negative).
+    caller that is not a national operator; page_size negative); NOT_FOUND UNKNOWN_ACCOUNT (account_number: no region
+    issued it).
     """
     RedeemAnywhere: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.RedeemAnywhereRequest, _gateway_service_pb2.RedeemAnywhereResponse]
     """Redeems a reward of region B with points held in region A, in one call: a cross-region transfer of the price
@@ -215,7 +216,8 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Cross-region transfers from or to one account (or all, for a national operator), ordered by transfer_id.
     Idempotency: read-only.
     Errors: the front door's and the account's (account_number); INVALID_ARGUMENT (account_number missing for a
-    caller that is not a national operator; page_size negative).
+    caller that is not a national operator; page_size negative); NOT_FOUND UNKNOWN_ACCOUNT (account_number: no region
+    issued it).
     """
     RedeemAnywhere: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.RedeemAnywhereRequest, _gateway_service_pb2.RedeemAnywhereResponse]  # type: ignore[assignment]
     """Redeems a reward of region B with points held in region A, in one call: a cross-region transfer of the price
@@ -348,7 +350,8 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         """Cross-region transfers from or to one account (or all, for a national operator), ordered by transfer_id.
         Idempotency: read-only.
         Errors: the front door's and the account's (account_number); INVALID_ARGUMENT (account_number missing for a
-        caller that is not a national operator; page_size negative).
+        caller that is not a national operator; page_size negative); NOT_FOUND UNKNOWN_ACCOUNT (account_number: no region
+        issued it).
         """
 
     @_abc_1.abstractmethod
