@@ -29,9 +29,17 @@ from gateway.clients import RegionClients, acting_for
 from gateway.domain.callers import Caller
 from gateway.service.admission import Admission
 from gateway.service.known_accounts import KnownAccounts
-from service_kit import telemetry, tls
+from service_kit import telemetry, tls, validation
 from service_kit.access import CALLER_METADATA_KEY, CALLER_PLATFORM_METADATA_KEY
-from service_kit.errors import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
+from service_kit.errors import (
+    BadRequest,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from service_kit.identities import TOKEN_METADATA_KEY
 
 # The regional services the gateway forwards to, by the name the registry gives their addresses.
@@ -191,7 +199,7 @@ class Forwarder:
         remaining = context.time_remaining()
         timeout_s = self.default_timeout_s if remaining is None else remaining
         if account and route.reads_unknown_accounts_as_empty:
-            self.known_accounts.require(region, account, route.account_field, timeout_s)
+            self._require_known(route, region, account, request, timeout_s)
         method = self.clients.channel(region, route.service).unary_unary(route.path, None, None)
         try:
             response, call = method.with_call(request, timeout=timeout_s, metadata=outbound(metadata, caller))
@@ -200,6 +208,17 @@ class Forwarder:
             raise  # pass_through_error always aborts or raises
         _send_back(context, call)
         return bytes(response)
+
+    def _require_known(self, route: Route, region: str, account: str, request: bytes, timeout_s: float) -> None:
+        """NOT_FOUND for an account no region issued, unless the request is malformed as well: bad input is
+        INVALID_ARGUMENT first, as the region would have answered (the kit's checks, run only on this rare path)."""
+        try:
+            self.known_accounts.require(region, account, route.account_field, timeout_s)
+        except NotFound:
+            found = validation.violations(route.request.FromString(request))
+            if found:
+                raise BadRequest(found) from None
+            raise
 
     def client_stream(self, route: Route, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         """The home region's answer to a client stream, relayed one message at a time."""

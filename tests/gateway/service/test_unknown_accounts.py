@@ -82,6 +82,16 @@ def test_every_account_keyed_ledger_and_rewards_call_of_an_unknown_account_is_no
         assert (meta["field"], meta["account_number"]) == (field, unknown), name
 
 
+def test_bad_input_naming_an_unknown_account_is_invalid_argument_first(
+    federation: Federation, gateway: RunningServer
+) -> None:
+    ledger = ledger_service_pb2_grpc.LedgerServiceStub(federation.gateway_channel())
+    request = lpb.ListStatementEntriesRequest(account=new_account_number("330000"))
+    request.start_time.seconds = -62_135_596_801  # before 0001-01-01
+    code, _, meta = refusal(lambda: ledger.ListStatementEntries(request, metadata=metadata("zj"), timeout=10))
+    assert (code, meta["field"]) == (grpc.StatusCode.INVALID_ARGUMENT, "start_time.seconds")
+
+
 def test_an_account_opened_but_never_credited_reads_as_zeros_not_as_unknown(
     federation: Federation, gateway: RunningServer
 ) -> None:
