@@ -299,9 +299,14 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
     admission = Admission(transfers.config, build_limiter(settings.redis_url, own.redis_prefix))
     figures = NationalFigures(transfers.clients)
     completions = {CHARITY_PROJECTS_PATH: figures.with_units_national}
-    forwarding = ForwardingHandler(
-        Forwarder(transfers.clients, admission, own.forward_timeout.total_seconds(), completions)
+    forwarder = Forwarder(
+        transfers.clients,
+        admission,
+        own.forward_timeout.total_seconds(),
+        completions,
+        known_accounts=transfers.known_accounts,
     )
+    forwarding = ForwardingHandler(forwarder)
     servicer = GatewayServiceServicer(registry, admission, transfers, anywhere, settings, figures)
     pool = reflection_pool()
     regional = list(SERVICE_NAMES.values())

@@ -15,7 +15,7 @@ from carbon.gateway.v1 import gateway_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
 from gateway.domain.directory import DirectoryAccount
-from gateway.domain.redeem_anywhere import RedeemAnywhere, RedeemAnywhereRequest
+from gateway.domain.redeem_anywhere import RedeemAnywhere, RedeemAnywhereRequest, RedeemAnywhereState
 from gateway.domain.settlement import Position
 from gateway.domain.transfers import (
     HeldLot,
@@ -77,9 +77,16 @@ def redeem_anywhere_request(request: pb.RedeemAnywhereRequest) -> RedeemAnywhere
     )
 
 
-def redeem_anywhere_response(item: RedeemAnywhere, paid_by: Transfer) -> pb.RedeemAnywhereResponse:
+def redeem_anywhere_response(item: RedeemAnywhere, paid_by: Transfer | None) -> pb.RedeemAnywhereResponse:
+    # A refusal ended it: the reason is stored from the step that refused; "" only when that step knew none.
+    refused = item.finished and item.state is not RedeemAnywhereState.REDEEMED
     return pb.RedeemAnywhereResponse(
-        transfer=transfer_message(paid_by), redemption_id=item.redemption_id, voucher_codes=item.voucher_codes
+        transfer=transfer_message(paid_by) if paid_by else None,
+        redemption_id=item.redemption_id,
+        voucher_codes=item.voucher_codes,
+        state=pb.RedeemAnywhereState.Value(f"REDEEM_ANYWHERE_STATE_{item.state.value}"),
+        failure_reason=item.failure_reason or ("REDEEM_ANYWHERE_FAILED" if refused else ""),
+        request_id=item.request.request_id,
     )
 
 

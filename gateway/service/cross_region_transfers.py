@@ -37,6 +37,7 @@ from gateway.domain.transfers import (
     validate_request,
 )
 from gateway.service.accounts import check_accounts
+from gateway.service.known_accounts import KnownAccounts
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
 from gateway.service.sharing_consent import require_sharing_consent
@@ -72,6 +73,7 @@ class TransferService(LeasedSagas[Transfer]):
         self.clients = clients
         self.config = config
         self.crash_at = crash_at
+        self.known_accounts = KnownAccounts(clients)
 
     # --- use cases -------------------------------------------------------------------------------------------
 
@@ -139,6 +141,9 @@ class TransferService(LeasedSagas[Transfer]):
         if account_number:
             region = self.clients.registry.route(account_number).region_code
             caller.require_region(region, "account_number")
+            self.known_accounts.require(
+                region, account_number, "account_number", self.timing.call_timeout.total_seconds()
+            )
         elif not caller.operator:
             raise InvalidArgument("account_number", "is required unless the caller is a national operator")
         with self.engine.connect() as conn:

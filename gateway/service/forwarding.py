@@ -31,9 +31,18 @@ from carbon.rewards.v1 import rewards_service_pb2 as rewards
 from gateway.clients import RegionClients, acting_for, deadline_s
 from gateway.domain.callers import Caller
 from gateway.service.admission import Admission
-from service_kit import telemetry, tls
+from gateway.service.known_accounts import KnownAccounts
+from service_kit import telemetry, tls, validation
 from service_kit.access import CALLER_METADATA_KEY, CALLER_PLATFORM_METADATA_KEY
-from service_kit.errors import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
+from service_kit.errors import (
+    BadRequest,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from service_kit.identities import TOKEN_METADATA_KEY
 
 # The regional services the gateway forwards to, by the name the registry gives their addresses.
@@ -66,6 +75,13 @@ class Route:
     account_optional: bool = False  # the field may be unset (a oneof): then x-carbon-region routes
     operator_only_fields: tuple[str, ...] = ()  # set in a request, these make the method the national operator's
     client_streaming: bool = False
+
+    @property
+    def reads_unknown_accounts_as_empty(self) -> bool:
+        """The ledger and rewards keep no row for an account that has not moved points, so they cannot tell it from
+        a number never issued: the gateway asks identity first (KnownAccounts). Identity's own methods answer
+        UNKNOWN_ACCOUNT themselves."""
+        return bool(self.account_field) and self.service in ("ledger", "rewards")
 
     @property
     def path(self) -> str:
@@ -226,20 +242,24 @@ class Forwarder:
         admission: Admission,
         default_timeout_s: float,
         completions: Mapping[str, Completion] | None = None,
+        known_accounts: KnownAccounts | None = None,
     ) -> None:
         self.clients = clients
         self.admission = admission
         self.default_timeout_s = default_timeout_s  # for a unary call that arrives without a deadline
         # The few answers the gateway completes with what only it knows (units_national): parsed, not passed through.
         self.completions = dict(completions or {})
+        self.known_accounts = known_accounts or KnownAccounts(clients)
 
     def unary(self, route: Route, request: bytes, context: grpc.ServicerContext) -> bytes:
         """The home region's answer to one request, for a caller allowed this method in that region."""
         metadata = list(context.invocation_metadata() or [])
         caller = self.admission.admit(metadata, tls.peer_common_name(context), route.path)
-        region = self._region(route, caller, request, metadata)
+        region, account = self._region(route, caller, request, metadata)
         remaining = context.time_remaining()
         timeout_s = self.default_timeout_s if remaining is None else remaining
+        if account and route.reads_unknown_accounts_as_empty:
+            self._require_known(route, region, account, request, timeout_s)
         method = self.clients.channel(region, route.service).unary_unary(route.path, None, None)
         try:
             response, call = method.with_call(request, timeout=timeout_s, metadata=outbound(metadata, caller))
@@ -252,11 +272,22 @@ class Forwarder:
             return complete(region, bytes(response), deadline_s(context.time_remaining(), self.default_timeout_s))
         return bytes(response)
 
+    def _require_known(self, route: Route, region: str, account: str, request: bytes, timeout_s: float) -> None:
+        """NOT_FOUND for an account no region issued, unless the request is malformed as well: bad input is
+        INVALID_ARGUMENT first, as the region would have answered (the kit's checks, run only on this rare path)."""
+        try:
+            self.known_accounts.require(region, account, route.account_field, timeout_s)
+        except NotFound:
+            found = validation.violations(route.request.FromString(request))
+            if found:
+                raise BadRequest(found) from None
+            raise
+
     def client_stream(self, route: Route, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         """The home region's answer to a client stream, relayed one message at a time."""
         metadata = list(context.invocation_metadata() or [])
         caller = self.admission.admit(metadata, tls.peer_common_name(context), route.path)
-        region = self._region(route, caller, b"", metadata)
+        region, _ = self._region(route, caller, b"", metadata)
         method = self.clients.channel(region, route.service).stream_unary(route.path, None, None)
         future = method.future(iter(requests), timeout=context.time_remaining(), metadata=outbound(metadata, caller))
         context.add_callback(future.cancel)  # the caller went away: so does the region's call
@@ -268,8 +299,11 @@ class Forwarder:
         _send_back(context, future)
         return bytes(response)
 
-    def _region(self, route: Route, caller: Caller, request: bytes, metadata: Sequence[tuple[str, Any]]) -> str:
-        """The region that answers: the account field's home region, else the caller's x-carbon-region."""
+    def _region(
+        self, route: Route, caller: Caller, request: bytes, metadata: Sequence[tuple[str, Any]]
+    ) -> tuple[str, str]:
+        """The region that answers (the account field's home region, else the caller's x-carbon-region) and the
+        account the request names ("" for none)."""
         named = next((str(value) for key, value in metadata if key == REGION_KEY), "")
         account = ""
         if route.account_field or route.operator_only_fields:
@@ -292,7 +326,7 @@ class Forwarder:
                     REGION_KEY, f"names region {named} but the account's region is {region}", "REGION_MISMATCH"
                 )
             caller.require_region(region, route.account_field)
-            return region
+            return region, account
         if not named:
             raise InvalidArgument(REGION_KEY, "metadata x-carbon-region must name the region (6 digits) to call")
         if named not in self.clients.registry.regions:
@@ -300,7 +334,7 @@ class Forwarder:
                 "REGION_NOT_FEDERATED", f"region {named} is not federated here", {"region": named, "field": REGION_KEY}
             )
         caller.require_region(named, REGION_KEY)
-        return named
+        return named, ""
 
 
 def outbound(metadata: Sequence[tuple[str, Any]], caller: Caller) -> tuple[tuple[str, str | bytes], ...]:

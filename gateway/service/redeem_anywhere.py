@@ -30,7 +30,8 @@ from gateway.service.sagas import LeasedSagas, Postponed
 from gateway.service.sharing_consent import require_sharing_consent
 from gateway.store import redeem_anywhere as store
 from gateway.store import tables
-from service_kit.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from gateway.store import transfers as transfer_store
+from service_kit.errors import AlreadyExists, NotFound
 
 log = logging.getLogger("carbon.gateway.anywhere")
 
@@ -47,8 +48,9 @@ class RedeemAnywhereService(LeasedSagas[RedeemAnywhere]):
 
     def redeem(
         self, caller: Caller, request: RedeemAnywhereRequest, resident_authorization: str
-    ) -> tuple[RedeemAnywhere, Transfer]:
-        """The finished redemption and the transfer that paid for it; refusals raise with the reason."""
+    ) -> tuple[RedeemAnywhere, Transfer | None]:
+        """The operation as it stands and the transfer that pays for it (None before it is recorded). Only what is
+        refused before anything is recorded raises; a refusal found later is the operation's final state (ADR 0613)."""
         validate_redeem_anywhere(request)
         source_region = self.clients.registry.route(request.source_account, "source_account").region_code
         target_region = self.clients.registry.route(request.target_account, "target_account").region_code
@@ -129,22 +131,10 @@ class RedeemAnywhereService(LeasedSagas[RedeemAnywhere]):
             raise error.as_unavailable() from None
         return int(found.reward.price_points) * request.quantity
 
-    def _outcome(self, item: RedeemAnywhere) -> tuple[RedeemAnywhere, Transfer]:
-        metadata = {"request_id": item.request.request_id, "state": item.state.value}
-        if item.state is RedeemAnywhereState.REDEEMED:
-            transfer = self.transfers.load(item.request.there(item.amount_points).transfer_id)
-            return item, transfer
-        if item.finished:
-            raise FailedPrecondition(
-                item.failure_reason or "REDEEM_ANYWHERE_FAILED",
-                f"redeem anywhere {item.request.request_id} ended {item.state.value}: {item.failure_reason}",
-                metadata,
-            )
-        raise Unavailable(
-            "REDEEM_ANYWHERE_PENDING",
-            f"redeem anywhere {item.request.request_id} is {item.state.value}; retry with the same request_id",
-            metadata,
-        )
+    def _outcome(self, item: RedeemAnywhere) -> tuple[RedeemAnywhere, Transfer | None]:
+        with self.engine.connect() as conn:
+            paid_by = transfer_store.get_transfer(conn, item.request.there(item.amount_points).transfer_id)
+        return item, paid_by
 
     # --- the saga ----------------------------------------------------------------------------------------------
 

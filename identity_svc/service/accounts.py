@@ -200,8 +200,10 @@ class AccountService:
         if prior.fingerprint == store.accounts.ERASED_FINGERPRINT:
             raise FailedPrecondition("ACCOUNT_CLOSED", "the account this request opened has been closed")
         if prior.fingerprint != fingerprint:
-            raise InvalidArgument(
-                "request_id", "was used before with a different request", reason="IDEMPOTENCY_KEY_REUSED"
+            raise AlreadyExists(
+                "IDEMPOTENCY_KEY_REUSED",
+                "request_id: was used before with a different request",
+                {"field": "request_id"},
             )
         row = store.accounts.account(conn, prior.account_number)
         assert row is not None

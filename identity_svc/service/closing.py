@@ -38,7 +38,7 @@ from identity_svc.domain.closing import (
 from identity_svc.domain.consents import ConsentAction, ConsentTimeline, granted_categories
 from identity_svc.domain.requesters import UNIDENTIFIED, Requester
 from identity_svc.service.accounts import AccountService
-from service_kit.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
+from service_kit.errors import AlreadyExists, DomainError, FailedPrecondition, Unavailable
 
 log = logging.getLogger("carbon.identity.closing")
 
@@ -92,8 +92,10 @@ class ClosingService:
                 require_open(row.state)
                 return None
         if prior.account_number != account_number or prior.disposition != int(chosen):
-            raise InvalidArgument(
-                "request_id", "was used before with a different request", reason="IDEMPOTENCY_KEY_REUSED"
+            raise AlreadyExists(
+                "IDEMPOTENCY_KEY_REUSED",
+                "request_id: was used before with a different request",
+                {"field": "request_id"},
             )
         if prior.state == ClosureState.FAILED:
             raise FailedPrecondition("CLOSE_FAILED", "this close request failed; send a new request id to try again")

@@ -41,7 +41,7 @@ from identity_svc.store.consent_cache import ConsentCache
 from service_kit import paging
 from service_kit.accounts import is_account_number
 from service_kit.clock import Clock
-from service_kit.errors import FailedPrecondition, InvalidArgument
+from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from service_kit.wire import MAX_UNIX_US, MIN_UNIX_US, from_unix_us, to_unix_us
 
 log = logging.getLogger("carbon.identity.consent")
@@ -160,8 +160,10 @@ class ConsentService:
         prior = store.consents.consent_by_request(conn, values["request_id"])
         if prior is not None:
             if prior.fingerprint != values["fingerprint"]:
-                raise InvalidArgument(
-                    "request_id", "was used before with a different request", reason="IDEMPOTENCY_KEY_REUSED"
+                raise AlreadyExists(
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "request_id: was used before with a different request",
+                    {"field": "request_id"},
                 )
             return prior
         account = store.accounts.account_for_update(conn, values["account_number"])

@@ -15,7 +15,7 @@ from identity_svc.domain.corrections import Correction
 from identity_svc.domain.requesters import Requester
 from identity_svc.domain.resident_authorizations import asker
 from identity_svc.service.accounts import AccountService
-from service_kit.errors import FailedPrecondition, InvalidArgument
+from service_kit.errors import AlreadyExists, FailedPrecondition
 
 log = logging.getLogger("carbon.identity.corrections")
 
@@ -35,8 +35,10 @@ class CorrectionService:
             prior = store.corrections.correction(conn, correction.request_id)
             if prior is not None:
                 if prior.fingerprint != fingerprint or prior.account_number != correction.account_number:
-                    raise InvalidArgument(
-                        "request_id", "was used before with a different request", reason="IDEMPOTENCY_KEY_REUSED"
+                    raise AlreadyExists(
+                        "IDEMPOTENCY_KEY_REUSED",
+                        "request_id: was used before with a different request",
+                        {"field": "request_id"},
                     )
             else:
                 self._apply(conn, row, correction, requester, fingerprint)

@@ -25,7 +25,7 @@ from identity_svc.domain.resident_authorizations import (
     claims,
 )
 from identity_svc.service.accounts import AccountService
-from service_kit.errors import FailedPrecondition, InvalidArgument, Unavailable
+from service_kit.errors import AlreadyExists, FailedPrecondition, Unavailable
 
 log = logging.getLogger("carbon.identity.resident_authorizations")
 
@@ -111,8 +111,10 @@ class ResidentAuthorizationService:
             )
             return by, issuance
         if not _same_request(prior, request, by, requester):
-            raise InvalidArgument(
-                "request_id", "was used before with a different request", reason="IDEMPOTENCY_KEY_REUSED"
+            raise AlreadyExists(
+                "IDEMPOTENCY_KEY_REUSED",
+                "request_id: was used before with a different request",
+                {"field": "request_id"},
             )
         issuance = Issuance(prior.token_id, prior.issued_at, prior.expires_at)
         if not issuance.valid_at(now):

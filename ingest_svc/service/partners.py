@@ -90,7 +90,9 @@ class Partners:
             done = stored.key_by_request(conn, request_id)
             if done is not None:
                 if done.partner_id != partner_id:
-                    raise AlreadyExists("REQUEST_ID_REUSED", "request_id: used for another partner")
+                    raise AlreadyExists(
+                        "IDEMPOTENCY_KEY_REUSED", "request_id: used for another partner", {"field": "request_id"}
+                    )
                 return done.key_id, self._open(done).decode(), done.created_at + self._grace
             if stored.partner(conn, partner_id) is None:
                 raise NotFound("PARTNER_NOT_FOUND", f"partner_id: {partner_id!r} is not registered")

@@ -18,6 +18,12 @@ from tests.gateway.conftest import start_inprocess_gateway
 from tests.gateway.federation import Federation, metadata, wait_for
 
 BUS_PASS = "beijing-bus-pass"  # 110000 only, 12,000 points
+FINAL = (
+    gw.REDEEM_ANYWHERE_STATE_REDEEMED,
+    gw.REDEEM_ANYWHERE_STATE_UNWOUND,
+    gw.REDEEM_ANYWHERE_STATE_FAILED,
+    gw.REDEEM_ANYWHERE_STATE_STRANDED,
+)
 
 
 @pytest.fixture
@@ -67,6 +73,11 @@ def test_a_beijing_bus_pass_is_paid_with_zhejiang_points(fed: Federation) -> Non
     assert response.transfer.state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED
     assert response.transfer.amount_points == 12_000
     assert response.redemption_id and len(response.voucher_codes) == 1
+    assert (response.state, response.failure_reason, response.request_id) == (
+        gw.REDEEM_ANYWHERE_STATE_REDEEMED,
+        "",
+        "ra1",
+    )
     assert redeem_anywhere(fed, "ra1", zj, bj) == response  # a replay returns the first result
     assert fed.balance("330000", zj).total_points == 3_000
     assert fed.balance("110000", bj).total_points == 0
@@ -83,12 +94,9 @@ def test_a_refused_redemption_returns_the_points_with_their_expiry_dates(fed: Fe
         ),
         timeout=10,
     )
-    with pytest.raises(grpc.RpcError) as caught:
-        redeem_anywhere(fed, "ra2", zj, bj)
-    details = error_details(caught.value)
-    assert (details.code, details.reason, details.metadata["state"]) == (
-        grpc.StatusCode.FAILED_PRECONDITION, "OUT_OF_STOCK", "UNWOUND",
-    )  # fmt: skip
+    refused = redeem_anywhere(fed, "ra2", zj, bj)
+    assert (refused.state, refused.failure_reason) == (gw.REDEEM_ANYWHERE_STATE_UNWOUND, "OUT_OF_STOCK")
+    assert (refused.redemption_id, list(refused.voucher_codes)) == ("", [])
     assert lots_by_expiry(fed, "330000", zj) == before
     assert fed.balance("330000", zj).available_points == 15_000
     assert fed.balance("110000", bj).total_points == 0
@@ -121,15 +129,17 @@ def test_a_gateway_killed_before_the_redemption_unwinds_it_after_restart(tmp_pat
         assert fed.balance("110000", bj).total_points == 12_000  # over there, not yet redeemed
         fed.start_gateway()
 
-        def outcome() -> str:
+        def outcome() -> gw.RedeemAnywhereResponse | None:
             try:
-                redeem_anywhere(fed, "ra4", zj, bj)
+                response = redeem_anywhere(fed, "ra4", zj, bj)
             except grpc.RpcError as error:
-                details = error_details(error)
-                return "" if details.code == grpc.StatusCode.UNAVAILABLE else details.reason
-            return "REDEEMED"
+                # The gateway still starting answers from the transport (no ErrorInfo); a refusal would carry one.
+                assert error_details(error).reason == "", error
+                return None
+            return response if response.state in FINAL else None
 
-        assert wait_for(outcome, what="the recovery loop to unwind the request") == "OUT_OF_STOCK"
+        unwound = wait_for(outcome, what="the recovery loop to unwind the request")
+        assert (unwound.state, unwound.failure_reason) == (gw.REDEEM_ANYWHERE_STATE_UNWOUND, "OUT_OF_STOCK")
         assert fed.balance("330000", zj).available_points == 15_000
         assert lots_by_expiry(fed, "330000", zj) == before
         assert fed.clearing_sum() == 0

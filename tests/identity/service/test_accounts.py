@@ -74,7 +74,7 @@ def test_a_retried_request_returns_the_first_result(services: IdentityServices) 
 
 def test_a_request_id_reused_for_different_content_is_refused(services: IdentityServices) -> None:
     services.accounts.open_account(opening("same"))
-    with pytest.raises(InvalidArgument) as refused:
+    with pytest.raises(AlreadyExists) as refused:
         services.accounts.open_account(opening("same", id_number=ZHEJIANG_ID, user="other"))
     assert refused.value.reason == "IDEMPOTENCY_KEY_REUSED"
 

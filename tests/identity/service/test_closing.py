@@ -12,7 +12,7 @@ from identity_svc.domain.accounts import AccountState, Ref
 from identity_svc.domain.closing import PointsDisposition
 from identity_svc.domain.consents import ConsentAction, DataCategory, Question
 from identity_svc.server import IdentityServices
-from service_kit.errors import FailedPrecondition, InvalidArgument, Unavailable
+from service_kit.errors import AlreadyExists, FailedPrecondition, Unavailable
 from tests.identity.identity_helpers import SAMPLE_ID, FakeClock, MemoryLedger, opening
 
 TRANSIT = int(DataCategory.TRANSIT)
@@ -71,7 +71,7 @@ def test_a_retried_close_returns_the_first_result_and_moves_nothing_more(
     with pytest.raises(FailedPrecondition) as again:
         services.closing.close("c2", account, int(PointsDisposition.FORFEIT), "resident")
     assert again.value.reason == "ACCOUNT_CLOSED"
-    with pytest.raises(InvalidArgument) as reused:
+    with pytest.raises(AlreadyExists) as reused:
         services.closing.close("c1", account, int(PointsDisposition.DONATE), "resident")
     assert reused.value.reason == "IDEMPOTENCY_KEY_REUSED"
 

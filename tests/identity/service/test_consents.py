@@ -13,7 +13,7 @@ from identity_svc.service.consents import next_page_token, page_after
 from identity_svc.store.consent_cache import ConsentCache, RedisConsentCache
 from service_kit import paging
 from service_kit.accounts import new_account_number
-from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from tests.identity.identity_helpers import ZHEJIANG_ID, FakeClock, opening
 
 TRANSIT = int(DataCategory.TRANSIT)
@@ -92,7 +92,7 @@ def test_recording_is_idempotent_by_request_id(services: IdentityServices) -> No
     grant(services, account, "g1")
     records, _ = services.consents.history(account, 10, "")
     assert len(records) == 1
-    with pytest.raises(InvalidArgument) as reused:
+    with pytest.raises(AlreadyExists) as reused:
         revoke(services, account, "g1")
     assert reused.value.reason == "IDEMPOTENCY_KEY_REUSED"
 

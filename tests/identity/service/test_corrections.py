@@ -11,7 +11,7 @@ from identity_svc.domain.accounts import Ref
 from identity_svc.domain.corrections import Correction, validate_correction
 from identity_svc.domain.real_name import NameMismatch
 from identity_svc.server import IdentityServices
-from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from tests.identity.identity_helpers import OPS_API, SAMPLE_ID, VIA_ALIPAY, VIA_WECHAT, ZHEJIANG_ID, FakeClock, opening
 
 
@@ -62,7 +62,7 @@ def test_a_retry_returns_the_account_and_another_body_is_refused(services: Ident
     account = services.accounts.open_account(opening())[0].account_number
     first = services.corrections.correct(correction(services, account, name="李四"), VIA_ALIPAY)
     assert services.corrections.correct(correction(services, account, name="李四"), VIA_ALIPAY) == first
-    with pytest.raises(InvalidArgument) as reused:
+    with pytest.raises(AlreadyExists) as reused:
         services.corrections.correct(correction(services, account, name="王五"), VIA_ALIPAY)
     assert reused.value.reason == "IDEMPOTENCY_KEY_REUSED"
     with pytest.raises(InvalidArgument):

@@ -22,7 +22,14 @@ from identity_svc.domain.resident_authorizations import (
 )
 from identity_svc.server import IdentityServices, build_services
 from service_kit.accounts import new_account_number
-from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from service_kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from service_kit.settings import Settings
 from tests.identity.conftest import ServicesFactory
 from tests.identity.identity_helpers import (
@@ -188,7 +195,7 @@ def test_a_request_id_reused_for_another_request_is_refused(
 ) -> None:
     services.accounts.open_account(opening("r2", platform="jd", user="jd-1"))
     services.resident_authorizations.issue(_transfer(account), VIA_ALIPAY)
-    with pytest.raises(InvalidArgument) as refused:
+    with pytest.raises(AlreadyExists) as refused:
         services.resident_authorizations.issue(
             _transfer(account, amount=changed.get("amount", 1200)), changed.get("requester", VIA_ALIPAY)
         )

@@ -72,6 +72,20 @@ def test_a_rotated_key_keeps_working_for_the_grace_period_only(harness: Harness)
     assert old_secret != rotated.secret
 
 
+def test_a_rotation_request_id_reused_for_another_partner_is_already_exists(harness: Harness) -> None:
+    harness.register("bus-co")
+    harness.register("bike-co")
+    harness.stub.RotatePartnerSecret(pb.RotatePartnerSecretRequest(request_id="r1", partner_id="bus-co"))
+    with pytest.raises(grpc.RpcError) as caught:
+        harness.stub.RotatePartnerSecret(pb.RotatePartnerSecretRequest(request_id="r1", partner_id="bike-co"))
+    details = error_details(caught.value)
+    assert (details.code, details.reason, details.metadata["field"]) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "IDEMPOTENCY_KEY_REUSED",
+        "request_id",
+    )
+
+
 def test_a_rate_limited_partner_is_told_to_back_off(harness: Harness) -> None:
     harness.register(rate=1)  # burst of 10 events
     li = harness.open_account()
