@@ -1,16 +1,15 @@
 """A federation of real processes for gateway tests: per region a ledger process and an identity server, a gateway.
 
 The ledger is ledger_svc once it serves holds, else the durable stand-in ledger_double.py; either runs as its own
-process so a test can kill -9 it. Ports are below the ephemeral range so a restarted process gets its port back.
+process so a test can kill -9 it. Ports come from tests/ports.py (below the ephemeral range, so a restarted process
+gets its port back; each xdist worker its own share, so two workers never pick one port).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
 from service_kit.topology import RegionEntry, Registry
+from tests.ports import free_port
 from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,19 +60,6 @@ def ledger_command(use_double: bool) -> list[str]:
     built = getattr(ledger_server, "LedgerServiceServicer", None)
     real = built is not None and "Hold" in vars(built)
     return [sys.executable, "-m", "ledger_svc"] if real and not use_double else [sys.executable, str(DOUBLE)]
-
-
-def free_port() -> int:
-    """A free port below the ephemeral range (32768-60999), so no client socket can take it while a server is down."""
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float = 20, what: str = "condition") -> Any:
