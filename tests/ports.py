@@ -10,6 +10,7 @@ port free before either binds it, and then one test's processes would answer ano
 from __future__ import annotations
 
 import os
+import random
 import socket
 
 # The embedded layout around a base port: the ops API one below it, the gateway on it, the regions in tens above.
@@ -20,11 +21,14 @@ BLOCK_STEP = 50
 # at the same time (and each worker has its own share of the blocks besides).
 UPWARDS = range(20000, 32000, BLOCK_STEP)
 DOWNWARDS = range(32000, 20000, -BLOCK_STEP)
-# Single ports: above the highest block (32000 + BLOCK_ABOVE) and below the ephemeral range.
-SINGLES = range(32100, 32760)
+# Single ports: below the Redis Cluster tests' pairs (16000 on), the embedded system's default block (18049 on) and
+# the e2e blocks (20000 on); above the well-known servers' ports.
+SINGLES = range(10000, 16000)
 # Each process hands its candidates out in turn from where it stopped, so a port it handed out (and that may not be
 # bound yet, or is free while its server restarts) is not handed out again until the range comes round; by then the
-# test that took it has ended, since a worker runs one test at a time.
+# test that took it has ended, since a worker runs one test at a time. It starts at a random place: two test runs on
+# one machine (whose workers have the same names) would otherwise hand out the same ports in the same order, and a
+# port picked but not yet bound by one run looks free to the other.
 _next_index: dict[range, int] = {}
 
 
@@ -49,7 +53,9 @@ def free_ports(count: int, candidates: range = SINGLES) -> list[int]:
     candidate (`candidates.step` of them: a Redis Cluster node's bus port beside its client port, say)."""
     width = abs(candidates.step)
     found: list[int] = []
-    start = _next_index.get(candidates, 0)
+    start = _next_index.get(candidates)
+    if start is None:
+        start = random.randrange(len(candidates))
     for offset in range(len(candidates)):
         index = (start + offset) % len(candidates)
         port = candidates[index]
