@@ -17,8 +17,10 @@ up: $(STAMP)
 	$(VENV)/bin/carbon up
 
 # One pytest-xdist worker per core, at most two: two workers' tests together hold at most ~50 PostgreSQL connections,
-# within PostgreSQL's default limit of 100 (docs/adr/0009-test-databases.md).
-TEST_WORKERS ?= --numprocesses=auto --maxprocesses=2
+# within PostgreSQL's default limit of 100 (docs/adr/0009-test-databases.md). Work stealing: a worker that runs out of
+# tests takes half of the other's queue, so a queue of long process-starting tests does not finish alone at the end
+# (docs/adr/0020-test-suite-time.md).
+TEST_WORKERS ?= --numprocesses=auto --maxprocesses=2 --dist=worksteal
 
 test: $(STAMP)
 	$(PY) -m pytest $(TEST_WORKERS) $(PYTEST_ARGS)

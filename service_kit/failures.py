@@ -13,14 +13,13 @@ call runs again, as one more unit of work, never a part of one. docs/adr/0003-er
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import grpc
-import psycopg
-import redis
 import sqlalchemy.exc
 
 DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
@@ -38,7 +37,6 @@ IDEMPOTENT_ATTEMPTS = 3
 
 _UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 _DEPENDENCY_DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-_CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 # SQLite's answer when its busy timeout ran out: another writer held the lock the whole time.
 _SQLITE_BUSY = ("database is locked", "database is busy")
 
@@ -62,7 +60,11 @@ def classify(error: BaseException) -> Failure | None:
         return Failure(
             _UNAVAILABLE, DEPENDENCY_UNAVAILABLE, "a dependency did not answer; retry later", OUTAGE_RETRY_DELAY, False
         )
-    if isinstance(error, redis.RedisError):
+    # The drivers are looked up, not imported: an error of theirs exists only in a process that imported them, and
+    # importing them costs a process on SQLite without Redis a quarter of a second of start-up for nothing.
+    psycopg = sys.modules.get("psycopg")
+    redis = sys.modules.get("redis")
+    if redis is not None and isinstance(error, redis.RedisError):
         return Failure(
             _UNAVAILABLE, CACHE_UNAVAILABLE, "the cache is unavailable; retry later", OUTAGE_RETRY_DELAY, True
         )
@@ -71,11 +73,12 @@ def classify(error: BaseException) -> Failure | None:
             _UNAVAILABLE, DATABASE_UNAVAILABLE, "the database is busy; retry later", OUTAGE_RETRY_DELAY, False
         )
     orig = error.orig if isinstance(error, sqlalchemy.exc.DBAPIError) else error
-    if isinstance(orig, _CONFLICTS) or (orig is not None and _sqlite_busy(orig)):
+    conflicts = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) if psycopg else ()
+    if isinstance(orig, conflicts) or (orig is not None and _sqlite_busy(orig)):
         return Failure(
             _UNAVAILABLE, DATABASE_CONFLICT, "a concurrent change conflicted; retry", CONFLICT_RETRY_DELAY, True
         )
-    if isinstance(orig, psycopg.DataError):
+    if psycopg is not None and isinstance(orig, psycopg.DataError):
         return Failure(
             grpc.StatusCode.INVALID_ARGUMENT,
             VALUE_REFUSED_BY_STORE,
@@ -91,7 +94,7 @@ def classify(error: BaseException) -> Failure | None:
             OUTAGE_RETRY_DELAY,
             True,
         )
-    if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError) or isinstance(
+    if (psycopg is not None and isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError)) or isinstance(
         error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
     ):
         return Failure(

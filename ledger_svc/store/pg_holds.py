@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection
 
 from ledger_svc.domain.holds import Hold, HoldState
@@ -161,6 +160,8 @@ class Locked:
 
 def _cursor(conn: Connection) -> Any:
     """A cursor on the transaction's own driver connection whose rows name their columns."""
+    from psycopg.rows import namedtuple_row  # here: a process on SQLite never imports the PostgreSQL driver
+
     return conn.connection.driver_connection.cursor(row_factory=namedtuple_row)  # type: ignore[union-attr]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,18 +22,13 @@ from service_kit.embedded import child_environment
 from service_kit.embedded_front_door import write_gateway_callers
 from service_kit.logs import ready_address
 from service_kit.topology import plan
+from tests.ports import free_port
 from tests.service_identities import TRUST
 
 pytestmark = pytest.mark.e2e
 
 # A deadline against a hang, not a measurement.
 START_DEADLINE_S = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Process:
@@ -93,7 +87,7 @@ def _samples(scraped: str, name: str) -> list[tuple[str, float]]:
 
 
 def test_a_ledger_serves_its_metrics_for_prometheus_and_logs_json_only(tmp_path: Path, started: list[Process]) -> None:
-    metrics_port, grpc_port = _free_port(), _free_port()
+    metrics_port, grpc_port = free_port(), free_port()
     env = {
         "CARBON_PORT": str(grpc_port),
         "CARBON_DATA_DIR": str(tmp_path / "data"),
@@ -134,7 +128,7 @@ def test_a_ledger_serves_its_metrics_for_prometheus_and_logs_json_only(tmp_path:
 
 
 def test_the_ops_api_logs_each_request_as_json_with_its_fields(tmp_path: Path, started: list[Process]) -> None:
-    metrics_port, http_port = _free_port(), _free_port()
+    metrics_port, http_port = free_port(), free_port()
     env = {
         "CARBON_PORT": str(http_port),
         "CARBON_DATA_DIR": str(tmp_path / "data"),

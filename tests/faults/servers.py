@@ -12,7 +12,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,8 @@ from typing import NoReturn
 import pytest
 import redis
 
+from tests.ports import free_port
+
 
 def _missing(what: str) -> NoReturn:
     """Skipped loudly; a failure where CI promises the servers (CARBON_REQUIRE_SERVICES=1), as tests/conftest.py
@@ -29,12 +30,6 @@ def _missing(what: str) -> NoReturn:
     if os.environ.get("CARBON_REQUIRE_SERVICES") == "1":
         pytest.fail(f"CARBON_REQUIRE_SERVICES=1 but {what}", pytrace=False)
     pytest.skip(f"SKIPPED LOUDLY: {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _postgres_bin() -> Path | None:

@@ -1,5 +1,6 @@
 """kill -9 during cross-region transfers (tests/gateway/federation.py: real ledger_svc processes, the gateway as a
-process): the gateway dies at each step of a transfer, and each region's ledger is SIGKILLed while transfers run.
+process): the gateway dies at each step of a transfer (the ledgers served in-process meanwhile), and each region's
+ledger, a real process there, is SIGKILLed while transfers run.
 After restarts every account holds earned - sent + received, nothing stays held, the clearing accounts sum to 0,
 and both journals verify and conserve."""
 
@@ -22,11 +23,21 @@ pytestmark = pytest.mark.faults
 REGIONS = ("330000", "110000")
 
 
-@pytest.fixture
-def fed(tmp_path: Path) -> Iterator[Federation]:
-    federation = Federation(tmp_path, list(REGIONS))
+def _federation(tmp_path: Path, ledgers_in_process: bool) -> Iterator[Federation]:
+    federation = Federation(tmp_path, list(REGIONS), ledgers_in_process=ledgers_in_process)
     yield federation
     federation.close()
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Iterator[Federation]:
+    """The ledgers in-process (still on their own ports): only the gateway process is killed."""
+    yield from _federation(tmp_path, ledgers_in_process=True)
+
+
+@pytest.fixture
+def fed_with_ledger_processes(tmp_path: Path) -> Iterator[Federation]:
+    yield from _federation(tmp_path, ledgers_in_process=False)
 
 
 def assert_cross_region_books(fed: Federation, expected: dict[tuple[str, str], int]) -> None:
@@ -51,7 +62,10 @@ def test_the_gateway_killed_at_each_step_moves_the_points_once(fed: Federation, 
 
 
 @pytest.mark.parametrize("killed", REGIONS)
-def test_a_ledger_killed_during_transfers_loses_and_creates_nothing(fed: Federation, killed: str) -> None:
+def test_a_ledger_killed_during_transfers_loses_and_creates_nothing(
+    fed_with_ledger_processes: Federation, killed: str
+) -> None:
+    fed = fed_with_ledger_processes
     pairs = [funded(fed, 1_000) for _ in range(4)]
     fed.start_gateway()
     answers: dict[str, int] = {}

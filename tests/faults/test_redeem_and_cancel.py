@@ -22,7 +22,8 @@ from rewards_svc.server import CRASH_EXIT_CODE
 from service_kit.accounts import new_account_number
 from service_kit.db import make_engine
 from tests.faults.books import assert_rewards_agree_with_the_ledger
-from tests.gateway.federation import Federation, free_port, wait_for
+from tests.gateway.federation import Federation, wait_for
+from tests.ports import free_port
 from tests.rewards.conftest import Platform
 from tests.rewards.test_crash import start_rewards, wait_ready
 from tests.service_identities import TRUST

@@ -20,7 +20,7 @@ REGIONS = ["330000", "110000"]
 
 @pytest.fixture
 def federation(tmp_path: Path) -> Iterator[Federation]:
-    fed = Federation(tmp_path, REGIONS)
+    fed = Federation(tmp_path, REGIONS, ledgers_in_process=True)
     yield fed
     fed.close()
 

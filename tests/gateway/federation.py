@@ -1,16 +1,15 @@
 """A federation of real processes for gateway tests: per region a ledger process and an identity server, a gateway.
 
 The ledger is ledger_svc once it serves holds, else the durable stand-in ledger_double.py; either runs as its own
-process so a test can kill -9 it. Ports are below the ephemeral range so a restarted process gets its port back.
+process so a test can kill -9 it. Ports come from tests/ports.py (below the ephemeral range, so a restarted process
+gets its port back; each xdist worker its own share, so two workers never pick one port).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
+from sqlalchemy import Engine
 
 from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2 as gw
@@ -38,14 +38,17 @@ from identity_svc.domain.real_name import id_check_char
 from identity_svc.keys import KeyRing
 from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
 from identity_svc.server import IdentityServiceServicer, build_services
+from ledger_svc.server import registrations as ledger_registrations
 from rewards_svc.server import registrations as rewards_registrations
 from service_kit import health, identities
 from service_kit.db import make_engine, migrate
+from service_kit.runner import pool_size_for
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
 from service_kit.status import error_details
 from service_kit.topology import RegionEntry, Registry
 from tests.ingest.ingest_harness import OpeningClock
+from tests.ports import free_port
 from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,19 +64,6 @@ def ledger_command(use_double: bool) -> list[str]:
     built = getattr(ledger_server, "LedgerServiceServicer", None)
     real = built is not None and "Hold" in vars(built)
     return [sys.executable, "-m", "ledger_svc"] if real and not use_double else [sys.executable, str(DOUBLE)]
-
-
-def free_port() -> int:
-    """A free port below the ephemeral range (32768-60999), so no client socket can take it while a server is down."""
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float = 20, what: str = "condition") -> Any:
@@ -126,10 +116,16 @@ class Federation:
         use_double: bool = False,
         ledger_db_urls: dict[str, str] | None = None,
         rewards: bool = False,
+        ledgers_in_process: bool = False,
     ) -> None:
-        """use_double: run the ledger stand-in even when ledger_svc is built (it has crash hooks ledger_svc lacks)."""
+        """use_double: run the ledger stand-in even when ledger_svc is built (it has crash hooks ledger_svc lacks).
+        ledgers_in_process: serve each region's ledger_svc from this process (still on its own port) rather than as
+        a `python -m ledger_svc` process, for tests that never kill -9 it: a process start costs more CPU than most
+        of those tests (kill_ledger then stops the server at once, the region is down all the same)."""
         self.root = root
         self.use_double = use_double
+        self.ledgers_in_process = ledgers_in_process and not use_double
+        self.ledger_servers: dict[str, tuple[RunningServer, Engine]] = {}
         self.ledger_db_urls = ledger_db_urls or {code: f"sqlite:///{root / f'ledger-{code}.db'}" for code in regions}
         self.regions = regions
         self.gateway_db_url = gateway_db_url or f"sqlite:///{root / 'gateway.db'}"
@@ -228,15 +224,21 @@ class Federation:
         env.update(extra)
         return env
 
-    def start_ledger(self, code: str, crash_at: str = "") -> None:
-        env = self._env(
-            CARBON_PORT=str(self.ledger_ports[code]),
-            CARBON_REGION=code,
-            CARBON_DATABASE_URL=self.ledger_db_urls[code],
-            CARBON_DATA_DIR=str(self.root),
-            CARBON_TEST_CRASH_AT=crash_at,
+    def _ledger_variables(self, code: str, crash_at: str) -> dict[str, str]:
+        return {
+            "CARBON_PORT": str(self.ledger_ports[code]),
+            "CARBON_REGION": code,
+            "CARBON_DATABASE_URL": self.ledger_db_urls[code],
+            "CARBON_DATA_DIR": str(self.root),
+            "CARBON_TEST_CRASH_AT": crash_at,
             **TRUST.env(identities.regional(code, "ledger")),
-        )
+        }
+
+    def start_ledger(self, code: str, crash_at: str = "") -> None:
+        if self.ledgers_in_process and not crash_at:
+            self._start_ledger_in_process(code)
+            return
+        env = self._env(**self._ledger_variables(code, crash_at))
         log = (self.root / f"ledger-{code}.log").open("ab")
         self.ledgers[code] = subprocess.Popen(
             ledger_command(self.use_double), env=env, cwd=ROOT, stdout=log, stderr=log
@@ -250,11 +252,24 @@ class Federation:
         )
         assert not self._exited(code), f"ledger {code} exited: see {self.root / f'ledger-{code}.log'}"
 
+    def _start_ledger_in_process(self, code: str) -> None:
+        """The ledger as `python -m ledger_svc` runs it (settings, pool size, migration, registrations), in-process."""
+        settings = Settings.from_env("ledger_svc", self._ledger_variables(code, ""))
+        engine = make_engine(settings.effective_database_url(), pool_size=pool_size_for(settings))
+        migrate("ledger_svc", engine)
+        self.ledger_servers[code] = (start_server(settings, ledger_registrations(settings, engine)), engine)
+        self.ledgers[code] = None
+
     def _exited(self, code: str) -> bool:
         process = self.ledgers.get(code)
         return process is not None and process.poll() is not None
 
     def kill_ledger(self, code: str) -> None:
+        if code in self.ledger_servers:
+            running, engine = self.ledger_servers.pop(code)
+            running.stop()
+            engine.dispose()
+            return
         process = self.ledgers[code]
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGKILL)

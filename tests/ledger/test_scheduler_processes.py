@@ -27,7 +27,7 @@ from ledger_svc.store.tables import transfers as journal
 from service_kit import identities
 from service_kit.clock import china_day, system_clock
 from tests.ledger.ledger_support import REGION, account_number, earn, migrated_engine
-from tests.rewards.test_crash import free_port
+from tests.ports import free_port
 from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,6 +18,7 @@ from rewards_svc.server import CRASH_EXIT_CODE
 from service_kit import identities
 from service_kit.accounts import new_account_number
 from service_kit.logs import ready_address
+from tests.ports import free_port
 from tests.rewards.conftest import Platform, StartPlatform
 from tests.service_identities import TRUST
 
@@ -57,14 +58,6 @@ def wait_ready(process: subprocess.Popen[bytes], deadline_s: float = 60) -> None
         if not line and process.poll() is not None:
             break
     raise AssertionError(f"rewards_svc did not start (exit {process.poll()})")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from service_kit.failures import (
     VALUE_REFUSED_BY_STORE,
     classify,
 )
-from tests.faults.servers import free_port
+from tests.ports import free_port
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from ingest_svc.store.dedupe import RedisDedupe
 from service_kit import redis_client
 from service_kit.ratelimit import RedisLimiter
 from service_kit.redis_client import hash_tag
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.redis_cluster
 
@@ -36,29 +36,9 @@ CREATE_OPTIONS = ("--cluster-replicas", "0", "--cluster-yes")
 CLUSTER_DEADLINE_S = 60
 
 
-# Client and cluster-bus ports from a range of their own: below the blocks the end-to-end tests take (20000 on) and
-# the embedded system's defaults (18049 on), outside the kernel's ephemeral range.
-PORT_RANGE = range(16000, 18000)
-
-
-def _free_ports(count: int) -> list[int]:
-    """`count` free ports, each with the next one free too (its cluster bus port)."""
-    ports: list[int] = []
-    for port in range(PORT_RANGE.start, PORT_RANGE.stop, 2):
-        if _free(port) and _free(port + 1):
-            ports.append(port)
-            if len(ports) == count:
-                return ports
-    raise RuntimeError("no free ports for a Redis Cluster")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+# Client and cluster-bus ports (each node's bus port next to its client port, so candidates step by two) from a range
+# of their own: below the blocks the end-to-end tests take (20000 on) and the embedded system's defaults (18049 on).
+PORT_PAIRS = range(16000, 18000, 2)
 
 
 def _start_node(folder: Path, port: int) -> subprocess.Popen[bytes]:
@@ -102,7 +82,7 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(f"CARBON_REQUIRE_SERVICES=1 but {message}", pytrace=False)
         pytest.skip(f"SKIPPED LOUDLY: {message}")
     folder = tmp_path_factory.mktemp("redis-cluster")
-    ports = _free_ports(MASTERS)
+    ports = free_ports(MASTERS, PORT_PAIRS)
     nodes = [_start_node(folder / str(port), port) for port in ports]
     try:
         for port in ports:

@@ -119,7 +119,7 @@ def test_points_move_only_between_one_persons_accounts(federation: Federation, g
 
 
 def test_both_regions_policies_may_allow_transfers_between_persons(tmp_path: Path) -> None:
-    federation = Federation(tmp_path, ["330000", "110000"], between_persons=True)
+    federation = Federation(tmp_path, ["330000", "110000"], between_persons=True, ledgers_in_process=True)
     running = start_inprocess_gateway(federation)
     try:
         source, stranger = federation.open_account("330000"), federation.open_account("110000")

@@ -15,7 +15,7 @@ from tests.gateway.federation import Federation, metadata
 
 
 def test_the_directory_lists_one_persons_accounts_and_reports_a_region_that_is_down(tmp_path: Path) -> None:
-    federation = Federation(tmp_path, ["330000", "110000", "310000"])
+    federation = Federation(tmp_path, ["330000", "110000", "310000"], ledgers_in_process=True)
     running = start_inprocess_gateway(federation)
     try:
         zj, bj, sh = federation.open_person(["330000", "110000", "310000"])

@@ -28,7 +28,7 @@ FINAL = (
 
 @pytest.fixture
 def fed(tmp_path: Path) -> Iterator[Federation]:
-    federation = Federation(tmp_path, ["330000", "110000"], rewards=True)
+    federation = Federation(tmp_path, ["330000", "110000"], rewards=True, ledgers_in_process=True)
     running = start_inprocess_gateway(federation)
     yield federation
     running.stop()
@@ -114,7 +114,7 @@ def test_redeem_anywhere_is_only_for_one_persons_own_accounts(fed: Federation) -
 
 
 def test_a_gateway_killed_before_the_redemption_unwinds_it_after_restart(tmp_path: Path) -> None:
-    fed = Federation(tmp_path, ["330000", "110000"], rewards=True)
+    fed = Federation(tmp_path, ["330000", "110000"], rewards=True, ledgers_in_process=True)
     try:
         zj, bj = person_with_points(fed)
         before = lots_by_expiry(fed, "330000", zj)
