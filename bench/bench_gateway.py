@@ -20,12 +20,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 from bench_ingest_support import (
     REGION,
+    accounts_for,
     open_accounts,
     p99_ms,
     private_schemas,
@@ -48,7 +49,8 @@ READS = int(os.environ.get("CARBON_BENCH_READS", "300"))
 BATCHES = int(os.environ.get("CARBON_BENCH_BATCHES", "12"))
 BATCH_SIZE = 500
 SUBMITTERS = 4
-ACCOUNTS = 400  # enough daily-cap room for every event of both paths
+# Enough daily-cap room for every event of both paths and their warm-ups, all in one day (after opening).
+ACCOUNTS = max(400, accounts_for((2 * BATCHES + 2) * BATCH_SIZE))
 PLATFORM_KEY, PARTNER_KEY = "bench-platform-key", "bench-partner-key"
 Metadata = tuple[tuple[str, str], ...]
 
@@ -112,8 +114,8 @@ def main() -> None:
         addresses = {"identity": reg.processes[-2].address, "ledger": reg.processes[-1].address}
         addresses["ingest"] = reg.processes[0].address
         env = {**gateway_config(root, addresses), "CARBON_DATABASE_URL": urls["gateway"]}
-        now = datetime.now(UTC)
-        accounts = open_accounts(reg.identity, ACCOUNTS, now - timedelta(days=8))
+        accounts = open_accounts(reg.identity, ACCOUNTS)
+        now = datetime.now(UTC)  # the events happen after the accounts were opened and their consent granted
         secret = register_partner(reg.ingest)
         with service_process("gateway", env) as gateway, grpc.insecure_channel(gateway.address) as channel:
             gw_ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 REGION = "110000"
 PARTNER = "metro"
 TRIPS_PER_DAY = 10  # transit_trip's daily cap: every benchmark event earns points
-DAYS = 6  # within the 7-day acceptance window
 
 
 def database_url() -> str:
@@ -197,7 +196,15 @@ def _drop_redis_keys(prefix: str) -> None:
     client.close()
 
 
-def open_accounts(identity: identity_service_pb2_grpc.IdentityServiceStub, count: int, since: datetime) -> list[str]:
+def accounts_for(events: int) -> int:
+    """How many accounts take `events` trips in one day without passing the daily cap: a consent takes effect no
+    earlier than its account's opening, so a benchmark's events all happen after the accounts were opened."""
+    return -(-events // TRIPS_PER_DAY)
+
+
+def open_accounts(identity: identity_service_pb2_grpc.IdentityServiceStub, count: int) -> list[str]:
+    """Accounts with transit consent in effect from now (the time of the grant)."""
+
     def one(i: int) -> str:
         first17 = f"110105{1950 + i // 336:04d}{i // 28 % 12 + 1:02d}{i % 28 + 1:02d}{i % 1000:03d}"
         opened = identity.OpenAccount(
@@ -218,7 +225,6 @@ def open_accounts(identity: identity_service_pb2_grpc.IdentityServiceStub, count
                 category=common_pb2.DATA_CATEGORY_TRANSIT,
                 channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
                 recorded_by="alipay",
-                effective_at=to_timestamp(since),
             )
         )
         return number
@@ -245,16 +251,16 @@ def register_partner(ingest: ingest_service_pb2_grpc.IngestServiceStub) -> str:
 
 
 def trips(accounts: list[str], first: int, count: int, now: datetime) -> list[pb.Event]:
-    """Trip events numbered first..first+count, spread so no account passes the daily cap on any day."""
-    per_day = len(accounts) * TRIPS_PER_DAY
-    assert first + count <= per_day * DAYS, "more events than the accounts can earn in the window"
+    """Trip events numbered first..first+count, all at `now` (after the accounts were opened and their consent
+    granted), spread so no account passes the daily cap."""
+    assert first + count <= len(accounts) * TRIPS_PER_DAY, "more events than the accounts can earn in a day"
     return [
         pb.Event(
             event_id=f"e{n}",
             account=common_pb2.AccountRef(account_number=accounts[n % len(accounts)]),
             behaviour="transit_trip",
             quantity_milli=1000,
-            occurred_at=to_timestamp(now - timedelta(days=n // per_day, minutes=5)),
+            occurred_at=to_timestamp(now),
             region_code=REGION,
         )
         for n in range(first, first + count)

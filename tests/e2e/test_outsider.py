@@ -14,7 +14,7 @@ import hmac
 import json
 import struct
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def key(system: System, name: str) -> str:
     return (system.data_dir / name).read_text().strip()
 
 
-def open_account(platform: Outsider, region: str) -> str:
+def open_account(platform: Outsider, region: str) -> idpb.Account:
     request = idpb.OpenAccountRequest(
         request_id=f"outsider-open-{region}",
         channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
@@ -112,20 +112,35 @@ def open_account(platform: Outsider, region: str) -> str:
         phone_number="13812345678",
         binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id="2088-outsider"),
     )
-    return str(platform.identity.OpenAccount(request, metadata=platform.md(region), timeout=30).account.account_number)
+    return platform.identity.OpenAccount(request, metadata=platform.md(region), timeout=30).account
 
 
-def submit_charging(partner: Outsider, data_dir: Path, account: str) -> inpb.SubmitEventsResponse:
-    """100 kWh of charging (the daily cap) just now, 500 points: an event before the account was opened would not
-    score (no consent takes effect before the opening)."""
-    secret = json.loads((data_dir / "demo-partner-secrets.json").read_text())[ZJ]
-    batch = inpb.SubmitEventsRequest(partner_id="demo-partner", batch_id="outsider-1", key_id=secret["key_id"])
+def grant(platform: Outsider, account: str, category: common_pb2.DataCategory.ValueType) -> None:
+    request = idpb.GrantConsentRequest(
+        request_id=f"outsider-consent-{account}-{category}", account_number=account, category=category,
+        channel=common_pb2.CHANNEL_INTERNET_PLATFORM, recorded_by="alipay",
+    )  # fmt: skip
+    platform.identity.GrantConsent(request, metadata=platform.md(), timeout=30)
+
+
+def submit_a_day(partner: Outsider, data_dir: Path, region: str, opened: idpb.Account) -> inpb.SubmitEventsResponse:
+    """A charge from ten minutes before the account was opened (no consent can take effect before the opening, so it
+    must not score), then a day's worth of what the demo partner reports, each behaviour to its daily cap, all after
+    the opening: 100 kWh of charging (500 points), ten trips (100) and 30 km by bike (90)."""
+    secret = json.loads((data_dir / "demo-partner-secrets.json").read_text())[region]
+    batch = inpb.SubmitEventsRequest(partner_id="demo-partner", batch_id=f"outsider-{region}", key_id=secret["key_id"])
+    before_opening = opened.opened_at.ToDatetime(tzinfo=UTC) - timedelta(minutes=10)
     now = datetime.now(UTC)
-    event = batch.events.add(event_id="charge-1", behaviour="ev_charging_kwh", quantity_milli=100_000, region_code=ZJ)
-    event.account.account_number = account
-    event.occurred_at.FromDatetime(now)
+    day = [("before-opening", "ev_charging_kwh", 100_000, before_opening), ("charge", "ev_charging_kwh", 100_000, now)]
+    day += [(f"trip-{n}", "transit_trip", 1_000, now) for n in range(10)] + [("ride", "bike_km", 30_000, now)]
+    for name, behaviour, quantity_milli, at in day:
+        event = batch.events.add(
+            event_id=f"{region}-{name}", behaviour=behaviour, quantity_milli=quantity_milli, region_code=region
+        )
+        event.account.account_number = opened.account_number
+        event.occurred_at.FromDatetime(at)
     batch.signature = sign(batch, secret["secret"])
-    return partner.ingest.SubmitEvents(batch, metadata=partner.md(ZJ), timeout=60)
+    return partner.ingest.SubmitEvents(batch, metadata=partner.md(region), timeout=60)
 
 
 def redeem_topup(platform: Outsider, account: str, request_id: str) -> str:
@@ -142,23 +157,34 @@ def balance(platform: Outsider, account: str) -> Any:
 def test_an_outsider_does_everything_through_the_gateway_alone(system: System, channel: grpc.Channel) -> None:
     platform = Outsider(channel, key(system, "gateway-platform-key"))
     partner = Outsider(channel, key(system, "gateway-partner-key"))
-    zj, bj = open_account(platform, ZJ), open_account(platform, BJ)
-    consent = idpb.GrantConsentRequest(
-        request_id="outsider-consent", account_number=zj, category=common_pb2.DATA_CATEGORY_EV_CHARGING,
+    opened = {region: open_account(platform, region) for region in (ZJ, BJ)}
+    zj, bj = opened[ZJ].account_number, opened[BJ].account_number
+    backdated = idpb.GrantConsentRequest(
+        request_id="outsider-backdated", account_number=zj, category=common_pb2.DATA_CATEGORY_EV_CHARGING,
         channel=common_pb2.CHANNEL_INTERNET_PLATFORM, recorded_by="alipay",
     )  # fmt: skip
-    platform.identity.GrantConsent(consent, metadata=platform.md(), timeout=30)
-    for account in (zj, bj):  # both regions share this person's data in the transfer below (ADR 0610)
-        sharing = idpb.GrantConsentRequest(
-            request_id=f"outsider-sharing-{account}", account_number=account,
-            category=common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING, channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
-            recorded_by="alipay",
-        )  # fmt: skip
-        platform.identity.GrantConsent(sharing, metadata=platform.md(), timeout=30)
+    backdated.effective_at.FromDatetime(opened[ZJ].opened_at.ToDatetime(tzinfo=UTC) - timedelta(days=8))
+    assert refusal(lambda: platform.identity.GrantConsent(backdated, metadata=platform.md(), timeout=30)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_EFFECTIVE_AT",
+    )
+    for account in (zj, bj):  # the demo partner's behaviours, and both regions share this person's data (ADR 0610)
+        for category in (common_pb2.DATA_CATEGORY_EV_CHARGING, common_pb2.DATA_CATEGORY_TRANSIT,
+                         common_pb2.DATA_CATEGORY_CYCLING, common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING):  # fmt: skip
+            grant(platform, account, category)
 
-    results = submit_charging(partner, system.data_dir, zj).results
-    assert [result.outcome for result in results] == [inpb.EVENT_OUTCOME_ACCEPTED], results
-    assert balance(platform, zj).balance.available_points == 500
+    for region in (ZJ, BJ):  # a day in each region where the person holds an account: 690 points each
+        results = submit_a_day(partner, system.data_dir, region, opened[region]).results
+        before_opening, *day = results
+        assert (before_opening.outcome, before_opening.reason, before_opening.points) == (
+            inpb.EVENT_OUTCOME_REJECTED,
+            "CONSENT_MISSING",
+            0,
+        ), before_opening
+        assert [result.outcome for result in day] == [inpb.EVENT_OUTCOME_ACCEPTED] * 12, day
+        assert sum(result.points for result in day) == 690
+    assert balance(platform, zj).balance.available_points == 690
+    assert balance(platform, bj).balance.available_points == 690
 
     used, cancelled = redeem_topup(platform, zj, "outsider-topup-1"), redeem_topup(platform, zj, "outsider-topup-2")
     use = rpb.UseVoucherRequest(request_id="outsider-use", code=used, merchant_id="hz-metro")
@@ -167,34 +193,32 @@ def test_an_outsider_does_everything_through_the_gateway_alone(system: System, c
     )
     cancel = rpb.CancelVoucherRequest(request_id="outsider-cancel", code=cancelled, reason="changed my mind")
     platform.rewards.CancelVoucher(cancel, metadata=platform.md(ZJ), timeout=30)
-    # A tree costs 1,000 points and one day of charging after opening earns 500: the gateway forwards the donation
-    # and rewards refuses it, moving nothing.
-    donate = rpb.DonateRequest(request_id="outsider-tree", account_number=zj, project_id="trees", amount_points=1_000)
-    assert refusal(lambda: platform.rewards.Donate(donate, metadata=platform.md(), timeout=30)) == (
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "INSUFFICIENT_POINTS",
-    )
-    assert balance(platform, zj).balance.available_points == 400  # 500 - 100 used
+    assert balance(platform, zj).balance.available_points == 590  # 690 - 100 used; the cancelled voucher refunded
 
     authorization = platform.identity.IssueResidentAuthorization(
         idpb.IssueResidentAuthorizationRequest(
             request_id="outsider-move", account_number=zj, operation=idpb.RESIDENT_OPERATION_CROSS_REGION_TRANSFER,
-            amount_points=200, to_account=bj,
+            amount_points=400, to_account=bj,
         ),
         metadata=platform.md(),
         timeout=30,
     ).authorization  # fmt: skip
     moved = platform.gateway.CreateCrossRegionTransfer(
         gw.CreateCrossRegionTransferRequest(
-            transfer_id="outsider-move", from_account=zj, to_account=bj, amount_points=200,
+            transfer_id="outsider-move", from_account=zj, to_account=bj, amount_points=400,
             resident_authorization=authorization,
         ),
         metadata=platform.md(),
         timeout=60,
     ).transfer  # fmt: skip
     assert moved.state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED and moved.authorized_by == "platform:alipay"
-    assert balance(platform, zj).balance.available_points == 200
-    assert balance(platform, bj).balance.available_points == 200
+    assert balance(platform, zj).balance.available_points == 190
+    assert balance(platform, bj).balance.available_points == 1_090
+
+    # A tree costs 1,000 points: the Beijing account, with its own day and the points moved in, plants one.
+    donate = rpb.DonateRequest(request_id="outsider-tree", account_number=bj, project_id="trees", amount_points=1_000)
+    assert platform.rewards.Donate(donate, metadata=platform.md(), timeout=30).units == 1
+    assert balance(platform, bj).balance.available_points == 90
 
     regions = platform.gateway.ListRegions(gw.ListRegionsRequest(), metadata=platform.md(), timeout=30).regions
     assert {region.health for region in regions} == {"SERVING"}
@@ -221,7 +245,7 @@ def test_outsiders_without_the_right_credentials_are_refused_and_the_books_do_no
     system: System, channel: grpc.Channel
 ) -> None:
     ops = Outsider(channel, key(system, "gateway-ops-api-key"))
-    account = open_account(Outsider(channel, key(system, "gateway-platform-key")), BJ)
+    account = open_account(Outsider(channel, key(system, "gateway-platform-key")), BJ).account_number
     before = balance(ops, account).balance
     anonymous, wrong = Outsider(channel, ""), Outsider(channel, "not-a-key")
     partner = Outsider(channel, key(system, "gateway-partner-key"))
