@@ -69,6 +69,56 @@ minutes; it does not resolve this state by itself.
 """
 Global___CrossRegionTransferState: _TypeAlias = CrossRegionTransferState  # noqa: Y015
 
+class _RedeemAnywhereState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RedeemAnywhereStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RedeemAnywhereState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REDEEM_ANYWHERE_STATE_UNSPECIFIED: _RedeemAnywhereState.ValueType  # 0
+    """Not a state (never returned)."""
+    REDEEM_ANYWHERE_STATE_CREATED: _RedeemAnywhereState.ValueType  # 1
+    """Recorded; the transfer of the price to the target account is being made."""
+    REDEEM_ANYWHERE_STATE_TRANSFERRED: _RedeemAnywhereState.ValueType  # 2
+    """The points are in the target account; the redemption there is being made."""
+    REDEEM_ANYWHERE_STATE_REDEEMED: _RedeemAnywhereState.ValueType  # 3
+    """Final, done: the vouchers are issued to the target account."""
+    REDEEM_ANYWHERE_STATE_UNWINDING: _RedeemAnywhereState.ValueType  # 4
+    """The target region refused the redemption; the points are on their way back with their lots."""
+    REDEEM_ANYWHERE_STATE_UNWOUND: _RedeemAnywhereState.ValueType  # 5
+    """Final, refused: the points came back to the source account with their original expiry dates."""
+    REDEEM_ANYWHERE_STATE_FAILED: _RedeemAnywhereState.ValueType  # 6
+    """Final, refused: the transfer there was released; nothing moved."""
+    REDEEM_ANYWHERE_STATE_STRANDED: _RedeemAnywhereState.ValueType  # 7
+    """Final, refused: the points could not be sent back and stay in the person's own target account (the gateway
+    alerts RA_STRANDED).
+    """
+
+class RedeemAnywhereState(_RedeemAnywhereState, metaclass=_RedeemAnywhereStateEnumTypeWrapper):
+    """Where a redeem-anywhere stands (gateway/domain/redeem_anywhere.py). Final states are REDEEMED, UNWOUND, FAILED and
+    STRANDED; the others are in progress and the gateway's recovery loop finishes them.
+    """
+
+REDEEM_ANYWHERE_STATE_UNSPECIFIED: RedeemAnywhereState.ValueType  # 0
+"""Not a state (never returned)."""
+REDEEM_ANYWHERE_STATE_CREATED: RedeemAnywhereState.ValueType  # 1
+"""Recorded; the transfer of the price to the target account is being made."""
+REDEEM_ANYWHERE_STATE_TRANSFERRED: RedeemAnywhereState.ValueType  # 2
+"""The points are in the target account; the redemption there is being made."""
+REDEEM_ANYWHERE_STATE_REDEEMED: RedeemAnywhereState.ValueType  # 3
+"""Final, done: the vouchers are issued to the target account."""
+REDEEM_ANYWHERE_STATE_UNWINDING: RedeemAnywhereState.ValueType  # 4
+"""The target region refused the redemption; the points are on their way back with their lots."""
+REDEEM_ANYWHERE_STATE_UNWOUND: RedeemAnywhereState.ValueType  # 5
+"""Final, refused: the points came back to the source account with their original expiry dates."""
+REDEEM_ANYWHERE_STATE_FAILED: RedeemAnywhereState.ValueType  # 6
+"""Final, refused: the transfer there was released; nothing moved."""
+REDEEM_ANYWHERE_STATE_STRANDED: RedeemAnywhereState.ValueType  # 7
+"""Final, refused: the points could not be sent back and stay in the person's own target account (the gateway
+alerts RA_STRANDED).
+"""
+Global___RedeemAnywhereState: _TypeAlias = RedeemAnywhereState  # noqa: Y015
+
 @_typing.final
 class Region(_message.Message):
     """A federated region and, for an operator, where its services listen."""
@@ -573,22 +623,40 @@ Global___RedeemAnywhereRequest: _TypeAlias = RedeemAnywhereRequest  # noqa: Y015
 
 @_typing.final
 class RedeemAnywhereResponse(_message.Message):
-    """The redemption and the transfer that paid for it."""
+    """The redeem-anywhere as it stands: the operation's state, and for REDEEMED the redemption and the transfer that
+    paid for it. Only state REDEEMED has vouchers.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_FIELD_NUMBER: _builtins.int
     REDEMPTION_ID_FIELD_NUMBER: _builtins.int
     VOUCHER_CODES_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     redemption_id: _builtins.str
-    """The redemption's id in the target region (RewardsService.GetRedemption there)."""
+    """The redemption's id in the target region (RewardsService.GetRedemption there); set for REDEEMED only."""
+    state: Global___RedeemAnywhereState.ValueType
+    """Where it stands. Final: REDEEMED, UNWOUND, FAILED, STRANDED. Any other state is still in progress: send the
+    same request again (same request_id and body) until it is final.
+    """
+    failure_reason: _builtins.str
+    """Why it did not redeem, for UNWOUND, FAILED and STRANDED (and UNWINDING): the transfer's failure_reason (e.g.
+    INSUFFICIENT_POINTS) or the target region's refusal (e.g. OUT_OF_STOCK, LIMIT_REACHED), REDEEM_ANYWHERE_FAILED
+    when none is known; empty otherwise.
+    """
+    request_id: _builtins.str
+    """The request's idempotency key, as sent."""
     @_builtins.property
     def transfer(self) -> Global___CrossRegionTransfer:
-        """The transfer of the price from source to target, COMMITTED."""
+        """The transfer of the price from source to target as it stands (COMMITTED for REDEEMED; RELEASED for FAILED, with
+        its failure_reason); unset while it has not been recorded yet.
+        """
 
     @_builtins.property
     def voucher_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The codes of the vouchers issued."""
+        """The codes of the vouchers issued; set for REDEEMED only."""
 
     def __init__(
         self,
@@ -596,10 +664,13 @@ class RedeemAnywhereResponse(_message.Message):
         transfer: Global___CrossRegionTransfer | None = ...,
         redemption_id: _builtins.str = ...,
         voucher_codes: _abc.Iterable[_builtins.str] | None = ...,
+        state: Global___RedeemAnywhereState.ValueType = ...,
+        failure_reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["redemption_id", b"redemption_id", "transfer", b"transfer", "voucher_codes", b"voucher_codes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure_reason", b"failure_reason", "redemption_id", b"redemption_id", "request_id", b"request_id", "state", b"state", "transfer", b"transfer", "voucher_codes", b"voucher_codes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

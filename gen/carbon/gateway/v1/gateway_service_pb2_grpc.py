@@ -42,7 +42,11 @@ class GatewayServiceStub:
     A forwarded call reaches the region with the caller's deadline and metadata (request ids, trace context), never its
     credentials, plus "x-carbon-caller: <caller id>" and "x-carbon-caller-platform: <channel platform>". The region's
     answer comes back unchanged: response, metadata, and on failure its code, message and trailing metadata with the
-    ErrorInfo of the region's domain. StreamEvents is relayed batch by batch at the region's pace. A regional method
+    ErrorInfo of the region's domain. Before a ledger or rewards method whose request names an account is forwarded,
+    the gateway makes sure the account exists (identity of its home region is asked once per account and gateway
+    process): a number no region issued is NOT_FOUND UNKNOWN_ACCOUNT (metadata field, account_number) and the region is
+    not called; while that identity does not answer, an account the gateway has not seen yet is UNAVAILABLE
+    REGION_UNAVAILABLE. An account opened but never credited reads as zeros. StreamEvents is relayed batch by batch at the region's pace. A regional method
     the gateway does not serve (a region's internal calls such as PostTransfers, Hold or CheckConsents; ExpirePoints and
     other operations; partner, rule and catalog administration) is not listed by its reflection and is refused
     UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY (metadata method), as is any unknown method.
@@ -131,7 +135,11 @@ class GatewayServiceServicer:
     A forwarded call reaches the region with the caller's deadline and metadata (request ids, trace context), never its
     credentials, plus "x-carbon-caller: <caller id>" and "x-carbon-caller-platform: <channel platform>". The region's
     answer comes back unchanged: response, metadata, and on failure its code, message and trailing metadata with the
-    ErrorInfo of the region's domain. StreamEvents is relayed batch by batch at the region's pace. A regional method
+    ErrorInfo of the region's domain. Before a ledger or rewards method whose request names an account is forwarded,
+    the gateway makes sure the account exists (identity of its home region is asked once per account and gateway
+    process): a number no region issued is NOT_FOUND UNKNOWN_ACCOUNT (metadata field, account_number) and the region is
+    not called; while that identity does not answer, an account the gateway has not seen yet is UNAVAILABLE
+    REGION_UNAVAILABLE. An account opened but never credited reads as zeros. StreamEvents is relayed batch by batch at the region's pace. A regional method
     the gateway does not serve (a region's internal calls such as PostTransfers, Hold or CheckConsents; ExpirePoints and
     other operations; partner, rule and catalog administration) is not listed by its reflection and is refused
     UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY (metadata method), as is any unknown method.
@@ -178,10 +186,12 @@ class GatewayServiceServicer:
 
     def CreateCrossRegionTransfer(self, request, context):
         """Moves points from a person's account in region A to their account in region B: a hold in A, a credit in B that
-        keeps the lots' expiry dates, then the hold committed in A (docs/adr/0601). Answers once the transfer finished,
-        or with its current state when a region stopped answering (the recovery loop then finishes it; read it with
-        GetCrossRegionTransfer). A refusal after the checks below is an outcome, not an error: the transfer ends RELEASED
-        with failure_reason (e.g. INSUFFICIENT_POINTS).
+        keeps the lots' expiry dates, then the hold committed in A (docs/adr/0601). A long-running operation in the
+        contract's one style (docs/contract/README.md, "Cross-region operations"): a refusal known before anything is
+        recorded is an error (below); once recorded, the call answers OK with the transfer as it stands: final
+        (COMMITTED; RELEASED with failure_reason, e.g. INSUFFICIENT_POINTS, a refusal found after the checks) or still in
+        progress (CREATED, HELD, CREDITED: a region stopped answering or another call with the same transfer_id is
+        driving it; the recovery loop finishes it: read it with GetCrossRegionTransfer or send the same request again).
         Idempotency: transfer_id: the same body again returns the transfer (driving it on if unfinished); another body
         is refused.
         Errors: the front door's and the accounts' (from_account, to_account); INVALID_ARGUMENT (transfer_id;
@@ -210,7 +220,8 @@ class GatewayServiceServicer:
         """Cross-region transfers from or to one account (or all, for a national operator), ordered by transfer_id.
         Idempotency: read-only.
         Errors: the front door's and the account's (account_number); INVALID_ARGUMENT (account_number missing for a
-        caller that is not a national operator; page_size negative).
+        caller that is not a national operator; page_size negative); NOT_FOUND UNKNOWN_ACCOUNT (account_number: no region
+        issued it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -219,18 +230,19 @@ class GatewayServiceServicer:
     def RedeemAnywhere(self, request, context):
         """Redeems a reward of region B with points held in region A, in one call: a cross-region transfer of the price
         from source to target (transfer id "ra.<request_id>"), then Redeem in B with request id "ra.<request_id>". If B
-        refuses, the points go back with their lots (transfer "ra.<request_id>.back").
-        Idempotency: request_id: the same body again returns the first outcome; another body is refused.
+        refuses, the points go back with their lots (transfer "ra.<request_id>.back"). A long-running operation in the
+        same style as CreateCrossRegionTransfer: a refusal known before anything is recorded is an error (below); once
+        recorded, the call answers OK with RedeemAnywhereResponse.state: final (REDEEMED with the vouchers; FAILED,
+        UNWOUND or STRANDED with failure_reason, e.g. INSUFFICIENT_POINTS or region B's OUT_OF_STOCK) or still in
+        progress (CREATED, TRANSFERRED, UNWINDING: send the same request again until it is final).
+        Idempotency: request_id: the same body again returns the operation as it stands; another body is refused.
         Errors: the front door's and the accounts' (source_account, target_account); INVALID_ARGUMENT (request_id,
         reward_id, quantity; target_account equal to source_account or in the same region); NOT_FOUND UNKNOWN_ACCOUNT,
         REWARD_NOT_FOUND; FAILED_PRECONDITION ACCOUNT_CLOSED, DIFFERENT_PERSONS, PERSON_KEY_UNAVAILABLE, CONSENT_MISSING
         or CONSENT_REVOKED (no cross-region sharing consent on source_account or target_account, as for
-        CreateCrossRegionTransfer), and when it ended
-        without vouchers: the reason (the transfer's failure_reason, e.g. INSUFFICIENT_POINTS, or region B's refusal,
-        e.g. OUT_OF_STOCK; REDEEM_ANYWHERE_FAILED when none is known) with metadata request_id and state (FAILED: nothing
-        moved; UNWOUND: the points came back; STRANDED: they stay in the target account); ALREADY_EXISTS
-        IDEMPOTENCY_KEY_REUSED; UNAVAILABLE REDEEM_ANYWHERE_PENDING (retry with the same request_id). The caller must act
-        for source_account's region.
+        CreateCrossRegionTransfer; refused before anything is recorded); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED;
+        UNAVAILABLE REGION_UNAVAILABLE (a region did not answer before anything was recorded: send the same request
+        again). The caller must act for source_account's region.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -346,7 +358,11 @@ class GatewayService:
     A forwarded call reaches the region with the caller's deadline and metadata (request ids, trace context), never its
     credentials, plus "x-carbon-caller: <caller id>" and "x-carbon-caller-platform: <channel platform>". The region's
     answer comes back unchanged: response, metadata, and on failure its code, message and trailing metadata with the
-    ErrorInfo of the region's domain. StreamEvents is relayed batch by batch at the region's pace. A regional method
+    ErrorInfo of the region's domain. Before a ledger or rewards method whose request names an account is forwarded,
+    the gateway makes sure the account exists (identity of its home region is asked once per account and gateway
+    process): a number no region issued is NOT_FOUND UNKNOWN_ACCOUNT (metadata field, account_number) and the region is
+    not called; while that identity does not answer, an account the gateway has not seen yet is UNAVAILABLE
+    REGION_UNAVAILABLE. An account opened but never credited reads as zeros. StreamEvents is relayed batch by batch at the region's pace. A regional method
     the gateway does not serve (a region's internal calls such as PostTransfers, Hold or CheckConsents; ExpirePoints and
     other operations; partner, rule and catalog administration) is not listed by its reflection and is refused
     UNIMPLEMENTED METHOD_NOT_SERVED_BY_GATEWAY (metadata method), as is any unknown method.

@@ -159,8 +159,8 @@ class IdentityServiceServicer:
         Idempotency: request_id: a retry with the same body returns the first answer; another body under the same
         request_id is refused.
         Errors: INVALID_ARGUMENT (request_id, community_centre_id, staff_id; INVALID_CHANNEL, INVALID_NAME,
-        INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING; IDEMPOTENCY_KEY_REUSED); ALREADY_EXISTS BINDING_IN_USE
-        (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
+        INVALID_ID_NUMBER, INVALID_PHONE_NUMBER, INVALID_BINDING); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (metadata
+        field request_id), BINDING_IN_USE (the platform user is bound to another account); FAILED_PRECONDITION NAME_MISMATCH (the ID number belongs to a
         person of another name), ACCOUNT_CLOSING (the person's account is being closed), ACCOUNT_CLOSED (the account
         this request_id opened was closed since), GUARDIAN_REQUIRED (the person is under 14), GUARDIAN_NOT_ELIGIBLE;
         PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
@@ -248,7 +248,8 @@ class IdentityServiceServicer:
         token while it is valid, and a fresh one (new jti and expiry, same operation) once it has expired; another body
         or caller under the same request_id is refused.
         Errors: INVALID_ARGUMENT (request_id, staff_id, reward_id, to_account; INVALID_ACCOUNT_NUMBER,
-        INVALID_OPERATION, INVALID_AMOUNT, INVALID_QUANTITY; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        INVALID_OPERATION, INVALID_AMOUNT, INVALID_QUANTITY); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; NOT_FOUND
+        UNKNOWN_ACCOUNT;
         FAILED_PRECONDITION ACCOUNT_CLOSED (closed or being closed); PERMISSION_DENIED PLATFORM_NOT_BOUND (the platform
         holds no binding on the account; metadata platform), CALLER_CANNOT_AUTHORIZE (neither the gateway speaking
         for a platform nor the ops API); UNAVAILABLE RESIDENT_AUTHORIZATION_NOT_CONFIGURED (no signing key:
@@ -263,9 +264,9 @@ class IdentityServiceServicer:
         Idempotency: request_id: a retry with the same body returns the first record; another body under the same
         request_id is refused.
         Errors: INVALID_ARGUMENT (request_id, recorded_by, guardian_account_number; INVALID_ACCOUNT_NUMBER,
-        INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
-        FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING (the holder is
-        under 14 and the request is not the recorded guardian's).
+        INVALID_CATEGORY, INVALID_CHANNEL, INVALID_EFFECTIVE_AT); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; NOT_FOUND
+        UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED, GUARDIAN_NOT_ELIGIBLE; PERMISSION_DENIED GUARDIAN_NOT_ACTING
+        (the holder is under 14 and the request is not the recorded guardian's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -317,8 +318,8 @@ class IdentityServiceServicer:
         pseudonymously. The account number is never reused.
         Idempotency: request_id: a retry resumes or returns the finished closure; another account or disposition under
         the same request_id is refused.
-        Errors: INVALID_ARGUMENT (request_id, requested_by; INVALID_ACCOUNT_NUMBER, INVALID_DISPOSITION;
-        IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED, ACCOUNT_CLOSING (another
+        Errors: INVALID_ARGUMENT (request_id, requested_by; INVALID_ACCOUNT_NUMBER, INVALID_DISPOSITION); ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED; NOT_FOUND UNKNOWN_ACCOUNT; FAILED_PRECONDITION ACCOUNT_CLOSED, ACCOUNT_CLOSING (another
         close request is in progress), POINTS_HELD (a redemption holds points), POINTS_DISPOSITION_REQUIRED (points
         remain and the disposition is NONE or unset), POINTS_DISPOSAL_FAILED (the ledger refused; the account stays
         open), CLOSE_FAILED (this request_id failed before: use a new one); UNAVAILABLE LEDGER_UNAVAILABLE,
@@ -388,7 +389,7 @@ class IdentityServiceServicer:
         number resolves the account from then on.
         Idempotency: request_id: a retry with the same body returns the account as it is; another body is refused.
         Errors: INVALID_ARGUMENT (request_id, staff_id, name or phone_number both empty; INVALID_ACCOUNT_NUMBER,
-        INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER; IDEMPOTENCY_KEY_REUSED); NOT_FOUND UNKNOWN_ACCOUNT;
+        INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; NOT_FOUND UNKNOWN_ACCOUNT;
         FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
         PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
         """

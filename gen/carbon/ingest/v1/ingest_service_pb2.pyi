@@ -201,9 +201,9 @@ class SubmitEventsRequest(_message.Message):
     not registered or not active.
     """
     batch_id: _builtins.str
-    """Optional. The partner's id for this batch, at most 128 characters (a bound only the store enforces yet: a longer
-    one fails the batch with INTERNAL on PostgreSQL); signed and stored with each event for tracing. Batches are not
-    deduplicated by it (idempotency is per event).
+    """Optional. The partner's id for this batch, at most 128 characters (longer: INVALID_ARGUMENT, field batch_id);
+    signed and stored with each event for tracing. It is not a replay protection: batches are not deduplicated by it
+    (idempotency is per event, by event_id).
     """
     key_id: _builtins.str
     """Required. The id of the secret that signed: the partner's active key (Partner.active_key_id) or an earlier key
@@ -875,9 +875,7 @@ class RegisterPartnerRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PARTNER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Required (not empty). Idempotency key of the registration, at most 128 characters (a bound only the store
-    enforces yet: a longer one fails with INTERNAL on PostgreSQL).
-    """
+    """Required (not empty). Idempotency key of the registration, at most 128 characters (longer: INVALID_ARGUMENT)."""
     @_builtins.property
     def partner(self) -> Global___Partner:
         """Required. The partner (active_key_id and active are ignored)."""
@@ -1035,8 +1033,8 @@ class RotatePartnerSecretRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PARTNER_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Required (not empty). Idempotency key of the rotation, unique across partners, at most 128 characters (a bound
-    only the store enforces yet: a longer one fails with INTERNAL on PostgreSQL).
+    """Required (not empty). Idempotency key of the rotation, unique across partners, at most 128 characters (longer:
+    INVALID_ARGUMENT).
     """
     partner_id: _builtins.str
     """Required. The partner whose secret to rotate."""

@@ -222,8 +222,8 @@ class IngestServiceServicer:
         """Issues a new signing secret under a new key id; the previous key stays valid for a grace period (24 hours unless
         the region configures CARBON_INGEST_KEY_GRACE_HOURS), so batches in flight still verify.
         Idempotency: request_id: a retry returns the same key id and secret.
-        Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS REQUEST_ID_REUSED (the
-        request_id rotated another partner's key).
+        Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED (the request_id rotated another partner's key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

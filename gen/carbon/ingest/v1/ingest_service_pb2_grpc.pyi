@@ -111,8 +111,8 @@ class IngestServiceStub:
     """Issues a new signing secret under a new key id; the previous key stays valid for a grace period (24 hours unless
     the region configures CARBON_INGEST_KEY_GRACE_HOURS), so batches in flight still verify.
     Idempotency: request_id: a retry returns the same key id and secret.
-    Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS REQUEST_ID_REUSED (the
-    request_id rotated another partner's key).
+    Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED (the request_id rotated another partner's key).
     """
     GetStatistics: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.GetStatisticsRequest, _ingest_service_pb2.GetStatisticsResponse]
     """Points, grams of CO2e and events scored per region, behaviour and day (China Standard Time), ordered by
@@ -212,8 +212,8 @@ class IngestServiceAsyncStub(IngestServiceStub):
     """Issues a new signing secret under a new key id; the previous key stays valid for a grace period (24 hours unless
     the region configures CARBON_INGEST_KEY_GRACE_HOURS), so batches in flight still verify.
     Idempotency: request_id: a retry returns the same key id and secret.
-    Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS REQUEST_ID_REUSED (the
-    request_id rotated another partner's key).
+    Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED (the request_id rotated another partner's key).
     """
     GetStatistics: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.GetStatisticsRequest, _ingest_service_pb2.GetStatisticsResponse]  # type: ignore[assignment]
     """Points, grams of CO2e and events scored per region, behaviour and day (China Standard Time), ordered by
@@ -370,8 +370,8 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         """Issues a new signing secret under a new key id; the previous key stays valid for a grace period (24 hours unless
         the region configures CARBON_INGEST_KEY_GRACE_HOURS), so batches in flight still verify.
         Idempotency: request_id: a retry returns the same key id and secret.
-        Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS REQUEST_ID_REUSED (the
-        request_id rotated another partner's key).
+        Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED (the request_id rotated another partner's key).
         """
 
     @_abc_1.abstractmethod

@@ -37,7 +37,8 @@ class LedgerServiceStub:
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
     The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
-    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    callers (routed by the account; see carbon.gateway.v1.GatewayService; there an account number no region issued is
+    NOT_FOUND UNKNOWN_ACCOUNT, answered by the gateway before the ledger is asked); the other methods are called inside the
     regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
     service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
     (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
@@ -170,7 +171,8 @@ class LedgerServiceServicer:
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
     The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
-    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    callers (routed by the account; see carbon.gateway.v1.GatewayService; there an account number no region issued is
+    NOT_FOUND UNKNOWN_ACCOUNT, answered by the gateway before the ledger is asked); the other methods are called inside the
     regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
     service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
     (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
@@ -285,7 +287,8 @@ class LedgerServiceServicer:
 
     def GetBalance(self, request, context):
         """An account's balance now. A well-formed account number of this region that never received points has a zero
-        balance (no NOT_FOUND).
+        balance here (the ledger does not know which numbers identity issued; through the gateway an unknown one is
+        NOT_FOUND UNKNOWN_ACCOUNT).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT INVALID_ACCOUNT (empty, malformed, of another region, or an unknown system account).
         """
@@ -550,7 +553,8 @@ class LedgerService:
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
     The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
-    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    callers (routed by the account; see carbon.gateway.v1.GatewayService; there an account number no region issued is
+    NOT_FOUND UNKNOWN_ACCOUNT, answered by the gateway before the ledger is asked); the other methods are called inside the
     regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
     service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
     (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only

@@ -38,7 +38,8 @@ class LedgerServiceStub:
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
     The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
-    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    callers (routed by the account; see carbon.gateway.v1.GatewayService; there an account number no region issued is
+    NOT_FOUND UNKNOWN_ACCOUNT, answered by the gateway before the ledger is asked); the other methods are called inside the
     regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
     service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
     (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
@@ -121,7 +122,8 @@ class LedgerServiceStub:
     """
     GetBalance: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetBalanceRequest, _ledger_service_pb2.GetBalanceResponse]
     """An account's balance now. A well-formed account number of this region that never received points has a zero
-    balance (no NOT_FOUND).
+    balance here (the ledger does not know which numbers identity issued; through the gateway an unknown one is
+    NOT_FOUND UNKNOWN_ACCOUNT).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT INVALID_ACCOUNT (empty, malformed, of another region, or an unknown system account).
     """
@@ -224,7 +226,8 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
     The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
-    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    callers (routed by the account; see carbon.gateway.v1.GatewayService; there an account number no region issued is
+    NOT_FOUND UNKNOWN_ACCOUNT, answered by the gateway before the ledger is asked); the other methods are called inside the
     regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
     service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
     (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
@@ -304,7 +307,8 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """
     GetBalance: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetBalanceRequest, _ledger_service_pb2.GetBalanceResponse]  # type: ignore[assignment]
     """An account's balance now. A well-formed account number of this region that never received points has a zero
-    balance (no NOT_FOUND).
+    balance here (the ledger does not know which numbers identity issued; through the gateway an unknown one is
+    NOT_FOUND UNKNOWN_ACCOUNT).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT INVALID_ACCOUNT (empty, malformed, of another region, or an unknown system account).
     """
@@ -406,7 +410,8 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     Transfer ids, hold ids and refund ids share one namespace per region. Ids the platform derives itself start with
     "earn-", "expire:", "xrt:", "rewards:", "identity-close:" or "ops-adjust-"; choose other ids.
     The gateway serves GetBalance, ListStatementEntries, ListLots, ListExpiringPoints and GetMonthlySummary to external
-    callers (routed by the account; see carbon.gateway.v1.GatewayService); the other methods are called inside the
+    callers (routed by the account; see carbon.gateway.v1.GatewayService; there an account number no region issued is
+    NOT_FOUND UNKNOWN_ACCOUNT, answered by the gateway before the ledger is asked); the other methods are called inside the
     regional platform (ingest, rewards, identity), by the gateway and by the ops API. Every call proves the calling
     service's identity (mTLS certificate or x-carbon-service-token) and answers only the callers docs/access.md names
     (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED); in PostTransfers, items with carried lots only
@@ -544,7 +549,8 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.GetBalanceResponse, _abc.Awaitable[_ledger_service_pb2.GetBalanceResponse]]:
         """An account's balance now. A well-formed account number of this region that never received points has a zero
-        balance (no NOT_FOUND).
+        balance here (the ledger does not know which numbers identity issued; through the gateway an unknown one is
+        NOT_FOUND UNKNOWN_ACCOUNT).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT INVALID_ACCOUNT (empty, malformed, of another region, or an unknown system account).
         """

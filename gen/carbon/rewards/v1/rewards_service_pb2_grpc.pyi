@@ -31,7 +31,8 @@ class RewardsServiceStub:
     region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
     come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
     INVALID_ACCOUNT for an account of another region). The gateway serves every method but CreateReward,
-    UpdateReward and RetireReward to external callers (see carbon.gateway.v1.GatewayService); those catalog methods are
+    UpdateReward and RetireReward to external callers (see carbon.gateway.v1.GatewayService; there a request naming an
+    account number no region issued is NOT_FOUND UNKNOWN_ACCOUNT, answered by the gateway); those catalog methods are
     for the ops API. Every call proves the calling service's identity and answers only the callers docs/access.md names
     (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "rewards.carbon-account".
@@ -139,7 +140,8 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
     come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
     INVALID_ACCOUNT for an account of another region). The gateway serves every method but CreateReward,
-    UpdateReward and RetireReward to external callers (see carbon.gateway.v1.GatewayService); those catalog methods are
+    UpdateReward and RetireReward to external callers (see carbon.gateway.v1.GatewayService; there a request naming an
+    account number no region issued is NOT_FOUND UNKNOWN_ACCOUNT, answered by the gateway); those catalog methods are
     for the ops API. Every call proves the calling service's identity and answers only the callers docs/access.md names
     (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "rewards.carbon-account".
@@ -243,7 +245,8 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
     region's ledger (a hold, then its commit to system:redemption; donations to system:donation); the ledger's refusals
     come back with their own code and reason (e.g. FAILED_PRECONDITION INSUFFICIENT_POINTS; INVALID_ARGUMENT
     INVALID_ACCOUNT for an account of another region). The gateway serves every method but CreateReward,
-    UpdateReward and RetireReward to external callers (see carbon.gateway.v1.GatewayService); those catalog methods are
+    UpdateReward and RetireReward to external callers (see carbon.gateway.v1.GatewayService; there a request naming an
+    account number no region issued is NOT_FOUND UNKNOWN_ACCOUNT, answered by the gateway); those catalog methods are
     for the ops API. Every call proves the calling service's identity and answers only the callers docs/access.md names
     (else UNAUTHENTICATED, or PERMISSION_DENIED CALLER_NOT_ALLOWED).
     ErrorInfo.domain: "rewards.carbon-account".
