@@ -126,6 +126,25 @@ class GatewayServiceStub:
     Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
     period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
     """
+    ClaimActivities: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ClaimActivitiesRequest, _gateway_service_pb2.ClaimActivitiesResponse]
+    """Claims real-world activities for the calling region's events, one credit batch at a time (docs/adr/0606): the
+    first claim of a fingerprint holds it; a later claim by any other (region, partner, event id) is answered with
+    the holder and recorded as a conflict. Internal: only a region's ingest service identity may call it (service
+    token or mTLS, docs/access.md), never an external caller; the claimant's region is its verified identity's.
+    Idempotency: a claim by the event that holds the fingerprint answers held again, so a retry after a crash
+    between claim and credit proceeds; nothing changes.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+    (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
+    occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
+    id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+    """
+    ListClaimConflicts: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimConflictsRequest, _gateway_service_pb2.ListClaimConflictsResponse]
+    """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
+    with many conflicts reports the same activities twice. Ordered by day, then count descending.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (from_day or to_day not YYYY-MM-DD; to_day before from_day; more
+    than 62 days).
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -224,6 +243,25 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Idempotency: read-only.
     Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
     period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
+    """
+    ClaimActivities: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ClaimActivitiesRequest, _gateway_service_pb2.ClaimActivitiesResponse]  # type: ignore[assignment]
+    """Claims real-world activities for the calling region's events, one credit batch at a time (docs/adr/0606): the
+    first claim of a fingerprint holds it; a later claim by any other (region, partner, event id) is answered with
+    the holder and recorded as a conflict. Internal: only a region's ingest service identity may call it (service
+    token or mTLS, docs/access.md), never an external caller; the claimant's region is its verified identity's.
+    Idempotency: a claim by the event that holds the fingerprint answers held again, so a retry after a crash
+    between claim and credit proceeds; nothing changes.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+    (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
+    occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
+    id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+    """
+    ListClaimConflicts: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimConflictsRequest, _gateway_service_pb2.ListClaimConflictsResponse]  # type: ignore[assignment]
+    """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
+    with many conflicts reports the same activities twice. Ordered by day, then count descending.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (from_day or to_day not YYYY-MM-DD; to_day before from_day; more
+    than 62 days).
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -362,6 +400,37 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
         period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
+        """
+
+    @_abc_1.abstractmethod
+    def ClaimActivities(
+        self,
+        request: _gateway_service_pb2.ClaimActivitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ClaimActivitiesResponse, _abc.Awaitable[_gateway_service_pb2.ClaimActivitiesResponse]]:
+        """Claims real-world activities for the calling region's events, one credit batch at a time (docs/adr/0606): the
+        first claim of a fingerprint holds it; a later claim by any other (region, partner, event id) is answered with
+        the holder and recorded as a conflict. Internal: only a region's ingest service identity may call it (service
+        token or mTLS, docs/access.md), never an external caller; the claimant's region is its verified identity's.
+        Idempotency: a claim by the event that holds the fingerprint answers held again, so a retry after a crash
+        between claim and credit proceeds; nothing changes.
+        Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+        (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
+        occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
+        id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+        """
+
+    @_abc_1.abstractmethod
+    def ListClaimConflicts(
+        self,
+        request: _gateway_service_pb2.ListClaimConflictsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ListClaimConflictsResponse, _abc.Awaitable[_gateway_service_pb2.ListClaimConflictsResponse]]:
+        """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
+        with many conflicts reports the same activities twice. Ordered by day, then count descending.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (from_day or to_day not YYYY-MM-DD; to_day before from_day; more
+        than 62 days).
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -274,7 +274,8 @@ class EventResult(_message.Message):
     INVALID_OCCURRED_AT, IN_FUTURE, TOO_OLD, INVALID_QUANTITY, NO_RULE_IN_FORCE, INVALID_TIER, IMPLAUSIBLE,
     UNKNOWN_ACCOUNT, ACCOUNT_CLOSED, ACCOUNT_NOT_IN_REGION, CONSENT_MISSING, LEDGER_REJECTED (the ledger refused the
     credit; the event is stored). For DUPLICATE: DUPLICATE_EVENT. For ACCEPTED: DAILY_CAP_REACHED when the cap cut
-    the counted quantity, else empty.
+    the counted quantity; DUPLICATE_ACTIVITY when another event (of any partner, in any region) had claimed the same
+    real-world activity first: recorded with 0 points and 0 g, ExplainScore names the holder; else empty.
     """
     message: _builtins.str
     """Human-readable detail in English, for logs and people; its wording may change: do not parse it."""
@@ -431,6 +432,7 @@ class ExplainScoreResponse(_message.Message):
     CONSENT_ALLOWED_FIELD_NUMBER: _builtins.int
     CONSENT_REASON_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
+    ACTIVITY_HOLDER_FIELD_NUMBER: _builtins.int
     behaviour: _builtins.str
     """The behaviour code the event reported."""
     rule_version_id: _builtins.str
@@ -455,6 +457,10 @@ class ExplainScoreResponse(_message.Message):
     def result(self) -> Global___EventResult:
         """The event's result: ACCEPTED, or REJECTED with reason LEDGER_REJECTED."""
 
+    @_builtins.property
+    def activity_holder(self) -> Global___ActivityHolder:
+        """Set when the result's reason is DUPLICATE_ACTIVITY: the event that holds the activity nationally."""
+
     def __init__(
         self,
         *,
@@ -469,14 +475,45 @@ class ExplainScoreResponse(_message.Message):
         consent_allowed: _builtins.bool = ...,
         consent_reason: _builtins.str = ...,
         explanation: _builtins.str = ...,
+        activity_holder: Global___ActivityHolder | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity_holder", b"activity_holder", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "cap_per_day", b"cap_per_day", "co2e_factor", b"co2e_factor", "co2e_source", b"co2e_source", "consent_allowed", b"consent_allowed", "consent_reason", b"consent_reason", "counted_before_today", b"counted_before_today", "explanation", b"explanation", "points_per_unit", b"points_per_unit", "result", b"result", "rule_version_id", b"rule_version_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_holder", b"activity_holder", "behaviour", b"behaviour", "cap_per_day", b"cap_per_day", "co2e_factor", b"co2e_factor", "co2e_source", b"co2e_source", "consent_allowed", b"consent_allowed", "consent_reason", b"consent_reason", "counted_before_today", b"counted_before_today", "explanation", b"explanation", "points_per_unit", b"points_per_unit", "result", b"result", "rule_version_id", b"rule_version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExplainScoreResponse: _TypeAlias = ExplainScoreResponse  # noqa: Y015
+
+@_typing.final
+class ActivityHolder(_message.Message):
+    """The event that first claimed a real-world activity at the national gateway (docs/adr/0412)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    PARTNER_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    region_code: _builtins.str
+    """The holder's region, 6-digit GB/T 2260 code."""
+    partner_id: _builtins.str
+    """The partner that reported the holding event."""
+    event_id: _builtins.str
+    """That partner's event id."""
+    def __init__(
+        self,
+        *,
+        region_code: _builtins.str = ...,
+        partner_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "partner_id", b"partner_id", "region_code", b"region_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivityHolder: _TypeAlias = ActivityHolder  # noqa: Y015
 
 @_typing.final
 class Behaviour(_message.Message):
