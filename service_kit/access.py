@@ -123,7 +123,17 @@ ACCESS: dict[str, frozenset[str]] = {
             "RecommendRewards": _PUBLIC,
         },
     ),
+    # The gateway's internal methods: its front door admits external callers to the others; these only the service
+    # identities named here, of any region (the caller's region is the one its identity names).
+    **_service(
+        "carbon.gateway.v1.GatewayService",
+        {
+            "ClaimActivities": frozenset({"ingest"}),
+        },
+    ),
 }
+# The region code of a national callee (the gateway) in allowed(): a regional caller of any region may be admitted.
+NATIONAL = ""
 
 # Open to anyone who reaches the port: liveness probes and service discovery carry no identity.
 OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.")
@@ -144,7 +154,7 @@ def allowed(caller_identity: str, method: str, region_code: str) -> bool:
         return False
     if caller.is_national:
         return caller.kind in kinds
-    return caller.region_code == region_code and caller.kind in kinds
+    return region_code in (NATIONAL, caller.region_code) and caller.kind in kinds
 
 
 @dataclass(frozen=True)
@@ -375,7 +385,8 @@ def render_markdown() -> str:
         "the services of **its own region** of the kinds marked; a call from anyone else is refused with",
         "PERMISSION_DENIED `CALLER_NOT_ALLOWED`, a call without a verified identity with UNAUTHENTICATED",
         "(`SERVICE_IDENTITY_MISSING`, `SERVICE_TOKEN_INVALID`). Health checks and reflection are open; a method",
-        "missing here is refused. The gateway's own methods are for external callers, whom its front door admits.",
+        "missing here is refused. The gateway's own methods are for external callers, whom its front door admits,",
+        "except those listed here (internal: a service identity of the kind marked, from any region).",
         "Why: docs/adr/0011-service-identities-and-access-table.md.",
         "",
         "| method | " + " | ".join(_CALLER_COLUMNS) + " | finer rule in the service |",
