@@ -19,6 +19,7 @@ from ingest_svc.clients import IdentityClient, LedgerClient
 from ingest_svc.domain.catalog import load_catalog
 from ingest_svc.domain.results import ACCEPTED, DUPLICATE
 from ingest_svc.service.admission import Admission, Batch
+from ingest_svc.service.claims import activity_claims
 from ingest_svc.service.consent import ConsentCheck
 from ingest_svc.service.crash_points import crash_points
 from ingest_svc.service.crediting import Crediting, InFlight
@@ -118,6 +119,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             co2e_source=explained.co2e_source,
             cap_per_day=explained.cap_per_day,
             explanation=explained.text,
+            activity_holder=wire.activity_holder(explained.holder),
         )
 
     @idempotent
@@ -224,7 +226,8 @@ def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ing
     identity = IdentityClient(own.identity_address, own.rpc_deadline_s, settings)
     ledger = LedgerClient(own.ledger_address, own.rpc_deadline_s, settings)
     in_flight, crash_point = InFlight(), crash_points(own.crash_at)
-    crediting = Crediting(engine, ledger, now, in_flight, crash_point)
+    claims = activity_claims(settings, own.gateway_address, own.rpc_deadline_s, catalog.fingerprints)
+    crediting = Crediting(engine, ledger, now, in_flight, crash_point, claims)
     submissions = Submissions(
         engine,
         rules,

@@ -18,6 +18,8 @@ class IngestSettings(ServiceSettings):
     # Where this region's identity and ledger services listen ("": calls fail UNAVAILABLE, DEPENDENCY_NOT_CONFIGURED).
     identity_address: str = Field(default="", validation_alias="CARBON_IDENTITY_ADDRESS")
     ledger_address: str = Field(default="", validation_alias="CARBON_LEDGER_ADDRESS")
+    # Where the national gateway listens, for activity claims ("": claims off, each region alone; docs/adr/0413).
+    gateway_address: str = Field(default="", validation_alias="CARBON_GATEWAY_ADDRESS")
     # Every call to identity and the ledger gets this deadline.
     rpc_deadline_ms: WholeNumber = Field(default=10_000, validation_alias="CARBON_INGEST_RPC_DEADLINE_MS", ge=1)
     # How long a partner's previous signing key stays valid after a rotation.

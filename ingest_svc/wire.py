@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from ingest_svc.domain.events import AccountRef, Event, new_tuple
+from ingest_svc.domain.fingerprints import ActivityHolder
 from ingest_svc.domain.partners import Partner
 from ingest_svc.domain.results import ACCEPTED, DUPLICATE, Result
 from ingest_svc.domain.rules import Behaviour, RuleVersion
@@ -224,3 +225,9 @@ def statistics_row(total: DailyTotal) -> pb.StatisticsRow:
         points=total.points,
         co2e_grams=total.co2e_grams,
     )
+
+
+def activity_holder(holder: ActivityHolder | None) -> pb.ActivityHolder | None:
+    if holder is None:
+        return None
+    return pb.ActivityHolder(region_code=holder.region_code, partner_id=holder.partner_id, event_id=holder.event_id)

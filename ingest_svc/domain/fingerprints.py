@@ -51,6 +51,11 @@ class FingerprintSpec:
             raise FingerprintError("the fallback is for events without an evidence_ref, so it cannot name one")
 
 
+# For a behaviour the catalog does not know (it defines every one it offers; see catalog.py): its evidence id, or the
+# account and minute.
+DEFAULT_SPEC = FingerprintSpec(("evidence_ref",), ("account", "occurred_minute"))
+
+
 class FingerprintKey(NamedTuple):
     key_id: str
     secret: bytes
@@ -61,6 +66,14 @@ class Fingerprint(NamedTuple):
     digest: bytes  # HMAC-SHA256, FINGERPRINT_BYTES long
     key_id: str
     day: date  # the activity's CST day: the gateway keeps the claim under it
+
+
+class ActivityHolder(NamedTuple):
+    """The event that holds an activity nationally, as the gateway names it (carbon.ingest.v1.ActivityHolder)."""
+
+    region_code: str
+    partner_id: str
+    event_id: str
 
 
 class ActivityFields(NamedTuple):
