@@ -16,7 +16,18 @@ from ops_api.context import OpsContext
 from ops_api.domain.requests import request_id_from_header
 from ops_api.openapi import problem_responses, type_router, typed_openapi
 from ops_api.problems import HTTP_STATUS, Problem
-from ops_api.routes import accounts, adjustments, books, catalog, counter, dashboard, federation, scoring, staff
+from ops_api.routes import (
+    accounts,
+    adjustments,
+    books,
+    catalog,
+    claims,
+    counter,
+    dashboard,
+    federation,
+    scoring,
+    staff,
+)
 from ops_api.routes.console import mount_console
 from service_kit import failures
 
@@ -73,7 +84,7 @@ def create_app(context: OpsContext) -> FastAPI:
     def health() -> JSONResponse:
         return JSONResponse({"status": "SERVING"})
 
-    for module in (accounts, counter, catalog, scoring, books, adjustments, federation, staff, dashboard):
+    for module in (accounts, counter, catalog, scoring, books, adjustments, federation, claims, staff, dashboard):
         type_router(module.router)
         app.include_router(module.router)
     app.openapi = lambda: typed_openapi(app)  # type: ignore[method-assign]

@@ -345,6 +345,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/claim-conflicts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Conflicting activity claims per day and (holder, claimant) partner pair */
+        get: operations["list_claim_conflicts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/cross-region-transfers": {
         parameters: {
             query?: never;
@@ -778,6 +795,18 @@ export interface components {
         AccountResponse: {
             account: components["schemas"]["Account"];
         };
+        /**
+         * ActivityHolder
+         * @description proto carbon.ingest.v1.ActivityHolder
+         */
+        ActivityHolder: {
+            /** Event Id */
+            event_id: string;
+            /** Partner Id */
+            partner_id: string;
+            /** Region Code */
+            region_code: string;
+        };
         /** AdjustmentBody */
         AdjustmentBody: {
             /** Account Number */
@@ -1004,6 +1033,24 @@ export interface components {
             redeemed_points: number;
             /** Sum Of All Balances Points */
             sum_of_all_balances_points: number;
+        };
+        /**
+         * ClaimConflictCount
+         * @description proto carbon.gateway.v1.ClaimConflictCount
+         */
+        ClaimConflictCount: {
+            /** Claimant Partner */
+            claimant_partner: string;
+            /** Claimant Region */
+            claimant_region: string;
+            /** Conflicts */
+            conflicts: number;
+            /** Day */
+            day: string;
+            /** Holder Partner */
+            holder_partner: string;
+            /** Holder Region */
+            holder_region: string;
         };
         /**
          * CommunityBehaviour
@@ -1280,6 +1327,7 @@ export interface components {
          * @description proto carbon.ingest.v1.ExplainScoreResponse
          */
         ExplainScoreResponse: {
+            activity_holder: components["schemas"]["ActivityHolder"] | null;
             /** Behaviour */
             behaviour: string;
             /** Cap Per Day */
@@ -1379,6 +1427,14 @@ export interface components {
             token: string;
             /** Token Id */
             token_id: string;
+        };
+        /**
+         * ListClaimConflictsResponse
+         * @description proto carbon.gateway.v1.ListClaimConflictsResponse
+         */
+        ListClaimConflictsResponse: {
+            /** Counts */
+            counts: components["schemas"]["ClaimConflictCount"][];
         };
         /**
          * Lot
@@ -4883,6 +4939,139 @@ export interface operations {
             };
             /** @description Internal error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_claim_conflicts: {
+        parameters: {
+            query: {
+                /** @description first day included (CST) */
+                from_day: string;
+                /** @description last day included (CST), at most 62 days after from_day */
+                to_day: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListClaimConflictsResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
