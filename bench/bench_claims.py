@@ -14,15 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
-import bench_trust_support
-from bench_ingest_support import private_schemas, service_process
+import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
+from bench_ingest_support import claims_gateway_process, private_schemas
 from sqlalchemy import create_engine, text
 
 from carbon.gateway.v1 import gateway_service_pb2 as gw
@@ -72,19 +70,11 @@ def timed(calls: list[Callable[[], object]]) -> float:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as folder, private_schemas("gateway", "raw") as urls:
-        callers = Path(folder) / "callers.json"
-        callers.write_text(json.dumps({"callers": []}))
-        env = {
-            "CARBON_REGION": "000000",
-            "CARBON_DATABASE_URL": urls["gateway"],
-            "CARBON_GATEWAY_CONFIG": str(callers),
-            "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
-        }
+    with private_schemas("gateway", "raw") as urls:
         raw = create_engine(urls["raw"], pool_size=CLIENTS)
         with raw.begin() as conn:
             conn.execute(text(RAW_TABLE))
-        with service_process("gateway", env) as gateway:
+        with claims_gateway_process(urls["gateway"]) as gateway:
             channels = [bench_trust_support.channel(gateway.address, INGESTS[n % 2]) for n in range(CLIENTS)]
             stubs = [gateway_service_pb2_grpc.GatewayServiceStub(channel) for channel in channels]
             stubs[0].ClaimActivities(batches("warm", 1)[0], timeout=30)  # the day's partition, the channels
