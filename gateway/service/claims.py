@@ -101,7 +101,7 @@ def claimant_region(method: str) -> str:
         raise Unauthenticated(
             "SERVICE_IDENTITY_MISSING", "claims are made by a region's ingest service identity (service token or mTLS)"
         )
-    if not access.allowed(caller.identity, method, access.NATIONAL):
+    if not access.allowed_at_gateway(caller.identity, method):
         raise PermissionDenied(
             "CALLER_NOT_ALLOWED", f"{caller.identity} may not call {method}", {"caller": caller.identity}
         )
