@@ -65,10 +65,6 @@ class ActivityClaims:
         answers = self._gateway.claim(claims)
         return {row.event_id: holder for row, holder in zip(rows, answers, strict=True) if holder is not None}
 
-    def close(self) -> None:
-        if self._gateway is not None:
-            self._gateway.close()
-
 
 def activity_claims(
     settings: Settings, gateway_address: str, deadline_s: float, specs: Mapping[str, FingerprintSpec]
