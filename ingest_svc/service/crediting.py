@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -27,7 +28,7 @@ log = logging.getLogger("carbon.ingest")
 class InFlight:
     """The credit batches this process is posting right now: a concurrent duplicate leaves them to the request that
     claimed them instead of posting the same transfers twice at once. A crash empties it; the resubmission or the
-    startup sweep then posts what is still owed."""
+    owed-credits sweep (service/owed_credits.py) then posts what is still owed."""
 
     def __init__(self) -> None:
         self._ids: set[str] = set()
@@ -143,13 +144,17 @@ class Crediting:
             self.post(batch, rows)
         return sum(len(rows) for _, rows in pending)
 
-    def resume_pending(self, limit: int = 1000) -> int:
-        """Posts credit batches left owed by a crash (startup recovery); returns how many events were posted."""
+    def resume_pending(self, limit: int = 1000, min_age: timedelta = timedelta(0)) -> tuple[int, int]:
+        """Posts the oldest credit batches still owed (left by a crash or by a gateway or ledger outage), at most
+        `limit` of them and only those recorded at least `min_age` ago, so a sweep leaves a batch a live request is
+        posting to that request. Returns how many batches and events were posted. Another replica posting the same
+        batch at the same time credits nothing twice: the gateway answers an event's own claim as held, the ledger
+        answers a transfer id it has as ALREADY_POSTED, and each status change applies only to a PENDING row."""
         with self._engine.connect() as conn:
-            batches = credit_batches.pending_credit_batches(conn, limit)
+            batches = credit_batches.pending_credit_batches(conn, limit, created_by=self._clock() - min_age)
         claimed = self._in_flight.claim(b.credit_batch_id for b in batches)
         try:
-            return self.finish_owed(claimed)
+            return len(claimed), self.finish_owed(claimed)
         finally:
             self._in_flight.release(claimed)
 
