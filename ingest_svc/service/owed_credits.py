@@ -1,6 +1,6 @@
-"""The owed-credits sweep: at start and then on a timer, every ingest replica posts the credit batches its outbox still
-owes (docs/adr/0413-claims-in-the-credit-outbox.md). A batch stays owed when a crash, or an unreachable gateway or ledger,
-stopped its request; without the sweep it would wait for the partner's resubmission or the next start.
+"""The owed-credits sweep: at start and then on a timer, every ingest replica posts the credit batches its outbox
+still owes (docs/adr/0413-claims-in-the-credit-outbox.md). A batch stays owed when a crash, or an unreachable gateway
+or ledger, stopped its request; without the sweep it would wait for the partner's resubmission or the next start.
 
 Every replica sweeps, with no lease: posting a batch is idempotent at each step (Crediting.resume_pending says why),
 and a batch younger than the minimum age is left to the request that recorded it. Each pass posts at most one page of
