@@ -5,7 +5,10 @@ process on PostgreSQL (+ Redis for ingest and identity). Batches of 500 events. 
   - as deployed (the headline, "ratio"): CARBON_BENCH_REPLICAS (default 2, one per core as ARCHITECTURE.md and
     deploy/ run them) ingest and ledger processes, ingest i calling ledger i, fed by CARBON_BENCH_CLIENTS (default 4)
     concurrent partner clients spread over the ingests;
-  - one process per service with 2 clients ("ratio_one_process").
+  - one process per service with 2 clients ("ratio_one_process");
+  - with CARBON_BENCH_CLAIMS=1, the deployed shape again with activity claims on: a gateway process on its own schema,
+    every credit batch claimed there first (ADR 0413); "ratio_claims_on" against the same raw rate, and
+    "claims_on_vs_off" (issue 16 asks it to stay within 15%).
 Afterwards each ledger must hold exactly the points the results report (GetBalance) and balance (CheckConservation).
 Prints each process's CPU share of the timed phase. CARBON_BENCH_PROFILE=<dir> writes a py-spy profile per process
 of the deployed shape. Last line: one JSON object; "ratio" = events/s as deployed ÷ the baseline's rows/s, the
@@ -16,14 +19,18 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from bench_baseline_support import copy_rows_per_s  # type: ignore[import-not-found,unused-ignore]
 from bench_ingest_support import (
     accounts_for,
+    claims_gateway_process,
     cpu_seconds,
     ledger_totals,
     open_accounts,
@@ -43,6 +50,7 @@ BATCH = 500
 BATCHES = int(os.environ.get("CARBON_BENCH_BATCHES", "40"))
 CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "4"))
 REPLICAS = int(os.environ.get("CARBON_BENCH_REPLICAS", "2"))
+CLAIMS = os.environ.get("CARBON_BENCH_CLAIMS", "") == "1"
 WARMUP_BATCHES = 2
 # At least 1,000 accounts, and enough that every event of the run fits in one day's caps (all happen after opening).
 ACCOUNTS = int(os.environ.get("CARBON_BENCH_ACCOUNTS", max(1000, accounts_for((WARMUP_BATCHES + BATCHES) * BATCH))))
@@ -62,6 +70,17 @@ def main() -> None:
         single = run(urls, 1, 2, profile=False)
     for name, shape in (("as deployed", deployed), ("one process each", single)):
         print(f"{name:17s}: ratio {shape.e2e_events_per_s / raw_rate:.3f}")
+    claimed = {}
+    if CLAIMS:
+        with private_schemas("ingest", "identity", "ledger", "gateway") as urls, claims_gateway(urls) as ingest_env:
+            with_claims = run(urls, REPLICAS, CLIENTS, profile=False, ingest_env=ingest_env)
+        on_vs_off = with_claims.e2e_events_per_s / deployed.e2e_events_per_s
+        print(f"claims on        : ratio {with_claims.e2e_events_per_s / raw_rate:.3f} ({on_vs_off:.3f} of claims off)")
+        claimed = {
+            "claims_on": asdict(with_claims),
+            "ratio_claims_on": round(with_claims.e2e_events_per_s / raw_rate, 3),
+            "claims_on_vs_off": round(on_vs_off, 3),
+        }
     print(
         json.dumps(
             {
@@ -72,6 +91,7 @@ def main() -> None:
                 "ledger": "ledger_svc (real, own process, PostgreSQL)",
                 "ratio": round(deployed.e2e_events_per_s / raw_rate, 3),
                 "ratio_one_process": round(single.e2e_events_per_s / raw_rate, 3),
+                **claimed,
             }
         )
     )
@@ -86,8 +106,20 @@ class Shape:
     cores_busy: dict[str, float]
 
 
-def run(urls: dict[str, str], replicas: int, clients: int, profile: bool) -> Shape:
-    with region(urls, replicas=replicas) as services:
+@contextmanager
+def claims_gateway(urls: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A gateway process for activity claims; yields what each ingest needs to claim there."""
+    with claims_gateway_process(urls["gateway"]) as gateway:
+        yield {
+            "CARBON_GATEWAY_ADDRESS": gateway.address,
+            "CARBON_SECRET_ACTIVITY_FINGERPRINT_KEYS": "b1:" + secrets.token_hex(32),
+        }
+
+
+def run(
+    urls: dict[str, str], replicas: int, clients: int, profile: bool, ingest_env: dict[str, str] | None = None
+) -> Shape:
+    with region(urls, ingest_env=ingest_env, replicas=replicas) as services:
         accounts = open_accounts(services.identity, ACCOUNTS)
         now = datetime.now(UTC)  # the events happen after the accounts were opened and their consent granted
         secret = register_partner(services.ingest)

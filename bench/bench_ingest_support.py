@@ -3,12 +3,14 @@ ingest on PostgreSQL + Redis, as deployed), accounts with consent, a partner, si
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -110,6 +112,23 @@ def service_process(package: str, env: dict[str, str], replica: int = 0) -> Iter
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextmanager
+def claims_gateway_process(database_url: str) -> Iterator[Process]:
+    """`python -m gateway` for activity claims only: no regions, no external callers (claims are made by regional
+    ingest identities, which the bench's trust bundle holds)."""
+    with tempfile.TemporaryDirectory() as folder:
+        callers = Path(folder) / "callers.json"
+        callers.write_text(json.dumps({"callers": []}))
+        env = {
+            "CARBON_REGION": "000000",
+            "CARBON_DATABASE_URL": database_url,
+            "CARBON_GATEWAY_CONFIG": str(callers),
+            "CARBON_GATEWAY_RECOVERY_INTERVAL_MS": "0",
+        }
+        with service_process("gateway", env) as gateway:
+            yield gateway
 
 
 @dataclass
@@ -262,6 +281,8 @@ def trips(accounts: list[str], first: int, count: int, now: datetime) -> list[pb
             quantity_milli=1000,
             occurred_at=to_timestamp(now),
             region_code=REGION,
+            # The tap id a transit partner reports: each trip is its own activity (activity claims, ADR 0412).
+            evidence_ref=f"bench:trip-{n}",
         )
         for n in range(first, first + count)
     ]

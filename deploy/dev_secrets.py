@@ -42,6 +42,8 @@ def dev_env() -> dict[str, str]:
         "CARBON_SECRET_IDENTITY_HMAC_KEY": secrets.token_hex(32),
         # One national key for every region: it links a person's accounts across regions.
         "CARBON_SECRET_NATIONAL_PERSON_KEY": secrets.token_hex(32),
+        # One national key for every region's ingest: one activity's fingerprint is the same in every region.
+        "CARBON_SECRET_ACTIVITY_FINGERPRINT_KEYS": "e1:" + secrets.token_hex(32),
         # "<key id>:<base64 of 32 bytes>"; the first key encrypts, all listed keys decrypt.
         "CARBON_SECRET_IDENTITY_ENCRYPTION_KEYS": "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "CARBON_SECRET_INGEST_PARTNER_KEY": secrets.token_hex(32),

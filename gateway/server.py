@@ -25,7 +25,9 @@ from carbon.gateway.v1 import gateway_service_pb2_grpc
 from gateway import wire
 from gateway.clients import RegionClients, deadline_s
 from gateway.domain.callers import Caller
+from gateway.domain.claims import DEFAULT_RETENTION_DAYS, claims_from_columns, conflict_days
 from gateway.service.admission import Admission
+from gateway.service.claims import ActivityClaims, claimant_region
 from gateway.service.cross_region_transfers import TransferService
 from gateway.service.directory import directory_entry
 from gateway.service.forwarding import ROUTE_FILES, ROUTES, SERVICE_NAMES, Forwarder, NotServed, Route
@@ -66,8 +68,10 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         anywhere: RedeemAnywhereService | None = None,
         probe_settings: Settings | None = None,
         figures: NationalFigures | None = None,
+        claims: ActivityClaims | None = None,
     ) -> None:
         self._registry = registry
+        self._claims = claims or ActivityClaims(transfers.engine, DEFAULT_RETENTION_DAYS)
         # The regions' health is asked with the gateway's own TLS material when they speak TLS.
         self._probe_settings = probe_settings
         self._admission = admission
@@ -183,6 +187,29 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             self._deadline_s(context),
         )
         return wire.directory_response(accounts)
+
+    @idempotent
+    def ClaimActivities(
+        self, request: pb.ClaimActivitiesRequest, context: grpc.ServicerContext
+    ) -> pb.ClaimActivitiesResponse:
+        region_code = claimant_region(f"/{SERVICE_NAME}/ClaimActivities")
+        claims = claims_from_columns(
+            request.fingerprints,
+            request.key_ids,
+            request.occurred_days,
+            request.partner_ids,
+            request.event_ids,
+            self._claims.retained(),
+        )
+        return wire.claims_response(self._claims.claim(region_code, claims))
+
+    @idempotent
+    def ListClaimConflicts(
+        self, request: pb.ListClaimConflictsRequest, context: grpc.ServicerContext
+    ) -> pb.ListClaimConflictsResponse:
+        admit(self._admission, context, "ListClaimConflicts")
+        first, last = conflict_days(request.from_day, request.to_day)
+        return wire.conflicts_response(self._claims.conflicts(first, last))
 
 
 def _region_health(entry: RegionEntry, settings: Settings | None) -> str:
@@ -307,7 +334,8 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
         known_accounts=transfers.known_accounts,
     )
     forwarding = ForwardingHandler(forwarder)
-    servicer = GatewayServiceServicer(registry, admission, transfers, anywhere, settings, figures)
+    claims = ActivityClaims(engine, own.claim_retention_days)
+    servicer = GatewayServiceServicer(registry, admission, transfers, anywhere, settings, figures, claims)
     pool = reflection_pool()
     regional = list(SERVICE_NAMES.values())
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from gateway.domain.callers import GatewayConfig
+from gateway.domain.claims import DEFAULT_RETENTION_DAYS
 from gateway.domain.transfers import Timing
 from service_kit.regions import RegionRegistry
 from service_kit.settings import Settings
@@ -29,6 +30,7 @@ class GatewaySettings:
     recovery_interval: timedelta  # zero: no recovery thread (tests drive recovery themselves)
     crash_at: str  # CARBON_TEST_CRASH_AT: a test hook, empty in production
     redis_prefix: str
+    claim_retention_days: int  # activity claims are kept for this many days before today (docs/adr/0606)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewaySettings:
@@ -47,6 +49,7 @@ class GatewaySettings:
             recovery_interval=_ms(extra, "CARBON_GATEWAY_RECOVERY_INTERVAL_MS", 1_000),
             crash_at=extra.get("CARBON_TEST_CRASH_AT", ""),
             redis_prefix=extra.get("CARBON_REDIS_PREFIX", "carbon:gateway:"),
+            claim_retention_days=int(extra.get("CARBON_GATEWAY_CLAIM_RETENTION_DAYS", "") or DEFAULT_RETENTION_DAYS),
         )
 
     def load_registry(self) -> RegionRegistry:

@@ -14,6 +14,7 @@ from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
+from gateway.domain.claims import ConflictCount, Holder
 from gateway.domain.directory import DirectoryAccount
 from gateway.domain.redeem_anywhere import RedeemAnywhere, RedeemAnywhereRequest, RedeemAnywhereState
 from gateway.domain.settlement import Position
@@ -251,4 +252,32 @@ def redeem_request(item: RedeemAnywhere, region_code: str) -> rewards.RedeemRequ
         reward_id=item.request.reward_id,
         quantity=item.request.quantity,
         region_code=region_code,
+    )
+
+
+def claims_response(answers: list[Holder | None]) -> pb.ClaimActivitiesResponse:
+    """Held as a column; the holders of the others with their claim's index."""
+    return pb.ClaimActivitiesResponse(
+        held=[holder is None for holder in answers],
+        holders=[
+            pb.ClaimHolder(index=index, region_code=h.region_code, partner_id=h.partner_id, event_id=h.event_id)
+            for index, h in enumerate(answers)
+            if h is not None
+        ],
+    )
+
+
+def conflicts_response(counts: list[ConflictCount]) -> pb.ListClaimConflictsResponse:
+    return pb.ListClaimConflictsResponse(
+        counts=[
+            pb.ClaimConflictCount(
+                day=c.day.isoformat(),
+                holder_region=c.holder_region,
+                holder_partner=c.holder_partner,
+                claimant_region=c.claimant_region,
+                claimant_partner=c.claimant_partner,
+                conflicts=c.conflicts,
+            )
+            for c in counts
+        ]
     )

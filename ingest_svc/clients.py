@@ -1,5 +1,6 @@
-"""Clients of the region's identity and ledger services: one batched call each, always with a deadline, over
-channels from service_kit.channels.open_channel (created on first use, reused)."""
+"""Clients of the region's identity and ledger services and of the national gateway's activity claims: one batched
+call each, always with a deadline, over channels from service_kit.channels.open_channel (created on first use,
+reused)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Generic, NamedTuple, TypeVar, cast
 import grpc
 
 from carbon.common.v1 import common_pb2
+from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from ingest_svc.domain.events import AccountRef
+from ingest_svc.domain.fingerprints import ActivityHolder, Fingerprint
 from service_kit.accounts import ISSUANCE_ACCOUNT
 from service_kit.channels import open_channel
 from service_kit.errors import Unavailable
@@ -57,6 +60,12 @@ class CreditResult(NamedTuple):
     credited: bool  # POSTED or ALREADY_POSTED
     failure_reason: str
     failure_message: str
+
+
+class ActivityClaim(NamedTuple):
+    fingerprint: Fingerprint
+    partner_id: str
+    event_id: str
 
 
 _EARN = ledger_service_pb2.TRANSFER_CODE_EARN
@@ -178,6 +187,34 @@ class LedgerClient(_Peer[ledger_service_pb2_grpc.LedgerServiceStub]):
                 reason, message = (failure.reason, failure.message) if failure else ("UNKNOWN", f"status {status}")
                 results[position] = CreditResult(transfer_id, False, reason, message)
         return cast(list[CreditResult], results)
+
+
+class GatewayClient(_Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
+    def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
+        super().__init__("gateway", gateway_service_pb2_grpc.GatewayServiceStub, address, deadline_s, settings)
+
+    def claim(self, claims: Sequence[ActivityClaim]) -> list[ActivityHolder | None]:
+        """One ClaimActivities call, as columns; per claim, in order: None when the claiming event holds the activity,
+        else its holder. Any failure is UNAVAILABLE GATEWAY_UNAVAILABLE: the credit batch waits in the outbox."""
+        if not claims:
+            return []
+        request = gateway_service_pb2.ClaimActivitiesRequest(
+            fingerprints=[c.fingerprint.digest for c in claims],
+            key_ids=[c.fingerprint.key_id for c in claims],
+            occurred_days=[c.fingerprint.day.isoformat() for c in claims],
+            partner_ids=[c.partner_id for c in claims],
+            event_ids=[c.event_id for c in claims],
+        )
+        try:
+            response = self.stub().ClaimActivities(request, timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            raise self.failed(error) from None
+        if len(response.held) != len(claims):
+            raise Unavailable("GATEWAY_BAD_ANSWER", f"gateway answered {len(response.held)} of {len(claims)} claims")
+        answers: list[ActivityHolder | None] = [None] * len(claims)
+        for holder in response.holders:
+            answers[holder.index] = ActivityHolder(holder.region_code, holder.partner_id, holder.event_id)
+        return answers
 
 
 def _ref(ref: AccountRef) -> common_pb2.AccountRef:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,11 +18,13 @@ from ingest_svc.clients import IdentityClient, LedgerClient
 from ingest_svc.domain.catalog import load_catalog
 from ingest_svc.domain.results import ACCEPTED, DUPLICATE
 from ingest_svc.service.admission import Admission, Batch
+from ingest_svc.service.claims import activity_claims
 from ingest_svc.service.consent import ConsentCheck
 from ingest_svc.service.crash_points import crash_points
 from ingest_svc.service.crediting import Crediting, InFlight
 from ingest_svc.service.explain import explain
 from ingest_svc.service.following import Following
+from ingest_svc.service.owed_credits import OwedCredits
 from ingest_svc.service.partners import Partners
 from ingest_svc.service.recording import Recorder
 from ingest_svc.service.rules import Rules
@@ -121,6 +122,7 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             cap_per_day=explained.cap_per_day,
             explanation=explained.text,
             consent_category=wire.data_category(explained.consent_category),
+            activity_holder=wire.activity_holder(explained.holder),
         )
 
     @idempotent
@@ -236,7 +238,8 @@ def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ing
     identity = IdentityClient(own.identity_address, own.rpc_deadline_s, settings)
     ledger = LedgerClient(own.ledger_address, own.rpc_deadline_s, settings)
     in_flight, crash_point = InFlight(), crash_points(own.crash_at)
-    crediting = Crediting(engine, ledger, now, in_flight, crash_point)
+    claims = activity_claims(settings, own.gateway_address, own.rpc_deadline_s, catalog.fingerprints)
+    crediting = Crediting(engine, ledger, now, in_flight, crash_point, claims)
     submissions = Submissions(
         engine,
         rules,
@@ -253,21 +256,14 @@ def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ing
     return Ingest(own, engine, identity, ledger, submissions, crediting, rules, partners, Statistics(engine), following)
 
 
-def _resume_in_background(crediting: Crediting) -> None:
-    def run() -> None:
-        try:
-            finished = crediting.resume_pending()
-            if finished:
-                log.info("credited events left pending by an earlier run", extra={"events": finished})
-        except DomainError as error:
-            log.warning("could not resume pending credits yet", extra={"reason": error.reason})
-
-    threading.Thread(target=run, name="ingest-resume", daemon=True).start()
-
-
 def registrations(settings: Settings, engine: Engine, clock: Clock | None = None) -> list[Registration]:
     ingest = build(settings, engine, clock)
+    sweep = OwedCredits(ingest.crediting, ingest.settings.owed_sweep)
     if ingest.settings.resume_on_start:
-        _resume_in_background(ingest.crediting)
+        sweep.start()
     servicer = IngestServiceServicer(ingest)
-    return [Registration(ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, servicer, SERVICE_NAME)]
+    return [
+        Registration(
+            ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, servicer, SERVICE_NAME, on_stop=sweep.stop
+        )
+    ]

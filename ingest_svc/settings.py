@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from ingest_svc.service.owed_credits import SweepTiming
 from service_kit.settings import ServiceSettings, WholeNumber
 
 SERVICE = "ingest_svc"
@@ -18,22 +19,40 @@ class IngestSettings(ServiceSettings):
     # Where this region's identity and ledger services listen ("": calls fail UNAVAILABLE, DEPENDENCY_NOT_CONFIGURED).
     identity_address: str = Field(default="", validation_alias="CARBON_IDENTITY_ADDRESS")
     ledger_address: str = Field(default="", validation_alias="CARBON_LEDGER_ADDRESS")
+    # Where the national gateway listens, for activity claims ("": claims off, each region alone; docs/adr/0413).
+    gateway_address: str = Field(default="", validation_alias="CARBON_GATEWAY_ADDRESS")
     # Every call to identity and the ledger gets this deadline.
     rpc_deadline_ms: WholeNumber = Field(default=10_000, validation_alias="CARBON_INGEST_RPC_DEADLINE_MS", ge=1)
     # How long a partner's previous signing key stays valid after a rotation.
     key_grace_hours: WholeNumber = Field(default=24, validation_alias="CARBON_INGEST_KEY_GRACE_HOURS", ge=0)
     # The dedupe sets' and rate limits' key prefix in Redis ("": carbon:ingest:<region>:).
     redis_prefix: str = Field(default="", validation_alias="CARBON_INGEST_REDIS_PREFIX")
-    # Post the credit batches a crash left owed when the service starts (tests that drive it themselves turn it off).
+    # Post the credit batches a crash or an outage left owed, at start and then every sweep interval
+    # (service/owed_credits.py; tests that drive crediting themselves turn it off).
     resume_on_start: bool = Field(default=True, validation_alias="CARBON_INGEST_RESUME_ON_START")
     # ListAcceptedEvents lists only events accepted at least this long ago (service/following.py says why).
     follow_settle_ms: WholeNumber = Field(default=30_000, validation_alias="CARBON_INGEST_FOLLOW_SETTLE_MS", ge=0)
+    # Between sweeps of the owed credits (0: only at start); after failed sweeps the wait doubles up to the ceiling.
+    owed_sweep_ms: WholeNumber = Field(default=10_000, validation_alias="CARBON_INGEST_OWED_SWEEP_MS", ge=0)
+    owed_sweep_max_backoff_ms: WholeNumber = Field(
+        default=300_000, validation_alias="CARBON_INGEST_OWED_SWEEP_MAX_BACKOFF_MS", ge=1
+    )
+    # A credit batch younger than this is left to the request posting it (every replica sweeps; ADR 0413).
+    owed_min_age_ms: WholeNumber = Field(default=30_000, validation_alias="CARBON_INGEST_OWED_MIN_AGE_MS", ge=0)
     # Test hook: the named point where the process dies (service/crash_points.py); empty in production.
     crash_at: str = Field(default="", validation_alias="CARBON_TEST_CRASH_AT")
 
     @property
     def rpc_deadline_s(self) -> float:
         return self.rpc_deadline_ms / 1000
+
+    @property
+    def owed_sweep(self) -> SweepTiming:
+        return SweepTiming(
+            timedelta(milliseconds=self.owed_sweep_ms),
+            timedelta(milliseconds=self.owed_sweep_max_backoff_ms),
+            timedelta(milliseconds=self.owed_min_age_ms),
+        )
 
     @property
     def key_grace(self) -> timedelta:

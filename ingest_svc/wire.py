@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
 from ingest_svc.domain.events import AccountRef, Event, new_tuple
+from ingest_svc.domain.fingerprints import ActivityHolder
 from ingest_svc.domain.partners import Partner
 from ingest_svc.domain.results import ACCEPTED, DUPLICATE, Result
 from ingest_svc.domain.rules import Behaviour, RuleVersion
@@ -243,3 +244,9 @@ def accepted_event(event: AcceptedEvent) -> pb.AcceptedEvent:
         co2e_grams=event.co2e_grams,
         accepted_at=to_timestamp(event.accepted_at),
     )
+
+
+def activity_holder(holder: ActivityHolder | None) -> pb.ActivityHolder | None:
+    if holder is None:
+        return None
+    return pb.ActivityHolder(region_code=holder.region_code, partner_id=holder.partner_id, event_id=holder.event_id)

@@ -22,6 +22,7 @@ from ops_api.routes import (
     books,
     campaigns,
     catalog,
+    claims,
     counter,
     dashboard,
     federation,
@@ -87,7 +88,7 @@ def create_app(context: OpsContext) -> FastAPI:
 
     for module in (
         *(accounts, counter, reminders, catalog, campaigns, scoring),
-        *(books, adjustments, federation, staff, dashboard),
+        *(books, adjustments, federation, claims, staff, dashboard),
     ):
         type_router(module.router)
         app.include_router(module.router)

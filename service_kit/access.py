@@ -148,6 +148,16 @@ ACCESS: dict[str, frozenset[str]] = {
     ),
 }
 
+# The gateway's internal methods: its front door admits external callers to its other methods; these only the service
+# identities of the kinds named here, of any region (the caller's region is the one its identity names), checked by
+# the gateway's servicer with allowed_at_gateway().
+GATEWAY_ACCESS: dict[str, frozenset[str]] = _service(
+    "carbon.gateway.v1.GatewayService",
+    {
+        "ClaimActivities": frozenset({"ingest"}),
+    },
+)
+
 # Open to anyone who reaches the port: liveness probes and service discovery carry no identity.
 OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.")
 
@@ -168,6 +178,15 @@ def allowed(caller_identity: str, method: str, region_code: str) -> bool:
     if caller.is_national:
         return caller.kind in kinds
     return caller.region_code == region_code and caller.kind in kinds
+
+
+def allowed_at_gateway(caller_identity: str, method: str) -> bool:
+    """Whether GATEWAY_ACCESS lets `caller_identity` (of any region) call the gateway's internal `method`."""
+    kinds = GATEWAY_ACCESS.get(method)
+    try:
+        return kinds is not None and identities.parse(caller_identity).kind in kinds
+    except IdentityError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -399,7 +418,8 @@ def render_markdown() -> str:
         "the services of **its own region** of the kinds marked; a call from anyone else is refused with",
         "PERMISSION_DENIED `CALLER_NOT_ALLOWED`, a call without a verified identity with UNAUTHENTICATED",
         "(`SERVICE_IDENTITY_MISSING`, `SERVICE_TOKEN_INVALID`). Health checks and reflection are open; a method",
-        "missing here is refused. The gateway's own methods are for external callers, whom its front door admits.",
+        "missing here is refused. The gateway's own methods are for external callers, whom its front door admits,",
+        "except its internal methods (the second table).",
         "Why: docs/adr/0011-service-identities-and-access-table.md.",
         "",
         "| method | " + " | ".join(_CALLER_COLUMNS) + " | finer rule in the service |",
@@ -408,6 +428,19 @@ def render_markdown() -> str:
     for method in sorted(ACCESS):
         marks = ["x" if kind in ACCESS[method] else "" for kind in _CALLER_COLUMNS]
         lines.append(f"| `{method.lstrip('/')}` | " + " | ".join(marks) + f" | {FINER_RULES.get(method, '')} |")
+    lines += [
+        "",
+        "## The gateway's internal methods",
+        "",
+        "Not for external callers (the front door refuses them, operators included): only the service identities of",
+        "the kinds marked, **of any region**; the caller's region is the one its verified identity names.",
+        "",
+        "| method | " + " | ".join(_CALLER_COLUMNS) + " |",
+        "|---|" + "---|" * len(_CALLER_COLUMNS),
+    ]
+    for method in sorted(GATEWAY_ACCESS):
+        marks = ["x" if kind in GATEWAY_ACCESS[method] else "" for kind in _CALLER_COLUMNS]
+        lines.append(f"| `{method.lstrip('/')}` | " + " | ".join(marks) + " |")
     return "\n".join(lines) + "\n"
 
 

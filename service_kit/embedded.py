@@ -125,6 +125,9 @@ def child_environment(
         # Each region's identity delivers reminders (webhooks as CARBON_REMINDER_WEBHOOKS_FILE names, SMS to a file).
         env["CARBON_IDENTITY_REMINDERS"] = "1"
     region = next((r for r in registry.regions if r.region_code == spec.region_code), None)
+    if spec.service == "ingest_svc":
+        # Each region's ingest claims its events' activities at the gateway (docs/adr/0413).
+        env["CARBON_GATEWAY_ADDRESS"] = registry.gateway_address
     if region is not None:
         env["CARBON_IDENTITY_ADDRESS"] = region.identity_address
         env["CARBON_LEDGER_ADDRESS"] = region.ledger_address
@@ -133,23 +136,27 @@ def child_environment(
     return env
 
 
-NATIONAL_PERSON_KEY_FILE = "national-person-key"
-NATIONAL_PERSON_KEY_VARIABLE = "CARBON_SECRET_NATIONAL_PERSON_KEY"
+# The national secrets every region's services share: the person key (identity: one person links across regions)
+# and the activity fingerprint keys (ingest: one activity hashes alike everywhere, docs/adr/0412), by variable, with
+# the file each is kept in and how a new one is made.
+NATIONAL_SECRETS: dict[str, tuple[str, Callable[[], str]]] = {
+    "CARBON_SECRET_NATIONAL_PERSON_KEY": ("national-person-key", lambda: secrets.token_hex(32)),
+    "CARBON_SECRET_ACTIVITY_FINGERPRINT_KEYS": ("activity-fingerprint-keys", lambda: "e1:" + secrets.token_hex(32)),
+}
 
 
-def national_person_key(data_dir: Path, env: Mapping[str, str]) -> str:
-    """The one national person key every region's identity service shares (so one person links across regions).
-
-    Taken from the environment when given; otherwise made once per data folder and kept there (mode 0600).
-    """
-    if env.get(NATIONAL_PERSON_KEY_VARIABLE):
-        return env[NATIONAL_PERSON_KEY_VARIABLE]
-    path = data_dir / NATIONAL_PERSON_KEY_FILE
+def national_secret(data_dir: Path, env: Mapping[str, str], variable: str) -> str:
+    """A national secret: taken from the environment when given; otherwise made once per data folder and kept there
+    (mode 0600)."""
+    if env.get(variable):
+        return env[variable]
+    file_name, make = NATIONAL_SECRETS[variable]
+    path = data_dir / file_name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as key_file:
-            key_file.write(secrets.token_hex(32))
+            key_file.write(make())
     return path.read_text().strip()
 
 
@@ -223,7 +230,7 @@ class Supervisor:
         self.registry.save(self.data_dir / REGISTRY_FILE)
         codes = [region.region_code for region in self.registry.regions]
         self.trust = embedded_trust.prepare(self.data_dir, codes, self.mtls)
-        self.base_env = {**os.environ, NATIONAL_PERSON_KEY_VARIABLE: national_person_key(self.data_dir, os.environ)}
+        self.base_env = {**os.environ, **{v: national_secret(self.data_dir, os.environ, v) for v in NATIONAL_SECRETS}}
         write_gateway_callers(self.data_dir, self.registry)
         write_resident_auth_keys(self.data_dir, self.registry)
         for spec in self.registry.processes():

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from ingest_svc.domain.events import Acceptance
+from ingest_svc.domain.fingerprints import FingerprintError, FingerprintSpec
 from ingest_svc.domain.rules import MILLI, Behaviour, RuleVersion
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
@@ -36,6 +37,8 @@ class Catalog:
     behaviours: list[Behaviour]
     rules: list[RuleVersion]
     acceptance: Acceptance
+    # Each behaviour's activity fingerprint, by code (docs/adr/0412-activity-fingerprints.md).
+    fingerprints: dict[str, FingerprintSpec]
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
@@ -50,15 +53,18 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
     acceptance = raw.get("acceptance") or {}
     behaviours: list[Behaviour] = []
     rules: list[RuleVersion] = []
+    fingerprints: dict[str, FingerprintSpec] = {}
     for entry in raw.get("behaviours", []):
         behaviour = _behaviour(entry, region_code="")
         behaviours.append(behaviour)
         rules.extend(_versions(entry, behaviour, ""))
+        fingerprints[behaviour.code] = _fingerprint(entry, behaviour.code)
     for entry in raw.get("regional_behaviours", []):
         region = str(entry.get("region_code", ""))
         behaviour = _behaviour(entry, region_code=region)
         behaviours.append(behaviour)
         rules.extend(_versions(entry, behaviour, region))
+        fingerprints[behaviour.code] = _fingerprint(entry, behaviour.code)
     by_code = {b.code: b for b in behaviours}
     if len(by_code) != len(behaviours):
         raise CatalogError("behaviour codes must be unique")
@@ -75,7 +81,21 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
             future_skew=timedelta(seconds=int(acceptance.get("future_skew_seconds", 300))),
             counter_window=timedelta(days=int(acceptance.get("counter_window_days", 31))),
         ),
+        fingerprints=fingerprints,
     )
+
+
+def _fingerprint(entry: dict[str, Any], code: str) -> FingerprintSpec:
+    """A behaviour's reviewed fingerprint: required, so no behaviour goes unclaimed by oversight."""
+    raw = entry.get("fingerprint")
+    if not isinstance(raw, dict):
+        raise CatalogError(f"behaviour {code!r}: fingerprint (fields, fallback) is required")
+    try:
+        return FingerprintSpec(
+            tuple(str(f) for f in raw.get("fields") or ()), tuple(str(f) for f in raw.get("fallback") or ())
+        )
+    except FingerprintError as error:
+        raise CatalogError(f"behaviour {code!r}: {error}") from None
 
 
 def _behaviour(entry: dict[str, Any], region_code: str) -> Behaviour:

@@ -48,6 +48,8 @@ TOO_OLD = "TOO_OLD"
 IN_FUTURE = "IN_FUTURE"
 DAILY_CAP_REACHED = "DAILY_CAP_REACHED"
 DUPLICATE_EVENT = "DUPLICATE_EVENT"
+# Accepted with 0 points: another event (any partner, any region) claimed the same real-world activity first.
+DUPLICATE_ACTIVITY = "DUPLICATE_ACTIVITY"
 LEDGER_REJECTED = "LEDGER_REJECTED"
 
 

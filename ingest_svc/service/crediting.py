@@ -1,12 +1,14 @@
 """The credit phase: what recording transactions owe the ledger (their credit batches, the outbox of
-docs/adr/0405-credit-batches-as-an-outbox.md) posted in one ledger call each, then marked POSTED in one short
-transaction. No database transaction is held open across the ledger call (docs/adr/0401-exactly-once-crediting.md)."""
+docs/adr/0405-credit-batches-as-an-outbox.md) claimed at the gateway in one call (docs/adr/0413), posted in one ledger
+call each, then marked POSTED in one short transaction. No database transaction is held open across either call
+(docs/adr/0401-exactly-once-crediting.md)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -14,8 +16,9 @@ from ingest_svc.clients import CreditMetadata, CreditResult, EarnCredit, LedgerC
 from ingest_svc.domain import events as ev
 from ingest_svc.domain.event_rows import LEDGER_FAILED, PENDING, EventRow
 from ingest_svc.domain.events import new_tuple
+from ingest_svc.service.claims import ActivityClaims
 from ingest_svc.service.crash_points import CrashPoint
-from ingest_svc.store import credit_batches, events
+from ingest_svc.store import activity_holders, credit_batches, events
 from ingest_svc.store.credit_batches import CreditBatch
 from service_kit.clock import Clock
 
@@ -25,7 +28,7 @@ log = logging.getLogger("carbon.ingest")
 class InFlight:
     """The credit batches this process is posting right now: a concurrent duplicate leaves them to the request that
     claimed them instead of posting the same transfers twice at once. A crash empties it; the resubmission or the
-    startup sweep then posts what is still owed."""
+    owed-credits sweep (service/owed_credits.py) then posts what is still owed."""
 
     def __init__(self) -> None:
         self._ids: set[str] = set()
@@ -73,10 +76,17 @@ def earn_credits(rows: Iterable[EventRow]) -> list[EarnCredit]:
 
 class Crediting:
     def __init__(
-        self, engine: Engine, ledger: LedgerClient, clock: Clock, in_flight: InFlight, crash_point: CrashPoint
+        self,
+        engine: Engine,
+        ledger: LedgerClient,
+        clock: Clock,
+        in_flight: InFlight,
+        crash_point: CrashPoint,
+        claims: ActivityClaims | None = None,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
+        self._claims = claims or ActivityClaims(None, {}, None)
         self._clock = clock
         self._in_flight = in_flight
         self._crash_point = crash_point
@@ -100,16 +110,26 @@ class Crediting:
         return refused
 
     def post(self, batch: CreditBatch, rows: list[EventRow]) -> dict[str, EventRow]:
-        """One ledger call for a credit batch's events, then one short transaction marks the batch POSTED. Returns
-        the rows the ledger refused, by event id, as they now read (LEDGER_FAILED with the ledger's reason)."""
-        outcomes = self._ledger.credit(earn_credits(rows))
+        """One claim call and one ledger call for a credit batch's events, then one short transaction marks the batch
+        POSTED. Returns the rows not credited, by event id, as they now read: DUPLICATE_ACTIVITY (another event holds
+        the activity) or LEDGER_FAILED with the ledger's reason.
+
+        A retry after a crash claims again: the gateway answers an event's own claim as held, so it proceeds."""
+        held_elsewhere = self._claims.claim(rows)
+        self._crash_point("after_claim")
+        credited = [row for row in rows if row.event_id not in held_elsewhere] if held_elsewhere else rows
+        outcomes = self._ledger.credit(earn_credits(credited))
         self._crash_point("after_ledger")
         # The client answers in the order of the credits, one per row.
-        failed = [(row, outcome) for row, outcome in zip(rows, outcomes, strict=True) if not outcome.credited]
+        failed = [(row, outcome) for row, outcome in zip(credited, outcomes, strict=True) if not outcome.credited]
+        duplicates = [(row, held_elsewhere[row.event_id]) for row in rows if row.event_id in held_elsewhere]
         with self._engine.begin() as conn:
             credit_batches.mark_credit_batch_posted(conn, batch.credit_batch_id, self._clock())
             events.set_status(conn, batch.partner_id, [row.event_id for row, _ in failed], LEDGER_FAILED)
-        return {row.event_id: _refused(row, outcome) for row, outcome in failed}
+            activity_holders.record_held_elsewhere(conn, duplicates)
+        refused = {row.event_id: activity_holders.as_held_elsewhere(row, holder) for row, holder in duplicates}
+        refused.update({row.event_id: _refused(row, outcome) for row, outcome in failed})
+        return refused
 
     def finish_owed(self, credit_batch_ids: list[str]) -> int:
         """Posts claimed credit batches that an earlier request left owed (their events read back from the store);
@@ -124,13 +144,17 @@ class Crediting:
             self.post(batch, rows)
         return sum(len(rows) for _, rows in pending)
 
-    def resume_pending(self, limit: int = 1000) -> int:
-        """Posts credit batches left owed by a crash (startup recovery); returns how many events were posted."""
+    def resume_pending(self, limit: int = 1000, min_age: timedelta = timedelta(0)) -> tuple[int, int]:
+        """Posts the oldest credit batches still owed (left by a crash or by a gateway or ledger outage), at most
+        `limit` of them and only those recorded at least `min_age` ago, so a sweep leaves a batch a live request is
+        posting to that request. Returns how many batches and events were posted. Another replica posting the same
+        batch at the same time credits nothing twice: the gateway answers an event's own claim as held, the ledger
+        answers a transfer id it has as ALREADY_POSTED, and each status change applies only to a PENDING row."""
         with self._engine.connect() as conn:
-            batches = credit_batches.pending_credit_batches(conn, limit)
+            batches = credit_batches.pending_credit_batches(conn, limit, created_by=self._clock() - min_age)
         claimed = self._in_flight.claim(b.credit_batch_id for b in batches)
         try:
-            return self.finish_owed(claimed)
+            return len(claimed), self.finish_owed(claimed)
         finally:
             self._in_flight.release(claimed)
 

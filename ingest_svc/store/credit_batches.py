@@ -48,10 +48,15 @@ def mark_credit_batch_posted(conn: Connection, credit_batch_id: str, now: dateti
     conn.execute(_MARK_POSTED, {"b": credit_batch_id, "now": now})
 
 
-def pending_credit_batches(conn: Connection, limit: int, ids: Sequence[str] = ()) -> list[CreditBatch]:
-    """The oldest credit batches still owed to the ledger (or, given `ids`, those of them still owed)."""
+def pending_credit_batches(
+    conn: Connection, limit: int, ids: Sequence[str] = (), created_by: datetime | None = None
+) -> list[CreditBatch]:
+    """The oldest credit batches still owed to the ledger (or, given `ids`, those of them still owed; given
+    `created_by`, those recorded by then)."""
     query = select(credit_batches).where(credit_batches.c.state == PENDING)
     if ids:
         query = query.where(credit_batches.c.credit_batch_id.in_(list(ids)))
+    if created_by is not None:
+        query = query.where(credit_batches.c.created_at <= created_by)
     query = query.order_by(credit_batches.c.created_at).limit(limit)
     return [CreditBatch(r.credit_batch_id, r.partner_id, json.loads(r.event_ids)) for r in conn.execute(query)]

@@ -145,3 +145,15 @@ daily_stats = Table(
     Column("points", BigInteger, nullable=False),
     Column("co2e_grams", BigInteger, nullable=False),
 )
+
+# Events recorded with 0 points because another event held their activity nationally (reason DUPLICATE_ACTIVITY):
+# the holder the gateway named, for ExplainScore (docs/adr/0413-claims-in-the-credit-outbox.md).
+activity_holders = Table(
+    "ingest_activity_holders",
+    metadata,
+    Column("partner_id", opaque_key(64), primary_key=True),
+    Column("event_id", opaque_key(128), primary_key=True),
+    Column("holder_region", String(6), nullable=False),
+    Column("holder_partner", String(64), nullable=False),
+    Column("holder_event_id", String(128), nullable=False),
+)

@@ -190,8 +190,9 @@ def calls_the_code_makes(world: Cluster) -> list[tuple[Pod, Pod, int, str]]:
         for container in containers:
             for item in container.get("env", []):
                 if item["name"].endswith("_ADDRESS") and "value" in item:
-                    name, _, port = _host_port(item["value"])
-                    calls += [(caller, callee, port, item["name"]) for callee in world.behind(namespace, name)]
+                    name, callee_namespace, port = _host_port(item["value"])
+                    callees = world.behind(callee_namespace or namespace, name)
+                    calls += [(caller, callee, port, item["name"]) for callee in callees]
                 if item["name"] == "CARBON_DATABASE_URL":
                     calls += [(caller, pod, 6432, "database") for pod in world.behind(namespace, "pgbouncer")]
                 if item["name"] == "CARBON_REDIS_URL":
@@ -229,7 +230,15 @@ def test_every_connection_the_code_opens_is_allowed() -> None:
     world = cluster()
     calls = calls_the_code_makes(world)
     kinds = {why.split()[0] for *_, why in calls}
-    assert {"CARBON_LEDGER_ADDRESS", "CARBON_IDENTITY_ADDRESS", "registry", "database", "telemetry", "redis"} <= kinds
+    assert {
+        "CARBON_LEDGER_ADDRESS",
+        "CARBON_IDENTITY_ADDRESS",
+        "CARBON_GATEWAY_ADDRESS",
+        "registry",
+        "database",
+        "telemetry",
+        "redis",
+    } <= kinds
     refused = [
         f"{a.namespace}/{a.name} -> {b.namespace}/{b.name}:{port} ({why})"
         for a, b, port, why in calls
@@ -271,6 +280,16 @@ def test_a_regions_services_admit_only_their_callers_in_the_code_and_the_nationa
         )
         assert {("carbon-national", "gateway"), ("carbon-national", "ops-api")} <= admitted
         assert all(namespace in {callee.namespace, "carbon-national"} for namespace, _ in admitted)
+
+
+def test_inside_the_cluster_the_gateway_admits_the_ops_api_and_every_regions_ingest_only() -> None:
+    world = cluster()
+    gateway = world.pod("carbon-national", "gateway")
+    admitted = {
+        (pod.namespace, pod.name) for pod in world.ours() if pod != gateway and world.allowed(pod, gateway, 50051)
+    }
+    regions = {(f"carbon-{overlay.name}", "ingest") for overlay in overlays()}
+    assert admitted == {("carbon-national", "ops-api"), *regions}, "ingest claims activities (docs/adr/0413)"
 
 
 def test_only_pgbouncer_reaches_postgresql_and_every_database_user_reaches_only_its_own_pgbouncer() -> None:

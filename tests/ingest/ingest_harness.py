@@ -30,7 +30,7 @@ from service_kit.accounts import new_account_number
 from service_kit.db import make_engine, migrate
 from service_kit.partner_signing import sign_request
 from service_kit.server import Registration, RunningServer, start_server
-from service_kit.settings import Settings
+from service_kit.settings import Secret, Settings
 from service_kit.wire import to_timestamp
 from tests.service_identities import TRUST
 
@@ -385,6 +385,7 @@ def make_harness(
     region: str = "110000",
     real_identity: bool = False,
     clock: Clock | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> Iterator[Harness]:
     """ingest + the real ledger (+ the real identity when asked; else the fake) for one test; ingest and the real
     identity use Redis when a URL is given."""
@@ -420,6 +421,7 @@ def make_harness(
                 "CARBON_INGEST_RESUME_ON_START": "0",
                 **(extra or {}),
             },
+            secrets={name: Secret(value) for name, value in (secrets or {}).items()},
         )
     )
     ingest = start_server(settings, ingest_server.registrations(settings, engine, clock))

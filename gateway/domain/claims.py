@@ -1,0 +1,110 @@
+"""Activity claims (docs/adr/0606-activity-claims-at-the-gateway.md): the first claim of an activity fingerprint holds
+it nationwide; a later claim by another event is told who holds it. Pure rules: which claims a batch may make, which
+days are kept, and whether a holder is the claimant itself (a retry)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import NamedTuple
+
+from service_kit.errors import InvalidArgument
+
+FINGERPRINT_BYTES = 32
+MAX_CLAIMS_PER_CALL = 5000
+MAX_KEY_ID_CHARS = 32
+MAX_PARTNER_ID_CHARS = 64
+MAX_EVENT_ID_CHARS = 128
+MAX_CONFLICT_DAYS = 62
+# Claims are kept for ingest's longest acceptance window (a community counter's 31 days) plus a margin for clocks
+# and retries; a claim for an older day could only come from an event ingest refuses as TOO_OLD.
+DEFAULT_RETENTION_DAYS = 33
+# An event may be up to the acceptance's clock skew in the future: its CST day may be tomorrow.
+FUTURE_DAYS = 1
+
+
+class Claim(NamedTuple):
+    day: date  # the activity's CST day: the claim is kept under it
+    fingerprint: bytes
+    key_id: str
+    partner_id: str
+    event_id: str
+
+
+class Holder(NamedTuple):
+    region_code: str
+    partner_id: str
+    event_id: str
+
+
+class ConflictCount(NamedTuple):
+    day: date
+    holder_region: str
+    holder_partner: str
+    claimant_region: str
+    claimant_partner: str
+    conflicts: int
+
+
+def retained_days(today: date, retention_days: int) -> tuple[date, date]:
+    """The first and last day a claim may be made for: older days are dropped whole."""
+    return today - timedelta(days=retention_days), today + timedelta(days=FUTURE_DAYS)
+
+
+def claims_from_columns(
+    fingerprints: Sequence[bytes],
+    key_ids: Sequence[str],
+    occurred_days: Sequence[str],
+    partner_ids: Sequence[str],
+    event_ids: Sequence[str],
+    days: tuple[date, date],
+) -> list[Claim]:
+    """The claims of a request, each checked; INVALID_ARGUMENT names the first bad column."""
+    count = len(fingerprints)
+    if any(len(column) != count for column in (key_ids, occurred_days, partner_ids, event_ids)):
+        raise InvalidArgument("fingerprints", "the claim columns must all have one entry per claim")
+    if count > MAX_CLAIMS_PER_CALL:
+        raise InvalidArgument("fingerprints", f"at most {MAX_CLAIMS_PER_CALL} claims per call")
+    parsed_days: dict[str, date] = {}
+    claims = []
+    for fingerprint, key_id, day_text, partner_id, event_id in zip(
+        fingerprints, key_ids, occurred_days, partner_ids, event_ids, strict=True
+    ):
+        day = parsed_days.get(day_text) or parsed_days.setdefault(day_text, _day(day_text, "occurred_days", days))
+        if len(fingerprint) != FINGERPRINT_BYTES:
+            raise InvalidArgument("fingerprints", f"each fingerprint is {FINGERPRINT_BYTES} bytes (HMAC-SHA256)")
+        _text(key_id, "key_ids", MAX_KEY_ID_CHARS)
+        _text(partner_id, "partner_ids", MAX_PARTNER_ID_CHARS)
+        _text(event_id, "event_ids", MAX_EVENT_ID_CHARS)
+        claims.append(Claim(day, fingerprint, key_id, partner_id, event_id))
+    return claims
+
+
+def conflict_days(from_text: str, to_text: str) -> tuple[date, date]:
+    first = _day(from_text, "from_day", None)
+    last = _day(to_text, "to_day", None)
+    if last < first:
+        raise InvalidArgument("to_day", "must not be before from_day")
+    if (last - first).days >= MAX_CONFLICT_DAYS:
+        raise InvalidArgument("to_day", f"at most {MAX_CONFLICT_DAYS} days per call")
+    return first, last
+
+
+def holds_own(holder: Holder, region_code: str, claim: Claim) -> bool:
+    """Whether the holder is the claiming event itself: its retry after a crash between claim and credit."""
+    return holder == (region_code, claim.partner_id, claim.event_id)
+
+
+def _day(text: str, field: str, bounds: tuple[date, date] | None) -> date:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(field, f"{text!r} is not a day (YYYY-MM-DD)") from None
+    if bounds is not None and not bounds[0] <= day <= bounds[1]:
+        raise InvalidArgument(field, f"{day} is outside the retained days {bounds[0]}..{bounds[1]}")
+    return day
+
+
+def _text(value: str, field: str, max_chars: int) -> None:
+    if not value or len(value) > max_chars:
+        raise InvalidArgument(field, f"each entry must be 1-{max_chars} characters")

@@ -1,0 +1,108 @@
+"""Claiming activities for a region's credit batch in one transaction, and the conflicts ops read
+(docs/adr/0606-activity-claims-at-the-gateway.md).
+
+A batch's claims are one insert of the keys nobody holds and one read of the holders of the rest; claims a batch
+repeats (two events of one activity) are inserted once, in batch order, so the first event holds. Day partitions are
+made before a day's first claim and old days dropped once a day, by whichever call first sees the new day.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import Engine
+
+from gateway.domain.claims import Claim, ConflictCount, Holder, holds_own, retained_days
+from gateway.store import claims as store
+from service_kit import access, identities
+from service_kit.access import current_caller
+from service_kit.clock import Clock, china_day, system_clock
+from service_kit.errors import PermissionDenied, Unauthenticated
+
+log = logging.getLogger("carbon.gateway.claims")
+
+
+class ActivityClaims:
+    def __init__(self, engine: Engine, retention_days: int, clock: Clock = system_clock) -> None:
+        self._engine = engine
+        self.retention_days = retention_days
+        self._clock = clock
+        self._days_made: set[date] = set()
+        self._maintained_on: date | None = None
+        self._lock = threading.Lock()
+
+    def retained(self) -> tuple[date, date]:
+        return retained_days(china_day(self._clock()), self.retention_days)
+
+    def claim(self, region_code: str, claims: Sequence[Claim]) -> list[Holder | None]:
+        """Per claim, in order: None when the claiming event holds the activity, else the event that does."""
+        self._maintain()
+        self._make_days({c.day for c in claims})
+        first_of: dict[tuple[date, bytes], Claim] = {}
+        for claim in claims:
+            first_of.setdefault((claim.day, claim.fingerprint), claim)
+        now = self._clock()
+        with self._engine.begin() as conn:
+            inserted = store.insert_claims(conn, region_code, list(first_of.values()), now)
+            held = store.holders(conn, [key for key in first_of if key not in inserted])
+            for key in inserted:
+                first = first_of[key]
+                held[key] = Holder(region_code, first.partner_id, first.event_id)
+            answers = [_answer(held[(c.day, c.fingerprint)], region_code, c) for c in claims]
+            conflicts = [(c, holder) for c, holder in zip(claims, answers, strict=True) if holder is not None]
+            store.record_conflicts(conn, region_code, conflicts, now)
+        return answers
+
+    def conflicts(self, first: date, last: date) -> list[ConflictCount]:
+        with self._engine.connect() as conn:
+            return store.conflict_counts(conn, first, last)
+
+    def drop_old_days(self) -> int:
+        """Drops the days past retention; returns how many day partitions went (PostgreSQL)."""
+        first_kept = self.retained()[0]
+        with self._engine.begin() as conn:
+            dropped = store.drop_days_before(conn, first_kept)
+        self._days_made = {day for day in self._days_made if day >= first_kept}
+        return dropped
+
+    def _make_days(self, days: set[date]) -> None:
+        missing = days - self._days_made
+        if not missing:
+            return
+        with self._engine.begin() as conn:
+            store.ensure_partitions(conn, missing)
+        with self._lock:
+            self._days_made |= missing
+
+    def _maintain(self) -> None:
+        """Once per CST day per process: drop the days past retention."""
+        today = china_day(self._clock())
+        with self._lock:
+            if self._maintained_on == today:
+                return
+            self._maintained_on = today
+        dropped = self.drop_old_days()
+        if dropped:
+            log.info("dropped claim days past retention", extra={"partitions": dropped})
+
+
+def _answer(holder: Holder, region_code: str, claim: Claim) -> Holder | None:
+    return None if holds_own(holder, region_code, claim) else holder
+
+
+def claimant_region(method: str) -> str:
+    """The region of the ingest service calling `method` (its verified identity; never a request field), or
+    UNAUTHENTICATED / PERMISSION_DENIED: the front door's external callers may not claim."""
+    caller = current_caller()
+    if not caller.identity:
+        raise Unauthenticated(
+            "SERVICE_IDENTITY_MISSING", "claims are made by a region's ingest service identity (service token or mTLS)"
+        )
+    if not access.allowed_at_gateway(caller.identity, method):
+        raise PermissionDenied(
+            "CALLER_NOT_ALLOWED", f"{caller.identity} may not call {method}", {"caller": caller.identity}
+        )
+    return identities.parse(caller.identity).region_code

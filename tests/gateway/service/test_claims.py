@@ -1,0 +1,126 @@
+"""Activity claims at the gateway: the first claim holds, a later one from any partner or region is told the holder,
+the holder's own retry holds again, and only a region's ingest may claim."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from carbon.gateway.v1 import gateway_service_pb2 as gw
+from carbon.gateway.v1 import gateway_service_pb2_grpc
+from gateway.domain.claims import Claim
+from gateway.service.claims import ActivityClaims
+from service_kit import identities
+from service_kit.clock import china_day, system_clock
+from service_kit.db import make_engine, migrate
+from service_kit.server import RunningServer
+from service_kit.status import error_details
+from tests.gateway.claims_gateway import OPERATOR, claim_request, claims_gateway, stub_as
+
+ZJ_INGEST = identities.regional("330000", "ingest")
+BJ_INGEST = identities.regional("110000", "ingest")
+TODAY = china_day(system_clock()).isoformat()
+TRIP = b"t" * 32
+BIKE = b"b" * 32
+
+
+@pytest.fixture
+def claims_server(tmp_path: Path, database_url: str) -> Iterator[RunningServer]:
+    with claims_gateway(tmp_path, database_url) as running:
+        yield running
+
+
+def test_a_later_claim_from_another_region_is_told_the_first_holder(claims_server: RunningServer) -> None:
+    zj_channel, zj = stub_as(claims_server, ZJ_INGEST)
+    bj_channel, bj = stub_as(claims_server, BJ_INGEST)
+    with zj_channel, bj_channel:
+        first = zj.ClaimActivities(claim_request((TRIP, TODAY, "transit-app", "e1")), timeout=10)
+        second = bj.ClaimActivities(claim_request((TRIP, TODAY, "payment-app", "p9")), timeout=10)
+        again = zj.ClaimActivities(claim_request((TRIP, TODAY, "transit-app", "e1")), timeout=10)
+    assert list(first.held) == [True]
+    assert list(second.held) == [False]
+    holder = second.holders[0]
+    assert (holder.index, holder.region_code, holder.partner_id, holder.event_id) == (0, "330000", "transit-app", "e1")
+    assert list(again.held) == [True]  # the holder's retry (a crash between claim and credit) proceeds
+
+
+def test_within_one_batch_the_first_of_two_events_of_one_activity_holds(claims_server: RunningServer) -> None:
+    channel, zj = stub_as(claims_server, ZJ_INGEST)
+    with channel:
+        answer = zj.ClaimActivities(
+            claim_request((TRIP, TODAY, "a", "e1"), (BIKE, TODAY, "a", "e2"), (TRIP, TODAY, "b", "e3")), timeout=10
+        )
+    assert list(answer.held) == [True, True, False]
+    assert [(h.index, h.partner_id, h.event_id) for h in answer.holders] == [(2, "a", "e1")]
+
+
+def test_conflicts_are_counted_per_partner_pair_and_day_once_per_claimant(claims_server: RunningServer) -> None:
+    zj_channel, zj = stub_as(claims_server, ZJ_INGEST)
+    bj_channel, bj = stub_as(claims_server, BJ_INGEST)
+    with zj_channel, bj_channel:
+        zj.ClaimActivities(claim_request((TRIP, TODAY, "transit-app", "e1"), (BIKE, TODAY, "transit-app", "e2")))
+        for _ in range(2):  # a retry is not a second conflict
+            bj.ClaimActivities(claim_request((TRIP, TODAY, "pay", "p1"), (BIKE, TODAY, "pay", "p2")), timeout=10)
+        counts = zj.ListClaimConflicts(
+            gw.ListClaimConflictsRequest(from_day=TODAY, to_day=TODAY), metadata=OPERATOR, timeout=10
+        ).counts
+    pairs = [(c.day, c.holder_region, c.holder_partner, c.claimant_region, c.claimant_partner) for c in counts]
+    assert pairs == [(TODAY, "330000", "transit-app", "110000", "pay")]
+    assert [c.conflicts for c in counts] == [2]
+
+
+@pytest.mark.parametrize("caller", [identities.regional("330000", "ledger"), identities.OPS_API, identities.GATEWAY])
+def test_only_a_regions_ingest_may_claim(claims_server: RunningServer, caller: str) -> None:
+    channel, stub = stub_as(claims_server, caller)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        stub.ClaimActivities(claim_request((TRIP, TODAY, "a", "e1")), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_details(caught.value).reason == "CALLER_NOT_ALLOWED"
+
+
+def test_an_external_caller_cannot_claim_even_as_operator(claims_server: RunningServer) -> None:
+    channel = grpc.insecure_channel(f"127.0.0.1:{claims_server.port}")
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        gateway_service_pb2_grpc.GatewayServiceStub(channel).ClaimActivities(
+            claim_request((TRIP, TODAY, "a", "e1")), metadata=OPERATOR, timeout=10
+        )
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (claim_request((b"short", TODAY, "a", "e1")), "fingerprints"),
+        (claim_request((TRIP, "2020-01-01", "a", "e1")), "occurred_days"),
+        (claim_request((TRIP, "yesterday", "a", "e1")), "occurred_days"),
+        (claim_request((TRIP, TODAY, "", "e1")), "partner_ids"),
+        (gw.ClaimActivitiesRequest(fingerprints=[TRIP], key_ids=[]), "fingerprints"),
+    ],
+)
+def test_bad_claims_are_invalid_argument_naming_the_column(
+    claims_server: RunningServer, request_: gw.ClaimActivitiesRequest, field: str
+) -> None:
+    channel, zj = stub_as(claims_server, ZJ_INGEST)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        zj.ClaimActivities(request_, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(caught.value).metadata["field"] == field
+
+
+def test_claims_of_days_past_retention_are_dropped_whole(tmp_path: Path, database_url: str) -> None:
+    engine = make_engine(database_url)
+    migrate("gateway", engine)
+    now = system_clock()
+    claims = ActivityClaims(engine, retention_days=3, clock=lambda: now)
+    old_day, kept_day = china_day(now) - timedelta(days=4), china_day(now) - timedelta(days=3)
+    claims.claim("330000", [Claim(old_day, TRIP, "k1", "a", "old"), Claim(kept_day, TRIP, "k1", "a", "kept")])
+    claims.drop_old_days()
+    # The dropped day's activity is free again; the kept one is still held.
+    answers = claims.claim("110000", [Claim(old_day, TRIP, "k1", "b", "x"), Claim(kept_day, TRIP, "k1", "b", "y")])
+    engine.dispose()
+    assert answers[0] is None
+    assert answers[1] is not None and answers[1].event_id == "kept"

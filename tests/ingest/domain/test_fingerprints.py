@@ -1,0 +1,81 @@
+"""Activity fingerprints: the same activity hashes alike whoever reports it, other activities do not, the key is
+chosen by the activity's day, and every behaviour of the catalog has a reviewed definition."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from ingest_svc.domain.catalog import CatalogError, load_catalog, parse_catalog
+from ingest_svc.domain.fingerprints import (
+    ActivityFields,
+    FingerprintError,
+    FingerprintKeys,
+    FingerprintSpec,
+    activity_text,
+    fingerprint,
+)
+
+KEYS = FingerprintKeys.parse("k1:" + "11" * 32 + ",k2:" + "22" * 32 + "@2026-03-02")
+TRANSIT = load_catalog().fingerprints["transit_trip"]
+AT = datetime(2026, 3, 1, 4, 0, 30, tzinfo=UTC)
+
+
+def _trip(account: str = "1100000000000017", evidence: str = "bjcard:trip-X", at: datetime = AT) -> ActivityFields:
+    return ActivityFields("transit_trip", evidence, account, date(2026, 3, 1), at, "")
+
+
+def test_one_trip_hashes_alike_from_two_regions_accounts() -> None:
+    # The same person's accounts differ between regions: an evidence fingerprint does not read the account.
+    in_beijing, in_zhejiang = _trip("1100000000000017"), _trip("3300000000000015")
+    assert fingerprint(TRANSIT, KEYS, in_beijing) == fingerprint(TRANSIT, KEYS, in_zhejiang)
+
+
+def test_another_trip_hashes_differently() -> None:
+    assert fingerprint(TRANSIT, KEYS, _trip()).digest != fingerprint(TRANSIT, KEYS, _trip(evidence="bjcard:Y")).digest
+
+
+def test_without_evidence_the_fallback_is_the_account_and_minute() -> None:
+    same_minute = fingerprint(TRANSIT, KEYS, _trip(evidence="", at=AT.replace(second=59)))
+    assert fingerprint(TRANSIT, KEYS, _trip(evidence="")) == same_minute
+    assert fingerprint(TRANSIT, KEYS, _trip(evidence="", at=AT.replace(minute=1))).digest != same_minute.digest
+    assert "account=1100000000000017" in activity_text(TRANSIT, _trip(evidence=""))
+
+
+def test_the_key_is_chosen_by_the_activitys_day() -> None:
+    assert fingerprint(TRANSIT, KEYS, _trip()).key_id == "k1"
+    later = ActivityFields("transit_trip", "bjcard:trip-X", "1100000000000017", date(2026, 3, 2), AT, "")
+    assert fingerprint(TRANSIT, KEYS, later).key_id == "k2"
+
+
+def test_no_raw_field_is_in_the_fingerprint() -> None:
+    print_ = fingerprint(TRANSIT, KEYS, _trip())
+    assert len(print_.digest) == 32 and b"bjcard" not in print_.digest
+
+
+@pytest.mark.parametrize(
+    "text", ["", "k1:abcd", "k1:" + "zz" * 32, "k1:" + "11" * 32 + "@March", ("k1:" + "11" * 32 + "@2026-01-01,") * 2]
+)
+def test_malformed_keys_are_refused_without_showing_them(text: str) -> None:
+    with pytest.raises(FingerprintError) as caught:
+        FingerprintKeys.parse(text)
+    assert "11" * 32 not in str(caught.value)
+
+
+def test_every_catalog_behaviour_has_a_reviewed_fingerprint() -> None:
+    catalog = load_catalog()
+    assert {b.code for b in catalog.behaviours} == set(catalog.fingerprints)
+    assert catalog.fingerprints["sorting_supervisor_day"] == FingerprintSpec(("account", "day"))
+
+
+def test_a_behaviour_without_a_fingerprint_or_with_an_evidence_one_lacking_a_fallback_is_refused() -> None:
+    entry = {
+        "code": "x", "name_en": "x", "name_zh": "x", "unit": "trip", "category": "TRANSIT",
+        "versions": [{"effective_from": "2023-01-01T00:00:00+08:00",
+                      "co2e": {"grams_per_unit": "1", "unit": "g", "source": "s"}}],
+    }  # fmt: skip
+    with pytest.raises(CatalogError, match="fingerprint"):
+        parse_catalog({"behaviours": [entry]})
+    with pytest.raises(CatalogError, match="fallback"):
+        parse_catalog({"behaviours": [{**entry, "fingerprint": {"fields": ["evidence_ref"]}}]})
