@@ -29,6 +29,7 @@ from gateway.service.admission import Admission
 from gateway.service.cross_region_transfers import TransferService
 from gateway.service.directory import directory_entry
 from gateway.service.forwarding import ROUTE_FILES, ROUTES, SERVICE_NAMES, Forwarder, NotServed, Route
+from gateway.service.personal_data_export import export_personal_data
 from gateway.service.recovery import Recovery
 from gateway.service.redeem_anywhere import RedeemAnywhereService
 from gateway.service.resident_authorizations import ResidentAuthorizations
@@ -165,6 +166,14 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             self._deadline_s(context),
         )
         return wire.directory_response(accounts)
+
+    @idempotent
+    def ExportPersonalData(
+        self, request: pb.ExportPersonalDataRequest, context: grpc.ServicerContext
+    ) -> pb.ExportPersonalDataResponse:
+        caller = admit(self._admission, context, "ExportPersonalData")
+        document = export_personal_data(self._transfers, caller, request.account_number, self._deadline_s(context))
+        return pb.ExportPersonalDataResponse(document_json=document)
 
 
 def _region_health(entry: RegionEntry, settings: Settings | None) -> str:

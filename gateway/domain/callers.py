@@ -61,6 +61,7 @@ ROLE_METHODS: dict[Role, frozenset[str]] = {
                     "GetCrossRegionTransfer",
                     "ListCrossRegionTransfers",
                     "RedeemAnywhere",
+                    "ExportPersonalData",
                 )
             ),
         }

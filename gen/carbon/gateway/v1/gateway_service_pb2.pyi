@@ -699,3 +699,49 @@ class GetSettlementReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSettlementReportResponse: _TypeAlias = GetSettlementReportResponse  # noqa: Y015
+
+@_typing.final
+class ExportPersonalDataRequest(_message.Message):
+    """Whose personal data to export."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    account_number: _builtins.str
+    """Required. 16-digit account number with a valid check digit (else INVALID_ACCOUNT_NUMBER)."""
+    def __init__(
+        self,
+        *,
+        account_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportPersonalDataRequest: _TypeAlias = ExportPersonalDataRequest  # noqa: Y015
+
+@_typing.final
+class ExportPersonalDataResponse(_message.Message):
+    """The person's data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_JSON_FIELD_NUMBER: _builtins.int
+    document_json: _builtins.str
+    """The export as UTF-8 JSON, valid against docs/contract/personal-data-export.schema.json (its format_version
+    names the schema's version).
+    """
+    def __init__(
+        self,
+        *,
+        document_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_json", b"document_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportPersonalDataResponse: _TypeAlias = ExportPersonalDataResponse  # noqa: Y015

@@ -101,6 +101,11 @@ class GatewayServiceStub:
                 request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportRequest.SerializeToString,
                 response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportResponse.FromString,
                 _registered_method=True)
+        self.ExportPersonalData = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/ExportPersonalData',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -235,6 +240,22 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportPersonalData(self, request, context):
+        """A copy of everything held about the person of one account (PIPL art. 45; ADR 0208), as one JSON document in the
+        format of docs/contract/personal-data-export.schema.json, assembled from the account's home region: the account
+        (its own name, ID number and phone number masked as identity shows them), bindings, the consent history, the
+        ledger statement, vouchers, and the cross-region transfers from or to the account. Other persons appear only by
+        account number (a guardian, a transfer's or statement entry's other account), never by name or phone number.
+        Only the person's own platform (a platform caller holding a binding on the account) or a national operator (the
+        ops API at a counter of the account's region) may ask.
+        Idempotency: read-only.
+        Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
+        PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -272,6 +293,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetSettlementReport,
                     request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportRequest.FromString,
                     response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportResponse.SerializeToString,
+            ),
+            'ExportPersonalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportPersonalData,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -495,6 +521,33 @@ class GatewayService:
             '/carbon.gateway.v1.GatewayService/GetSettlementReport',
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportRequest.SerializeToString,
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSettlementReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportPersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/ExportPersonalData',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

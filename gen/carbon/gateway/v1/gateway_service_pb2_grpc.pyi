@@ -134,6 +134,18 @@ class GatewayServiceStub:
     Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
     period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
     """
+    ExportPersonalData: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ExportPersonalDataRequest, _gateway_service_pb2.ExportPersonalDataResponse]
+    """A copy of everything held about the person of one account (PIPL art. 45; ADR 0208), as one JSON document in the
+    format of docs/contract/personal-data-export.schema.json, assembled from the account's home region: the account
+    (its own name, ID number and phone number masked as identity shows them), bindings, the consent history, the
+    ledger statement, vouchers, and the cross-region transfers from or to the account. Other persons appear only by
+    account number (a guardian, a transfer's or statement entry's other account), never by name or phone number.
+    Only the person's own platform (a platform caller holding a binding on the account) or a national operator (the
+    ops API at a counter of the account's region) may ask.
+    Idempotency: read-only.
+    Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
+    PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -240,6 +252,18 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Idempotency: read-only.
     Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
     period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
+    """
+    ExportPersonalData: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ExportPersonalDataRequest, _gateway_service_pb2.ExportPersonalDataResponse]  # type: ignore[assignment]
+    """A copy of everything held about the person of one account (PIPL art. 45; ADR 0208), as one JSON document in the
+    format of docs/contract/personal-data-export.schema.json, assembled from the account's home region: the account
+    (its own name, ID number and phone number masked as identity shows them), bindings, the consent history, the
+    ledger statement, vouchers, and the cross-region transfers from or to the account. Other persons appear only by
+    account number (a guardian, a transfer's or statement entry's other account), never by name or phone number.
+    Only the person's own platform (a platform caller holding a binding on the account) or a national operator (the
+    ops API at a counter of the account's region) may ask.
+    Idempotency: read-only.
+    Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
+    PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -386,6 +410,24 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: the front door's; INVALID_ARGUMENT (period_start or period_end missing; period_end not after
         period_start); UNAVAILABLE REGION_UNAVAILABLE (every region must answer).
+        """
+
+    @_abc_1.abstractmethod
+    def ExportPersonalData(
+        self,
+        request: _gateway_service_pb2.ExportPersonalDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ExportPersonalDataResponse, _abc.Awaitable[_gateway_service_pb2.ExportPersonalDataResponse]]:
+        """A copy of everything held about the person of one account (PIPL art. 45; ADR 0208), as one JSON document in the
+        format of docs/contract/personal-data-export.schema.json, assembled from the account's home region: the account
+        (its own name, ID number and phone number masked as identity shows them), bindings, the consent history, the
+        ledger statement, vouchers, and the cross-region transfers from or to the account. Other persons appear only by
+        account number (a guardian, a transfer's or statement entry's other account), never by name or phone number.
+        Only the person's own platform (a platform caller holding a binding on the account) or a national operator (the
+        ops API at a counter of the account's region) may ask.
+        Idempotency: read-only.
+        Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
+        PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
