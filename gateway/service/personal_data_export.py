@@ -51,7 +51,7 @@ def export_personal_data(
         "format_version": FORMAT_VERSION,
         "exported_at": (now or datetime.now(UTC)).isoformat(),
         "account_number": account_number,
-        "account": _fields(account),
+        "account": _account_fields(account),
         "bindings": [_fields(binding) for binding in bindings],
         "consents": [
             _fields(consent)
@@ -100,6 +100,14 @@ def _transfers(transfers: TransferService, caller: Caller, account_number: str) 
         yield from (wire.transfer_message(transfer) for transfer in page)
         if not token:
             return
+
+
+def _account_fields(account: identity.Account) -> dict[str, Any]:
+    """The account without its bindings' full platform user ids: the bindings section shows them masked, as every
+    platform sees another platform's binding."""
+    fields = _fields(account)
+    del fields["bindings"]
+    return fields
 
 
 def _fields(message: Message) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from tests.service_identities import TRUST
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = Path(__file__).with_name("ledger_double.py")
 START_DEADLINE_S = 90
-KEYS = {"zj": "zj-platform-key", "bj": "bj-platform-key", "ops": "ops-key"}
+KEYS = {"zj": "zj-platform-key", "bj": "bj-platform-key", "ops": "ops-key", "bj-alipay": "bj-alipay-key"}
 NATIONAL_KEY = b"n" * 32
 
 
@@ -168,6 +168,13 @@ class Federation:
                     "callers": [
                         {"id": "zj", "region": "330000", "role": "platform", "key_sha256": key_digest_hex(KEYS["zj"])},
                         {"id": "bj", "region": "110000", "role": "platform", "key_sha256": key_digest_hex(KEYS["bj"])},
+                        {
+                            "id": "bj-alipay",
+                            "region": "110000",
+                            "role": "platform",
+                            "platform": "alipay",
+                            "key_sha256": key_digest_hex(KEYS["bj-alipay"]),
+                        },
                         {
                             "id": "ops",
                             "region": "000000",
@@ -317,7 +324,12 @@ class Federation:
         return ledger_service_pb2_grpc.LedgerServiceStub(self._channel(f"127.0.0.1:{self.ledger_ports[code]}"))
 
     def open_account(
-        self, code: str, person: int | None = None, sharing: bool = True, opened_at: datetime | None = None
+        self,
+        code: str,
+        person: int | None = None,
+        sharing: bool = True,
+        opened_at: datetime | None = None,
+        name: str = "张三",
     ) -> str:
         """An account of a new person (or of `person`), consenting to cross-region sharing unless `sharing` is off;
         opened at `opened_at` when given (no consent may take effect before the opening)."""
@@ -329,7 +341,7 @@ class Federation:
             idpb.OpenAccountRequest(
                 request_id=f"open-{code}-{self._serial}",
                 channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
-                name="张三",
+                name=name,
                 id_number=id_number(person),
                 phone_number=f"138{person:08d}",
                 binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id=f"u{code}{self._serial}"),
@@ -365,11 +377,11 @@ class Federation:
                 timeout=10,
             )
 
-    def open_person(self, codes: list[str]) -> list[str]:
+    def open_person(self, codes: list[str], name: str = "张三") -> list[str]:
         """One person (one ID number) opens an account in each of `codes`: identity gives them one person key."""
         self._serial += 1
         person = self._serial
-        return [self.open_account(code, person) for code in codes]
+        return [self.open_account(code, person, name=name) for code in codes]
 
     def earn(self, code: str, account: str, points: int, earned_at: datetime | None = None) -> None:
         self._serial += 1
