@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
+from ingest_svc.domain.event_rows import EventRow
 from ingest_svc.domain.events import AccountRef, Event, new_tuple
 from ingest_svc.domain.partners import Partner
 from ingest_svc.domain.results import ACCEPTED, DUPLICATE, Result
@@ -228,4 +229,25 @@ def statistics_row(total: DailyTotal) -> pb.StatisticsRow:
         events=total.events,
         points=total.points,
         co2e_grams=total.co2e_grams,
+    )
+
+
+def account_event(row: EventRow) -> pb.AccountEvent:
+    """A stored event as ListAccountEvents shows it."""
+    return pb.AccountEvent(
+        partner_id=row.partner_id,
+        event_id=row.event_id,
+        behaviour=row.behaviour,
+        region_code=row.region_code,
+        occurred_at=to_timestamp(row.occurred_at),
+        quantity_milli=row.quantity_milli,
+        tier=row.tier,
+        evidence_ref=row.evidence_ref,
+        rule_version_id=row.rule_version_id,
+        counted_milli=row.counted_milli,
+        points=row.points,
+        co2e_grams=row.co2e_grams,
+        reason=row.reason,
+        status=row.status,
+        accepted_at=to_timestamp(row.accepted_at),
     )

@@ -104,6 +104,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "ListPartners": _OPS,
             "RotatePartnerSecret": _OPS,
             "GetStatistics": _OPS,
+            "ListAccountEvents": frozenset({GATEWAY_KIND, OPS_API_KIND}),
         },
     ),
     **_service(

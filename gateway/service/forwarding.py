@@ -153,6 +153,7 @@ NOT_SERVED = frozenset(
                 "ListPartners",
                 "RotatePartnerSecret",
                 "GetStatistics",
+                "ListAccountEvents",
             )
         ),
         *(f"{SERVICE_NAMES['ledger']}/{name}" for name in _LEDGER_NOT_SERVED),

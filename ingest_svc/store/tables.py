@@ -106,6 +106,8 @@ events = Table(
     Column("status", String(16), nullable=False),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
     Column("credit_batch_id", String(40), nullable=False, server_default=""),
+    # One account's events, for the person's copy of their data (ADR 0208).
+    Index("ix_ingest_events_account", "account_number", "partner_id", "event_id"),
 )
 
 # The outbox: one row per recording transaction that owes the ledger credits, listing the events it owes.
