@@ -1,6 +1,6 @@
 """A copy of everything held about one person (PIPL art. 45, ADR 0208): read from the account's home region page by
-page and from the gateway's own transfers, and written as one JSON document in the documented format
-(docs/contract/personal-data-export.schema.json).
+page (identity, ingest, ledger, rewards) and from the gateway's own transfers, and written as one JSON document in
+the documented format (docs/contract/personal-data-export.schema.json).
 
 The gateway assembles it from the reads each region already serves, so the copy shows exactly what those reads show:
 the person's own name, ID number and phone number masked as identity shows them everywhere, and other persons only by
@@ -19,6 +19,8 @@ from google.protobuf.message import Message
 
 from carbon.gateway.v1 import gateway_service_pb2 as gw
 from carbon.identity.v1 import identity_service_pb2 as identity
+from carbon.ingest.v1 import ingest_service_pb2 as ingest
+from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
 from gateway import wire
@@ -59,6 +61,14 @@ def export_personal_data(
                 clients.identity(home).ListConsents,
                 identity.ListConsentsRequest(account_number=account_number),
                 "consents",
+            )
+        ],
+        "events": [
+            _fields(event)
+            for event in reads.all(
+                ingest_service_pb2_grpc.IngestServiceStub(clients.channel(home, "ingest")).ListAccountEvents,
+                ingest.ListAccountEventsRequest(account_number=account_number),
+                "events",
             )
         ],
         "statement": [

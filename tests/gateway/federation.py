@@ -30,6 +30,7 @@ from carbon.gateway.v1 import gateway_service_pb2 as gw
 from carbon.gateway.v1 import gateway_service_pb2_grpc
 from carbon.identity.v1 import identity_service_pb2 as idpb
 from carbon.identity.v1 import identity_service_pb2_grpc
+from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
@@ -38,6 +39,7 @@ from identity_svc.domain.real_name import id_check_char
 from identity_svc.keys import KeyRing
 from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
 from identity_svc.server import IdentityServiceServicer, build_services
+from ingest_svc.server import registrations as ingest_registrations
 from rewards_svc.server import registrations as rewards_registrations
 from service_kit import health, identities
 from service_kit.db import make_engine, migrate
@@ -126,6 +128,7 @@ class Federation:
         use_double: bool = False,
         ledger_db_urls: dict[str, str] | None = None,
         rewards: bool = False,
+        ingest: bool = False,
     ) -> None:
         """use_double: run the ledger stand-in even when ledger_svc is built (it has crash hooks ledger_svc lacks)."""
         self.root = root
@@ -145,6 +148,8 @@ class Federation:
         self.registry_path = root / "registry.json"
         self.config_path = root / "gateway-config.json"
         self.rewards_servers: dict[str, RunningServer] = {}
+        self.ingest_servers: dict[str, RunningServer] = {}
+        self.partner_secret = ""  # the secret of a data partner a test registered with ingest
         # Each region's identity signs its residents' authorizations; the gateway verifies them with this JWKS.
         self.resident_keys = {code: Ed25519PrivateKey.generate() for code in regions}
         self.jwks_path = root / "resident-auth-jwks.json"
@@ -154,9 +159,11 @@ class Federation:
             self.start_ledger(code)
             if rewards:
                 self.start_rewards(code)
+            if ingest:
+                self.start_ingest(code)
         entries = [
             RegionEntry(
-                code, code, code, f"127.0.0.1:{self.identity_ports[code]}", "127.0.0.1:1",
+                code, code, code, f"127.0.0.1:{self.identity_ports[code]}", self.ingest_address(code),
                 f"127.0.0.1:{self.ledger_ports[code]}", self.rewards_address(code),
             )
             for code in regions
@@ -218,6 +225,30 @@ class Federation:
         engine = make_engine(f"sqlite:///{self.root / f'rewards-{code}.db'}")
         migrate("rewards_svc", engine)
         self.rewards_servers[code] = start_server(settings, rewards_registrations(settings, engine))
+
+    def start_ingest(self, code: str) -> None:
+        """ingest_svc in-process, over the region's identity and ledger, on the system clock."""
+        settings = TRUST.server(
+            Settings(
+                service="ingest_svc",
+                region_code=code,
+                extra={
+                    "CARBON_IDENTITY_ADDRESS": f"127.0.0.1:{self.identity_ports[code]}",
+                    "CARBON_LEDGER_ADDRESS": f"127.0.0.1:{self.ledger_ports[code]}",
+                    "CARBON_INGEST_RESUME_ON_START": "0",
+                },
+            )
+        )
+        engine = make_engine(f"sqlite:///{self.root / f'ingest-{code}.db'}")
+        migrate("ingest_svc", engine)
+        self.ingest_servers[code] = start_server(settings, ingest_registrations(settings, engine))
+
+    def ingest_address(self, code: str) -> str:
+        running = self.ingest_servers.get(code)
+        return running.address if running else "127.0.0.1:1"
+
+    def ingest(self, code: str) -> ingest_service_pb2_grpc.IngestServiceStub:
+        return ingest_service_pb2_grpc.IngestServiceStub(self._channel(self.ingest_address(code)))
 
     def rewards_address(self, code: str) -> str:
         running = self.rewards_servers.get(code)
@@ -303,7 +334,7 @@ class Federation:
         for code in self.regions:
             self.kill_ledger(code)
             self.identities[code].stop()
-        for running in self.rewards_servers.values():
+        for running in (*self.rewards_servers.values(), *self.ingest_servers.values()):
             running.stop()
         for channel in self._channels.values():
             channel.close()
@@ -319,6 +350,9 @@ class Federation:
 
     def gateway(self, address: str = "") -> gateway_service_pb2_grpc.GatewayServiceStub:
         return gateway_service_pb2_grpc.GatewayServiceStub(self._channel(address or f"127.0.0.1:{self.gateway_port}"))
+
+    def identity(self, code: str) -> identity_service_pb2_grpc.IdentityServiceStub:
+        return identity_service_pb2_grpc.IdentityServiceStub(self._channel(f"127.0.0.1:{self.identity_ports[code]}"))
 
     def ledger(self, code: str) -> ledger_service_pb2_grpc.LedgerServiceStub:
         return ledger_service_pb2_grpc.LedgerServiceStub(self._channel(f"127.0.0.1:{self.ledger_ports[code]}"))
@@ -377,11 +411,11 @@ class Federation:
                 timeout=10,
             )
 
-    def open_person(self, codes: list[str], name: str = "张三") -> list[str]:
+    def open_person(self, codes: list[str], name: str = "张三", opened_at: datetime | None = None) -> list[str]:
         """One person (one ID number) opens an account in each of `codes`: identity gives them one person key."""
         self._serial += 1
         person = self._serial
-        return [self.open_account(code, person, name=name) for code in codes]
+        return [self.open_account(code, person, name=name, opened_at=opened_at) for code in codes]
 
     def earn(self, code: str, account: str, points: int, earned_at: datetime | None = None) -> None:
         self._serial += 1

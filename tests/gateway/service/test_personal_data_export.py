@@ -14,9 +14,14 @@ import grpc
 import jsonschema
 import pytest
 
+from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2 as gw
+from carbon.identity.v1 import identity_service_pb2 as idpb
+from carbon.ingest.v1 import ingest_service_pb2 as ipb
+from service_kit.partner_signing import sign_request
+from service_kit.wire import to_timestamp
 from tests.gateway.conftest import start_inprocess_gateway
-from tests.gateway.federation import Federation, id_number, metadata, refusal
+from tests.gateway.federation import Federation, id_number, metadata, refusal, wait_for
 from tests.gateway.service.test_redeem_anywhere import redeem_anywhere
 
 SCHEMA = json.loads(
@@ -26,7 +31,21 @@ SCHEMA = json.loads(
 
 @pytest.fixture
 def fed(tmp_path: Path) -> Iterator[Federation]:
-    federation = Federation(tmp_path, ["330000", "110000"], rewards=True)
+    federation = Federation(tmp_path, ["330000", "110000"], rewards=True, ingest=True)
+    partner = federation.ingest("110000").RegisterPartner(
+        ipb.RegisterPartnerRequest(
+            request_id="reg-bus-co",
+            partner=ipb.Partner(
+                partner_id="bus-co",
+                name="bus-co",
+                kind=ipb.PARTNER_KIND_TRANSIT_OPERATOR,
+                allowed_behaviours=["transit_trip"],
+                allowed_regions=["110000"],
+            ),
+        ),
+        timeout=10,
+    )
+    federation.partner_secret = partner.secret
     running = start_inprocess_gateway(federation)
     yield federation
     running.stop()
@@ -46,10 +65,33 @@ def serial_of(document: dict[str, Any]) -> int:
     return int(document["account"]["masked_phone_number"][-4:])
 
 
+def ride(fed: Federation, account: str, event_id: str) -> None:
+    """A bus trip an hour ago in Beijing, with the person's consent to transit data from a day before."""
+    transit = common_pb2.DATA_CATEGORY_TRANSIT
+    fed.identity("110000").GrantConsent(
+        idpb.GrantConsentRequest(
+            request_id=f"transit-{account}", account_number=account, category=transit,
+            channel=common_pb2.CHANNEL_INTERNET_PLATFORM, recorded_by="alipay",
+            effective_at=to_timestamp(datetime.now(UTC) - timedelta(days=1)),
+        ),
+        timeout=10,
+    )  # fmt: skip
+    event = ipb.Event(
+        event_id=event_id, account=common_pb2.AccountRef(account_number=account), behaviour="transit_trip",
+        quantity_milli=1_000, occurred_at=to_timestamp(datetime.now(UTC) - timedelta(hours=1)), region_code="110000",
+    )  # fmt: skip
+    request = sign_request(ipb.SubmitEventsRequest(partner_id="bus-co", events=[event]), "k1", fed.partner_secret)
+    [result] = fed.ingest("110000").SubmitEvents(request, timeout=10).results
+    assert result.outcome == ipb.EVENT_OUTCOME_ACCEPTED, result
+    # Ingest credits the ledger after it answers: the trip's points are in the statement once it has.
+    wait_for(lambda: fed.balance("110000", account).total_points == result.points, what="the trip's credit")
+
+
 def active_person(fed: Federation, name: str, request_id: str) -> tuple[str, str]:
     """A person with accounts in Zhejiang and Beijing who earned in Zhejiang and redeemed a Beijing bus pass with
     those points: a transfer to Beijing, a statement there and a voucher."""
-    zj, bj = fed.open_person(["330000", "110000"], name=name)
+    zj, bj = fed.open_person(["330000", "110000"], name=name, opened_at=datetime.now(UTC) - timedelta(days=3))
+    ride(fed, bj, f"{request_id}-trip")
     fed.earn("330000", zj, 15_000, earned_at=datetime.now(UTC) - timedelta(days=3))
     fed.earn("110000", bj, 500, earned_at=datetime.now(UTC) - timedelta(days=2))
     assert redeem_anywhere(fed, request_id, zj, bj).transfer.state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED
@@ -64,9 +106,15 @@ def test_the_export_validates_and_holds_the_persons_statement_vouchers_and_trans
     assert document["account_number"] == bj
     assert document["account"]["masked_name"] == "张*"
     assert [binding["platform"] for binding in document["bindings"]] == ["alipay"]
-    assert {consent["category"] for consent in document["consents"]} == {"DATA_CATEGORY_CROSS_REGION_SHARING"}
+    assert {consent["category"] for consent in document["consents"]} == {
+        "DATA_CATEGORY_CROSS_REGION_SHARING",
+        "DATA_CATEGORY_TRANSIT",
+    }
+    [event] = document["events"]
+    assert (event["event_id"], event["behaviour"], event["partner_id"]) == ("ra-self-trip", "transit_trip", "bus-co")
+    assert int(event["points"]) > 0
     amounts = sorted(int(entry["amount_points"]) for entry in document["statement"])
-    assert amounts == [-12_000, 500, 12_000]
+    assert amounts == [-12_000, int(event["points"]), 500, 12_000]
     assert [(voucher["reward_id"], voucher["account_number"]) for voucher in document["vouchers"]] == [
         ("beijing-bus-pass", bj)
     ]
@@ -77,7 +125,7 @@ def test_the_export_validates_and_holds_the_persons_statement_vouchers_and_trans
     text = json.dumps(document, ensure_ascii=False)
     for person in (serial_of(document), serial_of(export(fed, other_bj))):
         assert id_number(person) not in text and f"138{person:08d}" not in text
-    for absent in (other_zj, other_bj, "李", "张三"):
+    for absent in (other_zj, other_bj, "李", "张三", "ra-other-trip"):
         assert absent not in text
 
 

@@ -244,8 +244,9 @@ class GatewayServiceServicer:
         """A copy of everything held about the person of one account (PIPL art. 45; ADR 0208), as one JSON document in the
         format of docs/contract/personal-data-export.schema.json, assembled from the account's home region: the account
         (its own name, ID number and phone number masked as identity shows them), bindings, the consent history, the
-        ledger statement, vouchers, and the cross-region transfers from or to the account. Other persons appear only by
-        account number (a guardian, a transfer's or statement entry's other account), never by name or phone number.
+        events with their scores, the ledger statement, vouchers, and the cross-region transfers from or to the account.
+        Other persons appear only by account number (a guardian, a transfer's or statement entry's other account), never
+        by name or phone number.
         Only the person's own platform (a platform caller holding a binding on the account) or a national operator (the
         ops API at a counter of the account's region) may ask.
         Idempotency: read-only.
