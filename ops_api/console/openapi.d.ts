@@ -208,6 +208,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{account_number}/personal-data-export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A copy of everything held about the resident, handed over at the counter (PIPL art. 45, ADR 0208) */
+        get: operations["export_personal_data"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{account_number}/redemptions": {
         parameters: {
             query?: never;
@@ -1582,6 +1599,77 @@ export interface components {
          */
         PartnerResponse: {
             partner: components["schemas"]["Partner"];
+        };
+        /**
+         * PersonalDataExport
+         * @description The copy of a person's data (PIPL art. 45, ADR 0208): every section in the format of
+         *     docs/contract/personal-data-export.schema.json, whose items are the proto3 JSON of the matching gRPC messages.
+         */
+        PersonalDataExport: {
+            /**
+             * Account
+             * @description identity Account: name, ID number and phone number masked
+             */
+            account: {
+                [key: string]: unknown;
+            };
+            /**
+             * Account Number
+             * @description The account it is of
+             */
+            account_number: string;
+            /**
+             * Bindings
+             * @description identity BindingRecord, platform user ids masked
+             */
+            bindings: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Consents
+             * @description identity ConsentRecord: the whole history, newest first
+             */
+            consents: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Cross Region Transfers
+             * @description gateway CrossRegionTransfer from or to it
+             */
+            cross_region_transfers: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Events
+             * @description ingest AccountEvent: every event with its score
+             */
+            events: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Exported At
+             * @description When the gateway assembled it (RFC 3339)
+             */
+            exported_at: string;
+            /**
+             * Format Version
+             * @description The export format's version (the schema's)
+             */
+            format_version: string;
+            /**
+             * Statement
+             * @description ledger StatementEntry: every entry
+             */
+            statement: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Vouchers
+             * @description rewards Voucher: every voucher
+             */
+            vouchers: {
+                [key: string]: unknown;
+            }[];
         };
         /**
          * Problem
@@ -3670,6 +3758,137 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["MonthlySummaryResponse"];
                     "text/plain": unknown;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    export_personal_data: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 16-digit account number (region code first, Luhn check digit) */
+                account_number: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PersonalDataExport"];
                 };
             };
             /** @description Bad request */
