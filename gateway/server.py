@@ -32,6 +32,7 @@ from gateway.service.cross_region_transfers import TransferService
 from gateway.service.directory import directory_entry
 from gateway.service.forwarding import ROUTE_FILES, ROUTES, SERVICE_NAMES, Forwarder, NotServed, Route
 from gateway.service.national_figures import CHARITY_PROJECTS_PATH, NationalFigures
+from gateway.service.personal_data_export import export_personal_data
 from gateway.service.recovery import Recovery
 from gateway.service.redeem_anywhere import RedeemAnywhereService
 from gateway.service.resident_authorizations import ResidentAuthorizations
@@ -210,6 +211,14 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         admit(self._admission, context, "ListClaimConflicts")
         first, last = conflict_days(request.from_day, request.to_day)
         return wire.conflicts_response(self._claims.conflicts(first, last))
+
+    @idempotent
+    def ExportPersonalData(
+        self, request: pb.ExportPersonalDataRequest, context: grpc.ServicerContext
+    ) -> pb.ExportPersonalDataResponse:
+        caller = admit(self._admission, context, "ExportPersonalData")
+        document = export_personal_data(self._transfers, caller, request.account_number, self._deadline_s(context))
+        return pb.ExportPersonalDataResponse(document_json=document)
 
 
 def _region_health(entry: RegionEntry, settings: Settings | None) -> str:

@@ -17,6 +17,7 @@ from ingest_svc import wire
 from ingest_svc.clients import IdentityClient, LedgerClient
 from ingest_svc.domain.catalog import load_catalog
 from ingest_svc.domain.results import ACCEPTED, DUPLICATE
+from ingest_svc.service.account_events import account_events
 from ingest_svc.service.admission import Admission, Batch
 from ingest_svc.service.claims import activity_claims
 from ingest_svc.service.consent import ConsentCheck
@@ -124,6 +125,13 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             consent_category=wire.data_category(explained.consent_category),
             activity_holder=wire.activity_holder(explained.holder),
         )
+
+    @idempotent
+    def ListAccountEvents(
+        self, request: pb.ListAccountEventsRequest, context: grpc.ServicerContext
+    ) -> pb.ListAccountEventsResponse:
+        rows, token = account_events(self._ingest.engine, request.account_number, request.page_token, request.page_size)
+        return pb.ListAccountEventsResponse(events=[wire.account_event(row) for row in rows], next_page_token=token)
 
     @idempotent
     def ListBehaviours(

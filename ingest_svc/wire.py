@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from carbon.common.v1 import common_pb2
 from carbon.ingest.v1 import ingest_service_pb2 as pb
+from ingest_svc.domain.event_rows import EventRow
 from ingest_svc.domain.events import AccountRef, Event, new_tuple
 from ingest_svc.domain.fingerprints import ActivityHolder
 from ingest_svc.domain.partners import Partner
@@ -250,3 +251,24 @@ def activity_holder(holder: ActivityHolder | None) -> pb.ActivityHolder | None:
     if holder is None:
         return None
     return pb.ActivityHolder(region_code=holder.region_code, partner_id=holder.partner_id, event_id=holder.event_id)
+
+
+def account_event(row: EventRow) -> pb.AccountEvent:
+    """A stored event as ListAccountEvents shows it."""
+    return pb.AccountEvent(
+        partner_id=row.partner_id,
+        event_id=row.event_id,
+        behaviour=row.behaviour,
+        region_code=row.region_code,
+        occurred_at=to_timestamp(row.occurred_at),
+        quantity_milli=row.quantity_milli,
+        tier=row.tier,
+        evidence_ref=row.evidence_ref,
+        rule_version_id=row.rule_version_id,
+        counted_milli=row.counted_milli,
+        points=row.points,
+        co2e_grams=row.co2e_grams,
+        reason=row.reason,
+        status=row.status,
+        accepted_at=to_timestamp(row.accepted_at),
+    )

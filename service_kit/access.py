@@ -113,6 +113,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "RotatePartnerSecret": _OPS,
             "GetStatistics": _OPS,
             "ListAcceptedEvents": frozenset({"incentives"}),
+            "ListAccountEvents": frozenset({GATEWAY_KIND, OPS_API_KIND}),
         },
     ),
     **_service(

@@ -63,6 +63,7 @@ ROLE_METHODS: dict[Role, frozenset[str]] = {
                     "GetCrossRegionTransfer",
                     "ListCrossRegionTransfers",
                     "RedeemAnywhere",
+                    "ExportPersonalData",
                 )
             ),
         }

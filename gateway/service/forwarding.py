@@ -211,6 +211,7 @@ NOT_SERVED = frozenset(
                 "RotatePartnerSecret",
                 "GetStatistics",
                 "ListAcceptedEvents",
+                "ListAccountEvents",
             )
         ),
         *(f"{SERVICE_NAMES['ledger']}/{name}" for name in _LEDGER_NOT_SERVED),

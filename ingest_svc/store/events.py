@@ -97,3 +97,19 @@ def _by_id(rows: Iterable[Sequence[Any]]) -> dict[str, EventRow]:
         row = EventRow._make(values)
         found[row.event_id] = row._replace(occurred_at=utc(row.occurred_at), accepted_at=utc(row.accepted_at))
     return found
+
+
+def account_events(conn: Connection, account_number: str, after: tuple[str, str] | None, limit: int) -> list[EventRow]:
+    """Up to `limit` events of one account, ordered by (partner_id, event_id), after the key `after` (the account's
+    index, migration 0005, serves it)."""
+    query = _read_events().where(events.c.account_number == account_number)
+    if after is not None:
+        partner_id, event_id = after
+        query = query.where(
+            (events.c.partner_id > partner_id) | ((events.c.partner_id == partner_id) & (events.c.event_id > event_id))
+        )
+    query = query.order_by(events.c.partner_id, events.c.event_id).limit(limit)
+    return [
+        row._replace(occurred_at=utc(row.occurred_at), accepted_at=utc(row.accepted_at))
+        for row in map(EventRow._make, conn.execute(query))
+    ]

@@ -108,6 +108,8 @@ events = Table(
     Column("credit_batch_id", String(40), nullable=False, server_default=""),
     # Followers read events in the order they were accepted (ListAcceptedEvents; migration ingest_0005).
     Index("ix_ingest_events_accepted", "accepted_at", "partner_id", "event_id"),
+    # One account's events, for the person's copy of their data (ADR 0208).
+    Index("ix_ingest_events_account", "account_number", "partner_id", "event_id"),
 )
 
 # The outbox: one row per recording transaction that owes the ledger credits, listing the events it owes.

@@ -5,9 +5,10 @@ Where the gateway has not built a call yet, its UNIMPLEMENTED comes back as 501 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
@@ -204,3 +205,38 @@ def get_expiring_ahead(
     staff.require(Role.VIEWER, Role.OPERATOR, Role.ADMIN)
     stub = context.gateway.stub()
     return to_json(context.gateway.call(stub.GetExpiringAhead, gpb.GetExpiringAheadRequest(months_ahead=months_ahead)))
+
+
+class PersonalDataExport(BaseModel):
+    """The copy of a person's data (PIPL art. 45, ADR 0208): every section in the format of
+    docs/contract/personal-data-export.schema.json, whose items are the proto3 JSON of the matching gRPC messages."""
+
+    format_version: str = Field(description="The export format's version (the schema's)")
+    exported_at: str = Field(description="When the gateway assembled it (RFC 3339)")
+    account_number: str = Field(description="The account it is of")
+    account: dict[str, Any] = Field(description="identity Account: name, ID number and phone number masked")
+    bindings: list[dict[str, Any]] = Field(description="identity BindingRecord, platform user ids masked")
+    consents: list[dict[str, Any]] = Field(description="identity ConsentRecord: the whole history, newest first")
+    events: list[dict[str, Any]] = Field(description="ingest AccountEvent: every event with its score")
+    statement: list[dict[str, Any]] = Field(description="ledger StatementEntry: every entry")
+    vouchers: list[dict[str, Any]] = Field(description="rewards Voucher: every voucher")
+    cross_region_transfers: list[dict[str, Any]] = Field(description="gateway CrossRegionTransfer from or to it")
+
+
+@router.get(
+    "/accounts/{account_number}/personal-data-export",
+    summary="A copy of everything held about the resident, handed over at the counter (PIPL art. 45, ADR 0208)",
+    response_model=PersonalDataExport,
+)
+def export_personal_data(context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: AccountNumber) -> Json:
+    staff.require(Role.COMMUNITY_STAFF, Role.OPERATOR, Role.ADMIN)
+    account_home(context, staff, account_number)
+    stub = context.gateway.stub()
+    request = gpb.ExportPersonalDataRequest(account_number=account_number)
+
+    def run() -> Json:
+        document: Json = json.loads(context.gateway.call(stub.ExportPersonalData, request).document_json)
+        return document
+
+    # A copy of everything is a disclosure: the audit log records who handed whose data over, never the data.
+    return audited(context, staff, rid, "account.export", account_number, run)

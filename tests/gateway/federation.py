@@ -30,6 +30,7 @@ from carbon.gateway.v1 import gateway_service_pb2 as gw
 from carbon.gateway.v1 import gateway_service_pb2_grpc
 from carbon.identity.v1 import identity_service_pb2 as idpb
 from carbon.identity.v1 import identity_service_pb2_grpc
+from carbon.ingest.v1 import ingest_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2_grpc
@@ -38,6 +39,7 @@ from identity_svc.domain.real_name import id_check_char
 from identity_svc.keys import KeyRing
 from identity_svc.server import SERVICE_NAME as IDENTITY_SERVICE
 from identity_svc.server import IdentityServiceServicer, build_services
+from ingest_svc.server import registrations as ingest_registrations
 from ledger_svc.server import registrations as ledger_registrations
 from rewards_svc.server import registrations as rewards_registrations
 from service_kit import health, identities
@@ -54,7 +56,7 @@ from tests.service_identities import TRUST
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = Path(__file__).with_name("ledger_double.py")
 START_DEADLINE_S = 90
-KEYS = {"zj": "zj-platform-key", "bj": "bj-platform-key", "ops": "ops-key"}
+KEYS = {"zj": "zj-platform-key", "bj": "bj-platform-key", "ops": "ops-key", "bj-alipay": "bj-alipay-key"}
 NATIONAL_KEY = b"n" * 32
 
 
@@ -117,6 +119,7 @@ class Federation:
         ledger_db_urls: dict[str, str] | None = None,
         rewards: bool = False,
         ledgers_in_process: bool = False,
+        ingest: bool = False,
     ) -> None:
         """use_double: run the ledger stand-in even when ledger_svc is built (it has crash hooks ledger_svc lacks).
         ledgers_in_process: serve each region's ledger_svc from this process (still on its own port) rather than as
@@ -141,6 +144,8 @@ class Federation:
         self.registry_path = root / "registry.json"
         self.config_path = root / "gateway-config.json"
         self.rewards_servers: dict[str, RunningServer] = {}
+        self.ingest_servers: dict[str, RunningServer] = {}
+        self.partner_secret = ""  # the secret of a data partner a test registered with ingest
         # Each region's identity signs its residents' authorizations; the gateway verifies them with this JWKS.
         self.resident_keys = {code: Ed25519PrivateKey.generate() for code in regions}
         self.jwks_path = root / "resident-auth-jwks.json"
@@ -150,9 +155,11 @@ class Federation:
             self.start_ledger(code)
             if rewards:
                 self.start_rewards(code)
+            if ingest:
+                self.start_ingest(code)
         entries = [
             RegionEntry(
-                code, code, code, f"127.0.0.1:{self.identity_ports[code]}", "127.0.0.1:1",
+                code, code, code, f"127.0.0.1:{self.identity_ports[code]}", self.ingest_address(code),
                 f"127.0.0.1:{self.ledger_ports[code]}", self.rewards_address(code),
             )
             for code in regions
@@ -164,6 +171,13 @@ class Federation:
                     "callers": [
                         {"id": "zj", "region": "330000", "role": "platform", "key_sha256": key_digest_hex(KEYS["zj"])},
                         {"id": "bj", "region": "110000", "role": "platform", "key_sha256": key_digest_hex(KEYS["bj"])},
+                        {
+                            "id": "bj-alipay",
+                            "region": "110000",
+                            "role": "platform",
+                            "platform": "alipay",
+                            "key_sha256": key_digest_hex(KEYS["bj-alipay"]),
+                        },
                         {
                             "id": "ops",
                             "region": "000000",
@@ -207,6 +221,30 @@ class Federation:
         engine = make_engine(f"sqlite:///{self.root / f'rewards-{code}.db'}")
         migrate("rewards_svc", engine)
         self.rewards_servers[code] = start_server(settings, rewards_registrations(settings, engine))
+
+    def start_ingest(self, code: str) -> None:
+        """ingest_svc in-process, over the region's identity and ledger, on the system clock."""
+        settings = TRUST.server(
+            Settings(
+                service="ingest_svc",
+                region_code=code,
+                extra={
+                    "CARBON_IDENTITY_ADDRESS": f"127.0.0.1:{self.identity_ports[code]}",
+                    "CARBON_LEDGER_ADDRESS": f"127.0.0.1:{self.ledger_ports[code]}",
+                    "CARBON_INGEST_RESUME_ON_START": "0",
+                },
+            )
+        )
+        engine = make_engine(f"sqlite:///{self.root / f'ingest-{code}.db'}")
+        migrate("ingest_svc", engine)
+        self.ingest_servers[code] = start_server(settings, ingest_registrations(settings, engine))
+
+    def ingest_address(self, code: str) -> str:
+        running = self.ingest_servers.get(code)
+        return running.address if running else "127.0.0.1:1"
+
+    def ingest(self, code: str) -> ingest_service_pb2_grpc.IngestServiceStub:
+        return ingest_service_pb2_grpc.IngestServiceStub(self._channel(self.ingest_address(code)))
 
     def rewards_address(self, code: str) -> str:
         running = self.rewards_servers.get(code)
@@ -311,7 +349,7 @@ class Federation:
         for code in self.regions:
             self.kill_ledger(code)
             self.identities[code].stop()
-        for running in self.rewards_servers.values():
+        for running in (*self.rewards_servers.values(), *self.ingest_servers.values()):
             running.stop()
         for channel in self._channels.values():
             channel.close()
@@ -328,11 +366,19 @@ class Federation:
     def gateway(self, address: str = "") -> gateway_service_pb2_grpc.GatewayServiceStub:
         return gateway_service_pb2_grpc.GatewayServiceStub(self._channel(address or f"127.0.0.1:{self.gateway_port}"))
 
+    def identity(self, code: str) -> identity_service_pb2_grpc.IdentityServiceStub:
+        return identity_service_pb2_grpc.IdentityServiceStub(self._channel(f"127.0.0.1:{self.identity_ports[code]}"))
+
     def ledger(self, code: str) -> ledger_service_pb2_grpc.LedgerServiceStub:
         return ledger_service_pb2_grpc.LedgerServiceStub(self._channel(f"127.0.0.1:{self.ledger_ports[code]}"))
 
     def open_account(
-        self, code: str, person: int | None = None, sharing: bool = True, opened_at: datetime | None = None
+        self,
+        code: str,
+        person: int | None = None,
+        sharing: bool = True,
+        opened_at: datetime | None = None,
+        name: str = "张三",
     ) -> str:
         """An account of a new person (or of `person`), consenting to cross-region sharing unless `sharing` is off;
         opened at `opened_at` when given (no consent may take effect before the opening)."""
@@ -344,7 +390,7 @@ class Federation:
             idpb.OpenAccountRequest(
                 request_id=f"open-{code}-{self._serial}",
                 channel=common_pb2.CHANNEL_INTERNET_PLATFORM,
-                name="张三",
+                name=name,
                 id_number=id_number(person),
                 phone_number=f"138{person:08d}",
                 binding=common_pb2.ChannelBinding(platform="alipay", platform_user_id=f"u{code}{self._serial}"),
@@ -380,11 +426,11 @@ class Federation:
                 timeout=10,
             )
 
-    def open_person(self, codes: list[str]) -> list[str]:
+    def open_person(self, codes: list[str], name: str = "张三", opened_at: datetime | None = None) -> list[str]:
         """One person (one ID number) opens an account in each of `codes`: identity gives them one person key."""
         self._serial += 1
         person = self._serial
-        return [self.open_account(code, person) for code in codes]
+        return [self.open_account(code, person, name=name, opened_at=opened_at) for code in codes]
 
     def earn(self, code: str, account: str, points: int, earned_at: datetime | None = None) -> None:
         self._serial += 1

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jsonschema
 
 from service_kit.clock import china_day, system_clock
 from tests.ops_api.ops_support import Ops
+
+SCHEMA = json.loads(
+    (Path(__file__).parents[3] / "docs/contract/personal-data-export.schema.json").read_text(encoding="utf-8")
+)
 
 
 def test_cross_region_transfer_and_settlement_through_the_gateway(ops: Ops) -> None:
@@ -66,3 +74,27 @@ def test_points_expiring_ahead_for_operators(ops: Ops) -> None:
         sum(region["months"][i]["amount_points"] for region in ahead["regions"]) for i in range(36)
     ]
     assert ops.get("zj-staff", "/v1/expiring-ahead").status_code == 403
+
+
+def test_counter_staff_hand_over_the_residents_data_and_no_one_elses(ops: Ops) -> None:
+    resident = ops.open_account("zj-staff", "330000")
+    phone = f"139{ops.last_person:08d}"
+    assert ops.plant_trees(resident).status_code in {200, 201}
+    neighbour = ops.open_account("zj-staff", "330000")
+    neighbours_phone = f"139{ops.last_person:08d}"
+    ops.plant_trees(neighbour)
+    exported = ops.get("zj-staff", f"/v1/accounts/{resident}/personal-data-export")
+    assert exported.status_code == 200, exported.text
+    document = exported.json()
+    jsonschema.validate(document, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert document["account_number"] == resident
+    assert [event["behaviour"] for event in document["events"]] == ["tree_planting"]
+    assert [entry["code"] for entry in document["statement"]] == ["TRANSFER_CODE_EARN"]
+    assert document["account"]["masked_name"] == "王**"
+    for absent in (neighbour, neighbours_phone, phone, "王秀英"):
+        assert absent not in exported.text
+    # Staff of another region's counter, and a viewer, may not hand it over.
+    assert ops.get("bj-staff", f"/v1/accounts/{resident}/personal-data-export").status_code == 403
+    assert ops.get("viewer", f"/v1/accounts/{resident}/personal-data-export").status_code == 403
+    audit = ops.get("admin", "/v1/audit-log", action="account.export").json()
+    assert any(entry["target"] == resident for entry in audit["entries"]), audit
