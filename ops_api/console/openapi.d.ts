@@ -208,6 +208,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{account_number}/personal-data-export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A copy of everything held about the resident, handed over at the counter (PIPL art. 45, ADR 0208) */
+        get: operations["export_personal_data"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{account_number}/redemptions": {
         parameters: {
             query?: never;
@@ -390,6 +407,23 @@ export interface paths {
         put?: never;
         /** Create a national campaign: the same campaign, with its own budget, in every region */
         post: operations["create_national_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/claim-conflicts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Conflicting activity claims per day and (holder, claimant) partner pair */
+        get: operations["list_claim_conflicts"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -959,6 +993,18 @@ export interface components {
         AccountResponse: {
             account: components["schemas"]["Account"];
         };
+        /**
+         * ActivityHolder
+         * @description proto carbon.ingest.v1.ActivityHolder
+         */
+        ActivityHolder: {
+            /** Event Id */
+            event_id: string;
+            /** Partner Id */
+            partner_id: string;
+            /** Region Code */
+            region_code: string;
+        };
         /** AdjustmentBody */
         AdjustmentBody: {
             /** Account Number */
@@ -1327,6 +1373,24 @@ export interface components {
             sum_of_all_balances_points: number;
         };
         /**
+         * ClaimConflictCount
+         * @description proto carbon.gateway.v1.ClaimConflictCount
+         */
+        ClaimConflictCount: {
+            /** Claimant Partner */
+            claimant_partner: string;
+            /** Claimant Region */
+            claimant_region: string;
+            /** Conflicts */
+            conflicts: number;
+            /** Day */
+            day: string;
+            /** Holder Partner */
+            holder_partner: string;
+            /** Holder Region */
+            holder_region: string;
+        };
+        /**
          * CommunityBehaviour
          * @enum {string}
          */
@@ -1637,6 +1701,7 @@ export interface components {
          * @description proto carbon.ingest.v1.ExplainScoreResponse
          */
         ExplainScoreResponse: {
+            activity_holder: components["schemas"]["ActivityHolder"] | null;
             /** Behaviour */
             behaviour: string;
             /** Cap Per Day */
@@ -1797,6 +1862,14 @@ export interface components {
             state: "JOB_RUN_STATE_UNSPECIFIED" | "JOB_RUN_STATE_RUNNING" | "JOB_RUN_STATE_DONE" | "JOB_RUN_STATE_FAILED" | "JOB_RUN_STATE_QUEUED";
             /** Updated At */
             updated_at: string | null;
+        };
+        /**
+         * ListClaimConflictsResponse
+         * @description proto carbon.gateway.v1.ListClaimConflictsResponse
+         */
+        ListClaimConflictsResponse: {
+            /** Counts */
+            counts: components["schemas"]["ClaimConflictCount"][];
         };
         /**
          * ListJobRunsResponse
@@ -2022,6 +2095,77 @@ export interface components {
             transferred_out_points: number;
             /** Year */
             year: number;
+        };
+        /**
+         * PersonalDataExport
+         * @description The copy of a person's data (PIPL art. 45, ADR 0208): every section in the format of
+         *     docs/contract/personal-data-export.schema.json, whose items are the proto3 JSON of the matching gRPC messages.
+         */
+        PersonalDataExport: {
+            /**
+             * Account
+             * @description identity Account: name, ID number and phone number masked
+             */
+            account: {
+                [key: string]: unknown;
+            };
+            /**
+             * Account Number
+             * @description The account it is of
+             */
+            account_number: string;
+            /**
+             * Bindings
+             * @description identity BindingRecord, platform user ids masked
+             */
+            bindings: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Consents
+             * @description identity ConsentRecord: the whole history, newest first
+             */
+            consents: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Cross Region Transfers
+             * @description gateway CrossRegionTransfer from or to it
+             */
+            cross_region_transfers: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Events
+             * @description ingest AccountEvent: every event with its score
+             */
+            events: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Exported At
+             * @description When the gateway assembled it (RFC 3339)
+             */
+            exported_at: string;
+            /**
+             * Format Version
+             * @description The export format's version (the schema's)
+             */
+            format_version: string;
+            /**
+             * Statement
+             * @description ledger StatementEntry: every entry
+             */
+            statement: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Vouchers
+             * @description rewards Voucher: every voucher
+             */
+            vouchers: {
+                [key: string]: unknown;
+            }[];
         };
         /**
          * Problem
@@ -4337,6 +4481,137 @@ export interface operations {
             };
         };
     };
+    export_personal_data: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 16-digit account number (region code first, Luhn check digit) */
+                account_number: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PersonalDataExport"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     redeem: {
         parameters: {
             query?: never;
@@ -5797,6 +6072,139 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NationalCampaigns"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_claim_conflicts: {
+        parameters: {
+            query: {
+                /** @description first day included (CST) */
+                from_day: string;
+                /** @description last day included (CST), at most 62 days after from_day */
+                to_day: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListClaimConflictsResponse"];
                 };
             };
             /** @description Bad request */

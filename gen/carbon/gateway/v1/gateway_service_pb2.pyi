@@ -990,3 +990,257 @@ class GetExpiringAheadResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetExpiringAheadResponse: _TypeAlias = GetExpiringAheadResponse  # noqa: Y015
+
+@_typing.final
+class ClaimActivitiesRequest(_message.Message):
+    """Claims of one credit batch, as columns of equal length (one entry per event)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINGERPRINTS_FIELD_NUMBER: _builtins.int
+    KEY_IDS_FIELD_NUMBER: _builtins.int
+    OCCURRED_DAYS_FIELD_NUMBER: _builtins.int
+    PARTNER_IDS_FIELD_NUMBER: _builtins.int
+    EVENT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def fingerprints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Required. Each event's activity fingerprint: HMAC-SHA256 (32 bytes) of the behaviour's fingerprint fields under
+        the national fingerprint key named in key_ids. Raw fields never leave the region.
+        """
+
+    @_builtins.property
+    def key_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. The id of the key each fingerprint was made with, 1-32 characters."""
+
+    @_builtins.property
+    def occurred_days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. The China Standard Time day the activity happened, YYYY-MM-DD, within the retained days (the claim is
+        stored under it; old days are dropped whole).
+        """
+
+    @_builtins.property
+    def partner_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. The partner that reported each event, 1-64 characters."""
+
+    @_builtins.property
+    def event_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. The partner's event id, 1-128 characters."""
+
+    def __init__(
+        self,
+        *,
+        fingerprints: _abc.Iterable[_builtins.bytes] | None = ...,
+        key_ids: _abc.Iterable[_builtins.str] | None = ...,
+        occurred_days: _abc.Iterable[_builtins.str] | None = ...,
+        partner_ids: _abc.Iterable[_builtins.str] | None = ...,
+        event_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_ids", b"event_ids", "fingerprints", b"fingerprints", "key_ids", b"key_ids", "occurred_days", b"occurred_days", "partner_ids", b"partner_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimActivitiesRequest: _TypeAlias = ClaimActivitiesRequest  # noqa: Y015
+
+@_typing.final
+class ClaimActivitiesResponse(_message.Message):
+    """The answer to each claim, in request order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HELD_FIELD_NUMBER: _builtins.int
+    HOLDERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def held(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
+        """Per claim: true when the claiming event holds the activity (its first claim, or its own claim again)."""
+
+    @_builtins.property
+    def holders(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClaimHolder]:
+        """For each claim not held, the holder, with the claim's index."""
+
+    def __init__(
+        self,
+        *,
+        held: _abc.Iterable[_builtins.bool] | None = ...,
+        holders: _abc.Iterable[Global___ClaimHolder] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held", b"held", "holders", b"holders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimActivitiesResponse: _TypeAlias = ClaimActivitiesResponse  # noqa: Y015
+
+@_typing.final
+class ClaimHolder(_message.Message):
+    """Who holds a claimed activity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    PARTNER_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Index of the claim in the request."""
+    region_code: _builtins.str
+    """The holder's region (from its verified identity)."""
+    partner_id: _builtins.str
+    """The partner that reported the holding event."""
+    event_id: _builtins.str
+    """That partner's event id."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        region_code: _builtins.str = ...,
+        partner_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "index", b"index", "partner_id", b"partner_id", "region_code", b"region_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimHolder: _TypeAlias = ClaimHolder  # noqa: Y015
+
+@_typing.final
+class ListClaimConflictsRequest(_message.Message):
+    """The days to count conflicts for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_DAY_FIELD_NUMBER: _builtins.int
+    TO_DAY_FIELD_NUMBER: _builtins.int
+    from_day: _builtins.str
+    """Required. First day included, YYYY-MM-DD (China Standard Time)."""
+    to_day: _builtins.str
+    """Required. Last day included, YYYY-MM-DD; at most 62 days after from_day."""
+    def __init__(
+        self,
+        *,
+        from_day: _builtins.str = ...,
+        to_day: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_day", b"from_day", "to_day", b"to_day"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClaimConflictsRequest: _TypeAlias = ListClaimConflictsRequest  # noqa: Y015
+
+@_typing.final
+class ClaimConflictCount(_message.Message):
+    """Conflicts of one day between one holder and one claimant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    HOLDER_REGION_FIELD_NUMBER: _builtins.int
+    HOLDER_PARTNER_FIELD_NUMBER: _builtins.int
+    CLAIMANT_REGION_FIELD_NUMBER: _builtins.int
+    CLAIMANT_PARTNER_FIELD_NUMBER: _builtins.int
+    CONFLICTS_FIELD_NUMBER: _builtins.int
+    day: _builtins.str
+    """The day the activities happened, YYYY-MM-DD (China Standard Time)."""
+    holder_region: _builtins.str
+    """The region of the events that held the activities."""
+    holder_partner: _builtins.str
+    """The partner of the events that held the activities."""
+    claimant_region: _builtins.str
+    """The region of the later, refused claims."""
+    claimant_partner: _builtins.str
+    """The partner of the later, refused claims."""
+    conflicts: _builtins.int
+    """How many distinct later claims were refused."""
+    def __init__(
+        self,
+        *,
+        day: _builtins.str = ...,
+        holder_region: _builtins.str = ...,
+        holder_partner: _builtins.str = ...,
+        claimant_region: _builtins.str = ...,
+        claimant_partner: _builtins.str = ...,
+        conflicts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claimant_partner", b"claimant_partner", "claimant_region", b"claimant_region", "conflicts", b"conflicts", "day", b"day", "holder_partner", b"holder_partner", "holder_region", b"holder_region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimConflictCount: _TypeAlias = ClaimConflictCount  # noqa: Y015
+
+@_typing.final
+class ListClaimConflictsResponse(_message.Message):
+    """Conflict counts of the days asked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClaimConflictCount]:
+        """Non-zero counts, ordered by day, then conflicts descending."""
+
+    def __init__(
+        self,
+        *,
+        counts: _abc.Iterable[Global___ClaimConflictCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClaimConflictsResponse: _TypeAlias = ListClaimConflictsResponse  # noqa: Y015
+
+@_typing.final
+class ExportPersonalDataRequest(_message.Message):
+    """Whose personal data to export."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    account_number: _builtins.str
+    """Required. 16-digit account number with a valid check digit (else INVALID_ACCOUNT_NUMBER)."""
+    def __init__(
+        self,
+        *,
+        account_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportPersonalDataRequest: _TypeAlias = ExportPersonalDataRequest  # noqa: Y015
+
+@_typing.final
+class ExportPersonalDataResponse(_message.Message):
+    """The person's data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_JSON_FIELD_NUMBER: _builtins.int
+    document_json: _builtins.str
+    """The export as UTF-8 JSON, valid against docs/contract/personal-data-export.schema.json (its format_version
+    names the schema's version).
+    """
+    def __init__(
+        self,
+        *,
+        document_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_json", b"document_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportPersonalDataResponse: _TypeAlias = ExportPersonalDataResponse  # noqa: Y015

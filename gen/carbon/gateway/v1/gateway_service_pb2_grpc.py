@@ -116,6 +116,21 @@ class GatewayServiceStub:
                 request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadRequest.SerializeToString,
                 response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadResponse.FromString,
                 _registered_method=True)
+        self.ClaimActivities = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/ClaimActivities',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesResponse.FromString,
+                _registered_method=True)
+        self.ListClaimConflicts = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/ListClaimConflicts',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimConflictsRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimConflictsResponse.FromString,
+                _registered_method=True)
+        self.ExportPersonalData = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/ExportPersonalData',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -285,6 +300,50 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClaimActivities(self, request, context):
+        """Claims real-world activities for the calling region's events, one credit batch at a time (docs/adr/0606): the
+        first claim of a fingerprint holds it; a later claim by any other (region, partner, event id) is answered with
+        the holder and recorded as a conflict. Internal: only a region's ingest service identity may call it (service
+        token or mTLS, docs/access.md), never an external caller; the claimant's region is its verified identity's.
+        Idempotency: a claim by the event that holds the fingerprint answers held again, so a retry after a crash
+        between claim and credit proceeds; nothing changes.
+        Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+        (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
+        occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
+        id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListClaimConflicts(self, request, context):
+        """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
+        with many conflicts reports the same activities twice. Ordered by day, then count descending.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (from_day or to_day not YYYY-MM-DD; to_day before from_day; more
+        than 62 days).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportPersonalData(self, request, context):
+        """A copy of everything held about the person of one account (PIPL art. 45; ADR 0208), as one JSON document in the
+        format of docs/contract/personal-data-export.schema.json, assembled from the account's home region: the account
+        (its own name, ID number and phone number masked as identity shows them), bindings, the consent history, the
+        events with their scores, the ledger statement, vouchers, and the cross-region transfers from or to the account.
+        Other persons appear only by account number (a guardian, a transfer's or statement entry's other account), never
+        by name or phone number.
+        Only the person's own platform (a platform caller holding a binding on the account) or a national operator (the
+        ops API at a counter of the account's region) may ask.
+        Idempotency: read-only.
+        Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
+        PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -332,6 +391,21 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetExpiringAhead,
                     request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadRequest.FromString,
                     response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadResponse.SerializeToString,
+            ),
+            'ClaimActivities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimActivities,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesResponse.SerializeToString,
+            ),
+            'ListClaimConflicts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClaimConflicts,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimConflictsRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimConflictsResponse.SerializeToString,
+            ),
+            'ExportPersonalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportPersonalData,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -614,6 +688,87 @@ class GatewayService:
             '/carbon.gateway.v1.GatewayService/GetExpiringAhead',
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadRequest.SerializeToString,
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.GetExpiringAheadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimActivities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/ClaimActivities',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClaimConflicts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/ListClaimConflicts',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimConflictsRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimConflictsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportPersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/ExportPersonalData',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -161,6 +161,38 @@ class GatewayServiceStub:
     Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
     region: every region must answer).
     """
+    ClaimActivities: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ClaimActivitiesRequest, _gateway_service_pb2.ClaimActivitiesResponse]
+    """Claims real-world activities for the calling region's events, one credit batch at a time (docs/adr/0606): the
+    first claim of a fingerprint holds it; a later claim by any other (region, partner, event id) is answered with
+    the holder and recorded as a conflict. Internal: only a region's ingest service identity may call it (service
+    token or mTLS, docs/access.md), never an external caller; the claimant's region is its verified identity's.
+    Idempotency: a claim by the event that holds the fingerprint answers held again, so a retry after a crash
+    between claim and credit proceeds; nothing changes.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+    (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
+    occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
+    id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+    """
+    ListClaimConflicts: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimConflictsRequest, _gateway_service_pb2.ListClaimConflictsResponse]
+    """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
+    with many conflicts reports the same activities twice. Ordered by day, then count descending.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (from_day or to_day not YYYY-MM-DD; to_day before from_day; more
+    than 62 days).
+    """
+    ExportPersonalData: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ExportPersonalDataRequest, _gateway_service_pb2.ExportPersonalDataResponse]
+    """A copy of everything held about the person of one account (PIPL art. 45; ADR 0208), as one JSON document in the
+    format of docs/contract/personal-data-export.schema.json, assembled from the account's home region: the account
+    (its own name, ID number and phone number masked as identity shows them), bindings, the consent history, the
+    events with their scores, the ledger statement, vouchers, and the cross-region transfers from or to the account.
+    Other persons appear only by account number (a guardian, a transfer's or statement entry's other account), never
+    by name or phone number.
+    Only the person's own platform (a platform caller holding a binding on the account) or a national operator (the
+    ops API at a counter of the account's region) may ask.
+    Idempotency: read-only.
+    Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
+    PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -294,6 +326,38 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Idempotency: read-only.
     Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
     region: every region must answer).
+    """
+    ClaimActivities: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ClaimActivitiesRequest, _gateway_service_pb2.ClaimActivitiesResponse]  # type: ignore[assignment]
+    """Claims real-world activities for the calling region's events, one credit batch at a time (docs/adr/0606): the
+    first claim of a fingerprint holds it; a later claim by any other (region, partner, event id) is answered with
+    the holder and recorded as a conflict. Internal: only a region's ingest service identity may call it (service
+    token or mTLS, docs/access.md), never an external caller; the claimant's region is its verified identity's.
+    Idempotency: a claim by the event that holds the fingerprint answers held again, so a retry after a crash
+    between claim and credit proceeds; nothing changes.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+    (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
+    occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
+    id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+    """
+    ListClaimConflicts: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimConflictsRequest, _gateway_service_pb2.ListClaimConflictsResponse]  # type: ignore[assignment]
+    """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
+    with many conflicts reports the same activities twice. Ordered by day, then count descending.
+    Idempotency: read-only.
+    Errors: the front door's; INVALID_ARGUMENT (from_day or to_day not YYYY-MM-DD; to_day before from_day; more
+    than 62 days).
+    """
+    ExportPersonalData: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ExportPersonalDataRequest, _gateway_service_pb2.ExportPersonalDataResponse]  # type: ignore[assignment]
+    """A copy of everything held about the person of one account (PIPL art. 45; ADR 0208), as one JSON document in the
+    format of docs/contract/personal-data-export.schema.json, assembled from the account's home region: the account
+    (its own name, ID number and phone number masked as identity shows them), bindings, the consent history, the
+    events with their scores, the ledger statement, vouchers, and the cross-region transfers from or to the account.
+    Other persons appear only by account number (a guardian, a transfer's or statement entry's other account), never
+    by name or phone number.
+    Only the person's own platform (a platform caller holding a binding on the account) or a national operator (the
+    ops API at a counter of the account's region) may ask.
+    Idempotency: read-only.
+    Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
+    PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -479,6 +543,56 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: the front door's; INVALID_ARGUMENT (months_ahead outside 0-36); UNAVAILABLE REGION_UNAVAILABLE (metadata
         region: every region must answer).
+        """
+
+    @_abc_1.abstractmethod
+    def ClaimActivities(
+        self,
+        request: _gateway_service_pb2.ClaimActivitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ClaimActivitiesResponse, _abc.Awaitable[_gateway_service_pb2.ClaimActivitiesResponse]]:
+        """Claims real-world activities for the calling region's events, one credit batch at a time (docs/adr/0606): the
+        first claim of a fingerprint holds it; a later claim by any other (region, partner, event id) is answered with
+        the holder and recorded as a conflict. Internal: only a region's ingest service identity may call it (service
+        token or mTLS, docs/access.md), never an external caller; the claimant's region is its verified identity's.
+        Idempotency: a claim by the event that holds the fingerprint answers held again, so a retry after a crash
+        between claim and credit proceeds; nothing changes.
+        Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+        (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
+        occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
+        id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+        """
+
+    @_abc_1.abstractmethod
+    def ListClaimConflicts(
+        self,
+        request: _gateway_service_pb2.ListClaimConflictsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ListClaimConflictsResponse, _abc.Awaitable[_gateway_service_pb2.ListClaimConflictsResponse]]:
+        """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
+        with many conflicts reports the same activities twice. Ordered by day, then count descending.
+        Idempotency: read-only.
+        Errors: the front door's; INVALID_ARGUMENT (from_day or to_day not YYYY-MM-DD; to_day before from_day; more
+        than 62 days).
+        """
+
+    @_abc_1.abstractmethod
+    def ExportPersonalData(
+        self,
+        request: _gateway_service_pb2.ExportPersonalDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ExportPersonalDataResponse, _abc.Awaitable[_gateway_service_pb2.ExportPersonalDataResponse]]:
+        """A copy of everything held about the person of one account (PIPL art. 45; ADR 0208), as one JSON document in the
+        format of docs/contract/personal-data-export.schema.json, assembled from the account's home region: the account
+        (its own name, ID number and phone number masked as identity shows them), bindings, the consent history, the
+        events with their scores, the ledger statement, vouchers, and the cross-region transfers from or to the account.
+        Other persons appear only by account number (a guardian, a transfer's or statement entry's other account), never
+        by name or phone number.
+        Only the person's own platform (a platform caller holding a binding on the account) or a national operator (the
+        ops API at a counter of the account's region) may ask.
+        Idempotency: read-only.
+        Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
+        PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -275,7 +275,9 @@ class EventResult(_message.Message):
     INVALID_OCCURRED_AT, IN_FUTURE, TOO_OLD, INVALID_QUANTITY, NO_RULE_IN_FORCE, INVALID_TIER, IMPLAUSIBLE,
     UNKNOWN_ACCOUNT, ACCOUNT_CLOSED, ACCOUNT_NOT_IN_REGION, CONSENT_MISSING, CONSENT_REVOKED, LEDGER_REJECTED (the
     ledger refused the credit; the event is stored). For DUPLICATE: DUPLICATE_EVENT. For ACCEPTED: DAILY_CAP_REACHED
-    when the cap cut the counted quantity, else empty.
+    when the cap cut the counted quantity; DUPLICATE_ACTIVITY when another event (of any partner, in any region) had
+    claimed the same real-world activity first: recorded with 0 points and 0 g, ExplainScore names the holder; else
+    empty.
     """
     message: _builtins.str
     """Human-readable detail in English, for logs and people; its wording may change: do not parse it."""
@@ -433,6 +435,7 @@ class ExplainScoreResponse(_message.Message):
     CONSENT_REASON_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
     CONSENT_CATEGORY_FIELD_NUMBER: _builtins.int
+    ACTIVITY_HOLDER_FIELD_NUMBER: _builtins.int
     behaviour: _builtins.str
     """The behaviour code the event reported."""
     rule_version_id: _builtins.str
@@ -461,6 +464,10 @@ class ExplainScoreResponse(_message.Message):
     def result(self) -> Global___EventResult:
         """The event's result: ACCEPTED, or REJECTED with reason LEDGER_REJECTED."""
 
+    @_builtins.property
+    def activity_holder(self) -> Global___ActivityHolder:
+        """Set when the result's reason is DUPLICATE_ACTIVITY: the event that holds the activity nationally."""
+
     def __init__(
         self,
         *,
@@ -476,14 +483,45 @@ class ExplainScoreResponse(_message.Message):
         consent_reason: _builtins.str = ...,
         explanation: _builtins.str = ...,
         consent_category: _common_pb2.DataCategory.ValueType = ...,
+        activity_holder: Global___ActivityHolder | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity_holder", b"activity_holder", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "cap_per_day", b"cap_per_day", "co2e_factor", b"co2e_factor", "co2e_source", b"co2e_source", "consent_allowed", b"consent_allowed", "consent_category", b"consent_category", "consent_reason", b"consent_reason", "counted_before_today", b"counted_before_today", "explanation", b"explanation", "points_per_unit", b"points_per_unit", "result", b"result", "rule_version_id", b"rule_version_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_holder", b"activity_holder", "behaviour", b"behaviour", "cap_per_day", b"cap_per_day", "co2e_factor", b"co2e_factor", "co2e_source", b"co2e_source", "consent_allowed", b"consent_allowed", "consent_category", b"consent_category", "consent_reason", b"consent_reason", "counted_before_today", b"counted_before_today", "explanation", b"explanation", "points_per_unit", b"points_per_unit", "result", b"result", "rule_version_id", b"rule_version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExplainScoreResponse: _TypeAlias = ExplainScoreResponse  # noqa: Y015
+
+@_typing.final
+class ActivityHolder(_message.Message):
+    """The event that first claimed a real-world activity at the national gateway (docs/adr/0412)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    PARTNER_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    region_code: _builtins.str
+    """The holder's region, 6-digit GB/T 2260 code."""
+    partner_id: _builtins.str
+    """The partner that reported the holding event."""
+    event_id: _builtins.str
+    """That partner's event id."""
+    def __init__(
+        self,
+        *,
+        region_code: _builtins.str = ...,
+        partner_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "partner_id", b"partner_id", "region_code", b"region_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivityHolder: _TypeAlias = ActivityHolder  # noqa: Y015
 
 @_typing.final
 class Behaviour(_message.Message):
@@ -1279,19 +1317,156 @@ class ListAcceptedEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
-    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    next_page_token: _builtins.str
-    """Opaque; send it as page_token to continue. With no event listed it is the page_token sent (a follower keeps
-    asking from there), so it is empty only while no event was ever listed.
-    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AcceptedEvent]:
-        """Up to page_size events."""
+        """Up to page_size events.
+        Opaque; send it as page_token to continue. With no event listed it is the page_token sent (a follower keeps
+        asking from there), so it is empty only while no event was ever listed.
+        """
 
     def __init__(
         self,
         *,
         events: _abc.Iterable[Global___AcceptedEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAcceptedEventsResponse: _TypeAlias = ListAcceptedEventsResponse  # noqa: Y015
+
+@_typing.final
+class ListAccountEventsRequest(_message.Message):
+    """Which page of an account's events."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    account_number: _builtins.str
+    """Required. 16-digit account number with a valid check digit (an account without events has an empty list)."""
+    page_size: _builtins.int
+    """Optional. At most this many events; 0 means 50, more than 500 means 500; negative is INVALID_ARGUMENT."""
+    page_token: _builtins.str
+    """Optional. The next_page_token of the previous page; empty for the first (else INVALID_PAGE_TOKEN)."""
+    def __init__(
+        self,
+        *,
+        account_number: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccountEventsRequest: _TypeAlias = ListAccountEventsRequest  # noqa: Y015
+
+@_typing.final
+class AccountEvent(_message.Message):
+    """One recorded event of the account and how it scored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    BEHAVIOUR_FIELD_NUMBER: _builtins.int
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    QUANTITY_MILLI_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    EVIDENCE_REF_FIELD_NUMBER: _builtins.int
+    RULE_VERSION_ID_FIELD_NUMBER: _builtins.int
+    COUNTED_MILLI_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    CO2E_GRAMS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACCEPTED_AT_FIELD_NUMBER: _builtins.int
+    partner_id: _builtins.str
+    """The data partner that reported it."""
+    event_id: _builtins.str
+    """The partner's id of the event."""
+    behaviour: _builtins.str
+    """The behaviour code (ListBehaviours)."""
+    region_code: _builtins.str
+    """Where the behaviour happened: a 6-digit GB/T 2260 code."""
+    quantity_milli: _builtins.int
+    """The quantity reported, in thousandths of the behaviour's unit."""
+    tier: _builtins.str
+    """The tier of a tiered behaviour; empty for others."""
+    evidence_ref: _builtins.str
+    """The partner's reference to its evidence, as reported; may be empty."""
+    rule_version_id: _builtins.str
+    """The rule version that scored it."""
+    counted_milli: _builtins.int
+    """The part of the quantity within the daily cap, in thousandths of the unit."""
+    points: _builtins.int
+    """The points it earned."""
+    co2e_grams: _builtins.int
+    """The grams of CO2e it avoided."""
+    reason: _builtins.str
+    """Why it earned fewer points than its quantity alone would give (e.g. DAILY_CAP_REACHED); empty otherwise."""
+    status: _builtins.str
+    """PENDING (its credit is on its way to the ledger), CREDITED, NO_CREDIT (it earned nothing) or LEDGER_FAILED."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the behaviour happened."""
+
+    @_builtins.property
+    def accepted_at(self) -> _timestamp_pb2.Timestamp:
+        """When ingest accepted it."""
+
+    def __init__(
+        self,
+        *,
+        partner_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        behaviour: _builtins.str = ...,
+        region_code: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        quantity_milli: _builtins.int = ...,
+        tier: _builtins.str = ...,
+        evidence_ref: _builtins.str = ...,
+        rule_version_id: _builtins.str = ...,
+        counted_milli: _builtins.int = ...,
+        points: _builtins.int = ...,
+        co2e_grams: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        status: _builtins.str = ...,
+        accepted_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "behaviour", b"behaviour", "co2e_grams", b"co2e_grams", "counted_milli", b"counted_milli", "event_id", b"event_id", "evidence_ref", b"evidence_ref", "occurred_at", b"occurred_at", "partner_id", b"partner_id", "points", b"points", "quantity_milli", b"quantity_milli", "reason", b"reason", "region_code", b"region_code", "rule_version_id", b"rule_version_id", "status", b"status", "tier", b"tier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountEvent: _TypeAlias = AccountEvent  # noqa: Y015
+
+@_typing.final
+class ListAccountEventsResponse(_message.Message):
+    """A page of an account's events."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Opaque; empty on the last page."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountEvent]:
+        """Ordered by (partner_id, event_id)."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___AccountEvent] | None = ...,
         next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
@@ -1300,4 +1475,4 @@ class ListAcceptedEventsResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListAcceptedEventsResponse: _TypeAlias = ListAcceptedEventsResponse  # noqa: Y015
+Global___ListAccountEventsResponse: _TypeAlias = ListAccountEventsResponse  # noqa: Y015

@@ -103,6 +103,11 @@ class IngestServiceStub:
                 request_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsRequest.SerializeToString,
                 response_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsResponse.FromString,
                 _registered_method=True)
+        self.ListAccountEvents = channel.unary_unary(
+                '/carbon.ingest.v1.IngestService/ListAccountEvents',
+                request_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAccountEventsRequest.SerializeToString,
+                response_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAccountEventsResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -251,6 +256,18 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAccountEvents(self, request, context):
+        """Every event recorded for one account of this region, with its score, ordered by (partner_id, event_id): what
+        ExplainScore tells of each, for the person's copy of their data (GatewayService.ExportPersonalData, ADR 0208).
+        Internal: the gateway and the ops API only.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account_number not 16 digits with a valid check digit; page_size negative);
+        INVALID_PAGE_TOKEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -313,6 +330,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.ListAcceptedEvents,
                     request_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsRequest.FromString,
                     response_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsResponse.SerializeToString,
+            ),
+            'ListAccountEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccountEvents,
+                    request_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAccountEventsRequest.FromString,
+                    response_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAccountEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -648,6 +670,33 @@ class IngestService:
             '/carbon.ingest.v1.IngestService/ListAcceptedEvents',
             carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsRequest.SerializeToString,
             carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAcceptedEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccountEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ingest.v1.IngestService/ListAccountEvents',
+            carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAccountEventsRequest.SerializeToString,
+            carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.ListAccountEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -128,6 +128,14 @@ class IngestServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (INVALID_PAGE_TOKEN: page_token not one this method returned; page_size negative).
     """
+    ListAccountEvents: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListAccountEventsRequest, _ingest_service_pb2.ListAccountEventsResponse]
+    """Every event recorded for one account of this region, with its score, ordered by (partner_id, event_id): what
+    ExplainScore tells of each, for the person's copy of their data (GatewayService.ExportPersonalData, ADR 0208).
+    Internal: the gateway and the ops API only.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account_number not 16 digits with a valid check digit; page_size negative);
+    INVALID_PAGE_TOKEN.
+    """
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -228,6 +236,14 @@ class IngestServiceAsyncStub(IngestServiceStub):
     Called inside the regional platform only (docs/access.md).
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (INVALID_PAGE_TOKEN: page_token not one this method returned; page_size negative).
+    """
+    ListAccountEvents: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListAccountEventsRequest, _ingest_service_pb2.ListAccountEventsResponse]  # type: ignore[assignment]
+    """Every event recorded for one account of this region, with its score, ordered by (partner_id, event_id): what
+    ExplainScore tells of each, for the person's copy of their data (GatewayService.ExportPersonalData, ADR 0208).
+    Internal: the gateway and the ops API only.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (account_number not 16 digits with a valid check digit; page_size negative);
+    INVALID_PAGE_TOKEN.
     """
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -398,6 +414,20 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         Called inside the regional platform only (docs/access.md).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (INVALID_PAGE_TOKEN: page_token not one this method returned; page_size negative).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAccountEvents(
+        self,
+        request: _ingest_service_pb2.ListAccountEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.ListAccountEventsResponse, _abc.Awaitable[_ingest_service_pb2.ListAccountEventsResponse]]:
+        """Every event recorded for one account of this region, with its score, ordered by (partner_id, event_id): what
+        ExplainScore tells of each, for the person's copy of their data (GatewayService.ExportPersonalData, ADR 0208).
+        Internal: the gateway and the ops API only.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (account_number not 16 digits with a valid check digit; page_size negative);
+        INVALID_PAGE_TOKEN.
         """
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
