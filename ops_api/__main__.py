@@ -8,7 +8,9 @@ python -m ops_api create-token admin                print a new bearer token for
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 
 import uvicorn
@@ -28,6 +30,20 @@ DEFAULT_PORT = 18049
 UNTRACED_PATHS = "/healthz"
 
 
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's server that says READY once it listens: announced earlier, a client that starts calling at READY
+    (the embedded system's start-up table, a test) can find the port still closed."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._announce()
+
+
 def serve(settings: OpsSettings) -> int:
     """Settings -> database (migrated) -> clients -> app -> uvicorn, until it is stopped."""
     engine = open_engine(settings)
@@ -37,8 +53,8 @@ def serve(settings: OpsSettings) -> int:
     telemetry.instrument_http_app(app, excluded_paths=UNTRACED_PATHS)
     # log_config=None: uvicorn's loggers go through the root handler (JSON lines), its access log included.
     config = uvicorn.Config(app, host=settings.base.host, port=port, log_config=None, access_log=True, use_colors=False)
-    server = uvicorn.Server(config)
-    logs.announce_ready(settings.base, SERVICE, "000000", f"{settings.base.host}:{port}")
+    address = f"{settings.base.host}:{port}"
+    server = AnnouncingServer(config, lambda: logs.announce_ready(settings.base, SERVICE, "000000", address))
     try:
         server.run()
     finally:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from gateway.domain.callers import key_digest_hex
 from gateway.server import registrations as gateway_registrations
 from identity_svc.server import registrations as identity_registrations
+from incentives_svc.server import registrations as incentives_registrations
 from ingest_svc.server import registrations as ingest_registrations
 from ledger_svc.server import registrations as ledger_registrations
 from rewards_svc.server import registrations as rewards_registrations
@@ -91,6 +92,7 @@ def _registry(servers: dict[str, RunningServer]) -> Registry:
             ingest_address=servers["ingest_svc"].address,
             ledger_address=servers["ledger_svc"].address,
             rewards_address=servers["rewards_svc"].address,
+            incentives_address=servers["incentives_svc"].address,
         )
         if entry.region_code == REGION
         else entry
@@ -100,7 +102,8 @@ def _registry(servers: dict[str, RunningServer]) -> Registry:
 
 
 def start_region(postgres_server_url: str, data_dir: Path) -> Iterator[Region]:
-    """ledger, identity, ingest, rewards and the gateway of one region, each on a PostgreSQL schema of its own;
+    """ledger, identity, ingest, rewards, incentives and the gateway of one region, each on a PostgreSQL schema of its
+    own;
     everything stopped and dropped afterwards."""
     schemas: list[str] = []
     engines: list[Any] = []
@@ -120,6 +123,16 @@ def start_region(postgres_server_url: str, data_dir: Path) -> Iterator[Region]:
         for name, build in (("ingest_svc", ingest_registrations), ("rewards_svc", rewards_registrations)):
             servers[name], engine = _start(name, build, _schema_url(postgres_server_url, schemas), peers, data_dir)
             engines.append(engine)
+        # Incentives follows ingest's accepted events; the fuzzing reaches it directly and through the gateway.
+        incentives_peers = {**peers, "CARBON_INGEST_ADDRESS": servers["ingest_svc"].address}
+        servers["incentives_svc"], engine = _start(
+            "incentives_svc",
+            incentives_registrations,
+            _schema_url(postgres_server_url, schemas),
+            incentives_peers,
+            data_dir,
+        )
+        engines.append(engine)
         registry = data_dir / "registry.json"
         _registry(servers).save(registry)
         gateway_extra = {

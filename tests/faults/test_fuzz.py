@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 
 from carbon.gateway.v1 import gateway_service_pb2
 from carbon.identity.v1 import identity_service_pb2
+from carbon.incentives.v1 import incentives_service_pb2
 from carbon.ingest.v1 import ingest_service_pb2
 from carbon.ledger.v1 import ledger_service_pb2
 from carbon.rewards.v1 import rewards_service_pb2
@@ -39,6 +40,7 @@ SERVICES: dict[str, ServiceDescriptor] = {
     "identity_svc": _service(identity_service_pb2, "IdentityService"),
     "ingest_svc": _service(ingest_service_pb2, "IngestService"),
     "rewards_svc": _service(rewards_service_pb2, "RewardsService"),
+    "incentives_svc": _service(incentives_service_pb2, "IncentivesService"),
     "gateway": _service(gateway_service_pb2, "GatewayService"),
 }
 _BY_NAME = {service.full_name: service for service in SERVICES.values()}

@@ -20,7 +20,7 @@ BYTE_ORDERED = {
     ("ingest_events", "event_id"),
     ("ingest_cap_counters", "account_number"),
     ("ingest_cap_counters", "behaviour"),
-    # The holders of DUPLICATE_ACTIVITY events, keyed like the events (migration ingest_0005 creates them so).
+    # The holders of DUPLICATE_ACTIVITY events, keyed like the events (migration ingest_0006 creates them so).
     ("ingest_activity_holders", "partner_id"),
     ("ingest_activity_holders", "event_id"),
 }

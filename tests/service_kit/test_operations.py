@@ -16,7 +16,7 @@ def test_carbon_migrate_brings_each_database_of_the_registry_to_head_and_reruns_
 ) -> None:
     plan(["330000"], host="127.0.0.1", base_port=47100).save(tmp_path / REGISTRY_FILE)
     assert main(["migrate", "--data-dir", str(tmp_path)]) == 0
-    assert "5 databases at head" in capsys.readouterr().out
+    assert "6 databases at head" in capsys.readouterr().out
     ledger = create_engine(f"sqlite:///{tmp_path / 'ledger_svc-330000.db'}")
     assert {"job_runs", "job_leases", "lots"} <= set(inspect(ledger).get_table_names())
     ledger.dispose()

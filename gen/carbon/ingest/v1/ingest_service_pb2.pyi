@@ -1317,21 +1317,24 @@ class ListAcceptedEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Opaque; send it as page_token to continue. With no event listed it is the page_token sent (a follower keeps
+    asking from there), so it is empty only while no event was ever listed.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AcceptedEvent]:
-        """Up to page_size events.
-        Opaque; send it as page_token to continue. With no event listed it is the page_token sent (a follower keeps
-        asking from there), so it is empty only while no event was ever listed.
-        """
+        """Up to page_size events."""
 
     def __init__(
         self,
         *,
         events: _abc.Iterable[Global___AcceptedEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
