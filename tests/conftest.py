@@ -18,6 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
@@ -200,3 +202,16 @@ def real_migrations() -> Iterator[None]:
         yield
     finally:
         db.copy_empty_schemas_with(replaced)
+
+
+@pytest.fixture(scope="session")
+def recorded_telemetry() -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
+    """Telemetry on, recording in memory. OpenTelemetry's global providers can be set once per process, so every test
+    of a worker that looks at spans or metrics shares this one recorder (a second configure would be ignored)."""
+    from service_kit import telemetry
+    from service_kit.settings import Settings
+
+    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    telemetry.configure(Settings(service="ledger_svc"), span_exporter=exporter, metric_reader=reader)
+    yield exporter, reader
+    telemetry.disable()

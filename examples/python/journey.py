@@ -25,7 +25,7 @@ import struct
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 SOURCE, TARGET = "330000", "110000"  # Zhejiang and Beijing, as `carbon up` federates them
 REWARD = "transit-topup"
 TRANSFER_POINTS = 400
+EARNED = 500
 # Final states of a cross-region transfer (docs/contract/README.md, "Cross-region operations").
 FINAL_TRANSFER_STATES = ("CROSS_REGION_TRANSFER_STATE_COMMITTED", "CROSS_REGION_TRANSFER_STATE_RELEASED")
 
@@ -165,13 +166,13 @@ def open_person(platform: Platform, run: str) -> dict[str, str]:
 
 
 def grant_consents(platform: Platform, run: str, accounts: dict[str, str]) -> None:
-    """EV charging data may score from eight days ago; sharing with another region's platform (PIPL art. 23) is
-    granted on both accounts before points move between them."""
+    """EV charging data scores from now on (a consent cannot reach back before the account was opened); sharing with
+    another region's platform (PIPL art. 23) is granted on both accounts before points move between them."""
     grants = [
-        (accounts[SOURCE], "DATA_CATEGORY_EV_CHARGING", timedelta(days=8)),
-        *((account, "DATA_CATEGORY_CROSS_REGION_SHARING", timedelta(0)) for account in accounts.values()),
+        (accounts[SOURCE], "DATA_CATEGORY_EV_CHARGING"),
+        *((account, "DATA_CATEGORY_CROSS_REGION_SHARING") for account in accounts.values()),
     ]
-    for index, (account, category, before) in enumerate(grants):
+    for index, (account, category) in enumerate(grants):
         request = platform.identity.GrantConsentRequest(
             request_id=f"{run}-consent-{index}",
             account_number=account,
@@ -179,26 +180,29 @@ def grant_consents(platform: Platform, run: str, accounts: dict[str, str]) -> No
             channel=platform.common.CHANNEL_INTERNET_PLATFORM,
             recorded_by="alipay",
         )
-        request.effective_at.FromDatetime(datetime.now(UTC) - before)
         platform.identity_stub.GrantConsent(request, metadata=platform.md(), timeout=30)
     check(True, f"{len(grants)} consents granted")
 
 
 def submit_signed_batch(partner: Platform, data_dir: Path, run: str, account: str) -> None:
-    """Four days of 100 kWh of EV charging (the daily cap): 500 points a day."""
+    """One charging session of 100 kWh now (the daily cap; 5 points a kWh): 500 points. Its evidence_ref, the charger's
+    session id, identifies the real-world activity nationwide (one session earns once)."""
     secret = json.loads((data_dir / "demo-partner-secrets.json").read_text())[SOURCE]
     batch = partner.ingest.SubmitEventsRequest(partner_id="demo-partner", batch_id=f"{run}-1", key_id=secret["key_id"])
-    now = datetime.now(UTC)
-    for day in range(1, 5):
-        event = batch.events.add(
-            event_id=f"{run}-charge-{day}", behaviour="ev_charging_kwh", quantity_milli=100_000, region_code=SOURCE
-        )
-        event.account.account_number = account
-        event.occurred_at.FromDatetime(now - timedelta(days=day))
+    event = batch.events.add(
+        event_id=f"{run}-charge-1",
+        behaviour="ev_charging_kwh",
+        quantity_milli=100_000,
+        region_code=SOURCE,
+        evidence_ref=f"charger-7:session-{run}",
+    )
+    event.account.account_number = account
+    # Now, after the opening a moment ago: an event from before an account existed does not score.
+    event.occurred_at.FromDatetime(datetime.now(UTC))
     batch.signature = hmac.new(secret["secret"].encode(), canonical_bytes(batch), hashlib.sha256).hexdigest()
     results = partner.ingest_stub.SubmitEvents(batch, metadata=partner.md(SOURCE), timeout=60).results
     outcomes = [partner.ingest.EventOutcome.Name(result.outcome) for result in results]
-    check(outcomes == ["EVENT_OUTCOME_ACCEPTED"] * 4, f"signed batch of 4 events accepted ({outcomes})")
+    check(outcomes == ["EVENT_OUTCOME_ACCEPTED"], f"signed batch accepted ({outcomes})")
 
 
 def redeem(platform: Platform, run: str, account: str) -> int:
@@ -277,11 +281,11 @@ def main() -> None:
             accounts = open_person(platform, run)
             grant_consents(platform, run, accounts)
             submit_signed_batch(partner, data_dir, run, accounts[SOURCE])
-            check(platform.balance(accounts[SOURCE]).available_points == 2_000, "balance 2,000 points")
+            check(platform.balance(accounts[SOURCE]).available_points == EARNED, f"balance {EARNED} points")
             price = redeem(platform, run, accounts[SOURCE])
             move_points(platform, run, accounts)
             left = platform.balance(accounts[SOURCE]).available_points
-            check(left == 2_000 - price - TRANSFER_POINTS, f"source balance {left}")
+            check(left == EARNED - price - TRANSFER_POINTS, f"source balance {left}")
             check(platform.balance(accounts[TARGET]).available_points == TRANSFER_POINTS, "target balance")
             unknown_account_is_not_found(platform, accounts)
     print("journey complete")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -31,13 +30,9 @@ SECRETS = (SAMPLE_ID, CHILD_ID, "13812345678", "13912345678", "13700000001")
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
-    telemetry.configure(
-        Settings(service="identity_svc", region_code="330000"), span_exporter=exporter, metric_reader=reader
-    )
-    yield exporter
-    telemetry.disable()
+def spans(recorded_telemetry: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> InMemorySpanExporter:
+    recorded_telemetry[0].clear()  # only this test's spans
+    return recorded_telemetry[0]
 
 
 def at_counter(request_id: str, name: str, id_number: str, phone: str, guardian: str = "") -> ipb.OpenAccountRequest:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -33,13 +32,12 @@ class LoggingLedger(ledger_service_pb2_grpc.LedgerServiceServicer):
         return ledger_service_pb2.GetBalanceResponse()
 
 
-@pytest.fixture(scope="module")
-def captured() -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
-    """Telemetry on, recording in memory (once per process: OpenTelemetry's global providers are set once)."""
-    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
-    telemetry.configure(Settings(service="ledger_svc"), span_exporter=exporter, metric_reader=reader)
-    yield exporter, reader
-    telemetry.disable()
+@pytest.fixture
+def captured(
+    recorded_telemetry: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
+    """Telemetry on, recording in memory (tests/conftest.py: once per process)."""
+    return recorded_telemetry
 
 
 @pytest.fixture
