@@ -6,11 +6,9 @@ Every call has a deadline; a peer that is down or slow is UNAVAILABLE (retry), n
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
 
 import grpc
 
@@ -21,52 +19,12 @@ from carbon.ingest.v1 import ingest_service_pb2 as gpb
 from carbon.ingest.v1 import ingest_service_pb2_grpc as gpb_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as lpb_grpc
-from service_kit.channels import open_channel
 from service_kit.errors import Unavailable
+from service_kit.peers import Peer
 from service_kit.settings import Settings
 from service_kit.wire import from_timestamp, to_timestamp, to_unix_us
 
 DEFAULT_DEADLINE_S = 5.0
-Stub = TypeVar("Stub")
-
-
-class _Peer(Generic[Stub]):
-    """One peer at one address: its stub on a channel opened on first use (after any fork)."""
-
-    def __init__(
-        self,
-        service: str,
-        make_stub: Callable[[grpc.Channel], Stub],
-        address: str,
-        deadline_s: float,
-        settings: Settings,
-    ) -> None:
-        self._service = service
-        self._make_stub = make_stub
-        self._address = address
-        self.deadline_s = deadline_s
-        self._settings = settings
-        self._channel: grpc.Channel | None = None
-        self._stub: Stub | None = None
-        self._lock = threading.Lock()
-
-    def stub(self) -> Stub:
-        if not self._address:
-            raise Unavailable("DEPENDENCY_NOT_CONFIGURED", f"no address for the {self._service} service is configured")
-        with self._lock:
-            if self._stub is None:
-                self._channel = open_channel(self._address, self._settings)
-                self._stub = self._make_stub(self._channel)
-            return self._stub
-
-    def failed(self, error: grpc.RpcError) -> Unavailable:
-        return Unavailable(f"{self._service.upper()}_UNAVAILABLE", f"{self._service} service: {error.code().name}")
-
-    def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = self._stub = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +41,7 @@ class AcceptedEvent:
         return f"{self.partner_id}/{self.event_id}"
 
 
-class IngestClient(_Peer[gpb_grpc.IngestServiceStub]):
+class IngestClient(Peer[gpb_grpc.IngestServiceStub]):
     def __init__(self, address: str, settings: Settings, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
         super().__init__("ingest", gpb_grpc.IngestServiceStub, address, deadline_s, settings)
 
@@ -102,7 +60,7 @@ class IngestClient(_Peer[gpb_grpc.IngestServiceStub]):
         return found, response.next_page_token
 
 
-class IdentityClient(_Peer[ipb_grpc.IdentityServiceStub]):
+class IdentityClient(Peer[ipb_grpc.IdentityServiceStub]):
     def __init__(self, address: str, settings: Settings, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
         super().__init__("identity", ipb_grpc.IdentityServiceStub, address, deadline_s, settings)
 
@@ -156,7 +114,7 @@ class PostingResult:
     failure_reason: str
 
 
-class LedgerClient(_Peer[lpb_grpc.LedgerServiceStub]):
+class LedgerClient(Peer[lpb_grpc.LedgerServiceStub]):
     def __init__(self, address: str, settings: Settings, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
         super().__init__("ledger", lpb_grpc.LedgerServiceStub, address, deadline_s, settings)
 

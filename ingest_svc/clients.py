@@ -4,10 +4,9 @@ reused)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Generic, NamedTuple, TypeVar, cast
+from typing import NamedTuple, cast
 
 import grpc
 
@@ -18,15 +17,14 @@ from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from ingest_svc.domain.events import AccountRef
 from ingest_svc.domain.fingerprints import ActivityHolder, Fingerprint
 from service_kit.accounts import ISSUANCE_ACCOUNT
-from service_kit.channels import open_channel
 from service_kit.errors import Unavailable
+from service_kit.peers import Peer
 from service_kit.settings import Settings
 from service_kit.wire import to_unix_us
 
 DEFAULT_DEADLINE_S = 10.0
 # The ledger's metadata map of a credit as (key, value) pairs: a value, so credits are grouped by it.
 CreditMetadata = tuple[tuple[str, str], ...]
-Stub = TypeVar("Stub")
 
 
 class Resolved(NamedTuple):
@@ -72,47 +70,7 @@ _EARN = ledger_service_pb2.TRANSFER_CODE_EARN
 _CREDITED = frozenset({ledger_service_pb2.TRANSFER_STATUS_POSTED, ledger_service_pb2.TRANSFER_STATUS_ALREADY_POSTED})
 
 
-class _Peer(Generic[Stub]):
-    """One peer service at one address: its stub on a channel opened on first use; calls fail UNAVAILABLE when no
-    address is configured or the call fails."""
-
-    def __init__(
-        self,
-        service: str,
-        make_stub: Callable[[grpc.Channel], Stub],
-        address: str,
-        deadline_s: float,
-        settings: Settings | None,
-    ) -> None:
-        self._service = service
-        self._make_stub = make_stub
-        self._address = address
-        self._deadline_s = deadline_s
-        self._settings = settings
-        self._channel: grpc.Channel | None = None
-        self._stub: Stub | None = None
-        self._lock = threading.Lock()
-
-    def stub(self) -> Stub:
-        if not self._address:
-            raise Unavailable("DEPENDENCY_NOT_CONFIGURED", f"no address for the {self._service} service is configured")
-        with self._lock:
-            if self._stub is None:
-                self._channel = open_channel(self._address, self._settings)
-                self._stub = self._make_stub(self._channel)
-            return self._stub
-
-    def failed(self, error: grpc.RpcError) -> Unavailable:
-        return Unavailable(f"{self._service.upper()}_UNAVAILABLE", f"{self._service} service: {error.code().name}")
-
-    def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = self._stub = None
-
-
-class IdentityClient(_Peer[identity_service_pb2_grpc.IdentityServiceStub]):
+class IdentityClient(Peer[identity_service_pb2_grpc.IdentityServiceStub]):
     def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
         super().__init__("identity", identity_service_pb2_grpc.IdentityServiceStub, address, deadline_s, settings)
 
@@ -123,7 +81,7 @@ class IdentityClient(_Peer[identity_service_pb2_grpc.IdentityServiceStub]):
         for ref in refs:
             request.refs.append(_ref(ref))
         try:
-            response = self.stub().BatchResolveAccounts(request, timeout=self._deadline_s)
+            response = self.stub().BatchResolveAccounts(request, timeout=self.deadline_s)
         except grpc.RpcError as error:
             raise self.failed(error) from None
         closed = identity_service_pb2.ACCOUNT_STATE_CLOSED
@@ -146,7 +104,7 @@ class IdentityClient(_Peer[identity_service_pb2_grpc.IdentityServiceStub]):
             at_us=[instants[q.at] for q in questions],
         )
         try:
-            response = self.stub().CheckConsentColumns(request, timeout=self._deadline_s)
+            response = self.stub().CheckConsentColumns(request, timeout=self.deadline_s)
         except grpc.RpcError as error:
             raise self.failed(error) from None
         if len(response.allowed) != len(questions) or len(response.reasons) != len(questions):
@@ -154,7 +112,7 @@ class IdentityClient(_Peer[identity_service_pb2_grpc.IdentityServiceStub]):
         return list(map(ConsentAnswer, response.allowed, response.reasons))
 
 
-class LedgerClient(_Peer[ledger_service_pb2_grpc.LedgerServiceStub]):
+class LedgerClient(Peer[ledger_service_pb2_grpc.LedgerServiceStub]):
     def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
         super().__init__("ledger", ledger_service_pb2_grpc.LedgerServiceStub, address, deadline_s, settings)
 
@@ -170,7 +128,7 @@ class LedgerClient(_Peer[ledger_service_pb2_grpc.LedgerServiceStub]):
         for metadata, positions in groups.items():
             _add_group(request, metadata, [credits[p] for p in positions])
         try:
-            response = self.stub().PostCredits(request, timeout=self._deadline_s)
+            response = self.stub().PostCredits(request, timeout=self.deadline_s)
         except grpc.RpcError as error:
             raise self.failed(error) from None
         order = [p for positions in groups.values() for p in positions]  # the credits in the request's order
@@ -189,7 +147,7 @@ class LedgerClient(_Peer[ledger_service_pb2_grpc.LedgerServiceStub]):
         return cast(list[CreditResult], results)
 
 
-class GatewayClient(_Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
+class GatewayClient(Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
     def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
         super().__init__("gateway", gateway_service_pb2_grpc.GatewayServiceStub, address, deadline_s, settings)
 
@@ -206,7 +164,7 @@ class GatewayClient(_Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
             event_ids=[c.event_id for c in claims],
         )
         try:
-            response = self.stub().ClaimActivities(request, timeout=self._deadline_s)
+            response = self.stub().ClaimActivities(request, timeout=self.deadline_s)
         except grpc.RpcError as error:
             raise self.failed(error) from None
         if len(response.held) != len(claims):

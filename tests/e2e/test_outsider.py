@@ -134,8 +134,14 @@ def submit_a_day(partner: Outsider, data_dir: Path, region: str, opened: idpb.Ac
     day = [("before-opening", "ev_charging_kwh", 100_000, before_opening), ("charge", "ev_charging_kwh", 100_000, now)]
     day += [(f"trip-{n}", "transit_trip", 1_000, now) for n in range(10)] + [("ride", "bike_km", 30_000, now)]
     for name, behaviour, quantity_milli, at in day:
+        # Each event names its real-world activity (a charger session, a card tap, a ride): trips in the same minute
+        # without one would be taken for one trip reported twice (DUPLICATE_ACTIVITY, docs/adr/0412).
         event = batch.events.add(
-            event_id=f"{region}-{name}", behaviour=behaviour, quantity_milli=quantity_milli, region_code=region
+            event_id=f"{region}-{name}",
+            behaviour=behaviour,
+            quantity_milli=quantity_milli,
+            region_code=region,
+            evidence_ref=f"demo:{opened.account_number}:{name}",
         )
         event.account.account_number = opened.account_number
         event.occurred_at.FromDatetime(at)
