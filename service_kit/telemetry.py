@@ -142,6 +142,14 @@ def disable() -> None:
     _enabled = False
 
 
+def resume() -> None:
+    """Wires instrumentation in again after disable(), with the providers configure() installed: OpenTelemetry's
+    global providers are set once per process, so tests that record telemetry configure once and then resume and
+    disable around each test, leaving every other test untraced."""
+    global _enabled
+    _enabled = True
+
+
 def _grpc_filter() -> Any:
     from opentelemetry.instrumentation.grpc import filters
 

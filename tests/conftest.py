@@ -205,13 +205,25 @@ def real_migrations() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def recorded_telemetry() -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
-    """Telemetry on, recording in memory. OpenTelemetry's global providers can be set once per process, so every test
-    of a worker that looks at spans or metrics shares this one recorder (a second configure would be ignored)."""
+def telemetry_recorder() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
+    """The in-memory recorder of this process's telemetry. OpenTelemetry's global providers can be set once per
+    process, so every test of a worker that looks at spans or metrics shares it (a second configure is ignored)."""
     from service_kit import telemetry
     from service_kit.settings import Settings
 
     exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
     telemetry.configure(Settings(service="ledger_svc"), span_exporter=exporter, metric_reader=reader)
-    yield exporter, reader
+    telemetry.disable()  # on only inside the tests that ask for it (recorded_telemetry)
+    return exporter, reader
+
+
+@pytest.fixture
+def recorded_telemetry(
+    telemetry_recorder: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
+    """Telemetry on for this test, recording in memory; off again afterwards, so other tests stay untraced."""
+    from service_kit import telemetry
+
+    telemetry.resume()
+    yield telemetry_recorder
     telemetry.disable()

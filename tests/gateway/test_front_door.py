@@ -163,7 +163,11 @@ def test_a_call_reaches_the_region_with_its_deadline_request_id_trace_and_the_ca
     stub.GetBalance(lpb.GetBalanceRequest(account=zj), metadata=metadata, timeout=7)
     seen = front_door.region.seen[-1]
     assert seen.method == "/carbon.ledger.v1.LedgerService/GetBalance"
-    assert seen.metadata["x-request-id"] == "req-42" and seen.metadata["traceparent"] == traceparent
+    # The same trace reaches the region. Its parent span is the caller's, or the gateway's own when this process
+    # records telemetry (another test of the worker may have configured it): compare the trace, not the span.
+    version, trace_id, _, flags = seen.metadata["traceparent"].split("-")
+    assert seen.metadata["x-request-id"] == "req-42"
+    assert (version, trace_id, flags) == ("00", "0af7651916cd43dd8448eb211c80319c", "01")
     assert seen.metadata["x-carbon-caller"] == "zj" and seen.metadata["x-carbon-caller-platform"] == "alipay"
     assert "authorization" not in seen.metadata
     assert seen.time_remaining is not None and 6 < seen.time_remaining <= 7
