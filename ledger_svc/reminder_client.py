@@ -4,32 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import grpc
-
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from ledger_svc.domain.reminders import Digest, Expiring
-from service_kit.channels import open_channel
+from service_kit.peers import Peer
 from service_kit.settings import Settings
 
 QUEUE_TIMEOUT_S = 30.0
 
 
-class IdentityReminders:
+class IdentityReminders(Peer[identity_grpc.IdentityServiceStub]):
     """Queues notices in identity; the channel is opened at the first call (never before a fork)."""
 
     def __init__(self, address: str, settings: Settings) -> None:
-        self._address = address
-        self._settings = settings
-        self._channel: grpc.Channel | None = None
+        super().__init__("identity", identity_grpc.IdentityServiceStub, address, QUEUE_TIMEOUT_S, settings)
 
     def __call__(self, notices: Sequence[Expiring | Digest]) -> int:
-        if self._channel is None:
-            self._channel = open_channel(self._address, self._settings)
-        stub = identity_grpc.IdentityServiceStub(self._channel)
         request = ipb.QueueRemindersRequest(notices=[_message(notice) for notice in notices])
-        outcomes = stub.QueueReminders(request, timeout=QUEUE_TIMEOUT_S).outcomes
+        outcomes = self.stub().QueueReminders(request, timeout=self.deadline_s).outcomes
         return sum(1 for outcome in outcomes if outcome == ipb.REMINDER_QUEUE_OUTCOME_QUEUED)
 
 
