@@ -59,6 +59,21 @@ class IngestClient(Peer[gpb_grpc.IngestServiceStub]):
         ]
         return found, response.next_page_token
 
+    def behaviour_codes(self, region_code: str) -> frozenset[str]:
+        """Every behaviour this region's catalog offers (the national ones and the region's own extras)."""
+        codes: set[str] = set()
+        page_token = ""
+        while True:
+            request = gpb.ListBehavioursRequest(region_code=region_code, page_size=500, page_token=page_token)
+            try:
+                response = self.stub().ListBehaviours(request, timeout=self.deadline_s)
+            except grpc.RpcError as error:
+                raise self.failed(error) from None
+            codes.update(behaviour.code for behaviour in response.behaviours)
+            page_token = response.next_page_token
+            if not page_token:
+                return frozenset(codes)
+
 
 class IdentityClient(Peer[ipb_grpc.IdentityServiceStub]):
     def __init__(self, address: str, settings: Settings, deadline_s: float = DEFAULT_DEADLINE_S) -> None:

@@ -97,7 +97,7 @@ def build(settings: Settings, engine: Engine, clock: Clock = system_clock) -> In
     payments = Payments(engine, ledger, clock)
     return Incentives(
         settings=own,
-        campaigns=Campaigns(engine, ledger, settings.region_code, clock),
+        campaigns=Campaigns(engine, ledger, ingest, settings.region_code, clock),
         offers=Offers(engine, eligibility, settings.region_code, clock),
         personalisation=Personalisation(engine, settings.region_code, clock),
         following=Following(engine, ingest, eligibility, payments, clock, own.follow_page_size),

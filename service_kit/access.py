@@ -104,7 +104,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "SubmitEvents": _PUBLIC,
             "StreamEvents": _PUBLIC,
             "ExplainScore": _PUBLIC,
-            "ListBehaviours": _PUBLIC,
+            "ListBehaviours": _PUBLIC | {"incentives"},
             "CreateRuleVersion": _OPS,
             "ListRuleVersions": _PUBLIC,
             "RegisterPartner": _OPS,

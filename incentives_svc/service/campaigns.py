@@ -15,31 +15,48 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
-from incentives_svc.clients import LedgerClient, Posting
+from incentives_svc.clients import IngestClient, LedgerClient, Posting
 from incentives_svc.domain.campaigns import Campaign, CampaignSpec, campaign_id_for, check_request_id, check_spec
 from incentives_svc.store import campaigns as stored
 from service_kit.accounts import ISSUANCE_ACCOUNT
 from service_kit.clock import Clock
-from service_kit.errors import AlreadyExists, FailedPrecondition
+from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
 FUNDING_PREFIX = "incentive:fund:"
 
 
 class Campaigns:
-    def __init__(self, engine: Engine, ledger: LedgerClient, region_code: str, clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, ledger: LedgerClient, ingest: IngestClient, region_code: str, clock: Clock
+    ) -> None:
         self._engine = engine
         self._ledger = ledger
+        self._ingest = ingest
         self._region_code = region_code
         self._clock = clock
 
     def create(self, request_id: str, spec: CampaignSpec) -> Campaign:
         check_request_id(request_id)
         check_spec(spec)
+        self._check_behaviour_offered(spec.behaviour)
         campaign = self._recorded(request_id, spec)
         if campaign.funded:
             return campaign
         self._fund(campaign)
         return replace(campaign, funded=True)
+
+    def _check_behaviour_offered(self, behaviour: str) -> None:
+        """A campaign for a behaviour the region's catalog does not score could never pay a bonus, yet its budget would
+        sit locked in the ledger until it ended: refused before anything is recorded. The catalog is asked each time
+        (a campaign is created rarely) so that a behaviour added to the catalog is accepted at once."""
+        offered = self._ingest.behaviour_codes(self._region_code)
+        if behaviour not in offered:
+            raise InvalidArgument(
+                "campaign.behaviour",
+                f"{behaviour!r} is not a behaviour of region {self._region_code}'s catalog "
+                f"(offered: {', '.join(sorted(offered))})",
+                reason="UNKNOWN_BEHAVIOUR",
+            )
 
     def all(self) -> list[Campaign]:
         with self._engine.connect() as conn:

@@ -9,6 +9,7 @@ import pytest
 
 from carbon.incentives.v1 import incentives_service_pb2 as pb
 from carbon.incentives.v1 import incentives_service_pb2_grpc as pb_grpc
+from incentives_svc.domain.campaigns import campaign_id_for
 from service_kit import identities
 from service_kit.status import error_details
 from service_kit.wire import to_timestamp
@@ -63,6 +64,17 @@ def test_a_bad_campaign_is_invalid_argument_naming_the_field(
     code, _, named = refusal(world.stub.CreateCampaign, request)
     assert (code, named) == (grpc.StatusCode.INVALID_ARGUMENT, field)
     assert world.stub.ListCampaigns(pb.ListCampaignsRequest()).campaigns == []
+
+
+def test_a_campaign_for_a_behaviour_the_catalog_does_not_score_is_refused_and_funds_nothing(world: World) -> None:
+    request = pb.CreateCampaignRequest(request_id="r4", campaign=campaign_message(world, behaviour="teleport_trip"))
+    assert refusal(world.stub.CreateCampaign, request) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "UNKNOWN_BEHAVIOUR",
+        "campaign.behaviour",
+    )
+    assert world.stub.ListCampaigns(pb.ListCampaignsRequest()).campaigns == []
+    assert world.balance("campaign:" + campaign_id_for(world.settings.region_code, "r4")) == 0
 
 
 def test_bad_account_numbers_and_unknown_offers_are_refused_with_reasons(world: World) -> None:

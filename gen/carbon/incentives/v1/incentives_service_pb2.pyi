@@ -168,7 +168,9 @@ class Campaign(_message.Message):
     name: _builtins.str
     """Required. 1-100 characters, shown to residents."""
     behaviour: _builtins.str
-    """Required. A behaviour code of the catalog, e.g. "transit_trip" (1-64 characters)."""
+    """Required. A behaviour code of this region's catalog, e.g. "transit_trip" (1-64 characters; ListBehaviours
+    lists them).
+    """
     bonus_points: _builtins.int
     """A fixed bonus in points; exactly one of bonus_points and bonus_percent is positive."""
     bonus_percent: _builtins.int
