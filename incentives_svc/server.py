@@ -13,6 +13,7 @@ from carbon.incentives.v1 import incentives_service_pb2_grpc as pb_grpc
 from incentives_svc import wire
 from incentives_svc.clients import IdentityClient, IngestClient, LedgerClient
 from incentives_svc.service.campaigns import Campaigns
+from incentives_svc.service.closing import Closing
 from incentives_svc.service.eligibility import Eligibility
 from incentives_svc.service.following import Following, FollowingLoop
 from incentives_svc.service.offers import Offers
@@ -38,6 +39,7 @@ class Incentives:
     personalisation: Personalisation
     following: Following
     payments: Payments
+    closing: Closing
     clock: Clock
 
 
@@ -95,12 +97,14 @@ def build(settings: Settings, engine: Engine, clock: Clock = system_clock) -> In
     ledger = LedgerClient(own.ledger_address, settings, deadline_s)
     eligibility = Eligibility(engine, identity)
     payments = Payments(engine, ledger, clock)
+    closing = Closing(engine, ledger, clock)
     return Incentives(
         settings=own,
         campaigns=Campaigns(engine, ledger, ingest, settings.region_code, clock),
         offers=Offers(engine, eligibility, settings.region_code, clock),
         personalisation=Personalisation(engine, settings.region_code, clock),
-        following=Following(engine, ingest, eligibility, payments, clock, own.follow_page_size),
+        following=Following(engine, ingest, eligibility, payments, clock, own.follow_page_size, closing),
+        closing=closing,
         payments=payments,
         clock=clock,
     )

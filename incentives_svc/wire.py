@@ -52,6 +52,8 @@ def campaign_message(campaign: Campaign) -> pb.Campaign:
         bonuses_paid=campaign.bonuses_paid,
         funded=campaign.funded,
         exhausted=campaign.exhausted,
+        returned_points=campaign.returned_points or 0,
+        closed=campaign.returned_points is not None,
     )
 
 

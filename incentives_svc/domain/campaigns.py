@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import IntEnum
 
 from service_kit.accounts import campaign_account
@@ -20,6 +20,9 @@ MAX_WEEKDAYS = 20
 # A weekday regular is counted over four weeks: enough to see a habit, short enough to see it change.
 REGULAR_WINDOW_DAYS = 28
 MAX_REQUEST_ID_CHARACTERS = 128
+# The latest an event may reach ingest after it happened: the catalog's longest acceptance window (counter records,
+# 31 days). An event of a campaign's window can earn its bonus until then, so its budget is kept until then.
+LATEST_ARRIVAL = timedelta(days=31)
 
 
 class TargetKind(IntEnum):
@@ -73,6 +76,8 @@ class Campaign:
     paid_points: int = 0
     bonuses_paid: int = 0
     exhausted: bool = False
+    # What was left of the budget when the campaign closed and went back to issuance; None while it is open.
+    returned_points: int | None = None
 
     @property
     def budget_account(self) -> str:
@@ -84,6 +89,12 @@ class Campaign:
 
     def counts(self, occurred_at: datetime) -> bool:
         return self.spec.starts_at <= occurred_at < self.spec.ends_at
+
+
+def closes_at(campaign: Campaign) -> datetime:
+    """When no event can earn this campaign's bonus any more: its window's end, plus the longest time an event may
+    arrive after it happened (the catalog's counter window, ADR 0411), plus a day for followers that lag."""
+    return campaign.spec.ends_at + LATEST_ARRIVAL + timedelta(days=1)
 
 
 def campaign_id_for(region_code: str, request_id: str) -> str:

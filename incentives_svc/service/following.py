@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from incentives_svc.clients import AcceptedEvent, IngestClient
 from incentives_svc.domain.campaigns import Campaign, bonus_for
 from incentives_svc.domain.profiles import ObservedEvent, fold
+from incentives_svc.service.closing import Closing
 from incentives_svc.service.eligibility import Eligibility
 from incentives_svc.service.payments import Payments, bonus_transfer_id
 from incentives_svc.store import campaigns as campaign_store
@@ -47,6 +48,7 @@ class Following:
         payments: Payments,
         clock: Clock,
         page_size: int = DEFAULT_PAGE_SIZE,
+        closing: Closing | None = None,
     ) -> None:
         self._engine = engine
         self._ingest = ingest
@@ -54,6 +56,7 @@ class Following:
         self._payments = payments
         self._clock = clock
         self._page_size = page_size
+        self._closing = closing
 
     def step(self) -> int:
         """Takes in one page of events and pays what is owed; how many events the page had."""
@@ -73,12 +76,15 @@ class Following:
         return len(events)
 
     def catch_up(self) -> int:
-        """Steps until a page comes back short; how many events were taken in."""
+        """Steps until a page comes back short, then closes the campaigns that are due (only once caught up: every
+        event accepted so far has had its chance at a bonus); how many events were taken in."""
         total = 0
         while True:
             count = self.step()
             total += count
             if count < self._page_size:
+                if self._closing is not None:
+                    self._closing.close_finished()
                 return total
 
     def _take_in(self, conn: Connection, events: Sequence[AcceptedEvent], eligible: set[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -69,6 +70,40 @@ def mark_exhausted(conn: Connection, campaign_id: str) -> None:
     conn.execute(update(campaigns).where(campaigns.c.campaign_id == campaign_id).values(exhausted=True))
 
 
+def due_to_close(conn: Connection, before: datetime, limit: int) -> list[Campaign]:
+    """Funded campaigns whose window ended before `before` and whose remainder has not gone back yet."""
+    query = (
+        select(campaigns)
+        .where(campaigns.c.funded.is_(True), campaigns.c.returned.is_(False), campaigns.c.ends_at < before)
+        .order_by(campaigns.c.ends_at, campaigns.c.campaign_id)
+        .limit(limit)
+    )
+    return [_campaign(row) for row in conn.execute(query)]
+
+
+def remainder_to_return(conn: Connection, campaign_id: str, remainder: int) -> int:
+    """The remainder this campaign returns: the one decided by the first closer, or `remainder` when this is it."""
+    conn.execute(
+        update(campaigns)
+        .where(campaigns.c.campaign_id == campaign_id, campaigns.c.returning_points.is_(None))
+        .values(returning_points=remainder)
+    )
+    decided = conn.execute(select(campaigns.c.returning_points).where(campaigns.c.campaign_id == campaign_id))
+    return int(decided.scalar_one())
+
+
+def forget_remainder(conn: Connection, campaign_id: str) -> None:
+    conn.execute(
+        update(campaigns)
+        .where(campaigns.c.campaign_id == campaign_id, campaigns.c.returned.is_(False))
+        .values(returning_points=None)
+    )
+
+
+def mark_returned(conn: Connection, campaign_id: str) -> None:
+    conn.execute(update(campaigns).where(campaigns.c.campaign_id == campaign_id).values(returned=True))
+
+
 def _campaign(row: Any) -> Campaign:
     spec = CampaignSpec(
         name=row.name,
@@ -89,4 +124,5 @@ def _campaign(row: Any) -> Campaign:
         paid_points=int(row.paid_points),
         bonuses_paid=int(row.bonuses_paid),
         exhausted=bool(row.exhausted),
+        returned_points=int(row.returning_points) if row.returned else None,
     )

@@ -61,6 +61,12 @@ def unpaid(conn: Connection, limit: int) -> list[StoredOffer]:
     return [_offer(row) for row in conn.execute(query)]
 
 
+def owed_for(conn: Connection, campaign_id: str) -> bool:
+    """Whether any of this campaign's bonuses is still owed to the ledger (PAYING)."""
+    query = select(offers.c.offer_id).where(offers.c.campaign_id == campaign_id, offers.c.state == PAYING).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def insert_accepted(
     conn: Connection, offer_id: str, campaign_id: str, account_number: str, request_id: str, now: datetime
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, false
 
 from service_kit.db import UtcDateTime, opaque_key
 
@@ -30,6 +30,9 @@ campaigns = Table(
     Column("bonuses_paid", BigInteger, nullable=False),
     Column("exhausted", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Closing: the remainder decided once (so every retry posts the same transfer), then marked returned.
+    Column("returning_points", BigInteger, nullable=True),
+    Column("returned", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per profiled resident: the profile as domain.profiles.to_json writes it. Deleting the row is forgetting.

@@ -163,6 +163,8 @@ class Campaign(_message.Message):
     BONUSES_PAID_FIELD_NUMBER: _builtins.int
     FUNDED_FIELD_NUMBER: _builtins.int
     EXHAUSTED_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    RETURNED_POINTS_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     """Output only. The campaign's id, derived from the request_id that created it."""
     name: _builtins.str
@@ -191,6 +193,15 @@ class Campaign(_message.Message):
     """Output only. Whether the budget has been moved into budget_account."""
     exhausted: _builtins.bool
     """Output only. Whether a bonus was refused because the budget was spent."""
+    closed: _builtins.bool
+    """Output only. Whether the campaign is closed: its window ended, the last event of the window could no longer
+    arrive (the catalog's longest acceptance window, 31 days, plus a day) and every bonus owed was paid. From then on
+    it pays nothing more.
+    """
+    returned_points: _builtins.int
+    """Output only. The unspent budget that went back to issuance when the campaign closed (0 while open). Budget =
+    paid_points + returned_points once closed.
+    """
     @_builtins.property
     def target(self) -> Global___TargetRule:
         """Required. Whom it targets."""
@@ -221,10 +232,12 @@ class Campaign(_message.Message):
         bonuses_paid: _builtins.int = ...,
         funded: _builtins.bool = ...,
         exhausted: _builtins.bool = ...,
+        closed: _builtins.bool = ...,
+        returned_points: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "bonus_percent", b"bonus_percent", "bonus_points", b"bonus_points", "bonuses_paid", b"bonuses_paid", "budget_account", b"budget_account", "budget_points", b"budget_points", "campaign_id", b"campaign_id", "ends_at", b"ends_at", "exhausted", b"exhausted", "funded", b"funded", "name", b"name", "paid_points", b"paid_points", "scope", b"scope", "starts_at", b"starts_at", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviour", b"behaviour", "bonus_percent", b"bonus_percent", "bonus_points", b"bonus_points", "bonuses_paid", b"bonuses_paid", "budget_account", b"budget_account", "budget_points", b"budget_points", "campaign_id", b"campaign_id", "closed", b"closed", "ends_at", b"ends_at", "exhausted", b"exhausted", "funded", b"funded", "name", b"name", "paid_points", b"paid_points", "returned_points", b"returned_points", "scope", b"scope", "starts_at", b"starts_at", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
