@@ -115,6 +115,26 @@ def test_residents_without_consent_and_minors_are_never_profiled(world: World) -
         assert [o.campaign_name for o in world.offers(account).offers] == ["for everyone"]
 
 
+def test_an_adult_is_asked_about_once_and_a_minor_again_until_they_come_of_age(world: World) -> None:
+    adult, child = world.resident(), world.resident()
+    world.region.fake_identity.minors.add(child)
+    asked = world.region.fake_identity.calls
+    for day in range(3):
+        world.transit(adult, world.now + timedelta(days=day))
+        world.transit(child, world.now + timedelta(minutes=1))
+        before = asked["account"]
+        world.follow()
+        assert asked["account"] - before == (2 if day == 0 else 1)  # the child each time, the adult only the first
+    with pytest.raises(grpc.RpcError):
+        world.stub.GetProfile(pb.GetProfileRequest(account_number=child))
+    world.region.fake_identity.minors.discard(child)  # the 14th birthday
+    world.transit(child, world.now + timedelta(minutes=1))
+    world.follow()
+    assert [h.behaviour for h in world.stub.GetProfile(pb.GetProfileRequest(account_number=child)).habits] == [
+        "transit_trip"
+    ]
+
+
 def test_a_fulfilled_offer_credits_its_bonus_once_traceable_to_its_event(world: World) -> None:
     campaign_id = world.campaign(TargetKind.EVERYONE, bonus_points=50, budget_points=500)
     li = world.resident()

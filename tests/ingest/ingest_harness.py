@@ -53,7 +53,7 @@ class FakeIdentity(identity_service_pb2_grpc.IdentityServiceServicer):
         self.accounts: dict[str, bool] = {}  # number -> closed
         self.bindings: dict[tuple[str, str], str] = {}
         self.consents: list[tuple[str, int, bool, datetime]] = []  # account, category, granted, at
-        self.calls: dict[str, int] = {"resolve": 0, "consent": 0}
+        self.calls: dict[str, int] = {"resolve": 0, "consent": 0, "account": 0}
         self.minors: set[str] = set()  # accounts GetAccount answers as a minor's (incentives never profiles them)
 
     def BatchResolveAccounts(
@@ -69,6 +69,7 @@ class FakeIdentity(identity_service_pb2_grpc.IdentityServiceServicer):
         return ipb.BatchResolveAccountsResponse(accounts=out)
 
     def GetAccount(self, request: ipb.GetAccountRequest, context: grpc.ServicerContext) -> ipb.GetAccountResponse:
+        self.calls["account"] += 1
         number = request.account_number
         if number not in self.accounts:
             context.abort(grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND")
