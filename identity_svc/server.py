@@ -14,7 +14,7 @@ from carbon.identity.v1 import identity_service_pb2 as pb
 from carbon.identity.v1 import identity_service_pb2_grpc
 from identity_svc import callers
 from identity_svc.callers import requester
-from identity_svc.clients import GrpcPointsLedger, PointsLedger
+from identity_svc.clients import GatewayGuardians, GrpcPointsLedger, PointsLedger
 from identity_svc.domain.accounts import validate_opening
 from identity_svc.domain.consents import ConsentAction
 from identity_svc.domain.corrections import validate_correction
@@ -272,6 +272,13 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
     ) -> pb.RetryReminderDeliveryResponse:
         return pb.RetryReminderDeliveryResponse(delivery=delivery_message(self._reminders.retry(request.notice_key)))
 
+    @idempotent
+    def GetGuardianStanding(
+        self, request: pb.GetGuardianStandingRequest, context: grpc.ServicerContext
+    ) -> pb.GetGuardianStandingResponse:
+        answer = self._accounts.guardian_standing(request.account_number, request.platform)
+        return pb.GetGuardianStandingResponse(standing=int(answer.standing), platform_bound=answer.platform_bound)  # type: ignore[arg-type]
+
 
 def consent_cache_for(settings: Settings) -> ConsentCache:
     if not settings.redis_url:
@@ -293,11 +300,13 @@ def build_services(
     cache = cache or consent_cache_for(settings)
     if ledger is None and settings.extra.get("CARBON_LEDGER_ADDRESS"):
         ledger = GrpcPointsLedger(settings.extra["CARBON_LEDGER_ADDRESS"], settings=settings)
-    accounts = AccountService(engine, keys, settings.region_code, cache, clock)
+    own = IdentitySettings.from_settings(settings)
+    remote_guardians = GatewayGuardians(own.gateway_address, settings=settings) if own.gateway_address else None
+    accounts = AccountService(engine, keys, settings.region_code, cache, clock, remote_guardians)
     issuer = identities.regional(settings.region_code, "identity")
     return IdentityServices(
         accounts,
-        ConsentService(engine, keys, cache, clock, accounts.record),
+        ConsentService(engine, keys, cache, clock, accounts.record, settings.region_code, remote_guardians),
         ClosingService(accounts, ledger),
         BindingService(accounts),
         ResidentAuthorizationService(accounts, resident_authorization_key(settings), issuer),

@@ -20,6 +20,9 @@ class IdentitySettings(ServiceSettings):
     resident_auth_key_file: Annotated[Path | None, EmptyIsUnset] = Field(
         default=None, validation_alias="CARBON_RESIDENT_AUTH_KEY_FILE"
     )
+    # Where the national gateway listens: a guardian of another region is judged there (ADR 0209); "": refused
+    # with UNAVAILABLE DEPENDENCY_NOT_CONFIGURED.
+    gateway_address: str = Field(default="", validation_alias="CARBON_GATEWAY_ADDRESS")
     # Reminders (ADR 0113). Run the delivery loop in this process (replicas may all run it: rows are claimed).
     reminders: bool = Field(default=False, validation_alias="CARBON_IDENTITY_REMINDERS")
     # JSON {"platforms": {"<platform>": {"url": "https://...", "secret": "..."}}}: each platform's reminder webhook

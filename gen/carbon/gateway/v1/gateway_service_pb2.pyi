@@ -1244,3 +1244,59 @@ class ExportPersonalDataResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportPersonalDataResponse: _TypeAlias = ExportPersonalDataResponse  # noqa: Y015
+
+@_typing.final
+class CheckGuardianRequest(_message.Message):
+    """The guardian to judge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GUARDIAN_ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    guardian_account_number: _builtins.str
+    """Required. The guardian's account, 16 digits; its home region answers."""
+    platform: _builtins.str
+    """Optional. The channel platform the caller says speaks for the guardian, 1-64 characters; "" at a counter."""
+    def __init__(
+        self,
+        *,
+        guardian_account_number: _builtins.str = ...,
+        platform: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["guardian_account_number", b"guardian_account_number", "platform", b"platform"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckGuardianRequest: _TypeAlias = CheckGuardianRequest  # noqa: Y015
+
+@_typing.final
+class CheckGuardianResponse(_message.Message):
+    """The guardian's home region's judgement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STANDING_FIELD_NUMBER: _builtins.int
+    PLATFORM_BOUND_FIELD_NUMBER: _builtins.int
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    standing: _identity_service_pb2.GuardianStanding.ValueType
+    """ELIGIBLE, or what rules the account out (see carbon.identity.v1.GuardianStanding)."""
+    platform_bound: _builtins.bool
+    """True when `platform` was set and holds a binding on the guardian's account."""
+    region_code: _builtins.str
+    """The guardian's home region that answered."""
+    def __init__(
+        self,
+        *,
+        standing: _identity_service_pb2.GuardianStanding.ValueType = ...,
+        platform_bound: _builtins.bool = ...,
+        region_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["platform_bound", b"platform_bound", "region_code", b"region_code", "standing", b"standing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckGuardianResponse: _TypeAlias = CheckGuardianResponse  # noqa: Y015
