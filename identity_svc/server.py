@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -26,6 +27,7 @@ from identity_svc.service.closing import ClosingService
 from identity_svc.service.consents import ConsentService
 from identity_svc.service.corrections import CorrectionService
 from identity_svc.service.figures import account_figures
+from identity_svc.service.hand_over_job import HandOverScheduler
 from identity_svc.service.reminder_delivery import Deliverer, FileSms, load_webhooks
 from identity_svc.service.reminders import ReminderService
 from identity_svc.service.resident_authorizations import ResidentAuthorizationService
@@ -325,12 +327,12 @@ def resident_authorization_key(settings: Settings) -> Ed25519PrivateKey | None:
 
 
 def registrations(settings: Settings, engine: Engine) -> list[Registration]:
-    """The identity service; with CARBON_IDENTITY_REMINDERS=1 also the reminder delivery loop, stopped after the
-    server drains."""
+    """The identity service; with CARBON_IDENTITY_REMINDERS=1 also the reminder delivery loop, with
+    CARBON_IDENTITY_SCHEDULER=1 the daily hand-over job (ADR 0210), both stopped after the server drains."""
     services = build_services(settings, engine)
     servicer = IdentityServiceServicer(services)
     own = IdentitySettings.from_settings(settings)
-    on_stop = None
+    stops: list[Callable[[], None]] = []
     if own.reminders:
         sms_file = own.reminder_sms_file or settings.data_dir / f"sms-{settings.region_code}.jsonl"
         deliverer = Deliverer(
@@ -338,6 +340,18 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
             tick_s=own.reminder_tick_ms / 1000,
         )  # fmt: skip
         deliverer.start()
-        on_stop = deliverer.stop
+        stops.append(deliverer.stop)
+    if own.scheduler:
+        hand_over = HandOverScheduler(engine, services.accounts.clock)
+        hand_over.start()
+        stops.append(hand_over.stop)
     add = identity_service_pb2_grpc.add_IdentityServiceServicer_to_server
-    return [Registration(add, servicer, SERVICE_NAME, on_stop=on_stop)]
+    return [Registration(add, servicer, SERVICE_NAME, on_stop=_all(stops) if stops else None)]
+
+
+def _all(stops: list[Callable[[], None]]) -> Callable[[], None]:
+    def stop() -> None:
+        for each in stops:
+            each()
+
+    return stop
