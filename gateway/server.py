@@ -33,7 +33,7 @@ from gateway.service.directory import directory_entry
 from gateway.service.forwarding import ROUTE_FILES, ROUTES, SERVICE_NAMES, Forwarder, NotServed, Route
 from gateway.service.guardians import guardian_standing
 from gateway.service.national_figures import CHARITY_PROJECTS_PATH, NationalFigures
-from gateway.service.personal_data_export import export_personal_data
+from gateway.service.personal_data_export import document_chunks, export_personal_data
 from gateway.service.recovery import Recovery
 from gateway.service.redeem_anywhere import RedeemAnywhereService
 from gateway.service.resident_authorizations import ResidentAuthorizations
@@ -238,6 +238,15 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         caller = admit(self._admission, context, "ExportPersonalData")
         document = export_personal_data(self._transfers, caller, request.account_number, self._deadline_s(context))
         return pb.ExportPersonalDataResponse(document_json=document)
+
+    @idempotent
+    def StreamPersonalData(
+        self, request: pb.StreamPersonalDataRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.StreamPersonalDataResponse]:
+        caller = admit(self._admission, context, "StreamPersonalData")
+        document = export_personal_data(self._transfers, caller, request.account_number, self._deadline_s(context))
+        for chunk, last, total_bytes in document_chunks(document.encode()):
+            yield pb.StreamPersonalDataResponse(chunk=chunk, last=last, total_bytes=total_bytes)
 
 
 def _region_health(entry: RegionEntry, settings: Settings | None) -> str:

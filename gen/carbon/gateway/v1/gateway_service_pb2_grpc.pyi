@@ -193,6 +193,14 @@ class GatewayServiceStub:
     Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
     PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
     """
+    StreamPersonalData: _grpc.UnaryStreamMultiCallable[_gateway_service_pb2.StreamPersonalDataRequest, _gateway_service_pb2.StreamPersonalDataResponse]
+    """The same document as ExportPersonalData, in pieces: for a person whose export may not fit one gRPC message (32
+    MiB). The pieces' `chunk`s, concatenated in order, are the UTF-8 JSON document; each is at most 1 MiB; the last
+    piece has `last` set and the document's total size. The document is assembled before the first piece is sent, so
+    a region that does not answer fails the call before any piece (nothing partial to discard).
+    Idempotency: read-only.
+    Errors: as ExportPersonalData.
+    """
     CheckGuardian: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.CheckGuardianRequest, _gateway_service_pb2.CheckGuardianResponse]
     """Judges a guardian whose account is in another region, for a region's identity service opening or changing the
     consents of a child's account there (PIPL art. 31; ADR 0209): the gateway routes by the account number to the
@@ -371,6 +379,14 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Idempotency: read-only.
     Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
     PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
+    """
+    StreamPersonalData: _aio.UnaryStreamMultiCallable[_gateway_service_pb2.StreamPersonalDataRequest, _gateway_service_pb2.StreamPersonalDataResponse]  # type: ignore[assignment]
+    """The same document as ExportPersonalData, in pieces: for a person whose export may not fit one gRPC message (32
+    MiB). The pieces' `chunk`s, concatenated in order, are the UTF-8 JSON document; each is at most 1 MiB; the last
+    piece has `last` set and the document's total size. The document is assembled before the first piece is sent, so
+    a region that does not answer fails the call before any piece (nothing partial to discard).
+    Idempotency: read-only.
+    Errors: as ExportPersonalData.
     """
     CheckGuardian: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.CheckGuardianRequest, _gateway_service_pb2.CheckGuardianResponse]  # type: ignore[assignment]
     """Judges a guardian whose account is in another region, for a region's identity service opening or changing the
@@ -619,6 +635,20 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
         PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamPersonalData(
+        self,
+        request: _gateway_service_pb2.StreamPersonalDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_gateway_service_pb2.StreamPersonalDataResponse], _abc.AsyncIterator[_gateway_service_pb2.StreamPersonalDataResponse]]:
+        """The same document as ExportPersonalData, in pieces: for a person whose export may not fit one gRPC message (32
+        MiB). The pieces' `chunk`s, concatenated in order, are the UTF-8 JSON document; each is at most 1 MiB; the last
+        piece has `last` set and the document's total size. The document is assembled before the first piece is sent, so
+        a region that does not answer fails the call before any piece (nothing partial to discard).
+        Idempotency: read-only.
+        Errors: as ExportPersonalData.
         """
 
     @_abc_1.abstractmethod
