@@ -27,7 +27,7 @@ from identity_svc.service.closing import ClosingService
 from identity_svc.service.consents import ConsentService
 from identity_svc.service.corrections import CorrectionService
 from identity_svc.service.figures import account_figures
-from identity_svc.service.hand_over_job import HandOverScheduler
+from identity_svc.service.hand_over_job import HandOverScheduler, list_job_runs
 from identity_svc.service.reminder_delivery import Deliverer, FileSms, load_webhooks
 from identity_svc.service.reminders import ReminderService
 from identity_svc.service.resident_authorizations import ResidentAuthorizationService
@@ -41,6 +41,7 @@ from identity_svc.wire import (
     column_answers_message,
     column_moments,
     consent_message,
+    job_run_message,
     question_columns,
     ref_from,
     resolved_message,
@@ -51,7 +52,7 @@ from service_kit.clock import Clock, system_clock
 from service_kit.failures import idempotent
 from service_kit.server import Registration
 from service_kit.settings import Settings
-from service_kit.wire import from_timestamp, to_timestamp
+from service_kit.wire import from_timestamp, from_unix_us, to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 
@@ -280,6 +281,15 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
     ) -> pb.GetGuardianStandingResponse:
         answer = self._accounts.guardian_standing(request.account_number, request.platform)
         return pb.GetGuardianStandingResponse(standing=int(answer.standing), platform_bound=answer.platform_bound)  # type: ignore[arg-type]
+
+    @idempotent
+    def ListJobRuns(self, request: pb.ListJobRunsRequest, context: grpc.ServicerContext) -> pb.ListJobRunsResponse:
+        now = self._accounts.clock()
+        runs, leader, until_us = list_job_runs(self._accounts.engine, request.job, request.limit, now)
+        response = pb.ListJobRunsResponse(runs=[job_run_message(run) for run in runs], leader=leader)
+        if leader:
+            response.lease_expires_at.CopyFrom(to_timestamp(from_unix_us(until_us)))
+        return response
 
 
 def consent_cache_for(settings: Settings) -> ConsentCache:

@@ -93,6 +93,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "CorrectRealNameRecord": _PUBLIC,
             # The gateway's own question for GatewayService.CheckGuardian (ADR 0209); never forwarded.
             "GetGuardianStanding": frozenset({GATEWAY_KIND}),
+            "ListJobRuns": _OPS,
             "GetAccountFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
             "SetReminderPreference": _PUBLIC,
             "QueueReminders": frozenset({"ledger", OPS_API_KIND}),

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, Row
 from identity_svc.service.guardians import hand_over_due
 from identity_svc.store import jobs
 from service_kit.clock import Clock, china_day, start_of_china_day
+from service_kit.errors import InvalidArgument
 from service_kit.leader_lease import replica_name
 
 log = logging.getLogger("carbon.identity.hand_over")
@@ -143,3 +144,21 @@ class HandOverScheduler:
     def _keep_lease(self) -> None:
         if self._stop.is_set() or not self._renew():
             raise LeaseLost
+
+
+DEFAULT_RUNS = 20
+MAX_RUNS = 200
+
+
+def list_job_runs(engine: Engine, job: str, limit: int, now: datetime) -> tuple[list[Row[Any]], str, int]:
+    """ListJobRuns: the job's runs, most recent day first, and the leader (the lease holder while it has not expired:
+    "" and 0 otherwise)."""
+    if job not in ("", JOB):
+        raise InvalidArgument("job", f"must be empty or {JOB}")
+    if not 0 <= limit <= MAX_RUNS:
+        raise InvalidArgument("limit", f"must be between 0 (default {DEFAULT_RUNS}) and {MAX_RUNS}")
+    with engine.connect() as conn:
+        runs = jobs.latest_runs(conn, JOB, limit or DEFAULT_RUNS)
+        holder, until_us = jobs.lease_holder(conn)
+    leading = bool(holder) and until_us > int(now.timestamp() * US_PER_SECOND)
+    return runs, holder if leading else "", until_us if leading else 0

@@ -7,15 +7,23 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 from sqlalchemy import select
 
+from carbon.identity.v1 import identity_service_pb2 as idpb
+from carbon.identity.v1 import identity_service_pb2_grpc
 from identity_svc import store
-from identity_svc.server import IdentityServices
+from identity_svc.server import SERVICE_NAME, IdentityServices, IdentityServiceServicer
 from identity_svc.service.hand_over_job import JOB, HandOverScheduler
+from service_kit import identities
 from service_kit.clock import set_rehearsal_offset, system_clock
+from service_kit.server import Registration, start_server
+from service_kit.settings import Settings
+from service_kit.status import error_details
 from tests.identity.identity_helpers import FakeClock
 from tests.identity.service.test_guardians import open_child, open_guardian
+from tests.service_identities import TRUST
 
 # The child of test_guardians is born 2012-06-01: the 14th birthday begins 2026-05-31 16:00 UTC.
 BIRTHDAY_0100_CST = datetime(2026, 5, 31, 17, 0, tzinfo=UTC)
@@ -37,7 +45,8 @@ def passed_at(services: IdentityServices, account: str) -> datetime | None:
     accounts = store.tables.accounts
     with services.accounts.engine.connect() as conn:
         row = conn.execute(select(accounts.c.control_passed_at).where(accounts.c.account_number == account)).one()
-    return row.control_passed_at
+    passed: datetime | None = row.control_passed_at
+    return passed
 
 
 def runs(services: IdentityServices) -> list[tuple[str, str, int]]:
@@ -80,3 +89,26 @@ def test_no_run_before_0005_and_a_run_left_running_is_resumed(
     assert replica.tick()
     assert runs(services) == [("2026-06-01", "DONE", 1)]
     assert passed_at(services, child) is not None
+
+
+def test_operators_see_the_last_run_and_the_leader(services: IdentityServices, rehearse_at: object) -> None:
+    child = open_child(services, open_guardian(services))
+    assert callable(rehearse_at) and child
+    rehearse_at(BIRTHDAY_0100_CST)
+    assert HandOverScheduler(services.accounts.engine, system_clock, holder="replica-a").tick()
+    registration = Registration(
+        identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, IdentityServiceServicer(services), SERVICE_NAME
+    )
+    running = start_server(TRUST.server(Settings(service="identity_svc", port=0, max_workers=2)), [registration])
+    try:
+        with TRUST.channel(running.address, identities.OPS_API) as channel:
+            stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
+            listed = stub.ListJobRuns(idpb.ListJobRunsRequest(), timeout=10)
+            with pytest.raises(grpc.RpcError) as bad:
+                stub.ListJobRuns(idpb.ListJobRunsRequest(job="expiry"), timeout=10)
+    finally:
+        running.stop()
+    [run] = listed.runs
+    assert (run.job, run.period, run.state, run.items, run.attempts) == (JOB, "2026-06-01", "DONE", 1, 1)
+    assert run.HasField("finished_at") and listed.leader == "replica-a"
+    assert error_details(bad.value).metadata["field"] == "job"

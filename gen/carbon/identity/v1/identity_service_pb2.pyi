@@ -246,6 +246,132 @@ REMINDER_DELIVERY_STATE_SKIPPED: ReminderDeliveryState.ValueType  # 4
 Global___ReminderDeliveryState: _TypeAlias = ReminderDeliveryState  # noqa: Y015
 
 @_typing.final
+class ListJobRunsRequest(_message.Message):
+    """Which runs to list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    """Optional. The job, "guardian_hand_over" (the default when empty)."""
+    limit: _builtins.int
+    """Optional. At most this many runs: 0 means 20; at most 200."""
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobRunsRequest: _TypeAlias = ListJobRunsRequest  # noqa: Y015
+
+@_typing.final
+class JobRun(_message.Message):
+    """One run of a scheduled job: one per job and China day."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    """The job, e.g. "guardian_hand_over"."""
+    period: _builtins.str
+    """The China day it covers, YYYY-MM-DD."""
+    state: _builtins.str
+    """RUNNING (started, or left by a leader that died: the next leader resumes it), DONE, or FAILED (retried after 5
+    minutes).
+    """
+    items: _builtins.int
+    """Accounts handled (hand-overs recorded), counted as the batches committed."""
+    attempts: _builtins.int
+    """Attempts so far (a resumed or retried run counts one more)."""
+    holder: _builtins.str
+    """The replica that last worked on it (host:pid:suffix)."""
+    error: _builtins.str
+    """Why the last attempt failed; empty otherwise."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the first attempt started."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last moved (a batch counted, a state change)."""
+
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ended (DONE or FAILED); unset while RUNNING."""
+
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        period: _builtins.str = ...,
+        state: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        items: _builtins.int = ...,
+        attempts: _builtins.int = ...,
+        holder: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error", b"error", "finished_at", b"finished_at", "holder", b"holder", "items", b"items", "job", b"job", "period", b"period", "started_at", b"started_at", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobRun: _TypeAlias = JobRun  # noqa: Y015
+
+@_typing.final
+class ListJobRunsResponse(_message.Message):
+    """The runs and the leader."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    leader: _builtins.str
+    """The replica holding the scheduler lease; empty when no replica leads (the lease expired)."""
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobRun]:
+        """Most recent day first."""
+
+    @_builtins.property
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the leader's lease expires unless renewed; unset when no replica leads."""
+
+    def __init__(
+        self,
+        *,
+        runs: _abc.Iterable[Global___JobRun] | None = ...,
+        leader: _builtins.str = ...,
+        lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader", "lease_expires_at", b"lease_expires_at", "runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobRunsResponse: _TypeAlias = ListJobRunsResponse  # noqa: Y015
+
+@_typing.final
 class GetGuardianStandingRequest(_message.Message):
     """Which account to judge as a guardian."""
 

@@ -142,6 +142,11 @@ class IdentityServiceStub:
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingRequest.SerializeToString,
                 response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingResponse.FromString,
                 _registered_method=True)
+        self.ListJobRuns = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/ListJobRuns',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -416,6 +421,17 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobRuns(self, request, context):
+        """The runs of identity's scheduled jobs, most recent day first, and which replica leads (ADR 0210). The one job is
+        "guardian_hand_over": after 00:05 China time each day, the leader records the hand-over of every account whose
+        holder turned 14. For operators (the ops API).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (job not empty or guardian_hand_over; limit outside 0-200).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -518,6 +534,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetGuardianStanding,
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingRequest.FromString,
                     response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingResponse.SerializeToString,
+            ),
+            'ListJobRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobRuns,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1068,6 +1089,33 @@ class IdentityService:
             '/carbon.identity.v1.IdentityService/GetGuardianStanding',
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingRequest.SerializeToString,
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/ListJobRuns',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -222,6 +222,13 @@ class IdentityServiceStub:
     Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER, field account_number; platform longer than 64 characters).
     An unknown or closed account is an answer (standing), not an error.
     """
+    ListJobRuns: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListJobRunsRequest, _identity_service_pb2.ListJobRunsResponse]
+    """The runs of identity's scheduled jobs, most recent day first, and which replica leads (ADR 0210). The one job is
+    "guardian_hand_over": after 00:05 China time each day, the leader records the hand-over of every account whose
+    holder turned 14. For operators (the ops API).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (job not empty or guardian_hand_over; limit outside 0-200).
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -416,6 +423,13 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER, field account_number; platform longer than 64 characters).
     An unknown or closed account is an answer (standing), not an error.
+    """
+    ListJobRuns: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListJobRunsRequest, _identity_service_pb2.ListJobRunsResponse]  # type: ignore[assignment]
+    """The runs of identity's scheduled jobs, most recent day first, and which replica leads (ADR 0210). The one job is
+    "guardian_hand_over": after 00:05 China time each day, the leader records the hand-over of every account whose
+    holder turned 14. For operators (the ops API).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (job not empty or guardian_hand_over; limit outside 0-200).
     """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -728,6 +742,19 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER, field account_number; platform longer than 64 characters).
         An unknown or closed account is an answer (standing), not an error.
+        """
+
+    @_abc_1.abstractmethod
+    def ListJobRuns(
+        self,
+        request: _identity_service_pb2.ListJobRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.ListJobRunsResponse, _abc.Awaitable[_identity_service_pb2.ListJobRunsResponse]]:
+        """The runs of identity's scheduled jobs, most recent day first, and which replica leads (ADR 0210). The one job is
+        "guardian_hand_over": after 00:05 China time each day, the leader records the hand-over of every account whose
+        holder turned 14. For operators (the ops API).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (job not empty or guardian_hand_over; limit outside 0-200).
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
