@@ -27,12 +27,13 @@ from gateway.clients import RegionClients, deadline_s
 from gateway.domain.callers import Caller
 from gateway.domain.claims import DEFAULT_RETENTION_DAYS, claims_from_columns, conflict_days
 from gateway.service.admission import Admission
-from gateway.service.claims import ActivityClaims, claimant_region
+from gateway.service.claims import ActivityClaims, claimant_region, internal_caller_region
 from gateway.service.cross_region_transfers import TransferService
 from gateway.service.directory import directory_entry
 from gateway.service.forwarding import ROUTE_FILES, ROUTES, SERVICE_NAMES, Forwarder, NotServed, Route
+from gateway.service.guardians import guardian_standing
 from gateway.service.national_figures import CHARITY_PROJECTS_PATH, NationalFigures
-from gateway.service.personal_data_export import export_personal_data
+from gateway.service.personal_data_export import document_chunks, export_personal_data
 from gateway.service.recovery import Recovery
 from gateway.service.redeem_anywhere import RedeemAnywhereService
 from gateway.service.resident_authorizations import ResidentAuthorizations
@@ -205,6 +206,24 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         return wire.claims_response(self._claims.claim(region_code, claims))
 
     @idempotent
+    def CheckGuardian(
+        self, request: pb.CheckGuardianRequest, context: grpc.ServicerContext
+    ) -> pb.CheckGuardianResponse:
+        asking_region = internal_caller_region(f"/{SERVICE_NAME}/CheckGuardian")
+        answer = guardian_standing(
+            self._transfers.clients,
+            asking_region,
+            request.guardian_account_number,
+            request.platform,
+            self._deadline_s(context),
+        )
+        return pb.CheckGuardianResponse(
+            standing=answer.standing,  # type: ignore[arg-type]
+            platform_bound=answer.platform_bound,
+            region_code=answer.region_code,
+        )
+
+    @idempotent
     def ListClaimConflicts(
         self, request: pb.ListClaimConflictsRequest, context: grpc.ServicerContext
     ) -> pb.ListClaimConflictsResponse:
@@ -219,6 +238,15 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         caller = admit(self._admission, context, "ExportPersonalData")
         document = export_personal_data(self._transfers, caller, request.account_number, self._deadline_s(context))
         return pb.ExportPersonalDataResponse(document_json=document)
+
+    @idempotent
+    def StreamPersonalData(
+        self, request: pb.StreamPersonalDataRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.StreamPersonalDataResponse]:
+        caller = admit(self._admission, context, "StreamPersonalData")
+        document = export_personal_data(self._transfers, caller, request.account_number, self._deadline_s(context))
+        for chunk, last, total_bytes in document_chunks(document.encode()):
+            yield pb.StreamPersonalDataResponse(chunk=chunk, last=last, total_bytes=total_bytes)
 
 
 def _region_health(entry: RegionEntry, settings: Settings | None) -> str:

@@ -1,5 +1,5 @@
 """Clients of other services: the region's ledger, as identity_svc needs it when closing an account (read a balance,
-dispose of the points)."""
+dispose of the points), and the national gateway, which judges a guardian of another region (ADR 0209)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,20 @@ from typing import Protocol
 
 import grpc
 
+from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from identity_svc.domain.closing import PointsDisposition
-from service_kit.accounts import ADJUSTMENT_ACCOUNT, DONATION_ACCOUNT
+from identity_svc.domain.guardians import GuardianAnswer, GuardianStanding
+from service_kit.accounts import ADJUSTMENT_ACCOUNT, DONATION_ACCOUNT, region_of
 from service_kit.channels import open_channel
 from service_kit.errors import FailedPrecondition, Unavailable
+from service_kit.peers import Peer
 from service_kit.settings import Settings
+from service_kit.status import error_details
 
 LEDGER_TIMEOUT_S = 5.0
+# The gateway asks the guardian's region within its own call timeout; this bounds the whole question.
+GATEWAY_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -103,3 +109,46 @@ class GrpcPointsLedger:
             "the ledger refused to move the remaining points; the account stays open",
             {"ledger_reason": result.failure_reason},
         )
+
+
+class GatewayGuardians(Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
+    """GatewayService.CheckGuardian: a guardian of another region judged by their home region (ADR 0209). Only the
+    account number and the acting platform go out; only the standing comes back."""
+
+    def __init__(self, address: str, deadline_s: float = GATEWAY_TIMEOUT_S, settings: Settings | None = None) -> None:
+        super().__init__("gateway", gateway_service_pb2_grpc.GatewayServiceStub, address, deadline_s, settings)
+
+    def answer(self, account_number: str, platform: str) -> GuardianAnswer:
+        request = gateway_service_pb2.CheckGuardianRequest(guardian_account_number=account_number, platform=platform)
+        try:
+            response = self.stub().CheckGuardian(request, timeout=self.deadline_s)
+        except grpc.RpcError as error:
+            raise _guardian_unanswered(error, region_of(account_number)) from None
+        known = response.standing in GuardianStanding._value2member_map_
+        standing = GuardianStanding(response.standing) if known else GuardianStanding.UNSPECIFIED
+        if standing == GuardianStanding.UNSPECIFIED:
+            raise Unavailable(
+                "GATEWAY_BAD_ANSWER",
+                "the gateway gave no standing for the guardian; retry",
+                {"field": "guardian_account_number", "region": region_of(account_number)},
+            )
+        return GuardianAnswer(standing, response.platform_bound, response.region_code or region_of(account_number))
+
+
+def _guardian_unanswered(error: grpc.RpcError, region: str) -> FailedPrecondition | Unavailable:
+    """Why the guardian's standing is not known: a region the gateway does not federate is no guardian's home
+    (FAILED_PRECONDITION GUARDIAN_NOT_FOUND); anything else is the gateway's or the region's silence (UNAVAILABLE,
+    retry: nothing was recorded)."""
+    details = error_details(error)
+    metadata = {"field": "guardian_account_number", "region": region}
+    if details.reason == "REGION_NOT_FEDERATED":
+        return FailedPrecondition("GUARDIAN_NOT_FOUND", f"region {region} is not federated: no such guardian", metadata)
+    if details.reason == "REGION_UNAVAILABLE":
+        return Unavailable(
+            "GUARDIAN_REGION_UNAVAILABLE", f"the guardian's home region {region} did not answer; retry", metadata
+        )
+    return Unavailable(
+        "GATEWAY_UNAVAILABLE",
+        f"the gateway could not check the guardian in region {region}; retry",
+        {**metadata, "code": details.code.name, "gateway_reason": details.reason},
+    )

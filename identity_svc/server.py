@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -14,7 +15,7 @@ from carbon.identity.v1 import identity_service_pb2 as pb
 from carbon.identity.v1 import identity_service_pb2_grpc
 from identity_svc import callers
 from identity_svc.callers import requester
-from identity_svc.clients import GrpcPointsLedger, PointsLedger
+from identity_svc.clients import GatewayGuardians, GrpcPointsLedger, PointsLedger
 from identity_svc.domain.accounts import validate_opening
 from identity_svc.domain.consents import ConsentAction
 from identity_svc.domain.corrections import validate_correction
@@ -26,6 +27,7 @@ from identity_svc.service.closing import ClosingService
 from identity_svc.service.consents import ConsentService
 from identity_svc.service.corrections import CorrectionService
 from identity_svc.service.figures import account_figures
+from identity_svc.service.hand_over_job import HandOverScheduler, list_job_runs
 from identity_svc.service.reminder_delivery import Deliverer, FileSms, load_webhooks
 from identity_svc.service.reminders import ReminderService
 from identity_svc.service.resident_authorizations import ResidentAuthorizationService
@@ -39,6 +41,7 @@ from identity_svc.wire import (
     column_answers_message,
     column_moments,
     consent_message,
+    job_run_message,
     question_columns,
     ref_from,
     resolved_message,
@@ -49,7 +52,7 @@ from service_kit.clock import Clock, system_clock
 from service_kit.failures import idempotent
 from service_kit.server import Registration
 from service_kit.settings import Settings
-from service_kit.wire import from_timestamp, to_timestamp
+from service_kit.wire import from_timestamp, from_unix_us, to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 
@@ -272,6 +275,22 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
     ) -> pb.RetryReminderDeliveryResponse:
         return pb.RetryReminderDeliveryResponse(delivery=delivery_message(self._reminders.retry(request.notice_key)))
 
+    @idempotent
+    def GetGuardianStanding(
+        self, request: pb.GetGuardianStandingRequest, context: grpc.ServicerContext
+    ) -> pb.GetGuardianStandingResponse:
+        answer = self._accounts.guardian_standing(request.account_number, request.platform)
+        return pb.GetGuardianStandingResponse(standing=int(answer.standing), platform_bound=answer.platform_bound)  # type: ignore[arg-type]
+
+    @idempotent
+    def ListJobRuns(self, request: pb.ListJobRunsRequest, context: grpc.ServicerContext) -> pb.ListJobRunsResponse:
+        now = self._accounts.clock()
+        runs, leader, until_us = list_job_runs(self._accounts.engine, request.job, request.limit, now)
+        response = pb.ListJobRunsResponse(runs=[job_run_message(run) for run in runs], leader=leader)
+        if leader:
+            response.lease_expires_at.CopyFrom(to_timestamp(from_unix_us(until_us)))
+        return response
+
 
 def consent_cache_for(settings: Settings) -> ConsentCache:
     if not settings.redis_url:
@@ -293,11 +312,13 @@ def build_services(
     cache = cache or consent_cache_for(settings)
     if ledger is None and settings.extra.get("CARBON_LEDGER_ADDRESS"):
         ledger = GrpcPointsLedger(settings.extra["CARBON_LEDGER_ADDRESS"], settings=settings)
-    accounts = AccountService(engine, keys, settings.region_code, cache, clock)
+    own = IdentitySettings.from_settings(settings)
+    remote_guardians = GatewayGuardians(own.gateway_address, settings=settings) if own.gateway_address else None
+    accounts = AccountService(engine, keys, settings.region_code, cache, clock, remote_guardians)
     issuer = identities.regional(settings.region_code, "identity")
     return IdentityServices(
         accounts,
-        ConsentService(engine, keys, cache, clock, accounts.record),
+        ConsentService(engine, keys, cache, clock, accounts.record, settings.region_code, remote_guardians),
         ClosingService(accounts, ledger),
         BindingService(accounts),
         ResidentAuthorizationService(accounts, resident_authorization_key(settings), issuer),
@@ -316,12 +337,12 @@ def resident_authorization_key(settings: Settings) -> Ed25519PrivateKey | None:
 
 
 def registrations(settings: Settings, engine: Engine) -> list[Registration]:
-    """The identity service; with CARBON_IDENTITY_REMINDERS=1 also the reminder delivery loop, stopped after the
-    server drains."""
+    """The identity service; with CARBON_IDENTITY_REMINDERS=1 also the reminder delivery loop, with
+    CARBON_IDENTITY_SCHEDULER=1 the daily hand-over job (ADR 0210), both stopped after the server drains."""
     services = build_services(settings, engine)
     servicer = IdentityServiceServicer(services)
     own = IdentitySettings.from_settings(settings)
-    on_stop = None
+    stops: list[Callable[[], None]] = []
     if own.reminders:
         sms_file = own.reminder_sms_file or settings.data_dir / f"sms-{settings.region_code}.jsonl"
         deliverer = Deliverer(
@@ -329,6 +350,18 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
             tick_s=own.reminder_tick_ms / 1000,
         )  # fmt: skip
         deliverer.start()
-        on_stop = deliverer.stop
+        stops.append(deliverer.stop)
+    if own.scheduler:
+        hand_over = HandOverScheduler(engine, services.accounts.clock)
+        hand_over.start()
+        stops.append(hand_over.stop)
     add = identity_service_pb2_grpc.add_IdentityServiceServicer_to_server
-    return [Registration(add, servicer, SERVICE_NAME, on_stop=on_stop)]
+    return [Registration(add, servicer, SERVICE_NAME, on_stop=_all(stops) if stops else None)]
+
+
+def _all(stops: list[Callable[[], None]]) -> Callable[[], None]:
+    def stop() -> None:
+        for each in stops:
+            each()
+
+    return stop

@@ -20,6 +20,11 @@ class IdentitySettings(ServiceSettings):
     resident_auth_key_file: Annotated[Path | None, EmptyIsUnset] = Field(
         default=None, validation_alias="CARBON_RESIDENT_AUTH_KEY_FILE"
     )
+    # Where the national gateway listens: a guardian of another region is judged there (ADR 0209); "": refused
+    # with UNAVAILABLE DEPENDENCY_NOT_CONFIGURED.
+    gateway_address: str = Field(default="", validation_alias="CARBON_GATEWAY_ADDRESS")
+    # Run the daily 14th-birthday hand-over job in this process (ADR 0210); every replica may: one leads by a lease.
+    scheduler: bool = Field(default=False, validation_alias="CARBON_IDENTITY_SCHEDULER")
     # Reminders (ADR 0113). Run the delivery loop in this process (replicas may all run it: rows are claimed).
     reminders: bool = Field(default=False, validation_alias="CARBON_IDENTITY_REMINDERS")
     # JSON {"platforms": {"<platform>": {"url": "https://...", "secret": "..."}}}: each platform's reminder webhook

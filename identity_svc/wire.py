@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
 
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as pb
@@ -141,3 +144,14 @@ def column_answers_message(verdicts: Sequence[ConsentVerdict]) -> pb.CheckConsen
     return pb.CheckConsentColumnsResponse(
         allowed=[verdict.allowed for verdict in verdicts], reasons=[verdict.reason for verdict in verdicts]
     )
+
+
+def job_run_message(run: Row[Any]) -> pb.JobRun:
+    """A job_runs row (store.jobs) as the wire's JobRun."""
+    message = pb.JobRun(
+        job=run.job, period=run.period, state=run.state, items=run.items, attempts=run.attempts, holder=run.holder,
+        error=run.error, started_at=to_timestamp(run.started_at), updated_at=to_timestamp(run.updated_at),
+    )  # fmt: skip
+    if run.finished_at is not None:
+        message.finished_at.CopyFrom(to_timestamp(run.finished_at))
+    return message

@@ -91,6 +91,9 @@ ACCESS: dict[str, frozenset[str]] = {
             "CheckConsentColumns": frozenset({"ingest", "incentives"}),
             "CloseAccount": _PUBLIC,
             "CorrectRealNameRecord": _PUBLIC,
+            # The gateway's own question for GatewayService.CheckGuardian (ADR 0209); never forwarded.
+            "GetGuardianStanding": frozenset({GATEWAY_KIND}),
+            "ListJobRuns": _OPS,
             "GetAccountFigures": frozenset({GATEWAY_KIND, OPS_API_KIND}),
             "SetReminderPreference": _PUBLIC,
             "QueueReminders": frozenset({"ledger", OPS_API_KIND}),
@@ -156,6 +159,8 @@ GATEWAY_ACCESS: dict[str, frozenset[str]] = _service(
     "carbon.gateway.v1.GatewayService",
     {
         "ClaimActivities": frozenset({"ingest"}),
+        # A region's identity judging a guardian of another region (ADR 0209).
+        "CheckGuardian": frozenset({"identity"}),
     },
 )
 

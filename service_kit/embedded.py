@@ -124,9 +124,12 @@ def child_environment(
     if spec.service == "identity_svc":
         # Each region's identity delivers reminders (webhooks as CARBON_REMINDER_WEBHOOKS_FILE names, SMS to a file).
         env["CARBON_IDENTITY_REMINDERS"] = "1"
+        # ... and hands minors' accounts over at their 14th birthday, shortly after midnight (docs/adr/0210).
+        env["CARBON_IDENTITY_SCHEDULER"] = "1"
     region = next((r for r in registry.regions if r.region_code == spec.region_code), None)
-    if spec.service == "ingest_svc":
-        # Each region's ingest claims its events' activities at the gateway (docs/adr/0413).
+    if spec.service in ("ingest_svc", "identity_svc"):
+        # Each region's ingest claims its events' activities at the gateway (docs/adr/0413); its identity judges a
+        # guardian of another region there (docs/adr/0209).
         env["CARBON_GATEWAY_ADDRESS"] = registry.gateway_address
     if region is not None:
         env["CARBON_IDENTITY_ADDRESS"] = region.identity_address

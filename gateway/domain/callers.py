@@ -64,6 +64,7 @@ ROLE_METHODS: dict[Role, frozenset[str]] = {
                     "ListCrossRegionTransfers",
                     "RedeemAnywhere",
                     "ExportPersonalData",
+                    "StreamPersonalData",
                 )
             ),
         }

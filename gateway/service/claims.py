@@ -96,10 +96,18 @@ def _answer(holder: Holder, region_code: str, claim: Claim) -> Holder | None:
 def claimant_region(method: str) -> str:
     """The region of the ingest service calling `method` (its verified identity; never a request field), or
     UNAUTHENTICATED / PERMISSION_DENIED: the front door's external callers may not claim."""
+    return internal_caller_region(method)
+
+
+def internal_caller_region(method: str) -> str:
+    """The region of the regional service calling one of the gateway's internal `method`s (its verified identity,
+    allowed by service_kit.access.GATEWAY_ACCESS; never a request field), or UNAUTHENTICATED / PERMISSION_DENIED:
+    the front door's external callers may not call them."""
     caller = current_caller()
     if not caller.identity:
         raise Unauthenticated(
-            "SERVICE_IDENTITY_MISSING", "claims are made by a region's ingest service identity (service token or mTLS)"
+            "SERVICE_IDENTITY_MISSING",
+            "this method is called by a region's service identity (service token or mTLS)",
         )
     if not access.allowed_at_gateway(caller.identity, method):
         raise PermissionDenied(

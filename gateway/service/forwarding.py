@@ -199,6 +199,8 @@ NOT_SERVED = frozenset(
                 "GetAccountFigures",
                 *("BatchResolveAccounts", "FindAccountsByPersonKey", "CheckConsents", "CheckConsentColumns"),
                 *("QueueReminders", "ListReminderDeliveries", "RetryReminderDelivery"),
+                # The gateway's own question (CheckGuardian, ADR 0209); the hand-over job's runs, for the ops API.
+                *("GetGuardianStanding", "ListJobRuns"),
             )
         ),
         *(

@@ -33,6 +33,8 @@ from service_kit.errors import DomainError, NotFound, PermissionDenied
 # major version.
 FORMAT_VERSION = "1"
 _PAGE = 500  # the largest page every read serves
+# StreamPersonalData's pieces: well under the 32 MiB message limit, small enough for any client's default (4 MiB).
+CHUNK_BYTES = 1024 * 1024
 
 
 def export_personal_data(
@@ -90,6 +92,16 @@ def export_personal_data(
         "cross_region_transfers": [_fields(transfer) for transfer in _transfers(transfers, caller, account_number)],
     }
     return json.dumps(document, ensure_ascii=False, sort_keys=True)
+
+
+def document_chunks(document: bytes, size: int = CHUNK_BYTES) -> Iterator[tuple[bytes, bool, int]]:
+    """The document in pieces of at most `size` bytes: (chunk, last, total bytes on the last piece else 0); an empty
+    document is one empty last piece."""
+    total = len(document)
+    starts = range(0, total, size) if total else range(1)
+    for start in starts:
+        last = start + size >= total
+        yield document[start : start + size], last, total if last else 0
 
 
 def _require_bound(caller: Caller, bindings: list[Any]) -> None:

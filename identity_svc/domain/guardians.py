@@ -5,12 +5,14 @@ number) recorded on the child's account. Until the child's 14th birthday (China 
 are given and withdrawn by the guardian alone; from that day on they are the holder's own, and the hand-over is
 recorded. Who acts for the guardian is judged as for resident authorizations (ADR 0205): the gateway speaking for a
 platform that holds a binding on the guardian's account, or the ops API at a counter where the guardian is present.
+A guardian of another region is judged by their home region, asked through the gateway (ADR 0209).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, datetime
+from enum import IntEnum
 
 from identity_svc.domain.accounts import AGE_OF_CONSENT, AccountState
 from identity_svc.domain.real_name import birth_date, birthday_at_age, is_under
@@ -42,31 +44,78 @@ def require_guardian_for_age(id_number: str, guardian_account_number: str, today
     return minor
 
 
-def require_eligible_guardian(state: int | None, guardian_id_number: str, today: date) -> None:
-    """The guardian's account is open and its holder an adult; `state` is None when there is no such account here."""
-    if state is None or state != AccountState.OPEN or not guardian_id_number:
-        raise FailedPrecondition(
-            "GUARDIAN_NOT_ELIGIBLE",
-            "the guardian must hold an open account in this region",
-            {"field": "guardian_account_number"},
-        )
-    if is_under(guardian_id_number, GUARDIAN_MIN_AGE, today):
-        raise FailedPrecondition(
-            "GUARDIAN_NOT_ELIGIBLE", "the guardian must be 18 or over", {"field": "guardian_account_number"}
-        )
+class GuardianStanding(IntEnum):
+    """Whether an account may act as a guardian, as its home region judges it (carbon.identity.v1.GuardianStanding)."""
+
+    UNSPECIFIED = 0
+    ELIGIBLE = 1
+    UNKNOWN_ACCOUNT = 2
+    ACCOUNT_CLOSED = 3
+    NOT_VERIFIED = 4
+    NOT_ADULT = 5
 
 
-def require_acting_for_guardian(requester: Requester, guardian_platforms: Collection[str]) -> None:
-    """The guardian is the one asking: through their own platform (a binding on their account), or at the counter."""
+@dataclass(frozen=True)
+class GuardianAnswer:
+    """A guardian's standing and whether the platform asking holds a binding on their account, from the guardian's
+    home region: here, or another region through the gateway (ADR 0209). Nothing else about the guardian."""
+
+    standing: GuardianStanding
+    platform_bound: bool
+    region_code: str
+
+
+def standing_of(state: int | None, id_number: str, today: date) -> GuardianStanding:
+    """The standing of an account here: `state` None when there is no such account, `id_number` "" when its real-name
+    record is gone (a closed account's is erased)."""
+    if state is None:
+        return GuardianStanding.UNKNOWN_ACCOUNT
+    if state != AccountState.OPEN:
+        return GuardianStanding.ACCOUNT_CLOSED
+    if not id_number:
+        return GuardianStanding.NOT_VERIFIED
+    if is_under(id_number, GUARDIAN_MIN_AGE, today):
+        return GuardianStanding.NOT_ADULT
+    return GuardianStanding.ELIGIBLE
+
+
+_REFUSALS = {
+    GuardianStanding.ACCOUNT_CLOSED: "the guardian's account is closed",
+    GuardianStanding.NOT_VERIFIED: "the guardian's account holds no verified real-name record",
+    GuardianStanding.NOT_ADULT: "the guardian must be 18 or over",
+}
+
+
+def require_eligible_guardian(answer: GuardianAnswer) -> None:
+    """The guardian's account exists, is open and verified, and its holder is an adult; the refusal names which."""
+    metadata = {"field": "guardian_account_number", "region": answer.region_code, "standing": answer.standing.name}
+    if answer.standing == GuardianStanding.ELIGIBLE:
+        return
+    if answer.standing == GuardianStanding.UNKNOWN_ACCOUNT:
+        raise FailedPrecondition(
+            "GUARDIAN_NOT_FOUND", f"no account with that number in region {answer.region_code}", metadata
+        )
+    message = _REFUSALS.get(answer.standing, "the guardian's home region gave no standing")
+    raise FailedPrecondition("GUARDIAN_NOT_ELIGIBLE", message, metadata)
+
+
+def require_acting_for_guardian(requester: Requester, answer: GuardianAnswer) -> None:
+    """The guardian is the one asking: through their own platform (a binding on their account), or at the counter of
+    the region asked (the ops API, staff having verified the guardian in person)."""
     if requester.is_ops_api:
         return
-    if requester.is_gateway and requester.platform and requester.platform in guardian_platforms:
+    if requester.is_gateway and requester.platform and answer.platform_bound:
         return
     raise PermissionDenied(
         "GUARDIAN_NOT_ACTING",
         "only the guardian, through a platform bound to their account or at a counter, may do this for a minor",
         {"field": "guardian_account_number", "platform": requester.platform},
     )
+
+
+def acting_platform(requester: Requester) -> str:
+    """The platform whose binding on the guardian's account would show the guardian is asking ("" at a counter)."""
+    return requester.platform if requester.is_gateway else ""
 
 
 def under_guardian(control_passes: datetime | None, now: datetime) -> bool:

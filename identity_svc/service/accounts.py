@@ -27,9 +27,10 @@ from identity_svc.domain.accounts import (
     unknown_account,
     validate_account_number,
     validate_person_key,
+    validate_platform,
 )
 from identity_svc.domain.bindings import BindingEvent, BindingEventKind
-from identity_svc.domain.guardians import control_passes_at, require_guardian_for_age
+from identity_svc.domain.guardians import GuardianAnswer, control_passes_at, require_guardian_for_age
 from identity_svc.domain.real_name import (
     NameMismatch,
     is_under,
@@ -42,7 +43,14 @@ from identity_svc.domain.real_name import (
 )
 from identity_svc.domain.requesters import UNIDENTIFIED, Requester
 from identity_svc.keys import KeyRing, Sealed
-from identity_svc.service.guardians import check_guardian, require_recorded_guardian
+from identity_svc.service.guardians import (
+    NoGateway,
+    RemoteGuardians,
+    ask_remote_guardian,
+    check_guardian,
+    guardian_standing,
+    require_recorded_guardian,
+)
 from identity_svc.service.lookups import Lookups
 from identity_svc.store.consent_cache import ConsentCache
 from service_kit.accounts import new_account_number
@@ -57,12 +65,22 @@ _WRITE_ATTEMPTS = 4
 
 
 class AccountService:
-    def __init__(self, engine: Engine, keys: KeyRing, region_code: str, cache: ConsentCache, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keys: KeyRing,
+        region_code: str,
+        cache: ConsentCache,
+        clock: Clock,
+        remote_guardians: RemoteGuardians | None = None,
+    ) -> None:
         self.engine = engine
         self.keys = keys
         self.region_code = region_code
         self.cache = cache
         self.clock = clock
+        # Judges guardians of other regions (ADR 0209).
+        self.remote_guardians: RemoteGuardians = remote_guardians or NoGateway()
 
     def today_in_china(self) -> date:
         """Birth dates are calendar days in China Standard Time."""
@@ -112,12 +130,15 @@ class AccountService:
         """Opens an account, or binds the channel to the person's existing one (created=False) when the name matches
         the one on record. Idempotent."""
         require_guardian_for_age(opening.id_number, opening.guardian_account_number, self.today_in_china())
+        remote = ask_remote_guardian(
+            self.remote_guardians, self.region_code, opening.guardian_account_number, requester
+        )
         id_hash = self.keys.id_hash(opening.id_number)
         fingerprint = self._opening_fingerprint(opening)
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
-                    view, created = self._open_in(conn, opening, requester, id_hash, fingerprint)
+                    view, created = self._open_in(conn, opening, requester, id_hash, fingerprint, remote)
                 break
             except IntegrityError:
                 # A concurrent opening for the same person, binding or request won: the retry sees its result.
@@ -137,6 +158,13 @@ class AccountService:
         )
         return view, created
 
+    def guardian_standing(self, account_number: str, platform: str) -> GuardianAnswer:
+        """Whether an account here may be a guardian for a child of another region (ADR 0209): only the answer."""
+        validate_account_number(account_number)
+        if platform:
+            validate_platform(platform, "platform")
+        return guardian_standing(self.engine, self.record, account_number, platform, self.clock())
+
     def _opening_fingerprint(self, opening: Opening) -> str:
         return self.keys.fingerprint(
             "open",
@@ -152,7 +180,13 @@ class AccountService:
         )
 
     def _open_in(
-        self, conn: Connection, opening: Opening, requester: Requester, id_hash: str, fingerprint: str
+        self,
+        conn: Connection,
+        opening: Opening,
+        requester: Requester,
+        id_hash: str,
+        fingerprint: str,
+        remote: GuardianAnswer | None,
     ) -> tuple[AccountView, bool]:
         """One transaction: replay a retried request, else create or reuse the person's account, bind the channel,
         and record the opening and what it bound."""
@@ -162,7 +196,7 @@ class AccountService:
         now = self.clock()
         existing = store.accounts.account_by_id_hash(conn, id_hash)
         if existing is None:
-            self._check_guardian(conn, opening, requester, now)
+            self._check_guardian(conn, opening, requester, now, remote)
             number = self._create_account(conn, opening, id_hash, now)
             changed = True
         else:
@@ -170,7 +204,7 @@ class AccountService:
             self._require_name_on_record(conn, existing, opening.name)
             if opening.guardian_account_number:
                 require_recorded_guardian(existing, opening.guardian_account_number)
-                self._check_guardian(conn, opening, requester, now)
+                self._check_guardian(conn, opening, requester, now, remote)
             changed = self._reuse_account(conn, existing, opening)
         if opening.binding is not None:
             changed = self._bind(conn, opening.binding, number, opening.channel, now) or changed
@@ -209,9 +243,11 @@ class AccountService:
         assert row is not None
         return self.view(conn, row), bool(prior.created)
 
-    def _check_guardian(self, conn: Connection, opening: Opening, requester: Requester, now: datetime) -> None:
+    def _check_guardian(
+        self, conn: Connection, opening: Opening, requester: Requester, now: datetime, remote: GuardianAnswer | None
+    ) -> None:
         if opening.guardian_account_number:
-            check_guardian(conn, self.record, opening.guardian_account_number, requester, now)
+            check_guardian(conn, self.record, opening.guardian_account_number, requester, now, remote)
 
     def _create_account(self, conn: Connection, opening: Opening, id_hash: str, now: datetime) -> str:
         number = new_account_number(self.region_code)

@@ -34,9 +34,16 @@ from identity_svc.domain.consents import (
     validate_category,
     validate_effective_at,
 )
+from identity_svc.domain.guardians import GuardianAnswer
 from identity_svc.domain.requesters import UNIDENTIFIED, Requester
 from identity_svc.keys import KeyRing
-from identity_svc.service.guardians import RecordReader, check_consent_change
+from identity_svc.service.guardians import (
+    NoGateway,
+    RecordReader,
+    RemoteGuardians,
+    ask_remote_guardian,
+    check_consent_change,
+)
 from identity_svc.store.consent_cache import ConsentCache
 from service_kit import paging
 from service_kit.accounts import is_account_number
@@ -87,7 +94,14 @@ def timeline_from(row: Row[Any] | None, events: Sequence[ConsentEvent]) -> Conse
 
 class ConsentService:
     def __init__(
-        self, engine: Engine, keys: KeyRing, cache: ConsentCache, clock: Clock, read_record: RecordReader
+        self,
+        engine: Engine,
+        keys: KeyRing,
+        cache: ConsentCache,
+        clock: Clock,
+        read_record: RecordReader,
+        region_code: str = "",
+        remote_guardians: RemoteGuardians | None = None,
     ) -> None:
         self.engine = engine
         self.keys = keys
@@ -95,6 +109,9 @@ class ConsentService:
         self.clock = clock
         # Opens a sealed real-name record: a guardian's age is checked from their ID number.
         self.read_record = read_record
+        # A guardian of another region is judged there, through the gateway (ADR 0209).
+        self.region_code = region_code
+        self.remote_guardians: RemoteGuardians = remote_guardians or NoGateway()
 
     def record(
         self,
@@ -140,10 +157,11 @@ class ConsentService:
             "recorded_by": recorded_by,
             "guardian_account_number": guardian_account_number or None,
         }
+        remote = ask_remote_guardian(self.remote_guardians, self.region_code, guardian_account_number, requester)
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
-                    row = self._record_in(conn, values, requester)
+                    row = self._record_in(conn, values, requester, remote)
                 break
             except IntegrityError:
                 if attempt == _WRITE_ATTEMPTS - 1:
@@ -155,7 +173,9 @@ class ConsentService:
         )
         return _record(row)
 
-    def _record_in(self, conn: Connection, values: dict[str, Any], requester: Requester) -> Row[Any]:
+    def _record_in(
+        self, conn: Connection, values: dict[str, Any], requester: Requester, remote: GuardianAnswer | None
+    ) -> Row[Any]:
         """The record stored first under this request id, or a new one on an open account."""
         prior = store.consents.consent_by_request(conn, values["request_id"])
         if prior is not None:
@@ -173,7 +193,7 @@ class ConsentService:
             raise FailedPrecondition("ACCOUNT_CLOSED", "the account is closed")
         require_after_opening(values["effective_at"], account.opened_at)
         guardian = values["guardian_account_number"] or ""
-        check_consent_change(conn, self.read_record, account, guardian, requester, values["recorded_at"])
+        check_consent_change(conn, self.read_record, account, guardian, requester, values["recorded_at"], remote)
         store.consents.insert_consent(conn, **values)
         row = store.consents.consent_by_request(conn, values["request_id"])
         assert row is not None

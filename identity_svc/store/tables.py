@@ -15,12 +15,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
     Text,
 )
 
+from service_kit import leader_lease
 from service_kit.db import UtcDateTime
 
 metadata = MetaData()
@@ -198,4 +200,25 @@ record_corrections = Table(
     Column("platform", String(32)),
     Column("staff_id", String(128)),
     Column("corrected_at", UtcDateTime, nullable=False),
+)
+
+# The leader lease among identity's replicas (service_kit.leader_lease, ADR 0108/0210): the row named "scheduler"
+# exists from the migration on.
+job_leases = leader_lease.lease_table(metadata)
+
+# One row per scheduled job and China day (ADR 0210): its state, how many accounts it handled, attempts and last error.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("job", String(32), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("items", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("holder", String(128), nullable=False),
+    Column("error", Text, nullable=False),
+    PrimaryKeyConstraint("job", "period", name="pk_identity_job_runs"),
 )

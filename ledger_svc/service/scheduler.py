@@ -9,11 +9,8 @@ the run left RUNNING: the expiry sweep finds only lots that still hold expired p
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -38,16 +35,12 @@ from ledger_svc.service.metrics import LedgerMetrics
 from ledger_svc.store import jobs as job_store
 from service_kit import telemetry
 from service_kit.errors import InvalidArgument
+from service_kit.leader_lease import replica_name
 
 log = logging.getLogger("carbon.ledger.scheduler")
 # Expiry batches per step: between steps the leader renews its lease, well within the lease's length.
 EXPIRY_BATCHES_PER_STEP = 5
 HOLD_BATCH = 1000
-
-
-def replica_name() -> str:
-    """This process among the replicas: host, pid and a random suffix (a restarted pid is another holder)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class LeaseLost(Exception):

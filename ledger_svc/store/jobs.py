@@ -7,33 +7,24 @@ from sqlalchemy import Connection, select, update
 from ledger_svc.domain.jobs import Job, JobRun, RunState
 from ledger_svc.store.dialects import dialect_insert
 from ledger_svc.store.tables import job_leases, job_runs
+from service_kit import leader_lease
 
 SCHEDULER_LEASE = "scheduler"
 MAX_ERROR_LENGTH = 2000
 
 
 def take_lease(conn: Connection, holder: str, now_us: int, until_us: int, name: str = SCHEDULER_LEASE) -> bool:
-    """Takes or renews the lease for `holder` until `until_us`: granted when it is free (expired) or already the
-    holder's. One conditional UPDATE, so two replicas racing for a free lease cannot both win."""
-    result = conn.execute(
-        update(job_leases)
-        .where(job_leases.c.name == name)
-        .where((job_leases.c.holder == holder) | (job_leases.c.expires_at_us <= now_us))
-        .values(holder=holder, expires_at_us=until_us)
-    )
-    return result.rowcount == 1
+    """Takes or renews the lease for `holder` until `until_us` (service_kit.leader_lease)."""
+    return leader_lease.take_lease(conn, job_leases, name, holder, now_us, until_us)
 
 
 def give_up_lease(conn: Connection, holder: str, name: str = SCHEDULER_LEASE) -> None:
     """Frees the lease at once if `holder` has it (a replica stopping), so another takes over without waiting."""
-    conn.execute(
-        update(job_leases).where(job_leases.c.name == name, job_leases.c.holder == holder).values(expires_at_us=0)
-    )
+    leader_lease.give_up_lease(conn, job_leases, name, holder)
 
 
 def lease_holder(conn: Connection, name: str = SCHEDULER_LEASE) -> tuple[str, int]:
-    row = conn.execute(select(job_leases.c.holder, job_leases.c.expires_at_us).where(job_leases.c.name == name)).one()
-    return str(row.holder), int(row.expires_at_us)
+    return leader_lease.lease_holder(conn, job_leases, name)
 
 
 def load_run(conn: Connection, job: Job, period: str) -> JobRun | None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     text,
 )
 
+from service_kit import leader_lease
 from service_kit.accounts import ISSUANCE_ACCOUNT
 from service_kit.db import opaque_key
 
@@ -194,13 +195,7 @@ chain_head = Table(
 
 # The scheduler's leader lease, one row per lease name: the replica whose lease has not expired runs the jobs
 # (ADR 0108). The row exists from the migration on, so taking the lease is one conditional UPDATE.
-job_leases = Table(
-    "job_leases",
-    metadata,
-    Column("name", String(32), primary_key=True),
-    Column("holder", String(128), nullable=False),
-    Column("expires_at_us", BigInteger, nullable=False),
-)
+job_leases = leader_lease.lease_table(metadata)
 
 # One row per scheduled job and period (a China day or a month): its state, progress and last outcome.
 job_runs = Table(

@@ -282,14 +282,15 @@ def test_a_regions_services_admit_only_their_callers_in_the_code_and_the_nationa
         assert all(namespace in {callee.namespace, "carbon-national"} for namespace, _ in admitted)
 
 
-def test_inside_the_cluster_the_gateway_admits_the_ops_api_and_every_regions_ingest_only() -> None:
+def test_inside_the_cluster_the_gateway_admits_the_ops_api_and_every_regions_ingest_and_identity_only() -> None:
     world = cluster()
     gateway = world.pod("carbon-national", "gateway")
     admitted = {
         (pod.namespace, pod.name) for pod in world.ours() if pod != gateway and world.allowed(pod, gateway, 50051)
     }
-    regions = {(f"carbon-{overlay.name}", "ingest") for overlay in overlays()}
-    assert admitted == {("carbon-national", "ops-api"), *regions}, "ingest claims activities (docs/adr/0413)"
+    regions = {(f"carbon-{overlay.name}", kind) for overlay in overlays() for kind in ("ingest", "identity")}
+    # ingest claims activities (docs/adr/0413); identity asks about a guardian of another region (docs/adr/0209)
+    assert admitted == {("carbon-national", "ops-api"), *regions}
 
 
 def test_only_pgbouncer_reaches_postgresql_and_every_database_user_reaches_only_its_own_pgbouncer() -> None:

@@ -56,7 +56,13 @@ from tests.service_identities import TRUST
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = Path(__file__).with_name("ledger_double.py")
 START_DEADLINE_S = 90
-KEYS = {"zj": "zj-platform-key", "bj": "bj-platform-key", "ops": "ops-key", "bj-alipay": "bj-alipay-key"}
+KEYS = {
+    "zj": "zj-platform-key",
+    "bj": "bj-platform-key",
+    "ops": "ops-key",
+    "bj-alipay": "bj-alipay-key",
+    "alipay": "alipay-national-key",
+}
 NATIONAL_KEY = b"n" * 32
 
 
@@ -179,6 +185,13 @@ class Federation:
                             "key_sha256": key_digest_hex(KEYS["bj-alipay"]),
                         },
                         {
+                            "id": "alipay",
+                            "regions": ["*"],
+                            "role": "platform",
+                            "platform": "alipay",
+                            "keys": [{"sha256": key_digest_hex(KEYS["alipay"])}],
+                        },
+                        {
                             "id": "ops",
                             "region": "000000",
                             "role": "operator",
@@ -192,8 +205,10 @@ class Federation:
 
     # --- processes ---
     def start_identity(self, code: str) -> None:
+        # Identity judges a guardian of another region through the gateway (ADR 0209).
+        gateway = {"CARBON_GATEWAY_ADDRESS": f"127.0.0.1:{self.gateway_port}"}
         settings = TRUST.server(
-            Settings(service="identity_svc", region_code=code, port=self.identity_ports.get(code, 0))
+            Settings(service="identity_svc", region_code=code, port=self.identity_ports.get(code, 0), extra=gateway)
         )
         engine = make_engine(f"sqlite:///{self.root / f'identity-{code}.db'}")
         migrate("identity_svc", engine)

@@ -18,7 +18,9 @@ from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2 as gw
 from carbon.identity.v1 import identity_service_pb2 as idpb
 from carbon.ingest.v1 import ingest_service_pb2 as ipb
+from gateway.service.personal_data_export import document_chunks
 from service_kit.partner_signing import sign_request
+from service_kit.status import error_details
 from service_kit.wire import to_timestamp
 from tests.gateway.conftest import start_inprocess_gateway
 from tests.gateway.federation import Federation, id_number, metadata, refusal, wait_for
@@ -137,3 +139,40 @@ def test_only_the_persons_own_platform_or_an_operator_may_export(fed: Federation
     elsewhere = refusal(lambda: fed.gateway().ExportPersonalData(request, metadata=metadata("zj"), timeout=30))
     assert elsewhere[:2] == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_REGION_MISMATCH")
     assert export(fed, bj, caller="ops")["account_number"] == bj
+
+
+def test_a_home_region_that_does_not_answer_is_unavailable_naming_it_with_retry_advice(fed: Federation) -> None:
+    account = fed.open_account("110000")
+    fed.kill_ledger("110000")
+    with pytest.raises(grpc.RpcError) as caught:
+        export(fed, account)
+    details = error_details(caught.value)
+    assert (details.code, details.reason, details.metadata["region"]) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "REGION_UNAVAILABLE",
+        "110000",
+    )
+    assert details.retry_delay is not None and details.retry_delay.total_seconds() > 0
+
+
+def test_the_streamed_export_is_the_same_document_in_pieces(fed: Federation) -> None:
+    account = fed.open_account("110000")
+    pieces = list(
+        fed.gateway().StreamPersonalData(
+            gw.StreamPersonalDataRequest(account_number=account), metadata=metadata("bj-alipay"), timeout=30
+        )
+    )
+    assert [piece.last for piece in pieces] == [False] * (len(pieces) - 1) + [True]
+    document = b"".join(piece.chunk for piece in pieces)
+    assert pieces[-1].total_bytes == len(document)
+    streamed = json.loads(document)
+    unary = export(fed, account)
+    assert {**streamed, "exported_at": ""} == {**unary, "exported_at": ""}
+    jsonschema.validate(streamed, SCHEMA)
+
+
+def test_a_document_is_cut_into_pieces_of_at_most_the_chunk_size() -> None:
+    pieces = list(document_chunks(b"abcdefg", size=3))
+    assert pieces == [(b"abc", False, 0), (b"def", False, 0), (b"g", True, 7)]
+    assert list(document_chunks(b"abcdef", size=3))[-1] == (b"def", True, 6)
+    assert list(document_chunks(b"", size=3)) == [(b"", True, 0)]

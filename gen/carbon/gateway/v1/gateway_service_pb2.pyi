@@ -1244,3 +1244,111 @@ class ExportPersonalDataResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportPersonalDataResponse: _TypeAlias = ExportPersonalDataResponse  # noqa: Y015
+
+@_typing.final
+class StreamPersonalDataRequest(_message.Message):
+    """Whose data to stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    account_number: _builtins.str
+    """Required. 16-digit account number with a valid check digit (else INVALID_ACCOUNT_NUMBER)."""
+    def __init__(
+        self,
+        *,
+        account_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamPersonalDataRequest: _TypeAlias = StreamPersonalDataRequest  # noqa: Y015
+
+@_typing.final
+class StreamPersonalDataResponse(_message.Message):
+    """One piece of the export document."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """The next bytes of the UTF-8 JSON document (at most 1 MiB; a piece may end inside a multi-byte character)."""
+    last: _builtins.bool
+    """True on the last piece."""
+    total_bytes: _builtins.int
+    """On the last piece: the document's size in bytes (the sum of the chunks' lengths); 0 before."""
+    def __init__(
+        self,
+        *,
+        chunk: _builtins.bytes = ...,
+        last: _builtins.bool = ...,
+        total_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "last", b"last", "total_bytes", b"total_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamPersonalDataResponse: _TypeAlias = StreamPersonalDataResponse  # noqa: Y015
+
+@_typing.final
+class CheckGuardianRequest(_message.Message):
+    """The guardian to judge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GUARDIAN_ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    guardian_account_number: _builtins.str
+    """Required. The guardian's account, 16 digits; its home region answers."""
+    platform: _builtins.str
+    """Optional. The channel platform the caller says speaks for the guardian, 1-64 characters; "" at a counter."""
+    def __init__(
+        self,
+        *,
+        guardian_account_number: _builtins.str = ...,
+        platform: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["guardian_account_number", b"guardian_account_number", "platform", b"platform"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckGuardianRequest: _TypeAlias = CheckGuardianRequest  # noqa: Y015
+
+@_typing.final
+class CheckGuardianResponse(_message.Message):
+    """The guardian's home region's judgement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STANDING_FIELD_NUMBER: _builtins.int
+    PLATFORM_BOUND_FIELD_NUMBER: _builtins.int
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    standing: _identity_service_pb2.GuardianStanding.ValueType
+    """ELIGIBLE, or what rules the account out (see carbon.identity.v1.GuardianStanding)."""
+    platform_bound: _builtins.bool
+    """True when `platform` was set and holds a binding on the guardian's account."""
+    region_code: _builtins.str
+    """The guardian's home region that answered."""
+    def __init__(
+        self,
+        *,
+        standing: _identity_service_pb2.GuardianStanding.ValueType = ...,
+        platform_bound: _builtins.bool = ...,
+        region_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["platform_bound", b"platform_bound", "region_code", b"region_code", "standing", b"standing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckGuardianResponse: _TypeAlias = CheckGuardianResponse  # noqa: Y015

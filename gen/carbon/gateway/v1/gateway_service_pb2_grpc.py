@@ -131,6 +131,16 @@ class GatewayServiceStub:
                 request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataRequest.SerializeToString,
                 response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataResponse.FromString,
                 _registered_method=True)
+        self.StreamPersonalData = channel.unary_stream(
+                '/carbon.gateway.v1.GatewayService/StreamPersonalData',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.StreamPersonalDataRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.StreamPersonalDataResponse.FromString,
+                _registered_method=True)
+        self.CheckGuardian = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/CheckGuardian',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.CheckGuardianRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.CheckGuardianResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -344,6 +354,35 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamPersonalData(self, request, context):
+        """The same document as ExportPersonalData, in pieces: for a person whose export may not fit one gRPC message (32
+        MiB). The pieces' `chunk`s, concatenated in order, are the UTF-8 JSON document; each is at most 1 MiB; the last
+        piece has `last` set and the document's total size. The document is assembled before the first piece is sent, so
+        a region that does not answer fails the call before any piece (nothing partial to discard).
+        Idempotency: read-only.
+        Errors: as ExportPersonalData.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckGuardian(self, request, context):
+        """Judges a guardian whose account is in another region, for a region's identity service opening or changing the
+        consents of a child's account there (PIPL art. 31; ADR 0209): the gateway routes by the account number to the
+        guardian's home region and passes on its IdentityService.GetGuardianStanding answer (exists, open, verified,
+        18 or over; whether the acting platform is bound). No ID number or phone number crosses regions, only the answer.
+        Internal: only a region's identity service identity may call it (service token or mTLS, docs/access.md), never
+        an external caller.
+        Idempotency: read-only.
+        Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+        (guardian_account_number not a valid account number, platform too long); FAILED_PRECONDITION
+        REGION_NOT_FEDERATED; UNAVAILABLE REGION_UNAVAILABLE (metadata region: the guardian's home region did not
+        answer; retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -406,6 +445,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ExportPersonalData,
                     request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataRequest.FromString,
                     response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataResponse.SerializeToString,
+            ),
+            'StreamPersonalData': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamPersonalData,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.StreamPersonalDataRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.StreamPersonalDataResponse.SerializeToString,
+            ),
+            'CheckGuardian': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckGuardian,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.CheckGuardianRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.CheckGuardianResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -769,6 +818,60 @@ class GatewayService:
             '/carbon.gateway.v1.GatewayService/ExportPersonalData',
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataRequest.SerializeToString,
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ExportPersonalDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamPersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/StreamPersonalData',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.StreamPersonalDataRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.StreamPersonalDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckGuardian(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/CheckGuardian',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.CheckGuardianRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.CheckGuardianResponse.FromString,
             options,
             channel_credentials,
             insecure,

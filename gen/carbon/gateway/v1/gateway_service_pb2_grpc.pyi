@@ -193,6 +193,27 @@ class GatewayServiceStub:
     Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
     PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
     """
+    StreamPersonalData: _grpc.UnaryStreamMultiCallable[_gateway_service_pb2.StreamPersonalDataRequest, _gateway_service_pb2.StreamPersonalDataResponse]
+    """The same document as ExportPersonalData, in pieces: for a person whose export may not fit one gRPC message (32
+    MiB). The pieces' `chunk`s, concatenated in order, are the UTF-8 JSON document; each is at most 1 MiB; the last
+    piece has `last` set and the document's total size. The document is assembled before the first piece is sent, so
+    a region that does not answer fails the call before any piece (nothing partial to discard).
+    Idempotency: read-only.
+    Errors: as ExportPersonalData.
+    """
+    CheckGuardian: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.CheckGuardianRequest, _gateway_service_pb2.CheckGuardianResponse]
+    """Judges a guardian whose account is in another region, for a region's identity service opening or changing the
+    consents of a child's account there (PIPL art. 31; ADR 0209): the gateway routes by the account number to the
+    guardian's home region and passes on its IdentityService.GetGuardianStanding answer (exists, open, verified,
+    18 or over; whether the acting platform is bound). No ID number or phone number crosses regions, only the answer.
+    Internal: only a region's identity service identity may call it (service token or mTLS, docs/access.md), never
+    an external caller.
+    Idempotency: read-only.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+    (guardian_account_number not a valid account number, platform too long); FAILED_PRECONDITION
+    REGION_NOT_FEDERATED; UNAVAILABLE REGION_UNAVAILABLE (metadata region: the guardian's home region did not
+    answer; retry).
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -358,6 +379,27 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Idempotency: read-only.
     Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
     PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
+    """
+    StreamPersonalData: _aio.UnaryStreamMultiCallable[_gateway_service_pb2.StreamPersonalDataRequest, _gateway_service_pb2.StreamPersonalDataResponse]  # type: ignore[assignment]
+    """The same document as ExportPersonalData, in pieces: for a person whose export may not fit one gRPC message (32
+    MiB). The pieces' `chunk`s, concatenated in order, are the UTF-8 JSON document; each is at most 1 MiB; the last
+    piece has `last` set and the document's total size. The document is assembled before the first piece is sent, so
+    a region that does not answer fails the call before any piece (nothing partial to discard).
+    Idempotency: read-only.
+    Errors: as ExportPersonalData.
+    """
+    CheckGuardian: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.CheckGuardianRequest, _gateway_service_pb2.CheckGuardianResponse]  # type: ignore[assignment]
+    """Judges a guardian whose account is in another region, for a region's identity service opening or changing the
+    consents of a child's account there (PIPL art. 31; ADR 0209): the gateway routes by the account number to the
+    guardian's home region and passes on its IdentityService.GetGuardianStanding answer (exists, open, verified,
+    18 or over; whether the acting platform is bound). No ID number or phone number crosses regions, only the answer.
+    Internal: only a region's identity service identity may call it (service token or mTLS, docs/access.md), never
+    an external caller.
+    Idempotency: read-only.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+    (guardian_account_number not a valid account number, platform too long); FAILED_PRECONDITION
+    REGION_NOT_FEDERATED; UNAVAILABLE REGION_UNAVAILABLE (metadata region: the guardian's home region did not
+    answer; retry).
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -593,6 +635,39 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: the front door's and the account's (account_number); NOT_FOUND UNKNOWN_ACCOUNT; PERMISSION_DENIED
         PLATFORM_NOT_BOUND (a platform caller without a binding on the account); UNAVAILABLE REGION_UNAVAILABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamPersonalData(
+        self,
+        request: _gateway_service_pb2.StreamPersonalDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_gateway_service_pb2.StreamPersonalDataResponse], _abc.AsyncIterator[_gateway_service_pb2.StreamPersonalDataResponse]]:
+        """The same document as ExportPersonalData, in pieces: for a person whose export may not fit one gRPC message (32
+        MiB). The pieces' `chunk`s, concatenated in order, are the UTF-8 JSON document; each is at most 1 MiB; the last
+        piece has `last` set and the document's total size. The document is assembled before the first piece is sent, so
+        a region that does not answer fails the call before any piece (nothing partial to discard).
+        Idempotency: read-only.
+        Errors: as ExportPersonalData.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckGuardian(
+        self,
+        request: _gateway_service_pb2.CheckGuardianRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.CheckGuardianResponse, _abc.Awaitable[_gateway_service_pb2.CheckGuardianResponse]]:
+        """Judges a guardian whose account is in another region, for a region's identity service opening or changing the
+        consents of a child's account there (PIPL art. 31; ADR 0209): the gateway routes by the account number to the
+        guardian's home region and passes on its IdentityService.GetGuardianStanding answer (exists, open, verified,
+        18 or over; whether the acting platform is bound). No ID number or phone number crosses regions, only the answer.
+        Internal: only a region's identity service identity may call it (service token or mTLS, docs/access.md), never
+        an external caller.
+        Idempotency: read-only.
+        Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+        (guardian_account_number not a valid account number, platform too long); FAILED_PRECONDITION
+        REGION_NOT_FEDERATED; UNAVAILABLE REGION_UNAVAILABLE (metadata region: the guardian's home region did not
+        answer; retry).
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

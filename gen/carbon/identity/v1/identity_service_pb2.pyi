@@ -21,6 +21,42 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _GuardianStanding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GuardianStandingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GuardianStanding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GUARDIAN_STANDING_UNSPECIFIED: _GuardianStanding.ValueType  # 0
+    """Not a standing; never returned."""
+    GUARDIAN_STANDING_ELIGIBLE: _GuardianStanding.ValueType  # 1
+    """An open account, real-name verified, whose holder is 18 or over."""
+    GUARDIAN_STANDING_UNKNOWN_ACCOUNT: _GuardianStanding.ValueType  # 2
+    """No account with that number in its home region."""
+    GUARDIAN_STANDING_ACCOUNT_CLOSED: _GuardianStanding.ValueType  # 3
+    """The account is closed or being closed."""
+    GUARDIAN_STANDING_NOT_VERIFIED: _GuardianStanding.ValueType  # 4
+    """The account holds no real-name record to judge the holder's age by."""
+    GUARDIAN_STANDING_NOT_ADULT: _GuardianStanding.ValueType  # 5
+    """The holder is under 18."""
+
+class GuardianStanding(_GuardianStanding, metaclass=_GuardianStandingEnumTypeWrapper):
+    """Whether an account may act as a guardian, as its home region judges it (ADR 0209)."""
+
+GUARDIAN_STANDING_UNSPECIFIED: GuardianStanding.ValueType  # 0
+"""Not a standing; never returned."""
+GUARDIAN_STANDING_ELIGIBLE: GuardianStanding.ValueType  # 1
+"""An open account, real-name verified, whose holder is 18 or over."""
+GUARDIAN_STANDING_UNKNOWN_ACCOUNT: GuardianStanding.ValueType  # 2
+"""No account with that number in its home region."""
+GUARDIAN_STANDING_ACCOUNT_CLOSED: GuardianStanding.ValueType  # 3
+"""The account is closed or being closed."""
+GUARDIAN_STANDING_NOT_VERIFIED: GuardianStanding.ValueType  # 4
+"""The account holds no real-name record to judge the holder's age by."""
+GUARDIAN_STANDING_NOT_ADULT: GuardianStanding.ValueType  # 5
+"""The holder is under 18."""
+Global___GuardianStanding: _TypeAlias = GuardianStanding  # noqa: Y015
+
 class _AccountState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -210,6 +246,186 @@ REMINDER_DELIVERY_STATE_SKIPPED: ReminderDeliveryState.ValueType  # 4
 Global___ReminderDeliveryState: _TypeAlias = ReminderDeliveryState  # noqa: Y015
 
 @_typing.final
+class ListJobRunsRequest(_message.Message):
+    """Which runs to list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    """Optional. The job, "guardian_hand_over" (the default when empty)."""
+    limit: _builtins.int
+    """Optional. At most this many runs: 0 means 20; at most 200."""
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobRunsRequest: _TypeAlias = ListJobRunsRequest  # noqa: Y015
+
+@_typing.final
+class JobRun(_message.Message):
+    """One run of a scheduled job: one per job and China day."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    """The job, e.g. "guardian_hand_over"."""
+    period: _builtins.str
+    """The China day it covers, YYYY-MM-DD."""
+    state: _builtins.str
+    """RUNNING (started, or left by a leader that died: the next leader resumes it), DONE, or FAILED (retried after 5
+    minutes).
+    """
+    items: _builtins.int
+    """Accounts handled (hand-overs recorded), counted as the batches committed."""
+    attempts: _builtins.int
+    """Attempts so far (a resumed or retried run counts one more)."""
+    holder: _builtins.str
+    """The replica that last worked on it (host:pid:suffix)."""
+    error: _builtins.str
+    """Why the last attempt failed; empty otherwise."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the first attempt started."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last moved (a batch counted, a state change)."""
+
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ended (DONE or FAILED); unset while RUNNING."""
+
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        period: _builtins.str = ...,
+        state: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        items: _builtins.int = ...,
+        attempts: _builtins.int = ...,
+        holder: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error", b"error", "finished_at", b"finished_at", "holder", b"holder", "items", b"items", "job", b"job", "period", b"period", "started_at", b"started_at", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobRun: _TypeAlias = JobRun  # noqa: Y015
+
+@_typing.final
+class ListJobRunsResponse(_message.Message):
+    """The runs and the leader."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    leader: _builtins.str
+    """The replica holding the scheduler lease; empty when no replica leads (the lease expired)."""
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobRun]:
+        """Most recent day first."""
+
+    @_builtins.property
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the leader's lease expires unless renewed; unset when no replica leads."""
+
+    def __init__(
+        self,
+        *,
+        runs: _abc.Iterable[Global___JobRun] | None = ...,
+        leader: _builtins.str = ...,
+        lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader", "lease_expires_at", b"lease_expires_at", "runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobRunsResponse: _TypeAlias = ListJobRunsResponse  # noqa: Y015
+
+@_typing.final
+class GetGuardianStandingRequest(_message.Message):
+    """Which account to judge as a guardian."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    account_number: _builtins.str
+    """Required. The would-be guardian's account, 16 digits, of this region."""
+    platform: _builtins.str
+    """Optional. The channel platform that says it speaks for the guardian (e.g. "alipay"), 1-64 characters; "" when
+    the guardian acts at a counter. Answered in platform_bound.
+    """
+    def __init__(
+        self,
+        *,
+        account_number: _builtins.str = ...,
+        platform: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "platform", b"platform"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGuardianStandingRequest: _TypeAlias = GetGuardianStandingRequest  # noqa: Y015
+
+@_typing.final
+class GetGuardianStandingResponse(_message.Message):
+    """The judgement; nothing else about the account or its holder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STANDING_FIELD_NUMBER: _builtins.int
+    PLATFORM_BOUND_FIELD_NUMBER: _builtins.int
+    standing: Global___GuardianStanding.ValueType
+    """ELIGIBLE, or the first thing that rules the account out."""
+    platform_bound: _builtins.bool
+    """True when `platform` was set and holds a binding on the account (the guardian is a user of that platform)."""
+    def __init__(
+        self,
+        *,
+        standing: Global___GuardianStanding.ValueType = ...,
+        platform_bound: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["platform_bound", b"platform_bound", "standing", b"standing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGuardianStandingResponse: _TypeAlias = GetGuardianStandingResponse  # noqa: Y015
+
+@_typing.final
 class Account(_message.Message):
     """An account as shown outside identity_svc: personal data masked."""
 
@@ -340,8 +556,10 @@ class OpenAccountRequest(_message.Message):
     """
     guardian_account_number: _builtins.str
     """Required when the person is under 14 on today's China date (else FAILED_PRECONDITION GUARDIAN_REQUIRED), refused
-    otherwise (INVALID_ARGUMENT): the guardian's account, 16 digits, an open account of this region whose holder is 18
-    or over (else FAILED_PRECONDITION GUARDIAN_NOT_ELIGIBLE; a guardian in another region is not accepted yet). The
+    otherwise (INVALID_ARGUMENT): the guardian's account, 16 digits, an open, verified account of any region whose holder is 18
+    or over (else FAILED_PRECONDITION GUARDIAN_NOT_FOUND, GUARDIAN_NOT_ELIGIBLE with metadata standing and region; a
+    guardian of another region is judged by that region through the gateway, ADR 0209, and when it does not answer the
+    call is UNAVAILABLE GUARDIAN_REGION_UNAVAILABLE, metadata region: retry, nothing was recorded). The
     guardian must be the one asking: the gateway speaking for a platform that holds a binding on the guardian's
     account, or the ops API at a counter where the guardian is present (else PERMISSION_DENIED GUARDIAN_NOT_ACTING).
     On a minor who already has an account it must be the guardian on record (else GUARDIAN_NOT_ELIGIBLE).

@@ -28,8 +28,8 @@ if _version_not_supported:
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
@@ -137,13 +137,23 @@ class IdentityServiceStub:
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordRequest.SerializeToString,
                 response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordResponse.FromString,
                 _registered_method=True)
+        self.GetGuardianStanding = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/GetGuardianStanding',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingResponse.FromString,
+                _registered_method=True)
+        self.ListJobRuns = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/ListJobRuns',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
@@ -397,6 +407,31 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGuardianStanding(self, request, context):
+        """Whether an account of this region may be the guardian of a child whose account another region opens (ADR 0209):
+        it exists, is open, holds its real-name record (verified at opening) and its holder is 18 or over today (China
+        Standard Time), and, when `platform` is set, whether that channel platform holds a binding on it. Only the answer
+        leaves the region: never the ID number, the phone number, the name or the birth date. Internal: only the national
+        gateway may call it, for its own GatewayService.CheckGuardian; the gateway does not serve it to external callers.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER, field account_number; platform longer than 64 characters).
+        An unknown or closed account is an answer (standing), not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobRuns(self, request, context):
+        """The runs of identity's scheduled jobs, most recent day first, and which replica leads (ADR 0210). The one job is
+        "guardian_hand_over": after 00:05 China time each day, the leader records the hand-over of every account whose
+        holder turned 14. For operators (the ops API).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (job not empty or guardian_hand_over; limit outside 0-200).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -495,6 +530,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordRequest.FromString,
                     response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordResponse.SerializeToString,
             ),
+            'GetGuardianStanding': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGuardianStanding,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingResponse.SerializeToString,
+            ),
+            'ListJobRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobRuns,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'carbon.identity.v1.IdentityService', rpc_method_handlers)
@@ -506,8 +551,8 @@ def add_IdentityServiceServicer_to_server(servicer, server):
 class IdentityService:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
@@ -1017,6 +1062,60 @@ class IdentityService:
             '/carbon.identity.v1.IdentityService/CorrectRealNameRecord',
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordRequest.SerializeToString,
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.CorrectRealNameRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGuardianStanding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/GetGuardianStanding',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.GetGuardianStandingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/ListJobRuns',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.ListJobRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

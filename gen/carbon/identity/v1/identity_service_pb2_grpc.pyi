@@ -29,8 +29,8 @@ GRPC_VERSION: str
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
@@ -212,13 +212,30 @@ class IdentityServiceStub:
     FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
     PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
     """
+    GetGuardianStanding: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetGuardianStandingRequest, _identity_service_pb2.GetGuardianStandingResponse]
+    """Whether an account of this region may be the guardian of a child whose account another region opens (ADR 0209):
+    it exists, is open, holds its real-name record (verified at opening) and its holder is 18 or over today (China
+    Standard Time), and, when `platform` is set, whether that channel platform holds a binding on it. Only the answer
+    leaves the region: never the ID number, the phone number, the name or the birth date. Internal: only the national
+    gateway may call it, for its own GatewayService.CheckGuardian; the gateway does not serve it to external callers.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER, field account_number; platform longer than 64 characters).
+    An unknown or closed account is an answer (standing), not an error.
+    """
+    ListJobRuns: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListJobRunsRequest, _identity_service_pb2.ListJobRunsResponse]
+    """The runs of identity's scheduled jobs, most recent day first, and which replica leads (ADR 0210). The one job is
+    "guardian_hand_over": after 00:05 China time each day, the leader records the hand-over of every account whose
+    holder turned 14. For operators (the ops API).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (job not empty or guardian_hand_over; limit outside 0-200).
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
@@ -397,12 +414,29 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
     PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
     """
+    GetGuardianStanding: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetGuardianStandingRequest, _identity_service_pb2.GetGuardianStandingResponse]  # type: ignore[assignment]
+    """Whether an account of this region may be the guardian of a child whose account another region opens (ADR 0209):
+    it exists, is open, holds its real-name record (verified at opening) and its holder is 18 or over today (China
+    Standard Time), and, when `platform` is set, whether that channel platform holds a binding on it. Only the answer
+    leaves the region: never the ID number, the phone number, the name or the birth date. Internal: only the national
+    gateway may call it, for its own GatewayService.CheckGuardian; the gateway does not serve it to external callers.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER, field account_number; platform longer than 64 characters).
+    An unknown or closed account is an answer (standing), not an error.
+    """
+    ListJobRuns: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListJobRunsRequest, _identity_service_pb2.ListJobRunsResponse]  # type: ignore[assignment]
+    """The runs of identity's scheduled jobs, most recent day first, and which replica leads (ADR 0210). The one job is
+    "guardian_hand_over": after 00:05 China time each day, the leader records the hand-over of every account whose
+    holder turned 14. For operators (the ops API).
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (job not empty or guardian_hand_over; limit outside 0-200).
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents and CheckConsentColumns, which are
-    called inside the regional platform (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
+    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
     CALLER_NOT_ALLOWED).
@@ -692,6 +726,35 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ID_NUMBER, INVALID_NAME, INVALID_PHONE_NUMBER); ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED; NOT_FOUND UNKNOWN_ACCOUNT;
         FAILED_PRECONDITION ACCOUNT_CLOSED, REVERIFICATION_FAILED (the ID number is not the record's: nothing changes);
         PERMISSION_DENIED PLATFORM_NOT_BOUND, CALLER_CANNOT_AUTHORIZE (as IssueResidentAuthorization).
+        """
+
+    @_abc_1.abstractmethod
+    def GetGuardianStanding(
+        self,
+        request: _identity_service_pb2.GetGuardianStandingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.GetGuardianStandingResponse, _abc.Awaitable[_identity_service_pb2.GetGuardianStandingResponse]]:
+        """Whether an account of this region may be the guardian of a child whose account another region opens (ADR 0209):
+        it exists, is open, holds its real-name record (verified at opening) and its holder is 18 or over today (China
+        Standard Time), and, when `platform` is set, whether that channel platform holds a binding on it. Only the answer
+        leaves the region: never the ID number, the phone number, the name or the birth date. Internal: only the national
+        gateway may call it, for its own GatewayService.CheckGuardian; the gateway does not serve it to external callers.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER, field account_number; platform longer than 64 characters).
+        An unknown or closed account is an answer (standing), not an error.
+        """
+
+    @_abc_1.abstractmethod
+    def ListJobRuns(
+        self,
+        request: _identity_service_pb2.ListJobRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.ListJobRunsResponse, _abc.Awaitable[_identity_service_pb2.ListJobRunsResponse]]:
+        """The runs of identity's scheduled jobs, most recent day first, and which replica leads (ADR 0210). The one job is
+        "guardian_hand_over": after 00:05 China time each day, the leader records the hand-over of every account whose
+        holder turned 14. For operators (the ops API).
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (job not empty or guardian_hand_over; limit outside 0-200).
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
