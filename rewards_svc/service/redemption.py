@@ -404,8 +404,9 @@ class Redemptions:
         log.info("redemption unwound", extra={"redemption_id": redemption_id, "reason": reason})
 
     def release_orphaned_holds(self, limit: int) -> int:
-        """Releases the holds that landed after their redemption was unwound; stops watching those seen finished
-        and those watched past the hold's timeout (the ledger expires them). Raises LedgerUnavailable."""
+        """Releases the holds that landed after their redemption was unwound (refunds those that committed as they
+        landed, ADR 0303), and counts both; stops watching those seen finished and those watched past the hold's
+        timeout (the ledger expires them). Raises LedgerUnavailable."""
         with self._engine.connect() as connection:
             watched = store.redemptions.watched_holds(connection, limit)
         released = 0
@@ -421,7 +422,9 @@ class Redemptions:
             elif hold is not None and hold.state == HoldState.COMMITTED:
                 if not item.hold_commit_account:
                     log.error("hold of a failed redemption committed", extra={"redemption_id": item.redemption_id})
-                elif not self._refund_late_commit(item):
+                elif self._refund_late_commit(item):
+                    released += 1
+                else:
                     continue  # refused for now: read it again next pass
             elif hold is None and self._clock() < item.until:
                 continue
