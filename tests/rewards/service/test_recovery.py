@@ -35,14 +35,13 @@ def test_a_stale_no_hold_reading_never_unwinds_a_redemption_whose_vouchers_are_i
     # A retry's resolve read "no hold" just before the first attempt's Hold landed; the first attempt then issued
     # the vouchers and is about to commit. Unwinding now would cancel the vouchers of points about to be taken.
     # (Two-step rows: those written before holds committed at once, or with the setting off.)
-    two_step = {"CARBON_REDEEM_COMMIT_AT_ONCE": "0"}
     account = funded(ledger, "310000", 7200)
     with pytest.raises(Crash):
-        make_service(crash_at("after_vouchers"), **two_step).redemptions.redeem(
+        make_service(crash_at("after_vouchers"), CARBON_REDEEM_COMMIT_AT_ONCE="0").redemptions.redeem(
             "r1", account, "shanghai-health-check", 1, "310000"
         )
     clock.advance(seconds=DEFAULT_HOLD_RETRY_WINDOW_S)  # past the window in which the Hold would be sent again
-    restarted = make_service(**two_step)
+    restarted = make_service(CARBON_REDEEM_COMMIT_AT_ONCE="0")
     pending = restarted.redemptions.find(request_id="r1")
     assert pending is not None and pending.state == RedemptionState.PENDING
     ledger.stale_once.add(pending.hold_id)
