@@ -1,7 +1,9 @@
 """Benchmark (b): hold+commit pairs through the real gRPC API with 32 concurrent clients (pairs/s, p50, p99), beside
 the baseline: the same number of single-row UPDATE transactions (one per pair) at the same concurrency on the same
-PostgreSQL in the same run (bench_baseline_support.py). Last line: one JSON object; `ratio` = pairs/s ÷ baseline
-transactions/s (higher is better)."""
+PostgreSQL in the same run (bench_baseline_support.py). Two ways on the same server: Hold then CommitHold (two calls,
+two transactions), and one Hold with commit_to_account (one call, one transaction; ADR 0122). Last line: one JSON
+object; `ratio` = two-call pairs/s ÷ baseline transactions/s, `ratio_at_once` the same for one-call pairs (higher is
+better)."""
 
 from __future__ import annotations
 
@@ -39,7 +41,10 @@ SERVER_THREADS = 16
 _OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
 
-def bench_pairs(url: str) -> tuple[float, float, float]:
+Figures = tuple[float, float, float]
+
+
+def bench_pairs(url: str) -> tuple[Figures, Figures]:
     with (
         ledger_process(url, max_workers=SERVER_THREADS, processes=SERVER_PROCESSES) as ledger,
         bench_trust_support.channel(ledger.address, INGEST) as channel,  # the seed is earned points
@@ -51,7 +56,7 @@ def bench_pairs(url: str) -> tuple[float, float, float]:
                         transfer_id=f"seed-{c}",
                         debit_account="system:issuance",
                         credit_account=account_number(c + 1),
-                        amount_points=10 * PAIRS_PER_CLIENT,
+                        amount_points=2 * 10 * PAIRS_PER_CLIENT,  # both ways
                         code=pb.TRANSFER_CODE_EARN,
                     )
                     for c in range(CLIENTS)
@@ -59,34 +64,46 @@ def bench_pairs(url: str) -> tuple[float, float, float]:
             ),
             timeout=60,
         )
-        latencies: list[float] = []
-        lock = threading.Lock()
+        return _timed_pairs(ledger.address, at_once=False), _timed_pairs(ledger.address, at_once=True)
 
-        def client(c: int) -> None:
-            own: list[float] = []
-            with bench_trust_support.channel(ledger.address, REWARDS, _OWN_CONNECTION) as own_channel:
-                pairs(c, ledger_service_pb2_grpc.LedgerServiceStub(own_channel), own)
-            with lock:
-                latencies.extend(own)
 
-        def pairs(c: int, stub: ledger_service_pb2_grpc.LedgerServiceStub, own: list[float]) -> None:
-            stub.GetBalance(pb.GetBalanceRequest(account=account_number(c + 1)), timeout=30)  # connected before timing
-            ready.wait()
-            for p in range(PAIRS_PER_CLIENT):
-                started = time.perf_counter()
-                hold_id = f"h-{c}-{p}"
-                stub.Hold(pb.HoldRequest(hold_id=hold_id, account=account_number(c + 1), amount_points=10), timeout=30)
-                stub.CommitHold(pb.CommitHoldRequest(hold_id=hold_id, credit_account="system:redemption"), timeout=30)
-                own.append(time.perf_counter() - started)
+def _timed_pairs(address: str, *, at_once: bool) -> tuple[float, float, float]:
+    """Pairs/s, p50 and p99 (ms) of PAIRS_PER_CLIENT pairs per client, sent as two calls or as one."""
+    latencies: list[float] = []
+    lock = threading.Lock()
 
-        ready = threading.Barrier(CLIENTS + 1, timeout=60)
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            running = [pool.submit(client, c) for c in range(CLIENTS)]
-            ready.wait()
+    def client(c: int) -> None:
+        own: list[float] = []
+        with bench_trust_support.channel(address, REWARDS, _OWN_CONNECTION) as own_channel:
+            pairs(c, ledger_service_pb2_grpc.LedgerServiceStub(own_channel), own)
+        with lock:
+            latencies.extend(own)
+
+    def pairs(c: int, stub: ledger_service_pb2_grpc.LedgerServiceStub, own: list[float]) -> None:
+        stub.GetBalance(pb.GetBalanceRequest(account=account_number(c + 1)), timeout=30)  # connected before timing
+        ready.wait()
+        for p in range(PAIRS_PER_CLIENT):
             started = time.perf_counter()
-            for future in running:
-                future.result()
-            elapsed = time.perf_counter() - started
+            hold_id = f"h-{c}-{p}-{'once' if at_once else 'two'}"
+            account = account_number(c + 1)
+            if at_once:
+                request = pb.HoldRequest(
+                    hold_id=hold_id, account=account, amount_points=10, commit_to_account="system:redemption"
+                )
+                stub.Hold(request, timeout=30)
+            else:
+                stub.Hold(pb.HoldRequest(hold_id=hold_id, account=account, amount_points=10), timeout=30)
+                stub.CommitHold(pb.CommitHoldRequest(hold_id=hold_id, credit_account="system:redemption"), timeout=30)
+            own.append(time.perf_counter() - started)
+
+    ready = threading.Barrier(CLIENTS + 1, timeout=60)
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        running = [pool.submit(client, c) for c in range(CLIENTS)]
+        ready.wait()
+        started = time.perf_counter()
+        for future in running:
+            future.result()
+        elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
 
 
@@ -94,16 +111,24 @@ def main() -> None:
     assert database_url()
     with private_schema("bench_holds") as url:
         updates = single_row_updates_per_s(url, CLIENTS, PAIRS_PER_CLIENT)
-        pairs, p50_ms, p99_ms = bench_pairs(url)
+        (pairs, p50_ms, p99_ms), (once, once_p50_ms, once_p99_ms) = bench_pairs(url)
     print(f"psycopg single-row update transactions ({CLIENTS} clients): {updates:,.0f} tx/s")
     print(f"hold+commit pairs ({CLIENTS} clients): {pairs:,.0f} pairs/s, p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms")
+    print(
+        f"hold+commit in one call ({CLIENTS} clients): {once:,.0f} pairs/s, p50 {once_p50_ms:.1f} ms,"
+        f" p99 {once_p99_ms:.1f} ms"
+    )
     figures = {
         "bench": "ledger_holds",
         "pairs_per_s": round(pairs),
         "p50_ms": round(p50_ms, 1),
         "p99_ms": round(p99_ms, 1),
+        "at_once_pairs_per_s": round(once),
+        "at_once_p50_ms": round(once_p50_ms, 1),
+        "at_once_p99_ms": round(once_p99_ms, 1),
     }
-    print(json.dumps({**figures, "baseline_update_tx_per_s": round(updates), "ratio": round(pairs / updates, 3)}))
+    ratios = {"ratio": round(pairs / updates, 3), "ratio_at_once": round(once / updates, 3)}
+    print(json.dumps({**figures, "baseline_update_tx_per_s": round(updates), **ratios}))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ baseline, measured on the same server in the same run after the services stopped
 transactions/s at the same concurrency (bench_baseline_support.py). The last line is one JSON object; "ratio" is
 redemptions/s ÷ pgbench TPS (higher is better; issue 19 asks for 0.2).
 
+BENCH_REWARDS_MODE picks the contention: `spread` (default: 256 accounts, one reward of unlimited stock), `hot-accounts`
+(8 accounts: many redemptions of one account at once, each a row lock in the ledger) or `hot-reward` (256 accounts,
+one reward whose stock is counted: every redemption takes from the same stock).
+
     CARBON_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python bench/bench_rewards.py
 """
 
@@ -39,7 +43,10 @@ from service_kit.logs import ready_address
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 32
 REDEMPTIONS = int(os.environ.get("BENCH_REDEMPTIONS", "3000"))
-ACCOUNTS = 256
+MODE = os.environ.get("BENCH_REWARDS_MODE", "spread")
+ACCOUNTS = 8 if MODE == "hot-accounts" else 256
+# A counted stock large enough for every redemption of the run (warm-up included).
+STOCK = REDEMPTIONS + 4 * CLIENTS if MODE == "hot-reward" else -1
 REGION = "330000"
 
 
@@ -138,7 +145,7 @@ def main() -> int:
         )  # fmt: skip
         item = pb.Reward(
             reward_id="bench-item", name_en="Bench item", category=pb.REWARD_CATEGORY_PRACTICAL, price_points=100,
-            provider="bench", stock=-1, voucher_lifetime_days=30,
+            provider="bench", stock=STOCK, voucher_lifetime_days=30,
         )  # fmt: skip
         rewards.CreateReward(pb.CreateRewardRequest(request_id="bench-create", reward=item), timeout=10)
 
@@ -178,13 +185,15 @@ def main() -> int:
         admin.dispose()
 
     print(f"baseline: pgbench simple-update, {CLIENTS} clients                {baseline:10,.0f} tps")
-    print(f"redemptions (rewards + ledger over gRPC), {CLIENTS} clients          {rate:10,.0f} /s")
+    print(f"redemptions (rewards + ledger over gRPC), {CLIENTS} clients, {MODE}  {rate:10,.0f} /s")
     print(f"redemption latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print("CPU per redemption: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms.items()))
     print(
         json.dumps(
             {
                 "bench": "rewards",
+                "mode": MODE,
+                "accounts": ACCOUNTS,
                 "clients": CLIENTS,
                 "redemptions": REDEMPTIONS,
                 "redemptions_per_s": round(rate, 1),

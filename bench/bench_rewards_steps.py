@@ -83,10 +83,12 @@ class TimedLedger:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def hold(self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str) -> HoldView:
+    def hold(
+        self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str, commit_to: str = ""
+    ) -> HoldView:
         self._steps.mark("rewards: before hold")
         try:
-            return self._inner.hold(hold_id, account, amount_points, timeout_s, reference)
+            return self._inner.hold(hold_id, account, amount_points, timeout_s, reference, commit_to)
         finally:
             self._steps.mark("ledger: Hold")
 

@@ -67,7 +67,14 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
 
     @idempotent
     def Hold(self, request: pb.HoldRequest, context: grpc.ServicerContext) -> pb.HoldResponse:
-        created = holds.hold(self._ctx, wire.hold_request(request))
+        hold_request = wire.hold_request(request)
+        if hold_request.commit_to_account:
+            committed, result = holds.hold_and_commit(self._ctx, hold_request)
+            self._metrics.posted([result])
+            return pb.HoldResponse(
+                hold=wire.hold_message(committed, self._ctx.now_us()), result=wire.result_message(result)
+            )
+        created = holds.hold(self._ctx, hold_request)
         return pb.HoldResponse(hold=wire.hold_message(created, self._ctx.now_us()))
 
     @idempotent

@@ -271,6 +271,7 @@ def hold_request(request: pb.HoldRequest) -> HoldRequest:
         code=int(request.code),
         reference=request.reference,
         metadata=tuple(sorted(request.metadata.items())),
+        commit_to_account=request.commit_to_account,
     )
 
 

@@ -100,7 +100,13 @@ class PostedTransfer:
 
 
 class Ledger(Protocol):
-    def hold(self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str) -> HoldView: ...
+    def hold(
+        self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str, commit_to: str = ""
+    ) -> HoldView:
+        """Holds the points; with `commit_to`, commits them whole to that account in the same call (an older ledger
+        ignores it and answers a PENDING hold)."""
+        ...
+
     def commit_hold(self, hold_id: str, credit_account: str) -> HoldView: ...
     def release_hold(self, hold_id: str) -> HoldView: ...
     def get_hold(self, hold_id: str) -> HoldView | None: ...
@@ -158,7 +164,9 @@ class GrpcLedger:
     def close(self) -> None:
         self._channel.close()
 
-    def hold(self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str) -> HoldView:
+    def hold(
+        self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str, commit_to: str = ""
+    ) -> HoldView:
         request = pb.HoldRequest(
             hold_id=hold_id,
             account=account,
@@ -166,6 +174,7 @@ class GrpcLedger:
             timeout=duration_pb2.Duration(seconds=timeout_s),
             code=pb.TRANSFER_CODE_REDEEM,
             reference=reference,
+            commit_to_account=commit_to,
         )
         try:
             return _view(self._stub.Hold(request, timeout=self._deadline_s).hold)

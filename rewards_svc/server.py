@@ -204,6 +204,8 @@ def build_services(
     hold_timeout_s = int(settings.extra.get("CARBON_HOLD_TIMEOUT_S", str(DEFAULT_HOLD_TIMEOUT_S)))
     region_code = settings.region_code
     retry_window_s = int(settings.extra.get("CARBON_HOLD_RETRY_WINDOW_S", str(DEFAULT_HOLD_RETRY_WINDOW_S)))
+    # "0" while some ledger of the region is older than HoldRequest.commit_to_account: Hold and CommitHold apart.
+    commit_at_once = settings.extra.get("CARBON_REDEEM_COMMIT_AT_ONCE", "1") != "0"
     redemptions = Redemptions(
         engine,
         ledger,
@@ -212,6 +214,7 @@ def build_services(
         hold_timeout_s=hold_timeout_s,
         hold_retry_window_s=retry_window_s,
         checkpoint=checkpoint,
+        commit_at_once=commit_at_once,
     )
     vouchers = Vouchers(engine, ledger, clock, checkpoint=checkpoint)
     charity = Charity(engine, ledger, region_code, clock)

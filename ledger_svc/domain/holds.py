@@ -80,6 +80,8 @@ class HoldRequest:
     code: int = 0  # 0: REDEEM
     reference: str = ""
     metadata: tuple[tuple[str, str], ...] = ()
+    # Not empty: the hold is committed, whole, to this account in the same transaction (ADR 0122).
+    commit_to_account: str = ""
 
     @property
     def effective_code(self) -> int:
@@ -100,6 +102,8 @@ class HoldRequest:
             self.reference,
             sorted(self.metadata),
         ]
+        if self.commit_to_account:  # only then: the fingerprints of plain holds stay what they were
+            body.append(["commit_to", self.commit_to_account])
         return fingerprint_of(body)
 
     def pending_hold(self, now_us: int) -> Hold:

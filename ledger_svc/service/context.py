@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ledger_svc.domain.time import DEFAULT_VALIDITY_MONTHS, to_us
-from ledger_svc.store.chain import seal
+from ledger_svc.store.chain import SEAL_BATCHES_PER_CALL, seal
 from service_kit.clock import Clock, system_clock
 from service_kit.settings import Settings, SettingsError
 
@@ -103,7 +103,8 @@ class LedgerContext:
             time.sleep(SEAL_DELAY_S)  # let a few more commits land: one sealing transaction for all of them
             self._sealer_wake.clear()
             try:
-                while self.seal_journal():
+                # A call that sealed fewer than its limit left nothing behind: no empty transaction to find that out.
+                while self.seal_journal() >= SEAL_BATCHES_PER_CALL:
                     pass
             except Exception as error:  # the next commit or VerifyJournal seals what is left
                 log.warning("background sealing failed", extra={"error": str(error)})

@@ -45,6 +45,32 @@ def hold(ctx: LedgerContext, request: HoldRequest) -> Hold:
     return ctx.transaction(lambda conn: _hold(conn, ctx, request))
 
 
+def hold_and_commit(ctx: LedgerContext, request: HoldRequest) -> tuple[Hold, ItemResult]:
+    """A hold committed whole to `request.commit_to_account` in the same transaction (ADR 0122): one call and one
+    transaction where a caller would send Hold and CommitHold back to back. A repeat answers ALREADY_POSTED."""
+    _check_hold_request(ctx, request)
+    credit_account = request.commit_to_account
+    problem = account_problem(credit_account, ctx.region_code)
+    if problem:
+        raise InvalidArgument("commit_to_account", problem, reason="INVALID_ACCOUNT")
+    if credit_account == request.account:
+        raise InvalidArgument("commit_to_account", "must differ from the held account")
+    if _set_based(ctx) and is_system_account(credit_account):
+        placed, result = ctx.transaction(
+            lambda conn: set_based_holds.hold_and_commit(conn, request.pending_hold(ctx.now_us()), credit_account)
+        )
+    else:
+
+        def general(conn: Connection) -> tuple[Hold, ItemResult]:
+            _hold(conn, ctx, request)
+            return _commit(conn, ctx, request.hold_id, 0, credit_account)
+
+        placed, result = ctx.transaction(general)
+    if result.status is Status.POSTED:
+        ctx.seal_soon()
+    return placed, result
+
+
 def _check_hold_request(ctx: LedgerContext, request: HoldRequest) -> None:
     require_id("hold_id", request.hold_id)
     problem = account_problem(request.account, ctx.region_code)

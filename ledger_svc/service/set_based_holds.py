@@ -29,11 +29,44 @@ from service_kit.errors import FailedPrecondition, NotFound
 
 def hold(conn: Connection, created: Hold) -> Hold:
     """Records `created` (a pending hold without lots yet), or answers a replay of it."""
+    placed, _ = _place(conn, created)
+    return placed
+
+
+def hold_and_commit(conn: Connection, created: Hold, credit_account: str) -> tuple[Hold, ItemResult]:
+    """Records `created` and commits it whole to the system account `credit_account` (ADR 0122), or answers a replay:
+    the account stays locked from the hold to the commit, so the hold is not read back."""
+    placed, balance_points = _place(conn, created)
+    if balance_points is None:  # a replay: such a hold is committed in the transaction that placed it
+        posting = journal.load_postings(conn, [placed.hold_id])[placed.hold_id]
+        return placed, ItemResult(placed.hold_id, Status.ALREADY_POSTED, posting=posting)
+    amount = placed.amount_points
+    posting = commit_posting(placed, credit_account, placed.lots, created.created_at_us, balance_points - amount)
+    digest, _ = entries_hash([entry_of(posting)])
+    resolved = replace(placed, state=HoldState.COMMITTED, committed_points=amount, credit_account=credit_account)
+    written = pg_holds.commit_to_system(
+        conn,
+        resolved,
+        placed.lots,
+        [],
+        digest=digest,
+        fingerprint=posting.fingerprint,
+        balance_after=balance_points - amount,
+        shard=shard_of_this_thread(),
+        now_us=created.created_at_us,
+    )
+    assert written, "a hold placed under its account's lock is pending until this commit"
+    return resolved, ItemResult(placed.hold_id, Status.POSTED, posting=posting)
+
+
+def _place(conn: Connection, created: Hold) -> tuple[Hold, int | None]:
+    """The hold placed, with the account's balance points (held points included); or the hold stored under this id
+    with the same body and None (a replay)."""
     locked, taken = pg_holds.lock_for_hold(conn, created.account, created.hold_id, created.created_at_us)
     if taken:
         existing = pg_holds.load_hold(conn, created.hold_id)
         if existing is not None and existing.fingerprint == created.fingerprint:
-            return existing
+            return existing, None
         raise reused_key("hold_id", created.hold_id)
     if locked.held_points > 0:  # an account holding nothing has no timed-out hold to release
         pg_holds.release_expired(conn, [created.account], created.created_at_us)
@@ -45,7 +78,7 @@ def hold(conn: Connection, created: Hold) -> Hold:
             {"account": created.account},
         )
     created.lots = portions
-    return created
+    return created, locked.balance_points
 
 
 def commit_to_system(

@@ -54,6 +54,9 @@ class Redemption:
     vouchers: tuple[Voucher, ...] = ()
     # The Hold's timeout as first sent; a retried Hold repeats it (0: not kept, on rows from before it was).
     hold_timeout_s: int = 0
+    # Where the Hold commits in the same ledger call (ADR 0303); empty: Hold and CommitHold sent apart (as on rows
+    # from before, and when the setting turns it off). A retried Hold repeats it.
+    hold_commit_account: str = ""
 
     def same_request(self, request: RedeemRequest) -> bool:
         """Whether a retry under this redemption's request id asks for the same thing."""
@@ -76,7 +79,13 @@ def validate_redeem(request: RedeemRequest) -> None:
 
 
 def new_redemption(
-    redemption_id: str, request: RedeemRequest, reward: Reward, now: datetime, refusal_reason: str, hold_timeout_s: int
+    redemption_id: str,
+    request: RedeemRequest,
+    reward: Reward,
+    now: datetime,
+    refusal_reason: str,
+    hold_timeout_s: int,
+    hold_commit_account: str = "",
 ) -> Redemption:
     """A redemption at the reward's price of this moment: PENDING, or FAILED with the reason it was refused (kept, so
     a retry with the same request id gets the same answer)."""
@@ -94,6 +103,7 @@ def new_redemption(
         hold_id=hold_id_for(redemption_id),
         created_at=now,
         hold_timeout_s=hold_timeout_s,
+        hold_commit_account=hold_commit_account,
     )
 
 

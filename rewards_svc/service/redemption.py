@@ -1,8 +1,10 @@
 """Redeem: points for vouchers, as a state machine that survives a crash at any step (docs/adr/0300).
 
-Reserve (one local transaction: PENDING redemption + stock) → ledger Hold → issue vouchers (local) → ledger
-CommitHold → COMPLETED. `resolve` finishes or unwinds a PENDING redemption from the ledger's hold state; the recovery
-pass and a retried request both use it. No database transaction is open during a ledger call.
+Reserve (one local transaction: PENDING redemption + stock + its vouchers, unseen until it completes) → one ledger
+Hold that commits at once → COMPLETED (docs/adr/0303). Rows written before, or with the setting off, take the two-step
+path: reserve → Hold → issue vouchers (local) → CommitHold → COMPLETED. `resolve` finishes or unwinds a PENDING
+redemption from the ledger's hold state; the recovery pass and a retried request both use it. No database
+transaction is open during a ledger call.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ log = logging.getLogger("carbon.rewards.redemption")
 # How long after a redemption began a Hold that did not land (an outage) is placed again, while the customer may
 # still be waiting; after it the redemption fails HOLD_NOT_PLACED (docs/adr/0302).
 DEFAULT_HOLD_RETRY_WINDOW_S = 120
+# The reason of the refund that gives back the points of a hold that committed as it landed after its redemption was
+# unwound (docs/adr/0303); fixed, so every attempt sends the same refund (docs/adr/0302).
+UNWOUND_REFUND_REASON = "REDEMPTION_UNWOUND"
+
+
+def unwound_refund_id(hold_id: str) -> str:
+    return f"{hold_id}:refund:unwound"
 
 
 def pending_error(redemption_id: str) -> Unavailable:
@@ -56,6 +65,8 @@ class Reserved:
 
     redemption: Redemption
     reward: Reward
+    # Written with it when its Hold commits at once; none on the two-step path (issued between Hold and commit).
+    vouchers: tuple[Voucher, ...] = ()
 
 
 class Redemptions:
@@ -69,6 +80,7 @@ class Redemptions:
         hold_timeout_s: int = 600,
         hold_retry_window_s: int = DEFAULT_HOLD_RETRY_WINDOW_S,
         checkpoint: Checkpoint = no_checkpoint,
+        commit_at_once: bool = True,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
@@ -77,6 +89,8 @@ class Redemptions:
         self._hold_timeout_s = hold_timeout_s
         self._hold_retry_window = timedelta(seconds=hold_retry_window_s)
         self._checkpoint = checkpoint
+        # Where new redemptions' Holds commit in the same call; empty: Hold and CommitHold apart (ADR 0303).
+        self._hold_commit_account = REDEMPTION_ACCOUNT if commit_at_once else ""
 
     def redeem(
         self, request_id: str, account_number: str, reward_id: str, quantity: int, region_code: str
@@ -95,6 +109,8 @@ class Redemptions:
         with self._engine.connect() as connection:
             reserved = self._reserve(connection, request)
             if isinstance(reserved, Reserved):
+                if reserved.redemption.hold_commit_account:
+                    return self._drive_at_once(connection, reserved.redemption, reserved.vouchers)
                 return self._drive(connection, reserved.redemption, reserved.reward)
             if not reserved.same_request(request):
                 raise idempotency_reused(request_id)
@@ -150,7 +166,13 @@ class Redemptions:
                 raise reward_not_found(request.reward_id)
             refusal = self._refusal(connection, request, reward, now)
             redemption = new_redemption(
-                redemption_id, request, reward, now, refusal.reason if refusal else "", self._hold_timeout_s
+                redemption_id,
+                request,
+                reward,
+                now,
+                refusal.reason if refusal else "",
+                self._hold_timeout_s,
+                "" if refusal else self._hold_commit_account,
             )
             if not store.redemptions.insert(connection, redemption, limit_units(reward, request.quantity)):
                 existing = store.redemptions.get(connection, request_id=request.request_id)
@@ -158,9 +180,14 @@ class Redemptions:
                 return existing
             if refusal is None and has_counted_stock(reward):
                 store.rewards.change_stock(connection, reward.reward_id, -request.quantity)
+            vouchers: tuple[Voucher, ...] = ()
+            if refusal is None and redemption.hold_commit_account:
+                # Written now, seen only once the redemption completes: the one ledger call then takes the points.
+                vouchers = vouchers_for(redemption, reward, now)
+                store.vouchers.insert_new(connection, vouchers)
         if refusal is not None:
             raise refusal
-        return Reserved(redemption=redemption, reward=reward)
+        return Reserved(redemption=redemption, reward=reward, vouchers=vouchers)
 
     @staticmethod
     def _reward_to_check(connection: Connection, reward_id: str) -> Reward | None:
@@ -188,6 +215,27 @@ class Redemptions:
         return None
 
     # --- steps 2 to 5: hold, vouchers, commit, complete -----------------------------------------------------------
+
+    def _drive_at_once(
+        self, connection: Connection, redemption: Redemption, vouchers: tuple[Voucher, ...]
+    ) -> Redemption:
+        """The forward path when the vouchers were written with the redemption: one Hold that commits, then done."""
+        self._checkpoint("after_vouchers")
+        try:
+            hold = self._send_hold(redemption)
+        except LedgerRefused as refused:
+            if refused.key_taken:  # a hold under this id exists after all: never a refusal (ADR 0302)
+                return self._replay(connection, redemption)
+            self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
+            raise refused.as_domain_error() from None
+        except LedgerUnavailable:
+            return self._replay(connection, redemption)
+        self._checkpoint("after_hold")
+        if hold.state != HoldState.COMMITTED:  # a ledger that does not commit in the Hold call yet answers PENDING
+            return self._replay(connection, redemption)
+        if not self._complete(connection, redemption.redemption_id):
+            return self._get(connection, redemption.redemption_id)  # another finisher moved it first
+        return dataclasses.replace(redemption, state=RedemptionState.COMPLETED, vouchers=vouchers)
 
     def _drive(self, connection: Connection, redemption: Redemption, reward: Reward) -> Redemption:
         """The forward path of a fresh redemption; the answer is built from what was written, not read back."""
@@ -230,7 +278,12 @@ class Redemptions:
         if hold is None:
             # The Hold may still be on its way (a retry racing the first attempt): unwind only if no voucher
             # proves it landed since we looked; if it lands later, recovery releases it.
-            self._unwind(connection, redemption_id, "HOLD_NOT_PLACED", unless_vouchers_issued=True, watch=True)
+            # When the Hold commits as it lands, the vouchers were written before it and prove nothing: a late
+            # landing is refunded by recovery instead (ADR 0303).
+            unless_vouchers_issued = not redemption.hold_commit_account
+            self._unwind(
+                connection, redemption_id, "HOLD_NOT_PLACED", unless_vouchers_issued=unless_vouchers_issued, watch=True
+            )
         elif hold.state in (HoldState.RELEASED, HoldState.EXPIRED):
             self._unwind(connection, redemption_id, f"HOLD_{hold.state}")
         elif hold.state == HoldState.PENDING:
@@ -248,6 +301,7 @@ class Redemptions:
             redemption.amount_points,
             redemption.hold_timeout_s or self._hold_timeout_s,
             reference=redemption.redemption_id,
+            commit_to=redemption.hold_commit_account,
         )
 
     def _place_hold_again(self, connection: Connection, redemption: Redemption) -> HoldView | None:
@@ -350,8 +404,9 @@ class Redemptions:
         log.info("redemption unwound", extra={"redemption_id": redemption_id, "reason": reason})
 
     def release_orphaned_holds(self, limit: int) -> int:
-        """Releases the holds that landed after their redemption was unwound; stops watching those seen finished
-        and those watched past the hold's timeout (the ledger expires them). Raises LedgerUnavailable."""
+        """Releases the holds that landed after their redemption was unwound (refunds those that committed as they
+        landed, ADR 0303), and counts both; stops watching those seen finished and those watched past the hold's
+        timeout (the ledger expires them). Raises LedgerUnavailable."""
         with self._engine.connect() as connection:
             watched = store.redemptions.watched_holds(connection, limit)
         released = 0
@@ -365,12 +420,33 @@ class Redemptions:
                 except LedgerRefused:  # committed or expired since we looked: read it again next pass
                     continue
             elif hold is not None and hold.state == HoldState.COMMITTED:
-                log.error("hold of a failed redemption committed", extra={"redemption_id": item.redemption_id})
+                if not item.hold_commit_account:
+                    log.error("hold of a failed redemption committed", extra={"redemption_id": item.redemption_id})
+                elif self._refund_late_commit(item):
+                    released += 1
+                else:
+                    continue  # refused for now: read it again next pass
             elif hold is None and self._clock() < item.until:
                 continue
             with self._engine.begin() as connection:
                 store.redemptions.watch_hold(connection, item.redemption_id, None)
         return released
+
+    def _refund_late_commit(self, item: store.redemptions.WatchedHold) -> bool:
+        """Gives back the points of a Hold that committed as it landed after its redemption was unwound: a refund
+        under a fixed id and reason, so every pass sends the same one. Raises LedgerUnavailable."""
+        try:
+            outcome = self._ledger.refund(
+                unwound_refund_id(item.hold_id), item.hold_id, item.amount_points, UNWOUND_REFUND_REASON
+            )
+        except LedgerRefused as refused:
+            log.error("late hold not refunded", extra={"redemption_id": item.redemption_id, "reason": refused.reason})
+            return False
+        if not outcome.posted:
+            log.error("late hold not refunded", extra={"redemption_id": item.redemption_id})
+            return False
+        log.info("late hold refunded", extra={"redemption_id": item.redemption_id})
+        return True
 
     def _release_quietly(self, hold_id: str) -> None:
         try:

@@ -74,6 +74,7 @@ def insert(connection: Connection, redemption: Redemption, limit_units: int) -> 
         "failure_reason": redemption.failure_reason,
         "hold_id": redemption.hold_id,
         "hold_timeout_s": redemption.hold_timeout_s,
+        "hold_commit_account": redemption.hold_commit_account,
         "created_at": redemption.created_at,
         "updated_at": redemption.created_at,
     }
@@ -96,6 +97,7 @@ def _from_row(row: Any, items: tuple[Any, ...]) -> Redemption:
         created_at=row.created_at,
         vouchers=items,
         hold_timeout_s=row.hold_timeout_s,
+        hold_commit_account=row.hold_commit_account,
     )
 
 
@@ -143,14 +145,23 @@ class WatchedHold:
     redemption_id: str
     hold_id: str
     until: datetime
+    # Not empty: the hold commits as it lands, so a late one is refunded rather than released (docs/adr/0303).
+    hold_commit_account: str
+    amount_points: int
 
 
 def watched_holds(connection: Connection, limit: int) -> list[WatchedHold]:
     """Unwound redemptions whose hold may still land, the longest watched first."""
     query = (
-        select(redemption_table.c.redemption_id, redemption_table.c.hold_id, redemption_table.c.hold_watch_until)
+        select(
+            redemption_table.c.redemption_id,
+            redemption_table.c.hold_id,
+            redemption_table.c.hold_watch_until,
+            redemption_table.c.hold_commit_account,
+            redemption_table.c.amount_points,
+        )
         .where(redemption_table.c.hold_watch_until.is_not(None))
         .order_by(redemption_table.c.hold_watch_until)
         .limit(limit)
     )
-    return [WatchedHold(row[0], row[1], row[2]) for row in connection.execute(query)]
+    return [WatchedHold(row[0], row[1], row[2], row[3], row[4]) for row in connection.execute(query)]

@@ -67,6 +67,8 @@ redemption_table = Table(
     Column("hold_id", String(80), nullable=False),
     # The Hold's timeout as sent (0: written before it was kept); a retried Hold repeats it.
     Column("hold_timeout_s", Integer, nullable=False, server_default="0"),
+    # The account the Hold commits to in the same call (empty: Hold and CommitHold apart); a retried Hold repeats it.
+    Column("hold_commit_account", String(64), nullable=False, server_default=""),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     # Set on an unwind that did not see the hold finished: until then recovery releases a hold that lands late.

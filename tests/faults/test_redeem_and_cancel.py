@@ -51,7 +51,7 @@ class Region:
     def ledger(self) -> object:
         return self.federation.ledger(REGION)
 
-    def start_rewards(self, crash_at: str = "") -> pb_grpc.RewardsServiceStub:
+    def start_rewards(self, crash_at: str = "", **extra: str) -> pb_grpc.RewardsServiceStub:
         self.stop_rewards()
         platform = Platform(REGION, f"127.0.0.1:{self.federation.ledger_ports[REGION]}", "", None, None, True)  # type: ignore[arg-type]
         self.process = start_rewards(
@@ -62,6 +62,7 @@ class Region:
             CARBON_RECOVERY_MIN_AGE_S="0",
             CARBON_LEDGER_DEADLINE_S="10",  # only a killed ledger makes a call fail here
             CARBON_LOG_LEVEL="WARNING",
+            **extra,
         )
         wait_ready(self.process)
         self.channel = TRUST.allowed_channel(f"127.0.0.1:{self.port}", REGION)
@@ -248,10 +249,14 @@ def ledger_died_and_restarted(region: Region) -> None:
     region.federation.start_ledger(REGION)
 
 
-@pytest.mark.parametrize("point", ["ledger_after_hold", "ledger_after_commit"])
-def test_the_ledger_killed_after_storing_a_redemption_step_before_answering(region: Region, point: str) -> None:
+# A redemption's one Hold commits at once (ADR 0303); CommitHold is sent apart only on the two-step path (rows from
+# before, or CARBON_REDEEM_COMMIT_AT_ONCE=0).
+@pytest.mark.parametrize(("point", "at_once"), [("ledger_after_hold", "1"), ("ledger_after_commit", "0")])
+def test_the_ledger_killed_after_storing_a_redemption_step_before_answering(
+    region: Region, point: str, at_once: str
+) -> None:
     zhao = region.funded(PRICE)
-    rewards = region.start_rewards()
+    rewards = region.start_rewards(CARBON_REDEEM_COMMIT_AT_ONCE=at_once)
     ledger_dies_after(region, point)
     with pytest.raises(grpc.RpcError) as pending:
         rewards.Redeem(redeem_request("zhao-1", zhao), timeout=20)

@@ -59,7 +59,10 @@ class FakeLedger:
         held = sum(h.amount_points for h in self.holds.values() if h.account == account and h.state == "PENDING")
         return self.balances.get(account, 0) - held
 
-    def hold(self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str) -> HoldView:
+    def hold(
+        self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str, commit_to: str = ""
+    ) -> HoldView:
+        """Places the hold; with `commit_to`, commits it in the same step, as the real ledger's one transaction."""
         with self.lock:
             self._reachable()
             if hold_id not in self.holds:
@@ -71,21 +74,26 @@ class FakeLedger:
                         {"missing_points": str(amount_points - self.available(account))},
                     )
                 self.holds[hold_id] = FakeHold(account, amount_points, HoldState.PENDING, timeout_s)
+                if commit_to:
+                    self._commit(hold_id, commit_to)
             found = self.holds[hold_id]
             return HoldView(hold_id, found.state, found.amount_points)
 
     def commit_hold(self, hold_id: str, credit_account: str) -> HoldView:
         with self.lock:
             self._reachable()
-            found = self.holds[hold_id]
-            if found.state == HoldState.PENDING:
-                found.state = HoldState.COMMITTED
-                self.balances[found.account] -= found.amount_points
-                self.fund(credit_account, found.amount_points)
-                self.transfers[hold_id] = (found.account, credit_account, found.amount_points)
-            elif found.state != HoldState.COMMITTED:
-                raise LedgerRefused(grpc.StatusCode.FAILED_PRECONDITION, "HOLD_NOT_PENDING", found.state, {})
-            return HoldView(hold_id, found.state, found.amount_points)
+            return self._commit(hold_id, credit_account)
+
+    def _commit(self, hold_id: str, credit_account: str) -> HoldView:
+        found = self.holds[hold_id]
+        if found.state == HoldState.PENDING:
+            found.state = HoldState.COMMITTED
+            self.balances[found.account] -= found.amount_points
+            self.fund(credit_account, found.amount_points)
+            self.transfers[hold_id] = (found.account, credit_account, found.amount_points)
+        elif found.state != HoldState.COMMITTED:
+            raise LedgerRefused(grpc.StatusCode.FAILED_PRECONDITION, "HOLD_NOT_PENDING", found.state, {})
+        return HoldView(hold_id, found.state, found.amount_points)
 
     def release_hold(self, hold_id: str) -> HoldView:
         with self.lock:
@@ -175,7 +183,12 @@ class FakeLedgerServicer(pb_grpc.LedgerServiceServicer):
     def Hold(self, request: pb.HoldRequest, context: grpc.ServicerContext) -> pb.HoldResponse:
         try:
             view = self.ledger.hold(
-                request.hold_id, request.account, request.amount_points, request.timeout.seconds, request.reference
+                request.hold_id,
+                request.account,
+                request.amount_points,
+                request.timeout.seconds,
+                request.reference,
+                request.commit_to_account,
             )
         except LedgerRefused as refused:
             _raise(refused)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import threading
@@ -93,6 +94,10 @@ def _step(rng: random.Random, number: int, hold_ids: list[str]) -> tuple[str, Ca
             metadata=(("shop", "超市"),) if rng.random() < 0.3 else (),
         )
         hold_ids.append(request.hold_id)
+        if rng.random() < 0.3:  # held and committed in one call (ADR 0122), to the system or to a user
+            commit_to = rng.choice([REDEMPTION, REDEMPTION, rng.choice(ACCOUNTS)])
+            at_once = dataclasses.replace(request, commit_to_account=commit_to)
+            return "hold and commit", lambda ledger: holds.hold_and_commit(ledger, at_once)
         return "hold", lambda ledger: holds.hold(ledger, request)
     hold_id = rng.choice(hold_ids)
     if roll < 0.5:  # a replay of a hold: same body answers the first hold, another body is refused
@@ -190,3 +195,56 @@ def test_concurrent_holds_covering_ten_give_exactly_ten(ledger: LedgerContext) -
     balance = reads.get_balance(ledger, account)
     assert (balance.available_points, balance.held_points, balance.total_points) == (0, 100, 100)
     assert audit.check_conservation(ledger).balanced
+
+
+def test_concurrent_holds_committed_at_once_covering_ten_spend_exactly_ten(ledger: LedgerContext) -> None:
+    account = ACCOUNTS[2]
+    transfers.post_transfers(ledger, [earn("e1", account, 60), earn("e2", account, 40, earned_at=START - timedelta(1))])
+    start = threading.Barrier(8)
+
+    def redeem(number: int) -> str:
+        if number < 8:
+            start.wait()
+        request = HoldRequest(f"h{number}", account, 10, commit_to_account=REDEMPTION)
+        try:
+            placed, result = holds.hold_and_commit(ledger, request)
+        except DomainError as error:
+            return error.reason
+        assert placed.state.name == "COMMITTED" and placed.committed_points == 10
+        return result.status.name
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(redeem, range(32)))
+    assert outcomes.count("POSTED") == 10 and outcomes.count("INSUFFICIENT_POINTS") == 22
+    balance = reads.get_balance(ledger, account)
+    assert (balance.available_points, balance.held_points, balance.total_points) == (0, 0, 0)
+    assert reads.get_balance(ledger, REDEMPTION).total_points == 100
+    assert audit.verify_journal(ledger).ok and audit.check_conservation(ledger).balanced
+
+
+def test_a_hold_committed_at_once_answers_its_repeat_and_refuses_another_body(ledger: LedgerContext) -> None:
+    account = ACCOUNTS[3]
+    transfers.post_transfers(ledger, [earn("e1", account, 100)])
+    request = HoldRequest("h1", account, 30, reference="r-1", commit_to_account=REDEMPTION)
+    first_hold, first = holds.hold_and_commit(ledger, request)
+    again_hold, again = holds.hold_and_commit(ledger, request)
+    assert (first.status.name, again.status.name) == ("POSTED", "ALREADY_POSTED")
+    assert _hold_view(again_hold) == _hold_view(first_hold)
+    assert _result_view(again)[2:] == _result_view(first)[2:]
+    with pytest.raises(DomainError) as plain:  # the same id without the commit is another body
+        holds.hold(ledger, dataclasses.replace(request, commit_to_account=""))
+    assert plain.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    with pytest.raises(DomainError) as elsewhere:
+        holds.hold_and_commit(ledger, dataclasses.replace(request, commit_to_account=account_number(9)))
+    assert elsewhere.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert reads.get_balance(ledger, account).total_points == 70
+
+
+def test_a_plain_hold_is_not_committed_by_a_request_that_names_an_account(ledger: LedgerContext) -> None:
+    account = ACCOUNTS[4]
+    transfers.post_transfers(ledger, [earn("e1", account, 100)])
+    holds.hold(ledger, HoldRequest("h1", account, 30))
+    with pytest.raises(DomainError) as refused:
+        holds.hold_and_commit(ledger, HoldRequest("h1", account, 30, commit_to_account=REDEMPTION))
+    assert refused.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert holds.get_hold(ledger, "h1").state.name == "PENDING"

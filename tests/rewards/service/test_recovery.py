@@ -34,11 +34,14 @@ def test_a_stale_no_hold_reading_never_unwinds_a_redemption_whose_vouchers_are_i
 ) -> None:
     # A retry's resolve read "no hold" just before the first attempt's Hold landed; the first attempt then issued
     # the vouchers and is about to commit. Unwinding now would cancel the vouchers of points about to be taken.
+    # (Two-step rows: those written before holds committed at once, or with the setting off.)
     account = funded(ledger, "310000", 7200)
     with pytest.raises(Crash):
-        make_service(crash_at("after_vouchers")).redemptions.redeem("r1", account, "shanghai-health-check", 1, "310000")
+        make_service(crash_at("after_vouchers"), CARBON_REDEEM_COMMIT_AT_ONCE="0").redemptions.redeem(
+            "r1", account, "shanghai-health-check", 1, "310000"
+        )
     clock.advance(seconds=DEFAULT_HOLD_RETRY_WINDOW_S)  # past the window in which the Hold would be sent again
-    restarted = make_service()
+    restarted = make_service(CARBON_REDEEM_COMMIT_AT_ONCE="0")
     pending = restarted.redemptions.find(request_id="r1")
     assert pending is not None and pending.state == RedemptionState.PENDING
     ledger.stale_once.add(pending.hold_id)
@@ -50,6 +53,32 @@ def test_a_stale_no_hold_reading_never_unwinds_a_redemption_whose_vouchers_are_i
     done = restarted.redemptions.find(request_id="r1")
     assert done is not None and done.state == RedemptionState.COMPLETED
     assert ledger.balances[account] == 0 and len(done.vouchers) == 1
+
+
+def test_a_hold_committing_as_it_lands_after_its_redemption_was_unwound_is_refunded_by_recovery(
+    make_service: MakeService, ledger: FakeLedger, clock: ManualClock
+) -> None:
+    # The vouchers are written before the one Hold that commits at once, so they prove nothing: past the window a
+    # "no hold" reading unwinds, and a Hold still on its way that lands later is refunded rather than lost.
+    account = funded(ledger, "310000", 7200)
+    with pytest.raises(Crash):
+        make_service(crash_at("after_vouchers")).redemptions.redeem("r1", account, "shanghai-health-check", 1, "310000")
+    clock.advance(seconds=DEFAULT_HOLD_RETRY_WINDOW_S)
+    restarted = make_service()
+    pending = restarted.redemptions.find(request_id="r1")
+    assert pending is not None and pending.hold_commit_account == "system:redemption"
+    unwound = restarted.redemptions.resolve(pending.redemption_id)
+    assert unwound.state == RedemptionState.FAILED and unwound.failure_reason == "HOLD_NOT_PLACED"
+    assert all(voucher.state == VoucherState.CANCELLED for voucher in unwound.vouchers)
+    # The first attempt's Hold lands now, exactly as it was sent: the points are taken and posted.
+    ledger.hold(pending.hold_id, account, pending.amount_points, pending.hold_timeout_s, pending.redemption_id,
+                pending.hold_commit_account)  # fmt: skip
+    assert ledger.balances[account] == 0
+    restarted.recovery.recover()
+    assert ledger.balances[account] == 7200 and ledger.balances["system:redemption"] == 0
+    restarted.recovery.recover()  # a second pass sends nothing more: the refund is not repeated
+    assert ledger.balances[account] == 7200
+    assert restarted.catalog.get_reward("shanghai-health-check").stock == 2000
 
 
 def test_within_the_window_a_stale_no_hold_reading_sends_the_same_hold_again(

@@ -856,6 +856,7 @@ class HoldRequest(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    COMMIT_TO_ACCOUNT_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
     """Required. Idempotency key: 1-128 characters, unique among transfer, hold and refund ids of the region."""
     account: _builtins.str
@@ -866,6 +867,16 @@ class HoldRequest(_message.Message):
     """Optional. The code its commit will post with; UNSPECIFIED means REDEEM (else INVALID_CODE)."""
     reference: _builtins.str
     """Optional. The reference its commit will post with: at most 256 characters."""
+    commit_to_account: _builtins.str
+    """Optional. When set, the hold is committed whole to this account in the same call, as if CommitHold(hold_id,
+    amount_points 0, credit_account = commit_to_account) followed at once: one call and one transaction instead of
+    two, for a caller that would commit straight away (rewards does, for a redemption whose vouchers it wrote first).
+    The answer's hold is COMMITTED and `result` carries the commit's transfer (transfer_id = hold_id). It is part of
+    the request's body for idempotency: a repeat must name the same account (else ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED), and a hold placed without it is not committed by a later request with it. Same rules as
+    CommitHold's credit_account: an account of this ledger other than the held one (else INVALID_ARGUMENT
+    INVALID_ACCOUNT naming commit_to_account).
+    """
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
         """Optional. How long the hold lives: 0 or unset means 15 minutes; at most 7 days; not negative."""
@@ -884,10 +895,11 @@ class HoldRequest(_message.Message):
         code: Global___TransferCode.ValueType = ...,
         reference: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        commit_to_account: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount_points", b"amount_points", "code", b"code", "hold_id", b"hold_id", "metadata", b"metadata", "reference", b"reference", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount_points", b"amount_points", "code", b"code", "commit_to_account", b"commit_to_account", "hold_id", b"hold_id", "metadata", b"metadata", "reference", b"reference", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -900,18 +912,26 @@ class HoldResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hold(self) -> Global___HoldInfo:
         """The hold (for a repeated request: as it is now)."""
+
+    @_builtins.property
+    def result(self) -> Global___TransferResult:
+        """Set only when the request named commit_to_account: the commit's transfer, POSTED, or ALREADY_POSTED for a
+        repeated request.
+        """
 
     def __init__(
         self,
         *,
         hold: Global___HoldInfo | None = ...,
+        result: Global___TransferResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -236,6 +236,8 @@ class LedgerServiceServicer:
         INVALID_AMOUNT; timeout negative or over 7 days; INVALID_CODE; reference over 256 characters);
         FAILED_PRECONDITION INSUFFICIENT_POINTS; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (the id is another hold's or a
         transfer's).
+        With commit_to_account set, the hold is also committed whole to that account in the same transaction (see
+        HoldRequest.commit_to_account); nothing is held or posted if it is refused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -91,6 +91,8 @@ class LedgerServiceStub:
     INVALID_AMOUNT; timeout negative or over 7 days; INVALID_CODE; reference over 256 characters);
     FAILED_PRECONDITION INSUFFICIENT_POINTS; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (the id is another hold's or a
     transfer's).
+    With commit_to_account set, the hold is also committed whole to that account in the same transaction (see
+    HoldRequest.commit_to_account); nothing is held or posted if it is refused.
     """
     CommitHold: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.CommitHoldRequest, _ledger_service_pb2.CommitHoldResponse]
     """Moves all or part of a pending hold's points to the credit account as one transfer whose transfer_id is the
@@ -276,6 +278,8 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     INVALID_AMOUNT; timeout negative or over 7 days; INVALID_CODE; reference over 256 characters);
     FAILED_PRECONDITION INSUFFICIENT_POINTS; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (the id is another hold's or a
     transfer's).
+    With commit_to_account set, the hold is also committed whole to that account in the same transaction (see
+    HoldRequest.commit_to_account); nothing is held or posted if it is refused.
     """
     CommitHold: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.CommitHoldRequest, _ledger_service_pb2.CommitHoldResponse]  # type: ignore[assignment]
     """Moves all or part of a pending hold's points to the credit account as one transfer whose transfer_id is the
@@ -488,6 +492,8 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_AMOUNT; timeout negative or over 7 days; INVALID_CODE; reference over 256 characters);
         FAILED_PRECONDITION INSUFFICIENT_POINTS; ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED (the id is another hold's or a
         transfer's).
+        With commit_to_account set, the hold is also committed whole to that account in the same transaction (see
+        HoldRequest.commit_to_account); nothing is held or posted if it is refused.
         """
 
     @_abc_1.abstractmethod
