@@ -61,17 +61,30 @@ function openPanel(regions, me, resident) {
   const idNumber = h("input", { id: "open-id", required: true, pattern: "[0-9]{17}[0-9Xx]" });
   const phone = h("input", { id: "open-phone", required: true, inputmode: "numeric", pattern: "[0-9]{11}" });
   const centre = h("input", { id: "open-centre", value: me.centre_id || "", disabled: me.role === "community_staff" });
+  // Under 14 (by the ID number's birth date, China time) the account opens only with a guardian present, who also
+  // gives the consents (ADR 0206): the field appears as soon as the ID number shows a child.
+  const guardian = h("input", { id: "open-guardian", inputmode: "numeric", pattern: "[0-9]{16}", size: 18 });
+  const guardianField = h("label", { id: "open-guardian-field", hidden: true },
+    h("span", { text: t("guardian") }), guardian, h("small", { text: t("guardian_hint") }));
+  const minorNow = () => isMinor(/** @type {HTMLInputElement} */ (idNumber).value.trim());
+  idNumber.addEventListener("input", () => {
+    const minor = minorNow();
+    guardianField.hidden = !minor;
+  });
   const boxes = CONSENTS.map((c) => h("input", { type: "checkbox", value: c, checked: c === "COMMUNITY_ACTIVITY" }));
   const out = h("div", { id: "open-result" });
   const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline", id: "open" },
     field("region", region), field("name", name), field("id_number", idNumber), field("phone", phone),
-    field("centre", centre),
+    field("centre", centre), guardianField,
     h("fieldset", {}, h("legend", { text: t("consents") }),
       ...boxes.map((box) => h("label", { class: "check" }, box, t(`consent_${/** @type {HTMLInputElement} */ (box).value}`)))),
     h("button", { class: "primary", type: "submit", text: t("open_go") })));
   onSubmit(form, out, async () => {
     const value = (/** @type {HTMLElement} */ node) => /** @type {HTMLInputElement} */ (node).value.trim();
-    const body = { region_code: value(region), name: value(name), id_number: value(idNumber), phone_number: value(phone) };
+    // A guardian is named only for a child: the API refuses one named for an adult.
+    const guardianNumber = minorNow() ? value(guardian) : "";
+    const body = { region_code: value(region), name: value(name), id_number: value(idNumber), phone_number: value(phone),
+      guardian_account_number: guardianNumber };
     const opened = await must(api.POST("/v1/accounts", { body: me.role === "community_staff" ? body : { ...body, centre_id: value(centre) } }));
     const number = opened.account.account_number;
     for (const box of boxes) {
@@ -79,12 +92,28 @@ function openPanel(regions, me, resident) {
       if (!input.checked) continue;
       const category = /** @type {Schemas["ConsentBody"]["category"]} */ (input.value);
       await must(api.POST("/v1/accounts/{account_number}/consents", {
-        params: { path: { account_number: number } }, body: { category, grant: true } }));
+        params: { path: { account_number: number } }, body: { category, grant: true, guardian_account_number: guardianNumber } }));
     }
-    showNotice(out, `${t("opened")}: ${number}`);
+    showNotice(out, `${t("opened")}: ${number}${guardianNumber ? ` · ${t("guardian")}: ${guardianNumber}` : ""}`);
     await showResident(resident, number);
   });
   return h("section", { class: "panel" }, h("details", {}, h("summary", { text: t("open_title") }), form, out));
+}
+
+/**
+ * Whether an 18-character ID number is a child's under 14 today, counted in China Standard Time calendar days as the
+ * identity service counts them (ADR 0206): someone born on 29 February turns a year older on 1 March.
+ * @param {string} idNumber
+ */
+export function isMinor(idNumber) {
+  const birth = /^[0-9]{6}([0-9]{4})([0-9]{2})([0-9]{2})[0-9]{3}[0-9Xx]$/.exec(idNumber);
+  if (!birth) return false;
+  const [year, month, day] = birth.slice(1).map(Number);
+  const today = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" })
+    .format(new Date()).split("-").map(Number);
+  const fourteenth = [year + 14, month, day];
+  for (let i = 0; i < 3; i += 1) if (today[i] !== fourteenth[i]) return today[i] < fourteenth[i];
+  return false;
 }
 
 /** The chosen resident: balance in large type, then what the counter can do for them. */
@@ -100,6 +129,7 @@ async function showResident(/** @type {HTMLElement} */ resident, /** @type {stri
   resident.replaceChildren(
     h("section", { class: "panel", id: "resident-summary" },
       h("h2", { text: `${t("resident")} ${a.masked_name} · ${a.account_number} · ${a.masked_phone_number}` }),
+      a.minor ? h("p", { id: "resident-minor", text: `${t("minor")} · ${t("guardian")}: ${a.guardian_account_number || "-"}` }) : null,
       h("div", {}, t("balance")),
       h("div", { class: "balance", id: "balance" }, String(b.available_points)),
       h("div", { class: "expiring", id: "expiring" }, `${t("expiring")}: ${b.expiring_within_30_days_points} ${t("points")}`),
@@ -108,6 +138,7 @@ async function showResident(/** @type {HTMLElement} */ resident, /** @type {stri
           ...expiring.expiring.map((e) => h("li", { text: `${e.expires_on}: ${e.amount_points} ${t("points")}` })))
         : null),
     recordPanel(resident, number),
+    await offersPanel(resident, number),
     await redeemPanel(resident, number, a.region_code),
     await vouchersPanel(resident, number),
     summaryPanel(a),
@@ -131,6 +162,31 @@ function recordPanel(/** @type {HTMLElement} */ resident, /** @type {string} */ 
       `${t("recorded")}: ${result.result.points} (${result.result.event_id})`);
   });
   return h("section", { class: "panel" }, h("h2", { text: t("record_title") }), form, out);
+}
+
+/** The campaign offers the resident gets, with why; staff accept one for a resident who has no smartphone. */
+async function offersPanel(/** @type {HTMLElement} */ resident, /** @type {string} */ number) {
+  const path = { account_number: number };
+  const offers = (await must(api.GET("/v1/accounts/{account_number}/offers", { params: { path } }))).offers;
+  const out = h("div", { id: "offer-result" });
+  const accept = async (/** @type {string} */ offerId) => {
+    try {
+      await must(api.POST("/v1/accounts/{account_number}/offers/{offer_id}/accept", { params: { path: { ...path, offer_id: offerId } } }));
+      await showResident(resident, number);
+      showNotice(/** @type {HTMLElement} */ (resident.querySelector("#offer-result")), t("accepted"));
+    } catch (error) {
+      showProblem(out, error);
+    }
+  };
+  const rows = offers.length ? table([
+    ["offer", (o) => `${o.campaign_name}: ${o.headline}`],
+    ["why", (o) => (o.explanation ? o.explanation.summary : "")],
+    ["state", (o) => t(`offer_${o.state}`)],
+    ["accept_go", (o) => (o.state === "OFFER_STATE_OFFERED"
+      ? h("button", { type: "button", class: "accept-offer", "data-campaign": o.campaign_id, text: t("accept_go"), onclick: () => accept(o.offer_id) })
+      : "")],
+  ], offers) : h("p", { text: t("no_offers") });
+  return h("section", { class: "panel", id: "offers" }, h("h2", { text: t("offers_title") }), rows, out);
 }
 
 async function redeemPanel(/** @type {HTMLElement} */ resident, /** @type {string} */ number, /** @type {string} */ region) {

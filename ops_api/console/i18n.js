@@ -32,6 +32,22 @@ const TEXT = {
     adjust_request: "申请调账", reason: "原因", approve: "批准", reject: "驳回", request_go: "提交申请",
     who: "操作人", action: "动作", target: "对象", outcome: "结果", status: "状态", id: "编号",
     forbidden_page: "您的角色不能使用此页面", field: "项目", value: "内容", loading: "加载中…", done: "完成",
+    guardian: "监护人账号", guardian_hint: "未满14岁：须由在场的监护人（已开户的成年人）代为开户并同意授权",
+    minor: "未满14岁", reason_GUARDIAN_REQUIRED: "未满14岁的居民须由监护人在场开户，请填写监护人账号",
+    reason_GUARDIAN_NOT_ELIGIBLE: "监护人须为本地区已开户的成年人（年满18岁）",
+    reason_GUARDIAN_NOT_ACTING: "须由监护人本人办理",
+    nav_campaigns: "激励活动", budget: "预算（分）", spend: "已发放奖励（分）", remaining: "剩余预算（分）", bonuses: "奖励笔数",
+    campaign_spend: "各活动的预算使用", scope: "范围", scope_national: "全国", scope_regional: "地区",
+    scope_national_all: "全国（每个地区各一份预算）", bonus: "奖励", bonus_points: "奖励积分", whom: "对象", window: "时间窗",
+    target_days: "多少天未做（流失）", target_weekdays: "工作日次数（通勤）", budget_per_region: "预算（全国活动：每地区）",
+    target_EVERYONE: "所有人", target_LAPSED: "一段时间未做", target_NEVER_TRIED: "从未做过", target_WEEKDAY_REGULAR: "工作日常客",
+    funded: "已注资", unfunded: "未注资", exhausted: "预算用尽", campaign_create: "新建激励活动", campaign_go: "创建并注资",
+    created: "已创建", offers_title: "激励活动邀请", offer: "邀请", why: "原因", accept_go: "代为接受", accepted: "已接受",
+    offer_OFFER_STATE_OFFERED: "可接受", offer_OFFER_STATE_ACCEPTED: "已接受，待完成", offer_OFFER_STATE_FULFILLED: "已完成，奖励已发",
+    offer_OFFER_STATE_BUDGET_EXHAUSTED: "已完成，但预算已用尽", no_offers: "暂无邀请",
+    nav_conflicts: "重复申报", conflicts_intro: "同一活动被多个合作方申报时，后到的申报不计分。某一对合作方反复出现，可能是欺诈信号。",
+    conflicts_by_day: "按日重复申报（按合作方对）", conflicts_by_pair: "按合作方对", conflicts_detail: "明细",
+    pair: "先申报方 → 后申报方", conflicts: "重复申报数", days: "天数", day: "日期", holder: "先申报方", claimant: "后申报方",
   },
   en: {
     brand: "Carbon account console", skip: "Skip to content", larger: "Larger text", logout: "Log out", switch: "中文",
@@ -70,10 +86,34 @@ const TEXT = {
     adjust_request: "Request an adjustment", reason: "Reason", approve: "Approve", reject: "Reject",
     request_go: "Submit request", who: "Who", action: "Action", target: "Target", outcome: "Outcome",
     status: "Status", id: "Id", forbidden_page: "Your role cannot use this page", field: "Field", value: "Value", loading: "Loading…", done: "Done",
+    guardian: "Guardian's account", guardian_hint: "Under 14: the guardian present (an adult with an account) opens the account and gives the consents",
+    minor: "Under 14", reason_GUARDIAN_REQUIRED: "A resident under 14 opens an account only with a guardian present: enter the guardian's account number",
+    reason_GUARDIAN_NOT_ELIGIBLE: "The guardian must be an adult (18 or over) with an open account in this region",
+    reason_GUARDIAN_NOT_ACTING: "Only the guardian may do this",
+    nav_campaigns: "Campaigns", budget: "Budget (points)", spend: "Bonuses paid (points)", remaining: "Budget left (points)",
+    bonuses: "Bonuses paid", campaign_spend: "Budget use by campaign", scope: "Scope", scope_national: "National",
+    scope_regional: "Regional", scope_national_all: "National (a budget in every region)", bonus: "Bonus",
+    bonus_points: "Bonus points", whom: "Whom", window: "Window", target_days: "Days without it (lapsed)",
+    target_weekdays: "Weekdays done (regulars)", budget_per_region: "Budget (national: per region)",
+    target_EVERYONE: "Everyone", target_LAPSED: "Lapsed", target_NEVER_TRIED: "Never tried", target_WEEKDAY_REGULAR: "Weekday regulars",
+    funded: "Funded", unfunded: "Not funded", exhausted: "Budget spent", campaign_create: "Create a campaign",
+    campaign_go: "Create and fund", created: "Created", offers_title: "Campaign offers", offer: "Offer", why: "Why",
+    accept_go: "Accept for the resident", accepted: "Accepted",
+    offer_OFFER_STATE_OFFERED: "Offered", offer_OFFER_STATE_ACCEPTED: "Accepted, waiting", offer_OFFER_STATE_FULFILLED: "Done, bonus paid",
+    offer_OFFER_STATE_BUDGET_EXHAUSTED: "Done, but the budget was spent", no_offers: "No offers now",
+    nav_conflicts: "Claim conflicts", conflicts_intro: "When partners report an activity another partner already reported, the later report earns nothing. A pair of partners that keeps appearing may be a fraud signal.",
+    conflicts_by_day: "Conflicts by day (per partner pair)", conflicts_by_pair: "By partner pair", conflicts_detail: "Detail",
+    pair: "First reporter → later reporter", conflicts: "Conflicts", days: "Days", day: "Day", holder: "First reporter",
+    claimant: "Later reporter",
   },
 };
 
 export let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh";
+
+/** Whether the key has a text (in either language). @param {string} key */
+export function hasText(key) {
+  return key in TEXT.zh || key in TEXT.en;
+}
 
 /** @param {string} key */
 export function t(key) {

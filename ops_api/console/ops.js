@@ -8,7 +8,7 @@ import * as echarts from "./vendor/echarts.esm.min.js";
 /** @typedef {import("./openapi").components["schemas"]} Schemas */
 
 /** Regions the staff member may see (community staff: their own). */
-async function visibleRegions() {
+export async function visibleRegions() {
   const regions = (await must(api.GET("/v1/regions"))).regions;
   const mine = session.me && session.me.region_code;
   return mine ? regions.filter((r) => r.region_code === mine) : regions;
@@ -143,7 +143,7 @@ async function drawNational(/** @type {HTMLElement} */ out, /** @type {string} *
 }
 
 /** Draws one chart; the element records how many data points it drew (a page with no data says so). */
-function chart(/** @type {HTMLElement} */ where, /** @type {any} */ option) {
+export function chart(/** @type {HTMLElement} */ where, /** @type {any} */ option) {
   const count = option.series.reduce((/** @type {number} */ sum, /** @type {any} */ s) => sum + s.data.filter(Boolean).length, 0);
   where.dataset.points = String(count);
   if (!count) {

@@ -1,5 +1,5 @@
 // Small DOM helpers shared by the pages: elements, labelled fields, tables, notices and refusals.
-import { t } from "./i18n.js";
+import { hasText, t } from "./i18n.js";
 
 /**
  * An element with attributes (on* as listeners) and children (strings become text).
@@ -47,7 +47,9 @@ export function table(columns, rows) {
 /** Shows a refusal with its reason code, where a person at the counter reads it. @param {HTMLElement} where */
 export function showProblem(where, /** @type {any} */ error) {
   const reason = error && error.reason ? `${error.reason}: ` : "";
-  where.replaceChildren(h("div", { class: "problem", role: "alert", text: `${reason}${error.message || error}` }));
+  // A refusal staff meet at the counter is also said in plain words of the page's language, before the API's text.
+  const plain = error && error.reason && hasText(`reason_${error.reason}`) ? `${t(`reason_${error.reason}`)} — ` : "";
+  where.replaceChildren(h("div", { class: "problem", role: "alert", text: `${plain}${reason}${error.message || error}` }));
 }
 
 /** @param {HTMLElement} where @param {string} text */
