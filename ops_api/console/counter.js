@@ -6,7 +6,9 @@ import { lang, t } from "./i18n.js";
 import { field, h, isoDay, onSubmit, printOut, showNotice, showProblem, table } from "./ui.js";
 
 const CONSENTS = ["COMMUNITY_ACTIVITY", "GARBAGE_SORTING", "TRANSIT"];
-const BEHAVIOURS = ["tree_planting", "sorting_supervisor_day"];
+// Counter behaviours; recycling_kg only where the resident's region's catalog offers it.
+const BEHAVIOURS = ["tree_planting", "sorting_supervisor_day", "recycling_kg"];
+const WEIGHED = "recycling_kg";
 // Points expiring within this many days are listed by day under the balance.
 const EXPIRING_DAYS = 90;
 
@@ -137,7 +139,7 @@ async function showResident(/** @type {HTMLElement} */ resident, /** @type {stri
         ? h("ul", { class: "expiring-days", id: "expiring-days", "aria-label": t("expiring_days") },
           ...expiring.expiring.map((e) => h("li", { text: `${e.expires_on}: ${e.amount_points} ${t("points")}` })))
         : null),
-    recordPanel(resident, number),
+    await recordPanel(resident, number, a.region_code),
     await offersPanel(resident, number),
     await redeemPanel(resident, number, a.region_code),
     await vouchersPanel(resident, number),
@@ -146,20 +148,33 @@ async function showResident(/** @type {HTMLElement} */ resident, /** @type {stri
   /** @type {HTMLElement | null} */ (resident.querySelector("#record-behaviour"))?.focus();
 }
 
-function recordPanel(/** @type {HTMLElement} */ resident, /** @type {string} */ number) {
-  const behaviour = h("select", { id: "record-behaviour" }, ...BEHAVIOURS.map((b) => h("option", { value: b, text: t(`b_${b}`) })));
+async function recordPanel(/** @type {HTMLElement} */ resident, /** @type {string} */ number, /** @type {string} */ region) {
+  const catalog = (await must(api.GET("/v1/regions/{region_code}/behaviours", { params: { path: { region_code: region }, query: { page_size: 1000 } } }))).behaviours;
+  const offered = new Set(catalog.map((b) => b.code));
+  const behaviour = h("select", { id: "record-behaviour" },
+    ...BEHAVIOURS.filter((b) => offered.has(b)).map((b) => h("option", { value: b, text: t(`b_${b}`) })));
   const quantity = h("input", { id: "record-quantity", type: "number", min: 1, max: 31, value: 1, required: true });
+  const quantityLabel = h("span", { text: t("quantity") });
+  const evidence = h("input", { id: "record-evidence", maxlength: 200, size: 16 });
+  // The unit follows the behaviour: times or days, or kilograms weighed for recycling.
+  behaviour.addEventListener("change", () => {
+    quantityLabel.textContent = t(/** @type {HTMLSelectElement} */ (behaviour).value === WEIGHED ? "quantity_kg" : "quantity");
+  });
   const out = h("div", { id: "record-result" });
   const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline", id: "record" },
-    field("behaviour", behaviour), field("quantity", quantity), h("button", { class: "primary", type: "submit", text: t("record_go") })));
+    field("behaviour", behaviour), h("label", {}, quantityLabel, quantity), field("evidence", evidence),
+    h("button", { class: "primary", type: "submit", text: t("record_go") })));
   onSubmit(form, out, async () => {
     const chosen = /** @type {Schemas["CommunityEventBody"]["behaviour"]} */ (/** @type {HTMLSelectElement} */ (behaviour).value);
     const result = await must(api.POST("/v1/accounts/{account_number}/community-events", {
       params: { path: { account_number: number } },
-      body: { behaviour: chosen, quantity: Number(/** @type {HTMLInputElement} */ (quantity).value) } }));
+      body: { behaviour: chosen, quantity: Number(/** @type {HTMLInputElement} */ (quantity).value),
+        evidence_ref: /** @type {HTMLInputElement} */ (evidence).value.trim() } }));
     await showResident(resident, number);
+    // Points after the daily cap; a unit that earned nothing says why (the cap reached, the activity already claimed).
+    const why = [...new Set(result.results.filter((r) => r.reason).map((r) => r.reason))];
     showNotice(/** @type {HTMLElement} */ (resident.querySelector("#record-result")),
-      `${t("recorded")}: ${result.result.points} (${result.result.event_id})`);
+      `${t("recorded")}: ${result.points} (${result.result.event_id})${why.length ? ` · ${why.join(", ")}` : ""}`);
   });
   return h("section", { class: "panel" }, h("h2", { text: t("record_title") }), form, out);
 }

@@ -98,7 +98,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Record a community event (tree planting, supervisor day) */
+        /** Record a community event (tree planting, supervisor day, recycling in kg) */
         post: operations["record_community_event"];
         delete?: never;
         options?: never;
@@ -779,6 +779,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/regions/{region_code}/partners/{partner_id}/allowed-behaviours": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Change which behaviours a registered partner may report (the list is replaced; audited) */
+        post: operations["change_partner_behaviours"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/regions/{region_code}/partners/{partner_id}/rotate-secret": {
         parameters: {
             query?: never;
@@ -1428,13 +1445,13 @@ export interface components {
          * CommunityBehaviour
          * @enum {string}
          */
-        CommunityBehaviour: "tree_planting" | "sorting_supervisor_day";
+        CommunityBehaviour: "tree_planting" | "sorting_supervisor_day" | "recycling_kg";
         /** CommunityEventBody */
         CommunityEventBody: {
             behaviour: components["schemas"]["CommunityBehaviour"];
             /**
              * Evidence Ref
-             * @description sign-in sheet, photo id, ...
+             * @description the activity's own reference (sign-in sheet id, weighing ticket): another partner reporting the same one earns nothing for it; empty: this record's own, so distinct records never count as one activity
              * @default
              */
             evidence_ref?: string;
@@ -1445,7 +1462,7 @@ export interface components {
             occurred_at?: string | null;
             /**
              * Quantity
-             * @description times (tree planting, all on the day of occurred_at) or days (supervisor: the consecutive days ending on the day of occurred_at, one per day); each unit is one event, counted within its day's cap
+             * @description times (tree planting, all on the day of occurred_at) or days (supervisor: the consecutive days ending on the day of occurred_at, one per day), each unit one event counted within its day's cap; or kg (recycling: one event of that weight, the day's cap in kg applied)
              * @default 1
              */
             quantity?: number;
@@ -2121,6 +2138,19 @@ export interface components {
             partner_id: string;
             /** Rate Limit Per Second */
             rate_limit_per_second: number;
+        };
+        /** PartnerBehavioursBody */
+        PartnerBehavioursBody: {
+            /**
+             * Allowed Behaviours
+             * @description the behaviours the partner may report from now on (all of them)
+             */
+            allowed_behaviours: string[];
+            /**
+             * Reason
+             * @description why; kept with the change and in the audit log
+             */
+            reason: string;
         };
         /** PartnerBody */
         PartnerBody: {
@@ -3019,6 +3049,15 @@ export interface components {
             reason: string;
             /** To Account */
             to_account: string;
+        };
+        /**
+         * UpdatePartnerBehavioursResponse
+         * @description proto carbon.ingest.v1.UpdatePartnerBehavioursResponse
+         */
+        UpdatePartnerBehavioursResponse: {
+            partner: components["schemas"]["Partner"] | null;
+            /** Previous Behaviours */
+            previous_behaviours: string[];
         };
         /**
          * VerifyJournalResponse
@@ -9307,6 +9346,142 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PartnerResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    change_partner_behaviours: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+                partner_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PartnerBehavioursBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpdatePartnerBehavioursResponse"];
                 };
             };
             /** @description Bad request */

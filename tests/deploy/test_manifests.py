@@ -735,7 +735,7 @@ def test_the_national_registry_points_at_the_overlays_services() -> None:
 
 
 def test_the_ops_api_holds_the_community_partner_secret_of_every_region() -> None:
-    from service_kit.embedded import COMMUNITY_PARTNER_ID
+    from service_kit.partner_registration import COMMUNITY_PARTNER_ID
 
     [ops] = [d for p, d in deployments() if package_of(main_container(d)["command"]) == "ops_api"]
     env = {item["name"]: item for item in main_container(ops)["env"]}
