@@ -3,7 +3,7 @@ the ops API submits counter events as, and the demo partner. Partner administrat
 table): these calls are made as it (`operator`).
 
 Registration is idempotent by request id, so ingest answers a later start with the first registration; what the
-community partner may report then follows the region's catalog through UpdatePartnerBehaviours (ADR 0805), so an
+community partner may report then follows the region's catalog through UpdatePartnerBehaviours (ADR 0417), so an
 installation registered before its catalog offered a counter behaviour gains it on its next start.
 """
 
