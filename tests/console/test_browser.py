@@ -165,10 +165,13 @@ def test_guardian_campaign_spend_claim_conflicts_and_recycling_at_the_console(
     assert (campaign["paid_points"], campaign["bonuses_paid"], campaign["budget_points"]) == (50, 1, 1000)
 
     run_scenario("partner_change", console, browser_ready)
+    # A resident with no planting today yet (tree planting's daily cap is 2): the counter's report of the same
+    # sign-in sheet is refused as the activity the demo partner already reported, not by the cap.
+    planter = zhejiang_adult(console, "33010619750808123", "13800000014")
     evidence = "zj-signin-2026-001"
-    first = demo_partner_reports_tree_planting(console, resident, evidence)
+    first = demo_partner_reports_tree_planting(console, planter, evidence)
     assert (first.outcome, first.points > 0) == (inpb.EVENT_OUTCOME_ACCEPTED, True), first
-    run_scenario("conflicts", console, browser_ready, {"account": resident, "evidence": evidence})
+    run_scenario("conflicts", console, browser_ready, {"account": planter, "evidence": evidence})
 
     recycler = {"name": "陈志强", "id_number": id_number("44010619650707123"), "phone": "13900000021"}
     recycled = json.loads(run_scenario("recycling", console, browser_ready, recycler))
