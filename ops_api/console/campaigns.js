@@ -4,7 +4,7 @@
 import { api, must, session } from "./api.js";
 import { lang, t } from "./i18n.js";
 import { chart, visibleRegions } from "./ops.js";
-import { field, h, isoDay, onSubmit, showNotice, table } from "./ui.js";
+import { chinaDay, field, h, onSubmit, showNotice, table } from "./ui.js";
 
 /** @typedef {import("./openapi").components["schemas"]} Schemas */
 /** @typedef {Schemas["Campaign"] & { region_code: string }} RegionCampaign */
@@ -102,8 +102,9 @@ async function createPanel(/** @type {Schemas["Region"][]} */ regions, /** @type
   const target = h("select", { id: "campaign-target" }, ...TARGETS.map((k) => h("option", { value: k, text: t(`target_${k}`) })));
   const days = h("input", { id: "campaign-days", type: "number", min: 0, max: 365, value: 7 });
   const weekdays = h("input", { id: "campaign-weekdays", type: "number", min: 0, max: 20, value: 3 });
-  const from = h("input", { id: "campaign-from", type: "date", value: isoDay(0), required: true });
-  const to = h("input", { id: "campaign-to", type: "date", value: isoDay(30), required: true });
+  // Days in China time: the window runs from the start of the first day to the end of the last there.
+  const from = h("input", { id: "campaign-from", type: "date", value: chinaDay(0), required: true });
+  const to = h("input", { id: "campaign-to", type: "date", value: chinaDay(30), required: true });
   const budget = h("input", { id: "campaign-budget-points", type: "number", min: 1, max: 1000000000, value: 10000, required: true });
   const out = h("div", { id: "campaign-result" });
   const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline", id: "campaign-create" },

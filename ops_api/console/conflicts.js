@@ -4,7 +4,7 @@
 import { api, must } from "./api.js";
 import { t } from "./i18n.js";
 import { chart } from "./ops.js";
-import { field, h, isoDay, onSubmit, table } from "./ui.js";
+import { chinaDay, field, h, onSubmit, table } from "./ui.js";
 
 /** @typedef {import("./openapi").components["schemas"]} Schemas */
 
@@ -15,9 +15,10 @@ const pairOf = (c) => `${c.holder_region}/${c.holder_partner} → ${c.claimant_r
 
 /** @param {HTMLElement} main */
 export async function conflictsPage(main) {
-  // The API answers at most 62 days per call; a month is what an analyst looks at first.
-  const from = h("input", { id: "conflicts-from", type: "date", value: isoDay(-29), required: true });
-  const to = h("input", { id: "conflicts-to", type: "date", value: isoDay(0), required: true });
+  // The API answers at most 62 days per call; a month is what an analyst looks at first. Days are China time, as the
+  // claims count them.
+  const from = h("input", { id: "conflicts-from", type: "date", value: chinaDay(-29), required: true });
+  const to = h("input", { id: "conflicts-to", type: "date", value: chinaDay(0), required: true });
   const out = h("div", { id: "conflicts" });
   const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline", id: "conflicts-range" },
     field("from_day", from), field("to_day", to), h("button", { class: "primary", type: "submit", text: t("show") })));

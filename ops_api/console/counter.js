@@ -3,7 +3,7 @@
 // form field or button in reading order, so the whole page works with Tab, Enter and Space alone.
 import { api, must, session } from "./api.js";
 import { lang, t } from "./i18n.js";
-import { field, h, isoDay, onSubmit, printOut, showNotice, showProblem, table } from "./ui.js";
+import { chinaDay, field, h, isoDay, onSubmit, printOut, showNotice, showProblem, table } from "./ui.js";
 
 const CONSENTS = ["COMMUNITY_ACTIVITY", "GARBAGE_SORTING", "TRANSIT"];
 // Counter behaviours; recycling_kg only where the resident's region's catalog offers it.
@@ -111,8 +111,7 @@ export function isMinor(idNumber) {
   const birth = /^[0-9]{6}([0-9]{4})([0-9]{2})([0-9]{2})[0-9]{3}[0-9Xx]$/.exec(idNumber);
   if (!birth) return false;
   const [year, month, day] = birth.slice(1).map(Number);
-  const today = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" })
-    .format(new Date()).split("-").map(Number);
+  const today = chinaDay().split("-").map(Number);
   const fourteenth = [year + 14, month, day];
   for (let i = 0; i < 3; i += 1) if (today[i] !== fourteenth[i]) return today[i] < fourteenth[i];
   return false;

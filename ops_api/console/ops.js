@@ -211,7 +211,8 @@ export async function partnersPage(main) {
       showNotice(out, `${t("secret_once")}: ${rotated.secret}`);
     };
     out.replaceChildren(table([["partner", (p) => p.partner_id], ["name", (p) => p.name], ["kind", (p) => p.kind],
-      ["behaviour", (p) => p.allowed_behaviours.join(", ")], ["state", (p) => p.key_id],
+      ["behaviour", (p) => p.allowed_behaviours.join(", ")], ["active_key", (p) => p.active_key_id],
+      ["state", (p) => t(p.active ? "partner_active" : "partner_inactive")],
       ["rotate", (p) => (session.me && session.me.role === "admin"
         ? h("button", { type: "button", text: t("rotate"), onclick: () => rotate(p.partner_id).catch((e) => showProblem(out, e)) })
         : "")]], partners));

@@ -94,3 +94,13 @@ export function isoDay(days = 0) {
   const d = new Date(Date.now() + days * 86400000);
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
 }
+
+/**
+ * The calendar day in China Standard Time, `days` from now, as YYYY-MM-DD: the day the services count "per day" in
+ * (claims, caps, ages), whatever the browser's time zone.
+ * @param {number} [days]
+ */
+export function chinaDay(days = 0) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" })
+    .format(new Date(Date.now() + days * 86400000));
+}

@@ -19,6 +19,8 @@ await scenario(async (b) => {
 
   const viewer = await loggedIn(b, "viewer");
   await viewer.goto(`${base}/console/#/conflicts`);
+  await viewer.locator("#conflicts table").first().waitFor();
+  await shot(viewer, "ops-conflicts");
   await viewer.locator("#chart-conflicts canvas").waitFor();
   assert.ok(Number(await viewer.locator("#chart-conflicts").getAttribute("data-points")) > 0, "the chart has data");
   const shown = await viewer.locator("#conflicts").innerText();
