@@ -7,8 +7,9 @@ Partner administration answers only the ops API's identity (docs/access.md), so 
 it calls with the identity that container's environment names (CARBON_SERVICE_IDENTITY and CARBON_SERVICE_KEY_FILE,
 or the CARBON_TLS_* certificate), and finds the region's ingest in the registry the ops API reads
 (CARBON_REGISTRY_FILE; or pass --ingest HOST:PORT). Inside an ingest container it would call as ingest and be
-refused. The registration is the one `carbon up` makes (service_kit.embedded.register_community_partners: partner
-"community-centre", community behaviours, this region only), idempotent by its request id: running it again prints
+refused. The registration is the one `carbon up` makes (service_kit.partner_registration: partner "community-centre",
+community behaviours and those of the region's catalog, this region only), idempotent by its request id: running it
+again prints
 the same secret. The ops API needs that secret as CARBON_SECRET_COMMUNITY_PARTNER_<region> (deploy/README.md); the
 output is the secret alone, for `$(...)`.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import grpc
 
-from service_kit.embedded import register_community_partners
+from service_kit.partner_registration import register_community_partners
 from service_kit.settings import Settings
 from service_kit.topology import RegionEntry, Registry
 

@@ -185,6 +185,15 @@ class IngestServiceServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             key_id=key_id, secret=secret, previous_key_valid_until=to_timestamp(old_until)
         )
 
+    def UpdatePartnerBehaviours(
+        self, request: pb.UpdatePartnerBehavioursRequest, context: grpc.ServicerContext
+    ) -> pb.UpdatePartnerBehavioursResponse:
+        known = set(self._rules.book().behaviours)
+        partner, before = self._partners.change_behaviours(
+            request.request_id, request.partner_id, list(request.allowed_behaviours), request.reason, known
+        )
+        return pb.UpdatePartnerBehavioursResponse(partner=wire.partner(partner), previous_behaviours=before)
+
     @idempotent
     def GetStatistics(
         self, request: pb.GetStatisticsRequest, context: grpc.ServicerContext

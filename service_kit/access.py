@@ -114,6 +114,7 @@ ACCESS: dict[str, frozenset[str]] = {
             "GetPartner": _OPS,
             "ListPartners": _OPS,
             "RotatePartnerSecret": _OPS,
+            "UpdatePartnerBehaviours": _OPS,
             "GetStatistics": _OPS,
             "ListAcceptedEvents": frozenset({"incentives"}),
             "ListAccountEvents": frozenset({GATEWAY_KIND, OPS_API_KIND}),

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import IO
 
 from service_kit import embedded_trust, health
-from service_kit.channels import open_channel
 from service_kit.embedded_front_door import (
     DEMO_PARTNER_BEHAVIOURS,
     PARTNER,
@@ -34,6 +33,7 @@ from service_kit.embedded_front_door import (
 )
 from service_kit.embedded_trust import EmbeddedTrust
 from service_kit.identities import identity_of_service
+from service_kit.partner_registration import register_community_partners, register_partner
 from service_kit.settings import Settings
 from service_kit.topology import REGISTRY_FILE, ProcessSpec, Registry
 
@@ -163,59 +163,8 @@ def national_secret(data_dir: Path, env: Mapping[str, str], variable: str) -> st
     return path.read_text().strip()
 
 
-COMMUNITY_PARTNER_ID = "community-centre"
-COMMUNITY_BEHAVIOURS = ("tree_planting", "sorting_supervisor_day")
 OPS_ADMIN_TOKEN_FILE = "ops-admin-token"
 OPS_TOKEN_REFRESH_AFTER_S = 60 * 24 * 3600  # tokens live 90 days; renew well before
-
-
-def register_community_partners(registry: Registry, operator: Settings | None) -> dict[str, str]:
-    """Registers the community-centre data partner in every region's ingest; returns its signing secret by region.
-
-    Partner administration is the ops API's (the access table): the supervisor calls as it (`operator`).
-    Idempotent by request id: on a later start ingest answers with the first registration and the same secret.
-    """
-    from carbon.ingest.v1 import ingest_service_pb2 as ingest_pb
-
-    return register_partner(
-        registry,
-        COMMUNITY_PARTNER_ID,
-        "Community centres (ops counter)",
-        ingest_pb.PARTNER_KIND_COMMUNITY_CENTRE,
-        COMMUNITY_BEHAVIOURS,
-        operator,
-    )
-
-
-def register_partner(
-    registry: Registry,
-    partner_id: str,
-    name: str,
-    kind: int,
-    behaviours: tuple[str, ...],
-    operator: Settings | None,
-) -> dict[str, str]:
-    """Registers one data partner in every region's ingest (idempotent by request id); its secret by region."""
-    from carbon.ingest.v1 import ingest_service_pb2 as ingest_pb
-    from carbon.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
-
-    secrets_by_region: dict[str, str] = {}
-    for region in registry.regions:
-        partner = ingest_pb.Partner(
-            partner_id=partner_id,
-            name=name,
-            kind=kind,  # type: ignore[arg-type]
-            allowed_behaviours=list(behaviours),
-            allowed_regions=[region.region_code],
-            rate_limit_per_second=100,
-        )
-        with open_channel(region.ingest_address, operator) as channel:
-            response = ingest_grpc.IngestServiceStub(channel).RegisterPartner(
-                ingest_pb.RegisterPartnerRequest(request_id=f"carbon-up:{partner_id}", partner=partner),
-                timeout=10,
-            )
-        secrets_by_region[region.region_code] = response.secret
-    return secrets_by_region
 
 
 class Supervisor:

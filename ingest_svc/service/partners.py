@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from ingest_svc.domain.partners import KINDS, PARTNER_ID_PATTERN, Partner, PartnerKey
 from ingest_svc.store import partners as stored
-from ingest_svc.store.partners import SealedKey
+from ingest_svc.store.partners import PartnerChange, SealedKey
 from ingest_svc.store.secret_box import SecretBox
 from service_kit.clock import Clock
 from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
@@ -23,6 +23,8 @@ from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
 PARTNER_CACHE_TTL_S = 5.0
 FIRST_KEY_ID = "k1"
 MAX_PAGE = 500
+MAX_REQUEST_ID = 128
+MAX_REASON = 500
 
 
 class Partners:
@@ -104,6 +106,35 @@ class Partners:
             self._cache.pop(partner_id, None)
         return key_id, secret, now + self._grace
 
+    def change_behaviours(
+        self, request_id: str, partner_id: str, behaviours: list[str], reason: str, known_behaviours: set[str]
+    ) -> tuple[Partner, tuple[str, ...]]:
+        """The partner allowed exactly `behaviours` from now on, and what it was allowed before. Idempotent per
+        request id: a retry answers as the change did and applies nothing again."""
+        wanted = tuple(sorted(set(behaviours)))
+        _check_change(request_id, wanted, reason, known_behaviours)
+        with self._engine.begin() as conn:
+            done = stored.change_by_request(conn, request_id)
+            if done is None:
+                partner = stored.partner_for_update(conn, partner_id)
+                if partner is None:
+                    raise NotFound("PARTNER_NOT_FOUND", f"partner_id: {partner_id!r} is not registered")
+                change = PartnerChange(request_id, partner_id, tuple(sorted(partner.allowed_behaviours)), wanted)
+                if stored.record_change(conn, change, reason, self._clock()):
+                    done = change
+                else:  # the same request id committed meanwhile: answer as it did
+                    done = stored.change_by_request(conn, request_id)
+            assert done is not None
+            if (done.partner_id, done.behaviours_after) != (partner_id, wanted):
+                raise AlreadyExists(
+                    "IDEMPOTENCY_KEY_REUSED", "request_id: used for another change", {"field": "request_id"}
+                )
+            current = stored.partner(conn, partner_id)
+        assert current is not None
+        with self._cache_lock:
+            self._cache.pop(partner_id, None)
+        return current, done.behaviours_before
+
     def _seal(self, secret: str, partner_id: str, key_id: str) -> bytes:
         """The ciphertext is bound to its row: "partner/key_id" is its associated data."""
         return self._box.seal(secret.encode(), f"{partner_id}/{key_id}")
@@ -130,3 +161,13 @@ def _check_registration(request_id: str, partner: Partner, known_behaviours: set
         raise InvalidArgument("partner.allowed_regions", f"at least one 6-digit region code (bad: {bad_regions})")
     if partner.rate_limit_per_second < 0:
         raise InvalidArgument("partner.rate_limit_per_second", "must not be negative (0 = unlimited)")
+
+
+def _check_change(request_id: str, behaviours: tuple[str, ...], reason: str, known_behaviours: set[str]) -> None:
+    if not request_id or len(request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument("request_id", f"required (idempotency key), at most {MAX_REQUEST_ID} characters")
+    unknown = sorted(set(behaviours) - known_behaviours)
+    if not behaviours or unknown:
+        raise InvalidArgument("allowed_behaviours", f"at least one known behaviour (unknown: {unknown})")
+    if len(reason) > MAX_REASON:
+        raise InvalidArgument("reason", f"at most {MAX_REASON} characters")

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select, update
 
 from ingest_svc.domain.partners import Partner
 from ingest_svc.store.dialect import insert, utc
-from ingest_svc.store.tables import partner_keys, partners
+from ingest_svc.store.tables import partner_changes, partner_keys, partners
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,56 @@ def rotate_key(conn: Connection, new_key: SealedKey, old_valid_until: datetime) 
     )
     conn.execute(partner_keys.insert(), [_key_row(new_key)])
     conn.execute(update(partners).where(partners.c.partner_id == partner_id).values(active_key_id=new_key.key_id))
+
+
+@dataclass(frozen=True)
+class PartnerChange:
+    """A change of a partner's allowed behaviours as recorded (both lists sorted)."""
+
+    request_id: str
+    partner_id: str
+    behaviours_before: tuple[str, ...]
+    behaviours_after: tuple[str, ...]
+
+
+def change_by_request(conn: Connection, request_id: str) -> PartnerChange | None:
+    row = conn.execute(select(partner_changes).where(partner_changes.c.request_id == request_id)).first()
+    if row is None:
+        return None
+    return PartnerChange(
+        row.request_id,
+        row.partner_id,
+        tuple(json.loads(row.behaviours_before)),
+        tuple(json.loads(row.behaviours_after)),
+    )
+
+
+def partner_for_update(conn: Connection, partner_id: str) -> Partner | None:
+    """The partner, its row locked until the transaction ends (PostgreSQL), so two changes apply one after the other."""
+    query = select(partners).where(partners.c.partner_id == partner_id).with_for_update()
+    row = conn.execute(query).first()
+    return _partner(row._mapping) if row else None
+
+
+def record_change(conn: Connection, change: PartnerChange, reason: str, at: datetime) -> bool:
+    """Writes the change and applies it to the partner; False (nothing written) when its request id is taken."""
+    row = {
+        "request_id": change.request_id,
+        "partner_id": change.partner_id,
+        "behaviours_before": json.dumps(list(change.behaviours_before)),
+        "behaviours_after": json.dumps(list(change.behaviours_after)),
+        "reason": reason,
+        "changed_at": at.astimezone(UTC),
+    }
+    statement = insert(conn, partner_changes).on_conflict_do_nothing().returning(partner_changes.c.request_id)
+    if conn.execute(statement, [row]).first() is None:
+        return False
+    conn.execute(
+        update(partners)
+        .where(partners.c.partner_id == change.partner_id)
+        .values(allowed_behaviours=json.dumps(list(change.behaviours_after)))
+    )
+    return True
 
 
 def _partner(row: Mapping[Any, Any]) -> Partner:

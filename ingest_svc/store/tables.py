@@ -67,6 +67,19 @@ partners = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# One row per change of a partner's allowed behaviours (UpdatePartnerBehaviours), keyed by its request id: the
+# history of what a partner could report, and the idempotency record of the change.
+partner_changes = Table(
+    "ingest_partner_changes",
+    metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("partner_id", String(64), nullable=False, index=True),
+    Column("behaviours_before", Text, nullable=False),  # JSON list
+    Column("behaviours_after", Text, nullable=False),  # JSON list
+    Column("reason", Text, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+
 partner_keys = Table(
     "ingest_partner_keys",
     metadata,

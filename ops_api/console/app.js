@@ -1,5 +1,7 @@
 // The console: log in with a staff token, then the pages the staff member's role may use (hash routes).
 import { api, forget, must, remember, session } from "./api.js";
+import { campaignsPage } from "./campaigns.js";
+import { conflictsPage } from "./conflicts.js";
 import { counterPage } from "./counter.js";
 import { lang, t, toggleLang, translate } from "./i18n.js";
 import {
@@ -17,6 +19,8 @@ const PAGES = [
   { path: "dashboard", key: "nav_dashboard", roles: ALL, render: dashboardPage },
   { path: "national", key: "nav_national", roles: ["viewer", "operator", "admin"], render: nationalPage },
   { path: "settlement", key: "nav_settlement", roles: ["viewer", "operator", "admin"], render: settlementPage },
+  { path: "campaigns", key: "nav_campaigns", roles: ALL, render: campaignsPage },
+  { path: "conflicts", key: "nav_conflicts", roles: ["viewer", "operator", "admin"], render: conflictsPage },
   { path: "explain", key: "nav_explain", roles: ALL, render: explainPage },
   { path: "partners", key: "nav_partners", roles: ["operator", "admin"], render: partnersPage },
   { path: "catalog", key: "nav_catalog", roles: ALL, render: catalogPage },

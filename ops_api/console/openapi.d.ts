@@ -98,7 +98,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Record a community event (tree planting, supervisor day) */
+        /** Record a community event (tree planting, supervisor day, recycling in kg) */
         post: operations["record_community_event"];
         delete?: never;
         options?: never;
@@ -202,6 +202,40 @@ export interface paths {
         get: operations["monthly_summary"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/accounts/{account_number}/offers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A resident's campaign offers with why each is made (for residents served at the counter) */
+        get: operations["list_offers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/accounts/{account_number}/offers/{offer_id}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Accept an offer for the resident at the counter: their next event of its behaviour earns the bonus once */
+        post: operations["accept_offer"];
         delete?: never;
         options?: never;
         head?: never;
@@ -739,6 +773,23 @@ export interface paths {
         get: operations["get_partner"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/regions/{region_code}/partners/{partner_id}/allowed-behaviours": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Change which behaviours a registered partner may report (the list is replaced; audited) */
+        post: operations["change_partner_behaviours"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1394,13 +1445,13 @@ export interface components {
          * CommunityBehaviour
          * @enum {string}
          */
-        CommunityBehaviour: "tree_planting" | "sorting_supervisor_day";
+        CommunityBehaviour: "tree_planting" | "sorting_supervisor_day" | "recycling_kg";
         /** CommunityEventBody */
         CommunityEventBody: {
             behaviour: components["schemas"]["CommunityBehaviour"];
             /**
              * Evidence Ref
-             * @description sign-in sheet, photo id, ...
+             * @description the activity's own reference (sign-in sheet id, weighing ticket): another partner reporting the same one earns nothing for it; empty: this record's own, so distinct records never count as one activity
              * @default
              */
             evidence_ref?: string;
@@ -1411,7 +1462,7 @@ export interface components {
             occurred_at?: string | null;
             /**
              * Quantity
-             * @description times (tree planting, all on the day of occurred_at) or days (supervisor: the consecutive days ending on the day of occurred_at, one per day); each unit is one event, counted within its day's cap
+             * @description times (tree planting, all on the day of occurred_at) or days (supervisor: the consecutive days ending on the day of occurred_at, one per day), each unit one event counted within its day's cap; or kg (recycling: one event of that weight, the day's cap in kg applied)
              * @default 1
              */
             quantity?: number;
@@ -1730,6 +1781,28 @@ export interface components {
             rule_version_id: string;
         };
         /**
+         * Explanation
+         * @description proto carbon.incentives.v1.Explanation
+         */
+        Explanation: {
+            /** Facts */
+            facts: components["schemas"]["Fact"][];
+            /** Rule */
+            rule: string;
+            /** Summary */
+            summary: string;
+        };
+        /**
+         * Fact
+         * @description proto carbon.incentives.v1.Fact
+         */
+        Fact: {
+            /** Kind */
+            kind: string;
+            /** Text */
+            text: string;
+        };
+        /**
          * GetDirectoryEntryResponse
          * @description proto carbon.gateway.v1.GetDirectoryEntryResponse
          */
@@ -1953,6 +2026,59 @@ export interface components {
             /** Region Codes */
             region_codes: string[];
         };
+        /**
+         * Offer
+         * @description proto carbon.incentives.v1.Offer
+         */
+        Offer: {
+            /** Behaviour */
+            behaviour: string;
+            /** Bonus Percent */
+            bonus_percent: number;
+            /** Bonus Points */
+            bonus_points: number;
+            /** Bonus Transfer Id */
+            bonus_transfer_id: string;
+            /** Campaign Id */
+            campaign_id: string;
+            /** Campaign Name */
+            campaign_name: string;
+            /** Ends At */
+            ends_at: string | null;
+            explanation: components["schemas"]["Explanation"] | null;
+            /** Fulfilled By Event */
+            fulfilled_by_event: string;
+            /** Headline */
+            headline: string;
+            /** Offer Id */
+            offer_id: string;
+            /** Paid Points */
+            paid_points: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "OFFER_STATE_UNSPECIFIED" | "OFFER_STATE_OFFERED" | "OFFER_STATE_ACCEPTED" | "OFFER_STATE_FULFILLED" | "OFFER_STATE_BUDGET_EXHAUSTED";
+            /** Targeted */
+            targeted: boolean;
+        };
+        /**
+         * OfferList
+         * @description The campaign offers a resident gets now, best fitting first, each with why; personalised: whether targeted offers are among them (false: only the untargeted offers everyone gets).
+         */
+        OfferList: {
+            /** Offers */
+            offers: components["schemas"]["Offer"][];
+            /** Personalised */
+            personalised: boolean;
+        };
+        /**
+         * OfferResponse
+         * @description The offer after the call.
+         */
+        OfferResponse: {
+            offer: components["schemas"]["Offer"];
+        };
         /** OpenAccountBody */
         OpenAccountBody: {
             /**
@@ -2012,6 +2138,19 @@ export interface components {
             partner_id: string;
             /** Rate Limit Per Second */
             rate_limit_per_second: number;
+        };
+        /** PartnerBehavioursBody */
+        PartnerBehavioursBody: {
+            /**
+             * Allowed Behaviours
+             * @description the behaviours the partner may report from now on (all of them)
+             */
+            allowed_behaviours: string[];
+            /**
+             * Reason
+             * @description why; kept with the change and in the audit log
+             */
+            reason: string;
         };
         /** PartnerBody */
         PartnerBody: {
@@ -2910,6 +3049,15 @@ export interface components {
             reason: string;
             /** To Account */
             to_account: string;
+        };
+        /**
+         * UpdatePartnerBehavioursResponse
+         * @description proto carbon.ingest.v1.UpdatePartnerBehavioursResponse
+         */
+        UpdatePartnerBehavioursResponse: {
+            partner: components["schemas"]["Partner"] | null;
+            /** Previous Behaviours */
+            previous_behaviours: string[];
         };
         /**
          * VerifyJournalResponse
@@ -4369,6 +4517,270 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["MonthlySummaryResponse"];
                     "text/plain": unknown;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_offers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 16-digit account number (region code first, Luhn check digit) */
+                account_number: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfferList"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    accept_offer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 16-digit account number (region code first, Luhn check digit) */
+                account_number: string;
+                /** @description Offer.offer_id from the list */
+                offer_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfferResponse"];
                 };
             };
             /** @description Bad request */
@@ -8934,6 +9346,142 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PartnerResponse"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Upstream timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    change_partner_behaviours: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description GB/T 2260 region code */
+                region_code: string;
+                partner_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PartnerBehavioursBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpdatePartnerBehavioursResponse"];
                 };
             };
             /** @description Bad request */

@@ -8,7 +8,7 @@ import * as echarts from "./vendor/echarts.esm.min.js";
 /** @typedef {import("./openapi").components["schemas"]} Schemas */
 
 /** Regions the staff member may see (community staff: their own). */
-async function visibleRegions() {
+export async function visibleRegions() {
   const regions = (await must(api.GET("/v1/regions"))).regions;
   const mine = session.me && session.me.region_code;
   return mine ? regions.filter((r) => r.region_code === mine) : regions;
@@ -143,7 +143,7 @@ async function drawNational(/** @type {HTMLElement} */ out, /** @type {string} *
 }
 
 /** Draws one chart; the element records how many data points it drew (a page with no data says so). */
-function chart(/** @type {HTMLElement} */ where, /** @type {any} */ option) {
+export function chart(/** @type {HTMLElement} */ where, /** @type {any} */ option) {
   const count = option.series.reduce((/** @type {number} */ sum, /** @type {any} */ s) => sum + s.data.filter(Boolean).length, 0);
   where.dataset.points = String(count);
   if (!count) {
@@ -211,14 +211,54 @@ export async function partnersPage(main) {
       showNotice(out, `${t("secret_once")}: ${rotated.secret}`);
     };
     out.replaceChildren(table([["partner", (p) => p.partner_id], ["name", (p) => p.name], ["kind", (p) => p.kind],
-      ["behaviour", (p) => p.allowed_behaviours.join(", ")], ["state", (p) => p.key_id],
+      ["behaviour", (p) => p.allowed_behaviours.join(", ")], ["active_key", (p) => p.active_key_id],
+      ["state", (p) => t(p.active ? "partner_active" : "partner_inactive")],
       ["rotate", (p) => (session.me && session.me.role === "admin"
         ? h("button", { type: "button", text: t("rotate"), onclick: () => rotate(p.partner_id).catch((e) => showProblem(out, e)) })
         : "")]], partners));
   };
-  region.addEventListener("change", () => { show(); });
-  main.replaceChildren(h("h1", { text: t("nav_partners") }), field("region", region), out);
-  await show();
+  const change = h("div", { id: "partner-change" });
+  const refresh = async () => {
+    await show();
+    if (session.me && session.me.role === "admin") await changeBehavioursForm(change, val(region), show);
+  };
+  region.addEventListener("change", () => { refresh(); });
+  main.replaceChildren(h("h1", { text: t("nav_partners") }), field("region", region), out, change);
+  await refresh();
+}
+
+/**
+ * Admin: which behaviours a partner may report (the list replaced, with a reason; ingest keeps the change and the
+ * API's audit log who made it). Checkboxes of the region's catalog, ticked as the partner has them now.
+ */
+async function changeBehavioursForm(/** @type {HTMLElement} */ where, /** @type {string} */ region, /** @type {() => Promise<void>} */ show) {
+  const path = { region_code: region };
+  const [partners, catalog] = await Promise.all([
+    must(api.GET("/v1/regions/{region_code}/partners", { params: { path } })),
+    must(api.GET("/v1/regions/{region_code}/behaviours", { params: { path, query: { page_size: 1000 } } })),
+  ]);
+  const partner = h("select", { id: "change-partner" }, ...partners.partners.map((p) => h("option", { value: p.partner_id, text: p.partner_id })));
+  const boxes = catalog.behaviours.map((b) => h("input", { type: "checkbox", class: "change-behaviour", value: b.code }));
+  const tick = () => {
+    const chosen = partners.partners.find((p) => p.partner_id === val(partner));
+    boxes.forEach((box) => { /** @type {HTMLInputElement} */ (box).checked = !!chosen && chosen.allowed_behaviours.includes(/** @type {HTMLInputElement} */ (box).value); });
+  };
+  partner.addEventListener("change", tick);
+  const reason = h("input", { id: "change-reason", required: true, minlength: 3, maxlength: 500, size: 40 });
+  const out = h("div", { id: "change-result" });
+  const form = /** @type {HTMLFormElement} */ (h("form", { class: "inline", id: "change-behaviours" }, field("partner", partner),
+    h("fieldset", {}, h("legend", { text: t("behaviour") }),
+      ...boxes.map((box, i) => h("label", { class: "check" }, box, `${lang === "zh" ? catalog.behaviours[i].name_zh : catalog.behaviours[i].name_en} (${catalog.behaviours[i].code})`))),
+    field("reason", reason), h("button", { class: "primary", type: "submit", text: t("change_go") })));
+  onSubmit(form, out, async () => {
+    const allowed = boxes.filter((box) => /** @type {HTMLInputElement} */ (box).checked).map((box) => /** @type {HTMLInputElement} */ (box).value);
+    const changed = await must(api.POST("/v1/regions/{region_code}/partners/{partner_id}/allowed-behaviours", {
+      params: { path: { ...path, partner_id: val(partner) } }, body: { allowed_behaviours: allowed, reason: val(reason) } }));
+    await show();
+    showNotice(out, `${t("done")}: ${changed.partner.partner_id} · ${changed.previous_behaviours.join(", ")} → ${changed.partner.allowed_behaviours.join(", ")}`);
+  });
+  tick();
+  where.replaceChildren(h("section", { class: "panel" }, h("h2", { text: t("change_title") }), form, out));
 }
 
 /** @param {HTMLElement} main */

@@ -1,5 +1,5 @@
 // Small DOM helpers shared by the pages: elements, labelled fields, tables, notices and refusals.
-import { t } from "./i18n.js";
+import { hasText, t } from "./i18n.js";
 
 /**
  * An element with attributes (on* as listeners) and children (strings become text).
@@ -47,7 +47,9 @@ export function table(columns, rows) {
 /** Shows a refusal with its reason code, where a person at the counter reads it. @param {HTMLElement} where */
 export function showProblem(where, /** @type {any} */ error) {
   const reason = error && error.reason ? `${error.reason}: ` : "";
-  where.replaceChildren(h("div", { class: "problem", role: "alert", text: `${reason}${error.message || error}` }));
+  // A refusal staff meet at the counter is also said in plain words of the page's language, before the API's text.
+  const plain = error && error.reason && hasText(`reason_${error.reason}`) ? `${t(`reason_${error.reason}`)} — ` : "";
+  where.replaceChildren(h("div", { class: "problem", role: "alert", text: `${plain}${reason}${error.message || error}` }));
 }
 
 /** @param {HTMLElement} where @param {string} text */
@@ -91,4 +93,14 @@ export function printOut(content) {
 export function isoDay(days = 0) {
   const d = new Date(Date.now() + days * 86400000);
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+/**
+ * The calendar day in China Standard Time, `days` from now, as YYYY-MM-DD: the day the services count "per day" in
+ * (claims, caps, ages), whatever the browser's time zone.
+ * @param {number} [days]
+ */
+export function chinaDay(days = 0) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" })
+    .format(new Date(Date.now() + days * 86400000));
 }

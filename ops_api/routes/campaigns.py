@@ -1,5 +1,6 @@
 """Incentive campaigns of a region (incentives_svc): list them with what they have paid, create one (its budget is
-moved into the campaign's ledger account), or create a national campaign in every region at once."""
+moved into the campaign's ledger account), or create a national campaign in every region at once; a resident's
+offers, and accepting one for them at the counter (residents without a smartphone)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,21 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter
+from fastapi import Path as FastApiPath
 from pydantic import Field
 
 from carbon.incentives.v1 import incentives_service_pb2 as npb
 from ops_api.domain.requests import idempotency_key
 from ops_api.domain.staff import Role
-from ops_api.routes.common import Body, Json, RegionCode, enum_name, region_for
+from ops_api.routes.common import AccountNumber, Body, Json, RegionCode, account_home, enum_name, region_for
 from ops_api.routes.dependencies import Ctx, CurrentStaff, RequestId
 from ops_api.schemas import envelope
 from ops_api.service.audit import audited
 from ops_api.wire import timestamp, to_json
 
 router = APIRouter(tags=["campaigns"])
+# As incentives bounds ListOffers.max_results.
+MAX_OFFERS = 10
 
 CampaignResponse = envelope("CampaignResponse", "One campaign.", campaign=npb.Campaign)
 CampaignList = envelope(
@@ -138,3 +142,48 @@ def create_national_campaign(context: Ctx, staff: CurrentStaff, rid: RequestId, 
         run,
         details=body.model_dump(mode="json"),
     )
+
+
+OfferList = envelope(
+    "OfferList",
+    "The campaign offers a resident gets now, best fitting first, each with why; personalised: whether targeted "
+    "offers are among them (false: only the untargeted offers everyone gets).",
+    offers=list[npb.Offer],
+    personalised=bool,
+)
+OfferResponse = envelope("OfferResponse", "The offer after the call.", offer=npb.Offer)
+OfferId = Annotated[str, FastApiPath(pattern=r"^[A-Za-z0-9:._-]{1,128}$", description="Offer.offer_id from the list")]
+
+
+@router.get(
+    "/v1/accounts/{account_number}/offers",
+    summary="A resident's campaign offers with why each is made (for residents served at the counter)",
+    response_model=OfferList,
+)
+def list_offers(context: Ctx, staff: CurrentStaff, account_number: AccountNumber) -> Json:
+    region = account_home(context, staff, account_number)
+    stub = context.regions.incentives(region)
+    request = npb.ListOffersRequest(account_number=account_number, max_results=MAX_OFFERS)
+    response = context.regions.call("incentives", stub.ListOffers, request)
+    return {"offers": [to_json(offer) for offer in response.offers], "personalised": response.personalised}
+
+
+@router.post(
+    "/v1/accounts/{account_number}/offers/{offer_id}/accept",
+    summary="Accept an offer for the resident at the counter: their next event of its behaviour earns the bonus once",
+    response_model=OfferResponse,
+)
+def accept_offer(
+    context: Ctx, staff: CurrentStaff, rid: RequestId, account_number: AccountNumber, offer_id: OfferId
+) -> Json:
+    staff.require(Role.COMMUNITY_STAFF, Role.OPERATOR, Role.ADMIN)
+    region = account_home(context, staff, account_number)
+    stub = context.regions.incentives(region)
+    request = npb.AcceptOfferRequest(
+        request_id=idempotency_key(staff, rid), account_number=account_number, offer_id=offer_id
+    )
+
+    def run() -> Json:
+        return {"offer": to_json(context.regions.call("incentives", stub.AcceptOffer, request).offer)}
+
+    return audited(context, staff, rid, "offer.accept", account_number, run, details={"offer_id": offer_id})

@@ -46,6 +46,9 @@ COUNTER_ROLES = (Role.COMMUNITY_STAFF, Role.OPERATOR, Role.ADMIN)
 class CommunityBehaviour(StrEnum):
     TREE_PLANTING = "tree_planting"
     SORTING_SUPERVISOR_DAY = "sorting_supervisor_day"
+    # Only where the region's catalog offers it (the community partner is allowed it there; elsewhere ingest refuses
+    # it, 422 with its reason).
+    RECYCLING_KG = "recycling_kg"
 
 
 class CommunityEventBody(Body):
@@ -55,15 +58,21 @@ class CommunityEventBody(Body):
         ge=1,
         le=31,
         description="times (tree planting, all on the day of occurred_at) or days (supervisor: the consecutive days "
-        "ending on the day of occurred_at, one per day); each unit is one event, counted within its day's cap",
+        "ending on the day of occurred_at, one per day), each unit one event counted within its day's cap; or kg "
+        "(recycling: one event of that weight, the day's cap in kg applied)",
     )
     occurred_at: datetime | None = Field(default=None, description="defaults to now; the last day of a run of days")
-    evidence_ref: str = Field(default="", max_length=200, description="sign-in sheet, photo id, ...")
+    evidence_ref: str = Field(
+        default="",
+        max_length=200,
+        description="the activity's own reference (sign-in sheet id, weighing ticket): another partner reporting the "
+        "same one earns nothing for it; empty: this record's own, so distinct records never count as one activity",
+    )
 
 
 @router.post(
     "/{account_number}/community-events",
-    summary="Record a community event (tree planting, supervisor day)",
+    summary="Record a community event (tree planting, supervisor day, recycling in kg)",
     response_model=EventResultResponse,
 )
 def record_community_event(

@@ -30,6 +30,7 @@ RegisteredPartner = envelope(
     "RegisteredPartner", "The partner and its signing secret (shown this once).", partner=inpb.Partner, secret=str
 )
 RotatedSecret = message_model(inpb.RotatePartnerSecretResponse.DESCRIPTOR)
+ChangedPartner = message_model(inpb.UpdatePartnerBehavioursResponse.DESCRIPTOR)
 ScoreExplanation = message_model(inpb.ExplainScoreResponse.DESCRIPTOR)
 StatisticsPage = page("StatisticsPage", "rows", inpb.StatisticsRow, "Rows per day, region and behaviour.")
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -178,6 +179,44 @@ def register_partner(
 
     target = f"{region_code}/partner:{body.partner_id}"
     return audited(context, staff, rid, "partner.register", target, run, details=body.model_dump(mode="json"))
+
+
+class PartnerBehavioursBody(Body):
+    allowed_behaviours: list[Code] = Field(
+        min_length=1, max_length=100, description="the behaviours the partner may report from now on (all of them)"
+    )
+    reason: str = Field(min_length=3, max_length=500, description="why; kept with the change and in the audit log")
+
+
+@router.post(
+    "/partners/{partner_id}/allowed-behaviours",
+    summary="Change which behaviours a registered partner may report (the list is replaced; audited)",
+    response_model=ChangedPartner,
+)
+def change_partner_behaviours(
+    context: Ctx,
+    staff: CurrentStaff,
+    rid: RequestId,
+    region_code: RegionCode,
+    partner_id: PartnerId,
+    body: PartnerBehavioursBody,
+) -> Json:
+    staff.require(Role.ADMIN)
+    region = region_for(context, staff, region_code)
+    stub = context.regions.ingest(region)
+    request = inpb.UpdatePartnerBehavioursRequest(
+        request_id=idempotency_key(staff, rid),
+        partner_id=partner_id,
+        allowed_behaviours=body.allowed_behaviours,
+        reason=body.reason,
+    )
+
+    def run() -> Json:
+        return to_json(context.regions.call("ingest", stub.UpdatePartnerBehaviours, request))
+
+    target = f"{region_code}/partner:{partner_id}"
+    details = {"allowed_behaviours": ",".join(sorted(set(body.allowed_behaviours)))}
+    return audited(context, staff, rid, "partner.change_behaviours", target, run, reason=body.reason, details=details)
 
 
 @router.post(

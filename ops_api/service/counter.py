@@ -27,6 +27,8 @@ MILLI_PER_UNIT = 1000
 # each, so the daily cap of one day per day still applies to each day. Other behaviours (times) are N events on the
 # record's day, each within that day's cap.
 PER_DAY_BEHAVIOURS = frozenset({"sorting_supervisor_day"})
+# Behaviours counted in a quantity (kg): a record is one event of that quantity, the day's cap applied to it.
+WEIGHED_BEHAVIOURS = frozenset({"recycling_kg"})
 
 
 def submit_community_event(
@@ -63,23 +65,35 @@ def community_event_request(
             {"region": region.region_code},
         )
     key = idempotency_key(staff, rid)
-    times = community_event_times(behaviour, quantity, occurred_at or context.clock())
-    events = [
-        inpb.Event(
-            # One unit keeps the request's key as its event id, as before multi-unit records.
-            event_id=key if quantity == 1 else f"{key}#{index + 1}",
-            account=common_pb2.AccountRef(account_number=account_number),
-            behaviour=behaviour,
-            quantity_milli=MILLI_PER_UNIT,
-            occurred_at=timestamp(at),
-            region_code=region.region_code,
-            evidence_ref=evidence_ref or f"centre:{staff.centre_id or 'ops'}/staff:{staff.user_id}",
+    weighed = behaviour in WEIGHED_BEHAVIOURS
+    times = community_event_times(behaviour, 1 if weighed else quantity, occurred_at or context.clock())
+    events = []
+    for index, at in enumerate(times):
+        # One unit keeps the request's key as its event id, as before multi-unit records.
+        event_id = key if len(times) == 1 else f"{key}#{index + 1}"
+        events.append(
+            inpb.Event(
+                event_id=event_id,
+                account=common_pb2.AccountRef(account_number=account_number),
+                behaviour=behaviour,
+                quantity_milli=MILLI_PER_UNIT * (quantity if weighed else 1),
+                occurred_at=timestamp(at),
+                region_code=region.region_code,
+                evidence_ref=community_evidence(staff, event_id, evidence_ref, index, len(times)),
+            )
         )
-        for index, at in enumerate(times)
-    ]
     request = inpb.SubmitEventsRequest(partner_id=context.settings.community_partner_id, batch_id=key, events=events)
     sign_request(request, context.settings.community_partner_key_id, secret.reveal())
     return request
+
+
+def community_evidence(staff: Staff, event_id: str, given: str, index: int, units: int) -> str:
+    """What identifies each recorded unit as an activity (its fingerprint, ADR 0412). A reference staff typed (a
+    sign-in sheet, a weighing ticket) is the activity's own, numbered per unit of a multi-unit record; without one,
+    the record's own event id: a centre-wide default made every resident's planting of one day a single activity."""
+    if given:
+        return given if units == 1 else f"{given}#{index + 1}"
+    return f"centre:{staff.centre_id or 'ops'}/record:{event_id}"
 
 
 def community_event_times(behaviour: str, quantity: int, occurred_at: datetime) -> list[datetime]:

@@ -443,14 +443,32 @@ def test_community_partner_script_registers_the_partner_in_its_region_and_prints
     from ops_api.settings import OpsSettings
 
     received: list[Any] = []
+    changes: list[Any] = []
+    stored: dict[str, Any] = {}
 
     class FakeIngest(ingest_grpc.IngestServiceServicer):
         def RegisterPartner(self, request: Any, context: grpc.ServicerContext) -> Any:
             received.append(request)
+            stored.setdefault(request.partner.partner_id, request.partner)
             return ingest_pb.RegisterPartnerResponse(partner=request.partner, secret="s3cret-" + request.request_id)
 
+        def ListBehaviours(self, request: Any, context: grpc.ServicerContext) -> Any:
+            # This region's catalog offers recycling: the partner is to be allowed it.
+            codes = ["tree_planting", "sorting_supervisor_day", "recycling_kg"]
+            return ingest_pb.ListBehavioursResponse(behaviours=[ingest_pb.Behaviour(code=code) for code in codes])
+
+        def GetPartner(self, request: Any, context: grpc.ServicerContext) -> Any:
+            return ingest_pb.GetPartnerResponse(partner=stored[request.partner_id])
+
+        def UpdatePartnerBehaviours(self, request: Any, context: grpc.ServicerContext) -> Any:
+            changes.append(request)
+            partner = stored[request.partner_id]
+            del partner.allowed_behaviours[:]
+            partner.allowed_behaviours.extend(request.allowed_behaviours)
+            return ingest_pb.UpdatePartnerBehavioursResponse(partner=partner)
+
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    # Only RegisterPartner: the stubs mark every method abstract, the base class answers UNIMPLEMENTED for the rest.
+    # Only the partner calls: the stubs mark every method abstract, the base class answers UNIMPLEMENTED for the rest.
     ingest_grpc.add_IngestServiceServicer_to_server(FakeIngest(), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -477,6 +495,10 @@ def test_community_partner_script_registers_the_partner_in_its_region_and_prints
     assert partner.partner_id == OpsSettings.from_env({"CARBON_REGION": "000000"}).community_partner_id
     assert partner.kind == ingest_pb.PARTNER_KIND_COMMUNITY_CENTRE
     assert list(partner.allowed_regions) == ["330000"] and partner.allowed_behaviours
+    # The catalog's counter behaviour added once (the second run finds the partner has it), none removed.
+    assert [list(change.allowed_behaviours) for change in changes] == [
+        ["recycling_kg", "sorting_supervisor_day", "tree_planting"]
+    ]
 
 
 # ---------------------------------------------------------------- Services, PDBs, Jobs
@@ -735,7 +757,7 @@ def test_the_national_registry_points_at_the_overlays_services() -> None:
 
 
 def test_the_ops_api_holds_the_community_partner_secret_of_every_region() -> None:
-    from service_kit.embedded import COMMUNITY_PARTNER_ID
+    from service_kit.partner_registration import COMMUNITY_PARTNER_ID
 
     [ops] = [d for p, d in deployments() if package_of(main_container(d)["command"]) == "ops_api"]
     env = {item["name"]: item for item in main_container(ops)["env"]}

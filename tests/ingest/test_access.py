@@ -53,6 +53,9 @@ def _admin_requests() -> dict[str, Any]:
         "RegisterPartner": pb.RegisterPartnerRequest(request_id="forged-reg", partner=partner),
         "RotatePartnerSecret": pb.RotatePartnerSecretRequest(request_id="forged-rot", partner_id="bus-co"),
         "CreateRuleVersion": pb.CreateRuleVersionRequest(request_id="forged-rule", rule=rule),
+        "UpdatePartnerBehaviours": pb.UpdatePartnerBehavioursRequest(
+            request_id="forged-chg", partner_id="bus-co", allowed_behaviours=["bike_km"]
+        ),
     }
 
 

@@ -4,6 +4,10 @@ import assert from "node:assert/strict";
 import { base, browser, shots } from "./support.mjs";
 import path from "node:path";
 
+// A deadline against a hang, not a measurement: Swagger UI lays out the whole document (about 30 s on a loaded
+// 2-core machine, past playwright's default 30 s).
+const RENDER_DEADLINE_MS = 120_000;
+
 const b = await browser();
 try {
   const page = await b.newPage({ viewport: { width: 1280, height: 900 } });
@@ -16,10 +20,10 @@ try {
     if (!local(request.url()) && !/BLOCKED_BY_CSP|csp/i.test(why)) elsewhere.push(`${request.url()} (${why})`);
   });
   await page.goto(`${base}/docs`);
-  await page.locator(".opblock-summary-path", { hasText: "/v1/dashboard" }).first().waitFor();
+  await page.locator(".opblock-summary-path", { hasText: "/v1/dashboard" }).first().waitFor({ timeout: RENDER_DEADLINE_MS });
   await page.screenshot({ path: path.join(shots, "docs-swagger-ui.png") });
   await page.goto(`${base}/redoc`);
-  await page.locator("h1", { hasText: "carbon-account ops API" }).waitFor();
+  await page.locator("h1", { hasText: "carbon-account ops API" }).waitFor({ timeout: RENDER_DEADLINE_MS });
   await page.waitForLoadState("networkidle");
   await page.screenshot({ path: path.join(shots, "docs-redoc.png") });
   assert.deepEqual(elsewhere, [], "requests left the machine");

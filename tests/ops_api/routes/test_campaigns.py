@@ -74,3 +74,23 @@ def test_a_residents_offers_are_served_through_the_gateway_and_campaigns_are_not
         with pytest.raises(grpc.RpcError) as refused:
             stub.ListCampaigns(npb.ListCampaignsRequest(), metadata=key, timeout=10)
     assert error_details(refused.value).reason == "METHOD_NOT_SERVED_BY_GATEWAY"
+
+
+def test_counter_staff_see_a_residents_offers_and_accept_one_for_them(ops: Ops) -> None:
+    made = ops.post("op1", "/v1/regions/330000/campaigns", campaign("plant a tree", behaviour="tree_planting",
+                                                                     target="EVERYONE")).json()["campaign"]  # fmt: skip
+    resident = ops.open_account()
+    offers = ops.get("zj-staff", f"/v1/accounts/{resident}/offers")
+    assert offers.status_code == 200, offers.text
+    offer = next(o for o in offers.json()["offers"] if o["campaign_id"] == made["campaign_id"])
+    assert offer["state"] == "OFFER_STATE_OFFERED" and offer["explanation"]["rule"]
+    path = f"/v1/accounts/{resident}/offers/{offer['offer_id']}/accept"
+
+    refused = ops.post("viewer", path)
+    accepted = ops.post("zj-staff", path)
+
+    assert refused.status_code == 403
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["offer"]["state"] == "OFFER_STATE_ACCEPTED"
+    unknown = ops.post("zj-staff", f"/v1/accounts/{resident}/offers/off-000000000000000000000000/accept")
+    assert unknown.status_code == 404 and unknown.json()["reason"] == "OFFER_NOT_FOUND"

@@ -35,3 +35,28 @@ def test_partner_register_get_rotate(ops: Ops) -> None:
     assert rotated.json()["key_id"] == "k2"
     assert ops.get("viewer", "/v1/regions/330000/partners").status_code == 403
     assert len(ops.get("op1", "/v1/regions/330000/partners").json()["partners"]) >= 2
+
+
+def test_an_admin_changes_a_partners_behaviours_and_the_change_is_audited(ops: Ops) -> None:
+    body = {"partner_id": "hz-bikes", "name": "Hangzhou Bikes", "kind": "TRANSIT_OPERATOR",
+            "allowed_behaviours": ["bike_km"], "allowed_regions": ["330000"]}  # fmt: skip
+    assert ops.post("admin", "/v1/regions/330000/partners", body).status_code == 201
+    change = {"allowed_behaviours": ["bike_km", "transit_trip"], "reason": "now runs buses too"}
+    path = "/v1/regions/330000/partners/hz-bikes/allowed-behaviours"
+
+    refused = ops.post("op1", path, change)
+    changed = ops.post("admin", path, change, request_id="chg-hz-bikes")
+    retried = ops.post("admin", path, change, request_id="chg-hz-bikes")
+    unknown = ops.post("admin", path, {"allowed_behaviours": ["moon_walk"], "reason": "typo"})
+
+    assert refused.status_code == 403
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["previous_behaviours"] == ["bike_km"]
+    assert changed.json()["partner"]["allowed_behaviours"] == ["bike_km", "transit_trip"]
+    assert retried.json() == changed.json()
+    assert (unknown.status_code, unknown.json()["metadata"]["field"]) == (400, "allowed_behaviours")
+    partner = ops.get("op1", "/v1/regions/330000/partners/hz-bikes").json()["partner"]
+    assert partner["allowed_behaviours"] == ["bike_km", "transit_trip"]
+    entries = ops.get("admin", "/v1/audit-log", page_size=50).json()["entries"]
+    audited = [e for e in entries if e["action"] == "partner.change_behaviours" and e["outcome"] == "ok"]
+    assert audited and audited[0]["reason"] == "now runs buses too" and audited[0]["actor"] == "admin"

@@ -1125,6 +1125,74 @@ class RotatePartnerSecretResponse(_message.Message):
 Global___RotatePartnerSecretResponse: _TypeAlias = RotatePartnerSecretResponse  # noqa: Y015
 
 @_typing.final
+class UpdatePartnerBehavioursRequest(_message.Message):
+    """A change of what a partner may report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PARTNER_ID_FIELD_NUMBER: _builtins.int
+    ALLOWED_BEHAVIOURS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required. Idempotency key of the change, unique across partners, at most 128 characters."""
+    partner_id: _builtins.str
+    """Required. The partner to change."""
+    reason: _builtins.str
+    """Optional, at most 500 characters: why, kept with the change."""
+    @_builtins.property
+    def allowed_behaviours(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required, at least one: behaviour codes of the catalog the partner may report from now on (stored sorted,
+        without repeats); the partner's previous list is replaced.
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        partner_id: _builtins.str = ...,
+        allowed_behaviours: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_behaviours", b"allowed_behaviours", "partner_id", b"partner_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePartnerBehavioursRequest: _TypeAlias = UpdatePartnerBehavioursRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePartnerBehavioursResponse(_message.Message):
+    """The partner after the change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_FIELD_NUMBER: _builtins.int
+    PREVIOUS_BEHAVIOURS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def partner(self) -> Global___Partner:
+        """The partner as stored now."""
+
+    @_builtins.property
+    def previous_behaviours(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The behaviours it was allowed before this change (sorted)."""
+
+    def __init__(
+        self,
+        *,
+        partner: Global___Partner | None = ...,
+        previous_behaviours: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["partner", b"partner"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["partner", b"partner", "previous_behaviours", b"previous_behaviours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePartnerBehavioursResponse: _TypeAlias = UpdatePartnerBehavioursResponse  # noqa: Y015
+
+@_typing.final
 class StatisticsRow(_message.Message):
     """Totals of one region, behaviour and day."""
 

@@ -93,6 +93,11 @@ class IngestServiceStub:
                 request_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.RotatePartnerSecretRequest.SerializeToString,
                 response_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.RotatePartnerSecretResponse.FromString,
                 _registered_method=True)
+        self.UpdatePartnerBehaviours = channel.unary_unary(
+                '/carbon.ingest.v1.IngestService/UpdatePartnerBehaviours',
+                request_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.UpdatePartnerBehavioursRequest.SerializeToString,
+                response_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.UpdatePartnerBehavioursResponse.FromString,
+                _registered_method=True)
         self.GetStatistics = channel.unary_unary(
                 '/carbon.ingest.v1.IngestService/GetStatistics',
                 request_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.GetStatisticsRequest.SerializeToString,
@@ -234,6 +239,23 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdatePartnerBehaviours(self, request, context):
+        """Changes which behaviours a registered partner may report: they become exactly the ones given (e.g. a behaviour a
+        region's catalog offers that the partner was registered without). RegisterPartner cannot do this: a repeat of
+        its request id answers with the first registration. Each change is kept with its request id, the lists before
+        and after, the reason and when (ingest_partner_changes), so what a partner was allowed at any time can be traced;
+        the caller (the ops API) records who asked. Keys, regions and rate limit are unchanged; other replicas apply the
+        change within 5 seconds (their partner cache).
+        Idempotency: request_id: a retry returns the partner and the list before that change, without applying it again
+        (a later change stays); the same request_id for another partner or list is ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED.
+        Errors: INVALID_ARGUMENT (request_id empty or over 128 characters; allowed_behaviours: none, or one the catalog
+        does not have; reason over 500 characters); NOT_FOUND PARTNER_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStatistics(self, request, context):
         """Points, grams of CO2e and events scored per region, behaviour and day (China Standard Time), ordered by
         (day, region_code, behaviour). Not paged: narrow the days for large answers.
@@ -320,6 +342,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.RotatePartnerSecret,
                     request_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.RotatePartnerSecretRequest.FromString,
                     response_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.RotatePartnerSecretResponse.SerializeToString,
+            ),
+            'UpdatePartnerBehaviours': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePartnerBehaviours,
+                    request_deserializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.UpdatePartnerBehavioursRequest.FromString,
+                    response_serializer=carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.UpdatePartnerBehavioursResponse.SerializeToString,
             ),
             'GetStatistics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatistics,
@@ -616,6 +643,33 @@ class IngestService:
             '/carbon.ingest.v1.IngestService/RotatePartnerSecret',
             carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.RotatePartnerSecretRequest.SerializeToString,
             carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.RotatePartnerSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePartnerBehaviours(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ingest.v1.IngestService/UpdatePartnerBehaviours',
+            carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.UpdatePartnerBehavioursRequest.SerializeToString,
+            carbon_dot_ingest_dot_v1_dot_ingest__service__pb2.UpdatePartnerBehavioursResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -114,6 +114,19 @@ class IngestServiceStub:
     Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS
     IDEMPOTENCY_KEY_REUSED (the request_id rotated another partner's key).
     """
+    UpdatePartnerBehaviours: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.UpdatePartnerBehavioursRequest, _ingest_service_pb2.UpdatePartnerBehavioursResponse]
+    """Changes which behaviours a registered partner may report: they become exactly the ones given (e.g. a behaviour a
+    region's catalog offers that the partner was registered without). RegisterPartner cannot do this: a repeat of
+    its request id answers with the first registration. Each change is kept with its request id, the lists before
+    and after, the reason and when (ingest_partner_changes), so what a partner was allowed at any time can be traced;
+    the caller (the ops API) records who asked. Keys, regions and rate limit are unchanged; other replicas apply the
+    change within 5 seconds (their partner cache).
+    Idempotency: request_id: a retry returns the partner and the list before that change, without applying it again
+    (a later change stays); the same request_id for another partner or list is ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED.
+    Errors: INVALID_ARGUMENT (request_id empty or over 128 characters; allowed_behaviours: none, or one the catalog
+    does not have; reason over 500 characters); NOT_FOUND PARTNER_NOT_FOUND.
+    """
     GetStatistics: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.GetStatisticsRequest, _ingest_service_pb2.GetStatisticsResponse]
     """Points, grams of CO2e and events scored per region, behaviour and day (China Standard Time), ordered by
     (day, region_code, behaviour). Not paged: narrow the days for large answers.
@@ -222,6 +235,19 @@ class IngestServiceAsyncStub(IngestServiceStub):
     Idempotency: request_id: a retry returns the same key id and secret.
     Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS
     IDEMPOTENCY_KEY_REUSED (the request_id rotated another partner's key).
+    """
+    UpdatePartnerBehaviours: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.UpdatePartnerBehavioursRequest, _ingest_service_pb2.UpdatePartnerBehavioursResponse]  # type: ignore[assignment]
+    """Changes which behaviours a registered partner may report: they become exactly the ones given (e.g. a behaviour a
+    region's catalog offers that the partner was registered without). RegisterPartner cannot do this: a repeat of
+    its request id answers with the first registration. Each change is kept with its request id, the lists before
+    and after, the reason and when (ingest_partner_changes), so what a partner was allowed at any time can be traced;
+    the caller (the ops API) records who asked. Keys, regions and rate limit are unchanged; other replicas apply the
+    change within 5 seconds (their partner cache).
+    Idempotency: request_id: a retry returns the partner and the list before that change, without applying it again
+    (a later change stays); the same request_id for another partner or list is ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED.
+    Errors: INVALID_ARGUMENT (request_id empty or over 128 characters; allowed_behaviours: none, or one the catalog
+    does not have; reason over 500 characters); NOT_FOUND PARTNER_NOT_FOUND.
     """
     GetStatistics: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.GetStatisticsRequest, _ingest_service_pb2.GetStatisticsResponse]  # type: ignore[assignment]
     """Points, grams of CO2e and events scored per region, behaviour and day (China Standard Time), ordered by
@@ -388,6 +414,25 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: request_id: a retry returns the same key id and secret.
         Errors: INVALID_ARGUMENT (request_id empty); NOT_FOUND PARTNER_NOT_FOUND; ALREADY_EXISTS
         IDEMPOTENCY_KEY_REUSED (the request_id rotated another partner's key).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdatePartnerBehaviours(
+        self,
+        request: _ingest_service_pb2.UpdatePartnerBehavioursRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.UpdatePartnerBehavioursResponse, _abc.Awaitable[_ingest_service_pb2.UpdatePartnerBehavioursResponse]]:
+        """Changes which behaviours a registered partner may report: they become exactly the ones given (e.g. a behaviour a
+        region's catalog offers that the partner was registered without). RegisterPartner cannot do this: a repeat of
+        its request id answers with the first registration. Each change is kept with its request id, the lists before
+        and after, the reason and when (ingest_partner_changes), so what a partner was allowed at any time can be traced;
+        the caller (the ops API) records who asked. Keys, regions and rate limit are unchanged; other replicas apply the
+        change within 5 seconds (their partner cache).
+        Idempotency: request_id: a retry returns the partner and the list before that change, without applying it again
+        (a later change stays); the same request_id for another partner or list is ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED.
+        Errors: INVALID_ARGUMENT (request_id empty or over 128 characters; allowed_behaviours: none, or one the catalog
+        does not have; reason over 500 characters); NOT_FOUND PARTNER_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,20 @@
+// An admin changes what a data partner may report on the partners page: the demo partner is allowed tree planting
+// in Zhejiang too (ticked in the region's catalog, with a reason); the page shows the list before and after.
+import assert from "node:assert/strict";
+import { base, loggedIn, scenario, shot } from "./support.mjs";
+
+await scenario(async (b) => {
+  const page = await loggedIn(b, "admin");
+  await page.goto(`${base}/console/#/partners`);
+  await page.locator("#partners-region").selectOption("330000");
+  await page.locator("#change-partner").waitFor();
+  await page.locator("#change-partner").selectOption("demo-partner");
+  await page.locator('.change-behaviour[value="tree_planting"]').check();
+  await page.locator("#change-reason").fill("also organises tree planting days");
+  await page.locator("#change-reason").press("Enter");
+  const done = page.locator("#change-result .notice");
+  await done.waitFor();
+  assert.match(await done.innerText(), /→ .*tree_planting/);
+  assert.match(await page.locator("#partners").innerText(), /demo-partner[\s\S]*tree_planting/);
+  await shot(page, "ops-partner-changed");
+});
