@@ -188,6 +188,12 @@ class TransferService(LeasedSagas[Transfer]):
         assert transfer is not None, key
         return transfer
 
+    def claim_due(self, limit: int) -> list[Transfer]:
+        """Leases up to `limit` due unfinished transfers in one statement (the recovery loop's batch)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            return store.claim_due(conn, sorted(self.finished_states), now, now + self.lease, limit)
+
     def settled(self, saga: Transfer) -> bool:
         return saga.settled
 
