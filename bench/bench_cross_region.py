@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -121,8 +122,9 @@ def write_gateway_files(root: Path, identity: dict[str, str], ledger: dict[str, 
 
 
 @contextmanager
-def gateway_process(env: dict[str, str]) -> Iterator[Process]:
-    """`python -m gateway`; killed with SIGKILL afterwards if still running (the recovery phase kills it itself)."""
+def gateway_process(env: dict[str, str], log: Path) -> Iterator[Process]:
+    """`python -m gateway`, its log lines appended to `log`; killed with SIGKILL afterwards if still running (the
+    recovery phase kills it itself)."""
     full = {
         **os.environ,
         "CARBON_PORT": "0",
@@ -131,7 +133,10 @@ def gateway_process(env: dict[str, str]) -> Iterator[Process]:
         **bench_trust_support.env("gateway", SOURCE),
         **env,
     }
-    process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=full, stdout=subprocess.PIPE, text=True)
+    with log.open("ab") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway"], cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=errors, text=True
+        )
     assert process.stdout is not None
     address = ""
     for line in process.stdout:
@@ -310,6 +315,7 @@ def main() -> None:
     prefix = f"bench:xr:{secrets.token_hex(4)}:"
     names = ("identity_a", "ledger_a", "identity_b", "ledger_b", "gateway", "pgbench")
     with private_schemas(*names) as urls, ExitStack() as stack:
+        stack.callback(shutil.rmtree, root, True)
         # Keys first (identity signs with them), then the region's processes.
         write_resident_auth_keys(
             root, Registry("127.0.0.1:1", [RegionEntry(c, c, c, "", "", "", "") for c in (SOURCE, TARGET)])
@@ -319,6 +325,8 @@ def main() -> None:
             TARGET: region_env("ledger_svc", TARGET, urls["ledger_b"]),
         }
         ledgers = {code: stack.enter_context(service_process("ledger_svc", env)) for code, env in ledger_env.items()}
+        for code, ledger in ledgers.items():
+            ledger.name = f"ledger_{code}"  # each its own profile file
         id_urls = {SOURCE: urls["identity_a"], TARGET: urls["identity_b"]}
         identities_ = {
             code: stack.enter_context(service_process("identity_svc", identity_env(code, url, root, prefix)))
@@ -336,7 +344,7 @@ def main() -> None:
             )
             for code, p in ledgers.items()
         }
-        gateway = stack.enter_context(gateway_process(gateway_env))
+        gateway = stack.enter_context(gateway_process(gateway_env, root / "gateway.log"))
         channel = stack.enter_context(grpc.insecure_channel(gateway.address))
         gw_stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
         gw_identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
@@ -374,7 +382,7 @@ def main() -> None:
         )
         ledgers[SOURCE] = restarted_ledger
         left = unfinished(urls["gateway"])
-        restarted = stack.enter_context(gateway_process(gateway_env))
+        restarted = stack.enter_context(gateway_process(gateway_env, root / "gateway.log"))
         began = time.perf_counter()
         deadline = began + 600
         while left() and time.perf_counter() < deadline:

@@ -5,7 +5,7 @@ refuses each on its own and answers each with its own result, deduplicated by th
 so every transfer keeps its exact outcome. A region that does not answer fails every member of the group, which is
 what each would have met alone (its step is postponed and re-sent with the same id). A final error of the whole call
 (a malformed item would make one) sends the items again one by one, so one bad item cannot decide the others'
-outcome. See docs/adr/0620-transfer-steps-grouped-per-region.md.
+outcome. See docs/adr/0620-transfer-credits-grouped-per-region.md.
 """
 
 from __future__ import annotations
