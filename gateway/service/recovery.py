@@ -30,8 +30,8 @@ log = logging.getLogger("carbon.gateway.recovery")
 # An UNKNOWN transfer waits for an operator; its alert is repeated this often until one settles it.
 UNKNOWN_RECHECK = timedelta(minutes=5)
 # How many transfers are driven at once: in all, and per region pair.
-DRIVERS = 16
-DRIVERS_PER_PAIR = 8
+DRIVERS = 32
+DRIVERS_PER_PAIR = 16
 
 
 class Recovery:
