@@ -357,7 +357,7 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
         residents=ResidentAuthorizations.from_file(own.resident_auth_jwks_file),
     )
     anywhere = RedeemAnywhereService(transfers)
-    recovery = Recovery(transfers, anywhere)
+    recovery = Recovery(transfers, anywhere, batch_size=own.recovery_batch)
     if own.recovery_interval > timedelta(0):
         recovery.start(own.recovery_interval.total_seconds())
     admission = Admission(transfers.config, build_limiter(settings.redis_url, own.redis_prefix))

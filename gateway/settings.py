@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gateway.domain.callers import GatewayConfig
 from gateway.domain.claims import DEFAULT_RETENTION_DAYS
-from gateway.domain.transfers import Timing
+from gateway.domain.transfers import BATCH_TRANSFERS, Timing
 from service_kit.regions import RegionRegistry
 from service_kit.settings import Settings
 
@@ -28,6 +28,7 @@ class GatewaySettings:
     forward_timeout: timedelta  # a forwarded unary call that arrives without a deadline gets this one
     retry_max: timedelta  # the longest a step waits before it tries a region again
     recovery_interval: timedelta  # zero: no recovery thread (tests drive recovery themselves)
+    recovery_batch: int  # transfers the recovery loop leases at once (docs/adr/0621)
     crash_at: str  # CARBON_TEST_CRASH_AT: a test hook, empty in production
     redis_prefix: str
     claim_retention_days: int  # activity claims are kept for this many days before today (docs/adr/0606)
@@ -47,6 +48,7 @@ class GatewaySettings:
             forward_timeout=_ms(extra, "CARBON_GATEWAY_FORWARD_TIMEOUT_MS", 60_000),
             retry_max=_ms(extra, "CARBON_GATEWAY_RETRY_MAX_MS", 30_000),
             recovery_interval=_ms(extra, "CARBON_GATEWAY_RECOVERY_INTERVAL_MS", 1_000),
+            recovery_batch=int(extra.get("CARBON_GATEWAY_RECOVERY_BATCH", "") or BATCH_TRANSFERS),
             crash_at=extra.get("CARBON_TEST_CRASH_AT", ""),
             redis_prefix=extra.get("CARBON_REDIS_PREFIX", "carbon:gateway:"),
             claim_retention_days=int(extra.get("CARBON_GATEWAY_CLAIM_RETENTION_DAYS", "") or DEFAULT_RETENTION_DAYS),

@@ -186,59 +186,48 @@ def get_hold_request(transfer: Transfer) -> ledger.GetHoldRequest:
     return ledger.GetHoldRequest(hold_id=hold_id(transfer.transfer_id))
 
 
-def credit_request(transfer: Transfer) -> ledger.PostTransfersRequest:
+def credit_posting(transfer: Transfer) -> ledger.Transfer:
     """Region B issues the points against its clearing account, recreating the source lots' expiry dates."""
-    return _one_posting(
-        ledger.Transfer(
-            transfer_id=credit_id(transfer.transfer_id),
-            debit_account=CLEARING_ACCOUNT,
-            credit_account=transfer.request.to_account,
-            amount_points=transfer.request.amount_points,
-            code=ledger.TRANSFER_CODE_TRANSFER_IN,
-            carried_lots=lot_portions(transfer.carry_lots or transfer.held_lots),
-            reference=reference(transfer.request),
-            metadata={"from_account": transfer.request.from_account},
-        )
+    return ledger.Transfer(
+        transfer_id=credit_id(transfer.transfer_id),
+        debit_account=CLEARING_ACCOUNT,
+        credit_account=transfer.request.to_account,
+        amount_points=transfer.request.amount_points,
+        code=ledger.TRANSFER_CODE_TRANSFER_IN,
+        carried_lots=lot_portions(transfer.carry_lots or transfer.held_lots),
+        reference=reference(transfer.request),
+        metadata={"from_account": transfer.request.from_account},
     )
 
 
-def late_debit_request(transfer: Transfer) -> ledger.PostTransfersRequest:
+def late_debit_posting(transfer: Transfer) -> ledger.Transfer:
     """Compensation 1: the hold expired after B was credited, so A is debited plainly instead."""
-    return _one_posting(
-        ledger.Transfer(
-            transfer_id=late_debit_id(transfer.transfer_id),
-            debit_account=transfer.request.from_account,
-            credit_account=CLEARING_ACCOUNT,
-            amount_points=transfer.request.amount_points,
-            code=ledger.TRANSFER_CODE_TRANSFER_OUT,
-            reference=reference(transfer.request),
-            metadata={"to_account": transfer.request.to_account, "compensates": hold_id(transfer.transfer_id)},
-        )
+    return ledger.Transfer(
+        transfer_id=late_debit_id(transfer.transfer_id),
+        debit_account=transfer.request.from_account,
+        credit_account=CLEARING_ACCOUNT,
+        amount_points=transfer.request.amount_points,
+        code=ledger.TRANSFER_CODE_TRANSFER_OUT,
+        reference=reference(transfer.request),
+        metadata={"to_account": transfer.request.to_account, "compensates": hold_id(transfer.transfer_id)},
     )
 
 
-def reversal_request(transfer: Transfer) -> ledger.PostTransfersRequest:
+def reversal_posting(transfer: Transfer) -> ledger.Transfer:
     """Compensation 2: A could not be debited, so B's credit is taken back into B's clearing account."""
-    return _one_posting(
-        ledger.Transfer(
-            transfer_id=reversal_id(transfer.transfer_id),
-            debit_account=transfer.request.to_account,
-            credit_account=CLEARING_ACCOUNT,
-            amount_points=transfer.request.amount_points,
-            code=ledger.TRANSFER_CODE_TRANSFER_OUT,
-            reference=reference(transfer.request),
-            metadata={"reverses": credit_id(transfer.transfer_id)},
-        )
+    return ledger.Transfer(
+        transfer_id=reversal_id(transfer.transfer_id),
+        debit_account=transfer.request.to_account,
+        credit_account=CLEARING_ACCOUNT,
+        amount_points=transfer.request.amount_points,
+        code=ledger.TRANSFER_CODE_TRANSFER_OUT,
+        reference=reference(transfer.request),
+        metadata={"reverses": credit_id(transfer.transfer_id)},
     )
 
 
-def _one_posting(transfer: ledger.Transfer) -> ledger.PostTransfersRequest:
-    return ledger.PostTransfersRequest(transfers=[transfer])
-
-
-def refusal_reason(response: ledger.PostTransfersResponse) -> str:
-    """Why the ledger refused the single posting of the request; "" when it is posted now or was before."""
-    result = response.results[0]
+def refusal_reason(result: ledger.TransferResult) -> str:
+    """Why the ledger refused a posting; "" when it is posted now or was before."""
     if result.status in POSTED:
         return ""
     return result.failure_reason or "TRANSFER_FAILED"

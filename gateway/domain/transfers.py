@@ -25,6 +25,8 @@ MAX_TRANSFER_POINTS = 10_000_000_000
 # at most) and capped by the gateway's retry_max.
 FIRST_RETRY_DELAY = timedelta(milliseconds=200)
 MAX_RETRY_DOUBLINGS = 10
+# Transfers the recovery loop leases and drives per batch (docs/adr/0621).
+BATCH_TRANSFERS = 128
 
 
 class State(StrEnum):

@@ -3,6 +3,10 @@
 The state machine is gateway.domain.transfers (next_step); this module runs each step against the regions' ledgers
 in short local transactions, never holding one open while a region is called. See
 docs/adr/0601-cross-region-transfer-protocol.md.
+
+Each step ends in one compare-and-set write that also renews the driver's lease (and records the decision with the
+hold), committed together with concurrent transfers' writes; credits into a region travel with concurrent ones in
+one ledger call (ADR 0619, 0620).
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ from gateway.domain.transfers import (
 )
 from gateway.service.accounts import check_accounts
 from gateway.service.known_accounts import KnownAccounts
+from gateway.service.ledger_postings import LedgerPostings
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
 from gateway.service.sharing_consent import require_sharing_consent
+from gateway.service.transfer_writes import TransferWrites
 from gateway.store import tables
 from gateway.store import transfers as store
 from service_kit.clock import Clock, system_clock
@@ -55,6 +61,7 @@ class TransferService(LeasedSagas[Transfer]):
     table = tables.transfers
     finished_states = frozenset(state.value for state in FINISHED)
     max_steps = 12  # a transfer needs at most 6 steps
+    steps_renew_lease = True
 
     def __init__(
         self,
@@ -74,6 +81,8 @@ class TransferService(LeasedSagas[Transfer]):
         self.config = config
         self.crash_at = crash_at
         self.known_accounts = KnownAccounts(clients)
+        self.writes = TransferWrites(engine, clock, self.lease)
+        self.postings = LedgerPostings(clients)
 
     # --- use cases -------------------------------------------------------------------------------------------
 
@@ -98,7 +107,7 @@ class TransferService(LeasedSagas[Transfer]):
         check_accounts(self.clients, self.config, request, timeout_s)
         sharing = (("from_account", request.from_account), ("to_account", request.to_account))
         require_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
-        return self.start(request, caller.caller_id, authorized_by=authorized_by)
+        return self._record(request, caller.caller_id, (), authorized_by)
 
     def start(
         self,
@@ -111,6 +120,13 @@ class TransferService(LeasedSagas[Transfer]):
         existing = self._replay(request)
         if existing is not None:
             return existing
+        return self._record(request, caller_id, carry_lots, authorized_by)
+
+    def _record(
+        self, request: TransferRequest, caller_id: str, carry_lots: Sequence[HeldLot], authorized_by: str
+    ) -> Transfer:
+        """Records a transfer its caller found new, then drives it; a concurrent twin that recorded it first makes
+        this a replay."""
         now = self.clock()
         transfer = new_transfer(request, caller_id, now, self.timing, carry_lots, authorized_by)
         try:
@@ -121,7 +137,7 @@ class TransferService(LeasedSagas[Transfer]):
             assert replayed is not None
             return replayed
         log.info("transfer recorded", extra={"transfer_id": request.transfer_id, "points": request.amount_points})
-        return self.drive(request.transfer_id, leased=True)
+        return self.drive(request.transfer_id, leased=True, saga=transfer)
 
     def get(self, caller: Caller, transfer_id: str) -> Transfer:
         with self.engine.connect() as conn:
@@ -172,14 +188,20 @@ class TransferService(LeasedSagas[Transfer]):
         assert transfer is not None, key
         return transfer
 
+    def claim_due(self, limit: int) -> list[Transfer]:
+        """Leases up to `limit` due unfinished transfers in one statement (the recovery loop's batch)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            return store.claim_due(conn, sorted(self.finished_states), now, now + self.lease, limit)
+
     def settled(self, saga: Transfer) -> bool:
         return saga.settled
 
     def attempts(self, saga: Transfer) -> int:
         return saga.attempts
 
-    def step(self, saga: Transfer) -> None:
-        steps: dict[Step, Callable[[Transfer], None]] = {
+    def step(self, saga: Transfer) -> Transfer:
+        steps: dict[Step, Callable[[Transfer], Transfer]] = {
             Step.HOLD: self._hold,
             Step.DECIDE: self._decide,
             Step.CREDIT: self._credit,
@@ -187,7 +209,7 @@ class TransferService(LeasedSagas[Transfer]):
             Step.RELEASE: self._release,
             Step.REVERSE: self._reverse,
         }
-        steps[next_step(saga)](saga)
+        return steps[next_step(saga)](saga)
 
     def crash_point(self, name: str) -> None:
         """Test hook (CARBON_TEST_CRASH_AT): die like kill -9 at a named point of the protocol."""
@@ -214,60 +236,62 @@ class TransferService(LeasedSagas[Transfer]):
             log.warning("region did not answer; step postponed", extra={"error": str(error)})
             raise Postponed(str(error)) from None
 
-    def _hold(self, transfer: Transfer) -> None:
+    def _hold(self, transfer: Transfer) -> Transfer:
         if self.clock() >= transfer.expires_at:
-            self._set_decision(transfer, Decision.NONE, Decision.ABORT, "TRANSFER_EXPIRED")
-            return
+            return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, "TRANSFER_EXPIRED")
         region = transfer.request.from_region
         stub = self.clients.ledger(region)
         try:
             response = self._remote(region, stub.Hold, wire.hold_request(transfer), self._deadline(transfer))
         except RemoteError as error:
-            self._set_decision(transfer, Decision.NONE, Decision.ABORT, error.reason or error.code.name)
-            return
+            return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, error.reason or error.code.name)
         assert isinstance(response, ledger.HoldResponse)
         hold = response.hold
         if hold.state != ledger.HOLD_STATE_PENDING:
-            self._set_decision(transfer, Decision.NONE, Decision.ABORT, f"HOLD_{ledger.HoldState.Name(hold.state)}")
-            return
-        with self.engine.begin() as conn:
-            store.advance(
-                conn,
-                transfer.transfer_id,
-                State.CREATED,
-                State.HELD,
-                hold_expires_at=from_timestamp(hold.expires_at),
-                held_lots=wire.held_lots(list(hold.lots)),
-            )
+            reason = f"HOLD_{ledger.HoldState.Name(hold.state)}"
+            return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, reason)
+        # The decision is recorded with the hold, in one write, still before B is touched.
+        hold_expires_at = from_timestamp(hold.expires_at)
+        commit = may_decide_commit(self.clock(), hold_expires_at, self.timing)
+        held = self.writes.advance(
+            transfer,
+            State.HELD,
+            decision=Decision.COMMIT if commit else Decision.ABORT,
+            failure_reason="" if commit else "HOLD_TOO_CLOSE_TO_EXPIRY",
+            hold_expires_at=hold_expires_at,
+            held_lots=wire.held_lots(list(hold.lots)),
+        )
         self.crash_point("after_hold")
+        if commit:
+            self.crash_point("after_decision")
+        return held
 
-    def _decide(self, transfer: Transfer) -> None:
+    def _decide(self, transfer: Transfer) -> Transfer:
+        """For a transfer recorded HELD without a decision (by a gateway that wrote them apart)."""
         assert transfer.hold_expires_at is not None
         if not may_decide_commit(self.clock(), transfer.hold_expires_at, self.timing):
-            self._set_decision(transfer, Decision.NONE, Decision.ABORT, "HOLD_TOO_CLOSE_TO_EXPIRY")
-            return
-        self._set_decision(transfer, Decision.NONE, Decision.COMMIT)
+            return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, "HOLD_TOO_CLOSE_TO_EXPIRY")
+        decided = self.writes.decide(transfer, Decision.NONE, Decision.COMMIT)
         self.crash_point("after_decision")
+        return decided
 
-    def _credit(self, transfer: Transfer) -> None:
+    def _credit(self, transfer: Transfer) -> Transfer:
         reason = self._post(
-            transfer.request.to_region, wire.credit_request(transfer), self._after_decision_deadline(transfer)
+            transfer.request.to_region, wire.credit_posting(transfer), self._after_decision_deadline(transfer)
         )
         if reason:
             # B definitely refused (nothing moved there): the COMMIT decision is overturned and A released.
             log.warning("destination refused the credit", extra={"transfer_id": transfer.transfer_id, "reason": reason})
-            self._set_decision(transfer, Decision.COMMIT, Decision.ABORT, f"CREDIT_REFUSED_{reason}")
-            return
-        with self.engine.begin() as conn:
-            store.advance(conn, transfer.transfer_id, State.HELD, State.CREDITED)
+            return self.writes.decide(transfer, Decision.COMMIT, Decision.ABORT, f"CREDIT_REFUSED_{reason}")
+        credited = self.writes.advance(transfer, State.CREDITED)
         self.crash_point("after_credit")
+        return credited
 
-    def _commit(self, transfer: Transfer) -> None:
+    def _commit(self, transfer: Transfer) -> Transfer:
         self.crash_point("before_commit")
         if self._hold_committed(transfer):
-            self._finish(transfer, State.CREDITED, State.COMMITTED, "")
-            return
-        self._late_debit(transfer)
+            return self.writes.finish(transfer, State.COMMITTED, "")
+        return self._late_debit(transfer)
 
     def _hold_committed(self, transfer: Transfer) -> bool:
         """Commits A's hold; after a refusal, asks for the hold: committed before (True), or gone (False)."""
@@ -294,32 +318,30 @@ class TransferService(LeasedSagas[Transfer]):
             raise Postponed(f"hold is {ledger.HoldState.Name(found.hold.state)} after a refused commit")
         return False
 
-    def _late_debit(self, transfer: Transfer) -> None:
+    def _late_debit(self, transfer: Transfer) -> Transfer:
         reason = self._post(
-            transfer.request.from_region, wire.late_debit_request(transfer), self.timing.call_timeout.total_seconds()
+            transfer.request.from_region, wire.late_debit_posting(transfer), self.timing.call_timeout.total_seconds()
         )
         if not reason:
             log.warning(
                 "hold expired after the credit; source debited late", extra={"transfer_id": transfer.transfer_id}
             )
-            self._finish(transfer, State.CREDITED, State.COMMITTED, "COMMITTED_BY_LATE_DEBIT")
-            return
-        self._set_decision(transfer, Decision.COMMIT, Decision.REVERSE, f"LATE_DEBIT_REFUSED_{reason}")
+            return self.writes.finish(transfer, State.COMMITTED, "COMMITTED_BY_LATE_DEBIT")
+        return self.writes.decide(transfer, Decision.COMMIT, Decision.REVERSE, f"LATE_DEBIT_REFUSED_{reason}")
 
-    def _reverse(self, transfer: Transfer) -> None:
+    def _reverse(self, transfer: Transfer) -> Transfer:
         reason = self._post(
-            transfer.request.to_region, wire.reversal_request(transfer), self.timing.call_timeout.total_seconds()
+            transfer.request.to_region, wire.reversal_posting(transfer), self.timing.call_timeout.total_seconds()
         )
         if not reason:
-            self._finish(transfer, State.CREDITED, State.RELEASED, "HOLD_EXPIRED_CREDIT_REVERSED")
-            return
+            return self.writes.finish(transfer, State.RELEASED, "HOLD_EXPIRED_CREDIT_REVERSED")
         log.error(
             "ALERT cross-region transfer UNKNOWN: credit in destination could be neither paid for nor reversed",
             extra={"transfer_id": transfer.transfer_id, "reason": reason, "alert": "XRT_UNKNOWN"},
         )
-        self._finish(transfer, State.CREDITED, State.UNKNOWN, f"REVERSAL_REFUSED_{reason}")
+        return self.writes.finish(transfer, State.UNKNOWN, f"REVERSAL_REFUSED_{reason}")
 
-    def _release(self, transfer: Transfer) -> None:
+    def _release(self, transfer: Transfer) -> Transfer:
         region = transfer.request.from_region
         try:
             self._remote(
@@ -331,19 +353,16 @@ class TransferService(LeasedSagas[Transfer]):
         except RemoteError as error:
             # No hold (it never landed), or already released / expired: the points are free either way.
             log.info("release answered", extra={"transfer_id": transfer.transfer_id, "reason": error.reason})
-        self._finish(transfer, transfer.state, State.RELEASED, transfer.failure_reason)
+        return self.writes.finish(transfer, State.RELEASED, transfer.failure_reason)
 
-    def _post(self, region: str, request: ledger.PostTransfersRequest, timeout_s: float) -> str:
-        """Posts one transfer in a region's ledger: "" when it is posted (now or before), else the refusal's reason."""
-        response = self._remote(region, self.clients.ledger(region).PostTransfers, request, timeout_s)
-        assert isinstance(response, ledger.PostTransfersResponse)
-        return wire.refusal_reason(response)
-
-    def _set_decision(self, transfer: Transfer, expected: Decision, decision: Decision, reason: str = "") -> None:
-        with self.engine.begin() as conn:
-            store.decide(conn, transfer.transfer_id, transfer.state, expected, decision, reason)
-
-    def _finish(self, transfer: Transfer, expected: State, state: State, reason: str) -> None:
-        with self.engine.begin() as conn:
-            store.advance(conn, transfer.transfer_id, expected, state, failure_reason=reason, finished_at=self.clock())
-        log.info("transfer finished", extra={"transfer_id": transfer.transfer_id, "state": state.value})
+    def _post(self, region: str, posting: ledger.Transfer, timeout_s: float) -> str:
+        """Posts one transfer in a region's ledger, grouped with concurrent transfers' postings there: "" when it is
+        posted (now or before), else the refusal's reason. A region not answering postpones the step."""
+        try:
+            result = self.postings.post(region, posting, timeout_s)
+        except RemoteError as error:
+            if error.final:
+                raise
+            log.warning("region did not answer; step postponed", extra={"error": str(error)})
+            raise Postponed(str(error)) from None
+        return wire.refusal_reason(result)

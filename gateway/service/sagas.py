@@ -3,6 +3,10 @@
 A driver claims the row's lease, then runs one step at a time, renewing the lease before each, until the saga
 settles. A step that finds a region down raises Postponed: the row is postponed with a doubling delay and the
 recovery loop drives it again later. No database transaction is open while a step calls a region.
+
+A saga whose every step ends in one compare-and-set write (transfers, ADR 0619) renews the lease in that write and
+hands back the saga as written, so driving it costs no extra reads or lease writes; losing a compare-and-set means
+another driver owns the saga, and this one stops.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ class Postponed(Exception):
     """A region did not answer: the step is retried later by the recovery loop."""
 
 
+class LostRace(Exception):
+    """A step's compare-and-set found the saga moved by another driver (this one's lease ran out): stop driving."""
+
+
 class LeasedSagas(ABC, Generic[Saga]):
     """The sagas stored in one table, driven under leases. Subclasses say how to load one and what its next step is."""
 
@@ -33,6 +41,8 @@ class LeasedSagas(ABC, Generic[Saga]):
     finished_states: frozenset[str]
     # A bound on steps per drive: turns a logic error into a log line, not a spin.
     max_steps: int
+    # Each step's own write renews the lease, and the last one (settling the saga) clears it.
+    steps_renew_lease: bool = False
 
     def __init__(self, engine: Engine, clock: Clock, lease: timedelta, retry_max: timedelta) -> None:
         self.engine = engine
@@ -53,35 +63,45 @@ class LeasedSagas(ABC, Generic[Saga]):
         """Failed tries to reach a region so far (the backoff doubles per attempt)."""
 
     @abstractmethod
-    def step(self, saga: Saga) -> None:
-        """Runs the saga's next step; raises Postponed when a region does not answer."""
+    def step(self, saga: Saga) -> Saga | None:
+        """Runs the saga's next step; raises Postponed when a region does not answer, LostRace when another driver
+        moved it. Returns the saga as the step wrote it, or None when it must be read again."""
 
-    def drive(self, key: str, leased: bool = False) -> Saga:
-        """Runs the steps until the saga settles or a region does not answer. Safe to call any time."""
+    def drive(self, key: str, leased: bool = False, saga: Saga | None = None) -> Saga:
+        """Runs the steps until the saga settles or a region does not answer. Safe to call any time. `saga`: the
+        saga as stored right now, when the caller has it (it just recorded or claimed it)."""
         if not leased:
             now = self.clock()
             with self.engine.begin() as conn:
                 claimed = leases.claim(conn, self.table, key, now, now + self.lease)
             if not claimed:  # someone else is driving it right now (read outside the write transaction)
                 return self.load(key)
+            saga = None
         try:
-            self._run_steps(key)
+            saga, stepped = self._run_steps(key, saga)
         except Postponed:
             self.postpone(key, retry_delay(self.attempts(self.load(key)), self.retry_max))
-        else:
+            return self.load(key)
+        except LostRace:
+            return self.load(key)
+        if not (self.steps_renew_lease and stepped and self.settled(saga)):
             with self.engine.begin() as conn:
                 leases.release_lease(conn, self.table, key)
-        return self.load(key)
+        return saga if self.steps_renew_lease else self.load(key)
 
-    def _run_steps(self, key: str) -> None:
-        for _ in range(self.max_steps):
-            saga = self.load(key)
-            if self.settled(saga):
-                return
-            with self.engine.begin() as conn:
-                leases.renew_lease(conn, self.table, key, self.clock() + self.lease)
-            self.step(saga)
+    def _run_steps(self, key: str, saga: Saga | None) -> tuple[Saga, bool]:
+        """The saga as it stands after the steps, and whether any step ran."""
+        current = saga if saga is not None else self.load(key)
+        for steps in range(self.max_steps):
+            if self.settled(current):
+                return current, steps > 0
+            if not self.steps_renew_lease:
+                with self.engine.begin() as conn:
+                    leases.renew_lease(conn, self.table, key, self.clock() + self.lease)
+            after = self.step(current)
+            current = after if after is not None else self.load(key)
         log.error("saga did not settle within the step bound", extra={"table": self.table.name, "key": key})
+        return current, True
 
     def due(self, limit: int) -> list[str]:
         """Keys of unfinished sagas due for another attempt and leased by no one, oldest first."""

@@ -105,9 +105,18 @@ def advance(
     finished_at: datetime | None = None,
     hold_expires_at: datetime | None = None,
     held_lots: Sequence[HeldLot] | None = None,
+    decision: Decision | None = None,
+    lease_until: datetime | None = None,
+    release_lease: bool = False,
 ) -> bool:
-    """Moves a transfer from `expected` to `state` (compare-and-set); False if someone else moved it first."""
+    """Moves a transfer from `expected` to `state` (compare-and-set); False if someone else moved it first. With
+    `decision` the decision is recorded in the same write; `lease_until` renews the driver's lease for the next step,
+    `release_lease` ends it (the transfer settled)."""
     values: dict[str, Any] = {"state": state.value, "attempts": 0, "next_attempt_at": None}
+    if decision is not None:
+        values["decision"] = decision.value
+    if lease_until is not None or release_lease:
+        values["lease_until"] = lease_until
     if failure_reason is not None:
         values["failure_reason"] = failure_reason
     if finished_at is not None:
@@ -131,8 +140,13 @@ def decide(
     expected: Decision,
     decision: Decision,
     failure_reason: str = "",
+    lease_until: datetime | None = None,
 ) -> bool:
-    """Records a durable decision (compare-and-set on state and the previous decision)."""
+    """Records a durable decision (compare-and-set on state and the previous decision); `lease_until` renews the
+    driver's lease for the next step."""
+    values: dict[str, Any] = {"decision": decision.value, "failure_reason": failure_reason}
+    if lease_until is not None:
+        values["lease_until"] = lease_until
     result = conn.execute(
         update(transfers)
         .where(
@@ -140,7 +154,7 @@ def decide(
             transfers.c.state == state.value,
             transfers.c.decision == expected.value,
         )
-        .values(decision=decision.value, failure_reason=failure_reason)
+        .values(**values)
     )
     return result.rowcount == 1
 
@@ -156,3 +170,30 @@ def list_transfers(
         conditions.append(transfers.c.state == state.value)
     query = select(transfers).where(and_(*conditions)).order_by(transfers.c.transfer_id).limit(page_size)
     return [_transfer(row) for row in conn.execute(query)]
+
+
+def claim_due(
+    conn: Connection, finished_states: Sequence[str], now: datetime, lease_until: datetime, limit: int
+) -> list[Transfer]:
+    """Leases up to `limit` unfinished transfers due for another attempt and leased by no one, oldest first, in one
+    statement, and returns them as claimed (the recovery loop's batch)."""
+    free = or_(transfers.c.lease_until.is_(None), transfers.c.lease_until < now)
+    due = (
+        select(transfers.c.transfer_id)
+        .where(
+            transfers.c.state.not_in(list(finished_states)),
+            or_(transfers.c.next_attempt_at.is_(None), transfers.c.next_attempt_at <= now),
+            free,
+        )
+        .order_by(transfers.c.created_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":  # two gateways' loops take different rows instead of waiting on each other
+        due = due.with_for_update(skip_locked=True)
+    claimed = conn.execute(
+        update(transfers)
+        .where(transfers.c.transfer_id.in_(due.scalar_subquery()), free)
+        .values(lease_until=lease_until)
+        .returning(*transfers.c)
+    )
+    return sorted((_transfer(row) for row in claimed), key=lambda t: t.created_at)

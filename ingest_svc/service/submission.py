@@ -19,7 +19,6 @@ from ingest_svc.domain.event_rows import EventRow
 from ingest_svc.domain.events import Acceptance, validator
 from ingest_svc.domain.results import Result, duplicate_of, recorded
 from ingest_svc.service.admission import MAX_BATCH_EVENTS, Admission, Admitted, Batch
-from ingest_svc.service.coalescing import Coalescer
 from ingest_svc.service.consent import ConsentCheck
 from ingest_svc.service.crediting import Crediting
 from ingest_svc.service.metrics import IngestMetrics
@@ -28,6 +27,7 @@ from ingest_svc.service.rules import Rules
 from ingest_svc.store import events
 from ingest_svc.store.dedupe import Dedupe
 from service_kit.clock import Clock
+from service_kit.coalescing import Coalescer
 
 # Batches this small are grouped with concurrent ones of the same partner.
 COALESCE_MAX_EVENTS = 64

@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from ingest_svc.service.coalescing import Coalescer
+from service_kit.coalescing import Coalescer
 
 
 class Recorder:

@@ -1,10 +1,10 @@
-"""Group commit for small submissions: concurrent small batches of one partner are processed as one.
+"""Group commit: concurrent small units of work under one key are processed as one, each caller getting its own answer.
 
-A partner feeding single events (or a few) at a time would otherwise cost one identity call, one transaction and one
-ledger call per event. Here each partner has a few processing slots; while they are busy, arriving small batches
-wait in one open group, and the first of them processes the whole group when a slot frees (the others wait for
-its answer). Under low load a batch is processed at once, alone; under load groups grow by themselves, with no
-timer adding latency. Each batch is still authenticated and rate-limited on its own before it joins a group.
+Ingest groups a partner's small submissions (ADR 0406); the gateway groups concurrent transfers' ledger postings per
+region and their state changes (ADR 0619, 0620). Each key has a few processing slots; while they are busy, arrivals
+wait in one open group, and the first of them processes the whole group when a slot frees (the others wait for its
+answer). Under low load a unit is processed at once, alone; under load groups grow by themselves, with no timer
+adding latency.
 """
 
 from __future__ import annotations

@@ -1,0 +1,134 @@
+"""State changes of concurrent transfers committed together: one transaction for every write that arrives while the
+previous ones commit (group commit), each still its own compare-and-set with its own answer.
+
+A driver waits until its write has committed before it calls a region, exactly as when it committed alone, so the
+protocol's order (decision durable before B is touched, and so on) is unchanged; only the commits are shared. Writes
+of a group are applied in transfer id order, so two groups in flight never wait on each other's rows in a cycle.
+See docs/adr/0619-fewer-gateway-writes-per-transfer.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import Connection, Engine
+
+from gateway.domain.transfers import Decision, HeldLot, State, Transfer
+from gateway.service.sagas import LostRace
+from gateway.store import transfers as store
+from service_kit.clock import Clock
+from service_kit.coalescing import Coalescer
+
+log = logging.getLogger("carbon.gateway.transfers")
+
+# Groups in flight at once: while they commit, later writes gather into the next group.
+SLOTS = 2
+MAX_GROUP_WRITES = 256
+
+
+class Write(NamedTuple):
+    transfer_id: str
+    apply: Callable[[Connection], bool]  # the compare-and-set: True when it moved the row
+
+
+class TransferWrites:
+    """The writes of a transfer's steps. Each is a compare-and-set on the state (and decision) the driver read; each
+    renews the driver's lease for the step that follows, and the one that settles the transfer ends it. Each returns
+    the transfer as written, or raises LostRace when another driver had moved it."""
+
+    def __init__(self, engine: Engine, clock: Clock, lease: timedelta, slots: int = SLOTS) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.lease = lease
+        self._groups: Coalescer[Write, bool] = Coalescer(self._commit_group, slots, MAX_GROUP_WRITES)
+
+    def decide(self, transfer: Transfer, expected: Decision, decision: Decision, reason: str = "") -> Transfer:
+        lease_until = self._next_lease()
+
+        def write(conn: Connection) -> bool:
+            return store.decide(
+                conn, transfer.transfer_id, transfer.state, expected, decision, reason, lease_until=lease_until
+            )
+
+        self._apply(transfer, write)
+        return replace(transfer, decision=decision, failure_reason=reason)
+
+    def advance(
+        self,
+        transfer: Transfer,
+        state: State,
+        *,
+        decision: Decision | None = None,
+        failure_reason: str | None = None,
+        hold_expires_at: datetime | None = None,
+        held_lots: list[HeldLot] | None = None,
+    ) -> Transfer:
+        """Moves the transfer on to an unsettled state (with a decision, when one is made with it)."""
+        lease_until = self._next_lease()
+
+        def write(conn: Connection) -> bool:
+            return store.advance(
+                conn,
+                transfer.transfer_id,
+                transfer.state,
+                state,
+                decision=decision,
+                failure_reason=failure_reason,
+                hold_expires_at=hold_expires_at,
+                held_lots=held_lots,
+                lease_until=lease_until,
+            )
+
+        self._apply(transfer, write)
+        return replace(
+            transfer,
+            state=state,
+            decision=decision or transfer.decision,
+            failure_reason=transfer.failure_reason if failure_reason is None else failure_reason,
+            hold_expires_at=hold_expires_at or transfer.hold_expires_at,
+            held_lots=transfer.held_lots if held_lots is None else held_lots,
+            attempts=0,
+            next_attempt_at=None,
+        )
+
+    def finish(self, transfer: Transfer, state: State, reason: str) -> Transfer:
+        """Settles the transfer (finished, or UNKNOWN for an operator) and ends the lease in the same write."""
+        finished_at = self.clock()
+
+        def write(conn: Connection) -> bool:
+            return store.advance(
+                conn,
+                transfer.transfer_id,
+                transfer.state,
+                state,
+                failure_reason=reason,
+                finished_at=finished_at,
+                release_lease=True,
+            )
+
+        self._apply(transfer, write)
+        log.info("transfer finished", extra={"transfer_id": transfer.transfer_id, "state": state.value})
+        return replace(
+            transfer, state=state, failure_reason=reason, finished_at=finished_at, attempts=0, next_attempt_at=None
+        )
+
+    def _next_lease(self) -> datetime:
+        return self.clock() + self.lease
+
+    def _apply(self, transfer: Transfer, write: Callable[[Connection], bool]) -> None:
+        """Runs the compare-and-set in a transaction shared with concurrent ones (a database error reaches every
+        member of the group)."""
+        if not self._groups.submit("xr_transfers", Write(transfer.transfer_id, write), 1):
+            log.warning("transfer moved by another driver; stepping back", extra={"transfer_id": transfer.transfer_id})
+            raise LostRace(transfer.transfer_id)
+
+    def _commit_group(self, writes: Sequence[Write]) -> list[bool]:
+        moved = [False] * len(writes)
+        with self.engine.begin() as conn:
+            for index in sorted(range(len(writes)), key=lambda i: writes[i].transfer_id):
+                moved[index] = writes[index].apply(conn)
+        return moved
