@@ -18,7 +18,16 @@ from ledger_svc.service import audit, expiry, holds, reads, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import reads as read_store
 from service_kit.errors import DomainError
-from tests.ledger.ledger_support import REDEMPTION, REGION, MovableClock, account_number, earn, migrated_engine, spend
+from tests.ledger.ledger_support import (
+    REDEMPTION,
+    REGION,
+    MovableClock,
+    account_number,
+    assert_incremental_agrees,
+    earn,
+    migrated_engine,
+    spend,
+)
 
 ACCOUNTS = [account_number(n) for n in range(1, 4)]
 accounts = st.sampled_from(ACCOUNTS)
@@ -134,6 +143,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def books_balance(self) -> None:
         result = audit.check_conservation(self.ledger)
         assert result.balanced, result.problems
+        assert_incremental_agrees(self.ledger, result)
         # GetBalance reads the account's maintained sums and only its soon-expiring lots (ADR 0117); its answer is
         # the definition's: every lot, timed-out holds' points back in their lots, live holds apart.
         now_us = self.ledger.now_us()
