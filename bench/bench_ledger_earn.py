@@ -3,10 +3,11 @@ against the baseline: raw COPY of the same number of rows into one plain keyed t
 3 on fresh tables, on the same PostgreSQL in the same run (bench_baseline_support.py). Last line: one JSON object;
 `ratio` = ledger transfers/s (two server processes on one port) ÷ baseline rows/s (higher is better).
 
-Transfer ids are the hashed ids ingest sends (ingest_svc/domain/event_rows.py), which arrive in no index order.
+Transfer ids are the ids ingest sends (ingest_svc/domain/event_rows.py): the acceptance time, then a digest of the
+event (ADR 0128); each batch's ids carry the time the batch was built.
 
 Preload mode (issue 19 item 4): CARBON_BENCH_PRELOAD=N first writes N earns into one schema, set-based SQL that
-writes what the credit path writes for an earn (see `preload`: hashed ids, N/10 accounts, 30 earning days), then
+writes what the credit path writes for an earn (see `preload`: ingest's ids, N/10 accounts, 30 earning days), then
 measures the same credits on an empty schema and on the preloaded one, alternately, twice each. It reports
 `ratio_empty`, `ratio` (preloaded) and `preloaded_vs_empty` (their quotient: 1.0 is flat; the issue asks for >= 0.9);
 the one-process figure is left out to keep the run short.
@@ -47,10 +48,11 @@ PRELOAD = int(os.environ.get("CARBON_BENCH_PRELOAD", "0"))
 
 
 def _batch(index: int) -> pb.PostTransfersRequest:
+    accepted_at = datetime.now(UTC)
     return pb.PostTransfersRequest(
         transfers=[
             pb.Transfer(
-                transfer_id=transfer_id_for("bench", f"{index}-{item}"),
+                transfer_id=transfer_id_for("bench", f"{index}-{item}", accepted_at),
                 debit_account="system:issuance",
                 credit_account=account_number((index * BATCH + item) * 7919 % USERS + 1),
                 amount_points=10,
@@ -93,14 +95,16 @@ def bench_ledger(url: str, processes: int, first_batch: int = 0) -> float:
 
 
 # What the credit path leaves for an earn, set-based (the in-process use case posted ~1k earns/s under this machine's
-# load: a million would take the whole time box): a journal row with the hashed id ingest sends, debiting issuance;
+# load: a million would take the whole time box): a journal row with the id ingest sends (accepted at the time of
+# day it was earned: ingest_svc/domain/event_rows.transfer_id_for), debiting issuance;
 # then the accounts' balances, their lots (one per account and earning day) and issuance's balance. The preloaded
 # rows form no hash-chain block (their batch 0 is none), so VerifyJournal is not meaningful on a preloaded schema;
-# conservation holds.
+# the full conservation audit holds (the incremental check counts only blocks, ADR 0129).
 _PRELOAD_JOURNAL = """
 INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,
                        co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint)
-SELECT 'earn-' || substr(encode(sha256(convert_to('preload' || chr(31) || g, 'UTF8')), 'hex'), 1, 40), 0,
+SELECT 'earn-' || lpad(to_hex((:now - (g % :days) * :day_us) / 1000), 11, '0') || '-'
+       || substr(encode(sha256(convert_to('preload' || chr(31) || g, 'UTF8')), 'hex'), 1, 40), 0,
        'system:issuance', numbers.a[1 + (g * 7919) % :account_count], 10, 1, 'event-' || g, 515,
        '', :now - (g % :days) * :day_us, :now, ''
 FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g,
@@ -123,7 +127,7 @@ PRELOAD_CHUNK = 200_000
 
 
 def preload(url: str, count: int) -> float:
-    """`count` earns as ingest would have sent them over 30 days (hashed ids, count/10 accounts, the same account
+    """`count` earns as ingest would have sent them over 30 days (ingest's ids, count/10 accounts, the same account
     numbers the measured credits use), written set-based as the credit path writes them; then ANALYZE. Returns the
     seconds it took."""
     engine = db.make_engine(url)

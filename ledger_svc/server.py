@@ -157,7 +157,8 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     def CheckConservation(
         self, request: pb.CheckConservationRequest, context: grpc.ServicerContext
     ) -> pb.CheckConservationResponse:
-        outcome = audit.check_conservation(self._ctx)
+        check = audit.check_conservation if request.full_audit else audit.check_conservation_incremental
+        outcome = check(self._ctx)
         self._metrics.checked(outcome)
         return wire.conservation_response(outcome)
 

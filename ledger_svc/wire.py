@@ -372,6 +372,7 @@ def conservation_response(result: Conservation) -> pb.CheckConservationResponse:
         adjusted_points=result.adjusted_points,
         sum_of_all_balances_points=result.sum_of_all_balances_points,
         problems=list(result.problems),
+        full_audit=result.full_audit,
     )
 
 

@@ -135,14 +135,21 @@ class AccountService:
         )
         id_hash = self.keys.id_hash(opening.id_number)
         fingerprint = self._opening_fingerprint(opening)
-        for attempt in range(_WRITE_ATTEMPTS):
+        # Most openings are of people not seen before: the first attempt writes without reading (no guardian to
+        # check), and a unique key that refuses it sends the request down the careful path, which reads first.
+        first_attempt = 1 if opening.guardian_account_number else 0
+        for attempt in range(first_attempt, _WRITE_ATTEMPTS + 1):
             try:
-                with self.engine.begin() as conn:
-                    view, created = self._open_in(conn, opening, requester, id_hash, fingerprint, remote)
+                if attempt == 0:
+                    view, created = self._open_fresh(opening, requester, id_hash, fingerprint)
+                else:
+                    with self.engine.begin() as conn:
+                        view, created = self._open_in(conn, opening, requester, id_hash, fingerprint, remote)
                 break
             except IntegrityError:
-                # A concurrent opening for the same person, binding or request won: the retry sees its result.
-                if attempt == _WRITE_ATTEMPTS - 1:
+                # The person, the binding or the request id is known already (the write rolled back), or a
+                # concurrent opening for them won: the retry reads and sees its result.
+                if attempt == _WRITE_ATTEMPTS:
                     raise
             except NameMismatch as refused:
                 # The opening's transaction rolled back, so nothing was bound; the attempt is recorded on its own.
@@ -179,6 +186,22 @@ class AccountService:
             opening.guardian_account_number,
         )
 
+    def _open_fresh(
+        self, opening: Opening, requester: Requester, id_hash: str, fingerprint: str
+    ) -> tuple[AccountView, bool]:
+        """Inserts only, for a person, binding and request id never seen before: the unique keys on the ID number's
+        hash, the platform user and the request id refuse it otherwise (ADR 0212). It writes what `_open_in` writes
+        for a new account; on PostgreSQL as one statement, which is its own transaction (one round trip)."""
+        now = self.clock()
+        number = new_account_number(self.region_code)
+        account = self._new_account_values(number, opening, id_hash, now)
+        binding = self._binding_values(opening.binding, number, opening.channel, now) if opening.binding else None
+        event = self._event(BindingEventKind.OPENED, number, opening, requester)
+        record = self._opening_values(opening, fingerprint, number, True, now)
+        with store.accounts.one_statement_transaction(self.engine) as conn:
+            store.accounts.insert_opened(conn, account, binding, store.bindings.event_values(event), record)
+        return self._new_account_view(number, opening, now), True
+
     def _open_in(
         self,
         conn: Connection,
@@ -211,23 +234,36 @@ class AccountService:
         if changed:
             kind = BindingEventKind.OPENED if existing is None else BindingEventKind.BOUND
             store.bindings.insert_events(conn, [self._event(kind, number, opening, requester)])
-        store.accounts.insert_opening(
-            conn,
-            request_id=opening.request_id,
-            fingerprint=fingerprint,
-            account_number=number,
-            created=existing is None,
-            channel=int(opening.channel),
-            community_centre_id=opening.community_centre_id or None,
-            staff_id=opening.staff_id or None,
-            opened_at=now,
-        )
+        self._insert_opening(conn, opening, fingerprint, number, existing is None, now)
         if existing is None:
             # Everything the view shows is at hand: spare the round trips of reading it back.
             return self._new_account_view(number, opening, now), True
         fresh = store.accounts.account(conn, number)
         assert fresh is not None
         return self.view(conn, fresh), False
+
+    @staticmethod
+    def _insert_opening(
+        conn: Connection, opening: Opening, fingerprint: str, number: str, created: bool, now: datetime
+    ) -> None:
+        store.accounts.insert_opening(
+            conn, **AccountService._opening_values(opening, fingerprint, number, created, now)
+        )
+
+    @staticmethod
+    def _opening_values(
+        opening: Opening, fingerprint: str, number: str, created: bool, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "request_id": opening.request_id,
+            "fingerprint": fingerprint,
+            "account_number": number,
+            "created": created,
+            "channel": int(opening.channel),
+            "community_centre_id": opening.community_centre_id or None,
+            "staff_id": opening.staff_id or None,
+            "opened_at": now,
+        }
 
     def _replayed(self, conn: Connection, prior: Row[Any], fingerprint: str) -> tuple[AccountView, bool]:
         """The first answer to a request id, or why it cannot be given again."""
@@ -251,25 +287,27 @@ class AccountService:
 
     def _create_account(self, conn: Connection, opening: Opening, id_hash: str, now: datetime) -> str:
         number = new_account_number(self.region_code)
-        sealed = self.seal_record(number, opening.name, opening.id_number, opening.phone_number)
-        store.accounts.insert_account(
-            conn,
-            account_number=number,
-            region_code=self.region_code,
-            state=int(AccountState.OPEN),
-            id_hash=id_hash,
-            person_key=self.keys.person_key(opening.id_number),
-            phone_hash=self.keys.phone_hash(opening.phone_number) if opening.phone_number else None,
-            record_key_id=sealed.key_id,
-            record_blob=sealed.blob,
-            name_hash=self.name_hash(number, opening.name),
-            name_hash_key=self.keys.hash_key_id,
-            opened_via=int(opening.channel),
-            opened_at=now,
-            guardian_account_number=opening.guardian_account_number or None,
-            control_passes_at=control_passes_at(opening.id_number) if opening.guardian_account_number else None,
-        )
+        store.accounts.insert_account(conn, **self._new_account_values(number, opening, id_hash, now))
         return number
+
+    def _new_account_values(self, number: str, opening: Opening, id_hash: str, now: datetime) -> dict[str, Any]:
+        sealed = self.seal_record(number, opening.name, opening.id_number, opening.phone_number)
+        return {
+            "account_number": number,
+            "region_code": self.region_code,
+            "state": int(AccountState.OPEN),
+            "id_hash": id_hash,
+            "person_key": self.keys.person_key(opening.id_number),
+            "phone_hash": self.keys.phone_hash(opening.phone_number) if opening.phone_number else None,
+            "record_key_id": sealed.key_id,
+            "record_blob": sealed.blob,
+            "name_hash": self.name_hash(number, opening.name),
+            "name_hash_key": self.keys.hash_key_id,
+            "opened_via": int(opening.channel),
+            "opened_at": now,
+            "guardian_account_number": opening.guardian_account_number or None,
+            "control_passes_at": control_passes_at(opening.id_number) if opening.guardian_account_number else None,
+        }
 
     def name_hash(self, account_number: str, name: str) -> str:
         """Names are compared normalised (NFC, no surrounding whitespace), as the proto says."""
@@ -314,18 +352,25 @@ class AccountService:
         """Binds the platform user to the account; True when the binding is new."""
         bound = store.accounts.binding(conn, binding.platform, binding.platform_user_id)
         if bound is None:
-            store.accounts.insert_binding(
-                conn,
-                platform=binding.platform,
-                platform_user_id=binding.platform_user_id,
-                account_number=number,
-                channel=int(channel),
-                bound_at=now,
-            )
+            AccountService._insert_binding(conn, binding, number, channel, now)
             return True
         if bound.account_number != number:
             raise AlreadyExists("BINDING_IN_USE", "this platform user is bound to another account")
         return False
+
+    @staticmethod
+    def _insert_binding(conn: Connection, binding: Binding, number: str, channel: Channel, now: datetime) -> None:
+        store.accounts.insert_binding(conn, **AccountService._binding_values(binding, number, channel, now))
+
+    @staticmethod
+    def _binding_values(binding: Binding, number: str, channel: Channel, now: datetime) -> dict[str, Any]:
+        return {
+            "platform": binding.platform,
+            "platform_user_id": binding.platform_user_id,
+            "account_number": number,
+            "channel": int(channel),
+            "bound_at": now,
+        }
 
     def _event(self, kind: BindingEventKind, number: str, opening: Opening, requester: Requester) -> BindingEvent:
         return BindingEvent(

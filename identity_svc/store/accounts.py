@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Engine, Row, delete, insert, or_, select, tuple_, update
 
 from identity_svc.domain.accounts import AccountState, Binding
-from identity_svc.store.tables import accounts, channel_bindings, openings
+from identity_svc.store.tables import accounts, binding_events, channel_bindings, openings
 
 
 def account(conn: Connection, account_number: str) -> Row[Any] | None:
@@ -152,6 +153,41 @@ def opening(conn: Connection, request_id: str) -> Row[Any] | None:
 
 def insert_opening(conn: Connection, **values: Any) -> None:
     conn.execute(insert(openings).values(**values))
+
+
+@contextmanager
+def one_statement_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection for writes that PostgreSQL makes as one statement (`insert_opened`): in autocommit a statement
+    is its own transaction, so no BEGIN and COMMIT round trips. SQLite's several statements get a transaction."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+    else:
+        with engine.begin() as conn:
+            yield conn
+
+
+def insert_opened(
+    conn: Connection,
+    account: dict[str, Any],
+    binding: dict[str, Any] | None,
+    event: dict[str, Any],
+    opening: dict[str, Any],
+) -> None:
+    """A new account with its binding (if any), its binding event and its opening. On PostgreSQL one statement, the
+    first three inserts as data-modifying CTEs (foreign keys are checked at the statement's end, when all rows
+    exist); on SQLite four statements in the caller's transaction."""
+    parts = [insert(accounts).values(**account)]
+    if binding is not None:
+        parts.append(insert(channel_bindings).values(**binding))
+    parts.append(insert(binding_events).values(**event))
+    last = insert(openings).values(**opening)
+    if conn.dialect.name == "postgresql":
+        ctes = [part.cte(f"written_{index}") for index, part in enumerate(parts)]
+        conn.execute(last.add_cte(*ctes))
+        return
+    for part in (*parts, last):
+        conn.execute(part)
 
 
 # What an opening's fingerprint becomes when its account is closed: the request can no longer be told from another.

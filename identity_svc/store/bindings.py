@@ -17,26 +17,25 @@ BINDING_KINDS = (int(BindingEventKind.OPENED), int(BindingEventKind.BOUND))
 def insert_events(conn: Connection, events: Sequence[BindingEvent]) -> None:
     if not events:
         return
-    conn.execute(
-        insert(binding_events),
-        [
-            {
-                "account_number": event.account_number,
-                "kind": int(event.kind),
-                "channel": int(event.channel),
-                "platform": event.platform or None,
-                "platform_user_id": event.platform_user_id or None,
-                "community_centre_id": event.community_centre_id or None,
-                "request_id": event.request_id or None,
-                "caller_service": event.requester.service or None,
-                "caller": event.requester.caller or None,
-                "caller_platform": event.requester.platform or None,
-                "staff_id": event.staff_id or None,
-                "occurred_at": event.occurred_at,
-            }
-            for event in events
-        ],
-    )
+    conn.execute(insert(binding_events), [event_values(event) for event in events])
+
+
+def event_values(event: BindingEvent) -> dict[str, Any]:
+    """The row of one binding event."""
+    return {
+        "account_number": event.account_number,
+        "kind": int(event.kind),
+        "channel": int(event.channel),
+        "platform": event.platform or None,
+        "platform_user_id": event.platform_user_id or None,
+        "community_centre_id": event.community_centre_id or None,
+        "request_id": event.request_id or None,
+        "caller_service": event.requester.service or None,
+        "caller": event.requester.caller or None,
+        "caller_platform": event.requester.platform or None,
+        "staff_id": event.staff_id or None,
+        "occurred_at": event.occurred_at,
+    }
 
 
 def events_of(conn: Connection, account_number: str) -> Sequence[Row[Any]]:

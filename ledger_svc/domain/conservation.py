@@ -1,6 +1,10 @@
 """Conservation: every point of a region is accounted for (ADR 0101). The sum of all balances is zero; what was
 issued is outstanding, redeemed, expired, donated, transferred away or adjusted; user balances are their lots plus
-pending holds; every balance is the sum of its journal entries."""
+pending holds; every balance is the sum of its journal entries.
+
+Two depths (ADR 0129): the full audit reads every lot and every journal entry per account; the incremental check
+compares each system account, and users as a whole, with the sums stored per sealed block plus the unsealed tail,
+and leaves lots and single accounts to the full audit."""
 
 from __future__ import annotations
 
@@ -23,10 +27,16 @@ class ConservationSums:
     user_balances_points: int
     user_held_points: int
     system_balances: dict[str, int]
-    lot_points: int
+    lot_points: int | None  # None: not counted (the incremental check)
     pending_hold_points: int
     pending_hold_lot_points: int
-    journal_mismatches: int  # accounts whose balance differs from the sum of their journal entries
+    # Full audit: accounts whose balance differs from the sum of their journal entries. Incremental: system accounts
+    # whose balance differs from their stored block sums plus the unsealed tail, plus one if users as a whole do.
+    journal_mismatches: int
+
+    @property
+    def full_audit(self) -> bool:
+        return self.lot_points is not None
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class Conservation:
     adjusted_points: int
     sum_of_all_balances_points: int
     problems: tuple[str, ...]
+    full_audit: bool = True
 
 
 def conservation(sums: ConservationSums) -> Conservation:
@@ -60,7 +71,7 @@ def conservation(sums: ConservationSums) -> Conservation:
         problems.append(f"balances sum to {total}, not 0")
     if issued != sums.user_balances_points + sum(parts.values()):
         problems.append("issued differs from outstanding + redeemed + expired + donated + net transferred + adjusted")
-    if sums.lot_points + sums.pending_hold_lot_points != sums.user_balances_points:
+    if sums.lot_points is not None and sums.lot_points + sums.pending_hold_lot_points != sums.user_balances_points:
         problems.append("user balances differ from points in lots plus pending holds")
     if sums.pending_hold_points != sums.pending_hold_lot_points or sums.user_held_points != sums.pending_hold_points:
         problems.append("held points differ from pending holds")
@@ -77,4 +88,5 @@ def conservation(sums: ConservationSums) -> Conservation:
         adjusted_points=parts["adjusted"],
         sum_of_all_balances_points=total,
         problems=tuple(problems),
+        full_audit=sums.full_audit,
     )

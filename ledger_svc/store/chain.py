@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, text, union_all, update
 
 from ledger_svc.domain.journal import GENESIS_HASH, JournalEntry, Verification, block_hash, entries_hash, entry_of
-from ledger_svc.store.tables import chain_head, journal_batches, transfers
+from ledger_svc.store.tables import chain_head, journal_batches, journal_block_sums, transfers
+from service_kit.accounts import SYSTEM_PREFIX
 
 SEAL_BATCHES_PER_CALL = 2000
 # Seals many batches at once: the new block numbers and hashes arrive as parallel arrays.
@@ -67,7 +68,28 @@ def seal(conn: Connection, *, wait: bool = False) -> int:
             rows,
         )
     conn.execute(update(chain_head).where(chain_head.c.id == 1).values(last_block_no=block_no, last_hash=previous))
+    sums = system_nets([batch.batch_id for batch in pending])
+    conn.execute(insert(journal_block_sums).from_select(["batch_id", "account", "net_points"], sums))
     return len(rows)
+
+
+def system_nets(batch_ids: list[int] | Select[tuple[int]]) -> Select[tuple[int, str, int]]:
+    """The net change of each system account (credits +, debits -) in each of the batches, summed from their
+    transfers (found by ix_transfers_batch). A user account's entries are left out: every transfer moves its
+    points from one account to another, so users' net change is minus the system accounts' (ADR 0129)."""
+    system = SYSTEM_PREFIX + "%"
+    sides = union_all(
+        select(
+            transfers.c.batch_id, transfers.c.credit_account.label("account"), transfers.c.amount_points.label("points")
+        ).where(transfers.c.batch_id.in_(batch_ids), transfers.c.credit_account.like(system)),
+        select(transfers.c.batch_id, transfers.c.debit_account, -transfers.c.amount_points).where(
+            transfers.c.batch_id.in_(batch_ids), transfers.c.debit_account.like(system)
+        ),
+    ).subquery("sides")
+    net = func.sum(sides.c.points)
+    return select(sides.c.batch_id, sides.c.account, net.label("net_points")).group_by(
+        sides.c.batch_id, sides.c.account
+    )
 
 
 def verify(conn: Connection) -> Verification:

@@ -214,6 +214,35 @@ def _statement_side(side: Any, paged: bool, coded: bool, started: bool, ended: b
 
 
 def conservation_sums(conn: Connection) -> ConservationSums:
+    """The full audit's sums: every lot, and every account against its journal entries."""
+    books = book_totals(conn)
+    lot_total = conn.execute(select(func.coalesce(func.sum(lots.c.remaining_points), 0))).scalar_one()
+    return books.sums(lot_points=int(lot_total), journal_mismatches=_journal_mismatches(conn))
+
+
+@dataclass(frozen=True)
+class BookTotals:
+    """What both depths of the conservation check count alike: balances and pending holds."""
+
+    user_balances_points: int
+    user_held_points: int
+    system_balances: dict[str, int]
+    pending_hold_points: int
+    pending_hold_lot_points: int
+
+    def sums(self, lot_points: int | None, journal_mismatches: int) -> ConservationSums:
+        return ConservationSums(
+            user_balances_points=self.user_balances_points,
+            user_held_points=self.user_held_points,
+            system_balances=self.system_balances,
+            lot_points=lot_points,
+            pending_hold_points=self.pending_hold_points,
+            pending_hold_lot_points=self.pending_hold_lot_points,
+            journal_mismatches=journal_mismatches,
+        )
+
+
+def book_totals(conn: Connection) -> BookTotals:
     user_total, held_total = conn.execute(
         select(
             func.coalesce(func.sum(accounts.c.balance_points), 0), func.coalesce(func.sum(accounts.c.held_points), 0)
@@ -227,7 +256,6 @@ def conservation_sums(conn: Connection) -> ConservationSums:
             )
         )
     }
-    lot_total = conn.execute(select(func.coalesce(func.sum(lots.c.remaining_points), 0))).scalar_one()
     pending = holds.c.state == int(HoldState.PENDING)
     hold_total = conn.execute(select(func.coalesce(func.sum(holds.c.amount_points), 0)).where(pending)).scalar_one()
     hold_lot_total = conn.execute(
@@ -235,15 +263,7 @@ def conservation_sums(conn: Connection) -> ConservationSums:
         .join(holds, holds.c.hold_id == hold_lots.c.hold_id)
         .where(pending)
     ).scalar_one()
-    return ConservationSums(
-        user_balances_points=int(user_total),
-        user_held_points=int(held_total),
-        system_balances=system,
-        lot_points=int(lot_total),
-        pending_hold_points=int(hold_total),
-        pending_hold_lot_points=int(hold_lot_total),
-        journal_mismatches=_journal_mismatches(conn),
-    )
+    return BookTotals(int(user_total), int(held_total), system, int(hold_total), int(hold_lot_total))
 
 
 def _journal_mismatches(conn: Connection) -> int:

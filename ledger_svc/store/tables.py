@@ -116,6 +116,9 @@ transfers = Table(
         postgresql_where=text("refund_of IS NOT NULL"),
         sqlite_where=text("refund_of IS NOT NULL"),
     ),
+    # Sealing sums each batch's system-account entries (journal_block_sums): batch ids grow with time, so every
+    # insert lands at the index's right edge (ADR 0129).
+    Index("ix_transfers_batch", "batch_id"),
 )
 
 # Which lots a transfer took (side D) or filled (side C): a refund restores exactly these. An earn's one lot is
@@ -183,6 +186,18 @@ journal_batches = Table(
         postgresql_where=text("block_no IS NULL"),
         sqlite_where=text("block_no IS NULL"),
     ),
+)
+
+# Each sealed block's net change per system account (credits +, debits -), summed from its transfers when it was
+# sealed: the incremental conservation check adds these up instead of reading the journal (ADR 0129). A block
+# without system entries has no row.
+journal_block_sums = Table(
+    "journal_block_sums",
+    metadata,
+    Column("batch_id", BigInteger, nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("net_points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("batch_id", "account", name="pk_journal_block_sums"),
 )
 
 chain_head = Table(

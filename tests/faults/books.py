@@ -16,11 +16,16 @@ from service_kit.accounts import REDEMPTION_ACCOUNT
 
 
 def assert_journal_sound(ledger: ledger_service_pb2_grpc.LedgerServiceStub) -> lpb.CheckConservationResponse:
-    """VerifyJournal and CheckConservation both pass; returns the conservation figures."""
+    """VerifyJournal and CheckConservation (the full audit) both pass, and the incremental check answers the same
+    figures; returns the conservation figures."""
     verified = ledger.VerifyJournal(lpb.VerifyJournalRequest(), timeout=30)
     assert verified.ok, verified
-    conservation = ledger.CheckConservation(lpb.CheckConservationRequest(), timeout=30)
+    conservation = ledger.CheckConservation(lpb.CheckConservationRequest(full_audit=True), timeout=30)
     assert conservation.balanced and not conservation.problems, conservation
+    incremental = ledger.CheckConservation(lpb.CheckConservationRequest(), timeout=30)
+    assert not incremental.full_audit and incremental.balanced, incremental
+    incremental.full_audit = True
+    assert incremental == conservation
     return conservation
 
 

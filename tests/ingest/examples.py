@@ -65,7 +65,7 @@ def plain_row(batch_id: str, partner_id: str, score: Score, now: datetime, credi
         "co2e_grams": score.co2e_grams,
         "reason": score.reason,
         "message": score.message,
-        "transfer_id": f"earn-{digest[:40]}",
+        "transfer_id": f"earn-{int(now.timestamp() * 1000):011x}-{digest[:40]}",
         "status": PENDING if score.points > 0 else NO_CREDIT,
         "accepted_at": now.astimezone(UTC),
         "credit_batch_id": credit_batch_id if score.points > 0 else "",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from ledger_svc.domain.conservation import Conservation
 from ledger_svc.domain.journal import JournalEntry, canonical_bytes
 from ledger_svc.domain.lots import LotKey, LotState, UserAccount
 from ledger_svc.domain.time import lot_expiry_us, to_us
@@ -100,3 +102,11 @@ def assert_conserved(ledger: LedgerContext) -> None:
     result = audit.check_conservation(ledger)
     assert result.balanced, result.problems
     assert result.sum_of_all_balances_points == 0
+    assert_incremental_agrees(ledger, result)
+
+
+def assert_incremental_agrees(ledger: LedgerContext, full: Conservation) -> None:
+    """The incremental check (per-block sums, ADR 0129) answers what the full audit answered, on sound books."""
+    incremental = audit.check_conservation_incremental(ledger)
+    assert not incremental.full_audit
+    assert dataclasses.replace(incremental, full_audit=True) == full

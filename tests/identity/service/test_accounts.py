@@ -6,7 +6,7 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from identity_svc import store
 from identity_svc.domain.accounts import AccountState, Binding, Channel, Ref, Resolved
@@ -41,6 +41,26 @@ def test_opening_creates_an_account_in_the_home_region_with_masked_data(services
     )
     assert view.bindings == [Binding("alipay", "2088001")]
     assert view.state is AccountState.OPEN and view.opened_via is Channel.INTERNET_PLATFORM
+
+
+def test_opening_a_new_persons_account_only_writes(services: IdentityServices, engine: Engine) -> None:
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if not statement.upper().startswith("BEGIN"):  # SQLite's explicit BEGIN (service_kit.db)
+            statements.append(statement.upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        _, created = services.accounts.open_account(opening())
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert created
+    # The account, its binding, the binding event and the opening, and no read before them: on PostgreSQL one
+    # statement (ADR 0212).
+    assert len(statements) == (1 if engine.dialect.name == "postgresql" else 4), statements
+    written = " ".join(statements)
+    assert written.count("INSERT INTO") == 4 and "SELECT" not in written, statements
 
 
 def test_no_column_holds_the_raw_id_number_name_or_phone(services: IdentityServices, engine: Engine) -> None:

@@ -57,7 +57,7 @@ def test_credits_the_ledger_refuses_read_rejected_now_and_on_resubmission(engine
         "reg-bus", Partner("bus-co", "bus-co", "TRANSIT_OPERATOR", ("transit_trip",), ("110000",), 0), {"transit_trip"}
     )
     ids = [f"e-{n}" for n in range(40)]  # enough for COPY on PostgreSQL
-    refused = {transfer_id_for("bus-co", i) for i in ids[3::7]}
+    refused = {transfer_id_for("bus-co", i, NOW) for i in ids[3::7]}
     ingest.identity._stub = ConsentingIdentity()  # type: ignore[assignment]
     ingest.ledger._stub = CapturingLedger(refuse=frozenset(refused))  # type: ignore[assignment]
     request = sign_request(
@@ -87,7 +87,7 @@ def test_credits_the_ledger_refuses_read_rejected_now_and_on_resubmission(engine
     )
 
     def plain(event_id: str) -> pb.EventResult:
-        transfer_id = transfer_id_for("bus-co", event_id)
+        transfer_id = transfer_id_for("bus-co", event_id, NOW)
         result = pb.EventResult(
             event_id=event_id,
             outcome=pb.EVENT_OUTCOME_ACCEPTED,

@@ -1,4 +1,5 @@
-"""VerifyJournal finds the first tampered block; CheckConservation notices."""
+"""VerifyJournal finds the first tampered block; CheckConservation notices; the incremental check (per-block sums,
+ADR 0129) answers what the full audit answers, and a row tampered after sealing is still found by the full audit."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import text
 
 from ledger_svc.service import audit, transfers
 from ledger_svc.service.context import LedgerContext
-from tests.ledger.ledger_support import account_number, earn
+from tests.ledger.ledger_support import account_number, assert_conserved, earn, spend
 
 A = account_number(1)
 B = account_number(2)
@@ -39,6 +40,44 @@ def test_check_conservation_counts_the_accounts_whose_journal_differs_from_their
         conn.execute(text("UPDATE transfers SET amount_points = 12 WHERE transfer_id = 'e1'"))
     checked = audit.check_conservation(ledger)
     assert "2 account balances differ from their journal entries" in checked.problems, checked.problems
+
+
+def test_the_incremental_check_answers_what_the_full_audit_answers(ledger: LedgerContext) -> None:
+    transfers.post_transfers(ledger, [earn("e1", A, 10), earn("e2", B, 5)])
+    transfers.post_transfers(ledger, [spend("s1", A, 4), earn("e3", B, 1)])
+    ledger.seal_everything()
+    transfers.post_transfers(ledger, [spend("s2", B, 2)])  # possibly not sealed yet: the tail
+    assert_conserved(ledger)
+
+
+def test_sealing_stores_each_blocks_system_sums(ledger: LedgerContext) -> None:
+    transfers.post_transfers(ledger, [earn("e1", A, 10), earn("e2", B, 5), spend("s1", A, 4)])
+    ledger.seal_everything()
+    with ledger.engine.connect() as conn:
+        sums = conn.execute(text("SELECT account, net_points FROM journal_block_sums ORDER BY account")).all()
+    assert [tuple(row) for row in sums] == [("system:issuance", -15), ("system:redemption", 4)]
+
+
+def test_a_row_tampered_after_sealing_is_found_by_the_full_audit_only(ledger: LedgerContext) -> None:
+    transfers.post_transfers(ledger, [earn("e1", A, 10), earn("e2", B, 5)])
+    ledger.seal_everything()
+    with ledger.engine.begin() as conn:
+        conn.execute(text("UPDATE transfers SET amount_points = 12 WHERE transfer_id = 'e1'"))
+    # The incremental check reads the sums stored when the block was sealed, not the row: the books still add up.
+    assert audit.check_conservation_incremental(ledger).balanced
+    full = audit.check_conservation(ledger)
+    assert "2 account balances differ from their journal entries" in full.problems, full.problems
+    assert not audit.verify_journal(ledger).ok
+
+
+def test_a_balance_tampered_with_is_found_by_the_incremental_check(ledger: LedgerContext) -> None:
+    transfers.post_transfers(ledger, [earn("e1", A, 10), earn("e2", B, 5)])
+    ledger.seal_everything()
+    with ledger.engine.begin() as conn:
+        conn.execute(text("UPDATE system_balances SET balance_points = balance_points - 3"))
+    checked = audit.check_conservation_incremental(ledger)
+    assert not checked.balanced
+    assert "1 account balances differ from their journal entries" in checked.problems, checked.problems
 
 
 @pytest.mark.postgres
