@@ -36,15 +36,19 @@ PRICE = 7200
 
 
 class Region:
-    """One region: a ledger process (killable), a rewards process (restartable, crash hooks), their books."""
+    """One region: a ledger (a process where the test kills it), a rewards process (restartable, crash hooks), their
+    books."""
 
-    def __init__(self, root: Path, database_url: str = "") -> None:
-        self.federation = Federation(root, [REGION])
+    def __init__(self, root: Path, database_url: str = "", ledger_in_process: bool = False) -> None:
+        # A test that never kills the ledger serves it from the test process (ADR 0020): a process start costs more
+        # CPU than such a test's own work.
+        self.federation = Federation(root, [REGION], ledgers_in_process=ledger_in_process)
         self.database_url = database_url or f"sqlite:///{root / 'rewards.db'}"
         self.port = free_port()  # below the ephemeral range: no client socket takes it while rewards restarts
         self.process: subprocess.Popen[bytes] | None = None
         self.channel: grpc.Channel | None = None
         self.earned: dict[str, int] = {}
+        self.killed = ""  # the process a test kills (region_on_postgres's parameter)
         self._engine: Engine | None = None
 
     @property
@@ -106,15 +110,26 @@ class Region:
 
 @pytest.fixture
 def region(tmp_path: Path) -> Iterator[Region]:
+    """For the tests that kill the ledger: a `python -m ledger_svc` process."""
     made = Region(tmp_path)
     yield made
     made.close()
 
 
 @pytest.fixture
-def region_on_postgres(tmp_path: Path, postgres_url: str) -> Iterator[Region]:
-    """Rewards on PostgreSQL: concurrent redemptions, retries and recovery take real row locks there."""
-    made = Region(tmp_path, postgres_url)
+def rewards_region(tmp_path: Path) -> Iterator[Region]:
+    """For the tests that kill rewards only: the ledger in-process."""
+    made = Region(tmp_path, ledger_in_process=True)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def region_on_postgres(tmp_path: Path, postgres_url: str, request: pytest.FixtureRequest) -> Iterator[Region]:
+    """Rewards on PostgreSQL: concurrent redemptions, retries and recovery take real row locks there. The parameter
+    names the process the test kills; the ledger is a process of its own only when it is the one."""
+    made = Region(tmp_path, postgres_url, ledger_in_process=request.param != "ledger")
+    made.killed = request.param
     yield made
     made.close()
 
@@ -139,7 +154,8 @@ def settled(call: object, unavailable: list[str] | None = None, deadline_s: floa
 
 
 @pytest.mark.parametrize("step", ["after_hold", "after_vouchers"])
-def test_rewards_killed_mid_redemption_finishes_it_once(region: Region, step: str) -> None:
+def test_rewards_killed_mid_redemption_finishes_it_once(rewards_region: Region, step: str) -> None:
+    region = rewards_region
     zhang, wang = region.funded(PRICE), region.funded(PRICE)
     rewards = region.start_rewards(crash_at=step)
     with pytest.raises(grpc.RpcError):
@@ -156,7 +172,8 @@ def test_rewards_killed_mid_redemption_finishes_it_once(region: Region, step: st
     region.assert_books()
 
 
-def test_rewards_killed_after_a_cancel_is_claimed_finishes_the_refund_once(region: Region) -> None:
+def test_rewards_killed_after_a_cancel_is_claimed_finishes_the_refund_once(rewards_region: Region) -> None:
+    region = rewards_region
     li = region.funded(PRICE)
     rewards = region.start_rewards(crash_at="after_cancel_claim")
     code = rewards.Redeem(redeem_request("li-1", li), timeout=20).redemption.vouchers[0].code
@@ -192,12 +209,16 @@ def kill_ledger_and_restart(region: Region) -> None:
     region.federation.start_ledger(REGION)
 
 
+KILLS: dict[str, Callable[[Region], None]] = {"ledger": kill_ledger_and_restart, "rewards": kill_rewards_and_restart}
+
+
 @pytest.mark.postgres
-@pytest.mark.parametrize("kill", [kill_ledger_and_restart, kill_rewards_and_restart], ids=["ledger", "rewards"])
+@pytest.mark.parametrize("region_on_postgres", ["ledger", "rewards"], indirect=True)
 def test_a_process_killed_during_redemptions_and_cancels_loses_and_creates_nothing(
-    region_on_postgres: Region, kill: Callable[[Region], None]
+    region_on_postgres: Region,
 ) -> None:
     region = region_on_postgres
+    kill = KILLS[region.killed]
     accounts = [region.funded(PRICE) for _ in range(12)]
     region.start_rewards()
     channel = TRUST.allowed_channel(f"127.0.0.1:{region.port}", REGION)  # the customers' own: outlives a restart
