@@ -11,8 +11,6 @@ import threading
 import time
 from typing import Protocol
 
-import redis
-
 from service_kit import redis_client
 
 log = logging.getLogger("carbon.ratelimit")
@@ -109,7 +107,7 @@ class RedisLimiter:
             now_ms = "" if now_s is None else str(int(now_s * 1000))
             try:
                 return bool(self._script(keys=[f"{self._prefix}rate:{key}"], args=[rate_per_s, burst, cost, now_ms]))
-            except redis.RedisError as error:
+            except redis_client.RedisError as error:
                 self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
                 log.warning("redis rate limit unavailable; deciding in-process", extra={"error": str(error)})
         return self._fallback.allow(key, rate_per_s, burst, cost, now_s)

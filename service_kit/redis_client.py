@@ -11,18 +11,30 @@ another carries the same hash tag (`hash_tag`): an account's consent entry and i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import redis
-from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
-from redis.retry import Retry
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis import RedisError as RedisError  # at run time through __getattr__ below
+    from redis.cluster import RedisCluster
+
+    Client: TypeAlias = Redis | RedisCluster
 
 SOCKET_TIMEOUT_S = 0.5
 CLUSTER_PARAMETER = "cluster"
 _TRUE = {"1", "true", "yes"}
 
-Client = redis.Redis | RedisCluster
+
+def __getattr__(name: str) -> Any:
+    """`redis_client.RedisError` (what the accelerators catch), imported only when first asked for: redis-py is
+    imported when a service connects to Redis, not by every process that could (a service on its own, as `carbon
+    up` runs them, never does), since its import is a noticeable part of a process start (ADR 0024)."""
+    if name == "RedisError":
+        from redis import RedisError
+
+        return RedisError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cluster_url(redis_url: str) -> tuple[str, bool]:
@@ -35,6 +47,11 @@ def cluster_url(redis_url: str) -> tuple[str, bool]:
 
 
 def connect(redis_url: str) -> Client:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.cluster import RedisCluster
+    from redis.retry import Retry
+
     url, cluster = cluster_url(redis_url)
     if cluster:
         # Redirections (MOVED, ASK) are part of how a cluster works and are still followed; a node that does not
@@ -54,6 +71,8 @@ def connect(redis_url: str) -> Client:
 
 
 def is_cluster(client: Client) -> bool:
+    from redis.cluster import RedisCluster
+
     return isinstance(client, RedisCluster)
 
 

@@ -75,11 +75,14 @@ def _parse(statement: str) -> exp.Expr | None:
 
 
 def _compares(node: exp.Expr, column: str, names: set[str]) -> bool:
-    """Some equality, IN or = ANY under `node` has the column (of one of `names`, or unqualified) on a side."""
+    """Some equality, IN or = ANY under `node` has the column (of one of `names`, or unqualified) on a side, alone or
+    in a row value (`(platform, platform_user_id) IN ((...))` names both columns)."""
     for predicate in node.find_all(exp.EQ, exp.In):
         for side in predicate.iter_expressions():
-            if isinstance(side, exp.Column) and side.name == column and side.table in names | {""}:
-                return True
+            columns = side.expressions if isinstance(side, exp.Tuple) else [side]
+            for named in columns:
+                if isinstance(named, exp.Column) and named.name == column and named.table in names | {""}:
+                    return True
     return False
 
 

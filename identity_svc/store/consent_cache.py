@@ -13,15 +13,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, cast
-
-import redis
-from redis.cluster import RedisCluster
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from identity_svc.domain.accounts import AccountState
 from identity_svc.domain.consents import ConsentAction, ConsentEvent, ConsentTimeline, DataCategory
-from service_kit.redis_client import Client, hash_tag, is_cluster
+from service_kit import redis_client
+from service_kit.redis_client import hash_tag, is_cluster
 from service_kit.wire import from_unix_us, to_unix_us
+
+if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
 
 log = logging.getLogger("carbon.identity.cache")
 
@@ -147,7 +148,7 @@ class RedisConsentCache:
     tagged with the account so that in a Redis Cluster they share a slot (the fill script reads one, writes the
     other; a lookup reads both together)."""
 
-    def __init__(self, client: Client, prefix: str, ttl_s: int = DEFAULT_TTL_S) -> None:
+    def __init__(self, client: redis_client.Client, prefix: str, ttl_s: int = DEFAULT_TTL_S) -> None:
         self._client = client
         self._cluster = is_cluster(client)
         self._prefix = prefix
@@ -178,7 +179,7 @@ class RedisConsentCache:
             # Accounts spread over the cluster's slots: one MGET per slot (redis-py groups them). An account's two
             # keys share its slot, so they are read by the same MGET, as consistent as in the script.
             pairs = [key for n in numbers for key in (self._generation_key(n), self._data_key(n))]
-            values = cast(RedisCluster, self._client).mget_nonatomic(pairs)
+            values = cast("RedisCluster", self._client).mget_nonatomic(pairs)
             return [value or (b"0" if index % 2 == 0 else b"") for index, value in enumerate(values)]
         # Keys as bytes: redis-py passes bytes through instead of type-checking and encoding each one.
         keys = [self._data_key(n).encode() for n in numbers] + [self._generation_key(n).encode() for n in numbers]
@@ -191,7 +192,7 @@ class RedisConsentCache:
             return {}, {}
         try:
             fields = self._read(numbers)
-        except redis.RedisError as error:
+        except redis_client.RedisError as error:
             log.warning("consent cache unavailable, reading the database", extra={"error": type(error).__name__})
             return {}, dict.fromkeys(numbers, UNKNOWN_GENERATION)
         hits: dict[str, ConsentTimeline] = {}
@@ -224,7 +225,7 @@ class RedisConsentCache:
                 else:
                     self._fill_script(keys=keys, args=args, client=pipe)
             pipe.execute()
-        except redis.RedisError as error:
+        except redis_client.RedisError as error:
             log.warning("consent cache fill failed", extra={"error": type(error).__name__})
 
     def invalidate(self, account_numbers: Iterable[str]) -> None:
@@ -235,6 +236,6 @@ class RedisConsentCache:
                 pipe.expire(self._generation_key(number), 2 * self._ttl_s)
                 pipe.delete(self._data_key(number))
             pipe.execute()
-        except redis.RedisError as error:
+        except redis_client.RedisError as error:
             # The entry may now be stale until its TTL runs out; say so loudly.
             log.error("consent cache invalidation failed", extra={"error": type(error).__name__})

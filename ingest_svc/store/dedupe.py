@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
 
-import redis
-
 from service_kit import redis_client
 
 # A day's set lives as long as an event of that day can still be accepted (7-day window) plus a day of margin, counted
@@ -74,7 +72,7 @@ class RedisDedupe:
     def _usable(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    def _failed(self, error: redis.RedisError, doing: str) -> None:
+    def _failed(self, error: redis_client.RedisError, doing: str) -> None:
         self._down_until = time.monotonic() + REDIS_RETRY_AFTER_S
         log.warning("redis dedupe unavailable; the database decides", extra={"doing": doing, "error": str(error)})
 
@@ -99,7 +97,7 @@ class RedisDedupe:
             pipe.smismember(key, ids)
         try:
             answers = pipe.execute()
-        except redis.RedisError as error:
+        except redis_client.RedisError as error:
             self._failed(error, "seen")
             return set()
         return {
@@ -119,7 +117,7 @@ class RedisDedupe:
             pipe.expire(key, DEDUPE_TTL_S)
         try:
             pipe.execute()
-        except redis.RedisError as error:
+        except redis_client.RedisError as error:
             self._failed(error, "remember")
 
 

@@ -36,10 +36,13 @@ PRICE = 7200
 
 
 class Region:
-    """One region: a ledger process (killable), a rewards process (restartable, crash hooks), their books."""
+    """One region: a ledger (a process where the test kills it), a rewards process (restartable, crash hooks), their
+    books."""
 
-    def __init__(self, root: Path, database_url: str = "") -> None:
-        self.federation = Federation(root, [REGION])
+    def __init__(self, root: Path, database_url: str = "", ledger_in_process: bool = False) -> None:
+        # A test that never kills the ledger serves it from the test process (ADR 0020): a process start costs more
+        # CPU than such a test's own work.
+        self.federation = Federation(root, [REGION], ledgers_in_process=ledger_in_process)
         self.database_url = database_url or f"sqlite:///{root / 'rewards.db'}"
         self.port = free_port()  # below the ephemeral range: no client socket takes it while rewards restarts
         self.process: subprocess.Popen[bytes] | None = None
@@ -107,14 +110,25 @@ class Region:
 
 @pytest.fixture
 def region(tmp_path: Path) -> Iterator[Region]:
+    """For the tests that kill the ledger: a `python -m ledger_svc` process."""
     made = Region(tmp_path)
     yield made
     made.close()
 
 
 @pytest.fixture
+def rewards_region(tmp_path: Path) -> Iterator[Region]:
+    """For the tests that kill rewards only: the ledger in-process."""
+    made = Region(tmp_path, ledger_in_process=True)
+    yield made
+    made.close()
+
+
+@pytest.fixture
 def region_on_postgres(tmp_path: Path, postgres_url: str) -> Iterator[Region]:
-    """Rewards on PostgreSQL: concurrent redemptions, retries and recovery take real row locks there."""
+    """Rewards on PostgreSQL: concurrent redemptions, retries and recovery take real row locks there. The ledger
+    stays a process even where rewards is killed: the kill must meet requests in flight, and how long they take
+    depends on where the ledger runs."""
     made = Region(tmp_path, postgres_url)
     yield made
     made.close()
@@ -140,7 +154,8 @@ def settled(call: object, unavailable: list[str] | None = None, deadline_s: floa
 
 
 @pytest.mark.parametrize("step", ["after_hold", "after_vouchers"])
-def test_rewards_killed_mid_redemption_finishes_it_once(region: Region, step: str) -> None:
+def test_rewards_killed_mid_redemption_finishes_it_once(rewards_region: Region, step: str) -> None:
+    region = rewards_region
     zhang, wang = region.funded(PRICE), region.funded(PRICE)
     rewards = region.start_rewards(crash_at=step)
     with pytest.raises(grpc.RpcError):
@@ -157,7 +172,8 @@ def test_rewards_killed_mid_redemption_finishes_it_once(region: Region, step: st
     region.assert_books()
 
 
-def test_rewards_killed_after_a_cancel_is_claimed_finishes_the_refund_once(region: Region) -> None:
+def test_rewards_killed_after_a_cancel_is_claimed_finishes_the_refund_once(rewards_region: Region) -> None:
+    region = rewards_region
     li = region.funded(PRICE)
     rewards = region.start_rewards(crash_at="after_cancel_claim")
     code = rewards.Redeem(redeem_request("li-1", li), timeout=20).redemption.vouchers[0].code
