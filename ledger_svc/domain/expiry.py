@@ -1,18 +1,18 @@
 """The expiry sweep's rule: what is left of an expired lot moves to the expiry account, one transfer per lot.
 
-Both sweeps, the general one and PostgreSQL's set-based one (ADR 0102), make their transfers here: the same ids,
-fingerprints and balances-after, lot by lot in (lot key, lot id) order.
+The general sweep makes its transfers here: ids, fingerprints and balances-after, lot by lot in (lot key, lot id)
+order. PostgreSQL's set-based sweep (ADRs 0102, 0119) computes the same in SQL (store/pg_expiry.py); tests compare.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from operator import attrgetter
 from typing import NamedTuple
 
-from ledger_svc.domain.fingerprints import blake2b_hex
 from ledger_svc.domain.journal import JournalEntry
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
 from ledger_svc.domain.names import TransferCode
@@ -80,9 +80,11 @@ def expiry_transfers(
 
 
 def expire_fingerprint(transfer_id: str, points: int) -> str:
-    """`fingerprint_of(["expire", transfer_id, points])`, formatted directly: an expiry id is digits and colons,
-    nothing JSON escapes (a test compares the two)."""
-    return blake2b_hex(f'["expire","{transfer_id}",{points}]')
+    """The first 128 bits of the SHA-256 of the body `["expire",transfer_id,points]` as compact JSON (an expiry id is
+    digits and colons, nothing JSON escapes; a test compares the two). SHA-256 rather than the BLAKE2b of
+    `fingerprint_of`: PostgreSQL computes it, so the set-based sweep writes its transfers without a lot passing through
+    Python (ADR 0119). No request carries an expiry body, so no client's fingerprint is ever compared with it."""
+    return hashlib.sha256(f'["expire","{transfer_id}",{points}]'.encode()).hexdigest()[:32]
 
 
 def expiry_entry(transfer: ExpiryTransfer, now_us: int) -> JournalEntry:
@@ -119,11 +121,15 @@ class ExpiryOutcome:
     lots_expired: int
     points_expired: int
     done: bool = True
+    # Where a set-based sweep that stopped after its batches would go on (None: from the first expired lot). A run
+    # going on in steps passes it to the next step, which so never rescans the index entries emptied before it.
+    resume_after: ExpiryCandidate | None = None
 
     def __add__(self, other: ExpiryOutcome) -> ExpiryOutcome:
-        """Both sweeps' work; done as the later one says."""
+        """Both sweeps' work; done, and to be resumed, as the later one says."""
         return ExpiryOutcome(
             lots_expired=self.lots_expired + other.lots_expired,
             points_expired=self.points_expired + other.points_expired,
             done=other.done,
+            resume_after=other.resume_after,
         )
