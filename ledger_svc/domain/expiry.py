@@ -1,18 +1,18 @@
 """The expiry sweep's rule: what is left of an expired lot moves to the expiry account, one transfer per lot.
 
-The general sweep makes its transfers here: ids, fingerprints and balances-after, lot by lot in (lot key, lot id)
-order. PostgreSQL's set-based sweep (ADRs 0102, 0119) computes the same in SQL (store/pg_expiry.py); tests compare.
+Both sweeps, the general one and PostgreSQL's set-based one (ADR 0102), make their transfers here: the same ids,
+fingerprints and balances-after, lot by lot in (lot key, lot id) order.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from operator import attrgetter
 from typing import NamedTuple
 
+from ledger_svc.domain.fingerprints import blake2b_hex
 from ledger_svc.domain.journal import JournalEntry
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
 from ledger_svc.domain.names import TransferCode
@@ -80,11 +80,9 @@ def expiry_transfers(
 
 
 def expire_fingerprint(transfer_id: str, points: int) -> str:
-    """The first 128 bits of the SHA-256 of the body `["expire",transfer_id,points]` as compact JSON (an expiry id is
-    digits and colons, nothing JSON escapes; a test compares the two). SHA-256 rather than the BLAKE2b of
-    `fingerprint_of`: PostgreSQL computes it, so the set-based sweep writes its transfers without a lot passing through
-    Python (ADR 0119). No request carries an expiry body, so no client's fingerprint is ever compared with it."""
-    return hashlib.sha256(f'["expire","{transfer_id}",{points}]'.encode()).hexdigest()[:32]
+    """`fingerprint_of(["expire", transfer_id, points])`, formatted directly: an expiry id is digits and colons,
+    nothing JSON escapes (a test compares the two)."""
+    return blake2b_hex(f'["expire","{transfer_id}",{points}]')
 
 
 def expiry_entry(transfer: ExpiryTransfer, now_us: int) -> JournalEntry:

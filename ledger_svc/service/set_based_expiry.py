@@ -1,5 +1,5 @@
-"""The expiry sweep on PostgreSQL, set-based (ADRs 0102, 0119): the same transfers, balances and journal as the
-general sweep (`expiry.py`), written by two statements per batch (`store/pg_expiry.py`), two batches at a time."""
+"""The expiry sweep on PostgreSQL, set-based (ADR 0102): the same transfers, balances and lot records as the general
+sweep (`expiry.py`), written with a handful of statements per batch instead of per lot, two batches at a time."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection
 
-from ledger_svc.domain.expiry import ExpiryCandidate, ExpiryOutcome
+from ledger_svc.domain.expiry import ExpiryCandidate, ExpiryOutcome, expiry_entry, expiry_transfers
+from ledger_svc.domain.journal import entries_hash
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import accounts as account_store
-from ledger_svc.store import pg_expiry
+from ledger_svc.store import journal, pg_expiry
 from service_kit.accounts import EXPIRY_ACCOUNT
 
-# Batches in flight at once: while one batch's statement runs in PostgreSQL the next batch's candidates are read,
-# and two backends share the writes.
+# Batches in flight at once: the database does most of a batch's work, so while one batch waits on PostgreSQL the
+# next one's Python runs, and two backends share the writes.
 SWEEP_WORKERS = 2
 
 
@@ -39,8 +40,9 @@ def sweep(
 
     This thread reads each batch's candidates in keyset order, after the previous batch's last (expiry, lot id), and
     hands the batch to a worker. Two batches sharing an account never run at the same time, so each account's
-    transfers come in key order, as in a one-batch-at-a-time sweep. Each batch is one transaction; a failed batch
-    fails the sweep after those in flight end. `on_batch` runs in each batch's transaction that expired something."""
+    transfers come in key order, as in a one-batch-at-a-time sweep. A sweep from the first expired lot (a new run, or
+    one another leader left) finds lots refilled behind an earlier sweep. Each batch is one transaction; a failed batch fails the sweep
+    after those in flight end. `on_batch` runs in each batch's transaction that expired something."""
     batches = 0
     done = False
     total = ExpiryOutcome(lots_expired=0, points_expired=0)
@@ -84,12 +86,20 @@ def _sweep_batch(
     on_batch: Callable[[Connection, ExpiryOutcome], None] | None = None,
 ) -> ExpiryOutcome:
     """Empties the candidate lots that (under their accounts' locks) still hold expired points into system:expiry."""
+    now_us = ctx.now_us()
     # Lock order as everywhere: accounts (sorted) first, then their lots, then system shards.
-    pg_expiry.lock_accounts(conn, [candidate.account for candidate in candidates])
-    swept = pg_expiry.sweep_lots(conn, [candidate.lot_id for candidate in candidates], cutoff_us, ctx.now_us())
-    if swept.lots:
-        account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: swept.points})
-    outcome = ExpiryOutcome(lots_expired=swept.lots, points_expired=swept.points, done=False)
-    if swept.lots and on_batch is not None:
+    users = pg_expiry.lock_accounts(conn, [candidate.account for candidate in candidates])
+    swept = pg_expiry.empty_lots(conn, [candidate.lot_id for candidate in candidates], cutoff_us)
+    # The statement took the points off the accounts already; the transfers' balances-after are counted here.
+    transfers = expiry_transfers(swept, users, now_us)
+    points = sum(transfer.lot.points for transfer in transfers)
+    if transfers:
+        digest, count = entries_hash([expiry_entry(transfer, now_us) for transfer in transfers])
+        batch_id = journal.insert_batch(conn, digest, count, now_us)
+        pg_expiry.copy_expiry_transfers(conn, transfers, batch_id, now_us)
+        pg_expiry.copy_expiry_lots(conn, transfers)
+        account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: points})
+    outcome = ExpiryOutcome(lots_expired=len(transfers), points_expired=points, done=False)
+    if transfers and on_batch is not None:
         on_batch(conn, outcome)
     return outcome

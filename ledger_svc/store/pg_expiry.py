@@ -1,17 +1,15 @@
-"""The expiry sweep on PostgreSQL, set-based (ADRs 0102, 0119): a batch of expired lots is swept by two statements,
-the lock of its accounts (in account order) and one statement that empties the lots, debits the accounts and writes
-the batch's journal (its batch row with the entries' hash, the transfers, their lot records). No lot passes through
-Python. Lock order as everywhere: accounts, lots, shards."""
+"""The expiry sweep on PostgreSQL, set-based (ADR 0102): a batch of expired lots is emptied, and their accounts debited,
+by one statement; its transfers and lot records go in by COPY. Lock order as everywhere: accounts, lots, shards."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from sqlalchemy import Connection, text
 
-from ledger_svc.domain.expiry import ExpiryCandidate
+from ledger_svc.domain.expiry import ExpiringLot, ExpiryCandidate, ExpiryTransfer
+from ledger_svc.domain.lots import UserAccount
 from ledger_svc.domain.names import TransferCode
 from service_kit.accounts import EXPIRY_ACCOUNT
+from service_kit.pg_copy import copy_into
 
 # Keyset order: each batch starts after the last lot of the previous one, so a sweep never rescans the index
 # entries it emptied (they stay there, dead, until vacuum). `has_points` (= remaining_points > 0) is what the
@@ -23,43 +21,18 @@ _CANDIDATES = text(
     ORDER BY expires_at_us, lot_id LIMIT :limit
     """
 )
-# Locks the accounts in account order (LockRows above the sort), as every writer does before touching lots.
+# Locks the accounts (in account order) and returns their balances.
 _LOCK_ACCOUNTS = text(
     """
-    SELECT count(*) FROM (
-        SELECT 1 FROM accounts WHERE account = ANY(string_to_array(:names, ',')) ORDER BY account FOR UPDATE
-    ) AS locked
+    SELECT account, balance_points, held_points FROM accounts
+    WHERE account = ANY(string_to_array(:names, ',')) ORDER BY account FOR UPDATE
     """
 )
-
-
-def _canonical(expression: str) -> str:
-    """`domain/journal.canonical_bytes` of one field in SQL: its UTF-8 bytes after their 4-byte big-endian length."""
-    return f"int4send(length(convert_to({expression}, 'UTF8'))) || convert_to({expression}, 'UTF8')"
-
-
-_ENTRY_BYTES = " || ".join(
-    _canonical(field)
-    for field in (
-        "transfer_id",
-        "account",
-        ":expiry",
-        "points::text",
-        ":code_text",
-        ":now_text",
-        "reference",
-        "'0'",
-        "''",
-    )
-)
-# Under the accounts' locks no one else writes these lots, so they need no lock of their own; `swept` keeps what
-# each held before it is emptied. `entries` are domain/expiry.expiry_transfers' transfers: the same ids, references
-# and balances-after (each account's balance as locked, less its lots' points in lot key order, then lot id); the
-# plain read of accounts sees them before `debited` changes them (one snapshot for the whole statement). The batch
-# hash is domain/journal.entries_hash (transfer_id order in bytes: COLLATE "C"), the fingerprint
-# domain/expiry.expire_fingerprint. Every data-modifying part runs to completion whether read or not.
-_SWEEP_BATCH = text(
-    f"""
+# Under the accounts' locks no one else writes these lots, so they need no lock of their own before the UPDATE
+# (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied, and the
+# accounts lose what their lots lost in the same statement. The result's columns are ExpiringLot's, in its order.
+_EMPTY_LOTS = text(
+    """
     WITH swept AS (
         SELECT lot_id, remaining_points AS points, expired_points AS before FROM lots
         WHERE lot_id = ANY(CAST(string_to_array(:ids, ',') AS bigint[]))
@@ -68,44 +41,21 @@ _SWEEP_BATCH = text(
         UPDATE lots SET remaining_points = 0, expired_points = swept.before + swept.points
         FROM swept WHERE lots.lot_id = swept.lot_id
         RETURNING lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on, swept.points, swept.before
-    ), entries AS (
-        SELECT 'expire:' || e.lot_id || ':' || e.before AS transfer_id, e.account, e.points, e.lot_id,
-               'lot:' || e.lot_id AS reference,
-               a.balance_points - sum(e.points) OVER (
-                   PARTITION BY e.account ORDER BY e.expires_at_us, e.earned_on, e.lot_id
-               ) AS balance_after
-        FROM emptied AS e JOIN accounts AS a ON a.account = e.account
-    ), batch AS (
-        INSERT INTO journal_batches (entries_count, entries_hash, created_at_us)
-        SELECT count(*), encode(sha256(string_agg({_ENTRY_BYTES}, ''::bytea ORDER BY transfer_id COLLATE "C")), 'hex'),
-               :now
-        FROM entries HAVING count(*) > 0
-        RETURNING batch_id
-    ), journal AS (
-        INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,
-                               co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, debit_balance_after)
-        SELECT transfer_id, batch.batch_id, account, :expiry, points, :code, reference, 0, '', 0, :now,
-               left(encode(sha256(convert_to('["expire","' || transfer_id || '",' || points || ']', 'UTF8')), 'hex'),
-                    32),
-               balance_after
-        FROM entries CROSS JOIN batch
-    ), lot_records AS (
-        INSERT INTO transfer_lots (transfer_id, side, position, lot_id, amount_points)
-        SELECT transfer_id, 'D', 0, lot_id, points FROM entries
-    ), debited AS (
+    ), per_account AS (
+        SELECT account, sum(points)::bigint AS points FROM emptied GROUP BY account
+    ), subtracted AS (
         UPDATE accounts SET balance_points = accounts.balance_points - per_account.points
-        FROM (SELECT account, sum(points)::bigint AS points FROM entries GROUP BY account) AS per_account
-        WHERE accounts.account = per_account.account
+        FROM per_account WHERE accounts.account = per_account.account
     )
-    SELECT count(*) AS lots, coalesce(sum(points), 0)::bigint AS points FROM entries
+    SELECT lot_id, account, expires_at_us, earned_on, points, before AS expired_before FROM emptied
     """
 )
+_COPY_TRANSFERS = (
+    "COPY transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,"
+    " co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, debit_balance_after) FROM STDIN"
+)
+_COPY_TRANSFER_LOTS = "COPY transfer_lots (transfer_id, side, position, lot_id, amount_points) FROM STDIN"
 _EXPIRE = int(TransferCode.EXPIRE)
-
-
-class SweptBatch(NamedTuple):
-    lots: int
-    points: int
 
 
 def expired_lot_candidates(
@@ -115,25 +65,36 @@ def expired_lot_candidates(
     from the first)."""
     after_expiry, after_id = (after.expires_at_us, after.lot_id) if after else (-(2**63), -(2**63))
     parameters = {"cutoff": cutoff_us, "limit": limit, "after_expiry": after_expiry, "after_id": after_id}
-    return list(map(ExpiryCandidate._make, conn.execute(_CANDIDATES, parameters)))
+    return [
+        ExpiryCandidate(row.lot_id, row.account, row.expires_at_us) for row in conn.execute(_CANDIDATES, parameters)
+    ]
 
 
-def lock_accounts(conn: Connection, names: list[str]) -> int:
-    """Locks the accounts (sorted) for the rest of the transaction; returns how many exist."""
-    return int(conn.execute(_LOCK_ACCOUNTS, {"names": ",".join(sorted(set(names)))}).scalar_one())
+def lock_accounts(conn: Connection, names: list[str]) -> dict[str, UserAccount]:
+    rows = conn.execute(_LOCK_ACCOUNTS, {"names": ",".join(sorted(set(names)))})
+    return {row.account: UserAccount(row.account, row.balance_points, row.held_points) for row in rows}
 
 
-def sweep_lots(conn: Connection, lot_ids: list[int], cutoff_us: int, now_us: int) -> SweptBatch:
-    """Empties the lots (of locked accounts) that still hold expired points into system:expiry, one transfer per
-    lot, in one journal batch; returns how many lots and points it swept."""
-    parameters = {
-        "ids": ",".join(map(str, lot_ids)),
-        "cutoff": cutoff_us,
-        "now": now_us,
-        "now_text": str(now_us),
-        "expiry": EXPIRY_ACCOUNT,
-        "code": _EXPIRE,
-        "code_text": str(_EXPIRE),
-    }
-    row = conn.execute(_SWEEP_BATCH, parameters).one()
-    return SweptBatch(int(row.lots), int(row.points))
+def empty_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[ExpiringLot]:
+    """Empties the lots (of locked accounts) that still hold expired points and takes what they held off their
+    accounts' balances; returns them as they were."""
+    rows = conn.execute(_EMPTY_LOTS, {"ids": ",".join(map(str, lot_ids)), "cutoff": cutoff_us})
+    return list(map(ExpiringLot._make, rows))
+
+
+def copy_expiry_transfers(conn: Connection, transfers: list[ExpiryTransfer], batch_id: int, now_us: int) -> None:
+    # Ids, accounts, references and fingerprints the sweep made itself: nothing in them needs COPY's escapes.
+    lines = [
+        f"{t.transfer_id}\t{batch_id}\t{t.lot.account}\t{EXPIRY_ACCOUNT}\t{t.lot.points}\t{_EXPIRE}\t{t.reference}"
+        f"\t0\t\t0\t{now_us}\t{t.fingerprint}\t{t.debit_balance_after}\n"
+        for t in transfers
+    ]
+    with copy_into(conn, _COPY_TRANSFERS) as copy:
+        copy.write("".join(lines))
+
+
+def copy_expiry_lots(conn: Connection, transfers: list[ExpiryTransfer]) -> None:
+    """Each transfer's one lot record: it took all that was left of its lot (debit side, position 0)."""
+    lines = [f"{t.transfer_id}\tD\t0\t{t.lot.lot_id}\t{t.lot.points}\n" for t in transfers]
+    with copy_into(conn, _COPY_TRANSFER_LOTS) as copy:
+        copy.write("".join(lines))

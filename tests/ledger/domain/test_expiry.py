@@ -1,12 +1,11 @@
-"""The expiry sweep's transfers: one per lot in lot key order, the same on both paths, with the SHA-256 of the JSON body as fingerprint."""
+"""The expiry sweep's transfers: one per lot in lot key order, the same on both paths, with the JSON fingerprint."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import date
 
 from ledger_svc.domain.expiry import ExpiringLot, expire_fingerprint, expiry_entry, expiry_posting, expiry_transfers
+from ledger_svc.domain.fingerprints import fingerprint_of
 from ledger_svc.domain.journal import entry_of
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
 from ledger_svc.domain.transfers import Posting
@@ -17,10 +16,9 @@ A, B = account_number(1), account_number(2)
 NOW_US = 1_773_000_000_000_000
 
 
-def test_the_expiry_fingerprint_is_sha256_of_the_compact_json_body() -> None:
+def test_the_expiry_fingerprint_is_the_general_one() -> None:
     for transfer_id, points in [("expire:12:0", 30), ("expire:9876543210:45", 1), ("expire:1:0", 10**15)]:
-        body = json.dumps(["expire", transfer_id, points], separators=(",", ":"))
-        assert expire_fingerprint(transfer_id, points) == hashlib.sha256(body.encode()).hexdigest()[:32]
+        assert expire_fingerprint(transfer_id, points) == fingerprint_of(["expire", transfer_id, points])
 
 
 def test_expiry_transfers_come_in_lot_key_order_each_with_the_balance_after_it() -> None:
@@ -45,7 +43,7 @@ def test_expiry_transfers_come_in_lot_key_order_each_with_the_balance_after_it()
         ("expire:3:4", "lot:3", 0),
     ]
     assert [t.fingerprint for t in transfers] == [
-        expire_fingerprint(t.transfer_id, t.lot.points) for t in transfers
+        fingerprint_of(["expire", t.transfer_id, t.lot.points]) for t in transfers
     ]
     assert (users[A].balance_points, users[B].balance_points) == (10, 0)
 
@@ -66,7 +64,7 @@ def test_an_expiry_posting_is_its_entry_with_the_lot_it_empties() -> None:
         amount_points=60,
         code=3,
         posted_at_us=NOW_US,
-        fingerprint=expire_fingerprint("expire:5:2", 60),
+        fingerprint=fingerprint_of(["expire", "expire:5:2", 60]),
         reference="lot:5",
         debit_balance_after=40,
         debit_lots=[Portion(LotKey(A, NOW_US - 9, date(2024, 2, 1)), 60, 5)],
