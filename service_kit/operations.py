@@ -16,7 +16,6 @@ import csv
 import hashlib
 import json
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime

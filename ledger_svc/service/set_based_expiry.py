@@ -40,9 +40,10 @@ def sweep(
 
     This thread reads each batch's candidates in keyset order, after the previous batch's last (expiry, lot id), and
     hands the batch to a worker. Two batches sharing an account never run at the same time, so each account's
-    transfers come in key order, as in a one-batch-at-a-time sweep. A sweep from the first expired lot (a new run, or
-    one another leader left) finds lots refilled behind an earlier sweep. Each batch is one transaction; a failed batch fails the sweep
-    after those in flight end. `on_batch` runs in each batch's transaction that expired something."""
+    transfers come in key order, as in a one-batch-at-a-time sweep. A sweep from the first expired lot (a new run,
+    or one another leader left) finds lots refilled behind an earlier sweep. Each batch is one transaction; a failed
+    batch fails the sweep after those in flight end. `on_batch` runs in each batch's transaction that expired
+    something."""
     batches = 0
     done = False
     total = ExpiryOutcome(lots_expired=0, points_expired=0)

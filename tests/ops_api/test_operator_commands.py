@@ -57,7 +57,7 @@ def test_carbon_expire_runs_the_days_sweep_on_a_rehearsal_clock_interrupted_and_
     try:
         with monkeypatch.context() as interrupted:
             # Ctrl-C while the command watches: the run it asked for goes on in the ledger.
-            interrupted.setattr(scheduled_runs.time, "sleep", _interrupt)
+            interrupted.setattr(scheduled_runs, "progress", _interrupt)
             assert main(command) == 130
         assert "carbon expire` again" in capsys.readouterr().out
         assert main(command) == 0
@@ -80,7 +80,7 @@ def test_carbon_expire_runs_the_days_sweep_on_a_rehearsal_clock_interrupted_and_
     assert main(["jobs", "--data-dir", data_dir, "--region", "999999"]) == 2
 
 
-def _interrupt(_seconds: float) -> None:
+def _interrupt(*_shown: object) -> None:
     raise KeyboardInterrupt
 
 
