@@ -1,5 +1,5 @@
 """The `carbon` command: `carbon up` runs the embedded system, `carbon status` reports on a running one; the
-operator commands (migrate, expire, jobs, import) are in service_kit/operations.py, settle and remind in
+operator commands (migrate, jobs, import) are in service_kit/operations.py, expire, settle and remind in
 scheduled_runs.py."""
 
 from __future__ import annotations
@@ -131,12 +131,13 @@ def _operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     migrate.add_argument("--service", default="", help="only this service's databases")
     migrate.add_argument("--database-url", default="", help="one database by URL (with --service)")
     migrate.set_defaults(run=operations.migrate)
-    expire = commands.add_parser("expire", help="run the expiry sweep now, with progress (safe to interrupt)")
+    expire = commands.add_parser("expire", help="run a day's expiry sweep in each region, with progress (rerunnable)")
     expire.add_argument("--data-dir", default="data")
     expire.add_argument("--region", default="", help="comma-separated region codes (default: every region)")
-    expire.add_argument("--as-of", default="", help="expire lots expired by the start of this China day (YYYY-MM-DD)")
-    expire.add_argument("--batch-size", type=int, default=0, help="lots per transaction (default 1,000)")
-    expire.set_defaults(run=operations.expire)
+    expire.add_argument(
+        "--as-of", default="", help="YYYY-MM-DD, not after today: lots expired by the start of this China day"
+    )
+    expire.set_defaults(run=scheduled_runs.expire)
     jobs = commands.add_parser("jobs", help="the scheduled jobs' runs and leaders of each region")
     jobs.add_argument("--data-dir", default="data")
     jobs.add_argument("--region", default="", help="comma-separated region codes (default: every region)")

@@ -1,6 +1,6 @@
-"""Operator commands of `carbon`: migrate, expire, jobs, import. Each prints progress as it goes and a summary at
-the end, and is safe to interrupt (Ctrl-C) and run again: migrations are idempotent, the expiry sweep commits batch
-by batch and a rerun finds only what is left, and an import skips the batches a checkpoint file says were answered
+"""Operator commands of `carbon`: migrate, jobs, import (expire, settle and remind are job runs: scheduled_runs.py).
+Each prints progress as it goes and a summary at the end, and is safe to interrupt (Ctrl-C) and run again: migrations
+are idempotent, and an import skips the batches a checkpoint file says were answered
 (events are idempotent by partner and event id anyway, so a resent batch is answered DUPLICATE).
 
 The commands talk to a running system over gRPC (addresses from the registry file `carbon up` writes, or given), or
@@ -16,7 +16,6 @@ import csv
 import hashlib
 import json
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -38,7 +37,6 @@ from service_kit.settings import Settings
 from service_kit.topology import DEFAULT_REGIONS, REGISTRY_FILE, RegionEntry, Registry, plan
 
 MIGRATED_SERVICES = ("identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "incentives_svc")
-EXPIRY_STEP_BATCHES = 10
 RPC_TIMEOUT_S = 120
 IMPORT_BATCH = 500
 MAX_IMPORT_BATCH = 5000
@@ -111,55 +109,6 @@ def migrate(args: argparse.Namespace) -> int:
 
 def _embedded_url(service: str, region: str, data_dir: str) -> str:
     return Settings(service=service, region_code=region or "000000", data_dir=Path(data_dir)).effective_database_url()
-
-
-def expire(args: argparse.Namespace) -> int:
-    """The expiry sweep of each chosen region's ledger, in steps of a few batches (each batch commits)."""
-    as_of = _calendar_date(args.as_of) if args.as_of else None
-    totals: dict[str, tuple[int, int]] = {}
-    try:
-        for region in chosen_regions(args):
-            totals[region.region_code] = _expire_region(region, as_of, args.batch_size, args.data_dir)
-    except KeyboardInterrupt:
-        print("\ninterrupted: what is shown committed; run `carbon expire` again to continue")
-        _expiry_summary(totals)
-        return 130
-    _expiry_summary(totals)
-    return 0
-
-
-def _expire_region(
-    region: RegionEntry, as_of: common_pb2.Date | None, batch_size: int, data_dir: str
-) -> tuple[int, int]:
-    lots = points = 0
-    started = time.monotonic()
-    with operator_channel(region.ledger_address, data_dir) as channel:
-        stub = ledger_grpc.LedgerServiceStub(channel)
-        while True:
-            request = lpb.ExpirePointsRequest(batch_size=batch_size, max_batches=EXPIRY_STEP_BATCHES)
-            if as_of is not None:
-                request.as_of.CopyFrom(as_of)
-            response = stub.ExpirePoints(request, timeout=RPC_TIMEOUT_S)
-            lots, points = lots + response.lots_expired, points + response.points_expired
-            rate = f"{lots / max(time.monotonic() - started, 1e-6):,.0f}/s"
-            progress(sys.stdout, f"expiring {region.region_code}", lots, None, f"lots, {points:,} points, {rate}")
-            if response.done:
-                print()
-                return lots, points
-
-
-def _expiry_summary(totals: dict[str, tuple[int, int]]) -> None:
-    for code, (lots, points) in totals.items():
-        print(f"{code}: {lots:,} lots expired, {points:,} points")
-    print(f"total: {sum(t[0] for t in totals.values()):,} lots, {sum(t[1] for t in totals.values()):,} points")
-
-
-def _calendar_date(text: str) -> common_pb2.Date:
-    try:
-        day = datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        raise OperationError(f"--as-of: expected YYYY-MM-DD, got {text!r}") from None
-    return common_pb2.Date(year=day.year, month=day.month, day=day.day)
 
 
 def jobs(args: argparse.Namespace) -> int:

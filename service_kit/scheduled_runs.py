@@ -1,5 +1,5 @@
-"""Operator commands that ask each region's scheduler for a run and follow it: `carbon settle` (the monthly close)
-and `carbon remind` (a day's reminders).
+"""Operator commands that ask each region's scheduler for a run and follow it: `carbon expire` (a day's expiry
+sweep), `carbon settle` (the monthly close) and `carbon remind` (a day's reminders).
 
 The run is the ledger's (StartJobRun, ADR 0804): the command only asks for it and watches its progress, so
 interrupting the command stops nothing but the watching, and running it again asks for the same run (idempotent per
@@ -12,6 +12,7 @@ import argparse
 import re
 import sys
 import time
+from collections.abc import Callable
 
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
@@ -42,6 +43,24 @@ def settle(args: argparse.Namespace) -> int:
     return 1 if any(run.state == lpb.JOB_RUN_STATE_FAILED for run in finished.values()) else 0
 
 
+def expire(args: argparse.Namespace) -> int:
+    """A day's expiry sweep (default: today's; lots expired by the start of that China day) in each chosen region,
+    followed to its end. The leader sweeps in batches that each commit with their counts, so the progress shown is
+    what committed; a second run of a done day sweeps nothing again (ask for today to take what expired since)."""
+    if args.as_of and not DAY.match(args.as_of):
+        raise OperationError(f"--as-of: expected YYYY-MM-DD, got {args.as_of!r}")
+    finished: dict[str, lpb.JobRun] = {}
+    try:
+        for region in chosen_regions(args):
+            finished[region.region_code] = _follow(region, "expiry", args.as_of, args.data_dir)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the sweep goes on in the ledger; run `carbon expire` again to see it finish")
+        _summary(finished, _expired)
+        return 130
+    _summary(finished, _expired)
+    return 1 if any(run.state == lpb.JOB_RUN_STATE_FAILED for run in finished.values()) else 0
+
+
 def remind(args: argparse.Namespace) -> int:
     """A day's reminders (default: today's) in each chosen region: queued in identity's outbox, followed to the end."""
     if args.day and not DAY.match(args.day):
@@ -52,9 +71,9 @@ def remind(args: argparse.Namespace) -> int:
             finished[region.region_code] = _follow(region, "reminders", args.day, args.data_dir)
     except KeyboardInterrupt:
         print("\ninterrupted: the run goes on in the ledger; run `carbon remind` again to see it finish")
-        _summary(finished, "reminders newly queued")
+        _summary(finished, _queued)
         return 130
-    _summary(finished, "reminders newly queued")
+    _summary(finished, _queued)
     return 1 if any(run.state == lpb.JOB_RUN_STATE_FAILED for run in finished.values()) else 0
 
 
@@ -79,9 +98,19 @@ def _follow(region: RegionEntry, job: str, period: str, data_dir: str) -> lpb.Jo
     return run
 
 
-def _summary(finished: dict[str, lpb.JobRun], counted: str = "") -> None:
+def _closed(run: lpb.JobRun) -> str:
+    return f"{run.points:,} points outstanding at the close"
+
+
+def _queued(run: lpb.JobRun) -> str:
+    return f"{run.items:,} reminders newly queued"
+
+
+def _expired(run: lpb.JobRun) -> str:
+    return f"{run.items:,} lots expired, {run.points:,} points"
+
+
+def _summary(finished: dict[str, lpb.JobRun], counts: Callable[[lpb.JobRun], str] = _closed) -> None:
     for code, run in finished.items():
         state = lpb.JobRunState.Name(run.state).removeprefix("JOB_RUN_STATE_")
-        counts = f"{run.items:,} {counted}" if counted else f"{run.points:,} points outstanding at the close"
-        outcome = run.error or counts
-        print(f"{code} {run.period}: {state} after {run.attempts} attempt(s); {outcome}")
+        print(f"{code} {run.period}: {state} after {run.attempts} attempt(s); {run.error or counts(run)}")

@@ -8,8 +8,9 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import IntEnum, StrEnum
+from typing import NamedTuple
 
 from identity_svc.domain.accounts import validate_account_number
 from service_kit.errors import InvalidArgument
@@ -93,6 +94,35 @@ def route_for(platforms: list[str], has_phone: bool) -> str:
     if platforms:
         return f"webhook:{sorted(platforms)[0]}"
     return "sms" if has_phone else ""
+
+
+# Delivered (and skipped) notices stay in the outbox this long, for operators and residents' questions, and are then
+# deleted in batches by the delivery loop once their horizon has passed; dead letters stay until an operator acts.
+RETENTION_DAYS = 90
+PRUNE_BATCH = 1000
+PRUNE_EVERY_S = 3600.0
+
+
+class Horizon(NamedTuple):
+    """Where a notice's horizon stands on a day: an expiring notice is moot once its points' expiry day has passed
+    (`expires_on` before `today`), a digest once the month after its period has ended (`period` before
+    `previous_month`). Compared as ISO text, which sorts as the dates do (the outbox stores them so)."""
+
+    today: str
+    previous_month: str
+
+
+def horizon_on(today: date) -> Horizon:
+    previous = today.replace(day=1) - timedelta(days=1)
+    return Horizon(today.isoformat(), f"{previous.year:04d}-{previous.month:02d}")
+
+
+def past_horizon(notice: Notice, horizon: Horizon) -> bool:
+    """A notice past its horizon is never queued: one like it may have been delivered and pruned since, and
+    queueing it again would send it twice (and it tells the resident nothing useful any more)."""
+    if notice.kind == ReminderKind.EXPIRING_SOON:
+        return notice.expires_on is not None and notice.expires_on.isoformat() < horizon.today
+    return notice.period < horizon.previous_month
 
 
 def retry_delay_us(attempts: int) -> int:

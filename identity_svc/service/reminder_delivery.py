@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from identity_svc.domain import reminders as rules
 from identity_svc.domain.reminders import DeliveryState, Notice, ReminderKind
 from identity_svc.service.accounts import AccountService
 from service_kit import telemetry
+from service_kit.clock import china_day
 from service_kit.settings import Secret
 
 log = logging.getLogger("carbon.identity.reminders")
@@ -95,12 +97,34 @@ class Deliverer:
             self._thread.join()
 
     def _loop(self) -> None:
+        pruned_at = float("-inf")
         while not self._stop.is_set():
             try:
                 self.deliver_due()
+                if time.monotonic() - pruned_at >= rules.PRUNE_EVERY_S:
+                    self.prune_finished()
+                    pruned_at = time.monotonic()
             except Exception as error:  # the database may be away for a while: the next pass tries again
                 log.warning("reminder delivery pass failed", extra={"error": str(error)})
             self._stop.wait(self._tick_s)
+
+    def prune_finished(self) -> int:
+        """Deletes the notices delivered (or skipped) more than RETENTION_DAYS ago whose horizon has passed, in
+        batches of PRUNE_BATCH, one transaction each (replicas pruning at once only delete fewer); returns how many.
+        Queueing refuses notices past their horizon, so a pruned notice is never queued, nor sent, again."""
+        now = self._accounts.clock()
+        before_us = int(now.timestamp() * 1_000_000) - rules.RETENTION_DAYS * 86_400 * 1_000_000
+        horizon = rules.horizon_on(china_day(now))
+        pruned = 0
+        while True:
+            with self._accounts.engine.begin() as conn:
+                deleted = store.reminders.prune(conn, before_us, horizon, rules.PRUNE_BATCH)
+            pruned += deleted
+            if deleted < rules.PRUNE_BATCH:
+                break
+        if pruned:
+            log.info("reminder outbox pruned", extra={"pruned": pruned})
+        return pruned
 
     def _now_us(self) -> int:
         return int(self._accounts.clock().timestamp() * 1_000_000)

@@ -10,9 +10,18 @@ from sqlalchemy import Row
 
 from identity_svc import store
 from identity_svc.domain.accounts import AccountState, unknown_account, validate_account_number
-from identity_svc.domain.reminders import DeliveryState, Notice, QueueOutcome, route_for, validate_batch
+from identity_svc.domain.reminders import (
+    DeliveryState,
+    Notice,
+    QueueOutcome,
+    horizon_on,
+    past_horizon,
+    route_for,
+    validate_batch,
+)
 from identity_svc.service.accounts import AccountService
 from service_kit import paging
+from service_kit.clock import china_day
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 
 LIST_KIND = "reminder-deliveries"
@@ -38,9 +47,12 @@ class ReminderService:
         return reminders_off
 
     def queue(self, notices: list[Notice]) -> list[QueueOutcome]:
-        """Each notice into the outbox once, PENDING with its route, or SKIPPED (reminders off, no route)."""
+        """Each notice into the outbox once, PENDING with its route, or SKIPPED (reminders off, no route); a notice
+        past its horizon is not queued and is answered DUPLICATE (the outbox forgets delivered notices after a while,
+        so a late copy of one must not be sent again)."""
         notices = validate_batch(notices)
         now_us = self._now_us()
+        horizon = horizon_on(china_day(self._accounts.clock()))
         numbers = [notice.account_number for notice in notices]
         with self._engine.begin() as conn:
             accounts = store.accounts.accounts_by_numbers(conn, numbers)
@@ -50,7 +62,8 @@ class ReminderService:
             for notice in notices:
                 outcome, route = self._route(notice, accounts.get(notice.account_number), bindings, off)
                 outcomes.append(outcome)
-                rows.append(_outbox_row(notice, outcome, route, now_us))
+                if not past_horizon(notice, horizon):  # else answered DUPLICATE: it may have been sent and pruned
+                    rows.append(_outbox_row(notice, outcome, route, now_us))
             inserted = store.reminders.queue(conn, rows)
         return [
             o if n.notice_key in inserted else QueueOutcome.DUPLICATE for n, o in zip(notices, outcomes, strict=True)

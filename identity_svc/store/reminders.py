@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from identity_svc.domain.reminders import DeliveryState
+from identity_svc.domain.reminders import DeliveryState, Horizon, ReminderKind
 from identity_svc.store.tables import reminder_outbox, reminder_preferences
 
 
@@ -88,3 +88,28 @@ def page(conn: Connection, state: DeliveryState, after: tuple[int, str] | None, 
         )
     query = query.order_by(reminder_outbox.c.queued_at_us, reminder_outbox.c.notice_key).limit(limit)
     return conn.execute(query).all()
+
+
+def prune(conn: Connection, finished_before_us: int, horizon: Horizon, limit: int) -> int:
+    """Deletes up to `limit` notices delivered (or skipped) before `finished_before_us` whose horizon has passed;
+    returns how many. PENDING and DEAD notices are never touched."""
+    outbox = reminder_outbox.c
+    finished = or_(
+        and_(outbox.state == DeliveryState.DELIVERED.value, outbox.delivered_at_us < finished_before_us),
+        and_(outbox.state == DeliveryState.SKIPPED.value, outbox.queued_at_us < finished_before_us),
+    )
+    moot = or_(
+        and_(outbox.kind == int(ReminderKind.EXPIRING_SOON), outbox.expires_on < horizon.today),
+        and_(outbox.kind == int(ReminderKind.MONTHLY_DIGEST), outbox.period < horizon.previous_month),
+    )
+    # Delivered before the cutoff means queued before it: the (state, queued_at_us) index narrows the scan.
+    keys = (
+        select(outbox.notice_key)
+        .where(outbox.state.in_([DeliveryState.DELIVERED.value, DeliveryState.SKIPPED.value]))
+        .where(outbox.queued_at_us < finished_before_us, finished, moot)
+        .limit(limit)
+    )
+    found = list(conn.execute(keys).scalars())
+    if not found:
+        return 0
+    return int(conn.execute(delete(reminder_outbox).where(outbox.notice_key.in_(found))).rowcount)

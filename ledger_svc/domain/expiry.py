@@ -119,11 +119,15 @@ class ExpiryOutcome:
     lots_expired: int
     points_expired: int
     done: bool = True
+    # Where a set-based sweep that stopped after its batches would go on (None: from the first expired lot). A run
+    # going on in steps passes it to the next step, which so never rescans the index entries emptied before it.
+    resume_after: ExpiryCandidate | None = None
 
     def __add__(self, other: ExpiryOutcome) -> ExpiryOutcome:
-        """Both sweeps' work; done as the later one says."""
+        """Both sweeps' work; done, and to be resumed, as the later one says."""
         return ExpiryOutcome(
             lots_expired=self.lots_expired + other.lots_expired,
             points_expired=self.points_expired + other.points_expired,
             done=other.done,
+            resume_after=other.resume_after,
         )

@@ -11,7 +11,7 @@ from datetime import date
 
 from sqlalchemy import Connection
 
-from ledger_svc.domain.expiry import ExpiryOutcome, expiry_posting, expiry_transfers
+from ledger_svc.domain.expiry import ExpiryCandidate, ExpiryOutcome, expiry_posting, expiry_transfers
 from ledger_svc.domain.time import day_of, start_of_day_us
 from ledger_svc.service import set_based_expiry
 from ledger_svc.service.context import LedgerContext
@@ -32,11 +32,17 @@ def _no_progress(_conn: Connection, _outcome: ExpiryOutcome) -> None:
 
 
 def expire_points(
-    ctx: LedgerContext, as_of: date | None, batch_size: int, max_batches: int, on_batch: OnBatch = _no_progress
+    ctx: LedgerContext,
+    as_of: date | None,
+    batch_size: int,
+    max_batches: int,
+    on_batch: OnBatch = _no_progress,
+    after: ExpiryCandidate | None = None,
 ) -> ExpiryOutcome:
     """Sweeps lots expired by the start of `as_of` (default today, CST) in batches of `batch_size`, one transaction
     each: resumable at any batch boundary, and idempotent per day (a swept lot is empty, so a rerun finds nothing).
-    `on_batch` runs in each batch's transaction that expired something."""
+    `on_batch` runs in each batch's transaction that expired something. `after` (a step's `resume_after`) lets the
+    set-based sweep go on where the step before stopped; the general sweep always starts from the first lot."""
     today = day_of(ctx.now_us())
     day = as_of or today
     if day > today:
@@ -50,7 +56,7 @@ def expire_points(
     size = batch_size or DEFAULT_EXPIRY_BATCH
     cutoff_us = start_of_day_us(day)
     if ctx.set_based_expiry and ctx.engine.dialect.name == "postgresql":
-        outcome = set_based_expiry.sweep(ctx, cutoff_us, size, max_batches, on_batch)
+        outcome = set_based_expiry.sweep(ctx, cutoff_us, size, max_batches, on_batch, after)
     else:
         outcome = _sweep(ctx, cutoff_us, size, max_batches, on_batch)
     ctx.seal_journal()

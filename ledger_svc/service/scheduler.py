@@ -182,8 +182,12 @@ class Scheduler:
             count(conn, outcome.lots_expired, outcome.points_expired)
 
         day = date.fromisoformat(period)
+        after = None  # a resumed run (another leader's) starts from the first expired lot: nothing is skipped
         while True:
-            step = expiry.expire_points(self._ctx, day, self._expiry_batch, EXPIRY_BATCHES_PER_STEP, on_batch=on_batch)
+            step = expiry.expire_points(
+                self._ctx, day, self._expiry_batch, EXPIRY_BATCHES_PER_STEP, on_batch=on_batch, after=after
+            )
+            after = step.resume_after
             # Scheduled sweeps count in carbon.points.expired as ExpirePoints calls do, once their step committed.
             self._points.expired(step.points_expired)
             if step.done:

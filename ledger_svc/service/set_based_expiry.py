@@ -33,15 +33,17 @@ def sweep(
     size: int,
     max_batches: int,
     on_batch: Callable[[Connection, ExpiryOutcome], None] | None = None,
+    after: ExpiryCandidate | None = None,
 ) -> ExpiryOutcome:
-    """Sweeps in batches of `size` lots (at most `max_batches`, 0: no limit).
+    """Sweeps in batches of `size` lots (at most `max_batches`, 0: no limit), from the first expired lot after
+    `after` (None: the first of all; a run going on in steps passes the outcome's `resume_after`).
 
     This thread reads each batch's candidates in keyset order, after the previous batch's last (expiry, lot id), and
     hands the batch to a worker. Two batches sharing an account never run at the same time, so each account's
-    transfers come in key order, as in a one-batch-at-a-time sweep. A new sweep starts from the first expired lot:
-    lots refilled behind an earlier sweep are found. Each batch is one transaction; a failed batch fails the sweep
-    after those in flight end. `on_batch` runs in each batch's transaction that expired something."""
-    after: ExpiryCandidate | None = None
+    transfers come in key order, as in a one-batch-at-a-time sweep. A sweep from the first expired lot (a new run,
+    or one another leader left) finds lots refilled behind an earlier sweep. Each batch is one transaction; a failed
+    batch fails the sweep after those in flight end. `on_batch` runs in each batch's transaction that expired
+    something."""
     batches = 0
     done = False
     total = ExpiryOutcome(lots_expired=0, points_expired=0)
@@ -74,7 +76,7 @@ def sweep(
                 entry.outcome.exception()  # wait for every batch before reporting any failure
         while in_flight:
             finish(in_flight[0])
-    return ExpiryOutcome(lots_expired=total.lots_expired, points_expired=total.points_expired, done=done)
+    return ExpiryOutcome(total.lots_expired, total.points_expired, done, None if done else after)
 
 
 def _sweep_batch(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,13 +14,14 @@ import pytest
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.identity.v1 import identity_service_pb2_grpc
-from identity_svc.domain.reminders import DeliveryState
+from identity_svc.domain.reminders import DeliveryState, horizon_on
 from identity_svc.server import SERVICE_NAME, IdentityServices, IdentityServiceServicer, registrations
 from ledger_svc.domain.jobs import Job, RunState, Schedule
 from ledger_svc.domain.time import add_months
 from ledger_svc.reminder_client import IdentityReminders
 from ledger_svc.service import scheduler, transfers
 from ledger_svc.service.context import LedgerContext
+from service_kit.clock import china_day
 from service_kit.db import make_engine, migrate
 from service_kit.server import Registration, RunningServer, start_server
 from service_kit.settings import Settings
@@ -116,8 +117,10 @@ def test_identity_started_with_reminders_on_delivers_a_counter_residents_reminde
                 timeout=10,
             )  # fmt: skip
             account = opened.account.account_number
+            # The digest of the month just ended (one whose horizon has passed is not queued, ADR 0214).
+            period = horizon_on(china_day(datetime.now(UTC))).previous_month
             notice = ipb.ReminderNotice(
-                notice_key=f"digest:{account}:2026-02", account_number=account, points=9, period="2026-02",
+                notice_key=f"digest:{account}:{period}", account_number=account, points=9, period=period,
                 kind=ipb.REMINDER_KIND_MONTHLY_DIGEST,
             )  # fmt: skip
             queued = stub.QueueReminders(ipb.QueueRemindersRequest(notices=[notice]), timeout=10)

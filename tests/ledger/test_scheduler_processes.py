@@ -66,7 +66,7 @@ class Replica:
     def pid(self) -> int:
         return self.process.pid
 
-    def wait_ready(self, deadline_s: float = 30) -> None:
+    def wait_ready(self, deadline_s: float = 90) -> None:
         wait_until(lambda: b"READY" in self.log.read_bytes() or self.process.poll() is not None, deadline_s)
         assert self.process.poll() is None, self.log.read_text()
 

@@ -1,6 +1,6 @@
 """The `carbon` operator commands (service_kit/operations.py, scheduled_runs.py) against the ops tests' federation,
-found through its registry file as `carbon up` writes one: expire (on a rehearsal clock), jobs, settle, remind,
-import (interrupted and rerun)."""
+found through its registry file as `carbon up` writes one: expire (on a rehearsal clock, interrupted and rerun), jobs,
+settle, remind, import (interrupted and rerun)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from carbon.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from carbon.ledger.v1 import ledger_service_pb2 as lpb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from ledger_svc.domain.time import add_months
-from service_kit import identities
+from service_kit import identities, scheduled_runs
 from service_kit.cli import main
 from service_kit.clock import china_day, set_rehearsal_offset, start_of_china_day
 from service_kit.operations import read_events
@@ -38,12 +38,12 @@ def operator_identity(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
-def test_carbon_expire_sweeps_on_a_rehearsal_clock_and_jobs_lists_each_region(
-    ops: Ops, capsys: pytest.CaptureFixture[str]
+def test_carbon_expire_runs_the_days_sweep_on_a_rehearsal_clock_interrupted_and_rerun_and_jobs_lists_it(
+    ops: Ops, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    account = ops.open_account()
+    account = ops.open_account(region=SCHEDULED_REGION, who="op1")
     earned = datetime.now(UTC) - timedelta(days=700)
-    with TRUST.channel(ledger_address(ops.federation), identities.OPS_API) as channel:
+    with TRUST.channel(ledger_address(ops.federation, SCHEDULED_REGION), identities.OPS_API) as channel:
         transfer = lpb.Transfer(
             transfer_id=f"old-{account}", debit_account="system:issuance", credit_account=account,
             amount_points=40, code=lpb.TRANSFER_CODE_EARN,
@@ -52,20 +52,36 @@ def test_carbon_expire_sweeps_on_a_rehearsal_clock_and_jobs_lists_each_region(
         posted = ledger_grpc.LedgerServiceStub(channel).PostTransfers(lpb.PostTransfersRequest(transfers=[transfer]))
     assert posted.results[0].status == lpb.TRANSFER_STATUS_POSTED
     data_dir = str(ops.federation.root)
+    command = ["expire", "--data-dir", data_dir, "--region", SCHEDULED_REGION]
     set_rehearsal_offset(timedelta(days=60))  # the lot earned 700 days ago has expired on the shifted clock
     try:
-        assert main(["expire", "--data-dir", data_dir, "--region", REGION, "--batch-size", "1"]) == 0
+        with monkeypatch.context() as interrupted:
+            # Ctrl-C while the command watches: the run it asked for goes on in the ledger.
+            interrupted.setattr(scheduled_runs, "progress", _interrupt)
+            assert main(command) == 130
+        assert "carbon expire` again" in capsys.readouterr().out
+        assert main(command) == 0
+        first = capsys.readouterr().out.strip().splitlines()[-1]
+        today = china_day(datetime.now(UTC) + timedelta(days=60)).isoformat()
+        assert main(command) == 0
+        again = capsys.readouterr().out.strip().splitlines()[-1]
     finally:
         set_rehearsal_offset(timedelta(0))
-    out = capsys.readouterr().out
-    assert "expiring 330000" in out and "total:" in out
-    summary = out.strip().splitlines()[-1]
-    assert int(summary.split()[1].replace(",", "")) >= 1 and int(summary.split()[3].replace(",", "")) >= 40
-    assert ops.get("viewer", f"/v1/accounts/{account}/balance").json()["balance"]["available_points"] == 0
+    assert first.startswith(f"{SCHEDULED_REGION} {today}: DONE after 1 attempt(s);"), first
+    lots, points = (int(part.split()[0].replace(",", "")) for part in first.split("; ")[1].split(", "))
+    assert lots >= 1 and points >= 40
+    assert again == first, "asking again shows the same run; nothing is swept twice"
+    balance = ops.get("viewer", f"/v1/accounts/{account}/balance").json()["balance"]
+    assert balance["available_points"] == 0
+    assert main(["expire", "--data-dir", data_dir, "--as-of", "2026-1-1"]) == 2
     assert main(["jobs", "--data-dir", data_dir]) == 0
     listed = capsys.readouterr().out
-    assert "330000" in listed and "110000" in listed and "leader" in listed
+    assert "330000" in listed and "110000" in listed and "leader" in listed and today in listed
     assert main(["jobs", "--data-dir", data_dir, "--region", "999999"]) == 2
+
+
+def _interrupt(*_shown: object) -> None:
+    raise KeyboardInterrupt
 
 
 def test_carbon_import_submits_signed_batches_and_a_rerun_skips_what_was_answered(

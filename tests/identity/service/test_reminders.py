@@ -1,6 +1,7 @@
 """Reminders in identity (ADR 0113): queued once per notice key, delivered to the platform's webhook (a real local
 HTTP server here) signed and retried with backoff, dead-lettered after the retry budget and retried by an operator,
-sent by SMS (the embedded file provider) for counter accounts, and never sent once the resident switched them off."""
+sent by SMS (the embedded file provider) for counter accounts, never sent once the resident switched them off, and
+pruned some time after delivery (dead letters kept)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,16 @@ from pathlib import Path
 import pytest
 
 from identity_svc.domain.accounts import Channel
-from identity_svc.domain.reminders import RETRY_BUDGET, DeliveryState, Notice, QueueOutcome, ReminderKind
+from identity_svc.domain.reminders import (
+    RETENTION_DAYS,
+    RETRY_BUDGET,
+    DeliveryState,
+    Notice,
+    QueueOutcome,
+    ReminderKind,
+    horizon_on,
+    past_horizon,
+)
 from identity_svc.server import IdentityServices
 from identity_svc.service.reminder_delivery import Deliverer, FileSms, Webhook
 from service_kit.accounts import new_account_number
@@ -184,3 +194,45 @@ def test_queueing_names_a_bad_notice_and_records_unknown_accounts_without_a_rout
     assert caught.value.field == "notices"
     unknown = new_account_number("330000")  # well formed, never opened here
     assert services.reminders.queue([expiring(unknown)]) == [QueueOutcome.NO_ROUTE]
+
+
+def test_delivered_notices_are_pruned_after_the_window_and_their_horizon_and_never_queued_again(
+    services: IdentityServices, clock: FakeClock, platform: Platform, tmp_path: Path
+) -> None:
+    account = services.accounts.open_account(opening())[0].account_number
+    sender = deliverer(services, platform, tmp_path / "sms.jsonl")
+    dead = expiring(account, key=f"expiring:{account}:2026-04-14:7")
+    services.reminders.queue([dead])
+    platform.failures = 1_000
+    for _ in range(RETRY_BUDGET):
+        sender.deliver_due()
+        clock.advance(hours=7)
+    platform.failures = 0
+    delivered = expiring(account)
+    later = Notice(f"expiring:{account}:2026-12-31:30", account, ReminderKind.EXPIRING_SOON, 9, date(2026, 12, 31), "")
+    assert services.reminders.queue([delivered, later]) == [QueueOutcome.QUEUED] * 2
+    assert sender.deliver_due() == 2
+    pending = Notice(f"expiring:{account}:2026-09-01:30", account, ReminderKind.EXPIRING_SOON, 3, date(2026, 9, 1), "")
+    services.reminders.queue([pending])
+
+    clock.advance(days=RETENTION_DAYS - 1)
+    assert sender.prune_finished() == 0, "kept for the window"
+    clock.advance(days=2)
+    assert sender.prune_finished() == 1, "delivered beyond the window, its expiry day passed"
+
+    assert state_of(services, delivered.notice_key, DeliveryState.DELIVERED) == []
+    assert state_of(services, later.notice_key, DeliveryState.DELIVERED) == [later.notice_key], "horizon not passed"
+    assert state_of(services, dead.notice_key, DeliveryState.DEAD) == [dead.notice_key], "kept for an operator"
+    assert state_of(services, pending.notice_key, DeliveryState.PENDING) == [pending.notice_key]
+    assert services.reminders.queue([delivered]) == [QueueOutcome.DUPLICATE], "a late copy is not queued"
+    assert state_of(services, delivered.notice_key, DeliveryState.PENDING) == []
+    assert sender.prune_finished() == 0
+
+
+def test_a_digest_is_past_its_horizon_once_the_month_after_its_period_has_ended() -> None:
+    digest = Notice("digest:x:2026-01", "x", ReminderKind.MONTHLY_DIGEST, 5, None, "2026-01")
+    assert not past_horizon(digest, horizon_on(date(2026, 2, 28)))
+    assert past_horizon(digest, horizon_on(date(2026, 3, 1)))
+    expiring_soon = Notice("expiring:x", "x", ReminderKind.EXPIRING_SOON, 5, date(2026, 4, 14), "")
+    assert not past_horizon(expiring_soon, horizon_on(date(2026, 4, 14)))
+    assert past_horizon(expiring_soon, horizon_on(date(2026, 4, 15)))

@@ -3,9 +3,13 @@ OPTED_OUT), operators list the dead letters and retry one."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from carbon.identity.v1 import identity_service_pb2 as ipb
 from carbon.identity.v1 import identity_service_pb2_grpc as identity_grpc
+from identity_svc.domain.reminders import horizon_on
 from service_kit import identities
+from service_kit.clock import china_day
 from service_kit.topology import Registry
 from tests.ops_api.ops_support import Ops
 from tests.service_identities import TRUST
@@ -14,9 +18,11 @@ from tests.service_identities import TRUST
 def queue_digest(ops: Ops, account: str) -> int:
     registry = Registry.load(ops.federation.registry_path)
     address = next(r.identity_address for r in registry.regions if r.region_code == account[:6])
+    # The digest of the month just ended (one whose horizon has passed is not queued, ADR 0214).
+    period = horizon_on(china_day(datetime.now(UTC))).previous_month
     notice = ipb.ReminderNotice(
-        notice_key=f"digest:{account}:2026-10", account_number=account, kind=ipb.REMINDER_KIND_MONTHLY_DIGEST,
-        points=5, period="2026-10",
+        notice_key=f"digest:{account}:{period}", account_number=account, kind=ipb.REMINDER_KIND_MONTHLY_DIGEST,
+        points=5, period=period,
     )  # fmt: skip
     with TRUST.channel(address, identities.OPS_API) as channel:
         request = ipb.QueueRemindersRequest(notices=[notice])
