@@ -1266,6 +1266,8 @@ export interface components {
             budget_points: number;
             /** Campaign Id */
             campaign_id: string;
+            /** Closed */
+            closed: boolean;
             /** Ends At */
             ends_at: string | null;
             /** Exhausted */
@@ -1276,6 +1278,8 @@ export interface components {
             name: string;
             /** Paid Points */
             paid_points: number;
+            /** Returned Points */
+            returned_points: number;
             /**
              * Scope
              * @enum {string}
@@ -1410,6 +1414,8 @@ export interface components {
             donated_points: number;
             /** Expired Points */
             expired_points: number;
+            /** Full Audit */
+            full_audit: boolean;
             /** Issued Points */
             issued_points: number;
             /** Net Transferred Points */

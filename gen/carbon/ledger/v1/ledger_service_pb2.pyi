@@ -1664,16 +1664,23 @@ Global___VerifyJournalResponse: _TypeAlias = VerifyJournalResponse  # noqa: Y015
 
 @_typing.final
 class CheckConservationRequest(_message.Message):
-    """No parameters: the whole region is checked."""
+    """The whole region is checked, incrementally unless full_audit."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    FULL_AUDIT_FIELD_NUMBER: _builtins.int
+    full_audit: _builtins.bool
+    """Optional. True: the full audit (every lot, every account against its journal entries; seconds to minutes on a
+    large region). False: the incremental check.
+    """
     def __init__(
         self,
+        *,
+        full_audit: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["full_audit", b"full_audit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1695,6 +1702,7 @@ class CheckConservationResponse(_message.Message):
     ADJUSTED_POINTS_FIELD_NUMBER: _builtins.int
     SUM_OF_ALL_BALANCES_POINTS_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
+    FULL_AUDIT_FIELD_NUMBER: _builtins.int
     balanced: _builtins.bool
     """True when every check below holds (problems is empty)."""
     issued_points: _builtins.int
@@ -1715,6 +1723,8 @@ class CheckConservationResponse(_message.Message):
     """The balance of system:adjustment."""
     sum_of_all_balances_points: _builtins.int
     """Must be zero."""
+    full_audit: _builtins.bool
+    """True when this answer is the full audit (the request asked for it); false for the incremental check."""
     @_builtins.property
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Why balanced is false, one English line per failed check (also checks lots + holds against user balances, and
@@ -1734,10 +1744,11 @@ class CheckConservationResponse(_message.Message):
         adjusted_points: _builtins.int = ...,
         sum_of_all_balances_points: _builtins.int = ...,
         problems: _abc.Iterable[_builtins.str] | None = ...,
+        full_audit: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_points", b"adjusted_points", "balanced", b"balanced", "donated_points", b"donated_points", "expired_points", b"expired_points", "issued_points", b"issued_points", "net_transferred_points", b"net_transferred_points", "outstanding_points", b"outstanding_points", "problems", b"problems", "redeemed_points", b"redeemed_points", "sum_of_all_balances_points", b"sum_of_all_balances_points"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_points", b"adjusted_points", "balanced", b"balanced", "donated_points", b"donated_points", "expired_points", b"expired_points", "full_audit", b"full_audit", "issued_points", b"issued_points", "net_transferred_points", b"net_transferred_points", "outstanding_points", b"outstanding_points", "problems", b"problems", "redeemed_points", b"redeemed_points", "sum_of_all_balances_points", b"sum_of_all_balances_points"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -171,7 +171,12 @@ class LedgerServiceStub:
     """
     CheckConservation: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.CheckConservationRequest, _ledger_service_pb2.CheckConservationResponse]
     """issued = outstanding + redeemed + expired + donated + net transferred + adjusted, and the sum of all balances is
-    zero; also lots and holds against user balances, and every balance against its journal entries.
+    zero; also holds against held points, and balances against the journal. By default the incremental check: each
+    system account, and user accounts as a whole, against the net sums stored for each sealed journal block (when
+    it was sealed) plus the entries not sealed yet; it reads neither lots nor the sealed journal, so its time
+    grows with the number of accounts, not of transfers. With full_audit: the full audit, which also checks lots
+    against user balances and every single account against its journal entries, reading the whole journal (also
+    run by the monthly close; docs/adr/0129).
     Idempotency: read-only.
     Errors: none of its own.
     """
@@ -358,7 +363,12 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """
     CheckConservation: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.CheckConservationRequest, _ledger_service_pb2.CheckConservationResponse]  # type: ignore[assignment]
     """issued = outstanding + redeemed + expired + donated + net transferred + adjusted, and the sum of all balances is
-    zero; also lots and holds against user balances, and every balance against its journal entries.
+    zero; also holds against held points, and balances against the journal. By default the incremental check: each
+    system account, and user accounts as a whole, against the net sums stored for each sealed journal block (when
+    it was sealed) plus the entries not sealed yet; it reads neither lots nor the sealed journal, so its time
+    grows with the number of accounts, not of transfers. With full_audit: the full audit, which also checks lots
+    against user balances and every single account against its journal entries, reading the whole journal (also
+    run by the monthly close; docs/adr/0129).
     Idempotency: read-only.
     Errors: none of its own.
     """
@@ -644,7 +654,12 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_service_pb2.CheckConservationResponse, _abc.Awaitable[_ledger_service_pb2.CheckConservationResponse]]:
         """issued = outstanding + redeemed + expired + donated + net transferred + adjusted, and the sum of all balances is
-        zero; also lots and holds against user balances, and every balance against its journal entries.
+        zero; also holds against held points, and balances against the journal. By default the incremental check: each
+        system account, and user accounts as a whole, against the net sums stored for each sealed journal block (when
+        it was sealed) plus the entries not sealed yet; it reads neither lots nor the sealed journal, so its time
+        grows with the number of accounts, not of transfers. With full_audit: the full audit, which also checks lots
+        against user balances and every single account against its journal entries, reading the whole journal (also
+        run by the monthly close; docs/adr/0129).
         Idempotency: read-only.
         Errors: none of its own.
         """
