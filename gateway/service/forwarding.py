@@ -211,6 +211,7 @@ NOT_SERVED = frozenset(
                 "GetPartner",
                 "ListPartners",
                 "RotatePartnerSecret",
+                "UpdatePartnerBehaviours",
                 "GetStatistics",
                 "ListAcceptedEvents",
                 "ListAccountEvents",

@@ -15,6 +15,10 @@ await scenario(async (b) => {
   const done = page.locator("#change-result .notice");
   await done.waitFor();
   assert.match(await done.innerText(), /→ .*tree_planting/);
-  assert.match(await page.locator("#partners").innerText(), /demo-partner[\s\S]*tree_planting/);
+  // The list is fetched again after the change: wait for the new row rather than read the table at once.
+  await page.waitForFunction(() =>
+    /demo-partner[^\n]*tree_planting/.test(document.querySelector("#partners")?.innerText ?? ""),
+  );
+  assert.match(await page.locator("#partners").innerText(), /demo-partner[^\n]*tree_planting/);
   await shot(page, "ops-partner-changed");
 });
