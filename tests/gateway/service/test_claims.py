@@ -12,7 +12,7 @@ import pytest
 
 from carbon.gateway.v1 import gateway_service_pb2 as gw
 from carbon.gateway.v1 import gateway_service_pb2_grpc
-from gateway.domain.claims import Claim
+from gateway.domain.claims import Claim, ClaimColumns
 from gateway.service.claims import ActivityClaims
 from service_kit import identities
 from service_kit.clock import china_day, system_clock
@@ -117,10 +117,14 @@ def test_claims_of_days_past_retention_are_dropped_whole(tmp_path: Path, databas
     now = system_clock()
     claims = ActivityClaims(engine, retention_days=3, clock=lambda: now)
     old_day, kept_day = china_day(now) - timedelta(days=4), china_day(now) - timedelta(days=3)
-    claims.claim("330000", [Claim(old_day, TRIP, "k1", "a", "old"), Claim(kept_day, TRIP, "k1", "a", "kept")])
+    claims.claim(
+        "330000", ClaimColumns.of([Claim(old_day, TRIP, "k1", "a", "old"), Claim(kept_day, TRIP, "k1", "a", "kept")])
+    )
     claims.drop_old_days()
     # The dropped day's activity is free again; the kept one is still held.
-    answers = claims.claim("110000", [Claim(old_day, TRIP, "k1", "b", "x"), Claim(kept_day, TRIP, "k1", "b", "y")])
+    answers = claims.claim(
+        "110000", ClaimColumns.of([Claim(old_day, TRIP, "k1", "b", "x"), Claim(kept_day, TRIP, "k1", "b", "y")])
+    )
     engine.dispose()
     assert answers[0] is None
     assert answers[1] is not None and answers[1].event_id == "kept"
