@@ -58,6 +58,33 @@ def test_within_one_batch_the_first_of_two_events_of_one_activity_holds(claims_s
     assert [(h.index, h.partner_id, h.event_id) for h in answer.holders] == [(2, "a", "e1")]
 
 
+def test_a_batch_mixing_held_new_retried_and_repeated_claims_is_answered_by_position(
+    claims_server: RunningServer,
+) -> None:
+    # Rows go into the table in key order, not batch order: the batch's first event of a key must still hold it.
+    late, early = b"z" * 32, b"a" * 32
+    channel, zj = stub_as(claims_server, ZJ_INGEST)
+    with channel:
+        zj.ClaimActivities(claim_request((TRIP, TODAY, "other", "o1"), (BIKE, TODAY, "a", "e0")), timeout=10)
+        answer = zj.ClaimActivities(
+            claim_request(
+                (late, TODAY, "a", "e1"),
+                (TRIP, TODAY, "a", "e2"),
+                (BIKE, TODAY, "a", "e0"),
+                (early, TODAY, "a", "e3"),
+                (late, TODAY, "a", "e4"),
+                (early, TODAY, "a", "e5"),
+            ),
+            timeout=10,
+        )
+    assert list(answer.held) == [True, False, True, True, False, False]
+    assert [(h.index, h.partner_id, h.event_id) for h in answer.holders] == [
+        (1, "other", "o1"),
+        (4, "a", "e1"),
+        (5, "a", "e3"),
+    ]
+
+
 def test_conflicts_are_counted_per_partner_pair_and_day_once_per_claimant(claims_server: RunningServer) -> None:
     zj_channel, zj = stub_as(claims_server, ZJ_INGEST)
     bj_channel, bj = stub_as(claims_server, BJ_INGEST)
