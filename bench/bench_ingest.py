@@ -11,8 +11,9 @@ process on PostgreSQL (+ Redis for ingest and identity). Batches of 500 events. 
     "claims_on_vs_off" (issue 16 asks it to stay within 15%).
 Afterwards each ledger must hold exactly the points the results report (GetBalance) and balance (CheckConservation).
 Prints each process's CPU share of the timed phase. CARBON_BENCH_PROFILE=<dir> writes a py-spy profile per process
-of the deployed shape. Last line: one JSON object; "ratio" = events/s as deployed ÷ the baseline's rows/s, the
-baseline being raw COPY of the same rows, 500 per commit, best of 3 (bench_baseline_support.py).
+of the deployed shape, and of the claims-on run (claims_on-<process>.txt; the gateway is measured with it). Last
+line: one JSON object; "ratio" = events/s as deployed ÷ the baseline's rows/s, the baseline being raw COPY
+of the same rows, 500 per commit, best of 3 (bench_baseline_support.py).
 """
 
 from __future__ import annotations
