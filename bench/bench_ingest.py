@@ -11,8 +11,9 @@ process on PostgreSQL (+ Redis for ingest and identity). Batches of 500 events. 
     "claims_on_vs_off" (issue 16 asks it to stay within 15%).
 Afterwards each ledger must hold exactly the points the results report (GetBalance) and balance (CheckConservation).
 Prints each process's CPU share of the timed phase. CARBON_BENCH_PROFILE=<dir> writes a py-spy profile per process
-of the deployed shape. Last line: one JSON object; "ratio" = events/s as deployed ÷ the baseline's rows/s, the
-baseline being raw COPY of the same rows, 500 per commit, best of 3 (bench_baseline_support.py).
+of the deployed shape, and of the claims-on run (claims_on-<process>.txt; the gateway is measured with it). Last
+line: one JSON object; "ratio" = events/s as deployed ÷ the baseline's rows/s, the baseline being raw COPY
+of the same rows, 500 per commit, best of 3 (bench_baseline_support.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 
 from bench_baseline_support import copy_rows_per_s  # type: ignore[import-not-found,unused-ignore]
 from bench_ingest_support import (
+    Process,
     accounts_for,
     claims_gateway_process,
     cpu_seconds,
@@ -72,8 +74,9 @@ def main() -> None:
         print(f"{name:17s}: ratio {shape.e2e_events_per_s / raw_rate:.3f}")
     claimed = {}
     if CLAIMS:
-        with private_schemas("ingest", "identity", "ledger", "gateway") as urls, claims_gateway(urls) as ingest_env:
-            with_claims = run(urls, REPLICAS, CLIENTS, profile=False, ingest_env=ingest_env)
+        with private_schemas("ingest", "identity", "ledger", "gateway") as urls, claims_gateway(urls) as gateway:
+            ingest_env, gateway_process = gateway
+            with_claims = run(urls, REPLICAS, CLIENTS, profile=True, ingest_env=ingest_env, also=[gateway_process])
         on_vs_off = with_claims.e2e_events_per_s / deployed.e2e_events_per_s
         print(f"claims on        : ratio {with_claims.e2e_events_per_s / raw_rate:.3f} ({on_vs_off:.3f} of claims off)")
         claimed = {
@@ -107,19 +110,27 @@ class Shape:
 
 
 @contextmanager
-def claims_gateway(urls: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A gateway process for activity claims; yields what each ingest needs to claim there."""
+def claims_gateway(urls: dict[str, str]) -> Iterator[tuple[dict[str, str], Process]]:
+    """A gateway process for activity claims; yields what each ingest needs to claim there, and the process."""
     with claims_gateway_process(urls["gateway"]) as gateway:
-        yield {
+        env = {
             "CARBON_GATEWAY_ADDRESS": gateway.address,
             "CARBON_SECRET_ACTIVITY_FINGERPRINT_KEYS": "b1:" + secrets.token_hex(32),
         }
+        yield env, gateway
 
 
 def run(
-    urls: dict[str, str], replicas: int, clients: int, profile: bool, ingest_env: dict[str, str] | None = None
+    urls: dict[str, str],
+    replicas: int,
+    clients: int,
+    profile: bool,
+    ingest_env: dict[str, str] | None = None,
+    also: list[Process] | None = None,
 ) -> Shape:
+    """`also`: processes outside the region the run uses (the claims gateway), measured and profiled with it."""
     with region(urls, ingest_env=ingest_env, replicas=replicas) as services:
+        processes = services.processes + (also or [])
         accounts = open_accounts(services.identity, ACCOUNTS)
         now = datetime.now(UTC)  # the events happen after the accounts were opened and their consent granted
         secret = register_partner(services.ingest)
@@ -136,15 +147,15 @@ def run(
             accepted = [r for r in results if r.outcome == pb.EVENT_OUTCOME_ACCEPTED]
             return time.perf_counter() - t0, len(accepted), sum(r.points for r in accepted)
 
-        cpu_before, servers_before = cpu_seconds(services.processes), server_cpu_seconds()
+        cpu_before, servers_before = cpu_seconds(processes), server_cpu_seconds()
         client_before = time.process_time()
         expected_s = BATCHES * BATCH / 4000 + 2
-        with profiled(services.processes if profile else [], expected_s):
+        with profiled(processes if profile else [], expected_s, "claims_on-" if also else ""):
             started = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:
                 outcomes = list(pool.map(submit, enumerate(requests[WARMUP_BATCHES:])))
             e2e_s = time.perf_counter() - started
-        cpu_after, servers_after = cpu_seconds(services.processes), server_cpu_seconds()
+        cpu_after, servers_after = cpu_seconds(processes), server_cpu_seconds()
         client_cpu = time.process_time() - client_before
         balance_points, balanced = ledger_totals(services.ledger, accounts)
     accepted = sum(o[1] for o in outcomes)

@@ -305,9 +305,9 @@ def p99_ms(latencies_s: list[float]) -> float:
 
 
 @contextmanager
-def profiled(processes: list[Process], seconds: float) -> Iterator[None]:
-    """With CARBON_BENCH_PROFILE=<dir>: py-spy samples every service process for the timed phase. With
-    CARBON_BENCH_PERF=<file>: `perf record` samples the whole machine for it."""
+def profiled(processes: list[Process], seconds: float, label: str = "") -> Iterator[None]:
+    """With CARBON_BENCH_PROFILE=<dir>: py-spy samples every service process for the timed phase (files
+    <dir>/<label><process>.txt). With CARBON_BENCH_PERF=<file>: `perf record` samples the whole machine for it."""
     folder = os.environ.get("CARBON_BENCH_PROFILE", "")
     if not folder and not os.environ.get("CARBON_BENCH_PERF"):
         yield
@@ -326,7 +326,7 @@ def profiled(processes: list[Process], seconds: float) -> Iterator[None]:
                 "--format",
                 "raw",
                 "--output",
-                str(Path(folder) / f"{p.name}.txt"),
+                str(Path(folder) / f"{label}{p.name}.txt"),
                 "--nonblocking",
                 "--gil",  # only threads holding the GIL: where the process spends its Python CPU, not its waits
             ],

@@ -15,7 +15,7 @@ from carbon.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from carbon.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from ingest_svc.domain.events import AccountRef
-from ingest_svc.domain.fingerprints import ActivityHolder, Fingerprint
+from ingest_svc.domain.fingerprints import ActivityHolder
 from service_kit.accounts import ISSUANCE_ACCOUNT
 from service_kit.errors import Unavailable
 from service_kit.peers import Peer
@@ -60,10 +60,14 @@ class CreditResult(NamedTuple):
     failure_message: str
 
 
-class ActivityClaim(NamedTuple):
-    fingerprint: Fingerprint
-    partner_id: str
-    event_id: str
+class ClaimColumns(NamedTuple):
+    """A credit batch's claims as ClaimActivities carries them: one entry per claim in each column, in order."""
+
+    fingerprints: list[bytes]
+    key_ids: list[str]
+    days: list[str]  # ISO CST days
+    partner_ids: list[str]
+    event_ids: list[str]
 
 
 _EARN = ledger_service_pb2.TRANSFER_CODE_EARN
@@ -151,25 +155,26 @@ class GatewayClient(Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
     def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
         super().__init__("gateway", gateway_service_pb2_grpc.GatewayServiceStub, address, deadline_s, settings)
 
-    def claim(self, claims: Sequence[ActivityClaim]) -> list[ActivityHolder | None]:
-        """One ClaimActivities call, as columns; per claim, in order: None when the claiming event holds the activity,
-        else its holder. Any failure is UNAVAILABLE GATEWAY_UNAVAILABLE: the credit batch waits in the outbox."""
-        if not claims:
+    def claim(self, claims: ClaimColumns) -> list[ActivityHolder | None]:
+        """One ClaimActivities call; per claim, in order: None when the claiming event holds the activity, else its
+        holder. Any failure is UNAVAILABLE GATEWAY_UNAVAILABLE: the credit batch waits in the outbox."""
+        count = len(claims.fingerprints)
+        if not count:
             return []
         request = gateway_service_pb2.ClaimActivitiesRequest(
-            fingerprints=[c.fingerprint.digest for c in claims],
-            key_ids=[c.fingerprint.key_id for c in claims],
-            occurred_days=[c.fingerprint.day.isoformat() for c in claims],
-            partner_ids=[c.partner_id for c in claims],
-            event_ids=[c.event_id for c in claims],
+            fingerprints=claims.fingerprints,
+            key_ids=claims.key_ids,
+            occurred_days=claims.days,
+            partner_ids=claims.partner_ids,
+            event_ids=claims.event_ids,
         )
         try:
             response = self.stub().ClaimActivities(request, timeout=self.deadline_s)
         except grpc.RpcError as error:
             raise self.failed(error) from None
-        if len(response.held) != len(claims):
-            raise Unavailable("GATEWAY_BAD_ANSWER", f"gateway answered {len(response.held)} of {len(claims)} claims")
-        answers: list[ActivityHolder | None] = [None] * len(claims)
+        if len(response.held) != count:
+            raise Unavailable("GATEWAY_BAD_ANSWER", f"gateway answered {len(response.held)} of {count} claims")
+        answers: list[ActivityHolder | None] = [None] * count
         for holder in response.holders:
             answers[holder.index] = ActivityHolder(holder.region_code, holder.partner_id, holder.event_id)
         return answers

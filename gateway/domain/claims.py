@@ -51,6 +51,45 @@ def retained_days(today: date, retention_days: int) -> tuple[date, date]:
     return today - timedelta(days=retention_days), today + timedelta(days=FUTURE_DAYS)
 
 
+class ClaimColumns(NamedTuple):
+    """A request's claims as checked columns, one entry per claim in request order: the batch travels to the database
+    as columns, with no object per claim on the way (claims of other callers hold the same fields as `Claim`s)."""
+
+    fingerprints: Sequence[bytes]
+    key_ids: Sequence[str]
+    days: Sequence[str]  # each the ISO text of a day in `distinct_days`
+    partner_ids: Sequence[str]
+    event_ids: Sequence[str]
+    distinct_days: dict[str, date]
+
+    @property
+    def size(self) -> int:
+        return len(self.fingerprints)
+
+    def claim(self, index: int) -> Claim:
+        return Claim(
+            self.distinct_days[self.days[index]],
+            self.fingerprints[index],
+            self.key_ids[index],
+            self.partner_ids[index],
+            self.event_ids[index],
+        )
+
+    def claims(self) -> list[Claim]:
+        return [self.claim(index) for index in range(self.size)]
+
+    @classmethod
+    def of(cls, claims: Sequence[Claim]) -> ClaimColumns:
+        return cls(
+            [c.fingerprint for c in claims],
+            [c.key_id for c in claims],
+            [c.day.isoformat() for c in claims],
+            [c.partner_id for c in claims],
+            [c.event_id for c in claims],
+            {c.day.isoformat(): c.day for c in claims},
+        )
+
+
 def claims_from_columns(
     fingerprints: Sequence[bytes],
     key_ids: Sequence[str],
@@ -58,26 +97,27 @@ def claims_from_columns(
     partner_ids: Sequence[str],
     event_ids: Sequence[str],
     days: tuple[date, date],
-) -> list[Claim]:
-    """The claims of a request, each checked; INVALID_ARGUMENT names the first bad column."""
+) -> ClaimColumns:
+    """The claims of a request, each checked; INVALID_ARGUMENT names the first bad column. Each column is checked
+    whole (its distinct values, its lengths), as the columns arrive."""
     count = len(fingerprints)
     if any(len(column) != count for column in (key_ids, occurred_days, partner_ids, event_ids)):
         raise InvalidArgument("fingerprints", "the claim columns must all have one entry per claim")
     if count > MAX_CLAIMS_PER_CALL:
         raise InvalidArgument("fingerprints", f"at most {MAX_CLAIMS_PER_CALL} claims per call")
-    parsed_days: dict[str, date] = {}
-    claims = []
-    for fingerprint, key_id, day_text, partner_id, event_id in zip(
-        fingerprints, key_ids, occurred_days, partner_ids, event_ids, strict=True
+    if count and set(map(len, fingerprints)) != {FINGERPRINT_BYTES}:
+        raise InvalidArgument("fingerprints", f"each fingerprint is {FINGERPRINT_BYTES} bytes (HMAC-SHA256)")
+    distinct_days = {text: _day(text, "occurred_days", days) for text in set(occurred_days)}
+    for column, field, max_chars in (
+        (key_ids, "key_ids", MAX_KEY_ID_CHARS),
+        (partner_ids, "partner_ids", MAX_PARTNER_ID_CHARS),
+        (event_ids, "event_ids", MAX_EVENT_ID_CHARS),
     ):
-        day = parsed_days.get(day_text) or parsed_days.setdefault(day_text, _day(day_text, "occurred_days", days))
-        if len(fingerprint) != FINGERPRINT_BYTES:
-            raise InvalidArgument("fingerprints", f"each fingerprint is {FINGERPRINT_BYTES} bytes (HMAC-SHA256)")
-        _text(key_id, "key_ids", MAX_KEY_ID_CHARS)
-        _text(partner_id, "partner_ids", MAX_PARTNER_ID_CHARS)
-        _text(event_id, "event_ids", MAX_EVENT_ID_CHARS)
-        claims.append(Claim(day, fingerprint, key_id, partner_id, event_id))
-    return claims
+        if count and not 1 <= min(map(len, column)) <= max(map(len, column)) <= max_chars:
+            raise InvalidArgument(field, f"each entry must be 1-{max_chars} characters")
+    return ClaimColumns(
+        list(fingerprints), list(key_ids), list(occurred_days), list(partner_ids), list(event_ids), distinct_days
+    )
 
 
 def conflict_days(from_text: str, to_text: str) -> tuple[date, date]:
@@ -103,8 +143,3 @@ def _day(text: str, field: str, bounds: tuple[date, date] | None) -> date:
     if bounds is not None and not bounds[0] <= day <= bounds[1]:
         raise InvalidArgument(field, f"{day} is outside the retained days {bounds[0]}..{bounds[1]}")
     return day
-
-
-def _text(value: str, field: str, max_chars: int) -> None:
-    if not value or len(value) > max_chars:
-        raise InvalidArgument(field, f"each entry must be 1-{max_chars} characters")

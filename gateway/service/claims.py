@@ -1,8 +1,9 @@
 """Claiming activities for a region's credit batch in one transaction, and the conflicts ops read
 (docs/adr/0606-activity-claims-at-the-gateway.md).
 
-A batch's claims are one insert of the keys nobody holds and one read of the holders of the rest; claims a batch
-repeats (two events of one activity) are inserted once, in batch order, so the first event holds. Day partitions are
+A batch's claims are one insert of the keys nobody holds; only when some key was held already (or repeated in the
+batch) one read of the holders follows. Claims a batch repeats (two events of one activity) are inserted once, the
+first in batch order, so the first event holds. Day partitions are
 made before a day's first claim and old days dropped once a day, by whichever call first sees the new day.
 """
 
@@ -10,12 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import Engine
 
-from gateway.domain.claims import Claim, ConflictCount, Holder, holds_own, retained_days
+from gateway.domain.claims import Claim, ClaimColumns, ConflictCount, Holder, holds_own, retained_days
 from gateway.store import claims as store
 from service_kit import access, identities
 from service_kit.access import current_caller
@@ -37,22 +37,19 @@ class ActivityClaims:
     def retained(self) -> tuple[date, date]:
         return retained_days(china_day(self._clock()), self.retention_days)
 
-    def claim(self, region_code: str, claims: Sequence[Claim]) -> list[Holder | None]:
+    def claim(self, region_code: str, batch: ClaimColumns) -> list[Holder | None]:
         """Per claim, in order: None when the claiming event holds the activity, else the event that does."""
         self._maintain()
-        self._make_days({c.day for c in claims})
-        first_of: dict[tuple[date, bytes], Claim] = {}
-        for claim in claims:
-            first_of.setdefault((claim.day, claim.fingerprint), claim)
+        self._make_days(set(batch.distinct_days.values()))
         now = self._clock()
         with self._engine.begin() as conn:
-            inserted = store.insert_claims(conn, region_code, list(first_of.values()), now)
-            held = store.holders(conn, [key for key in first_of if key not in inserted])
-            for key in inserted:
-                first = first_of[key]
-                held[key] = Holder(region_code, first.partner_id, first.event_id)
-            answers = [_answer(held[(c.day, c.fingerprint)], region_code, c) for c in claims]
-            conflicts = [(c, holder) for c, holder in zip(claims, answers, strict=True) if holder is not None]
+            if store.insert_claims(conn, region_code, batch, now) == batch.size:
+                return [None] * batch.size  # every claim was new: each event holds its own activity
+            held = store.holders(conn, batch)
+            answers = [_answer(held[position], region_code, batch.claim(position)) for position in range(batch.size)]
+            conflicts = [
+                (batch.claim(position), holder) for position, holder in enumerate(answers) if holder is not None
+            ]
             store.record_conflicts(conn, region_code, conflicts, now)
         return answers
 

@@ -7,6 +7,7 @@ default, one table whose primary key starts with the day, and a day is dropped b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import date, datetime, timedelta
@@ -27,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from gateway.domain.claims import Claim, ConflictCount, Holder
+from gateway.domain.claims import FINGERPRINT_BYTES, Claim, ClaimColumns, ConflictCount, Holder
 from gateway.store.tables import metadata
 from service_kit.db import UtcDateTime
 
@@ -60,18 +61,28 @@ claim_conflicts = Table(
     Column("recorded_at", UtcDateTime(), nullable=False),
 )
 
-# One statement text whatever the batch size: the batch travels as five arrays (PostgreSQL).
+# One statement text whatever the batch size. The batch travels as four JSON arrays of text and one bytea of the
+# fingerprints end to end (32 bytes each), zipped in the database by position: a parameter each, with nothing done per
+# claim in Python (psycopg binds a Python list element by element). Rows go in by key, the batch's order breaking ties:
+# the first claim of a key in the batch holds it, and concurrent batches take their keys' locks in one order.
+_PG_BATCH = (
+    "ROWS FROM (json_array_elements_text(CAST(:days AS json)), json_array_elements_text(CAST(:key_ids AS json)), "
+    "json_array_elements_text(CAST(:partner_ids AS json)), json_array_elements_text(CAST(:event_ids AS json))) "
+    "WITH ORDINALITY AS c(day, key_id, partner_id, event_id, n)"
+)
+_PG_FINGERPRINT = (
+    f"substring(CAST(:fingerprints AS bytea) "
+    f"FROM (CAST(c.n AS integer) - 1) * {FINGERPRINT_BYTES} + 1 FOR {FINGERPRINT_BYTES})"
+)
 _PG_INSERT = text(
     f"INSERT INTO {CLAIMS_TABLE} (day, fingerprint, key_id, region_code, partner_id, event_id, claimed_at) "
-    "SELECT c.day, c.fingerprint, c.key_id, :region, c.partner_id, c.event_id, :now "
-    "FROM unnest(CAST(:days AS date[]), CAST(:fingerprints AS bytea[]), CAST(:key_ids AS text[]), "
-    "CAST(:partner_ids AS text[]), CAST(:event_ids AS text[])) AS c(day, fingerprint, key_id, partner_id, event_id) "
-    "ON CONFLICT (day, fingerprint) DO NOTHING RETURNING day, fingerprint"
+    f"SELECT CAST(c.day AS date), {_PG_FINGERPRINT}, c.key_id, :region, c.partner_id, c.event_id, :now "
+    f"FROM {_PG_BATCH} ORDER BY 1, 2, c.n ON CONFLICT (day, fingerprint) DO NOTHING"
 )
 _PG_HOLDERS = text(
-    f"SELECT h.day, h.fingerprint, h.region_code, h.partner_id, h.event_id FROM {CLAIMS_TABLE} AS h "
-    "JOIN unnest(CAST(:days AS date[]), CAST(:fingerprints AS bytea[])) AS k(day, fingerprint) "
-    "ON h.day = k.day AND h.fingerprint = k.fingerprint"
+    "SELECT CAST(c.n AS integer) - 1 AS position, h.region_code, h.partner_id, h.event_id "
+    f"FROM {_PG_BATCH} JOIN {CLAIMS_TABLE} AS h "
+    f"ON h.day = CAST(c.day AS date) AND h.fingerprint = {_PG_FINGERPRINT}"
 )
 _PG_PARTITIONS = text(
     "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
@@ -118,28 +129,19 @@ def drop_days_before(conn: Connection, first_kept: date) -> int:
     return dropped
 
 
-def insert_claims(conn: Connection, region_code: str, claims: Sequence[Claim], now: datetime) -> set[Key]:
-    """Inserts the claims whose (day, fingerprint) nobody holds yet; returns the keys inserted. `claims` hold each
-    key once."""
-    if not claims:
-        return set()
+def insert_claims(conn: Connection, region_code: str, batch: ClaimColumns, now: datetime) -> int:
+    """Inserts the claims whose (day, fingerprint) nobody holds yet, the first of the batch where it repeats a key;
+    returns how many were inserted (all of them: every claiming event holds its activity)."""
+    if not batch.size:
+        return 0
     if is_postgres(conn):
-        rows = conn.execute(
-            _PG_INSERT,
-            {
-                "region": region_code,
-                "now": now,
-                "days": [c.day for c in claims],
-                "fingerprints": [c.fingerprint for c in claims],
-                "key_ids": [c.key_id for c in claims],
-                "partner_ids": [c.partner_id for c in claims],
-                "event_ids": [c.event_id for c in claims],
-            },
-        )
-        return {(row.day, bytes(row.fingerprint)) for row in rows}
+        return conn.execute(_PG_INSERT, {"region": region_code, "now": now, **_pg_columns(batch)}).rowcount
     # SQLite writes one transaction at a time (BEGIN IMMEDIATE): what is not held now is ours to insert.
-    held = holders(conn, [(c.day, c.fingerprint) for c in claims])
-    new = [c for c in claims if (c.day, c.fingerprint) not in held]
+    first_of: dict[Key, Claim] = {}
+    for claim in batch.claims():
+        first_of.setdefault((claim.day, claim.fingerprint), claim)
+    held = _sqlite_holders(conn, list(first_of))
+    new = [c for key, c in first_of.items() if key not in held]
     if new:
         conn.execute(
             sqlite.insert(activity_claims),
@@ -156,19 +158,36 @@ def insert_claims(conn: Connection, region_code: str, claims: Sequence[Claim], n
                 for c in new
             ],
         )
-    return {(c.day, c.fingerprint) for c in new}
+    return len(new)
 
 
-def holders(conn: Connection, keys: Sequence[Key]) -> dict[Key, Holder]:
-    if not keys:
+def holders(conn: Connection, batch: ClaimColumns) -> dict[int, Holder]:
+    """The holder of each claim's activity, by the claim's position in the batch (all of them once it is inserted)."""
+    if not batch.size:
         return {}
     if is_postgres(conn):
-        params = {"days": [k[0] for k in keys], "fingerprints": [k[1] for k in keys]}
-        rows = conn.execute(_PG_HOLDERS, params)
-    else:
-        c = activity_claims.c
-        query = select(c.day, c.fingerprint, c.region_code, c.partner_id, c.event_id)
-        rows = conn.execute(query.where(tuple_(c.day, c.fingerprint).in_(list(keys))))
+        rows = conn.execute(_PG_HOLDERS, _pg_columns(batch))
+        return {r.position: Holder(r.region_code, r.partner_id, r.event_id) for r in rows}
+    claims = batch.claims()
+    keys = [(c.day, c.fingerprint) for c in claims]
+    held = _sqlite_holders(conn, keys)
+    return {position: held[key] for position, key in enumerate(keys) if key in held}
+
+
+def _pg_columns(batch: ClaimColumns) -> dict[str, object]:
+    return {
+        "fingerprints": b"".join(batch.fingerprints),
+        "days": json.dumps(batch.days),
+        "key_ids": json.dumps(batch.key_ids),
+        "partner_ids": json.dumps(batch.partner_ids),
+        "event_ids": json.dumps(batch.event_ids),
+    }
+
+
+def _sqlite_holders(conn: Connection, keys: Sequence[Key]) -> dict[Key, Holder]:
+    c = activity_claims.c
+    query = select(c.day, c.fingerprint, c.region_code, c.partner_id, c.event_id)
+    rows = conn.execute(query.where(tuple_(c.day, c.fingerprint).in_(list(keys))))
     return {(r.day, bytes(r.fingerprint)): Holder(r.region_code, r.partner_id, r.event_id) for r in rows}
 
 

@@ -8,11 +8,11 @@ same activity, before and after a rotation.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 # The event fields a fingerprint may name. `evidence_ref` is the partner-independent id of the activity (tap or QR
 # id with the line, charger session, operator and ride id, merchant and order id, station and ticket); `account` the
@@ -126,22 +126,79 @@ class FingerprintKeys:
         raise FingerprintError(f"no activity fingerprint key is in force on {day}")
 
 
-def activity_text(spec: FingerprintSpec, activity: ActivityFields) -> str:
+class Activity(Protocol):
+    """What a fingerprint reads of an event: `ActivityFields`, or a stored `EventRow` as it is."""
+
+    @property
+    def behaviour(self) -> str: ...
+    @property
+    def evidence_ref(self) -> str: ...
+    @property
+    def account_number(self) -> str: ...
+    @property
+    def day(self) -> date: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def tier(self) -> str: ...
+
+
+class FingerprintColumns(NamedTuple):
+    """Fingerprints of a batch of activities as columns, in order (as ClaimActivities carries them)."""
+
+    digests: list[bytes]
+    key_ids: list[str]
+    days: list[str]  # ISO CST days
+
+
+def activity_text(spec: FingerprintSpec, activity: Activity, day: str = "") -> str:
     """The text hashed for an activity: the behaviour, its day (the claim's partition) and the spec's fields by
-    name; the fallback's fields when the event has no evidence_ref."""
+    name; the fallback's fields when the event has no evidence_ref. `day`: the activity's day in ISO form, if known."""
     names = spec.fallback if "evidence_ref" in spec.fields and not activity.evidence_ref else spec.fields
-    values = {
-        "evidence_ref": lambda: activity.evidence_ref,
-        "account": lambda: activity.account_number,
-        "day": lambda: activity.day.isoformat(),
-        "occurred_minute": lambda: activity.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M"),
-        "tier": lambda: activity.tier,
-    }
-    parts = [activity.behaviour, activity.day.isoformat(), *(f"{name}={values[name]()}" for name in names)]
+    day = day or activity.day.isoformat()
+    parts = [activity.behaviour, day]
+    for name in names:
+        parts.append(f"{name}={_field_text(name, activity, day)}")
     return _SEPARATOR.join(parts)
 
 
-def fingerprint(spec: FingerprintSpec, keys: FingerprintKeys, activity: ActivityFields) -> Fingerprint:
-    key = keys.key_for(activity.day)
-    digest = hmac.new(key.secret, activity_text(spec, activity).encode(), hashlib.sha256).digest()
-    return Fingerprint(digest, key.key_id, activity.day)
+def _field_text(name: str, activity: Activity, day: str) -> str:
+    if name == "evidence_ref":
+        return activity.evidence_ref
+    if name == "account":
+        return activity.account_number
+    if name == "day":
+        return day
+    if name == "occurred_minute":
+        return activity.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    if name == "tier":
+        return activity.tier
+    raise FingerprintError(f"fingerprint field {name!r} is not one of {', '.join(sorted(FIELDS))}")
+
+
+def fingerprint_columns(
+    specs: Mapping[str, FingerprintSpec], keys: FingerprintKeys, activities: Iterable[Activity]
+) -> FingerprintColumns:
+    """Each activity's fingerprint under its behaviour's spec (DEFAULT_SPEC for one the catalog lacks) and the key
+    of its day. A batch's few days are looked up once each."""
+    digests: list[bytes] = []
+    key_ids: list[str] = []
+    days: list[str] = []
+    key_of: dict[date, tuple[bytes, str, str]] = {}
+    for activity in activities:
+        known = key_of.get(activity.day)
+        if known is None:
+            key = keys.key_for(activity.day)
+            known = key_of[activity.day] = (key.secret, key.key_id, activity.day.isoformat())
+        secret, key_id, day = known
+        text = activity_text(specs.get(activity.behaviour, DEFAULT_SPEC), activity, day)
+        digests.append(hmac.digest(secret, text.encode(), "sha256"))
+        key_ids.append(key_id)
+        days.append(day)
+    return FingerprintColumns(digests, key_ids, days)
+
+
+def fingerprint(spec: FingerprintSpec, keys: FingerprintKeys, activity: Activity) -> Fingerprint:
+    """One activity's fingerprint (a batch of one)."""
+    columns = fingerprint_columns({activity.behaviour: spec}, keys, [activity])
+    return Fingerprint(columns.digests[0], columns.key_ids[0], activity.day)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from ingest_svc.clients import ActivityClaim, GatewayClient
+from ingest_svc.clients import ClaimColumns, GatewayClient
 from ingest_svc.domain.event_rows import EventRow
 from ingest_svc.domain.fingerprints import (
-    DEFAULT_SPEC,
-    ActivityFields,
     ActivityHolder,
     FingerprintError,
     FingerprintKeys,
     FingerprintSpec,
-    fingerprint,
+    fingerprint_columns,
 )
 from service_kit.settings import Settings, SettingsError
 
@@ -47,22 +45,16 @@ class ActivityClaims:
         UNAVAILABLE when the gateway does not answer: nothing was credited, the batch stays owed."""
         if self._gateway is None or self._keys is None or not rows:
             return {}
-        keys, specs = self._keys, self._specs
-        claims = [
-            ActivityClaim(
-                fingerprint(
-                    specs.get(row.behaviour, DEFAULT_SPEC),
-                    keys,
-                    ActivityFields(
-                        row.behaviour, row.evidence_ref, row.account_number, row.day, row.occurred_at, row.tier
-                    ),
-                ),
-                row.partner_id,
-                row.event_id,
+        fingerprints = fingerprint_columns(self._specs, self._keys, rows)
+        answers = self._gateway.claim(
+            ClaimColumns(
+                fingerprints.digests,
+                fingerprints.key_ids,
+                fingerprints.days,
+                [row.partner_id for row in rows],
+                [row.event_id for row in rows],
             )
-            for row in rows
-        ]
-        answers = self._gateway.claim(claims)
+        )
         return {row.event_id: holder for row, holder in zip(rows, answers, strict=True) if holder is not None}
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from carbon.gateway.v1 import gateway_service_pb2 as gw
 from carbon.gateway.v1 import gateway_service_pb2_grpc
-from gateway.domain.claims import Claim
+from gateway.domain.claims import Claim, ClaimColumns
 from gateway.service.claims import ActivityClaims
 from service_kit import identities
 from service_kit.clock import china_day, system_clock
@@ -56,6 +56,33 @@ def test_within_one_batch_the_first_of_two_events_of_one_activity_holds(claims_s
         )
     assert list(answer.held) == [True, True, False]
     assert [(h.index, h.partner_id, h.event_id) for h in answer.holders] == [(2, "a", "e1")]
+
+
+def test_a_batch_mixing_held_new_retried_and_repeated_claims_is_answered_by_position(
+    claims_server: RunningServer,
+) -> None:
+    # Rows go into the table in key order, not batch order: the batch's first event of a key must still hold it.
+    late, early = b"z" * 32, b"a" * 32
+    channel, zj = stub_as(claims_server, ZJ_INGEST)
+    with channel:
+        zj.ClaimActivities(claim_request((TRIP, TODAY, "other", "o1"), (BIKE, TODAY, "a", "e0")), timeout=10)
+        answer = zj.ClaimActivities(
+            claim_request(
+                (late, TODAY, "a", "e1"),
+                (TRIP, TODAY, "a", "e2"),
+                (BIKE, TODAY, "a", "e0"),
+                (early, TODAY, "a", "e3"),
+                (late, TODAY, "a", "e4"),
+                (early, TODAY, "a", "e5"),
+            ),
+            timeout=10,
+        )
+    assert list(answer.held) == [True, False, True, True, False, False]
+    assert [(h.index, h.partner_id, h.event_id) for h in answer.holders] == [
+        (1, "other", "o1"),
+        (4, "a", "e1"),
+        (5, "a", "e3"),
+    ]
 
 
 def test_conflicts_are_counted_per_partner_pair_and_day_once_per_claimant(claims_server: RunningServer) -> None:
@@ -117,10 +144,14 @@ def test_claims_of_days_past_retention_are_dropped_whole(tmp_path: Path, databas
     now = system_clock()
     claims = ActivityClaims(engine, retention_days=3, clock=lambda: now)
     old_day, kept_day = china_day(now) - timedelta(days=4), china_day(now) - timedelta(days=3)
-    claims.claim("330000", [Claim(old_day, TRIP, "k1", "a", "old"), Claim(kept_day, TRIP, "k1", "a", "kept")])
+    claims.claim(
+        "330000", ClaimColumns.of([Claim(old_day, TRIP, "k1", "a", "old"), Claim(kept_day, TRIP, "k1", "a", "kept")])
+    )
     claims.drop_old_days()
     # The dropped day's activity is free again; the kept one is still held.
-    answers = claims.claim("110000", [Claim(old_day, TRIP, "k1", "b", "x"), Claim(kept_day, TRIP, "k1", "b", "y")])
+    answers = claims.claim(
+        "110000", ClaimColumns.of([Claim(old_day, TRIP, "k1", "b", "x"), Claim(kept_day, TRIP, "k1", "b", "y")])
+    )
     engine.dispose()
     assert answers[0] is None
     assert answers[1] is not None and answers[1].event_id == "kept"

@@ -3,6 +3,8 @@ chosen by the activity's day, and every behaviour of the catalog has a reviewed 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, date, datetime
 
 import pytest
@@ -15,6 +17,7 @@ from ingest_svc.domain.fingerprints import (
     FingerprintSpec,
     activity_text,
     fingerprint,
+    fingerprint_columns,
 )
 
 KEYS = FingerprintKeys.parse("k1:" + "11" * 32 + ",k2:" + "22" * 32 + "@2026-03-02")
@@ -41,6 +44,31 @@ def test_without_evidence_the_fallback_is_the_account_and_minute() -> None:
     assert fingerprint(TRANSIT, KEYS, _trip(evidence="")) == same_minute
     assert fingerprint(TRANSIT, KEYS, _trip(evidence="", at=AT.replace(minute=1))).digest != same_minute.digest
     assert "account=1100000000000017" in activity_text(TRANSIT, _trip(evidence=""))
+
+
+def test_the_hashed_text_is_pinned_as_every_region_hashes_it() -> None:
+    # Regions upgrade one at a time: a change of the text would claim one activity twice (ADR 0412).
+    supervisor = load_catalog().fingerprints["sorting_supervisor_day"]
+    day_only = ActivityFields("sorting_supervisor_day", "", "1100000000000017", date(2026, 3, 1), AT, "")
+    assert activity_text(TRANSIT, _trip()) == "transit_trip\x1f2026-03-01\x1fevidence_ref=bjcard:trip-X"
+    assert activity_text(TRANSIT, _trip(evidence="")) == (
+        "transit_trip\x1f2026-03-01\x1faccount=1100000000000017\x1foccurred_minute=2026-03-01T04:00"
+    )
+    assert activity_text(supervisor, day_only) == (
+        "sorting_supervisor_day\x1f2026-03-01\x1faccount=1100000000000017\x1fday=2026-03-01"
+    )
+    expected = hmac.new(b"\x11" * 32, activity_text(TRANSIT, _trip()).encode(), hashlib.sha256).digest()
+    assert fingerprint(TRANSIT, KEYS, _trip()).digest == expected
+
+
+def test_a_batchs_columns_are_each_activitys_fingerprint_in_order() -> None:
+    later = ActivityFields("transit_trip", "bjcard:trip-Y", "1100000000000017", date(2026, 3, 2), AT, "")
+    activities = [_trip(), _trip(evidence=""), later, _trip(evidence="bjcard:Z")]
+    columns = fingerprint_columns({"transit_trip": TRANSIT}, KEYS, activities)
+    singles = [fingerprint(TRANSIT, KEYS, activity) for activity in activities]
+    assert columns.digests == [f.digest for f in singles]
+    assert columns.key_ids == ["k1", "k1", "k2", "k1"]
+    assert columns.days == [f.day.isoformat() for f in singles]
 
 
 def test_the_key_is_chosen_by_the_activitys_day() -> None:
