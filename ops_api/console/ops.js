@@ -202,9 +202,14 @@ export async function partnersPage(main) {
   const regions = await visibleRegions();
   const region = regionSelect(regions, "partners-region");
   const out = h("div", { id: "partners" });
+  // Only the latest listing is drawn: a listing asked for before a change may answer after the one asked for after
+  // it, and would otherwise put the old list back on the page.
+  let latest = 0;
   const show = async () => {
+    const mine = ++latest;
     const path = { region_code: val(region) };
     const partners = (await must(api.GET("/v1/regions/{region_code}/partners", { params: { path } }))).partners;
+    if (mine !== latest) return;
     const rotate = async (/** @type {string} */ id) => {
       const rotated = await must(api.POST("/v1/regions/{region_code}/partners/{partner_id}/rotate-secret",
         { params: { path: { ...path, partner_id: id } } }));
