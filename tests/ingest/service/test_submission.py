@@ -103,7 +103,9 @@ def test_identity_is_asked_once_per_batch_and_resolves_only_bindings(harness: Ha
     numbers_only = [harness.event(by_number) for _ in range(3)] + [harness.event(new_account_number("110000"))]
     calls = harness.fake_identity.calls
     assert [r.reason for r in harness.submit(numbers_only)] == ["", "", "", "UNKNOWN_ACCOUNT"]
-    assert calls == {"resolve": 0, "consent": 1, "account": 0}, "account numbers need no resolving: the consent check knows them"
+    assert calls == {"resolve": 0, "consent": 1, "account": 0}, (
+        "account numbers need no resolving: the consent check knows them"
+    )
     with_binding = harness.event(by_number)
     with_binding.account.CopyFrom(binding)
     assert [r.outcome for r in harness.submit([harness.event(by_number), with_binding])] == [A, A]
