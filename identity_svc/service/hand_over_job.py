@@ -10,7 +10,6 @@ moves the job with everything else.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +19,7 @@ from identity_svc.service.guardians import hand_over_due
 from identity_svc.store import jobs
 from service_kit.clock import Clock, china_day, start_of_china_day
 from service_kit.errors import InvalidArgument
-from service_kit.leader_lease import replica_name
+from service_kit.leader_lease import LeaderLoop, LeaseLost, replica_name
 
 log = logging.getLogger("carbon.identity.hand_over")
 
@@ -30,10 +29,6 @@ RUN_AFTER = timedelta(minutes=5)
 # A failed run (the database away) is tried again after this long.
 RETRY_FAILED_AFTER = timedelta(minutes=5)
 US_PER_SECOND = 1_000_000
-
-
-class LeaseLost(Exception):
-    """Another replica leads now: this one leaves the run to it (the run resumes where the batches committed)."""
 
 
 def due_period(now: datetime) -> str | None:
@@ -63,36 +58,20 @@ class HandOverScheduler:
         self._engine = engine
         self._clock = clock
         self._lease = lease
-        self._tick_s = tick_s
         self._batch = batch
         self.holder = holder or replica_name()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = LeaderLoop("identity-hand-over", self.tick, self._give_up, tick_s, log)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="identity-hand-over", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
         """Ends the loop after the current batch and frees the lease, so another replica takes over at once."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        try:
-            with self._engine.begin() as conn:
-                jobs.give_up_lease(conn, self.holder)
-        except Exception as error:  # the lease then simply expires
-            log.warning("could not give up the scheduler lease", extra={"error": str(error)})
+        self._loop.stop()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except LeaseLost:
-                log.info("scheduler lease lost", extra={"holder": self.holder})
-            except Exception as error:  # the database may be away for a while: the next tick tries again
-                log.warning("hand-over tick failed", extra={"error": str(error)})
-            self._stop.wait(self._tick_s)
+    def _give_up(self) -> None:
+        with self._engine.begin() as conn:
+            jobs.give_up_lease(conn, self.holder)
 
     def tick(self) -> bool:
         """One pass: False when another replica leads; else today's run is worked on if it is due."""
@@ -142,7 +121,7 @@ class HandOverScheduler:
             return jobs.take_lease(conn, self.holder, now_us, until_us)
 
     def _keep_lease(self) -> None:
-        if self._stop.is_set() or not self._renew():
+        if self._loop.stopping or not self._renew():
             raise LeaseLost
 
 

@@ -9,7 +9,6 @@ the run left RUNNING: the expiry sweep finds only lots that still hold expired p
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -35,16 +34,12 @@ from ledger_svc.service.metrics import LedgerMetrics
 from ledger_svc.store import jobs as job_store
 from service_kit import telemetry
 from service_kit.errors import InvalidArgument
-from service_kit.leader_lease import replica_name
+from service_kit.leader_lease import LeaderLoop, LeaseLost, replica_name
 
 log = logging.getLogger("carbon.ledger.scheduler")
 # Expiry batches per step: between steps the leader renews its lease, well within the lease's length.
 EXPIRY_BATCHES_PER_STEP = 5
 HOLD_BATCH = 1000
-
-
-class LeaseLost(Exception):
-    """Another replica holds the lease now: this one stops working on the run and leaves it to the new leader."""
 
 
 class Scheduler:
@@ -64,42 +59,26 @@ class Scheduler:
         self._points = LedgerMetrics(ctx.region_code)
         self._schedule = schedule
         self._lease_us = int(lease.total_seconds() * US_PER_SECOND)
-        self._tick_s = tick_s
         self._expiry_batch = expiry_batch
         self.holder = holder or replica_name()
         # Without identity to queue reminders in, the reminder job does not run (and a requested run waits).
         self._jobs = jobs if reminder_queue is not None else jobs - {Job.REMINDERS}
         self._reminder_queue = reminder_queue
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = LeaderLoop("ledger-scheduler", self.tick, self._give_up, tick_s, log)
         meter = telemetry.meter("carbon.ledger.jobs")
         self._items = meter.create_counter("ledger.job.items", unit="{item}", description="lots or holds a job moved")
         self._runs = meter.create_counter("ledger.job.runs", unit="{run}", description="job runs by outcome")
         self._duration = meter.create_histogram("ledger.job.duration", unit="s", description="time of a job run")
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="ledger-scheduler", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
         """Ends the loop after the current step and frees the lease, so another replica takes over at once."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        try:
-            self._ctx.transaction(lambda conn: job_store.give_up_lease(conn, self.holder))
-        except Exception as error:  # the lease then simply expires
-            log.warning("could not give up the scheduler lease", extra={"error": str(error)})
+        self._loop.stop()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except LeaseLost:
-                log.info("scheduler lease lost", extra={"holder": self.holder})
-            except Exception as error:  # the database may be away for a while: the next tick tries again
-                log.warning("scheduler tick failed", extra={"error": str(error)})
-            self._stop.wait(self._tick_s)
+    def _give_up(self) -> None:
+        self._ctx.transaction(lambda conn: job_store.give_up_lease(conn, self.holder))
 
     def tick(self) -> bool:
         """One pass: False when another replica leads; else every due run is worked on until done."""
@@ -138,7 +117,7 @@ class Scheduler:
         )
 
     def _keep_lease(self) -> None:
-        if self._stop.is_set() or not self._renew():
+        if self._loop.stopping or not self._renew():
             raise LeaseLost
 
     def _maybe_run(self, job: Job, period: str, every: timedelta | None, work: Callable[[str], None]) -> None:
