@@ -1,7 +1,9 @@
 """The embedded system: the gateway and each region's five services as separate processes on localhost.
 
 SQLite files under one data folder, no Redis. Starts everything, waits until every process reports SERVING, prints
-where to look, and on Ctrl-C (or SIGTERM) stops them all, newest first.
+where to look, and on Ctrl-C (or SIGTERM) stops them all, newest first. A process that dies on its own is started
+again, as Kubernetes restarts a crashed container (deploy/k8s): the others keep serving meanwhile and retry it, so one
+crash does not take the whole system down.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ from service_kit.topology import REGISTRY_FILE, ProcessSpec, Registry
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+# Kubernetes' crash-loop back-off, shortened for a laptop: the first restart after 1 s, doubling while the process
+# keeps dying within a minute of its start, at most 30 s apart; a process that stayed up a minute starts at 1 s again.
+RESTART_FIRST_S = 1.0
+RESTART_MAX_S = 30.0
+RESTART_RESET_AFTER_S = 60.0
 
 
 class EmbeddedError(RuntimeError):
@@ -50,6 +57,24 @@ class Child:
     spec: ProcessSpec
     process: subprocess.Popen[bytes]
     log_path: Path
+    env: Mapping[str, str]
+    started_at: float
+
+
+@dataclass
+class Restart:
+    """A crashed child waiting for its restart, and the delay it waited (the next crash soon after doubles it)."""
+
+    child: Child
+    due: float
+    delay_s: float
+
+
+def restart_delay(child: Child, previous_delay_s: float, now: float) -> float:
+    """How long to wait before starting a crashed child again."""
+    if previous_delay_s == 0 or now - child.started_at >= RESTART_RESET_AFTER_S:
+        return RESTART_FIRST_S
+    return min(previous_delay_s * 2, RESTART_MAX_S)
 
 
 def _die_with_parent() -> None:
@@ -243,6 +268,17 @@ class Supervisor:
         return token_file
 
     def _spawn(self, spec: ProcessSpec, env: Mapping[str, str]) -> Child:
+        child = self._start_process(spec, env)
+        self.children.append(child)
+        return child
+
+    def restart(self, crashed: Child) -> Child:
+        """Starts a crashed child again in its place (the same settings, port and data), appending to its log."""
+        child = self._start_process(crashed.spec, crashed.env)
+        self.children[self.children.index(crashed)] = child
+        return child
+
+    def _start_process(self, spec: ProcessSpec, env: Mapping[str, str]) -> Child:
         log_path = self.data_dir / "logs" / f"{spec.label.replace('/', '-')}.log"
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(
@@ -254,9 +290,7 @@ class Supervisor:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
-        child = Child(spec, process, log_path)
-        self.children.append(child)
-        return child
+        return Child(spec, process, log_path, env, time.monotonic())
 
     def wait_until_serving(self, timeout_s: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
@@ -291,8 +325,36 @@ class Supervisor:
                 child.process.wait()
         self.children.clear()
 
-    def first_exited(self) -> Child | None:
-        return next((child for child in self.children if child.process.poll() is not None), None)
+    def exited(self) -> list[Child]:
+        return [child for child in self.children if child.process.poll() is not None]
+
+
+def keep_restarting(supervisor: Supervisor, stopping: Callable[[], bool], poll_s: float = 0.2) -> None:
+    """Until `stopping()`: a child that exits is reported with the end of its log and started again after its
+    back-off (clients see UNAVAILABLE meanwhile and retry, as they would a restarting pod)."""
+    waiting: dict[str, Restart] = {}
+    last_delay: dict[str, float] = {}
+    while not stopping():
+        now = time.monotonic()
+        for child in supervisor.exited():
+            label = child.spec.label
+            if label in waiting:
+                continue
+            delay = restart_delay(child, last_delay.get(label, 0.0), now)
+            last_delay[label] = delay
+            waiting[label] = Restart(child, now + delay, delay)
+            print(
+                f"{label} exited with code {child.process.returncode}; starting it again in {delay:.0f} s. "
+                f"Last lines of {child.log_path}:\n{_tail(child.log_path)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        for label, restart in list(waiting.items()):
+            if restart.due <= now:
+                del waiting[label]
+                supervisor.restart(restart.child)
+                print(f"{label} started again", file=sys.stderr, flush=True)
+        time.sleep(poll_s)
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -303,7 +365,8 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def run(registry: Registry, data_dir: Path, print_table: Callable[[Registry, Path], None], mtls: bool = False) -> int:
-    """`carbon up`: start, wait, print, then stay until Ctrl-C/SIGTERM or a child dies. Returns the exit code."""
+    """`carbon up`: start, wait, print, then stay until Ctrl-C/SIGTERM, restarting a child that dies. Returns the exit
+    code."""
     supervisor = Supervisor(registry, data_dir, mtls=mtls)
     stop = False
 
@@ -337,17 +400,7 @@ def run(registry: Registry, data_dir: Path, print_table: Callable[[Registry, Pat
             "Ctrl-C stops them.",
             flush=True,
         )
-        while not stop:
-            crashed = supervisor.first_exited()
-            if crashed is not None:
-                print(
-                    f"{crashed.spec.label} exited with code {crashed.process.returncode}; stopping the system.\n"
-                    f"{_tail(crashed.log_path)}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                return 1
-            time.sleep(0.2)
+        keep_restarting(supervisor, lambda: stop)
         print("stopping...", flush=True)
         return 0
     except EmbeddedError as error:
