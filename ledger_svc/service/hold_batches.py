@@ -99,18 +99,18 @@ def _hold_batch(conn: Connection, ctx: LedgerContext, items: list[HoldRequest | 
     held = {request.account for request in requests}
     credited = {r.commit_to_account for r in requests if r.commit_to_account}
     users = account_store.lock_users(conn, held | {name for name in credited if not is_system_account(name)}, now_us)
-    before = account_store.snapshot(users)
     ids = {request.hold_id for request in requests}
     if _on_postgresql(ctx):
-        for account, points in pg_holds.release_expired(
-            conn, sorted(n for n in held if users[n].held_points), now_us
-        ).items():
-            users[account].held_points -= points  # the statement wrote it; so will the batch's write
+        holding = sorted(name for name in held if users[name].held_points)  # only they can have timed-out holds
+        for account, points in (pg_holds.release_expired(conn, holding, now_us) if holding else {}).items():
+            users[account].held_points -= points  # as the statement wrote it: the snapshot below starts from here
+        before = account_store.snapshot(users)
         pg_hold_batches.load_spendable_lots(conn, {name: users[name] for name in held}, now_us)
         taken = pg_hold_batches.taken_ids(conn, ids)
         known = pg_hold_batches.load_holds(conn, taken) if taken else {}
         posted = journal.load_postings(conn, taken) if taken else {}
     else:
+        before = account_store.snapshot(users)  # the release changes the accounts in memory only
         hold_store.release_expired_holds(conn, users, held, now_us)
         account_store.load_spendable_lots(conn, {name: users[name] for name in held}, now_us)
         posted = journal.load_postings(conn, ids)
@@ -173,8 +173,13 @@ def _write(conn: Connection, ctx: LedgerContext, batch: _Batch, before: dict[str
         for key, delta in sorted(book.lot_deltas.items())
         if delta.remaining_points or delta.credited_points
     ]
-    simple = all(lot_id is not None for lot_id, _, _ in changes) and not any(
-        delta.credited_points for delta in book.lot_deltas.values()
+    portions = [p for hold in batch.placed for p in hold.lots] + [
+        p for posting in batch.postings for p in (*posting.debit_lots, *posting.credit_lots)
+    ]
+    simple = (
+        all(lot_id is not None for lot_id, _, _ in changes)
+        and all(portion.lot_id is not None for portion in portions)
+        and not any(delta.credited_points for delta in book.lot_deltas.values())
     )
     if _on_postgresql(ctx) and simple and all(not posting.credit_lots for posting in batch.postings):
         digest = entries_hash(entry_of(posting) for posting in batch.postings)[0] if batch.postings else ""
@@ -194,7 +199,14 @@ def _write(conn: Connection, ctx: LedgerContext, batch: _Batch, before: dict[str
             ),
         )
         return
+    # A lot this batch created (points committed to a user account) and emptied again (held by a later item) has no
+    # net change to write, but its portions name it: it is stored empty, as the same items one by one leave it.
+    unstored = {p.key for p in portions if p.lot_id is None and users[p.key.account].lots[p.key].lot_id is None}
+    account_store.store_empty_lots(conn, users, unstored)
     write_book(conn, book, users, before, batch.postings, now_us)
+    for portion in portions:
+        if portion.lot_id is None:
+            portion.lot_id = users[portion.key.account].lots[portion.key].lot_id
     hold_store.insert_holds(conn, batch.placed, now_us)
     hold_store.resolve_holds(conn, list(batch.resolved.values()), now_us)
 
