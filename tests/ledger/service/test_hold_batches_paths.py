@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
@@ -105,14 +106,14 @@ def test_random_batches_answer_and_write_as_their_items_one_by_one(
             ]
             answers = [_batch_view(o) for o in hold_batches.commit_holds(batched, commits)]
             expected = [
-                _unary_view(lambda c=c: holds.commit_hold(one_by_one, c.hold_id, c.amount_points, c.credit_account))
+                _unary_view(partial(holds.commit_hold, one_by_one, c.hold_id, c.amount_points, c.credit_account))
                 for c in commits
             ]
             assert answers == expected, f"step {number}"
         elif roll < 0.9:
             ids = [rng.choice(hold_ids) for _ in range(rng.randint(1, 4))]
             answers = [_batch_view(o) for o in hold_batches.release_holds(batched, ids)]
-            assert answers == [_unary_view(lambda i=i: holds.release_hold(one_by_one, i)) for i in ids]
+            assert answers == [_unary_view(partial(holds.release_hold, one_by_one, i)) for i in ids]
         elif roll < 0.95:
             item = spend(f"s{number}", rng.choice(ACCOUNTS), rng.randint(1, 60))
             assert transfers.post_transfers(batched, [item])[0].status == (
