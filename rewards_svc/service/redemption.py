@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Connection, Engine
 
 from rewards_svc import store
 from rewards_svc.clients import HoldState, HoldView, Ledger, LedgerRefused, LedgerUnavailable
-from rewards_svc.domain.catalog import Reward, has_counted_stock, reward_not_found
-from rewards_svc.domain.limits import NO_USAGE, is_limited, limit_units, period_starts
-from rewards_svc.domain.redemption import (
-    RedeemRequest,
-    Redemption,
-    RedemptionState,
-    check_redeemable,
-    new_redemption,
-    validate_redeem,
-    vouchers_for,
-)
+from rewards_svc.domain.catalog import Reward
+from rewards_svc.domain.redemption import RedeemRequest, Redemption, RedemptionState, validate_redeem, vouchers_for
 from rewards_svc.domain.vouchers import Voucher
 from rewards_svc.service.checkpoints import Checkpoint, no_checkpoint
 from rewards_svc.service.idempotency import idempotency_reused
+from rewards_svc.service.reservations import Reservations, Reserved
 from service_kit.accounts import REDEMPTION_ACCOUNT
 from service_kit.clock import Clock
 from service_kit.errors import FailedPrecondition, NotFound, Unavailable
@@ -59,16 +49,6 @@ def pending_error(redemption_id: str) -> Unavailable:
     )
 
 
-@dataclass(frozen=True)
-class Reserved:
-    """A new PENDING redemption and the reward it was checked against (its terms and voucher lifetime)."""
-
-    redemption: Redemption
-    reward: Reward
-    # Written with it when its Hold commits at once; none on the two-step path (issued between Hold and commit).
-    vouchers: tuple[Voucher, ...] = ()
-
-
 class Redemptions:
     def __init__(
         self,
@@ -91,6 +71,7 @@ class Redemptions:
         self._checkpoint = checkpoint
         # Where new redemptions' Holds commit in the same call; empty: Hold and CommitHold apart (ADR 0303).
         self._hold_commit_account = REDEMPTION_ACCOUNT if commit_at_once else ""
+        self._reservations = Reservations(engine, clock, hold_timeout_s, self._hold_commit_account)
 
     def redeem(
         self, request_id: str, account_number: str, reward_id: str, quantity: int, region_code: str
@@ -104,13 +85,14 @@ class Redemptions:
             region_code=region_code or self._region_code,
         )
         validate_redeem(request)
-        # One pooled connection for the whole redemption (the pool is sized to the worker threads); no transaction
-        # is open while the ledger is called.
+        # Reserved in one transaction with the concurrent requests for the same reward (ADR 0304).
+        reserved = self._reservations.reserve(request)
+        if isinstance(reserved, Reserved) and reserved.redemption.hold_commit_account:
+            return self._drive_at_once(reserved.redemption, reserved.vouchers)
+        # A pooled connection for the rest of the redemption (the pool is sized to the worker threads); no
+        # transaction is open while the ledger is called.
         with self._engine.connect() as connection:
-            reserved = self._reserve(connection, request)
             if isinstance(reserved, Reserved):
-                if reserved.redemption.hold_commit_account:
-                    return self._drive_at_once(connection, reserved.redemption, reserved.vouchers)
                 return self._drive(connection, reserved.redemption, reserved.reward)
             if not reserved.same_request(request):
                 raise idempotency_reused(request_id)
@@ -143,98 +125,29 @@ class Redemptions:
             raise pending_error(redemption.redemption_id)
         return redemption
 
-    # --- step 1: reserve ------------------------------------------------------------------------------------------
-
-    def _reserve(self, connection: Connection, request: RedeemRequest) -> Reserved | Redemption:
-        """One local transaction: the checks, the PENDING redemption and the stock it takes; or a FAILED record.
-
-        Returns the new redemption with the reward it was checked against, or the redemption stored first under
-        this request id (a retry: nothing is written). Raises the refusal of a new request.
-        """
-        now = self._clock()
-        redemption_id = uuid.uuid4().hex
-        with connection.begin():
-            # A retry finds its redemption without locking the reward: retries never queue behind new redemptions.
-            existing = store.redemptions.get(connection, request_id=request.request_id)
-            if existing is not None:
-                return existing
-            reward = self._reward_to_check(connection, request.reward_id)
-            if reward is None:
-                existing = store.redemptions.get(connection, request_id=request.request_id)
-                if existing is not None:
-                    return existing
-                raise reward_not_found(request.reward_id)
-            refusal = self._refusal(connection, request, reward, now)
-            redemption = new_redemption(
-                redemption_id,
-                request,
-                reward,
-                now,
-                refusal.reason if refusal else "",
-                self._hold_timeout_s,
-                "" if refusal else self._hold_commit_account,
-            )
-            if not store.redemptions.insert(connection, redemption, limit_units(reward, request.quantity)):
-                existing = store.redemptions.get(connection, request_id=request.request_id)
-                assert existing is not None  # the insert met it
-                return existing
-            if refusal is None and has_counted_stock(reward):
-                store.rewards.change_stock(connection, reward.reward_id, -request.quantity)
-            vouchers: tuple[Voucher, ...] = ()
-            if refusal is None and redemption.hold_commit_account:
-                # Written now, seen only once the redemption completes: the one ledger call then takes the points.
-                vouchers = vouchers_for(redemption, reward, now)
-                store.vouchers.insert_new(connection, vouchers)
-        if refusal is not None:
-            raise refusal
-        return Reserved(redemption=redemption, reward=reward, vouchers=vouchers)
-
-    @staticmethod
-    def _reward_to_check(connection: Connection, reward_id: str) -> Reward | None:
-        reward = store.rewards.get(connection, reward_id)
-        if reward is not None and (has_counted_stock(reward) or is_limited(reward)):
-            # Counted stock and per-account limits need redemptions of this reward one at a time.
-            reward = store.rewards.get(connection, reward_id, lock=True)
-        return reward
-
-    @staticmethod
-    def _refusal(
-        connection: Connection, request: RedeemRequest, reward: Reward, now: datetime
-    ) -> FailedPrecondition | None:
-        """Why the reward cannot be redeemed now, if it cannot; usage is counted only where limits apply."""
-        usage = NO_USAGE
-        if is_limited(reward):
-            day_start, month_start = period_starts(now)
-            usage = store.redemptions.usage(
-                connection, request.account_number, reward.reward_id, day_start, month_start
-            )
-        try:
-            check_redeemable(reward, request.region_code, request.quantity, usage, now)
-        except FailedPrecondition as refusal:
-            return refusal
-        return None
-
     # --- steps 2 to 5: hold, vouchers, commit, complete -----------------------------------------------------------
 
-    def _drive_at_once(
-        self, connection: Connection, redemption: Redemption, vouchers: tuple[Voucher, ...]
-    ) -> Redemption:
-        """The forward path when the vouchers were written with the redemption: one Hold that commits, then done."""
+    def _drive_at_once(self, redemption: Redemption, vouchers: tuple[Voucher, ...]) -> Redemption:
+        """The forward path when the vouchers were written with the redemption: one Hold that commits, then done,
+        completed in one transaction with the others finishing at the same time. Only a detour (a refusal, an
+        outage, an older ledger) takes a pooled connection."""
         self._checkpoint("after_vouchers")
         try:
             hold = self._send_hold(redemption)
         except LedgerRefused as refused:
-            if refused.key_taken:  # a hold under this id exists after all: never a refusal (ADR 0302)
-                return self._replay(connection, redemption)
-            self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
+            with self._engine.connect() as connection:
+                if refused.key_taken:  # a hold under this id exists after all: never a refusal (ADR 0302)
+                    return self._replay(connection, redemption)
+                self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
             raise refused.as_domain_error() from None
         except LedgerUnavailable:
-            return self._replay(connection, redemption)
+            with self._engine.connect() as connection:
+                return self._replay(connection, redemption)
         self._checkpoint("after_hold")
-        if hold.state != HoldState.COMMITTED:  # a ledger that does not commit in the Hold call yet answers PENDING
-            return self._replay(connection, redemption)
-        if not self._complete(connection, redemption.redemption_id):
-            return self._get(connection, redemption.redemption_id)  # another finisher moved it first
+        if hold.state != HoldState.COMMITTED or not self._reservations.complete(redemption.redemption_id):
+            # A ledger that does not commit in the Hold call yet answers PENDING; or another finisher moved it first.
+            with self._engine.connect() as connection:
+                return self._replay(connection, self._get(connection, redemption.redemption_id))
         return dataclasses.replace(redemption, state=RedemptionState.COMPLETED, vouchers=vouchers)
 
     def _drive(self, connection: Connection, redemption: Redemption, reward: Reward) -> Redemption:
