@@ -71,7 +71,7 @@ class Reservations:
         self._hold_timeout_s = hold_timeout_s
         self._hold_commit_account = hold_commit_account
         self._reserving: Coalescer[RedeemRequest, Outcome] = Coalescer(
-            self._reserve_group, slots_per_key=SLOTS_PER_REWARD, max_size=MAX_GROUP
+            self.reserve_group, slots_per_key=SLOTS_PER_REWARD, max_size=MAX_GROUP
         )
         self._completing: Coalescer[str, bool] = Coalescer(self._complete_group, max_size=MAX_GROUP)
 
@@ -95,7 +95,8 @@ class Reservations:
             moved = store.redemptions.complete_many(connection, redemption_ids, self._clock())
         return [redemption_id in moved for redemption_id in redemption_ids]
 
-    def _reserve_group(self, requests: Sequence[RedeemRequest]) -> list[Outcome]:
+    def reserve_group(self, requests: Sequence[RedeemRequest]) -> list[Outcome]:
+        """What one group does: the outcomes of these requests for one reward, in their order, from one transaction."""
         with self._engine.connect() as connection:
             for _ in range(_MAX_ATTEMPTS):
                 with connection.begin() as transaction:
