@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine
 
 from rewards_svc import store
-from rewards_svc.clients import HoldState, HoldView, Ledger, LedgerRefused, LedgerUnavailable
+from rewards_svc.clients import (
+    HoldBatchUnsupported,
+    HoldOrder,
+    HoldState,
+    HoldView,
+    Ledger,
+    LedgerRefused,
+    LedgerUnavailable,
+)
 from rewards_svc.domain.catalog import Reward
 from rewards_svc.domain.redemption import RedeemRequest, Redemption, RedemptionState, validate_redeem, vouchers_for
 from rewards_svc.domain.vouchers import Voucher
@@ -25,6 +34,7 @@ from rewards_svc.service.idempotency import idempotency_reused
 from rewards_svc.service.reservations import Reservations, Reserved
 from service_kit.accounts import REDEMPTION_ACCOUNT
 from service_kit.clock import Clock
+from service_kit.coalescing import Coalescer
 from service_kit.errors import FailedPrecondition, NotFound, Unavailable
 
 log = logging.getLogger("carbon.rewards.redemption")
@@ -32,6 +42,10 @@ log = logging.getLogger("carbon.rewards.redemption")
 # How long after a redemption began a Hold that did not land (an outage) is placed again, while the customer may
 # still be waiting; after it the redemption fails HOLD_NOT_PLACED (docs/adr/0302).
 DEFAULT_HOLD_RETRY_WINDOW_S = 120
+# At most this many Holds travel in one HoldBatch call (the ledger takes up to 1,000), in at most this many calls in
+# flight at once (docs/adr/0305).
+HOLD_BATCH_SIZE = 128
+HOLD_BATCH_SLOTS = 2
 # The reason of the refund that gives back the points of a hold that committed as it landed after its redemption was
 # unwound (docs/adr/0303); fixed, so every attempt sends the same refund (docs/adr/0302).
 UNWOUND_REFUND_REASON = "REDEMPTION_UNWOUND"
@@ -61,6 +75,7 @@ class Redemptions:
         hold_retry_window_s: int = DEFAULT_HOLD_RETRY_WINDOW_S,
         checkpoint: Checkpoint = no_checkpoint,
         commit_at_once: bool = True,
+        batch_holds: bool = True,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
@@ -72,6 +87,12 @@ class Redemptions:
         # Where new redemptions' Holds commit in the same call; empty: Hold and CommitHold apart (ADR 0303).
         self._hold_commit_account = REDEMPTION_ACCOUNT if commit_at_once else ""
         self._reservations = Reservations(engine, clock, hold_timeout_s, self._hold_commit_account)
+        # Concurrent Holds go to the ledger together in one HoldBatch call, each with its own answer (ADR 0305); off
+        # by setting, or by itself once a ledger answers that it has no HoldBatch.
+        self._batch_holds = batch_holds
+        self._holding: Coalescer[HoldOrder, HoldView | LedgerRefused | None] = Coalescer(
+            self._hold_group, slots_per_key=HOLD_BATCH_SLOTS, max_size=HOLD_BATCH_SIZE
+        )
 
     def redeem(
         self, request_id: str, account_number: str, reward_id: str, quantity: int, region_code: str
@@ -207,15 +228,37 @@ class Redemptions:
         return self._get(connection, redemption_id)
 
     def _send_hold(self, redemption: Redemption) -> HoldView:
-        """The redemption's Hold, exactly as first sent (its stored timeout; the setting on rows from before)."""
-        return self._ledger.hold(
+        """The redemption's Hold, exactly as first sent (its stored timeout; the setting on rows from before); in one
+        HoldBatch call with the Holds of concurrent redemptions where the ledger has it. Raises LedgerRefused with
+        this Hold's own refusal, LedgerUnavailable."""
+        order = HoldOrder(
             redemption.hold_id,
             redemption.account_number,
             redemption.amount_points,
             redemption.hold_timeout_s or self._hold_timeout_s,
-            reference=redemption.redemption_id,
-            commit_to=redemption.hold_commit_account,
+            redemption.redemption_id,
+            redemption.hold_commit_account,
         )
+        if self._batch_holds:
+            answer = self._holding.submit("", order, 1)
+            if isinstance(answer, LedgerRefused):
+                raise answer
+            if answer is not None:
+                return answer
+        return self._ledger.hold(
+            order.hold_id, order.account, order.amount_points, order.timeout_s, order.reference, order.commit_to
+        )
+
+    def _hold_group(self, orders: Sequence[HoldOrder]) -> list[HoldView | LedgerRefused | None]:
+        """One HoldBatch call for the group; None for every member when the ledger has no HoldBatch (each then sends
+        its own Hold, and so does every later redemption)."""
+        try:
+            return list(self._ledger.hold_many(orders))
+        except HoldBatchUnsupported:
+            if self._batch_holds:
+                log.warning("the ledger has no HoldBatch: Holds are sent one by one")
+            self._batch_holds = False
+            return [None] * len(orders)
 
     def _place_hold_again(self, connection: Connection, redemption: Redemption) -> HoldView | None:
         """A Hold an outage kept from landing, sent again while the customer may be waiting (idempotent by its id:
