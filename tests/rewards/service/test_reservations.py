@@ -4,10 +4,11 @@ each keeping the outcome it would have had alone, in arrival order."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
+from rewards_svc.clients import HoldBatchUnsupported, HoldOrder, HoldView, LedgerRefused
 from rewards_svc.domain.redemption import RedeemRequest, Redemption, RedemptionState
 from rewards_svc.server import RewardsServices, build_services
 from rewards_svc.service.reservations import Reservations, Reserved
@@ -134,3 +135,50 @@ def test_concurrent_buyers_of_a_reward_with_little_stock_never_oversell(
     assert {reason(answer) for answer in answers if not isinstance(answer, Redemption)} == {"OUT_OF_STOCK"}
     assert services.catalog.get_reward(COUNTED).stock == 0
     assert sorted(ledger.balances[account] for account in buyers) == [3000] * 10 + [5000] * 22
+
+
+class LedgerWithoutHoldBatch(FakeLedger):
+    """A ledger older than HoldBatch: the batch call is UNIMPLEMENTED there."""
+
+    batch_calls: int = 0
+
+    def hold_many(self, orders: Sequence[HoldOrder]) -> list[HoldView | LedgerRefused]:
+        self.batch_calls += 1
+        raise HoldBatchUnsupported()
+
+
+def test_a_ledger_without_hold_batch_gets_each_hold_alone_from_then_on(database_url: str, clock: ManualClock) -> None:
+    ledger = LedgerWithoutHoldBatch()
+    engine = db.make_engine(database_url)
+    db.migrate("rewards_svc", engine)
+    services = build_services(Settings(service="rewards_svc", region_code=REGION), engine, ledger=ledger, clock=clock)
+    account = funded(ledger, REGION, 10_000)
+    first = services.redemptions.redeem("h1", account, COUNTED, 1, REGION)
+    second = services.redemptions.redeem("h2", account, COUNTED, 1, REGION)
+    engine.dispose()
+    assert (first.state, second.state) == (RedemptionState.COMPLETED, RedemptionState.COMPLETED)
+    assert ledger.batch_calls == 1 and ledger.balances[account] == 6000
+
+
+@pytest.mark.postgres
+def test_holds_sent_together_keep_their_own_refusals(postgres_url: str, ledger: FakeLedger, clock: ManualClock) -> None:
+    engine = db.make_engine(postgres_url, pool_size=40)
+    db.migrate("rewards_svc", engine)
+    services = build_services(Settings(service="rewards_svc", region_code=REGION), engine, ledger=ledger, clock=clock)
+    set_stock(services, COUNTED, 100, limit_per_month=0)
+    rich = [funded(ledger, REGION, 5000) for _ in range(16)]
+    poor = [funded(ledger, REGION, 100) for _ in range(16)]
+    pending = iter(enumerate(rich + poor))
+
+    def buy() -> object:
+        index, account = next(pending)
+        return services.redemptions.redeem(f"p{index}", account, COUNTED, 1, REGION)
+
+    answers = all_at_once(buy, 32)
+    engine.dispose()
+    assert unexpected(answers) == []
+    assert sum(isinstance(answer, Redemption) for answer in answers) == 16
+    assert {reason(answer) for answer in answers if not isinstance(answer, Redemption)} == {"INSUFFICIENT_POINTS"}
+    assert services.catalog.get_reward(COUNTED).stock == 100 - 16  # the refused ones' stock came back
+    assert [ledger.balances[account] for account in rich] == [3000] * 16
+    assert [ledger.balances[account] for account in poor] == [100] * 16
