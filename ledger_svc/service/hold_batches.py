@@ -29,6 +29,7 @@ from ledger_svc.domain.holds import (
     commit_posting,
     reused_key,
 )
+from ledger_svc.domain.journal import entries_hash, entry_of
 from ledger_svc.domain.lots import LotKey, Portion, split_fifo
 from ledger_svc.domain.names import require_id
 from ledger_svc.domain.refusal import Refusal
@@ -38,7 +39,7 @@ from ledger_svc.service.holds import check_commit_request, check_hold_request
 from ledger_svc.service.transfers import write_book
 from ledger_svc.store import accounts as account_store
 from ledger_svc.store import holds as hold_store
-from ledger_svc.store import journal
+from ledger_svc.store import journal, pg_hold_batches, pg_holds
 from service_kit.accounts import is_system_account
 from service_kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 
@@ -98,22 +99,30 @@ def _hold_batch(conn: Connection, ctx: LedgerContext, items: list[HoldRequest | 
     held = {request.account for request in requests}
     credited = {r.commit_to_account for r in requests if r.commit_to_account}
     users = account_store.lock_users(conn, held | {name for name in credited if not is_system_account(name)}, now_us)
-    before = account_store.snapshot(users)
-    hold_store.release_expired_holds(conn, users, held, now_us)
-    account_store.load_spendable_lots(conn, {name: users[name] for name in held}, now_us)
     ids = {request.hold_id for request in requests}
-    posted = journal.load_postings(conn, ids)
-    known = {hold_id: _loaded(conn, hold_id) for hold_id in hold_store.existing_hold_ids(conn, ids)}
-    book = Book(now_us, users)
-    batch = _Batch(book, posted, known)
+    if _on_postgresql(ctx):
+        holding = sorted(name for name in held if users[name].held_points)  # only they can have timed-out holds
+        for account, points in (pg_holds.release_expired(conn, holding, now_us) if holding else {}).items():
+            users[account].held_points -= points  # as the statement wrote it: the snapshot below starts from here
+        before = account_store.snapshot(users)
+        pg_hold_batches.load_spendable_lots(conn, {name: users[name] for name in held}, now_us)
+        taken = pg_hold_batches.taken_ids(conn, ids)
+        known = pg_hold_batches.load_holds(conn, taken) if taken else {}
+        posted = journal.load_postings(conn, taken) if taken else {}
+    else:
+        before = account_store.snapshot(users)  # the release changes the accounts in memory only
+        hold_store.release_expired_holds(conn, users, held, now_us)
+        account_store.load_spendable_lots(conn, {name: users[name] for name in held}, now_us)
+        posted = journal.load_postings(conn, ids)
+        known = {hold_id: _loaded(conn, hold_id) for hold_id in hold_store.existing_hold_ids(conn, ids)}
+    batch = _Batch(Book(now_us, users), posted, known)
     outcomes = []
     for item in items:
         if isinstance(item, Refused):
             outcomes.append(HoldOutcome.failed(item.hold_id, item.error))
             continue
         outcomes.append(batch.decide(item.hold_id, partial(batch.place, item)))
-    write_book(conn, book, users, before, batch.postings, now_us)
-    hold_store.insert_holds(conn, batch.placed, now_us)
+    _write(conn, ctx, batch, before)
     return outcomes
 
 
@@ -122,14 +131,20 @@ def _resolve_batch(
 ) -> list[HoldOutcome]:
     now_us = ctx.now_us()
     commits = [item for item in items if not isinstance(item, Refused)]
-    accounts = hold_store.hold_accounts(conn, [c.hold_id for c in commits])
+    fast = _on_postgresql(ctx)
+    ids = [c.hold_id for c in commits]
+    accounts = pg_hold_batches.hold_accounts(conn, ids) if fast else hold_store.hold_accounts(conn, ids)
     credited = {c.credit_account for c in commits if commit and not is_system_account(c.credit_account)}
     users = account_store.lock_users(conn, set(accounts.values()) | credited, now_us)
     before = account_store.snapshot(users)
-    known = {hold_id: _loaded(conn, hold_id) for hold_id in accounts}  # read under the locks
-    posted = journal.load_postings(conn, [h.hold_id for h in known.values() if h.state is HoldState.COMMITTED])
-    book = Book(now_us, users)
-    batch = _Batch(book, posted, known)
+    # Read under the locks: a hold resolved meanwhile is read resolved.
+    if fast:
+        known = pg_hold_batches.load_holds(conn, accounts)
+    else:
+        known = {hold_id: _loaded(conn, hold_id) for hold_id in accounts}
+    committed = [h.hold_id for h in known.values() if h.state is HoldState.COMMITTED]
+    posted = journal.load_postings(conn, committed) if committed else {}
+    batch = _Batch(Book(now_us, users), posted, known)
     outcomes = []
     for item in items:
         if isinstance(item, Refused):
@@ -139,9 +154,61 @@ def _resolve_batch(
             outcomes.append(batch.decide(item.hold_id, partial(batch.commit_known, item)))
         else:
             outcomes.append(batch.decide(item.hold_id, partial(batch.release_known, item.hold_id)))
-    write_book(conn, book, users, before, batch.postings, now_us)
-    hold_store.resolve_holds(conn, list(batch.resolved.values()), now_us)
+    _write(conn, ctx, batch, before)
     return outcomes
+
+
+def _on_postgresql(ctx: LedgerContext) -> bool:
+    """Whether batches read and write with PostgreSQL's array statements (as unary holds take ADR 0103's path)."""
+    return ctx.set_based_holds and ctx.engine.dialect.name == "postgresql"
+
+
+def _write(conn: Connection, ctx: LedgerContext, batch: _Batch, before: dict[str, tuple[int, int]]) -> None:
+    """Writes what the batch decided: in one statement on PostgreSQL when its lots are all known and every commit
+    goes to a system account; else with the general statements."""
+    book, now_us = batch.book, batch.book.now_us
+    users = book.accounts
+    changes = [
+        (users[key.account].lots[key].lot_id, key.account, delta.remaining_points)
+        for key, delta in sorted(book.lot_deltas.items())
+        if delta.remaining_points or delta.credited_points
+    ]
+    portions = [p for hold in batch.placed for p in hold.lots] + [
+        p for posting in batch.postings for p in (*posting.debit_lots, *posting.credit_lots)
+    ]
+    simple = (
+        all(lot_id is not None for lot_id, _, _ in changes)
+        and all(portion.lot_id is not None for portion in portions)
+        and not any(delta.credited_points for delta in book.lot_deltas.values())
+    )
+    if _on_postgresql(ctx) and simple and all(not posting.credit_lots for posting in batch.postings):
+        digest = entries_hash(entry_of(posting) for posting in batch.postings)[0] if batch.postings else ""
+        changed = [u for name, u in sorted(users.items()) if before.get(name) != (u.balance_points, u.held_points)]
+        pg_hold_batches.write(
+            conn,
+            pg_hold_batches.BatchWrites(
+                lot_changes=changes,  # type: ignore[arg-type]
+                placed=batch.placed,
+                resolved=list(batch.resolved.values()),
+                postings=batch.postings,
+                digest=digest,
+                accounts=changed,
+                system_deltas=book.system_deltas,
+                shard=account_store.shard_of_this_thread(),
+                now_us=now_us,
+            ),
+        )
+        return
+    # A lot this batch created (points committed to a user account) and emptied again (held by a later item) has no
+    # net change to write, but its portions name it: it is stored empty, as the same items one by one leave it.
+    unstored = {p.key for p in portions if p.lot_id is None and users[p.key.account].lots[p.key].lot_id is None}
+    account_store.store_empty_lots(conn, users, unstored)
+    write_book(conn, book, users, before, batch.postings, now_us)
+    for portion in portions:
+        if portion.lot_id is None:
+            portion.lot_id = users[portion.key.account].lots[portion.key].lot_id
+    hold_store.insert_holds(conn, batch.placed, now_us)
+    hold_store.resolve_holds(conn, list(batch.resolved.values()), now_us)
 
 
 def _loaded(conn: Connection, hold_id: str) -> Hold:

@@ -93,6 +93,24 @@ def write_lot_deltas(conn: Connection, users: Mapping[str, UserAccount], deltas:
             users[key.account].lots[key].lot_id = lot_id
 
 
+def store_empty_lots(conn: Connection, users: Mapping[str, UserAccount], keys: Iterable[LotKey]) -> None:
+    """Stores lots this transaction created and emptied again (so nothing else writes them), learning their ids."""
+    rows = [
+        {
+            "account": key.account,
+            "earned_on": key.earned_on,
+            "expires_at_us": key.expires_at_us,
+            "credited_points": 0,
+            "remaining_points": 0,
+            "expired_points": 0,
+        }
+        for key in sorted(keys)
+    ]
+    if rows:
+        for key, lot_id in _upsert_lots(conn, rows).items():
+            users[key.account].lots[key].lot_id = lot_id
+
+
 def _update_lots_by_id(conn: Connection, rows: list[dict[str, Any]]) -> None:
     # The account beside the id: on Citus the lots are distributed by account, and a statement that names it goes to
     # one shard (docs/scale-plan.md, section 3).
