@@ -1,9 +1,12 @@
 """Benchmark of rewards_svc on PostgreSQL: redemptions/s and p99 latency with 32 concurrent gRPC clients.
 
-Each redemption is the whole flow through the real servers: rewards (a `python -m rewards_svc` process on
-PostgreSQL) → ledger Hold → vouchers → ledger CommitHold (a `python -m ledger_svc` process on PostgreSQL). The
-baseline, measured on the same server in the same run after the services stopped: pgbench's simple-update
-transactions/s at the same concurrency (bench_baseline_support.py). The last line is one JSON object; "ratio" is
+Each redemption is the whole flow through the real servers, a `python -m rewards_svc` and a `python -m ledger_svc`
+process, each on PostgreSQL: rewards reserves it (redemption, stock and vouchers in one transaction shared with the
+concurrent requests for the same reward, ADR 0304) → one ledger Hold that commits at once (ADR 0303), sent in a
+HoldBatch call with the concurrent redemptions' Holds (ADR 0305; CARBON_REDEEM_HOLD_BATCH=0 in the environment sends
+each alone) → COMPLETED (one transaction for the redemptions finishing together). The baseline, measured on the
+same server in the same run after the services stopped: pgbench's simple-update transactions/s at the same
+concurrency (bench_baseline_support.py). The last line is one JSON object; "ratio" is
 redemptions/s ÷ pgbench TPS (higher is better; issue 19 asks for 0.2).
 
 BENCH_REWARDS_MODE picks the contention: `spread` (default: 256 accounts, one reward of unlimited stock), `hot-accounts`

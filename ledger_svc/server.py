@@ -228,6 +228,7 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
 CRASH_POINTS = {
     "ledger_after_post": "PostTransfers",
     "ledger_after_hold": "Hold",
+    "ledger_after_hold_batch": "HoldBatch",
     "ledger_after_commit": "CommitHold",
     "ledger_after_release": "ReleaseHold",
     "ledger_after_refund": "RefundTransfer",

@@ -7,6 +7,7 @@ LedgerUnavailable (the outcome is unknown or the ledger is down: retry with the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,6 +64,10 @@ class LedgerUnavailable(Exception):
     """The ledger did not answer in time or is down; whether the call took effect is unknown."""
 
 
+class HoldBatchUnsupported(Exception):
+    """The ledger predates HoldBatch (UNIMPLEMENTED): nothing was done; send each Hold alone."""
+
+
 class HoldState:
     PENDING = "PENDING"
     COMMITTED = "COMMITTED"
@@ -75,6 +80,18 @@ class HoldView:
     hold_id: str
     state: str
     amount_points: int
+
+
+@dataclass(frozen=True)
+class HoldOrder:
+    """One Hold as sent (alone or in a batch): the ledger's fields, with `commit_to` empty for a hold left pending."""
+
+    hold_id: str
+    account: str
+    amount_points: int
+    timeout_s: int
+    reference: str
+    commit_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,12 @@ class Ledger(Protocol):
         ignores it and answers a PENDING hold)."""
         ...
 
+    def hold_many(self, orders: Sequence[HoldOrder]) -> list[HoldView | LedgerRefused]:
+        """Many Holds in one call, each exactly as `hold` sends it and with its own answer: its hold, or its refusal
+        (never the others'). Raises LedgerUnavailable for the whole call, HoldBatchUnsupported when the ledger has no
+        batch call (nothing was done)."""
+        ...
+
     def commit_hold(self, hold_id: str, credit_account: str) -> HoldView: ...
     def release_hold(self, hold_id: str) -> HoldView: ...
     def get_hold(self, hold_id: str) -> HoldView | None: ...
@@ -137,11 +160,35 @@ def _outcome(result: pb.TransferResult) -> TransferOutcome:
     )
 
 
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _item_answer(result: pb.HoldItemResult) -> HoldView | LedgerRefused:
+    """One item of a batch: what the unary call would have answered, its refusal as the exception it would raise."""
+    if result.status != pb.HOLD_ITEM_STATUS_FAILED:
+        return _view(result.hold)
+    code = _STATUS_CODES.get(result.failure_code, grpc.StatusCode.FAILED_PRECONDITION)
+    metadata = {"field": result.failure_field} if result.failure_field else {}
+    return LedgerRefused(code, result.failure_reason, result.failure_message, metadata)
+
+
 def _translate(error: grpc.RpcError) -> Exception:
     details = error_details(error)
     if details.code in _FINAL_CODES:
         return LedgerRefused(details.code, details.reason, details.message, details.metadata)
     return LedgerUnavailable(f"ledger {details.code.name}: {details.message}")
+
+
+def _hold_request(order: HoldOrder) -> pb.HoldRequest:
+    return pb.HoldRequest(
+        hold_id=order.hold_id,
+        account=order.account,
+        amount_points=order.amount_points,
+        timeout=duration_pb2.Duration(seconds=order.timeout_s),
+        code=pb.TRANSFER_CODE_REDEEM,
+        reference=order.reference,
+        commit_to_account=order.commit_to,
+    )
 
 
 class GrpcLedger:
@@ -167,19 +214,21 @@ class GrpcLedger:
     def hold(
         self, hold_id: str, account: str, amount_points: int, timeout_s: int, reference: str, commit_to: str = ""
     ) -> HoldView:
-        request = pb.HoldRequest(
-            hold_id=hold_id,
-            account=account,
-            amount_points=amount_points,
-            timeout=duration_pb2.Duration(seconds=timeout_s),
-            code=pb.TRANSFER_CODE_REDEEM,
-            reference=reference,
-            commit_to_account=commit_to,
-        )
+        request = _hold_request(HoldOrder(hold_id, account, amount_points, timeout_s, reference, commit_to))
         try:
             return _view(self._stub.Hold(request, timeout=self._deadline_s).hold)
         except grpc.RpcError as error:
             raise _translate(error) from None
+
+    def hold_many(self, orders: Sequence[HoldOrder]) -> list[HoldView | LedgerRefused]:
+        request = pb.HoldBatchRequest(holds=[_hold_request(order) for order in orders])
+        try:
+            response = self._stub.HoldBatch(request, timeout=self._deadline_s)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise HoldBatchUnsupported() from None
+            raise _translate(error) from None
+        return [_item_answer(result) for result in response.results]
 
     def commit_hold(self, hold_id: str, credit_account: str) -> HoldView:
         request = pb.CommitHoldRequest(hold_id=hold_id, credit_account=credit_account)

@@ -206,6 +206,8 @@ def build_services(
     retry_window_s = int(settings.extra.get("CARBON_HOLD_RETRY_WINDOW_S", str(DEFAULT_HOLD_RETRY_WINDOW_S)))
     # "0" while some ledger of the region is older than HoldRequest.commit_to_account: Hold and CommitHold apart.
     commit_at_once = settings.extra.get("CARBON_REDEEM_COMMIT_AT_ONCE", "1") != "0"
+    # "0" while some ledger of the region has no HoldBatch (a ledger answering UNIMPLEMENTED turns it off anyway).
+    batch_holds = settings.extra.get("CARBON_REDEEM_HOLD_BATCH", "1") != "0"
     redemptions = Redemptions(
         engine,
         ledger,
@@ -215,6 +217,7 @@ def build_services(
         hold_retry_window_s=retry_window_s,
         checkpoint=checkpoint,
         commit_at_once=commit_at_once,
+        batch_holds=batch_holds,
     )
     vouchers = Vouchers(engine, ledger, clock, checkpoint=checkpoint)
     charity = Charity(engine, ledger, region_code, clock)

@@ -11,30 +11,30 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy import Connection, Engine
 
 from rewards_svc import store
-from rewards_svc.clients import HoldState, HoldView, Ledger, LedgerRefused, LedgerUnavailable
-from rewards_svc.domain.catalog import Reward, has_counted_stock, reward_not_found
-from rewards_svc.domain.limits import NO_USAGE, is_limited, limit_units, period_starts
-from rewards_svc.domain.redemption import (
-    RedeemRequest,
-    Redemption,
-    RedemptionState,
-    check_redeemable,
-    new_redemption,
-    validate_redeem,
-    vouchers_for,
+from rewards_svc.clients import (
+    HoldBatchUnsupported,
+    HoldOrder,
+    HoldState,
+    HoldView,
+    Ledger,
+    LedgerRefused,
+    LedgerUnavailable,
 )
+from rewards_svc.domain.catalog import Reward
+from rewards_svc.domain.redemption import RedeemRequest, Redemption, RedemptionState, validate_redeem, vouchers_for
 from rewards_svc.domain.vouchers import Voucher
 from rewards_svc.service.checkpoints import Checkpoint, no_checkpoint
 from rewards_svc.service.idempotency import idempotency_reused
+from rewards_svc.service.reservations import Reservations, Reserved
 from service_kit.accounts import REDEMPTION_ACCOUNT
 from service_kit.clock import Clock
+from service_kit.coalescing import Coalescer
 from service_kit.errors import FailedPrecondition, NotFound, Unavailable
 
 log = logging.getLogger("carbon.rewards.redemption")
@@ -42,6 +42,10 @@ log = logging.getLogger("carbon.rewards.redemption")
 # How long after a redemption began a Hold that did not land (an outage) is placed again, while the customer may
 # still be waiting; after it the redemption fails HOLD_NOT_PLACED (docs/adr/0302).
 DEFAULT_HOLD_RETRY_WINDOW_S = 120
+# At most this many Holds travel in one HoldBatch call (the ledger takes up to 1,000), in at most this many calls in
+# flight at once (docs/adr/0305).
+HOLD_BATCH_SIZE = 128
+HOLD_BATCH_SLOTS = 2
 # The reason of the refund that gives back the points of a hold that committed as it landed after its redemption was
 # unwound (docs/adr/0303); fixed, so every attempt sends the same refund (docs/adr/0302).
 UNWOUND_REFUND_REASON = "REDEMPTION_UNWOUND"
@@ -59,16 +63,6 @@ def pending_error(redemption_id: str) -> Unavailable:
     )
 
 
-@dataclass(frozen=True)
-class Reserved:
-    """A new PENDING redemption and the reward it was checked against (its terms and voucher lifetime)."""
-
-    redemption: Redemption
-    reward: Reward
-    # Written with it when its Hold commits at once; none on the two-step path (issued between Hold and commit).
-    vouchers: tuple[Voucher, ...] = ()
-
-
 class Redemptions:
     def __init__(
         self,
@@ -81,6 +75,7 @@ class Redemptions:
         hold_retry_window_s: int = DEFAULT_HOLD_RETRY_WINDOW_S,
         checkpoint: Checkpoint = no_checkpoint,
         commit_at_once: bool = True,
+        batch_holds: bool = True,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
@@ -91,6 +86,13 @@ class Redemptions:
         self._checkpoint = checkpoint
         # Where new redemptions' Holds commit in the same call; empty: Hold and CommitHold apart (ADR 0303).
         self._hold_commit_account = REDEMPTION_ACCOUNT if commit_at_once else ""
+        self._reservations = Reservations(engine, clock, hold_timeout_s, self._hold_commit_account)
+        # Concurrent Holds go to the ledger together in one HoldBatch call, each with its own answer (ADR 0305); off
+        # by setting, or by itself once a ledger answers that it has no HoldBatch.
+        self._batch_holds = batch_holds
+        self._holding: Coalescer[HoldOrder, HoldView | LedgerRefused | None] = Coalescer(
+            self._hold_group, slots_per_key=HOLD_BATCH_SLOTS, max_size=HOLD_BATCH_SIZE
+        )
 
     def redeem(
         self, request_id: str, account_number: str, reward_id: str, quantity: int, region_code: str
@@ -104,13 +106,14 @@ class Redemptions:
             region_code=region_code or self._region_code,
         )
         validate_redeem(request)
-        # One pooled connection for the whole redemption (the pool is sized to the worker threads); no transaction
-        # is open while the ledger is called.
+        # Reserved in one transaction with the concurrent requests for the same reward (ADR 0304).
+        reserved = self._reservations.reserve(request)
+        if isinstance(reserved, Reserved) and reserved.redemption.hold_commit_account:
+            return self._drive_at_once(reserved.redemption, reserved.vouchers)
+        # A pooled connection for the rest of the redemption (the pool is sized to the worker threads); no
+        # transaction is open while the ledger is called.
         with self._engine.connect() as connection:
-            reserved = self._reserve(connection, request)
             if isinstance(reserved, Reserved):
-                if reserved.redemption.hold_commit_account:
-                    return self._drive_at_once(connection, reserved.redemption, reserved.vouchers)
                 return self._drive(connection, reserved.redemption, reserved.reward)
             if not reserved.same_request(request):
                 raise idempotency_reused(request_id)
@@ -143,98 +146,29 @@ class Redemptions:
             raise pending_error(redemption.redemption_id)
         return redemption
 
-    # --- step 1: reserve ------------------------------------------------------------------------------------------
-
-    def _reserve(self, connection: Connection, request: RedeemRequest) -> Reserved | Redemption:
-        """One local transaction: the checks, the PENDING redemption and the stock it takes; or a FAILED record.
-
-        Returns the new redemption with the reward it was checked against, or the redemption stored first under
-        this request id (a retry: nothing is written). Raises the refusal of a new request.
-        """
-        now = self._clock()
-        redemption_id = uuid.uuid4().hex
-        with connection.begin():
-            # A retry finds its redemption without locking the reward: retries never queue behind new redemptions.
-            existing = store.redemptions.get(connection, request_id=request.request_id)
-            if existing is not None:
-                return existing
-            reward = self._reward_to_check(connection, request.reward_id)
-            if reward is None:
-                existing = store.redemptions.get(connection, request_id=request.request_id)
-                if existing is not None:
-                    return existing
-                raise reward_not_found(request.reward_id)
-            refusal = self._refusal(connection, request, reward, now)
-            redemption = new_redemption(
-                redemption_id,
-                request,
-                reward,
-                now,
-                refusal.reason if refusal else "",
-                self._hold_timeout_s,
-                "" if refusal else self._hold_commit_account,
-            )
-            if not store.redemptions.insert(connection, redemption, limit_units(reward, request.quantity)):
-                existing = store.redemptions.get(connection, request_id=request.request_id)
-                assert existing is not None  # the insert met it
-                return existing
-            if refusal is None and has_counted_stock(reward):
-                store.rewards.change_stock(connection, reward.reward_id, -request.quantity)
-            vouchers: tuple[Voucher, ...] = ()
-            if refusal is None and redemption.hold_commit_account:
-                # Written now, seen only once the redemption completes: the one ledger call then takes the points.
-                vouchers = vouchers_for(redemption, reward, now)
-                store.vouchers.insert_new(connection, vouchers)
-        if refusal is not None:
-            raise refusal
-        return Reserved(redemption=redemption, reward=reward, vouchers=vouchers)
-
-    @staticmethod
-    def _reward_to_check(connection: Connection, reward_id: str) -> Reward | None:
-        reward = store.rewards.get(connection, reward_id)
-        if reward is not None and (has_counted_stock(reward) or is_limited(reward)):
-            # Counted stock and per-account limits need redemptions of this reward one at a time.
-            reward = store.rewards.get(connection, reward_id, lock=True)
-        return reward
-
-    @staticmethod
-    def _refusal(
-        connection: Connection, request: RedeemRequest, reward: Reward, now: datetime
-    ) -> FailedPrecondition | None:
-        """Why the reward cannot be redeemed now, if it cannot; usage is counted only where limits apply."""
-        usage = NO_USAGE
-        if is_limited(reward):
-            day_start, month_start = period_starts(now)
-            usage = store.redemptions.usage(
-                connection, request.account_number, reward.reward_id, day_start, month_start
-            )
-        try:
-            check_redeemable(reward, request.region_code, request.quantity, usage, now)
-        except FailedPrecondition as refusal:
-            return refusal
-        return None
-
     # --- steps 2 to 5: hold, vouchers, commit, complete -----------------------------------------------------------
 
-    def _drive_at_once(
-        self, connection: Connection, redemption: Redemption, vouchers: tuple[Voucher, ...]
-    ) -> Redemption:
-        """The forward path when the vouchers were written with the redemption: one Hold that commits, then done."""
+    def _drive_at_once(self, redemption: Redemption, vouchers: tuple[Voucher, ...]) -> Redemption:
+        """The forward path when the vouchers were written with the redemption: one Hold that commits, then done,
+        completed in one transaction with the others finishing at the same time. Only a detour (a refusal, an
+        outage, an older ledger) takes a pooled connection."""
         self._checkpoint("after_vouchers")
         try:
             hold = self._send_hold(redemption)
         except LedgerRefused as refused:
-            if refused.key_taken:  # a hold under this id exists after all: never a refusal (ADR 0302)
-                return self._replay(connection, redemption)
-            self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
+            with self._engine.connect() as connection:
+                if refused.key_taken:  # a hold under this id exists after all: never a refusal (ADR 0302)
+                    return self._replay(connection, redemption)
+                self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
             raise refused.as_domain_error() from None
         except LedgerUnavailable:
-            return self._replay(connection, redemption)
+            with self._engine.connect() as connection:
+                return self._replay(connection, redemption)
         self._checkpoint("after_hold")
-        if hold.state != HoldState.COMMITTED:  # a ledger that does not commit in the Hold call yet answers PENDING
-            return self._replay(connection, redemption)
-        if not self._complete(connection, redemption.redemption_id):
-            return self._get(connection, redemption.redemption_id)  # another finisher moved it first
+        if hold.state != HoldState.COMMITTED or not self._reservations.complete(redemption.redemption_id):
+            # A ledger that does not commit in the Hold call yet answers PENDING; or another finisher moved it first.
+            with self._engine.connect() as connection:
+                return self._replay(connection, self._get(connection, redemption.redemption_id))
         return dataclasses.replace(redemption, state=RedemptionState.COMPLETED, vouchers=vouchers)
 
     def _drive(self, connection: Connection, redemption: Redemption, reward: Reward) -> Redemption:
@@ -294,15 +228,37 @@ class Redemptions:
         return self._get(connection, redemption_id)
 
     def _send_hold(self, redemption: Redemption) -> HoldView:
-        """The redemption's Hold, exactly as first sent (its stored timeout; the setting on rows from before)."""
-        return self._ledger.hold(
+        """The redemption's Hold, exactly as first sent (its stored timeout; the setting on rows from before); in one
+        HoldBatch call with the Holds of concurrent redemptions where the ledger has it. Raises LedgerRefused with
+        this Hold's own refusal, LedgerUnavailable."""
+        order = HoldOrder(
             redemption.hold_id,
             redemption.account_number,
             redemption.amount_points,
             redemption.hold_timeout_s or self._hold_timeout_s,
-            reference=redemption.redemption_id,
-            commit_to=redemption.hold_commit_account,
+            redemption.redemption_id,
+            redemption.hold_commit_account,
         )
+        if self._batch_holds:
+            answer = self._holding.submit("", order, 1)
+            if isinstance(answer, LedgerRefused):
+                raise answer
+            if answer is not None:
+                return answer
+        return self._ledger.hold(
+            order.hold_id, order.account, order.amount_points, order.timeout_s, order.reference, order.commit_to
+        )
+
+    def _hold_group(self, orders: Sequence[HoldOrder]) -> list[HoldView | LedgerRefused | None]:
+        """One HoldBatch call for the group; None for every member when the ledger has no HoldBatch (each then sends
+        its own Hold, and so does every later redemption)."""
+        try:
+            return list(self._ledger.hold_many(orders))
+        except HoldBatchUnsupported:
+            if self._batch_holds:
+                log.warning("the ledger has no HoldBatch: Holds are sent one by one")
+            self._batch_holds = False
+            return [None] * len(orders)
 
     def _place_hold_again(self, connection: Connection, redemption: Redemption) -> HoldView | None:
         """A Hold an outage kept from landing, sent again while the customer may be waiting (idempotent by its id:

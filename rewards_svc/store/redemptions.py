@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from rewards_svc.domain.limits import Usage
-from rewards_svc.domain.redemption import COUNTED_STATES, Redemption
+from rewards_svc.domain.redemption import COUNTED_STATES, Redemption, RedemptionState
 from rewards_svc.store import vouchers
 from rewards_svc.store.tables import insert_if_absent, redemption_table
 
@@ -58,9 +59,8 @@ _SET_STATE = (
 )
 
 
-def insert(connection: Connection, redemption: Redemption, limit_units: int) -> bool:
-    """False when a redemption with this request id exists (a retry, or a race with one): nothing was written."""
-    row = {
+def _row(redemption: Redemption, limit_units: int) -> dict[str, Any]:
+    return {
         "redemption_id": redemption.redemption_id,
         "request_id": redemption.request_id,
         "account_number": redemption.account_number,
@@ -78,7 +78,54 @@ def insert(connection: Connection, redemption: Redemption, limit_units: int) -> 
         "created_at": redemption.created_at,
         "updated_at": redemption.created_at,
     }
-    return connection.execute(_INSERT[connection.dialect.name], row).first() is not None
+
+
+def insert(connection: Connection, redemption: Redemption, limit_units: int) -> bool:
+    """False when a redemption with this request id exists (a retry, or a race with one): nothing was written."""
+    return connection.execute(_INSERT[connection.dialect.name], _row(redemption, limit_units)).first() is not None
+
+
+def insert_many(connection: Connection, items: Sequence[tuple[Redemption, int]]) -> set[str]:
+    """Inserts (redemption, limit units) pairs in one statement, in request id order (concurrent groups meet the
+    same request ids in the same order); returns the ids of those written, leaving out any whose request id was taken.
+    """
+    rows = [_row(redemption, units) for redemption, units in sorted(items, key=lambda item: item[0].request_id)]
+    return set(connection.execute(_INSERT[connection.dialect.name], rows).scalars())
+
+
+_TAKEN_REQUEST_IDS = select(redemption_table.c.request_id).where(
+    redemption_table.c.request_id.in_(bindparam("request_ids", expanding=True))
+)
+
+
+def taken_request_ids(connection: Connection, request_ids: Sequence[str]) -> set[str]:
+    """Which of these request ids have a redemption already (one statement for a whole group)."""
+    return set(connection.execute(_TAKEN_REQUEST_IDS, {"request_ids": list(request_ids)}).scalars())
+
+
+_COMPLETE_MANY = (
+    update(redemption_table)
+    .where(
+        and_(
+            redemption_table.c.redemption_id.in_(bindparam("redemption_ids", expanding=True)),
+            redemption_table.c.state == bindparam("from_state"),
+        )
+    )
+    .values(state=bindparam("to_state"), updated_at=bindparam("now"))
+    .returning(redemption_table.c.redemption_id)
+)
+
+
+def complete_many(connection: Connection, redemption_ids: Sequence[str], now: datetime) -> set[str]:
+    """PENDING → COMPLETED for many redemptions in one statement; returns those moved (the rest were moved first by
+    another worker)."""
+    values = {
+        "redemption_ids": sorted(redemption_ids),
+        "from_state": RedemptionState.PENDING,
+        "to_state": RedemptionState.COMPLETED,
+        "now": now,
+    }
+    return set(connection.execute(_COMPLETE_MANY, values).scalars())
 
 
 def _from_row(row: Any, items: tuple[Any, ...]) -> Redemption:

@@ -265,14 +265,17 @@ def ledger_died_and_restarted(region: Region) -> None:
     region.federation.start_ledger(REGION)
 
 
-# A redemption's one Hold commits at once (ADR 0303); CommitHold is sent apart only on the two-step path (rows from
-# before, or CARBON_REDEEM_COMMIT_AT_ONCE=0).
-@pytest.mark.parametrize(("point", "at_once"), [("ledger_after_hold", "1"), ("ledger_after_commit", "0")])
+# A redemption's one Hold commits at once (ADR 0303), sent in a HoldBatch call (ADR 0305) unless the setting sends it
+# alone; CommitHold is sent apart only on the two-step path (rows from before, or CARBON_REDEEM_COMMIT_AT_ONCE=0).
+@pytest.mark.parametrize(
+    ("point", "at_once", "batch"),
+    [("ledger_after_hold_batch", "1", "1"), ("ledger_after_hold", "1", "0"), ("ledger_after_commit", "0", "1")],
+)
 def test_the_ledger_killed_after_storing_a_redemption_step_before_answering(
-    region: Region, point: str, at_once: str
+    region: Region, point: str, at_once: str, batch: str
 ) -> None:
     zhao = region.funded(PRICE)
-    rewards = region.start_rewards(CARBON_REDEEM_COMMIT_AT_ONCE=at_once)
+    rewards = region.start_rewards(CARBON_REDEEM_COMMIT_AT_ONCE=at_once, CARBON_REDEEM_HOLD_BATCH=batch)
     ledger_dies_after(region, point)
     with pytest.raises(grpc.RpcError) as pending:
         rewards.Redeem(redeem_request("zhao-1", zhao), timeout=20)

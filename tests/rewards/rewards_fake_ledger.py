@@ -6,6 +6,7 @@ Used where the real ledger_svc is not there yet (it replaces this automatically 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -13,6 +14,7 @@ import grpc
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from rewards_svc.clients import (
+    HoldOrder,
     HoldState,
     HoldView,
     LedgerRefused,
@@ -78,6 +80,26 @@ class FakeLedger:
                     self._commit(hold_id, commit_to)
             found = self.holds[hold_id]
             return HoldView(hold_id, found.state, found.amount_points)
+
+    def hold_many(self, orders: Sequence[HoldOrder]) -> list[HoldView | LedgerRefused]:
+        """HoldBatch: each order exactly as `hold`, a refusal as that order's own answer."""
+        self._reachable()
+        answers: list[HoldView | LedgerRefused] = []
+        for order in orders:
+            try:
+                answers.append(
+                    self.hold(
+                        order.hold_id,
+                        order.account,
+                        order.amount_points,
+                        order.timeout_s,
+                        order.reference,
+                        order.commit_to,
+                    )
+                )
+            except LedgerRefused as refused:
+                answers.append(refused)
+        return answers
 
     def commit_hold(self, hold_id: str, credit_account: str) -> HoldView:
         with self.lock:
