@@ -46,7 +46,16 @@ from pathlib import Path
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 import grpc
 from bench_baseline_support import pgbench_tps
-from bench_ingest_support import ROOT, Process, cpu_seconds, p99_ms, private_schemas, profiled, redis_url, service_process
+from bench_ingest_support import (
+    ROOT,
+    Process,
+    cpu_seconds,
+    p99_ms,
+    private_schemas,
+    profiled,
+    redis_url,
+    service_process,
+)
 from sqlalchemy import create_engine, text
 
 from carbon.common.v1 import common_pb2

@@ -45,7 +45,7 @@ from gateway.service.known_accounts import KnownAccounts
 from gateway.service.ledger_postings import LedgerPostings
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
-from gateway.service.sharing_consent import require_sharing_consent
+from gateway.service.sharing_consent import ask_sharing_consent
 from gateway.service.transfer_writes import TransferWrites
 from gateway.store import tables
 from gateway.store import transfers as store
@@ -104,9 +104,11 @@ class TransferService(LeasedSagas[Transfer]):
         if existing is not None:
             return existing
         timeout_s = self.timing.call_timeout.total_seconds()
-        check_accounts(self.clients, self.config, request, timeout_s)
+        # Every region's questions at once; the answers are judged in the order they were asked before (ADR 0614).
         sharing = (("from_account", request.from_account), ("to_account", request.to_account))
-        require_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
+        consented = ask_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
+        check_accounts(self.clients, self.config, request, timeout_s)
+        consented()
         return self._record(request, caller.caller_id, (), authorized_by)
 
     def start(
