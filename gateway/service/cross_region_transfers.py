@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from gateway import wire
@@ -129,12 +128,8 @@ class TransferService(LeasedSagas[Transfer]):
     ) -> Transfer:
         """Records a transfer its caller found new, then drives it; a concurrent twin that recorded it first makes
         this a replay."""
-        now = self.clock()
-        transfer = new_transfer(request, caller_id, now, self.timing, carry_lots, authorized_by)
-        try:
-            with self.engine.begin() as conn:
-                store.insert_transfer(conn, transfer, lease_until=now + self.lease)
-        except IntegrityError:
+        transfer = new_transfer(request, caller_id, self.clock(), self.timing, carry_lots, authorized_by)
+        if not self.writes.record(transfer):
             replayed = self._replay(request)
             assert replayed is not None
             return replayed
@@ -285,9 +280,20 @@ class TransferService(LeasedSagas[Transfer]):
             # B definitely refused (nothing moved there): the COMMIT decision is overturned and A released.
             log.warning("destination refused the credit", extra={"transfer_id": transfer.transfer_id, "reason": reason})
             return self.writes.decide(transfer, Decision.COMMIT, Decision.ABORT, f"CREDIT_REFUSED_{reason}")
-        credited = self.writes.advance(transfer, State.CREDITED)
         self.crash_point("after_credit")
-        return credited
+        # B's credit is durable there and deduplicated by its id, so the gateway goes straight on to A's hold: a
+        # crash before COMMITTED is written re-sends the credit (answered as posted before) and then the commit.
+        # CREDITED is written only when the commit does not simply succeed: the late debit, its reversal and a
+        # region not answering then go on from it as before (ADR 0614).
+        self.crash_point("before_commit")
+        try:
+            committed = self._hold_committed(transfer)
+        except Postponed:
+            self.writes.advance(transfer, State.CREDITED)
+            raise
+        if committed:
+            return self.writes.finish(transfer, State.COMMITTED, "")
+        return self._late_debit(self.writes.advance(transfer, State.CREDITED))
 
     def _commit(self, transfer: Transfer) -> Transfer:
         self.crash_point("before_commit")
