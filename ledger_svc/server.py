@@ -10,9 +10,21 @@ from sqlalchemy import Engine
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from ledger_svc import callers, wire
+from ledger_svc.domain.holds import CommitItem, HoldOutcome
 from ledger_svc.domain.transfers import ItemResult, Status
 from ledger_svc.reminder_client import IdentityReminders
-from ledger_svc.service import audit, expiring_ahead, expiry, holds, periods, reads, refunds, scheduler, transfers
+from ledger_svc.service import (
+    audit,
+    expiring_ahead,
+    expiry,
+    hold_batches,
+    holds,
+    periods,
+    reads,
+    refunds,
+    scheduler,
+    transfers,
+)
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
 from ledger_svc.settings import LedgerSettings
@@ -89,6 +101,25 @@ class LedgerServiceServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     def ReleaseHold(self, request: pb.ReleaseHoldRequest, context: grpc.ServicerContext) -> pb.ReleaseHoldResponse:
         hold = holds.release_hold(self._ctx, request.hold_id)
         return pb.ReleaseHoldResponse(hold=wire.hold_message(hold, self._ctx.now_us()))
+
+    @idempotent
+    def HoldBatch(self, request: pb.HoldBatchRequest, context: grpc.ServicerContext) -> pb.HoldBatchResponse:
+        outcomes = hold_batches.hold_batch(self._ctx, [wire.hold_item(item) for item in request.holds])
+        return self._items_answered(pb.HoldBatchResponse(), outcomes)
+
+    @idempotent
+    def CommitHolds(self, request: pb.CommitHoldsRequest, context: grpc.ServicerContext) -> pb.CommitHoldsResponse:
+        items = [CommitItem(c.hold_id, c.amount_points, c.credit_account) for c in request.commits]
+        return self._items_answered(pb.CommitHoldsResponse(), hold_batches.commit_holds(self._ctx, items))
+
+    @idempotent
+    def ReleaseHolds(self, request: pb.ReleaseHoldsRequest, context: grpc.ServicerContext) -> pb.ReleaseHoldsResponse:
+        outcomes = hold_batches.release_holds(self._ctx, [item.hold_id for item in request.releases])
+        return self._items_answered(pb.ReleaseHoldsResponse(), outcomes)
+
+    def _items_answered(self, response: wire.HoldItemsResponse, outcomes: list[HoldOutcome]) -> wire.HoldItemsResponse:
+        self._metrics.posted([outcome.result for outcome in outcomes if outcome.result is not None])
+        return wire.hold_items_response(response, outcomes, self._ctx.now_us())
 
     @idempotent
     def GetHold(self, request: pb.GetHoldRequest, context: grpc.ServicerContext) -> pb.GetHoldResponse:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from functools import partial
 from itertools import repeat
+from typing import TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
@@ -17,7 +18,7 @@ from ledger_svc.domain.balance import BalanceView, LotView
 from ledger_svc.domain.conservation import Conservation
 from ledger_svc.domain.credits import CreditColumns
 from ledger_svc.domain.expiry import ExpiryOutcome
-from ledger_svc.domain.holds import Hold, HoldRequest
+from ledger_svc.domain.holds import Hold, HoldOutcome, HoldRequest, Refused
 from ledger_svc.domain.jobs import JobRun
 from ledger_svc.domain.journal import Verification
 from ledger_svc.domain.lots import LotKey, Portion
@@ -25,7 +26,7 @@ from ledger_svc.domain.periods import PeriodFigures, first_day
 from ledger_svc.domain.summary import MonthlySummary
 from ledger_svc.domain.transfers import CarriedLot, ItemResult, Posting, Status, TransferRequest
 from ledger_svc.service.reads import LotPage, StatementPage
-from service_kit.errors import InvalidArgument
+from service_kit.errors import DomainError, InvalidArgument
 from service_kit.wire import check_unix_us
 
 STATUS = {
@@ -287,6 +288,36 @@ def hold_message(hold: Hold, now_us: int) -> pb.HoldInfo:
         reference=hold.reference,
         lots=[portion_message(portion) for portion in hold.lots],
     )
+
+
+HoldItemsResponse = TypeVar("HoldItemsResponse", pb.HoldBatchResponse, pb.CommitHoldsResponse, pb.ReleaseHoldsResponse)
+
+
+def hold_item(request: pb.HoldRequest) -> HoldRequest | Refused:
+    """A HoldBatch item: its request, or the error its wire form is refused with (an item's refusal is its own)."""
+    try:
+        return hold_request(request)
+    except DomainError as error:
+        return Refused(request.hold_id, error)
+
+
+def hold_items_response(response: HoldItemsResponse, outcomes: list[HoldOutcome], now_us: int) -> HoldItemsResponse:
+    """Fills a HoldBatch, CommitHolds or ReleaseHolds response: one HoldItemResult per outcome, in order."""
+    add = response.results.add
+    for outcome in outcomes:
+        message = add(hold_id=outcome.hold_id, status=int(outcome.status))  # type: ignore[arg-type]
+        if outcome.error is not None:
+            error = outcome.error
+            message.failure_code = error.code.value[0]
+            message.failure_reason = error.reason
+            message.failure_field = getattr(error, "field", "")
+            message.failure_message = error.message
+            continue
+        if outcome.hold is not None:
+            message.hold.CopyFrom(hold_message(outcome.hold, now_us))
+        if outcome.result is not None:
+            message.result.CopyFrom(result_message(outcome.result))
+    return response
 
 
 # --- reads -----------------------------------------------------------------------------------------------------------

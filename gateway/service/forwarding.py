@@ -180,7 +180,7 @@ _LEDGER_NOT_SERVED = (
     *("PostTransfers", "PostCredits", "GetTransfer", "RefundTransfer", "Hold", "CommitHold", "ReleaseHold"),
     *("GetHold", "SweepExpiredHolds", "ExpirePoints", "VerifyJournal", "CheckConservation", "ListJobRuns"),
     *("GetPeriodFigures", "GetExpiringAhead"),
-    "StartJobRun",
+    *("StartJobRun", "HoldBatch", "CommitHolds", "ReleaseHolds"),
 )
 # What the gateway deliberately does not serve, and why: a region's internal calls between its own services
 # (identity for ingest and the gateway, holds for rewards and the gateway's sagas), the ledger's postings and

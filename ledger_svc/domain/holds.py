@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
 from ledger_svc.domain.fingerprints import fingerprint_of, metadata_json
 from ledger_svc.domain.lots import Portion
 from ledger_svc.domain.names import TransferCode
 from ledger_svc.domain.refusal import Refusal
-from ledger_svc.domain.transfers import Posting
-from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from ledger_svc.domain.transfers import ItemResult, Posting
+from service_kit.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument
 
 MAX_HOLD_TIMEOUT_US = 7 * 86_400 * 1_000_000
 DEFAULT_HOLD_TIMEOUT_US = 15 * 60 * 1_000_000
@@ -173,3 +174,46 @@ def reused_key(field: str, value: str, detail: str = "") -> AlreadyExists:
     """The error for an idempotency key (hold id, commit) used before with another body."""
     message = detail or f"{value!r} was used before with a different body"
     return AlreadyExists("IDEMPOTENCY_KEY_REUSED", f"{field} {value!r}: {message}", {"field": field})
+
+
+MAX_BATCH_HOLDS = 1000
+
+
+class ItemStatus(IntEnum):
+    """Mirrors carbon.ledger.v1.HoldItemStatus: what one item of a batched hold call did."""
+
+    DONE = 1
+    REPEATED = 2
+    FAILED = 3
+
+
+@dataclass(frozen=True)
+class HoldOutcome:
+    """One item of HoldBatch, CommitHolds or ReleaseHolds: what the unary call would have answered, as a value.
+    `hold` for DONE and REPEATED; `result` where the item commits; `error` (the unary call's error) for FAILED."""
+
+    hold_id: str
+    status: ItemStatus
+    hold: Hold | None = None
+    result: ItemResult | None = None
+    error: DomainError | None = None
+
+    @classmethod
+    def failed(cls, hold_id: str, error: DomainError) -> HoldOutcome:
+        return cls(hold_id, ItemStatus.FAILED, error=error)
+
+
+class CommitItem(NamedTuple):
+    """One CommitHolds item, as CommitHoldRequest."""
+
+    hold_id: str
+    amount_points: int
+    credit_account: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An item refused before the transaction: its wire form (e.g. a bad timeout) or its fields."""
+
+    hold_id: str
+    error: DomainError

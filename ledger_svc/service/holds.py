@@ -39,7 +39,7 @@ DEFAULT_SWEEP_BATCH = 1000
 
 
 def hold(ctx: LedgerContext, request: HoldRequest) -> Hold:
-    _check_hold_request(ctx, request)
+    check_hold_request(ctx, request)
     if _set_based(ctx):
         return ctx.transaction(lambda conn: set_based_holds.hold(conn, request.pending_hold(ctx.now_us())))
     return ctx.transaction(lambda conn: _hold(conn, ctx, request))
@@ -48,13 +48,8 @@ def hold(ctx: LedgerContext, request: HoldRequest) -> Hold:
 def hold_and_commit(ctx: LedgerContext, request: HoldRequest) -> tuple[Hold, ItemResult]:
     """A hold committed whole to `request.commit_to_account` in the same transaction (ADR 0122): one call and one
     transaction where a caller would send Hold and CommitHold back to back. A repeat answers ALREADY_POSTED."""
-    _check_hold_request(ctx, request)
+    check_hold_request(ctx, request)
     credit_account = request.commit_to_account
-    problem = account_problem(credit_account, ctx.region_code)
-    if problem:
-        raise InvalidArgument("commit_to_account", problem, reason="INVALID_ACCOUNT")
-    if credit_account == request.account:
-        raise InvalidArgument("commit_to_account", "must differ from the held account")
     if _set_based(ctx) and is_system_account(credit_account):
         placed, result = ctx.transaction(
             lambda conn: set_based_holds.hold_and_commit(conn, request.pending_hold(ctx.now_us()), credit_account)
@@ -71,7 +66,8 @@ def hold_and_commit(ctx: LedgerContext, request: HoldRequest) -> tuple[Hold, Ite
     return placed, result
 
 
-def _check_hold_request(ctx: LedgerContext, request: HoldRequest) -> None:
+def check_hold_request(ctx: LedgerContext, request: HoldRequest) -> None:
+    """The errors a Hold request is refused with before anything is read (shared with HoldBatch's items)."""
     require_id("hold_id", request.hold_id)
     problem = account_problem(request.account, ctx.region_code)
     if problem:
@@ -88,6 +84,12 @@ def _check_hold_request(ctx: LedgerContext, request: HoldRequest) -> None:
         raise InvalidArgument("code", f"{request.code} is not a known transfer code", reason="INVALID_CODE")
     if len(request.reference) > MAX_REFERENCE_LENGTH:
         raise InvalidArgument("reference", f"is longer than {MAX_REFERENCE_LENGTH} characters")
+    if request.commit_to_account:
+        problem = account_problem(request.commit_to_account, ctx.region_code)
+        if problem:
+            raise InvalidArgument("commit_to_account", problem, reason="INVALID_ACCOUNT")
+        if request.commit_to_account == request.account:
+            raise InvalidArgument("commit_to_account", "must differ from the held account")
 
 
 def _set_based(ctx: LedgerContext) -> bool:
@@ -122,12 +124,7 @@ def _hold(conn: Connection, ctx: LedgerContext, request: HoldRequest) -> Hold:
 
 def commit_hold(ctx: LedgerContext, hold_id: str, amount_points: int, credit_account: str) -> tuple[Hold, ItemResult]:
     """Moves all or part of a hold to `credit_account` as transfer `hold_id`; the rest goes back to the lots."""
-    require_id("hold_id", hold_id)
-    problem = account_problem(credit_account, ctx.region_code)
-    if problem:
-        raise InvalidArgument("credit_account", problem, reason="INVALID_ACCOUNT")
-    if amount_points < 0:
-        raise InvalidArgument("amount_points", "must not be negative (0 commits the whole hold)")
+    check_commit_request(ctx, hold_id, amount_points, credit_account)
     if _set_based(ctx) and is_system_account(credit_account):
         hold, result = ctx.transaction(
             lambda conn: set_based_holds.commit_to_system(conn, ctx, hold_id, amount_points, credit_account)
@@ -137,6 +134,16 @@ def commit_hold(ctx: LedgerContext, hold_id: str, amount_points: int, credit_acc
     if result.status is Status.POSTED:
         ctx.seal_soon()
     return hold, result
+
+
+def check_commit_request(ctx: LedgerContext, hold_id: str, amount_points: int, credit_account: str) -> None:
+    """The errors a CommitHold request is refused with before anything is read (shared with CommitHolds' items)."""
+    require_id("hold_id", hold_id)
+    problem = account_problem(credit_account, ctx.region_code)
+    if problem:
+        raise InvalidArgument("credit_account", problem, reason="INVALID_ACCOUNT")
+    if amount_points < 0:
+        raise InvalidArgument("amount_points", "must not be negative (0 commits the whole hold)")
 
 
 def _commit(

@@ -171,3 +171,70 @@ def release_expired_holds(
             update(holds).where(holds.c.hold_id.in_(part)).values(state=int(HoldState.EXPIRED), resolved_at_us=now_us)
         )
     return len(expired)
+
+
+def hold_accounts(conn: Connection, hold_ids: Iterable[str]) -> dict[str, str]:
+    """The held account of each hold that exists (to lock them before reading the holds under the locks)."""
+    found: dict[str, str] = {}
+    for part in chunks(sorted(set(hold_ids))):
+        rows = conn.execute(select(holds.c.hold_id, holds.c.account).where(holds.c.hold_id.in_(part)))
+        found.update((row.hold_id, row.account) for row in rows)
+    return found
+
+
+def insert_holds(conn: Connection, placed: list[Hold], now_us: int) -> None:
+    """New holds with their portions, each in its state at the end of the transaction (a hold committed in the
+    transaction that placed it is inserted committed)."""
+    if not placed:
+        return
+    conn.execute(
+        insert(holds),
+        [
+            {
+                "hold_id": hold.hold_id,
+                "account": hold.account,
+                "amount_points": hold.amount_points,
+                "state": int(hold.state),
+                "expires_at_us": hold.expires_at_us,
+                "committed_points": hold.committed_points,
+                "credit_account": hold.credit_account,
+                "code": hold.code,
+                "reference": hold.reference,
+                "metadata_json": hold.metadata_json,
+                "fingerprint": hold.fingerprint,
+                "created_at_us": hold.created_at_us,
+                "resolved_at_us": None if hold.state is HoldState.PENDING else now_us,
+            }
+            for hold in placed
+        ],
+    )
+    portions = [
+        {
+            "hold_id": hold.hold_id,
+            "position": position,
+            "lot_id": portion.lot_id,
+            "amount_points": portion.amount_points,
+        }
+        for hold in placed
+        for position, portion in enumerate(hold.lots)
+    ]
+    assert all(row["lot_id"] is not None for row in portions)
+    if portions:
+        conn.execute(insert(hold_lots), portions)
+
+
+def resolve_holds(conn: Connection, resolved: list[Hold], now_us: int) -> None:
+    """Stores the new state of holds resolved in this transaction."""
+    if not resolved:
+        return
+    conn.execute(
+        update(holds)
+        .where(holds.c.hold_id == bindparam("id"))
+        .values(
+            state=bindparam("st"),
+            committed_points=bindparam("cp"),
+            credit_account=bindparam("ca"),
+            resolved_at_us=now_us,
+        ),
+        [{"id": h.hold_id, "st": int(h.state), "cp": h.committed_points, "ca": h.credit_account} for h in resolved],
+    )

@@ -247,3 +247,59 @@ def test_columns_of_different_lengths_are_refused_and_nothing_is_posted(twin_stu
     assert details.code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.metadata.get("field") == "groups[0].co2e_grams", details
     assert _balances(stub, [account_number(1), account_number(2)]) == [0, 0]
+
+
+def test_hold_batch_commit_holds_and_release_holds_answer_per_item(
+    stub: ledger_service_pb2_grpc.LedgerServiceStub,
+) -> None:
+    stub.PostTransfers(pb.PostTransfersRequest(transfers=[_earn("e1", 100)]), timeout=10)
+    placed = stub.HoldBatch(
+        pb.HoldBatchRequest(
+            holds=[
+                pb.HoldRequest(hold_id="h1", account=A, amount_points=30),
+                pb.HoldRequest(hold_id="h2", account=A, amount_points=30, timeout=duration_pb2.Duration(seconds=-1)),
+                pb.HoldRequest(hold_id="h3", account=A, amount_points=500),
+                pb.HoldRequest(hold_id="h4", account=A, amount_points=20, commit_to_account=REDEMPTION),
+                pb.HoldRequest(hold_id="h5", account=A, amount_points=10),
+            ]
+        ),
+        timeout=10,
+    )
+    assert [(r.hold_id, r.status, r.failure_code, r.failure_reason, r.failure_field) for r in placed.results] == [
+        ("h1", pb.HOLD_ITEM_STATUS_DONE, 0, "", ""),
+        ("h2", pb.HOLD_ITEM_STATUS_FAILED, grpc.StatusCode.INVALID_ARGUMENT.value[0], "INVALID_ARGUMENT", "timeout"),
+        ("h3", pb.HOLD_ITEM_STATUS_FAILED, grpc.StatusCode.FAILED_PRECONDITION.value[0], "INSUFFICIENT_POINTS", ""),
+        ("h4", pb.HOLD_ITEM_STATUS_DONE, 0, "", ""),
+        ("h5", pb.HOLD_ITEM_STATUS_DONE, 0, "", ""),
+    ]
+    assert placed.results[0].hold.state == pb.HOLD_STATE_PENDING and not placed.results[0].HasField("result")
+    assert placed.results[3].hold.state == pb.HOLD_STATE_COMMITTED
+    assert placed.results[3].result.status == pb.TRANSFER_STATUS_POSTED and not placed.results[2].HasField("hold")
+    committed = stub.CommitHolds(
+        pb.CommitHoldsRequest(
+            commits=[
+                pb.CommitHoldRequest(hold_id="h1", credit_account=REDEMPTION),
+                pb.CommitHoldRequest(hold_id="h1", credit_account=REDEMPTION),
+                pb.CommitHoldRequest(hold_id="zz", credit_account=REDEMPTION),
+            ]
+        ),
+        timeout=10,
+    )
+    assert [(r.status, r.failure_reason, r.result.status) for r in committed.results] == [
+        (pb.HOLD_ITEM_STATUS_DONE, "", pb.TRANSFER_STATUS_POSTED),
+        (pb.HOLD_ITEM_STATUS_REPEATED, "", pb.TRANSFER_STATUS_ALREADY_POSTED),
+        (pb.HOLD_ITEM_STATUS_FAILED, "HOLD_NOT_FOUND", pb.TRANSFER_STATUS_UNSPECIFIED),
+    ]
+    released = stub.ReleaseHolds(
+        pb.ReleaseHoldsRequest(releases=[pb.ReleaseHoldRequest(hold_id="h5"), pb.ReleaseHoldRequest(hold_id="h1")]),
+        timeout=10,
+    )
+    assert [(r.status, r.failure_reason, r.hold.state) for r in released.results] == [
+        (pb.HOLD_ITEM_STATUS_DONE, "", pb.HOLD_STATE_RELEASED),
+        (pb.HOLD_ITEM_STATUS_FAILED, "HOLD_COMMITTED", pb.HOLD_STATE_UNSPECIFIED),
+    ]
+    balance = stub.GetBalance(pb.GetBalanceRequest(account=A), timeout=10).balance
+    assert (balance.available_points, balance.held_points, balance.total_points) == (50, 0, 50)
+    with pytest.raises(grpc.RpcError) as empty:
+        stub.HoldBatch(pb.HoldBatchRequest(), timeout=10)
+    assert empty.value.code() is grpc.StatusCode.INVALID_ARGUMENT

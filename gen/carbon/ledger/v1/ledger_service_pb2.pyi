@@ -183,6 +183,38 @@ HOLD_STATE_EXPIRED: HoldState.ValueType  # 4
 """Timed out; counts as released."""
 Global___HoldState: _TypeAlias = HoldState  # noqa: Y015
 
+class _HoldItemStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HoldItemStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HoldItemStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HOLD_ITEM_STATUS_UNSPECIFIED: _HoldItemStatus.ValueType  # 0
+    """Not a status; never returned."""
+    HOLD_ITEM_STATUS_DONE: _HoldItemStatus.ValueType  # 1
+    """Done by this request: the hold placed (and committed, with commit_to_account), committed, or released."""
+    HOLD_ITEM_STATUS_REPEATED: _HoldItemStatus.ValueType  # 2
+    """The same request was made before (in an earlier call or earlier in this one): nothing changed; `hold` is the
+    hold as it is now, and `result` the first commit's transfer (ALREADY_POSTED) where the item commits.
+    """
+    HOLD_ITEM_STATUS_FAILED: _HoldItemStatus.ValueType  # 3
+    """Refused: failure_reason and failure_code say why; nothing of this item changed."""
+
+class HoldItemStatus(_HoldItemStatus, metaclass=_HoldItemStatusEnumTypeWrapper):
+    """What happened to one item of HoldBatch, CommitHolds or ReleaseHolds."""
+
+HOLD_ITEM_STATUS_UNSPECIFIED: HoldItemStatus.ValueType  # 0
+"""Not a status; never returned."""
+HOLD_ITEM_STATUS_DONE: HoldItemStatus.ValueType  # 1
+"""Done by this request: the hold placed (and committed, with commit_to_account), committed, or released."""
+HOLD_ITEM_STATUS_REPEATED: HoldItemStatus.ValueType  # 2
+"""The same request was made before (in an earlier call or earlier in this one): nothing changed; `hold` is the
+hold as it is now, and `result` the first commit's transfer (ALREADY_POSTED) where the item commits.
+"""
+HOLD_ITEM_STATUS_FAILED: HoldItemStatus.ValueType  # 3
+"""Refused: failure_reason and failure_code say why; nothing of this item changed."""
+Global___HoldItemStatus: _TypeAlias = HoldItemStatus  # noqa: Y015
+
 class _JobRunState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1136,6 +1168,215 @@ class SweepExpiredHoldsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SweepExpiredHoldsResponse: _TypeAlias = SweepExpiredHoldsResponse  # noqa: Y015
+
+@_typing.final
+class HoldBatchRequest(_message.Message):
+    """Many holds to place (HoldBatch)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def holds(self) -> _containers.RepeatedCompositeFieldContainer[Global___HoldRequest]:
+        """Required: 1-1,000 holds, each exactly as a Hold call's request; decided in this order."""
+
+    def __init__(
+        self,
+        *,
+        holds: _abc.Iterable[Global___HoldRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["holds", b"holds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldBatchRequest: _TypeAlias = HoldBatchRequest  # noqa: Y015
+
+@_typing.final
+class HoldBatchResponse(_message.Message):
+    """The outcome of each hold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___HoldItemResult]:
+        """One per item of HoldBatchRequest.holds, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___HoldItemResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldBatchResponse: _TypeAlias = HoldBatchResponse  # noqa: Y015
+
+@_typing.final
+class CommitHoldsRequest(_message.Message):
+    """Many commits (CommitHolds)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMITS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def commits(self) -> _containers.RepeatedCompositeFieldContainer[Global___CommitHoldRequest]:
+        """Required: 1-1,000 commits, each exactly as a CommitHold call's request; decided in this order."""
+
+    def __init__(
+        self,
+        *,
+        commits: _abc.Iterable[Global___CommitHoldRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commits", b"commits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommitHoldsRequest: _TypeAlias = CommitHoldsRequest  # noqa: Y015
+
+@_typing.final
+class CommitHoldsResponse(_message.Message):
+    """The outcome of each commit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___HoldItemResult]:
+        """One per item of CommitHoldsRequest.commits, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___HoldItemResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommitHoldsResponse: _TypeAlias = CommitHoldsResponse  # noqa: Y015
+
+@_typing.final
+class ReleaseHoldsRequest(_message.Message):
+    """Many releases (ReleaseHolds)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELEASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def releases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReleaseHoldRequest]:
+        """Required: 1-1,000 releases, each exactly as a ReleaseHold call's request; decided in this order."""
+
+    def __init__(
+        self,
+        *,
+        releases: _abc.Iterable[Global___ReleaseHoldRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["releases", b"releases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseHoldsRequest: _TypeAlias = ReleaseHoldsRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseHoldsResponse(_message.Message):
+    """The outcome of each release."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___HoldItemResult]:
+        """One per item of ReleaseHoldsRequest.releases, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___HoldItemResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseHoldsResponse: _TypeAlias = ReleaseHoldsResponse  # noqa: Y015
+
+@_typing.final
+class HoldItemResult(_message.Message):
+    """The answer for one item of HoldBatch, CommitHolds or ReleaseHolds: what the unary call (Hold, CommitHold,
+    ReleaseHold) would have answered, as a value instead of an error.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLD_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILURE_CODE_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    FAILURE_FIELD_FIELD_NUMBER: _builtins.int
+    FAILURE_MESSAGE_FIELD_NUMBER: _builtins.int
+    HOLD_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    hold_id: _builtins.str
+    """The item's hold_id, as sent."""
+    status: Global___HoldItemStatus.ValueType
+    """DONE, REPEATED or FAILED."""
+    failure_code: _builtins.int
+    """For FAILED: the google.rpc.Code the unary call would have failed with (3 INVALID_ARGUMENT, 5 NOT_FOUND,
+    6 ALREADY_EXISTS, 9 FAILED_PRECONDITION); 0 otherwise.
+    """
+    failure_reason: _builtins.str
+    """For FAILED: the ErrorInfo reason the unary call would have sent, e.g. INVALID_ARGUMENT, INVALID_ACCOUNT,
+    INVALID_AMOUNT, INVALID_CODE, INSUFFICIENT_POINTS, IDEMPOTENCY_KEY_REUSED, HOLD_NOT_FOUND, HOLD_RELEASED,
+    HOLD_EXPIRED, HOLD_COMMITTED; empty otherwise.
+    """
+    failure_field: _builtins.str
+    """For FAILED with failure_code INVALID_ARGUMENT: the field at fault within the item, e.g. "amount_points",
+    "timeout", "commit_to_account", "credit_account"; empty otherwise.
+    """
+    failure_message: _builtins.str
+    """For FAILED: human-readable detail in English; do not parse it."""
+    @_builtins.property
+    def hold(self) -> Global___HoldInfo:
+        """For DONE and REPEATED: the hold as it is now (as the unary call's answer); unset for FAILED."""
+
+    @_builtins.property
+    def result(self) -> Global___TransferResult:
+        """Set where the item commits (a CommitHolds item, or a HoldBatch item with commit_to_account) and is not FAILED:
+        the commit's transfer (transfer_id = hold_id), POSTED, or ALREADY_POSTED for REPEATED.
+        """
+
+    def __init__(
+        self,
+        *,
+        hold_id: _builtins.str = ...,
+        status: Global___HoldItemStatus.ValueType = ...,
+        failure_code: _builtins.int = ...,
+        failure_reason: _builtins.str = ...,
+        failure_field: _builtins.str = ...,
+        failure_message: _builtins.str = ...,
+        hold: Global___HoldInfo | None = ...,
+        result: Global___TransferResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure_code", b"failure_code", "failure_field", b"failure_field", "failure_message", b"failure_message", "failure_reason", b"failure_reason", "hold", b"hold", "hold_id", b"hold_id", "result", b"result", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldItemResult: _TypeAlias = HoldItemResult  # noqa: Y015
 
 @_typing.final
 class Balance(_message.Message):

@@ -97,6 +97,21 @@ class LedgerServiceStub:
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.SweepExpiredHoldsRequest.SerializeToString,
                 response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.SweepExpiredHoldsResponse.FromString,
                 _registered_method=True)
+        self.HoldBatch = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/HoldBatch',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.HoldBatchRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.HoldBatchResponse.FromString,
+                _registered_method=True)
+        self.CommitHolds = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/CommitHolds',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CommitHoldsRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CommitHoldsResponse.FromString,
+                _registered_method=True)
+        self.ReleaseHolds = channel.unary_unary(
+                '/carbon.ledger.v1.LedgerService/ReleaseHolds',
+                request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ReleaseHoldsRequest.SerializeToString,
+                response_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ReleaseHoldsResponse.FromString,
+                _registered_method=True)
         self.GetBalance = channel.unary_unary(
                 '/carbon.ledger.v1.LedgerService/GetBalance',
                 request_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.GetBalanceRequest.SerializeToString,
@@ -282,6 +297,45 @@ class LedgerServiceServicer:
         all its expired holds.
         Idempotency: safe to repeat: a swept hold is not swept again.
         Errors: INVALID_ARGUMENT (batch_size negative).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HoldBatch(self, request, context):
+        """Places many holds in one call: each item is exactly a Hold call (same fields, rules, idempotency and
+        fingerprint; with commit_to_account set it is also committed whole, as Hold does), and the items are decided as
+        if they were applied one after another in request order, so an earlier item's points are no longer spendable
+        for a later one of the same account. One HoldItemResult per item, in request order. A refused item (bad field,
+        INSUFFICIENT_POINTS, IDEMPOTENCY_KEY_REUSED, ...) is a FAILED result that changes nothing for that item and
+        never fails the others. A hold_id repeated within one request is decided as a repeat of its earlier item.
+        Idempotency: per item, as Hold: the same body again is REPEATED with the hold as it is now (and, with
+        commit_to_account, the commit's result ALREADY_POSTED); another body is FAILED IDEMPOTENCY_KEY_REUSED. A holds
+        item here and a Hold call with the same hold_id and body are the same hold.
+        Errors: INVALID_ARGUMENT (no holds; BATCH_TOO_LARGE over 1,000 holds), of the whole call: nothing changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitHolds(self, request, context):
+        """Commits many holds in one call: each item is exactly a CommitHold call (same fields, rules and idempotency),
+        decided as if one after another in request order; one HoldItemResult per item, in request order. A refused
+        item (bad field, HOLD_NOT_FOUND, HOLD_RELEASED, HOLD_EXPIRED, IDEMPOTENCY_KEY_REUSED) is a FAILED result that
+        changes nothing for that item and never fails the others.
+        Idempotency: per item, as CommitHold: the same commit again is REPEATED, its result ALREADY_POSTED.
+        Errors: INVALID_ARGUMENT (no commits; BATCH_TOO_LARGE over 1,000 commits), of the whole call: nothing changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseHolds(self, request, context):
+        """Releases many holds in one call: each item is exactly a ReleaseHold call, decided as if one after another in
+        request order; one HoldItemResult per item, in request order. A refused item (bad hold_id, HOLD_NOT_FOUND,
+        HOLD_COMMITTED) is a FAILED result that changes nothing and never fails the others.
+        Idempotency: per item, as ReleaseHold: releasing a released or expired hold is REPEATED with the hold unchanged.
+        Errors: INVALID_ARGUMENT (no releases; BATCH_TOO_LARGE over 1,000 releases), of the whole call: nothing changes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -479,6 +533,21 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.SweepExpiredHolds,
                     request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.SweepExpiredHoldsRequest.FromString,
                     response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.SweepExpiredHoldsResponse.SerializeToString,
+            ),
+            'HoldBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.HoldBatch,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.HoldBatchRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.HoldBatchResponse.SerializeToString,
+            ),
+            'CommitHolds': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitHolds,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CommitHoldsRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CommitHoldsResponse.SerializeToString,
+            ),
+            'ReleaseHolds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseHolds,
+                    request_deserializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ReleaseHoldsRequest.FromString,
+                    response_serializer=carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ReleaseHoldsResponse.SerializeToString,
             ),
             'GetBalance': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBalance,
@@ -802,6 +871,87 @@ class LedgerService:
             '/carbon.ledger.v1.LedgerService/SweepExpiredHolds',
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.SweepExpiredHoldsRequest.SerializeToString,
             carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.SweepExpiredHoldsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/HoldBatch',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.HoldBatchRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.HoldBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitHolds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/CommitHolds',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CommitHoldsRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.CommitHoldsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseHolds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.ledger.v1.LedgerService/ReleaseHolds',
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ReleaseHoldsRequest.SerializeToString,
+            carbon_dot_ledger_dot_v1_dot_ledger__service__pb2.ReleaseHoldsResponse.FromString,
             options,
             channel_credentials,
             insecure,

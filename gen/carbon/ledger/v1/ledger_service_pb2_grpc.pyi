@@ -122,6 +122,33 @@ class LedgerServiceStub:
     Idempotency: safe to repeat: a swept hold is not swept again.
     Errors: INVALID_ARGUMENT (batch_size negative).
     """
+    HoldBatch: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.HoldBatchRequest, _ledger_service_pb2.HoldBatchResponse]
+    """Places many holds in one call: each item is exactly a Hold call (same fields, rules, idempotency and
+    fingerprint; with commit_to_account set it is also committed whole, as Hold does), and the items are decided as
+    if they were applied one after another in request order, so an earlier item's points are no longer spendable
+    for a later one of the same account. One HoldItemResult per item, in request order. A refused item (bad field,
+    INSUFFICIENT_POINTS, IDEMPOTENCY_KEY_REUSED, ...) is a FAILED result that changes nothing for that item and
+    never fails the others. A hold_id repeated within one request is decided as a repeat of its earlier item.
+    Idempotency: per item, as Hold: the same body again is REPEATED with the hold as it is now (and, with
+    commit_to_account, the commit's result ALREADY_POSTED); another body is FAILED IDEMPOTENCY_KEY_REUSED. A holds
+    item here and a Hold call with the same hold_id and body are the same hold.
+    Errors: INVALID_ARGUMENT (no holds; BATCH_TOO_LARGE over 1,000 holds), of the whole call: nothing changes.
+    """
+    CommitHolds: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.CommitHoldsRequest, _ledger_service_pb2.CommitHoldsResponse]
+    """Commits many holds in one call: each item is exactly a CommitHold call (same fields, rules and idempotency),
+    decided as if one after another in request order; one HoldItemResult per item, in request order. A refused
+    item (bad field, HOLD_NOT_FOUND, HOLD_RELEASED, HOLD_EXPIRED, IDEMPOTENCY_KEY_REUSED) is a FAILED result that
+    changes nothing for that item and never fails the others.
+    Idempotency: per item, as CommitHold: the same commit again is REPEATED, its result ALREADY_POSTED.
+    Errors: INVALID_ARGUMENT (no commits; BATCH_TOO_LARGE over 1,000 commits), of the whole call: nothing changes.
+    """
+    ReleaseHolds: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.ReleaseHoldsRequest, _ledger_service_pb2.ReleaseHoldsResponse]
+    """Releases many holds in one call: each item is exactly a ReleaseHold call, decided as if one after another in
+    request order; one HoldItemResult per item, in request order. A refused item (bad hold_id, HOLD_NOT_FOUND,
+    HOLD_COMMITTED) is a FAILED result that changes nothing and never fails the others.
+    Idempotency: per item, as ReleaseHold: releasing a released or expired hold is REPEATED with the hold unchanged.
+    Errors: INVALID_ARGUMENT (no releases; BATCH_TOO_LARGE over 1,000 releases), of the whole call: nothing changes.
+    """
     GetBalance: _grpc.UnaryUnaryMultiCallable[_ledger_service_pb2.GetBalanceRequest, _ledger_service_pb2.GetBalanceResponse]
     """An account's balance now. A well-formed account number of this region that never received points has a zero
     balance here (the ledger does not know which numbers identity issued; through the gateway an unknown one is
@@ -313,6 +340,33 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     all its expired holds.
     Idempotency: safe to repeat: a swept hold is not swept again.
     Errors: INVALID_ARGUMENT (batch_size negative).
+    """
+    HoldBatch: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.HoldBatchRequest, _ledger_service_pb2.HoldBatchResponse]  # type: ignore[assignment]
+    """Places many holds in one call: each item is exactly a Hold call (same fields, rules, idempotency and
+    fingerprint; with commit_to_account set it is also committed whole, as Hold does), and the items are decided as
+    if they were applied one after another in request order, so an earlier item's points are no longer spendable
+    for a later one of the same account. One HoldItemResult per item, in request order. A refused item (bad field,
+    INSUFFICIENT_POINTS, IDEMPOTENCY_KEY_REUSED, ...) is a FAILED result that changes nothing for that item and
+    never fails the others. A hold_id repeated within one request is decided as a repeat of its earlier item.
+    Idempotency: per item, as Hold: the same body again is REPEATED with the hold as it is now (and, with
+    commit_to_account, the commit's result ALREADY_POSTED); another body is FAILED IDEMPOTENCY_KEY_REUSED. A holds
+    item here and a Hold call with the same hold_id and body are the same hold.
+    Errors: INVALID_ARGUMENT (no holds; BATCH_TOO_LARGE over 1,000 holds), of the whole call: nothing changes.
+    """
+    CommitHolds: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.CommitHoldsRequest, _ledger_service_pb2.CommitHoldsResponse]  # type: ignore[assignment]
+    """Commits many holds in one call: each item is exactly a CommitHold call (same fields, rules and idempotency),
+    decided as if one after another in request order; one HoldItemResult per item, in request order. A refused
+    item (bad field, HOLD_NOT_FOUND, HOLD_RELEASED, HOLD_EXPIRED, IDEMPOTENCY_KEY_REUSED) is a FAILED result that
+    changes nothing for that item and never fails the others.
+    Idempotency: per item, as CommitHold: the same commit again is REPEATED, its result ALREADY_POSTED.
+    Errors: INVALID_ARGUMENT (no commits; BATCH_TOO_LARGE over 1,000 commits), of the whole call: nothing changes.
+    """
+    ReleaseHolds: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.ReleaseHoldsRequest, _ledger_service_pb2.ReleaseHoldsResponse]  # type: ignore[assignment]
+    """Releases many holds in one call: each item is exactly a ReleaseHold call, decided as if one after another in
+    request order; one HoldItemResult per item, in request order. A refused item (bad hold_id, HOLD_NOT_FOUND,
+    HOLD_COMMITTED) is a FAILED result that changes nothing and never fails the others.
+    Idempotency: per item, as ReleaseHold: releasing a released or expired hold is REPEATED with the hold unchanged.
+    Errors: INVALID_ARGUMENT (no releases; BATCH_TOO_LARGE over 1,000 releases), of the whole call: nothing changes.
     """
     GetBalance: _aio.UnaryUnaryMultiCallable[_ledger_service_pb2.GetBalanceRequest, _ledger_service_pb2.GetBalanceResponse]  # type: ignore[assignment]
     """An account's balance now. A well-formed account number of this region that never received points has a zero
@@ -556,6 +610,51 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         all its expired holds.
         Idempotency: safe to repeat: a swept hold is not swept again.
         Errors: INVALID_ARGUMENT (batch_size negative).
+        """
+
+    @_abc_1.abstractmethod
+    def HoldBatch(
+        self,
+        request: _ledger_service_pb2.HoldBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.HoldBatchResponse, _abc.Awaitable[_ledger_service_pb2.HoldBatchResponse]]:
+        """Places many holds in one call: each item is exactly a Hold call (same fields, rules, idempotency and
+        fingerprint; with commit_to_account set it is also committed whole, as Hold does), and the items are decided as
+        if they were applied one after another in request order, so an earlier item's points are no longer spendable
+        for a later one of the same account. One HoldItemResult per item, in request order. A refused item (bad field,
+        INSUFFICIENT_POINTS, IDEMPOTENCY_KEY_REUSED, ...) is a FAILED result that changes nothing for that item and
+        never fails the others. A hold_id repeated within one request is decided as a repeat of its earlier item.
+        Idempotency: per item, as Hold: the same body again is REPEATED with the hold as it is now (and, with
+        commit_to_account, the commit's result ALREADY_POSTED); another body is FAILED IDEMPOTENCY_KEY_REUSED. A holds
+        item here and a Hold call with the same hold_id and body are the same hold.
+        Errors: INVALID_ARGUMENT (no holds; BATCH_TOO_LARGE over 1,000 holds), of the whole call: nothing changes.
+        """
+
+    @_abc_1.abstractmethod
+    def CommitHolds(
+        self,
+        request: _ledger_service_pb2.CommitHoldsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.CommitHoldsResponse, _abc.Awaitable[_ledger_service_pb2.CommitHoldsResponse]]:
+        """Commits many holds in one call: each item is exactly a CommitHold call (same fields, rules and idempotency),
+        decided as if one after another in request order; one HoldItemResult per item, in request order. A refused
+        item (bad field, HOLD_NOT_FOUND, HOLD_RELEASED, HOLD_EXPIRED, IDEMPOTENCY_KEY_REUSED) is a FAILED result that
+        changes nothing for that item and never fails the others.
+        Idempotency: per item, as CommitHold: the same commit again is REPEATED, its result ALREADY_POSTED.
+        Errors: INVALID_ARGUMENT (no commits; BATCH_TOO_LARGE over 1,000 commits), of the whole call: nothing changes.
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseHolds(
+        self,
+        request: _ledger_service_pb2.ReleaseHoldsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_service_pb2.ReleaseHoldsResponse, _abc.Awaitable[_ledger_service_pb2.ReleaseHoldsResponse]]:
+        """Releases many holds in one call: each item is exactly a ReleaseHold call, decided as if one after another in
+        request order; one HoldItemResult per item, in request order. A refused item (bad hold_id, HOLD_NOT_FOUND,
+        HOLD_COMMITTED) is a FAILED result that changes nothing and never fails the others.
+        Idempotency: per item, as ReleaseHold: releasing a released or expired hold is REPEATED with the hold unchanged.
+        Errors: INVALID_ARGUMENT (no releases; BATCH_TOO_LARGE over 1,000 releases), of the whole call: nothing changes.
         """
 
     @_abc_1.abstractmethod
