@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -41,6 +42,7 @@ from gateway.domain.transfers import (
 )
 from gateway.service.accounts import check_accounts
 from gateway.service.known_accounts import KnownAccounts
+from gateway.service.ledger_holds import LedgerHolds
 from gateway.service.ledger_postings import LedgerPostings
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
@@ -82,6 +84,7 @@ class TransferService(LeasedSagas[Transfer]):
         self.known_accounts = KnownAccounts(clients)
         self.writes = TransferWrites(engine, clock, self.lease)
         self.postings = LedgerPostings(clients)
+        self.holds = LedgerHolds(clients)
 
     # --- use cases -------------------------------------------------------------------------------------------
 
@@ -237,9 +240,8 @@ class TransferService(LeasedSagas[Transfer]):
         if self.clock() >= transfer.expires_at:
             return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, "TRANSFER_EXPIRED")
         region = transfer.request.from_region
-        stub = self.clients.ledger(region)
         try:
-            response = self._remote(region, stub.Hold, wire.hold_request(transfer), self._deadline(transfer))
+            response = self._grouped(self.holds.hold, region, wire.hold_request(transfer), self._deadline(transfer))
         except RemoteError as error:
             return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, error.reason or error.code.name)
         assert isinstance(response, ledger.HoldResponse)
@@ -306,9 +308,8 @@ class TransferService(LeasedSagas[Transfer]):
         region = transfer.request.from_region
         stub = self.clients.ledger(region)
         try:
-            response = self._remote(
-                region, stub.CommitHold, wire.commit_request(transfer), self._after_decision_deadline(transfer)
-            )
+            deadline = self._after_decision_deadline(transfer)
+            response = self._grouped(self.holds.commit, region, wire.commit_request(transfer), deadline)
             assert isinstance(response, ledger.CommitHoldResponse)
             return True
         except RemoteError as error:
@@ -352,16 +353,23 @@ class TransferService(LeasedSagas[Transfer]):
     def _release(self, transfer: Transfer) -> Transfer:
         region = transfer.request.from_region
         try:
-            self._remote(
-                region,
-                self.clients.ledger(region).ReleaseHold,
-                wire.release_request(transfer),
-                self.timing.call_timeout.total_seconds(),
-            )
+            timeout_s = self.timing.call_timeout.total_seconds()
+            self._grouped(self.holds.release, region, wire.release_request(transfer), timeout_s)
         except RemoteError as error:
             # No hold (it never landed), or already released / expired: the points are free either way.
             log.info("release answered", extra={"transfer_id": transfer.transfer_id, "reason": error.reason})
         return self.writes.finish(transfer, State.RELEASED, transfer.failure_reason)
+
+    def _grouped(self, method: Callable[[str, Any, float], Any], region: str, request: Any, timeout_s: float) -> Any:
+        """A hold call of A's ledger, grouped with concurrent transfers' calls of the same kind (ADR 0615): its own
+        answer; its own refusal raises RemoteError, no answer at all postpones the step."""
+        try:
+            return method(region, request, timeout_s)
+        except RemoteError as error:
+            if error.final:
+                raise
+            log.warning("region did not answer; step postponed", extra={"error": str(error)})
+            raise Postponed(str(error)) from None
 
     def _post(self, region: str, posting: ledger.Transfer, timeout_s: float) -> str:
         """Posts one transfer in a region's ledger, grouped with concurrent transfers' postings there: "" when it is
