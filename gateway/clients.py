@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -40,6 +41,8 @@ RETRY_CODES = frozenset(
 CHANNEL_OPTIONS = [("grpc.enable_retries", 0)]
 
 Response = TypeVar("Response")
+# Threads that ask regions questions in parallel for the request threads (call_later); a request asks a few at once.
+_QUESTIONS = ThreadPoolExecutor(32, thread_name_prefix="region-question")
 
 
 @dataclass
@@ -125,22 +128,10 @@ def call(
 
 def call_later(region_code: str, method: Any, request: Any, timeout_s: float) -> Callable[[], Any]:
     """Starts one unary call now and returns the wait for its answer, which answers or raises exactly as `call`
-    would: several regions' questions are then asked at once instead of one after the other."""
-    if timeout_s <= 0:
-
-        def out_of_time() -> Any:
-            raise _no_time_left(region_code)
-
-        return out_of_time
-    future = method.future(request, timeout=timeout_s)
-
-    def answer() -> Any:
-        try:
-            return future.result()
-        except grpc.RpcError as error:
-            raise _remote_error(region_code, error) from None
-
-    return answer
+    would: several regions' questions are then asked at once instead of one after the other. The call runs as a
+    blocking one on a shared pool (a gRPC future of the sync API costs several times a blocking call's CPU)."""
+    future = _QUESTIONS.submit(call, region_code, method, request, timeout_s)
+    return future.result
 
 
 def _no_time_left(region_code: str) -> RemoteError:
