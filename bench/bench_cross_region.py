@@ -18,8 +18,10 @@ Phases:
 - baseline: pgbench simple-update at the same client count on the same server (bench_baseline_support).
 Afterwards both regions' books must balance, the clearing accounts sum to 0 and every point be where it belongs.
 
-CARBON_BENCH_PROFILE=<dir>: py-spy of the gateway and both ledgers during the live phase. The rows each transfer
-writes per table (pg_stat_user_tables, since pg_stat_statements is not loaded on the shared server) are printed.
+CARBON_BENCH_PROFILE=<dir>: py-spy of the gateway and both ledgers during the live phase (CARBON_BENCH_PROFILE_IDLE=1:
+waiting threads too). CPU milliseconds per live transfer of each service process (the gateway, both ledgers, both
+identities) and the rows each transfer writes per table (pg_stat_user_tables, since pg_stat_statements is not loaded
+on the shared server) are printed.
 Last line: one JSON object with the figures and `ratio` = live transfers/s ÷ pgbench TPS (higher is better), and
 `recovery_ratio` = recovery rate ÷ live rate (the target is ≥ 1).
 """
@@ -44,7 +46,16 @@ from pathlib import Path
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 import grpc
 from bench_baseline_support import pgbench_tps
-from bench_ingest_support import ROOT, Process, p99_ms, private_schemas, profiled, redis_url, service_process
+from bench_ingest_support import (
+    ROOT,
+    Process,
+    cpu_seconds,
+    p99_ms,
+    private_schemas,
+    profiled,
+    redis_url,
+    service_process,
+)
 from sqlalchemy import create_engine, text
 
 from carbon.common.v1 import common_pb2
@@ -375,9 +386,15 @@ def main() -> None:
             live = orders("live", pairs, TRANSFERS)
             tokens = authorized(gw_identity, live)
             before = rows_written(urls)
+            services = [gateway, *ledgers.values(), *identities_.values()]
+            for code, identity_process in identities_.items():
+                identity_process.name = f"identity_{code}"
+            cpu_before = cpu_seconds(services)
             with profiled([gateway, *ledgers.values()], 20):
                 elapsed, latencies, states = send_all(gw_stub, live, tokens)
+            cpu_after = cpu_seconds(services)
             after = rows_written(urls)
+            cpu_ms = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / TRANSFERS, 2) for name in cpu_after}
             assert all(s == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED for s in states), sorted(set(states))
             live_per_s = TRANSFERS / elapsed
             per_transfer = {
@@ -426,6 +443,7 @@ def main() -> None:
         "recovery_per_s": round(recovery_per_s, 1),
         "recovery_ratio": round(recovery_per_s / live_per_s, 2),
         "rows_written_per_transfer": per_transfer,
+        "cpu_ms_per_transfer": cpu_ms,
         "pgbench_tps": round(baseline_tps, 1),
     }
     print(

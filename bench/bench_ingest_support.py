@@ -307,7 +307,8 @@ def p99_ms(latencies_s: list[float]) -> float:
 @contextmanager
 def profiled(processes: list[Process], seconds: float, label: str = "") -> Iterator[None]:
     """With CARBON_BENCH_PROFILE=<dir>: py-spy samples every service process for the timed phase (files
-    <dir>/<label><process>.txt). With CARBON_BENCH_PERF=<file>: `perf record` samples the whole machine for it."""
+    <dir>/<label><process>.txt); with CARBON_BENCH_PROFILE_IDLE=1 waiting threads are sampled too (where a request
+    waits: locks, polls, timers). With CARBON_BENCH_PERF=<file>: `perf record` samples the whole machine for it."""
     folder = os.environ.get("CARBON_BENCH_PROFILE", "")
     if not folder and not os.environ.get("CARBON_BENCH_PERF"):
         yield
@@ -328,7 +329,8 @@ def profiled(processes: list[Process], seconds: float, label: str = "") -> Itera
                 "--output",
                 str(Path(folder) / f"{label}{p.name}.txt"),
                 "--nonblocking",
-                "--gil",  # only threads holding the GIL: where the process spends its Python CPU, not its waits
+                # only threads holding the GIL: where the process spends its Python CPU, not its waits
+                "--idle" if os.environ.get("CARBON_BENCH_PROFILE_IDLE") == "1" else "--gil",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

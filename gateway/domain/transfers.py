@@ -3,7 +3,8 @@
 CREATED --Hold in A--> HELD --decision COMMIT--> credit B --> CREDITED --CommitHold in A--> COMMITTED
    any refusal before the decision: decision ABORT --ReleaseHold in A--> RELEASED (with the reason)
    A's hold expired after B was credited: debit A plainly, else take B's credit back (REVERSE), else UNKNOWN.
-See docs/adr/0601-cross-region-transfer-protocol.md.
+   CREDITED is stored only when A's commit does not simply succeed: otherwise HELD goes to COMMITTED in one write.
+See docs/adr/0601-cross-region-transfer-protocol.md (and 0614 for the skipped write).
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@ one person unless both regions' policies allow otherwise (the rule: gateway.doma
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from carbon.identity.v1 import identity_service_pb2 as identity
-from gateway.clients import RegionClients, RemoteError, call
+from gateway.clients import RegionClients, RemoteError, call_later
 from gateway.domain.callers import GatewayConfig
 from gateway.domain.ownership import require_one_person
 from gateway.domain.transfers import TransferRequest
@@ -15,10 +17,19 @@ NOT_FOUND_REASONS = ("UNKNOWN_ACCOUNT", "ACCOUNT_NOT_FOUND")
 
 def open_account(clients: RegionClients, region: str, number: str, field: str, timeout_s: float) -> identity.Account:
     """The account from identity in its home region; NOT_FOUND, ACCOUNT_CLOSED, or UNAVAILABLE when it is down."""
+    return _open_account(_ask_account(clients, region, number, timeout_s), number, field)
+
+
+def _ask_account(
+    clients: RegionClients, region: str, number: str, timeout_s: float
+) -> Callable[[], identity.GetAccountResponse]:
+    request = identity.GetAccountRequest(account_number=number)
+    return call_later(region, clients.identity(region).GetAccount, request, timeout_s)
+
+
+def _open_account(answer: Callable[[], identity.GetAccountResponse], number: str, field: str) -> identity.Account:
     try:
-        response = call(
-            region, clients.identity(region).GetAccount, identity.GetAccountRequest(account_number=number), timeout_s
-        )
+        response = answer()
     except RemoteError as error:
         if error.code.name == "NOT_FOUND" or (error.final and error.reason in NOT_FOUND_REASONS):
             raise NotFound("UNKNOWN_ACCOUNT", f"{field}: no account {number}", {"field": field}) from None
@@ -29,9 +40,12 @@ def open_account(clients: RegionClients, region: str, number: str, field: str, t
 
 
 def check_accounts(clients: RegionClients, config: GatewayConfig, request: TransferRequest, timeout_s: float) -> None:
-    """Read-only: a region that is down answers UNAVAILABLE and nothing is stored."""
-    source = open_account(clients, request.from_region, request.from_account, "from_account", timeout_s)
-    target = open_account(clients, request.to_region, request.to_account, "to_account", timeout_s)
+    """Read-only: a region that is down answers UNAVAILABLE and nothing is stored. Both regions are asked at once;
+    their answers are judged source first, as when they were asked one after the other."""
+    source_answer = _ask_account(clients, request.from_region, request.from_account, timeout_s)
+    target_answer = _ask_account(clients, request.to_region, request.to_account, timeout_s)
+    source = _open_account(source_answer, request.from_account, "from_account")
+    target = _open_account(target_answer, request.to_account, "to_account")
     require_one_person(
         request,
         source.person_key,

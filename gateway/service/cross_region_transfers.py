@@ -15,9 +15,9 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from gateway import wire
@@ -42,10 +42,11 @@ from gateway.domain.transfers import (
 )
 from gateway.service.accounts import check_accounts
 from gateway.service.known_accounts import KnownAccounts
+from gateway.service.ledger_holds import LedgerHolds
 from gateway.service.ledger_postings import LedgerPostings
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
-from gateway.service.sharing_consent import require_sharing_consent
+from gateway.service.sharing_consent import ask_sharing_consent
 from gateway.service.transfer_writes import TransferWrites
 from gateway.store import tables
 from gateway.store import transfers as store
@@ -83,6 +84,7 @@ class TransferService(LeasedSagas[Transfer]):
         self.known_accounts = KnownAccounts(clients)
         self.writes = TransferWrites(engine, clock, self.lease)
         self.postings = LedgerPostings(clients)
+        self.holds = LedgerHolds(clients)
 
     # --- use cases -------------------------------------------------------------------------------------------
 
@@ -104,9 +106,11 @@ class TransferService(LeasedSagas[Transfer]):
         if existing is not None:
             return existing
         timeout_s = self.timing.call_timeout.total_seconds()
-        check_accounts(self.clients, self.config, request, timeout_s)
+        # Every region's questions at once; the answers are judged in the order they were asked before (ADR 0614).
         sharing = (("from_account", request.from_account), ("to_account", request.to_account))
-        require_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
+        consented = ask_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
+        check_accounts(self.clients, self.config, request, timeout_s)
+        consented()
         return self._record(request, caller.caller_id, (), authorized_by)
 
     def start(
@@ -127,12 +131,8 @@ class TransferService(LeasedSagas[Transfer]):
     ) -> Transfer:
         """Records a transfer its caller found new, then drives it; a concurrent twin that recorded it first makes
         this a replay."""
-        now = self.clock()
-        transfer = new_transfer(request, caller_id, now, self.timing, carry_lots, authorized_by)
-        try:
-            with self.engine.begin() as conn:
-                store.insert_transfer(conn, transfer, lease_until=now + self.lease)
-        except IntegrityError:
+        transfer = new_transfer(request, caller_id, self.clock(), self.timing, carry_lots, authorized_by)
+        if not self.writes.record(transfer):
             replayed = self._replay(request)
             assert replayed is not None
             return replayed
@@ -240,9 +240,8 @@ class TransferService(LeasedSagas[Transfer]):
         if self.clock() >= transfer.expires_at:
             return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, "TRANSFER_EXPIRED")
         region = transfer.request.from_region
-        stub = self.clients.ledger(region)
         try:
-            response = self._remote(region, stub.Hold, wire.hold_request(transfer), self._deadline(transfer))
+            response = self._grouped(self.holds.hold, region, wire.hold_request(transfer), self._deadline(transfer))
         except RemoteError as error:
             return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, error.reason or error.code.name)
         assert isinstance(response, ledger.HoldResponse)
@@ -283,9 +282,20 @@ class TransferService(LeasedSagas[Transfer]):
             # B definitely refused (nothing moved there): the COMMIT decision is overturned and A released.
             log.warning("destination refused the credit", extra={"transfer_id": transfer.transfer_id, "reason": reason})
             return self.writes.decide(transfer, Decision.COMMIT, Decision.ABORT, f"CREDIT_REFUSED_{reason}")
-        credited = self.writes.advance(transfer, State.CREDITED)
         self.crash_point("after_credit")
-        return credited
+        # B's credit is durable there and deduplicated by its id, so the gateway goes straight on to A's hold: a
+        # crash before COMMITTED is written re-sends the credit (answered as posted before) and then the commit.
+        # CREDITED is written only when the commit does not simply succeed: the late debit, its reversal and a
+        # region not answering then go on from it as before (ADR 0614).
+        self.crash_point("before_commit")
+        try:
+            committed = self._hold_committed(transfer)
+        except Postponed:
+            self.writes.advance(transfer, State.CREDITED)
+            raise
+        if committed:
+            return self.writes.finish(transfer, State.COMMITTED, "")
+        return self._late_debit(self.writes.advance(transfer, State.CREDITED))
 
     def _commit(self, transfer: Transfer) -> Transfer:
         self.crash_point("before_commit")
@@ -298,9 +308,8 @@ class TransferService(LeasedSagas[Transfer]):
         region = transfer.request.from_region
         stub = self.clients.ledger(region)
         try:
-            response = self._remote(
-                region, stub.CommitHold, wire.commit_request(transfer), self._after_decision_deadline(transfer)
-            )
+            deadline = self._after_decision_deadline(transfer)
+            response = self._grouped(self.holds.commit, region, wire.commit_request(transfer), deadline)
             assert isinstance(response, ledger.CommitHoldResponse)
             return True
         except RemoteError as error:
@@ -344,16 +353,23 @@ class TransferService(LeasedSagas[Transfer]):
     def _release(self, transfer: Transfer) -> Transfer:
         region = transfer.request.from_region
         try:
-            self._remote(
-                region,
-                self.clients.ledger(region).ReleaseHold,
-                wire.release_request(transfer),
-                self.timing.call_timeout.total_seconds(),
-            )
+            timeout_s = self.timing.call_timeout.total_seconds()
+            self._grouped(self.holds.release, region, wire.release_request(transfer), timeout_s)
         except RemoteError as error:
             # No hold (it never landed), or already released / expired: the points are free either way.
             log.info("release answered", extra={"transfer_id": transfer.transfer_id, "reason": error.reason})
         return self.writes.finish(transfer, State.RELEASED, transfer.failure_reason)
+
+    def _grouped(self, method: Callable[[str, Any, float], Any], region: str, request: Any, timeout_s: float) -> Any:
+        """A hold call of A's ledger, grouped with concurrent transfers' calls of the same kind (ADR 0615): its own
+        answer; its own refusal raises RemoteError, no answer at all postpones the step."""
+        try:
+            return method(region, request, timeout_s)
+        except RemoteError as error:
+            if error.final:
+                raise
+            log.warning("region did not answer; step postponed", extra={"error": str(error)})
+            raise Postponed(str(error)) from None
 
     def _post(self, region: str, posting: ledger.Transfer, timeout_s: float) -> str:
         """Posts one transfer in a region's ledger, grouped with concurrent transfers' postings there: "" when it is

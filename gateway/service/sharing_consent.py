@@ -7,12 +7,12 @@ recorded is driven to its end and settled history stays, whatever the consent sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as identity
-from gateway.clients import RegionClients, RemoteError, call
+from gateway.clients import RegionClients, RemoteError, call, call_later
 from service_kit.errors import FailedPrecondition
 from service_kit.wire import to_timestamp
 
@@ -45,16 +45,38 @@ def require_sharing_consent(
 ) -> None:
     """Each (field, account number) has sharing consent in force now, else FAILED_PRECONDITION CONSENT_MISSING or
     CONSENT_REVOKED with metadata field and category; UNAVAILABLE when a home region does not answer."""
+    ask_sharing_consent(clients, accounts, now, timeout_s)()
+
+
+def ask_sharing_consent(
+    clients: RegionClients, accounts: Sequence[tuple[str, str]], now: datetime, timeout_s: float
+) -> Callable[[], None]:
+    """Asks every home region at once and returns the check of their answers, which raises what
+    require_sharing_consent raises, judging the accounts in the order given: the caller may check other things while
+    the regions answer."""
+    at = to_timestamp(now)
+    asked = []
     for field, number in accounts:
         region = clients.registry.route(number, field).region_code
-        try:
-            [reason] = sharing_allowed(clients, region, [number], now, timeout_s)
-        except RemoteError as error:
-            raise error.as_unavailable() from None
-        if reason in REFUSALS:
-            raise FailedPrecondition(
-                reason,
-                f"{field}: the person has not consented to sharing their data with another region"
-                + (" (withdrawn)" if reason == "CONSENT_REVOKED" else ""),
-                {"field": field, "category": CATEGORY},
-            )
+        question = identity.ConsentQuestion(
+            account_number=number, category=common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING, at=at
+        )
+        request = identity.CheckConsentsRequest(questions=[question])
+        asked.append((field, call_later(region, clients.identity(region).CheckConsents, request, timeout_s)))
+
+    def check() -> None:
+        for field, answer in asked:
+            try:
+                [reply] = answer().answers
+            except RemoteError as error:
+                raise error.as_unavailable() from None
+            reason = "" if reply.allowed else reply.reason
+            if reason in REFUSALS:
+                raise FailedPrecondition(
+                    reason,
+                    f"{field}: the person has not consented to sharing their data with another region"
+                    + (" (withdrawn)" if reason == "CONSENT_REVOKED" else ""),
+                    {"field": field, "category": CATEGORY},
+                )
+
+    return check

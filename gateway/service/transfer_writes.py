@@ -46,6 +46,16 @@ class TransferWrites:
         self.lease = lease
         self._groups: Coalescer[Write, bool] = Coalescer(self._commit_group, slots, MAX_GROUP_WRITES)
 
+    def record(self, transfer: Transfer) -> bool:
+        """Stores a new transfer, leased to its driver, in a transaction shared with concurrent writes; False when a
+        twin with the same id was stored first (the caller replays it)."""
+        lease_until = self._next_lease()
+
+        def write(conn: Connection) -> bool:
+            return store.insert_new_transfer(conn, transfer, lease_until)
+
+        return self._groups.submit("xr_transfers", Write(transfer.transfer_id, write), 1)
+
     def decide(self, transfer: Transfer, expected: Decision, decision: Decision, reason: str = "") -> Transfer:
         lease_until = self._next_lease()
 

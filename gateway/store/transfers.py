@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.domain.transfers import Decision, HeldLot, State, Transfer, TransferRequest
 from gateway.store.tables import transfers
@@ -66,27 +67,38 @@ def _transfer(row: Row[Any]) -> Transfer:
 
 def insert_transfer(conn: Connection, transfer: Transfer, lease_until: datetime) -> None:
     """Raises IntegrityError when the id exists (the caller re-reads and compares fingerprints)."""
-    conn.execute(
-        insert(transfers).values(
-            transfer_id=transfer.transfer_id,
-            fingerprint=transfer.request.fingerprint(),
-            caller_id=transfer.caller_id,
-            from_account=transfer.request.from_account,
-            to_account=transfer.request.to_account,
-            amount_points=transfer.request.amount_points,
-            state=transfer.state.value,
-            decision=transfer.decision.value,
-            failure_reason=transfer.failure_reason,
-            created_at=transfer.created_at,
-            expires_at=transfer.expires_at,
-            hold_timeout_ms=transfer.hold_timeout_ms,
-            held_lots="[]",
-            attempts=0,
-            next_attempt_at=transfer.next_attempt_at,
-            lease_until=lease_until,
-            carry_lots=lots_json(transfer.carry_lots),
-            authorized_by=transfer.authorized_by,
-        )
+    conn.execute(insert(transfers).values(**_row(transfer, lease_until)))
+
+
+def insert_new_transfer(conn: Connection, transfer: Transfer, lease_until: datetime) -> bool:
+    """Inserts the transfer unless its id exists (False then): a twin's row does not abort the transaction, so the
+    insert can share one with other transfers' writes."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(transfers).values(**_row(transfer, lease_until)).on_conflict_do_nothing()
+    # RETURNING, not rowcount: psycopg answers -1 for an INSERT … ON CONFLICT here.
+    return conn.execute(statement.returning(transfers.c.transfer_id)).first() is not None
+
+
+def _row(transfer: Transfer, lease_until: datetime) -> dict[str, Any]:
+    return dict(
+        transfer_id=transfer.transfer_id,
+        fingerprint=transfer.request.fingerprint(),
+        caller_id=transfer.caller_id,
+        from_account=transfer.request.from_account,
+        to_account=transfer.request.to_account,
+        amount_points=transfer.request.amount_points,
+        state=transfer.state.value,
+        decision=transfer.decision.value,
+        failure_reason=transfer.failure_reason,
+        created_at=transfer.created_at,
+        expires_at=transfer.expires_at,
+        hold_timeout_ms=transfer.hold_timeout_ms,
+        held_lots="[]",
+        attempts=0,
+        next_attempt_at=transfer.next_attempt_at,
+        lease_until=lease_until,
+        carry_lots=lots_json(transfer.carry_lots),
+        authorized_by=transfer.authorized_by,
     )
 
 

@@ -20,6 +20,16 @@ def test_a_transfer_id_is_stored_once(engine: Engine) -> None:
         store.insert_transfer(conn, transfer(), lease_until=NOW)
 
 
+def test_a_twin_of_a_stored_transfer_is_not_inserted_and_the_transaction_goes_on(engine: Engine) -> None:
+    with engine.begin() as conn:
+        assert store.insert_new_transfer(conn, transfer(), lease_until=NOW)
+        assert not store.insert_new_transfer(conn, transfer(), lease_until=NOW)
+        assert store.advance(conn, "t1", State.CREATED, State.HELD)
+    with engine.connect() as conn:
+        stored = store.get_transfer(conn, "t1")
+    assert stored is not None and stored.state is State.HELD
+
+
 def test_a_step_moves_only_from_the_expected_state_and_keeps_the_lots(engine: Engine) -> None:
     lots = [HeldLot("lot-1", "2025-01-02", NOW + timedelta(days=300), 400)]
     with engine.begin() as conn:
