@@ -59,9 +59,7 @@ class ActivityClaims:
             if store.insert_claims(conn, region_code, batch, now) == batch.size:
                 return ClaimAnswers([None] * batch.size, [])  # every claim was new: each event holds its own activity
             held = store.holders(conn, batch)
-            answers = [
-                _answer(held[position][0], region_code, batch.claim(position)) for position in range(batch.size)
-            ]
+            answers = [_answer(held[position][0], region_code, batch.claim(position)) for position in range(batch.size)]
             conflicts = [
                 (batch.claim(position), holder) for position, holder in enumerate(answers) if holder is not None
             ]

@@ -93,9 +93,7 @@ _PG_ADOPT = text(
     f"WHERE h.day = CAST(c.day AS date) AND h.fingerprint = {_PG_FINGERPRINT} AND h.region_code = :region "
     "AND h.partner_id = c.partner_id AND h.event_id = c.event_id AND h.attempt_id <> CAST(:attempt AS varchar)"
 )
-_PG_RELEASE_KEYS = (
-    "ROWS FROM (json_array_elements_text(CAST(:days AS json))) WITH ORDINALITY AS c(day, n)"
-)
+_PG_RELEASE_KEYS = "ROWS FROM (json_array_elements_text(CAST(:days AS json))) WITH ORDINALITY AS c(day, n)"
 _PG_RELEASE = text(
     f"DELETE FROM {CLAIMS_TABLE} AS h USING {_PG_RELEASE_KEYS} "
     f"WHERE h.day = CAST(c.day AS date) AND h.fingerprint = {_PG_FINGERPRINT} AND h.region_code = :region "
@@ -208,7 +206,9 @@ def _sqlite_holders(conn: Connection, keys: Sequence[Key]) -> dict[Key, tuple[Ho
     c = activity_claims.c
     query = select(c.day, c.fingerprint, c.region_code, c.partner_id, c.event_id, c.attempt_id)
     rows = conn.execute(query.where(tuple_(c.day, c.fingerprint).in_(list(keys))))
-    return {(r.day, bytes(r.fingerprint)): (Holder(r.region_code, r.partner_id, r.event_id), r.attempt_id) for r in rows}
+    return {
+        (r.day, bytes(r.fingerprint)): (Holder(r.region_code, r.partner_id, r.event_id), r.attempt_id) for r in rows
+    }
 
 
 def adopt(conn: Connection, region_code: str, batch: ClaimColumns) -> None:

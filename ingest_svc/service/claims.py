@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -122,10 +123,8 @@ class ActivityClaims:
         positions = [n for event_id, n in ahead.positions.items() if event_id not in kept]
         if not positions:
             return
-        try:
+        with suppress(DomainError):
             ahead.answers()  # the claim is in (or failed) before its release goes out
-        except DomainError:
-            pass
         columns = ahead.fingerprints
         try:
             self._gateway.release(

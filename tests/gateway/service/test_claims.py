@@ -224,8 +224,14 @@ def test_bad_attempts_are_invalid_argument(
     ("request_", "field"),
     [
         (_release("", TRIP), "attempt_id"),
-        (gw.ReleaseActivityClaimsRequest(fingerprints=[b"short"], occurred_days=[TODAY], attempt_id="a1"), "fingerprints"),
-        (gw.ReleaseActivityClaimsRequest(fingerprints=[TRIP], occurred_days=["nope"], attempt_id="a1"), "occurred_days"),
+        (
+            gw.ReleaseActivityClaimsRequest(fingerprints=[b"short"], occurred_days=[TODAY], attempt_id="a1"),
+            "fingerprints",
+        ),
+        (
+            gw.ReleaseActivityClaimsRequest(fingerprints=[TRIP], occurred_days=["nope"], attempt_id="a1"),
+            "occurred_days",
+        ),
     ],
 )
 def test_bad_releases_are_invalid_argument_naming_the_field(

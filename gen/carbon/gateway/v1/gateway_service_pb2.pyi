@@ -1009,10 +1009,10 @@ class ClaimActivitiesRequest(_message.Message):
     batch id), stored with each claim this call inserts. Empty: claims after recording, as before (docs/adr/0606).
     """
     recorded: _builtins.bool
-    """With attempt_id: true when the events are already recorded in the region (durably). Then a claim of the same
-    (region, partner, event id) inserted under another attempt_id is taken over by this one, so no release of the
-    other attempt removes it. False: claimed ahead of recording (docs/adr/0415); the claimant releases what it did
-    not record and re-claims, recorded=true, the claims listed in other_attempt_indexes.
+    """Optional, only with attempt_id: true when the events are already recorded in the region (durably). Then a claim
+    of the same (region, partner, event id) inserted under another attempt_id is taken over by this one, so no
+    release of the other attempt removes it. False: claimed ahead of recording (docs/adr/0415); the claimant releases
+    what it did not record and re-claims, recorded=true, the claims listed in other_attempt_indexes.
     """
     @_builtins.property
     def fingerprints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
