@@ -84,10 +84,12 @@ class Crediting:
         in_flight: InFlight,
         crash_point: CrashPoint,
         claims: ActivityClaims | None = None,
+        claim_ahead: bool = True,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
         self._claims = claims or ActivityClaims(None, {}, None)
+        self._claim_ahead = claim_ahead
         self._clock = clock
         self._in_flight = in_flight
         self._crash_point = crash_point
@@ -95,7 +97,7 @@ class Crediting:
     def claim_ahead(self, partner_id: str, owned: Mapping[str, Owned], attempt_id: str) -> ClaimAhead | None:
         """Claims the owned candidates while the record transaction (credit batch `attempt_id`) writes them, so the
         claim's round trip overlaps it (docs/adr/0415-claims-ahead-of-recording.md); None when claims are off."""
-        return self._claims.ahead(partner_id, owned, attempt_id)
+        return self._claims.ahead(partner_id, owned, attempt_id) if self._claim_ahead else None
 
     def release_ahead(self, ahead: ClaimAhead | None) -> None:
         """Gives back every claim made ahead for a record attempt that failed."""
