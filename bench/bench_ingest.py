@@ -7,8 +7,9 @@ process on PostgreSQL (+ Redis for ingest and identity). Batches of 500 events. 
     concurrent partner clients spread over the ingests;
   - one process per service with 2 clients ("ratio_one_process");
   - with CARBON_BENCH_CLAIMS=1, the deployed shape again with activity claims on: a gateway process on its own schema,
-    every credit batch claimed there first (ADR 0413); "ratio_claims_on" against the same raw rate, and
-    "claims_on_vs_off" (issue 16 asks it to stay within 15%).
+    every credit batch claimed there while it is recorded (ADR 0415); "ratio_claims_on" against the same raw rate,
+    and "claims_on_vs_off" (issue 16 asks it to stay within 15%); then once more claiming after the record commit
+    (CARBON_INGEST_CLAIM_AHEAD=0, as before ADR 0415): "claims_after_commit_vs_off".
 Afterwards each ledger must hold exactly the points the results report (GetBalance) and balance (CheckConservation).
 Prints each process's CPU share of the timed phase. CARBON_BENCH_PROFILE=<dir> writes a py-spy profile per process
 of the deployed shape, and of the claims-on run (claims_on-<process>.txt; the gateway is measured with it). Last
@@ -74,15 +75,25 @@ def main() -> None:
         print(f"{name:17s}: ratio {shape.e2e_events_per_s / raw_rate:.3f}")
     claimed = {}
     if CLAIMS:
-        with private_schemas("ingest", "identity", "ledger", "gateway") as urls, claims_gateway(urls) as gateway:
-            ingest_env, gateway_process = gateway
-            with_claims = run(urls, REPLICAS, CLIENTS, profile=True, ingest_env=ingest_env, also=[gateway_process])
+        shapes = {}
+        for name, ahead in (("claims_on", "1"), ("claims_after_commit", "0")):
+            with private_schemas("ingest", "identity", "ledger", "gateway") as urls, claims_gateway(urls) as gateway:
+                ingest_env, gateway_process = gateway
+                env = {**ingest_env, "CARBON_INGEST_CLAIM_AHEAD": ahead}
+                shapes[name] = run(
+                    urls, REPLICAS, CLIENTS, profile=ahead == "1", ingest_env=env, also=[gateway_process]
+                )
+        with_claims, after_commit = shapes["claims_on"], shapes["claims_after_commit"]
         on_vs_off = with_claims.e2e_events_per_s / deployed.e2e_events_per_s
+        after_vs_off = after_commit.e2e_events_per_s / deployed.e2e_events_per_s
         print(f"claims on        : ratio {with_claims.e2e_events_per_s / raw_rate:.3f} ({on_vs_off:.3f} of claims off)")
+        print(f"claims after the commit (before ADR 0415): {after_vs_off:.3f} of claims off")
         claimed = {
             "claims_on": asdict(with_claims),
+            "claims_after_commit": asdict(after_commit),
             "ratio_claims_on": round(with_claims.e2e_events_per_s / raw_rate, 3),
             "claims_on_vs_off": round(on_vs_off, 3),
+            "claims_after_commit_vs_off": round(after_vs_off, 3),
         }
     print(
         json.dumps(

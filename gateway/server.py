@@ -25,7 +25,7 @@ from carbon.gateway.v1 import gateway_service_pb2_grpc
 from gateway import wire
 from gateway.clients import RegionClients, deadline_s
 from gateway.domain.callers import Caller
-from gateway.domain.claims import DEFAULT_RETENTION_DAYS, claims_from_columns, conflict_days
+from gateway.domain.claims import DEFAULT_RETENTION_DAYS, claims_from_columns, conflict_days, release_from_columns
 from gateway.service.admission import Admission
 from gateway.service.claims import ActivityClaims, claimant_region, internal_caller_region
 from gateway.service.cross_region_transfers import TransferService
@@ -202,8 +202,21 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             request.partner_ids,
             request.event_ids,
             self._claims.retained(),
+            request.attempt_id,
+            request.recorded,
         )
-        return wire.claims_response(self._claims.claim(region_code, claims))
+        answers = self._claims.answer(region_code, claims)
+        return wire.claims_response(answers.holders, answers.other_attempts)
+
+    @idempotent
+    def ReleaseActivityClaims(
+        self, request: pb.ReleaseActivityClaimsRequest, context: grpc.ServicerContext
+    ) -> pb.ReleaseActivityClaimsResponse:
+        region_code = claimant_region(f"/{SERVICE_NAME}/ReleaseActivityClaims")
+        claims = release_from_columns(
+            request.fingerprints, request.occurred_days, request.attempt_id, self._claims.retained()
+        )
+        return pb.ReleaseActivityClaimsResponse(released=self._claims.release(region_code, claims))
 
     @idempotent
     def CheckGuardian(

@@ -6,6 +6,7 @@ the receiving ledger deduplicates it by the id derived from the transfer id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from google.protobuf.duration_pb2 import Duration
@@ -244,9 +245,10 @@ def redeem_request(item: RedeemAnywhere, region_code: str) -> rewards.RedeemRequ
     )
 
 
-def claims_response(answers: list[Holder | None]) -> pb.ClaimActivitiesResponse:
+def claims_response(answers: list[Holder | None], other_attempts: Sequence[int] = ()) -> pb.ClaimActivitiesResponse:
     """Held as a column; the holders of the others with their claim's index."""
     return pb.ClaimActivitiesResponse(
+        other_attempt_indexes=other_attempts,
         held=[holder is None for holder in answers],
         holders=[
             pb.ClaimHolder(index=index, region_code=h.region_code, partner_id=h.partner_id, event_id=h.event_id)

@@ -4,7 +4,7 @@ reused)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import NamedTuple, cast
 
@@ -68,6 +68,11 @@ class ClaimColumns(NamedTuple):
     days: list[str]  # ISO CST days
     partner_ids: list[str]
     event_ids: list[str]
+
+
+class ClaimAnswers(NamedTuple):
+    holders: list[ActivityHolder | None]  # per claim: None when the claiming event holds the activity
+    other_attempts: list[int]  # claimed ahead: positions the same event holds under another attempt (ADR 0415)
 
 
 _EARN = ledger_service_pb2.TRANSFER_CODE_EARN
@@ -155,29 +160,59 @@ class GatewayClient(Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
     def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
         super().__init__("gateway", gateway_service_pb2_grpc.GatewayServiceStub, address, deadline_s, settings)
 
-    def claim(self, claims: ClaimColumns) -> list[ActivityHolder | None]:
+    def claim(self, claims: ClaimColumns, attempt_id: str = "", recorded: bool = False) -> ClaimAnswers:
         """One ClaimActivities call; per claim, in order: None when the claiming event holds the activity, else its
         holder. Any failure is UNAVAILABLE GATEWAY_UNAVAILABLE: the credit batch waits in the outbox."""
+        return self.start_claim(claims, attempt_id, recorded)()
+
+    def start_claim(
+        self, claims: ClaimColumns, attempt_id: str = "", recorded: bool = False
+    ) -> Callable[[], ClaimAnswers]:
+        """Sends the ClaimActivities call and returns at once; the returned function waits for its answers (as
+        `claim`'s), so the caller can do other work meanwhile (claims ahead of recording, docs/adr/0415)."""
         count = len(claims.fingerprints)
         if not count:
-            return []
+            return lambda: ClaimAnswers([], [])
         request = gateway_service_pb2.ClaimActivitiesRequest(
             fingerprints=claims.fingerprints,
             key_ids=claims.key_ids,
             occurred_days=claims.days,
             partner_ids=claims.partner_ids,
             event_ids=claims.event_ids,
+            attempt_id=attempt_id,
+            recorded=recorded,
         )
         try:
-            response = self.stub().ClaimActivities(request, timeout=self.deadline_s)
+            future = self.stub().ClaimActivities.future(request, timeout=self.deadline_s)
         except grpc.RpcError as error:
             raise self.failed(error) from None
-        if len(response.held) != count:
-            raise Unavailable("GATEWAY_BAD_ANSWER", f"gateway answered {len(response.held)} of {count} claims")
-        answers: list[ActivityHolder | None] = [None] * count
-        for holder in response.holders:
-            answers[holder.index] = ActivityHolder(holder.region_code, holder.partner_id, holder.event_id)
+
+        def answers() -> ClaimAnswers:
+            try:
+                response = future.result()
+            except grpc.RpcError as error:
+                raise self.failed(error) from None
+            if len(response.held) != count:
+                raise Unavailable("GATEWAY_BAD_ANSWER", f"gateway answered {len(response.held)} of {count} claims")
+            holders: list[ActivityHolder | None] = [None] * count
+            for holder in response.holders:
+                holders[holder.index] = ActivityHolder(holder.region_code, holder.partner_id, holder.event_id)
+            return ClaimAnswers(holders, list(response.other_attempt_indexes))
+
         return answers
+
+    def release(self, fingerprints: list[bytes], days: list[str], attempt_id: str) -> int:
+        """Gives up claims made ahead of recording under `attempt_id` (only those still under it go); UNAVAILABLE
+        GATEWAY_UNAVAILABLE when the gateway does not answer."""
+        if not fingerprints:
+            return 0
+        request = gateway_service_pb2.ReleaseActivityClaimsRequest(
+            fingerprints=fingerprints, occurred_days=days, attempt_id=attempt_id
+        )
+        try:
+            return self.stub().ReleaseActivityClaims(request, timeout=self.deadline_s).released
+        except grpc.RpcError as error:
+            raise self.failed(error) from None
 
 
 def _ref(ref: AccountRef) -> common_pb2.AccountRef:

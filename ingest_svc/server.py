@@ -256,7 +256,7 @@ def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ing
     ledger = LedgerClient(own.ledger_address, own.rpc_deadline_s, settings)
     in_flight, crash_point = InFlight(), crash_points(own.crash_at)
     claims = activity_claims(settings, own.gateway_address, own.rpc_deadline_s, catalog.fingerprints)
-    crediting = Crediting(engine, ledger, now, in_flight, crash_point, claims)
+    crediting = Crediting(engine, ledger, now, in_flight, crash_point, claims, own.claim_ahead)
     submissions = Submissions(
         engine,
         rules,

@@ -21,6 +21,9 @@ class IngestSettings(ServiceSettings):
     ledger_address: str = Field(default="", validation_alias="CARBON_LEDGER_ADDRESS")
     # Where the national gateway listens, for activity claims ("": claims off, each region alone; docs/adr/0413).
     gateway_address: str = Field(default="", validation_alias="CARBON_GATEWAY_ADDRESS")
+    # Claim while the record transaction writes (docs/adr/0415); off: claim after the commit, for a gateway not yet
+    # upgraded to attempts (a rolling upgrade) and for the benchmark's same-run comparison.
+    claim_ahead: bool = Field(default=True, validation_alias="CARBON_INGEST_CLAIM_AHEAD")
     # Every call to identity and the ledger gets this deadline.
     rpc_deadline_ms: WholeNumber = Field(default=10_000, validation_alias="CARBON_INGEST_RPC_DEADLINE_MS", ge=1)
     # How long a partner's previous signing key stays valid after a rotation.

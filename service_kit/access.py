@@ -163,6 +163,8 @@ GATEWAY_ACCESS: dict[str, frozenset[str]] = _service(
     "carbon.gateway.v1.GatewayService",
     {
         "ClaimActivities": frozenset({"ingest"}),
+        # An ingest attempt giving back claims it made ahead of recording and did not record (ADR 0415).
+        "ReleaseActivityClaims": frozenset({"ingest"}),
         # A region's identity judging a guardian of another region (ADR 0209).
         "CheckGuardian": frozenset({"identity"}),
     },

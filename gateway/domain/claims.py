@@ -16,6 +16,7 @@ MAX_KEY_ID_CHARS = 32
 MAX_PARTNER_ID_CHARS = 64
 MAX_EVENT_ID_CHARS = 128
 MAX_CONFLICT_DAYS = 62
+MAX_ATTEMPT_ID_CHARS = 64
 # Claims are kept for ingest's longest acceptance window (a community counter's 31 days) plus a margin for clocks
 # and retries; a claim for an older day could only come from an event ingest refuses as TOO_OLD.
 DEFAULT_RETENTION_DAYS = 33
@@ -61,6 +62,10 @@ class ClaimColumns(NamedTuple):
     partner_ids: Sequence[str]
     event_ids: Sequence[str]
     distinct_days: dict[str, date]
+    # Claims made under an attempt (ADR 0415): "" for claims after recording. `recorded`: the attempt has recorded
+    # its events, and takes over their claims from the same claimant's other attempts.
+    attempt_id: str = ""
+    recorded: bool = False
 
     @property
     def size(self) -> int:
@@ -97,17 +102,19 @@ def claims_from_columns(
     partner_ids: Sequence[str],
     event_ids: Sequence[str],
     days: tuple[date, date],
+    attempt_id: str = "",
+    recorded: bool = False,
 ) -> ClaimColumns:
     """The claims of a request, each checked; INVALID_ARGUMENT names the first bad column. Each column is checked
     whole (its distinct values, its lengths), as the columns arrive."""
     count = len(fingerprints)
     if any(len(column) != count for column in (key_ids, occurred_days, partner_ids, event_ids)):
         raise InvalidArgument("fingerprints", "the claim columns must all have one entry per claim")
-    if count > MAX_CLAIMS_PER_CALL:
-        raise InvalidArgument("fingerprints", f"at most {MAX_CLAIMS_PER_CALL} claims per call")
-    if count and set(map(len, fingerprints)) != {FINGERPRINT_BYTES}:
-        raise InvalidArgument("fingerprints", f"each fingerprint is {FINGERPRINT_BYTES} bytes (HMAC-SHA256)")
-    distinct_days = {text: _day(text, "occurred_days", days) for text in set(occurred_days)}
+    distinct_days = _keys(fingerprints, occurred_days, days)
+    if len(attempt_id) > MAX_ATTEMPT_ID_CHARS:
+        raise InvalidArgument("attempt_id", f"at most {MAX_ATTEMPT_ID_CHARS} characters")
+    if recorded and not attempt_id:
+        raise InvalidArgument("attempt_id", "recorded claims name the attempt that recorded them")
     for column, field, max_chars in (
         (key_ids, "key_ids", MAX_KEY_ID_CHARS),
         (partner_ids, "partner_ids", MAX_PARTNER_ID_CHARS),
@@ -116,8 +123,50 @@ def claims_from_columns(
         if count and not 1 <= min(map(len, column)) <= max(map(len, column)) <= max_chars:
             raise InvalidArgument(field, f"each entry must be 1-{max_chars} characters")
     return ClaimColumns(
-        list(fingerprints), list(key_ids), list(occurred_days), list(partner_ids), list(event_ids), distinct_days
+        list(fingerprints),
+        list(key_ids),
+        list(occurred_days),
+        list(partner_ids),
+        list(event_ids),
+        distinct_days,
+        attempt_id,
+        recorded,
     )
+
+
+class Release(NamedTuple):
+    """Claims one attempt made ahead of recording and gives back (ADR 0415), as columns."""
+
+    fingerprints: Sequence[bytes]
+    days: Sequence[str]
+    distinct_days: dict[str, date]
+    attempt_id: str
+
+    @property
+    def size(self) -> int:
+        return len(self.fingerprints)
+
+
+def release_from_columns(
+    fingerprints: Sequence[bytes], occurred_days: Sequence[str], attempt_id: str, days: tuple[date, date]
+) -> Release:
+    """The claims a release names, checked like a claim's; INVALID_ARGUMENT names the bad field."""
+    if len(occurred_days) != len(fingerprints):
+        raise InvalidArgument("fingerprints", "fingerprints and occurred_days must have one entry per claim")
+    distinct_days = _keys(fingerprints, occurred_days, days)
+    if not 1 <= len(attempt_id) <= MAX_ATTEMPT_ID_CHARS:
+        raise InvalidArgument("attempt_id", f"must be 1-{MAX_ATTEMPT_ID_CHARS} characters")
+    return Release(list(fingerprints), list(occurred_days), distinct_days, attempt_id)
+
+
+def _keys(fingerprints: Sequence[bytes], occurred_days: Sequence[str], days: tuple[date, date]) -> dict[str, date]:
+    """Checks the claims' keys (count, fingerprint sizes, days) whole; returns the distinct days by their text."""
+    count = len(fingerprints)
+    if count > MAX_CLAIMS_PER_CALL:
+        raise InvalidArgument("fingerprints", f"at most {MAX_CLAIMS_PER_CALL} claims per call")
+    if count and set(map(len, fingerprints)) != {FINGERPRINT_BYTES}:
+        raise InvalidArgument("fingerprints", f"each fingerprint is {FINGERPRINT_BYTES} bytes (HMAC-SHA256)")
+    return {text: _day(text, "occurred_days", days) for text in set(occurred_days)}
 
 
 def conflict_days(from_text: str, to_text: str) -> tuple[date, date]:

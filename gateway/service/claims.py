@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import date
+from typing import NamedTuple
 
 from sqlalchemy import Engine
 
-from gateway.domain.claims import Claim, ClaimColumns, ConflictCount, Holder, holds_own, retained_days
+from gateway.domain.claims import Claim, ClaimColumns, ConflictCount, Holder, Release, holds_own, retained_days
 from gateway.store import claims as store
 from service_kit import access, identities
 from service_kit.access import current_caller
@@ -23,6 +24,13 @@ from service_kit.clock import Clock, china_day, system_clock
 from service_kit.errors import PermissionDenied, Unauthenticated
 
 log = logging.getLogger("carbon.gateway.claims")
+
+
+class ClaimAnswers(NamedTuple):
+    holders: list[Holder | None]  # per claim: None when the claiming event holds the activity, else the holder
+    # Claims made ahead of recording (ADR 0415) held by the same event under another attempt: to claim again once
+    # recorded.
+    other_attempts: list[int]
 
 
 class ActivityClaims:
@@ -39,19 +47,36 @@ class ActivityClaims:
 
     def claim(self, region_code: str, batch: ClaimColumns) -> list[Holder | None]:
         """Per claim, in order: None when the claiming event holds the activity, else the event that does."""
+        return self.answer(region_code, batch).holders
+
+    def answer(self, region_code: str, batch: ClaimColumns) -> ClaimAnswers:
+        """The claims' holders, and (claimed ahead of recording) which of them another attempt of the same event
+        made. A recorded attempt takes its events' claims over."""
         self._maintain()
         self._make_days(set(batch.distinct_days.values()))
         now = self._clock()
         with self._engine.begin() as conn:
             if store.insert_claims(conn, region_code, batch, now) == batch.size:
-                return [None] * batch.size  # every claim was new: each event holds its own activity
+                return ClaimAnswers([None] * batch.size, [])  # every claim was new: each event holds its own activity
             held = store.holders(conn, batch)
-            answers = [_answer(held[position], region_code, batch.claim(position)) for position in range(batch.size)]
+            answers = [_answer(held[position][0], region_code, batch.claim(position)) for position in range(batch.size)]
             conflicts = [
                 (batch.claim(position), holder) for position, holder in enumerate(answers) if holder is not None
             ]
             store.record_conflicts(conn, region_code, conflicts, now)
-        return answers
+            others = [
+                position
+                for position, holder in enumerate(answers)
+                if holder is None and batch.attempt_id and held[position][1] != batch.attempt_id
+            ]
+            if batch.recorded and others:
+                store.adopt(conn, region_code, batch)
+        return ClaimAnswers(answers, [] if batch.recorded else others)
+
+    def release(self, region_code: str, claims: Release) -> int:
+        """Gives up the claims an attempt made ahead of recording and did not record (ADR 0415)."""
+        with self._engine.begin() as conn:
+            return store.release(conn, region_code, claims)
 
     def conflicts(self, first: date, last: date) -> list[ConflictCount]:
         with self._engine.connect() as conn:

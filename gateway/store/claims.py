@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from gateway.domain.claims import FINGERPRINT_BYTES, Claim, ClaimColumns, ConflictCount, Holder
+from gateway.domain.claims import FINGERPRINT_BYTES, Claim, ClaimColumns, ConflictCount, Holder, Release
 from gateway.store.tables import metadata
 from service_kit.db import UtcDateTime
 
@@ -44,6 +44,8 @@ activity_claims = Table(
     Column("partner_id", String(64), nullable=False),
     Column("event_id", String(128), nullable=False),
     Column("claimed_at", UtcDateTime(), nullable=False),
+    # The claimant's attempt that inserted it when claimed ahead of recording (ADR 0415), else NULL.
+    Column("attempt_id", String(64), nullable=True),
 )
 
 # One row per refused claim (a claimant, once, however often it retries), kept as long as the claims.
@@ -75,14 +77,27 @@ _PG_FINGERPRINT = (
     f"FROM (CAST(c.n AS integer) - 1) * {FINGERPRINT_BYTES} + 1 FOR {FINGERPRINT_BYTES})"
 )
 _PG_INSERT = text(
-    f"INSERT INTO {CLAIMS_TABLE} (day, fingerprint, key_id, region_code, partner_id, event_id, claimed_at) "
-    f"SELECT CAST(c.day AS date), {_PG_FINGERPRINT}, c.key_id, :region, c.partner_id, c.event_id, :now "
-    f"FROM {_PG_BATCH} ORDER BY 1, 2, c.n ON CONFLICT (day, fingerprint) DO NOTHING"
+    f"INSERT INTO {CLAIMS_TABLE} "
+    "(day, fingerprint, key_id, region_code, partner_id, event_id, claimed_at, attempt_id) "
+    f"SELECT CAST(c.day AS date), {_PG_FINGERPRINT}, c.key_id, :region, c.partner_id, c.event_id, :now, "
+    f"CAST(:attempt AS varchar) FROM {_PG_BATCH} ORDER BY 1, 2, c.n ON CONFLICT (day, fingerprint) DO NOTHING"
 )
 _PG_HOLDERS = text(
-    "SELECT CAST(c.n AS integer) - 1 AS position, h.region_code, h.partner_id, h.event_id "
+    "SELECT CAST(c.n AS integer) - 1 AS position, h.region_code, h.partner_id, h.event_id, h.attempt_id "
     f"FROM {_PG_BATCH} JOIN {CLAIMS_TABLE} AS h "
     f"ON h.day = CAST(c.day AS date) AND h.fingerprint = {_PG_FINGERPRINT}"
+)
+# A recorded attempt takes over its events' claims that another attempt of the same claimant inserted (ADR 0415).
+_PG_ADOPT = text(
+    f"UPDATE {CLAIMS_TABLE} AS h SET attempt_id = CAST(:attempt AS varchar) FROM {_PG_BATCH} "
+    f"WHERE h.day = CAST(c.day AS date) AND h.fingerprint = {_PG_FINGERPRINT} AND h.region_code = :region "
+    "AND h.partner_id = c.partner_id AND h.event_id = c.event_id AND h.attempt_id <> CAST(:attempt AS varchar)"
+)
+_PG_RELEASE_KEYS = "ROWS FROM (json_array_elements_text(CAST(:days AS json))) WITH ORDINALITY AS c(day, n)"
+_PG_RELEASE = text(
+    f"DELETE FROM {CLAIMS_TABLE} AS h USING {_PG_RELEASE_KEYS} "
+    f"WHERE h.day = CAST(c.day AS date) AND h.fingerprint = {_PG_FINGERPRINT} AND h.region_code = :region "
+    "AND h.attempt_id = :attempt"
 )
 _PG_PARTITIONS = text(
     "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
@@ -135,7 +150,8 @@ def insert_claims(conn: Connection, region_code: str, batch: ClaimColumns, now: 
     if not batch.size:
         return 0
     if is_postgres(conn):
-        return conn.execute(_PG_INSERT, {"region": region_code, "now": now, **_pg_columns(batch)}).rowcount
+        params = {"region": region_code, "now": now, "attempt": batch.attempt_id or None, **_pg_columns(batch)}
+        return conn.execute(_PG_INSERT, params).rowcount
     # SQLite writes one transaction at a time (BEGIN IMMEDIATE): what is not held now is ours to insert.
     first_of: dict[Key, Claim] = {}
     for claim in batch.claims():
@@ -154,6 +170,7 @@ def insert_claims(conn: Connection, region_code: str, batch: ClaimColumns, now: 
                     "partner_id": c.partner_id,
                     "event_id": c.event_id,
                     "claimed_at": now,
+                    "attempt_id": batch.attempt_id or None,
                 }
                 for c in new
             ],
@@ -161,13 +178,14 @@ def insert_claims(conn: Connection, region_code: str, batch: ClaimColumns, now: 
     return len(new)
 
 
-def holders(conn: Connection, batch: ClaimColumns) -> dict[int, Holder]:
-    """The holder of each claim's activity, by the claim's position in the batch (all of them once it is inserted)."""
+def holders(conn: Connection, batch: ClaimColumns) -> dict[int, tuple[Holder, str | None]]:
+    """The holder of each claim's activity and the attempt its claim was inserted under, by the claim's position in
+    the batch (all of them once it is inserted)."""
     if not batch.size:
         return {}
     if is_postgres(conn):
         rows = conn.execute(_PG_HOLDERS, _pg_columns(batch))
-        return {r.position: Holder(r.region_code, r.partner_id, r.event_id) for r in rows}
+        return {r.position: (Holder(r.region_code, r.partner_id, r.event_id), r.attempt_id) for r in rows}
     claims = batch.claims()
     keys = [(c.day, c.fingerprint) for c in claims]
     held = _sqlite_holders(conn, keys)
@@ -184,11 +202,57 @@ def _pg_columns(batch: ClaimColumns) -> dict[str, object]:
     }
 
 
-def _sqlite_holders(conn: Connection, keys: Sequence[Key]) -> dict[Key, Holder]:
+def _sqlite_holders(conn: Connection, keys: Sequence[Key]) -> dict[Key, tuple[Holder, str | None]]:
     c = activity_claims.c
-    query = select(c.day, c.fingerprint, c.region_code, c.partner_id, c.event_id)
+    query = select(c.day, c.fingerprint, c.region_code, c.partner_id, c.event_id, c.attempt_id)
     rows = conn.execute(query.where(tuple_(c.day, c.fingerprint).in_(list(keys))))
-    return {(r.day, bytes(r.fingerprint)): Holder(r.region_code, r.partner_id, r.event_id) for r in rows}
+    return {
+        (r.day, bytes(r.fingerprint)): (Holder(r.region_code, r.partner_id, r.event_id), r.attempt_id) for r in rows
+    }
+
+
+def adopt(conn: Connection, region_code: str, batch: ClaimColumns) -> None:
+    """The batch's attempt takes over the claims of its events that the same claimant inserted under another
+    attempt (which may still release them, ADR 0415)."""
+    if not batch.size or not batch.attempt_id:
+        return
+    if is_postgres(conn):
+        conn.execute(_PG_ADOPT, {"region": region_code, "attempt": batch.attempt_id, **_pg_columns(batch)})
+        return
+    c = activity_claims.c
+    for claim in batch.claims():
+        conn.execute(
+            activity_claims.update()
+            .where(
+                c.day == claim.day,
+                c.fingerprint == claim.fingerprint,
+                c.region_code == region_code,
+                c.partner_id == claim.partner_id,
+                c.event_id == claim.event_id,
+                c.attempt_id != batch.attempt_id,
+            )
+            .values(attempt_id=batch.attempt_id)
+        )
+
+
+def release(conn: Connection, region_code: str, claims: Release) -> int:
+    """Deletes the named claims of the region still under the release's attempt; returns how many went."""
+    if not claims.size:
+        return 0
+    if is_postgres(conn):
+        params = {
+            "region": region_code,
+            "attempt": claims.attempt_id,
+            "days": json.dumps(claims.days),
+            "fingerprints": b"".join(claims.fingerprints),
+        }
+        return conn.execute(_PG_RELEASE, params).rowcount
+    c = activity_claims.c
+    keys = [(claims.distinct_days[day], fp) for day, fp in zip(claims.days, claims.fingerprints, strict=True)]
+    statement = delete(activity_claims).where(
+        tuple_(c.day, c.fingerprint).in_(keys), c.region_code == region_code, c.attempt_id == claims.attempt_id
+    )
+    return conn.execute(statement).rowcount
 
 
 def record_conflicts(

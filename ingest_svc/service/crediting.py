@@ -16,7 +16,8 @@ from ingest_svc.clients import CreditMetadata, CreditResult, EarnCredit, LedgerC
 from ingest_svc.domain import events as ev
 from ingest_svc.domain.event_rows import LEDGER_FAILED, PENDING, EventRow
 from ingest_svc.domain.events import new_tuple
-from ingest_svc.service.claims import ActivityClaims
+from ingest_svc.service.claims import ActivityClaims, ClaimAhead
+from ingest_svc.service.consent import Owned
 from ingest_svc.service.crash_points import CrashPoint
 from ingest_svc.store import activity_holders, credit_batches, events
 from ingest_svc.store.credit_batches import CreditBatch
@@ -83,39 +84,63 @@ class Crediting:
         in_flight: InFlight,
         crash_point: CrashPoint,
         claims: ActivityClaims | None = None,
+        claim_ahead: bool = True,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
         self._claims = claims or ActivityClaims(None, {}, None)
+        self._claim_ahead = claim_ahead
         self._clock = clock
         self._in_flight = in_flight
         self._crash_point = crash_point
 
+    def claim_ahead(self, partner_id: str, owned: Mapping[str, Owned], attempt_id: str) -> ClaimAhead | None:
+        """Claims the owned candidates while the record transaction (credit batch `attempt_id`) writes them, so the
+        claim's round trip overlaps it (docs/adr/0415-claims-ahead-of-recording.md); None when claims are off."""
+        return self._claims.ahead(partner_id, owned, attempt_id) if self._claim_ahead else None
+
+    def release_ahead(self, ahead: ClaimAhead | None) -> None:
+        """Gives back every claim made ahead for a record attempt that failed."""
+        if ahead is not None:
+            self._claims.release_ahead(ahead)
+
     def settle(
-        self, own: CreditBatch | None, rows: Sequence[EventRow], duplicates: Mapping[str, EventRow]
+        self,
+        own: CreditBatch | None,
+        rows: Sequence[EventRow],
+        duplicates: Mapping[str, EventRow],
+        ahead: ClaimAhead | None = None,
     ) -> dict[str, EventRow]:
         """Posts a submission's own credit batch (claimed when it was recorded) and finishes whole every other credit
         batch its duplicates are still owed by (a crash before their ledger call), so a partial resubmission never
         leaves part of a batch owed behind a POSTED marker. Returns the rows the ledger refused, by event id, as they
-        now read."""
+        now read. `ahead`: the claims made while recording, settled with the own batch (or all released)."""
         owed = sorted({row.credit_batch_id for row in duplicates.values() if row.status == PENDING})
         claimed = self._in_flight.claim(owed)
         refused: dict[str, EventRow] = {}
         try:
             if own is not None:
-                refused = self.post(own, [row for row in rows if row.status == PENDING])
+                refused = self.post(own, [row for row in rows if row.status == PENDING], ahead)
+            else:
+                self.release_ahead(ahead)
             self.finish_owed(claimed)
         finally:
             self._in_flight.release(claimed + ([own.credit_batch_id] if own is not None else []))
         return refused
 
-    def post(self, batch: CreditBatch, rows: list[EventRow]) -> dict[str, EventRow]:
+    def post(self, batch: CreditBatch, rows: list[EventRow], ahead: ClaimAhead | None = None) -> dict[str, EventRow]:
         """One claim call and one ledger call for a credit batch's events, then one short transaction marks the batch
         POSTED. Returns the rows not credited, by event id, as they now read: DUPLICATE_ACTIVITY (another event holds
         the activity) or LEDGER_FAILED with the ledger's reason.
 
-        A retry after a crash claims again: the gateway answers an event's own claim as held, so it proceeds."""
-        held_elsewhere = self._claims.claim(rows)
+        A retry after a crash claims again: the gateway answers an event's own claim as held, so it proceeds. The
+        claims are made as recorded under the batch's id, taking over any the same events made in another attempt.
+        With `ahead` (claimed while the batch was recorded, under its id) the answers come from that claim."""
+        if ahead is not None and ahead.attempt_id == batch.credit_batch_id:
+            held_elsewhere = self._claims.settle_ahead(ahead, rows)
+        else:
+            self.release_ahead(ahead)
+            held_elsewhere = self._claims.claim(rows, batch.credit_batch_id)
         self._crash_point("after_claim")
         credited = [row for row in rows if row.event_id not in held_elsewhere] if held_elsewhere else rows
         outcomes = self._ledger.credit(earn_credits(credited))

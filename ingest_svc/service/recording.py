@@ -45,30 +45,36 @@ class Recorder:
         self._in_flight = in_flight
         self._crash_point = crash_point
 
-    def record(self, partner_id: str, owned: Mapping[str, Owned], now: datetime, optimistic: bool) -> Recorded:
-        """Records the owned candidates (by event id, in order) in one transaction.
+    def record(
+        self, partner_id: str, owned: Mapping[str, Owned], now: datetime, optimistic: bool, credit_batch_id: str = ""
+    ) -> Recorded:
+        """Records the owned candidates (by event id, in order) in one transaction; what they owe goes under
+        `credit_batch_id` (a fresh id when empty), whichever attempt commits: claims made ahead name it (ADR 0415).
 
         Optimistic: the first attempt skips the look-up of existing events and writes them by COPY; if one exists
         after all, the transaction rolls back (nothing of it stays) and the next attempt looks first, as a
         concurrent race does. A race on a new cap counter redoes the transaction the same way.
         """
+        credit_batch_id = credit_batch_id or uuid.uuid4().hex
         for attempt in range(RACE_RETRIES + optimistic):
             look_first = not (optimistic and attempt == 0)
             try:
-                return self._attempt(partner_id, owned, now, look_first)
+                return self._attempt(partner_id, owned, now, look_first, credit_batch_id)
             except (_Race, IntegrityError) as race:
                 if isinstance(race, IntegrityError) and look_first:
                     raise
                 log.info("event id or cap counter race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
         raise ResourceExhausted("CONTENTION", "the same events are being submitted concurrently; retry")
 
-    def _attempt(self, partner_id: str, owned: Mapping[str, Owned], now: datetime, look_first: bool) -> Recorded:
+    def _attempt(
+        self, partner_id: str, owned: Mapping[str, Owned], now: datetime, look_first: bool, credit_batch_id: str
+    ) -> Recorded:
         claimed: list[str] = []
         try:
             with self._engine.begin() as conn:
                 duplicates = events.find_events(conn, partner_id, list(owned)) if look_first else {}
                 new = [pair for event_id, pair in owned.items() if event_id not in duplicates]
-                rows, owed = _write(conn, partner_id, new, now, surely_new=not look_first)
+                rows, owed = _write(conn, partner_id, new, now, not look_first, credit_batch_id)
                 # Claimed before the commit makes it visible, so no concurrent duplicate posts it meanwhile.
                 claimed = self._in_flight.claim([owed.credit_batch_id] if owed else [])
             self._crash_point("after_commit")
@@ -79,12 +85,11 @@ class Recorder:
 
 
 def _write(
-    conn: Connection, partner_id: str, new: list[Owned], now: datetime, surely_new: bool
+    conn: Connection, partner_id: str, new: list[Owned], now: datetime, surely_new: bool, credit_batch_id: str
 ) -> tuple[list[EventRow], CreditBatch | None]:
     """Scores the new events under their locked cap counters and writes everything they change."""
     counted = caps.lock_cap_counters(conn, [(number, c.valid.rule.behaviour, c.valid.day) for c, number in new])
     scores, totals = score_events([(c.valid, number) for c, number in new], counted)
-    credit_batch_id = uuid.uuid4().hex
     rows = event_rows(partner_id, zip([c.batch_id for c, _ in new], scores, strict=True), now, credit_batch_id)
     inserted = events.insert_events(conn, rows, surely_new=surely_new)
     if len(inserted) != len(rows) or not caps.write_cap_counters(conn, counted, totals):

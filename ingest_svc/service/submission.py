@@ -9,6 +9,7 @@ transaction is held open across a remote call (docs/adr/0401-exactly-once-credit
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -86,10 +87,17 @@ class Submissions:
         outcomes = {event_id: duplicate_of(row) for event_id, row in known.rows.items()}
         fresh = _without(checked.candidates, known.rows)
         owners = self._consent.owners(fresh, outcomes)
-        # Nothing of this group seen before: insert without looking first (a conflict redoes it with the look).
-        written = self._recorder.record(partner_id, owners, now, optimistic=not known.any_seen)
+        # The claims travel while the record transaction writes (ADR 0415), under the credit batch id it will use.
+        credit_batch_id = uuid.uuid4().hex
+        ahead = self._crediting.claim_ahead(partner_id, owners, credit_batch_id)
+        try:
+            # Nothing of this group seen before: insert without looking first (a conflict redoes it with the look).
+            written = self._recorder.record(partner_id, owners, now, not known.any_seen, credit_batch_id)
+        except BaseException:
+            self._crediting.release_ahead(ahead)
+            raise
         stored_before = {**known.rows, **written.duplicates}
-        refused = self._crediting.settle(written.credit_batch, written.rows, stored_before)
+        refused = self._crediting.settle(written.credit_batch, written.rows, stored_before, ahead)
         _add_recorded(outcomes, written, refused)
         self._dedupe.remember(partner_id, [(row.event_id, row.day) for row in written.rows])
         return assemble(batches, checked, outcomes)

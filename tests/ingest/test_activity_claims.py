@@ -15,6 +15,8 @@ import grpc
 import pytest
 
 from carbon.ingest.v1 import ingest_service_pb2 as pb
+from ingest_svc.service.crediting import Crediting
+from ingest_svc.service.recording import Recorder
 from service_kit.server import RunningServer
 from service_kit.status import error_details
 from tests.gateway.claims_gateway import claims_gateway
@@ -168,3 +170,82 @@ def test_a_gateway_outage_keeps_the_credit_owed_until_it_returns_then_credits_on
     ]
     assert [r.points for r in once_more] == [10]
     assert balance == 10, "credited once, when the gateway came back"
+
+
+def _record_fails_once(monkeypatch: pytest.MonkeyPatch, release: bool) -> None:
+    """The first record transaction fails after its claims ahead reached the gateway (ADR 0415). release=False: the
+    process also dies before giving them back, as a crash would leave them."""
+    real_record = Recorder.record
+    failed: list[bool] = []
+
+    def record(self: Recorder, *args: object, **kwargs: object) -> object:
+        if not failed:
+            failed.append(True)
+            # Not UNAVAILABLE: the partner's channel would retry that at once, and the retry is what the tests make.
+            raise RuntimeError("injected: the record transaction failed")
+        return real_record(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Recorder, "record", record)
+    if not release:
+        monkeypatch.setattr(Crediting, "release_ahead", lambda self, ahead: ahead and ahead.answers())
+
+
+def test_claims_ahead_of_a_failed_record_are_released_and_another_partner_earns(
+    tmp_path: Path, urls: Urls, gateway: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _record_fails_once(monkeypatch, release=True)
+    with ExitStack() as stack:
+        bj = _region(stack, urls, tmp_path, "110000", gateway.address)
+        transit, payment = _partner(bj, "transit-app"), _partner(bj, "pay-app")
+        rider = bj.open_account()
+        with pytest.raises(grpc.RpcError) as caught:
+            _as(bj, transit).submit([_trip(bj, rider, "t-1")])
+        other = _as(bj, payment).submit([_trip(bj, rider, "p-7")])
+        retried = _as(bj, transit).submit([_trip(bj, rider, "t-1")])
+        balance = bj.ledger.balance(rider)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert (other[0].points, other[0].reason) == (10, ""), "the failed attempt's claim was given back"
+    assert (retried[0].points, retried[0].reason) == (0, "DUPLICATE_ACTIVITY") and "p-7" in retried[0].message
+    assert balance == 10
+
+
+def test_claims_ahead_left_by_a_crash_are_taken_over_by_the_retry_and_the_activity_earns_once(
+    tmp_path: Path, urls: Urls, gateway: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim stays with the event that was never recorded; the partner's retry records it, takes the claim over
+    (it was made under another attempt) and earns; the other partner's report, before and after, names it."""
+    _record_fails_once(monkeypatch, release=False)
+    with ExitStack() as stack:
+        bj = _region(stack, urls, tmp_path, "110000", gateway.address)
+        transit, payment = _partner(bj, "transit-app"), _partner(bj, "pay-app")
+        rider = bj.open_account()
+        with pytest.raises(grpc.RpcError):
+            _as(bj, transit).submit([_trip(bj, rider, "t-1")])
+        before = _as(bj, payment).submit([_trip(bj, rider, "p-7")])
+        retried = _as(bj, transit).submit([_trip(bj, rider, "t-1")])
+        after = _as(bj, payment).submit([_trip(bj, rider, "p-8")])
+        balance = bj.ledger.balance(rider)
+    assert (before[0].points, before[0].reason) == (0, "DUPLICATE_ACTIVITY") and "t-1" in before[0].message
+    assert (retried[0].points, retried[0].reason) == (10, "")
+    assert (after[0].points, after[0].reason) == (0, "DUPLICATE_ACTIVITY") and "t-1" in after[0].message
+    assert balance == 10
+
+
+def test_a_capped_event_gives_its_claim_ahead_back_so_the_activity_may_earn_elsewhere(
+    tmp_path: Path, urls: Urls, gateway: RunningServer
+) -> None:
+    """As when claims came after recording: an event recorded without points holds no claim."""
+    with ExitStack() as stack:
+        bj = _region(stack, urls, tmp_path, "110000", gateway.address)
+        zj = _region(stack, urls, tmp_path, "330000", gateway.address)
+        _partner(bj, "transit-app")
+        _partner(zj, "pay-app")
+        in_bj, in_zj = bj.open_account(), zj.open_account()
+        capped = bj.submit([_trip(bj, in_bj, f"t-{n}", f"bjcard:trip-{n}") for n in range(11)])
+        zj_trip = _trip(zj, in_zj, "p-1", "bjcard:trip-10")
+        zj_trip.region_code = "110000"
+        elsewhere = zj.submit([zj_trip])
+        balances = bj.ledger.balance(in_bj), zj.ledger.balance(in_zj)
+    assert [r.points for r in capped] == [10] * 10 + [0]
+    assert (elsewhere[0].points, elsewhere[0].reason) == (10, "")
+    assert balances == (100, 10)

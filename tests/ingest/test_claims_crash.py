@@ -4,6 +4,7 @@ own claims and credits each event once. The ledger's balances and conservation a
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,3 +58,8 @@ def test_a_crash_after_the_claim_credits_each_event_once_after_restart(
     # The retry found its own claims: the events earned, none is a duplicate of itself.
     answers = [(r.first_outcome, r.points, r.reason) for r in results]
     assert answers == [(pb.EVENT_OUTCOME_ACCEPTED, 10, "DUPLICATE_EVENT")] * 4
+    # The claims made ahead of recording (from the submitted events) and those made again after the restart (from
+    # the stored rows) hash alike: one claim per activity, under the attempt that recorded it (ADR 0415).
+    with sqlite3.connect(tmp_path / "gateway.db") as db:
+        claims = db.execute("SELECT count(*), count(DISTINCT attempt_id) FROM gateway_activity_claims").fetchone()
+    assert claims == (4, 1)

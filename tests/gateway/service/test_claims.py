@@ -155,3 +155,99 @@ def test_claims_of_days_past_retention_are_dropped_whole(tmp_path: Path, databas
     engine.dispose()
     assert answers[0] is None
     assert answers[1] is not None and answers[1].event_id == "kept"
+
+
+def _ahead(attempt_id: str, recorded: bool, *claims: tuple[bytes, str, str, str]) -> gw.ClaimActivitiesRequest:
+    request = claim_request(*claims)
+    request.attempt_id, request.recorded = attempt_id, recorded
+    return request
+
+
+def _release(attempt_id: str, *fingerprints: bytes) -> gw.ReleaseActivityClaimsRequest:
+    return gw.ReleaseActivityClaimsRequest(
+        fingerprints=list(fingerprints), occurred_days=[TODAY] * len(fingerprints), attempt_id=attempt_id
+    )
+
+
+def test_a_claim_ahead_names_another_attempt_of_the_same_event_until_a_recorded_attempt_takes_it_over(
+    claims_server: RunningServer,
+) -> None:
+    """ADR 0415: attempt a1 claimed ahead and then failed to record (a crash); attempt a2 of the same event is told
+    so, records, claims again as recorded and takes the claim over: a1's late release removes nothing."""
+    zj_channel, zj = stub_as(claims_server, ZJ_INGEST)
+    bj_channel, bj = stub_as(claims_server, BJ_INGEST)
+    with zj_channel, bj_channel:
+        first = zj.ClaimActivities(_ahead("a1", False, (TRIP, TODAY, "transit-app", "e1")), timeout=10)
+        second = zj.ClaimActivities(_ahead("a2", False, (TRIP, TODAY, "transit-app", "e1")), timeout=10)
+        recorded = zj.ClaimActivities(_ahead("a2", True, (TRIP, TODAY, "transit-app", "e1")), timeout=10)
+        late = zj.ReleaseActivityClaims(_release("a1", TRIP), timeout=10)
+        other = bj.ClaimActivities(_ahead("b1", False, (TRIP, TODAY, "pay-app", "p9")), timeout=10)
+    assert (list(first.held), list(first.other_attempt_indexes)) == ([True], [])
+    assert (list(second.held), list(second.other_attempt_indexes)) == ([True], [0])
+    assert (list(recorded.held), list(recorded.other_attempt_indexes)) == ([True], [])
+    assert late.released == 0, "a claim taken over by the attempt that recorded it stays"
+    assert list(other.held) == [False] and other.holders[0].event_id == "e1"
+
+
+def test_a_release_frees_only_the_attempts_own_claims_of_its_region(claims_server: RunningServer) -> None:
+    zj_channel, zj = stub_as(claims_server, ZJ_INGEST)
+    bj_channel, bj = stub_as(claims_server, BJ_INGEST)
+    with zj_channel, bj_channel:
+        zj.ClaimActivities(_ahead("a1", False, (TRIP, TODAY, "a", "e1"), (BIKE, TODAY, "a", "e2")), timeout=10)
+        by_other_region = bj.ReleaseActivityClaims(_release("a1", TRIP, BIKE), timeout=10)
+        by_other_attempt = zj.ReleaseActivityClaims(_release("a9", TRIP, BIKE), timeout=10)
+        own = zj.ReleaseActivityClaims(_release("a1", TRIP), timeout=10)
+        again = zj.ReleaseActivityClaims(_release("a1", TRIP), timeout=10)
+        after = bj.ClaimActivities(claim_request((TRIP, TODAY, "b", "p1"), (BIKE, TODAY, "b", "p2")), timeout=10)
+    assert (by_other_region.released, by_other_attempt.released, own.released, again.released) == (0, 0, 1, 0)
+    assert list(after.held) == [True, False], "the released activity is free again; the other is still held"
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (_ahead("x" * 65, False, (TRIP, TODAY, "a", "e1")), "attempt_id"),
+        (_ahead("", True, (TRIP, TODAY, "a", "e1")), "attempt_id"),
+    ],
+)
+def test_bad_attempts_are_invalid_argument(
+    claims_server: RunningServer, request_: gw.ClaimActivitiesRequest, field: str
+) -> None:
+    channel, zj = stub_as(claims_server, ZJ_INGEST)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        zj.ClaimActivities(request_, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(caught.value).metadata["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (_release("", TRIP), "attempt_id"),
+        (
+            gw.ReleaseActivityClaimsRequest(fingerprints=[b"short"], occurred_days=[TODAY], attempt_id="a1"),
+            "fingerprints",
+        ),
+        (
+            gw.ReleaseActivityClaimsRequest(fingerprints=[TRIP], occurred_days=["nope"], attempt_id="a1"),
+            "occurred_days",
+        ),
+    ],
+)
+def test_bad_releases_are_invalid_argument_naming_the_field(
+    claims_server: RunningServer, request_: gw.ReleaseActivityClaimsRequest, field: str
+) -> None:
+    channel, zj = stub_as(claims_server, ZJ_INGEST)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        zj.ReleaseActivityClaims(request_, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(caught.value).metadata["field"] == field
+
+
+def test_only_a_regions_ingest_may_release(claims_server: RunningServer) -> None:
+    channel = grpc.insecure_channel(claims_server.address)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        gateway_service_pb2_grpc.GatewayServiceStub(channel).ReleaseActivityClaims(
+            _release("a1", TRIP), metadata=OPERATOR, timeout=10
+        )
+    assert caught.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)

@@ -1002,6 +1002,18 @@ class ClaimActivitiesRequest(_message.Message):
     OCCURRED_DAYS_FIELD_NUMBER: _builtins.int
     PARTNER_IDS_FIELD_NUMBER: _builtins.int
     EVENT_IDS_FIELD_NUMBER: _builtins.int
+    ATTEMPT_ID_FIELD_NUMBER: _builtins.int
+    RECORDED_FIELD_NUMBER: _builtins.int
+    attempt_id: _builtins.str
+    """Optional, 1-64 characters: the claimant's id for this attempt to record the events (ingest sends its credit
+    batch id), stored with each claim this call inserts. Empty: claims after recording, as before (docs/adr/0606).
+    """
+    recorded: _builtins.bool
+    """Optional, only with attempt_id: true when the events are already recorded in the region (durably). Then a claim
+    of the same (region, partner, event id) inserted under another attempt_id is taken over by this one, so no
+    release of the other attempt removes it. False: claimed ahead of recording (docs/adr/0415); the claimant releases
+    what it did not record and re-claims, recorded=true, the claims listed in other_attempt_indexes.
+    """
     @_builtins.property
     def fingerprints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """Required. Each event's activity fingerprint: HMAC-SHA256 (32 bytes) of the behaviour's fingerprint fields under
@@ -1034,10 +1046,12 @@ class ClaimActivitiesRequest(_message.Message):
         occurred_days: _abc.Iterable[_builtins.str] | None = ...,
         partner_ids: _abc.Iterable[_builtins.str] | None = ...,
         event_ids: _abc.Iterable[_builtins.str] | None = ...,
+        attempt_id: _builtins.str = ...,
+        recorded: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_ids", b"event_ids", "fingerprints", b"fingerprints", "key_ids", b"key_ids", "occurred_days", b"occurred_days", "partner_ids", b"partner_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_id", b"attempt_id", "event_ids", b"event_ids", "fingerprints", b"fingerprints", "key_ids", b"key_ids", "occurred_days", b"occurred_days", "partner_ids", b"partner_ids", "recorded", b"recorded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1051,6 +1065,7 @@ class ClaimActivitiesResponse(_message.Message):
 
     HELD_FIELD_NUMBER: _builtins.int
     HOLDERS_FIELD_NUMBER: _builtins.int
+    OTHER_ATTEMPT_INDEXES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def held(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
         """Per claim: true when the claiming event holds the activity (its first claim, or its own claim again)."""
@@ -1059,19 +1074,83 @@ class ClaimActivitiesResponse(_message.Message):
     def holders(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClaimHolder]:
         """For each claim not held, the holder, with the claim's index."""
 
+    @_builtins.property
+    def other_attempt_indexes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Only for attempt_id with recorded=false: indexes of held claims the same (region, partner, event id) made under
+        another attempt_id (an earlier or concurrent attempt that may still release them). The claimant must claim
+        these again with recorded=true after recording before it relies on them.
+        """
+
     def __init__(
         self,
         *,
         held: _abc.Iterable[_builtins.bool] | None = ...,
         holders: _abc.Iterable[Global___ClaimHolder] | None = ...,
+        other_attempt_indexes: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["held", b"held", "holders", b"holders"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held", b"held", "holders", b"holders", "other_attempt_indexes", b"other_attempt_indexes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClaimActivitiesResponse: _TypeAlias = ClaimActivitiesResponse  # noqa: Y015
+
+@_typing.final
+class ReleaseActivityClaimsRequest(_message.Message):
+    """Claims made ahead of recording by one attempt, to give up (columns of equal length)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINGERPRINTS_FIELD_NUMBER: _builtins.int
+    OCCURRED_DAYS_FIELD_NUMBER: _builtins.int
+    ATTEMPT_ID_FIELD_NUMBER: _builtins.int
+    attempt_id: _builtins.str
+    """Required, 1-64 characters: the attempt_id the claims were made under."""
+    @_builtins.property
+    def fingerprints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Required. The fingerprints claimed, 32 bytes each, at most 5000."""
+
+    @_builtins.property
+    def occurred_days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. Each fingerprint's CST day, YYYY-MM-DD, as claimed."""
+
+    def __init__(
+        self,
+        *,
+        fingerprints: _abc.Iterable[_builtins.bytes] | None = ...,
+        occurred_days: _abc.Iterable[_builtins.str] | None = ...,
+        attempt_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_id", b"attempt_id", "fingerprints", b"fingerprints", "occurred_days", b"occurred_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseActivityClaimsRequest: _TypeAlias = ReleaseActivityClaimsRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseActivityClaimsResponse(_message.Message):
+    """What was released."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELEASED_FIELD_NUMBER: _builtins.int
+    released: _builtins.int
+    """How many claims were removed (those still under the attempt_id; the others stay)."""
+    def __init__(
+        self,
+        *,
+        released: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["released", b"released"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseActivityClaimsResponse: _TypeAlias = ReleaseActivityClaimsResponse  # noqa: Y015
 
 @_typing.final
 class ClaimHolder(_message.Message):

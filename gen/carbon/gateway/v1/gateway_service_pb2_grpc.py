@@ -121,6 +121,11 @@ class GatewayServiceStub:
                 request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesRequest.SerializeToString,
                 response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesResponse.FromString,
                 _registered_method=True)
+        self.ReleaseActivityClaims = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/ReleaseActivityClaims',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsResponse.FromString,
+                _registered_method=True)
         self.ListClaimConflicts = channel.unary_unary(
                 '/carbon.gateway.v1.GatewayService/ListClaimConflicts',
                 request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimConflictsRequest.SerializeToString,
@@ -320,7 +325,27 @@ class GatewayServiceServicer:
         Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
         (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
         occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
-        id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+        id; attempt_id longer than 64 characters, or recorded without attempt_id, field attempt_id); UNAVAILABLE
+        DATABASE_UNAVAILABLE (retry: nothing was claimed).
+        Claiming ahead of recording (docs/adr/0415): a claimant may claim while it records its events, with an
+        attempt_id and recorded=false, to hide the call's latency. It must then (1) release with ReleaseActivityClaims,
+        under the same attempt_id, every claim of an event that attempt did not record as earning, and (2) before
+        trusting a claim listed in other_attempt_indexes, claim it again once recorded (recorded=true).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseActivityClaims(self, request, context):
+        """Gives up claims made ahead of recording (ClaimActivities with attempt_id and recorded=false) by an attempt that
+        did not record their events as earning: its transaction rolled back, or the event was recorded without points or
+        was a repeat of an event recorded before. Only claims of the calling region still under that attempt_id go;
+        a claim another attempt of the same event has taken over since (recorded=true), or anyone else's, stays.
+        Internal: only a region's ingest service identity may call it (docs/access.md).
+        Idempotency: releasing again, or releasing claims that are not there, removes nothing more.
+        Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT (as
+        ClaimActivities for fingerprints and occurred_days; attempt_id empty or longer than 64 characters);
+        UNAVAILABLE DATABASE_UNAVAILABLE (retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -435,6 +460,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ClaimActivities,
                     request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesRequest.FromString,
                     response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesResponse.SerializeToString,
+            ),
+            'ReleaseActivityClaims': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseActivityClaims,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsResponse.SerializeToString,
             ),
             'ListClaimConflicts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListClaimConflicts,
@@ -764,6 +794,33 @@ class GatewayService:
             '/carbon.gateway.v1.GatewayService/ClaimActivities',
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesRequest.SerializeToString,
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ClaimActivitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseActivityClaims(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/ReleaseActivityClaims',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -171,7 +171,23 @@ class GatewayServiceStub:
     Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
     (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
     occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
-    id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+    id; attempt_id longer than 64 characters, or recorded without attempt_id, field attempt_id); UNAVAILABLE
+    DATABASE_UNAVAILABLE (retry: nothing was claimed).
+    Claiming ahead of recording (docs/adr/0415): a claimant may claim while it records its events, with an
+    attempt_id and recorded=false, to hide the call's latency. It must then (1) release with ReleaseActivityClaims,
+    under the same attempt_id, every claim of an event that attempt did not record as earning, and (2) before
+    trusting a claim listed in other_attempt_indexes, claim it again once recorded (recorded=true).
+    """
+    ReleaseActivityClaims: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ReleaseActivityClaimsRequest, _gateway_service_pb2.ReleaseActivityClaimsResponse]
+    """Gives up claims made ahead of recording (ClaimActivities with attempt_id and recorded=false) by an attempt that
+    did not record their events as earning: its transaction rolled back, or the event was recorded without points or
+    was a repeat of an event recorded before. Only claims of the calling region still under that attempt_id go;
+    a claim another attempt of the same event has taken over since (recorded=true), or anyone else's, stays.
+    Internal: only a region's ingest service identity may call it (docs/access.md).
+    Idempotency: releasing again, or releasing claims that are not there, removes nothing more.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT (as
+    ClaimActivities for fingerprints and occurred_days; attempt_id empty or longer than 64 characters);
+    UNAVAILABLE DATABASE_UNAVAILABLE (retry).
     """
     ListClaimConflicts: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimConflictsRequest, _gateway_service_pb2.ListClaimConflictsResponse]
     """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
@@ -358,7 +374,23 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
     (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
     occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
-    id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+    id; attempt_id longer than 64 characters, or recorded without attempt_id, field attempt_id); UNAVAILABLE
+    DATABASE_UNAVAILABLE (retry: nothing was claimed).
+    Claiming ahead of recording (docs/adr/0415): a claimant may claim while it records its events, with an
+    attempt_id and recorded=false, to hide the call's latency. It must then (1) release with ReleaseActivityClaims,
+    under the same attempt_id, every claim of an event that attempt did not record as earning, and (2) before
+    trusting a claim listed in other_attempt_indexes, claim it again once recorded (recorded=true).
+    """
+    ReleaseActivityClaims: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ReleaseActivityClaimsRequest, _gateway_service_pb2.ReleaseActivityClaimsResponse]  # type: ignore[assignment]
+    """Gives up claims made ahead of recording (ClaimActivities with attempt_id and recorded=false) by an attempt that
+    did not record their events as earning: its transaction rolled back, or the event was recorded without points or
+    was a repeat of an event recorded before. Only claims of the calling region still under that attempt_id go;
+    a claim another attempt of the same event has taken over since (recorded=true), or anyone else's, stays.
+    Internal: only a region's ingest service identity may call it (docs/access.md).
+    Idempotency: releasing again, or releasing claims that are not there, removes nothing more.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT (as
+    ClaimActivities for fingerprints and occurred_days; attempt_id empty or longer than 64 characters);
+    UNAVAILABLE DATABASE_UNAVAILABLE (retry).
     """
     ListClaimConflicts: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimConflictsRequest, _gateway_service_pb2.ListClaimConflictsResponse]  # type: ignore[assignment]
     """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
@@ -602,7 +634,29 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
         (columns of different lengths, field fingerprints; more than 5000 claims; a fingerprint not 32 bytes; an
         occurred day not YYYY-MM-DD or outside the retained days, field occurred_days; empty key id, partner or event
-        id); UNAVAILABLE DATABASE_UNAVAILABLE (retry: nothing was claimed).
+        id; attempt_id longer than 64 characters, or recorded without attempt_id, field attempt_id); UNAVAILABLE
+        DATABASE_UNAVAILABLE (retry: nothing was claimed).
+        Claiming ahead of recording (docs/adr/0415): a claimant may claim while it records its events, with an
+        attempt_id and recorded=false, to hide the call's latency. It must then (1) release with ReleaseActivityClaims,
+        under the same attempt_id, every claim of an event that attempt did not record as earning, and (2) before
+        trusting a claim listed in other_attempt_indexes, claim it again once recorded (recorded=true).
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseActivityClaims(
+        self,
+        request: _gateway_service_pb2.ReleaseActivityClaimsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ReleaseActivityClaimsResponse, _abc.Awaitable[_gateway_service_pb2.ReleaseActivityClaimsResponse]]:
+        """Gives up claims made ahead of recording (ClaimActivities with attempt_id and recorded=false) by an attempt that
+        did not record their events as earning: its transaction rolled back, or the event was recorded without points or
+        was a repeat of an event recorded before. Only claims of the calling region still under that attempt_id go;
+        a claim another attempt of the same event has taken over since (recorded=true), or anyone else's, stays.
+        Internal: only a region's ingest service identity may call it (docs/access.md).
+        Idempotency: releasing again, or releasing claims that are not there, removes nothing more.
+        Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT (as
+        ClaimActivities for fingerprints and occurred_days; attempt_id empty or longer than 64 characters);
+        UNAVAILABLE DATABASE_UNAVAILABLE (retry).
         """
 
     @_abc_1.abstractmethod
