@@ -1,4 +1,4 @@
-"""The expiry sweep on PostgreSQL, set-based (ADR 0102): the same transfers, balances and lot records as the general
+"""The expiry sweep on PostgreSQL, set-based (ADR 0102): the same transfers and balances as the general
 sweep (`expiry.py`), written with a handful of statements per batch instead of per lot, two batches at a time."""
 
 from __future__ import annotations
@@ -98,7 +98,6 @@ def _sweep_batch(
         digest, count = entries_hash([expiry_entry(transfer, now_us) for transfer in transfers])
         batch_id = journal.insert_batch(conn, digest, count, now_us)
         pg_expiry.copy_expiry_transfers(conn, transfers, batch_id, now_us)
-        pg_expiry.copy_expiry_lots(conn, transfers)
         account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: points})
     outcome = ExpiryOutcome(lots_expired=len(transfers), points_expired=points, done=False)
     if transfers and on_batch is not None:

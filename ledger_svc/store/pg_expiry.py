@@ -1,5 +1,6 @@
 """The expiry sweep on PostgreSQL, set-based (ADR 0102): a batch of expired lots is emptied, and their accounts debited,
-by one statement; its transfers and lot records go in by COPY. Lock order as everywhere: accounts, lots, shards."""
+by one statement; its transfers go in by COPY, with no lot records (each names its lot in its reference, ADR 0130).
+Lock order as everywhere: accounts, lots, shards."""
 
 from __future__ import annotations
 
@@ -54,7 +55,6 @@ _COPY_TRANSFERS = (
     "COPY transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,"
     " co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, debit_balance_after) FROM STDIN"
 )
-_COPY_TRANSFER_LOTS = "COPY transfer_lots (transfer_id, side, position, lot_id, amount_points) FROM STDIN"
 _EXPIRE = int(TransferCode.EXPIRE)
 
 
@@ -90,11 +90,4 @@ def copy_expiry_transfers(conn: Connection, transfers: list[ExpiryTransfer], bat
         for t in transfers
     ]
     with copy_into(conn, _COPY_TRANSFERS) as copy:
-        copy.write("".join(lines))
-
-
-def copy_expiry_lots(conn: Connection, transfers: list[ExpiryTransfer]) -> None:
-    """Each transfer's one lot record: it took all that was left of its lot (debit side, position 0)."""
-    lines = [f"{t.transfer_id}\tD\t0\t{t.lot.lot_id}\t{t.lot.points}\n" for t in transfers]
-    with copy_into(conn, _COPY_TRANSFER_LOTS) as copy:
         copy.write("".join(lines))
