@@ -29,6 +29,7 @@ class ExpiryCandidate(NamedTuple):
     lot_id: int
     account: str
     expires_at_us: int
+    points: int = 0  # what it held when found (the set-based sweep takes this off the account first, ADR 0131)
 
 
 class ExpiringLot(NamedTuple):

@@ -3,12 +3,14 @@ sweep (`expiry.py`), written with a handful of statements per batch instead of p
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from ledger_svc.domain.expiry import ExpiryCandidate, ExpiryOutcome, expiry_entry, expiry_transfers
 from ledger_svc.domain.journal import entries_hash
@@ -88,10 +90,27 @@ def _sweep_batch(
 ) -> ExpiryOutcome:
     """Empties the candidate lots that (under their accounts' locks) still hold expired points into system:expiry."""
     now_us = ctx.now_us()
-    # Lock order as everywhere: accounts (sorted) first, then their lots, then system shards.
-    users = pg_expiry.lock_accounts(conn, [candidate.account for candidate in candidates])
+    # Lock order as everywhere: accounts (sorted) first, then their lots, then system shards. Locking an account is
+    # taking off it what its lots held when found (ADR 0131): one write of each account, not a lock and then a write.
+    expected: dict[str, int] = defaultdict(int)
+    for candidate in candidates:
+        expected[candidate.account] += candidate.points
+    try:
+        with conn.begin_nested():
+            users = pg_expiry.debit_accounts(conn, expected)
+    except IntegrityError:
+        # An account would fall below what it holds: its lots lost points since they were found, which only a sweep
+        # does to expired lots (another leader's, still running). Lock first and take only what the lots lose.
+        users = pg_expiry.lock_accounts(conn, list(expected))
+        expected = defaultdict(int)
     swept = pg_expiry.empty_lots(conn, [candidate.lot_id for candidate in candidates], cutoff_us)
-    # The statement took the points off the accounts already; the transfers' balances-after are counted here.
+    # A lot found before its account was locked may hold something else now (a refund refilled it, another sweep
+    # emptied it): the accounts lose exactly what their lots lose.
+    for lot in swept:
+        expected[lot.account] -= lot.points
+    corrections = {account: points for account, points in expected.items() if points}
+    if corrections:
+        pg_expiry.correct_accounts(conn, corrections)
     transfers = expiry_transfers(swept, users, now_us)
     points = sum(transfer.lot.points for transfer in transfers)
     if transfers:

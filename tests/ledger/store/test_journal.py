@@ -7,7 +7,7 @@ from sqlalchemy import func, insert, select
 
 from ledger_svc.domain.lots import Portion
 from ledger_svc.domain.transfers import ItemResult, Status, TransferRequest
-from ledger_svc.service import transfers
+from ledger_svc.service import reads, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store.tables import lots, transfer_lots
 from tests.ledger.ledger_support import REGION, START, MovableClock, account_number, earn, migrated_engine
@@ -127,3 +127,7 @@ def test_an_expiry_writes_no_lot_record_and_reads_the_lot_its_reference_names(
     assert [(p.key.expires_at_us, p.key.earned_on, p.amount_points, p.lot_id) for p in posting.debit_lots] == [
         (lot.expires_at_us, lot.earned_on, 10, lot.lot_id)
     ]
+    # Left out of ix_transfers_credit on PostgreSQL (ADR 0130), the expiry still shows on both sides' statements.
+    for account in (ALICE, "system:expiry"):
+        entries = reads.list_statement_entries(ledger, account, 10, "", [], 0, 0).entries
+        assert posting.transfer_id in [entry.transfer_id for entry in entries]
