@@ -13,6 +13,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from ledger_svc.domain.fingerprints import blake2b_hex
+from ledger_svc.domain.implied_lots import EXPIRED_LOT_REFERENCE_PREFIX
 from ledger_svc.domain.journal import JournalEntry
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
 from ledger_svc.domain.names import TransferCode
@@ -28,6 +29,7 @@ class ExpiryCandidate(NamedTuple):
     lot_id: int
     account: str
     expires_at_us: int
+    points: int = 0  # what it held when found (the set-based sweep takes this off the account first, ADR 0131)
 
 
 class ExpiringLot(NamedTuple):
@@ -74,7 +76,13 @@ def expiry_transfers(
         # Deterministic per lot and sweep: a rerun finds the lot empty; a refilled lot gets a fresh id.
         transfer_id = f"expire:{lot.lot_id}:{lot.expired_before}"
         transfers.append(
-            ExpiryTransfer(lot, transfer_id, f"lot:{lot.lot_id}", expire_fingerprint(transfer_id, lot.points), balance)
+            ExpiryTransfer(
+                lot,
+                transfer_id,
+                f"{EXPIRED_LOT_REFERENCE_PREFIX}{lot.lot_id}",
+                expire_fingerprint(transfer_id, lot.points),
+                balance,
+            )
         )
     return transfers
 

@@ -1,14 +1,16 @@
-"""The expiry sweep on PostgreSQL, set-based (ADR 0102): the same transfers, balances and lot records as the general
+"""The expiry sweep on PostgreSQL, set-based (ADR 0102): the same transfers and balances as the general
 sweep (`expiry.py`), written with a handful of statements per batch instead of per lot, two batches at a time."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from ledger_svc.domain.expiry import ExpiryCandidate, ExpiryOutcome, expiry_entry, expiry_transfers
 from ledger_svc.domain.journal import entries_hash
@@ -88,17 +90,33 @@ def _sweep_batch(
 ) -> ExpiryOutcome:
     """Empties the candidate lots that (under their accounts' locks) still hold expired points into system:expiry."""
     now_us = ctx.now_us()
-    # Lock order as everywhere: accounts (sorted) first, then their lots, then system shards.
-    users = pg_expiry.lock_accounts(conn, [candidate.account for candidate in candidates])
+    # Lock order as everywhere: accounts (sorted) first, then their lots, then system shards. Locking an account is
+    # taking off it what its lots held when found (ADR 0131): one write of each account, not a lock and then a write.
+    expected: dict[str, int] = defaultdict(int)
+    for candidate in candidates:
+        expected[candidate.account] += candidate.points
+    try:
+        with conn.begin_nested():
+            users = pg_expiry.debit_accounts(conn, expected)
+    except IntegrityError:
+        # An account would fall below what it holds: its lots lost points since they were found, which only a sweep
+        # does to expired lots (another leader's, still running). Lock first and take only what the lots lose.
+        users = pg_expiry.lock_accounts(conn, list(expected))
+        expected = defaultdict(int)
     swept = pg_expiry.empty_lots(conn, [candidate.lot_id for candidate in candidates], cutoff_us)
-    # The statement took the points off the accounts already; the transfers' balances-after are counted here.
+    # A lot found before its account was locked may hold something else now (a refund refilled it, another sweep
+    # emptied it): the accounts lose exactly what their lots lose.
+    for lot in swept:
+        expected[lot.account] -= lot.points
+    corrections = {account: points for account, points in expected.items() if points}
+    if corrections:
+        pg_expiry.correct_accounts(conn, corrections)
     transfers = expiry_transfers(swept, users, now_us)
     points = sum(transfer.lot.points for transfer in transfers)
     if transfers:
         digest, count = entries_hash([expiry_entry(transfer, now_us) for transfer in transfers])
         batch_id = journal.insert_batch(conn, digest, count, now_us)
         pg_expiry.copy_expiry_transfers(conn, transfers, batch_id, now_us)
-        pg_expiry.copy_expiry_lots(conn, transfers)
         account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: points})
     outcome = ExpiryOutcome(lots_expired=len(transfers), points_expired=points, done=False)
     if transfers and on_batch is not None:

@@ -7,7 +7,12 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 
-from ledger_svc.domain.implied_lots import credit_lots_implied, implied_credit_lot
+from ledger_svc.domain.implied_lots import (
+    credit_lots_implied,
+    debit_lots_implied,
+    implied_credit_lot,
+    implied_debit_lot_id,
+)
 from ledger_svc.domain.journal import entries_hash, entry_of
 from ledger_svc.domain.lots import LotKey, Portion
 from ledger_svc.domain.transfers import ItemResult, Posting, Status
@@ -28,8 +33,8 @@ def insert_batch(conn: Connection, entries_hash: str, entries_count: int, now_us
 
 
 def insert_postings(conn: Connection, postings: list[Posting], now_us: int) -> None:
-    """One journal batch with its transfers and the lots each took or filled (an earn's one lot is implied by the
-    transfer and not written, ADR 0106)."""
+    """One journal batch with its transfers and the lots each took or filled (an earn's one lot, ADR 0106, and an
+    expiry's, ADR 0130, are implied by the transfer and not written)."""
     if not postings:
         return
     batch_id = insert_batch(conn, *entries_hash(entry_of(posting) for posting in postings), now_us)
@@ -63,7 +68,8 @@ def insert_postings(conn: Connection, postings: list[Posting], now_us: int) -> N
 
 
 def _lot_records(posting: Posting) -> list[dict[str, Any]]:
-    """The rows of transfer_lots for one posting: side D the lots it took, side C those it filled unless implied."""
+    """The rows of transfer_lots for one posting: side D the lots it took, side C those it filled, unless implied."""
+    debited = [] if debit_lots_implied(posting) else posting.debit_lots
     credited = [] if credit_lots_implied(posting) else posting.credit_lots
     return [
         {
@@ -73,7 +79,7 @@ def _lot_records(posting: Posting) -> list[dict[str, Any]]:
             "lot_id": portion.lot_id,
             "amount_points": portion.amount_points,
         }
-        for side, portions in (("D", posting.debit_lots), ("C", credited))
+        for side, portions in (("D", debited), ("C", credited))
         for position, portion in enumerate(portions)
     ]
 
@@ -124,7 +130,9 @@ def _add_recorded_lots(conn: Connection, postings: Mapping[str, Posting]) -> Non
 
 
 def _add_implied_lots(conn: Connection, postings: Mapping[str, Posting]) -> None:
-    """An earn stored without lot records (ADR 0106) filled its implied lot: found by key, one look-up for all."""
+    """An earn stored without lot records (ADR 0106) filled its implied lot: found by key, one look-up for all. An
+    expiry stored without (ADR 0130) emptied the lot its reference names: found by id, one look-up for all."""
+    _add_implied_debit_lots(conn, postings)
     implied: dict[str, LotKey] = {}
     for posting in postings.values():
         if not posting.credit_lots:
@@ -140,6 +148,22 @@ def _add_implied_lots(conn: Connection, postings: Mapping[str, Posting]) -> None
         assert key in lot_ids, f"transfer {transfer_id!r} filled lot {key}, which does not exist"
         posting = postings[transfer_id]
         posting.credit_lots.append(Portion(key, posting.amount_points, lot_ids[key]))
+
+
+def _add_implied_debit_lots(conn: Connection, postings: Mapping[str, Posting]) -> None:
+    implied: dict[str, int] = {}
+    for posting in postings.values():
+        if not posting.debit_lots:
+            lot_id = implied_debit_lot_id(posting.code, posting.credit_account, posting.reference)
+            if lot_id is not None:
+                implied[posting.transfer_id] = lot_id
+    if not implied:
+        return
+    keys = lots_by_id(conn, implied.values())
+    for transfer_id, lot_id in implied.items():
+        assert lot_id in keys, f"transfer {transfer_id!r} emptied lot {lot_id}, which does not exist"
+        posting = postings[transfer_id]
+        posting.debit_lots.append(Portion(keys[lot_id], posting.amount_points, lot_id))
 
 
 def stored_results(postings: Mapping[str, Posting]) -> dict[str, tuple[str, ItemResult]]:

@@ -1,7 +1,10 @@
 """The expiry sweep on PostgreSQL, set-based (ADR 0102): a batch of expired lots is emptied, and their accounts debited,
-by one statement; its transfers and lot records go in by COPY. Lock order as everywhere: accounts, lots, shards."""
+by one statement; its transfers go in by COPY, with no lot records (each names its lot in its reference, ADR 0130).
+Lock order as everywhere: accounts, lots, shards."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from sqlalchemy import Connection, text
 
@@ -13,15 +16,33 @@ from service_kit.pg_copy import copy_into
 
 # Keyset order: each batch starts after the last lot of the previous one, so a sweep never rescans the index
 # entries it emptied (they stay there, dead, until vacuum). `has_points` (= remaining_points > 0) is what the
-# partial index ix_lots_expiring is on: the planner uses the index only when the query names it.
+# partial index ix_lots_expiring is on: the planner uses the index only when the query names it. What each lot holds
+# now is what the batch expects to take (ADR 0131).
 _CANDIDATES = text(
     """
-    SELECT lot_id, account, expires_at_us FROM lots
+    SELECT lot_id, account, expires_at_us, remaining_points FROM lots
     WHERE has_points AND expires_at_us <= :cutoff AND (expires_at_us, lot_id) > (:after_expiry, :after_id)
     ORDER BY expires_at_us, lot_id LIMIT :limit
     """
 )
-# Locks the accounts (in account order) and returns their balances.
+# Locks the accounts and takes what their candidate lots held off their balances, in one pass (ADR 0131): the rows
+# are updated in account order, the lock order everywhere, because the join walks the sorted list and probes the
+# primary key for each (the batch's transaction turns hash and merge joins off, see debit_accounts). Returns the
+# balances after.
+_DEBIT_ACCOUNTS = text(
+    """
+    UPDATE accounts SET balance_points = accounts.balance_points - expected.points
+    FROM (
+        SELECT account, points
+        FROM unnest(string_to_array(:names, ','), CAST(string_to_array(:points, ',') AS bigint[]))
+            AS expected (account, points)
+        ORDER BY account
+    ) AS expected
+    WHERE accounts.account = expected.account
+    RETURNING accounts.account, accounts.balance_points, accounts.held_points
+    """
+)
+# Locks the accounts (in account order) and returns their balances: when the one pass above cannot be taken.
 _LOCK_ACCOUNTS = text(
     """
     SELECT account, balance_points, held_points FROM accounts
@@ -29,32 +50,34 @@ _LOCK_ACCOUNTS = text(
     """
 )
 # Under the accounts' locks no one else writes these lots, so they need no lock of their own before the UPDATE
-# (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied, and the
-# accounts lose what their lots lost in the same statement. The result's columns are ExpiringLot's, in its order.
+# (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied. The result's
+# columns are ExpiringLot's, in its order.
 _EMPTY_LOTS = text(
     """
     WITH swept AS (
         SELECT lot_id, remaining_points AS points, expired_points AS before FROM lots
         WHERE lot_id = ANY(CAST(string_to_array(:ids, ',') AS bigint[]))
           AND remaining_points > 0 AND expires_at_us <= :cutoff
-    ), emptied AS (
-        UPDATE lots SET remaining_points = 0, expired_points = swept.before + swept.points
-        FROM swept WHERE lots.lot_id = swept.lot_id
-        RETURNING lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on, swept.points, swept.before
-    ), per_account AS (
-        SELECT account, sum(points)::bigint AS points FROM emptied GROUP BY account
-    ), subtracted AS (
-        UPDATE accounts SET balance_points = accounts.balance_points - per_account.points
-        FROM per_account WHERE accounts.account = per_account.account
     )
-    SELECT lot_id, account, expires_at_us, earned_on, points, before AS expired_before FROM emptied
+    UPDATE lots SET remaining_points = 0, expired_points = swept.before + swept.points
+    FROM swept WHERE lots.lot_id = swept.lot_id
+    RETURNING lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on, swept.points, swept.before
+    """
+)
+# What the accounts lost differs from what their lots held when the batch read them (a refund refilled a lot since,
+# or another sweep emptied it): the difference goes back.
+_CORRECT_ACCOUNTS = text(
+    """
+    UPDATE accounts SET balance_points = accounts.balance_points + correction.points
+    FROM unnest(string_to_array(:names, ','), CAST(string_to_array(:points, ',') AS bigint[]))
+        AS correction (account, points)
+    WHERE accounts.account = correction.account
     """
 )
 _COPY_TRANSFERS = (
     "COPY transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,"
     " co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, debit_balance_after) FROM STDIN"
 )
-_COPY_TRANSFER_LOTS = "COPY transfer_lots (transfer_id, side, position, lot_id, amount_points) FROM STDIN"
 _EXPIRE = int(TransferCode.EXPIRE)
 
 
@@ -62,12 +85,28 @@ def expired_lot_candidates(
     conn: Connection, cutoff_us: int, limit: int, after: ExpiryCandidate | None
 ) -> list[ExpiryCandidate]:
     """Up to `limit` lots with points left that expired by the cutoff, in (expiry, id) order after `after` (None:
-    from the first)."""
+    from the first), with what each holds."""
     after_expiry, after_id = (after.expires_at_us, after.lot_id) if after else (-(2**63), -(2**63))
     parameters = {"cutoff": cutoff_us, "limit": limit, "after_expiry": after_expiry, "after_id": after_id}
-    return [
-        ExpiryCandidate(row.lot_id, row.account, row.expires_at_us) for row in conn.execute(_CANDIDATES, parameters)
-    ]
+    return list(map(ExpiryCandidate._make, conn.execute(_CANDIDATES, parameters)))
+
+
+def debit_accounts(conn: Connection, expected: Mapping[str, int]) -> dict[str, UserAccount]:
+    """Locks the accounts, in account order, taking `expected` points off each; returns them as they were before."""
+    # A hash join would update them in the hash table's order, and two transactions locking shared accounts in
+    # different orders deadlock; a nested loop over the sorted list keeps account order. For this transaction only.
+    conn.execute(text("SET LOCAL enable_hashjoin = off"))
+    conn.execute(text("SET LOCAL enable_mergejoin = off"))
+    names = sorted(expected)
+    rows = conn.execute(
+        _DEBIT_ACCOUNTS, {"names": ",".join(names), "points": ",".join(str(expected[name]) for name in names)}
+    )
+    users = {
+        row.account: UserAccount(row.account, row.balance_points + expected[row.account], row.held_points)
+        for row in rows
+    }
+    assert len(users) == len(names), "every lot's account exists"
+    return users
 
 
 def lock_accounts(conn: Connection, names: list[str]) -> dict[str, UserAccount]:
@@ -76,10 +115,17 @@ def lock_accounts(conn: Connection, names: list[str]) -> dict[str, UserAccount]:
 
 
 def empty_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[ExpiringLot]:
-    """Empties the lots (of locked accounts) that still hold expired points and takes what they held off their
-    accounts' balances; returns them as they were."""
+    """Empties the lots (of locked accounts) that still hold expired points; returns them as they were."""
     rows = conn.execute(_EMPTY_LOTS, {"ids": ",".join(map(str, lot_ids)), "cutoff": cutoff_us})
     return list(map(ExpiringLot._make, rows))
+
+
+def correct_accounts(conn: Connection, corrections: Mapping[str, int]) -> None:
+    """Gives each account back `corrections` points (negative: takes them)."""
+    names = sorted(corrections)
+    conn.execute(
+        _CORRECT_ACCOUNTS, {"names": ",".join(names), "points": ",".join(str(corrections[name]) for name in names)}
+    )
 
 
 def copy_expiry_transfers(conn: Connection, transfers: list[ExpiryTransfer], batch_id: int, now_us: int) -> None:
@@ -90,11 +136,4 @@ def copy_expiry_transfers(conn: Connection, transfers: list[ExpiryTransfer], bat
         for t in transfers
     ]
     with copy_into(conn, _COPY_TRANSFERS) as copy:
-        copy.write("".join(lines))
-
-
-def copy_expiry_lots(conn: Connection, transfers: list[ExpiryTransfer]) -> None:
-    """Each transfer's one lot record: it took all that was left of its lot (debit side, position 0)."""
-    lines = [f"{t.transfer_id}\tD\t0\t{t.lot.lot_id}\t{t.lot.points}\n" for t in transfers]
-    with copy_into(conn, _COPY_TRANSFER_LOTS) as copy:
         copy.write("".join(lines))

@@ -15,8 +15,17 @@ from ledger_svc.domain.holds import HoldState
 from ledger_svc.domain.lots import LotKey
 from ledger_svc.domain.names import TransferCode
 from ledger_svc.domain.summary import CodeSum, EarnGroup
-from ledger_svc.store.tables import ISSUANCE_LEFT_OUT, accounts, hold_lots, holds, lots, system_balances, transfers
-from service_kit.accounts import ISSUANCE_ACCOUNT
+from ledger_svc.store.tables import (
+    EXPIRY_LEFT_OUT,
+    ISSUANCE_LEFT_OUT,
+    accounts,
+    hold_lots,
+    holds,
+    lots,
+    system_balances,
+    transfers,
+)
+from service_kit.accounts import EXPIRY_ACCOUNT, ISSUANCE_ACCOUNT
 
 
 def lot_views(
@@ -152,7 +161,12 @@ def _statement_shape_and_values(
     values = {"account": account, "page_limit": limit, "before_seq": before_seq, "codes": codes}
     values |= {"start_us": start_us, "end_us": end_us}
     shape = _statement_shape(
-        account == ISSUANCE_ACCOUNT, before_seq is not None, bool(codes), bool(start_us), bool(end_us)
+        account == ISSUANCE_ACCOUNT,
+        account == EXPIRY_ACCOUNT,
+        before_seq is not None,
+        bool(codes),
+        bool(start_us),
+        bool(end_us),
     )
     return shape, values
 
@@ -160,7 +174,9 @@ def _statement_shape_and_values(
 # Building the two-sided statement costs SQLAlchemy ~1.5 ms of Python (the column proxies of three nested selects),
 # more than PostgreSQL spends answering it: it is built once per shape, and its values are bound at execution.
 @functools.lru_cache(maxsize=64)
-def _statement_shape(issuance: bool, paged: bool, coded: bool, started: bool, ended: bool) -> Select[tuple[Any, ...]]:
+def _statement_shape(
+    issuance: bool, expiry: bool, paged: bool, coded: bool, started: bool, ended: bool
+) -> Select[tuple[Any, ...]]:
     """The statement's query, newest first, by keyset on the account's two indexes (ADR 0116): each side reads its
     index backwards from `before_seq` and stops after `page_limit` rows, and only those two short lists are merged,
     so a page costs the page, not the account's history (an OR of the two sides made PostgreSQL fetch every entry
@@ -173,9 +189,12 @@ def _statement_shape(issuance: bool, paged: bool, coded: bool, started: bool, en
         debits = and_(debits, ISSUANCE_LEFT_OUT)
     # A transfer from an account to itself is on the credit side only, so no entry is listed twice.
     debits = and_(debits, transfers.c.credit_account != account)
-    sides = [
-        _statement_side(side, paged, coded, started, ended) for side in (transfers.c.credit_account == account, debits)
-    ]
+    credits = transfers.c.credit_account == account
+    if not expiry:
+        # Likewise for ix_transfers_credit, which leaves system:expiry's credits out (ADR 0130); the expiry
+        # account's own statement reads the journal newest first (an operator's view, not a resident's).
+        credits = and_(credits, EXPIRY_LEFT_OUT)
+    sides = [_statement_side(side, paged, coded, started, ended) for side in (credits, debits)]
     both = union_all(*sides).subquery("entries")
     return select(both).order_by(both.c.seq.desc()).limit(bindparam("page_limit", type_=Integer()))
 
@@ -285,7 +304,7 @@ def month_sums(conn: Connection, account: str, start_us: int, end_us: int) -> li
     """The account's entries posted in [start_us, end_us), summed by code and side (the statement's rows)."""
     in_month = and_(transfers.c.posted_at_us >= start_us, transfers.c.posted_at_us < end_us)
     sums = []
-    for incoming, side in ((True, transfers.c.credit_account == account), (False, _debits_of(account))):
+    for incoming, side in ((True, _credits_of(account)), (False, _debits_of(account))):
         query = (
             select(
                 transfers.c.code,
@@ -311,7 +330,7 @@ def month_earns(conn: Connection, account: str, start_us: int, end_us: int) -> l
             func.sum(transfers.c.co2e_grams).label("co2e"),
         )
         .where(
-            transfers.c.credit_account == account,
+            _credits_of(account),
             transfers.c.code == int(TransferCode.EARN),
             transfers.c.posted_at_us >= start_us,
             transfers.c.posted_at_us < end_us,
@@ -325,3 +344,9 @@ def _debits_of(account: str) -> Any:
     debits = transfers.c.debit_account == account
     # As in statement_query: said so the planner may use ix_transfers_debit, which leaves issuance out (ADR 0105).
     return and_(debits, ISSUANCE_LEFT_OUT) if account != ISSUANCE_ACCOUNT else debits
+
+
+def _credits_of(account: str) -> Any:
+    credits = transfers.c.credit_account == account
+    # Said so the planner may use ix_transfers_credit, which leaves system:expiry out (ADR 0130).
+    return and_(credits, EXPIRY_LEFT_OUT) if account != EXPIRY_ACCOUNT else credits

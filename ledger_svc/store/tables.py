@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 
 from service_kit import leader_lease
-from service_kit.accounts import ISSUANCE_ACCOUNT
+from service_kit.accounts import EXPIRY_ACCOUNT, ISSUANCE_ACCOUNT
 from service_kit.db import opaque_key
 
 metadata = MetaData()
@@ -84,6 +84,8 @@ lots = Table(
 
 # ix_transfers_debit's predicate; a query can use the index only if its WHERE implies this.
 ISSUANCE_LEFT_OUT = text(f"debit_account <> '{ISSUANCE_ACCOUNT}'")
+# ix_transfers_credit's predicate, likewise (ADR 0130).
+EXPIRY_LEFT_OUT = text(f"credit_account <> '{EXPIRY_ACCOUNT}'")
 
 # The journal: one row per posted transfer; a batch of rows is one block of the hash chain.
 transfers = Table(
@@ -109,7 +111,8 @@ transfers = Table(
     # Every earn debits system:issuance: its entries were one hot spot at the right end of this index, written by
     # every credit and read by nothing that needs them (ADR 0105). Statements name the predicate (store/reads.py).
     Index("ix_transfers_debit", "debit_account", "seq", postgresql_where=ISSUANCE_LEFT_OUT),
-    Index("ix_transfers_credit", "credit_account", "seq"),
+    # Every expiry credits system:expiry, one entry per emptied lot: the same hot spot, left out alike (ADR 0130).
+    Index("ix_transfers_credit", "credit_account", "seq", postgresql_where=EXPIRY_LEFT_OUT),
     Index(
         "ix_transfers_refund_of",
         "refund_of",

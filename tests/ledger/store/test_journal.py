@@ -7,7 +7,7 @@ from sqlalchemy import func, insert, select
 
 from ledger_svc.domain.lots import Portion
 from ledger_svc.domain.transfers import ItemResult, Status, TransferRequest
-from ledger_svc.service import transfers
+from ledger_svc.service import reads, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store.tables import lots, transfer_lots
 from tests.ledger.ledger_support import REGION, START, MovableClock, account_number, earn, migrated_engine
@@ -105,3 +105,29 @@ def test_an_earn_portion_keeps_the_stored_key_types(ledger: LedgerContext) -> No
     assert isinstance(portion, Portion)
     assert type(portion.key.earned_on) is type(posted.lots[0].key.earned_on)
     assert type(portion.lot_id) is int
+
+
+def test_an_expiry_writes_no_lot_record_and_reads_the_lot_its_reference_names(
+    ledger: LedgerContext, clock: MovableClock
+) -> None:
+    """An expiry's one lot is named by its reference (ADR 0130): no record on either sweep, the same posting read."""
+    from datetime import timedelta
+
+    from ledger_svc.service import expiry
+
+    transfers.post_transfers(ledger, [earn("e1", ALICE, 10, earned_at=START - timedelta(days=701)), earn("e2", BOB, 3)])
+    clock.advance(days=40)
+    assert expiry.expire_points(ledger, None, 0, 0).lots_expired == 1
+    assert _lot_records(ledger) == 0
+    with ledger.engine.connect() as conn:
+        (lot,) = conn.execute(select(lots).where(lots.c.account == ALICE)).all()
+    posting = transfers.get_transfer(ledger, f"expire:{lot.lot_id}:0")
+    assert posting.reference == f"lot:{lot.lot_id}"
+    assert posting.credit_lots == []
+    assert [(p.key.expires_at_us, p.key.earned_on, p.amount_points, p.lot_id) for p in posting.debit_lots] == [
+        (lot.expires_at_us, lot.earned_on, 10, lot.lot_id)
+    ]
+    # Left out of ix_transfers_credit on PostgreSQL (ADR 0130), the expiry still shows on both sides' statements.
+    for account in (ALICE, "system:expiry"):
+        entries = reads.list_statement_entries(ledger, account, 10, "", [], 0, 0).entries
+        assert posting.transfer_id in [entry.transfer_id for entry in entries]
