@@ -40,19 +40,40 @@ SELECT least(:per_batch, :last - g + 1), 'preload', :now
 FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint), :per_batch) g
 RETURNING batch_id
 """
-# The earn numbered g: accepted (and earned) on day g % days before now; its account the array's element chosen by a
-# stride prime to the account count, so that consecutive earns credit scattered accounts, as a day's credits do.
+# The earn numbered g of :total: earned on the day g * days / total of the last `days` (the oldest first, as they
+# arrived), accepted g ms after that day's instant, so that the ids (accepted time first) grow with g as a running
+# ledger's do; its account the one numbered by a stride prime to the account count, so that consecutive earns credit
+# scattered accounts, as a day's credits do. Accounts come from a numbered table joined by number: a subscript of a
+# text array walks the array from its start (its elements have varying lengths), so picking from half a million
+# accounts cost more than the rest of the insert together.
 _JOURNAL = """
 INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,
-                       co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint)
-SELECT 'earn-' || lpad(to_hex((:now - (g % :days) * :day_us) / 1000), 11, '0') || '-'
+                       co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint, credit_balance_after)
+SELECT 'earn-' || lpad(to_hex(at.us / 1000 + g), 11, '0') || '-'
        || substr(encode(sha256(convert_to(:source || chr(31) || :event_prefix || g, 'UTF8')), 'hex'), 1, 40),
        :first_batch + (g - :first) / :per_batch,
-       'system:issuance', numbers.a[1 + (g * 7919) % :account_count], 10, 1, 'event-' || g, 515,
-       '', :now - (g % :days) * :day_us, :now, ''
-FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g,
-     (SELECT CAST(:accounts AS text[]) AS a) AS numbers  -- one row: the array is read once, not once per row
+       'system:issuance', numbers.account, 10, 1, 'event-' || g, 515, '', at.us, :now, '',
+       10 * (g / :account_count + 1)  -- the account's balance after: the earns numbered n, n + count, ... are its
+FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g
+CROSS JOIN LATERAL (SELECT CAST(:now AS bigint) - (:days - 1 - g * :days / :total) * :day_us AS us) AS at
+JOIN bench_preload_accounts numbers ON numbers.n = (g * 7919) % :account_count
+ORDER BY g
 """
+_ACCOUNTS_TABLE = [
+    "DROP TABLE IF EXISTS bench_preload_accounts",
+    "CREATE UNLOGGED TABLE bench_preload_accounts (n bigint PRIMARY KEY, account text NOT NULL)",
+    """INSERT INTO bench_preload_accounts SELECT number - 1, account
+       FROM unnest(CAST(:accounts AS text[])) WITH ORDINALITY AS a(account, number)""",
+    "ANALYZE bench_preload_accounts",
+]
+
+
+def numbered_accounts(conn: Connection, accounts: list[str]) -> None:
+    """The accounts, numbered from 0, as the table the preload statements pick them from (dropped after)."""
+    for statement in _ACCOUNTS_TABLE:
+        conn.execute(text(statement), {"accounts": accounts})
+
+
 _PRELOADED = "batch_id IN (SELECT batch_id FROM journal_batches WHERE entries_hash = 'preload')"
 _BOOKS = [
     f"""INSERT INTO accounts (account, balance_points, held_points, created_at_us)
@@ -73,13 +94,20 @@ _BOOKS = [
 
 
 def insert_earns(
-    conn: Connection, first: int, last: int, accounts: list[str], now_us: int, days: int, source: str = "preload"
+    conn: Connection,
+    first: int,
+    last: int,
+    total: int,
+    accounts: list[str],
+    now_us: int,
+    days: int,
+    source: str = "preload",
 ) -> None:
     """Journal batches and rows of the earns numbered first..last (books come after, from all of them at once). The
     earn numbered g has the transfer id ingest gives partner `source`'s event "g" accepted at its time."""
     bounds = {"first": first, "last": last, "now": now_us, "per_batch": EARNS_PER_BATCH}
     first_batch = min(conn.execute(text(_BATCHES), bounds).scalars())
-    shape = {"accounts": accounts, "account_count": len(accounts), "days": days, "day_us": US_PER_DAY}
+    shape = {"account_count": len(accounts), "days": days, "day_us": US_PER_DAY, "total": total}
     conn.execute(text(_JOURNAL), {**bounds, **shape, "first_batch": first_batch, "source": source, "event_prefix": ""})
 
 
@@ -113,20 +141,24 @@ def preload_earns(
     engine = db.make_engine(url)
     db.migrate("ledger_svc", engine)
     started = time.perf_counter()
+    with engine.begin() as conn:
+        numbered_accounts(conn, accounts)
     for number, first in enumerate(range(0, count, CHUNK)):
         with engine.begin() as conn:
-            insert_earns(conn, first, min(first + CHUNK, count) - 1, accounts, now_us, days, source)
+            insert_earns(conn, first, min(first + CHUNK, count) - 1, count, accounts, now_us, days, source)
         if between is not None:
             between(number)
     with engine.begin() as conn:
         write_books_and_seal(conn, now_us, days)
+        conn.exec_driver_sql("DROP TABLE bench_preload_accounts")
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
     engine.dispose()
     return time.perf_counter() - started
 
 
-# Ingest's side of the same earns: partner :partner's event "g", accepted when the ledger's earn g was, scored at 10
+# Ingest's side of the same earns: partner :partner's event "g", accepted when the ledger's earn g was (the same
+# transfer id), scored at 10
 # points, PENDING under a credit batch that was posted (it reads CREDITED), one credit batch per 500 events as ingest
 # forms them; then the batches, the daily cap counters and the daily statistics those events leave.
 _EVENTS_PER_CREDIT_BATCH = 500
@@ -134,16 +166,18 @@ _INGEST_EVENTS = """
 INSERT INTO ingest_events (partner_id, event_id, batch_id, account_number, behaviour, region_code, occurred_at, day,
                            quantity_milli, tier, evidence_ref, rule_version_id, counted_before_milli, counted_milli,
                            points, co2e_grams, reason, message, transfer_id, status, accepted_at, credit_batch_id)
-SELECT CAST(:partner AS text), CAST(g AS text), 'pre-' || g / :per_batch, numbers.a[1 + (g * 7919) % :account_count], :behaviour,
+SELECT CAST(:partner AS text), CAST(g AS text), 'pre-' || g / :per_batch, numbers.account, :behaviour,
        :region, at.t, CAST(at.t AT TIME ZONE 'Asia/Shanghai' AS date), 1000, '', 'pre:trip-' || g, :rule, 0, 1000,
        10, 515, '', '',
-       'earn-' || lpad(to_hex(at.us / 1000), 11, '0') || '-'
+       'earn-' || lpad(to_hex(at.ms), 11, '0') || '-'
        || substr(encode(sha256(convert_to(CAST(:partner AS text) || chr(31) || g, 'UTF8')), 'hex'), 1, 40),
        'PENDING', at.t, 'pre-cb-' || g / :per_batch
 FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g
-     CROSS JOIN LATERAL (SELECT CAST(:now AS bigint) - (g % :days) * :day_us AS us) AS instant
-     CROSS JOIN LATERAL (SELECT instant.us, to_timestamp(instant.us / 1e6) AS t) AS at,
-     (SELECT CAST(:accounts AS text[]) AS a) AS numbers
+     CROSS JOIN LATERAL (SELECT CAST(:now AS bigint) - (:days - 1 - g * :days / :total) * :day_us AS us) AS day
+     CROSS JOIN LATERAL (SELECT day.us / 1000 + g AS ms) AS m
+     CROSS JOIN LATERAL (SELECT m.ms, to_timestamp(m.ms / 1e3) AS t) AS at
+     JOIN bench_preload_accounts numbers ON numbers.n = (g * 7919) % :account_count
+ORDER BY g
 """
 _INGEST_BOOKS = [
     """INSERT INTO ingest_credit_batches (credit_batch_id, partner_id, event_ids, state, created_at, posted_at)
@@ -169,12 +203,16 @@ def preload_ingest(
     started = time.perf_counter()
     engine = db.make_engine(ingest_url)
     db.migrate("ingest_svc", engine)
+    with engine.begin() as conn:
+        numbered_accounts(conn, accounts)
     for first in range(0, count, CHUNK):
         bounds = {"first": first, "last": min(first + CHUNK, count) - 1, "now": now_us, "days": days}
-        sizes = {"per_batch": _EVENTS_PER_CREDIT_BATCH, "day_us": US_PER_DAY, "account_count": len(accounts)}
+        sizes = {"per_batch": _EVENTS_PER_CREDIT_BATCH, "day_us": US_PER_DAY, "total": count}
+        sizes["account_count"] = len(accounts)
         with engine.begin() as conn:
-            conn.execute(text(_INGEST_EVENTS), {**bounds, **sizes, **shape, "accounts": accounts})
+            conn.execute(text(_INGEST_EVENTS), {**bounds, **sizes, **shape})
     with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE bench_preload_accounts")
         for statement in _INGEST_BOOKS:
             conn.execute(text(statement))
         conn.exec_driver_sql("ANALYZE")
