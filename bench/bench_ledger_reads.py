@@ -5,7 +5,8 @@ earns over 700 days, so ~700 lots, and one spend per ten earns) through the ledg
 use case, in this process), among CARBON_BENCH_READS_OTHERS other accounts' earns (default 1,000,000 over 100,000
 accounts, set-based SQL that writes what an earn writes, sealed into blocks: bench_preload_support.py), so that the
 account is a small share of the journal, as a resident's is. With CARBON_BENCH_KEEP=1 the preloaded schema is kept
-and a later run with the same sizes reuses it (the bench only reads). Then, each call repeated and timed
+and a later run with the same sizes reuses it (the bench only reads); with CARBON_BENCH_LOCK=<flock file> only the
+measurements take the machine's benchmark lock, not the preload. Then, each call repeated and timed
 by its median, in this process against the same engine:
 - the baseline: one primary-key select of the account's row (`SELECT ... FROM accounts WHERE account = ?`);
 - GetBalance's use case (reads.get_balance);
@@ -156,7 +157,8 @@ def main() -> None:
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
             lots = conn.execute(text("SELECT count(*) FROM lots WHERE account = :a"), {"a": TARGET}).scalar_one()
-        figures = measure(ledger, engine)
+        with preload_support.measuring():
+            figures = measure(ledger, engine)
         engine.dispose()
     slowest = max(figures["balance_ms"], figures["first_page_ms"], figures["middle_page_ms"])
     print(

@@ -9,6 +9,8 @@ ledger's own sealer (store/chain.seal), which stores each block's system sums as
 write is the batches' entries hashes (it writes a placeholder), so VerifyJournal is not meaningful on a preloaded
 schema; the full and the incremental conservation checks hold.
 
+`measuring` takes the machine's benchmark lock (CARBON_BENCH_LOCK) for the measured part only, after the preload.
+
 `schema` gives a fresh private schema, or with CARBON_BENCH_KEEP=1 a kept one named after what it holds: a run finds
 the schema a previous run preloaded (a marker table says the preload finished) and skips the preload, and leaves it
 for the next run. Drop kept schemas by hand when done (`DROP SCHEMA <name> CASCADE`; the bench prints the name).
@@ -16,7 +18,9 @@ for the next run. Drop kept schemas by hand when done (`DROP SCHEMA <name> CASCA
 
 from __future__ import annotations
 
+import fcntl
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +34,7 @@ from ledger_svc.store.chain import seal
 from service_kit import db
 
 KEEP = os.environ.get("CARBON_BENCH_KEEP", "") == "1"
+LOCK = os.environ.get("CARBON_BENCH_LOCK", "")
 EARNS_PER_BATCH = 1000  # ingest's credit batches: one PostTransfers call, one journal batch
 CHUNK = 250_000  # earns per preload transaction
 _MARKER = "bench_preloaded"
@@ -259,3 +264,26 @@ def mark_preloaded(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"CREATE TABLE IF NOT EXISTS {_MARKER} (at timestamptz DEFAULT now())"))
     engine.dispose()
+
+
+@contextmanager
+def measuring() -> Iterator[None]:
+    """The measured part of a run, under the machine's benchmark lock when CARBON_BENCH_LOCK names one (the flock
+    file benchmarks on a shared machine take turns on): a long preload runs before it, outside the lock. Prints the
+    load average when the lock is taken and when it is given back."""
+    if not LOCK:
+        yield
+        return
+    with open(LOCK, "a") as lock:
+        waited = time.perf_counter()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        print(f"bench lock taken after {time.perf_counter() - waited:.0f} s; {_uptime()}", flush=True)
+        try:
+            yield
+        finally:
+            print(f"bench lock given back; {_uptime()}", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
