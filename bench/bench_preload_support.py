@@ -23,6 +23,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from bench_ledger_support import database_url, private_schema  # type: ignore[import-not-found,unused-ignore]
@@ -38,6 +39,9 @@ LOCK = os.environ.get("CARBON_BENCH_LOCK", "")
 EARNS_PER_BATCH = 1000  # ingest's credit batches: one PostTransfers call, one journal batch
 CHUNK = 250_000  # earns per preload transaction
 _MARKER = "bench_preloaded"
+# ANALYZE names its tables: a bare ANALYZE takes every schema's tables and the catalog, and two at once deadlock.
+LEDGER_TABLES = "transfers, journal_batches, journal_block_sums, accounts, lots, system_balances, chain_head"
+INGEST_TABLES = "ingest_events, ingest_credit_batches, ingest_cap_counters, ingest_daily_stats"
 
 _BATCHES = """
 INSERT INTO journal_batches (entries_count, entries_hash, created_at_us)
@@ -139,12 +143,14 @@ def preload_earns(
     days: int,
     between: Callable[[int], None] | None = None,
     source: str = "preload",
+    migrate: bool = True,
 ) -> float:
     """`count` earns over `days` days on `accounts` (see the module's docstring), in chunks of CHUNK, each its own
     transaction; `between(chunk_number)` runs after each chunk (a bench's own writes among the others'). Then
     ANALYZE. Returns the seconds it took."""
     engine = db.make_engine(url)
-    db.migrate("ledger_svc", engine)
+    if migrate:
+        db.migrate("ledger_svc", engine)
     started = time.perf_counter()
     with engine.begin() as conn:
         numbered_accounts(conn, accounts)
@@ -157,7 +163,7 @@ def preload_earns(
         write_books_and_seal(conn, now_us, days)
         conn.exec_driver_sql("DROP TABLE bench_preload_accounts")
     with engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE")
+        conn.exec_driver_sql(f"ANALYZE {LEDGER_TABLES}")
     engine.dispose()
     return time.perf_counter() - started
 
@@ -198,16 +204,10 @@ _INGEST_BOOKS = [
 ]
 
 
-def preload_ingest(
-    ingest_url: str, ledger_url: str, count: int, accounts: list[str], shape: dict[str, str], days: int
-) -> float:
-    """`count` accepted events of one partner (shape: partner, behaviour, region, rule) on `accounts` over `days`
-    days before now, in ingest's tables, and their credits in the ledger's (preload_earns, with the transfer ids
-    ingest stored). Returns the seconds it took."""
-    now_us = int(time.time() * 1_000_000)
-    started = time.perf_counter()
+def _preload_ingest_events(
+    ingest_url: str, count: int, accounts: list[str], shape: dict[str, str], days: int, now_us: int
+) -> None:
     engine = db.make_engine(ingest_url)
-    db.migrate("ingest_svc", engine)
     with engine.begin() as conn:
         numbered_accounts(conn, accounts)
     for first in range(0, count, CHUNK):
@@ -220,9 +220,29 @@ def preload_ingest(
         conn.exec_driver_sql("DROP TABLE bench_preload_accounts")
         for statement in _INGEST_BOOKS:
             conn.execute(text(statement))
-        conn.exec_driver_sql("ANALYZE")
+        conn.exec_driver_sql(f"ANALYZE {INGEST_TABLES}")
     engine.dispose()
-    preload_earns(ledger_url, count, accounts, now_us, days, source=shape["partner"])
+
+
+def preload_ingest(
+    ingest_url: str, ledger_url: str, count: int, accounts: list[str], shape: dict[str, str], days: int
+) -> float:
+    """`count` accepted events of one partner (shape: partner, behaviour, region, rule) on `accounts` over `days`
+    days before now, in ingest's tables, and their credits in the ledger's (preload_earns, with the transfer ids
+    ingest stored), the two databases loaded side by side. Returns the seconds it took."""
+    now_us = int(time.time() * 1_000_000)
+    started = time.perf_counter()
+    for service, url in (("ingest_svc", ingest_url), ("ledger_svc", ledger_url)):  # alembic's context is global
+        engine = db.make_engine(url)
+        db.migrate(service, engine)
+        engine.dispose()
+    with ThreadPoolExecutor(2) as pool:
+        loads = [
+            pool.submit(_preload_ingest_events, ingest_url, count, accounts, shape, days, now_us),
+            pool.submit(preload_earns, ledger_url, count, accounts, now_us, days, None, shape["partner"], False),
+        ]
+        for load in loads:
+            load.result()
     return time.perf_counter() - started
 
 
