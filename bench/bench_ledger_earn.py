@@ -7,7 +7,10 @@ Transfer ids are the ids ingest sends (ingest_svc/domain/event_rows.py): the acc
 event (ADR 0128); each batch's ids carry the time the batch was built.
 
 Preload mode (issue 19 item 4): CARBON_BENCH_PRELOAD=N first writes N earns into one schema, set-based SQL that
-writes what the credit path writes for an earn (see `preload`: ingest's ids, N/10 accounts, 30 earning days), then
+writes what the credit path writes for an earn (see `preload`: ingest's ids, N/10 accounts, 30 earning days, sealed
+blocks; with CARBON_BENCH_KEEP=1 the preloaded schema is kept and reused by the next run, which then also holds the
+credits earlier runs measured; with CARBON_BENCH_LOCK=<flock file> only the measurements take the machine's benchmark
+lock: bench_preload_support.py), then
 measures the same credits on an empty schema and on the preloaded one, alternately, twice each. It reports
 `ratio_empty`, `ratio` (preloaded) and `preloaded_vs_empty` (their quotient: 1.0 is flat; the issue asks for >= 0.9);
 the one-process figure is left out to keep the run short.
@@ -21,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import bench_preload_support as preload_support  # type: ignore[import-not-found,unused-ignore]
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 from bench_baseline_support import copy_rows_per_s  # type: ignore[import-not-found,unused-ignore]
 from bench_ledger_support import (  # type: ignore[import-not-found,unused-ignore]
@@ -29,13 +33,12 @@ from bench_ledger_support import (  # type: ignore[import-not-found,unused-ignor
     ledger_process,
     private_schema,
 )
-from sqlalchemy import text
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from ingest_svc.domain.event_rows import transfer_id_for
-from ledger_svc.domain.time import DEFAULT_VALIDITY_MONTHS, US_PER_DAY, day_of, lot_expiry_us, to_us
-from service_kit import db, identities
+from ledger_svc.domain.time import to_us
+from service_kit import identities
 
 BATCH = 1000
 BATCHES = 40
@@ -94,78 +97,33 @@ def bench_ledger(url: str, processes: int, first_batch: int = 0) -> float:
     return posted / elapsed
 
 
-# What the credit path leaves for an earn, set-based (the in-process use case posted ~1k earns/s under this machine's
-# load: a million would take the whole time box): a journal row with the id ingest sends (accepted at the time of
-# day it was earned: ingest_svc/domain/event_rows.transfer_id_for), debiting issuance;
-# then the accounts' balances, their lots (one per account and earning day) and issuance's balance. The preloaded
-# rows form no hash-chain block (their batch 0 is none), so VerifyJournal is not meaningful on a preloaded schema;
-# the full conservation audit holds (the incremental check counts only blocks, ADR 0129).
-_PRELOAD_JOURNAL = """
-INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,
-                       co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint)
-SELECT 'earn-' || lpad(to_hex((:now - (g % :days) * :day_us) / 1000), 11, '0') || '-'
-       || substr(encode(sha256(convert_to('preload' || chr(31) || g, 'UTF8')), 'hex'), 1, 40), 0,
-       'system:issuance', numbers.a[1 + (g * 7919) % :account_count], 10, 1, 'event-' || g, 515,
-       '', :now - (g % :days) * :day_us, :now, ''
-FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g,
-     (SELECT CAST(:accounts AS text[]) AS a) AS numbers  -- one row: the array is read once, not once per row
-"""
-_PRELOAD_BOOKS = [
-    """INSERT INTO accounts (account, balance_points, held_points, created_at_us)
-       SELECT credit_account, sum(amount_points), 0, :now FROM transfers GROUP BY credit_account""",
-    """INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points)
-       SELECT t.credit_account, d.earned_on, d.expires_at_us, sum(t.amount_points), sum(t.amount_points)
-       FROM transfers t
-       JOIN unnest(CAST(:earned_at AS bigint[]), CAST(:earned_on AS date[]), CAST(:expires AS bigint[]))
-            AS d(earned_at_us, earned_on, expires_at_us) ON d.earned_at_us = t.earned_at_us
-       GROUP BY t.credit_account, d.earned_on, d.expires_at_us""",
-    """INSERT INTO system_balances (account, shard, balance_points)
-       SELECT 'system:issuance', 0, -sum(amount_points) FROM transfers""",
-]
 PRELOAD_DAYS = 30
-PRELOAD_CHUNK = 200_000
 
 
 def preload(url: str, count: int) -> float:
-    """`count` earns as ingest would have sent them over 30 days (ingest's ids, count/10 accounts, the same account
-    numbers the measured credits use), written set-based as the credit path writes them; then ANALYZE. Returns the
-    seconds it took."""
-    engine = db.make_engine(url)
-    db.migrate("ledger_svc", engine)
+    """`count` earns as ingest would have sent them over 30 days on count/10 accounts (the same account numbers the
+    measured credits use), set-based as the credit path writes them, batches sealed into blocks
+    (bench_preload_support.py). Returns the seconds it took."""
     accounts = [account_number(n + 1) for n in range(max(1, count // 10))]
-    now_us = to_us(datetime.now(UTC))
-    earned_at = [now_us - k * US_PER_DAY for k in range(PRELOAD_DAYS)]
-    earned_on = [day_of(instant) for instant in earned_at]
-    started = time.perf_counter()
-    for first in range(0, count, PRELOAD_CHUNK):
-        bounds = {"first": first, "last": min(first + PRELOAD_CHUNK, count) - 1, "now": now_us}
-        shape = {"accounts": accounts, "account_count": len(accounts), "days": PRELOAD_DAYS, "day_us": US_PER_DAY}
-        with engine.begin() as conn:
-            conn.execute(text(_PRELOAD_JOURNAL), {**bounds, **shape})
-    lots = {
-        "earned_at": earned_at,
-        "earned_on": earned_on,
-        "expires": [lot_expiry_us(day, DEFAULT_VALIDITY_MONTHS) for day in earned_on],
-    }
-    with engine.begin() as conn:
-        for statement in _PRELOAD_BOOKS:
-            conn.execute(text(statement), {"now": now_us, **lots})
-        conn.exec_driver_sql("ANALYZE")
-    engine.dispose()
-    return time.perf_counter() - started
+    return preload_support.preload_earns(url, count, accounts, to_us(datetime.now(UTC)), PRELOAD_DAYS)
 
 
 def preloaded_main() -> None:
     """Empty and preloaded schemas measured alternately, twice each, so that the machine's drift hits both."""
-    with private_schema("bench_earn") as empty_url, private_schema("bench_earn") as full_url:
-        raw, raws = copy_rows_per_s(empty_url, BATCH * BATCHES, BATCH)
-        preload_s = preload(full_url, PRELOAD)
-        print(f"preloaded {PRELOAD:,} earns in {preload_s:.0f} s")
+    with (
+        private_schema("bench_earn") as empty_url,
+        preload_support.schema("bench_earn", str(PRELOAD)) as (full_url, preloaded),
+    ):
+        preload_s = 0.0 if preloaded else preload(full_url, PRELOAD)
+        preload_support.mark_preloaded(full_url)
+        print(f"preloaded {PRELOAD:,} earns in {preload_s:.0f} s" + (" (a previous run)" if preloaded else ""))
         empties, fulls = [], []
-        for round_no in range(2):
-            first = round_no * (BATCHES + 2)
-            empties.append(bench_ledger(empty_url, processes=SERVER_PROCESSES, first_batch=first))
-            fulls.append(bench_ledger(full_url, processes=SERVER_PROCESSES, first_batch=first))
+        with preload_support.measuring():
+            raw, raws = copy_rows_per_s(empty_url, BATCH * BATCHES, BATCH)
+            for round_no in range(2):
+                first = round_no * (BATCHES + 2)
+                empties.append(bench_ledger(empty_url, processes=SERVER_PROCESSES, first_batch=first))
+                fulls.append(bench_ledger(full_url, processes=SERVER_PROCESSES, first_batch=first))
     empty, ours = sum(empties) / 2, sum(fulls) / 2
     print(f"baseline, raw COPY: {raw:,.0f} rows/s (best of {', '.join(f'{r:,.0f}' for r in raws)})")
     rounds = ", ".join(f"{e:,.0f} / {f:,.0f}" for e, f in zip(empties, fulls, strict=True))

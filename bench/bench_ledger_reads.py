@@ -3,8 +3,10 @@
 A ledger on PostgreSQL is preloaded: one account with CARBON_BENCH_READS_ENTRIES journal entries (default 10,000:
 earns over 700 days, so ~700 lots, and one spend per ten earns) through the ledger's own write path (PostTransfers'
 use case, in this process), among CARBON_BENCH_READS_OTHERS other accounts' earns (default 1,000,000 over 100,000
-accounts, set-based SQL that writes what an earn writes, see `preload`), so that the account is a small share of the
-journal, as a resident's is. Then, each call repeated and timed
+accounts, set-based SQL that writes what an earn writes, sealed into blocks: bench_preload_support.py), so that the
+account is a small share of the journal, as a resident's is. With CARBON_BENCH_KEEP=1 the preloaded schema is kept
+and a later run with the same sizes reuses it (the bench only reads); with CARBON_BENCH_LOCK=<flock file> only the
+measurements take the machine's benchmark lock, not the preload. Then, each call repeated and timed
 by its median, in this process against the same engine:
 - the baseline: one primary-key select of the account's row (`SELECT ... FROM accounts WHERE account = ?`);
 - GetBalance's use case (reads.get_balance);
@@ -26,7 +28,8 @@ import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench_ledger_support import REGION, account_number, private_schema  # type: ignore[import-not-found,unused-ignore]
+import bench_preload_support as preload_support  # type: ignore[import-not-found,unused-ignore]
+from bench_ledger_support import REGION, account_number  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import Engine, text
 
 from ledger_svc.domain.conservation import Conservation
@@ -54,49 +57,20 @@ def _earn(transfer_id: str, account: str, days_ago: int) -> TransferRequest:
     )
 
 
-# Other accounts' earns, set-based: what the credit path leaves for an earn (a journal row debiting issuance, the
-# account's balance, its lot, issuance's balance), without the per-batch work, so that a million of them load in
-# seconds. Each tenth is one journal batch, sealed into a block like any other (its block sums summed from its rows),
-# whose entries hash is a placeholder: VerifyJournal is not meaningful here. Conservation holds over them.
-_OTHERS_BATCH = """
-INSERT INTO journal_batches (entries_count, entries_hash, created_at_us) VALUES (:count, 'preload', :now)
-RETURNING batch_id
-"""
-_OTHERS_JOURNAL = """
-INSERT INTO transfers (transfer_id, batch_id, debit_account, credit_account, amount_points, code, reference,
-                       co2e_grams, metadata_json, earned_at_us, posted_at_us, fingerprint)
-SELECT 'o-' || g, :batch, 'system:issuance', '3300009' || lpad((g % :accounts)::text, 9, '0'), 10, 1, '', 0, '',
-       :now, :now, ''
-FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g
-"""
-_PRELOADED = "batch_id IN (SELECT batch_id FROM journal_batches WHERE entries_hash = 'preload')"
-_OTHERS_BOOKS = [
-    f"""INSERT INTO accounts (account, balance_points, held_points, created_at_us)
-       SELECT credit_account, sum(amount_points), 0, :now FROM transfers WHERE {_PRELOADED} GROUP BY credit_account""",
-    f"""INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points)
-       SELECT credit_account, :day, :expires, sum(amount_points), sum(amount_points)
-       FROM transfers WHERE {_PRELOADED} GROUP BY credit_account""",
-    f"""INSERT INTO system_balances (account, shard, balance_points)
-       SELECT 'system:issuance', 0, -sum(amount_points) FROM transfers WHERE {_PRELOADED}
-       ON CONFLICT (account, shard) DO UPDATE SET balance_points = system_balances.balance_points
-           + excluded.balance_points""",
-]
+OTHER_DAYS = 30
 
 
-def preload(ledger: LedgerContext) -> None:
-    """The target's history through the ledger's own PostTransfers use case (earns in batches of 1,000, a spend
-    after every ten earns as a batch of spends), a tenth at a time, each tenth after a tenth of the others' earns
-    (set-based): the target's entries lie among the others' as a long-lived account's do."""
+def preload(ledger: LedgerContext, url: str) -> None:
+    """The others' earns set-based (bench_preload_support.py: ingest's ids over 30 days, batches of 1,000 sealed into
+    blocks), and after each chunk of them a share of the target's history through the ledger's own PostTransfers use
+    case (earns in batches of 1,000, a spend after every ten earns as a batch of spends): the target's entries lie
+    among the others' as a long-lived account's do."""
     spends = ENTRIES // 11
     earns = ENTRIES - spends
-    now_us = to_us(NOW)
-    chunks = 10
-    for chunk in range(chunks):
-        with ledger.engine.begin() as conn:
-            first, last = chunk * OTHERS // chunks, (chunk + 1) * OTHERS // chunks - 1
-            batch = conn.execute(text(_OTHERS_BATCH), {"count": last - first + 1, "now": now_us}).scalar_one()
-            bounds = {"first": first, "last": last, "accounts": OTHER_ACCOUNTS, "now": now_us, "batch": batch}
-            conn.execute(text(_OTHERS_JOURNAL), bounds)
+    chunks = -(-OTHERS // preload_support.CHUNK)
+    others = [f"3300009{n:09d}" for n in range(OTHER_ACCOUNTS)]  # never an account_number(): no Luhn digit
+
+    def targets_share(chunk: int) -> None:
         mine = range(chunk * earns // chunks, (chunk + 1) * earns // chunks)
         batch = [_earn(f"t-{n}", TARGET, 700 - n * 700 // earns) for n in mine]
         for part in range(0, len(batch), 1000):
@@ -105,11 +79,10 @@ def preload(ledger: LedgerContext) -> None:
             TransferRequest(f"s-{chunk}-{n}", TARGET, REDEMPTION_ACCOUNT, 5, int(TransferCode.REDEEM))
             for n in range(len(batch) // 10)
         ]
-        transfers.post_transfers(ledger, spent)  # the general path, as a batch
-    day = NOW.date()
-    with ledger.engine.begin() as conn:
-        for statement in _OTHERS_BOOKS:
-            conn.execute(text(statement), {"now": now_us, "day": day, "expires": now_us + 700 * US_PER_DAY})
+        if spent:
+            transfers.post_transfers(ledger, spent)  # the general path, as a batch
+
+    preload_support.preload_earns(url, OTHERS, others, to_us(NOW), OTHER_DAYS, between=targets_share)
     ledger.seal_everything()
 
 
@@ -172,17 +145,20 @@ def measure(ledger: LedgerContext, engine: Engine) -> dict[str, float]:
 
 
 def main() -> None:
-    with private_schema("bench_reads") as url:
+    with preload_support.schema("bench_reads", f"{ENTRIES}_{OTHERS}") as (url, preloaded):
         engine = db.make_engine(url)
         db.migrate("ledger_svc", engine)
         ledger = LedgerContext(engine, REGION, lambda: NOW)
         started = time.perf_counter()
-        preload(ledger)
+        if not preloaded:
+            preload(ledger, url)
+            preload_support.mark_preloaded(url)
         preload_s = time.perf_counter() - started
         with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+            conn.execute(text(f"ANALYZE {preload_support.LEDGER_TABLES}"))
             lots = conn.execute(text("SELECT count(*) FROM lots WHERE account = :a"), {"a": TARGET}).scalar_one()
-        figures = measure(ledger, engine)
+        with preload_support.measuring():
+            figures = measure(ledger, engine)
         engine.dispose()
     slowest = max(figures["balance_ms"], figures["first_page_ms"], figures["middle_page_ms"])
     print(
