@@ -131,7 +131,10 @@ def test_ledgers_killed_with_the_gateway_mid_transfer_finish_it_after_restart(
 
 def test_a_destination_region_down_holds_until_it_returns(fed: Federation) -> None:
     source, target = funded(fed, 1_000)
-    fed.start_gateway()
+    # The production call timeout, not the harness's short one: the transfer is HELD only once the source ledger has
+    # answered the hold, and on a loaded machine that once took longer than the short timeout (the transfer was left
+    # CREATED). The destination, being down, refuses at once whatever the timeout.
+    fed.start_gateway(CARBON_GATEWAY_CALL_TIMEOUT_MS="5000")
     held = fed.ledger("330000")
     fed.kill_ledger("110000")
     transfer = fed.transfer("k3", source, target, 100)
