@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -27,6 +28,9 @@ from sqlalchemy.exc import ProgrammingError
 from service_kit import db
 from service_kit.db import normalize_url
 from tests.schema_templates import SchemaTemplates
+
+if TYPE_CHECKING:
+    from tests.e2e.test_embedded_system import System
 
 REQUIRE_SERVICES = os.environ.get("CARBON_REQUIRE_SERVICES") == "1"
 LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -202,6 +206,21 @@ def real_migrations() -> Iterator[None]:
         yield
     finally:
         db.copy_empty_schemas_with(replaced)
+
+
+@pytest.fixture(scope="session")
+def shared_embedded_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """One plaintext `carbon up` (17 processes) for the tests that only call into the system: the outsider's day and
+    the example clients. Starting it costs some 25 s of CPU, so each worker starts it once, when a test first asks,
+    and stops it at the end of the session. Every test on it uses request ids and persons of its own, and none stops
+    or restarts it (the embedded-system test, which does both, starts its own; docs/adr/0025)."""
+    from tests.e2e.test_embedded_system import System
+    from tests.ports import UPWARDS, free_base_port
+
+    running = System(tmp_path_factory.mktemp("shared-system") / "data", free_base_port(UPWARDS))
+    running.up()
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,6 @@ from carbon.ledger.v1 import ledger_service_pb2_grpc
 from carbon.rewards.v1 import rewards_service_pb2 as rpb
 from carbon.rewards.v1 import rewards_service_pb2_grpc
 from tests.e2e.test_embedded_system import UP_DEADLINE_S, System
-from tests.ports import UPWARDS, free_base_port
 
 pytestmark = pytest.mark.e2e
 
@@ -85,11 +84,9 @@ class Outsider:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    running = System(tmp_path_factory.mktemp("outsider") / "data", free_base_port(UPWARDS))
-    running.up()
-    yield running
-    running.stop()
+def system(shared_embedded_system: System) -> System:
+    """The worker's shared `carbon up` (tests/conftest.py): this module's request ids and person are its own."""
+    return shared_embedded_system
 
 
 @pytest.fixture(scope="module")

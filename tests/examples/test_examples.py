@@ -9,13 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_embedded_system import UP_DEADLINE_S, System
-from tests.ports import UPWARDS, free_base_port
 
 pytestmark = pytest.mark.e2e
 
@@ -24,11 +22,9 @@ JOURNEY_TIMEOUT_S = 300  # against a hang; a journey takes seconds
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    running = System(tmp_path_factory.mktemp("examples") / "data", free_base_port(UPWARDS))
-    running.up()
-    yield running
-    running.stop()
+def system(shared_embedded_system: System) -> System:
+    """The worker's shared `carbon up` (tests/conftest.py): each journey draws request ids and a person of its own."""
+    return shared_embedded_system
 
 
 def gateway_address(system: System) -> str:

@@ -27,6 +27,16 @@ SHORT_LIFE = {
 
 @pytest.fixture
 def fed(tmp_path: Path) -> Iterator[Federation]:
+    """The regions' ledgers served in-process: these tests kill the gateway, not a ledger mid-call (a ledger that is
+    merely down is stopped all the same), and a ledger process costs more CPU to start than the test."""
+    federation = Federation(tmp_path, ["330000", "110000"], ledgers_in_process=True)
+    yield federation
+    federation.close()
+
+
+@pytest.fixture
+def fed_of_processes(tmp_path: Path) -> Iterator[Federation]:
+    """Ledger processes, for a test that SIGKILLs one while a transfer is open in it."""
     federation = Federation(tmp_path, ["330000", "110000"])
     yield federation
     federation.close()
@@ -104,7 +114,10 @@ def test_a_ledger_killed_before_it_answers_is_asked_again_after_restart(
 
 
 @pytest.mark.parametrize("region", ["330000", "110000"])
-def test_ledgers_killed_with_the_gateway_mid_transfer_finish_it_after_restart(fed: Federation, region: str) -> None:
+def test_ledgers_killed_with_the_gateway_mid_transfer_finish_it_after_restart(
+    fed_of_processes: Federation, region: str
+) -> None:
+    fed = fed_of_processes
     source, target = funded(fed, 1_000)
     fed.start_gateway(crash_at="after_decision" if region == "110000" else "before_commit")
     transfer_dies_with_the_gateway(fed, "k5", source, target, 100)
@@ -118,7 +131,10 @@ def test_ledgers_killed_with_the_gateway_mid_transfer_finish_it_after_restart(fe
 
 def test_a_destination_region_down_holds_until_it_returns(fed: Federation) -> None:
     source, target = funded(fed, 1_000)
-    fed.start_gateway()
+    # The production call timeout, not the harness's short one: the transfer is HELD only once the source ledger has
+    # answered the hold, and on a loaded machine that once took longer than the short timeout (the transfer was left
+    # CREATED). The destination, being down, refuses at once whatever the timeout.
+    fed.start_gateway(CARBON_GATEWAY_CALL_TIMEOUT_MS="5000")
     held = fed.ledger("330000")
     fed.kill_ledger("110000")
     transfer = fed.transfer("k3", source, target, 100)

@@ -25,7 +25,7 @@ FINAL = (
 
 @pytest.fixture
 def fed(tmp_path: Path) -> Iterator[Federation]:
-    federation = Federation(tmp_path, ["330000", "110000"], rewards=True)
+    federation = Federation(tmp_path, ["330000", "110000"], rewards=True, ledgers_in_process=True)
     running = start_inprocess_gateway(federation)
     yield federation
     running.stop()

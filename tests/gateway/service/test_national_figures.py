@@ -28,7 +28,7 @@ ZJ, BJ, SH = "330000", "110000", "310000"
 
 @pytest.fixture
 def three(tmp_path: Path) -> Iterator[tuple[Federation, RunningServer]]:
-    federation = Federation(tmp_path, [ZJ, BJ, SH], rewards=True)
+    federation = Federation(tmp_path, [ZJ, BJ, SH], rewards=True, ledgers_in_process=True)
     gateway = start_inprocess_gateway(federation)
     yield federation, gateway
     gateway.stop()

@@ -33,7 +33,7 @@ SCHEMA = json.loads(
 
 @pytest.fixture
 def fed(tmp_path: Path) -> Iterator[Federation]:
-    federation = Federation(tmp_path, ["330000", "110000"], rewards=True, ingest=True)
+    federation = Federation(tmp_path, ["330000", "110000"], rewards=True, ingest=True, ledgers_in_process=True)
     partner = federation.ingest("110000").RegisterPartner(
         ipb.RegisterPartnerRequest(
             request_id="reg-bus-co",

@@ -26,7 +26,7 @@ from tests.gateway.federation import Federation, metadata, refusal
 
 @pytest.fixture
 def with_rewards(tmp_path: Path) -> Iterator[tuple[Federation, RunningServer]]:
-    fed = Federation(tmp_path, REGIONS, rewards=True)
+    fed = Federation(tmp_path, REGIONS, rewards=True, ledgers_in_process=True)
     running = start_inprocess_gateway(fed)
     yield fed, running
     running.stop()
