@@ -303,7 +303,7 @@ def hold_item(request: pb.HoldRequest) -> HoldRequest | Refused:
 
 def hold_items_response(response: HoldItemsResponse, outcomes: list[HoldOutcome], now_us: int) -> HoldItemsResponse:
     """Fills a HoldBatch, CommitHolds or ReleaseHolds response: one HoldItemResult per outcome, in order."""
-    add = response.results.add
+    add, cache = response.results.add, SubMessages()
     for outcome in outcomes:
         message = add(hold_id=outcome.hold_id, status=int(outcome.status))  # type: ignore[arg-type]
         if outcome.error is not None:
@@ -314,10 +314,30 @@ def hold_items_response(response: HoldItemsResponse, outcomes: list[HoldOutcome]
             message.failure_message = error.message
             continue
         if outcome.hold is not None:
-            message.hold.CopyFrom(hold_message(outcome.hold, now_us))
+            fill_hold(message.hold, outcome.hold, now_us, cache)
         if outcome.result is not None:
-            message.result.CopyFrom(result_message(outcome.result))
+            fill_result(message.result, outcome.result, cache)
     return response
+
+
+def fill_hold(message: pb.HoldInfo, hold: Hold, now_us: int, cache: SubMessages) -> None:
+    """hold_message in place, with a response's shared dates and instants."""
+    message.hold_id = hold.hold_id
+    message.account = hold.account
+    message.amount_points = hold.amount_points
+    message.state = int(hold.state_at(now_us))  # type: ignore[assignment]
+    message.expires_at.CopyFrom(cache.timestamp(hold.expires_at_us))
+    message.committed_points = hold.committed_points
+    message.code = hold.code  # type: ignore[assignment]
+    message.reference = hold.reference
+    add_lot = message.lots.add
+    for portion in hold.lots:
+        add_lot(
+            lot_id=str(portion.lot_id or ""),
+            earned_on=cache.date(portion.key.earned_on),
+            expires_at=cache.timestamp(portion.key.expires_at_us),
+            amount_points=portion.amount_points,
+        )
 
 
 # --- reads -----------------------------------------------------------------------------------------------------------
