@@ -3,10 +3,11 @@ same-run baseline: the same rows inserted raw, batched, into the same PostgreSQL
 
 The gateway runs as a process (`python -m gateway`) on a private PostgreSQL schema; CARBON_BENCH_CLIENTS (default 2)
 clients, each the service identity of a region's ingest, send CARBON_BENCH_BATCHES (default 60) batches of 500 fresh
-fingerprints of today. The baseline inserts the same columns (day, fingerprint, key, region, partner, event id, time)
-into a plain table with the same primary key, 500 rows per statement and commit, one connection per client. Both
-paths run in two alternating rounds, so drift of the machine hits both. Last line: one JSON object with
-`claims_per_s`, `raw_per_s` and `ratio` (claims / raw).
+fingerprints of today, each batch under an attempt id as ingest claims them while recording (ADR 0415). The
+baseline inserts the same columns (day, fingerprint, key, region, partner, event id, time) into a plain table with
+the same primary key, 500 rows per statement and commit, one connection per client. Both paths run in two
+alternating rounds, so drift of the machine hits both. Last line: one JSON object with `claims_per_s`, `raw_per_s`
+and `ratio` (claims / raw).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def batches(path: str, count: int) -> list[gw.ClaimActivitiesRequest]:
                 occurred_days=[day] * BATCH_SIZE,
                 partner_ids=["metro"] * BATCH_SIZE,
                 event_ids=ids,
+                attempt_id=f"{path}-{b}",  # as ingest claims, while it records the batch (ADR 0415)
             )
         )
     return made
