@@ -237,12 +237,10 @@ def preload_ingest(
         db.migrate(service, engine)
         engine.dispose()
     with ThreadPoolExecutor(2) as pool:
-        loads = [
-            pool.submit(_preload_ingest_events, ingest_url, count, accounts, shape, days, now_us),
-            pool.submit(preload_earns, ledger_url, count, accounts, now_us, days, None, shape["partner"], False),
-        ]
-        for load in loads:
-            load.result()
+        events = pool.submit(_preload_ingest_events, ingest_url, count, accounts, shape, days, now_us)
+        credits = pool.submit(preload_earns, ledger_url, count, accounts, now_us, days, None, shape["partner"], False)
+        events.result()
+        credits.result()
     return time.perf_counter() - started
 
 
