@@ -60,13 +60,13 @@ async function route() {
     return;
   }
   renderNav();
+  // Each page renders off-screen and is shown only if no later navigation started meanwhile, so a slow page
+  // cannot overwrite the one the user went on to (nor the refusal of a page the role may not open).
+  const current = ++generation;
   if (!page.roles.includes(session.me.role)) {
     main.replaceChildren(h("div", { class: "problem", role: "alert", text: t("forbidden_page") }));
     return;
   }
-  // Each page renders off-screen and is shown only if no later navigation started meanwhile, so a slow page
-  // cannot overwrite the one the user went on to.
-  const current = ++generation;
   main.replaceChildren(h("p", { text: t("loading") }));
   const view = h("div", { class: "view" });
   try {
