@@ -223,9 +223,21 @@ export async function partnersPage(main) {
         : "")]], partners));
   };
   const change = h("div", { id: "partner-change" });
+  // The change form is drawn for one region; choosing another draws a new one. Only the latest is put on the page
+  // (an older one could otherwise replace it and change a partner of the region no longer chosen), and data-ready
+  // says when the form for the region shown is in place.
+  let latestForm = 0;
   const refresh = async () => {
+    const mine = ++latestForm;
+    change.dataset.ready = "false";
     await show();
-    if (session.me && session.me.role === "admin") await changeBehavioursForm(change, val(region), show);
+    if (session.me && session.me.role === "admin") {
+      const form = h("div");
+      await changeBehavioursForm(form, val(region), show);
+      if (mine !== latestForm) return;
+      change.replaceChildren(...Array.from(form.childNodes));
+    }
+    change.dataset.ready = "true";
   };
   region.addEventListener("change", () => { refresh(); });
   main.replaceChildren(h("h1", { text: t("nav_partners") }), field("region", region), out, change);

@@ -7,7 +7,8 @@ await scenario(async (b) => {
   const page = await loggedIn(b, "admin");
   await page.goto(`${base}/console/#/partners`);
   await page.locator("#partners-region").selectOption("330000");
-  await page.locator("#change-partner").waitFor();
+  // Choosing the region draws its change form anew: fill in the one drawn for it, not the one it replaces.
+  await page.locator('#partner-change[data-ready="true"]').waitFor();
   await page.locator("#change-partner").selectOption("demo-partner");
   await page.locator('.change-behaviour[value="tree_planting"]').check();
   await page.locator("#change-reason").fill("also organises tree planting days");
@@ -21,6 +22,11 @@ await scenario(async (b) => {
   await page.waitForFunction(() =>
     /demo-partner[^\n]*tree_planting/.test(document.querySelector("#partners")?.innerText ?? ""),
     undefined, { timeout: 60000 },
-  );
+  ).catch(async (error) => {
+    // What the page and the API show when the changed row does not appear, for whoever reads the failure.
+    await shot(page, "ops-partner-change-failed");
+    const drawn = await page.evaluate(() => document.querySelector("main")?.innerText ?? "(no main)");
+    throw new Error(`${error.message}\nregion ${await page.locator("#partners-region").inputValue()}; page:\n${drawn}`);
+  });
   await shot(page, "ops-partner-changed");
 });
