@@ -27,6 +27,9 @@ from tests.service_identities import TRUST
 ROOT = Path(__file__).resolve().parents[2]
 
 
+STOP_DEADLINE_S = 20
+
+
 class Ingest:
     """One `python -m ingest_svc` process; started, it prints READY with its address."""
 
@@ -54,11 +57,12 @@ class Ingest:
         self.channel.close()
         if self.process.poll() is None:
             self.process.terminate()
-        # A stop lets an owed-credits pass in flight finish (up to its own deadlines), which on a loaded two-core
-        # machine took longer than 60 s once. How ingest stops is not what these tests check (what a crash leaves
-        # is, and a kill is such a crash), so a stop that outlasts the deadline ends in a kill.
+        # By design a stop takes at most the drain grace (5 s) and the owed-credits sweep's join (10 s), but a stop
+        # has been seen to outlast 60 s (twice in full runs, never alone; the cause is not found yet). How ingest
+        # stops is not what these tests check (what a crash leaves is, and a kill is such a crash), so a stop that
+        # outlasts the designed bound plus a margin ends in a kill.
         try:
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=STOP_DEADLINE_S)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=30)
