@@ -35,7 +35,22 @@ def load_hold(conn: Connection, hold_id: str) -> Hold | None:
     ).all()
     if not rows:
         return None
-    row = rows[0]
+    return hold_from_row(
+        rows[0],
+        [
+            Portion(
+                LotKey(portion.lot_account, portion.lot_expires_at_us, portion.lot_earned_on),
+                portion.portion_points,
+                portion.portion_lot_id,
+            )
+            for portion in rows
+            if portion.portion_lot_id is not None
+        ],
+    )
+
+
+def hold_from_row(row: Any, lots: list[Portion] | None = None) -> Hold:
+    """A hold from a row with the holds table's columns; its lots come from other rows, so they are given apart."""
     return Hold(
         hold_id=row.hold_id,
         account=row.account,
@@ -49,15 +64,7 @@ def load_hold(conn: Connection, hold_id: str) -> Hold | None:
         metadata_json=row.metadata_json,
         committed_points=row.committed_points,
         credit_account=row.credit_account,
-        lots=[
-            Portion(
-                LotKey(portion.lot_account, portion.lot_expires_at_us, portion.lot_earned_on),
-                portion.portion_points,
-                portion.portion_lot_id,
-            )
-            for portion in rows
-            if portion.portion_lot_id is not None
-        ],
+        lots=lots if lots is not None else [],
     )
 
 

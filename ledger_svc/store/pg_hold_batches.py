@@ -17,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger_svc.domain.holds import Hold, HoldState
+from ledger_svc.domain.holds import Hold
 from ledger_svc.domain.lots import LotKey, LotState, Portion, UserAccount
 from ledger_svc.domain.transfers import Posting
+from ledger_svc.store.holds import hold_from_row
 from ledger_svc.store.pg_holds import _rows
 
 _SPENDABLE_LOTS = """
@@ -112,20 +113,7 @@ def load_holds(conn: Connection, hold_ids: Iterable[str]) -> dict[str, Hold]:
     for row in _rows(conn, _LOAD_HOLDS, {"ids": sorted(set(hold_ids))}):
         hold = found.get(row.hold_id)
         if hold is None:
-            hold = found[row.hold_id] = Hold(
-                hold_id=row.hold_id,
-                account=row.account,
-                amount_points=row.amount_points,
-                state=HoldState(row.state),
-                expires_at_us=row.expires_at_us,
-                code=row.code,
-                fingerprint=row.fingerprint,
-                created_at_us=row.created_at_us,
-                reference=row.reference,
-                metadata_json=row.metadata_json,
-                committed_points=row.committed_points,
-                credit_account=row.credit_account,
-            )
+            hold = found[row.hold_id] = hold_from_row(row)
         if row.lot_id is not None:
             key = LotKey(row.account, row.lot_expires_at_us, row.lot_earned_on)
             hold.lots.append(Portion(key, row.portion_points, row.lot_id))
