@@ -17,9 +17,11 @@ COMMITTED = gw.CROSS_REGION_TRANSFER_STATE_COMMITTED
 RELEASED = gw.CROSS_REGION_TRANSFER_STATE_RELEASED
 UNKNOWN = gw.CROSS_REGION_TRANSFER_STATE_UNKNOWN
 FINISHED = (COMMITTED, RELEASED, UNKNOWN)
-# A short transfer life, so a hold can run out between the credit and the commit within a test.
+# A short transfer life, so a hold can run out between the credit and the commit within a test. The hold must still
+# be placed with 1.4 s to spare (two call timeouts and margins) for the gateway to decide COMMIT: 2.5 s left too little
+# for the opening calls on a busy machine (the transfer aborted instead of reaching the crash point), 4 s leaves 2.6 s.
 SHORT_LIFE = {
-    "CARBON_GATEWAY_TRANSFER_LIFE_MS": "2500",
+    "CARBON_GATEWAY_TRANSFER_LIFE_MS": "4000",
     "CARBON_GATEWAY_CALL_TIMEOUT_MS": "500",
     "CARBON_GATEWAY_MARGIN_MS": "200",
 }
