@@ -18,8 +18,9 @@ RELEASED = gw.CROSS_REGION_TRANSFER_STATE_RELEASED
 UNKNOWN = gw.CROSS_REGION_TRANSFER_STATE_UNKNOWN
 FINISHED = (COMMITTED, RELEASED, UNKNOWN)
 # A short transfer life, so a hold can run out between the credit and the commit within a test. The hold must still
-# be placed with 1.4 s to spare (two call timeouts and margins) for the gateway to decide COMMIT: 2.5 s left too little
-# for the opening calls on a busy machine (the transfer aborted instead of reaching the crash point), 4 s leaves 2.6 s.
+# be placed with 1.4 s to spare (two call timeouts and margins) for the gateway to decide COMMIT (4 s leaves 2.6 s),
+# and its 500 ms calls need ledgers of their own: a ledger served in the test process, sharing the interpreter with
+# the test, sometimes missed them on a busy machine and the transfer was put off before the crash point under test.
 SHORT_LIFE = {
     "CARBON_GATEWAY_TRANSFER_LIFE_MS": "4000",
     "CARBON_GATEWAY_CALL_TIMEOUT_MS": "500",
@@ -38,7 +39,8 @@ def fed(tmp_path: Path) -> Iterator[Federation]:
 
 @pytest.fixture
 def fed_of_processes(tmp_path: Path) -> Iterator[Federation]:
-    """Ledger processes, for a test that SIGKILLs one while a transfer is open in it."""
+    """Ledger processes, for a test that SIGKILLs one while a transfer is open in it, and for the short-lived
+    transfers (SHORT_LIFE), whose 500 ms calls an in-process ledger sometimes missed on a busy machine."""
     federation = Federation(tmp_path, ["330000", "110000"])
     yield federation
     federation.close()
@@ -159,7 +161,8 @@ def hold_runs_out_after_the_credit(fed: Federation, source: str, target: str) ->
     wait_for(expired, timeout_s=10, what="the source hold to expire")
 
 
-def test_an_expired_hold_after_the_credit_is_paid_by_a_late_debit(fed: Federation) -> None:
+def test_an_expired_hold_after_the_credit_is_paid_by_a_late_debit(fed_of_processes: Federation) -> None:
+    fed = fed_of_processes
     source, target = funded(fed, 1_000)
     hold_runs_out_after_the_credit(fed, source, target)
     fed.start_gateway(**SHORT_LIFE)
@@ -169,7 +172,8 @@ def test_an_expired_hold_after_the_credit_is_paid_by_a_late_debit(fed: Federatio
     assert fed.clearing_sum() == 0
 
 
-def test_when_the_late_debit_fails_the_credit_is_reversed(fed: Federation) -> None:
+def test_when_the_late_debit_fails_the_credit_is_reversed(fed_of_processes: Federation) -> None:
+    fed = fed_of_processes
     source, target = funded(fed, 1_000)
     hold_runs_out_after_the_credit(fed, source, target)
     fed.spend("330000", source, 800)
@@ -180,7 +184,8 @@ def test_when_the_late_debit_fails_the_credit_is_reversed(fed: Federation) -> No
     assert fed.clearing_sum() == 0
 
 
-def test_when_nothing_can_compensate_the_transfer_is_unknown(fed: Federation) -> None:
+def test_when_nothing_can_compensate_the_transfer_is_unknown(fed_of_processes: Federation) -> None:
+    fed = fed_of_processes
     source, target = funded(fed, 1_000)
     hold_runs_out_after_the_credit(fed, source, target)
     fed.spend("330000", source, 800)
