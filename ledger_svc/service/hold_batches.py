@@ -26,16 +26,14 @@ from ledger_svc.domain.holds import (
     Refused,
     check_repeated_commit,
     checked_commit_amount,
-    commit_posting,
     reused_key,
 )
 from ledger_svc.domain.journal import entries_hash, entry_of
-from ledger_svc.domain.lots import LotKey, Portion, split_fifo
 from ledger_svc.domain.names import require_id
 from ledger_svc.domain.refusal import Refusal
 from ledger_svc.domain.transfers import ItemResult, Posting, Status
 from ledger_svc.service.context import LedgerContext
-from ledger_svc.service.holds import check_commit_request, check_hold_request
+from ledger_svc.service.holds import check_commit_request, check_hold_request, move_held_points
 from ledger_svc.service.transfers import write_book
 from ledger_svc.store import accounts as account_store
 from ledger_svc.store import holds as hold_store
@@ -295,31 +293,8 @@ class _Batch:
             return ItemResult(hold_id, Status.ALREADY_POSTED, posting=self.posted[hold_id])
         if credit_account == current.account:
             raise InvalidArgument("credit_account", "must differ from the held account")
-        book, now_us = self.book, self.book.now_us
-        amount = checked_commit_amount(current, amount_points, now_us)
-        committed, rest = split_fifo(current.lots, amount)
-        book.release_held(current.account, rest, current.amount_points)
-        book.spend_held(current.account, amount)
-        credit_lots: list[Portion] = []
-        credit_is_user = not is_system_account(credit_account)
-        if credit_is_user:
-            # Points that change hands keep their lots' dates: moving never renews them.
-            carried = [
-                Portion(LotKey(credit_account, p.key.expires_at_us, p.key.earned_on), p.amount_points)
-                for p in committed
-            ]
-            credit_lots = book.put_lots(credit_account, carried, fresh=False)
-        else:
-            book.system_change(credit_account, amount)
-        posting = commit_posting(
-            current,
-            credit_account,
-            committed,
-            now_us,
-            debit_balance_after=book.accounts[current.account].balance_points,
-            credit_balance_after=book.accounts[credit_account].balance_points if credit_is_user else None,
-            credit_lots=credit_lots,
-        )
+        amount = checked_commit_amount(current, amount_points, self.book.now_us)
+        posting = move_held_points(self.book, current, amount, credit_account)
         current.state, current.committed_points, current.credit_account = HoldState.COMMITTED, amount, credit_account
         self.posted[hold_id] = posting
         self.postings.append(posting)

@@ -24,7 +24,7 @@ from ledger_svc.domain.holds import (
 from ledger_svc.domain.lots import LotKey, Portion, split_fifo
 from ledger_svc.domain.names import MAX_REFERENCE_LENGTH, VALID_CODES, account_problem, require_id
 from ledger_svc.domain.refusal import Refusal
-from ledger_svc.domain.transfers import ItemResult, Status
+from ledger_svc.domain.transfers import ItemResult, Posting, Status
 from ledger_svc.service import set_based_holds
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.transfers import write_book
@@ -165,10 +165,21 @@ def _commit(
     amount = checked_commit_amount(current, amount_points, now_us)
     before = account_store.snapshot(users)
     book = Book(now_us, users)
+    posting = move_held_points(book, current, amount, credit_account)
+    write_book(conn, book, users, before, [posting], now_us)
+    current.state, current.committed_points, current.credit_account = HoldState.COMMITTED, amount, credit_account
+    hold_store.resolve_hold(conn, current, now_us)
+    return current, ItemResult(hold_id, Status.POSTED, posting=posting)
+
+
+def move_held_points(book: Book, current: Hold, amount: int, credit_account: str) -> Posting:
+    """A commit's moves in `book`: `amount` of the hold's points (soonest-expiring first) go to `credit_account`, the
+    rest back to the held account's lots; returns the commit's posting. The single and the batched commit share it."""
     committed, rest = split_fifo(current.lots, amount)
     book.release_held(current.account, rest, current.amount_points)
     book.spend_held(current.account, amount)
     credit_lots: list[Portion] = []
+    credit_is_user = not is_system_account(credit_account)
     if credit_is_user:
         # Points that change hands keep their lots' dates: moving never renews them.
         carried = [
@@ -177,19 +188,15 @@ def _commit(
         credit_lots = book.put_lots(credit_account, carried, fresh=False)
     else:
         book.system_change(credit_account, amount)
-    posting = commit_posting(
+    return commit_posting(
         current,
         credit_account,
         committed,
-        now_us,
-        debit_balance_after=users[current.account].balance_points,
-        credit_balance_after=users[credit_account].balance_points if credit_is_user else None,
+        book.now_us,
+        debit_balance_after=book.accounts[current.account].balance_points,
+        credit_balance_after=book.accounts[credit_account].balance_points if credit_is_user else None,
         credit_lots=credit_lots,
     )
-    write_book(conn, book, users, before, [posting], now_us)
-    current.state, current.committed_points, current.credit_account = HoldState.COMMITTED, amount, credit_account
-    hold_store.resolve_hold(conn, current, now_us)
-    return current, ItemResult(hold_id, Status.POSTED, posting=posting)
 
 
 def _held_account(conn: Connection, hold_id: str) -> str:
