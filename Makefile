@@ -25,12 +25,12 @@ TEST_WORKERS ?= --numprocesses=auto --maxprocesses=2 --dist=worksteal
 test: $(STAMP)
 	$(PY) -m pytest $(TEST_WORKERS) $(PYTEST_ARGS)
 
-# Every gRPC method fuzzed with 200 examples instead of make test's 10 (tests/faults/test_fuzz.py): nightly, or after
+# Every gRPC method and HTTP operation fuzzed with 200 examples instead of make test's 10 and 6: nightly, or after
 # changing a request message or its validation (docs/adr/0024-test-suite-time-fuzz-and-processes.md).
 FUZZ_DEEP_EXAMPLES ?= 200
 
 fuzz-deep: $(STAMP)
-	CARBON_FUZZ_EXAMPLES=$(FUZZ_DEEP_EXAMPLES) $(PY) -m pytest $(TEST_WORKERS) tests/faults/test_fuzz.py $(PYTEST_ARGS)
+	CARBON_FUZZ_EXAMPLES=$(FUZZ_DEEP_EXAMPLES) $(PY) -m pytest $(TEST_WORKERS) tests/faults/test_fuzz.py tests/ops_api/test_fuzz.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
