@@ -8,6 +8,7 @@ Skips only when Chromium or node's packages cannot be installed here; in CI (CI 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -175,11 +176,13 @@ class Scenarios:
         process = self._running()
         assert process.stdin is not None
         request = {"scenario": name, "data": data or {}, "tokens": self._console.tokens}
-        process.stdin.write(json.dumps(request) + "\n")
-        process.stdin.flush()
+        # A runner that has just exited says so below (no answer), with what it wrote to stderr.
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
         answer = self._answer(SCENARIO_DEADLINE_S)
         if answer is None:
-            self.close()
+            self.close(kill=True)  # a runner stuck in a scenario would read no end of input
             why = f"no answer from the browser (its runner exited, or took over {SCENARIO_DEADLINE_S} s)"
             raise AssertionError(f"{name}: {why}\n{self._errors()}")
         # Shown with -s, and beside a failure: what each scenario costs, to see where the browser tests' time goes.
@@ -190,17 +193,23 @@ class Scenarios:
             raise AssertionError(f"{name} failed in the browser:\n{error}\nscreenshots:\n{shots}\n{self._errors()}")
         return answer["result"]
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
         if self._process is None:
             return
         process, self._process = self._process, None
         assert process.stdin is not None
-        try:
-            process.stdin.close()  # the runner's end of input: it closes Chromium and exits
-            process.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            process.kill()
-            process.wait()
+        if not kill:
+            try:
+                process.stdin.close()  # the runner's end of input: it closes Chromium and exits
+                process.wait(timeout=30)
+                return
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        # Chromium, on a pipe from node, exits when node is gone.
+        process.kill()
+        process.wait()
+        with contextlib.suppress(OSError):
+            process.stdin.close()
 
     def _running(self) -> subprocess.Popen[str]:
         if self._process is not None and self._process.poll() is None:
