@@ -111,8 +111,19 @@ def check_ports_free(registry: Registry) -> None:
         )
 
 
-# What passes from `carbon up`'s environment to every child beside OpenTelemetry's OTEL_* variables and secrets.
-PASSED_THROUGH = frozenset({"CARBON_LOG_LEVEL", "CARBON_LOG_FORMAT", "CARBON_CLOCK_OFFSET", "CARBON_ENVIRONMENT"})
+# What passes from `carbon up`'s environment to every child beside OpenTelemetry's OTEL_* variables and secrets. The
+# event-following timings pass too: a browser test of campaign bonuses would otherwise wait out ingest's 30 s settle
+# margin and incentives' 10 s follow interval (ADR 0806).
+PASSED_THROUGH = frozenset(
+    {
+        "CARBON_LOG_LEVEL",
+        "CARBON_LOG_FORMAT",
+        "CARBON_CLOCK_OFFSET",
+        "CARBON_ENVIRONMENT",
+        "CARBON_INGEST_FOLLOW_SETTLE_MS",
+        "CARBON_INCENTIVES_FOLLOW_INTERVAL_MS",
+    }
+)
 PROMETHEUS_PORT = "OTEL_EXPORTER_PROMETHEUS_PORT"
 
 

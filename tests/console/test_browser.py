@@ -1,15 +1,12 @@
-"""The console's scenarios in Chromium (tests/console/browser/*.mjs, playwright-core) against `carbon up`, each a
-node process given the console's address and the staff tokens; a failed assertion there fails the test here with
-the browser's message. The scenarios run in order in one test: later ones use what the counter journey made."""
+"""The console's scenarios in Chromium (tests/console/browser/*.mjs, playwright-core) against `carbon up`, run by one
+node process and one Chromium for the module, each scenario in browser contexts of its own; a failed assertion there
+fails the test here with the browser's message. The scenarios run in order in one test: later ones use what the
+counter journey made."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from datetime import date
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,34 +19,9 @@ from service_kit.clock import china_day, system_clock
 from service_kit.embedded_front_door import DEMO_PARTNER_SECRETS_FILE, PARTNER, key_file
 from service_kit.partner_signing import sign_request
 from service_kit.topology import REGISTRY_FILE, Registry
-from tests.console.conftest import ROOT, SCREENSHOTS, Console
+from tests.console.conftest import SCREENSHOTS, Console, Scenarios
 
 pytestmark = pytest.mark.e2e
-BROWSER = Path(__file__).resolve().parent / "browser"
-# A deadline against a hang: a scenario drives a dozen pages in a browser on a machine whose cores tests share (the
-# campaigns scenario also waits for incentives to follow the events and pay).
-SCENARIO_DEADLINE_S = 240
-
-
-def run_scenario(name: str, console: Console, chromium: Path, data: dict[str, Any] | None = None) -> str:
-    env = {
-        **os.environ,
-        "CONSOLE_URL": console.url,
-        "CONSOLE_TOKENS": json.dumps(console.tokens),
-        "CONSOLE_SCREENSHOTS": str(SCREENSHOTS),
-        "CONSOLE_DATA": json.dumps(data or {}),
-        "CHROMIUM": str(chromium),
-    }
-    done = subprocess.run(
-        ["node", str(BROWSER / f"{name}.mjs")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SCENARIO_DEADLINE_S,
-    )
-    assert done.returncode == 0, f"{name} failed in the browser:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
 
 
 def id_number(first17: str) -> str:
@@ -115,23 +87,23 @@ def demo_partner_reports_tree_planting(console: Console, account: str, evidence:
 
 
 @pytest.mark.timeout(900)
-def test_counter_journey_dashboard_roles_four_eyes_and_every_page(browser_ready: Path, console: Console) -> None:
+def test_counter_journey_dashboard_roles_four_eyes_and_every_page(scenarios: Scenarios, console: Console) -> None:
     resident = {"name": "李桂兰", "id_number": id_number("33010619520304152"), "phone": "13800000001"}
-    journey = json.loads(run_scenario("counter_journey", console, browser_ready, resident))
+    journey = scenarios.run("counter_journey", resident)
     with console.api("admin") as admin:
         balance = admin.get(f"/v1/accounts/{journey['account']}/balance").json()["balance"]
         vouchers = admin.get(f"/v1/accounts/{journey['account']}/vouchers").json()["vouchers"]
     assert balance["available_points"] == journey["balance"] - vouchers[0]["price_points"]
     assert (vouchers[0]["code"], vouchers[0]["state"]) == (journey["voucher"], "VOUCHER_STATE_USED")
 
-    run_scenario("dashboard", console, browser_ready)
-    run_scenario("roles", console, browser_ready, {"other_region_account": guangzhou_account(console)})
-    run_scenario("adjustments", console, browser_ready, journey)
+    scenarios.run("dashboard")
+    scenarios.run("roles", {"other_region_account": guangzhou_account(console)})
+    scenarios.run("adjustments", journey)
     with console.api("admin") as admin:
         after = admin.get(f"/v1/accounts/{journey['account']}/balance").json()["balance"]
     assert after["available_points"] == balance["available_points"] + 50
-    run_scenario("pages", console, browser_ready, journey)
-    run_scenario("docs", console, browser_ready)
+    scenarios.run("pages", journey)
+    scenarios.run("docs")
 
     shots = {path.stem for path in SCREENSHOTS.glob("*.png")}
     assert {
@@ -147,34 +119,34 @@ def test_counter_journey_dashboard_roles_four_eyes_and_every_page(browser_ready:
 
 @pytest.mark.timeout(900)
 def test_guardian_campaign_spend_claim_conflicts_and_recycling_at_the_console(
-    browser_ready: Path, console: Console
+    scenarios: Scenarios, console: Console
 ) -> None:
     guardian = zhejiang_adult(console, "33010619600505123", "13800000011")
     child = {"name": "李小明", "id_number": child_id_number(13), "phone": "13800000012", "guardian": guardian,
              "adult_id_number": child_id_number(14)}  # fmt: skip
-    opened = json.loads(run_scenario("guardian", console, browser_ready, child))
+    opened = scenarios.run("guardian", child)
     with console.api("admin") as admin:
         account = admin.get(f"/v1/accounts/{opened['account']}").json()["account"]
     assert (account["minor"], account["guardian_account_number"]) == (True, guardian)
 
     resident = zhejiang_adult(console, "33010619700606123", "13800000013")
-    made = json.loads(run_scenario("campaigns", console, browser_ready, {"name": "植树奖励", "account": resident}))
+    made = scenarios.run("campaigns", {"name": "植树奖励", "account": resident})
     with console.api("viewer") as viewer:
         listed = viewer.get("/v1/regions/330000/campaigns").json()["campaigns"]
     campaign = next(c for c in listed if c["campaign_id"] == made["campaign_id"])
     assert (campaign["paid_points"], campaign["bonuses_paid"], campaign["budget_points"]) == (50, 1, 1000)
 
-    run_scenario("partner_change", console, browser_ready)
+    scenarios.run("partner_change")
     # A resident with no planting today yet (tree planting's daily cap is 2): the counter's report of the same
     # sign-in sheet is refused as the activity the demo partner already reported, not by the cap.
     planter = zhejiang_adult(console, "33010619750808123", "13800000014")
     evidence = "zj-signin-2026-001"
     first = demo_partner_reports_tree_planting(console, planter, evidence)
     assert (first.outcome, first.points > 0) == (inpb.EVENT_OUTCOME_ACCEPTED, True), first
-    run_scenario("conflicts", console, browser_ready, {"account": planter, "evidence": evidence})
+    scenarios.run("conflicts", {"account": planter, "evidence": evidence})
 
     recycler = {"name": "陈志强", "id_number": id_number("44010619650707123"), "phone": "13900000021"}
-    recycled = json.loads(run_scenario("recycling", console, browser_ready, recycler))
+    recycled = scenarios.run("recycling", recycler)
     # 25 kg brought, Guangzhou's daily cap of 20 kg at 30 points a kg (ingest_svc/domain/catalog.yaml).
     assert recycled["points"] == 20 * 30
     with console.api("admin") as admin:

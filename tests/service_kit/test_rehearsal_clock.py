@@ -79,3 +79,13 @@ def test_carbon_up_takes_an_offset_or_a_start_instant_and_passes_it_to_every_chi
         env = child_environment(spec, registry, tmp_path, {"CARBON_CLOCK_OFFSET": "+63072000s", "CARBON_X": "1"})
         assert env["CARBON_CLOCK_OFFSET"] == "+63072000s" and "CARBON_X" not in env
         assert (env.get("CARBON_LEDGER_SCHEDULER") == "1") == (spec.service == "ledger_svc")
+
+
+def test_carbon_up_passes_the_event_following_timings_to_its_children(tmp_path: Path) -> None:
+    registry = plan(["330000"], host="127.0.0.1", base_port=47000)
+    timings = {"CARBON_INGEST_FOLLOW_SETTLE_MS": "1000", "CARBON_INCENTIVES_FOLLOW_INTERVAL_MS": "500"}
+    followers = [spec for spec in registry.processes() if spec.service in ("ingest_svc", "incentives_svc")]
+    assert {spec.service for spec in followers} == {"ingest_svc", "incentives_svc"}
+    for spec in followers:
+        env = child_environment(spec, registry, tmp_path, timings)
+        assert {key: env.get(key) for key in timings} == timings

@@ -1,10 +1,10 @@
 // Four eyes: one operator requests an adjustment, cannot approve it himself (the refusal and its reason shown),
 // a second operator approves and the ledger posts it.
 import assert from "node:assert/strict";
-import { base, data, loggedIn, scenario, shot } from "./support.mjs";
+import { base, loggedIn, shot } from "./support.mjs";
 
-await scenario(async (b) => {
-  const first = await loggedIn(b, "op1");
+export default async function adjustments(run, data) {
+  const first = await loggedIn(run, "op1");
   await first.goto(`${base}/console/#/adjustments`);
   await first.locator("#adjust-account").fill(data.account);
   await first.locator("#adjust-amount").fill("50");
@@ -19,11 +19,11 @@ await scenario(async (b) => {
   assert.match(await refusal.innerText(), /SELF_APPROVAL_FORBIDDEN/);
   await shot(first, "adjustments-own-approval-refused");
 
-  const second = await loggedIn(b, "op2");
+  const second = await loggedIn(run, "op2");
   await second.goto(`${base}/console/#/adjustments`);
   const pending = second.locator("#adjustments tbody tr", { hasText: data.account }).first();
   await pending.locator("button.approve").click();
   await second.locator("#adjustments-result .notice").waitFor();
   assert.match(await second.locator("#adjustments tbody tr", { hasText: data.account }).first().innerText(), /POSTED/);
   await shot(second, "adjustments-approved");
-});
+}

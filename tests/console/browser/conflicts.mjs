@@ -2,10 +2,10 @@
 // same sheet id for the resident and earns nothing for it (DUPLICATE_ACTIVITY); the conflicts page shows the day
 // and the partner pair in its chart and tables.
 import assert from "node:assert/strict";
-import { base, data, loggedIn, scenario, shot } from "./support.mjs";
+import { base, loggedIn, shot } from "./support.mjs";
 
-await scenario(async (b) => {
-  const staff = await loggedIn(b, "zj-staff");
+export default async function conflicts(run, data) {
+  const staff = await loggedIn(run, "zj-staff");
   await staff.locator("#find-query").fill(data.account);
   await staff.locator("#find-query").press("Enter");
   await staff.locator("#find-result button.choose").press("Enter");
@@ -17,7 +17,7 @@ await scenario(async (b) => {
   assert.match(await recorded.innerText(), /DUPLICATE_ACTIVITY/);
   await shot(staff, "counter-duplicate-activity");
 
-  const viewer = await loggedIn(b, "viewer");
+  const viewer = await loggedIn(run, "viewer");
   await viewer.goto(`${base}/console/#/conflicts`);
   await viewer.locator("#conflicts table").first().waitFor();
   await shot(viewer, "ops-conflicts");
@@ -26,4 +26,4 @@ await scenario(async (b) => {
   const shown = await viewer.locator("#conflicts").innerText();
   assert.match(shown, /330000\/demo-partner → 330000\/community-centre/);
   await shot(viewer, "ops-conflicts");
-});
+}

@@ -2,10 +2,10 @@
 // resident again (masked), record a tree planting, see the balance, redeem and print the voucher, use it, print the
 // monthly summary.
 import assert from "node:assert/strict";
-import { data, loggedIn, scenario, shot } from "./support.mjs";
+import { loggedIn, shot } from "./support.mjs";
 
-await scenario(async (b) => {
-  const page = await loggedIn(b, "zj-staff");
+export default async function counterJourney(run, data) {
+  const page = await loggedIn(run, "zj-staff");
   await page.waitForURL(/#\/counter$/);
   await page.locator("#find-query").waitFor();
   await shot(page, "counter-start");
@@ -92,5 +92,5 @@ await scenario(async (b) => {
   await page.locator("#summary-result .notice").waitFor();
   const summary = await page.evaluate(() => window.__printed.at(-1));
   assert.ok(summary.includes(number), summary);
-  console.log(JSON.stringify({ account: number, balance, voucher: code, event_id: eventId }));
-});
+  return { account: number, balance, voucher: code, event_id: eventId };
+}

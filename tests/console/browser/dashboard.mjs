@@ -1,10 +1,10 @@
 // The operations dashboard draws non-empty charts from the real system's figures (after the counter journey's
 // events), in Chinese and after the switch in English; then the national figures page.
 import assert from "node:assert/strict";
-import { loggedIn, scenario, shot } from "./support.mjs";
+import { loggedIn, shot } from "./support.mjs";
 
-await scenario(async (b) => {
-  const page = await loggedIn(b, "admin");
+export default async function dashboard(run) {
+  const page = await loggedIn(run, "admin");
   await page.goto(`${page.url().split("#")[0]}#/dashboard`);
   for (const id of ["chart-day", "chart-behaviour", "chart-region"]) {
     const chart = page.locator(`#${id}`);
@@ -31,4 +31,4 @@ await scenario(async (b) => {
   assert.ok(Number(accounts.replace(/,/g, "")) > 0, `accounts at the month's end: ${accounts}`);
   assert.ok((await page.locator("#national-figures tbody tr").count()) >= 2, "a row per region");
   await shot(page, "national-en");
-});
+}

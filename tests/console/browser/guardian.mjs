@@ -2,10 +2,10 @@
 // time); without a guardian the API's refusal is shown with its reason in plain words; with the guardian present the
 // account opens and the consents are the guardian's.
 import assert from "node:assert/strict";
-import { data, loggedIn, scenario, shot } from "./support.mjs";
+import { loggedIn, shot } from "./support.mjs";
 
-await scenario(async (b) => {
-  const page = await loggedIn(b, "zj-staff");
+export default async function guardian(run, data) {
+  const page = await loggedIn(run, "zj-staff");
   await page.locator("#find-query").waitFor();
   await page.locator("details > summary").focus();
   await page.keyboard.press("Enter");
@@ -36,5 +36,5 @@ await scenario(async (b) => {
   await page.locator("#resident-minor").waitFor();
   assert.match(await page.locator("#resident-minor").innerText(), new RegExp(data.guardian));
   await shot(page, "counter-guardian-opened");
-  console.log(JSON.stringify({ account: number }));
-});
+  return { account: number };
+}

@@ -2,10 +2,10 @@
 // explanation of the counter's first event, partners and keys, catalog and rule versions, adjustments, audit log,
 // staff users (a community staff member added there signs in with the token it shows, to their counter).
 import assert from "node:assert/strict";
-import { base, data, loggedIn, scenario, shot, tokens } from "./support.mjs";
+import { base, loggedIn, shot } from "./support.mjs";
 
-await scenario(async (b) => {
-  const page = await loggedIn(b, "admin");
+export default async function pages(run, data) {
+  const page = await loggedIn(run, "admin");
   const open = async (route, ready) => {
     await page.goto(`${base}/console/#/${route}`);
     await page.locator(ready).first().waitFor();
@@ -45,8 +45,8 @@ await scenario(async (b) => {
   await issued.waitFor();
   const token = (await issued.innerText()).match(/cops_\S+/)[0];
   await shot(page, "ops-staff");
-  tokens["zj-xihu-desk"] = token;
-  const desk = await loggedIn(b, "zj-xihu-desk");
+  run.tokens["zj-xihu-desk"] = token;
+  const desk = await loggedIn(run, "zj-xihu-desk");
   await desk.waitForURL(/#\/counter$/);
   assert.match(await desk.locator("#who").innerText(), /330000\/zj-xihu-3/);
-});
+}

@@ -1,10 +1,10 @@
 // An admin changes what a data partner may report on the partners page: the demo partner is allowed tree planting
 // in Zhejiang too (ticked in the region's catalog, with a reason); the page shows the list before and after.
 import assert from "node:assert/strict";
-import { base, loggedIn, scenario, shot } from "./support.mjs";
+import { base, loggedIn, shot } from "./support.mjs";
 
-await scenario(async (b) => {
-  const page = await loggedIn(b, "admin");
+export default async function partnerChange(run) {
+  const page = await loggedIn(run, "admin");
   await page.goto(`${base}/console/#/partners`);
   await page.locator("#partners-region").selectOption("330000");
   // Choosing the region draws its change form anew: fill in the one drawn for it, not the one it replaces.
@@ -29,4 +29,4 @@ await scenario(async (b) => {
     throw new Error(`${error.message}\nregion ${await page.locator("#partners-region").inputValue()}; page:\n${drawn}`);
   });
   await shot(page, "ops-partner-changed");
-});
+}

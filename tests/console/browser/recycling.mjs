@@ -1,10 +1,10 @@
 // Recycling at a Guangzhou counter (its catalog offers it; the community partner was allowed it on start): a
 // resident opened with the garbage-sorting consent brings 25 kg; the day's cap of 20 kg applies and the points show.
 import assert from "node:assert/strict";
-import { data, loggedIn, scenario, shot } from "./support.mjs";
+import { loggedIn, shot } from "./support.mjs";
 
-await scenario(async (b) => {
-  const page = await loggedIn(b, "gz-staff");
+export default async function recycling(run, data) {
+  const page = await loggedIn(run, "gz-staff");
   await page.locator("details > summary").focus();
   await page.keyboard.press("Enter");
   await page.locator("#open-name").fill(data.name);
@@ -29,5 +29,5 @@ await scenario(async (b) => {
   assert.equal(Number(await page.locator("#balance").innerText()), points);
   assert.ok(points > 0, `recycling earned points: ${points}`);
   await shot(page, "counter-recycling");
-  console.log(JSON.stringify({ account: number, points }));
-});
+  return { account: number, points };
+}

@@ -1,19 +1,19 @@
 // Role limits as the API has them: a viewer gets no counter, community staff no audit log and no resident of
 // another region (the refusal and its reason shown), the admin everything.
 import assert from "node:assert/strict";
-import { base, data, loggedIn, scenario, shot } from "./support.mjs";
+import { base, loggedIn, shot } from "./support.mjs";
 
 const links = (page) => page.locator("#nav a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
 
-await scenario(async (b) => {
-  const viewer = await loggedIn(b, "viewer");
+export default async function roles(run, data) {
+  const viewer = await loggedIn(run, "viewer");
   await viewer.waitForURL(/#\/dashboard$/);
   assert.ok(!(await links(viewer)).includes("#/counter"), "a viewer has no counter");
   await viewer.goto(`${base}/console/#/counter`);
   await viewer.locator("main .problem").waitFor();
   await shot(viewer, "roles-viewer-no-counter");
 
-  const staff = await loggedIn(b, "zj-staff");
+  const staff = await loggedIn(run, "zj-staff");
   const staffLinks = await links(staff);
   assert.ok(staffLinks.includes("#/counter") && !staffLinks.includes("#/audit"), staffLinks.join(" "));
   await staff.locator("#find-query").fill(data.other_region_account);
@@ -27,7 +27,7 @@ await scenario(async (b) => {
   const regions = await staff.locator("#dashboard tbody tr").count();
   assert.equal(regions, 1, "community staff see their own region only");
 
-  const admin = await loggedIn(b, "admin");
+  const admin = await loggedIn(run, "admin");
   const adminLinks = await links(admin);
   for (const page of ["#/counter", "#/dashboard", "#/partners", "#/audit"]) assert.ok(adminLinks.includes(page), page);
-});
+}
