@@ -16,7 +16,17 @@ from typing import NamedTuple
 
 from sqlalchemy import Engine
 
-from gateway.domain.claims import Claim, ClaimColumns, ConflictCount, Holder, Release, holds_own, retained_days
+from gateway.domain.claims import (
+    AttemptClaims,
+    AttemptQuery,
+    Claim,
+    ClaimColumns,
+    ConflictCount,
+    Holder,
+    Release,
+    holds_own,
+    retained_days,
+)
 from gateway.store import claims as store
 from service_kit import access, identities
 from service_kit.access import current_caller
@@ -56,6 +66,12 @@ class ActivityClaims:
         self._make_days(set(batch.distinct_days.values()))
         now = self._clock()
         with self._engine.begin() as conn:
+            # The attempt is kept for the claimant's sweep of claims an attempt never recorded (ADR 0416); once one
+            # of its claims says recorded, the sweep leaves it.
+            if batch.attempt_id and not batch.recorded:
+                store.record_attempt(conn, region_code, batch, now)
+            elif batch.attempt_id:
+                store.mark_recorded(conn, region_code, batch.attempt_id)
             if store.insert_claims(conn, region_code, batch, now) == batch.size:
                 return ClaimAnswers([None] * batch.size, [])  # every claim was new: each event holds its own activity
             held = store.holders(conn, batch)
@@ -77,6 +93,13 @@ class ActivityClaims:
         """Gives up the claims an attempt made ahead of recording and did not record (ADR 0415)."""
         with self._engine.begin() as conn:
             return store.release(conn, region_code, claims)
+
+    def attempts(self, region_code: str, query: AttemptQuery) -> list[AttemptClaims]:
+        """The region's attempts that claimed ahead at least `query.min_age` ago (by this gateway's clock) and have
+        not said they recorded, oldest first (ADR 0416)."""
+        claimed_by = self._clock() - query.min_age
+        with self._engine.connect() as conn:
+            return store.list_attempts(conn, region_code, claimed_by, query.after, query.page_size)
 
     def conflicts(self, first: date, last: date) -> list[ConflictCount]:
         with self._engine.connect() as conn:
