@@ -29,6 +29,10 @@ FUTURE_DAYS = 1
 DEFAULT_ATTEMPTS_PER_PAGE = 20
 MAX_ATTEMPTS_PER_PAGE = 50
 MAX_ATTEMPT_AGE_SECONDS = 86_400
+# An attempt is kept this long for the claimant's sweep, which reads it minutes after its claims: two days leave room
+# for a sweep stopped over a weekend night, and keep ~2 million rows a day of ~20 KB from standing for the 33 days
+# the claims stay (docs/scale-plan.md §4). An attempt a sweep never read in time leaves its claims to their day's drop.
+ATTEMPT_RETENTION = timedelta(days=2)
 ATTEMPTS_LIST = "claim-attempts"
 
 

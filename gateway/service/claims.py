@@ -17,6 +17,7 @@ from typing import NamedTuple
 from sqlalchemy import Engine
 
 from gateway.domain.claims import (
+    ATTEMPT_RETENTION,
     AttemptClaims,
     AttemptQuery,
     Claim,
@@ -99,7 +100,11 @@ class ActivityClaims:
         not said they recorded, oldest first (ADR 0416)."""
         claimed_by = self._clock() - query.min_age
         with self._engine.connect() as conn:
-            return store.list_attempts(conn, region_code, claimed_by, query.after, query.page_size)
+            attempts = store.list_attempts(conn, region_code, claimed_by, query.after, query.page_size)
+        # Only claims of days still kept: a release naming a dropped day would be refused, and there is nothing left
+        # to release for it.
+        first_kept = self.retained()[0].isoformat()
+        return [_kept(attempt, first_kept) for attempt in attempts]
 
     def conflicts(self, first: date, last: date) -> list[ConflictCount]:
         with self._engine.connect() as conn:
@@ -110,6 +115,7 @@ class ActivityClaims:
         first_kept = self.retained()[0]
         with self._engine.begin() as conn:
             dropped = store.drop_days_before(conn, first_kept)
+            store.drop_attempts_before(conn, self._clock() - ATTEMPT_RETENTION)
         self._days_made = {day for day in self._days_made if day >= first_kept}
         return dropped
 
@@ -132,6 +138,13 @@ class ActivityClaims:
         dropped = self.drop_old_days()
         if dropped:
             log.info("dropped claim days past retention", extra={"partitions": dropped})
+
+
+def _kept(attempt: AttemptClaims, first_kept: str) -> AttemptClaims:
+    if min(attempt.days, default=first_kept) >= first_kept:
+        return attempt
+    kept = [(fp, day) for fp, day in zip(attempt.fingerprints, attempt.days, strict=True) if day >= first_kept]
+    return attempt._replace(fingerprints=[fp for fp, _ in kept], days=[day for _, day in kept])
 
 
 def _answer(holder: Holder, region_code: str, claim: Claim) -> Holder | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
     Boolean,
@@ -44,7 +44,6 @@ from gateway.domain.claims import (
     Release,
 )
 from gateway.store.tables import metadata
-from service_kit.clock import CHINA_STANDARD_TIME
 from service_kit.db import UtcDateTime
 from service_kit.wire import from_unix_us
 
@@ -163,11 +162,8 @@ def ensure_partitions(conn: Connection, days: Iterable[date]) -> None:
 
 def drop_days_before(conn: Connection, first_kept: date) -> int:
     """Drops every claim (and conflict) of days before `first_kept`; returns how many days' partitions went (0 on
-    SQLite, where a range delete on the key's leading day does it). Attempts claimed before that day go too: every
-    claim they could name is of an older day (a claim is never for a day after its claiming day's tomorrow)."""
+    SQLite, where a range delete on the key's leading day does it)."""
     conn.execute(delete(claim_conflicts).where(claim_conflicts.c.day < first_kept))
-    kept_from = datetime.combine(first_kept, time(), CHINA_STANDARD_TIME)
-    conn.execute(delete(claim_attempts).where(claim_attempts.c.claimed_at < kept_from))
     if not is_postgres(conn):
         conn.execute(delete(activity_claims).where(activity_claims.c.day < first_kept))
         return 0
@@ -303,6 +299,11 @@ def record_attempt(conn: Connection, region_code: str, batch: ClaimColumns, now:
         "recorded": False,
     }
     conn.execute(insert.on_conflict_do_nothing(), [row])
+
+
+def drop_attempts_before(conn: Connection, claimed_before: datetime) -> int:
+    """Forgets the attempts claimed before then (the sweep has long read past them); returns how many went."""
+    return conn.execute(delete(claim_attempts).where(claim_attempts.c.claimed_at < claimed_before)).rowcount
 
 
 def mark_recorded(conn: Connection, region_code: str, attempt_id: str) -> None:

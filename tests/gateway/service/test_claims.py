@@ -13,7 +13,7 @@ import pytest
 
 from carbon.gateway.v1 import gateway_service_pb2 as gw
 from carbon.gateway.v1 import gateway_service_pb2_grpc
-from gateway.domain.claims import Claim, ClaimColumns
+from gateway.domain.claims import Claim, ClaimColumns, attempt_query
 from gateway.service.claims import ActivityClaims
 from service_kit import identities
 from service_kit.clock import china_day, system_clock
@@ -315,3 +315,27 @@ def test_only_a_regions_ingest_may_list_attempts(claims_server: RunningServer) -
     with channel, pytest.raises(grpc.RpcError) as caught:
         _attempts(ledger, min_age_seconds=60)
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_attempts_are_forgotten_after_two_days(tmp_path: Path, database_url: str) -> None:
+    """The sweep reads an attempt minutes after its claims; kept longer, a billion claims a day would keep two
+    million attempt rows a day standing for the claims' 33 days (ADR 0416)."""
+    engine = make_engine(database_url)
+    migrate("gateway", engine)
+    now = system_clock()
+    at = [now - timedelta(days=2, minutes=1)]
+    claims = ActivityClaims(engine, retention_days=3, clock=lambda: at[0])
+    day = china_day(now)
+    for attempt_id, minutes in (("old", 1), ("kept", -1)):
+        at[0] = now - timedelta(days=2, minutes=minutes)
+        claims.claim(
+            "330000",
+            ClaimColumns.of([Claim(day, (attempt_id.encode() * 32)[:32], "k1", "a", attempt_id)])._replace(
+                attempt_id=attempt_id
+            ),
+        )
+    at[0] = now
+    claims.drop_old_days()
+    listed = claims.attempts("330000", attempt_query(1, 0, ""))
+    engine.dispose()
+    assert [a.attempt_id for a in listed] == ["kept"]
