@@ -25,7 +25,13 @@ from carbon.gateway.v1 import gateway_service_pb2_grpc
 from gateway import wire
 from gateway.clients import RegionClients, deadline_s
 from gateway.domain.callers import Caller
-from gateway.domain.claims import DEFAULT_RETENTION_DAYS, claims_from_columns, conflict_days, release_from_columns
+from gateway.domain.claims import (
+    DEFAULT_RETENTION_DAYS,
+    attempt_query,
+    claims_from_columns,
+    conflict_days,
+    release_from_columns,
+)
 from gateway.service.admission import Admission
 from gateway.service.claims import ActivityClaims, claimant_region, internal_caller_region
 from gateway.service.cross_region_transfers import TransferService
@@ -217,6 +223,14 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             request.fingerprints, request.occurred_days, request.attempt_id, self._claims.retained()
         )
         return pb.ReleaseActivityClaimsResponse(released=self._claims.release(region_code, claims))
+
+    @idempotent
+    def ListClaimAttempts(
+        self, request: pb.ListClaimAttemptsRequest, context: grpc.ServicerContext
+    ) -> pb.ListClaimAttemptsResponse:
+        region_code = claimant_region(f"/{SERVICE_NAME}/ListClaimAttempts")
+        query = attempt_query(request.min_age_seconds, request.page_size, request.page_token)
+        return wire.attempts_response(self._claims.attempts(region_code, query), query, request.page_token)
 
     @idempotent
     def CheckGuardian(

@@ -15,7 +15,7 @@ from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2 as ledger
 from carbon.rewards.v1 import rewards_service_pb2 as rewards
-from gateway.domain.claims import ConflictCount, Holder
+from gateway.domain.claims import AttemptClaims, AttemptQuery, ConflictCount, Holder, attempts_token
 from gateway.domain.directory import DirectoryAccount
 from gateway.domain.redeem_anywhere import RedeemAnywhere, RedeemAnywhereRequest, RedeemAnywhereState
 from gateway.domain.settlement import Position
@@ -32,7 +32,7 @@ from gateway.domain.transfers import (
 )
 from service_kit.accounts import CLEARING_ACCOUNT
 from service_kit.topology import RegionEntry
-from service_kit.wire import from_timestamp, to_timestamp
+from service_kit.wire import from_timestamp, to_timestamp, to_unix_us
 
 STATE_PREFIX = "CROSS_REGION_TRANSFER_STATE_"
 POSTED = (ledger.TRANSFER_STATUS_POSTED, ledger.TRANSFER_STATUS_ALREADY_POSTED)
@@ -255,6 +255,29 @@ def claims_response(answers: list[Holder | None], other_attempts: Sequence[int] 
             for index, h in enumerate(answers)
             if h is not None
         ],
+    )
+
+
+def attempts_response(
+    attempts: list[AttemptClaims], query: AttemptQuery, page_token: str
+) -> pb.ListClaimAttemptsResponse:
+    """A page of attempts; a full page continues after its last attempt, and any page resumes there (ADR 0416)."""
+    resume = page_token
+    if attempts:
+        last = attempts[-1]
+        resume = attempts_token(to_unix_us(last.claimed_at), last.attempt_id)
+    return pb.ListClaimAttemptsResponse(
+        attempts=[
+            pb.ClaimAttempt(
+                attempt_id=a.attempt_id,
+                claimed_at_us=to_unix_us(a.claimed_at),
+                fingerprints=a.fingerprints,
+                occurred_days=a.days,
+            )
+            for a in attempts
+        ],
+        next_page_token=resume if len(attempts) == query.page_size else "",
+        resume_page_token=resume,
     )
 
 

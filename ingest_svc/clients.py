@@ -70,6 +70,20 @@ class ClaimColumns(NamedTuple):
     event_ids: list[str]
 
 
+class ClaimAttempt(NamedTuple):
+    """An attempt that claimed ahead of recording and never said it recorded, with its claims (ADR 0416)."""
+
+    attempt_id: str
+    fingerprints: list[bytes]
+    days: list[str]
+
+
+class ClaimAttempts(NamedTuple):
+    attempts: list[ClaimAttempt]
+    next_page_token: str  # "" when no more attempts are old enough now
+    resume_page_token: str  # where a later listing continues after these
+
+
 class ClaimAnswers(NamedTuple):
     holders: list[ActivityHolder | None]  # per claim: None when the claiming event holds the activity
     other_attempts: list[int]  # claimed ahead: positions the same event holds under another attempt (ADR 0415)
@@ -213,6 +227,19 @@ class GatewayClient(Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
             return self.stub().ReleaseActivityClaims(request, timeout=self.deadline_s).released
         except grpc.RpcError as error:
             raise self.failed(error) from None
+
+    def list_claim_attempts(self, min_age_s: int, page_token: str, page_size: int = 0) -> ClaimAttempts:
+        """One page of this region's attempts that claimed ahead at least `min_age_s` ago and never said they
+        recorded, oldest first; UNAVAILABLE GATEWAY_UNAVAILABLE when the gateway does not answer."""
+        request = gateway_service_pb2.ListClaimAttemptsRequest(
+            min_age_seconds=min_age_s, page_size=page_size, page_token=page_token
+        )
+        try:
+            response = self.stub().ListClaimAttempts(request, timeout=self.deadline_s)
+        except grpc.RpcError as error:
+            raise self.failed(error) from None
+        attempts = [ClaimAttempt(a.attempt_id, list(a.fingerprints), list(a.occurred_days)) for a in response.attempts]
+        return ClaimAttempts(attempts, response.next_page_token, response.resume_page_token)
 
 
 def _ref(ref: AccountRef) -> common_pb2.AccountRef:

@@ -25,6 +25,7 @@ from ingest_svc.service.crash_points import crash_points
 from ingest_svc.service.crediting import Crediting, InFlight
 from ingest_svc.service.explain import explain
 from ingest_svc.service.following import Following
+from ingest_svc.service.orphan_claims import OrphanClaims
 from ingest_svc.service.owed_credits import OwedCredits
 from ingest_svc.service.partners import Partners
 from ingest_svc.service.recording import Recorder
@@ -276,11 +277,28 @@ def build(settings: Settings, engine: Engine, clock: Clock | None = None) -> Ing
 def registrations(settings: Settings, engine: Engine, clock: Clock | None = None) -> list[Registration]:
     ingest = build(settings, engine, clock)
     sweep = OwedCredits(ingest.crediting, ingest.settings.owed_sweep)
+    orphans = orphan_claims(ingest, clock or system_clock)
     if ingest.settings.resume_on_start:
         sweep.start()
+        if orphans is not None:
+            orphans.start()
+
+    def stop_sweeps() -> None:
+        sweep.stop()
+        if orphans is not None:
+            orphans.stop()
+
     servicer = IngestServiceServicer(ingest)
     return [
         Registration(
-            ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, servicer, SERVICE_NAME, on_stop=sweep.stop
+            ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, servicer, SERVICE_NAME, on_stop=stop_sweeps
         )
     ]
+
+
+def orphan_claims(ingest: Ingest, clock: Clock) -> OrphanClaims | None:
+    """The sweep of claims left by attempts that never recorded (ADR 0416); None when no claim is made ahead."""
+    gateway = ingest.crediting.claims.gateway
+    if gateway is None or not ingest.crediting.claims_ahead:
+        return None
+    return OrphanClaims(ingest.engine, gateway, clock, ingest.settings.orphan_sweep)

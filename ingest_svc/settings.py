@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from ingest_svc.service.orphan_claims import OrphanTiming
 from ingest_svc.service.owed_credits import SweepTiming
 from service_kit.settings import ServiceSettings, WholeNumber
 
@@ -42,6 +43,13 @@ class IngestSettings(ServiceSettings):
     )
     # A credit batch younger than this is left to the request posting it (every replica sweeps; ADR 0413).
     owed_min_age_ms: WholeNumber = Field(default=30_000, validation_alias="CARBON_INGEST_OWED_MIN_AGE_MS", ge=0)
+    # The sweep of claims left by attempts that claimed ahead and never recorded (docs/adr/0416): an attempt younger
+    # than the age may still be recording and is left alone (minutes: far above any record transaction); a pass
+    # every interval (0: no sweep).
+    orphan_claim_age_ms: WholeNumber = Field(
+        default=600_000, validation_alias="CARBON_INGEST_ORPHAN_CLAIM_AGE_MS", ge=1000
+    )
+    orphan_sweep_ms: WholeNumber = Field(default=60_000, validation_alias="CARBON_INGEST_ORPHAN_SWEEP_MS", ge=0)
     # Test hook: the named point where the process dies (service/crash_points.py); empty in production.
     crash_at: str = Field(default="", validation_alias="CARBON_TEST_CRASH_AT")
 
@@ -55,6 +63,12 @@ class IngestSettings(ServiceSettings):
             timedelta(milliseconds=self.owed_sweep_ms),
             timedelta(milliseconds=self.owed_sweep_max_backoff_ms),
             timedelta(milliseconds=self.owed_min_age_ms),
+        )
+
+    @property
+    def orphan_sweep(self) -> OrphanTiming:
+        return OrphanTiming(
+            timedelta(milliseconds=self.orphan_sweep_ms), timedelta(milliseconds=self.orphan_claim_age_ms)
         )
 
     @property

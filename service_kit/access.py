@@ -165,6 +165,8 @@ GATEWAY_ACCESS: dict[str, frozenset[str]] = _service(
         "ClaimActivities": frozenset({"ingest"}),
         # An ingest attempt giving back claims it made ahead of recording and did not record (ADR 0415).
         "ReleaseActivityClaims": frozenset({"ingest"}),
+        # An ingest's sweep listing its region's attempts that claimed ahead and never said they recorded (ADR 0416).
+        "ListClaimAttempts": frozenset({"ingest"}),
         # A region's identity judging a guardian of another region (ADR 0209).
         "CheckGuardian": frozenset({"identity"}),
     },

@@ -5,10 +5,12 @@ days are kept, and whether a holder is the claimant itself (a retry)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
+from service_kit import paging
 from service_kit.errors import InvalidArgument
+from service_kit.wire import MAX_UNIX_US, MIN_UNIX_US
 
 FINGERPRINT_BYTES = 32
 MAX_CLAIMS_PER_CALL = 5000
@@ -22,6 +24,16 @@ MAX_ATTEMPT_ID_CHARS = 64
 DEFAULT_RETENTION_DAYS = 33
 # An event may be up to the acceptance's clock skew in the future: its CST day may be tomorrow.
 FUTURE_DAYS = 1
+# Listing attempts that claimed ahead (docs/adr/0416): an attempt carries up to 5000 claims (160 KB of fingerprints),
+# so a page of 50 stays far below gRPC's message limit.
+DEFAULT_ATTEMPTS_PER_PAGE = 20
+MAX_ATTEMPTS_PER_PAGE = 50
+MAX_ATTEMPT_AGE_SECONDS = 86_400
+# An attempt is kept this long for the claimant's sweep, which reads it minutes after its claims: two days leave room
+# for a sweep stopped over a weekend night, and keep ~2 million rows a day of ~20 KB from standing for the 33 days
+# the claims stay (docs/scale-plan.md §4). An attempt a sweep never read in time leaves its claims to their day's drop.
+ATTEMPT_RETENTION = timedelta(days=2)
+ATTEMPTS_LIST = "claim-attempts"
 
 
 class Claim(NamedTuple):
@@ -167,6 +179,41 @@ def _keys(fingerprints: Sequence[bytes], occurred_days: Sequence[str], days: tup
     if count and set(map(len, fingerprints)) != {FINGERPRINT_BYTES}:
         raise InvalidArgument("fingerprints", f"each fingerprint is {FINGERPRINT_BYTES} bytes (HMAC-SHA256)")
     return {text: _day(text, "occurred_days", days) for text in set(occurred_days)}
+
+
+class AttemptClaims(NamedTuple):
+    """An attempt that claimed ahead of recording, with the claims it made (as it sent them)."""
+
+    attempt_id: str
+    claimed_at: datetime
+    fingerprints: list[bytes]
+    days: list[str]  # each fingerprint's ISO CST day
+
+
+class AttemptQuery(NamedTuple):
+    """Which of a region's attempts to list: those claimed at least `min_age` ago, after `after` (the claimed time in
+    µs and the attempt id of the last one listed before; None: from the oldest)."""
+
+    min_age: timedelta
+    page_size: int
+    after: tuple[int, str] | None
+
+
+def attempt_query(min_age_seconds: int, page_size: int, page_token: str) -> AttemptQuery:
+    """The checked request of ListClaimAttempts; INVALID_ARGUMENT names the bad field."""
+    if not 1 <= min_age_seconds <= MAX_ATTEMPT_AGE_SECONDS:
+        raise InvalidArgument("min_age_seconds", f"must be 1-{MAX_ATTEMPT_AGE_SECONDS}")
+    size = min(paging.page_size(page_size, default=DEFAULT_ATTEMPTS_PER_PAGE), MAX_ATTEMPTS_PER_PAGE)
+    cursor = paging.decode_token(page_token, ATTEMPTS_LIST, int, str)
+    after = None if cursor is None else (int(cursor[0]), str(cursor[1]))
+    if after is not None and not MIN_UNIX_US <= after[0] <= MAX_UNIX_US:
+        raise InvalidArgument("page_token", "is not a page token of this list")
+    return AttemptQuery(timedelta(seconds=min_age_seconds), size, after)
+
+
+def attempts_token(claimed_at_us: int, attempt_id: str) -> str:
+    """The page token of the attempts after this one."""
+    return paging.encode_token(ATTEMPTS_LIST, claimed_at_us, attempt_id)
 
 
 def conflict_days(from_text: str, to_text: str) -> tuple[date, date]:

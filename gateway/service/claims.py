@@ -16,7 +16,18 @@ from typing import NamedTuple
 
 from sqlalchemy import Engine
 
-from gateway.domain.claims import Claim, ClaimColumns, ConflictCount, Holder, Release, holds_own, retained_days
+from gateway.domain.claims import (
+    ATTEMPT_RETENTION,
+    AttemptClaims,
+    AttemptQuery,
+    Claim,
+    ClaimColumns,
+    ConflictCount,
+    Holder,
+    Release,
+    holds_own,
+    retained_days,
+)
 from gateway.store import claims as store
 from service_kit import access, identities
 from service_kit.access import current_caller
@@ -56,6 +67,12 @@ class ActivityClaims:
         self._make_days(set(batch.distinct_days.values()))
         now = self._clock()
         with self._engine.begin() as conn:
+            # The attempt is kept for the claimant's sweep of claims an attempt never recorded (ADR 0416); once one
+            # of its claims says recorded, the sweep leaves it.
+            if batch.attempt_id and not batch.recorded:
+                store.record_attempt(conn, region_code, batch, now)
+            elif batch.attempt_id:
+                store.mark_recorded(conn, region_code, batch.attempt_id)
             if store.insert_claims(conn, region_code, batch, now) == batch.size:
                 return ClaimAnswers([None] * batch.size, [])  # every claim was new: each event holds its own activity
             held = store.holders(conn, batch)
@@ -78,6 +95,17 @@ class ActivityClaims:
         with self._engine.begin() as conn:
             return store.release(conn, region_code, claims)
 
+    def attempts(self, region_code: str, query: AttemptQuery) -> list[AttemptClaims]:
+        """The region's attempts that claimed ahead at least `query.min_age` ago (by this gateway's clock) and have
+        not said they recorded, oldest first (ADR 0416)."""
+        claimed_by = self._clock() - query.min_age
+        with self._engine.connect() as conn:
+            attempts = store.list_attempts(conn, region_code, claimed_by, query.after, query.page_size)
+        # Only claims of days still kept: a release naming a dropped day would be refused, and there is nothing left
+        # to release for it.
+        first_kept = self.retained()[0].isoformat()
+        return [_kept(attempt, first_kept) for attempt in attempts]
+
     def conflicts(self, first: date, last: date) -> list[ConflictCount]:
         with self._engine.connect() as conn:
             return store.conflict_counts(conn, first, last)
@@ -87,6 +115,7 @@ class ActivityClaims:
         first_kept = self.retained()[0]
         with self._engine.begin() as conn:
             dropped = store.drop_days_before(conn, first_kept)
+            store.drop_attempts_before(conn, self._clock() - ATTEMPT_RETENTION)
         self._days_made = {day for day in self._days_made if day >= first_kept}
         return dropped
 
@@ -109,6 +138,13 @@ class ActivityClaims:
         dropped = self.drop_old_days()
         if dropped:
             log.info("dropped claim days past retention", extra={"partitions": dropped})
+
+
+def _kept(attempt: AttemptClaims, first_kept: str) -> AttemptClaims:
+    if min(attempt.days, default=first_kept) >= first_kept:
+        return attempt
+    kept = [(fp, day) for fp, day in zip(attempt.fingerprints, attempt.days, strict=True) if day >= first_kept]
+    return attempt._replace(fingerprints=[fp for fp, _ in kept], days=[day for _, day in kept])
 
 
 def _answer(holder: Holder, region_code: str, claim: Claim) -> Holder | None:

@@ -13,24 +13,39 @@ from contextlib import suppress
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     Date,
+    Index,
     LargeBinary,
     String,
     Table,
+    Text,
     delete,
+    false,
     func,
+    or_,
     select,
     text,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from gateway.domain.claims import FINGERPRINT_BYTES, Claim, ClaimColumns, ConflictCount, Holder, Release
+from gateway.domain.claims import (
+    FINGERPRINT_BYTES,
+    AttemptClaims,
+    Claim,
+    ClaimColumns,
+    ConflictCount,
+    Holder,
+    Release,
+)
 from gateway.store.tables import metadata
 from service_kit.db import UtcDateTime
+from service_kit.wire import from_unix_us
 
 CLAIMS_TABLE = "gateway_activity_claims"
 
@@ -46,6 +61,22 @@ activity_claims = Table(
     Column("claimed_at", UtcDateTime(), nullable=False),
     # The claimant's attempt that inserted it when claimed ahead of recording (ADR 0415), else NULL.
     Column("attempt_id", String(64), nullable=True),
+)
+
+# One row per attempt that claimed ahead of recording (ADR 0416, migration gateway_0006): its claims' keys as one value,
+# so the claimant's sweep lists a region's old attempts through this small index (one row per credit batch) and the
+# claims table (a billion rows a day) needs no second index.
+claim_attempts = Table(
+    "gateway_claim_attempts",
+    metadata,
+    Column("region_code", String(6), primary_key=True),
+    Column("attempt_id", String(64), primary_key=True),
+    Column("claimed_at", UtcDateTime(), nullable=False),
+    Column("fingerprints", LargeBinary, nullable=False),  # 32 bytes per claim, in the claim's order
+    Column("days", Text, nullable=False),  # JSON list of each claim's ISO day
+    # A recorded=true claim came under this attempt: it recorded its events, nothing of it is to be swept.
+    Column("recorded", Boolean, nullable=False, server_default=false()),
+    Index("ix_gateway_claim_attempts_listing", "region_code", "claimed_at", "attempt_id"),
 )
 
 # One row per refused claim (a claimant, once, however often it retries), kept as long as the claims.
@@ -253,6 +284,57 @@ def release(conn: Connection, region_code: str, claims: Release) -> int:
         tuple_(c.day, c.fingerprint).in_(keys), c.region_code == region_code, c.attempt_id == claims.attempt_id
     )
     return conn.execute(statement).rowcount
+
+
+def record_attempt(conn: Connection, region_code: str, batch: ClaimColumns, now: datetime) -> None:
+    """Keeps an attempt that claims ahead of recording, with its claims' keys, for the claimant's sweep (ADR 0416); a
+    repeat of the same attempt's claim keeps the first."""
+    insert = (postgresql.insert if is_postgres(conn) else sqlite.insert)(claim_attempts)
+    row = {
+        "region_code": region_code,
+        "attempt_id": batch.attempt_id,
+        "claimed_at": now,
+        "fingerprints": b"".join(batch.fingerprints),
+        "days": json.dumps(list(batch.days)),
+        "recorded": False,
+    }
+    conn.execute(insert.on_conflict_do_nothing(), [row])
+
+
+def drop_attempts_before(conn: Connection, claimed_before: datetime) -> int:
+    """Forgets the attempts claimed before then (the sweep has long read past them); returns how many went."""
+    return conn.execute(delete(claim_attempts).where(claim_attempts.c.claimed_at < claimed_before)).rowcount
+
+
+def mark_recorded(conn: Connection, region_code: str, attempt_id: str) -> None:
+    """The attempt has recorded its events (a recorded=true claim under it): the sweep no longer lists it."""
+    c = claim_attempts.c
+    statement = update(claim_attempts).where(
+        c.region_code == region_code, c.attempt_id == attempt_id, c.recorded == false()
+    )
+    conn.execute(statement.values(recorded=True))
+
+
+def list_attempts(
+    conn: Connection, region_code: str, claimed_by: datetime, after: tuple[int, str] | None, limit: int
+) -> list[AttemptClaims]:
+    """The region's attempts not seen recorded and claimed by `claimed_by`, after the cursor, oldest first."""
+    c = claim_attempts.c
+    query = select(c.attempt_id, c.claimed_at, c.fingerprints, c.days).where(
+        c.region_code == region_code, c.claimed_at <= claimed_by, c.recorded == false()
+    )
+    if after is not None:
+        at = from_unix_us(after[0])
+        query = query.where(or_(c.claimed_at > at, (c.claimed_at == at) & (c.attempt_id > after[1])))
+    query = query.order_by(c.claimed_at, c.attempt_id).limit(limit)
+    return [
+        AttemptClaims(r.attempt_id, r.claimed_at, _split(bytes(r.fingerprints)), json.loads(r.days))
+        for r in conn.execute(query)
+    ]
+
+
+def _split(fingerprints: bytes) -> list[bytes]:
+    return [fingerprints[n : n + FINGERPRINT_BYTES] for n in range(0, len(fingerprints), FINGERPRINT_BYTES)]
 
 
 def record_conflicts(

@@ -59,6 +59,11 @@ class ActivityClaims:
     def on(self) -> bool:
         return self._gateway is not None
 
+    @property
+    def gateway(self) -> GatewayClient | None:
+        """The gateway claims go to (None: claims off), for the sweep of claims left behind (ADR 0416)."""
+        return self._gateway
+
     def claim(self, rows: Sequence[EventRow], attempt_id: str = "") -> dict[str, ActivityHolder]:
         """The rows whose activity another event holds, by event id, with that holder (empty when claims are off).
         The rows are recorded: under `attempt_id` (their credit batch) they take over their claims from any other

@@ -10,14 +10,24 @@ CRASH_EXIT_CODE = 86
 CrashPoint = Callable[[str], None]
 
 
-def crash_points(crash_at: str) -> CrashPoint:
-    """The hook for the configured point ("" for none: a no-op)."""
+class _CrashAt:
+    def __init__(self, crash_at: str) -> None:
+        self.crash_at = crash_at
 
-    def crash_point(name: str) -> None:
-        if name == crash_at:
+    def __call__(self, name: str) -> None:
+        if name == self.crash_at:
             os._exit(CRASH_EXIT_CODE)
 
-    return crash_point if crash_at else _no_crash
+
+def crash_points(crash_at: str) -> CrashPoint:
+    """The hook for the configured point ("" for none: a no-op)."""
+    return _CrashAt(crash_at) if crash_at else _no_crash
+
+
+def armed_at(crash_point: CrashPoint, name: str) -> bool:
+    """Whether the hook dies at `name`: a point after an asynchronous call first waits for that call, so the test
+    knows what the dead process had done (claims ahead the gateway holds)."""
+    return isinstance(crash_point, _CrashAt) and crash_point.crash_at == name
 
 
 def _no_crash(name: str) -> None:

@@ -18,7 +18,7 @@ from ingest_svc.domain.event_rows import LEDGER_FAILED, PENDING, EventRow
 from ingest_svc.domain.events import new_tuple
 from ingest_svc.service.claims import ActivityClaims, ClaimAhead
 from ingest_svc.service.consent import Owned
-from ingest_svc.service.crash_points import CrashPoint
+from ingest_svc.service.crash_points import CrashPoint, armed_at
 from ingest_svc.store import activity_holders, credit_batches, events
 from ingest_svc.store.credit_batches import CreditBatch
 from service_kit.clock import Clock
@@ -94,10 +94,23 @@ class Crediting:
         self._in_flight = in_flight
         self._crash_point = crash_point
 
+    @property
+    def claims(self) -> ActivityClaims:
+        return self._claims
+
+    @property
+    def claims_ahead(self) -> bool:
+        """Whether claims are on and made ahead of recording (which may leave claims to sweep, ADR 0416)."""
+        return self._claims.on and self._claim_ahead
+
     def claim_ahead(self, partner_id: str, owned: Mapping[str, Owned], attempt_id: str) -> ClaimAhead | None:
         """Claims the owned candidates while the record transaction (credit batch `attempt_id`) writes them, so the
         claim's round trip overlaps it (docs/adr/0415-claims-ahead-of-recording.md); None when claims are off."""
-        return self._claims.ahead(partner_id, owned, attempt_id) if self._claim_ahead else None
+        ahead = self._claims.ahead(partner_id, owned, attempt_id) if self._claim_ahead else None
+        if ahead is not None and armed_at(self._crash_point, "after_claim_ahead"):
+            ahead.answers()  # the test's crash comes once the gateway holds the claims, before anything is recorded
+            self._crash_point("after_claim_ahead")
+        return ahead
 
     def release_ahead(self, ahead: ClaimAhead | None) -> None:
         """Gives back every claim made ahead for a record attempt that failed."""

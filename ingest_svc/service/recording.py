@@ -20,7 +20,7 @@ from ingest_svc.service.crash_points import CrashPoint
 from ingest_svc.service.crediting import InFlight
 from ingest_svc.store import caps, credit_batches, events, statistics
 from ingest_svc.store.credit_batches import CreditBatch
-from service_kit.errors import ResourceExhausted
+from service_kit.errors import ResourceExhausted, Unavailable
 
 log = logging.getLogger("carbon.ingest")
 
@@ -62,9 +62,18 @@ class Recorder:
                 return self._attempt(partner_id, owned, now, look_first, credit_batch_id)
             except (_Race, IntegrityError) as race:
                 if isinstance(race, IntegrityError) and look_first:
+                    self._refuse_if_abandoned(credit_batch_id)
                     raise
                 log.info("event id or cap counter race, retrying", extra={"partner_id": partner_id, "attempt": attempt})
         raise ResourceExhausted("CONTENTION", "the same events are being submitted concurrently; retry")
+
+    def _refuse_if_abandoned(self, credit_batch_id: str) -> None:
+        """The sweep of claims left behind gave this attempt up (it ran longer than the sweep's age, ADR 0416) and
+        released its claims: nothing of it was committed; the partner's retry is a new attempt."""
+        with self._engine.connect() as conn:
+            abandoned = credit_batches.is_abandoned(conn, credit_batch_id)
+        if abandoned:
+            raise Unavailable("ATTEMPT_ABANDONED", "the batch took too long to record and was given up; retry it")
 
     def _attempt(
         self, partner_id: str, owned: Mapping[str, Owned], now: datetime, look_first: bool, credit_batch_id: str

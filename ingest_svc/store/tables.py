@@ -161,6 +161,15 @@ daily_stats = Table(
     Column("co2e_grams", BigInteger, nullable=False),
 )
 
+# How far the sweep of claims left by attempts that never recorded has read the gateway's list of this region's
+# attempts: one row, its page token (docs/adr/0416-orphan-claims-sweep.md, migration ingest_0010).
+claim_sweep = Table(
+    "ingest_claim_sweep",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("page_token", Text, nullable=False),
+)
+
 # Events recorded with 0 points because another event held their activity nationally (reason DUPLICATE_ACTIVITY):
 # the holder the gateway named, for ExplainScore (docs/adr/0413-claims-in-the-credit-outbox.md).
 activity_holders = Table(

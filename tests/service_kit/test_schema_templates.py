@@ -130,7 +130,7 @@ def test_a_database_that_is_not_empty_is_left_to_alembic(empty_database: Callabl
     with engine.connect() as connection:
         assert not is_empty(connection)
         version = connection.execute(text("SELECT version_num FROM alembic_version_ingest_svc")).scalar_one()
-    assert version == "ingest_0009"
+    assert version == "ingest_0010"
 
 
 def test_migrating_again_changes_nothing(empty_database: Callable[[], Engine]) -> None:

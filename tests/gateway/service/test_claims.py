@@ -3,6 +3,7 @@ the holder's own retry holds again, and only a region's ingest may claim."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from carbon.gateway.v1 import gateway_service_pb2 as gw
 from carbon.gateway.v1 import gateway_service_pb2_grpc
-from gateway.domain.claims import Claim, ClaimColumns
+from gateway.domain.claims import Claim, ClaimColumns, attempt_query
 from gateway.service.claims import ActivityClaims
 from service_kit import identities
 from service_kit.clock import china_day, system_clock
@@ -251,3 +252,90 @@ def test_only_a_regions_ingest_may_release(claims_server: RunningServer) -> None
             _release("a1", TRIP), metadata=OPERATOR, timeout=10
         )
     assert caught.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+def _attempts(stub: gateway_service_pb2_grpc.GatewayServiceStub, **fields: object) -> gw.ListClaimAttemptsResponse:
+    return stub.ListClaimAttempts(gw.ListClaimAttemptsRequest(**fields), timeout=10)  # type: ignore[arg-type]
+
+
+def test_attempts_that_claimed_ahead_and_never_said_recorded_are_listed_per_region_once_old_enough(
+    claims_server: RunningServer,
+) -> None:
+    """ADR 0416: the claimant's sweep sees its region's attempts not known to have recorded, oldest first, with the
+    claims each made; one that claimed again as recorded, claims after recording and other regions' are not listed."""
+    zj_channel, zj = stub_as(claims_server, ZJ_INGEST)
+    bj_channel, bj = stub_as(claims_server, BJ_INGEST)
+    with zj_channel, bj_channel:
+        zj.ClaimActivities(_ahead("a1", False, (TRIP, TODAY, "a", "e1"), (BIKE, TODAY, "a", "e2")), timeout=10)
+        zj.ClaimActivities(_ahead("a2", False, (b"c" * 32, TODAY, "a", "e3")), timeout=10)
+        zj.ClaimActivities(_ahead("a2", True, (b"c" * 32, TODAY, "a", "e3")), timeout=10)
+        zj.ClaimActivities(claim_request((b"d" * 32, TODAY, "a", "e4")), timeout=10)
+        zj.ClaimActivities(_ahead("a3", False, (b"e" * 32, TODAY, "a", "e5")), timeout=10)
+        bj.ClaimActivities(_ahead("b1", False, (b"f" * 32, TODAY, "b", "p1")), timeout=10)
+        young = _attempts(zj, min_age_seconds=3600)
+        time.sleep(1.1)
+        first = _attempts(zj, min_age_seconds=1, page_size=1)
+        second = _attempts(zj, min_age_seconds=1, page_size=1, page_token=first.next_page_token)
+        third = _attempts(zj, min_age_seconds=1, page_size=1, page_token=second.next_page_token)
+        resumed = _attempts(zj, min_age_seconds=1, page_token=second.resume_page_token)
+        in_bj = _attempts(bj, min_age_seconds=1)
+    assert (list(young.attempts), young.next_page_token, young.resume_page_token) == ([], "", "")
+    assert [(a.attempt_id, list(a.fingerprints), list(a.occurred_days)) for a in first.attempts] == [
+        ("a1", [TRIP, BIKE], [TODAY, TODAY])
+    ]
+    assert [a.attempt_id for a in second.attempts] == ["a3"] and second.next_page_token
+    assert (list(third.attempts), third.next_page_token) == ([], "")
+    assert third.resume_page_token == second.next_page_token, "an empty page resumes where it was asked to"
+    assert (list(resumed.attempts), resumed.resume_page_token) == ([], second.resume_page_token)
+    assert [a.attempt_id for a in in_bj.attempts] == ["b1"]
+    assert first.attempts[0].claimed_at_us <= second.attempts[0].claimed_at_us
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"min_age_seconds": 0}, "min_age_seconds"),
+        ({"min_age_seconds": 86_401}, "min_age_seconds"),
+        ({"min_age_seconds": 60, "page_size": -1}, "page_size"),
+        ({"min_age_seconds": 60, "page_token": "not-a-token"}, "page_token"),
+    ],
+)
+def test_bad_attempt_listings_are_invalid_argument_naming_the_field(
+    claims_server: RunningServer, fields: dict[str, object], field: str
+) -> None:
+    channel, zj = stub_as(claims_server, ZJ_INGEST)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        _attempts(zj, **fields)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(caught.value).metadata["field"] == field
+
+
+def test_only_a_regions_ingest_may_list_attempts(claims_server: RunningServer) -> None:
+    channel, ledger = stub_as(claims_server, identities.regional("330000", "ledger"))
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        _attempts(ledger, min_age_seconds=60)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_attempts_are_forgotten_after_two_days(tmp_path: Path, database_url: str) -> None:
+    """The sweep reads an attempt minutes after its claims; kept longer, a billion claims a day would keep two
+    million attempt rows a day standing for the claims' 33 days (ADR 0416)."""
+    engine = make_engine(database_url)
+    migrate("gateway", engine)
+    now = system_clock()
+    at = [now - timedelta(days=2, minutes=1)]
+    claims = ActivityClaims(engine, retention_days=3, clock=lambda: at[0])
+    day = china_day(now)
+    for attempt_id, minutes in (("old", 1), ("kept", -1)):
+        at[0] = now - timedelta(days=2, minutes=minutes)
+        claims.claim(
+            "330000",
+            ClaimColumns.of([Claim(day, (attempt_id.encode() * 32)[:32], "k1", "a", attempt_id)])._replace(
+                attempt_id=attempt_id
+            ),
+        )
+    at[0] = now
+    claims.drop_old_days()
+    listed = claims.attempts("330000", attempt_query(1, 0, ""))
+    engine.dispose()
+    assert [a.attempt_id for a in listed] == ["kept"]

@@ -1153,6 +1153,114 @@ class ReleaseActivityClaimsResponse(_message.Message):
 Global___ReleaseActivityClaimsResponse: _TypeAlias = ReleaseActivityClaimsResponse  # noqa: Y015
 
 @_typing.final
+class ListClaimAttemptsRequest(_message.Message):
+    """Which of the calling region's attempts to list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    min_age_seconds: _builtins.int
+    """Required, 1-86400: only attempts whose claims were made at least this many seconds ago (the gateway's clock), so
+    an attempt still recording is not listed. Claimants use minutes, well above their longest record transaction.
+    """
+    page_size: _builtins.int
+    """Optional. Attempts per page: 0 means 20; above 50 means 50 (an attempt carries up to 5000 claims)."""
+    page_token: _builtins.str
+    """Optional. A next_page_token or resume_page_token of an earlier answer: the list continues after the last attempt
+    that answer listed. Empty: from the oldest attempt kept.
+    """
+    def __init__(
+        self,
+        *,
+        min_age_seconds: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_age_seconds", b"min_age_seconds", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClaimAttemptsRequest: _TypeAlias = ListClaimAttemptsRequest  # noqa: Y015
+
+@_typing.final
+class ClaimAttempt(_message.Message):
+    """One attempt that claimed ahead of recording, with its claims (columns of equal length)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTEMPT_ID_FIELD_NUMBER: _builtins.int
+    CLAIMED_AT_US_FIELD_NUMBER: _builtins.int
+    FINGERPRINTS_FIELD_NUMBER: _builtins.int
+    OCCURRED_DAYS_FIELD_NUMBER: _builtins.int
+    attempt_id: _builtins.str
+    """The attempt_id the claims were made under."""
+    claimed_at_us: _builtins.int
+    """When the gateway stored the attempt's claims, microseconds since the Unix epoch."""
+    @_builtins.property
+    def fingerprints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The fingerprints the attempt claimed, 32 bytes each (some may be held by another event or taken over since; a
+        release removes only those still under the attempt).
+        """
+
+    @_builtins.property
+    def occurred_days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Each fingerprint's CST day, YYYY-MM-DD, as claimed: what ReleaseActivityClaims needs with the fingerprints."""
+
+    def __init__(
+        self,
+        *,
+        attempt_id: _builtins.str = ...,
+        claimed_at_us: _builtins.int = ...,
+        fingerprints: _abc.Iterable[_builtins.bytes] | None = ...,
+        occurred_days: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_id", b"attempt_id", "claimed_at_us", b"claimed_at_us", "fingerprints", b"fingerprints", "occurred_days", b"occurred_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimAttempt: _TypeAlias = ClaimAttempt  # noqa: Y015
+
+@_typing.final
+class ListClaimAttemptsResponse(_message.Message):
+    """A page of attempts, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    RESUME_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Where the next page starts; empty when no more attempts are old enough now."""
+    resume_page_token: _builtins.str
+    """Where a later call starts to see only attempts after those listed (after the last one on this page; the
+    request's page_token when the page is empty). Never empty once any attempt was listed.
+    """
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClaimAttempt]:
+        """The attempts, ordered by claimed_at_us then attempt_id."""
+
+    def __init__(
+        self,
+        *,
+        attempts: _abc.Iterable[Global___ClaimAttempt] | None = ...,
+        next_page_token: _builtins.str = ...,
+        resume_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "next_page_token", b"next_page_token", "resume_page_token", b"resume_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClaimAttemptsResponse: _TypeAlias = ListClaimAttemptsResponse  # noqa: Y015
+
+@_typing.final
 class ClaimHolder(_message.Message):
     """Who holds a claimed activity."""
 

@@ -126,6 +126,11 @@ class GatewayServiceStub:
                 request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsRequest.SerializeToString,
                 response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsResponse.FromString,
                 _registered_method=True)
+        self.ListClaimAttempts = channel.unary_unary(
+                '/carbon.gateway.v1.GatewayService/ListClaimAttempts',
+                request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimAttemptsRequest.SerializeToString,
+                response_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimAttemptsResponse.FromString,
+                _registered_method=True)
         self.ListClaimConflicts = channel.unary_unary(
                 '/carbon.gateway.v1.GatewayService/ListClaimConflicts',
                 request_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimConflictsRequest.SerializeToString,
@@ -351,6 +356,24 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListClaimAttempts(self, request, context):
+        """The calling region's attempts that claimed ahead of recording (ClaimActivities with attempt_id and
+        recorded=false) at least min_age_seconds ago and that the gateway has not seen recorded (no recorded=true claim
+        under the same attempt_id), oldest first, each with the claims it made: for the claimant's sweep of claims left by
+        an attempt that never recorded (a crash before its commit, a release the gateway could not take; docs/adr/0416).
+        The claimant checks each attempt against its own store and releases, with ReleaseActivityClaims, those of
+        attempts that recorded nothing. An attempt is listed once per position: keep resume_page_token and pass it as
+        page_token later to see only the attempts that grew old enough since.
+        Internal: only a region's ingest service identity may call it (docs/access.md).
+        Idempotency: read-only.
+        Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+        (min_age_seconds outside 1-86400, page_size negative, page_token not one of this list); UNAVAILABLE
+        DATABASE_UNAVAILABLE (retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListClaimConflicts(self, request, context):
         """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
         with many conflicts reports the same activities twice. Ordered by day, then count descending.
@@ -465,6 +488,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ReleaseActivityClaims,
                     request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsRequest.FromString,
                     response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsResponse.SerializeToString,
+            ),
+            'ListClaimAttempts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClaimAttempts,
+                    request_deserializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimAttemptsRequest.FromString,
+                    response_serializer=carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimAttemptsResponse.SerializeToString,
             ),
             'ListClaimConflicts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListClaimConflicts,
@@ -821,6 +849,33 @@ class GatewayService:
             '/carbon.gateway.v1.GatewayService/ReleaseActivityClaims',
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsRequest.SerializeToString,
             carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ReleaseActivityClaimsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClaimAttempts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.gateway.v1.GatewayService/ListClaimAttempts',
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimAttemptsRequest.SerializeToString,
+            carbon_dot_gateway_dot_v1_dot_gateway__service__pb2.ListClaimAttemptsResponse.FromString,
             options,
             channel_credentials,
             insecure,

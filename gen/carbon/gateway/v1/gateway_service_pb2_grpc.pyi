@@ -189,6 +189,20 @@ class GatewayServiceStub:
     ClaimActivities for fingerprints and occurred_days; attempt_id empty or longer than 64 characters);
     UNAVAILABLE DATABASE_UNAVAILABLE (retry).
     """
+    ListClaimAttempts: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimAttemptsRequest, _gateway_service_pb2.ListClaimAttemptsResponse]
+    """The calling region's attempts that claimed ahead of recording (ClaimActivities with attempt_id and
+    recorded=false) at least min_age_seconds ago and that the gateway has not seen recorded (no recorded=true claim
+    under the same attempt_id), oldest first, each with the claims it made: for the claimant's sweep of claims left by
+    an attempt that never recorded (a crash before its commit, a release the gateway could not take; docs/adr/0416).
+    The claimant checks each attempt against its own store and releases, with ReleaseActivityClaims, those of
+    attempts that recorded nothing. An attempt is listed once per position: keep resume_page_token and pass it as
+    page_token later to see only the attempts that grew old enough since.
+    Internal: only a region's ingest service identity may call it (docs/access.md).
+    Idempotency: read-only.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+    (min_age_seconds outside 1-86400, page_size negative, page_token not one of this list); UNAVAILABLE
+    DATABASE_UNAVAILABLE (retry).
+    """
     ListClaimConflicts: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimConflictsRequest, _gateway_service_pb2.ListClaimConflictsResponse]
     """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
     with many conflicts reports the same activities twice. Ordered by day, then count descending.
@@ -391,6 +405,20 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT (as
     ClaimActivities for fingerprints and occurred_days; attempt_id empty or longer than 64 characters);
     UNAVAILABLE DATABASE_UNAVAILABLE (retry).
+    """
+    ListClaimAttempts: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimAttemptsRequest, _gateway_service_pb2.ListClaimAttemptsResponse]  # type: ignore[assignment]
+    """The calling region's attempts that claimed ahead of recording (ClaimActivities with attempt_id and
+    recorded=false) at least min_age_seconds ago and that the gateway has not seen recorded (no recorded=true claim
+    under the same attempt_id), oldest first, each with the claims it made: for the claimant's sweep of claims left by
+    an attempt that never recorded (a crash before its commit, a release the gateway could not take; docs/adr/0416).
+    The claimant checks each attempt against its own store and releases, with ReleaseActivityClaims, those of
+    attempts that recorded nothing. An attempt is listed once per position: keep resume_page_token and pass it as
+    page_token later to see only the attempts that grew old enough since.
+    Internal: only a region's ingest service identity may call it (docs/access.md).
+    Idempotency: read-only.
+    Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+    (min_age_seconds outside 1-86400, page_size negative, page_token not one of this list); UNAVAILABLE
+    DATABASE_UNAVAILABLE (retry).
     """
     ListClaimConflicts: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListClaimConflictsRequest, _gateway_service_pb2.ListClaimConflictsResponse]  # type: ignore[assignment]
     """Conflicting claims counted per day and (holder, claimant) pair of region and partner, as a fraud signal: a pair
@@ -657,6 +685,26 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT (as
         ClaimActivities for fingerprints and occurred_days; attempt_id empty or longer than 64 characters);
         UNAVAILABLE DATABASE_UNAVAILABLE (retry).
+        """
+
+    @_abc_1.abstractmethod
+    def ListClaimAttempts(
+        self,
+        request: _gateway_service_pb2.ListClaimAttemptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ListClaimAttemptsResponse, _abc.Awaitable[_gateway_service_pb2.ListClaimAttemptsResponse]]:
+        """The calling region's attempts that claimed ahead of recording (ClaimActivities with attempt_id and
+        recorded=false) at least min_age_seconds ago and that the gateway has not seen recorded (no recorded=true claim
+        under the same attempt_id), oldest first, each with the claims it made: for the claimant's sweep of claims left by
+        an attempt that never recorded (a crash before its commit, a release the gateway could not take; docs/adr/0416).
+        The claimant checks each attempt against its own store and releases, with ReleaseActivityClaims, those of
+        attempts that recorded nothing. An attempt is listed once per position: keep resume_page_token and pass it as
+        page_token later to see only the attempts that grew old enough since.
+        Internal: only a region's ingest service identity may call it (docs/access.md).
+        Idempotency: read-only.
+        Errors: UNAUTHENTICATED SERVICE_IDENTITY_MISSING; PERMISSION_DENIED CALLER_NOT_ALLOWED; INVALID_ARGUMENT
+        (min_age_seconds outside 1-86400, page_size negative, page_token not one of this list); UNAVAILABLE
+        DATABASE_UNAVAILABLE (retry).
         """
 
     @_abc_1.abstractmethod
