@@ -127,8 +127,8 @@ class ExpiryOutcome:
     lots_expired: int
     points_expired: int
     done: bool = True
-    # Where a set-based sweep that stopped after its batches would go on (None: from the first expired lot). A run
-    # going on in steps passes it to the next step, which so never rescans the index entries emptied before it.
+    # Where a sweep that stopped after its batches would go on (None: from the start of a run, the lots queued again
+    # and then the watermark, ADR 0133). A run going on in steps passes it to the next step.
     resume_after: ExpiryCandidate | None = None
 
     def __add__(self, other: ExpiryOutcome) -> ExpiryOutcome:

@@ -14,14 +14,14 @@ from ledger_svc.domain.names import TransferCode
 from service_kit.accounts import EXPIRY_ACCOUNT
 from service_kit.pg_copy import copy_into
 
-# Keyset order: each batch starts after the last lot of the previous one, so a sweep never rescans the index
-# entries it emptied (they stay there, dead, until vacuum). `has_points` (= remaining_points > 0) is what the
-# partial index ix_lots_expiring is on: the planner uses the index only when the query names it. What each lot holds
-# now is what the batch expects to take (ADR 0131).
+# Keyset order, ix_lots_expiring's: each batch starts after the last lot of the previous one, and a run after the
+# watermark (ADR 0133), so a sweep never rescans the entries of lots emptied before. The index holds every lot (an
+# emptied one too: emptying a lot then writes no index entry), so lots without points are skipped here, in the range
+# of this run only. What each lot holds now is what the batch expects to take (ADR 0131).
 _CANDIDATES = text(
     """
     SELECT lot_id, account, expires_at_us, remaining_points FROM lots
-    WHERE has_points AND expires_at_us <= :cutoff AND (expires_at_us, lot_id) > (:after_expiry, :after_id)
+    WHERE remaining_points > 0 AND expires_at_us <= :cutoff AND (expires_at_us, lot_id) > (:after_expiry, :after_id)
     ORDER BY expires_at_us, lot_id LIMIT :limit
     """
 )
