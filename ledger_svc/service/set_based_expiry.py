@@ -12,8 +12,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ledger_svc.domain.expiry import ExpiryCandidate, ExpiryOutcome, expiry_entry, expiry_transfers
-from ledger_svc.domain.journal import entries_hash
+from ledger_svc.domain.expiry import ExpiryCandidate, ExpiryOutcome, expiry_entries_hash, expiry_transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import accounts as account_store
 from ledger_svc.store import expiry as expiry_store
@@ -144,7 +143,7 @@ def _sweep_batch(
     transfers = expiry_transfers(swept, users, now_us)
     points = sum(transfer.lot.points for transfer in transfers)
     if transfers:
-        digest, count = entries_hash([expiry_entry(transfer, now_us) for transfer in transfers])
+        digest, count = expiry_entries_hash(transfers, now_us)
         batch_id = journal.insert_batch(conn, digest, count, now_us)
         pg_expiry.copy_expiry_transfers(conn, transfers, batch_id, now_us)
         account_store.apply_system_deltas(conn, {EXPIRY_ACCOUNT: points})
