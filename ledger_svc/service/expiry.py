@@ -72,8 +72,7 @@ def _sweep(
     batches = 0
     requeued = after is None
     if after is None:
-        with ctx.engine.connect() as conn:
-            after = expiry_store.watermark(conn)
+        after = ctx.transaction(lambda conn: expiry_store.run_start(conn, cutoff_us))
     while not total.done and not (max_batches and batches >= max_batches):
         if requeued:
             # An empty queue (the usual case) costs no batch.

@@ -66,8 +66,7 @@ def sweep(
                 batches += 1
             if len(candidates) < size:
                 break
-        with ctx.engine.connect() as conn:
-            after = expiry_store.watermark(conn)
+        after = ctx.transaction(lambda conn: expiry_store.run_start(conn, cutoff_us))
     start = after
 
     def finish(entry: _InFlight) -> None:

@@ -34,6 +34,18 @@ def swept_through(cutoff_us: int) -> ExpiryCandidate:
     return ExpiryCandidate(lot_id=_LAST_LOT_ID, account="", expires_at_us=cutoff_us)
 
 
+def run_start(conn: Connection, cutoff_us: int) -> ExpiryCandidate | None:
+    """Where a run goes after the queued lots: after the watermark, first brought back to the cutoff if it is past
+    it. Only a clock moved back (a rehearsal's, ADR 0133) or an `as_of` in the past puts it there; a lot earned after
+    the clock went back may expire before the old watermark, and starting earlier only rereads emptied lots."""
+    conn.execute(
+        update(expiry_watermark)
+        .where(expiry_watermark.c.expires_at_us > cutoff_us)
+        .values(expires_at_us=cutoff_us, lot_id=_LAST_LOT_ID)
+    )
+    return watermark(conn)
+
+
 def advance_watermark(conn: Connection, last: ExpiryCandidate) -> None:
     conn.execute(_ADVANCE_WATERMARK, {"expires_at_us": last.expires_at_us, "lot_id": last.lot_id})
 

@@ -110,3 +110,17 @@ def _watermark(ledger: LedgerContext) -> int:
 def _lots(ledger: LedgerContext) -> list[Row[tuple[int, int]]]:
     with ledger.engine.connect() as conn:
         return list(conn.execute(select(lots.c.lot_id, lots.c.expires_at_us).where(lots.c.account == A)))
+
+
+def test_a_lot_earned_after_the_clock_went_back_is_swept(ledger: LedgerContext, clock: MovableClock) -> None:
+    """A rehearsal moved the clock years ahead and swept; back on the real clock, a lot earned since expires before
+    the watermark the rehearsal left. The next run brings the watermark back to its cutoff (ADR 0133)."""
+    transfers.post_transfers(ledger, [earn("e1", A, 10)])
+    clock.advance(days=800)
+    assert expiry.expire_points(ledger, None, 0, 0).points_expired == 10
+    clock.advance(days=-790)
+    transfers.post_transfers(ledger, [earn("e2", A, 7)])
+    assert expiry.expire_points(ledger, None, 0, 0).lots_expired == 0  # the night after: nothing expired yet
+    clock.advance(days=745)  # e2 has expired; the rehearsal's watermark is still 45 days ahead
+    assert expiry.expire_points(ledger, None, 0, 0).points_expired == 7
+    assert_conserved(ledger)
