@@ -11,6 +11,9 @@ ratio = baseline seconds / sweep seconds (target >= 0.3 for the batched baseline
 
 CARBON_BENCH_EXPIRY_LOTS sets the lot count (default 1,000,000); CARBON_BENCH_EXPIRY_BATCH the lots per transaction;
 CARBON_BENCH_EXPIRY_KEYED=0 leaves out the keyed baseline (minutes at 1 million rows; `ratio_keyed` is then null).
+The lots are written day by day, as the services write them (CARBON_BENCH_EXPIRY_LAYOUT=account: account by account,
+the layout measured before ADR 0133; bench_ledger_expiry.py says how each lies); the baselines' copies keep the same
+row order.
 """
 
 from __future__ import annotations

@@ -56,7 +56,8 @@ def canonical_bytes(entry: JournalEntry) -> bytes:
 
 
 # A field's 4-byte big-endian length as the 4 characters that encode to it in latin-1, for lengths below 1024.
-_PREFIX = [length.to_bytes(4, "big").decode("latin-1") for length in range(1024)]
+LENGTH_PREFIX = [length.to_bytes(4, "big").decode("latin-1") for length in range(1024)]
+_PREFIX = LENGTH_PREFIX
 _by_transfer_id = attrgetter("transfer_id")
 
 

@@ -161,7 +161,7 @@ class Scheduler:
             count(conn, outcome.lots_expired, outcome.points_expired)
 
         day = date.fromisoformat(period)
-        after = None  # a resumed run (another leader's) starts from the first expired lot: nothing is skipped
+        after = None  # a run (or another leader's, resumed) starts with the queued lots, then after the watermark
         while True:
             step = expiry.expire_points(
                 self._ctx, day, self._expiry_batch, EXPIRY_BATCHES_PER_STEP, on_batch=on_batch, after=after

@@ -9,10 +9,11 @@ from ledger_svc.store.tables import lots
 
 def points_by_expiry(conn: Connection, from_us: int, before_us: int) -> list[tuple[int, int, int]]:
     """(expires_at_us, points left, lots) for lots with points that expire in [from_us, before_us). Lots expire at
-    day starts, so a window of months has a row per day at most; has_points is named so ix_lots_expiring applies."""
+    day starts, so a window of months has a row per day at most; ix_lots_expiring (every lot, ADR 0133) gives the
+    window's lots, those without points skipped."""
     query = (
         select(lots.c.expires_at_us, func.sum(lots.c.remaining_points), func.count())
-        .where(lots.c.has_points, lots.c.expires_at_us >= from_us, lots.c.expires_at_us < before_us)
+        .where(lots.c.remaining_points > 0, lots.c.expires_at_us >= from_us, lots.c.expires_at_us < before_us)
         .group_by(lots.c.expires_at_us)
     )
     return [(int(at), int(points), int(count)) for at, points, count in conn.execute(query)]

@@ -5,6 +5,7 @@ Lock order as everywhere: accounts, lots, shards."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -14,17 +15,16 @@ from ledger_svc.domain.names import TransferCode
 from service_kit.accounts import EXPIRY_ACCOUNT
 from service_kit.pg_copy import copy_into
 
-# Keyset order: each batch starts after the last lot of the previous one, so a sweep never rescans the index
-# entries it emptied (they stay there, dead, until vacuum). `has_points` (= remaining_points > 0) is what the
-# partial index ix_lots_expiring is on: the planner uses the index only when the query names it. What each lot holds
-# now is what the batch expects to take (ADR 0131).
-_CANDIDATES = text(
-    """
+# Keyset order, ix_lots_expiring's: each batch starts after the last lot of the previous one, and a run after the
+# watermark (ADR 0133), so a sweep never rescans the entries of lots emptied before. The index holds every lot (an
+# emptied one too: emptying a lot then writes no index entry), so lots without points are skipped here, in the range
+# of this run only. What each lot holds now is what the batch expects to take (ADR 0131).
+_CANDIDATES = """
     SELECT lot_id, account, expires_at_us, remaining_points FROM lots
-    WHERE has_points AND expires_at_us <= :cutoff AND (expires_at_us, lot_id) > (:after_expiry, :after_id)
-    ORDER BY expires_at_us, lot_id LIMIT :limit
-    """
-)
+    WHERE remaining_points > 0 AND expires_at_us <= %(cutoff)s::bigint
+      AND (expires_at_us, lot_id) > (%(after_expiry)s::bigint, %(after_id)s::bigint)
+    ORDER BY expires_at_us, lot_id LIMIT %(limit)s::bigint
+"""
 # Locks the accounts and takes what their candidate lots held off their balances, in one pass (ADR 0131): the rows
 # are updated in account order, the lock order everywhere, because the join walks the sorted list and probes the
 # primary key for each (the batch's transaction turns hash and merge joins off, see debit_accounts). Returns the
@@ -52,18 +52,15 @@ _LOCK_ACCOUNTS = text(
 # Under the accounts' locks no one else writes these lots, so they need no lock of their own before the UPDATE
 # (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied. The result's
 # columns are ExpiringLot's, in its order.
-_EMPTY_LOTS = text(
-    """
+_EMPTY_LOTS = """
     WITH swept AS (
         SELECT lot_id, remaining_points AS points, expired_points AS before FROM lots
-        WHERE lot_id = ANY(CAST(string_to_array(:ids, ',') AS bigint[]))
-          AND remaining_points > 0 AND expires_at_us <= :cutoff
+        WHERE lot_id = ANY(%(ids)s::bigint[]) AND remaining_points > 0 AND expires_at_us <= %(cutoff)s::bigint
     )
     UPDATE lots SET remaining_points = 0, expired_points = swept.before + swept.points
     FROM swept WHERE lots.lot_id = swept.lot_id
     RETURNING lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on, swept.points, swept.before
-    """
-)
+"""
 # What the accounts lost differs from what their lots held when the batch read them (a refund refilled a lot since,
 # or another sweep emptied it): the difference goes back.
 _CORRECT_ACCOUNTS = text(
@@ -81,6 +78,14 @@ _COPY_TRANSFERS = (
 _EXPIRE = int(TransferCode.EXPIRE)
 
 
+def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """All rows of a statement, read through the transaction's own driver cursor as plain tuples: the candidates and
+    the emptied lots are 10,000 rows a batch, and SQLAlchemy's rows cost ~60% more Python to read (ADR 0133)."""
+    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
 def expired_lot_candidates(
     conn: Connection, cutoff_us: int, limit: int, after: ExpiryCandidate | None
 ) -> list[ExpiryCandidate]:
@@ -88,7 +93,7 @@ def expired_lot_candidates(
     from the first), with what each holds."""
     after_expiry, after_id = (after.expires_at_us, after.lot_id) if after else (-(2**63), -(2**63))
     parameters = {"cutoff": cutoff_us, "limit": limit, "after_expiry": after_expiry, "after_id": after_id}
-    return list(map(ExpiryCandidate._make, conn.execute(_CANDIDATES, parameters)))
+    return list(map(ExpiryCandidate._make, _rows(conn, _CANDIDATES, parameters)))
 
 
 def debit_accounts(conn: Connection, expected: Mapping[str, int]) -> dict[str, UserAccount]:
@@ -116,8 +121,7 @@ def lock_accounts(conn: Connection, names: list[str]) -> dict[str, UserAccount]:
 
 def empty_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[ExpiringLot]:
     """Empties the lots (of locked accounts) that still hold expired points; returns them as they were."""
-    rows = conn.execute(_EMPTY_LOTS, {"ids": ",".join(map(str, lot_ids)), "cutoff": cutoff_us})
-    return list(map(ExpiringLot._make, rows))
+    return list(map(ExpiringLot._make, _rows(conn, _EMPTY_LOTS, {"ids": lot_ids, "cutoff": cutoff_us})))
 
 
 def correct_accounts(conn: Connection, corrections: Mapping[str, int]) -> None:

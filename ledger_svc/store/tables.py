@@ -66,20 +66,38 @@ lots = Table(
     Column("credited_points", BigInteger, nullable=False),
     Column("remaining_points", BigInteger, nullable=False),
     Column("expired_points", BigInteger, nullable=False, server_default=text("0")),
-    # remaining_points > 0, kept by the database. The expiring index is partial on this flag, not on
-    # remaining_points: a column in an index predicate makes every update of it non-HOT, and a credit to a lot
-    # with points leaves the flag as it is. Stored on PostgreSQL; virtual on SQLite (whose ALTER TABLE adds no
-    # stored column). SQLite tests a boolean as `= 1`, hence its predicate.
+    # remaining_points > 0, kept by the database (stored on PostgreSQL; virtual on SQLite, whose ALTER TABLE adds
+    # no stored column). No index names it any more (ADR 0133): a column in an index or its predicate makes every
+    # update of it non-HOT, and the expiry sweep changes it for every lot it empties.
     Column("has_points", Boolean, Computed("remaining_points > 0", persisted=True), nullable=False),
     UniqueConstraint("account", "expires_at_us", "earned_on", name="uq_lots_key"),
     CheckConstraint("remaining_points >= 0", name="ck_lots_remaining_not_negative"),
-    Index(
-        "ix_lots_expiring",
-        "expires_at_us",
-        postgresql_where=text("has_points"),
-        sqlite_where=text("has_points = 1"),
-    ),
-    postgresql_with={"fillfactor": 70},
+    # Every lot, in the sweep's keyset order. Which expired lots still hold points is the range after
+    # expiry_watermark plus expiry_requeue, not this index, so emptying a lot writes no index entry (ADR 0133).
+    Index("ix_lots_expiring", "expires_at_us", "lot_id"),
+    # Half of each page free (ADR 0133; 70 before, ADR 0104): the sweep empties a day's lots, whole pages of them, in
+    # one transaction, so every row of a page gets a new version at once and all of them must fit beside the old.
+    postgresql_with={"fillfactor": 50},
+)
+
+# How far the expiry sweep has emptied every lot, in (expires_at_us, lot_id) order: one row, absent before the first
+# sweep. Only moves forward, and only over batches that all committed (ADR 0133).
+expiry_watermark = Table(
+    "expiry_watermark",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+    Column("lot_id", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="ck_expiry_watermark_one_row"),
+)
+
+# Lots refilled from empty (a refund or a released hold into a lot a spend or the sweep emptied): a database trigger
+# on lots adds them (migration ledger_0012), the sweep takes them out once it has emptied them under their
+# accounts' locks. Lots behind the watermark that hold points are all here.
+expiry_requeue = Table(
+    "expiry_requeue",
+    metadata,
+    Column("lot_id", BigInteger, primary_key=True, autoincrement=False),
 )
 
 # ix_transfers_debit's predicate; a query can use the index only if its WHERE implies this.

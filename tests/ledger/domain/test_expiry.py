@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from ledger_svc.domain.expiry import ExpiringLot, expire_fingerprint, expiry_entry, expiry_posting, expiry_transfers
+from ledger_svc.domain.expiry import (
+    ExpiringLot,
+    expire_fingerprint,
+    expiry_entries_hash,
+    expiry_entry,
+    expiry_posting,
+    expiry_transfers,
+)
 from ledger_svc.domain.fingerprints import fingerprint_of
-from ledger_svc.domain.journal import entry_of
+from ledger_svc.domain.journal import entries_hash, entry_of
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
 from ledger_svc.domain.transfers import Posting
 from service_kit.accounts import EXPIRY_ACCOUNT
@@ -69,3 +76,23 @@ def test_an_expiry_posting_is_its_entry_with_the_lot_it_empties() -> None:
         debit_balance_after=40,
         debit_lots=[Portion(LotKey(A, NOW_US - 9, date(2024, 2, 1)), 60, 5)],
     )
+
+
+def test_the_expiry_batch_hash_is_the_general_one() -> None:
+    """The set-based sweep's direct formatting hashes the same bytes as `entries_hash` of the entries (ADR 0133)."""
+    for accounts in ([A, B, account_number(123456)], [A, "居民-1"]):
+        users = {account: UserAccount(account, 10**16, 0) for account in accounts}
+        lots = [
+            ExpiringLot(
+                lot_id=n * 7919,
+                account=accounts[n % len(accounts)],
+                expires_at_us=NOW_US - n,
+                earned_on=date(2024, 1, 1),
+                points=n**3 + 1,
+                expired_before=n % 3,
+            )
+            for n in range(50)
+        ]
+        transfers = expiry_transfers(lots, users, NOW_US)
+        general = entries_hash([expiry_entry(transfer, NOW_US) for transfer in transfers])
+        assert expiry_entries_hash(transfers, NOW_US) == general

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from ledger_svc.domain.expiry import ExpiringLot, ExpiryCandidate, ExpiryOutcome
 from ledger_svc.domain.time import day_of, lot_expiry_us, to_us
@@ -85,3 +86,20 @@ def test_a_lot_another_sweep_emptied_after_it_was_found_is_left_alone(
     assert reads.get_balance(ledger, A).total_points == fresh
     assert reads.get_balance(ledger, EXPIRY).total_points == 30
     assert audit.check_conservation(ledger).balanced
+
+
+def test_emptying_lots_writes_no_index_entry(pg_ledger: LedgerContext, clock: MovableClock) -> None:
+    """ADR 0133: no lot index names remaining_points or has_points, so the sweep's update of a lot is heap-only."""
+    ledger = pg_ledger
+    earned_at = START - timedelta(days=720)
+    many = [account_number(n) for n in range(10, 30)]
+    transfers.post_transfers(ledger, [earn(f"e{n}", account, 7, earned_at=earned_at) for n, account in enumerate(many)])
+    clock.advance(days=20)
+    cutoff_us = to_us(clock.now)
+    with ledger.engine.begin() as conn:
+        candidates = pg_expiry.expired_lot_candidates(conn, cutoff_us, 100, None)
+        pg_expiry.lock_accounts(conn, many)
+        swept = pg_expiry.empty_lots(conn, [candidate.lot_id for candidate in candidates], cutoff_us)
+        # This transaction's own count of heap-only (HOT) updates of lots.
+        hot = conn.execute(text("SELECT pg_stat_get_xact_tuples_hot_updated('lots'::regclass)")).scalar_one()
+    assert len(swept) == len(many) == hot
