@@ -22,7 +22,7 @@ from carbon.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from service_kit import embedded_trust, identities
 from service_kit.channels import open_channel
 from service_kit.status import error_details
-from service_kit.topology import Registry
+from service_kit.topology import ProcessSpec, Registry
 from tests.ports import UPWARDS, free_base_port, port_is_free
 
 pytestmark = pytest.mark.e2e
@@ -279,8 +279,8 @@ def _balance(channel: grpc.Channel, account: str) -> int:
     return int(stub.GetBalance(ledger_service_pb2.GetBalanceRequest(account=account), timeout=10).balance.total_points)
 
 
-def _every_process_serves_and_the_journeys_work(system: System) -> None:
-    """Health, reflection and the front door of all 17 processes, then the journeys across them."""
+def _every_process_serves_and_the_journeys_work(system: System) -> list[ProcessSpec]:
+    """Health, reflection and the front door of all 17 processes, then the journeys across them; the processes."""
     registry = Registry.load(system.data_dir / "registry.json")
     processes = registry.processes()
     assert len(processes) == 17  # the gateway, 3 regions x 5 services, the ops HTTP API
@@ -322,6 +322,7 @@ def _every_process_serves_and_the_journeys_work(system: System) -> None:
     jobs = subprocess.run(system.command("jobs"), capture_output=True, text=True, timeout=60)
     assert jobs.returncode == 0, jobs.stdout + jobs.stderr
     assert all(f"{region.region_code} " in jobs.stdout for region in registry.regions) and "leader" in jobs.stdout
+    return processes
 
 
 @pytest.mark.timeout(2 * UP_DEADLINE_S)
@@ -347,8 +348,7 @@ def mtls_system(tmp_path: Path) -> Iterator[System]:
 def test_carbon_up_under_mtls_serves_every_process_then_stops_cleanly_and_starts_again(mtls_system: System) -> None:
     system = mtls_system
     system.up()
-    _every_process_serves_and_the_journeys_work(system)
-    processes = Registry.load(system.data_dir / "registry.json").processes()
+    processes = _every_process_serves_and_the_journeys_work(system)
 
     second = subprocess.run(
         [*system.command("up"), "--base-port", str(system.base_port)], capture_output=True, text=True, timeout=30
