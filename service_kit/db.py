@@ -6,15 +6,20 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, DateTime, Dialect, Engine, String, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from service_kit import revisions
+
+# alembic and the ORM are imported where they are used: a start on a schema at head needs neither, and their imports
+# were a good part of every service process's start-up CPU (docs/adr/0027-test-suite-time-cheaper-process-starts.md).
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.orm import Session, sessionmaker
 
 # One fixed key per service for PostgreSQL's advisory lock, so replicas starting together migrate one at a time.
 _MIGRATION_LOCK_BASE = 0x43415242  # "CARB"
@@ -96,15 +101,19 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 
 def alembic_config(service_package: str, engine: Engine) -> Config:
     """Alembic configured in code: migrations live in <service_package>/migrations, one version table per service."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", f"{service_package}:migrations")
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
-    config.attributes["version_table"] = f"alembic_version_{service_package}"
+    config.attributes["version_table"] = revisions.version_table(service_package)
     return config
 
 
@@ -129,9 +138,11 @@ def migrate(service_package: str, engine: Engine) -> None:
         if not is_sqlite(engine):
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key})
         try:
-            copier = _schema_copier
-            if copier is None or not copier(service_package, connection):
-                upgrade(service_package, connection)
+            # At head (every start but a database's first): alembic would change nothing, so it is not imported.
+            if not revisions.at_head(service_package, connection):
+                copier = _schema_copier
+                if copier is None or not copier(service_package, connection):
+                    upgrade(service_package, connection)
             connection.commit()
         finally:
             if not is_sqlite(engine):
@@ -141,6 +152,8 @@ def migrate(service_package: str, engine: Engine) -> None:
 
 def upgrade(service_package: str, connection: Connection, revision: str = "head") -> None:
     """Runs the service's alembic migrations up to `revision` on the connection (the caller commits)."""
+    from alembic import command
+
     config = alembic_config(service_package, connection.engine)
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

@@ -17,17 +17,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from service_kit.settings import Settings, SettingsError
+
+# The SDK is imported only once a signal is asked for: every process imports this module, and with telemetry off
+# (the embedded system, the tests) the SDK's import was a sizeable part of a start's CPU (docs/adr/0027).
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
 METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
@@ -42,7 +45,7 @@ class Signals:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.processors: list[SpanProcessor] = [
-            BatchSpanProcessor(_load("traces", name, env)()) for name in _names(env, TRACES_EXPORTER)
+            _batched(_load("traces", name, env)()) for name in _names(env, TRACES_EXPORTER)
         ]
         self.readers: list[MetricReader] = [
             _reader(_load("metrics", name, env)) for name in _names(env, METRICS_EXPORTER)
@@ -67,8 +70,16 @@ def _load(signal: str, name: str, env: Mapping[str, str]) -> Any:
     return next(iter(found)).load()
 
 
+def _batched(exporter: SpanExporter) -> SpanProcessor:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    return BatchSpanProcessor(exporter)
+
+
 def _reader(exporter_class: type) -> MetricReader:
     """A pull exporter (Prometheus) is a reader itself; a push exporter is read every OTEL_METRIC_EXPORT_INTERVAL."""
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
+
     if issubclass(exporter_class, MetricReader):
         return exporter_class()
     exporter: MetricExporter = exporter_class()  # type: ignore[assignment]
@@ -76,6 +87,8 @@ def _reader(exporter_class: type) -> MetricReader:
 
 
 def _resource(settings: Settings, env: Mapping[str, str]) -> Resource:
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
     attributes: dict[str, str] = {"service.namespace": "carbon-account", "carbon.region": settings.region_code}
     if not env.get("OTEL_SERVICE_NAME"):
         attributes[SERVICE_NAME] = settings.service
@@ -101,12 +114,17 @@ def configure(
         return False
     signals = Signals(env)
     if span_exporter is not None:
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
         # Tests: export each span as it ends, so assertions need no waiting.
         signals.processors.append(SimpleSpanProcessor(span_exporter))
     if metric_reader is not None:
         signals.readers.append(metric_reader)
     if not signals.processors and not signals.readers:
         return False
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
     resource = _resource(settings, env)
     tracer_provider = TracerProvider(resource=resource)
     for processor in signals.processors:
