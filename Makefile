@@ -21,16 +21,21 @@ up: $(STAMP)
 # tests takes half of the other's queue, so a queue of long process-starting tests does not finish alone at the end
 # (docs/adr/0020-test-suite-time.md).
 TEST_WORKERS ?= --numprocesses=auto --maxprocesses=2 --dist=worksteal
+# The tests cache bytecode even where the environment says not to (PYTHONDONTWRITEBYTECODE, set on some CI images and
+# containers): the suite starts a few hundred Python processes that import the same modules, and pytest rewrites the
+# assertions of every test module in each worker; uncached, each of them compiles the sources again
+# (docs/adr/0027-test-suite-time-cheaper-process-starts.md). The caches go where git ignores them (__pycache__/).
+TEST_PY := env -u PYTHONDONTWRITEBYTECODE $(PY)
 
 test: $(STAMP)
-	$(PY) -m pytest $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(TEST_PY) -m pytest $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Every gRPC method and HTTP operation fuzzed with 200 examples instead of make test's 10 and 6: nightly, or after
 # changing a request message or its validation (docs/adr/0024-test-suite-time-fuzz-and-processes.md).
 FUZZ_DEEP_EXAMPLES ?= 200
 
 fuzz-deep: $(STAMP)
-	CARBON_FUZZ_EXAMPLES=$(FUZZ_DEEP_EXAMPLES) $(PY) -m pytest $(TEST_WORKERS) tests/faults/test_fuzz.py tests/ops_api/test_fuzz.py $(PYTEST_ARGS)
+	CARBON_FUZZ_EXAMPLES=$(FUZZ_DEEP_EXAMPLES) $(TEST_PY) -m pytest $(TEST_WORKERS) tests/faults/test_fuzz.py tests/ops_api/test_fuzz.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
