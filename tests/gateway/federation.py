@@ -77,6 +77,18 @@ def ledger_command(use_double: bool) -> list[str]:
     return [sys.executable, "-m", "ledger_svc"] if real and not use_double else [sys.executable, str(DOUBLE)]
 
 
+def migrated_here(service_package: str, database_url: str) -> None:
+    """Migrates a service process's database in this process (from the session's template, tests/schema_templates.py)
+    before the process starts: the process then finds its schema at head and never imports alembic, as on any start
+    but a database's first (docs/adr/0027-test-suite-time-cheaper-process-starts.md). The embedded-system tests still
+    start every service on an empty database."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        migrate(service_package, engine)
+    finally:
+        engine.dispose()
+
+
 def wait_for(condition: Callable[[], Any], timeout_s: float = 20, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -294,6 +306,8 @@ class Federation:
         if self.ledgers_in_process and not crash_at:
             self._start_ledger_in_process(code)
             return
+        if not self.use_double:
+            migrated_here("ledger_svc", self.ledger_db_urls[code])
         env = self._env(**self._ledger_variables(code, crash_at))
         log = (self.root / f"ledger-{code}.log").open("ab")
         self.ledgers[code] = subprocess.Popen(
@@ -332,6 +346,7 @@ class Federation:
             process.wait(10)
 
     def start_gateway(self, crash_at: str = "", **extra: str) -> None:
+        migrated_here("gateway", self.gateway_db_url)
         env = self._env(
             CARBON_PORT=str(self.gateway_port),
             CARBON_DATABASE_URL=self.gateway_db_url,
