@@ -152,3 +152,15 @@ def _execute_alone(url: str, sql: str) -> None:
             connection.commit()
     finally:
         engine.dispose()
+
+
+def migrated_here(service_package: str, database_url: str) -> None:
+    """Migrates a service process's database here (from the session's template) before the test starts the process:
+    the process then finds its schema at head and never imports alembic, as on any start but a database's first
+    (docs/adr/0027-test-suite-time-cheaper-process-starts.md). The embedded-system tests still start every service on
+    empty databases."""
+    engine = db.make_engine(database_url, pool_size=1)
+    try:
+        db.migrate(service_package, engine)
+    finally:
+        engine.dispose()

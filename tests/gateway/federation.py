@@ -51,6 +51,7 @@ from service_kit.status import error_details
 from service_kit.topology import RegionEntry, Registry
 from tests.ingest.ingest_harness import OpeningClock
 from tests.ports import free_port
+from tests.schema_templates import migrated_here
 from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,18 +76,6 @@ def ledger_command(use_double: bool) -> list[str]:
     built = getattr(ledger_server, "LedgerServiceServicer", None)
     real = built is not None and "Hold" in vars(built)
     return [sys.executable, "-m", "ledger_svc"] if real and not use_double else [sys.executable, str(DOUBLE)]
-
-
-def migrated_here(service_package: str, database_url: str) -> None:
-    """Migrates a service process's database in this process (from the session's template, tests/schema_templates.py)
-    before the process starts: the process then finds its schema at head and never imports alembic, as on any start
-    but a database's first (docs/adr/0027-test-suite-time-cheaper-process-starts.md). The embedded-system tests still
-    start every service on an empty database."""
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        migrate(service_package, engine)
-    finally:
-        engine.dispose()
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float = 20, what: str = "condition") -> Any:

@@ -22,6 +22,7 @@ from service_kit.logs import ready_address
 from service_kit.partner_signing import sign_request
 from service_kit.wire import to_timestamp
 from tests.ingest.ingest_harness import Harness, make_harness, real_clock
+from tests.schema_templates import migrated_here
 from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,7 @@ class Ingest:
     """One `python -m ingest_svc` process; started, it prints READY with its address."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        migrated_here("ingest_svc", env["CARBON_DATABASE_URL"])
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ingest_svc"],
             cwd=ROOT,

@@ -20,6 +20,7 @@ from service_kit.accounts import new_account_number
 from service_kit.logs import ready_address
 from tests.ports import free_port
 from tests.rewards.conftest import Platform, StartPlatform
+from tests.schema_templates import migrated_here
 from tests.service_identities import TRUST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,7 @@ def start_rewards(
     platform: Platform, database_url: str, port: int, crash_at: str = "", **extra: str
 ) -> subprocess.Popen[bytes]:
     """A `python -m rewards_svc` of the platform's region over `database_url`; the fault suite uses it too."""
+    migrated_here("rewards_svc", database_url)
     env = {
         **os.environ,
         "CARBON_PORT": str(port),
