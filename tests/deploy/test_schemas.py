@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 from kubernetes_validate.utils import SchemaNotFoundError
 
@@ -26,6 +27,11 @@ OLDEST_SUPPORTED = "1.27.0"
 CUSTOM_KINDS = {("external-secrets.io/v1", "ExternalSecret"): "externalsecret-external-secrets-v1.json"}
 
 Doc = dict[str, Any]
+
+# kubernetes-validate reads and parses a kind's schema and the version's whole definitions file (megabytes of JSON)
+# again for every object it validates: half of this module's time. Each file is parsed once per process instead;
+# the validation of each object is the library's own, against the same schemas (docs/adr/0027).
+kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
 
 
 def kubernetes_versions() -> list[str]:
