@@ -8,59 +8,17 @@ python -m ops_api create-token admin                print a new bearer token for
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 
-import uvicorn
-
-from ops_api.app import create_app
-from ops_api.context import build_context, open_engine
+from ops_api.context import open_engine
 from ops_api.problems import Problem
 from ops_api.service.staff import create_user, issue_token
-from ops_api.settings import SERVICE, OpsSettings
+from ops_api.settings import OpsSettings
 from service_kit import logs, telemetry
 from service_kit.clock import system_clock
 from service_kit.runner import start_clock
 from service_kit.settings import SettingsError
-
-DEFAULT_PORT = 18049
-# Probes call the liveness route many times a minute; as traces they would outnumber the requests.
-UNTRACED_PATHS = "/healthz"
-
-
-class AnnouncingServer(uvicorn.Server):
-    """uvicorn's server that says READY once it listens: announced earlier, a client that starts calling at READY
-    (the embedded system's start-up table, a test) can find the port still closed."""
-
-    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._announce = announce
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            self._announce()
-
-
-def serve(settings: OpsSettings) -> int:
-    """Settings -> database (migrated) -> clients -> app -> uvicorn, until it is stopped."""
-    engine = open_engine(settings)
-    context = build_context(settings, engine)
-    port = settings.base.port or DEFAULT_PORT
-    app = create_app(context)
-    telemetry.instrument_http_app(app, excluded_paths=UNTRACED_PATHS)
-    # log_config=None: uvicorn's loggers go through the root handler (JSON lines), its access log included.
-    config = uvicorn.Config(app, host=settings.base.host, port=port, log_config=None, access_log=True, use_colors=False)
-    address = f"{settings.base.host}:{port}"
-    server = AnnouncingServer(config, lambda: logs.announce_ready(settings.base, SERVICE, "000000", address))
-    try:
-        server.run()
-    finally:
-        context.close()
-        engine.dispose()
-    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start_clock(settings.base)
     if args.command in (None, "serve"):
+        # FastAPI, the routes and uvicorn only where they serve: `carbon up` runs create-user and create-token as
+        # processes of their own on every start, and those imports were most of each one's CPU (docs/adr/0027).
+        from ops_api.serving import serve
+
         return serve(settings)
     engine = open_engine(settings)
     try:
