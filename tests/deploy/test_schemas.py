@@ -29,7 +29,7 @@ CUSTOM_KINDS = {("external-secrets.io/v1", "ExternalSecret"): "externalsecret-ex
 Doc = dict[str, Any]
 
 # kubernetes-validate reads and parses a kind's schema and the version's whole definitions file (megabytes of JSON)
-# again for every object it validates: half of this module's time. Each file is parsed once per process instead;
+# again for every object it validates: most of this module's time. Each file is parsed once per process instead;
 # the validation of each object is the library's own, against the same schemas (docs/adr/0027).
 kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
 
