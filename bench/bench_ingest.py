@@ -59,6 +59,7 @@ from bench_ingest_support import (
     profiled,
     region,
     register_partner,
+    server_cpu_between,
     server_cpu_seconds,
     signed,
     trips,
@@ -314,7 +315,7 @@ def run(
     warmup_points = WARMUP_BATCHES * BATCH * 10
     e2e_rate = accepted / e2e_s
     cpu_s = {name: cpu_after[name] - cpu_before[name] for name in cpu_before}
-    cpu_s.update({name: servers_after[name] - servers_before[name] for name in servers_after})
+    cpu_s.update(server_cpu_between(servers_before, servers_after))
     cpu_share = {name: round(seconds / e2e_s, 2) for name, seconds in cpu_s.items()}
     cpu_share["bench_clients"] = round(client_cpu / e2e_s, 2)  # the partner clients share the machine too
     latencies = [o[0] for o in outcomes]
