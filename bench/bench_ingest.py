@@ -72,8 +72,8 @@ from service_kit.accounts import luhn_check_digit
 
 BATCH = 500
 CLAIMS = os.environ.get("CARBON_BENCH_CLAIMS", "") == "1"
-# 40 batches even for claim rounds: at 80 each round's setup (twice the accounts to open) doubled a run to 25 minutes
-# on the shared machine; the CPU per event below is the steadier figure, not a longer timed phase.
+# 40 batches even for claim rounds: twice as many doubled a run on the shared machine (twice the accounts to open
+# in every round); the CPU per event below is the steadier figure, not a longer timed phase.
 BATCHES = int(os.environ.get("CARBON_BENCH_BATCHES", "40"))
 CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "4"))
 REPLICAS = int(os.environ.get("CARBON_BENCH_REPLICAS", "2"))
