@@ -13,8 +13,12 @@ process on PostgreSQL (+ Redis for ingest and identity). Batches of 500 events. 
     pairs' quotients (claims on ÷ claims off of the same pair): the machine's drift between runs is larger than what
     a claim costs, and within a pair the two rounds run back to back. "claims_on_vs_off_pairs" lists the quotients;
     the deployed shape's "ratio" and fields are the claims-off round of the median pair, "claims_on" and
-    "ratio_claims_on" its claims-on round. Then once more claiming after the record commit
-    (CARBON_INGEST_CLAIM_AHEAD=0, as before ADR 0415), against the last pair's claims-off round:
+    "ratio_claims_on" its claims-on round. Events/s swing with the other work on the machine; CPU per event hardly
+    does, so each round also prints its CPU ms per 1,000 events per service (replicas summed; PostgreSQL as the
+    bench database's backends) and their total: "claims_cpu_ms_per_1k_events" has the rounds' medians,
+    "claims_cpu_on_vs_off" the median of the pairs' quotients of the totals (claims on ÷ off: what a claim adds).
+    CARBON_BENCH_BATCHES=80 doubles a round's timed phase (and its accounts to open). Then once more claiming after
+    the record commit (CARBON_INGEST_CLAIM_AHEAD=0, as before ADR 0415), against the last pair's claims-off round:
     "claims_after_commit_vs_off". "load_average": the 1-minute load at the start and at the end.
 With CARBON_BENCH_PRELOAD=N (issue 19: ingest at 5M preloaded rows keeps >= 90% of its empty-table ratio), only the
 deployed shape, three times: on empty schemas, on schemas preloaded with N accepted events of the same partner over
@@ -55,6 +59,7 @@ from bench_ingest_support import (
     profiled,
     region,
     register_partner,
+    server_cpu_between,
     server_cpu_seconds,
     signed,
     trips,
@@ -66,10 +71,12 @@ from carbon.ingest.v1 import ingest_service_pb2 as pb
 from service_kit.accounts import luhn_check_digit
 
 BATCH = 500
+CLAIMS = os.environ.get("CARBON_BENCH_CLAIMS", "") == "1"
+# 40 batches even for claim rounds: twice as many doubled a run on the shared machine (twice the accounts to open
+# in every round); the CPU per event below is the steadier figure, not a longer timed phase.
 BATCHES = int(os.environ.get("CARBON_BENCH_BATCHES", "40"))
 CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "4"))
 REPLICAS = int(os.environ.get("CARBON_BENCH_REPLICAS", "2"))
-CLAIMS = os.environ.get("CARBON_BENCH_CLAIMS", "") == "1"
 CLAIM_ROUNDS = int(os.environ.get("CARBON_BENCH_CLAIM_ROUNDS", "5"))
 PRELOAD = int(os.environ.get("CARBON_BENCH_PRELOAD", "0"))
 PRELOAD_DAYS = 30
@@ -172,18 +179,29 @@ def claim_rounds(raw_rate: float) -> tuple[Shape, dict[str, object]]:
         off, on = rounds["off"], rounds["on"]
         pairs.append((off, on))
         quotient = on.e2e_events_per_s / off.e2e_events_per_s
+        cpu = on.cpu_ms_per_1k_events[TOTAL] / off.cpu_ms_per_1k_events[TOTAL]
         print(
             f"pair {number + 1} ({' then '.join(order)}): claims off {off.e2e_events_per_s}, "
-            f"on {on.e2e_events_per_s} events/s: {quotient:.3f} of claims off (load {os.getloadavg()[0]:.1f})",
+            f"on {on.e2e_events_per_s} events/s: {quotient:.3f} of claims off; CPU per event {cpu:.3f} of claims off "
+            f"(load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
     quotients = [on.e2e_events_per_s / off.e2e_events_per_s for off, on in pairs]
     median_pair = sorted(range(len(pairs)), key=lambda n: quotients[n])[len(pairs) // 2]
     off, on = pairs[median_pair]
     on_vs_off = statistics.median(quotients)
+    # CPU per event does not depend on how much of the machine others take, as events/s does: what the claim costs.
+    cpu_quotients = [on.cpu_ms_per_1k_events[TOTAL] / off.cpu_ms_per_1k_events[TOTAL] for off, on in pairs]
+    cpu_off, cpu_on = (
+        {name: round(statistics.median(p[n].cpu_ms_per_1k_events[name] for p in pairs), 1) for name in CPU_GROUPS}
+        for n in (0, 1)
+    )
     after_commit = claims_round("after_commit", profile=False)
     after_vs_off = after_commit.e2e_events_per_s / pairs[-1][0].e2e_events_per_s
     print(f"claims on        : median of {len(pairs)} pairs {on_vs_off:.3f} of claims off")
+    print(f"CPU ms per 1,000 events, median of the rounds: claims off {cpu_off}")
+    print(f"                                               claims on  {cpu_on}")
+    print(f"CPU per event, claims on ÷ off: pairs {', '.join(f'{q:.3f}' for q in cpu_quotients)}")
     print(f"claims after the commit (before ADR 0415): {after_vs_off:.3f} of the last pair's claims off")
     return off, {
         "claims_on": asdict(on),
@@ -191,6 +209,9 @@ def claim_rounds(raw_rate: float) -> tuple[Shape, dict[str, object]]:
         "ratio_claims_on": round(on.e2e_events_per_s / raw_rate, 3),
         "claims_on_vs_off": round(on_vs_off, 3),
         "claims_on_vs_off_pairs": [round(q, 3) for q in quotients],
+        "claims_cpu_ms_per_1k_events": {"off": cpu_off, "on": cpu_on},
+        "claims_cpu_on_vs_off": round(statistics.median(cpu_quotients), 3),
+        "claims_cpu_on_vs_off_pairs": [round(q, 3) for q in cpu_quotients],
         "claims_after_commit_vs_off": round(after_vs_off, 3),
     }
 
@@ -210,6 +231,12 @@ def luhn_number(payload: str) -> str:
     return payload + luhn_check_digit(payload)
 
 
+# CPU per event by service (replicas summed), and their total: the region's processes, the gateway and the bench
+# database's PostgreSQL backends. Redis and the other postgres processes serve other engineers too: listed, not summed.
+TOTAL = "total"
+CPU_GROUPS = ("ingest", "identity", "ledger", "gateway", "postgres_bench_db", TOTAL)
+
+
 @dataclass(frozen=True)
 class Shape:
     e2e_events_per_s: int
@@ -217,6 +244,19 @@ class Shape:
     clients: int
     replicas: int
     cores_busy: dict[str, float]
+    cpu_ms_per_1k_events: dict[str, float]
+
+
+def cpu_per_1k_events(cpu_s: dict[str, float], events: int) -> dict[str, float]:
+    """CPU ms per 1,000 events of each service (its replicas summed, "ingest_svc#2" into "ingest"), and the total."""
+    grouped = dict.fromkeys(CPU_GROUPS, 0.0)
+    for name, seconds in cpu_s.items():
+        group = name.split("#")[0].removesuffix("_svc")
+        if group in grouped:
+            grouped[group] += seconds
+            grouped[TOTAL] += seconds
+    grouped.update({name: seconds for name, seconds in cpu_s.items() if name in ("postgres", "redis")})
+    return {name: round(seconds * 1e6 / events, 1) for name, seconds in grouped.items()}
 
 
 @contextmanager
@@ -275,8 +315,9 @@ def run(
     points = sum(o[2] for o in outcomes)
     warmup_points = WARMUP_BATCHES * BATCH * 10
     e2e_rate = accepted / e2e_s
-    cpu_share = {name: round((cpu_after[name] - cpu_before[name]) / e2e_s, 2) for name in cpu_before}
-    cpu_share.update({name: round((servers_after[name] - servers_before[name]) / e2e_s, 2) for name in servers_after})
+    cpu_s = {name: cpu_after[name] - cpu_before[name] for name in cpu_before}
+    cpu_s.update(server_cpu_between(servers_before, servers_after))
+    cpu_share = {name: round(seconds / e2e_s, 2) for name, seconds in cpu_s.items()}
     cpu_share["bench_clients"] = round(client_cpu / e2e_s, 2)  # the partner clients share the machine too
     latencies = [o[0] for o in outcomes]
     print(
@@ -284,12 +325,14 @@ def run(
         f"({clients} clients, batches of {BATCH}, {replicas} ingest + ledger processes), "
         f"p99 batch latency {p99_ms(latencies)} ms"
     )
+    per_1k = cpu_per_1k_events(cpu_s, accepted)
     print(f"cores busy per process during the run: {cpu_share}")
+    print(f"CPU ms per 1,000 events: {per_1k}")
     print(f"ledger: {balance_points} points on the accounts, conservation {'holds' if balanced else 'BROKEN'}")
     assert accepted == BATCH * BATCHES, f"only {accepted} of {BATCH * BATCHES} accepted"
     assert balance_points - earlier_points == points + warmup_points, "the ledger holds exactly what ingest reported"
     assert balanced, "the ledger's books balance"
-    return Shape(round(e2e_rate), p99_ms(latencies), clients, replicas, cpu_share)
+    return Shape(round(e2e_rate), p99_ms(latencies), clients, replicas, cpu_share, per_1k)
 
 
 if __name__ == "__main__":

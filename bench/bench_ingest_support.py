@@ -368,10 +368,17 @@ def cpu_seconds(processes: list[Process]) -> dict[str, float]:
     return out
 
 
-def server_cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by every postgres and redis-server process on this machine (0 when not local)."""
+ServerSnapshot = dict[int, tuple[tuple[str, ...], float]]
+
+
+def server_cpu_seconds() -> ServerSnapshot:
+    """Every postgres and redis-server process on this machine (none when not local), by pid: the groups it counts in
+    and its CPU seconds so far. Groups: "postgres", "redis", and "postgres_bench_db" for the backends connected to the
+    bench's database only, so other engineers' databases on the same server do not count (shared background work,
+    the WAL writer and checkpointer, is in "postgres" alone)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    out = {"postgres": 0.0, "redis": 0.0}
+    ours = f" {make_url(database_url()).database} "
+    out: ServerSnapshot = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             raw = stat.read_text()
@@ -381,5 +388,26 @@ def server_cpu_seconds() -> dict[str, float]:
         key = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis") else ""
         if key:
             fields = raw.rsplit(")", 1)[1].split()
-            out[key] += (int(fields[11]) + int(fields[12])) / ticks
+            groups = (key, "postgres_bench_db") if key == "postgres" and ours in _process_title(stat.parent) else (key,)
+            out[int(stat.parent.name)] = (groups, (int(fields[11]) + int(fields[12])) / ticks)
     return out
+
+
+def server_cpu_between(before: ServerSnapshot, after: ServerSnapshot) -> dict[str, float]:
+    """CPU seconds each group used between two snapshots, process by process: one started since counts whole, one
+    that exited since is left out (a sum over whichever processes exist would subtract its earlier CPU)."""
+    used = {"postgres": 0.0, "postgres_bench_db": 0.0, "redis": 0.0}
+    for pid, (groups, seconds) in after.items():
+        earlier = before.get(pid)
+        spent = seconds - earlier[1] if earlier is not None and earlier[0][0] == groups[0] else seconds
+        for group in groups:
+            used[group] += spent
+    return used
+
+
+def _process_title(folder: Path) -> str:
+    """A backend's title ("postgres: 15/main: <user> <database> <client> <state>"); "" once it has exited."""
+    try:
+        return (folder / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

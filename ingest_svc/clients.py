@@ -5,6 +5,7 @@ reused)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import NamedTuple, cast
 
@@ -23,6 +24,10 @@ from service_kit.settings import Settings
 from service_kit.wire import to_unix_us
 
 DEFAULT_DEADLINE_S = 10.0
+# Claims ahead of recording wait for their answers in these threads, as blocking calls: a gRPC future on a channel
+# with no other call in flight starts a thread of its own to poll the channel, a thread per claim. More claims at once
+# than threads wait their turn (the record transaction they overlap takes longer than a claim).
+CLAIM_THREADS = 16
 # The ledger's metadata map of a credit as (key, value) pairs: a value, so credits are grouped by it.
 CreditMetadata = tuple[tuple[str, str], ...]
 
@@ -173,6 +178,7 @@ class LedgerClient(Peer[ledger_service_pb2_grpc.LedgerServiceStub]):
 class GatewayClient(Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
     def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
         super().__init__("gateway", gateway_service_pb2_grpc.GatewayServiceStub, address, deadline_s, settings)
+        self._calls = ThreadPoolExecutor(CLAIM_THREADS, thread_name_prefix="gateway-claims")
 
     def claim(self, claims: ClaimColumns, attempt_id: str = "", recorded: bool = False) -> ClaimAnswers:
         """One ClaimActivities call; per claim, in order: None when the claiming event holds the activity, else its
@@ -196,14 +202,11 @@ class GatewayClient(Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
             attempt_id=attempt_id,
             recorded=recorded,
         )
-        try:
-            future = self.stub().ClaimActivities.future(request, timeout=self.deadline_s)
-        except grpc.RpcError as error:
-            raise self.failed(error) from None
+        call = self._calls.submit(self.stub().ClaimActivities, request, timeout=self.deadline_s)
 
         def answers() -> ClaimAnswers:
             try:
-                response = future.result()
+                response = call.result()
             except grpc.RpcError as error:
                 raise self.failed(error) from None
             if len(response.held) != count:

@@ -118,7 +118,10 @@ def claims_from_columns(
     recorded: bool = False,
 ) -> ClaimColumns:
     """The claims of a request, each checked; INVALID_ARGUMENT names the first bad column. Each column is checked
-    whole (its distinct values, its lengths), as the columns arrive."""
+    whole (its distinct values, its lengths), as the columns arrive. Each is made a list first: a message's repeated
+    field makes a new Python object for an entry at every pass over it."""
+    fingerprints, occurred_days = list(fingerprints), list(occurred_days)
+    key_ids, partner_ids, event_ids = list(key_ids), list(partner_ids), list(event_ids)
     count = len(fingerprints)
     if any(len(column) != count for column in (key_ids, occurred_days, partner_ids, event_ids)):
         raise InvalidArgument("fingerprints", "the claim columns must all have one entry per claim")
@@ -135,14 +138,7 @@ def claims_from_columns(
         if count and not 1 <= min(map(len, column)) <= max(map(len, column)) <= max_chars:
             raise InvalidArgument(field, f"each entry must be 1-{max_chars} characters")
     return ClaimColumns(
-        list(fingerprints),
-        list(key_ids),
-        list(occurred_days),
-        list(partner_ids),
-        list(event_ids),
-        distinct_days,
-        attempt_id,
-        recorded,
+        fingerprints, key_ids, occurred_days, partner_ids, event_ids, distinct_days, attempt_id, recorded
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import date
+from datetime import date, datetime
 from typing import NamedTuple
 
 from sqlalchemy import Engine
@@ -66,6 +66,9 @@ class ActivityClaims:
         self._maintain()
         self._make_days(set(batch.distinct_days.values()))
         now = self._clock()
+        # A claim made as recorded is mostly a repeat of the event's own claim: it goes to the transaction below.
+        if not batch.recorded and self._insert_all_new(region_code, batch, now):
+            return ClaimAnswers([None] * batch.size, [])  # every claim was new: each event holds its own activity
         with self._engine.begin() as conn:
             # The attempt is kept for the claimant's sweep of claims an attempt never recorded (ADR 0416); once one
             # of its claims says recorded, the sweep leaves it.
@@ -89,6 +92,15 @@ class ActivityClaims:
             if batch.recorded and others:
                 store.adopt(conn, region_code, batch)
         return ClaimAnswers(answers, [] if batch.recorded else others)
+
+    def _insert_all_new(self, region_code: str, batch: ClaimColumns, now: datetime) -> bool:
+        """The common case in one round trip and one statement, no transaction around it; False when some claim is
+        held or repeated (nothing was written)."""
+        with self._engine.connect() as conn:
+            if not store.claims_all_new_at_once(conn):
+                return False
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            return store.insert_all_new(conn, region_code, batch, now)
 
     def release(self, region_code: str, claims: Release) -> int:
         """Gives up the claims an attempt made ahead of recording and did not record (ADR 0415)."""

@@ -113,6 +113,17 @@ _PG_INSERT = text(
     f"SELECT CAST(c.day AS date), {_PG_FINGERPRINT}, c.key_id, :region, c.partner_id, c.event_id, :now, "
     f"CAST(:attempt AS varchar) FROM {_PG_BATCH} ORDER BY 1, 2, c.n ON CONFLICT (day, fingerprint) DO NOTHING"
 )
+# The common case, all claims new, as one statement run on its own (autocommit): the claims without ON CONFLICT, whose
+# speculative insertion costs PostgreSQL an index probe and a third WAL record per row, and the attempt kept for the
+# sweep (ADR 0416) from the same parameters. A held or repeated key fails the whole statement; nothing stays.
+_PG_ATTEMPT_ROW = (
+    "INSERT INTO gateway_claim_attempts (region_code, attempt_id, claimed_at, fingerprints, days, recorded) "
+    "SELECT :region, CAST(:attempt AS varchar), :now, CAST(:fingerprints AS bytea), :days, false "
+    "WHERE CAST(:attempt AS varchar) IS NOT NULL ON CONFLICT DO NOTHING"
+)
+_PG_ALL_NEW = text(
+    f"WITH attempt AS ({_PG_ATTEMPT_ROW}) " + _PG_INSERT.text.removesuffix(" ON CONFLICT (day, fingerprint) DO NOTHING")
+)
 _PG_HOLDERS = text(
     "SELECT CAST(c.n AS integer) - 1 AS position, h.region_code, h.partner_id, h.event_id, h.attempt_id "
     f"FROM {_PG_BATCH} JOIN {CLAIMS_TABLE} AS h "
@@ -207,6 +218,22 @@ def insert_claims(conn: Connection, region_code: str, batch: ClaimColumns, now: 
             ],
         )
     return len(new)
+
+
+def claims_all_new_at_once(conn: Connection) -> bool:
+    """Whether `insert_all_new` can claim a batch in one statement here (PostgreSQL; SQLite takes the per-row path)."""
+    return is_postgres(conn)
+
+
+def insert_all_new(conn: Connection, region_code: str, batch: ClaimColumns, now: datetime) -> bool:
+    """On an autocommit connection: inserts every claim of the batch, with its attempt when claimed ahead, in one
+    statement, and True; False, with nothing written, when a key is held already or repeats in the batch."""
+    params = {"region": region_code, "now": now, "attempt": batch.attempt_id or None, **_pg_columns(batch)}
+    try:
+        conn.execute(_PG_ALL_NEW, params)
+    except IntegrityError:
+        return False  # the claims' primary key: the caller's transaction sorts out who holds what
+    return True
 
 
 def holders(conn: Connection, batch: ClaimColumns) -> dict[int, tuple[Holder, str | None]]:

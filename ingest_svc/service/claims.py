@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC
 
 from ingest_svc.clients import ClaimAnswers, ClaimColumns, GatewayClient
 from ingest_svc.domain.event_rows import EventRow
@@ -85,7 +84,7 @@ class ActivityClaims:
                 c.valid.event.evidence_ref,
                 account_number,
                 c.valid.day,
-                c.valid.event.occurred_at.astimezone(UTC),  # type: ignore[union-attr]  # validation requires it
+                c.valid.event.occurred_at,  # type: ignore[arg-type]  # validation requires it; hashed as UTC
                 c.valid.event.tier,
             )
             for c, account_number in owned.values()

@@ -139,6 +139,9 @@ CASES: list[tuple[str, str, Message, str]] = [
         "binding.platform",
     ),
     ("gateway", "GetCrossRegionTransfer", gw.GetCrossRegionTransferRequest(transfer_id="t\x00"), "transfer_id"),
+    # One bad entry of a repeated string (a column of thousands is checked whole first).
+    ("gateway", "ClaimActivities", gw.ClaimActivitiesRequest(event_ids=["e1", "e\x00", "e3"]), "event_ids[1]"),
+    ("gateway", "ClaimActivities", gw.ClaimActivitiesRequest(partner_ids=["p", "p" * 200]), "partner_ids[1]"),
     # A request id longer than its column.
     (
         "rewards_svc",

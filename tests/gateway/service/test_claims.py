@@ -339,3 +339,20 @@ def test_attempts_are_forgotten_after_two_days(tmp_path: Path, database_url: str
     listed = claims.attempts("330000", attempt_query(1, 0, ""))
     engine.dispose()
     assert [a.attempt_id for a in listed] == ["kept"]
+
+
+def test_a_claim_ahead_meeting_a_held_activity_keeps_its_attempt_and_claims_the_rest(
+    claims_server: RunningServer,
+) -> None:
+    """ADR 0418: a batch of new claims goes in as one statement, which fails whole when a key is held; the transaction
+    after it still claims the new keys and keeps the attempt with every claim it made."""
+    channel, zj = stub_as(claims_server, ZJ_INGEST)
+    with channel:
+        zj.ClaimActivities(claim_request((TRIP, TODAY, "other", "o1")), timeout=10)
+        answer = zj.ClaimActivities(_ahead("a1", False, (BIKE, TODAY, "a", "e1"), (TRIP, TODAY, "a", "e2")), timeout=10)
+        later = zj.ClaimActivities(claim_request((BIKE, TODAY, "b", "p1")), timeout=10)
+        time.sleep(1.1)
+        listed = _attempts(zj, min_age_seconds=1)
+    assert list(answer.held) == [True, False]
+    assert [(h.partner_id, h.event_id) for h in later.holders] == [("a", "e1")]
+    assert [(a.attempt_id, list(a.fingerprints)) for a in listed.attempts] == [("a1", [BIKE, TRIP])]

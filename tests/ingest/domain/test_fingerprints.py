@@ -15,6 +15,7 @@ from ingest_svc.domain.fingerprints import (
     FingerprintError,
     FingerprintKeys,
     FingerprintSpec,
+    KeyedHash,
     activity_text,
     fingerprint,
     fingerprint_columns,
@@ -59,6 +60,14 @@ def test_the_hashed_text_is_pinned_as_every_region_hashes_it() -> None:
     )
     expected = hmac.new(b"\x11" * 32, activity_text(TRANSIT, _trip()).encode(), hashlib.sha256).digest()
     assert fingerprint(TRANSIT, KEYS, _trip()).digest == expected
+
+
+@pytest.mark.parametrize("key_bytes", [32, 64, 65, 100])
+def test_the_prepared_key_hashes_as_hmac_does(key_bytes: int) -> None:
+    # Keys longer than SHA-256's block are hashed first (RFC 2104); a difference would claim one activity twice.
+    secret = bytes(range(key_bytes))
+    for text in (b"", b"transit_trip\x1f2026-03-01\x1fevidence_ref=bjcard:trip-X", b"x" * 200):
+        assert KeyedHash(secret).digest(text) == hmac.digest(secret, text, "sha256")
 
 
 def test_a_batchs_columns_are_each_activitys_fingerprint_in_order() -> None:
