@@ -31,9 +31,6 @@ class ExpiryCandidate(NamedTuple):
     account: str
     expires_at_us: int
     points: int = 0  # what it held when found (the set-based sweep takes this off the account first, ADR 0131)
-    # Where PostgreSQL's read found this version of the row (its ctid; "" unknown): the set-based sweep empties the
-    # lot there if it is still that version, with no index lookup (ADR 0134).
-    row: str = ""
 
 
 class ExpiringLot(NamedTuple):

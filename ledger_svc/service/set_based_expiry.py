@@ -128,7 +128,7 @@ def _sweep_batch(
         # does to expired lots (another leader's, still running). Lock first and take only what the lots lose.
         users = pg_expiry.lock_accounts(conn, list(expected))
         expected = defaultdict(int)
-    swept = pg_expiry.empty_lots(conn, candidates, cutoff_us)
+    swept = pg_expiry.empty_lots(conn, [candidate.lot_id for candidate in candidates], cutoff_us)
     # A lot found before its account was locked may hold something else now (a refund refilled it, another sweep
     # emptied it): the accounts lose exactly what their lots lose.
     for lot in swept:

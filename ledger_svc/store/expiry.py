@@ -60,7 +60,7 @@ def requeued_candidates(conn: Connection, cutoff_us: int, limit: int) -> list[Ex
         .order_by(lots.c.expires_at_us, lots.c.lot_id)
         .limit(limit)
     )
-    return [ExpiryCandidate(*row) for row in conn.execute(query)]
+    return list(map(ExpiryCandidate._make, conn.execute(query)))
 
 
 def unqueue(conn: Connection, lot_ids: list[int]) -> None:
@@ -81,7 +81,7 @@ def expired_lot_candidates(
     if after is not None:
         query = query.where(tuple_(lots.c.expires_at_us, lots.c.lot_id) > tuple_(after.expires_at_us, after.lot_id))
     query = query.order_by(lots.c.expires_at_us, lots.c.lot_id).limit(limit)
-    return [ExpiryCandidate(*row) for row in conn.execute(query)]
+    return list(map(ExpiryCandidate._make, conn.execute(query)))
 
 
 def expiring_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[ExpiringLot]:

@@ -21,7 +21,7 @@ from service_kit.pg_copy import copy_into
 # emptied one too: emptying a lot then writes no index entry), so lots without points are skipped here, in the range
 # of this run only. What each lot holds now is what the batch expects to take (ADR 0131).
 _CANDIDATES = """
-    SELECT lot_id, account, expires_at_us, remaining_points, ctid::text FROM lots
+    SELECT lot_id, account, expires_at_us, remaining_points FROM lots
     WHERE remaining_points > 0 AND expires_at_us <= %(cutoff)s::bigint
       AND (expires_at_us, lot_id) > (%(after_expiry)s::bigint, %(after_id)s::bigint)
     ORDER BY expires_at_us, lot_id LIMIT %(limit)s::bigint
@@ -53,28 +53,14 @@ _LOCK_ACCOUNTS = text(
     """
 )
 # Under the accounts' locks no one else writes these lots, so they need no lock of their own before the UPDATE
-# (a FOR UPDATE here wrote a lock record per lot). A lot still the row version its candidate read found (same place,
-# same lot, same points) is emptied there: a fetch by position instead of two primary-key lookups (a lookup to read
-# what it held, another to update it), and what it held before is the candidate's points (ADR 0134). The result's
-# columns are ExpiringLot's, in its order.
-_EMPTY_FOUND = """
-    UPDATE lots SET remaining_points = 0, expired_points = lots.expired_points + lots.remaining_points
-    FROM unnest(
-        CAST(string_to_array(%(rows)s, ' ') AS tid[]),
-        CAST(string_to_array(%(ids)s, ',') AS bigint[]),
-        CAST(string_to_array(%(points)s, ',') AS bigint[])
-    ) AS found (row, lot_id, points)
-    WHERE lots.ctid = found.row AND lots.lot_id = found.lot_id AND lots.remaining_points = found.points
-      AND found.points > 0 AND lots.expires_at_us <= %(cutoff)s::bigint
-    RETURNING lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on, found.points,
-        lots.expired_points - found.points
-"""
-# The lots the statement above did not find as read (changed since: a refund refilled one, another sweep emptied
-# it), by id; the CTE keeps what each held before it is emptied.
+# (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied. The ids come
+# as one joined text, split by the server: the driver turning a 10,000-item list into an array costs more Python
+# (ADR 0134). The result's columns are ExpiringLot's, in its order.
 _EMPTY_LOTS = """
     WITH swept AS (
         SELECT lot_id, remaining_points AS points, expired_points AS before FROM lots
-        WHERE lot_id = ANY(%(ids)s::bigint[]) AND remaining_points > 0 AND expires_at_us <= %(cutoff)s::bigint
+        WHERE lot_id = ANY(CAST(string_to_array(%(ids)s, ',') AS bigint[])) AND remaining_points > 0
+          AND expires_at_us <= %(cutoff)s::bigint
     )
     UPDATE lots SET remaining_points = 0, expired_points = swept.before + swept.points
     FROM swept WHERE lots.lot_id = swept.lot_id
@@ -139,25 +125,10 @@ def lock_accounts(conn: Connection, names: list[str]) -> dict[str, UserAccount]:
     return {row.account: UserAccount(row.account, row.balance_points, row.held_points) for row in rows}
 
 
-def empty_lots(conn: Connection, candidates: list[ExpiryCandidate], cutoff_us: int) -> list[ExpiringLot]:
-    """Empties the candidate lots (of locked accounts) that still hold expired points; returns them as they were."""
-    found = [candidate for candidate in candidates if candidate.row]
-    swept = []
-    if found:
-        # Joined text, split by the server: the driver turning 10,000-item lists into arrays cost more Python than the
-        # statement saves (ADR 0134).
-        parameters = {
-            "rows": " ".join([candidate.row for candidate in found]),
-            "ids": ",".join([str(candidate.lot_id) for candidate in found]),
-            "points": ",".join([str(candidate.points) for candidate in found]),
-            "cutoff": cutoff_us,
-        }
-        swept = list(map(ExpiringLot._make, _rows(conn, _EMPTY_FOUND, parameters)))
-    emptied = {lot.lot_id for lot in swept}
-    changed = [candidate.lot_id for candidate in candidates if candidate.lot_id not in emptied]
-    if changed:
-        swept += map(ExpiringLot._make, _rows(conn, _EMPTY_LOTS, {"ids": changed, "cutoff": cutoff_us}))
-    return swept
+def empty_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[ExpiringLot]:
+    """Empties the lots (of locked accounts) that still hold expired points; returns them as they were."""
+    parameters = {"ids": ",".join([str(lot_id) for lot_id in lot_ids]), "cutoff": cutoff_us}
+    return list(map(ExpiringLot._make, _rows(conn, _EMPTY_LOTS, parameters)))
 
 
 def correct_accounts(conn: Connection, corrections: Mapping[str, int]) -> None:

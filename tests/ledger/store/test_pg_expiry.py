@@ -30,13 +30,12 @@ def test_emptied_lots_are_read_back_field_by_field(pg_ledger: LedgerContext, clo
     with ledger.engine.begin() as conn:
         (candidate,) = pg_expiry.expired_lot_candidates(conn, cutoff_us, 10, None)
         users = pg_expiry.lock_accounts(conn, [candidate.account])
-        swept = pg_expiry.empty_lots(conn, [candidate], cutoff_us)
+        swept = pg_expiry.empty_lots(conn, [candidate.lot_id], cutoff_us)
         assert pg_expiry.expired_lot_candidates(conn, cutoff_us, 10, candidate) == []
         conn.rollback()
 
     earned_on = day_of(to_us(earned_at))
-    assert candidate.row  # where the read found it (ADR 0134)
-    assert candidate._replace(row="") == ExpiryCandidate(
+    assert candidate == ExpiryCandidate(
         lot_id=expired.lot_id, account=A, expires_at_us=lot_expiry_us(earned_on, 24), points=30
     )
     assert (users[A].balance_points, users[A].held_points) == (35, 0)
@@ -100,32 +99,7 @@ def test_emptying_lots_writes_no_index_entry(pg_ledger: LedgerContext, clock: Mo
     with ledger.engine.begin() as conn:
         candidates = pg_expiry.expired_lot_candidates(conn, cutoff_us, 100, None)
         pg_expiry.lock_accounts(conn, many)
-        swept = pg_expiry.empty_lots(conn, candidates, cutoff_us)
+        swept = pg_expiry.empty_lots(conn, [candidate.lot_id for candidate in candidates], cutoff_us)
         # This transaction's own count of heap-only (HOT) updates of lots.
         hot = conn.execute(text("SELECT pg_stat_get_xact_tuples_hot_updated('lots'::regclass)")).scalar_one()
     assert len(swept) == len(many) == hot
-
-
-def test_a_candidate_not_where_it_was_found_is_emptied_by_id(pg_ledger: LedgerContext, clock: MovableClock) -> None:
-    """ADR 0134: a lot is emptied at the place its read found it only if that place still holds the same lot with the
-    same points; otherwise by its id. Neither another lot at that place nor a changed lot is emptied by position."""
-    ledger = pg_ledger
-    earned_at = START - timedelta(days=720)
-    b, c = account_number(2), account_number(3)
-    transfers.post_transfers(ledger, [earn("e1", A, 30, earned_at=earned_at), earn("e2", b, 20, earned_at=earned_at)])
-    transfers.post_transfers(ledger, [earn("e3", c, 9, earned_at=earned_at)])
-    clock.advance(days=20)
-    cutoff_us = to_us(clock.now)
-    with ledger.engine.begin() as conn:
-        first, second, third = pg_expiry.expired_lot_candidates(conn, cutoff_us, 10, None)
-        pg_expiry.lock_accounts(conn, [A, b, c])
-        candidates = [
-            first._replace(row=second.row),  # another lot's place
-            second._replace(points=second.points - 1),  # held something else when found
-            third,
-        ]
-        swept = pg_expiry.empty_lots(conn, candidates, cutoff_us)
-        left = conn.execute(text("SELECT sum(remaining_points) FROM lots")).scalar_one()
-        conn.rollback()
-    assert sorted((lot.account, lot.points, lot.expired_before) for lot in swept) == [(A, 30, 0), (b, 20, 0), (c, 9, 0)]
-    assert left == 0
