@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from ledger_svc.domain.fingerprints import blake2b_hex
@@ -59,32 +59,29 @@ class ExpiryTransfer(NamedTuple):
     debit_balance_after: int
 
 
-_sweep_order = attrgetter("account", "expires_at_us", "earned_on", "lot_id")
+# (account, expires_at_us, earned_on, lot_id) by position: an ExpiringLot's fields read through their names cost a
+# Python call each, and the set-based sweep sorts 10,000 lots a batch.
+_sweep_order = itemgetter(1, 2, 3, 0)
 
 
 def expiry_transfers(
     lots: Iterable[ExpiringLot], users: Mapping[str, UserAccount], now_us: int
 ) -> list[ExpiryTransfer]:
     """One transfer per lot, in lot key order then lot id (so each gets the same balance-after on every path); the
-    (locked) accounts' balances fall by what their lots lose."""
+    (locked) accounts' balances fall by what their lots lose. The set-based sweep makes 10,000 a batch: fields are
+    read by position."""
     transfers: list[ExpiryTransfer] = []
+    append = transfers.append
     for lot in sorted(lots, key=_sweep_order):
-        assert lot.expires_at_us <= now_us, "only expired lots are swept"
-        user = users[lot.account]
-        user.balance_points -= lot.points
-        assert user.balance_points >= user.held_points, "expiry took held points"
-        balance = user.balance_points
+        lot_id, account, expires_at_us, _, points, expired_before = lot
+        assert expires_at_us <= now_us, "only expired lots are swept"
+        user = users[account]
+        balance = user.balance_points = user.balance_points - points
+        assert balance >= user.held_points, "expiry took held points"
         # Deterministic per lot and sweep: a rerun finds the lot empty; a refilled lot gets a fresh id.
-        transfer_id = f"expire:{lot.lot_id}:{lot.expired_before}"
-        transfers.append(
-            ExpiryTransfer(
-                lot,
-                transfer_id,
-                f"{EXPIRED_LOT_REFERENCE_PREFIX}{lot.lot_id}",
-                expire_fingerprint(transfer_id, lot.points),
-                balance,
-            )
-        )
+        transfer_id = f"expire:{lot_id}:{expired_before}"
+        fingerprint = expire_fingerprint(transfer_id, points)
+        append(ExpiryTransfer(lot, transfer_id, f"{EXPIRED_LOT_REFERENCE_PREFIX}{lot_id}", fingerprint, balance))
     return transfers
 
 

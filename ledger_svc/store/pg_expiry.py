@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from ledger_svc.domain.expiry import ExpiringLot, ExpiryCandidate, ExpiryTransfer
 from ledger_svc.domain.lots import UserAccount
@@ -29,19 +30,21 @@ _CANDIDATES = """
 # are updated in account order, the lock order everywhere, because the join walks the sorted list and probes the
 # primary key for each (the batch's transaction turns hash and merge joins off, see debit_accounts). Returns the
 # balances after.
-_DEBIT_ACCOUNTS = text(
-    """
+_DEBIT_ACCOUNTS = """
     UPDATE accounts SET balance_points = accounts.balance_points - expected.points
     FROM (
         SELECT account, points
-        FROM unnest(string_to_array(:names, ','), CAST(string_to_array(:points, ',') AS bigint[]))
+        FROM unnest(string_to_array(%(names)s, ','), CAST(string_to_array(%(points)s, ',') AS bigint[]))
             AS expected (account, points)
         ORDER BY account
     ) AS expected
     WHERE accounts.account = expected.account
     RETURNING accounts.account, accounts.balance_points, accounts.held_points
-    """
-)
+"""
+# A hash join would update the accounts in the hash table's order, and two transactions locking shared accounts in
+# different orders deadlock; a nested loop over the sorted list keeps account order. For this transaction only; one
+# round trip.
+_NESTED_LOOPS_ONLY = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
 # Locks the accounts (in account order) and returns their balances: when the one pass above cannot be taken.
 _LOCK_ACCOUNTS = text(
     """
@@ -50,12 +53,14 @@ _LOCK_ACCOUNTS = text(
     """
 )
 # Under the accounts' locks no one else writes these lots, so they need no lock of their own before the UPDATE
-# (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied. The result's
-# columns are ExpiringLot's, in its order.
+# (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied. The ids come
+# as one joined text, split by the server: the driver turning a 10,000-item list into an array costs more Python
+# (ADR 0134). The result's columns are ExpiringLot's, in its order.
 _EMPTY_LOTS = """
     WITH swept AS (
         SELECT lot_id, remaining_points AS points, expired_points AS before FROM lots
-        WHERE lot_id = ANY(%(ids)s::bigint[]) AND remaining_points > 0 AND expires_at_us <= %(cutoff)s::bigint
+        WHERE lot_id = ANY(CAST(string_to_array(%(ids)s, ',') AS bigint[])) AND remaining_points > 0
+          AND expires_at_us <= %(cutoff)s::bigint
     )
     UPDATE lots SET remaining_points = 0, expired_points = swept.before + swept.points
     FROM swept WHERE lots.lot_id = swept.lot_id
@@ -78,12 +83,18 @@ _COPY_TRANSFERS = (
 _EXPIRE = int(TransferCode.EXPIRE)
 
 
-def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """All rows of a statement, read through the transaction's own driver cursor as plain tuples: the candidates and
-    the emptied lots are 10,000 rows a batch, and SQLAlchemy's rows cost ~60% more Python to read (ADR 0133)."""
-    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
+def _rows(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """All rows of a statement, read through the transaction's own driver cursor as plain tuples: the candidates, the
+    emptied lots and the debited accounts are 10,000 rows a batch, and SQLAlchemy's rows cost ~60% more Python to
+    read (ADR 0133). Driver errors are raised as SQLAlchemy's (a refused debit as its IntegrityError)."""
+    import psycopg
+
+    try:
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
+    except psycopg.Error as error:
+        raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
 
 
 def expired_lot_candidates(
@@ -98,17 +109,12 @@ def expired_lot_candidates(
 
 def debit_accounts(conn: Connection, expected: Mapping[str, int]) -> dict[str, UserAccount]:
     """Locks the accounts, in account order, taking `expected` points off each; returns them as they were before."""
-    # A hash join would update them in the hash table's order, and two transactions locking shared accounts in
-    # different orders deadlock; a nested loop over the sorted list keeps account order. For this transaction only.
-    conn.execute(text("SET LOCAL enable_hashjoin = off"))
-    conn.execute(text("SET LOCAL enable_mergejoin = off"))
+    _rows(conn, _NESTED_LOOPS_ONLY)
     names = sorted(expected)
-    rows = conn.execute(
-        _DEBIT_ACCOUNTS, {"names": ",".join(names), "points": ",".join(str(expected[name]) for name in names)}
-    )
+    parameters = {"names": ",".join(names), "points": ",".join(str(expected[name]) for name in names)}
     users = {
-        row.account: UserAccount(row.account, row.balance_points + expected[row.account], row.held_points)
-        for row in rows
+        account: UserAccount(account, balance + expected[account], held)
+        for account, balance, held in _rows(conn, _DEBIT_ACCOUNTS, parameters)
     }
     assert len(users) == len(names), "every lot's account exists"
     return users
@@ -121,7 +127,8 @@ def lock_accounts(conn: Connection, names: list[str]) -> dict[str, UserAccount]:
 
 def empty_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[ExpiringLot]:
     """Empties the lots (of locked accounts) that still hold expired points; returns them as they were."""
-    return list(map(ExpiringLot._make, _rows(conn, _EMPTY_LOTS, {"ids": lot_ids, "cutoff": cutoff_us})))
+    parameters = {"ids": ",".join([str(lot_id) for lot_id in lot_ids]), "cutoff": cutoff_us}
+    return list(map(ExpiringLot._make, _rows(conn, _EMPTY_LOTS, parameters)))
 
 
 def correct_accounts(conn: Connection, corrections: Mapping[str, int]) -> None:
