@@ -107,12 +107,13 @@ _PG_FINGERPRINT = (
     f"substring(CAST(:fingerprints AS bytea) "
     f"FROM (CAST(c.n AS integer) - 1) * {FINGERPRINT_BYTES} + 1 FOR {FINGERPRINT_BYTES})"
 )
-_PG_INSERT = text(
+_PG_INSERT_ROWS = (
     f"INSERT INTO {CLAIMS_TABLE} "
     "(day, fingerprint, key_id, region_code, partner_id, event_id, claimed_at, attempt_id) "
     f"SELECT CAST(c.day AS date), {_PG_FINGERPRINT}, c.key_id, :region, c.partner_id, c.event_id, :now, "
-    f"CAST(:attempt AS varchar) FROM {_PG_BATCH} ORDER BY 1, 2, c.n ON CONFLICT (day, fingerprint) DO NOTHING"
+    f"CAST(:attempt AS varchar) FROM {_PG_BATCH} ORDER BY 1, 2, c.n"
 )
+_PG_INSERT = text(f"{_PG_INSERT_ROWS} ON CONFLICT (day, fingerprint) DO NOTHING")
 # The common case, all claims new, as one statement run on its own (autocommit): the claims without ON CONFLICT, whose
 # speculative insertion costs PostgreSQL an index probe and a third WAL record per row, and the attempt kept for the
 # sweep (ADR 0416) from the same parameters. A held or repeated key fails the whole statement; nothing stays.
@@ -121,9 +122,7 @@ _PG_ATTEMPT_ROW = (
     "SELECT :region, CAST(:attempt AS varchar), :now, CAST(:fingerprints AS bytea), :days, false "
     "WHERE CAST(:attempt AS varchar) IS NOT NULL ON CONFLICT DO NOTHING"
 )
-_PG_ALL_NEW = text(
-    f"WITH attempt AS ({_PG_ATTEMPT_ROW}) " + _PG_INSERT.text.removesuffix(" ON CONFLICT (day, fingerprint) DO NOTHING")
-)
+_PG_ALL_NEW = text(f"WITH attempt AS ({_PG_ATTEMPT_ROW}) {_PG_INSERT_ROWS}")
 _PG_HOLDERS = text(
     "SELECT CAST(c.n AS integer) - 1 AS position, h.region_code, h.partner_id, h.event_id, h.attempt_id "
     f"FROM {_PG_BATCH} JOIN {CLAIMS_TABLE} AS h "
