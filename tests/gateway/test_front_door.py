@@ -170,7 +170,9 @@ def test_a_call_reaches_the_region_with_its_deadline_request_id_trace_and_the_ca
     assert (version, trace_id, flags) == ("00", "0af7651916cd43dd8448eb211c80319c", "01")
     assert seen.metadata["x-carbon-caller"] == "zj" and seen.metadata["x-carbon-caller-platform"] == "alipay"
     assert "authorization" not in seen.metadata
-    assert seen.time_remaining is not None and 6 < seen.time_remaining <= 7
+    # gRPC rounds a deadline up when it writes it into the grpc-timeout header, so the
+    # region may see a little more than the caller asked for; the deadline reaches it, not the gateway's own.
+    assert seen.time_remaining is not None and 6 < seen.time_remaining <= 7.5
 
 
 def test_the_regions_refusal_comes_back_unchanged_with_all_its_trailing_metadata(front_door: FrontDoor) -> None:
