@@ -4,6 +4,7 @@ reused)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -178,7 +179,23 @@ class LedgerClient(Peer[ledger_service_pb2_grpc.LedgerServiceStub]):
 class GatewayClient(Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
     def __init__(self, address: str, deadline_s: float = DEFAULT_DEADLINE_S, settings: Settings | None = None) -> None:
         super().__init__("gateway", gateway_service_pb2_grpc.GatewayServiceStub, address, deadline_s, settings)
-        self._calls = ThreadPoolExecutor(CLAIM_THREADS, thread_name_prefix="gateway-claims")
+        # Made on the first claim ahead and shut down by close(), like the channel: a client closed and used again
+        # (the peer reopens its channel) gets a new pool, and a closed one leaves no idle threads behind.
+        self._calls: ThreadPoolExecutor | None = None
+        self._calls_lock = threading.Lock()
+
+    def _claim_threads(self) -> ThreadPoolExecutor:
+        with self._calls_lock:
+            if self._calls is None:
+                self._calls = ThreadPoolExecutor(CLAIM_THREADS, thread_name_prefix="gateway-claims")
+            return self._calls
+
+    def close(self) -> None:
+        super().close()
+        with self._calls_lock:
+            calls, self._calls = self._calls, None
+        if calls is not None:
+            calls.shutdown(wait=False)
 
     def claim(self, claims: ClaimColumns, attempt_id: str = "", recorded: bool = False) -> ClaimAnswers:
         """One ClaimActivities call; per claim, in order: None when the claiming event holds the activity, else its
@@ -202,7 +219,7 @@ class GatewayClient(Peer[gateway_service_pb2_grpc.GatewayServiceStub]):
             attempt_id=attempt_id,
             recorded=recorded,
         )
-        call = self._calls.submit(self.stub().ClaimActivities, request, timeout=self.deadline_s)
+        call = self._claim_threads().submit(self.stub().ClaimActivities, request, timeout=self.deadline_s)
 
         def answers() -> ClaimAnswers:
             try:
