@@ -14,7 +14,8 @@ Phases:
   recorded and answered CREATED: its hold could not be placed), the gateway is killed with kill -9, the ledger comes
   back on its port and the gateway is restarted; its recovery loop must drive the whole backlog (hold, decision,
   credit, commit) to COMMITTED. Rate = backlog ÷ the time from the restarted gateway's READY to the last one
-  finished.
+  finished. `leased_at_restart`: the backlog's transfers the killed gateway left leased (a successor that cannot
+  take them back waits out their lease, 7 s).
 - baseline: pgbench simple-update at the same client count on the same server (bench_baseline_support).
 Afterwards both regions' books must balance, the clearing accounts sum to 0 and every point be where it belongs.
 
@@ -311,6 +312,19 @@ def unfinished(gateway_url: str) -> Callable[[], int]:
     return count
 
 
+def leased_now(gateway_url: str) -> int:
+    """Unfinished transfers whose lease has not run out: what a killed gateway left its successor to wait for."""
+    engine = create_engine(gateway_url)
+    with engine.connect() as conn:
+        query = text(
+            "SELECT count(*) FROM xr_transfers WHERE state NOT IN ('COMMITTED', 'RELEASED')"
+            " AND lease_until > now() AT TIME ZONE 'UTC'"
+        )
+        found = int(conn.execute(query).scalar_one())
+    engine.dispose()
+    return found
+
+
 def committed(gateway_url: str, prefix: str) -> int:
     engine = create_engine(gateway_url)
     with engine.connect() as conn:
@@ -418,6 +432,7 @@ def main() -> None:
             )
             ledgers[SOURCE] = restarted_ledger
             left = unfinished(urls["gateway"])
+            leased_at_restart = leased_now(urls["gateway"])
             restarted = stack.enter_context(gateway_process(gateway_env, root / "gateway.log"))
             began = time.perf_counter()
             deadline = began + 600
@@ -442,6 +457,7 @@ def main() -> None:
         "recovery_s": round(drained_s, 2),
         "recovery_per_s": round(recovery_per_s, 1),
         "recovery_ratio": round(recovery_per_s / live_per_s, 2),
+        "leased_at_restart": leased_at_restart,
         "rows_written_per_transfer": per_transfer,
         "cpu_ms_per_transfer": cpu_ms,
         "pgbench_tps": round(baseline_tps, 1),
