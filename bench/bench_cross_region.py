@@ -131,6 +131,8 @@ def write_gateway_files(root: Path, identity: dict[str, str], ledger: dict[str, 
         "CARBON_REDIS_PREFIX": f"bench:xr:{os.getpid()}:",
         "CARBON_GATEWAY_TRANSFER_LIFE_MS": str(TRANSFER_LIFE_MS),
         "CARBON_GATEWAY_RETRY_MAX_MS": "500",
+        # As deployed (deploy/compose.yaml): the restarted gateway takes back the leases the killed one left.
+        "CARBON_GATEWAY_INSTANCE": "bench-gateway",
     }
 
 

@@ -61,6 +61,7 @@ HOLD_GONE = (ledger.HOLD_STATE_RELEASED, ledger.HOLD_STATE_EXPIRED)
 class TransferService(LeasedSagas[Transfer]):
     table = tables.transfers
     finished_states = frozenset(state.value for state in FINISHED)
+    unfinished_states = frozenset(state.value for state in State if state not in FINISHED)
     max_steps = 12  # a transfer needs at most 6 steps
     steps_renew_lease = True
 
@@ -74,15 +75,16 @@ class TransferService(LeasedSagas[Transfer]):
         crash_at: str = "",
         retry_max: timedelta = timedelta(seconds=30),
         residents: ResidentAuthorizations | None = None,
+        lease_owner: str = "",
     ) -> None:
         self.timing = timing or Timing()
         self.residents = residents or ResidentAuthorizations(None)
-        super().__init__(engine, clock, self.timing.lease, retry_max)
+        super().__init__(engine, clock, self.timing.lease, retry_max, lease_owner)
         self.clients = clients
         self.config = config
         self.crash_at = crash_at
         self.known_accounts = KnownAccounts(clients)
-        self.writes = TransferWrites(engine, clock, self.lease)
+        self.writes = TransferWrites(engine, clock, self.lease, self.lease_owner)
         self.postings = LedgerPostings(clients)
         self.holds = LedgerHolds(clients)
 
@@ -192,7 +194,7 @@ class TransferService(LeasedSagas[Transfer]):
         """Leases up to `limit` due unfinished transfers in one statement (the recovery loop's batch)."""
         now = self.clock()
         with self.engine.begin() as conn:
-            return store.claim_due(conn, sorted(self.finished_states), now, now + self.lease, limit)
+            return store.claim_due(conn, sorted(self.finished_states), now, now + self.lease, limit, self.lease_owner)
 
     def settled(self, saga: Transfer) -> bool:
         return saga.settled

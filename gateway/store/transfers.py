@@ -65,21 +65,26 @@ def _transfer(row: Row[Any]) -> Transfer:
     )
 
 
-def insert_transfer(conn: Connection, transfer: Transfer, lease_until: datetime) -> None:
+def insert_transfer(
+    conn: Connection, transfer: Transfer, lease_until: datetime, lease_owner: str | None = None
+) -> None:
     """Raises IntegrityError when the id exists (the caller re-reads and compares fingerprints)."""
-    conn.execute(insert(transfers).values(**_row(transfer, lease_until)))
+    conn.execute(insert(transfers).values(**_row(transfer, lease_until, lease_owner)))
 
 
-def insert_new_transfer(conn: Connection, transfer: Transfer, lease_until: datetime) -> bool:
+def insert_new_transfer(
+    conn: Connection, transfer: Transfer, lease_until: datetime, lease_owner: str | None = None
+) -> bool:
     """Inserts the transfer unless its id exists (False then): a twin's row does not abort the transaction, so the
     insert can share one with other transfers' writes."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(transfers).values(**_row(transfer, lease_until)).on_conflict_do_nothing()
+    row = _row(transfer, lease_until, lease_owner)
+    statement = dialect_insert(transfers).values(**row).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg answers -1 for an INSERT … ON CONFLICT here.
     return conn.execute(statement.returning(transfers.c.transfer_id)).first() is not None
 
 
-def _row(transfer: Transfer, lease_until: datetime) -> dict[str, Any]:
+def _row(transfer: Transfer, lease_until: datetime, lease_owner: str | None) -> dict[str, Any]:
     return dict(
         transfer_id=transfer.transfer_id,
         fingerprint=transfer.request.fingerprint(),
@@ -97,6 +102,7 @@ def _row(transfer: Transfer, lease_until: datetime) -> dict[str, Any]:
         attempts=0,
         next_attempt_at=transfer.next_attempt_at,
         lease_until=lease_until,
+        lease_owner=lease_owner,
         carry_lots=lots_json(transfer.carry_lots),
         authorized_by=transfer.authorized_by,
     )
@@ -119,16 +125,18 @@ def advance(
     held_lots: Sequence[HeldLot] | None = None,
     decision: Decision | None = None,
     lease_until: datetime | None = None,
+    lease_owner: str | None = None,
     release_lease: bool = False,
 ) -> bool:
     """Moves a transfer from `expected` to `state` (compare-and-set); False if someone else moved it first. With
-    `decision` the decision is recorded in the same write; `lease_until` renews the driver's lease for the next step,
-    `release_lease` ends it (the transfer settled)."""
+    `decision` the decision is recorded in the same write; `lease_until` renews the driver's lease for the next step
+    (held by `lease_owner`), `release_lease` ends it (the transfer settled)."""
     values: dict[str, Any] = {"state": state.value, "attempts": 0, "next_attempt_at": None}
     if decision is not None:
         values["decision"] = decision.value
     if lease_until is not None or release_lease:
         values["lease_until"] = lease_until
+        values["lease_owner"] = lease_owner
     if failure_reason is not None:
         values["failure_reason"] = failure_reason
     if finished_at is not None:
@@ -153,12 +161,14 @@ def decide(
     decision: Decision,
     failure_reason: str = "",
     lease_until: datetime | None = None,
+    lease_owner: str | None = None,
 ) -> bool:
     """Records a durable decision (compare-and-set on state and the previous decision); `lease_until` renews the
-    driver's lease for the next step."""
+    driver's lease for the next step (held by `lease_owner`)."""
     values: dict[str, Any] = {"decision": decision.value, "failure_reason": failure_reason}
     if lease_until is not None:
         values["lease_until"] = lease_until
+        values["lease_owner"] = lease_owner
     result = conn.execute(
         update(transfers)
         .where(
@@ -185,7 +195,12 @@ def list_transfers(
 
 
 def claim_due(
-    conn: Connection, finished_states: Sequence[str], now: datetime, lease_until: datetime, limit: int
+    conn: Connection,
+    finished_states: Sequence[str],
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    lease_owner: str | None = None,
 ) -> list[Transfer]:
     """Leases up to `limit` unfinished transfers due for another attempt and leased by no one, oldest first, in one
     statement, and returns them as claimed (the recovery loop's batch)."""
@@ -205,7 +220,7 @@ def claim_due(
     claimed = conn.execute(
         update(transfers)
         .where(transfers.c.transfer_id.in_(due.scalar_subquery()), free)
-        .values(lease_until=lease_until)
+        .values(lease_until=lease_until, lease_owner=lease_owner)
         .returning(*transfers.c)
     )
     return sorted((_transfer(row) for row in claimed), key=lambda t: t.created_at)
