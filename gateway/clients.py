@@ -130,12 +130,8 @@ def call_later(region_code: str, method: Any, request: Any, timeout_s: float) ->
     """Starts one unary call now and returns the wait for its answer, which answers or raises exactly as `call`
     would: several regions' questions are then asked at once instead of one after the other. The call runs as a
     blocking one on a shared pool (a gRPC future of the sync API costs several times a blocking call's CPU)."""
-    return ask_later(call, region_code, method, request, timeout_s)
-
-
-def ask_later(ask: Callable[..., Response], *arguments: Any) -> Callable[[], Response]:
-    """`ask(*arguments)` started now on the shared pool of call_later; returns the wait for its result."""
-    return _QUESTIONS.submit(ask, *arguments).result
+    future = _QUESTIONS.submit(call, region_code, method, request, timeout_s)
+    return future.result
 
 
 def _no_time_left(region_code: str) -> RemoteError:

@@ -46,7 +46,7 @@ from gateway.service.ledger_holds import LedgerHolds
 from gateway.service.ledger_postings import LedgerPostings
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
-from gateway.service.sharing_consent import SharingConsentQuestions
+from gateway.service.sharing_consent import ask_sharing_consent
 from gateway.service.transfer_writes import TransferWrites
 from gateway.store import tables
 from gateway.store import transfers as store
@@ -87,7 +87,6 @@ class TransferService(LeasedSagas[Transfer]):
         self.writes = TransferWrites(engine, clock, self.lease, self.lease_owner)
         self.postings = LedgerPostings(clients)
         self.holds = LedgerHolds(clients)
-        self.consent_questions = SharingConsentQuestions(clients)
 
     # --- use cases -------------------------------------------------------------------------------------------
 
@@ -111,7 +110,7 @@ class TransferService(LeasedSagas[Transfer]):
         timeout_s = self.timing.call_timeout.total_seconds()
         # Every region's questions at once; the answers are judged in the order they were asked before (ADR 0614).
         sharing = (("from_account", request.from_account), ("to_account", request.to_account))
-        consented = self.consent_questions.ask(sharing, self.clock(), timeout_s)
+        consented = ask_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
         check_accounts(self.clients, self.config, request, timeout_s)
         consented()
         return self._record(request, caller.caller_id, (), authorized_by)
