@@ -51,7 +51,7 @@ from gateway.service.transfer_writes import TransferWrites
 from gateway.store import tables
 from gateway.store import transfers as store
 from service_kit.clock import Clock, system_clock
-from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
+from service_kit.errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from service_kit.wire import from_timestamp
 
 log = logging.getLogger("carbon.gateway.transfers")
@@ -104,15 +104,21 @@ class TransferService(LeasedSagas[Transfer]):
             request.amount_points,
         )
         authorized_by = self.residents.check(resident_authorization, operation)
-        existing = self._replay(request)
-        if existing is not None:
-            return existing
         timeout_s = self.timing.call_timeout.total_seconds()
-        # Every region's questions at once; the answers are judged in the order they were asked before (ADR 0614).
-        sharing = (("from_account", request.from_account), ("to_account", request.to_account))
-        consented = ask_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
-        check_accounts(self.clients, self.config, request, timeout_s)
-        consented()
+        # A new transfer is the usual case, so the checks come first and the stored one is looked for only when they
+        # refuse: a transfer recorded before is answered as it stands whatever identity says now (ADR 0610, 0613),
+        # and one whose checks pass is found by the insert itself (a twin), then replayed (ADR 0622).
+        try:
+            # Every region's questions at once; the answers are judged in the order they were asked (ADR 0614).
+            sharing = (("from_account", request.from_account), ("to_account", request.to_account))
+            consented = ask_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
+            check_accounts(self.clients, self.config, request, timeout_s)
+            consented()
+        except DomainError:
+            existing = self._replay(request)
+            if existing is not None:
+                return existing
+            raise
         return self._record(request, caller.caller_id, (), authorized_by)
 
     def start(
@@ -131,8 +137,8 @@ class TransferService(LeasedSagas[Transfer]):
     def _record(
         self, request: TransferRequest, caller_id: str, carry_lots: Sequence[HeldLot], authorized_by: str
     ) -> Transfer:
-        """Records a transfer its caller found new, then drives it; a concurrent twin that recorded it first makes
-        this a replay."""
+        """Records a transfer whose checks passed, then drives it; a twin recorded first (a repeat of the request,
+        or a concurrent one) makes this a replay."""
         transfer = new_transfer(request, caller_id, self.clock(), self.timing, carry_lots, authorized_by)
         if not self.writes.record(transfer):
             replayed = self._replay(request)
