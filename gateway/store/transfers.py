@@ -1,13 +1,18 @@
-"""Cross-region transfers in xr_transfers: recorded once, then moved step by step by compare-and-set."""
+"""Cross-region transfers in xr_transfers: recorded once, then moved step by step by compare-and-set.
+
+The insert and the compare-and-set updates every transfer makes are built once (per set of columns written) and run
+with the values as parameters: building a statement per write was a sixth of the gateway's CPU per transfer.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import Connection, Insert, Row, Update, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.domain.transfers import Decision, HeldLot, State, Transfer, TransferRequest
@@ -77,11 +82,37 @@ def insert_new_transfer(
 ) -> bool:
     """Inserts the transfer unless its id exists (False then): a twin's row does not abort the transaction, so the
     insert can share one with other transfers' writes."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     row = _row(transfer, lease_until, lease_owner)
-    statement = dialect_insert(transfers).values(**row).on_conflict_do_nothing()
+    return conn.execute(_insert_new(conn.dialect.name), row).first() is not None
+
+
+@functools.cache
+def _insert_new(dialect_name: str) -> Insert:
+    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     # RETURNING, not rowcount: psycopg answers -1 for an INSERT … ON CONFLICT here.
-    return conn.execute(statement.returning(transfers.c.transfer_id)).first() is not None
+    return dialect_insert(transfers).on_conflict_do_nothing().returning(transfers.c.transfer_id)
+
+
+@functools.cache
+def _compare_and_set(columns: tuple[str, ...], on_decision: bool) -> Update:
+    """UPDATE … SET `columns` WHERE the transfer is in the expected state (and decision): parameters `cas_id`,
+    `cas_state`, `cas_decision` and `set_<column>`."""
+    where = [transfers.c.transfer_id == bindparam("cas_id"), transfers.c.state == bindparam("cas_state")]
+    if on_decision:
+        where.append(transfers.c.decision == bindparam("cas_decision"))
+    return update(transfers).where(*where).values({column: bindparam(f"set_{column}") for column in columns})
+
+
+def _set(
+    conn: Connection, transfer_id: str, state: State, values: dict[str, Any], decision: Decision | None = None
+) -> bool:
+    """The compare-and-set: True when it moved the row."""
+    statement = _compare_and_set(tuple(values), decision is not None)
+    parameters = {f"set_{column}": value for column, value in values.items()}
+    parameters.update(cas_id=transfer_id, cas_state=state.value)
+    if decision is not None:
+        parameters["cas_decision"] = decision.value
+    return conn.execute(statement, parameters).rowcount == 1
 
 
 def _row(transfer: Transfer, lease_until: datetime, lease_owner: str | None) -> dict[str, Any]:
@@ -145,12 +176,7 @@ def advance(
         values["hold_expires_at"] = hold_expires_at
     if held_lots is not None:
         values["held_lots"] = lots_json(held_lots)
-    result = conn.execute(
-        update(transfers)
-        .where(transfers.c.transfer_id == transfer_id, transfers.c.state == expected.value)
-        .values(**values)
-    )
-    return result.rowcount == 1
+    return _set(conn, transfer_id, expected, values)
 
 
 def decide(
@@ -169,16 +195,7 @@ def decide(
     if lease_until is not None:
         values["lease_until"] = lease_until
         values["lease_owner"] = lease_owner
-    result = conn.execute(
-        update(transfers)
-        .where(
-            transfers.c.transfer_id == transfer_id,
-            transfers.c.state == state.value,
-            transfers.c.decision == expected.value,
-        )
-        .values(**values)
-    )
-    return result.rowcount == 1
+    return _set(conn, transfer_id, state, values, expected)
 
 
 def list_transfers(
