@@ -21,7 +21,9 @@ Afterwards both regions' books must balance, the clearing accounts sum to 0 and 
 
 CARBON_BENCH_PROFILE=<dir>: py-spy of the gateway and both ledgers during the live phase (CARBON_BENCH_PROFILE_IDLE=1:
 waiting threads too). CPU milliseconds per live transfer of each service process (the gateway, both ledgers, both
-identities) and the rows each transfer writes per table (pg_stat_user_tables, since pg_stat_statements is not loaded
+identities), of PostgreSQL and Redis when they run on this machine ("postgres": every server process, shared work
+and other databases' backends included; "postgres_bench_db": the backends of the bench's database alone) and the
+rows each transfer writes per table (pg_stat_user_tables, since pg_stat_statements is not loaded
 on the shared server) are printed.
 Last line: one JSON object with the figures and `ratio` = live transfers/s ÷ pgbench TPS (higher is better), and
 `recovery_ratio` = recovery rate ÷ live rate (the target is ≥ 1).
@@ -55,6 +57,8 @@ from bench_ingest_support import (
     private_schemas,
     profiled,
     redis_url,
+    server_cpu_between,
+    server_cpu_seconds,
     service_process,
 )
 from sqlalchemy import create_engine, text
@@ -405,12 +409,14 @@ def main() -> None:
             services = [gateway, *ledgers.values(), *identities_.values()]
             for code, identity_process in identities_.items():
                 identity_process.name = f"identity_{code}"
-            cpu_before = cpu_seconds(services)
+            cpu_before, servers_before = cpu_seconds(services), server_cpu_seconds()
             with profiled([gateway, *ledgers.values()], 20):
                 elapsed, latencies, states = send_all(gw_stub, live, tokens)
-            cpu_after = cpu_seconds(services)
+            cpu_after, servers_after = cpu_seconds(services), server_cpu_seconds()
             after = rows_written(urls)
             cpu_ms = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / TRANSFERS, 2) for name in cpu_after}
+            servers = server_cpu_between(servers_before, servers_after)
+            cpu_ms.update({name: round(seconds * 1000 / TRANSFERS, 2) for name, seconds in servers.items()})
             assert all(s == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED for s in states), sorted(set(states))
             live_per_s = TRANSFERS / elapsed
             per_transfer = {
