@@ -106,7 +106,7 @@ def test_a_gateway_restarted_under_its_instance_name_takes_back_its_leases_at_on
     fed.start_gateway(**named)
 
     def committed() -> bool:
-        return fed.get_transfer("k6").state == COMMITTED
+        return bool(fed.get_transfer("k6").state == COMMITTED)
 
     wait_for(committed, timeout_s=15, what="the transfer to finish before its lease would have run out")
     assert_books(fed, source, target, 600, 400)
