@@ -659,7 +659,7 @@ class GetAccountRequest(_message.Message):
     account_number: _builtins.str
     """Required. 16 digits with a valid Luhn check digit (else INVALID_ACCOUNT_NUMBER)."""
     view: Global___AccountView.ValueType
-    """How much of the account to read (AIP-157); UNSPECIFIED reads it whole (FULL)."""
+    """Optional. How much of the account to read (AIP-157); UNSPECIFIED reads it whole (FULL)."""
     def __init__(
         self,
         *,
