@@ -14,13 +14,16 @@ Phases:
   recorded and answered CREATED: its hold could not be placed), the gateway is killed with kill -9, the ledger comes
   back on its port and the gateway is restarted; its recovery loop must drive the whole backlog (hold, decision,
   credit, commit) to COMMITTED. Rate = backlog ÷ the time from the restarted gateway's READY to the last one
-  finished.
+  finished. `leased_at_restart`: the backlog's transfers the killed gateway left leased (a successor that cannot
+  take them back waits out their lease, 7 s).
 - baseline: pgbench simple-update at the same client count on the same server (bench_baseline_support).
 Afterwards both regions' books must balance, the clearing accounts sum to 0 and every point be where it belongs.
 
 CARBON_BENCH_PROFILE=<dir>: py-spy of the gateway and both ledgers during the live phase (CARBON_BENCH_PROFILE_IDLE=1:
 waiting threads too). CPU milliseconds per live transfer of each service process (the gateway, both ledgers, both
-identities) and the rows each transfer writes per table (pg_stat_user_tables, since pg_stat_statements is not loaded
+identities), of PostgreSQL and Redis when they run on this machine ("postgres": every server process, shared work
+and other databases' backends included; "postgres_bench_db": the backends of the bench's database alone) and the
+rows each transfer writes per table (pg_stat_user_tables, since pg_stat_statements is not loaded
 on the shared server) are printed.
 Last line: one JSON object with the figures and `ratio` = live transfers/s ÷ pgbench TPS (higher is better), and
 `recovery_ratio` = recovery rate ÷ live rate (the target is ≥ 1).
@@ -54,6 +57,8 @@ from bench_ingest_support import (
     private_schemas,
     profiled,
     redis_url,
+    server_cpu_between,
+    server_cpu_seconds,
     service_process,
 )
 from sqlalchemy import create_engine, text
@@ -130,6 +135,8 @@ def write_gateway_files(root: Path, identity: dict[str, str], ledger: dict[str, 
         "CARBON_REDIS_PREFIX": f"bench:xr:{os.getpid()}:",
         "CARBON_GATEWAY_TRANSFER_LIFE_MS": str(TRANSFER_LIFE_MS),
         "CARBON_GATEWAY_RETRY_MAX_MS": "500",
+        # As deployed (deploy/compose.yaml): the restarted gateway takes back the leases the killed one left.
+        "CARBON_GATEWAY_INSTANCE": "bench-gateway",
     }
 
 
@@ -311,6 +318,19 @@ def unfinished(gateway_url: str) -> Callable[[], int]:
     return count
 
 
+def leased_now(gateway_url: str) -> int:
+    """Unfinished transfers whose lease has not run out: what a killed gateway left its successor to wait for."""
+    engine = create_engine(gateway_url)
+    with engine.connect() as conn:
+        query = text(
+            "SELECT count(*) FROM xr_transfers WHERE state NOT IN ('COMMITTED', 'RELEASED')"
+            " AND lease_until > now() AT TIME ZONE 'UTC'"
+        )
+        found = int(conn.execute(query).scalar_one())
+    engine.dispose()
+    return found
+
+
 def committed(gateway_url: str, prefix: str) -> int:
     engine = create_engine(gateway_url)
     with engine.connect() as conn:
@@ -389,12 +409,14 @@ def main() -> None:
             services = [gateway, *ledgers.values(), *identities_.values()]
             for code, identity_process in identities_.items():
                 identity_process.name = f"identity_{code}"
-            cpu_before = cpu_seconds(services)
+            cpu_before, servers_before = cpu_seconds(services), server_cpu_seconds()
             with profiled([gateway, *ledgers.values()], 20):
                 elapsed, latencies, states = send_all(gw_stub, live, tokens)
-            cpu_after = cpu_seconds(services)
+            cpu_after, servers_after = cpu_seconds(services), server_cpu_seconds()
             after = rows_written(urls)
             cpu_ms = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / TRANSFERS, 2) for name in cpu_after}
+            servers = server_cpu_between(servers_before, servers_after)
+            cpu_ms.update({name: round(seconds * 1000 / TRANSFERS, 2) for name, seconds in servers.items()})
             assert all(s == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED for s in states), sorted(set(states))
             live_per_s = TRANSFERS / elapsed
             per_transfer = {
@@ -418,6 +440,7 @@ def main() -> None:
             )
             ledgers[SOURCE] = restarted_ledger
             left = unfinished(urls["gateway"])
+            leased_at_restart = leased_now(urls["gateway"])
             restarted = stack.enter_context(gateway_process(gateway_env, root / "gateway.log"))
             began = time.perf_counter()
             deadline = began + 600
@@ -442,6 +465,7 @@ def main() -> None:
         "recovery_s": round(drained_s, 2),
         "recovery_per_s": round(recovery_per_s, 1),
         "recovery_ratio": round(recovery_per_s / live_per_s, 2),
+        "leased_at_restart": leased_at_restart,
         "rows_written_per_transfer": per_transfer,
         "cpu_ms_per_transfer": cpu_ms,
         "pgbench_tps": round(baseline_tps, 1),

@@ -382,9 +382,12 @@ def registrations(settings: Settings, engine: Engine) -> list[Registration]:
         crash_at=own.crash_at,
         retry_max=own.retry_max,
         residents=ResidentAuthorizations.from_file(own.resident_auth_jwks_file),
+        lease_owner=own.instance,
     )
     anywhere = RedeemAnywhereService(transfers)
     recovery = Recovery(transfers, anywhere, batch_size=own.recovery_batch)
+    if own.instance:  # before anything is driven: what the previous process under this name leased, it left
+        recovery.take_back_leases()
     if own.recovery_interval > timedelta(0):
         recovery.start(own.recovery_interval.total_seconds())
     admission = Admission(transfers.config, build_limiter(settings.redis_url, own.redis_prefix))

@@ -17,6 +17,8 @@ from service_kit.regions import RegionRegistry
 from service_kit.settings import Settings
 
 log = logging.getLogger("carbon.gateway")
+# The lease_owner column's width.
+MAX_INSTANCE_NAME = 64
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class GatewaySettings:
     crash_at: str  # CARBON_TEST_CRASH_AT: a test hook, empty in production
     redis_prefix: str
     claim_retention_days: int  # activity claims are kept for this many days before today (docs/adr/0606)
+    # CARBON_GATEWAY_INSTANCE: a name no other running gateway has and this one keeps across restarts (a pod's name);
+    # a gateway started under it takes back the leases its killed predecessor left (docs/adr/0622). Empty: no name.
+    instance: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewaySettings:
@@ -52,6 +57,7 @@ class GatewaySettings:
             crash_at=extra.get("CARBON_TEST_CRASH_AT", ""),
             redis_prefix=extra.get("CARBON_REDIS_PREFIX", "carbon:gateway:"),
             claim_retention_days=int(extra.get("CARBON_GATEWAY_CLAIM_RETENTION_DAYS", "") or DEFAULT_RETENTION_DAYS),
+            instance=_instance(extra.get("CARBON_GATEWAY_INSTANCE", "")),
         )
 
     def load_registry(self) -> RegionRegistry:
@@ -70,6 +76,12 @@ class GatewaySettings:
             raise ValueError(f"gateway config: no file at {path}") from None
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"gateway config: {path} is malformed: {error}") from None
+
+
+def _instance(name: str) -> str:
+    if len(name) > MAX_INSTANCE_NAME:
+        raise ValueError(f"CARBON_GATEWAY_INSTANCE: at most {MAX_INSTANCE_NAME} characters, got {len(name)}")
+    return name
 
 
 def _ms(extra: Mapping[str, str], name: str, default_ms: int) -> timedelta:

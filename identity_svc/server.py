@@ -98,7 +98,10 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
 
     @idempotent
     def GetAccount(self, request: pb.GetAccountRequest, context: grpc.ServicerContext) -> pb.GetAccountResponse:
-        return pb.GetAccountResponse(account=account_message(self._accounts.get_account(request.account_number)))
+        with_bindings = request.view != pb.ACCOUNT_VIEW_BASIC
+        return pb.GetAccountResponse(
+            account=account_message(self._accounts.get_account(request.account_number, with_bindings))
+        )
 
     @idempotent
     def ResolveAccount(

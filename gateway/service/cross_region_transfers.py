@@ -51,7 +51,7 @@ from gateway.service.transfer_writes import TransferWrites
 from gateway.store import tables
 from gateway.store import transfers as store
 from service_kit.clock import Clock, system_clock
-from service_kit.errors import AlreadyExists, InvalidArgument, NotFound
+from service_kit.errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from service_kit.wire import from_timestamp
 
 log = logging.getLogger("carbon.gateway.transfers")
@@ -61,6 +61,7 @@ HOLD_GONE = (ledger.HOLD_STATE_RELEASED, ledger.HOLD_STATE_EXPIRED)
 class TransferService(LeasedSagas[Transfer]):
     table = tables.transfers
     finished_states = frozenset(state.value for state in FINISHED)
+    unfinished_states = frozenset(state.value for state in State if state not in FINISHED)
     max_steps = 12  # a transfer needs at most 6 steps
     steps_renew_lease = True
 
@@ -74,15 +75,16 @@ class TransferService(LeasedSagas[Transfer]):
         crash_at: str = "",
         retry_max: timedelta = timedelta(seconds=30),
         residents: ResidentAuthorizations | None = None,
+        lease_owner: str = "",
     ) -> None:
         self.timing = timing or Timing()
         self.residents = residents or ResidentAuthorizations(None)
-        super().__init__(engine, clock, self.timing.lease, retry_max)
+        super().__init__(engine, clock, self.timing.lease, retry_max, lease_owner)
         self.clients = clients
         self.config = config
         self.crash_at = crash_at
         self.known_accounts = KnownAccounts(clients)
-        self.writes = TransferWrites(engine, clock, self.lease)
+        self.writes = TransferWrites(engine, clock, self.lease, self.lease_owner)
         self.postings = LedgerPostings(clients)
         self.holds = LedgerHolds(clients)
 
@@ -102,15 +104,21 @@ class TransferService(LeasedSagas[Transfer]):
             request.amount_points,
         )
         authorized_by = self.residents.check(resident_authorization, operation)
-        existing = self._replay(request)
-        if existing is not None:
-            return existing
         timeout_s = self.timing.call_timeout.total_seconds()
-        # Every region's questions at once; the answers are judged in the order they were asked before (ADR 0614).
-        sharing = (("from_account", request.from_account), ("to_account", request.to_account))
-        consented = ask_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
-        check_accounts(self.clients, self.config, request, timeout_s)
-        consented()
+        # A new transfer is the usual case, so the checks come first and the stored one is looked for only when they
+        # refuse: a transfer recorded before is answered as it stands whatever identity says now (ADR 0610, 0613),
+        # and one whose checks pass is found by the insert itself (a twin), then replayed (ADR 0622).
+        try:
+            # Every region's questions at once; the answers are judged in the order they were asked (ADR 0614).
+            sharing = (("from_account", request.from_account), ("to_account", request.to_account))
+            consented = ask_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
+            check_accounts(self.clients, self.config, request, timeout_s)
+            consented()
+        except DomainError:
+            existing = self._replay(request)
+            if existing is not None:
+                return existing
+            raise
         return self._record(request, caller.caller_id, (), authorized_by)
 
     def start(
@@ -129,8 +137,8 @@ class TransferService(LeasedSagas[Transfer]):
     def _record(
         self, request: TransferRequest, caller_id: str, carry_lots: Sequence[HeldLot], authorized_by: str
     ) -> Transfer:
-        """Records a transfer its caller found new, then drives it; a concurrent twin that recorded it first makes
-        this a replay."""
+        """Records a transfer whose checks passed, then drives it; a twin recorded first (a repeat of the request,
+        or a concurrent one) makes this a replay."""
         transfer = new_transfer(request, caller_id, self.clock(), self.timing, carry_lots, authorized_by)
         if not self.writes.record(transfer):
             replayed = self._replay(request)
@@ -192,7 +200,7 @@ class TransferService(LeasedSagas[Transfer]):
         """Leases up to `limit` due unfinished transfers in one statement (the recovery loop's batch)."""
         now = self.clock()
         with self.engine.begin() as conn:
-            return store.claim_due(conn, sorted(self.finished_states), now, now + self.lease, limit)
+            return store.claim_due(conn, sorted(self.finished_states), now, now + self.lease, limit, self.lease_owner)
 
     def settled(self, saga: Transfer) -> bool:
         return saga.settled

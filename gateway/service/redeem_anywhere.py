@@ -39,10 +39,11 @@ log = logging.getLogger("carbon.gateway.anywhere")
 class RedeemAnywhereService(LeasedSagas[RedeemAnywhere]):
     table = tables.redeem_anywhere
     finished_states = frozenset(state.value for state in REDEEM_ANYWHERE_FINISHED)
+    unfinished_states = frozenset(state.value for state in RedeemAnywhereState if state not in REDEEM_ANYWHERE_FINISHED)
     max_steps = 6
 
     def __init__(self, transfers: TransferService) -> None:
-        super().__init__(transfers.engine, transfers.clock, transfers.lease, transfers.retry_max)
+        super().__init__(transfers.engine, transfers.clock, transfers.lease, transfers.retry_max, transfers.lease_owner)
         self.transfers = transfers
         self.clients = transfers.clients
 
@@ -96,7 +97,7 @@ class RedeemAnywhereService(LeasedSagas[RedeemAnywhere]):
         )
         try:
             with self.engine.begin() as conn:
-                store.insert_redeem_anywhere(conn, fresh, lease_until=now + self.lease)
+                store.insert_redeem_anywhere(conn, fresh, lease_until=now + self.lease, lease_owner=self.lease_owner)
             return self.drive(request.request_id, leased=True)
         except IntegrityError:
             replayed = self._replay(request)

@@ -7,11 +7,15 @@ recovery loop drives it again later. No database transaction is open while a ste
 A saga whose every step ends in one compare-and-set write (transfers, ADR 0619) renews the lease in that write and
 hands back the saga as written, so driving it costs no extra reads or lease writes; losing a compare-and-set means
 another driver owns the saga, and this one stops.
+
+Every lease names the gateway instance that holds it: a gateway restarted under its instance name takes back the
+leases its killed predecessor left (`take_back_leases`) instead of waiting for them to run out (ADR 0622).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from abc import ABC, abstractmethod
 from datetime import timedelta
 from typing import Generic, TypeVar
@@ -39,16 +43,22 @@ class LeasedSagas(ABC, Generic[Saga]):
 
     table: Table
     finished_states: frozenset[str]
+    unfinished_states: frozenset[str]
     # A bound on steps per drive: turns a logic error into a log line, not a spin.
     max_steps: int
     # Each step's own write renews the lease, and the last one (settling the saga) clears it.
     steps_renew_lease: bool = False
 
-    def __init__(self, engine: Engine, clock: Clock, lease: timedelta, retry_max: timedelta) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, lease: timedelta, retry_max: timedelta, lease_owner: str = ""
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.lease = lease
         self.retry_max = retry_max
+        # Without an instance name a process's leases are its own alone: no successor can tell them from a live
+        # sibling's, so they run out as before.
+        self.lease_owner = lease_owner or f"process-{uuid.uuid4().hex}"
 
     @abstractmethod
     def load(self, key: str) -> Saga:
@@ -73,7 +83,7 @@ class LeasedSagas(ABC, Generic[Saga]):
         if not leased:
             now = self.clock()
             with self.engine.begin() as conn:
-                claimed = leases.claim(conn, self.table, key, now, now + self.lease)
+                claimed = leases.claim(conn, self.table, key, now, now + self.lease, self.lease_owner)
             if not claimed:  # someone else is driving it right now (read outside the write transaction)
                 return self.load(key)
             saga = None
@@ -97,11 +107,17 @@ class LeasedSagas(ABC, Generic[Saga]):
                 return current, steps > 0
             if not self.steps_renew_lease:
                 with self.engine.begin() as conn:
-                    leases.renew_lease(conn, self.table, key, self.clock() + self.lease)
+                    leases.renew_lease(conn, self.table, key, self.clock() + self.lease, self.lease_owner)
             after = self.step(current)
             current = after if after is not None else self.load(key)
         log.error("saga did not settle within the step bound", extra={"table": self.table.name, "key": key})
         return current, True
+
+    def take_back_leases(self) -> int:
+        """Ends the leases left by this gateway instance's previous process (killed: its drivers are gone), so the
+        recovery loop drives those sagas at once; called before this process drives anything. Returns how many."""
+        with self.engine.begin() as conn:
+            return leases.take_back(conn, self.table, self.lease_owner, self.unfinished_states)
 
     def due(self, limit: int) -> list[str]:
         """Keys of unfinished sagas due for another attempt and leased by no one, oldest first."""

@@ -40,10 +40,13 @@ class TransferWrites:
     renews the driver's lease for the step that follows, and the one that settles the transfer ends it. Each returns
     the transfer as written, or raises LostRace when another driver had moved it."""
 
-    def __init__(self, engine: Engine, clock: Clock, lease: timedelta, slots: int = SLOTS) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, lease: timedelta, lease_owner: str | None = None, slots: int = SLOTS
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.lease = lease
+        self.lease_owner = lease_owner
         self._groups: Coalescer[Write, bool] = Coalescer(self._commit_group, slots, MAX_GROUP_WRITES)
 
     def record(self, transfer: Transfer) -> bool:
@@ -52,7 +55,7 @@ class TransferWrites:
         lease_until = self._next_lease()
 
         def write(conn: Connection) -> bool:
-            return store.insert_new_transfer(conn, transfer, lease_until)
+            return store.insert_new_transfer(conn, transfer, lease_until, self.lease_owner)
 
         return self._groups.submit("xr_transfers", Write(transfer.transfer_id, write), 1)
 
@@ -61,7 +64,14 @@ class TransferWrites:
 
         def write(conn: Connection) -> bool:
             return store.decide(
-                conn, transfer.transfer_id, transfer.state, expected, decision, reason, lease_until=lease_until
+                conn,
+                transfer.transfer_id,
+                transfer.state,
+                expected,
+                decision,
+                reason,
+                lease_until=lease_until,
+                lease_owner=self.lease_owner,
             )
 
         self._apply(transfer, write)
@@ -91,6 +101,7 @@ class TransferWrites:
                 hold_expires_at=hold_expires_at,
                 held_lots=held_lots,
                 lease_until=lease_until,
+                lease_owner=self.lease_owner,
             )
 
         self._apply(transfer, write)

@@ -18,18 +18,39 @@ def _key(table: Table) -> Column[Any]:
     return key
 
 
-def claim(conn: Connection, table: Table, key: str, now: datetime, lease_until: datetime) -> bool:
+def claim(
+    conn: Connection, table: Table, key: str, now: datetime, lease_until: datetime, lease_owner: str | None = None
+) -> bool:
     """Takes the lease unless another driver holds one that has not run out; False if it does."""
     result = conn.execute(
         update(table)
         .where(_key(table) == key, or_(table.c.lease_until.is_(None), table.c.lease_until < now))
-        .values(lease_until=lease_until)
+        .values(lease_until=lease_until, lease_owner=lease_owner)
     )
     return result.rowcount == 1
 
 
-def renew_lease(conn: Connection, table: Table, key: str, lease_until: datetime) -> None:
-    conn.execute(update(table).where(_key(table) == key).values(lease_until=lease_until))
+def renew_lease(
+    conn: Connection, table: Table, key: str, lease_until: datetime, lease_owner: str | None = None
+) -> None:
+    conn.execute(update(table).where(_key(table) == key).values(lease_until=lease_until, lease_owner=lease_owner))
+
+
+def take_back(conn: Connection, table: Table, lease_owner: str, unfinished_states: Iterable[str]) -> int:
+    """Ends every lease `lease_owner` holds on an unfinished row: called by a gateway as it starts under that
+    instance name, these can only be its killed predecessor's, whose drivers are gone. Returns how many it ended.
+    Finished rows hold no lease (the settling write ends it); naming the unfinished states lets the state index
+    find the few rows in flight instead of a scan of every row ever written."""
+    result = conn.execute(
+        update(table)
+        .where(
+            table.c.state.in_(sorted(unfinished_states)),
+            table.c.lease_owner == lease_owner,
+            table.c.lease_until.is_not(None),
+        )
+        .values(lease_until=None, lease_owner=None)
+    )
+    return result.rowcount
 
 
 def release_lease(conn: Connection, table: Table, key: str) -> None:

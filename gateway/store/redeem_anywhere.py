@@ -13,7 +13,9 @@ from gateway.domain.redeem_anywhere import RedeemAnywhere, RedeemAnywhereRequest
 from gateway.store.tables import redeem_anywhere
 
 
-def insert_redeem_anywhere(conn: Connection, item: RedeemAnywhere, lease_until: datetime) -> None:
+def insert_redeem_anywhere(
+    conn: Connection, item: RedeemAnywhere, lease_until: datetime, lease_owner: str | None = None
+) -> None:
     """Raises IntegrityError when the request id exists (the caller re-reads and compares fingerprints)."""
     conn.execute(
         insert(redeem_anywhere).values(
@@ -32,6 +34,7 @@ def insert_redeem_anywhere(conn: Connection, item: RedeemAnywhere, lease_until: 
             created_at=item.created_at,
             attempts=0,
             lease_until=lease_until,
+            lease_owner=lease_owner,
             authorized_by=item.authorized_by,
         )
     )

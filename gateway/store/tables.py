@@ -34,6 +34,8 @@ transfers = Table(
     Column("next_attempt_at", UtcDateTime()),
     # Whoever drives a transfer (a request thread or the recovery loop) leases it, so two never race a step.
     Column("lease_until", UtcDateTime()),
+    # The gateway instance that wrote the lease: its restarted successor takes it back at once (ADR 0622).
+    Column("lease_owner", String(64)),
     # JSON list of lots the destination recreates instead of held_lots (an unwind returns the lots that came over).
     Column("carry_lots", Text),
     # Who asked on the resident's behalf ("platform:<code>", "staff:<staff id>"), from their authorization.
@@ -61,5 +63,6 @@ redeem_anywhere = Table(
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UtcDateTime()),
     Column("lease_until", UtcDateTime()),
+    Column("lease_owner", String(64)),
     Column("authorized_by", String(200), nullable=False, server_default=""),
 )

@@ -1,13 +1,18 @@
-"""Cross-region transfers in xr_transfers: recorded once, then moved step by step by compare-and-set."""
+"""Cross-region transfers in xr_transfers: recorded once, then moved step by step by compare-and-set.
+
+The insert and the compare-and-set updates every transfer makes are built once (per set of columns written) and run
+with the values as parameters: building a statement per write was a sixth of the gateway's CPU per transfer.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import Connection, Insert, Row, Update, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.domain.transfers import Decision, HeldLot, State, Transfer, TransferRequest
@@ -65,21 +70,52 @@ def _transfer(row: Row[Any]) -> Transfer:
     )
 
 
-def insert_transfer(conn: Connection, transfer: Transfer, lease_until: datetime) -> None:
+def insert_transfer(
+    conn: Connection, transfer: Transfer, lease_until: datetime, lease_owner: str | None = None
+) -> None:
     """Raises IntegrityError when the id exists (the caller re-reads and compares fingerprints)."""
-    conn.execute(insert(transfers).values(**_row(transfer, lease_until)))
+    conn.execute(insert(transfers).values(**_row(transfer, lease_until, lease_owner)))
 
 
-def insert_new_transfer(conn: Connection, transfer: Transfer, lease_until: datetime) -> bool:
+def insert_new_transfer(
+    conn: Connection, transfer: Transfer, lease_until: datetime, lease_owner: str | None = None
+) -> bool:
     """Inserts the transfer unless its id exists (False then): a twin's row does not abort the transaction, so the
     insert can share one with other transfers' writes."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(transfers).values(**_row(transfer, lease_until)).on_conflict_do_nothing()
+    row = _row(transfer, lease_until, lease_owner)
+    return conn.execute(_insert_new(conn.dialect.name), row).first() is not None
+
+
+@functools.cache
+def _insert_new(dialect_name: str) -> Insert:
+    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     # RETURNING, not rowcount: psycopg answers -1 for an INSERT … ON CONFLICT here.
-    return conn.execute(statement.returning(transfers.c.transfer_id)).first() is not None
+    return dialect_insert(transfers).on_conflict_do_nothing().returning(transfers.c.transfer_id)
 
 
-def _row(transfer: Transfer, lease_until: datetime) -> dict[str, Any]:
+@functools.cache
+def _compare_and_set(columns: tuple[str, ...], on_decision: bool) -> Update:
+    """UPDATE … SET `columns` WHERE the transfer is in the expected state (and decision): parameters `cas_id`,
+    `cas_state`, `cas_decision` and `set_<column>`."""
+    where = [transfers.c.transfer_id == bindparam("cas_id"), transfers.c.state == bindparam("cas_state")]
+    if on_decision:
+        where.append(transfers.c.decision == bindparam("cas_decision"))
+    return update(transfers).where(*where).values({column: bindparam(f"set_{column}") for column in columns})
+
+
+def _set(
+    conn: Connection, transfer_id: str, state: State, values: dict[str, Any], decision: Decision | None = None
+) -> bool:
+    """The compare-and-set: True when it moved the row."""
+    statement = _compare_and_set(tuple(values), decision is not None)
+    parameters = {f"set_{column}": value for column, value in values.items()}
+    parameters.update(cas_id=transfer_id, cas_state=state.value)
+    if decision is not None:
+        parameters["cas_decision"] = decision.value
+    return conn.execute(statement, parameters).rowcount == 1
+
+
+def _row(transfer: Transfer, lease_until: datetime, lease_owner: str | None) -> dict[str, Any]:
     return dict(
         transfer_id=transfer.transfer_id,
         fingerprint=transfer.request.fingerprint(),
@@ -97,6 +133,7 @@ def _row(transfer: Transfer, lease_until: datetime) -> dict[str, Any]:
         attempts=0,
         next_attempt_at=transfer.next_attempt_at,
         lease_until=lease_until,
+        lease_owner=lease_owner,
         carry_lots=lots_json(transfer.carry_lots),
         authorized_by=transfer.authorized_by,
     )
@@ -119,16 +156,18 @@ def advance(
     held_lots: Sequence[HeldLot] | None = None,
     decision: Decision | None = None,
     lease_until: datetime | None = None,
+    lease_owner: str | None = None,
     release_lease: bool = False,
 ) -> bool:
     """Moves a transfer from `expected` to `state` (compare-and-set); False if someone else moved it first. With
-    `decision` the decision is recorded in the same write; `lease_until` renews the driver's lease for the next step,
-    `release_lease` ends it (the transfer settled)."""
+    `decision` the decision is recorded in the same write; `lease_until` renews the driver's lease for the next step
+    (held by `lease_owner`), `release_lease` ends it (the transfer settled)."""
     values: dict[str, Any] = {"state": state.value, "attempts": 0, "next_attempt_at": None}
     if decision is not None:
         values["decision"] = decision.value
     if lease_until is not None or release_lease:
         values["lease_until"] = lease_until
+        values["lease_owner"] = lease_owner
     if failure_reason is not None:
         values["failure_reason"] = failure_reason
     if finished_at is not None:
@@ -137,12 +176,7 @@ def advance(
         values["hold_expires_at"] = hold_expires_at
     if held_lots is not None:
         values["held_lots"] = lots_json(held_lots)
-    result = conn.execute(
-        update(transfers)
-        .where(transfers.c.transfer_id == transfer_id, transfers.c.state == expected.value)
-        .values(**values)
-    )
-    return result.rowcount == 1
+    return _set(conn, transfer_id, expected, values)
 
 
 def decide(
@@ -153,22 +187,15 @@ def decide(
     decision: Decision,
     failure_reason: str = "",
     lease_until: datetime | None = None,
+    lease_owner: str | None = None,
 ) -> bool:
     """Records a durable decision (compare-and-set on state and the previous decision); `lease_until` renews the
-    driver's lease for the next step."""
+    driver's lease for the next step (held by `lease_owner`)."""
     values: dict[str, Any] = {"decision": decision.value, "failure_reason": failure_reason}
     if lease_until is not None:
         values["lease_until"] = lease_until
-    result = conn.execute(
-        update(transfers)
-        .where(
-            transfers.c.transfer_id == transfer_id,
-            transfers.c.state == state.value,
-            transfers.c.decision == expected.value,
-        )
-        .values(**values)
-    )
-    return result.rowcount == 1
+        values["lease_owner"] = lease_owner
+    return _set(conn, transfer_id, state, values, expected)
 
 
 def list_transfers(
@@ -185,7 +212,12 @@ def list_transfers(
 
 
 def claim_due(
-    conn: Connection, finished_states: Sequence[str], now: datetime, lease_until: datetime, limit: int
+    conn: Connection,
+    finished_states: Sequence[str],
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    lease_owner: str | None = None,
 ) -> list[Transfer]:
     """Leases up to `limit` unfinished transfers due for another attempt and leased by no one, oldest first, in one
     statement, and returns them as claimed (the recovery loop's batch)."""
@@ -205,7 +237,7 @@ def claim_due(
     claimed = conn.execute(
         update(transfers)
         .where(transfers.c.transfer_id.in_(due.scalar_subquery()), free)
-        .values(lease_until=lease_until)
+        .values(lease_until=lease_until, lease_owner=lease_owner)
         .returning(*transfers.c)
     )
     return sorted((_transfer(row) for row in claimed), key=lambda t: t.created_at)

@@ -96,6 +96,23 @@ def test_the_gateway_killed_at_any_step_finishes_the_transfer_once(fed: Federati
     assert fed.clearing_sum() == 0
 
 
+def test_a_gateway_restarted_under_its_instance_name_takes_back_its_leases_at_once(fed: Federation) -> None:
+    source, target = funded(fed, 1_000)
+    # A lease of 20.2 s (call timeout + margin): a successor that waited for it to run out would miss the deadline
+    # below; the 60 s hold still outlives two such timeouts, so the transfer is decided COMMIT.
+    named = {"CARBON_GATEWAY_INSTANCE": "gateway-0", "CARBON_GATEWAY_CALL_TIMEOUT_MS": "20000"}
+    fed.start_gateway(crash_at="after_hold", **named)
+    transfer_dies_with_the_gateway(fed, "k6", source, target, 400)
+    fed.start_gateway(**named)
+
+    def committed() -> bool:
+        return bool(fed.get_transfer("k6").state == COMMITTED)
+
+    wait_for(committed, timeout_s=15, what="the transfer to finish before its lease would have run out")
+    assert_books(fed, source, target, 600, 400)
+    assert fed.clearing_sum() == 0
+
+
 @pytest.mark.parametrize(
     ("region", "crash_at"),
     [("330000", "ledger_after_hold"), ("110000", "ledger_after_post"), ("330000", "ledger_after_commit")],

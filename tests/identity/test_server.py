@@ -106,6 +106,17 @@ def test_opening_and_reading_an_account_over_grpc(stub: identity_service_pb2_grp
     assert not again.created and again.account.account_number == opened.account.account_number
 
 
+def test_the_basic_view_reads_the_account_without_its_bindings(
+    stub: identity_service_pb2_grpc.IdentityServiceStub,
+) -> None:
+    opened = _open(stub, "r-basic")
+    number = opened.account.account_number
+    full = stub.GetAccount(pb.GetAccountRequest(account_number=number), timeout=10).account
+    basic = stub.GetAccount(pb.GetAccountRequest(account_number=number, view=pb.ACCOUNT_VIEW_BASIC), timeout=10).account
+    assert len(full.bindings) == 1 and list(basic.bindings) == []
+    assert (basic.state, basic.person_key, basic.masked_name) == (full.state, full.person_key, full.masked_name)
+
+
 def test_the_person_key_links_accounts_without_the_id_number(
     stub: identity_service_pb2_grpc.IdentityServiceStub,
 ) -> None:

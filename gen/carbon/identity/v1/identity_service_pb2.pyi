@@ -109,6 +109,34 @@ POINTS_DISPOSITION_NONE: PointsDisposition.ValueType  # 3
 """Nothing to dispose of: only valid when no spendable points remain (else POINTS_DISPOSITION_REQUIRED)."""
 Global___PointsDisposition: _TypeAlias = PointsDisposition  # noqa: Y015
 
+class _AccountView:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccountViewEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccountView.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCOUNT_VIEW_UNSPECIFIED: _AccountView.ValueType  # 0
+    """The whole account (FULL)."""
+    ACCOUNT_VIEW_BASIC: _AccountView.ValueType  # 1
+    """The account without its channel bindings (`bindings` left empty): one read fewer, for a caller that asks only
+    whether the account is open and whose person it is (the gateway, per cross-region transfer).
+    """
+    ACCOUNT_VIEW_FULL: _AccountView.ValueType  # 2
+    """The whole account, bindings included."""
+
+class AccountView(_AccountView, metaclass=_AccountViewEnumTypeWrapper):
+    """How much of an account GetAccount reads."""
+
+ACCOUNT_VIEW_UNSPECIFIED: AccountView.ValueType  # 0
+"""The whole account (FULL)."""
+ACCOUNT_VIEW_BASIC: AccountView.ValueType  # 1
+"""The account without its channel bindings (`bindings` left empty): one read fewer, for a caller that asks only
+whether the account is open and whose person it is (the gateway, per cross-region transfer).
+"""
+ACCOUNT_VIEW_FULL: AccountView.ValueType  # 2
+"""The whole account, bindings included."""
+Global___AccountView: _TypeAlias = AccountView  # noqa: Y015
+
 class _ResidentOperation:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -627,16 +655,20 @@ class GetAccountRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
     """Required. 16 digits with a valid Luhn check digit (else INVALID_ACCOUNT_NUMBER)."""
+    view: Global___AccountView.ValueType
+    """Optional. How much of the account to read (AIP-157); UNSPECIFIED reads it whole (FULL)."""
     def __init__(
         self,
         *,
         account_number: _builtins.str = ...,
+        view: Global___AccountView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

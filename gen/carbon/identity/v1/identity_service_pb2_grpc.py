@@ -180,7 +180,8 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAccount(self, request, context):
-        """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
+        """One account, masked; a closed account is returned with state CLOSED and its personal fields empty. `view` BASIC
+        leaves out the channel bindings.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
         """

@@ -57,7 +57,8 @@ class IdentityServiceStub:
     PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]
-    """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
+    """One account, masked; a closed account is returned with state CLOSED and its personal fields empty. `view` BASIC
+    leaves out the channel bindings.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
     """
@@ -259,7 +260,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     PERMISSION_DENIED GUARDIAN_NOT_ACTING (see OpenAccountRequest.guardian_account_number).
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]  # type: ignore[assignment]
-    """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
+    """One account, masked; a closed account is returned with state CLOSED and its personal fields empty. `view` BASIC
+    leaves out the channel bindings.
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
     """
@@ -470,7 +472,8 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.GetAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.GetAccountResponse, _abc.Awaitable[_identity_service_pb2.GetAccountResponse]]:
-        """One account, masked; a closed account is returned with state CLOSED and its personal fields empty.
+        """One account, masked; a closed account is returned with state CLOSED and its personal fields empty. `view` BASIC
+        leaves out the channel bindings.
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
         """
