@@ -13,6 +13,10 @@ BENCH_REWARDS_MODE picks the contention: `spread` (default: 256 accounts, one re
 (8 accounts: many redemptions of one account at once, each a row lock in the ledger) or `hot-reward` (256 accounts,
 one reward whose stock is counted: every redemption takes from the same stock).
 
+CARBON_BENCH_PROFILE=<dir>: py-spy of the ledger and rewards processes for the first CARBON_BENCH_PROFILE_S seconds
+(default 10) of the timed phase (CARBON_BENCH_PROFILE_IDLE=1: waiting threads too); raise BENCH_REDEMPTIONS so the
+phase lasts at least that long.
+
     CARBON_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python bench/bench_rewards.py
 """
 
@@ -31,6 +35,7 @@ from pathlib import Path
 
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 from bench_baseline_support import pgbench_tps  # type: ignore[import-not-found,unused-ignore]
+from bench_ingest_support import Process, profiled  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -163,7 +168,10 @@ def main() -> int:
         run_clients(lambda index: redeem(REDEMPTIONS + index), CLIENTS * 4)  # warm-up
         names = ["ledger_svc", "rewards_svc"]
         cpu_before = [process_cpu_s(process.pid) for process in processes]
-        elapsed, latencies = run_clients(redeem, REDEMPTIONS)
+        spied = [Process(name, process, "") for name, process in zip(names, processes, strict=True)]
+        profile_s = float(os.environ.get("CARBON_BENCH_PROFILE_S", "10"))
+        with profiled(spied, profile_s):  # samples while the clients run; a no-op without CARBON_BENCH_PROFILE
+            elapsed, latencies = run_clients(redeem, REDEMPTIONS)
         cpu_ms = {
             name: 1000 * (process_cpu_s(process.pid) - before) / REDEMPTIONS
             for name, process, before in zip(names, processes, cpu_before, strict=True)
