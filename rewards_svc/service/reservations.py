@@ -70,33 +70,26 @@ class Reservations:
         self._clock = clock
         self._hold_timeout_s = hold_timeout_s
         self._hold_commit_account = hold_commit_account
-        self._reserving: Coalescer[RedeemRequest, Outcome] = Coalescer(
-            self.reserve_group, slots_per_key=SLOTS_PER_REWARD, max_size=MAX_GROUP
+        # Items are the redemption ids one caller completes together (a group's, or one): the caller waits once.
+        self._completing: Coalescer[tuple[str, ...], tuple[bool, ...]] = Coalescer(
+            self._complete_group, max_size=MAX_GROUP
         )
-        self._completing: Coalescer[str, bool] = Coalescer(self._complete_group, max_size=MAX_GROUP)
 
-    def reserve(self, request: RedeemRequest) -> Reserved | Redemption:
-        """The checks, the PENDING redemption, the stock it takes (and its vouchers when its Hold commits at once), in
-        one transaction shared with concurrent requests for the same reward. Returns the new redemption, or the one
-        stored first under this request id (a retry: nothing written). Raises the refusal of a new request (stored
-        FAILED)."""
-        outcome = self._reserving.submit(request.reward_id, request, 1)
-        if isinstance(outcome, DomainError):
-            raise outcome
-        return outcome
+    def complete(self, redemption_ids: Sequence[str]) -> tuple[bool, ...]:
+        """PENDING → COMPLETED, in one transaction with other redemptions finishing at the same time; False for each
+        that another worker moved first."""
+        return self._completing.submit("", tuple(redemption_ids), len(redemption_ids))
 
-    def complete(self, redemption_id: str) -> bool:
-        """PENDING → COMPLETED, in one transaction with other redemptions finishing at the same time; False when
-        another worker moved it first."""
-        return self._completing.submit("", redemption_id, 1)
-
-    def _complete_group(self, redemption_ids: Sequence[str]) -> list[bool]:
+    def _complete_group(self, items: Sequence[tuple[str, ...]]) -> list[tuple[bool, ...]]:
         with self._engine.begin() as connection:
-            moved = store.redemptions.complete_many(connection, redemption_ids, self._clock())
-        return [redemption_id in moved for redemption_id in redemption_ids]
+            moved = store.redemptions.complete_many(connection, [rid for ids in items for rid in ids], self._clock())
+        return [tuple(redemption_id in moved for redemption_id in ids) for ids in items]
 
     def reserve_group(self, requests: Sequence[RedeemRequest]) -> list[Outcome]:
-        """What one group does: the outcomes of these requests for one reward, in their order, from one transaction."""
+        """The checks, the PENDING redemptions, the stock they take (and their vouchers when their Holds commit at
+        once) for these concurrent requests for one reward, in one transaction: per request, in their order, its new
+        redemption, the one stored first under its request id (a retry: nothing written), or its refusal (stored
+        FAILED)."""
         with self._engine.connect() as connection:
             for _ in range(_MAX_ATTEMPTS):
                 with connection.begin() as transaction:

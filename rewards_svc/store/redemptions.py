@@ -179,17 +179,14 @@ _COMPLETE_MANY = (
 def complete_many(connection: Connection, redemption_ids: Sequence[str], now: datetime) -> set[str]:
     """PENDING → COMPLETED for many redemptions in one statement; returns those moved (the rest were moved first by
     another worker)."""
-    if connection.dialect.name == "postgresql":
-        statement, moment = _PG_COMPLETE_MANY, naive_utc(now)
-    else:
-        statement, moment = _COMPLETE_MANY, now
     values = {
         "redemption_ids": sorted(redemption_ids),
         "from_state": RedemptionState.PENDING,
         "to_state": RedemptionState.COMPLETED,
-        "now": moment,
     }
-    return set(connection.execute(statement, values).scalars())
+    if connection.dialect.name == "postgresql":
+        return set(connection.execute(_PG_COMPLETE_MANY, {**values, "now": naive_utc(now)}).scalars())
+    return set(connection.execute(_COMPLETE_MANY, {**values, "now": now}).scalars())
 
 
 def _from_row(row: Any, items: tuple[Any, ...]) -> Redemption:
