@@ -4,7 +4,8 @@ Reserve (one local transaction: PENDING redemption + stock + its vouchers, unsee
 Hold that commits at once → COMPLETED (docs/adr/0303). Rows written before, or with the setting off, take the two-step
 path: reserve → Hold → issue vouchers (local) → CommitHold → COMPLETED. `resolve` finishes or unwinds a PENDING
 redemption from the ledger's hold state; the recovery pass and a retried request both use it. No database
-transaction is open during a ledger call.
+transaction is open during a ledger call. The concurrent new redemptions of a reward go forward as one group
+(reserved together, their Holds in one HoldBatch, completed together: docs/adr/0304 to 0306).
 """
 
 from __future__ import annotations

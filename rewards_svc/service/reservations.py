@@ -4,8 +4,8 @@ are checked and written in one transaction, and the ones that finish together ar
 Each request keeps its own outcome: its own stored redemption, its own refusal (stored FAILED, as alone), or the
 redemption stored first under its request id. The checks run in arrival order against the stock and per-account
 usage the group's earlier members left, so no reward is oversold and no limit passed. Under low load a group is one
-request; under load groups grow by themselves (service_kit/coalescing.py), and a transaction, a commit and the
-reward row's lock are shared by the whole group instead of taken once per redemption.
+request; under load groups grow by themselves (the forward groups of service/redemption.py, docs/adr/0306), and a
+transaction, a commit and the reward row's lock are shared by the whole group instead of taken once per redemption.
 """
 
 from __future__ import annotations
