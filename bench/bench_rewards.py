@@ -64,16 +64,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def spawn(module: str, port: int, database_url: str, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn(module: str, port: int, database_url: str, extra: dict[str, str]) -> subprocess.Popen[str]:
     env = {**os.environ, "CARBON_PORT": str(port), "CARBON_DATABASE_URL": database_url, "CARBON_REGION": REGION}
     env.update({"CARBON_LOG_LEVEL": "WARNING", "CARBON_MAX_WORKERS": "64", **extra})
     env.update(bench_trust_support.env(module, REGION))
-    process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = process.stdout.readline()
-        if ready_address(line.decode()):
+        if ready_address(line):
             return process
         if not line and process.poll() is not None:
             break
@@ -124,7 +124,7 @@ def main() -> int:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
             url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
             urls[name] = url.render_as_string(hide_password=False)
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: list[subprocess.Popen[str]] = []
     try:
         ledger_port = free_port()
         processes.append(spawn("ledger_svc", ledger_port, urls["ledger"], {}))
