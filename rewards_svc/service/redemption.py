@@ -333,14 +333,15 @@ class Redemptions:
         )
 
     def _send_holds(self, orders: Sequence[HoldOrder]) -> Sequence[HoldAnswer] | None:
-        """The Holds' answers, in order, from HoldBatch calls shared with concurrent callers (ADR 0305); an outage of
-        the call is each Hold's answer. None when the ledger has no HoldBatch (send each alone)."""
+        """The Holds' answers, in order, from HoldBatch calls shared with concurrent callers (ADR 0305); an outage or
+        a refusal of the whole call is each Hold's answer, as each would have had it from its own call. None when the
+        ledger has no HoldBatch (send each alone)."""
         if not self._batch_holds:
             return None
         try:
             return self._holding.submit("", tuple(orders), len(orders))
-        except LedgerUnavailable as outage:
-            return [outage] * len(orders)
+        except (LedgerRefused, LedgerUnavailable) as failure:
+            return [failure] * len(orders)
 
     def _hold_group(self, items: Sequence[tuple[HoldOrder, ...]]) -> list[tuple[HoldView | LedgerRefused, ...] | None]:
         """One HoldBatch call for the group; None for every member when the ledger has no HoldBatch (each then sends
