@@ -13,6 +13,10 @@ BENCH_REWARDS_MODE picks the contention: `spread` (default: 256 accounts, one re
 (8 accounts: many redemptions of one account at once, each a row lock in the ledger) or `hot-reward` (256 accounts,
 one reward whose stock is counted: every redemption takes from the same stock).
 
+CARBON_BENCH_PROFILE=<dir>: py-spy of the ledger and rewards processes for the first CARBON_BENCH_PROFILE_S seconds
+(default 10) of the timed phase (CARBON_BENCH_PROFILE_IDLE=1: waiting threads too); raise BENCH_REDEMPTIONS so the
+phase lasts at least that long.
+
     CARBON_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python bench/bench_rewards.py
 """
 
@@ -31,6 +35,7 @@ from pathlib import Path
 
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 from bench_baseline_support import pgbench_tps  # type: ignore[import-not-found,unused-ignore]
+from bench_ingest_support import Process, profiled  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -59,16 +64,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def spawn(module: str, port: int, database_url: str, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn(module: str, port: int, database_url: str, extra: dict[str, str]) -> subprocess.Popen[str]:
     env = {**os.environ, "CARBON_PORT": str(port), "CARBON_DATABASE_URL": database_url, "CARBON_REGION": REGION}
     env.update({"CARBON_LOG_LEVEL": "WARNING", "CARBON_MAX_WORKERS": "64", **extra})
     env.update(bench_trust_support.env(module, REGION))
-    process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = process.stdout.readline()
-        if ready_address(line.decode()):
+        if ready_address(line):
             return process
         if not line and process.poll() is not None:
             break
@@ -119,7 +124,7 @@ def main() -> int:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
             url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
             urls[name] = url.render_as_string(hide_password=False)
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: list[subprocess.Popen[str]] = []
     try:
         ledger_port = free_port()
         processes.append(spawn("ledger_svc", ledger_port, urls["ledger"], {}))
@@ -163,7 +168,10 @@ def main() -> int:
         run_clients(lambda index: redeem(REDEMPTIONS + index), CLIENTS * 4)  # warm-up
         names = ["ledger_svc", "rewards_svc"]
         cpu_before = [process_cpu_s(process.pid) for process in processes]
-        elapsed, latencies = run_clients(redeem, REDEMPTIONS)
+        spied = [Process(name, process, "") for name, process in zip(names, processes, strict=True)]
+        profile_s = float(os.environ.get("CARBON_BENCH_PROFILE_S", "10"))
+        with profiled(spied, profile_s):  # samples while the clients run; a no-op without CARBON_BENCH_PROFILE
+            elapsed, latencies = run_clients(redeem, REDEMPTIONS)
         cpu_ms = {
             name: 1000 * (process_cpu_s(process.pid) - before) / REDEMPTIONS
             for name, process, before in zip(names, processes, cpu_before, strict=True)

@@ -33,6 +33,13 @@ def opaque_key(length: int) -> String:
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
+def naive_utc(value: datetime) -> datetime:
+    """How a moment is stored: naive UTC. For statements that bind moments without UtcDateTime (arrays of them)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: store timezone-aware values only")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A moment stored as naive UTC (SQLite keeps no zone) and always read back timezone-aware.
 
@@ -43,11 +50,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: store timezone-aware values only")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)

@@ -56,7 +56,9 @@ VOUCHER_CODE_CHARS = 20  # 100 bits from the OS's CSPRNG
 
 
 def new_voucher_code() -> str:
-    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(VOUCHER_CODE_CHARS))
+    # One draw of 100 bits, five per letter (the alphabet has 32): as uniform as a draw per letter, one syscall.
+    bits = secrets.randbits(5 * VOUCHER_CODE_CHARS)
+    raw = "".join(_CODE_ALPHABET[(bits >> (5 * index)) & 31] for index in range(VOUCHER_CODE_CHARS))
     return "-".join(raw[index : index + 4] for index in range(0, VOUCHER_CODE_CHARS, 4))
 
 

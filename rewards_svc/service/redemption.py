@@ -4,7 +4,8 @@ Reserve (one local transaction: PENDING redemption + stock + its vouchers, unsee
 Hold that commits at once → COMPLETED (docs/adr/0303). Rows written before, or with the setting off, take the two-step
 path: reserve → Hold → issue vouchers (local) → CommitHold → COMPLETED. `resolve` finishes or unwinds a PENDING
 redemption from the ledger's hold state; the recovery pass and a retried request both use it. No database
-transaction is open during a ledger call.
+transaction is open during a ledger call. The concurrent new redemptions of a reward go forward as one group
+(reserved together, their Holds in one HoldBatch, completed together: docs/adr/0304 to 0306).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine
@@ -31,11 +33,11 @@ from rewards_svc.domain.redemption import RedeemRequest, Redemption, RedemptionS
 from rewards_svc.domain.vouchers import Voucher
 from rewards_svc.service.checkpoints import Checkpoint, no_checkpoint
 from rewards_svc.service.idempotency import idempotency_reused
-from rewards_svc.service.reservations import Reservations, Reserved
+from rewards_svc.service.reservations import MAX_GROUP, SLOTS_PER_REWARD, Outcome, Reservations, Reserved
 from service_kit.accounts import REDEMPTION_ACCOUNT
 from service_kit.clock import Clock
 from service_kit.coalescing import Coalescer
-from service_kit.errors import FailedPrecondition, NotFound, Unavailable
+from service_kit.errors import DomainError, FailedPrecondition, NotFound, Unavailable
 
 log = logging.getLogger("carbon.rewards.redemption")
 
@@ -53,6 +55,21 @@ UNWOUND_REFUND_REASON = "REDEMPTION_UNWOUND"
 
 def unwound_refund_id(hold_id: str) -> str:
     return f"{hold_id}:refund:unwound"
+
+
+# A Hold's answer as its redemption reads it: the hold, the ledger's refusal of it, or the call's outage.
+HoldAnswer = HoldView | LedgerRefused | LedgerUnavailable
+
+
+@dataclass(frozen=True)
+class _Forwarded:
+    """A request's share of its group's forward pass (docs/adr/0306): its reservation outcome and, for a new
+    redemption whose Hold commits at once, its Hold's answer (None: not sent with the group, a ledger without
+    HoldBatch) and whether the group's completion moved it (or the error that completion raised)."""
+
+    outcome: Outcome
+    hold: HoldAnswer | None = None
+    completed: bool | Exception = False
 
 
 def pending_error(redemption_id: str) -> Unavailable:
@@ -90,8 +107,15 @@ class Redemptions:
         # Concurrent Holds go to the ledger together in one HoldBatch call, each with its own answer (ADR 0305); off
         # by setting, or by itself once a ledger answers that it has no HoldBatch.
         self._batch_holds = batch_holds
-        self._holding: Coalescer[HoldOrder, HoldView | LedgerRefused | None] = Coalescer(
+        # Items are the Holds one caller sends together (a group's, or one): the caller waits once for their answers.
+        self._holding: Coalescer[tuple[HoldOrder, ...], tuple[HoldView | LedgerRefused, ...] | None] = Coalescer(
             self._hold_group, slots_per_key=HOLD_BATCH_SLOTS, max_size=HOLD_BATCH_SIZE
+        )
+        # The concurrent requests for one reward go forward as one group (docs/adr/0306): reserved in one transaction
+        # (ADR 0304), their Holds in one HoldBatch (ADR 0305), completed in one transaction; each request's thread
+        # waits once, for the group's leader, and then takes any detour of its own.
+        self._forwarding: Coalescer[RedeemRequest, _Forwarded] = Coalescer(
+            self._forward_group, slots_per_key=SLOTS_PER_REWARD, max_size=MAX_GROUP
         )
 
     def redeem(
@@ -106,10 +130,12 @@ class Redemptions:
             region_code=region_code or self._region_code,
         )
         validate_redeem(request)
-        # Reserved in one transaction with the concurrent requests for the same reward (ADR 0304).
-        reserved = self._reservations.reserve(request)
+        forwarded = self._forwarding.submit(request.reward_id, request, 1)
+        reserved = forwarded.outcome
+        if isinstance(reserved, DomainError):
+            raise reserved
         if isinstance(reserved, Reserved) and reserved.redemption.hold_commit_account:
-            return self._drive_at_once(reserved.redemption, reserved.vouchers)
+            return self._drive_at_once(reserved.redemption, reserved.vouchers, forwarded)
         # A pooled connection for the rest of the redemption (the pool is sized to the worker threads); no
         # transaction is open while the ledger is called.
         with self._engine.connect() as connection:
@@ -148,28 +174,82 @@ class Redemptions:
 
     # --- steps 2 to 5: hold, vouchers, commit, complete -----------------------------------------------------------
 
-    def _drive_at_once(self, redemption: Redemption, vouchers: tuple[Voucher, ...]) -> Redemption:
-        """The forward path when the vouchers were written with the redemption: one Hold that commits, then done,
-        completed in one transaction with the others finishing at the same time. Only a detour (a refusal, an
-        outage, an older ledger) takes a pooled connection."""
+    def _forward_group(self, requests: Sequence[RedeemRequest]) -> list[_Forwarded]:
+        """What the leader of a group of concurrent requests for one reward does for all of them: reserve; send the
+        Holds of the new redemptions that commit at once; complete those whose Hold committed. Whatever else a
+        request needs (a refusal, an outage, a retry, the two-step path) its own thread does afterwards."""
+        outcomes = self._reservations.reserve_group(requests)
+        at_once = [
+            outcome.redemption
+            for outcome in outcomes
+            if isinstance(outcome, Reserved) and outcome.redemption.hold_commit_account
+        ]
+        if not at_once or not self._batch_holds:
+            return [_Forwarded(outcome) for outcome in outcomes]
         self._checkpoint("after_vouchers")
-        try:
-            hold = self._send_hold(redemption)
-        except LedgerRefused as refused:
+        answers = self._send_holds([self._hold_order(redemption) for redemption in at_once])
+        if answers is None:  # the ledger has no HoldBatch: each sends its own
+            return [_Forwarded(outcome) for outcome in outcomes]
+        holds = dict(zip((redemption.redemption_id for redemption in at_once), answers, strict=True))
+        if any(isinstance(answer, HoldView) for answer in answers):
+            self._checkpoint("after_hold")
+        committed = [
+            redemption_id
+            for redemption_id, answer in holds.items()
+            if isinstance(answer, HoldView) and answer.state == HoldState.COMMITTED
+        ]
+        completed: dict[str, bool | Exception] = {}
+        if committed:
+            try:
+                completed = dict(zip(committed, self._reservations.complete(committed), strict=True))
+            except Exception as error:  # each member whose completion it was answers with it, as alone
+                completed = {redemption_id: error for redemption_id in committed}
+        forwarded = []
+        for outcome in outcomes:
+            if isinstance(outcome, Reserved) and outcome.redemption.redemption_id in holds:
+                redemption_id = outcome.redemption.redemption_id
+                forwarded.append(_Forwarded(outcome, holds[redemption_id], completed.get(redemption_id, False)))
+            else:
+                forwarded.append(_Forwarded(outcome))
+        return forwarded
+
+    def _drive_at_once(self, redemption: Redemption, vouchers: tuple[Voucher, ...], sent: _Forwarded) -> Redemption:
+        """The forward path when the vouchers were written with the redemption: one Hold that commits, then done.
+        Sent and completed by its group where it could be; only a detour (a refusal, an outage, an older ledger)
+        takes a pooled connection."""
+        if sent.hold is None:  # not sent with the group (a ledger without HoldBatch): its own Hold, then completion
+            self._checkpoint("after_vouchers")
+            answer = self._hold_answer(redemption)
+            completed: bool | Exception = False
+            if isinstance(answer, HoldView):
+                self._checkpoint("after_hold")
+                completed = (
+                    answer.state == HoldState.COMMITTED and self._reservations.complete([redemption.redemption_id])[0]
+                )
+        else:
+            answer, completed = sent.hold, sent.completed
+        if isinstance(answer, LedgerRefused):
             with self._engine.connect() as connection:
-                if refused.key_taken:  # a hold under this id exists after all: never a refusal (ADR 0302)
+                if answer.key_taken:  # a hold under this id exists after all: never a refusal (ADR 0302)
                     return self._replay(connection, redemption)
-                self._unwind(connection, redemption.redemption_id, refused.reason or "HOLD_REFUSED")
-            raise refused.as_domain_error() from None
-        except LedgerUnavailable:
+                self._unwind(connection, redemption.redemption_id, answer.reason or "HOLD_REFUSED")
+            raise answer.as_domain_error() from None
+        if isinstance(answer, LedgerUnavailable):
             with self._engine.connect() as connection:
                 return self._replay(connection, redemption)
-        self._checkpoint("after_hold")
-        if hold.state != HoldState.COMMITTED or not self._reservations.complete(redemption.redemption_id):
+        if isinstance(completed, Exception):
+            raise completed
+        if answer.state != HoldState.COMMITTED or not completed:
             # A ledger that does not commit in the Hold call yet answers PENDING; or another finisher moved it first.
             with self._engine.connect() as connection:
                 return self._replay(connection, self._get(connection, redemption.redemption_id))
         return dataclasses.replace(redemption, state=RedemptionState.COMPLETED, vouchers=vouchers)
+
+    def _hold_answer(self, redemption: Redemption) -> HoldAnswer:
+        try:
+            return self._send_hold(redemption)
+        except (LedgerRefused, LedgerUnavailable) as error:
+            return error
 
     def _drive(self, connection: Connection, redemption: Redemption, reward: Reward) -> Redemption:
         """The forward path of a fresh redemption; the answer is built from what was written, not read back."""
@@ -227,11 +307,9 @@ class Redemptions:
             self._complete(connection, redemption_id)
         return self._get(connection, redemption_id)
 
-    def _send_hold(self, redemption: Redemption) -> HoldView:
-        """The redemption's Hold, exactly as first sent (its stored timeout; the setting on rows from before); in one
-        HoldBatch call with the Holds of concurrent redemptions where the ledger has it. Raises LedgerRefused with
-        this Hold's own refusal, LedgerUnavailable."""
-        order = HoldOrder(
+    def _hold_order(self, redemption: Redemption) -> HoldOrder:
+        """The redemption's Hold, exactly as first sent (its stored timeout; the setting on rows from before)."""
+        return HoldOrder(
             redemption.hold_id,
             redemption.account_number,
             redemption.amount_points,
@@ -239,26 +317,48 @@ class Redemptions:
             redemption.redemption_id,
             redemption.hold_commit_account,
         )
-        if self._batch_holds:
-            answer = self._holding.submit("", order, 1)
-            if isinstance(answer, LedgerRefused):
+
+    def _send_hold(self, redemption: Redemption) -> HoldView:
+        """The redemption's Hold, in one HoldBatch call with the Holds of concurrent redemptions where the ledger has
+        it. Raises LedgerRefused with this Hold's own refusal, LedgerUnavailable."""
+        order = self._hold_order(redemption)
+        answers = self._send_holds([order])
+        if answers is not None:
+            (answer,) = answers
+            if isinstance(answer, (LedgerRefused, LedgerUnavailable)):
                 raise answer
-            if answer is not None:
-                return answer
+            return answer
         return self._ledger.hold(
             order.hold_id, order.account, order.amount_points, order.timeout_s, order.reference, order.commit_to
         )
 
-    def _hold_group(self, orders: Sequence[HoldOrder]) -> list[HoldView | LedgerRefused | None]:
-        """One HoldBatch call for the group; None for every member when the ledger has no HoldBatch (each then sends
-        its own Hold, and so does every later redemption)."""
+    def _send_holds(self, orders: Sequence[HoldOrder]) -> Sequence[HoldAnswer] | None:
+        """The Holds' answers, in order, from HoldBatch calls shared with concurrent callers (ADR 0305); an outage or
+        a refusal of the whole call is each Hold's answer, as each would have had it from its own call. None when the
+        ledger has no HoldBatch (send each alone)."""
+        if not self._batch_holds:
+            return None
         try:
-            return list(self._ledger.hold_many(orders))
+            return self._holding.submit("", tuple(orders), len(orders))
+        except (LedgerRefused, LedgerUnavailable) as failure:
+            return [failure] * len(orders)
+
+    def _hold_group(self, items: Sequence[tuple[HoldOrder, ...]]) -> list[tuple[HoldView | LedgerRefused, ...] | None]:
+        """One HoldBatch call for the group; None for every member when the ledger has no HoldBatch (each then sends
+        its own Holds, and so does every later redemption)."""
+        try:
+            answers = self._ledger.hold_many([order for orders in items for order in orders])
         except HoldBatchUnsupported:
             if self._batch_holds:
                 log.warning("the ledger has no HoldBatch: Holds are sent one by one")
             self._batch_holds = False
-            return [None] * len(orders)
+            return [None] * len(items)
+        split: list[tuple[HoldView | LedgerRefused, ...] | None] = []
+        start = 0
+        for orders in items:
+            split.append(tuple(answers[start : start + len(orders)]))
+            start += len(orders)
+        return split
 
     def _place_hold_again(self, connection: Connection, redemption: Redemption) -> HoldView | None:
         """A Hold an outage kept from landing, sent again while the customer may be waiting (idempotent by its id:

@@ -4,8 +4,8 @@ are checked and written in one transaction, and the ones that finish together ar
 Each request keeps its own outcome: its own stored redemption, its own refusal (stored FAILED, as alone), or the
 redemption stored first under its request id. The checks run in arrival order against the stock and per-account
 usage the group's earlier members left, so no reward is oversold and no limit passed. Under low load a group is one
-request; under load groups grow by themselves (service_kit/coalescing.py), and a transaction, a commit and the
-reward row's lock are shared by the whole group instead of taken once per redemption.
+request; under load groups grow by themselves (the forward groups of service/redemption.py, docs/adr/0306), and a
+transaction, a commit and the reward row's lock are shared by the whole group instead of taken once per redemption.
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ from service_kit.errors import DomainError, FailedPrecondition, Unavailable
 
 # At most this many redemptions share one transaction: bounds its locks and the statement sizes.
 MAX_GROUP = 128
-# Groups of one reward in flight at once. Counted stock serialises them on the reward row anyway; for an unlimited
-# reward a second slot lets the next group be checked while the first commits.
-SLOTS_PER_REWARD = 2
+# Groups of one reward in flight at once (each reserves, sends its Holds and completes them, docs/adr/0306). One: with
+# two, the first request after a group finished found the second slot free and went alone (a third of the groups
+# were of one redemption, each paying a transaction, a HoldBatch call and a completion); with one, the requests that
+# arrive during a group's pass make the next group (16 on average with 32 clients; ADR 0306).
+SLOTS_PER_REWARD = 1
 # A request id taken by a concurrent transaction between the group's look-up and its insert rolls the group back to
 # read it as taken; a few rounds always settle it (the other transaction has committed by then).
 _MAX_ATTEMPTS = 5
@@ -70,33 +72,26 @@ class Reservations:
         self._clock = clock
         self._hold_timeout_s = hold_timeout_s
         self._hold_commit_account = hold_commit_account
-        self._reserving: Coalescer[RedeemRequest, Outcome] = Coalescer(
-            self.reserve_group, slots_per_key=SLOTS_PER_REWARD, max_size=MAX_GROUP
+        # Items are the redemption ids one caller completes together (a group's, or one): the caller waits once.
+        self._completing: Coalescer[tuple[str, ...], tuple[bool, ...]] = Coalescer(
+            self._complete_group, max_size=MAX_GROUP
         )
-        self._completing: Coalescer[str, bool] = Coalescer(self._complete_group, max_size=MAX_GROUP)
 
-    def reserve(self, request: RedeemRequest) -> Reserved | Redemption:
-        """The checks, the PENDING redemption, the stock it takes (and its vouchers when its Hold commits at once), in
-        one transaction shared with concurrent requests for the same reward. Returns the new redemption, or the one
-        stored first under this request id (a retry: nothing written). Raises the refusal of a new request (stored
-        FAILED)."""
-        outcome = self._reserving.submit(request.reward_id, request, 1)
-        if isinstance(outcome, DomainError):
-            raise outcome
-        return outcome
+    def complete(self, redemption_ids: Sequence[str]) -> tuple[bool, ...]:
+        """PENDING → COMPLETED, in one transaction with other redemptions finishing at the same time; False for each
+        that another worker moved first."""
+        return self._completing.submit("", tuple(redemption_ids), len(redemption_ids))
 
-    def complete(self, redemption_id: str) -> bool:
-        """PENDING → COMPLETED, in one transaction with other redemptions finishing at the same time; False when
-        another worker moved it first."""
-        return self._completing.submit("", redemption_id, 1)
-
-    def _complete_group(self, redemption_ids: Sequence[str]) -> list[bool]:
+    def _complete_group(self, items: Sequence[tuple[str, ...]]) -> list[tuple[bool, ...]]:
         with self._engine.begin() as connection:
-            moved = store.redemptions.complete_many(connection, redemption_ids, self._clock())
-        return [redemption_id in moved for redemption_id in redemption_ids]
+            moved = store.redemptions.complete_many(connection, [rid for ids in items for rid in ids], self._clock())
+        return [tuple(redemption_id in moved for redemption_id in ids) for ids in items]
 
     def reserve_group(self, requests: Sequence[RedeemRequest]) -> list[Outcome]:
-        """What one group does: the outcomes of these requests for one reward, in their order, from one transaction."""
+        """The checks, the PENDING redemptions, the stock they take (and their vouchers when their Holds commit at
+        once) for these concurrent requests for one reward, in one transaction: per request, in their order, its new
+        redemption, the one stored first under its request id (a retry: nothing written), or its refusal (stored
+        FAILED)."""
         with self._engine.connect() as connection:
             for _ in range(_MAX_ATTEMPTS):
                 with connection.begin() as transaction:

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, text, update
 
 from rewards_svc.domain.limits import Usage
 from rewards_svc.domain.redemption import COUNTED_STATES, Redemption, RedemptionState
 from rewards_svc.store import vouchers
 from rewards_svc.store.tables import insert_if_absent, redemption_table
+from service_kit.db import naive_utc
 
 
 def usage(
@@ -85,12 +86,70 @@ def insert(connection: Connection, redemption: Redemption, limit_units: int) -> 
     return connection.execute(_INSERT[connection.dialect.name], _row(redemption, limit_units)).first() is not None
 
 
-def insert_many(connection: Connection, items: Sequence[tuple[Redemption, int]]) -> set[str]:
-    """Inserts (redemption, limit units) pairs in one statement, in request id order (concurrent groups meet the
-    same request ids in the same order); returns the ids of those written, leaving out any whose request id was taken.
+# The group statements on PostgreSQL have one text whatever the group's size (arrays, not an IN list or a multi-row
+# VALUES): psycopg prepares them once per connection, where every new size was a new text to convert, parse and plan
+# (docs/adr/0306). SQLite runs the general statements.
+_PG_INSERT_MANY = text(
     """
-    rows = [_row(redemption, units) for redemption, units in sorted(items, key=lambda item: item[0].request_id)]
-    return set(connection.execute(_INSERT[connection.dialect.name], rows).scalars())
+    INSERT INTO redemptions (redemption_id, request_id, account_number, reward_id, quantity, region_code, price_points,
+                             amount_points, limit_units, state, failure_reason, hold_id, hold_timeout_s,
+                             hold_commit_account, created_at, updated_at)
+    SELECT v.redemption_id, v.request_id, v.account_number, :reward_id, v.quantity, v.region_code, v.price_points,
+           v.amount_points, v.limit_units, v.state, v.failure_reason, v.hold_id, v.hold_timeout_s,
+           v.hold_commit_account, v.created_at, v.created_at
+    FROM unnest(CAST(:redemption_ids AS text[]), CAST(:request_ids AS text[]), CAST(:account_numbers AS text[]),
+                CAST(:quantities AS integer[]), CAST(:region_codes AS text[]), CAST(:price_points AS bigint[]),
+                CAST(:amount_points AS bigint[]), CAST(:limit_units AS integer[]), CAST(:states AS text[]),
+                CAST(:failure_reasons AS text[]), CAST(:hold_ids AS text[]), CAST(:hold_timeouts_s AS integer[]),
+                CAST(:hold_commit_accounts AS text[]), CAST(:created_ats AS timestamp[]))
+         WITH ORDINALITY AS v(redemption_id, request_id, account_number, quantity, region_code, price_points,
+                              amount_points, limit_units, state, failure_reason, hold_id, hold_timeout_s,
+                              hold_commit_account, created_at, position)
+    ORDER BY v.position
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING redemption_id
+    """
+)
+_PG_TAKEN_REQUEST_IDS = text("SELECT request_id FROM redemptions WHERE request_id = ANY(CAST(:request_ids AS text[]))")
+_PG_COMPLETE_MANY = text(
+    """
+    UPDATE redemptions SET state = :to_state, updated_at = :now
+    WHERE redemption_id = ANY(CAST(:redemption_ids AS text[])) AND state = :from_state
+    RETURNING redemption_id
+    """
+)
+
+
+def insert_many(connection: Connection, items: Sequence[tuple[Redemption, int]]) -> set[str]:
+    """Inserts (redemption, limit units) pairs of one reward in one statement, in request id order (concurrent groups
+    meet the same request ids in the same order); returns the ids of those written, leaving out any whose request id
+    was taken."""
+    if not items:
+        return set()
+    ordered = sorted(items, key=lambda item: item[0].request_id)
+    if connection.dialect.name != "postgresql":
+        rows = [_row(redemption, units) for redemption, units in ordered]
+        return set(connection.execute(_INSERT[connection.dialect.name], rows).scalars())
+    redemptions = [redemption for redemption, _ in ordered]
+    (reward_id,) = {redemption.reward_id for redemption in redemptions}
+    columns = {
+        "reward_id": reward_id,
+        "redemption_ids": [r.redemption_id for r in redemptions],
+        "request_ids": [r.request_id for r in redemptions],
+        "account_numbers": [r.account_number for r in redemptions],
+        "quantities": [r.quantity for r in redemptions],
+        "region_codes": [r.region_code for r in redemptions],
+        "price_points": [r.price_points for r in redemptions],
+        "amount_points": [r.amount_points for r in redemptions],
+        "limit_units": [units for _, units in ordered],
+        "states": [r.state for r in redemptions],
+        "failure_reasons": [r.failure_reason for r in redemptions],
+        "hold_ids": [r.hold_id for r in redemptions],
+        "hold_timeouts_s": [r.hold_timeout_s for r in redemptions],
+        "hold_commit_accounts": [r.hold_commit_account for r in redemptions],
+        "created_ats": [naive_utc(r.created_at) for r in redemptions],
+    }
+    return set(connection.execute(_PG_INSERT_MANY, columns).scalars())
 
 
 _TAKEN_REQUEST_IDS = select(redemption_table.c.request_id).where(
@@ -100,7 +159,8 @@ _TAKEN_REQUEST_IDS = select(redemption_table.c.request_id).where(
 
 def taken_request_ids(connection: Connection, request_ids: Sequence[str]) -> set[str]:
     """Which of these request ids have a redemption already (one statement for a whole group)."""
-    return set(connection.execute(_TAKEN_REQUEST_IDS, {"request_ids": list(request_ids)}).scalars())
+    statement = _PG_TAKEN_REQUEST_IDS if connection.dialect.name == "postgresql" else _TAKEN_REQUEST_IDS
+    return set(connection.execute(statement, {"request_ids": list(request_ids)}).scalars())
 
 
 _COMPLETE_MANY = (
@@ -123,9 +183,10 @@ def complete_many(connection: Connection, redemption_ids: Sequence[str], now: da
         "redemption_ids": sorted(redemption_ids),
         "from_state": RedemptionState.PENDING,
         "to_state": RedemptionState.COMPLETED,
-        "now": now,
     }
-    return set(connection.execute(_COMPLETE_MANY, values).scalars())
+    if connection.dialect.name == "postgresql":
+        return set(connection.execute(_PG_COMPLETE_MANY, {**values, "now": naive_utc(now)}).scalars())
+    return set(connection.execute(_COMPLETE_MANY, {**values, "now": now}).scalars())
 
 
 def _from_row(row: Any, items: tuple[Any, ...]) -> Redemption:

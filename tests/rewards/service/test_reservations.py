@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 
+import grpc
 import pytest
 
 from rewards_svc.clients import HoldBatchUnsupported, HoldOrder, HoldView, LedgerRefused
@@ -158,6 +159,29 @@ def test_a_ledger_without_hold_batch_gets_each_hold_alone_from_then_on(database_
     engine.dispose()
     assert (first.state, second.state) == (RedemptionState.COMPLETED, RedemptionState.COMPLETED)
     assert ledger.batch_calls == 1 and ledger.balances[account] == 6000
+
+
+class LedgerRefusingHoldBatch(FakeLedger):
+    """A ledger that refuses a whole HoldBatch call for good, placing none of its Holds."""
+
+    def hold_many(self, orders: Sequence[HoldOrder]) -> list[HoldView | LedgerRefused]:
+        raise LedgerRefused(grpc.StatusCode.FAILED_PRECONDITION, "BATCH_REFUSED", "refused", {})
+
+
+def test_a_refused_hold_batch_unwinds_each_of_its_redemptions(database_url: str, clock: ManualClock) -> None:
+    ledger = LedgerRefusingHoldBatch()
+    engine = db.make_engine(database_url)
+    db.migrate("rewards_svc", engine)
+    services = build_services(Settings(service="rewards_svc", region_code=REGION), engine, ledger=ledger, clock=clock)
+    set_stock(services, COUNTED, 100, limit_per_month=0)
+    account = funded(ledger, REGION, 10_000)
+    with pytest.raises(FailedPrecondition) as refused:
+        services.redemptions.redeem("f1", account, COUNTED, 1, REGION)
+    stored = services.redemptions.find(request_id="f1")
+    engine.dispose()
+    assert refused.value.reason == "BATCH_REFUSED"
+    assert stored is not None and (stored.state, stored.failure_reason) == (RedemptionState.FAILED, "BATCH_REFUSED")
+    assert services.catalog.get_reward(COUNTED).stock == 100 and ledger.balances[account] == 10_000
 
 
 @pytest.mark.postgres
