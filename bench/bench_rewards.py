@@ -7,7 +7,9 @@ HoldBatch call with the concurrent redemptions' Holds (ADR 0305; CARBON_REDEEM_H
 each alone) → COMPLETED (one transaction for the redemptions finishing together). The baseline, measured on the
 same server in the same run after the services stopped: pgbench's simple-update transactions/s at the same
 concurrency (bench_baseline_support.py). The last line is one JSON object; "ratio" is
-redemptions/s ÷ pgbench TPS (higher is better; issue 19 asks for 0.2).
+redemptions/s ÷ pgbench TPS (higher is better; issue 19 asks for 0.2). CPU milliseconds per redemption are printed for
+ledger_svc, rewards_svc, the bench's own clients and PostgreSQL (every server process, when it runs on this machine):
+their sum against two cores' worth tells whether the run was bound by CPU or by waiting.
 
 BENCH_REWARDS_MODE picks the contention: `spread` (default: 256 accounts, one reward of unlimited stock), `hot-accounts`
 (8 accounts: many redemptions of one account at once, each a row lock in the ledger) or `hot-reward` (256 accounts,
@@ -35,7 +37,12 @@ from pathlib import Path
 
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 from bench_baseline_support import pgbench_tps  # type: ignore[import-not-found,unused-ignore]
-from bench_ingest_support import Process, profiled  # type: ignore[import-not-found,unused-ignore]
+from bench_ingest_support import (  # type: ignore[import-not-found,unused-ignore]
+    Process,
+    profiled,
+    server_cpu_between,
+    server_cpu_seconds,
+)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -168,14 +175,21 @@ def main() -> int:
         run_clients(lambda index: redeem(REDEMPTIONS + index), CLIENTS * 4)  # warm-up
         names = ["ledger_svc", "rewards_svc"]
         cpu_before = [process_cpu_s(process.pid) for process in processes]
+        # The bench's own 32 clients and PostgreSQL share the two cores with the services: their CPU per redemption
+        # shows what is left of the budget for the services.
+        clients_before, servers_before = process_cpu_s(os.getpid()), server_cpu_seconds()
         spied = [Process(name, process, "") for name, process in zip(names, processes, strict=True)]
         profile_s = float(os.environ.get("CARBON_BENCH_PROFILE_S", "10"))
         with profiled(spied, profile_s):  # samples while the clients run; a no-op without CARBON_BENCH_PROFILE
             elapsed, latencies = run_clients(redeem, REDEMPTIONS)
+        clients_after, servers_after = process_cpu_s(os.getpid()), server_cpu_seconds()
         cpu_ms = {
             name: 1000 * (process_cpu_s(process.pid) - before) / REDEMPTIONS
             for name, process, before in zip(names, processes, cpu_before, strict=True)
         }
+        cpu_ms["bench_clients"] = 1000 * (clients_after - clients_before) / REDEMPTIONS
+        servers = server_cpu_between(servers_before, servers_after)
+        cpu_ms["postgres"] = 1000 * servers["postgres"] / REDEMPTIONS
         rate = REDEMPTIONS / elapsed
         p50 = latencies[len(latencies) // 2] * 1000
         p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
