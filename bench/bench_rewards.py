@@ -56,8 +56,11 @@ from service_kit.db import normalize_url
 from service_kit.logs import ready_address
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIENTS = 32
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "32"))
 REDEMPTIONS = int(os.environ.get("BENCH_REDEMPTIONS", "3000"))
+# Services scale with processes sharing a port (SO_REUSEPORT, ARCHITECTURE.md): rewards runs this many, one per core
+# here; one process is bound by its own GIL.
+REWARDS_PROCESSES = int(os.environ.get("BENCH_REWARDS_PROCESSES", "1"))
 MODE = os.environ.get("BENCH_REWARDS_MODE", "spread")
 ACCOUNTS = 8 if MODE == "hot-accounts" else 256
 # A counted stock large enough for every redemption of the run (warm-up included).
@@ -138,10 +141,21 @@ def main() -> int:
         ledger_address = f"127.0.0.1:{ledger_port}"
         rewards_port = free_port()
         rewards_extra = {"CARBON_LEDGER_ADDRESS": ledger_address, "CARBON_MAX_WORKERS": str(CLIENTS)}
-        processes.append(spawn("rewards_svc", rewards_port, urls["rewards"], rewards_extra))
+        rewards_extra["CARBON_REUSE_PORT"] = "1" if REWARDS_PROCESSES > 1 else "0"
+        for _ in range(REWARDS_PROCESSES):
+            processes.append(spawn("rewards_svc", rewards_port, urls["rewards"], rewards_extra))
         # The seed is earned points (ingest's to credit); the catalogue and redemptions are the ops API's to call.
         ledger_channel = bench_trust_support.channel(ledger_address, identities.regional(REGION, "ingest"))
-        rewards_channel = bench_trust_support.channel(f"127.0.0.1:{rewards_port}", identities.OPS_API)
+        # One channel (one connection) per client: with several rewards processes on the port, the kernel spreads
+        # connections, not calls, over them.
+        rewards_channels = [
+            bench_trust_support.channel(
+                f"127.0.0.1:{rewards_port}", identities.OPS_API, [("grpc.use_local_subchannel_pool", 1)]
+            )
+            for _ in range(CLIENTS)
+        ]
+        client_stubs = [pb_grpc.RewardsServiceStub(channel) for channel in rewards_channels]
+        rewards_channel = rewards_channels[0]
         ledger = ledger_pb2_grpc.LedgerServiceStub(ledger_channel)
         rewards = pb_grpc.RewardsServiceStub(rewards_channel)
 
@@ -169,24 +183,25 @@ def main() -> int:
                 request_id=f"bench-{index}", account_number=accounts[index % ACCOUNTS], reward_id="bench-item",
                 quantity=1, region_code=REGION,
             )  # fmt: skip
-            response = rewards.Redeem(request, timeout=30)
+            response = client_stubs[index % CLIENTS].Redeem(request, timeout=30)
             assert response.redemption.state == pb.REDEMPTION_STATE_COMPLETED
 
         run_clients(lambda index: redeem(REDEMPTIONS + index), CLIENTS * 4)  # warm-up
-        names = ["ledger_svc", "rewards_svc"]
+        names = ["ledger_svc"] + ["rewards_svc"] * REWARDS_PROCESSES
         cpu_before = [process_cpu_s(process.pid) for process in processes]
         # The bench's own 32 clients and PostgreSQL share the two cores with the services: their CPU per redemption
         # shows what is left of the budget for the services.
         clients_before, servers_before = process_cpu_s(os.getpid()), server_cpu_seconds()
-        spied = [Process(name, process, "") for name, process in zip(names, processes, strict=True)]
+        spied = [
+            Process(f"{name}_{i}", process, "") for i, (name, process) in enumerate(zip(names, processes, strict=True))
+        ]
         profile_s = float(os.environ.get("CARBON_BENCH_PROFILE_S", "10"))
         with profiled(spied, profile_s):  # samples while the clients run; a no-op without CARBON_BENCH_PROFILE
             elapsed, latencies = run_clients(redeem, REDEMPTIONS)
         clients_after, servers_after = process_cpu_s(os.getpid()), server_cpu_seconds()
-        cpu_ms = {
-            name: 1000 * (process_cpu_s(process.pid) - before) / REDEMPTIONS
-            for name, process, before in zip(names, processes, cpu_before, strict=True)
-        }
+        cpu_ms = dict.fromkeys(names, 0.0)  # the rewards processes' CPU summed
+        for name, process, before in zip(names, processes, cpu_before, strict=True):
+            cpu_ms[name] += 1000 * (process_cpu_s(process.pid) - before) / REDEMPTIONS
         cpu_ms["bench_clients"] = 1000 * (clients_after - clients_before) / REDEMPTIONS
         servers = server_cpu_between(servers_before, servers_after)
         cpu_ms["postgres"] = 1000 * servers["postgres"] / REDEMPTIONS
@@ -194,7 +209,8 @@ def main() -> int:
         p50 = latencies[len(latencies) // 2] * 1000
         p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
         ledger_channel.close()
-        rewards_channel.close()
+        for channel in rewards_channels:
+            channel.close()
         for process in processes:  # the baseline gets the database (and its connection slots) to itself
             process.terminate()
             process.wait(15)
@@ -220,6 +236,7 @@ def main() -> int:
                 "mode": MODE,
                 "accounts": ACCOUNTS,
                 "clients": CLIENTS,
+                "rewards_processes": REWARDS_PROCESSES,
                 "redemptions": REDEMPTIONS,
                 "redemptions_per_s": round(rate, 1),
                 "p50_ms": round(p50, 2),
