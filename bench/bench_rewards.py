@@ -155,9 +155,7 @@ def main() -> int:
             for _ in range(CLIENTS)
         ]
         client_stubs = [pb_grpc.RewardsServiceStub(channel) for channel in rewards_channels]
-        rewards_channel = rewards_channels[0]
         ledger = ledger_pb2_grpc.LedgerServiceStub(ledger_channel)
-        rewards = pb_grpc.RewardsServiceStub(rewards_channel)
 
         accounts = [new_account_number(REGION) for _ in range(ACCOUNTS)]
         ledger.PostTransfers(
@@ -176,7 +174,7 @@ def main() -> int:
             reward_id="bench-item", name_en="Bench item", category=pb.REWARD_CATEGORY_PRACTICAL, price_points=100,
             provider="bench", stock=STOCK, voucher_lifetime_days=30,
         )  # fmt: skip
-        rewards.CreateReward(pb.CreateRewardRequest(request_id="bench-create", reward=item), timeout=10)
+        client_stubs[0].CreateReward(pb.CreateRewardRequest(request_id="bench-create", reward=item), timeout=10)
 
         def redeem(index: int) -> None:
             request = pb.RedeemRequest(

@@ -35,11 +35,6 @@ from service_kit.errors import DomainError, FailedPrecondition, Unavailable
 
 # At most this many redemptions share one transaction: bounds its locks and the statement sizes.
 MAX_GROUP = 128
-# Groups of one reward in flight at once (each reserves, sends its Holds and completes them, docs/adr/0306). One: with
-# two, the first request after a group finished found the second slot free and went alone (a third of the groups
-# were of one redemption, each paying a transaction, a HoldBatch call and a completion); with one, the requests that
-# arrive during a group's pass make the next group (16 on average with 32 clients; ADR 0306).
-SLOTS_PER_REWARD = 1
 # A request id taken by a concurrent transaction between the group's look-up and its insert rolls the group back to
 # read it as taken; a few rounds always settle it (the other transaction has committed by then).
 _MAX_ATTEMPTS = 5
