@@ -40,9 +40,7 @@ class TransferWrites:
     renews the driver's lease for the step that follows, and the one that settles the transfer ends it. Each returns
     the transfer as written, or raises LostRace when another driver had moved it."""
 
-    def __init__(
-        self, engine: Engine, clock: Clock, lease: timedelta, lease_owner: str | None = None, slots: int = SLOTS
-    ) -> None:
+    def __init__(self, engine: Engine, clock: Clock, lease: timedelta, lease_owner: str, slots: int = SLOTS) -> None:
         self.engine = engine
         self.clock = clock
         self.lease = lease
