@@ -128,7 +128,7 @@ def test_get_account_answers_a_consent_question_with_the_account(
         timeout=10,
     )
 
-    def asked(category: int, hours: int) -> pb.GetAccountResponse:
+    def asked(category: common_pb2.DataCategory.ValueType, hours: int) -> pb.GetAccountResponse:
         request = pb.GetAccountRequest(
             account_number=account,
             view=pb.ACCOUNT_VIEW_BASIC,
@@ -153,7 +153,9 @@ def test_a_malformed_consent_question_of_get_account_is_refused_naming_its_field
 ) -> None:
     unknown = new_account_number("330000")
     no_time = pb.GetAccountRequest(account_number=unknown, consent_category=TRANSIT)
-    bad_category = pb.GetAccountRequest(account_number=unknown, consent_category=999, consent_at=stamp(clock))
+    bad_category = pb.GetAccountRequest(
+        account_number=unknown, consent_category=common_pb2.DataCategory.ValueType(999), consent_at=stamp(clock)
+    )
     for request, field, reason in (
         (no_time, "consent_at", "INVALID_EVENT_TIME"),
         (bad_category, "consent_category", "INVALID_ARGUMENT"),  # the edge refuses an enum value it does not know
