@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,6 +134,19 @@ def _ping_if_idle(dialect: Dialect) -> Callable[[Any, Any, Any], None]:
             raise sqlalchemy.exc.DisconnectionError(str(error)) from error
 
     return ping
+
+
+@contextmanager
+def one_statement_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection whose statements are each their own transaction on PostgreSQL (autocommit): no BEGIN and no
+    COMMIT or ROLLBACK, each a round trip of its own in psycopg. For a write PostgreSQL makes as one statement, and for
+    reads at READ COMMITTED, where every statement takes its own snapshot anyway. SQLite gets a transaction."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+    else:
+        with engine.begin() as conn:
+            yield conn
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
