@@ -17,7 +17,7 @@ from identity_svc import callers
 from identity_svc.callers import requester
 from identity_svc.clients import GatewayGuardians, GrpcPointsLedger, PointsLedger
 from identity_svc.domain.accounts import validate_opening
-from identity_svc.domain.consents import ConsentAction
+from identity_svc.domain.consents import ConsentAction, validate_consent_question
 from identity_svc.domain.corrections import validate_correction
 from identity_svc.domain.resident_authorizations import validate_authorization_request
 from identity_svc.keys import KeyRing, load_keyring, load_signing_key
@@ -56,6 +56,8 @@ from service_kit.wire import from_timestamp, from_unix_us, to_timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 
+# How GetAccount's errors name the parts of its consent question.
+CONSENT_FIELDS = ("consent_category", "consent_at")
 log = logging.getLogger("carbon.identity")
 
 
@@ -99,8 +101,19 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
     @idempotent
     def GetAccount(self, request: pb.GetAccountRequest, context: grpc.ServicerContext) -> pb.GetAccountResponse:
         with_bindings = request.view != pb.ACCOUNT_VIEW_BASIC
+        asks_consent = request.consent_category != common_pb2.DATA_CATEGORY_UNSPECIFIED
+        at = from_timestamp(request.consent_at) if request.HasField("consent_at") else None
+        if asks_consent:  # a malformed question is refused before anything is read
+            validate_consent_question(request.consent_category, at, CONSENT_FIELDS)
+        account = account_message(self._accounts.get_account(request.account_number, with_bindings))
+        if not asks_consent:
+            return pb.GetAccountResponse(account=account)
+        # The account's answer and a consent question in one call: the gateway needs both per cross-region transfer.
+        [verdict] = self._consents.check_columns(
+            [request.account_number], [request.consent_category], [at], fields=CONSENT_FIELDS
+        )
         return pb.GetAccountResponse(
-            account=account_message(self._accounts.get_account(request.account_number, with_bindings))
+            account=account, consent=pb.ConsentAnswer(allowed=verdict.allowed, reason=verdict.reason)
         )
 
     @idempotent

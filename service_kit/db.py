@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,7 +102,51 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return sqlalchemy.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    engine = sqlalchemy.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0)
+    event.listen(engine, "checkin", _note_checkin)
+    event.listen(engine, "checkout", _ping_if_idle(engine.dialect))
+    return engine
+
+
+# A pooled connection is pinged before use only when it sat in the pool at least this long (ADR 0624). What kills
+# connections in the pool (a server restart or failover, an idle timeout in a proxy) leaves them idle far longer; one
+# given back a moment ago was working then, and a busy process then pays no round trip per checkout (pool_pre_ping
+# cost ~9 per cross-region transfer). A connection that dies anyway fails its statement as a lost connection:
+# UNAVAILABLE DATABASE_UNAVAILABLE, which the kit retries for idempotent calls (service_kit/failures.py), and
+# SQLAlchemy then replaces every connection of the pool opened before.
+PING_IDLE_AFTER_S = 1.0
+_CHECKED_IN_AT = "carbon_checked_in_at"
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_CHECKED_IN_AT] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect) -> Callable[[Any, Any, Any], None]:
+    def ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)  # unset on a connection just opened
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_IDLE_AFTER_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool drops this connection and checks out another (a new one when the pool has none).
+            raise sqlalchemy.exc.DisconnectionError(str(error)) from error
+
+    return ping
+
+
+@contextmanager
+def one_statement_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection whose statements are each their own transaction on PostgreSQL (autocommit): no BEGIN and no
+    COMMIT or ROLLBACK, each a round trip of its own in psycopg. For a write PostgreSQL makes as one statement, and for
+    reads at READ COMMITTED, where every statement takes its own snapshot anyway. SQLite gets a transaction."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+    else:
+        with engine.begin() as conn:
+            yield conn
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

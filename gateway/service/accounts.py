@@ -1,18 +1,27 @@
-"""The accounts a transfer joins, read from identity in their home regions: both exist and are open, and belong to
-one person unless both regions' policies allow otherwise (the rule: gateway.domain.ownership)."""
+"""The accounts a transfer joins, read from identity in their home regions: both exist and are open, belong to one
+person unless both regions' policies allow otherwise (the rule: gateway.domain.ownership), and the person consented
+to sharing their data with the other region (gateway.service.sharing_consent). One call per region asks identity
+both the account and its sharing consent (ADR 0623)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
+from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as identity
-from gateway.clients import RegionClients, RemoteError, call_later
+from gateway.clients import RegionClients, RemoteError, call, call_later
 from gateway.domain.callers import GatewayConfig
 from gateway.domain.ownership import require_one_person
 from gateway.domain.transfers import TransferRequest
+from gateway.service.sharing_consent import refuse_without_consent, sharing_allowed
 from service_kit.errors import FailedPrecondition, NotFound
+from service_kit.wire import to_timestamp
 
 NOT_FOUND_REASONS = ("UNKNOWN_ACCOUNT", "ACCOUNT_NOT_FOUND")
+Answer = Callable[[], identity.GetAccountResponse]
 
 
 def open_account(clients: RegionClients, region: str, number: str, field: str, timeout_s: float) -> identity.Account:
@@ -22,35 +31,94 @@ def open_account(clients: RegionClients, region: str, number: str, field: str, t
 
 
 def _ask_account(
-    clients: RegionClients, region: str, number: str, timeout_s: float
-) -> Callable[[], identity.GetAccountResponse]:
+    clients: RegionClients,
+    region: str,
+    number: str,
+    timeout_s: float,
+    sharing_at: datetime | None = None,
+    ask: Callable[[str, Any, Any, float], Answer] = call_later,
+) -> Answer:
     # Whether the account is open and whose it is: its channel bindings are not needed (one read fewer in identity).
     request = identity.GetAccountRequest(account_number=number, view=identity.ACCOUNT_VIEW_BASIC)
-    return call_later(region, clients.identity(region).GetAccount, request, timeout_s)
+    if sharing_at is not None:
+        request.consent_category = common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING
+        request.consent_at.CopyFrom(to_timestamp(sharing_at))
+    return ask(region, clients.identity(region).GetAccount, request, timeout_s)
 
 
-def _open_account(answer: Callable[[], identity.GetAccountResponse], number: str, field: str) -> identity.Account:
+def _ask_when_judged(region: str, method: Any, request: Any, timeout_s: float) -> Answer:
+    """The call made by the thread that judges its answer, when it does: for the question judged first, while the
+    others run on the shared pool (one hand-off between threads fewer per transfer)."""
+    return functools.partial(call, region, method, request, timeout_s)
+
+
+def _answered(answer: Answer, number: str, field: str) -> identity.GetAccountResponse:
     try:
-        response = answer()
+        return answer()
     except RemoteError as error:
         if error.code.name == "NOT_FOUND" or (error.final and error.reason in NOT_FOUND_REASONS):
             raise NotFound("UNKNOWN_ACCOUNT", f"{field}: no account {number}", {"field": field}) from None
         raise error.as_unavailable() from None
-    if response.account.state != identity.ACCOUNT_STATE_OPEN:
+
+
+def _require_open(account: identity.Account, number: str, field: str) -> identity.Account:
+    if account.state != identity.ACCOUNT_STATE_OPEN:
         raise FailedPrecondition("ACCOUNT_CLOSED", f"{field}: account {number} is closed", {"field": field})
-    return response.account
+    return account
 
 
-def check_accounts(clients: RegionClients, config: GatewayConfig, request: TransferRequest, timeout_s: float) -> None:
-    """Read-only: a region that is down answers UNAVAILABLE and nothing is stored. Both regions are asked at once;
-    their answers are judged source first, as when they were asked one after the other."""
-    source_answer = _ask_account(clients, request.from_region, request.from_account, timeout_s)
-    target_answer = _ask_account(clients, request.to_region, request.to_account, timeout_s)
-    source = _open_account(source_answer, request.from_account, "from_account")
-    target = _open_account(target_answer, request.to_account, "to_account")
+def _open_account(answer: Answer, number: str, field: str) -> identity.Account:
+    return _require_open(_answered(answer, number, field).account, number, field)
+
+
+def check_accounts(
+    clients: RegionClients,
+    config: GatewayConfig,
+    request: TransferRequest,
+    now: datetime,
+    timeout_s: float,
+    consent_fields: tuple[str, str] = ("from_account", "to_account"),
+) -> None:
+    """Read-only: a region that is down answers UNAVAILABLE and nothing is stored. Both regions are asked at once, each
+    once for its account and its sharing consent now; the answers are judged as when they were asked apart: the
+    source account, the target account, one person, then the source's consent and the target's (named by
+    `consent_fields`)."""
+    asked = (
+        (request.from_region, request.from_account, "from_account", consent_fields[0]),
+        (request.to_region, request.to_account, "to_account", consent_fields[1]),
+    )
+    target_answer = _ask_account(clients, request.to_region, request.to_account, timeout_s, now)
+    source_answer = _ask_account(clients, request.from_region, request.from_account, timeout_s, now, _ask_when_judged)
+    answers = (source_answer, target_answer)
+    responses = []
+    for answer, (_, number, field, _) in zip(answers, asked, strict=True):
+        response = _answered(answer, number, field)
+        _require_open(response.account, number, field)
+        responses.append(response)
+    source, target = (response.account for response in responses)
     require_one_person(
         request,
         source.person_key,
         target.person_key,
         config.allows_transfers_between_persons(request.from_region, request.to_region),
     )
+    for response, (region, number, _, consent_field) in zip(responses, asked, strict=True):
+        refuse_without_consent(consent_field, _sharing_reason(clients, region, number, response, now, timeout_s))
+
+
+def _sharing_reason(
+    clients: RegionClients,
+    region: str,
+    number: str,
+    response: identity.GetAccountResponse,
+    now: datetime,
+    timeout_s: float,
+) -> str:
+    """identity's answer on sharing consent: "" when consented. An identity that does not know the question yet
+    (an older release during a rolling update) left it unanswered: then it is asked on its own, as before."""
+    if response.HasField("consent"):
+        return "" if response.consent.allowed else response.consent.reason
+    try:
+        return sharing_allowed(clients, region, [number], now, timeout_s)[0]
+    except RemoteError as error:
+        raise error.as_unavailable() from None

@@ -46,7 +46,6 @@ from gateway.service.ledger_holds import LedgerHolds
 from gateway.service.ledger_postings import LedgerPostings
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
-from gateway.service.sharing_consent import ask_sharing_consent
 from gateway.service.transfer_writes import TransferWrites
 from gateway.store import tables
 from gateway.store import transfers as store
@@ -109,11 +108,8 @@ class TransferService(LeasedSagas[Transfer]):
         # refuse: a transfer recorded before is answered as it stands whatever identity says now (ADR 0610, 0613),
         # and one whose checks pass is found by the insert itself (a twin), then replayed (ADR 0622).
         try:
-            # Every region's questions at once; the answers are judged in the order they were asked (ADR 0614).
-            sharing = (("from_account", request.from_account), ("to_account", request.to_account))
-            consented = ask_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
-            check_accounts(self.clients, self.config, request, timeout_s)
-            consented()
+            # Both regions asked at once, once each for the account and its sharing consent (ADR 0614, 0623).
+            check_accounts(self.clients, self.config, request, self.clock(), timeout_s)
         except DomainError:
             existing = self._replay(request)
             if existing is not None:

@@ -27,7 +27,6 @@ from gateway.domain.transfers import State, Transfer, require_cross_region
 from gateway.service.accounts import check_accounts
 from gateway.service.cross_region_transfers import TransferService
 from gateway.service.sagas import LeasedSagas, Postponed
-from gateway.service.sharing_consent import ask_sharing_consent
 from gateway.store import redeem_anywhere as store
 from gateway.store import tables
 from gateway.store import transfers as transfer_store
@@ -82,10 +81,14 @@ class RedeemAnywhereService(LeasedSagas[RedeemAnywhere]):
     ) -> RedeemAnywhere:
         """Checks the accounts (read-only), then records the request once and drives it."""
         timeout_s = self.transfers.timing.call_timeout.total_seconds()
-        sharing = (("source_account", request.source_account), ("target_account", request.target_account))
-        consented = ask_sharing_consent(self.clients, sharing, self.clock(), timeout_s)
-        check_accounts(self.clients, self.transfers.config, request.there(amount_points), timeout_s)
-        consented()
+        check_accounts(
+            self.clients,
+            self.transfers.config,
+            request.there(amount_points),
+            self.clock(),
+            timeout_s,
+            consent_fields=("source_account", "target_account"),
+        )
         now = self.clock()
         fresh = RedeemAnywhere(
             request=request,

@@ -70,13 +70,18 @@ def ask_sharing_consent(
                 [reply] = answer().answers
             except RemoteError as error:
                 raise error.as_unavailable() from None
-            reason = "" if reply.allowed else reply.reason
-            if reason in REFUSALS:
-                raise FailedPrecondition(
-                    reason,
-                    f"{field}: the person has not consented to sharing their data with another region"
-                    + (" (withdrawn)" if reason == "CONSENT_REVOKED" else ""),
-                    {"field": field, "category": CATEGORY},
-                )
+            refuse_without_consent(field, "" if reply.allowed else reply.reason)
 
     return check
+
+
+def refuse_without_consent(field: str, reason: str) -> None:
+    """FAILED_PRECONDITION CONSENT_MISSING or CONSENT_REVOKED for identity's answer `reason` about the account in
+    `field`; nothing for "" (consented) or an account problem (check_accounts reports those)."""
+    if reason in REFUSALS:
+        raise FailedPrecondition(
+            reason,
+            f"{field}: the person has not consented to sharing their data with another region"
+            + (" (withdrawn)" if reason == "CONSENT_REVOKED" else ""),
+            {"field": field, "category": CATEGORY},
+        )

@@ -22,6 +22,7 @@ from gateway.service.sagas import LostRace
 from gateway.store import transfers as store
 from service_kit.clock import Clock
 from service_kit.coalescing import Coalescer
+from service_kit.db import one_statement_transaction
 
 log = logging.getLogger("carbon.gateway.transfers")
 
@@ -32,7 +33,8 @@ MAX_GROUP_WRITES = 256
 
 class Write(NamedTuple):
     transfer_id: str
-    apply: Callable[[Connection], bool]  # the compare-and-set: True when it moved the row
+    # The insert or compare-and-set, one statement: True when it moved the row.
+    apply: Callable[[Connection], bool]
 
 
 class TransferWrites:
@@ -146,6 +148,11 @@ class TransferWrites:
             raise LostRace(transfer.transfer_id)
 
     def _commit_group(self, writes: Sequence[Write]) -> list[bool]:
+        if len(writes) == 1:
+            # Each write is one statement (an insert or a compare-and-set update): alone, it needs no transaction
+            # around it, and BEGIN and COMMIT would be two more round trips (ADR 0624).
+            with one_statement_transaction(self.engine) as conn:
+                return [writes[0].apply(conn)]
         moved = [False] * len(writes)
         with self.engine.begin() as conn:
             for index in sorted(range(len(writes)), key=lambda i: writes[i].transfer_id):

@@ -42,6 +42,13 @@ def validate_category(value: int, field_name: str = "category") -> DataCategory:
     return DataCategory(value)
 
 
+def validate_consent_question(category: int, at: datetime | None, fields: tuple[str, str]) -> None:
+    """One consent question asked beside another request: a known category and a moment; `fields` names them."""
+    validate_category(category, fields[0])
+    if at is None:
+        raise InvalidArgument(fields[1], "is required", reason="INVALID_EVENT_TIME")
+
+
 def validate_effective_at(effective_at: datetime | None, now: datetime) -> datetime:
     """When a consent takes effect: now unless backdated; never later than the skew callers' clocks may have."""
     if effective_at is None:

@@ -55,6 +55,7 @@ from identity_svc.service.lookups import Lookups
 from identity_svc.store.consent_cache import ConsentCache
 from service_kit.accounts import new_account_number
 from service_kit.clock import Clock, china_day
+from service_kit.db import one_statement_transaction
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
 log = logging.getLogger("carbon.identity")
@@ -198,7 +199,7 @@ class AccountService:
         binding = self._binding_values(opening.binding, number, opening.channel, now) if opening.binding else None
         event = self._event(BindingEventKind.OPENED, number, opening, requester)
         record = self._opening_values(opening, fingerprint, number, True, now)
-        with store.accounts.one_statement_transaction(self.engine) as conn:
+        with one_statement_transaction(self.engine) as conn:
             store.accounts.insert_opened(conn, account, binding, store.bindings.event_values(event), record)
         return self._new_account_view(number, opening, now), True
 
@@ -423,7 +424,8 @@ class AccountService:
     def get_account(self, account_number: str, with_bindings: bool = True) -> AccountView:
         """The account; without its channel bindings (one read fewer) when the caller does not need them."""
         validate_account_number(account_number)
-        with self.engine.connect() as conn:
+        # One statement per read, no transaction around them: the gateway asks this per cross-region transfer.
+        with one_statement_transaction(self.engine) as conn:
             row = store.accounts.account(conn, account_number)
             if row is None:
                 raise unknown_account()

@@ -48,6 +48,7 @@ from identity_svc.store.consent_cache import ConsentCache
 from service_kit import paging
 from service_kit.accounts import is_account_number
 from service_kit.clock import Clock
+from service_kit.db import one_statement_transaction
 from service_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from service_kit.wire import MAX_UNIX_US, MIN_UNIX_US, from_unix_us, to_unix_us
 
@@ -218,7 +219,8 @@ class ConsentService:
         # this check, so a malformed number is never a hit, and a warm batch spares a Luhn sum per account.
         misses = {number: generation for number, generation in misses.items() if is_account_number(number)}
         if misses:
-            with self.engine.connect() as conn:
+            # Two reads at READ COMMITTED take a snapshot each in a transaction too: none is opened around them.
+            with one_statement_transaction(self.engine) as conn:
                 rows = store.accounts.accounts_by_numbers(conn, misses)
                 histories = store.consents.consent_histories(conn, rows)
             loaded = {number: timeline_from(rows.get(number), histories.get(number, [])) for number in misses}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, delete, insert, or_, select, tuple_, update
 
 from identity_svc.domain.accounts import AccountState, Binding
 from identity_svc.store.tables import accounts, binding_events, channel_bindings, openings
@@ -153,18 +152,6 @@ def opening(conn: Connection, request_id: str) -> Row[Any] | None:
 
 def insert_opening(conn: Connection, **values: Any) -> None:
     conn.execute(insert(openings).values(**values))
-
-
-@contextmanager
-def one_statement_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection for writes that PostgreSQL makes as one statement (`insert_opened`): in autocommit a statement
-    is its own transaction, so no BEGIN and COMMIT round trips. SQLite's several statements get a transaction."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            yield conn
-    else:
-        with engine.begin() as conn:
-            yield conn
 
 
 def insert_opened(

@@ -117,6 +117,59 @@ def test_the_basic_view_reads_the_account_without_its_bindings(
     assert (basic.state, basic.person_key, basic.masked_name) == (full.state, full.person_key, full.masked_name)
 
 
+def test_get_account_answers_a_consent_question_with_the_account(
+    stub: identity_service_pb2_grpc.IdentityServiceStub, clock: FakeClock
+) -> None:
+    account = _open(stub, "r-asked").account.account_number
+    stub.GrantConsent(
+        pb.GrantConsentRequest(
+            request_id="g-asked", account_number=account, category=TRANSIT, channel=ALIPAY, recorded_by="alipay"
+        ),
+        timeout=10,
+    )
+
+    def asked(category: common_pb2.DataCategory.ValueType, hours: int) -> pb.GetAccountResponse:
+        request = pb.GetAccountRequest(
+            account_number=account,
+            view=pb.ACCOUNT_VIEW_BASIC,
+            consent_category=category,
+            consent_at=stamp(clock, hours=hours),
+        )
+        return stub.GetAccount(request, timeout=10)
+
+    consented = asked(TRANSIT, 1)
+    assert consented.account.state == pb.ACCOUNT_STATE_OPEN and consented.HasField("consent")
+    assert (consented.consent.allowed, consented.consent.reason) == (True, "")
+    before_grant = asked(TRANSIT, -1)
+    assert (before_grant.consent.allowed, before_grant.consent.reason) == (False, "CONSENT_MISSING")
+    other = asked(common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING, 1)
+    assert (other.consent.allowed, other.consent.reason) == (False, "CONSENT_MISSING")
+    plain = stub.GetAccount(pb.GetAccountRequest(account_number=account), timeout=10)
+    assert not plain.HasField("consent")
+
+
+def test_a_malformed_consent_question_of_get_account_is_refused_naming_its_field(
+    stub: identity_service_pb2_grpc.IdentityServiceStub, clock: FakeClock
+) -> None:
+    unknown = new_account_number("330000")
+    no_time = pb.GetAccountRequest(account_number=unknown, consent_category=TRANSIT)
+    bad_category = pb.GetAccountRequest(
+        account_number=unknown, consent_category=common_pb2.DataCategory.ValueType(999), consent_at=stamp(clock)
+    )
+    for request, field, reason in (
+        (no_time, "consent_at", "INVALID_EVENT_TIME"),
+        (bad_category, "consent_category", "INVALID_ARGUMENT"),  # the edge refuses an enum value it does not know
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.GetAccount(request, timeout=10)
+        details = error_details(refused.value)
+        assert (details.code, details.reason, details.metadata["field"]) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            reason,
+            field,
+        )
+
+
 def test_the_person_key_links_accounts_without_the_id_number(
     stub: identity_service_pb2_grpc.IdentityServiceStub,
 ) -> None:

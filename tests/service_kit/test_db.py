@@ -3,8 +3,10 @@
 import threading
 
 import pytest
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 
+from service_kit import db, failures
 from service_kit.db import make_engine, migrate, normalize_url
 
 SERVICES = ["identity_svc", "ingest_svc", "ledger_svc", "rewards_svc", "incentives_svc", "gateway", "ops_api"]
@@ -51,4 +53,56 @@ def test_a_postgres_engine_opens_no_more_than_its_pool_size(postgres_url: str) -
     assert len(third) == 1, "the waiting thread got the connection given back"
     for connection in [*held, *third]:
         connection.close()
+    engine.dispose()
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _kill_backend(url: str, pid: int) -> None:
+    killer = make_engine(url, pool_size=1)
+    with killer.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    killer.dispose()
+
+
+def test_a_connection_given_back_a_moment_ago_is_used_without_a_ping(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(postgres_url, pool_size=1)
+    pings: list[object] = []
+    monkeypatch.setattr(engine.dialect, "do_ping", pings.append)
+    for _ in range(3):
+        _backend_pid(engine)
+    assert pings == []
+    monkeypatch.setattr(db, "PING_IDLE_AFTER_S", 0.0)  # as if it sat idle
+    _backend_pid(engine)
+    assert len(pings) == 1
+    engine.dispose()
+
+
+def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(postgres_url, pool_size=1)
+    first = _backend_pid(engine)
+    _kill_backend(postgres_url, first)
+    monkeypatch.setattr(db, "PING_IDLE_AFTER_S", 0.0)  # it sat idle long enough to be pinged
+    assert _backend_pid(engine) != first
+    engine.dispose()
+
+
+def test_a_connection_that_died_a_moment_after_use_fails_as_a_lost_connection_then_is_replaced(
+    postgres_url: str,
+) -> None:
+    engine = make_engine(postgres_url, pool_size=1)
+    first = _backend_pid(engine)
+    _kill_backend(postgres_url, first)
+    with pytest.raises(DBAPIError) as lost:
+        _backend_pid(engine)
+    failure = failures.classify(lost.value)
+    assert failure is not None and failure.transient and failure.reason == failures.DATABASE_UNAVAILABLE
+    assert _backend_pid(engine) != first
     engine.dispose()

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
+from carbon.common.v1 import common_pb2
 from carbon.gateway.v1 import gateway_service_pb2 as gw
+from carbon.identity.v1 import identity_service_pb2 as identity_pb2
+from gateway import clients
+from gateway.clients import call
+from gateway.service import accounts, sharing_consent
 from service_kit.status import error_details
 from tests.gateway.conftest import start_inprocess_gateway
 from tests.gateway.federation import Federation, metadata
@@ -57,6 +63,48 @@ def test_a_transfer_is_refused_without_sharing_consent_and_allowed_with_it(fed: 
     fed.consent_to_sharing(bj)
     assert fed.transfer("t1", zj, bj, 100).state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED
     assert fed.balance("110000", bj).available_points == 100
+
+
+def test_a_transfer_asks_each_region_once_for_the_account_and_its_sharing_consent(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, str, int]] = []
+
+    def counted(region: str, method: Any, request: Any, timeout_s: float) -> Any:
+        asked.append((region, type(request).__name__, request.consent_category))
+        return call(region, method, request, timeout_s)
+
+    monkeypatch.setattr(accounts, "call", counted)  # both ways of asking end in gateway.clients.call
+    monkeypatch.setattr(clients, "call", counted)
+    monkeypatch.setattr(sharing_consent, "call", fail_if_called)
+    zj, bj = person(fed, (True, True))
+    fed.earn("330000", zj, 500)
+    assert fed.transfer("t-once", zj, bj, 100).state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED
+    sharing = common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING
+    assert sorted(asked) == [("110000", "GetAccountRequest", sharing), ("330000", "GetAccountRequest", sharing)]
+
+
+def test_an_identity_that_leaves_the_consent_question_unanswered_is_asked_it_apart(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older identity (a rolling update) ignores the question: its consent is then asked with CheckConsents."""
+
+    def unanswered(region: str, method: Any, request: Any, timeout_s: float) -> Any:
+        return identity_pb2.GetAccountResponse(account=call(region, method, request, timeout_s).account)
+
+    monkeypatch.setattr(accounts, "call", unanswered)
+    monkeypatch.setattr(clients, "call", unanswered)
+    zj, bj = person(fed, (True, False))
+    fed.earn("330000", zj, 500)
+    with pytest.raises(grpc.RpcError) as missing:
+        fed.transfer("t-old", zj, bj, 100)
+    assert refusal(missing) == ("FAILED_PRECONDITION", "CONSENT_MISSING", "to_account", CATEGORY)
+    fed.consent_to_sharing(bj)
+    assert fed.transfer("t-old", zj, bj, 100).state == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED
+
+
+def fail_if_called(*args: Any) -> None:
+    raise AssertionError("CheckConsents was asked apart")
 
 
 def test_revoking_stops_new_sharing_but_not_settled_history(fed: Federation) -> None:

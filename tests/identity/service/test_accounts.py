@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, select
@@ -167,6 +168,23 @@ def test_accounts_are_found_by_the_national_person_key(services: IdentityService
     assert services.accounts.find_by_person_key(services.accounts.keys.person_key(ZHEJIANG_ID)) == []
     with pytest.raises(InvalidArgument):
         services.accounts.find_by_person_key(SAMPLE_ID)
+
+
+def test_get_account_reads_without_a_transaction_on_postgres(services: IdentityServices, engine: Engine) -> None:
+    number = services.accounts.open_account(opening())[0].account_number
+    in_transaction: list[bool] = []
+
+    def record(conn: object, cursor: Any, *rest: object) -> None:
+        in_transaction.append(not getattr(cursor.connection, "autocommit", False))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        view = services.accounts.get_account(number, with_bindings=False)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert view.account_number == number
+    if engine.dialect.name == "postgresql":  # no BEGIN before the read and no ROLLBACK after it (ADR 0624)
+        assert in_transaction == [False]
 
 
 def test_get_account_of_an_unknown_number_is_not_found(services: IdentityServices) -> None:

@@ -656,19 +656,34 @@ class GetAccountRequest(_message.Message):
 
     ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
+    CONSENT_CATEGORY_FIELD_NUMBER: _builtins.int
+    CONSENT_AT_FIELD_NUMBER: _builtins.int
     account_number: _builtins.str
     """Required. 16 digits with a valid Luhn check digit (else INVALID_ACCOUNT_NUMBER)."""
     view: Global___AccountView.ValueType
     """Optional. How much of the account to read (AIP-157); UNSPECIFIED reads it whole (FULL)."""
+    consent_category: _common_pb2.DataCategory.ValueType
+    """Optional. With consent_at, also asks what CheckConsents would answer for this account, this category and that
+    moment (GetAccountResponse.consent), so a caller that needs both (the gateway, per cross-region transfer) asks
+    once. An unknown category is INVALID_ARGUMENT (field consent_category).
+    """
+    @_builtins.property
+    def consent_at(self) -> _timestamp_pb2.Timestamp:
+        """Required when consent_category is set (else INVALID_ARGUMENT INVALID_EVENT_TIME, field consent_at): the moment
+        the consent must be in force.
+        """
+
     def __init__(
         self,
         *,
         account_number: _builtins.str = ...,
         view: Global___AccountView.ValueType = ...,
+        consent_category: _common_pb2.DataCategory.ValueType = ...,
+        consent_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent_at", b"consent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "consent_at", b"consent_at", "consent_category", b"consent_category", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -681,18 +696,24 @@ class GetAccountResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def account(self) -> Global___Account:
         """The account, masked."""
+
+    @_builtins.property
+    def consent(self) -> Global___ConsentAnswer:
+        """Set when the request asked a consent question (consent_category): CheckConsents' answer to it."""
 
     def __init__(
         self,
         *,
         account: Global___Account | None = ...,
+        consent: Global___ConsentAnswer | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "consent", b"consent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "consent", b"consent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

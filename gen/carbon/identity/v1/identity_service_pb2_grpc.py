@@ -181,9 +181,9 @@ class IdentityServiceServicer:
 
     def GetAccount(self, request, context):
         """One account, masked; a closed account is returned with state CLOSED and its personal fields empty. `view` BASIC
-        leaves out the channel bindings.
+        leaves out the channel bindings; `consent_category` also answers one consent question about the account.
         Idempotency: read-only.
-        Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER; INVALID_EVENT_TIME, field consent_at); NOT_FOUND UNKNOWN_ACCOUNT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

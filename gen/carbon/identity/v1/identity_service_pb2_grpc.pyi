@@ -58,9 +58,9 @@ class IdentityServiceStub:
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]
     """One account, masked; a closed account is returned with state CLOSED and its personal fields empty. `view` BASIC
-    leaves out the channel bindings.
+    leaves out the channel bindings; `consent_category` also answers one consent question about the account.
     Idempotency: read-only.
-    Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER; INVALID_EVENT_TIME, field consent_at); NOT_FOUND UNKNOWN_ACCOUNT.
     """
     ResolveAccount: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ResolveAccountRequest, _identity_service_pb2.ResolveAccountResponse]
     """Finds the account behind a channel binding, a phone number, an ID number or an account number.
@@ -261,9 +261,9 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetAccountRequest, _identity_service_pb2.GetAccountResponse]  # type: ignore[assignment]
     """One account, masked; a closed account is returned with state CLOSED and its personal fields empty. `view` BASIC
-    leaves out the channel bindings.
+    leaves out the channel bindings; `consent_category` also answers one consent question about the account.
     Idempotency: read-only.
-    Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
+    Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER; INVALID_EVENT_TIME, field consent_at); NOT_FOUND UNKNOWN_ACCOUNT.
     """
     ResolveAccount: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ResolveAccountRequest, _identity_service_pb2.ResolveAccountResponse]  # type: ignore[assignment]
     """Finds the account behind a channel binding, a phone number, an ID number or an account number.
@@ -473,9 +473,9 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.GetAccountResponse, _abc.Awaitable[_identity_service_pb2.GetAccountResponse]]:
         """One account, masked; a closed account is returned with state CLOSED and its personal fields empty. `view` BASIC
-        leaves out the channel bindings.
+        leaves out the channel bindings; `consent_category` also answers one consent question about the account.
         Idempotency: read-only.
-        Errors: INVALID_ARGUMENT INVALID_ACCOUNT_NUMBER; NOT_FOUND UNKNOWN_ACCOUNT.
+        Errors: INVALID_ARGUMENT (INVALID_ACCOUNT_NUMBER; INVALID_EVENT_TIME, field consent_at); NOT_FOUND UNKNOWN_ACCOUNT.
         """
 
     @_abc_1.abstractmethod
