@@ -13,7 +13,9 @@ credits earlier runs measured; with CARBON_BENCH_LOCK=<flock file> only the meas
 lock: bench_preload_support.py), then
 measures the same credits on an empty schema and on the preloaded one, alternately, twice each. It reports
 `ratio_empty`, `ratio` (preloaded) and `preloaded_vs_empty` (their quotient: 1.0 is flat; the issue asks for >= 0.9);
-the one-process figure is left out to keep the run short.
+the one-process figure is left out to keep the run short. Each round also reports what it cost the server (WAL,
+full-page images, dirty buffers written by backends, blocks read per credit by relation: bench_server_counters.py),
+the figures that showed where a preloaded credit's time goes (ADR 0135).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import bench_preload_support as preload_support  # type: ignore[import-not-found,unused-ignore]
+import bench_server_counters as counters  # type: ignore[import-not-found,unused-ignore]
 import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 from bench_baseline_support import copy_rows_per_s  # type: ignore[import-not-found,unused-ignore]
 from bench_ledger_support import (  # type: ignore[import-not-found,unused-ignore]
@@ -108,8 +111,17 @@ def preload(url: str, count: int) -> float:
     return preload_support.preload_earns(url, count, accounts, to_us(datetime.now(UTC)), PRELOAD_DAYS)
 
 
+def counted_round(url: str, first_batch: int) -> tuple[float, dict[str, object]]:
+    """One measured round and what it cost the server (bench_server_counters.py), per credit it posted (the two
+    warm-up batches included)."""
+    before = counters.read(url)
+    rate = bench_ledger(url, processes=SERVER_PROCESSES, first_batch=first_batch)
+    return rate, counters.per_round(before, counters.read(url), (BATCHES + 2) * BATCH)
+
+
 def preloaded_main() -> None:
-    """Empty and preloaded schemas measured alternately, twice each, so that the machine's drift hits both."""
+    """Empty and preloaded schemas measured alternately, twice each, so that the machine's drift hits both. Each
+    round also reports what it cost the server: WAL, full-page images, backend writes and block reads per credit."""
     with (
         private_schema("bench_earn") as empty_url,
         preload_support.schema("bench_earn", str(PRELOAD)) as (full_url, preloaded),
@@ -117,13 +129,19 @@ def preloaded_main() -> None:
         preload_s = 0.0 if preloaded else preload(full_url, PRELOAD)
         preload_support.mark_preloaded(full_url)
         print(f"preloaded {PRELOAD:,} earns in {preload_s:.0f} s" + (" (a previous run)" if preloaded else ""))
-        empties, fulls = [], []
+        empties: list[float] = []
+        fulls: list[float] = []
+        costs: list[dict[str, object]] = []
         with preload_support.measuring():
             raw, raws = copy_rows_per_s(empty_url, BATCH * BATCHES, BATCH)
             for round_no in range(2):
                 first = round_no * (BATCHES + 2)
-                empties.append(bench_ledger(empty_url, processes=SERVER_PROCESSES, first_batch=first))
-                fulls.append(bench_ledger(full_url, processes=SERVER_PROCESSES, first_batch=first))
+                for url, rates in ((empty_url, empties), (full_url, fulls)):
+                    rate, cost = counted_round(url, first)
+                    rates.append(rate)
+                    costs.append(cost)
+    for round_no, cost in enumerate(costs):
+        print(f"round {round_no // 2 + 1}, {'preloaded' if round_no % 2 else 'empty'}: {json.dumps(cost)}")
     empty, ours = sum(empties) / 2, sum(fulls) / 2
     print(f"baseline, raw COPY: {raw:,.0f} rows/s (best of {', '.join(f'{r:,.0f}' for r in raws)})")
     rounds = ", ".join(f"{e:,.0f} / {f:,.0f}" for e, f in zip(empties, fulls, strict=True))
@@ -139,6 +157,8 @@ def preloaded_main() -> None:
                 "rounds_empty": [round(rate) for rate in empties],
                 "rounds_preloaded": [round(rate) for rate in fulls],
                 "baseline_copy_rows_per_s": round(raw),
+                "server_costs_empty": costs[0::2],
+                "server_costs_preloaded": costs[1::2],
                 "ratio_empty": round(empty / raw, 3),
                 "preloaded_vs_empty": round(ours / empty, 3),
                 "ratio": round(ours / raw, 3),
