@@ -358,14 +358,15 @@ def profiled(processes: list[Process], seconds: float, label: str = "") -> Itera
             spy.wait(timeout=seconds + 30)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(processes: list[Process]) -> dict[str, float]:
-    """User+system CPU seconds each process has used so far (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for p in processes:
-        fields = Path(f"/proc/{p.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        out[p.name] = (int(fields[11]) + int(fields[12])) / ticks
-    return out
+    """User + system CPU seconds each process has used so far, by name."""
+    return {p.name: process_cpu_seconds(p.process.pid) for p in processes}
 
 
 ServerSnapshot = dict[int, tuple[tuple[str, ...], float]]

@@ -39,6 +39,7 @@ import bench_trust_support  # type: ignore[import-not-found,unused-ignore]
 from bench_baseline_support import pgbench_tps  # type: ignore[import-not-found,unused-ignore]
 from bench_ingest_support import (  # type: ignore[import-not-found,unused-ignore]
     Process,
+    process_cpu_seconds,
     profiled,
     server_cpu_between,
     server_cpu_seconds,
@@ -89,12 +90,6 @@ def spawn(module: str, port: int, database_url: str, extra: dict[str, str]) -> s
             break
     process.kill()
     raise RuntimeError(f"{module} did not start")
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_clients(work: Callable[[int], None], count: int) -> tuple[float, list[float]]:
@@ -186,20 +181,20 @@ def main() -> int:
 
         run_clients(lambda index: redeem(REDEMPTIONS + index), CLIENTS * 4)  # warm-up
         names = ["ledger_svc"] + ["rewards_svc"] * REWARDS_PROCESSES
-        cpu_before = [process_cpu_s(process.pid) for process in processes]
+        cpu_before = [process_cpu_seconds(process.pid) for process in processes]
         # The bench's own 32 clients and PostgreSQL share the two cores with the services: their CPU per redemption
         # shows what is left of the budget for the services.
-        clients_before, servers_before = process_cpu_s(os.getpid()), server_cpu_seconds()
+        clients_before, servers_before = process_cpu_seconds(os.getpid()), server_cpu_seconds()
         spied = [
             Process(f"{name}_{i}", process, "") for i, (name, process) in enumerate(zip(names, processes, strict=True))
         ]
         profile_s = float(os.environ.get("CARBON_BENCH_PROFILE_S", "10"))
         with profiled(spied, profile_s):  # samples while the clients run; a no-op without CARBON_BENCH_PROFILE
             elapsed, latencies = run_clients(redeem, REDEMPTIONS)
-        clients_after, servers_after = process_cpu_s(os.getpid()), server_cpu_seconds()
+        clients_after, servers_after = process_cpu_seconds(os.getpid()), server_cpu_seconds()
         cpu_ms = dict.fromkeys(names, 0.0)  # the rewards processes' CPU summed
         for name, process, before in zip(names, processes, cpu_before, strict=True):
-            cpu_ms[name] += 1000 * (process_cpu_s(process.pid) - before) / REDEMPTIONS
+            cpu_ms[name] += 1000 * (process_cpu_seconds(process.pid) - before) / REDEMPTIONS
         cpu_ms["bench_clients"] = 1000 * (clients_after - clients_before) / REDEMPTIONS
         servers = server_cpu_between(servers_before, servers_after)
         cpu_ms["postgres"] = 1000 * servers["postgres"] / REDEMPTIONS
