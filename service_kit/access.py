@@ -84,6 +84,8 @@ ACCESS: dict[str, frozenset[str]] = {
             "GetAccount": frozenset({"incentives", GATEWAY_KIND, OPS_API_KIND}),
             "ResolveAccount": _PUBLIC,
             "BatchResolveAccounts": frozenset({"ingest", GATEWAY_KIND, OPS_API_KIND}),
+            # Person keys of many accounts at once: only for the gateway's batches of cross-region transfers.
+            "BatchGetAccounts": frozenset({GATEWAY_KIND}),
             "FindAccountsByPersonKey": _PUBLIC,
             "ListBindings": _PUBLIC,
             "IssueResidentAuthorization": _PUBLIC,

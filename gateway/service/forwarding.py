@@ -197,7 +197,7 @@ NOT_SERVED = frozenset(
                 "CheckConsents",
                 "CheckConsentColumns",
                 "GetAccountFigures",
-                *("BatchResolveAccounts", "FindAccountsByPersonKey", "CheckConsents", "CheckConsentColumns"),
+                "BatchGetAccounts",
                 *("QueueReminders", "ListReminderDeliveries", "RetryReminderDelivery"),
                 # The gateway's own question (CheckGuardian, ADR 0209); the hand-over job's runs, for the ops API.
                 *("GetGuardianStanding", "ListJobRuns"),

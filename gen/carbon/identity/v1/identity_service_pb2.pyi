@@ -862,6 +862,106 @@ class BatchResolveAccountsResponse(_message.Message):
 Global___BatchResolveAccountsResponse: _TypeAlias = BatchResolveAccountsResponse  # noqa: Y015
 
 @_typing.final
+class BatchGetAccountsRequest(_message.Message):
+    """Many accounts to read, with one consent question asked of each."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NUMBERS_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
+    CONSENT_CATEGORY_FIELD_NUMBER: _builtins.int
+    CONSENT_AT_FIELD_NUMBER: _builtins.int
+    view: Global___AccountView.ValueType
+    """Optional. How much of each account to read, as GetAccountRequest.view."""
+    consent_category: _common_pb2.DataCategory.ValueType
+    """Optional. With consent_at, also asks for each account what CheckConsents would answer for this category and that
+    moment (AccountLookup.consent). An unknown category is INVALID_ARGUMENT (field consent_category).
+    """
+    @_builtins.property
+    def account_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required: 1-1,000 account numbers, each 16 digits with a valid Luhn check digit; a number given twice is answered
+        twice.
+        """
+
+    @_builtins.property
+    def consent_at(self) -> _timestamp_pb2.Timestamp:
+        """Required when consent_category is set (else INVALID_ARGUMENT INVALID_EVENT_TIME, field consent_at)."""
+
+    def __init__(
+        self,
+        *,
+        account_numbers: _abc.Iterable[_builtins.str] | None = ...,
+        view: Global___AccountView.ValueType = ...,
+        consent_category: _common_pb2.DataCategory.ValueType = ...,
+        consent_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent_at", b"consent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_numbers", b"account_numbers", "consent_at", b"consent_at", "consent_category", b"consent_category", "view", b"view"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetAccountsRequest: _TypeAlias = BatchGetAccountsRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetAccountsResponse(_message.Message):
+    """The accounts, one per number asked, in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountLookup]:
+        """One per BatchGetAccountsRequest.account_numbers entry, in order."""
+
+    def __init__(
+        self,
+        *,
+        accounts: _abc.Iterable[Global___AccountLookup] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetAccountsResponse: _TypeAlias = BatchGetAccountsResponse  # noqa: Y015
+
+@_typing.final
+class AccountLookup(_message.Message):
+    """One account number's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOUND_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
+    found: _builtins.bool
+    """Whether this region has an account with the number; the other fields are unset when it has not."""
+    @_builtins.property
+    def account(self) -> Global___Account:
+        """The account, masked, as GetAccount returns it."""
+
+    @_builtins.property
+    def consent(self) -> Global___ConsentAnswer:
+        """Set when the request asked a consent question: CheckConsents' answer to it for this account."""
+
+    def __init__(
+        self,
+        *,
+        found: _builtins.bool = ...,
+        account: Global___Account | None = ...,
+        consent: Global___ConsentAnswer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "consent", b"consent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "consent", b"consent", "found", b"found"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountLookup: _TypeAlias = AccountLookup  # noqa: Y015
+
+@_typing.final
 class FindAccountsByPersonKeyRequest(_message.Message):
     """Whose accounts to find."""
 

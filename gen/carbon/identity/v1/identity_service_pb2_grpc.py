@@ -28,7 +28,7 @@ if _version_not_supported:
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    external callers but BatchResolveAccounts, BatchGetAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
     GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
@@ -61,6 +61,11 @@ class IdentityServiceStub:
                 '/carbon.identity.v1.IdentityService/BatchResolveAccounts',
                 request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchResolveAccountsRequest.SerializeToString,
                 response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchResolveAccountsResponse.FromString,
+                _registered_method=True)
+        self.BatchGetAccounts = channel.unary_unary(
+                '/carbon.identity.v1.IdentityService/BatchGetAccounts',
+                request_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchGetAccountsRequest.SerializeToString,
+                response_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchGetAccountsResponse.FromString,
                 _registered_method=True)
         self.FindAccountsByPersonKey = channel.unary_unary(
                 '/carbon.identity.v1.IdentityService/FindAccountsByPersonKey',
@@ -152,7 +157,7 @@ class IdentityServiceStub:
 class IdentityServiceServicer:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    external callers but BatchResolveAccounts, BatchGetAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
     GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
@@ -205,6 +210,18 @@ class IdentityServiceServicer:
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 refs; INVALID_ACCOUNT_REF, field refs[i], when a reference
         sets nothing).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetAccounts(self, request, context):
+        """Many accounts at once, each as GetAccount answers it (`view`), with the same optional consent question asked of
+        each: the gateway asks each region once for a batch of cross-region transfers. An unknown account is answered
+        found = false instead of failing the call; a closed one is found, with state CLOSED and its personal fields empty.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE with none or over 1,000 numbers, field account_numbers;
+        INVALID_ACCOUNT_NUMBER, field account_numbers[i]; INVALID_EVENT_TIME, field consent_at).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -456,6 +473,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchResolveAccountsRequest.FromString,
                     response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchResolveAccountsResponse.SerializeToString,
             ),
+            'BatchGetAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetAccounts,
+                    request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchGetAccountsRequest.FromString,
+                    response_serializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchGetAccountsResponse.SerializeToString,
+            ),
             'FindAccountsByPersonKey': grpc.unary_unary_rpc_method_handler(
                     servicer.FindAccountsByPersonKey,
                     request_deserializer=carbon_dot_identity_dot_v1_dot_identity__service__pb2.FindAccountsByPersonKeyRequest.FromString,
@@ -552,7 +574,7 @@ def add_IdentityServiceServicer_to_server(servicer, server):
 class IdentityService:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    external callers but BatchResolveAccounts, BatchGetAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
     GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
@@ -658,6 +680,33 @@ class IdentityService:
             '/carbon.identity.v1.IdentityService/BatchResolveAccounts',
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchResolveAccountsRequest.SerializeToString,
             carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchResolveAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carbon.identity.v1.IdentityService/BatchGetAccounts',
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchGetAccountsRequest.SerializeToString,
+            carbon_dot_identity_dot_v1_dot_identity__service__pb2.BatchGetAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

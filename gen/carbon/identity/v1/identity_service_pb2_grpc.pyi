@@ -29,7 +29,7 @@ GRPC_VERSION: str
 class IdentityServiceStub:
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    external callers but BatchResolveAccounts, BatchGetAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
     GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
@@ -74,6 +74,14 @@ class IdentityServiceStub:
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 refs; INVALID_ACCOUNT_REF, field refs[i], when a reference
     sets nothing).
+    """
+    BatchGetAccounts: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.BatchGetAccountsRequest, _identity_service_pb2.BatchGetAccountsResponse]
+    """Many accounts at once, each as GetAccount answers it (`view`), with the same optional consent question asked of
+    each: the gateway asks each region once for a batch of cross-region transfers. An unknown account is answered
+    found = false instead of failing the call; a closed one is found, with state CLOSED and its personal fields empty.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE with none or over 1,000 numbers, field account_numbers;
+    INVALID_ACCOUNT_NUMBER, field account_numbers[i]; INVALID_EVENT_TIME, field consent_at).
     """
     FindAccountsByPersonKey: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.FindAccountsByPersonKeyRequest, _identity_service_pb2.FindAccountsByPersonKeyResponse]
     """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number);
@@ -235,7 +243,7 @@ class IdentityServiceStub:
 class IdentityServiceAsyncStub(IdentityServiceStub):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    external callers but BatchResolveAccounts, BatchGetAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
     GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
@@ -277,6 +285,14 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     Idempotency: read-only.
     Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 refs; INVALID_ACCOUNT_REF, field refs[i], when a reference
     sets nothing).
+    """
+    BatchGetAccounts: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.BatchGetAccountsRequest, _identity_service_pb2.BatchGetAccountsResponse]  # type: ignore[assignment]
+    """Many accounts at once, each as GetAccount answers it (`view`), with the same optional consent question asked of
+    each: the gateway asks each region once for a batch of cross-region transfers. An unknown account is answered
+    found = false instead of failing the call; a closed one is found, with state CLOSED and its personal fields empty.
+    Idempotency: read-only.
+    Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE with none or over 1,000 numbers, field account_numbers;
+    INVALID_ACCOUNT_NUMBER, field account_numbers[i]; INVALID_EVENT_TIME, field consent_at).
     """
     FindAccountsByPersonKey: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.FindAccountsByPersonKeyRequest, _identity_service_pb2.FindAccountsByPersonKeyResponse]  # type: ignore[assignment]
     """The accounts of one person in this region, by the national person key (a keyed hash, never the raw number);
@@ -437,7 +453,7 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, real-name records, channel bindings and consents of one region. Personal data leaves this service
     masked only; error messages name the field and the rule broken, never the value. The gateway serves every method to
-    external callers but BatchResolveAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
+    external callers but BatchResolveAccounts, BatchGetAccounts, FindAccountsByPersonKey, CheckConsents, CheckConsentColumns and
     GetGuardianStanding, which are called inside the regional platform or by the gateway itself (see carbon.gateway.v1.GatewayService); the gateway itself asks CheckConsents
     for cross-region sharing consent before it shares an account's data with another region (ADR 0610). Every call proves the calling service's
     identity and answers only the callers docs/access.md names (else UNAUTHENTICATED, or PERMISSION_DENIED
@@ -501,6 +517,20 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE over 10,000 refs; INVALID_ACCOUNT_REF, field refs[i], when a reference
         sets nothing).
+        """
+
+    @_abc_1.abstractmethod
+    def BatchGetAccounts(
+        self,
+        request: _identity_service_pb2.BatchGetAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.BatchGetAccountsResponse, _abc.Awaitable[_identity_service_pb2.BatchGetAccountsResponse]]:
+        """Many accounts at once, each as GetAccount answers it (`view`), with the same optional consent question asked of
+        each: the gateway asks each region once for a batch of cross-region transfers. An unknown account is answered
+        found = false instead of failing the call; a closed one is found, with state CLOSED and its personal fields empty.
+        Idempotency: read-only.
+        Errors: INVALID_ARGUMENT (BATCH_TOO_LARGE with none or over 1,000 numbers, field account_numbers;
+        INVALID_ACCOUNT_NUMBER, field account_numbers[i]; INVALID_EVENT_TIME, field consent_at).
         """
 
     @_abc_1.abstractmethod
