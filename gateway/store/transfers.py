@@ -86,6 +86,42 @@ def insert_new_transfer(
     return conn.execute(_insert_new(conn.dialect.name), row).first() is not None
 
 
+def insert_new_transfers(
+    conn: Connection, new: Sequence[Transfer], lease_until: datetime, lease_owner: str | None = None
+) -> set[str]:
+    """Inserts many transfers in one statement, each unless its id exists; returns the ids inserted now. Rows go in
+    transfer id order, so two batches sharing ids never wait on each other in a cycle."""
+    if not new:
+        return set()
+    rows = [_row(transfer, lease_until, lease_owner) for transfer in sorted(new, key=lambda t: t.transfer_id)]
+    statement = _insert_new(conn.dialect.name).values(rows)
+    return {row.transfer_id for row in conn.execute(statement)}
+
+
+def finish_many(
+    conn: Connection, transfer_ids: Sequence[str], expected: State, state: State, finished_at: datetime
+) -> set[str]:
+    """Settles many transfers found in `expected` (a compare-and-set for each row, in one statement), ending their
+    leases, with no failure reason; returns the ids it moved (the others had been moved by another driver)."""
+    if not transfer_ids:
+        return set()
+    statement = (
+        update(transfers)
+        .where(transfers.c.transfer_id.in_(sorted(transfer_ids)), transfers.c.state == expected.value)
+        .values(
+            state=state.value,
+            failure_reason="",
+            finished_at=finished_at,
+            attempts=0,
+            next_attempt_at=None,
+            lease_until=None,
+            lease_owner=None,
+        )
+        .returning(transfers.c.transfer_id)
+    )
+    return {row.transfer_id for row in conn.execute(statement)}
+
+
 @functools.cache
 def _insert_new(dialect_name: str) -> Insert:
     dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
