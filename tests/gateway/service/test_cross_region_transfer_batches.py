@@ -127,11 +127,13 @@ def other_region(fed: Federation, tid: str) -> Any:
 
 
 def bad_authorization(fed: Federation, tid: str) -> Any:
-    return item(fed, tid, *fed.open_person(["330000", "110000"]), 50, resident_authorization="not-a-token")
+    source, target = fed.open_person(["330000", "110000"])
+    return item(fed, tid, source, target, 50, resident_authorization="not-a-token")
 
 
 def malformed(fed: Federation, tid: str) -> Any:
-    return item(fed, tid, *fed.open_person(["330000", "110000"]), 0)
+    source, target = fed.open_person(["330000", "110000"])
+    return item(fed, tid, source, target, 0)
 
 
 SITUATIONS: list[Situation] = [

@@ -124,9 +124,11 @@ class GatewayServiceStub:
     Idempotency: per item, by transfer_id, exactly as CreateCrossRegionTransfer: the same body again (in a later
     call, alone or in a batch) answers the transfer as it stands; another body is that item's FAILED ALREADY_EXISTS
     IDEMPOTENCY_KEY_REUSED. Sending the same batch again after an error or a lost answer is safe.
-    Errors of the whole call (nothing is recorded): the front door's; INVALID_ARGUMENT BATCH_TOO_LARGE (no items or
-    more than 500; metadata field transfers); INVALID_ARGUMENT DUPLICATE_TRANSFER_ID (a transfer_id given twice in
-    the request; metadata field transfers[i].transfer_id, i the later item's index from 0).
+    Errors: of the whole call, when nothing is recorded: the front door's; INVALID_ARGUMENT BATCH_TOO_LARGE (no items
+    or more than 500; metadata field transfers); INVALID_ARGUMENT DUPLICATE_TRANSFER_ID (a transfer_id given twice in
+    the request; metadata field transfers[i].transfer_id, i the later item's index from 0); UNAVAILABLE
+    DATABASE_UNAVAILABLE or INTERNAL when the gateway's own store fails mid-batch (some items may be recorded then:
+    send the same batch again, each item is answered as it stands).
     """
     GetCrossRegionTransfer: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetCrossRegionTransferRequest, _gateway_service_pb2.GetCrossRegionTransferResponse]
     """One cross-region transfer as it is now.
@@ -363,9 +365,11 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Idempotency: per item, by transfer_id, exactly as CreateCrossRegionTransfer: the same body again (in a later
     call, alone or in a batch) answers the transfer as it stands; another body is that item's FAILED ALREADY_EXISTS
     IDEMPOTENCY_KEY_REUSED. Sending the same batch again after an error or a lost answer is safe.
-    Errors of the whole call (nothing is recorded): the front door's; INVALID_ARGUMENT BATCH_TOO_LARGE (no items or
-    more than 500; metadata field transfers); INVALID_ARGUMENT DUPLICATE_TRANSFER_ID (a transfer_id given twice in
-    the request; metadata field transfers[i].transfer_id, i the later item's index from 0).
+    Errors: of the whole call, when nothing is recorded: the front door's; INVALID_ARGUMENT BATCH_TOO_LARGE (no items
+    or more than 500; metadata field transfers); INVALID_ARGUMENT DUPLICATE_TRANSFER_ID (a transfer_id given twice in
+    the request; metadata field transfers[i].transfer_id, i the later item's index from 0); UNAVAILABLE
+    DATABASE_UNAVAILABLE or INTERNAL when the gateway's own store fails mid-batch (some items may be recorded then:
+    send the same batch again, each item is answered as it stands).
     """
     GetCrossRegionTransfer: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetCrossRegionTransferRequest, _gateway_service_pb2.GetCrossRegionTransferResponse]  # type: ignore[assignment]
     """One cross-region transfer as it is now.
@@ -623,9 +627,11 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotency: per item, by transfer_id, exactly as CreateCrossRegionTransfer: the same body again (in a later
         call, alone or in a batch) answers the transfer as it stands; another body is that item's FAILED ALREADY_EXISTS
         IDEMPOTENCY_KEY_REUSED. Sending the same batch again after an error or a lost answer is safe.
-        Errors of the whole call (nothing is recorded): the front door's; INVALID_ARGUMENT BATCH_TOO_LARGE (no items or
-        more than 500; metadata field transfers); INVALID_ARGUMENT DUPLICATE_TRANSFER_ID (a transfer_id given twice in
-        the request; metadata field transfers[i].transfer_id, i the later item's index from 0).
+        Errors: of the whole call, when nothing is recorded: the front door's; INVALID_ARGUMENT BATCH_TOO_LARGE (no items
+        or more than 500; metadata field transfers); INVALID_ARGUMENT DUPLICATE_TRANSFER_ID (a transfer_id given twice in
+        the request; metadata field transfers[i].transfer_id, i the later item's index from 0); UNAVAILABLE
+        DATABASE_UNAVAILABLE or INTERNAL when the gateway's own store fails mid-batch (some items may be recorded then:
+        send the same batch again, each item is answered as it stands).
         """
 
     @_abc_1.abstractmethod
