@@ -117,6 +117,34 @@ class IdentityServiceServicer(identity_service_pb2_grpc.IdentityServiceServicer)
         )
 
     @idempotent
+    def BatchGetAccounts(
+        self, request: pb.BatchGetAccountsRequest, context: grpc.ServicerContext
+    ) -> pb.BatchGetAccountsResponse:
+        asks_consent = request.consent_category != common_pb2.DATA_CATEGORY_UNSPECIFIED
+        at = from_timestamp(request.consent_at) if request.HasField("consent_at") else None
+        if asks_consent:  # a malformed question is refused before anything is read, as by GetAccount
+            validate_consent_question(request.consent_category, at, CONSENT_FIELDS)
+        numbers = list(request.account_numbers)
+        views = self._accounts.get_accounts(numbers, with_bindings=request.view != pb.ACCOUNT_VIEW_BASIC)
+        lookups = [
+            pb.AccountLookup() if view is None else pb.AccountLookup(found=True, account=account_message(view))
+            for view in views
+        ]
+        if asks_consent:
+            found = [index for index, view in enumerate(views) if view is not None]
+            verdicts = self._consents.check_columns(
+                [numbers[index] for index in found],
+                [request.consent_category] * len(found),
+                [at] * len(found),
+                fields=CONSENT_FIELDS,
+            )
+            for index, verdict in zip(found, verdicts, strict=True):
+                lookups[index].consent.SetInParent()  # present even when its fields hold their defaults
+                lookups[index].consent.allowed = verdict.allowed
+                lookups[index].consent.reason = verdict.reason
+        return pb.BatchGetAccountsResponse(accounts=lookups)
+
+    @idempotent
     def ResolveAccount(
         self, request: pb.ResolveAccountRequest, context: grpc.ServicerContext
     ) -> pb.ResolveAccountResponse:

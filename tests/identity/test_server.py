@@ -170,6 +170,69 @@ def test_a_malformed_consent_question_of_get_account_is_refused_naming_its_field
         )
 
 
+def test_batch_get_accounts_answers_each_number_as_get_account_with_its_consent(
+    stub: identity_service_pb2_grpc.IdentityServiceStub, services: IdentityServices, clock: FakeClock
+) -> None:
+    account, closed = granted_and_closed(services)
+    unknown = new_account_number("330000")
+    numbers = [account, unknown, closed, account]
+
+    def batch(view: pb.AccountView.ValueType, hours: int | None) -> list[pb.AccountLookup]:
+        request = pb.BatchGetAccountsRequest(account_numbers=numbers, view=view)
+        if hours is not None:
+            request.consent_category = TRANSIT
+            request.consent_at.CopyFrom(stamp(clock, hours=hours))
+        return list(stub.BatchGetAccounts(request, timeout=10).accounts)
+
+    answered = batch(pb.ACCOUNT_VIEW_BASIC, 1)
+    assert [lookup.found for lookup in answered] == [True, False, True, True]
+    assert not answered[1].HasField("account") and not answered[1].HasField("consent")
+    for lookup, number in zip(answered, numbers, strict=True):
+        if lookup.found:
+            alone = stub.GetAccount(
+                pb.GetAccountRequest(
+                    account_number=number,
+                    view=pb.ACCOUNT_VIEW_BASIC,
+                    consent_category=TRANSIT,
+                    consent_at=stamp(clock, hours=1),
+                ),
+                timeout=10,
+            )
+            assert (lookup.account, lookup.consent) == (alone.account, alone.consent)
+    assert answered[0].consent == pb.ConsentAnswer(allowed=True) and answered[0].HasField("consent")
+    assert answered[2].account.state == pb.ACCOUNT_STATE_CLOSED and answered[2].account.masked_name == ""
+    assert (answered[2].consent.allowed, answered[2].consent.reason) == (False, "ACCOUNT_CLOSED")
+    before_grant = batch(pb.ACCOUNT_VIEW_BASIC, -1)[0].consent
+    assert (before_grant.allowed, before_grant.reason) == (False, "CONSENT_MISSING")
+    full = batch(pb.ACCOUNT_VIEW_FULL, None)
+    assert len(full[0].account.bindings) == 1 and list(answered[0].account.bindings) == []
+    assert not any(lookup.HasField("consent") for lookup in full)
+
+
+def test_a_malformed_batch_get_accounts_is_refused_naming_its_field(
+    stub: identity_service_pb2_grpc.IdentityServiceStub, clock: FakeClock
+) -> None:
+    good = new_account_number("330000")
+    for request, field, reason in (
+        (pb.BatchGetAccountsRequest(), "account_numbers", "BATCH_TOO_LARGE"),
+        (pb.BatchGetAccountsRequest(account_numbers=[good] * 1_001), "account_numbers", "BATCH_TOO_LARGE"),
+        (pb.BatchGetAccountsRequest(account_numbers=[good, "12345"]), "account_numbers[1]", "INVALID_ACCOUNT_NUMBER"),
+        (
+            pb.BatchGetAccountsRequest(account_numbers=[good], consent_category=TRANSIT),
+            "consent_at",
+            "INVALID_EVENT_TIME",
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.BatchGetAccounts(request, timeout=10)
+        details = error_details(refused.value)
+        assert (details.code, details.reason, details.metadata["field"]) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            reason,
+            field,
+        )
+
+
 def test_the_person_key_links_accounts_without_the_id_number(
     stub: identity_service_pb2_grpc.IdentityServiceStub,
 ) -> None:
