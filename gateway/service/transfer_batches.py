@@ -21,7 +21,7 @@ from typing import Any
 from gateway import wire
 from gateway.clients import RemoteError
 from gateway.domain.callers import Caller
-from gateway.domain.transfers import Decision, State, Transfer, TransferRequest, new_transfer
+from gateway.domain.transfers import Decision, State, Step, Transfer, TransferRequest, new_transfer, next_step
 from gateway.service.accounts import Answer, judge_accounts, lookup_accounts
 from gateway.service.cross_region_transfers import TransferService
 from gateway.service.sagas import Postponed
@@ -76,6 +76,21 @@ class TransferBatches:
             )
         run.commit(run.credit(run.hold(new)))
         return [run.outcome(request.transfer_id) for request, _ in items]
+
+    def drive_claimed(self, claimed: Sequence[Transfer]) -> list[Transfer]:
+        """Drives transfers the recovery loop leased in lockstep as a batch from the step they are at, when that is
+        the hold or the credit (a backlog recorded while a region was down, a batch whose gateway was killed), and
+        waits for them all. Returns the others, for the loop to drive one by one."""
+        run = _Run(self.transfers)
+        at_hold = [transfer for transfer in claimed if next_step(transfer) is Step.HOLD]
+        at_credit = [transfer for transfer in claimed if next_step(transfer) is Step.CREDIT]
+        run.commit(run.credit([*run.hold(at_hold), *at_credit]))
+        for transfer in (*at_hold, *at_credit):
+            outcome = run.outcome(transfer.transfer_id)
+            if not isinstance(outcome, Transfer):
+                log.error("recovery failed", exc_info=outcome, extra={"transfer_id": transfer.transfer_id})
+        driven = {transfer.transfer_id for transfer in (*at_hold, *at_credit)}
+        return [transfer for transfer in claimed if transfer.transfer_id not in driven]
 
 
 class _Run:
