@@ -89,13 +89,14 @@ def insert_new_transfer(
 def insert_new_transfers(
     conn: Connection, new: Sequence[Transfer], lease_until: datetime, lease_owner: str | None = None
 ) -> set[str]:
-    """Inserts many transfers in one statement, each unless its id exists; returns the ids inserted now. Rows go in
-    transfer id order, so two batches sharing ids never wait on each other in a cycle."""
+    """Inserts many transfers, each unless its id exists; returns the ids inserted now. The one insert built for a
+    transfer is run with every row's values: SQLAlchemy sends them as multi-row INSERTs ("insertmanyvalues"), without
+    building a statement per batch. Rows go in transfer id order, so two batches sharing ids never wait on each other
+    in a cycle."""
     if not new:
         return set()
     rows = [_row(transfer, lease_until, lease_owner) for transfer in sorted(new, key=lambda t: t.transfer_id)]
-    statement = _insert_new(conn.dialect.name).values(rows)
-    return {row.transfer_id for row in conn.execute(statement)}
+    return {row.transfer_id for row in conn.execute(_insert_new(conn.dialect.name), rows)}
 
 
 def finish_many(
