@@ -9,6 +9,7 @@ See docs/adr/0619-fewer-gateway-writes-per-transfer.md.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -35,6 +36,8 @@ class Write(NamedTuple):
     transfer_id: str
     # The insert or compare-and-set, one statement: True when it moved the row.
     apply: Callable[[Connection], bool]
+    # The compare-and-set itself, when the write is one: a group runs those of one statement together.
+    cas: store.CompareAndSet | None = None
 
 
 class Planned(NamedTuple):
@@ -131,21 +134,17 @@ class TransferWrites:
     # --- each write, planned: the compare-and-set and the transfer as it will stand ---------------------------------
 
     def plan_decide(self, transfer: Transfer, expected: Decision, decision: Decision, reason: str = "") -> Planned:
-        lease_until = self._next_lease()
-
-        def write(conn: Connection) -> bool:
-            return store.decide(
-                conn,
-                transfer.transfer_id,
-                transfer.state,
-                expected,
-                decision,
-                reason,
-                lease_until=lease_until,
-                lease_owner=self.lease_owner,
-            )
-
-        return Planned(Write(transfer.transfer_id, write), replace(transfer, decision=decision, failure_reason=reason))
+        cas = store.decide_cas(
+            transfer.transfer_id,
+            transfer.state,
+            expected,
+            decision,
+            reason,
+            lease_until=self._next_lease(),
+            lease_owner=self.lease_owner,
+        )
+        after = replace(transfer, decision=decision, failure_reason=reason)
+        return Planned(Write(transfer.transfer_id, functools.partial(store.run, write=cas), cas), after)
 
     def plan_advance(
         self,
@@ -157,22 +156,17 @@ class TransferWrites:
         hold_expires_at: datetime | None = None,
         held_lots: list[HeldLot] | None = None,
     ) -> Planned:
-        lease_until = self._next_lease()
-
-        def write(conn: Connection) -> bool:
-            return store.advance(
-                conn,
-                transfer.transfer_id,
-                transfer.state,
-                state,
-                decision=decision,
-                failure_reason=failure_reason,
-                hold_expires_at=hold_expires_at,
-                held_lots=held_lots,
-                lease_until=lease_until,
-                lease_owner=self.lease_owner,
-            )
-
+        cas = store.advance_cas(
+            transfer.transfer_id,
+            transfer.state,
+            state,
+            decision=decision,
+            failure_reason=failure_reason,
+            hold_expires_at=hold_expires_at,
+            held_lots=held_lots,
+            lease_until=self._next_lease(),
+            lease_owner=self.lease_owner,
+        )
         after = replace(
             transfer,
             state=state,
@@ -183,26 +177,22 @@ class TransferWrites:
             attempts=0,
             next_attempt_at=None,
         )
-        return Planned(Write(transfer.transfer_id, write), after)
+        return Planned(Write(transfer.transfer_id, functools.partial(store.run, write=cas), cas), after)
 
     def plan_finish(self, transfer: Transfer, state: State, reason: str) -> Planned:
         finished_at = self.clock()
-
-        def write(conn: Connection) -> bool:
-            return store.advance(
-                conn,
-                transfer.transfer_id,
-                transfer.state,
-                state,
-                failure_reason=reason,
-                finished_at=finished_at,
-                release_lease=True,
-            )
-
+        cas = store.advance_cas(
+            transfer.transfer_id,
+            transfer.state,
+            state,
+            failure_reason=reason,
+            finished_at=finished_at,
+            release_lease=True,
+        )
         after = replace(
             transfer, state=state, failure_reason=reason, finished_at=finished_at, attempts=0, next_attempt_at=None
         )
-        return Planned(Write(transfer.transfer_id, write), after)
+        return Planned(Write(transfer.transfer_id, functools.partial(store.run, write=cas), cas), after)
 
     def _next_lease(self) -> datetime:
         return self.clock() + self.lease
@@ -224,7 +214,14 @@ class TransferWrites:
             with one_statement_transaction(self.engine) as conn:
                 return [writes[0].apply(conn)]
         moved = [False] * len(writes)
+        in_order = sorted(range(len(writes)), key=lambda i: writes[i].transfer_id)
+        updates = [index for index in in_order if writes[index].cas is not None]
         with self.engine.begin() as conn:
-            for index in sorted(range(len(writes)), key=lambda i: writes[i].transfer_id):
-                moved[index] = writes[index].apply(conn)
+            # The compare-and-sets of one statement go together (ADR 0625); inserts (new rows) one by one.
+            together = store.run_together(conn, [cas for index in updates if (cas := writes[index].cas) is not None])
+            for index, done in zip(updates, together, strict=True):
+                moved[index] = done
+            for index in in_order:
+                if writes[index].cas is None:
+                    moved[index] = writes[index].apply(conn)
         return moved

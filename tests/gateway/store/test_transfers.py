@@ -68,3 +68,18 @@ def test_many_transfers_settle_in_one_statement_only_from_the_expected_state(eng
         first, third = store.get_transfer(conn, "t1"), store.get_transfer(conn, "t3")
     assert first is not None and (first.state, first.finished_at, first.failure_reason) == (State.COMMITTED, NOW, "")
     assert third is not None and third.state is State.CREATED
+
+
+def test_compare_and_sets_run_together_tell_which_rows_moved(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.insert_new_transfers(conn, [transfer("t1"), transfer("t2"), transfer("t3")], NOW, "gw-0")
+        assert store.advance(conn, "t2", State.CREATED, State.HELD)  # another driver got there first
+    writes = [store.advance_cas(f"t{n}", State.CREATED, State.HELD, decision=Decision.COMMIT) for n in (1, 2, 3)]
+    with engine.begin() as conn:
+        assert store.run_together(conn, writes) == [True, False, True]
+    with engine.begin() as conn:
+        all_moved = [store.advance_cas(f"t{n}", State.HELD, State.COMMITTED) for n in (1, 2, 3)]
+        assert store.run_together(conn, all_moved) == [True, True, True]
+    with engine.connect() as conn:
+        states = [found.state for n in (1, 2, 3) if (found := store.get_transfer(conn, f"t{n}")) is not None]
+    assert states == [State.COMMITTED] * 3
