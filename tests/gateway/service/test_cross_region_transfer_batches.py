@@ -208,22 +208,24 @@ def test_a_bad_batch_is_refused_whole(
     ).transfers) == []  # fmt: skip
 
 
-def test_an_identity_without_batched_lookups_is_asked_account_by_account(
-    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("batched_lookups", [True, False], ids=["BatchGetAccounts", "UNIMPLEMENTED"])
+def test_identity_is_asked_once_per_region_or_account_by_account_when_it_cannot(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, batched_lookups: bool
 ) -> None:
     asked: list[str] = []
+    batch_get, get = IdentityServiceServicer.BatchGetAccounts, IdentityServiceServicer.GetAccount
 
-    def unimplemented(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+    def batch_get_accounts(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         asked.append("BatchGetAccounts")
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
-
-    original = IdentityServiceServicer.GetAccount
+        if not batched_lookups:  # an identity of an older release, during a rolling update
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+        return batch_get(self, request, context)
 
     def get_account(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         asked.append("GetAccount")
-        return original(self, request, context)
+        return get(self, request, context)
 
-    monkeypatch.setattr(IdentityServiceServicer, "BatchGetAccounts", unimplemented)
+    monkeypatch.setattr(IdentityServiceServicer, "BatchGetAccounts", batch_get_accounts)
     monkeypatch.setattr(IdentityServiceServicer, "GetAccount", get_account)
     fed = Federation(tmp_path, REGIONS, gateway_db_url=postgres_url, ledgers_in_process=True)
     running = start_inprocess_gateway(fed)
@@ -233,7 +235,7 @@ def test_an_identity_without_batched_lookups_is_asked_account_by_account(
         results = send_batch(fed, batch)
         assert [seen(result)[1:3] for result in results] == [(COMMITTED, ""), (9, "CONSENT_REVOKED"), (COMMITTED, "")]
         assert asked.count("BatchGetAccounts") == 2  # once per region
-        assert asked.count("GetAccount") == 6  # then each account alone
+        assert asked.count("GetAccount") == (0 if batched_lookups else 6)  # else each account alone
     finally:
         running.stop()
         fed.close()
