@@ -72,6 +72,8 @@ class TransferWrites:
     def record_many(self, transfers: Sequence[Transfer]) -> set[str]:
         """Stores many new transfers, leased to their driver, in one transaction and one statement (a batch of
         CreateCrossRegionTransfers); returns the ids stored now: the others' twins were stored first."""
+        if not transfers:
+            return set()
         lease_until = self._next_lease()
         with self.engine.begin() as conn:
             return store.insert_new_transfers(conn, transfers, lease_until, self.lease_owner)
@@ -116,6 +118,8 @@ class TransferWrites:
         """Settles many transfers with no failure reason (a batch's COMMITTED), ending their leases, in one
         transaction with one compare-and-set statement per state they are found in: each transfer as written, or None
         where another driver had moved it."""
+        if not settling:
+            return []
         finished_at = self.clock()
         moved: set[str] = set()
         by_state: dict[State, list[str]] = {}
