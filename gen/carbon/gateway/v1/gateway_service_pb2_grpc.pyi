@@ -120,7 +120,8 @@ class GatewayServiceStub:
     identity question per region, one hold, credit and commit call per region for the whole batch), so a batch
     costs far less per transfer than as many single calls (docs/adr/0625). Items may name any mix of region pairs;
     each item's resident_authorization is checked as for CreateCrossRegionTransfer, and the caller must act for each
-    item's from_account region (else that item is FAILED PERMISSION_DENIED CALLER_REGION_MISMATCH).
+    item's from_account region (else that item is FAILED PERMISSION_DENIED CALLER_REGION_MISMATCH). The caller's
+    rate limit counts the call once, whatever its size.
     Idempotency: per item, by transfer_id, exactly as CreateCrossRegionTransfer: the same body again (in a later
     call, alone or in a batch) answers the transfer as it stands; another body is that item's FAILED ALREADY_EXISTS
     IDEMPOTENCY_KEY_REUSED. Sending the same batch again after an error or a lost answer is safe.
@@ -361,7 +362,8 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     identity question per region, one hold, credit and commit call per region for the whole batch), so a batch
     costs far less per transfer than as many single calls (docs/adr/0625). Items may name any mix of region pairs;
     each item's resident_authorization is checked as for CreateCrossRegionTransfer, and the caller must act for each
-    item's from_account region (else that item is FAILED PERMISSION_DENIED CALLER_REGION_MISMATCH).
+    item's from_account region (else that item is FAILED PERMISSION_DENIED CALLER_REGION_MISMATCH). The caller's
+    rate limit counts the call once, whatever its size.
     Idempotency: per item, by transfer_id, exactly as CreateCrossRegionTransfer: the same body again (in a later
     call, alone or in a batch) answers the transfer as it stands; another body is that item's FAILED ALREADY_EXISTS
     IDEMPOTENCY_KEY_REUSED. Sending the same batch again after an error or a lost answer is safe.
@@ -623,7 +625,8 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         identity question per region, one hold, credit and commit call per region for the whole batch), so a batch
         costs far less per transfer than as many single calls (docs/adr/0625). Items may name any mix of region pairs;
         each item's resident_authorization is checked as for CreateCrossRegionTransfer, and the caller must act for each
-        item's from_account region (else that item is FAILED PERMISSION_DENIED CALLER_REGION_MISMATCH).
+        item's from_account region (else that item is FAILED PERMISSION_DENIED CALLER_REGION_MISMATCH). The caller's
+        rate limit counts the call once, whatever its size.
         Idempotency: per item, by transfer_id, exactly as CreateCrossRegionTransfer: the same body again (in a later
         call, alone or in a batch) answers the transfer as it stands; another body is that item's FAILED ALREADY_EXISTS
         IDEMPOTENCY_KEY_REUSED. Sending the same batch again after an error or a lost answer is safe.
