@@ -239,3 +239,17 @@ def test_identity_is_asked_once_per_region_or_account_by_account_when_it_cannot(
     finally:
         running.stop()
         fed.close()
+
+
+def test_a_batch_works_on_the_embedded_sqlite_store(federation: Federation) -> None:
+    running = start_inprocess_gateway(federation)
+    try:
+        batch = [ok(federation, "s1"), insufficient(federation, "s2"), ok(federation, "s3")]
+        results = send_batch(federation, batch)
+        assert [seen(result) for result in results] == [
+            ("transfer", COMMITTED, "", 400), ("transfer", RELEASED, "INSUFFICIENT_POINTS", 500),
+            ("transfer", COMMITTED, "", 400),
+        ]  # fmt: skip
+        assert send_batch(federation, batch[:1])[0].transfer == results[0].transfer  # a replay
+    finally:
+        running.stop()
