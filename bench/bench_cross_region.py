@@ -8,8 +8,13 @@ transfer asks the source region's identity for a resident authorization (issued 
 minutes). The source accounts are funded in their ledger (fresh points, as ingest would credit them).
 
 Phases:
-- live: CARBON_BENCH_TRANSFERS (default 400) CreateCrossRegionTransfer calls from CARBON_BENCH_CLIENTS (default 16)
-  clients over CARBON_BENCH_PAIRS (default 64) account pairs; every answer must be COMMITTED. Transfers/s, p50, p99.
+- unary: CARBON_BENCH_TRANSFERS (default 400) CreateCrossRegionTransfer calls from CARBON_BENCH_CLIENTS (default 16)
+  clients over CARBON_BENCH_PAIRS (default 64) account pairs; every answer must be COMMITTED. Transfers/s, p50, p99
+  of a call (the `unary_*` figures).
+- live (batched): CARBON_BENCH_BATCHED_TRANSFERS (default 3,200) transfers sent as CreateCrossRegionTransfers calls
+  of CARBON_BENCH_BATCH (default 50) items each from the same clients over the same pairs; every item must come back
+  COMMITTED. Transfers/s; p50 and p99 of a call (what each of its transfers waits) and of a call's time divided by its
+  items (`per_transfer_p50_ms`, `per_transfer_p99_ms`).
 - recovery: the source region's ledger is stopped, CARBON_BENCH_BACKLOG (default 300) transfers are sent (each is
   recorded and answered CREATED: its hold could not be placed), the gateway is killed with kill -9, the ledger comes
   back on its port and the gateway is restarted; its recovery loop must drive the whole backlog (hold, decision,
@@ -19,14 +24,15 @@ Phases:
 - baseline: pgbench simple-update at the same client count on the same server (bench_baseline_support).
 Afterwards both regions' books must balance, the clearing accounts sum to 0 and every point be where it belongs.
 
-CARBON_BENCH_PROFILE=<dir>: py-spy of the gateway and both ledgers during the live phase (CARBON_BENCH_PROFILE_IDLE=1:
-waiting threads too). CPU milliseconds per live transfer of each service process (the gateway, both ledgers, both
-identities), of PostgreSQL and Redis when they run on this machine ("postgres": every server process, shared work
-and other databases' backends included; "postgres_bench_db": the backends of the bench's database alone) and the
-rows each transfer writes per table (pg_stat_user_tables, since pg_stat_statements is not loaded
-on the shared server) are printed.
-Last line: one JSON object with the figures and `ratio` = live transfers/s ÷ pgbench TPS (higher is better), and
-`recovery_ratio` = recovery rate ÷ live rate (the target is ≥ 1).
+CARBON_BENCH_PROFILE=<dir>: py-spy of the gateway and both ledgers during the live (batched) phase
+(CARBON_BENCH_PROFILE_IDLE=1: waiting threads too). CPU milliseconds per transfer of each phase
+(`unary_cpu_ms_per_transfer`; `cpu_ms_per_transfer` for the batched one) of each service process (the gateway, both
+ledgers, both identities), of PostgreSQL and Redis when they run on this machine ("postgres": every server process,
+shared work and other databases' backends included; "postgres_bench_db": the backends of the bench's database alone)
+and the rows each transfer writes per table (pg_stat_user_tables, since pg_stat_statements is not loaded on the shared
+server) are printed.
+Last line: one JSON object with the figures and `ratio` = batched transfers/s ÷ pgbench TPS (higher is better; the
+unary phase's is `unary_ratio`), and `recovery_ratio` = recovery rate ÷ the batched live rate (the target is ≥ 1).
 """
 
 from __future__ import annotations
@@ -83,6 +89,8 @@ CLIENTS = int(os.environ.get("CARBON_BENCH_CLIENTS", "16"))
 TRANSFERS = int(os.environ.get("CARBON_BENCH_TRANSFERS", "400"))
 BACKLOG = int(os.environ.get("CARBON_BENCH_BACKLOG", "300"))
 PAIRS = int(os.environ.get("CARBON_BENCH_PAIRS", "64"))
+BATCH = int(os.environ.get("CARBON_BENCH_BATCH", "50"))
+BATCHED_TRANSFERS = int(os.environ.get("CARBON_BENCH_BATCHED_TRANSFERS", "3200"))
 FUNDING_POINTS = 1_000_000
 PLATFORM_KEY = "bench-xr-platform-key"
 PLATFORM: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {PLATFORM_KEY}"),)
@@ -292,6 +300,68 @@ def send_all(
     return time.perf_counter() - began, latencies, states
 
 
+def send_batches(
+    gateway: gateway_service_pb2_grpc.GatewayServiceStub, work: list[Order], tokens: list[str]
+) -> tuple[float, list[float], list[float], list[int]]:
+    """The transfers in CreateCrossRegionTransfers calls of BATCH items from CLIENTS threads: elapsed seconds, each
+    call's latency, each call's latency per item, each item's state (-1 for a FAILED item)."""
+    latencies: list[float] = []
+    per_item: list[float] = []
+    states: list[int] = []
+
+    def one(start: int) -> None:
+        items = [
+            gw.CreateCrossRegionTransferRequest(
+                transfer_id=transfer_id, from_account=source, to_account=target, amount_points=points,
+                resident_authorization=tokens[start + offset],
+            )
+            for offset, (transfer_id, source, target, points) in enumerate(work[start : start + BATCH])
+        ]  # fmt: skip
+        request = gw.CreateCrossRegionTransfersRequest(transfers=items)
+        began = time.perf_counter()
+        for attempt in range(5):  # UNAVAILABLE: a client repeats the same batch (same ids: safe)
+            try:
+                answer = gateway.CreateCrossRegionTransfers(request, metadata=PLATFORM, timeout=120)
+                break
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
+                    raise
+                time.sleep(0.2)
+        took = time.perf_counter() - began
+        latencies.append(took)
+        per_item.append(took / len(items))
+        for result in answer.results:
+            failed = result.status == gw.CROSS_REGION_TRANSFER_RESULT_STATUS_FAILED
+            if failed:
+                print(f"{result.transfer_id}: {result.failure_reason} {result.failure_message}", file=sys.stderr)
+            states.append(-1 if failed else result.transfer.state)
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(one, range(0, len(work), BATCH)))
+    return time.perf_counter() - began, latencies, per_item, states
+
+
+def measured(
+    services: list[Process], urls: dict[str, str], count: int, send: Callable[[], tuple[float, list[int]]]
+) -> tuple[float, list[int], dict[str, float], dict[str, float]]:
+    """One phase: elapsed seconds, states, CPU ms per transfer by process, rows written per transfer by table."""
+    before = rows_written(urls)
+    cpu_before, servers_before = cpu_seconds(services), server_cpu_seconds()
+    elapsed, states = send()
+    cpu_after, servers_after = cpu_seconds(services), server_cpu_seconds()
+    after = rows_written(urls)
+    cpu_ms = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / count, 2) for name in cpu_after}
+    servers = server_cpu_between(servers_before, servers_after)
+    cpu_ms.update({name: round(seconds * 1000 / count, 2) for name, seconds in servers.items()})
+    per_transfer = {
+        f"{schema}.{table}": round((after[schema][table] - before[schema].get(table, 0)) / count, 1)
+        for schema in after
+        for table in after[schema]
+    }
+    return elapsed, states, cpu_ms, per_transfer
+
+
 def rows_written(urls: dict[str, str]) -> dict[str, dict[str, int]]:
     """Rows inserted + updated so far per table of the gateway's and the source ledger's schemas."""
     out: dict[str, dict[str, int]] = {}
@@ -403,27 +473,41 @@ def main() -> None:
 
             warm = orders("warm", pairs, CLIENTS * 2)
             send_all(gw_stub, warm, authorized(gw_identity, warm))
-            live = orders("live", pairs, TRANSFERS)
-            tokens = authorized(gw_identity, live)
-            before = rows_written(urls)
             services = [gateway, *ledgers.values(), *identities_.values()]
             for code, identity_process in identities_.items():
                 identity_process.name = f"identity_{code}"
-            cpu_before, servers_before = cpu_seconds(services), server_cpu_seconds()
+            committed_state = gw.CROSS_REGION_TRANSFER_STATE_COMMITTED
+
+            unary = orders("unary", pairs, TRANSFERS)
+            unary_tokens = authorized(gw_identity, unary)
+            unary_latencies: list[float] = []
+
+            def send_unary() -> tuple[float, list[int]]:
+                elapsed, latencies, states = send_all(gw_stub, unary, unary_tokens)
+                unary_latencies.extend(latencies)
+                return elapsed, states
+
+            unary_s, states, unary_cpu_ms, unary_rows = measured(services, urls, TRANSFERS, send_unary)
+            assert all(s == committed_state for s in states), sorted(set(states))
+            unary_per_s = TRANSFERS / unary_s
+
+            warm_batch = orders("warmb", pairs, CLIENTS * BATCH)
+            send_batches(gw_stub, warm_batch, authorized(gw_identity, warm_batch))
+            live = orders("live", pairs, BATCHED_TRANSFERS)
+            tokens = authorized(gw_identity, live)
+            latencies: list[float] = []
+            per_item: list[float] = []
+
+            def send_batched() -> tuple[float, list[int]]:
+                elapsed, call_latencies, item_latencies, states = send_batches(gw_stub, live, tokens)
+                latencies.extend(call_latencies)
+                per_item.extend(item_latencies)
+                return elapsed, states
+
             with profiled([gateway, *ledgers.values()], 20):
-                elapsed, latencies, states = send_all(gw_stub, live, tokens)
-            cpu_after, servers_after = cpu_seconds(services), server_cpu_seconds()
-            after = rows_written(urls)
-            cpu_ms = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / TRANSFERS, 2) for name in cpu_after}
-            servers = server_cpu_between(servers_before, servers_after)
-            cpu_ms.update({name: round(seconds * 1000 / TRANSFERS, 2) for name, seconds in servers.items()})
-            assert all(s == gw.CROSS_REGION_TRANSFER_STATE_COMMITTED for s in states), sorted(set(states))
-            live_per_s = TRANSFERS / elapsed
-            per_transfer = {
-                f"{schema}.{table}": round((after[schema][table] - before[schema].get(table, 0)) / TRANSFERS, 1)
-                for schema in after
-                for table in after[schema]
-            }
+                elapsed, states, cpu_ms, per_transfer = measured(services, urls, BATCHED_TRANSFERS, send_batched)
+            assert all(s == committed_state for s in states), sorted(set(states))
+            live_per_s = BATCHED_TRANSFERS / elapsed
 
             # Recovery: the source ledger down while the backlog is recorded, the gateway killed, both back.
             backlog = orders("backlog", pairs, BACKLOG)
@@ -457,10 +541,19 @@ def main() -> None:
         baseline_tps = pgbench_tps(urls["pgbench"], CLIENTS)
     figures = {
         "clients": CLIENTS,
-        "transfers": TRANSFERS,
+        "unary_transfers": TRANSFERS,
+        "unary_transfers_per_s": round(unary_per_s, 1),
+        "unary_p50_ms": round(statistics.median(unary_latencies) * 1000, 1),
+        "unary_p99_ms": p99_ms(unary_latencies),
+        "unary_rows_written_per_transfer": unary_rows,
+        "unary_cpu_ms_per_transfer": unary_cpu_ms,
+        "batch": BATCH,
+        "transfers": BATCHED_TRANSFERS,
         "transfers_per_s": round(live_per_s, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_ms": p99_ms(latencies),
+        "per_transfer_p50_ms": round(statistics.median(per_item) * 1000, 2),
+        "per_transfer_p99_ms": p99_ms(per_item),
         "backlog": BACKLOG,
         "recovery_s": round(drained_s, 2),
         "recovery_per_s": round(recovery_per_s, 1),
@@ -471,12 +564,15 @@ def main() -> None:
         "pgbench_tps": round(baseline_tps, 1),
     }
     print(
-        f"cross-region transfers: {figures['transfers_per_s']}/s (p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']}"
-        f" ms); recovery of {BACKLOG}: {figures['recovery_per_s']}/s; pgbench simple-update {figures['pgbench_tps']}"
-        " TPS"
+        f"cross-region transfers, unary: {figures['unary_transfers_per_s']}/s (p50 {figures['unary_p50_ms']} ms, p99"
+        f" {figures['unary_p99_ms']} ms); batched by {BATCH}: {figures['transfers_per_s']}/s (a call's p50"
+        f" {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms); recovery of {BACKLOG}: {figures['recovery_per_s']}/s;"
+        f" pgbench simple-update {figures['pgbench_tps']} TPS"
     )
+    print(f"CPU ms per transfer, unary: {unary_cpu_ms}; batched: {cpu_ms}")
     baseline = {
         "baseline": f"pgbench simple-update TPS, {CLIENTS} clients, same server",
+        "unary_ratio": round(unary_per_s / baseline_tps, 3),
         "ratio": round(live_per_s / baseline_tps, 3),
     }
     shutil.rmtree(root, True)  # kept after a failure: the gateway's log is there

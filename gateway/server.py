@@ -8,6 +8,7 @@ registrations() wires the gateway from its settings; reflection shows only what 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -32,6 +33,7 @@ from gateway.domain.claims import (
     conflict_days,
     release_from_columns,
 )
+from gateway.domain.transfers import Transfer
 from gateway.service.admission import Admission
 from gateway.service.claims import ActivityClaims, claimant_region, internal_caller_region
 from gateway.service.cross_region_transfers import TransferService
@@ -44,20 +46,31 @@ from gateway.service.recovery import Recovery
 from gateway.service.redeem_anywhere import RedeemAnywhereService
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.settlement import settlement_report
+from gateway.service.transfer_batches import Outcome, TransferBatches
 from gateway.settings import GatewaySettings
 from service_kit import health, paging, tls
 from service_kit.clock import system_clock
-from service_kit.errors import InvalidArgument
+from service_kit.errors import DomainError, InvalidArgument
 from service_kit.failures import idempotent
 from service_kit.ratelimit import build_limiter
 from service_kit.regions import RegionRegistry
 from service_kit.server import Registration
 from service_kit.settings import Settings
+from service_kit.telemetry import current_trace_id
 from service_kit.topology import REGIONAL_SERVICES, RegionEntry
 from service_kit.wire import from_timestamp
 
+log = logging.getLogger("carbon.gateway")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 HEALTH_TIMEOUT_S = 0.5
+
+
+def _expected(outcome: Outcome) -> Transfer | DomainError | None:
+    """An item's outcome for its answer; an unexpected failure (None) is logged here, as the edge logs one."""
+    if isinstance(outcome, (Transfer, DomainError)):
+        return outcome
+    log.error("a transfer of a batch failed unexpectedly", exc_info=outcome, extra={"trace_id": current_trace_id()})
+    return None
 
 
 def admit(admission: Admission, context: grpc.ServicerContext, method: str) -> Caller:
@@ -84,6 +97,7 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self._probe_settings = probe_settings
         self._admission = admission
         self._transfers = transfers
+        self._batches = TransferBatches(transfers)
         self._anywhere = anywhere or RedeemAnywhereService(transfers)
         self._figures = figures or NationalFigures(transfers.clients)
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="region-health")
@@ -114,6 +128,19 @@ class GatewayServiceServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         caller = admit(self._admission, context, "CreateCrossRegionTransfer")
         transfer = self._transfers.create(caller, wire.transfer_request(request), request.resident_authorization)
         return pb.CreateCrossRegionTransferResponse(transfer=wire.transfer_message(transfer))
+
+    def CreateCrossRegionTransfers(
+        self, request: pb.CreateCrossRegionTransfersRequest, context: grpc.ServicerContext
+    ) -> pb.CreateCrossRegionTransfersResponse:
+        caller = admit(self._admission, context, "CreateCrossRegionTransfers")
+        items = [(wire.transfer_request(item), item.resident_authorization) for item in request.transfers]
+        outcomes = self._batches.create(caller, items)
+        return pb.CreateCrossRegionTransfersResponse(
+            results=[
+                wire.transfer_result(item.transfer_id, _expected(outcome), current_trace_id())
+                for item, outcome in zip(request.transfers, outcomes, strict=True)
+            ]
+        )
 
     @idempotent
     def GetCrossRegionTransfer(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from carbon.common.v1 import common_pb2
@@ -31,6 +32,8 @@ from gateway.domain.transfers import (
     reversal_id,
 )
 from service_kit.accounts import CLEARING_ACCOUNT
+from service_kit.errors import DomainError
+from service_kit.status import INTERNAL_MESSAGE
 from service_kit.topology import RegionEntry
 from service_kit.wire import from_timestamp, to_timestamp, to_unix_us
 
@@ -47,6 +50,29 @@ def transfer_request(request: pb.CreateCrossRegionTransferRequest) -> TransferRe
         to_account=request.to_account,
         amount_points=request.amount_points,
     )
+
+
+def transfer_result(
+    transfer_id: str, outcome: Transfer | DomainError | None, trace_id: str = ""
+) -> pb.CrossRegionTransferResult:
+    """One item of CreateCrossRegionTransfers: the transfer, or the error the unary call would have raised (None: an
+    unexpected failure, INTERNAL as the edge answers it, its trace id in the log)."""
+    if isinstance(outcome, Transfer):
+        status = pb.CROSS_REGION_TRANSFER_RESULT_STATUS_OK
+        return pb.CrossRegionTransferResult(transfer_id=transfer_id, status=status, transfer=transfer_message(outcome))
+    failed = pb.CrossRegionTransferResult(transfer_id=transfer_id, status=pb.CROSS_REGION_TRANSFER_RESULT_STATUS_FAILED)
+    if outcome is None:
+        failed.failure_code = grpc.StatusCode.INTERNAL.value[0]
+        failed.failure_reason = "INTERNAL"
+        failed.failure_message = INTERNAL_MESSAGE
+        failed.failure_metadata["trace_id"] = trace_id
+        return failed
+    failed.failure_code = outcome.code.value[0]
+    failed.failure_reason = outcome.reason
+    failed.failure_message = outcome.message
+    failed.failure_field = outcome.metadata.get("field", "")
+    failed.failure_metadata.update(outcome.metadata)
+    return failed
 
 
 def transfer_state(value: pb.CrossRegionTransferState.ValueType) -> State | None:

@@ -60,6 +60,7 @@ ROLE_METHODS: dict[Role, frozenset[str]] = {
                     "ListRegions",
                     "GetDirectoryEntry",
                     "CreateCrossRegionTransfer",
+                    "CreateCrossRegionTransfers",
                     "GetCrossRegionTransfer",
                     "ListCrossRegionTransfers",
                     "RedeemAnywhere",

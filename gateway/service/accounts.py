@@ -6,9 +6,11 @@ both the account and its sharing consent (ADR 0623)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+
+import grpc
 
 from carbon.common.v1 import common_pb2
 from carbon.identity.v1 import identity_service_pb2 as identity
@@ -83,13 +85,26 @@ def check_accounts(
     once for its account and its sharing consent now; the answers are judged as when they were asked apart: the
     source account, the target account, one person, then the source's consent and the target's (named by
     `consent_fields`)."""
+    target_answer = _ask_account(clients, request.to_region, request.to_account, timeout_s, now)
+    source_answer = _ask_account(clients, request.from_region, request.from_account, timeout_s, now, _ask_when_judged)
+    judge_accounts(clients, config, request, now, timeout_s, (source_answer, target_answer), consent_fields)
+
+
+def judge_accounts(
+    clients: RegionClients,
+    config: GatewayConfig,
+    request: TransferRequest,
+    now: datetime,
+    timeout_s: float,
+    answers: tuple[Answer, Answer],
+    consent_fields: tuple[str, str] = ("from_account", "to_account"),
+) -> None:
+    """Judges identity's answers on a transfer's (source, target) accounts, however they were asked (one GetAccount
+    each, or a batch per region): the first refusal in check_accounts' order is raised."""
     asked = (
         (request.from_region, request.from_account, "from_account", consent_fields[0]),
         (request.to_region, request.to_account, "to_account", consent_fields[1]),
     )
-    target_answer = _ask_account(clients, request.to_region, request.to_account, timeout_s, now)
-    source_answer = _ask_account(clients, request.from_region, request.from_account, timeout_s, now, _ask_when_judged)
-    answers = (source_answer, target_answer)
     responses = []
     for answer, (_, number, field, _) in zip(answers, asked, strict=True):
         response = _answered(answer, number, field)
@@ -122,3 +137,49 @@ def _sharing_reason(
         return sharing_allowed(clients, region, [number], now, timeout_s)[0]
     except RemoteError as error:
         raise error.as_unavailable() from None
+
+
+def lookup_accounts(
+    clients: RegionClients, region: str, numbers: Sequence[str], now: datetime, timeout_s: float
+) -> Callable[[], dict[str, Answer]]:
+    """Starts asking one region about many accounts and their sharing consent now, in one BatchGetAccounts call, and
+    returns the wait for each number's answer, which answers or raises exactly as that account's GetAccount would
+    (for judge_accounts). An identity that does not know BatchGetAccounts yet (UNIMPLEMENTED: an older release during
+    a rolling update), or refuses the whole call, is asked one GetAccount per account instead."""
+    unique = list(dict.fromkeys(numbers))
+    request = identity.BatchGetAccountsRequest(
+        account_numbers=unique,
+        view=identity.ACCOUNT_VIEW_BASIC,
+        consent_category=common_pb2.DATA_CATEGORY_CROSS_REGION_SHARING,
+        consent_at=to_timestamp(now),
+    )
+    batch = call_later(region, clients.identity(region).BatchGetAccounts, request, timeout_s)
+
+    def answers() -> dict[str, Answer]:
+        try:
+            response = batch()
+        except RemoteError as error:
+            if error.final or error.code is grpc.StatusCode.UNIMPLEMENTED:
+                return {number: _ask_account(clients, region, number, timeout_s, now) for number in unique}
+            return {number: functools.partial(_raise, error) for number in unique}
+        assert len(response.accounts) == len(unique), "identity answers every number"
+        return {
+            number: functools.partial(_as_get_account, region, number, lookup)
+            for number, lookup in zip(unique, response.accounts, strict=True)
+        }
+
+    return answers
+
+
+def _raise(error: RemoteError) -> identity.GetAccountResponse:
+    raise error
+
+
+def _as_get_account(region: str, number: str, lookup: identity.AccountLookup) -> identity.GetAccountResponse:
+    """What GetAccount would have answered for one number of a batch: the account (and consent), or NOT_FOUND."""
+    if not lookup.found:
+        raise RemoteError(region, grpc.StatusCode.NOT_FOUND, "UNKNOWN_ACCOUNT", f"no account {number}")
+    response = identity.GetAccountResponse(account=lookup.account)
+    if lookup.HasField("consent"):
+        response.consent.CopyFrom(lookup.consent)
+    return response

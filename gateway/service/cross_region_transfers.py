@@ -46,7 +46,7 @@ from gateway.service.ledger_holds import LedgerHolds
 from gateway.service.ledger_postings import LedgerPostings
 from gateway.service.resident_authorizations import ResidentAuthorizations
 from gateway.service.sagas import LeasedSagas, Postponed
-from gateway.service.transfer_writes import TransferWrites
+from gateway.service.transfer_writes import Planned, TransferWrites
 from gateway.store import tables
 from gateway.store import transfers as store
 from service_kit.clock import Clock, system_clock
@@ -90,6 +90,21 @@ class TransferService(LeasedSagas[Transfer]):
     # --- use cases -------------------------------------------------------------------------------------------
 
     def create(self, caller: Caller, request: TransferRequest, resident_authorization: str) -> Transfer:
+        authorized_by = self.admit_request(caller, request, resident_authorization)
+        timeout_s = self.timing.call_timeout.total_seconds()
+        # A new transfer is the usual case, so the checks come first and the stored one is looked for only when they
+        # refuse: a transfer recorded before is answered as it stands whatever identity says now (ADR 0610, 0613),
+        # and one whose checks pass is found by the insert itself (a twin), then replayed (ADR 0622).
+        try:
+            # Both regions asked at once, once each for the account and its sharing consent (ADR 0614, 0623).
+            check_accounts(self.clients, self.config, request, self.clock(), timeout_s)
+        except DomainError as refusal:
+            return self.replay_refused(request, refusal)
+        return self._record(request, caller.caller_id, (), authorized_by)
+
+    def admit_request(self, caller: Caller, request: TransferRequest, resident_authorization: str) -> str:
+        """The checks made before identity is asked (the request's fields, its regions, the caller's region, the
+        resident's authorization), in their order; who authorized it."""
         validate_request(request)
         self.clients.registry.route(request.from_account, "from_account")
         self.clients.registry.route(request.to_account, "to_account")
@@ -102,20 +117,21 @@ class TransferService(LeasedSagas[Transfer]):
             request.transfer_id,
             request.amount_points,
         )
-        authorized_by = self.residents.check(resident_authorization, operation)
-        timeout_s = self.timing.call_timeout.total_seconds()
-        # A new transfer is the usual case, so the checks come first and the stored one is looked for only when they
-        # refuse: a transfer recorded before is answered as it stands whatever identity says now (ADR 0610, 0613),
-        # and one whose checks pass is found by the insert itself (a twin), then replayed (ADR 0622).
-        try:
-            # Both regions asked at once, once each for the account and its sharing consent (ADR 0614, 0623).
-            check_accounts(self.clients, self.config, request, self.clock(), timeout_s)
-        except DomainError:
-            existing = self._replay(request)
-            if existing is not None:
-                return existing
-            raise
-        return self._record(request, caller.caller_id, (), authorized_by)
+        return self.residents.check(resident_authorization, operation)
+
+    def replay_refused(self, request: TransferRequest, refusal: DomainError) -> Transfer:
+        """A new transfer's checks refused it: one recorded before is answered as it stands whatever identity says
+        now (ADR 0610, 0613), else the refusal is raised."""
+        existing = self._replay(request)
+        if existing is None:
+            raise refusal
+        return existing
+
+    def replay_twin(self, request: TransferRequest) -> Transfer:
+        """A transfer whose insert found a twin stored first (a repeat of the request, or a concurrent one)."""
+        replayed = self._replay(request)
+        assert replayed is not None
+        return replayed
 
     def start(
         self,
@@ -137,9 +153,7 @@ class TransferService(LeasedSagas[Transfer]):
         or a concurrent one) makes this a replay."""
         transfer = new_transfer(request, caller_id, self.clock(), self.timing, carry_lots, authorized_by)
         if not self.writes.record(transfer):
-            replayed = self._replay(request)
-            assert replayed is not None
-            return replayed
+            return self.replay_twin(request)
         log.info("transfer recorded", extra={"transfer_id": request.transfer_id, "points": request.amount_points})
         return self.drive(request.transfer_id, leased=True, saga=transfer)
 
@@ -223,12 +237,12 @@ class TransferService(LeasedSagas[Transfer]):
 
     # --- the steps -----------------------------------------------------------------------------------------------
 
-    def _deadline(self, transfer: Transfer) -> float:
+    def deadline(self, transfer: Transfer) -> float:
         return call_deadline(self.clock(), transfer.hold_expires_at or transfer.expires_at, self.timing)
 
-    def _after_decision_deadline(self, transfer: Transfer) -> float:
+    def after_decision_deadline(self, transfer: Transfer) -> float:
         """Once COMMIT is recorded the credit must happen even if the hold ran out (compensation then follows)."""
-        return self._deadline(transfer) or self.timing.call_timeout.total_seconds()
+        return self.deadline(transfer) or self.timing.call_timeout.total_seconds()
 
     def _remote(self, region: str, method: Callable[..., object], request: object, timeout_s: float) -> object:
         """A region's answer; its final refusal raises RemoteError, no answer at all postpones the step."""
@@ -245,18 +259,25 @@ class TransferService(LeasedSagas[Transfer]):
             return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, "TRANSFER_EXPIRED")
         region = transfer.request.from_region
         try:
-            response = self._grouped(self.holds.hold, region, wire.hold_request(transfer), self._deadline(transfer))
+            answer = self._grouped(self.holds.hold, region, wire.hold_request(transfer), self.deadline(transfer))
         except RemoteError as error:
-            return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, error.reason or error.code.name)
-        assert isinstance(response, ledger.HoldResponse)
-        hold = response.hold
+            answer = error
+        held = self.writes.apply(self.plan_held(transfer, answer))
+        self.after_held([held])
+        return held
+
+    def plan_held(self, transfer: Transfer, answer: ledger.HoldResponse | RemoteError) -> Planned:
+        """The write A's answer to the Hold makes: its refusal (final) or a hold not pending decides ABORT; a pending
+        hold is recorded HELD with the decision, in one write, still before B is touched."""
+        if isinstance(answer, RemoteError):
+            return self.writes.plan_decide(transfer, Decision.NONE, Decision.ABORT, answer.reason or answer.code.name)
+        hold = answer.hold
         if hold.state != ledger.HOLD_STATE_PENDING:
             reason = f"HOLD_{ledger.HoldState.Name(hold.state)}"
-            return self.writes.decide(transfer, Decision.NONE, Decision.ABORT, reason)
-        # The decision is recorded with the hold, in one write, still before B is touched.
+            return self.writes.plan_decide(transfer, Decision.NONE, Decision.ABORT, reason)
         hold_expires_at = from_timestamp(hold.expires_at)
         commit = may_decide_commit(self.clock(), hold_expires_at, self.timing)
-        held = self.writes.advance(
+        return self.writes.plan_advance(
             transfer,
             State.HELD,
             decision=Decision.COMMIT if commit else Decision.ABORT,
@@ -264,10 +285,13 @@ class TransferService(LeasedSagas[Transfer]):
             hold_expires_at=hold_expires_at,
             held_lots=wire.held_lots(list(hold.lots)),
         )
-        self.crash_point("after_hold")
-        if commit:
+
+    def after_held(self, written: Sequence[Transfer]) -> None:
+        """The crash points once holds are recorded HELD (with a COMMIT decision: after_decision too)."""
+        if any(transfer.state is State.HELD for transfer in written):
+            self.crash_point("after_hold")
+        if any(transfer.state is State.HELD and transfer.decision is Decision.COMMIT for transfer in written):
             self.crash_point("after_decision")
-        return held
 
     def _decide(self, transfer: Transfer) -> Transfer:
         """For a transfer recorded HELD without a decision (by a gateway that wrote them apart)."""
@@ -280,20 +304,31 @@ class TransferService(LeasedSagas[Transfer]):
 
     def _credit(self, transfer: Transfer) -> Transfer:
         reason = self._post(
-            transfer.request.to_region, wire.credit_posting(transfer), self._after_decision_deadline(transfer)
+            transfer.request.to_region, wire.credit_posting(transfer), self.after_decision_deadline(transfer)
         )
         if reason:
-            # B definitely refused (nothing moved there): the COMMIT decision is overturned and A released.
-            log.warning("destination refused the credit", extra={"transfer_id": transfer.transfer_id, "reason": reason})
-            return self.writes.decide(transfer, Decision.COMMIT, Decision.ABORT, f"CREDIT_REFUSED_{reason}")
+            return self.credit_refused(transfer, reason)
+        self.after_credit()
+        return self.commit_credited(transfer)
+
+    def credit_refused(self, transfer: Transfer, reason: str) -> Transfer:
+        """B definitely refused (nothing moved there): the COMMIT decision is overturned and A released."""
+        log.warning("destination refused the credit", extra={"transfer_id": transfer.transfer_id, "reason": reason})
+        return self.writes.decide(transfer, Decision.COMMIT, Decision.ABORT, f"CREDIT_REFUSED_{reason}")
+
+    def after_credit(self) -> None:
+        """The crash points once B's credits are durable, before A is asked to commit."""
         self.crash_point("after_credit")
-        # B's credit is durable there and deduplicated by its id, so the gateway goes straight on to A's hold: a
-        # crash before COMMITTED is written re-sends the credit (answered as posted before) and then the commit.
-        # CREDITED is written only when the commit does not simply succeed: the late debit, its reversal and a
-        # region not answering then go on from it as before (ADR 0614).
         self.crash_point("before_commit")
+
+    def commit_credited(self, transfer: Transfer, answer: Any = None) -> Transfer:
+        """After B's credit: A's hold committed (`answer`: A's answer to a CommitHold already sent, else it is sent
+        now), then COMMITTED. B's credit is durable there and deduplicated by its id, so the gateway goes straight on
+        to A's hold: a crash before COMMITTED is written re-sends the credit (answered as posted before) and then the
+        commit. CREDITED is written only when the commit does not simply succeed: the late debit, its reversal and a
+        region not answering then go on from it as before (ADR 0614)."""
         try:
-            committed = self._hold_committed(transfer)
+            committed = self._hold_committed(transfer, answer)
         except Postponed:
             self.writes.advance(transfer, State.CREDITED)
             raise
@@ -307,20 +342,25 @@ class TransferService(LeasedSagas[Transfer]):
             return self.writes.finish(transfer, State.COMMITTED, "")
         return self._late_debit(transfer)
 
-    def _hold_committed(self, transfer: Transfer) -> bool:
-        """Commits A's hold; after a refusal, asks for the hold: committed before (True), or gone (False)."""
+    def _hold_committed(self, transfer: Transfer, answer: Any = None) -> bool:
+        """Commits A's hold (or reads `answer`, A's answer to the commit already sent); after a refusal, asks for the
+        hold: committed before (True), or gone (False). A's silence postpones the step."""
         region = transfer.request.from_region
         stub = self.clients.ledger(region)
-        try:
-            deadline = self._after_decision_deadline(transfer)
-            response = self._grouped(self.holds.commit, region, wire.commit_request(transfer), deadline)
-            assert isinstance(response, ledger.CommitHoldResponse)
+        if answer is None:
+            try:
+                deadline = self.after_decision_deadline(transfer)
+                answer = self._grouped(self.holds.commit, region, wire.commit_request(transfer), deadline)
+            except RemoteError as error:
+                answer = error
+        elif isinstance(answer, RemoteError) and not answer.final:
+            raise Postponed(str(answer))
+        if not isinstance(answer, RemoteError):
+            assert isinstance(answer, ledger.CommitHoldResponse)
             return True
-        except RemoteError as error:
-            log.warning(
-                "commit refused; asking for the hold",
-                extra={"transfer_id": transfer.transfer_id, "reason": error.reason},
-            )
+        log.warning(
+            "commit refused; asking for the hold", extra={"transfer_id": transfer.transfer_id, "reason": answer.reason}
+        )
         found = self._remote(
             region, stub.GetHold, wire.get_hold_request(transfer), self.timing.call_timeout.total_seconds()
         )
@@ -379,10 +419,18 @@ class TransferService(LeasedSagas[Transfer]):
         """Posts one transfer in a region's ledger, grouped with concurrent transfers' postings there: "" when it is
         posted (now or before), else the refusal's reason. A region not answering postpones the step."""
         try:
-            result = self.postings.post(region, posting, timeout_s)
+            answer: ledger.TransferResult | RemoteError = self.postings.post(region, posting, timeout_s)
         except RemoteError as error:
-            if error.final:
-                raise
-            log.warning("region did not answer; step postponed", extra={"error": str(error)})
-            raise Postponed(str(error)) from None
-        return wire.refusal_reason(result)
+            answer = error
+        return self.posted(answer)
+
+    @staticmethod
+    def posted(answer: ledger.TransferResult | RemoteError) -> str:
+        """A posting's answer: "" when it is posted (now or before), else the refusal's reason. A final error of the
+        call is raised; a region not answering postpones the step."""
+        if isinstance(answer, RemoteError):
+            if answer.final:
+                raise answer
+            log.warning("region did not answer; step postponed", extra={"error": str(answer)})
+            raise Postponed(str(answer))
+        return wire.refusal_reason(answer)

@@ -93,6 +93,16 @@ class LedgerHolds:
         """As the ReleaseHold call."""
         return self._submit(region_code, "release", request, timeout_s)  # type: ignore[no-any-return]
 
+    def send_now(self, region_code: str, kind: str, requests: Sequence[Any], timeout_s: float) -> list[Answer]:
+        """Many items of one kind ("hold", "commit", "release") for one region, sent at once as one group (a batch of
+        CreateCrossRegionTransfers brings its own): each item's answer as `hold`/`commit`/`release` would give it, the
+        RemoteError it would raise in its place."""
+        answers: list[Answer] = []
+        for start in range(0, len(requests), MAX_GROUP_ITEMS):
+            chunk = requests[start : start + MAX_GROUP_ITEMS]
+            answers += self._send_group([_Item(region_code, kind, request, timeout_s) for request in chunk])
+        return answers
+
     def _submit(self, region_code: str, kind: str, request: Any, timeout_s: float) -> Any:
         answer = self._groups.submit(f"{region_code}:{kind}", _Item(region_code, kind, request, timeout_s), 1)
         if isinstance(answer, RemoteError):

@@ -47,6 +47,15 @@ class LedgerPostings:
             raise answer
         return answer
 
+    def post_now(self, region_code: str, transfers: Sequence[ledger.Transfer], timeout_s: float) -> list[Answer]:
+        """Many postings into one region, sent at once as one group (a batch of CreateCrossRegionTransfers brings its
+        own): each item's result as `post` gives it, or the RemoteError it would raise in its place."""
+        answers: list[Answer] = []
+        for start in range(0, len(transfers), MAX_GROUP_POSTINGS):
+            chunk = transfers[start : start + MAX_GROUP_POSTINGS]
+            answers += self._post_group([Posting(region_code, transfer, timeout_s) for transfer in chunk])
+        return answers
+
     def _post_group(self, postings: Sequence[Posting]) -> list[Answer]:
         if len(postings) > 1 and any(p.timeout_s <= 0 for p in postings):  # out of time: answered alone, at once
             return [answer for posting in postings for answer in self._post_group([posting])]

@@ -7,7 +7,8 @@ not turn into a storm of checks.
 
 Transfers are worked through in batches: one statement leases a batch of due ones, which are driven in parallel,
 a few lanes per region pair (so a region that hangs ties up only its own pairs' lanes), their steps grouped into
-shared ledger calls and commits like live ones; a full batch is followed by the next at once (ADR 0621).
+shared ledger calls and commits like live ones; a full batch is followed by the next at once (ADR 0621). Those of a
+batch at the hold or the credit are driven in lockstep like a CreateCrossRegionTransfers batch (ADR 0625).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gateway.domain.transfers import BATCH_TRANSFERS, State, Transfer
 from gateway.service.cross_region_transfers import TransferService
 from gateway.service.redeem_anywhere import RedeemAnywhereService
 from gateway.service.sagas import LeasedSagas
+from gateway.service.transfer_batches import TransferBatches
 from service_kit.ratelimit import TokenBucket
 
 log = logging.getLogger("carbon.gateway.recovery")
@@ -46,6 +48,7 @@ class Recovery:
         drivers_per_pair: int = DRIVERS_PER_PAIR,
     ) -> None:
         self.transfers = transfers
+        self.batches = TransferBatches(transfers)
         self.anywhere = anywhere
         self.batch_size = batch_size
         self.bucket = TokenBucket(checks_per_s, burst)
@@ -82,8 +85,10 @@ class Recovery:
             return 0
         claimed_at = self.transfers.clock()
         batch = self.transfers.claim_due(allowed)
+        # Those at the hold or the credit go in lockstep, every hop carrying them all (ADR 0625); the rest by lanes.
+        rest = self.batches.drive_claimed(batch)
         pairs: dict[tuple[str, str], list[Transfer]] = defaultdict(list)
-        for transfer in batch:
+        for transfer in rest:
             pairs[(transfer.request.from_region, transfer.request.to_region)].append(transfer)
         lanes = [
             transfers[lane :: self.drivers_per_pair]

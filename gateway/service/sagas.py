@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Generic, TypeVar
 
@@ -90,14 +91,29 @@ class LeasedSagas(ABC, Generic[Saga]):
         try:
             saga, stepped = self._run_steps(key, saga)
         except Postponed:
-            self.postpone(key, retry_delay(self.attempts(self.load(key)), self.retry_max))
-            return self.load(key)
+            return self.set_aside(key)
         except LostRace:
             return self.load(key)
         if not (self.steps_renew_lease and stepped and self.settled(saga)):
             with self.engine.begin() as conn:
                 leases.release_lease(conn, self.table, key)
         return saga if self.steps_renew_lease else self.load(key)
+
+    def drive_from(self, key: str, step: Callable[[], Saga]) -> Saga:
+        """Runs one step its leased driver began elsewhere (a batch sent that step's call for many sagas and now
+        hands over one whose answer left the usual path), then drives the saga on as drive does."""
+        try:
+            saga = step()
+        except Postponed:
+            return self.set_aside(key)
+        except LostRace:
+            return self.load(key)
+        return saga if self.settled(saga) else self.drive(key, leased=True, saga=saga)
+
+    def set_aside(self, key: str) -> Saga:
+        """A step found its region silent: postponed with a doubling delay, for the recovery loop; as it stands."""
+        self.postpone(key, retry_delay(self.attempts(self.load(key)), self.retry_max))
+        return self.load(key)
 
     def _run_steps(self, key: str, saga: Saga | None) -> tuple[Saga, bool]:
         """The saga as it stands after the steps, and whether any step ran."""

@@ -9,6 +9,7 @@ See docs/adr/0619-fewer-gateway-writes-per-transfer.md.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -35,6 +36,15 @@ class Write(NamedTuple):
     transfer_id: str
     # The insert or compare-and-set, one statement: True when it moved the row.
     apply: Callable[[Connection], bool]
+    # The compare-and-set itself, when the write is one: a group runs those of one statement together.
+    cas: store.CompareAndSet | None = None
+
+
+class Planned(NamedTuple):
+    """A step's write not yet made, and the transfer as it stands once the write moved the row."""
+
+    write: Write
+    after: Transfer
 
 
 class TransferWrites:
@@ -59,23 +69,17 @@ class TransferWrites:
 
         return self._groups.submit("xr_transfers", Write(transfer.transfer_id, write), 1)
 
-    def decide(self, transfer: Transfer, expected: Decision, decision: Decision, reason: str = "") -> Transfer:
+    def record_many(self, transfers: Sequence[Transfer]) -> set[str]:
+        """Stores many new transfers, leased to their driver, in one transaction and one statement (a batch of
+        CreateCrossRegionTransfers); returns the ids stored now: the others' twins were stored first."""
+        if not transfers:
+            return set()
         lease_until = self._next_lease()
+        with self.engine.begin() as conn:
+            return store.insert_new_transfers(conn, transfers, lease_until, self.lease_owner)
 
-        def write(conn: Connection) -> bool:
-            return store.decide(
-                conn,
-                transfer.transfer_id,
-                transfer.state,
-                expected,
-                decision,
-                reason,
-                lease_until=lease_until,
-                lease_owner=self.lease_owner,
-            )
-
-        self._apply(transfer, write)
-        return replace(transfer, decision=decision, failure_reason=reason)
+    def decide(self, transfer: Transfer, expected: Decision, decision: Decision, reason: str = "") -> Transfer:
+        return self.apply(self.plan_decide(transfer, expected, decision, reason))
 
     def advance(
         self,
@@ -88,24 +92,86 @@ class TransferWrites:
         held_lots: list[HeldLot] | None = None,
     ) -> Transfer:
         """Moves the transfer on to an unsettled state (with a decision, when one is made with it)."""
-        lease_until = self._next_lease()
+        planned = self.plan_advance(
+            transfer,
+            state,
+            decision=decision,
+            failure_reason=failure_reason,
+            hold_expires_at=hold_expires_at,
+            held_lots=held_lots,
+        )
+        return self.apply(planned)
 
-        def write(conn: Connection) -> bool:
-            return store.advance(
-                conn,
-                transfer.transfer_id,
-                transfer.state,
-                state,
-                decision=decision,
-                failure_reason=failure_reason,
-                hold_expires_at=hold_expires_at,
-                held_lots=held_lots,
-                lease_until=lease_until,
-                lease_owner=self.lease_owner,
-            )
+    def finish(self, transfer: Transfer, state: State, reason: str) -> Transfer:
+        """Settles the transfer (finished, or UNKNOWN for an operator) and ends the lease in the same write."""
+        finished = self.apply(self.plan_finish(transfer, state, reason))
+        log.info("transfer finished", extra={"transfer_id": transfer.transfer_id, "state": state.value})
+        return finished
 
-        self._apply(transfer, write)
-        return replace(
+    def apply_together(self, planned: Sequence[Planned]) -> list[bool]:
+        """Commits many transfers' planned writes in one transaction (a batch's step), each still its own
+        compare-and-set: True where it moved the row (the transfer is then `after`), False where another driver had
+        moved it (this driver steps back from that transfer)."""
+        return self._commit_group([plan.write for plan in planned]) if planned else []
+
+    def finish_many(self, settling: Sequence[Transfer], state: State) -> list[Transfer | None]:
+        """Settles many transfers with no failure reason (a batch's COMMITTED), ending their leases, in one
+        transaction with one compare-and-set statement per state they are found in: each transfer as written, or None
+        where another driver had moved it."""
+        if not settling:
+            return []
+        finished_at = self.clock()
+        moved: set[str] = set()
+        by_state: dict[State, list[str]] = {}
+        for transfer in settling:
+            by_state.setdefault(transfer.state, []).append(transfer.transfer_id)
+        with self.engine.begin() as conn:
+            for expected, ids in sorted(by_state.items()):
+                moved |= store.finish_many(conn, ids, expected, state, finished_at)
+        return [
+            replace(t, state=state, failure_reason="", finished_at=finished_at, attempts=0, next_attempt_at=None)
+            if t.transfer_id in moved
+            else None
+            for t in settling
+        ]
+
+    # --- each write, planned: the compare-and-set and the transfer as it will stand ---------------------------------
+
+    def plan_decide(self, transfer: Transfer, expected: Decision, decision: Decision, reason: str = "") -> Planned:
+        cas = store.decide_cas(
+            transfer.transfer_id,
+            transfer.state,
+            expected,
+            decision,
+            reason,
+            lease_until=self._next_lease(),
+            lease_owner=self.lease_owner,
+        )
+        after = replace(transfer, decision=decision, failure_reason=reason)
+        return Planned(Write(transfer.transfer_id, functools.partial(store.run, write=cas), cas), after)
+
+    def plan_advance(
+        self,
+        transfer: Transfer,
+        state: State,
+        *,
+        decision: Decision | None = None,
+        failure_reason: str | None = None,
+        hold_expires_at: datetime | None = None,
+        held_lots: list[HeldLot] | None = None,
+    ) -> Planned:
+        cas = store.advance_cas(
+            transfer.transfer_id,
+            transfer.state,
+            state,
+            decision=decision,
+            failure_reason=failure_reason,
+            hold_expires_at=hold_expires_at,
+            held_lots=held_lots,
+            lease_until=self._next_lease(),
+            lease_owner=self.lease_owner,
+        )
+        after = replace(
             transfer,
             state=state,
             decision=decision or transfer.decision,
@@ -115,37 +181,35 @@ class TransferWrites:
             attempts=0,
             next_attempt_at=None,
         )
+        return Planned(Write(transfer.transfer_id, functools.partial(store.run, write=cas), cas), after)
 
-    def finish(self, transfer: Transfer, state: State, reason: str) -> Transfer:
-        """Settles the transfer (finished, or UNKNOWN for an operator) and ends the lease in the same write."""
+    def plan_finish(self, transfer: Transfer, state: State, reason: str) -> Planned:
         finished_at = self.clock()
-
-        def write(conn: Connection) -> bool:
-            return store.advance(
-                conn,
-                transfer.transfer_id,
-                transfer.state,
-                state,
-                failure_reason=reason,
-                finished_at=finished_at,
-                release_lease=True,
-            )
-
-        self._apply(transfer, write)
-        log.info("transfer finished", extra={"transfer_id": transfer.transfer_id, "state": state.value})
-        return replace(
+        cas = store.advance_cas(
+            transfer.transfer_id,
+            transfer.state,
+            state,
+            failure_reason=reason,
+            finished_at=finished_at,
+            release_lease=True,
+        )
+        after = replace(
             transfer, state=state, failure_reason=reason, finished_at=finished_at, attempts=0, next_attempt_at=None
         )
+        return Planned(Write(transfer.transfer_id, functools.partial(store.run, write=cas), cas), after)
 
     def _next_lease(self) -> datetime:
         return self.clock() + self.lease
 
-    def _apply(self, transfer: Transfer, write: Callable[[Connection], bool]) -> None:
+    def apply(self, planned: Planned) -> Transfer:
         """Runs the compare-and-set in a transaction shared with concurrent ones (a database error reaches every
-        member of the group)."""
-        if not self._groups.submit("xr_transfers", Write(transfer.transfer_id, write), 1):
-            log.warning("transfer moved by another driver; stepping back", extra={"transfer_id": transfer.transfer_id})
-            raise LostRace(transfer.transfer_id)
+        member of the group); the transfer as written."""
+        if not self._groups.submit("xr_transfers", planned.write, 1):
+            log.warning(
+                "transfer moved by another driver; stepping back", extra={"transfer_id": planned.after.transfer_id}
+            )
+            raise LostRace(planned.after.transfer_id)
+        return planned.after
 
     def _commit_group(self, writes: Sequence[Write]) -> list[bool]:
         if len(writes) == 1:
@@ -154,7 +218,14 @@ class TransferWrites:
             with one_statement_transaction(self.engine) as conn:
                 return [writes[0].apply(conn)]
         moved = [False] * len(writes)
+        in_order = sorted(range(len(writes)), key=lambda i: writes[i].transfer_id)
+        updates = [index for index in in_order if writes[index].cas is not None]
         with self.engine.begin() as conn:
-            for index in sorted(range(len(writes)), key=lambda i: writes[i].transfer_id):
-                moved[index] = writes[index].apply(conn)
+            # The compare-and-sets of one statement go together (ADR 0625); inserts (new rows) one by one.
+            together = store.run_together(conn, [cas for index in updates if (cas := writes[index].cas) is not None])
+            for index, done in zip(updates, together, strict=True):
+                moved[index] = done
+            for index in in_order:
+                if writes[index].cas is None:
+                    moved[index] = writes[index].apply(conn)
         return moved

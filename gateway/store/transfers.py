@@ -10,7 +10,7 @@ import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Insert, Row, Update, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -86,6 +86,43 @@ def insert_new_transfer(
     return conn.execute(_insert_new(conn.dialect.name), row).first() is not None
 
 
+def insert_new_transfers(
+    conn: Connection, new: Sequence[Transfer], lease_until: datetime, lease_owner: str | None = None
+) -> set[str]:
+    """Inserts many transfers, each unless its id exists; returns the ids inserted now. The one insert built for a
+    transfer is run with every row's values: SQLAlchemy sends them as multi-row INSERTs ("insertmanyvalues"), without
+    building a statement per batch. Rows go in transfer id order, so two batches sharing ids never wait on each other
+    in a cycle."""
+    if not new:
+        return set()
+    rows = [_row(transfer, lease_until, lease_owner) for transfer in sorted(new, key=lambda t: t.transfer_id)]
+    return {row.transfer_id for row in conn.execute(_insert_new(conn.dialect.name), rows)}
+
+
+def finish_many(
+    conn: Connection, transfer_ids: Sequence[str], expected: State, state: State, finished_at: datetime
+) -> set[str]:
+    """Settles many transfers found in `expected` (a compare-and-set for each row, in one statement), ending their
+    leases, with no failure reason; returns the ids it moved (the others had been moved by another driver)."""
+    if not transfer_ids:
+        return set()
+    statement = (
+        update(transfers)
+        .where(transfers.c.transfer_id.in_(sorted(transfer_ids)), transfers.c.state == expected.value)
+        .values(
+            state=state.value,
+            failure_reason="",
+            finished_at=finished_at,
+            attempts=0,
+            next_attempt_at=None,
+            lease_until=None,
+            lease_owner=None,
+        )
+        .returning(transfers.c.transfer_id)
+    )
+    return {row.transfer_id for row in conn.execute(statement)}
+
+
 @functools.cache
 def _insert_new(dialect_name: str) -> Insert:
     dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
@@ -103,16 +140,48 @@ def _compare_and_set(columns: tuple[str, ...], on_decision: bool) -> Update:
     return update(transfers).where(*where).values({column: bindparam(f"set_{column}") for column in columns})
 
 
-def _set(
-    conn: Connection, transfer_id: str, state: State, values: dict[str, Any], decision: Decision | None = None
-) -> bool:
-    """The compare-and-set: True when it moved the row."""
+class CompareAndSet(NamedTuple):
+    """One compare-and-set: the statement built once for its columns, and this write's values."""
+
+    statement: Update
+    parameters: dict[str, Any]
+
+
+def _cas(transfer_id: str, state: State, values: dict[str, Any], decision: Decision | None = None) -> CompareAndSet:
     statement = _compare_and_set(tuple(values), decision is not None)
     parameters = {f"set_{column}": value for column, value in values.items()}
     parameters.update(cas_id=transfer_id, cas_state=state.value)
     if decision is not None:
         parameters["cas_decision"] = decision.value
-    return conn.execute(statement, parameters).rowcount == 1
+    return CompareAndSet(statement, parameters)
+
+
+def run(conn: Connection, write: CompareAndSet) -> bool:
+    """The compare-and-set: True when it moved the row."""
+    return conn.execute(write.statement, write.parameters).rowcount == 1
+
+
+def run_together(conn: Connection, writes: Sequence[CompareAndSet]) -> list[bool]:
+    """Many compare-and-sets in one transaction, in the given order; on PostgreSQL those of one statement go as one
+    executemany (a pipeline: one round trip, not one per row) inside a savepoint. When not every row moved (another
+    driver moved one: rare), the savepoint is rolled back and they are run one by one to tell which did."""
+    moved = [False] * len(writes)
+    groups: dict[int, list[int]] = {}
+    for index, write in enumerate(writes):
+        groups.setdefault(id(write.statement), []).append(index)
+    for indexes in groups.values():
+        statement = writes[indexes[0]].statement
+        if len(indexes) > 1 and conn.dialect.name == "postgresql":
+            savepoint = conn.begin_nested()
+            if conn.execute(statement, [writes[i].parameters for i in indexes]).rowcount == len(indexes):
+                savepoint.commit()
+                for index in indexes:
+                    moved[index] = True
+                continue
+            savepoint.rollback()
+        for index in indexes:
+            moved[index] = run(conn, writes[index])
+    return moved
 
 
 def _row(transfer: Transfer, lease_until: datetime, lease_owner: str | None) -> dict[str, Any]:
@@ -144,8 +213,13 @@ def get_transfer(conn: Connection, transfer_id: str) -> Transfer | None:
     return None if row is None else _transfer(row)
 
 
-def advance(
-    conn: Connection,
+def advance(conn: Connection, transfer_id: str, expected: State, state: State, **changes: Any) -> bool:
+    """Moves a transfer from `expected` to `state` (compare-and-set, see advance_cas); False if someone else moved it
+    first."""
+    return run(conn, advance_cas(transfer_id, expected, state, **changes))
+
+
+def advance_cas(
     transfer_id: str,
     expected: State,
     state: State,
@@ -158,8 +232,8 @@ def advance(
     lease_until: datetime | None = None,
     lease_owner: str | None = None,
     release_lease: bool = False,
-) -> bool:
-    """Moves a transfer from `expected` to `state` (compare-and-set); False if someone else moved it first. With
+) -> CompareAndSet:
+    """The write moving a transfer from `expected` to `state` (compare-and-set). With
     `decision` the decision is recorded in the same write; `lease_until` renews the driver's lease for the next step
     (held by `lease_owner`), `release_lease` ends it (the transfer settled)."""
     values: dict[str, Any] = {"state": state.value, "attempts": 0, "next_attempt_at": None}
@@ -176,11 +250,17 @@ def advance(
         values["hold_expires_at"] = hold_expires_at
     if held_lots is not None:
         values["held_lots"] = lots_json(held_lots)
-    return _set(conn, transfer_id, expected, values)
+    return _cas(transfer_id, expected, values)
 
 
 def decide(
-    conn: Connection,
+    conn: Connection, transfer_id: str, state: State, expected: Decision, decision: Decision, *args: Any, **kw: Any
+) -> bool:
+    """Records a durable decision (compare-and-set, see decide_cas); False if someone else moved the transfer first."""
+    return run(conn, decide_cas(transfer_id, state, expected, decision, *args, **kw))
+
+
+def decide_cas(
     transfer_id: str,
     state: State,
     expected: Decision,
@@ -188,14 +268,14 @@ def decide(
     failure_reason: str = "",
     lease_until: datetime | None = None,
     lease_owner: str | None = None,
-) -> bool:
-    """Records a durable decision (compare-and-set on state and the previous decision); `lease_until` renews the
-    driver's lease for the next step (held by `lease_owner`)."""
+) -> CompareAndSet:
+    """The write recording a durable decision (compare-and-set on state and the previous decision); `lease_until`
+    renews the driver's lease for the next step (held by `lease_owner`)."""
     values: dict[str, Any] = {"decision": decision.value, "failure_reason": failure_reason}
     if lease_until is not None:
         values["lease_until"] = lease_until
         values["lease_owner"] = lease_owner
-    return _set(conn, transfer_id, state, values, expected)
+    return _cas(transfer_id, state, values, expected)
 
 
 def list_transfers(

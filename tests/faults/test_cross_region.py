@@ -15,7 +15,7 @@ import pytest
 
 from carbon.gateway.v1 import gateway_service_pb2 as gw
 from tests.faults.books import assert_journal_sound
-from tests.gateway.federation import Federation
+from tests.gateway.federation import Federation, metadata
 from tests.gateway.test_faults import COMMITTED, finished, funded, transfer_dies_with_the_gateway
 
 pytestmark = pytest.mark.faults
@@ -59,6 +59,39 @@ def test_the_gateway_killed_at_each_step_moves_the_points_once(fed: Federation, 
     assert finished(fed, "x1").state == COMMITTED
     assert fed.transfer("x2", source, target, 100).state == COMMITTED  # the restarted gateway carries on
     assert_cross_region_books(fed, {("330000", source): 500, ("110000", target): 500})
+
+
+@pytest.mark.parametrize("crash_at", ["after_hold", "after_decision", "after_credit"])
+def test_the_gateway_killed_mid_batch_finishes_every_transfer_once(
+    tmp_path: Path, postgres_url: str, crash_at: str
+) -> None:
+    fed = Federation(tmp_path, list(REGIONS), gateway_db_url=postgres_url, ledgers_in_process=True)
+    try:
+        pairs = [funded(fed, 1_000) for _ in range(5)]
+        fed.start_gateway(crash_at=crash_at)
+        items = [
+            gw.CreateCrossRegionTransferRequest(
+                transfer_id=f"m{index}", from_account=source, to_account=target, amount_points=100 * (index + 1),
+                resident_authorization=fed.authorize(
+                    "cross_region_transfer", source, target, f"m{index}", 100 * (index + 1)
+                ),
+            )
+            for index, (source, target) in enumerate(pairs)
+        ]  # fmt: skip
+        with pytest.raises(grpc.RpcError):
+            fed.gateway().CreateCrossRegionTransfers(
+                gw.CreateCrossRegionTransfersRequest(transfers=items), metadata=metadata("zj"), timeout=30
+            )
+        assert fed.wait_gateway_exit() == 137
+        fed.start_gateway()
+        expected: dict[tuple[str, str], int] = {}
+        for index, (source, target) in enumerate(pairs):
+            assert finished(fed, f"m{index}").state == COMMITTED
+            expected[("330000", source)] = 1_000 - 100 * (index + 1)
+            expected[("110000", target)] = 100 * (index + 1)
+        assert_cross_region_books(fed, expected)
+    finally:
+        fed.close()
 
 
 @pytest.mark.parametrize("killed", REGIONS)

@@ -71,14 +71,14 @@ def test_writes_that_arrive_together_commit_in_one_transaction(engine: Engine, m
     first, second, third = (recorded(writes, key) for key in ("t-first", "t-second", "t-third"))
     statements = in_transaction(engine)
     release = threading.Event()
-    original = store.advance
+    original = store.run
 
-    def first_waits(conn: Any, transfer_id: str, *args: Any, **kwargs: Any) -> bool:
-        if transfer_id == "t-first":
+    def first_waits(conn: Any, write: store.CompareAndSet) -> bool:
+        if write.parameters["cas_id"] == "t-first":
             release.wait(10)  # holds the one slot while the other two writes gather behind it
-        return original(conn, transfer_id, *args, **kwargs)
+        return original(conn, write)
 
-    monkeypatch.setattr(store, "advance", first_waits)
+    monkeypatch.setattr(store, "run", first_waits)
     threads = [threading.Thread(target=writes.advance, args=(t, State.HELD)) for t in (first, second, third)]
     threads[0].start()
     wait_until(lambda: writes._groups._open.get("xr_transfers") is None)  # the first group is closed and running
@@ -88,8 +88,9 @@ def test_writes_that_arrive_together_commit_in_one_transaction(engine: Engine, m
     release.set()
     for thread in threads:
         thread.join(10)
-    # The first write alone needs none; the two gathered behind it run in one transaction.
-    assert statements == [False, True, True]
+    # The first write alone needs none; the two gathered behind it run in one transaction (one executemany of their
+    # statement in a savepoint: SAVEPOINT, the pipeline, RELEASE).
+    assert statements == [False, True, True, True]
     with engine.connect() as conn:
         states = [store.get_transfer(conn, key) for key in ("t-first", "t-second", "t-third")]
     assert [t.state if t else None for t in states] == [State.HELD] * 3

@@ -44,3 +44,42 @@ def test_a_step_moves_only_from_the_expected_state_and_keeps_the_lots(engine: En
     assert (stored.state, stored.decision, stored.held_lots, stored.hold_expires_at) == (
         State.HELD, Decision.COMMIT, lots, NOW,
     )  # fmt: skip
+
+
+def test_many_transfers_are_inserted_at_once_and_a_stored_twin_is_left_out(engine: Engine) -> None:
+    with engine.begin() as conn:
+        assert store.insert_new_transfer(conn, transfer("t2"), lease_until=NOW)
+    with engine.begin() as conn:
+        inserted = store.insert_new_transfers(conn, [transfer("t3"), transfer("t2"), transfer("t1")], NOW, "gw-0")
+    assert inserted == {"t1", "t3"}
+    with engine.connect() as conn:
+        stored = [store.get_transfer(conn, transfer_id) for transfer_id in ("t1", "t2", "t3")]
+    assert all(found is not None and found.state is State.CREATED for found in stored)
+
+
+def test_many_transfers_settle_in_one_statement_only_from_the_expected_state(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.insert_new_transfers(conn, [transfer("t1"), transfer("t2"), transfer("t3")], NOW, "gw-0")
+        assert store.advance(conn, "t1", State.CREATED, State.HELD)
+        assert store.advance(conn, "t2", State.CREATED, State.HELD)
+        moved = store.finish_many(conn, ["t1", "t2", "t3"], State.HELD, State.COMMITTED, NOW)
+    assert moved == {"t1", "t2"}
+    with engine.connect() as conn:
+        first, third = store.get_transfer(conn, "t1"), store.get_transfer(conn, "t3")
+    assert first is not None and (first.state, first.finished_at, first.failure_reason) == (State.COMMITTED, NOW, "")
+    assert third is not None and third.state is State.CREATED
+
+
+def test_compare_and_sets_run_together_tell_which_rows_moved(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.insert_new_transfers(conn, [transfer("t1"), transfer("t2"), transfer("t3")], NOW, "gw-0")
+        assert store.advance(conn, "t2", State.CREATED, State.HELD)  # another driver got there first
+    writes = [store.advance_cas(f"t{n}", State.CREATED, State.HELD, decision=Decision.COMMIT) for n in (1, 2, 3)]
+    with engine.begin() as conn:
+        assert store.run_together(conn, writes) == [True, False, True]
+    with engine.begin() as conn:
+        all_moved = [store.advance_cas(f"t{n}", State.HELD, State.COMMITTED) for n in (1, 2, 3)]
+        assert store.run_together(conn, all_moved) == [True, True, True]
+    with engine.connect() as conn:
+        states = [found.state for n in (1, 2, 3) if (found := store.get_transfer(conn, f"t{n}")) is not None]
+    assert states == [State.COMMITTED] * 3

@@ -69,6 +69,40 @@ minutes; it does not resolve this state by itself.
 """
 Global___CrossRegionTransferState: _TypeAlias = CrossRegionTransferState  # noqa: Y015
 
+class _CrossRegionTransferResultStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CrossRegionTransferResultStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CrossRegionTransferResultStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CROSS_REGION_TRANSFER_RESULT_STATUS_UNSPECIFIED: _CrossRegionTransferResultStatus.ValueType  # 0
+    """Not a status; never returned."""
+    CROSS_REGION_TRANSFER_RESULT_STATUS_OK: _CrossRegionTransferResultStatus.ValueType  # 1
+    """The transfer is recorded (now or by an earlier call with the same body): `transfer` is it as it stands, as
+    CreateCrossRegionTransfer would answer it.
+    """
+    CROSS_REGION_TRANSFER_RESULT_STATUS_FAILED: _CrossRegionTransferResultStatus.ValueType  # 2
+    """Refused as CreateCrossRegionTransfer would have refused it: the failure_* fields are its error. Refusals are
+    found before anything is recorded, so nothing of the item moved; only INTERNAL (an unexpected failure) may come
+    after the transfer was recorded: read it with GetCrossRegionTransfer.
+    """
+
+class CrossRegionTransferResultStatus(_CrossRegionTransferResultStatus, metaclass=_CrossRegionTransferResultStatusEnumTypeWrapper):
+    """Whether an item of CreateCrossRegionTransfers was answered with its transfer or refused."""
+
+CROSS_REGION_TRANSFER_RESULT_STATUS_UNSPECIFIED: CrossRegionTransferResultStatus.ValueType  # 0
+"""Not a status; never returned."""
+CROSS_REGION_TRANSFER_RESULT_STATUS_OK: CrossRegionTransferResultStatus.ValueType  # 1
+"""The transfer is recorded (now or by an earlier call with the same body): `transfer` is it as it stands, as
+CreateCrossRegionTransfer would answer it.
+"""
+CROSS_REGION_TRANSFER_RESULT_STATUS_FAILED: CrossRegionTransferResultStatus.ValueType  # 2
+"""Refused as CreateCrossRegionTransfer would have refused it: the failure_* fields are its error. Refusals are
+found before anything is recorded, so nothing of the item moved; only INTERNAL (an unexpected failure) may come
+after the transfer was recorded: read it with GetCrossRegionTransfer.
+"""
+Global___CrossRegionTransferResultStatus: _TypeAlias = CrossRegionTransferResultStatus  # noqa: Y015
+
 class _RedeemAnywhereState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -464,6 +498,140 @@ class CreateCrossRegionTransferResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateCrossRegionTransferResponse: _TypeAlias = CreateCrossRegionTransferResponse  # noqa: Y015
+
+@_typing.final
+class CreateCrossRegionTransfersRequest(_message.Message):
+    """Many transfers to make (CreateCrossRegionTransfers)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreateCrossRegionTransferRequest]:
+        """Required: 1-500 transfers, each exactly as a CreateCrossRegionTransfer call's request (its own
+        resident_authorization included); every transfer_id distinct.
+        """
+
+    def __init__(
+        self,
+        *,
+        transfers: _abc.Iterable[Global___CreateCrossRegionTransferRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transfers", b"transfers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCrossRegionTransfersRequest: _TypeAlias = CreateCrossRegionTransfersRequest  # noqa: Y015
+
+@_typing.final
+class CreateCrossRegionTransfersResponse(_message.Message):
+    """The outcome of each transfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___CrossRegionTransferResult]:
+        """One per CreateCrossRegionTransfersRequest.transfers item, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___CrossRegionTransferResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCrossRegionTransfersResponse: _TypeAlias = CreateCrossRegionTransfersResponse  # noqa: Y015
+
+@_typing.final
+class CrossRegionTransferResult(_message.Message):
+    """The answer for one item of CreateCrossRegionTransfers: what CreateCrossRegionTransfer would have answered for it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FailureMetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILURE_CODE_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    FAILURE_FIELD_FIELD_NUMBER: _builtins.int
+    FAILURE_MESSAGE_FIELD_NUMBER: _builtins.int
+    FAILURE_METADATA_FIELD_NUMBER: _builtins.int
+    TRANSFER_FIELD_NUMBER: _builtins.int
+    transfer_id: _builtins.str
+    """The item's transfer_id, as sent."""
+    status: Global___CrossRegionTransferResultStatus.ValueType
+    """OK or FAILED."""
+    failure_code: _builtins.int
+    """For FAILED: the google.rpc.Code CreateCrossRegionTransfer would have failed with (3 INVALID_ARGUMENT,
+    5 NOT_FOUND, 6 ALREADY_EXISTS, 7 PERMISSION_DENIED, 9 FAILED_PRECONDITION, 14 UNAVAILABLE, 13 INTERNAL); 0
+    otherwise.
+    """
+    failure_reason: _builtins.str
+    """For FAILED: the ErrorInfo reason that call would have sent (e.g. UNKNOWN_ACCOUNT, ACCOUNT_CLOSED,
+    DIFFERENT_PERSONS, CONSENT_MISSING, CALLER_REGION_MISMATCH, IDEMPOTENCY_KEY_REUSED, REGION_UNAVAILABLE); empty
+    otherwise.
+    """
+    failure_field: _builtins.str
+    """For FAILED: the field of the item at fault, as that call's ErrorInfo metadata "field" names it (e.g.
+    "amount_points", "to_account", "from_account", "resident_authorization"); empty when the error names none.
+    """
+    failure_message: _builtins.str
+    """For FAILED: human-readable detail in English; do not parse it."""
+    @_builtins.property
+    def failure_metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """For FAILED: the rest of that call's ErrorInfo metadata (e.g. region for REGION_UNAVAILABLE, category for
+        CONSENT_MISSING; "field" too); empty otherwise.
+        """
+
+    @_builtins.property
+    def transfer(self) -> Global___CrossRegionTransfer:
+        """For OK: the transfer as it stands (usually COMMITTED or RELEASED); unset for FAILED."""
+
+    def __init__(
+        self,
+        *,
+        transfer_id: _builtins.str = ...,
+        status: Global___CrossRegionTransferResultStatus.ValueType = ...,
+        failure_code: _builtins.int = ...,
+        failure_reason: _builtins.str = ...,
+        failure_field: _builtins.str = ...,
+        failure_message: _builtins.str = ...,
+        failure_metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        transfer: Global___CrossRegionTransfer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure_code", b"failure_code", "failure_field", b"failure_field", "failure_message", b"failure_message", "failure_metadata", b"failure_metadata", "failure_reason", b"failure_reason", "status", b"status", "transfer", b"transfer", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CrossRegionTransferResult: _TypeAlias = CrossRegionTransferResult  # noqa: Y015
 
 @_typing.final
 class GetCrossRegionTransferRequest(_message.Message):

@@ -106,6 +106,31 @@ class GatewayServiceStub:
     checked for a new transfer only: one already recorded finishes whatever the consent says since); ALREADY_EXISTS
     IDEMPOTENCY_KEY_REUSED. The caller must act for from_account's region.
     """
+    CreateCrossRegionTransfers: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.CreateCrossRegionTransfersRequest, _gateway_service_pb2.CreateCrossRegionTransfersResponse]
+    """Many cross-region transfers in one call (up to 500), each exactly a CreateCrossRegionTransfer call: the same
+    request message, checked, recorded and driven by the same rules, and answered with its own result, in request
+    order. Each item's outcome is what CreateCrossRegionTransfer would have answered for that item sent alone: OK
+    with the transfer as it stands (usually COMMITTED, or RELEASED with failure_reason; CREATED, HELD or CREDITED
+    while a region does not answer: the recovery loop finishes it), or FAILED with the error that call would have
+    raised (failure_code, failure_reason, failure_field, failure_message, failure_metadata; e.g. INVALID_ARGUMENT
+    naming the item's own field such as amount_points, NOT_FOUND UNKNOWN_ACCOUNT, FAILED_PRECONDITION
+    ACCOUNT_CLOSED, DIFFERENT_PERSONS, CONSENT_MISSING, PERMISSION_DENIED CALLER_REGION_MISMATCH or
+    RESIDENT_AUTHORIZATION_INVALID, ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED, UNAVAILABLE REGION_UNAVAILABLE: send it
+    again). One item never changes another's outcome. The items travel together to each region (one
+    identity question per region, one hold, credit and commit call per region for the whole batch), so a batch
+    costs far less per transfer than as many single calls (docs/adr/0625). Items may name any mix of region pairs;
+    each item's resident_authorization is checked as for CreateCrossRegionTransfer, and the caller must act for each
+    item's from_account region (else that item is FAILED PERMISSION_DENIED CALLER_REGION_MISMATCH). The caller's
+    rate limit counts the call once, whatever its size.
+    Idempotency: per item, by transfer_id, exactly as CreateCrossRegionTransfer: the same body again (in a later
+    call, alone or in a batch) answers the transfer as it stands; another body is that item's FAILED ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED. Sending the same batch again after an error or a lost answer is safe.
+    Errors: of the whole call, when nothing is recorded: the front door's; INVALID_ARGUMENT BATCH_TOO_LARGE (no items
+    or more than 500; metadata field transfers); INVALID_ARGUMENT DUPLICATE_TRANSFER_ID (a transfer_id given twice in
+    the request; metadata field transfers[i].transfer_id, i the later item's index from 0); UNAVAILABLE
+    DATABASE_UNAVAILABLE or INTERNAL when the gateway's own store fails mid-batch (some items may be recorded then:
+    send the same batch again, each item is answered as it stands).
+    """
     GetCrossRegionTransfer: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetCrossRegionTransferRequest, _gateway_service_pb2.GetCrossRegionTransferResponse]
     """One cross-region transfer as it is now.
     Idempotency: read-only.
@@ -322,6 +347,31 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     on from_account or to_account in its home region: metadata field, category DATA_CATEGORY_CROSS_REGION_SHARING;
     checked for a new transfer only: one already recorded finishes whatever the consent says since); ALREADY_EXISTS
     IDEMPOTENCY_KEY_REUSED. The caller must act for from_account's region.
+    """
+    CreateCrossRegionTransfers: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.CreateCrossRegionTransfersRequest, _gateway_service_pb2.CreateCrossRegionTransfersResponse]  # type: ignore[assignment]
+    """Many cross-region transfers in one call (up to 500), each exactly a CreateCrossRegionTransfer call: the same
+    request message, checked, recorded and driven by the same rules, and answered with its own result, in request
+    order. Each item's outcome is what CreateCrossRegionTransfer would have answered for that item sent alone: OK
+    with the transfer as it stands (usually COMMITTED, or RELEASED with failure_reason; CREATED, HELD or CREDITED
+    while a region does not answer: the recovery loop finishes it), or FAILED with the error that call would have
+    raised (failure_code, failure_reason, failure_field, failure_message, failure_metadata; e.g. INVALID_ARGUMENT
+    naming the item's own field such as amount_points, NOT_FOUND UNKNOWN_ACCOUNT, FAILED_PRECONDITION
+    ACCOUNT_CLOSED, DIFFERENT_PERSONS, CONSENT_MISSING, PERMISSION_DENIED CALLER_REGION_MISMATCH or
+    RESIDENT_AUTHORIZATION_INVALID, ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED, UNAVAILABLE REGION_UNAVAILABLE: send it
+    again). One item never changes another's outcome. The items travel together to each region (one
+    identity question per region, one hold, credit and commit call per region for the whole batch), so a batch
+    costs far less per transfer than as many single calls (docs/adr/0625). Items may name any mix of region pairs;
+    each item's resident_authorization is checked as for CreateCrossRegionTransfer, and the caller must act for each
+    item's from_account region (else that item is FAILED PERMISSION_DENIED CALLER_REGION_MISMATCH). The caller's
+    rate limit counts the call once, whatever its size.
+    Idempotency: per item, by transfer_id, exactly as CreateCrossRegionTransfer: the same body again (in a later
+    call, alone or in a batch) answers the transfer as it stands; another body is that item's FAILED ALREADY_EXISTS
+    IDEMPOTENCY_KEY_REUSED. Sending the same batch again after an error or a lost answer is safe.
+    Errors: of the whole call, when nothing is recorded: the front door's; INVALID_ARGUMENT BATCH_TOO_LARGE (no items
+    or more than 500; metadata field transfers); INVALID_ARGUMENT DUPLICATE_TRANSFER_ID (a transfer_id given twice in
+    the request; metadata field transfers[i].transfer_id, i the later item's index from 0); UNAVAILABLE
+    DATABASE_UNAVAILABLE or INTERNAL when the gateway's own store fails mid-batch (some items may be recorded then:
+    send the same batch again, each item is answered as it stands).
     """
     GetCrossRegionTransfer: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetCrossRegionTransferRequest, _gateway_service_pb2.GetCrossRegionTransferResponse]  # type: ignore[assignment]
     """One cross-region transfer as it is now.
@@ -554,6 +604,37 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         on from_account or to_account in its home region: metadata field, category DATA_CATEGORY_CROSS_REGION_SHARING;
         checked for a new transfer only: one already recorded finishes whatever the consent says since); ALREADY_EXISTS
         IDEMPOTENCY_KEY_REUSED. The caller must act for from_account's region.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateCrossRegionTransfers(
+        self,
+        request: _gateway_service_pb2.CreateCrossRegionTransfersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.CreateCrossRegionTransfersResponse, _abc.Awaitable[_gateway_service_pb2.CreateCrossRegionTransfersResponse]]:
+        """Many cross-region transfers in one call (up to 500), each exactly a CreateCrossRegionTransfer call: the same
+        request message, checked, recorded and driven by the same rules, and answered with its own result, in request
+        order. Each item's outcome is what CreateCrossRegionTransfer would have answered for that item sent alone: OK
+        with the transfer as it stands (usually COMMITTED, or RELEASED with failure_reason; CREATED, HELD or CREDITED
+        while a region does not answer: the recovery loop finishes it), or FAILED with the error that call would have
+        raised (failure_code, failure_reason, failure_field, failure_message, failure_metadata; e.g. INVALID_ARGUMENT
+        naming the item's own field such as amount_points, NOT_FOUND UNKNOWN_ACCOUNT, FAILED_PRECONDITION
+        ACCOUNT_CLOSED, DIFFERENT_PERSONS, CONSENT_MISSING, PERMISSION_DENIED CALLER_REGION_MISMATCH or
+        RESIDENT_AUTHORIZATION_INVALID, ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED, UNAVAILABLE REGION_UNAVAILABLE: send it
+        again). One item never changes another's outcome. The items travel together to each region (one
+        identity question per region, one hold, credit and commit call per region for the whole batch), so a batch
+        costs far less per transfer than as many single calls (docs/adr/0625). Items may name any mix of region pairs;
+        each item's resident_authorization is checked as for CreateCrossRegionTransfer, and the caller must act for each
+        item's from_account region (else that item is FAILED PERMISSION_DENIED CALLER_REGION_MISMATCH). The caller's
+        rate limit counts the call once, whatever its size.
+        Idempotency: per item, by transfer_id, exactly as CreateCrossRegionTransfer: the same body again (in a later
+        call, alone or in a batch) answers the transfer as it stands; another body is that item's FAILED ALREADY_EXISTS
+        IDEMPOTENCY_KEY_REUSED. Sending the same batch again after an error or a lost answer is safe.
+        Errors: of the whole call, when nothing is recorded: the front door's; INVALID_ARGUMENT BATCH_TOO_LARGE (no items
+        or more than 500; metadata field transfers); INVALID_ARGUMENT DUPLICATE_TRANSFER_ID (a transfer_id given twice in
+        the request; metadata field transfers[i].transfer_id, i the later item's index from 0); UNAVAILABLE
+        DATABASE_UNAVAILABLE or INTERNAL when the gateway's own store fails mid-batch (some items may be recorded then:
+        send the same batch again, each item is answered as it stands).
         """
 
     @_abc_1.abstractmethod
