@@ -8,8 +8,9 @@ of the platform's own code is imported. Credentials are what `carbon up` writes 
 (examples/README.md): the platform's and the data partner's gateway keys and the partner's signing secret.
 
 The journey: open one person's accounts in two regions, record consent, a data partner submits a signed batch, read
-the balance, redeem a reward, move points to the other region with the resident's authorization. Each step checks
-what the contract (docs/contract/README.md) promises and the script exits 1 at the first that does not hold.
+the balance, redeem a reward, move points to the other region with the resident's authorization, then several
+transfers in one batched call. Each step checks what the contract (docs/contract/README.md) promises and the script
+exits 1 at the first that does not hold.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import grpc
 REPO = Path(__file__).resolve().parents[2]
 SOURCE, TARGET = "330000", "110000"  # Zhejiang and Beijing, as `carbon up` federates them
 REWARD = "transit-topup"
-TRANSFER_POINTS = 400
+TRANSFER_POINTS = 300  # leaves 100 of the 500 earned after the redemption, for the batched transfers
 EARNED = 500
 # Final states of a cross-region transfer (docs/contract/README.md, "Cross-region operations").
 FINAL_TRANSFER_STATES = ("CROSS_REGION_TRANSFER_STATE_COMMITTED", "CROSS_REGION_TRANSFER_STATE_RELEASED")
@@ -216,26 +217,32 @@ def redeem(platform: Platform, run: str, account: str) -> int:
     return int(reward.price_points)
 
 
-def move_points(platform: Platform, run: str, accounts: dict[str, str]) -> None:
-    """A cross-region transfer with the resident's authorization; repeated until its state is final."""
+def transfer_request(platform: Platform, transfer_id: str, accounts: dict[str, str], points: int) -> Any:
+    """A transfer of `points` from the source account to the target one, with the resident's authorization of exactly
+    it (IdentityService.IssueResidentAuthorization with request_id = transfer_id)."""
     authorization = platform.identity_stub.IssueResidentAuthorization(
         platform.identity.IssueResidentAuthorizationRequest(
-            request_id=f"{run}-move",
+            request_id=transfer_id,
             account_number=accounts[SOURCE],
             operation=platform.identity.RESIDENT_OPERATION_CROSS_REGION_TRANSFER,
-            amount_points=TRANSFER_POINTS,
+            amount_points=points,
             to_account=accounts[TARGET],
         ),
         metadata=platform.md(),
         timeout=30,
     ).authorization
-    request = platform.gateway.CreateCrossRegionTransferRequest(
-        transfer_id=f"{run}-move",
+    return platform.gateway.CreateCrossRegionTransferRequest(
+        transfer_id=transfer_id,
         from_account=accounts[SOURCE],
         to_account=accounts[TARGET],
-        amount_points=TRANSFER_POINTS,
+        amount_points=points,
         resident_authorization=authorization,
     )
+
+
+def move_points(platform: Platform, run: str, accounts: dict[str, str]) -> None:
+    """A cross-region transfer with the resident's authorization; repeated until its state is final."""
+    request = transfer_request(platform, f"{run}-move", accounts, TRANSFER_POINTS)
     deadline = time.monotonic() + 120
     while True:
         transfer = platform.gateway_stub.CreateCrossRegionTransfer(request, metadata=platform.md(), timeout=60).transfer
@@ -244,6 +251,45 @@ def move_points(platform: Platform, run: str, accounts: dict[str, str]) -> None:
             break
         time.sleep(1)  # in progress: the same request again drives it on
     check(state == "CROSS_REGION_TRANSFER_STATE_COMMITTED", f"moved {TRANSFER_POINTS} points across regions ({state})")
+
+
+def move_points_in_a_batch(platform: Platform, run: str, accounts: dict[str, str], left: int) -> None:
+    """Three transfers in one CreateCrossRegionTransfers call, each answered on its own: one point moves, one transfer
+    asks for more points than are left (recorded, then RELEASED with INSUFFICIENT_POINTS), and one without the
+    resident's authorization is refused (FAILED, PERMISSION_DENIED) while the others go ahead."""
+    unauthorized = transfer_request(platform, f"{run}-batch-3", accounts, 1)
+    unauthorized.resident_authorization = ""
+    batch = platform.gateway.CreateCrossRegionTransfersRequest(
+        transfers=[
+            transfer_request(platform, f"{run}-batch-1", accounts, 1),
+            transfer_request(platform, f"{run}-batch-2", accounts, left + 1_000),
+            unauthorized,
+        ]
+    )
+    results = platform.gateway_stub.CreateCrossRegionTransfers(batch, metadata=platform.md(), timeout=60).results
+    ok, failed = (
+        platform.gateway.CROSS_REGION_TRANSFER_RESULT_STATUS_OK,
+        platform.gateway.CROSS_REGION_TRANSFER_RESULT_STATUS_FAILED,
+    )
+    state_name = platform.gateway.CrossRegionTransferState.Name
+    answered = [
+        (result.transfer_id, state_name(result.transfer.state), result.transfer.failure_reason)
+        if result.status == ok
+        else (
+            result.transfer_id,
+            grpc.StatusCode.PERMISSION_DENIED.value[0] == result.failure_code,
+            result.failure_reason,
+        )
+        for result in results
+    ]
+    check(
+        [result.status for result in results] == [ok, ok, failed]
+        and answered[0][1] == "CROSS_REGION_TRANSFER_STATE_COMMITTED"
+        and answered[1][1:] == ("CROSS_REGION_TRANSFER_STATE_RELEASED", "INSUFFICIENT_POINTS")
+        and answered[2][1:] == (True, "RESIDENT_AUTHORIZATION_REQUIRED")
+        and results[2].failure_field == "resident_authorization",
+        f"a batch of three transfers answered item by item ({answered})",
+    )
 
 
 def unknown_account_is_not_found(platform: Platform, accounts: dict[str, str]) -> None:
@@ -287,6 +333,9 @@ def main() -> None:
             left = platform.balance(accounts[SOURCE]).available_points
             check(left == EARNED - price - TRANSFER_POINTS, f"source balance {left}")
             check(platform.balance(accounts[TARGET]).available_points == TRANSFER_POINTS, "target balance")
+            move_points_in_a_batch(platform, run, accounts, left)
+            check(platform.balance(accounts[SOURCE]).available_points == left - 1, "source balance after the batch")
+            check(platform.balance(accounts[TARGET]).available_points == TRANSFER_POINTS + 1, "target after the batch")
             unknown_account_is_not_found(platform, accounts)
     print("journey complete")
 
