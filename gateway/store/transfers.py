@@ -12,8 +12,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Insert, Row, Update, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    Row,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import String, TypeEngine
 
 from gateway.domain.transfers import Decision, HeldLot, State, Transfer, TransferRequest
 from gateway.store.tables import transfers
@@ -96,6 +110,11 @@ def insert_new_transfers(
     if not new:
         return set()
     rows = [_row(transfer, lease_until, lease_owner) for transfer in sorted(new, key=lambda t: t.transfer_id)]
+    if conn.dialect.name == "postgresql":
+        # One statement of fixed text whatever the batch's size, one array per column: psycopg prepares it once,
+        # where a multi-row VALUES is a new, long statement to parse each time.
+        columns = {f"rows_{name}": [row[name] for row in rows] for name in _ROW_COLUMNS}
+        return {row.transfer_id for row in conn.execute(_insert_new_unnested(), columns)}
     return {row.transfer_id for row in conn.execute(_insert_new(conn.dialect.name), rows)}
 
 
@@ -106,13 +125,30 @@ def finish_many(
     leases, with no failure reason; returns the ids it moved (the others had been moved by another driver)."""
     if not transfer_ids:
         return set()
-    statement = (
+    values = {"expected": expected.value, "state": state.value, "finished_at": finished_at}
+    if conn.dialect.name == "postgresql":
+        # `= ANY(array)`: the same plan as IN (…), but one statement text whatever the count, prepared once.
+        found = conn.execute(_finish_any(), {"ids": sorted(transfer_ids), **values})
+    else:
+        found = conn.execute(_finish(transfers.c.transfer_id.in_(sorted(transfer_ids))), values)
+    return {row.transfer_id for row in found}
+
+
+@functools.cache
+def _finish_any() -> Update:
+    ids = bindparam("ids", type_=postgresql.ARRAY(String()))
+    return _finish(transfers.c.transfer_id == func.any(ids))
+
+
+def _finish(chosen: ColumnElement[bool]) -> Update:
+    """UPDATE … SET the settled state, no failure reason, lease ended WHERE `chosen` AND state = `expected`."""
+    return (
         update(transfers)
-        .where(transfers.c.transfer_id.in_(sorted(transfer_ids)), transfers.c.state == expected.value)
+        .where(chosen, transfers.c.state == bindparam("expected"))
         .values(
-            state=state.value,
+            state=bindparam("state"),
             failure_reason="",
-            finished_at=finished_at,
+            finished_at=bindparam("finished_at"),
             attempts=0,
             next_attempt_at=None,
             lease_until=None,
@@ -120,7 +156,6 @@ def finish_many(
         )
         .returning(transfers.c.transfer_id)
     )
-    return {row.transfer_id for row in conn.execute(statement)}
 
 
 @functools.cache
@@ -128,6 +163,29 @@ def _insert_new(dialect_name: str) -> Insert:
     dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     # RETURNING, not rowcount: psycopg answers -1 for an INSERT … ON CONFLICT here.
     return dialect_insert(transfers).on_conflict_do_nothing().returning(transfers.c.transfer_id)
+
+
+@functools.cache
+def _insert_new_unnested() -> Insert:
+    """PostgreSQL: INSERT … SELECT FROM unnest(one array parameter per column, of the column's type) ON CONFLICT DO
+    NOTHING RETURNING transfer_id, rows in transfer id order."""
+    arrays = [
+        bindparam(f"rows_{name}", type_=postgresql.ARRAY(_unbounded(transfers.c[name].type))) for name in _ROW_COLUMNS
+    ]
+    unnested = func.unnest(*arrays).table_valued(*_ROW_COLUMNS).render_derived(name="new_rows")
+    rows = select(*[unnested.c[name] for name in _ROW_COLUMNS]).order_by(unnested.c.transfer_id)
+    return (
+        postgresql.insert(transfers)
+        .from_select(list(_ROW_COLUMNS), rows)
+        .on_conflict_do_nothing()
+        .returning(transfers.c.transfer_id)
+    )
+
+
+def _unbounded(column_type: TypeEngine[Any]) -> TypeEngine[Any]:
+    """A string column's type without its length: a cast to VARCHAR(n) would cut a longer value short, where the
+    insert into the column refuses it."""
+    return String() if isinstance(column_type, String) else column_type
 
 
 @functools.cache
@@ -182,6 +240,30 @@ def run_together(conn: Connection, writes: Sequence[CompareAndSet]) -> list[bool
         for index in indexes:
             moved[index] = run(conn, writes[index])
     return moved
+
+
+# The columns a new transfer's row sets (the others take their defaults).
+_ROW_COLUMNS = (
+    "transfer_id",
+    "fingerprint",
+    "caller_id",
+    "from_account",
+    "to_account",
+    "amount_points",
+    "state",
+    "decision",
+    "failure_reason",
+    "created_at",
+    "expires_at",
+    "hold_timeout_ms",
+    "held_lots",
+    "attempts",
+    "next_attempt_at",
+    "lease_until",
+    "lease_owner",
+    "carry_lots",
+    "authorized_by",
+)
 
 
 def _row(transfer: Transfer, lease_until: datetime, lease_owner: str | None) -> dict[str, Any]:
