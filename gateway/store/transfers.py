@@ -17,6 +17,8 @@ from sqlalchemy import (
     Connection,
     Insert,
     Row,
+    String,
+    TextClause,
     Update,
     and_,
     bindparam,
@@ -24,13 +26,14 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.types import String, TypeEngine
 
 from gateway.domain.transfers import Decision, HeldLot, State, Transfer, TransferRequest
 from gateway.store.tables import transfers
+from service_kit.db import naive_utc
 
 
 def lots_json(lots: Sequence[HeldLot]) -> str:
@@ -111,10 +114,10 @@ def insert_new_transfers(
         return set()
     rows = [_row(transfer, lease_until, lease_owner) for transfer in sorted(new, key=lambda t: t.transfer_id)]
     if conn.dialect.name == "postgresql":
-        # One statement of fixed text whatever the batch's size, one array per column: psycopg prepares it once,
-        # where a multi-row VALUES is a new, long statement to parse each time.
-        columns = {f"rows_{name}": [row[name] for row in rows] for name in _ROW_COLUMNS}
-        return {row.transfer_id for row in conn.execute(_insert_new_unnested(), columns)}
+        # One statement of fixed text whatever the batch's size, the rows one JSON parameter: psycopg prepares it
+        # once, where a multi-row VALUES is a new, long statement to parse each time.
+        found = conn.execute(_insert_new_json(), {"rows": json.dumps(rows, default=_json_moment)})
+        return {row.transfer_id for row in found}
     return {row.transfer_id for row in conn.execute(_insert_new(conn.dialect.name), rows)}
 
 
@@ -166,26 +169,15 @@ def _insert_new(dialect_name: str) -> Insert:
 
 
 @functools.cache
-def _insert_new_unnested() -> Insert:
-    """PostgreSQL: INSERT … SELECT FROM unnest(one array parameter per column, of the column's type) ON CONFLICT DO
-    NOTHING RETURNING transfer_id, rows in transfer id order."""
-    arrays = [
-        bindparam(f"rows_{name}", type_=postgresql.ARRAY(_unbounded(transfers.c[name].type))) for name in _ROW_COLUMNS
-    ]
-    unnested = func.unnest(*arrays).table_valued(*_ROW_COLUMNS).render_derived(name="new_rows")
-    rows = select(*[unnested.c[name] for name in _ROW_COLUMNS]).order_by(unnested.c.transfer_id)
-    return (
-        postgresql.insert(transfers)
-        .from_select(list(_ROW_COLUMNS), rows)
-        .on_conflict_do_nothing()
-        .returning(transfers.c.transfer_id)
+def _insert_new_json() -> TextClause:
+    """PostgreSQL: INSERT … SELECT FROM json_populate_recordset(the table's own row type, :rows) ON CONFLICT DO
+    NOTHING RETURNING transfer_id: every value typed as its column, rows in transfer id order."""
+    columns = ", ".join(_ROW_COLUMNS)
+    return text(
+        f"INSERT INTO xr_transfers ({columns}) SELECT {columns} "
+        "FROM json_populate_recordset(NULL::xr_transfers, CAST(:rows AS json)) ORDER BY transfer_id "
+        "ON CONFLICT DO NOTHING RETURNING transfer_id"
     )
-
-
-def _unbounded(column_type: TypeEngine[Any]) -> TypeEngine[Any]:
-    """A string column's type without its length: a cast to VARCHAR(n) would cut a longer value short, where the
-    insert into the column refuses it."""
-    return String() if isinstance(column_type, String) else column_type
 
 
 @functools.cache
@@ -220,9 +212,10 @@ def run(conn: Connection, write: CompareAndSet) -> bool:
 
 
 def run_together(conn: Connection, writes: Sequence[CompareAndSet]) -> list[bool]:
-    """Many compare-and-sets in one transaction, in the given order; on PostgreSQL those of one statement go as one
-    executemany (a pipeline: one round trip, not one per row) inside a savepoint. When not every row moved (another
-    driver moved one: rare), the savepoint is rolled back and they are run one by one to tell which did."""
+    """Many compare-and-sets in one transaction, in the given order. On PostgreSQL those of one statement on different
+    transfers go as one UPDATE of them all (_run_at_once), which answers which rows moved; a group naming a transfer
+    twice goes as one executemany (a pipeline) inside a savepoint, and when not every row moved the savepoint is
+    rolled back and they are run one by one to tell which did."""
     moved = [False] * len(writes)
     groups: dict[int, list[int]] = {}
     for index, write in enumerate(writes):
@@ -230,6 +223,11 @@ def run_together(conn: Connection, writes: Sequence[CompareAndSet]) -> list[bool
     for indexes in groups.values():
         statement = writes[indexes[0]].statement
         if len(indexes) > 1 and conn.dialect.name == "postgresql":
+            if len({writes[i].parameters["cas_id"] for i in indexes}) == len(indexes):
+                moved_ids = _run_at_once(conn, [writes[i].parameters for i in indexes])
+                for index in indexes:
+                    moved[index] = writes[index].parameters["cas_id"] in moved_ids
+                continue
             savepoint = conn.begin_nested()
             if conn.execute(statement, [writes[i].parameters for i in indexes]).rowcount == len(indexes):
                 savepoint.commit()
@@ -240,6 +238,43 @@ def run_together(conn: Connection, writes: Sequence[CompareAndSet]) -> list[bool
         for index in indexes:
             moved[index] = run(conn, writes[index])
     return moved
+
+
+def _run_at_once(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """PostgreSQL: compare-and-sets of one statement, on different transfers, as one UPDATE … FROM the rows' values
+    (one JSON parameter); the ids of the rows it moved. The rows are locked first in transfer id order, as one by
+    one they would be, so two groups sharing rows never wait on each other in a cycle."""
+    ids = sorted(row["cas_id"] for row in rows)
+    conn.execute(_lock_in_order(), {"ids": ids})
+    found = conn.execute(_compare_and_set_json(tuple(rows[0])), {"rows": json.dumps(rows, default=_json_moment)})
+    return {row.transfer_id for row in found}
+
+
+def _json_moment(value: object) -> str:
+    if isinstance(value, datetime):
+        return naive_utc(value).isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+@functools.cache
+def _lock_in_order() -> TextClause:
+    return text("SELECT transfer_id FROM xr_transfers WHERE transfer_id = ANY(:ids) ORDER BY transfer_id FOR UPDATE")
+
+
+@functools.cache
+def _compare_and_set_json(parameters: tuple[str, ...]) -> TextClause:
+    """The compare-and-set of _compare_and_set for many rows: UPDATE … SET each `set_<column>` FROM
+    json_to_recordset(:rows) typed as the columns, WHERE id, state (and decision) are the row's `cas_*`."""
+    compile_type = postgresql.dialect().type_compiler_instance.process
+    compared = {"cas_id": "transfer_id", "cas_state": "state", "cas_decision": "decision"}
+    column_of = {name: compared.get(name) or name.removeprefix("set_") for name in parameters}
+    typed = ", ".join(f"{name} {compile_type(transfers.c[column_of[name]].type)}" for name in parameters)
+    sets = ", ".join(f"{column_of[name]} = v.{name}" for name in parameters if name.startswith("set_"))
+    where = " AND ".join(f"xr_transfers.{column_of[name]} = v.{name}" for name in parameters if name in compared)
+    return text(
+        f"UPDATE xr_transfers SET {sets} FROM json_to_recordset(CAST(:rows AS json)) AS v({typed}) WHERE {where} "
+        "RETURNING xr_transfers.transfer_id"
+    )
 
 
 # The columns a new transfer's row sets (the others take their defaults).
