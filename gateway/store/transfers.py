@@ -1,7 +1,9 @@
 """Cross-region transfers in xr_transfers: recorded once, then moved step by step by compare-and-set.
 
 The insert and the compare-and-set updates every transfer makes are built once (per set of columns written) and run
-with the values as parameters: building a statement per write was a sixth of the gateway's CPU per transfer.
+with the values as parameters: building a statement per write was a sixth of the gateway's CPU per transfer. On
+PostgreSQL many rows at once (a batch's insert, a group's compare-and-sets) go as one statement of fixed text with the
+rows as one JSON parameter, typed as the columns (ADR 0625, addendum).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from gateway.domain.transfers import Decision, HeldLot, State, Transfer, TransferRequest
 from gateway.store.tables import transfers
@@ -246,7 +249,9 @@ def _run_at_once(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
     one they would be, so two groups sharing rows never wait on each other in a cycle."""
     ids = sorted(row["cas_id"] for row in rows)
     conn.execute(_lock_in_order(), {"ids": ids})
-    found = conn.execute(_compare_and_set_json(tuple(rows[0])), {"rows": json.dumps(rows, default=_json_moment)})
+    found = conn.execute(
+        _compare_and_set_json(tuple(rows[0]), conn.dialect), {"rows": json.dumps(rows, default=_json_moment)}
+    )
     return {row.transfer_id for row in found}
 
 
@@ -262,10 +267,10 @@ def _lock_in_order() -> TextClause:
 
 
 @functools.cache
-def _compare_and_set_json(parameters: tuple[str, ...]) -> TextClause:
+def _compare_and_set_json(parameters: tuple[str, ...], dialect: Dialect) -> TextClause:
     """The compare-and-set of _compare_and_set for many rows: UPDATE … SET each `set_<column>` FROM
     json_to_recordset(:rows) typed as the columns, WHERE id, state (and decision) are the row's `cas_*`."""
-    compile_type = postgresql.dialect().type_compiler_instance.process
+    compile_type = dialect.type_compiler_instance.process
     compared = {"cas_id": "transfer_id", "cas_state": "state", "cas_decision": "decision"}
     column_of = {name: compared.get(name) or name.removeprefix("set_") for name in parameters}
     typed = ", ".join(f"{name} {compile_type(transfers.c[column_of[name]].type)}" for name in parameters)

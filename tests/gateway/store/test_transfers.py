@@ -96,3 +96,11 @@ def test_a_batch_of_new_transfers_reads_back_as_recorded_and_leased(engine: Engi
         leases = conn.execute(select(transfers.c.lease_until, transfers.c.lease_owner)).all()
     assert stored == recorded
     assert [tuple(lease) for lease in leases] == [(NOW, "gw-0")] * 2
+
+
+def test_two_compare_and_sets_of_one_transfer_run_together_move_it_once(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.insert_new_transfers(conn, [transfer("t1"), transfer("t2")], NOW, "gw-0")
+    writes = [store.advance_cas(transfer_id, State.CREATED, State.HELD) for transfer_id in ("t1", "t1", "t2")]
+    with engine.begin() as conn:
+        assert store.run_together(conn, writes) == [True, False, True]
