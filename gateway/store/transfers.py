@@ -1,7 +1,9 @@
 """Cross-region transfers in xr_transfers: recorded once, then moved step by step by compare-and-set.
 
 The insert and the compare-and-set updates every transfer makes are built once (per set of columns written) and run
-with the values as parameters: building a statement per write was a sixth of the gateway's CPU per transfer.
+with the values as parameters: building a statement per write was a sixth of the gateway's CPU per transfer. On
+PostgreSQL many rows at once (a batch's insert, a group's compare-and-sets) go as one statement of fixed text with the
+rows as one JSON parameter, typed as the columns (ADR 0625, addendum).
 """
 
 from __future__ import annotations
@@ -12,11 +14,29 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Insert, Row, Update, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    Row,
+    String,
+    TextClause,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from gateway.domain.transfers import Decision, HeldLot, State, Transfer, TransferRequest
 from gateway.store.tables import transfers
+from service_kit.db import naive_utc
 
 
 def lots_json(lots: Sequence[HeldLot]) -> str:
@@ -96,6 +116,11 @@ def insert_new_transfers(
     if not new:
         return set()
     rows = [_row(transfer, lease_until, lease_owner) for transfer in sorted(new, key=lambda t: t.transfer_id)]
+    if conn.dialect.name == "postgresql":
+        # One statement of fixed text whatever the batch's size, the rows one JSON parameter: psycopg prepares it
+        # once, where a multi-row VALUES is a new, long statement to parse each time.
+        found = conn.execute(_insert_new_json(), {"rows": json.dumps(rows, default=_json_moment)})
+        return {row.transfer_id for row in found}
     return {row.transfer_id for row in conn.execute(_insert_new(conn.dialect.name), rows)}
 
 
@@ -106,13 +131,30 @@ def finish_many(
     leases, with no failure reason; returns the ids it moved (the others had been moved by another driver)."""
     if not transfer_ids:
         return set()
-    statement = (
+    values = {"expected": expected.value, "state": state.value, "finished_at": finished_at}
+    if conn.dialect.name == "postgresql":
+        # `= ANY(array)`: the same plan as IN (…), but one statement text whatever the count, prepared once.
+        found = conn.execute(_finish_any(), {"ids": sorted(transfer_ids), **values})
+    else:
+        found = conn.execute(_finish(transfers.c.transfer_id.in_(sorted(transfer_ids))), values)
+    return {row.transfer_id for row in found}
+
+
+@functools.cache
+def _finish_any() -> Update:
+    ids = bindparam("ids", type_=postgresql.ARRAY(String()))
+    return _finish(transfers.c.transfer_id == func.any(ids))
+
+
+def _finish(chosen: ColumnElement[bool]) -> Update:
+    """UPDATE … SET the settled state, no failure reason, lease ended WHERE `chosen` AND state = `expected`."""
+    return (
         update(transfers)
-        .where(transfers.c.transfer_id.in_(sorted(transfer_ids)), transfers.c.state == expected.value)
+        .where(chosen, transfers.c.state == bindparam("expected"))
         .values(
-            state=state.value,
+            state=bindparam("state"),
             failure_reason="",
-            finished_at=finished_at,
+            finished_at=bindparam("finished_at"),
             attempts=0,
             next_attempt_at=None,
             lease_until=None,
@@ -120,7 +162,6 @@ def finish_many(
         )
         .returning(transfers.c.transfer_id)
     )
-    return {row.transfer_id for row in conn.execute(statement)}
 
 
 @functools.cache
@@ -128,6 +169,18 @@ def _insert_new(dialect_name: str) -> Insert:
     dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     # RETURNING, not rowcount: psycopg answers -1 for an INSERT … ON CONFLICT here.
     return dialect_insert(transfers).on_conflict_do_nothing().returning(transfers.c.transfer_id)
+
+
+@functools.cache
+def _insert_new_json() -> TextClause:
+    """PostgreSQL: INSERT … SELECT FROM json_populate_recordset(the table's own row type, :rows) ON CONFLICT DO
+    NOTHING RETURNING transfer_id: every value typed as its column, rows in transfer id order."""
+    columns = ", ".join(_ROW_COLUMNS)
+    return text(
+        f"INSERT INTO xr_transfers ({columns}) SELECT {columns} "
+        "FROM json_populate_recordset(NULL::xr_transfers, CAST(:rows AS json)) ORDER BY transfer_id "
+        "ON CONFLICT DO NOTHING RETURNING transfer_id"
+    )
 
 
 @functools.cache
@@ -162,9 +215,10 @@ def run(conn: Connection, write: CompareAndSet) -> bool:
 
 
 def run_together(conn: Connection, writes: Sequence[CompareAndSet]) -> list[bool]:
-    """Many compare-and-sets in one transaction, in the given order; on PostgreSQL those of one statement go as one
-    executemany (a pipeline: one round trip, not one per row) inside a savepoint. When not every row moved (another
-    driver moved one: rare), the savepoint is rolled back and they are run one by one to tell which did."""
+    """Many compare-and-sets in one transaction, in the given order. On PostgreSQL those of one statement on different
+    transfers go as one UPDATE of them all (_run_at_once), which answers which rows moved; a group naming a transfer
+    twice goes as one executemany (a pipeline) inside a savepoint, and when not every row moved the savepoint is
+    rolled back and they are run one by one to tell which did."""
     moved = [False] * len(writes)
     groups: dict[int, list[int]] = {}
     for index, write in enumerate(writes):
@@ -172,6 +226,11 @@ def run_together(conn: Connection, writes: Sequence[CompareAndSet]) -> list[bool
     for indexes in groups.values():
         statement = writes[indexes[0]].statement
         if len(indexes) > 1 and conn.dialect.name == "postgresql":
+            if len({writes[i].parameters["cas_id"] for i in indexes}) == len(indexes):
+                moved_ids = _run_at_once(conn, [writes[i].parameters for i in indexes])
+                for index in indexes:
+                    moved[index] = writes[index].parameters["cas_id"] in moved_ids
+                continue
             savepoint = conn.begin_nested()
             if conn.execute(statement, [writes[i].parameters for i in indexes]).rowcount == len(indexes):
                 savepoint.commit()
@@ -182,6 +241,69 @@ def run_together(conn: Connection, writes: Sequence[CompareAndSet]) -> list[bool
         for index in indexes:
             moved[index] = run(conn, writes[index])
     return moved
+
+
+def _run_at_once(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """PostgreSQL: compare-and-sets of one statement, on different transfers, as one UPDATE … FROM the rows' values
+    (one JSON parameter); the ids of the rows it moved. The rows are locked first in transfer id order, as one by
+    one they would be, so two groups sharing rows never wait on each other in a cycle."""
+    ids = sorted(row["cas_id"] for row in rows)
+    conn.execute(_lock_in_order(), {"ids": ids})
+    found = conn.execute(
+        _compare_and_set_json(tuple(rows[0]), conn.dialect), {"rows": json.dumps(rows, default=_json_moment)}
+    )
+    return {row.transfer_id for row in found}
+
+
+def _json_moment(value: object) -> str:
+    if isinstance(value, datetime):
+        return naive_utc(value).isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+@functools.cache
+def _lock_in_order() -> TextClause:
+    return text("SELECT transfer_id FROM xr_transfers WHERE transfer_id = ANY(:ids) ORDER BY transfer_id FOR UPDATE")
+
+
+@functools.cache
+def _compare_and_set_json(parameters: tuple[str, ...], dialect: Dialect) -> TextClause:
+    """The compare-and-set of _compare_and_set for many rows: UPDATE … SET each `set_<column>` FROM
+    json_to_recordset(:rows) typed as the columns, WHERE id, state (and decision) are the row's `cas_*`."""
+    compile_type = dialect.type_compiler_instance.process
+    compared = {"cas_id": "transfer_id", "cas_state": "state", "cas_decision": "decision"}
+    column_of = {name: compared.get(name) or name.removeprefix("set_") for name in parameters}
+    typed = ", ".join(f"{name} {compile_type(transfers.c[column_of[name]].type)}" for name in parameters)
+    sets = ", ".join(f"{column_of[name]} = v.{name}" for name in parameters if name.startswith("set_"))
+    where = " AND ".join(f"xr_transfers.{column_of[name]} = v.{name}" for name in parameters if name in compared)
+    return text(
+        f"UPDATE xr_transfers SET {sets} FROM json_to_recordset(CAST(:rows AS json)) AS v({typed}) WHERE {where} "
+        "RETURNING xr_transfers.transfer_id"
+    )
+
+
+# The columns a new transfer's row sets (the others take their defaults).
+_ROW_COLUMNS = (
+    "transfer_id",
+    "fingerprint",
+    "caller_id",
+    "from_account",
+    "to_account",
+    "amount_points",
+    "state",
+    "decision",
+    "failure_reason",
+    "created_at",
+    "expires_at",
+    "hold_timeout_ms",
+    "held_lots",
+    "attempts",
+    "next_attempt_at",
+    "lease_until",
+    "lease_owner",
+    "carry_lots",
+    "authorized_by",
+)
 
 
 def _row(transfer: Transfer, lease_until: datetime, lease_owner: str | None) -> dict[str, Any]:

@@ -4,15 +4,18 @@ asked (the platform, or counter staff) is recorded on the transfer."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import grpc
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from carbon.gateway.v1 import gateway_service_pb2 as gw
-from gateway.domain.resident_authorizations import CROSS_REGION_TRANSFER, Operation, authorized_by
+from gateway.domain.resident_authorizations import AUDIENCE, CROSS_REGION_TRANSFER, Operation, authorized_by, issuer_of
+from gateway.service.resident_authorizations import ResidentAuthorizations
 from service_kit.errors import PermissionDenied
 from service_kit.server import RunningServer
 from tests.gateway.federation import Federation, metadata, refusal
@@ -92,3 +95,69 @@ def test_a_token_naming_both_a_platform_and_staff_or_neither_names_no_one() -> N
             authorized_by({**claims, **extra}, operation)
         assert refused.value.reason == "RESIDENT_AUTHORIZATION_MISMATCH"
     assert authorized_by({**claims, "platform": "alipay"}, operation) == "platform:alipay"
+
+
+def _outcome(verify: Any) -> Any:
+    try:
+        return verify()
+    except PermissionDenied as refused:
+        return refused.reason, refused.metadata
+
+
+def test_the_fast_reading_of_a_token_agrees_with_pyjwt_on_every_token() -> None:
+    key = Ed25519PrivateKey.generate()
+    issuer = issuer_of("330000")
+    residents = ResidentAuthorizations({issuer: key.public_key()})
+    operation = Operation(CROSS_REGION_TRANSFER, "3300000000000001", "1100000000000001", "t", 5)
+    now = int(time.time())
+    good: dict[str, Any] = {
+        **operation.expected_claims(),
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 300,
+        "platform": "alipay",
+    }
+
+    def signed(claims: dict[str, Any], **header: Any) -> str:
+        return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": issuer, "typ": "JWT", **header})
+
+    valid = signed(good)
+    head, body, signature = valid.split(".")
+    numbered_key_id = jwt.utils.base64url_encode(json.dumps({"alg": "EdDSA", "kid": 5}).encode()).decode()
+    tokens = [
+        valid,
+        f"{head}.{body}.{signature}=",
+        f"{head}=.{body}.{signature}",
+        f"{head}.{body}.{signature[:-2]}AA",
+        f"{head}.{body}.{signature}.x",
+        f"{head}.{body}",
+        f"{head}..{signature}",
+        signed({**good, "aud": [AUDIENCE, "other"]}),
+        signed({**good, "aud": "other"}),
+        signed({**good, "nbf": now - 10}),
+        signed({**good, "nbf": now + 600}),
+        signed({**good, "iat": float(now)}),
+        signed({**good, "iat": True}),
+        signed({**good, "iat": now + 600}),
+        signed({**good, "iat": now + 20}),
+        signed({**good, "exp": now - 20}),
+        signed({**good, "exp": now - 40}),
+        signed({**good, "exp": str(now + 300)}),
+        signed({**good, "sub": 3}),
+        signed({**good, "jti": 7}),
+        signed({**good, "jti": "j"}),
+        signed({**good, "iss": issuer_of("110000")}),
+        signed({key: value for key, value in good.items() if key != "iat"}),
+        signed(good, kid=issuer_of("110000")),
+        f"{numbered_key_id}.{body}.{signature}",
+        signed(good, crit=["exp"]),
+        signed(good, cty="JWT"),
+        jwt.encode(good, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": issuer}),
+        jwt.encode(good, "s" * 32, algorithm="HS256", headers={"kid": issuer}),
+    ]
+    for token in tokens:
+        quick = _outcome(lambda token=token: residents.check(token, operation))  # type: ignore[misc]
+        by_pyjwt = _outcome(lambda token=token: authorized_by(residents._verified_by_pyjwt(token, issuer), operation))  # type: ignore[misc]
+        assert quick == by_pyjwt, token
+    assert residents._verified_quickly(valid, issuer) is not None

@@ -88,9 +88,9 @@ def test_writes_that_arrive_together_commit_in_one_transaction(engine: Engine, m
     release.set()
     for thread in threads:
         thread.join(10)
-    # The first write alone needs none; the two gathered behind it run in one transaction (one executemany of their
-    # statement in a savepoint: SAVEPOINT, the pipeline, RELEASE).
-    assert statements == [False, True, True, True]
+    # The first write alone needs none; the two gathered behind it run in one transaction (their rows locked in id
+    # order, then one UPDATE of both).
+    assert statements == [False, True, True]
     with engine.connect() as conn:
         states = [store.get_transfer(conn, key) for key in ("t-first", "t-second", "t-third")]
     assert [t.state if t else None for t in states] == [State.HELD] * 3

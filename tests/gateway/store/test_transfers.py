@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.domain.transfers import Decision, HeldLot, State
 from gateway.store import transfers as store
+from gateway.store.tables import transfers
 from tests.gateway.store.conftest import NOW, transfer
 
 
@@ -83,3 +85,22 @@ def test_compare_and_sets_run_together_tell_which_rows_moved(engine: Engine) -> 
     with engine.connect() as conn:
         states = [found.state for n in (1, 2, 3) if (found := store.get_transfer(conn, f"t{n}")) is not None]
     assert states == [State.COMMITTED] * 3
+
+
+def test_a_batch_of_new_transfers_reads_back_as_recorded_and_leased(engine: Engine) -> None:
+    recorded = [replace(transfer(f"t{n}"), carry_lots=[], authorized_by=f"platform:p{n}") for n in (2, 1)]
+    with engine.begin() as conn:
+        assert store.insert_new_transfers(conn, recorded, NOW, "gw-0") == {"t1", "t2"}
+    with engine.connect() as conn:
+        stored = [store.get_transfer(conn, t.transfer_id) for t in recorded]
+        leases = conn.execute(select(transfers.c.lease_until, transfers.c.lease_owner)).all()
+    assert stored == recorded
+    assert [tuple(lease) for lease in leases] == [(NOW, "gw-0")] * 2
+
+
+def test_two_compare_and_sets_of_one_transfer_run_together_move_it_once(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.insert_new_transfers(conn, [transfer("t1"), transfer("t2")], NOW, "gw-0")
+    writes = [store.advance_cas(transfer_id, State.CREATED, State.HELD) for transfer_id in ("t1", "t1", "t2")]
+    with engine.begin() as conn:
+        assert store.run_together(conn, writes) == [True, False, True]
