@@ -13,9 +13,10 @@ Phases:
   of a call (the `unary_*` figures).
 - live (batched): CARBON_BENCH_BATCHED_TRANSFERS (default 3,200) transfers sent as CreateCrossRegionTransfers calls
   of CARBON_BENCH_BATCH (default 25) items each from the same clients over the same pairs; every item must come back
-  COMMITTED. The defaults are the issue's latency target's setting (p99 of a call < 200 ms needs few transfers in
-  flight; ADR 0625); CARBON_BENCH_CLIENTS=16 CARBON_BENCH_BATCH=50 measures the most throughput at a longer wait. Transfers/s; p50 and p99 of a call (what each of its transfers waits) and of a call's time divided by its
-  items (`per_transfer_p50_ms`, `per_transfer_p99_ms`).
+  COMMITTED. Transfers/s; p50 and p99 of a call (what each of its transfers waits) and of a call's time divided by
+  its items (`per_transfer_p50_ms`, `per_transfer_p99_ms`). The defaults are the issue's latency target's setting
+  (p99 of a call < 200 ms needs few transfers in flight; ADR 0625); CARBON_BENCH_CLIENTS=16 CARBON_BENCH_BATCH=50
+  measures the most throughput at a longer wait.
 - recovery: the source region's ledger is stopped, CARBON_BENCH_BACKLOG (default 300) transfers are sent (each is
   recorded and answered CREATED: its hold could not be placed), the gateway is killed with kill -9, the ledger comes
   back on its port and the gateway is restarted; its recovery loop must drive the whole backlog (hold, decision,
