@@ -124,3 +124,50 @@ def test_a_ledger_killed_during_transfers_loses_and_creates_nothing(
         expected[("330000", source)] = 1_000 - moved
         expected[("110000", target)] = moved
     assert_cross_region_books(fed, expected)
+
+
+@pytest.mark.parametrize("killed", REGIONS)
+def test_a_ledger_killed_during_a_batch_loses_and_creates_nothing(
+    fed_with_ledger_processes: Federation, killed: str
+) -> None:
+    """A region's ledger dies while one CreateCrossRegionTransfers call is on its way: each item is answered (in
+    progress or final) or the call fails, and every transfer still ends once, COMMITTED or RELEASED, with the books
+    balanced."""
+    fed = fed_with_ledger_processes
+    pairs = [funded(fed, 1_000) for _ in range(6)]
+    fed.start_gateway()
+    items = [
+        gw.CreateCrossRegionTransferRequest(
+            transfer_id=f"b{index}", from_account=source, to_account=target, amount_points=100 * (index + 1),
+            resident_authorization=fed.authorize(
+                "cross_region_transfer", source, target, f"b{index}", 100 * (index + 1)
+            ),
+        )
+        for index, (source, target) in enumerate(pairs)
+    ]  # fmt: skip
+    outcome: list[object] = []
+
+    def send() -> None:
+        try:
+            outcome.append(
+                fed.gateway().CreateCrossRegionTransfers(
+                    gw.CreateCrossRegionTransfersRequest(transfers=items), metadata=metadata("zj"), timeout=60
+                )
+            )
+        except grpc.RpcError as error:
+            outcome.append(error.code())
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    fed.kill_ledger(killed)
+    fed.start_ledger(killed)
+    sender.join(90)
+    assert outcome, "the batch call answered"
+    expected: dict[tuple[str, str], int] = {}
+    for index, (source, target) in enumerate(pairs):
+        state = finished(fed, f"b{index}").state
+        assert state in (COMMITTED, gw.CROSS_REGION_TRANSFER_STATE_RELEASED), (index, outcome)
+        moved = 100 * (index + 1) if state == COMMITTED else 0
+        expected[("330000", source)] = 1_000 - moved
+        expected[("110000", target)] = moved
+    assert_cross_region_books(fed, expected)
