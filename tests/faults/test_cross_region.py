@@ -50,6 +50,21 @@ def assert_cross_region_books(fed: Federation, expected: dict[tuple[str, str], i
         assert_journal_sound(fed.ledger(code))
 
 
+def batch_items(
+    fed: Federation, pairs: list[tuple[str, str]], prefix: str
+) -> list[gw.CreateCrossRegionTransferRequest]:
+    """Transfer i of 100 × (i + 1) points over pair i, id prefix + i, each with the resident's authorization."""
+    return [
+        gw.CreateCrossRegionTransferRequest(
+            transfer_id=f"{prefix}{index}", from_account=source, to_account=target, amount_points=100 * (index + 1),
+            resident_authorization=fed.authorize(
+                "cross_region_transfer", source, target, f"{prefix}{index}", 100 * (index + 1)
+            ),
+        )
+        for index, (source, target) in enumerate(pairs)
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("crash_at", ["after_hold", "after_decision", "after_credit", "before_commit"])
 def test_the_gateway_killed_at_each_step_moves_the_points_once(fed: Federation, crash_at: str) -> None:
     source, target = funded(fed, 1_000)
@@ -69,15 +84,7 @@ def test_the_gateway_killed_mid_batch_finishes_every_transfer_once(
     try:
         pairs = [funded(fed, 1_000) for _ in range(5)]
         fed.start_gateway(crash_at=crash_at)
-        items = [
-            gw.CreateCrossRegionTransferRequest(
-                transfer_id=f"m{index}", from_account=source, to_account=target, amount_points=100 * (index + 1),
-                resident_authorization=fed.authorize(
-                    "cross_region_transfer", source, target, f"m{index}", 100 * (index + 1)
-                ),
-            )
-            for index, (source, target) in enumerate(pairs)
-        ]  # fmt: skip
+        items = batch_items(fed, pairs, "m")
         with pytest.raises(grpc.RpcError):
             fed.gateway().CreateCrossRegionTransfers(
                 gw.CreateCrossRegionTransfersRequest(transfers=items), metadata=metadata("zj"), timeout=30
@@ -136,15 +143,7 @@ def test_a_ledger_killed_during_a_batch_loses_and_creates_nothing(
     fed = fed_with_ledger_processes
     pairs = [funded(fed, 1_000) for _ in range(6)]
     fed.start_gateway()
-    items = [
-        gw.CreateCrossRegionTransferRequest(
-            transfer_id=f"b{index}", from_account=source, to_account=target, amount_points=100 * (index + 1),
-            resident_authorization=fed.authorize(
-                "cross_region_transfer", source, target, f"b{index}", 100 * (index + 1)
-            ),
-        )
-        for index, (source, target) in enumerate(pairs)
-    ]  # fmt: skip
+    items = batch_items(fed, pairs, "b")
     outcome: list[object] = []
 
     def send() -> None:
