@@ -426,12 +426,10 @@ class AccountService:
     def get_account(self, account_number: str, with_bindings: bool = True) -> AccountView:
         """The account; without its channel bindings (one read fewer) when the caller does not need them."""
         validate_account_number(account_number)
-        # One statement per read, no transaction around them: the gateway asks this per cross-region transfer.
-        with one_statement_transaction(self.engine) as conn:
-            row = store.accounts.account(conn, account_number)
-            if row is None:
-                raise unknown_account()
-            return self.view(conn, row, None if with_bindings else ())
+        [view] = self._views([account_number], with_bindings)
+        if view is None:
+            raise unknown_account()
+        return view
 
     def get_accounts(self, account_numbers: Sequence[str], with_bindings: bool = True) -> list[AccountView | None]:
         """Many accounts, each as get_account reads it, in one read of the accounts (and one of their bindings when
@@ -442,6 +440,11 @@ class AccountService:
             )
         for index, number in enumerate(account_numbers):
             validate_account_number(number, f"account_numbers[{index}]")
+        return self._views(account_numbers, with_bindings)
+
+    def _views(self, account_numbers: Sequence[str], with_bindings: bool) -> list[AccountView | None]:
+        """Each number's account (None where there is none): one read of the accounts, one of their bindings when
+        wanted. One statement per read, no transaction around them: the gateway asks this per cross-region transfer."""
         with one_statement_transaction(self.engine) as conn:
             rows = store.accounts.accounts_by_numbers(conn, account_numbers)
             bindings = store.accounts.bindings_of(conn, rows) if with_bindings and rows else {}
