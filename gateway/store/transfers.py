@@ -109,9 +109,9 @@ def insert_new_transfer(
 def insert_new_transfers(
     conn: Connection, new: Sequence[Transfer], lease_until: datetime, lease_owner: str | None = None
 ) -> set[str]:
-    """Inserts many transfers, each unless its id exists; returns the ids inserted now. The one insert built for a
-    transfer is run with every row's values: SQLAlchemy sends them as multi-row INSERTs ("insertmanyvalues"), without
-    building a statement per batch. Rows go in transfer id order, so two batches sharing ids never wait on each other
+    """Inserts many transfers, each unless its id exists; returns the ids inserted now: on PostgreSQL one statement
+    with the rows as JSON, on SQLite the insert built for one transfer run with every row's values (SQLAlchemy's
+    multi-row "insertmanyvalues"). Rows go in transfer id order, so two batches sharing ids never wait on each other
     in a cycle."""
     if not new:
         return set()
@@ -119,7 +119,7 @@ def insert_new_transfers(
     if conn.dialect.name == "postgresql":
         # One statement of fixed text whatever the batch's size, the rows one JSON parameter: psycopg prepares it
         # once, where a multi-row VALUES is a new, long statement to parse each time.
-        found = conn.execute(_insert_new_json(), {"rows": json.dumps(rows, default=_json_moment)})
+        found = conn.execute(_insert_new_json(tuple(rows[0])), {"rows": json.dumps(rows, default=_json_moment)})
         return {row.transfer_id for row in found}
     return {row.transfer_id for row in conn.execute(_insert_new(conn.dialect.name), rows)}
 
@@ -172,10 +172,11 @@ def _insert_new(dialect_name: str) -> Insert:
 
 
 @functools.cache
-def _insert_new_json() -> TextClause:
+def _insert_new_json(row_columns: tuple[str, ...]) -> TextClause:
     """PostgreSQL: INSERT … SELECT FROM json_populate_recordset(the table's own row type, :rows) ON CONFLICT DO
-    NOTHING RETURNING transfer_id: every value typed as its column, rows in transfer id order."""
-    columns = ", ".join(_ROW_COLUMNS)
+    NOTHING RETURNING transfer_id: every value typed as its column, rows in transfer id order. `row_columns`: the
+    columns a new transfer's row sets (_row's keys; the others take their defaults)."""
+    columns = ", ".join(row_columns)
     return text(
         f"INSERT INTO xr_transfers ({columns}) SELECT {columns} "
         "FROM json_populate_recordset(NULL::xr_transfers, CAST(:rows AS json)) ORDER BY transfer_id "
@@ -280,30 +281,6 @@ def _compare_and_set_json(parameters: tuple[str, ...], dialect: Dialect) -> Text
         f"UPDATE xr_transfers SET {sets} FROM json_to_recordset(CAST(:rows AS json)) AS v({typed}) WHERE {where} "
         "RETURNING xr_transfers.transfer_id"
     )
-
-
-# The columns a new transfer's row sets (the others take their defaults).
-_ROW_COLUMNS = (
-    "transfer_id",
-    "fingerprint",
-    "caller_id",
-    "from_account",
-    "to_account",
-    "amount_points",
-    "state",
-    "decision",
-    "failure_reason",
-    "created_at",
-    "expires_at",
-    "hold_timeout_ms",
-    "held_lots",
-    "attempts",
-    "next_attempt_at",
-    "lease_until",
-    "lease_owner",
-    "carry_lots",
-    "authorized_by",
-)
 
 
 def _row(transfer: Transfer, lease_until: datetime, lease_owner: str | None) -> dict[str, Any]:
