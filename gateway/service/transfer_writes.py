@@ -148,7 +148,7 @@ class TransferWrites:
             lease_owner=self.lease_owner,
         )
         after = replace(transfer, decision=decision, failure_reason=reason)
-        return Planned(Write(transfer.transfer_id, functools.partial(store.run, write=cas), cas), after)
+        return _planned(cas, after)
 
     def plan_advance(
         self,
@@ -181,7 +181,7 @@ class TransferWrites:
             attempts=0,
             next_attempt_at=None,
         )
-        return Planned(Write(transfer.transfer_id, functools.partial(store.run, write=cas), cas), after)
+        return _planned(cas, after)
 
     def plan_finish(self, transfer: Transfer, state: State, reason: str) -> Planned:
         finished_at = self.clock()
@@ -196,7 +196,7 @@ class TransferWrites:
         after = replace(
             transfer, state=state, failure_reason=reason, finished_at=finished_at, attempts=0, next_attempt_at=None
         )
-        return Planned(Write(transfer.transfer_id, functools.partial(store.run, write=cas), cas), after)
+        return _planned(cas, after)
 
     def _next_lease(self) -> datetime:
         return self.clock() + self.lease
@@ -229,3 +229,8 @@ class TransferWrites:
                 if writes[index].cas is None:
                     moved[index] = writes[index].apply(conn)
         return moved
+
+
+def _planned(cas: store.CompareAndSet, after: Transfer) -> Planned:
+    """A compare-and-set as a write of a group, and the transfer as it stands once the write moved the row."""
+    return Planned(Write(after.transfer_id, functools.partial(store.run, write=cas), cas), after)
