@@ -1,0 +1,231 @@
+"""The statement: an account's journal entries, newest first, a page at a time. The credit side walks
+ix_transfers_credit's buckets of seq range newest first, keyset within a bucket, and never more than a budget of
+buckets per page nor below the account's first entry (ADR 0136); the debit side reads ix_transfers_debit by keyset
+over the same seq range (ADR 0116)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    union_all,
+)
+
+from ledger_svc.store.tables import (
+    EXPIRY_LEFT_OUT,
+    ISSUANCE_LEFT_OUT,
+    JOURNAL_LAST_SEQ,
+    STATEMENT_BUCKET_BITS,
+    accounts,
+    transfers,
+)
+from service_kit.accounts import EXPIRY_ACCOUNT, ISSUANCE_ACCOUNT, is_system_account
+
+# Buckets a page walks at most. A full page of an active account stops in its first bucket or two; an account with
+# fewer entries than a page below the cursor would walk every bucket down to its first entry's, one index descent
+# each (ADR 0135 counted 191 at 50M transfers). Past the budget the page comes back short, with a token that resumes
+# the walk where it stopped (AIP-158: a page may hold fewer entries than asked, and a token means more may follow).
+BUCKETS_PER_PAGE = 16
+
+# ix_transfers_credit's leading expression as the planner must see it to use the index (on both databases): the
+# width written out, not bound as a parameter.
+seq_bucket = transfers.c.seq.op(">>", return_type=BigInteger)(literal_column(str(STATEMENT_BUCKET_BITS)))
+
+
+@dataclass(frozen=True)
+class StatementRow:
+    seq: int
+    transfer_id: str
+    code: int
+    amount_points: int  # signed: + credit to the account, - debit
+    counterparty_account: str
+    posted_at_us: int
+    reference: str
+    co2e_grams: int
+    balance_after_points: int
+
+
+@dataclass(frozen=True)
+class StatementSlice:
+    rows: list[StatementRow]  # newest first, at most the limit asked for
+    # Set when the walk stopped at its budget above the account's first entry with fewer rows than the limit: the
+    # entries below this seq are not read yet (the next page starts there). None when nothing remains unread below.
+    unread_before_seq: int | None
+
+
+@dataclass(frozen=True)
+class Filters:
+    codes: list[int]
+    start_us: int  # 0: unbounded
+    end_us: int  # 0: unbounded
+
+
+def bucket_of(seq: int) -> int:
+    return seq >> STATEMENT_BUCKET_BITS
+
+
+def statement(
+    conn: Connection, account: str, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
+) -> StatementSlice:
+    """Up to `limit` entries before `before_seq` (None: the newest), newest first. start_us/end_us bound posted_at
+    (0: unbounded): they filter rows, not buckets, so a window far in the past is reached page by page."""
+    span = entry_span(conn, account)
+    if span is None:
+        return StatementSlice([], None)
+    first_seq, last_seq = span
+    end = last_seq + 1 if before_seq is None else min(before_seq, last_seq + 1)
+    if end <= first_seq:
+        return StatementSlice([], None)
+    top = bucket_of(end - 1)
+    bottom = max(bucket_of(first_seq), top - BUCKETS_PER_PAGE + 1)
+    filters = Filters(codes, start_us, end_us)
+    rows: list[StatementRow] = []
+    # The newest bucket alone first: an active account's page is full there, and reading more buckets in the same
+    # statement would read a page from each. The rest of the budget in one statement, a page at most from each.
+    for high, low in ((top, top), (top - 1, bottom)):
+        if high < low:
+            break
+        start = max(low << STATEMENT_BUCKET_BITS, first_seq)
+        query = page_query(account, limit - len(rows), list(range(high, low - 1, -1)), start, end, filters)
+        rows += [_row(row, account) for row in conn.execute(query)]
+        if len(rows) >= limit:
+            return StatementSlice(rows, None)
+        end = start
+    return StatementSlice(rows, end if end > first_seq else None)
+
+
+def entry_span(conn: Connection, account: str) -> tuple[int, int] | None:
+    """(the least seq any entry of the account can have, the journal's last seq), or None for a user account that
+    has no row, hence no entry. A system account has no row: its entries may start at the journal's first."""
+    last_seq, opened_after_seq = conn.execute(
+        select(
+            text(JOURNAL_LAST_SEQ[conn.dialect.name]),
+            select(func.coalesce(accounts.c.opened_after_seq, 0))
+            .where(accounts.c.account == account)
+            .scalar_subquery(),
+        )
+    ).one()
+    if opened_after_seq is None:
+        if not is_system_account(account):
+            return None
+        opened_after_seq = 0
+    return int(opened_after_seq) + 1, int(last_seq)
+
+
+def bucket_walk(first_seq: int, last_seq: int) -> Any:
+    """The buckets from first_seq's to last_seq's, one row each (a recursive CTE, on both databases): joined on
+    seq_bucket with an account's credits, each bucket is one descent of ix_transfers_credit."""
+    buckets = select(literal(bucket_of(first_seq), BigInteger()).label("bucket")).cte("buckets", recursive=True)
+    following = select((buckets.c.bucket + 1).label("bucket")).where(buckets.c.bucket < bucket_of(last_seq))
+    return buckets.union_all(following)
+
+
+def page_query(
+    account: str, limit: int, buckets: list[int], start_seq: int, end_seq: int, filters: Filters
+) -> Select[tuple[Any, ...]]:
+    """One step of the walk with its values bound: the account's credits in `buckets` (newest first) and its debits,
+    with start_seq <= seq < end_seq, the newest `limit` of them."""
+    shape = _page_shape(
+        len(buckets),
+        account == ISSUANCE_ACCOUNT,
+        account == EXPIRY_ACCOUNT,
+        bool(filters.codes),
+        bool(filters.start_us),
+        bool(filters.end_us),
+    )
+    values: dict[str, Any] = {"account": account, "page_limit": limit, "start_seq": start_seq, "end_seq": end_seq}
+    values |= {f"bucket_{n}": bucket for n, bucket in enumerate(buckets)}
+    values |= {"codes": filters.codes, "start_us": filters.start_us, "end_us": filters.end_us}
+    return shape.params(values)
+
+
+def _row(row: Any, account: str) -> StatementRow:
+    credit = row.credit_account == account
+    return StatementRow(
+        seq=row.seq,
+        transfer_id=row.transfer_id,
+        code=row.code,
+        amount_points=row.amount_points if credit else -row.amount_points,
+        counterparty_account=row.debit_account if credit else row.credit_account,
+        posted_at_us=row.posted_at_us,
+        reference=row.reference,
+        co2e_grams=row.co2e_grams,
+        balance_after_points=(row.credit_balance_after if credit else row.debit_balance_after) or 0,
+    )
+
+
+# Building the statement's query costs SQLAlchemy more Python than PostgreSQL spends answering it (the column
+# proxies of nested selects): it is built once per shape, and its values are bound at execution.
+@functools.lru_cache(maxsize=128)
+def _page_shape(
+    buckets: int, issuance: bool, expiry: bool, coded: bool, started: bool, ended: bool
+) -> Select[tuple[Any, ...]]:
+    """Each bucket's newest `page_limit` credits and the newest `page_limit` debits in [start_seq, end_seq), merged:
+    each part reads its index backwards and stops after a page, so a step costs a page per bucket it names, not the
+    account's history (an OR of the two sides made PostgreSQL fetch every entry of the account, ADR 0116)."""
+    account = bindparam("account", type_=transfers.c.credit_account.type)
+    in_range = and_(
+        transfers.c.seq >= bindparam("start_seq", type_=BigInteger()),
+        transfers.c.seq < bindparam("end_seq", type_=BigInteger()),
+    )
+    credits = transfers.c.credit_account == account
+    if not expiry:
+        # Said so the planner may use ix_transfers_credit, which leaves system:expiry's credits out (ADR 0130); the
+        # expiry account's own statement reads the journal's seq range newest first (an operator's view).
+        credits = and_(credits, EXPIRY_LEFT_OUT)
+    debits = transfers.c.debit_account == account
+    if not issuance:
+        # Always true here, and said so the planner may use ix_transfers_debit, which leaves issuance out (ADR
+        # 0105). Issuance's own statement reads the journal's seq range newest first (nearly every one is an earn).
+        debits = and_(debits, ISSUANCE_LEFT_OUT)
+    # A transfer from an account to itself is on the credit side only, so no entry is listed twice.
+    debits = and_(debits, transfers.c.credit_account != account, in_range)
+    in_bucket = [seq_bucket == bindparam(f"bucket_{n}", type_=BigInteger()) for n in range(buckets)]
+    sides = [_side(and_(bucket, credits, in_range), coded, started, ended) for bucket in in_bucket]
+    sides.append(_side(debits, coded, started, ended))
+    both = union_all(*sides).subquery("entries")
+    return select(both).order_by(both.c.seq.desc()).limit(bindparam("page_limit", type_=Integer()))
+
+
+# What a statement row shows, and no more: the journal's other columns (metadata, fingerprint, ...) would travel and
+# be decoded for every row of every page.
+_COLUMNS = (
+    transfers.c.seq,
+    transfers.c.transfer_id,
+    transfers.c.code,
+    transfers.c.amount_points,
+    transfers.c.debit_account,
+    transfers.c.credit_account,
+    transfers.c.posted_at_us,
+    transfers.c.reference,
+    transfers.c.co2e_grams,
+    transfers.c.debit_balance_after,
+    transfers.c.credit_balance_after,
+)
+
+
+def _side(where: Any, coded: bool, started: bool, ended: bool) -> Select[tuple[Any, ...]]:
+    """One part's newest `page_limit` entries, wrapped so that SQLite accepts its ORDER BY and LIMIT inside a
+    UNION."""
+    query = select(*_COLUMNS).where(where)
+    if coded:
+        query = query.where(transfers.c.code.in_(bindparam("codes", type_=transfers.c.code.type, expanding=True)))
+    if started:
+        query = query.where(transfers.c.posted_at_us >= bindparam("start_us", type_=BigInteger()))
+    if ended:
+        query = query.where(transfers.c.posted_at_us < bindparam("end_us", type_=BigInteger()))
+    newest = query.order_by(transfers.c.seq.desc()).limit(bindparam("page_limit", type_=Integer())).subquery()
+    return select(newest)
