@@ -15,7 +15,7 @@ from ledger_svc.service import transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import pg_credits as credit_store
 from ledger_svc.store import statement as statement_store
-from ledger_svc.store.tables import lots, metadata
+from ledger_svc.store.tables import STATEMENT_BUCKET_BITS, lots, metadata
 from tests.ledger.ledger_support import REGION, START, MovableClock, account_number, earn, migrated_engine, spend
 
 A = account_number(1)
@@ -25,10 +25,24 @@ def _not_a_version_table(name: str | None, type_: str, parent_names: object) -> 
     return not (type_ == "table" and name is not None and name.startswith("alembic_version"))
 
 
+# SQLite's reflection cannot compare an expression index: the next test checks that one on both databases.
+@pytest.mark.filterwarnings("ignore:.*expression-based index")
 def test_migrations_build_the_tables_the_store_describes(engine: Engine) -> None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_name": _not_a_version_table})
         assert compare_metadata(context, metadata) == []
+
+
+def test_the_statement_index_is_keyed_by_the_bucket_width_the_store_reads_by(engine: Engine) -> None:
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            found = "SELECT indexdef FROM pg_indexes WHERE indexname = :name AND schemaname = current_schema()"
+        else:
+            found = "SELECT sql FROM sqlite_master WHERE name = :name"
+        definition = conn.execute(text(found), {"name": "ix_transfers_credit"}).scalar_one()
+    # PostgreSQL writes the expression in one more pair of parentheses than SQLite keeps.
+    key = definition.replace(f"((seq >> {STATEMENT_BUCKET_BITS}))", f"(seq >> {STATEMENT_BUCKET_BITS})")
+    assert f"(seq >> {STATEMENT_BUCKET_BITS}), credit_account, seq)" in key, definition
 
 
 def test_has_points_says_whether_a_lot_has_points_left(ledger: LedgerContext) -> None:
