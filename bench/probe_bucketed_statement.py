@@ -31,7 +31,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
-from ledger_svc.store.reads import statement_query
+from ledger_svc.store.statement import statement_query
 
 PAGE = 50
 REPEATS = 30
