@@ -82,29 +82,42 @@ def statement(
 ) -> StatementSlice:
     """Up to `limit` entries before `before_seq` (None: the newest), newest first. start_us/end_us bound posted_at
     (0: unbounded): they filter rows, not buckets, so a window far in the past is reached page by page."""
-    span = entry_span(conn, account)
-    if span is None:
-        return StatementSlice([], None)
-    first_seq, last_seq = span
-    end = last_seq + 1 if before_seq is None else min(before_seq, last_seq + 1)
-    if end <= first_seq:
-        return StatementSlice([], None)
-    top = bucket_of(end - 1)
-    bottom = max(bucket_of(first_seq), top - BUCKETS_PER_PAGE + 1)
     filters = Filters(codes, start_us, end_us)
-    rows: list[StatementRow] = []
-    # The newest bucket alone first: an active account's page is full there, and reading more buckets in the same
-    # statement would read a page from each. The rest of the budget in one statement, a page at most from each.
-    for high, low in ((top, top), (top - 1, bottom)):
-        if high < low:
-            break
-        start = max(low << STATEMENT_BUCKET_BITS, first_seq)
-        query = page_query(account, limit - len(rows), list(range(high, low - 1, -1)), start, end, filters)
-        rows += [_row(row, account) for row in conn.execute(query)]
+    span = None
+    if before_seq is None:
+        # Most pages read are an account's first, and an active account fills it from the newest bucket: that is
+        # tried first in one statement that finds the newest bucket itself. Otherwise the walk starts over.
+        rows = _read(conn, newest_bucket_query(conn.dialect.name, account, limit, filters), account)
         if len(rows) >= limit:
             return StatementSlice(rows, None)
-        end = start
-    return StatementSlice(rows, end if end > first_seq else None)
+        span = entry_span(conn, account)
+        if span is None:
+            return StatementSlice([], None)
+        before_seq = span[1] + 1
+    top = bucket_of(before_seq - 1)
+    # The cursor's bucket alone first: an active account's page is full there, and more buckets in the same
+    # statement would each be read for a page. An entry's seq is at least 1: the first bucket holds seq 0 too.
+    start = max(top << STATEMENT_BUCKET_BITS, 1)
+    rows = _read(conn, page_query(account, limit, [top], start, before_seq, filters), account)
+    if len(rows) >= limit:
+        return StatementSlice(rows, None)
+    span = span or entry_span(conn, account)
+    first_seq = 1 if span is None else span[0]
+    if start <= first_seq:
+        return StatementSlice(rows, None)
+    # The rest of the budget in one statement, a page at most from each bucket, down to the account's first entry.
+    bottom = max(bucket_of(first_seq), top - BUCKETS_PER_PAGE + 1)
+    end, start = start, max(bottom << STATEMENT_BUCKET_BITS, first_seq)
+    if bottom < top:
+        buckets = list(range(top - 1, bottom - 1, -1))
+        rows += _read(conn, page_query(account, limit - len(rows), buckets, start, end, filters), account)
+        if len(rows) >= limit:
+            return StatementSlice(rows, None)
+    return StatementSlice(rows, start if start > first_seq else None)
+
+
+def _read(conn: Connection, query: Select[tuple[Any, ...]], account: str) -> list[StatementRow]:
+    return [_row(row, account) for row in conn.execute(query)]
 
 
 def entry_span(conn: Connection, account: str) -> tuple[int, int] | None:
@@ -138,18 +151,34 @@ def page_query(
 ) -> Select[tuple[Any, ...]]:
     """One step of the walk with its values bound: the account's credits in `buckets` (newest first) and its debits,
     with start_seq <= seq < end_seq, the newest `limit` of them."""
-    shape = _page_shape(
-        len(buckets),
+    shape = _page_shape(len(buckets), None, *_kinds(account, filters))
+    values = {"start_seq": start_seq, "end_seq": end_seq} | {f"bucket_{n}": b for n, b in enumerate(buckets)}
+    return shape.params(_values(account, limit, filters) | values)
+
+
+def newest_bucket_query(dialect: str, account: str, limit: int, filters: Filters) -> Select[tuple[Any, ...]]:
+    """The account's newest `limit` entries in the journal's newest bucket, which the statement finds itself."""
+    return _page_shape(1, dialect, *_kinds(account, filters)).params(_values(account, limit, filters))
+
+
+def _kinds(account: str, filters: Filters) -> tuple[bool, bool, bool, bool, bool]:
+    return (
         account == ISSUANCE_ACCOUNT,
         account == EXPIRY_ACCOUNT,
         bool(filters.codes),
         bool(filters.start_us),
         bool(filters.end_us),
     )
-    values: dict[str, Any] = {"account": account, "page_limit": limit, "start_seq": start_seq, "end_seq": end_seq}
-    values |= {f"bucket_{n}": bucket for n, bucket in enumerate(buckets)}
-    values |= {"codes": filters.codes, "start_us": filters.start_us, "end_us": filters.end_us}
-    return shape.params(values)
+
+
+def _values(account: str, limit: int, filters: Filters) -> dict[str, Any]:
+    return {
+        "account": account,
+        "page_limit": limit,
+        "codes": filters.codes,
+        "start_us": filters.start_us,
+        "end_us": filters.end_us,
+    }
 
 
 def _row(row: Any, account: str) -> StatementRow:
@@ -171,16 +200,23 @@ def _row(row: Any, account: str) -> StatementRow:
 # proxies of nested selects): it is built once per shape, and its values are bound at execution.
 @functools.lru_cache(maxsize=128)
 def _page_shape(
-    buckets: int, issuance: bool, expiry: bool, coded: bool, started: bool, ended: bool
+    buckets: int, newest: str | None, issuance: bool, expiry: bool, coded: bool, started: bool, ended: bool
 ) -> Select[tuple[Any, ...]]:
     """Each bucket's newest `page_limit` credits and the newest `page_limit` debits in [start_seq, end_seq), merged:
     each part reads its index backwards and stops after a page, so a step costs a page per bucket it names, not the
-    account's history (an OR of the two sides made PostgreSQL fetch every entry of the account, ADR 0116)."""
+    account's history (an OR of the two sides made PostgreSQL fetch every entry of the account, ADR 0116). With
+    `newest` (a dialect's name), the one bucket is the journal's newest, from its last seq to its end."""
     account = bindparam("account", type_=transfers.c.credit_account.type)
-    in_range = and_(
-        transfers.c.seq >= bindparam("start_seq", type_=BigInteger()),
-        transfers.c.seq < bindparam("end_seq", type_=BigInteger()),
-    )
+    if newest:
+        newest_bucket: Any = literal_column(f"({JOURNAL_LAST_SEQ[newest]} >> {STATEMENT_BUCKET_BITS})")
+        in_bucket = [seq_bucket == newest_bucket]
+        in_range = transfers.c.seq >= newest_bucket.op("<<")(literal_column(str(STATEMENT_BUCKET_BITS)))
+    else:
+        in_bucket = [seq_bucket == bindparam(f"bucket_{n}", type_=BigInteger()) for n in range(buckets)]
+        in_range = and_(
+            transfers.c.seq >= bindparam("start_seq", type_=BigInteger()),
+            transfers.c.seq < bindparam("end_seq", type_=BigInteger()),
+        )
     credits = transfers.c.credit_account == account
     if not expiry:
         # Said so the planner may use ix_transfers_credit, which leaves system:expiry's credits out (ADR 0130); the
@@ -193,7 +229,6 @@ def _page_shape(
         debits = and_(debits, ISSUANCE_LEFT_OUT)
     # A transfer from an account to itself is on the credit side only, so no entry is listed twice.
     debits = and_(debits, transfers.c.credit_account != account, in_range)
-    in_bucket = [seq_bucket == bindparam(f"bucket_{n}", type_=BigInteger()) for n in range(buckets)]
     sides = [_side(and_(bucket, credits, in_range), coded, started, ended) for bucket in in_bucket]
     sides.append(_side(debits, coded, started, ended))
     both = union_all(*sides).subquery("entries")
