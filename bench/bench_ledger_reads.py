@@ -51,8 +51,10 @@ REPEATS = int(os.environ.get("CARBON_BENCH_READS_REPEATS", "200"))
 PAGE = 50
 NOW = datetime(2026, 3, 15, 2, 0, tzinfo=UTC)
 TARGET = account_number(1)
-OTHERS_FIRST = "3300009"  # an other's number: this, then 9 digits (never an account_number(): no Luhn digit)
-SPARSE = f"{OTHERS_FIRST}{4242:09d}"
+# The others are numbered from here, well above the target's number: real account numbers (with their check digit),
+# so that one of them can be read through the service as a sparse account.
+OTHERS_FIRST = 1_000_000
+SPARSE = account_number(OTHERS_FIRST + 4242)
 
 
 def _earn(transfer_id: str, account: str, days_ago: int) -> TransferRequest:
@@ -73,7 +75,7 @@ def preload(ledger: LedgerContext, url: str) -> None:
     spends = ENTRIES // 11
     earns = ENTRIES - spends
     chunks = -(-OTHERS // preload_support.CHUNK)
-    others = [f"{OTHERS_FIRST}{n:09d}" for n in range(OTHER_ACCOUNTS)]
+    others = [account_number(OTHERS_FIRST + n) for n in range(OTHER_ACCOUNTS)]
 
     def targets_share(chunk: int) -> None:
         mine = range(chunk * earns // chunks, (chunk + 1) * earns // chunks)

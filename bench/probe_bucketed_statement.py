@@ -3,8 +3,8 @@ newest bucket first, beside the page as store/reads.py read it before ADR 0136 a
 preloaded schema (bench_ledger_earn.py with CARBON_BENCH_KEEP=1) of a ledger before ledger_0013 (the experiment
 that led to it; ledger_0013 builds the bucketed index as ix_transfers_credit itself).
 
-The schema must hold both indexes: the account-first ix_transfers_credit, and the bucketed one made by hand (the name must
-start with ix_transfers_credit_bucket, so that the probe finds it in the plan and counts the buckets read):
+The schema must hold both indexes: the account-first ix_transfers_credit, and the bucketed one made by hand (the name
+must start with ix_transfers_credit_bucket, so that the probe finds it in the plan and counts the buckets read):
     CREATE INDEX ix_transfers_credit_bucket20 ON transfers ((seq >> 20), credit_account, seq)
         WHERE credit_account <> 'system:expiry';
 `setup` (once) gives the schema three accounts to read: one with 10,000 credits spread over the whole journal (the
