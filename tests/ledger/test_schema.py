@@ -89,7 +89,7 @@ def test_a_user_statement_finds_its_debits_through_the_partial_index(postgres_ur
     transfers.post_transfers(ledger, [earn(f"o{n}", account_number(2 + n % 50), 1) for n in range(2000)])
     # The page's first step; its seq range (the walk's bounds) is a parameter like the account.
     first_seq, end_seq = 1, 2**40 + 1
-    query = statement_store.page_query(A, 51, [0], first_seq, end_seq, statement_store.Filters([], 0, 0))
+    query = statement_store.page_query("postgresql", A, 51, [0], first_seq, end_seq, statement_store.Filters([], 0, 0))
     sql = str(query.compile(ledger.engine, compile_kwargs={"literal_binds": True}))
     with ledger.engine.begin() as conn:
         conn.execute(text("ANALYZE transfers"))

@@ -53,7 +53,7 @@ def test_a_statement_page_reads_a_page_of_entries_not_the_history(pg_ledger: Led
         # A later page's first step: the bucket before the cursor (here the journal's one bucket).
         first_seq = (statement_store.entry_span(conn, A) or (1, 0))[0]
         bucket = statement_store.bucket_of(middle - 1)
-        middle_page = statement_store.page_query(A, 51, [bucket], first_seq, middle, no_filters)
+        middle_page = statement_store.page_query("postgresql", A, 51, [bucket], first_seq, middle, no_filters)
         for query in (first_page, middle_page):
             sql = str(query.compile(pg_ledger.engine, compile_kwargs={"literal_binds": True}))
             [plan] = conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)).scalar_one()
