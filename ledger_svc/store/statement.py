@@ -38,8 +38,10 @@ from service_kit.accounts import EXPIRY_ACCOUNT, ISSUANCE_ACCOUNT, is_system_acc
 
 # Buckets a page walks at most. A full page of an active account stops in its first bucket or two; an account with
 # fewer entries than a page below the cursor would walk every bucket down to its first entry's, one index descent
-# each (ADR 0135 counted 191 at 50M transfers). Past the budget the page comes back short, with a token that resumes
-# the walk where it stopped (AIP-158: a page may hold fewer entries than asked, and a token means more may follow).
+# each, as many as the journal has buckets. Past the budget the page comes back short, with a token that resumes the
+# walk where it stopped (AIP-158: a page may hold fewer entries than asked, and a token means more may follow). The
+# budget keeps a sparse account's page to a few hundred buffer hits, and still lets most accounts' whole statement at
+# today's journal sizes take one or two pages (ADR 0136).
 BUCKETS_PER_PAGE = 16
 
 # ix_transfers_credit's leading expression as the planner must see it to use the index (on both databases): the
