@@ -11,6 +11,9 @@ by its median, in this process against the same engine:
 - the baseline: one primary-key select of the account's row (`SELECT ... FROM accounts WHERE account = ?`);
 - GetBalance's use case (reads.get_balance);
 - ListStatementEntries' first page of 50 and a page of 50 from the middle of the history (by its page token);
+- a sparse account's statement: one of the others (OTHERS / 100,000 entries spread over the whole journal, so a few
+  in each of the statement index's buckets, ADR 0136): its first page, and its whole statement page by page (the
+  pages it took and the time), not in the ratio;
 - for reference, a walk over the whole statement page by page, and CheckConservation's use cases, the full audit
   and the incremental check (seconds, and the peak of Python memory each allocated, by tracemalloc; issue 19 asks
   for under a second at 5M transfers: CARBON_BENCH_READS_OTHERS=5000000), none in the ratio.
@@ -48,6 +51,10 @@ REPEATS = int(os.environ.get("CARBON_BENCH_READS_REPEATS", "200"))
 PAGE = 50
 NOW = datetime(2026, 3, 15, 2, 0, tzinfo=UTC)
 TARGET = account_number(1)
+# The others are numbered from here, well above the target's number: real account numbers (with their check digit),
+# so that one of them can be read through the service as a sparse account.
+OTHERS_FIRST = 1_000_000
+SPARSE = account_number(OTHERS_FIRST + 4242)
 
 
 def _earn(transfer_id: str, account: str, days_ago: int) -> TransferRequest:
@@ -68,7 +75,7 @@ def preload(ledger: LedgerContext, url: str) -> None:
     spends = ENTRIES // 11
     earns = ENTRIES - spends
     chunks = -(-OTHERS // preload_support.CHUNK)
-    others = [f"3300009{n:09d}" for n in range(OTHER_ACCOUNTS)]  # never an account_number(): no Luhn digit
+    others = [account_number(OTHERS_FIRST + n) for n in range(OTHER_ACCOUNTS)]
 
     def targets_share(chunk: int) -> None:
         mine = range(chunk * earns // chunks, (chunk + 1) * earns // chunks)
@@ -128,6 +135,17 @@ def measure(ledger: LedgerContext, engine: Engine) -> dict[str, float]:
             break
     walk_s = time.perf_counter() - walk_started
     assert walked >= ENTRIES * 0.99, walked
+    sparse_started = time.perf_counter()
+    token, sparse_entries, sparse_pages = "", 0, 0
+    while True:
+        page = reads.list_statement_entries(ledger, SPARSE, PAGE, token, [], 0, 0)
+        sparse_entries += len(page.entries)
+        sparse_pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    sparse_walk_ms = (time.perf_counter() - sparse_started) * 1000
+    assert sparse_entries == OTHERS // OTHER_ACCOUNTS, sparse_entries
     conservation_s, conservation_peak_mb = _timed_check(audit.check_conservation, ledger)
     incremental_s, incremental_peak_mb = _timed_check(audit.check_conservation_incremental, ledger)
     return {
@@ -135,6 +153,10 @@ def measure(ledger: LedgerContext, engine: Engine) -> dict[str, float]:
         "balance_ms": median_ms(lambda: reads.get_balance(ledger, TARGET)),
         "first_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, TARGET, PAGE, "", [], 0, 0)),
         "middle_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, TARGET, PAGE, middle_token, [], 0, 0)),
+        "sparse_first_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, SPARSE, PAGE, "", [], 0, 0)),
+        "sparse_walk_ms": sparse_walk_ms,
+        "sparse_pages": sparse_pages,
+        "sparse_entries": sparse_entries,
         "walk_s": walk_s,
         "conservation_s": conservation_s,
         "conservation_peak_mb": conservation_peak_mb,
@@ -168,6 +190,11 @@ def main() -> None:
     for name in ("pk_select_ms", "balance_ms", "first_page_ms", "middle_page_ms"):
         print(f"{name:16s} {figures[name]:8.2f} ms (median of {REPEATS})")
     print(f"whole statement walked in pages of {PAGE}: {figures['walk_s']:.2f} s")
+    print(
+        f"sparse account ({figures['sparse_entries']:.0f} entries): first page"
+        f" {figures['sparse_first_page_ms']:.2f} ms (median of {REPEATS}); whole statement"
+        f" {figures['sparse_pages']:.0f} pages, {figures['sparse_walk_ms']:.2f} ms"
+    )
     full_s, full_mb = figures["conservation_s"], figures["conservation_peak_mb"]
     print(f"CheckConservation, full audit: {full_s:.2f} s, {full_mb:.1f} MB peak")
     print(

@@ -84,9 +84,11 @@ def numbered_accounts(conn: Connection, accounts: list[str]) -> None:
 
 
 _PRELOADED = "batch_id IN (SELECT batch_id FROM journal_batches WHERE entries_hash = 'preload')"
+# An account's opened_after_seq is what the credit path would have read before its first earn: just below it.
 _BOOKS = [
-    f"""INSERT INTO accounts (account, balance_points, held_points, created_at_us)
-        SELECT credit_account, sum(amount_points), 0, :now FROM transfers WHERE {_PRELOADED} GROUP BY credit_account
+    f"""INSERT INTO accounts (account, balance_points, held_points, created_at_us, opened_after_seq)
+        SELECT credit_account, sum(amount_points), 0, :now, min(seq) - 1 FROM transfers WHERE {_PRELOADED}
+        GROUP BY credit_account
         ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points + excluded.balance_points""",
     f"""INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points)
         SELECT t.credit_account, d.earned_on, d.expires_at_us, sum(t.amount_points), sum(t.amount_points)

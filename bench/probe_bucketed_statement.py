@@ -1,9 +1,10 @@
 """Probe (ADR 0135, addendum): a statement page whose credit side walks a statement index bucketed by seq range,
-newest bucket first, beside the page as store/reads.py reads it today and one primary-key select, on a kept
-preloaded schema (bench_ledger_earn.py with CARBON_BENCH_KEEP=1).
+newest bucket first, beside the page as store/reads.py read it before ADR 0136 and one primary-key select, on a kept
+preloaded schema (bench_ledger_earn.py with CARBON_BENCH_KEEP=1) of a ledger before ledger_0013 (the experiment
+that led to it; ledger_0013 builds the bucketed index as ix_transfers_credit itself).
 
-The schema must hold both indexes: today's ix_transfers_credit, and the bucketed one made by hand (the name must
-start with ix_transfers_credit_bucket, so that the probe finds it in the plan and counts the buckets read):
+The schema must hold both indexes: the account-first ix_transfers_credit, and the bucketed one made by hand (the name
+must start with ix_transfers_credit_bucket, so that the probe finds it in the plan and counts the buckets read):
     CREATE INDEX ix_transfers_credit_bucket20 ON transfers ((seq >> 20), credit_account, seq)
         WHERE credit_account <> 'system:expiry';
 `setup` (once) gives the schema three accounts to read: one with 10,000 credits spread over the whole journal (the
@@ -28,10 +29,7 @@ from typing import Any
 
 from bench_ledger_support import account_number, database_url  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import Connection, create_engine, text
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
-
-from ledger_svc.store.reads import statement_query
 
 PAGE = 50
 REPEATS = 30
@@ -72,9 +70,19 @@ SELECT * FROM (
 
 
 def _main_page(account: str, before: int | None) -> str:
-    """Today's statement query (store/reads.py), its values written in."""
-    query = statement_query(account, PAGE, before, [], 0, 0)
-    return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))  # type: ignore[no-untyped-call]
+    """The statement's page as store/reads.py read it on ix_transfers_credit (credit_account, seq) until ADR 0136,
+    its values written in (the probe's accounts are its own constants)."""
+    cursor = "" if before is None else f" AND seq < {int(before)}"
+    return f"""
+SELECT * FROM (
+  (SELECT {_COLUMNS} FROM transfers
+   WHERE credit_account = '{account}' AND credit_account <> 'system:expiry'{cursor} ORDER BY seq DESC LIMIT {PAGE})
+  UNION ALL
+  (SELECT {_COLUMNS} FROM transfers
+   WHERE debit_account = '{account}' AND debit_account <> 'system:issuance' AND credit_account <> '{account}'{cursor}
+   ORDER BY seq DESC LIMIT {PAGE})
+) entries ORDER BY seq DESC LIMIT {PAGE}
+"""
 
 
 def setup(conn: Connection) -> None:

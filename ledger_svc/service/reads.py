@@ -11,8 +11,8 @@ from ledger_svc.domain.names import VALID_CODES, account_problem
 from ledger_svc.domain.summary import MonthlySummary, summarise
 from ledger_svc.domain.time import US_PER_DAY, day_of
 from ledger_svc.service.context import LedgerContext
-from ledger_svc.store import reads
-from ledger_svc.store.reads import StatementRow
+from ledger_svc.store import reads, statement
+from ledger_svc.store.statement import StatementRow
 from service_kit import paging
 from service_kit.accounts import is_system_account
 from service_kit.errors import InvalidArgument
@@ -62,10 +62,15 @@ def list_statement_entries(
     if start_us and end_us and end_us <= start_us:
         raise InvalidArgument("end_time", "must be after start_time")
     with ctx.engine.connect() as conn:
-        rows = reads.statement(conn, account, size + 1, before_seq, codes, start_us, end_us)
-    more = len(rows) > size
-    rows = rows[:size]
-    return StatementPage(rows, paging.encode_token("statement", rows[-1].seq) if more else "")
+        read = statement.statement(conn, account, size + 1, before_seq, codes, start_us, end_us)
+    rows = read.rows[:size]
+    # A token resumes before the page's last entry, or, when the walk stopped at its bucket budget before the page
+    # was full, where the walk stopped: such a page may be short, even empty (AIP-158; ADR 0136).
+    if len(read.rows) > size:
+        return StatementPage(rows, paging.encode_token("statement", rows[-1].seq))
+    if read.unread_before_seq is not None:
+        return StatementPage(rows, paging.encode_token("statement", read.unread_before_seq))
+    return StatementPage(rows, "")
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Insert, bindparam, select, text, tuple_, update
 
 from ledger_svc.domain.book import LotDelta
 from ledger_svc.domain.lots import LotKey, LotState, UserAccount
 from ledger_svc.store import pg_accounts
 from ledger_svc.store.dialects import chunks, dialect_insert
-from ledger_svc.store.tables import accounts, lots, system_balances
+from ledger_svc.store.tables import JOURNAL_LAST_SEQ, accounts, lots, system_balances
 
 SYSTEM_SHARDS = 64
 # Each thread writes its own shard (a process starts at a random one): the transactions of one server's worker
@@ -32,9 +32,19 @@ def lock_users(conn: Connection, names: Iterable[str], now_us: int) -> dict[str,
     if ordered and conn.dialect.name == "postgresql":
         return pg_accounts.lock_users(conn, ordered, now_us)
     result: dict[str, UserAccount] = {}
+    opened_after_seq = text(JOURNAL_LAST_SEQ[conn.dialect.name])
     for part in chunks(ordered):
         insert: Insert = dialect_insert(conn, accounts).values(
-            [{"account": name, "balance_points": 0, "held_points": 0, "created_at_us": now_us} for name in part]
+            [
+                {
+                    "account": name,
+                    "balance_points": 0,
+                    "held_points": 0,
+                    "created_at_us": now_us,
+                    "opened_after_seq": opened_after_seq,
+                }
+                for name in part
+            ]
         )
         statement = insert.on_conflict_do_update(  # type: ignore[attr-defined]
             index_elements=["account"], set_={"balance_points": accounts.c.balance_points}

@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from ledger_svc.domain.lots import LotKey, UserAccount
+from ledger_svc.store.tables import JOURNAL_LAST_SEQ
 
 _LOCK_USERS = text(
-    """
-    INSERT INTO accounts (account, balance_points, held_points, created_at_us)
-    SELECT name, 0, 0, :now FROM unnest(CAST(:names AS text[])) AS name ORDER BY name
+    f"""
+    INSERT INTO accounts (account, balance_points, held_points, created_at_us, opened_after_seq)
+    SELECT name, 0, 0, :now, {JOURNAL_LAST_SEQ["postgresql"]} FROM unnest(CAST(:names AS text[])) AS name ORDER BY name
     ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points
     RETURNING account, balance_points, held_points
     """

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, text
 
 from ledger_svc.domain.credits import Credit
 from ledger_svc.domain.lots import LotKey
+from ledger_svc.store.tables import JOURNAL_LAST_SEQ
 from service_kit.pg_copy import COPY_ESCAPES, copy_into
 
 # Ids of the batch already taken, by a posted transfer ('t') or by a hold ('h'): one probe per id and table.
@@ -60,11 +61,12 @@ _UPSERT_LOTS = text(
     RETURNING lot_id, account, expires_at_us, earned_on
     """
 )
-# Creates, locks (in account order) and credits the accounts in one statement; returns the new balances.
+# Creates, locks (in account order) and credits the accounts in one statement; returns the new balances. A new
+# account's opened_after_seq is read once for the statement (an InitPlan), before the batch's journal rows.
 _CREDIT_USERS = text(
-    """
-    INSERT INTO accounts (account, balance_points, held_points, created_at_us)
-    SELECT n, p, 0, :now
+    f"""
+    INSERT INTO accounts (account, balance_points, held_points, created_at_us, opened_after_seq)
+    SELECT n, p, 0, :now, {JOURNAL_LAST_SEQ["postgresql"]}
     FROM unnest(string_to_array(:names, ','), CAST(string_to_array(:points, ',') AS bigint[])) AS v(n, p)
     ORDER BY n COLLATE "C"
     ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points + excluded.balance_points

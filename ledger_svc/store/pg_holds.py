@@ -15,12 +15,16 @@ from sqlalchemy import Connection
 
 from ledger_svc.domain.holds import Hold, HoldState
 from ledger_svc.domain.lots import LotKey, Portion
+from ledger_svc.store.tables import JOURNAL_LAST_SEQ
+
+_OPENED_AFTER_SEQ = JOURNAL_LAST_SEQ["postgresql"]
 
 # Locks (creating it if need be) the account to hold from; says whether the id is taken, all as of before the lock
 # (holds are never deleted and their bodies never change, so what this sees stays true).
-_LOCK_FOR_HOLD = """
+_LOCK_FOR_HOLD = f"""
 WITH locked AS (
-    INSERT INTO accounts (account, balance_points, held_points, created_at_us) VALUES (%(account)s, 0, 0, %(now)s)
+    INSERT INTO accounts (account, balance_points, held_points, created_at_us, opened_after_seq)
+    VALUES (%(account)s, 0, 0, %(now)s, {_OPENED_AFTER_SEQ})
     ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points
     RETURNING balance_points, held_points
 )
@@ -85,11 +89,12 @@ FROM total LEFT JOIN picked ON true ORDER BY picked.position
 # Locks the account a hold holds from and reads the hold with its portions (no row: no such hold). The hold is read
 # as of before the lock: if it was resolved meanwhile, the guarded write below changes nothing and the caller
 # reads it again (a resolved hold never changes again, and only its state, amount and credit account ever change).
-_LOCK_AND_READ_HOLD = """
+_LOCK_AND_READ_HOLD = f"""
 WITH held AS (
     SELECT account FROM holds WHERE hold_id = %(id)s
 ), locked AS (
-    INSERT INTO accounts (account, balance_points, held_points, created_at_us) SELECT account, 0, 0, %(now)s FROM held
+    INSERT INTO accounts (account, balance_points, held_points, created_at_us, opened_after_seq)
+    SELECT account, 0, 0, %(now)s, {_OPENED_AFTER_SEQ} FROM held
     ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points
     RETURNING balance_points
 )

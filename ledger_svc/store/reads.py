@@ -1,13 +1,13 @@
-"""Read models: lots as readers see them, balances, the statement, system balances, conservation sums."""
+"""Read models: lots as readers see them, balances, system balances, conservation sums, monthly sums (the statement
+is store/statement.py)."""
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Integer, Select, and_, bindparam, func, select, union_all
+from sqlalchemy import Connection, Select, and_, func, select, union_all
 
 from ledger_svc.domain.balance import LotView
 from ledger_svc.domain.conservation import ConservationSums
@@ -15,6 +15,7 @@ from ledger_svc.domain.holds import HoldState
 from ledger_svc.domain.lots import LotKey
 from ledger_svc.domain.names import TransferCode
 from ledger_svc.domain.summary import CodeSum, EarnGroup
+from ledger_svc.store import statement
 from ledger_svc.store.tables import (
     EXPIRY_LEFT_OUT,
     ISSUANCE_LEFT_OUT,
@@ -110,128 +111,6 @@ def system_balance(conn: Connection, account: str) -> int:
     )
 
 
-@dataclass(frozen=True)
-class StatementRow:
-    seq: int
-    transfer_id: str
-    code: int
-    amount_points: int  # signed: + credit to the account, - debit
-    counterparty_account: str
-    posted_at_us: int
-    reference: str
-    co2e_grams: int
-    balance_after_points: int
-
-
-def statement(
-    conn: Connection, account: str, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
-) -> list[StatementRow]:
-    """Newest first. start_us/end_us bound posted_at (0: unbounded); before_seq pages."""
-    rows = []
-    shape, values = _statement_shape_and_values(account, limit, before_seq, codes, start_us, end_us)
-    for row in conn.execute(shape, values):
-        credit = row.credit_account == account
-        rows.append(
-            StatementRow(
-                seq=row.seq,
-                transfer_id=row.transfer_id,
-                code=row.code,
-                amount_points=row.amount_points if credit else -row.amount_points,
-                counterparty_account=row.debit_account if credit else row.credit_account,
-                posted_at_us=row.posted_at_us,
-                reference=row.reference,
-                co2e_grams=row.co2e_grams,
-                balance_after_points=(row.credit_balance_after if credit else row.debit_balance_after) or 0,
-            )
-        )
-    return rows
-
-
-def statement_query(
-    account: str, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
-) -> Select[tuple[Any, ...]]:
-    """The statement's query with its values bound (a test reads its plan)."""
-    shape, values = _statement_shape_and_values(account, limit, before_seq, codes, start_us, end_us)
-    return shape.params(values)
-
-
-def _statement_shape_and_values(
-    account: str, limit: int, before_seq: int | None, codes: list[int], start_us: int, end_us: int
-) -> tuple[Select[tuple[Any, ...]], dict[str, Any]]:
-    values = {"account": account, "page_limit": limit, "before_seq": before_seq, "codes": codes}
-    values |= {"start_us": start_us, "end_us": end_us}
-    shape = _statement_shape(
-        account == ISSUANCE_ACCOUNT,
-        account == EXPIRY_ACCOUNT,
-        before_seq is not None,
-        bool(codes),
-        bool(start_us),
-        bool(end_us),
-    )
-    return shape, values
-
-
-# Building the two-sided statement costs SQLAlchemy ~1.5 ms of Python (the column proxies of three nested selects),
-# more than PostgreSQL spends answering it: it is built once per shape, and its values are bound at execution.
-@functools.lru_cache(maxsize=64)
-def _statement_shape(
-    issuance: bool, expiry: bool, paged: bool, coded: bool, started: bool, ended: bool
-) -> Select[tuple[Any, ...]]:
-    """The statement's query, newest first, by keyset on the account's two indexes (ADR 0116): each side reads its
-    index backwards from `before_seq` and stops after `page_limit` rows, and only those two short lists are merged,
-    so a page costs the page, not the account's history (an OR of the two sides made PostgreSQL fetch every entry
-    of the account and sort them all for each page)."""
-    account = bindparam("account", type_=transfers.c.credit_account.type)
-    debits = transfers.c.debit_account == account
-    if not issuance:
-        # Always true here, and said so the planner may use ix_transfers_debit, which leaves issuance out (ADR
-        # 0105). Issuance's own statement reads the journal newest first (nearly every transfer is an earn).
-        debits = and_(debits, ISSUANCE_LEFT_OUT)
-    # A transfer from an account to itself is on the credit side only, so no entry is listed twice.
-    debits = and_(debits, transfers.c.credit_account != account)
-    credits = transfers.c.credit_account == account
-    if not expiry:
-        # Likewise for ix_transfers_credit, which leaves system:expiry's credits out (ADR 0130); the expiry
-        # account's own statement reads the journal newest first (an operator's view, not a resident's).
-        credits = and_(credits, EXPIRY_LEFT_OUT)
-    sides = [_statement_side(side, paged, coded, started, ended) for side in (credits, debits)]
-    both = union_all(*sides).subquery("entries")
-    return select(both).order_by(both.c.seq.desc()).limit(bindparam("page_limit", type_=Integer()))
-
-
-# What a statement row shows, and no more: the journal's other columns (metadata, fingerprint, ...) would travel and
-# be decoded for every row of every page.
-_STATEMENT_COLUMNS = (
-    transfers.c.seq,
-    transfers.c.transfer_id,
-    transfers.c.code,
-    transfers.c.amount_points,
-    transfers.c.debit_account,
-    transfers.c.credit_account,
-    transfers.c.posted_at_us,
-    transfers.c.reference,
-    transfers.c.co2e_grams,
-    transfers.c.debit_balance_after,
-    transfers.c.credit_balance_after,
-)
-
-
-def _statement_side(side: Any, paged: bool, coded: bool, started: bool, ended: bool) -> Select[tuple[Any, ...]]:
-    """One side's newest `page_limit` entries before `before_seq`, wrapped so that SQLite accepts its ORDER BY and
-    LIMIT inside a UNION."""
-    query = select(*_STATEMENT_COLUMNS).where(side)
-    if paged:
-        query = query.where(transfers.c.seq < bindparam("before_seq", type_=transfers.c.seq.type))
-    if coded:
-        query = query.where(transfers.c.code.in_(bindparam("codes", type_=transfers.c.code.type, expanding=True)))
-    if started:
-        query = query.where(transfers.c.posted_at_us >= bindparam("start_us", type_=BigInteger()))
-    if ended:
-        query = query.where(transfers.c.posted_at_us < bindparam("end_us", type_=BigInteger()))
-    newest = query.order_by(transfers.c.seq.desc()).limit(bindparam("page_limit", type_=Integer())).subquery()
-    return select(newest)
-
-
 def conservation_sums(conn: Connection) -> ConservationSums:
     """The full audit's sums: every lot, and every account against its journal entries."""
     books = book_totals(conn)
@@ -304,17 +183,17 @@ def month_sums(conn: Connection, account: str, start_us: int, end_us: int) -> li
     """The account's entries posted in [start_us, end_us), summed by code and side (the statement's rows)."""
     in_month = and_(transfers.c.posted_at_us >= start_us, transfers.c.posted_at_us < end_us)
     sums = []
-    for incoming, side in ((True, _credits_of(account)), (False, _debits_of(account))):
-        query = (
-            select(
-                transfers.c.code,
-                func.count().label("entries"),
-                func.sum(transfers.c.amount_points).label("points"),
-                func.sum(transfers.c.co2e_grams).label("co2e"),
-            )
-            .where(side, in_month)
-            .group_by(transfers.c.code)
-        )
+    columns = (
+        transfers.c.code,
+        func.count().label("entries"),
+        func.sum(transfers.c.amount_points).label("points"),
+        func.sum(transfers.c.co2e_grams).label("co2e"),
+    )
+    credits = _credits_of(conn, account, select(*columns).where(in_month).group_by(transfers.c.code))
+    debits = select(*columns).where(_debits_of(account), in_month).group_by(transfers.c.code)
+    for incoming, query in ((True, credits), (False, debits)):
+        if query is None:
+            continue
         for row in conn.execute(query):
             sums.append(CodeSum(int(row.code), incoming, int(row.entries), int(row.points), int(row.co2e)))
     return sums
@@ -322,7 +201,7 @@ def month_sums(conn: Connection, account: str, start_us: int, end_us: int) -> li
 
 def month_earns(conn: Connection, account: str, start_us: int, end_us: int) -> list[EarnGroup]:
     """The account's earn credits posted in [start_us, end_us), grouped by their metadata (partner, behaviour)."""
-    query = (
+    grouped = (
         select(
             transfers.c.metadata_json,
             func.count().label("entries"),
@@ -330,23 +209,33 @@ def month_earns(conn: Connection, account: str, start_us: int, end_us: int) -> l
             func.sum(transfers.c.co2e_grams).label("co2e"),
         )
         .where(
-            _credits_of(account),
             transfers.c.code == int(TransferCode.EARN),
             transfers.c.posted_at_us >= start_us,
             transfers.c.posted_at_us < end_us,
         )
         .group_by(transfers.c.metadata_json)
     )
+    query = _credits_of(conn, account, grouped)
+    if query is None:
+        return []
     return [EarnGroup(str(r.metadata_json), int(r.entries), int(r.points), int(r.co2e)) for r in conn.execute(query)]
 
 
 def _debits_of(account: str) -> Any:
     debits = transfers.c.debit_account == account
-    # As in statement_query: said so the planner may use ix_transfers_debit, which leaves issuance out (ADR 0105).
+    # As in the statement: said so the planner may use ix_transfers_debit, which leaves issuance out (ADR 0105).
     return and_(debits, ISSUANCE_LEFT_OUT) if account != ISSUANCE_ACCOUNT else debits
 
 
-def _credits_of(account: str) -> Any:
+def _credits_of(conn: Connection, account: str, query: Select[Any]) -> Select[Any] | None:
+    """`query` over the account's credits, every bucket of ix_transfers_credit from its first entry's to the newest
+    (one index descent each, ADR 0136); None for an account with no entry. A sum needs them all: no budget here."""
+    span = statement.entry_span(conn, account)
+    if span is None:
+        return None
+    buckets = statement.bucket_walk(*span)
     credits = transfers.c.credit_account == account
     # Said so the planner may use ix_transfers_credit, which leaves system:expiry out (ADR 0130).
-    return and_(credits, EXPIRY_LEFT_OUT) if account != EXPIRY_ACCOUNT else credits
+    if account != EXPIRY_ACCOUNT:
+        credits = and_(credits, EXPIRY_LEFT_OUT)
+    return query.select_from(buckets.join(transfers, statement.seq_bucket == buckets.c.bucket)).where(credits)

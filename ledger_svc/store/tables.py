@@ -41,6 +41,11 @@ accounts = Table(
     Column("balance_points", BigInteger, nullable=False),
     Column("held_points", BigInteger, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
+    # The journal's last seq when the row was created, before any entry of the account was written: every entry of
+    # the account has a greater seq, so its statement's walk stops at that seq's bucket (ADR 0136). Written only by
+    # the insert that creates the row (a value computed once per statement, not per credit); NULL for accounts
+    # created before ledger_0013, whose walk goes down to the first bucket.
+    Column("opened_after_seq", BigInteger),
     CheckConstraint("balance_points >= 0", name="ck_accounts_balance_not_negative"),
     CheckConstraint("held_points >= 0 AND held_points <= balance_points", name="ck_accounts_held_within_balance"),
     postgresql_with={"fillfactor": 50},
@@ -100,6 +105,24 @@ expiry_requeue = Table(
     Column("lot_id", BigInteger, primary_key=True, autoincrement=False),
 )
 
+# The statement index's bucket: 2^18 seqs (~262k journal entries). Credits go to random accounts, so an index keyed by
+# account first takes each insert on a random leaf, and its leaves outgrew shared buffers (128 MB) at a few million
+# entries (ADR 0135). Keyed by the seq's bucket first, only the newest bucket's leaves take inserts: ~15 MB at this
+# width, small enough to stay resident beside what else a credit reads; 2^20 stopped fitting once its bucket passed
+# ~260k entries. Sized in bytes against shared_buffers, not in transfers: a larger shared_buffers allows a wider
+# bucket, and fewer buckets for a sparse account's statement to walk (ADR 0136).
+STATEMENT_BUCKET_BITS = 18
+# The index's leading expression, written as the statement reads must write it for the planner to match it.
+STATEMENT_BUCKET = text(f"(seq >> {STATEMENT_BUCKET_BITS})")
+# The journal's last seq: what a new account's opened_after_seq holds. PostgreSQL reads the sequence (one page, no
+# table: on a distributed ledger a max over the journal would fan out to every shard); with CACHE 1, as the serial
+# column's sequence has, it is at least every seq handed out so far and below every seq handed out later. SQLite has
+# one writer at a time: the journal's greatest seq is that.
+JOURNAL_LAST_SEQ = {
+    "postgresql": "(SELECT coalesce(pg_sequence_last_value('transfers_seq_seq'), 0))",
+    "sqlite": "(SELECT coalesce(max(seq), 0) FROM transfers)",
+}
+
 # ix_transfers_debit's predicate; a query can use the index only if its WHERE implies this.
 ISSUANCE_LEFT_OUT = text(f"debit_account <> '{ISSUANCE_ACCOUNT}'")
 # ix_transfers_credit's predicate, likewise (ADR 0130).
@@ -130,7 +153,9 @@ transfers = Table(
     # every credit and read by nothing that needs them (ADR 0105). Statements name the predicate (store/reads.py).
     Index("ix_transfers_debit", "debit_account", "seq", postgresql_where=ISSUANCE_LEFT_OUT),
     # Every expiry credits system:expiry, one entry per emptied lot: the same hot spot, left out alike (ADR 0130).
-    Index("ix_transfers_credit", "credit_account", "seq", postgresql_where=EXPIRY_LEFT_OUT),
+    # Bucketed by seq range first (ADR 0136): a credit inserts into the newest bucket's leaves only, and a statement
+    # walks the account's buckets newest first (store/reads.py).
+    Index("ix_transfers_credit", STATEMENT_BUCKET, "credit_account", "seq", postgresql_where=EXPIRY_LEFT_OUT),
     Index(
         "ix_transfers_refund_of",
         "refund_of",

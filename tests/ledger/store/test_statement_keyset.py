@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from ledger_svc.service import reads, transfers
 from ledger_svc.service.context import LedgerContext
-from ledger_svc.store import reads as read_store
+from ledger_svc.store import statement as statement_store
 from tests.ledger.ledger_support import account_number, earn, spend
 
 A = account_number(1)
@@ -48,8 +48,13 @@ def test_a_statement_page_reads_a_page_of_entries_not_the_history(pg_ledger: Led
             text("SELECT seq FROM transfers WHERE credit_account = :a ORDER BY seq LIMIT 1 OFFSET 150"), {"a": A}
         ).scalar_one()
         scanned = []
-        for before_seq in (None, middle):
-            query = read_store.statement_query(A, 51, before_seq, [], 0, 0)
+        no_filters = statement_store.Filters([], 0, 0)
+        first_page = statement_store.newest_bucket_query("postgresql", A, 51, no_filters)
+        # A later page's first step: the bucket before the cursor (here the journal's one bucket).
+        first_seq = (statement_store.entry_span(conn, A) or (1, 0))[0]
+        bucket = statement_store.bucket_of(middle - 1)
+        middle_page = statement_store.page_query("postgresql", A, 51, [bucket], first_seq, middle, no_filters)
+        for query in (first_page, middle_page):
             sql = str(query.compile(pg_ledger.engine, compile_kwargs={"literal_binds": True}))
             [plan] = conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)).scalar_one()
             scanned.append(_scanned_rows(plan["Plan"] if isinstance(plan, dict) else json.loads(plan)["Plan"]))
