@@ -57,9 +57,12 @@ class LedgerProcess:
 
 
 @contextmanager
-def ledger_process(url: str, max_workers: int = 16, processes: int = 1) -> Iterator[LedgerProcess]:
+def ledger_process(
+    url: str, max_workers: int = 16, processes: int = 1, clock_offset: str = ""
+) -> Iterator[LedgerProcess]:
     """`python -m ledger_svc` on a free port, as in production; stopped with SIGTERM afterwards. With `processes` > 1,
-    that many servers share the port (SO_REUSEPORT; the kernel spreads connections, not calls, over them)."""
+    that many servers share the port (SO_REUSEPORT; the kernel spreads connections, not calls, over them). A
+    `clock_offset` ("+3d") runs them on the rehearsal clock that far ahead (CARBON_CLOCK_OFFSET)."""
     env = {
         **os.environ,
         "CARBON_DATABASE_URL": url,
@@ -68,6 +71,7 @@ def ledger_process(url: str, max_workers: int = 16, processes: int = 1) -> Itera
         "CARBON_LOG_LEVEL": "WARNING",
         "CARBON_MAX_WORKERS": str(max_workers),
         "CARBON_REUSE_PORT": "1" if processes > 1 else "0",
+        "CARBON_CLOCK_OFFSET": clock_offset,
         **bench_trust_support.env("ledger_svc", REGION),
     }
     started: list[subprocess.Popen[str]] = []
