@@ -94,7 +94,11 @@ def ledger_process(
         for process in started:
             process.terminate()
         for process in started:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a loaded machine can hold a graceful stop past it: the run's figures
+                process.kill()  # are taken, and a server left running would hold the bench's output pipe open
+                process.wait(timeout=30)
 
 
 def percentile(values: list[float], fraction: float) -> float:
