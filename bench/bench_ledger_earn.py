@@ -16,6 +16,12 @@ measures the same credits on an empty schema and on the preloaded one, alternate
 the one-process figure is left out to keep the run short. Each round also reports what it cost the server (WAL,
 full-page images, dirty buffers written by backends, blocks read per credit by relation: bench_server_counters.py),
 the figures that showed where a preloaded credit's time goes (ADR 0135).
+
+In those rounds a credit finds its lot there already, from the second round on (the rounds credit the same accounts
+every run, and all of them have had today's lot since). Each run therefore also measures a new earning day: the same
+credits with the ledger's clock moved (CARBON_CLOCK_OFFSET) to the day after the latest day any lot of the preloaded
+schema was earned on, so that every credit of those rounds creates its account's lot for that day, as the first
+credit of an account's day does (`new_day_preloaded_vs_empty`; ADR 0137). A kept schema's next run moves on a day.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import bench_preload_support as preload_support  # type: ignore[import-not-found,unused-ignore]
 import bench_server_counters as counters  # type: ignore[import-not-found,unused-ignore]
@@ -36,11 +42,12 @@ from bench_ledger_support import (  # type: ignore[import-not-found,unused-ignor
     ledger_process,
     private_schema,
 )
+from sqlalchemy import create_engine, text
 
 from carbon.ledger.v1 import ledger_service_pb2 as pb
 from carbon.ledger.v1 import ledger_service_pb2_grpc
 from ingest_svc.domain.event_rows import transfer_id_for
-from ledger_svc.domain.time import to_us
+from ledger_svc.domain.time import DEFAULT_VALIDITY_MONTHS, day_of, lot_expiry_us, to_us
 from service_kit import identities
 
 BATCH = 1000
@@ -71,9 +78,9 @@ def _batch(index: int) -> pb.PostTransfersRequest:
     )
 
 
-def bench_ledger(url: str, processes: int, first_batch: int = 0) -> float:
+def bench_ledger(url: str, processes: int, first_batch: int = 0, clock_offset: str = "") -> float:
     requests = [_batch(index) for index in range(first_batch, first_batch + BATCHES + 2)]
-    with ledger_process(url, processes=processes) as ledger:
+    with ledger_process(url, processes=processes, clock_offset=clock_offset) as ledger:
         # One channel (one connection) per client: with several server processes on the port (SO_REUSEPORT), the
         # kernel spreads connections, not calls.
         options = [("grpc.use_local_subchannel_pool", 1)]
@@ -111,17 +118,47 @@ def preload(url: str, count: int) -> float:
     return preload_support.preload_earns(url, count, accounts, to_us(datetime.now(UTC)), PRELOAD_DAYS)
 
 
-def counted_round(url: str, first_batch: int) -> tuple[float, dict[str, object]]:
+def counted_round(url: str, first_batch: int, clock_offset: str = "") -> tuple[float, dict[str, object]]:
     """One measured round and what it cost the server (bench_server_counters.py), per credit it posted (the two
     warm-up batches included)."""
     before = counters.read(url)
-    rate = bench_ledger(url, processes=SERVER_PROCESSES, first_batch=first_batch)
+    rate = bench_ledger(url, processes=SERVER_PROCESSES, first_batch=first_batch, clock_offset=clock_offset)
     return rate, counters.per_round(before, counters.read(url), (BATCHES + 2) * BATCH)
 
 
+# The day of the lot that expires last: its earned day is the latest (a lot expires on its earned day some months on).
+_LATEST_LOT_DAY = "SELECT earned_on FROM lots ORDER BY expires_at_us DESC, lot_id DESC LIMIT 1"
+_LOTS_OF_DAY = "SELECT count(*) FROM lots WHERE earned_on = :day AND expires_at_us = :expires"
+
+
+def new_day_offset_days(url: str) -> int:
+    """Days from today (China) to the day after the latest day a lot of the schema was earned on: a day no account
+    has a lot for. One descent of ix_lots_expiring."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        latest = conn.execute(text(_LATEST_LOT_DAY)).scalar()
+    engine.dispose()
+    today = day_of(to_us(datetime.now(UTC)))
+    return max(1, (latest - today).days + 1) if latest is not None else 1
+
+
+def lots_earned_on(url: str, offset_days: int) -> int:
+    """How many lots were earned on the day `offset_days` after today (China): what the new-day rounds created."""
+    day = day_of(to_us(datetime.now(UTC))) + timedelta(days=offset_days)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        count = conn.execute(
+            text(_LOTS_OF_DAY), {"day": day, "expires": lot_expiry_us(day, DEFAULT_VALIDITY_MONTHS)}
+        ).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
 def preloaded_main() -> None:
-    """Empty and preloaded schemas measured alternately, twice each, so that the machine's drift hits both. Each
-    round also reports what it cost the server: WAL, full-page images, backend writes and block reads per credit."""
+    """Empty and preloaded schemas measured alternately, twice each, so that the machine's drift hits both; each
+    round of today's credits followed by one of the same credits on a new earning day (every credit creates a lot).
+    Each round also reports what it cost the server: WAL, full-page images, backend writes and block reads per
+    credit."""
     with (
         private_schema("bench_earn") as empty_url,
         preload_support.schema("bench_earn", str(PRELOAD)) as (full_url, preloaded),
@@ -129,23 +166,34 @@ def preloaded_main() -> None:
         preload_s = 0.0 if preloaded else preload(full_url, PRELOAD)
         preload_support.mark_preloaded(full_url)
         print(f"preloaded {PRELOAD:,} earns in {preload_s:.0f} s" + (" (a previous run)" if preloaded else ""))
-        empties: list[float] = []
-        fulls: list[float] = []
-        costs: list[dict[str, object]] = []
+        new_day = new_day_offset_days(full_url)
+        offset = f"+{new_day}d"
+        print(f"new-day rounds earn on today + {new_day} days (China)")
+        rates: dict[tuple[str, str], list[float]] = {}
+        costs: dict[tuple[str, str], list[dict[str, object]]] = {}
         with preload_support.measuring():
             raw, raws = copy_rows_per_s(empty_url, BATCH * BATCHES, BATCH)
             for round_no in range(2):
                 first = round_no * (BATCHES + 2)
-                for url, rates in ((empty_url, empties), (full_url, fulls)):
-                    rate, cost = counted_round(url, first)
-                    rates.append(rate)
-                    costs.append(cost)
-    for round_no, cost in enumerate(costs):
-        print(f"round {round_no // 2 + 1}, {'preloaded' if round_no % 2 else 'empty'}: {json.dumps(cost)}")
-    empty, ours = sum(empties) / 2, sum(fulls) / 2
+                for day, clock_offset in (("today", ""), ("new_day", offset)):
+                    for schema, url in (("empty", empty_url), ("preloaded", full_url)):
+                        rate, cost = counted_round(url, first, clock_offset)
+                        rates.setdefault((day, schema), []).append(rate)
+                        costs.setdefault((day, schema), []).append(cost)
+        created = lots_earned_on(full_url, new_day)
+    for (day, schema), round_costs in costs.items():
+        for round_no, cost in enumerate(round_costs):
+            print(f"{day} round {round_no + 1}, {schema}: {json.dumps(cost)}")
+    mean = {key: sum(values) / len(values) for key, values in rates.items()}
     print(f"baseline, raw COPY: {raw:,.0f} rows/s (best of {', '.join(f'{r:,.0f}' for r in raws)})")
-    rounds = ", ".join(f"{e:,.0f} / {f:,.0f}" for e, f in zip(empties, fulls, strict=True))
-    print(f"ledger PostTransfers, transfers/s per round, empty / after {PRELOAD:,} preloaded: {rounds}")
+    for day in ("today", "new_day"):
+        rounds = ", ".join(
+            f"{e:,.0f} / {f:,.0f}" for e, f in zip(rates[(day, "empty")], rates[(day, "preloaded")], strict=True)
+        )
+        print(f"ledger PostTransfers ({day}), transfers/s per round, empty / after {PRELOAD:,} preloaded: {rounds}")
+    print(f"new-day rounds created {created:,} lots in the preloaded schema (of {2 * (BATCHES + 2) * BATCH:,} credits)")
+    empty, ours = mean[("today", "empty")], mean[("today", "preloaded")]
+    new_empty, new_ours = mean[("new_day", "empty")], mean[("new_day", "preloaded")]
     print(
         json.dumps(
             {
@@ -154,14 +202,21 @@ def preloaded_main() -> None:
                 "preload_s": round(preload_s),
                 "ledger_transfers_per_s": round(ours),
                 "empty_transfers_per_s": round(empty),
-                "rounds_empty": [round(rate) for rate in empties],
-                "rounds_preloaded": [round(rate) for rate in fulls],
+                "rounds_empty": [round(rate) for rate in rates[("today", "empty")]],
+                "rounds_preloaded": [round(rate) for rate in rates[("today", "preloaded")]],
                 "baseline_copy_rows_per_s": round(raw),
-                "server_costs_empty": costs[0::2],
-                "server_costs_preloaded": costs[1::2],
+                "server_costs_empty": costs[("today", "empty")],
+                "server_costs_preloaded": costs[("today", "preloaded")],
                 "ratio_empty": round(empty / raw, 3),
                 "preloaded_vs_empty": round(ours / empty, 3),
                 "ratio": round(ours / raw, 3),
+                "new_day_offset_days": new_day,
+                "new_day_lots_created": created,
+                "new_day_rounds_empty": [round(rate) for rate in rates[("new_day", "empty")]],
+                "new_day_rounds_preloaded": [round(rate) for rate in rates[("new_day", "preloaded")]],
+                "new_day_server_costs_empty": costs[("new_day", "empty")],
+                "new_day_server_costs_preloaded": costs[("new_day", "preloaded")],
+                "new_day_preloaded_vs_empty": round(new_ours / new_empty, 3),
             }
         )
     )

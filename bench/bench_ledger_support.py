@@ -57,9 +57,12 @@ class LedgerProcess:
 
 
 @contextmanager
-def ledger_process(url: str, max_workers: int = 16, processes: int = 1) -> Iterator[LedgerProcess]:
+def ledger_process(
+    url: str, max_workers: int = 16, processes: int = 1, clock_offset: str = ""
+) -> Iterator[LedgerProcess]:
     """`python -m ledger_svc` on a free port, as in production; stopped with SIGTERM afterwards. With `processes` > 1,
-    that many servers share the port (SO_REUSEPORT; the kernel spreads connections, not calls, over them)."""
+    that many servers share the port (SO_REUSEPORT; the kernel spreads connections, not calls, over them). A
+    `clock_offset` ("+3d") runs them on the rehearsal clock that far ahead (CARBON_CLOCK_OFFSET)."""
     env = {
         **os.environ,
         "CARBON_DATABASE_URL": url,
@@ -68,6 +71,7 @@ def ledger_process(url: str, max_workers: int = 16, processes: int = 1) -> Itera
         "CARBON_LOG_LEVEL": "WARNING",
         "CARBON_MAX_WORKERS": str(max_workers),
         "CARBON_REUSE_PORT": "1" if processes > 1 else "0",
+        "CARBON_CLOCK_OFFSET": clock_offset,
         **bench_trust_support.env("ledger_svc", REGION),
     }
     started: list[subprocess.Popen[str]] = []
@@ -90,7 +94,11 @@ def ledger_process(url: str, max_workers: int = 16, processes: int = 1) -> Itera
         for process in started:
             process.terminate()
         for process in started:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a loaded machine can hold a graceful stop past it: the run's figures
+                process.kill()  # are taken, and a server left running would hold the bench's output pipe open
+                process.wait(timeout=30)
 
 
 def percentile(values: list[float], fraction: float) -> float:
