@@ -202,9 +202,14 @@ def test_two_replicas_posting_one_owed_batch_at_once_credit_it_once(tmp_path: Pa
         last = _a_pass_that_answers(sweeps[1])
         explained = bj.stub.ExplainScore(pb.ExplainScoreRequest(partner_id="pay-app", event_id="p-7"))
         balance, issued, points = bj.ledger.balance(rider), bj.ledger.issued(), _points_of_the_day(bj)
-    assert (1, 2) in posted, "a replica posted the owed batch"
     assert set(posted) <= {(1, 2), "UNAVAILABLE"}, posted
-    assert after in ({(0, 0), (1, 2)} if "UNAVAILABLE" in posted else {(0, 0)}), "posted, or the failed pass finished"
+    if (1, 2) in posted:
+        finished = {(0, 0), (1, 2)} if "UNAVAILABLE" in posted else {(0, 0)}
+        assert after in finished, "posted, or the failed pass finished"
+    else:
+        # On a loaded machine both racing passes can fail (each a conflict or a busy database answered UNAVAILABLE,
+        # seen once in CI beside benchmarks); the batch is then still owed, and the next pass posts it, once.
+        assert after == (1, 2), "the pass after two failed ones posts the owed batch"
     assert last == (0, 0), "nothing owed after"
     assert (balance, issued) == (20, 20), "t-1 and p-8 once each; p-7's activity is t-1's"
     assert explained.result.reason == "DUPLICATE_ACTIVITY"
