@@ -125,8 +125,8 @@ def statement(
     return StatementSlice(rows, start if start > first_seq else None)
 
 
-def _read(conn: Connection, query: Select[tuple[Any, ...]], account: str) -> list[StatementRow]:
-    return [_row(row, account) for row in conn.execute(query)]
+def _read(conn: Connection, step: Step, account: str) -> list[StatementRow]:
+    return [_row(row, account) for row in conn.execute(step.shape, step.values)]
 
 
 def entry_span(conn: Connection, account: str) -> tuple[int, int] | None:
@@ -156,11 +156,23 @@ def bucket_walk(first_seq: int, last_seq: int) -> Any:
     return buckets.union_all(following)
 
 
+class Step(NamedTuple):
+    """A statement to run and its values, kept apart: the shape is built once and SQLAlchemy keeps its compiled form
+    and cache key on it, where binding the values into a copy (`params`) walked the whole nested select again on
+    every page. `bound()` is the copy, for a test that reads the plan."""
+
+    shape: Select[tuple[Any, ...]]
+    values: dict[str, Any]
+
+    def bound(self) -> Select[tuple[Any, ...]]:
+        return self.shape.params(self.values)
+
+
 def page_query(
     dialect: str, account: str, limit: int, buckets: list[int], start_seq: int, end_seq: int, filters: Filters
-) -> Select[tuple[Any, ...]]:
-    """One step of the walk with its values bound: the account's credits in `buckets` (newest first) and its debits,
-    with start_seq <= seq < end_seq, the newest `limit` of them."""
+) -> Step:
+    """One step of the walk: the account's credits in `buckets` (newest first) and its debits, with start_seq <= seq
+    < end_seq, the newest `limit` of them."""
     if dialect == "postgresql" and len(buckets) > 1:
         # One subquery a bucket planned once (a LATERAL over the list), where a UNION of one each cost PostgreSQL
         # ~0.3 ms of planning a bucket.
@@ -170,12 +182,12 @@ def page_query(
         shape = _page_shape(len(buckets), False, *_kinds(account, filters))
         values = {f"bucket_{n}": bucket for n, bucket in enumerate(buckets)}
     values |= {"start_seq": start_seq, "end_seq": end_seq}
-    return shape.params(_values(account, limit, filters) | values)
+    return Step(shape, _values(account, limit, filters) | values)
 
 
-def newest_bucket_query(dialect: str, account: str, limit: int, filters: Filters) -> Select[tuple[Any, ...]]:
+def newest_bucket_query(dialect: str, account: str, limit: int, filters: Filters) -> Step:
     """The account's newest `limit` entries in the journal's newest bucket, which the statement finds itself."""
-    return _newest_shape(dialect, *_kinds(account, filters)).params(_values(account, limit, filters))
+    return Step(_newest_shape(dialect, *_kinds(account, filters)), _values(account, limit, filters))
 
 
 def _kinds(account: str, filters: Filters) -> tuple[bool, bool, bool, bool, bool]:

@@ -90,7 +90,7 @@ def test_a_user_statement_finds_its_debits_through_the_partial_index(postgres_ur
     # The page's first step; its seq range (the walk's bounds) is a parameter like the account.
     first_seq, end_seq = 1, 2**40 + 1
     query = statement_store.page_query("postgresql", A, 51, [0], first_seq, end_seq, statement_store.Filters([], 0, 0))
-    sql = str(query.compile(ledger.engine, compile_kwargs={"literal_binds": True}))
+    sql = str(query.bound().compile(ledger.engine, compile_kwargs={"literal_binds": True}))
     with ledger.engine.begin() as conn:
         conn.execute(text("ANALYZE transfers"))
         # The plan for any account (generic, as a prepared statement may get): the index serves it only if the

@@ -55,7 +55,7 @@ def test_a_statement_page_reads_a_page_of_entries_not_the_history(pg_ledger: Led
         bucket = statement_store.bucket_of(middle - 1)
         middle_page = statement_store.page_query("postgresql", A, 51, [bucket], first_seq, middle, no_filters)
         for query in (first_page, middle_page):
-            sql = str(query.compile(pg_ledger.engine, compile_kwargs={"literal_binds": True}))
+            sql = str(query.bound().compile(pg_ledger.engine, compile_kwargs={"literal_binds": True}))
             [plan] = conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)).scalar_one()
             scanned.append(_scanned_rows(plan["Plan"] if isinstance(plan, dict) else json.loads(plan)["Plan"]))
     # Each side stops after a page: at most two pages of rows read, not the account's 400 entries (nor the
