@@ -3,11 +3,12 @@ is store/statement.py)."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, select, union_all
+from sqlalchemy import BigInteger, Connection, Select, and_, bindparam, func, select, union_all
 
 from ledger_svc.domain.balance import LotView
 from ledger_svc.domain.conservation import ConservationSums
@@ -42,21 +43,13 @@ def lot_views(
     reader that wants the soon-expiring lots reads those, not the account's whole history. A caller that knows
     the account has no timed-out pending hold says so (`timed_out_holds=False`) and saves their look-up."""
     returned: dict[int, int] = defaultdict(int)
+    values = {"account": account, "now_us": now_us, "expiring_by_us": expiring_by_us}
     if timed_out_holds:
-        for row in conn.execute(
-            select(hold_lots.c.lot_id, func.sum(hold_lots.c.amount_points).label("points"))
-            .join(holds, holds.c.hold_id == hold_lots.c.hold_id)
-            .where(holds.c.account == account, holds.c.state == int(HoldState.PENDING), holds.c.expires_at_us <= now_us)
-            .group_by(hold_lots.c.lot_id)
-        ):
+        for row in conn.execute(_timed_out_hold_lots(), values):
             returned[row.lot_id] = int(row.points)
-    query = select(lots).where(lots.c.account == account)
-    if expiring_by_us is not None:
-        query = query.where(lots.c.expires_at_us <= expiring_by_us)
-    if not include_empty and not returned:
-        query = query.where(lots.c.remaining_points > 0)
+    query = _lots_of_account(expiring_by_us is not None, not include_empty and not returned)
     views = []
-    for row in conn.execute(query):
+    for row in conn.execute(query, values):
         remaining = row.remaining_points + returned.get(row.lot_id, 0)
         if remaining > 0 or include_empty:
             key = LotKey(row.account, row.expires_at_us, row.earned_on)
@@ -77,18 +70,47 @@ class AccountSums:
 def account_sums(conn: Connection, account: str, now_us: int) -> AccountSums:
     """The account's maintained balance and its pending holds, live and timed out, in one round trip: a
     primary-key read and a range of ix_holds_account_state. Zeros for an account that never received points."""
-    pending = and_(holds.c.account == account, holds.c.state == int(HoldState.PENDING))
-    row = conn.execute(
-        select(
-            select(accounts.c.balance_points).where(accounts.c.account == account).scalar_subquery().label("balance"),
-            select(func.sum(holds.c.amount_points))
-            .where(pending, holds.c.expires_at_us > now_us)
-            .scalar_subquery()
-            .label("live"),
-            select(func.count()).where(pending, holds.c.expires_at_us <= now_us).scalar_subquery().label("timed_out"),
-        )
-    ).one()
+    row = conn.execute(_account_sums(), {"account": account, "now_us": now_us}).one()
     return AccountSums(int(row.balance or 0), int(row.live or 0), bool(row.timed_out))
+
+
+# The balance's queries are built once and run with their values: building them per call cost SQLAlchemy more Python
+# than PostgreSQL spends answering them (a balance is a primary-key read and two short index ranges).
+_ACCOUNT = bindparam("account", type_=holds.c.account.type)
+_NOW_US = bindparam("now_us", type_=BigInteger())
+
+
+@functools.cache
+def _timed_out_hold_lots() -> Select[tuple[Any, ...]]:
+    return (
+        select(hold_lots.c.lot_id, func.sum(hold_lots.c.amount_points).label("points"))
+        .join(holds, holds.c.hold_id == hold_lots.c.hold_id)
+        .where(holds.c.account == _ACCOUNT, holds.c.state == int(HoldState.PENDING), holds.c.expires_at_us <= _NOW_US)
+        .group_by(hold_lots.c.lot_id)
+    )
+
+
+@functools.cache
+def _lots_of_account(expiring: bool, non_empty: bool) -> Select[tuple[Any, ...]]:
+    query = select(lots).where(lots.c.account == _ACCOUNT)
+    if expiring:
+        query = query.where(lots.c.expires_at_us <= bindparam("expiring_by_us", type_=BigInteger()))
+    if non_empty:
+        query = query.where(lots.c.remaining_points > 0)
+    return query
+
+
+@functools.cache
+def _account_sums() -> Select[tuple[Any, ...]]:
+    pending = and_(holds.c.account == _ACCOUNT, holds.c.state == int(HoldState.PENDING))
+    return select(
+        select(accounts.c.balance_points).where(accounts.c.account == _ACCOUNT).scalar_subquery().label("balance"),
+        select(func.sum(holds.c.amount_points))
+        .where(pending, holds.c.expires_at_us > _NOW_US)
+        .scalar_subquery()
+        .label("live"),
+        select(func.count()).where(pending, holds.c.expires_at_us <= _NOW_US).scalar_subquery().label("timed_out"),
+    )
 
 
 def live_held_points(conn: Connection, account: str, now_us: int) -> int:
