@@ -292,6 +292,26 @@ def move_points_in_a_batch(platform: Platform, run: str, accounts: dict[str, str
     )
 
 
+def statement_adds_up(platform: Platform, account: str) -> None:
+    """The statement, walked page by page until the token is empty: a page may hold fewer entries than asked, or
+    none, while a token follows (docs/contract/README.md), so a reader stops on the token, not on a short page."""
+    entries, token, pages = [], "", 0
+    while True:
+        request = platform.ledger.ListStatementEntriesRequest(account=account, page_size=2, page_token=token)
+        page = platform.ledger_stub.ListStatementEntries(request, metadata=platform.md(), timeout=30)
+        entries.extend(page.entries)
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    total = sum(entry.amount_points for entry in entries)
+    balance = platform.balance(account)
+    check(
+        total == balance.total_points and entries[0].balance_after_points == balance.total_points,
+        f"statement of {len(entries)} entries in {pages} pages adds up to the balance ({total})",
+    )
+
+
 def unknown_account_is_not_found(platform: Platform, accounts: dict[str, str]) -> None:
     """A well-formed number nobody opened: NOT_FOUND UNKNOWN_ACCOUNT, not a zero balance."""
     known = accounts[SOURCE]
@@ -336,6 +356,7 @@ def main() -> None:
             move_points_in_a_batch(platform, run, accounts, left)
             check(platform.balance(accounts[SOURCE]).available_points == left - 1, "source balance after the batch")
             check(platform.balance(accounts[TARGET]).available_points == TRANSFER_POINTS + 1, "target after the batch")
+            statement_adds_up(platform, accounts[SOURCE])
             unknown_account_is_not_found(platform, accounts)
     print("journey complete")
 
