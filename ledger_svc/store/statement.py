@@ -211,17 +211,32 @@ def _values(account: str, limit: int, filters: Filters) -> dict[str, Any]:
 
 
 def _row(row: Any, account: str) -> StatementRow:
-    credit = row.credit_account == account
+    # Unpacked by position (the order of _COLUMNS), which costs a page's rows a fraction of eleven attribute look-ups
+    # each.
+    (
+        seq,
+        transfer_id,
+        code,
+        amount,
+        debit_account,
+        credit_account,
+        posted_at_us,
+        reference,
+        co2e,
+        debit_after,
+        credit_after,
+    ) = row
+    credit = credit_account == account
     return StatementRow(
-        seq=row.seq,
-        transfer_id=row.transfer_id,
-        code=row.code,
-        amount_points=row.amount_points if credit else -row.amount_points,
-        counterparty_account=row.debit_account if credit else row.credit_account,
-        posted_at_us=row.posted_at_us,
-        reference=row.reference,
-        co2e_grams=row.co2e_grams,
-        balance_after_points=(row.credit_balance_after if credit else row.debit_balance_after) or 0,
+        seq=seq,
+        transfer_id=transfer_id,
+        code=code,
+        amount_points=amount if credit else -amount,
+        counterparty_account=debit_account if credit else credit_account,
+        posted_at_us=posted_at_us,
+        reference=reference,
+        co2e_grams=co2e,
+        balance_after_points=(credit_after if credit else debit_after) or 0,
     )
 
 
