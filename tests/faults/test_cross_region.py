@@ -50,6 +50,20 @@ def assert_cross_region_books(fed: Federation, expected: dict[tuple[str, str], i
         assert_journal_sound(fed.ledger(code))
 
 
+def assert_each_ended_once(fed: Federation, pairs: list[tuple[str, str]], prefix: str, answers: object) -> None:
+    """Transfer i (id prefix + i, 100 x (i + 1) points over pair i, from 1,000 funded) ended COMMITTED or RELEASED,
+    and both regions' books hold exactly what the ended transfers moved. `answers` is shown when a transfer did not
+    end."""
+    expected: dict[tuple[str, str], int] = {}
+    for index, (source, target) in enumerate(pairs):
+        state = finished(fed, f"{prefix}{index}").state
+        assert state in (COMMITTED, gw.CROSS_REGION_TRANSFER_STATE_RELEASED), (index, answers)
+        moved = 100 * (index + 1) if state == COMMITTED else 0
+        expected[("330000", source)] = 1_000 - moved
+        expected[("110000", target)] = moved
+    assert_cross_region_books(fed, expected)
+
+
 def batch_items(
     fed: Federation, pairs: list[tuple[str, str]], prefix: str
 ) -> list[gw.CreateCrossRegionTransferRequest]:
@@ -123,14 +137,7 @@ def test_a_ledger_killed_during_transfers_loses_and_creates_nothing(
     fed.start_ledger(killed)
     for thread in threads:
         thread.join(60)
-    expected: dict[tuple[str, str], int] = {}
-    for index, (source, target) in enumerate(pairs):
-        state = finished(fed, f"t{index}").state
-        assert state in (COMMITTED, gw.CROSS_REGION_TRANSFER_STATE_RELEASED), (index, answers)
-        moved = 100 * (index + 1) if state == COMMITTED else 0
-        expected[("330000", source)] = 1_000 - moved
-        expected[("110000", target)] = moved
-    assert_cross_region_books(fed, expected)
+    assert_each_ended_once(fed, pairs, "t", answers)
 
 
 @pytest.mark.parametrize("killed", REGIONS)
@@ -162,11 +169,4 @@ def test_a_ledger_killed_during_a_batch_loses_and_creates_nothing(
     fed.start_ledger(killed)
     sender.join(90)
     assert outcome, "the batch call answered"
-    expected: dict[tuple[str, str], int] = {}
-    for index, (source, target) in enumerate(pairs):
-        state = finished(fed, f"b{index}").state
-        assert state in (COMMITTED, gw.CROSS_REGION_TRANSFER_STATE_RELEASED), (index, outcome)
-        moved = 100 * (index + 1) if state == COMMITTED else 0
-        expected[("330000", source)] = 1_000 - moved
-        expected[("110000", target)] = moved
-    assert_cross_region_books(fed, expected)
+    assert_each_ended_once(fed, pairs, "b", outcome)
