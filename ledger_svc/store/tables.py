@@ -150,11 +150,12 @@ transfers = Table(
     Column("refund_of", String(128)),
     CheckConstraint("amount_points > 0", name="ck_transfers_amount_positive"),
     # Every earn debits system:issuance: its entries were one hot spot at the right end of this index, written by
-    # every credit and read by nothing that needs them (ADR 0105). Statements name the predicate (store/reads.py).
+    # every credit and read by nothing that needs them (ADR 0105). Statements and monthly sums name the predicate
+    # (store/statement.py, store/reads.py).
     Index("ix_transfers_debit", "debit_account", "seq", postgresql_where=ISSUANCE_LEFT_OUT),
     # Every expiry credits system:expiry, one entry per emptied lot: the same hot spot, left out alike (ADR 0130).
     # Bucketed by seq range first (ADR 0136): a credit inserts into the newest bucket's leaves only, and a statement
-    # walks the account's buckets newest first (store/reads.py).
+    # walks the account's buckets newest first (store/statement.py).
     Index("ix_transfers_credit", STATEMENT_BUCKET, "credit_account", "seq", postgresql_where=EXPIRY_LEFT_OUT),
     Index(
         "ix_transfers_refund_of",
