@@ -176,10 +176,10 @@ def page_query(
     if dialect == "postgresql" and len(buckets) > 1:
         # One subquery a bucket planned once (a LATERAL over the list), where a UNION of one each cost PostgreSQL
         # ~0.3 ms of planning a bucket.
-        shape = _page_shape(0, False, *_kinds(account, filters))
+        shape = _page_shape(0, *_kinds(account, filters))
         values: dict[str, Any] = {"buckets": buckets}
     else:
-        shape = _page_shape(len(buckets), False, *_kinds(account, filters))
+        shape = _page_shape(len(buckets), *_kinds(account, filters))
         values = {f"bucket_{n}": bucket for n, bucket in enumerate(buckets)}
     values |= {"start_seq": start_seq, "end_seq": end_seq}
     return Step(shape, _values(account, limit, filters) | values)
@@ -244,7 +244,7 @@ def _row(row: Any, account: str) -> StatementRow:
 # proxies of nested selects): it is built once per shape, and its values are bound at execution.
 @functools.lru_cache(maxsize=128)
 def _page_shape(
-    buckets: int, lateral: bool, issuance: bool, expiry: bool, coded: bool, started: bool, ended: bool
+    buckets: int, issuance: bool, expiry: bool, coded: bool, started: bool, ended: bool
 ) -> Select[tuple[Any, ...]]:
     """Each bucket's newest `page_limit` credits and the newest `page_limit` debits in [start_seq, end_seq), merged:
     each part reads its index backwards and stops after a page, so a step costs a page per bucket it names, not the
