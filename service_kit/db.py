@@ -140,9 +140,26 @@ def _ping_if_idle(dialect: Dialect) -> Callable[[Any, Any, Any], None]:
 def one_statement_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection whose statements are each their own transaction on PostgreSQL (autocommit): no BEGIN and no
     COMMIT or ROLLBACK, each a round trip of its own in psycopg. For a write PostgreSQL makes as one statement, and for
-    reads at READ COMMITTED, where every statement takes its own snapshot anyway. SQLite gets a transaction."""
+    reads at READ COMMITTED, where every statement takes its own snapshot anyway. Ending no transaction, it also
+    keeps the connection's prepared statements (see `one_snapshot`). SQLite gets a transaction."""
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+    else:
+        with engine.begin() as conn:
+            yield conn
+
+
+@contextmanager
+def one_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read of several statements that must agree: one transaction on PostgreSQL at REPEATABLE
+    READ, where every statement sees the snapshot the first one took (at READ COMMITTED each takes its own, so a
+    commit between two of them shows half of it). It ends in COMMIT, not the ROLLBACK a plain `engine.connect()`
+    ends in: psycopg forgets every prepared statement of the connection on a ROLLBACK, so a connection whose reads
+    end so plans each statement afresh every time (docs/adr/0029-reads-keep-their-prepared-statements.md). A read
+    writes nothing, so it never fails to serialize. SQLite gets a transaction (one snapshot already)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
             yield conn
     else:
         with engine.begin() as conn:

@@ -1,6 +1,8 @@
 """Engines and migrations work the same on SQLite (embedded) and PostgreSQL, and migrating twice is harmless."""
 
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import pytest
 from sqlalchemy import Connection, Engine, inspect, text
@@ -105,4 +107,60 @@ def test_a_connection_that_died_a_moment_after_use_fails_as_a_lost_connection_th
     failure = failures.classify(lost.value)
     assert failure is not None and failure.transient and failure.reason == failures.DATABASE_UNAVAILABLE
     assert _backend_pid(engine) != first
+    engine.dispose()
+
+
+def _prepared_statements(engine: Engine, like: str) -> int:
+    """How many statements matching `like` the pool's one connection has prepared (asked without a transaction, so
+    asking forgets none)."""
+    with db.one_statement_transaction(engine) as conn:
+        query = text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :like")
+        return int(conn.execute(query, {"like": like}).scalar_one())
+
+
+def test_reads_in_one_snapshot_or_without_a_transaction_keep_their_prepared_statements(postgres_url: str) -> None:
+    # psycopg prepares a statement run five times on a connection, and forgets all on a ROLLBACK: reads that end so
+    # are planned afresh every time (docs/adr/0029-reads-keep-their-prepared-statements.md).
+    engine = make_engine(postgres_url, pool_size=1)
+    read = text("SELECT count(*) FROM pg_class WHERE oid > :oid")
+    for reading in (db.one_snapshot, db.one_statement_transaction):
+        for _ in range(6):
+            with reading(engine) as conn:
+                conn.execute(read, {"oid": 1}).scalar_one()
+        assert _prepared_statements(engine, "%pg_class WHERE oid >%") == 1, reading
+    with engine.connect() as conn:  # what a plain read gives back: a rolled-back transaction
+        conn.execute(read, {"oid": 1}).scalar_one()
+    assert _prepared_statements(engine, "%pg_class WHERE oid >%") == 0
+    engine.dispose()
+
+
+def test_one_snapshot_sees_no_commit_made_after_its_first_statement(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE snapshot_probe (value integer)"))
+        conn.execute(text("INSERT INTO snapshot_probe VALUES (1)"))
+    read = text("SELECT value FROM snapshot_probe")
+
+    def values_around_a_commit(reading: Callable[[], AbstractContextManager[Connection]]) -> list[int]:
+        with reading() as conn:
+            seen = [conn.execute(read).scalar_one()]
+            with engine.begin() as writer:
+                writer.execute(text("UPDATE snapshot_probe SET value = value + 1"))
+            seen.append(conn.execute(read).scalar_one())
+        return seen
+
+    assert values_around_a_commit(lambda: db.one_snapshot(engine)) == [1, 1]
+    assert values_around_a_commit(engine.connect) == [2, 3]  # READ COMMITTED: a snapshot per statement
+    assert values_around_a_commit(lambda: db.one_snapshot(engine)) == [3, 3]
+    engine.dispose()
+
+
+def test_one_snapshot_on_sqlite_is_a_transaction(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE probe (value integer)"))
+        conn.execute(text("INSERT INTO probe VALUES (1)"))
+    with db.one_snapshot(engine) as conn:
+        assert conn.in_transaction()
+        assert conn.execute(text("SELECT value FROM probe")).scalar_one() == 1
     engine.dispose()
