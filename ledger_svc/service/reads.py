@@ -1,4 +1,6 @@
-"""Read use cases: GetBalance, ListStatementEntries, ListLots, ListExpiringPoints, GetMonthlySummary."""
+"""Read use cases: GetBalance, ListStatementEntries, ListLots, ListExpiringPoints, GetMonthlySummary. A read of
+several statements that must agree runs in one snapshot (`one_snapshot`); the statement's walk runs without a
+transaction (docs/adr/0029-reads-keep-their-prepared-statements.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from ledger_svc.store import reads, statement
 from ledger_svc.store.statement import StatementRow
 from service_kit import paging
 from service_kit.accounts import is_system_account
+from service_kit.db import one_snapshot, one_statement_transaction
 from service_kit.errors import InvalidArgument
 
 MAX_EXPIRING_WINDOW_US = 3 * 366 * US_PER_DAY
@@ -29,7 +32,9 @@ def _check_account(account: str, ctx: LedgerContext) -> None:
 def get_balance(ctx: LedgerContext, account: str) -> BalanceView:
     _check_account(account, ctx)
     now_us = ctx.now_us()
-    with ctx.engine.connect() as conn:
+    # The sums and the soon-expiring lots from one snapshot: a spend committed between two snapshots would show its
+    # debit in one figure and not in the other.
+    with one_snapshot(ctx.engine) as conn:
         if is_system_account(account):
             points = reads.system_balance(conn, account)
             return BalanceView(
@@ -61,7 +66,9 @@ def list_statement_entries(
             raise InvalidArgument("codes", f"{code} is not a known transfer code", reason="INVALID_CODE")
     if start_us and end_us and end_us <= start_us:
         raise InvalidArgument("end_time", "must be after start_time")
-    with ctx.engine.connect() as conn:
+    # The walk's statements read disjoint seq ranges, and in a transaction at READ COMMITTED each took its own
+    # snapshot anyway: without one a page pays no BEGIN and no ROLLBACK, and keeps its prepared plans (ADR 0029).
+    with one_statement_transaction(ctx.engine) as conn:
         read = statement.statement(conn, account, size + 1, before_seq, codes, start_us, end_us)
     rows = read.rows[:size]
     # A token resumes before the page's last entry, or, when the walk stopped at its bucket budget before the page
@@ -85,7 +92,7 @@ def list_lots(ctx: LedgerContext, account: str, page_size: int, page_token: str,
         raise InvalidArgument("account", "system accounts hold no lots")
     size = paging.page_size(page_size)
     offset = paging.decode_int(page_token, "lots") or 0
-    with ctx.engine.connect() as conn:
+    with one_snapshot(ctx.engine) as conn:
         views = reads.lot_views(conn, account, ctx.now_us(), include_empty)
     page = views[offset : offset + size]
     more = offset + size < len(views)
@@ -100,7 +107,7 @@ def list_expiring_points(ctx: LedgerContext, account: str, within_us: int) -> li
     if is_system_account(account):
         return []
     window_us = within_us or 30 * US_PER_DAY
-    with ctx.engine.connect() as conn:
+    with one_snapshot(ctx.engine) as conn:
         views = reads.lot_views(conn, account, now_us, expiring_by_us=now_us + window_us)
     return expiring_by_day(views, now_us, window_us)
 
@@ -123,7 +130,7 @@ def get_monthly_summary(ctx: LedgerContext, account: str, year: int, month: int)
     if (year, month) > (day_of(now_us).year, day_of(now_us).month):
         raise InvalidArgument("month", "must not be after the current month")
     start_us, end_us = month_bounds_us(f"{year:04d}-{month:02d}")
-    with ctx.engine.connect() as conn:
+    with one_snapshot(ctx.engine) as conn:
         sums = reads.month_sums(conn, account, start_us, end_us)
         earns = reads.month_earns(conn, account, start_us, end_us)
         views = reads.lot_views(conn, account, now_us, expiring_by_us=now_us + SUMMARY_EXPIRING_WINDOW_US)

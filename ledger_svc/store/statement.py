@@ -126,7 +126,8 @@ def statement(
 
 
 def _read(conn: Connection, step: Step, account: str) -> list[StatementRow]:
-    return [_row(row, account) for row in conn.execute(step.shape, step.values)]
+    # Fetched in one call: iterating the result fetched row by row, a call into SQLAlchemy and psycopg for each.
+    return [_row(row, account) for row in conn.execute(step.shape, step.values).all()]
 
 
 def entry_span(conn: Connection, account: str) -> tuple[int, int] | None:

@@ -51,6 +51,7 @@ def test_a_database_restart_is_unavailable_then_ok(
     for _ in range(3):  # every call, not only the first one that meets a dead pooled connection
         unavailable(lambda: harness.stub.SubmitEvents(harness.request(during, "during")))
         unavailable(lambda: harness.ledger.stub.GetBalance(lpb.GetBalanceRequest(account=account)))
+        unavailable(lambda: harness.ledger.stub.ListStatementEntries(lpb.ListStatementEntriesRequest(account=account)))
         unavailable(lambda: harness.stub.GetPartner(pb.GetPartnerRequest(partner_id=harness.partner_id)))
     stream = iter([pb.StreamEventsRequest(batch=harness.request(during, "during"))])
     with pytest.raises(grpc.RpcError) as ended:
@@ -63,5 +64,7 @@ def test_a_database_restart_is_unavailable_then_ok(
     results = harness.submit(during)
     assert [r.outcome for r in results] == [pb.EVENT_OUTCOME_ACCEPTED] * 2
     assert harness.ledger.balance(account) == earned + sum(r.points for r in results)
+    statement = harness.ledger.stub.ListStatementEntries(lpb.ListStatementEntriesRequest(account=account))
+    assert len(statement.entries) == 5
     assert [r.outcome for r in harness.submit(during)] == [pb.EVENT_OUTCOME_DUPLICATE] * 2
     harness.ledger.assert_conserved()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from ledger_svc.domain.holds import HoldRequest
 from ledger_svc.domain.time import to_us
@@ -64,3 +65,30 @@ def test_issuance_has_a_statement_newest_first(ledger: LedgerContext) -> None:
         ("e2", -20, account_number(2)),
         ("e1", -10, A),
     ]
+
+
+def test_a_balance_comes_from_one_snapshot_when_a_spend_commits_between_its_statements(
+    pg_ledger: LedgerContext,
+) -> None:
+    # The balance reads the maintained sums, then the soon-expiring lots. At READ COMMITTED a spend committed
+    # between the two showed in the lots and not the sums: 150 available, none expiring, which was never true.
+    # (PostgreSQL only: SQLite's reads are transactions that hold the write lock, so the spend would wait.)
+    transfers.post_transfers(
+        pg_ledger, [earn("soon", A, 100, earned_at=START - timedelta(days=720)), earn("later", A, 50)]
+    )
+    before = reads.get_balance(pg_ledger, A)
+    assert (before.available_points, before.expiring_within_30_days_points) == (150, 100)
+    armed = [True]
+
+    def spend_after_the_first_statement(*_: object) -> None:
+        if armed:
+            armed.clear()
+            transfers.post_transfers(pg_ledger, [spend("s1", A, 100)])  # first in, first out: the soon lot
+
+    event.listen(pg_ledger.engine, "after_cursor_execute", spend_after_the_first_statement)
+    during = reads.get_balance(pg_ledger, A)
+    event.remove(pg_ledger.engine, "after_cursor_execute", spend_after_the_first_statement)
+    assert not armed, "the spend ran"
+    assert (during.available_points, during.expiring_within_30_days_points) == (150, 100)
+    after = reads.get_balance(pg_ledger, A)
+    assert (after.available_points, after.expiring_within_30_days_points) == (50, 0)
