@@ -8,7 +8,10 @@ account is a small share of the journal, as a resident's is. With CARBON_BENCH_K
 and a later run with the same sizes reuses it (the bench only reads); with CARBON_BENCH_LOCK=<flock file> only the
 measurements take the machine's benchmark lock, not the preload. Then, each call repeated and timed
 by its median, in this process against the same engine:
-- the baseline: one primary-key select of the account's row (`SELECT ... FROM accounts WHERE account = ?`);
+- the baseline: one primary-key select of the account's row (`SELECT ... FROM accounts WHERE account = ?`), in a
+  transaction as a plain `engine.connect()` makes it (BEGIN, the select, ROLLBACK); and for reference, not in the
+  ratio, the same select without a transaction (`one_statement_transaction`), as the statement's pages run since
+  ADR 0029;
 - GetBalance's use case (reads.get_balance);
 - ListStatementEntries' first page of 50 and a page of 50 from the middle of the history (by its page token);
 - a sparse account's statement: one of the others (OTHERS / 100,000 entries spread over the whole journal, so a few
@@ -122,6 +125,12 @@ def measure(ledger: LedgerContext, engine: Engine) -> dict[str, float]:
                 text("SELECT balance_points, held_points FROM accounts WHERE account = :a"), {"a": TARGET}
             ).one()
 
+    def pk_select_without_transaction() -> object:
+        with db.one_statement_transaction(engine) as conn:
+            return conn.execute(
+                text("SELECT balance_points, held_points FROM accounts WHERE account = :a"), {"a": TARGET}
+            ).one()
+
     middle_token = ""
     for _ in range(ENTRIES // PAGE // 2):
         middle_token = reads.list_statement_entries(ledger, TARGET, PAGE, middle_token, [], 0, 0).next_page_token
@@ -154,6 +163,7 @@ def measure(ledger: LedgerContext, engine: Engine) -> dict[str, float]:
         "first_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, TARGET, PAGE, "", [], 0, 0)),
         "middle_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, TARGET, PAGE, middle_token, [], 0, 0)),
         "sparse_first_page_ms": median_ms(lambda: reads.list_statement_entries(ledger, SPARSE, PAGE, "", [], 0, 0)),
+        "pk_select_without_transaction_ms": median_ms(pk_select_without_transaction),
         "sparse_walk_ms": sparse_walk_ms,
         "sparse_pages": sparse_pages,
         "sparse_entries": sparse_entries,
@@ -187,8 +197,8 @@ def main() -> None:
         f"preloaded {figures['entries']:,} entries of one account ({lots} lots)"
         f" + {OTHERS:,} others in {preload_s:.0f} s"
     )
-    for name in ("pk_select_ms", "balance_ms", "first_page_ms", "middle_page_ms"):
-        print(f"{name:16s} {figures[name]:8.2f} ms (median of {REPEATS})")
+    for name in ("pk_select_ms", "pk_select_without_transaction_ms", "balance_ms", "first_page_ms", "middle_page_ms"):
+        print(f"{name:32s} {figures[name]:8.2f} ms (median of {REPEATS})")
     print(f"whole statement walked in pages of {PAGE}: {figures['walk_s']:.2f} s")
     print(
         f"sparse account ({figures['sparse_entries']:.0f} entries): first page"
@@ -207,6 +217,8 @@ def main() -> None:
             {
                 **summary,
                 "baseline_pk_select_ms": summary["pk_select_ms"],
+                # For reference: against the select without a transaction, as the pages now run (not the ratio).
+                "ratio_without_transaction_baseline": round(figures["pk_select_without_transaction_ms"] / slowest, 3),
                 "ratio": round(figures["pk_select_ms"] / slowest, 3),
             }
         )
