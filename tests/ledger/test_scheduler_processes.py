@@ -22,7 +22,7 @@ from ledger_svc.domain.jobs import Job, JobRun, RunState
 from ledger_svc.service import audit, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import jobs as job_store
-from ledger_svc.store.tables import lots
+from ledger_svc.store.tables import every_lot
 from ledger_svc.store.tables import transfers as journal
 from service_kit import identities
 from service_kit.clock import china_day, system_clock
@@ -152,7 +152,7 @@ def test_the_leader_killed_mid_sweep_is_replaced_and_nothing_expires_twice(
                 func.count(), func.count(func.distinct(journal.c.reference)), func.sum(journal.c.amount_points)
             ).where(journal.c.code == EXPIRE_CODE)
         ).one()
-        left = conn.execute(select(func.count()).where(lots.c.remaining_points > 0)).scalar_one()
+        left = conn.execute(select(func.count()).where(every_lot.c.remaining_points > 0)).scalar_one()
     assert tuple(expiries) == (EXPIRED_LOTS, EXPIRED_LOTS, points), "one expiry transfer per lot, none twice"
     assert left == FRESH_LOTS
     checked = audit.check_conservation(LedgerContext(engine, REGION, system_clock))
