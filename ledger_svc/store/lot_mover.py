@@ -46,8 +46,8 @@ def move_accounts(conn: Connection, names: list[str], through: date) -> int:
             .where(*closed)
             .order_by(recent_lots.c.account, recent_lots.c.expires_at_us, recent_lots.c.earned_on)
         )
-        moved += conn.execute(insert(lots).from_select(list(LOT_COLUMNS), source)).rowcount
-        conn.execute(delete(recent_lots).where(*closed))
+        conn.execute(insert(lots).from_select(list(LOT_COLUMNS), source))
+        moved += conn.execute(delete(recent_lots).where(*closed)).rowcount
         conn.execute(
             update(accounts)
             .where(accounts.c.account.in_(part), accounts.c.lots_moved_through < through)
