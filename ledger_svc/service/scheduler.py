@@ -53,6 +53,7 @@ class Scheduler:
         *,
         tick_s: float = 5.0,
         expiry_batch: int = 1000,
+        move_lots_batch: int = lot_mover.BATCH_ACCOUNTS,
         holder: str = "",
         jobs: frozenset[Job] = frozenset(Job),
         reminder_queue: reminders.ReminderQueue | None = None,
@@ -62,6 +63,7 @@ class Scheduler:
         self._schedule = schedule
         self._lease_us = int(lease.total_seconds() * US_PER_SECOND)
         self._expiry_batch = expiry_batch
+        self._move_lots_batch = move_lots_batch
         self.holder = holder or replica_name()
         # Without identity to queue reminders in, the reminder job does not run (and a requested run waits).
         self._jobs = jobs if reminder_queue is not None else jobs - {Job.REMINDERS}
@@ -188,6 +190,7 @@ class Scheduler:
             step = lot_mover.move_lots(
                 self._ctx,
                 through,
+                batch_accounts=self._move_lots_batch,
                 max_batches=MOVE_BATCHES_PER_STEP,
                 after=after,
                 on_batch=lambda conn, moved, _accounts: count(conn, moved, 0),
