@@ -7,17 +7,20 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import Connection, select
+from alembic import command
+from sqlalchemy import Connection, select, text
 
 from ledger_svc.domain.holds import HoldRequest
 from ledger_svc.domain.jobs import Job, RunState, Schedule
-from ledger_svc.domain.time import day_of, to_us
+from ledger_svc.domain.time import day_of, lot_expiry_us, to_us
 from ledger_svc.service import expiry, hold_batches, holds, lot_mover, reads, refunds, scheduler, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import lot_mover as mover_store
 from ledger_svc.store.tables import accounts, lots, recent_lots
+from service_kit.db import alembic_config, make_engine, migrate
 from tests.ledger.ledger_support import (
     EXPIRY,
+    REGION,
     START,
     MovableClock,
     account_number,
@@ -244,3 +247,36 @@ def _run_states(ledger: LedgerContext) -> dict[str, dict[str, tuple[RunState, in
     for run in found:
         states.setdefault(run.job.value, {})[run.period] = (run.state, run.items)
     return states
+
+
+def test_upgrading_counts_every_existing_lot_as_moved_and_new_accounts_start_recent(
+    database_url: str, clock: MovableClock
+) -> None:
+    engine = make_engine(database_url)
+    config = alembic_config("ledger_svc", engine)
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "ledger_0013")
+        conn.commit()
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO accounts (account, balance_points, held_points, created_at_us) VALUES (:a, 10, 0, 0)"),
+            {"a": A},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points)"
+                " VALUES (:a, :day, :expires, 10, 10)"
+            ),
+            {"a": A, "day": TODAY, "expires": lot_expiry_us(TODAY, 24)},
+        )
+    migrate("ledger_svc", engine)
+    ledger = LedgerContext(engine, REGION, clock)
+    try:
+        assert moved_through(ledger, A) >= TODAY
+        transfers.post_transfers(ledger, [earn("e1", A, 1), earn("e2", B, 2)])
+        assert where(ledger, A) == {"lots": [(TODAY, 11)], "recent_lots": []}
+        assert where(ledger, B) == {"lots": [], "recent_lots": [(TODAY, 2)]}
+        assert_lots_placed(engine)
+    finally:
+        engine.dispose()
