@@ -64,8 +64,10 @@ def seed(engine: Engine, lots: int) -> float:
         conn.execute(text("SELECT setval('lots_lot_id_seq', (SELECT max(lot_id) FROM lots))"))
         conn.execute(
             text(
-                f"INSERT INTO accounts SELECT '{REGION}' || lpad(g::text, 10, '0'), :points, 0, 0 "
-                "FROM generate_series(1, :accounts) g"
+                # Every seeded lot is in lots: its account is moved through its last day (ADR 0137).
+                "INSERT INTO accounts (account, balance_points, held_points, created_at_us, lots_moved_through)"
+                f" SELECT '{REGION}' || lpad(g::text, 10, '0'), :points, 0, 0, (SELECT max(earned_on) FROM lots)"
+                " FROM generate_series(1, :accounts) g"
             ),
             {"accounts": accounts, "points": 10 * LOTS_PER_ACCOUNT},
         )

@@ -188,7 +188,13 @@ def main() -> None:
         preload_s = time.perf_counter() - started
         with engine.begin() as conn:
             conn.execute(text(f"ANALYZE {preload_support.LEDGER_TABLES}"))
-            lots = conn.execute(text("SELECT count(*) FROM lots WHERE account = :a"), {"a": TARGET}).scalar_one()
+            lots = conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM lots WHERE account = :a)"
+                    " + (SELECT count(*) FROM recent_lots WHERE account = :a)"
+                ),
+                {"a": TARGET},
+            ).scalar_one()
         with preload_support.measuring():
             figures = measure(ledger, engine)
         engine.dispose()

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import timedelta
 
 from bench_ledger_support import database_url, private_schema  # type: ignore[import-not-found,unused-ignore]
 from sqlalchemy import Connection, create_engine, text
@@ -40,7 +41,9 @@ EARNS_PER_BATCH = 1000  # ingest's credit batches: one PostTransfers call, one j
 CHUNK = 250_000  # earns per preload transaction
 _MARKER = "bench_preloaded"
 # ANALYZE names its tables: a bare ANALYZE takes every schema's tables and the catalog, and two at once deadlock.
-LEDGER_TABLES = "transfers, journal_batches, journal_block_sums, accounts, lots, system_balances, chain_head"
+LEDGER_TABLES = (
+    "transfers, journal_batches, journal_block_sums, accounts, lots, recent_lots, system_balances, chain_head"
+)
 INGEST_TABLES = "ingest_events, ingest_credit_batches, ingest_cap_counters, ingest_daily_stats"
 
 _BATCHES = """
@@ -84,19 +87,29 @@ def numbered_accounts(conn: Connection, accounts: list[str]) -> None:
 
 
 _PRELOADED = "batch_id IN (SELECT batch_id FROM journal_batches WHERE entries_hash = 'preload')"
-# An account's opened_after_seq is what the credit path would have read before its first earn: just below it.
-_BOOKS = [
-    f"""INSERT INTO accounts (account, balance_points, held_points, created_at_us, opened_after_seq)
-        SELECT credit_account, sum(amount_points), 0, :now, min(seq) - 1 FROM transfers WHERE {_PRELOADED}
-        GROUP BY credit_account
-        ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points + excluded.balance_points""",
-    f"""INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points)
+# An account's opened_after_seq is what the credit path would have read before its first earn: just below it. The
+# lots are where the credit path and the daily lot mover (ADR 0137) leave them: the closed days' (before yesterday)
+# in lots, by account, with every account moved through the last closed day; yesterday's and today's in recent_lots.
+_LOTS_OF_PRELOAD = f"""
         SELECT t.credit_account, d.earned_on, d.expires_at_us, sum(t.amount_points), sum(t.amount_points)
         FROM transfers t
         JOIN unnest(CAST(:earned_at AS bigint[]), CAST(:earned_on AS date[]), CAST(:expires AS bigint[]))
              AS d(earned_at_us, earned_on, expires_at_us) ON d.earned_at_us = t.earned_at_us
-        WHERE t.{_PRELOADED}
-        GROUP BY t.credit_account, d.earned_on, d.expires_at_us""",
+        WHERE t.{_PRELOADED} AND d.earned_on {{}} :moved_through
+        GROUP BY t.credit_account, d.earned_on, d.expires_at_us"""
+_BOOKS = [
+    f"""INSERT INTO accounts (account, balance_points, held_points, created_at_us, opened_after_seq, lots_moved_through)
+        SELECT credit_account, sum(amount_points), 0, :now, min(seq) - 1, :moved_through FROM transfers
+        WHERE {_PRELOADED}
+        GROUP BY credit_account
+        ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points + excluded.balance_points,
+            lots_moved_through = greatest(accounts.lots_moved_through, excluded.lots_moved_through)""",
+    "INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points)"
+    + _LOTS_OF_PRELOAD.format("<=")
+    + " ORDER BY t.credit_account, d.expires_at_us, d.earned_on",
+    "INSERT INTO recent_lots (account, earned_on, expires_at_us, credited_points, remaining_points)"
+    + _LOTS_OF_PRELOAD.format(">")
+    + " ORDER BY d.earned_on, t.credit_account",
     f"""INSERT INTO system_balances (account, shard, balance_points)
         SELECT 'system:issuance', 0, -sum(amount_points) FROM transfers WHERE {_PRELOADED}
         ON CONFLICT (account, shard) DO UPDATE SET balance_points = system_balances.balance_points
@@ -131,8 +144,9 @@ def write_books_and_seal(conn: Connection, now_us: int, days: int) -> None:
         "earned_on": earned_on,
         "expires": [lot_expiry_us(day, DEFAULT_VALIDITY_MONTHS) for day in earned_on],
     }
+    moved_through = day_of(now_us) - timedelta(days=2)  # lot_mover.closed_through(today)
     for statement in _BOOKS:
-        conn.execute(text(statement), {"now": now_us, **lots})
+        conn.execute(text(statement), {"now": now_us, "moved_through": moved_through, **lots})
     while seal(conn, wait=True):
         pass
 

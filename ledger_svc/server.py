@@ -264,6 +264,7 @@ def registrations(settings: Settings, engine: Engine, clock: Clock = system_cloc
         identity = settings.extra.get("CARBON_IDENTITY_ADDRESS", "")
         jobs = scheduler.Scheduler(
             ctx, own.schedule, own.lease, tick_s=own.tick_s, expiry_batch=own.expiry_batch,
+            move_lots_batch=own.move_lots_batch,
             reminder_queue=IdentityReminders(identity, settings) if identity else None,
         )  # fmt: skip
         jobs.start()

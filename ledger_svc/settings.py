@@ -29,6 +29,11 @@ class LedgerSettings(ServiceSettings):
     expiry_after_minutes: WholeNumber = Field(
         default=5, validation_alias="CARBON_LEDGER_EXPIRY_AFTER_MINUTES", ge=0, le=23 * 60
     )
+    # Accounts per lot-mover transaction (ADR 0137), and minutes after 00:00 China time the day's move starts.
+    move_lots_batch: WholeNumber = Field(default=1000, validation_alias="CARBON_LEDGER_MOVE_LOTS_BATCH", ge=1, le=1000)
+    move_lots_after_minutes: WholeNumber = Field(
+        default=10, validation_alias="CARBON_LEDGER_MOVE_LOTS_AFTER_MINUTES", ge=0, le=23 * 60
+    )
     # Seconds between two hold-timeout sweeps.
     hold_sweep_every_s: WholeNumber = Field(default=60, validation_alias="CARBON_LEDGER_HOLD_SWEEP_EVERY_S", ge=1)
 
@@ -37,6 +42,7 @@ class LedgerSettings(ServiceSettings):
         return Schedule(
             expiry_after=timedelta(minutes=self.expiry_after_minutes),
             hold_sweep_every=timedelta(seconds=self.hold_sweep_every_s),
+            move_lots_after=timedelta(minutes=self.move_lots_after_minutes),
         )
 
     @property

@@ -141,7 +141,9 @@ def _operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     jobs = commands.add_parser("jobs", help="the scheduled jobs' runs and leaders of each region")
     jobs.add_argument("--data-dir", default="data")
     jobs.add_argument("--region", default="", help="comma-separated region codes (default: every region)")
-    jobs.add_argument("--job", default="", choices=["", "expiry", "hold_timeouts", "monthly_close", "reminders"])
+    jobs.add_argument(
+        "--job", default="", choices=["", "expiry", "hold_timeouts", "monthly_close", "reminders", "move_lots"]
+    )
     jobs.add_argument("--limit", type=int, default=10, help="runs per region (at most 200)")
     jobs.set_defaults(run=operations.jobs)
     settle = commands.add_parser("settle", help="close a month's books in each region, with progress (rerunnable)")

@@ -25,6 +25,9 @@ class Job(StrEnum):
     # The day's reminders (ADR 0113): points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in
     # identity's outbox by notice key, in the morning China time.
     REMINDERS = "reminders"
+    # Moves the recent lots of closed days into the per-account lots (ADR 0137), shortly after 00:00 China time; a
+    # missed night's lots move with the next run's, whose day takes every closed day before it.
+    MOVE_LOTS = "move_lots"
 
 
 class RunState(StrEnum):
@@ -59,6 +62,7 @@ class Schedule:
     hold_sweep_every: timedelta = timedelta(minutes=1)
     close_after: timedelta = timedelta(minutes=30)
     reminders_after: timedelta = timedelta(hours=9)
+    move_lots_after: timedelta = timedelta(minutes=10)
     # A failed run is tried again after this long (each try is one more attempt on the same run).
     retry_after: timedelta = timedelta(minutes=5)
 
@@ -67,6 +71,14 @@ def expiry_period(now_us: int, schedule: Schedule) -> str | None:
     """Today's expiry period once its start time has passed (00:05 China time by default), else None."""
     today = day_of(now_us)
     if now_us < start_of_day_us(today) + _us(schedule.expiry_after):
+        return None
+    return today.isoformat()
+
+
+def move_lots_period(now_us: int, schedule: Schedule) -> str | None:
+    """Today's lot move once its start time has passed (00:10 China time by default), else None."""
+    today = day_of(now_us)
+    if now_us < start_of_day_us(today) + _us(schedule.move_lots_after):
         return None
     return today.isoformat()
 

@@ -17,6 +17,11 @@ class LotKey(NamedTuple):
     earned_on: date
 
 
+def is_recent(earned_on: date, lots_moved_through: date) -> bool:
+    """Whether a lot of the day lives in recent_lots: later than its account's moved-through day (ADR 0137)."""
+    return earned_on > lots_moved_through
+
+
 @dataclass
 class Portion:
     """Points taken from, or put into, one lot. lot_id is known once the lot exists in the store."""
@@ -41,6 +46,9 @@ class UserAccount:
     balance_points: int
     held_points: int
     lots: dict[LotKey, LotState] = field(default_factory=dict)
+    # The last earning day whose lots are in the per-account table; later days' lots are recent (ADR 0137). Known to
+    # a transaction that may create lots (it read it with the lock); None where none is created (the expiry sweep).
+    lots_moved_through: date | None = None
 
     def available_points(self, now_us: int) -> int:
         """Spendable now: unexpired points in lots (held points are already out of the lots)."""

@@ -24,11 +24,12 @@ from ledger_svc.domain.jobs import (
     close_period,
     expiry_period,
     is_due,
+    move_lots_period,
     reminders_period,
     requested_period,
 )
 from ledger_svc.domain.time import US_PER_SECOND, day_of
-from ledger_svc.service import audit, expiry, holds, periods, reminders
+from ledger_svc.service import audit, expiry, holds, lot_mover, periods, reminders
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.service.metrics import LedgerMetrics
 from ledger_svc.store import jobs as job_store
@@ -39,6 +40,7 @@ from service_kit.leader_lease import LeaderLoop, LeaseLost, replica_name
 log = logging.getLogger("carbon.ledger.scheduler")
 # Expiry batches per step: between steps the leader renews its lease, well within the lease's length.
 EXPIRY_BATCHES_PER_STEP = 5
+MOVE_BATCHES_PER_STEP = 5
 HOLD_BATCH = 1000
 
 
@@ -51,6 +53,7 @@ class Scheduler:
         *,
         tick_s: float = 5.0,
         expiry_batch: int = 1000,
+        move_lots_batch: int = lot_mover.BATCH_ACCOUNTS,
         holder: str = "",
         jobs: frozenset[Job] = frozenset(Job),
         reminder_queue: reminders.ReminderQueue | None = None,
@@ -60,6 +63,7 @@ class Scheduler:
         self._schedule = schedule
         self._lease_us = int(lease.total_seconds() * US_PER_SECOND)
         self._expiry_batch = expiry_batch
+        self._move_lots_batch = move_lots_batch
         self.holder = holder or replica_name()
         # Without identity to queue reminders in, the reminder job does not run (and a requested run waits).
         self._jobs = jobs if reminder_queue is not None else jobs - {Job.REMINDERS}
@@ -91,6 +95,9 @@ class Scheduler:
         self._maybe_run(Job.MONTHLY_CLOSE, close_period(now_us, self._schedule), None, self._run_close)
         today = day_of(self._ctx.now_us()).isoformat()
         self._maybe_run(Job.HOLD_TIMEOUTS, today, self._schedule.hold_sweep_every, self._run_hold_sweep)
+        move_day = move_lots_period(now_us, self._schedule)
+        if move_day is not None:
+            self._maybe_run(Job.MOVE_LOTS, move_day, None, self._run_move_lots)
         reminder_day = reminders_period(now_us, self._schedule)
         if reminder_day is not None:
             self._maybe_run(Job.REMINDERS, reminder_day, None, self._run_reminders)
@@ -104,6 +111,7 @@ class Scheduler:
             Job.MONTHLY_CLOSE: self._run_close,
             Job.HOLD_TIMEOUTS: self._run_hold_sweep,
             Job.REMINDERS: self._run_reminders,
+            Job.MOVE_LOTS: self._run_move_lots,
         }
         with self._ctx.engine.connect() as conn:
             waiting = job_store.unfinished_runs(conn)
@@ -171,6 +179,25 @@ class Scheduler:
             self._points.expired(step.points_expired)
             if step.done:
                 return
+            self._keep_lease()
+
+    def _run_move_lots(self, period: str) -> None:
+        """The closed days' recent lots into the per-account lots, in steps; each batch counts the lots it moved."""
+        count = self._progress(Job.MOVE_LOTS, period)
+        through = lot_mover.closed_through(date.fromisoformat(period))
+        after = ""  # a resumed run starts over: the accounts already moved have nothing left to move
+        while True:
+            step = lot_mover.move_lots(
+                self._ctx,
+                through,
+                batch_accounts=self._move_lots_batch,
+                max_batches=MOVE_BATCHES_PER_STEP,
+                after=after,
+                on_batch=lambda conn, moved, _accounts: count(conn, moved, 0),
+            )
+            if step.done:
+                return
+            after = step.resume_after
             self._keep_lease()
 
     def _run_hold_sweep(self, period: str) -> None:

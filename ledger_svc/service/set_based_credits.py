@@ -64,11 +64,11 @@ def _post(conn: Connection, credits: list[Credit], now_us: int, optimistic: bool
     columns = credits_by_field(fresh)
     sums = _sums(columns)
     # Lock order (ADR 0100): user accounts, then lots, then system shards.
-    balances = credit_store.credit_users(conn, sums.per_account, now_us)
+    balances, moved_through = credit_store.credit_users(conn, sums.per_account, now_us)
     balances_after = _balances_after(columns, sums.per_account, balances)
     batch_id = journal.insert_batch(conn, *entries_hash(journal_entries(columns, now_us)), now_us)
     credit_store.copy_transfers(conn, batch_id, fresh, balances_after, now_us)
-    lot_ids = credit_store.upsert_lots(conn, sums.per_lot)
+    lot_ids = credit_store.upsert_lots(conn, sums.per_lot, moved_through)
     credit_lot_ids = list(map(lot_ids.__getitem__, columns["lot"]))
     recorded = [
         (credit, lot_id)

@@ -8,13 +8,21 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, select, text, tuple_, update
+from sqlalchemy import Connection, Insert, Select, Table, bindparam, func, select, text, tuple_, union_all, update
 
 from ledger_svc.domain.book import LotDelta
-from ledger_svc.domain.lots import LotKey, LotState, UserAccount
+from ledger_svc.domain.lots import LotKey, LotState, UserAccount, is_recent
 from ledger_svc.store import pg_accounts
 from ledger_svc.store.dialects import chunks, dialect_insert
-from ledger_svc.store.tables import JOURNAL_LAST_SEQ, accounts, lots, system_balances
+from ledger_svc.store.tables import (
+    JOURNAL_LAST_SEQ,
+    accounts,
+    every_lot,
+    in_both,
+    lots,
+    recent_lots,
+    system_balances,
+)
 
 SYSTEM_SHARDS = 64
 # Each thread writes its own shard (a process starts at a random one): the transactions of one server's worker
@@ -48,21 +56,26 @@ def lock_users(conn: Connection, names: Iterable[str], now_us: int) -> dict[str,
         )
         statement = insert.on_conflict_do_update(  # type: ignore[attr-defined]
             index_elements=["account"], set_={"balance_points": accounts.c.balance_points}
-        ).returning(accounts.c.account, accounts.c.balance_points, accounts.c.held_points)
+        ).returning(
+            accounts.c.account, accounts.c.balance_points, accounts.c.held_points, accounts.c.lots_moved_through
+        )
         for row in conn.execute(statement):
-            result[row.account] = UserAccount(row.account, row.balance_points, row.held_points)
+            result[row.account] = UserAccount(
+                row.account, row.balance_points, row.held_points, lots_moved_through=row.lots_moved_through
+            )
     return result
 
 
 def load_spendable_lots(conn: Connection, users: Mapping[str, UserAccount], now_us: int) -> None:
-    """Fills in the unexpired, non-empty lots of locked accounts (what a debit may take)."""
+    """Fills in the unexpired, non-empty lots of locked accounts (what a debit may take), from both lot tables."""
     for part in chunks(sorted(users)):
-        rows = conn.execute(
-            select(
-                lots.c.lot_id, lots.c.account, lots.c.expires_at_us, lots.c.earned_on, lots.c.remaining_points
-            ).where(lots.c.account.in_(part), lots.c.remaining_points > 0, lots.c.expires_at_us > now_us)
-        )
-        for row in rows:
+
+        def spendable(table: Table, part: list[str] = part) -> Select[tuple[Any, ...]]:
+            return select(
+                table.c.lot_id, table.c.account, table.c.expires_at_us, table.c.earned_on, table.c.remaining_points
+            ).where(table.c.account.in_(part), table.c.remaining_points > 0, table.c.expires_at_us > now_us)
+
+        for row in conn.execute(in_both(spendable)):
             key = LotKey(row.account, row.expires_at_us, row.earned_on)
             users[row.account].lots[key] = LotState(key, row.remaining_points, row.lot_id)
 
@@ -99,7 +112,7 @@ def write_lot_deltas(conn: Connection, users: Mapping[str, UserAccount], deltas:
         _update_lots_by_id(conn, sorted(known, key=lambda row: row["id"]))
     if unknown:
         unknown.sort(key=lambda row: (row["account"], row["expires_at_us"], row["earned_on"]))
-        for key, lot_id in _upsert_lots(conn, unknown).items():
+        for key, lot_id in _upsert_lots(conn, users, unknown).items():
             users[key.account].lots[key].lot_id = lot_id
 
 
@@ -117,42 +130,84 @@ def store_empty_lots(conn: Connection, users: Mapping[str, UserAccount], keys: I
         for key in sorted(keys)
     ]
     if rows:
-        for key, lot_id in _upsert_lots(conn, rows).items():
+        for key, lot_id in _upsert_lots(conn, users, rows).items():
             users[key.account].lots[key].lot_id = lot_id
 
 
 def _update_lots_by_id(conn: Connection, rows: list[dict[str, Any]]) -> None:
     # The account beside the id: on Citus the lots are distributed by account, and a statement that names it goes to
-    # one shard (docs/scale-plan.md, section 3).
+    # one shard (docs/scale-plan.md, section 3). An id is in one of the two tables: each is asked.
+    for table in (lots, recent_lots):
+        conn.execute(
+            update(table)
+            .where(table.c.lot_id == bindparam("id"), table.c.account == bindparam("lot_account"))
+            .values(
+                remaining_points=table.c.remaining_points + bindparam("d_remaining"),
+                credited_points=table.c.credited_points + bindparam("d_credited"),
+            ),
+            rows,
+        )
+
+
+def update_lots_by_id(conn: Connection, table: Table, changes: Mapping[int, int]) -> None:
+    """Adds each lot's points (by id) in `table`: for callers that know ids only, called once per lot table."""
     conn.execute(
-        update(lots)
-        .where(lots.c.lot_id == bindparam("id"), lots.c.account == bindparam("lot_account"))
-        .values(
-            remaining_points=lots.c.remaining_points + bindparam("d_remaining"),
-            credited_points=lots.c.credited_points + bindparam("d_credited"),
-        ),
-        rows,
+        update(table)
+        .where(table.c.lot_id == bindparam("id"))
+        .values(remaining_points=table.c.remaining_points + bindparam("d")),
+        [{"id": lot_id, "d": points} for lot_id, points in sorted(changes.items())],
     )
 
 
-def _upsert_lots(conn: Connection, rows: list[dict[str, Any]]) -> dict[LotKey, int]:
-    """Adds the rows' points to their lots, creating the missing ones (in key order); the lot ids by key."""
-    if conn.dialect.name == "postgresql":
-        return pg_accounts.upsert_lots(conn, rows)
+def _upsert_lots(conn: Connection, users: Mapping[str, UserAccount], rows: list[dict[str, Any]]) -> dict[LotKey, int]:
+    """Adds the rows' points to their lots, creating the missing ones (in key order); the lot ids by key. Each row goes
+    to the table its account's moved-through day says (ADR 0137): the caller holds the account's lock."""
+    recent: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
+    for row in rows:
+        moved_through = users[row["account"]].lots_moved_through
+        assert moved_through is not None, "an account that gets a lot was locked with its moved-through day"
+        (recent if is_recent(row["earned_on"], moved_through) else moved).append(row)
+    found: dict[LotKey, int] = {}
+    for table, part_rows in ((recent_lots, recent), (lots, moved)):
+        if not part_rows:
+            continue
+        if conn.dialect.name == "postgresql":
+            found.update(pg_accounts.upsert_lots(conn, part_rows, recent=table is recent_lots))
+        else:
+            found.update(_upsert_lots_sqlite(conn, table, part_rows))
+    return found
+
+
+def _upsert_lots_sqlite(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> dict[LotKey, int]:
+    """SQLite has no sequence both tables can draw from: a new lot gets the next id above every lot's, given here
+    (one writer at a time, so no other transaction takes it meanwhile). A row that finds its lot keeps that lot's id;
+    its proposed id is left unused."""
     found: dict[LotKey, int] = {}
     for part in chunks(rows, 500):
-        insert: Insert = dialect_insert(conn, lots).values(part)
+        next_id = next_lot_id(conn)
+        numbered = [{**row, "lot_id": next_id + n} for n, row in enumerate(part)]
+        insert: Insert = dialect_insert(conn, table).values(numbered)
         excluded = insert.excluded  # type: ignore[attr-defined]
         statement = insert.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=["account", "expires_at_us", "earned_on"],
+            index_elements=["account", "expires_at_us", "earned_on"]
+            if table is lots
+            else ["earned_on", "account", "expires_at_us"],
             set_={
-                "remaining_points": lots.c.remaining_points + excluded.remaining_points,
-                "credited_points": lots.c.credited_points + excluded.credited_points,
+                "remaining_points": table.c.remaining_points + excluded.remaining_points,
+                "credited_points": table.c.credited_points + excluded.credited_points,
             },
-        ).returning(lots.c.lot_id, lots.c.account, lots.c.expires_at_us, lots.c.earned_on)
+        ).returning(table.c.lot_id, table.c.account, table.c.expires_at_us, table.c.earned_on)
         for row in conn.execute(statement):
             found[LotKey(row.account, row.expires_at_us, row.earned_on)] = row.lot_id
     return found
+
+
+def next_lot_id(conn: Connection) -> int:
+    """SQLite: one above the greatest lot id of either table (each read off its primary key's end)."""
+    greatest = union_all(select(func.max(lots.c.lot_id).label("id")), select(func.max(recent_lots.c.lot_id)))
+    found = conn.execute(select(func.max(greatest.subquery().c.id))).scalar()
+    return int(found or 0) + 1
 
 
 def write_users(conn: Connection, users: Mapping[str, UserAccount], before: Mapping[str, tuple[int, int]]) -> None:
@@ -218,9 +273,10 @@ def shard_of_this_thread() -> int:
 def lots_by_id(conn: Connection, lot_ids: Iterable[int]) -> dict[int, LotKey]:
     ids = sorted(set(lot_ids))
     found: dict[int, LotKey] = {}
+    lot = every_lot.c
     for part in chunks(ids):
         rows = conn.execute(
-            select(lots.c.lot_id, lots.c.account, lots.c.expires_at_us, lots.c.earned_on).where(lots.c.lot_id.in_(part))
+            select(lot.lot_id, lot.account, lot.expires_at_us, lot.earned_on).where(lot.lot_id.in_(part))
         )
         for row in rows:
             found[row.lot_id] = LotKey(row.account, row.expires_at_us, row.earned_on)
@@ -235,10 +291,11 @@ def lot_ids_by_key(conn: Connection, keys: Iterable[LotKey]) -> dict[LotKey, int
     if conn.dialect.name == "postgresql":
         return pg_accounts.lot_ids_by_key(conn, wanted)
     found: dict[LotKey, int] = {}
+    lot = every_lot.c
     for part in chunks(wanted, 300):
         rows = conn.execute(
-            select(lots.c.lot_id, lots.c.account, lots.c.expires_at_us, lots.c.earned_on).where(
-                tuple_(lots.c.account, lots.c.expires_at_us, lots.c.earned_on).in_(
+            select(lot.lot_id, lot.account, lot.expires_at_us, lot.earned_on).where(
+                tuple_(lot.account, lot.expires_at_us, lot.earned_on).in_(
                     [(key.account, key.expires_at_us, key.earned_on) for key in part]
                 )
             )

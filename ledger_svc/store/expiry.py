@@ -8,7 +8,7 @@ from sqlalchemy import Connection, bindparam, delete, select, text, tuple_, upda
 
 from ledger_svc.domain.expiry import ExpiringLot, ExpiryCandidate
 from ledger_svc.store.dialects import chunks
-from ledger_svc.store.tables import expiry_requeue, expiry_watermark, lots
+from ledger_svc.store.tables import every_lot, expiry_requeue, expiry_watermark, lots, recent_lots
 
 _LAST_LOT_ID = 2**63 - 1
 # Moves the watermark forward only: two sweeps at once (a requested one beside the scheduled one) may finish in
@@ -53,11 +53,12 @@ def advance_watermark(conn: Connection, last: ExpiryCandidate) -> None:
 def requeued_candidates(conn: Connection, cutoff_us: int, limit: int) -> list[ExpiryCandidate]:
     """Up to `limit` queued lots (refilled since they were emptied) that expired by the cutoff, in (expiry, id)
     order, with what each holds now (maybe nothing: a spend may have emptied it again)."""
+    lot = every_lot.c
     query = (
-        select(lots.c.lot_id, lots.c.account, lots.c.expires_at_us, lots.c.remaining_points)
-        .join(expiry_requeue, expiry_requeue.c.lot_id == lots.c.lot_id)
-        .where(lots.c.expires_at_us <= cutoff_us)
-        .order_by(lots.c.expires_at_us, lots.c.lot_id)
+        select(lot.lot_id, lot.account, lot.expires_at_us, lot.remaining_points)
+        .join(expiry_requeue, expiry_requeue.c.lot_id == lot.lot_id)
+        .where(lot.expires_at_us <= cutoff_us)
+        .order_by(lot.expires_at_us, lot.lot_id)
         .limit(limit)
     )
     return list(map(ExpiryCandidate._make, conn.execute(query)))
@@ -74,13 +75,14 @@ def expired_lot_candidates(
     conn: Connection, cutoff_us: int, limit: int, after: ExpiryCandidate | None
 ) -> list[ExpiryCandidate]:
     """Up to `limit` lots with points left that expired at or before the cutoff, after `after` (None: from the
-    first lot) in (expiry, id) order, the order of ix_lots_expiring."""
-    query = select(lots.c.lot_id, lots.c.account, lots.c.expires_at_us, lots.c.remaining_points).where(
-        lots.c.expires_at_us <= cutoff_us, lots.c.remaining_points > 0
+    first lot) in (expiry, id) order, the order of both lot tables' expiring indexes, merged."""
+    lot = every_lot.c
+    query = select(lot.lot_id, lot.account, lot.expires_at_us, lot.remaining_points).where(
+        lot.expires_at_us <= cutoff_us, lot.remaining_points > 0
     )
     if after is not None:
-        query = query.where(tuple_(lots.c.expires_at_us, lots.c.lot_id) > tuple_(after.expires_at_us, after.lot_id))
-    query = query.order_by(lots.c.expires_at_us, lots.c.lot_id).limit(limit)
+        query = query.where(tuple_(lot.expires_at_us, lot.lot_id) > tuple_(after.expires_at_us, after.lot_id))
+    query = query.order_by(lot.expires_at_us, lot.lot_id).limit(limit)
     return list(map(ExpiryCandidate._make, conn.execute(query)))
 
 
@@ -89,7 +91,9 @@ def expiring_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[
     found: list[ExpiringLot] = []
     for part in chunks(lot_ids):
         for row in conn.execute(
-            select(lots).where(lots.c.lot_id.in_(part), lots.c.remaining_points > 0, lots.c.expires_at_us <= cutoff_us)
+            select(every_lot).where(
+                every_lot.c.lot_id.in_(part), every_lot.c.remaining_points > 0, every_lot.c.expires_at_us <= cutoff_us
+            )
         ):
             found.append(
                 ExpiringLot(
@@ -105,12 +109,16 @@ def expiring_lots(conn: Connection, lot_ids: list[int], cutoff_us: int) -> list[
 
 
 def empty_lots(conn: Connection, expired: list[ExpiringLot]) -> None:
-    conn.execute(
-        update(lots)
-        .where(lots.c.lot_id == bindparam("id"))
-        .values(
-            remaining_points=lots.c.remaining_points - bindparam("points"),
-            expired_points=lots.c.expired_points + bindparam("points"),
-        ),
-        [{"id": lot.lot_id, "points": lot.points} for lot in sorted(expired, key=lambda item: item.lot_id)],
-    )
+    if not expired:
+        return
+    rows = [{"id": lot.lot_id, "points": lot.points} for lot in sorted(expired, key=lambda item: item.lot_id)]
+    for table in (lots, recent_lots):  # each lot is in one of them
+        conn.execute(
+            update(table)
+            .where(table.c.lot_id == bindparam("id"))
+            .values(
+                remaining_points=table.c.remaining_points - bindparam("points"),
+                expired_points=table.c.expired_points + bindparam("points"),
+            ),
+            rows,
+        )

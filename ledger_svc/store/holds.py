@@ -10,8 +10,9 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from ledger_svc.domain.holds import Hold, HoldState
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
+from ledger_svc.store.accounts import update_lots_by_id
 from ledger_svc.store.dialects import chunks
-from ledger_svc.store.tables import hold_lots, holds, lots
+from ledger_svc.store.tables import every_lot, hold_lots, holds, lots, recent_lots
 
 
 def load_hold(conn: Connection, hold_id: str) -> Hold | None:
@@ -21,13 +22,13 @@ def load_hold(conn: Connection, hold_id: str) -> Hold | None:
             holds,
             hold_lots.c.lot_id.label("portion_lot_id"),
             hold_lots.c.amount_points.label("portion_points"),
-            lots.c.account.label("lot_account"),
-            lots.c.expires_at_us.label("lot_expires_at_us"),
-            lots.c.earned_on.label("lot_earned_on"),
+            every_lot.c.account.label("lot_account"),
+            every_lot.c.expires_at_us.label("lot_expires_at_us"),
+            every_lot.c.earned_on.label("lot_earned_on"),
         )
         .select_from(
             holds.outerjoin(hold_lots, hold_lots.c.hold_id == holds.c.hold_id).outerjoin(
-                lots, lots.c.lot_id == hold_lots.c.lot_id
+                every_lot, every_lot.c.lot_id == hold_lots.c.lot_id
             )
         )
         .where(holds.c.hold_id == hold_id)
@@ -165,12 +166,8 @@ def release_expired_holds(
             .group_by(hold_lots.c.lot_id)
         ):
             per_lot[row.lot_id] += int(row.points)
-    conn.execute(
-        update(lots)
-        .where(lots.c.lot_id == bindparam("id"))
-        .values(remaining_points=lots.c.remaining_points + bindparam("d")),
-        [{"id": lot_id, "d": points} for lot_id, points in sorted(per_lot.items())],
-    )
+    for table in (lots, recent_lots):  # each lot is in one of them
+        update_lots_by_id(conn, table, per_lot)
     for row in expired:
         users[row.account].held_points -= row.amount_points
     for part in chunks(sorted(hold_ids)):

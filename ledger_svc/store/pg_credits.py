@@ -6,6 +6,9 @@ Lock order as everywhere (ADR 0100): user accounts (sorted), then lots (sorted),
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from sqlalchemy import Connection, text
 
 from ledger_svc.domain.credits import Credit
@@ -47,22 +50,25 @@ _COPY_TRANSFER_LOTS = "COPY transfer_lots (transfer_id, side, position, lot_id, 
 # Columns travel as comma-joined text (account numbers, days and numbers have no commas): one string parameter
 # each, dumped by the driver in C, where a Python list is dumped element by element. Rows are locked in byte order
 # of the account (`COLLATE "C"`, the columns' own collation, ADR 0107), the order Python's sorted() gives.
-_UPSERT_LOTS = text(
-    """
-    INSERT INTO lots (account, earned_on, expires_at_us, credited_points, remaining_points, expired_points)
+# The batch's lots go to one of two tables by their accounts' moved-through days (ADR 0137): nearly always all to
+# recent_lots, whose key is day first, so the batch's new lots land in today's range of it.
+_UPSERT_INTO = """
+    INSERT INTO {table} (account, earned_on, expires_at_us, credited_points, remaining_points, expired_points)
     SELECT a, d, e, p, p, 0
     FROM unnest(string_to_array(:accounts, ','), CAST(string_to_array(:days, ',') AS date[]),
                 CAST(string_to_array(:expires, ',') AS bigint[]),
                 CAST(string_to_array(:points, ',') AS bigint[])) AS v(a, d, e, p)
     ORDER BY a COLLATE "C", e, d
-    ON CONFLICT (account, expires_at_us, earned_on) DO UPDATE
-    SET remaining_points = lots.remaining_points + excluded.remaining_points,
-        credited_points = lots.credited_points + excluded.credited_points
+    ON CONFLICT ({key}) DO UPDATE
+    SET remaining_points = {table}.remaining_points + excluded.remaining_points,
+        credited_points = {table}.credited_points + excluded.credited_points
     RETURNING lot_id, account, expires_at_us, earned_on
-    """
-)
-# Creates, locks (in account order) and credits the accounts in one statement; returns the new balances. A new
-# account's opened_after_seq is read once for the statement (an InitPlan), before the batch's journal rows.
+"""
+_UPSERT_RECENT_LOTS = text(_UPSERT_INTO.format(table="recent_lots", key="earned_on, account, expires_at_us"))
+_UPSERT_LOTS = text(_UPSERT_INTO.format(table="lots", key="account, expires_at_us, earned_on"))
+# Creates, locks (in account order) and credits the accounts in one statement; returns the new balances and each
+# account's moved-through day, read under its lock (where its lots go). A new account's opened_after_seq is read once
+# for the statement (an InitPlan), before the batch's journal rows.
 _CREDIT_USERS = text(
     f"""
     INSERT INTO accounts (account, balance_points, held_points, created_at_us, opened_after_seq)
@@ -70,7 +76,7 @@ _CREDIT_USERS = text(
     FROM unnest(string_to_array(:names, ','), CAST(string_to_array(:points, ',') AS bigint[])) AS v(n, p)
     ORDER BY n COLLATE "C"
     ON CONFLICT (account) DO UPDATE SET balance_points = accounts.balance_points + excluded.balance_points
-    RETURNING account, balance_points
+    RETURNING account, balance_points, lots_moved_through
     """
 )
 
@@ -130,11 +136,24 @@ def copy_transfers(
         copy.write("".join(lines))
 
 
-def upsert_lots(conn: Connection, per_lot: dict[LotKey, int]) -> dict[LotKey, int]:
-    """Adds each lot's credited points (creating lots on first use); returns the lot ids by key."""
-    keys = sorted(per_lot)
+def upsert_lots(conn: Connection, per_lot: dict[LotKey, int], moved_through: dict[str, date]) -> dict[LotKey, int]:
+    """Adds each lot's credited points (creating lots on first use) in the table its account's moved-through day
+    says; returns the lot ids by key. A late credit for a day already moved costs a second statement."""
+    recent: list[LotKey] = []
+    moved: list[LotKey] = []
+    for key in sorted(per_lot):
+        (recent if key.earned_on > moved_through[key.account] else moved).append(key)
+    found: dict[LotKey, int] = {}
+    if recent:
+        found.update(_upsert_into(conn, _UPSERT_RECENT_LOTS, recent, per_lot))
+    if moved:
+        found.update(_upsert_into(conn, _UPSERT_LOTS, moved, per_lot))
+    return found
+
+
+def _upsert_into(conn: Connection, statement: Any, keys: list[LotKey], per_lot: dict[LotKey, int]) -> dict[LotKey, int]:
     rows = conn.execute(
-        _UPSERT_LOTS,
+        statement,
         {
             "accounts": ",".join([key.account for key in keys]),
             "expires": ",".join([str(key.expires_at_us) for key in keys]),
@@ -161,9 +180,11 @@ def copy_transfer_lots(conn: Connection, credits: list[Credit], lot_ids: list[in
         copy.write("".join(lines))
 
 
-def credit_users(conn: Connection, per_account: dict[str, int], now_us: int) -> dict[str, int]:
-    """Adds each account's points (creating accounts on first use); returns the balances after the batch."""
+def credit_users(conn: Connection, per_account: dict[str, int], now_us: int) -> tuple[dict[str, int], dict[str, date]]:
+    """Adds each account's points (creating accounts on first use); returns the balances after the batch and each
+    account's moved-through day."""
     names = sorted(per_account)
     points = ",".join([str(per_account[name]) for name in names])
-    rows = conn.execute(_CREDIT_USERS, {"names": ",".join(names), "points": points, "now": now_us})
-    return dict(rows.all())  # (account, balance) pairs, fetched at once
+    rows = conn.execute(_CREDIT_USERS, {"names": ",".join(names), "points": points, "now": now_us}).all()
+    balances = {account: balance for account, balance, _ in rows}
+    return balances, {account: moved_through for account, _, moved_through in rows}

@@ -13,17 +13,23 @@ from sqlalchemy.exc import DBAPIError
 from ledger_svc.domain.expiry import ExpiringLot, ExpiryCandidate, ExpiryTransfer
 from ledger_svc.domain.lots import UserAccount
 from ledger_svc.domain.names import TransferCode
+from ledger_svc.store.tables import EVERY_LOT
 from service_kit.accounts import EXPIRY_ACCOUNT
 from service_kit.pg_copy import copy_into
 
 # Keyset order, ix_lots_expiring's: each batch starts after the last lot of the previous one, and a run after the
 # watermark (ADR 0133), so a sweep never rescans the entries of lots emptied before. The index holds every lot (an
 # emptied one too: emptying a lot then writes no index entry), so lots without points are skipped here, in the range
-# of this run only. What each lot holds now is what the batch expects to take (ADR 0131).
-_CANDIDATES = """
-    SELECT lot_id, account, expires_at_us, remaining_points FROM lots
+# of this run only. What each lot holds now is what the batch expects to take (ADR 0131). Both lot tables are walked
+# alike and merged (ADR 0137): a lot keeps its (expiry, id) when it moves, so the keyset is the same over both.
+_CANDIDATES_IN = """
+    SELECT lot_id, account, expires_at_us, remaining_points FROM {table}
     WHERE remaining_points > 0 AND expires_at_us <= %(cutoff)s::bigint
       AND (expires_at_us, lot_id) > (%(after_expiry)s::bigint, %(after_id)s::bigint)
+    ORDER BY expires_at_us, lot_id LIMIT %(limit)s::bigint
+"""
+_CANDIDATES = f"""
+    SELECT * FROM (({_CANDIDATES_IN.format(table="lots")}) UNION ALL ({_CANDIDATES_IN.format(table="recent_lots")})) c
     ORDER BY expires_at_us, lot_id LIMIT %(limit)s::bigint
 """
 # Locks the accounts and takes what their candidate lots held off their balances, in one pass (ADR 0131): the rows
@@ -56,15 +62,19 @@ _LOCK_ACCOUNTS = text(
 # (a FOR UPDATE here wrote a lock record per lot); the CTE keeps what each held before it is emptied. The ids come
 # as one joined text, split by the server: the driver turning a 10,000-item list into an array costs more Python
 # (ADR 0134). The result's columns are ExpiringLot's, in its order.
-_EMPTY_LOTS = """
+_EMPTY_IN = """
+    {table}_emptied AS (
+        UPDATE {table} SET remaining_points = 0, expired_points = swept.before + swept.points
+        FROM swept WHERE {table}.lot_id = swept.lot_id
+        RETURNING {table}.lot_id, {table}.account, {table}.expires_at_us, {table}.earned_on, swept.points, swept.before
+    )"""
+_EMPTY_LOTS = f"""
     WITH swept AS (
-        SELECT lot_id, remaining_points AS points, expired_points AS before FROM lots
+        SELECT lot_id, remaining_points AS points, expired_points AS before FROM {EVERY_LOT} AS l
         WHERE lot_id = ANY(CAST(string_to_array(%(ids)s, ',') AS bigint[])) AND remaining_points > 0
           AND expires_at_us <= %(cutoff)s::bigint
-    )
-    UPDATE lots SET remaining_points = 0, expired_points = swept.before + swept.points
-    FROM swept WHERE lots.lot_id = swept.lot_id
-    RETURNING lots.lot_id, lots.account, lots.expires_at_us, lots.earned_on, swept.points, swept.before
+    ), {_EMPTY_IN.format(table="lots")}, {_EMPTY_IN.format(table="recent_lots")}
+    SELECT * FROM lots_emptied UNION ALL SELECT * FROM recent_lots_emptied
 """
 # What the accounts lost differs from what their lots held when the batch read them (a refund refilled a lot since,
 # or another sweep emptied it): the difference goes back.

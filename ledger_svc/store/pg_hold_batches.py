@@ -22,9 +22,10 @@ from ledger_svc.domain.lots import LotKey, LotState, Portion, UserAccount
 from ledger_svc.domain.transfers import Posting
 from ledger_svc.store.holds import hold_from_row
 from ledger_svc.store.pg_holds import _rows
+from ledger_svc.store.tables import EVERY_LOT
 
-_SPENDABLE_LOTS = """
-SELECT lot_id, account, expires_at_us, earned_on, remaining_points FROM lots
+_SPENDABLE_LOTS = f"""
+SELECT lot_id, account, expires_at_us, earned_on, remaining_points FROM {EVERY_LOT} AS lots
 WHERE account = ANY(%(accounts)s::text[]) AND remaining_points > 0 AND expires_at_us > %(now)s
 """
 _TAKEN_IDS = """
@@ -32,21 +33,26 @@ SELECT hold_id AS id FROM holds WHERE hold_id = ANY(%(ids)s::text[])
 UNION ALL SELECT transfer_id FROM transfers WHERE transfer_id = ANY(%(ids)s::text[])
 """
 _HOLD_ACCOUNTS = "SELECT hold_id, account FROM holds WHERE hold_id = ANY(%(ids)s::text[])"
-_LOAD_HOLDS = """
+_LOAD_HOLDS = f"""
 SELECT h.hold_id, h.account, h.amount_points, h.state, h.expires_at_us, h.code, h.fingerprint, h.created_at_us,
        h.reference, h.metadata_json, h.committed_points, h.credit_account,
        hl.lot_id, hl.amount_points AS portion_points, l.expires_at_us AS lot_expires_at_us, l.earned_on AS lot_earned_on
-FROM holds h LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN lots l ON l.lot_id = hl.lot_id
+FROM holds h LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN {EVERY_LOT} l ON l.lot_id = hl.lot_id
 WHERE h.hold_id = ANY(%(ids)s::text[]) ORDER BY h.hold_id, hl.position
 """
 # Each part takes its rows as one JSON array of arrays (json.dumps and PostgreSQL's JSON parser are both C: four times
 # faster than the driver's array parameters, one per column, at 250 rows) and writes nothing when it is empty. The
-# journal batch is inserted only when there are transfers.
+# journal batch is inserted only when there are transfers. A lot changed by id is in one of the two lot tables.
 _WRITE = """
-WITH lot_update AS (
-    UPDATE lots SET remaining_points = lots.remaining_points + (v->>2)::bigint
+WITH lot_change AS (
+    SELECT (v->>0)::bigint AS lot_id, v->>1 AS account, (v->>2)::bigint AS points
     FROM json_array_elements(%(lots)s::json) AS v
-    WHERE lots.lot_id = (v->>0)::bigint AND lots.account = v->>1
+), lot_update AS (
+    UPDATE lots SET remaining_points = lots.remaining_points + c.points FROM lot_change c
+    WHERE lots.lot_id = c.lot_id AND lots.account = c.account
+), recent_lot_update AS (
+    UPDATE recent_lots SET remaining_points = recent_lots.remaining_points + c.points FROM lot_change c
+    WHERE recent_lots.lot_id = c.lot_id AND recent_lots.account = c.account
 ), hold_insert AS (
     INSERT INTO holds (hold_id, account, amount_points, state, expires_at_us, committed_points, credit_account, code,
                        reference, metadata_json, fingerprint, created_at_us, resolved_at_us)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from ledger_svc.domain.holds import Hold, HoldState
 from ledger_svc.domain.lots import LotKey, Portion
-from ledger_svc.store.tables import JOURNAL_LAST_SEQ
+from ledger_svc.store.tables import EVERY_LOT, JOURNAL_LAST_SEQ
 
 _OPENED_AFTER_SEQ = JOURNAL_LAST_SEQ["postgresql"]
 
@@ -35,6 +35,7 @@ FROM locked
 """
 
 # Releases the timed-out pending holds of locked accounts: points back to their lots, held points down.
+# A lot is in lots or in recent_lots (ADR 0137): each change by id is made in both, in the one statement.
 _RELEASE_EXPIRED = """
 WITH expired AS (
     UPDATE holds SET state = 4, resolved_at_us = %(now)s
@@ -46,6 +47,9 @@ WITH expired AS (
 ), lot_update AS (
     UPDATE lots SET remaining_points = lots.remaining_points + per_lot.points FROM per_lot
     WHERE lots.lot_id = per_lot.lot_id
+), recent_lot_update AS (
+    UPDATE recent_lots SET remaining_points = recent_lots.remaining_points + per_lot.points FROM per_lot
+    WHERE recent_lots.lot_id = per_lot.lot_id
 ), per_account AS (
     SELECT account, sum(amount_points)::bigint AS points, count(*) AS holds FROM expired GROUP BY account
 ), account_update AS (
@@ -57,11 +61,11 @@ SELECT account, points, holds FROM per_account
 
 # Takes the hold's points FIFO by expiry (a running sum picks the lots), records the hold and its portions and
 # raises the held points; writes nothing if the spendable points do not cover it (first column says how many).
-_TAKE_HOLD = """
+_TAKE_HOLD = f"""
 WITH spendable AS (
     SELECT lot_id, expires_at_us, earned_on, remaining_points,
            (sum(remaining_points) OVER (ORDER BY expires_at_us, earned_on))::bigint - remaining_points AS before
-    FROM lots WHERE account = %(account)s AND remaining_points > 0 AND expires_at_us > %(now)s
+    FROM {EVERY_LOT} AS lots WHERE account = %(account)s AND remaining_points > 0 AND expires_at_us > %(now)s
 ), total AS (
     SELECT coalesce(sum(remaining_points), 0)::bigint AS available FROM spendable
 ), picked AS (
@@ -70,6 +74,9 @@ WITH spendable AS (
     FROM spendable, total WHERE total.available >= %(amount)s::bigint AND before < %(amount)s::bigint
 ), lot_update AS (
     UPDATE lots SET remaining_points = lots.remaining_points - picked.take FROM picked WHERE lots.lot_id = picked.lot_id
+), recent_lot_update AS (
+    UPDATE recent_lots SET remaining_points = recent_lots.remaining_points - picked.take FROM picked
+    WHERE recent_lots.lot_id = picked.lot_id
 ), hold_insert AS (
     INSERT INTO holds (hold_id, account, amount_points, state, expires_at_us, committed_points, credit_account, code,
                        reference, metadata_json, fingerprint, created_at_us)
@@ -102,14 +109,14 @@ SELECT locked.balance_points, h.account, h.amount_points, h.state, h.expires_at_
        h.created_at_us, h.reference, h.metadata_json, h.committed_points, h.credit_account,
        hl.lot_id, hl.amount_points AS portion_points, l.expires_at_us AS lot_expires_at_us, l.earned_on AS lot_earned_on
 FROM locked JOIN holds h ON h.hold_id = %(id)s
-LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN lots l ON l.lot_id = hl.lot_id
+LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN {EVERY_LOT} l ON l.lot_id = hl.lot_id
 ORDER BY hl.position
 """
-_LOAD_HOLD = """
+_LOAD_HOLD = f"""
 SELECT h.account, h.amount_points, h.state, h.expires_at_us, h.code, h.fingerprint, h.created_at_us, h.reference,
        h.metadata_json, h.committed_points, h.credit_account,
        hl.lot_id, hl.amount_points AS portion_points, l.expires_at_us AS lot_expires_at_us, l.earned_on AS lot_earned_on
-FROM holds h LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN lots l ON l.lot_id = hl.lot_id
+FROM holds h LEFT JOIN hold_lots hl ON hl.hold_id = h.hold_id LEFT JOIN {EVERY_LOT} l ON l.lot_id = hl.lot_id
 WHERE h.hold_id = %(id)s ORDER BY hl.position
 """
 
@@ -126,6 +133,9 @@ hold_update AS (
     SELECT b.* FROM unnest(%(back_ids)s::bigint[], %(back_points)s::bigint[]) AS b(lot_id, points), hold_update
 ), lot_update AS (
     UPDATE lots SET remaining_points = lots.remaining_points + back.points FROM back WHERE lots.lot_id = back.lot_id
+), recent_lot_update AS (
+    UPDATE recent_lots SET remaining_points = recent_lots.remaining_points + back.points FROM back
+    WHERE recent_lots.lot_id = back.lot_id
 ), account_update AS (
     UPDATE accounts SET balance_points = accounts.balance_points - %(amount)s::bigint,
                         held_points = accounts.held_points - %(held)s::bigint

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Select, and_, bindparam, func, select, union_all
+from sqlalchemy import BigInteger, CompoundSelect, Connection, Select, Table, and_, bindparam, func, select, union_all
 
 from ledger_svc.domain.balance import LotView
 from ledger_svc.domain.conservation import ConservationSums
@@ -20,10 +20,12 @@ from ledger_svc.store import statement
 from ledger_svc.store.tables import (
     EXPIRY_LEFT_OUT,
     ISSUANCE_LEFT_OUT,
+    LOT_COLUMNS,
     accounts,
+    every_lot,
     hold_lots,
     holds,
-    lots,
+    in_both,
     system_balances,
     transfers,
 )
@@ -91,13 +93,16 @@ def _timed_out_hold_lots() -> Select[tuple[Any, ...]]:
 
 
 @functools.cache
-def _lots_of_account(expiring: bool, non_empty: bool) -> Select[tuple[Any, ...]]:
-    query = select(lots).where(lots.c.account == _ACCOUNT)
-    if expiring:
-        query = query.where(lots.c.expires_at_us <= bindparam("expiring_by_us", type_=BigInteger()))
-    if non_empty:
-        query = query.where(lots.c.remaining_points > 0)
-    return query
+def _lots_of_account(expiring: bool, non_empty: bool) -> CompoundSelect[tuple[Any, ...]]:
+    def of_account(table: Table) -> Select[tuple[Any, ...]]:
+        query = select(*[table.c[name] for name in LOT_COLUMNS]).where(table.c.account == _ACCOUNT)
+        if expiring:
+            query = query.where(table.c.expires_at_us <= bindparam("expiring_by_us", type_=BigInteger()))
+        if non_empty:
+            query = query.where(table.c.remaining_points > 0)
+        return query
+
+    return in_both(of_account)  # the account's lots in both tables (ADR 0137)
 
 
 @functools.cache
@@ -136,7 +141,7 @@ def system_balance(conn: Connection, account: str) -> int:
 def conservation_sums(conn: Connection) -> ConservationSums:
     """The full audit's sums: every lot, and every account against its journal entries."""
     books = book_totals(conn)
-    lot_total = conn.execute(select(func.coalesce(func.sum(lots.c.remaining_points), 0))).scalar_one()
+    lot_total = conn.execute(select(func.coalesce(func.sum(every_lot.c.remaining_points), 0))).scalar_one()
     return books.sums(lot_points=int(lot_total), journal_mismatches=_journal_mismatches(conn))
 
 

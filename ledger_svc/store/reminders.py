@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, select
 
-from ledger_svc.store.tables import accounts, lots
+from ledger_svc.store.tables import accounts, every_lot
 
 
 def expiring_in(conn: Connection, start_us: int, end_us: int, after: str, limit: int) -> list[tuple[str, int]]:
     """(account, points) of lots expiring in [start, end), per account after `after`, in account order. System
     accounts hold no lots, so every account here is a resident's."""
-    points = func.sum(lots.c.remaining_points)
+    points = func.sum(every_lot.c.remaining_points)
     query = (
-        select(lots.c.account, points)
-        .where(lots.c.remaining_points > 0, lots.c.expires_at_us >= start_us, lots.c.expires_at_us < end_us)
-        .where(lots.c.account > after)
-        .group_by(lots.c.account)
-        .order_by(lots.c.account)
+        select(every_lot.c.account, points)
+        .where(
+            every_lot.c.remaining_points > 0, every_lot.c.expires_at_us >= start_us, every_lot.c.expires_at_us < end_us
+        )
+        .where(every_lot.c.account > after)
+        .group_by(every_lot.c.account)
+        .order_by(every_lot.c.account)
         .limit(limit)
     )
     return [(str(account), int(total)) for account, total in conn.execute(query)]

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
+    CompoundSelect,
     Computed,
     Date,
+    FetchedValue,
     Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    Select,
     SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
+    select,
     text,
+    union_all,
 )
 
 from service_kit import leader_lease
@@ -46,6 +54,10 @@ accounts = Table(
     # the insert that creates the row (a value computed once per statement, not per credit); NULL for accounts
     # created before ledger_0013, whose walk goes down to the first bucket.
     Column("opened_after_seq", BigInteger),
+    # The last earning day whose lots are all in `lots` (ADR 0137): a lot of a later day is in `recent_lots`. Changed
+    # only under the row's lock, by the mover (store/lot_mover.py). A new account starts before every day, so its
+    # first lots go to recent_lots; the accounts of ledger_0014 start at the day of its latest lot.
+    Column("lots_moved_through", Date, nullable=False, server_default=text("'1970-01-01'")),
     CheckConstraint("balance_points >= 0", name="ck_accounts_balance_not_negative"),
     CheckConstraint("held_points >= 0 AND held_points <= balance_points", name="ck_accounts_held_within_balance"),
     postgresql_with={"fillfactor": 50},
@@ -84,6 +96,59 @@ lots = Table(
     # one transaction, so every row of a page gets a new version at once and all of them must fit beside the old.
     postgresql_with={"fillfactor": 50},
 )
+
+# The lots of recent days, kept day first (ADR 0137): a credit's upsert lands in today's range of the key, which stays
+# in memory, where the account-first key of `lots` outgrew it. The same columns and lot ids from the same source
+# (the sequence of lots.lot_id on PostgreSQL; explicit ids on SQLite, store/accounts.py), so an id names a lot
+# wherever it lives. The mover takes closed days to `lots` with their ids. Which table holds an account's lot is
+# decided by accounts.lots_moved_through alone.
+recent_lots = Table(
+    "recent_lots",
+    metadata,
+    # Drawn from lots' sequence by the server on PostgreSQL (ledger_0014); given by the store on SQLite.
+    Column("lot_id", Serial, primary_key=True, autoincrement=False, server_default=FetchedValue()),
+    Column("account", opaque_key(32), nullable=False),
+    Column("earned_on", Date, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+    Column("credited_points", BigInteger, nullable=False),
+    Column("remaining_points", BigInteger, nullable=False),
+    Column("expired_points", BigInteger, nullable=False, server_default=text("0")),
+    Column("has_points", Boolean, Computed("remaining_points > 0", persisted=True), nullable=False),
+    UniqueConstraint("earned_on", "account", "expires_at_us", name="uq_recent_lots_key"),
+    CheckConstraint("remaining_points >= 0", name="ck_recent_lots_remaining_not_negative"),
+    Index("ix_recent_lots_expiring", "expires_at_us", "lot_id"),
+    # Every reader finds an account's lots by account, in both tables alike. The table holds two or three days once
+    # the mover runs, so this index stays small enough to stay in memory (ADR 0137, Built).
+    Index("ix_recent_lots_account", "account", "expires_at_us", "earned_on"),
+    postgresql_with={"fillfactor": 50},
+)
+
+
+def in_both(build: Callable[[Table], Select[Any]]) -> CompoundSelect[tuple[Any, ...]]:
+    """The same query on lots and on recent_lots, as one: each table's rows found through its own indexes, the
+    query's conditions (an account, an expiry range) named inside each branch."""
+    return union_all(build(lots), build(recent_lots))
+
+
+# The columns both lot tables share, in one order: what a reader of every lot selects from each.
+LOT_COLUMNS = (
+    "lot_id",
+    "account",
+    "earned_on",
+    "expires_at_us",
+    "credited_points",
+    "remaining_points",
+    "expired_points",
+)
+# Every lot, wherever it lives, for readers: PostgreSQL and SQLite push a query's conditions into both branches, so
+# an account's lots are read through each table's account-first index, and a keyset over (expires_at_us, lot_id)
+# merges both tables' expiring indexes.
+every_lot = union_all(
+    select(*[lots.c[name] for name in LOT_COLUMNS]), select(*[recent_lots.c[name] for name in LOT_COLUMNS])
+).subquery("every_lot")
+# The same in SQL, for the statements written out (pg_holds, pg_hold_batches, pg_expiry): `FROM {EVERY_LOT} AS l`.
+_COLUMN_LIST = ", ".join(LOT_COLUMNS)
+EVERY_LOT = f"(SELECT {_COLUMN_LIST} FROM lots UNION ALL SELECT {_COLUMN_LIST} FROM recent_lots)"
 
 # How far the expiry sweep has emptied every lot, in (expires_at_us, lot_id) order: one row, absent before the first
 # sweep. Only moves forward, and only over batches that all committed (ADR 0133).

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from ledger_svc.domain.conservation import Conservation
 from ledger_svc.domain.journal import JournalEntry, canonical_bytes
@@ -110,3 +110,19 @@ def assert_incremental_agrees(ledger: LedgerContext, full: Conservation) -> None
     incremental = audit.check_conservation_incremental(ledger)
     assert not incremental.full_audit
     assert dataclasses.replace(incremental, full_audit=True) == full
+
+
+def assert_lots_placed(engine: Engine) -> None:
+    """ADR 0137's invariants, kept under each account's lock: a lot in `lots` is no later than its account's
+    moved-through day, one in `recent_lots` later; and no lot id is in both."""
+    with engine.connect() as conn:
+        misplaced = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM lots JOIN accounts a ON a.account = lots.account"
+                "        WHERE lots.earned_on > a.lots_moved_through),"
+                " (SELECT count(*) FROM recent_lots r JOIN accounts a ON a.account = r.account"
+                "        WHERE r.earned_on <= a.lots_moved_through),"
+                " (SELECT count(*) FROM lots JOIN recent_lots r ON r.lot_id = lots.lot_id)"
+            )
+        ).one()
+    assert tuple(misplaced) == (0, 0, 0), "lots late in lots, early in recent_lots, in both"

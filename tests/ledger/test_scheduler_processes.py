@@ -1,6 +1,7 @@
 """Two real `python -m ledger_svc` replicas on one PostgreSQL database, two years ahead on a rehearsal clock: the
 leader is killed (SIGKILL) in the middle of the expiry sweep, the other takes the lease over and finishes the run,
-and every expired lot is swept exactly once."""
+and every expired lot is swept exactly once. Likewise in the middle of the lot mover (ADR 0137): every recent lot
+of a closed day ends in lots, once, with its id and points."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from ledger_svc.domain.jobs import Job, JobRun, RunState
 from ledger_svc.service import audit, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import jobs as job_store
-from ledger_svc.store.tables import lots
+from ledger_svc.store.tables import every_lot, lots, recent_lots
 from ledger_svc.store.tables import transfers as journal
 from service_kit import identities
 from service_kit.clock import china_day, system_clock
-from tests.ledger.ledger_support import REGION, account_number, earn, migrated_engine
+from tests.ledger.ledger_support import REGION, account_number, assert_lots_placed, earn, migrated_engine
 from tests.ports import free_port
 from tests.service_identities import TRUST
 
@@ -41,7 +42,7 @@ EXPIRE_CODE = pb.TRANSFER_CODE_EXPIRE
 
 
 class Replica:
-    def __init__(self, database_url: str, log: Path) -> None:
+    def __init__(self, database_url: str, log: Path, **extra: str) -> None:
         self.port = free_port()
         env = {
             **os.environ,
@@ -57,6 +58,7 @@ class Replica:
             "CARBON_LEDGER_EXPIRY_AFTER_MINUTES": "0",
             "CARBON_LOG_FORMAT": "text",
             **TRUST.env(identities.regional(REGION, "ledger")),
+            **extra,
         }
         self.log = log
         with log.open("wb") as out:
@@ -152,7 +154,7 @@ def test_the_leader_killed_mid_sweep_is_replaced_and_nothing_expires_twice(
                 func.count(), func.count(func.distinct(journal.c.reference)), func.sum(journal.c.amount_points)
             ).where(journal.c.code == EXPIRE_CODE)
         ).one()
-        left = conn.execute(select(func.count()).where(lots.c.remaining_points > 0)).scalar_one()
+        left = conn.execute(select(func.count()).where(every_lot.c.remaining_points > 0)).scalar_one()
     assert tuple(expiries) == (EXPIRED_LOTS, EXPIRED_LOTS, points), "one expiry transfer per lot, none twice"
     assert left == FRESH_LOTS
     checked = audit.check_conservation(LedgerContext(engine, REGION, system_clock))
@@ -161,4 +163,59 @@ def test_the_leader_killed_mid_sweep_is_replaced_and_nothing_expires_twice(
         listed = pb_grpc.LedgerServiceStub(channel).ListJobRuns(pb.ListJobRunsRequest(job="expiry"), timeout=10)
     assert listed.runs[0].state == pb.JOB_RUN_STATE_DONE and listed.runs[0].items == EXPIRED_LOTS
     assert f":{survivor.pid}:" in listed.lease_holder
+    engine.dispose()
+
+
+# Accounts with a recent lot each, moved 10 accounts a transaction: 100 commits, seen mid-way however fast.
+MOVED_ACCOUNTS = 1_000
+
+
+def move_run(engine: Engine) -> JobRun | None:
+    day = china_day(datetime.now(UTC) + timedelta(days=60)).isoformat()
+    with engine.connect() as conn:
+        return job_store.load_run(conn, Job.MOVE_LOTS, day)
+
+
+def test_the_leader_killed_mid_move_is_replaced_and_every_lot_moves_once(
+    postgres_url: str, tmp_path: Path, replicas: list[Replica]
+) -> None:
+    engine = migrated_engine(postgres_url)
+    ledger = LedgerContext(engine, REGION, system_clock)
+    earned_at = datetime.now(UTC) - timedelta(days=5)
+    credits = [earn(f"e-{n}", account_number(n), 1 + n % 5, earned_at=earned_at) for n in range(MOVED_ACCOUNTS)]
+    assert all(result.status.name == "POSTED" for result in transfers.post_transfers(ledger, credits))
+    with engine.connect() as conn:
+        before = sorted(conn.execute(select(recent_lots.c.lot_id, recent_lots.c.remaining_points)).all())
+    assert len(before) == MOVED_ACCOUNTS
+    mover = {"CARBON_LEDGER_MOVE_LOTS_BATCH": "10", "CARBON_LEDGER_MOVE_LOTS_AFTER_MINUTES": "0"}
+    replicas.extend(Replica(postgres_url, tmp_path / f"ledger-{n}.log", **mover) for n in range(2))
+    for replica in replicas:
+        replica.wait_ready()
+
+    def moving() -> bool:
+        run = move_run(engine)
+        return run is not None and run.state == RunState.RUNNING and 0 < run.items < MOVED_ACCOUNTS
+
+    wait_until(moving, 60)
+    run = move_run(engine)
+    assert run is not None
+    leader = next(replica for replica in replicas if f":{replica.pid}:" in run.holder)
+    os.kill(leader.pid, signal.SIGKILL)
+    leader.process.wait(10)
+
+    def finished() -> bool:
+        latest = move_run(engine)
+        return latest is not None and latest.state == RunState.DONE
+
+    wait_until(finished, 120)
+    done = move_run(engine)
+    assert done is not None and done.attempts >= 2
+    assert done.items == MOVED_ACCOUNTS, "counts are exactly what committed"
+    with engine.connect() as conn:
+        after = sorted(conn.execute(select(lots.c.lot_id, lots.c.remaining_points)).all())
+        left = conn.execute(select(func.count()).select_from(recent_lots)).scalar_one()
+    assert (after, left) == (before, 0), "every lot moved once, with its id and points"
+    assert_lots_placed(engine)
+    checked = audit.check_conservation(ledger)
+    assert checked.balanced, checked.problems
     engine.dispose()

@@ -89,10 +89,17 @@ def recount(federation: Federation, code: str, year: int, month: int) -> dict[st
 
 
 def points_in_lots(federation: Federation, code: str) -> int:
-    """The points left in the region's lots, read straight from its ledger database."""
+    """The points left in the region's lots (both lot tables, ADR 0137), read straight from its ledger database."""
     ledger = create_engine(federation.ledger_db_urls[code])
     with ledger.connect() as conn:
-        points = int(conn.execute(text("SELECT coalesce(sum(remaining_points), 0) FROM lots")).scalar_one())
+        points = int(
+            conn.execute(
+                text(
+                    "SELECT (SELECT coalesce(sum(remaining_points), 0) FROM lots)"
+                    " + (SELECT coalesce(sum(remaining_points), 0) FROM recent_lots)"
+                )
+            ).scalar_one()
+        )
     ledger.dispose()
     return points
 

@@ -9,7 +9,7 @@ from sqlalchemy import Row, select
 
 from ledger_svc.service import expiry, reads, refunds, transfers
 from ledger_svc.service.context import LedgerContext
-from ledger_svc.store.tables import expiry_requeue, expiry_watermark, lots
+from ledger_svc.store.tables import every_lot, expiry_requeue, expiry_watermark
 from service_kit.errors import InvalidArgument
 from tests.ledger.ledger_support import (
     EXPIRY,
@@ -64,7 +64,8 @@ def test_a_lot_refilled_after_its_sweep_is_swept_again(ledger: LedgerContext, cl
 
 def _has_points(ledger: LedgerContext) -> list[bool]:
     with ledger.engine.connect() as conn:
-        return [bool(flag) for flag in conn.execute(select(lots.c.has_points).where(lots.c.account == A)).scalars()]
+        query = select(every_lot.c.remaining_points > 0).where(every_lot.c.account == A)
+        return [bool(flag) for flag in conn.execute(query).scalars()]
 
 
 def test_a_run_starts_after_the_watermark_and_refills_behind_it_are_queued(
@@ -109,7 +110,7 @@ def _watermark(ledger: LedgerContext) -> int:
 
 def _lots(ledger: LedgerContext) -> list[Row[tuple[int, int]]]:
     with ledger.engine.connect() as conn:
-        return list(conn.execute(select(lots.c.lot_id, lots.c.expires_at_us).where(lots.c.account == A)))
+        return list(conn.execute(select(every_lot.c.lot_id, every_lot.c.expires_at_us).where(every_lot.c.account == A)))
 
 
 def test_a_lot_earned_after_the_clock_went_back_is_swept(ledger: LedgerContext, clock: MovableClock) -> None:

@@ -17,7 +17,7 @@ from ledger_svc.domain.transfers import ItemResult, Status, TransferRequest
 from ledger_svc.service import audit, holds, reads, transfers
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store import pg_credits as credit_store
-from ledger_svc.store.tables import lots
+from ledger_svc.store.tables import every_lot
 from tests.ledger.ledger_support import (
     ISSUANCE,
     START,
@@ -215,7 +215,7 @@ def test_a_batch_sent_again_whole_is_looked_up_without_a_rolled_back_attempt(
     assert [r.status for r in again] == [Status.ALREADY_POSTED] * 50
     assert [r.posting for r in again] == [r.posting for r in first]
     with ledger.engine.connect() as conn:
-        assert conn.execute(select(func.sum(lots.c.credited_points))).scalar_one() == sum(range(1, 51))
+        assert conn.execute(select(func.sum(every_lot.c.credited_points))).scalar_one() == sum(range(1, 51))
 
 
 @pytest.mark.postgres

@@ -2005,7 +2005,9 @@ class ListJobRunsRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     PERIOD_FIELD_NUMBER: _builtins.int
     job: _builtins.str
-    """Optional. Only this job's runs: "expiry", "hold_timeouts", "monthly_close" or "reminders"; empty: every job's."""
+    """Optional. Only this job's runs: "expiry", "hold_timeouts", "monthly_close", "reminders" or "move_lots"; empty:
+    every job's.
+    """
     limit: _builtins.int
     """Optional. At most this many runs: 0 means 20; at most 200."""
     period: _builtins.str
@@ -2132,15 +2134,17 @@ class JobRun(_message.Message):
     HOLDER_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     job: _builtins.str
-    """"expiry", "hold_timeouts", "monthly_close" or "reminders"."""
+    """"expiry", "hold_timeouts", "monthly_close", "reminders" or "move_lots"."""
     period: _builtins.str
     """The China day ("2026-12-03") or the month ("2026-11") the run is for."""
     state: Global___JobRunState.ValueType
     """Where the run stands."""
     items: _builtins.int
-    """Lots expired (expiry), holds released (hold_timeouts), notices newly queued (reminders); 0 for monthly_close."""
+    """Lots expired (expiry), holds released (hold_timeouts), notices newly queued (reminders), lots moved
+    (move_lots); 0 for monthly_close.
+    """
     points: _builtins.int
-    """Points expired (expiry); points outstanding at the close (monthly_close); 0 for hold_timeouts."""
+    """Points expired (expiry); points outstanding at the close (monthly_close); 0 for hold_timeouts and move_lots."""
     batches: _builtins.int
     """Transactions that made progress."""
     attempts: _builtins.int

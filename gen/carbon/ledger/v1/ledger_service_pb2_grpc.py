@@ -435,9 +435,11 @@ class LedgerServiceServicer:
         """The region's scheduled job runs, most recently worked on first, and the replica holding the scheduler's lease.
         The jobs: "expiry" (the expiry sweep, daily shortly after 00:00 China time, period = the China day),
         "hold_timeouts" (held points past their timeout released in the stored state, every minute, period = the day)
-        "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM") and
+        "monthly_close" (the journal sealed and conservation checked for the month just ended, period = "YYYY-MM"),
         "reminders" (notices of points expiring in 30 and 7 days, and on the 1st the monthly digest, queued in the
-        region's identity outbox, daily after 09:00 China time, period = the day; ADR 0113). For operators (`carbon jobs`).
+        region's identity outbox, daily after 09:00 China time, period = the day; ADR 0113) and "move_lots" (recent lots
+        of days before yesterday moved into the per-account lots, daily shortly after 00:00 China time, period = the day;
+        ADR 0137). For operators (`carbon jobs`).
         Idempotency: read-only.
         Errors: INVALID_ARGUMENT (job not empty and not one of the jobs above; limit outside 0-200).
         """
