@@ -112,6 +112,34 @@ def seed(engine: Engine) -> int:
     return sum(1 + n % 7 for n in range(EXPIRED_LOTS))
 
 
+def kill_the_leader_mid_run(
+    replicas: list[Replica], load_run: Callable[[], JobRun | None], part_done: Callable[[JobRun], bool]
+) -> tuple[JobRun, Replica]:
+    """Waits until the run is RUNNING with `part_done` true, SIGKILLs the replica holding it, waits until the other
+    finishes it; returns the finished run and the survivor."""
+
+    def running_part_done() -> bool:
+        run = load_run()
+        return run is not None and run.state == RunState.RUNNING and part_done(run)
+
+    wait_until(running_part_done, 60)
+    run = load_run()
+    assert run is not None
+    leader = next(replica for replica in replicas if f":{replica.pid}:" in run.holder)
+    survivor = next(replica for replica in replicas if replica is not leader)
+    os.kill(leader.pid, signal.SIGKILL)
+    leader.process.wait(10)
+
+    def finished() -> bool:
+        latest = load_run()
+        return latest is not None and latest.state == RunState.DONE
+
+    wait_until(finished, 120)
+    done = load_run()
+    assert done is not None
+    return done, survivor
+
+
 def expiry_run(engine: Engine) -> JobRun | None:
     day = china_day(datetime.now(UTC) + timedelta(days=60)).isoformat()
     with engine.connect() as conn:
@@ -127,25 +155,9 @@ def test_the_leader_killed_mid_sweep_is_replaced_and_nothing_expires_twice(
     for replica in replicas:
         replica.wait_ready()
 
-    def sweeping() -> bool:
-        run = expiry_run(engine)
-        return run is not None and run.state == RunState.RUNNING and 0 < run.items < EXPIRED_LOTS
-
-    wait_until(sweeping, 60)
-    run = expiry_run(engine)
-    assert run is not None
-    leader = next(replica for replica in replicas if f":{replica.pid}:" in run.holder)
-    survivor = next(replica for replica in replicas if replica is not leader)
-    os.kill(leader.pid, signal.SIGKILL)
-    leader.process.wait(10)
-
-    def finished() -> bool:
-        latest = expiry_run(engine)
-        return latest is not None and latest.state == RunState.DONE
-
-    wait_until(finished, 120)
-    done = expiry_run(engine)
-    assert done is not None
+    done, survivor = kill_the_leader_mid_run(
+        replicas, lambda: expiry_run(engine), lambda run: 0 < run.items < EXPIRED_LOTS
+    )
     assert (done.items, done.points) == (EXPIRED_LOTS, points), "counts are exactly what committed"
     assert done.attempts >= 2 and f":{survivor.pid}:" in done.holder
     with engine.connect() as conn:
@@ -192,24 +204,8 @@ def test_the_leader_killed_mid_move_is_replaced_and_every_lot_moves_once(
     for replica in replicas:
         replica.wait_ready()
 
-    def moving() -> bool:
-        run = move_run(engine)
-        return run is not None and run.state == RunState.RUNNING and 0 < run.items < MOVED_ACCOUNTS
-
-    wait_until(moving, 60)
-    run = move_run(engine)
-    assert run is not None
-    leader = next(replica for replica in replicas if f":{replica.pid}:" in run.holder)
-    os.kill(leader.pid, signal.SIGKILL)
-    leader.process.wait(10)
-
-    def finished() -> bool:
-        latest = move_run(engine)
-        return latest is not None and latest.state == RunState.DONE
-
-    wait_until(finished, 120)
-    done = move_run(engine)
-    assert done is not None and done.attempts >= 2
+    done, _ = kill_the_leader_mid_run(replicas, lambda: move_run(engine), lambda run: 0 < run.items < MOVED_ACCOUNTS)
+    assert done.attempts >= 2
     assert done.items == MOVED_ACCOUNTS, "counts are exactly what committed"
     with engine.connect() as conn:
         after = sorted(conn.execute(select(lots.c.lot_id, lots.c.remaining_points)).all())
