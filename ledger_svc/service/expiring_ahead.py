@@ -13,6 +13,7 @@ from ledger_svc.domain.periods import month_key, next_month
 from ledger_svc.domain.time import day_of
 from ledger_svc.service.context import LedgerContext
 from ledger_svc.store.expiring_ahead import points_by_expiry
+from service_kit.db import one_snapshot
 from service_kit.errors import InvalidArgument
 
 DEFAULT_MONTHS = 12
@@ -35,7 +36,7 @@ def expiring_ahead(ctx: LedgerContext, months_ahead: int) -> list[ExpiringMonth]
     for _ in range((months_ahead or DEFAULT_MONTHS) - 1):
         periods.append(next_month(periods[-1]))
     before_us = month_bounds_us(periods[-1])[1]
-    with ctx.engine.connect() as conn:
+    with one_snapshot(ctx.engine) as conn:  # ends in COMMIT: the connection keeps its prepared statements (ADR 0029)
         rows = points_by_expiry(conn, now_us, before_us)
     totals = {period: [0, 0] for period in periods}
     for expires_at_us, points, lots in rows:

@@ -32,6 +32,7 @@ from ledger_svc.store import accounts as account_store
 from ledger_svc.store import holds as hold_store
 from ledger_svc.store import journal
 from service_kit.accounts import is_system_account
+from service_kit.db import one_snapshot
 from service_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 
 MAX_SWEEP_BATCH = 5000
@@ -235,7 +236,9 @@ def _release(conn: Connection, ctx: LedgerContext, hold_id: str) -> Hold:
 
 def get_hold(ctx: LedgerContext, hold_id: str) -> Hold:
     require_id("hold_id", hold_id)
-    with ctx.engine.connect() as conn:
+    # One snapshot for the hold and its lots; ending in COMMIT, it keeps the connection's prepared statements
+    # (ADR 0029).
+    with one_snapshot(ctx.engine) as conn:
         found = hold_store.load_hold(conn, hold_id)
     if found is None:
         raise NotFound("HOLD_NOT_FOUND", f"no hold {hold_id!r}", {"hold_id": hold_id})

@@ -21,6 +21,7 @@ from ledger_svc.service.set_based_credits import post_credits
 from ledger_svc.store import accounts as account_store
 from ledger_svc.store import holds as hold_store
 from ledger_svc.store import journal
+from service_kit.db import one_snapshot
 from service_kit.errors import InvalidArgument, NotFound
 
 # A fingerprint no body has: ids held by holds are taken, whatever the body.
@@ -103,7 +104,9 @@ def write_book(
 def get_transfer(ctx: LedgerContext, transfer_id: str) -> Posting:
     if not transfer_id:
         raise InvalidArgument("transfer_id", "is required")
-    with ctx.engine.connect() as conn:
+    # One snapshot for the transfer and its lots; ending in COMMIT, it keeps the connection's prepared statements
+    # (docs/adr/0029-reads-keep-their-prepared-statements.md).
+    with one_snapshot(ctx.engine) as conn:
         found = journal.load_postings(conn, [transfer_id]).get(transfer_id)
     if found is None:
         raise NotFound("TRANSFER_NOT_FOUND", f"no transfer {transfer_id!r}", {"transfer_id": transfer_id})
