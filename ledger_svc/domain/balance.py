@@ -42,15 +42,12 @@ def balance_view(lots: list[LotView], held_points: int, now_us: int) -> BalanceV
     )
 
 
-def balance_from_sums(balance_points: int, live_held_points: int, soon_lots: list[LotView], now_us: int) -> BalanceView:
+def balance_from_sums(balance_points: int, live_held_points: int, expired: int, expiring: int) -> BalanceView:
     """The same answer as `balance_view` from the account's maintained balance (points in lots + pending holds,
-    timed-out ones included), its live holds and only the lots that expire within 30 days (ADR 0117). Points of
-    lots expired but not swept yet are not available; timed-out holds' points are back in their lots (`soon_lots`
-    counts them there), so what is neither live-held nor expired is available."""
-    expired = sum(lot.remaining_points for lot in soon_lots if lot.key.expires_at_us <= now_us)
-    expiring = sum(
-        lot.remaining_points for lot in soon_lots if now_us < lot.key.expires_at_us <= now_us + EXPIRING_SOON_US
-    )
+    timed-out ones included), its live holds and the points of only the lots that expire within 30 days (ADR 0117):
+    those expired but not swept yet, and those expiring after now. Expired points are not available; timed-out
+    holds' points are back in their lots (the sums count them there), so what is neither live-held nor expired is
+    available."""
     available = balance_points - live_held_points - expired
     return BalanceView(
         available_points=available,

@@ -32,9 +32,9 @@ def _check_account(account: str, ctx: LedgerContext) -> None:
 def get_balance(ctx: LedgerContext, account: str) -> BalanceView:
     _check_account(account, ctx)
     now_us = ctx.now_us()
-    # The sums and the soon-expiring lots from one snapshot: a spend committed between two snapshots would show its
-    # debit in one figure and not in the other.
-    with one_snapshot(ctx.engine) as conn:
+    # One statement, so one snapshot with no transaction around it: a spend committed between two snapshots would
+    # show its debit in one figure and not in the other (ADR 0029).
+    with one_statement_transaction(ctx.engine) as conn:
         if is_system_account(account):
             points = reads.system_balance(conn, account)
             return BalanceView(
@@ -42,11 +42,8 @@ def get_balance(ctx: LedgerContext, account: str) -> BalanceView:
             )
         # The maintained sums, the live holds and only the lots expiring within 30 days (ADR 0117): a balance
         # costs a few index reads however long the account's history.
-        sums = reads.account_sums(conn, account, now_us)
-        soon = reads.lot_views(
-            conn, account, now_us, expiring_by_us=now_us + EXPIRING_SOON_US, timed_out_holds=sums.timed_out_holds
-        )
-    return balance_from_sums(sums.balance_points, sums.live_held_points, soon, now_us)
+        sums = reads.balance_sums(conn, account, now_us, now_us + EXPIRING_SOON_US)
+    return balance_from_sums(sums.balance_points, sums.live_held_points, sums.expired_points, sums.expiring_points)
 
 
 @dataclass(frozen=True)

@@ -38,17 +38,14 @@ def lot_views(
     now_us: int,
     include_empty: bool = False,
     expiring_by_us: int | None = None,
-    timed_out_holds: bool = True,
 ) -> list[LotView]:
     """The account's lots, FIFO order; points of timed-out, unswept holds count as back in their lots. With
     `expiring_by_us`, only lots that expire by then: a range of the (account, expires_at_us, ...) key, so a
-    reader that wants the soon-expiring lots reads those, not the account's whole history. A caller that knows
-    the account has no timed-out pending hold says so (`timed_out_holds=False`) and saves their look-up."""
+    reader that wants the soon-expiring lots reads those, not the account's whole history."""
     returned: dict[int, int] = defaultdict(int)
     values = {"account": account, "now_us": now_us, "expiring_by_us": expiring_by_us}
-    if timed_out_holds:
-        for row in conn.execute(_timed_out_hold_lots(), values):
-            returned[row.lot_id] = int(row.points)
+    for row in conn.execute(_timed_out_hold_lots(), values):
+        returned[row.lot_id] = int(row.points)
     query = _lots_of_account(expiring_by_us is not None, not include_empty and not returned)
     views = []
     for row in conn.execute(query, values):
@@ -60,20 +57,6 @@ def lot_views(
             )
     views.sort(key=lambda view: (view.key, view.lot_id))
     return views
-
-
-@dataclass(frozen=True)
-class AccountSums:
-    balance_points: int  # maintained: points in lots + pending holds (timed-out ones too, until swept)
-    live_held_points: int  # pending holds that have not timed out
-    timed_out_holds: bool  # a pending hold has timed out: its points count as back in their lots
-
-
-def account_sums(conn: Connection, account: str, now_us: int) -> AccountSums:
-    """The account's maintained balance and its pending holds, live and timed out, in one round trip: a
-    primary-key read and a range of ix_holds_account_state. Zeros for an account that never received points."""
-    row = conn.execute(_account_sums(), {"account": account, "now_us": now_us}).one()
-    return AccountSums(int(row.balance or 0), int(row.live or 0), bool(row.timed_out))
 
 
 # The balance's queries are built once and run with their values: building them per call cost SQLAlchemy more Python
@@ -105,17 +88,50 @@ def _lots_of_account(expiring: bool, non_empty: bool) -> CompoundSelect[tuple[An
     return in_both(of_account)  # the account's lots in both tables (ADR 0137)
 
 
+@dataclass(frozen=True)
+class BalanceSums:
+    balance_points: int  # maintained: points in lots + pending holds (timed-out ones too, until swept)
+    live_held_points: int  # pending holds that have not timed out
+    expired_points: int  # in lots expired by now but not swept yet (timed-out holds' points back in them)
+    expiring_points: int  # in lots expiring after now and by `soon_us` (likewise)
+
+
+def balance_sums(conn: Connection, account: str, now_us: int, soon_us: int) -> BalanceSums:
+    """What a balance needs, in one statement, so one snapshot without a transaction (ADR 0029): the maintained sum,
+    the live holds, and the points of the account's lots that expire by `soon_us` in both lot tables, split at now,
+    with the points of timed-out, unswept holds counted back in their lots (as `lot_views` does). A few index
+    ranges however long the account's history (ADR 0117)."""
+    row = conn.execute(_balance_sums(), {"account": account, "now_us": now_us, "soon_us": soon_us}).one()
+    return BalanceSums(int(row.balance or 0), int(row.live or 0), int(row.expired or 0), int(row.expiring or 0))
+
+
 @functools.cache
-def _account_sums() -> Select[tuple[Any, ...]]:
+def _balance_sums() -> Select[tuple[Any, ...]]:
+    soon_us = bindparam("soon_us", type_=BigInteger())
+
+    def expiring_by_soon(table: Table) -> Select[tuple[Any, ...]]:
+        return select(table.c.lot_id, table.c.expires_at_us, table.c.remaining_points).where(
+            table.c.account == _ACCOUNT, table.c.expires_at_us <= soon_us
+        )
+
+    soon = in_both(expiring_by_soon).subquery("soon")
+    returned = _timed_out_hold_lots().subquery("returned")
+    points = soon.c.remaining_points + func.coalesce(returned.c.points, 0)
+    lots_by_soon = select(
+        func.sum(points).filter(soon.c.expires_at_us <= _NOW_US).label("expired"),
+        func.sum(points).filter(soon.c.expires_at_us > _NOW_US).label("expiring"),
+    ).select_from(soon.outerjoin(returned, returned.c.lot_id == soon.c.lot_id))
     pending = and_(holds.c.account == _ACCOUNT, holds.c.state == int(HoldState.PENDING))
+    lots_subquery = lots_by_soon.subquery("lot_sums")
     return select(
         select(accounts.c.balance_points).where(accounts.c.account == _ACCOUNT).scalar_subquery().label("balance"),
         select(func.sum(holds.c.amount_points))
         .where(pending, holds.c.expires_at_us > _NOW_US)
         .scalar_subquery()
         .label("live"),
-        select(func.count()).where(pending, holds.c.expires_at_us <= _NOW_US).scalar_subquery().label("timed_out"),
-    )
+        lots_subquery.c.expired,
+        lots_subquery.c.expiring,
+    ).select_from(lots_subquery)
 
 
 def live_held_points(conn: Connection, account: str, now_us: int) -> int:

@@ -70,8 +70,9 @@ def test_issuance_has_a_statement_newest_first(ledger: LedgerContext) -> None:
 def test_a_balance_comes_from_one_snapshot_when_a_spend_commits_between_its_statements(
     pg_ledger: LedgerContext,
 ) -> None:
-    # The balance reads the maintained sums, then the soon-expiring lots. At READ COMMITTED a spend committed
-    # between the two showed in the lots and not the sums: 150 available, none expiring, which was never true.
+    # A balance once read the maintained sums, then the soon-expiring lots. At READ COMMITTED a spend committed
+    # between the two showed in the lots and not the sums: 150 available, none expiring, which was never true. It
+    # is one statement now; the spend commits after it, and the next balance shows it whole.
     # (PostgreSQL only: SQLite's reads are transactions that hold the write lock, so the spend would wait.)
     transfers.post_transfers(
         pg_ledger, [earn("soon", A, 100, earned_at=START - timedelta(days=720)), earn("later", A, 50)]
