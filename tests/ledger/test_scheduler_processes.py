@@ -140,10 +140,11 @@ def kill_the_leader_mid_run(
     return done, survivor
 
 
-def expiry_run(engine: Engine) -> JobRun | None:
+def job_run(engine: Engine, job: Job) -> JobRun | None:
+    """The job's run for the replicas' day (their clock runs 60 days ahead)."""
     day = china_day(datetime.now(UTC) + timedelta(days=60)).isoformat()
     with engine.connect() as conn:
-        return job_store.load_run(conn, Job.EXPIRY, day)
+        return job_store.load_run(conn, job, day)
 
 
 def test_the_leader_killed_mid_sweep_is_replaced_and_nothing_expires_twice(
@@ -156,7 +157,7 @@ def test_the_leader_killed_mid_sweep_is_replaced_and_nothing_expires_twice(
         replica.wait_ready()
 
     done, survivor = kill_the_leader_mid_run(
-        replicas, lambda: expiry_run(engine), lambda run: 0 < run.items < EXPIRED_LOTS
+        replicas, lambda: job_run(engine, Job.EXPIRY), lambda run: 0 < run.items < EXPIRED_LOTS
     )
     assert (done.items, done.points) == (EXPIRED_LOTS, points), "counts are exactly what committed"
     assert done.attempts >= 2 and f":{survivor.pid}:" in done.holder
@@ -182,12 +183,6 @@ def test_the_leader_killed_mid_sweep_is_replaced_and_nothing_expires_twice(
 MOVED_ACCOUNTS = 1_000
 
 
-def move_run(engine: Engine) -> JobRun | None:
-    day = china_day(datetime.now(UTC) + timedelta(days=60)).isoformat()
-    with engine.connect() as conn:
-        return job_store.load_run(conn, Job.MOVE_LOTS, day)
-
-
 def test_the_leader_killed_mid_move_is_replaced_and_every_lot_moves_once(
     postgres_url: str, tmp_path: Path, replicas: list[Replica]
 ) -> None:
@@ -204,7 +199,9 @@ def test_the_leader_killed_mid_move_is_replaced_and_every_lot_moves_once(
     for replica in replicas:
         replica.wait_ready()
 
-    done, _ = kill_the_leader_mid_run(replicas, lambda: move_run(engine), lambda run: 0 < run.items < MOVED_ACCOUNTS)
+    done, _ = kill_the_leader_mid_run(
+        replicas, lambda: job_run(engine, Job.MOVE_LOTS), lambda run: 0 < run.items < MOVED_ACCOUNTS
+    )
     assert done.attempts >= 2
     assert done.items == MOVED_ACCOUNTS, "counts are exactly what committed"
     with engine.connect() as conn:
