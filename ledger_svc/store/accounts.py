@@ -19,6 +19,7 @@ from ledger_svc.store.tables import (
     accounts,
     every_lot,
     in_both,
+    lot_key_columns,
     lots,
     recent_lots,
     system_balances,
@@ -149,14 +150,17 @@ def _update_lots_by_id(conn: Connection, rows: list[dict[str, Any]]) -> None:
         )
 
 
-def update_lots_by_id(conn: Connection, table: Table, changes: Mapping[int, int]) -> None:
-    """Adds each lot's points (by id) in `table`: for callers that know ids only, called once per lot table."""
-    conn.execute(
-        update(table)
-        .where(table.c.lot_id == bindparam("id"))
-        .values(remaining_points=table.c.remaining_points + bindparam("d")),
-        [{"id": lot_id, "d": points} for lot_id, points in sorted(changes.items())],
-    )
+def update_lots_by_id(conn: Connection, changes: Mapping[int, int]) -> None:
+    """Adds each lot's points, by id, wherever the lot lives: for callers that know ids only. An id is in one of the
+    two tables: each is asked."""
+    rows = [{"id": lot_id, "d": points} for lot_id, points in sorted(changes.items())]
+    for table in (lots, recent_lots):
+        conn.execute(
+            update(table)
+            .where(table.c.lot_id == bindparam("id"))
+            .values(remaining_points=table.c.remaining_points + bindparam("d")),
+            rows,
+        )
 
 
 def _upsert_lots(conn: Connection, users: Mapping[str, UserAccount], rows: list[dict[str, Any]]) -> dict[LotKey, int]:
@@ -190,9 +194,7 @@ def _upsert_lots_sqlite(conn: Connection, table: Table, rows: list[dict[str, Any
         insert: Insert = dialect_insert(conn, table).values(numbered)
         excluded = insert.excluded  # type: ignore[attr-defined]
         statement = insert.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=["account", "expires_at_us", "earned_on"]
-            if table is lots
-            else ["earned_on", "account", "expires_at_us"],
+            index_elements=list(lot_key_columns(table)),
             set_={
                 "remaining_points": table.c.remaining_points + excluded.remaining_points,
                 "credited_points": table.c.credited_points + excluded.credited_points,

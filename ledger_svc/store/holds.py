@@ -12,7 +12,7 @@ from ledger_svc.domain.holds import Hold, HoldState
 from ledger_svc.domain.lots import LotKey, Portion, UserAccount
 from ledger_svc.store.accounts import update_lots_by_id
 from ledger_svc.store.dialects import chunks
-from ledger_svc.store.tables import every_lot, hold_lots, holds, lots, recent_lots
+from ledger_svc.store.tables import every_lot, hold_lots, holds
 
 
 def load_hold(conn: Connection, hold_id: str) -> Hold | None:
@@ -166,8 +166,7 @@ def release_expired_holds(
             .group_by(hold_lots.c.lot_id)
         ):
             per_lot[row.lot_id] += int(row.points)
-    for table in (lots, recent_lots):  # each lot is in one of them
-        update_lots_by_id(conn, table, per_lot)
+    update_lots_by_id(conn, per_lot)
     for row in expired:
         users[row.account].held_points -= row.amount_points
     for part in chunks(sorted(hold_ids)):

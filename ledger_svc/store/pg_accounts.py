@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from ledger_svc.domain.lots import LotKey, UserAccount
-from ledger_svc.store.tables import JOURNAL_LAST_SEQ
+from ledger_svc.store.tables import JOURNAL_LAST_SEQ, lot_key_columns, lots, recent_lots
 
 _LOCK_USERS = text(
     f"""
@@ -32,8 +32,8 @@ _UPSERT_INTO = """
         credited_points = {table}.credited_points + excluded.credited_points
     RETURNING lot_id, account, expires_at_us, earned_on
 """
-_UPSERT_LOTS = text(_UPSERT_INTO.format(table="lots", key="account, expires_at_us, earned_on"))
-_UPSERT_RECENT_LOTS = text(_UPSERT_INTO.format(table="recent_lots", key="earned_on, account, expires_at_us"))
+_UPSERT_LOTS = text(_UPSERT_INTO.format(table="lots", key=", ".join(lot_key_columns(lots))))
+_UPSERT_RECENT_LOTS = text(_UPSERT_INTO.format(table="recent_lots", key=", ".join(lot_key_columns(recent_lots))))
 _WRITE_USERS = text(
     """
     UPDATE accounts SET balance_points = v.b, held_points = v.h

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from ledger_svc.domain.credits import Credit
-from ledger_svc.domain.lots import LotKey
-from ledger_svc.store.tables import JOURNAL_LAST_SEQ
+from ledger_svc.domain.lots import LotKey, is_recent
+from ledger_svc.store.tables import JOURNAL_LAST_SEQ, lot_key_columns, lots, recent_lots
 from service_kit.pg_copy import COPY_ESCAPES, copy_into
 
 # Ids of the batch already taken, by a posted transfer ('t') or by a hold ('h'): one probe per id and table.
@@ -64,8 +64,8 @@ _UPSERT_INTO = """
         credited_points = {table}.credited_points + excluded.credited_points
     RETURNING lot_id, account, expires_at_us, earned_on
 """
-_UPSERT_RECENT_LOTS = text(_UPSERT_INTO.format(table="recent_lots", key="earned_on, account, expires_at_us"))
-_UPSERT_LOTS = text(_UPSERT_INTO.format(table="lots", key="account, expires_at_us, earned_on"))
+_UPSERT_RECENT_LOTS = text(_UPSERT_INTO.format(table="recent_lots", key=", ".join(lot_key_columns(recent_lots))))
+_UPSERT_LOTS = text(_UPSERT_INTO.format(table="lots", key=", ".join(lot_key_columns(lots))))
 # Creates, locks (in account order) and credits the accounts in one statement; returns the new balances and each
 # account's moved-through day, read under its lock (where its lots go). A new account's opened_after_seq is read once
 # for the statement (an InitPlan), before the batch's journal rows.
@@ -142,7 +142,7 @@ def upsert_lots(conn: Connection, per_lot: dict[LotKey, int], moved_through: dic
     recent: list[LotKey] = []
     moved: list[LotKey] = []
     for key in sorted(per_lot):
-        (recent if key.earned_on > moved_through[key.account] else moved).append(key)
+        (recent if is_recent(key.earned_on, moved_through[key.account]) else moved).append(key)
     found: dict[LotKey, int] = {}
     if recent:
         found.update(_upsert_into(conn, _UPSERT_RECENT_LOTS, recent, per_lot))

@@ -124,6 +124,13 @@ recent_lots = Table(
 )
 
 
+def lot_key_columns(table: Table) -> tuple[str, ...]:
+    """The columns of a lot table's unique key, in its order (account first in lots, day first in recent_lots): what an
+    upsert's ON CONFLICT names."""
+    key = next(c for c in table.constraints if isinstance(c, UniqueConstraint) and c.name == f"uq_{table.name}_key")
+    return tuple(column.name for column in key.columns)
+
+
 def in_both(build: Callable[[Table], Select[Any]]) -> CompoundSelect[tuple[Any, ...]]:
     """The same query on lots and on recent_lots, as one: each table's rows found through its own indexes, the
     query's conditions (an account, an expiry range) named inside each branch."""
